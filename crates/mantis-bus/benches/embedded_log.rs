@@ -1,0 +1,88 @@
+//! Throughput of the embedded log on this machine (a bench binary that prints figures):
+//! sequential publishes (one fsync each), concurrent publishers sharing fsyncs (group commit),
+//! and a consumer reading everything back.
+//!
+//! Run: `cargo bench -p mantis-bus --bench embedded_log`
+
+use mantis_bus::{
+    Bus, OutboundRecord, StartFrom, SubscribeOptions, TopicSpec, TraceContext,
+    embedded::EmbeddedBus,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PAYLOAD: usize = 120; // about one Avro-encoded reading
+
+fn record(i: usize) -> OutboundRecord {
+    OutboundRecord::new(
+        "bench",
+        Some(format!("asset-{}", i % 64).into_bytes()),
+        vec![7u8; PAYLOAD],
+        TraceContext::new_root(),
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let bus = Arc::new(EmbeddedBus::open(dir.path()).await?);
+    bus.ensure_topics(&[TopicSpec {
+        name: "bench".into(),
+        partitions: 12,
+        retention: Duration::from_secs(3600),
+    }])
+    .await?;
+
+    let n = 2_000;
+    let t = Instant::now();
+    for i in 0..n {
+        bus.publish(record(i)).await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "embedded log, sequential publish (fsync each): {:>8.0} records/s ({:.2} ms per publish)",
+        n as f64 / secs,
+        secs * 1000.0 / n as f64
+    );
+
+    for publishers in [8usize, 64] {
+        let per = 20_000 / publishers;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for p in 0..publishers {
+            let bus = bus.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per {
+                    bus.publish(record(p * per + i)).await?;
+                }
+                Ok::<_, mantis_bus::Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let total = per * publishers;
+        println!(
+            "embedded log, {publishers:>2} concurrent publishers (group commit): {:>8.0} records/s",
+            total as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+
+    let total = n + 20_000 / 8 * 8 + 20_000 / 64 * 64;
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new(
+            "bench-reader",
+            ["bench"],
+            StartFrom::Earliest,
+        ))
+        .await?;
+    let t = Instant::now();
+    for _ in 0..total {
+        sub.next().await?;
+    }
+    println!(
+        "embedded log, one consumer reading back:       {:>8.0} records/s ({total} records)",
+        total as f64 / t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

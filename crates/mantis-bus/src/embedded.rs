@@ -1,0 +1,1160 @@
+//! The embedded bus: a durable, partitioned, append-only log on local disk.
+//!
+//! Layout under the root directory:
+//!
+//! ```text
+//! LOCK                                   locked while a bus has the directory open
+//! topics/<topic>/topic.json              partition count and retention
+//! topics/<topic>/<partition>/<base>.log  segments, named by their first offset (20 digits)
+//! groups/<group>.json                    committed offsets of a consumer group
+//! ```
+//!
+//! A segment is a run of frames `len: u32 | crc32(body): u32 | body` with the body
+//! `offset: i64 | timestamp_ms: i64 | key_len: i32 (-1: no key) | key | header_count: u32 |
+//! (name_len: u32 | name | value_len: u32 | value)* | payload`, all little-endian.
+//!
+//! A record becomes visible to readers, and `publish` returns, only after an fsync covering it;
+//! concurrent publishers of one partition share fsyncs (group commit). On open, segments are
+//! scanned to rebuild the offset index; a torn frame at the tail of the last segment (a crash
+//! mid-append) is cut off, any other damage is [`Error::Corrupt`]. Retention deletes whole
+//! segments (never the active one) on open and whenever a segment rolls.
+//!
+//! Consumer groups live in the process. The partitions of a topic are dealt round-robin over the
+//! group's members reading it, recomputed whenever a member joins or leaves (a dropped
+//! subscription leaves; `session_timeout` is not needed in one process). A partition a member
+//! gains starts at the group's committed offset, or where the group started (`StartFrom`, fixed
+//! when the group first reads the partition); committed offsets are written atomically to disk.
+//! Subscriptions read frames from the segment files in bounded batches; nothing is kept in memory
+//! beyond one batch and the offset index.
+
+use crate::{
+    Bus, Delivery, Envelope, Error, Header, OutboundRecord, Position, Result, StartFrom,
+    SubscribeOptions, Subscription, TopicSpec,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{BufReader, ErrorKind, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// Length and checksum in front of every frame body.
+const FRAME_HEADER: u64 = 8;
+/// offset + timestamp + key length + header count.
+const MIN_BODY: u64 = 24;
+/// Largest accepted frame body.
+const MAX_BODY: usize = 256 << 20;
+/// Most records and bytes read from a segment in one go by a subscription.
+const READ_BATCH: usize = 256;
+const READ_BYTES: u64 = 1 << 20;
+
+/// Tuning of an [`EmbeddedBus`].
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// A partition starts a new segment once its current one reaches this size (default 64 MiB).
+    pub segment_bytes: u64,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The durable on-disk bus of the single-process mode. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBus")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedBus {
+    /// Opens (creating if needed) the log in `dir` with default options, recovering its state.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, EmbeddedOptions::default()).await
+    }
+
+    /// Opens (creating if needed) the log in `dir`. Fails with [`Error::Unavailable`] when
+    /// another bus holds the directory, [`Error::Corrupt`] when a segment is damaged.
+    pub async fn open_with(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self> {
+        if options.segment_bytes == 0 {
+            return Err(Error::Invalid("segment_bytes must be positive".into()));
+        }
+        let root = dir.as_ref().to_path_buf();
+        let inner = blocking(move || Inner::open(root, options)).await?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
+        let (inner, specs) = (self.inner.clone(), topics.to_vec());
+        blocking(move || inner.ensure_topics(&specs)).await
+    }
+
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivery> {
+        let (partition, retention) = self.inner.route(&record)?;
+        let segment_bytes = self.inner.options.segment_bytes;
+        blocking(move || {
+            let offset = partition.append(&record, segment_bytes, retention)?;
+            Ok(Delivery {
+                partition: partition.id,
+                offset,
+            })
+        })
+        .await
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>> {
+        let inner = self.inner.clone();
+        let sub = blocking(move || Inner::join(&inner, options)).await?;
+        Ok(Box::new(sub))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        tokio::fs::metadata(&self.inner.root).await?;
+        Ok(())
+    }
+}
+
+/// (topic, partition).
+type Tp = (String, i32);
+
+struct Inner {
+    root: PathBuf,
+    options: EmbeddedOptions,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    groups: Mutex<HashMap<String, Group>>,
+    next_member: AtomicU64,
+    /// Holds the directory lock for the lifetime of the bus.
+    _lock: File,
+}
+
+struct Topic {
+    retention: Duration,
+    partitions: Vec<Arc<Partition>>,
+    round_robin: AtomicU32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TopicMeta {
+    partitions: i32,
+    retention_ms: u64,
+}
+
+struct Partition {
+    topic: String,
+    id: i32,
+    dir: PathBuf,
+    /// Held for a write or an index lookup, never across an fsync.
+    log: Mutex<Log>,
+    /// Offsets below this value are on disk; serialises fsyncs (group commit).
+    synced: Mutex<i64>,
+    /// Durable end offset: what readers may read and wait on.
+    end: watch::Sender<i64>,
+}
+
+struct Log {
+    segments: Vec<Segment>,
+    /// The last segment, open for appending.
+    active: Arc<File>,
+    next_offset: i64,
+}
+
+struct Segment {
+    base: i64,
+    path: PathBuf,
+    /// File position of every record (offset `base + i`).
+    positions: Vec<u64>,
+    size: u64,
+    max_timestamp: i64,
+}
+
+#[derive(Default)]
+struct Group {
+    committed: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Start positions of partitions the group has no commit for, fixed when first assigned so
+    /// a partition handed to another member continues where the group started.
+    initial: HashMap<Tp, i64>,
+    members: BTreeMap<u64, Member>,
+    /// Serialises writes of the group file.
+    persist: Arc<Mutex<()>>,
+}
+
+struct Member {
+    topics: Vec<String>,
+    start: StartFrom,
+    assignment: watch::Sender<Arc<[Tp]>>,
+}
+
+impl Inner {
+    fn open(root: PathBuf, options: EmbeddedOptions) -> Result<Self> {
+        fs::create_dir_all(root.join("topics"))?;
+        fs::create_dir_all(root.join("groups"))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("LOCK"))?;
+        lock.try_lock().map_err(|e| match e {
+            fs::TryLockError::WouldBlock => Error::Unavailable(format!(
+                "the log directory {} is in use by another bus",
+                root.display()
+            )),
+            fs::TryLockError::Error(e) => Error::Io(e),
+        })?;
+        let mut topics = HashMap::new();
+        for entry in fs::read_dir(root.join("topics"))? {
+            let dir = entry?.path();
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let meta_path = dir.join("topic.json");
+            if !meta_path.exists() {
+                warn!(topic = %name, "ignoring a topic whose creation did not complete");
+                continue;
+            }
+            let meta: TopicMeta = serde_json::from_slice(&fs::read(&meta_path)?)
+                .map_err(|e| corrupt(&meta_path, e))?;
+            let topic = Topic::open(
+                &dir,
+                &name,
+                meta.partitions,
+                Duration::from_millis(meta.retention_ms),
+            )?;
+            topics.insert(name, Arc::new(topic));
+        }
+        info!(root = %root.display(), topics = topics.len(), "opened the embedded log");
+        Ok(Self {
+            root,
+            options,
+            topics: RwLock::new(topics),
+            groups: Mutex::new(HashMap::new()),
+            next_member: AtomicU64::new(0),
+            _lock: lock,
+        })
+    }
+
+    fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
+        for spec in specs {
+            validate_topic(&spec.name)?;
+            if !(1..=10_000).contains(&spec.partitions) {
+                return Err(Error::Invalid(format!(
+                    "topic `{}`: {} partitions",
+                    spec.name, spec.partitions
+                )));
+            }
+        }
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        for spec in specs {
+            if topics.contains_key(&spec.name) {
+                continue;
+            }
+            let dir = self.root.join("topics").join(&spec.name);
+            let topic = Topic::open(&dir, &spec.name, spec.partitions, spec.retention)?;
+            let meta = TopicMeta {
+                partitions: spec.partitions,
+                retention_ms: u64::try_from(spec.retention.as_millis()).unwrap_or(u64::MAX),
+            };
+            let bytes = serde_json::to_vec(&meta).map_err(|e| Error::Other(e.to_string()))?;
+            // The metadata file is written last: it marks the topic as complete.
+            write_atomic(&dir.join("topic.json"), &bytes)?;
+            sync_dir(&self.root.join("topics"))?;
+            info!(topic = %spec.name, partitions = spec.partitions, "created topic");
+            topics.insert(spec.name.clone(), Arc::new(topic));
+        }
+        Ok(())
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        let t = self.topic(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.partitions.get(p).cloned())
+            .ok_or_else(|| Error::Invalid(format!("topic `{topic}` has no partition {partition}")))
+    }
+
+    /// Picks the partition of a record: keyed records by murmur2 of the key (as Kafka's Java
+    /// client does), unkeyed ones round-robin.
+    fn route(&self, record: &OutboundRecord) -> Result<(Arc<Partition>, Duration)> {
+        let topic = self.topic(&record.topic)?;
+        let n = topic.partitions.len() as u32;
+        let slot = match &record.key {
+            Some(key) => (murmur2(key) & 0x7fff_ffff) % n,
+            None => topic.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        let partition = topic.partitions[slot as usize].clone();
+        Ok((partition, topic.retention))
+    }
+
+    fn group_path(&self, group: &str) -> PathBuf {
+        let mut name = String::with_capacity(group.len() + 5);
+        for b in group.bytes() {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                name.push(char::from(b));
+            } else {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+        name.push_str(".json");
+        self.root.join("groups").join(name)
+    }
+
+    fn join(self: &Arc<Self>, options: SubscribeOptions) -> Result<EmbeddedSubscription> {
+        if options.group.is_empty() || options.topics.is_empty() {
+            return Err(Error::Invalid(
+                "a subscription needs a group and topics".into(),
+            ));
+        }
+        for t in &options.topics {
+            self.topic(t)?;
+        }
+        let member = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(Arc::from(Vec::new()));
+        {
+            let mut groups = lock(&self.groups);
+            if !groups.contains_key(&options.group) {
+                let path = self.group_path(&options.group);
+                let committed = match fs::read(&path) {
+                    Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?,
+                    Err(e) if e.kind() == ErrorKind::NotFound => BTreeMap::new(),
+                    Err(e) => return Err(e.into()),
+                };
+                let group = Group {
+                    committed,
+                    ..Group::default()
+                };
+                groups.insert(options.group.clone(), group);
+            }
+            let Some(group) = groups.get_mut(&options.group) else {
+                return Err(Error::Closed);
+            };
+            group.members.insert(
+                member,
+                Member {
+                    topics: options.topics.clone(),
+                    start: options.start,
+                    assignment: tx,
+                },
+            );
+            self.rebalance(group);
+        }
+        debug!(group = %options.group, member, "joined consumer group");
+        let mut sub = EmbeddedSubscription {
+            inner: self.clone(),
+            group: options.group,
+            member,
+            assignment: rx,
+            current: Arc::from(Vec::new()),
+            owned: Vec::new(),
+            buffer: VecDeque::new(),
+            pending: None,
+            turn: 0,
+            left: false,
+        };
+        sub.reassign();
+        Ok(sub)
+    }
+
+    /// Spreads every partition of the group's topics over the members reading that topic.
+    fn rebalance(&self, group: &mut Group) {
+        let mut plan: BTreeMap<u64, Vec<Tp>> =
+            group.members.keys().map(|m| (*m, Vec::new())).collect();
+        let topics: BTreeSet<&String> = group.members.values().flat_map(|m| &m.topics).collect();
+        for name in topics {
+            let Ok(topic) = self.topic(name) else {
+                continue;
+            };
+            let readers: Vec<(&u64, &Member)> = group
+                .members
+                .iter()
+                .filter(|(_, m)| m.topics.contains(name))
+                .collect();
+            for (i, partition) in topic.partitions.iter().enumerate() {
+                let (id, member) = readers[i % readers.len()];
+                let tp = (name.clone(), partition.id);
+                let committed = group.committed.get(name).and_then(|c| c.get(&partition.id));
+                if committed.is_none() {
+                    group
+                        .initial
+                        .entry(tp.clone())
+                        .or_insert_with(|| match member.start {
+                            StartFrom::Earliest => partition.log_start(),
+                            StartFrom::Latest => *partition.end.borrow(),
+                        });
+                }
+                if let Some(tps) = plan.get_mut(id) {
+                    tps.push(tp);
+                }
+            }
+        }
+        for (id, tps) in plan {
+            if let Some(member) = group.members.get(&id) {
+                member.assignment.send_if_modified(|current| {
+                    let changed = **current != *tps;
+                    if changed {
+                        *current = tps.into();
+                    }
+                    changed
+                });
+            }
+        }
+    }
+
+    fn commit(&self, group: &str, position: &Position) -> Result<()> {
+        self.partition(&position.topic, position.partition)?;
+        if position.next_offset < 0 {
+            return Err(Error::Invalid(format!("negative offset in {position:?}")));
+        }
+        let persist = lock(&self.groups)
+            .get(group)
+            .map(|g| g.persist.clone())
+            .ok_or(Error::Closed)?;
+        let _serial = lock(&persist);
+        let mut committed = lock(&self.groups)
+            .get(group)
+            .map(|g| g.committed.clone())
+            .ok_or(Error::Closed)?;
+        committed
+            .entry(position.topic.clone())
+            .or_default()
+            .insert(position.partition, position.next_offset);
+        let bytes = serde_json::to_vec(&committed).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&self.group_path(group), &bytes)?;
+        if let Some(g) = lock(&self.groups).get_mut(group) {
+            g.committed = committed;
+        }
+        Ok(())
+    }
+}
+
+impl Topic {
+    fn open(dir: &Path, name: &str, partitions: i32, retention: Duration) -> Result<Self> {
+        let partitions = (0..partitions)
+            .map(|id| Partition::open(dir.join(id.to_string()), name, id, retention).map(Arc::new))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            retention,
+            partitions,
+            round_robin: AtomicU32::new(0),
+        })
+    }
+}
+
+impl Partition {
+    fn open(dir: PathBuf, topic: &str, id: i32, retention: Duration) -> Result<Self> {
+        fs::create_dir_all(&dir)?;
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let base = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<i64>().ok());
+                let base = base.ok_or_else(|| corrupt(&path, "segment name is not an offset"))?;
+                found.push((base, path));
+            }
+        }
+        found.sort();
+        let mut segments: Vec<Segment> = Vec::with_capacity(found.len().max(1));
+        for (i, (base, path)) in found.iter().enumerate() {
+            if let Some(prev) = segments.last() {
+                let expected = prev.base + prev.positions.len() as i64;
+                if *base != expected {
+                    return Err(corrupt(
+                        path,
+                        format!("segment starts at {base}, expected {expected}"),
+                    ));
+                }
+            }
+            segments.push(Segment::scan(*base, path, i + 1 == found.len())?);
+        }
+        let active = match segments.last() {
+            Some(last) => open_segment(&last.path)?,
+            None => {
+                let (segment, file) = Segment::create(&dir, 0)?;
+                segments.push(segment);
+                file
+            }
+        };
+        apply_retention(&mut segments, retention, now_ms());
+        let next_offset = segments
+            .last()
+            .map_or(0, |s| s.base + s.positions.len() as i64);
+        Ok(Self {
+            topic: topic.to_owned(),
+            id,
+            dir,
+            log: Mutex::new(Log {
+                segments,
+                active: Arc::new(active),
+                next_offset,
+            }),
+            synced: Mutex::new(next_offset),
+            end: watch::Sender::new(next_offset),
+        })
+    }
+
+    fn log_start(&self) -> i64 {
+        lock(&self.log).segments.first().map_or(0, |s| s.base)
+    }
+
+    /// Appends a record and returns its offset once it is on disk.
+    fn append(
+        &self,
+        record: &OutboundRecord,
+        segment_bytes: u64,
+        retention: Duration,
+    ) -> Result<i64> {
+        let timestamp = now_ms();
+        let offset = {
+            let mut guard = lock(&self.log);
+            let log = &mut *guard;
+            let offset = log.next_offset;
+            let frame = encode(offset, timestamp, record)?;
+            if log
+                .segments
+                .last()
+                .is_some_and(|s| s.size >= segment_bytes && !s.positions.is_empty())
+            {
+                // The finished segment must be durable before records go to the next one.
+                log.active.sync_data()?;
+                let (segment, file) = Segment::create(&self.dir, offset)?;
+                debug!(topic = %self.topic, partition = self.id, base = offset, "rolled segment");
+                log.segments.push(segment);
+                log.active = Arc::new(file);
+                apply_retention(&mut log.segments, retention, timestamp);
+            }
+            let Some(segment) = log.segments.last_mut() else {
+                return Err(Error::Other("partition has no segment".into()));
+            };
+            let pos = segment.size;
+            if let Err(e) = log.active.write_all_at(&frame, pos) {
+                // Leave no partial frame behind for the next append to follow.
+                let _ = log.active.set_len(pos);
+                return Err(e.into());
+            }
+            segment.positions.push(pos);
+            segment.size += frame.len() as u64;
+            segment.max_timestamp = segment.max_timestamp.max(timestamp);
+            log.next_offset += 1;
+            offset
+        };
+        // Group commit: whoever holds `synced` fsyncs everything written so far.
+        let mut synced = lock(&self.synced);
+        if *synced <= offset {
+            let (file, written) = {
+                let log = lock(&self.log);
+                (log.active.clone(), log.next_offset)
+            };
+            file.sync_data()?;
+            *synced = written;
+            self.end.send_if_modified(|end| {
+                let advanced = *end < written;
+                *end = (*end).max(written);
+                advanced
+            });
+        }
+        Ok(offset)
+    }
+
+    /// Reads durable records from `from` (moved up to the log start if retention removed it),
+    /// within one segment and bounded in count and bytes. Returns the effective start.
+    fn read(&self, from: i64, end: i64) -> Result<(i64, Vec<Envelope>)> {
+        let (from, file, range, count) = {
+            let log = lock(&self.log);
+            let from = from.max(log.segments.first().map_or(0, |s| s.base));
+            if from >= end {
+                return Ok((from, Vec::new()));
+            }
+            let idx = log
+                .segments
+                .partition_point(|s| s.base <= from)
+                .saturating_sub(1);
+            let Some(seg) = log.segments.get(idx) else {
+                return Ok((from, Vec::new()));
+            };
+            let rel = (from - seg.base) as usize;
+            let available = (seg.positions.len().saturating_sub(rel))
+                .min((end - from) as usize)
+                .min(READ_BATCH);
+            let Some(&start) = seg.positions.get(rel) else {
+                return Ok((from, Vec::new()));
+            };
+            let mut count = 1;
+            while count < available && seg.positions[rel + count] - start < READ_BYTES {
+                count += 1;
+            }
+            let stop = seg.positions.get(rel + count).copied().unwrap_or(seg.size);
+            let file = if idx + 1 == log.segments.len() {
+                Ok(log.active.clone())
+            } else {
+                Err(seg.path.clone())
+            };
+            (from, file, (start, stop), count)
+        };
+        let (file, path) = match file {
+            Ok(file) => (file, None),
+            Err(path) => match File::open(&path) {
+                Ok(file) => (Arc::new(file), Some(path)),
+                // Retention removed the segment meanwhile: continue from the new log start.
+                Err(e) if e.kind() == ErrorKind::NotFound && self.log_start() > from => {
+                    return Ok((self.log_start(), Vec::new()));
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut buf = vec![0; (range.1 - range.0) as usize];
+        file.read_exact_at(&mut buf, range.0)?;
+        let path = path.unwrap_or_else(|| self.dir.clone());
+        let mut out = Vec::with_capacity(count);
+        let mut rest = buf.as_slice();
+        for i in 0..count {
+            let (body, tail) = split_frame(rest).ok_or_else(|| corrupt(&path, "bad frame"))?;
+            let env =
+                decode(body, &self.topic, self.id).ok_or_else(|| corrupt(&path, "bad record"))?;
+            if env.offset != from + i as i64 {
+                return Err(corrupt(
+                    &path,
+                    format!(
+                        "offset {} where {} was expected",
+                        env.offset,
+                        from + i as i64
+                    ),
+                ));
+            }
+            out.push(env);
+            rest = tail;
+        }
+        Ok((from, out))
+    }
+}
+
+impl Segment {
+    fn create(dir: &Path, base: i64) -> Result<(Self, File)> {
+        let path = dir.join(format!("{base:020}.log"));
+        let file = open_segment(&path)?;
+        sync_dir(dir)?;
+        let segment = Self {
+            base,
+            path,
+            positions: Vec::new(),
+            size: 0,
+            max_timestamp: i64::MIN,
+        };
+        Ok((segment, file))
+    }
+
+    /// Rebuilds the index of a segment file. A damaged frame reaching the end of the last
+    /// segment (or followed only by zeros) is a torn write and is cut off.
+    fn scan(base: i64, path: &Path, last: bool) -> Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut seg = Self {
+            base,
+            path: path.to_owned(),
+            positions: Vec::new(),
+            size: 0,
+            max_timestamp: i64::MIN,
+        };
+        let (mut head, mut body) = ([0u8; FRAME_HEADER as usize], Vec::new());
+        while seg.size < len {
+            let pos = seg.size;
+            let remaining = len - pos;
+            let (problem, frame_end) = if remaining < FRAME_HEADER {
+                ("truncated frame header", len)
+            } else {
+                reader.read_exact(&mut head)?;
+                let body_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+                let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+                let frame_end = pos.saturating_add(FRAME_HEADER + body_len);
+                if body_len < MIN_BODY || frame_end > len {
+                    ("bad frame length", frame_end)
+                } else {
+                    body.resize(body_len as usize, 0);
+                    reader.read_exact(&mut body)?;
+                    if crc32fast::hash(&body) != crc {
+                        ("checksum mismatch", frame_end)
+                    } else {
+                        let offset = read_i64(&body, 0);
+                        let expected = base + seg.positions.len() as i64;
+                        if offset != expected {
+                            return Err(corrupt(
+                                path,
+                                format!("offset {offset} at byte {pos}, expected {expected}"),
+                            ));
+                        }
+                        seg.positions.push(pos);
+                        seg.size = frame_end;
+                        seg.max_timestamp = seg.max_timestamp.max(read_i64(&body, 8));
+                        continue;
+                    }
+                }
+            };
+            if last && (frame_end >= len || zeros_from(&file, pos, len)?) {
+                warn!(path = %path.display(), at = pos, dropped = remaining, problem, "cutting off a torn write at the end of the log");
+                let file = OpenOptions::new().write(true).open(path)?;
+                file.set_len(pos)?;
+                file.sync_all()?;
+                break;
+            }
+            return Err(corrupt(path, format!("{problem} at byte {pos}")));
+        }
+        Ok(seg)
+    }
+}
+
+/// Deletes whole segments, oldest first and never the active one, whose newest record is older
+/// than the retention.
+fn apply_retention(segments: &mut Vec<Segment>, retention: Duration, now: i64) {
+    let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    while segments.len() > 1 && segments[0].max_timestamp < cutoff {
+        let path = segments[0].path.clone();
+        if let Err(e) = fs::remove_file(&path) {
+            warn!(path = %path.display(), error = %e, "could not delete an expired segment");
+            return;
+        }
+        info!(path = %path.display(), "deleted expired segment");
+        segments.remove(0);
+    }
+}
+
+/// A member of a consumer group of the embedded bus.
+struct EmbeddedSubscription {
+    inner: Arc<Inner>,
+    group: String,
+    member: u64,
+    assignment: watch::Receiver<Arc<[Tp]>>,
+    /// The assignment `owned` reflects.
+    current: Arc<[Tp]>,
+    owned: Vec<Owned>,
+    /// Records read ahead from one partition; positions advance only when one is returned.
+    buffer: VecDeque<Envelope>,
+    /// A read in flight (partition, from): kept across cancelled `next` calls.
+    pending: Option<(Tp, i64, PendingRead)>,
+    turn: usize,
+    left: bool,
+}
+
+struct Owned {
+    tp: Tp,
+    partition: Arc<Partition>,
+    /// Next offset to deliver.
+    position: i64,
+    end: watch::Receiver<i64>,
+}
+
+/// A segment read running on the blocking pool: (effective start, records).
+type PendingRead = tokio::task::JoinHandle<Result<(i64, Vec<Envelope>)>>;
+
+type Change<'a> = Pin<Box<dyn Future<Output = Result<(), watch::error::RecvError>> + Send + 'a>>;
+
+impl EmbeddedSubscription {
+    /// Applies the latest assignment: revoked partitions are dropped (with their read-ahead),
+    /// new ones start at the group's committed offset.
+    fn reassign(&mut self) {
+        let tps = self.assignment.borrow_and_update().clone();
+        self.current = tps.clone();
+        self.owned.retain(|o| tps.contains(&o.tp));
+        self.buffer
+            .retain(|e| tps.iter().any(|(t, p)| *t == e.topic && *p == e.partition));
+        let groups = lock(&self.inner.groups);
+        let group = groups.get(&self.group);
+        for tp in tps.iter() {
+            if self.owned.iter().any(|o| o.tp == *tp) {
+                continue;
+            }
+            let Ok(partition) = self.inner.partition(&tp.0, tp.1) else {
+                continue;
+            };
+            let position = group
+                .and_then(|g| {
+                    let committed = g.committed.get(&tp.0).and_then(|c| c.get(&tp.1));
+                    committed.or_else(|| g.initial.get(tp)).copied()
+                })
+                .unwrap_or_else(|| partition.log_start());
+            let end = partition.end.subscribe();
+            self.owned.push(Owned {
+                tp: tp.clone(),
+                partition,
+                position,
+                end,
+            });
+        }
+    }
+
+    fn leave(&mut self) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
+        }
+        let mut groups = lock(&self.inner.groups);
+        if let Some(group) = groups.get_mut(&self.group) {
+            group.members.remove(&self.member);
+            self.inner.rebalance(group);
+        }
+        debug!(group = %self.group, member = self.member, "left consumer group");
+    }
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    async fn next(&mut self) -> Result<Envelope> {
+        loop {
+            // Compared by identity: `changed()` below marks new assignments as seen.
+            if !Arc::ptr_eq(&self.assignment.borrow(), &self.current) {
+                self.reassign();
+            }
+            if let Some(env) = self.buffer.pop_front() {
+                if let Some(o) = self
+                    .owned
+                    .iter_mut()
+                    .find(|o| o.tp.0 == env.topic && o.tp.1 == env.partition)
+                {
+                    o.position = env.offset + 1;
+                }
+                return Ok(env);
+            }
+            if self.pending.is_none() {
+                let n = self.owned.len();
+                let ready = (0..n)
+                    .map(|i| (self.turn + i) % n)
+                    .find(|&i| self.owned[i].position < *self.owned[i].end.borrow_and_update());
+                if let Some(i) = ready {
+                    self.turn = i + 1;
+                    let o = &self.owned[i];
+                    let (partition, from, end) = (o.partition.clone(), o.position, *o.end.borrow());
+                    let read = tokio::task::spawn_blocking(move || partition.read(from, end));
+                    self.pending = Some((o.tp.clone(), from, read));
+                }
+            }
+            if let Some((_, _, read)) = &mut self.pending {
+                // Awaited by reference: if this call is dropped, the next one picks the read up.
+                let result = read.await;
+                let Some((tp, from, _)) = self.pending.take() else {
+                    continue;
+                };
+                let (start, batch) =
+                    result.map_err(|e| Error::Other(format!("log read failed: {e}")))??;
+                // Use the batch only if the partition is still owned at the position it was read from.
+                if let Some(o) = self
+                    .owned
+                    .iter_mut()
+                    .find(|o| o.tp == tp && o.position == from)
+                {
+                    o.position = start;
+                    self.buffer.extend(batch);
+                }
+                continue;
+            }
+            // Nothing to read: wait for a publish to an owned partition or a new assignment.
+            let Self {
+                owned, assignment, ..
+            } = self;
+            let mut changes: Vec<Change<'_>> = owned
+                .iter_mut()
+                .map(|o| Box::pin(o.end.changed()) as Change<'_>)
+                .collect();
+            changes.push(Box::pin(assignment.changed()));
+            let (result, _, _) = futures::future::select_all(changes).await;
+            result.map_err(|_| Error::Closed)?;
+        }
+    }
+
+    async fn commit(&mut self, position: &Position) -> Result<()> {
+        let (inner, group, position) = (self.inner.clone(), self.group.clone(), position.clone());
+        blocking(move || inner.commit(&group, &position)).await
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        self.leave();
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedSubscription {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+fn encode(offset: i64, timestamp: i64, record: &OutboundRecord) -> Result<Vec<u8>> {
+    fn len32(n: usize) -> Result<[u8; 4]> {
+        u32::try_from(n)
+            .map(u32::to_le_bytes)
+            .map_err(|_| Error::Invalid("record field too large".into()))
+    }
+    let headers = record.wire_headers();
+    let mut frame = vec![0u8; FRAME_HEADER as usize];
+    frame.extend_from_slice(&offset.to_le_bytes());
+    frame.extend_from_slice(&timestamp.to_le_bytes());
+    match &record.key {
+        Some(key) => {
+            let len =
+                i32::try_from(key.len()).map_err(|_| Error::Invalid("key too large".into()))?;
+            frame.extend_from_slice(&len.to_le_bytes());
+            frame.extend_from_slice(key);
+        }
+        None => frame.extend_from_slice(&(-1i32).to_le_bytes()),
+    }
+    frame.extend_from_slice(&len32(headers.len())?);
+    for (name, value) in &headers {
+        frame.extend_from_slice(&len32(name.len())?);
+        frame.extend_from_slice(name.as_bytes());
+        frame.extend_from_slice(&len32(value.len())?);
+        frame.extend_from_slice(value);
+    }
+    frame.extend_from_slice(&record.payload);
+    let body_len = frame.len() - FRAME_HEADER as usize;
+    if body_len > MAX_BODY {
+        return Err(Error::Invalid(format!(
+            "record of {body_len} bytes exceeds {MAX_BODY}"
+        )));
+    }
+    let crc = crc32fast::hash(&frame[FRAME_HEADER as usize..]);
+    frame[..4].copy_from_slice(&len32(body_len)?);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(frame)
+}
+
+/// Splits one checked frame body off the front of `buf`.
+fn split_frame(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (head, rest) = buf.split_at_checked(FRAME_HEADER as usize)?;
+    let len = u32::from_le_bytes(head.get(..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?);
+    let (body, rest) = rest.split_at_checked(len)?;
+    (crc32fast::hash(body) == crc).then_some((body, rest))
+}
+
+fn decode(body: &[u8], topic: &str, partition: i32) -> Option<Envelope> {
+    let mut r = body;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, rest) = r.split_at_checked(n)?;
+        r = rest;
+        Some(head)
+    };
+    let offset = i64::from_le_bytes(take(8)?.try_into().ok()?);
+    let timestamp_ms = i64::from_le_bytes(take(8)?.try_into().ok()?);
+    let key_len = i32::from_le_bytes(take(4)?.try_into().ok()?);
+    let key = match usize::try_from(key_len) {
+        Ok(n) => Some(take(n)?.to_vec()),
+        Err(_) => None,
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut headers: Vec<Header> = Vec::new();
+    for _ in 0..count {
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let name = String::from_utf8(take(n)?.to_vec()).ok()?;
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        headers.push((name, take(n)?.to_vec()));
+    }
+    Some(Envelope {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        key,
+        headers,
+        timestamp_ms,
+        payload: r.to_vec(),
+    })
+}
+
+fn read_i64(body: &[u8], at: usize) -> i64 {
+    body.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(i64::MIN, i64::from_le_bytes)
+}
+
+/// Whether the file holds only zero bytes from `pos` to `len` (a preallocated, unwritten tail).
+fn zeros_from(file: &File, pos: u64, len: u64) -> Result<bool> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = pos;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
+/// Kafka's murmur2 (the Java client's default partitioner hash), so a key lands in the same
+/// partition number as with Kafka clients using `murmur2`.
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
+        k ^= k >> 24;
+        h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, b) in rest.iter().enumerate() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+fn validate_topic(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    ok.then_some(())
+        .ok_or_else(|| Error::Invalid(format!("bad topic name `{name}`")))
+}
+
+fn open_segment(path: &Path) -> Result<File> {
+    Ok(OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?)
+}
+
+/// Replaces `path` atomically: write a temporary file, fsync it, rename, fsync the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let file = File::create(&tmp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn corrupt(path: &Path, detail: impl std::fmt::Display) -> Error {
+    Error::Corrupt {
+        path: path.display().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("log task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_the_kafka_java_client() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(
+                murmur2(data) as i32,
+                expected,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_reject_damage() {
+        let record = OutboundRecord::new(
+            "t",
+            Some(b"k".to_vec()),
+            b"payload".to_vec(),
+            crate::TraceContext::new_root(),
+        )
+        .with_header("h", b"v".to_vec());
+        let frame = encode(7, 1234, &record).expect("encode");
+        let (body, rest) = split_frame(&frame).expect("frame");
+        assert!(rest.is_empty());
+        let env = decode(body, "t", 2).expect("decode");
+        assert_eq!((env.offset, env.timestamp_ms, env.partition), (7, 1234, 2));
+        assert_eq!(env.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(env.headers, record.wire_headers());
+        assert_eq!(env.payload, b"payload");
+        let mut damaged = frame.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(split_frame(&damaged).is_none());
+        assert!(split_frame(&frame[..frame.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn group_file_names_escape_odd_characters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner =
+            Inner::open(dir.path().to_path_buf(), EmbeddedOptions::default()).expect("open");
+        let path = inner.group_path("a/b c");
+        assert_eq!(
+            path.file_name().and_then(|n| n.to_str()),
+            Some("a%2Fb%20c.json")
+        );
+    }
+}

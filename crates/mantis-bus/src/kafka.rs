@@ -1,0 +1,473 @@
+//! The Kafka implementation of [`Bus`] over rdkafka. rdkafka types stay inside this module:
+//! messages become owned [`Envelope`]s as soon as they are received, errors become [`Error`].
+//!
+//! - Producer: idempotent (`enable.idempotence=true`, `acks=all`), Java-compatible `murmur2`
+//!   partitioner (the embedded bus hashes keys the same way); `publish` retries a full local
+//!   queue and awaits the delivery report.
+//! - Consumers: one `StreamConsumer` per subscription with `enable.auto.commit=false`;
+//!   [`Subscription::commit`] commits the given position synchronously, so a position is the
+//!   group's committed offset once `commit` returns (at-least-once, no Kafka transactions).
+//! - Admin: [`Bus::ensure_topics`] creates missing topics with their partitions and
+//!   `retention.ms`; it never relies on auto-creation or on DescribeConfigs.
+
+use crate::{
+    Bus, Delivery, Envelope, Error, OutboundRecord, Position, Result, StartFrom, SubscribeOptions,
+    Subscription, TopicSpec,
+};
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+
+/// Connection settings of a [`KafkaBus`].
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Client id reported to the brokers (service name).
+    pub client_id: String,
+    /// Replication factor of topics created by `ensure_topics`; `-1` takes the broker default.
+    pub replication_factor: i32,
+    /// Bound of metadata and admin requests (`ping`, `ensure_topics`, topic checks).
+    pub request_timeout: Duration,
+    /// How long `publish` may take before failing (`message.timeout.ms`).
+    pub publish_timeout: Duration,
+    /// Extra librdkafka properties for every client, applied last (security, tuning...).
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Settings with the broker's default replication, a 10 s request timeout and a 30 s
+    /// publish timeout.
+    pub fn new(brokers: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            client_id: client_id.into(),
+            replication_factor: -1,
+            request_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(30),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds a librdkafka property.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    fn client(&self, own: &[(&str, String)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            .set_log_level(RDKafkaLogLevel::Info);
+        for (k, v) in own {
+            config.set(*k, v);
+        }
+        for (k, v) in &self.extra {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+/// The Kafka bus: one shared idempotent producer and admin client, a consumer per subscription.
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer<Ctx>,
+    admin: AdminClient<Ctx>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBus {
+    /// Creates the producer and admin clients (no network round trip: use [`Bus::ping`] to
+    /// check the brokers). Subscriptions need a tokio runtime.
+    pub fn new(config: KafkaConfig) -> Result<Self> {
+        let timeout_ms = config.publish_timeout.as_millis().to_string();
+        let producer = config
+            .client(&[
+                ("enable.idempotence", "true".into()),
+                ("acks", "all".into()),
+                ("partitioner", "murmur2_random".into()),
+                // Topics are created by `ensure_topics` with their partitions and retention,
+                // never implicitly with broker defaults.
+                ("allow.auto.create.topics", "false".into()),
+                ("message.timeout.ms", timeout_ms),
+            ])
+            .create_with_context(Ctx)
+            .map_err(|e| map_err(e, ""))?;
+        let admin = config
+            .client(&[])
+            .create_with_context(Ctx)
+            .map_err(|e| map_err(e, ""))?;
+        info!(brokers = %config.brokers, client_id = %config.client_id, "created Kafka clients");
+        Ok(Self {
+            config,
+            producer,
+            admin,
+        })
+    }
+
+    /// Fails with [`Error::UnknownTopic`] unless every topic exists on the brokers.
+    async fn check_topics(&self, topics: &[String]) -> Result<()> {
+        let producer = self.producer.clone();
+        let (topics, timeout) = (topics.to_vec(), self.config.request_timeout);
+        blocking(move || {
+            for topic in &topics {
+                let metadata = producer
+                    .client()
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(|e| map_err(e, topic))?;
+                let known = metadata.topics().iter().any(|t| {
+                    t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
+                });
+                if !known {
+                    return Err(Error::UnknownTopic(topic.clone()));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
+        let retention: Vec<String> = topics
+            .iter()
+            .map(|t| t.retention.as_millis().to_string())
+            .collect();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .zip(&retention)
+            .map(|(t, ms)| {
+                NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(self.config.replication_factor),
+                )
+                .set("retention.ms", ms)
+            })
+            .collect();
+        let timeout = Some(self.config.request_timeout);
+        let options = AdminOptions::new()
+            .request_timeout(timeout)
+            .operation_timeout(timeout);
+        let results = self
+            .admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(|e| map_err(e, ""))?;
+        for result in results {
+            match result {
+                Ok(name) => info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(map_code(
+                        code,
+                        &name,
+                        format!("creating topic `{name}`: {code}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(topic = %record.topic))]
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivery> {
+        let headers = record.wire_headers().iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len() + 1),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        );
+        let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic)
+            .payload(&record.payload)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            out = out.key(key);
+        }
+        // `send` retries while the local queue is full, then awaits the delivery report.
+        match self
+            .producer
+            .send(out, Timeout::After(self.config.publish_timeout))
+            .await
+        {
+            Ok(d) => Ok(Delivery {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Err((e, _)) => Err(map_err(e, &record.topic)),
+        }
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>> {
+        if options.group.is_empty() || options.topics.is_empty() {
+            return Err(Error::Invalid(
+                "a subscription needs a group and topics".into(),
+            ));
+        }
+        self.check_topics(&options.topics).await?;
+        let session = options.session_timeout.as_millis().max(1_000);
+        let reset = match options.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let consumer: StreamConsumer<Ctx> = self
+            .config
+            .client(&[
+                ("group.id", options.group.clone()),
+                ("enable.auto.commit", "false".into()),
+                ("enable.partition.eof", "false".into()),
+                ("auto.offset.reset", reset.into()),
+                ("session.timeout.ms", session.to_string()),
+                ("heartbeat.interval.ms", (session / 3).to_string()),
+                // At least the session timeout (librdkafka requires it), 5 min by default.
+                ("max.poll.interval.ms", session.max(300_000).to_string()),
+            ])
+            .create_with_context(Ctx)
+            .map_err(|e| map_err(e, ""))?;
+        let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| map_err(e, ""))?;
+        debug!(group = %options.group, ?topics, "subscribed");
+        Ok(Box::new(KafkaSubscription {
+            consumer: Some(Arc::new(consumer)),
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let (producer, timeout) = (self.producer.clone(), self.config.request_timeout);
+        blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(drop)
+                .map_err(|e| map_err(e, ""))
+        })
+        .await
+    }
+}
+
+/// A consumer-group member backed by its own `StreamConsumer`.
+struct KafkaSubscription {
+    /// `None` once closed. Shared with blocking commit and close calls.
+    consumer: Option<Arc<StreamConsumer<Ctx>>>,
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next(&mut self) -> Result<Envelope> {
+        let consumer = self.consumer.as_ref().ok_or(Error::Closed)?;
+        loop {
+            // `recv` is cancel-safe: a message is taken from the queue only when returned.
+            match consumer.recv().await {
+                Ok(msg) => return Ok(envelope(&msg)),
+                Err(e) => {
+                    let err = map_err(e, "");
+                    if !err.is_retryable() {
+                        return Err(err);
+                    }
+                    // librdkafka reconnects by itself; transient errors are only reported.
+                    warn!(error = %err, "transient Kafka consumer error");
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, position: &Position) -> Result<()> {
+        let consumer = self.consumer.clone().ok_or(Error::Closed)?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(
+            &position.topic,
+            position.partition,
+            Offset::Offset(position.next_offset),
+        )
+        .map_err(|e| map_err(e, &position.topic))?;
+        let topic = position.topic.clone();
+        blocking(move || {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|e| map_err(e, &topic))
+        })
+        .await
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        if let Some(consumer) = self.consumer.take() {
+            // Closing leaves the group at once (its partitions go to the others); it blocks.
+            blocking(move || {
+                consumer.unsubscribe();
+                drop(consumer);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        // Dropping a consumer leaves the group and blocks until done: keep that off the runtime.
+        if let Some(consumer) = self.consumer.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || drop(consumer))),
+                Err(_) => drop(consumer),
+            }
+        }
+    }
+}
+
+/// Copies a received message into an owned envelope.
+fn envelope(msg: &impl Message) -> Envelope {
+    let headers = msg
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Envelope {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        headers,
+        timestamp_ms: msg.timestamp().to_millis().unwrap_or_default(),
+        payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+    }
+}
+
+fn map_err(e: KafkaError, topic: &str) -> Error {
+    match e {
+        KafkaError::AdminOp(code)
+        | KafkaError::ConsumerCommit(code)
+        | KafkaError::Global(code)
+        | KafkaError::MessageConsumption(code)
+        | KafkaError::MessageConsumptionFatal(code)
+        | KafkaError::MessageProduction(code)
+        | KafkaError::MetadataFetch(code)
+        | KafkaError::OffsetFetch(code) => map_code(code, topic, e.to_string()),
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) | KafkaError::Nul(_) => {
+            Error::Invalid(e.to_string())
+        }
+        KafkaError::Canceled => Error::Closed,
+        other => Error::Other(other.to_string()),
+    }
+}
+
+/// Maps a librdkafka code; `detail` is the human description of what failed.
+fn map_code(code: RDKafkaErrorCode, topic: &str, detail: String) -> Error {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::UnknownTopic | C::UnknownTopicOrPartition if !topic.is_empty() => {
+            Error::UnknownTopic(topic.to_owned())
+        }
+        C::BrokerTransportFailure
+        | C::AllBrokersDown
+        | C::Resolve
+        | C::MessageTimedOut
+        | C::OperationTimedOut
+        | C::RequestTimedOut
+        | C::TimedOutQueue
+        | C::QueueFull
+        | C::NetworkException
+        | C::BrokerNotAvailable
+        | C::LeaderNotAvailable
+        | C::NotLeaderForPartition
+        | C::CoordinatorLoadInProgress
+        | C::CoordinatorNotAvailable
+        | C::NotCoordinator
+        | C::WaitingForCoordinator
+        | C::RebalanceInProgress
+        | C::NotEnoughReplicas
+        | C::NotEnoughReplicasAfterAppend => Error::Unavailable(detail),
+        C::InvalidTopic
+        | C::InvalidPartitions
+        | C::InvalidReplicationFactor
+        | C::InvalidConfig
+        | C::InvalidRequest
+        | C::PolicyViolation
+        | C::MessageSizeTooLarge
+        | C::InvalidArgument
+        | C::UnknownPartition => Error::Invalid(detail),
+        _ => Error::Other(detail),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("Kafka client task failed: {e}")))?
+}
+
+/// Routes librdkafka's logs and errors to `tracing` and reports rebalances.
+struct Ctx;
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                error!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", fac, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(target: "librdkafka", %error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: Vec<(String, i32)> = list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                info!(?partitions, "partitions assigned");
+            }
+            Rebalance::Revoke(list) => info!(count = list.count(), "partitions revoked"),
+            Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! # mantis-bus
+//!
+//! The message bus MANTIS services talk through: one [`Bus`] trait with two implementations.
+//!
+//! - [`embedded::EmbeddedBus`]: a durable, partitioned, append-only log on local disk, used by the
+//!   single-process `mantis` binary (embedded and edge profiles). Segments are fsynced before a
+//!   publish returns, consumer-group offsets are persisted, so a restart loses nothing accepted.
+//! - [`kafka::KafkaBus`] (feature `kafka`): rdkafka with an idempotent producer and consumer
+//!   groups, offsets stored only after the record was fully handled (at-least-once).
+//!
+//! Both give the semantics the services rely on: per-key order (records with the same key land
+//! in the same partition), consumer groups sharing partitions, and redelivery of everything not
+//! committed when a consumer restarts. Every record carries W3C trace context
+//! ([`TraceContext`], header `traceparent`). The same conformance suite (`conformance`, feature
+//! `conformance`) runs against both.
+//!
+//! Layout: `lib.rs` (trait and value types), `topics` (the topic catalogue of the brief),
+//! `trace` (W3C trace context), `embedded` (the on-disk log), `kafka` (rdkafka adapter).
+//!
+//! ```
+//! # async fn demo() -> Result<(), mantis_bus::Error> {
+//! use mantis_bus::{Bus, OutboundRecord, SubscribeOptions, StartFrom, TraceContext, embedded::EmbeddedBus, topics};
+//! let dir = tempfile::tempdir().unwrap();
+//! let bus = EmbeddedBus::open(dir.path()).await?;
+//! bus.ensure_topics(&topics::catalogue()).await?;
+//! bus.publish(OutboundRecord::new(topics::SENSOR_RAW, Some(b"asset-1".to_vec()), b"payload".to_vec(), TraceContext::new_root())).await?;
+//! let mut sub = bus.subscribe(SubscribeOptions::new("doc", [topics::SENSOR_RAW], StartFrom::Earliest)).await?;
+//! let env = sub.next().await?;
+//! sub.commit(&env.next_position()).await?;
+//! # Ok(()) }
+//! ```
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+pub mod topics;
+mod trace;
+
+pub use trace::TraceContext;
+
+/// Header carrying the W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// Header naming why a record was dead-lettered.
+pub const DLQ_REASON: &str = "mantis.dlq.reason";
+/// Header naming the topic a dead-lettered record came from.
+pub const DLQ_SOURCE_TOPIC: &str = "mantis.dlq.source-topic";
+/// Header naming the partition a dead-lettered record came from.
+pub const DLQ_SOURCE_PARTITION: &str = "mantis.dlq.source-partition";
+/// Header naming the offset a dead-lettered record came from.
+pub const DLQ_SOURCE_OFFSET: &str = "mantis.dlq.source-offset";
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bus cannot be reached right now; retrying later may succeed.
+    #[error("the message bus is unavailable: {0}")]
+    Unavailable(String),
+    /// The topic does not exist.
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    /// A request was malformed (bad topic name, bad option...).
+    #[error("invalid request to the message bus: {0}")]
+    Invalid(String),
+    /// On-disk data failed its checksum or could not be parsed.
+    #[error("corrupt log data in {path}: {detail}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The subscription or bus was closed.
+    #[error("the subscription is closed")]
+    Closed,
+    /// Local I/O failed.
+    #[error("I/O error on the message log: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else the underlying client reported.
+    #[error("message bus error: {0}")]
+    Other(String),
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Io(_))
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A record header (name, raw value).
+pub type Header = (String, Vec<u8>);
+
+/// A record to publish.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Partitioning key; `None` spreads records over partitions.
+    pub key: Option<Vec<u8>>,
+    /// The encoded value.
+    pub payload: Vec<u8>,
+    /// Extra headers (the `traceparent` header is added from `trace`).
+    pub headers: Vec<Header>,
+    /// Trace context carried in the `traceparent` header.
+    pub trace: TraceContext,
+}
+
+impl OutboundRecord {
+    /// A record with no extra headers.
+    pub fn new(
+        topic: impl Into<String>,
+        key: Option<Vec<u8>>,
+        payload: Vec<u8>,
+        trace: TraceContext,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            key,
+            payload,
+            headers: Vec::new(),
+            trace,
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// All headers as written on the wire: the extra ones plus `traceparent`.
+    pub fn wire_headers(&self) -> Vec<Header> {
+        let mut h = self.headers.clone();
+        h.retain(|(k, _)| k != TRACEPARENT);
+        h.push((
+            TRACEPARENT.to_owned(),
+            self.trace.to_traceparent().into_bytes(),
+        ));
+        h
+    }
+}
+
+/// Where a published record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// A received record, owned and independent of the underlying client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Partitioning key.
+    pub key: Option<Vec<u8>>,
+    /// Headers, including `traceparent`.
+    pub headers: Vec<Header>,
+    /// Broker/log timestamp in milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The encoded value.
+    pub payload: Vec<u8>,
+}
+
+impl Envelope {
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The trace context of the record, or a fresh root when it carries none or a bad one.
+    pub fn trace(&self) -> TraceContext {
+        self.header(TRACEPARENT)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root)
+    }
+
+    /// The position that marks this record (and everything before it in its partition) handled.
+    pub fn next_position(&self) -> Position {
+        Position {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            next_offset: self.offset + 1,
+        }
+    }
+
+    /// The position of this record itself: committing it means "redeliver from here".
+    pub fn position(&self) -> Position {
+        Position {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            next_offset: self.offset,
+        }
+    }
+
+    /// A dead-letter record for this envelope: same key, payload and headers, plus the reason
+    /// and the source coordinates.
+    pub fn to_dead_letter(&self, dlq_topic: &str, reason: &str) -> OutboundRecord {
+        let mut headers: Vec<Header> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k != TRACEPARENT)
+            .cloned()
+            .collect();
+        headers.push((DLQ_REASON.into(), reason.as_bytes().to_vec()));
+        headers.push((DLQ_SOURCE_TOPIC.into(), self.topic.as_bytes().to_vec()));
+        headers.push((
+            DLQ_SOURCE_PARTITION.into(),
+            self.partition.to_string().into_bytes(),
+        ));
+        headers.push((
+            DLQ_SOURCE_OFFSET.into(),
+            self.offset.to_string().into_bytes(),
+        ));
+        OutboundRecord {
+            topic: dlq_topic.to_owned(),
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+            headers,
+            trace: self.trace(),
+        }
+    }
+}
+
+/// A consumer-group position: the next offset to read in one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The next offset to deliver.
+    pub next_offset: i64,
+}
+
+/// Where a consumer group with no committed offset starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartFrom {
+    /// From the oldest retained record.
+    Earliest,
+    /// Only records published after joining.
+    Latest,
+}
+
+/// Options of a subscription.
+#[derive(Clone, Debug)]
+pub struct SubscribeOptions {
+    /// Consumer group; members of one group share the partitions.
+    pub group: String,
+    /// Topics to read.
+    pub topics: Vec<String>,
+    /// Where a group without committed offsets starts.
+    pub start: StartFrom,
+    /// How long a member may stay silent before the group gives its partitions to others.
+    pub session_timeout: Duration,
+}
+
+impl SubscribeOptions {
+    /// Options with a 10 s session timeout.
+    pub fn new<I, S>(group: impl Into<String>, topics: I, start: StartFrom) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            group: group.into(),
+            topics: topics.into_iter().map(Into::into).collect(),
+            start,
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Description of a topic to create when missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// How long records are kept.
+    pub retention: Duration,
+}
+
+/// The message bus.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Creates the topics that do not exist yet (existing ones are left as they are).
+    async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()>;
+
+    /// Publishes one record and returns once it is durably accepted. Records with the same key
+    /// keep their order.
+    async fn publish(&self, record: OutboundRecord) -> Result<Delivery>;
+
+    /// Joins a consumer group.
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>>;
+
+    /// Checks that the bus is reachable (readiness probes).
+    async fn ping(&self) -> Result<()>;
+}
+
+/// A consumer-group membership.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits for the next record. Cancel-safe: dropping the future loses no record.
+    async fn next(&mut self) -> Result<Envelope>;
+
+    /// Records `position` as the group's committed position of that partition: on restart the
+    /// group resumes there. Commit only after the records before it were fully handled.
+    async fn commit(&mut self, position: &Position) -> Result<()>;
+
+    /// Leaves the group cleanly (its partitions go to the other members at once).
+    async fn close(self: Box<Self>) -> Result<()>;
+}

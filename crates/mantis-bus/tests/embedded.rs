@@ -1,0 +1,406 @@
+//! The conformance suite and the durability tests of the embedded on-disk bus.
+
+use futures::FutureExt;
+use mantis_bus::embedded::{EmbeddedBus, EmbeddedOptions};
+use mantis_bus::{
+    Bus, Envelope, Error, OutboundRecord, StartFrom, SubscribeOptions, Subscription, TopicSpec,
+    TraceContext, conformance,
+};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+macro_rules! conformance_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+            conformance::$name(&bus, &conformance::unique_ns(stringify!($name))).await;
+        }
+    )*};
+}
+
+conformance_tests!(
+    ensure_topics_is_idempotent,
+    unknown_topics_are_reported,
+    per_key_order_holds_across_interleaved_keys,
+    headers_and_trace_context_round_trip,
+    concurrent_publishes_all_land_once,
+    group_members_share_partitions,
+    every_group_receives_every_record,
+    a_restarted_group_resumes_after_its_commit,
+    uncommitted_records_are_redelivered,
+    latest_skips_older_records,
+    dead_letters_carry_reason_and_source,
+);
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn spec(name: &str, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        retention: Duration::from_secs(24 * 3600),
+    }
+}
+
+async fn publish(bus: &EmbeddedBus, topic: &str, key: &str, payload: impl Into<Vec<u8>>) -> i64 {
+    let record = OutboundRecord::new(
+        topic,
+        Some(key.as_bytes().to_vec()),
+        payload.into(),
+        TraceContext::new_root(),
+    );
+    bus.publish(record).await.expect("publish").offset
+}
+
+async fn join(bus: &EmbeddedBus, group: &str, topic: &str) -> Box<dyn Subscription> {
+    let options = SubscribeOptions::new(group, [topic], StartFrom::Earliest);
+    bus.subscribe(options).await.expect("subscribe")
+}
+
+async fn take(sub: &mut dyn Subscription, n: usize) -> Vec<Envelope> {
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while got.len() < n {
+            got.push(sub.next().await.expect("next"));
+        }
+    })
+    .await
+    .expect("records in time");
+    got
+}
+
+/// No further record arrives (checked for a moment).
+async fn idle(sub: &mut dyn Subscription) -> bool {
+    tokio::time::timeout(Duration::from_millis(300), sub.next())
+        .await
+        .is_err()
+}
+
+fn segments(dir: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("topics").join(topic).join(partition.to_string()))
+            .expect("partition dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+    files.sort();
+    files
+}
+
+fn payloads(envs: &[Envelope]) -> Vec<String> {
+    envs.iter()
+        .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn records_topics_and_commits_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+        bus.ensure_topics(&[spec("sensor.raw", 3)])
+            .await
+            .expect("ensure");
+        for i in 0..30 {
+            publish(&bus, "sensor.raw", &format!("asset-{i}"), format!("{i}")).await;
+        }
+        let mut sub = join(&bus, "features", "sensor.raw").await;
+        for env in take(sub.as_mut(), 10).await {
+            sub.commit(&env.next_position()).await.expect("commit");
+        }
+    }
+    let bus = EmbeddedBus::open(dir.path()).await.expect("reopen");
+    bus.ensure_topics(&[spec("sensor.raw", 12)])
+        .await
+        .expect("ensure");
+    let mut all = join(&bus, "a-new-group", "sensor.raw").await;
+    let everything = take(all.as_mut(), 30).await;
+    assert!(idle(all.as_mut()).await);
+    let partitions: BTreeSet<i32> = everything.iter().map(|e| e.partition).collect();
+    assert_eq!(
+        partitions,
+        BTreeSet::from([0, 1, 2]),
+        "partition count persisted"
+    );
+    let expected: BTreeSet<String> = (0..30).map(|i| i.to_string()).collect();
+    assert_eq!(
+        payloads(&everything).into_iter().collect::<BTreeSet<_>>(),
+        expected
+    );
+
+    let mut resumed = join(&bus, "features", "sensor.raw").await;
+    let rest = take(resumed.as_mut(), 20).await;
+    assert!(
+        idle(resumed.as_mut()).await,
+        "the 10 committed records are not redelivered"
+    );
+    assert_eq!(payloads(&everything).len() - payloads(&rest).len(), 10);
+    let record = OutboundRecord::new(
+        "sensor.raw",
+        None,
+        b"after".to_vec(),
+        TraceContext::new_root(),
+    );
+    let d = bus.publish(record).await.expect("publish after reopening");
+    let before = everything
+        .iter()
+        .filter(|e| e.partition == d.partition)
+        .count();
+    assert_eq!(d.offset, before as i64, "offsets continue after reopening");
+}
+
+#[tokio::test]
+async fn a_torn_write_at_the_tail_is_cut_off() {
+    for tail in [
+        &b"garbage!"[..],
+        &[40, 0, 0, 0, 1, 2, 3, 4, 5, 6][..],
+        &[0u8; 64][..],
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+            bus.ensure_topics(&[spec("alerts.critical", 1)])
+                .await
+                .expect("ensure");
+            for i in 0..5 {
+                publish(&bus, "alerts.critical", "k", format!("{i}")).await;
+            }
+        }
+        let segment = segments(dir.path(), "alerts.critical", 0).remove(0);
+        let mut bytes = std::fs::read(&segment).expect("read segment");
+        bytes.extend_from_slice(tail);
+        std::fs::write(&segment, &bytes).expect("damage segment");
+
+        let bus = EmbeddedBus::open(dir.path())
+            .await
+            .expect("reopen after a torn write");
+        assert_eq!(publish(&bus, "alerts.critical", "k", "5").await, 5);
+        let mut sub = join(&bus, "g", "alerts.critical").await;
+        let got = take(sub.as_mut(), 6).await;
+        assert_eq!(payloads(&got), ["0", "1", "2", "3", "4", "5"]);
+        assert!(idle(sub.as_mut()).await);
+    }
+}
+
+#[tokio::test]
+async fn a_partial_final_frame_is_cut_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+        bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+        for i in 0..3 {
+            publish(&bus, "t", "k", format!("{i}")).await;
+        }
+    }
+    // Cut the last frame in half, as a crash during its write would.
+    let segment = segments(dir.path(), "t", 0).remove(0);
+    let len = std::fs::metadata(&segment).expect("stat").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open segment");
+    file.set_len(len - 20).expect("truncate");
+    drop(file);
+
+    let bus = EmbeddedBus::open(dir.path()).await.expect("reopen");
+    assert_eq!(
+        publish(&bus, "t", "k", "new").await,
+        2,
+        "the torn record's offset is reused"
+    );
+    let mut sub = join(&bus, "g", "t").await;
+    assert_eq!(payloads(&take(sub.as_mut(), 3).await), ["0", "1", "new"]);
+}
+
+#[tokio::test]
+async fn corruption_inside_the_log_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+        bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+        for i in 0..3 {
+            publish(&bus, "t", "k", format!("payload-{i}")).await;
+        }
+    }
+    let segment = segments(dir.path(), "t", 0).remove(0);
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let at = bytes
+        .windows(9)
+        .position(|w| w == b"payload-0")
+        .expect("first payload");
+    bytes[at] ^= 0x20;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    match EmbeddedBus::open(dir.path()).await {
+        Err(Error::Corrupt { path, detail }) => {
+            assert!(path.ends_with(".log"), "{path}");
+            assert!(detail.contains("checksum"), "{detail}");
+        }
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn segments_roll_at_the_configured_size_and_stay_readable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EmbeddedOptions {
+        segment_bytes: 1024,
+    };
+    let n = 60;
+    {
+        let bus = EmbeddedBus::open_with(dir.path(), options.clone())
+            .await
+            .expect("open");
+        bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+        for i in 0..n {
+            assert_eq!(publish(&bus, "t", "k", format!("{i:0>100}")).await, i);
+        }
+    }
+    let files = segments(dir.path(), "t", 0);
+    assert!(files.len() >= 5, "expected several segments, got {files:?}");
+    for f in &files[..files.len() - 1] {
+        let size = std::fs::metadata(f).expect("stat").len();
+        assert!((1024..1024 + 512).contains(&size), "{f:?}: {size} bytes");
+    }
+
+    let bus = EmbeddedBus::open_with(dir.path(), options)
+        .await
+        .expect("reopen");
+    assert_eq!(publish(&bus, "t", "k", format!("{n:0>100}")).await, n);
+    let mut sub = join(&bus, "g", "t").await;
+    let got = take(sub.as_mut(), n as usize + 1).await;
+    let offsets: Vec<i64> = got.iter().map(|e| e.offset).collect();
+    assert_eq!(offsets, (0..=n).collect::<Vec<_>>());
+    assert!(idle(sub.as_mut()).await);
+}
+
+#[tokio::test]
+async fn expired_segments_are_deleted_and_readers_skip_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EmbeddedOptions {
+        segment_bytes: 1024,
+    };
+    let short = TopicSpec {
+        name: "t".into(),
+        partitions: 1,
+        retention: Duration::from_millis(1),
+    };
+    {
+        let bus = EmbeddedBus::open_with(dir.path(), options.clone())
+            .await
+            .expect("open");
+        bus.ensure_topics(&[short]).await.expect("ensure");
+        for i in 0..30 {
+            publish(&bus, "t", "k", format!("{i:0>100}")).await;
+        }
+    }
+    // Let every record age past the 1 ms retention; reopening applies it.
+    std::thread::sleep(Duration::from_millis(20));
+    let bus = EmbeddedBus::open_with(dir.path(), options)
+        .await
+        .expect("reopen");
+    let files = segments(dir.path(), "t", 0);
+    assert_eq!(files.len(), 1, "only the active segment is kept: {files:?}");
+    let mut sub = join(&bus, "g", "t").await;
+    let got = take(sub.as_mut(), 1).await;
+    assert!(got[0].offset > 0, "old offsets are gone");
+    let later = publish(&bus, "t", "k", "new").await;
+    let rest = take(sub.as_mut(), (later - got[0].offset) as usize).await;
+    assert_eq!(rest.last().map(|e| e.offset), Some(later));
+}
+
+#[tokio::test]
+async fn a_directory_is_opened_by_one_bus_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+    assert!(matches!(
+        EmbeddedBus::open(dir.path()).await,
+        Err(Error::Unavailable(_))
+    ));
+    drop(bus);
+    EmbeddedBus::open(dir.path())
+        .await
+        .expect("open after the first closed");
+}
+
+#[tokio::test]
+async fn next_is_cancel_safe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+    bus.ensure_topics(&[spec("t", 2)]).await.expect("ensure");
+    let mut sub = join(&bus, "g", "t").await;
+    let n = 40;
+    for i in 0..n {
+        publish(&bus, "t", &format!("k{i}"), format!("{i}")).await;
+    }
+    // Start and abandon `next` over and over; whatever completes counts.
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        if let Some(env) = sub.next().now_or_never() {
+            got.push(env.expect("next"));
+        }
+        tokio::task::yield_now().await;
+    }
+    let missing = n - got.len();
+    got.extend(take(sub.as_mut(), missing).await);
+    assert!(idle(sub.as_mut()).await, "nothing is delivered twice");
+    let unique: BTreeSet<String> = payloads(&got).into_iter().collect();
+    assert_eq!(unique.len(), n);
+}
+
+#[tokio::test]
+async fn a_dropped_member_hands_its_partitions_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+    bus.ensure_topics(&[spec("t", 2)]).await.expect("ensure");
+    let mut a = join(&bus, "g", "t").await;
+    let b = join(&bus, "g", "t").await;
+    for i in 0..20 {
+        publish(&bus, "t", &format!("k{i}"), format!("{i}")).await;
+    }
+    let first = take(a.as_mut(), 1).await;
+    let owned = first[0].partition;
+    drop(b);
+    let rest = take(a.as_mut(), 19).await;
+    assert!(
+        rest.iter().any(|e| e.partition != owned),
+        "a took over b's partition"
+    );
+    assert!(idle(a.as_mut()).await);
+}
+
+#[tokio::test]
+async fn a_reassigned_partition_resumes_at_the_committed_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+    bus.ensure_topics(&[spec("t", 2)]).await.expect("ensure");
+    let mut a = join(&bus, "g", "t").await;
+    for i in 0..20 {
+        publish(&bus, "t", &format!("k{i}"), format!("old-{i}")).await;
+    }
+    for env in take(a.as_mut(), 20).await {
+        a.commit(&env.next_position()).await.expect("commit");
+    }
+    let mut b = join(&bus, "g", "t").await;
+    for i in 0..20 {
+        publish(&bus, "t", &format!("k{i}"), format!("new-{i}")).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        for sub in [&mut a, &mut b] {
+            if let Some(env) = sub.next().now_or_never() {
+                got.push(env.expect("next"));
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        payloads(&got).iter().all(|p| p.starts_with("new-")),
+        "{:?}",
+        payloads(&got)
+    );
+    assert!(idle(a.as_mut()).await && idle(b.as_mut()).await);
+}

@@ -1,0 +1,245 @@
+//! # mantis-cache
+//!
+//! The online cache of MANTIS: small values that services and the API read often and that may
+//! be recomputed from the store (the latest feature vector per asset, the latest anomaly score),
+//! with a time to live. One [`Cache`] trait, two implementations:
+//!
+//! - [`InProcessCache`] (embedded mode): a map in the process, shared by the seven services of
+//!   the `mantis` binary; expired entries are dropped lazily and by a bounded sweep.
+//! - [`RedisCache`] (cluster mode): Redis `SET key value PX ttl`, shared by every replica.
+//!
+//! The conformance suite (`conformance`, feature `conformance`) runs the same test bodies against
+//! both. Keys are namespaced by the caller (e.g. `features:latest:<asset>`).
+//!
+//! ```
+//! # async fn demo() -> Result<(), mantis_cache::Error> {
+//! use mantis_cache::{Cache, InProcessCache};
+//! use std::time::Duration;
+//! let cache = InProcessCache::new(10_000);
+//! cache.set("k", b"v".to_vec(), Duration::from_secs(60)).await?;
+//! assert_eq!(cache.get("k").await?, Some(b"v".to_vec()));
+//! # Ok(()) }
+//! ```
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// The cache keys MANTIS services share, defined once so writers and readers agree.
+pub mod keys {
+    /// The latest feature vector of a sensor (JSON), written by the feature-extraction service.
+    pub fn latest_features(
+        asset: impl std::fmt::Display,
+        sensor: impl std::fmt::Display,
+    ) -> String {
+        format!("features:latest:{asset}:{sensor}")
+    }
+}
+
+/// Errors of the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cache server cannot be reached; callers fall back to the store.
+    #[error("the cache is unavailable: {0}")]
+    Unavailable(String),
+    /// The request was invalid (empty key, zero TTL).
+    #[error("invalid cache request: {0}")]
+    Invalid(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A key-value cache with per-entry time to live.
+#[async_trait]
+pub trait Cache: Send + Sync + 'static {
+    /// The value of `key`, `None` when absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` under `key` for `ttl` (replacing any previous value and TTL).
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()>;
+    /// Removes `key`; removing an absent key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Checks that the cache answers (readiness probes).
+    async fn ping(&self) -> Result<()>;
+    /// Which implementation this is, for logs.
+    fn describe(&self) -> String;
+}
+
+fn check(key: &str, ttl: Option<Duration>) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::Invalid("the key must not be empty".into()));
+    }
+    if ttl.is_some_and(|t| t.as_millis() == 0) {
+        return Err(Error::Invalid("the TTL must be at least 1 ms".into()));
+    }
+    Ok(())
+}
+
+/// The in-process cache of the embedded mode, bounded in entries.
+#[derive(Debug)]
+pub struct InProcessCache {
+    entries: Mutex<HashMap<String, (Vec<u8>, Instant)>>,
+    capacity: usize,
+}
+
+impl InProcessCache {
+    /// A cache holding at most `capacity` live entries; when full, expired entries are swept
+    /// and, if still full, the entry closest to expiry is evicted.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl Cache for InProcessCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check(key, None)?;
+        let mut entries = self.entries.lock().await;
+        match entries.get(key) {
+            Some((_, expires)) if *expires <= Instant::now() => {
+                entries.remove(key);
+                Ok(None)
+            }
+            Some((v, _)) => Ok(Some(v.clone())),
+            None => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
+        check(key, Some(ttl))?;
+        let now = Instant::now();
+        let mut entries = self.entries.lock().await;
+        if entries.len() >= self.capacity && !entries.contains_key(key) {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= self.capacity {
+                let soonest = entries
+                    .iter()
+                    .min_by_key(|(_, (_, expires))| *expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    entries.remove(&k);
+                }
+            }
+        }
+        entries.insert(key.to_owned(), (value, now + ttl));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check(key, None)?;
+        self.entries.lock().await.remove(key);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("in-process (capacity {})", self.capacity)
+    }
+}
+
+/// The Redis cache of the cluster mode.
+#[derive(Clone)]
+pub struct RedisCache {
+    conn: redis::aio::MultiplexedConnection,
+    url: String,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+/// Bound of every Redis round trip: a slow cache must not stall the pipeline.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn bounded<T>(fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(unavailable),
+        Err(_) => Err(Error::Unavailable(format!(
+            "no answer within {} s",
+            REDIS_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+impl RedisCache {
+    /// Connects to `url` (`redis://host:port/db`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| Error::Invalid(e.to_string()))?;
+        let conn = bounded(client.get_multiplexed_async_connection()).await?;
+        Ok(Self {
+            conn,
+            url: url.to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check(key, None)?;
+        let mut conn = self.conn.clone();
+        bounded(
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<Vec<u8>>>(&mut conn),
+        )
+        .await
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
+        check(key, Some(ttl))?;
+        let mut conn = self.conn.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        bounded(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check(key, None)?;
+        let mut conn = self.conn.clone();
+        bounded(redis::cmd("DEL").arg(key).query_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let pong: String = bounded(redis::cmd("PING").query_async(&mut conn)).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "unexpected PING answer `{pong}`"
+            )))
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("redis ({})", self.url)
+    }
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the codec: round trips, framing, errors, schema evolution and the HTTP
+//! registry client. One test binary, to keep link time down.
+
+mod compatibility;
+mod errors;
+mod fixtures;
+mod http_registry;
+mod round_trip;

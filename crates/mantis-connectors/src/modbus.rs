@@ -1,0 +1,307 @@
+//! The Modbus TCP source (tokio-modbus): polls a device on a schedule, one request per block of
+//! contiguous registers (`plan`), decodes each point (`decode`) and delivers the readings.
+//!
+//! Device errors never stop the source:
+//! - a Modbus exception (the device answered "illegal data address", "device busy", ...) turns
+//!   the points of that block into quality-0 readings carrying the reason (metadata
+//!   `qualityReason`) and puts the source in state `ERROR` with the reason as `lastError`;
+//! - a timeout or a lost connection does the same for every point not read, then the session
+//!   ends and the supervisor reconnects with back-off.
+//!
+//! Bad quality is reported by exception: one quality-0 reading per point when it turns bad or
+//! its reason changes (not one per poll while a device is down), carrying the point's last good
+//! value (0 before the first); the next good value clears it.
+
+pub(crate) mod decode;
+pub(crate) mod plan;
+
+use crate::config::{ModbusConfig, RegisterTable};
+use crate::runtime::{SessionCtx, SessionError, Source};
+use async_trait::async_trait;
+use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol, Timestamp};
+use plan::Block;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_modbus::client::{Client as _, Context, Reader};
+
+pub(crate) struct ModbusSource {
+    config: ModbusConfig,
+    blocks: Vec<Block>,
+    points: Mutex<PointStates>,
+}
+
+#[derive(Default)]
+struct PointStates {
+    /// The reason each bad point was last reported with.
+    bad: HashMap<usize, String>,
+    /// The last good value of each point.
+    last_good: HashMap<usize, f64>,
+}
+
+enum Data {
+    Words(Vec<u16>),
+    Bits(Vec<bool>),
+}
+
+impl ModbusSource {
+    pub(crate) fn new(config: ModbusConfig) -> Self {
+        let blocks = plan::plan(
+            &config.points,
+            config.max_block_registers,
+            config.max_block_gap,
+        );
+        Self {
+            config,
+            blocks,
+            points: Mutex::new(PointStates::default()),
+        }
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, PointStates> {
+        self.points
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn active(&self) -> Vec<String> {
+        self.blocks.iter().map(Block::describe).collect()
+    }
+
+    fn reading(&self, i: usize, value: f64, at: Timestamp) -> Option<IncomingReading> {
+        let p = self.config.points.get(i)?;
+        Some(IncomingReading {
+            timestamp: at,
+            asset_id: None,
+            sensor: SensorRef::parse(&p.sensor),
+            value,
+            unit: p.unit.clone(),
+            quality: Quality::GOOD,
+            metadata: BTreeMap::new(),
+        })
+    }
+
+    fn good(&self, i: usize, value: f64, at: Timestamp) -> Option<IncomingReading> {
+        let mut s = self.states();
+        s.bad.remove(&i);
+        s.last_good.insert(i, value);
+        self.reading(i, value, at)
+    }
+
+    /// Quality-0 readings for the `points` whose bad reason is new.
+    fn bad(
+        &self,
+        points: impl IntoIterator<Item = usize>,
+        reason: &str,
+        at: Timestamp,
+    ) -> Vec<IncomingReading> {
+        let mut out = Vec::new();
+        let mut s = self.states();
+        for i in points {
+            if s.bad.get(&i).is_some_and(|r| r == reason) {
+                continue;
+            }
+            s.bad.insert(i, reason.to_owned());
+            let last = s.last_good.get(&i).copied().unwrap_or(0.0);
+            if let Some(mut r) = self.reading(i, last, at) {
+                r.quality = Quality::new(0).unwrap_or_default();
+                r.metadata
+                    .insert(IncomingReading::QUALITY_REASON.into(), reason.to_owned());
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    fn decode_block(&self, block: &Block, data: &Data, at: Timestamp) -> Vec<IncomingReading> {
+        let mut out = Vec::new();
+        for &i in &block.points {
+            let Some(p) = self.config.points.get(i) else {
+                continue;
+            };
+            let offset = usize::from(p.address.saturating_sub(block.start));
+            let raw = match data {
+                Data::Words(w) => w
+                    .get(offset..)
+                    .and_then(|w| decode::raw_from_registers(w, p)),
+                Data::Bits(b) => b.get(offset).map(|bit| decode::raw_from_bit(*bit)),
+            };
+            match raw {
+                Some(raw) => out.extend(self.good(i, decode::scaled(raw, p), at)),
+                None => out.extend(self.bad(
+                    [i],
+                    &format!(
+                        "the device answered {} with too few values",
+                        block.describe()
+                    ),
+                    at,
+                )),
+            }
+        }
+        out
+    }
+
+    async fn connect(&self) -> Result<Context, String> {
+        let target = format!("{}:{}", self.config.host, self.config.port);
+        let addrs = tokio::net::lookup_host(&target)
+            .await
+            .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+        let mut last = format!("{target} resolves to no address");
+        for addr in addrs {
+            match tokio_modbus::client::tcp::connect_slave(
+                addr,
+                tokio_modbus::Slave(self.config.unit_id),
+            )
+            .await
+            {
+                Ok(ctx) => return Ok(ctx),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    async fn deliver(&self, ctx: &SessionCtx, readings: Vec<IncomingReading>, deadline: Instant) {
+        if readings.is_empty() {
+            return;
+        }
+        let n = readings.len();
+        if ctx
+            .deliver(readings, SourceProtocol::ModbusTcp, Some(deadline))
+            .await
+            .is_none()
+            && !ctx.stop.is_cancelled()
+        {
+            // A polled value cannot be asked for again: counted and logged, never silent.
+            crate::metrics::error(&ctx.name, "dropped");
+            tracing::warn!(connector = %ctx.name, readings = n, "readings of this poll dropped: the sink stayed unavailable until the next poll");
+        }
+    }
+}
+
+async fn read(mb: &mut Context, b: &Block) -> tokio_modbus::Result<Data> {
+    Ok(match b.table {
+        RegisterTable::Holding => mb
+            .read_holding_registers(b.start, b.count)
+            .await?
+            .map(Data::Words),
+        RegisterTable::Input => mb
+            .read_input_registers(b.start, b.count)
+            .await?
+            .map(Data::Words),
+        RegisterTable::Coil => mb.read_coils(b.start, b.count).await?.map(Data::Bits),
+        RegisterTable::DiscreteInput => mb
+            .read_discrete_inputs(b.start, b.count)
+            .await?
+            .map(Data::Bits),
+    })
+}
+
+#[async_trait]
+impl Source for ModbusSource {
+    async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let request_timeout = Duration::from_millis(self.config.request_timeout_ms.max(1));
+        let connect_timeout = Duration::from_millis(self.config.connect_timeout_ms.max(1));
+        let all_points = || 0..self.config.points.len();
+        let mut mb = match tokio::time::timeout(connect_timeout, self.connect()).await {
+            Ok(Ok(mb)) => mb,
+            Ok(Err(e)) => {
+                let bad = self.bad(
+                    all_points(),
+                    &format!("device unreachable: {e}"),
+                    chrono::Utc::now(),
+                );
+                self.deliver(&ctx, bad, Instant::now() + poll).await;
+                return Err(SessionError::Connect(e));
+            }
+            Err(_) => {
+                let why = format!("no connection within {} ms", connect_timeout.as_millis());
+                let bad = self.bad(
+                    all_points(),
+                    &format!("device unreachable: {why}"),
+                    chrono::Utc::now(),
+                );
+                self.deliver(&ctx, bad, Instant::now() + poll).await;
+                return Err(SessionError::Connect(why));
+            }
+        };
+        tracing::info!(connector = %ctx.name, blocks = self.blocks.len(), "connected");
+        ctx.connected(self.active());
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = ctx.stop.cancelled() => {
+                    let _ = mb.disconnect().await;
+                    return Ok(());
+                }
+                _ = ticker.tick() => {}
+            }
+            let at = chrono::Utc::now();
+            let deadline = Instant::now() + poll;
+            let mut readings = Vec::new();
+            let mut exceptions = Vec::new();
+            let mut failure = None;
+            for (k, block) in self.blocks.iter().enumerate() {
+                match tokio::time::timeout(request_timeout, read(&mut mb, block)).await {
+                    Ok(Ok(Ok(data))) => {
+                        ctx.status.received(1);
+                        readings.extend(self.decode_block(block, &data, at));
+                    }
+                    Ok(Ok(Err(code))) => {
+                        ctx.status.received(1);
+                        let reason = format!(
+                            "Modbus exception 0x{:02X} ({code}) reading {}",
+                            u8::from(code),
+                            block.describe()
+                        );
+                        readings.extend(self.bad(block.points.iter().copied(), &reason, at));
+                        exceptions.push(reason);
+                    }
+                    Ok(Err(e)) => {
+                        failure = Some((k, SessionError::Connection(e.to_string())));
+                        break;
+                    }
+                    Err(_) => {
+                        failure = Some((
+                            k,
+                            SessionError::Timeout(format!(
+                                "no answer to {} within {} ms",
+                                block.describe(),
+                                request_timeout.as_millis()
+                            )),
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some((k, e)) = failure {
+                // The rest of this poll is lost: every point not read is bad, then reconnect
+                // (after a timeout a late answer could be taken for the next request's).
+                let unread = self.blocks[k..]
+                    .iter()
+                    .flat_map(|b| b.points.iter().copied());
+                readings.extend(self.bad(unread, &e.to_string(), at));
+                crate::metrics::bad_quality(&ctx.name, bad_count(&readings));
+                self.deliver(&ctx, readings, deadline).await;
+                return Err(e);
+            }
+            if exceptions.is_empty() {
+                ctx.status.healthy();
+            } else {
+                let detail = exceptions.join("; ");
+                tracing::warn!(connector = %ctx.name, %detail, "device answered with exceptions");
+                ctx.status
+                    .error("exception", &detail, Some(crate::ConnectorState::Error));
+            }
+            crate::metrics::bad_quality(&ctx.name, bad_count(&readings));
+            self.deliver(&ctx, readings, deadline).await;
+        }
+    }
+}
+
+fn bad_count(readings: &[IncomingReading]) -> u64 {
+    readings.iter().filter(|r| r.quality.get() == 0).count() as u64
+}

@@ -1,0 +1,614 @@
+//! The MTConnect source: an HTTP client of an MTConnect agent (reqwest; documents parsed by
+//! `xml`).
+//!
+//! A session reads `/probe` (the DataItems, mapped to sensors by id or name), then follows the
+//! agent's observation stream with `/sample?from=<next>&count=<count>`, where `<next>` is always
+//! the previous answer's `nextSequence`: every observation is read once, none is skipped, and a
+//! backlog is drained request after request without waiting for the poll interval. The cursor
+//! (the agent's `instanceId` and the next sequence) outlives the session, so a reconnection
+//! continues where it stopped. `/current` is read only to start (first connection, an agent
+//! that restarted with a new `instanceId`) or to resynchronise after a gap: when the agent's
+//! circular buffer wrapped past the cursor (`from` older than `firstSequence`, or the agent's
+//! `OUT_OF_RANGE` error), the lost sequences are reported (status `lastError`, metric
+//! `mantis_connector_lost_observations_total`) and reading continues from `/current`.
+//!
+//! Values: a SAMPLE's number; `UNAVAILABLE` is a quality-0 reading carrying the last good value
+//! (0 before the first); a CONDITION is 0 (`Normal`), 1 (`Warning`) or 2 (`Fault`),
+//! `Unavailable` being quality 0. Other text (an EVENT such as `ACTIVE`) is not a reading: it
+//! is counted as invalid and named in `lastError`.
+
+pub(crate) mod xml;
+
+use crate::config::MtConnectConfig;
+use crate::runtime::{BrowseError, BrowsedNode, SessionCtx, SessionError, Source};
+use async_trait::async_trait;
+use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use xml::{DataItemDef, Document, Header, Observation};
+
+/// Checks an agent URL: `http://host[:port][/device]`.
+pub(crate) fn agent_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s.trim())
+        .map_err(|e| format!("not a URL ({e}); expected `http://agent:5000`"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(
+                "https agents are not supported by this build (plain `http://` only)".into(),
+            );
+        }
+        other => return Err(format!("scheme `{other}`: expected `http://agent:5000`")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("give the agent's base URL, without a query or fragment".into());
+    }
+    Ok(url)
+}
+
+/// Where the stream is read from next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Cursor {
+    instance: u64,
+    /// `None`: start from `/current`.
+    next: Option<u64>,
+}
+
+/// What an answer to `/sample` means for the cursor.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Take the observations from `from` on; continue at `next`.
+    Take { from: u64, next: u64 },
+    /// The buffer wrapped past the cursor: sequences `expected..first` are gone.
+    Gap { expected: u64, first: u64 },
+    /// The agent restarted (new instance): its sequences started again.
+    Restarted,
+}
+
+fn step(cursor_instance: u64, cursor_next: u64, header: &Header) -> Step {
+    if header.instance_id != cursor_instance {
+        Step::Restarted
+    } else if header.first_sequence > cursor_next {
+        Step::Gap {
+            expected: cursor_next,
+            first: header.first_sequence,
+        }
+    } else {
+        Step::Take {
+            from: cursor_next,
+            // Never move backwards (a confused agent would make us read twice).
+            next: header.next_sequence.max(cursor_next),
+        }
+    }
+}
+
+/// A configured DataItem's value as a reading value: `Ok(Some(v))`, `Ok(None)` for
+/// unavailable, `Err` for text that is not a value.
+fn value_of(o: &Observation) -> Result<Option<f64>, String> {
+    if o.condition {
+        return match o.value.as_str() {
+            "Normal" => Ok(Some(0.0)),
+            "Warning" => Ok(Some(1.0)),
+            "Fault" => Ok(Some(2.0)),
+            "Unavailable" => Ok(None),
+            other => Err(format!("unknown condition `{other}`")),
+        };
+    }
+    if o.value.eq_ignore_ascii_case("UNAVAILABLE") {
+        return Ok(None);
+    }
+    match o.value.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(format!("`{}` is not a number", o.value)),
+    }
+}
+
+pub(crate) struct MtConnectSource {
+    config: MtConnectConfig,
+    base: reqwest::Url,
+    http: reqwest::Client,
+    cursor: Mutex<Cursor>,
+    /// The DataItems of the last probe (for browsing).
+    probe: Mutex<Vec<DataItemDef>>,
+    /// The last good value of each configured item (by index).
+    last_good: Mutex<HashMap<usize, f64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MtConnectSource {
+    /// A source for a validated configuration.
+    pub(crate) fn new(config: MtConnectConfig) -> Result<Self, crate::ConfigError> {
+        let invalid = |e: String| crate::ConfigError {
+            source_name: config.name.clone(),
+            problems: vec![("/url".into(), e)],
+        };
+        let base = agent_url(&config.url).map_err(invalid)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.request_timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(config.request_timeout_ms.max(1)))
+            .build()
+            .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            config,
+            base,
+            http,
+            cursor: Mutex::new(Cursor::default()),
+            probe: Mutex::new(Vec::new()),
+            last_good: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn url(&self, request: &str, query: Option<(u64, u32)>) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let path = format!("{}/{request}", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+        if let Some((from, count)) = query {
+            url.set_query(Some(&format!("from={from}&count={count}")));
+        }
+        url
+    }
+
+    /// GETs `request` and parses the answer (an `MTConnectError` document is an `Ok`).
+    #[tracing::instrument(skip(self, ctx), fields(connector = %ctx.name))]
+    async fn get(
+        &self,
+        ctx: &SessionCtx,
+        request: &str,
+        query: Option<(u64, u32)>,
+    ) -> Result<Document, SessionError> {
+        let url = self.url(request, query);
+        let resp = self.http.get(url.clone()).send().await.map_err(|e| {
+            if e.is_timeout() {
+                SessionError::Timeout(format!(
+                    "no answer from {url} within {} ms",
+                    self.config.request_timeout_ms
+                ))
+            } else if e.is_connect() {
+                SessionError::Connect(format!("{url}: {e}"))
+            } else {
+                SessionError::Connection(format!("{url}: {e}"))
+            }
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| {
+            if e.is_timeout() {
+                SessionError::Timeout(format!(
+                    "{url}: the answer did not arrive within {} ms",
+                    self.config.request_timeout_ms
+                ))
+            } else {
+                SessionError::Connection(format!("{url}: {e}"))
+            }
+        })?;
+        ctx.status.received(1);
+        match xml::parse(&body) {
+            // Agents answer errors with 4xx and an MTConnectError document.
+            Ok(doc) => Ok(doc),
+            Err(e) if !status.is_success() => Err(SessionError::Connection(format!(
+                "{url}: HTTP {status} ({e})"
+            ))),
+            Err(e) => Err(SessionError::Refused(format!("{url}: {e}"))),
+        }
+    }
+
+    /// Maps DataItem ids to configured items; returns the map and the unknown items.
+    fn map(&self, items: &[DataItemDef]) -> (HashMap<String, usize>, Vec<String>) {
+        let mut map = HashMap::new();
+        let mut unknown = Vec::new();
+        for (i, want) in self.config.data_items.iter().enumerate() {
+            let found = items.iter().find(|d| d.id == want.data_item).or_else(|| {
+                items
+                    .iter()
+                    .find(|d| d.name.as_deref() == Some(want.data_item.as_str()))
+            });
+            match found {
+                Some(d) => {
+                    map.insert(d.id.clone(), i);
+                }
+                None => unknown.push(want.data_item.clone()),
+            }
+        }
+        (map, unknown)
+    }
+
+    /// Readings of the observations at or after `from` (those of configured items).
+    fn readings(
+        &self,
+        ctx: &SessionCtx,
+        map: &HashMap<String, usize>,
+        observations: &[Observation],
+        from: Option<u64>,
+    ) -> Vec<IncomingReading> {
+        let now = chrono::Utc::now();
+        let mut out = Vec::new();
+        let mut last_good = lock(&self.last_good);
+        for o in observations {
+            if from.is_some_and(|f| o.sequence < f) {
+                continue;
+            }
+            let Some(&i) = map.get(&o.data_item_id) else {
+                continue;
+            };
+            let Some(item) = self.config.data_items.get(i) else {
+                continue;
+            };
+            let timestamp = chrono::DateTime::parse_from_rfc3339(&o.timestamp)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or(now);
+            let mut metadata = BTreeMap::new();
+            metadata.insert("mtconnectSequence".to_owned(), o.sequence.to_string());
+            let (value, quality) = match value_of(o) {
+                Ok(Some(v)) => {
+                    last_good.insert(i, v);
+                    (v, Quality::GOOD)
+                }
+                Ok(None) => {
+                    metadata.insert(
+                        IncomingReading::QUALITY_REASON.into(),
+                        format!("{} is UNAVAILABLE", o.data_item_id),
+                    );
+                    crate::metrics::bad_quality(&ctx.name, 1);
+                    (
+                        last_good.get(&i).copied().unwrap_or(0.0),
+                        Quality::new(0).unwrap_or_default(),
+                    )
+                }
+                Err(why) => {
+                    crate::metrics::invalid_message(&ctx.name);
+                    let detail = format!(
+                        "DataItem `{}` (sequence {}): {why}",
+                        o.data_item_id, o.sequence
+                    );
+                    tracing::warn!(connector = %ctx.name, %detail, "MTConnect observation is not a reading");
+                    ctx.status.error("payload", &detail, None);
+                    continue;
+                }
+            };
+            out.push(IncomingReading {
+                timestamp,
+                asset_id: None,
+                sensor: SensorRef::parse(&item.sensor),
+                value,
+                unit: item.unit.clone(),
+                quality,
+                metadata,
+            });
+        }
+        out
+    }
+
+    /// Reads `/current`: its readings (after the cursor when the agent is the same) and the
+    /// new cursor. Returns the sequences lost since the cursor, if any.
+    async fn resync(
+        &self,
+        ctx: &SessionCtx,
+        map: &HashMap<String, usize>,
+    ) -> Result<(Vec<IncomingReading>, Cursor, Option<(u64, u64)>), SessionError> {
+        let streams = match self.get(ctx, "current", None).await? {
+            Document::Streams(s) => s,
+            Document::Error(errors) => {
+                return Err(SessionError::Refused(format!(
+                    "the agent refused /current: {}",
+                    describe_errors(&errors)
+                )));
+            }
+            Document::Devices(_) => {
+                return Err(SessionError::Refused(
+                    "/current answered with a probe document".into(),
+                ));
+            }
+        };
+        let old = *lock(&self.cursor);
+        let same = old.next.is_some() && old.instance == streams.header.instance_id;
+        let from = if same { old.next } else { None };
+        let lost = match (same, old.next) {
+            (true, Some(next)) if streams.header.first_sequence > next => {
+                Some((next, streams.header.first_sequence))
+            }
+            _ => None,
+        };
+        let readings = self.readings(ctx, map, &streams.observations, from);
+        let cursor = Cursor {
+            instance: streams.header.instance_id,
+            next: Some(streams.header.next_sequence.max(from.unwrap_or(0))),
+        };
+        Ok((readings, cursor, lost))
+    }
+
+    fn report_gap(&self, ctx: &SessionCtx, expected: u64, first: u64) {
+        let lost = first.saturating_sub(expected);
+        let detail = format!(
+            "the agent's buffer wrapped: {lost} observations (sequences {expected}..{}) were overwritten before they could be read; resynchronised from /current",
+            first.saturating_sub(1)
+        );
+        tracing::warn!(connector = %ctx.name, lost, %detail, "MTConnect gap");
+        crate::metrics::lost_observations(&ctx.name, lost);
+        ctx.status.error("gap", &detail, None);
+    }
+
+    /// Resynchronises from `/current` and reports the gap (the one `/current` shows, else
+    /// `seen`). `false` when stopping.
+    async fn resync_and_commit(
+        &self,
+        ctx: &SessionCtx,
+        map: &HashMap<String, usize>,
+        seen: Option<(u64, u64)>,
+    ) -> Result<bool, SessionError> {
+        let before = *lock(&self.cursor);
+        let (readings, cursor, lost) = self.resync(ctx, map).await?;
+        if let Some((expected, first)) = lost.or(seen) {
+            self.report_gap(ctx, expected, first);
+        } else if before.next.is_some() && before.instance != cursor.instance {
+            tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading from /current");
+        }
+        Ok(self.commit(ctx, readings, cursor).await)
+    }
+
+    /// Delivers and, once taken, moves the cursor. `false` when stopping.
+    async fn commit(
+        &self,
+        ctx: &SessionCtx,
+        readings: Vec<IncomingReading>,
+        cursor: Cursor,
+    ) -> bool {
+        if !readings.is_empty()
+            && ctx
+                .deliver(readings, SourceProtocol::Mtconnect, None)
+                .await
+                .is_none()
+        {
+            return false;
+        }
+        *lock(&self.cursor) = cursor;
+        true
+    }
+}
+
+fn describe_errors(errors: &[(String, String)]) -> String {
+    errors
+        .iter()
+        .map(|(c, m)| {
+            if m.is_empty() {
+                c.clone()
+            } else {
+                format!("{c}: {m}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[async_trait]
+impl Source for MtConnectSource {
+    async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        let count = self.config.count.max(1);
+        // 1. The DataItems.
+        let items = match self.get(&ctx, "probe", None).await? {
+            Document::Devices(items) => items,
+            Document::Error(errors) => {
+                return Err(SessionError::Refused(format!(
+                    "the agent refused /probe: {}",
+                    describe_errors(&errors)
+                )));
+            }
+            Document::Streams(_) => {
+                return Err(SessionError::Refused(
+                    "/probe answered with a streams document".into(),
+                ));
+            }
+        };
+        let (map, unknown) = self.map(&items);
+        *lock(&self.probe) = items;
+        let mut active: Vec<String> = self
+            .config
+            .data_items
+            .iter()
+            .filter(|d| !unknown.contains(&d.data_item))
+            .map(|d| d.data_item.clone())
+            .collect();
+        active.sort();
+        ctx.connected(active);
+        let unknown_detail = (!unknown.is_empty()).then(|| {
+            format!(
+                "the agent has no DataItem with id or name {}",
+                unknown
+                    .iter()
+                    .map(|u| format!("`{u}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        if let Some(d) = &unknown_detail {
+            tracing::warn!(connector = %ctx.name, detail = %d, "unknown DataItems");
+            ctx.status
+                .error("config", d, Some(crate::ConnectorState::Error));
+        }
+        tracing::info!(connector = %ctx.name, url = %self.base, "MTConnect agent probed");
+
+        // 2. Follow the stream.
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backlog = false;
+        loop {
+            if !backlog {
+                tokio::select! {
+                    biased;
+                    () = ctx.stop.cancelled() => return Ok(()),
+                    _ = ticker.tick() => {}
+                }
+            } else if ctx.stop.is_cancelled() {
+                return Ok(());
+            }
+            backlog = false;
+            let cursor = *lock(&self.cursor);
+            let Some(next) = cursor.next else {
+                if !self.resync_and_commit(&ctx, &map, None).await? {
+                    return Ok(());
+                }
+                continue;
+            };
+            let doc = self.get(&ctx, "sample", Some((next, count))).await?;
+            let streams = match doc {
+                Document::Streams(s) => s,
+                Document::Error(errors) if errors.iter().any(|(c, _)| c == "OUT_OF_RANGE") => {
+                    // `from` is no longer in the buffer (or beyond it after an agent restart):
+                    // /current says which.
+                    if !self.resync_and_commit(&ctx, &map, None).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Document::Error(errors) => {
+                    return Err(SessionError::Refused(format!(
+                        "the agent refused /sample: {}",
+                        describe_errors(&errors)
+                    )));
+                }
+                Document::Devices(_) => {
+                    return Err(SessionError::Refused(
+                        "/sample answered with a probe document".into(),
+                    ));
+                }
+            };
+            match step(cursor.instance, next, &streams.header) {
+                Step::Take {
+                    from,
+                    next: new_next,
+                } => {
+                    let readings = self.readings(&ctx, &map, &streams.observations, Some(from));
+                    if unknown_detail.is_none() {
+                        ctx.status.healthy();
+                    }
+                    backlog = new_next <= streams.header.last_sequence && new_next > next;
+                    let c = Cursor {
+                        instance: cursor.instance,
+                        next: Some(new_next),
+                    };
+                    if !self.commit(&ctx, readings, c).await {
+                        return Ok(());
+                    }
+                }
+                Step::Gap { expected, first } => {
+                    if !self
+                        .resync_and_commit(&ctx, &map, Some((expected, first)))
+                        .await?
+                    {
+                        return Ok(());
+                    }
+                }
+                Step::Restarted => {
+                    tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading from /current");
+                    *lock(&self.cursor) = Cursor::default();
+                    backlog = true;
+                }
+            }
+        }
+    }
+
+    async fn browse(&self, node: Option<&str>) -> Result<Vec<BrowsedNode>, BrowseError> {
+        if node.is_some_and(|n| !n.trim().is_empty()) {
+            return Err(BrowseError::InvalidNode(
+                "an MTConnect agent's DataItems are listed flat: browse without `node`".into(),
+            ));
+        }
+        let items = lock(&self.probe).clone();
+        if items.is_empty() {
+            return Err(BrowseError::NotConnected);
+        }
+        Ok(items
+            .into_iter()
+            .map(|d| BrowsedNode {
+                browse_name: d.name.clone().unwrap_or_else(|| d.id.clone()),
+                display_name: format!(
+                    "{}: {} {}{}",
+                    d.device,
+                    d.category,
+                    d.data_type,
+                    d.units.map(|u| format!(" ({u})")).unwrap_or_default()
+                ),
+                node_id: d.id,
+                node_class: "DataItem".into(),
+                type_definition: Some(d.data_type),
+                value: None,
+                status: None,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(instance: u64, first: u64, last: u64, next: u64) -> Header {
+        Header {
+            instance_id: instance,
+            first_sequence: first,
+            last_sequence: last,
+            next_sequence: next,
+        }
+    }
+
+    #[test]
+    fn the_cursor_continues_at_next_sequence_and_never_moves_back() {
+        assert_eq!(
+            step(1, 10, &header(1, 1, 30, 20)),
+            Step::Take { from: 10, next: 20 }
+        );
+        assert_eq!(
+            step(1, 10, &header(1, 1, 9, 5)),
+            Step::Take { from: 10, next: 10 }
+        );
+    }
+
+    #[test]
+    fn a_wrapped_buffer_is_a_gap_and_a_new_instance_a_restart() {
+        assert_eq!(
+            step(1, 10, &header(1, 15, 40, 41)),
+            Step::Gap {
+                expected: 10,
+                first: 15
+            }
+        );
+        assert_eq!(step(1, 10, &header(2, 1, 3, 4)), Step::Restarted);
+    }
+
+    #[test]
+    fn values_unavailable_and_conditions_are_mapped() {
+        let obs = |v: &str, condition: bool| Observation {
+            data_item_id: "x".into(),
+            name: None,
+            sequence: 1,
+            timestamp: String::new(),
+            value: v.into(),
+            condition,
+        };
+        assert_eq!(value_of(&obs("12.5", false)), Ok(Some(12.5)));
+        assert_eq!(value_of(&obs("UNAVAILABLE", false)), Ok(None));
+        assert_eq!(value_of(&obs("Fault", true)), Ok(Some(2.0)));
+        assert_eq!(value_of(&obs("Unavailable", true)), Ok(None));
+        assert!(value_of(&obs("ACTIVE", false)).is_err());
+    }
+
+    #[test]
+    fn agent_urls_are_checked() {
+        assert!(agent_url("http://agent:5000").is_ok());
+        assert!(agent_url("http://agent:5000/FANUC-01").is_ok());
+        for bad in [
+            "agent:5000",
+            "https://agent",
+            "ftp://agent",
+            "http://agent/?x=1",
+        ] {
+            assert!(agent_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The connector runtime: [`Connectors`] holds the configured sources; each runs as a
+//! supervised task that connects, runs a session until it fails, and reconnects with back-off;
+//! a watchdog cuts a session that stays silent longer than the source's `silence_timeout_secs`
+//! and reconnects it (which re-subscribes, or polls again). A session that panics is restarted
+//! like one that failed; one the device refuses (credentials, certificate) shows `ERROR` while
+//! it keeps retrying at the back-off's pace. Nothing stops for good except on shutdown.
+//! [`Connectors::browse`] lists a device's address space through its source's connection.
+
+use crate::config::{SourceConfig, Supervision};
+use crate::sink::{Delivered, ReadingSink, SinkError};
+use crate::status::{ConnectorState, ConnectorStatus, StatusCell};
+use crate::{Error, modbus, mqtt, mtconnect, opcua};
+use async_trait::async_trait;
+use mantis_domain::{IncomingReading, SourceProtocol};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long a stopping session may take to finish its batch in flight (deliver, acknowledge).
+const DRAIN_BUDGET: Duration = Duration::from_secs(5);
+/// A session connected at least this long resets the reconnection back-off.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    /// The connection could not be established.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The connection was lost.
+    #[error("connection lost: {0}")]
+    Connection(String),
+    /// The peer refused something essential (a subscription).
+    #[error("{0}")]
+    Refused(String),
+    /// A request went unanswered.
+    #[error("timeout: {0}")]
+    Timeout(String),
+    /// The peer refused us (credentials, certificate, security settings): retrying will not
+    /// help until someone changes a configuration, so the source shows `ERROR`.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+impl SessionError {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Connection(_) => "connection",
+            Self::Refused(_) => "refused",
+            Self::Timeout(_) => "timeout",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The state a source is in after this error.
+    fn state(&self) -> ConnectorState {
+        match self {
+            Self::Rejected(_) => ConnectorState::Error,
+            _ => ConnectorState::Disconnected,
+        }
+    }
+}
+
+/// One node of a source's address space, as browsed (`GET /api/v1/connectors/{name}/browse`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowsedNode {
+    /// The id to put in a source's `node_id` (OPC UA: `ns=2;s=Line1.Temperature`).
+    pub node_id: String,
+    /// Its browse name.
+    pub browse_name: String,
+    /// Its display name.
+    pub display_name: String,
+    /// `Object`, `Variable`, `Method`, ... (OPC UA node classes).
+    pub node_class: String,
+    /// Its type definition, if any.
+    pub type_definition: Option<String>,
+    /// The current value of a numeric variable.
+    pub value: Option<f64>,
+    /// The status code of that value (`Good`, `BadSensorFailure (0x808B0000)`).
+    pub status: Option<String>,
+}
+
+/// Why a browse failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrowseError {
+    /// No source of that name.
+    #[error("no connector named `{0}`")]
+    UnknownSource(String),
+    /// The source's protocol has no address space to browse.
+    #[error("a {0} source cannot be browsed (OPC UA and MTConnect sources can)")]
+    NotSupported(&'static str),
+    /// The source is not connected right now.
+    #[error("the source is not connected; browse again once its state is CONNECTED")]
+    NotConnected,
+    /// The node to browse is not a valid node id, or the server does not know it.
+    #[error("{0}")]
+    InvalidNode(String),
+    /// The server failed to answer.
+    #[error("browsing failed: {0}")]
+    Failed(String),
+}
+
+/// A protocol implementation driven by the supervisor.
+#[async_trait]
+pub(crate) trait Source: Send + Sync + 'static {
+    /// Connects and runs until the connection fails (`Err`) or `ctx.stop` is cancelled (`Ok`).
+    async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError>;
+
+    /// The children of `node` (the root when `None`) in the device's address space.
+    async fn browse(&self, _node: Option<&str>) -> Result<Vec<BrowsedNode>, BrowseError> {
+        Err(BrowseError::NotSupported("this"))
+    }
+}
+
+/// What a session works with.
+#[derive(Clone)]
+pub(crate) struct SessionCtx {
+    pub(crate) name: Arc<str>,
+    pub(crate) status: Arc<StatusCell>,
+    pub(crate) sink: Arc<dyn ReadingSink>,
+    /// Cancelled when the session must end (shutdown).
+    pub(crate) stop: CancellationToken,
+    connected_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl SessionCtx {
+    /// The connection is up; `active` lists what is read.
+    pub(crate) fn connected(&self, active: Vec<String>) {
+        let mut at = self
+            .connected_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        at.get_or_insert_with(Instant::now);
+        self.status.connected(active);
+    }
+
+    fn connected_for(&self) -> Option<Duration> {
+        self.connected_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|t| t.elapsed())
+    }
+
+    /// Delivers `batch` to the sink, retrying while it is unavailable (the watchdog is kept
+    /// quiet meanwhile: the device is not at fault). Gives up, returning `None`, when `stop` is
+    /// cancelled (after at least one attempt) or at `deadline`.
+    pub(crate) async fn deliver(
+        &self,
+        batch: Vec<IncomingReading>,
+        protocol: SourceProtocol,
+        deadline: Option<Instant>,
+    ) -> Option<Delivered> {
+        let n = batch.len();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.sink.deliver(batch.clone(), protocol).await {
+                Ok(d) => {
+                    self.status.delivered(n as u64);
+                    return Some(d);
+                }
+                Err(SinkError::Unavailable(reason)) => {
+                    tracing::warn!(connector = %self.name, readings = n, %reason, "sink unavailable; retrying");
+                    self.status.error(
+                        "sink",
+                        &format!("readings cannot be handed over: {reason}"),
+                        None,
+                    );
+                    self.status.alive();
+                }
+            }
+            if self.stop.is_cancelled() || deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.cancelled() => return None,
+            }
+            delay = delay.saturating_mul(2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+struct Entry {
+    config: SourceConfig,
+    status: Arc<StatusCell>,
+    source: Arc<dyn Source>,
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+struct Registry {
+    sink: Arc<dyn ReadingSink>,
+    /// Default PKI directory of the OPC UA sources.
+    opcua_pki: PathBuf,
+    sources: Mutex<BTreeMap<String, Entry>>,
+    running: Mutex<Option<Running>>,
+}
+
+/// The sources of one ingestion service: add them (from the configuration, or at run time),
+/// run them, read their status. Cheap to clone.
+#[derive(Clone)]
+pub struct Connectors {
+    inner: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Connectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connectors")
+            .field("sources", &self.names())
+            .finish()
+    }
+}
+
+impl Connectors {
+    /// No sources yet; readings will go to `sink`. Files of the sources (the OPC UA client's
+    /// PKI directory) go under `./data`; see [`Connectors::with_data_dir`].
+    pub fn new(sink: Arc<dyn ReadingSink>) -> Self {
+        Self::with_data_dir(sink, Path::new("data"))
+    }
+
+    /// No sources yet; readings will go to `sink`, files of the sources under `data_dir` (the
+    /// OPC UA client's certificate, key and trusted server certificates in
+    /// `<data_dir>/opcua/pki`, unless a source names its own `pki_dir`).
+    pub fn with_data_dir(sink: Arc<dyn ReadingSink>, data_dir: &Path) -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                sink,
+                opcua_pki: data_dir.join("opcua").join("pki"),
+                sources: Mutex::new(BTreeMap::new()),
+                running: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.inner
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.sources().keys().cloned().collect()
+    }
+
+    /// Validates `config` and adds the source; when [`Connectors::run`] is already running, the
+    /// source starts at once. Returns its first status.
+    pub fn add(&self, config: SourceConfig) -> Result<ConnectorStatus, Error> {
+        config.validate()?;
+        let source = build_source(&config, &self.inner.opcua_pki)?;
+        let name = config.name().to_owned();
+        let status = Arc::new(StatusCell::new(&name, config.kind(), config.endpoint()));
+        // Lock order: `running`, then `sources` (as in `run`), so a source added while `run`
+        // starts is spawned exactly once.
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut sources = self.sources();
+            if sources.contains_key(&name) {
+                return Err(Error::Duplicate(name));
+            }
+            sources.insert(
+                name.clone(),
+                Entry {
+                    config: config.clone(),
+                    status: status.clone(),
+                    source: source.clone(),
+                },
+            );
+        }
+        if let Some(r) = running.as_ref() {
+            self.spawn(r, &config, source, status.clone());
+        }
+        drop(running);
+        tracing::info!(connector = %name, kind = config.kind(), endpoint = %config.endpoint(), "source added");
+        Ok(status.snapshot())
+    }
+
+    /// The status of every source, by name.
+    pub fn statuses(&self) -> Vec<ConnectorStatus> {
+        self.sources()
+            .values()
+            .map(|e| e.status.snapshot())
+            .collect()
+    }
+
+    /// The status of the source `name`.
+    pub fn status(&self, name: &str) -> Option<ConnectorStatus> {
+        self.sources().get(name).map(|e| e.status.snapshot())
+    }
+
+    /// The configuration of the source `name`.
+    pub fn config(&self, name: &str) -> Option<SourceConfig> {
+        self.sources().get(name).map(|e| e.config.clone())
+    }
+
+    /// The children of `node` (the root, OPC UA's Objects folder, when `None`) in the address
+    /// space of the source `name`, through its current connection.
+    pub async fn browse(
+        &self,
+        name: &str,
+        node: Option<&str>,
+    ) -> Result<Vec<BrowsedNode>, BrowseError> {
+        let (source, kind) = {
+            let sources = self.sources();
+            let e = sources
+                .get(name)
+                .ok_or_else(|| BrowseError::UnknownSource(name.to_owned()))?;
+            (e.source.clone(), e.config.kind())
+        };
+        match source.browse(node).await {
+            Err(BrowseError::NotSupported(_)) => Err(BrowseError::NotSupported(kind)),
+            other => other,
+        }
+    }
+
+    fn spawn(
+        &self,
+        running: &Running,
+        config: &SourceConfig,
+        source: Arc<dyn Source>,
+        status: Arc<StatusCell>,
+    ) {
+        let ctx = Supervised {
+            name: Arc::from(config.name()),
+            supervision: config.supervision(),
+            protocol_kind: config.kind(),
+            status,
+            sink: self.inner.sink.clone(),
+        };
+        running
+            .tracker
+            .spawn(supervise(source, ctx, running.shutdown.clone()));
+    }
+
+    /// Runs every source (and those added later) until `shutdown` is cancelled, then lets each
+    /// finish its batch in flight (bounded) and returns. Returns at once if already running.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        {
+            let mut running = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if running.is_some() {
+                tracing::warn!("the connectors are already running");
+                return;
+            }
+            let r = Running {
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            };
+            let entries: Vec<(SourceConfig, Arc<StatusCell>, Arc<dyn Source>)> = self
+                .sources()
+                .values()
+                .map(|e| (e.config.clone(), e.status.clone(), e.source.clone()))
+                .collect();
+            for (config, status, source) in entries {
+                self.spawn(&r, &config, source, status);
+            }
+            *running = Some(r);
+        }
+        shutdown.cancelled().await;
+        tracker.close();
+        tracker.wait().await;
+        *self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
+fn build_source(config: &SourceConfig, opcua_pki: &Path) -> Result<Arc<dyn Source>, Error> {
+    Ok(match config {
+        SourceConfig::Mqtt(c) => Arc::new(mqtt::MqttSource::new(c.clone())?),
+        SourceConfig::Modbus(c) => Arc::new(modbus::ModbusSource::new(c.clone())),
+        SourceConfig::OpcUa(c) => Arc::new(opcua::OpcUaSource::new(c.clone(), opcua_pki)?),
+        SourceConfig::MtConnect(c) => Arc::new(mtconnect::MtConnectSource::new(c.clone())?),
+    })
+}
+
+struct Supervised {
+    name: Arc<str>,
+    supervision: Supervision,
+    protocol_kind: &'static str,
+    status: Arc<StatusCell>,
+    sink: Arc<dyn ReadingSink>,
+}
+
+enum Outcome {
+    Ended(Result<Result<(), SessionError>, tokio::task::JoinError>),
+    Silent(Duration),
+    Shutdown,
+}
+
+/// Waits until the source has been silent for `silence` (never when `None`).
+async fn watchdog(status: &StatusCell, silence: Option<Duration>) -> Duration {
+    let Some(silence) = silence else {
+        return std::future::pending().await;
+    };
+    let tick = (silence / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(tick).await;
+        let quiet = status.silent_for();
+        if quiet >= silence {
+            return quiet;
+        }
+    }
+}
+
+/// Aborts the task when dropped (so a cancelled supervisor never leaves a session behind).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[tracing::instrument(skip_all, fields(connector = %s.name, kind = s.protocol_kind))]
+async fn supervise(source: Arc<dyn Source>, s: Supervised, shutdown: CancellationToken) {
+    let mut delay = s.supervision.reconnect_min;
+    let mut attempt: u64 = 0;
+    let mut refused = false;
+    loop {
+        if attempt > 0 {
+            s.status.reconnecting();
+        }
+        attempt += 1;
+        // A source the peer refuses stays in ERROR while it tries again.
+        if !std::mem::take(&mut refused) {
+            s.status.set_state(ConnectorState::Connecting);
+        }
+        // The silence is counted from the start of each session.
+        s.status.alive();
+        let ctx = SessionCtx {
+            name: s.name.clone(),
+            status: s.status.clone(),
+            sink: s.sink.clone(),
+            stop: shutdown.child_token(),
+            connected_at: Arc::new(Mutex::new(None)),
+        };
+        let mut task = AbortOnDrop(tokio::spawn(source.clone().session(ctx.clone())));
+        let outcome = tokio::select! {
+            joined = &mut task.0 => Outcome::Ended(joined),
+            quiet = watchdog(&s.status, s.supervision.silence) => Outcome::Silent(quiet),
+            () = shutdown.cancelled() => Outcome::Shutdown,
+        };
+        match outcome {
+            Outcome::Shutdown => {
+                ctx.stop.cancel();
+                if tokio::time::timeout(DRAIN_BUDGET, &mut task.0)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("session did not stop within {DRAIN_BUDGET:?}; aborted");
+                }
+                s.status.set_state(ConnectorState::Stopped);
+                return;
+            }
+            Outcome::Silent(quiet) => {
+                s.status.watchdog_tripped();
+                let detail = format!(
+                    "no data for {} s (silence timeout); reconnecting",
+                    quiet.as_secs()
+                );
+                tracing::warn!(%detail, "watchdog");
+                s.status
+                    .error("silence", &detail, Some(ConnectorState::Disconnected));
+                ctx.stop.cancel();
+                // A short grace period to hand over what was received, then cut.
+                let _ = tokio::time::timeout(Duration::from_secs(1), &mut task.0).await;
+            }
+            Outcome::Ended(Ok(Ok(()))) => {
+                if shutdown.is_cancelled() {
+                    s.status.set_state(ConnectorState::Stopped);
+                    return;
+                }
+                s.status.error(
+                    "ended",
+                    "the session ended without an error; reconnecting",
+                    Some(ConnectorState::Disconnected),
+                );
+            }
+            Outcome::Ended(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "session failed; reconnecting");
+                refused = matches!(e, SessionError::Rejected(_));
+                s.status.error(e.kind(), &e.to_string(), Some(e.state()));
+            }
+            Outcome::Ended(Err(join)) => {
+                tracing::error!(error = %join, "session panicked; reconnecting");
+                s.status.error(
+                    "panic",
+                    &format!("internal error (session panicked): {join}"),
+                    Some(ConnectorState::Disconnected),
+                );
+            }
+        }
+        drop(task);
+        if ctx.connected_for().is_some_and(|d| d >= STABLE_AFTER) {
+            delay = s.supervision.reconnect_min;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => {
+                s.status.set_state(ConnectorState::Stopped);
+                return;
+            }
+        }
+        delay = delay.saturating_mul(2).min(s.supervision.reconnect_max);
+    }
+}

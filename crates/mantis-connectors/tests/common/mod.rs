@@ -1,0 +1,160 @@
+//! Helpers of the connector tests, named after what a plant does: a recording sink, running
+//! connectors, publishing from a device.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod peers;
+
+use async_trait::async_trait;
+use mantis_connectors::{
+    ConnectorStatus, Connectors, Delivered, ReadingSink, SinkError, SourceConfig,
+};
+use mantis_domain::{IncomingReading, SensorRef, SourceProtocol};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Records every delivered reading; refuses everything (`Unavailable`) while `failing`.
+#[derive(Default)]
+pub struct RecordingSink {
+    readings: Mutex<Vec<(IncomingReading, SourceProtocol)>>,
+    pub failing: AtomicBool,
+    pub attempts: AtomicUsize,
+}
+
+#[async_trait]
+impl ReadingSink for RecordingSink {
+    async fn deliver(
+        &self,
+        batch: Vec<IncomingReading>,
+        source: SourceProtocol,
+    ) -> Result<Delivered, SinkError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SinkError::Unavailable("test sink is failing".into()));
+        }
+        let n = batch.len();
+        self.readings
+            .lock()
+            .expect("lock")
+            .extend(batch.into_iter().map(|r| (r, source)));
+        Ok(Delivered {
+            accepted: n,
+            refused: 0,
+        })
+    }
+}
+
+impl RecordingSink {
+    pub fn failing() -> Arc<Self> {
+        let s = Self::default();
+        s.failing.store(true, Ordering::SeqCst);
+        Arc::new(s)
+    }
+
+    /// Every reading so far.
+    pub fn all(&self) -> Vec<(IncomingReading, SourceProtocol)> {
+        self.readings.lock().expect("lock").clone()
+    }
+
+    /// The readings of the sensor with `code`.
+    pub fn of(&self, code: &str) -> Vec<IncomingReading> {
+        let want = SensorRef::Code(code.to_owned());
+        self.all()
+            .into_iter()
+            .filter(|(r, _)| r.sensor == want)
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// Readings of `code` so far, when there are at least `n`.
+    pub fn at_least(&self, code: &str, n: usize) -> Option<Vec<IncomingReading>> {
+        let r = self.of(code);
+        (r.len() >= n).then_some(r)
+    }
+
+    pub fn summary(&self) -> String {
+        let all = self.all();
+        let tail: Vec<String> = all
+            .iter()
+            .rev()
+            .take(10)
+            .map(|(r, _)| format!("{}={} q{}", r.sensor, r.value, r.quality.get()))
+            .collect();
+        format!("{} readings recorded, latest: {tail:?}", all.len())
+    }
+}
+
+/// Connectors running in the background until stopped.
+pub struct Running {
+    pub connectors: Connectors,
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `sources` delivering into `sink`.
+    pub fn start(sink: Arc<dyn ReadingSink>, sources: Vec<serde_json::Value>) -> Running {
+        mantis_telemetry::init_test_tracing();
+        let connectors = Connectors::new(sink);
+        for s in sources {
+            let config: SourceConfig =
+                serde_json::from_value(s.clone()).unwrap_or_else(|e| panic!("{e}: {s}"));
+            connectors.add(config).expect("valid source");
+        }
+        let token = CancellationToken::new();
+        let c = connectors.clone();
+        let t = token.clone();
+        let task = tokio::spawn(async move { c.run(t).await });
+        Running {
+            connectors,
+            token,
+            task: Some(task),
+        }
+    }
+
+    pub fn status(&self, name: &str) -> ConnectorStatus {
+        self.connectors.status(name).expect("source exists")
+    }
+
+    /// Stops every source (as at shutdown) and waits until they ended.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(15), task)
+                .await
+                .expect("connectors stop within 15 s")
+                .expect("connectors task");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Publishes from a paho-mqtt device (off the async threads).
+pub async fn publish(
+    port: u16,
+    version: &str,
+    qos: u8,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)>,
+    messages: Vec<(String, String)>,
+) {
+    let version = version.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let tls = tls
+            .as_ref()
+            .map(|(ca, cert, key)| peers::ClientTls { ca, cert, key });
+        peers::paho_publish(port, &version, qos, tls, &messages)
+    })
+    .await
+    .expect("publisher thread");
+}
+
+/// Runs blocking peer control (kill, restart) off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}

@@ -1,0 +1,242 @@
+//! Assets, their sensors and criticality.
+
+use crate::{AssetId, DomainError, SensorId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// How much the plant depends on an asset (brief: decision matrix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Criticality {
+    /// A main motor: the line stops without it.
+    Critical,
+    /// A hydraulic pump.
+    High,
+    /// A conveyor.
+    Medium,
+    /// A fan.
+    Low,
+}
+
+impl Criticality {
+    /// All levels, most critical first.
+    pub const ALL: [Criticality; 4] = [Self::Critical, Self::High, Self::Medium, Self::Low];
+
+    /// Parses `CRITICAL`, `high`, ... (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "CRITICAL" => Ok(Self::Critical),
+            "HIGH" => Ok(Self::High),
+            "MEDIUM" => Ok(Self::Medium),
+            "LOW" => Ok(Self::Low),
+            _ => Err(DomainError::UnknownSymbol {
+                what: "criticality",
+                value: s.to_owned(),
+                expected: "CRITICAL, HIGH, MEDIUM, LOW",
+            }),
+        }
+    }
+
+    /// The symbol as stored and sent on the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Critical => "CRITICAL",
+            Self::High => "HIGH",
+            Self::Medium => "MEDIUM",
+            Self::Low => "LOW",
+        }
+    }
+
+    /// Anomaly-score threshold of the brief's decision matrix (overridable in `rules/`).
+    pub fn default_anomaly_threshold(&self) -> f64 {
+        match self {
+            Self::Critical => 0.75,
+            Self::High => 0.80,
+            Self::Medium => 0.85,
+            Self::Low => 0.90,
+        }
+    }
+
+    /// RUL threshold in cycles of the brief's decision matrix (overridable in `rules/`).
+    pub fn default_rul_threshold_cycles(&self) -> f64 {
+        match self {
+            Self::Critical => 50.0,
+            Self::High => 100.0,
+            Self::Medium => 200.0,
+            Self::Low => 500.0,
+        }
+    }
+
+    /// Maximum response time of the brief's decision matrix (overridable in `rules/`).
+    pub fn default_max_response(&self) -> Duration {
+        let hours = match self {
+            Self::Critical => 2,
+            Self::High => 8,
+            Self::Medium => 24,
+            Self::Low => 24 * 7,
+        };
+        Duration::from_secs(hours * 3600)
+    }
+}
+
+impl fmt::Display for Criticality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a sensor measures (seed Avro enum `SensorType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SensorType {
+    /// Temperature (°C).
+    Temperature,
+    /// Vibration (mm/s RMS or g).
+    Vibration,
+    /// Pressure (bar).
+    Pressure,
+    /// Electrical current (A).
+    Current,
+    /// Rotational speed (rpm).
+    Speed,
+    /// Volume flow (l/min).
+    Flow,
+}
+
+impl SensorType {
+    /// Parses the symbol (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "TEMPERATURE" => Ok(Self::Temperature),
+            "VIBRATION" => Ok(Self::Vibration),
+            "PRESSURE" => Ok(Self::Pressure),
+            "CURRENT" => Ok(Self::Current),
+            "SPEED" => Ok(Self::Speed),
+            "FLOW" => Ok(Self::Flow),
+            _ => Err(DomainError::UnknownSymbol {
+                what: "sensor type",
+                value: s.to_owned(),
+                expected: "TEMPERATURE, VIBRATION, PRESSURE, CURRENT, SPEED, FLOW",
+            }),
+        }
+    }
+
+    /// The symbol as stored and sent on the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Temperature => "TEMPERATURE",
+            Self::Vibration => "VIBRATION",
+            Self::Pressure => "PRESSURE",
+            Self::Current => "CURRENT",
+            Self::Speed => "SPEED",
+            Self::Flow => "FLOW",
+        }
+    }
+}
+
+impl fmt::Display for SensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A machine on the plant floor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Asset {
+    /// Its id.
+    pub id: AssetId,
+    /// The tenant that owns it.
+    #[serde(default)]
+    pub tenant_id: TenantId,
+    /// Short unique code, e.g. `MTR-001`.
+    pub code: String,
+    /// Human name.
+    pub name: String,
+    /// Asset type, e.g. `motor`, `pump`.
+    pub asset_type: String,
+    /// Where it stands (line, cell).
+    #[serde(default)]
+    pub location: String,
+    /// How critical it is.
+    pub criticality: Criticality,
+}
+
+/// A sensor mounted on an asset, with the metadata readings are validated against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sensor {
+    /// Its id.
+    pub id: SensorId,
+    /// The asset it is mounted on.
+    pub asset_id: AssetId,
+    /// Short unique code, e.g. `MTR-001-VIB`.
+    pub code: String,
+    /// What it measures.
+    pub sensor_type: SensorType,
+    /// The unit readings must be expressed in, e.g. `mm/s`.
+    pub unit: String,
+    /// Smallest physically plausible value.
+    pub min_value: f64,
+    /// Largest physically plausible value.
+    pub max_value: f64,
+    /// Nominal sampling rate.
+    pub sampling_rate_hz: f64,
+}
+
+impl Sensor {
+    /// Whether `value` lies within the sensor's plausible range.
+    pub fn in_range(&self, value: f64) -> bool {
+        value >= self.min_value && value <= self.max_value
+    }
+
+    /// Whether `unit` names the sensor's unit (case and surrounding blanks ignored).
+    pub fn unit_matches(&self, unit: &str) -> bool {
+        self.unit.trim().eq_ignore_ascii_case(unit.trim())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn criticality_parses_case_insensitively_and_rejects_unknown() {
+        assert_eq!(Criticality::parse(" critical "), Ok(Criticality::Critical));
+        assert!(matches!(
+            Criticality::parse("urgent"),
+            Err(DomainError::UnknownSymbol { .. })
+        ));
+    }
+
+    #[test]
+    fn decision_matrix_defaults_follow_the_brief() {
+        let t: Vec<f64> = Criticality::ALL
+            .iter()
+            .map(|c| c.default_anomaly_threshold())
+            .collect();
+        assert_eq!(t, vec![0.75, 0.80, 0.85, 0.90]);
+        assert_eq!(Criticality::Low.default_rul_threshold_cycles(), 500.0);
+        assert_eq!(
+            Criticality::Critical.default_max_response(),
+            Duration::from_secs(7200)
+        );
+    }
+
+    #[test]
+    fn sensor_range_and_unit_checks() {
+        let s = Sensor {
+            id: SensorId::new_random(),
+            asset_id: AssetId::new_random(),
+            code: "X".into(),
+            sensor_type: SensorType::Vibration,
+            unit: "mm/s".into(),
+            min_value: 0.0,
+            max_value: 50.0,
+            sampling_rate_hz: 1.0,
+        };
+        assert!(s.in_range(0.0) && s.in_range(50.0) && !s.in_range(50.1));
+        assert!(s.unit_matches(" MM/S") && !s.unit_matches("g"));
+    }
+}

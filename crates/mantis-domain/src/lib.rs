@@ -1,0 +1,73 @@
+//! # mantis-domain
+//!
+//! The vocabulary every MANTIS crate and service shares: assets and their criticality, sensors,
+//! readings, windows, feature vectors, anomalies, remaining-useful-life predictions, work orders
+//! and alerts. Values are parsed once at the boundary (`SensorType::parse`, `Quality::new`,
+//! `Criticality::parse`) so that code behind it can rely on them.
+//!
+//! Layout: `ids` (typed UUID newtypes and deterministic id derivation), `asset` (assets, sensors,
+//! criticality and the decision matrix defaults), `incoming` (readings as sources deliver them,
+//! before validation), `signal` (readings, windows, feature vectors,
+//! data-quality issues), `maintenance` (anomalies, RUL, work orders, alerts).
+//!
+//! ```
+//! use mantis_domain::{Criticality, Quality};
+//! let c = Criticality::parse("high").unwrap();
+//! assert_eq!(c.default_anomaly_threshold(), 0.80);
+//! assert!(Quality::new(42).unwrap().is_low());
+//! ```
+
+mod asset;
+mod ids;
+mod incoming;
+mod maintenance;
+mod signal;
+
+pub use asset::{Asset, Criticality, Sensor, SensorType};
+pub use ids::{AlertId, AnomalyId, AssetId, SensorId, TenantId, WorkOrderId, deterministic_uuid};
+pub use incoming::{IncomingReading, SensorRef};
+pub use maintenance::{
+    Alert, AlertKind, Anomaly, Contribution, Priority, RulPrediction, Severity, WorkOrder,
+    WorkOrderStatus,
+};
+pub use signal::{
+    DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,
+};
+
+/// Errors raised when a value from outside does not fit the domain.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DomainError {
+    /// A textual enum value is not one of the known symbols.
+    #[error("`{value}` is not a valid {what}; expected one of {expected}")]
+    UnknownSymbol {
+        /// What was being parsed (e.g. "criticality").
+        what: &'static str,
+        /// The value received.
+        value: String,
+        /// The accepted symbols, comma separated.
+        expected: &'static str,
+    },
+    /// A numeric value lies outside its allowed range.
+    #[error("{what} must be within {min}..={max}, got {value}")]
+    OutOfRange {
+        /// What was being checked.
+        what: &'static str,
+        /// The value received.
+        value: f64,
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// A value that must be present and non-empty was not.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// Timestamps are UTC with millisecond precision everywhere in MANTIS.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// Converts milliseconds since the Unix epoch into a [`Timestamp`], `None` when out of range.
+pub fn timestamp_from_millis(ms: i64) -> Option<Timestamp> {
+    chrono::DateTime::from_timestamp_millis(ms)
+}

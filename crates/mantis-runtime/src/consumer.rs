@@ -1,0 +1,250 @@
+//! The at-least-once consumer loop shared by every consuming service.
+
+use crate::{Infra, Publisher, Result};
+use async_trait::async_trait;
+use mantis_bus::{Envelope, Position, StartFrom, SubscribeOptions, TraceContext, topics};
+use mantis_codec::Record;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Why a record could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// A dependency is down (database, bus): the record is retried with back-off and is not
+    /// committed until it succeeds.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// The record itself cannot be processed: it goes to the dead-letter topic with this reason.
+    #[error("cannot process record: {0}")]
+    Permanent(String),
+}
+
+impl From<mantis_store::Error> for HandleError {
+    fn from(e: mantis_store::Error) -> Self {
+        if e.is_retryable() {
+            Self::Transient(e.to_string())
+        } else {
+            Self::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<crate::Error> for HandleError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Store(e) => e.into(),
+            crate::Error::Bus(e)
+                if !e.is_retryable() && !matches!(e, mantis_bus::Error::Other(_)) =>
+            {
+                Self::Permanent(e.to_string())
+            }
+            crate::Error::Codec(e) => Self::Permanent(e.to_string()),
+            other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
+/// What a handler knows about the record it handles.
+#[derive(Debug)]
+pub struct RecordContext<'a> {
+    /// The received envelope.
+    pub envelope: &'a Envelope,
+    /// The trace context for what this record causes (a child of the record's).
+    pub trace: TraceContext,
+}
+
+impl RecordContext<'_> {
+    /// The position that marks this record handled.
+    pub fn done(&self) -> Option<Position> {
+        Some(self.envelope.next_position())
+    }
+}
+
+/// A service's record handler.
+#[async_trait]
+pub trait Handler: Send + 'static {
+    /// The record type consumed.
+    type Input: Record + Send + Sync;
+
+    /// Handles one record. Returns the position to commit (usually [`RecordContext::done`]);
+    /// `None` when the record is held in state (e.g. an open window) and must be redelivered
+    /// after a restart. Must be idempotent: a redelivered record must not create duplicates.
+    async fn handle(
+        &mut self,
+        input: &Self::Input,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Position>, HandleError>;
+
+    /// Called every [`Handler::tick_interval`]: flush time-based state (idle windows). Returns
+    /// positions that became committable.
+    async fn tick(&mut self) -> Result<Vec<Position>, HandleError> {
+        Ok(Vec::new())
+    }
+
+    /// How often [`Handler::tick`] runs; `None` never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Consumes `topic` as consumer group `group` until `shutdown` is cancelled: decodes each
+/// record, hands it to `handler`, commits what the handler reports done, retries transient
+/// failures with back-off (never skipping a record), and sends undecodable or unprocessable
+/// records to `dlq.<group>` with the reason in the `mantis.dlq.reason` header. On shutdown the
+/// record in flight is finished first, then the subscription is closed.
+pub async fn run_consumer<H: Handler>(
+    infra: Infra,
+    group: &str,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    run_consumer_from(infra, group, StartFrom::Earliest, handler, shutdown).await
+}
+
+/// [`run_consumer`] with an explicit start position for a new group.
+pub async fn run_consumer_from<H: Handler>(
+    infra: Infra,
+    group: &str,
+    start: StartFrom,
+    mut handler: H,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let topic = H::Input::TOPIC;
+    let dlq = topics::dead_letter_topic(group);
+    infra
+        .bus
+        .ensure_topics(&[topics::dead_letter_spec(group)])
+        .await?;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "consumer");
+    let mut sub = infra
+        .bus
+        .subscribe(SubscribeOptions::new(group, [topic], start))
+        .await?;
+    tracing::info!(group, topic, "consumer started");
+    let mut ticker = handler.tick_interval().map(|d| {
+        let mut t = tokio::time::interval(d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+
+    'records: loop {
+        let next = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break 'records,
+            _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                match handler.tick().await {
+                    Ok(positions) => for p in positions { sub.commit(&p).await?; },
+                    Err(e) => tracing::warn!(group, error = %e, "tick failed; will retry"),
+                }
+                continue 'records;
+            }
+            next = sub.next() => next,
+        };
+        let env = match next {
+            Ok(env) => env,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(group, error = %e, "bus unavailable; retrying");
+                if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
+                    break 'records;
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        metrics::counter!("mantis_records_consumed_total", "group" => group.to_owned(), "topic" => topic)
+            .increment(1);
+        let input = loop {
+            match infra.codec.decode::<H::Input>(&env.payload).await {
+                Ok(v) => break Some(v),
+                Err(e) if e.is_retriable() => {
+                    // The schema registry could not be reached: never dead-letter a valid record.
+                    tracing::warn!(group, error = %e, "schema registry unavailable; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
+                        break 'records;
+                    }
+                }
+                Err(e) => {
+                    dead_letter(
+                        &publisher,
+                        &env,
+                        &dlq,
+                        &format!("undecodable record: {e}"),
+                        &shutdown,
+                    )
+                    .await?;
+                    sub.commit(&env.next_position()).await?;
+                    break None;
+                }
+            }
+        };
+        let Some(input) = input else { continue };
+        let ctx = RecordContext {
+            envelope: &env,
+            trace: env.trace().child(),
+        };
+        let span = tracing::info_span!("handle", group, topic, partition = env.partition, offset = env.offset, trace_id = %ctx.trace.trace_id_hex());
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match handler.handle(&input, &ctx).instrument(span.clone()).await {
+                Ok(Some(position)) => {
+                    sub.commit(&position).await?;
+                    break;
+                }
+                Ok(None) => break,
+                Err(HandleError::Permanent(reason)) => {
+                    dead_letter(&publisher, &env, &dlq, &reason, &shutdown).await?;
+                    sub.commit(&env.next_position()).await?;
+                    break;
+                }
+                Err(HandleError::Transient(reason)) => {
+                    metrics::counter!("mantis_handler_retries_total", "group" => group.to_owned())
+                        .increment(1);
+                    tracing::warn!(group, %reason, retry_in = ?backoff, "transient failure; retrying the record");
+                    if sleep_or_cancel(backoff, &shutdown).await {
+                        // Not committed: the record is redelivered after the restart.
+                        break 'records;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    tracing::info!(group, topic, "consumer stopping");
+    sub.close().await?;
+    Ok(())
+}
+
+/// Publishes `env` to the dead-letter topic, retrying while the bus is unavailable.
+async fn dead_letter(
+    publisher: &Publisher,
+    env: &Envelope,
+    dlq: &str,
+    reason: &str,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    tracing::warn!(topic = %env.topic, partition = env.partition, offset = env.offset, %reason, "dead-lettering record");
+    metrics::counter!("mantis_records_dead_lettered_total", "topic" => env.topic.clone())
+        .increment(1);
+    let record = env.to_dead_letter(dlq, reason);
+    loop {
+        match publisher.send(record.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(crate::Error::Bus(e)) if e.is_retryable() => {
+                tracing::warn!(error = %e, "cannot dead-letter yet; retrying");
+                if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
+                    return Err(crate::Error::Bus(e));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sleeps `d`; returns `true` when shutdown came first.
+async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}

@@ -1,0 +1,136 @@
+//! HTTP serving and RFC 9457 problem bodies.
+
+use crate::Result;
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Binds `addr` (port 0 picks a free port; read it back with `local_addr`).
+pub async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::Error::Config(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "HTTP listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// An RFC 9457 problem body (`application/problem+json`), the shape of every HTTP error.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Problem {
+    /// A URI reference identifying the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// Human explanation of this occurrence.
+    pub detail: String,
+    /// Per-field errors, each with a JSON pointer to the offending field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One invalid field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer, e.g. `/2/value`.
+    pub pointer: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status`, a title and a detail.
+    pub fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!(
+                "https://mantis.dev/problems/{}",
+                title.to_ascii_lowercase().replace(' ', "-")
+            ),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "Invalid request", detail)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Not found", detail)
+    }
+
+    /// 503 Service Unavailable.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// 500 Internal Server Error (the detail is logged, not shown).
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "an internal error occurred; see the service logs",
+        )
+    }
+
+    /// Adds a field error.
+    pub fn with_field(mut self, pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        self.errors.push(FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        });
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, Json(self)).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+impl From<mantis_store::Error> for Problem {
+    fn from(e: mantis_store::Error) -> Self {
+        match e {
+            mantis_store::Error::Unavailable(d) => Self::unavailable(d),
+            mantis_store::Error::NotFound { .. } => Self::not_found(e.to_string()),
+            mantis_store::Error::Conflict(d) => Self::new(StatusCode::CONFLICT, "Conflict", d),
+            other => Self::internal(other),
+        }
+    }
+}

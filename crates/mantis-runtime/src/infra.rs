@@ -1,0 +1,173 @@
+//! Infrastructure wiring: the bus, the store and the codec for one process.
+
+use crate::{BusSettings, Error, InfraSettings, Result};
+use async_trait::async_trait;
+use mantis_bus::{Bus, TopicSpec, embedded::EmbeddedBus};
+use mantis_cache::{Cache, InProcessCache, RedisCache};
+use mantis_codec::Codec;
+use mantis_store::Store;
+use mantis_telemetry::ReadinessCheck;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The infrastructure a service works with. Cheap to clone; in the embedded mode all seven
+/// services share one instance (one log, one database).
+#[derive(Clone)]
+pub struct Infra {
+    /// The message bus.
+    pub bus: Arc<dyn Bus>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The record codec.
+    pub codec: Arc<Codec>,
+    /// The online cache (in-process in the embedded mode, Redis when `redis_url` is set).
+    pub cache: Arc<dyn Cache>,
+    /// Where the infrastructure is, for logs and `/ready`.
+    pub settings: InfraSettings,
+}
+
+impl Infra {
+    /// Connects to (or, in the embedded mode, opens) the bus, the store and the schema registry
+    /// described by `settings`.
+    pub async fn connect(settings: &InfraSettings) -> Result<Self> {
+        let bus: Arc<dyn Bus> = match &settings.bus {
+            BusSettings::Embedded => {
+                let dir = settings.data_dir.join("log");
+                std::fs::create_dir_all(&dir)?;
+                Arc::new(EmbeddedBus::open(&dir).await?)
+            }
+            BusSettings::Kafka {
+                brokers,
+                properties,
+            } => {
+                let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
+                for (k, v) in properties {
+                    config = config.with(k.clone(), v.clone());
+                }
+                Arc::new(mantis_bus::kafka::KafkaBus::new(config)?)
+            }
+        };
+        let store = connect_store(settings).await?;
+        let codec = match &settings.schema_registry_url {
+            Some(url) => {
+                let registry = Arc::new(mantis_codec::HttpRegistry::new(url.clone())?);
+                Codec::new(registry).await?
+            }
+            None => Codec::embedded(),
+        };
+        let cache: Arc<dyn Cache> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                RedisCache::connect(url)
+                    .await
+                    .map_err(|e| Error::Config(format!("cannot reach Redis at {url}: {e}")))?,
+            ),
+            None => Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
+        };
+        tracing::info!(
+            bus = ?settings.bus,
+            store = %store.describe(),
+            cache = %cache.describe(),
+            registry = settings.schema_registry_url.as_deref().unwrap_or("embedded"),
+            "infrastructure connected"
+        );
+        Ok(Self {
+            bus,
+            store,
+            codec: Arc::new(codec),
+            cache,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Infrastructure over an already opened bus and store, with the embedded schema registry
+    /// and an in-process cache (tools and tests that run services in-process).
+    pub fn in_process(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
+        Self {
+            bus,
+            store,
+            codec: Arc::new(Codec::embedded()),
+            cache: Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
+            settings: InfraSettings::default(),
+        }
+    }
+
+    /// Creates missing topics: the brief's catalogue plus `extra` (e.g. dead-letter topics).
+    pub async fn ensure_topics(&self, extra: &[TopicSpec]) -> Result<()> {
+        let mut all = mantis_bus::topics::catalogue();
+        all.extend_from_slice(extra);
+        self.bus.ensure_topics(&all).await?;
+        Ok(())
+    }
+
+    /// Readiness checks for the bus, the store and (when configured) Redis.
+    pub fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(BusCheck(self.bus.clone())),
+            Arc::new(StoreCheck(self.store.clone())),
+        ];
+        if self.settings.redis_url.is_some() {
+            checks.push(Arc::new(CacheCheck(self.cache.clone())));
+        }
+        checks
+    }
+}
+
+/// Entries the in-process cache of the embedded mode keeps at most.
+const IN_PROCESS_CACHE_ENTRIES: usize = 100_000;
+
+async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
+    let url = settings.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            mantis_store::postgres::PgStore::connect(&url).await?,
+        ))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = PathBuf::from(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(Arc::new(
+            mantis_store::sqlite::SqliteStore::open(&path).await?,
+        ))
+    } else {
+        Err(Error::Config(format!(
+            "database_url must start with postgres:// or sqlite://, got `{url}`"
+        )))
+    }
+}
+
+struct BusCheck(Arc<dyn Bus>);
+
+#[async_trait]
+impl ReadinessCheck for BusCheck {
+    fn name(&self) -> &str {
+        "bus"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct StoreCheck(Arc<dyn Store>);
+
+#[async_trait]
+impl ReadinessCheck for StoreCheck {
+    fn name(&self) -> &str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct CacheCheck(Arc<dyn Cache>);
+
+#[async_trait]
+impl ReadinessCheck for CacheCheck {
+    fn name(&self) -> &str {
+        "redis"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}

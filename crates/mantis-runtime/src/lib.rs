@@ -1,0 +1,66 @@
+//! # mantis-runtime
+//!
+//! The kit every MANTIS service is built from, so that the seven services differ only in their
+//! domain logic:
+//!
+//! - `settings`: layered configuration (defaults → TOML file → `MANTIS_SECTION__KEY`
+//!   environment variables) and the infrastructure settings shared by all services.
+//! - `infra`: [`Infra`] bundles the bus, the store and the codec, built for the embedded mode
+//!   (durable on-disk log, SQLite) or the cluster mode (Kafka, PostgreSQL, a schema registry),
+//!   with readiness checks for each.
+//! - `consumer`: [`run_consumer`], the at-least-once consumer loop: decode, hand to a
+//!   [`Handler`], retry transient failures, dead-letter poison records with the reason in the
+//!   headers, commit only what was fully handled, stop cleanly on shutdown.
+//! - `publish`: [`Publisher`], encode a record and publish it with trace context.
+//! - `http`: [`serve`], an axum server with graceful shutdown, and [`Problem`] bodies.
+//! - `app`: [`App`], a built service (bound listener, router, workers) run until shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> mantis_runtime::Result<()> {
+//! use mantis_runtime::{Infra, InfraSettings};
+//! let infra = Infra::connect(&InfraSettings::default()).await?;
+//! infra.ensure_topics(&[]).await?;
+//! # Ok(()) }
+//! ```
+
+mod app;
+mod consumer;
+mod http;
+mod infra;
+mod main_helper;
+mod publish;
+mod settings;
+
+pub use app::App;
+pub use consumer::{HandleError, Handler, RecordContext, run_consumer, run_consumer_from};
+pub use http::{FieldError, Problem, bind, serve};
+pub use infra::Infra;
+pub use main_helper::{run_service, service_main};
+pub use publish::Publisher;
+pub use settings::{BusSettings, InfraSettings, env_provider, load_section, load_settings};
+
+/// Errors of the service kit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The message bus failed.
+    #[error(transparent)]
+    Bus(#[from] mantis_bus::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mantis_store::Error),
+    /// Encoding or decoding a record failed.
+    #[error(transparent)]
+    Codec(#[from] mantis_codec::Error),
+    /// Local I/O failed (binding a port, creating a directory).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,172 @@
+//! Layered configuration.
+
+use crate::{Error, Result};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::path::{Path, PathBuf};
+
+/// Which message bus to use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BusSettings {
+    /// The durable on-disk log under `<data_dir>/log` (embedded mode).
+    Embedded,
+    /// A Kafka cluster.
+    Kafka {
+        /// Bootstrap servers, e.g. `kafka-0:9092,kafka-1:9092`.
+        brokers: String,
+        /// Extra librdkafka properties (e.g. `security.protocol`).
+        #[serde(default)]
+        properties: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// Infrastructure shared by every service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InfraSettings {
+    /// Directory for the embedded log, the SQLite database and local objects. Default `./data`.
+    pub data_dir: PathBuf,
+    /// The message bus. Default: embedded.
+    pub bus: BusSettings,
+    /// Database URL: `postgres://...` or `sqlite://path`. Default: `<data_dir>/mantis.db`.
+    pub database_url: Option<String>,
+    /// URL of a Confluent-compatible schema registry; the embedded registry when absent.
+    pub schema_registry_url: Option<String>,
+    /// Redis URL (cluster mode); checked by readiness when set.
+    pub redis_url: Option<String>,
+    /// Directory with `criticality.toml` and `routing.toml`; the built-in rules when absent.
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl Default for InfraSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            bus: BusSettings::Embedded,
+            database_url: None,
+            schema_registry_url: None,
+            redis_url: None,
+            rules_dir: None,
+        }
+    }
+}
+
+impl InfraSettings {
+    /// The database URL, defaulting to the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mantis.db").display()))
+    }
+}
+
+/// Loads `T`: its `Default`, then the TOML `file` when given, then environment variables
+/// `MANTIS_<SECTION>__<KEY>` (e.g. `MANTIS_INFRA__DATABASE_URL`, `MANTIS_GATEWAY__BIND`).
+/// An invalid value yields one clear message naming the key.
+pub fn load_settings<T>(file: Option<&Path>) -> Result<T>
+where
+    T: Default + Serialize + DeserializeOwned,
+{
+    let mut fig = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        fig = fig.merge(Toml::file(path));
+    }
+    fig = fig.merge(env_provider());
+    fig.extract().map_err(|e| {
+        let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+        Error::Config(msgs.join("; "))
+    })
+}
+
+/// The environment layer of the configuration: `MANTIS_<SECTION>__<KEY>` variables. Variables
+/// without a section (`MANTIS_CONFIG`, `MANTIS_LOG_FORMAT`, test settings such as
+/// `MANTIS_TEST_DATABASE_URL`) are not configuration keys and are left out, so they never trip
+/// the unknown-key check.
+pub fn env_provider() -> Env {
+    Env::prefixed("MANTIS_")
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+}
+
+/// Loads one section `T` of the configuration (e.g. `[gateway]`), with the same layering as
+/// [`load_settings`]: `T::default()`, the file's `[section]`, then `MANTIS_<SECTION>__<KEY>`.
+pub fn load_section<T>(file: Option<&Path>, section: &str) -> Result<T>
+where
+    T: Default + Serialize + DeserializeOwned,
+{
+    let mut fig = Figment::from(Serialized::default(section, T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        fig = fig.merge(Toml::file(path));
+    }
+    fig = fig.merge(env_provider());
+    fig.extract_inner(section).map_err(|e| {
+        let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+        Error::Config(msgs.join("; "))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[derive(Default, Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(default)]
+    struct Root {
+        infra: InfraSettings,
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "mantis.toml",
+                "[infra]\ndata_dir = \"/var/lib/mantis\"\n[infra.bus]\nkind = \"kafka\"\nbrokers = \"k:9092\"\n",
+            )?;
+            jail.set_env("MANTIS_INFRA__DATABASE_URL", "postgres://db/mantis");
+            // Not configuration: must not be taken for an unknown key.
+            jail.set_env("MANTIS_TEST_KAFKA_BROKERS", "127.0.0.1:9092");
+            jail.set_env("MANTIS_CONFIG", "mantis.toml");
+            let r: Root =
+                load_settings(Some(Path::new("mantis.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(r.infra.data_dir, PathBuf::from("/var/lib/mantis"));
+            assert!(
+                matches!(r.infra.bus, BusSettings::Kafka { ref brokers, .. } if brokers == "k:9092")
+            );
+            assert_eq!(r.infra.database_url(), "postgres://db/mantis");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let s = InfraSettings::default();
+        assert_eq!(s.database_url(), "sqlite://data/mantis.db");
+    }
+
+    #[test]
+    fn bad_values_are_one_clear_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[infra]\nbogus = 1\n")?;
+            let e = load_settings::<Root>(Some(Path::new("bad.toml"))).expect_err("refused");
+            assert!(e.to_string().contains("bogus"), "{e}");
+            let e = load_settings::<Root>(Some(Path::new("missing.toml"))).expect_err("refused");
+            assert!(e.to_string().contains("does not exist"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,194 @@
+//! The consumer loop against the real embedded log and an in-memory SQLite store: poison
+//! records are dead-lettered with their reason and never block the stream, transient failures
+//! are retried without losing or skipping the record, and shutdown commits what was handled.
+
+use async_trait::async_trait;
+use mantis_bus::{
+    DLQ_REASON, DLQ_SOURCE_TOPIC, OutboundRecord, Position, StartFrom, SubscribeOptions,
+    TraceContext, embedded::EmbeddedBus, topics,
+};
+use mantis_domain::{AssetId, FeatureVector, SensorId, SensorType};
+use mantis_runtime::{HandleError, Handler, Infra, Publisher, RecordContext, run_consumer};
+use mantis_store::sqlite::SqliteStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+async fn infra(dir: &std::path::Path) -> Infra {
+    let bus = EmbeddedBus::open(dir).await.expect("log opens");
+    let infra = Infra::in_process(
+        Arc::new(bus),
+        Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
+    );
+    infra.ensure_topics(&[]).await.expect("topics");
+    infra
+}
+
+fn vector(n: i64) -> FeatureVector {
+    let t = mantis_domain::timestamp_from_millis(1_763_892_000_000 + n * 1000).expect("valid");
+    FeatureVector {
+        asset_id: AssetId::new_random(),
+        sensor_id: SensorId::new_random(),
+        sensor_type: SensorType::Current,
+        window_start: t,
+        window_end: t,
+        feature_set_version: "test".into(),
+        features: [("rms".to_string(), n as f64)].into_iter().collect(),
+    }
+}
+
+/// Records what it handled; fails `transient_failures` times on the first record it sees and
+/// refuses (permanently) vectors whose rms is negative.
+struct Recorder {
+    seen: mpsc::UnboundedSender<f64>,
+    transient_failures: usize,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    type Input = FeatureVector;
+    async fn handle(
+        &mut self,
+        fv: &FeatureVector,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Position>, HandleError> {
+        if self.transient_failures > 0 {
+            self.transient_failures -= 1;
+            return Err(HandleError::Transient("database restarting".into()));
+        }
+        let rms = fv.features["rms"];
+        if rms < 0.0 {
+            return Err(HandleError::Permanent("negative RMS".into()));
+        }
+        let _ = self.seen.send(rms);
+        Ok(ctx.done())
+    }
+}
+
+type Running = (
+    mpsc::UnboundedReceiver<f64>,
+    CancellationToken,
+    tokio::task::JoinHandle<mantis_runtime::Result<()>>,
+);
+
+/// Starts a `Recorder` consumer in `group`.
+fn spawn_recorder(infra: &Infra, group: &'static str, transient_failures: usize) -> Running {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_consumer(
+        infra.clone(),
+        group,
+        Recorder {
+            seen: tx,
+            transient_failures,
+        },
+        shutdown.clone(),
+    ));
+    (rx, shutdown, task)
+}
+
+async fn stop(
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<mantis_runtime::Result<()>>,
+) {
+    shutdown.cancel();
+    task.await.expect("joins").expect("clean stop");
+}
+
+async fn next_seen(rx: &mut mpsc::UnboundedReceiver<f64>) -> f64 {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a record is handled in time")
+        .expect("channel open")
+}
+
+async fn publish_vector(p: &Publisher, n: i64) {
+    p.publish(
+        Some("a".into()),
+        &vector(n),
+        TraceContext::new_root(),
+        vec![],
+    )
+    .await
+    .expect("published");
+}
+
+#[tokio::test]
+async fn poison_records_are_dead_lettered_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    publish_vector(&publisher, 1).await;
+    let garbage = OutboundRecord::new(
+        topics::FEATURES_EXTRACTED,
+        Some(b"a".to_vec()),
+        b"not avro".to_vec(),
+        TraceContext::new_root(),
+    );
+    infra.bus.publish(garbage).await.expect("garbage published");
+    publish_vector(&publisher, -5).await;
+    publish_vector(&publisher, 2).await;
+
+    let (mut rx, shutdown, task) = spawn_recorder(&infra, "recorder", 2);
+    let got = vec![next_seen(&mut rx).await, next_seen(&mut rx).await];
+    assert_eq!(
+        got,
+        vec![1.0, 2.0],
+        "transient failures retried, poison skipped"
+    );
+
+    let mut dlq = infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            "dlq-reader",
+            [topics::dead_letter_topic("recorder")],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("dlq subscription");
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let env = tokio::time::timeout(Duration::from_secs(30), dlq.next())
+            .await
+            .expect("dead letter arrives")
+            .expect("dead letter");
+        assert_eq!(
+            env.header(DLQ_SOURCE_TOPIC),
+            Some(topics::FEATURES_EXTRACTED.as_bytes())
+        );
+        let reason = env.header(DLQ_REASON).expect("reason");
+        reasons.push(String::from_utf8_lossy(reason).into_owned());
+    }
+    assert!(reasons[0].starts_with("undecodable record"), "{reasons:?}");
+    assert!(reasons[1].contains("negative RMS"), "{reasons:?}");
+
+    // Shutdown commits what was handled: a new member of the group gets only what is new.
+    stop(shutdown, task).await;
+    publish_vector(&publisher, 3).await;
+    let (mut rx, shutdown, task) = spawn_recorder(&infra, "recorder", 0);
+    assert_eq!(
+        next_seen(&mut rx).await,
+        3.0,
+        "nothing handled is redelivered"
+    );
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_record_whose_handling_never_succeeded_is_redelivered_after_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    publish_vector(&publisher, 7).await;
+
+    // The database stays down: the record is retried until shutdown, never skipped.
+    let (mut rx, shutdown, task) = spawn_recorder(&infra, "patient", usize::MAX);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(shutdown, task).await;
+    assert!(rx.try_recv().is_err());
+
+    let (mut rx, shutdown, task) = spawn_recorder(&infra, "patient", 0);
+    assert_eq!(next_seen(&mut rx).await, 7.0);
+    stop(shutdown, task).await;
+}

@@ -1,0 +1,978 @@
+//! The conformance suite: what every [`Store`] must do, written once and run against each
+//! implementation (feature `conformance`).
+//!
+//! Each body takes any store (`&S` with `S: Store`, or `&dyn Store`), arranges its own data
+//! with fresh random ids, acts, and asserts behaviour (never timing). A backend's test file runs
+//! them all with [`conformance_tests!`](crate::conformance_tests), giving each body a fresh,
+//! empty store through a helper of its own (`with_store` in `tests/postgres.rs`, which creates
+//! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
+
+use crate::{Error, Store, WorkOrderFilter};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use mantis_domain::{
+    Alert, AlertKind, Anomaly, Asset, AssetId, Contribution, Criticality, FeatureVector, Priority,
+    Quality, Reading, RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol,
+    TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+};
+use std::collections::BTreeMap;
+
+/// Generates one `#[tokio::test]` per conformance body. `$with_store` is an async function
+/// taking a closure `FnOnce(Store) -> impl Future<Output = ()> + Send + 'static`, that hands the
+/// closure a fresh store and cleans up afterwards.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($with_store:path) => {
+        $crate::conformance_tests!(@each $with_store;
+            the_store_answers_and_describes_itself,
+            assets_round_trip_and_are_updated_in_place,
+            assets_and_sensors_are_listed_by_code,
+            sensors_round_trip_and_are_updated_in_place,
+            a_sensor_of_an_unknown_asset_is_refused,
+            readings_are_stored_once_and_listed_by_time_range,
+            a_batch_larger_than_one_statement_is_stored_once,
+            windows_are_stored_once,
+            feature_vectors_are_stored_once_and_the_newest_per_sensor_is_returned,
+            anomalies_are_stored_once_and_listed_newest_first,
+            rul_predictions_are_stored_once_and_listed_newest_first,
+            alerts_are_stored_once_and_listed_newest_first,
+            opening_a_work_order_twice_returns_the_active_one,
+            a_new_work_order_can_be_opened_once_the_active_one_is_completed,
+            concurrent_openings_create_exactly_one_work_order,
+            work_orders_are_filtered_by_asset_and_status_newest_first,
+            a_duplicate_work_order_code_is_a_conflict,
+            changing_the_status_of_a_missing_work_order_is_not_found,
+            service_state_round_trips_and_is_overwritten,
+            timestamps_round_trip_at_millisecond_precision,
+            values_that_are_not_numbers_are_stored_and_read_back_as_nan,
+        );
+    };
+    (@each $with_store:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $with_store(|store| async move {
+                    $crate::conformance::$name(&store).await;
+                })
+                .await;
+            }
+        )*
+    };
+}
+
+// --- fixtures -----------------------------------------------------------------------------
+
+/// A fixed instant plus `ms` milliseconds (tests never depend on the clock).
+fn at(ms: i64) -> Timestamp {
+    let base: DateTime<Utc> = Utc
+        .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+        .single()
+        .expect("a valid fixed instant");
+    base + Duration::milliseconds(ms)
+}
+
+fn asset(code: &str) -> Asset {
+    Asset {
+        id: AssetId::new_random(),
+        tenant_id: TenantId::DEFAULT,
+        code: code.to_owned(),
+        name: format!("Asset {code}"),
+        asset_type: "motor".to_owned(),
+        location: "Line 1".to_owned(),
+        criticality: Criticality::Critical,
+    }
+}
+
+fn sensor(asset: &Asset, code: &str) -> Sensor {
+    Sensor {
+        id: SensorId::new_random(),
+        asset_id: asset.id,
+        code: code.to_owned(),
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s".to_owned(),
+        min_value: 0.0,
+        max_value: 50.0,
+        sampling_rate_hz: 1000.0,
+    }
+}
+
+async fn registered_asset<S: Store + ?Sized>(store: &S, code: &str) -> Asset {
+    let a = asset(code);
+    store.upsert_asset(&a).await.expect("register an asset");
+    a
+}
+
+async fn registered_sensor<S: Store + ?Sized>(store: &S, asset: &Asset, code: &str) -> Sensor {
+    let s = sensor(asset, code);
+    store.upsert_sensor(&s).await.expect("register a sensor");
+    s
+}
+
+fn reading(sensor: &Sensor, t: Timestamp, value: f64) -> Reading {
+    Reading {
+        timestamp: t,
+        asset_id: sensor.asset_id,
+        sensor_id: sensor.id,
+        sensor_code: sensor.code.clone(),
+        sensor_type: sensor.sensor_type,
+        value,
+        unit: sensor.unit.clone(),
+        quality: Quality::new(97).expect("a valid quality"),
+        source: SourceProtocol::OpcUa,
+        metadata: BTreeMap::from([("node".to_owned(), "ns=2;s=Vib".to_owned())]),
+    }
+}
+
+fn window(sensor: &Sensor, start_ms: i64) -> Window {
+    Window {
+        asset_id: sensor.asset_id,
+        sensor_id: sensor.id,
+        sensor_type: sensor.sensor_type,
+        window_start: at(start_ms),
+        window_end: at(start_ms + 30_000),
+        count: 3,
+        mean: 2.0,
+        std: 0.816_496_580_927_726,
+        min: 1.0,
+        max: 3.0,
+        values: vec![1.0, 2.0, 3.0],
+    }
+}
+
+fn features(sensor: &Sensor, start_ms: i64, rms: f64) -> FeatureVector {
+    FeatureVector {
+        asset_id: sensor.asset_id,
+        sensor_id: sensor.id,
+        sensor_type: sensor.sensor_type,
+        window_start: at(start_ms),
+        window_end: at(start_ms + 30_000),
+        feature_set_version: "v1".to_owned(),
+        features: BTreeMap::from([
+            ("rms".to_owned(), rms),
+            ("kurtosis".to_owned(), 3.1),
+            ("skewness".to_owned(), -0.2),
+            ("crest_factor".to_owned(), 1.41),
+            ("peak_frequency".to_owned(), 49.5),
+            ("spectral_entropy".to_owned(), 0.73),
+            ("peak_to_peak".to_owned(), 0.1 + 0.2),
+        ]),
+    }
+}
+
+fn anomaly(sensor: &Sensor, detected_ms: i64) -> Anomaly {
+    let window_start = at(detected_ms - 30_000);
+    Anomaly {
+        id: Anomaly::id_for(sensor.id, window_start),
+        asset_id: sensor.asset_id,
+        sensor_id: sensor.id,
+        window_start,
+        detected_at: at(detected_ms),
+        score: 0.91,
+        threshold: 0.75,
+        severity: Severity::Critical,
+        criticality: Criticality::Critical,
+        method: "robust-zscore".to_owned(),
+        contributions: vec![
+            Contribution {
+                feature: "rms".to_owned(),
+                sensor_id: sensor.id,
+                value: 7.5,
+                z_score: 6.25,
+            },
+            Contribution {
+                feature: "kurtosis".to_owned(),
+                sensor_id: sensor.id,
+                value: 5.0,
+                z_score: 3.5,
+            },
+        ],
+    }
+}
+
+fn work_order(asset: &Asset, cause: &str, code: &str, created_ms: i64) -> WorkOrder {
+    WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: code.to_owned(),
+        asset_id: asset.id,
+        cause: cause.to_owned(),
+        priority: Priority::Urgent,
+        status: WorkOrderStatus::Open,
+        created_at: at(created_ms),
+        due_by: at(created_ms + 2 * 3_600_000),
+        description: "Check bearing vibration".to_owned(),
+        rule: "anomaly-critical".to_owned(),
+        trigger_event: format!("anomaly:{code}"),
+    }
+}
+
+/// A work-order code unique across the whole test run (codes are globally unique).
+fn unique_code(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn codes_of_assets(assets: &[Asset]) -> Vec<&str> {
+    assets.iter().map(|a| a.code.as_str()).collect()
+}
+
+fn codes_of_sensors(sensors: &[Sensor]) -> Vec<&str> {
+    sensors.iter().map(|s| s.code.as_str()).collect()
+}
+
+fn ids_of(work_orders: &[WorkOrder]) -> Vec<WorkOrderId> {
+    work_orders.iter().map(|w| w.id).collect()
+}
+
+// --- bodies -------------------------------------------------------------------------------
+
+/// `ping` succeeds and `describe` names the backend.
+pub async fn the_store_answers_and_describes_itself<S: Store + ?Sized>(store: &S) {
+    store.ping().await.expect("ping");
+    let description = store.describe();
+    assert!(
+        description.starts_with("postgres") || description.starts_with("sqlite"),
+        "unexpected description {description:?}"
+    );
+}
+
+/// An asset reads back as written, is updated in place by id, and another asset with the same
+/// code in the same tenant is a conflict.
+pub async fn assets_round_trip_and_are_updated_in_place<S: Store + ?Sized>(store: &S) {
+    let mut motor = registered_asset(store, "MTR-001").await;
+    assert_eq!(
+        store.get_asset(motor.id).await.expect("get"),
+        Some(motor.clone())
+    );
+
+    motor.name = "Main motor (rewound)".to_owned();
+    motor.location = "Line 2".to_owned();
+    motor.criticality = Criticality::High;
+    store.upsert_asset(&motor).await.expect("update");
+    assert_eq!(
+        store.get_asset(motor.id).await.expect("get"),
+        Some(motor.clone())
+    );
+    assert_eq!(store.list_assets(None).await.expect("list").len(), 1);
+
+    assert_eq!(
+        store.get_asset(AssetId::new_random()).await.expect("get"),
+        None
+    );
+    let same_code = asset("MTR-001");
+    let result = store.upsert_asset(&same_code).await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+}
+
+/// Assets are listed by code (optionally for one tenant), sensors by code (optionally for one
+/// asset), whatever the order they were written in.
+pub async fn assets_and_sensors_are_listed_by_code<S: Store + ?Sized>(store: &S) {
+    let c = registered_asset(store, "C-3").await;
+    let lower = registered_asset(store, "b-1").await;
+    let a = registered_asset(store, "A-1").await;
+    let b = registered_asset(store, "B-2").await;
+    let other_tenant = TenantId::new_random();
+    let d = Asset {
+        tenant_id: other_tenant,
+        ..asset("D-4")
+    };
+    store
+        .upsert_asset(&d)
+        .await
+        .expect("asset of another tenant");
+
+    let all = store.list_assets(None).await.expect("list");
+    // Byte order of the codes, in every backend (upper case sorts before lower case).
+    assert_eq!(codes_of_assets(&all), ["A-1", "B-2", "C-3", "D-4", "b-1"]);
+    let default = store
+        .list_assets(Some(TenantId::DEFAULT))
+        .await
+        .expect("list");
+    assert_eq!(codes_of_assets(&default), ["A-1", "B-2", "C-3", "b-1"]);
+    let other = store.list_assets(Some(other_tenant)).await.expect("list");
+    assert_eq!(other, vec![d]);
+
+    registered_sensor(store, &a, "S-2").await;
+    registered_sensor(store, &a, "S-1").await;
+    registered_sensor(store, &b, "S-0").await;
+    let of_a = store.list_sensors(Some(a.id)).await.expect("list");
+    assert_eq!(codes_of_sensors(&of_a), ["S-1", "S-2"]);
+    let all = store.list_sensors(None).await.expect("list");
+    assert_eq!(codes_of_sensors(&all), ["S-0", "S-1", "S-2"]);
+    for without_sensors in [&c, &lower] {
+        let sensors = store
+            .list_sensors(Some(without_sensors.id))
+            .await
+            .expect("list");
+        assert!(sensors.is_empty());
+    }
+}
+
+/// A sensor reads back as written and is updated in place by id (even moved to another asset).
+pub async fn sensors_round_trip_and_are_updated_in_place<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let mut vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    assert_eq!(
+        store.get_sensor(vib.id).await.expect("get"),
+        Some(vib.clone())
+    );
+
+    vib.asset_id = pump.id;
+    vib.unit = "g".to_owned();
+    vib.max_value = 16.0;
+    vib.sampling_rate_hz = 25_600.0;
+    store.upsert_sensor(&vib).await.expect("update");
+    assert_eq!(
+        store.get_sensor(vib.id).await.expect("get"),
+        Some(vib.clone())
+    );
+    assert!(
+        store
+            .list_sensors(Some(motor.id))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store.get_sensor(SensorId::new_random()).await.expect("get"),
+        None
+    );
+}
+
+/// A sensor must be mounted on a registered asset.
+pub async fn a_sensor_of_an_unknown_asset_is_refused<S: Store + ?Sized>(store: &S) {
+    let unregistered = asset("GHOST-1");
+    let orphan = sensor(&unregistered, "GHOST-1-VIB");
+    let result = store.upsert_sensor(&orphan).await;
+    let expected_id = unregistered.id.to_string();
+    assert!(
+        matches!(&result, Err(Error::NotFound { what: "asset", id }) if *id == expected_id),
+        "expected asset not found, got {result:?}"
+    );
+    assert_eq!(store.get_sensor(orphan.id).await.expect("get"), None);
+}
+
+/// Writing the same readings again stores nothing new; a range query returns `[from, to)` of
+/// one sensor, oldest first, exactly as written.
+pub async fn readings_are_stored_once_and_listed_by_time_range<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let temp = registered_sensor(store, &motor, "MTR-001-TMP").await;
+    // Written out of order, on purpose.
+    let batch = vec![
+        reading(&vib, at(1_000), 4.0),
+        reading(&vib, at(0), 1.0),
+        reading(&vib, at(2), 3.0),
+        reading(&vib, at(1), 2.0),
+        reading(&temp, at(0), 60.0),
+    ];
+    assert_eq!(store.insert_readings(&batch).await.expect("insert"), 5);
+    assert_eq!(store.insert_readings(&batch).await.expect("again"), 0);
+    let overlapping = vec![reading(&vib, at(2), 3.0), reading(&vib, at(60_000), 5.0)];
+    assert_eq!(
+        store.insert_readings(&overlapping).await.expect("overlap"),
+        1
+    );
+    assert_eq!(store.insert_readings(&[]).await.expect("empty"), 0);
+
+    let first_second = store
+        .list_readings(vib.id, at(0), at(1_000))
+        .await
+        .expect("list");
+    assert_eq!(
+        first_second,
+        vec![
+            reading(&vib, at(0), 1.0),
+            reading(&vib, at(1), 2.0),
+            reading(&vib, at(2), 3.0),
+        ],
+        "the end of the range is exclusive and readings come oldest first"
+    );
+    let everything = store
+        .list_readings(vib.id, at(-1), at(3_600_000))
+        .await
+        .expect("list");
+    let values: Vec<f64> = everything.iter().map(|r| r.value).collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0, 5.0], "each reading once");
+    let temps = store
+        .list_readings(temp.id, at(0), at(1))
+        .await
+        .expect("list");
+    assert_eq!(temps, vec![reading(&temp, at(0), 60.0)]);
+}
+
+/// A batch larger than one `INSERT` statement holds is stored whole, and only once.
+pub async fn a_batch_larger_than_one_statement_is_stored_once<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let batch: Vec<Reading> = (0..1_234)
+        .map(|i| reading(&vib, at(i), i as f64 / 100.0))
+        .collect();
+    assert_eq!(store.insert_readings(&batch).await.expect("insert"), 1_234);
+    assert_eq!(store.insert_readings(&batch).await.expect("again"), 0);
+    let stored = store
+        .list_readings(vib.id, at(0), at(1_234))
+        .await
+        .expect("list");
+    assert_eq!(stored, batch);
+}
+
+/// A window is stored once per sensor and start.
+pub async fn windows_are_stored_once<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let temp = registered_sensor(store, &motor, "MTR-001-TMP").await;
+
+    assert!(store.insert_window(&window(&vib, 0)).await.expect("insert"));
+    assert!(!store.insert_window(&window(&vib, 0)).await.expect("again"));
+    assert!(
+        store
+            .insert_window(&window(&vib, 30_000))
+            .await
+            .expect("next")
+    );
+    assert!(store.insert_window(&window(&temp, 0)).await.expect("other"));
+
+    assert_eq!(store.count_windows(Some(vib.id)).await.expect("count"), 2);
+    assert_eq!(store.count_windows(Some(temp.id)).await.expect("count"), 1);
+    assert_eq!(store.count_windows(None).await.expect("count"), 3);
+    assert_eq!(
+        store
+            .count_windows(Some(SensorId::new_random()))
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+/// A feature vector is stored once per sensor and window; `latest_features` returns, for each
+/// sensor of the asset, the vector of its newest window, exactly as written.
+pub async fn feature_vectors_are_stored_once_and_the_newest_per_sensor_is_returned<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let temp = registered_sensor(store, &motor, "MTR-001-TMP").await;
+    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
+
+    let vib_newest = features(&vib, 30_000, 2.5);
+    for fv in [
+        features(&vib, 0, 1.5),
+        vib_newest.clone(),
+        features(&temp, 0, 60.0),
+        features(&flow, 90_000, 12.0),
+    ] {
+        assert!(store.insert_features(&fv).await.expect("insert"));
+    }
+    assert!(!store.insert_features(&vib_newest).await.expect("again"));
+    let changed_replay = features(&vib, 30_000, 99.0);
+    assert!(
+        !store.insert_features(&changed_replay).await.expect("again"),
+        "the first write of a window wins"
+    );
+
+    let mut latest = store.latest_features(motor.id).await.expect("latest");
+    latest.sort_by_key(|fv| fv.sensor_id);
+    let mut expected = vec![vib_newest, features(&temp, 0, 60.0)];
+    expected.sort_by_key(|fv| fv.sensor_id);
+    assert_eq!(latest, expected);
+    assert_eq!(
+        store.latest_features(pump.id).await.expect("latest"),
+        vec![features(&flow, 90_000, 12.0)]
+    );
+    assert!(
+        store
+            .latest_features(AssetId::new_random())
+            .await
+            .expect("latest")
+            .is_empty()
+    );
+}
+
+/// An anomaly is stored once per id; anomalies are listed newest first, per asset or all, up to
+/// the limit, with their contributions.
+pub async fn anomalies_are_stored_once_and_listed_newest_first<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
+    let first = anomaly(&vib, 60_000);
+    let second = anomaly(&vib, 90_000);
+    let third = anomaly(&flow, 120_000);
+
+    for a in [&second, &first, &third] {
+        assert!(store.insert_anomaly(a).await.expect("insert"));
+    }
+    assert!(!store.insert_anomaly(&first).await.expect("again"));
+
+    assert_eq!(
+        store.list_anomalies(None, 10).await.expect("list"),
+        vec![third.clone(), second.clone(), first.clone()]
+    );
+    assert_eq!(
+        store
+            .list_anomalies(Some(motor.id), 10)
+            .await
+            .expect("list"),
+        vec![second, first]
+    );
+    assert_eq!(
+        store.list_anomalies(None, 1).await.expect("list"),
+        vec![third]
+    );
+}
+
+/// A RUL prediction is stored once per asset and prediction time; listed newest first.
+pub async fn rul_predictions_are_stored_once_and_listed_newest_first<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let prediction = |asset: &Asset, ms: i64, rul: f64| RulPrediction {
+        asset_id: asset.id,
+        predicted_at: at(ms),
+        rul_cycles: rul,
+        confidence_lower: rul * 0.8,
+        confidence_upper: rul * 1.2,
+        model_version: "lstm-2026.11".to_owned(),
+    };
+    let older = prediction(&motor, 0, 180.0);
+    let newer = prediction(&motor, 60_000, 150.0);
+    assert!(store.insert_rul_prediction(&older).await.expect("insert"));
+    assert!(store.insert_rul_prediction(&newer).await.expect("insert"));
+    assert!(
+        store
+            .insert_rul_prediction(&prediction(&pump, 0, 900.0))
+            .await
+            .expect("insert")
+    );
+    assert!(!store.insert_rul_prediction(&older).await.expect("again"));
+
+    assert_eq!(
+        store
+            .list_rul_predictions(motor.id, 10)
+            .await
+            .expect("list"),
+        vec![newer.clone(), older]
+    );
+    assert_eq!(
+        store.list_rul_predictions(motor.id, 1).await.expect("list"),
+        vec![newer]
+    );
+}
+
+/// An alert is stored once per id, reads back as written, and alerts are listed newest first.
+pub async fn alerts_are_stored_once_and_listed_newest_first<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let opened = store
+        .open_work_order(&work_order(&motor, "anomaly", &unique_code("WO"), 0))
+        .await
+        .expect("open");
+    let anomaly_alert = Alert {
+        id: Alert::id_for("anomaly:1"),
+        asset_id: motor.id,
+        severity: Severity::Critical,
+        kind: AlertKind::Anomaly,
+        message: "Vibration far above baseline".to_owned(),
+        created_at: at(1_000),
+        work_order_id: Some(opened.work_order.id),
+        trigger_event: "anomaly:1".to_owned(),
+        notify_on_call: true,
+    };
+    let rul_alert = Alert {
+        id: Alert::id_for("rul:1"),
+        kind: AlertKind::Rul,
+        severity: Severity::High,
+        message: "RUL below threshold".to_owned(),
+        created_at: at(2_000),
+        work_order_id: None,
+        trigger_event: "rul:1".to_owned(),
+        notify_on_call: false,
+        ..anomaly_alert.clone()
+    };
+
+    assert!(store.insert_alert(&anomaly_alert).await.expect("insert"));
+    assert!(!store.insert_alert(&anomaly_alert).await.expect("again"));
+    assert!(store.insert_alert(&rul_alert).await.expect("insert"));
+
+    assert_eq!(
+        store.get_alert(anomaly_alert.id).await.expect("get"),
+        Some(anomaly_alert.clone())
+    );
+    assert_eq!(
+        store.list_alerts(10).await.expect("list"),
+        vec![rul_alert.clone(), anomaly_alert]
+    );
+    assert_eq!(store.list_alerts(1).await.expect("list"), vec![rul_alert]);
+    assert_eq!(
+        store
+            .get_alert(Alert::id_for("never raised"))
+            .await
+            .expect("get"),
+        None
+    );
+}
+
+/// The second opening for the same asset and cause returns the first work order, unchanged, and
+/// creates nothing; another cause gets its own work order.
+pub async fn opening_a_work_order_twice_returns_the_active_one<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let first = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    let opened = store.open_work_order(&first).await.expect("open");
+    assert!(opened.created);
+    assert_eq!(opened.work_order, first);
+
+    let second = work_order(&motor, "anomaly", &unique_code("WO"), 1_000);
+    let again = store.open_work_order(&second).await.expect("open again");
+    assert!(!again.created);
+    assert_eq!(again.work_order, first);
+    assert_eq!(store.get_work_order(second.id).await.expect("get"), None);
+
+    let rul = work_order(&motor, "rul", &unique_code("WO"), 2_000);
+    let other_cause = store.open_work_order(&rul).await.expect("other cause");
+    assert!(other_cause.created);
+    let filter = WorkOrderFilter {
+        asset_id: Some(motor.id),
+        ..WorkOrderFilter::default()
+    };
+    assert_eq!(
+        ids_of(&store.list_work_orders(&filter).await.expect("list")),
+        [rul.id, first.id]
+    );
+}
+
+/// A work order stays the active one while scheduled or in progress; once completed, a new one
+/// can be opened for the same asset and cause, and the completed one cannot be reactivated
+/// while the new one is active.
+pub async fn a_new_work_order_can_be_opened_once_the_active_one_is_completed<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let first = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    store.open_work_order(&first).await.expect("open");
+
+    store
+        .set_work_order_status(first.id, WorkOrderStatus::InProgress)
+        .await
+        .expect("start");
+    let while_in_progress = store
+        .open_work_order(&work_order(&motor, "anomaly", &unique_code("WO"), 1_000))
+        .await
+        .expect("open");
+    assert!(!while_in_progress.created);
+    assert_eq!(while_in_progress.work_order.id, first.id);
+    assert_eq!(
+        while_in_progress.work_order.status,
+        WorkOrderStatus::InProgress
+    );
+
+    store
+        .set_work_order_status(first.id, WorkOrderStatus::Completed)
+        .await
+        .expect("complete");
+    let next = work_order(&motor, "anomaly", &unique_code("WO"), 2_000);
+    let reopened = store.open_work_order(&next).await.expect("open");
+    assert!(reopened.created);
+    assert_eq!(reopened.work_order, next);
+    let completed = store.get_work_order(first.id).await.expect("get");
+    assert_eq!(
+        completed.map(|w| w.status),
+        Some(WorkOrderStatus::Completed)
+    );
+
+    let result = store
+        .set_work_order_status(first.id, WorkOrderStatus::Open)
+        .await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "two active work orders for one asset and cause: {result:?}"
+    );
+}
+
+/// Ten concurrent openings for the same asset and cause create exactly one work order, and all
+/// ten callers get that one.
+pub async fn concurrent_openings_create_exactly_one_work_order<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let candidates: Vec<WorkOrder> = (0..10)
+        .map(|i| work_order(&motor, "anomaly", &unique_code("WO"), i))
+        .collect();
+    let outcomes =
+        futures::future::join_all(candidates.iter().map(|c| store.open_work_order(c))).await;
+
+    let opened: Vec<_> = outcomes
+        .into_iter()
+        .map(|o| o.expect("every concurrent opening succeeds"))
+        .collect();
+    assert_eq!(opened.iter().filter(|o| o.created).count(), 1);
+    let winner = opened
+        .iter()
+        .find(|o| o.created)
+        .map(|o| o.work_order.id)
+        .expect("one opening created the work order");
+    assert!(opened.iter().all(|o| o.work_order.id == winner));
+    let filter = WorkOrderFilter {
+        asset_id: Some(motor.id),
+        ..WorkOrderFilter::default()
+    };
+    assert_eq!(
+        ids_of(&store.list_work_orders(&filter).await.expect("list")),
+        [winner]
+    );
+}
+
+/// Work orders are listed newest first, filtered by asset and statuses, up to the limit.
+pub async fn work_orders_are_filtered_by_asset_and_status_newest_first<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let oldest = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    let middle = work_order(&motor, "rul", &unique_code("WO"), 1_000);
+    let newest = work_order(&pump, "anomaly", &unique_code("WO"), 2_000);
+    for w in [&middle, &newest, &oldest] {
+        assert!(store.open_work_order(w).await.expect("open").created);
+    }
+    store
+        .set_work_order_status(middle.id, WorkOrderStatus::Completed)
+        .await
+        .expect("complete");
+
+    let list = |filter: WorkOrderFilter| async move {
+        ids_of(&store.list_work_orders(&filter).await.expect("list"))
+    };
+    assert_eq!(
+        list(WorkOrderFilter::default()).await,
+        [newest.id, middle.id, oldest.id]
+    );
+    assert_eq!(
+        list(WorkOrderFilter {
+            asset_id: Some(motor.id),
+            ..WorkOrderFilter::default()
+        })
+        .await,
+        [middle.id, oldest.id]
+    );
+    assert_eq!(
+        list(WorkOrderFilter {
+            statuses: vec![WorkOrderStatus::Open],
+            ..WorkOrderFilter::default()
+        })
+        .await,
+        [newest.id, oldest.id]
+    );
+    assert_eq!(
+        list(WorkOrderFilter {
+            statuses: vec![
+                WorkOrderStatus::Completed,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Completed,
+            ],
+            ..WorkOrderFilter::default()
+        })
+        .await,
+        [newest.id, middle.id, oldest.id]
+    );
+    assert_eq!(
+        list(WorkOrderFilter {
+            asset_id: Some(motor.id),
+            statuses: vec![WorkOrderStatus::Scheduled, WorkOrderStatus::Open],
+            limit: None,
+        })
+        .await,
+        [oldest.id]
+    );
+    assert_eq!(
+        list(WorkOrderFilter {
+            limit: Some(1),
+            ..WorkOrderFilter::default()
+        })
+        .await,
+        [newest.id]
+    );
+}
+
+/// Work-order codes are unique: a second work order with a taken code is a conflict.
+pub async fn a_duplicate_work_order_code_is_a_conflict<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let code = unique_code("WO");
+    store
+        .open_work_order(&work_order(&motor, "anomaly", &code, 0))
+        .await
+        .expect("open");
+    let result = store
+        .open_work_order(&work_order(&pump, "anomaly", &code, 0))
+        .await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+}
+
+/// Changing the status of a work order that does not exist is `NotFound`.
+pub async fn changing_the_status_of_a_missing_work_order_is_not_found<S: Store + ?Sized>(
+    store: &S,
+) {
+    let missing = WorkOrderId::new_random();
+    let result = store
+        .set_work_order_status(missing, WorkOrderStatus::Completed)
+        .await;
+    let expected_id = missing.to_string();
+    assert!(
+        matches!(&result, Err(Error::NotFound { what: "work order", id }) if *id == expected_id),
+        "expected not found, got {result:?}"
+    );
+    assert_eq!(store.get_work_order(missing).await.expect("get"), None);
+}
+
+/// A state document reads back as written; the last write wins; keys are independent.
+pub async fn service_state_round_trips_and_is_overwritten<S: Store + ?Sized>(store: &S) {
+    assert_eq!(
+        store.get_state("anomaly.baseline").await.expect("get"),
+        None
+    );
+    let first = serde_json::json!({
+        "version": 1,
+        "median": [0.1, 0.30000000000000004, 1e-300],
+        "label": "température ✓",
+        "nested": {"ok": true, "none": null},
+    });
+    store
+        .put_state("anomaly.baseline", &first)
+        .await
+        .expect("put");
+    store
+        .put_state("rul.cursor", &serde_json::json!(42))
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_state("anomaly.baseline").await.expect("get"),
+        Some(first)
+    );
+
+    let second = serde_json::json!({"version": 2});
+    store
+        .put_state("anomaly.baseline", &second)
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get_state("anomaly.baseline").await.expect("get"),
+        Some(second)
+    );
+    assert_eq!(
+        store.get_state("rul.cursor").await.expect("get"),
+        Some(serde_json::json!(42))
+    );
+}
+
+/// Instants come back to the millisecond (before 1970 and far ahead too); a finer instant is
+/// truncated to its millisecond, in every backend, and so is the same reading as that
+/// millisecond's.
+pub async fn timestamps_round_trip_at_millisecond_precision<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let instants: Vec<Timestamp> = [
+        "2026-11-23T12:34:56.789Z",
+        "1969-12-31T23:59:59.999Z",
+        "2199-01-01T00:00:00.001Z",
+    ]
+    .iter()
+    .map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("a valid instant")
+            .with_timezone(&Utc)
+    })
+    .collect();
+    let readings: Vec<Reading> = instants.iter().map(|t| reading(&vib, *t, 1.0)).collect();
+    assert_eq!(store.insert_readings(&readings).await.expect("insert"), 3);
+    let far = Duration::days(365 * 300);
+    let back = store
+        .list_readings(vib.id, instants[1] - far, instants[2] + far)
+        .await
+        .expect("list");
+    let back_instants: Vec<Timestamp> = back.iter().map(|r| r.timestamp).collect();
+    assert_eq!(back_instants, [instants[1], instants[0], instants[2]]);
+
+    let mut w = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    w.created_at = instants[0];
+    w.due_by = instants[0] + Duration::milliseconds(1);
+    store.open_work_order(&w).await.expect("open");
+    assert_eq!(store.get_work_order(w.id).await.expect("get"), Some(w));
+
+    let finer = instants[0] + Duration::microseconds(456);
+    assert_eq!(
+        store
+            .insert_readings(&[reading(&vib, finer, 2.0)])
+            .await
+            .expect("insert"),
+        0,
+        "same millisecond, same reading"
+    );
+    let mut late = reading(&vib, instants[0] + Duration::microseconds(1_999), 3.0);
+    assert_eq!(
+        store
+            .insert_readings(std::slice::from_ref(&late))
+            .await
+            .expect("insert"),
+        1
+    );
+    late.timestamp = instants[0] + Duration::milliseconds(1);
+    let stored = store
+        .list_readings(
+            vib.id,
+            late.timestamp,
+            late.timestamp + Duration::milliseconds(1),
+        )
+        .await
+        .expect("list");
+    assert_eq!(stored, vec![late], "truncated, not rounded");
+}
+
+/// NaN measurements (which SQLite and JSON cannot hold) do not fail a write and read back as
+/// NaN; so do non-finite numbers inside JSON documents (feature values, contributions).
+pub async fn values_that_are_not_numbers_are_stored_and_read_back_as_nan<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let batch = [reading(&vib, at(0), f64::NAN), reading(&vib, at(1), 1.0)];
+    assert_eq!(store.insert_readings(&batch).await.expect("insert"), 2);
+    let back = store
+        .list_readings(vib.id, at(0), at(2))
+        .await
+        .expect("list");
+    assert_eq!(back.len(), 2);
+    assert!(back[0].value.is_nan());
+    assert_eq!(back[1].value, 1.0);
+
+    let mut w = window(&vib, 0);
+    w.std = f64::NAN;
+    w.values = vec![1.0, f64::NAN, 3.0];
+    assert!(store.insert_window(&w).await.expect("insert"));
+
+    let mut fv = features(&vib, 0, 1.0);
+    fv.features.insert("kurtosis".to_owned(), f64::NAN);
+    assert!(store.insert_features(&fv).await.expect("insert"));
+    let latest = store.latest_features(motor.id).await.expect("latest");
+    assert_eq!(latest.len(), 1);
+    let kurtosis = latest[0].features.get("kurtosis").copied();
+    assert!(kurtosis.is_some_and(f64::is_nan), "got {kurtosis:?}");
+    assert_eq!(latest[0].features.get("rms"), Some(&1.0));
+
+    let mut a = anomaly(&vib, 60_000);
+    a.contributions[0].z_score = f64::NAN;
+    a.contributions[1].z_score = f64::INFINITY;
+    assert!(store.insert_anomaly(&a).await.expect("insert"));
+    let listed = store
+        .list_anomalies(Some(motor.id), 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].contributions.iter().all(|c| c.z_score.is_nan()),
+        "non-finite z-scores read back as NaN: {:?}",
+        listed[0].contributions
+    );
+}

@@ -1,0 +1,181 @@
+//! # mantis-store
+//!
+//! Where MANTIS keeps its state: one [`Store`] trait with two implementations over sqlx.
+//!
+//! - [`postgres::PgStore`] (cluster): PostgreSQL, with TimescaleDB hypertables for the time-series
+//!   tables when the extension is available, and plain tables otherwise
+//!   ([`postgres::prepare_time_series`]).
+//! - [`sqlite::SqliteStore`] (embedded): one SQLite file in WAL mode (or a private in-memory
+//!   database for tests).
+//!
+//! Both run the same implementation (`sql`: the SQL text, the binds, the row ↔ domain
+//! conversions and the transactions, written once and generic over the sqlx database); each
+//! backend only connects, migrates and describes itself. Ids are `uuid`/hyphenated `TEXT` and
+//! instants `timestamptz`/`INTEGER` Unix milliseconds, truncated to the millisecond in both.
+//!
+//! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite` and are
+//! embedded at compile time. Every write that a redelivered record can repeat is idempotent:
+//! keyed so that the second write of the same fact changes nothing. The conformance suite
+//! (`conformance`, feature `conformance`) runs the same test bodies against both.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), mantis_store::Error> {
+//! use mantis_store::{Store, sqlite::SqliteStore};
+//! // `SqliteStore::open("mantis.db")` for a file; `PgStore::connect(url)` for PostgreSQL.
+//! let store = SqliteStore::in_memory().await?;
+//! store.put_state("demo", &serde_json::json!({"step": 1})).await?;
+//! assert_eq!(store.get_state("demo").await?, Some(serde_json::json!({"step": 1})));
+//! assert!(store.list_assets(None).await?.is_empty());
+//! # Ok(()) }
+//! ```
+
+use async_trait::async_trait;
+use mantis_domain::{
+    Alert, AlertId, Anomaly, Asset, AssetId, FeatureVector, Reading, RulPrediction, Sensor,
+    SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database cannot be reached right now.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A referenced row does not exist.
+    #[error("{what} `{id}` does not exist")]
+    NotFound {
+        /// Kind of row.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The write conflicts with existing data (e.g. a duplicate code).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value could not be turned back into a domain value.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// Anything else the driver reported.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl Error {
+    /// Whether retrying later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Filter for listing work orders.
+#[derive(Clone, Debug, Default)]
+pub struct WorkOrderFilter {
+    /// Only this asset.
+    pub asset_id: Option<AssetId>,
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<WorkOrderStatus>,
+    /// At most this many, newest first (None: 100).
+    pub limit: Option<u32>,
+}
+
+/// The outcome of [`Store::open_work_order`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenedWorkOrder {
+    /// The active work order for the asset and cause (the new one, or the one already open).
+    pub work_order: WorkOrder,
+    /// Whether it was created by this call.
+    pub created: bool,
+}
+
+/// Persistence of MANTIS.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (readiness probes).
+    async fn ping(&self) -> Result<()>;
+
+    /// Which backend this is, e.g. `postgres (timescaledb)`, `postgres (plain tables)`, `sqlite`.
+    fn describe(&self) -> String;
+
+    // --- metadata --------------------------------------------------------------------------
+
+    /// Creates or updates an asset (by id).
+    async fn upsert_asset(&self, asset: &Asset) -> Result<()>;
+    /// One asset.
+    async fn get_asset(&self, id: AssetId) -> Result<Option<Asset>>;
+    /// All assets, of one tenant when given, ordered by code.
+    async fn list_assets(&self, tenant: Option<TenantId>) -> Result<Vec<Asset>>;
+    /// Creates or updates a sensor (by id). The asset must exist.
+    async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()>;
+    /// One sensor.
+    async fn get_sensor(&self, id: SensorId) -> Result<Option<Sensor>>;
+    /// Sensors of one asset, or all, ordered by code.
+    async fn list_sensors(&self, asset: Option<AssetId>) -> Result<Vec<Sensor>>;
+
+    // --- time series (idempotent) -----------------------------------------------------------
+
+    /// Stores raw readings; a reading with the same sensor and timestamp as a stored one is
+    /// ignored. Returns how many rows were new.
+    async fn insert_readings(&self, readings: &[Reading]) -> Result<u64>;
+    /// Readings of a sensor within `[from, to)`, oldest first.
+    async fn list_readings(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>>;
+    /// Stores a window; one row per sensor and window start. Returns whether it was new.
+    async fn insert_window(&self, window: &Window) -> Result<bool>;
+    /// Number of stored windows, of one sensor when given.
+    async fn count_windows(&self, sensor: Option<SensorId>) -> Result<u64>;
+    /// Stores a feature vector; one row per sensor and window start. Returns whether it was new.
+    async fn insert_features(&self, features: &FeatureVector) -> Result<bool>;
+    /// The latest feature vectors of an asset (one per sensor, newest window).
+    async fn latest_features(&self, asset: AssetId) -> Result<Vec<FeatureVector>>;
+    /// Stores an anomaly; one row per anomaly id. Returns whether it was new.
+    async fn insert_anomaly(&self, anomaly: &Anomaly) -> Result<bool>;
+    /// Anomalies, of one asset when given, newest first.
+    async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>>;
+    /// Stores a RUL prediction; one row per asset and prediction time. Returns whether new.
+    async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool>;
+    /// RUL predictions of an asset, newest first.
+    async fn list_rul_predictions(&self, asset: AssetId, limit: u32) -> Result<Vec<RulPrediction>>;
+
+    // --- maintenance -----------------------------------------------------------------------
+
+    /// Opens `candidate` unless the asset already has an active work order for the same cause,
+    /// in which case that one is returned (one active work order per asset and cause, even
+    /// under concurrent calls).
+    async fn open_work_order(&self, candidate: &WorkOrder) -> Result<OpenedWorkOrder>;
+    /// One work order.
+    async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>>;
+    /// Work orders matching `filter`, newest first.
+    async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>>;
+    /// Moves a work order to `status`.
+    async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
+    /// Stores an alert; one row per alert id. Returns whether it was new.
+    async fn insert_alert(&self, alert: &Alert) -> Result<bool>;
+    /// One alert.
+    async fn get_alert(&self, id: AlertId) -> Result<Option<Alert>>;
+    /// Alerts, newest first.
+    async fn list_alerts(&self, limit: u32) -> Result<Vec<Alert>>;
+
+    // --- service state ---------------------------------------------------------------------
+
+    /// Reads a service's persisted state document (e.g. an anomaly baseline).
+    async fn get_state(&self, key: &str) -> Result<Option<serde_json::Value>>;
+    /// Writes a service's state document (last write wins).
+    async fn put_state(&self, key: &str, value: &serde_json::Value) -> Result<()>;
+}

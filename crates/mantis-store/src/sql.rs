@@ -1,0 +1,656 @@
+//! The [`Store`] implementation shared by both SQL backends.
+//!
+//! Layout: `codec` (how ids and instants are laid out in each database), `rows` (rows ↔
+//! domain values), `queries` (the SQL, one text for both dialects). This module holds the
+//! logic — binds, transactions, idempotency, the work-order race — once, generic over the
+//! sqlx [`Database`]; [`crate::postgres`] and [`crate::sqlite`] only connect, migrate and say
+//! which backend they are, through [`SqlBackend`].
+
+mod codec;
+mod queries;
+mod rows;
+
+use crate::{Error, OpenedWorkOrder, Result, Store, WorkOrderFilter};
+use async_trait::async_trait;
+use chrono::Utc;
+use codec::{DbId, DbTime};
+use mantis_domain::{
+    Alert, AlertId, Anomaly, Asset, AssetId, FeatureVector, Reading, RulPrediction, Sensor,
+    SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+};
+use rows::{
+    AlertRow, AnomalyMetadata, AnomalyRow, AssetRow, FeatureRow, ReadingRow, RulRow, SensorRow,
+    WorkOrderRow, convert_all,
+};
+use sqlx::error::ErrorKind;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+/// Readings per `INSERT` statement: 500 × 10 parameters stays well below the parameter limits
+/// of both databases (PostgreSQL 65 535, SQLite 32 766).
+const READINGS_PER_STATEMENT: usize = 500;
+
+/// How often `open_work_order` retries when the active work order it collided with was closed
+/// before it could be read back.
+const OPEN_WORK_ORDER_ATTEMPTS: usize = 5;
+
+/// The default limit of [`Store::list_work_orders`].
+const DEFAULT_WORK_ORDER_LIMIT: u32 = 100;
+
+/// What a SQL backend adds to the shared implementation: its pool and its description.
+pub(crate) trait SqlBackend: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+    /// The connection pool.
+    fn sql_pool(&self) -> &Pool<Self::Db>;
+    /// See [`Store::describe`].
+    fn describe_backend(&self) -> String;
+}
+
+/// Number of rows a statement changed (sqlx has no database-independent accessor).
+pub(crate) trait RowsAffected {
+    /// Rows inserted, updated or deleted.
+    fn affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// Maps a driver error to the store's error, by what the caller can do about it.
+pub(crate) fn db_error(err: sqlx::Error) -> Error {
+    classify(&err)
+}
+
+fn classify(err: &sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(err.to_string()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            match db.kind() {
+                ErrorKind::UniqueViolation => Error::Conflict(db.message().to_owned()),
+                ErrorKind::ForeignKeyViolation => Error::Conflict(format!(
+                    "{} (a referenced row does not exist)",
+                    db.message()
+                )),
+                _ if is_transient(&code) => Error::Unavailable(db.message().to_owned()),
+                _ => Error::Database(db.message().to_owned()),
+            }
+        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => Error::Corrupt(err.to_string()),
+        _ => Error::Database(err.to_string()),
+    }
+}
+
+/// Maps a migration failure: a lost connection stays retryable, anything else is a migration
+/// problem (a changed or missing migration, a failing statement).
+pub(crate) fn migration_error(err: sqlx::migrate::MigrateError) -> Error {
+    use sqlx::migrate::MigrateError;
+    if let MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) = &err
+        && let unavailable @ Error::Unavailable(_) = classify(e)
+    {
+        return unavailable;
+    }
+    Error::Migration(err.to_string())
+}
+
+/// Whether a database error code means "try again later" rather than "this is wrong".
+fn is_transient(code: &str) -> bool {
+    // PostgreSQL SQLSTATE: connection exceptions (class 08), too many connections, shutdowns,
+    // serialization failures and deadlocks.
+    let pg = code.starts_with("08")
+        || matches!(
+            code,
+            "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+        );
+    // SQLite (extended) result codes: the primary code is the low byte; 5 = SQLITE_BUSY,
+    // 6 = SQLITE_LOCKED.
+    let sqlite = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    pg || sqlite
+}
+
+/// A `u32` limit as the `BIGINT` both databases take.
+fn sql_limit(n: u32) -> i64 {
+    i64::from(n)
+}
+
+// Every `SqlBackend` (PgStore, SqliteStore) is a `Store`, through this one implementation.
+// The bounds list what the shared code needs from a database: an executor for its pool, and
+// encoders/decoders for the column types it binds and the row structs it reads. Both sqlx
+// backends satisfy them; `codec` supplies the two that differ (ids and instants).
+#[async_trait]
+impl<B> Store for B
+where
+    B: SqlBackend,
+    for<'c> &'c mut <B::Db as Database>::Connection: Executor<'c, Database = B::Db>,
+    <B::Db as Database>::Arguments: IntoArguments<B::Db>,
+    <B::Db as Database>::QueryResult: RowsAffected,
+    for<'q> DbId: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<DbId>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> DbTime: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<f64>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> i16: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Json<serde_json::Value>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> AnomalyRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> RulRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> WorkOrderRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> AlertRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
+{
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(queries::PING)
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        self.describe_backend()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset.id))]
+    async fn upsert_asset(&self, asset: &Asset) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(asset.tenant_id))
+            .bind(asset.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(queries::UPSERT_ASSET)
+            .bind(DbId::from(asset.id))
+            .bind(DbId::from(asset.tenant_id))
+            .bind(asset.code.clone())
+            .bind(asset.name.clone())
+            .bind(asset.asset_type.clone())
+            .bind(asset.location.clone())
+            .bind(asset.criticality.as_str().to_owned())
+            .bind(DbTime(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_asset(&self, id: AssetId) -> Result<Option<Asset>> {
+        sqlx::query_as::<_, AssetRow>(queries::GET_ASSET)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(Asset::try_from)
+            .transpose()
+    }
+
+    async fn list_assets(&self, tenant: Option<TenantId>) -> Result<Vec<Asset>> {
+        let rows = sqlx::query_as::<_, AssetRow>(queries::LIST_ASSETS)
+            .bind(tenant.map(DbId::from))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(sensor = %sensor.id))]
+    async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()> {
+        let result = sqlx::query(queries::UPSERT_SENSOR)
+            .bind(DbId::from(sensor.id))
+            .bind(DbId::from(sensor.asset_id))
+            .bind(sensor.code.clone())
+            .bind(sensor.sensor_type.as_str().to_owned())
+            .bind(sensor.unit.clone())
+            .bind(sensor.min_value)
+            .bind(sensor.max_value)
+            .bind(sensor.sampling_rate_hz)
+            .bind(DbTime(Utc::now()))
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
+                Err(Error::NotFound {
+                    what: "asset",
+                    id: sensor.asset_id.to_string(),
+                })
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn get_sensor(&self, id: SensorId) -> Result<Option<Sensor>> {
+        sqlx::query_as::<_, SensorRow>(queries::GET_SENSOR)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(Sensor::try_from)
+            .transpose()
+    }
+
+    async fn list_sensors(&self, asset: Option<AssetId>) -> Result<Vec<Sensor>> {
+        let rows = sqlx::query_as::<_, SensorRow>(queries::LIST_SENSORS)
+            .bind(asset.map(DbId::from))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(readings = readings.len()))]
+    async fn insert_readings(&self, readings: &[Reading]) -> Result<u64> {
+        if readings.is_empty() {
+            return Ok(0);
+        }
+        // One transaction for the whole batch, multi-row statements within it: a batch is
+        // stored entirely or not at all, and a redelivered batch inserts nothing twice.
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        let mut inserted = 0;
+        for chunk in readings.chunks(READINGS_PER_STATEMENT) {
+            let mut sql = String::from(queries::INSERT_READINGS_HEAD);
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&queries::reading_values(
+                    2 + i * queries::READING_VALUES_WIDTH,
+                ));
+            }
+            sql.push_str(queries::INSERT_READINGS_TAIL);
+            // The text is built only from the constant fragments above and numbered
+            // placeholders; every value is bound.
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(DbId::from(TenantId::DEFAULT));
+            for r in chunk {
+                query = query
+                    .bind(DbTime(r.timestamp))
+                    .bind(DbId::from(r.sensor_id))
+                    .bind(DbId::from(r.asset_id))
+                    .bind(r.sensor_code.clone())
+                    .bind(r.sensor_type.as_str().to_owned())
+                    .bind(rows::nan_as_null(r.value))
+                    .bind(r.unit.clone())
+                    .bind(i16::from(r.quality.get()))
+                    .bind(r.source.as_str().to_owned())
+                    .bind(rows::to_json(&r.metadata)?);
+            }
+            let result = query.execute(&mut *tx).await.map_err(db_error)?;
+            inserted += result.affected();
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(inserted)
+    }
+
+    async fn list_readings(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>> {
+        let rows = sqlx::query_as::<_, ReadingRow>(queries::LIST_READINGS)
+            .bind(DbId::from(sensor))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn insert_window(&self, window: &Window) -> Result<bool> {
+        let result = sqlx::query(queries::INSERT_WINDOW)
+            .bind(DbTime(window.window_start))
+            .bind(DbId::from(window.sensor_id))
+            .bind(DbId::from(window.asset_id))
+            .bind(window.sensor_type.as_str().to_owned())
+            .bind(DbTime(window.window_end))
+            .bind(i64::from(window.count))
+            .bind(rows::nan_as_null(window.mean))
+            .bind(rows::nan_as_null(window.std))
+            .bind(rows::nan_as_null(window.min))
+            .bind(rows::nan_as_null(window.max))
+            .bind(rows::numbers_json(&window.values))
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn count_windows(&self, sensor: Option<SensorId>) -> Result<u64> {
+        let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_WINDOWS)
+            .bind(sensor.map(DbId::from))
+            .fetch_one(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative window count {n}")))
+    }
+
+    async fn insert_features(&self, features: &FeatureVector) -> Result<bool> {
+        let column = |name: &str| {
+            features
+                .features
+                .get(name)
+                .copied()
+                .and_then(rows::nan_as_null)
+        };
+        let result = sqlx::query(queries::INSERT_FEATURES)
+            .bind(DbTime(features.window_start))
+            .bind(DbId::from(features.sensor_id))
+            .bind(DbId::from(features.asset_id))
+            .bind(features.sensor_type.as_str().to_owned())
+            .bind(DbTime(features.window_end))
+            .bind(features.feature_set_version.clone())
+            .bind(column("rms"))
+            .bind(column("kurtosis"))
+            .bind(column("skewness"))
+            .bind(column("crest_factor"))
+            .bind(column("peak_frequency"))
+            .bind(column("spectral_entropy"))
+            .bind(rows::named_numbers_json(&features.features))
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn latest_features(&self, asset: AssetId) -> Result<Vec<FeatureVector>> {
+        let rows = sqlx::query_as::<_, FeatureRow>(queries::LATEST_FEATURES)
+            .bind(DbId::from(asset))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(anomaly = %anomaly.id))]
+    async fn insert_anomaly(&self, anomaly: &Anomaly) -> Result<bool> {
+        let metadata = rows::to_json(&AnomalyMetadata::of(anomaly))?;
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        let result = sqlx::query(queries::INSERT_ANOMALY)
+            .bind(DbId::from(anomaly.id))
+            .bind(DbId::from(anomaly.asset_id))
+            .bind(DbId::from(anomaly.sensor_id))
+            .bind(DbTime(anomaly.window_start))
+            .bind(DbTime(anomaly.detected_at))
+            .bind(anomaly.severity.as_str().to_owned())
+            .bind(anomaly.score)
+            .bind(anomaly.threshold)
+            .bind(anomaly.criticality.as_str().to_owned())
+            .bind(anomaly.method.clone())
+            .bind(metadata)
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let inserted = result.affected() > 0;
+        if inserted {
+            sqlx::query(queries::INSERT_ANOMALY_SCORE)
+                .bind(DbTime(anomaly.window_start))
+                .bind(DbId::from(anomaly.sensor_id))
+                .bind(DbId::from(anomaly.asset_id))
+                .bind(DbId::from(anomaly.id))
+                .bind(anomaly.score)
+                .bind(anomaly.threshold)
+                .bind(anomaly.severity.as_str().to_owned())
+                .bind(anomaly.method.clone())
+                .bind(DbId::from(TenantId::DEFAULT))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(inserted)
+    }
+
+    async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>> {
+        let rows = sqlx::query_as::<_, AnomalyRow>(queries::LIST_ANOMALIES)
+            .bind(asset.map(DbId::from))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool> {
+        let result = sqlx::query(queries::INSERT_RUL_PREDICTION)
+            .bind(DbTime(prediction.predicted_at))
+            .bind(DbId::from(prediction.asset_id))
+            .bind(prediction.rul_cycles)
+            .bind(prediction.confidence_lower)
+            .bind(prediction.confidence_upper)
+            .bind(prediction.model_version.clone())
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn list_rul_predictions(&self, asset: AssetId, limit: u32) -> Result<Vec<RulPrediction>> {
+        let rows = sqlx::query_as::<_, RulRow>(queries::LIST_RUL_PREDICTIONS)
+            .bind(DbId::from(asset))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(RulPrediction::from).collect())
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(asset = %candidate.asset_id, cause = %candidate.cause)
+    )]
+    async fn open_work_order(&self, candidate: &WorkOrder) -> Result<OpenedWorkOrder> {
+        // Insert-or-read without a lock held in this process: the partial unique index decides
+        // between concurrent callers (in this process or another). When the insert yields to an
+        // active work order, read that one back; if it was closed in between, try again.
+        for _ in 0..OPEN_WORK_ORDER_ATTEMPTS {
+            let inserted =
+                sqlx::query_as::<_, WorkOrderRow>(queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE)
+                    .bind(DbId::from(candidate.id))
+                    .bind(candidate.code.clone())
+                    .bind(DbId::from(candidate.asset_id))
+                    .bind(candidate.cause.clone())
+                    .bind(candidate.priority.as_str().to_owned())
+                    .bind(candidate.status.as_str().to_owned())
+                    .bind(DbTime(candidate.created_at))
+                    .bind(DbTime(candidate.due_by))
+                    .bind(candidate.description.clone())
+                    .bind(candidate.rule.clone())
+                    .bind(candidate.trigger_event.clone())
+                    .bind(DbTime(Utc::now()))
+                    .bind(DbId::from(TenantId::DEFAULT))
+                    .fetch_optional(self.sql_pool())
+                    .await
+                    .map_err(db_error)?;
+            if let Some(row) = inserted {
+                tracing::debug!(work_order = %candidate.id, "work order opened");
+                return Ok(OpenedWorkOrder {
+                    work_order: WorkOrder::try_from(row)?,
+                    created: true,
+                });
+            }
+            let active = sqlx::query_as::<_, WorkOrderRow>(queries::GET_ACTIVE_WORK_ORDER)
+                .bind(DbId::from(candidate.asset_id))
+                .bind(candidate.cause.clone())
+                .fetch_optional(self.sql_pool())
+                .await
+                .map_err(db_error)?;
+            if let Some(row) = active {
+                return Ok(OpenedWorkOrder {
+                    work_order: WorkOrder::try_from(row)?,
+                    created: false,
+                });
+            }
+        }
+        Err(Error::Conflict(format!(
+            "the active work order of asset {} for `{}` kept changing; gave up after {} attempts",
+            candidate.asset_id, candidate.cause, OPEN_WORK_ORDER_ATTEMPTS
+        )))
+    }
+
+    async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>> {
+        sqlx::query_as::<_, WorkOrderRow>(queries::GET_WORK_ORDER)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(WorkOrder::try_from)
+            .transpose()
+    }
+
+    async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>> {
+        // Distinct statuses fill the fixed slots of the statement, the first one repeated.
+        let mut wanted: Vec<WorkOrderStatus> = Vec::with_capacity(queries::STATUS_SLOTS);
+        for status in &filter.statuses {
+            if !wanted.contains(status) {
+                wanted.push(*status);
+            }
+        }
+        if wanted.len() > queries::STATUS_SLOTS {
+            return Err(Error::Database(format!(
+                "cannot filter work orders on more than {} distinct statuses",
+                queries::STATUS_SLOTS
+            )));
+        }
+        let first = wanted.first().copied().unwrap_or(WorkOrderStatus::Open);
+        let mut query = sqlx::query_as::<_, WorkOrderRow>(queries::LIST_WORK_ORDERS)
+            .bind(filter.asset_id.map(DbId::from))
+            .bind(wanted.is_empty());
+        for slot in 0..queries::STATUS_SLOTS {
+            let status = wanted.get(slot).copied().unwrap_or(first);
+            query = query.bind(status.as_str().to_owned());
+        }
+        let rows = query
+            .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()> {
+        let result = sqlx::query(queries::SET_WORK_ORDER_STATUS)
+            .bind(DbId::from(id))
+            .bind(status.as_str().to_owned())
+            .bind(DbTime(Utc::now()))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if result.affected() == 0 {
+            return Err(Error::NotFound {
+                what: "work order",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn insert_alert(&self, alert: &Alert) -> Result<bool> {
+        let result = sqlx::query(queries::INSERT_ALERT)
+            .bind(DbId::from(alert.id))
+            .bind(DbId::from(alert.asset_id))
+            .bind(alert.severity.as_str().to_owned())
+            .bind(alert.kind.as_str().to_owned())
+            .bind(alert.message.clone())
+            .bind(DbTime(alert.created_at))
+            .bind(alert.work_order_id.map(DbId::from))
+            .bind(alert.trigger_event.clone())
+            .bind(alert.notify_on_call)
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn get_alert(&self, id: AlertId) -> Result<Option<Alert>> {
+        sqlx::query_as::<_, AlertRow>(queries::GET_ALERT)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(Alert::try_from)
+            .transpose()
+    }
+
+    async fn list_alerts(&self, limit: u32) -> Result<Vec<Alert>> {
+        let rows = sqlx::query_as::<_, AlertRow>(queries::LIST_ALERTS)
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn get_state(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query_as::<_, (Json<serde_json::Value>,)>(queries::GET_STATE)
+            .bind(key.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|(Json(value),)| value))
+    }
+
+    async fn put_state(&self, key: &str, value: &serde_json::Value) -> Result<()> {
+        sqlx::query(queries::PUT_STATE)
+            .bind(key.to_owned())
+            .bind(Json(value.clone()))
+            .bind(DbTime(Utc::now()))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_and_connection_codes_are_transient_and_constraint_codes_are_not() {
+        assert!(is_transient("08006"));
+        assert!(is_transient("40P01"));
+        assert!(is_transient("5")); // SQLITE_BUSY
+        assert!(is_transient("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(!is_transient("23505"));
+        assert!(!is_transient("2067")); // SQLITE_CONSTRAINT_UNIQUE
+        assert!(!is_transient(""));
+    }
+
+    #[test]
+    fn pool_exhaustion_is_retryable() {
+        assert!(db_error(sqlx::Error::PoolTimedOut).is_retryable());
+        assert!(!db_error(sqlx::Error::RowNotFound).is_retryable());
+    }
+}

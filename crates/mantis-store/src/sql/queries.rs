@@ -1,0 +1,213 @@
+//! The SQL of every operation, shared by PostgreSQL and SQLite.
+//!
+//! Only what both dialects accept is used: `$n` placeholders (SQLite reads `$1` as parameter 1),
+//! `INSERT ... ON CONFLICT ... DO NOTHING/UPDATE` with `excluded`, `RETURNING`, partial-index
+//! conflict targets, and scalar sub-queries. Ids and instants are bound through
+//! [`super::codec`], so a comparison such as `time >= $2` means the same in both.
+//!
+//! Every tenant-owned row takes its `tenant_id` from its asset, or the default tenant (bound as
+//! the last parameter) when the asset is not registered.
+
+/// Columns of [`super::rows::AssetRow`].
+pub(crate) const GET_ASSET: &str = "SELECT id, tenant_id, code, name, asset_type, location, \
+     criticality FROM assets WHERE id = $1";
+
+/// `$1`: tenant or NULL for all.
+pub(crate) const LIST_ASSETS: &str = "SELECT id, tenant_id, code, name, asset_type, location, \
+     criticality FROM assets WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY code, id";
+
+/// Registers the tenant of an asset if it is new (its name is its id until renamed).
+pub(crate) const ENSURE_TENANT: &str =
+    "INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const UPSERT_ASSET: &str = "INSERT INTO assets \
+     (id, tenant_id, code, name, asset_type, location, criticality, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, code = excluded.code, \
+     name = excluded.name, asset_type = excluded.asset_type, location = excluded.location, \
+     criticality = excluded.criticality, updated_at = excluded.updated_at";
+
+pub(crate) const GET_SENSOR: &str = "SELECT id, asset_id, code, sensor_type, unit, min_value, \
+     max_value, sampling_rate_hz FROM sensors WHERE id = $1";
+
+/// `$1`: asset or NULL for all.
+pub(crate) const LIST_SENSORS: &str = "SELECT id, asset_id, code, sensor_type, unit, min_value, \
+     max_value, sampling_rate_hz FROM sensors WHERE ($1 IS NULL OR asset_id = $1) \
+     ORDER BY code, id";
+
+pub(crate) const UPSERT_SENSOR: &str = "INSERT INTO sensors \
+     (id, tenant_id, asset_id, code, sensor_type, unit, min_value, max_value, sampling_rate_hz, \
+     updated_at) \
+     VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $10), $2, $3, $4, $5, \
+     $6, $7, $8, $9) \
+     ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, \
+     asset_id = excluded.asset_id, code = excluded.code, sensor_type = excluded.sensor_type, \
+     unit = excluded.unit, min_value = excluded.min_value, max_value = excluded.max_value, \
+     sampling_rate_hz = excluded.sampling_rate_hz, updated_at = excluded.updated_at";
+
+/// Head of the batched reading insert; [`READING_VALUES_WIDTH`] parameters per row follow,
+/// numbered from `$2` (`$1` is the default tenant).
+pub(crate) const INSERT_READINGS_HEAD: &str = "INSERT INTO sensor_data_raw \
+     (time, sensor_id, tenant_id, asset_id, sensor_code, sensor_type, value, unit, quality, \
+     source, metadata) VALUES ";
+
+/// Tail of the batched reading insert.
+pub(crate) const INSERT_READINGS_TAIL: &str = " ON CONFLICT (sensor_id, time) DO NOTHING";
+
+/// Parameters per reading in the batched insert.
+pub(crate) const READING_VALUES_WIDTH: usize = 10;
+
+/// The `VALUES` tuple of the reading whose first parameter is `$first`.
+pub(crate) fn reading_values(first: usize) -> String {
+    let p = |i: usize| first + i;
+    format!(
+        "(${}, ${}, COALESCE((SELECT tenant_id FROM assets WHERE id = ${}), $1), ${}, ${}, ${}, \
+         ${}, ${}, ${}, ${}, ${})",
+        p(0),
+        p(1),
+        p(2),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9),
+    )
+}
+
+/// `$1` sensor, `[$2, $3)`.
+pub(crate) const LIST_READINGS: &str = "SELECT time, sensor_id, asset_id, sensor_code, \
+     sensor_type, value, unit, quality, source, metadata FROM sensor_data_raw \
+     WHERE sensor_id = $1 AND time >= $2 AND time < $3 ORDER BY time";
+
+pub(crate) const INSERT_WINDOW: &str = "INSERT INTO sensor_data_windowed \
+     (window_start, sensor_id, tenant_id, asset_id, sensor_type, window_end, sample_count, mean, \
+     stddev, min, max, samples) \
+     VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $3), $12), $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (sensor_id, window_start) DO NOTHING";
+
+/// `$1`: sensor or NULL for all.
+pub(crate) const COUNT_WINDOWS: &str =
+    "SELECT COUNT(*) FROM sensor_data_windowed WHERE ($1 IS NULL OR sensor_id = $1)";
+
+pub(crate) const INSERT_FEATURES: &str = "INSERT INTO sensor_features \
+     (window_start, sensor_id, tenant_id, asset_id, sensor_type, window_end, \
+     feature_set_version, rms, kurtosis, skewness, crest_factor, peak_frequency, \
+     spectral_entropy, features) \
+     VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $3), $14), $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (sensor_id, window_start) DO NOTHING";
+
+/// The newest feature vector of each sensor of asset `$1`.
+pub(crate) const LATEST_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
+     sensor_type, feature_set_version, features FROM sensor_features f \
+     WHERE f.asset_id = $1 AND f.window_start = (SELECT MAX(g.window_start) \
+     FROM sensor_features g WHERE g.sensor_id = f.sensor_id AND g.asset_id = $1) \
+     ORDER BY f.sensor_id";
+
+pub(crate) const INSERT_ANOMALY: &str = "INSERT INTO anomalies \
+     (id, tenant_id, asset_id, sensor_id, window_start, detected_at, severity, anomaly_score, \
+     threshold, criticality, detection_method, metadata) \
+     VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $12), $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (id) DO NOTHING";
+
+/// Written with each new anomaly, in the same transaction.
+pub(crate) const INSERT_ANOMALY_SCORE: &str = "INSERT INTO anomaly_scores \
+     (time, sensor_id, tenant_id, asset_id, anomaly_id, ensemble_score, threshold, severity, \
+     detection_method) \
+     VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $3), $9), $3, $4, $5, \
+     $6, $7, $8) \
+     ON CONFLICT (sensor_id, time) DO NOTHING";
+
+/// `$1`: asset or NULL for all; `$2`: limit.
+pub(crate) const LIST_ANOMALIES: &str = "SELECT id, asset_id, sensor_id, window_start, \
+     detected_at, severity, anomaly_score, threshold, criticality, detection_method, metadata \
+     FROM anomalies WHERE ($1 IS NULL OR asset_id = $1) \
+     ORDER BY detected_at DESC, id DESC LIMIT $2";
+
+pub(crate) const INSERT_RUL_PREDICTION: &str = "INSERT INTO rul_predictions \
+     (predicted_at, asset_id, tenant_id, rul_cycles, confidence_lower, confidence_upper, \
+     model_version) \
+     VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $7), $3, $4, $5, $6) \
+     ON CONFLICT (asset_id, predicted_at) DO NOTHING";
+
+pub(crate) const LIST_RUL_PREDICTIONS: &str = "SELECT asset_id, predicted_at, rul_cycles, \
+     confidence_lower, confidence_upper, model_version FROM rul_predictions \
+     WHERE asset_id = $1 ORDER BY predicted_at DESC LIMIT $2";
+
+/// Inserts the candidate unless the asset already has an active work order for the cause: the
+/// conflict target is the partial unique index `work_orders_one_active_per_asset_cause`, so
+/// the database, not this process, decides between concurrent callers. Returns the row only
+/// when it was inserted. Other unique violations (same id, same code) still fail.
+pub(crate) const INSERT_WORK_ORDER_IF_NONE_ACTIVE: &str = "INSERT INTO work_orders \
+     (id, tenant_id, code, asset_id, cause, priority, status, created_at, due_by, description, \
+     rule, trigger_event, updated_at) \
+     VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $3), $13), $2, $3, $4, $5, \
+     $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (asset_id, cause) WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') \
+     DO NOTHING \
+     RETURNING id, code, asset_id, cause, priority, status, created_at, due_by, description, \
+     rule, trigger_event";
+
+/// `$1` asset, `$2` cause.
+pub(crate) const GET_ACTIVE_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, priority, \
+     status, created_at, due_by, description, rule, trigger_event FROM work_orders \
+     WHERE asset_id = $1 AND cause = $2 AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')";
+
+pub(crate) const GET_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, priority, status, \
+     created_at, due_by, description, rule, trigger_event FROM work_orders WHERE id = $1";
+
+/// `$1`: asset or NULL; `$2`: true for every status, else `status IN ($3..$7)` (the wanted
+/// statuses, repeated to fill the five slots; there are five statuses); `$8`: limit. Static
+/// SQL keeps one prepared statement for every filter.
+pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, status, \
+     created_at, due_by, description, rule, trigger_event FROM work_orders \
+     WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
+     ORDER BY created_at DESC, id DESC LIMIT $8";
+
+/// Number of status slots in [`LIST_WORK_ORDERS`].
+pub(crate) const STATUS_SLOTS: usize = 5;
+
+pub(crate) const SET_WORK_ORDER_STATUS: &str =
+    "UPDATE work_orders SET status = $2, updated_at = $3 WHERE id = $1";
+
+pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts \
+     (id, tenant_id, asset_id, severity, kind, message, created_at, work_order_id, \
+     trigger_event, notify_on_call) \
+     VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $10), $2, $3, $4, $5, \
+     $6, $7, $8, $9) \
+     ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const GET_ALERT: &str = "SELECT id, asset_id, severity, kind, message, created_at, \
+     work_order_id, trigger_event, notify_on_call FROM alerts WHERE id = $1";
+
+pub(crate) const LIST_ALERTS: &str = "SELECT id, asset_id, severity, kind, message, created_at, \
+     work_order_id, trigger_event, notify_on_call FROM alerts \
+     ORDER BY created_at DESC, id DESC LIMIT $1";
+
+pub(crate) const GET_STATE: &str = "SELECT value FROM service_state WHERE key = $1";
+
+pub(crate) const PUT_STATE: &str = "INSERT INTO service_state (key, value, updated_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+pub(crate) const PING: &str = "SELECT 1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_values_number_every_placeholder_once_and_reuse_the_asset_for_the_tenant() {
+        assert_eq!(
+            reading_values(2),
+            "($2, $3, COALESCE((SELECT tenant_id FROM assets WHERE id = $4), $1), $4, $5, $6, \
+             $7, $8, $9, $10, $11)"
+        );
+        assert_eq!(READING_VALUES_WIDTH, 10);
+    }
+}

@@ -1,0 +1,415 @@
+//! Rows as both backends return them, and their conversion into domain values: written once.
+//!
+//! Each struct mirrors the column list of a `SELECT` in [`super::queries`]. `sqlx::FromRow` is
+//! derived generically, so the same struct decodes a PostgreSQL row and a SQLite row; the
+//! storage differences are absorbed by [`DbId`] and [`DbTime`]. Symbols (criticality, status...)
+//! are parsed back with the domain's parsers, and anything that does not parse is reported as
+//! [`Error::Corrupt`] rather than panicking.
+
+use super::codec::{DbId, DbTime};
+use crate::{Error, Result};
+use mantis_domain::{
+    Alert, AlertKind, Anomaly, Asset, Contribution, Criticality, DomainError, FeatureVector,
+    Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType, Severity,
+    SourceProtocol, WorkOrder, WorkOrderStatus,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use std::collections::BTreeMap;
+
+/// Reports a stored symbol that the domain does not accept.
+fn stored<T>(column: &str, parsed: Result<T, DomainError>) -> Result<T> {
+    parsed.map_err(|e| Error::Corrupt(format!("{column}: {e}")))
+}
+
+/// NaN is stored as NULL (SQLite cannot store NaN, and JSON has no NaN): reading it back.
+pub(crate) fn null_as_nan(v: Option<f64>) -> f64 {
+    v.unwrap_or(f64::NAN)
+}
+
+/// The inverse of [`null_as_nan`], applied before writing measurement values.
+pub(crate) fn nan_as_null(v: f64) -> Option<f64> {
+    (!v.is_nan()).then_some(v)
+}
+
+/// A list of numbers as a JSON document (NaN becomes `null`).
+pub(crate) fn numbers_json(values: &[f64]) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Array(
+        values
+            .iter()
+            .map(|v| {
+                serde_json::Number::from_f64(*v)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            })
+            .collect(),
+    ))
+}
+
+/// Named numbers as a JSON object (NaN and infinities become `null`).
+pub(crate) fn named_numbers_json(values: &BTreeMap<String, f64>) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Object(
+        values
+            .iter()
+            .map(|(k, v)| {
+                let v = serde_json::Number::from_f64(*v)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null);
+                (k.clone(), v)
+            })
+            .collect(),
+    ))
+}
+
+/// Any serialisable value as a JSON document.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Json<serde_json::Value>> {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| Error::Database(format!("cannot encode a JSON column: {e}")))
+}
+
+/// `assets` columns, as selected by `ASSET_COLUMNS`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AssetRow {
+    id: DbId,
+    tenant_id: DbId,
+    code: String,
+    name: String,
+    asset_type: String,
+    location: String,
+    criticality: String,
+}
+
+impl TryFrom<AssetRow> for Asset {
+    type Error = Error;
+    fn try_from(r: AssetRow) -> Result<Self> {
+        Ok(Asset {
+            id: r.id.0.into(),
+            tenant_id: r.tenant_id.0.into(),
+            code: r.code,
+            name: r.name,
+            asset_type: r.asset_type,
+            location: r.location,
+            criticality: stored("assets.criticality", Criticality::parse(&r.criticality))?,
+        })
+    }
+}
+
+/// `sensors` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SensorRow {
+    id: DbId,
+    asset_id: DbId,
+    code: String,
+    sensor_type: String,
+    unit: String,
+    min_value: f64,
+    max_value: f64,
+    sampling_rate_hz: f64,
+}
+
+impl TryFrom<SensorRow> for Sensor {
+    type Error = Error;
+    fn try_from(r: SensorRow) -> Result<Self> {
+        Ok(Sensor {
+            id: r.id.0.into(),
+            asset_id: r.asset_id.0.into(),
+            code: r.code,
+            sensor_type: stored("sensors.sensor_type", SensorType::parse(&r.sensor_type))?,
+            unit: r.unit,
+            min_value: r.min_value,
+            max_value: r.max_value,
+            sampling_rate_hz: r.sampling_rate_hz,
+        })
+    }
+}
+
+/// `sensor_data_raw` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReadingRow {
+    time: DbTime,
+    sensor_id: DbId,
+    asset_id: DbId,
+    sensor_code: String,
+    sensor_type: String,
+    value: Option<f64>,
+    unit: String,
+    quality: i16,
+    source: String,
+    metadata: Json<BTreeMap<String, String>>,
+}
+
+impl TryFrom<ReadingRow> for Reading {
+    type Error = Error;
+    fn try_from(r: ReadingRow) -> Result<Self> {
+        Ok(Reading {
+            timestamp: r.time.0,
+            asset_id: r.asset_id.0.into(),
+            sensor_id: r.sensor_id.0.into(),
+            sensor_code: r.sensor_code,
+            sensor_type: stored(
+                "sensor_data_raw.sensor_type",
+                SensorType::parse(&r.sensor_type),
+            )?,
+            value: null_as_nan(r.value),
+            unit: r.unit,
+            quality: stored(
+                "sensor_data_raw.quality",
+                Quality::new(i64::from(r.quality)),
+            )?,
+            source: stored("sensor_data_raw.source", SourceProtocol::parse(&r.source))?,
+            metadata: r.metadata.0,
+        })
+    }
+}
+
+/// `sensor_features` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FeatureRow {
+    window_start: DbTime,
+    window_end: DbTime,
+    sensor_id: DbId,
+    asset_id: DbId,
+    sensor_type: String,
+    feature_set_version: String,
+    features: Json<BTreeMap<String, Option<f64>>>,
+}
+
+impl TryFrom<FeatureRow> for FeatureVector {
+    type Error = Error;
+    fn try_from(r: FeatureRow) -> Result<Self> {
+        Ok(FeatureVector {
+            asset_id: r.asset_id.0.into(),
+            sensor_id: r.sensor_id.0.into(),
+            sensor_type: stored(
+                "sensor_features.sensor_type",
+                SensorType::parse(&r.sensor_type),
+            )?,
+            window_start: r.window_start.0,
+            window_end: r.window_end.0,
+            feature_set_version: r.feature_set_version,
+            features: r
+                .features
+                .0
+                .into_iter()
+                .map(|(k, v)| (k, null_as_nan(v)))
+                .collect(),
+        })
+    }
+}
+
+/// The `metadata` document of an anomaly.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AnomalyMetadata {
+    /// The features that contributed most, largest first.
+    #[serde(default)]
+    contributions: Vec<StoredContribution>,
+}
+
+impl AnomalyMetadata {
+    pub(crate) fn of(anomaly: &Anomaly) -> Self {
+        Self {
+            contributions: anomaly
+                .contributions
+                .iter()
+                .map(|c| StoredContribution {
+                    feature: c.feature.clone(),
+                    sensor_id: c.sensor_id,
+                    value: nan_as_null(c.value),
+                    z_score: nan_as_null(c.z_score),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A [`Contribution`] as stored: JSON has no NaN or infinity (serde_json writes them as
+/// `null`), and a z-score against a flat baseline can be either, so the numbers are nullable
+/// and read back as NaN.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredContribution {
+    feature: String,
+    sensor_id: SensorId,
+    value: Option<f64>,
+    z_score: Option<f64>,
+}
+
+impl From<StoredContribution> for Contribution {
+    fn from(c: StoredContribution) -> Self {
+        Contribution {
+            feature: c.feature,
+            sensor_id: c.sensor_id,
+            value: null_as_nan(c.value),
+            z_score: null_as_nan(c.z_score),
+        }
+    }
+}
+
+/// `anomalies` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnomalyRow {
+    id: DbId,
+    asset_id: DbId,
+    sensor_id: DbId,
+    window_start: DbTime,
+    detected_at: DbTime,
+    severity: String,
+    anomaly_score: f64,
+    threshold: f64,
+    criticality: String,
+    detection_method: String,
+    metadata: Json<AnomalyMetadata>,
+}
+
+impl TryFrom<AnomalyRow> for Anomaly {
+    type Error = Error;
+    fn try_from(r: AnomalyRow) -> Result<Self> {
+        Ok(Anomaly {
+            id: r.id.0.into(),
+            asset_id: r.asset_id.0.into(),
+            sensor_id: r.sensor_id.0.into(),
+            window_start: r.window_start.0,
+            detected_at: r.detected_at.0,
+            score: r.anomaly_score,
+            threshold: r.threshold,
+            severity: stored("anomalies.severity", Severity::parse(&r.severity))?,
+            criticality: stored("anomalies.criticality", Criticality::parse(&r.criticality))?,
+            method: r.detection_method,
+            contributions: r
+                .metadata
+                .0
+                .contributions
+                .into_iter()
+                .map(Contribution::from)
+                .collect(),
+        })
+    }
+}
+
+/// `rul_predictions` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RulRow {
+    asset_id: DbId,
+    predicted_at: DbTime,
+    rul_cycles: f64,
+    confidence_lower: f64,
+    confidence_upper: f64,
+    model_version: String,
+}
+
+impl From<RulRow> for RulPrediction {
+    fn from(r: RulRow) -> Self {
+        RulPrediction {
+            asset_id: r.asset_id.0.into(),
+            predicted_at: r.predicted_at.0,
+            rul_cycles: r.rul_cycles,
+            confidence_lower: r.confidence_lower,
+            confidence_upper: r.confidence_upper,
+            model_version: r.model_version,
+        }
+    }
+}
+
+/// `work_orders` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkOrderRow {
+    id: DbId,
+    code: String,
+    asset_id: DbId,
+    cause: String,
+    priority: String,
+    status: String,
+    created_at: DbTime,
+    due_by: DbTime,
+    description: String,
+    rule: String,
+    trigger_event: String,
+}
+
+impl TryFrom<WorkOrderRow> for WorkOrder {
+    type Error = Error;
+    fn try_from(r: WorkOrderRow) -> Result<Self> {
+        Ok(WorkOrder {
+            id: r.id.0.into(),
+            code: r.code,
+            asset_id: r.asset_id.0.into(),
+            cause: r.cause,
+            priority: stored("work_orders.priority", Priority::parse(&r.priority))?,
+            status: stored("work_orders.status", WorkOrderStatus::parse(&r.status))?,
+            created_at: r.created_at.0,
+            due_by: r.due_by.0,
+            description: r.description,
+            rule: r.rule,
+            trigger_event: r.trigger_event,
+        })
+    }
+}
+
+/// `alerts` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AlertRow {
+    id: DbId,
+    asset_id: DbId,
+    severity: String,
+    kind: String,
+    message: String,
+    created_at: DbTime,
+    work_order_id: Option<DbId>,
+    trigger_event: String,
+    notify_on_call: bool,
+}
+
+impl TryFrom<AlertRow> for Alert {
+    type Error = Error;
+    fn try_from(r: AlertRow) -> Result<Self> {
+        Ok(Alert {
+            id: r.id.0.into(),
+            asset_id: r.asset_id.0.into(),
+            severity: stored("alerts.severity", Severity::parse(&r.severity))?,
+            kind: stored("alerts.kind", AlertKind::parse(&r.kind))?,
+            message: r.message,
+            created_at: r.created_at.0,
+            work_order_id: r.work_order_id.map(|id| id.0.into()),
+            trigger_event: r.trigger_event,
+            notify_on_call: r.notify_on_call,
+        })
+    }
+}
+
+/// Converts every row, failing on the first that does not fit the domain.
+pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> Result<Vec<T>>
+where
+    T: TryFrom<R, Error = Error>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_is_written_as_null_and_read_back_as_nan() {
+        assert_eq!(nan_as_null(f64::NAN), None);
+        assert_eq!(nan_as_null(1.5), Some(1.5));
+        assert!(null_as_nan(None).is_nan());
+        let json = numbers_json(&[1.0, f64::NAN]);
+        assert_eq!(json.0, serde_json::json!([1.0, null]));
+    }
+
+    #[test]
+    fn an_unknown_stored_symbol_is_reported_as_corrupt_data() {
+        let row = AssetRow {
+            id: DbId(uuid::Uuid::nil()),
+            tenant_id: DbId(uuid::Uuid::nil()),
+            code: "A".into(),
+            name: "A".into(),
+            asset_type: "motor".into(),
+            location: String::new(),
+            criticality: "SEVERE".into(),
+        };
+        let err = Asset::try_from(row).err();
+        assert!(matches!(err, Some(Error::Corrupt(m)) if m.contains("assets.criticality")));
+    }
+}

@@ -1,0 +1,239 @@
+//! The device connectors inside the ingestion service: the [`IngestorSink`] through which every
+//! connector reading goes into the [`Ingestor`] (validation, quality routing, publishing), the
+//! connector HTTP API, and the sources added at run time (kept in the store so that a restart
+//! keeps them).
+//!
+//! - `GET /api/v1/connectors`: the status of every source;
+//! - `GET /api/v1/connectors/{name}/status`: the status of one (404 when unknown);
+//! - `GET /api/v1/connectors/{name}/browse?node=<node id>`: the children of a node in the
+//!   device's address space (OPC UA: the Objects folder when `node` is absent; MTConnect: the
+//!   agent's DataItems), through the source's own connection: 200 with a list of
+//!   `{nodeId, browseName, displayName, nodeClass, typeDefinition, value, status}`, 404 for
+//!   an unknown source, 400 for a bad node or a protocol that cannot be browsed, 503 while the
+//!   source is not connected, 502 when the device fails to answer;
+//! - `POST /api/v1/connectors`: adds a source (the JSON form of an `[[ingestion.sources]]`
+//!   table) and starts it: 201 with its status, 400 with a problem body naming the fields when
+//!   the configuration is invalid, 409 when the name is taken.
+
+use crate::ingestor::{IngestError, Ingestor};
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mantis_bus::TraceContext;
+use mantis_connectors::{BrowseError, Connectors, Delivered, ReadingSink, SinkError, SourceConfig};
+use mantis_domain::{IncomingReading, SourceProtocol};
+use mantis_runtime::{FieldError, Problem};
+use mantis_store::Store;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Key in the store's state of the sources added through the API.
+const ADDED_SOURCES_KEY: &str = "ingestion.connectors.added";
+
+/// The sink of the connectors: the service's [`Ingestor`]. A batch with refused readings is
+/// not refused whole (as a REST request is): the refused readings were reported on
+/// `data.quality.issues` by the ingestor, and the rest of the batch is accepted.
+pub struct IngestorSink {
+    ingestor: Arc<Ingestor>,
+}
+
+impl IngestorSink {
+    /// A sink into `ingestor`.
+    pub fn new(ingestor: Arc<Ingestor>) -> Self {
+        Self { ingestor }
+    }
+}
+
+#[async_trait]
+impl ReadingSink for IngestorSink {
+    async fn deliver(
+        &self,
+        batch: Vec<IncomingReading>,
+        source: SourceProtocol,
+    ) -> Result<Delivered, SinkError> {
+        let trace = TraceContext::new_root();
+        let mut batch = batch;
+        let mut refused = 0;
+        // Each round removes at least one refused reading, so this ends.
+        loop {
+            if batch.is_empty() {
+                return Ok(Delivered {
+                    accepted: 0,
+                    refused,
+                });
+            }
+            match self.ingestor.accept(&batch, source, trace).await {
+                Ok(a) => {
+                    return Ok(Delivered {
+                        accepted: a.accepted,
+                        refused,
+                    });
+                }
+                Err(IngestError::Rejected(rejections)) => {
+                    refused += rejections.len();
+                    let out: HashSet<usize> = rejections.iter().map(|(i, _)| *i).collect();
+                    batch = batch
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !out.contains(i))
+                        .map(|(_, r)| r)
+                        .collect();
+                }
+                Err(IngestError::Unavailable(reason)) => {
+                    return Err(SinkError::Unavailable(reason));
+                }
+            }
+        }
+    }
+}
+
+/// Adds the sources added through the API before the last restart (the configuration file's
+/// sources win over a stored one of the same name).
+pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
+    let stored = match store.get_state(ADDED_SOURCES_KEY).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "sources added through the API cannot be read; they do not run");
+            return;
+        }
+    };
+    let sources: Vec<SourceConfig> = match serde_json::from_value(stored) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored sources are not readable; they do not run");
+            return;
+        }
+    };
+    for source in sources {
+        let name = source.name().to_owned();
+        if let Err(e) = connectors.add(source) {
+            tracing::warn!(connector = %name, error = %e, "stored source not started");
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ApiState {
+    connectors: Connectors,
+    store: Arc<dyn Store>,
+    /// Serialises the read-modify-write of the stored list.
+    save: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The connector API.
+pub(crate) fn router(connectors: Connectors, store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/api/v1/connectors", get(list).post(add))
+        .route("/api/v1/connectors/{name}/status", get(status))
+        .route("/api/v1/connectors/{name}/browse", get(browse))
+        .with_state(ApiState {
+            connectors,
+            store,
+            save: Arc::new(tokio::sync::Mutex::new(())),
+        })
+}
+
+async fn list(State(s): State<ApiState>) -> Response {
+    Json(s.connectors.statuses()).into_response()
+}
+
+async fn status(State(s): State<ApiState>, Path(name): Path<String>) -> Response {
+    match s.connectors.status(&name) {
+        Some(st) => Json(st).into_response(),
+        None => Problem::not_found(format!("no connector named `{name}`")).into_response(),
+    }
+}
+
+/// The query of a browse.
+#[derive(serde::Deserialize)]
+struct BrowseQuery {
+    /// The node whose children are listed; the root when absent.
+    node: Option<String>,
+}
+
+async fn browse(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(q): Query<BrowseQuery>,
+) -> Response {
+    match s.connectors.browse(&name, q.node.as_deref()).await {
+        Ok(nodes) => Json(nodes).into_response(),
+        Err(e @ BrowseError::UnknownSource(_)) => Problem::not_found(e.to_string()).into_response(),
+        Err(e @ (BrowseError::NotSupported(_) | BrowseError::InvalidNode(_))) => {
+            let mut p = Problem::bad_request(e.to_string());
+            if matches!(e, BrowseError::InvalidNode(_)) {
+                p.errors = vec![FieldError {
+                    pointer: "/node".into(),
+                    detail: e.to_string(),
+                }];
+            }
+            p.into_response()
+        }
+        Err(e @ BrowseError::NotConnected) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            e.to_string(),
+        )
+        .into_response(),
+        Err(e @ BrowseError::Failed(_)) => {
+            Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", e.to_string()).into_response()
+        }
+    }
+}
+
+async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
+    let config: SourceConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return Problem::bad_request(format!("the body is not a valid source: {e}"))
+                .into_response();
+        }
+    };
+    let name = config.name().to_owned();
+    let _guard = s.save.lock().await;
+    match s.connectors.add(config.clone()) {
+        Ok(st) => {
+            if let Err(e) = persist(&s, config).await {
+                // Running now, but would not come back after a restart: say so.
+                tracing::warn!(connector = %name, error = %e, "added source not stored; it will not survive a restart");
+            }
+            let mut resp = (StatusCode::CREATED, Json(st)).into_response();
+            if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/connectors/{name}/status")) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            resp
+        }
+        Err(mantis_connectors::Error::Config(e)) => {
+            let mut p = Problem::bad_request(e.to_string());
+            p.errors = e
+                .problems
+                .into_iter()
+                .map(|(pointer, detail)| FieldError { pointer, detail })
+                .collect();
+            p.into_response()
+        }
+        Err(e @ mantis_connectors::Error::Duplicate(_)) => {
+            Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()).into_response()
+        }
+    }
+}
+
+async fn persist(s: &ApiState, config: SourceConfig) -> Result<(), String> {
+    let mut all: Vec<SourceConfig> = match s.store.get_state(ADDED_SOURCES_KEY).await {
+        Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    all.retain(|c| c.name() != config.name());
+    all.push(config);
+    let value = serde_json::to_value(&all).map_err(|e| e.to_string())?;
+    s.store
+        .put_state(ADDED_SOURCES_KEY, &value)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,381 @@
+//! The edge buffer: readings keep being accepted while the bus is unavailable.
+//!
+//! Every record the ingestion service publishes goes through an [`EdgePublisher`]. While the
+//! bus takes records it publishes them directly (behind the [`CircuitBreaker`]); when a
+//! publish fails with an error that retrying may cure (the bus is unreachable, a publish took
+//! longer than `publish_timeout_ms`, a topic vanished with a restarted broker) or the circuit
+//! is open, the records go to the [`EdgeBuffer`] instead, and the caller's batch counts as
+//! accepted once the buffer has them on disk.
+//!
+//! The buffer is the embedded log of `mantis-bus` opened on `<data_dir>/edge-buffer` (topic
+//! `edge.buffer`, one partition, fsync before an append returns), so it is crash-safe with the
+//! same recovery as the embedded bus. One entry holds the records of one accepted batch
+//! (`codec`), so a batch costs one fsync. A drainer (the service's `edge-buffer` worker) reads
+//! the entries in order, publishes their records to the bus, and commits an entry in the
+//! consumer group `edge-drain` only after the bus acknowledged all of its records
+//! (at-least-once: a crash mid-entry publishes part of it again, which the idempotent
+//! writes downstream absorb).
+//!
+//! Order: once anything is buffered, every new record is buffered too until the drainer has
+//! caught up (global FIFO, hence per-key order); only then do publishes go to the bus
+//! directly again. The log is then retired and started afresh, which returns its disk space.
+//!
+//! Bound: `max_bytes` bounds the buffer's disk footprint. When it is reached, new records are
+//! refused (`EdgeError::Full`: REST answers 503 with `Retry-After`, connectors get
+//! `SinkError::Unavailable` and retry without acknowledging); nothing accepted is dropped.
+
+mod buffer;
+mod codec;
+
+pub use buffer::EdgeBuffer;
+
+use crate::breaker::{CircuitBreaker, CircuitState, Permit};
+use mantis_bus::{Bus, OutboundRecord};
+use mantis_runtime::Publisher;
+use mantis_telemetry::Health;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Topic of the buffer's log.
+pub const BUFFER_TOPIC: &str = "edge.buffer";
+/// Consumer group of the drainer in the buffer's log.
+pub const DRAIN_GROUP: &str = "edge-drain";
+
+/// Settings of the edge buffer (`[ingestion.edge_buffer]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Whether readings are buffered on disk while the bus is unavailable. Unset (the
+    /// default): on in the cluster mode (Kafka), off in the embedded mode, whose bus is the
+    /// local disk already.
+    pub enabled: Option<bool>,
+    /// Directory of the buffer. Default `<data_dir>/edge-buffer`. One ingestion process per
+    /// directory.
+    pub dir: Option<PathBuf>,
+    /// Largest disk footprint of the buffer; beyond it new readings are refused (503).
+    /// Default 256 MiB.
+    pub max_bytes: u64,
+    /// Segment size of the buffer's log. Default 8 MiB.
+    pub segment_bytes: u64,
+    /// How long a publish may wait for the bus before its records go to the buffer.
+    /// Default 2 000 ms.
+    pub publish_timeout_ms: u64,
+    /// First pause of the drainer after a failed publish, doubled up to `retry_max_ms`.
+    /// Default 100 ms.
+    pub retry_initial_ms: u64,
+    /// Longest pause of the drainer between publish attempts. Default 5 000 ms.
+    pub retry_max_ms: u64,
+    /// `Retry-After` (seconds) of the 503 answered when the buffer is full. Default 5.
+    pub retry_after_secs: u64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            dir: None,
+            max_bytes: 256 << 20,
+            segment_bytes: 8 << 20,
+            publish_timeout_ms: 2_000,
+            retry_initial_ms: 100,
+            retry_max_ms: 5_000,
+            retry_after_secs: 5,
+        }
+    }
+}
+
+impl EdgeConfig {
+    fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms.max(1))
+    }
+}
+
+/// Why records could be neither published nor buffered.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The buffer has reached `max_bytes`; retry later.
+    #[error("the bus is unavailable and the edge buffer is full ({used} of {max} bytes)")]
+    Full {
+        /// Disk footprint of the buffer.
+        used: u64,
+        /// Its bound.
+        max: u64,
+    },
+    /// The bus is unavailable and there is no edge buffer.
+    #[error("the message bus is unavailable: {0}")]
+    Unavailable(String),
+    /// The buffer's log failed (disk error).
+    #[error("the edge buffer failed: {0}")]
+    Buffer(String),
+    /// The bus refused a record for good (too large, invalid topic...).
+    #[error("the message bus refused the record: {0}")]
+    Refused(String),
+}
+
+/// What `/health` shows of the edge buffer (`details.edgeBuffer`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeStatus {
+    /// `direct` (publishing to the bus), `buffering` (new records go to the buffer until it
+    /// is drained) or `disabled`.
+    pub mode: &'static str,
+    /// State of the circuit breaker around the producer.
+    pub circuit: CircuitState,
+    /// Records in the buffer, not yet acknowledged by the bus.
+    pub records: u64,
+    /// Bytes of those records.
+    pub bytes: u64,
+    /// Disk footprint of the buffer.
+    pub disk_bytes: u64,
+    /// Bound of the disk footprint.
+    pub max_bytes: u64,
+    /// Records drained to the bus since the start.
+    pub drained_total: u64,
+    /// Records drained per second (over the last seconds).
+    pub drain_rate: f64,
+    /// Whether new records are refused because the buffer is full.
+    pub full: bool,
+    /// The last error of the buffer or the drainer.
+    pub last_error: Option<String>,
+}
+
+/// Publishes records to the bus, or to the edge buffer while the bus is unavailable.
+pub struct EdgePublisher {
+    publisher: Publisher,
+    bus: Arc<dyn Bus>,
+    breaker: Arc<CircuitBreaker>,
+    buffer: Option<Arc<EdgeBuffer>>,
+    config: EdgeConfig,
+    /// Where the status is shown (`details.edgeBuffer` of `/health`), kept current.
+    health: OnceLock<Health>,
+}
+
+impl EdgePublisher {
+    /// A publisher behind `breaker`, buffering to `buffer` when given.
+    pub fn new(
+        publisher: Publisher,
+        bus: Arc<dyn Bus>,
+        breaker: Arc<CircuitBreaker>,
+        buffer: Option<Arc<EdgeBuffer>>,
+        config: EdgeConfig,
+    ) -> Self {
+        Self {
+            publisher,
+            bus,
+            breaker,
+            buffer,
+            config,
+            health: OnceLock::new(),
+        }
+    }
+
+    /// Shows the status in `health` (`details.edgeBuffer`) from now on: whenever the buffer
+    /// changes and on every [`EdgePublisher::tick`].
+    pub fn show_in(&self, health: Health) {
+        let _ = self.health.set(health);
+        self.refresh();
+    }
+
+    /// Updates the drain rate, the gauges and the shown status (call about once a second).
+    pub fn tick(&self) {
+        if let Some(b) = &self.buffer {
+            b.tick();
+        }
+        self.refresh();
+    }
+
+    fn refresh(&self) {
+        if let Some(health) = self.health.get() {
+            health.set_detail(
+                "edgeBuffer",
+                serde_json::to_value(self.status()).unwrap_or_default(),
+            );
+        }
+    }
+
+    /// The buffer, when there is one.
+    pub fn buffer(&self) -> Option<&Arc<EdgeBuffer>> {
+        self.buffer.as_ref()
+    }
+
+    /// The circuit breaker.
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.breaker
+    }
+
+    /// Publishes `records` in order: directly while the bus takes them, the rest to the edge
+    /// buffer from the first that the bus cannot take (or at once while the buffer is being
+    /// drained or the circuit is open). `Ok` means every record is on the bus or durably in
+    /// the buffer.
+    pub async fn send_all(&self, records: Vec<OutboundRecord>) -> Result<(), EdgeError> {
+        let mut sent = 0;
+        let mut reason = String::from("the circuit breaker is open");
+        for record in &records {
+            if self.buffer.as_ref().is_some_and(|b| b.is_buffering()) {
+                reason = "the edge buffer is being drained".into();
+                break;
+            }
+            if self.breaker.is_blocking() || self.breaker.try_acquire() != Permit::Granted {
+                break;
+            }
+            match self.publish(record.clone()).await {
+                Attempt::Published => sent += 1,
+                Attempt::Retryable(e) => {
+                    reason = e;
+                    break;
+                }
+                Attempt::Refused(e) => return Err(EdgeError::Refused(e)),
+            }
+        }
+        let rest = &records[sent..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let result = match &self.buffer {
+            Some(buffer) => buffer.append(rest).await,
+            None => Err(EdgeError::Unavailable(reason)),
+        };
+        self.refresh();
+        result
+    }
+
+    /// One publish attempt under the circuit breaker (the permit was granted). With a buffer
+    /// to fall back on, the bus gets `publish_timeout_ms` to acknowledge; without one, as long
+    /// as it takes (the bus's own timeout), since there is nothing better to do meanwhile.
+    async fn publish(&self, record: OutboundRecord) -> Attempt {
+        let timeout = if self.buffer.is_some() {
+            self.config.publish_timeout()
+        } else {
+            Duration::MAX
+        };
+        match tokio::time::timeout(timeout, self.publisher.send(record)).await {
+            Ok(Ok(_)) => {
+                self.breaker.on_success();
+                Attempt::Published
+            }
+            Ok(Err(e)) if is_transient(&e) => {
+                self.breaker.on_failure();
+                Attempt::Retryable(e.to_string())
+            }
+            Ok(Err(e)) => {
+                // The bus answered: it is up, the record is the problem.
+                self.breaker.on_success();
+                Attempt::Refused(e.to_string())
+            }
+            Err(_) => {
+                self.breaker.on_failure();
+                Attempt::Retryable(format!(
+                    "the bus did not acknowledge within {} ms",
+                    timeout.as_millis()
+                ))
+            }
+        }
+    }
+
+    /// Publishes one drained record, retrying with back-off (and recreating the catalogue's
+    /// topics when they vanished, as with a broker restarted without its storage) until the
+    /// bus acknowledges it. Returns `false` when `token` was cancelled first. A record the bus
+    /// refuses for good is logged, counted and skipped: it must not block the records after it.
+    async fn deliver(&self, record: &OutboundRecord, token: &CancellationToken) -> bool {
+        let mut delay = Duration::from_millis(self.config.retry_initial_ms.max(1));
+        let max_delay = Duration::from_millis(self.config.retry_max_ms.max(1));
+        loop {
+            if token.is_cancelled() {
+                return false;
+            }
+            let outcome = match self.breaker.try_acquire() {
+                Permit::Denied { retry_in } => {
+                    tokio::select! {
+                        _ = token.cancelled() => return false,
+                        _ = tokio::time::sleep(retry_in.min(Duration::from_secs(1))) => {}
+                    }
+                    continue;
+                }
+                Permit::Granted => self.publish(record.clone()).await,
+            };
+            match outcome {
+                Attempt::Published => return true,
+                Attempt::Refused(e) => {
+                    metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
+                    tracing::error!(topic = %record.topic, error = %e, "the bus refused a buffered record for good; skipped");
+                    return true;
+                }
+                Attempt::Retryable(e) => {
+                    tracing::debug!(error = %e, "the bus does not take buffered records yet");
+                    if let Some(buffer) = &self.buffer {
+                        buffer.set_error(&e);
+                    }
+                    self.recreate_topics().await;
+                }
+            }
+            tokio::select! {
+                _ = token.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(max_delay);
+        }
+    }
+
+    /// Creates the catalogue's topics when missing (a broker restarted without its storage
+    /// lost them; the services created them at their start). Bounded by the publish timeout.
+    async fn recreate_topics(&self) {
+        let topics = mantis_bus::topics::catalogue();
+        let timeout = self.config.publish_timeout();
+        match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "topics cannot be checked yet"),
+            Err(_) => tracing::debug!("topics cannot be checked yet (timed out)"),
+        }
+    }
+
+    /// The status shown in `/health`.
+    pub fn status(&self) -> EdgeStatus {
+        match &self.buffer {
+            Some(b) => b.status(self.breaker.state()),
+            None => EdgeStatus {
+                mode: "disabled",
+                circuit: self.breaker.state(),
+                records: 0,
+                bytes: 0,
+                disk_bytes: 0,
+                max_bytes: 0,
+                drained_total: 0,
+                drain_rate: 0.0,
+                full: false,
+                last_error: None,
+            },
+        }
+    }
+
+    /// Runs the drainer until `token` is cancelled (returns at once without a buffer).
+    pub async fn drain(self: Arc<Self>, token: CancellationToken) {
+        if let Some(buffer) = self.buffer.clone() {
+            buffer.drain(&self, token).await;
+        }
+    }
+
+    /// Called by the drainer after each drained entry.
+    fn drained(&self) {
+        self.refresh();
+    }
+}
+
+enum Attempt {
+    Published,
+    Retryable(String),
+    Refused(String),
+}
+
+/// Whether a failed publish should go to the buffer: the bus is unreachable or slow, or the
+/// topic is missing (a broker that lost its storage; the drainer recreates it).
+fn is_transient(e: &mantis_runtime::Error) -> bool {
+    match e {
+        mantis_runtime::Error::Bus(b) => {
+            b.is_retryable() || matches!(b, mantis_bus::Error::UnknownTopic(_))
+        }
+        _ => false,
+    }
+}

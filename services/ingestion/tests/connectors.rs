@@ -1,0 +1,400 @@
+//! The device connectors inside the real ingestion service (embedded log, in-memory SQLite):
+//! readings published by a paho-mqtt device and polled from a pymodbus device reach
+//! `sensor.raw` through the same validation as REST, refused ones are reported on
+//! `data.quality.issues` without holding back the rest, and the connector API lists, shows and
+//! adds sources (refusing bad configurations with a problem body), keeping added ones across a
+//! restart.
+
+#[path = "../../../crates/mantis-connectors/tests/common/peers.rs"]
+mod peers;
+
+mod common;
+use common::register_sensor;
+use mantis_bus::{StartFrom, SubscribeOptions, embedded::EmbeddedBus, topics};
+use mantis_domain::{DataQualityIssue, QualityReason, Reading, SourceProtocol};
+use mantis_runtime::Infra;
+use mantis_store::sqlite::SqliteStore;
+use peers::{ModbusDevice, unique};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+async fn infra(dir: &std::path::Path) -> Infra {
+    let bus = EmbeddedBus::open(dir).await.expect("log opens");
+    let infra = Infra::in_process(
+        Arc::new(bus),
+        Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
+    );
+    infra.ensure_topics(&[]).await.expect("topics");
+    infra
+}
+
+/// The ingestion service running with `sources`; returns its base URL.
+async fn start_ingestion(
+    infra: &Infra,
+    sources: Vec<Value>,
+    shutdown: &CancellationToken,
+) -> String {
+    mantis_telemetry::init_test_tracing();
+    let config = mantis_ingestion::Config {
+        bind: "127.0.0.1:0".into(),
+        sources: sources
+            .into_iter()
+            .map(|s| serde_json::from_value(s).expect("valid source"))
+            .collect(),
+        ..Default::default()
+    };
+    let (app, _ingestor) = mantis_ingestion::build_with_ingestor(infra.clone(), config)
+        .await
+        .expect("ingestion builds");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let token = shutdown.clone();
+    tokio::spawn(async move { app.run(token).await });
+    url
+}
+
+/// Waits for a record on `topic` that `pick` accepts.
+async fn await_record<R: mantis_codec::Record>(
+    infra: &Infra,
+    topic: &str,
+    what: &str,
+    pick: impl Fn(&R) -> bool,
+) -> R {
+    let mut sub = infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            unique("test"),
+            [topic],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("subscribe");
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let env = sub.next().await.expect("next record");
+            if let Ok(r) = infra.codec.decode::<R>(&env.payload).await
+                && pick(&r)
+            {
+                return r;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out after 30 s waiting for {what} on {topic}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest() {
+    let port = peers::shared_broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let code = unique("PRS");
+    let sensor = register_sensor(&infra, &code).await;
+    let site = unique("site");
+    let shutdown = CancellationToken::new();
+    let url = start_ingestion(
+        &infra,
+        vec![json!({
+            "kind": "mqtt", "name": "line", "host": "127.0.0.1", "port": port,
+            "client_id": unique("mantis-ingestion-test"),
+            "topics": [format!("{site}/+/+/+")],
+        })],
+        &shutdown,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let connected = async {
+        for _ in 0..200 {
+            let list: Value = http
+                .get(format!("{url}/api/v1/connectors"))
+                .send()
+                .await
+                .expect("ingestion reachable")
+                .json()
+                .await
+                .expect("json");
+            if list[0]["state"] == "CONNECTED" && list[0]["active"][0].is_string() {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the MQTT source never subscribed");
+    }
+    .await;
+    assert_eq!(connected[0]["name"], "line");
+    assert_eq!(connected[0]["kind"], "mqtt");
+
+    // One message: a batch with a good reading and one of an unknown sensor.
+    let payload = json!([
+        {"sensorCode": code, "value": 4.2, "unit": "bar"},
+        {"sensorCode": "NOT-REGISTERED", "value": 1.0},
+    ]);
+    tokio::task::spawn_blocking(move || {
+        peers::paho_publish(
+            port,
+            "3.1.1",
+            1,
+            None,
+            &[(format!("{site}/pump-1/x/pressure"), payload.to_string())],
+        )
+    })
+    .await
+    .expect("publisher");
+
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "the MQTT reading",
+        |r: &Reading| r.sensor_id == sensor.id,
+    )
+    .await;
+    assert_eq!(reading.value, 4.2);
+    assert_eq!(reading.source, SourceProtocol::Mqtt);
+    assert_eq!(reading.asset_id, sensor.asset_id);
+    let issue: DataQualityIssue = await_record(
+        &infra,
+        topics::DATA_QUALITY_ISSUES,
+        "the refusal of the unknown sensor",
+        |i: &DataQualityIssue| i.detail.contains("NOT-REGISTERED"),
+    )
+    .await;
+    assert_eq!(issue.reason, QualityReason::UnknownSensor);
+
+    let status: Value = http
+        .get(format!("{url}/api/v1/connectors/line/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["readingsTotal"], 2, "{status}");
+    assert_eq!(status["messagesTotal"], 1, "{status}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_are_added_through_the_api_validated_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let code = unique("LVL");
+    let sensor = register_sensor(&infra, &code).await;
+    let device = tokio::task::spawn_blocking({
+        let d = dir.path().to_owned();
+        move || {
+            ModbusDevice::start(
+                &d,
+                None,
+                &json!({"unit": 1, "size": 8,
+                        "holding": [{"address": 2, "type": "float32", "value": 6.5}]}),
+            )
+        }
+    })
+    .await
+    .expect("device");
+    let shutdown = CancellationToken::new();
+    let url = start_ingestion(&infra, vec![], &shutdown).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let resp = http
+                .post(format!("{url}/api/v1/connectors"))
+                .json(&body)
+                .send()
+                .await
+                .expect("ingestion reachable");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.expect("json body");
+            (status, body)
+        }
+    };
+
+    // Not a source at all, and a source with bad fields: 400 with the fields named.
+    let (status, problem) = post(json!({"kind": "profinet", "name": "x"})).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("profinet")),
+        "{problem}"
+    );
+    let (status, problem) = post(json!({
+        "kind": "modbus", "name": "plc", "host": "127.0.0.1", "port": device.port,
+        "points": [{"sensor": code, "table": "coil", "address": 2, "data_type": "f32"}],
+    }))
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/points/0/data_type",
+        "{problem}"
+    );
+
+    // A good one is started at once.
+    let source = json!({
+        "kind": "modbus", "name": "plc", "host": "127.0.0.1", "port": device.port,
+        "poll_interval_ms": 200,
+        "points": [{"sensor": code, "address": 2, "data_type": "f32", "unit": "bar"}],
+    });
+    let (status, created) = post(source.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "plc");
+    let (status, _) = post(source).await;
+    assert_eq!(status, 409);
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "the polled reading",
+        |r: &Reading| r.sensor_id == sensor.id,
+    )
+    .await;
+    assert_eq!(
+        (reading.value, reading.source),
+        (6.5, SourceProtocol::ModbusTcp)
+    );
+    let status: Value = http
+        .get(format!("{url}/api/v1/connectors/plc/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["state"], "CONNECTED", "{status}");
+    assert_eq!(status["active"][0], "holding 2..4", "{status}");
+    let missing = http
+        .get(format!("{url}/api/v1/connectors/nope/status"))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(missing.status().as_u16(), 404);
+    shutdown.cancel();
+
+    // Restarted over the same store: the added source is back without being posted again.
+    let shutdown = CancellationToken::new();
+    let url = start_ingestion(&infra, vec![], &shutdown).await;
+    let list: Value = http
+        .get(format!("{url}/api/v1/connectors"))
+        .send()
+        .await
+        .expect("ingestion reachable")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list[0]["name"], "plc", "{list}");
+    shutdown.cancel();
+    drop(device);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opcua_source_added_through_the_api_is_browsed_and_feeds_sensor_raw() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let code = unique("TMP");
+    let sensor = register_sensor(&infra, &code).await;
+    let server = tokio::task::spawn_blocking({
+        let d = dir.path().to_owned();
+        move || peers::OpcUaServer::start(&d, None, None, 1)
+    })
+    .await
+    .expect("asyncua server");
+    let shutdown = CancellationToken::new();
+    let url = start_ingestion(&infra, vec![], &shutdown).await;
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let resp = http
+                .post(format!("{url}/api/v1/connectors"))
+                .json(&body)
+                .send()
+                .await
+                .expect("ingestion reachable");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.expect("json body");
+            (status, body)
+        }
+    };
+    let get = |path: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let resp = http
+                .get(format!("{url}{path}"))
+                .send()
+                .await
+                .expect("ingestion reachable");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.expect("json body");
+            (status, body)
+        }
+    };
+
+    // A bad OPC UA source: 400 naming the fields.
+    let (status, problem) = post(json!({
+        "kind": "opcua", "name": "line1", "endpoint": "opc.tcp://127.0.0.1:1",
+        "security_policy": "Basic256Sha256", "security_mode": "None",
+        "nodes": [{"sensor": code, "node_id": "Temperature"}],
+    }))
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["pointer"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        pointers,
+        ["/security_mode", "/nodes/0/node_id"],
+        "{problem}"
+    );
+
+    // A good one reaches sensor.raw (the server's constant `Line1.Epoch`, 1, fits the
+    // sensor's 0..=10 bar).
+    let (status, created) = post(json!({
+        "kind": "opcua", "name": "line1", "endpoint": server.endpoint(),
+        "pki_dir": dir.path().join("pki"), "trust_server_certificate": true,
+        "publishing_interval_ms": 200,
+        "nodes": [{"sensor": code, "node_id": "ns=2;s=Line1.Epoch", "unit": "bar"}],
+    }))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "the OPC UA reading",
+        |r: &Reading| r.sensor_id == sensor.id,
+    )
+    .await;
+    assert_eq!(
+        (reading.value, reading.source),
+        (1.0, SourceProtocol::OpcUa)
+    );
+
+    // Browsing through the REST API.
+    let (status, root) = get("/api/v1/connectors/line1/browse".into()).await;
+    assert_eq!(status, 200, "{root}");
+    let line = root
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["browseName"] == "Line1"))
+        .unwrap_or_else(|| panic!("Line1 under Objects: {root}"))
+        .clone();
+    let node = line["nodeId"].as_str().expect("node id").to_owned();
+    let (status, vars) = get(format!("/api/v1/connectors/line1/browse?node={node}")).await;
+    assert_eq!(status, 200, "{vars}");
+    assert!(
+        vars.as_array().is_some_and(|a| a
+            .iter()
+            .any(|n| n["nodeId"] == "ns=2;s=Line1.Temperature" && n["nodeClass"] == "Variable")),
+        "{vars}"
+    );
+    let (status, problem) = get("/api/v1/connectors/line1/browse?node=nonsense".into()).await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/node", "{problem}");
+    let (status, _) = get("/api/v1/connectors/nope/browse".into()).await;
+    assert_eq!(status, 404);
+    shutdown.cancel();
+    drop(server);
+}

@@ -1,0 +1,550 @@
+//! The edge buffer and the circuit breaker, in process: the ingestion service over a bus that
+//! the test switches off and on (the embedded log behind a switch), its REST API and its
+//! connector sink. The cluster tests (services/mantis/tests/resilience.rs) do the same with a
+//! real broker killed and restarted.
+
+mod common;
+use async_trait::async_trait;
+use common::register_sensor;
+use mantis_bus::embedded::EmbeddedBus;
+use mantis_bus::{
+    Bus, Delivery, OutboundRecord, StartFrom, SubscribeOptions, Subscription, TopicSpec, topics,
+};
+use mantis_connectors::{ReadingSink, SinkError};
+use mantis_domain::{IncomingReading, Quality, Reading, Sensor, SensorRef, SourceProtocol};
+use mantis_ingestion::{BreakerConfig, Config, EdgeConfig, Ingestor, IngestorSink};
+use mantis_runtime::Infra;
+use mantis_store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The embedded log behind a switch: while off, every publish fails as an unreachable broker.
+struct SwitchedBus {
+    inner: EmbeddedBus,
+    up: AtomicBool,
+    /// Publishes attempted while off.
+    refused: AtomicU64,
+}
+
+impl SwitchedBus {
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Bus for SwitchedBus {
+    async fn ensure_topics(&self, topics: &[TopicSpec]) -> mantis_bus::Result<()> {
+        self.inner.ensure_topics(topics).await
+    }
+    async fn publish(&self, record: OutboundRecord) -> mantis_bus::Result<Delivery> {
+        if !self.up.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(mantis_bus::Error::Unavailable(
+                "test: the broker is down".into(),
+            ));
+        }
+        self.inner.publish(record).await
+    }
+    async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> mantis_bus::Result<Box<dyn Subscription>> {
+        self.inner.subscribe(options).await
+    }
+    async fn ping(&self) -> mantis_bus::Result<()> {
+        if self.up.load(Ordering::SeqCst) {
+            self.inner.ping().await
+        } else {
+            Err(mantis_bus::Error::Unavailable(
+                "test: the broker is down".into(),
+            ))
+        }
+    }
+}
+
+struct Fixture {
+    bus: Arc<SwitchedBus>,
+    infra: Infra,
+    sensor: Sensor,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        mantis_telemetry::init_test_tracing();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner = EmbeddedBus::open(dir.path().join("log"))
+            .await
+            .expect("log");
+        let bus = Arc::new(SwitchedBus {
+            inner,
+            up: AtomicBool::new(true),
+            refused: AtomicU64::new(0),
+        });
+        let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+        let infra = Infra::in_process(bus.clone(), store);
+        infra.ensure_topics(&[]).await.expect("topics");
+        let sensor = register_sensor(&infra, "PRS-1").await;
+        Self {
+            bus,
+            infra,
+            sensor,
+            dir,
+        }
+    }
+
+    fn config(&self, edge: EdgeConfig, breaker: BreakerConfig) -> Config {
+        Config {
+            bind: "127.0.0.1:0".into(),
+            edge_buffer: EdgeConfig {
+                enabled: Some(true),
+                dir: Some(self.dir.path().join("edge-buffer")),
+                retry_initial_ms: 20,
+                retry_max_ms: 100,
+                ..edge
+            },
+            circuit_breaker: breaker,
+            ..Config::default()
+        }
+    }
+
+    /// Starts the service; returns its URL and ingestor.
+    async fn start(
+        &self,
+        config: Config,
+        shutdown: &CancellationToken,
+    ) -> (String, Arc<Ingestor>, tokio::task::JoinHandle<()>) {
+        let (app, ingestor) = mantis_ingestion::build_with_ingestor(self.infra.clone(), config)
+            .await
+            .expect("ingestion builds");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            app.run(token).await.expect("runs");
+        });
+        (url, ingestor, task)
+    }
+
+    /// The values of every reading of the sensor on `sensor.raw`, in log order, once `n` are
+    /// there (fails after 30 s).
+    async fn await_values(&self, n: usize) -> Vec<f64> {
+        let mut sub = self
+            .infra
+            .bus
+            .subscribe(SubscribeOptions::new(
+                format!("test-{}", uuid()),
+                [topics::SENSOR_RAW],
+                StartFrom::Earliest,
+            ))
+            .await
+            .expect("subscribe");
+        let mut values = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), async {
+            while values.len() < n {
+                let env = sub.next().await.expect("next");
+                let r: Reading = self
+                    .infra
+                    .codec
+                    .decode(&env.payload)
+                    .await
+                    .expect("reading");
+                if r.sensor_id == self.sensor.id {
+                    values.push(r.value);
+                }
+            }
+        })
+        .await;
+        assert!(
+            read.is_ok(),
+            "only {} of {n} readings arrived: {values:?}",
+            values.len()
+        );
+        // Nothing more than expected arrives.
+        let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+        assert!(extra.is_err(), "more readings than accepted: {extra:?}");
+        values
+    }
+}
+
+fn uuid() -> String {
+    format!("{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Readings `values` of the sensor, one millisecond apart, as a JSON array.
+fn batch(sensor: &Sensor, first_ts: i64, values: &[f64]) -> Value {
+    Value::Array(
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                json!({"timestamp": first_ts + i as i64, "sensorId": sensor.id.to_string(), "value": v, "unit": "bar"})
+            })
+            .collect(),
+    )
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> reqwest::Response {
+    http.post(format!("{url}/api/v1/sensors/data"))
+        .json(body)
+        .send()
+        .await
+        .expect("ingestion reachable")
+}
+
+async fn health(http: &reqwest::Client, url: &str) -> Value {
+    http.get(format!("{url}/health"))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Polls `/health` until the edge buffer's status satisfies `check`.
+async fn await_edge(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = health(http, url).await["details"]["edgeBuffer"].clone();
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the edge buffer never became {what}; last status: {last}");
+}
+
+fn values(range: std::ops::Range<i32>) -> Vec<f64> {
+    range.map(|i| f64::from(i) / 100.0).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_are_accepted_while_the_bus_is_down_and_arrive_once_in_order_when_it_is_back() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f
+        .start(
+            f.config(EdgeConfig::default(), BreakerConfig::default()),
+            &shutdown,
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+
+    // Before the outage: straight to the bus.
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts, &values(0..10)))
+            .await
+            .status(),
+        202
+    );
+    // The bus goes down: every batch is still accepted ...
+    f.bus.set_up(false);
+    for k in 1..6 {
+        let resp = post(
+            &http,
+            &url,
+            &batch(
+                &f.sensor,
+                ts + k * 10,
+                &values(k as i32 * 10..k as i32 * 10 + 10),
+            ),
+        )
+        .await;
+        assert_eq!(
+            resp.status(),
+            202,
+            "{}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    // ... into the buffer, and /health says so; readiness does not depend on the bus.
+    let status = await_edge(&http, &url, "buffering", |s| {
+        s["mode"] == "buffering" && s["records"] == 50
+    })
+    .await;
+    assert!(status["diskBytes"].as_u64().unwrap_or(0) > 0, "{status}");
+    let ready = http
+        .get(format!("{url}/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200, "ready while the buffer has room");
+
+    // The bus is back: the buffer drains, and direct publishing resumes after it.
+    f.bus.set_up(true);
+    await_edge(&http, &url, "drained", |s| {
+        s["mode"] == "direct" && s["records"] == 0
+    })
+    .await;
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts + 60, &values(60..70)))
+            .await
+            .status(),
+        202
+    );
+
+    // Every reading once, in the order it was accepted.
+    assert_eq!(f.await_values(70).await, values(0..70));
+    let status = health(&http, &url).await["details"]["edgeBuffer"].clone();
+    assert_eq!(status["drainedTotal"], 50, "{status}");
+    assert_eq!(
+        status["diskBytes"], 0,
+        "a drained buffer gives its disk space back"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_sends_readings_to_the_buffer_without_trying_the_bus() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let breaker = BreakerConfig {
+        failure_threshold: 2,
+        failure_window_ms: 10_000,
+        open_ms: 60_000,
+    };
+    let (url, ingestor, _task) = f
+        .start(f.config(EdgeConfig::default(), breaker), &shutdown)
+        .await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    f.bus.set_up(false);
+
+    // The first batch fails on the bus and is buffered; the drainer's retries open the circuit.
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts, &values(0..5)))
+            .await
+            .status(),
+        202
+    );
+    await_edge(&http, &url, "open", |s| s["circuit"] == "open").await;
+    let tried = f.bus.refused.load(Ordering::SeqCst);
+
+    // While open, nothing touches the bus: readings go straight to the buffer.
+    for k in 1..4 {
+        let body = batch(
+            &f.sensor,
+            ts + k * 5,
+            &values(k as i32 * 5..k as i32 * 5 + 5),
+        );
+        assert_eq!(post(&http, &url, &body).await.status(), 202);
+    }
+    let sink = IngestorSink::new(ingestor);
+    let reading = IncomingReading {
+        timestamp: mantis_domain::timestamp_from_millis(ts + 20).expect("timestamp"),
+        asset_id: None,
+        sensor: SensorRef::Id(f.sensor.id),
+        value: 0.2,
+        unit: Some("bar".into()),
+        quality: Quality::GOOD,
+        metadata: Default::default(),
+    };
+    let delivered = sink
+        .deliver(vec![reading], SourceProtocol::Mqtt)
+        .await
+        .expect("a connector's batch is accepted into the buffer");
+    assert_eq!(delivered.accepted, 1);
+    assert_eq!(
+        f.bus.refused.load(Ordering::SeqCst),
+        tried,
+        "the bus was not tried while open"
+    );
+    let status = health(&http, &url).await["details"]["edgeBuffer"].clone();
+    assert_eq!(status["records"], 21, "{status}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_full_buffer_refuses_readings_with_503_and_retry_after() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let edge = EdgeConfig {
+        max_bytes: 4_000,
+        retry_after_secs: 7,
+        ..EdgeConfig::default()
+    };
+    let (url, ingestor, _task) = f
+        .start(f.config(edge, BreakerConfig::default()), &shutdown)
+        .await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    f.bus.set_up(false);
+
+    let mut accepted = 0;
+    let refusal = loop {
+        let resp = post(&http, &url, &batch(&f.sensor, ts + accepted, &[1.0])).await;
+        if resp.status() != 202 {
+            break resp;
+        }
+        accepted += 1;
+        assert!(accepted < 1000, "the buffer never filled up");
+    };
+    assert!(accepted > 3, "some readings fit: {accepted}");
+    assert_eq!(refusal.status(), 503);
+    assert_eq!(refusal.headers()["retry-after"], "7");
+    assert_eq!(
+        refusal.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = refusal.json().await.expect("problem body");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("edge buffer is full"),
+        "{problem}"
+    );
+    let ready = http
+        .get(format!("{url}/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 503, "not ready while full");
+    // Connectors are told to retry (they do not acknowledge to their devices).
+    let reading = IncomingReading {
+        timestamp: mantis_domain::timestamp_from_millis(ts).expect("timestamp"),
+        asset_id: None,
+        sensor: SensorRef::Id(f.sensor.id),
+        value: 1.0,
+        unit: Some("bar".into()),
+        quality: Quality::GOOD,
+        metadata: Default::default(),
+    };
+    let e = IngestorSink::new(ingestor)
+        .deliver(vec![reading], SourceProtocol::Mqtt)
+        .await
+        .expect_err("full");
+    assert!(matches!(e, SinkError::Unavailable(_)), "{e:?}");
+
+    // Back up: everything accepted arrives, and readings are taken again.
+    f.bus.set_up(true);
+    await_edge(&http, &url, "drained", |s| s["mode"] == "direct").await;
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts + 5_000, &[2.0]))
+            .await
+            .status(),
+        202
+    );
+    let got = f.await_values(accepted as usize + 1).await;
+    assert_eq!(got.len(), accepted as usize + 1);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_readings_survive_a_restart_and_are_drained_first() {
+    let f = Fixture::new().await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    f.bus.set_up(false);
+    {
+        let shutdown = CancellationToken::new();
+        let (url, _, task) = f
+            .start(
+                f.config(EdgeConfig::default(), BreakerConfig::default()),
+                &shutdown,
+            )
+            .await;
+        for k in 0..4 {
+            let body = batch(
+                &f.sensor,
+                ts + k * 10,
+                &values(k as i32 * 10..k as i32 * 10 + 10),
+            );
+            assert_eq!(post(&http, &url, &body).await.status(), 202);
+        }
+        shutdown.cancel();
+        task.await.expect("stops");
+    }
+    // A new process over the same buffer, with the bus back.
+    f.bus.set_up(true);
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f
+        .start(
+            f.config(EdgeConfig::default(), BreakerConfig::default()),
+            &shutdown,
+        )
+        .await;
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts + 40, &values(40..45)))
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        f.await_values(45).await,
+        values(0..45),
+        "the old readings first, once"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_bodies_are_accepted_and_refusals_point_at_the_line() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f
+        .start(
+            f.config(EdgeConfig::default(), BreakerConfig::default()),
+            &shutdown,
+        )
+        .await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            json!({"timestamp": ts + i, "sensorCode": "PRS-1", "value": i, "unit": "bar"})
+                .to_string()
+        })
+        .collect();
+    let resp = http
+        .post(format!("{url}/api/v1/sensors/data"))
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n") + "\n")
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["accepted"], 3);
+
+    // An unknown sensor on line 3 (after a blank line) is refused with its line.
+    let bad = format!(
+        "{}\n\n{}\n",
+        lines[0],
+        json!({"timestamp": ts, "sensorCode": "NOPE", "value": 1})
+    );
+    let resp = http
+        .post(format!("{url}/api/v1/sensors/data"))
+        .header("content-type", "application/x-ndjson")
+        .body(bad)
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.expect("problem");
+    assert_eq!(
+        problem["errors"][0]["pointer"], "/line/3/sensorCode",
+        "{problem}"
+    );
+    assert_eq!(f.await_values(3).await, vec![0.0, 1.0, 2.0]);
+    shutdown.cancel();
+}

@@ -1,0 +1,554 @@
+//! The simulated plant of `mantis demo`.
+//!
+//! Eight machines, two of each criticality, each with a vibration, a temperature and a current
+//! sensor sampled at 1 Hz. One machine of each pair stays healthy; the other starts to wear
+//! after a delay and drifts toward failure at its own speed (the critical motor first, the fan
+//! last): vibration rises and gets noisier, the bearing warms up, the current climbs.
+//!
+//! On a fresh data directory the simulator first replays enough healthy history for the
+//! anomaly baselines to be learned (in-process, through the same ingestion path as REST,
+//! `Ingestor::accept`, tagged `SIMULATOR`), then runs live. Live, the machines speak real
+//! protocols (`devices`): the motors and fans are variables of an in-process OPC UA server, the
+//! pumps registers of an in-process Modbus TCP server, the conveyors publish to an MQTT broker
+//! when one answers (else they stay in-process); the ingestion service reads them back through
+//! its connectors (`demo-opcua`, `demo-modbus`, `demo-mqtt`, configured automatically). The wear
+//! model below is the single source of values. Ids are derived from the machine codes, so a
+//! restarted demo finds its plant again.
+
+pub mod devices;
+
+use mantis_bus::TraceContext;
+use mantis_domain::{
+    Asset, AssetId, Criticality, Quality, Sensor, SensorId, SensorType, SourceProtocol, TenantId,
+    deterministic_uuid,
+};
+use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
+use mantis_runtime::Result;
+use mantis_store::Store;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Configuration of the simulated plant (`[demo]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Seconds between two samples of each sensor. Default 1.
+    pub sample_interval_secs: f64,
+    /// Multiplies every wear speed (2 = machines fail twice as fast). Default 1.
+    pub wear_speed: f64,
+    /// Seed of the noise generators.
+    pub seed: u64,
+    /// The simulated devices speaking OPC UA, Modbus TCP and MQTT (`[demo.devices]`).
+    pub devices: devices::DevicesConfig,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            sample_interval_secs: 1.0,
+            wear_speed: 1.0,
+            seed: 7,
+            devices: devices::DevicesConfig::default(),
+        }
+    }
+}
+
+/// How a simulated machine behaves.
+#[derive(Clone, Debug)]
+struct MachineProfile {
+    code: &'static str,
+    name: &'static str,
+    asset_type: &'static str,
+    criticality: Criticality,
+    /// Seconds of live running before wear starts; `None`: stays healthy.
+    wear_onset_secs: Option<f64>,
+    /// Wear per second once started (dimensionless, ~1 = failed).
+    wear_rate: f64,
+}
+
+const MACHINES: [MachineProfile; 8] = [
+    MachineProfile {
+        code: "MTR-001",
+        name: "Main drive motor, line 1",
+        asset_type: "motor",
+        criticality: Criticality::Critical,
+        wear_onset_secs: Some(15.0),
+        wear_rate: 1.0 / 120.0,
+    },
+    MachineProfile {
+        code: "MTR-002",
+        name: "Main drive motor, line 2",
+        asset_type: "motor",
+        criticality: Criticality::Critical,
+        wear_onset_secs: None,
+        wear_rate: 0.0,
+    },
+    MachineProfile {
+        code: "PMP-001",
+        name: "Hydraulic pump, press 1",
+        asset_type: "pump",
+        criticality: Criticality::High,
+        wear_onset_secs: Some(30.0),
+        wear_rate: 1.0 / 150.0,
+    },
+    MachineProfile {
+        code: "PMP-002",
+        name: "Hydraulic pump, press 2",
+        asset_type: "pump",
+        criticality: Criticality::High,
+        wear_onset_secs: None,
+        wear_rate: 0.0,
+    },
+    MachineProfile {
+        code: "CNV-001",
+        name: "Conveyor, packing",
+        asset_type: "conveyor",
+        criticality: Criticality::Medium,
+        wear_onset_secs: Some(60.0),
+        wear_rate: 1.0 / 240.0,
+    },
+    MachineProfile {
+        code: "CNV-002",
+        name: "Conveyor, palletiser",
+        asset_type: "conveyor",
+        criticality: Criticality::Medium,
+        wear_onset_secs: None,
+        wear_rate: 0.0,
+    },
+    MachineProfile {
+        code: "FAN-001",
+        name: "Cooling fan, paint shop",
+        asset_type: "fan",
+        criticality: Criticality::Low,
+        wear_onset_secs: Some(90.0),
+        wear_rate: 1.0 / 300.0,
+    },
+    MachineProfile {
+        code: "FAN-002",
+        name: "Cooling fan, assembly",
+        asset_type: "fan",
+        criticality: Criticality::Low,
+        wear_onset_secs: None,
+        wear_rate: 0.0,
+    },
+];
+
+/// How one sensor channel behaves: healthy level and noise, and how wear moves them.
+#[derive(Clone, Copy, Debug)]
+struct Channel {
+    suffix: &'static str,
+    sensor_type: SensorType,
+    unit: &'static str,
+    min: f64,
+    max: f64,
+    level: f64,
+    noise: f64,
+    /// Added to the level at wear 1.
+    wear_shift: f64,
+    /// Noise multiplier added at wear 1.
+    wear_noise: f64,
+}
+
+const CHANNELS: [Channel; 3] = [
+    Channel {
+        suffix: "VIB",
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s",
+        min: 0.0,
+        max: 50.0,
+        level: 2.0,
+        noise: 0.15,
+        wear_shift: 6.0,
+        wear_noise: 3.0,
+    },
+    Channel {
+        suffix: "TMP",
+        sensor_type: SensorType::Temperature,
+        unit: "degC",
+        min: -20.0,
+        max: 150.0,
+        level: 55.0,
+        noise: 0.4,
+        wear_shift: 25.0,
+        wear_noise: 0.5,
+    },
+    Channel {
+        suffix: "CUR",
+        sensor_type: SensorType::Current,
+        unit: "A",
+        min: 0.0,
+        max: 100.0,
+        level: 30.0,
+        noise: 0.6,
+        wear_shift: 12.0,
+        wear_noise: 0.5,
+    },
+];
+
+/// A seeded machine with its sensors.
+#[derive(Clone, Debug)]
+pub struct SimulatedMachine {
+    /// The asset.
+    pub asset: Asset,
+    /// Its sensors, with the channel behaviour.
+    sensors: Vec<(Sensor, Channel)>,
+    profile: MachineProfile,
+}
+
+impl SimulatedMachine {
+    /// Whether it wears out during the demo.
+    pub fn degrades(&self) -> bool {
+        self.profile.wear_onset_secs.is_some()
+    }
+}
+
+/// The machines as the simulated devices serve them (codes, units, protocol), known before the
+/// store is: the sources of the connectors are configured from them.
+pub fn served_machines() -> Vec<devices::ServedMachine> {
+    MACHINES
+        .iter()
+        .map(|m| devices::ServedMachine {
+            code: m.code.to_owned(),
+            sensors: CHANNELS
+                .iter()
+                .map(|ch| (format!("{}-{}", m.code, ch.suffix), ch.unit.to_owned()))
+                .collect(),
+            protocol: devices::protocol_of(m.asset_type),
+        })
+        .collect()
+}
+
+/// Registers the plant's assets and sensors (idempotent) and returns it.
+pub async fn seed_plant(store: &dyn Store) -> Result<Vec<SimulatedMachine>> {
+    let mut plant = Vec::new();
+    for profile in MACHINES {
+        let asset = Asset {
+            id: AssetId(deterministic_uuid("demo-asset", &[profile.code])),
+            tenant_id: TenantId::DEFAULT,
+            code: profile.code.to_owned(),
+            name: profile.name.to_owned(),
+            asset_type: profile.asset_type.to_owned(),
+            location: "demo plant".to_owned(),
+            criticality: profile.criticality,
+        };
+        store.upsert_asset(&asset).await?;
+        let mut sensors = Vec::new();
+        for ch in CHANNELS {
+            let code = format!("{}-{}", profile.code, ch.suffix);
+            let sensor = Sensor {
+                id: SensorId(deterministic_uuid("demo-sensor", &[&code])),
+                asset_id: asset.id,
+                code,
+                sensor_type: ch.sensor_type,
+                unit: ch.unit.to_owned(),
+                min_value: ch.min,
+                max_value: ch.max,
+                sampling_rate_hz: 1.0,
+            };
+            store.upsert_sensor(&sensor).await?;
+            sensors.push((sensor, ch));
+        }
+        plant.push(SimulatedMachine {
+            asset,
+            sensors,
+            profile,
+        });
+    }
+    tracing::info!(machines = plant.len(), "demo plant registered");
+    Ok(plant)
+}
+
+/// Produces the plant's readings.
+pub struct Simulator {
+    plant: Vec<SimulatedMachine>,
+    config: DemoConfig,
+    history_secs: f64,
+    rng: StdRng,
+    devices: Option<Arc<devices::Devices>>,
+}
+
+impl Simulator {
+    /// A simulator for `plant` that replays enough history for `warmup_windows` windows of
+    /// `window_secs` (plus margin) before going live.
+    pub fn new(
+        plant: Vec<SimulatedMachine>,
+        config: DemoConfig,
+        window_secs: u64,
+        warmup_windows: usize,
+    ) -> Self {
+        let history_secs = (warmup_windows as f64 + 2.0) * window_secs as f64;
+        let rng = StdRng::seed_from_u64(config.seed);
+        Self {
+            plant,
+            config,
+            history_secs,
+            rng,
+            devices: None,
+        }
+    }
+
+    /// Serves the live readings through `devices` (the machines they serve); the others, and
+    /// the history, stay in-process.
+    pub fn with_devices(mut self, devices: Arc<devices::Devices>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    /// Hands the machines served by the devices their sample; returns the rest.
+    async fn serve(&self, batch: Vec<IncomingReading>) -> Vec<IncomingReading> {
+        let Some(devices) = &self.devices else {
+            return batch;
+        };
+        let mut direct = Vec::with_capacity(batch.len());
+        let mut readings = batch.into_iter();
+        for machine in &self.plant {
+            let sample: Vec<(String, IncomingReading)> = machine
+                .sensors
+                .iter()
+                .filter_map(|(sensor, _)| readings.next().map(|r| (sensor.code.clone(), r)))
+                .collect();
+            if !devices.publish(&machine.asset.code, &sample).await {
+                direct.extend(sample.into_iter().map(|(_, r)| r));
+            }
+        }
+        direct.extend(readings);
+        direct
+    }
+
+    /// Wear of `machine` at `live_secs` seconds of live running (negative: history).
+    fn wear(&self, machine: &SimulatedMachine, live_secs: f64) -> f64 {
+        match machine.profile.wear_onset_secs {
+            Some(onset) if live_secs > onset => {
+                ((live_secs - onset) * machine.profile.wear_rate * self.config.wear_speed).min(1.5)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// One sample of every sensor at `at`, `live_secs` into the live run.
+    fn sample(&mut self, at: mantis_domain::Timestamp, live_secs: f64) -> Vec<IncomingReading> {
+        let mut batch = Vec::with_capacity(self.plant.len() * CHANNELS.len());
+        for m in 0..self.plant.len() {
+            let wear = self.wear(&self.plant[m], live_secs);
+            for s in 0..self.plant[m].sensors.len() {
+                let (sensor_id, ch) = {
+                    let (sensor, ch) = &self.plant[m].sensors[s];
+                    (sensor.id, *ch)
+                };
+                let noise = gaussian(&mut self.rng) * ch.noise * (1.0 + ch.wear_noise * wear);
+                let value =
+                    (ch.level + ch.wear_shift * wear * wear.max(0.3) + noise).clamp(ch.min, ch.max);
+                batch.push(IncomingReading {
+                    timestamp: at,
+                    asset_id: None,
+                    sensor: SensorRef::Id(sensor_id),
+                    value,
+                    unit: Some(ch.unit.to_owned()),
+                    quality: Quality::GOOD,
+                    metadata: Default::default(),
+                });
+            }
+        }
+        batch
+    }
+
+    async fn send(
+        &self,
+        ingestor: &Ingestor,
+        batch: &[IncomingReading],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        loop {
+            match ingestor
+                .accept(batch, SourceProtocol::Simulator, TraceContext::new_root())
+                .await
+            {
+                Ok(_) => return true,
+                Err(mantis_ingestion::IngestError::Unavailable(reason)) => {
+                    tracing::warn!(%reason, "simulator: ingestion unavailable, retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return false,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "simulator: readings refused");
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Replays history (on a fresh store) and then produces live readings until `shutdown`.
+    pub async fn run(
+        mut self,
+        ingestor: Arc<Ingestor>,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> Result<()> {
+        let step = Duration::from_secs_f64(self.config.sample_interval_secs.max(0.05));
+        let step_ms = step.as_millis() as i64;
+        let now = chrono::Utc::now();
+        if store.count_windows(None).await? == 0 {
+            let steps = (self.history_secs / step.as_secs_f64()).ceil() as i64;
+            tracing::info!(
+                seconds = self.history_secs,
+                "simulator: replaying healthy history so baselines can be learned"
+            );
+            for i in (1..=steps).rev() {
+                let at = now - chrono::Duration::milliseconds(i * step_ms);
+                let batch = self.sample(at, -(i as f64) * step.as_secs_f64());
+                if !self.send(&ingestor, &batch, &shutdown).await || shutdown.is_cancelled() {
+                    return Ok(());
+                }
+            }
+        }
+        let degrading: Vec<&str> = self
+            .plant
+            .iter()
+            .filter(|m| m.degrades())
+            .map(|m| m.asset.code.as_str())
+            .collect();
+        tracing::info!(
+            ?degrading,
+            "simulator: live; these machines will start to wear"
+        );
+        if let Some(d) = &self.devices {
+            d.go_live();
+            let served: Vec<String> = self
+                .plant
+                .iter()
+                .filter_map(|m| {
+                    d.route(&m.asset.code)
+                        .map(|p| format!("{} over {p:?}", m.asset.code))
+                })
+                .collect();
+            tracing::info!(?served, "simulator: machines served by simulated devices");
+        }
+        let start = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(step);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                _ = ticker.tick() => {}
+            }
+            let live = start.elapsed().as_secs_f64();
+            let batch = self.sample(chrono::Utc::now(), live);
+            let direct = self.serve(batch).await;
+            if !direct.is_empty() && !self.send(&ingestor, &direct, &shutdown).await {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// A standard normal sample (Box–Muller).
+fn gaussian(rng: &mut StdRng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plant() -> Vec<SimulatedMachine> {
+        MACHINES
+            .iter()
+            .map(|p| {
+                let asset_id = AssetId(deterministic_uuid("demo-asset", &[p.code]));
+                SimulatedMachine {
+                    asset: Asset {
+                        id: asset_id,
+                        tenant_id: TenantId::DEFAULT,
+                        code: p.code.into(),
+                        name: p.name.into(),
+                        asset_type: p.asset_type.into(),
+                        location: String::new(),
+                        criticality: p.criticality,
+                    },
+                    sensors: CHANNELS
+                        .iter()
+                        .map(|ch| {
+                            (
+                                Sensor {
+                                    id: SensorId::new_random(),
+                                    asset_id,
+                                    code: format!("{}-{}", p.code, ch.suffix),
+                                    sensor_type: ch.sensor_type,
+                                    unit: ch.unit.into(),
+                                    min_value: ch.min,
+                                    max_value: ch.max,
+                                    sampling_rate_hz: 1.0,
+                                },
+                                *ch,
+                            )
+                        })
+                        .collect(),
+                    profile: p.clone(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_criticality_has_a_healthy_and_a_wearing_machine() {
+        for c in Criticality::ALL {
+            let of_c: Vec<_> = MACHINES.iter().filter(|m| m.criticality == c).collect();
+            assert_eq!(of_c.len(), 2);
+            assert_eq!(
+                of_c.iter().filter(|m| m.wear_onset_secs.is_some()).count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn wearing_machines_drift_while_healthy_ones_stay_at_their_level() {
+        let mut sim = Simulator::new(plant(), DemoConfig::default(), 10, 12);
+        let t = chrono::Utc::now();
+        let mean_vib = |sim: &mut Simulator, code: &str, live: f64| {
+            let idx = sim
+                .plant
+                .iter()
+                .position(|m| m.asset.code == code)
+                .expect("machine");
+            let mut sum = 0.0;
+            for _ in 0..200 {
+                sum += sim.sample(t, live)[idx * CHANNELS.len()].value;
+            }
+            sum / 200.0
+        };
+        let healthy_early = mean_vib(&mut sim, "MTR-002", 0.0);
+        let healthy_late = mean_vib(&mut sim, "MTR-002", 600.0);
+        assert!((healthy_early - healthy_late).abs() < 0.1);
+        let worn = mean_vib(&mut sim, "MTR-001", 200.0);
+        assert!(
+            worn > healthy_early + 1.0,
+            "worn {worn} vs healthy {healthy_early}"
+        );
+        // History is always healthy.
+        assert_eq!(sim.wear(&sim.plant[0], -50.0), 0.0);
+    }
+
+    #[test]
+    fn samples_respect_the_sensor_ranges() {
+        let mut sim = Simulator::new(
+            plant(),
+            DemoConfig {
+                wear_speed: 100.0,
+                ..DemoConfig::default()
+            },
+            10,
+            12,
+        );
+        for r in sim.sample(chrono::Utc::now(), 10_000.0) {
+            assert!(r.value.is_finite());
+        }
+    }
+}

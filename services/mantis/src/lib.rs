@@ -1,0 +1,206 @@
+//! # mantis (the product's command line)
+//!
+//! Runs the seven MANTIS services in one process over one shared infrastructure: by default
+//! the embedded one (a durable on-disk log, SQLite, under `./data`), so `mantis run` needs
+//! nothing installed; the same binary can point at Kafka and PostgreSQL through `[infra]`.
+//! `mantis demo` adds a simulated plant (`demo`): machines of each criticality whose sensors
+//! drift toward failure at different speeds, so alerts and work orders appear within minutes.
+
+pub mod demo;
+pub mod import;
+
+use mantis_runtime::{App, Infra, InfraSettings, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The whole configuration: `[infra]`, one table per service, and `[demo]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Shared infrastructure.
+    pub infra: InfraSettings,
+    /// Ingestion service.
+    pub ingestion: mantis_ingestion::Config,
+    /// Preprocessing service.
+    pub preprocessing: mantis_preprocessing::Config,
+    /// Feature extraction.
+    pub features: mantis_features::Config,
+    /// Anomaly detection.
+    pub anomaly: mantis_anomaly::Config,
+    /// RUL prediction.
+    pub rul: mantis_rul::Config,
+    /// Orchestrator.
+    pub orchestrator: mantis_orchestrator::Config,
+    /// Gateway.
+    pub gateway: mantis_gateway::Config,
+    /// The simulated plant of `mantis demo`.
+    pub demo: demo::DemoConfig,
+}
+
+impl Settings {
+    /// The defaults of `mantis demo`: shorter windows and baselines so that a newcomer sees
+    /// the plant learn and then alert within a few minutes.
+    pub fn demo_defaults() -> Self {
+        let mut s = Self::default();
+        s.preprocessing.window_secs = 10;
+        s.preprocessing.idle_close_secs = 15;
+        s.anomaly.warmup_windows = 12;
+        s.anomaly.confirm_windows = 2;
+        s
+    }
+
+    /// Loads the defaults (the demo's when `demo`), then `file`, then `MANTIS_*` variables.
+    pub fn load(file: Option<&Path>, demo: bool) -> Result<Self> {
+        use figment::providers::{Format, Serialized, Toml};
+        let base = if demo {
+            Self::demo_defaults()
+        } else {
+            Self::default()
+        };
+        let mut fig = figment::Figment::from(Serialized::defaults(base));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(mantis_runtime::Error::Config(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig.merge(mantis_runtime::env_provider())
+            .extract()
+            .map_err(|e| {
+                mantis_runtime::Error::Config(
+                    e.into_iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })
+    }
+}
+
+/// The seven services built over one infrastructure, listeners bound, not yet running.
+pub struct Platform {
+    /// The shared infrastructure.
+    pub infra: Infra,
+    /// The ingestion entry point for in-process sources (the simulator).
+    pub ingestor: Arc<mantis_ingestion::Ingestor>,
+    apps: Vec<App>,
+}
+
+impl Platform {
+    /// Connects the infrastructure, creates the topics and builds every service.
+    pub async fn build(settings: &Settings) -> Result<Self> {
+        let infra = Infra::connect(&settings.infra).await?;
+        infra.ensure_topics(&[]).await?;
+        let (ingestion, ingestor) =
+            mantis_ingestion::build_with_ingestor(infra.clone(), settings.ingestion.clone())
+                .await?;
+        let apps = vec![
+            ingestion,
+            mantis_preprocessing::build(infra.clone(), settings.preprocessing.clone()).await?,
+            mantis_features::build(infra.clone(), settings.features.clone()).await?,
+            mantis_anomaly::build(infra.clone(), settings.anomaly.clone()).await?,
+            mantis_rul::build(infra.clone(), settings.rul.clone()).await?,
+            mantis_orchestrator::build(infra.clone(), settings.orchestrator.clone()).await?,
+            mantis_gateway::build(infra.clone(), settings.gateway.clone()).await?,
+        ];
+        Ok(Self {
+            infra,
+            ingestor,
+            apps,
+        })
+    }
+
+    /// The port a service listens on (`"gateway"`, `"ingestion"`, ...).
+    pub fn port(&self, service: &str) -> Option<u16> {
+        self.apps
+            .iter()
+            .find(|a| a.name() == service)
+            .map(App::port)
+    }
+
+    /// Runs every service until `shutdown` (or until one fails, which stops the others).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let local = shutdown.child_token();
+        let mut set = tokio::task::JoinSet::new();
+        for app in self.apps {
+            let token = local.clone();
+            set.spawn(async move { app.run(token).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = set.join_next().await {
+            let result = joined.unwrap_or_else(|e| {
+                Err(mantis_runtime::Error::Other(format!(
+                    "service task panicked: {e}"
+                )))
+            });
+            if let Err(e) = result {
+                local.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs the platform (with the simulated plant when `demo`) until `shutdown`.
+pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken) -> Result<()> {
+    let local = shutdown.child_token();
+    // The demo's simulated devices listen first: the connectors reading them are sources of
+    // the ingestion service like any other.
+    let devices = if demo {
+        let devices = demo::devices::Devices::start(
+            &settings.demo.devices,
+            &demo::served_machines(),
+            &settings.infra.data_dir,
+            local.clone(),
+        )
+        .await?;
+        settings.ingestion.sources.extend(devices.sources());
+        Some(Arc::new(devices))
+    } else {
+        None
+    };
+    let platform = Platform::build(&settings).await?;
+    let gateway = platform.port("gateway").unwrap_or(0);
+    let ingestion = platform.port("ingestion").unwrap_or(0);
+    let simulator = if demo {
+        let plant = demo::seed_plant(platform.infra.store.as_ref()).await?;
+        let sim = demo::Simulator::new(
+            plant,
+            settings.demo.clone(),
+            settings.preprocessing.window_secs,
+            settings.anomaly.warmup_windows,
+        );
+        let sim = match devices {
+            Some(d) => sim.with_devices(d),
+            None => sim,
+        };
+        let ingestor = platform.ingestor.clone();
+        let store = platform.infra.store.clone();
+        let token = local.clone();
+        Some(tokio::spawn(async move {
+            sim.run(ingestor, store, token).await
+        }))
+    } else {
+        None
+    };
+    tracing::info!(
+        "MANTIS is running{}: API http://localhost:{gateway}/api/v1/assets, alerts http://localhost:{gateway}/api/v1/alerts, work orders http://localhost:{gateway}/api/v1/work-orders, live alerts ws://localhost:{gateway}/ws/alerts, readings POST http://localhost:{ingestion}/api/v1/sensors/data",
+        if demo { " with a simulated plant" } else { "" }
+    );
+    let result = platform.run(local.clone()).await;
+    local.cancel();
+    if let Some(sim) = simulator {
+        match sim.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "simulator failed"),
+            Err(e) => tracing::error!(error = %e, "simulator panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
+    result
+}

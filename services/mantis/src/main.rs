@@ -1,0 +1,127 @@
+//! `mantis`: the MANTIS command line.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// MANTIS — real-time predictive maintenance.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Environment variables `MANTIS_<SECTION>__<KEY>` override it.
+    #[arg(long, short, global = true, env = "MANTIS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs all seven services in this process (embedded infrastructure by default).
+    Run,
+    /// Runs all seven services with a simulated plant whose machines wear out.
+    Demo,
+    /// Runs one service in this process (cluster mode: one process per service).
+    Service {
+        /// Which service.
+        #[arg(value_enum)]
+        name: ServiceName,
+    },
+    /// Imports history files (CSV, JSON, NDJSON) through the ingestion path (source BATCH),
+    /// resuming where an interrupted import of the same source stopped.
+    Import {
+        /// A directory or file, a `file://` URL, or `s3://bucket/prefix` (S3 settings from the
+        /// `AWS_*` variables: AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        /// AWS_DEFAULT_REGION, AWS_ALLOW_HTTP).
+        source: String,
+        /// Format of every file; by extension (.csv, .json, .ndjson, .jsonl) when absent.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// Readings per batch (and per cursor update).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Start again from the beginning instead of resuming.
+        #[arg(long)]
+        restart: bool,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ImportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ServiceName {
+    Ingestion,
+    Preprocessing,
+    Features,
+    Anomaly,
+    Rul,
+    Orchestrator,
+    Gateway,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    mantis_telemetry::init_tracing(mantis_telemetry::LogFormat::from_env());
+    mantis_telemetry::metrics_handle();
+    if let Command::Service { name } = cli.command {
+        use mantis_runtime::run_service;
+        let file = cli.config;
+        match name {
+            ServiceName::Ingestion => {
+                run_service("ingestion", file, mantis_ingestion::build).await?
+            }
+            ServiceName::Preprocessing => {
+                run_service("preprocessing", file, mantis_preprocessing::build).await?
+            }
+            ServiceName::Features => run_service("features", file, mantis_features::build).await?,
+            ServiceName::Anomaly => run_service("anomaly", file, mantis_anomaly::build).await?,
+            ServiceName::Rul => run_service("rul", file, mantis_rul::build).await?,
+            ServiceName::Orchestrator => {
+                run_service("orchestrator", file, mantis_orchestrator::build).await?
+            }
+            ServiceName::Gateway => run_service("gateway", file, mantis_gateway::build).await?,
+        }
+        return Ok(());
+    }
+    if let Command::Import {
+        source,
+        format,
+        batch_size,
+        restart,
+        quiet,
+    } = cli.command
+    {
+        let options = mantis_ingestion::import::ImportOptions {
+            format: format.map(|f| match f {
+                ImportFormat::Csv => mantis_ingestion::import::Format::Csv,
+                ImportFormat::Json => mantis_ingestion::import::Format::Json,
+            }),
+            batch_size,
+            restart,
+            ..Default::default()
+        };
+        let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        let summary = mantis::import::run(&settings, &source, &options, quiet).await?;
+        if summary.interrupted {
+            std::process::exit(130);
+        }
+        return Ok(());
+    }
+    let demo = matches!(cli.command, Command::Demo);
+    let settings = mantis::Settings::load(cli.config.as_deref(), demo)?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        mantis_telemetry::shutdown_signal().await;
+        trigger.cancel();
+    });
+    mantis::run(settings, demo, shutdown).await?;
+    Ok(())
+}

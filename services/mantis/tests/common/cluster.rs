@@ -1,0 +1,578 @@
+//! A MANTIS cluster for end-to-end tests: every service in its own OS process (`mantis service
+//! <name>`), configured only by `MANTIS_*` environment variables, over a Kafka-protocol broker
+//! of its own (tansu, in memory, or in an S3 bucket when the test restarts it), a fresh
+//! PostgreSQL database and the machine's Redis.
+//!
+//! Nothing is skipped silently: a missing tansu, `psql` or PostgreSQL fails the test with a
+//! message saying what to install or start. Every child is killed (and reaped) when the
+//! [`Cluster`] is dropped, also when the test panics; a failing test prints the tail of every
+//! process's log and keeps the full logs.
+//!
+//! Environment: `MANTIS_TANSU` (the tansu binary; otherwise `tansu` on `PATH` or in
+//! `~/.cargo/bin`), `MANTIS_TEST_DATABASE_URL` (a server where the user may create databases,
+//! default `postgres://postgres@127.0.0.1:5432/test`), `MANTIS_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`), `MANTIS_TEST_KEEP_LOGS` (keep the logs of passing tests too).
+
+use mantis_store::postgres::PgStore;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The seven services, in the order they are started.
+pub const SERVICES: [&str; 7] = [
+    "gateway",
+    "ingestion",
+    "preprocessing",
+    "features",
+    "anomaly",
+    "rul",
+    "orchestrator",
+];
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// How long a process may take to start answering (tansu) or to become ready (a service).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of each log printed when a test fails.
+const TAIL_LINES: usize = 40;
+
+/// A port that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// A child process that is killed and reaped when dropped.
+struct Proc {
+    label: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Whether the process has ended (reaping it if so).
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILL, then wait for it to end.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns `program args` with `env`, stdout and stderr appended to `log`.
+fn spawn(label: &str, program: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Proc {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the log file");
+    let err = out.try_clone().expect("clone the log file handle");
+    let child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {label} ({}): {e}", program.display()));
+    Proc {
+        label: label.to_owned(),
+        child,
+    }
+}
+
+/// The last `n` lines of `path`.
+fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    // The tail is in the last 64 KiB unless lines are huge; read no more than that.
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The tansu binary: `MANTIS_TANSU`, `tansu` on `PATH`, or `~/.cargo/bin/tansu`.
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MANTIS_TANSU") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "MANTIS_TANSU names {}, which does not exist",
+            p.display()
+        );
+        return p;
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("tansu"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    let in_cargo_home = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cargo/bin/tansu"))
+        .filter(|p| p.is_file());
+    on_path.or(in_cargo_home).unwrap_or_else(|| {
+        panic!(
+            "the cluster end-to-end tests need tansu, a Kafka-protocol broker, and it was not \
+             found (MANTIS_TANSU, PATH, ~/.cargo/bin). Install it with \
+             `cargo install tansu --locked --version 0.6.0 --features dynostore`, or set \
+             MANTIS_TANSU to its path."
+        )
+    })
+}
+
+/// Where the test broker keeps its records.
+#[derive(Clone, Debug)]
+pub enum BrokerStorage {
+    /// In memory: lost when the broker stops.
+    Memory,
+    /// In an S3 bucket (e.g. a moto server on loopback): kept across broker restarts.
+    S3 {
+        /// `http://127.0.0.1:<port>`.
+        endpoint: String,
+        /// An existing bucket.
+        bucket: String,
+    },
+}
+
+/// A tansu broker of its own on a free port.
+struct Broker {
+    proc: Proc,
+    port: u16,
+    storage: BrokerStorage,
+}
+
+impl Broker {
+    fn start(dir: &Path, storage: BrokerStorage) -> Self {
+        // A port picked free may be taken before tansu binds it: try a few.
+        for _ in 0..3 {
+            if let Some(broker) = Self::start_on(dir, free_port(), storage.clone()) {
+                return broker;
+            }
+        }
+        let log = dir.join("tansu.log");
+        panic!(
+            "tansu did not start listening; its log ({}):\n{}",
+            log.display(),
+            tail(&log, TAIL_LINES)
+        );
+    }
+
+    fn start_on(dir: &Path, port: u16, storage: BrokerStorage) -> Option<Self> {
+        let binary = tansu_binary();
+        let log = dir.join("tansu.log");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let (engine, env) = match &storage {
+            BrokerStorage::Memory => ("memory://tansu/".to_owned(), Vec::new()),
+            BrokerStorage::S3 { endpoint, bucket } => (
+                format!("s3://{bucket}/"),
+                vec![
+                    ("AWS_ENDPOINT".to_owned(), endpoint.clone()),
+                    ("AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
+                    ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
+                    ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
+                    ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
+                ],
+            ),
+        };
+        let mut proc = spawn(
+            "tansu",
+            &binary,
+            &[
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &engine,
+            ],
+            &env,
+            &log,
+        );
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if proc.exited().is_some() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self {
+                    proc,
+                    port,
+                    storage,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proc.kill();
+        None
+    }
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = before_query.find("://").map_or(0, |i| i + 3);
+    let base = match before_query[authority_start..].find('/') {
+        Some(slash) => &before_query[..authority_start + slash],
+        None => before_query,
+    };
+    match query {
+        Some(q) => format!("{base}/{database}?{q}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Runs one SQL statement with `psql` against `url`.
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// A fresh database `mantis_e2e_<random>` on the test server, dropped (best effort) on drop.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    fn create() -> Self {
+        let admin_url = std::env::var("MANTIS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let name = format!("mantis_e2e_{:032x}", rand::random::<u128>());
+        psql(&admin_url, &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for the cluster tests and a database could not be \
+                 created at {admin_url}: {e}. Start PostgreSQL, or point \
+                 MANTIS_TEST_DATABASE_URL at a server where the user may CREATE DATABASE."
+            )
+        });
+        let url = with_database(&admin_url, &name);
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = psql(&self.admin_url, &sql) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// The MANTIS services, each its own process, over their own broker and database.
+pub struct Cluster {
+    // Dropped in this order: services first, then the broker, then the database; the log
+    // directory last.
+    services: BTreeMap<&'static str, Proc>,
+    broker: Broker,
+    database: TestDatabase,
+    env: Vec<(String, String)>,
+    ports: BTreeMap<&'static str, u16>,
+    /// Every log written, in start order (also of processes killed since).
+    logs: Vec<(String, PathBuf)>,
+    starts: BTreeMap<&'static str, usize>,
+    http: reqwest::Client,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts a broker, creates a database and starts every service with these section
+    /// settings (e.g. `("preprocessing", "window_secs", "10")` for
+    /// `MANTIS_PREPROCESSING__WINDOW_SECS=10`); returns once every service is ready.
+    pub async fn start(settings: &[(&str, &str, &str)]) -> Self {
+        Self::start_with(settings, BrokerStorage::Memory).await
+    }
+
+    /// [`Cluster::start`] with the broker's records kept in `storage`.
+    pub async fn start_with(settings: &[(&str, &str, &str)], storage: BrokerStorage) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mantis-cluster-")
+            .tempdir()
+            .expect("tempdir");
+        let broker = Broker::start(dir.path(), storage);
+        let database = TestDatabase::create();
+        let redis =
+            std::env::var("MANTIS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+        let mut env: Vec<(String, String)> = vec![
+            ("MANTIS_INFRA__BUS__KIND".into(), "kafka".into()),
+            (
+                "MANTIS_INFRA__BUS__BROKERS".into(),
+                format!("127.0.0.1:{}", broker.port),
+            ),
+            ("MANTIS_INFRA__DATABASE_URL".into(), database.url.clone()),
+            ("MANTIS_INFRA__REDIS_URL".into(), redis),
+            (
+                "MANTIS_INFRA__DATA_DIR".into(),
+                dir.path().join("data").display().to_string(),
+            ),
+            ("RUST_LOG".into(), "info".into()),
+            ("MANTIS_LOG_FORMAT".into(), "pretty".into()),
+            ("NO_COLOR".into(), "1".into()),
+        ];
+        let mut ports = BTreeMap::new();
+        for name in SERVICES {
+            let port = free_port();
+            ports.insert(name, port);
+            env.push((
+                format!("MANTIS_{}__BIND", name.to_uppercase()),
+                format!("127.0.0.1:{port}"),
+            ));
+        }
+        for (section, key, value) in settings {
+            env.push((
+                format!("MANTIS_{}__{}", section.to_uppercase(), key.to_uppercase()),
+                (*value).to_owned(),
+            ));
+        }
+        let mut cluster = Self {
+            services: BTreeMap::new(),
+            broker,
+            database,
+            env,
+            ports,
+            logs: Vec::new(),
+            starts: BTreeMap::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
+            dir: Some(dir),
+        };
+        // The first service migrates the database and creates the topics alone; the others
+        // then start together.
+        let (first, rest) = SERVICES.split_first().expect("services");
+        cluster.start_service(first);
+        cluster.await_ready(first).await;
+        for name in rest {
+            cluster.start_service(name);
+        }
+        for name in rest {
+            cluster.await_ready(name).await;
+        }
+        cluster
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("log directory").path()
+    }
+
+    /// Starts (or starts again) `service` with the cluster's environment.
+    pub fn start_service(&mut self, service: &'static str) {
+        assert!(
+            !self.services.contains_key(service),
+            "{service} is already running"
+        );
+        let n = {
+            let n = self.starts.entry(service).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let label = format!("{service}#{n}");
+        let log = self.dir().join(format!("{service}.{n}.log"));
+        let proc = spawn(
+            &label,
+            Path::new(env!("CARGO_BIN_EXE_mantis")),
+            &["service", service],
+            &self.env,
+            &log,
+        );
+        self.logs.push((label, log));
+        self.services.insert(service, proc);
+    }
+
+    /// Kills `service` with SIGKILL (no shutdown, nothing flushed) and reaps it.
+    pub fn kill_service(&mut self, service: &str) {
+        let mut proc = self
+            .services
+            .remove(service)
+            .unwrap_or_else(|| panic!("{service} is not running"));
+        proc.kill();
+    }
+
+    /// Kills the broker with SIGKILL (an outage of the bus).
+    pub fn stop_broker(&mut self) {
+        self.broker.proc.kill();
+    }
+
+    /// Starts the broker again on the same port, with the same storage (records kept only
+    /// with [`BrokerStorage::S3`]).
+    pub fn restart_broker(&mut self) {
+        let (port, storage) = (self.broker.port, self.broker.storage.clone());
+        let dir = self.dir().to_path_buf();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(broker) = Broker::start_on(&dir, port, storage.clone()) {
+                self.broker = broker;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start again on port {port}:\n{}",
+                tail(&dir.join("tansu.log"), TAIL_LINES)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Runs `sql` with `psql` on the cluster's database; returns the unaligned rows.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                self.database.url.as_str(),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `http://127.0.0.1:<port>` of `service`.
+    pub fn url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service])
+    }
+
+    /// The gateway's live alert WebSocket.
+    pub fn ws_alerts_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws/alerts", self.ports["gateway"])
+    }
+
+    /// The cluster's database through the product's store (migrations already applied).
+    pub async fn store(&self) -> PgStore {
+        PgStore::connect(&self.database.url)
+            .await
+            .expect("the test database is reachable")
+    }
+
+    /// Panics (with the log) when `service` has exited.
+    fn assert_running(&mut self, service: &str) {
+        let proc = self
+            .services
+            .get_mut(service)
+            .unwrap_or_else(|| panic!("{service} is not running"));
+        if let Some(status) = proc.exited() {
+            let log = self
+                .logs
+                .iter()
+                .rev()
+                .find(|(label, _)| *label == proc.label)
+                .map(|(_, p)| tail(p, TAIL_LINES))
+                .unwrap_or_default();
+            panic!("{} exited ({status}); its log:\n{log}", proc.label);
+        }
+    }
+
+    /// Waits until `GET /ready` of `service` answers 200 (bus, database and Redis reachable).
+    pub async fn await_ready(&mut self, service: &str) {
+        let url = format!("{}/ready", self.url(service));
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last = String::from("no answer");
+        while Instant::now() < deadline {
+            self.assert_running(service);
+            match self.http.get(&url).send().await {
+                Ok(resp) if resp.status() == 200 => return,
+                Ok(resp) => {
+                    last = format!(
+                        "{}: {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    )
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{service} not ready within {START_TIMEOUT:?}; last answer: {last}");
+    }
+
+    /// Waits until the current log of `service` contains `needle` (e.g. a consumer's
+    /// "partitions assigned"), for facts that no API exposes.
+    pub async fn await_log(&mut self, service: &'static str, needle: &str, timeout: Duration) {
+        let n = self.starts.get(service).copied().unwrap_or(0);
+        let log = self.dir().join(format!("{service}.{n}.log"));
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.assert_running(service);
+            if std::fs::read_to_string(&log).is_ok_and(|t| t.contains(needle)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("`{needle}` did not appear in the log of {service} within {timeout:?}");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Stop every process first, so the tails are complete and nothing writes any more.
+        self.services.clear();
+        if std::thread::panicking() {
+            let mut report = String::from("\n===== the test failed; logs of the cluster =====\n");
+            let broker_log = self.dir().join("tansu.log");
+            let all = std::iter::once(("tansu".to_owned(), broker_log)).chain(self.logs.clone());
+            for (label, path) in all {
+                report.push_str(&format!(
+                    "----- {label} (last {TAIL_LINES} lines of {}) -----\n{}\n",
+                    path.display(),
+                    tail(&path, TAIL_LINES)
+                ));
+            }
+            if let Some(dir) = self.dir.take() {
+                report.push_str(&format!("full logs kept in {}\n", dir.keep().display()));
+            }
+            eprintln!("{report}");
+        } else if std::env::var_os("MANTIS_TEST_KEEP_LOGS").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("cluster logs kept in {}", dir.keep().display());
+        }
+        self.broker.proc.kill();
+        // The database is dropped with its field, after this body.
+    }
+}

@@ -1,0 +1,351 @@
+//! # mantis-preprocessing
+//!
+//! Consumes `sensor.raw`, stores every reading, and turns each sensor's stream into clean,
+//! regular windows on `sensor.windowed`:
+//!
+//! 1. **Windows** (`windower`): tumbling or hopping event-time windows (30 s by default) with a
+//!    per-sensor watermark: a window closes once the sensor's newest timestamp minus the allowed
+//!    lateness passes its end, or when the sensor has been silent for `idle_close_secs`.
+//!    Readings behind the watermark are late: counted (`mantis_readings_late_total`), kept in the
+//!    raw table, never merged into a closed window. Readings of quality below 50 are stored but
+//!    not windowed.
+//! 2. **Cleaning and conditioning** (`mantis-dsp`'s `Preprocessor`): non-finite values,
+//!    duplicate timestamps, out-of-order readings, spikes (Hampel filter), resampling to the
+//!    sensor's nominal rate on an absolute grid (linear or hold), gaps longer than
+//!    `max_gap_periods` split the window (the longest piece is kept, the gap is counted), and an
+//!    optional Butterworth filter per sensor type (zero-phase by default).
+//!
+//! Nothing is lost on a restart: a reading's offset is committed only once every window it
+//! belongs to has been published, so the readings of open windows are redelivered and the
+//! windows rebuilt; re-publishing a window is harmless because every downstream write is keyed
+//! by (sensor, window start).
+
+mod handler;
+mod windower;
+
+pub use windower::{Added, Origin, RawWindow, WindowSpec, Windower};
+
+use mantis_domain::SensorType;
+use mantis_dsp::clean::{CleanConfig, DuplicatePolicy, HampelConfig, NonFinitePolicy};
+use mantis_dsp::filter::FilterBand;
+use mantis_dsp::pipeline::FilterConfig;
+use mantis_dsp::resample::ResampleConfig;
+use mantis_runtime::{App, Infra, Result, run_consumer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Configuration of the preprocessing service (`[preprocessing]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address. Default `0.0.0.0:8002`.
+    pub bind: String,
+    /// Window length in seconds. Default 30.
+    pub window_secs: u64,
+    /// Seconds between window starts; absent: the window length (tumbling windows).
+    pub hop_secs: Option<u64>,
+    /// How far behind its sensor's newest reading a reading may arrive and still join its
+    /// window, in seconds. Default 2.
+    pub allowed_lateness_secs: u64,
+    /// A window whose sensor has sent nothing for this long (wall clock) is closed. Default 60.
+    pub idle_close_secs: u64,
+    /// Gaps longer than this many sampling periods split a window. Default 5.
+    pub max_gap_periods: f64,
+    /// Interpolation when resampling: `linear` (default) or `hold`.
+    pub interpolation: Interpolation,
+    /// Spike removal (Hampel filter); absent disables it. Default half-width 3, 3 sigmas.
+    pub hampel: Option<HampelSettings>,
+    /// Butterworth filter per sensor type (`VIBRATION`, `TEMPERATURE`...). Default none.
+    pub filters: BTreeMap<String, FilterSettings>,
+}
+
+/// Interpolation used when resampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    /// Straight line between neighbours.
+    Linear,
+    /// Last value held (zero-order hold).
+    Hold,
+}
+
+/// Hampel filter settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HampelSettings {
+    /// Half-width of the moving window, in samples.
+    pub half_width: usize,
+    /// Threshold in robust standard deviations.
+    pub n_sigmas: f64,
+}
+
+/// A Butterworth filter for one sensor type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSettings {
+    /// Filter order (1..=10). Default 4.
+    #[serde(default = "default_order")]
+    pub order: usize,
+    /// `lowpass`, `highpass` or `bandpass`.
+    pub kind: FilterKind,
+    /// Cut-off (low/high-pass), Hz.
+    #[serde(default)]
+    pub cutoff_hz: Option<f64>,
+    /// Lower edge (band-pass), Hz.
+    #[serde(default)]
+    pub low_hz: Option<f64>,
+    /// Upper edge (band-pass), Hz.
+    #[serde(default)]
+    pub high_hz: Option<f64>,
+    /// Forward-backward (no phase shift) when true (default); streaming with state carried
+    /// across windows when false (tumbling windows only).
+    #[serde(default = "yes")]
+    pub zero_phase: bool,
+}
+
+/// Butterworth response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterKind {
+    /// Low-pass.
+    Lowpass,
+    /// High-pass.
+    Highpass,
+    /// Band-pass.
+    Bandpass,
+}
+
+fn default_order() -> usize {
+    4
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8002".into(),
+            window_secs: 30,
+            hop_secs: None,
+            allowed_lateness_secs: 2,
+            idle_close_secs: 60,
+            max_gap_periods: 5.0,
+            interpolation: Interpolation::Linear,
+            hampel: Some(HampelSettings {
+                half_width: 3,
+                n_sigmas: 3.0,
+            }),
+            filters: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The window geometry.
+    pub fn window_spec(&self) -> WindowSpec {
+        WindowSpec {
+            length: Duration::from_secs(self.window_secs),
+            hop: Duration::from_secs(self.hop_secs.unwrap_or(self.window_secs)),
+            allowed_lateness: Duration::from_secs(self.allowed_lateness_secs),
+        }
+    }
+
+    /// The DSP preprocessing of a sensor of `sensor_type` sampled at `rate_hz` (the same
+    /// configuration the service applies, so tools and tests can reproduce its windows).
+    pub fn preprocess_config(
+        &self,
+        sensor_type: SensorType,
+        rate_hz: f64,
+    ) -> Result<mantis_dsp::PreprocessConfig> {
+        let filter = match self.filters.get(sensor_type.as_str()) {
+            None => None,
+            Some(f) => Some(FilterConfig {
+                order: f.order,
+                band: f.band()?,
+                zero_phase: f.zero_phase,
+            }),
+        };
+        Ok(mantis_dsp::PreprocessConfig {
+            clean: CleanConfig {
+                non_finite: NonFinitePolicy::Drop,
+                duplicates: DuplicatePolicy::KeepFirst,
+                hampel: self.hampel.map(|h| HampelConfig {
+                    half_width: h.half_width,
+                    n_sigmas: h.n_sigmas,
+                }),
+            },
+            resample: ResampleConfig {
+                rate_hz,
+                method: match self.interpolation {
+                    Interpolation::Linear => mantis_dsp::resample::Interpolation::Linear,
+                    Interpolation::Hold => mantis_dsp::resample::Interpolation::Hold,
+                },
+                max_gap_s: self.max_gap_periods.max(1.0) / rate_hz,
+                origin_s: Some(0.0),
+            },
+            filter,
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(mantis_runtime::Error::Config(m));
+        if self.window_secs == 0 {
+            return bad("preprocessing.window_secs must be at least 1".into());
+        }
+        let hop = self.hop_secs.unwrap_or(self.window_secs);
+        if hop == 0 || hop > self.window_secs {
+            return bad(format!(
+                "preprocessing.hop_secs must be within 1..={} (the window length)",
+                self.window_secs
+            ));
+        }
+        if !(self.max_gap_periods.is_finite() && self.max_gap_periods >= 1.0) {
+            return bad("preprocessing.max_gap_periods must be at least 1".into());
+        }
+        for (sensor_type, f) in &self.filters {
+            SensorType::parse(sensor_type).map_err(|e| {
+                mantis_runtime::Error::Config(format!("preprocessing.filters: {e}"))
+            })?;
+            f.band()?;
+            if !(1..=10).contains(&f.order) {
+                return bad(format!(
+                    "preprocessing.filters.{sensor_type}.order must be within 1..=10"
+                ));
+            }
+            if !f.zero_phase && hop < self.window_secs {
+                return bad(format!(
+                    "preprocessing.filters.{sensor_type}: a streaming filter (zero_phase = false) needs tumbling windows"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FilterSettings {
+    fn band(&self) -> Result<FilterBand> {
+        let need = |v: Option<f64>, what: &str| {
+            v.filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| {
+                mantis_runtime::Error::Config(format!(
+                    "a {:?} filter needs a positive `{what}`",
+                    self.kind
+                ))
+            })
+        };
+        Ok(match self.kind {
+            FilterKind::Lowpass => FilterBand::LowPass {
+                cutoff_hz: need(self.cutoff_hz, "cutoff_hz")?,
+            },
+            FilterKind::Highpass => FilterBand::HighPass {
+                cutoff_hz: need(self.cutoff_hz, "cutoff_hz")?,
+            },
+            FilterKind::Bandpass => FilterBand::BandPass {
+                low_hz: need(self.low_hz, "low_hz")?,
+                high_hz: need(self.high_hz, "high_hz")?,
+            },
+        })
+    }
+}
+
+/// The consumer group of the service.
+pub const GROUP: &str = "preprocessing";
+
+/// Builds the preprocessing service.
+pub async fn build(infra: Infra, config: Config) -> Result<App> {
+    config.validate()?;
+    let health = App::health("preprocessing", &infra);
+    health.set_detail("windowSecs", serde_json::json!(config.window_secs));
+    health.set_detail(
+        "hopSecs",
+        serde_json::json!(config.hop_secs.unwrap_or(config.window_secs)),
+    );
+    health.set_detail(
+        "allowedLatenessSecs",
+        serde_json::json!(config.allowed_lateness_secs),
+    );
+    let handler = handler::WindowHandler::new(&infra, config.clone());
+    let app = App::new("preprocessing", &config.bind, axum::Router::new(), health)
+        .await?
+        .worker("consumer", move |shutdown| {
+            run_consumer(infra, GROUP, handler, shutdown)
+        });
+    Ok(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_settings_are_refused_with_the_key_named() {
+        let mut c = Config {
+            hop_secs: Some(40),
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .expect_err("hop > length")
+                .to_string()
+                .contains("hop_secs")
+        );
+        c.hop_secs = Some(10);
+        c.filters.insert(
+            "VIBRATION".into(),
+            FilterSettings {
+                order: 4,
+                kind: FilterKind::Highpass,
+                cutoff_hz: Some(2.0),
+                low_hz: None,
+                high_hz: None,
+                zero_phase: false,
+            },
+        );
+        assert!(
+            c.validate()
+                .expect_err("streaming + hopping")
+                .to_string()
+                .contains("tumbling")
+        );
+        c.filters.insert(
+            "SMELL".into(),
+            FilterSettings {
+                order: 4,
+                kind: FilterKind::Lowpass,
+                cutoff_hz: None,
+                low_hz: None,
+                high_hz: None,
+                zero_phase: true,
+            },
+        );
+        assert!(c.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_filter_is_configured_per_sensor_type() {
+        let mut c = Config::default();
+        c.filters.insert(
+            "VIBRATION".into(),
+            FilterSettings {
+                order: 2,
+                kind: FilterKind::Bandpass,
+                cutoff_hz: None,
+                low_hz: Some(10.0),
+                high_hz: Some(1000.0),
+                zero_phase: true,
+            },
+        );
+        let vib = c
+            .preprocess_config(SensorType::Vibration, 25_600.0)
+            .expect("config");
+        assert!(vib.filter.is_some());
+        let tmp = c
+            .preprocess_config(SensorType::Temperature, 1.0)
+            .expect("config");
+        assert!(tmp.filter.is_none());
+        assert_eq!(tmp.resample.max_gap_s, 5.0);
+    }
+}

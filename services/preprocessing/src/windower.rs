@@ -1,0 +1,374 @@
+//! Event-time windows per sensor (tumbling or hopping) with a watermark, as a pure state
+//! machine: no I/O, no clock of its own (the caller passes `now`).
+//!
+//! A sensor's watermark is the newest timestamp it has sent minus the allowed lateness. A
+//! window closes once the watermark passes its end (or when the sensor stays silent, see
+//! [`Windower::idle`]). A reading for a window that is already closed, or that the watermark has
+//! already passed, is late: it is not merged into that window (it still joins the later windows
+//! it belongs to when hopping), and the caller counts and reports it.
+
+use mantis_domain::{AssetId, Reading, SensorId, SensorType};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// Where a reading came from on the bus, to know what may be committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The readings of one closed window, in time order (duplicates collapsed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawWindow {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// The sensor.
+    pub sensor_id: SensorId,
+    /// What it measures.
+    pub sensor_type: SensorType,
+    /// Start, ms since the epoch (inclusive).
+    pub start_ms: i64,
+    /// End, ms since the epoch (exclusive).
+    pub end_ms: i64,
+    /// Timestamps in seconds since the epoch.
+    pub t: Vec<f64>,
+    /// Values.
+    pub x: Vec<f64>,
+}
+
+#[derive(Debug)]
+struct OpenWindow {
+    /// Samples by timestamp (ms): duplicates collapse, out-of-order readings sort.
+    samples: BTreeMap<i64, f64>,
+    /// The earliest bus position holding one of its readings.
+    first: Origin,
+    last_seen: Instant,
+}
+
+#[derive(Debug)]
+struct SensorWindows {
+    asset_id: AssetId,
+    sensor_type: SensorType,
+    /// Open windows by start.
+    open: BTreeMap<i64, OpenWindow>,
+    /// Newest timestamp seen.
+    max_ts: i64,
+    /// End of the latest window closed.
+    closed_until: i64,
+}
+
+/// Window geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Window length.
+    pub length: Duration,
+    /// Distance between two window starts (= length: tumbling; < length: hopping).
+    pub hop: Duration,
+    /// How late a reading may arrive (behind the newest of its sensor) and still join its window.
+    pub allowed_lateness: Duration,
+}
+
+/// Cuts each sensor's readings into windows.
+#[derive(Debug)]
+pub struct Windower {
+    length_ms: i64,
+    hop_ms: i64,
+    lateness_ms: i64,
+    sensors: HashMap<SensorId, SensorWindows>,
+}
+
+/// What adding a reading did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Added {
+    /// Windows the reading joined.
+    pub joined: usize,
+    /// Whether it belonged to a window already closed (late).
+    pub late: bool,
+}
+
+impl Windower {
+    /// Windows of `spec` (lengths of at least 1 ms; a hop longer than the length is clamped).
+    pub fn new(spec: WindowSpec) -> Self {
+        let length_ms = (spec.length.as_millis() as i64).max(1);
+        Self {
+            length_ms,
+            hop_ms: (spec.hop.as_millis() as i64).clamp(1, length_ms),
+            lateness_ms: spec.allowed_lateness.as_millis() as i64,
+            sensors: HashMap::new(),
+        }
+    }
+
+    /// Starts of the windows containing `ts`, oldest first.
+    fn starts(&self, ts: i64) -> impl Iterator<Item = i64> + '_ {
+        let newest = ts.div_euclid(self.hop_ms) * self.hop_ms;
+        let count = (self.length_ms + self.hop_ms - 1) / self.hop_ms;
+        (0..count)
+            .rev()
+            .map(move |k| newest - k * self.hop_ms)
+            .filter(move |s| *s > ts - self.length_ms)
+    }
+
+    /// The windows that adding `reading` will close, without changing anything: lets the caller
+    /// publish them first and apply the change only once that succeeded.
+    pub fn closing(&self, reading: &Reading) -> Vec<RawWindow> {
+        let Some(s) = self.sensors.get(&reading.sensor_id) else {
+            return Vec::new();
+        };
+        let ts = reading.timestamp.timestamp_millis();
+        let watermark = s.max_ts.max(ts).saturating_sub(self.lateness_ms);
+        s.open
+            .iter()
+            .take_while(|(start, _)| *start + self.length_ms <= watermark)
+            .map(|(start, w)| self.raw(reading.sensor_id, s, *start, w))
+            .collect()
+    }
+
+    /// Adds `reading`, closing (and dropping) the windows [`Windower::closing`] returned.
+    pub fn add(&mut self, reading: &Reading, origin: Origin, now: Instant) -> Added {
+        let ts = reading.timestamp.timestamp_millis();
+        let starts: Vec<i64> = self.starts(ts).collect();
+        let (length, lateness) = (self.length_ms, self.lateness_ms);
+        let s = self
+            .sensors
+            .entry(reading.sensor_id)
+            .or_insert_with(|| SensorWindows {
+                asset_id: reading.asset_id,
+                sensor_type: reading.sensor_type,
+                open: BTreeMap::new(),
+                max_ts: i64::MIN,
+                closed_until: i64::MIN,
+            });
+        let watermark_before = s.max_ts.saturating_sub(lateness);
+        let mut added = Added {
+            joined: 0,
+            late: false,
+        };
+        for start in starts {
+            let end = start + length;
+            if !s.open.contains_key(&start) && end <= s.closed_until.max(watermark_before) {
+                added.late = true;
+                continue;
+            }
+            let w = s.open.entry(start).or_insert_with(|| OpenWindow {
+                samples: BTreeMap::new(),
+                first: origin,
+                last_seen: now,
+            });
+            w.samples.insert(ts, reading.value);
+            w.first = w.first.min(origin);
+            w.last_seen = now;
+            added.joined += 1;
+        }
+        s.max_ts = s.max_ts.max(ts);
+        let watermark = s.max_ts.saturating_sub(lateness);
+        while let Some((&start, _)) = s.open.first_key_value() {
+            if start + length > watermark {
+                break;
+            }
+            s.open.remove(&start);
+            s.closed_until = s.closed_until.max(start + length);
+        }
+        added
+    }
+
+    /// Windows whose sensor has sent nothing for `idle` as of `now` (not removed yet).
+    pub fn idle(&self, now: Instant, idle: Duration) -> Vec<RawWindow> {
+        let mut out = Vec::new();
+        for (id, s) in &self.sensors {
+            for (start, w) in &s.open {
+                if now.saturating_duration_since(w.last_seen) >= idle {
+                    out.push(self.raw(*id, s, *start, w));
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes the open window of `sensor` starting at `start_ms` (after it was published).
+    pub fn remove(&mut self, sensor: SensorId, start_ms: i64) {
+        if let Some(s) = self.sensors.get_mut(&sensor)
+            && s.open.remove(&start_ms).is_some()
+        {
+            s.closed_until = s.closed_until.max(start_ms + self.length_ms);
+        }
+    }
+
+    /// The earliest bus offset still needed by an open window in `partition`.
+    pub fn earliest_needed(&self, partition: i32) -> Option<i64> {
+        self.sensors
+            .values()
+            .flat_map(|s| s.open.values())
+            .filter(|w| w.first.partition == partition)
+            .map(|w| w.first.offset)
+            .min()
+    }
+
+    /// Number of open windows.
+    pub fn open_windows(&self) -> usize {
+        self.sensors.values().map(|s| s.open.len()).sum()
+    }
+
+    fn raw(&self, sensor_id: SensorId, s: &SensorWindows, start: i64, w: &OpenWindow) -> RawWindow {
+        RawWindow {
+            asset_id: s.asset_id,
+            sensor_id,
+            sensor_type: s.sensor_type,
+            start_ms: start,
+            end_ms: start + self.length_ms,
+            t: w.samples.keys().map(|ms| *ms as f64 / 1000.0).collect(),
+            x: w.samples.values().copied().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_domain::{Quality, SourceProtocol};
+
+    const T0: i64 = 1_763_892_000_000; // a multiple of 30 s
+
+    fn reading(sensor: SensorId, secs: f64, value: f64) -> Reading {
+        Reading {
+            timestamp: mantis_domain::timestamp_from_millis(T0 + (secs * 1000.0) as i64)
+                .expect("valid"),
+            asset_id: AssetId(sensor.0),
+            sensor_id: sensor,
+            sensor_code: "S".into(),
+            sensor_type: SensorType::Vibration,
+            value,
+            unit: "mm/s".into(),
+            quality: Quality::GOOD,
+            source: SourceProtocol::Simulator,
+            metadata: Default::default(),
+        }
+    }
+
+    fn o(offset: i64) -> Origin {
+        Origin {
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn tumbling(lateness_secs: u64) -> Windower {
+        Windower::new(WindowSpec {
+            length: Duration::from_secs(30),
+            hop: Duration::from_secs(30),
+            allowed_lateness: Duration::from_secs(lateness_secs),
+        })
+    }
+
+    /// Adds like the handler does: closing windows first, then the reading.
+    fn feed(w: &mut Windower, r: &Reading, offset: i64) -> (Vec<RawWindow>, Added) {
+        let closing = w.closing(r);
+        let added = w.add(r, o(offset), Instant::now());
+        (closing, added)
+    }
+
+    #[test]
+    fn the_watermark_closes_a_window_once_lateness_has_passed() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(5);
+        for (i, v) in [1.0, 2.0, 3.0].into_iter().enumerate() {
+            feed(&mut w, &reading(s, i as f64, v), i as i64);
+        }
+        // 33 s: the watermark (28 s) has not passed the end (30 s) yet.
+        let (closed, _) = feed(&mut w, &reading(s, 33.0, 9.0), 3);
+        assert!(closed.is_empty());
+        // A reading 4 s late still joins the first window.
+        let (_, added) = feed(&mut w, &reading(s, 29.0, 4.0), 4);
+        assert_eq!(
+            added,
+            Added {
+                joined: 1,
+                late: false
+            }
+        );
+        let (closed, _) = feed(&mut w, &reading(s, 35.0, 9.0), 5);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].x, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!((closed[0].end_ms - closed[0].start_ms), 30_000);
+        assert_eq!(w.earliest_needed(0), Some(3));
+    }
+
+    #[test]
+    fn readings_past_the_lateness_are_late_and_not_merged() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(5);
+        feed(&mut w, &reading(s, 0.0, 1.0), 0);
+        feed(&mut w, &reading(s, 40.0, 1.0), 1);
+        let (_, added) = feed(&mut w, &reading(s, 5.0, 1.0), 2);
+        assert_eq!(
+            added,
+            Added {
+                joined: 0,
+                late: true
+            }
+        );
+        // A window the watermark passed before it ever opened is late too.
+        feed(&mut w, &reading(s, 200.0, 1.0), 3);
+        let (_, added) = feed(&mut w, &reading(s, 100.0, 1.0), 4);
+        assert!(added.late);
+    }
+
+    #[test]
+    fn hopping_windows_overlap_and_each_reading_joins_every_window_it_falls_in() {
+        let s = SensorId::new_random();
+        let mut w = Windower::new(WindowSpec {
+            length: Duration::from_secs(30),
+            hop: Duration::from_secs(10),
+            allowed_lateness: Duration::ZERO,
+        });
+        let (_, added) = feed(&mut w, &reading(s, 25.0, 1.0), 0);
+        assert_eq!(added.joined, 3); // windows starting at 0, 10 and 20 s
+        let mut closed = Vec::new();
+        for (i, secs) in [31.0, 41.0, 51.0, 61.0].into_iter().enumerate() {
+            closed.extend(feed(&mut w, &reading(s, secs, 2.0), i as i64 + 1).0);
+        }
+        let starts: Vec<i64> = closed.iter().map(|c| (c.start_ms - T0) / 1000).collect();
+        assert_eq!(starts, vec![0, 10, 20, 30]);
+        assert_eq!(closed[2].x, vec![1.0, 2.0, 2.0]); // [20, 50): 25, 31, 41
+    }
+
+    #[test]
+    fn duplicates_count_once_and_out_of_order_readings_sort() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(10);
+        feed(&mut w, &reading(s, 2.0, 2.0), 0);
+        feed(&mut w, &reading(s, 1.0, 1.0), 1);
+        feed(&mut w, &reading(s, 2.0, 2.0), 2);
+        let (closed, _) = feed(&mut w, &reading(s, 45.0, 0.0), 3);
+        assert_eq!(closed[0].x, vec![1.0, 2.0]);
+        assert_eq!(closed[0].t[1] - closed[0].t[0], 1.0);
+    }
+
+    #[test]
+    fn idle_windows_are_found_and_removed_after_publication() {
+        let (a, b) = (SensorId::new_random(), SensorId::new_random());
+        let mut w = tumbling(0);
+        let t0 = Instant::now();
+        w.add(&reading(a, 0.0, 1.0), o(0), t0);
+        w.add(&reading(b, 0.0, 1.0), o(1), t0 + Duration::from_secs(50));
+        let idle = w.idle(t0 + Duration::from_secs(60), Duration::from_secs(60));
+        assert_eq!(idle.len(), 1);
+        assert_eq!(idle[0].sensor_id, a);
+        w.remove(a, idle[0].start_ms);
+        assert_eq!(w.open_windows(), 1);
+        assert_eq!(w.earliest_needed(0), Some(1));
+        assert!(w.add(&reading(a, 3.0, 1.0), o(2), t0).late);
+    }
+
+    #[test]
+    fn closing_changes_nothing() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(0);
+        feed(&mut w, &reading(s, 0.0, 1.0), 0);
+        assert_eq!(w.closing(&reading(s, 45.0, 1.0)).len(), 1);
+        assert_eq!(w.open_windows(), 1);
+        assert_eq!(feed(&mut w, &reading(s, 1.0, 1.0), 1).1.joined, 1);
+    }
+}
