@@ -128,6 +128,40 @@ impl Anomaly {
     }
 }
 
+/// The scores of one scored window (a row of `anomaly_scores`), anomalous or not: the
+/// ensemble's and each detector's calibrated score, so that an operator can see how each
+/// detector judged it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyScore {
+    /// Start of the scored window.
+    pub window_start: Timestamp,
+    /// The sensor whose window was scored.
+    pub sensor_id: SensorId,
+    /// The asset.
+    pub asset_id: AssetId,
+    /// The anomaly this window raised, if it did.
+    pub anomaly_id: Option<AnomalyId>,
+    /// The score compared with the threshold, in [0, 1].
+    pub ensemble_score: f64,
+    /// Robust z-score detector's calibrated score, when part of the model.
+    pub zscore_score: Option<f64>,
+    /// Isolation forest's calibrated score, when part of the model.
+    pub isolation_forest_score: Option<f64>,
+    /// One-class SVM's calibrated score, when part of the model.
+    pub ocsvm_score: Option<f64>,
+    /// Autoencoder's calibrated score, when part of the model.
+    pub autoencoder_score: Option<f64>,
+    /// The asset's threshold.
+    pub threshold: f64,
+    /// Severity, when the window was an anomaly.
+    pub severity: Option<Severity>,
+    /// Detection method, e.g. `ensemble` or `robust-zscore`.
+    pub method: String,
+    /// The model version that scored it (`None`: the online baseline).
+    pub model_version: Option<String>,
+}
+
 /// A remaining-useful-life prediction (published on `rul.predicted`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -160,6 +160,10 @@ pub struct Scores {
     pub ensemble: f64,
     /// The combined surprisal before its calibration.
     pub surprisal: f64,
+    /// `−ln(1 − ensemble)`, computed without cancellation: how rare the window is on the
+    /// baseline (4.6: one baseline window in 100; 6.9: one in 1000), unbounded above, so it
+    /// keeps ranking windows that are all far beyond the baseline.
+    pub ensemble_surprisal: f64,
     /// Each member's score, in member order.
     pub members: Vec<MemberScore>,
 }
@@ -313,6 +317,7 @@ impl Ensemble {
         let surprisal = total / weights;
         Ok(Scores {
             ensemble: self.combined.calibrate(surprisal),
+            ensemble_surprisal: self.combined.surprisal(surprisal),
             surprisal,
             members,
         })

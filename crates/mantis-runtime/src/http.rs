@@ -112,6 +112,23 @@ impl Problem {
     }
 }
 
+/// Parses a JSON request body; a body that is not JSON, or not of the expected shape, is a
+/// 400 problem naming where it went wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request(
+            "the request body is empty; a JSON object is expected",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::bad_request(format!(
+            "the request body is not valid here: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use mantis_bus::{Bus, TopicSpec, embedded::EmbeddedBus};
 use mantis_cache::{Cache, InProcessCache, RedisCache};
 use mantis_codec::Codec;
+use mantis_objects::ObjectStore;
 use mantis_store::Store;
 use mantis_telemetry::ReadinessCheck;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Infra {
     pub codec: Arc<Codec>,
     /// The online cache (in-process in the embedded mode, Redis when `redis_url` is set).
     pub cache: Arc<dyn Cache>,
+    /// Object storage (model registry): local disk in the embedded mode, S3 in the cluster.
+    pub objects: Arc<dyn ObjectStore>,
     /// Where the infrastructure is, for logs and `/ready`.
     pub settings: InfraSettings,
 }
@@ -63,6 +66,8 @@ impl Infra {
             ),
             None => Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
         };
+        let objects = mantis_objects::connect(&settings.objects, &settings.data_dir)
+            .map_err(|e| Error::Config(e.to_string()))?;
         tracing::info!(
             bus = ?settings.bus,
             store = %store.describe(),
@@ -75,20 +80,28 @@ impl Infra {
             store,
             codec: Arc::new(codec),
             cache,
+            objects,
             settings: settings.clone(),
         })
     }
 
-    /// Infrastructure over an already opened bus and store, with the embedded schema registry
-    /// and an in-process cache (tools and tests that run services in-process).
-    pub fn in_process(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
-        Self {
+    /// Infrastructure over an already opened bus and store, with the embedded schema registry,
+    /// an in-process cache and objects in a fresh directory under the system's temporary
+    /// directory (tools and tests that run services in-process; replace `objects` to keep
+    /// them elsewhere).
+    pub fn in_process(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("mantis-objects-{}", uuid_like()));
+        let objects: Arc<dyn ObjectStore> = Arc::new(
+            mantis_objects::LocalObjects::open(&dir).map_err(|e| Error::Config(e.to_string()))?,
+        );
+        Ok(Self {
             bus,
             store,
             codec: Arc::new(Codec::embedded()),
             cache: Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
+            objects,
             settings: InfraSettings::default(),
-        }
+        })
     }
 
     /// Creates missing topics: the brief's catalogue plus `extra` (e.g. dead-letter topics).
@@ -110,6 +123,17 @@ impl Infra {
         }
         checks
     }
+}
+
+/// A name unique to this process and moment, for temporary directories.
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos}-{n}", std::process::id())
 }
 
 /// Entries the in-process cache of the embedded mode keeps at most.

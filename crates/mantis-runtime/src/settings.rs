@@ -38,6 +38,9 @@ pub struct InfraSettings {
     pub redis_url: Option<String>,
     /// Directory with `criticality.toml` and `routing.toml`; the built-in rules when absent.
     pub rules_dir: Option<PathBuf>,
+    /// Object storage for the model registry (`[infra.objects]`). Default: local disk,
+    /// `<data_dir>/objects`; `kind = "s3"` with `bucket`, `endpoint`, … in the cluster mode.
+    pub objects: mantis_objects::ObjectStoreSettings,
 }
 
 impl Default for InfraSettings {
@@ -49,6 +52,7 @@ impl Default for InfraSettings {
             schema_registry_url: None,
             redis_url: None,
             rules_dir: None,
+            objects: mantis_objects::ObjectStoreSettings::default(),
         }
     }
 }

@@ -10,9 +10,9 @@
 use crate::{Error, Store, WorkOrderFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
-    Alert, AlertKind, Anomaly, Asset, AssetId, Contribution, Criticality, FeatureVector, Priority,
-    Quality, Reading, RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol,
-    TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertKind, Anomaly, AnomalyScore, Asset, AssetId, Contribution, Criticality,
+    FeatureVector, Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType,
+    Severity, SourceProtocol, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -33,6 +33,8 @@ macro_rules! conformance_tests {
             windows_are_stored_once,
             feature_vectors_are_stored_once_and_the_newest_per_sensor_is_returned,
             anomalies_are_stored_once_and_listed_newest_first,
+            anomaly_scores_are_upserted_per_window_and_keep_their_anomaly,
+            feature_history_is_listed_by_time_range_oldest_first,
             rul_predictions_are_stored_once_and_listed_newest_first,
             alerts_are_stored_once_and_listed_newest_first,
             opening_a_work_order_twice_returns_the_active_one,
@@ -523,6 +525,111 @@ pub async fn anomalies_are_stored_once_and_listed_newest_first<S: Store + ?Sized
     assert_eq!(
         store.list_anomalies(None, 1).await.expect("list"),
         vec![third]
+    );
+}
+
+/// Every scored window has one score row: scoring it again updates the scores and keeps the
+/// anomaly id and severity written with the anomaly; listed newest first per asset.
+pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
+    let row = |sensor: &Sensor, start_ms: i64, score: f64| AnomalyScore {
+        window_start: at(start_ms),
+        sensor_id: sensor.id,
+        asset_id: sensor.asset_id,
+        anomaly_id: None,
+        ensemble_score: score,
+        zscore_score: Some(0.5),
+        isolation_forest_score: Some(0.6),
+        ocsvm_score: None,
+        autoencoder_score: Some(0.7),
+        threshold: 0.75,
+        severity: None,
+        method: "ensemble".to_owned(),
+        model_version: Some("3".to_owned()),
+    };
+    // The anomaly's insert writes its window's score row first ...
+    let anomalous = anomaly(&vib, 60_000);
+    assert!(store.insert_anomaly(&anomalous).await.expect("anomaly"));
+    // ... then the service writes every window's full scores.
+    let quiet = row(&vib, 0, 0.2);
+    let mut scored = row(&vib, 30_000, 0.91);
+    scored.anomaly_id = Some(anomalous.id);
+    scored.severity = Some(Severity::Critical);
+    store.upsert_anomaly_score(&quiet).await.expect("quiet");
+    store.upsert_anomaly_score(&scored).await.expect("scored");
+    store
+        .upsert_anomaly_score(&row(&flow, 0, 0.1))
+        .await
+        .expect("other asset");
+    // Scoring a window again (a redelivery) without the anomaly keeps it.
+    let mut again = row(&vib, 30_000, 0.92);
+    again.severity = None;
+    store.upsert_anomaly_score(&again).await.expect("again");
+
+    let listed = store.list_anomaly_scores(motor.id, 10).await.expect("list");
+    let mut expected = again.clone();
+    expected.anomaly_id = Some(anomalous.id);
+    expected.severity = Some(Severity::Critical);
+    assert_eq!(listed, vec![expected, quiet]);
+    assert_eq!(
+        store
+            .list_anomaly_scores(motor.id, 1)
+            .await
+            .expect("limit")
+            .len(),
+        1
+    );
+}
+
+/// A sensor's feature history is listed by window start within `[from, to)`, oldest first,
+/// up to the limit, and only that sensor's.
+pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let tmp = registered_sensor(store, &motor, "MTR-001-TMP").await;
+    for (i, start) in [90_000, 0, 60_000, 30_000].into_iter().enumerate() {
+        store
+            .insert_features(&features(&vib, start, i as f64))
+            .await
+            .expect("insert");
+    }
+    store
+        .insert_features(&features(&tmp, 30_000, 9.0))
+        .await
+        .expect("other sensor");
+    let starts = |v: Vec<FeatureVector>| {
+        v.iter()
+            .map(|f| (f.window_start - at(0)).num_milliseconds())
+            .collect::<Vec<_>>()
+    };
+    let all = store
+        .list_features(vib.id, at(0), at(120_000), 100)
+        .await
+        .expect("all");
+    assert_eq!(starts(all.clone()), vec![0, 30_000, 60_000, 90_000]);
+    assert_eq!(all[1], features(&vib, 30_000, 3.0));
+    assert_eq!(
+        starts(
+            store
+                .list_features(vib.id, at(30_000), at(90_000), 100)
+                .await
+                .expect("range")
+        ),
+        vec![30_000, 60_000]
+    );
+    assert_eq!(
+        starts(
+            store
+                .list_features(vib.id, at(0), at(120_000), 2)
+                .await
+                .expect("limit")
+        ),
+        vec![0, 30_000]
     );
 }
 

@@ -32,8 +32,8 @@
 
 use async_trait::async_trait;
 use mantis_domain::{
-    Alert, AlertId, Anomaly, Asset, AssetId, FeatureVector, Reading, RulPrediction, Sensor,
-    SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, Reading, RulPrediction,
+    Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 
 #[cfg(feature = "conformance")]
@@ -146,6 +146,20 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_features(&self, asset: AssetId) -> Result<Vec<FeatureVector>>;
     /// Stores an anomaly; one row per anomaly id. Returns whether it was new.
     async fn insert_anomaly(&self, anomaly: &Anomaly) -> Result<bool>;
+    /// Stores the scores of a scored window (one row per sensor and window start; scoring
+    /// the window again updates them and keeps the anomaly id it had).
+    async fn upsert_anomaly_score(&self, score: &AnomalyScore) -> Result<()>;
+    /// The latest scored windows of an asset, newest first.
+    async fn list_anomaly_scores(&self, asset: AssetId, limit: u32) -> Result<Vec<AnomalyScore>>;
+    /// Feature vectors of a sensor whose window starts within `[from, to)`, oldest first,
+    /// at most `limit`.
+    async fn list_features(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeatureVector>>;
     /// Anomalies, of one asset when given, newest first.
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>>;
     /// Stores a RUL prediction; one row per asset and prediction time. Returns whether new.

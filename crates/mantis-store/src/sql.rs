@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
-    Alert, AlertId, Anomaly, Asset, AssetId, FeatureVector, Reading, RulPrediction, Sensor,
-    SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, Reading, RulPrediction,
+    Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
-    AlertRow, AnomalyMetadata, AnomalyRow, AssetRow, FeatureRow, ReadingRow, RulRow, SensorRow,
-    WorkOrderRow, convert_all,
+    AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, AssetRow, FeatureRow, ReadingRow,
+    RulRow, SensorRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -144,6 +144,7 @@ where
     for<'q> Option<DbId>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> DbTime: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> String: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<String>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> f64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<f64>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
@@ -155,6 +156,7 @@ where
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AnomalyRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> AnomalyScoreRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> RulRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> WorkOrderRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AlertRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -426,6 +428,56 @@ where
         }
         tx.commit().await.map_err(db_error)?;
         Ok(inserted)
+    }
+
+    async fn upsert_anomaly_score(&self, score: &AnomalyScore) -> Result<()> {
+        sqlx::query(queries::UPSERT_ANOMALY_SCORE)
+            .bind(DbTime(score.window_start))
+            .bind(DbId::from(score.sensor_id))
+            .bind(DbId::from(score.asset_id))
+            .bind(score.anomaly_id.map(DbId::from))
+            .bind(score.ensemble_score)
+            .bind(score.threshold)
+            .bind(score.severity.map(|s| s.as_str().to_owned()))
+            .bind(score.method.clone())
+            .bind(DbId::from(TenantId::DEFAULT))
+            .bind(score.zscore_score)
+            .bind(score.isolation_forest_score)
+            .bind(score.ocsvm_score)
+            .bind(score.autoencoder_score)
+            .bind(score.model_version.clone())
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_anomaly_scores(&self, asset: AssetId, limit: u32) -> Result<Vec<AnomalyScore>> {
+        let rows = sqlx::query_as::<_, AnomalyScoreRow>(queries::LIST_ANOMALY_SCORES)
+            .bind(DbId::from(asset))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn list_features(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeatureVector>> {
+        let rows = sqlx::query_as::<_, FeatureRow>(queries::LIST_FEATURES)
+            .bind(DbId::from(sensor))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
     }
 
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>> {

@@ -1,31 +1,48 @@
 //! # mantis-anomaly
 //!
-//! Consumes `features.extracted` and scores every feature vector against a baseline learned
-//! online from the first `warmup_windows` windows of each sensor (robust z-scores: median and
-//! MAD per feature, see `baseline`). A score at or above the asset's threshold (criticality
-//! matrix in `rules/`) becomes an anomaly: stored (one row per sensor window, so a redelivered
-//! window never duplicates it) and published on `anomaly.detected` with its severity in the
-//! `severity` header and the features that contributed most.
+//! Consumes `features.extracted` and scores every feature vector of each asset:
 //!
-//! Baselines are persisted in the store as they are learned, so a restart or a rebalance
-//! resumes where it stopped; windows already learned are recognised and not learned twice.
+//! - with the asset's **trained model** once it has one (`model`, `models`): one `mantis-ml`
+//!   ensemble per sensor (robust z-score, isolation forest, one-class SVM, autoencoder, each
+//!   calibrated on the asset's own baseline), trained automatically once the asset has
+//!   `auto_train_after_secs` of windows and no active work order, or on demand through
+//!   `POST /api/v1/anomalies/train`; versions live in the model registry (object storage) and
+//!   the promoted one is hot-swapped in;
+//! - until then with an online **robust baseline** learned from the first `warmup_windows`
+//!   windows of each sensor (median and MAD per feature, see `baseline`).
+//!
+//! A score at or above the asset's threshold (criticality matrix in `rules/`), confirmed over
+//! `confirm_windows` windows and held with hysteresis (`alarm`), becomes an anomaly: stored (one
+//! row per sensor window, so a redelivered window never duplicates it) and published on
+//! `anomaly.detected` with its severity in the `severity` header and the features that
+//! contributed most. Every scored window's scores (the ensemble's and each detector's) are
+//! stored in `anomaly_scores`, and the asset's latest score is cached for 5 minutes.
+//!
+//! Baselines and alarm states are persisted in the store as they change, so a restart or a
+//! rebalance resumes where it stopped; windows already seen are recognised.
 
 pub mod alarm;
 pub mod baseline;
+pub mod model;
+pub mod models;
+pub mod routes;
 
 use alarm::{AlarmRule, AlarmState};
 use async_trait::async_trait;
 use baseline::{Baseline, Observation};
 use mantis_bus::{Position, topics};
 use mantis_domain::{
-    Anomaly, AssetId, Contribution, Criticality, FeatureVector, SensorId, Severity,
+    Anomaly, AnomalyScore, AssetId, Contribution, Criticality, FeatureVector, SensorId, Severity,
 };
+use mantis_ml::DetectorKind;
 use mantis_rules::RuleSet;
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
 };
 use mantis_store::Store;
 use mantis_telemetry::Health;
+use model::TrainConfig;
+use models::Models;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +71,18 @@ pub struct Config {
     /// How far below the threshold the scores of an anomalous stretch may fall and still be
     /// anomalies. Default 0.05.
     pub hysteresis: f64,
+    /// Seconds of windows (of normal operation: no active work order) an asset needs before
+    /// its model is trained automatically; 0 disables automatic training. Default 86400 (24 h).
+    pub auto_train_after_secs: u64,
+    /// Seconds between two checks for assets to train and for models promoted elsewhere.
+    /// Default 60.
+    pub train_check_secs: u64,
+    /// Model training (`[anomaly.training]`: `min_windows`, `max_windows`, `ensemble`).
+    pub training: TrainConfig,
+    /// Seconds the latest score of an asset stays cached. Default 300.
+    pub score_cache_ttl_secs: u64,
+    /// Recent windows per sensor compared with the training data for drift. Default 60.
+    pub drift_windows: u32,
 }
 
 impl Default for Config {
@@ -66,19 +95,33 @@ impl Default for Config {
             confirm_windows: 1,
             clear_windows: 2,
             hysteresis: 0.05,
+            auto_train_after_secs: 86_400,
+            train_check_secs: 60,
+            training: TrainConfig::default(),
+            score_cache_ttl_secs: 300,
+            drift_windows: 60,
         }
     }
 }
 
 /// The consumer group of the service.
 pub const GROUP: &str = "anomaly";
-/// The detection method recorded on anomalies.
+/// The detection method recorded for windows scored by the online baseline.
 pub const METHOD: &str = "robust-zscore";
+/// The detection method recorded for windows scored by a trained model.
+pub const MODEL_METHOD: &str = "ensemble";
+
+/// The cache key of an asset's latest score.
+pub fn latest_score_key(asset: AssetId) -> String {
+    format!("anomaly:latest:{asset}")
+}
 
 const ASSET_TTL: Duration = Duration::from_secs(30);
 
 struct AnomalyHandler {
     store: Arc<dyn Store>,
+    cache: Arc<dyn mantis_cache::Cache>,
+    models: Arc<Models>,
     publisher: Publisher,
     rules: RuleSet,
     config: Config,
@@ -217,86 +260,255 @@ impl Handler for AnomalyHandler {
             return Ok(ctx.done());
         }
         let window_ms = fv.window_start.timestamp_millis();
+        // The online baseline keeps learning either way: it scores the sensors a model does
+        // not cover (yet).
         let observation = self
             .baseline(fv.sensor_id)
             .await?
             .observe(window_ms, &fv.features);
-        let (score, deviations) = match observation {
-            Observation::Learning {
-                seen,
-                needed,
-                changed,
-            } => {
+        let served = self.models.served(fv.asset_id);
+        let scored = served.as_ref().and_then(|m| {
+            m.model
+                .score(fv, self.config.explain_top)
+                .map(|r| (m.version, r))
+        });
+        let verdict = match (scored, observation) {
+            (Some((version, Ok(s))), _) => Verdict {
+                score: s.alarm,
+                method: MODEL_METHOD,
+                model_version: Some(version.to_string()),
+                members: s.members.clone(),
+                contributions: s
+                    .contributions
+                    .iter()
+                    .map(|(feature, value, share)| Contribution {
+                        feature: feature.clone(),
+                        sensor_id: fv.sensor_id,
+                        value: *value,
+                        z_score: *share,
+                    })
+                    .collect(),
+            },
+            (Some((version, Err(e))), _) => {
+                return Err(HandleError::Permanent(format!(
+                    "model version {version} of asset {} cannot score this window: {e}",
+                    fv.asset_id
+                )));
+            }
+            (
+                None,
+                Observation::Learning {
+                    seen,
+                    needed,
+                    changed,
+                },
+            ) => {
                 if changed {
-                    let b = self.baseline(fv.sensor_id).await?.clone();
-                    let value = serde_json::to_value(&b)
-                        .map_err(|e| HandleError::Permanent(e.to_string()))?;
-                    self.store
-                        .put_state(&state_key(fv.sensor_id), &value)
-                        .await?;
-                    if b.is_ready() {
-                        let ready = self.baselines.values().filter(|b| b.is_ready()).count();
-                        self.health
-                            .set_detail("baselinesReady", serde_json::json!(ready));
-                        tracing::info!(sensor = %fv.sensor_id, windows = needed, "baseline learned");
-                    }
+                    self.persist_baseline(fv.sensor_id, needed).await?;
                 }
                 tracing::trace!(sensor = %fv.sensor_id, seen, needed, "learning baseline");
                 return Ok(ctx.done());
             }
-            Observation::Scored { score, deviations } => (score, deviations),
+            (None, Observation::Scored { score, deviations }) => Verdict {
+                score,
+                method: METHOD,
+                model_version: None,
+                members: Default::default(),
+                contributions: deviations
+                    .into_iter()
+                    .take(self.config.explain_top)
+                    .map(|d| Contribution {
+                        feature: d.feature,
+                        sensor_id: fv.sensor_id,
+                        value: d.value,
+                        z_score: d.z,
+                    })
+                    .collect(),
+            },
         };
-        metrics::histogram!("mantis_anomaly_score").record(score);
+        metrics::histogram!("mantis_anomaly_score", "method" => verdict.method)
+            .record(verdict.score);
         let threshold = self.rules.anomaly_threshold(criticality);
-        if !self
-            .judge(fv.sensor_id, window_ms, score, threshold)
-            .await?
-        {
-            return Ok(ctx.done());
-        }
-        let anomaly = Anomaly {
+        let is_anomaly = self
+            .judge(fv.sensor_id, window_ms, verdict.score, threshold)
+            .await?;
+        let anomaly = is_anomaly.then(|| Anomaly {
             id: Anomaly::id_for(fv.sensor_id, fv.window_start),
             asset_id: fv.asset_id,
             sensor_id: fv.sensor_id,
             window_start: fv.window_start,
             detected_at: fv.window_end,
-            score,
+            score: verdict.score,
             threshold,
-            severity: Severity::for_anomaly(criticality, score, threshold),
+            severity: Severity::for_anomaly(criticality, verdict.score, threshold),
             criticality,
-            method: METHOD.to_owned(),
-            contributions: deviations
-                .into_iter()
-                .take(self.config.explain_top)
-                .map(|d| Contribution {
-                    feature: d.feature,
-                    sensor_id: fv.sensor_id,
-                    value: d.value,
-                    z_score: d.z,
-                })
-                .collect(),
+            method: verdict.method.to_owned(),
+            contributions: verdict.contributions.clone(),
+        });
+        if let Some(anomaly) = &anomaly {
+            let new = self.store.insert_anomaly(anomaly).await?;
+            if new {
+                metrics::counter!("mantis_anomalies_total", "severity" => anomaly.severity.as_str())
+                    .increment(1);
+                tracing::info!(asset = %anomaly.asset_id, sensor = %anomaly.sensor_id, score = anomaly.score, severity = %anomaly.severity, method = %anomaly.method, "anomaly detected");
+            }
+        }
+        let member = |k| verdict.members.get(&k).copied();
+        let row = AnomalyScore {
+            window_start: fv.window_start,
+            sensor_id: fv.sensor_id,
+            asset_id: fv.asset_id,
+            anomaly_id: anomaly.as_ref().map(|a| a.id),
+            ensemble_score: verdict.score,
+            zscore_score: member(DetectorKind::RobustZ),
+            isolation_forest_score: member(DetectorKind::IsolationForest),
+            ocsvm_score: member(DetectorKind::OneClassSvm),
+            autoencoder_score: member(DetectorKind::Autoencoder),
+            threshold,
+            severity: anomaly.as_ref().map(|a| a.severity),
+            method: verdict.method.to_owned(),
+            model_version: verdict.model_version.clone(),
         };
-        let new = self.store.insert_anomaly(&anomaly).await?;
-        // Published even when the row existed: the previous attempt may have stopped before
-        // publishing; downstream handling is keyed by the anomaly id.
-        self.publisher
-            .publish(
-                Some(anomaly.asset_id.to_string()),
-                &anomaly,
-                ctx.trace,
-                vec![(
-                    topics::SEVERITY_HEADER.to_owned(),
-                    anomaly.severity.as_str().as_bytes().to_vec(),
-                )],
-            )
-            .await?;
-        if new {
-            metrics::counter!("mantis_anomalies_total", "severity" => anomaly.severity.as_str())
-                .increment(1);
-            tracing::info!(asset = %anomaly.asset_id, sensor = %anomaly.sensor_id, score, severity = %anomaly.severity, "anomaly detected");
+        self.store.upsert_anomaly_score(&row).await?;
+        self.cache_latest(&row).await;
+        if let Some(anomaly) = anomaly {
+            // Published even when the row existed: the previous attempt may have stopped
+            // before publishing; downstream handling is keyed by the anomaly id.
+            self.publisher
+                .publish(
+                    Some(anomaly.asset_id.to_string()),
+                    &anomaly,
+                    ctx.trace,
+                    vec![(
+                        topics::SEVERITY_HEADER.to_owned(),
+                        anomaly.severity.as_str().as_bytes().to_vec(),
+                    )],
+                )
+                .await?;
         }
         Ok(ctx.done())
     }
+}
+
+/// How one window was scored.
+struct Verdict {
+    score: f64,
+    method: &'static str,
+    model_version: Option<String>,
+    members: std::collections::BTreeMap<DetectorKind, f64>,
+    contributions: Vec<Contribution>,
+}
+
+impl AnomalyHandler {
+    async fn persist_baseline(
+        &mut self,
+        sensor: SensorId,
+        needed: usize,
+    ) -> Result<(), HandleError> {
+        let b = self.baseline(sensor).await?.clone();
+        let value = serde_json::to_value(&b).map_err(|e| HandleError::Permanent(e.to_string()))?;
+        self.store.put_state(&state_key(sensor), &value).await?;
+        if b.is_ready() {
+            let ready = self.baselines.values().filter(|b| b.is_ready()).count();
+            self.health
+                .set_detail("baselinesReady", serde_json::json!(ready));
+            tracing::info!(%sensor, windows = needed, "baseline learned");
+        }
+        Ok(())
+    }
+
+    /// Caches the asset's latest score (best effort: the store has it too).
+    async fn cache_latest(&self, row: &AnomalyScore) {
+        let Ok(bytes) = serde_json::to_vec(row) else {
+            return;
+        };
+        let ttl = Duration::from_secs(self.config.score_cache_ttl_secs.max(1));
+        if let Err(e) = self
+            .cache
+            .set(&latest_score_key(row.asset_id), bytes, ttl)
+            .await
+        {
+            tracing::debug!(error = %e, "latest score not cached");
+        }
+    }
+}
+
+/// Trains the assets that have enough normal history and no model, and loads models promoted
+/// elsewhere, every `train_check_secs`.
+async fn trainer(
+    models: Arc<Models>,
+    store: Arc<dyn Store>,
+    config: Config,
+    health: Health,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let every = Duration::from_secs(config.train_check_secs.max(1));
+    loop {
+        let assets = match store.list_assets(None).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "model check: assets unavailable");
+                Vec::new()
+            }
+        };
+        for asset in assets {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if let Err(e) = models.reload(asset.id).await {
+                tracing::warn!(asset = %asset.code, error = %e, "promoted model not loaded");
+            }
+            if config.auto_train_after_secs == 0 || models.served(asset.id).is_some() {
+                continue;
+            }
+            match auto_train(&models, asset.id, &config).await {
+                Ok(Some(t)) => tracing::info!(
+                    asset = %asset.code,
+                    version = t.version,
+                    windows = t.report.windows.values().sum::<usize>(),
+                    seconds = t.report.seconds,
+                    "anomaly model trained automatically"
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(asset = %asset.code, error = %e, "automatic training failed")
+                }
+            }
+        }
+        health.set_detail("modelsServed", serde_json::json!(models.served_count()));
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn auto_train(
+    models: &Models,
+    asset: AssetId,
+    config: &Config,
+) -> Result<Option<models::Trained>, models::ModelError> {
+    let Some((windows, span)) = models.history_span(asset).await? else {
+        return Ok(None);
+    };
+    let needed =
+        chrono::Duration::seconds(i64::try_from(config.auto_train_after_secs).unwrap_or(i64::MAX));
+    if windows < config.training.min_windows || span < needed {
+        return Ok(None);
+    }
+    if models.has_active_work_order(asset).await? {
+        tracing::debug!(%asset, "not trained: the asset has an active work order");
+        return Ok(None);
+    }
+    models
+        .train(
+            asset,
+            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            chrono::Utc::now(),
+            true,
+        )
+        .await
+        .map(Some)
 }
 
 /// Builds the anomaly-detection service.
@@ -307,10 +519,17 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
     health.set_detail("method", serde_json::json!(METHOD));
     health.set_detail("warmupWindows", serde_json::json!(config.warmup_windows));
     health.set_detail("confirmWindows", serde_json::json!(config.confirm_windows));
+    let models = Arc::new(Models::new(
+        mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
+        infra.store.clone(),
+        config.training.clone(),
+    ));
     let handler = AnomalyHandler {
         store: infra.store.clone(),
+        cache: infra.cache.clone(),
+        models: models.clone(),
         publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly"),
-        rules,
+        rules: rules.clone(),
         config: config.clone(),
         baselines: HashMap::new(),
         alarms: HashMap::new(),
@@ -318,11 +537,22 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         sampling_rates: HashMap::new(),
         health: health.clone(),
     };
-    Ok(
-        App::new("anomaly", &config.bind, axum::Router::new(), health)
-            .await?
-            .worker("consumer", move |shutdown| {
-                run_consumer(infra, GROUP, handler, shutdown)
-            }),
-    )
+    let api = routes::router(routes::ApiState {
+        models: models.clone(),
+        store: infra.store.clone(),
+        cache: infra.cache.clone(),
+        rules,
+        drift_windows: config.drift_windows,
+        explain_top: config.explain_top,
+    });
+    let (store, trainer_config, trainer_health) =
+        (infra.store.clone(), config.clone(), health.clone());
+    Ok(App::new("anomaly", &config.bind, api, health)
+        .await?
+        .worker("consumer", move |shutdown| {
+            run_consumer(infra, GROUP, handler, shutdown)
+        })
+        .worker("trainer", move |shutdown| {
+            trainer(models, store, trainer_config, trainer_health, shutdown)
+        }))
 }

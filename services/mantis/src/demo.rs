@@ -271,15 +271,16 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// A simulator for `plant` that replays enough history for `warmup_windows` windows of
-    /// `window_secs` (plus margin) before going live.
+    /// A simulator for `plant` that replays enough history for `history_windows` windows of
+    /// `window_secs` (plus margin) before going live: the anomaly baselines and models learn
+    /// from it.
     pub fn new(
         plant: Vec<SimulatedMachine>,
         config: DemoConfig,
         window_secs: u64,
-        warmup_windows: usize,
+        history_windows: usize,
     ) -> Self {
-        let history_secs = (warmup_windows as f64 + 2.0) * window_secs as f64;
+        let history_secs = (history_windows as f64 + 2.0) * window_secs as f64;
         let rng = StdRng::seed_from_u64(config.seed);
         Self {
             plant,

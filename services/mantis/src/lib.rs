@@ -48,6 +48,10 @@ impl Settings {
         s.preprocessing.idle_close_secs = 15;
         s.anomaly.warmup_windows = 12;
         s.anomaly.confirm_windows = 2;
+        // The simulator replays ten minutes of healthy history: the models train on it at once.
+        s.anomaly.training.min_windows = 60;
+        s.anomaly.auto_train_after_secs = 600;
+        s.anomaly.train_check_secs = 5;
         s
     }
 
@@ -174,7 +178,10 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
             plant,
             settings.demo.clone(),
             settings.preprocessing.window_secs,
-            settings.anomaly.warmup_windows,
+            settings
+                .anomaly
+                .warmup_windows
+                .max(settings.anomaly.training.min_windows),
         );
         let sim = match devices {
             Some(d) => sim.with_devices(d),

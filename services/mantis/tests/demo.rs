@@ -29,14 +29,14 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
 async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines_alert() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gateway_port, ingestion_port) = (free_port(), free_port());
+    let (gateway_port, ingestion_port, anomaly_port) = (free_port(), free_port(), free_port());
     let mut s = Settings::demo_defaults();
     s.infra.data_dir = dir.path().to_path_buf();
     s.gateway.bind = format!("127.0.0.1:{gateway_port}");
     s.ingestion.bind = format!("127.0.0.1:{ingestion_port}");
     s.preprocessing.bind = "127.0.0.1:0".into();
     s.features.bind = "127.0.0.1:0".into();
-    s.anomaly.bind = "127.0.0.1:0".into();
+    s.anomaly.bind = format!("127.0.0.1:{anomaly_port}");
     s.rul.bind = "127.0.0.1:0".into();
     s.orchestrator.bind = "127.0.0.1:0".into();
     // No broker there: the conveyors stay in-process (and say so).
@@ -46,6 +46,7 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
     let http = reqwest::Client::new();
     let gateway = format!("http://127.0.0.1:{gateway_port}");
     let ingestion = format!("http://127.0.0.1:{ingestion_port}");
+    let anomaly = format!("http://127.0.0.1:{anomaly_port}");
 
     // Wait for alerts on the critical motor (OPC UA) and the pump (Modbus).
     let wearing = [asset("MTR-001"), asset("PMP-001")];
@@ -90,6 +91,53 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         orders.as_array().is_some_and(|o| !o.is_empty()),
         "the critical motor has a work order: {orders}"
     );
+
+    // The models trained on the replayed history score the plant: the wearing motor's
+    // anomalies come from its ensemble and name the features behind them; the healthy
+    // machines have models too, and no anomaly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let view = loop {
+        let view = get(&http, &format!("{anomaly}/api/v1/anomalies/{}", wearing[0]))
+            .await
+            .unwrap_or_default();
+        let by_model = view["anomalies"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["method"] == "ensemble"
+                    && x["contributions"].as_array().is_some_and(|c| !c.is_empty())
+            })
+        });
+        if by_model {
+            break view;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no explained ensemble anomaly on the wearing motor: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(view["model"]["version"].as_u64().is_some(), "{view:#}");
+    let scored = view["scores"].as_array().cloned().unwrap_or_default();
+    assert!(
+        scored.iter().any(|r| r["isolationForestScore"].is_number()
+            && r["ocsvmScore"].is_number()
+            && r["autoencoderScore"].is_number()
+            && r["zscoreScore"].is_number()),
+        "every detector's score is stored: {scored:#?}"
+    );
+    for (id, code) in &healthy {
+        let view = get(&http, &format!("{anomaly}/api/v1/anomalies/{id}"))
+            .await
+            .expect("anomaly view");
+        assert!(
+            view["model"]["version"].as_u64().is_some(),
+            "{code} has a model: {view:#}"
+        );
+        assert_eq!(
+            view["anomalies"],
+            serde_json::json!([]),
+            "healthy {code}: {view:#}"
+        );
+    }
 
     // The readings came through the real connectors.
     let connectors = get(&http, &format!("{ingestion}/api/v1/connectors"))

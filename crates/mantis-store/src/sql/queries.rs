@@ -123,6 +123,35 @@ pub(crate) const INSERT_ANOMALY_SCORE: &str = "INSERT INTO anomaly_scores \
      $6, $7, $8) \
      ON CONFLICT (sensor_id, time) DO NOTHING";
 
+/// Every scored window; re-scoring the same window updates the scores and keeps the anomaly
+/// id it already had (the anomaly's own insert writes the row first, in its transaction).
+pub(crate) const UPSERT_ANOMALY_SCORE: &str = "INSERT INTO anomaly_scores \
+     (time, sensor_id, tenant_id, asset_id, anomaly_id, ensemble_score, threshold, severity, \
+     detection_method, zscore_score, isolation_forest_score, ocsvm_score, autoencoder_score, \
+     model_version) \
+     VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $3), $9), $3, $4, $5, \
+     $6, $7, $8, $10, $11, $12, $13, $14) \
+     ON CONFLICT (sensor_id, time) DO UPDATE SET \
+     anomaly_id = COALESCE(excluded.anomaly_id, anomaly_scores.anomaly_id), \
+     ensemble_score = excluded.ensemble_score, threshold = excluded.threshold, \
+     severity = COALESCE(excluded.severity, anomaly_scores.severity), \
+     detection_method = excluded.detection_method, zscore_score = excluded.zscore_score, \
+     isolation_forest_score = excluded.isolation_forest_score, \
+     ocsvm_score = excluded.ocsvm_score, autoencoder_score = excluded.autoencoder_score, \
+     model_version = excluded.model_version";
+
+/// `$1`: asset; `$2`: limit. Newest first.
+pub(crate) const LIST_ANOMALY_SCORES: &str = "SELECT time, sensor_id, asset_id, anomaly_id, \
+     ensemble_score, zscore_score, isolation_forest_score, ocsvm_score, autoencoder_score, \
+     threshold, severity, detection_method, model_version FROM anomaly_scores \
+     WHERE asset_id = $1 ORDER BY time DESC, sensor_id LIMIT $2";
+
+/// `$1`: sensor; `[$2, $3)`: window starts. Oldest first.
+pub(crate) const LIST_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
+     sensor_type, feature_set_version, features FROM sensor_features \
+     WHERE sensor_id = $1 AND window_start >= $2 AND window_start < $3 \
+     ORDER BY window_start LIMIT $4";
+
 /// `$1`: asset or NULL for all; `$2`: limit.
 pub(crate) const LIST_ANOMALIES: &str = "SELECT id, asset_id, sensor_id, window_start, \
      detected_at, severity, anomaly_score, threshold, criticality, detection_method, metadata \

@@ -9,9 +9,9 @@
 use super::codec::{DbId, DbTime};
 use crate::{Error, Result};
 use mantis_domain::{
-    Alert, AlertKind, Anomaly, Asset, Contribution, Criticality, DomainError, FeatureVector,
-    Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType, Severity,
-    SourceProtocol, WorkOrder, WorkOrderStatus,
+    Alert, AlertKind, Anomaly, AnomalyScore, Asset, Contribution, Criticality, DomainError,
+    FeatureVector, Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType,
+    Severity, SourceProtocol, WorkOrder, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -283,6 +283,48 @@ impl TryFrom<AnomalyRow> for Anomaly {
                 .into_iter()
                 .map(Contribution::from)
                 .collect(),
+        })
+    }
+}
+
+/// `anomaly_scores` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnomalyScoreRow {
+    time: DbTime,
+    sensor_id: DbId,
+    asset_id: DbId,
+    anomaly_id: Option<DbId>,
+    ensemble_score: f64,
+    zscore_score: Option<f64>,
+    isolation_forest_score: Option<f64>,
+    ocsvm_score: Option<f64>,
+    autoencoder_score: Option<f64>,
+    threshold: f64,
+    severity: Option<String>,
+    detection_method: String,
+    model_version: Option<String>,
+}
+
+impl TryFrom<AnomalyScoreRow> for AnomalyScore {
+    type Error = Error;
+    fn try_from(r: AnomalyScoreRow) -> Result<Self> {
+        Ok(AnomalyScore {
+            window_start: r.time.0,
+            sensor_id: r.sensor_id.0.into(),
+            asset_id: r.asset_id.0.into(),
+            anomaly_id: r.anomaly_id.map(|id| id.0.into()),
+            ensemble_score: r.ensemble_score,
+            zscore_score: r.zscore_score,
+            isolation_forest_score: r.isolation_forest_score,
+            ocsvm_score: r.ocsvm_score,
+            autoencoder_score: r.autoencoder_score,
+            threshold: r.threshold,
+            severity: r
+                .severity
+                .map(|s| stored("anomaly_scores.severity", Severity::parse(&s)))
+                .transpose()?,
+            method: r.detection_method,
+            model_version: r.model_version,
         })
     }
 }

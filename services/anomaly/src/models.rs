@@ -1,0 +1,307 @@
+//! The served anomaly models: training from the store's feature history, versions in the model
+//! registry (object storage), the promoted version of each asset loaded and hot-swapped.
+//!
+//! Every replica of the service polls the registry's promoted pointers (`reload`), so a model
+//! promoted through any replica's API, or by the automatic trainer of another, is served by all
+//! of them within one check interval; the replica that promotes swaps at once.
+
+use crate::model::{AssetModel, TrainConfig, TrainError};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use mantis_domain::{AssetId, FeatureVector, SensorId, WorkOrderStatus};
+use mantis_objects::registry::{ModelMetadata, ModelRegistry, ModelSeries, TrainingPeriod};
+use mantis_store::{Store, WorkOrderFilter};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The registry kind of anomaly models.
+pub const MODEL_KIND: &str = "anomaly";
+/// The format recorded with each version.
+pub const MODEL_FORMAT: &str = "mantis-anomaly-ensemble-v1";
+
+/// Why a model operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The asset is not registered.
+    #[error("asset {0} is not registered")]
+    UnknownAsset(AssetId),
+    /// The training data does not allow a model.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// Another training of the asset is running.
+    #[error("a model of asset {0} is being trained already")]
+    Busy(AssetId),
+    /// The version does not exist.
+    #[error("asset {asset} has no model version {version}")]
+    UnknownVersion {
+        /// The asset.
+        asset: AssetId,
+        /// The version asked for.
+        version: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mantis_store::Error),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] mantis_objects::Error),
+}
+
+/// A loaded model and its registry version.
+pub struct Served {
+    /// The registry version.
+    pub version: u64,
+    /// The model.
+    pub model: AssetModel,
+}
+
+/// What a training produced.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trained {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// The registered version.
+    pub version: u64,
+    /// Whether it is now the served version.
+    pub promoted: bool,
+    /// First window start of the training data.
+    pub trained_from: DateTime<Utc>,
+    /// End of the training data.
+    pub trained_to: DateTime<Utc>,
+    /// What training measured.
+    pub report: crate::model::TrainingReport,
+}
+
+/// The models of every asset.
+pub struct Models {
+    registry: ModelRegistry,
+    store: Arc<dyn Store>,
+    config: TrainConfig,
+    served: RwLock<HashMap<AssetId, Arc<Served>>>,
+    training: Mutex<HashSet<AssetId>>,
+}
+
+fn series(asset: AssetId) -> Result<ModelSeries, ModelError> {
+    Ok(ModelSeries::new(MODEL_KIND, asset.to_string())?)
+}
+
+/// Removes the asset from the set of running trainings when dropped.
+struct TrainingGuard<'a>(&'a Mutex<HashSet<AssetId>>, AssetId);
+
+impl Drop for TrainingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
+impl Models {
+    /// Models kept in `registry`, trained from `store`'s feature history.
+    pub fn new(registry: ModelRegistry, store: Arc<dyn Store>, config: TrainConfig) -> Self {
+        Self {
+            registry,
+            store,
+            config,
+            served: RwLock::new(HashMap::new()),
+            training: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The served model of `asset`, if any.
+    pub fn served(&self, asset: AssetId) -> Option<Arc<Served>> {
+        self.served.read().ok()?.get(&asset).cloned()
+    }
+
+    /// How many assets have a served model.
+    pub fn served_count(&self) -> usize {
+        self.served.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn swap(&self, asset: AssetId, served: Served) {
+        if let Ok(mut map) = self.served.write() {
+            tracing::info!(%asset, version = served.version, "anomaly model now served");
+            map.insert(asset, Arc::new(served));
+        }
+    }
+
+    /// Loads the promoted version of `asset` when it differs from the served one.
+    pub async fn reload(&self, asset: AssetId) -> Result<(), ModelError> {
+        let series = series(asset)?;
+        let Some(promoted) = self.registry.promoted(&series).await? else {
+            return Ok(());
+        };
+        if self.served(asset).is_some_and(|s| s.version == promoted) {
+            return Ok(());
+        }
+        self.load(asset, promoted).await
+    }
+
+    async fn load(&self, asset: AssetId, version: u64) -> Result<(), ModelError> {
+        let series = series(asset)?;
+        let Some(found) = self.registry.get(&series, version).await? else {
+            return Err(ModelError::UnknownVersion { asset, version });
+        };
+        let model = tokio::task::spawn_blocking(move || AssetModel::load(&found.bytes))
+            .await
+            .map_err(|e| TrainError::Format(e.to_string()))??;
+        self.swap(asset, Served { version, model });
+        Ok(())
+    }
+
+    /// The feature history of each sensor of `asset` within `[from, to)`.
+    async fn history(
+        &self,
+        asset: AssetId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<SensorId, Vec<FeatureVector>>, ModelError> {
+        let mut history = BTreeMap::new();
+        let limit = u32::try_from(self.config.max_windows.saturating_mul(4)).unwrap_or(u32::MAX);
+        for sensor in self.store.list_sensors(Some(asset)).await? {
+            let vectors = self.store.list_features(sensor.id, from, to, limit).await?;
+            if !vectors.is_empty() {
+                history.insert(sensor.id, vectors);
+            }
+        }
+        Ok(history)
+    }
+
+    /// Whether `asset` has an active work order (its recent windows may not be normal).
+    pub async fn has_active_work_order(&self, asset: AssetId) -> Result<bool, ModelError> {
+        let active = self
+            .store
+            .list_work_orders(&WorkOrderFilter {
+                asset_id: Some(asset),
+                statuses: vec![
+                    WorkOrderStatus::Open,
+                    WorkOrderStatus::Scheduled,
+                    WorkOrderStatus::InProgress,
+                ],
+                limit: Some(1),
+            })
+            .await?;
+        Ok(!active.is_empty())
+    }
+
+    /// How much history `asset` has: (windows of its best-covered sensor, span first → last).
+    pub async fn history_span(
+        &self,
+        asset: AssetId,
+    ) -> Result<Option<(usize, chrono::Duration)>, ModelError> {
+        let history = self
+            .history(asset, DateTime::<Utc>::MIN_UTC, Utc::now())
+            .await?;
+        Ok(history
+            .values()
+            .filter_map(|v| {
+                let (first, last) = (v.first()?, v.last()?);
+                Some((v.len(), last.window_end - first.window_start))
+            })
+            .max_by_key(|(n, _)| *n))
+    }
+
+    /// Trains a model of `asset` on its windows within `[from, to)`, registers it and, when
+    /// `promote`, serves it.
+    pub async fn train(
+        &self,
+        asset: AssetId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        promote: bool,
+    ) -> Result<Trained, ModelError> {
+        if self.store.get_asset(asset).await?.is_none() {
+            return Err(ModelError::UnknownAsset(asset));
+        }
+        {
+            let mut running = self.training.lock().map_err(|_| ModelError::Busy(asset))?;
+            if !running.insert(asset) {
+                return Err(ModelError::Busy(asset));
+            }
+        }
+        let _guard = TrainingGuard(&self.training, asset);
+        let history = self.history(asset, from, to).await?;
+        let config = self.config.clone();
+        let model =
+            tokio::task::spawn_blocking(move || AssetModel::train(asset, &history, &config))
+                .await
+                .map_err(|e| TrainError::Format(e.to_string()))??;
+        let bytes = model.save()?;
+        let mut metadata = ModelMetadata::new(MODEL_FORMAT);
+        metadata.training_period = Some(TrainingPeriod {
+            from: model.trained_from,
+            to: model.trained_to,
+        });
+        metadata.metrics = BTreeMap::from([
+            (
+                "training_alarm_rate".to_owned(),
+                model.report.training_alarm_rate,
+            ),
+            ("training_seconds".to_owned(), model.report.seconds),
+            ("sensors".to_owned(), model.sensors.len() as f64),
+            (
+                "windows".to_owned(),
+                model.report.windows.values().sum::<usize>() as f64,
+            ),
+        ]);
+        metadata.contract = serde_json::json!({
+            "sensors": model
+                .sensors
+                .iter()
+                .map(|(id, m)| (id.to_string(), m.features.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            "alarmScale": crate::model::ALARM_SCALE,
+        });
+        let series = series(asset)?;
+        let version = self
+            .registry
+            .register(&series, Bytes::from(bytes), metadata)
+            .await?;
+        let trained = Trained {
+            asset_id: asset,
+            version,
+            promoted: promote,
+            trained_from: model.trained_from,
+            trained_to: model.trained_to,
+            report: model.report.clone(),
+        };
+        if promote {
+            self.registry.promote(&series, version).await?;
+            self.swap(asset, Served { version, model });
+        }
+        metrics::counter!("mantis_anomaly_models_trained_total").increment(1);
+        Ok(trained)
+    }
+
+    /// Serves `version` of `asset` (it must exist).
+    pub async fn promote(&self, asset: AssetId, version: u64) -> Result<(), ModelError> {
+        let series = series(asset)?;
+        if self.registry.version(&series, version).await?.is_none() {
+            return Err(ModelError::UnknownVersion { asset, version });
+        }
+        self.registry.promote(&series, version).await?;
+        self.load(asset, version).await
+    }
+
+    /// Serves the version promoted before the current one; returns it.
+    pub async fn rollback(&self, asset: AssetId) -> Result<u64, ModelError> {
+        let series = series(asset)?;
+        let version = self.registry.rollback(&series).await?;
+        self.load(asset, version).await?;
+        Ok(version)
+    }
+
+    /// The registered versions of `asset`, oldest first, with the promoted one.
+    pub async fn versions(
+        &self,
+        asset: AssetId,
+    ) -> Result<(Vec<mantis_objects::registry::ModelVersion>, Option<u64>), ModelError> {
+        let series = series(asset)?;
+        Ok((
+            self.registry.versions(&series).await?,
+            self.registry.promoted(&series).await?,
+        ))
+    }
+}

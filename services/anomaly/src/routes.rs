@@ -1,0 +1,285 @@
+//! The anomaly service's HTTP API (`/api/v1/anomalies/...`).
+//!
+//! - `POST /api/v1/anomalies/train` `{assetId, from?, to?, promote?}`: trains a model of the
+//!   asset on its windows in the period (default: all of them), registers it, serves it unless
+//!   `promote` is false → 201 with the version and the training report.
+//! - `POST /api/v1/anomalies/detect` `{assetId, sensorId, features: {name: value}}`: scores a
+//!   feature vector with the asset's served model, without storing anything.
+//! - `GET /api/v1/anomalies/{asset_id}`: the asset's anomalies, latest scored windows (all four
+//!   detectors' scores), served model, and drift of recent windows against its training data.
+//! - `GET /api/v1/anomalies/{asset_id}/models`, `POST .../models/{version}/promote`,
+//!   `POST .../models/rollback`: the model versions in the registry.
+
+use crate::model::ModelScore;
+use crate::models::{ModelError, Models};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use mantis_domain::{AssetId, FeatureVector, SensorId, SensorType};
+use mantis_rules::RuleSet;
+use mantis_runtime::{Problem, parse_json};
+use mantis_store::Store;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The models.
+    pub models: Arc<Models>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The cache (latest score per asset).
+    pub cache: Arc<dyn mantis_cache::Cache>,
+    /// The decision rules (thresholds).
+    pub rules: RuleSet,
+    /// Recent windows per sensor compared with the training data for drift.
+    pub drift_windows: u32,
+    /// Contributions named per explanation.
+    pub explain_top: usize,
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/anomalies/train", post(train))
+        .route("/api/v1/anomalies/detect", post(detect))
+        .route("/api/v1/anomalies/{asset_id}", get(asset_view))
+        .route("/api/v1/anomalies/{asset_id}/models", get(versions))
+        .route(
+            "/api/v1/anomalies/{asset_id}/models/{version}/promote",
+            post(promote),
+        )
+        .route(
+            "/api/v1/anomalies/{asset_id}/models/rollback",
+            post(rollback),
+        )
+        .with_state(state)
+}
+
+impl From<ModelError> for Problem {
+    fn from(e: ModelError) -> Self {
+        match &e {
+            ModelError::UnknownAsset(_) | ModelError::UnknownVersion { .. } => {
+                Problem::not_found(e.to_string())
+            }
+            ModelError::Train(crate::model::TrainError::TooFewWindows { .. })
+            | ModelError::Train(crate::model::TrainError::NoSensors) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not enough data",
+                e.to_string(),
+            ),
+            ModelError::Busy(_) => Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            ModelError::Registry(mantis_objects::Error::NoRollback { .. }) => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
+            ModelError::Store(_) | ModelError::Registry(_) | ModelError::Train(_) => {
+                Problem::internal(e)
+            }
+        }
+    }
+}
+
+fn asset_id(raw: &str) -> Result<AssetId, Problem> {
+    raw.parse::<uuid::Uuid>().map(AssetId).map_err(|_| {
+        Problem::bad_request(format!("`{raw}` is not an asset id (a UUID is expected)"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrainRequest {
+    asset_id: AssetId,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    #[serde(default = "yes")]
+    promote: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
+    let req: TrainRequest = parse_json(&body)?;
+    let from = req.from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let to = req.to.unwrap_or_else(Utc::now);
+    if to <= from {
+        return Err(
+            Problem::bad_request("`to` must be after `from`").with_field("/to", "before `from`")
+        );
+    }
+    let trained = s.models.train(req.asset_id, from, to, req.promote).await?;
+    Ok((StatusCode::CREATED, Json(trained)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DetectRequest {
+    asset_id: AssetId,
+    sensor_id: SensorId,
+    features: BTreeMap<String, f64>,
+}
+
+fn score_json(s: &ModelScore) -> Value {
+    json!({
+        "score": s.alarm,
+        "ensembleScore": s.ensemble,
+        "detectors": s.members.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect::<BTreeMap<_, _>>(),
+        "contributions": s.contributions.iter().map(|(f, v, share)| json!({"feature": f, "value": v, "share": share})).collect::<Vec<_>>(),
+    })
+}
+
+async fn detect(State(s): State<ApiState>, body: Bytes) -> Result<Json<Value>, Problem> {
+    let req: DetectRequest = parse_json(&body)?;
+    let Some(asset) = s.store.get_asset(req.asset_id).await? else {
+        return Err(Problem::not_found(format!(
+            "asset {} is not registered",
+            req.asset_id
+        )));
+    };
+    let Some(served) = s.models.served(req.asset_id) else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "No model",
+            format!(
+                "asset {} has no trained model yet; train one with POST /api/v1/anomalies/train",
+                req.asset_id
+            ),
+        ));
+    };
+    let now = Utc::now();
+    let fv = FeatureVector {
+        asset_id: req.asset_id,
+        sensor_id: req.sensor_id,
+        sensor_type: SensorType::Vibration,
+        window_start: now,
+        window_end: now,
+        feature_set_version: String::new(),
+        features: req.features,
+    };
+    let Some(scored) = served.model.score(&fv, s.explain_top) else {
+        return Err(Problem::bad_request(format!(
+            "sensor {} is not part of the model of asset {}",
+            req.sensor_id, req.asset_id
+        ))
+        .with_field("/sensorId", "not in the model"));
+    };
+    let scored = scored.map_err(|e| Problem::bad_request(e.to_string()))?;
+    let threshold = s.rules.anomaly_threshold(asset.criticality);
+    let mut out = score_json(&scored);
+    out["threshold"] = json!(threshold);
+    out["aboveThreshold"] = json!(scored.alarm >= threshold);
+    out["modelVersion"] = json!(served.version);
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ViewQuery {
+    limit: Option<u32>,
+}
+
+async fn asset_view(
+    State(s): State<ApiState>,
+    Path(raw): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<Value>, Problem> {
+    let id = asset_id(&raw)?;
+    let Some(asset) = s.store.get_asset(id).await? else {
+        return Err(Problem::not_found(format!("asset {id} is not registered")));
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let anomalies = s.store.list_anomalies(Some(id), limit).await?;
+    let scores = s.store.list_anomaly_scores(id, limit).await?;
+    let latest = match s.cache.get(&crate::latest_score_key(id)).await {
+        Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        _ => scores.first().map(|v| json!(v)).unwrap_or(Value::Null),
+    };
+    let (model, drift) = match s.models.served(id) {
+        Some(served) => {
+            let mut drift = BTreeMap::new();
+            for sensor in served.model.sensors.keys() {
+                let recent = s
+                    .store
+                    .list_features(*sensor, served.model.trained_to, Utc::now(), u32::MAX)
+                    .await?;
+                let tail = &recent[recent.len().saturating_sub(s.drift_windows as usize)..];
+                if let Some(psi) = served.model.drift(*sensor, tail) {
+                    let max = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+                    drift.insert(
+                        sensor.to_string(),
+                        json!({
+                            "windows": tail.len(),
+                            "maxPsi": max,
+                            "drifted": max > mantis_ml::PSI_DRIFTED,
+                            "psi": psi.into_iter().collect::<BTreeMap<_, _>>(),
+                        }),
+                    );
+                }
+            }
+            (
+                json!({
+                    "version": served.version,
+                    "trainedFrom": served.model.trained_from,
+                    "trainedTo": served.model.trained_to,
+                    "trainedAt": served.model.trained_at,
+                    "report": served.model.report,
+                }),
+                json!(drift),
+            )
+        }
+        None => (Value::Null, Value::Null),
+    };
+    Ok(Json(json!({
+        "assetId": id,
+        "threshold": s.rules.anomaly_threshold(asset.criticality),
+        "latest": latest,
+        "model": model,
+        "drift": drift,
+        "anomalies": anomalies,
+        "scores": scores,
+    })))
+}
+
+async fn versions(
+    State(s): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let id = asset_id(&raw)?;
+    let (versions, promoted) = s.models.versions(id).await?;
+    Ok(Json(json!({
+        "assetId": id,
+        "promoted": promoted,
+        "servedVersion": s.models.served(id).map(|m| m.version),
+        "versions": versions,
+    })))
+}
+
+async fn promote(
+    State(s): State<ApiState>,
+    Path((raw, version)): Path<(String, String)>,
+) -> Result<Json<Value>, Problem> {
+    let id = asset_id(&raw)?;
+    let version: u64 = version
+        .parse()
+        .map_err(|_| Problem::bad_request(format!("`{version}` is not a version number")))?;
+    s.models.promote(id, version).await?;
+    Ok(Json(json!({"assetId": id, "promoted": version})))
+}
+
+async fn rollback(
+    State(s): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let id = asset_id(&raw)?;
+    let version = s.models.rollback(id).await?;
+    Ok(Json(json!({"assetId": id, "promoted": version})))
+}
