@@ -631,6 +631,24 @@ pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Si
         ),
         vec![0, 30_000]
     );
+    assert_eq!(
+        starts(
+            store
+                .recent_features(vib.id, at(30_000), 2)
+                .await
+                .expect("recent")
+        ),
+        vec![60_000, 90_000]
+    );
+    assert_eq!(
+        starts(
+            store
+                .recent_features(vib.id, at(60_000), 10)
+                .await
+                .expect("since")
+        ),
+        vec![60_000, 90_000]
+    );
 }
 
 /// A RUL prediction is stored once per asset and prediction time; listed newest first.

@@ -462,6 +462,24 @@ where
         convert_all(rows)
     }
 
+    async fn recent_features(
+        &self,
+        sensor: SensorId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeatureVector>> {
+        let rows = sqlx::query_as::<_, FeatureRow>(queries::RECENT_FEATURES)
+            .bind(DbId::from(sensor))
+            .bind(DbTime(since))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        let mut vectors: Vec<FeatureVector> = convert_all(rows)?;
+        vectors.reverse();
+        Ok(vectors)
+    }
+
     async fn list_features(
         &self,
         sensor: SensorId,

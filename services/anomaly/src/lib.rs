@@ -458,7 +458,23 @@ async fn trainer(
             if let Err(e) = models.reload(asset.id).await {
                 tracing::warn!(asset = %asset.code, error = %e, "promoted model not loaded");
             }
-            if config.auto_train_after_secs == 0 || models.served(asset.id).is_some() {
+            if let Some(served) = models.served(asset.id) {
+                match drift_of(&served, store.as_ref(), config.drift_windows).await {
+                    Ok(Some(psi)) => {
+                        metrics::gauge!("mantis_anomaly_drift_psi", "asset" => asset.code.clone())
+                            .set(psi);
+                        if psi > mantis_ml::PSI_DRIFTED {
+                            tracing::warn!(asset = %asset.code, psi, "feature distribution drifted from the model's training data; consider retraining");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(asset = %asset.code, error = %e, "drift not computed")
+                    }
+                }
+                continue;
+            }
+            if config.auto_train_after_secs == 0 {
                 continue;
             }
             match auto_train(&models, asset.id, &config).await {
@@ -481,6 +497,26 @@ async fn trainer(
             () = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// The largest PSI of any input feature of any sensor of the model, over the latest
+/// `windows` windows after its training period (`None`: no such windows yet).
+pub async fn drift_of(
+    served: &models::Served,
+    store: &dyn Store,
+    windows: u32,
+) -> Result<Option<f64>, mantis_store::Error> {
+    let mut max: Option<f64> = None;
+    for sensor in served.model.sensors.keys() {
+        let recent = store
+            .recent_features(*sensor, served.model.trained_to, windows)
+            .await?;
+        if let Some(psi) = served.model.drift(*sensor, &recent) {
+            let m = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+            max = Some(max.map_or(m, |x: f64| x.max(m)));
+        }
+    }
+    Ok(max)
 }
 
 async fn auto_train(

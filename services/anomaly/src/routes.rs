@@ -207,12 +207,11 @@ async fn asset_view(
         Some(served) => {
             let mut drift = BTreeMap::new();
             for sensor in served.model.sensors.keys() {
-                let recent = s
+                let tail = s
                     .store
-                    .list_features(*sensor, served.model.trained_to, Utc::now(), u32::MAX)
+                    .recent_features(*sensor, served.model.trained_to, s.drift_windows)
                     .await?;
-                let tail = &recent[recent.len().saturating_sub(s.drift_windows as usize)..];
-                if let Some(psi) = served.model.drift(*sensor, tail) {
+                if let Some(psi) = served.model.drift(*sensor, &tail) {
                     let max = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
                     drift.insert(
                         sensor.to_string(),
