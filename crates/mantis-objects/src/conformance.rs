@@ -365,7 +365,10 @@ pub async fn readers_never_see_a_partial_object(store: Arc<dyn ObjectStore>) {
 /// The description names the implementation.
 pub async fn the_store_describes_itself(store: Arc<dyn ObjectStore>) {
     let d = store.describe();
-    assert!(d.starts_with("local (") || d.starts_with("s3 ("), "{d}");
+    assert!(
+        d.starts_with("local (") || d.starts_with("s3 (") || d.starts_with("memory ("),
+        "{d}"
+    );
 }
 
 fn metadata(format: &str, rmse: f64) -> ModelMetadata {

@@ -41,11 +41,13 @@ pub use bytes::Bytes;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod local;
+mod memory;
 pub mod registry;
 mod s3;
 mod settings;
 
 pub use local::LocalObjects;
+pub use memory::MemoryObjects;
 pub use s3::S3Objects;
 pub use settings::{ObjectStoreSettings, S3Settings, connect};
 

@@ -86,22 +86,17 @@ impl Infra {
     }
 
     /// Infrastructure over an already opened bus and store, with the embedded schema registry,
-    /// an in-process cache and objects in a fresh directory under the system's temporary
-    /// directory (tools and tests that run services in-process; replace `objects` to keep
-    /// them elsewhere).
-    pub fn in_process(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("mantis-objects-{}", uuid_like()));
-        let objects: Arc<dyn ObjectStore> = Arc::new(
-            mantis_objects::LocalObjects::open(&dir).map_err(|e| Error::Config(e.to_string()))?,
-        );
-        Ok(Self {
+    /// an in-process cache and objects in memory (tools and tests that run services
+    /// in-process; replace `objects` to keep them on disk).
+    pub fn in_process(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
+        Self {
             bus,
             store,
             codec: Arc::new(Codec::embedded()),
             cache: Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
-            objects,
+            objects: Arc::new(mantis_objects::MemoryObjects::new()),
             settings: InfraSettings::default(),
-        })
+        }
     }
 
     /// Creates missing topics: the brief's catalogue plus `extra` (e.g. dead-letter topics).
@@ -123,17 +118,6 @@ impl Infra {
         }
         checks
     }
-}
-
-/// A name unique to this process and moment, for temporary directories.
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{nanos}-{n}", std::process::id())
 }
 
 /// Entries the in-process cache of the embedded mode keeps at most.

@@ -20,8 +20,7 @@ async fn infra(dir: &std::path::Path) -> Infra {
     let infra = Infra::in_process(
         Arc::new(bus),
         Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
-    )
-    .expect("in-process infrastructure");
+    );
     infra.ensure_topics(&[]).await.expect("topics");
     infra
 }

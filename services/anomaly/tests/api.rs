@@ -100,7 +100,7 @@ async fn start() -> Service {
         .await
         .expect("log");
     let store = SqliteStore::in_memory().await.expect("sqlite");
-    let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store)).expect("infra");
+    let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
     infra.objects = Arc::new(LocalObjects::open(dir.path().join("objects")).expect("objects"));
     infra.ensure_topics(&[]).await.expect("topics");
     let (asset, sensor) = register(infra.store.as_ref(), "MTR-API").await;

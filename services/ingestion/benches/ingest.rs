@@ -138,7 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         up: AtomicBool::new(true),
     });
     let store = Arc::new(SqliteStore::open(dir.path().join("mantis.db")).await?);
-    let infra = Infra::in_process(bus.clone(), store).expect("in-process infrastructure");
+    let infra = Infra::in_process(bus.clone(), store);
     infra.ensure_topics(&[]).await?;
     let mut sensors = Vec::new();
     for n in 0..8 {

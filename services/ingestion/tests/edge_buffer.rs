@@ -86,7 +86,7 @@ impl Fixture {
             refused: AtomicU64::new(0),
         });
         let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
-        let infra = Infra::in_process(bus.clone(), store).expect("in-process infrastructure");
+        let infra = Infra::in_process(bus.clone(), store);
         infra.ensure_topics(&[]).await.expect("topics");
         let sensor = register_sensor(&infra, "PRS-1").await;
         Self {
