@@ -63,7 +63,7 @@ pub struct Config {
     /// a gap is a data-quality matter, not a machine anomaly. Default 0.5.
     pub min_window_fill: f64,
     /// Consecutive windows of a sensor at or above its asset's threshold before they are
-    /// anomalies (1: every window is judged alone). Default 1; the demo uses 2.
+    /// anomalies (1: every window is judged alone). Default 2.
     pub confirm_windows: u32,
     /// Consecutive windows below `threshold − hysteresis` that end an anomalous stretch.
     /// Default 2.
@@ -92,7 +92,7 @@ impl Default for Config {
             warmup_windows: 20,
             explain_top: 3,
             min_window_fill: 0.5,
-            confirm_windows: 1,
+            confirm_windows: 2,
             clear_windows: 2,
             hysteresis: 0.05,
             auto_train_after_secs: 86_400,

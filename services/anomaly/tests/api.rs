@@ -125,6 +125,8 @@ async fn start() -> Service {
         bind: "127.0.0.1:0".into(),
         auto_train_after_secs: 0,
         warmup_windows: 5,
+        // Each window judged alone: one shifted window is an anomaly.
+        confirm_windows: 1,
         ..Config::default()
     };
     config.training.min_windows = 40;

@@ -47,7 +47,6 @@ impl Settings {
         s.preprocessing.window_secs = 10;
         s.preprocessing.idle_close_secs = 15;
         s.anomaly.warmup_windows = 12;
-        s.anomaly.confirm_windows = 2;
         // The simulator replays ten minutes of healthy history: the models train on it at once.
         s.anomaly.training.min_windows = 60;
         s.anomaly.auto_train_after_secs = 600;

@@ -40,6 +40,9 @@ async fn start_cluster_closing_idle_windows_after(idle_close_secs: u64) -> Clust
         // No lateness: the first reading of a later window closes the previous one.
         ("preprocessing", "allowed_lateness_secs", "0"),
         ("anomaly", "warmup_windows", &warmup),
+        // Every failing window is an anomaly of its own (no two-window confirmation), so that
+        // the tests can name the windows that must be anomalies.
+        ("anomaly", "confirm_windows", "1"),
     ])
     .await
 }

@@ -24,6 +24,8 @@ fn settings(dir: &std::path::Path) -> Settings {
     s.features.bind = "127.0.0.1:0".into();
     s.anomaly.bind = "127.0.0.1:0".into();
     s.anomaly.warmup_windows = 5;
+    // One failing window is enough here (no two-window confirmation).
+    s.anomaly.confirm_windows = 1;
     s.rul.bind = "127.0.0.1:0".into();
     s.orchestrator.bind = "127.0.0.1:0".into();
     s.gateway.bind = "127.0.0.1:0".into();
