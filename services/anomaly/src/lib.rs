@@ -5,7 +5,8 @@
 //! - with the asset's **trained model** once it has one (`model`, `models`): one `mantis-ml`
 //!   ensemble per sensor (robust z-score, isolation forest, one-class SVM, autoencoder, each
 //!   calibrated on the asset's own baseline), trained automatically once the asset has
-//!   `auto_train_after_secs` of windows and no active work order, or on demand through
+//!   `auto_train_after_secs` of windows of normal operation (before any active work order),
+//!   or on demand through
 //!   `POST /api/v1/anomalies/train`; versions live in the model registry (object storage) and
 //!   the promoted one is hot-swapped in;
 //! - until then with an online **robust baseline** learned from the first `warmup_windows`
@@ -71,7 +72,8 @@ pub struct Config {
     /// How far below the threshold the scores of an anomalous stretch may fall and still be
     /// anomalies. Default 0.05.
     pub hysteresis: f64,
-    /// Seconds of windows (of normal operation: no active work order) an asset needs before
+    /// Seconds of windows of normal operation (before the asset's oldest active work order,
+    /// if it has one) an asset needs before
     /// its model is trained automatically; 0 disables automatic training. Default 86400 (24 h).
     pub auto_train_after_secs: u64,
     /// Seconds between two checks for assets to train and for models promoted elsewhere.
@@ -524,7 +526,9 @@ async fn auto_train(
     asset: AssetId,
     config: &Config,
 ) -> Result<Option<models::Trained>, models::ModelError> {
-    let Some((windows, span)) = models.history_span(asset).await? else {
+    // Windows of normal operation only: before the oldest active work order, if any.
+    let until = models.normal_until(asset).await?;
+    let Some((windows, span)) = models.history_span(asset, until).await? else {
         return Ok(None);
     };
     let needed =
@@ -532,17 +536,8 @@ async fn auto_train(
     if windows < config.training.min_windows || span < needed {
         return Ok(None);
     }
-    if models.has_active_work_order(asset).await? {
-        tracing::debug!(%asset, "not trained: the asset has an active work order");
-        return Ok(None);
-    }
     models
-        .train(
-            asset,
-            chrono::DateTime::<chrono::Utc>::MIN_UTC,
-            chrono::Utc::now(),
-            true,
-        )
+        .train(asset, chrono::DateTime::<chrono::Utc>::MIN_UTC, until, true)
         .await
         .map(Some)
 }

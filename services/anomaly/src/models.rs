@@ -169,8 +169,9 @@ impl Models {
         Ok(history)
     }
 
-    /// Whether `asset` has an active work order (its recent windows may not be normal).
-    pub async fn has_active_work_order(&self, asset: AssetId) -> Result<bool, ModelError> {
+    /// Until when `asset`'s windows count as normal operation: the creation of its oldest
+    /// active work order (what came after may be the fault it is about), or now.
+    pub async fn normal_until(&self, asset: AssetId) -> Result<DateTime<Utc>, ModelError> {
         let active = self
             .store
             .list_work_orders(&WorkOrderFilter {
@@ -180,20 +181,24 @@ impl Models {
                     WorkOrderStatus::Scheduled,
                     WorkOrderStatus::InProgress,
                 ],
-                limit: Some(1),
+                limit: Some(1000),
             })
             .await?;
-        Ok(!active.is_empty())
+        Ok(active
+            .iter()
+            .map(|w| w.created_at)
+            .min()
+            .unwrap_or_else(Utc::now))
     }
 
-    /// How much history `asset` has: (windows of its best-covered sensor, span first → last).
+    /// How much history `asset` has before `until`: (windows of its best-covered sensor,
+    /// span first → last).
     pub async fn history_span(
         &self,
         asset: AssetId,
+        until: DateTime<Utc>,
     ) -> Result<Option<(usize, chrono::Duration)>, ModelError> {
-        let history = self
-            .history(asset, DateTime::<Utc>::MIN_UTC, Utc::now())
-            .await?;
+        let history = self.history(asset, DateTime::<Utc>::MIN_UTC, until).await?;
         Ok(history
             .values()
             .filter_map(|v| {
