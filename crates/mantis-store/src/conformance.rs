@@ -634,7 +634,7 @@ pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Si
     assert_eq!(
         starts(
             store
-                .recent_features(vib.id, at(30_000), 2)
+                .recent_features(vib.id, at(30_000), at(120_000), 2)
                 .await
                 .expect("recent")
         ),
@@ -643,11 +643,11 @@ pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Si
     assert_eq!(
         starts(
             store
-                .recent_features(vib.id, at(60_000), 10)
+                .recent_features(vib.id, at(0), at(90_000), 10)
                 .await
-                .expect("since")
+                .expect("until")
         ),
-        vec![60_000, 90_000]
+        vec![0, 30_000, 60_000]
     );
 }
 

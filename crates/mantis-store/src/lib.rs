@@ -151,12 +151,13 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_anomaly_score(&self, score: &AnomalyScore) -> Result<()>;
     /// The latest scored windows of an asset, newest first.
     async fn list_anomaly_scores(&self, asset: AssetId, limit: u32) -> Result<Vec<AnomalyScore>>;
-    /// The newest `limit` feature vectors of a sensor whose window starts at or after
-    /// `since`, oldest first.
+    /// The newest `limit` feature vectors of a sensor whose window starts within
+    /// `[from, to)`, oldest first.
     async fn recent_features(
         &self,
         sensor: SensorId,
-        since: Timestamp,
+        from: Timestamp,
+        to: Timestamp,
         limit: u32,
     ) -> Result<Vec<FeatureVector>>;
     /// Feature vectors of a sensor whose window starts within `[from, to)`, oldest first,

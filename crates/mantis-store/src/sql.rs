@@ -465,12 +465,14 @@ where
     async fn recent_features(
         &self,
         sensor: SensorId,
-        since: Timestamp,
+        from: Timestamp,
+        to: Timestamp,
         limit: u32,
     ) -> Result<Vec<FeatureVector>> {
         let rows = sqlx::query_as::<_, FeatureRow>(queries::RECENT_FEATURES)
             .bind(DbId::from(sensor))
-            .bind(DbTime(since))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
             .bind(sql_limit(limit))
             .fetch_all(self.sql_pool())
             .await

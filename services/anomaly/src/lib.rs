@@ -511,7 +511,12 @@ pub async fn drift_of(
     let mut max: Option<f64> = None;
     for sensor in served.model.sensors.keys() {
         let recent = store
-            .recent_features(*sensor, served.model.trained_to, windows)
+            .recent_features(
+                *sensor,
+                served.model.trained_to,
+                chrono::Utc::now(),
+                windows,
+            )
             .await?;
         if let Some(psi) = served.model.drift(*sensor, &recent) {
             let m = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);

@@ -159,9 +159,13 @@ impl Models {
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<SensorId, Vec<FeatureVector>>, ModelError> {
         let mut history = BTreeMap::new();
-        let limit = u32::try_from(self.config.max_windows.saturating_mul(4)).unwrap_or(u32::MAX);
+        // The newest windows of the period: training uses at most `max_windows` of them.
+        let limit = u32::try_from(self.config.max_windows).unwrap_or(u32::MAX);
         for sensor in self.store.list_sensors(Some(asset)).await? {
-            let vectors = self.store.list_features(sensor.id, from, to, limit).await?;
+            let vectors = self
+                .store
+                .recent_features(sensor.id, from, to, limit)
+                .await?;
             if !vectors.is_empty() {
                 history.insert(sensor.id, vectors);
             }

@@ -209,7 +209,12 @@ async fn asset_view(
             for sensor in served.model.sensors.keys() {
                 let tail = s
                     .store
-                    .recent_features(*sensor, served.model.trained_to, s.drift_windows)
+                    .recent_features(
+                        *sensor,
+                        served.model.trained_to,
+                        Utc::now(),
+                        s.drift_windows,
+                    )
                     .await?;
                 if let Some(psi) = served.model.drift(*sensor, &tail) {
                     let max = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);

@@ -146,11 +146,11 @@ pub(crate) const LIST_ANOMALY_SCORES: &str = "SELECT time, sensor_id, asset_id, 
      threshold, severity, detection_method, model_version FROM anomaly_scores \
      WHERE asset_id = $1 ORDER BY time DESC, sensor_id LIMIT $2";
 
-/// `$1`: sensor; `$2`: earliest window start; the newest `$3`, newest first.
+/// `$1`: sensor; `[$2, $3)`: window starts; the newest `$4`, newest first.
 pub(crate) const RECENT_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
      sensor_type, feature_set_version, features FROM sensor_features \
-     WHERE sensor_id = $1 AND window_start >= $2 \
-     ORDER BY window_start DESC LIMIT $3";
+     WHERE sensor_id = $1 AND window_start >= $2 AND window_start < $3 \
+     ORDER BY window_start DESC LIMIT $4";
 
 /// `$1`: sensor; `[$2, $3)`: window starts. Oldest first.
 pub(crate) const LIST_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
