@@ -22,7 +22,9 @@ pub enum ObjectStoreSettings {
     /// A directory on local disk (embedded mode).
     Local {
         /// The directory. Default: `<data_dir>/objects`.
-        #[serde(default)]
+        // Not serialised when absent: layered configuration (defaults, then file, then
+        // environment) must be able to switch `kind` to `s3` without a stray `path`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
     },
     /// An S3-compatible bucket (cluster mode).

@@ -157,6 +157,27 @@ mod tests {
     }
 
     #[test]
+    fn the_object_store_is_configured_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MANTIS_INFRA__OBJECTS__KIND", "s3");
+            jail.set_env("MANTIS_INFRA__OBJECTS__BUCKET", "mantis");
+            jail.set_env("MANTIS_INFRA__OBJECTS__ENDPOINT", "http://minio:9000");
+            jail.set_env("MANTIS_INFRA__OBJECTS__ACCESS_KEY_ID", "mantis");
+            jail.set_env("MANTIS_INFRA__OBJECTS__SECRET_ACCESS_KEY", "secret");
+            jail.set_env("MANTIS_INFRA__OBJECTS__ALLOW_HTTP", "true");
+            let r: Root = load_settings(None).map_err(|e| e.to_string())?;
+            let mantis_objects::ObjectStoreSettings::S3(s3) = r.infra.objects else {
+                panic!("not S3: {:?}", r.infra.objects);
+            };
+            assert_eq!(s3.bucket, "mantis");
+            assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
+            assert_eq!(s3.secret_access_key.as_deref(), Some("secret"));
+            assert!(s3.allow_http);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn default_database_is_sqlite_in_the_data_dir() {
         let s = InfraSettings::default();
         assert_eq!(s.database_url(), "sqlite://data/mantis.db");
