@@ -409,6 +409,11 @@ fn map_code(code: RDKafkaErrorCode, topic: &str, detail: String) -> Error {
         | C::NotCoordinator
         | C::WaitingForCoordinator
         | C::RebalanceInProgress
+        // A commit after the partitions were revoked (the member left or was fenced): the
+        // next owner re-reads from the last committed offset.
+        | C::IllegalGeneration
+        | C::UnknownMemberId
+        | C::FencedInstanceId
         | C::NotEnoughReplicas
         | C::NotEnoughReplicasAfterAppend => Error::Unavailable(detail),
         C::InvalidTopic

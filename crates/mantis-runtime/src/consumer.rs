@@ -102,6 +102,27 @@ pub async fn run_consumer<H: Handler>(
     run_consumer_from(infra, group, StartFrom::Earliest, handler, shutdown).await
 }
 
+/// Commits `position`. A commit the bus cannot take now (an outage, a coordinator moving, a
+/// rebalance) is not fatal: the group's committed offset stays older, and the records after it
+/// are delivered again after a restart or a rebalance (at-least-once; the handlers are
+/// idempotent). A later commit covers this one.
+async fn commit(
+    sub: &mut Box<dyn mantis_bus::Subscription>,
+    position: &Position,
+    group: &str,
+) -> Result<()> {
+    match sub.commit(position).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_retryable() => {
+            metrics::counter!("mantis_consumer_commit_failures_total", "group" => group.to_owned())
+                .increment(1);
+            tracing::warn!(group, error = %e, "offset commit failed; the records after the last commit will be delivered again");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// [`run_consumer`] with an explicit start position for a new group.
 pub async fn run_consumer_from<H: Handler>(
     infra: Infra,
@@ -134,7 +155,7 @@ pub async fn run_consumer_from<H: Handler>(
             () = shutdown.cancelled() => break 'records,
             _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 match handler.tick().await {
-                    Ok(positions) => for p in positions { sub.commit(&p).await?; },
+                    Ok(positions) => for p in positions { commit(&mut sub, &p, group).await?; },
                     Err(e) => tracing::warn!(group, error = %e, "tick failed; will retry"),
                 }
                 continue 'records;
@@ -173,7 +194,7 @@ pub async fn run_consumer_from<H: Handler>(
                         &shutdown,
                     )
                     .await?;
-                    sub.commit(&env.next_position()).await?;
+                    commit(&mut sub, &env.next_position(), group).await?;
                     break None;
                 }
             }
@@ -188,13 +209,13 @@ pub async fn run_consumer_from<H: Handler>(
         loop {
             match handler.handle(&input, &ctx).instrument(span.clone()).await {
                 Ok(Some(position)) => {
-                    sub.commit(&position).await?;
+                    commit(&mut sub, &position, group).await?;
                     break;
                 }
                 Ok(None) => break,
                 Err(HandleError::Permanent(reason)) => {
                     dead_letter(&publisher, &env, &dlq, &reason, &shutdown).await?;
-                    sub.commit(&env.next_position()).await?;
+                    commit(&mut sub, &env.next_position(), group).await?;
                     break;
                 }
                 Err(HandleError::Transient(reason)) => {

@@ -445,6 +445,7 @@ async fn trainer(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     let every = Duration::from_secs(config.train_check_secs.max(1));
+    let mut drifted: std::collections::HashSet<AssetId> = std::collections::HashSet::new();
     loop {
         let assets = match store.list_assets(None).await {
             Ok(a) => a,
@@ -466,7 +467,11 @@ async fn trainer(
                         metrics::gauge!("mantis_anomaly_drift_psi", "asset" => asset.code.clone())
                             .set(psi);
                         if psi > mantis_ml::PSI_DRIFTED {
-                            tracing::warn!(asset = %asset.code, psi, "feature distribution drifted from the model's training data; consider retraining");
+                            if drifted.insert(asset.id) {
+                                tracing::warn!(asset = %asset.code, psi, "feature distribution drifted from the model's training data; consider retraining");
+                            }
+                        } else if drifted.remove(&asset.id) {
+                            tracing::info!(asset = %asset.code, psi, "feature distribution back within the model's training data");
                         }
                     }
                     Ok(None) => {}
@@ -542,7 +547,12 @@ async fn auto_train(
         return Ok(None);
     }
     models
-        .train(asset, chrono::DateTime::<chrono::Utc>::MIN_UTC, until, true)
+        .train(
+            asset,
+            chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+            until,
+            true,
+        )
         .await
         .map(Some)
 }

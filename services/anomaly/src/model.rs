@@ -24,6 +24,9 @@ const EXCLUDED: [&str; 1] = ["sample_count"];
 const MIN_PRESENT: f64 = 0.95;
 /// Quantile bins of the drift reference.
 const DRIFT_BINS: usize = 10;
+/// Fewest recent windows a drift figure is computed from (fewer say nothing about a
+/// distribution).
+pub const MIN_DRIFT_WINDOWS: usize = 10;
 /// Version of the saved model format.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -258,10 +261,10 @@ impl AssetModel {
     }
 
     /// Population stability index of each feature of `recent` windows of `sensor` against the
-    /// training distribution (`None`: unknown sensor or no windows).
+    /// training distribution (`None`: unknown sensor, or fewer than [`MIN_DRIFT_WINDOWS`]).
     pub fn drift(&self, sensor: SensorId, recent: &[FeatureVector]) -> Option<Vec<(String, f64)>> {
         let m = self.sensors.get(&sensor)?;
-        if recent.is_empty() {
+        if recent.len() < MIN_DRIFT_WINDOWS {
             return None;
         }
         let rows: Vec<Vec<f64>> = recent
@@ -448,6 +451,10 @@ mod tests {
     #[test]
     fn drift_is_low_on_the_training_distribution_and_high_after_a_shift() {
         let (model, sensor) = trained();
+        assert!(
+            model.drift(sensor, &[fv(sensor, 99, 9.0, 0.1)]).is_none(),
+            "one window says nothing"
+        );
         let same: Vec<FeatureVector> = (100..160).map(|i| fv(sensor, i, 2.0, 0.1)).collect();
         let moved: Vec<FeatureVector> = (100..160).map(|i| fv(sensor, i, 2.5, 0.1)).collect();
         let max = |v: Vec<(String, f64)>| v.into_iter().map(|(_, p)| p).fold(0.0, f64::max);

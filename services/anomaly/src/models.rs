@@ -202,7 +202,9 @@ impl Models {
         asset: AssetId,
         until: DateTime<Utc>,
     ) -> Result<Option<(usize, chrono::Duration)>, ModelError> {
-        let history = self.history(asset, DateTime::<Utc>::MIN_UTC, until).await?;
+        let history = self
+            .history(asset, DateTime::<Utc>::UNIX_EPOCH, until)
+            .await?;
         Ok(history
             .values()
             .filter_map(|v| {

@@ -109,7 +109,7 @@ fn yes() -> bool {
 
 async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
     let req: TrainRequest = parse_json(&body)?;
-    let from = req.from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let from = req.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let to = req.to.unwrap_or_else(Utc::now);
     if to <= from {
         return Err(

@@ -220,6 +220,10 @@ impl EdgeBuffer {
             let started = std::time::Instant::now();
             let mut records = Vec::new();
             for env in &entries {
+                if env.payload.is_empty() {
+                    // The end marker appended by `open`: no records.
+                    continue;
+                }
                 match codec::decode(&env.payload) {
                     Ok(r) => records.extend(r),
                     Err(e) => {

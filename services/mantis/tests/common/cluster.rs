@@ -508,6 +508,14 @@ impl Cluster {
         }
     }
 
+    /// Panics (with its log) when a service that was started and not killed has exited.
+    pub fn assert_all_running(&mut self) {
+        let running: Vec<&'static str> = self.services.keys().copied().collect();
+        for service in running {
+            self.assert_running(service);
+        }
+    }
+
     /// Waits until `GET /ready` of `service` answers 200 (bus, database and Redis reachable).
     pub async fn await_ready(&mut self, service: &str) {
         let url = format!("{}/ready", self.url(service));
