@@ -1,0 +1,93 @@
+//! C-MAPSS benchmark of the committed deep RUL models, next to the published results.
+//!
+//! ```text
+//! cargo run --release -p mantis-rul-model --example cmapss_eval -- ../shared/data/cmapss
+//! ```
+//!
+//! The data directory is taken relative to the repository root (whatever the current
+//! directory); it defaults to `../shared/data/cmapss`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mantis_rul_model::RulModel;
+use mantis_rul_model::cmapss::Dataset;
+use mantis_rul_model::eval::{evaluate, models_dir, resolve_from_repo_root};
+
+const PUBLISHED: [(&str, f64, f64); 5] = [
+    ("LSTM (Zheng 2017)", 16.14, 16.18),
+    ("DCNN (Li 2018)", 12.61, 12.64),
+    ("MS-DCNN (2020)", 11.44, 11.67),
+    ("MTSTAN", 10.97, 10.90),
+    ("Random forest, last cycle", 18.3, 21.4),
+];
+
+fn main() -> ExitCode {
+    let arg = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data/cmapss"));
+    let data = resolve_from_repo_root(&arg);
+    match run(&data) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cmapss_eval: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    println!("C-MAPSS test sets, one prediction per engine from its last 30-cycle window,");
+    println!(
+        "scored against the unclipped true RUL (data: {})\n",
+        data.display()
+    );
+    println!(
+        "{:<8} {:<34} {:>7} {:>9} {:>13} {:>7} {:>12}",
+        "dataset", "model", "RMSE", "PHM08", "cover. (90%)", "q90", "|Rust-py|"
+    );
+    let mut ours = Vec::new();
+    for ds in ["FD001", "FD003"] {
+        let name = format!("rul-cmapss-{}", ds.to_lowercase());
+        let model = RulModel::load_named(&models_dir(), &name)?;
+        let dataset = Dataset::load(data, ds)?;
+        let r = evaluate(&model, &dataset)?;
+        let label = format!("MANTIS {} ({name})", model.sidecar().arch);
+        println!(
+            "{:<8} {:<34} {:>7.2} {:>9.1} {:>12.1}% {:>7.1} {:>12}",
+            ds,
+            label,
+            r.rmse,
+            r.phm08,
+            100.0 * r.coverage,
+            r.q90,
+            r.max_diff_vs_pipeline
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.1e}")),
+        );
+        let seeds = &model.sidecar().scores["over_seeds"];
+        ours.push((ds, seeds["test_rmse"].clone(), seeds["test_phm08"].clone()));
+    }
+    for (ds, rmse, score) in &ours {
+        println!(
+            "{:<8} {:<34} {:>7} {:>9}   (pipeline, mean ± std over seeds)",
+            ds,
+            "MANTIS, all training seeds",
+            format!(
+                "{:.2}±{:.2}",
+                rmse["mean"].as_f64().unwrap_or(f64::NAN),
+                rmse["std"].as_f64().unwrap_or(f64::NAN)
+            ),
+            format!(
+                "{:.0}±{:.0}",
+                score["mean"].as_f64().unwrap_or(f64::NAN),
+                score["std"].as_f64().unwrap_or(f64::NAN)
+            ),
+        );
+    }
+    println!("\npublished RMSE (FD001 / FD003):");
+    for (m, a, b) in PUBLISHED {
+        println!("  {m:<28} {a:>6.2} / {b:>6.2}");
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Retrains and re-exports the deep RUL models (models/rul-cmapss-*.onnx + .json sidecars).
+#   models/training/train.sh [extra train_rul.py arguments]
+# Makes a pinned virtualenv under ~/.cache/mantis/venv-rul on first use (~600 MB, CPU-only
+# TensorFlow), then trains at the lowest CPU priority. About 15 min of CPU on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV="${MANTIS_RUL_VENV:-$HOME/.cache/mantis/venv-rul}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --progress-bar off -r models/training/requirements.txt
+exec nice -n 19 "$VENV/bin/python" models/training/train_rul.py \
+  --data ../shared/data/cmapss --out models/ --arch lstm --seeds 5 --epochs 80 "$@"

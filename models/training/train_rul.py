@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""MANTIS deep RUL model: offline training pipeline for NASA C-MAPSS, exported to ONNX.
+
+One command trains, evaluates and exports a model per dataset:
+
+    python3 models/training/train_rul.py --data ../shared/data/cmapss --out models/
+
+(or `models/training/train.sh`, which makes the pinned virtualenv first and runs at nice 19).
+
+Protocol (the one of the literature, so the numbers compare; see ../shared/data/README.md):
+  * label min(max_cycle - cycle, LABEL_CAP) with LABEL_CAP = 125;
+  * operating regimes: k-means on the 3 settings of the TRAIN file, the smallest k (1..MAX_REGIMES)
+    whose every train row lies within REGIME_RADIUS of its centroid (raw setting units); rows are
+    assigned to the nearest centroid. FD001/FD003 have one regime, FD002/FD004 six: the code is
+    the same;
+  * sensors dropped when near-constant within every regime of the TRAIN file (< MIN_DISTINCT
+    distinct values, or zero spread); each kept sensor is normalised per regime with the mean and
+    standard deviation of the TRAIN file rows of that regime (label-free statistics);
+  * windows of the last WINDOW cycles; an engine shorter than WINDOW is padded at the front by
+    repeating its first row; every test engine is predicted once, from its last window;
+  * RMSE and the PHM08 score against the UNCLIPPED true RUL; prediction clamped at 0 (the Rust
+    server does the same);
+  * the train engines are split per seed into fit (70 %), validation (15 %, early stopping and the
+    architecture choice; the test set is never used to choose anything) and calibration (15 %,
+    split-conformal interval, nominal 90 %).
+
+Model (default `--arch lstm`): two stacked 64-unit LSTMs, dense head, output in cycles; chosen
+over the TCN (`cnn`) and Li 2018's DCNN (`dcnn`) on validation RMSE (see models/README.md).
+
+Output per dataset: models/rul-cmapss-<ds>.onnx and models/rul-cmapss-<ds>.json (the input
+contract, the scores, and a fixed reference batch for the Rust equivalence test), plus
+models/training/results-<ds>.json with every seed's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+WINDOW = 30
+LABEL_CAP = 125.0
+MAX_REGIMES = 8
+REGIME_RADIUS = 1.0
+MIN_DISTINCT = 5
+NOMINAL_COVERAGE = 0.90
+# Calibration population: cut points whose true RUL is at most this (the capped zone plus 20 %).
+# Beyond it the model (trained on capped labels) predicts ~LABEL_CAP whatever the true RUL, so no
+# finite interval is informative there; the sidecar states the bound.
+CALIBRATION_MAX_RUL = 1.2 * LABEL_CAP
+SETTING_COLUMNS = ["setting1", "setting2", "setting3"]
+SENSOR_COLUMNS = [f"s{i}" for i in range(1, 22)]
+
+PUBLISHED = {
+    "FD001": {"LSTM (Zheng 2017)": 16.14, "DCNN (Li 2018)": 12.61, "MS-DCNN (2020)": 11.44},
+    "FD003": {"LSTM (Zheng 2017)": 16.18, "DCNN (Li 2018)": 12.64, "MS-DCNN (2020)": 11.67},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def load_table(path: Path) -> np.ndarray:
+    """unit, cycle, 3 settings, 21 sensors (float64, as parsed from the text)."""
+    a = np.loadtxt(path, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 26:
+        raise ValueError(f"{path}: expected 26 columns, got shape {a.shape}")
+    return a
+
+
+def engines(table: np.ndarray) -> list[np.ndarray]:
+    """Rows per unit, in file order (units are contiguous and cycles increase)."""
+    out = []
+    for u in np.unique(table[:, 0]):
+        rows = table[table[:, 0] == u]
+        if not np.all(np.diff(rows[:, 1]) == 1):
+            raise ValueError(f"unit {u}: cycles are not consecutive")
+        out.append(rows)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# regimes and normalisation (mirrored in crates/mantis-rul-model/src/contract.rs)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # k-means++ initialisation
+    c = [x[rng.integers(len(x))]]
+    for _ in range(1, k):
+        d2 = np.min(((x[:, None, :] - np.array(c)[None]) ** 2).sum(-1), axis=1)
+        if d2.sum() == 0:
+            break
+        c.append(x[rng.choice(len(x), p=d2 / d2.sum())])
+    c = np.array(c)
+    for _ in range(iters):
+        lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+        new = np.array([x[lab == j].mean(0) if np.any(lab == j) else c[j] for j in range(len(c))])
+        if np.allclose(new, c):
+            break
+        c = new
+    lab = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+    return c, lab
+
+
+def fit_regimes(settings: np.ndarray) -> np.ndarray:
+    """Centroids of the operating regimes: the smallest k whose clusters have radius < REGIME_RADIUS."""
+    for k in range(1, MAX_REGIMES + 1):
+        best = None
+        for init in range(5):
+            c, lab = kmeans(settings, k, seed=init)
+            radius = np.sqrt(((settings - c[lab]) ** 2).sum(-1)).max()
+            if best is None or radius < best[0]:
+                best = (radius, c)
+        if best[0] < REGIME_RADIUS:
+            return best[1]
+    raise ValueError(f"no clustering of the settings into <= {MAX_REGIMES} regimes of radius < {REGIME_RADIUS}")
+
+
+def assign_regimes(settings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    d2 = ((settings[:, None, :] - centroids[None]) ** 2).sum(-1)
+    return np.argmin(d2, axis=1)
+
+
+def fit_normaliser(train: np.ndarray) -> dict:
+    settings, sensors = train[:, 2:5], train[:, 5:]
+    centroids = fit_regimes(settings)
+    reg = assign_regimes(settings, centroids)
+    keep = []
+    for j in range(sensors.shape[1]):
+        varies = False
+        for r in range(len(centroids)):
+            col = sensors[reg == r, j]
+            if len(col) and len(np.unique(col)) >= MIN_DISTINCT and col.std() > 0:
+                varies = True
+        if varies:
+            keep.append(j)
+    mean = np.zeros((len(centroids), len(keep)))
+    std = np.ones((len(centroids), len(keep)))
+    for r in range(len(centroids)):
+        rows = sensors[reg == r][:, keep]
+        if len(rows):
+            mean[r] = rows.mean(0)
+            s = rows.std(0)
+            std[r] = np.where(s > 0, s, 1.0)
+    return {"centroids": centroids, "keep": keep, "mean": mean, "std": std}
+
+
+def normalise(rows: np.ndarray, norm: dict) -> np.ndarray:
+    """rows: [n, 26] raw table rows (or [n, 24] settings+sensors) -> [n, F] float32."""
+    settings, sensors = (rows[:, 2:5], rows[:, 5:]) if rows.shape[1] == 26 else (rows[:, :3], rows[:, 3:])
+    reg = assign_regimes(settings, norm["centroids"])
+    z = (sensors[:, norm["keep"]] - norm["mean"][reg]) / norm["std"][reg]
+    return z.astype(np.float32)
+
+
+def last_window(z: np.ndarray, end: int) -> np.ndarray:
+    """Window of WINDOW rows ending at row `end` (inclusive), front-padded with the first row."""
+    start = end - WINDOW + 1
+    if start >= 0:
+        return z[start : end + 1]
+    pad = np.repeat(z[:1], -start, axis=0)
+    return np.concatenate([pad, z[: end + 1]], axis=0)
+
+
+def windows_of(engine_z: list[np.ndarray], full_only: bool = True):
+    """All windows and (capped, true) labels of a list of normalised engines."""
+    xs, yc, yt = [], [], []
+    for z in engine_z:
+        n = len(z)
+        first = WINDOW - 1 if (full_only and n >= WINDOW) else 0
+        for end in range(first, n):
+            xs.append(last_window(z, end))
+            rul = n - 1 - end
+            yt.append(rul)
+            yc.append(min(rul, LABEL_CAP))
+    return np.stack(xs).astype(np.float32), np.array(yc, np.float32), np.array(yt, np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+
+
+def rmse(pred, true) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(true)) ** 2)))
+
+
+def phm08(pred, true) -> float:
+    d = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
+    return float(np.sum(np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)))
+
+
+def conformal_q(scores: np.ndarray, coverage: float) -> float:
+    n = len(scores)
+    k = int(np.ceil((n + 1) * coverage))
+    if k > n:
+        return float("inf")
+    return float(np.sort(scores)[k - 1])
+
+
+def postprocess(raw: np.ndarray) -> np.ndarray:
+    return np.maximum(np.asarray(raw, np.float64).reshape(-1), 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+def build_model(arch: str, n_features: int, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((WINDOW, n_features), name="window")
+    if arch == "cnn":
+        # A small TCN: causal dilated convolutions (receptive field 1 + 2*(1+2+4+8) = 31 >= WINDOW)
+        # with residual connections, then the last time steps through a dense head.
+        x = keras.layers.Conv1D(32, 1, name="proj")(inp)
+        for d in (1, 2, 4, 8):
+            h = keras.layers.Conv1D(32, 3, padding="causal", dilation_rate=d, activation="relu")(x)
+            h = keras.layers.Conv1D(32, 3, padding="causal", dilation_rate=d, activation="relu")(h)
+            x = keras.layers.Add()([x, h])
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dropout(0.3)(x)
+        x = keras.layers.Dense(64, activation="relu")(x)
+    elif arch == "dcnn":
+        # Li et al. 2018: 4 x Conv(10, k=10, tanh) -> Conv(1, k=3) -> Flatten -> Dense(100).
+        x = keras.layers.GaussianNoise(0.1)(inp)
+        for _ in range(4):
+            x = keras.layers.Conv1D(10, 10, padding="same", activation="tanh")(x)
+        x = keras.layers.Conv1D(1, 3, padding="same", activation="tanh")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dropout(0.5)(x)
+        x = keras.layers.Dense(100, activation="tanh")(x)
+    elif arch == "lstm":
+        x = keras.layers.LSTM(64, return_sequences=True)(inp)
+        x = keras.layers.LSTM(64)(x)
+        x = keras.layers.Dropout(0.3)(x)
+        x = keras.layers.Dense(32, activation="relu")(x)
+    else:
+        raise ValueError(arch)
+    out = keras.layers.Dense(1)(x)
+    out = keras.layers.Rescaling(LABEL_CAP, name="rul")(out)  # output in cycles
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return model
+
+
+def split_engines(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(1000 + seed).permutation(n)
+    n_val = int(round(0.15 * n))
+    n_cal = int(round(0.15 * n))
+    return perm[n_val + n_cal :], perm[:n_val], perm[n_val : n_val + n_cal]
+
+
+def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, log):
+    import keras
+
+    fit_idx, val_idx, cal_idx = split_engines(len(train_z), seed)
+    x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx])
+    x_val, y_val, _ = windows_of([train_z[i] for i in val_idx])
+    model = build_model(arch, x_fit.shape[2], seed)
+    t0 = time.process_time()
+    w0 = time.time()
+    cbs = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=12, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
+    ]
+    hist = model.fit(
+        x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
+        callbacks=cbs, verbose=0, shuffle=True,
+    )
+    cpu = time.process_time() - t0
+    wall = time.time() - w0
+    val_loss = hist.history["val_loss"]
+    best_epoch = int(np.argmin(val_loss)) + 1
+    val_rmse = float(np.sqrt(min(val_loss)))
+
+    # calibration: every cut point of the held-out calibration engines within the calibrated zone
+    x_cal, _, t_cal = windows_of([train_z[i] for i in cal_idx], full_only=False)
+    m = t_cal <= CALIBRATION_MAX_RUL
+    p_cal = postprocess(model.predict(x_cal[m], batch_size=1024, verbose=0))
+    q90 = conformal_q(np.abs(p_cal - t_cal[m]), NOMINAL_COVERAGE)
+
+    # test: the last window of every test engine, against the unclipped truth
+    x_test = np.stack([last_window(z, len(z) - 1) for z in test_z])
+    pred = postprocess(model.predict(x_test, batch_size=1024, verbose=0))
+    covered = np.abs(pred - test_rul) <= q90
+    res = {
+        "seed": seed,
+        "arch": arch,
+        "epochs_run": len(val_loss),
+        "best_epoch": best_epoch,
+        "val_rmse_capped": round(val_rmse, 4),
+        "calibration_points": int(m.sum()),
+        "q90": round(q90, 4),
+        "test_rmse": round(rmse(pred, test_rul), 4),
+        "test_phm08": round(phm08(pred, test_rul), 2),
+        "test_coverage90": round(float(covered.mean()), 4),
+        "test_coverage90_true_rul_le_150": round(float(covered[test_rul <= CALIBRATION_MAX_RUL].mean()), 4),
+        "cpu_seconds": round(cpu, 1),
+        "wall_seconds": round(wall, 1),
+        "split": {"fit": sorted(int(i) + 1 for i in fit_idx), "validation": sorted(int(i) + 1 for i in val_idx),
+                  "calibration": sorted(int(i) + 1 for i in cal_idx)},
+    }
+    log(f"{ds} {arch} seed {seed}: epochs {res['epochs_run']} (best {best_epoch}), val RMSE {val_rmse:.2f}, "
+        f"test RMSE {res['test_rmse']:.2f}, PHM08 {res['test_phm08']:.1f}, q90 {q90:.1f}, "
+        f"coverage {res['test_coverage90']:.2f}, cpu {cpu:.0f}s wall {wall:.0f}s")
+    return res, model, pred, x_test
+
+
+def export_onnx(model, n_features: int, path: Path) -> None:
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = [tf.TensorSpec([None, WINDOW, n_features], tf.float32, name="window")]
+
+    @tf.function(input_signature=spec)
+    def serve(x):
+        return {"rul": model(x, training=False)}
+
+    tf2onnx.convert.from_function(serve, input_signature=spec, opset=17, output_path=str(path))
+    strip_zero_initial_states(path)
+
+
+def strip_zero_initial_states(path: Path) -> int:
+    """Drops the LSTM initial states that tf2onnx builds as zeros of shape [1, batch, units] from
+    Shape(input) -> Expand: ONNX defaults absent states to zeros (same outputs), and tract cannot
+    type a shape computed from a symbolic batch ("shape input is variable"). Returns how many
+    state inputs were removed; prunes the nodes left unused."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+
+    def is_zeros(name: str) -> bool:
+        n = producer.get(name)
+        while n is not None and n.op_type in ("Unsqueeze", "Reshape", "Identity"):
+            n = producer.get(n.input[0])
+        if n is None or n.op_type != "Expand":
+            return False
+        value = consts.get(n.input[0])
+        return value is not None and not np.any(value)
+
+    removed = 0
+    for n in g.node:
+        if n.op_type == "LSTM":
+            for k in (5, 6):  # initial_h, initial_c
+                if len(n.input) > k and n.input[k] and is_zeros(n.input[k]):
+                    n.input[k] = ""
+                    removed += 1
+    # prune nodes whose outputs nobody uses (iterate to a fixed point)
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    used = {i for n in g.node for i in n.input}
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return removed
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary(values) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4)}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--datasets", nargs="+", default=["FD001", "FD003"])
+    ap.add_argument("--arch", choices=["cnn", "dcnn", "lstm"], default="lstm")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=80, help="maximum; early stopping on validation")
+    ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
+    ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
+    args = ap.parse_args()
+
+    import tensorflow as tf
+    import keras
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()
+
+    def log(msg):
+        print(msg, flush=True)
+
+    for ds in args.datasets:
+        train = load_table(args.data / f"train_{ds}.txt")
+        test = load_table(args.data / f"test_{ds}.txt")
+        test_rul = np.loadtxt(args.data / f"RUL_{ds}.txt", dtype=np.float64).reshape(-1)
+        norm = fit_normaliser(train)
+        train_eng = engines(train)
+        test_eng = engines(test)
+        if len(test_eng) != len(test_rul):
+            raise ValueError(f"{ds}: {len(test_eng)} test engines but {len(test_rul)} RUL lines")
+        train_z = [normalise(e, norm) for e in train_eng]
+        test_z = [normalise(e, norm) for e in test_eng]
+        log(f"{ds}: {len(norm['centroids'])} regime(s), sensors kept: "
+            f"{[SENSOR_COLUMNS[j] for j in norm['keep']]}")
+
+        runs, models = [], []
+        for seed in range(args.seeds):
+            res, model, pred, x_test = train_one(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, log)
+            runs.append(res)
+            models.append((model, pred, x_test))
+        agg = {k: summary([r[k] for r in runs]) for k in
+               ("test_rmse", "test_phm08", "test_coverage90", "q90", "val_rmse_capped", "cpu_seconds")}
+        log(f"{ds} {args.arch}: RMSE {agg['test_rmse']['mean']:.2f} ± {agg['test_rmse']['std']:.2f}, "
+            f"PHM08 {agg['test_phm08']['mean']:.0f} ± {agg['test_phm08']['std']:.0f}, "
+            f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
+        meta = {
+            "dataset": ds, "arch": args.arch, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
+            "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
+            "published_rmse": PUBLISHED.get(ds, {}),
+            "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                         "keras": keras.__version__, "numpy": np.__version__},
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        suffix = "" if not args.no_export else f"-{args.arch}-compare"
+        res_path = args.out / "training" / f"results-{ds.lower()}{suffix}.json"
+        res_path.parent.mkdir(parents=True, exist_ok=True)
+        res_path.write_text(json.dumps(meta, indent=1) + "\n")
+        if args.no_export:
+            continue
+
+        # Export the seed with the best VALIDATION RMSE (the test set chooses nothing).
+        best = int(np.argmin([r["val_rmse_capped"] for r in runs]))
+        model, pred, x_test = models[best]
+        onnx_path = args.out / f"rul-cmapss-{ds.lower()}.onnx"
+        export_onnx(model, len(norm["keep"]), onnx_path)
+
+        # Reference batch: the last windows of 8 test engines (raw rows, the normalised tensor, and
+        # Keras' and onnxruntime's raw outputs) for the Rust equivalence tests.
+        ref_units = [1, 2, 3, 10, 25, 50, 75, 100]
+        ref_raw, ref_x = [], []
+        for u in ref_units:
+            e = test_eng[u - 1]
+            ref_raw.append(e[-WINDOW:, 2:].tolist())  # <= WINDOW rows: settings + sensors
+            ref_x.append(last_window(test_z[u - 1], len(e) - 1))
+        ref_x = np.stack(ref_x).astype(np.float32)
+        keras_out = model.predict(ref_x, verbose=0).reshape(-1)
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(onnx_path))
+        ort_out = sess.run(None, {sess.get_inputs()[0].name: ref_x})[0].reshape(-1)
+        log(f"{ds}: exported seed {best}; |keras - onnxruntime| max {np.abs(keras_out - ort_out).max():.2e}")
+        r = runs[best]
+        sidecar = {
+            "format": "mantis-rul-onnx/1",
+            "name": f"rul-cmapss-{ds.lower()}",
+            "onnx": onnx_path.name,
+            "onnx_sha256": sha256(onnx_path),
+            "arch": args.arch,
+            "input": {"name": "window", "shape": ["batch", WINDOW, len(norm["keep"])], "dtype": "float32",
+                      "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"},
+            "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
+                       "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"},
+            "window": WINDOW,
+            "label_cap": LABEL_CAP,
+            "setting_columns": SETTING_COLUMNS,
+            "sensor_columns": [SENSOR_COLUMNS[j] for j in norm["keep"]],
+            "sensor_indices": [j for j in norm["keep"]],
+            "regimes": {
+                "method": f"k-means on the raw settings, smallest k with radius < {REGIME_RADIUS}; nearest centroid (Euclidean)",
+                "centroids": norm["centroids"].tolist(),
+                "mean": norm["mean"].tolist(),
+                "std": norm["std"].tolist(),
+            },
+            "interval": {"method": "split conformal, absolute residual against the unclipped true RUL",
+                         "nominal_coverage": NOMINAL_COVERAGE, "q90": r["q90"],
+                         "calibration": f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}",
+                         "calibration_points": r["calibration_points"]},
+            "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)",
+                         "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
+                         "exported_seed": best, "seeds": list(range(args.seeds)),
+                         "split_of_exported_seed": r["split"]},
+            "scores": {"exported_seed": {k: r[k] for k in ("val_rmse_capped", "test_rmse", "test_phm08", "test_coverage90")},
+                       "over_seeds": agg, "test": f"test_{ds}.txt / RUL_{ds}.txt, last window per engine, unclipped truth",
+                       "published_rmse": PUBLISHED.get(ds, {})},
+            "reference": {"units": ref_units, "raw_rows": ref_raw, "input": ref_x.tolist(),
+                          "keras_output": keras_out.astype(np.float64).tolist(),
+                          "onnxruntime_output": ort_out.astype(np.float64).tolist(),
+                          "test_predictions": [round(float(p), 4) for p in pred]},
+        }
+        (args.out / f"rul-cmapss-{ds.lower()}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
