@@ -283,11 +283,13 @@ impl Handler for AnomalyHandler {
                 contributions: s
                     .contributions
                     .iter()
-                    .map(|(feature, value, share)| Contribution {
-                        feature: feature.clone(),
+                    // Ranked by their share of the ensemble's score; each with its robust
+                    // z-score against the training windows, which operators read.
+                    .map(|c| Contribution {
+                        feature: c.feature.clone(),
                         sensor_id: fv.sensor_id,
-                        value: *value,
-                        z_score: *share,
+                        value: c.value,
+                        z_score: c.z,
                     })
                     .collect(),
             },

@@ -91,6 +91,9 @@ pub struct SensorModel {
     pub features: Vec<String>,
     /// Training medians, used for a feature missing from a window.
     pub medians: Vec<f64>,
+    /// Training robust scales (1.4826 × MAD, floored), for the z-score an explanation shows.
+    #[serde(default)]
+    pub scales: Vec<f64>,
     /// The trained ensemble.
     pub ensemble: Ensemble,
     /// The training distribution of each feature (drift).
@@ -133,6 +136,19 @@ pub struct AssetModel {
     pub report: TrainingReport,
 }
 
+/// One feature's part in a window's score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    /// Feature name.
+    pub feature: String,
+    /// Observed value (the training median when the window lacked it).
+    pub value: f64,
+    /// Share of the ensemble's score, in [0, 1].
+    pub share: f64,
+    /// Robust z-score of the value against the training windows.
+    pub z: f64,
+}
+
 /// The scores of one window under a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelScore {
@@ -142,8 +158,8 @@ pub struct ModelScore {
     pub ensemble: f64,
     /// Each detector's calibrated score.
     pub members: BTreeMap<DetectorKind, f64>,
-    /// The features that contributed most: name, observed value, share of the score.
-    pub contributions: Vec<(String, f64, f64)>,
+    /// The features that contributed most, largest share first.
+    pub contributions: Vec<Explained>,
 }
 
 impl AssetModel {
@@ -187,6 +203,15 @@ impl AssetModel {
                 .iter()
                 .map(|fv| row(fv, &features, &medians))
                 .collect();
+            let scales: Vec<f64> = (0..features.len())
+                .map(|j| {
+                    let mut dev: Vec<f64> =
+                        rows.iter().map(|r| (r[j] - medians[j]).abs()).collect();
+                    dev.sort_by(f64::total_cmp);
+                    let mad = dev.get(dev.len() / 2).copied().unwrap_or(0.0);
+                    (1.4826 * mad).max(1e-3 * medians[j].abs()).max(1e-9)
+                })
+                .collect();
             let x = Matrix::from_rows(&rows)?;
             let ensemble = Ensemble::fit(&x, features.clone(), &config.ensemble)?;
             let drift = DriftReference::fit(&x, DRIFT_BINS)?;
@@ -207,6 +232,7 @@ impl AssetModel {
                 SensorModel {
                     features,
                     medians,
+                    scales,
                     ensemble,
                     drift,
                     windows: vectors.len(),
@@ -240,11 +266,17 @@ impl AssetModel {
                 .explain(&x, top)?
                 .into_iter()
                 .map(|c| {
-                    (
-                        c.name,
-                        x.get(c.feature).copied().unwrap_or(f64::NAN),
-                        c.share,
-                    )
+                    let value = x.get(c.feature).copied().unwrap_or(f64::NAN);
+                    let z = match (m.medians.get(c.feature), m.scales.get(c.feature)) {
+                        (Some(med), Some(scale)) => (value - med) / scale,
+                        _ => f64::NAN,
+                    };
+                    Explained {
+                        feature: c.name,
+                        value,
+                        share: c.share,
+                        z,
+                    }
                 })
                 .collect();
             Ok(ModelScore {
@@ -404,8 +436,15 @@ mod tests {
             .expect("score");
         assert!(shifted.alarm >= 0.9, "shifted window: {shifted:?}");
         assert_eq!(shifted.members.len(), 4);
-        let top = &shifted.contributions[0].0;
-        assert!(["mean", "rms"].contains(&top.as_str()), "{shifted:?}");
+        let top = &shifted.contributions[0];
+        assert!(
+            ["mean", "rms"].contains(&top.feature.as_str()),
+            "{shifted:?}"
+        );
+        assert!(
+            top.z > 5.0,
+            "a level 4 above the training median is far out: {top:?}"
+        );
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn score_json(s: &ModelScore) -> Value {
         "score": s.alarm,
         "ensembleScore": s.ensemble,
         "detectors": s.members.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect::<BTreeMap<_, _>>(),
-        "contributions": s.contributions.iter().map(|(f, v, share)| json!({"feature": f, "value": v, "share": share})).collect::<Vec<_>>(),
+        "contributions": s.contributions.iter().map(|c| json!({"feature": c.feature, "value": c.value, "share": c.share, "zScore": c.z})).collect::<Vec<_>>(),
     })
 }
 
