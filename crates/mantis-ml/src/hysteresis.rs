@@ -78,6 +78,14 @@ impl Hysteresis {
         &self.config
     }
 
+    /// Replaces the configuration (e.g. the asset's threshold changed with the rules), keeping
+    /// whether the alert is open and the run in progress. Validated as in [`Hysteresis::new`].
+    pub fn reconfigure(&mut self, config: HysteresisConfig) -> Result<()> {
+        let fresh = Self::new(config)?;
+        self.config = fresh.config;
+        Ok(())
+    }
+
     /// Feeds the next window's score. A NaN counts as "not normal" (it neither opens nor
     /// closes: it breaks both runs).
     pub fn update(&mut self, score: f64) -> Transition {

@@ -34,7 +34,7 @@ macro_rules! conformance_tests {
             feature_vectors_are_stored_once_and_the_newest_per_sensor_is_returned,
             anomalies_are_stored_once_and_listed_newest_first,
             anomaly_scores_are_upserted_per_window_and_keep_their_anomaly,
-            feature_history_is_listed_by_time_range_oldest_first,
+            recent_feature_history_is_the_newest_of_a_period_oldest_first,
             rul_predictions_are_stored_once_and_listed_newest_first,
             alerts_are_stored_once_and_listed_newest_first,
             opening_a_work_order_twice_returns_the_active_one,
@@ -586,9 +586,11 @@ pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: St
     );
 }
 
-/// A sensor's feature history is listed by window start within `[from, to)`, oldest first,
-/// up to the limit, and only that sensor's.
-pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Sized>(store: &S) {
+/// A sensor's feature history: the newest `limit` windows starting within `[from, to)`, oldest
+/// first, and only that sensor's.
+pub async fn recent_feature_history_is_the_newest_of_a_period_oldest_first<S: Store + ?Sized>(
+    store: &S,
+) {
     let motor = registered_asset(store, "MTR-001").await;
     let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
     let tmp = registered_sensor(store, &motor, "MTR-001-TMP").await;
@@ -602,51 +604,27 @@ pub async fn feature_history_is_listed_by_time_range_oldest_first<S: Store + ?Si
         .insert_features(&features(&tmp, 30_000, 9.0))
         .await
         .expect("other sensor");
-    let starts = |v: Vec<FeatureVector>| {
+    let recent = |from: i64, to: i64, limit: u32| async move {
+        store
+            .recent_features(vib.id, at(from), at(to), limit)
+            .await
+            .expect("recent features")
+    };
+    let starts = |v: &[FeatureVector]| {
         v.iter()
             .map(|f| (f.window_start - at(0)).num_milliseconds())
             .collect::<Vec<_>>()
     };
-    let all = store
-        .list_features(vib.id, at(0), at(120_000), 100)
-        .await
-        .expect("all");
-    assert_eq!(starts(all.clone()), vec![0, 30_000, 60_000, 90_000]);
+    let all = recent(0, 120_000, 100).await;
+    assert_eq!(starts(&all), vec![0, 30_000, 60_000, 90_000]);
     assert_eq!(all[1], features(&vib, 30_000, 3.0));
     assert_eq!(
-        starts(
-            store
-                .list_features(vib.id, at(30_000), at(90_000), 100)
-                .await
-                .expect("range")
-        ),
+        starts(&recent(30_000, 90_000, 100).await),
         vec![30_000, 60_000]
     );
+    assert_eq!(starts(&recent(0, 120_000, 2).await), vec![60_000, 90_000]);
     assert_eq!(
-        starts(
-            store
-                .list_features(vib.id, at(0), at(120_000), 2)
-                .await
-                .expect("limit")
-        ),
-        vec![0, 30_000]
-    );
-    assert_eq!(
-        starts(
-            store
-                .recent_features(vib.id, at(30_000), at(120_000), 2)
-                .await
-                .expect("recent")
-        ),
-        vec![60_000, 90_000]
-    );
-    assert_eq!(
-        starts(
-            store
-                .recent_features(vib.id, at(0), at(90_000), 10)
-                .await
-                .expect("until")
-        ),
+        starts(&recent(0, 90_000, 10).await),
         vec![0, 30_000, 60_000]
     );
 }

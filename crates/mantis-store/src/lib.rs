@@ -160,15 +160,6 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<FeatureVector>>;
-    /// Feature vectors of a sensor whose window starts within `[from, to)`, oldest first,
-    /// at most `limit`.
-    async fn list_features(
-        &self,
-        sensor: SensorId,
-        from: Timestamp,
-        to: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<FeatureVector>>;
     /// Anomalies, of one asset when given, newest first.
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>>;
     /// Stores a RUL prediction; one row per asset and prediction time. Returns whether new.

@@ -1,15 +1,16 @@
-//! Per-sensor alarm state with confirmation and hysteresis. Pure, no I/O.
+//! Per-sensor alarm state: `mantis-ml`'s [`Hysteresis`] machine (open after `confirm`
+//! consecutive windows at or above the threshold, close after `clear` consecutive windows below
+//! `threshold − hysteresis`), made replay-safe and persistable for the service. Pure, no I/O.
 //!
-//! A score at or above the threshold does not raise an anomaly on its own: the alarm *opens*
-//! after `confirm` consecutive windows at or above the threshold (the window that confirms it,
-//! and every following one, is an anomaly). An open alarm stays open while scores stay above
-//! `threshold − hysteresis`, and *closes* after `clear` consecutive windows below that. So one
-//! noisy window neither raises an anomaly nor, once an alarm is open, closes and re-opens it.
+//! A window is an anomaly while the alarm is open and its score is within the hysteresis band
+//! (`≥ threshold − hysteresis`); the window that opens the alarm is the first. So one noisy
+//! window neither raises an anomaly (with `confirm` ≥ 2) nor closes an open alarm.
 //!
 //! Decisions are replay-safe: a window at or before the last one that changed the state is a
 //! redelivery (the consumer restarted before committing it) and gets the decision it got the
 //! first time, without changing the state again.
 
+use mantis_ml::{Hysteresis, HysteresisConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -27,15 +28,22 @@ pub struct AlarmRule {
     pub hysteresis: f64,
 }
 
+impl AlarmRule {
+    fn config(&self, threshold: f64) -> HysteresisConfig {
+        HysteresisConfig {
+            threshold,
+            margin: self.hysteresis.clamp(0.0, threshold.max(0.0)),
+            open_after: self.confirm.max(1) as usize,
+            close_after: self.clear.max(1) as usize,
+        }
+    }
+}
+
 /// The alarm state of one sensor (persisted).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlarmState {
-    /// Whether the alarm is open.
-    pub open: bool,
-    /// Consecutive windows at or above the threshold while closed.
-    pub above: u32,
-    /// Consecutive windows below the release level while open.
-    pub below: u32,
+    /// The open/close machine (absent until the sensor's first scored window).
+    pub machine: Option<Hysteresis>,
     /// Start (ms) of the newest window that changed the state.
     pub last_window_ms: Option<i64>,
     /// Starts (ms) of the latest windows that were anomalies, newest last.
@@ -52,6 +60,11 @@ pub struct Decision {
 }
 
 impl AlarmState {
+    /// Whether the alarm is open.
+    pub fn is_open(&self) -> bool {
+        self.machine.as_ref().is_some_and(Hysteresis::is_open)
+    }
+
     /// Judges the window starting at `window_ms` with `score` against `threshold`.
     pub fn judge(
         &mut self,
@@ -66,39 +79,35 @@ impl AlarmState {
                 changed: false,
             };
         }
-        let before = (self.open, self.above, self.below);
-        let anomaly = if self.open {
-            if score >= threshold - rule.hysteresis {
-                self.below = 0;
-                true
-            } else {
-                self.below += 1;
-                if self.below >= rule.clear.max(1) {
-                    self.open = false;
-                    self.below = 0;
+        let config = rule.config(threshold);
+        let before = self.machine.clone();
+        let configured = match self.machine.as_mut() {
+            Some(m) => m.reconfigure(config.clone()).is_ok(),
+            None => match Hysteresis::new(config) {
+                Ok(m) => {
+                    self.machine = Some(m);
+                    true
                 }
-                false
-            }
-        } else if score >= threshold {
-            self.above += 1;
-            if self.above >= rule.confirm.max(1) {
-                self.open = true;
-                self.above = 0;
-                true
-            } else {
-                false
-            }
-        } else {
-            self.above = 0;
-            false
+                Err(_) => false,
+            },
         };
+        let Some(machine) = self.machine.as_mut().filter(|_| configured) else {
+            // A threshold the machine refuses (not a number): nothing can be judged.
+            return Decision {
+                anomaly: false,
+                changed: false,
+            };
+        };
+        machine.update(score);
+        let margin = machine.config().margin;
+        let anomaly = machine.is_open() && score >= threshold - margin;
         if anomaly {
             self.emitted.push_back(window_ms);
             while self.emitted.len() > REMEMBERED {
                 self.emitted.pop_front();
             }
         }
-        let changed = anomaly || before != (self.open, self.above, self.below);
+        let changed = anomaly || before != self.machine;
         if changed {
             self.last_window_ms = Some(window_ms);
         }
@@ -131,7 +140,7 @@ mod tests {
             run(&mut s, &[0.1, 0.95, 0.2, 0.1, 0.99, 0.1]),
             [false; 6].to_vec()
         );
-        assert!(!s.open);
+        assert!(!s.is_open());
     }
 
     #[test]
@@ -141,7 +150,7 @@ mod tests {
         // Opens on the 2nd window; 0.75 is within the hysteresis band; a single dip below
         // it does not close; two do; then one window alone does not re-open.
         assert_eq!(got, [false, true, true, false, true, false, false, false]);
-        assert!(!s.open);
+        assert!(!s.is_open());
     }
 
     #[test]
@@ -158,6 +167,17 @@ mod tests {
             .map(|(i, v)| s.judge(rule, i as i64, *v, 0.8).anomaly)
             .collect();
         assert_eq!(got, [true, false, true]);
+    }
+
+    #[test]
+    fn a_new_threshold_applies_to_an_open_alarm() {
+        let mut s = AlarmState::default();
+        run(&mut s, &[0.9, 0.9]);
+        assert!(s.is_open());
+        // The rules raised the threshold to 0.95: 0.9 is now below its band, twice: closed.
+        assert!(!s.judge(RULE, 10_000, 0.8, 0.95).anomaly);
+        assert!(!s.judge(RULE, 11_000, 0.8, 0.95).anomaly);
+        assert!(!s.is_open());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use mantis_domain::{AssetId, FeatureVector, SensorId, SensorType};
+use mantis_domain::{AssetId, FeatureVector, SensorId};
 use mantis_rules::RuleSet;
 use mantis_runtime::{Problem, parse_json};
 use mantis_store::Store;
@@ -145,6 +145,18 @@ async fn detect(State(s): State<ApiState>, body: Bytes) -> Result<Json<Value>, P
             req.asset_id
         )));
     };
+    let sensor = s
+        .store
+        .get_sensor(req.sensor_id)
+        .await?
+        .filter(|x| x.asset_id == req.asset_id)
+        .ok_or_else(|| {
+            Problem::bad_request(format!(
+                "sensor {} is not a sensor of asset {}",
+                req.sensor_id, req.asset_id
+            ))
+            .with_field("/sensorId", "not a sensor of this asset")
+        })?;
     let Some(served) = s.models.served(req.asset_id) else {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -159,7 +171,7 @@ async fn detect(State(s): State<ApiState>, body: Bytes) -> Result<Json<Value>, P
     let fv = FeatureVector {
         asset_id: req.asset_id,
         sensor_id: req.sensor_id,
-        sensor_type: SensorType::Vibration,
+        sensor_type: sensor.sensor_type,
         window_start: now,
         window_end: now,
         feature_set_version: String::new(),
@@ -181,22 +193,23 @@ async fn detect(State(s): State<ApiState>, body: Bytes) -> Result<Json<Value>, P
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ViewQuery {
-    limit: Option<u32>,
-}
-
 async fn asset_view(
     State(s): State<ApiState>,
     Path(raw): Path<String>,
-    Query(q): Query<ViewQuery>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, Problem> {
     let id = asset_id(&raw)?;
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            Problem::bad_request(format!("`limit` must be a whole number, got `{v}`"))
+                .with_field("/limit", "not a whole number")
+        })?,
+    };
     let Some(asset) = s.store.get_asset(id).await? else {
         return Err(Problem::not_found(format!("asset {id} is not registered")));
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = limit.clamp(1, 1000);
     let anomalies = s.store.list_anomalies(Some(id), limit).await?;
     let scores = s.store.list_anomaly_scores(id, limit).await?;
     let latest = match s.cache.get(&crate::latest_score_key(id)).await {

@@ -28,8 +28,9 @@ struct Service {
     url: String,
     asset: AssetId,
     sensor: SensorId,
-    /// An asset with too little history for a model.
+    /// An asset with too little history for a model, and its sensor.
     young: AssetId,
+    young_sensor: SensorId,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -140,6 +141,7 @@ async fn start() -> Service {
         asset,
         sensor,
         young,
+        young_sensor,
         shutdown,
         _dir: dir,
     }
@@ -359,13 +361,25 @@ async fn bad_requests_get_problem_bodies() {
             409,
             post(
                 format!("{}/api/v1/anomalies/detect", s.url),
-                json!({"assetId": s.young, "sensorId": s.sensor, "features": {"mean": 1.0}}),
+                json!({"assetId": s.young, "sensorId": s.young_sensor, "features": {"mean": 1.0}}),
             )
             .await,
         ),
         (
             400,
             get(format!("{}/api/v1/anomalies/not-a-uuid", s.url)).await,
+        ),
+        (
+            400,
+            get(format!("{}/api/v1/anomalies/{}?limit=many", s.url, s.asset)).await,
+        ),
+        (
+            400,
+            post(
+                format!("{}/api/v1/anomalies/detect", s.url),
+                json!({"assetId": s.asset, "sensorId": SensorId::new_random(), "features": {"mean": 1.0}}),
+            )
+            .await,
         ),
         (
             404,

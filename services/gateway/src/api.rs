@@ -108,8 +108,7 @@ struct NewSensor {
 }
 
 async fn create_asset(State(db): State<Db>, body: axum::body::Bytes) -> ApiResult<Response> {
-    let new: NewAsset = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request(format!("invalid asset: {e}")))?;
+    let new: NewAsset = mantis_runtime::parse_json(&body)?;
     let mut problem = Problem::bad_request("invalid asset");
     let criticality = Criticality::parse(&new.criticality)
         .map_err(|e| problem.clone().with_field("/criticality", e.to_string()));
