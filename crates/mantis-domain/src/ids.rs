@@ -70,6 +70,10 @@ uuid_id!(
     AnomalyId
 );
 uuid_id!(
+    /// Identifies a recorded maintenance event (failure, replacement, repair...).
+    MaintenanceEventId
+);
+uuid_id!(
     /// Identifies the tenant (plant or company) that owns a row.
     TenantId
 );

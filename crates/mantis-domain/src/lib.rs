@@ -24,11 +24,14 @@ mod maintenance;
 mod signal;
 
 pub use asset::{Asset, Criticality, Sensor, SensorType};
-pub use ids::{AlertId, AnomalyId, AssetId, SensorId, TenantId, WorkOrderId, deterministic_uuid};
+pub use ids::{
+    AlertId, AnomalyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
+    deterministic_uuid,
+};
 pub use incoming::{IncomingReading, SensorRef};
 pub use maintenance::{
-    Alert, AlertKind, Anomaly, AnomalyScore, Contribution, Priority, RulPrediction, Severity,
-    WorkOrder, WorkOrderStatus,
+    Alert, AlertKind, Anomaly, AnomalyScore, Contribution, MaintenanceEvent, MaintenanceEventKind,
+    Priority, RulPrediction, Severity, WorkOrder, WorkOrderStatus,
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,

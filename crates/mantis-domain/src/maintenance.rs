@@ -1,8 +1,8 @@
 //! What MANTIS concludes and decides: anomalies, RUL predictions, work orders, alerts.
 
 use crate::{
-    AlertId, AnomalyId, AssetId, Criticality, DomainError, SensorId, Timestamp, WorkOrderId,
-    deterministic_uuid,
+    AlertId, AnomalyId, AssetId, Criticality, DomainError, MaintenanceEventId, SensorId, Timestamp,
+    WorkOrderId, deterministic_uuid,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -330,6 +330,73 @@ impl AlertKind {
             }),
         }
     }
+}
+
+/// What happened to an asset, as maintenance recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MaintenanceEventKind {
+    /// The asset (or the monitored component) failed: the end of a run to failure.
+    Failure,
+    /// The monitored component was replaced before failing (preventive): also ends a life.
+    Replacement,
+    /// Repaired; the component's life goes on.
+    Repair,
+    /// Inspected, nothing done.
+    Inspection,
+}
+
+impl MaintenanceEventKind {
+    /// The symbol as stored.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Failure => "FAILURE",
+            Self::Replacement => "REPLACEMENT",
+            Self::Repair => "REPAIR",
+            Self::Inspection => "INSPECTION",
+        }
+    }
+
+    /// Parses a symbol.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "FAILURE" => Ok(Self::Failure),
+            "REPLACEMENT" => Ok(Self::Replacement),
+            "REPAIR" => Ok(Self::Repair),
+            "INSPECTION" => Ok(Self::Inspection),
+            _ => Err(DomainError::UnknownSymbol {
+                what: "maintenance event kind",
+                value: s.to_owned(),
+                expected: "FAILURE, REPLACEMENT, REPAIR, INSPECTION",
+            }),
+        }
+    }
+
+    /// Whether the event ends the life of the monitored component (a failure or a
+    /// replacement): what the RUL models learn from, and after which an asset is as new.
+    pub fn ends_life(&self) -> bool {
+        matches!(self, Self::Failure | Self::Replacement)
+    }
+}
+
+/// A maintenance event recorded on an asset: a failure, a replacement, a repair or an
+/// inspection, usually when a work order is completed. Failures and replacements delimit the
+/// asset's runs to failure, the training data of the in-platform RUL model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceEvent {
+    /// Its id.
+    pub id: MaintenanceEventId,
+    /// The asset.
+    pub asset_id: AssetId,
+    /// What happened.
+    pub kind: MaintenanceEventKind,
+    /// When it happened (for a failure: when the asset failed, not when it was recorded).
+    pub occurred_at: Timestamp,
+    /// The work order that recorded it, if any.
+    pub work_order_id: Option<WorkOrderId>,
+    /// Free text from the technician.
+    pub note: String,
 }
 
 /// An alert for people (published on `alerts.critical`, pushed over the WebSocket).

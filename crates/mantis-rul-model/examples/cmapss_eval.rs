@@ -12,7 +12,11 @@ use std::process::ExitCode;
 
 use mantis_rul_model::RulModel;
 use mantis_rul_model::cmapss::Dataset;
-use mantis_rul_model::eval::{evaluate, models_dir, resolve_from_repo_root};
+use mantis_rul_model::eval::{evaluate, evaluate_tree, models_dir, resolve_from_repo_root};
+use mantis_rul_model::tree::TreeConfig;
+
+/// Seeds of the in-platform tree model (`MANTIS_TREE_SEEDS` overrides).
+const TREE_SEEDS: u64 = 5;
 
 const PUBLISHED: [(&str, f64, f64); 5] = [
     ("LSTM (Zheng 2017)", 16.14, 16.18),
@@ -83,6 +87,64 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
                 score["mean"].as_f64().unwrap_or(f64::NAN),
                 score["std"].as_f64().unwrap_or(f64::NAN)
             ),
+        );
+    }
+    let seeds = std::env::var("MANTIS_TREE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(TREE_SEEDS);
+    println!(
+        "\nMANTIS in-platform tree model (trained here, in Rust, default settings), mean ± std over {seeds} seeds:"
+    );
+    println!(
+        "{:<8} {:>12} {:>12} {:>13} {:>7} {:>8} {:>7} {:>10} {:>12}",
+        "dataset",
+        "RMSE",
+        "PHM08",
+        "cover. (90%)",
+        "q90",
+        "regimes",
+        "trees",
+        "train s",
+        "predict µs"
+    );
+    for ds in ["FD001", "FD002", "FD003", "FD004"] {
+        if !data.join(format!("train_{ds}.txt")).exists() {
+            continue; // not every sub-dataset is shipped in ../shared/data
+        }
+        let dataset = Dataset::load(data, ds)?;
+        let mut reports = Vec::new();
+        for seed in 0..seeds {
+            let config = TreeConfig {
+                seed,
+                ..TreeConfig::default()
+            };
+            reports.push(evaluate_tree(&dataset, &config)?);
+        }
+        let stat = |f: &dyn Fn(&mantis_rul_model::eval::TreeEvalReport) -> f64| {
+            let v: Vec<f64> = reports.iter().map(f).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let s = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt();
+            (m, s)
+        };
+        let (rmse, rmse_sd) = stat(&|r| r.rmse);
+        let (score, score_sd) = stat(&|r| r.phm08);
+        let (cov, _) = stat(&|r| r.coverage);
+        let (q90, _) = stat(&|r| r.report.q90);
+        let (trees, _) = stat(&|r| r.report.trees as f64);
+        let (secs, _) = stat(&|r| r.report.seconds);
+        let (pred, _) = stat(&|r| r.predict_seconds);
+        println!(
+            "{:<8} {:>12} {:>12} {:>12.1}% {:>7.1} {:>8} {:>7.0} {:>10.1} {:>12.1}",
+            ds,
+            format!("{rmse:.2}±{rmse_sd:.2}"),
+            format!("{score:.0}±{score_sd:.0}"),
+            100.0 * cov,
+            q90,
+            reports.first().map_or(0, |r| r.report.regimes),
+            trees,
+            secs,
+            pred * 1e6,
         );
     }
     println!("\npublished RMSE (FD001 / FD003):");

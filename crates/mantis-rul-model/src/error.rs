@@ -58,6 +58,9 @@ pub enum RulError {
         /// Which value.
         what: &'static str,
     },
+    /// A model cannot be trained on the data or settings given.
+    #[error("cannot train: {0}")]
+    Training(String),
     /// A C-MAPSS file has a malformed line.
     #[error("{path}:{line}: {message}")]
     Parse {

@@ -26,6 +26,7 @@ pub mod error;
 pub mod eval;
 pub mod metrics;
 mod model;
+pub mod tree;
 
 pub use contract::{Normaliser, Sidecar};
 pub use error::{Result, RulError};

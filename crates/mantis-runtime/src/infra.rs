@@ -123,7 +123,9 @@ impl Infra {
 /// Entries the in-process cache of the embedded mode keeps at most.
 const IN_PROCESS_CACHE_ENTRIES: usize = 100_000;
 
-async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
+/// Connects to (or opens) the store `settings` describe, alone: for tools that need neither the
+/// bus nor the cache (`mantis train rul`, which may run beside a running platform).
+pub async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
     let url = settings.database_url();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(

@@ -11,8 +11,9 @@ use crate::{Error, Store, WorkOrderFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, Asset, AssetId, Contribution, Criticality,
-    FeatureVector, Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType,
-    Severity, SourceProtocol, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind, Priority, Quality,
+    Reading, RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, TenantId,
+    Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -37,6 +38,7 @@ macro_rules! conformance_tests {
             recent_feature_history_is_the_newest_of_a_period_oldest_first,
             rul_predictions_are_stored_once_and_listed_newest_first,
             alerts_are_stored_once_and_listed_newest_first,
+            maintenance_events_are_stored_once_and_listed_newest_first,
             opening_a_work_order_twice_returns_the_active_one,
             a_new_work_order_can_be_opened_once_the_active_one_is_completed,
             concurrent_openings_create_exactly_one_work_order,
@@ -663,6 +665,65 @@ pub async fn rul_predictions_are_stored_once_and_listed_newest_first<S: Store + 
     assert_eq!(
         store.list_rul_predictions(motor.id, 1).await.expect("list"),
         vec![newer]
+    );
+}
+
+/// A maintenance event is stored once per id, reads back as written, and events are listed
+/// newest first, all or of one asset.
+pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let event = |asset: &Asset, n: u128, kind, ms: i64| MaintenanceEvent {
+        id: MaintenanceEventId(uuid::Uuid::from_u128(0xe0 + n)),
+        asset_id: asset.id,
+        kind,
+        occurred_at: at(ms),
+        work_order_id: (n == 1).then(|| WorkOrderId(uuid::Uuid::from_u128(7))),
+        note: format!("event {n}: bearing seized"),
+    };
+    let failure = event(&motor, 1, MaintenanceEventKind::Failure, 10_000);
+    let repair = event(&motor, 2, MaintenanceEventKind::Repair, 20_000);
+    let replacement = event(&pump, 3, MaintenanceEventKind::Replacement, 15_000);
+    assert!(
+        store
+            .insert_maintenance_event(&failure)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        !store
+            .insert_maintenance_event(&failure)
+            .await
+            .expect("again")
+    );
+    assert!(
+        store
+            .insert_maintenance_event(&repair)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .insert_maintenance_event(&replacement)
+            .await
+            .expect("insert")
+    );
+    assert_eq!(
+        store
+            .list_maintenance_events(Some(motor.id), 10)
+            .await
+            .expect("list"),
+        vec![repair.clone(), failure.clone()]
+    );
+    assert_eq!(
+        store.list_maintenance_events(None, 10).await.expect("list"),
+        vec![repair.clone(), replacement, failure]
+    );
+    assert_eq!(
+        store.list_maintenance_events(None, 1).await.expect("list"),
+        vec![repair]
     );
 }
 

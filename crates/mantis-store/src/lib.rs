@@ -32,8 +32,9 @@
 
 use async_trait::async_trait;
 use mantis_domain::{
-    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, Reading, RulPrediction,
-    Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, MaintenanceEvent,
+    Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId,
+    WorkOrderStatus,
 };
 
 #[cfg(feature = "conformance")]
@@ -179,6 +180,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>>;
     /// Moves a work order to `status`.
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
+    /// Records a maintenance event (failure, replacement, repair, inspection); one row per id.
+    /// Returns whether it was new.
+    async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool>;
+    /// Maintenance events, of one asset when given, newest (by `occurred_at`) first.
+    async fn list_maintenance_events(
+        &self,
+        asset: Option<AssetId>,
+        limit: u32,
+    ) -> Result<Vec<MaintenanceEvent>>;
     /// Stores an alert; one row per alert id. Returns whether it was new.
     async fn insert_alert(&self, alert: &Alert) -> Result<bool>;
     /// One alert.

@@ -15,12 +15,13 @@ use async_trait::async_trait;
 use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
-    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, Reading, RulPrediction,
-    Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, MaintenanceEvent,
+    Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId,
+    WorkOrderStatus,
 };
 use rows::{
-    AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, AssetRow, FeatureRow, ReadingRow,
-    RulRow, SensorRow, WorkOrderRow, convert_all,
+    AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, AssetRow, FeatureRow,
+    MaintenanceEventRow, ReadingRow, RulRow, SensorRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -160,6 +161,7 @@ where
     for<'r> RulRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> WorkOrderRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AlertRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> MaintenanceEventRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
 {
@@ -627,6 +629,35 @@ where
             });
         }
         Ok(())
+    }
+
+    async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool> {
+        let result = sqlx::query(queries::INSERT_MAINTENANCE_EVENT)
+            .bind(DbId::from(event.id))
+            .bind(DbId::from(event.asset_id))
+            .bind(event.kind.as_str().to_owned())
+            .bind(DbTime(event.occurred_at))
+            .bind(event.work_order_id.map(DbId::from))
+            .bind(event.note.clone())
+            .bind(DbId::from(TenantId::DEFAULT))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn list_maintenance_events(
+        &self,
+        asset: Option<AssetId>,
+        limit: u32,
+    ) -> Result<Vec<MaintenanceEvent>> {
+        let rows = sqlx::query_as::<_, MaintenanceEventRow>(queries::LIST_MAINTENANCE_EVENTS)
+            .bind(asset.map(DbId::from))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
     }
 
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {

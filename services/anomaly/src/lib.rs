@@ -538,9 +538,12 @@ async fn auto_train(
     asset: AssetId,
     config: &Config,
 ) -> Result<Option<models::Trained>, models::ModelError> {
-    // Windows of normal operation only: before the oldest active work order, if any.
+    // Windows of normal operation only: since the asset's last failure or replacement (what
+    // came before was another life, maybe its wear-out) and before its oldest active work
+    // order, if any.
     let until = models.normal_until(asset).await?;
-    let Some((windows, span)) = models.history_span(asset, until).await? else {
+    let since = models.normal_since(asset).await?;
+    let Some((windows, span)) = models.history_span(asset, since, until).await? else {
         return Ok(None);
     };
     let needed =
@@ -548,15 +551,7 @@ async fn auto_train(
     if windows < config.training.min_windows || span < needed {
         return Ok(None);
     }
-    models
-        .train(
-            asset,
-            chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-            until,
-            true,
-        )
-        .await
-        .map(Some)
+    models.train(asset, since, until, true).await.map(Some)
 }
 
 /// Builds the anomaly-detection service.

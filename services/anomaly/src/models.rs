@@ -195,16 +195,29 @@ impl Models {
             .unwrap_or_else(Utc::now))
     }
 
-    /// How much history `asset` has before `until`: (windows of its best-covered sensor,
-    /// span first → last).
+    /// Since when `asset` is as new: its last failure or replacement (maintenance events), or
+    /// the epoch. Windows before it belong to another life of the machine.
+    pub async fn normal_since(&self, asset: AssetId) -> Result<DateTime<Utc>, ModelError> {
+        Ok(self
+            .store
+            .list_maintenance_events(Some(asset), 1000)
+            .await?
+            .iter()
+            .filter(|e| e.kind.ends_life())
+            .map(|e| e.occurred_at)
+            .max()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+    }
+
+    /// How much history `asset` has within `[since, until)`: (windows of its best-covered
+    /// sensor, span first → last).
     pub async fn history_span(
         &self,
         asset: AssetId,
+        since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<(usize, chrono::Duration)>, ModelError> {
-        let history = self
-            .history(asset, DateTime::<Utc>::UNIX_EPOCH, until)
-            .await?;
+        let history = self.history(asset, since, until).await?;
         Ok(history
             .values()
             .filter_map(|v| {

@@ -1,7 +1,8 @@
 //! The anomaly service's HTTP API (`/api/v1/anomalies/...`).
 //!
 //! - `POST /api/v1/anomalies/train` `{assetId, from?, to?, promote?}`: trains a model of the
-//!   asset on its windows in the period (default: all of them), registers it, serves it unless
+//!   asset on its windows in the period (default: all of them since its last failure or
+//!   replacement), registers it, serves it unless
 //!   `promote` is false → 201 with the version and the training report.
 //! - `POST /api/v1/anomalies/detect` `{assetId, sensorId, features: {name: value}}`: scores a
 //!   feature vector with the asset's served model, without storing anything.
@@ -109,7 +110,11 @@ fn yes() -> bool {
 
 async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
     let req: TrainRequest = parse_json(&body)?;
-    let from = req.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    // Default: the asset's current life (since its last failure or replacement).
+    let from = match req.from {
+        Some(from) => from,
+        None => s.models.normal_since(req.asset_id).await?,
+    };
     let to = req.to.unwrap_or_else(Utc::now);
     if to <= from {
         return Err(

@@ -3,12 +3,14 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use mantis_cache::Cache;
 use mantis_domain::FeatureVector;
 use mantis_domain::{
-    Asset, AssetId, Criticality, Sensor, SensorId, SensorType, TenantId, WorkOrderStatus,
+    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    Sensor, SensorId, SensorType, TenantId, WorkOrderId, WorkOrderStatus, deterministic_uuid,
 };
 use mantis_runtime::Problem;
 use mantis_store::{Store, WorkOrderFilter};
@@ -31,7 +33,15 @@ pub(crate) fn router(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Router {
         .route("/api/v1/assets", get(list_assets).post(create_asset))
         .route("/api/v1/assets/{id}", get(get_asset))
         .route("/api/v1/alerts", get(list_alerts))
+        .route(
+            "/api/v1/assets/{id}/events",
+            get(list_events).post(record_event),
+        )
         .route("/api/v1/work-orders", get(list_work_orders))
+        .route(
+            "/api/v1/work-orders/{id}/complete",
+            post(complete_work_order),
+        )
         .route("/api/v1/features/{asset_id}", get(latest_features))
         .fallback(not_found)
         .with_state(ApiState { store, cache })
@@ -205,6 +215,150 @@ async fn list_work_orders(
         limit: Some(limit(&params)?),
     };
     Ok(Json(db.store.list_work_orders(&filter).await?).into_response())
+}
+
+fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
+    MaintenanceEventKind::parse(raw)
+        .map_err(|e| Problem::bad_request(e.to_string()).with_field(field, e.to_string()))
+}
+
+fn not_in_future(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
+    if at > Utc::now() + chrono::Duration::minutes(5) {
+        return Err(
+            Problem::bad_request("a maintenance event cannot be in the future")
+                .with_field(field, format!("{at} is in the future")),
+        );
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewEvent {
+    id: Option<MaintenanceEventId>,
+    kind: String,
+    occurred_at: DateTime<Utc>,
+    work_order_id: Option<WorkOrderId>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/assets/{id}/events`: records a failure, replacement, repair or inspection
+/// (e.g. history from a CMMS). Failures and replacements end a run to failure: what the RUL
+/// models learn from. Idempotent when the client gives the id.
+async fn record_event(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let asset =
+        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
+    let new: NewEvent = mantis_runtime::parse_json(&body)?;
+    let kind = event_kind(&new.kind, "/kind")?;
+    not_in_future(new.occurred_at, "/occurredAt")?;
+    if db.store.get_asset(asset).await?.is_none() {
+        return Err(Problem::not_found(format!("asset {asset} does not exist")));
+    }
+    let event = MaintenanceEvent {
+        id: new.id.unwrap_or_else(MaintenanceEventId::new_random),
+        asset_id: asset,
+        kind,
+        occurred_at: new.occurred_at,
+        work_order_id: new.work_order_id,
+        note: new.note,
+    };
+    let created = db.store.insert_maintenance_event(&event).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(event)).into_response())
+}
+
+/// `GET /api/v1/assets/{id}/events`: the asset's maintenance events, newest first.
+async fn list_events(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let asset =
+        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
+    let limit = limit(&params)?;
+    Ok(Json(db.store.list_maintenance_events(Some(asset), limit).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Completion {
+    /// FAILURE, REPLACEMENT, REPAIR, INSPECTION; none: nothing to record.
+    outcome: Option<String>,
+    /// When the failure or work happened; default now.
+    occurred_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
+/// was found as a maintenance event (one per work order, so a retried call records nothing
+/// twice).
+async fn complete_work_order(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let id = WorkOrderId::parse(&id)
+        .map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
+    let completion: Completion = if body.is_empty() {
+        Completion {
+            outcome: None,
+            occurred_at: None,
+            note: String::new(),
+        }
+    } else {
+        mantis_runtime::parse_json(&body)?
+    };
+    let kind = completion
+        .outcome
+        .as_deref()
+        .map(|o| event_kind(o, "/outcome"))
+        .transpose()?;
+    let occurred_at = completion.occurred_at.unwrap_or_else(Utc::now);
+    not_in_future(occurred_at, "/occurredAt")?;
+    let Some(order) = db.store.get_work_order(id).await? else {
+        return Err(Problem::not_found(format!(
+            "work order {id} does not exist"
+        )));
+    };
+    if order.status == WorkOrderStatus::Cancelled {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("work order {} was cancelled", order.code),
+        ));
+    }
+    if order.status != WorkOrderStatus::Completed {
+        db.store
+            .set_work_order_status(id, WorkOrderStatus::Completed)
+            .await?;
+    }
+    let event = match kind {
+        Some(kind) => {
+            let event = MaintenanceEvent {
+                id: MaintenanceEventId(deterministic_uuid("maintenance-event", &[&id.to_string()])),
+                asset_id: order.asset_id,
+                kind,
+                occurred_at,
+                work_order_id: Some(id),
+                note: completion.note,
+            };
+            db.store.insert_maintenance_event(&event).await?;
+            Some(event)
+        }
+        None => None,
+    };
+    let order = db.store.get_work_order(id).await?;
+    Ok(Json(serde_json::json!({"workOrder": order, "event": event})).into_response())
 }
 
 /// `GET /api/v1/features/{asset_id}`: the latest feature vector of each sensor of the asset,

@@ -5,9 +5,11 @@
 //! after a delay and drifts toward failure at its own speed (the critical motor first, the fan
 //! last): vibration rises and gets noisier, the bearing warms up, the current climbs.
 //!
-//! On a fresh data directory the simulator first replays enough healthy history for the
-//! anomaly baselines to be learned (in-process, through the same ingestion path as REST,
-//! `Ingestor::accept`, tagged `SIMULATOR`), then runs live. Live, the machines speak real
+//! On a fresh data directory the simulator first replays history (in-process, through the same
+//! ingestion path as REST, `Ingestor::accept`, tagged `SIMULATOR`), then runs live. The history
+//! holds `past_lives` earlier lives of each wearing machine, each run to failure and recorded
+//! as a FAILURE maintenance event (what the RUL models learn from), then enough healthy running
+//! of the current machines for the anomaly baselines and models. Live, the machines speak real
 //! protocols (`devices`): the motors and fans are variables of an in-process OPC UA server, the
 //! pumps registers of an in-process Modbus TCP server, the conveyors publish to an MQTT broker
 //! when one answers (else they stay in-process); the ingestion service reads them back through
@@ -19,8 +21,8 @@ pub mod devices;
 
 use mantis_bus::TraceContext;
 use mantis_domain::{
-    Asset, AssetId, Criticality, Quality, Sensor, SensorId, SensorType, SourceProtocol, TenantId,
-    deterministic_uuid,
+    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    Quality, Sensor, SensorId, SensorType, SourceProtocol, TenantId, deterministic_uuid,
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
@@ -41,6 +43,11 @@ pub struct DemoConfig {
     pub wear_speed: f64,
     /// Seed of the noise generators.
     pub seed: u64,
+    /// Earlier lives of each wearing machine replayed as history, each run to failure (the
+    /// RUL models' training data). Default 3.
+    pub past_lives: usize,
+    /// Seconds each past life runs healthy before it starts to wear. Default 150.
+    pub past_life_healthy_secs: f64,
     /// The simulated devices speaking OPC UA, Modbus TCP and MQTT (`[demo.devices]`).
     pub devices: devices::DevicesConfig,
 }
@@ -51,6 +58,8 @@ impl Default for DemoConfig {
             sample_interval_secs: 1.0,
             wear_speed: 1.0,
             seed: 7,
+            past_lives: 3,
+            past_life_healthy_secs: 150.0,
             devices: devices::DevicesConfig::default(),
         }
     }
@@ -266,6 +275,8 @@ pub struct Simulator {
     plant: Vec<SimulatedMachine>,
     config: DemoConfig,
     history_secs: f64,
+    /// Seconds of history spent on past lives (from its start); healthy history follows.
+    lives_secs: f64,
     rng: StdRng,
     devices: Option<Arc<devices::Devices>>,
 }
@@ -280,12 +291,18 @@ impl Simulator {
         window_secs: u64,
         history_windows: usize,
     ) -> Self {
-        let history_secs = (history_windows as f64 + 2.0) * window_secs as f64;
+        let lives_secs = plant
+            .iter()
+            .filter_map(|m| life_secs(&m.profile, &config))
+            .map(|l| l * config.past_lives as f64)
+            .fold(0.0, f64::max);
+        let history_secs = lives_secs + (history_windows as f64 + 2.0) * window_secs as f64;
         let rng = StdRng::seed_from_u64(config.seed);
         Self {
             plant,
             config,
             history_secs,
+            lives_secs,
             rng,
             devices: None,
         }
@@ -319,8 +336,26 @@ impl Simulator {
         direct
     }
 
-    /// Wear of `machine` at `live_secs` seconds of live running (negative: history).
+    /// Wear of `machine` at `live_secs` seconds of live running (negative: history, where the
+    /// past lives come first).
     fn wear(&self, machine: &SimulatedMachine, live_secs: f64) -> f64 {
+        if live_secs < 0.0 {
+            let since_start = self.history_secs + live_secs;
+            let Some(life) = life_secs(&machine.profile, &self.config) else {
+                return 0.0;
+            };
+            let n = (since_start / life).floor();
+            if n < 0.0 || n >= self.config.past_lives as f64 {
+                return 0.0; // a new machine since the last failure
+            }
+            let age = since_start - n * life;
+            let wearing = age - self.config.past_life_healthy_secs;
+            return if wearing > 0.0 {
+                (wearing * machine.profile.wear_rate * self.config.wear_speed).min(1.0)
+            } else {
+                0.0
+            };
+        }
         match machine.profile.wear_onset_secs {
             Some(onset) if live_secs > onset => {
                 ((live_secs - onset) * machine.profile.wear_rate * self.config.wear_speed).min(1.5)
@@ -329,10 +364,45 @@ impl Simulator {
         }
     }
 
+    /// The failures ending the past lives, for a history that starts at `history_start`.
+    fn past_failures(&self, history_start: chrono::DateTime<chrono::Utc>) -> Vec<MaintenanceEvent> {
+        let mut events = Vec::new();
+        for machine in &self.plant {
+            let Some(life) = life_secs(&machine.profile, &self.config) else {
+                continue;
+            };
+            for n in 1..=self.config.past_lives {
+                let at = history_start
+                    + chrono::Duration::milliseconds((life * n as f64 * 1000.0) as i64);
+                events.push(MaintenanceEvent {
+                    id: MaintenanceEventId(deterministic_uuid(
+                        "demo-failure",
+                        &[&machine.asset.code, &n.to_string()],
+                    )),
+                    asset_id: machine.asset.id,
+                    kind: MaintenanceEventKind::Failure,
+                    occurred_at: at,
+                    work_order_id: None,
+                    note: format!(
+                        "demo history: {} failed (life {n} of {}), component replaced",
+                        machine.asset.code, self.config.past_lives
+                    ),
+                });
+            }
+        }
+        events
+    }
+
     /// One sample of every sensor at `at`, `live_secs` into the live run.
     fn sample(&mut self, at: mantis_domain::Timestamp, live_secs: f64) -> Vec<IncomingReading> {
         let mut batch = Vec::with_capacity(self.plant.len() * CHANNELS.len());
         for m in 0..self.plant.len() {
+            // During the past lives only the machines that lived them report: the others'
+            // history is the healthy tail, as long as the wearing machines' current life.
+            let in_past_lives = live_secs < 0.0 && self.history_secs + live_secs < self.lives_secs;
+            if in_past_lives && life_secs(&self.plant[m].profile, &self.config).is_none() {
+                continue;
+            }
             let wear = self.wear(&self.plant[m], live_secs);
             for s in 0..self.plant[m].sensors.len() {
                 let (sensor_id, ch) = {
@@ -395,9 +465,17 @@ impl Simulator {
         let now = chrono::Utc::now();
         if store.count_windows(None).await? == 0 {
             let steps = (self.history_secs / step.as_secs_f64()).ceil() as i64;
+            let history_start = now - chrono::Duration::milliseconds(steps * step_ms);
+            // The failures first: the anomaly models learn only from the current lives.
+            for event in self.past_failures(history_start) {
+                store.insert_maintenance_event(&event).await?;
+            }
             tracing::info!(
                 seconds = self.history_secs,
-                "simulator: replaying healthy history so baselines can be learned"
+                past_lives_secs = self.lives_secs,
+                past_lives = self.config.past_lives,
+                "simulator: replaying history (past lives run to failure, then healthy running) \
+                 so RUL and anomaly models can be learned"
             );
             for i in (1..=steps).rev() {
                 let at = now - chrono::Duration::milliseconds(i * step_ms);
@@ -445,6 +523,14 @@ impl Simulator {
             }
         }
     }
+}
+
+/// Seconds of one past life of a wearing machine: healthy running, then wear up to failure.
+fn life_secs(profile: &MachineProfile, config: &DemoConfig) -> Option<f64> {
+    profile.wear_onset_secs?;
+    let rate = profile.wear_rate * config.wear_speed;
+    (rate > 0.0 && config.past_lives > 0)
+        .then(|| config.past_life_healthy_secs.max(0.0) + 1.0 / rate)
 }
 
 /// A standard normal sample (Box–Muller).
@@ -533,8 +619,43 @@ mod tests {
             worn > healthy_early + 1.0,
             "worn {worn} vs healthy {healthy_early}"
         );
-        // History is always healthy.
+        // The recent history is healthy running of the current machines.
         assert_eq!(sim.wear(&sim.plant[0], -50.0), 0.0);
+    }
+
+    #[test]
+    fn past_lives_run_to_failure_before_the_healthy_history() {
+        let sim = Simulator::new(plant(), DemoConfig::default(), 10, 12);
+        let motor = &sim.plant[0];
+        let life = life_secs(&motor.profile, &sim.config).expect("the motor wears");
+        assert_eq!(life, 150.0 + 120.0);
+        let at = |since_start: f64| sim.wear(motor, since_start - sim.history_secs);
+        assert_eq!(at(10.0), 0.0, "healthy start of the first life");
+        assert!((at(150.0 + 60.0) - 0.5).abs() < 1e-9, "half worn");
+        assert!(at(life - 0.5) > 0.99, "failing at the end of the life");
+        assert_eq!(at(life + 1.0), 0.0, "a new machine after the failure");
+        assert_eq!(
+            at(3.0 * life + 1.0),
+            0.0,
+            "healthy after the last past life"
+        );
+        assert_eq!(sim.wear(&sim.plant[1], -sim.history_secs + 200.0), 0.0);
+        let start = chrono::Utc::now();
+        let failures = sim.past_failures(start);
+        assert_eq!(
+            failures.len(),
+            4 * 3,
+            "three past lives per wearing machine"
+        );
+        let motor_failures: Vec<_> = failures
+            .iter()
+            .filter(|e| e.asset_id == motor.asset.id)
+            .map(|e| (e.occurred_at - start).num_milliseconds())
+            .collect();
+        assert_eq!(motor_failures, vec![270_000, 540_000, 810_000]);
+        // The fan's lives are the longest: the history fits them and the healthy tail.
+        assert_eq!(sim.lives_secs, 3.0 * (150.0 + 300.0));
+        assert_eq!(sim.history_secs, sim.lives_secs + 14.0 * 10.0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod demo;
 pub mod import;
+pub mod train;
 
 use mantis_runtime::{App, Infra, InfraSettings, Result};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,24 @@ impl Settings {
         s.anomaly.training.min_windows = 60;
         s.anomaly.auto_train_after_secs = 600;
         s.anomaly.train_check_secs = 5;
+        // The demo's machines wear out in minutes: RUL models read 5 windows and learn from 3
+        // past lives per type. They count at most 15 windows ahead (about the length of the
+        // wear phase: a healthy machine's remaining life is "at least that"), and report in
+        // cycles sized so that the criticality matrix's RUL thresholds (50/100/200/500
+        // cycles) fall 6 windows (one minute) before a failure.
+        s.rul.check_secs = 5;
+        s.rul.training.window = 5;
+        s.rul.training.label_cap = Some(15.0);
+        s.rul.training.min_samples_leaf = 5;
+        s.rul.cycle_secs = [
+            ("motor", 1.2),
+            ("pump", 0.6),
+            ("conveyor", 0.3),
+            ("fan", 0.12),
+        ]
+        .into_iter()
+        .map(|(t, c)| (t.to_owned(), c))
+        .collect();
         s
     }
 

@@ -46,6 +46,29 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Trains a model on the history the configured platform holds.
+    Train {
+        #[command(subcommand)]
+        what: TrainWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrainWhat {
+    /// The in-platform RUL model of an asset type, from its assets' runs to failure (the
+    /// windows between failures or replacements recorded as maintenance events); registered
+    /// and promoted, so running RUL services serve it at their next check.
+    Rul {
+        /// The asset type, e.g. `pump`.
+        #[arg(long)]
+        asset_type: String,
+        /// Register the version without serving it.
+        #[arg(long)]
+        no_promote: bool,
+        /// No progress display.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -112,6 +135,19 @@ async fn main() -> anyhow::Result<()> {
         if summary.interrupted {
             std::process::exit(130);
         }
+        return Ok(());
+    }
+    if let Command::Train {
+        what:
+            TrainWhat::Rul {
+                asset_type,
+                no_promote,
+                quiet,
+            },
+    } = &cli.command
+    {
+        let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        mantis::train::rul(&settings, asset_type, !no_promote, *quiet).await?;
         return Ok(());
     }
     let demo = matches!(cli.command, Command::Demo);

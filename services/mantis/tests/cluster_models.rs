@@ -1,8 +1,11 @@
-//! Anomaly models in the cluster mode: every service its own process over tansu, PostgreSQL
-//! and Redis, and the model registry in an S3 bucket (moto on loopback). A model trained
-//! through the anomaly service's API is stored in the bucket, scores the asset's windows, and
-//! a replacement anomaly process (the first one killed) loads the promoted version from the
-//! bucket by itself.
+//! Anomaly and RUL models in the cluster mode: every service its own process over tansu,
+//! PostgreSQL and Redis, and the model registry in an S3 bucket (moto on loopback). A model
+//! trained through the anomaly service's API is stored in the bucket, scores the asset's
+//! windows, and a replacement anomaly process (the first one killed) loads the promoted version
+//! from the bucket by itself. Then RUL: motors run to failure through the whole pipeline, their
+//! failures recorded through the gateway; the in-platform RUL model trained through the RUL
+//! service's API lands in the bucket, predicts on demand, and the RUL process predicts every
+//! new window of a wearing motor, falling toward its failure.
 //!
 //! Needs tansu, PostgreSQL, Redis (see `common/cluster.rs`) and `moto_server`
 //! (services/mantis/tests/peers/requirements.txt).
@@ -45,7 +48,7 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_trained_in_the_cluster_lives_in_s3_and_follows_a_restart() {
+async fn models_trained_in_the_cluster_live_in_s3_follow_a_restart_and_predict() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let endpoint = s3.endpoint();
@@ -59,6 +62,8 @@ async fn a_model_trained_in_the_cluster_lives_in_s3_and_follows_a_restart() {
         ("anomaly", "auto_train_after_secs", "0"),
         ("anomaly", "train_check_secs", "1"),
         ("anomaly", "training__min_windows", MIN_WINDOWS),
+        ("rul", "auto_train", "false"),
+        ("rul", "check_secs", "1"),
         ("infra", "objects__kind", "s3"),
         ("infra", "objects__bucket", BUCKET),
         ("infra", "objects__endpoint", &endpoint),
@@ -172,5 +177,176 @@ async fn a_model_trained_in_the_cluster_lives_in_s3_and_follows_a_restart() {
             .iter()
             .any(|s| s.model_version.as_deref() == Some("1") && s.isolation_forest_score.is_some()),
         "{scores:#?}"
+    );
+
+    // --- RUL --------------------------------------------------------------------------------
+    rul_in_the_cluster(&http, &cluster, &store, &endpoint, base).await;
+}
+
+/// Windows of visible wear at the end of each RUL training life.
+const RUL_WEAR: i64 = 15;
+/// Windows of one life of the RUL training motors.
+const RUL_LIFE: i64 = 30;
+/// First window of the RUL part (after the anomaly part's windows).
+const RUL_FIRST: i64 = 60;
+
+/// Readings of window `w` (of `base`) at wear `wear` in [0, 1].
+fn worn_window(base: i64, w: i64, wear: f64) -> Vec<(i64, f64)> {
+    (w * WINDOW_SECS..(w + 1) * WINDOW_SECS)
+        .map(|s| (at(base, s), healthy(s) + 5.0 * wear * wear))
+        .collect()
+}
+
+fn life_wear(i: i64, len: i64) -> f64 {
+    ((i - (len - RUL_WEAR)) as f64 / RUL_WEAR as f64).clamp(0.0, 1.0)
+}
+
+async fn rul_in_the_cluster(
+    http: &reqwest::Client,
+    cluster: &Cluster,
+    store: &mantis_store::postgres::PgStore,
+    endpoint: &str,
+    base: i64,
+) {
+    let (gateway, ingestion, rul) = (
+        cluster.url("gateway"),
+        cluster.url("ingestion"),
+        cluster.url("rul"),
+    );
+    // Three motors ran to failure twice each; the readings flow through the whole pipeline and
+    // the failures are recorded through the gateway.
+    let mut sensors = Vec::new();
+    for n in 0..3 {
+        let (asset, sensor) = register_motor(http, &gateway, &format!("MTR-RTF-{n}")).await;
+        let mut readings = Vec::new();
+        let mut w = RUL_FIRST;
+        for life in 0..2 {
+            for i in 0..RUL_LIFE {
+                readings.extend(worn_window(base, w + i, life_wear(i, RUL_LIFE)));
+            }
+            w += RUL_LIFE;
+            let failed_at =
+                chrono::DateTime::from_timestamp_millis(at(base, w * WINDOW_SECS)).expect("time");
+            let resp = http
+                .post(format!("{gateway}/api/v1/assets/{asset}/events"))
+                .json(&json!({"kind": "FAILURE", "occurredAt": failed_at, "note": format!("life {life}")}))
+                .send()
+                .await
+                .expect("gateway reachable");
+            assert_eq!(resp.status(), 201, "failure recorded");
+            w += 1;
+        }
+        // The new motor's first windows (and the reading that closes the last one).
+        readings.extend(healthy_windows(base, WINDOW_SECS, w, 3));
+        post_readings(http, &ingestion, &sensor, &readings).await;
+        sensors.push(mantis_domain::SensorId::parse(&sensor).expect("sensor id"));
+    }
+    for sensor in &sensors {
+        until("the runs to failure's features in PostgreSQL", || async {
+            let n = store
+                .recent_features(
+                    *sensor,
+                    chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+                    chrono::Utc::now(),
+                    1000,
+                )
+                .await
+                .ok()?
+                .len();
+            (n >= 2 * RUL_LIFE as usize + 2).then_some(())
+        })
+        .await;
+    }
+    // A fourth motor in its first life, healthy so far.
+    let (live, live_sensor) = register_motor(http, &gateway, "MTR-LIVE").await;
+    let live_len = 35;
+    let mut healthy_part = Vec::new();
+    for i in 0..20 {
+        healthy_part.extend(worn_window(base, RUL_FIRST + i, life_wear(i, live_len)));
+    }
+    post_readings(http, &ingestion, &live_sensor, &healthy_part).await;
+
+    // Train → registered in the bucket, promoted.
+    let resp = http
+        .post(format!("{rul}/api/v1/rul/train"))
+        .json(&json!({
+            "assetType": "motor",
+            "config": {"window": 5, "labelCap": 30.0, "minSamplesLeaf": 3, "seed": 3}
+        }))
+        .send()
+        .await
+        .expect("RUL service reachable");
+    let status = resp.status();
+    let trained: Value = resp.json().await.expect("json");
+    assert_eq!(status, 201, "{trained:#}");
+    assert_eq!(trained["version"], 1, "{trained:#}");
+    assert_eq!(
+        trained["units"].as_array().map(Vec::len),
+        Some(6),
+        "{trained:#}"
+    );
+    let listing = http
+        .get(format!(
+            "{endpoint}/{BUCKET}?list-type=2&prefix=models/rul/motor/"
+        ))
+        .send()
+        .await
+        .expect("S3 reachable")
+        .text()
+        .await
+        .expect("listing");
+    for key in ["v000001/model.bin", "v000001/meta.json", "promoted.json"] {
+        assert!(
+            listing.contains(&format!("models/rul/motor/{key}")),
+            "{key} in the bucket: {listing}"
+        );
+    }
+
+    // Predict on demand once the live motor's windows are stored.
+    let live_id = AssetId::parse(&live).expect("asset id");
+    let on_demand = until("an on-demand RUL prediction", || async {
+        let resp = http
+            .post(format!("{rul}/api/v1/rul/predict"))
+            .json(&json!({"assetId": live}))
+            .send()
+            .await
+            .ok()?;
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.json::<Value>().await.ok()
+    })
+    .await;
+    assert_eq!(on_demand["modelVersion"], "rul/motor/v1", "{on_demand:#}");
+
+    // The wear arrives: the RUL process predicts every window, falling toward the failure.
+    let mut wearing = Vec::new();
+    for i in 20..live_len {
+        wearing.extend(worn_window(base, RUL_FIRST + i, life_wear(i, live_len)));
+    }
+    wearing.extend(healthy_windows(base, WINDOW_SECS, RUL_FIRST + live_len, 1));
+    post_readings(http, &ingestion, &live_sensor, &wearing).await;
+    let predictions = until("RUL predictions of the wearing motor's windows", || async {
+        let p = store.list_rul_predictions(live_id, 100).await.ok()?;
+        let last_window_end = chrono::DateTime::from_timestamp_millis(at(
+            base,
+            (RUL_FIRST + live_len) * WINDOW_SECS,
+        ))?;
+        p.first()
+            .is_some_and(|x| x.predicted_at >= last_window_end)
+            .then_some(p)
+    })
+    .await;
+    assert!(
+        predictions
+            .iter()
+            .all(|p| p.model_version == "rul/motor/v1"),
+        "{predictions:#?}"
+    );
+    let newest = predictions[0].rul_cycles;
+    let oldest = predictions[predictions.len() - 1].rul_cycles;
+    assert!(
+        predictions.len() >= 10 && newest < oldest - 10.0,
+        "RUL falls as the motor wears ({oldest:.1} → {newest:.1}): {predictions:#?}"
     );
 }

@@ -29,7 +29,8 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
 async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines_alert() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (gateway_port, ingestion_port, anomaly_port) = (free_port(), free_port(), free_port());
+    let (gateway_port, ingestion_port, anomaly_port, rul_port) =
+        (free_port(), free_port(), free_port(), free_port());
     let mut s = Settings::demo_defaults();
     s.infra.data_dir = dir.path().to_path_buf();
     s.gateway.bind = format!("127.0.0.1:{gateway_port}");
@@ -37,7 +38,7 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
     s.preprocessing.bind = "127.0.0.1:0".into();
     s.features.bind = "127.0.0.1:0".into();
     s.anomaly.bind = format!("127.0.0.1:{anomaly_port}");
-    s.rul.bind = "127.0.0.1:0".into();
+    s.rul.bind = format!("127.0.0.1:{rul_port}");
     s.orchestrator.bind = "127.0.0.1:0".into();
     // No broker there: the conveyors stay in-process (and say so).
     s.demo.devices.mqtt_broker = format!("127.0.0.1:{}", free_port());
@@ -47,13 +48,40 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
     let gateway = format!("http://127.0.0.1:{gateway_port}");
     let ingestion = format!("http://127.0.0.1:{ingestion_port}");
     let anomaly = format!("http://127.0.0.1:{anomaly_port}");
-
-    // Wait for alerts on the critical motor (OPC UA) and the pump (Modbus).
+    let rul = format!("http://127.0.0.1:{rul_port}");
     let wearing = [asset("MTR-001"), asset("PMP-001")];
     let healthy: Vec<(String, &str)> = ["MTR-002", "PMP-002", "CNV-002", "FAN-002"]
         .iter()
         .map(|c| (asset(c), *c))
         .collect();
+
+    // The models trained on the replayed history score the plant: the wearing motor's live
+    // anomalies come from its ensemble and name the features behind them (the replayed past
+    // lives, run to failure, alerted already: the robust baseline scores history).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let view = loop {
+        let view = get(&http, &format!("{anomaly}/api/v1/anomalies/{}", wearing[0]))
+            .await
+            .unwrap_or_default();
+        let by_model = view["anomalies"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["method"] == "ensemble"
+                    && x["contributions"].as_array().is_some_and(|c| !c.is_empty())
+            })
+        });
+        if by_model {
+            break view;
+        }
+        if task.is_finished() {
+            panic!("the demo stopped early: {:?}", task.await);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no explained ensemble anomaly on the wearing motor: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Wait for alerts on the critical motor (OPC UA) and the pump (Modbus).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
     let alerts = loop {
         if task.is_finished() {
@@ -76,10 +104,10 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     for (id, code) in &healthy {
-        assert!(
-            !alerts.iter().any(|a| a["assetId"] == id.as_str()),
-            "healthy {code} alerted: {alerts:#?}"
-        );
+        if alerts.iter().any(|a| a["assetId"] == id.as_str()) {
+            let view = get(&http, &format!("{anomaly}/api/v1/anomalies/{id}")).await;
+            panic!("healthy {code} alerted: {alerts:#?}; its anomalies: {view:#?}");
+        }
     }
     let orders = get(
         &http,
@@ -92,29 +120,6 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         "the critical motor has a work order: {orders}"
     );
 
-    // The models trained on the replayed history score the plant: the wearing motor's
-    // anomalies come from its ensemble and name the features behind them; the healthy
-    // machines have models too, and no anomaly.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let view = loop {
-        let view = get(&http, &format!("{anomaly}/api/v1/anomalies/{}", wearing[0]))
-            .await
-            .unwrap_or_default();
-        let by_model = view["anomalies"].as_array().is_some_and(|a| {
-            a.iter().any(|x| {
-                x["method"] == "ensemble"
-                    && x["contributions"].as_array().is_some_and(|c| !c.is_empty())
-            })
-        });
-        if by_model {
-            break view;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no explained ensemble anomaly on the wearing motor: {view:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
     assert!(view["model"]["version"].as_u64().is_some(), "{view:#}");
     let scored = view["scores"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -137,6 +142,79 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
             serde_json::json!([]),
             "healthy {code}: {view:#}"
         );
+    }
+
+    // RUL: models trained on the past lives (runs to failure) predict every machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let view = get(&http, &format!("{rul}/api/v1/rul/{}", wearing[0]))
+            .await
+            .unwrap_or_default();
+        if view["predictions"].as_array().is_some_and(|p| p.len() >= 3) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RUL predictions of the wearing motor: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Healthy machines are predicted near the label cap (their remaining life is "at least"
+    // the wear phase), far above their RUL thresholds; the wearing motor's prediction falls
+    // toward its failure.
+    let demo = Settings::demo_defaults();
+    let cap_cycles = |asset_type: &str| {
+        demo.rul.training.label_cap.unwrap_or(f64::INFINITY)
+            * demo
+                .rul
+                .cycles_per_window(asset_type, demo.preprocessing.window_secs as f64)
+    };
+    let predictions = |view: &Value| -> Vec<f64> {
+        view["predictions"]
+            .as_array()
+            .map(|p| p.iter().filter_map(|x| x["rulCycles"].as_f64()).collect())
+            .unwrap_or_default()
+    };
+    for (code, asset_type) in [
+        ("MTR-002", "motor"),
+        ("PMP-002", "pump"),
+        ("CNV-002", "conveyor"),
+        ("FAN-002", "fan"),
+    ] {
+        let view = get(
+            &http,
+            &format!("{rul}/api/v1/rul/{}?limit=500", asset(code)),
+        )
+        .await
+        .unwrap_or_default();
+        let mut p = predictions(&view);
+        assert!(
+            !p.is_empty(),
+            "healthy {code} has RUL predictions: {view:#}"
+        );
+        p.sort_by(f64::total_cmp);
+        let median = p[p.len() / 2];
+        assert!(
+            median > 0.6 * cap_cycles(asset_type),
+            "healthy {code}: median RUL {median:.0} cycles of a {:.0} cap: {p:?}",
+            cap_cycles(asset_type)
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let view = get(&http, &format!("{rul}/api/v1/rul/{}", wearing[0]))
+            .await
+            .unwrap_or_default();
+        let p = predictions(&view);
+        // Newest first: the last three below a third of the cap.
+        if p.len() >= 3 && p[..3].iter().all(|r| *r < cap_cycles("motor") / 3.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the wearing motor's RUL falls: {p:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // The readings came through the real connectors.

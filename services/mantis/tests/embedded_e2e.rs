@@ -207,6 +207,84 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
     .await;
     assert_eq!(listed[0]["id"], wo_id.as_str());
 
+    // The technician completes it: the bearing had failed. The order is COMPLETED and the
+    // failure is a maintenance event of the asset (what the RUL models learn from); a retried
+    // call records nothing twice; bad outcomes and unknown orders get problem bodies.
+    let complete = format!("{gateway}/api/v1/work-orders/{wo_id}/complete");
+    let body = serde_json::json!({"outcome": "FAILURE", "note": "bearing seized"});
+    for _ in 0..2 {
+        let r = http
+            .post(&complete)
+            .json(&body)
+            .send()
+            .await
+            .expect("complete");
+        assert_eq!(r.status().as_u16(), 200);
+        let done: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(done["workOrder"]["status"], "COMPLETED", "{done:#}");
+        assert_eq!(done["event"]["kind"], "FAILURE", "{done:#}");
+        assert_eq!(done["event"]["workOrderId"], wo_id.as_str(), "{done:#}");
+    }
+    let events = await_json(
+        &http,
+        &format!("{gateway}/api/v1/assets/{asset}/events"),
+        Duration::from_secs(5),
+        "events",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events:#}");
+    assert_eq!(events[0]["note"], "bearing seized");
+    let r = http
+        .post(&complete)
+        .json(&serde_json::json!({"outcome": "EXPLODED"}))
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(r.status().as_u16(), 400);
+    let problem: serde_json::Value = r.json().await.expect("problem");
+    assert!(problem["detail"].is_string(), "{problem:#}");
+    let r = http
+        .post(format!(
+            "{gateway}/api/v1/work-orders/{}/complete",
+            mantis_domain::WorkOrderId::new_random()
+        ))
+        .json(&body)
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(r.status().as_u16(), 404);
+    // A maintenance event recorded directly (history from a CMMS), once per client id.
+    let event = serde_json::json!({
+        "id": "7d2f8a4e-2b1c-4d7e-9a51-0c3b8e6f1a22",
+        "kind": "REPLACEMENT",
+        "occurredAt": "2026-01-05T08:00:00Z",
+        "note": "motor replaced"
+    });
+    let events_url = format!("{gateway}/api/v1/assets/{asset}/events");
+    let first = http
+        .post(&events_url)
+        .json(&event)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(first.status().as_u16(), 201);
+    let again = http
+        .post(&events_url)
+        .json(&event)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(again.status().as_u16(), 200);
+    let future = serde_json::json!({"kind": "FAILURE", "occurredAt": "2999-01-01T00:00:00Z"});
+    let r = http
+        .post(&events_url)
+        .json(&future)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(r.status().as_u16(), 400);
+
     p.stop().await;
 }
 

@@ -1,16 +1,43 @@
 //! # mantis-rul
 //!
-//! Remaining-useful-life prediction. Consumes `features.extracted` and, with a model loaded,
-//! publishes predictions on `rul.predicted`. Without a model it predicts nothing: it consumes
-//! and commits (so it never holds the stream back), counts what it skipped, and says so in
-//! `/health` and `/ready` under `model`. RUL models and their registry come with the RUL work.
+//! Remaining-useful-life prediction. Consumes `features.extracted`, keeps a sliding sequence of
+//! windows per asset (the features of all its sensors side by side, see [`rows`]) and, once
+//! every sensor of an asset reported a window, predicts with the model promoted for the asset's
+//! type: the RUL in cycles (windows of the asset) with its conformal 90 % interval, stored in
+//! `rul_predictions` and published on `rul.predicted` (the orchestrator turns a RUL below the
+//! criticality's threshold into a work order).
+//!
+//! Models ([`models`]): the in-platform gradient-boosted trees, trained from the plant's own
+//! runs to failure (failures and replacements recorded as maintenance events end a run) —
+//! automatically once an asset type has `min_runs` of them and no model, or through
+//! `POST /api/v1/rul/train` and `mantis train rul` — and deep models uploaded as ONNX with
+//! their input contract. Versions live in the model registry (object storage); the promoted
+//! one of each type is served and hot-swapped, every replica polling the registry.
+//!
+//! Nothing is lost across restarts: an asset's sequence is rebuilt from the stored feature
+//! history (since its last failure or replacement) on its first window after a start.
+
+pub mod models;
+pub mod routes;
+pub mod rows;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use mantis_bus::Position;
-use mantis_domain::FeatureVector;
-use mantis_runtime::{App, HandleError, Handler, Infra, RecordContext, Result, run_consumer};
+use mantis_domain::{AssetId, FeatureVector, RulPrediction};
+use mantis_rul_model::tree::TreeConfig;
+use mantis_runtime::{
+    App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
+};
+use mantis_store::Store;
 use mantis_telemetry::Health;
+use models::{ModelError, Models, TrainRequest};
+use rows::{AssetLayout, Rows};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Configuration of the RUL service (`[rul]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -18,12 +45,56 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Listen address. Default `0.0.0.0:8005`.
     pub bind: String,
+    /// Train an asset type's model by itself once its assets have `min_runs` runs to failure
+    /// and no model is promoted. Default true.
+    pub auto_train: bool,
+    /// Runs to failure an asset type needs before automatic training. Default 3.
+    pub min_runs: usize,
+    /// Seconds between two checks for models promoted elsewhere, new failures and types to
+    /// train. Default 60.
+    pub check_secs: u64,
+    /// Windows of one run to failure used for training at most (its last ones). Default 20000.
+    pub max_rows_per_run: u32,
+    /// Columns that are operating settings (regimes), e.g. `speed.mean`. Default none.
+    pub settings_columns: Vec<String>,
+    /// The in-platform model (`[rul.training]`: window, labelCap, trees, ...).
+    pub training: TreeConfig,
+    /// Seconds of one operating cycle per asset type (`[rul.cycle_secs]`, e.g. `press = 4.0`):
+    /// RUL is published in these cycles. A type without an entry counts one window of its
+    /// assets as one cycle.
+    pub cycle_secs: BTreeMap<String, f64>,
+}
+
+impl Config {
+    /// How many cycles of `asset_type` a window of `window_secs` spans.
+    pub fn cycles_per_window(&self, asset_type: &str, window_secs: f64) -> f64 {
+        cycles_per_window(&self.cycle_secs, asset_type, window_secs)
+    }
+}
+
+/// How many cycles of `asset_type` (per `cycle_secs`) a window of `window_secs` spans.
+pub fn cycles_per_window(
+    cycle_secs: &BTreeMap<String, f64>,
+    asset_type: &str,
+    window_secs: f64,
+) -> f64 {
+    match cycle_secs.get(asset_type) {
+        Some(c) if *c > 0.0 && c.is_finite() && window_secs > 0.0 => window_secs / c,
+        _ => 1.0,
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             bind: "0.0.0.0:8005".into(),
+            auto_train: true,
+            min_runs: 3,
+            check_secs: 60,
+            max_rows_per_run: 20_000,
+            settings_columns: Vec::new(),
+            training: TreeConfig::default(),
+            cycle_secs: BTreeMap::new(),
         }
     }
 }
@@ -31,9 +102,67 @@ impl Default for Config {
 /// The consumer group of the service.
 pub const GROUP: &str = "rul";
 
+/// Start of each asset's current life (its last failure or replacement), refreshed by the
+/// checker: an asset whose life restarted gets a fresh sequence.
+type Lives = Arc<RwLock<HashMap<AssetId, DateTime<Utc>>>>;
+
+struct AssetState {
+    layout: Arc<AssetLayout>,
+    life_start: DateTime<Utc>,
+    model_version: u64,
+    rows: Rows,
+}
+
 struct RulHandler {
+    store: Arc<dyn Store>,
+    models: Arc<Models>,
+    publisher: Publisher,
+    lives: Lives,
+    states: HashMap<AssetId, AssetState>,
+    layouts: HashMap<AssetId, Arc<AssetLayout>>,
     skipped: u64,
+    predicted: u64,
+    cycle_secs: BTreeMap<String, f64>,
     health: Health,
+}
+
+impl RulHandler {
+    /// The layout of the asset, reloaded when a sensor it does not know reports.
+    async fn layout(
+        &mut self,
+        fv: &FeatureVector,
+    ) -> std::result::Result<Option<Arc<AssetLayout>>, HandleError> {
+        if let Some(l) = self.layouts.get(&fv.asset_id)
+            && l.has_sensor(fv.sensor_id)
+        {
+            return Ok(Some(l.clone()));
+        }
+        let Some(asset) = self.store.get_asset(fv.asset_id).await? else {
+            return Ok(None);
+        };
+        let sensors = self.store.list_sensors(Some(asset.id)).await?;
+        let layout = Arc::new(AssetLayout::new(&asset, &sensors));
+        self.layouts.insert(asset.id, layout.clone());
+        self.states.remove(&asset.id);
+        Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
+    }
+
+    fn skip(&mut self) {
+        self.skipped += 1;
+        metrics::counter!("mantis_rul_skipped_no_model_total").increment(1);
+        self.health.set_detail(
+            "featureVectorsWithoutPrediction",
+            serde_json::json!(self.skipped),
+        );
+    }
+}
+
+fn model_error(e: ModelError) -> HandleError {
+    match e {
+        ModelError::Store(e) => e.into(),
+        ModelError::Registry(e) => HandleError::Transient(e.to_string()),
+        other => HandleError::Permanent(other.to_string()),
+    }
 }
 
 #[async_trait]
@@ -42,17 +171,216 @@ impl Handler for RulHandler {
 
     async fn handle(
         &mut self,
-        _fv: &FeatureVector,
+        fv: &FeatureVector,
         ctx: &RecordContext<'_>,
-    ) -> Result<Option<Position>, HandleError> {
-        self.skipped += 1;
-        metrics::counter!("mantis_rul_skipped_no_model_total").increment(1);
-        self.health.set_detail(
-            "featureVectorsWithoutPrediction",
-            serde_json::json!(self.skipped),
+    ) -> std::result::Result<Option<Position>, HandleError> {
+        let Some(layout) = self.layout(fv).await? else {
+            tracing::debug!(asset = %fv.asset_id, sensor = %fv.sensor_id, "RUL: unknown asset or sensor");
+            return Ok(ctx.done());
+        };
+        let Some(served) = self.models.served(&layout.asset_type) else {
+            self.skip();
+            return Ok(ctx.done());
+        };
+        let window = served.predictor.window().max(1);
+        let known_life = self
+            .lives
+            .read()
+            .ok()
+            .and_then(|l| l.get(&fv.asset_id).copied());
+        let fresh = match self.states.get(&fv.asset_id) {
+            Some(s) => {
+                s.model_version != served.version
+                    || known_life.is_some_and(|life| life > s.life_start)
+            }
+            None => true,
+        };
+        if fresh {
+            // Rebuild the sequence from the stored history of the current life.
+            let life_start = self
+                .models
+                .life_start(fv.asset_id)
+                .await
+                .map_err(model_error)?;
+            let rows = self
+                .models
+                .rows(
+                    &layout,
+                    life_start,
+                    fv.window_start,
+                    u32::try_from(window + 1).unwrap_or(u32::MAX),
+                )
+                .await
+                .map_err(model_error)?;
+            self.states.insert(
+                fv.asset_id,
+                AssetState {
+                    layout: layout.clone(),
+                    life_start,
+                    model_version: served.version,
+                    rows,
+                },
+            );
+        }
+        let Some(state) = self.states.get_mut(&fv.asset_id) else {
+            return Ok(ctx.done());
+        };
+        if fv.window_start < state.life_start {
+            // A window of the previous life (redelivered or late): not this life's wear.
+            return Ok(ctx.done());
+        }
+        state.rows.merge(&state.layout, fv);
+        let Some(row) = state.rows.get(fv.window_start) else {
+            return Ok(ctx.done());
+        };
+        if !row.is_complete(&state.layout) {
+            return Ok(ctx.done());
+        }
+        let predicted_at = row.window_end;
+        let scale = cycles_per_window(
+            &self.cycle_secs,
+            &state.layout.asset_type,
+            (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
         );
+        let tail = state.rows.last_until(fv.window_start, window);
+        let prediction = match served.predictor.predict(&tail) {
+            Ok(p) => p,
+            Err(e) => {
+                metrics::counter!("mantis_rul_prediction_errors_total").increment(1);
+                tracing::warn!(asset = %fv.asset_id, error = %e, "RUL: no prediction for this window");
+                return Ok(ctx.done());
+            }
+        };
+        state.rows.keep_last(window + 8);
+        let record = RulPrediction {
+            asset_id: fv.asset_id,
+            predicted_at,
+            rul_cycles: prediction.rul * scale,
+            confidence_lower: prediction.lower * scale,
+            confidence_upper: prediction.upper * scale,
+            model_version: served.label(),
+        };
+        self.store.insert_rul_prediction(&record).await?;
+        // Published even when the row existed: the previous attempt may have stopped before
+        // publishing; the orchestrator keys its decisions by asset and prediction time.
+        self.publisher
+            .publish(Some(fv.asset_id.to_string()), &record, ctx.trace, vec![])
+            .await?;
+        self.predicted += 1;
+        metrics::counter!("mantis_rul_predictions_total").increment(1);
+        metrics::gauge!("mantis_rul_cycles", "asset" => fv.asset_id.to_string())
+            .set(record.rul_cycles);
+        self.health
+            .set_detail("predictions", serde_json::json!(self.predicted));
         Ok(ctx.done())
     }
+}
+
+/// Reloads promoted models, refreshes the assets' lives and trains types that can be trained.
+async fn checker(
+    models: Arc<Models>,
+    store: Arc<dyn Store>,
+    lives: Lives,
+    config: Config,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let period = Duration::from_secs(config.check_secs.max(1));
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+        first = false;
+        if let Err(e) = check_once(&models, store.as_ref(), &lives, &config).await {
+            tracing::warn!(error = %e, "RUL check failed; retrying at the next one");
+        }
+        let served = models.served_types();
+        health.set_detail(
+            "model",
+            serde_json::json!({
+                "loaded": !served.is_empty(),
+                "assetTypes": served,
+            }),
+        );
+    }
+}
+
+async fn check_once(
+    models: &Models,
+    store: &dyn Store,
+    lives: &Lives,
+    config: &Config,
+) -> std::result::Result<(), ModelError> {
+    let events = store.list_maintenance_events(None, 100_000).await?;
+    let mut latest: HashMap<AssetId, DateTime<Utc>> = HashMap::new();
+    let mut runs: HashMap<AssetId, usize> = HashMap::new();
+    for e in events.iter().filter(|e| e.kind.ends_life()) {
+        let slot = latest.entry(e.asset_id).or_insert(e.occurred_at);
+        *slot = (*slot).max(e.occurred_at);
+        *runs.entry(e.asset_id).or_insert(0) += 1;
+    }
+    if let Ok(mut l) = lives.write() {
+        *l = latest;
+    }
+    let assets = store.list_assets(None).await?;
+    let mut types: Vec<String> = assets.iter().map(|a| a.asset_type.clone()).collect();
+    types.sort();
+    types.dedup();
+    for asset_type in types {
+        if let Err(e) = models.reload(&asset_type).await {
+            tracing::warn!(%asset_type, error = %e, "RUL: cannot load the promoted model");
+        }
+        if !config.auto_train || models.served(&asset_type).is_some() {
+            continue;
+        }
+        let type_runs: usize = assets
+            .iter()
+            .filter(|a| a.asset_type == asset_type)
+            .map(|a| runs.get(&a.id).copied().unwrap_or(0))
+            .sum();
+        if type_runs < config.min_runs.max(1) {
+            continue;
+        }
+        if models.versions(&asset_type).await?.1.is_some() {
+            continue; // promoted but not loadable: reported above, never retrained over it
+        }
+        tracing::info!(%asset_type, runs = type_runs, "RUL: training the first model of the type");
+        match models
+            .train(
+                TrainRequest {
+                    asset_type: asset_type.clone(),
+                    settings_columns: config.settings_columns.clone(),
+                    config: config.training.clone(),
+                    promote: true,
+                },
+                None,
+            )
+            .await
+        {
+            Ok(t) => tracing::info!(
+                %asset_type,
+                version = t.version,
+                validation_rmse = t.report.validation_rmse,
+                "RUL: model trained and promoted"
+            ),
+            Err(ModelError::NoRuns { .. }) => {}
+            Err(e) => tracing::warn!(%asset_type, error = %e, "RUL: automatic training failed"),
+        }
+    }
+    Ok(())
+}
+
+/// The models of the platform configured by `infra` (also what `mantis train rul` uses).
+pub fn models(infra: &Infra, config: &Config) -> Arc<Models> {
+    Arc::new(Models::new(
+        mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
+        infra.store.clone(),
+        config.max_rows_per_run,
+    ))
 }
 
 /// Builds the RUL service.
@@ -60,19 +388,44 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
     let health = App::health("rul", &infra);
     health.set_detail(
         "model",
-        serde_json::json!({
-            "loaded": false,
-            "reason": "no RUL model is registered; no predictions are published",
-        }),
+        serde_json::json!({ "loaded": false, "assetTypes": [] }),
     );
-    tracing::warn!("no RUL model loaded: rul.predicted stays silent");
+    let models = models(&infra, &config);
+    let lives: Lives = Arc::new(RwLock::new(HashMap::new()));
     let handler = RulHandler {
+        store: infra.store.clone(),
+        models: models.clone(),
+        publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "rul"),
+        lives: lives.clone(),
+        states: HashMap::new(),
+        layouts: HashMap::new(),
         skipped: 0,
+        predicted: 0,
+        cycle_secs: config.cycle_secs.clone(),
         health: health.clone(),
     };
-    Ok(App::new("rul", &config.bind, axum::Router::new(), health)
+    let api = routes::router(routes::ApiState {
+        models: models.clone(),
+        store: infra.store.clone(),
+        training: config.training.clone(),
+        settings_columns: config.settings_columns.clone(),
+        cycle_secs: config.cycle_secs.clone(),
+    });
+    let (store, checker_config, checker_health) =
+        (infra.store.clone(), config.clone(), health.clone());
+    Ok(App::new("rul", &config.bind, api, health)
         .await?
         .worker("consumer", move |shutdown| {
             run_consumer(infra, GROUP, handler, shutdown)
+        })
+        .worker("checker", move |shutdown| {
+            checker(
+                models,
+                store,
+                lives,
+                checker_config,
+                checker_health,
+                shutdown,
+            )
         }))
 }

@@ -11,7 +11,8 @@
 
 use chrono::{DateTime, Utc};
 use mantis_domain::{
-    AlertId, AnomalyId, AssetId, SensorId, TenantId, Timestamp, WorkOrderId, timestamp_from_millis,
+    AlertId, AnomalyId, AssetId, MaintenanceEventId, SensorId, TenantId, Timestamp, WorkOrderId,
+    timestamp_from_millis,
 };
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -46,7 +47,15 @@ macro_rules! id_into_db_id {
     )*};
 }
 
-id_into_db_id!(AlertId, AnomalyId, AssetId, SensorId, TenantId, WorkOrderId);
+id_into_db_id!(
+    AlertId,
+    AnomalyId,
+    AssetId,
+    MaintenanceEventId,
+    SensorId,
+    TenantId,
+    WorkOrderId
+);
 
 impl From<Timestamp> for DbTime {
     fn from(t: Timestamp) -> Self {

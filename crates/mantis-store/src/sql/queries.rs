@@ -204,6 +204,15 @@ pub(crate) const STATUS_SLOTS: usize = 5;
 pub(crate) const SET_WORK_ORDER_STATUS: &str =
     "UPDATE work_orders SET status = $2, updated_at = $3 WHERE id = $1";
 
+pub(crate) const INSERT_MAINTENANCE_EVENT: &str = "INSERT INTO maintenance_events \
+     (id, tenant_id, asset_id, kind, occurred_at, work_order_id, note) \
+     VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $7), $2, $3, $4, $5, $6) \
+     ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
+     work_order_id, note FROM maintenance_events WHERE ($1 IS NULL OR asset_id = $1) \
+     ORDER BY occurred_at DESC, id DESC LIMIT $2";
+
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts \
      (id, tenant_id, asset_id, severity, kind, message, created_at, work_order_id, \
      trigger_event, notify_on_call) \

@@ -10,8 +10,9 @@ use super::codec::{DbId, DbTime};
 use crate::{Error, Result};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, Asset, Contribution, Criticality, DomainError,
-    FeatureVector, Priority, Quality, Reading, RulPrediction, Sensor, SensorId, SensorType,
-    Severity, SourceProtocol, WorkOrder, WorkOrderStatus,
+    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading,
+    RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, WorkOrder,
+    WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -384,6 +385,34 @@ impl TryFrom<WorkOrderRow> for WorkOrder {
             description: r.description,
             rule: r.rule,
             trigger_event: r.trigger_event,
+        })
+    }
+}
+
+/// `maintenance_events` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MaintenanceEventRow {
+    id: DbId,
+    asset_id: DbId,
+    kind: String,
+    occurred_at: DbTime,
+    work_order_id: Option<DbId>,
+    note: String,
+}
+
+impl TryFrom<MaintenanceEventRow> for MaintenanceEvent {
+    type Error = Error;
+    fn try_from(r: MaintenanceEventRow) -> Result<Self> {
+        Ok(MaintenanceEvent {
+            id: r.id.0.into(),
+            asset_id: r.asset_id.0.into(),
+            kind: stored(
+                "maintenance_events.kind",
+                MaintenanceEventKind::parse(&r.kind),
+            )?,
+            occurred_at: r.occurred_at.0,
+            work_order_id: r.work_order_id.map(|id| id.0.into()),
+            note: r.note,
         })
     }
 }

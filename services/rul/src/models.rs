@@ -1,0 +1,785 @@
+//! The served RUL models: one per asset type, in the model registry (object storage).
+//!
+//! Two kinds of models serve: the in-platform gradient-boosted trees
+//! ([`mantis_rul_model::tree`]), trained here from the plant's own runs to failure (the
+//! feature history of each asset of a type between two failures or replacements recorded as
+//! maintenance events), and deep models trained elsewhere and uploaded as ONNX with their
+//! input contract (the sidecar of `models/training/train_rul.py`, whose columns name the
+//! platform's columns, see [`crate::rows`]).
+//!
+//! Every replica polls the registry's promoted pointers (`reload`), so a promotion through any
+//! replica's API, or by `mantis train rul`, is served by all of them within one check
+//! interval; the replica that promotes swaps at once.
+
+use crate::rows::{AssetLayout, Row, Rows, columns_of, window_secs};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use mantis_domain::{AssetId, MaintenanceEvent};
+use mantis_objects::registry::{
+    ModelMetadata, ModelRegistry, ModelSeries, ModelVersion, TrainingPeriod,
+};
+use mantis_rul_model::tree::{
+    CycleRow, RunToFailure, TrainProgress, TrainReport, TreeConfig, TreeRulModel,
+};
+use mantis_rul_model::{Cycle, N_SENSORS, N_SETTINGS, RulModel, RulPrediction, Sidecar};
+use mantis_store::Store;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The registry kind of RUL models (scope: the asset type).
+pub const MODEL_KIND: &str = "rul";
+/// The format of in-platform tree models.
+pub const TREE_FORMAT: &str = "mantis-rul-tree/1";
+/// The format of uploaded ONNX models (`model.bin` is the ONNX file, the contract its sidecar).
+pub const ONNX_FORMAT: &str = "mantis-rul-onnx/1";
+
+/// Why a model operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No asset has this type.
+    #[error("no asset has the type `{0}`")]
+    UnknownAssetType(String),
+    /// The asset is not registered.
+    #[error("asset {0} is not registered")]
+    UnknownAsset(AssetId),
+    /// No model serves the asset's type.
+    #[error("no RUL model is promoted for asset type `{0}`")]
+    NoModel(String),
+    /// The asset has no window to predict from.
+    #[error("asset {0} has no feature windows since its last failure or replacement")]
+    NoWindows(AssetId),
+    /// The history holds no run to failure.
+    #[error(
+        "the assets of type `{asset_type}` have no run to failure with at least {min_rows} windows: \
+         record failures or replacements (maintenance events) on assets that have feature history"
+    )]
+    NoRuns {
+        /// The asset type.
+        asset_type: String,
+        /// Windows a run needs.
+        min_rows: usize,
+    },
+    /// The version does not exist.
+    #[error("asset type `{asset_type}` has no RUL model version {version}")]
+    UnknownVersion {
+        /// The asset type.
+        asset_type: String,
+        /// The version asked for.
+        version: u64,
+    },
+    /// Another training of the type is running.
+    #[error("a RUL model of asset type `{0}` is being trained already")]
+    Busy(String),
+    /// The model (training, upload, prediction) failed.
+    #[error(transparent)]
+    Model(#[from] mantis_rul_model::RulError),
+    /// An uploaded model or its contract is not usable.
+    #[error("invalid model: {0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mantis_store::Error),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] mantis_objects::Error),
+    /// A blocking task failed.
+    #[error("model task failed: {0}")]
+    Task(String),
+}
+
+/// Receives a training's progress (the CLI's progress line).
+pub type ProgressSink = Box<dyn FnMut(&TrainProgress) + Send>;
+
+/// A model that predicts from rows.
+pub enum Predictor {
+    /// In-platform gradient-boosted trees.
+    Tree(Box<TreeRulModel>),
+    /// An uploaded ONNX model and its columns.
+    Onnx {
+        /// The model.
+        model: Box<RulModel>,
+        /// Columns of the sidecar's `sensor_columns`, in order.
+        columns: Vec<String>,
+        /// Columns of the sidecar's `setting_columns`, in order.
+        settings: Vec<String>,
+    },
+}
+
+impl Predictor {
+    /// Rows the model reads.
+    pub fn window(&self) -> usize {
+        match self {
+            Self::Tree(m) => m.window(),
+            Self::Onnx { model, .. } => model.sidecar().window,
+        }
+    }
+
+    /// Value columns, in the order of [`CycleRow::values`].
+    pub fn columns(&self) -> &[String] {
+        match self {
+            Self::Tree(m) => m.columns(),
+            Self::Onnx { columns, .. } => columns,
+        }
+    }
+
+    /// Setting columns, in the order of [`CycleRow::settings`].
+    pub fn settings_columns(&self) -> &[String] {
+        match self {
+            Self::Tree(m) => m.settings_columns(),
+            Self::Onnx { settings, .. } => settings,
+        }
+    }
+
+    /// The model's kind, for the API.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tree(_) => "tree",
+            Self::Onnx { .. } => "onnx",
+        }
+    }
+
+    /// Predicts from `rows` (oldest first; the model reads the last [`window`](Self::window)).
+    pub fn predict(&self, rows: &[&Row]) -> Result<RulPrediction, ModelError> {
+        let cycles: Vec<CycleRow> = rows
+            .iter()
+            .map(|r| r.cycle(self.columns(), self.settings_columns()))
+            .collect();
+        match self {
+            Self::Tree(m) => Ok(m.predict(&cycles)?),
+            Self::Onnx { model, .. } => {
+                let idx = &model.sidecar().sensor_indices;
+                let filled = forward_fill(&cycles, self.columns())?;
+                let cycles: Vec<Cycle> = filled
+                    .iter()
+                    .map(|r| {
+                        let mut c = Cycle {
+                            settings: [0.0; N_SETTINGS],
+                            sensors: [0.0; N_SENSORS],
+                        };
+                        for (slot, v) in c.settings.iter_mut().zip(&r.settings) {
+                            *slot = *v;
+                        }
+                        for (i, v) in idx.iter().zip(&r.values) {
+                            if let Some(slot) = c.sensors.get_mut(*i) {
+                                *slot = *v;
+                            }
+                        }
+                        c
+                    })
+                    .collect();
+                Ok(model.predict(&cycles)?)
+            }
+        }
+    }
+}
+
+/// Deep models need every value: carries the last known value of each column forward (and
+/// the first known one backward); a column without any value is an error naming it.
+fn forward_fill(rows: &[CycleRow], columns: &[String]) -> Result<Vec<CycleRow>, ModelError> {
+    let mut out = rows.to_vec();
+    fill(
+        &mut out,
+        |r| &mut r.values,
+        |j| format!("`{}`", columns.get(j).map_or("?", String::as_str)),
+    )?;
+    fill(&mut out, |r| &mut r.settings, |j| format!("setting {j}"))?;
+    Ok(out)
+}
+
+fn fill(
+    rows: &mut [CycleRow],
+    part: fn(&mut CycleRow) -> &mut Vec<f64>,
+    name: impl Fn(usize) -> String,
+) -> Result<(), ModelError> {
+    let width = rows.first_mut().map_or(0, |r| part(r).len());
+    for j in 0..width {
+        let first = rows
+            .iter_mut()
+            .find_map(|r| part(r).get(j).copied().filter(|v| v.is_finite()));
+        let Some(mut last) = first else {
+            return Err(ModelError::Invalid(format!(
+                "the asset reports no value for the model's column {}",
+                name(j)
+            )));
+        };
+        for r in rows.iter_mut() {
+            if let Some(v) = part(r).get_mut(j) {
+                if v.is_finite() {
+                    last = *v;
+                } else {
+                    *v = last;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A loaded model and its registry version.
+pub struct Served {
+    /// The asset type it serves.
+    pub asset_type: String,
+    /// The registry version.
+    pub version: u64,
+    /// The model.
+    pub predictor: Predictor,
+}
+
+impl Served {
+    /// The version label recorded with each prediction: `rul/{asset type}/v{version}`.
+    pub fn label(&self) -> String {
+        format!("{MODEL_KIND}/{}/v{}", self.asset_type, self.version)
+    }
+}
+
+/// What a training produced.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trained {
+    /// The asset type.
+    pub asset_type: String,
+    /// The registered version.
+    pub version: u64,
+    /// Whether it is now the served version.
+    pub promoted: bool,
+    /// The runs to failure it learned from (`{asset code}#{n}`).
+    pub units: Vec<String>,
+    /// Its input columns.
+    pub columns: Vec<String>,
+    /// Seconds per cycle (the asset's window length).
+    pub cycle_secs: f64,
+    /// What training measured.
+    pub report: TrainReport,
+}
+
+/// A training request.
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    /// The asset type to train for.
+    pub asset_type: String,
+    /// Columns that are operating settings (regimes), e.g. `speed.mean`.
+    pub settings_columns: Vec<String>,
+    /// Model configuration.
+    pub config: TreeConfig,
+    /// Serve it once registered.
+    pub promote: bool,
+}
+
+/// Runs to failure of one asset type, assembled from the store.
+pub struct History {
+    /// The runs.
+    pub runs: Vec<RunToFailure>,
+    /// The rows' columns, sorted, without the settings columns.
+    pub columns: Vec<String>,
+    /// Median window length.
+    pub cycle_secs: f64,
+    /// First window start and last failure.
+    pub period: Option<TrainingPeriod>,
+}
+
+/// The models of every asset type.
+pub struct Models {
+    registry: ModelRegistry,
+    store: Arc<dyn Store>,
+    max_rows_per_run: u32,
+    served: RwLock<HashMap<String, Arc<Served>>>,
+    training: Mutex<HashSet<String>>,
+    progress: Mutex<HashMap<String, TrainProgress>>,
+}
+
+fn series(asset_type: &str) -> Result<ModelSeries, ModelError> {
+    Ok(ModelSeries::new(MODEL_KIND, asset_type)?)
+}
+
+/// Removes the asset type from the set of running trainings when dropped.
+struct TrainingGuard<'a>(&'a Mutex<HashSet<String>>, String);
+
+impl Drop for TrainingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
+        }
+    }
+}
+
+/// The life-ending events of an asset, oldest first.
+fn life_ends(events: &[MaintenanceEvent]) -> Vec<DateTime<Utc>> {
+    let mut ends: Vec<DateTime<Utc>> = events
+        .iter()
+        .filter(|e| e.kind.ends_life())
+        .map(|e| e.occurred_at)
+        .collect();
+    ends.sort();
+    ends.dedup();
+    ends
+}
+
+impl Models {
+    /// Models kept in `registry`, trained from `store`'s history; a run to failure contributes
+    /// at most `max_rows_per_run` windows (its last ones).
+    pub fn new(registry: ModelRegistry, store: Arc<dyn Store>, max_rows_per_run: u32) -> Self {
+        Self {
+            registry,
+            store,
+            max_rows_per_run,
+            served: RwLock::new(HashMap::new()),
+            training: Mutex::new(HashSet::new()),
+            progress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The served model of `asset_type`, if any.
+    pub fn served(&self, asset_type: &str) -> Option<Arc<Served>> {
+        self.served.read().ok()?.get(asset_type).cloned()
+    }
+
+    /// The asset types with a served model.
+    pub fn served_types(&self) -> Vec<String> {
+        self.served
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The progress of the running training of `asset_type`, if one runs.
+    pub fn progress(&self, asset_type: &str) -> Option<TrainProgress> {
+        self.progress.lock().ok()?.get(asset_type).cloned()
+    }
+
+    fn swap(&self, served: Served) {
+        if let Ok(mut map) = self.served.write() {
+            tracing::info!(
+                asset_type = %served.asset_type,
+                version = served.version,
+                kind = served.predictor.kind(),
+                "RUL model now served"
+            );
+            map.insert(served.asset_type.clone(), Arc::new(served));
+        }
+    }
+
+    /// Loads the promoted version of `asset_type` when it differs from the served one.
+    pub async fn reload(&self, asset_type: &str) -> Result<(), ModelError> {
+        let series = series(asset_type)?;
+        let Some(promoted) = self.registry.promoted(&series).await? else {
+            return Ok(());
+        };
+        if self
+            .served(asset_type)
+            .is_some_and(|s| s.version == promoted)
+        {
+            return Ok(());
+        }
+        self.load(asset_type, promoted).await
+    }
+
+    async fn load(&self, asset_type: &str, version: u64) -> Result<(), ModelError> {
+        let series = series(asset_type)?;
+        let Some(found) = self.registry.get(&series, version).await? else {
+            return Err(ModelError::UnknownVersion {
+                asset_type: asset_type.to_owned(),
+                version,
+            });
+        };
+        let predictor = tokio::task::spawn_blocking(move || decode(&found.version, &found.bytes))
+            .await
+            .map_err(|e| ModelError::Task(e.to_string()))??;
+        self.swap(Served {
+            asset_type: asset_type.to_owned(),
+            version,
+            predictor,
+        });
+        Ok(())
+    }
+
+    /// The layouts of the assets of `asset_type`.
+    async fn layouts(&self, asset_type: &str) -> Result<Vec<AssetLayout>, ModelError> {
+        let mut layouts = Vec::new();
+        for asset in self.store.list_assets(None).await? {
+            if asset.asset_type != asset_type {
+                continue;
+            }
+            let sensors = self.store.list_sensors(Some(asset.id)).await?;
+            layouts.push(AssetLayout::new(&asset, &sensors));
+        }
+        Ok(layouts)
+    }
+
+    /// The rows of `layout`'s asset with windows in `[from, to)`: the newest `limit` per sensor.
+    pub async fn rows(
+        &self,
+        layout: &AssetLayout,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Rows, ModelError> {
+        let mut rows = Rows::new();
+        for sensor in layout.prefixes.keys() {
+            for fv in self.store.recent_features(*sensor, from, to, limit).await? {
+                rows.merge(layout, &fv);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// When the current life of `asset` began: its last failure or replacement (the epoch
+    /// when it has none).
+    pub async fn life_start(&self, asset: AssetId) -> Result<DateTime<Utc>, ModelError> {
+        let events = self
+            .store
+            .list_maintenance_events(Some(asset), 1000)
+            .await?;
+        Ok(life_ends(&events)
+            .last()
+            .copied()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+    }
+
+    /// The runs to failure of the assets of `asset_type`: each asset's windows between two
+    /// consecutive failures or replacements (from its first window before the first one).
+    pub async fn history(
+        &self,
+        asset_type: &str,
+        settings_columns: &[String],
+        min_rows: usize,
+    ) -> Result<History, ModelError> {
+        let layouts = self.layouts(asset_type).await?;
+        if layouts.is_empty() {
+            return Err(ModelError::UnknownAssetType(asset_type.to_owned()));
+        }
+        let mut runs_rows: Vec<(String, Rows, DateTime<Utc>)> = Vec::new();
+        for layout in &layouts {
+            let events = self
+                .store
+                .list_maintenance_events(Some(layout.asset_id), 10_000)
+                .await?;
+            let mut from = DateTime::<Utc>::UNIX_EPOCH;
+            for (n, end) in life_ends(&events).into_iter().enumerate() {
+                let rows = self.rows(layout, from, end, self.max_rows_per_run).await?;
+                if rows.len() >= min_rows.max(1) {
+                    runs_rows.push((format!("{}#{}", layout.code, n + 1), rows, end));
+                }
+                from = end;
+            }
+        }
+        if runs_rows.is_empty() {
+            return Err(ModelError::NoRuns {
+                asset_type: asset_type.to_owned(),
+                min_rows: min_rows.max(1),
+            });
+        }
+        let columns = columns_of(
+            runs_rows.iter().flat_map(|(_, rows, _)| rows.iter()),
+            settings_columns,
+        );
+        let cycle_secs = window_secs(runs_rows.iter().flat_map(|(_, rows, _)| rows.iter()));
+        let first = runs_rows
+            .iter()
+            .filter_map(|(_, rows, _)| rows.iter().next().map(|r| r.window_start))
+            .min();
+        let last = runs_rows.iter().map(|(_, _, end)| *end).max();
+        let runs = runs_rows
+            .iter()
+            .map(|(unit, rows, end)| {
+                let last_end = rows.iter().last().map_or(*end, |r| r.window_end);
+                let gap = (*end - last_end).num_milliseconds() as f64 / 1000.0;
+                RunToFailure {
+                    unit: unit.clone(),
+                    rows: rows
+                        .iter()
+                        .map(|r| r.cycle(&columns, settings_columns))
+                        .collect(),
+                    rul_at_end: (gap / cycle_secs).floor().max(0.0),
+                }
+            })
+            .collect();
+        Ok(History {
+            runs,
+            columns,
+            cycle_secs,
+            period: first
+                .zip(last)
+                .map(|(from, to)| TrainingPeriod { from, to }),
+        })
+    }
+
+    /// Trains the in-platform model of an asset type on its runs to failure, registers it and,
+    /// when asked, serves it. `progress` sees each stage.
+    pub async fn train(
+        &self,
+        request: TrainRequest,
+        progress: Option<ProgressSink>,
+    ) -> Result<Trained, ModelError> {
+        let asset_type = request.asset_type.clone();
+        let series = series(&asset_type)?;
+        {
+            let mut running = self
+                .training
+                .lock()
+                .map_err(|_| ModelError::Busy(asset_type.clone()))?;
+            if !running.insert(asset_type.clone()) {
+                return Err(ModelError::Busy(asset_type));
+            }
+        }
+        let _guard = TrainingGuard(&self.training, asset_type.clone());
+        let history = self
+            .history(&asset_type, &request.settings_columns, 2)
+            .await?;
+        let (config, settings) = (request.config.clone(), request.settings_columns.clone());
+        let progress_map = &self.progress;
+        let runs = history.runs;
+        let columns = history.columns.clone();
+        let units: Vec<String> = runs.iter().map(|r| r.unit.clone()).collect();
+        let shared: Arc<Mutex<Option<TrainProgress>>> = Arc::new(Mutex::new(None));
+        let sink = shared.clone();
+        let mut external = progress;
+        let task = tokio::task::spawn_blocking(move || {
+            TreeRulModel::train(&runs, &columns, &settings, &config, &mut |p| {
+                if let Ok(mut slot) = sink.lock() {
+                    *slot = Some(p.clone());
+                }
+                if let Some(f) = external.as_mut() {
+                    f(p);
+                }
+            })
+        });
+        // Mirror the blocking task's progress for `GET .../progress` while it runs.
+        let result = {
+            tokio::pin!(task);
+            loop {
+                tokio::select! {
+                    done = &mut task => break done,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                        if let (Ok(p), Ok(mut map)) = (shared.lock(), progress_map.lock())
+                            && let Some(p) = p.as_ref()
+                        {
+                            map.insert(asset_type.clone(), p.clone());
+                        }
+                    }
+                }
+            }
+        };
+        if let Ok(mut map) = progress_map.lock() {
+            map.remove(&asset_type);
+        }
+        let (model, report) = result.map_err(|e| ModelError::Task(e.to_string()))??;
+        let mut metadata = ModelMetadata::new(TREE_FORMAT);
+        metadata.training_period = history.period;
+        metadata.metrics = [
+            ("validation_rmse_cycles", report.validation_rmse),
+            ("interval_half_width_cycles", report.q90),
+            ("runs_to_failure", report.units as f64),
+            ("training_rows", report.rows as f64),
+            ("trees", report.trees as f64),
+            ("training_seconds", report.seconds),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        metadata.contract = serde_json::json!({
+            "columns": model.columns(),
+            "settingsColumns": model.settings_columns(),
+            "window": model.window(),
+            "unit": "cycles (windows of the asset)",
+            "cycleSecs": history.cycle_secs,
+            "units": units,
+        });
+        let version = self
+            .registry
+            .register(&series, Bytes::from(model.to_bytes()?), metadata)
+            .await?;
+        let trained = Trained {
+            asset_type: asset_type.clone(),
+            version,
+            promoted: request.promote,
+            units,
+            columns: model.columns().to_vec(),
+            cycle_secs: history.cycle_secs,
+            report,
+        };
+        if request.promote {
+            self.registry.promote(&series, version).await?;
+            self.swap(Served {
+                asset_type,
+                version,
+                predictor: Predictor::Tree(Box::new(model)),
+            });
+        }
+        metrics::counter!("mantis_rul_models_trained_total").increment(1);
+        Ok(trained)
+    }
+
+    /// Registers an externally trained ONNX model with its sidecar (input contract) for
+    /// `asset_type`; serves it when `promote`.
+    pub async fn upload_onnx(
+        &self,
+        asset_type: &str,
+        sidecar: serde_json::Value,
+        onnx: Vec<u8>,
+        promote: bool,
+    ) -> Result<u64, ModelError> {
+        let series = series(asset_type)?;
+        let predictor = {
+            let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
+            tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx))
+                .await
+                .map_err(|e| ModelError::Task(e.to_string()))??
+        };
+        let mut metadata = ModelMetadata::new(ONNX_FORMAT);
+        if let Some(rmse) = sidecar
+            .pointer("/scores/over_seeds/test_rmse/mean")
+            .and_then(|v| v.as_f64())
+        {
+            metadata.metrics.insert("reported_test_rmse".into(), rmse);
+        }
+        metadata.contract = sidecar;
+        let version = self
+            .registry
+            .register(&series, Bytes::from(onnx), metadata)
+            .await?;
+        if promote {
+            self.registry.promote(&series, version).await?;
+            self.swap(Served {
+                asset_type: asset_type.to_owned(),
+                version,
+                predictor,
+            });
+        }
+        Ok(version)
+    }
+
+    /// Serves `version` of `asset_type` (it must exist).
+    pub async fn promote(&self, asset_type: &str, version: u64) -> Result<(), ModelError> {
+        let series = series(asset_type)?;
+        if self.registry.version(&series, version).await?.is_none() {
+            return Err(ModelError::UnknownVersion {
+                asset_type: asset_type.to_owned(),
+                version,
+            });
+        }
+        // Load first: a version that cannot serve is never promoted.
+        self.load(asset_type, version).await?;
+        self.registry.promote(&series, version).await?;
+        Ok(())
+    }
+
+    /// Serves the version promoted before the current one; returns it.
+    pub async fn rollback(&self, asset_type: &str) -> Result<u64, ModelError> {
+        let series = series(asset_type)?;
+        let version = self.registry.rollback(&series).await?;
+        self.load(asset_type, version).await?;
+        Ok(version)
+    }
+
+    /// The registered versions of `asset_type`, oldest first, with the promoted one.
+    pub async fn versions(
+        &self,
+        asset_type: &str,
+    ) -> Result<(Vec<ModelVersion>, Option<u64>), ModelError> {
+        let series = series(asset_type)?;
+        Ok((
+            self.registry.versions(&series).await?,
+            self.registry.promoted(&series).await?,
+        ))
+    }
+
+    /// Predicts the RUL of `asset` now from its stored windows since its last failure or
+    /// replacement, with its type's served model: the prediction (in windows), the model, the
+    /// end of the last window and its length in seconds.
+    pub async fn predict_now(
+        &self,
+        asset: AssetId,
+    ) -> Result<(RulPrediction, Arc<Served>, DateTime<Utc>, f64), ModelError> {
+        let found = self
+            .store
+            .get_asset(asset)
+            .await?
+            .ok_or(ModelError::UnknownAsset(asset))?;
+        let served = self
+            .served(&found.asset_type)
+            .ok_or_else(|| ModelError::NoModel(found.asset_type.clone()))?;
+        let sensors = self.store.list_sensors(Some(asset)).await?;
+        let layout = AssetLayout::new(&found, &sensors);
+        let from = self.life_start(asset).await?;
+        let window = served.predictor.window();
+        let rows = self
+            .rows(
+                &layout,
+                from,
+                Utc::now() + chrono::Duration::days(1),
+                u32::try_from(window + 1).unwrap_or(u32::MAX),
+            )
+            .await?;
+        let history: Vec<&Row> = rows.iter().collect();
+        let tail = &history[history.len().saturating_sub(window)..];
+        let Some(last) = tail.last() else {
+            return Err(ModelError::NoWindows(asset));
+        };
+        let at = last.window_end;
+        let window_secs = (last.window_end - last.window_start).num_milliseconds() as f64 / 1000.0;
+        let prediction = served.predictor.predict(tail)?;
+        Ok((prediction, served, at, window_secs))
+    }
+}
+
+/// Decodes a registered version.
+fn decode(version: &ModelVersion, bytes: &[u8]) -> Result<Predictor, ModelError> {
+    match version.metadata.format.as_str() {
+        TREE_FORMAT => Ok(Predictor::Tree(Box::new(TreeRulModel::from_bytes(bytes)?))),
+        ONNX_FORMAT => onnx_predictor(&version.metadata.contract, bytes),
+        other => Err(ModelError::Invalid(format!(
+            "unknown RUL model format `{other}` (expected {TREE_FORMAT} or {ONNX_FORMAT})"
+        ))),
+    }
+}
+
+/// An ONNX model with its sidecar; the sidecar's columns name the platform's columns.
+fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor, ModelError> {
+    let parsed: Sidecar = serde_json::from_value(sidecar.clone())
+        .map_err(|e| ModelError::Invalid(format!("the sidecar does not parse: {e}")))?;
+    let columns = parsed.sensor_columns.clone();
+    let settings: Vec<String> = sidecar
+        .get("setting_columns")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    if settings.len() > N_SETTINGS {
+        return Err(ModelError::Invalid(format!(
+            "the sidecar names {} setting columns; at most {N_SETTINGS} are supported",
+            settings.len()
+        )));
+    }
+    if parsed.sensor_indices.len() != columns.len()
+        || parsed.sensor_indices.iter().any(|i| *i >= N_SENSORS)
+    {
+        return Err(ModelError::Invalid(format!(
+            "the sidecar's sensor_indices must give one index below {N_SENSORS} per sensor column"
+        )));
+    }
+    let model = RulModel::from_parts(parsed, onnx)?;
+    Ok(Predictor::Onnx {
+        model: Box::new(model),
+        columns,
+        settings,
+    })
+}
+
+/// Registered versions of every asset type with a model, for `GET /api/v1/rul/models`.
+pub async fn catalogue(
+    models: &Models,
+    asset_types: &[String],
+) -> Result<BTreeMap<String, serde_json::Value>, ModelError> {
+    let mut out = BTreeMap::new();
+    for t in asset_types {
+        let (versions, promoted) = models.versions(t).await?;
+        if versions.is_empty() {
+            continue;
+        }
+        out.insert(
+            t.clone(),
+            serde_json::json!({ "promoted": promoted, "versions": versions }),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,321 @@
+//! The RUL service's HTTP API (`/api/v1/rul/...`).
+//!
+//! - `POST /api/v1/rul/train` `{assetType, promote?, settingsColumns?, config?}`: trains the
+//!   in-platform model of an asset type on its runs to failure → 201 with the version, the
+//!   runs used and the training report; `GET /api/v1/rul/train/{asset_type}` shows the progress
+//!   of a training that runs.
+//! - `POST /api/v1/rul/predict` `{assetId}`: predicts the asset's RUL now from its stored
+//!   windows, with its type's served model, without storing or publishing anything.
+//! - `GET /api/v1/rul/{asset_id}?limit=`: the asset's predictions (newest first) and the model
+//!   serving its type.
+//! - `GET /api/v1/rul/models`: every asset type's versions and promoted version;
+//!   `GET /api/v1/rul/models/{asset_type}`, `POST .../models/{asset_type}/{version}/promote`,
+//!   `POST .../models/{asset_type}/rollback`.
+//! - `POST /api/v1/rul/models/{asset_type}/onnx` `{sidecar, onnxBase64, promote?}`: registers a
+//!   deep model trained elsewhere (the sidecar is its input contract, whose columns name the
+//!   platform's columns, e.g. `vibration.rms`).
+
+use crate::models::{ModelError, Models, TrainRequest, catalogue};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use mantis_domain::AssetId;
+use mantis_rul_model::tree::TreeConfig;
+use mantis_runtime::{Problem, parse_json};
+use mantis_store::Store;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Largest ONNX upload accepted (base64 JSON body).
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The models.
+    pub models: Arc<Models>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The default model configuration.
+    pub training: TreeConfig,
+    /// The default settings columns.
+    pub settings_columns: Vec<String>,
+    /// Seconds of one cycle per asset type (see [`crate::Config::cycle_secs`]).
+    pub cycle_secs: BTreeMap<String, f64>,
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/rul/train", post(train))
+        .route("/api/v1/rul/train/{asset_type}", get(progress))
+        .route("/api/v1/rul/predict", post(predict))
+        .route("/api/v1/rul/models", get(all_models))
+        .route("/api/v1/rul/models/{asset_type}", get(versions))
+        .route(
+            "/api/v1/rul/models/{asset_type}/{version}/promote",
+            post(promote),
+        )
+        .route("/api/v1/rul/models/{asset_type}/rollback", post(rollback))
+        .route(
+            "/api/v1/rul/models/{asset_type}/onnx",
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/api/v1/rul/{asset_id}", get(asset_view))
+        .with_state(state)
+}
+
+impl From<ModelError> for Problem {
+    fn from(e: ModelError) -> Self {
+        match &e {
+            ModelError::UnknownAsset(_)
+            | ModelError::UnknownAssetType(_)
+            | ModelError::UnknownVersion { .. } => Problem::not_found(e.to_string()),
+            ModelError::NoModel(_) | ModelError::NoWindows(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "No prediction possible",
+                e.to_string(),
+            ),
+            ModelError::NoRuns { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not enough data",
+                e.to_string(),
+            ),
+            ModelError::Invalid(_) | ModelError::Model(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Unusable model or data",
+                e.to_string(),
+            ),
+            ModelError::Busy(_) => Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            ModelError::Registry(mantis_objects::Error::NoRollback { .. }) => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
+            ModelError::Registry(mantis_objects::Error::Invalid(_)) => {
+                Problem::bad_request(e.to_string())
+            }
+            ModelError::Store(_) | ModelError::Registry(_) | ModelError::Task(_) => {
+                Problem::internal(e)
+            }
+        }
+    }
+}
+
+fn asset_id(raw: &str) -> Result<AssetId, Problem> {
+    AssetId::parse(raw).map_err(|_| {
+        Problem::bad_request(format!("`{raw}` is not an asset id (a UUID is expected)"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrainBody {
+    asset_type: String,
+    #[serde(default = "yes")]
+    promote: bool,
+    settings_columns: Option<Vec<String>>,
+    config: Option<TreeConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
+    let req: TrainBody = parse_json(&body)?;
+    if req.asset_type.trim().is_empty() {
+        return Err(Problem::bad_request("`assetType` is empty").with_field("/assetType", "empty"));
+    }
+    let trained = s
+        .models
+        .train(
+            TrainRequest {
+                asset_type: req.asset_type,
+                settings_columns: req.settings_columns.unwrap_or(s.settings_columns),
+                config: req.config.unwrap_or(s.training),
+                promote: req.promote,
+            },
+            None,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(trained)).into_response())
+}
+
+async fn progress(
+    State(s): State<ApiState>,
+    Path(asset_type): Path<String>,
+) -> Result<Response, Problem> {
+    match s.models.progress(&asset_type) {
+        Some(p) => Ok(
+            Json(json!({ "assetType": asset_type, "running": true, "progress": p }))
+                .into_response(),
+        ),
+        None => Ok(Json(json!({ "assetType": asset_type, "running": false })).into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PredictBody {
+    asset_id: AssetId,
+}
+
+async fn predict(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
+    let req: PredictBody = parse_json(&body)?;
+    let (p, served, at, window_secs) = s.models.predict_now(req.asset_id).await?;
+    let scale = crate::cycles_per_window(&s.cycle_secs, &served.asset_type, window_secs);
+    Ok(Json(json!({
+        "assetId": req.asset_id,
+        "predictedAt": at,
+        "rulCycles": p.rul * scale,
+        "confidenceLower": p.lower * scale,
+        "confidenceUpper": p.upper * scale,
+        "rulWindows": p.rul,
+        "modelVersion": served.label(),
+        "modelKind": served.predictor.kind(),
+    }))
+    .into_response())
+}
+
+async fn asset_types(store: &dyn Store) -> Result<Vec<String>, Problem> {
+    let mut types: Vec<String> = store
+        .list_assets(None)
+        .await
+        .map_err(Problem::internal)?
+        .into_iter()
+        .map(|a| a.asset_type)
+        .collect();
+    types.sort();
+    types.dedup();
+    Ok(types)
+}
+
+async fn all_models(State(s): State<ApiState>) -> Result<Response, Problem> {
+    let types = asset_types(s.store.as_ref()).await?;
+    let models: BTreeMap<String, serde_json::Value> = catalogue(&s.models, &types).await?;
+    Ok(Json(json!({ "models": models })).into_response())
+}
+
+async fn versions(
+    State(s): State<ApiState>,
+    Path(asset_type): Path<String>,
+) -> Result<Response, Problem> {
+    let (versions, promoted) = s.models.versions(&asset_type).await?;
+    if versions.is_empty() && !asset_types(s.store.as_ref()).await?.contains(&asset_type) {
+        return Err(ModelError::UnknownAssetType(asset_type).into());
+    }
+    Ok(Json(json!({
+        "assetType": asset_type,
+        "promoted": promoted,
+        "versions": versions,
+    }))
+    .into_response())
+}
+
+async fn promote(
+    State(s): State<ApiState>,
+    Path((asset_type, version)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let version: u64 = version
+        .parse()
+        .map_err(|_| Problem::bad_request(format!("`{version}` is not a version number")))?;
+    s.models.promote(&asset_type, version).await?;
+    Ok(Json(json!({ "assetType": asset_type, "promoted": version })).into_response())
+}
+
+async fn rollback(
+    State(s): State<ApiState>,
+    Path(asset_type): Path<String>,
+) -> Result<Response, Problem> {
+    let version = s.models.rollback(&asset_type).await?;
+    Ok(Json(json!({ "assetType": asset_type, "promoted": version })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UploadBody {
+    sidecar: serde_json::Value,
+    onnx_base64: String,
+    #[serde(default)]
+    promote: bool,
+}
+
+async fn upload(
+    State(s): State<ApiState>,
+    Path(asset_type): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let req: UploadBody = parse_json(&body)?;
+    let onnx = base64::engine::general_purpose::STANDARD
+        .decode(req.onnx_base64.trim())
+        .map_err(|e| {
+            Problem::bad_request(format!("`onnxBase64` is not base64: {e}"))
+                .with_field("/onnxBase64", "not base64")
+        })?;
+    let version = s
+        .models
+        .upload_onnx(&asset_type, req.sidecar, onnx, req.promote)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "assetType": asset_type, "version": version, "promoted": req.promote })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+}
+
+async fn asset_view(
+    State(s): State<ApiState>,
+    Path(raw): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, Problem> {
+    let id = asset_id(&raw)?;
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => l.parse::<u32>().map_err(|_| {
+            Problem::bad_request(format!("`limit` must be a whole number, not `{l}`"))
+                .with_field("/limit", "not a whole number")
+        })?,
+    }
+    .min(10_000);
+    let asset = s
+        .store
+        .get_asset(id)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(format!("asset {id} is not registered")))?;
+    let predictions = s
+        .store
+        .list_rul_predictions(id, limit)
+        .await
+        .map_err(Problem::internal)?;
+    let model = s.models.served(&asset.asset_type).map(|m| {
+        json!({
+            "version": m.version,
+            "label": m.label(),
+            "kind": m.predictor.kind(),
+            "window": m.predictor.window(),
+            "columns": m.predictor.columns(),
+        })
+    });
+    Ok(Json(json!({
+        "assetId": id,
+        "assetType": asset.asset_type,
+        "unit": "cycles",
+        "cycleSecs": s.cycle_secs.get(&asset.asset_type),
+        "latest": predictions.first(),
+        "predictions": predictions,
+        "model": model,
+    }))
+    .into_response())
+}

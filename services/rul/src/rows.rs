@@ -1,0 +1,300 @@
+//! From feature vectors to the rows the RUL models read.
+//!
+//! One row per window of an asset: the features of every sensor of the asset for that window,
+//! side by side. Columns are named after the sensor's type, not its code, so one model serves
+//! every asset of a type: `vibration.rms`, `temperature.mean`; an asset with two sensors of a
+//! type names the second (in sensor-code order) `vibration#2.rms`. One row is one *cycle* of
+//! the in-platform model: RUL is counted in windows of the asset.
+
+use chrono::{DateTime, Utc};
+use mantis_domain::{Asset, AssetId, FeatureVector, Sensor, SensorId};
+use mantis_rul_model::tree::CycleRow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// How an asset's sensors map to columns.
+#[derive(Clone, Debug)]
+pub struct AssetLayout {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// Its code (for unit names and logs).
+    pub code: String,
+    /// Its type: the scope of the models that serve it.
+    pub asset_type: String,
+    /// Column prefix of each sensor.
+    pub prefixes: BTreeMap<SensorId, String>,
+}
+
+impl AssetLayout {
+    /// The layout of `asset` with `sensors` (any order).
+    pub fn new(asset: &Asset, sensors: &[Sensor]) -> Self {
+        let mut sorted: Vec<&Sensor> = sensors.iter().filter(|s| s.asset_id == asset.id).collect();
+        sorted.sort_by(|a, b| a.code.cmp(&b.code));
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let prefixes = sorted
+            .into_iter()
+            .map(|s| {
+                let base = s.sensor_type.as_str().to_ascii_lowercase();
+                let n = seen.entry(base.clone()).or_insert(0);
+                *n += 1;
+                let prefix = if *n == 1 { base } else { format!("{base}#{n}") };
+                (s.id, prefix)
+            })
+            .collect();
+        Self {
+            asset_id: asset.id,
+            code: asset.code.clone(),
+            asset_type: asset.asset_type.clone(),
+            prefixes,
+        }
+    }
+
+    /// Whether `sensor` belongs to the asset.
+    pub fn has_sensor(&self, sensor: SensorId) -> bool {
+        self.prefixes.contains_key(&sensor)
+    }
+
+    /// The number of sensors a complete row has.
+    pub fn sensor_count(&self) -> usize {
+        self.prefixes.len()
+    }
+}
+
+/// Features that describe the window, not the machine: never model inputs.
+const NOT_INPUTS: [&str; 1] = [FeatureVector::SAMPLE_COUNT];
+
+/// One window of an asset, as far as its sensors have reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Window start.
+    pub window_start: DateTime<Utc>,
+    /// Window end.
+    pub window_end: DateTime<Utc>,
+    /// Column → value.
+    pub values: BTreeMap<String, f64>,
+    /// The sensors that reported.
+    pub sensors: BTreeSet<SensorId>,
+}
+
+impl Row {
+    /// Whether every sensor of `layout` reported.
+    pub fn is_complete(&self, layout: &AssetLayout) -> bool {
+        self.sensors.len() >= layout.sensor_count()
+    }
+
+    /// The model row of this window: `columns` and `settings` in order, NaN where missing.
+    pub fn cycle(&self, columns: &[String], settings: &[String]) -> CycleRow {
+        let pick = |names: &[String]| {
+            names
+                .iter()
+                .map(|c| self.values.get(c).copied().unwrap_or(f64::NAN))
+                .collect()
+        };
+        CycleRow {
+            settings: pick(settings),
+            values: pick(columns),
+        }
+    }
+}
+
+/// An asset's rows by window start.
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    rows: BTreeMap<DateTime<Utc>, Row>,
+}
+
+impl Rows {
+    /// No rows.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the features of `fv` (a sensor of `layout`) to its window's row; returns that
+    /// window's start. A sensor that is not the layout's is ignored (`None`).
+    pub fn merge(&mut self, layout: &AssetLayout, fv: &FeatureVector) -> Option<DateTime<Utc>> {
+        let prefix = layout.prefixes.get(&fv.sensor_id)?;
+        let row = self.rows.entry(fv.window_start).or_insert_with(|| Row {
+            window_start: fv.window_start,
+            window_end: fv.window_end,
+            values: BTreeMap::new(),
+            sensors: BTreeSet::new(),
+        });
+        row.window_end = row.window_end.max(fv.window_end);
+        row.sensors.insert(fv.sensor_id);
+        for (name, value) in &fv.features {
+            if NOT_INPUTS.contains(&name.as_str()) {
+                continue;
+            }
+            row.values.insert(format!("{prefix}.{name}"), *value);
+        }
+        Some(fv.window_start)
+    }
+
+    /// The row starting at `start`.
+    pub fn get(&self, start: DateTime<Utc>) -> Option<&Row> {
+        self.rows.get(&start)
+    }
+
+    /// The last `n` rows starting at or before `start`, oldest first.
+    pub fn last_until(&self, start: DateTime<Utc>, n: usize) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self
+            .rows
+            .range(..=start)
+            .rev()
+            .take(n)
+            .map(|(_, r)| r)
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    /// Keeps the newest `n` rows.
+    pub fn keep_last(&mut self, n: usize) {
+        while self.rows.len() > n {
+            self.rows.pop_first();
+        }
+    }
+
+    /// All rows, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Row> {
+        self.rows.values()
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The input columns present in `rows` (sorted), without `settings`.
+pub fn columns_of<'a>(rows: impl Iterator<Item = &'a Row>, settings: &[String]) -> Vec<String> {
+    let mut columns = BTreeSet::new();
+    for row in rows {
+        columns.extend(row.values.keys().cloned());
+    }
+    columns
+        .into_iter()
+        .filter(|c| !settings.contains(c))
+        .collect()
+}
+
+/// The median window length of `rows` in seconds (1 when there is nothing to measure).
+pub fn window_secs<'a>(rows: impl Iterator<Item = &'a Row>) -> f64 {
+    let mut lengths: Vec<f64> = rows
+        .map(|r| (r.window_end - r.window_start).num_milliseconds() as f64 / 1000.0)
+        .filter(|s| *s > 0.0)
+        .collect();
+    if lengths.is_empty() {
+        return 1.0;
+    }
+    lengths.sort_by(f64::total_cmp);
+    lengths[lengths.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_domain::{Criticality, SensorType, TenantId};
+
+    fn asset() -> Asset {
+        Asset {
+            id: AssetId(uuid::Uuid::from_u128(1)),
+            tenant_id: TenantId::DEFAULT,
+            code: "MTR-001".into(),
+            name: "motor".into(),
+            asset_type: "motor".into(),
+            location: String::new(),
+            criticality: Criticality::High,
+        }
+    }
+
+    fn sensor(n: u128, code: &str, sensor_type: SensorType) -> Sensor {
+        Sensor {
+            id: SensorId(uuid::Uuid::from_u128(n)),
+            asset_id: AssetId(uuid::Uuid::from_u128(1)),
+            code: code.into(),
+            sensor_type,
+            unit: "x".into(),
+            min_value: 0.0,
+            max_value: 100.0,
+            sampling_rate_hz: 1.0,
+        }
+    }
+
+    fn fv(sensor: &Sensor, start_s: i64, rms: f64) -> FeatureVector {
+        FeatureVector {
+            asset_id: sensor.asset_id,
+            sensor_id: sensor.id,
+            sensor_type: sensor.sensor_type,
+            window_start: DateTime::from_timestamp(start_s, 0).expect("time"),
+            window_end: DateTime::from_timestamp(start_s + 10, 0).expect("time"),
+            feature_set_version: "1".into(),
+            features: BTreeMap::from([
+                ("rms".to_owned(), rms),
+                (FeatureVector::SAMPLE_COUNT.to_owned(), 10.0),
+            ]),
+        }
+    }
+
+    #[test]
+    fn columns_are_named_by_sensor_type_and_a_second_sensor_of_a_type_is_numbered() {
+        let sensors = [
+            sensor(3, "B-VIB", SensorType::Vibration),
+            sensor(2, "A-VIB", SensorType::Vibration),
+            sensor(4, "C-TMP", SensorType::Temperature),
+        ];
+        let layout = AssetLayout::new(&asset(), &sensors);
+        assert_eq!(layout.prefixes[&sensors[1].id], "vibration");
+        assert_eq!(layout.prefixes[&sensors[0].id], "vibration#2");
+        assert_eq!(layout.prefixes[&sensors[2].id], "temperature");
+
+        let mut rows = Rows::new();
+        for s in &sensors {
+            rows.merge(&layout, &fv(s, 0, 1.5));
+        }
+        let start = DateTime::from_timestamp(0, 0).expect("time");
+        let row = rows.get(start).expect("row");
+        assert!(row.is_complete(&layout));
+        assert_eq!(
+            columns_of(rows.iter(), &[]),
+            ["temperature.rms", "vibration#2.rms", "vibration.rms"]
+        );
+        let cycle = row.cycle(
+            &["vibration.rms".into(), "missing.x".into()],
+            &["temperature.rms".into()],
+        );
+        assert_eq!(cycle.settings, vec![1.5]);
+        assert_eq!(cycle.values[0], 1.5);
+        assert!(cycle.values[1].is_nan());
+        assert_eq!(window_secs(rows.iter()), 10.0);
+    }
+
+    #[test]
+    fn rows_fill_per_window_and_the_newest_are_kept() {
+        let s = sensor(2, "A-VIB", SensorType::Vibration);
+        let other = sensor(9, "X", SensorType::Current);
+        let layout = AssetLayout::new(&asset(), std::slice::from_ref(&s));
+        let mut rows = Rows::new();
+        for i in 0..10 {
+            assert!(rows.merge(&layout, &fv(&s, i * 10, i as f64)).is_some());
+        }
+        assert!(rows.merge(&layout, &fv(&other, 0, 1.0)).is_none());
+        let last = rows.last_until(DateTime::from_timestamp(50, 0).expect("time"), 3);
+        assert_eq!(
+            last.iter()
+                .map(|r| r.values["vibration.rms"])
+                .collect::<Vec<_>>(),
+            vec![3.0, 4.0, 5.0]
+        );
+        rows.keep_last(4);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows.iter().next().map(|r| r.values["vibration.rms"]),
+            Some(6.0)
+        );
+    }
+}

@@ -1,0 +1,441 @@
+//! The RUL service in-process (embedded log, SQLite, local object store): the in-platform model
+//! trained through the API on the runs to failure the store holds (feature windows between
+//! FAILURE events), registered, promoted, rolled back; predictions on demand and from the
+//! feature windows the consumer receives, falling as a pump wears; an ONNX model uploaded with
+//! its contract; bad requests answered with problem bodies.
+
+use mantis_bus::TraceContext;
+use mantis_bus::embedded::EmbeddedBus;
+use mantis_domain::{
+    Asset, AssetId, Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId,
+    MaintenanceEventKind, Sensor, SensorId, SensorType, TenantId,
+};
+use mantis_objects::LocalObjects;
+use mantis_rul::{Config, build};
+use mantis_runtime::{Infra, Publisher};
+use mantis_store::Store;
+use mantis_store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const WINDOW_MS: i64 = 10_000;
+/// Windows of visible wear before a failure.
+const WEAR: i64 = 25;
+
+struct Pump {
+    asset: AssetId,
+    vib: SensorId,
+    temp: SensorId,
+}
+
+fn at(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).expect("time")
+}
+
+/// Wear in [0, 1] of window `i` of a life of `len` windows (1 at the failure).
+fn wear(i: i64, len: i64) -> f64 {
+    ((i - (len - WEAR)) as f64 / WEAR as f64).clamp(0.0, 1.0)
+}
+
+fn vectors(p: &Pump, start_ms: i64, w: f64, salt: i64) -> [FeatureVector; 2] {
+    let wobble = ((start_ms / WINDOW_MS + salt) as f64 * 1.37).sin() * 0.05;
+    let fv = |sensor, sensor_type, features: [(&str, f64); 3]| FeatureVector {
+        asset_id: p.asset,
+        sensor_id: sensor,
+        sensor_type,
+        window_start: at(start_ms),
+        window_end: at(start_ms + WINDOW_MS),
+        feature_set_version: "v1".into(),
+        features: features
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain([("sample_count".to_owned(), 10.0)])
+            .collect::<BTreeMap<_, _>>(),
+    };
+    [
+        fv(
+            p.vib,
+            SensorType::Vibration,
+            [
+                ("rms", 2.0 + 3.0 * w * w + wobble),
+                ("std", 0.2 + 0.8 * w + wobble.abs()),
+                ("kurtosis", 3.0 + 2.0 * w + wobble),
+            ],
+        ),
+        fv(
+            p.temp,
+            SensorType::Temperature,
+            [
+                ("mean", 40.0 + 12.0 * w + wobble * 4.0),
+                ("std", 0.3 + wobble.abs()),
+                ("max", 41.0 + 12.0 * w + wobble * 4.0),
+            ],
+        ),
+    ]
+}
+
+async fn register(store: &dyn Store, code: &str, asset_type: &str) -> Pump {
+    let asset = Asset {
+        id: AssetId::new_random(),
+        tenant_id: TenantId::DEFAULT,
+        code: code.into(),
+        name: format!("{code} {asset_type}"),
+        asset_type: asset_type.into(),
+        location: "test".into(),
+        criticality: Criticality::High,
+    };
+    store.upsert_asset(&asset).await.expect("asset");
+    let mut ids = Vec::new();
+    for (suffix, sensor_type, unit) in [
+        ("VIB", SensorType::Vibration, "mm/s"),
+        ("TMP", SensorType::Temperature, "°C"),
+    ] {
+        let sensor = Sensor {
+            id: SensorId::new_random(),
+            asset_id: asset.id,
+            code: format!("{code}-{suffix}"),
+            sensor_type,
+            unit: unit.into(),
+            min_value: -50.0,
+            max_value: 500.0,
+            sampling_rate_hz: 1.0,
+        };
+        store.upsert_sensor(&sensor).await.expect("sensor");
+        ids.push(sensor.id);
+    }
+    Pump {
+        asset: asset.id,
+        vib: ids[0],
+        temp: ids[1],
+    }
+}
+
+/// Stores `lives` runs to failure of `p` from `start_ms`, each ended by a FAILURE event; returns
+/// the start of the window after the last failure.
+async fn run_to_failure(store: &dyn Store, p: &Pump, start_ms: i64, lives: &[i64]) -> i64 {
+    let mut t = start_ms;
+    for (n, len) in lives.iter().enumerate() {
+        for i in 0..*len {
+            for fv in vectors(p, t + i * WINDOW_MS, wear(i, *len), n as i64) {
+                store.insert_features(&fv).await.expect("history");
+            }
+        }
+        t += len * WINDOW_MS;
+        let event = MaintenanceEvent {
+            id: MaintenanceEventId::new_random(),
+            asset_id: p.asset,
+            kind: MaintenanceEventKind::Failure,
+            occurred_at: at(t),
+            work_order_id: None,
+            note: format!("bearing failure {n}"),
+        };
+        assert!(store.insert_maintenance_event(&event).await.expect("event"));
+        t += 2 * WINDOW_MS; // the repair
+    }
+    t
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let r = http.post(url).json(&body).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = http.get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_problem(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body:#}");
+    assert_eq!(body["status"], expected, "a problem body: {body:#}");
+    assert!(body["detail"].is_string(), "{body:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_register_promote_and_predict_through_the_api() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path().join("log"))
+        .await
+        .expect("log");
+    let store = SqliteStore::in_memory().await.expect("sqlite");
+    let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+    infra.objects = Arc::new(LocalObjects::open(dir.path().join("objects")).expect("objects"));
+    infra.ensure_topics(&[]).await.expect("topics");
+    let store = infra.store.clone();
+
+    // Three pumps that ran to failure twice each; a fourth in its first life; a fan without
+    // any failure.
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    let lives: [&[i64]; 3] = [&[60, 75], &[70, 55], &[65, 80]];
+    for (n, l) in lives.iter().enumerate() {
+        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, l).await;
+    }
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    let life_len = 70;
+    // Its first 40 windows (healthy) are history; the rest arrive through the bus below.
+    for i in 0..40 {
+        for fv in vectors(&live, base + i * WINDOW_MS, wear(i, life_len), 9) {
+            store.insert_features(&fv).await.expect("history");
+        }
+    }
+    let fan = register(store.as_ref(), "FAN-1", "fan").await;
+    for fv in vectors(&fan, base, 0.0, 0) {
+        store.insert_features(&fv).await.expect("fan");
+    }
+
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        auto_train: false,
+        check_secs: 1,
+        ..Config::default()
+    };
+    let app = build(infra.clone(), config).await.expect("build");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+
+    // No model yet.
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_problem(status, &body, 409);
+
+    // Train on the six runs to failure.
+    let model_config = json!({"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1});
+    let (status, trained) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": model_config}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+    assert_eq!(trained["version"], 1);
+    assert_eq!(trained["promoted"], true);
+    assert_eq!(
+        trained["units"].as_array().map(Vec::len),
+        Some(6),
+        "{trained:#}"
+    );
+    assert_eq!(trained["cycleSecs"], 10.0);
+    let columns = trained["columns"].as_array().cloned().unwrap_or_default();
+    assert!(columns.contains(&json!("vibration.rms")), "{trained:#}");
+    assert!(columns.contains(&json!("temperature.mean")), "{trained:#}");
+    assert!(!columns.contains(&json!("vibration.sample_count")));
+
+    let (status, models) = get(&http, &format!("{url}/api/v1/rul/models")).await;
+    assert_eq!(status, 200);
+    assert_eq!(models["models"]["pump"]["promoted"], 1, "{models:#}");
+    assert_eq!(
+        models["models"]["pump"]["versions"][0]["metadata"]["format"],
+        "mantis-rul-tree/1"
+    );
+
+    // On demand, from the stored (healthy) windows of the live pump.
+    let (status, healthy) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_eq!(status, 200, "{healthy:#}");
+    assert_eq!(healthy["modelVersion"], "rul/pump/v1");
+    let rul = healthy["rulCycles"].as_f64().expect("rul");
+    assert!(
+        healthy["confidenceLower"].as_f64().expect("lower") <= rul
+            && rul <= healthy["confidenceUpper"].as_f64().expect("upper"),
+        "{healthy:#}"
+    );
+
+    // The rest of the live pump's life arrives as feature windows: predictions follow, stored
+    // and falling as it wears.
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    for i in 40..life_len {
+        for fv in vectors(&live, base + i * WINDOW_MS, wear(i, life_len), 9) {
+            publisher
+                .publish(
+                    Some(live.asset.to_string()),
+                    &fv,
+                    TraceContext::new_root(),
+                    vec![],
+                )
+                .await
+                .expect("publish");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let predictions = loop {
+        let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}", live.asset)).await;
+        let p = view["predictions"].as_array().cloned().unwrap_or_default();
+        if p.len() >= (life_len - 40) as usize {
+            break p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "predictions of every window: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        predictions.len(),
+        (life_len - 40) as usize,
+        "one per window"
+    );
+    assert!(
+        predictions
+            .iter()
+            .all(|p| p["modelVersion"] == "rul/pump/v1")
+    );
+    // Newest first: the last windows of the life against the first healthy ones.
+    let rul_of = |p: &Value| p["rulCycles"].as_f64().expect("rul");
+    let late = predictions[..5].iter().map(rul_of).sum::<f64>() / 5.0;
+    let early = predictions[predictions.len() - 5..]
+        .iter()
+        .map(rul_of)
+        .sum::<f64>()
+        / 5.0;
+    assert!(
+        late < 12.0 && early > 25.0 && late < early - 15.0,
+        "RUL falls as the pump wears: early {early:.1}, late {late:.1}: {predictions:#?}"
+    );
+
+    // A second version, not promoted; promote it; roll back to the first.
+    let (status, second) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "promote": false, "config": model_config}),
+    )
+    .await;
+    assert_eq!(status, 201, "{second:#}");
+    assert_eq!(second["version"], 2);
+    let (status, _) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/2/promote"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, versions) = get(&http, &format!("{url}/api/v1/rul/models/pump")).await;
+    assert_eq!(versions["promoted"], 2, "{versions:#}");
+    let (status, back) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/rollback"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{back:#}");
+    assert_eq!(back["promoted"], 1);
+    let (_, again) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_eq!(again["modelVersion"], "rul/pump/v1", "{again:#}");
+
+    // An externally trained deep model with its contract (the C-MAPSS LSTM of models/).
+    let models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let onnx = std::fs::read(models_dir.join("rul-cmapss-fd001.onnx")).expect("onnx");
+    let sidecar: Value = serde_json::from_slice(
+        &std::fs::read(models_dir.join("rul-cmapss-fd001.json")).expect("sidecar"),
+    )
+    .expect("sidecar json");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&onnx);
+    let (status, uploaded) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
+        json!({"sidecar": sidecar, "onnxBase64": encoded, "promote": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded:#}");
+    assert_eq!(uploaded["version"], 1);
+    let (_, turbofan) = get(&http, &format!("{url}/api/v1/rul/models/turbofan")).await;
+    assert_eq!(turbofan["promoted"], 1, "{turbofan:#}");
+    assert_eq!(
+        turbofan["versions"][0]["metadata"]["format"],
+        "mantis-rul-onnx/1"
+    );
+
+    // Bad requests.
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
+        json!({"sidecar": sidecar, "onnxBase64": "%%%"}),
+    )
+    .await;
+    assert_problem(status, &body, 400);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
+        json!({"sidecar": {"format": "nonsense"}, "onnxBase64": encoded}),
+    )
+    .await;
+    assert_problem(status, &body, 422);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "fan"}),
+    )
+    .await;
+    assert_problem(status, &body, 422);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "submarine"}),
+    )
+    .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"trees": "many"}}),
+    )
+    .await;
+    assert_problem(status, &body, 400);
+    let r = http
+        .post(format!("{url}/api/v1/rul/train"))
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": AssetId::new_random()}),
+    )
+    .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = get(&http, &format!("{url}/api/v1/rul/not-a-uuid")).await;
+    assert_problem(status, &body, 400);
+    let (status, body) = get(&http, &format!("{url}/api/v1/rul/{}?limit=x", live.asset)).await;
+    assert_problem(status, &body, 400);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/x/promote"),
+        json!({}),
+    )
+    .await;
+    assert_problem(status, &body, 400);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/99/promote"),
+        json!({}),
+    )
+    .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = get(&http, &format!("{url}/api/v1/rul/models/submarine")).await;
+    assert_problem(status, &body, 404);
+    shutdown.cancel();
+}
