@@ -129,6 +129,9 @@ pub struct TreeEvalReport {
     pub phm08: f64,
     /// Empirical coverage of the conformal interval on the test engines.
     pub coverage: f64,
+    /// The same against the true RUL capped like the training labels (what the interval is
+    /// calibrated for: a capped model cannot tell 150 cycles from 125).
+    pub coverage_capped: f64,
     /// What the training measured.
     pub report: crate::tree::TrainReport,
     /// Mean prediction time per test engine (seconds).
@@ -166,6 +169,15 @@ pub fn evaluate_tree(data: &Dataset, config: &crate::tree::TreeConfig) -> Result
         rmse: rmse(&rul, &data.test_rul),
         phm08: phm08(&rul, &data.test_rul),
         coverage: coverage(&lower, &upper, &data.test_rul),
+        coverage_capped: coverage(
+            &lower,
+            &upper,
+            &data
+                .test_rul
+                .iter()
+                .map(|t| config.label_cap.map_or(*t, |c| t.min(c)))
+                .collect::<Vec<_>>(),
+        ),
         report,
         predict_seconds,
     })

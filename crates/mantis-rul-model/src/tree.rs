@@ -197,8 +197,12 @@ pub struct TrainReport {
     pub folds: usize,
     /// RMSE of the held-out predictions at the chosen size (cycles, on capped labels).
     pub validation_rmse: f64,
-    /// Half-width of the prediction interval (cycles).
+    /// Half-width of the prediction interval over all held-out rows (cycles).
     pub q90: f64,
+    /// Half-widths by predicted RUL (Mondrian conformal: the interval of a prediction is
+    /// calibrated on the held-out rows predicted alike, so near a failure it is not the width
+    /// learned mostly from healthy rows).
+    pub bands: Vec<IntervalBand>,
     /// Its nominal coverage.
     pub coverage: f64,
     /// Operating regimes found.
@@ -209,6 +213,53 @@ pub struct TrainReport {
     pub seconds: f64,
     /// The features with the largest share of split gain (at most 10).
     pub top_features: Vec<FeatureShare>,
+}
+
+/// The interval half-width of predictions up to `up_to` cycles (above the previous band's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalBand {
+    /// Largest prediction of the band (`f64::MAX` for the last one).
+    pub up_to: f64,
+    /// Half-width (cycles).
+    pub q: f64,
+    /// Held-out rows it was calibrated on.
+    pub rows: usize,
+}
+
+/// Fewest held-out rows per interval band.
+const MIN_BAND_ROWS: usize = 200;
+/// Most interval bands.
+const MAX_BANDS: usize = 4;
+
+/// Bands of equal count by predicted value, each with its conformal half-width; one band when
+/// there are too few rows.
+fn interval_bands(held_out: &mut [(f64, f64)], coverage: f64) -> Vec<IntervalBand> {
+    held_out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = held_out.len();
+    let bands = (n / MIN_BAND_ROWS).clamp(1, MAX_BANDS);
+    // Boundaries at equal counts; ties (e.g. many predictions at the cap) merge bands.
+    let mut bounds: Vec<f64> = (1..bands).map(|b| held_out[b * n / bands - 1].0).collect();
+    bounds.dedup();
+    bounds.push(f64::MAX);
+    let mut out: Vec<IntervalBand> = Vec::with_capacity(bounds.len());
+    let mut lo = 0;
+    for up_to in bounds {
+        let hi = lo + held_out[lo..].partition_point(|(p, _)| *p <= up_to);
+        if hi > lo {
+            let mut residuals: Vec<f64> = held_out[lo..hi].iter().map(|(_, r)| *r).collect();
+            out.push(IntervalBand {
+                up_to,
+                q: conformal_quantile(&mut residuals, coverage),
+                rows: hi - lo,
+            });
+        }
+        lo = hi;
+    }
+    if let Some(last) = out.last_mut() {
+        last.up_to = f64::MAX;
+    }
+    out
 }
 
 /// Per-regime normalisation of values.
@@ -350,7 +401,7 @@ pub struct TreeRulModel {
     normaliser: Normaliser,
     base: f64,
     trees: Vec<Tree>,
-    q90: f64,
+    bands: Vec<IntervalBand>,
     report: TrainReport,
 }
 
@@ -481,6 +532,7 @@ impl TreeRulModel {
         let n_trees = best + 1;
         let validation_rmse = (sse[best] / n_rows as f64).sqrt();
         let mut residuals = Vec::with_capacity(n_rows);
+        let mut held_out = Vec::with_capacity(n_rows);
         for (valid, fit) in &fold_models {
             for r in valid {
                 let r = *r as usize;
@@ -489,10 +541,13 @@ impl TreeRulModel {
                         .iter()
                         .map(|t| t.predict_binned(&binned, r))
                         .sum::<f64>();
-                residuals.push((clamp(p, config.label_cap) - y[r]).abs());
+                let p = clamp(p, config.label_cap);
+                residuals.push((p - y[r]).abs());
+                held_out.push((p, (p - y[r]).abs()));
             }
         }
         let q90 = conformal_quantile(&mut residuals, config.coverage);
+        let bands = interval_bands(&mut held_out, config.coverage);
 
         let all: Vec<u32> = (0..n_rows as u32).collect();
         let total_final = config.trees * folds + n_trees;
@@ -522,6 +577,7 @@ impl TreeRulModel {
             folds,
             validation_rmse,
             q90,
+            bands: bands.clone(),
             coverage: config.coverage,
             regimes: n_regimes,
             trees: n_trees,
@@ -546,7 +602,7 @@ impl TreeRulModel {
             normaliser,
             base: fit.base,
             trees: fit.trees,
-            q90,
+            bands,
             report: report.clone(),
         };
         Ok((model, report))
@@ -571,10 +627,16 @@ impl TreeRulModel {
         window_features(&z, self.columns.len(), &mut x);
         let raw = self.base + self.trees.iter().map(|t| t.predict(&x)).sum::<f64>();
         let rul = clamp(raw, self.label_cap);
+        let q = self
+            .bands
+            .iter()
+            .find(|b| rul <= b.up_to)
+            .or(self.bands.last())
+            .map_or(0.0, |b| b.q);
         Ok(RulPrediction {
             rul,
-            lower: (rul - self.q90).max(0.0),
-            upper: rul + self.q90,
+            lower: (rul - q).max(0.0),
+            upper: rul + q,
         })
     }
 
@@ -635,6 +697,9 @@ impl TreeRulModel {
             return Err(RulError::Contract(
                 "the model's normaliser does not match its columns".into(),
             ));
+        }
+        if model.bands.is_empty() || model.bands.iter().any(|b| b.q.is_nan() || b.q < 0.0) {
+            return Err(RulError::Contract("the model has no valid interval".into()));
         }
         let n_features = (cols * WINDOW_STATS.len() + 1) as u32;
         for tree in &model.trees {
@@ -1495,6 +1560,30 @@ mod tests {
         out.clear();
         window_features(&[f64::NAN, f64::NAN], 1, &mut out);
         assert!(out[..4].iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn interval_bands_follow_the_predictions() {
+        // Residuals grow with the prediction: each band gets its own width.
+        let mut held_out: Vec<(f64, f64)> = (0..1000)
+            .map(|i| {
+                (
+                    f64::from(i),
+                    f64::from(i % 10) * (1.0 + f64::from(i) / 250.0),
+                )
+            })
+            .collect();
+        let bands = interval_bands(&mut held_out, 0.9);
+        assert_eq!(bands.len(), 4);
+        assert!(bands.windows(2).all(|w| w[0].q < w[1].q), "{bands:?}");
+        assert_eq!(bands[0].up_to, 249.0);
+        assert_eq!(bands[3].up_to, f64::MAX);
+        // Every prediction at the same value: one band.
+        let mut flat: Vec<(f64, f64)> = (0..1000).map(|i| (125.0, f64::from(i % 7))).collect();
+        assert_eq!(interval_bands(&mut flat, 0.9).len(), 1);
+        // Too few rows: one band.
+        let mut few: Vec<(f64, f64)> = (0..150).map(|i| (f64::from(i), 1.0)).collect();
+        assert_eq!(interval_bands(&mut few, 0.9).len(), 1);
     }
 
     #[test]
