@@ -340,7 +340,9 @@ struct Tree {
 }
 
 impl Tree {
-    fn predict(&self, x: &[f64]) -> f64 {
+    /// Walks from the root to a leaf, `go_left(feature, threshold, bin, nan_left)` choosing
+    /// at each split.
+    fn walk(&self, go_left: impl Fn(usize, f64, u8, bool) -> bool) -> f64 {
         let mut i = 0usize;
         loop {
             match self.nodes.get(i) {
@@ -348,44 +350,33 @@ impl Tree {
                 Some(Node::Split {
                     feature,
                     threshold,
+                    bin,
                     nan_left,
                     left,
                     right,
-                    ..
                 }) => {
-                    let v = x.get(*feature as usize).copied().unwrap_or(f64::NAN);
-                    let go_left = if v.is_nan() {
-                        *nan_left
-                    } else {
-                        v <= *threshold
-                    };
-                    i = if go_left { *left } else { *right } as usize;
+                    let l = go_left(*feature as usize, *threshold, *bin, *nan_left);
+                    i = if l { *left } else { *right } as usize;
                 }
                 None => return 0.0,
             }
         }
     }
 
+    /// On raw features (serving).
+    fn predict(&self, x: &[f64]) -> f64 {
+        self.walk(|f, threshold, _, nan_left| {
+            let v = x.get(f).copied().unwrap_or(f64::NAN);
+            if v.is_nan() { nan_left } else { v <= threshold }
+        })
+    }
+
+    /// On the binned training rows (the split's bin; the threshold is its upper edge).
     fn predict_binned(&self, bins: &Binned, row: usize) -> f64 {
-        let mut i = 0usize;
-        loop {
-            match self.nodes.get(i) {
-                Some(Node::Leaf { value }) => return *value,
-                Some(Node::Split {
-                    feature,
-                    bin,
-                    nan_left,
-                    left,
-                    right,
-                    ..
-                }) => {
-                    let b = bins.get(*feature as usize, row);
-                    let go_left = if b == 0 { *nan_left } else { b <= *bin };
-                    i = if go_left { *left } else { *right } as usize;
-                }
-                None => return 0.0,
-            }
-        }
+        self.walk(|f, _, bin, nan_left| {
+            let b = bins.get(f, row);
+            if b == 0 { nan_left } else { b <= bin }
+        })
     }
 }
 

@@ -259,6 +259,24 @@ async fn record_event(
     if db.store.get_asset(asset).await?.is_none() {
         return Err(Problem::not_found(format!("asset {asset} does not exist")));
     }
+    if let Some(wo) = new.work_order_id {
+        match db.store.get_work_order(wo).await? {
+            Some(order) if order.asset_id == asset => {}
+            Some(order) => {
+                return Err(Problem::bad_request(format!(
+                    "work order {} is for another asset",
+                    order.code
+                ))
+                .with_field("/workOrderId", "not a work order of this asset"));
+            }
+            None => {
+                return Err(
+                    Problem::bad_request(format!("work order {wo} does not exist"))
+                        .with_field("/workOrderId", "unknown work order"),
+                );
+            }
+        }
+    }
     let event = MaintenanceEvent {
         id: new.id.unwrap_or_else(MaintenanceEventId::new_random),
         asset_id: asset,

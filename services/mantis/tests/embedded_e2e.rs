@@ -284,6 +284,18 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
         .await
         .expect("event");
     assert_eq!(r.status().as_u16(), 400);
+    let unknown_order = serde_json::json!({
+        "kind": "REPAIR",
+        "occurredAt": "2026-01-06T08:00:00Z",
+        "workOrderId": mantis_domain::WorkOrderId::new_random()
+    });
+    let r = http
+        .post(&events_url)
+        .json(&unknown_order)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(r.status().as_u16(), 400, "an unknown work order is refused");
 
     p.stop().await;
 }
