@@ -74,6 +74,10 @@ uuid_id!(
     MaintenanceEventId
 );
 uuid_id!(
+    /// Identifies an API key.
+    ApiKeyId
+);
+uuid_id!(
     /// Identifies the tenant (plant or company) that owns a row.
     TenantId
 );

@@ -8,7 +8,7 @@
 //! Layout: `ids` (typed UUID newtypes and deterministic id derivation), `asset` (assets, sensors,
 //! criticality and the decision matrix defaults), `incoming` (readings as sources deliver them,
 //! before validation), `signal` (readings, windows, feature vectors,
-//! data-quality issues), `maintenance` (anomalies, RUL, work orders, alerts).
+//! data-quality issues), `access` (users, roles and API keys), `maintenance` (anomalies, RUL, work orders, alerts).
 //!
 //! ```
 //! use mantis_domain::{Criticality, Quality};
@@ -17,15 +17,17 @@
 //! assert!(Quality::new(42).unwrap().is_low());
 //! ```
 
+mod access;
 mod asset;
 mod ids;
 mod incoming;
 mod maintenance;
 mod signal;
 
+pub use access::{ApiKey, Role, User};
 pub use asset::{Asset, Criticality, Sensor, SensorType};
 pub use ids::{
-    AlertId, AnomalyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
+    AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
     deterministic_uuid,
 };
 pub use incoming::{IncomingReading, SensorRef};

@@ -7,13 +7,13 @@
 //! empty store through a helper of its own (`with_store` in `tests/postgres.rs`, which creates
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
-use crate::{Error, Store, WorkOrderFilter};
+use crate::{AlertFilter, AlertState, Error, Part, Store, WorkOrderChanges, WorkOrderFilter};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
-    Alert, AlertKind, Anomaly, AnomalyScore, Asset, AssetId, Contribution, Criticality,
-    FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind, Priority, Quality,
-    Reading, RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, TenantId,
-    Timestamp, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
+    Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity,
+    SourceProtocol, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -48,6 +48,15 @@ macro_rules! conformance_tests {
             service_state_round_trips_and_is_overwritten,
             timestamps_round_trip_at_millisecond_precision,
             values_that_are_not_numbers_are_stored_and_read_back_as_nan,
+            readings_are_aggregated_into_time_buckets,
+            the_last_reading_of_an_asset_is_found,
+            alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant,
+            acknowledging_or_assigning_a_missing_alert_is_not_found,
+            work_orders_move_only_from_the_status_they_are_in,
+            work_order_plans_are_updated_field_by_field,
+            work_orders_are_filtered_by_tenant,
+            users_round_trip_are_updated_and_listed_by_tenant,
+            api_keys_are_found_by_prefix_listed_and_revoked_once,
         );
     };
     (@each $with_store:path; $($name:ident),* $(,)?) => {
@@ -943,6 +952,7 @@ pub async fn work_orders_are_filtered_by_asset_and_status_newest_first<S: Store 
             asset_id: Some(motor.id),
             statuses: vec![WorkOrderStatus::Scheduled, WorkOrderStatus::Open],
             limit: None,
+            tenant: None,
         })
         .await,
         [oldest.id]
@@ -1138,5 +1148,528 @@ pub async fn values_that_are_not_numbers_are_stored_and_read_back_as_nan<S: Stor
         listed[0].contributions.iter().all(|c| c.z_score.is_nan()),
         "non-finite z-scores read back as NaN: {:?}",
         listed[0].contributions
+    );
+}
+
+/// Buckets count from `from`; each holds the min, max, mean and count of its readings; empty
+/// buckets are left out; readings outside `[from, to)` and of other sensors are not counted;
+/// a bucket of values that are not numbers has NaN aggregates.
+pub async fn readings_are_aggregated_into_time_buckets<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "VIB-1").await;
+    let temp = registered_sensor(store, &motor, "TMP-1").await;
+    let mut readings = Vec::new();
+    // Bucket 0 (0..1000 ms): 1, 2, 3, 6; bucket 1: nothing; bucket 2: 10, 20; bucket 3: NaN.
+    for (ms, v) in [
+        (0, 1.0),
+        (250, 2.0),
+        (500, 3.0),
+        (999, 6.0),
+        (2_000, 10.0),
+        (2_500, 20.0),
+    ] {
+        readings.push(reading(&vib, at(ms), v));
+    }
+    readings.push(reading(&vib, at(3_100), f64::NAN));
+    readings.push(reading(&vib, at(4_000), 99.0)); // at `to`: excluded
+    readings.push(reading(&vib, at(-1), 99.0)); // before `from`: excluded
+    readings.push(reading(&temp, at(100), 55.0)); // another sensor
+    store.insert_readings(&readings).await.expect("insert");
+
+    let buckets = store
+        .reading_buckets(vib.id, at(0), at(4_000), 1_000)
+        .await
+        .expect("buckets");
+    assert_eq!(buckets.len(), 3, "{buckets:?}");
+    assert_eq!(buckets[0].start, at(0));
+    assert_eq!(
+        (buckets[0].min, buckets[0].max, buckets[0].count),
+        (1.0, 6.0, 4)
+    );
+    assert!((buckets[0].avg - 3.0).abs() < 1e-9);
+    assert_eq!(buckets[1].start, at(2_000));
+    assert_eq!(
+        (buckets[1].min, buckets[1].max, buckets[1].count),
+        (10.0, 20.0, 2)
+    );
+    assert!((buckets[1].avg - 15.0).abs() < 1e-9);
+    assert_eq!(buckets[2].start, at(3_000));
+    assert_eq!(buckets[2].count, 1);
+    assert!(buckets[2].min.is_nan() && buckets[2].max.is_nan() && buckets[2].avg.is_nan());
+
+    let one = store
+        .reading_buckets(vib.id, at(0), at(4_000), 60_000)
+        .await
+        .expect("one bucket");
+    assert_eq!(one.len(), 1);
+    assert_eq!((one[0].min, one[0].max, one[0].count), (1.0, 20.0, 7));
+    assert!(
+        store
+            .reading_buckets(vib.id, at(10_000), at(20_000), 1_000)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+/// The newest reading of any sensor of the asset; none before the first reading.
+pub async fn the_last_reading_of_an_asset_is_found<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let vib = registered_sensor(store, &motor, "VIB-1").await;
+    let temp = registered_sensor(store, &motor, "TMP-1").await;
+    assert_eq!(
+        store.last_reading_at(motor.id).await.expect("none yet"),
+        None
+    );
+    store
+        .insert_readings(&[
+            reading(&vib, at(1_000), 1.0),
+            reading(&temp, at(5_000), 2.0),
+            reading(&vib, at(3_000), 3.0),
+        ])
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.last_reading_at(motor.id).await.expect("last"),
+        Some(at(5_000))
+    );
+    assert_eq!(store.last_reading_at(pump.id).await.expect("other"), None);
+}
+
+fn alert(asset: &Asset, event: &str, created_ms: i64) -> Alert {
+    Alert {
+        id: Alert::id_for(event),
+        asset_id: asset.id,
+        severity: Severity::Critical,
+        kind: AlertKind::Anomaly,
+        message: format!("alert {event}"),
+        created_at: at(created_ms),
+        work_order_id: None,
+        trigger_event: event.to_owned(),
+        notify_on_call: false,
+    }
+}
+
+/// The first acknowledgement is kept (a second one changes nothing and says so); assignment
+/// can change and be cleared; lists filter by state, asset and tenant.
+pub async fn alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let other_tenant = Asset {
+        tenant_id: TenantId(uuid::Uuid::new_v4()),
+        ..asset("MTR-001")
+    };
+    store
+        .upsert_asset(&other_tenant)
+        .await
+        .expect("other tenant");
+    let first = alert(&motor, &format!("a:{}", uuid::Uuid::new_v4()), 1_000);
+    let second = alert(&motor, &format!("b:{}", uuid::Uuid::new_v4()), 2_000);
+    let foreign = alert(&other_tenant, &format!("c:{}", uuid::Uuid::new_v4()), 3_000);
+    for a in [&first, &second, &foreign] {
+        store.insert_alert(a).await.expect("insert");
+    }
+
+    let fresh = store
+        .get_alert_record(first.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(fresh.alert, first);
+    assert_eq!(
+        (fresh.acknowledged_by, fresh.acknowledged_at, fresh.assignee),
+        (None, None, None)
+    );
+
+    assert!(
+        store
+            .acknowledge_alert(first.id, "olga", at(5_000), "on it")
+            .await
+            .expect("ack")
+    );
+    assert!(
+        !store
+            .acknowledge_alert(first.id, "tom", at(6_000), "me too")
+            .await
+            .expect("again")
+    );
+    let acked = store
+        .get_alert_record(first.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("olga"));
+    assert_eq!(acked.acknowledged_at, Some(at(5_000)));
+    assert_eq!(acked.ack_note, "on it");
+
+    store
+        .assign_alert(second.id, Some("tom"))
+        .await
+        .expect("assign");
+    store
+        .assign_alert(second.id, Some("ana"))
+        .await
+        .expect("reassign");
+    let assigned = store
+        .get_alert_record(second.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(assigned.assignee.as_deref(), Some("ana"));
+    store.assign_alert(second.id, None).await.expect("unassign");
+    let cleared = store
+        .get_alert_record(second.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(cleared.assignee, None);
+
+    let ids = |records: Vec<crate::AlertRecord>| -> Vec<mantis_domain::AlertId> {
+        records.into_iter().map(|r| r.alert.id).collect()
+    };
+    let mine = |state| AlertFilter {
+        tenant: Some(TenantId::DEFAULT),
+        state,
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        ids(store
+            .list_alert_records(&mine(AlertState::All))
+            .await
+            .expect("all")),
+        vec![second.id, first.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_alert_records(&mine(AlertState::Open))
+            .await
+            .expect("open")),
+        vec![second.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_alert_records(&mine(AlertState::Acknowledged))
+            .await
+            .expect("acked")),
+        vec![first.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_alert_records(&AlertFilter::default())
+            .await
+            .expect("every tenant")),
+        vec![foreign.id, second.id, first.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_alert_records(&AlertFilter {
+                asset_id: Some(other_tenant.id),
+                limit: Some(5),
+                ..AlertFilter::default()
+            })
+            .await
+            .expect("by asset")),
+        vec![foreign.id]
+    );
+}
+
+pub async fn acknowledging_or_assigning_a_missing_alert_is_not_found<S: Store + ?Sized>(store: &S) {
+    let missing = Alert::id_for("never raised");
+    assert!(matches!(
+        store.acknowledge_alert(missing, "olga", at(0), "").await,
+        Err(Error::NotFound { what: "alert", .. })
+    ));
+    assert!(matches!(
+        store.assign_alert(missing, Some("olga")).await,
+        Err(Error::NotFound { what: "alert", .. })
+    ));
+    assert_eq!(store.get_alert_record(missing).await.expect("get"), None);
+}
+
+/// Compare and set: a transition happens only from the status the work order is in, so two
+/// technicians moving it at once cannot both win.
+pub async fn work_orders_move_only_from_the_status_they_are_in<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let order = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    store.open_work_order(&order).await.expect("open");
+    assert!(
+        store
+            .transition_work_order(order.id, WorkOrderStatus::Open, WorkOrderStatus::InProgress)
+            .await
+            .expect("move")
+    );
+    assert!(
+        !store
+            .transition_work_order(order.id, WorkOrderStatus::Open, WorkOrderStatus::Cancelled)
+            .await
+            .expect("stale move")
+    );
+    let now = store
+        .get_work_order(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(now.status, WorkOrderStatus::InProgress);
+    assert!(matches!(
+        store
+            .transition_work_order(
+                WorkOrderId::new_random(),
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Scheduled
+            )
+            .await,
+        Err(Error::NotFound {
+            what: "work order",
+            ..
+        })
+    ));
+}
+
+/// Only the fields given change; the technician can be set and cleared; the parts list is
+/// replaced as a whole.
+pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let order = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    store.open_work_order(&order).await.expect("open");
+    let fresh = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(fresh.order, order);
+    assert_eq!(
+        (fresh.technician.clone(), fresh.parts.clone()),
+        (None, Vec::new())
+    );
+
+    let parts = vec![
+        Part {
+            part_number: "SKF-6205".to_owned(),
+            quantity: 2,
+        },
+        Part {
+            part_number: "GREASE-LGHP2".to_owned(),
+            quantity: 1,
+        },
+    ];
+    store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                technician: Some(Some("tom".to_owned())),
+                parts: Some(parts.clone()),
+                priority: Some(Priority::High),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await
+        .expect("plan");
+    let planned = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(planned.technician.as_deref(), Some("tom"));
+    assert_eq!(planned.parts, parts);
+    assert_eq!(planned.order.priority, Priority::High);
+    assert_eq!(planned.order.description, order.description);
+    assert_eq!(planned.order.due_by, order.due_by);
+
+    store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                description: Some("Replace both bearings".to_owned()),
+                due_by: Some(at(99_000)),
+                technician: Some(None),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await
+        .expect("replan");
+    let replanned = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(replanned.technician, None);
+    assert_eq!(replanned.parts, parts);
+    assert_eq!(replanned.order.description, "Replace both bearings");
+    assert_eq!(replanned.order.due_by, at(99_000));
+    assert_eq!(replanned.order.priority, Priority::High);
+    let listed = store
+        .list_work_order_records(&WorkOrderFilter {
+            asset_id: Some(motor.id),
+            ..WorkOrderFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed, vec![replanned]);
+
+    assert!(matches!(
+        store
+            .update_work_order(WorkOrderId::new_random(), &WorkOrderChanges::default())
+            .await,
+        Err(Error::NotFound {
+            what: "work order",
+            ..
+        })
+    ));
+}
+
+pub async fn work_orders_are_filtered_by_tenant<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let other_tenant = Asset {
+        tenant_id: TenantId(uuid::Uuid::new_v4()),
+        ..asset("MTR-001")
+    };
+    store
+        .upsert_asset(&other_tenant)
+        .await
+        .expect("other tenant");
+    let mine = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    let theirs = work_order(&other_tenant, "anomaly", &unique_code("WO"), 1_000);
+    store.open_work_order(&mine).await.expect("open");
+    store.open_work_order(&theirs).await.expect("open");
+    let of = |tenant| WorkOrderFilter {
+        tenant: Some(tenant),
+        ..WorkOrderFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_work_orders(&of(TenantId::DEFAULT))
+            .await
+            .expect("mine"),
+        vec![mine]
+    );
+    assert_eq!(
+        store
+            .list_work_orders(&of(other_tenant.tenant_id))
+            .await
+            .expect("theirs"),
+        vec![theirs]
+    );
+}
+
+fn user(username: &str, tenant: TenantId, role: Role) -> User {
+    User {
+        username: username.to_owned(),
+        tenant_id: tenant,
+        display_name: format!("User {username}"),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        disabled: false,
+        created_at: at(0),
+    }
+}
+
+/// A user is stored whole (hash included), replaced by username, listed by tenant in username
+/// order; a user of a tenant the store has not seen yet registers the tenant.
+pub async fn users_round_trip_are_updated_and_listed_by_tenant<S: Store + ?Sized>(store: &S) {
+    let plant_b = TenantId(uuid::Uuid::new_v4());
+    let olga = user("olga", TenantId::DEFAULT, Role::Operator);
+    let tom = user("tom", TenantId::DEFAULT, Role::Technician);
+    let bea = user("bea", plant_b, Role::Admin);
+    for u in [&tom, &olga, &bea] {
+        store.upsert_user(u).await.expect("upsert");
+    }
+    assert_eq!(
+        store.get_user("olga").await.expect("get"),
+        Some(olga.clone())
+    );
+    assert_eq!(store.get_user("nobody").await.expect("get"), None);
+
+    let promoted = User {
+        role: Role::Manager,
+        disabled: true,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned(),
+        ..olga.clone()
+    };
+    store.upsert_user(&promoted).await.expect("update");
+    assert_eq!(
+        store.get_user("olga").await.expect("get"),
+        Some(promoted.clone())
+    );
+
+    assert_eq!(
+        store
+            .list_users(Some(TenantId::DEFAULT))
+            .await
+            .expect("list"),
+        vec![promoted, tom]
+    );
+    assert_eq!(
+        store.list_users(Some(plant_b)).await.expect("list"),
+        vec![bea]
+    );
+    assert_eq!(store.list_users(None).await.expect("all").len(), 3);
+}
+
+/// Keys are found by their prefix (hash included), a taken prefix is a conflict, lists are per
+/// tenant newest first, and a key is revoked once.
+pub async fn api_keys_are_found_by_prefix_listed_and_revoked_once<S: Store + ?Sized>(store: &S) {
+    let key = |prefix: &str, created_ms| ApiKey {
+        id: ApiKeyId::new_random(),
+        tenant_id: TenantId::DEFAULT,
+        name: format!("key {prefix}"),
+        prefix: prefix.to_owned(),
+        key_hash: "ab".repeat(32),
+        role: Role::Technician,
+        created_at: at(created_ms),
+        revoked_at: None,
+    };
+    let plc = key("mk_plc00001", 0);
+    let cmms = key("mk_cmms0001", 1_000);
+    store.insert_api_key(&plc).await.expect("insert");
+    store.insert_api_key(&cmms).await.expect("insert");
+    assert_eq!(
+        store.find_api_key("mk_plc00001").await.expect("find"),
+        Some(plc.clone())
+    );
+    assert_eq!(store.find_api_key("mk_nothing").await.expect("find"), None);
+    assert!(matches!(
+        store
+            .insert_api_key(&ApiKey {
+                id: ApiKeyId::new_random(),
+                ..plc.clone()
+            })
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.list_api_keys(TenantId::DEFAULT).await.expect("list"),
+        vec![cmms.clone(), plc.clone()]
+    );
+    assert!(
+        store
+            .list_api_keys(TenantId(uuid::Uuid::new_v4()))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    assert!(
+        store
+            .revoke_api_key(plc.id, at(5_000))
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_api_key(plc.id, at(6_000))
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        store
+            .find_api_key("mk_plc00001")
+            .await
+            .expect("find")
+            .and_then(|k| k.revoked_at),
+        Some(at(5_000))
     );
 }

@@ -32,10 +32,11 @@
 
 use async_trait::async_trait;
 use mantis_domain::{
-    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, MaintenanceEvent,
-    Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId,
-    WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
+    MaintenanceEvent, Priority, Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp,
+    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
+use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -84,12 +85,112 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Filter for listing work orders.
 #[derive(Clone, Debug, Default)]
 pub struct WorkOrderFilter {
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
     /// Only this asset.
     pub asset_id: Option<AssetId>,
     /// Only these statuses (empty: all).
     pub statuses: Vec<WorkOrderStatus>,
     /// At most this many, newest first (None: 100).
     pub limit: Option<u32>,
+}
+
+/// Which alerts to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlertState {
+    /// Not acknowledged yet.
+    Open,
+    /// Acknowledged by someone.
+    Acknowledged,
+    /// Both.
+    #[default]
+    All,
+}
+
+/// Filter for listing alerts.
+#[derive(Clone, Debug, Default)]
+pub struct AlertFilter {
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
+    /// Only this asset's.
+    pub asset_id: Option<AssetId>,
+    /// Open, acknowledged or all.
+    pub state: AlertState,
+    /// At most this many, newest first (None: 100).
+    pub limit: Option<u32>,
+}
+
+/// An alert with what people did about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    /// The alert as raised.
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// Who acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<Timestamp>,
+    /// What they noted when acknowledging.
+    pub ack_note: String,
+    /// Who it is assigned to.
+    pub assignee: Option<String>,
+}
+
+/// A part used or needed by a work order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Part {
+    /// Part number in the plant's stores.
+    pub part_number: String,
+    /// How many.
+    pub quantity: u32,
+}
+
+/// A work order with what people planned on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkOrderRecord {
+    /// The work order.
+    #[serde(flatten)]
+    pub order: WorkOrder,
+    /// The technician it is assigned to.
+    pub technician: Option<String>,
+    /// Parts it needs.
+    pub parts: Vec<Part>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+/// Changes to a work order's plan; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkOrderChanges {
+    /// New description.
+    pub description: Option<String>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New due date.
+    pub due_by: Option<Timestamp>,
+    /// New technician (`Some(None)` unassigns).
+    pub technician: Option<Option<String>>,
+    /// New parts list.
+    pub parts: Option<Vec<Part>>,
+}
+
+/// Readings of one sensor aggregated over one time bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingBucket {
+    /// Start of the bucket.
+    pub start: Timestamp,
+    /// Smallest value (NaN when every reading of the bucket was not a number).
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean value.
+    pub avg: f64,
+    /// Number of readings.
+    pub count: u64,
 }
 
 /// The outcome of [`Store::open_work_order`].
@@ -130,6 +231,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores raw readings; a reading with the same sensor and timestamp as a stored one is
     /// ignored. Returns how many rows were new.
     async fn insert_readings(&self, readings: &[Reading]) -> Result<u64>;
+    /// Readings of a sensor in `[from, to)` aggregated into buckets of `bucket_ms`
+    /// milliseconds counted from `from`, oldest first; empty buckets are left out.
+    async fn reading_buckets(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<ReadingBucket>>;
+    /// When the asset last sent a reading.
+    async fn last_reading_at(&self, asset: AssetId) -> Result<Option<Timestamp>>;
     /// Readings of a sensor within `[from, to)`, oldest first.
     async fn list_readings(
         &self,
@@ -180,6 +292,23 @@ pub trait Store: Send + Sync + 'static {
     async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>>;
     /// Moves a work order to `status`.
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
+    /// Moves a work order from `from` to `to` if it is still in `from` (compare and set).
+    /// Returns whether it moved; [`Error::NotFound`] when there is no such work order.
+    async fn transition_work_order(
+        &self,
+        id: WorkOrderId,
+        from: WorkOrderStatus,
+        to: WorkOrderStatus,
+    ) -> Result<bool>;
+    /// One work order with its plan.
+    async fn get_work_order_record(&self, id: WorkOrderId) -> Result<Option<WorkOrderRecord>>;
+    /// Work orders with their plans matching `filter`, newest first.
+    async fn list_work_order_records(
+        &self,
+        filter: &WorkOrderFilter,
+    ) -> Result<Vec<WorkOrderRecord>>;
+    /// Changes a work order's plan; [`Error::NotFound`] when there is no such work order.
+    async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()>;
     /// Records a maintenance event (failure, replacement, repair, inspection); one row per id.
     /// Returns whether it was new.
     async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool>;
@@ -195,6 +324,39 @@ pub trait Store: Send + Sync + 'static {
     async fn get_alert(&self, id: AlertId) -> Result<Option<Alert>>;
     /// Alerts, newest first.
     async fn list_alerts(&self, limit: u32) -> Result<Vec<Alert>>;
+    /// One alert with its acknowledgement and assignment.
+    async fn get_alert_record(&self, id: AlertId) -> Result<Option<AlertRecord>>;
+    /// Alerts with their acknowledgement and assignment matching `filter`, newest first.
+    async fn list_alert_records(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// Acknowledges an alert; the first acknowledgement is kept (returns whether this one
+    /// was it). [`Error::NotFound`] when there is no such alert.
+    async fn acknowledge_alert(
+        &self,
+        id: AlertId,
+        by: &str,
+        at: Timestamp,
+        note: &str,
+    ) -> Result<bool>;
+    /// Assigns an alert to someone (`None`: nobody). [`Error::NotFound`] when there is no such
+    /// alert.
+    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>) -> Result<()>;
+
+    // --- access ----------------------------------------------------------------------------
+
+    /// Creates or replaces a user (by username).
+    async fn upsert_user(&self, user: &User) -> Result<()>;
+    /// One user.
+    async fn get_user(&self, username: &str) -> Result<Option<User>>;
+    /// Users, of one tenant when given, by username.
+    async fn list_users(&self, tenant: Option<TenantId>) -> Result<Vec<User>>;
+    /// Stores a new API key ([`Error::Conflict`] when its prefix is taken).
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
+    /// The API key with this prefix.
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>>;
+    /// A tenant's API keys, newest first.
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
+    /// Revokes an API key; returns whether it was active.
+    async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<bool>;
 
     // --- service state ---------------------------------------------------------------------
 

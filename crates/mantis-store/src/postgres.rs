@@ -146,6 +146,10 @@ impl SqlBackend for PgStore {
         &self.pool
     }
 
+    fn reading_buckets_sql(&self) -> &'static str {
+        crate::sql::queries::READING_BUCKETS_POSTGRES
+    }
+
     fn describe_backend(&self) -> String {
         match self.time_series {
             TimeSeriesMode::Hypertables => "postgres (timescaledb)".to_owned(),

@@ -7,21 +7,25 @@
 //! which backend they are, through [`SqlBackend`].
 
 mod codec;
-mod queries;
+pub(crate) mod queries;
 mod rows;
 
-use crate::{Error, OpenedWorkOrder, Result, Store, WorkOrderFilter};
+use crate::{
+    AlertFilter, AlertRecord, AlertState, Error, OpenedWorkOrder, ReadingBucket, Result, Store,
+    WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+};
 use async_trait::async_trait;
 use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
-    Alert, AlertId, Anomaly, AnomalyScore, Asset, AssetId, FeatureVector, MaintenanceEvent,
-    Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, Window, WorkOrder, WorkOrderId,
-    WorkOrderStatus,
+    Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
+    MaintenanceEvent, Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, User, Window,
+    WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
-    AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, AssetRow, FeatureRow,
-    MaintenanceEventRow, ReadingRow, RulRow, SensorRow, WorkOrderRow, convert_all,
+    AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
+    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, UserRow,
+    WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -46,6 +50,8 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     fn sql_pool(&self) -> &Pool<Self::Db>;
     /// See [`Store::describe`].
     fn describe_backend(&self) -> String;
+    /// The dialect's reading-bucket query (`queries::READING_BUCKETS_*`).
+    fn reading_buckets_sql(&self) -> &'static str;
 }
 
 /// Number of rows a statement changed (sqlx has no database-independent accessor).
@@ -152,6 +158,8 @@ where
     for<'q> i16: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<serde_json::Value>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<Json<serde_json::Value>>: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<DbTime>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -162,6 +170,12 @@ where
     for<'r> WorkOrderRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> AlertRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> MaintenanceEventRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> WorkOrderRecordRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> AlertRecordRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> UserRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ApiKeyRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> BucketRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
 {
@@ -323,6 +337,37 @@ where
             .await
             .map_err(db_error)?;
         convert_all(rows)
+    }
+
+    async fn reading_buckets(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<ReadingBucket>> {
+        let bucket_ms = bucket_ms.max(1);
+        let rows = sqlx::query_as::<_, BucketRow>(AssertSqlSafe(self.reading_buckets_sql()))
+            .bind(DbId::from(sensor))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(bucket_ms)
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_bucket(from, bucket_ms))
+            .collect())
+    }
+
+    async fn last_reading_at(&self, asset: AssetId) -> Result<Option<Timestamp>> {
+        let row = sqlx::query_as::<_, (DbTime,)>(queries::LAST_READING_AT)
+            .bind(DbId::from(asset))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|(t,)| t.0))
     }
 
     async fn insert_window(&self, window: &Window) -> Result<bool> {
@@ -583,7 +628,10 @@ where
             .transpose()
     }
 
-    async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>> {
+    async fn list_work_order_records(
+        &self,
+        filter: &WorkOrderFilter,
+    ) -> Result<Vec<WorkOrderRecord>> {
         // Distinct statuses fill the fixed slots of the statement, the first one repeated.
         let mut wanted: Vec<WorkOrderStatus> = Vec::with_capacity(queries::STATUS_SLOTS);
         for status in &filter.statuses {
@@ -598,7 +646,7 @@ where
             )));
         }
         let first = wanted.first().copied().unwrap_or(WorkOrderStatus::Open);
-        let mut query = sqlx::query_as::<_, WorkOrderRow>(queries::LIST_WORK_ORDERS)
+        let mut query = sqlx::query_as::<_, WorkOrderRecordRow>(queries::LIST_WORK_ORDERS)
             .bind(filter.asset_id.map(DbId::from))
             .bind(wanted.is_empty());
         for slot in 0..queries::STATUS_SLOTS {
@@ -607,10 +655,91 @@ where
         }
         let rows = query
             .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
+            .bind(filter.tenant.map(DbId::from))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;
         convert_all(rows)
+    }
+
+    async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>> {
+        Ok(self
+            .list_work_order_records(filter)
+            .await?
+            .into_iter()
+            .map(|r| r.order)
+            .collect())
+    }
+
+    async fn get_work_order_record(&self, id: WorkOrderId) -> Result<Option<WorkOrderRecord>> {
+        sqlx::query_as::<_, WorkOrderRecordRow>(queries::GET_WORK_ORDER_RECORD)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(WorkOrderRecord::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn transition_work_order(
+        &self,
+        id: WorkOrderId,
+        from: WorkOrderStatus,
+        to: WorkOrderStatus,
+    ) -> Result<bool> {
+        let result = sqlx::query(queries::TRANSITION_WORK_ORDER)
+            .bind(DbId::from(id))
+            .bind(from.as_str().to_owned())
+            .bind(to.as_str().to_owned())
+            .bind(DbTime(Utc::now()))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if result.affected() > 0 {
+            return Ok(true);
+        }
+        let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_WORK_ORDER)
+            .bind(DbId::from(id))
+            .fetch_one(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                what: "work order",
+                id: id.to_string(),
+            });
+        }
+        Ok(false)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, changes))]
+    async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()> {
+        let parts = match &changes.parts {
+            Some(parts) => Some(Json(
+                serde_json::to_value(parts).map_err(|e| Error::Database(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let result = sqlx::query(queries::UPDATE_WORK_ORDER)
+            .bind(DbId::from(id))
+            .bind(changes.description.clone())
+            .bind(changes.priority.map(|p| p.as_str().to_owned()))
+            .bind(changes.due_by.map(DbTime))
+            .bind(changes.technician.is_some())
+            .bind(changes.technician.clone().flatten())
+            .bind(parts)
+            .bind(DbTime(Utc::now()))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if result.affected() == 0 {
+            return Err(Error::NotFound {
+                what: "work order",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -695,6 +824,179 @@ where
             .await
             .map_err(db_error)?;
         convert_all(rows)
+    }
+
+    async fn get_alert_record(&self, id: AlertId) -> Result<Option<AlertRecord>> {
+        sqlx::query_as::<_, AlertRecordRow>(queries::GET_ALERT_RECORD)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(AlertRecord::try_from)
+            .transpose()
+    }
+
+    async fn list_alert_records(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>> {
+        let state = match filter.state {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::All => "all",
+        };
+        let rows = sqlx::query_as::<_, AlertRecordRow>(queries::LIST_ALERT_RECORDS)
+            .bind(filter.tenant.map(DbId::from))
+            .bind(filter.asset_id.map(DbId::from))
+            .bind(state.to_owned())
+            .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, note))]
+    async fn acknowledge_alert(
+        &self,
+        id: AlertId,
+        by: &str,
+        at: Timestamp,
+        note: &str,
+    ) -> Result<bool> {
+        let result = sqlx::query(queries::ACKNOWLEDGE_ALERT)
+            .bind(DbId::from(id))
+            .bind(by.to_owned())
+            .bind(DbTime(at))
+            .bind(note.to_owned())
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if result.affected() > 0 {
+            return Ok(true);
+        }
+        let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_ALERT)
+            .bind(DbId::from(id))
+            .fetch_one(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                what: "alert",
+                id: id.to_string(),
+            });
+        }
+        Ok(false)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>) -> Result<()> {
+        let result = sqlx::query(queries::ASSIGN_ALERT)
+            .bind(DbId::from(id))
+            .bind(assignee.map(str::to_owned))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        if result.affected() == 0 {
+            return Err(Error::NotFound {
+                what: "alert",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.username))]
+    async fn upsert_user(&self, user: &User) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(user.tenant_id))
+            .bind(user.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(queries::UPSERT_USER)
+            .bind(user.username.clone())
+            .bind(DbId::from(user.tenant_id))
+            .bind(user.display_name.clone())
+            .bind(user.role.as_str().to_owned())
+            .bind(user.password_hash.clone())
+            .bind(user.disabled)
+            .bind(DbTime(user.created_at))
+            .bind(DbTime(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        sqlx::query_as::<_, UserRow>(queries::GET_USER)
+            .bind(username.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    async fn list_users(&self, tenant: Option<TenantId>) -> Result<Vec<User>> {
+        let rows = sqlx::query_as::<_, UserRow>(queries::LIST_USERS)
+            .bind(tenant.map(DbId::from))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(key = %key.prefix))]
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(key.tenant_id))
+            .bind(key.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(queries::INSERT_API_KEY)
+            .bind(DbId(key.id.as_uuid()))
+            .bind(DbId::from(key.tenant_id))
+            .bind(key.name.clone())
+            .bind(key.prefix.clone())
+            .bind(key.key_hash.clone())
+            .bind(key.role.as_str().to_owned())
+            .bind(DbTime(key.created_at))
+            .bind(key.revoked_at.map(DbTime))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKey>> {
+        sqlx::query_as::<_, ApiKeyRow>(queries::FIND_API_KEY)
+            .bind(prefix.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(ApiKey::try_from)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query_as::<_, ApiKeyRow>(queries::LIST_API_KEYS)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<bool> {
+        let result = sqlx::query(queries::REVOKE_API_KEY)
+            .bind(DbId(id.as_uuid()))
+            .bind(DbTime(at))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
     }
 
     async fn get_state(&self, key: &str) -> Result<Option<serde_json::Value>> {

@@ -89,6 +89,10 @@ impl SqlBackend for SqliteStore {
         &self.pool
     }
 
+    fn reading_buckets_sql(&self) -> &'static str {
+        crate::sql::queries::READING_BUCKETS_SQLITE
+    }
+
     fn describe_backend(&self) -> String {
         format!("sqlite ({})", self.location)
     }

@@ -186,6 +186,7 @@ impl Models {
                     WorkOrderStatus::InProgress,
                 ],
                 limit: Some(1000),
+                ..WorkOrderFilter::default()
             })
             .await?;
         Ok(active

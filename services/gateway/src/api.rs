@@ -1,57 +1,135 @@
-//! The REST API.
+//! The REST API: routing, what every handler shares, and list responses (JSON or CSV).
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use crate::auth::{Auth, Principal, guard};
+use crate::live::LiveHub;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use mantis_cache::Cache;
-use mantis_domain::FeatureVector;
-use mantis_domain::{
-    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Sensor, SensorId, SensorType, TenantId, WorkOrderId, WorkOrderStatus, deterministic_uuid,
-};
+use mantis_domain::{Asset, AssetId};
 use mantis_runtime::Problem;
-use mantis_store::{Store, WorkOrderFilter};
-use serde::Deserialize;
+use mantis_store::Store;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub(crate) struct ApiState {
-    store: Arc<dyn Store>,
-    cache: Arc<dyn Cache>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) live: LiveHub,
+    pub(crate) shifts: crate::kpi::Shifts,
 }
 
-type Db = ApiState;
-type ApiResult<T> = Result<T, Problem>;
+pub(crate) type ApiResult<T> = Result<T, Problem>;
 
-pub(crate) fn router(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Router {
-    Router::new()
-        .route("/api/v1/assets", get(list_assets).post(create_asset))
-        .route("/api/v1/assets/{id}", get(get_asset))
-        .route("/api/v1/alerts", get(list_alerts))
+/// Query parameters of a request.
+pub(crate) type Params = HashMap<String, String>;
+
+pub(crate) fn router(state: ApiState) -> Router {
+    use crate::{access, kpi, operations, plant};
+    let protected = Router::new()
+        .route("/api/v1/auth/me", get(access::me))
+        .route(
+            "/api/v1/users",
+            get(access::list_users).post(access::create_user),
+        )
+        .route(
+            "/api/v1/users/{username}",
+            axum::routing::patch(access::update_user),
+        )
+        .route(
+            "/api/v1/api-keys",
+            get(access::list_api_keys).post(access::create_api_key),
+        )
+        .route("/api/v1/api-keys/{id}", delete(access::revoke_api_key))
+        .route("/api/v1/overview", get(plant::overview))
+        .route(
+            "/api/v1/assets",
+            get(plant::list_assets).post(plant::create_asset),
+        )
+        .route("/api/v1/assets/{id}", get(plant::get_asset))
         .route(
             "/api/v1/assets/{id}/events",
-            get(list_events).post(record_event),
+            get(plant::list_events).post(plant::record_event),
         )
-        .route("/api/v1/work-orders", get(list_work_orders))
+        .route(
+            "/api/v1/assets/{id}/anomaly-scores",
+            get(plant::anomaly_scores),
+        )
+        .route("/api/v1/assets/{id}/rul", get(plant::rul_history))
+        .route("/api/v1/sensors/{id}/readings", get(plant::readings))
+        .route("/api/v1/features/{asset_id}", get(plant::latest_features))
+        .route("/api/v1/anomalies", get(plant::anomalies))
+        .route("/api/v1/alerts", get(operations::list_alerts))
+        .route(
+            "/api/v1/alerts/{id}/acknowledge",
+            post(operations::acknowledge_alert),
+        )
+        .route("/api/v1/alerts/{id}/assign", post(operations::assign_alert))
+        .route(
+            "/api/v1/work-orders",
+            get(operations::list_work_orders).post(operations::create_work_order),
+        )
+        .route(
+            "/api/v1/work-orders/{id}",
+            get(operations::get_work_order).patch(operations::update_work_order),
+        )
+        .route(
+            "/api/v1/work-orders/{id}/transition",
+            post(operations::transition_work_order),
+        )
         .route(
             "/api/v1/work-orders/{id}/complete",
-            post(complete_work_order),
+            post(operations::complete_work_order),
         )
-        .route("/api/v1/features/{asset_id}", get(latest_features))
-        .fallback(not_found)
-        .with_state(ApiState { store, cache })
+        .route("/api/v1/kpis", get(kpi::kpis))
+        .route("/ws", get(crate::live::ws))
+        .route_layer(from_fn_with_state(state.auth.clone(), guard));
+    Router::new()
+        .route("/api/v1/auth/login", post(access::login))
+        .merge(protected)
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .fallback(crate::web::fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(from_fn(request_id))
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("no such endpoint")
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this endpoint does not take this method",
+    )
 }
 
-fn limit(params: &HashMap<String, String>) -> ApiResult<u32> {
+/// Gives every request an id (`X-Request-Id`, kept when the client sent a sane one), logged
+/// with the request and returned with the response.
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+// --- shared helpers -----------------------------------------------------------------------------
+
+/// `limit` (1..=1000, default 100).
+pub(crate) fn limit(params: &Params) -> ApiResult<u32> {
     match params.get("limit") {
         None => Ok(100),
         Some(s) => match s.parse::<u32>() {
@@ -64,356 +142,203 @@ fn limit(params: &HashMap<String, String>) -> ApiResult<u32> {
     }
 }
 
-fn asset_param(params: &HashMap<String, String>) -> ApiResult<Option<AssetId>> {
+/// A UUID path or query value.
+pub(crate) fn parse_id<T>(raw: &str, what: &str, pointer: &str) -> ApiResult<T>
+where
+    T: std::str::FromStr,
+{
+    raw.parse::<T>().map_err(|_| {
+        Problem::bad_request(format!("{what} must be a UUID"))
+            .with_field(pointer, format!("`{raw}` is not a UUID"))
+    })
+}
+
+/// An optional RFC 3339 instant of the query.
+pub(crate) fn instant(
+    params: &Params,
+    name: &str,
+) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
     params
-        .get("assetId")
+        .get(name)
         .map(|s| {
-            AssetId::parse(s).map_err(|_| {
-                Problem::bad_request("assetId must be a UUID")
-                    .with_field("/assetId", format!("`{s}` is not a UUID"))
-            })
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    Problem::bad_request(format!("{name} must be an RFC 3339 instant")).with_field(
+                        format!("/{name}"),
+                        format!("`{s}` is not an RFC 3339 instant"),
+                    )
+                })
         })
         .transpose()
 }
 
-async fn list_assets(State(db): State<Db>) -> ApiResult<Json<Vec<Asset>>> {
-    Ok(Json(db.store.list_assets(None).await?))
-}
-
-async fn get_asset(State(db): State<Db>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id =
-        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
-    let Some(asset) = db.store.get_asset(id).await? else {
-        return Err(Problem::not_found(format!("asset {id} does not exist")));
-    };
-    let sensors = db.store.list_sensors(Some(id)).await?;
-    Ok(Json(serde_json::json!({"asset": asset, "sensors": sensors})).into_response())
-}
-
-/// Body of `POST /api/v1/assets`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewAsset {
-    id: Option<AssetId>,
-    code: String,
-    name: String,
-    asset_type: String,
-    #[serde(default)]
-    location: String,
-    criticality: String,
-    #[serde(default)]
-    sensors: Vec<NewSensor>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewSensor {
-    id: Option<SensorId>,
-    code: String,
-    sensor_type: String,
-    unit: String,
-    min_value: f64,
-    max_value: f64,
-    sampling_rate_hz: f64,
-}
-
-async fn create_asset(State(db): State<Db>, body: axum::body::Bytes) -> ApiResult<Response> {
-    let new: NewAsset = mantis_runtime::parse_json(&body)?;
-    let mut problem = Problem::bad_request("invalid asset");
-    let criticality = Criticality::parse(&new.criticality)
-        .map_err(|e| problem.clone().with_field("/criticality", e.to_string()));
-    if new.code.trim().is_empty() {
-        problem = problem.with_field("/code", "must not be empty");
+/// The asset if it exists and belongs to the caller's tenant (404 otherwise: another tenant's
+/// asset does not exist for this caller).
+pub(crate) async fn tenant_asset(
+    store: &dyn Store,
+    who: &Principal,
+    id: AssetId,
+) -> ApiResult<Asset> {
+    match store.get_asset(id).await? {
+        Some(asset) if asset.tenant_id == who.tenant_id => Ok(asset),
+        _ => Err(Problem::not_found(format!("asset {id} does not exist"))),
     }
-    let criticality = match criticality {
-        Ok(c) => Some(c),
-        Err(p) => {
-            problem = p;
-            None
+}
+
+/// The ids of the caller's tenant's assets.
+pub(crate) async fn tenant_assets(store: &dyn Store, who: &Principal) -> ApiResult<Vec<Asset>> {
+    Ok(store.list_assets(Some(who.tenant_id)).await?)
+}
+
+/// Whether the client asked for CSV (`?format=csv` or `Accept: text/csv`).
+pub(crate) fn wants_csv(headers: &HeaderMap, params: &Params) -> bool {
+    params
+        .get("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("csv"))
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv"))
+}
+
+/// A list as JSON, or as CSV when asked (`name` is the download's file name).
+pub(crate) fn list_response<T: Serialize>(
+    items: &[T],
+    csv: bool,
+    name: &str,
+) -> ApiResult<Response> {
+    if !csv {
+        return Ok(Json(items).into_response());
+    }
+    let body = to_csv(items).map_err(Problem::internal)?;
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// RFC 4180 CSV of a list of objects: one column per field (nested objects flattened with
+/// dots, arrays as JSON); columns in name order, fields only later rows have at the end.
+pub(crate) fn to_csv<T: Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut rows: Vec<HashMap<String, String>> = Vec::with_capacity(items.len());
+    for item in items {
+        let mut row = HashMap::new();
+        flatten("", &serde_json::to_value(item)?, &mut row, &mut columns);
+        rows.push(row);
+    }
+    let mut out = String::new();
+    out.push_str(
+        &columns
+            .iter()
+            .map(|c| csv_field(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    for row in rows {
+        let line: Vec<String> = columns
+            .iter()
+            .map(|c| csv_field(row.get(c).map_or("", String::as_str)))
+            .collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    Ok(out)
+}
+
+fn flatten(
+    prefix: &str,
+    value: &serde_json::Value,
+    row: &mut HashMap<String, String>,
+    columns: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let mut put = |key: String, text: String| {
+        if !columns.contains(&key) {
+            columns.push(key.clone());
         }
+        row.insert(key, text);
     };
-    let asset_id = new.id.unwrap_or_else(AssetId::new_random);
-    let mut sensors = Vec::new();
-    for (i, s) in new.sensors.iter().enumerate() {
-        match SensorType::parse(&s.sensor_type) {
-            Ok(sensor_type) => sensors.push(Sensor {
-                id: s.id.unwrap_or_else(SensorId::new_random),
-                asset_id,
-                code: s.code.trim().to_owned(),
-                sensor_type,
-                unit: s.unit.clone(),
-                min_value: s.min_value,
-                max_value: s.max_value,
-                sampling_rate_hz: s.sampling_rate_hz,
-            }),
-            Err(e) => {
-                problem = problem.with_field(format!("/sensors/{i}/sensorType"), e.to_string())
+    match value {
+        Value::Object(map) if prefix.is_empty() || !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, row, columns);
             }
         }
-        if !(s.min_value.is_finite() && s.max_value.is_finite() && s.min_value < s.max_value) {
-            problem = problem.with_field(
-                format!("/sensors/{i}/maxValue"),
-                "minValue must be below maxValue",
-            );
-        }
-        if !(s.sampling_rate_hz.is_finite() && s.sampling_rate_hz > 0.0) {
-            problem =
-                problem.with_field(format!("/sensors/{i}/samplingRateHz"), "must be positive");
-        }
-        if s.code.trim().is_empty() {
-            problem = problem.with_field(format!("/sensors/{i}/code"), "must not be empty");
+        Value::Null => put(prefix.to_owned(), String::new()),
+        Value::String(s) => put(prefix.to_owned(), s.clone()),
+        Value::Bool(_) | Value::Number(_) | Value::Array(_) | Value::Object(_) => {
+            put(prefix.to_owned(), value.to_string())
         }
     }
-    let (Some(criticality), true) = (criticality, problem.errors.is_empty()) else {
-        return Err(problem);
-    };
-    let asset = Asset {
-        id: asset_id,
-        tenant_id: TenantId::DEFAULT,
-        code: new.code.trim().to_owned(),
-        name: new.name,
-        asset_type: new.asset_type,
-        location: new.location,
-        criticality,
-    };
-    db.store.upsert_asset(&asset).await?;
-    for s in &sensors {
-        db.store.upsert_sensor(s).await?;
+}
+
+/// Quotes a CSV field when needed; a leading `=`, `+`, `-` or `@` is prefixed with `'` so that a
+/// spreadsheet does not run it as a formula.
+fn csv_field(s: &str) -> String {
+    let guarded =
+        if s.starts_with(['=', '+', '@']) || (s.starts_with('-') && s.parse::<f64>().is_err()) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({"asset": asset, "sensors": sensors})),
-    )
-        .into_response())
 }
 
-async fn list_alerts(
-    State(db): State<Db>,
-    Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let limit = limit(&params)?;
-    Ok(Json(db.store.list_alerts(limit).await?).into_response())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn list_work_orders(
-    State(db): State<Db>,
-    Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let statuses = match params.get("status") {
-        None => Vec::new(),
-        Some(s) => s
-            .split(',')
-            .map(WorkOrderStatus::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Problem::bad_request(e.to_string()).with_field("/status", e.to_string())
-            })?,
-    };
-    let filter = WorkOrderFilter {
-        asset_id: asset_param(&params)?,
-        statuses,
-        limit: Some(limit(&params)?),
-    };
-    Ok(Json(db.store.list_work_orders(&filter).await?).into_response())
-}
-
-fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
-    MaintenanceEventKind::parse(raw)
-        .map_err(|e| Problem::bad_request(e.to_string()).with_field(field, e.to_string()))
-}
-
-fn not_in_future(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
-    if at > Utc::now() + chrono::Duration::minutes(5) {
-        return Err(
-            Problem::bad_request("a maintenance event cannot be in the future")
-                .with_field(field, format!("{at} is in the future")),
+    #[test]
+    fn csv_flattens_objects_quotes_text_and_defuses_formulas() {
+        #[derive(Serialize)]
+        struct Row {
+            name: &'static str,
+            n: f64,
+            nested: serde_json::Value,
+            list: Vec<u8>,
+            none: Option<u8>,
+        }
+        let csv = to_csv(&[
+            Row {
+                name: "a, \"b\"",
+                n: -1.5,
+                nested: serde_json::json!({"x": 1}),
+                list: vec![1, 2],
+                none: None,
+            },
+            Row {
+                name: "=cmd()",
+                n: 2.0,
+                nested: serde_json::json!({"x": 2, "y": "z"}),
+                list: vec![],
+                none: Some(3),
+            },
+        ])
+        .expect("csv");
+        assert_eq!(
+            csv,
+            "list,n,name,nested.x,none,nested.y\r\n\
+             \"[1,2]\",-1.5,\"a, \"\"b\"\"\",1,,\r\n\
+             [],2.0,'=cmd(),2,3,z\r\n"
         );
     }
-    Ok(())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewEvent {
-    id: Option<MaintenanceEventId>,
-    kind: String,
-    occurred_at: DateTime<Utc>,
-    work_order_id: Option<WorkOrderId>,
-    #[serde(default)]
-    note: String,
-}
-
-/// `POST /api/v1/assets/{id}/events`: records a failure, replacement, repair or inspection
-/// (e.g. history from a CMMS). Failures and replacements end a run to failure: what the RUL
-/// models learn from. Idempotent when the client gives the id.
-async fn record_event(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let asset =
-        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
-    let new: NewEvent = mantis_runtime::parse_json(&body)?;
-    let kind = event_kind(&new.kind, "/kind")?;
-    not_in_future(new.occurred_at, "/occurredAt")?;
-    if db.store.get_asset(asset).await?.is_none() {
-        return Err(Problem::not_found(format!("asset {asset} does not exist")));
-    }
-    if let Some(wo) = new.work_order_id {
-        match db.store.get_work_order(wo).await? {
-            Some(order) if order.asset_id == asset => {}
-            Some(order) => {
-                return Err(Problem::bad_request(format!(
-                    "work order {} is for another asset",
-                    order.code
-                ))
-                .with_field("/workOrderId", "not a work order of this asset"));
-            }
-            None => {
-                return Err(
-                    Problem::bad_request(format!("work order {wo} does not exist"))
-                        .with_field("/workOrderId", "unknown work order"),
-                );
-            }
-        }
-    }
-    let event = MaintenanceEvent {
-        id: new.id.unwrap_or_else(MaintenanceEventId::new_random),
-        asset_id: asset,
-        kind,
-        occurred_at: new.occurred_at,
-        work_order_id: new.work_order_id,
-        note: new.note,
-    };
-    let created = db.store.insert_maintenance_event(&event).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(event)).into_response())
-}
-
-/// `GET /api/v1/assets/{id}/events`: the asset's maintenance events, newest first.
-async fn list_events(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let asset =
-        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
-    let limit = limit(&params)?;
-    Ok(Json(db.store.list_maintenance_events(Some(asset), limit).await?).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Completion {
-    /// FAILURE, REPLACEMENT, REPAIR, INSPECTION; none: nothing to record.
-    outcome: Option<String>,
-    /// When the failure or work happened; default now.
-    occurred_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    note: String,
-}
-
-/// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
-/// was found as a maintenance event (one per work order, so a retried call records nothing
-/// twice).
-async fn complete_work_order(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let id = WorkOrderId::parse(&id)
-        .map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
-    let completion: Completion = if body.is_empty() {
-        Completion {
-            outcome: None,
-            occurred_at: None,
-            note: String::new(),
-        }
-    } else {
-        mantis_runtime::parse_json(&body)?
-    };
-    let kind = completion
-        .outcome
-        .as_deref()
-        .map(|o| event_kind(o, "/outcome"))
-        .transpose()?;
-    let occurred_at = completion.occurred_at.unwrap_or_else(Utc::now);
-    not_in_future(occurred_at, "/occurredAt")?;
-    let Some(order) = db.store.get_work_order(id).await? else {
-        return Err(Problem::not_found(format!(
-            "work order {id} does not exist"
-        )));
-    };
-    if order.status == WorkOrderStatus::Cancelled {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!("work order {} was cancelled", order.code),
-        ));
-    }
-    if order.status != WorkOrderStatus::Completed {
-        db.store
-            .set_work_order_status(id, WorkOrderStatus::Completed)
-            .await?;
-    }
-    let event = match kind {
-        Some(kind) => {
-            let event = MaintenanceEvent {
-                id: MaintenanceEventId(deterministic_uuid("maintenance-event", &[&id.to_string()])),
-                asset_id: order.asset_id,
-                kind,
-                occurred_at,
-                work_order_id: Some(id),
-                note: completion.note,
-            };
-            db.store.insert_maintenance_event(&event).await?;
-            Some(event)
-        }
-        None => None,
-    };
-    let order = db.store.get_work_order(id).await?;
-    Ok(Json(serde_json::json!({"workOrder": order, "event": event})).into_response())
-}
-
-/// `GET /api/v1/features/{asset_id}`: the latest feature vector of each sensor of the asset,
-/// from the online cache, falling back to the store for sensors the cache does not hold.
-async fn latest_features(State(db): State<Db>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id =
-        AssetId::parse(&id).map_err(|_| Problem::bad_request(format!("`{id}` is not a UUID")))?;
-    if db.store.get_asset(id).await?.is_none() {
-        return Err(Problem::not_found(format!("asset {id} does not exist")));
-    }
-    let sensors = db.store.list_sensors(Some(id)).await?;
-    let mut vectors = Vec::with_capacity(sensors.len());
-    let mut missing = Vec::new();
-    for sensor in &sensors {
-        let key = mantis_cache::keys::latest_features(id, sensor.id);
-        let cached = match db.cache.get(&key).await {
-            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<FeatureVector>(&b).ok()),
-            Err(e) => {
-                tracing::warn!(error = %e, "feature cache unavailable; reading the store");
-                None
-            }
-        };
-        match cached {
-            Some(v) => vectors.push((v, "cache")),
-            None => missing.push(sensor.id),
-        }
-    }
-    if !missing.is_empty() {
-        for v in db.store.latest_features(id).await? {
-            if missing.contains(&v.sensor_id) {
-                vectors.push((v, "store"));
-            }
-        }
-    }
-    let body: Vec<serde_json::Value> = vectors
-        .into_iter()
-        .map(|(v, source)| serde_json::json!({"source": source, "vector": v}))
-        .collect();
-    Ok(Json(serde_json::json!({"assetId": id, "features": body})).into_response())
 }

@@ -1,18 +1,36 @@
 //! # mantis-gateway
 //!
-//! The front door for people and enterprise systems: a REST API over what the services hold
-//! (assets and sensors, alerts, work orders) and a WebSocket (`/ws/alerts`) that pushes every
-//! alert live as it is raised.
+//! The one front door of MANTIS for people, machines and enterprise systems:
+//! - the REST API over what the services hold (assets and sensors, health overview, readings
+//!   downsampled on the server, anomalies with explanations, RUL history, alerts, work orders,
+//!   maintenance events, KPIs), JSON or CSV, errors as problem bodies;
+//! - authentication (logins issuing JWTs, API keys, optional OIDC tokens), roles enforced per
+//!   endpoint from one policy table ([`POLICY`]), tenant isolation, rate limiting, request ids;
+//! - a WebSocket (`/ws`) pushing alerts, work-order changes and an asset's live readings;
+//! - the React dashboard (`dashboard/`), embedded in the binary at build time.
 //!
 //! Each gateway instance follows `alerts.critical` with its own consumer group starting at the
 //! newest record, so every instance sees every alert and can fan it out to its clients.
-//! Duplicate deliveries of one alert are dropped (alerts carry stable ids).
+//! Layout: `auth` (+ `oidc`), `api` (routing, shared helpers, CSV), `plant`, `operations`,
+//! `access`, `kpi`, `live`, `web`, `openapi`.
 
+mod access;
 mod api;
+mod auth;
+mod kpi;
 mod live;
+mod oidc;
+mod openapi;
+mod operations;
+mod plant;
+mod web;
+
+pub use auth::{AuthConfig, AuthError, Bootstrap, OidcConfig, POLICY, StaticApiKey, required_role};
+pub use kpi::{ShiftConfig, default_shifts};
 
 use mantis_runtime::{App, Infra, Result, run_consumer_from};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Configuration of the gateway (`[gateway]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,8 +38,15 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Listen address. Default `0.0.0.0:8000`.
     pub bind: String,
-    /// Alerts buffered per WebSocket client before the slowest ones skip ahead. Default 256.
+    /// Live events buffered for WebSocket clients before the slowest ones skip ahead.
+    /// Default 256.
     pub ws_buffer: usize,
+    /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Authentication and rate limits.
+    pub auth: AuthConfig,
+    /// The plant's shifts, for KPIs per shift.
+    pub shifts: Vec<ShiftConfig>,
 }
 
 impl Default for Config {
@@ -29,19 +54,53 @@ impl Default for Config {
         Self {
             bind: "0.0.0.0:8000".into(),
             ws_buffer: 256,
+            cors_origins: Vec::new(),
+            auth: AuthConfig::default(),
+            shifts: default_shifts(),
         }
     }
 }
 
 /// Builds the gateway.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
+    build_with_bootstrap(infra, config)
+        .await
+        .map(|(app, _)| app)
+}
+
+/// The cluster binary: refuses generated or placeholder secrets.
+pub async fn build_cluster(infra: Infra, mut config: Config) -> Result<App> {
+    config.auth.require_explicit_secrets = true;
+    build(infra, config).await
+}
+
+/// Builds the gateway and says what the first start created (the first admin's generated
+/// password, to show the person who started MANTIS).
+pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, Bootstrap)> {
     let health = App::health("gateway", &infra);
-    let hub = live::AlertHub::new(config.ws_buffer.max(1));
+    let (auth, bootstrap) = auth::Auth::new(infra.store.clone(), &config.auth)
+        .await
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let shifts = kpi::Shifts::parse(&config.shifts)
+        .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] shifts: {e}")))?;
+    let live = live::LiveHub::new(config.ws_buffer);
+    let state = api::ApiState {
+        store: infra.store.clone(),
+        cache: infra.cache.clone(),
+        auth: Arc::new(auth),
+        live: live.clone(),
+        shifts,
+    };
+    let mut routes = api::router(state);
+    if !config.cors_origins.is_empty() {
+        routes = routes.layer(cors(&config.cors_origins)?);
+    }
+    if !web::embedded() {
+        tracing::warn!("this build carries no dashboard (dashboard/dist was empty)");
+    }
     let group = format!("gateway.{}", uuid::Uuid::new_v4().simple());
-    let routes =
-        api::router(infra.store.clone(), infra.cache.clone()).merge(live::router(hub.clone()));
-    let handler = live::AlertFanOut::new(hub);
-    Ok(App::new("gateway", &config.bind, routes, health)
+    let handler = live::AlertFanOut::new(live, infra.store.clone());
+    let app = App::new("gateway", &config.bind, routes, health)
         .await?
         .worker("alert stream", move |shutdown| async move {
             run_consumer_from(
@@ -52,5 +111,28 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
                 shutdown,
             )
             .await
-        }))
+        });
+    Ok((app, bootstrap))
+}
+
+fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .map_err(|_| mantis_runtime::Error::Config(format!("CORS origin `{o}` is invalid")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(600)))
 }

@@ -1,33 +1,93 @@
-//! Live alerts: the `alerts.critical` consumer and the WebSocket fan-out.
+//! Live updates over one WebSocket (`/ws`): alerts as they are raised (from `alerts.critical`)
+//! and as people acknowledge them, work-order changes, and the live tail of one asset's
+//! readings.
+//!
+//! Memory stays bounded whatever the clients do: events go through one broadcast ring of
+//! `ws_buffer` entries shared by every client; a client that reads too slowly skips ahead and
+//! is told how much it missed (`lagged`); readings are polled once a second per subscribed
+//! client and sent as the latest values per sensor, so a slow reader gets fresher data, never a
+//! backlog.
 
+use crate::api::{ApiState, tenant_asset};
+use crate::auth::Principal;
 use async_trait::async_trait;
-use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::response::Response;
-use axum::routing::get;
+use chrono::{DateTime, Utc};
 use mantis_bus::Position;
-use mantis_domain::{Alert, AlertId};
+use mantis_domain::{Alert, AlertId, AssetId, SensorId, TenantId};
 use mantis_runtime::{HandleError, Handler, RecordContext};
-use std::collections::{HashSet, VecDeque};
+use mantis_store::{AlertRecord, Store, WorkOrderRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// Distributes alerts to every connected WebSocket client.
-#[derive(Clone)]
-pub(crate) struct AlertHub {
-    tx: broadcast::Sender<String>,
+/// What a client can subscribe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum Channel {
+    Alerts,
+    WorkOrders,
+    Readings,
 }
 
-impl AlertHub {
+/// One event for the clients of one tenant.
+pub(crate) struct LiveEvent {
+    tenant: TenantId,
+    channel: Channel,
+    json: String,
+}
+
+/// Distributes events to every connected client.
+#[derive(Clone)]
+pub(crate) struct LiveHub {
+    tx: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+impl LiveHub {
     pub(crate) fn new(buffer: usize) -> Self {
-        let (tx, _) = broadcast::channel(buffer);
+        let (tx, _) = broadcast::channel(buffer.max(1));
         Self { tx }
+    }
+
+    fn send(&self, tenant: TenantId, channel: Channel, kind: &str, data: &impl Serialize) {
+        let json = match serde_json::to_string(&serde_json::json!({"type": kind, "data": data})) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "live event not serialisable");
+                return;
+            }
+        };
+        // No connected client is fine: everything is in the store and listed by the API.
+        let clients = self
+            .tx
+            .send(Arc::new(LiveEvent {
+                tenant,
+                channel,
+                json,
+            }))
+            .unwrap_or(0);
+        metrics::counter!("mantis_ws_events_total", "channel" => kind.to_owned())
+            .increment(clients as u64);
+    }
+
+    pub(crate) fn alert_changed(&self, alert: &AlertRecord, tenant: TenantId) {
+        self.send(tenant, Channel::Alerts, "alert", alert);
+    }
+
+    pub(crate) fn work_order_changed(&self, order: &WorkOrderRecord, tenant: TenantId) {
+        self.send(tenant, Channel::WorkOrders, "workOrder", order);
     }
 }
 
-/// Consumes `alerts.critical` and hands each alert, once, to the hub.
+/// Consumes `alerts.critical` and hands each new alert, once, to the hub.
 pub(crate) struct AlertFanOut {
-    hub: AlertHub,
+    hub: LiveHub,
+    store: Arc<dyn Store>,
+    tenants: HashMap<AssetId, TenantId>,
     seen: HashSet<AlertId>,
     order: VecDeque<AlertId>,
 }
@@ -35,12 +95,28 @@ pub(crate) struct AlertFanOut {
 const REMEMBERED: usize = 4096;
 
 impl AlertFanOut {
-    pub(crate) fn new(hub: AlertHub) -> Self {
+    pub(crate) fn new(hub: LiveHub, store: Arc<dyn Store>) -> Self {
         Self {
             hub,
+            store,
+            tenants: HashMap::new(),
             seen: HashSet::new(),
             order: VecDeque::new(),
         }
+    }
+
+    async fn tenant_of(&mut self, asset: AssetId) -> Result<TenantId, HandleError> {
+        if let Some(t) = self.tenants.get(&asset) {
+            return Ok(*t);
+        }
+        let tenant = match self.store.get_asset(asset).await {
+            Ok(Some(a)) => a.tenant_id,
+            Ok(None) => TenantId::DEFAULT,
+            Err(e) if e.is_retryable() => return Err(HandleError::Transient(e.to_string())),
+            Err(e) => return Err(HandleError::Permanent(e.to_string())),
+        };
+        self.tenants.insert(asset, tenant);
+        Ok(tenant)
     }
 }
 
@@ -53,59 +129,195 @@ impl Handler for AlertFanOut {
         alert: &Alert,
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
-        if self.seen.insert(alert.id) {
+        if !self.seen.contains(&alert.id) {
+            let tenant = self.tenant_of(alert.asset_id).await?;
+            self.seen.insert(alert.id);
             self.order.push_back(alert.id);
             if self.order.len() > REMEMBERED
                 && let Some(old) = self.order.pop_front()
             {
                 self.seen.remove(&old);
             }
-            let json =
-                serde_json::to_string(alert).map_err(|e| HandleError::Permanent(e.to_string()))?;
-            // No connected client is fine: the alert is in the store and listed by the API.
-            let clients = self.hub.tx.send(json).unwrap_or(0);
-            metrics::counter!("mantis_ws_alerts_sent_total").increment(clients as u64);
+            let record = AlertRecord {
+                alert: alert.clone(),
+                acknowledged_by: None,
+                acknowledged_at: None,
+                ack_note: String::new(),
+                assignee: None,
+            };
+            self.hub.alert_changed(&record, tenant);
         }
         Ok(ctx.done())
     }
 }
 
-pub(crate) fn router(hub: AlertHub) -> Router {
-    Router::new()
-        .route("/ws/alerts", get(ws_alerts))
-        .with_state(hub)
+/// A message from the client.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum ClientMessage {
+    Subscribe {
+        channel: Channel,
+        #[serde(rename = "assetId")]
+        asset_id: Option<AssetId>,
+    },
+    Unsubscribe {
+        channel: Channel,
+    },
+    Ping,
 }
 
-async fn ws_alerts(ws: WebSocketUpgrade, State(hub): State<AlertHub>) -> Response {
-    let rx = hub.tx.subscribe();
-    ws.on_upgrade(move |socket| stream_alerts(socket, rx))
+/// How often subscribed readings are polled and sent.
+const READINGS_EVERY: Duration = Duration::from_secs(1);
+
+/// Largest client message accepted.
+const MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// `GET /ws`: upgrades an authenticated request (bearer token, API key, or `?token=`).
+pub(crate) async fn ws(
+    upgrade: WebSocketUpgrade,
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let rx = s.live.tx.subscribe();
+    upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(socket, s, who, rx))
 }
 
-async fn stream_alerts(mut socket: WebSocket, mut rx: broadcast::Receiver<String>) {
+/// Per-client state of the readings tail.
+struct Tail {
+    asset: AssetId,
+    sensors: Vec<SensorId>,
+    since: DateTime<Utc>,
+}
+
+async fn session(
+    mut socket: WebSocket,
+    s: ApiState,
+    who: Principal,
+    mut rx: broadcast::Receiver<Arc<LiveEvent>>,
+) {
     metrics::gauge!("mantis_ws_clients").increment(1.0);
+    let hello = serde_json::json!({"type": "hello", "user": who}).to_string();
+    let mut channels: HashSet<Channel> = HashSet::new();
+    let mut tail: Option<Tail> = None;
+    let mut ticker = tokio::time::interval(READINGS_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    if socket.send(Message::Text(hello.into())).await.is_err() {
+        metrics::gauge!("mantis_ws_clients").decrement(1.0);
+        return;
+    }
     loop {
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                Ok(json) => {
-                    if socket.send(Message::Text(json.into())).await.is_err() {
-                        break;
-                    }
-                }
+        let outgoing: Option<String> = tokio::select! {
+            event = rx.recv() => match event {
+                Ok(event) => (event.tenant == who.tenant_id && channels.contains(&event.channel))
+                    .then(|| event.json.clone()),
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    // A slow client skips ahead instead of growing server memory.
-                    tracing::warn!(skipped, "WebSocket client too slow; skipped alerts");
-                    let note = serde_json::json!({"type": "lagged", "skipped": skipped}).to_string();
-                    if socket.send(Message::Text(note.into())).await.is_err() {
-                        break;
-                    }
+                    tracing::warn!(skipped, user = %who.username, "WebSocket client too slow; skipped events");
+                    metrics::counter!("mantis_ws_lagged_total").increment(skipped);
+                    Some(serde_json::json!({"type": "lagged", "skipped": skipped}).to_string())
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
+            _ = ticker.tick(), if tail.is_some() => match tail.as_mut() {
+                Some(t) => readings_update(s.store.as_ref(), t).await,
+                None => None,
             },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
+                }
+                Some(Ok(Message::Binary(_))) => Some(error_json("send JSON text messages")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => None,
+            },
+        };
+        if let Some(json) = outgoing
+            && socket.send(Message::Text(json.into())).await.is_err()
+        {
+            break;
         }
     }
     metrics::gauge!("mantis_ws_clients").decrement(1.0);
+}
+
+fn error_json(detail: &str) -> String {
+    serde_json::json!({"type": "error", "detail": detail}).to_string()
+}
+
+async fn handle_client(
+    s: &ApiState,
+    who: &Principal,
+    text: &str,
+    channels: &mut HashSet<Channel>,
+    tail: &mut Option<Tail>,
+) -> String {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => return error_json(&format!("not a valid message: {e}")),
+    };
+    match message {
+        ClientMessage::Ping => serde_json::json!({"type": "pong"}).to_string(),
+        ClientMessage::Unsubscribe { channel } => {
+            channels.remove(&channel);
+            if channel == Channel::Readings {
+                *tail = None;
+            }
+            serde_json::json!({"type": "unsubscribed", "channel": channel}).to_string()
+        }
+        ClientMessage::Subscribe { channel, asset_id } => {
+            if channel == Channel::Readings {
+                let Some(asset) = asset_id else {
+                    return error_json("the readings channel needs an assetId");
+                };
+                if tenant_asset(s.store.as_ref(), who, asset).await.is_err() {
+                    return error_json("no such asset");
+                }
+                let sensors = match s.store.list_sensors(Some(asset)).await {
+                    Ok(list) => list.into_iter().map(|x| x.id).collect(),
+                    Err(_) => return error_json("the store is unavailable; try again"),
+                };
+                *tail = Some(Tail {
+                    asset,
+                    sensors,
+                    since: Utc::now() - chrono::Duration::seconds(2),
+                });
+            }
+            channels.insert(channel);
+            serde_json::json!({"type": "subscribed", "channel": channel, "assetId": asset_id})
+                .to_string()
+        }
+    }
+}
+
+/// The newest value of each sensor of the tailed asset since the last update.
+async fn readings_update(store: &dyn Store, tail: &mut Tail) -> Option<String> {
+    let now = Utc::now();
+    let mut data = Vec::new();
+    for sensor in &tail.sensors {
+        // One bucket over the whole interval: its mean is the value shown; min/max travel too.
+        let span = (now - tail.since).num_milliseconds().max(1);
+        match store.reading_buckets(*sensor, tail.since, now, span).await {
+            Ok(buckets) => {
+                if let Some(b) = buckets.last() {
+                    data.push(serde_json::json!({
+                        "sensorId": sensor,
+                        "t": now,
+                        "value": b.avg.is_finite().then_some(b.avg),
+                        "min": b.min.is_finite().then_some(b.min),
+                        "max": b.max.is_finite().then_some(b.max),
+                        "n": b.count,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "readings tail: store unavailable");
+                return None;
+            }
+        }
+    }
+    tail.since = now;
+    (!data.is_empty()).then(|| {
+        serde_json::json!({"type": "readings", "assetId": tail.asset, "data": data}).to_string()
+    })
 }

@@ -4,6 +4,6 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mantis_runtime::service_main("gateway", mantis_gateway::build).await?;
+    mantis_runtime::service_main("gateway", mantis_gateway::build_cluster).await?;
     Ok(())
 }

@@ -110,6 +110,8 @@ pub struct Platform {
     pub infra: Infra,
     /// The ingestion entry point for in-process sources (the simulator).
     pub ingestor: Arc<mantis_ingestion::Ingestor>,
+    /// What the gateway's first start created (the first admin).
+    pub bootstrap: mantis_gateway::Bootstrap,
     apps: Vec<App>,
 }
 
@@ -121,6 +123,8 @@ impl Platform {
         let (ingestion, ingestor) =
             mantis_ingestion::build_with_ingestor(infra.clone(), settings.ingestion.clone())
                 .await?;
+        let (gateway, bootstrap) =
+            mantis_gateway::build_with_bootstrap(infra.clone(), settings.gateway.clone()).await?;
         let apps = vec![
             ingestion,
             mantis_preprocessing::build(infra.clone(), settings.preprocessing.clone()).await?,
@@ -128,11 +132,12 @@ impl Platform {
             mantis_anomaly::build(infra.clone(), settings.anomaly.clone()).await?,
             mantis_rul::build(infra.clone(), settings.rul.clone()).await?,
             mantis_orchestrator::build(infra.clone(), settings.orchestrator.clone()).await?,
-            mantis_gateway::build(infra.clone(), settings.gateway.clone()).await?,
+            gateway,
         ];
         Ok(Self {
             infra,
             ingestor,
+            bootstrap,
             apps,
         })
     }
@@ -167,6 +172,44 @@ impl Platform {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// How to log in, for the start-up message. A generated first-admin password is written to
+/// `<data_dir>/admin-password` (owner-readable only) and shown once.
+fn announce_login(bootstrap: &mantis_gateway::Bootstrap, data_dir: &Path) -> String {
+    let file = data_dir.join("admin-password");
+    match &bootstrap.generated_admin_password {
+        Some(password) => {
+            if let Err(e) = write_secret(&file, password) {
+                tracing::warn!(error = %e, path = %file.display(), "cannot keep the admin password");
+            }
+            format!(
+                "log in as `{}` with password `{password}` (also in {}); change it after logging in",
+                bootstrap.admin_username,
+                file.display()
+            )
+        }
+        None if file.exists() => format!(
+            "log in as `{}`, password in {}",
+            bootstrap.admin_username,
+            file.display()
+        ),
+        None => format!("log in as `{}`", bootstrap.admin_username),
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
 }
 
 /// Runs the platform (with the simulated plant when `demo`) until `shutdown`.
@@ -214,8 +257,9 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
     } else {
         None
     };
+    let login = announce_login(&platform.bootstrap, &settings.infra.data_dir);
     tracing::info!(
-        "MANTIS is running{}: API http://localhost:{gateway}/api/v1/assets, alerts http://localhost:{gateway}/api/v1/alerts, work orders http://localhost:{gateway}/api/v1/work-orders, live alerts ws://localhost:{gateway}/ws/alerts, readings POST http://localhost:{ingestion}/api/v1/sensors/data",
+        "MANTIS is running{}: dashboard http://localhost:{gateway}/ ({login}), API http://localhost:{gateway}/api/openapi.json, readings POST http://localhost:{ingestion}/api/v1/sensors/data",
         if demo { " with a simulated plant" } else { "" }
     );
     let result = platform.run(local.clone()).await;

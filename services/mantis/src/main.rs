@@ -109,7 +109,9 @@ async fn main() -> anyhow::Result<()> {
             ServiceName::Orchestrator => {
                 run_service("orchestrator", file, mantis_orchestrator::build).await?
             }
-            ServiceName::Gateway => run_service("gateway", file, mantis_gateway::build).await?,
+            ServiceName::Gateway => {
+                run_service("gateway", file, mantis_gateway::build_cluster).await?
+            }
         }
         return Ok(());
     }

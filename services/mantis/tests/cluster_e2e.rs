@@ -128,7 +128,7 @@ async fn warmed_up_motor(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_motor_raises_a_live_alert_across_separate_processes() {
     let mut cluster = start_cluster().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let (gateway, ingestion) = (cluster.url("gateway"), cluster.url("ingestion"));
     let store = cluster.store().await;
 
@@ -233,7 +233,7 @@ async fn killing_the_anomaly_service_mid_stream_loses_no_window_and_duplicates_n
     const DEAD_FOR: Duration = Duration::from_secs(15);
 
     let mut cluster = start_cluster().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let (gateway, ingestion) = (cluster.url("gateway"), cluster.url("ingestion"));
     let store = cluster.store().await;
     let (asset, sensor, base) = warmed_up_motor(&cluster, &http, &store, "MTR-KILL").await;
@@ -350,6 +350,7 @@ async fn killing_the_anomaly_service_mid_stream_loses_no_window_and_duplicates_n
                 WorkOrderStatus::InProgress,
             ],
             limit: None,
+            ..WorkOrderFilter::default()
         })
         .await
         .expect("work orders");
@@ -361,7 +362,7 @@ async fn killing_the_anomaly_service_mid_stream_loses_no_window_and_duplicates_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sensor_falling_silent_mid_window_raises_no_anomaly_for_the_cut_short_window() {
     let cluster = start_cluster_closing_idle_windows_after(3).await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let ingestion = cluster.url("ingestion");
     let store = cluster.store().await;
     let (asset, sensor, base) = warmed_up_motor(&cluster, &http, &store, "MTR-SILENT").await;

@@ -71,7 +71,7 @@ async fn models_trained_in_the_cluster_live_in_s3_follow_a_restart_and_predict()
         ("infra", "objects__secret_access_key", "test"),
     ])
     .await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let (gateway, ingestion) = (cluster.url("gateway"), cluster.url("ingestion"));
     let store = cluster.store().await;
 

@@ -25,6 +25,21 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
     http.get(url).send().await.ok()?.json().await.ok()
 }
 
+const TEST_API_KEY: &str = "mantis-tests-admin-key-0123456789abcdef";
+
+/// A client the gateway lets in (the other services ignore the key).
+fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        reqwest::header::HeaderValue::from_static(TEST_API_KEY),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines_alert() {
     mantis_telemetry::init_test_tracing();
@@ -40,11 +55,17 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
     s.anomaly.bind = format!("127.0.0.1:{anomaly_port}");
     s.rul.bind = format!("127.0.0.1:{rul_port}");
     s.orchestrator.bind = "127.0.0.1:0".into();
+    s.gateway.auth.api_keys = vec![mantis_gateway::StaticApiKey {
+        name: "tests".into(),
+        key: TEST_API_KEY.into(),
+        role: mantis_domain::Role::Admin,
+        tenant: mantis_domain::TenantId::DEFAULT,
+    }];
     // No broker there: the conveyors stay in-process (and say so).
     s.demo.devices.mqtt_broker = format!("127.0.0.1:{}", free_port());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(mantis::run(s, true, shutdown.clone()));
-    let http = reqwest::Client::new();
+    let http = http_client();
     let gateway = format!("http://127.0.0.1:{gateway_port}");
     let ingestion = format!("http://127.0.0.1:{ingestion_port}");
     let anomaly = format!("http://127.0.0.1:{anomaly_port}");

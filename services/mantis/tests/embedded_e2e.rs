@@ -29,6 +29,7 @@ fn settings(dir: &std::path::Path) -> Settings {
     s.rul.bind = "127.0.0.1:0".into();
     s.orchestrator.bind = "127.0.0.1:0".into();
     s.gateway.bind = "127.0.0.1:0".into();
+    s.gateway.auth.api_keys = test_api_keys();
     s
 }
 
@@ -59,7 +60,7 @@ impl Running {
         let task = tokio::spawn(platform.run(shutdown.clone()));
         Self {
             gateway: format!("http://127.0.0.1:{gateway_port}"),
-            ws_alerts: format!("ws://127.0.0.1:{gateway_port}/ws/alerts"),
+            ws_alerts: format!("ws://127.0.0.1:{gateway_port}/ws"),
             ingestion: format!("http://127.0.0.1:{ingestion_port}"),
             store,
             bus,
@@ -83,7 +84,7 @@ impl Running {
 async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
     let p = Running::start().await;
     let (gateway, ingestion, store) = (p.gateway.clone(), p.ingestion.clone(), p.store.clone());
-    let http = reqwest::Client::new();
+    let http = common::http();
 
     // Arrange: a critical motor that has run normally long enough to learn its baseline.
     let (asset, sensor) = register_motor(&http, &gateway, "MTR-E2E").await;
@@ -304,7 +305,7 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
 async fn bad_readings_get_a_problem_body_naming_the_field() {
     let p = Running::start().await;
     let (gateway, ingestion) = (p.gateway.clone(), p.ingestion.clone());
-    let http = reqwest::Client::new();
+    let http = common::http();
     let (_, sensor) = register_motor(&http, &gateway, "MTR-BAD").await;
 
     let cases = [
@@ -356,7 +357,7 @@ async fn bad_readings_get_a_problem_body_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_through_the_platform_has_the_features_of_the_library_called_directly() {
     let p = Running::start().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
 
     // Arrange: a vibration sensor sampled at 100 Hz.
     let resp = http

@@ -77,6 +77,7 @@ fn start(dir: &std::path::Path, ports: &Ports, log_name: &str) -> Mantis {
         .env("MANTIS_PREPROCESSING__IDLE_CLOSE_SECS", "2")
         .env("MANTIS_PREPROCESSING__ALLOWED_LATENESS_SECS", "0")
         .env("RUST_LOG", "info")
+        .env(test_api_keys_env().0, test_api_keys_env().1)
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
     for (service, port) in [
@@ -114,7 +115,7 @@ async fn acknowledged_readings_survive_a_sigkill_of_the_embedded_process() {
             free_port(),
         ],
     };
-    let http = reqwest::Client::new();
+    let http = common::http();
     let gateway = format!("http://127.0.0.1:{}", ports.gateway);
     let ingestion = format!("http://127.0.0.1:{}", ports.ingestion);
 

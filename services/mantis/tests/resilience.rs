@@ -162,7 +162,7 @@ async fn assert_stored_once_in_order(
 
 /// Polls the ingestion service's `/health` until its edge buffer satisfies `check`.
 async fn await_edge(cluster: &Cluster, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let http = reqwest::Client::new();
+    let http = common::http();
     let url = format!("{}/health", cluster.url("ingestion"));
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut last = Value::Null;
@@ -181,7 +181,7 @@ async fn await_edge(cluster: &Cluster, what: &str, check: impl Fn(&Value) -> boo
 }
 
 async fn two_sensors(cluster: &Cluster, prefix: &str) -> Vec<String> {
-    let http = reqwest::Client::new();
+    let http = common::http();
     let gateway = cluster.url("gateway");
     let mut sensors = Vec::new();
     for n in 1..=2 {

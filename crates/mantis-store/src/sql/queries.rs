@@ -191,12 +191,32 @@ pub(crate) const GET_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, prior
      created_at, due_by, description, rule, trigger_event FROM work_orders WHERE id = $1";
 
 /// `$1`: asset or NULL; `$2`: true for every status, else `status IN ($3..$7)` (the wanted
-/// statuses, repeated to fill the five slots; there are five statuses); `$8`: limit. Static
-/// SQL keeps one prepared statement for every filter.
+/// statuses, repeated to fill the five slots; there are five statuses); `$8`: limit; `$9`:
+/// tenant or NULL. Static SQL keeps one prepared statement for every filter.
 pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, status, \
-     created_at, due_by, description, rule, trigger_event FROM work_orders \
+     created_at, due_by, description, rule, trigger_event, technician, parts, updated_at \
+     FROM work_orders \
      WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
+     AND ($9 IS NULL OR tenant_id = $9) \
      ORDER BY created_at DESC, id DESC LIMIT $8";
+
+/// Columns of [`super::rows::WorkOrderRecordRow`].
+pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause, priority, \
+     status, created_at, due_by, description, rule, trigger_event, technician, parts, \
+     updated_at FROM work_orders WHERE id = $1";
+
+/// Compare and set: `$1` id, `$2` expected status, `$3` new status, `$4` now.
+pub(crate) const TRANSITION_WORK_ORDER: &str =
+    "UPDATE work_orders SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2";
+
+pub(crate) const COUNT_WORK_ORDER: &str = "SELECT COUNT(*) FROM work_orders WHERE id = $1";
+
+/// `$2..$4`, `$7`: new value or NULL to keep; `$5`: whether to set the technician to `$6`.
+pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
+     description = COALESCE($2, description), priority = COALESCE($3, priority), \
+     due_by = COALESCE($4, due_by), \
+     technician = CASE WHEN $5 THEN $6 ELSE technician END, \
+     parts = COALESCE($7, parts), updated_at = $8 WHERE id = $1";
 
 /// Number of status slots in [`LIST_WORK_ORDERS`].
 pub(crate) const STATUS_SLOTS: usize = 5;
@@ -226,6 +246,77 @@ pub(crate) const GET_ALERT: &str = "SELECT id, asset_id, severity, kind, message
 pub(crate) const LIST_ALERTS: &str = "SELECT id, asset_id, severity, kind, message, created_at, \
      work_order_id, trigger_event, notify_on_call FROM alerts \
      ORDER BY created_at DESC, id DESC LIMIT $1";
+
+/// Columns of [`super::rows::AlertRecordRow`].
+pub(crate) const GET_ALERT_RECORD: &str = "SELECT id, asset_id, severity, kind, message, \
+     created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
+     ack_note, assignee FROM alerts WHERE id = $1";
+
+/// `$1` tenant or NULL, `$2` asset or NULL, `$3` `all` | `open` | `acknowledged`, `$4` limit.
+pub(crate) const LIST_ALERT_RECORDS: &str = "SELECT id, asset_id, severity, kind, message, \
+     created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
+     ack_note, assignee FROM alerts \
+     WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR asset_id = $2) \
+     AND ($3 = 'all' OR ($3 = 'open' AND acknowledged_at IS NULL) \
+     OR ($3 = 'acknowledged' AND acknowledged_at IS NOT NULL)) \
+     ORDER BY created_at DESC, id DESC LIMIT $4";
+
+/// Keeps the first acknowledgement.
+pub(crate) const ACKNOWLEDGE_ALERT: &str = "UPDATE alerts SET acknowledged_by = $2, \
+     acknowledged_at = $3, ack_note = $4 WHERE id = $1 AND acknowledged_at IS NULL";
+
+pub(crate) const ASSIGN_ALERT: &str = "UPDATE alerts SET assignee = $2 WHERE id = $1";
+
+pub(crate) const COUNT_ALERT: &str = "SELECT COUNT(*) FROM alerts WHERE id = $1";
+
+pub(crate) const UPSERT_USER: &str = "INSERT INTO users \
+     (username, tenant_id, display_name, role, password_hash, disabled, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (username) DO UPDATE SET tenant_id = excluded.tenant_id, \
+     display_name = excluded.display_name, role = excluded.role, \
+     password_hash = excluded.password_hash, disabled = excluded.disabled, \
+     updated_at = excluded.updated_at";
+
+/// Columns of [`super::rows::UserRow`].
+pub(crate) const GET_USER: &str = "SELECT username, tenant_id, display_name, role, \
+     password_hash, disabled, created_at FROM users WHERE username = $1";
+
+/// `$1`: tenant or NULL for all.
+pub(crate) const LIST_USERS: &str = "SELECT username, tenant_id, display_name, role, \
+     password_hash, disabled, created_at FROM users WHERE ($1 IS NULL OR tenant_id = $1) \
+     ORDER BY username";
+
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys \
+     (id, tenant_id, name, prefix, key_hash, role, created_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Columns of [`super::rows::ApiKeyRow`].
+pub(crate) const FIND_API_KEY: &str = "SELECT id, tenant_id, name, prefix, key_hash, role, \
+     created_at, revoked_at FROM api_keys WHERE prefix = $1";
+
+pub(crate) const LIST_API_KEYS: &str = "SELECT id, tenant_id, name, prefix, key_hash, role, \
+     created_at, revoked_at FROM api_keys WHERE tenant_id = $1 \
+     ORDER BY created_at DESC, id DESC";
+
+pub(crate) const REVOKE_API_KEY: &str =
+    "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+
+/// The newest reading of an asset (index `sensor_data_raw_asset_time_idx`).
+pub(crate) const LAST_READING_AT: &str =
+    "SELECT time FROM sensor_data_raw WHERE asset_id = $1 ORDER BY time DESC LIMIT 1";
+
+/// Reading buckets, PostgreSQL: `$1` sensor, `[$2, $3)`, `$4` bucket length in milliseconds.
+pub(crate) const READING_BUCKETS_POSTGRES: &str = "SELECT \
+     CAST(FLOOR(EXTRACT(EPOCH FROM (time - $2)) * 1000 / $4) AS BIGINT) AS bucket, \
+     MIN(value) AS min, MAX(value) AS max, AVG(value) AS avg, COUNT(*) AS n \
+     FROM sensor_data_raw WHERE sensor_id = $1 AND time >= $2 AND time < $3 \
+     GROUP BY 1 ORDER BY 1";
+
+/// Reading buckets, SQLite (instants are integer milliseconds).
+pub(crate) const READING_BUCKETS_SQLITE: &str = "SELECT (time - $2) / $4 AS bucket, \
+     MIN(value) AS min, MAX(value) AS max, AVG(value) AS avg, COUNT(*) AS n \
+     FROM sensor_data_raw WHERE sensor_id = $1 AND time >= $2 AND time < $3 \
+     GROUP BY 1 ORDER BY 1";
 
 pub(crate) const GET_STATE: &str = "SELECT value FROM service_state WHERE key = $1";
 

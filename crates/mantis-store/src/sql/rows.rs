@@ -7,11 +7,11 @@
 //! [`Error::Corrupt`] rather than panicking.
 
 use super::codec::{DbId, DbTime};
-use crate::{Error, Result};
+use crate::{AlertRecord, Error, Part, ReadingBucket, Result, WorkOrderRecord};
 use mantis_domain::{
-    Alert, AlertKind, Anomaly, AnomalyScore, Asset, Contribution, Criticality, DomainError,
-    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading,
-    RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, WorkOrder,
+    Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
+    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
+    RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, User, WorkOrder,
     WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -445,6 +445,144 @@ impl TryFrom<AlertRow> for Alert {
             trigger_event: r.trigger_event,
             notify_on_call: r.notify_on_call,
         })
+    }
+}
+
+/// `work_orders` columns with the plan ([`super::queries::GET_WORK_ORDER_RECORD`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct WorkOrderRecordRow {
+    #[sqlx(flatten)]
+    order: WorkOrderRow,
+    technician: Option<String>,
+    parts: Json<serde_json::Value>,
+    updated_at: DbTime,
+}
+
+impl TryFrom<WorkOrderRecordRow> for WorkOrderRecord {
+    type Error = Error;
+    fn try_from(r: WorkOrderRecordRow) -> Result<Self> {
+        let parts: Vec<Part> = serde_json::from_value(r.parts.0)
+            .map_err(|e| Error::Corrupt(format!("work_orders.parts: {e}")))?;
+        Ok(WorkOrderRecord {
+            order: r.order.try_into()?,
+            technician: r.technician,
+            parts,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+impl TryFrom<WorkOrderRecordRow> for WorkOrder {
+    type Error = Error;
+    fn try_from(r: WorkOrderRecordRow) -> Result<Self> {
+        r.order.try_into()
+    }
+}
+
+/// `alerts` columns with acknowledgement and assignment.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AlertRecordRow {
+    #[sqlx(flatten)]
+    alert: AlertRow,
+    acknowledged_by: Option<String>,
+    acknowledged_at: Option<DbTime>,
+    ack_note: String,
+    assignee: Option<String>,
+}
+
+impl TryFrom<AlertRecordRow> for AlertRecord {
+    type Error = Error;
+    fn try_from(r: AlertRecordRow) -> Result<Self> {
+        Ok(AlertRecord {
+            alert: r.alert.try_into()?,
+            acknowledged_by: r.acknowledged_by,
+            acknowledged_at: r.acknowledged_at.map(|t| t.0),
+            ack_note: r.ack_note,
+            assignee: r.assignee,
+        })
+    }
+}
+
+/// `users` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    username: String,
+    tenant_id: DbId,
+    display_name: String,
+    role: String,
+    password_hash: String,
+    disabled: bool,
+    created_at: DbTime,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            username: r.username,
+            tenant_id: r.tenant_id.0.into(),
+            display_name: r.display_name,
+            role: stored("users.role", Role::parse(&r.role))?,
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+            created_at: r.created_at.0,
+        })
+    }
+}
+
+/// `api_keys` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: DbId,
+    tenant_id: DbId,
+    name: String,
+    prefix: String,
+    key_hash: String,
+    role: String,
+    created_at: DbTime,
+    revoked_at: Option<DbTime>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = Error;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        Ok(ApiKey {
+            id: r.id.0.into(),
+            tenant_id: r.tenant_id.0.into(),
+            name: r.name,
+            prefix: r.prefix,
+            key_hash: r.key_hash,
+            role: stored("api_keys.role", Role::parse(&r.role))?,
+            created_at: r.created_at.0,
+            revoked_at: r.revoked_at.map(|t| t.0),
+        })
+    }
+}
+
+/// One aggregated bucket of readings (`READING_BUCKETS_*`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct BucketRow {
+    pub(crate) bucket: i64,
+    min: Option<f64>,
+    max: Option<f64>,
+    avg: Option<f64>,
+    n: i64,
+}
+
+impl BucketRow {
+    /// The bucket starting `bucket × bucket_ms` after `from`.
+    pub(crate) fn into_bucket(
+        self,
+        from: mantis_domain::Timestamp,
+        bucket_ms: i64,
+    ) -> ReadingBucket {
+        ReadingBucket {
+            start: from + chrono::Duration::milliseconds(self.bucket.saturating_mul(bucket_ms)),
+            min: null_as_nan(self.min),
+            max: null_as_nan(self.max),
+            avg: null_as_nan(self.avg),
+            count: u64::try_from(self.n).unwrap_or(0),
+        }
     }
 }
 

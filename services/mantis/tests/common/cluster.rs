@@ -344,6 +344,19 @@ impl Cluster {
             ),
             ("RUST_LOG".into(), "info".into()),
             ("MANTIS_LOG_FORMAT".into(), "pretty".into()),
+            // Cluster mode refuses to start without explicit secrets.
+            (
+                "MANTIS_GATEWAY__AUTH__JWT_SECRET".into(),
+                format!("cluster-test-secret-{:032x}", rand::random::<u128>()),
+            ),
+            (
+                "MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD".into(),
+                "cluster-test-admin-password".into(),
+            ),
+            {
+                let (k, v) = super::test_api_keys_env();
+                (k.into(), v)
+            },
             ("NO_COLOR".into(), "1".into()),
         ];
         let mut ports = BTreeMap::new();
@@ -480,7 +493,7 @@ impl Cluster {
 
     /// The gateway's live alert WebSocket.
     pub fn ws_alerts_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/ws/alerts", self.ports["gateway"])
+        format!("ws://127.0.0.1:{}/ws", self.ports["gateway"])
     }
 
     /// The cluster's database through the product's store (migrations already applied).

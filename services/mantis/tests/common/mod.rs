@@ -9,6 +9,42 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// The API key the tests' gateways accept (an admin key given in the configuration).
+pub const TEST_API_KEY: &str = "mantis-tests-admin-key-0123456789abcdef";
+
+/// The `[gateway.auth]` setting that makes a gateway accept [`TEST_API_KEY`], as a
+/// `MANTIS_GATEWAY__AUTH__API_KEYS` value.
+pub fn test_api_keys_env() -> (&'static str, String) {
+    (
+        "MANTIS_GATEWAY__AUTH__API_KEYS",
+        format!("[{{name=\"tests\",key=\"{TEST_API_KEY}\",role=\"admin\"}}]"),
+    )
+}
+
+/// The same, as configuration for an in-process gateway.
+pub fn test_api_keys() -> Vec<mantis_gateway::StaticApiKey> {
+    vec![mantis_gateway::StaticApiKey {
+        name: "tests".into(),
+        key: TEST_API_KEY.into(),
+        role: mantis_domain::Role::Admin,
+        tenant: mantis_domain::TenantId::DEFAULT,
+    }]
+}
+
+/// An HTTP client that authenticates to the gateway with [`TEST_API_KEY`] (the other services
+/// ignore the header).
+pub fn http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        reqwest::header::HeaderValue::from_static(TEST_API_KEY),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
 /// A reading timestamp: `secs` seconds after a fixed point one hour ago, aligned to a minute,
 /// so windows are predictable.
 pub fn at(base_ms: i64, secs: i64) -> i64 {
@@ -126,14 +162,39 @@ pub async fn await_json<F: Fn(&Value) -> bool>(
     panic!("timed out waiting for {what} at {url}; last answer: {last}");
 }
 
-/// Connects to the gateway's alert WebSocket.
+/// Connects to the gateway's WebSocket (`ws://host:port/ws`) with [`TEST_API_KEY`] and
+/// subscribes to alerts.
 pub async fn connect_alerts(
     ws_url: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = ws_url.into_client_request().expect("a WebSocket URL");
+    request
+        .headers_mut()
+        .insert("x-api-key", TEST_API_KEY.parse().expect("a header value"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("WebSocket connects");
-    ws
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"type":"subscribe","channel":"alerts"}"#.into(),
+    ))
+    .await
+    .expect("subscribe");
+    // The greeting, then the confirmation: alerts flow after it.
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the gateway answers the subscription")
+            .expect("WebSocket open")
+            .expect("WebSocket message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("JSON");
+            if v["type"] == "subscribed" {
+                return ws;
+            }
+        }
+    }
 }
 
 /// Waits for an alert about `asset` on the WebSocket.
@@ -148,9 +209,9 @@ pub async fn await_alert_on_ws(
         while let Some(msg) = ws.next().await {
             let msg = msg.expect("WebSocket message");
             if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-                let v: Value = serde_json::from_str(&t).expect("alert is JSON");
-                if v["assetId"] == asset {
-                    return v;
+                let v: Value = serde_json::from_str(&t).expect("message is JSON");
+                if v["type"] == "alert" && v["data"]["assetId"] == asset {
+                    return v["data"].clone();
                 }
             }
         }

@@ -1,0 +1,218 @@
+#!/usr/bin/env node
+// End-to-end check of the dashboard against a live `mantis demo` (or e2e/mock-gateway.mjs),
+// with playwright-core driving Debian's Chromium (no browser download).
+//
+//   MANTIS_URL=http://127.0.0.1:8000 MANTIS_USER=admin MANTIS_PASSWORD=... \
+//   MANTIS_ARTIFACTS=./e2e/artifacts node e2e/demo.e2e.mjs
+//
+// Steps: log in → overview tiles → wait (≤ 6 min, MANTIS_ALERT_TIMEOUT_S) for an alert pushed
+// over the WebSocket → acknowledge it → its asset page: charts drawn (canvas, data points > 0)
+// → work orders: one transition → KPIs. A screenshot of each page goes to MANTIS_ARTIFACTS.
+// Exits 0 on success, 1 with a message naming the failed step otherwise.
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.MANTIS_URL ?? 'http://127.0.0.1:8000').replace(/\/+$/, '');
+const USER = process.env.MANTIS_USER ?? 'admin';
+const PASSWORD = process.env.MANTIS_PASSWORD ?? 'admin';
+const ARTIFACTS = resolve(process.env.MANTIS_ARTIFACTS ?? 'e2e/artifacts');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ALERT_TIMEOUT_MS = Number(process.env.MANTIS_ALERT_TIMEOUT_S ?? 360) * 1000;
+const STEP_TIMEOUT_MS = 30_000;
+
+let step = 'start';
+const log = (msg) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+async function shot(page, name) {
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  log(`screenshot ${path}`);
+}
+
+async function run() {
+  await mkdir(ARTIFACTS, { recursive: true });
+  step = 'launch chromium';
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--autoplay-policy=no-user-gesture-required'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+
+  try {
+    // 1. Log in.
+    step = `open ${BASE}/#/login`;
+    log(step);
+    const res = await page.goto(`${BASE}/#/login`, { waitUntil: 'domcontentloaded' });
+    if (!res || !res.ok()) throw new Error(`GET ${BASE}/ answered ${res ? res.status() : 'nothing'}: is the gateway up and serving the dashboard?`);
+    step = 'log in';
+    log(`${step} as ${USER}`);
+    await page.getByTestId('login-username').fill(USER);
+    await page.getByTestId('login-password').fill(PASSWORD);
+    await page.getByTestId('login-submit').click();
+    await Promise.race([
+      page.waitForFunction(() => location.hash.startsWith('#/overview') || location.hash.startsWith('#/kiosk')),
+      page.getByTestId('error').waitFor().then(async () => {
+        throw new Error(`login refused: ${await page.getByTestId('error').innerText()}`);
+      }),
+    ]);
+
+    // 2. Overview with tiles.
+    step = 'overview shows asset tiles';
+    log(step);
+    await page.getByTestId('asset-tile').first().waitFor();
+    const tiles = await page.getByTestId('asset-tile').count();
+    const codes = await page.getByTestId('asset-tile').evaluateAll((els) => els.map((e) => `${e.dataset.assetCode}:${e.dataset.status}`));
+    log(`${tiles} tiles: ${codes.join(' ')}`);
+    await shot(page, '01-overview');
+
+    // 3. Alerts page: wait for an alert that arrives over the WebSocket.
+    step = 'alerts page';
+    log(step);
+    await page.getByTestId('nav-alerts').click();
+    await page.getByTestId('alert-list').waitFor();
+    step = 'live connection';
+    await page.waitForSelector('[data-testid="live-status"][data-status="online"]', { timeout: STEP_TIMEOUT_MS });
+    await shot(page, '02-alerts');
+    step = `a live alert arrives over the WebSocket (waiting up to ${ALERT_TIMEOUT_MS / 1000} s)`;
+    log(step);
+    const liveRow = page.locator('[data-testid="alert-row"][data-live="true"][data-acknowledged="false"]').first();
+    await liveRow.waitFor({ timeout: ALERT_TIMEOUT_MS });
+    const alertId = await liveRow.getAttribute('data-alert-id');
+    const severity = await liveRow.getAttribute('data-severity');
+    const assetHref = await liveRow.getByTestId('alert-asset-link').getAttribute('href');
+    log(`live alert ${alertId} (${severity}) for ${assetHref}: ${(await liveRow.locator('.alert-msg').innerText()).slice(0, 100)}`);
+    await shot(page, '03-alert-live');
+
+    // 4. Acknowledge it.
+    step = `acknowledge alert ${alertId}`;
+    log(step);
+    const ackButton = page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"] [data-testid="ack-button"]`);
+    if ((await ackButton.count()) === 0) throw new Error(`no acknowledge button: can user ${USER} acknowledge alerts?`);
+    const [ackRes] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes(`/api/v1/alerts/${alertId}/acknowledge`) && r.request().method() === 'POST'),
+      ackButton.click(),
+    ]);
+    if (!ackRes.ok()) throw new Error(`acknowledge answered ${ackRes.status()}: ${await ackRes.text()}`);
+    // In the "open" view an acknowledged alert leaves the list.
+    await page.waitForFunction(
+      (id) => {
+        const row = document.querySelector(`[data-testid="alert-row"][data-alert-id="${id}"]`);
+        return !row || row.getAttribute('data-acknowledged') === 'true';
+      },
+      alertId,
+    );
+    await page.getByTestId('alerts-filter-acknowledged').click();
+    await page.locator(`[data-testid="alert-row"][data-alert-id="${alertId}"][data-acknowledged="true"]`).waitFor();
+    await shot(page, '04-alert-acknowledged');
+
+    // 5. Its asset page: charts render with data.
+    step = `asset page ${assetHref}`;
+    log(step);
+    await page.goto(`${BASE}/${assetHref}`);
+    await page.getByTestId('asset-page').waitFor();
+    step = 'sensor charts drawn (canvas, data points > 0)';
+    log(step);
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll('[data-testid^="chart-sensor-"]')].some(
+          (c) => c.querySelector('canvas') && Number(c.getAttribute('data-points')) > 0,
+        ),
+      undefined,
+      { timeout: 60_000 },
+    );
+    const charts = await page
+      .locator('[data-testid^="chart-"]')
+      .evaluateAll((els) => els.map((e) => `${e.dataset.testid}=${e.dataset.points}${e.querySelector('canvas') ? '' : '(no canvas)'}`));
+    log(`charts: ${charts.join(' ')}`);
+    for (const name of ['chart-anomaly', 'chart-rul']) {
+      if ((await page.locator(`[data-testid="${name}"] canvas`).count()) === 0) throw new Error(`${name} has no canvas`);
+    }
+    await page.waitForTimeout(2000); // let the live tail draw a little
+    await shot(page, '05-asset');
+
+    // 6. Work orders: one transition.
+    step = 'work-order board';
+    log(step);
+    await page.goto(`${BASE}/#/work-orders`);
+    await page.getByTestId('wo-board').waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="wo-card"]').length > 0, undefined, { timeout: 60_000 }).catch(() => {
+      throw new Error('no work orders on the board');
+    });
+    await shot(page, '06-work-orders');
+    step = 'transition a work order';
+    const candidates = await page.locator('[data-testid="wo-transition"]').evaluateAll((els) =>
+      els.map((b) => ({ to: b.dataset.to, card: b.closest('[data-testid="wo-card"]')?.getAttribute('data-wo-id'), from: b.closest('[data-testid="wo-card"]')?.getAttribute('data-status') })),
+    );
+    if (candidates.length === 0) throw new Error(`no transition buttons: can user ${USER} transition work orders (technician or above)?`);
+    const prefer = ['OPEN>SCHEDULED', 'OPEN>IN_PROGRESS', 'SCHEDULED>IN_PROGRESS', 'IN_PROGRESS>SCHEDULED', 'SCHEDULED>OPEN'];
+    const pick =
+      prefer.map((p) => candidates.find((c) => `${c.from}>${c.to}` === p)).find(Boolean) ??
+      candidates.find((c) => c.to !== 'COMPLETED') ??
+      candidates[0];
+    log(`${step}: ${pick.card} ${pick.from} → ${pick.to}`);
+    const card = page.locator(`[data-testid="wo-card"][data-wo-id="${pick.card}"]`);
+    const woCode = await card.getAttribute('data-wo-code');
+    if (pick.to === 'COMPLETED') {
+      await card.locator('[data-testid="wo-transition"][data-to="COMPLETED"]').click();
+      const [r] = await Promise.all([
+        page.waitForResponse((x) => x.url().includes(`/api/v1/work-orders/${pick.card}/`) && x.request().method() === 'POST'),
+        card.getByTestId('wo-complete-submit').click(),
+      ]);
+      if (!r.ok()) throw new Error(`complete answered ${r.status()}: ${await r.text()}`);
+    } else {
+      const [r] = await Promise.all([
+        page.waitForResponse((x) => x.url().includes(`/api/v1/work-orders/${pick.card}/transition`) && x.request().method() === 'POST'),
+        card.locator(`[data-testid="wo-transition"][data-to="${pick.to}"]`).click(),
+      ]);
+      if (!r.ok()) throw new Error(`transition answered ${r.status()}: ${await r.text()}`);
+    }
+    await page.locator(`[data-testid="wo-card"][data-wo-id="${pick.card}"][data-status="${pick.to}"]`).waitFor();
+    log(`${woCode} is now ${pick.to}`);
+    await shot(page, '07-work-order-moved');
+
+    // 7. KPIs (a screenshot; a failure here is reported but not fatal).
+    step = 'KPI page';
+    log(step);
+    await page.goto(`${BASE}/#/kpis`);
+    try {
+      await page.getByTestId('kpi-total').waitFor();
+    } catch {
+      log(`warning: the KPI page shows no report${(await page.getByTestId('error').count()) ? `: ${await page.getByTestId('error').first().innerText()}` : ''}`);
+    }
+    await shot(page, '08-kpis');
+
+    // 8. Kiosk view (screenshot only).
+    step = 'kiosk';
+    await page.goto(`${BASE}/#/kiosk`);
+    await page.getByTestId('kiosk-page').waitFor();
+    await page.getByTestId('asset-tile').first().waitFor();
+    await shot(page, '09-kiosk');
+    await page.getByTestId('kiosk-toggle').click(); // leave kiosk mode as found
+
+    if (consoleErrors.length) log(`browser console errors (not fatal):\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);
+    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition');
+    await browser.close();
+    return 0;
+  } catch (e) {
+    console.error(`\nE2E FAILED at step "${step}": ${e instanceof Error ? e.message : e}`);
+    if (consoleErrors.length) console.error(`browser console errors:\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);
+    await shot(page, 'failure').catch(() => undefined);
+    await browser.close().catch(() => undefined);
+    return 1;
+  }
+}
+
+run().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`\nE2E FAILED at step "${step}": ${e instanceof Error ? e.message : e}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+// A stand-in for the Rust gateway, following services/gateway/API.md, for developing the
+// dashboard and for trying e2e/demo.e2e.mjs without the platform. Plain Node (no packages):
+// serves dist/ and a mocked /api/v1 + /ws (a minimal RFC 6455 text-frame WebSocket).
+//
+//   node e2e/mock-gateway.mjs            # http://127.0.0.1:8000, users admin/admin, op/op, tech/tech
+//   MOCK_PORT=8010 MOCK_ALERT_EVERY_S=15 node e2e/mock-gateway.mjs
+//
+// Not a test of the gateway: a live `mantis demo` is the real thing.
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PORT = Number(process.env.MOCK_PORT ?? 8000);
+const HOST = process.env.MOCK_HOST ?? '127.0.0.1';
+const ALERT_EVERY_S = Number(process.env.MOCK_ALERT_EVERY_S ?? 20);
+const DIST = fileURLToPath(new URL('../dist/', import.meta.url));
+const TENANT = '00000000-0000-0000-0000-000000000001';
+
+const USERS = {
+  admin: { password: 'admin', user: { username: 'admin', displayName: 'Admin', role: 'admin', tenantId: TENANT } },
+  manager: { password: 'manager', user: { username: 'manager', displayName: 'Mia Manager', role: 'manager', tenantId: TENANT } },
+  tech: { password: 'tech', user: { username: 'tech', displayName: 'Tom Technician', role: 'technician', tenantId: TENANT } },
+  op: { password: 'op', user: { username: 'op', displayName: 'Olga Operator', role: 'operator', tenantId: TENANT } },
+};
+const tokens = new Map();
+
+const now = () => Date.now();
+const iso = (t) => new Date(t).toISOString();
+
+// ---- plant ----
+const assets = [
+  ['PUMP-01', 'Coolant pump 1', 'pump', 'L1', 'CRITICAL'],
+  ['PUMP-02', 'Coolant pump 2', 'pump', 'L1', 'HIGH'],
+  ['CNC-01', 'Milling centre 1', 'cnc', 'L1', 'HIGH'],
+  ['CNC-02', 'Milling centre 2', 'cnc', 'L2', 'MEDIUM'],
+  ['FAN-01', 'Exhaust fan', 'fan', 'L2', 'LOW'],
+  ['COMP-01', 'Air compressor', 'compressor', 'L2', 'CRITICAL'],
+].map(([code, name, assetType, line, criticality]) => ({
+  id: randomUUID(), tenantId: TENANT, code, name, assetType, location: `Hall ${line === 'L1' ? 'A' : 'B'}`, line, criticality,
+}));
+const sensors = assets.flatMap((a) => [
+  { id: randomUUID(), assetId: a.id, code: `${a.code}-VIB`, sensorType: 'VIBRATION', unit: 'mm/s', minValue: 0, maxValue: 50, samplingRateHz: 10 },
+  { id: randomUUID(), assetId: a.id, code: `${a.code}-TMP`, sensorType: 'TEMPERATURE', unit: '°C', minValue: -20, maxValue: 150, samplingRateHz: 1 },
+]);
+const signal = (s, t) => {
+  const k = sensors.indexOf(s) + 1;
+  const base = s.sensorType === 'VIBRATION' ? 4 + k * 0.3 : 55 + k;
+  const amp = s.sensorType === 'VIBRATION' ? 1.5 : 4;
+  return base + amp * Math.sin(t / 60000 + k) + (amp / 4) * Math.sin(t / 3000 + k * 2);
+};
+
+const alerts = [];
+const workOrders = [];
+const events = [];
+let woSeq = 1;
+
+function makeAlert(asset, severity, kind, message, ago = 0) {
+  const wo = makeWorkOrder(asset, kind === 'RUL' ? 'rul' : 'anomaly', severity === 'CRITICAL' ? 'URGENT' : 'HIGH', message, ago);
+  const a = {
+    id: randomUUID(), assetId: asset.id, severity, kind, message, createdAt: iso(now() - ago), workOrderId: wo.id,
+    triggerEvent: randomUUID(), notifyOnCall: asset.criticality === 'CRITICAL', acknowledgedBy: null, acknowledgedAt: null, assignee: null,
+  };
+  alerts.unshift(a);
+  return { alert: a, workOrder: wo };
+}
+function makeWorkOrder(asset, cause, priority, description, ago = 0) {
+  const d = new Date(now() - ago);
+  const code = `WO-${d.toISOString().slice(0, 10).replace(/-/g, '')}-${String(woSeq++).padStart(4, '0')}`;
+  const wo = {
+    id: randomUUID(), code, assetId: asset.id, cause, priority, status: 'OPEN', createdAt: iso(now() - ago), dueBy: iso(now() - ago + 8 * 3600e3),
+    description: `Check ${asset.name}: ${description}`, rule: `${cause}-rule`, triggerEvent: randomUUID(), technician: null, parts: [], updatedAt: iso(now() - ago),
+  };
+  workOrders.unshift(wo);
+  return wo;
+}
+makeAlert(assets[1], 'HIGH', 'ANOMALY', 'Vibration RMS above threshold', 40 * 60e3);
+makeAlert(assets[5], 'CRITICAL', 'RUL', 'RUL below threshold: 80 cycles left', 20 * 60e3);
+workOrders[0].status = 'SCHEDULED';
+const done = makeWorkOrder(assets[3], 'manual', 'NORMAL', 'quarterly inspection', 3 * 86400e3);
+done.status = 'COMPLETED';
+events.push({ id: randomUUID(), assetId: assets[3].id, kind: 'INSPECTION', occurredAt: iso(now() - 2 * 86400e3), workOrderId: done.id, note: 'all good' });
+
+const TRANSITIONS = { OPEN: ['SCHEDULED', 'IN_PROGRESS', 'CANCELLED'], SCHEDULED: ['IN_PROGRESS', 'CANCELLED', 'OPEN'], IN_PROGRESS: ['COMPLETED', 'SCHEDULED', 'CANCELLED'], COMPLETED: [], CANCELLED: [] };
+const RANK = { operator: 0, technician: 1, manager: 2, admin: 3 };
+const acked = (a) => !!a.acknowledgedAt;
+
+function health(a) {
+  const open = alerts.filter((x) => x.assetId === a.id && !acked(x));
+  const i = assets.indexOf(a);
+  const score = 0.3 + 0.12 * i + 0.1 * Math.sin(now() / 30000 + i);
+  const rulCycles = i === 5 ? 80 : 300 - i * 30;
+  const status = open.some((x) => x.severity === 'CRITICAL') || rulCycles < 100 ? 'CRITICAL' : score > 0.85 || open.length ? 'WARNING' : i === 4 ? 'UNKNOWN' : 'OK';
+  return {
+    asset: a, status,
+    anomaly: { score, threshold: 0.85, windowStart: iso(now() - 30e3) },
+    rul: { cycles: rulCycles, lower: rulCycles * 0.8, upper: rulCycles * 1.2, threshold: 100, predictedAt: iso(now() - 60e3) },
+    openAlerts: open.length,
+    openWorkOrders: workOrders.filter((w) => w.assetId === a.id && ['OPEN', 'SCHEDULED', 'IN_PROGRESS'].includes(w.status)).length,
+    lastSeen: i === 4 ? iso(now() - 20 * 60e3) : iso(now() - 2e3),
+  };
+}
+
+// ---- HTTP ----
+const problem = (res, status, title, detail, errors) => {
+  res.writeHead(status, { 'Content-Type': 'application/problem+json' });
+  res.end(JSON.stringify({ type: 'about:blank', title, status, detail, ...(errors ? { errors } : {}) }));
+};
+const json = (res, body, status = 200) => {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+const readBody = (req) =>
+  new Promise((resolve) => {
+    let s = '';
+    req.on('data', (c) => (s += c));
+    req.on('end', () => {
+      try {
+        resolve(s ? JSON.parse(s) : {});
+      } catch {
+        resolve(null);
+      }
+    });
+  });
+
+const MIME = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon' };
+async function serveStatic(res, path) {
+  const rel = normalize(path === '/' ? '/index.html' : path).replace(/^(\.\.[/\\])+/, '');
+  try {
+    const body = await readFile(join(DIST, rel));
+    res.writeHead(200, { 'Content-Type': MIME[extname(rel)] ?? 'application/octet-stream' });
+    res.end(body);
+  } catch {
+    const body = await readFile(join(DIST, 'index.html')).catch(() => null);
+    if (!body) return problem(res, 404, 'Not Found', 'dist/ is missing: run npm run build');
+    res.writeHead(200, { 'Content-Type': MIME['.html'] });
+    res.end(body);
+  }
+}
+
+async function api(req, res, url) {
+  const p = url.pathname;
+  const q = url.searchParams;
+  if (p === '/api/v1/auth/login' && req.method === 'POST') {
+    const b = await readBody(req);
+    const u = USERS[b?.username];
+    if (!u || u.password !== b.password) return problem(res, 401, 'Unauthorized', 'wrong username or password');
+    const token = randomUUID();
+    tokens.set(token, u.user);
+    return json(res, { token, expiresAt: iso(now() + 8 * 3600e3), user: u.user });
+  }
+  const auth = req.headers.authorization ?? '';
+  const user = tokens.get(auth.replace(/^Bearer /, ''));
+  if (!user) return problem(res, 401, 'Unauthorized', 'missing or expired token');
+  const need = (role) => {
+    if (RANK[user.role] < RANK[role]) {
+      problem(res, 403, 'Forbidden', `a ${user.role} may not do this (needs ${role})`);
+      return false;
+    }
+    return true;
+  };
+  let m;
+  if (p === '/api/v1/auth/me') return json(res, user);
+  if (p === '/api/v1/assets') return json(res, assets);
+  if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)$/))) {
+    const a = assets.find((x) => x.id === m[1]);
+    return a ? json(res, { asset: a, sensors: sensors.filter((s) => s.assetId === a.id) }) : problem(res, 404, 'Not Found', 'no such asset');
+  }
+  if (p === '/api/v1/overview') return json(res, assets.map(health));
+  if ((m = p.match(/^\/api\/v1\/sensors\/([^/]+)\/readings$/))) {
+    const s = sensors.find((x) => x.id === m[1]);
+    if (!s) return problem(res, 404, 'Not Found', 'no such sensor');
+    const to = q.get('to') ? Date.parse(q.get('to')) : now();
+    const from = q.get('from') ? Date.parse(q.get('from')) : to - 3600e3;
+    const n = Math.min(5000, Number(q.get('points') ?? 600));
+    const step = (to - from) / n;
+    const points = [];
+    for (let i = 0; i < n; i++) {
+      const t = from + i * step;
+      const v = [0, 0.33, 0.66, 1].map((f) => signal(s, t + f * step));
+      points.push({ t: iso(t), min: Math.min(...v), max: Math.max(...v), avg: v.reduce((x, y) => x + y) / v.length, n: 4 });
+    }
+    return json(res, { sensorId: s.id, from: iso(from), to: iso(to), bucketSecs: step / 1000, points });
+  }
+  if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)\/anomaly-scores$/))) {
+    const i = assets.findIndex((x) => x.id === m[1]);
+    const out = [];
+    for (let k = 0; k < 120; k++) {
+      const t = now() - k * 30e3;
+      const score = Math.max(0, 0.3 + 0.1 * i + 0.25 * Math.sin(t / 300000 + i));
+      out.push({ windowStart: iso(t), sensorId: null, assetId: m[1], anomalyId: null, ensembleScore: score, threshold: 0.85, severity: score > 0.85 ? 'HIGH' : null, method: 'ensemble', modelVersion: 'mock-1', zscoreScore: score, isolationForestScore: score, ocsvmScore: score, autoencoderScore: score });
+    }
+    return json(res, out);
+  }
+  if (p === '/api/v1/anomalies') {
+    const a = assets.find((x) => x.id === q.get('assetId')) ?? assets[0];
+    const ss = sensors.filter((s) => s.assetId === a.id);
+    return json(res, [{ id: randomUUID(), assetId: a.id, sensorId: ss[0].id, windowStart: iso(now() - 120e3), detectedAt: iso(now() - 110e3), score: 0.91, threshold: 0.85, severity: 'HIGH', criticality: a.criticality, method: 'ensemble',
+      contributions: [{ feature: 'rms', sensorId: ss[0].id, value: 7.9, zScore: 4.1 }, { feature: 'kurtosis', sensorId: ss[0].id, value: 5.2, zScore: 2.7 }, { feature: 'mean', sensorId: ss[1].id, value: 71.2, zScore: 1.4 }] }]);
+  }
+  if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)\/rul$/))) {
+    const h = health(assets.find((x) => x.id === m[1]) ?? assets[0]);
+    const out = [];
+    for (let k = 0; k < 48; k++) {
+      const c = h.rul.cycles + k * 2;
+      out.push({ assetId: m[1], predictedAt: iso(now() - k * 3600e3), rulCycles: c, confidenceLower: c * 0.8, confidenceUpper: c * 1.2, modelVersion: 'mock-1' });
+    }
+    return json(res, out);
+  }
+  if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)\/events$/))) return json(res, events.filter((e) => e.assetId === m[1]));
+  if (p === '/api/v1/alerts') {
+    const state = q.get('state') ?? 'open';
+    return json(res, alerts.filter((a) => (state === 'all' || (state === 'open') !== acked(a)) && (!q.get('assetId') || a.assetId === q.get('assetId'))));
+  }
+  if ((m = p.match(/^\/api\/v1\/alerts\/([^/]+)\/(acknowledge|assign)$/)) && req.method === 'POST') {
+    const a = alerts.find((x) => x.id === m[1]);
+    if (!a) return problem(res, 404, 'Not Found', 'no such alert');
+    const b = await readBody(req);
+    if (m[2] === 'acknowledge') {
+      if (!acked(a)) Object.assign(a, { acknowledgedBy: user.username, acknowledgedAt: iso(now()) });
+    } else {
+      if (!need('manager')) return;
+      if (!b?.assignee) return problem(res, 400, 'Bad Request', 'assignee is required', [{ pointer: '/assignee', detail: 'required' }]);
+      a.assignee = b.assignee;
+    }
+    broadcast('alerts', { type: 'alert', data: a });
+    return json(res, a);
+  }
+  if (p === '/api/v1/work-orders' && req.method === 'GET') {
+    const st = q.get('status')?.split(',');
+    return json(res, workOrders.filter((w) => (!st || st.includes(w.status)) && (!q.get('assetId') || w.assetId === q.get('assetId'))));
+  }
+  if (p === '/api/v1/work-orders' && req.method === 'POST') {
+    if (!need('manager')) return;
+    const b = await readBody(req);
+    const a = assets.find((x) => x.id === b?.assetId);
+    if (!a) return problem(res, 400, 'Bad Request', 'unknown asset', [{ pointer: '/assetId', detail: 'unknown asset' }]);
+    const wo = makeWorkOrder(a, 'manual', b.priority ?? 'NORMAL', '');
+    Object.assign(wo, { description: b.description, dueBy: b.dueBy ?? wo.dueBy, technician: b.technician ?? null, parts: b.parts ?? [] });
+    broadcast('workOrders', { type: 'workOrder', data: wo });
+    return json(res, wo, 201);
+  }
+  if ((m = p.match(/^\/api\/v1\/work-orders\/([^/]+)(?:\/(transition|complete))?$/))) {
+    const wo = workOrders.find((x) => x.id === m[1]);
+    if (!wo) return problem(res, 404, 'Not Found', 'no such work order');
+    if (!need('technician')) return;
+    const b = await readBody(req);
+    if (!m[2] && req.method === 'PATCH') Object.assign(wo, b, { updatedAt: iso(now()) });
+    else if (m[2] === 'transition') {
+      if (!TRANSITIONS[wo.status].includes(b?.to)) return problem(res, 409, 'Conflict', `${wo.code} cannot go from ${wo.status} to ${b?.to}`);
+      Object.assign(wo, { status: b.to, updatedAt: iso(now()) });
+    } else if (m[2] === 'complete') {
+      if (wo.status !== 'IN_PROGRESS' && wo.status !== 'SCHEDULED' && wo.status !== 'OPEN') return problem(res, 409, 'Conflict', `${wo.code} is ${wo.status}`);
+      Object.assign(wo, { status: 'COMPLETED', updatedAt: iso(now()) });
+      const ev = { id: randomUUID(), assetId: wo.assetId, kind: b.outcome, occurredAt: iso(now()), workOrderId: wo.id, note: b.note ?? '' };
+      events.unshift(ev);
+      broadcast('workOrders', { type: 'workOrder', data: wo });
+      return json(res, { workOrder: wo, event: ev });
+    } else return problem(res, 405, 'Method Not Allowed', req.method);
+    broadcast('workOrders', { type: 'workOrder', data: wo });
+    return json(res, wo);
+  }
+  if (p === '/api/v1/kpis') {
+    const from = q.get('from') ?? iso(now() - 7 * 86400e3);
+    const to = q.get('to') ?? iso(now());
+    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, start: iso(Date.parse(to) - (3 - i) * 8 * 3600e3), end: iso(Date.parse(to) - (2 - i) * 8 * 3600e3), availability: 0.9 + 0.02 * ((seed + i) % 4), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
+    const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, oee: 0.72 + 0.02 * i, shifts: shifts(i) }));
+    if (q.get('format') === 'csv' || (req.headers.accept ?? '').includes('text/csv')) {
+      res.writeHead(200, { 'Content-Type': 'text/csv' });
+      return res.end('assetId,availability,mtbfHours,mttrHours,failures,downtimeHours,oee\n' + per.map((k) => [k.assetId, k.availability, k.mtbfHours, k.mttrHours, k.failures, k.downtimeHours, k.oee].join(',')).join('\n') + '\n');
+    }
+    return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, oee: 0.78, shifts: shifts(7) } });
+  }
+  return problem(res, 404, 'Not Found', `no route ${req.method} ${p}`);
+}
+
+const server = createServer(async (req, res) => {
+  const url = new URL(req.url ?? '/', 'http://x');
+  try {
+    if (url.pathname.startsWith('/api/')) return await api(req, res, url);
+    return await serveStatic(res, url.pathname);
+  } catch (e) {
+    problem(res, 500, 'Internal Server Error', String(e));
+  }
+});
+
+// ---- WebSocket (text frames only) ----
+const clients = new Set();
+function frame(text) {
+  const payload = Buffer.from(text);
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x81, len]) : len < 65536 ? Buffer.from([0x81, 126, len >> 8, len & 255]) : Buffer.concat([Buffer.from([0x81, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+  return Buffer.concat([head, payload]);
+}
+function send(c, msg) {
+  if (!c.socket.destroyed) c.socket.write(frame(JSON.stringify(msg)));
+}
+function broadcast(channel, msg) {
+  for (const c of clients) if (c.channels.has(channel)) send(c, msg);
+}
+server.on('upgrade', (req, socket) => {
+  const url = new URL(req.url ?? '/', 'http://x');
+  const key = req.headers['sec-websocket-key'];
+  if (url.pathname !== '/ws' || !key) return socket.destroy();
+  const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const user = tokens.get(url.searchParams.get('token'));
+  if (!user) {
+    const reason = Buffer.from('token missing or expired');
+    socket.end(Buffer.concat([Buffer.from([0x88, reason.length + 2, 4401 >> 8, 4401 & 255]), reason]));
+    return;
+  }
+  const c = { socket, channels: new Set(), assetId: null, user };
+  clients.add(c);
+  send(c, { type: 'hello', user });
+  let buf = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      const op = buf[0] & 15;
+      let len = buf[1] & 127;
+      let off = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      const masked = buf[1] & 128;
+      const maskOff = off;
+      if (masked) off += 4;
+      if (buf.length < off + len) return;
+      const data = Buffer.from(buf.subarray(off, off + len));
+      if (masked) for (let i = 0; i < len; i++) data[i] ^= buf[maskOff + (i % 4)];
+      buf = buf.subarray(off + len);
+      if (op === 8) { socket.end(Buffer.from([0x88, 0])); return; }
+      if (op === 9) { socket.write(Buffer.concat([Buffer.from([0x8a, data.length]), data])); continue; }
+      if (op !== 1) continue;
+      let msg;
+      try { msg = JSON.parse(data.toString()); } catch { send(c, { type: 'error', detail: 'not JSON' }); continue; }
+      if (msg.type === 'ping') send(c, { type: 'pong' });
+      else if (msg.type === 'subscribe') { c.channels.add(msg.channel); if (msg.channel === 'readings') c.assetId = msg.assetId; }
+      else if (msg.type === 'unsubscribe') c.channels.delete(msg.channel);
+      else send(c, { type: 'error', detail: `unknown message ${msg.type}` });
+    }
+  });
+  const bye = () => clients.delete(c);
+  socket.on('close', bye);
+  socket.on('error', bye);
+});
+
+// live readings (2/s) and a new alert every ALERT_EVERY_S seconds
+setInterval(() => {
+  const t = now();
+  for (const c of clients) {
+    if (!c.channels.has('readings') || !c.assetId) continue;
+    send(c, { type: 'readings', assetId: c.assetId, data: sensors.filter((s) => s.assetId === c.assetId).map((s) => ({ sensorId: s.id, t: iso(t), value: signal(s, t) })) });
+  }
+}, 500);
+let alertN = 0;
+setInterval(() => {
+  const a = assets[alertN++ % assets.length];
+  const { alert, workOrder } = makeAlert(a, alertN % 2 ? 'CRITICAL' : 'HIGH', 'ANOMALY', `Anomaly score ${(0.86 + Math.random() * 0.1).toFixed(2)} over 0.85`);
+  broadcast('alerts', { type: 'alert', data: alert });
+  broadcast('workOrders', { type: 'workOrder', data: workOrder });
+}, ALERT_EVERY_S * 1000);
+
+server.listen(PORT, HOST, () => console.log(`mock gateway on http://${HOST}:${PORT} (users admin/admin, manager/manager, tech/tech, op/op)`));

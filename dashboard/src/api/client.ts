@@ -1,0 +1,252 @@
+// Typed client for the gateway's REST API (services/gateway/API.md): bearer token on every
+// /api/v1 call except login, problem-body parsing, 401 → onUnauthorized.
+import type {
+  Alert,
+  AlertState,
+  Anomaly,
+  AnomalyScore,
+  Asset,
+  AssetDetail,
+  AssetHealth,
+  CompleteResponse,
+  KpiReport,
+  LoginResponse,
+  MaintenanceEvent,
+  NewWorkOrder,
+  Outcome,
+  Problem,
+  Readings,
+  RulPrediction,
+  User,
+  WorkOrder,
+  WorkOrderPatch,
+  WorkOrderStatus,
+} from './types';
+
+/** An HTTP error carrying the parsed problem body (status 0: the network failed). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly problem: Problem;
+  readonly retryAfter: number | null;
+
+  constructor(problem: Problem, retryAfter: number | null = null) {
+    super(problemMessage(problem));
+    this.name = 'ApiError';
+    this.status = problem.status;
+    this.problem = problem;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** The text to show a person: the problem's `detail`, else its title, plus field errors. */
+export function problemMessage(p: Problem): string {
+  const head = p.detail || p.title || (p.status ? `HTTP ${p.status}` : 'Request failed');
+  const fields = (p.errors ?? []).map((e) => `${e.pointer}: ${e.detail}`);
+  return fields.length ? `${head} (${fields.join('; ')})` : head;
+}
+
+/** Reads a problem body from any error response, tolerating non-JSON bodies. */
+export async function parseProblem(res: Response): Promise<Problem> {
+  let text = '';
+  try {
+    text = await res.text();
+  } catch {
+    /* body unreadable: fall through */
+  }
+  if (text) {
+    try {
+      const body = JSON.parse(text) as Partial<Problem>;
+      if (body && typeof body === 'object') {
+        return {
+          type: typeof body.type === 'string' ? body.type : undefined,
+          title: typeof body.title === 'string' ? body.title : res.statusText || undefined,
+          status: typeof body.status === 'number' ? body.status : res.status,
+          detail: typeof body.detail === 'string' ? body.detail : undefined,
+          errors: Array.isArray(body.errors) ? body.errors : undefined,
+        };
+      }
+    } catch {
+      /* not JSON */
+    }
+  }
+  return {
+    status: res.status,
+    title: res.statusText || `HTTP ${res.status}`,
+    detail: text && text.length < 500 ? text : undefined,
+  };
+}
+
+type Query = Record<string, string | number | undefined | null>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** `Accept` header; JSON by default. */
+  accept?: string;
+  /** Skip the bearer token (login). */
+  anonymous?: boolean;
+  /** Do not treat 401 as "session over" (login: 401 means bad credentials). */
+  no401Redirect?: boolean;
+}
+
+export interface ApiClientOptions {
+  /** Prefix before `/api/v1/...`; '' for same origin. */
+  baseUrl?: string;
+  fetchImpl?: typeof fetch;
+  getToken: () => string | null;
+  /** Called on any 401 outside login: the token is missing or expired. */
+  onUnauthorized?: () => void;
+  /**
+   * Called after every call: `reachable` is true when the server answered, false when the
+   * network failed; `ok` is true for a 2xx answer.
+   */
+  onReachability?: (reachable: boolean, ok: boolean) => void;
+}
+
+export function buildQuery(q: Query | undefined): string {
+  if (!q) return '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v !== undefined && v !== null && v !== '') params.set(k, String(v));
+  }
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+export class ApiClient {
+  private readonly opts: ApiClientOptions;
+
+  constructor(opts: ApiClientOptions) {
+    this.opts = opts;
+  }
+
+  private get fetchImpl(): typeof fetch {
+    return this.opts.fetchImpl ?? ((...args) => globalThis.fetch(...args));
+  }
+
+  /** Sends one request and returns the raw successful Response. */
+  async raw(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
+    const headers: Record<string, string> = { Accept: o.accept ?? 'application/json' };
+    if (!o.anonymous) {
+      const token = this.opts.getToken();
+      if (token) headers.Authorization = `Bearer ${token}`;
+    }
+    let body: string | undefined;
+    if (o.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(o.body);
+    }
+    const url = `${this.opts.baseUrl ?? ''}${path}${buildQuery(o.query)}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers, body });
+    } catch (e) {
+      this.opts.onReachability?.(false, false);
+      throw new ApiError({
+        status: 0,
+        title: 'Network error',
+        detail: `The gateway cannot be reached (${e instanceof Error ? e.message : String(e)})`,
+      });
+    }
+    // A 502/503/504 from a proxy in front of the gateway is as good as unreachable.
+    this.opts.onReachability?.(!(res.status === 502 || res.status === 503 || res.status === 504), res.ok);
+    if (res.ok) return res;
+    const problem = await parseProblem(res);
+    if (res.status === 401 && !o.no401Redirect) this.opts.onUnauthorized?.();
+    const ra = res.headers.get('Retry-After');
+    throw new ApiError(problem, ra !== null && ra !== '' && !Number.isNaN(Number(ra)) ? Number(ra) : null);
+  }
+
+  async json<T>(method: string, path: string, o: RequestOptions = {}): Promise<T> {
+    const res = await this.raw(method, path, o);
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  // ---- Auth ----
+  login(username: string, password: string): Promise<LoginResponse> {
+    return this.json('POST', '/api/v1/auth/login', {
+      body: { username, password },
+      anonymous: true,
+      no401Redirect: true,
+    });
+  }
+  me(): Promise<User> {
+    return this.json('GET', '/api/v1/auth/me');
+  }
+
+  // ---- Plant ----
+  assets(): Promise<Asset[]> {
+    return this.json('GET', '/api/v1/assets', { query: { limit: 1000 } });
+  }
+  asset(id: string): Promise<AssetDetail> {
+    return this.json('GET', `/api/v1/assets/${encodeURIComponent(id)}`);
+  }
+  overview(): Promise<AssetHealth[]> {
+    return this.json('GET', '/api/v1/overview');
+  }
+
+  // ---- Time series ----
+  readings(sensorId: string, q: { from?: string; to?: string; points?: number } = {}): Promise<Readings> {
+    return this.json('GET', `/api/v1/sensors/${encodeURIComponent(sensorId)}/readings`, { query: q });
+  }
+  anomalyScores(assetId: string, limit = 500): Promise<AnomalyScore[]> {
+    return this.json('GET', `/api/v1/assets/${encodeURIComponent(assetId)}/anomaly-scores`, {
+      query: { limit },
+    });
+  }
+  anomalies(q: { assetId?: string; limit?: number } = {}): Promise<Anomaly[]> {
+    return this.json('GET', '/api/v1/anomalies', { query: q });
+  }
+  rul(assetId: string, limit = 500): Promise<RulPrediction[]> {
+    return this.json('GET', `/api/v1/assets/${encodeURIComponent(assetId)}/rul`, { query: { limit } });
+  }
+  maintenanceEvents(assetId: string, limit = 100): Promise<MaintenanceEvent[]> {
+    return this.json('GET', `/api/v1/assets/${encodeURIComponent(assetId)}/events`, { query: { limit } });
+  }
+
+  // ---- Alerts ----
+  alerts(q: { state?: AlertState; assetId?: string; limit?: number } = {}): Promise<Alert[]> {
+    return this.json('GET', '/api/v1/alerts', { query: q });
+  }
+  acknowledgeAlert(id: string, note?: string): Promise<Alert> {
+    return this.json('POST', `/api/v1/alerts/${encodeURIComponent(id)}/acknowledge`, {
+      body: note ? { note } : {},
+    });
+  }
+  assignAlert(id: string, assignee: string): Promise<Alert> {
+    return this.json('POST', `/api/v1/alerts/${encodeURIComponent(id)}/assign`, { body: { assignee } });
+  }
+
+  // ---- Work orders ----
+  workOrders(q: { status?: WorkOrderStatus[]; assetId?: string; limit?: number } = {}): Promise<WorkOrder[]> {
+    return this.json('GET', '/api/v1/work-orders', {
+      query: { status: q.status?.length ? q.status.join(',') : undefined, assetId: q.assetId, limit: q.limit },
+    });
+  }
+  createWorkOrder(wo: NewWorkOrder): Promise<WorkOrder> {
+    return this.json('POST', '/api/v1/work-orders', { body: wo });
+  }
+  updateWorkOrder(id: string, patch: WorkOrderPatch): Promise<WorkOrder> {
+    return this.json('PATCH', `/api/v1/work-orders/${encodeURIComponent(id)}`, { body: patch });
+  }
+  transitionWorkOrder(id: string, to: WorkOrderStatus): Promise<WorkOrder> {
+    return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/transition`, { body: { to } });
+  }
+  completeWorkOrder(id: string, outcome: Outcome, note: string): Promise<CompleteResponse> {
+    return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/complete`, {
+      body: { outcome, note },
+    });
+  }
+
+  // ---- KPIs ----
+  kpis(q: { from: string; to: string; assetId?: string; line?: string }): Promise<KpiReport> {
+    return this.json('GET', '/api/v1/kpis', { query: q });
+  }
+  /** The KPI report as CSV (`?format=csv`), fetched with the bearer token. */
+  async kpisCsv(q: { from: string; to: string; assetId?: string; line?: string }): Promise<Blob> {
+    const res = await this.raw('GET', '/api/v1/kpis', { query: { ...q, format: 'csv' }, accept: 'text/csv' });
+    return res.blob();
+  }
+}

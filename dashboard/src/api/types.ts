@@ -1,0 +1,270 @@
+// Types mirroring services/gateway/API.md. JSON is camelCase; timestamps are RFC 3339 UTC
+// strings; ids are UUID strings.
+
+export type Ts = string;
+export type Uuid = string;
+
+export type Criticality = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW';
+export type Severity = 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
+export type WorkOrderStatus = 'OPEN' | 'SCHEDULED' | 'IN_PROGRESS' | 'COMPLETED' | 'CANCELLED';
+export type Priority = 'URGENT' | 'HIGH' | 'NORMAL' | 'LOW';
+export type AlertKind = 'ANOMALY' | 'RUL';
+export type SensorType = 'TEMPERATURE' | 'VIBRATION' | 'PRESSURE' | 'CURRENT' | 'SPEED' | 'FLOW';
+export type Role = 'operator' | 'technician' | 'manager' | 'admin';
+export type HealthStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+export type Outcome = 'FAILURE' | 'REPLACEMENT' | 'REPAIR' | 'INSPECTION';
+export type AlertState = 'open' | 'acknowledged' | 'all';
+
+export const WORK_ORDER_STATUSES: WorkOrderStatus[] = [
+  'OPEN',
+  'SCHEDULED',
+  'IN_PROGRESS',
+  'COMPLETED',
+  'CANCELLED',
+];
+export const PRIORITIES: Priority[] = ['URGENT', 'HIGH', 'NORMAL', 'LOW'];
+export const CRITICALITIES: Criticality[] = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'];
+export const HEALTH_STATUSES: HealthStatus[] = ['OK', 'WARNING', 'CRITICAL', 'UNKNOWN'];
+export const OUTCOMES: Outcome[] = ['FAILURE', 'REPLACEMENT', 'REPAIR', 'INSPECTION'];
+
+/** RFC 9457-style problem body (`application/problem+json`). */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status: number;
+  detail?: string;
+  errors?: { pointer: string; detail: string }[];
+}
+
+export interface User {
+  username: string;
+  displayName: string;
+  role: Role;
+  tenantId: Uuid;
+}
+
+export interface LoginResponse {
+  token: string;
+  expiresAt: Ts;
+  user: User;
+}
+
+export interface Asset {
+  id: Uuid;
+  tenantId: Uuid;
+  code: string;
+  name: string;
+  assetType: string;
+  location: string;
+  line: string;
+  criticality: Criticality;
+}
+
+export interface Sensor {
+  id: Uuid;
+  assetId: Uuid;
+  code: string;
+  sensorType: SensorType;
+  unit: string;
+  minValue: number | null;
+  maxValue: number | null;
+  samplingRateHz: number | null;
+}
+
+export interface AssetDetail {
+  asset: Asset;
+  sensors: Sensor[];
+}
+
+export interface AssetHealth {
+  asset: Asset;
+  status: HealthStatus;
+  anomaly: { score: number; threshold: number; windowStart: Ts } | null;
+  rul: { cycles: number; lower: number; upper: number; threshold: number; predictedAt: Ts } | null;
+  openAlerts: number;
+  openWorkOrders: number;
+  lastSeen: Ts | null;
+}
+
+export interface ReadingBucket {
+  t: Ts;
+  min: number;
+  max: number;
+  avg: number;
+  n: number;
+}
+
+export interface Readings {
+  sensorId: Uuid;
+  from: Ts;
+  to: Ts;
+  bucketSecs: number;
+  points: ReadingBucket[];
+}
+
+export interface AnomalyScore {
+  windowStart: Ts;
+  sensorId: Uuid | null;
+  assetId: Uuid;
+  anomalyId: Uuid | null;
+  ensembleScore: number;
+  threshold: number;
+  severity: Severity | null;
+  method: string;
+  modelVersion: string;
+  zscoreScore: number | null;
+  isolationForestScore: number | null;
+  ocsvmScore: number | null;
+  autoencoderScore: number | null;
+}
+
+export interface Contribution {
+  feature: string;
+  sensorId: Uuid | null;
+  value: number;
+  zScore: number;
+}
+
+export interface Anomaly {
+  id: Uuid;
+  assetId: Uuid;
+  sensorId: Uuid | null;
+  windowStart: Ts;
+  detectedAt: Ts;
+  score: number;
+  threshold: number;
+  severity: Severity;
+  criticality: Criticality;
+  method: string;
+  contributions: Contribution[];
+}
+
+export interface RulPrediction {
+  assetId: Uuid;
+  predictedAt: Ts;
+  rulCycles: number;
+  confidenceLower: number;
+  confidenceUpper: number;
+  modelVersion: string;
+}
+
+export interface Alert {
+  id: Uuid;
+  assetId: Uuid;
+  severity: Severity;
+  kind: AlertKind;
+  message: string;
+  createdAt: Ts;
+  workOrderId: Uuid | null;
+  triggerEvent: string | null;
+  notifyOnCall: boolean;
+  acknowledgedBy?: string | null;
+  acknowledgedAt?: Ts | null;
+  assignee?: string | null;
+}
+
+export interface Part {
+  partNumber: string;
+  quantity: number;
+}
+
+export interface WorkOrder {
+  id: Uuid;
+  code: string;
+  assetId: Uuid;
+  cause: string | null;
+  priority: Priority;
+  status: WorkOrderStatus;
+  createdAt: Ts;
+  dueBy: Ts | null;
+  description: string;
+  rule: string | null;
+  triggerEvent: string | null;
+  technician?: string | null;
+  parts?: Part[];
+  updatedAt?: Ts;
+}
+
+export interface NewWorkOrder {
+  assetId: Uuid;
+  description: string;
+  priority: Priority;
+  dueBy?: Ts;
+  technician?: string;
+  parts?: Part[];
+}
+
+export interface WorkOrderPatch {
+  description?: string;
+  priority?: Priority;
+  dueBy?: Ts | null;
+  technician?: string | null;
+  parts?: Part[];
+}
+
+/** A maintenance event (`GET /api/v1/assets/{id}/events`, and `complete`'s `event`). */
+export interface MaintenanceEvent {
+  id: Uuid;
+  assetId: Uuid;
+  kind: Outcome;
+  occurredAt: Ts;
+  workOrderId: Uuid | null;
+  note: string;
+}
+
+export interface CompleteResponse {
+  workOrder: WorkOrder;
+  event: MaintenanceEvent;
+}
+
+export interface ShiftKpi {
+  shift: string;
+  start: Ts;
+  end: Ts;
+  availability: number | null;
+  oee: number | null;
+}
+
+export interface Kpi {
+  assetId?: Uuid;
+  availability: number | null;
+  mtbfHours: number | null;
+  mttrHours: number | null;
+  failures: number;
+  downtimeHours: number;
+  oee: number | null;
+  shifts: ShiftKpi[];
+}
+
+export interface KpiReport {
+  from: Ts;
+  to: Ts;
+  scope: { assetId?: Uuid; line?: string };
+  assets: Kpi[];
+  total: Kpi;
+}
+
+// ---- WebSocket messages ----
+
+export type LiveChannel = 'alerts' | 'workOrders' | 'readings';
+
+export interface LiveReading {
+  sensorId: Uuid;
+  t: Ts;
+  value: number;
+}
+
+export type ClientMessage =
+  | { type: 'subscribe'; channel: 'alerts' | 'workOrders' }
+  | { type: 'subscribe'; channel: 'readings'; assetId: Uuid }
+  | { type: 'unsubscribe'; channel: LiveChannel }
+  | { type: 'ping' };
+
+export type ServerMessage =
+  | { type: 'hello'; user: User }
+  | { type: 'alert'; data: Alert }
+  | { type: 'workOrder'; data: WorkOrder }
+  | { type: 'readings'; assetId: Uuid; data: LiveReading[] }
+  | { type: 'lagged'; channel: string; skipped: number }
+  | { type: 'pong' }
+  | { type: 'error'; detail: string };

@@ -1,0 +1,39 @@
+import type { Alert, AlertState, Severity } from '../api/types';
+
+export function isAcknowledged(a: Alert): boolean {
+  return !!a.acknowledgedAt || !!a.acknowledgedBy;
+}
+
+export function matchesState(a: Alert, state: AlertState): boolean {
+  if (state === 'all') return true;
+  return state === 'acknowledged' ? isAcknowledged(a) : !isAcknowledged(a);
+}
+
+export function filterAlerts(list: Alert[], state: AlertState, assetId?: string): Alert[] {
+  return list.filter((a) => matchesState(a, state) && (!assetId || a.assetId === assetId));
+}
+
+/**
+ * A live alert into a newest-first list: a known id is replaced in place (e.g. acknowledged
+ * elsewhere), a new one goes on top. The list is capped to `max` entries.
+ */
+export function prependAlert(list: Alert[], alert: Alert, max = 500): Alert[] {
+  const i = list.findIndex((a) => a.id === alert.id);
+  if (i >= 0) {
+    const next = list.slice();
+    next[i] = { ...list[i], ...alert };
+    return next;
+  }
+  return [alert, ...list].slice(0, max);
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3 };
+
+export function severityRank(s: Severity): number {
+  return SEVERITY_RANK[s] ?? 9;
+}
+
+/** Whether a newly arrived alert should beep and flash. */
+export function isAlarming(a: Alert): boolean {
+  return a.severity === 'CRITICAL' && !isAcknowledged(a);
+}

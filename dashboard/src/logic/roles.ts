@@ -1,0 +1,35 @@
+// Role rights from API.md: each role has the rights of the ones below it.
+import type { Role } from '../api/types';
+
+export const ROLE_RANK: Record<Role, number> = { operator: 0, technician: 1, manager: 2, admin: 3 };
+
+export type Action =
+  | 'acknowledgeAlert'
+  | 'transitionWorkOrder'
+  | 'editWorkOrder'
+  | 'recordEvent'
+  | 'createWorkOrder'
+  | 'assignAlert'
+  | 'assignWorkOrder'
+  | 'exportKpis'
+  | 'manageAssets'
+  | 'manageUsers';
+
+const MIN_ROLE: Record<Action, Role> = {
+  acknowledgeAlert: 'operator',
+  transitionWorkOrder: 'technician',
+  editWorkOrder: 'technician',
+  recordEvent: 'technician',
+  createWorkOrder: 'manager',
+  assignAlert: 'manager',
+  assignWorkOrder: 'manager',
+  exportKpis: 'manager',
+  manageAssets: 'manager',
+  manageUsers: 'admin',
+};
+
+/** Whether `role` may do `action`; an unknown or missing role may do nothing. */
+export function can(role: Role | string | null | undefined, action: Action): boolean {
+  if (!role || !(role in ROLE_RANK)) return false;
+  return ROLE_RANK[role as Role] >= ROLE_RANK[MIN_ROLE[action]];
+}

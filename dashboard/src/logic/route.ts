@@ -1,0 +1,44 @@
+// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/kpis, #/login, #/kiosk.
+
+export type Route =
+  | { name: 'login' }
+  | { name: 'overview' }
+  | { name: 'alerts' }
+  | { name: 'asset'; id: string }
+  | { name: 'work-orders' }
+  | { name: 'kpis' }
+  | { name: 'kiosk' };
+
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, '').replace(/^\/+/, '').split('?')[0];
+  const [head, arg] = path.split('/');
+  switch (head) {
+    case 'login':
+      return { name: 'login' };
+    case 'alerts':
+      return { name: 'alerts' };
+    case 'assets':
+      return arg ? { name: 'asset', id: decodeURIComponent(arg) } : { name: 'overview' };
+    case 'work-orders':
+      return { name: 'work-orders' };
+    case 'kpis':
+      return { name: 'kpis' };
+    case 'kiosk':
+      return { name: 'kiosk' };
+    default:
+      return { name: 'overview' };
+  }
+}
+
+export function routeHash(r: Route): string {
+  return r.name === 'asset' ? `#/assets/${encodeURIComponent(r.id)}` : `#/${r.name}`;
+}
+
+export function assetHref(id: string): string {
+  return `#/assets/${encodeURIComponent(id)}`;
+}
+
+/** Pages the operator kiosk keeps (everything else goes back to the kiosk view). */
+export function kioskAllows(r: Route): boolean {
+  return r.name === 'kiosk' || r.name === 'overview' || r.name === 'alerts' || r.name === 'login';
+}

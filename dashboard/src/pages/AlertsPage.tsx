@@ -1,0 +1,186 @@
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { ApiError } from '../api/client';
+import type { Alert, AlertState } from '../api/types';
+import { beep, isMuted, setMuted } from '../components/beep';
+import { ErrorBox } from '../components/ErrorBox';
+import { filterAlerts, isAcknowledged, isAlarming, prependAlert } from '../logic/alerts';
+import { formatDateTime } from '../logic/format';
+import { can } from '../logic/roles';
+import { assetHref } from '../logic/route';
+import { useAssets, useInterval, useLiveChannel, useLiveMessage, useResource, useServices, useSession } from '../services';
+
+const STATES: AlertState[] = ['open', 'acknowledged', 'all'];
+
+/** Alerts: live list (new ones on top), beep + flash on CRITICAL, acknowledge and assign. */
+export function AlertsPage({ compact = false }: { compact?: boolean }) {
+  const { api } = useServices();
+  const session = useSession();
+  const role = session?.user.role;
+  const assets = useAssets();
+  const [state, setState] = useState<AlertState>('open');
+  const res = useResource<Alert[]>(() => api.alerts({ state, limit: 200 }), [api, state]);
+  const [fresh, setFresh] = useState<Set<string>>(new Set());
+  const [liveIds, setLiveIds] = useState<Set<string>>(new Set());
+  const [flash, setFlash] = useState(false);
+  const [muted, setMutedState] = useState(isMuted());
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const known = useRef<Set<string>>(new Set());
+  known.current = new Set((res.data ?? []).map((a) => a.id));
+  const flashTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  useEffect(() => () => {
+    if (flashTimer.current) clearTimeout(flashTimer.current);
+  }, []);
+
+  useLiveChannel('alerts');
+  useLiveMessage('alert', (msg) => {
+    const alert = msg.data;
+    const isNew = !known.current.has(alert.id);
+    res.setData((prev) => prependAlert(prev ?? [], alert));
+    setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));
+    if (isNew) {
+      setFresh((f) => new Set(f).add(alert.id));
+      if (isAlarming(alert)) {
+        beep();
+        setFlash(true);
+        if (flashTimer.current) clearTimeout(flashTimer.current);
+        flashTimer.current = setTimeout(() => setFlash(false), 4000);
+      }
+    }
+  });
+  // The list is also polled (slowly) to catch acknowledgements made elsewhere.
+  useInterval(() => void res.reload(), 30_000);
+
+  const shown = useMemo(() => filterAlerts(res.data ?? [], state), [res.data, state]);
+
+  async function acknowledge(a: Alert) {
+    setActionError(null);
+    try {
+      const updated = await api.acknowledgeAlert(a.id);
+      res.setData((prev) => prependAlert(prev ?? [], { ...a, ...updated }));
+    } catch (e) {
+      setActionError(e as ApiError);
+    }
+  }
+
+  async function assign(a: Alert, assignee: string) {
+    setActionError(null);
+    try {
+      const updated = await api.assignAlert(a.id, assignee);
+      res.setData((prev) => prependAlert(prev ?? [], { ...a, ...updated }));
+    } catch (e) {
+      setActionError(e as ApiError);
+    }
+  }
+
+  return (
+    <div className={`page alerts${flash ? ' flash-critical' : ''}`} data-testid="alerts-page" data-flash={flash ? 'true' : 'false'}>
+      <div className="page-head">
+        <h2>Alerts</h2>
+        <div className="segmented" role="group" aria-label="Alert state">
+          {STATES.map((s) => (
+            <button
+              key={s}
+              type="button"
+              className={s === state ? 'active' : ''}
+              aria-pressed={s === state}
+              onClick={() => setState(s)}
+              data-testid={`alerts-filter-${s}`}
+            >
+              {s}
+            </button>
+          ))}
+        </div>
+        <button
+          type="button"
+          onClick={() => {
+            setMuted(!muted);
+            setMutedState(!muted);
+          }}
+          aria-pressed={muted}
+          title="Sound for CRITICAL alerts"
+        >
+          {muted ? 'Sound off' : 'Sound on'}
+        </button>
+      </div>
+      <ErrorBox error={actionError ?? res.error} onDismiss={actionError ? () => setActionError(null) : undefined} />
+      {res.loading && !res.data && <p className="muted">Loading…</p>}
+      {res.data && shown.length === 0 && <p className="muted">No {state === 'all' ? '' : state} alerts.</p>}
+      <ul className="alert-list" data-testid="alert-list">
+        {shown.map((a) => {
+          const asset = assets.get(a.assetId);
+          const acked = isAcknowledged(a);
+          return (
+            <li
+              key={a.id}
+              className={`alert-row sev-${a.severity.toLowerCase()}${fresh.has(a.id) ? ' fresh' : ''}${acked ? ' acked' : ''}`}
+              data-testid="alert-row"
+              data-alert-id={a.id}
+              data-severity={a.severity}
+              data-acknowledged={acked ? 'true' : 'false'}
+              data-live={liveIds.has(a.id) ? 'true' : 'false'}
+            >
+              <span className={`badge sev-${a.severity.toLowerCase()}`}>{a.severity}</span>
+              <div className="alert-main">
+                <div className="alert-msg">{a.message}</div>
+                <div className="muted small">
+                  {a.kind} ·{' '}
+                  <a href={assetHref(a.assetId)} data-testid="alert-asset-link">
+                    {asset ? `${asset.code} — ${asset.name}` : a.assetId.slice(0, 8)}
+                  </a>{' '}
+                  · {formatDateTime(a.createdAt)}
+                  {acked && (
+                    <>
+                      {' '}
+                      · acknowledged by {a.acknowledgedBy ?? '?'} {a.acknowledgedAt ? formatDateTime(a.acknowledgedAt) : ''}
+                    </>
+                  )}
+                  {a.assignee && <> · assigned to {a.assignee}</>}
+                  {a.workOrderId && (
+                    <>
+                      {' '}
+                      · <a href="#/work-orders">work order</a>
+                    </>
+                  )}
+                </div>
+              </div>
+              <div className="alert-actions">
+                {!acked && can(role, 'acknowledgeAlert') && (
+                  <button type="button" className="primary" onClick={() => void acknowledge(a)} data-testid="ack-button">
+                    Acknowledge
+                  </button>
+                )}
+                {!compact && can(role, 'assignAlert') && <AssignForm alert={a} onAssign={assign} />}
+              </div>
+            </li>
+          );
+        })}
+      </ul>
+    </div>
+  );
+}
+
+function AssignForm({ alert, onAssign }: { alert: Alert; onAssign: (a: Alert, who: string) => Promise<void> }) {
+  const [who, setWho] = useState(alert.assignee ?? '');
+  return (
+    <form
+      className="inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (who.trim()) void onAssign(alert, who.trim());
+      }}
+    >
+      <input
+        placeholder="username"
+        value={who}
+        onChange={(e) => setWho(e.target.value)}
+        aria-label="Assignee"
+        data-testid="assign-input"
+        size={10}
+      />
+      <button type="submit" data-testid="assign-button">
+        Assign
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,212 @@
+import { useMemo, useState } from 'react';
+import { ApiError } from '../api/client';
+import type { Asset, Kpi, KpiReport } from '../api/types';
+import { ErrorBox } from '../components/ErrorBox';
+import { csvFileName, formatDateTime, formatHours, formatPercent, periodRange, toLocalInput, type Period } from '../logic/format';
+import { can } from '../logic/roles';
+import { assetHref } from '../logic/route';
+import { useAssets, useResource, useServices, useSession } from '../services';
+
+const PERIODS: { value: Period; label: string }[] = [
+  { value: '24h', label: 'Last 24 h' },
+  { value: '7d', label: 'Last 7 d' },
+  { value: '30d', label: 'Last 30 d' },
+  { value: 'custom', label: 'Custom' },
+];
+
+/** KPIs: availability, MTBF, MTTR, OEE per asset, total and per shift, with CSV export. */
+export function KpiPage() {
+  const { api } = useServices();
+  const role = useSession()?.user.role;
+  const assets = useAssets();
+  const [period, setPeriod] = useState<Period>('7d');
+  const [custom, setCustom] = useState(() => ({
+    from: toLocalInput(Date.now() - 7 * 86400e3),
+    to: toLocalInput(Date.now()),
+  }));
+  const [line, setLine] = useState('');
+  const [stamp, setStamp] = useState(() => Date.now());
+  const [exportError, setExportError] = useState<ApiError | null>(null);
+  const range = useMemo(() => periodRange(period, stamp, custom), [period, stamp, custom]);
+  const lines = useMemo(() => [...new Set([...assets.values()].map((a) => a.line).filter(Boolean))].sort(), [assets]);
+
+  const res = useResource<KpiReport | null>(
+    () => (range ? api.kpis({ ...range, line: line || undefined }) : Promise.resolve(null)),
+    [api, range?.from, range?.to, line],
+  );
+
+  async function exportCsv() {
+    if (!range) return;
+    setExportError(null);
+    try {
+      const blob = await api.kpisCsv({ ...range, line: line || undefined });
+      const url = URL.createObjectURL(blob);
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = csvFileName(range.from, range.to);
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (e) {
+      setExportError(e as ApiError);
+    }
+  }
+
+  const report = res.data;
+  return (
+    <div className="page kpis">
+      <div className="page-head">
+        <h2>KPIs</h2>
+        <div className="segmented" role="group" aria-label="Period">
+          {PERIODS.map((p) => (
+            <button
+              key={p.value}
+              type="button"
+              className={p.value === period ? 'active' : ''}
+              aria-pressed={p.value === period}
+              onClick={() => {
+                setPeriod(p.value);
+                setStamp(Date.now());
+              }}
+              data-testid={`kpi-period-${p.value}`}
+            >
+              {p.label}
+            </button>
+          ))}
+        </div>
+        <label>
+          Line{' '}
+          <select value={line} onChange={(e) => setLine(e.target.value)}>
+            <option value="">All lines</option>
+            {lines.map((l) => (
+              <option key={l}>{l}</option>
+            ))}
+          </select>
+        </label>
+        <button type="button" onClick={() => setStamp(Date.now())}>
+          Refresh
+        </button>
+        {can(role, 'exportKpis') && (
+          <button type="button" onClick={() => void exportCsv()} disabled={!range} data-testid="kpi-export">
+            Export CSV
+          </button>
+        )}
+      </div>
+      {period === 'custom' && (
+        <div className="filters">
+          <label>
+            From <input type="datetime-local" value={custom.from} onChange={(e) => setCustom({ ...custom, from: e.target.value })} data-testid="kpi-from" />
+          </label>
+          <label>
+            To <input type="datetime-local" value={custom.to} onChange={(e) => setCustom({ ...custom, to: e.target.value })} data-testid="kpi-to" />
+          </label>
+          {!range && <span className="error-text">Choose a start before the end.</span>}
+        </div>
+      )}
+      <ErrorBox error={exportError ?? res.error} />
+      {res.loading && !report && <p className="muted">Loading…</p>}
+      {report && (
+        <>
+          <p className="muted small">
+            {formatDateTime(report.from)} → {formatDateTime(report.to)}
+          </p>
+          <div className="kpi-cards" data-testid="kpi-total">
+            <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
+            <KpiCard label="OEE" value={formatPercent(report.total.oee)} />
+            <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
+            <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />
+            <KpiCard label="Failures" value={String(report.total.failures)} />
+            <KpiCard label="Downtime" value={formatHours(report.total.downtimeHours)} />
+          </div>
+          <h3>Per asset</h3>
+          <table className="table numeric" data-testid="kpi-assets">
+            <thead>
+              <tr>
+                <th>Asset</th>
+                <th>Availability</th>
+                <th>OEE</th>
+                <th>MTBF</th>
+                <th>MTTR</th>
+                <th>Failures</th>
+                <th>Downtime</th>
+              </tr>
+            </thead>
+            <tbody>
+              {report.assets.map((k, i) => (
+                <KpiRow key={k.assetId ?? i} k={k} asset={k.assetId ? assets.get(k.assetId) : undefined} />
+              ))}
+              <KpiRow k={report.total} total />
+            </tbody>
+          </table>
+          <h3>Per shift (all assets in scope)</h3>
+          <ShiftTable k={report.total} />
+          {report.assets.length > 0 && (
+            <details>
+              <summary>Per shift, per asset</summary>
+              {report.assets.map((k, i) => (
+                <div key={k.assetId ?? i}>
+                  <h4>{k.assetId ? assets.get(k.assetId)?.code ?? k.assetId : 'Asset'}</h4>
+                  <ShiftTable k={k} />
+                </div>
+              ))}
+            </details>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
+
+function KpiCard({ label, value }: { label: string; value: string }) {
+  return (
+    <div className="card kpi-card">
+      <div className="muted small">{label}</div>
+      <div className="kpi-value">{value}</div>
+    </div>
+  );
+}
+
+function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean }) {
+  return (
+    <tr className={total ? 'total' : ''} data-testid={total ? 'kpi-row-total' : 'kpi-row'}>
+      <td>
+        {total ? <strong>Total</strong> : k.assetId ? <a href={assetHref(k.assetId)}>{asset ? `${asset.code} — ${asset.name}` : k.assetId.slice(0, 8)}</a> : '—'}
+      </td>
+      <td className="num">{formatPercent(k.availability)}</td>
+      <td className="num">{formatPercent(k.oee)}</td>
+      <td className="num">{formatHours(k.mtbfHours)}</td>
+      <td className="num">{formatHours(k.mttrHours)}</td>
+      <td className="num">{k.failures}</td>
+      <td className="num">{formatHours(k.downtimeHours)}</td>
+    </tr>
+  );
+}
+
+function ShiftTable({ k }: { k: Kpi }) {
+  if (!k.shifts?.length) return <p className="muted small">No shift data.</p>;
+  return (
+    <table className="table compact numeric">
+      <thead>
+        <tr>
+          <th>Shift</th>
+          <th>Start</th>
+          <th>End</th>
+          <th>Availability</th>
+          <th>OEE</th>
+        </tr>
+      </thead>
+      <tbody>
+        {k.shifts.map((s, i) => (
+          <tr key={`${s.shift}-${s.start}-${i}`}>
+            <td>{s.shift}</td>
+            <td className="num">{formatDateTime(s.start)}</td>
+            <td className="num">{formatDateTime(s.end)}</td>
+            <td className="num">{formatPercent(s.availability)}</td>
+            <td className="num">{formatPercent(s.oee)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

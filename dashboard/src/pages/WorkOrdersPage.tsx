@@ -1,0 +1,403 @@
+import { useMemo, useState } from 'react';
+import { ApiError } from '../api/client';
+import {
+  OUTCOMES,
+  PRIORITIES,
+  WORK_ORDER_STATUSES,
+  type Asset,
+  type NewWorkOrder,
+  type Outcome,
+  type Priority,
+  type WorkOrder,
+  type WorkOrderPatch,
+  type WorkOrderStatus,
+} from '../api/types';
+import { ErrorBox } from '../components/ErrorBox';
+import { formatDateTime, fromLocalInput, toLocalInput } from '../logic/format';
+import { can } from '../logic/roles';
+import { assetHref } from '../logic/route';
+import { allowedTransitions, formatParts, groupByStatus, parseParts, statusLabel, upsertById } from '../logic/workOrders';
+import { useAssets, useInterval, useLiveChannel, useLiveMessage, useResource, useServices, useSession } from '../services';
+
+const ACTION_LABEL: Record<WorkOrderStatus, string> = {
+  OPEN: 'Reopen',
+  SCHEDULED: 'Schedule',
+  IN_PROGRESS: 'Start',
+  COMPLETED: 'Complete',
+  CANCELLED: 'Cancel',
+};
+
+/** Work orders: a board with one column per status. */
+export function WorkOrdersPage() {
+  const { api } = useServices();
+  const role = useSession()?.user.role;
+  const assets = useAssets();
+  const res = useResource<WorkOrder[]>(() => api.workOrders({ limit: 1000 }), [api]);
+  const [assetFilter, setAssetFilter] = useState('');
+  const [creating, setCreating] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  useLiveChannel('workOrders');
+  useLiveMessage('workOrder', (m) => res.setData((prev) => upsertById(prev ?? [], m.data)));
+  useInterval(() => void res.reload(), 30_000);
+
+  const columns = useMemo(
+    () => groupByStatus((res.data ?? []).filter((w) => !assetFilter || w.assetId === assetFilter)),
+    [res.data, assetFilter],
+  );
+  const assetList = useMemo(() => [...assets.values()].sort((a, b) => a.code.localeCompare(b.code)), [assets]);
+
+  const apply = (wo: WorkOrder) => res.setData((prev) => upsertById(prev ?? [], wo));
+  const run = async (f: () => Promise<WorkOrder | void>) => {
+    setError(null);
+    try {
+      const wo = await f();
+      if (wo) apply(wo);
+      return true;
+    } catch (e) {
+      setError(e instanceof ApiError ? e : new ApiError({ status: 0, detail: String(e) }));
+      return false;
+    }
+  };
+
+  return (
+    <div className="page work-orders">
+      <div className="page-head">
+        <h2>Work orders</h2>
+        <label>
+          Asset{' '}
+          <select value={assetFilter} onChange={(e) => setAssetFilter(e.target.value)} data-testid="wo-asset-filter">
+            <option value="">All assets</option>
+            {assetList.map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.code} — {a.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        {can(role, 'createWorkOrder') && (
+          <button type="button" className="primary" onClick={() => setCreating((c) => !c)} data-testid="wo-new">
+            {creating ? 'Close' : 'New work order'}
+          </button>
+        )}
+      </div>
+      <ErrorBox error={error ?? res.error} onDismiss={error ? () => setError(null) : undefined} />
+      {creating && (
+        <CreateForm
+          assets={assetList}
+          defaultAsset={assetFilter}
+          onCreate={async (wo) => {
+            if (await run(() => api.createWorkOrder(wo))) setCreating(false);
+          }}
+        />
+      )}
+      {res.loading && !res.data && <p className="muted">Loading…</p>}
+      <div className="board" data-testid="wo-board">
+        {WORK_ORDER_STATUSES.map((s) => (
+          <section key={s} className="column" data-testid={`wo-column-${s}`}>
+            <h3>
+              {statusLabel(s)} <span className="muted">{columns[s].length}</span>
+            </h3>
+            {columns[s].map((wo) => (
+              <WorkOrderCard
+                key={wo.id}
+                wo={wo}
+                asset={assets.get(wo.assetId)}
+                canTransition={can(role, 'transitionWorkOrder')}
+                canEdit={can(role, 'editWorkOrder')}
+                onTransition={(to) => run(() => api.transitionWorkOrder(wo.id, to))}
+                onComplete={(outcome, note) => run(async () => (await api.completeWorkOrder(wo.id, outcome, note)).workOrder)}
+                onSave={(patch) => run(() => api.updateWorkOrder(wo.id, patch))}
+              />
+            ))}
+          </section>
+        ))}
+      </div>
+    </div>
+  );
+}
+
+interface CardProps {
+  wo: WorkOrder;
+  asset?: Asset;
+  canTransition: boolean;
+  canEdit: boolean;
+  onTransition: (to: WorkOrderStatus) => Promise<boolean>;
+  onComplete: (outcome: Outcome, note: string) => Promise<boolean>;
+  onSave: (patch: WorkOrderPatch) => Promise<boolean>;
+}
+
+export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition, onComplete, onSave }: CardProps) {
+  const [mode, setMode] = useState<'view' | 'edit' | 'complete'>('view');
+  const [busy, setBusy] = useState(false);
+  const overdue = wo.dueBy && Date.parse(wo.dueBy) < Date.now() && (wo.status === 'OPEN' || wo.status === 'SCHEDULED');
+  const act = async (f: () => Promise<boolean>) => {
+    setBusy(true);
+    const ok = await f();
+    setBusy(false);
+    if (ok) setMode('view');
+  };
+  return (
+    <article
+      className={`wo-card prio-${wo.priority.toLowerCase()}`}
+      data-testid="wo-card"
+      data-wo-id={wo.id}
+      data-wo-code={wo.code}
+      data-status={wo.status}
+    >
+      <header>
+        <strong>{wo.code}</strong>
+        <span className={`badge prio-${wo.priority.toLowerCase()}`}>{wo.priority}</span>
+      </header>
+      <div className="small">
+        <a href={assetHref(wo.assetId)}>{asset ? `${asset.code} — ${asset.name}` : wo.assetId.slice(0, 8)}</a>
+      </div>
+      {mode !== 'edit' && (
+        <>
+          <p className="wo-desc">{wo.description}</p>
+          <dl className="wo-meta small">
+            {wo.cause && (
+              <>
+                <dt>Cause</dt>
+                <dd>{wo.cause}</dd>
+              </>
+            )}
+            <dt>Due</dt>
+            <dd className={overdue ? 'overdue' : ''}>{formatDateTime(wo.dueBy)}</dd>
+            <dt>Technician</dt>
+            <dd>{wo.technician || '—'}</dd>
+            {wo.parts && wo.parts.length > 0 && (
+              <>
+                <dt>Parts</dt>
+                <dd>{formatParts(wo.parts)}</dd>
+              </>
+            )}
+          </dl>
+        </>
+      )}
+      {mode === 'edit' && <EditForm wo={wo} busy={busy} onCancel={() => setMode('view')} onSave={(p) => act(() => onSave(p))} />}
+      {mode === 'complete' && (
+        <CompleteForm
+          busy={busy}
+          onCancel={() => setMode('view')}
+          onComplete={(outcome, note) => act(() => (outcome ? onComplete(outcome, note) : onTransition('COMPLETED')))}
+        />
+      )}
+      {mode === 'view' && (canTransition || canEdit) && (
+        <footer className="wo-actions">
+          {canTransition &&
+            allowedTransitions(wo.status).map((to) => (
+              <button
+                key={to}
+                type="button"
+                disabled={busy}
+                className={to === 'CANCELLED' ? 'danger' : to === 'COMPLETED' ? 'primary' : ''}
+                onClick={() => (to === 'COMPLETED' ? setMode('complete') : void act(() => onTransition(to)))}
+                data-testid="wo-transition"
+                data-to={to}
+              >
+                {ACTION_LABEL[to]}
+              </button>
+            ))}
+          {canEdit && wo.status !== 'COMPLETED' && wo.status !== 'CANCELLED' && (
+            <button type="button" className="link" onClick={() => setMode('edit')} data-testid="wo-edit">
+              Edit
+            </button>
+          )}
+        </footer>
+      )}
+    </article>
+  );
+}
+
+function EditForm({
+  wo,
+  busy,
+  onSave,
+  onCancel,
+}: {
+  wo: WorkOrder;
+  busy: boolean;
+  onSave: (patch: WorkOrderPatch) => void;
+  onCancel: () => void;
+}) {
+  const [description, setDescription] = useState(wo.description);
+  const [priority, setPriority] = useState<Priority>(wo.priority);
+  const [due, setDue] = useState(toLocalInput(wo.dueBy));
+  const [technician, setTechnician] = useState(wo.technician ?? '');
+  const [parts, setParts] = useState(formatParts(wo.parts));
+  return (
+    <form
+      className="wo-form"
+      data-testid="wo-edit-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void onSave({
+          description,
+          priority,
+          dueBy: fromLocalInput(due) ?? null,
+          technician: technician.trim() || null,
+          parts: parseParts(parts),
+        });
+      }}
+    >
+      <label>
+        Description
+        <textarea value={description} onChange={(e) => setDescription(e.target.value)} rows={3} required />
+      </label>
+      <label>
+        Priority
+        <select value={priority} onChange={(e) => setPriority(e.target.value as Priority)}>
+          {PRIORITIES.map((p) => (
+            <option key={p}>{p}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Due
+        <input type="datetime-local" value={due} onChange={(e) => setDue(e.target.value)} />
+      </label>
+      <label>
+        Technician
+        <input value={technician} onChange={(e) => setTechnician(e.target.value)} placeholder="username" />
+      </label>
+      <label>
+        Parts <span className="muted small">(e.g. BRG-6204 x2, SEAL-12)</span>
+        <input value={parts} onChange={(e) => setParts(e.target.value)} />
+      </label>
+      <div className="row">
+        <button type="submit" className="primary" disabled={busy}>
+          Save
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function CompleteForm({
+  busy,
+  onComplete,
+  onCancel,
+}: {
+  busy: boolean;
+  onComplete: (outcome: Outcome | null, note: string) => void;
+  onCancel: () => void;
+}) {
+  const [outcome, setOutcome] = useState<Outcome | ''>('REPAIR');
+  const [note, setNote] = useState('');
+  return (
+    <form
+      className="wo-form"
+      data-testid="wo-complete-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        onComplete(outcome || null, note);
+      }}
+    >
+      <label>
+        Outcome
+        <select value={outcome} onChange={(e) => setOutcome(e.target.value as Outcome | '')} data-testid="wo-outcome">
+          {OUTCOMES.map((o) => (
+            <option key={o} value={o}>
+              {o}
+            </option>
+          ))}
+          <option value="">(nothing to record)</option>
+        </select>
+      </label>
+      <label>
+        Note
+        <textarea value={note} onChange={(e) => setNote(e.target.value)} rows={2} data-testid="wo-note" />
+      </label>
+      <div className="row">
+        <button type="submit" className="primary" disabled={busy} data-testid="wo-complete-submit">
+          Complete
+        </button>
+        <button type="button" onClick={onCancel}>
+          Back
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function CreateForm({
+  assets,
+  defaultAsset,
+  onCreate,
+}: {
+  assets: Asset[];
+  defaultAsset: string;
+  onCreate: (wo: NewWorkOrder) => Promise<void>;
+}) {
+  const [assetId, setAssetId] = useState(defaultAsset);
+  const [description, setDescription] = useState('');
+  const [priority, setPriority] = useState<Priority>('NORMAL');
+  const [due, setDue] = useState('');
+  const [technician, setTechnician] = useState('');
+  const [parts, setParts] = useState('');
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      className="card wo-form create"
+      data-testid="wo-create-form"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        const wo: NewWorkOrder = { assetId, description, priority };
+        const d = fromLocalInput(due);
+        if (d) wo.dueBy = d;
+        if (technician.trim()) wo.technician = technician.trim();
+        const p = parseParts(parts);
+        if (p.length) wo.parts = p;
+        await onCreate(wo);
+        setBusy(false);
+      }}
+    >
+      <h3>New work order</h3>
+      <div className="grid2">
+        <label>
+          Asset
+          <select value={assetId} onChange={(e) => setAssetId(e.target.value)} required data-testid="wo-create-asset">
+            <option value="">Choose…</option>
+            {assets.map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.code} — {a.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Priority
+          <select value={priority} onChange={(e) => setPriority(e.target.value as Priority)}>
+            {PRIORITIES.map((p) => (
+              <option key={p}>{p}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Due
+          <input type="datetime-local" value={due} onChange={(e) => setDue(e.target.value)} />
+        </label>
+        <label>
+          Technician
+          <input value={technician} onChange={(e) => setTechnician(e.target.value)} placeholder="username" />
+        </label>
+      </div>
+      <label>
+        Description
+        <textarea value={description} onChange={(e) => setDescription(e.target.value)} rows={3} required data-testid="wo-create-description" />
+      </label>
+      <label>
+        Parts <span className="muted small">(e.g. BRG-6204 x2, SEAL-12)</span>
+        <input value={parts} onChange={(e) => setParts(e.target.value)} />
+      </label>
+      <button type="submit" className="primary" disabled={busy || !assetId} data-testid="wo-create-submit">
+        Create
+      </button>
+    </form>
+  );
+}

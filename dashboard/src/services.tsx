@@ -1,0 +1,212 @@
+// The app's long-lived services (API client, live client, connectivity) and React hooks on them.
+import { createContext, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { ApiClient, ApiError } from './api/client';
+import { clearSession, getSession, getToken, subscribeSession, type Session } from './api/session';
+import type { Asset, ServerMessage } from './api/types';
+import { ConnectivityStore, type Connectivity } from './live/connectivity';
+import { LiveClient, liveUrl, type LiveStatus, type SocketFactory } from './live/LiveClient';
+
+export interface Services {
+  api: ApiClient;
+  live: LiveClient;
+  connectivity: ConnectivityStore;
+  /** Cached asset list (id → Asset) for labels. */
+  assetCache: { list: Asset[] | null; pending: Promise<Asset[]> | null };
+}
+
+export interface ServiceOptions {
+  fetchImpl?: typeof fetch;
+  socketFactory?: SocketFactory;
+  location?: { protocol: string; host: string };
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export function goToLogin(): void {
+  if (!location.hash.startsWith('#/login')) location.hash = '#/login';
+}
+
+export function createServices(o: ServiceOptions = {}): Services {
+  const connectivity = new ConnectivityStore();
+  const onUnauthorized = () => {
+    clearSession();
+    goToLogin();
+  };
+  const api = new ApiClient({
+    fetchImpl: o.fetchImpl,
+    getToken,
+    onUnauthorized,
+    onReachability: (reachable, ok) => {
+      connectivity.setHttp(reachable);
+      if (ok) connectivity.touch();
+    },
+  });
+  const live = new LiveClient({
+    url: () => liveUrl(getToken(), o.location ?? location),
+    socketFactory: o.socketFactory,
+    initialBackoffMs: o.initialBackoffMs,
+    maxBackoffMs: o.maxBackoffMs,
+    onUnauthorized,
+  });
+  // The gateway refuses an expired token at the upgrade (HTTP 401), which a browser WebSocket
+  // only reports as a failed connection: when the socket is down, ask /auth/me (throttled) —
+  // a 401 there logs out, a network error marks HTTP offline too.
+  let lastProbe = 0;
+  live.onStatus((s) => {
+    if (s === 'online') connectivity.setWs(true);
+    else if (s === 'offline') {
+      connectivity.setWs(false);
+      if (getToken() && Date.now() - lastProbe > 15_000) {
+        lastProbe = Date.now();
+        api.me().catch(() => undefined);
+      }
+    }
+  });
+  live.onAny(() => connectivity.touch());
+  return { api, live, connectivity, assetCache: { list: null, pending: null } };
+}
+
+export const ServicesContext = createContext<Services | null>(null);
+
+export function useServices(): Services {
+  const s = useContext(ServicesContext);
+  if (!s) throw new Error('ServicesContext missing');
+  return s;
+}
+
+export function useSession(): Session | null {
+  return useSyncExternalStore(subscribeSession, getSession, getSession);
+}
+
+export function useConnectivity(): Connectivity & { offline: boolean } {
+  const { connectivity } = useServices();
+  const snap = useSyncExternalStore(connectivity.subscribe, connectivity.getSnapshot, connectivity.getSnapshot);
+  return { ...snap, offline: (snap.wsSettled && !snap.wsOnline) || !snap.httpOnline };
+}
+
+export function useLiveStatus(): LiveStatus {
+  const { live } = useServices();
+  const [s, setS] = useState(live.status);
+  useEffect(() => {
+    setS(live.status);
+    return live.onStatus(setS);
+  }, [live]);
+  return s;
+}
+
+/** Subscribes to a live channel while mounted. */
+export function useLiveChannel(channel: 'alerts' | 'workOrders' | 'readings', assetId?: string, enabled = true): void {
+  const { live } = useServices();
+  useEffect(() => {
+    if (!enabled) return;
+    return live.subscribe(channel, assetId);
+  }, [live, channel, assetId, enabled]);
+}
+
+/** Calls `handler` for each live message of `type` while mounted (latest handler wins). */
+export function useLiveMessage<K extends ServerMessage['type']>(
+  type: K,
+  handler: (msg: Extract<ServerMessage, { type: K }>) => void,
+): void {
+  const { live } = useServices();
+  const ref = useRef(handler);
+  ref.current = handler;
+  useEffect(() => live.on(type, (m) => ref.current(m)), [live, type]);
+}
+
+export interface Resource<T> {
+  data: T | undefined;
+  error: ApiError | null;
+  loading: boolean;
+  reload: () => Promise<void>;
+  setData: (f: (prev: T | undefined) => T | undefined) => void;
+}
+
+/**
+ * Loads data and keeps the last good value when a later load fails (the kiosk keeps showing
+ * the last known state). `reload` can be called by polls and live messages.
+ */
+export function useResource<T>(loader: () => Promise<T>, deps: unknown[]): Resource<T> {
+  const [data, setDataState] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [loading, setLoading] = useState(true);
+  const loaderRef = useRef(loader);
+  loaderRef.current = loader;
+  const seq = useRef(0);
+  const alive = useRef(true);
+
+  const reload = useCallback(async () => {
+    const my = ++seq.current;
+    setLoading(true);
+    try {
+      const v = await loaderRef.current();
+      if (!alive.current || my !== seq.current) return;
+      setDataState(v);
+      setError(null);
+    } catch (e) {
+      if (!alive.current || my !== seq.current) return;
+      setError(e instanceof ApiError ? e : new ApiError({ status: 0, title: 'Error', detail: String(e) }));
+    } finally {
+      if (alive.current && my === seq.current) setLoading(false);
+    }
+  }, []);
+
+  useEffect(() => {
+    alive.current = true;
+    void reload();
+    return () => {
+      alive.current = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, deps);
+
+  const setData = useCallback((f: (prev: T | undefined) => T | undefined) => setDataState(f), []);
+  return { data, error, loading, reload, setData };
+}
+
+/** Runs `fn` every `ms` while mounted. */
+export function useInterval(fn: () => void, ms: number | null): void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    if (ms === null) return;
+    const id = setInterval(() => ref.current(), ms);
+    return () => clearInterval(id);
+  }, [ms]);
+}
+
+/** The asset list (cached for the session), for names and codes in lists. */
+export function useAssets(): Map<string, Asset> {
+  const { api, assetCache } = useServices();
+  const [list, setList] = useState<Asset[]>(assetCache.list ?? []);
+  useEffect(() => {
+    let alive = true;
+    if (assetCache.list) {
+      setList(assetCache.list);
+      return;
+    }
+    if (!assetCache.pending) {
+      assetCache.pending = api.assets().then(
+        (l) => {
+          assetCache.list = l;
+          assetCache.pending = null;
+          return l;
+        },
+        (e) => {
+          assetCache.pending = null;
+          throw e;
+        },
+      );
+    }
+    assetCache.pending.then(
+      (l) => alive && setList(l),
+      () => undefined,
+    );
+    return () => {
+      alive = false;
+    };
+  }, [api, assetCache]);
+  const map = new Map<string, Asset>();
+  for (const a of list) map.set(a.id, a);
+  return map;
+}

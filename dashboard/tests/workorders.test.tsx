@@ -1,0 +1,155 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { WorkOrder } from '../src/api/types';
+import { WorkOrdersPage } from '../src/pages/WorkOrdersPage';
+import { asset, login, renderWith, setup, workOrder } from './helpers';
+
+const orders = [
+  workOrder('WO-1', 'OPEN'),
+  workOrder('WO-2', 'SCHEDULED'),
+  workOrder('WO-3', 'IN_PROGRESS', { technician: 'tom', parts: [{ partNumber: 'BRG-6204', quantity: 2 }] }),
+  workOrder('WO-4', 'COMPLETED'),
+  workOrder('WO-5', 'CANCELLED'),
+];
+
+function routes(list: WorkOrder[] = orders) {
+  return {
+    'GET /api/v1/work-orders': list,
+    'GET /api/v1/assets': [asset('P1')],
+    'POST /api/v1/work-orders/wo-WO-1/transition': (req: { body: unknown }) => ({
+      body: { ...list[0], status: (req.body as { to: string }).to },
+    }),
+    'POST /api/v1/work-orders/wo-WO-3/complete': () => ({
+      body: { workOrder: { ...list[2], status: 'COMPLETED' }, event: { id: 'e1', assetId: 'id-P1', kind: 'REPAIR', occurredAt: 'x', workOrderId: 'wo-WO-3', note: '' } },
+    }),
+    'PATCH /api/v1/work-orders/wo-WO-1': (req: { body: unknown }) => ({ body: { ...list[0], ...(req.body as object) } }),
+    'POST /api/v1/work-orders': (req: { body: unknown }) => ({
+      status: 201,
+      body: { ...workOrder('WO-9', 'OPEN'), ...(req.body as object) },
+    }),
+  };
+}
+
+const card = (code: string) => screen.getAllByTestId('wo-card').find((c) => c.getAttribute('data-wo-code') === code)!;
+const moves = (code: string) => within(card(code)).queryAllByTestId('wo-transition').map((b) => b.getAttribute('data-to'));
+
+describe('WorkOrdersPage', () => {
+  beforeEach(() => login('technician'));
+
+  it('puts each work order in its status column', async () => {
+    const { services } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    for (const [status, code] of [['OPEN', 'WO-1'], ['SCHEDULED', 'WO-2'], ['IN_PROGRESS', 'WO-3'], ['COMPLETED', 'WO-4'], ['CANCELLED', 'WO-5']]) {
+      const col = screen.getByTestId(`wo-column-${status}`);
+      expect(within(col).getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toEqual([code]);
+    }
+    expect(card('WO-3').textContent).toContain('BRG-6204 x2');
+  });
+
+  it('shows only the allowed transitions', async () => {
+    const { services } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    expect(moves('WO-1')).toEqual(['SCHEDULED', 'IN_PROGRESS', 'CANCELLED']);
+    expect(moves('WO-2')).toEqual(['IN_PROGRESS', 'CANCELLED', 'OPEN']);
+    expect(moves('WO-3')).toEqual(['COMPLETED', 'SCHEDULED', 'CANCELLED']);
+    expect(moves('WO-4')).toEqual([]);
+    expect(moves('WO-5')).toEqual([]);
+    // a technician cannot create
+    expect(screen.queryByTestId('wo-new')).toBeNull();
+  });
+
+  it('an operator sees no transition or edit buttons', async () => {
+    login('operator');
+    const { services } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    expect(screen.queryAllByTestId('wo-transition')).toHaveLength(0);
+    expect(screen.queryAllByTestId('wo-edit')).toHaveLength(0);
+  });
+
+  it('transitions a work order and moves the card', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByText('Schedule'));
+    await waitFor(() => expect(card('WO-1').getAttribute('data-status')).toBe('SCHEDULED'));
+    expect(within(screen.getByTestId('wo-column-SCHEDULED')).getAllByTestId('wo-card')).toHaveLength(2);
+    expect(mf.calls.find((c) => c.url.pathname.endsWith('/transition'))!.body).toEqual({ to: 'SCHEDULED' });
+    expect(moves('WO-1')).toEqual(['IN_PROGRESS', 'CANCELLED', 'OPEN']);
+  });
+
+  it('completes with an outcome', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-3')).getByText('Complete'));
+    await user.selectOptions(screen.getByTestId('wo-outcome'), 'REPLACEMENT');
+    await user.type(screen.getByTestId('wo-note'), 'bearing replaced');
+    await user.click(screen.getByTestId('wo-complete-submit'));
+    await waitFor(() => expect(card('WO-3').getAttribute('data-status')).toBe('COMPLETED'));
+    expect(mf.calls.find((c) => c.url.pathname.endsWith('/complete'))!.body).toEqual({ outcome: 'REPLACEMENT', note: 'bearing replaced' });
+  });
+
+  it('shows the 409 detail when a move is refused', async () => {
+    const user = userEvent.setup();
+    const { services } = setup({
+      ...routes(),
+      'POST /api/v1/work-orders/wo-WO-1/transition': () => ({ status: 409, body: { title: 'Conflict', status: 409, detail: 'WO-1 is already SCHEDULED' } }),
+    });
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByText('Schedule'));
+    expect((await screen.findByTestId('error')).textContent).toContain('WO-1 is already SCHEDULED');
+  });
+
+  it('edits technician, parts and priority', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByTestId('wo-edit'));
+    const form = screen.getByTestId('wo-edit-form');
+    await user.type(within(form).getByPlaceholderText('username'), 'tom');
+    await user.selectOptions(within(form).getByDisplayValue('NORMAL'), 'URGENT');
+    const inputs = within(form).getAllByRole('textbox');
+    await user.type(inputs[inputs.length - 1], 'SEAL-12 x3');
+    await user.click(within(form).getByText('Save'));
+    await waitFor(() => expect(card('WO-1').textContent).toContain('SEAL-12 x3'));
+    const body = mf.calls.find((c) => c.method === 'PATCH')!.body as Record<string, unknown>;
+    expect(body).toMatchObject({ technician: 'tom', priority: 'URGENT', parts: [{ partNumber: 'SEAL-12', quantity: 3 }] });
+  });
+
+  it('a manager creates a work order', async () => {
+    login('manager');
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(screen.getByTestId('wo-new'));
+    await waitFor(() => expect(screen.getByTestId('wo-create-asset').querySelectorAll('option').length).toBe(2));
+    await user.selectOptions(screen.getByTestId('wo-create-asset'), 'id-P1');
+    await user.type(screen.getByTestId('wo-create-description'), 'check the seal');
+    await user.click(screen.getByTestId('wo-create-submit'));
+    await waitFor(() => expect(screen.getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toContain('WO-9'));
+    expect(mf.calls.find((c) => c.method === 'POST' && c.url.pathname === '/api/v1/work-orders')!.body).toEqual({
+      assetId: 'id-P1',
+      description: 'check the seal',
+      priority: 'NORMAL',
+    });
+  });
+
+  it('applies live work-order messages', async () => {
+    const { services, sf } = setup(routes());
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    sf.last().push({ type: 'workOrder', data: { ...orders[1], status: 'IN_PROGRESS' } });
+    await waitFor(() => expect(card('WO-2').getAttribute('data-status')).toBe('IN_PROGRESS'));
+  });
+});

@@ -1,0 +1,859 @@
+//! Who is calling, and whether they may: logins issuing JWTs (argon2id password hashes),
+//! API keys for machines, optional tokens of an external OIDC provider, roles enforced per
+//! endpoint from one policy table, tenant isolation and rate limiting.
+
+use crate::oidc::Oidc;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use mantis_domain::{ApiKey, ApiKeyId, Role, TenantId, Timestamp, User};
+use mantis_runtime::Problem;
+use mantis_store::Store;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Secrets that must never run a cluster: the placeholders of examples and tutorials.
+const PLACEHOLDER_SECRETS: &[&str] = &[
+    "",
+    "secret",
+    "changeme",
+    "change-me",
+    "change_me",
+    "mantis",
+    "admin",
+    "password",
+    "jwt-secret",
+    "please-change-me",
+];
+
+/// The issuer of MANTIS's own tokens.
+const ISSUER: &str = "mantis";
+
+/// Key under which the embedded gateway keeps its generated signing secret.
+const SECRET_STATE_KEY: &str = "gateway.jwt-secret";
+
+/// `[gateway.auth]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 signing secret of the gateway's tokens (at least 32 characters). Empty: the
+    /// embedded gateway generates one and keeps it in the store; cluster mode refuses to start.
+    pub jwt_secret: String,
+    /// Lifetime of a login token, in minutes. Default 480 (one shift).
+    pub token_ttl_minutes: u64,
+    /// Login name of the first admin, created when no user exists. Default `admin`.
+    pub admin_username: String,
+    /// Password of the first admin. Empty: a random one is generated and logged once (and, in
+    /// the embedded platform, written to `<data_dir>/admin-password`). Cluster mode refuses to
+    /// start without one when there is no user yet.
+    pub admin_password: String,
+    /// Keys given in the configuration (for example from a Kubernetes secret), besides those
+    /// created through the API.
+    pub api_keys: Vec<StaticApiKey>,
+    /// Tokens of an external OpenID Connect provider, validated with its JWKS.
+    pub oidc: Option<OidcConfig>,
+    /// Requests per minute per user, key or address (0: unlimited). Default 1200.
+    pub rate_limit_per_minute: u32,
+    /// Requests allowed in a burst above the rate. Default 200.
+    pub rate_limit_burst: u32,
+    /// Failed logins per minute per address and username before 429. Default 10.
+    pub login_attempts_per_minute: u32,
+    /// Refuse to start with generated or placeholder secrets (set by the cluster binaries).
+    pub require_explicit_secrets: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: String::new(),
+            token_ttl_minutes: 480,
+            admin_username: "admin".into(),
+            admin_password: String::new(),
+            api_keys: Vec::new(),
+            oidc: None,
+            rate_limit_per_minute: 1200,
+            rate_limit_burst: 200,
+            login_attempts_per_minute: 10,
+            require_explicit_secrets: false,
+        }
+    }
+}
+
+/// An API key from the configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticApiKey {
+    /// What it is for.
+    pub name: String,
+    /// The key itself (at least 24 characters).
+    pub key: String,
+    /// What it may do.
+    pub role: Role,
+    /// Its tenant (default: the default tenant).
+    #[serde(default = "default_tenant")]
+    pub tenant: TenantId,
+}
+
+fn default_tenant() -> TenantId {
+    TenantId::DEFAULT
+}
+
+/// `[gateway.auth.oidc]`: an external identity provider whose access tokens the gateway takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Where the provider publishes its keys (JWKS).
+    pub jwks_url: String,
+    /// Expected `aud` (empty: not checked).
+    pub audience: String,
+    /// Claim holding the MANTIS role. Default `mantis_role`.
+    pub role_claim: String,
+    /// Claim holding the tenant id (default tenant when absent). Default `mantis_tenant`.
+    pub tenant_claim: String,
+    /// Claim naming the user. Default `preferred_username` (then `sub`).
+    pub username_claim: String,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            jwks_url: String::new(),
+            audience: String::new(),
+            role_claim: "mantis_role".into(),
+            tenant_claim: "mantis_tenant".into(),
+            username_claim: "preferred_username".into(),
+        }
+    }
+}
+
+/// Why the gateway cannot start with this configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A secret is missing, too short or a placeholder.
+    #[error("refusing to start: {0}")]
+    UnsafeSecret(String),
+    /// The configuration is inconsistent.
+    #[error("invalid [gateway.auth] configuration: {0}")]
+    Config(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mantis_store::Error),
+}
+
+/// How the caller proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum Credential {
+    /// A token from `POST /api/v1/auth/login`.
+    Login,
+    /// An `X-API-Key`.
+    ApiKey,
+    /// A token of the external OIDC provider.
+    Oidc,
+}
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Principal {
+    /// Username, or `key:<name>` for an API key.
+    pub username: String,
+    /// Shown name.
+    pub display_name: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// Whose assets the caller sees.
+    pub tenant_id: TenantId,
+    /// How they authenticated.
+    #[serde(skip)]
+    pub credential: Credential,
+}
+
+/// Claims of the gateway's own tokens.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    tenant: TenantId,
+    iss: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// A token bucket per caller.
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+/// Per-key token buckets, pruned when they grow.
+struct RateLimiter {
+    per_minute: u32,
+    burst: u32,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    fn new(per_minute: u32, burst: u32) -> Self {
+        Self {
+            per_minute,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`; `Err(seconds)` to wait when there is none.
+    fn take(&self, key: &str) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let rate = f64::from(self.per_minute) / 60.0;
+        let capacity = f64::from(self.burst.max(1));
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() > 100_000 {
+            // Full buckets carry no information: forget them.
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(capacity);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// Gives back the token of a request that should not count (a successful login).
+    fn refund(&self, key: &str) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = buckets.get_mut(key) {
+            b.tokens = (b.tokens + 1.0).min(f64::from(self.burst.max(1)));
+        }
+    }
+}
+
+/// Authenticates requests and issues tokens.
+pub(crate) struct Auth {
+    store: Arc<dyn Store>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl: Duration,
+    static_keys: Vec<(String, StaticApiKey)>,
+    oidc: Option<Oidc>,
+    limiter: RateLimiter,
+    logins: RateLimiter,
+    /// A hash verified when the user does not exist, so that the answer takes as long.
+    dummy_hash: String,
+}
+
+/// What the first start created: the admin's password when it was generated.
+pub struct Bootstrap {
+    /// The generated password of the first admin (None when configured or users exist).
+    pub generated_admin_password: Option<String>,
+    /// The admin's login name.
+    pub admin_username: String,
+}
+
+impl Auth {
+    /// Checks the configuration, creates the first admin when there is no user and prepares
+    /// the keys.
+    pub(crate) async fn new(
+        store: Arc<dyn Store>,
+        config: &AuthConfig,
+    ) -> Result<(Self, Bootstrap), AuthError> {
+        let secret = signing_secret(store.as_ref(), config).await?;
+        let mut static_keys = Vec::new();
+        for k in &config.api_keys {
+            if k.key.len() < 24 || PLACEHOLDER_SECRETS.contains(&k.key.as_str()) {
+                return Err(AuthError::Config(format!(
+                    "API key `{}` must be at least 24 characters",
+                    k.name
+                )));
+            }
+            static_keys.push((sha256_hex(k.key.as_bytes()), k.clone()));
+        }
+        let bootstrap = bootstrap_admin(store.as_ref(), config).await?;
+        let oidc = match &config.oidc {
+            Some(c) if !c.jwks_url.is_empty() => Some(Oidc::new(c.clone())),
+            Some(_) => {
+                return Err(AuthError::Config(
+                    "[gateway.auth.oidc] needs jwks_url".into(),
+                ));
+            }
+            None => None,
+        };
+        let dummy_hash = hash_password("not a real password")
+            .map_err(|e| AuthError::Config(format!("argon2: {e}")))?;
+        Ok((
+            Self {
+                store,
+                encoding: EncodingKey::from_secret(secret.as_bytes()),
+                decoding: DecodingKey::from_secret(secret.as_bytes()),
+                ttl: Duration::minutes(
+                    i64::try_from(config.token_ttl_minutes.max(1)).unwrap_or(480),
+                ),
+                static_keys,
+                oidc,
+                limiter: RateLimiter::new(config.rate_limit_per_minute, config.rate_limit_burst),
+                logins: RateLimiter::new(
+                    config.login_attempts_per_minute,
+                    config.login_attempts_per_minute.max(1),
+                ),
+                dummy_hash,
+            },
+            bootstrap,
+        ))
+    }
+
+    /// Checks a username and password; issues a token.
+    pub(crate) async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<(String, Timestamp, User), Problem> {
+        let throttle_key = format!("{client}|{username}");
+        if let Err(wait) = self.logins.take(&throttle_key) {
+            return Err(too_many(
+                wait,
+                "too many failed logins; wait before trying again",
+            ));
+        }
+        let user = self.store.get_user(username).await.map_err(Problem::from)?;
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let candidate = password.to_owned();
+        let verified = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash))
+            .await
+            .unwrap_or(false);
+        let user = match user {
+            Some(u) if verified && !u.disabled => u,
+            _ => {
+                tracing::warn!(username, client, "failed login");
+                return Err(Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    "unknown user or wrong password",
+                ));
+            }
+        };
+        self.logins.refund(&throttle_key);
+        let now = Utc::now();
+        let expires = now + self.ttl;
+        let claims = Claims {
+            sub: user.username.clone(),
+            role: user.role,
+            tenant: user.tenant_id,
+            iss: ISSUER.into(),
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(Problem::internal)?;
+        tracing::info!(username = %user.username, role = %user.role, "login");
+        Ok((token, expires, user))
+    }
+
+    /// Who sent this request, from its bearer token, its API key or (WebSocket upgrades)
+    /// its `token` query parameter.
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Principal, Problem> {
+        if let Some(key) = headers.get("x-api-key") {
+            let key = key
+                .to_str()
+                .map_err(|_| unauthorized("the API key is not valid text"))?;
+            return self.api_key(key).await;
+        }
+        let bearer = match headers.get(header::AUTHORIZATION) {
+            Some(v) => {
+                let v = v
+                    .to_str()
+                    .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+                match v.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                        Some(token.trim().to_owned())
+                    }
+                    _ => return Err(unauthorized("use `Authorization: Bearer <token>`")),
+                }
+            }
+            None => query_token.map(str::to_owned),
+        };
+        let Some(token) = bearer else {
+            return Err(unauthorized(
+                "log in (POST /api/v1/auth/login) and send `Authorization: Bearer <token>`, \
+                 or send `X-API-Key`",
+            ));
+        };
+        self.token(&token).await
+    }
+
+    async fn token(&self, token: &str) -> Result<Principal, Problem> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthorized("the token is not a JWT"))?;
+        if header.alg != Algorithm::HS256 {
+            return match &self.oidc {
+                Some(oidc) => oidc.validate(token, &header).await,
+                None => Err(unauthorized("the token is not signed by this gateway")),
+            };
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    unauthorized("the token has expired; log in again")
+                }
+                _ => unauthorized("the token is not valid"),
+            },
+        )?;
+        // The user as they are now: a disabled user or a changed role takes effect at once.
+        let user = self
+            .store
+            .get_user(&data.claims.sub)
+            .await
+            .map_err(Problem::from)?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| unauthorized("the user no longer exists or is disabled"))?;
+        Ok(Principal {
+            username: user.username,
+            display_name: user.display_name,
+            role: user.role,
+            tenant_id: user.tenant_id,
+            credential: Credential::Login,
+        })
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Principal, Problem> {
+        let hash = sha256_hex(key.as_bytes());
+        if let Some((_, k)) = self
+            .static_keys
+            .iter()
+            .find(|(h, _)| constant_time_eq(h.as_bytes(), hash.as_bytes()))
+        {
+            return Ok(Principal {
+                username: format!("key:{}", k.name),
+                display_name: k.name.clone(),
+                role: k.role,
+                tenant_id: k.tenant,
+                credential: Credential::ApiKey,
+            });
+        }
+        let Some(prefix) = key_prefix(key) else {
+            return Err(unauthorized("unknown API key"));
+        };
+        match self
+            .store
+            .find_api_key(prefix)
+            .await
+            .map_err(Problem::from)?
+        {
+            Some(k)
+                if k.revoked_at.is_none()
+                    && constant_time_eq(k.key_hash.as_bytes(), hash.as_bytes()) =>
+            {
+                Ok(Principal {
+                    username: format!("key:{}", k.name),
+                    display_name: k.name,
+                    role: k.role,
+                    tenant_id: k.tenant_id,
+                    credential: Credential::ApiKey,
+                })
+            }
+            Some(k) if k.revoked_at.is_some() => Err(unauthorized("the API key was revoked")),
+            _ => Err(unauthorized("unknown API key")),
+        }
+    }
+
+    /// Creates an API key: the stored record and the key, shown once.
+    pub(crate) async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiKey, String), Problem> {
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = hex(&bytes);
+        let mut p = [0u8; 4];
+        rand::rng().fill_bytes(&mut p);
+        let prefix = format!("mk_{}", hex(&p));
+        let key = format!("{prefix}_{secret}");
+        let record = ApiKey {
+            id: ApiKeyId::new_random(),
+            tenant_id: tenant,
+            name: name.to_owned(),
+            prefix,
+            key_hash: sha256_hex(key.as_bytes()),
+            role,
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        self.store
+            .insert_api_key(&record)
+            .await
+            .map_err(Problem::from)?;
+        Ok((record, key))
+    }
+
+    /// Counts a request against the caller's rate.
+    pub(crate) fn rate_limit(&self, key: &str) -> Result<(), Problem> {
+        self.limiter
+            .take(key)
+            .map_err(|wait| too_many(wait, "rate limit exceeded; slow down"))
+    }
+}
+
+/// The public prefix of a key made by [`Auth::create_api_key`] (`mk_xxxxxxxx`).
+fn key_prefix(key: &str) -> Option<&str> {
+    let prefix = key.get(..11)?;
+    (prefix.starts_with("mk_") && key.as_bytes().get(11) == Some(&b'_')).then_some(prefix)
+}
+
+/// The signing secret: configured, or (embedded) generated once and kept in the store.
+async fn signing_secret(store: &dyn Store, config: &AuthConfig) -> Result<String, AuthError> {
+    let configured = config.jwt_secret.trim();
+    if !configured.is_empty() {
+        if configured.len() < 32
+            || PLACEHOLDER_SECRETS.contains(&configured.to_ascii_lowercase().as_str())
+        {
+            return Err(AuthError::UnsafeSecret(
+                "[gateway.auth] jwt_secret must be at least 32 characters and not a placeholder"
+                    .into(),
+            ));
+        }
+        return Ok(configured.to_owned());
+    }
+    if config.require_explicit_secrets {
+        return Err(AuthError::UnsafeSecret(
+            "cluster mode needs [gateway.auth] jwt_secret (MANTIS_GATEWAY__AUTH__JWT_SECRET), \
+             at least 32 random characters shared by every gateway replica"
+                .into(),
+        ));
+    }
+    if let Some(serde_json::Value::String(s)) = store.get_state(SECRET_STATE_KEY).await?
+        && s.len() >= 32
+    {
+        return Ok(s);
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex(&bytes);
+    store
+        .put_state(SECRET_STATE_KEY, &serde_json::Value::String(secret.clone()))
+        .await?;
+    tracing::info!("generated the gateway's token signing secret (kept in the store)");
+    Ok(secret)
+}
+
+/// Creates the first admin when no user exists.
+async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Bootstrap, AuthError> {
+    let username = config.admin_username.trim().to_owned();
+    let mut result = Bootstrap {
+        generated_admin_password: None,
+        admin_username: username.clone(),
+    };
+    if !store.list_users(None).await?.is_empty() {
+        return Ok(result);
+    }
+    if username.is_empty() {
+        return Err(AuthError::Config("admin_username must not be empty".into()));
+    }
+    let password = if config.admin_password.is_empty() {
+        if config.require_explicit_secrets {
+            return Err(AuthError::UnsafeSecret(
+                "no user exists yet: cluster mode needs [gateway.auth] admin_password \
+                 (MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD) for the first admin"
+                    .into(),
+            ));
+        }
+        let mut bytes = [0u8; 9];
+        rand::rng().fill_bytes(&mut bytes);
+        let generated = hex(&bytes);
+        result.generated_admin_password = Some(generated.clone());
+        generated
+    } else {
+        if config.admin_password.len() < 8
+            || PLACEHOLDER_SECRETS.contains(&config.admin_password.to_ascii_lowercase().as_str())
+        {
+            return Err(AuthError::UnsafeSecret(
+                "[gateway.auth] admin_password must be at least 8 characters and not a placeholder"
+                    .into(),
+            ));
+        }
+        config.admin_password.clone()
+    };
+    let hash = hash_password(&password).map_err(|e| AuthError::Config(format!("argon2: {e}")))?;
+    store
+        .upsert_user(&User {
+            username: username.clone(),
+            tenant_id: TenantId::DEFAULT,
+            display_name: "Administrator".into(),
+            role: Role::Admin,
+            password_hash: hash,
+            disabled: false,
+            created_at: Utc::now(),
+        })
+        .await?;
+    tracing::warn!(username = %username, "created the first admin; change its password after the first login");
+    Ok(result)
+}
+
+/// The argon2id PHC string of `password` with a fresh salt.
+pub(crate) fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(crate) fn unauthorized(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+}
+
+fn too_many(wait_secs: u64, detail: &str) -> Problem {
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", detail)
+        .with_retry_after(wait_secs)
+}
+
+/// The role each endpoint needs: `(method, route, role)`. An API route missing here is refused
+/// to everyone (deny by default); the RBAC test walks this whole table for every role.
+pub const POLICY: &[(&str, &str, Role)] = &[
+    ("GET", "/api/v1/auth/me", Role::Operator),
+    ("GET", "/api/v1/overview", Role::Operator),
+    ("GET", "/api/v1/assets", Role::Operator),
+    ("POST", "/api/v1/assets", Role::Manager),
+    ("GET", "/api/v1/assets/{id}", Role::Operator),
+    ("GET", "/api/v1/assets/{id}/events", Role::Operator),
+    ("POST", "/api/v1/assets/{id}/events", Role::Technician),
+    ("GET", "/api/v1/assets/{id}/anomaly-scores", Role::Operator),
+    ("GET", "/api/v1/assets/{id}/rul", Role::Operator),
+    ("GET", "/api/v1/sensors/{id}/readings", Role::Operator),
+    ("GET", "/api/v1/features/{asset_id}", Role::Operator),
+    ("GET", "/api/v1/anomalies", Role::Operator),
+    ("GET", "/api/v1/alerts", Role::Operator),
+    ("POST", "/api/v1/alerts/{id}/acknowledge", Role::Operator),
+    ("POST", "/api/v1/alerts/{id}/assign", Role::Manager),
+    ("GET", "/api/v1/work-orders", Role::Operator),
+    ("POST", "/api/v1/work-orders", Role::Manager),
+    ("GET", "/api/v1/work-orders/{id}", Role::Operator),
+    ("PATCH", "/api/v1/work-orders/{id}", Role::Technician),
+    (
+        "POST",
+        "/api/v1/work-orders/{id}/transition",
+        Role::Technician,
+    ),
+    (
+        "POST",
+        "/api/v1/work-orders/{id}/complete",
+        Role::Technician,
+    ),
+    ("GET", "/api/v1/kpis", Role::Manager),
+    ("GET", "/api/v1/users", Role::Admin),
+    ("POST", "/api/v1/users", Role::Admin),
+    ("PATCH", "/api/v1/users/{username}", Role::Admin),
+    ("GET", "/api/v1/api-keys", Role::Admin),
+    ("POST", "/api/v1/api-keys", Role::Admin),
+    ("DELETE", "/api/v1/api-keys/{id}", Role::Admin),
+    ("GET", "/ws", Role::Operator),
+];
+
+/// The role `method` on `route` needs, if the route is in [`POLICY`].
+pub fn required_role(method: &Method, route: &str) -> Option<Role> {
+    POLICY
+        .iter()
+        .find(|(m, r, _)| *r == route && method.as_str() == *m)
+        .map(|(_, _, role)| *role)
+}
+
+/// Middleware of every protected route: authenticates, rate-limits, enforces [`POLICY`] and
+/// hands the handler the [`Principal`].
+pub(crate) async fn guard(
+    State(auth): State<Arc<Auth>>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.as_ref().map_or("", |m| m.as_str()).to_owned();
+    let method = request.method().clone();
+    // HEAD is GET without a body.
+    let effective = if method == Method::HEAD {
+        Method::GET
+    } else {
+        method.clone()
+    };
+    let query_token = if route == "/ws" {
+        query_param(request.uri().query(), "token")
+    } else {
+        None
+    };
+    let principal = match auth
+        .authenticate(request.headers(), query_token.as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(problem) => return with_challenge(problem),
+    };
+    if let Err(problem) = auth.rate_limit(&principal.username) {
+        return problem.into_response();
+    }
+    let Some(required) = required_role(&effective, &route) else {
+        tracing::error!(%method, route, "no access policy for this endpoint: refused");
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "this endpoint has no access policy",
+        )
+        .into_response();
+    };
+    if !principal.role.includes(required) {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "{} needs the {required} role; you are {}",
+                route, principal.role
+            ),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn with_challenge(problem: Problem) -> Response {
+    let mut response = problem.into_response();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"mantis\""),
+        );
+    }
+    response
+}
+
+/// One query parameter, percent-decoded.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct horsE", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+        assert_ne!(
+            hash,
+            hash_password("correct horse").expect("hash"),
+            "salted"
+        );
+    }
+
+    #[test]
+    fn roles_include_the_ones_below_them() {
+        assert!(Role::Admin.includes(Role::Operator));
+        assert!(Role::Technician.includes(Role::Technician));
+        assert!(!Role::Operator.includes(Role::Technician));
+        assert!(!Role::Manager.includes(Role::Admin));
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_a_burst_then_refuses_with_a_wait() {
+        let limiter = RateLimiter::new(60, 3);
+        for _ in 0..3 {
+            assert!(limiter.take("k").is_ok());
+        }
+        let wait = limiter.take("k").expect_err("over the burst");
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(limiter.take("other").is_ok(), "per key");
+        limiter.refund("k");
+        assert!(limiter.take("k").is_ok());
+        assert!(RateLimiter::new(0, 0).take("k").is_ok(), "0 is unlimited");
+    }
+
+    #[test]
+    fn key_prefixes_are_recognised_only_in_the_generated_shape() {
+        assert_eq!(key_prefix("mk_0a1b2c3d_ffff"), Some("mk_0a1b2c3d"));
+        assert_eq!(key_prefix("mk_0a1b2c3dXffff"), None);
+        assert_eq!(key_prefix("short"), None);
+        assert_eq!(key_prefix("ключ-ключ-ключ"), None);
+    }
+
+    #[test]
+    fn every_policy_entry_is_unique_and_names_an_api_route() {
+        for (i, (m, r, _)) in POLICY.iter().enumerate() {
+            assert!(r.starts_with("/api/v1/") || *r == "/ws", "{r}");
+            assert!(Method::from_bytes(m.as_bytes()).is_ok(), "{m}");
+            assert!(
+                !POLICY[i + 1..].iter().any(|(m2, r2, _)| m2 == m && r2 == r),
+                "{m} {r} twice"
+            );
+        }
+        assert_eq!(
+            required_role(&Method::GET, "/api/v1/alerts"),
+            Some(Role::Operator)
+        );
+        assert_eq!(required_role(&Method::DELETE, "/api/v1/alerts"), None);
+    }
+}

@@ -1,0 +1,436 @@
+//! Maintenance KPIs per asset, per line and per shift: availability, MTBF, MTTR, downtime and
+//! OEE, from the recorded maintenance events (and speed sensors for performance).
+//!
+//! - A FAILURE starts a downtime; the next REPAIR or REPLACEMENT of the asset ends it (a failure
+//!   not repaired yet is down until the end of the period).
+//! - availability = 1 − downtime / period; MTBF = uptime / failures; MTTR = repaired downtime /
+//!   repaired failures (no failure: MTBF and MTTR are null).
+//! - OEE = availability × performance × quality. Performance is the mean speed over the rated
+//!   speed (a SPEED sensor's `maxValue`) when the asset has a speed sensor, else 1; quality is
+//!   1 (MANTIS does not ingest good/reject counts). `oeeBasis` says which terms were measured.
+
+use crate::api::{
+    ApiResult, ApiState, Params, instant, list_response, parse_id, tenant_asset, tenant_assets,
+    wants_csv,
+};
+use crate::auth::Principal;
+use axum::Json;
+use axum::extract::{Extension, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, SensorType};
+use mantis_runtime::Problem;
+use mantis_store::Store;
+use serde::{Deserialize, Serialize};
+
+/// One shift of the plant's day (`[[gateway.shifts]]`), in UTC.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftConfig {
+    /// Name shown ("A", "Night").
+    pub name: String,
+    /// Start time of day, `HH:MM` UTC; the shift lasts until the next one starts.
+    pub start: String,
+}
+
+/// The default: three eight-hour shifts from 06:00 UTC.
+pub fn default_shifts() -> Vec<ShiftConfig> {
+    [("A", "06:00"), ("B", "14:00"), ("C", "22:00")]
+        .into_iter()
+        .map(|(n, s)| ShiftConfig {
+            name: n.into(),
+            start: s.into(),
+        })
+        .collect()
+}
+
+/// Parsed shifts, ordered by start.
+#[derive(Clone, Debug)]
+pub(crate) struct Shifts(Vec<(String, NaiveTime)>);
+
+impl Shifts {
+    pub(crate) fn parse(config: &[ShiftConfig]) -> Result<Self, String> {
+        let mut shifts = Vec::new();
+        for s in config {
+            let t = NaiveTime::parse_from_str(&s.start, "%H:%M")
+                .map_err(|_| format!("shift `{}`: start `{}` is not HH:MM", s.name, s.start))?;
+            shifts.push((s.name.clone(), t));
+        }
+        shifts.sort_by_key(|(_, t)| *t);
+        Ok(Self(shifts))
+    }
+
+    /// Every shift instance overlapping `[from, to)`, clipped to it.
+    fn instances(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(String, DateTime<Utc>, DateTime<Utc>)> {
+        let mut out = Vec::new();
+        if self.0.is_empty() {
+            return out;
+        }
+        let mut day = from.date_naive() - chrono::Days::new(1);
+        while let Some(start_of_day) = Utc
+            .from_local_datetime(&day.and_time(NaiveTime::MIN))
+            .single()
+        {
+            if start_of_day >= to {
+                break;
+            }
+            for (i, (name, start)) in self.0.iter().enumerate() {
+                let begin = Utc.from_utc_datetime(&day.and_time(*start));
+                let end = match self.0.get(i + 1) {
+                    Some((_, next)) => Utc.from_utc_datetime(&day.and_time(*next)),
+                    None => {
+                        Utc.from_utc_datetime(&(day + chrono::Days::new(1)).and_time(self.0[0].1))
+                    }
+                };
+                let (b, e) = (begin.max(from), end.min(to));
+                if b < e {
+                    out.push((name.clone(), b, e));
+                }
+            }
+            day = day + chrono::Days::new(1);
+        }
+        out
+    }
+}
+
+/// KPIs of one asset or of a group.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Kpi {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset_id: Option<AssetId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<String>,
+    availability: f64,
+    mtbf_hours: Option<f64>,
+    mttr_hours: Option<f64>,
+    failures: u32,
+    downtime_hours: f64,
+    performance: Option<f64>,
+    oee: f64,
+    oee_basis: String,
+    shifts: Vec<ShiftKpi>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShiftKpi {
+    shift: String,
+    hours: f64,
+    availability: f64,
+    oee: f64,
+}
+
+/// Downtime intervals, failures started in the period, repaired downtime, repairs.
+type Downtimes = (Vec<(DateTime<Utc>, DateTime<Utc>)>, u32, Duration, u32);
+
+/// Downtime intervals of one asset from its events (oldest first), clipped to `[from, to)`;
+/// also how many failures started in the period and the repaired downtime.
+fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>) -> Downtimes {
+    let mut sorted: Vec<&MaintenanceEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| e.occurred_at);
+    let mut intervals = Vec::new();
+    let (mut failures, mut repaired, mut repaired_count) = (0u32, Duration::zero(), 0u32);
+    let mut down_since: Option<DateTime<Utc>> = None;
+    for e in sorted {
+        match e.kind {
+            MaintenanceEventKind::Failure => {
+                if down_since.is_none() {
+                    down_since = Some(e.occurred_at);
+                    if e.occurred_at >= from && e.occurred_at < to {
+                        failures += 1;
+                    }
+                }
+            }
+            MaintenanceEventKind::Repair | MaintenanceEventKind::Replacement => {
+                if let Some(start) = down_since.take() {
+                    let (b, en) = (start.max(from), e.occurred_at.min(to));
+                    if b < en {
+                        intervals.push((b, en));
+                    }
+                    if start >= from && start < to {
+                        repaired += e.occurred_at - start;
+                        repaired_count += 1;
+                    }
+                }
+            }
+            MaintenanceEventKind::Inspection => {}
+        }
+    }
+    if let Some(start) = down_since {
+        let (b, en) = (start.max(from), to);
+        if b < en {
+            intervals.push((b, en));
+        }
+    }
+    (intervals, failures, repaired, repaired_count)
+}
+
+fn overlap(
+    intervals: &[(DateTime<Utc>, DateTime<Utc>)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Duration {
+    intervals.iter().fold(Duration::zero(), |acc, (b, e)| {
+        let (b, e) = ((*b).max(from), (*e).min(to));
+        if b < e { acc + (e - b) } else { acc }
+    })
+}
+
+fn hours(d: Duration) -> f64 {
+    d.num_milliseconds() as f64 / 3_600_000.0
+}
+
+/// Mean speed over rated speed in `[from, to)`, when the asset has a speed sensor with data.
+async fn performance(
+    store: &dyn Store,
+    asset: &Asset,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Option<f64>> {
+    let sensors = store.list_sensors(Some(asset.id)).await?;
+    let Some(speed) = sensors
+        .iter()
+        .find(|s| s.sensor_type == SensorType::Speed && s.max_value > 0.0)
+    else {
+        return Ok(None);
+    };
+    let span = (to - from).num_milliseconds().max(1);
+    let buckets = store.reading_buckets(speed.id, from, to, span).await?;
+    Ok(buckets
+        .first()
+        .filter(|b| b.avg.is_finite())
+        .map(|b| (b.avg / speed.max_value).clamp(0.0, 1.0)))
+}
+
+async fn asset_kpi(
+    store: &dyn Store,
+    shifts: &Shifts,
+    asset: &Asset,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Kpi> {
+    let events = store.list_maintenance_events(Some(asset.id), 1000).await?;
+    let (intervals, failures, repaired, repaired_count) = downtimes(&events, from, to);
+    let period = to - from;
+    let down = overlap(&intervals, from, to);
+    let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
+    let perf = performance(store, asset, from, to).await?;
+    let oee = availability * perf.unwrap_or(1.0);
+    let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
+    for (name, b, e) in shifts.instances(from, to) {
+        let down = overlap(&intervals, b, e);
+        let entry = match shift_kpis.iter_mut().find(|k| k.shift == name) {
+            Some(k) => k,
+            None => {
+                shift_kpis.push(ShiftKpi {
+                    shift: name.clone(),
+                    hours: 0.0,
+                    availability: 0.0,
+                    oee: 0.0,
+                });
+                shift_kpis.last_mut().expect("just pushed")
+            }
+        };
+        // Accumulate down hours in `availability` first; turned into a ratio below.
+        entry.hours += hours(e - b);
+        entry.availability += hours(down);
+    }
+    for k in &mut shift_kpis {
+        k.availability = if k.hours > 0.0 {
+            (1.0 - k.availability / k.hours).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        k.oee = k.availability * perf.unwrap_or(1.0);
+    }
+    Ok(Kpi {
+        asset_id: Some(asset.id),
+        asset_code: Some(asset.code.clone()),
+        line: Some(asset.location.clone()),
+        availability,
+        mtbf_hours: (failures > 0).then(|| hours(period - down) / f64::from(failures)),
+        mttr_hours: (repaired_count > 0).then(|| hours(repaired) / f64::from(repaired_count)),
+        failures,
+        downtime_hours: hours(down),
+        performance: perf,
+        oee,
+        oee_basis: basis(perf.is_some()),
+        shifts: shift_kpis,
+    })
+}
+
+fn basis(measured_performance: bool) -> String {
+    if measured_performance {
+        "availability × performance (speed) × quality (assumed 1)".into()
+    } else {
+        "availability × performance (assumed 1: no speed sensor) × quality (assumed 1)".into()
+    }
+}
+
+/// The group's KPIs: availability and OEE averaged over assets, MTBF and MTTR over all
+/// failures.
+fn total(kpis: &[Kpi], period: Duration) -> Kpi {
+    let n = kpis.len().max(1) as f64;
+    let failures: u32 = kpis.iter().map(|k| k.failures).sum();
+    let down: f64 = kpis.iter().map(|k| k.downtime_hours).sum();
+    let up = hours(period) * kpis.len() as f64 - down;
+    let repaired: Vec<f64> = kpis.iter().filter_map(|k| k.mttr_hours).collect();
+    let mut shifts: Vec<ShiftKpi> = Vec::new();
+    for k in kpis {
+        for s in &k.shifts {
+            match shifts.iter_mut().find(|t| t.shift == s.shift) {
+                Some(t) => {
+                    t.availability += s.availability / n;
+                    t.oee += s.oee / n;
+                }
+                None => shifts.push(ShiftKpi {
+                    shift: s.shift.clone(),
+                    hours: s.hours,
+                    availability: s.availability / n,
+                    oee: s.oee / n,
+                }),
+            }
+        }
+    }
+    let measured = kpis.iter().any(|k| k.performance.is_some());
+    Kpi {
+        asset_id: None,
+        asset_code: None,
+        line: None,
+        availability: kpis.iter().map(|k| k.availability).sum::<f64>() / n,
+        mtbf_hours: (failures > 0).then(|| up / f64::from(failures)),
+        mttr_hours: (!repaired.is_empty())
+            .then(|| repaired.iter().sum::<f64>() / repaired.len() as f64),
+        failures,
+        downtime_hours: down,
+        performance: None,
+        oee: kpis.iter().map(|k| k.oee).sum::<f64>() / n,
+        oee_basis: basis(measured),
+        shifts,
+    }
+}
+
+/// `GET /api/v1/kpis?from&to&assetId|line`: KPIs of the tenant's assets (or one asset, or one
+/// line) over a period (default: the last 7 days); CSV lists the assets.
+pub(crate) async fn kpis(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
+    let from = instant(&params, "from")?.unwrap_or(to - Duration::days(7));
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
+        );
+    }
+    if to - from > Duration::days(3660) {
+        return Err(Problem::bad_request("the period may not exceed ten years")
+            .with_field("/from", "too far back"));
+    }
+    let assets = match (params.get("assetId"), params.get("line")) {
+        (Some(raw), _) => {
+            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
+            vec![tenant_asset(s.store.as_ref(), &who, id).await?]
+        }
+        (None, Some(line)) => tenant_assets(s.store.as_ref(), &who)
+            .await?
+            .into_iter()
+            .filter(|a| &a.location == line)
+            .collect(),
+        (None, None) => tenant_assets(s.store.as_ref(), &who).await?,
+    };
+    let mut per_asset = Vec::with_capacity(assets.len());
+    for asset in &assets {
+        per_asset.push(asset_kpi(s.store.as_ref(), &s.shifts, asset, from, to).await?);
+    }
+    if wants_csv(&headers, &params) {
+        return list_response(&per_asset, true, "kpis");
+    }
+    let total = total(&per_asset, to - from);
+    Ok(Json(serde_json::json!({
+        "from": from,
+        "to": to,
+        "scope": {"assetId": params.get("assetId"), "line": params.get("line")},
+        "assets": per_asset,
+        "total": total,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_domain::MaintenanceEventId;
+
+    fn t(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+            + Duration::hours(h)
+    }
+
+    fn event(kind: MaintenanceEventKind, h: i64) -> MaintenanceEvent {
+        MaintenanceEvent {
+            id: MaintenanceEventId::new_random(),
+            asset_id: AssetId::new_random(),
+            kind,
+            occurred_at: t(h),
+            work_order_id: None,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_failure_is_down_until_its_repair_and_open_failures_until_the_end() {
+        use MaintenanceEventKind::*;
+        let events = [
+            event(Failure, 10),
+            event(Inspection, 11),
+            event(Repair, 12),
+            event(Failure, 90),
+        ];
+        let (intervals, failures, repaired, n) = downtimes(&events, t(0), t(100));
+        assert_eq!(intervals, vec![(t(10), t(12)), (t(90), t(100))]);
+        assert_eq!((failures, n), (2, 1));
+        assert_eq!(repaired, Duration::hours(2));
+        // A failure before the period is down from the period's start, not counted as one.
+        let (intervals, failures, _, _) =
+            downtimes(&[event(Failure, -5), event(Replacement, 3)], t(0), t(100));
+        assert_eq!(intervals, vec![(t(0), t(3))]);
+        assert_eq!(failures, 0);
+    }
+
+    #[test]
+    fn shifts_cover_the_period_exactly_and_wrap_midnight() {
+        let shifts = Shifts::parse(&default_shifts()).expect("valid");
+        let instances = shifts.instances(t(0), t(24));
+        let total: f64 = instances.iter().map(|(_, b, e)| hours(*e - *b)).sum();
+        assert!((total - 24.0).abs() < 1e-9);
+        assert_eq!(
+            instances.first().map(|(n, b, e)| (n.as_str(), *b, *e)),
+            Some(("C", t(0), t(6)))
+        );
+        assert!(
+            instances
+                .iter()
+                .any(|(n, b, e)| n == "C" && *b == t(22) && *e == t(24))
+        );
+        assert!(
+            Shifts::parse(&[ShiftConfig {
+                name: "x".into(),
+                start: "25:00".into()
+            }])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,532 @@
+//! What people do about the plant: acknowledge and assign alerts, plan and work the work
+//! orders.
+
+use crate::api::{
+    ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_asset, wants_csv,
+};
+use crate::auth::Principal;
+use crate::plant::{not_in_future, parse_event_kind};
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use mantis_domain::{
+    AlertId, AssetId, MaintenanceEvent, MaintenanceEventId, Priority, WorkOrder, WorkOrderId,
+    WorkOrderStatus, deterministic_uuid,
+};
+use mantis_runtime::Problem;
+use mantis_store::{
+    AlertFilter, AlertRecord, AlertState, Part, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+};
+use serde::Deserialize;
+
+fn conflict(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "Conflict", detail)
+}
+
+// --- alerts -------------------------------------------------------------------------------------
+
+/// `GET /api/v1/alerts?state=open|acknowledged|all&assetId&limit`.
+pub(crate) async fn list_alerts(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let state = match params.get("state").map(|s| s.to_ascii_lowercase()) {
+        None => AlertState::All,
+        Some(s) if s == "all" => AlertState::All,
+        Some(s) if s == "open" => AlertState::Open,
+        Some(s) if s == "acknowledged" => AlertState::Acknowledged,
+        Some(s) => {
+            return Err(
+                Problem::bad_request("state must be open, acknowledged or all")
+                    .with_field("/state", format!("`{s}` is not open, acknowledged or all")),
+            );
+        }
+    };
+    let asset_id = asset_filter(&s, &who, &params).await?;
+    let alerts = s
+        .store
+        .list_alert_records(&AlertFilter {
+            tenant: Some(who.tenant_id),
+            asset_id,
+            state,
+            limit: Some(limit(&params)?),
+        })
+        .await?;
+    list_response(&alerts, wants_csv(&headers, &params), "alerts")
+}
+
+/// The `assetId` filter of a list, when given: one of the caller's tenant's assets.
+async fn asset_filter(
+    s: &ApiState,
+    who: &Principal,
+    params: &Params,
+) -> ApiResult<Option<AssetId>> {
+    match params.get("assetId") {
+        Some(raw) => {
+            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
+            tenant_asset(s.store.as_ref(), who, id).await?;
+            Ok(Some(id))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The alert if it is the caller's tenant's.
+async fn tenant_alert(s: &ApiState, who: &Principal, raw: &str) -> ApiResult<AlertRecord> {
+    let id: AlertId = parse_id(raw, "the alert id", "/id")?;
+    let record = s
+        .store
+        .get_alert_record(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("alert {id} does not exist")))?;
+    tenant_asset(s.store.as_ref(), who, record.alert.asset_id)
+        .await
+        .map_err(|_| Problem::not_found(format!("alert {id} does not exist")))?;
+    Ok(record)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Acknowledgement {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/alerts/{id}/acknowledge`: records who acknowledged and when; acknowledging
+/// again keeps the first acknowledgement.
+pub(crate) async fn acknowledge_alert(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let ack: Acknowledgement = if body.iter().all(u8::is_ascii_whitespace) {
+        Acknowledgement::default()
+    } else {
+        mantis_runtime::parse_json(&body)?
+    };
+    if ack.note.len() > 2000 {
+        return Err(Problem::bad_request("the note is too long")
+            .with_field("/note", "at most 2000 characters"));
+    }
+    let record = tenant_alert(&s, &who, &id).await?;
+    let first = s
+        .store
+        .acknowledge_alert(record.alert.id, &who.username, Utc::now(), &ack.note)
+        .await?;
+    let updated = s
+        .store
+        .get_alert_record(record.alert.id)
+        .await?
+        .ok_or_else(|| Problem::not_found("the alert disappeared"))?;
+    if first {
+        tracing::info!(alert = %record.alert.id, by = %who.username, "alert acknowledged");
+        s.live.alert_changed(&updated, who.tenant_id);
+    }
+    Ok(Json(updated).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Assignment {
+    assignee: Option<String>,
+}
+
+/// `POST /api/v1/alerts/{id}/assign` `{"assignee": "tom"}` (`null`: nobody).
+pub(crate) async fn assign_alert(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let assignment: Assignment = mantis_runtime::parse_json(&body)?;
+    let assignee = assignment.assignee.map(|a| a.trim().to_owned());
+    if let Some(a) = &assignee {
+        check_person(&s, &who, a, "/assignee").await?;
+    }
+    let record = tenant_alert(&s, &who, &id).await?;
+    s.store
+        .assign_alert(record.alert.id, assignee.as_deref())
+        .await?;
+    let updated = s
+        .store
+        .get_alert_record(record.alert.id)
+        .await?
+        .ok_or_else(|| Problem::not_found("the alert disappeared"))?;
+    s.live.alert_changed(&updated, who.tenant_id);
+    Ok(Json(updated).into_response())
+}
+
+/// A person work can be given to: a user of the caller's tenant.
+async fn check_person(
+    s: &ApiState,
+    who: &Principal,
+    username: &str,
+    pointer: &str,
+) -> ApiResult<()> {
+    match s.store.get_user(username).await? {
+        Some(u) if u.tenant_id == who.tenant_id && !u.disabled => Ok(()),
+        _ => Err(
+            Problem::bad_request(format!("`{username}` is not a user of this plant"))
+                .with_field(pointer, "unknown user"),
+        ),
+    }
+}
+
+// --- work orders --------------------------------------------------------------------------------
+
+/// The moves a work order may make.
+pub(crate) fn allowed(from: WorkOrderStatus, to: WorkOrderStatus) -> bool {
+    use WorkOrderStatus::*;
+    matches!(
+        (from, to),
+        (Open, Scheduled | InProgress | Cancelled)
+            | (Scheduled, InProgress | Cancelled | Open)
+            | (InProgress, Completed | Scheduled | Cancelled)
+    )
+}
+
+/// `GET /api/v1/work-orders?status=OPEN,IN_PROGRESS&assetId&limit`.
+pub(crate) async fn list_work_orders(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let statuses = match params.get("status") {
+        None => Vec::new(),
+        Some(raw) => raw
+            .split(',')
+            .map(WorkOrderStatus::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                Problem::bad_request(e.to_string()).with_field("/status", e.to_string())
+            })?,
+    };
+    let asset_id = asset_filter(&s, &who, &params).await?;
+    let orders = s
+        .store
+        .list_work_order_records(&WorkOrderFilter {
+            tenant: Some(who.tenant_id),
+            asset_id,
+            statuses,
+            limit: Some(limit(&params)?),
+        })
+        .await?;
+    list_response(&orders, wants_csv(&headers, &params), "work-orders")
+}
+
+/// The work order if it is the caller's tenant's.
+async fn tenant_work_order(s: &ApiState, who: &Principal, raw: &str) -> ApiResult<WorkOrderRecord> {
+    let id: WorkOrderId = parse_id(raw, "the work order id", "/id")?;
+    let record = s
+        .store
+        .get_work_order_record(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("work order {id} does not exist")))?;
+    tenant_asset(s.store.as_ref(), who, record.order.asset_id)
+        .await
+        .map_err(|_| Problem::not_found(format!("work order {id} does not exist")))?;
+    Ok(record)
+}
+
+pub(crate) async fn get_work_order(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(tenant_work_order(&s, &who, &id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewWorkOrder {
+    asset_id: AssetId,
+    description: String,
+    priority: String,
+    due_by: Option<DateTime<Utc>>,
+    technician: Option<String>,
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+fn check_parts(parts: &[Part]) -> ApiResult<()> {
+    for (i, p) in parts.iter().enumerate() {
+        if p.part_number.trim().is_empty() {
+            return Err(Problem::bad_request("a part needs a part number")
+                .with_field(format!("/parts/{i}/partNumber"), "must not be empty"));
+        }
+        if p.quantity == 0 {
+            return Err(Problem::bad_request("a part's quantity must be positive")
+                .with_field(format!("/parts/{i}/quantity"), "must be at least 1"));
+        }
+    }
+    if parts.len() > 200 {
+        return Err(Problem::bad_request("too many parts").with_field("/parts", "at most 200"));
+    }
+    Ok(())
+}
+
+fn parse_priority(raw: &str) -> ApiResult<Priority> {
+    Priority::parse(raw)
+        .map_err(|e| Problem::bad_request(e.to_string()).with_field("/priority", e.to_string()))
+}
+
+/// `POST /api/v1/work-orders`: a work order planned by hand.
+pub(crate) async fn create_work_order(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let new: NewWorkOrder = mantis_runtime::parse_json(&body)?;
+    let priority = parse_priority(&new.priority)?;
+    if new.description.trim().is_empty() {
+        return Err(Problem::bad_request("a work order needs a description")
+            .with_field("/description", "must not be empty"));
+    }
+    check_parts(&new.parts)?;
+    let asset = tenant_asset(s.store.as_ref(), &who, new.asset_id).await?;
+    if let Some(t) = &new.technician {
+        check_person(&s, &who, t, "/technician").await?;
+    }
+    let now = Utc::now();
+    let due_by = new.due_by.unwrap_or_else(|| {
+        now + Duration::from_std(asset.criticality.default_max_response())
+            .unwrap_or(Duration::hours(24))
+    });
+    let id = WorkOrderId::new_random();
+    let order = WorkOrder {
+        id,
+        code: format!("WO-{}-{}", now.format("%Y%m%d"), &id.to_string()[..8]),
+        asset_id: asset.id,
+        // Each manual work order is its own cause: several can be active on one asset.
+        cause: format!("manual:{id}"),
+        priority,
+        status: WorkOrderStatus::Open,
+        created_at: now,
+        due_by,
+        description: new.description.trim().to_owned(),
+        rule: "manual".into(),
+        trigger_event: format!("user:{}", who.username),
+    };
+    s.store.open_work_order(&order).await?;
+    if new.technician.is_some() || !new.parts.is_empty() {
+        s.store
+            .update_work_order(
+                id,
+                &WorkOrderChanges {
+                    technician: Some(new.technician.clone()),
+                    parts: Some(new.parts.clone()),
+                    ..WorkOrderChanges::default()
+                },
+            )
+            .await?;
+    }
+    let record = tenant_work_order(&s, &who, &id.to_string()).await?;
+    s.live.work_order_changed(&record, who.tenant_id);
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WorkOrderPatch {
+    description: Option<String>,
+    priority: Option<String>,
+    due_by: Option<DateTime<Utc>>,
+    /// Absent: unchanged; `null`: unassigned.
+    #[serde(default, deserialize_with = "present")]
+    technician: Option<Option<String>>,
+    parts: Option<Vec<Part>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D>(d: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/work-orders/{id}`: replans description, priority, due date, technician,
+/// parts. A finished work order is not replanned.
+pub(crate) async fn update_work_order(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let patch: WorkOrderPatch = mantis_runtime::parse_json(&body)?;
+    let priority = patch.priority.as_deref().map(parse_priority).transpose()?;
+    if let Some(parts) = &patch.parts {
+        check_parts(parts)?;
+    }
+    if patch
+        .description
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        return Err(Problem::bad_request("the description must not be empty")
+            .with_field("/description", "must not be empty"));
+    }
+    let record = tenant_work_order(&s, &who, &id).await?;
+    if !record.order.status.is_active() {
+        return Err(conflict(format!(
+            "work order {} is {} and can no longer be changed",
+            record.order.code,
+            record.order.status.as_str()
+        )));
+    }
+    if let Some(Some(t)) = &patch.technician {
+        check_person(&s, &who, t, "/technician").await?;
+    }
+    s.store
+        .update_work_order(
+            record.order.id,
+            &WorkOrderChanges {
+                description: patch.description.map(|d| d.trim().to_owned()),
+                priority,
+                due_by: patch.due_by,
+                technician: patch.technician,
+                parts: patch.parts,
+            },
+        )
+        .await?;
+    let updated = tenant_work_order(&s, &who, &id).await?;
+    s.live.work_order_changed(&updated, who.tenant_id);
+    Ok(Json(updated).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Transition {
+    to: String,
+}
+
+/// `POST /api/v1/work-orders/{id}/transition` `{"to": "IN_PROGRESS"}`.
+pub(crate) async fn transition_work_order(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let transition: Transition = mantis_runtime::parse_json(&body)?;
+    let to = WorkOrderStatus::parse(&transition.to)
+        .map_err(|e| Problem::bad_request(e.to_string()).with_field("/to", e.to_string()))?;
+    let record = tenant_work_order(&s, &who, &id).await?;
+    let from = record.order.status;
+    if from == to {
+        return Ok(Json(record).into_response());
+    }
+    if !allowed(from, to) {
+        return Err(conflict(format!(
+            "work order {} cannot go from {} to {}",
+            record.order.code,
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    if !s
+        .store
+        .transition_work_order(record.order.id, from, to)
+        .await?
+    {
+        return Err(conflict(format!(
+            "work order {} was changed meanwhile; reload it",
+            record.order.code
+        )));
+    }
+    tracing::info!(work_order = %record.order.code, from = from.as_str(), to = to.as_str(), by = %who.username, "work order moved");
+    let updated = tenant_work_order(&s, &who, &id).await?;
+    s.live.work_order_changed(&updated, who.tenant_id);
+    Ok(Json(updated).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Completion {
+    /// FAILURE, REPLACEMENT, REPAIR, INSPECTION; none: nothing to record.
+    outcome: Option<String>,
+    /// When the failure or work happened; default now.
+    occurred_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
+/// was found as a maintenance event (one per work order, so a retried call records nothing
+/// twice).
+pub(crate) async fn complete_work_order(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let completion: Completion = if body.iter().all(u8::is_ascii_whitespace) {
+        Completion {
+            outcome: None,
+            occurred_at: None,
+            note: String::new(),
+        }
+    } else {
+        mantis_runtime::parse_json(&body)?
+    };
+    let kind = completion
+        .outcome
+        .as_deref()
+        .map(|o| parse_event_kind(o, "/outcome"))
+        .transpose()?;
+    let occurred_at = completion.occurred_at.unwrap_or_else(Utc::now);
+    not_in_future(occurred_at, "/occurredAt")?;
+    let record = tenant_work_order(&s, &who, &id).await?;
+    let order = &record.order;
+    if order.status == WorkOrderStatus::Cancelled {
+        return Err(conflict(format!("work order {} was cancelled", order.code)));
+    }
+    if order.status != WorkOrderStatus::Completed {
+        s.store
+            .set_work_order_status(order.id, WorkOrderStatus::Completed)
+            .await?;
+    }
+    let event = match kind {
+        Some(kind) => {
+            let event = MaintenanceEvent {
+                id: MaintenanceEventId(deterministic_uuid(
+                    "maintenance-event",
+                    &[&order.id.to_string()],
+                )),
+                asset_id: order.asset_id,
+                kind,
+                occurred_at,
+                work_order_id: Some(order.id),
+                note: completion.note,
+            };
+            s.store.insert_maintenance_event(&event).await?;
+            Some(event)
+        }
+        None => None,
+    };
+    let updated = tenant_work_order(&s, &who, &id).await?;
+    s.live.work_order_changed(&updated, who.tenant_id);
+    Ok(Json(serde_json::json!({"workOrder": updated, "event": event})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use WorkOrderStatus::*;
+
+    #[test]
+    fn finished_work_orders_stay_finished_and_nothing_skips_being_worked() {
+        assert!(allowed(Open, InProgress));
+        assert!(allowed(InProgress, Completed));
+        assert!(!allowed(Open, Completed), "must be worked first");
+        for to in [Open, Scheduled, InProgress, Completed, Cancelled] {
+            assert!(!allowed(Completed, to));
+            assert!(!allowed(Cancelled, to));
+        }
+    }
+}

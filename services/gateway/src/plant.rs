@@ -1,0 +1,588 @@
+//! The plant: assets and sensors, their health at a glance, time series (downsampled on the
+//! server), anomaly scores and explanations, RUL history, maintenance events.
+
+use crate::api::{
+    ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_asset,
+    tenant_assets, wants_csv,
+};
+use crate::auth::Principal;
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use mantis_domain::{
+    Asset, AssetId, Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId,
+    MaintenanceEventKind, Sensor, SensorId, SensorType, Severity, WorkOrderId,
+};
+use mantis_runtime::Problem;
+use mantis_store::{AlertFilter, AlertState, WorkOrderFilter};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// An asset as the API shows it: the stored asset and its production line (its location).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AssetView {
+    #[serde(flatten)]
+    asset: Asset,
+    line: String,
+}
+
+impl From<Asset> for AssetView {
+    fn from(asset: Asset) -> Self {
+        let line = asset.location.clone();
+        Self { asset, line }
+    }
+}
+
+pub(crate) async fn list_assets(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let assets: Vec<AssetView> = tenant_assets(s.store.as_ref(), &who)
+        .await?
+        .into_iter()
+        .map(AssetView::from)
+        .collect();
+    list_response(&assets, wants_csv(&headers, &params), "assets")
+}
+
+pub(crate) async fn get_asset(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id: AssetId = parse_id(&id, "the asset id", "/id")?;
+    let asset = tenant_asset(s.store.as_ref(), &who, id).await?;
+    let sensors = s.store.list_sensors(Some(id)).await?;
+    Ok(
+        Json(serde_json::json!({"asset": AssetView::from(asset), "sensors": sensors}))
+            .into_response(),
+    )
+}
+
+/// Body of `POST /api/v1/assets`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewAsset {
+    id: Option<AssetId>,
+    code: String,
+    name: String,
+    asset_type: String,
+    #[serde(default)]
+    location: String,
+    criticality: String,
+    #[serde(default)]
+    sensors: Vec<NewSensor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewSensor {
+    id: Option<SensorId>,
+    code: String,
+    sensor_type: String,
+    unit: String,
+    min_value: f64,
+    max_value: f64,
+    sampling_rate_hz: f64,
+}
+
+/// `POST /api/v1/assets`: registers (or replaces) an asset of the caller's tenant with its
+/// sensors.
+pub(crate) async fn create_asset(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let new: NewAsset = mantis_runtime::parse_json(&body)?;
+    let mut problem = Problem::bad_request("invalid asset");
+    let criticality = match Criticality::parse(&new.criticality) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problem = problem.with_field("/criticality", e.to_string());
+            None
+        }
+    };
+    if new.code.trim().is_empty() {
+        problem = problem.with_field("/code", "must not be empty");
+    }
+    if new.asset_type.trim().is_empty() {
+        problem = problem.with_field("/assetType", "must not be empty");
+    }
+    let asset_id = new.id.unwrap_or_else(AssetId::new_random);
+    if let Some(existing) = s.store.get_asset(asset_id).await?
+        && existing.tenant_id != who.tenant_id
+    {
+        // Another tenant's asset: as if the id were taken by nobody the caller can see.
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "this asset id is not available",
+        ));
+    }
+    let mut sensors = Vec::new();
+    for (i, sn) in new.sensors.iter().enumerate() {
+        match SensorType::parse(&sn.sensor_type) {
+            Ok(sensor_type) => sensors.push(Sensor {
+                id: sn.id.unwrap_or_else(SensorId::new_random),
+                asset_id,
+                code: sn.code.trim().to_owned(),
+                sensor_type,
+                unit: sn.unit.clone(),
+                min_value: sn.min_value,
+                max_value: sn.max_value,
+                sampling_rate_hz: sn.sampling_rate_hz,
+            }),
+            Err(e) => {
+                problem = problem.with_field(format!("/sensors/{i}/sensorType"), e.to_string())
+            }
+        }
+        if !(sn.min_value.is_finite() && sn.max_value.is_finite() && sn.min_value < sn.max_value) {
+            problem = problem.with_field(
+                format!("/sensors/{i}/maxValue"),
+                "minValue must be below maxValue",
+            );
+        }
+        if !(sn.sampling_rate_hz.is_finite() && sn.sampling_rate_hz > 0.0) {
+            problem =
+                problem.with_field(format!("/sensors/{i}/samplingRateHz"), "must be positive");
+        }
+        if sn.code.trim().is_empty() {
+            problem = problem.with_field(format!("/sensors/{i}/code"), "must not be empty");
+        }
+    }
+    let (Some(criticality), true) = (criticality, problem.errors.is_empty()) else {
+        return Err(problem);
+    };
+    let asset = Asset {
+        id: asset_id,
+        tenant_id: who.tenant_id,
+        code: new.code.trim().to_owned(),
+        name: new.name,
+        asset_type: new.asset_type.trim().to_owned(),
+        location: new.location,
+        criticality,
+    };
+    s.store.upsert_asset(&asset).await?;
+    for sensor in &sensors {
+        s.store.upsert_sensor(sensor).await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"asset": AssetView::from(asset), "sensors": sensors})),
+    )
+        .into_response())
+}
+
+/// Health of an asset for the overview tiles.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AssetHealth {
+    asset: AssetView,
+    status: &'static str,
+    anomaly: Option<AnomalyHealth>,
+    rul: Option<RulHealth>,
+    open_alerts: usize,
+    open_work_orders: usize,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnomalyHealth {
+    score: f64,
+    threshold: f64,
+    window_start: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RulHealth {
+    cycles: f64,
+    lower: f64,
+    upper: f64,
+    threshold: f64,
+    predicted_at: DateTime<Utc>,
+}
+
+/// Nothing heard for this long: the asset's state is unknown.
+const SILENT_AFTER: Duration = Duration::minutes(5);
+
+/// `GET /api/v1/overview`: every asset of the tenant with its health.
+pub(crate) async fn overview(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let store = s.store.as_ref();
+    let assets = tenant_assets(store, &who).await?;
+    let open_alerts = store
+        .list_alert_records(&AlertFilter {
+            tenant: Some(who.tenant_id),
+            state: AlertState::Open,
+            limit: Some(1000),
+            ..AlertFilter::default()
+        })
+        .await?;
+    let active = store
+        .list_work_orders(&WorkOrderFilter {
+            tenant: Some(who.tenant_id),
+            statuses: vec![
+                mantis_domain::WorkOrderStatus::Open,
+                mantis_domain::WorkOrderStatus::Scheduled,
+                mantis_domain::WorkOrderStatus::InProgress,
+            ],
+            limit: Some(1000),
+            ..WorkOrderFilter::default()
+        })
+        .await?;
+    let now = Utc::now();
+    let mut tiles = Vec::with_capacity(assets.len());
+    for asset in assets {
+        // The newest score of each sensor; the asset shows its most alarming one.
+        let scores = store.list_anomaly_scores(asset.id, 50).await?;
+        let mut newest: HashMap<SensorId, &mantis_domain::AnomalyScore> = HashMap::new();
+        for score in &scores {
+            newest.entry(score.sensor_id).or_insert(score);
+        }
+        let anomaly = newest
+            .values()
+            .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+            .map(|sc| AnomalyHealth {
+                score: sc.ensemble_score,
+                threshold: sc.threshold,
+                window_start: sc.window_start,
+            });
+        let rul_threshold = asset.criticality.default_rul_threshold_cycles();
+        let rul = store
+            .list_rul_predictions(asset.id, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|p| RulHealth {
+                cycles: p.rul_cycles,
+                lower: p.confidence_lower,
+                upper: p.confidence_upper,
+                threshold: rul_threshold,
+                predicted_at: p.predicted_at,
+            });
+        let alerts: Vec<_> = open_alerts
+            .iter()
+            .filter(|a| a.alert.asset_id == asset.id)
+            .collect();
+        let last_seen = store.last_reading_at(asset.id).await?;
+        let status = if alerts
+            .iter()
+            .any(|a| a.alert.severity == Severity::Critical)
+            || rul.as_ref().is_some_and(|r| r.cycles < r.threshold)
+        {
+            "CRITICAL"
+        } else if !alerts.is_empty() || anomaly.as_ref().is_some_and(|a| a.score > a.threshold) {
+            "WARNING"
+        } else if last_seen.is_none_or(|t| now - t > SILENT_AFTER) {
+            "UNKNOWN"
+        } else {
+            "OK"
+        };
+        tiles.push(AssetHealth {
+            open_work_orders: active.iter().filter(|w| w.asset_id == asset.id).count(),
+            open_alerts: alerts.len(),
+            asset: asset.into(),
+            status,
+            anomaly,
+            rul,
+            last_seen,
+        });
+    }
+    list_response(&tiles, wants_csv(&headers, &params), "overview")
+}
+
+fn ratio(score: &mantis_domain::AnomalyScore) -> f64 {
+    if score.threshold > 0.0 {
+        score.ensemble_score / score.threshold
+    } else {
+        score.ensemble_score
+    }
+}
+
+/// Most buckets a readings query may ask for.
+const MAX_POINTS: u32 = 5000;
+
+/// `GET /api/v1/sensors/{id}/readings?from&to&points`: min/max/mean per time bucket, never
+/// more than `points` buckets.
+pub(crate) async fn readings(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let id: SensorId = parse_id(&id, "the sensor id", "/id")?;
+    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
+    let from = instant(&params, "from")?.unwrap_or(to - Duration::hours(1));
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
+        );
+    }
+    if to - from > Duration::days(3660) {
+        return Err(Problem::bad_request("the range may not exceed ten years")
+            .with_field("/from", "too far back"));
+    }
+    let points = match params.get("points") {
+        None => 600,
+        Some(p) => match p.parse::<u32>() {
+            Ok(n) if (1..=MAX_POINTS).contains(&n) => n,
+            _ => {
+                return Err(Problem::bad_request(format!(
+                    "points must be an integer within 1..={MAX_POINTS}"
+                ))
+                .with_field("/points", format!("`{p}` is not within 1..={MAX_POINTS}")));
+            }
+        },
+    };
+    let sensor = match s.store.get_sensor(id).await? {
+        Some(sensor) => sensor,
+        None => return Err(Problem::not_found(format!("sensor {id} does not exist"))),
+    };
+    tenant_asset(s.store.as_ref(), &who, sensor.asset_id)
+        .await
+        .map_err(|_| Problem::not_found(format!("sensor {id} does not exist")))?;
+    let span_ms = (to - from).num_milliseconds();
+    let bucket_ms = (span_ms + i64::from(points) - 1) / i64::from(points);
+    let buckets = s
+        .store
+        .reading_buckets(id, from, to, bucket_ms.max(1))
+        .await?;
+    #[derive(Serialize)]
+    struct Point {
+        t: DateTime<Utc>,
+        min: Option<f64>,
+        max: Option<f64>,
+        avg: Option<f64>,
+        n: u64,
+    }
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let points: Vec<Point> = buckets
+        .into_iter()
+        .map(|b| Point {
+            t: b.start,
+            min: finite(b.min),
+            max: finite(b.max),
+            avg: finite(b.avg),
+            n: b.count,
+        })
+        .collect();
+    if wants_csv(&headers, &params) {
+        return list_response(&points, true, "readings");
+    }
+    Ok(Json(serde_json::json!({
+        "sensorId": id,
+        "unit": sensor.unit,
+        "from": from,
+        "to": to,
+        "bucketSecs": bucket_ms as f64 / 1000.0,
+        "points": points,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/assets/{id}/anomaly-scores`.
+pub(crate) async fn anomaly_scores(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let id: AssetId = parse_id(&id, "the asset id", "/id")?;
+    tenant_asset(s.store.as_ref(), &who, id).await?;
+    let scores = s.store.list_anomaly_scores(id, limit(&params)?).await?;
+    list_response(&scores, wants_csv(&headers, &params), "anomaly-scores")
+}
+
+/// `GET /api/v1/assets/{id}/rul`.
+pub(crate) async fn rul_history(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let id: AssetId = parse_id(&id, "the asset id", "/id")?;
+    tenant_asset(s.store.as_ref(), &who, id).await?;
+    let history = s.store.list_rul_predictions(id, limit(&params)?).await?;
+    list_response(&history, wants_csv(&headers, &params), "rul")
+}
+
+/// `GET /api/v1/anomalies?assetId&limit`: anomalies with their explanation.
+pub(crate) async fn anomalies(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let limit = limit(&params)?;
+    let list = match params.get("assetId") {
+        Some(raw) => {
+            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
+            tenant_asset(s.store.as_ref(), &who, id).await?;
+            s.store.list_anomalies(Some(id), limit).await?
+        }
+        None => {
+            let mine: Vec<AssetId> = tenant_assets(s.store.as_ref(), &who)
+                .await?
+                .into_iter()
+                .map(|a| a.id)
+                .collect();
+            s.store
+                .list_anomalies(None, limit)
+                .await?
+                .into_iter()
+                .filter(|a| mine.contains(&a.asset_id))
+                .collect()
+        }
+    };
+    list_response(&list, wants_csv(&headers, &params), "anomalies")
+}
+
+fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
+    MaintenanceEventKind::parse(raw)
+        .map_err(|e| Problem::bad_request(e.to_string()).with_field(field, e.to_string()))
+}
+
+pub(crate) fn not_in_future(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
+    if at > Utc::now() + Duration::minutes(5) {
+        return Err(
+            Problem::bad_request("a maintenance event cannot be in the future")
+                .with_field(field, format!("{at} is in the future")),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
+    event_kind(raw, field)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewEvent {
+    id: Option<MaintenanceEventId>,
+    kind: String,
+    occurred_at: DateTime<Utc>,
+    work_order_id: Option<WorkOrderId>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/assets/{id}/events`: records a failure, replacement, repair or inspection
+/// (e.g. history from a CMMS). Failures and replacements end a run to failure: what the RUL
+/// models learn from. Idempotent when the client gives the id.
+pub(crate) async fn record_event(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let asset: AssetId = parse_id(&id, "the asset id", "/id")?;
+    let new: NewEvent = mantis_runtime::parse_json(&body)?;
+    let kind = event_kind(&new.kind, "/kind")?;
+    not_in_future(new.occurred_at, "/occurredAt")?;
+    tenant_asset(s.store.as_ref(), &who, asset).await?;
+    if let Some(wo) = new.work_order_id {
+        match s.store.get_work_order(wo).await? {
+            Some(order) if order.asset_id == asset => {}
+            Some(order) => {
+                return Err(Problem::bad_request(format!(
+                    "work order {} is for another asset",
+                    order.code
+                ))
+                .with_field("/workOrderId", "not a work order of this asset"));
+            }
+            None => {
+                return Err(
+                    Problem::bad_request(format!("work order {wo} does not exist"))
+                        .with_field("/workOrderId", "unknown work order"),
+                );
+            }
+        }
+    }
+    let event = MaintenanceEvent {
+        id: new.id.unwrap_or_else(MaintenanceEventId::new_random),
+        asset_id: asset,
+        kind,
+        occurred_at: new.occurred_at,
+        work_order_id: new.work_order_id,
+        note: new.note,
+    };
+    let created = s.store.insert_maintenance_event(&event).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(event)).into_response())
+}
+
+/// `GET /api/v1/assets/{id}/events`: the asset's maintenance events, newest first.
+pub(crate) async fn list_events(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let asset: AssetId = parse_id(&id, "the asset id", "/id")?;
+    tenant_asset(s.store.as_ref(), &who, asset).await?;
+    let events = s
+        .store
+        .list_maintenance_events(Some(asset), limit(&params)?)
+        .await?;
+    list_response(&events, wants_csv(&headers, &params), "events")
+}
+
+/// `GET /api/v1/features/{asset_id}`: the latest feature vector of each sensor of the asset,
+/// from the online cache, falling back to the store for sensors the cache does not hold.
+pub(crate) async fn latest_features(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id: AssetId = parse_id(&id, "the asset id", "/asset_id")?;
+    tenant_asset(s.store.as_ref(), &who, id).await?;
+    let sensors = s.store.list_sensors(Some(id)).await?;
+    let mut vectors = Vec::with_capacity(sensors.len());
+    let mut missing = Vec::new();
+    for sensor in &sensors {
+        let key = mantis_cache::keys::latest_features(id, sensor.id);
+        let cached = match s.cache.get(&key).await {
+            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<FeatureVector>(&b).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "feature cache unavailable; reading the store");
+                None
+            }
+        };
+        match cached {
+            Some(v) => vectors.push((v, "cache")),
+            None => missing.push(sensor.id),
+        }
+    }
+    if !missing.is_empty() {
+        for v in s.store.latest_features(id).await? {
+            if missing.contains(&v.sensor_id) {
+                vectors.push((v, "store"));
+            }
+        }
+    }
+    let body: Vec<serde_json::Value> = vectors
+        .into_iter()
+        .map(|(v, source)| serde_json::json!({"source": source, "vector": v}))
+        .collect();
+    Ok(Json(serde_json::json!({"assetId": id, "features": body})).into_response())
+}

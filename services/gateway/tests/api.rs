@@ -1,0 +1,1081 @@
+//! The gateway in-process (embedded log, SQLite): logging in, the whole role × endpoint matrix,
+//! API keys, tenant isolation, rate limiting, readings downsampled on the server, alerts and
+//! work orders worked through the API, CSV export, the WebSocket (subscriptions, live events,
+//! a client that stops reading), problem bodies, request ids, the embedded dashboard, and the
+//! cluster binary refusing default secrets.
+
+use futures::{SinkExt, StreamExt};
+use mantis_bus::embedded::EmbeddedBus;
+use mantis_domain::{
+    Alert, AlertKind, Asset, AssetId, Criticality, Priority, Quality, Reading, Role, Sensor,
+    SensorId, SensorType, Severity, SourceProtocol, TenantId, User, WorkOrder, WorkOrderId,
+    WorkOrderStatus,
+};
+use mantis_gateway::{AuthConfig, Config, POLICY, StaticApiKey};
+use mantis_runtime::Infra;
+use mantis_store::Store;
+use mantis_store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "gateway-tests-admin-key-0123456789";
+const PASSWORD: &str = "a long test password";
+
+struct Gateway {
+    url: String,
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn infra(dir: &std::path::Path) -> Infra {
+    let bus = EmbeddedBus::open(dir.join("log")).await.expect("log");
+    let store = SqliteStore::open(dir.join("mantis.db"))
+        .await
+        .expect("sqlite");
+    let infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+    infra.ensure_topics(&[]).await.expect("topics");
+    infra
+}
+
+async fn start(tweak: impl FnOnce(&mut Config)) -> Gateway {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let store = infra.store.clone();
+    let mut config = Config {
+        bind: "127.0.0.1:0".into(),
+        auth: AuthConfig {
+            admin_password: PASSWORD.into(),
+            api_keys: vec![StaticApiKey {
+                name: "tests".into(),
+                key: KEY.into(),
+                role: Role::Admin,
+                tenant: TenantId::DEFAULT,
+            }],
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let app = mantis_gateway::build(infra, config).await.expect("build");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    Gateway {
+        url,
+        store,
+        http: reqwest::Client::new(),
+        shutdown,
+        _dir: dir,
+    }
+}
+
+impl Gateway {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        req = match auth {
+            Auth::None => req,
+            Auth::Key(k) => req.header("x-api-key", k.as_str()),
+            Auth::Bearer(t) => req.bearer_auth(t),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("gateway reachable");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, value)
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (s, _, v) = self.call(method, path, &Auth::Key(KEY.into()), body).await;
+        (s, v)
+    }
+
+    async fn login(&self, username: &str, password: &str) -> (u16, Value) {
+        let (s, _, v) = self
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                &Auth::None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        (s, v)
+    }
+
+    async fn token_for(&self, username: &str, role: &str) -> String {
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"username": username, "role": role, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v:#}");
+        let (s, v) = self.login(username, PASSWORD).await;
+        assert_eq!(s, 200, "{v:#}");
+        v["token"].as_str().expect("token").to_owned()
+    }
+}
+
+enum Auth {
+    None,
+    Key(String),
+    Bearer(String),
+}
+
+fn assert_problem(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body:#}");
+    assert_eq!(body["status"], expected, "a problem body: {body:#}");
+    assert!(body["detail"].is_string(), "{body:#}");
+}
+
+struct Plant {
+    motor: Asset,
+    vib: Sensor,
+    alert: Alert,
+    order: WorkOrder,
+}
+
+async fn plant(store: &dyn Store, tenant: TenantId, code: &str) -> Plant {
+    let motor = Asset {
+        id: AssetId::new_random(),
+        tenant_id: tenant,
+        code: code.into(),
+        name: format!("Motor {code}"),
+        asset_type: "motor".into(),
+        location: "Line 1".into(),
+        criticality: Criticality::Critical,
+    };
+    store.upsert_asset(&motor).await.expect("asset");
+    let vib = Sensor {
+        id: SensorId::new_random(),
+        asset_id: motor.id,
+        code: format!("{code}-VIB"),
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s".into(),
+        min_value: 0.0,
+        max_value: 50.0,
+        sampling_rate_hz: 10.0,
+    };
+    store.upsert_sensor(&vib).await.expect("sensor");
+    let now = chrono::Utc::now();
+    let order = WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: format!("WO-{code}"),
+        asset_id: motor.id,
+        cause: "anomaly".into(),
+        priority: Priority::Urgent,
+        status: WorkOrderStatus::Open,
+        created_at: now,
+        due_by: now + chrono::Duration::hours(2),
+        description: "Check the bearing".into(),
+        rule: "anomaly-critical".into(),
+        trigger_event: format!("anomaly:{code}"),
+    };
+    store.open_work_order(&order).await.expect("work order");
+    let alert = Alert {
+        id: Alert::id_for(&format!("anomaly:{code}")),
+        asset_id: motor.id,
+        severity: Severity::Critical,
+        kind: AlertKind::Anomaly,
+        message: "Vibration far above baseline".into(),
+        created_at: now,
+        work_order_id: Some(order.id),
+        trigger_event: format!("anomaly:{code}"),
+        notify_on_call: true,
+    };
+    store.insert_alert(&alert).await.expect("alert");
+    Plant {
+        motor,
+        vib,
+        alert,
+        order,
+    }
+}
+
+fn readings(
+    sensor: &Sensor,
+    from: chrono::DateTime<chrono::Utc>,
+    n: i64,
+    step_ms: i64,
+) -> Vec<Reading> {
+    (0..n)
+        .map(|i| Reading {
+            timestamp: from + chrono::Duration::milliseconds(i * step_ms),
+            asset_id: sensor.asset_id,
+            sensor_id: sensor.id,
+            sensor_code: sensor.code.clone(),
+            sensor_type: sensor.sensor_type,
+            value: 2.0 + (i % 10) as f64 * 0.1,
+            unit: sensor.unit.clone(),
+            quality: Quality::new(100).expect("quality"),
+            source: SourceProtocol::Rest,
+            metadata: BTreeMap::new(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_issues_a_token_that_identifies_the_user_until_disabled() {
+    let g = start(|_| {}).await;
+    // The first admin was created from the configuration.
+    let (s, v) = g.login("admin", PASSWORD).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["user"]["role"], "admin");
+    assert!(v["expiresAt"].is_string());
+    let token = v["token"].as_str().expect("token").to_owned();
+    let (s, _, me) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Bearer(token.clone()), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(me["username"], "admin");
+
+    let (s, headers, body) = g
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            &Auth::None,
+            Some(json!({"username": "admin", "password": "wrong"})),
+        )
+        .await;
+    assert_problem(s, &body, 401);
+    let _ = headers;
+    let (s, v) = g.login("nobody", PASSWORD).await;
+    assert_problem(s, &v, 401);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            &Auth::None,
+            Some(json!({"user": "x"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+
+    // No credentials, a forged token, a malformed header: 401 with a challenge.
+    let (s, headers, v) = g.call("GET", "/api/v1/assets", &Auth::None, None).await;
+    assert_problem(s, &v, 401);
+    assert!(headers.get("www-authenticate").is_some());
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let (s, _, v) = g
+        .call("GET", "/api/v1/assets", &Auth::Bearer(forged), None)
+        .await;
+    assert_problem(s, &v, 401);
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/assets",
+            &Auth::Key("wrong-key".into()),
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 401);
+
+    // A disabled user's token stops working at once; so does their login.
+    let olga = g.token_for("olga", "operator").await;
+    let (s, _, _) = g
+        .call("GET", "/api/v1/assets", &Auth::Bearer(olga.clone()), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/olga",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/assets", &Auth::Bearer(olga), None)
+        .await;
+    assert_problem(s, &v, 401);
+    let (s, v) = g.login("olga", PASSWORD).await;
+    assert_problem(s, &v, 401);
+
+    // Weak passwords and bad roles are refused with the field named.
+    let (s, v) = g
+        .admin(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "tom", "role": "operator", "password": "short"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/password");
+    let (s, v) = g
+        .admin(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "tom", "role": "boss", "password": PASSWORD})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/role");
+}
+
+/// A request for `route` with its path parameters filled with fresh ids and a body of the
+/// right shape (what the handler does with it does not matter: only whether it is let in).
+fn sample(route: &str) -> (String, Option<Value>) {
+    let path = route
+        .replace("{id}", &uuid::Uuid::new_v4().to_string())
+        .replace("{asset_id}", &uuid::Uuid::new_v4().to_string())
+        .replace("{username}", "nobody-here");
+    (path, Some(json!({})))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_lets_in_exactly_the_roles_the_policy_names() {
+    let g = start(|_| {}).await;
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((
+            role,
+            g.token_for(&format!("user-{role}"), role.as_str()).await,
+        ));
+    }
+    let mut checked = 0;
+    for (method, route, required) in POLICY {
+        if *route == "/ws" {
+            continue; // an upgrade: checked in the WebSocket test
+        }
+        let (path, body) = sample(route);
+        let body = if *method == "GET" || *method == "DELETE" {
+            None
+        } else {
+            body
+        };
+        let (s, _, v) = g.call(method, &path, &Auth::None, body.clone()).await;
+        assert_eq!(s, 401, "{method} {route} without credentials: {v:#}");
+        for (role, token) in &tokens {
+            let (s, _, v) = g
+                .call(method, &path, &Auth::Bearer(token.clone()), body.clone())
+                .await;
+            if role.includes(*required) {
+                assert!(
+                    s != 401 && s != 403,
+                    "{method} {route} must let {role} in (needs {required}): {s} {v:#}"
+                );
+                assert!(s < 500, "{method} {route} as {role}: {s} {v:#}");
+            } else {
+                assert_problem(s, &v, 403);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 100, "{checked} role × endpoint pairs");
+    // An unknown API path and a wrong method are problems too.
+    let (s, _, v) = g
+        .call("GET", "/api/v1/nothing-here", &Auth::Key(KEY.into()), None)
+        .await;
+    assert_problem(s, &v, 404);
+    let (s, _, v) = g
+        .call("PUT", "/api/v1/alerts", &Auth::Key(KEY.into()), None)
+        .await;
+    assert_problem(s, &v, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_never_sees_another_tenants_plant() {
+    let g = start(|_| {}).await;
+    let ours = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-OURS").await;
+    let plant_b = TenantId(uuid::Uuid::new_v4());
+    let theirs = plant(g.store.as_ref(), plant_b, "MTR-THEIRS").await;
+    g.store
+        .insert_readings(&readings(
+            &theirs.vib,
+            chrono::Utc::now() - chrono::Duration::minutes(5),
+            50,
+            1000,
+        ))
+        .await
+        .expect("readings");
+    // A manager of plant B (created by plant A's admin, then moved to B in the store: tenants
+    // are provisioned by the operator of the installation).
+    g.token_for("bea", "manager").await;
+    let mut bea: User = g.store.get_user("bea").await.expect("get").expect("exists");
+    bea.tenant_id = plant_b;
+    g.store.upsert_user(&bea).await.expect("move");
+    let (_, v) = g.login("bea", PASSWORD).await;
+    let bea = Auth::Bearer(v["token"].as_str().expect("token").to_owned());
+
+    let (s, _, assets) = g.call("GET", "/api/v1/assets", &bea, None).await;
+    assert_eq!(s, 200);
+    let codes: Vec<&str> = assets
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["code"].as_str())
+        .collect();
+    assert_eq!(codes, vec!["MTR-THEIRS"]);
+    let (_, _, overview) = g.call("GET", "/api/v1/overview", &bea, None).await;
+    assert_eq!(overview.as_array().expect("list").len(), 1);
+    for path in [
+        format!("/api/v1/assets/{}", ours.motor.id),
+        format!("/api/v1/assets/{}/events", ours.motor.id),
+        format!("/api/v1/assets/{}/rul", ours.motor.id),
+        format!("/api/v1/assets/{}/anomaly-scores", ours.motor.id),
+        format!("/api/v1/sensors/{}/readings", ours.vib.id),
+        format!("/api/v1/features/{}", ours.motor.id),
+        format!("/api/v1/work-orders/{}", ours.order.id),
+        format!("/api/v1/alerts?assetId={}", ours.motor.id),
+    ] {
+        let (s, _, v) = g.call("GET", &path, &bea, None).await;
+        assert_problem(s, &v, 404);
+    }
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{}/acknowledge", ours.alert.id),
+            &bea,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 404);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/work-orders/{}/transition", ours.order.id),
+            &bea,
+            Some(json!({"to": "CANCELLED"})),
+        )
+        .await;
+    assert_problem(s, &v, 404);
+    let (_, _, alerts) = g.call("GET", "/api/v1/alerts", &bea, None).await;
+    let ids: Vec<&str> = alerts
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![theirs.alert.id.to_string().as_str()]);
+    let (_, _, orders) = g.call("GET", "/api/v1/work-orders", &bea, None).await;
+    assert_eq!(orders.as_array().expect("list").len(), 1);
+    assert_eq!(orders[0]["id"], theirs.order.id.to_string());
+    let (_, _, kpis) = g.call("GET", "/api/v1/kpis", &bea, None).await;
+    assert_eq!(kpis["assets"].as_array().expect("list").len(), 1);
+    let (_, _, users) = g
+        .call("GET", "/api/v1/users", &Auth::Key(KEY.into()), None)
+        .await;
+    assert!(
+        users
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|u| u["username"] != "bea")
+    );
+    // Our side still sees ours only.
+    let (_, _, assets) = g
+        .call("GET", "/api/v1/assets", &Auth::Key(KEY.into()), None)
+        .await;
+    let codes: Vec<&str> = assets
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["code"].as_str())
+        .collect();
+    assert_eq!(codes, vec!["MTR-OURS"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_work_with_their_role_until_revoked() {
+    let g = start(|_| {}).await;
+    let (s, created) = g
+        .admin(
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"name": "line-2 PLC", "role": "technician"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{created:#}");
+    let key = created["key"]
+        .as_str()
+        .expect("the key, shown once")
+        .to_owned();
+    assert!(created.get("keyHash").is_none());
+    let (_, list) = g.admin("GET", "/api/v1/api-keys", None).await;
+    assert_eq!(list.as_array().expect("list").len(), 1);
+    assert!(list[0].get("key").is_none() && list[0].get("keyHash").is_none());
+
+    let (s, _, me) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Key(key.clone()), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(me["role"], "technician");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/users", &Auth::Key(key.clone()), None)
+        .await;
+    assert_problem(s, &v, 403);
+
+    let id = created["id"].as_str().expect("id");
+    let (s, _) = g
+        .admin("DELETE", &format!("/api/v1/api-keys/{id}"), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, v) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Key(key), None)
+        .await;
+    assert_problem(s, &v, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_over_their_rate_get_429_with_retry_after_and_logins_are_throttled() {
+    let g = start(|c| {
+        c.auth.rate_limit_per_minute = 60;
+        c.auth.rate_limit_burst = 5;
+        c.auth.login_attempts_per_minute = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (s, headers, v) = g
+            .call("GET", "/api/v1/assets", &Auth::Key(KEY.into()), None)
+            .await;
+        if s == 429 {
+            assert_problem(s, &v, 429);
+            assert!(headers.get("retry-after").is_some());
+        }
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        3,
+        "{statuses:?}"
+    );
+
+    for _ in 0..3 {
+        let (s, _) = g.login("admin", "wrong password").await;
+        assert_eq!(s, 401);
+    }
+    let (s, v) = g.login("admin", PASSWORD).await;
+    assert_problem(s, &v, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_come_back_downsampled_to_at_most_the_points_asked() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let from = chrono::Utc::now() - chrono::Duration::hours(1);
+    // 10 000 readings at 10 Hz: about 17 minutes.
+    g.store
+        .insert_readings(&readings(&p.vib, from, 10_000, 100))
+        .await
+        .expect("readings");
+    let to = from + chrono::Duration::minutes(20);
+    let q = |points: u32| {
+        format!(
+            "/api/v1/sensors/{}/readings?from={}&to={}&points={points}",
+            p.vib.id,
+            urlencode(&from.to_rfc3339()),
+            urlencode(&to.to_rfc3339())
+        )
+    };
+    let (s, body) = g.admin("GET", &q(120), None).await;
+    assert_eq!(s, 200, "{body:#}");
+    let points = body["points"].as_array().expect("points");
+    assert!(
+        points.len() <= 120 && points.len() >= 100,
+        "{}",
+        points.len()
+    );
+    let total: u64 = points.iter().map(|p| p["n"].as_u64().expect("n")).sum();
+    assert_eq!(total, 10_000, "every reading in exactly one bucket");
+    assert!((body["bucketSecs"].as_f64().expect("bucket") - 10.0).abs() < 1e-9);
+    for p in points {
+        let (min, avg, max) = (
+            p["min"].as_f64().expect("min"),
+            p["avg"].as_f64().expect("avg"),
+            p["max"].as_f64().expect("max"),
+        );
+        assert!(
+            min <= avg && avg <= max && min >= 2.0 && max <= 2.9 + 1e-9,
+            "{p}"
+        );
+    }
+    let (s, body) = g.admin("GET", &q(5000), None).await;
+    assert_eq!(s, 200);
+    assert!(body["points"].as_array().expect("points").len() <= 5000);
+    for bad in [
+        q(0),
+        q(5001),
+        format!("/api/v1/sensors/{}/readings?from=yesterday", p.vib.id),
+    ] {
+        let (s, v) = g.admin("GET", &bad, None).await;
+        assert_problem(s, &v, 400);
+    }
+    let (s, v) = g
+        .admin(
+            "GET",
+            &format!("/api/v1/sensors/{}/readings", SensorId::new_random()),
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 404);
+    // CSV of the same.
+    let (s, headers, csv) = g
+        .call(
+            "GET",
+            &format!("{}&format=csv", q(10)),
+            &Auth::Key(KEY.into()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/csv")
+    );
+    let csv = csv.as_str().expect("text");
+    assert!(csv.starts_with("avg,max,min,n,t\r\n"), "{csv}");
+    assert!(csv.lines().count() <= 11);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let tom = g.token_for("tom", "technician").await;
+    let olga = g.token_for("olga", "operator").await;
+
+    // A live client subscribed to alerts and work orders.
+    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), olga);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    let hello = next_json(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["user"]["role"], "operator");
+    for channel in ["alerts", "workOrders"] {
+        ws.send(Message::Text(
+            json!({"type": "subscribe", "channel": channel})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("subscribe");
+        assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+    }
+    ws.send(Message::Text("not json".into()))
+        .await
+        .expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "error");
+
+    // The operator acknowledges; a second acknowledgement keeps the first.
+    let ack = format!("/api/v1/alerts/{}/acknowledge", p.alert.id);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &ack,
+            &Auth::Bearer(olga.clone()),
+            Some(json!({"note": "going"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["acknowledgedBy"], "olga");
+    assert_eq!(v["ackNote"], "going");
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "alert");
+    assert_eq!(pushed["data"]["acknowledgedBy"], "olga");
+    let (_, _, again) = g.call("POST", &ack, &Auth::Key(KEY.into()), None).await;
+    assert_eq!(again["acknowledgedBy"], "olga");
+    let (_, open) = g.admin("GET", "/api/v1/alerts?state=open", None).await;
+    assert!(open.as_array().expect("list").is_empty());
+    let (_, acked) = g
+        .admin("GET", "/api/v1/alerts?state=acknowledged", None)
+        .await;
+    assert_eq!(acked.as_array().expect("list").len(), 1);
+    let (s, v) = g.admin("GET", "/api/v1/alerts?state=maybe", None).await;
+    assert_problem(s, &v, 400);
+    // Assigning needs a user of the plant.
+    let assign = format!("/api/v1/alerts/{}/assign", p.alert.id);
+    let (s, v) = g
+        .admin("POST", &assign, Some(json!({"assignee": "tom"})))
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["assignee"], "tom");
+    assert_eq!(next_json(&mut ws).await["data"]["assignee"], "tom");
+    let (s, v) = g
+        .admin("POST", &assign, Some(json!({"assignee": "ghost"})))
+        .await;
+    assert_problem(s, &v, 400);
+
+    // The technician plans and works the work order; illegal moves are 409.
+    let wo = format!("/api/v1/work-orders/{}", p.order.id);
+    let tom_auth = Auth::Bearer(tom.clone());
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &wo,
+            &tom_auth,
+            Some(
+                json!({"technician": "tom", "parts": [{"partNumber": "SKF-6205", "quantity": 2}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["technician"], "tom");
+    assert_eq!(v["parts"][0]["quantity"], 2);
+    assert_eq!(next_json(&mut ws).await["type"], "workOrder");
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &wo,
+            &tom_auth,
+            Some(json!({"parts": [{"partNumber": "", "quantity": 1}]})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/parts/0/partNumber");
+    let transition_url = format!("{wo}/transition");
+    let transition = |to: &str| {
+        g.call(
+            "POST",
+            &transition_url,
+            &tom_auth,
+            Some(json!({ "to": to })),
+        )
+    };
+    let (s, _, v) = transition("COMPLETED").await;
+    assert_problem(s, &v, 409);
+    let (s, _, v) = transition("IN_PROGRESS").await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["status"], "IN_PROGRESS");
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["data"]["status"], "IN_PROGRESS");
+    let (s, _, v) = transition("DONE").await;
+    assert_problem(s, &v, 400);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("{wo}/complete"),
+            &tom_auth,
+            Some(json!({"outcome": "REPAIR", "note": "bearing replaced"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["workOrder"]["status"], "COMPLETED");
+    assert_eq!(v["event"]["kind"], "REPAIR");
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &wo,
+            &tom_auth,
+            Some(json!({"description": "more"})),
+        )
+        .await;
+    assert_problem(s, &v, 409);
+
+    // A manager plans a new one by hand.
+    let (s, v) = g
+        .admin(
+            "POST",
+            "/api/v1/work-orders",
+            Some(json!({"assetId": p.motor.id, "description": "Quarterly lubrication", "priority": "LOW", "technician": "tom"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v:#}");
+    assert_eq!(v["status"], "OPEN");
+    assert_eq!(v["technician"], "tom");
+    let (_, list) = g
+        .admin(
+            "GET",
+            &format!("/api/v1/work-orders?assetId={}", p.motor.id),
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().expect("list").len(), 2);
+    let (s, headers, csv) = g
+        .call("GET", "/api/v1/work-orders", &Auth::Key(KEY.into()), None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("application/json")
+    );
+    let _ = csv;
+    let resp = g
+        .http
+        .get(format!("{}/api/v1/work-orders", g.url))
+        .header("x-api-key", KEY)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .expect("csv");
+    let csv = resp.text().await.expect("text");
+    assert_eq!(
+        csv.lines().count(),
+        3,
+        "a header and two work orders: {csv}"
+    );
+    assert!(csv.lines().next().expect("header").contains("technician"));
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket authenticated with the admin API key.
+async fn connect_with_key(g: &Gateway) -> Ws {
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "{}/ws",
+            g.url.replace("http", "ws")
+        ))
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("x-api-key", KEY.parse().expect("header"));
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws")
+        .0
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("JSON");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_reading_is_skipped_ahead_not_buffered() {
+    let g = start(|c| {
+        c.ws_buffer = 16;
+        c.auth.rate_limit_per_minute = 0;
+    })
+    .await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let mut ws = connect_with_key(&g).await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    ws.send(Message::Text(
+        json!({"type": "subscribe", "channel": "workOrders"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+
+    // The client stops reading while 3 000 changes of 4 kB happen: far more than the socket
+    // buffers hold, so the server has to skip the client ahead.
+    let wo = format!("/api/v1/work-orders/{}", p.order.id);
+    const CHANGES: usize = 3000;
+    let padding = "x".repeat(4000);
+    for i in 0..CHANGES {
+        let (s, v) = g
+            .admin(
+                "PATCH",
+                &wo,
+                Some(json!({"description": format!("change {i} {padding}")})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v:#}");
+    }
+    // Then reads what is there: some changes, a `lagged` notice with what it skipped, and the
+    // newest change at the end.
+    let mut received = 0usize;
+    let mut skipped = 0u64;
+    let mut last = String::new();
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("JSON");
+            match v["type"].as_str() {
+                Some("workOrder") => {
+                    received += 1;
+                    last = v["data"]["description"]
+                        .as_str()
+                        .and_then(|d| d.split(' ').nth(1))
+                        .unwrap_or_default()
+                        .to_owned();
+                }
+                Some("lagged") => skipped += v["skipped"].as_u64().expect("count"),
+                _ => {}
+            }
+        }
+    }
+    assert!(skipped > 0, "the slow client was told it missed changes");
+    assert_eq!(
+        received as u64 + skipped,
+        CHANGES as u64,
+        "every change delivered or counted"
+    );
+    assert!(
+        received < CHANGES / 2,
+        "{received} buffered for a client that did not read"
+    );
+    assert_eq!(last, (CHANGES - 1).to_string(), "the newest state arrives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_readings_tail_sends_the_latest_values_of_the_subscribed_asset() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let theirs = plant(g.store.as_ref(), TenantId(uuid::Uuid::new_v4()), "MTR-B").await;
+    let mut ws = connect_with_key(&g).await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    let subscribe = |asset: AssetId| {
+        Message::Text(
+            json!({"type": "subscribe", "channel": "readings", "assetId": asset})
+                .to_string()
+                .into(),
+        )
+    };
+    ws.send(subscribe(theirs.motor.id)).await.expect("send");
+    assert_eq!(
+        next_json(&mut ws).await["type"],
+        "error",
+        "another tenant's asset"
+    );
+    ws.send(subscribe(p.motor.id)).await.expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "subscribed");
+    // Readings arrive in the store (as the pipeline writes them): the tail shows them.
+    let store = g.store.clone();
+    let vib = p.vib.clone();
+    let writer = tokio::spawn(async move {
+        for _ in 0..10 {
+            let now = chrono::Utc::now();
+            store
+                .insert_readings(&readings(&vib, now, 5, 10))
+                .await
+                .expect("insert");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let update = loop {
+        let v = next_json(&mut ws).await;
+        if v["type"] == "readings" {
+            break v;
+        }
+    };
+    assert_eq!(update["assetId"], p.motor.id.to_string());
+    assert_eq!(update["data"][0]["sensorId"], p.vib.id.to_string());
+    let value = update["data"][0]["value"].as_f64().expect("value");
+    assert!((2.0..=2.9).contains(&value), "{value}");
+    writer.await.expect("writer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_carry_ids_and_the_dashboard_and_openapi_document_are_served() {
+    let g = start(|_| {}).await;
+    let (_, headers, _) = g
+        .call("GET", "/api/v1/assets", &Auth::Key(KEY.into()), None)
+        .await;
+    assert!(headers.get("x-request-id").is_some());
+    let resp = g
+        .http
+        .get(format!("{}/api/v1/assets", g.url))
+        .header("x-api-key", KEY)
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-42");
+
+    let (s, headers, page) = g.call("GET", "/", &Auth::None, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/html")
+    );
+    assert!(
+        page.as_str().expect("html").contains("<html")
+            || page.as_str().expect("html").contains("<!doctype")
+    );
+    let (s, _, _) = g.call("GET", "/kiosk", &Auth::None, None).await;
+    assert_eq!(s, 200, "page paths serve the dashboard");
+    let (s, _, v) = g.call("GET", "/assets/missing.js", &Auth::None, None).await;
+    assert_problem(s, &v, 404);
+
+    let (s, _, doc) = g.call("GET", "/api/openapi.json", &Auth::None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (method, route, _) in POLICY {
+        if *route != "/ws" {
+            assert!(
+                doc["paths"][route][method.to_ascii_lowercase()].is_object(),
+                "{method} {route} documented"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_gateway_refuses_default_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let build = |jwt: &str, admin: &str| {
+        let config = Config {
+            bind: "127.0.0.1:0".into(),
+            auth: AuthConfig {
+                jwt_secret: jwt.into(),
+                admin_password: admin.into(),
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
+        let path = dir.path().to_path_buf();
+        async move {
+            let infra = infra(&path).await;
+            mantis_gateway::build_cluster(infra, config)
+                .await
+                .map(|_| ())
+        }
+    };
+    let strong = "0123456789abcdef0123456789abcdef-strong";
+    for (jwt, admin) in [
+        ("", "a good admin password"),
+        ("change-me", "a good admin password"),
+        ("short", "a good admin password"),
+        (strong, ""),
+        (strong, "admin"),
+    ] {
+        let err = build(jwt, admin).await.expect_err("refused");
+        assert!(
+            err.to_string().contains("refusing") || err.to_string().contains("at least"),
+            "{err}"
+        );
+    }
+    build(strong, "a good admin password")
+        .await
+        .expect("explicit secrets start");
+}
