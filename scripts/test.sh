@@ -9,7 +9,8 @@
 #   - PostgreSQL (127.0.0.1:5432, trust auth, database `test`), Redis (127.0.0.1:6379) and
 #     Mosquitto (127.0.0.1:1883) are expected from the machine; they are started with the
 #     machine's commands when down;
-#   - the Python peers of the connector tests (paho-mqtt, pymodbus, asyncua), pip-installed (pinned).
+#   - the Python peers of the connector tests (paho-mqtt, pymodbus, asyncua), pip-installed (pinned);
+#   - the dashboard's npm packages (`npm ci`) and Debian's Chromium for the browser test.
 #
 # Environment: MANTIS_TEST_KAFKA_BROKERS, MANTIS_TEST_DATABASE_URL override the addresses.
 set -euo pipefail
@@ -76,6 +77,30 @@ fi
 log "installing the Python test peers (paho-mqtt, pymodbus, asyncua)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r crates/mantis-connectors/tests/peers/requirements.txt  # paho-mqtt, pymodbus: connector test peers
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/mantis/tests/peers/requirements.txt  # moto[server]: S3 for the import and bus-outage tests
+
+# --- the dashboard ------------------------------------------------------------------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing Chromium (Debian package) for the browser test"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
+log "dashboard: npm ci, component tests (Vitest), build up to date"
+(
+  cd dashboard
+  npm ci --no-audit --no-fund --loglevel=error
+  npm test
+  npm run build >/dev/null
+)
+# The gateway embeds dashboard/dist: the committed build must be the build of the sources.
+if [ -n "$(git status --porcelain -- dashboard/dist 2>/dev/null)" ]; then
+  echo "dashboard/dist is not the build of dashboard/src: run \`npm run build\` in dashboard/ and commit dist/" >&2
+  git status --porcelain -- dashboard/dist >&2
+  exit 1
+fi
 
 # --- the checks -----------------------------------------------------------------------------
 log "cargo fmt --check"

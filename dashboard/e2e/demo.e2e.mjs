@@ -17,7 +17,7 @@ const BASE = (process.env.MANTIS_URL ?? 'http://127.0.0.1:8000').replace(/\/+$/,
 const USER = process.env.MANTIS_USER ?? 'admin';
 const PASSWORD = process.env.MANTIS_PASSWORD ?? 'admin';
 const ARTIFACTS = resolve(process.env.MANTIS_ARTIFACTS ?? 'e2e/artifacts');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.MANTIS_CHROMIUM ?? process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ALERT_TIMEOUT_MS = Number(process.env.MANTIS_ALERT_TIMEOUT_S ?? 360) * 1000;
 const STEP_TIMEOUT_MS = 30_000;
 

@@ -1,0 +1,140 @@
+//! The dashboard end to end, in a real headless Chromium (Debian's, driven by playwright-core
+//! from `dashboard/e2e/demo.e2e.mjs`), against `mantis demo` started as a newcomer starts it:
+//! log in, see the plant overview, receive a live alert over the WebSocket, acknowledge it,
+//! open the asset page and see its charts drawn, move a work order on the board. Screenshots
+//! of every page are kept in `<target>/e2e-artifacts/`.
+//!
+//! Needs Node.js, the dashboard's npm packages (`npm ci` in `dashboard/`) and Chromium
+//! (`/usr/bin/chromium`, or `MANTIS_CHROMIUM`); `scripts/test.sh` installs them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "e2e-admin-password";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn artifacts() -> PathBuf {
+    // `<target>/e2e-artifacts`, next to the test binaries.
+    let exe = std::env::current_exe().expect("test binary path");
+    let target = exe
+        .ancestors()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
+        .and_then(Path::parent)
+        .map_or_else(|| std::env::temp_dir(), Path::to_path_buf);
+    target.join("e2e-artifacts")
+}
+
+#[test]
+fn the_dashboard_works_in_a_real_browser_against_the_demo() {
+    let dashboard = workspace().join("dashboard");
+    assert!(
+        dashboard.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in dashboard/ first (scripts/test.sh does)"
+    );
+    let chromium = std::env::var("MANTIS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is needed at {chromium} (Debian package `chromium`; scripts/test.sh installs it)"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = free_port();
+    let log_path = dir.path().join("mantis.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mantis"));
+    cmd.arg("demo")
+        .current_dir(dir.path())
+        .env("MANTIS_INFRA__DATA_DIR", dir.path().join("data"))
+        .env("MANTIS_GATEWAY__BIND", format!("127.0.0.1:{gateway}"))
+        .env("MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log));
+    for service in [
+        "ingestion",
+        "preprocessing",
+        "features",
+        "anomaly",
+        "rul",
+        "orchestrator",
+    ] {
+        cmd.env(
+            format!("MANTIS_{}__BIND", service.to_uppercase()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+    }
+    let _demo = Demo(cmd.spawn().expect("mantis demo starts"));
+
+    // Ready when the dashboard answers.
+    let url = format!("http://127.0.0.1:{gateway}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", gateway)).is_ok();
+        if up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo's gateway did not listen within 120 s; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let out = artifacts();
+    std::fs::create_dir_all(&out).expect("artefacts directory");
+    let status = Command::new("node")
+        .arg("e2e/demo.e2e.mjs")
+        .current_dir(&dashboard)
+        .env("MANTIS_URL", &url)
+        .env("MANTIS_USER", "admin")
+        .env("MANTIS_PASSWORD", PASSWORD)
+        .env("MANTIS_ARTIFACTS", &out)
+        .env("MANTIS_CHROMIUM", &chromium)
+        .status()
+        .expect("node runs the browser test");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(
+        status.success(),
+        "the browser test failed (screenshots in {}); last lines of the demo's log:\n{}",
+        out.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    for page in [
+        "01-overview",
+        "03-alert-live",
+        "05-asset",
+        "07-work-order-moved",
+    ] {
+        assert!(
+            out.join(format!("{page}.png")).is_file(),
+            "screenshot {page} saved"
+        );
+    }
+}
