@@ -74,9 +74,10 @@ if ! port_open 1883; then
   wait_port 1883
 fi
 
-log "installing the Python test peers (paho-mqtt, pymodbus, asyncua)"
+log "installing the Python test peers (paho-mqtt, pymodbus, asyncua, moto, schemathesis)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r crates/mantis-connectors/tests/peers/requirements.txt  # paho-mqtt, pymodbus: connector test peers
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/mantis/tests/peers/requirements.txt  # moto[server]: S3 for the import and bus-outage tests
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/gateway/tests/peers/requirements.txt  # schemathesis: the gateway's OpenAPI conformance test
 
 # --- the dashboard ------------------------------------------------------------------------------
 if ! command -v chromium >/dev/null 2>&1; then

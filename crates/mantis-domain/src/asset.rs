@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// How much the plant depends on an asset (brief: decision matrix).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Criticality {
@@ -87,6 +88,7 @@ impl fmt::Display for Criticality {
 }
 
 /// What a sensor measures (seed Avro enum `SensorType`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SensorType {
@@ -142,6 +144,7 @@ impl fmt::Display for SensorType {
 }
 
 /// A machine on the plant floor.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Asset {
@@ -164,6 +167,7 @@ pub struct Asset {
 }
 
 /// A sensor mounted on an asset, with the metadata readings are validated against.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sensor {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How severe an anomaly or alert is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
@@ -74,6 +75,7 @@ impl fmt::Display for Severity {
 }
 
 /// How much one feature contributed to an anomaly score.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Contribution {
@@ -88,6 +90,7 @@ pub struct Contribution {
 }
 
 /// An anomaly detected on an asset's window (published on `anomaly.detected`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Anomaly {
@@ -98,8 +101,10 @@ pub struct Anomaly {
     /// The sensor whose window was scored.
     pub sensor_id: SensorId,
     /// Start of the scored window.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub window_start: Timestamp,
     /// When it was detected.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub detected_at: Timestamp,
     /// Score in [0, 1].
     pub score: f64,
@@ -131,10 +136,12 @@ impl Anomaly {
 /// The scores of one scored window (a row of `anomaly_scores`), anomalous or not: the
 /// ensemble's and each detector's calibrated score, so that an operator can see how each
 /// detector judged it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnomalyScore {
     /// Start of the scored window.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub window_start: Timestamp,
     /// The sensor whose window was scored.
     pub sensor_id: SensorId,
@@ -163,12 +170,14 @@ pub struct AnomalyScore {
 }
 
 /// A remaining-useful-life prediction (published on `rul.predicted`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RulPrediction {
     /// The asset.
     pub asset_id: AssetId,
     /// When it was predicted.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub predicted_at: Timestamp,
     /// Remaining cycles (point estimate).
     pub rul_cycles: f64,
@@ -181,6 +190,7 @@ pub struct RulPrediction {
 }
 
 /// Work-order priority.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Priority {
@@ -222,6 +232,7 @@ impl Priority {
 }
 
 /// Where a work order stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkOrderStatus {
@@ -272,6 +283,7 @@ impl WorkOrderStatus {
 }
 
 /// A maintenance job on an asset.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkOrder {
@@ -288,8 +300,10 @@ pub struct WorkOrder {
     /// Status.
     pub status: WorkOrderStatus,
     /// Created at.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Must be started before (criticality's max response time).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub due_by: Timestamp,
     /// What to check.
     pub description: String,
@@ -300,6 +314,7 @@ pub struct WorkOrder {
 }
 
 /// What an alert is about.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlertKind {
@@ -333,6 +348,7 @@ impl AlertKind {
 }
 
 /// What happened to an asset, as maintenance recorded it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MaintenanceEventKind {
@@ -382,6 +398,7 @@ impl MaintenanceEventKind {
 /// A maintenance event recorded on an asset: a failure, a replacement, a repair or an
 /// inspection, usually when a work order is completed. Failures and replacements delimit the
 /// asset's runs to failure, the training data of the in-platform RUL model.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceEvent {
@@ -392,6 +409,7 @@ pub struct MaintenanceEvent {
     /// What happened.
     pub kind: MaintenanceEventKind,
     /// When it happened (for a failure: when the asset failed, not when it was recorded).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub occurred_at: Timestamp,
     /// The work order that recorded it, if any.
     pub work_order_id: Option<WorkOrderId>,
@@ -400,6 +418,7 @@ pub struct MaintenanceEvent {
 }
 
 /// An alert for people (published on `alerts.critical`, pushed over the WebSocket).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
@@ -414,6 +433,7 @@ pub struct Alert {
     /// Human message.
     pub message: String,
     /// When it was raised.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// The work order opened or updated for it.
     pub work_order_id: Option<WorkOrderId>,

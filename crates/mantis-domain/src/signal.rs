@@ -260,6 +260,7 @@ impl Window {
 }
 
 /// Features of one sensor's window (published on `features.extracted`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureVector {
@@ -270,8 +271,10 @@ pub struct FeatureVector {
     /// What the sensor measures.
     pub sensor_type: SensorType,
     /// Window start.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub window_start: Timestamp,
     /// Window end.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub window_end: Timestamp,
     /// Version of the feature set, so consumers know which names to expect.
     pub feature_set_version: String,

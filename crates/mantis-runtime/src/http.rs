@@ -142,6 +142,19 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> std::result::R
     })
 }
 
+/// [`parse_json`] for bodies that must be one JSON object (serde would otherwise also read a
+/// struct from an array of its fields).
+pub fn parse_json_object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> std::result::Result<T, Problem> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None | Some(b'{') => parse_json(body),
+        Some(_) => Err(Problem::bad_request(
+            "the request body must be a JSON object",
+        )),
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -33,7 +33,7 @@ mod settings;
 
 pub use app::App;
 pub use consumer::{HandleError, Handler, RecordContext, run_consumer, run_consumer_from};
-pub use http::{FieldError, Problem, bind, parse_json, serve};
+pub use http::{FieldError, Problem, bind, parse_json, parse_json_object, serve};
 pub use infra::{Infra, connect_store};
 pub use main_helper::{run_service, service_main};
 pub use publish::Publisher;

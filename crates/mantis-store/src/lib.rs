@@ -121,6 +121,7 @@ pub struct AlertFilter {
 }
 
 /// An alert with what people did about it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRecord {
@@ -130,6 +131,7 @@ pub struct AlertRecord {
     /// Who acknowledged it.
     pub acknowledged_by: Option<String>,
     /// When it was acknowledged.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub acknowledged_at: Option<Timestamp>,
     /// What they noted when acknowledging.
     pub ack_note: String,
@@ -138,16 +140,20 @@ pub struct AlertRecord {
 }
 
 /// A part used or needed by a work order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Part {
     /// Part number in the plant's stores.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub part_number: String,
     /// How many.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
     pub quantity: u32,
 }
 
 /// A work order with what people planned on it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkOrderRecord {
@@ -159,6 +165,7 @@ pub struct WorkOrderRecord {
     /// Parts it needs.
     pub parts: Vec<Part>,
     /// Last change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

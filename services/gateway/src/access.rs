@@ -9,23 +9,74 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use mantis_domain::{ApiKeyId, Role, User};
 use mantis_runtime::Problem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Credentials {
+pub(crate) struct Credentials {
     username: String,
     password: String,
 }
 
+/// A user as the API shows it (never the password hash).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserView {
+    username: String,
+    display_name: String,
+    role: Role,
+    #[schema(value_type = String, format = Uuid)]
+    tenant_id: mantis_domain::TenantId,
+    disabled: bool,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: chrono::DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            role: u.role,
+            tenant_id: u.tenant_id,
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// The answer to a login.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoginAnswer {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: chrono::DateTime<Utc>,
+    user: UserView,
+}
+
+/// A new API key: the record and, this once, the key.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreatedKey {
+    #[serde(flatten)]
+    record: mantis_domain::ApiKey,
+    /// The key itself: shown only in this answer.
+    key: String,
+}
+
 /// `POST /api/v1/auth/login`: a token for a username and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "access", security(()),
+    request_body = Credentials, responses((status = 200, body = LoginAnswer)))]
 pub(crate) async fn login(
     State(s): State<ApiState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let credentials: Credentials = mantis_runtime::parse_json(&body)?;
+    let credentials: Credentials = mantis_runtime::parse_json_object(&body)?;
     let client = peer.map_or_else(
         || "unknown".to_owned(),
         |Extension(ConnectInfo(a))| a.ip().to_string(),
@@ -34,54 +85,49 @@ pub(crate) async fn login(
         .auth
         .login(credentials.username.trim(), &credentials.password, &client)
         .await?;
-    Ok(Json(serde_json::json!({
-        "token": token,
-        "expiresAt": expires_at,
-        "user": user_json(&user),
-    }))
+    Ok(Json(LoginAnswer {
+        token,
+        expires_at,
+        user: UserView::from(&user),
+    })
     .into_response())
 }
 
-fn user_json(u: &User) -> serde_json::Value {
-    serde_json::json!({
-        "username": u.username,
-        "displayName": u.display_name,
-        "role": u.role,
-        "tenantId": u.tenant_id,
-        "disabled": u.disabled,
-        "createdAt": u.created_at,
-    })
-}
-
 /// `GET /api/v1/auth/me`.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "access", responses((status = 200, body = Principal)))]
 pub(crate) async fn me(Extension(who): Extension<Principal>) -> Json<Principal> {
     Json(who)
 }
 
 /// `GET /api/v1/users`: the tenant's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "access", params(crate::api::FormatQuery),
+    responses((status = 200, body = Vec<UserView>)))]
 pub(crate) async fn list_users(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let users: Vec<serde_json::Value> = s
+    let users: Vec<UserView> = s
         .store
         .list_users(Some(who.tenant_id))
         .await?
         .iter()
-        .map(user_json)
+        .map(UserView::from)
         .collect();
-    list_response(&users, wants_csv(&headers, &params), "users")
+    list_response(&users, wants_csv(&headers, &params)?, "users")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
+    #[schema(min_length = 2, max_length = 64, pattern = r"^[A-Za-z0-9._@-]{2,64}$")]
     username: String,
     #[serde(default)]
     display_name: String,
+    #[schema(value_type = Role)]
     role: String,
+    #[schema(min_length = 10, max_length = 256)]
     password: String,
 }
 
@@ -110,12 +156,14 @@ async fn hashed(password: String) -> ApiResult<String> {
 }
 
 /// `POST /api/v1/users`: a new user of the admin's tenant.
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUser,
+    responses((status = 201, body = UserView)))]
 pub(crate) async fn create_user(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let new: NewUser = mantis_runtime::parse_json(&body)?;
+    let new: NewUser = mantis_runtime::parse_json_object(&body)?;
     let username = new.username.trim().to_owned();
     let valid_name = (2..=64).contains(&username.len())
         && username
@@ -149,26 +197,31 @@ pub(crate) async fn create_user(
     };
     s.store.upsert_user(&user).await?;
     tracing::info!(user = %user.username, role = %user.role, by = %who.username, "user created");
-    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UserPatch {
+pub(crate) struct UserPatch {
     display_name: Option<String>,
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
+    #[schema(min_length = 10, max_length = 256)]
     password: Option<String>,
     disabled: Option<bool>,
 }
 
 /// `PATCH /api/v1/users/{username}`: role, name, password, disabled.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "access",
+    params(("username" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserView)))]
 pub(crate) async fn update_user(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(username): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let patch: UserPatch = mantis_runtime::parse_json(&body)?;
+    let patch: UserPatch = mantis_runtime::parse_json_object(&body)?;
     let role = patch.role.as_deref().map(parse_role).transpose()?;
     if let Some(p) = &patch.password {
         check_password(p)?;
@@ -203,10 +256,12 @@ pub(crate) async fn update_user(
         user.password_hash = hashed(password).await?;
     }
     s.store.upsert_user(&user).await?;
-    Ok(Json(user_json(&user)).into_response())
+    Ok(Json(UserView::from(&user)).into_response())
 }
 
 /// `GET /api/v1/api-keys`: the tenant's keys (never the secrets).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "access", params(crate::api::FormatQuery),
+    responses((status = 200, body = Vec<mantis_domain::ApiKey>)))]
 pub(crate) async fn list_api_keys(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -214,23 +269,27 @@ pub(crate) async fn list_api_keys(
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
     let keys = s.store.list_api_keys(who.tenant_id).await?;
-    list_response(&keys, wants_csv(&headers, &params), "api-keys")
+    list_response(&keys, wants_csv(&headers, &params)?, "api-keys")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(crate) struct NewKey {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+    #[schema(value_type = Role)]
     role: String,
 }
 
 /// `POST /api/v1/api-keys`: a new key; the answer is the only time the key is shown.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "access", request_body = NewKey,
+    responses((status = 201, body = CreatedKey)))]
 pub(crate) async fn create_api_key(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let new: NewKey = mantis_runtime::parse_json(&body)?;
+    let new: NewKey = mantis_runtime::parse_json_object(&body)?;
     let role = parse_role(&new.role)?;
     let name = new.name.trim();
     if name.is_empty() || name.len() > 100 {
@@ -240,14 +299,12 @@ pub(crate) async fn create_api_key(
     }
     let (record, key) = s.auth.create_api_key(who.tenant_id, name, role).await?;
     tracing::info!(key = %record.prefix, role = %role, by = %who.username, "API key created");
-    let mut body = serde_json::to_value(&record).map_err(Problem::internal)?;
-    if let Some(map) = body.as_object_mut() {
-        map.insert("key".into(), serde_json::Value::String(key));
-    }
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(CreatedKey { record, key })).into_response())
 }
 
 /// `DELETE /api/v1/api-keys/{id}`: revokes a key at once.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "access",
+    params(("id" = String, Path, format = Uuid)), responses((status = 204, description = "Revoked")))]
 pub(crate) async fn revoke_api_key(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,

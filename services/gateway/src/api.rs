@@ -95,6 +95,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/login", post(access::login))
         .merge(protected)
         .route("/api/openapi.json", get(crate::openapi::document))
+        .route("/api/docs", get(crate::openapi::docs))
         .fallback(crate::web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -127,6 +128,39 @@ async fn request_id(request: Request, next: Next) -> Response {
 }
 
 // --- shared helpers -----------------------------------------------------------------------------
+
+/// Query parameters of the lists that take a limit (for the OpenAPI document; handlers read
+/// [`Params`]).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct ListQuery {
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `csv` for a CSV download (or send `Accept: text/csv`).
+    #[param(inline)]
+    format: Option<Format>,
+}
+
+/// Query parameter of the lists that are always whole.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct FormatQuery {
+    /// `csv` for a CSV download (or send `Accept: text/csv`).
+    #[param(inline)]
+    format: Option<Format>,
+}
+
+/// How a list is answered.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum Format {
+    Json,
+    Csv,
+}
 
 /// `limit` (1..=1000, default 100).
 pub(crate) fn limit(params: &Params) -> ApiResult<u32> {
@@ -191,15 +225,20 @@ pub(crate) async fn tenant_assets(store: &dyn Store, who: &Principal) -> ApiResu
     Ok(store.list_assets(Some(who.tenant_id)).await?)
 }
 
-/// Whether the client asked for CSV (`?format=csv` or `Accept: text/csv`).
-pub(crate) fn wants_csv(headers: &HeaderMap, params: &Params) -> bool {
-    params
-        .get("format")
-        .is_some_and(|f| f.eq_ignore_ascii_case("csv"))
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/csv"))
+/// Whether the client asked for CSV (`?format=csv` or `Accept: text/csv`); `format` must be
+/// `json` or `csv`.
+pub(crate) fn wants_csv(headers: &HeaderMap, params: &Params) -> ApiResult<bool> {
+    let accept_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    match params.get("format").map(|f| f.to_ascii_lowercase()) {
+        None => Ok(accept_csv),
+        Some(f) if f == "csv" => Ok(true),
+        Some(f) if f == "json" => Ok(false),
+        Some(f) => Err(Problem::bad_request("format must be json or csv")
+            .with_field("/format", format!("`{f}` is not json or csv"))),
+    }
 }
 
 /// A list as JSON, or as CSV when asked (`name` is the download's file name).

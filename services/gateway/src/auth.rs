@@ -164,7 +164,7 @@ pub(crate) enum Credential {
 }
 
 /// The authenticated caller of a request.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Principal {
     /// Username, or `key:<name>` for an API key.
@@ -174,6 +174,7 @@ pub(crate) struct Principal {
     /// What the caller may do.
     pub role: Role,
     /// Whose assets the caller sees.
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// How they authenticated.
     #[serde(skip)]
@@ -189,6 +190,14 @@ struct Claims {
     iss: String,
     iat: i64,
     exp: i64,
+    /// Fingerprint of the password the token was issued for: changing the password ends
+    /// every token issued before.
+    pwd: String,
+}
+
+/// A short fingerprint of a password hash (which is itself salted and slow to invert).
+fn password_fingerprint(hash: &str) -> String {
+    sha256_hex(hash.as_bytes())[..16].to_owned()
 }
 
 /// A token bucket per caller.
@@ -367,6 +376,7 @@ impl Auth {
             iss: ISSUER.into(),
             iat: now.timestamp(),
             exp: expires.timestamp(),
+            pwd: password_fingerprint(&user.password_hash),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(Problem::internal)?;
@@ -381,6 +391,11 @@ impl Auth {
         headers: &HeaderMap,
         query_token: Option<&str>,
     ) -> Result<Principal, Problem> {
+        if headers.contains_key("x-api-key") && headers.contains_key(header::AUTHORIZATION) {
+            return Err(unauthorized(
+                "send one credential: `Authorization` or `X-API-Key`, not both",
+            ));
+        }
         if let Some(key) = headers.get("x-api-key") {
             let key = key
                 .to_str()
@@ -438,6 +453,12 @@ impl Auth {
             .map_err(Problem::from)?
             .filter(|u| !u.disabled)
             .ok_or_else(|| unauthorized("the user no longer exists or is disabled"))?;
+        if !constant_time_eq(
+            password_fingerprint(&user.password_hash).as_bytes(),
+            data.claims.pwd.as_bytes(),
+        ) {
+            return Err(unauthorized("the password was changed; log in again"));
+        }
         Ok(Principal {
             username: user.username,
             display_name: user.display_name,

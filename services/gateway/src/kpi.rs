@@ -99,10 +99,11 @@ impl Shifts {
 }
 
 /// KPIs of one asset or of a group.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Kpi {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
     asset_id: Option<AssetId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     asset_code: Option<String>,
@@ -119,9 +120,9 @@ pub(crate) struct Kpi {
     shifts: Vec<ShiftKpi>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ShiftKpi {
+pub(crate) struct ShiftKpi {
     shift: String,
     hours: f64,
     availability: f64,
@@ -318,8 +319,33 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
     }
 }
 
+/// KPIs over a period.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct KpiReport {
+    #[schema(value_type = String, format = DateTime)]
+    from: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    to: DateTime<Utc>,
+    scope: KpiScope,
+    assets: Vec<Kpi>,
+    total: Kpi,
+}
+
+/// What the KPIs cover.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KpiScope {
+    asset_id: Option<String>,
+    line: Option<String>,
+}
+
 /// `GET /api/v1/kpis?from&to&assetId|line`: KPIs of the tenant's assets (or one asset, or one
 /// line) over a period (default: the last 7 days); CSV lists the assets.
+#[utoipa::path(get, path = "/api/v1/kpis", tag = "kpis",
+    params(("from" = Option<String>, Query, format = DateTime), ("to" = Option<String>, Query, format = DateTime),
+        ("assetId" = Option<String>, Query, format = Uuid), ("line" = Option<String>, Query),
+        ("format" = Option<crate::api::Format>, Query, description = "csv for a CSV download")),
+    responses((status = 200, body = KpiReport)))]
 pub(crate) async fn kpis(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -353,17 +379,20 @@ pub(crate) async fn kpis(
     for asset in &assets {
         per_asset.push(asset_kpi(s.store.as_ref(), &s.shifts, asset, from, to).await?);
     }
-    if wants_csv(&headers, &params) {
+    if wants_csv(&headers, &params)? {
         return list_response(&per_asset, true, "kpis");
     }
     let total = total(&per_asset, to - from);
-    Ok(Json(serde_json::json!({
-        "from": from,
-        "to": to,
-        "scope": {"assetId": params.get("assetId"), "line": params.get("line")},
-        "assets": per_asset,
-        "total": total,
-    }))
+    Ok(Json(KpiReport {
+        from,
+        to,
+        scope: KpiScope {
+            asset_id: params.get("assetId").cloned(),
+            line: params.get("line").cloned(),
+        },
+        assets: per_asset,
+        total,
+    })
     .into_response())
 }
 

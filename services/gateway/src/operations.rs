@@ -19,7 +19,14 @@ use mantis_runtime::Problem;
 use mantis_store::{
     AlertFilter, AlertRecord, AlertState, Part, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An optional body: empty or JSON `null`.
+fn no_body(body: &[u8]) -> bool {
+    let trimmed = body.trim_ascii();
+    trimmed.is_empty() || trimmed == b"null"
+}
 
 fn conflict(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::CONFLICT, "Conflict", detail)
@@ -28,6 +35,10 @@ fn conflict(detail: impl Into<String>) -> Problem {
 // --- alerts -------------------------------------------------------------------------------------
 
 /// `GET /api/v1/alerts?state=open|acknowledged|all&assetId&limit`.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "operations",
+    params(("state" = Option<AlertStateParam>, Query, description = "default all"),
+        ("assetId" = Option<String>, Query, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<AlertRecord>)))]
 pub(crate) async fn list_alerts(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -56,7 +67,7 @@ pub(crate) async fn list_alerts(
             limit: Some(limit(&params)?),
         })
         .await?;
-    list_response(&alerts, wants_csv(&headers, &params), "alerts")
+    list_response(&alerts, wants_csv(&headers, &params)?, "alerts")
 }
 
 /// The `assetId` filter of a list, when given: one of the caller's tenant's assets.
@@ -75,6 +86,16 @@ async fn asset_filter(
     }
 }
 
+/// `state` of the alert list.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum AlertStateParam {
+    Open,
+    Acknowledged,
+    All,
+}
+
 /// The alert if it is the caller's tenant's.
 async fn tenant_alert(s: &ApiState, who: &Principal, raw: &str) -> ApiResult<AlertRecord> {
     let id: AlertId = parse_id(raw, "the alert id", "/id")?;
@@ -89,25 +110,29 @@ async fn tenant_alert(s: &ApiState, who: &Principal, raw: &str) -> ApiResult<Ale
     Ok(record)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Acknowledgement {
+pub(crate) struct Acknowledgement {
     #[serde(default)]
+    #[schema(max_length = 2000)]
     note: String,
 }
 
 /// `POST /api/v1/alerts/{id}/acknowledge`: records who acknowledged and when; acknowledging
 /// again keeps the first acknowledgement.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), request_body(content = Option<Acknowledgement>),
+    responses((status = 200, body = AlertRecord)))]
 pub(crate) async fn acknowledge_alert(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let ack: Acknowledgement = if body.iter().all(u8::is_ascii_whitespace) {
+    let ack: Acknowledgement = if no_body(&body) {
         Acknowledgement::default()
     } else {
-        mantis_runtime::parse_json(&body)?
+        mantis_runtime::parse_json_object(&body)?
     };
     if ack.note.len() > 2000 {
         return Err(Problem::bad_request("the note is too long")
@@ -130,20 +155,25 @@ pub(crate) async fn acknowledge_alert(
     Ok(Json(updated).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Assignment {
+pub(crate) struct Assignment {
+    /// A user of the plant; `null`: nobody.
+    #[schema(min_length = 2)]
     assignee: Option<String>,
 }
 
 /// `POST /api/v1/alerts/{id}/assign` `{"assignee": "tom"}` (`null`: nobody).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/assign", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), request_body = Assignment,
+    responses((status = 200, body = AlertRecord)))]
 pub(crate) async fn assign_alert(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let assignment: Assignment = mantis_runtime::parse_json(&body)?;
+    let assignment: Assignment = mantis_runtime::parse_json_object(&body)?;
     let assignee = assignment.assignee.map(|a| a.trim().to_owned());
     if let Some(a) = &assignee {
         check_person(&s, &who, a, "/assignee").await?;
@@ -191,6 +221,11 @@ pub(crate) fn allowed(from: WorkOrderStatus, to: WorkOrderStatus) -> bool {
 }
 
 /// `GET /api/v1/work-orders?status=OPEN,IN_PROGRESS&assetId&limit`.
+#[utoipa::path(get, path = "/api/v1/work-orders", tag = "operations",
+    params(("status" = Option<String>, Query, description = "comma-separated statuses",
+            pattern = r"^(OPEN|SCHEDULED|IN_PROGRESS|COMPLETED|CANCELLED)(,(OPEN|SCHEDULED|IN_PROGRESS|COMPLETED|CANCELLED))*$"),
+        ("assetId" = Option<String>, Query, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<WorkOrderRecord>)))]
 pub(crate) async fn list_work_orders(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -217,7 +252,7 @@ pub(crate) async fn list_work_orders(
             limit: Some(limit(&params)?),
         })
         .await?;
-    list_response(&orders, wants_csv(&headers, &params), "work-orders")
+    list_response(&orders, wants_csv(&headers, &params)?, "work-orders")
 }
 
 /// The work order if it is the caller's tenant's.
@@ -234,6 +269,9 @@ async fn tenant_work_order(s: &ApiState, who: &Principal, raw: &str) -> ApiResul
     Ok(record)
 }
 
+/// `GET /api/v1/work-orders/{id}`.
+#[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), responses((status = 200, body = WorkOrderRecord)))]
 pub(crate) async fn get_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -242,15 +280,21 @@ pub(crate) async fn get_work_order(
     Ok(Json(tenant_work_order(&s, &who, &id).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewWorkOrder {
+pub(crate) struct NewWorkOrder {
+    #[schema(value_type = String, format = Uuid)]
     asset_id: AssetId,
+    #[schema(min_length = 1, pattern = r"\S")]
     description: String,
+    #[schema(value_type = Priority)]
     priority: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
     due_by: Option<DateTime<Utc>>,
+    #[schema(min_length = 2)]
     technician: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 200)]
     parts: Vec<Part>,
 }
 
@@ -260,9 +304,11 @@ fn check_parts(parts: &[Part]) -> ApiResult<()> {
             return Err(Problem::bad_request("a part needs a part number")
                 .with_field(format!("/parts/{i}/partNumber"), "must not be empty"));
         }
-        if p.quantity == 0 {
-            return Err(Problem::bad_request("a part's quantity must be positive")
-                .with_field(format!("/parts/{i}/quantity"), "must be at least 1"));
+        if !(1..=100_000).contains(&p.quantity) {
+            return Err(
+                Problem::bad_request("a part's quantity must be within 1..=100000")
+                    .with_field(format!("/parts/{i}/quantity"), "must be within 1..=100000"),
+            );
         }
     }
     if parts.len() > 200 {
@@ -277,12 +323,14 @@ fn parse_priority(raw: &str) -> ApiResult<Priority> {
 }
 
 /// `POST /api/v1/work-orders`: a work order planned by hand.
+#[utoipa::path(post, path = "/api/v1/work-orders", tag = "operations", request_body = NewWorkOrder,
+    responses((status = 201, body = WorkOrderRecord)))]
 pub(crate) async fn create_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let new: NewWorkOrder = mantis_runtime::parse_json(&body)?;
+    let new: NewWorkOrder = mantis_runtime::parse_json_object(&body)?;
     let priority = parse_priority(&new.priority)?;
     if new.description.trim().is_empty() {
         return Err(Problem::bad_request("a work order needs a description")
@@ -331,15 +379,20 @@ pub(crate) async fn create_work_order(
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WorkOrderPatch {
+pub(crate) struct WorkOrderPatch {
+    #[schema(min_length = 1, pattern = r"\S")]
     description: Option<String>,
+    #[schema(value_type = Option<Priority>)]
     priority: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     due_by: Option<DateTime<Utc>>,
     /// Absent: unchanged; `null`: unassigned.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 2)]
     technician: Option<Option<String>>,
+    #[schema(max_items = 200)]
     parts: Option<Vec<Part>>,
 }
 
@@ -353,13 +406,16 @@ where
 
 /// `PATCH /api/v1/work-orders/{id}`: replans description, priority, due date, technician,
 /// parts. A finished work order is not replanned.
+#[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), request_body = WorkOrderPatch,
+    responses((status = 200, body = WorkOrderRecord)))]
 pub(crate) async fn update_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let patch: WorkOrderPatch = mantis_runtime::parse_json(&body)?;
+    let patch: WorkOrderPatch = mantis_runtime::parse_json_object(&body)?;
     let priority = patch.priority.as_deref().map(parse_priority).transpose()?;
     if let Some(parts) = &patch.parts {
         check_parts(parts)?;
@@ -400,20 +456,24 @@ pub(crate) async fn update_work_order(
     Ok(Json(updated).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Transition {
+pub(crate) struct Transition {
+    #[schema(value_type = WorkOrderStatus)]
     to: String,
 }
 
 /// `POST /api/v1/work-orders/{id}/transition` `{"to": "IN_PROGRESS"}`.
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/transition", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), request_body = Transition,
+    responses((status = 200, body = WorkOrderRecord)))]
 pub(crate) async fn transition_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let transition: Transition = mantis_runtime::parse_json(&body)?;
+    let transition: Transition = mantis_runtime::parse_json_object(&body)?;
     let to = WorkOrderStatus::parse(&transition.to)
         .map_err(|e| Problem::bad_request(e.to_string()).with_field("/to", e.to_string()))?;
     let record = tenant_work_order(&s, &who, &id).await?;
@@ -445,12 +505,14 @@ pub(crate) async fn transition_work_order(
     Ok(Json(updated).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Completion {
-    /// FAILURE, REPLACEMENT, REPAIR, INSPECTION; none: nothing to record.
+pub(crate) struct Completion {
+    /// What was found; none: nothing to record.
+    #[schema(value_type = Option<mantis_domain::MaintenanceEventKind>)]
     outcome: Option<String>,
     /// When the failure or work happened; default now.
+    #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
     #[serde(default)]
     note: String,
@@ -459,20 +521,23 @@ struct Completion {
 /// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
 /// was found as a maintenance event (one per work order, so a retried call records nothing
 /// twice).
+#[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "operations",
+    params(("id" = String, Path, format = Uuid)), request_body(content = Option<Completion>),
+    responses((status = 200, body = Completed)))]
 pub(crate) async fn complete_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let completion: Completion = if body.iter().all(u8::is_ascii_whitespace) {
+    let completion: Completion = if no_body(&body) {
         Completion {
             outcome: None,
             occurred_at: None,
             note: String::new(),
         }
     } else {
-        mantis_runtime::parse_json(&body)?
+        mantis_runtime::parse_json_object(&body)?
     };
     let kind = completion
         .outcome
@@ -511,7 +576,19 @@ pub(crate) async fn complete_work_order(
     };
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
-    Ok(Json(serde_json::json!({"workOrder": updated, "event": event})).into_response())
+    Ok(Json(Completed {
+        work_order: updated,
+        event,
+    })
+    .into_response())
+}
+
+/// A completed work order and the maintenance event recorded for it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Completed {
+    work_order: WorkOrderRecord,
+    event: Option<MaintenanceEvent>,
 }
 
 #[cfg(test)]

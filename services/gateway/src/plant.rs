@@ -19,9 +19,10 @@ use mantis_runtime::Problem;
 use mantis_store::{AlertFilter, AlertState, WorkOrderFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// An asset as the API shows it: the stored asset and its production line (its location).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AssetView {
     #[serde(flatten)]
@@ -36,6 +37,17 @@ impl From<Asset> for AssetView {
     }
 }
 
+/// An asset with its sensors.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AssetDetail {
+    asset: AssetView,
+    sensors: Vec<Sensor>,
+}
+
+/// `GET /api/v1/assets`: the tenant's assets.
+#[utoipa::path(get, path = "/api/v1/assets", tag = "plant", params(crate::api::FormatQuery),
+    responses((status = 200, body = Vec<AssetView>)))]
 pub(crate) async fn list_assets(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -47,9 +59,12 @@ pub(crate) async fn list_assets(
         .into_iter()
         .map(AssetView::from)
         .collect();
-    list_response(&assets, wants_csv(&headers, &params), "assets")
+    list_response(&assets, wants_csv(&headers, &params)?, "assets")
 }
 
+/// `GET /api/v1/assets/{id}`: one asset with its sensors.
+#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "plant",
+    params(("id" = String, Path, format = Uuid)), responses((status = 200, body = AssetDetail)))]
 pub(crate) async fn get_asset(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -65,40 +80,51 @@ pub(crate) async fn get_asset(
 }
 
 /// Body of `POST /api/v1/assets`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewAsset {
+pub(crate) struct NewAsset {
+    #[schema(value_type = Option<String>, format = Uuid)]
     id: Option<AssetId>,
+    #[schema(min_length = 1, pattern = r"\S")]
     code: String,
     name: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     asset_type: String,
     #[serde(default)]
     location: String,
+    #[schema(value_type = Criticality)]
     criticality: String,
     #[serde(default)]
     sensors: Vec<NewSensor>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewSensor {
+pub(crate) struct NewSensor {
+    #[schema(value_type = Option<String>, format = Uuid)]
     id: Option<SensorId>,
+    #[schema(min_length = 1, pattern = r"\S")]
     code: String,
+    #[schema(value_type = SensorType)]
     sensor_type: String,
     unit: String,
+    /// Below `maxValue`.
     min_value: f64,
     max_value: f64,
+    #[schema(exclusive_minimum = 0.0)]
     sampling_rate_hz: f64,
 }
 
 /// `POST /api/v1/assets`: registers (or replaces) an asset of the caller's tenant with its
 /// sensors.
+#[utoipa::path(post, path = "/api/v1/assets", tag = "plant", request_body = NewAsset,
+    responses((status = 201, body = AssetDetail)))]
 pub(crate) async fn create_asset(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let new: NewAsset = mantis_runtime::parse_json(&body)?;
+    let new: NewAsset = mantis_runtime::parse_json_object(&body)?;
     let mut problem = Problem::bad_request("invalid asset");
     let criticality = match Criticality::parse(&new.criticality) {
         Ok(c) => Some(c),
@@ -173,39 +199,46 @@ pub(crate) async fn create_asset(
     }
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"asset": AssetView::from(asset), "sensors": sensors})),
+        Json(AssetDetail {
+            asset: asset.into(),
+            sensors,
+        }),
     )
         .into_response())
 }
 
 /// Health of an asset for the overview tiles.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AssetHealth {
     asset: AssetView,
+    /// OK, WARNING, CRITICAL or UNKNOWN.
     status: &'static str,
     anomaly: Option<AnomalyHealth>,
     rul: Option<RulHealth>,
     open_alerts: usize,
     open_work_orders: usize,
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_seen: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AnomalyHealth {
+pub(crate) struct AnomalyHealth {
     score: f64,
     threshold: f64,
+    #[schema(value_type = String, format = DateTime)]
     window_start: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RulHealth {
+pub(crate) struct RulHealth {
     cycles: f64,
     lower: f64,
     upper: f64,
     threshold: f64,
+    #[schema(value_type = String, format = DateTime)]
     predicted_at: DateTime<Utc>,
 }
 
@@ -213,6 +246,8 @@ struct RulHealth {
 const SILENT_AFTER: Duration = Duration::minutes(5);
 
 /// `GET /api/v1/overview`: every asset of the tenant with its health.
+#[utoipa::path(get, path = "/api/v1/overview", tag = "plant", params(crate::api::FormatQuery),
+    responses((status = 200, body = Vec<AssetHealth>)))]
 pub(crate) async fn overview(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -299,7 +334,7 @@ pub(crate) async fn overview(
             last_seen,
         });
     }
-    list_response(&tiles, wants_csv(&headers, &params), "overview")
+    list_response(&tiles, wants_csv(&headers, &params)?, "overview")
 }
 
 fn ratio(score: &mantis_domain::AnomalyScore) -> f64 {
@@ -313,8 +348,56 @@ fn ratio(score: &mantis_domain::AnomalyScore) -> f64 {
 /// Most buckets a readings query may ask for.
 const MAX_POINTS: u32 = 5000;
 
+/// One time bucket of readings.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Point {
+    #[schema(value_type = String, format = DateTime)]
+    t: DateTime<Utc>,
+    min: Option<f64>,
+    max: Option<f64>,
+    avg: Option<f64>,
+    n: u64,
+}
+
+/// Readings of a sensor, downsampled.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Readings {
+    #[schema(value_type = String, format = Uuid)]
+    sensor_id: SensorId,
+    unit: String,
+    #[schema(value_type = String, format = DateTime)]
+    from: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    to: DateTime<Utc>,
+    bucket_secs: f64,
+    points: Vec<Point>,
+}
+
+/// Query of the readings endpoint.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct ReadingsQuery {
+    /// Start; default one hour before `to`.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// End; default now.
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// Most buckets (default 600).
+    #[param(minimum = 1, maximum = 5000)]
+    points: Option<u32>,
+    /// `csv` for a CSV download.
+    #[param(inline)]
+    format: Option<crate::api::Format>,
+}
+
 /// `GET /api/v1/sensors/{id}/readings?from&to&points`: min/max/mean per time bucket, never
 /// more than `points` buckets.
+#[utoipa::path(get, path = "/api/v1/sensors/{id}/readings", tag = "plant",
+    params(("id" = String, Path, format = Uuid), ReadingsQuery),
+    responses((status = 200, body = Readings)))]
 pub(crate) async fn readings(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -359,14 +442,6 @@ pub(crate) async fn readings(
         .store
         .reading_buckets(id, from, to, bucket_ms.max(1))
         .await?;
-    #[derive(Serialize)]
-    struct Point {
-        t: DateTime<Utc>,
-        min: Option<f64>,
-        max: Option<f64>,
-        avg: Option<f64>,
-        n: u64,
-    }
     let finite = |v: f64| v.is_finite().then_some(v);
     let points: Vec<Point> = buckets
         .into_iter()
@@ -378,21 +453,24 @@ pub(crate) async fn readings(
             n: b.count,
         })
         .collect();
-    if wants_csv(&headers, &params) {
+    if wants_csv(&headers, &params)? {
         return list_response(&points, true, "readings");
     }
-    Ok(Json(serde_json::json!({
-        "sensorId": id,
-        "unit": sensor.unit,
-        "from": from,
-        "to": to,
-        "bucketSecs": bucket_ms as f64 / 1000.0,
-        "points": points,
-    }))
+    Ok(Json(Readings {
+        sensor_id: id,
+        unit: sensor.unit,
+        from,
+        to,
+        bucket_secs: bucket_ms as f64 / 1000.0,
+        points,
+    })
     .into_response())
 }
 
-/// `GET /api/v1/assets/{id}/anomaly-scores`.
+/// `GET /api/v1/assets/{id}/anomaly-scores`: the latest scored windows, newest first.
+#[utoipa::path(get, path = "/api/v1/assets/{id}/anomaly-scores", tag = "plant",
+    params(("id" = String, Path, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<mantis_domain::AnomalyScore>)))]
 pub(crate) async fn anomaly_scores(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -403,10 +481,13 @@ pub(crate) async fn anomaly_scores(
     let id: AssetId = parse_id(&id, "the asset id", "/id")?;
     tenant_asset(s.store.as_ref(), &who, id).await?;
     let scores = s.store.list_anomaly_scores(id, limit(&params)?).await?;
-    list_response(&scores, wants_csv(&headers, &params), "anomaly-scores")
+    list_response(&scores, wants_csv(&headers, &params)?, "anomaly-scores")
 }
 
-/// `GET /api/v1/assets/{id}/rul`.
+/// `GET /api/v1/assets/{id}/rul`: RUL predictions with their intervals, newest first.
+#[utoipa::path(get, path = "/api/v1/assets/{id}/rul", tag = "plant",
+    params(("id" = String, Path, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<mantis_domain::RulPrediction>)))]
 pub(crate) async fn rul_history(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -417,10 +498,13 @@ pub(crate) async fn rul_history(
     let id: AssetId = parse_id(&id, "the asset id", "/id")?;
     tenant_asset(s.store.as_ref(), &who, id).await?;
     let history = s.store.list_rul_predictions(id, limit(&params)?).await?;
-    list_response(&history, wants_csv(&headers, &params), "rul")
+    list_response(&history, wants_csv(&headers, &params)?, "rul")
 }
 
 /// `GET /api/v1/anomalies?assetId&limit`: anomalies with their explanation.
+#[utoipa::path(get, path = "/api/v1/anomalies", tag = "plant",
+    params(("assetId" = Option<String>, Query, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<mantis_domain::Anomaly>)))]
 pub(crate) async fn anomalies(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -448,7 +532,7 @@ pub(crate) async fn anomalies(
                 .collect()
         }
     };
-    list_response(&list, wants_csv(&headers, &params), "anomalies")
+    list_response(&list, wants_csv(&headers, &params)?, "anomalies")
 }
 
 fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
@@ -470,12 +554,16 @@ pub(crate) fn parse_event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceE
     event_kind(raw, field)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewEvent {
+pub(crate) struct NewEvent {
+    #[schema(value_type = Option<String>, format = Uuid)]
     id: Option<MaintenanceEventId>,
+    #[schema(value_type = MaintenanceEventKind)]
     kind: String,
+    #[schema(value_type = String, format = DateTime)]
     occurred_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = Uuid)]
     work_order_id: Option<WorkOrderId>,
     #[serde(default)]
     note: String,
@@ -484,6 +572,10 @@ struct NewEvent {
 /// `POST /api/v1/assets/{id}/events`: records a failure, replacement, repair or inspection
 /// (e.g. history from a CMMS). Failures and replacements end a run to failure: what the RUL
 /// models learn from. Idempotent when the client gives the id.
+#[utoipa::path(post, path = "/api/v1/assets/{id}/events", tag = "plant",
+    params(("id" = String, Path, format = Uuid)), request_body = NewEvent,
+    responses((status = 201, body = mantis_domain::MaintenanceEvent),
+        (status = 200, description = "Already recorded", body = mantis_domain::MaintenanceEvent)))]
 pub(crate) async fn record_event(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -491,7 +583,7 @@ pub(crate) async fn record_event(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let asset: AssetId = parse_id(&id, "the asset id", "/id")?;
-    let new: NewEvent = mantis_runtime::parse_json(&body)?;
+    let new: NewEvent = mantis_runtime::parse_json_object(&body)?;
     let kind = event_kind(&new.kind, "/kind")?;
     not_in_future(new.occurred_at, "/occurredAt")?;
     tenant_asset(s.store.as_ref(), &who, asset).await?;
@@ -531,6 +623,9 @@ pub(crate) async fn record_event(
 }
 
 /// `GET /api/v1/assets/{id}/events`: the asset's maintenance events, newest first.
+#[utoipa::path(get, path = "/api/v1/assets/{id}/events", tag = "plant",
+    params(("id" = String, Path, format = Uuid), crate::api::ListQuery),
+    responses((status = 200, body = Vec<mantis_domain::MaintenanceEvent>)))]
 pub(crate) async fn list_events(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -544,11 +639,14 @@ pub(crate) async fn list_events(
         .store
         .list_maintenance_events(Some(asset), limit(&params)?)
         .await?;
-    list_response(&events, wants_csv(&headers, &params), "events")
+    list_response(&events, wants_csv(&headers, &params)?, "events")
 }
 
 /// `GET /api/v1/features/{asset_id}`: the latest feature vector of each sensor of the asset,
 /// from the online cache, falling back to the store for sensors the cache does not hold.
+#[utoipa::path(get, path = "/api/v1/features/{asset_id}", tag = "plant",
+    params(("asset_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = LatestFeatures)))]
 pub(crate) async fn latest_features(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -580,9 +678,29 @@ pub(crate) async fn latest_features(
             }
         }
     }
-    let body: Vec<serde_json::Value> = vectors
+    let features = vectors
         .into_iter()
-        .map(|(v, source)| serde_json::json!({"source": source, "vector": v}))
+        .map(|(vector, source)| SourcedFeatures { source, vector })
         .collect();
-    Ok(Json(serde_json::json!({"assetId": id, "features": body})).into_response())
+    Ok(Json(LatestFeatures {
+        asset_id: id,
+        features,
+    })
+    .into_response())
+}
+
+/// The latest feature vector of each sensor of an asset.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LatestFeatures {
+    #[schema(value_type = String, format = Uuid)]
+    asset_id: AssetId,
+    features: Vec<SourcedFeatures>,
+}
+
+/// A feature vector and where it was read (`cache` or `store`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SourcedFeatures {
+    source: &'static str,
+    vector: FeatureVector,
 }

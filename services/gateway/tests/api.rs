@@ -1029,7 +1029,7 @@ async fn requests_carry_ids_and_the_dashboard_and_openapi_document_are_served() 
 
     let (s, _, doc) = g.call("GET", "/api/openapi.json", &Auth::None, None).await;
     assert_eq!(s, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     for (method, route, _) in POLICY {
         if *route != "/ws" {
             assert!(
@@ -1078,4 +1078,99 @@ async fn the_cluster_gateway_refuses_default_secrets() {
     build(strong, "a good admin password")
         .await
         .expect("explicit secrets start");
+}
+
+/// Schemathesis (PyPI) generates requests from the OpenAPI document — valid and invalid —
+/// and fails on any 5xx, any answer the document does not describe (status, content type,
+/// body schema), invalid input accepted, valid input refused, or a request with forged
+/// credentials let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let st = std::env::var("MANTIS_SCHEMATHESIS").unwrap_or_else(|_| "st".into());
+    let g = start(|c| c.auth.rate_limit_per_minute = 0).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    g.store
+        .insert_readings(&readings(
+            &p.vib,
+            chrono::Utc::now() - chrono::Duration::minutes(30),
+            500,
+            1000,
+        ))
+        .await
+        .expect("readings");
+    // The configured admin key: fuzzed requests may change any user (passwords included) but
+    // cannot lock the test out.
+    let url = g.url.clone();
+    // Schemathesis authenticates through the document's `apiKey` scheme (so its
+    // forged-credentials check can replace the key); no sign-up of its own.
+    let config = g._dir.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nauto-signup = false\n\n[auth.openapi.apiKey]\napi_key = \"{KEY}\"\n"),
+    )
+    .expect("schemathesis configuration");
+    let workdir = g._dir.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&st)
+            .current_dir(&workdir)
+            .arg("--config-file")
+            .arg(&config)
+            .args([
+                "run",
+                &format!("{url}/api/openapi.json"),
+                "--checks",
+                "all",
+                // Cross-field rules (`from` before `to`, a known assignee) cannot be written
+                // in the document: a valid-looking request may rightly be refused.
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                "25",
+                // One worker: hypothesis's source cache is not thread-safe (an occasional
+                // "AST constructor recursion depth mismatch" tool error with two).
+                "--workers",
+                "1",
+                "--seed",
+                "20261203",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+    })
+    .await
+    .expect("join")
+    .unwrap_or_else(|e| panic!("schemathesis (`st`) must be installed (pip install -r services/gateway/tests/peers/requirements.txt): {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Tested: 29"),
+        "every operation was exercised:\n{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_password_ends_the_tokens_issued_before() {
+    let g = start(|_| {}).await;
+    let token = g.token_for("tom", "technician").await;
+    let (s, _, _) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Bearer(token.clone()), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/tom",
+            Some(json!({"password": "another long password"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Bearer(token), None)
+        .await;
+    assert_problem(s, &v, 401);
+    let (s, v) = g.login("tom", "another long password").await;
+    assert_eq!(s, 200, "{v:#}");
 }

@@ -44,7 +44,7 @@ fn artifacts() -> PathBuf {
                 .is_some_and(|n| n == "debug" || n == "release")
         })
         .and_then(Path::parent)
-        .map_or_else(|| std::env::temp_dir(), Path::to_path_buf);
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
     target.join("e2e-artifacts")
 }
 
