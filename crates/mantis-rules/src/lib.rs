@@ -249,6 +249,23 @@ impl RuleSet {
         Ok(rules)
     }
 
+    /// The text of `criticality.toml` and `routing.toml`: from `dir` when given, the built-in
+    /// ones otherwise; validated like [`RuleSet::parse`] (for showing the rules in effect).
+    pub fn sources(dir: Option<&Path>) -> Result<(String, String)> {
+        let (criticality, routing) = match dir {
+            Some(d) => {
+                let read = |name: &str| {
+                    let path = d.join(name);
+                    std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
+                };
+                (read("criticality.toml")?, read("routing.toml")?)
+            }
+            None => (BUILTIN_CRITICALITY.to_owned(), BUILTIN_ROUTING.to_owned()),
+        };
+        Self::parse(&criticality, &routing)?;
+        Ok((criticality, routing))
+    }
+
     /// Loads from `dir` when given, the built-in rules otherwise.
     pub fn load_or_builtin(dir: Option<&Path>) -> Result<Self> {
         match dir {

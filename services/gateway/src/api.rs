@@ -24,6 +24,8 @@ pub(crate) struct ApiState {
     pub(crate) auth: Arc<Auth>,
     pub(crate) live: LiveHub,
     pub(crate) shifts: crate::kpi::Shifts,
+    pub(crate) objects: Arc<dyn mantis_objects::ObjectStore>,
+    pub(crate) rules_dir: Option<std::path::PathBuf>,
 }
 
 pub(crate) type ApiResult<T> = Result<T, Problem>;
@@ -89,6 +91,8 @@ pub(crate) fn router(state: ApiState) -> Router {
             post(operations::complete_work_order),
         )
         .route("/api/v1/kpis", get(kpi::kpis))
+        .route("/api/v1/models", get(crate::catalog::models))
+        .route("/api/v1/rules", get(crate::catalog::rules))
         .route("/ws", get(crate::live::ws))
         .route_layer(from_fn_with_state(state.auth.clone(), guard));
     Router::new()

@@ -723,6 +723,8 @@ pub const POLICY: &[(&str, &str, Role)] = &[
         Role::Technician,
     ),
     ("GET", "/api/v1/kpis", Role::Manager),
+    ("GET", "/api/v1/models", Role::Operator),
+    ("GET", "/api/v1/rules", Role::Operator),
     ("GET", "/api/v1/users", Role::Admin),
     ("POST", "/api/v1/users", Role::Admin),
     ("PATCH", "/api/v1/users/{username}", Role::Admin),

@@ -17,6 +17,7 @@
 mod access;
 mod api;
 mod auth;
+mod catalog;
 mod kpi;
 mod live;
 mod oidc;
@@ -90,6 +91,8 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         auth: Arc::new(auth),
         live: live.clone(),
         shifts,
+        objects: infra.objects.clone(),
+        rules_dir: infra.settings.rules_dir.clone(),
     };
     let mut routes = api::router(state);
     if !config.cors_origins.is_empty() {

@@ -30,7 +30,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::operations::create_work_order, crate::operations::get_work_order,
         crate::operations::update_work_order, crate::operations::transition_work_order,
         crate::operations::complete_work_order,
-        crate::kpi::kpis,
+        crate::kpi::kpis, crate::catalog::models, crate::catalog::rules,
     ),
     components(schemas(crate::operations::AlertStateParam, crate::api::Format)),
     modifiers(&Security),

@@ -28,6 +28,7 @@ const PASSWORD: &str = "a long test password";
 struct Gateway {
     url: String,
     store: Arc<dyn Store>,
+    objects: Arc<dyn mantis_objects::ObjectStore>,
     http: reqwest::Client,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -54,6 +55,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let infra = infra(dir.path()).await;
     let store = infra.store.clone();
+    let objects = infra.objects.clone();
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
         auth: AuthConfig {
@@ -76,6 +78,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Gateway {
     Gateway {
         url,
         store,
+        objects,
         http: reqwest::Client::new(),
         shutdown,
         _dir: dir,
@@ -1146,7 +1149,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 29"),
+        stdout.contains("Tested: 31"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -1173,4 +1176,226 @@ async fn changing_a_password_ends_the_tokens_issued_before() {
     assert_problem(s, &v, 401);
     let (s, v) = g.login("tom", "another long password").await;
     assert_eq!(s, 200, "{v:#}");
+}
+
+/// An RSA key made with the machine's `openssl` (the external identity provider's signing key):
+/// PKCS#1 DER for signing, and its public JWK.
+fn provider_key(dir: &std::path::Path) -> (Vec<u8>, Value) {
+    let pem = dir.join("idp.pem");
+    let der = dir.join("idp.der");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let pem_s = pem.to_string_lossy().into_owned();
+    run(&["genrsa", "-out", &pem_s, "2048"]);
+    run(&[
+        "rsa",
+        "-in",
+        &pem_s,
+        "-traditional",
+        "-outform",
+        "DER",
+        "-out",
+        &der.to_string_lossy(),
+    ]);
+    let modulus = run(&["rsa", "-in", &pem_s, "-noout", "-modulus"]);
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    use base64::Engine;
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwk =
+        json!({"kty": "RSA", "kid": "idp-1", "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"});
+    (std::fs::read(&der).expect("der"), jwk)
+}
+
+/// Tokens of an external OpenID Connect provider (a stand-in serving its JWKS over HTTP: no
+/// identity provider can be installed here) are taken with the role and tenant their claims
+/// carry; a wrong issuer, audience, key or signature, an expired token or one without a role
+/// are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (der, jwk) = provider_key(keys.path());
+    let jwks = json!({"keys": [jwk]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let jwks_url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let g = start(|c| {
+        c.auth.oidc = Some(mantis_gateway::OidcConfig {
+            issuer: "https://idp.plant.test".into(),
+            jwks_url: jwks_url.clone(),
+            audience: "mantis".into(),
+            ..mantis_gateway::OidcConfig::default()
+        });
+    })
+    .await;
+    let key = EncodingKey::from_rsa_der(&der);
+    let now = chrono::Utc::now().timestamp();
+    let token = |kid: &str, claims: Value| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+    };
+    let good = json!({
+        "iss": "https://idp.plant.test", "aud": "mantis", "sub": "u-123",
+        "preferred_username": "olga", "name": "Olga Ivanova",
+        "mantis_role": "technician", "exp": now + 300, "iat": now,
+    });
+    let (s, _, me) = g
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            &Auth::Bearer(token("idp-1", good.clone())),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{me:#}");
+    assert_eq!(me["username"], "olga");
+    assert_eq!(me["role"], "technician");
+    assert_eq!(me["displayName"], "Olga Ivanova");
+    // The role is enforced like any other.
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/users",
+            &Auth::Bearer(token("idp-1", good.clone())),
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 403);
+
+    let with = |field: &str, value: Value| {
+        let mut c = good.clone();
+        c[field] = value;
+        c
+    };
+    let mut no_role = good.clone();
+    no_role
+        .as_object_mut()
+        .expect("object")
+        .remove("mantis_role");
+    for (what, t, expected) in [
+        (
+            "wrong issuer",
+            token("idp-1", with("iss", json!("https://evil.test"))),
+            401,
+        ),
+        (
+            "wrong audience",
+            token("idp-1", with("aud", json!("other-app"))),
+            401,
+        ),
+        (
+            "expired",
+            token("idp-1", with("exp", json!(now - 3600))),
+            401,
+        ),
+        ("unknown key", token("idp-2", good.clone()), 401),
+        ("no role", token("idp-1", no_role), 403),
+        (
+            "bad tenant",
+            token("idp-1", with("mantis_tenant", json!("plant-b"))),
+            401,
+        ),
+    ] {
+        let (s, _, v) = g
+            .call("GET", "/api/v1/auth/me", &Auth::Bearer(t), None)
+            .await;
+        assert_eq!(s, expected, "{what}: {v:#}");
+    }
+    // A forged signature: the provider's token with its payload changed.
+    let t = token("idp-1", good.clone());
+    let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+    use base64::Engine;
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&with("mantis_role", json!("admin"))).expect("json"));
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/auth/me",
+            &Auth::Bearer(parts.join(".")),
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 401);
+    // A token signed with a shared secret naming the provider's key: never accepted.
+    let hs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS384),
+        &good,
+        &EncodingKey::from_secret(b"guessable"),
+    )
+    .expect("sign");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/auth/me", &Auth::Bearer(hs), None)
+        .await;
+    assert_problem(s, &v, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_and_rules_in_effect_are_listed_for_the_tenant_only() {
+    let g = start(|_| {}).await;
+    let ours = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-OURS").await;
+    let theirs = plant(
+        g.store.as_ref(),
+        TenantId(uuid::Uuid::new_v4()),
+        "MTR-THEIRS",
+    )
+    .await;
+    let (s, v) = g.admin("GET", "/api/v1/models", None).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v, json!([]));
+    let registry = mantis_objects::registry::ModelRegistry::new(g.objects.clone());
+    for asset in [&ours.motor, &theirs.motor] {
+        let series = mantis_objects::registry::ModelSeries::new("anomaly", asset.id.to_string())
+            .expect("series");
+        registry
+            .register(
+                &series,
+                bytes::Bytes::from_static(b"model"),
+                mantis_objects::registry::ModelMetadata::new("test"),
+            )
+            .await
+            .expect("register");
+        registry.promote(&series, 1).await.expect("promote");
+    }
+    let (_, v) = g.admin("GET", "/api/v1/models", None).await;
+    let models = v.as_array().expect("list");
+    assert_eq!(models.len(), 1, "{v:#}");
+    assert_eq!(models[0]["kind"], "anomaly");
+    assert_eq!(models[0]["assetCode"], "MTR-OURS");
+    assert_eq!(models[0]["promoted"], 1);
+
+    let (s, rules) = g.admin("GET", "/api/v1/rules", None).await;
+    assert_eq!(s, 200, "{rules:#}");
+    assert_eq!(rules["source"], "builtin");
+    assert!(
+        rules["routing"]["rules"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{rules:#}"
+    );
+    assert!(rules["criticality"].is_object());
 }
