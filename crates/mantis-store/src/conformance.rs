@@ -448,6 +448,36 @@ pub async fn windows_are_stored_once<S: Store + ?Sized>(store: &S) {
     assert!(store.insert_window(&window(&temp, 0)).await.expect("other"));
 
     assert_eq!(store.count_windows(Some(vib.id)).await.expect("count"), 2);
+    let listed = store
+        .list_windows(vib.id, at(0), at(60_000), 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|w| (w.window_start, w.count, w.mean, w.max))
+            .collect::<Vec<_>>(),
+        vec![
+            (at(0), 3, Some(2.0), Some(3.0)),
+            (at(30_000), 3, Some(2.0), Some(3.0))
+        ]
+    );
+    assert_eq!(listed[0].sensor_id, vib.id);
+    assert_eq!(
+        store
+            .list_windows(vib.id, at(0), at(60_000), 1)
+            .await
+            .expect("limited")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_windows(vib.id, at(30_001), at(60_000), 10)
+            .await
+            .expect("later")
+            .is_empty()
+    );
     assert_eq!(store.count_windows(Some(temp.id)).await.expect("count"), 1);
     assert_eq!(store.count_windows(None).await.expect("count"), 3);
     assert_eq!(
@@ -1582,6 +1612,23 @@ pub async fn users_round_trip_are_updated_and_listed_by_tenant<S: Store + ?Sized
         Some(olga.clone())
     );
     assert_eq!(store.get_user("nobody").await.expect("get"), None);
+    // Creating never replaces: a taken username (in any tenant) is refused.
+    let impostor = User {
+        tenant_id: plant_b,
+        role: Role::Admin,
+        ..olga.clone()
+    };
+    assert!(!store.insert_user(&impostor).await.expect("insert"));
+    assert_eq!(
+        store.get_user("olga").await.expect("get"),
+        Some(olga.clone())
+    );
+    let new = user("nina", plant_b, Role::Operator);
+    assert!(store.insert_user(&new).await.expect("insert"));
+    assert_eq!(
+        store.get_user("nina").await.expect("get"),
+        Some(new.clone())
+    );
 
     let promoted = User {
         role: Role::Manager,
@@ -1604,9 +1651,9 @@ pub async fn users_round_trip_are_updated_and_listed_by_tenant<S: Store + ?Sized
     );
     assert_eq!(
         store.list_users(Some(plant_b)).await.expect("list"),
-        vec![bea]
+        vec![bea, new]
     );
-    assert_eq!(store.list_users(None).await.expect("all").len(), 3);
+    assert_eq!(store.list_users(None).await.expect("all").len(), 4);
 }
 
 /// Keys are found by their prefix (hash included), a taken prefix is a conflict, lists are per

@@ -184,6 +184,35 @@ pub struct WorkOrderChanges {
     pub parts: Option<Vec<Part>>,
 }
 
+/// A stored window without its samples: what a list of windows shows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowSummary {
+    /// The asset.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub asset_id: AssetId,
+    /// The sensor.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub sensor_id: SensorId,
+    /// Inclusive start.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub window_start: Timestamp,
+    /// Exclusive end.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub window_end: Timestamp,
+    /// Number of samples.
+    pub count: u64,
+    /// Mean (None when no sample was a number).
+    pub mean: Option<f64>,
+    /// Population standard deviation.
+    pub std: Option<f64>,
+    /// Smallest sample.
+    pub min: Option<f64>,
+    /// Largest sample.
+    pub max: Option<f64>,
+}
+
 /// Readings of one sensor aggregated over one time bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -258,6 +287,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Reading>>;
     /// Stores a window; one row per sensor and window start. Returns whether it was new.
     async fn insert_window(&self, window: &Window) -> Result<bool>;
+    /// Windows of a sensor starting in `[from, to)`, oldest first, at most `limit`.
+    async fn list_windows(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WindowSummary>>;
     /// Number of stored windows, of one sensor when given.
     async fn count_windows(&self, sensor: Option<SensorId>) -> Result<u64>;
     /// Stores a feature vector; one row per sensor and window start. Returns whether it was new.
@@ -352,6 +389,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or replaces a user (by username).
     async fn upsert_user(&self, user: &User) -> Result<()>;
+    /// Creates a user unless the username is taken (by anyone); returns whether it was created.
+    async fn insert_user(&self, user: &User) -> Result<bool>;
     /// One user.
     async fn get_user(&self, username: &str) -> Result<Option<User>>;
     /// Users, of one tenant when given, by username.

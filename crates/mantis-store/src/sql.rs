@@ -12,7 +12,7 @@ mod rows;
 
 use crate::{
     AlertFilter, AlertRecord, AlertState, Error, OpenedWorkOrder, ReadingBucket, Result, Store,
-    WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -25,7 +25,7 @@ use mantis_domain::{
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
     BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, UserRow,
-    WorkOrderRecordRow, WorkOrderRow, convert_all,
+    WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -175,6 +175,7 @@ where
     for<'r> UserRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ApiKeyRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> BucketRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> WindowSummaryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
@@ -368,6 +369,24 @@ where
             .await
             .map_err(db_error)?;
         Ok(row.map(|(t,)| t.0))
+    }
+
+    async fn list_windows(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WindowSummary>> {
+        let rows = sqlx::query_as::<_, WindowSummaryRow>(queries::LIST_WINDOWS)
+            .bind(DbId::from(sensor))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(WindowSummary::from).collect())
     }
 
     async fn insert_window(&self, window: &Window) -> Result<bool> {
@@ -925,6 +944,31 @@ where
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %user.username))]
+    async fn insert_user(&self, user: &User) -> Result<bool> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(user.tenant_id))
+            .bind(user.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let result = sqlx::query(queries::INSERT_USER)
+            .bind(user.username.clone())
+            .bind(DbId::from(user.tenant_id))
+            .bind(user.display_name.clone())
+            .bind(user.role.as_str().to_owned())
+            .bind(user.password_hash.clone())
+            .bind(user.disabled)
+            .bind(DbTime(user.created_at))
+            .bind(DbTime(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(result.affected() > 0)
     }
 
     async fn get_user(&self, username: &str) -> Result<Option<User>> {

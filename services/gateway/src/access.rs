@@ -175,13 +175,6 @@ pub(crate) async fn create_user(
     }
     let role = parse_role(&new.role)?;
     check_password(&new.password)?;
-    if s.store.get_user(&username).await?.is_some() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!("user `{username}` already exists"),
-        ));
-    }
     let user = User {
         display_name: if new.display_name.trim().is_empty() {
             username.clone()
@@ -195,7 +188,14 @@ pub(crate) async fn create_user(
         disabled: false,
         created_at: Utc::now(),
     };
-    s.store.upsert_user(&user).await?;
+    // Insert, never replace: a username is taken once, whoever took it.
+    if !s.store.insert_user(&user).await? {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("the username `{}` is taken", user.username),
+        ));
+    }
     tracing::info!(user = %user.username, role = %user.role, by = %who.username, "user created");
     Ok((StatusCode::CREATED, Json(UserView::from(&user))).into_response())
 }

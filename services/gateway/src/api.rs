@@ -26,6 +26,7 @@ pub(crate) struct ApiState {
     pub(crate) shifts: crate::kpi::Shifts,
     pub(crate) objects: Arc<dyn mantis_objects::ObjectStore>,
     pub(crate) rules_dir: Option<std::path::PathBuf>,
+    pub(crate) ws_recheck: std::time::Duration,
 }
 
 pub(crate) type ApiResult<T> = Result<T, Problem>;
@@ -66,6 +67,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/assets/{id}/rul", get(plant::rul_history))
         .route("/api/v1/sensors/{id}/readings", get(plant::readings))
+        .route("/api/v1/sensors/{id}/windows", get(plant::windows))
         .route("/api/v1/features/{asset_id}", get(plant::latest_features))
         .route("/api/v1/anomalies", get(plant::anomalies))
         .route("/api/v1/alerts", get(operations::list_alerts))
@@ -333,12 +335,13 @@ fn flatten(
 /// Quotes a CSV field when needed; a leading `=`, `+`, `-` or `@` is prefixed with `'` so that a
 /// spreadsheet does not run it as a formula.
 fn csv_field(s: &str) -> String {
-    let guarded =
-        if s.starts_with(['=', '+', '@']) || (s.starts_with('-') && s.parse::<f64>().is_err()) {
-            format!("'{s}")
-        } else {
-            s.to_owned()
-        };
+    let guarded = if s.starts_with(['=', '+', '@', '\t', '\r'])
+        || (s.starts_with('-') && s.parse::<f64>().is_err())
+    {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if guarded.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {

@@ -122,6 +122,8 @@ pub struct OidcConfig {
     pub tenant_claim: String,
     /// Claim naming the user. Default `preferred_username` (then `sub`).
     pub username_claim: String,
+    /// Tenant of tokens without a tenant claim; none: such tokens are refused.
+    pub default_tenant: Option<TenantId>,
 }
 
 impl Default for OidcConfig {
@@ -133,6 +135,7 @@ impl Default for OidcConfig {
             role_claim: "mantis_role".into(),
             tenant_claim: "mantis_tenant".into(),
             username_claim: "preferred_username".into(),
+            default_tenant: None,
         }
     }
 }
@@ -179,6 +182,23 @@ pub(crate) struct Principal {
     /// How they authenticated.
     #[serde(skip)]
     pub credential: Credential,
+}
+
+/// The credentials a request presented, kept by long-lived sessions (the WebSocket) to check
+/// again that they still hold.
+#[derive(Clone, Debug)]
+pub(crate) struct Presented {
+    headers: HeaderMap,
+    query_token: Option<String>,
+}
+
+impl Presented {
+    /// Who these credentials are now (an expired token, a disabled user, a changed password or
+    /// a revoked key fail).
+    pub(crate) async fn recheck(&self, auth: &Auth) -> Result<Principal, Problem> {
+        auth.authenticate(&self.headers, self.query_token.as_deref())
+            .await
+    }
 }
 
 /// Claims of the gateway's own tokens.
@@ -270,6 +290,10 @@ pub(crate) struct Auth {
     oidc: Option<Oidc>,
     limiter: RateLimiter,
     logins: RateLimiter,
+    /// Login attempts per client address, whatever the username.
+    login_addresses: RateLimiter,
+    /// Password verifications running at once (each takes ~19 MiB and a core for tens of ms).
+    hashing: tokio::sync::Semaphore,
     /// A hash verified when the user does not exist, so that the answer takes as long.
     dummy_hash: String,
 }
@@ -302,10 +326,14 @@ impl Auth {
         }
         let bootstrap = bootstrap_admin(store.as_ref(), config).await?;
         let oidc = match &config.oidc {
-            Some(c) if !c.jwks_url.is_empty() => Some(Oidc::new(c.clone())),
+            Some(c) if !c.jwks_url.is_empty() && !c.issuer.is_empty() && !c.audience.is_empty() => {
+                Some(Oidc::new(c.clone()))
+            }
             Some(_) => {
                 return Err(AuthError::Config(
-                    "[gateway.auth.oidc] needs jwks_url".into(),
+                    "[gateway.auth.oidc] needs jwks_url, issuer and audience (tokens the \
+                     provider issued for other applications must not get in)"
+                        .into(),
                 ));
             }
             None => None,
@@ -327,6 +355,11 @@ impl Auth {
                     config.login_attempts_per_minute,
                     config.login_attempts_per_minute.max(1),
                 ),
+                login_addresses: RateLimiter::new(
+                    config.login_attempts_per_minute.saturating_mul(6),
+                    config.login_attempts_per_minute.saturating_mul(6).max(1),
+                ),
+                hashing: tokio::sync::Semaphore::new(4),
                 dummy_hash,
             },
             bootstrap,
@@ -340,6 +373,16 @@ impl Auth {
         password: &str,
         client: &str,
     ) -> Result<(String, Timestamp, User), Problem> {
+        if username.chars().count() > 64 || password.len() > 256 {
+            return Err(Problem::bad_request("username or password too long")
+                .with_field("/username", "at most 64 characters (password: 256 bytes)"));
+        }
+        if let Err(wait) = self.login_addresses.take(client) {
+            return Err(too_many(
+                wait,
+                "too many logins from this address; wait before trying again",
+            ));
+        }
         let throttle_key = format!("{client}|{username}");
         if let Err(wait) = self.logins.take(&throttle_key) {
             return Err(too_many(
@@ -352,9 +395,15 @@ impl Auth {
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let candidate = password.to_owned();
+        let permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| Problem::unavailable("shutting down"))?;
         let verified = tokio::task::spawn_blocking(move || verify_password(&candidate, &hash))
             .await
             .unwrap_or(false);
+        drop(permit);
         let user = match user {
             Some(u) if verified && !u.disabled => u,
             _ => {
@@ -504,7 +553,9 @@ impl Auth {
                     credential: Credential::ApiKey,
                 })
             }
-            Some(k) if k.revoked_at.is_some() => Err(unauthorized("the API key was revoked")),
+            Some(k) if constant_time_eq(k.key_hash.as_bytes(), hash.as_bytes()) => {
+                Err(unauthorized("the API key was revoked"))
+            }
             _ => Err(unauthorized("unknown API key")),
         }
     }
@@ -703,6 +754,7 @@ pub const POLICY: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/assets/{id}/anomaly-scores", Role::Operator),
     ("GET", "/api/v1/assets/{id}/rul", Role::Operator),
     ("GET", "/api/v1/sensors/{id}/readings", Role::Operator),
+    ("GET", "/api/v1/sensors/{id}/windows", Role::Operator),
     ("GET", "/api/v1/features/{asset_id}", Role::Operator),
     ("GET", "/api/v1/anomalies", Role::Operator),
     ("GET", "/api/v1/alerts", Role::Operator),
@@ -792,6 +844,25 @@ pub(crate) async fn guard(
             ),
         )
         .into_response();
+    }
+    if route == "/ws" {
+        let mut headers = HeaderMap::new();
+        for name in [header::AUTHORIZATION.as_str(), "x-api-key"] {
+            if let Some(v) = request.headers().get(name) {
+                headers.insert(
+                    axum::http::HeaderName::from_static(if name == "x-api-key" {
+                        "x-api-key"
+                    } else {
+                        "authorization"
+                    }),
+                    v.clone(),
+                );
+            }
+        }
+        request.extensions_mut().insert(Presented {
+            headers,
+            query_token,
+        });
     }
     request.extensions_mut().insert(principal);
     next.run(request).await

@@ -42,6 +42,8 @@ pub struct Config {
     /// Live events buffered for WebSocket clients before the slowest ones skip ahead.
     /// Default 256.
     pub ws_buffer: usize,
+    /// How often a WebSocket session's credentials are checked again, in seconds. Default 30.
+    pub ws_recheck_secs: u64,
     /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
     pub cors_origins: Vec<String>,
     /// Authentication and rate limits.
@@ -55,6 +57,7 @@ impl Default for Config {
         Self {
             bind: "0.0.0.0:8000".into(),
             ws_buffer: 256,
+            ws_recheck_secs: 30,
             cors_origins: Vec::new(),
             auth: AuthConfig::default(),
             shifts: default_shifts(),
@@ -93,6 +96,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         shifts,
         objects: infra.objects.clone(),
         rules_dir: infra.settings.rules_dir.clone(),
+        ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
     };
     let mut routes = api::router(state);
     if !config.cors_origins.is_empty() {

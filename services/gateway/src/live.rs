@@ -9,7 +9,7 @@
 //! backlog.
 
 use crate::api::{ApiState, tenant_asset};
-use crate::auth::Principal;
+use crate::auth::{Presented, Principal};
 use async_trait::async_trait;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
@@ -111,7 +111,8 @@ impl AlertFanOut {
         }
         let tenant = match self.store.get_asset(asset).await {
             Ok(Some(a)) => a.tenant_id,
-            Ok(None) => TenantId::DEFAULT,
+            // Not registered (yet): no cache entry, so its later tenant is found.
+            Ok(None) => return Ok(TenantId::DEFAULT),
             Err(e) if e.is_retryable() => return Err(HandleError::Transient(e.to_string())),
             Err(e) => return Err(HandleError::Permanent(e.to_string())),
         };
@@ -177,11 +178,12 @@ pub(crate) async fn ws(
     upgrade: WebSocketUpgrade,
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
+    Extension(presented): Extension<Presented>,
 ) -> Response {
     let rx = s.live.tx.subscribe();
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(socket, s, who, rx))
+        .on_upgrade(move |socket| session(socket, s, who, presented, rx))
 }
 
 /// Per-client state of the readings tail.
@@ -195,6 +197,7 @@ async fn session(
     mut socket: WebSocket,
     s: ApiState,
     who: Principal,
+    presented: Presented,
     mut rx: broadcast::Receiver<Arc<LiveEvent>>,
 ) {
     metrics::gauge!("mantis_ws_clients").increment(1.0);
@@ -203,6 +206,11 @@ async fn session(
     let mut tail: Option<Tail> = None;
     let mut ticker = tokio::time::interval(READINGS_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Credentials are checked again on this period: expiry, disabled user, changed password or
+    // role, revoked key.
+    let mut recheck = tokio::time::interval(s.ws_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    recheck.tick().await;
     if socket.send(Message::Text(hello.into())).await.is_err() {
         metrics::gauge!("mantis_ws_clients").decrement(1.0);
         return;
@@ -219,14 +227,30 @@ async fn session(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
+            _ = recheck.tick() => match presented.recheck(&s.auth).await {
+                Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => None,
+                Ok(_) | Err(_) => {
+                    // The credentials no longer hold (or no longer give the same rights).
+                    let _ = socket
+                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                            code: 4401,
+                            reason: "credentials expired or changed; log in again".into(),
+                        })))
+                        .await;
+                    break;
+                }
+            },
             _ = ticker.tick(), if tail.is_some() => match tail.as_mut() {
                 Some(t) => readings_update(s.store.as_ref(), t).await,
                 None => None,
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
-                }
+                Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.username) {
+                    Ok(()) => {
+                        Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
+                    }
+                    Err(_) => Some(error_json("too many messages; slow down")),
+                },
                 Some(Ok(Message::Binary(_))) => Some(error_json("send JSON text messages")),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => None,

@@ -141,7 +141,16 @@ impl Oidc {
         let tenant_id = match text(&self.config.tenant_claim) {
             Some(t) => TenantId::parse(&t)
                 .map_err(|_| unauthorized("the token's tenant claim is not a tenant id"))?,
-            None => TenantId::DEFAULT,
+            None => self.config.default_tenant.ok_or_else(|| {
+                Problem::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    format!(
+                        "the token names no tenant (claim `{}`)",
+                        self.config.tenant_claim
+                    ),
+                )
+            })?,
         };
         let username = text(&self.config.username_claim)
             .or_else(|| text("sub"))

@@ -24,6 +24,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::plant::overview, crate::plant::list_assets, crate::plant::create_asset,
         crate::plant::get_asset, crate::plant::list_events, crate::plant::record_event,
         crate::plant::anomaly_scores, crate::plant::rul_history, crate::plant::readings,
+        crate::plant::windows,
         crate::plant::latest_features, crate::plant::anomalies,
         crate::operations::list_alerts, crate::operations::acknowledge_alert,
         crate::operations::assign_alert, crate::operations::list_work_orders,

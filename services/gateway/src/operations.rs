@@ -436,8 +436,21 @@ pub(crate) async fn update_work_order(
             record.order.status.as_str()
         )));
     }
-    if let Some(Some(t)) = &patch.technician {
-        check_person(&s, &who, t, "/technician").await?;
+    if let Some(t) = &patch.technician
+        && *t != record.technician
+    {
+        // Assigning work is a manager's call; a technician may only take it on themselves.
+        let own = t.as_deref() == Some(who.username.as_str());
+        if !own && !who.role.includes(mantis_domain::Role::Manager) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "assigning a work order to someone else needs the manager role",
+            ));
+        }
+        if let Some(t) = t {
+            check_person(&s, &who, t, "/technician").await?;
+        }
     }
     s.store
         .update_work_order(
@@ -551,10 +564,18 @@ pub(crate) async fn complete_work_order(
     if order.status == WorkOrderStatus::Cancelled {
         return Err(conflict(format!("work order {} was cancelled", order.code)));
     }
-    if order.status != WorkOrderStatus::Completed {
-        s.store
-            .set_work_order_status(order.id, WorkOrderStatus::Completed)
-            .await?;
+    // Compare and set from the status read: a cancellation racing this completion wins or
+    // loses cleanly (409), never both.
+    if order.status != WorkOrderStatus::Completed
+        && !s
+            .store
+            .transition_work_order(order.id, order.status, WorkOrderStatus::Completed)
+            .await?
+    {
+        return Err(conflict(format!(
+            "work order {} was changed meanwhile; reload it",
+            order.code
+        )));
     }
     let event = match kind {
         Some(kind) => {

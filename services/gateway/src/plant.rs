@@ -184,6 +184,20 @@ pub(crate) async fn create_asset(
     let (Some(criticality), true) = (criticality, problem.errors.is_empty()) else {
         return Err(problem);
     };
+    // A sensor id already in use must be one of this tenant's: a sensor never moves to
+    // another tenant (its readings would follow it).
+    for sensor in &sensors {
+        if let Some(existing) = s.store.get_sensor(sensor.id).await? {
+            let owner = s.store.get_asset(existing.asset_id).await?;
+            if owner.is_none_or(|o| o.tenant_id != who.tenant_id) {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!("sensor id {} is not available", sensor.id),
+                ));
+            }
+        }
+    }
     let asset = Asset {
         id: asset_id,
         tenant_id: who.tenant_id,
@@ -467,6 +481,59 @@ pub(crate) async fn readings(
     .into_response())
 }
 
+/// Query of the windows endpoint.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct WindowsQuery {
+    /// Windows starting at or after; default one hour before `to`.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    /// Windows starting before; default now.
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// At most this many, oldest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `csv` for a CSV download.
+    #[param(inline)]
+    format: Option<crate::api::Format>,
+}
+
+/// `GET /api/v1/sensors/{id}/windows?from&to&limit`: the sensor's windows (count, mean, std,
+/// min, max), oldest first.
+#[utoipa::path(get, path = "/api/v1/sensors/{id}/windows", tag = "plant",
+    params(("id" = String, Path, format = Uuid), WindowsQuery),
+    responses((status = 200, body = Vec<mantis_store::WindowSummary>)))]
+pub(crate) async fn windows(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let id: SensorId = parse_id(&id, "the sensor id", "/id")?;
+    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
+    let from = instant(&params, "from")?.unwrap_or(to - Duration::hours(1));
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
+        );
+    }
+    let limit = limit(&params)?;
+    let csv = wants_csv(&headers, &params)?;
+    let sensor = s
+        .store
+        .get_sensor(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("sensor {id} does not exist")))?;
+    tenant_asset(s.store.as_ref(), &who, sensor.asset_id)
+        .await
+        .map_err(|_| Problem::not_found(format!("sensor {id} does not exist")))?;
+    let windows = s.store.list_windows(id, from, to, limit).await?;
+    list_response(&windows, csv, "windows")
+}
+
 /// `GET /api/v1/assets/{id}/anomaly-scores`: the latest scored windows, newest first.
 #[utoipa::path(get, path = "/api/v1/assets/{id}/anomaly-scores", tag = "plant",
     params(("id" = String, Path, format = Uuid), crate::api::ListQuery),
@@ -590,10 +657,9 @@ pub(crate) async fn record_event(
     if let Some(wo) = new.work_order_id {
         match s.store.get_work_order(wo).await? {
             Some(order) if order.asset_id == asset => {}
-            Some(order) => {
+            Some(_) => {
                 return Err(Problem::bad_request(format!(
-                    "work order {} is for another asset",
-                    order.code
+                    "work order {wo} is not a work order of this asset"
                 ))
                 .with_field("/workOrderId", "not a work order of this asset"));
             }

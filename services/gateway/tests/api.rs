@@ -441,6 +441,7 @@ async fn a_user_never_sees_another_tenants_plant() {
         format!("/api/v1/assets/{}/rul", ours.motor.id),
         format!("/api/v1/assets/{}/anomaly-scores", ours.motor.id),
         format!("/api/v1/sensors/{}/readings", ours.vib.id),
+        format!("/api/v1/sensors/{}/windows", ours.vib.id),
         format!("/api/v1/features/{}", ours.motor.id),
         format!("/api/v1/work-orders/{}", ours.order.id),
         format!("/api/v1/alerts?assetId={}", ours.motor.id),
@@ -457,6 +458,27 @@ async fn a_user_never_sees_another_tenants_plant() {
         )
         .await;
     assert_problem(s, &v, 404);
+    // Registering an asset with our sensor's id does not take the sensor (nor its readings).
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/assets",
+            &bea,
+            Some(
+                json!({"code": "GRAB", "name": "grab", "assetType": "motor", "criticality": "LOW",
+                "sensors": [{"id": ours.vib.id, "code": "GRAB-VIB", "sensorType": "VIBRATION",
+                    "unit": "mm/s", "minValue": 0.0, "maxValue": 10.0, "samplingRateHz": 1.0}]}),
+            ),
+        )
+        .await;
+    assert_problem(s, &v, 409);
+    let vib = g
+        .store
+        .get_sensor(ours.vib.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(vib.asset_id, ours.motor.id);
     let (s, _, v) = g
         .call(
             "POST",
@@ -1149,7 +1171,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 31"),
+        stdout.contains("Tested: 32"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -1248,6 +1270,7 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
             issuer: "https://idp.plant.test".into(),
             jwks_url: jwks_url.clone(),
             audience: "mantis".into(),
+            default_tenant: Some(TenantId::DEFAULT),
             ..mantis_gateway::OidcConfig::default()
         });
     })
@@ -1398,4 +1421,85 @@ async fn the_models_and_rules_in_effect_are_listed_for_the_tenant_only() {
         "{rules:#}"
     );
     assert!(rules["criticality"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn technicians_take_work_on_themselves_only_and_oversized_logins_are_refused() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let tom = Auth::Bearer(g.token_for("tom", "technician").await);
+    g.token_for("ana", "technician").await;
+    let wo = format!("/api/v1/work-orders/{}", p.order.id);
+    let (s, _, v) = g
+        .call("PATCH", &wo, &tom, Some(json!({"technician": "ana"})))
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, v) = g
+        .call("PATCH", &wo, &tom, Some(json!({"technician": "tom"})))
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["technician"], "tom");
+    let (s, v) = g
+        .admin("PATCH", &wo, Some(json!({"technician": "ana"})))
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["technician"], "ana");
+
+    let (s, v) = g.login(&"x".repeat(100_000), PASSWORD).await;
+    assert_problem(s, &v, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_ends_when_its_user_is_disabled() {
+    let g = start(|c| c.ws_recheck_secs = 1).await;
+    let token = g.token_for("olga", "operator").await;
+    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), token);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/olga",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the session ends within 10 s");
+    assert_eq!(closed, Some(4401));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_of_the_configured_origins_only_may_call_the_api() {
+    let g = start(|c| c.cors_origins = vec!["https://hmi.plant.test".into()]).await;
+    let preflight = |origin: &'static str| {
+        g.http
+            .request(reqwest::Method::OPTIONS, format!("{}/api/v1/alerts", g.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://hmi.plant.test")
+        .await
+        .expect("preflight");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or_default()),
+        Some("https://hmi.plant.test")
+    );
+    let other = preflight("https://evil.test").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }

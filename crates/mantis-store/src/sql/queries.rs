@@ -89,6 +89,12 @@ pub(crate) const INSERT_WINDOW: &str = "INSERT INTO sensor_data_windowed \
      $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (sensor_id, window_start) DO NOTHING";
 
+/// Columns of [`super::rows::WindowSummaryRow`]: `$1` sensor, `[$2, $3)`, `$4` limit.
+pub(crate) const LIST_WINDOWS: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
+     sample_count, mean, stddev, min, max FROM sensor_data_windowed \
+     WHERE sensor_id = $1 AND window_start >= $2 AND window_start < $3 \
+     ORDER BY window_start LIMIT $4";
+
 /// `$1`: sensor or NULL for all.
 pub(crate) const COUNT_WINDOWS: &str =
     "SELECT COUNT(*) FROM sensor_data_windowed WHERE ($1 IS NULL OR sensor_id = $1)";
@@ -276,6 +282,10 @@ pub(crate) const UPSERT_USER: &str = "INSERT INTO users \
      display_name = excluded.display_name, role = excluded.role, \
      password_hash = excluded.password_hash, disabled = excluded.disabled, \
      updated_at = excluded.updated_at";
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users \
+     (username, tenant_id, display_name, role, password_hash, disabled, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username) DO NOTHING";
 
 /// Columns of [`super::rows::UserRow`].
 pub(crate) const GET_USER: &str = "SELECT username, tenant_id, display_name, role, \

@@ -7,7 +7,7 @@
 //! [`Error::Corrupt`] rather than panicking.
 
 use super::codec::{DbId, DbTime};
-use crate::{AlertRecord, Error, Part, ReadingBucket, Result, WorkOrderRecord};
+use crate::{AlertRecord, Error, Part, ReadingBucket, Result, WindowSummary, WorkOrderRecord};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
     FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
@@ -556,6 +556,36 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             created_at: r.created_at.0,
             revoked_at: r.revoked_at.map(|t| t.0),
         })
+    }
+}
+
+/// `sensor_data_windowed` without the samples.
+#[derive(sqlx::FromRow)]
+pub(crate) struct WindowSummaryRow {
+    window_start: DbTime,
+    window_end: DbTime,
+    sensor_id: DbId,
+    asset_id: DbId,
+    sample_count: i64,
+    mean: Option<f64>,
+    stddev: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl From<WindowSummaryRow> for WindowSummary {
+    fn from(r: WindowSummaryRow) -> Self {
+        Self {
+            asset_id: r.asset_id.0.into(),
+            sensor_id: r.sensor_id.0.into(),
+            window_start: r.window_start.0,
+            window_end: r.window_end.0,
+            count: u64::try_from(r.sample_count).unwrap_or(0),
+            mean: r.mean,
+            std: r.stddev,
+            min: r.min,
+            max: r.max,
+        }
     }
 }
 
