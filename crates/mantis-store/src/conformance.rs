@@ -565,7 +565,33 @@ pub async fn anomalies_are_stored_once_and_listed_newest_first<S: Store + ?Sized
     );
     assert_eq!(
         store.list_anomalies(None, 1).await.expect("list"),
+        vec![third.clone()]
+    );
+    // Per tenant: another tenant's anomalies are not listed, and do not take the limit.
+    let other = Asset {
+        tenant_id: TenantId(uuid::Uuid::new_v4()),
+        ..asset("MTR-001")
+    };
+    store.upsert_asset(&other).await.expect("other tenant");
+    let theirs_sensor = registered_sensor(store, &other, "OTHER-VIB").await;
+    let theirs = anomaly(&theirs_sensor, 500_000);
+    store.insert_anomaly(&theirs).await.expect("insert");
+    assert_eq!(
+        store
+            .list_tenant_anomalies(TenantId::DEFAULT, 2)
+            .await
+            .expect("ours"),
         vec![third]
+            .into_iter()
+            .chain(store.list_anomalies(Some(motor.id), 1).await.expect("list"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .list_tenant_anomalies(other.tenant_id, 10)
+            .await
+            .expect("theirs"),
+        vec![theirs]
     );
 }
 

@@ -319,6 +319,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<FeatureVector>>;
     /// Anomalies, of one asset when given, newest first.
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>>;
+    /// Anomalies of one tenant's assets, newest first.
+    async fn list_tenant_anomalies(&self, tenant: TenantId, limit: u32) -> Result<Vec<Anomaly>>;
     /// Stores a RUL prediction; one row per asset and prediction time. Returns whether new.
     async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool>;
     /// RUL predictions of an asset, newest first.

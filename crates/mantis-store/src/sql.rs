@@ -558,6 +558,16 @@ where
         convert_all(rows)
     }
 
+    async fn list_tenant_anomalies(&self, tenant: TenantId, limit: u32) -> Result<Vec<Anomaly>> {
+        let rows = sqlx::query_as::<_, AnomalyRow>(queries::LIST_TENANT_ANOMALIES)
+            .bind(DbId::from(tenant))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool> {
         let result = sqlx::query(queries::INSERT_RUL_PREDICTION)
             .bind(DbTime(prediction.predicted_at))

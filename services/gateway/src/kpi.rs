@@ -218,7 +218,10 @@ async fn asset_kpi(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<Kpi> {
-    let events = store.list_maintenance_events(Some(asset.id), 1000).await?;
+    // Newest first; ten thousand events per asset cover decades of maintenance.
+    let events = store
+        .list_maintenance_events(Some(asset.id), 10_000)
+        .await?;
     let (intervals, failures, repaired, repaired_count) = downtimes(&events, from, to);
     let period = to - from;
     let down = overlap(&intervals, from, to);

@@ -585,19 +585,7 @@ pub(crate) async fn anomalies(
             tenant_asset(s.store.as_ref(), &who, id).await?;
             s.store.list_anomalies(Some(id), limit).await?
         }
-        None => {
-            let mine: Vec<AssetId> = tenant_assets(s.store.as_ref(), &who)
-                .await?
-                .into_iter()
-                .map(|a| a.id)
-                .collect();
-            s.store
-                .list_anomalies(None, limit)
-                .await?
-                .into_iter()
-                .filter(|a| mine.contains(&a.asset_id))
-                .collect()
-        }
+        None => s.store.list_tenant_anomalies(who.tenant_id, limit).await?,
     };
     list_response(&list, wants_csv(&headers, &params)?, "anomalies")
 }

@@ -164,6 +164,11 @@ pub(crate) const LIST_ANOMALIES: &str = "SELECT id, asset_id, sensor_id, window_
      FROM anomalies WHERE ($1 IS NULL OR asset_id = $1) \
      ORDER BY detected_at DESC, id DESC LIMIT $2";
 
+/// `$1` tenant, `$2` limit.
+pub(crate) const LIST_TENANT_ANOMALIES: &str = "SELECT id, asset_id, sensor_id, window_start, \
+     detected_at, severity, anomaly_score, threshold, criticality, detection_method, metadata \
+     FROM anomalies WHERE tenant_id = $1 ORDER BY detected_at DESC, id DESC LIMIT $2";
+
 pub(crate) const INSERT_RUL_PREDICTION: &str = "INSERT INTO rul_predictions \
      (predicted_at, asset_id, tenant_id, rul_cycles, confidence_lower, confidence_upper, \
      model_version) \

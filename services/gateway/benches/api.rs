@@ -1,0 +1,193 @@
+//! Gateway figures on the embedded infrastructure (SQLite, release build): the server-side
+//! downsampling of a long reading history, the plant overview of a hundred machines, a login
+//! (argon2id) and the WebSocket fan-out. Prints medians; asserts nothing.
+//!
+//! `cargo bench -p mantis-gateway --bench api`
+
+use mantis_bus::embedded::EmbeddedBus;
+use mantis_domain::{
+    Asset, AssetId, Criticality, Quality, Reading, Role, Sensor, SensorId, SensorType,
+    SourceProtocol, TenantId,
+};
+use mantis_gateway::{AuthConfig, Config, StaticApiKey};
+use mantis_runtime::Infra;
+use mantis_store::Store;
+use mantis_store::sqlite::SqliteStore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "gateway-bench-admin-key-0123456789";
+const PASSWORD: &str = "a long bench password";
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn asset(i: usize) -> Asset {
+    Asset {
+        id: AssetId::new_random(),
+        tenant_id: TenantId::DEFAULT,
+        code: format!("M-{i:03}"),
+        name: format!("Machine {i}"),
+        asset_type: "motor".into(),
+        location: format!("Line {}", i % 4),
+        criticality: Criticality::ALL[i % 4],
+    }
+}
+
+fn sensor(a: &Asset) -> Sensor {
+    Sensor {
+        id: SensorId::new_random(),
+        asset_id: a.id,
+        code: format!("{}-VIB", a.code),
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s".into(),
+        min_value: 0.0,
+        max_value: 50.0,
+        sampling_rate_hz: 10.0,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path().join("log"))
+        .await
+        .expect("log");
+    let store = SqliteStore::open(dir.path().join("mantis.db"))
+        .await
+        .expect("sqlite");
+    let infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+    infra.ensure_topics(&[]).await.expect("topics");
+    let store: Arc<dyn Store> = infra.store.clone();
+
+    // A hundred machines; the first has a long vibration history.
+    let mut sensors = Vec::new();
+    for i in 0..100 {
+        let a = asset(i);
+        store.upsert_asset(&a).await.expect("asset");
+        let s = sensor(&a);
+        store.upsert_sensor(&s).await.expect("sensor");
+        sensors.push(s);
+    }
+    let history = 500_000i64;
+    let from = chrono::Utc::now() - chrono::Duration::milliseconds(history * 100);
+    let started = Instant::now();
+    let vib = &sensors[0];
+    for chunk in 0..(history / 5000) {
+        let batch: Vec<Reading> = (0..5000)
+            .map(|j| {
+                let i = chunk * 5000 + j;
+                Reading {
+                    timestamp: from + chrono::Duration::milliseconds(i * 100),
+                    asset_id: vib.asset_id,
+                    sensor_id: vib.id,
+                    sensor_code: vib.code.clone(),
+                    sensor_type: vib.sensor_type,
+                    value: 2.0 + ((i as f64) * 0.01).sin(),
+                    unit: vib.unit.clone(),
+                    quality: Quality::new(100).expect("quality"),
+                    source: SourceProtocol::Rest,
+                    metadata: BTreeMap::new(),
+                }
+            })
+            .collect();
+        store.insert_readings(&batch).await.expect("insert");
+    }
+    println!(
+        "history: {history} readings of one sensor (10 Hz, {:.1} h) stored in {:.1} s",
+        history as f64 / 36_000.0,
+        started.elapsed().as_secs_f64()
+    );
+
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        auth: AuthConfig {
+            admin_password: PASSWORD.into(),
+            rate_limit_per_minute: 0,
+            api_keys: vec![StaticApiKey {
+                name: "bench".into(),
+                key: KEY.into(),
+                role: Role::Admin,
+                tenant: TenantId::DEFAULT,
+            }],
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let app = mantis_gateway::build(infra, config).await.expect("gateway");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let t = Instant::now();
+            let resp = http
+                .get(format!("{url}{path}"))
+                .header("x-api-key", KEY)
+                .send()
+                .await
+                .expect("request");
+            assert!(resp.status().is_success(), "{}", resp.status());
+            let body = resp.bytes().await.expect("body");
+            (t.elapsed(), body.len())
+        }
+    };
+    let enc = |t: chrono::DateTime<chrono::Utc>| -> String {
+        url::form_urlencoded::byte_serialize(t.to_rfc3339().as_bytes()).collect()
+    };
+    let to = chrono::Utc::now();
+    for (label, span) in [
+        ("whole history (~14 h)", to - from),
+        ("last hour", chrono::Duration::hours(1)),
+    ] {
+        let path = format!(
+            "/api/v1/sensors/{}/readings?from={}&to={}&points=600",
+            vib.id,
+            enc(to - span),
+            enc(to)
+        );
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..15 {
+            let (t, n) = get(path.clone()).await;
+            times.push(t);
+            size = n;
+        }
+        println!(
+            "readings, {label}, downsampled to 600 points: {:.1} ms median ({size} bytes)",
+            median(times).as_secs_f64() * 1000.0
+        );
+    }
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        times.push(get("/api/v1/overview".into()).await.0);
+    }
+    println!(
+        "overview of 100 machines: {:.1} ms median",
+        median(times).as_secs_f64() * 1000.0
+    );
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let resp = http
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert!(resp.status().is_success());
+        times.push(t.elapsed());
+    }
+    println!(
+        "login (argon2id, 19 MiB, t=2): {:.1} ms median",
+        median(times).as_secs_f64() * 1000.0
+    );
+    shutdown.cancel();
+}
