@@ -265,7 +265,7 @@ async function api(req, res, url) {
   if (p === '/api/v1/kpis') {
     const from = q.get('from') ?? iso(now() - 7 * 86400e3);
     const to = q.get('to') ?? iso(now());
-    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, start: iso(Date.parse(to) - (3 - i) * 8 * 3600e3), end: iso(Date.parse(to) - (2 - i) * 8 * 3600e3), availability: 0.9 + 0.02 * ((seed + i) % 4), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
+    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, hours: 56, availability: 0.9 + 0.02 * ((seed + i) % 4), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
     const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, oee: 0.72 + 0.02 * i, shifts: shifts(i) }));
     if (q.get('format') === 'csv' || (req.headers.accept ?? '').includes('text/csv')) {
       res.writeHead(200, { 'Content-Type': 'text/csv' });

@@ -6,7 +6,7 @@ import { asset, login, renderWith, setup } from './helpers';
 
 const kpi = (assetId?: string) => ({
   assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, oee: 0.81,
-  shifts: [{ shift: 'A', start: '2026-12-03T06:00:00.000Z', end: '2026-12-03T14:00:00.000Z', availability: 0.99, oee: 0.85 }],
+  shifts: [{ shift: 'A', hours: 56, availability: 0.99, oee: 0.85 }],
 });
 const routes = {
   'GET /api/v1/assets': [asset('P1')],

@@ -217,10 +217,11 @@ export interface CompleteResponse {
   event: MaintenanceEvent;
 }
 
+/** One shift's figures over every occurrence of that shift in the period. */
 export interface ShiftKpi {
   shift: string;
-  start: Ts;
-  end: Ts;
+  /** Hours of that shift within the period. */
+  hours: number;
   availability: number | null;
   oee: number | null;
 }

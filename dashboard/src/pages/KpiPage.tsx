@@ -190,18 +190,16 @@ function ShiftTable({ k }: { k: Kpi }) {
       <thead>
         <tr>
           <th>Shift</th>
-          <th>Start</th>
-          <th>End</th>
+          <th>Hours in period</th>
           <th>Availability</th>
           <th>OEE</th>
         </tr>
       </thead>
       <tbody>
         {k.shifts.map((s, i) => (
-          <tr key={`${s.shift}-${s.start}-${i}`}>
+          <tr key={`${s.shift}-${i}`}>
             <td>{s.shift}</td>
-            <td className="num">{formatDateTime(s.start)}</td>
-            <td className="num">{formatDateTime(s.end)}</td>
+            <td className="num">{formatHours(s.hours)}</td>
             <td className="num">{formatPercent(s.availability)}</td>
             <td className="num">{formatPercent(s.oee)}</td>
           </tr>

@@ -281,6 +281,9 @@ pub struct Simulator {
     devices: Option<Arc<devices::Devices>>,
 }
 
+/// How long the replayed past failures take to repair (the KPIs' MTTR of the demo).
+const DEMO_REPAIR_SECS: i64 = 90;
+
 impl Simulator {
     /// A simulator for `plant` that replays enough history for `history_windows` windows of
     /// `window_secs` (plus margin) before going live: the anomaly baselines and models learn
@@ -364,7 +367,8 @@ impl Simulator {
         }
     }
 
-    /// The failures ending the past lives, for a history that starts at `history_start`.
+    /// The failures ending the past lives (each repaired [`DEMO_REPAIR_SECS`] later), for a
+    /// history that starts at `history_start`.
     fn past_failures(&self, history_start: chrono::DateTime<chrono::Utc>) -> Vec<MaintenanceEvent> {
         let mut events = Vec::new();
         for machine in &self.plant {
@@ -384,8 +388,24 @@ impl Simulator {
                     occurred_at: at,
                     work_order_id: None,
                     note: format!(
-                        "demo history: {} failed (life {n} of {}), component replaced",
+                        "demo history: {} failed (life {n} of {})",
                         machine.asset.code, self.config.past_lives
+                    ),
+                });
+                // Back in service after the component swap (a repair: it does not start
+                // another run to failure; the failure did).
+                events.push(MaintenanceEvent {
+                    id: MaintenanceEventId(deterministic_uuid(
+                        "demo-repair",
+                        &[&machine.asset.code, &n.to_string()],
+                    )),
+                    asset_id: machine.asset.id,
+                    kind: MaintenanceEventKind::Repair,
+                    occurred_at: at + chrono::Duration::seconds(DEMO_REPAIR_SECS),
+                    work_order_id: None,
+                    note: format!(
+                        "demo history: {} component replaced, back in service",
+                        machine.asset.code
                     ),
                 });
             }
