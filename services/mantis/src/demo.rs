@@ -661,18 +661,32 @@ mod tests {
         );
         assert_eq!(sim.wear(&sim.plant[1], -sim.history_secs + 200.0), 0.0);
         let start = chrono::Utc::now();
-        let failures = sim.past_failures(start);
+        let events = sim.past_failures(start);
+        let of_kind = |kind: MaintenanceEventKind| -> Vec<&MaintenanceEvent> {
+            events.iter().filter(|e| e.kind == kind).collect()
+        };
+        let failures = of_kind(MaintenanceEventKind::Failure);
         assert_eq!(
             failures.len(),
             4 * 3,
             "three past lives per wearing machine"
         );
-        let motor_failures: Vec<_> = failures
-            .iter()
-            .filter(|e| e.asset_id == motor.asset.id)
-            .map(|e| (e.occurred_at - start).num_milliseconds())
-            .collect();
-        assert_eq!(motor_failures, vec![270_000, 540_000, 810_000]);
+        assert_eq!(events.len(), 2 * failures.len(), "each failure repaired");
+        let motor_events = |kind| -> Vec<i64> {
+            of_kind(kind)
+                .into_iter()
+                .filter(|e| e.asset_id == motor.asset.id)
+                .map(|e| (e.occurred_at - start).num_milliseconds())
+                .collect()
+        };
+        assert_eq!(
+            motor_events(MaintenanceEventKind::Failure),
+            vec![270_000, 540_000, 810_000]
+        );
+        assert_eq!(
+            motor_events(MaintenanceEventKind::Repair),
+            vec![360_000, 630_000, 900_000]
+        );
         // The fan's lives are the longest: the history fits them and the healthy tail.
         assert_eq!(sim.lives_secs, 3.0 * (150.0 + 300.0));
         assert_eq!(sim.history_secs, sim.lives_secs + 14.0 * 10.0);
