@@ -213,6 +213,40 @@ pub(crate) fn instant(
         .transpose()
 }
 
+/// The `[from, to)` range of a query: `to` defaults to now, `from` to `default_span` before
+/// it; `from` must be before `to` and the range at most ten years.
+pub(crate) fn time_range(
+    params: &Params,
+    default_span: chrono::Duration,
+) -> ApiResult<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let to = instant(params, "to")?.unwrap_or_else(chrono::Utc::now);
+    let from = instant(params, "from")?.unwrap_or(to - default_span);
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
+        );
+    }
+    if to - from > chrono::Duration::days(3660) {
+        return Err(Problem::bad_request("the range may not exceed ten years")
+            .with_field("/from", "too far back"));
+    }
+    Ok((from, to))
+}
+
+/// The sensor if it exists and its asset belongs to the caller's tenant (404 otherwise).
+pub(crate) async fn tenant_sensor(
+    store: &dyn Store,
+    who: &Principal,
+    id: mantis_domain::SensorId,
+) -> ApiResult<mantis_domain::Sensor> {
+    let missing = || Problem::not_found(format!("sensor {id} does not exist"));
+    let sensor = store.get_sensor(id).await?.ok_or_else(missing)?;
+    tenant_asset(store, who, sensor.asset_id)
+        .await
+        .map_err(|_| missing())?;
+    Ok(sensor)
+}
+
 /// The asset if it exists and belongs to the caller's tenant (404 otherwise: another tenant's
 /// asset does not exist for this caller).
 pub(crate) async fn tenant_asset(

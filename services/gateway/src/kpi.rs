@@ -10,7 +10,7 @@
 //!   1 (MANTIS does not ingest good/reject counts). `oeeBasis` says which terms were measured.
 
 use crate::api::{
-    ApiResult, ApiState, Params, instant, list_response, parse_id, tenant_asset, tenant_assets,
+    ApiResult, ApiState, Params, list_response, parse_id, tenant_asset, tenant_assets, time_range,
     wants_csv,
 };
 use crate::auth::Principal;
@@ -20,7 +20,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, SensorType};
-use mantis_runtime::Problem;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -355,17 +354,7 @@ pub(crate) async fn kpis(
     headers: HeaderMap,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
-    let from = instant(&params, "from")?.unwrap_or(to - Duration::days(7));
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
-        );
-    }
-    if to - from > Duration::days(3660) {
-        return Err(Problem::bad_request("the period may not exceed ten years")
-            .with_field("/from", "too far back"));
-    }
+    let (from, to) = time_range(&params, Duration::days(7))?;
     let assets = match (params.get("assetId"), params.get("line")) {
         (Some(raw), _) => {
             let id: AssetId = parse_id(raw, "assetId", "/assetId")?;

@@ -5,7 +5,7 @@ use crate::api::{
     ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_asset, wants_csv,
 };
 use crate::auth::Principal;
-use crate::plant::{not_in_future, parse_event_kind};
+use crate::plant::{event_kind, not_in_future};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -518,7 +518,7 @@ pub(crate) async fn transition_work_order(
     Ok(Json(updated).into_response())
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct Completion {
     /// What was found; none: nothing to record.
@@ -544,18 +544,14 @@ pub(crate) async fn complete_work_order(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let completion: Completion = if no_body(&body) {
-        Completion {
-            outcome: None,
-            occurred_at: None,
-            note: String::new(),
-        }
+        Completion::default()
     } else {
         mantis_runtime::parse_json_object(&body)?
     };
     let kind = completion
         .outcome
         .as_deref()
-        .map(|o| parse_event_kind(o, "/outcome"))
+        .map(|o| event_kind(o, "/outcome"))
         .transpose()?;
     let occurred_at = completion.occurred_at.unwrap_or_else(Utc::now);
     not_in_future(occurred_at, "/occurredAt")?;

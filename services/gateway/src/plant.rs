@@ -2,8 +2,8 @@
 //! server), anomaly scores and explanations, RUL history, maintenance events.
 
 use crate::api::{
-    ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_asset,
-    tenant_assets, wants_csv,
+    ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_asset, tenant_assets,
+    tenant_sensor, time_range, wants_csv,
 };
 use crate::auth::Principal;
 use axum::Json;
@@ -420,17 +420,7 @@ pub(crate) async fn readings(
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
     let id: SensorId = parse_id(&id, "the sensor id", "/id")?;
-    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
-    let from = instant(&params, "from")?.unwrap_or(to - Duration::hours(1));
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
-        );
-    }
-    if to - from > Duration::days(3660) {
-        return Err(Problem::bad_request("the range may not exceed ten years")
-            .with_field("/from", "too far back"));
-    }
+    let (from, to) = time_range(&params, Duration::hours(1))?;
     let points = match params.get("points") {
         None => 600,
         Some(p) => match p.parse::<u32>() {
@@ -443,13 +433,7 @@ pub(crate) async fn readings(
             }
         },
     };
-    let sensor = match s.store.get_sensor(id).await? {
-        Some(sensor) => sensor,
-        None => return Err(Problem::not_found(format!("sensor {id} does not exist"))),
-    };
-    tenant_asset(s.store.as_ref(), &who, sensor.asset_id)
-        .await
-        .map_err(|_| Problem::not_found(format!("sensor {id} does not exist")))?;
+    let sensor = tenant_sensor(s.store.as_ref(), &who, id).await?;
     let span_ms = (to - from).num_milliseconds();
     let bucket_ms = (span_ms + i64::from(points) - 1) / i64::from(points);
     let buckets = s
@@ -513,23 +497,10 @@ pub(crate) async fn windows(
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
     let id: SensorId = parse_id(&id, "the sensor id", "/id")?;
-    let to = instant(&params, "to")?.unwrap_or_else(Utc::now);
-    let from = instant(&params, "from")?.unwrap_or(to - Duration::hours(1));
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/from", "after `to`")
-        );
-    }
+    let (from, to) = time_range(&params, Duration::hours(1))?;
     let limit = limit(&params)?;
     let csv = wants_csv(&headers, &params)?;
-    let sensor = s
-        .store
-        .get_sensor(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("sensor {id} does not exist")))?;
-    tenant_asset(s.store.as_ref(), &who, sensor.asset_id)
-        .await
-        .map_err(|_| Problem::not_found(format!("sensor {id} does not exist")))?;
+    tenant_sensor(s.store.as_ref(), &who, id).await?;
     let windows = s.store.list_windows(id, from, to, limit).await?;
     list_response(&windows, csv, "windows")
 }
@@ -590,7 +561,7 @@ pub(crate) async fn anomalies(
     list_response(&list, wants_csv(&headers, &params)?, "anomalies")
 }
 
-fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
+pub(crate) fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
     MaintenanceEventKind::parse(raw)
         .map_err(|e| Problem::bad_request(e.to_string()).with_field(field, e.to_string()))
 }
@@ -603,10 +574,6 @@ pub(crate) fn not_in_future(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
         );
     }
     Ok(())
-}
-
-pub(crate) fn parse_event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKind> {
-    event_kind(raw, field)
 }
 
 #[derive(Deserialize, ToSchema)]
