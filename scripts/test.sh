@@ -4,8 +4,9 @@
 # cluster mode across separate processes with tansu, PostgreSQL and Redis).
 #
 # It installs and starts what the tests need when missing:
-#   - tansu 0.6.0 (Kafka-protocol broker), `cargo install`ed once (~10 min cold), started on
-#     127.0.0.1:9092 for the bus conformance suite (the cluster end-to-end tests start their own);
+#   - tansu 0.6.0 (Kafka-protocol broker, features dynostore + libsql), `cargo install`ed once
+#     (~12 min cold), started on 127.0.0.1:9092 for the bus conformance suite (the cluster
+#     end-to-end tests start their own);
 #   - PostgreSQL (127.0.0.1:5432, trust auth, database `test`), Redis (127.0.0.1:6379) and
 #     Mosquitto (127.0.0.1:1883) are expected from the machine; they are started with the
 #     machine's commands when down;
@@ -29,9 +30,18 @@ wait_port() {
 # --- tansu --------------------------------------------------------------------------------
 TANSU_VERSION=0.6.0
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v tansu >/dev/null 2>&1 || ! tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  log "installing tansu $TANSU_VERSION (Kafka-protocol broker for the tests; ~10 min the first time)"
-  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore
+# The resilience tests keep the broker's records in SQLite across restarts: the `libsql` feature.
+tansu_installed() {
+  command -v tansu >/dev/null 2>&1 && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION" &&
+    python3 -c '
+import json, os, sys
+installs = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))["installs"]
+sys.exit(0 if any(k.startswith("tansu " + sys.argv[1] + " ") and {"dynostore", "libsql"} <= set(v["features"])
+                  for k, v in installs.items()) else 1)' "$TANSU_VERSION" 2>/dev/null
+}
+if ! tansu_installed; then
+  log "installing tansu $TANSU_VERSION (Kafka-protocol broker for the tests; ~12 min the first time)"
+  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql
 fi
 export MANTIS_TANSU="$(command -v tansu)"
 
@@ -76,7 +86,7 @@ fi
 
 log "installing the Python test peers (paho-mqtt, pymodbus, asyncua, moto, schemathesis)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r crates/mantis-connectors/tests/peers/requirements.txt  # paho-mqtt, pymodbus: connector test peers
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/mantis/tests/peers/requirements.txt  # moto[server]: S3 for the import and bus-outage tests
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/mantis/tests/peers/requirements.txt  # moto[server]: S3 for the import and model-registry tests
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/gateway/tests/peers/requirements.txt  # schemathesis: the gateway's OpenAPI conformance test
 
 # --- the dashboard ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! that loses and duplicates nothing; and a sensor falling silent mid-window, whose cut-short
 //! window must not be taken for a fault.
 //!
-//! Needs tansu (`cargo install tansu --locked --version 0.6.0 --features dynostore`), `psql`,
+//! Needs tansu (`cargo install tansu --locked --version 0.6.0 --features dynostore,libsql`), `psql`,
 //! PostgreSQL and Redis; see `common/cluster.rs` for the environment variables. When a test
 //! fails it prints the tail of every process's log and keeps the full logs.
 

@@ -1,6 +1,6 @@
 //! A MANTIS cluster for end-to-end tests: every service in its own OS process (`mantis service
 //! <name>`), configured only by `MANTIS_*` environment variables, over a Kafka-protocol broker
-//! of its own (tansu, in memory, or in an S3 bucket when the test restarts it), a fresh
+//! of its own (tansu, in memory, or in a SQLite file when the test restarts it), a fresh
 //! PostgreSQL database and the machine's Redis.
 //!
 //! Nothing is skipped silently: a missing tansu, `psql` or PostgreSQL fails the test with a
@@ -75,13 +75,29 @@ impl Drop for Proc {
 
 /// Spawns `program args` with `env`, stdout and stderr appended to `log`.
 fn spawn(label: &str, program: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Proc {
+    spawn_in(label, None, program, args, env, log)
+}
+
+/// [`spawn`] with `cwd` as the working directory (default: the test's).
+fn spawn_in(
+    label: &str,
+    cwd: Option<&Path>,
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    log: &Path,
+) -> Proc {
     let out = OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open the log file");
     let err = out.try_clone().expect("clone the log file handle");
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let child = command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -134,7 +150,7 @@ fn tansu_binary() -> PathBuf {
         panic!(
             "the cluster end-to-end tests need tansu, a Kafka-protocol broker, and it was not \
              found (MANTIS_TANSU, PATH, ~/.cargo/bin). Install it with \
-             `cargo install tansu --locked --version 0.6.0 --features dynostore`, or set \
+             `cargo install tansu --locked --version 0.6.0 --features dynostore,libsql`, or set \
              MANTIS_TANSU to its path."
         )
     })
@@ -145,13 +161,10 @@ fn tansu_binary() -> PathBuf {
 pub enum BrokerStorage {
     /// In memory: lost when the broker stops.
     Memory,
-    /// In an S3 bucket (e.g. a moto server on loopback): kept across broker restarts.
-    S3 {
-        /// `http://127.0.0.1:<port>`.
-        endpoint: String,
-        /// An existing bucket.
-        bucket: String,
-    },
+    /// In a SQLite file of the cluster's directory (tansu's `libsql` engine): kept across
+    /// broker restarts, and indexed, so fetches stay cheap however many batches a partition
+    /// holds.
+    Sqlite,
 }
 
 /// A tansu broker of its own on a free port.
@@ -181,21 +194,14 @@ impl Broker {
         let binary = tansu_binary();
         let log = dir.join("tansu.log");
         let url = format!("tcp://127.0.0.1:{port}");
-        let (engine, env) = match &storage {
-            BrokerStorage::Memory => ("memory://tansu/".to_owned(), Vec::new()),
-            BrokerStorage::S3 { endpoint, bucket } => (
-                format!("s3://{bucket}/"),
-                vec![
-                    ("AWS_ENDPOINT".to_owned(), endpoint.clone()),
-                    ("AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
-                    ("AWS_ACCESS_KEY_ID".to_owned(), "test".to_owned()),
-                    ("AWS_SECRET_ACCESS_KEY".to_owned(), "test".to_owned()),
-                    ("AWS_DEFAULT_REGION".to_owned(), "us-east-1".to_owned()),
-                ],
-            ),
+        let engine = match &storage {
+            BrokerStorage::Memory => "memory://tansu/",
+            // Relative to the broker's working directory, the cluster's directory.
+            BrokerStorage::Sqlite => "sqlite://tansu.db",
         };
-        let mut proc = spawn(
+        let mut proc = spawn_in(
             "tansu",
+            Some(dir),
             &binary,
             &[
                 "broker",
@@ -204,9 +210,9 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                &engine,
+                engine,
             ],
-            &env,
+            &[],
             &log,
         );
         let deadline = Instant::now() + START_TIMEOUT;
@@ -445,7 +451,7 @@ impl Cluster {
     }
 
     /// Starts the broker again on the same port, with the same storage (records kept only
-    /// with [`BrokerStorage::S3`]).
+    /// with [`BrokerStorage::Sqlite`]).
     pub fn restart_broker(&mut self) {
         let (port, storage) = (self.broker.port, self.broker.storage.clone());
         let dir = self.dir().to_path_buf();
