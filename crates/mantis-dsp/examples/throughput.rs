@@ -14,7 +14,7 @@
 //! with a small jitter. Each window goes through [`Preprocessor`] (Hampel k = 3, linear
 //! resampling, 4th-order Butterworth streaming filter, window statistics) then
 //! [`FeatureExtractor`] with `FeatureConfig::vibration` (every family). Single-threaded, so
-//! samples/s is per core.
+//! samples/s is per core; times are medians per window.
 
 use mantis_dsp::clean::{CleanConfig, HampelConfig};
 use mantis_dsp::filter::FilterBand;
@@ -200,8 +200,17 @@ impl Report {
     }
 }
 
+/// Seconds of the median of `times` (a machine shared with other work stalls some windows:
+/// the median is the figure of an undisturbed one).
+fn median(times: &mut [Duration]) -> f64 {
+    times.sort_unstable();
+    times
+        .get(times.len() / 2)
+        .map_or(0.0, Duration::as_secs_f64)
+}
+
 /// Times preprocessing and features over `windows` (each `(t, x)`), repeating the set until
-/// `min_seconds` have been spent; returns seconds per window for each stage.
+/// `min_seconds` have been spent; returns the median seconds per window of each stage.
 fn run(
     name: &str,
     fs: f64,
@@ -217,10 +226,10 @@ fn run(
         pre.process(t, x, &mut out)?;
         fx.extract_into(&out.signal.values, &mut values)?;
     }
-    let (mut pre_time, mut feat_time) = (Duration::ZERO, Duration::ZERO);
-    let mut count = 0usize;
+    // Per-window times (the vectors grow outside the timed spans).
+    let (mut pre_times, mut feat_times) = (Vec::new(), Vec::new());
     let start = Instant::now();
-    while count == 0 || start.elapsed().as_secs_f64() < min_seconds {
+    while pre_times.is_empty() || start.elapsed().as_secs_f64() < min_seconds {
         for (t, x) in windows {
             let a = Instant::now();
             pre.process(t, x, &mut out)?;
@@ -228,19 +237,18 @@ fn run(
             fx.extract_into(&out.signal.values, &mut values)?;
             let c = Instant::now();
             std::hint::black_box(&values);
-            pre_time += b - a;
-            feat_time += c - b;
-            count += 1;
+            pre_times.push(b - a);
+            feat_times.push(c - b);
         }
     }
     Ok(Report {
         name: name.to_string(),
         rate: fs,
         window: windows.first().map_or(0, |w| w.1.len()),
-        windows_timed: count,
+        windows_timed: pre_times.len(),
         features: fx.names().len(),
-        pre_s: pre_time.as_secs_f64() / count as f64,
-        feat_s: feat_time.as_secs_f64() / count as f64,
+        pre_s: median(&mut pre_times),
+        feat_s: median(&mut feat_times),
     })
 }
 

@@ -12,7 +12,8 @@ It synthesises bearing-like 30 s windows at 100 Hz (3 000 samples) and 25.6 kHz 
 samples), times tsfresh's `extract_features` on them (single process, `n_jobs=0`, one BLAS/OpenMP
 thread; median of three runs) with the feature set below, then writes the same windows to a file and times the Rust
 extractor on them through `cargo run --release -p mantis-dsp --example throughput -- --json
---input FILE --rate FS --window N`, and prints seconds per window for both and their ratio.
+--input FILE --rate FS --window N` (median per window over >= 2 s), and prints seconds per
+window for both and their ratio, with the machine's load average (run it on an idle machine).
 
 The tsfresh feature set mirrors the Rust `full-v1` families (41 features; 38 here):
   time      mean, standard_deviation, root_mean_square, minimum, maximum, absolute_maximum
@@ -166,6 +167,15 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="fewer windows (smoke test)")
     args = ap.parse_args()
+    # Both sides run on one core each, one after the other: other work on the machine slows
+    # whichever runs while it does, so the ratio is only meaningful on an idle machine.
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5 * (os.cpu_count() or 1):
+        print(
+            f"warning: load average {load_before:.2f} on {os.cpu_count()} cores: other work is running, "
+            "the ratio below is not representative",
+            file=sys.stderr,
+        )
 
     scenarios = [("30s@100Hz", 100.0, 3_000, 8 if args.quick else 40), ("30s@25.6kHz", 25_600.0, 768_000, 1 if args.quick else 2)]
     rows = []
@@ -196,11 +206,16 @@ def main() -> None:
         "pandas": pd.__version__,
         "blas": blas_kernel(),
         "cores_used": 1,
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
     }
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return
-    print(f"tsfresh {meta['tsfresh']} (numpy {meta['numpy']}, pandas {meta['pandas']}, BLAS {meta['blas']}), one core each")
+    print(
+        f"tsfresh {meta['tsfresh']} (numpy {meta['numpy']}, pandas {meta['pandas']}, BLAS {meta['blas']}), one core each; "
+        f"load average {meta['load_average_before']} before, {meta['load_average_after']} after"
+    )
     hdr = f"{'window':<12} {'samples':>8} {'tsfresh s/win':>14} {'rust feat s/win':>16} {'rust pre+feat s/win':>20} {'ratio feat':>11} {'ratio pre+feat':>15} {'rust pre+feat samples/s':>24}"
     print(hdr)
     for r in rows:
