@@ -12,12 +12,21 @@
 //! The order of storage is read from PostgreSQL's `xmin` (the inserting transaction): the
 //! preprocessing service inserts each reading in its own transaction, in bus order.
 //!
+//! The outage is also run under a stream from all four device connectors at once, each against
+//! its third-party peer: a paho-mqtt device publishing at QoS 1 through the machine's
+//! Mosquitto, a pymodbus device polled every 200 ms, an asyncua server whose temperature the
+//! OPC UA connector monitors, and an MTConnect agent (a stand-in served by the test: no real
+//! agent can be installed here) whose observations the connector samples by sequence.
+//!
 //! Needs tansu built with `--features dynostore,libsql`, PostgreSQL and Redis (see
-//! `common/cluster.rs`). MQTT devices are not part of this stream:
-//! the connectors' own tests cover their acknowledgements; a connector's batch goes through
-//! the same edge buffer as a REST one (see services/ingestion/tests/edge_buffer.rs).
+//! `common/cluster.rs`), Mosquitto on 1883 and the Python peers
+//! (crates/mantis-connectors/tests/peers/requirements.txt).
 
 mod common;
+#[path = "../../../crates/mantis-connectors/tests/common/mtconnect_agent.rs"]
+mod mtconnect_agent;
+#[path = "../../../crates/mantis-connectors/tests/common/peers.rs"]
+mod peers;
 
 use common::cluster::{BrokerStorage, Cluster};
 use common::*;
@@ -27,6 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// One cluster at a time: each is eight processes on a 2-core machine.
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A stream of readings for each sensor, one request per reading, every `PERIOD`.
 const PERIOD: Duration = Duration::from_millis(100);
@@ -177,6 +189,30 @@ async fn await_edge(cluster: &Cluster, what: &str, check: impl Fn(&Value) -> boo
     panic!("the edge buffer never became {what}; last: {last}");
 }
 
+/// Under streams already running: after 5 s, kills the broker; once the edge buffer holds more
+/// than `records` readings (and is not full), keeps it down 10 s more, starts it again, waits
+/// until the buffer has drained and lets the streams run 5 s more. Returns when the broker was
+/// killed and restarted (ms since the epoch).
+async fn bus_outage(cluster: &mut Cluster, records: u64) -> (i64, i64) {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let from = chrono::Utc::now().timestamp_millis();
+    cluster.stop_broker();
+    let buffering = await_edge(cluster, "buffering", |s| {
+        s["mode"] == "buffering" && s["records"].as_u64().unwrap_or(0) > records
+    })
+    .await;
+    assert_eq!(buffering["full"], false, "{buffering}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let to = chrono::Utc::now().timestamp_millis();
+    cluster.restart_broker();
+    await_edge(cluster, "drained", |s| {
+        s["mode"] == "direct" && s["drainedTotal"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    (from, to)
+}
+
 async fn two_sensors(cluster: &Cluster, prefix: &str) -> Vec<String> {
     let http = common::http();
     let gateway = cluster.url("gateway");
@@ -190,6 +226,7 @@ async fn two_sensors(cluster: &Cluster, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_accepted_while_the_bus_is_down_arrive_exactly_once_in_order() {
+    let _one = ONE_CLUSTER.lock().await;
     let mut cluster = start_cluster().await;
     let sensors = two_sensors(&cluster, "MTR-OUTAGE").await;
     let base = base_ms();
@@ -201,21 +238,8 @@ async fn readings_accepted_while_the_bus_is_down_arrive_exactly_once_in_order() 
         stop.clone(),
     );
 
-    // Act: a steady stream; the broker is killed for 15 s, then comes back on its port.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    cluster.stop_broker();
-    let buffering = await_edge(&cluster, "buffering", |s| {
-        s["mode"] == "buffering" && s["records"].as_u64().unwrap_or(0) > 20
-    })
-    .await;
-    assert_eq!(buffering["full"], false);
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    cluster.restart_broker();
-    await_edge(&cluster, "drained", |s| {
-        s["mode"] == "direct" && s["drainedTotal"].as_u64().unwrap_or(0) > 0
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Act: a steady stream; the broker is killed for ~15 s, then comes back on its port.
+    bus_outage(&mut cluster, 20).await;
     stop.store(true, Ordering::SeqCst);
     let sent = task.await.expect("stream");
 
@@ -233,6 +257,7 @@ async fn readings_accepted_while_the_bus_is_down_arrive_exactly_once_in_order() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
+    let _one = ONE_CLUSTER.lock().await;
     let mut cluster = start_cluster().await;
     let sensors = two_sensors(&cluster, "MTR-KILL").await;
     let base = base_ms();
@@ -270,4 +295,317 @@ async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
         assert!(s.acked.len() > 60, "a steady stream: {}", s.acked.len());
     }
     assert_stored_once_in_order(&mut cluster, &sensors, &sent, base).await;
+}
+
+/// A registered sensor: its id (REST) and code (the connectors' mapping).
+struct Sensor {
+    id: String,
+    code: String,
+}
+
+async fn sensor(cluster: &Cluster, code: &str) -> Sensor {
+    let (_, id) = register_motor(&common::http(), &cluster.url("gateway"), code).await;
+    Sensor {
+        id,
+        code: format!("{code}-VIB"),
+    }
+}
+
+/// Adds a connector source through the ingestion service's API.
+async fn add_source(cluster: &Cluster, source: Value) {
+    let resp = common::http()
+        .post(format!("{}/api/v1/connectors", cluster.url("ingestion")))
+        .json(&source)
+        .send()
+        .await
+        .expect("ingestion reachable");
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "source refused: {body}");
+}
+
+/// The status of source `name`.
+async fn source_status(cluster: &Cluster, name: &str) -> Value {
+    common::http()
+        .get(format!(
+            "{}/api/v1/connectors/{name}/status",
+            cluster.url("ingestion")
+        ))
+        .send()
+        .await
+        .expect("ingestion reachable")
+        .json()
+        .await
+        .expect("status JSON")
+}
+
+/// Stored once each, in order of time: no timestamp twice (the table's key would hide a
+/// duplicate, so the count is compared with what the connector took by the caller) and
+/// inserted in time order.
+fn assert_once_in_order(what: &str, stored: &[i64]) {
+    let set: BTreeSet<i64> = stored.iter().copied().collect();
+    assert_eq!(set.len(), stored.len(), "{what}: a reading stored twice");
+    let out_of_order: Vec<_> = stored.windows(2).filter(|w| w[0] > w[1]).collect();
+    assert!(
+        out_of_order.is_empty(),
+        "{what}: readings stored out of order: {:?}",
+        out_of_order.iter().take(5).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_of_all_four_connectors_survive_a_bus_outage_exactly_once_in_order() {
+    let _one = ONE_CLUSTER.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = start_cluster().await;
+    let mqtt = sensor(&cluster, "OUT-MQTT").await;
+    let modbus = sensor(&cluster, "OUT-MODBUS").await;
+    let opcua = sensor(&cluster, "OUT-OPCUA").await;
+    let mtc = sensor(&cluster, "OUT-MTC").await;
+    let rest = sensor(&cluster, "OUT-REST").await;
+
+    // The peers: Mosquitto (the machine's), pymodbus, asyncua, the MTConnect stand-in.
+    let broker_port = peers::shared_broker();
+    let site = peers::unique("outage");
+    let d = dir.path().to_owned();
+    let mut device = tokio::task::spawn_blocking(move || {
+        peers::ModbusDevice::start(
+            &d,
+            None,
+            &json!({"unit": 1, "size": 8,
+                    "holding": [{"address": 2, "type": "float32", "value": 6.5}]}),
+        )
+    })
+    .await
+    .expect("pymodbus");
+    let d = dir.path().to_owned();
+    let mut server =
+        tokio::task::spawn_blocking(move || peers::OpcUaServer::start(&d, None, None, 1))
+            .await
+            .expect("asyncua");
+    let agent: mtconnect_agent::Shared =
+        Arc::new(std::sync::Mutex::new(mtconnect_agent::Agent::new(100_000)));
+    let agent_url = mtconnect_agent::serve(agent.clone()).await;
+
+    for source in [
+        json!({
+            "kind": "mqtt", "name": "line-mqtt", "host": "127.0.0.1", "port": broker_port,
+            "client_id": peers::unique("mantis-outage"), "qos": 1,
+            "topics": [format!("{site}/+/+/+")],
+        }),
+        json!({
+            "kind": "modbus", "name": "line-modbus", "host": "127.0.0.1", "port": device.port,
+            "poll_interval_ms": 200,
+            "points": [{"sensor": modbus.code, "address": 2, "data_type": "f32"}],
+        }),
+        json!({
+            "kind": "opcua", "name": "line-opcua", "endpoint": server.endpoint(),
+            "pki_dir": dir.path().join("opcua-client"), "trust_server_certificate": true,
+            "publishing_interval_ms": 200, "sampling_interval_ms": 100,
+            "nodes": [{"sensor": opcua.code, "node_id": "ns=2;s=Line1.Temperature"}],
+        }),
+        json!({
+            "kind": "mtconnect", "name": "line-mtconnect", "url": agent_url,
+            "poll_interval_ms": 100, "count": 100,
+            "data_items": [{"sensor": mtc.code, "data_item": "f01_Xact"}],
+        }),
+    ] {
+        add_source(&cluster, source).await;
+    }
+    for name in ["line-mqtt", "line-modbus", "line-opcua", "line-mtconnect"] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = source_status(&cluster, name).await;
+            if status["state"] == "CONNECTED" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never connected: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // The streams: REST (as above), MQTT batches of 5 at QoS 1 (what Mosquitto acknowledged
+    // is recorded), an MTConnect observation every 100 ms; Modbus and OPC UA are read by the
+    // connectors on their own schedules.
+    let base = base_ms();
+    let stop = Arc::new(AtomicBool::new(false));
+    let rest_task = stream(
+        cluster.url("ingestion"),
+        vec![rest.id.clone()],
+        base,
+        stop.clone(),
+    );
+    let mqtt_task = {
+        let (stop, code, site) = (stop.clone(), mqtt.code.clone(), site.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut acked = Vec::new();
+            let mut i = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                let batch: Vec<(i64, (String, String))> = (i..i + 5)
+                    .map(|k| {
+                        let ts = at(base, k);
+                        let payload =
+                            json!({"sensorCode": code, "timestamp": ts, "value": healthy(k)});
+                        (
+                            ts,
+                            (format!("{site}/press-1/vib/vibration"), payload.to_string()),
+                        )
+                    })
+                    .collect();
+                let messages: Vec<(String, String)> =
+                    batch.iter().map(|(_, m)| m.clone()).collect();
+                // Panics unless Mosquitto acknowledged every message.
+                peers::paho_publish(broker_port, "3.1.1", 1, None, &messages);
+                acked.extend(batch.iter().map(|(ts, _)| *ts));
+                i += 5;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            acked
+        })
+    };
+    let mtc_task = {
+        let (stop, agent) = (stop.clone(), agent.clone());
+        tokio::spawn(async move {
+            let mut k = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                agent
+                    .lock()
+                    .expect("agent")
+                    .push("f01_Xact", &format!("{:.1}", 10.0 + (k % 500) as f64 * 0.1));
+                k += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // Act: the broker is killed for ~15 s under the streams, then comes back.
+    let (outage_from, outage_to) = bus_outage(&mut cluster, 50).await;
+    stop.store(true, Ordering::SeqCst);
+    let rest_sent = rest_task.await.expect("REST stream");
+    let mqtt_acked = mqtt_task.await.expect("MQTT device");
+    mtc_task.await.expect("MTConnect stream");
+    // The polled devices stop; what their connectors took is then final.
+    device.proc.kill();
+    server.proc.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Assert: REST and MQTT — every acknowledged reading stored once, in order.
+    assert!(
+        rest_sent[0].not_acked.is_empty(),
+        "REST refused during the outage"
+    );
+    assert_stored_once_in_order(
+        &mut cluster,
+        std::slice::from_ref(&rest.id),
+        &rest_sent,
+        base,
+    )
+    .await;
+    let mqtt_acked: BTreeSet<i64> = mqtt_acked.into_iter().collect();
+    assert!(
+        mqtt_acked.len() > 100,
+        "a steady MQTT stream: {}",
+        mqtt_acked.len()
+    );
+    // MTConnect: every observation of the X position after the connector started.
+    let observed: BTreeSet<i64> = agent
+        .lock()
+        .expect("agent")
+        .all
+        .iter()
+        .filter(|o| o.id == "f01_Xact" && o.seq > 6)
+        .filter_map(|o| chrono::DateTime::parse_from_rfc3339(&o.timestamp).ok())
+        .map(|t| t.timestamp_millis())
+        .collect();
+    assert!(
+        observed.len() > 150,
+        "a steady MTConnect stream: {}",
+        observed.len()
+    );
+    // Modbus and OPC UA: as many stored as the connector took (each once).
+    let mut taken = std::collections::BTreeMap::new();
+    for (name, s) in [("line-modbus", &modbus), ("line-opcua", &opcua)] {
+        let status = source_status(&cluster, name).await;
+        let n = status["readingsTotal"].as_u64().expect("readingsTotal");
+        assert!(n > 50, "{name} took {n} readings: {status}");
+        taken.insert(s.id.clone(), (name, n));
+    }
+
+    eprintln!(
+        "outage of {} ms: REST {} acknowledged, MQTT {} acknowledged by Mosquitto, MTConnect {} \
+         observations, taken by the connectors: {:?}",
+        outage_to - outage_from,
+        rest_sent[0].acked.len(),
+        mqtt_acked.len(),
+        observed.len(),
+        taken.values().collect::<Vec<_>>()
+    );
+    let deadline = Instant::now() + STORE_TIMEOUT;
+    loop {
+        let mqtt_stored = stored_in_insert_order(&cluster, &mqtt.id);
+        let mtc_stored = stored_in_insert_order(&cluster, &mtc.id);
+        let polled: Vec<(String, &str, u64, Vec<i64>)> = taken
+            .iter()
+            .map(|(id, (name, n))| (id.clone(), *name, *n, stored_in_insert_order(&cluster, id)))
+            .collect();
+        let mqtt_set: BTreeSet<i64> = mqtt_stored.iter().copied().collect();
+        let mtc_set: BTreeSet<i64> = mtc_stored.iter().copied().collect();
+        let done = mqtt_acked.is_subset(&mqtt_set)
+            && observed.is_subset(&mtc_set)
+            && polled.iter().all(|(_, _, n, v)| v.len() as u64 >= *n);
+        if done || Instant::now() >= deadline {
+            let missing: Vec<_> = mqtt_acked.difference(&mqtt_set).take(5).collect();
+            assert!(
+                mqtt_acked.is_subset(&mqtt_set),
+                "{} of {} MQTT readings acknowledged by Mosquitto were not stored: first {missing:?}",
+                mqtt_acked.difference(&mqtt_set).count(),
+                mqtt_acked.len()
+            );
+            assert!(
+                mqtt_set.is_subset(&mqtt_acked),
+                "MQTT readings stored but never published"
+            );
+            assert_once_in_order("MQTT", &mqtt_stored);
+            let missing: Vec<_> = observed.difference(&mtc_set).take(5).collect();
+            assert!(
+                observed.is_subset(&mtc_set),
+                "{} of {} MTConnect observations were not stored: first {missing:?}",
+                observed.difference(&mtc_set).count(),
+                observed.len()
+            );
+            assert!(
+                mtc_set.len() <= observed.len() + 1,
+                "MTConnect: more stored ({}) than observed ({})",
+                mtc_set.len(),
+                observed.len()
+            );
+            assert_once_in_order("MTConnect", &mtc_stored);
+            for (_, name, n, stored) in &polled {
+                assert_eq!(
+                    stored.len() as u64,
+                    *n,
+                    "{name}: stored {} of the {n} readings the connector took",
+                    stored.len()
+                );
+                assert_once_in_order(name, stored);
+                // The connector kept reading through the outage: readings timed inside it.
+                assert!(
+                    stored.iter().any(|t| (outage_from..outage_to).contains(t)),
+                    "{name}: no reading taken during the outage"
+                );
+            }
+            assert!(
+                mtc_stored
+                    .iter()
+                    .any(|t| (outage_from..outage_to).contains(t)),
+                "MTConnect: no observation read during the outage"
+            );
+            break;
+        }
+        cluster.assert_all_running();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mtconnect_agent;
 pub mod peers;
 
 use async_trait::async_trait;
