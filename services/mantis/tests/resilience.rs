@@ -1,8 +1,9 @@
 //! Resilience in the cluster mode (every service its own process, a real Kafka-protocol broker,
 //! PostgreSQL): the bus goes away under a steady stream of readings and comes back, and the
 //! ingestion process is killed (SIGKILL) while it holds readings in its edge buffer. In both,
-//! every reading acknowledged with HTTP 202 must be stored exactly once in `sensor_data_raw`,
-//! in the order it was accepted (per sensor).
+//! every reading acknowledged to its device — HTTP 202, or Mosquitto's QoS 1 acknowledgement
+//! for an MQTT device — must be stored exactly once in `sensor_data_raw`, in the order it was
+//! accepted (per sensor).
 //!
 //! The broker (tansu) keeps its records in a SQLite file (its `libsql` storage engine), so that
 //! killing and restarting it loses nothing it acknowledged, as with a real Kafka cluster
@@ -260,6 +261,14 @@ async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
     let _one = ONE_CLUSTER.lock().await;
     let mut cluster = start_cluster().await;
     let sensors = two_sensors(&cluster, "MTR-KILL").await;
+    // And a device publishing over MQTT at QoS 1 to the machine's Mosquitto, read by a source
+    // added through the API (kept in the store, so the restarted service reads it again, with
+    // the same persistent session).
+    let mqtt = sensor(&cluster, "MTR-KILL-MQTT").await;
+    let broker_port = peers::shared_broker();
+    let site = peers::unique("sigkill");
+    add_source(&cluster, mqtt_source("kill-mqtt", broker_port, &site)).await;
+    await_connected(&cluster, "kill-mqtt").await;
     let base = base_ms();
     let stop = Arc::new(AtomicBool::new(false));
     let task = stream(
@@ -268,10 +277,12 @@ async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
         base,
         stop.clone(),
     );
+    let mqtt_task = mqtt_device(stop.clone(), broker_port, &site, &mqtt.code, base);
 
     // Act: the bus goes down, readings pile up in the edge buffer, and the ingestion process
-    // is killed with them (no shutdown, nothing flushed). The stream keeps going: requests
-    // fail (not acknowledged) until ingestion is back.
+    // is killed with them (no shutdown, nothing flushed). The streams keep going: REST
+    // requests fail (not acknowledged) until ingestion is back; Mosquitto keeps acknowledging
+    // the device and queues the messages for the session.
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.stop_broker();
     await_edge(&cluster, "buffering", |s| {
@@ -289,12 +300,19 @@ async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
     let sent = task.await.expect("stream");
+    let mqtt_acked: BTreeSet<i64> = mqtt_task.await.expect("MQTT device").into_iter().collect();
 
     // Assert: everything acknowledged before and after the kill is stored once, in order.
     for s in &sent {
         assert!(s.acked.len() > 60, "a steady stream: {}", s.acked.len());
     }
+    assert!(
+        mqtt_acked.len() > 40,
+        "a steady MQTT stream: {}",
+        mqtt_acked.len()
+    );
     assert_stored_once_in_order(&mut cluster, &sensors, &sent, base).await;
+    assert_mqtt_stored_once_in_order(&mut cluster, &mqtt.id, &mqtt_acked).await;
 }
 
 /// A registered sensor: its id (REST) and code (the connectors' mapping).
@@ -337,6 +355,104 @@ async fn source_status(cluster: &Cluster, name: &str) -> Value {
         .json()
         .await
         .expect("status JSON")
+}
+
+/// An MQTT source subscribed at QoS 1 (persistent session) to `site`'s topics.
+fn mqtt_source(name: &str, port: u16, site: &str) -> Value {
+    json!({
+        "kind": "mqtt", "name": name, "host": "127.0.0.1", "port": port,
+        "client_id": peers::unique("mantis-resilience"), "qos": 1,
+        "topics": [format!("{site}/+/+/+")],
+    })
+}
+
+/// A paho-mqtt device publishing readings of `code` at QoS 1, five per second-ish (reading
+/// `k` timed `at(base, k)`), until `stop`; returns the timestamps Mosquitto acknowledged.
+fn mqtt_device(
+    stop: Arc<AtomicBool>,
+    port: u16,
+    site: &str,
+    code: &str,
+    base: i64,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    let (topic, code) = (format!("{site}/press-1/vib/vibration"), code.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut acked = Vec::new();
+        let mut i = 0i64;
+        while !stop.load(Ordering::SeqCst) {
+            let stamps: Vec<i64> = (i..i + 5).map(|k| at(base, k)).collect();
+            let messages: Vec<(String, String)> = (i..i + 5)
+                .map(|k| {
+                    let payload =
+                        json!({"sensorCode": code, "timestamp": at(base, k), "value": healthy(k)});
+                    (topic.clone(), payload.to_string())
+                })
+                .collect();
+            // Panics unless Mosquitto acknowledged every message.
+            peers::paho_publish(port, "3.1.1", 1, None, &messages);
+            acked.extend(stamps);
+            i += 5;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        acked
+    })
+}
+
+/// Waits (bounded) until source `name` is connected.
+async fn await_connected(cluster: &Cluster, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = source_status(cluster, name).await;
+        if status["state"] == "CONNECTED" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never connected: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The stored timestamps of `sensor_id` in insertion order, once `done` holds for their set
+/// (or after [`STORE_TIMEOUT`]; the caller asserts).
+async fn await_stored(
+    cluster: &mut Cluster,
+    sensor_id: &str,
+    done: impl Fn(&BTreeSet<i64>) -> bool,
+) -> Vec<i64> {
+    let deadline = Instant::now() + STORE_TIMEOUT;
+    loop {
+        let stored = stored_in_insert_order(cluster, sensor_id);
+        if done(&stored.iter().copied().collect()) || Instant::now() >= deadline {
+            return stored;
+        }
+        cluster.assert_all_running();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Every MQTT reading Mosquitto acknowledged to the device is stored, once, in order, and
+/// nothing else.
+async fn assert_mqtt_stored_once_in_order(
+    cluster: &mut Cluster,
+    sensor_id: &str,
+    acked: &BTreeSet<i64>,
+) {
+    let stored = await_stored(cluster, sensor_id, |set| acked.is_subset(set)).await;
+    let set: BTreeSet<i64> = stored.iter().copied().collect();
+    let missing: Vec<_> = acked.difference(&set).take(5).collect();
+    assert!(
+        acked.is_subset(&set),
+        "{} of {} MQTT readings acknowledged by Mosquitto were not stored: first {missing:?}",
+        acked.difference(&set).count(),
+        acked.len()
+    );
+    assert!(
+        set.is_subset(acked),
+        "MQTT readings stored but never published"
+    );
+    assert_once_in_order("MQTT", &stored);
 }
 
 /// Stored once each, in order of time: no timestamp twice (the table's key would hide a
@@ -388,11 +504,7 @@ async fn readings_of_all_four_connectors_survive_a_bus_outage_exactly_once_in_or
     let agent_url = mtconnect_agent::serve(agent.clone()).await;
 
     for source in [
-        json!({
-            "kind": "mqtt", "name": "line-mqtt", "host": "127.0.0.1", "port": broker_port,
-            "client_id": peers::unique("mantis-outage"), "qos": 1,
-            "topics": [format!("{site}/+/+/+")],
-        }),
+        mqtt_source("line-mqtt", broker_port, &site),
         json!({
             "kind": "modbus", "name": "line-modbus", "host": "127.0.0.1", "port": device.port,
             "poll_interval_ms": 200,
@@ -413,18 +525,7 @@ async fn readings_of_all_four_connectors_survive_a_bus_outage_exactly_once_in_or
         add_source(&cluster, source).await;
     }
     for name in ["line-mqtt", "line-modbus", "line-opcua", "line-mtconnect"] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = source_status(&cluster, name).await;
-            if status["state"] == "CONNECTED" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} never connected: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        await_connected(&cluster, name).await;
     }
 
     // The streams: REST (as above), MQTT batches of 5 at QoS 1 (what Mosquitto acknowledged
@@ -438,34 +539,7 @@ async fn readings_of_all_four_connectors_survive_a_bus_outage_exactly_once_in_or
         base,
         stop.clone(),
     );
-    let mqtt_task = {
-        let (stop, code, site) = (stop.clone(), mqtt.code.clone(), site.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut acked = Vec::new();
-            let mut i = 0i64;
-            while !stop.load(Ordering::SeqCst) {
-                let batch: Vec<(i64, (String, String))> = (i..i + 5)
-                    .map(|k| {
-                        let ts = at(base, k);
-                        let payload =
-                            json!({"sensorCode": code, "timestamp": ts, "value": healthy(k)});
-                        (
-                            ts,
-                            (format!("{site}/press-1/vib/vibration"), payload.to_string()),
-                        )
-                    })
-                    .collect();
-                let messages: Vec<(String, String)> =
-                    batch.iter().map(|(_, m)| m.clone()).collect();
-                // Panics unless Mosquitto acknowledged every message.
-                peers::paho_publish(broker_port, "3.1.1", 1, None, &messages);
-                acked.extend(batch.iter().map(|(ts, _)| *ts));
-                i += 5;
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            acked
-        })
-    };
+    let mqtt_task = mqtt_device(stop.clone(), broker_port, &site, &mqtt.code, base);
     let mtc_task = {
         let (stop, agent) = (stop.clone(), agent.clone());
         tokio::spawn(async move {
@@ -543,69 +617,43 @@ async fn readings_of_all_four_connectors_survive_a_bus_outage_exactly_once_in_or
         observed.len(),
         taken.values().collect::<Vec<_>>()
     );
-    let deadline = Instant::now() + STORE_TIMEOUT;
-    loop {
-        let mqtt_stored = stored_in_insert_order(&cluster, &mqtt.id);
-        let mtc_stored = stored_in_insert_order(&cluster, &mtc.id);
-        let polled: Vec<(String, &str, u64, Vec<i64>)> = taken
+    assert_mqtt_stored_once_in_order(&mut cluster, &mqtt.id, &mqtt_acked).await;
+    let mtc_stored = await_stored(&mut cluster, &mtc.id, |set| observed.is_subset(set)).await;
+    let mtc_set: BTreeSet<i64> = mtc_stored.iter().copied().collect();
+    let missing: Vec<_> = observed.difference(&mtc_set).take(5).collect();
+    assert!(
+        observed.is_subset(&mtc_set),
+        "{} of {} MTConnect observations were not stored: first {missing:?}",
+        observed.difference(&mtc_set).count(),
+        observed.len()
+    );
+    // At most one more: the initial value the connector read from `/current`.
+    assert!(
+        mtc_set.len() <= observed.len() + 1,
+        "MTConnect: more stored ({}) than observed ({})",
+        mtc_set.len(),
+        observed.len()
+    );
+    assert_once_in_order("MTConnect", &mtc_stored);
+    assert!(
+        mtc_stored
             .iter()
-            .map(|(id, (name, n))| (id.clone(), *name, *n, stored_in_insert_order(&cluster, id)))
-            .collect();
-        let mqtt_set: BTreeSet<i64> = mqtt_stored.iter().copied().collect();
-        let mtc_set: BTreeSet<i64> = mtc_stored.iter().copied().collect();
-        let done = mqtt_acked.is_subset(&mqtt_set)
-            && observed.is_subset(&mtc_set)
-            && polled.iter().all(|(_, _, n, v)| v.len() as u64 >= *n);
-        if done || Instant::now() >= deadline {
-            let missing: Vec<_> = mqtt_acked.difference(&mqtt_set).take(5).collect();
-            assert!(
-                mqtt_acked.is_subset(&mqtt_set),
-                "{} of {} MQTT readings acknowledged by Mosquitto were not stored: first {missing:?}",
-                mqtt_acked.difference(&mqtt_set).count(),
-                mqtt_acked.len()
-            );
-            assert!(
-                mqtt_set.is_subset(&mqtt_acked),
-                "MQTT readings stored but never published"
-            );
-            assert_once_in_order("MQTT", &mqtt_stored);
-            let missing: Vec<_> = observed.difference(&mtc_set).take(5).collect();
-            assert!(
-                observed.is_subset(&mtc_set),
-                "{} of {} MTConnect observations were not stored: first {missing:?}",
-                observed.difference(&mtc_set).count(),
-                observed.len()
-            );
-            assert!(
-                mtc_set.len() <= observed.len() + 1,
-                "MTConnect: more stored ({}) than observed ({})",
-                mtc_set.len(),
-                observed.len()
-            );
-            assert_once_in_order("MTConnect", &mtc_stored);
-            for (_, name, n, stored) in &polled {
-                assert_eq!(
-                    stored.len() as u64,
-                    *n,
-                    "{name}: stored {} of the {n} readings the connector took",
-                    stored.len()
-                );
-                assert_once_in_order(name, stored);
-                // The connector kept reading through the outage: readings timed inside it.
-                assert!(
-                    stored.iter().any(|t| (outage_from..outage_to).contains(t)),
-                    "{name}: no reading taken during the outage"
-                );
-            }
-            assert!(
-                mtc_stored
-                    .iter()
-                    .any(|t| (outage_from..outage_to).contains(t)),
-                "MTConnect: no observation read during the outage"
-            );
-            break;
-        }
-        cluster.assert_all_running();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+            .any(|t| (outage_from..outage_to).contains(t)),
+        "MTConnect: no observation read during the outage"
+    );
+    for (id, (name, n)) in &taken {
+        let stored = await_stored(&mut cluster, id, |set| set.len() as u64 >= *n).await;
+        assert_eq!(
+            stored.len() as u64,
+            *n,
+            "{name}: stored {} of the {n} readings the connector took",
+            stored.len()
+        );
+        assert_once_in_order(name, &stored);
+        // The connector kept reading through the outage: readings timed inside it.
+        assert!(
+            stored.iter().any(|t| (outage_from..outage_to).contains(t)),
+            "{name}: no reading taken during the outage"
+        );
     }
 }
