@@ -35,7 +35,7 @@ pub use app::App;
 pub use consumer::{HandleError, Handler, RecordContext, run_consumer, run_consumer_from};
 pub use http::{FieldError, Problem, bind, parse_json, parse_json_object, serve};
 pub use infra::{Infra, connect_store};
-pub use main_helper::{run_service, service_main};
+pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
 pub use settings::{BusSettings, InfraSettings, env_provider, load_section, load_settings};
 

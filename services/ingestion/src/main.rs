@@ -4,6 +4,13 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    mantis_runtime::service_main("ingestion", mantis_ingestion::build).await?;
+    // Devices keep sending while the bus is away, also across a restart of this process: it
+    // starts without the bus (its edge buffer takes the readings).
+    mantis_runtime::service_main_with(
+        "ingestion",
+        mantis_runtime::BusAtStart::Optional,
+        mantis_ingestion::build,
+    )
+    .await?;
     Ok(())
 }

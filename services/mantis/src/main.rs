@@ -94,11 +94,18 @@ async fn main() -> anyhow::Result<()> {
     mantis_telemetry::init_tracing(mantis_telemetry::LogFormat::from_env());
     mantis_telemetry::metrics_handle();
     if let Command::Service { name } = cli.command {
-        use mantis_runtime::run_service;
+        use mantis_runtime::{BusAtStart, run_service, run_service_with};
         let file = cli.config;
         match name {
+            // Ingestion starts without the bus: its edge buffer takes the readings meanwhile.
             ServiceName::Ingestion => {
-                run_service("ingestion", file, mantis_ingestion::build).await?
+                run_service_with(
+                    "ingestion",
+                    file,
+                    BusAtStart::Optional,
+                    mantis_ingestion::build,
+                )
+                .await?
             }
             ServiceName::Preprocessing => {
                 run_service("preprocessing", file, mantis_preprocessing::build).await?

@@ -292,10 +292,20 @@ async fn readings_in_the_edge_buffer_survive_a_sigkill_of_ingestion() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.kill_service("ingestion");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // The service needs the bus to start (it creates the topics): the bus comes back first.
-    cluster.restart_broker();
+    // It starts again while the bus is still away (as an edge box rebooting in an outage),
+    // takes readings into its buffer again, and drains everything once the bus is back.
     cluster.start_service("ingestion");
     cluster.await_ready("ingestion").await;
+    let before = await_edge(&cluster, "buffering after the restart", |s| {
+        s["mode"] == "buffering" && s["records"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    await_edge(&cluster, "growing after the restart", |s| {
+        s["records"].as_u64().unwrap_or(0) > before["records"].as_u64().unwrap_or(0) + 20
+    })
+    .await;
+    cluster.restart_broker();
     await_edge(&cluster, "drained", |s| s["mode"] == "direct").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
