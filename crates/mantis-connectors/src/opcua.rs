@@ -45,6 +45,13 @@ use tokio::sync::mpsc;
 
 /// Largest number of references returned by one browse.
 const BROWSE_LIMIT: u32 = 1000;
+/// Monitored items created per CreateMonitoredItems call (servers often allow 1 000 or fewer,
+/// and bound the request size).
+const MONITORED_ITEMS_PER_CALL: usize = 100;
+/// Data changes per publish response: a bounded message (the server sends the rest in the
+/// next responses) rather than one that outgrows the connection's message size limit when
+/// thousands of items change at once.
+const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
 
 /// Creating the client may write its certificate and key into a PKI directory shared by
 /// several sources: one at a time.
@@ -456,7 +463,7 @@ impl Source for OpcUaSource {
                 Duration::from_secs_f64(c.publishing_interval_ms / 1000.0),
                 c.keep_alive_count.saturating_mul(3),
                 c.keep_alive_count,
-                0,
+                MAX_NOTIFICATIONS_PER_PUBLISH,
                 0,
                 true,
                 DataChangeCallback::new(move |value, item| {
@@ -475,13 +482,16 @@ impl Source for OpcUaSource {
             bad.extend(self.bad(i, &why));
         }
         let mut active = Vec::new();
-        if !items.is_empty() {
-            let handles: Vec<u32> = items
+        // In calls of a bounded size: servers limit the monitored items per call
+        // (MaxMonitoredItemsPerCall) and the request size, and close the connection of a
+        // client that exceeds them.
+        for chunk in items.chunks(MONITORED_ITEMS_PER_CALL) {
+            let handles: Vec<u32> = chunk
                 .iter()
                 .map(|i| i.requested_parameters.client_handle)
                 .collect();
             let created = session
-                .create_monitored_items(subscription, TimestampsToReturn::Both, items)
+                .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.to_vec())
                 .await
                 .map_err(|e| {
                     SessionError::Refused(format!("the server refused the monitored items: {e}"))

@@ -641,25 +641,25 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn samples_reach_the_connectors_once_each_over_opcua_and_modbus() {
+    /// The devices of `machines` (no MQTT broker) read by their connectors into a recorder,
+    /// until `shutdown`.
+    struct Plant {
+        _dir: tempfile::TempDir,
+        devices: Devices,
+        sink: Arc<Recorder>,
+        connectors: Connectors,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    async fn plant(machines: &[ServedMachine], shutdown: &CancellationToken) -> Plant {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shutdown = CancellationToken::new();
         let config = DevicesConfig {
             mqtt_broker: String::new(),
             ..DevicesConfig::default()
         };
-        let machines = [
-            machine("MTR-9", Protocol::OpcUa),
-            machine("PMP-9", Protocol::Modbus),
-            machine("CNV-9", Protocol::Mqtt),
-        ];
-        let devices = Devices::start(&config, &machines, dir.path(), shutdown.clone())
+        let devices = Devices::start(&config, machines, dir.path(), shutdown.clone())
             .await
             .expect("devices start");
-        assert_eq!(devices.route("MTR-9"), Some(Protocol::OpcUa));
-        assert_eq!(devices.route("PMP-9"), Some(Protocol::Modbus));
-        assert_eq!(devices.route("CNV-9"), None, "no broker: in-process");
         let sink = Arc::new(Recorder::default());
         let connectors = Connectors::with_data_dir(sink.clone(), dir.path());
         for s in devices.sources() {
@@ -668,6 +668,105 @@ mod tests {
         let runner = connectors.clone();
         let token = shutdown.clone();
         let task = tokio::spawn(async move { runner.run(token).await });
+        Plant {
+            _dir: dir,
+            devices,
+            sink,
+            connectors,
+            task,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hundreds_of_opcua_nodes_changing_at_once_all_arrive() {
+        // 400 machines × 2 sensors: more monitored items than one call creates, and
+        // publish responses that must be split (each sample changes every node at once).
+        let shutdown = CancellationToken::new();
+        let machines: Vec<ServedMachine> = (0..400)
+            .map(|m| machine(&format!("MTR-{m:03}"), Protocol::OpcUa))
+            .collect();
+        let Plant {
+            _dir,
+            devices,
+            sink,
+            connectors,
+            task,
+        } = plant(&machines, &shutdown).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while connectors
+            .status("demo-opcua")
+            .is_none_or(|s| s.active.len() < 800)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not every node monitored within 60 s: {:?}",
+                connectors.status("demo-opcua").map(|s| (
+                    s.state.as_str(),
+                    s.active.len(),
+                    s.last_error
+                ))
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        devices.go_live();
+        let t0 = chrono::Utc::now() - chrono::Duration::seconds(10);
+        for i in 0..3 {
+            let at = t0 + chrono::Duration::seconds(i);
+            for m in &machines {
+                assert!(
+                    devices
+                        .publish(&m.code, &sample(&m.code, at, i as f64))
+                        .await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
+        let good = || {
+            lock(&sink.0)
+                .iter()
+                .filter(|(r, _)| r.quality == Quality::GOOD)
+                .count()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while good() < 3 * 800 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let status = connectors.status("demo-opcua").expect("source");
+        let summary = format!(
+            "{} {}, {} monitored, last error {:?}",
+            status.state.as_str(),
+            status.endpoint,
+            status.active.len(),
+            status.last_error
+        );
+        assert_eq!(
+            good(),
+            3 * 800,
+            "every change of every node, once: {summary}"
+        );
+        assert_eq!(status.reconnects, 0, "the connection held: {summary}");
+        shutdown.cancel();
+        let _ = task.await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_reach_the_connectors_once_each_over_opcua_and_modbus() {
+        let shutdown = CancellationToken::new();
+        let machines = [
+            machine("MTR-9", Protocol::OpcUa),
+            machine("PMP-9", Protocol::Modbus),
+            machine("CNV-9", Protocol::Mqtt),
+        ];
+        let Plant {
+            _dir,
+            devices,
+            sink,
+            connectors,
+            task,
+        } = plant(&machines, &shutdown).await;
+        assert_eq!(devices.route("MTR-9"), Some(Protocol::OpcUa));
+        assert_eq!(devices.route("PMP-9"), Some(Protocol::Modbus));
+        assert_eq!(devices.route("CNV-9"), None, "no broker: in-process");
         let good = |code: &str| -> Vec<IncomingReading> {
             lock(&sink.0)
                 .iter()
