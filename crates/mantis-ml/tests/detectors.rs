@@ -243,3 +243,37 @@ fn psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() {
     assert!(psi[2] > mantis_ml::PSI_DRIFTED, "{psi:?}");
     assert!(psi[0] < 0.05 && psi[4] < 0.05, "{psi:?}");
 }
+
+#[test]
+fn a_few_windows_of_the_baseline_distribution_are_not_called_drift_but_a_shift_is() {
+    // The anomaly service's case: a 60-window baseline, then 10..60 recent windows. The PSI
+    // of a small sample is large by chance alone (an unsmoothed PSI of 10 stable windows was
+    // ~5 on a demo machine); drift must also beat the chance level at that size.
+    let mut rng = Rng::new(11);
+    let baseline = Matrix::from_rows(&normal_rows(&mut rng, 60)).expect("baseline");
+    let reference = DriftReference::fit(&baseline, 10).expect("fit");
+    let mut false_calls = 0;
+    for n in [10, 20, 30, 60] {
+        assert!(reference.chance_psi(n) > reference.chance_psi(2 * n));
+        for _ in 0..50 {
+            let same = Matrix::from_rows(&normal_rows(&mut rng, n)).expect("same");
+            let psi = reference.psi(&same).expect("psi");
+            false_calls += psi.iter().filter(|p| reference.drifted(**p, n)).count();
+        }
+    }
+    assert_eq!(false_calls, 0, "stable samples called drift");
+    for n in [20, 60] {
+        let shifted: Vec<Vec<f64>> = normal_rows(&mut rng, n)
+            .into_iter()
+            .map(|mut r| {
+                r[1] += 3.0;
+                r
+            })
+            .collect();
+        let psi = reference
+            .psi(&Matrix::from_rows(&shifted).expect("shifted"))
+            .expect("psi");
+        assert!(reference.drifted(psi[1], n), "n {n}: {psi:?}");
+        assert!(!reference.drifted(psi[0], n), "n {n}: {psi:?}");
+    }
+}

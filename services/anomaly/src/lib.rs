@@ -465,10 +465,10 @@ async fn trainer(
             }
             if let Some(served) = models.served(asset.id) {
                 match drift_of(&served, store.as_ref(), config.drift_windows).await {
-                    Ok(Some(psi)) => {
+                    Ok(Some((psi, is_drift))) => {
                         metrics::gauge!("mantis_anomaly_drift_psi", "asset" => asset.code.clone())
                             .set(psi);
-                        if psi > mantis_ml::PSI_DRIFTED {
+                        if is_drift {
                             if drifted.insert(asset.id) {
                                 tracing::warn!(asset = %asset.code, psi, "feature distribution drifted from the model's training data; consider retraining");
                             }
@@ -508,14 +508,15 @@ async fn trainer(
     }
 }
 
-/// The largest PSI of any input feature of any sensor of the model, over the latest
-/// `windows` windows after its training period (`None`: no such windows yet).
+/// The largest PSI of any input feature of any sensor of the model over the latest `windows`
+/// windows after its training period, and whether some sensor drifted (`None`: no such
+/// windows yet).
 pub async fn drift_of(
     served: &models::Served,
     store: &dyn Store,
     windows: u32,
-) -> Result<Option<f64>, mantis_store::Error> {
-    let mut max: Option<f64> = None;
+) -> Result<Option<(f64, bool)>, mantis_store::Error> {
+    let mut out: Option<(f64, bool)> = None;
     for sensor in served.model.sensors.keys() {
         let recent = store
             .recent_features(
@@ -525,12 +526,14 @@ pub async fn drift_of(
                 windows,
             )
             .await?;
-        if let Some(psi) = served.model.drift(*sensor, &recent) {
-            let m = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
-            max = Some(max.map_or(m, |x: f64| x.max(m)));
+        if let Some(d) = served.model.drift(*sensor, &recent) {
+            out = Some(match out {
+                Some((max, drifted)) => (max.max(d.max_psi), drifted || d.drifted),
+                None => (d.max_psi, d.drifted),
+            });
         }
     }
-    Ok(max)
+    Ok(out)
 }
 
 async fn auto_train(

@@ -38,6 +38,22 @@ pub fn alarm_score(surprisal: f64) -> f64 {
     (1.0 - (-surprisal.max(0.0) / ALARM_SCALE).exp()).clamp(0.0, 1.0)
 }
 
+/// How far one sensor's recent windows moved from the model's training distribution.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorDrift {
+    /// Windows compared.
+    pub windows: usize,
+    /// PSI per input feature.
+    pub psi: Vec<(String, f64)>,
+    /// The largest of them.
+    pub max_psi: f64,
+    /// The PSI that windows of the training distribution reach by chance at this sample size
+    /// (see `mantis_ml::drift`).
+    pub chance_psi: f64,
+    /// `max_psi` above both [`mantis_ml::PSI_DRIFTED`] and `chance_psi`.
+    pub drifted: bool,
+}
+
 /// Why a model could not be trained.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -293,8 +309,9 @@ impl AssetModel {
     }
 
     /// Population stability index of each feature of `recent` windows of `sensor` against the
-    /// training distribution (`None`: unknown sensor, or fewer than [`MIN_DRIFT_WINDOWS`]).
-    pub fn drift(&self, sensor: SensorId, recent: &[FeatureVector]) -> Option<Vec<(String, f64)>> {
+    /// training distribution, and whether it is drift (`None`: unknown sensor, or fewer than
+    /// [`MIN_DRIFT_WINDOWS`]).
+    pub fn drift(&self, sensor: SensorId, recent: &[FeatureVector]) -> Option<SensorDrift> {
         let m = self.sensors.get(&sensor)?;
         if recent.len() < MIN_DRIFT_WINDOWS {
             return None;
@@ -305,7 +322,14 @@ impl AssetModel {
             .collect();
         let x = Matrix::from_rows(&rows).ok()?;
         let psi = m.drift.psi(&x).ok()?;
-        Some(m.features.iter().cloned().zip(psi).collect())
+        let max_psi = psi.iter().copied().fold(0.0, f64::max);
+        Some(SensorDrift {
+            windows: recent.len(),
+            max_psi,
+            chance_psi: m.drift.chance_psi(recent.len()),
+            drifted: m.drift.drifted(max_psi, recent.len()),
+            psi: m.features.iter().cloned().zip(psi).collect(),
+        })
     }
 
     /// The model as bytes (JSON).
@@ -496,9 +520,16 @@ mod tests {
         );
         let same: Vec<FeatureVector> = (100..160).map(|i| fv(sensor, i, 2.0, 0.1)).collect();
         let moved: Vec<FeatureVector> = (100..160).map(|i| fv(sensor, i, 2.5, 0.1)).collect();
-        let max = |v: Vec<(String, f64)>| v.into_iter().map(|(_, p)| p).fold(0.0, f64::max);
-        assert!(max(model.drift(sensor, &same).expect("drift")) < mantis_ml::PSI_DRIFTED);
-        assert!(max(model.drift(sensor, &moved).expect("drift")) > mantis_ml::PSI_DRIFTED);
+        let same = model.drift(sensor, &same).expect("drift");
+        assert!(
+            !same.drifted && same.max_psi < mantis_ml::PSI_DRIFTED,
+            "{same:?}"
+        );
+        let moved = model.drift(sensor, &moved).expect("drift");
+        assert!(
+            moved.drifted && moved.max_psi > moved.chance_psi,
+            "{moved:?}"
+        );
     }
 
     #[test]

@@ -234,15 +234,15 @@ async fn asset_view(
                         s.drift_windows,
                     )
                     .await?;
-                if let Some(psi) = served.model.drift(*sensor, &tail) {
-                    let max = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+                if let Some(d) = served.model.drift(*sensor, &tail) {
                     drift.insert(
                         sensor.to_string(),
                         json!({
-                            "windows": tail.len(),
-                            "maxPsi": max,
-                            "drifted": max > mantis_ml::PSI_DRIFTED,
-                            "psi": psi.into_iter().collect::<BTreeMap<_, _>>(),
+                            "windows": d.windows,
+                            "maxPsi": d.max_psi,
+                            "chancePsi": d.chance_psi,
+                            "drifted": d.drifted,
+                            "psi": d.psi.into_iter().collect::<BTreeMap<_, _>>(),
                         }),
                     );
                 }
