@@ -527,23 +527,46 @@ impl Simulator {
                 .collect();
             tracing::info!(?served, "simulator: machines served by simulated devices");
         }
+        // Samples are timestamped at their sampling instant, `start + k × step` (a device's
+        // clock), not when this task got the CPU: on a loaded machine a late tick is caught up
+        // with its own timestamp rather than skipped or stamped late, so every window holds the
+        // same number of evenly spaced samples as the replayed history (otherwise live windows
+        // look unlike the history the models learned and healthy machines drift or alarm).
         let start = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval(step);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let start_wall = chrono::Utc::now();
+        let mut k: u32 = 0;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep_until(start + step * k) => {}
             }
-            let live = start.elapsed().as_secs_f64();
-            let batch = self.sample(chrono::Utc::now(), live);
+            let behind = start.elapsed().saturating_sub(step * k);
+            if behind > MAX_CATCH_UP {
+                // Suspended for long (a paused VM, a laptop asleep): resume at the present
+                // instead of replaying the gap.
+                let skipped = (behind.as_secs_f64() / step.as_secs_f64()).floor() as u32;
+                tracing::warn!(
+                    skipped,
+                    behind_secs = behind.as_secs_f64(),
+                    "simulator: fell behind; samples of the gap skipped"
+                );
+                k = k.saturating_add(skipped);
+            }
+            let offset = step * k;
+            let at =
+                start_wall + chrono::Duration::from_std(offset).unwrap_or(chrono::Duration::zero());
+            let batch = self.sample(at, offset.as_secs_f64());
             let direct = self.serve(batch).await;
             if !direct.is_empty() && !self.send(&ingestor, &direct, &shutdown).await {
                 return Ok(());
             }
+            k = k.saturating_add(1);
         }
     }
 }
+
+/// How far the live simulator catches up missed samples before it skips ahead instead.
+const MAX_CATCH_UP: Duration = Duration::from_secs(60);
 
 /// Seconds of one past life of a wearing machine: healthy running, then wear up to failure.
 fn life_secs(profile: &MachineProfile, config: &DemoConfig) -> Option<f64> {
