@@ -16,8 +16,9 @@ Protocol (the one of the literature, so the numbers compare; see ../shared/data/
   * sensors dropped when near-constant within every regime of the TRAIN file (< MIN_DISTINCT
     distinct values, or zero spread); each kept sensor is normalised per regime with the mean and
     standard deviation of the TRAIN file rows of that regime (label-free statistics);
-  * windows of the last WINDOW cycles; an engine shorter than WINDOW is padded at the front by
-    repeating its first row; every test engine is predicted once, from its last window;
+  * windows of the last WINDOW (50) cycles; an engine shorter than WINDOW is padded at the front
+    by repeating its first row; the model trains on every cut point of the fit engines, the early
+    ones padded the same way; every test engine is predicted once, from its last window;
   * RMSE and the PHM08 score against the UNCLIPPED true RUL; prediction clamped at 0 (the Rust
     server does the same);
   * the train engines are split per seed into fit (70 %), validation (15 %, early stopping and the
@@ -48,7 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-WINDOW = 30
+WINDOW = 50
 LABEL_CAP = 125.0
 MAX_REGIMES = 8
 REGIME_RADIUS = 1.0
@@ -223,8 +224,8 @@ def build_model(arch: str, n_features: int, seed: int):
     keras.utils.set_random_seed(seed)
     inp = keras.Input((WINDOW, n_features), name="window")
     if arch == "cnn":
-        # A small TCN: causal dilated convolutions (receptive field 1 + 2*(1+2+4+8) = 31 >= WINDOW)
-        # with residual connections, then the last time steps through a dense head.
+        # A small TCN: causal dilated convolutions (receptive field 1 + 2*(1+2+4+8) = 31 cycles)
+        # with residual connections, then every time step through a dense head.
         x = keras.layers.Conv1D(32, 1, name="proj")(inp)
         for d in (1, 2, 4, 8):
             h = keras.layers.Conv1D(32, 3, padding="causal", dilation_rate=d, activation="relu")(x)
@@ -267,8 +268,10 @@ def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, log):
     import keras
 
     fit_idx, val_idx, cal_idx = split_engines(len(train_z), seed)
-    x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx])
-    x_val, y_val, _ = windows_of([train_z[i] for i in val_idx])
+    # Every cut point of an engine, the first WINDOW - 1 front-padded like a short test engine's
+    # window: the model learns the padded windows it is asked to predict from.
+    x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx], full_only=False)
+    x_val, y_val, _ = windows_of([train_z[i] for i in val_idx], full_only=False)
     model = build_model(arch, x_fit.shape[2], seed)
     t0 = time.process_time()
     w0 = time.time()
@@ -391,6 +394,7 @@ def summary(values) -> dict:
 
 
 def main() -> int:
+    global WINDOW
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
     ap.add_argument("--out", type=Path, default=Path("models"))
@@ -398,9 +402,13 @@ def main() -> int:
     ap.add_argument("--arch", choices=["cnn", "dcnn", "lstm"], default="lstm")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=80, help="maximum; early stopping on validation")
+    ap.add_argument("--window", type=int, default=WINDOW, help="cycles per input window")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
+    if args.window < 1:
+        ap.error("--window must be at least 1")
+    WINDOW = args.window
 
     import tensorflow as tf
     import keras

@@ -42,13 +42,13 @@ fn main() -> ExitCode {
 }
 
 fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    println!("C-MAPSS test sets, one prediction per engine from its last 30-cycle window,");
+    println!("C-MAPSS test sets, one prediction per engine from its last window of cycles,");
     println!(
         "scored against the unclipped true RUL (data: {})\n",
         data.display()
     );
     println!(
-        "{:<8} {:<34} {:>7} {:>9} {:>13} {:>7} {:>12}",
+        "{:<8} {:<40} {:>7} {:>9} {:>13} {:>7} {:>12}",
         "dataset", "model", "RMSE", "PHM08", "cover. (90%)", "q90", "|Rust-py|"
     );
     let mut ours = Vec::new();
@@ -57,9 +57,13 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         let model = RulModel::load_named(&models_dir(), &name)?;
         let dataset = Dataset::load(data, ds)?;
         let r = evaluate(&model, &dataset)?;
-        let label = format!("MANTIS {} ({name})", model.sidecar().arch);
+        let label = format!(
+            "MANTIS {} {}-cycle ({name})",
+            model.sidecar().arch,
+            model.sidecar().window
+        );
         println!(
-            "{:<8} {:<34} {:>7.2} {:>9.1} {:>12.1}% {:>7.1} {:>12}",
+            "{:<8} {:<40} {:>7.2} {:>9.1} {:>12.1}% {:>7.1} {:>12}",
             ds,
             label,
             r.rmse,
@@ -74,7 +78,7 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     }
     for (ds, rmse, score) in &ours {
         println!(
-            "{:<8} {:<34} {:>7} {:>9}   (pipeline, mean ± std over seeds)",
+            "{:<8} {:<40} {:>7} {:>9}   (pipeline, mean ± std over seeds)",
             ds,
             "MANTIS, all training seeds",
             format!(
