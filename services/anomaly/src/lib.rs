@@ -465,7 +465,9 @@ async fn trainer(
             }
             if let Some(served) = models.served(asset.id) {
                 match drift_of(&served, store.as_ref(), config.drift_windows).await {
-                    Ok(Some((psi, is_drift))) => {
+                    Ok(sensors) if !sensors.is_empty() => {
+                        let psi = sensors.iter().map(|(_, d)| d.max_psi).fold(0.0, f64::max);
+                        let is_drift = sensors.iter().any(|(_, d)| d.drifted);
                         metrics::gauge!("mantis_anomaly_drift_psi", "asset" => asset.code.clone())
                             .set(psi);
                         if is_drift {
@@ -476,7 +478,7 @@ async fn trainer(
                             tracing::info!(asset = %asset.code, psi, "feature distribution back within the model's training data");
                         }
                     }
-                    Ok(None) => {}
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::debug!(asset = %asset.code, error = %e, "drift not computed")
                     }
@@ -508,15 +510,15 @@ async fn trainer(
     }
 }
 
-/// The largest PSI of any input feature of any sensor of the model over the latest `windows`
-/// windows after its training period, and whether some sensor drifted (`None`: no such
-/// windows yet).
+/// Drift of each sensor of the model over its latest `windows` windows after the training
+/// period (sensors without enough such windows are left out). The trainer's check and the API
+/// both read it.
 pub async fn drift_of(
     served: &models::Served,
     store: &dyn Store,
     windows: u32,
-) -> Result<Option<(f64, bool)>, mantis_store::Error> {
-    let mut out: Option<(f64, bool)> = None;
+) -> Result<Vec<(SensorId, model::SensorDrift)>, mantis_store::Error> {
+    let mut out = Vec::new();
     for sensor in served.model.sensors.keys() {
         let recent = store
             .recent_features(
@@ -527,10 +529,7 @@ pub async fn drift_of(
             )
             .await?;
         if let Some(d) = served.model.drift(*sensor, &recent) {
-            out = Some(match out {
-                Some((max, drifted)) => (max.max(d.max_psi), drifted || d.drifted),
-                None => (d.max_psi, d.drifted),
-            });
+            out.push((*sensor, d));
         }
     }
     Ok(out)

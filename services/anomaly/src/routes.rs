@@ -224,28 +224,17 @@ async fn asset_view(
     let (model, drift) = match s.models.served(id) {
         Some(served) => {
             let mut drift = BTreeMap::new();
-            for sensor in served.model.sensors.keys() {
-                let tail = s
-                    .store
-                    .recent_features(
-                        *sensor,
-                        served.model.trained_to,
-                        Utc::now(),
-                        s.drift_windows,
-                    )
-                    .await?;
-                if let Some(d) = served.model.drift(*sensor, &tail) {
-                    drift.insert(
-                        sensor.to_string(),
-                        json!({
-                            "windows": d.windows,
-                            "maxPsi": d.max_psi,
-                            "chancePsi": d.chance_psi,
-                            "drifted": d.drifted,
-                            "psi": d.psi.into_iter().collect::<BTreeMap<_, _>>(),
-                        }),
-                    );
-                }
+            for (sensor, d) in crate::drift_of(&served, s.store.as_ref(), s.drift_windows).await? {
+                drift.insert(
+                    sensor.to_string(),
+                    json!({
+                        "windows": d.windows,
+                        "maxPsi": d.max_psi,
+                        "chancePsi": d.chance_psi,
+                        "drifted": d.drifted,
+                        "psi": d.psi.into_iter().collect::<BTreeMap<_, _>>(),
+                    }),
+                );
             }
             (
                 json!({
