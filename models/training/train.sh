@@ -11,4 +11,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --progress-bar off -r models/training/requirements.txt
 exec nice -n 19 "$VENV/bin/python" models/training/train_rul.py \
-  --data ../shared/data/cmapss --out models/ --arch lstm --seeds 5 --epochs 80 "$@"
+  --data ../shared/data/cmapss --out models/ --arch lstm --protocol cv --folds 5 --seeds 5 --epochs 80 \
+  --patience 8 --threads 1 --jobs 2 "$@"

@@ -21,12 +21,17 @@ Protocol (the one of the literature, so the numbers compare; see ../shared/data/
     ones padded the same way; every test engine is predicted once, from its last window;
   * RMSE and the PHM08 score against the UNCLIPPED true RUL; prediction clamped at 0 (the Rust
     server does the same);
-  * the train engines are split per seed into fit (70 %), validation (15 %, early stopping and the
-    architecture choice; the test set is never used to choose anything) and calibration (15 %,
-    split-conformal interval, nominal 90 %).
+  * `--protocol cv` (the default): per seed, the 100 train engines are cut into 5 folds by
+    engine; fold model k learns from the other four folds and stops early on fold k (the test set
+    is never used to choose anything); its errors on fold k are the conformal scores of the 90 %
+    interval (cross-fitting: every train engine is scored once by a model that did not learn from
+    it); the served model is the average of the 5 fold models, exported as one graph.
+    `--protocol split` (the first versions): one model per seed on a fit (70 %) / validation
+    (15 %, early stopping) / calibration (15 %, split-conformal interval) split of the engines.
 
 Model (default `--arch lstm`): two stacked 64-unit LSTMs, dense head, output in cycles; chosen
 over the TCN (`cnn`) and Li 2018's DCNN (`dcnn`) on validation RMSE (see models/README.md).
+`--jobs N` trains N seeds at once in worker processes (same numbers as one process).
 
 Output per dataset: models/rul-cmapss-<ds>.onnx and models/rul-cmapss-<ds>.json (the input
 contract, the scores, and a fixed reference batch for the Rust equivalence test), plus
@@ -264,9 +269,19 @@ def split_engines(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return perm[n_val + n_cal :], perm[:n_val], perm[n_val : n_val + n_cal]
 
 
-def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, log):
+def early_stopping(patience: int) -> list:
+    """Stop `patience` epochs after the best validation loss (and restore it); halve the learning
+    rate after (patience - 2) // 2 flat epochs (5 for 12, 3 for 8)."""
     import keras
 
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, (patience - 2) // 2),
+                                          min_lr=1e-5),
+    ]
+
+
+def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, log):
     fit_idx, val_idx, cal_idx = split_engines(len(train_z), seed)
     # Every cut point of an engine, the first WINDOW - 1 front-padded like a short test engine's
     # window: the model learns the padded windows it is asked to predict from.
@@ -275,10 +290,7 @@ def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, log):
     model = build_model(arch, x_fit.shape[2], seed)
     t0 = time.process_time()
     w0 = time.time()
-    cbs = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=12, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-5),
-    ]
+    cbs = early_stopping(patience)
     hist = model.fit(
         x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
         callbacks=cbs, verbose=0, shuffle=True,
@@ -320,6 +332,83 @@ def train_one(ds, arch, seed, train_z, test_z, test_rul, epochs, log):
         f"test RMSE {res['test_rmse']:.2f}, PHM08 {res['test_phm08']:.1f}, q90 {q90:.1f}, "
         f"coverage {res['test_coverage90']:.2f}, cpu {cpu:.0f}s wall {wall:.0f}s")
     return res, model, pred, x_test
+
+
+def fold_engines(n: int, seed: int, folds: int) -> list[np.ndarray]:
+    perm = np.random.default_rng(1000 + seed).permutation(n)
+    return [np.sort(f) for f in np.array_split(perm, folds)]
+
+
+def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds, log):
+    """Cross-fitting by engine: every train engine is held out once. Fold model k learns from the
+    other folds and stops early on fold k; its predictions on fold k (every cut point with true
+    RUL <= CALIBRATION_MAX_RUL) are the conformal scores. The served model is the average of the
+    fold models, one graph (its residuals are at most the members' on average, so the interval
+    from single-model scores leans conservative; the test coverage measures it)."""
+    import keras
+
+    parts = fold_engines(len(train_z), seed, folds)
+    members, scores, fold_runs = [], [], []
+    x_test = np.stack([last_window(z, len(z) - 1) for z in test_z])
+    cpu0, wall0 = time.process_time(), time.time()
+    for k, held in enumerate(parts):
+        fit_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx], full_only=False)
+        x_val, y_val, t_val = windows_of([train_z[i] for i in held], full_only=False)
+        model = build_model(arch, x_fit.shape[2], seed * 100 + k)
+        cbs = early_stopping(patience)
+        hist = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
+                         callbacks=cbs, verbose=0, shuffle=True)
+        val_loss = hist.history["val_loss"]
+        m = t_val <= CALIBRATION_MAX_RUL
+        p_val = postprocess(model.predict(x_val[m], batch_size=1024, verbose=0))
+        scores.append(np.abs(p_val - t_val[m]))
+        p_test = postprocess(model.predict(x_test, batch_size=1024, verbose=0))
+        fold_runs.append({"fold": k, "held_out": [int(i) + 1 for i in held], "epochs_run": len(val_loss),
+                          "best_epoch": int(np.argmin(val_loss)) + 1,
+                          "val_rmse_capped": round(float(np.sqrt(min(val_loss))), 4),
+                          "val_rmse_true_rul_le_150": round(rmse(p_val, t_val[m]), 4),
+                          "test_rmse_alone": round(rmse(p_test, test_rul), 4)})
+        log(f"{ds} {arch} seed {seed} fold {k}: epochs {len(val_loss)} (best {fold_runs[-1]['best_epoch']}), "
+            f"val RMSE {fold_runs[-1]['val_rmse_capped']:.2f}, alone on test {fold_runs[-1]['test_rmse_alone']:.2f}, "
+            f"wall {time.time() - wall0:.0f}s")
+        members.append(model)
+    cpu, wall = time.process_time() - cpu0, time.time() - wall0
+
+    inp = keras.Input((WINDOW, x_test.shape[2]), name="window")
+    outs = []
+    for k, m_ in enumerate(members):
+        m_.name = f"fold{k}"
+        outs.append(m_(inp))
+    ensemble = keras.Model(inp, keras.layers.Average(name="rul")(outs) if len(outs) > 1 else outs[0])
+    all_scores = np.concatenate(scores)
+    q90 = conformal_q(all_scores, NOMINAL_COVERAGE)
+    pred = postprocess(ensemble.predict(x_test, batch_size=1024, verbose=0))
+    covered = np.abs(pred - test_rul) <= q90
+    oof = np.sqrt(np.mean(np.concatenate(scores) ** 2))
+    res = {
+        "seed": seed,
+        "arch": arch,
+        "protocol": f"{folds}-fold cross-fitting by engine; served: the average of the {folds} fold models",
+        "folds": fold_runs,
+        "best_epoch": [f["best_epoch"] for f in fold_runs],
+        "val_rmse_capped": round(float(np.mean([f["val_rmse_capped"] for f in fold_runs])), 4),
+        "oof_rmse_true_rul_le_150": round(float(oof), 4),
+        "calibration_points": int(len(all_scores)),
+        "q90": round(q90, 4),
+        "test_rmse": round(rmse(pred, test_rul), 4),
+        "test_rmse_members_mean": round(float(np.mean([f["test_rmse_alone"] for f in fold_runs])), 4),
+        "test_phm08": round(phm08(pred, test_rul), 2),
+        "test_coverage90": round(float(covered.mean()), 4),
+        "test_coverage90_true_rul_le_150": round(float(covered[test_rul <= CALIBRATION_MAX_RUL].mean()), 4),
+        "cpu_seconds": round(cpu, 1),
+        "wall_seconds": round(wall, 1),
+        "split": {"folds": [[int(i) + 1 for i in p] for p in parts]},
+    }
+    log(f"{ds} {arch} seed {seed}: ensemble of {folds}: test RMSE {res['test_rmse']:.2f} "
+        f"(members alone {res['test_rmse_members_mean']:.2f}), PHM08 {res['test_phm08']:.1f}, q90 {q90:.1f}, "
+        f"coverage {res['test_coverage90']:.2f}, out-of-fold RMSE {oof:.2f}, cpu {cpu:.0f}s wall {wall:.0f}s")
+    return res, ensemble, pred, x_test
 
 
 def export_onnx(model, n_features: int, path: Path) -> None:
@@ -393,6 +482,36 @@ def summary(values) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
+def log(msg):
+    print(msg, flush=True)
+
+
+def setup_tf(threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_seed(ds, args, seed, train_z, test_z, test_rul, log):
+    if args.protocol == "cv":
+        return train_cv(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, args.folds, log)
+    return train_one(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, log)
+
+
+def seed_job(job):
+    """One seed in a worker process (`--jobs` > 1): its numbers, and its model saved to a file."""
+    global WINDOW
+    ds, args, seed, train_z, test_z, test_rul, window, tmp = job
+    WINDOW = window
+    setup_tf(args.threads)
+    res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
+    path = str(Path(tmp) / f"{ds}-seed{seed}.keras")
+    model.save(path)
+    return res, path, pred, x_test
+
+
 def main() -> int:
     global WINDOW
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -402,23 +521,29 @@ def main() -> int:
     ap.add_argument("--arch", choices=["cnn", "dcnn", "lstm"], default="lstm")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=80, help="maximum; early stopping on validation")
+    ap.add_argument("--protocol", choices=["cv", "split"], default="cv",
+                    help="cv: 5-fold cross-fitting by engine, the fold models averaged (default); "
+                         "split: one model per seed on a 70/15/15 fit/validation/calibration split")
+    ap.add_argument("--folds", type=int, default=5, help="folds of the cv protocol")
+    ap.add_argument("--patience", type=int, default=12, help="early-stopping patience, epochs")
+    ap.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (per job)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     ap.add_argument("--window", type=int, default=WINDOW, help="cycles per input window")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
     if args.window < 1:
         ap.error("--window must be at least 1")
+    if args.jobs < 1 or args.threads < 1:
+        ap.error("--jobs and --threads must be at least 1")
+    if args.folds < 2:
+        ap.error("--folds must be at least 2")
     WINDOW = args.window
 
     import tensorflow as tf
     import keras
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.experimental.enable_op_determinism()
-
-    def log(msg):
-        print(msg, flush=True)
+    setup_tf(args.threads)
 
     for ds in args.datasets:
         train = load_table(args.data / f"train_{ds}.txt")
@@ -435,17 +560,35 @@ def main() -> int:
             f"{[SENSOR_COLUMNS[j] for j in norm['keep']]}")
 
         runs, models = [], []
-        for seed in range(args.seeds):
-            res, model, pred, x_test = train_one(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, log)
-            runs.append(res)
-            models.append((model, pred, x_test))
+        if args.jobs == 1:
+            for seed in range(args.seeds):
+                res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
+                runs.append(res)
+                models.append((model, pred, x_test))
+        else:
+            # Seeds in parallel worker processes; each seed's numbers are the same as in one process
+            # (seeded, deterministic ops, the same thread count), its model comes back as a file.
+            import concurrent.futures
+            import multiprocessing
+            import tempfile
+
+            tmp = tempfile.mkdtemp(prefix="mantis-rul-")
+            jobs = [(ds, args, seed, train_z, test_z, test_rul, WINDOW, tmp) for seed in range(args.seeds)]
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
+                for res, path, pred, x_test in pool.map(seed_job, jobs):
+                    runs.append(res)
+                    models.append((path, pred, x_test))
         agg = {k: summary([r[k] for r in runs]) for k in
                ("test_rmse", "test_phm08", "test_coverage90", "q90", "val_rmse_capped", "cpu_seconds")}
+        if args.protocol == "cv":
+            agg |= {k: summary([r[k] for r in runs]) for k in ("test_rmse_members_mean", "oof_rmse_true_rul_le_150")}
         log(f"{ds} {args.arch}: RMSE {agg['test_rmse']['mean']:.2f} ± {agg['test_rmse']['std']:.2f}, "
             f"PHM08 {agg['test_phm08']['mean']:.0f} ± {agg['test_phm08']['std']:.0f}, "
             f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
         meta = {
-            "dataset": ds, "arch": args.arch, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
+            "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
             "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
             "published_rmse": PUBLISHED.get(ds, {}),
             "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
@@ -462,6 +605,8 @@ def main() -> int:
         # Export the seed with the best VALIDATION RMSE (the test set chooses nothing).
         best = int(np.argmin([r["val_rmse_capped"] for r in runs]))
         model, pred, x_test = models[best]
+        if isinstance(model, str):
+            model = keras.models.load_model(model)
         onnx_path = args.out / f"rul-cmapss-{ds.lower()}.onnx"
         export_onnx(model, len(norm["keep"]), onnx_path)
 
@@ -486,7 +631,7 @@ def main() -> int:
             "name": f"rul-cmapss-{ds.lower()}",
             "onnx": onnx_path.name,
             "onnx_sha256": sha256(onnx_path),
-            "arch": args.arch,
+            "arch": f"{args.arch}-ensemble{args.folds}" if args.protocol == "cv" else args.arch,
             "input": {"name": "window", "shape": ["batch", WINDOW, len(norm["keep"])], "dtype": "float32",
                       "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"},
             "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
@@ -504,11 +649,14 @@ def main() -> int:
             },
             "interval": {"method": "split conformal, absolute residual against the unclipped true RUL",
                          "nominal_coverage": NOMINAL_COVERAGE, "q90": r["q90"],
-                         "calibration": f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}",
+                         "calibration": (f"every cut point with true RUL <= {CALIBRATION_MAX_RUL:g} of every train engine, "
+                                         "scored by the fold model that did not learn from it (cross-fitting)"
+                                         if args.protocol == "cv" else
+                                         f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}"),
                          "calibration_points": r["calibration_points"]},
             "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)",
                          "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
-                         "exported_seed": best, "seeds": list(range(args.seeds)),
+                         "protocol": args.protocol, "exported_seed": best, "seeds": list(range(args.seeds)),
                          "split_of_exported_seed": r["split"]},
             "scores": {"exported_seed": {k: r[k] for k in ("val_rmse_capped", "test_rmse", "test_phm08", "test_coverage90")},
                        "over_seeds": agg, "test": f"test_{ds}.txt / RUL_{ds}.txt, last window per engine, unclipped truth",
