@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Regularisation study of the deep RUL model under the cv protocol (the probes named in the
+"Honest reading" of models/README.md).
+
+Trains one seed of train_rul.train_cv (5 fold models, each stopping early on its held-out fold)
+with a variant of the two-LSTM network and prints validation figures only: the out-of-fold RMSE
+against the unclipped truth over every train engine's cut points with true RUL <= 150 (each
+predicted by the fold model that did not learn from it), and the folds' capped validation RMSE.
+The test set is never printed.
+
+    ~/.cache/mantis/venv-rul/bin/python models/training/cv_study.py --noise 0.1
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+
+import train_rul as T  # noqa: E402
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
+ap.add_argument("--ds", default="FD001")
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--folds", type=int, default=5)
+ap.add_argument("--patience", type=int, default=8)
+ap.add_argument("--epochs", type=int, default=80)
+ap.add_argument("--lr", type=float, default=1e-3)
+ap.add_argument("--dropout", type=float, default=0.3)
+ap.add_argument("--noise", type=float, default=0.0, help="Gaussian input noise (z-score units); 0 = off")
+ap.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the LSTM kernels; 0 = off")
+ap.add_argument("--threads", type=int, default=1)
+a = ap.parse_args()
+T.setup_tf(a.threads)
+import keras  # noqa: E402
+
+
+def build(arch, n_features, seed):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((T.WINDOW, n_features), name="window")
+    x = keras.layers.GaussianNoise(a.noise)(inp) if a.noise > 0 else inp
+    reg = keras.regularizers.L2(a.l2) if a.l2 > 0 else None
+    x = keras.layers.LSTM(64, return_sequences=True, kernel_regularizer=reg)(x)
+    x = keras.layers.LSTM(64, kernel_regularizer=reg)(x)
+    x = keras.layers.Dropout(a.dropout)(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    out = keras.layers.Rescaling(T.LABEL_CAP, name="rul")(keras.layers.Dense(1)(x))
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(a.lr), loss="mse")
+    return model
+
+
+T.build_model = build  # with the defaults, the same network (and numbers) as train_rul's lstm
+train = T.load_table(a.data / f"train_{a.ds}.txt")
+test = T.load_table(a.data / f"test_{a.ds}.txt")
+test_rul = np.loadtxt(a.data / f"RUL_{a.ds}.txt").reshape(-1)
+norm = T.fit_normaliser(train)
+train_z = [T.normalise(e, norm) for e in T.engines(train)]
+test_z = [T.normalise(e, norm) for e in T.engines(test)]
+res, *_ = T.train_cv(a.ds, "lstm", a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
+                     lambda msg: None)
+print(f"{a.ds} seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g}: "
+      f"out-of-fold RMSE (true RUL <= 150) {res['oof_rmse_true_rul_le_150']:.2f}, "
+      f"folds' val RMSE {res['val_rmse_capped']:.2f}, best epochs {res['best_epoch']}, "
+      f"wall {res['wall_seconds']:.0f}s", flush=True)
