@@ -223,7 +223,10 @@ def postprocess(raw: np.ndarray) -> np.ndarray:
 # models
 
 
-def build_model(arch: str, n_features: int, seed: int):
+def build_model(arch: str, n_features: int, seed: int, *, lr: float = 1e-3, dropout: float = 0.3,
+                noise: float = 0.0, l2: float = 0.0):
+    """The network of `arch`; `lr`, and for the LSTM `dropout`, Gaussian input `noise` (0 = none)
+    and an `l2` penalty on its kernels (0 = none), are the knobs of models/training/cv_study.py."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -249,16 +252,18 @@ def build_model(arch: str, n_features: int, seed: int):
         x = keras.layers.Dropout(0.5)(x)
         x = keras.layers.Dense(100, activation="tanh")(x)
     elif arch == "lstm":
-        x = keras.layers.LSTM(64, return_sequences=True)(inp)
-        x = keras.layers.LSTM(64)(x)
-        x = keras.layers.Dropout(0.3)(x)
+        x = keras.layers.GaussianNoise(noise)(inp) if noise > 0 else inp
+        reg = keras.regularizers.L2(l2) if l2 > 0 else None
+        x = keras.layers.LSTM(64, return_sequences=True, kernel_regularizer=reg)(x)
+        x = keras.layers.LSTM(64, kernel_regularizer=reg)(x)
+        x = keras.layers.Dropout(dropout)(x)
         x = keras.layers.Dense(32, activation="relu")(x)
     else:
         raise ValueError(arch)
     out = keras.layers.Dense(1)(x)
     out = keras.layers.Rescaling(LABEL_CAP, name="rul")(out)  # output in cycles
     model = keras.Model(inp, out)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
     return model
 
 
