@@ -20,6 +20,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The seven services, in the order they are started.
@@ -172,6 +175,10 @@ struct Broker {
     proc: Proc,
     port: u16,
     storage: BrokerStorage,
+    /// Set while the test keeps the broker down on purpose ([`Cluster::stop_broker`]).
+    stopped: bool,
+    /// Every unexpected exit the watchdog saw (see [`watch_broker`]).
+    crashes: Vec<String>,
 }
 
 impl Broker {
@@ -225,6 +232,8 @@ impl Broker {
                     proc,
                     port,
                     storage,
+                    stopped: false,
+                    crashes: Vec::new(),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -232,6 +241,96 @@ impl Broker {
         proc.kill();
         None
     }
+}
+
+/// `line` without its ANSI colour sequences (`ESC [ ... m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why the broker ended, from its log: the panic message when there is one (tansu logs it),
+/// otherwise its last line.
+fn crash_report(log: &Path) -> String {
+    let text = tail(log, 400);
+    let lines: Vec<String> = text.lines().map(plain).collect();
+    let panic: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("panicked") || l.contains("more or less than one row"))
+        .map(String::as_str)
+        .collect();
+    if panic.is_empty() {
+        format!(
+            "no panic in its log; its last line: {}",
+            lines.last().map_or("(empty)", String::as_str)
+        )
+    } else {
+        panic.join(" | ")
+    }
+}
+
+/// Watches the broker while the test has not stopped it. The test broker is itself software
+/// with bugs: tansu 0.6.0's SQLite engine can panic inside a Produce (`lite.rs` "more or less
+/// than one row" in its idempotent-producer check) and the process ends. For a cluster whose
+/// records live in the SQLite file, that is one more bus outage the services must ride out, so
+/// the watchdog says so loudly (stderr, and in the failure report) and starts the broker again
+/// on its port with its records; every reading check of the test still applies. A broker in
+/// memory cannot come back with its records: the crash is reported and the test fails on what
+/// it then misses.
+fn watch_broker(broker: Arc<Mutex<Broker>>, dir: PathBuf, done: Arc<AtomicBool>) {
+    while !done.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(250));
+        let mut b = lock(&broker);
+        if b.stopped || done.load(Ordering::SeqCst) {
+            continue;
+        }
+        let Some(status) = b.proc.exited() else {
+            continue;
+        };
+        let log = dir.join("tansu.log");
+        let why = crash_report(&log);
+        let crash = format!("tansu exited on its own ({status}): {why}");
+        eprintln!("\n!!!!! the test broker crashed: {crash}");
+        b.crashes.push(crash);
+        if !matches!(b.storage, BrokerStorage::Sqlite) {
+            eprintln!("!!!!! its records were in memory: not restarted");
+            b.stopped = true;
+            continue;
+        }
+        let (port, storage) = (b.port, b.storage.clone());
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(mut again) = Broker::start_on(&dir, port, storage.clone()) {
+                again.crashes = std::mem::take(&mut b.crashes);
+                *b = again;
+                eprintln!("!!!!! tansu started again on port {port} with its SQLite records\n");
+                break;
+            }
+            if Instant::now() >= deadline || done.load(Ordering::SeqCst) {
+                eprintln!("!!!!! tansu did not start again on port {port}");
+                b.stopped = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The broker, also when a thread panicked holding it (the state is still meaningful).
+fn lock(broker: &Mutex<Broker>) -> MutexGuard<'_, Broker> {
+    broker.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `url` with its database name replaced by `database`.
@@ -307,7 +406,9 @@ pub struct Cluster {
     // Dropped in this order: services first, then the broker, then the database; the log
     // directory last.
     services: BTreeMap<&'static str, Proc>,
-    broker: Broker,
+    broker: Arc<Mutex<Broker>>,
+    /// The thread of [`watch_broker`] and its stop flag.
+    watchdog: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
     database: TestDatabase,
     env: Vec<(String, String)>,
     ports: BTreeMap<&'static str, u16>,
@@ -333,6 +434,7 @@ impl Cluster {
             .tempdir()
             .expect("tempdir");
         let broker = Broker::start(dir.path(), storage);
+        let broker_port = broker.port;
         let database = TestDatabase::create();
         let redis =
             std::env::var("MANTIS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
@@ -340,7 +442,7 @@ impl Cluster {
             ("MANTIS_INFRA__BUS__KIND".into(), "kafka".into()),
             (
                 "MANTIS_INFRA__BUS__BROKERS".into(),
-                format!("127.0.0.1:{}", broker.port),
+                format!("127.0.0.1:{broker_port}"),
             ),
             ("MANTIS_INFRA__DATABASE_URL".into(), database.url.clone()),
             ("MANTIS_INFRA__REDIS_URL".into(), redis),
@@ -380,9 +482,16 @@ impl Cluster {
                 (*value).to_owned(),
             ));
         }
+        let broker = Arc::new(Mutex::new(broker));
+        let done = Arc::new(AtomicBool::new(false));
+        let watchdog = {
+            let (broker, dir, done) = (broker.clone(), dir.path().to_path_buf(), done.clone());
+            std::thread::spawn(move || watch_broker(broker, dir, done))
+        };
         let mut cluster = Self {
             services: BTreeMap::new(),
             broker,
+            watchdog: Some((watchdog, done)),
             database,
             env,
             ports,
@@ -447,18 +556,22 @@ impl Cluster {
 
     /// Kills the broker with SIGKILL (an outage of the bus).
     pub fn stop_broker(&mut self) {
-        self.broker.proc.kill();
+        let mut broker = lock(&self.broker);
+        broker.stopped = true;
+        broker.proc.kill();
     }
 
     /// Starts the broker again on the same port, with the same storage (records kept only
     /// with [`BrokerStorage::Sqlite`]).
     pub fn restart_broker(&mut self) {
-        let (port, storage) = (self.broker.port, self.broker.storage.clone());
         let dir = self.dir().to_path_buf();
+        let mut current = lock(&self.broker);
+        let (port, storage) = (current.port, current.storage.clone());
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(broker) = Broker::start_on(&dir, port, storage.clone()) {
-                self.broker = broker;
+            if let Some(mut broker) = Broker::start_on(&dir, port, storage.clone()) {
+                broker.crashes = std::mem::take(&mut current.crashes);
+                *current = broker;
                 return;
             }
             assert!(
@@ -579,6 +692,18 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // Stop every process first, so the tails are complete and nothing writes any more.
         self.services.clear();
+        if let Some((watchdog, done)) = self.watchdog.take() {
+            done.store(true, Ordering::SeqCst);
+            let _ = watchdog.join();
+        }
+        let crashes = std::mem::take(&mut lock(&self.broker).crashes);
+        if !crashes.is_empty() {
+            eprintln!(
+                "the test broker ended on its own {} time(s) during the test:\n  {}",
+                crashes.len(),
+                crashes.join("\n  ")
+            );
+        }
         if std::thread::panicking() {
             let mut report = String::from("\n===== the test failed; logs of the cluster =====\n");
             let broker_log = self.dir().join("tansu.log");
@@ -599,7 +724,7 @@ impl Drop for Cluster {
         {
             eprintln!("cluster logs kept in {}", dir.keep().display());
         }
-        self.broker.proc.kill();
+        lock(&self.broker).proc.kill();
         // The database is dropped with its field, after this body.
     }
 }
