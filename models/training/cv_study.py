@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Regularisation study of the deep RUL model under the cv protocol (the probes named in the
-"Honest reading" of models/README.md).
+"""Model study under the cv protocol: the candidates and probes of models/README.md.
 
 Trains one seed of train_rul.train_cv (5 fold models, each stopping early on its held-out fold)
-with a variant of the two-LSTM network and prints validation figures only: the out-of-fold RMSE
-against the unclipped truth over every train engine's cut points with true RUL <= 150 (each
-predicted by the fold model that did not learn from it), and the folds' capped validation RMSE.
-The test set is never printed.
+with a chosen architecture (`--arch lstm|stats|hybrid|...`, or `a+b` for fold models that
+average one net of each) and knobs of the LSTM, and prints validation figures only: the
+out-of-fold RMSE against the unclipped truth over every train engine's cut points with true
+RUL <= 150 (each predicted by the fold model that did not learn from it), and the folds' capped
+validation RMSE. The test set is never printed. `--save x.npz` keeps the out-of-fold
+predictions, so that averages of variants trained with the same seed (same folds) can be
+scored without training again.
 
     ~/.cache/mantis/venv-rul/bin/python models/training/cv_study.py --noise 0.1
+    ~/.cache/mantis/venv-rul/bin/python models/training/cv_study.py --arch hybrid --save /tmp/h0.npz
 """
 import argparse
 import functools
@@ -26,6 +29,7 @@ ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDe
 ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
 ap.add_argument("--ds", default="FD001")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--arch", default="lstm", help="as train_rul.py --arch (e.g. hybrid, stats, hybrid+stats)")
 ap.add_argument("--folds", type=int, default=5)
 ap.add_argument("--patience", type=int, default=8)
 ap.add_argument("--epochs", type=int, default=80)
@@ -34,6 +38,8 @@ ap.add_argument("--dropout", type=float, default=0.3)
 ap.add_argument("--noise", type=float, default=0.0, help="Gaussian input noise (z-score units); 0 = off")
 ap.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the LSTM kernels; 0 = off")
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
+                "to study averages of variants")
 a = ap.parse_args()
 T.setup_tf(a.threads)
 orig_build = T.build_model
@@ -45,9 +51,23 @@ test_rul = np.loadtxt(a.data / f"RUL_{a.ds}.txt").reshape(-1)
 norm = T.fit_normaliser(train)
 train_z = [T.normalise(e, norm) for e in T.engines(train)]
 test_z = [T.normalise(e, norm) for e in T.engines(test)]
-res, *_ = T.train_cv(a.ds, "lstm", a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
+res, ens, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
                      lambda msg: None)
-print(f"{a.ds} seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g}: "
+if a.save:
+    # The fold models again, each on its held-out engines (the cut points the conformal scores
+    # use), so that averages of variants can be scored out of fold without training again.
+    eng, cut, true, pred = [], [], [], []
+    for k, held in enumerate(T.fold_engines(len(train_z), a.seed, a.folds)):
+        member = ens.get_layer(f"fold{k}")
+        x, _, t = T.windows_of([train_z[i] for i in held], full_only=False)
+        ends = np.concatenate([np.arange(len(train_z[i])) for i in held])
+        units = np.concatenate([np.full(len(train_z[i]), i + 1) for i in held])
+        m = t <= T.CALIBRATION_MAX_RUL
+        p = T.postprocess(member.predict(x[m], batch_size=1024, verbose=0))
+        eng.append(units[m]), cut.append(ends[m]), true.append(t[m]), pred.append(p)
+    np.savez(a.save, engine=np.concatenate(eng), cut=np.concatenate(cut), true=np.concatenate(true),
+             pred=np.concatenate(pred))
+print(f"{a.ds} {a.arch} seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g}: "
       f"out-of-fold RMSE (true RUL <= 150) {res['oof_rmse_true_rul_le_150']:.2f}, "
       f"folds' val RMSE {res['val_rmse_capped']:.2f}, best epochs {res['best_epoch']}, "
       f"wall {res['wall_seconds']:.0f}s", flush=True)

@@ -2,7 +2,7 @@
 # Retrains and re-exports the deep RUL models (models/rul-cmapss-*.onnx + .json sidecars).
 #   models/training/train.sh [extra train_rul.py arguments]
 # Makes a pinned virtualenv under ~/.cache/mantis/venv-rul on first use (~600 MB, CPU-only
-# TensorFlow), then trains at the lowest CPU priority. About 45 min on 2 cores (2026-12-03).
+# TensorFlow), then trains at the lowest CPU priority. About 1 h 45 min on 2 cores (2026-12-03).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${MANTIS_RUL_VENV:-$HOME/.cache/mantis/venv-rul}"
@@ -11,5 +11,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --progress-bar off -r models/training/requirements.txt
 exec nice -n 19 "$VENV/bin/python" models/training/train_rul.py \
-  --data ../shared/data/cmapss --out models/ --arch lstm --protocol cv --folds 5 --seeds 5 --epochs 80 \
+  --data ../shared/data/cmapss --out models/ --arch hybrid+stats --protocol cv --folds 5 --seeds 5 --epochs 80 \
   --patience 8 --threads 1 --jobs 2 "$@"

@@ -29,8 +29,11 @@ Protocol (the one of the literature, so the numbers compare; see ../shared/data/
     `--protocol split` (the first versions): one model per seed on a fit (70 %) / validation
     (15 %, early stopping) / calibration (15 %, split-conformal interval) split of the engines.
 
-Model (default `--arch lstm`): two stacked 64-unit LSTMs, dense head, output in cycles; chosen
-over the TCN (`cnn`) and Li 2018's DCNN (`dcnn`) on validation RMSE (see models/README.md).
+Models (`--arch`): `lstm`, two stacked 64-unit LSTMs and a dense head; `stats`, a small MLP over
+fixed per-sensor summaries of the window (means, least-squares slopes, last value, mean square:
+what the in-platform trees see); `hybrid`, both side by side under one head; `cnn` (a TCN) and
+`dcnn` (Li 2018). `a+b` makes every fold model the average of one net of each kind; the served
+models are `hybrid+stats`, chosen on out-of-fold RMSE (see models/README.md; train.sh).
 `--jobs N` trains N seeds at once in worker processes (same numbers as one process).
 
 Output per dataset: models/rul-cmapss-<ds>.onnx and models/rul-cmapss-<ds>.json (the input
@@ -223,6 +226,46 @@ def postprocess(raw: np.ndarray) -> np.ndarray:
 # models
 
 
+def summary_filters(window: int) -> np.ndarray:
+    """[window, 5] fixed weights over time (oldest first): mean of the window, mean of its last
+    10 cycles, least-squares slope (per cycle) over the window and over its last 20 cycles, and
+    the last value. Linear in the window, so one constant MatMul in the graph."""
+    def mean(n):
+        w = np.zeros(window)
+        w[-n:] = 1.0 / n
+        return w
+
+    def slope(n):
+        t = np.arange(n, dtype=np.float64)
+        t -= t.mean()
+        w = np.zeros(window)
+        w[-n:] = t / (t ** 2).sum()
+        return w
+
+    last = np.zeros(window)
+    last[-1] = 1.0
+    return np.stack([mean(window), mean(min(10, window)), slope(window), slope(min(20, window)), last],
+                    axis=1).astype(np.float32)
+
+
+def window_summaries(inp):
+    """Per sensor: the summary_filters of its series, and the mean square over the window
+    (spread); flattened to [batch, 6 * features]."""
+    import keras
+
+    window = inp.shape[1]
+    filters = summary_filters(window)
+    fixed = keras.initializers.Constant(filters)
+    t = keras.layers.Permute((2, 1))(inp)  # [batch, features, window]
+    lin = keras.layers.Dense(filters.shape[1], use_bias=False, trainable=False, kernel_initializer=fixed,
+                             name="summaries")(t)
+    sq = keras.layers.Multiply()([t, t])
+    msq = keras.layers.Dense(1, use_bias=False, trainable=False,
+                             kernel_initializer=keras.initializers.Constant(np.full((window, 1), 1.0 / window)),
+                             name="mean_square")(sq)
+    return keras.layers.Flatten()(keras.layers.Concatenate()([lin, msq]))
+
+
 def build_model(arch: str, n_features: int, seed: int, *, lr: float = 1e-3, dropout: float = 0.3,
                 noise: float = 0.0, l2: float = 0.0):
     """The network of `arch`; `lr`, and for the LSTM `dropout`, Gaussian input `noise` (0 = none)
@@ -251,6 +294,21 @@ def build_model(arch: str, n_features: int, seed: int, *, lr: float = 1e-3, drop
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dropout(0.5)(x)
         x = keras.layers.Dense(100, activation="tanh")(x)
+    elif arch == "stats":
+        # What the in-platform trees see, as a network: fixed per-sensor summaries of the window
+        # (summary_filters), then a small MLP.
+        x = keras.layers.Dense(64, activation="relu")(window_summaries(inp))
+        x = keras.layers.Dropout(dropout)(x)
+        x = keras.layers.Dense(32, activation="relu")(x)
+    elif arch == "hybrid":
+        # The two LSTMs and the fixed summaries side by side, one dense head over both.
+        reg = keras.regularizers.L2(l2) if l2 > 0 else None
+        h = keras.layers.LSTM(64, return_sequences=True, kernel_regularizer=reg)(inp)
+        h = keras.layers.LSTM(64, kernel_regularizer=reg)(h)
+        s = keras.layers.Dense(64, activation="relu")(window_summaries(inp))
+        x = keras.layers.Concatenate()([h, s])
+        x = keras.layers.Dropout(dropout)(x)
+        x = keras.layers.Dense(32, activation="relu")(x)
     elif arch == "lstm":
         x = keras.layers.GaussianNoise(noise)(inp) if noise > 0 else inp
         reg = keras.regularizers.L2(l2) if l2 > 0 else None
@@ -353,29 +411,49 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     import keras
 
     parts = fold_engines(len(train_z), seed, folds)
+    kinds = arch.split("+")
     members, scores, fold_runs = [], [], []
+    by_kind = {kind: [] for kind in kinds}  # each kind's net of every fold (reported, not served alone)
     x_test = np.stack([last_window(z, len(z) - 1) for z in test_z])
     cpu0, wall0 = time.process_time(), time.time()
     for k, held in enumerate(parts):
         fit_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
         x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx], full_only=False)
         x_val, y_val, t_val = windows_of([train_z[i] for i in held], full_only=False)
-        model = build_model(arch, x_fit.shape[2], seed * 100 + k)
-        cbs = early_stopping(patience)
-        hist = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
-                         callbacks=cbs, verbose=0, shuffle=True)
-        val_loss = hist.history["val_loss"]
         m = t_val <= CALIBRATION_MAX_RUL
+        nets, net_runs = [], []
+        for j, kind in enumerate(kinds):
+            # The first kind keeps the seeds of a single-architecture run (same nets, same numbers).
+            net = build_model(kind, x_fit.shape[2], seed * 100 + k + 1000 * j)
+            hist = net.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
+                           callbacks=early_stopping(patience), verbose=0, shuffle=True)
+            val_loss = hist.history["val_loss"]
+            net_runs.append({"arch": kind, "epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1,
+                             "val_rmse_capped": round(float(np.sqrt(min(val_loss))), 4)})
+            nets.append(net)
+            by_kind[kind].append(net)
+        if len(nets) == 1:
+            model = nets[0]
+            val_capped = net_runs[0]["val_rmse_capped"]
+        else:
+            # The fold model: the average of its nets, one per kind.
+            fin = keras.Input((WINDOW, x_fit.shape[2]))
+            model = keras.Model(fin, keras.layers.Average()([n(fin) for n in nets]))
+            val_capped = round(rmse(model.predict(x_val, batch_size=1024, verbose=0).reshape(-1), y_val), 4)
         p_val = postprocess(model.predict(x_val[m], batch_size=1024, verbose=0))
         scores.append(np.abs(p_val - t_val[m]))
         p_test = postprocess(model.predict(x_test, batch_size=1024, verbose=0))
-        fold_runs.append({"fold": k, "held_out": [int(i) + 1 for i in held], "epochs_run": len(val_loss),
-                          "best_epoch": int(np.argmin(val_loss)) + 1,
-                          "val_rmse_capped": round(float(np.sqrt(min(val_loss))), 4),
-                          "val_rmse_true_rul_le_150": round(rmse(p_val, t_val[m]), 4),
-                          "test_rmse_alone": round(rmse(p_test, test_rul), 4)})
-        log(f"{ds} {arch} seed {seed} fold {k}: epochs {len(val_loss)} (best {fold_runs[-1]['best_epoch']}), "
-            f"val RMSE {fold_runs[-1]['val_rmse_capped']:.2f}, alone on test {fold_runs[-1]['test_rmse_alone']:.2f}, "
+        run = {"fold": k, "held_out": [int(i) + 1 for i in held],
+               "epochs_run": net_runs[0]["epochs_run"] if len(nets) == 1 else [r["epochs_run"] for r in net_runs],
+               "best_epoch": net_runs[0]["best_epoch"] if len(nets) == 1 else [r["best_epoch"] for r in net_runs],
+               "val_rmse_capped": val_capped,
+               "val_rmse_true_rul_le_150": round(rmse(p_val, t_val[m]), 4),
+               "test_rmse_alone": round(rmse(p_test, test_rul), 4)}
+        if len(nets) > 1:
+            run["nets"] = net_runs
+        fold_runs.append(run)
+        log(f"{ds} {arch} seed {seed} fold {k}: epochs {run['epochs_run']} (best {run['best_epoch']}), "
+            f"val RMSE {val_capped:.2f}, alone on test {run['test_rmse_alone']:.2f}, "
             f"wall {time.time() - wall0:.0f}s")
         members.append(model)
     cpu, wall = time.process_time() - cpu0, time.time() - wall0
@@ -391,6 +469,11 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     pred = postprocess(ensemble.predict(x_test, batch_size=1024, verbose=0))
     covered = np.abs(pred - test_rul) <= q90
     oof = np.sqrt(np.mean(np.concatenate(scores) ** 2))
+    kind_rmse = {}
+    if len(kinds) > 1:
+        for kind, nets in by_kind.items():
+            p = np.mean([n.predict(x_test, batch_size=1024, verbose=0).reshape(-1) for n in nets], axis=0)
+            kind_rmse[kind] = round(rmse(postprocess(p), test_rul), 4)
     res = {
         "seed": seed,
         "arch": arch,
@@ -403,6 +486,7 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
         "q90": round(q90, 4),
         "test_rmse": round(rmse(pred, test_rul), 4),
         "test_rmse_members_mean": round(float(np.mean([f["test_rmse_alone"] for f in fold_runs])), 4),
+        **({"test_rmse_by_arch": kind_rmse} if kind_rmse else {}),
         "test_phm08": round(phm08(pred, test_rul), 2),
         "test_coverage90": round(float(covered.mean()), 4),
         "test_coverage90_true_rul_le_150": round(float(covered[test_rul <= CALIBRATION_MAX_RUL].mean()), 4),
@@ -523,7 +607,9 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--datasets", nargs="+", default=["FD001", "FD003"])
-    ap.add_argument("--arch", choices=["cnn", "dcnn", "lstm"], default="lstm")
+    ap.add_argument("--arch", default="lstm",
+                    help="cnn, dcnn, lstm, stats or hybrid; `a+b`: every fold model is the average of one "
+                         "net of each (cv protocol)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=80, help="maximum; early stopping on validation")
     ap.add_argument("--protocol", choices=["cv", "split"], default="cv",
@@ -543,6 +629,11 @@ def main() -> int:
         ap.error("--jobs and --threads must be at least 1")
     if args.folds < 2:
         ap.error("--folds must be at least 2")
+    kinds = args.arch.split("+")
+    if not all(k in ("cnn", "dcnn", "lstm", "stats", "hybrid") for k in kinds) or len(set(kinds)) != len(kinds):
+        ap.error(f"--arch {args.arch}: expected cnn, dcnn, lstm, stats or hybrid, or distinct ones joined by +")
+    if len(kinds) > 1 and args.protocol != "cv":
+        ap.error("--arch a+b needs --protocol cv")
     WINDOW = args.window
 
     import tensorflow as tf

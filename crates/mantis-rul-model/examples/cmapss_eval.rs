@@ -48,7 +48,7 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         data.display()
     );
     println!(
-        "{:<8} {:<52} {:>7} {:>9} {:>13} {:>7} {:>12}",
+        "{:<8} {:<60} {:>7} {:>9} {:>13} {:>7} {:>12}",
         "dataset", "model", "RMSE", "PHM08", "cover. (90%)", "q90", "|Rust-py|"
     );
     let mut ours = Vec::new();
@@ -63,7 +63,7 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
             model.sidecar().window
         );
         println!(
-            "{:<8} {:<52} {:>7.2} {:>9.1} {:>12.1}% {:>7.1} {:>12}",
+            "{:<8} {:<60} {:>7.2} {:>9.1} {:>12.1}% {:>7.1} {:>12}",
             ds,
             label,
             r.rmse,
@@ -78,7 +78,7 @@ fn run(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     }
     for (ds, rmse, score) in &ours {
         println!(
-            "{:<8} {:<52} {:>7} {:>9}   (pipeline, mean ± std over seeds)",
+            "{:<8} {:<60} {:>7} {:>9}   (pipeline, mean ± std over seeds)",
             ds,
             "MANTIS, all training seeds",
             format!(

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Out-of-fold RMSE of variants saved by `cv_study.py --save`, and of their average.
+
+    python3 models/training/oof_mix.py /tmp/hybrid-0.npz /tmp/stats-0.npz
+
+The files must come from the same dataset and seed (the same folds, so the same cut points);
+validation figures only (train engines scored by fold models that did not learn from them).
+"""
+import sys
+
+import numpy as np
+
+
+def rmse(pred, true) -> float:
+    return float(np.sqrt(np.mean((pred - true) ** 2)))
+
+
+def main(paths: list[str]) -> int:
+    if not paths:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = [np.load(p) for p in paths]
+    for p, r in zip(paths[1:], runs[1:]):
+        if not (np.array_equal(r["engine"], runs[0]["engine"]) and np.array_equal(r["cut"], runs[0]["cut"])):
+            print(f"{p}: other cut points than {paths[0]} (another dataset or seed?)", file=sys.stderr)
+            return 1
+    for p, r in zip(paths, runs):
+        print(f"{p}: out-of-fold RMSE {rmse(r['pred'], r['true']):.2f}")
+    if len(runs) > 1:
+        avg = np.mean([r["pred"] for r in runs], axis=0)
+        print(f"average of the {len(runs)}: out-of-fold RMSE {rmse(avg, runs[0]['true']):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
