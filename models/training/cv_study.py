@@ -41,6 +41,14 @@ ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
                 "to study averages of variants")
 a = ap.parse_args()
+try:
+    kinds = T.parse_arch(a.arch)
+except ValueError as e:
+    ap.error(str(e))
+if a.noise > 0 and kinds != ["lstm"]:
+    ap.error("--noise applies to --arch lstm only")
+if a.l2 > 0 and not set(kinds) & {"lstm", "hybrid"}:
+    ap.error("--l2 applies to the LSTM kernels: --arch lstm or hybrid")
 T.setup_tf(a.threads)
 orig_build = T.build_model
 # The served network with one knob changed (the defaults give the same network and numbers).
@@ -51,22 +59,11 @@ test_rul = np.loadtxt(a.data / f"RUL_{a.ds}.txt").reshape(-1)
 norm = T.fit_normaliser(train)
 train_z = [T.normalise(e, norm) for e in T.engines(train)]
 test_z = [T.normalise(e, norm) for e in T.engines(test)]
-res, ens, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
-                     lambda msg: None)
+oof = {} if a.save else None
+res, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
+                     lambda msg: None, oof_out=oof)
 if a.save:
-    # The fold models again, each on its held-out engines (the cut points the conformal scores
-    # use), so that averages of variants can be scored out of fold without training again.
-    eng, cut, true, pred = [], [], [], []
-    for k, held in enumerate(T.fold_engines(len(train_z), a.seed, a.folds)):
-        member = ens.get_layer(f"fold{k}")
-        x, _, t = T.windows_of([train_z[i] for i in held], full_only=False)
-        ends = np.concatenate([np.arange(len(train_z[i])) for i in held])
-        units = np.concatenate([np.full(len(train_z[i]), i + 1) for i in held])
-        m = t <= T.CALIBRATION_MAX_RUL
-        p = T.postprocess(member.predict(x[m], batch_size=1024, verbose=0))
-        eng.append(units[m]), cut.append(ends[m]), true.append(t[m]), pred.append(p)
-    np.savez(a.save, engine=np.concatenate(eng), cut=np.concatenate(cut), true=np.concatenate(true),
-             pred=np.concatenate(pred))
+    np.savez(a.save, **oof)
 print(f"{a.ds} {a.arch} seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g}: "
       f"out-of-fold RMSE (true RUL <= 150) {res['oof_rmse_true_rul_le_150']:.2f}, "
       f"folds' val RMSE {res['val_rmse_capped']:.2f}, best epochs {res['best_epoch']}, "

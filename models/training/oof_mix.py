@@ -19,7 +19,14 @@ def main(paths: list[str]) -> int:
     if not paths:
         print(__doc__, file=sys.stderr)
         return 2
-    runs = [np.load(p) for p in paths]
+    runs = []
+    for p in paths:
+        try:
+            r = np.load(p)
+            runs.append({k: r[k] for k in ("engine", "cut", "true", "pred")})
+        except (OSError, ValueError, KeyError) as e:
+            print(f"{p}: not an out-of-fold file of cv_study.py --save ({e})", file=sys.stderr)
+            return 1
     for p, r in zip(paths[1:], runs[1:]):
         if not (np.array_equal(r["engine"], runs[0]["engine"]) and np.array_equal(r["cut"], runs[0]["cut"])):
             print(f"{p}: other cut points than {paths[0]} (another dataset or seed?)", file=sys.stderr)

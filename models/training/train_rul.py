@@ -226,6 +226,18 @@ def postprocess(raw: np.ndarray) -> np.ndarray:
 # models
 
 
+ARCHS = ("cnn", "dcnn", "lstm", "stats", "hybrid")
+
+
+def parse_arch(arch: str) -> list[str]:
+    """The kinds of `--arch` (`hybrid+stats` -> ["hybrid", "stats"]); ValueError naming the
+    choices when one is unknown or repeated."""
+    kinds = arch.split("+")
+    if not all(k in ARCHS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"--arch {arch}: expected one of {', '.join(ARCHS)}, or distinct ones joined by +")
+    return kinds
+
+
 def summary_filters(window: int) -> np.ndarray:
     """[window, 5] fixed weights over time (oldest first): mean of the window, mean of its last
     10 cycles, least-squares slope (per cycle) over the window and over its last 20 cycles, and
@@ -402,16 +414,17 @@ def fold_engines(n: int, seed: int, folds: int) -> list[np.ndarray]:
     return [np.sort(f) for f in np.array_split(perm, folds)]
 
 
-def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds, log):
+def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds, log, oof_out=None):
     """Cross-fitting by engine: every train engine is held out once. Fold model k learns from the
     other folds and stops early on fold k; its predictions on fold k (every cut point with true
     RUL <= CALIBRATION_MAX_RUL) are the conformal scores. The served model is the average of the
     fold models, one graph (its residuals are at most the members' on average, so the interval
-    from single-model scores leans conservative; the test coverage measures it)."""
+    from single-model scores leans conservative; the test coverage measures it). When `oof_out` is
+    a dict it receives those out-of-fold predictions (engine, cut, true, pred: cv_study.py --save)."""
     import keras
 
     parts = fold_engines(len(train_z), seed, folds)
-    kinds = arch.split("+")
+    kinds = parse_arch(arch)
     members, scores, fold_runs = [], [], []
     by_kind = {kind: [] for kind in kinds}  # each kind's net of every fold (reported, not served alone)
     x_test = np.stack([last_window(z, len(z) - 1) for z in test_z])
@@ -442,6 +455,12 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
             val_capped = round(rmse(model.predict(x_val, batch_size=1024, verbose=0).reshape(-1), y_val), 4)
         p_val = postprocess(model.predict(x_val[m], batch_size=1024, verbose=0))
         scores.append(np.abs(p_val - t_val[m]))
+        if oof_out is not None:
+            # windows_of yields every cut point of each held-out engine, in order
+            cuts = np.concatenate([np.arange(len(train_z[i])) for i in held])
+            units = np.concatenate([np.full(len(train_z[i]), i + 1) for i in held])
+            for key, v in (("engine", units[m]), ("cut", cuts[m]), ("true", t_val[m]), ("pred", p_val)):
+                oof_out.setdefault(key, []).append(v)
         p_test = postprocess(model.predict(x_test, batch_size=1024, verbose=0))
         run = {"fold": k, "held_out": [int(i) + 1 for i in held],
                "epochs_run": net_runs[0]["epochs_run"] if len(nets) == 1 else [r["epochs_run"] for r in net_runs],
@@ -468,7 +487,10 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     q90 = conformal_q(all_scores, NOMINAL_COVERAGE)
     pred = postprocess(ensemble.predict(x_test, batch_size=1024, verbose=0))
     covered = np.abs(pred - test_rul) <= q90
-    oof = np.sqrt(np.mean(np.concatenate(scores) ** 2))
+    oof = np.sqrt(np.mean(all_scores ** 2))
+    if oof_out is not None:
+        for key in list(oof_out):
+            oof_out[key] = np.concatenate(oof_out[key])
     kind_rmse = {}
     if len(kinds) > 1:
         for kind, nets in by_kind.items():
@@ -629,9 +651,10 @@ def main() -> int:
         ap.error("--jobs and --threads must be at least 1")
     if args.folds < 2:
         ap.error("--folds must be at least 2")
-    kinds = args.arch.split("+")
-    if not all(k in ("cnn", "dcnn", "lstm", "stats", "hybrid") for k in kinds) or len(set(kinds)) != len(kinds):
-        ap.error(f"--arch {args.arch}: expected cnn, dcnn, lstm, stats or hybrid, or distinct ones joined by +")
+    try:
+        kinds = parse_arch(args.arch)
+    except ValueError as e:
+        ap.error(str(e))
     if len(kinds) > 1 and args.protocol != "cv":
         ap.error("--arch a+b needs --protocol cv")
     WINDOW = args.window
@@ -743,7 +766,8 @@ def main() -> int:
                 "mean": norm["mean"].tolist(),
                 "std": norm["std"].tolist(),
             },
-            "interval": {"method": "split conformal, absolute residual against the unclipped true RUL",
+            "interval": {"method": ("cross-conformal" if args.protocol == "cv" else "split conformal")
+                         + ", absolute residual against the unclipped true RUL",
                          "nominal_coverage": NOMINAL_COVERAGE, "q90": r["q90"],
                          "calibration": (f"every cut point with true RUL <= {CALIBRATION_MAX_RUL:g} of every train engine, "
                                          "scored by the fold model that did not learn from it (cross-fitting)"

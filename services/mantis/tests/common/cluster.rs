@@ -175,10 +175,6 @@ struct Broker {
     proc: Proc,
     port: u16,
     storage: BrokerStorage,
-    /// Set while the test keeps the broker down on purpose ([`Cluster::stop_broker`]).
-    stopped: bool,
-    /// Every unexpected exit the watchdog saw (see [`watch_broker`]).
-    crashes: Vec<String>,
 }
 
 impl Broker {
@@ -232,8 +228,6 @@ impl Broker {
                     proc,
                     port,
                     storage,
-                    stopped: false,
-                    crashes: Vec::new(),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -241,6 +235,32 @@ impl Broker {
         proc.kill();
         None
     }
+
+    /// Starts the broker again on its port with its storage (its records come back only with
+    /// [`BrokerStorage::Sqlite`]), retrying while the port is still being released; `false`
+    /// when it did not start within [`START_TIMEOUT`].
+    fn restart(&mut self, dir: &Path) -> bool {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(again) = Self::start_on(dir, self.port, self.storage.clone()) {
+                *self = again;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// The broker and what the test and the watchdog know about it.
+struct BrokerSlot {
+    broker: Broker,
+    /// Set while the test keeps the broker down on purpose ([`Cluster::stop_broker`]).
+    stopped: bool,
+    /// Every exit the watchdog saw that the test did not cause (see [`watch_broker`]).
+    crashes: Vec<String>,
 }
 
 /// `line` without its ANSI colour sequences (`ESC [ ... m`).
@@ -261,15 +281,20 @@ fn plain(line: &str) -> String {
     out
 }
 
-/// Why the broker ended, from its log: the panic message when there is one (tansu logs it),
-/// otherwise its last line.
+/// Why the broker ended, from its log: each panic (the `panicked at` line and the message on
+/// the line after it) when there is one, otherwise its last line.
 fn crash_report(log: &Path) -> String {
     let text = tail(log, 400);
     let lines: Vec<String> = text.lines().map(plain).collect();
     let panic: Vec<&str> = lines
         .iter()
-        .filter(|l| l.contains("panicked") || l.contains("more or less than one row"))
-        .map(String::as_str)
+        .enumerate()
+        .filter(|(_, l)| l.contains("panicked"))
+        .flat_map(|(i, _)| {
+            lines[i..(i + 2).min(lines.len())]
+                .iter()
+                .map(String::as_str)
+        })
         .collect();
     if panic.is_empty() {
         format!(
@@ -289,48 +314,37 @@ fn crash_report(log: &Path) -> String {
 /// on its port with its records; every reading check of the test still applies. A broker in
 /// memory cannot come back with its records: the crash is reported and the test fails on what
 /// it then misses.
-fn watch_broker(broker: Arc<Mutex<Broker>>, dir: PathBuf, done: Arc<AtomicBool>) {
+fn watch_broker(slot: Arc<Mutex<BrokerSlot>>, dir: PathBuf, done: Arc<AtomicBool>) {
     while !done.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
-        let mut b = lock(&broker);
-        if b.stopped || done.load(Ordering::SeqCst) {
+        let mut slot = lock(&slot);
+        if slot.stopped || done.load(Ordering::SeqCst) {
             continue;
         }
-        let Some(status) = b.proc.exited() else {
+        let Some(status) = slot.broker.proc.exited() else {
             continue;
         };
-        let log = dir.join("tansu.log");
-        let why = crash_report(&log);
-        let crash = format!("tansu exited on its own ({status}): {why}");
+        let crash = format!(
+            "tansu exited on its own ({status}): {}",
+            crash_report(&dir.join("tansu.log"))
+        );
         eprintln!("\n!!!!! the test broker crashed: {crash}");
-        b.crashes.push(crash);
-        if !matches!(b.storage, BrokerStorage::Sqlite) {
+        slot.crashes.push(crash);
+        if !matches!(slot.broker.storage, BrokerStorage::Sqlite) {
             eprintln!("!!!!! its records were in memory: not restarted");
-            b.stopped = true;
-            continue;
-        }
-        let (port, storage) = (b.port, b.storage.clone());
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(mut again) = Broker::start_on(&dir, port, storage.clone()) {
-                again.crashes = std::mem::take(&mut b.crashes);
-                *b = again;
-                eprintln!("!!!!! tansu started again on port {port} with its SQLite records\n");
-                break;
-            }
-            if Instant::now() >= deadline || done.load(Ordering::SeqCst) {
-                eprintln!("!!!!! tansu did not start again on port {port}");
-                b.stopped = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
+            slot.stopped = true;
+        } else if slot.broker.restart(&dir) {
+            eprintln!("!!!!! tansu started again with its SQLite records\n");
+        } else {
+            eprintln!("!!!!! tansu did not start again");
+            slot.stopped = true;
         }
     }
 }
 
 /// The broker, also when a thread panicked holding it (the state is still meaningful).
-fn lock(broker: &Mutex<Broker>) -> MutexGuard<'_, Broker> {
-    broker.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(slot: &Mutex<BrokerSlot>) -> MutexGuard<'_, BrokerSlot> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `url` with its database name replaced by `database`.
@@ -406,7 +420,7 @@ pub struct Cluster {
     // Dropped in this order: services first, then the broker, then the database; the log
     // directory last.
     services: BTreeMap<&'static str, Proc>,
-    broker: Arc<Mutex<Broker>>,
+    broker: Arc<Mutex<BrokerSlot>>,
     /// The thread of [`watch_broker`] and its stop flag.
     watchdog: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
     database: TestDatabase,
@@ -482,7 +496,11 @@ impl Cluster {
                 (*value).to_owned(),
             ));
         }
-        let broker = Arc::new(Mutex::new(broker));
+        let broker = Arc::new(Mutex::new(BrokerSlot {
+            broker,
+            stopped: false,
+            crashes: Vec::new(),
+        }));
         let done = Arc::new(AtomicBool::new(false));
         let watchdog = {
             let (broker, dir, done) = (broker.clone(), dir.path().to_path_buf(), done.clone());
@@ -556,31 +574,24 @@ impl Cluster {
 
     /// Kills the broker with SIGKILL (an outage of the bus).
     pub fn stop_broker(&mut self) {
-        let mut broker = lock(&self.broker);
-        broker.stopped = true;
-        broker.proc.kill();
+        let mut slot = lock(&self.broker);
+        slot.stopped = true;
+        slot.broker.proc.kill();
     }
 
     /// Starts the broker again on the same port, with the same storage (records kept only
     /// with [`BrokerStorage::Sqlite`]).
     pub fn restart_broker(&mut self) {
         let dir = self.dir().to_path_buf();
-        let mut current = lock(&self.broker);
-        let (port, storage) = (current.port, current.storage.clone());
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(mut broker) = Broker::start_on(&dir, port, storage.clone()) {
-                broker.crashes = std::mem::take(&mut current.crashes);
-                *current = broker;
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not start again on port {port}:\n{}",
-                tail(&dir.join("tansu.log"), TAIL_LINES)
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        let mut slot = lock(&self.broker);
+        let started = slot.broker.restart(&dir);
+        assert!(
+            started,
+            "tansu did not start again on port {}:\n{}",
+            slot.broker.port,
+            tail(&dir.join("tansu.log"), TAIL_LINES)
+        );
+        slot.stopped = false;
     }
 
     /// Runs `sql` with `psql` on the cluster's database; returns the unaligned rows.
@@ -724,7 +735,7 @@ impl Drop for Cluster {
         {
             eprintln!("cluster logs kept in {}", dir.keep().display());
         }
-        lock(&self.broker).proc.kill();
+        lock(&self.broker).broker.proc.kill();
         // The database is dropped with its field, after this body.
     }
 }
