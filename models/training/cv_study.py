@@ -45,6 +45,18 @@ try:
     kinds = T.parse_arch(a.arch)
 except ValueError as e:
     ap.error(str(e))
+# Comparisons are the negations, so that NaN fails them too.
+if not 0.0 < a.lr < 1.0:
+    ap.error(f"--lr must lie in (0, 1); got {a.lr:g}")
+if not 0.0 <= a.dropout < 1.0:
+    ap.error(f"--dropout must lie in [0, 1); got {a.dropout:g}")
+for name, value in [("--noise", a.noise), ("--l2", a.l2)]:
+    if not 0.0 <= value < float("inf"):
+        ap.error(f"{name} must be 0 (off) or a finite positive number; got {value:g}")
+for name, value, least in [("--folds", a.folds, 2), ("--patience", a.patience, 1), ("--epochs", a.epochs, 1),
+                           ("--threads", a.threads, 1)]:
+    if value < least:
+        ap.error(f"{name} must be at least {least}; got {value}")
 if a.noise > 0 and kinds != ["lstm"]:
     ap.error("--noise applies to --arch lstm only")
 if a.l2 > 0 and not set(kinds) & {"lstm", "hybrid"}:

@@ -651,6 +651,8 @@ def main() -> int:
         ap.error("--jobs and --threads must be at least 1")
     if args.folds < 2:
         ap.error("--folds must be at least 2")
+    if args.seeds < 1 or args.epochs < 1 or args.patience < 1:
+        ap.error("--seeds, --epochs and --patience must be at least 1")
     try:
         kinds = parse_arch(args.arch)
     except ValueError as e:

@@ -1,7 +1,7 @@
 //! The anomaly service in-process (embedded log, SQLite, local object store): models trained
 //! on an asset's stored feature history through the API, versioned in the registry, promoted
-//! and rolled back, scoring ad-hoc vectors and the windows the consumer receives; bad requests
-//! get problem bodies.
+//! and rolled back, scoring ad-hoc vectors and the windows the consumer receives, reporting
+//! the drift of the windows after the training period; bad requests get problem bodies.
 
 use mantis_anomaly::{Config, build, latest_score_key};
 use mantis_bus::TraceContext;
@@ -407,4 +407,71 @@ async fn bad_requests_get_problem_bodies() {
         .await
         .expect("request");
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asset_view_reports_drift_from_the_training_data() {
+    let s = start().await;
+    // A second motor whose level moves up after its first 40 windows; both models learn the
+    // first 40 windows only, so the last 40 are compared with them.
+    let (moved, moved_sensor) = register(s.infra.store.as_ref(), "MTR-MOVED").await;
+    let base = base_ms();
+    for i in 0..HISTORY {
+        let shift = if i < 40 { 0.0 } else { 3.0 };
+        s.infra
+            .store
+            .insert_features(&features(moved, moved_sensor, base + i * WINDOW_MS, shift))
+            .await
+            .expect("history");
+    }
+    let to = chrono::DateTime::from_timestamp_millis(base + 40 * WINDOW_MS).expect("time");
+    for asset in [s.asset, moved] {
+        let (status, trained, _) = post(
+            format!("{}/api/v1/anomalies/train", s.url),
+            json!({"assetId": asset, "to": to}),
+        )
+        .await;
+        assert_eq!(status, 201, "{trained:#}");
+    }
+
+    let (status, steady, _) = get(format!("{}/api/v1/anomalies/{}", s.url, s.asset)).await;
+    assert_eq!(status, 200, "{steady:#}");
+    let d = &steady["drift"][s.sensor.to_string()];
+    assert_eq!(d["windows"], 40, "{steady:#}");
+    assert_eq!(d["drifted"], false, "the same distribution: {steady:#}");
+    assert!(d["maxPsi"].as_f64().is_some_and(|v| v >= 0.0), "{steady:#}");
+    assert!(
+        d["chancePsi"].as_f64().is_some_and(|c| c > 0.0),
+        "{steady:#}"
+    );
+
+    let (status, view, _) = get(format!("{}/api/v1/anomalies/{moved}", s.url)).await;
+    assert_eq!(status, 200, "{view:#}");
+    let d = &view["drift"][moved_sensor.to_string()];
+    assert_eq!(d["windows"], 40, "{view:#}");
+    assert_eq!(d["drifted"], true, "{view:#}");
+    let max = d["maxPsi"].as_f64().expect("maxPsi");
+    assert!(
+        max > d["chancePsi"].as_f64().expect("chancePsi"),
+        "{view:#}"
+    );
+    // Per feature: the moved level is what drifted; the maximum is one of them.
+    let psi = d["psi"].as_object().expect("psi per feature");
+    assert!(psi["mean"].as_f64().is_some_and(|v| v > 1.0), "{view:#}");
+    assert!(
+        psi.values().filter_map(Value::as_f64).any(|v| v == max),
+        "{view:#}"
+    );
+    assert!(
+        !psi.contains_key("sample_count"),
+        "not a model input: {view:#}"
+    );
+
+    // No model yet: no drift either.
+    let (status, young, _) = get(format!("{}/api/v1/anomalies/{}", s.url, s.young)).await;
+    assert_eq!(status, 200, "{young:#}");
+    assert!(
+        young["model"].is_null() && young["drift"].is_null(),
+        "{young:#}"
+    );
 }
