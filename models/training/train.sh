@@ -2,7 +2,8 @@
 # Retrains and re-exports the deep RUL models (models/rul-cmapss-*.onnx + .json sidecars).
 #   models/training/train.sh [extra train_rul.py arguments]
 # Makes a pinned virtualenv under ~/.cache/mantis/venv-rul on first use (~600 MB, CPU-only
-# TensorFlow), then trains at the lowest CPU priority. About 1 h 45 min on 2 cores (2026-12-03).
+# TensorFlow), then trains at the lowest CPU priority. About 2 h on 2 cores (2026-12-03: FD001
+# 70 min, FD003 42 min).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${MANTIS_RUL_VENV:-$HOME/.cache/mantis/venv-rul}"
