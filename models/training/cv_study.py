@@ -38,6 +38,12 @@ ap.add_argument("--dropout", type=float, default=0.3)
 ap.add_argument("--noise", type=float, default=0.0, help="Gaussian input noise (z-score units); 0 = off")
 ap.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the LSTM kernels; 0 = off")
 ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--calibration", choices=["spline", "none"], default="spline",
+                help="as train_rul.py --calibration (the out-of-fold file keeps the uncalibrated predictions)")
+ap.add_argument("--far-weight", type=float, default=1.0,
+                help="weight of the cut points with true RUL > 150 in the training and early-stopping losses")
+ap.add_argument("--summaries", choices=["v1", "v2"], default="v1",
+                help="window summaries of the stats and hybrid networks (as train_rul.py --summaries)")
 ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
                 "to study averages of variants")
 a = ap.parse_args()
@@ -53,6 +59,8 @@ if not 0.0 <= a.dropout < 1.0:
 for name, value in [("--noise", a.noise), ("--l2", a.l2)]:
     if not 0.0 <= value < float("inf"):
         ap.error(f"{name} must be 0 (off) or a finite positive number; got {value:g}")
+if not 0.0 <= a.far_weight < float("inf"):
+    ap.error(f"--far-weight must be a finite number >= 0; got {a.far_weight:g}")
 for name, value, least in [("--folds", a.folds, 2), ("--patience", a.patience, 1), ("--epochs", a.epochs, 1),
                            ("--threads", a.threads, 1)]:
     if value < least:
@@ -61,6 +69,9 @@ if a.noise > 0 and kinds != ["lstm"]:
     ap.error("--noise applies to --arch lstm only")
 if a.l2 > 0 and not set(kinds) & {"lstm", "hybrid"}:
     ap.error("--l2 applies to the LSTM kernels: --arch lstm or hybrid")
+T.SUMMARIES = a.summaries
+T.FAR_WEIGHT = a.far_weight
+T.CALIBRATION = a.calibration
 T.setup_tf(a.threads)
 orig_build = T.build_model
 # The served network with one knob changed (the defaults give the same network and numbers).
@@ -76,7 +87,11 @@ res, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, 
                      lambda msg: None, oof_out=oof)
 if a.save:
     np.savez(a.save, **oof)
-print(f"{a.ds} {a.arch} seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g}: "
-      f"out-of-fold RMSE (true RUL <= 150) {res['oof_rmse_true_rul_le_150']:.2f}, "
-      f"folds' val RMSE {res['val_rmse_capped']:.2f}, best epochs {res['best_epoch']}, "
+print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g}: "
+      + (f"out-of-fold RMSE (true RUL <= 150) uncalibrated {res['oof_rmse_uncalibrated']:.2f}, calibrated "
+         f"{res['oof_rmse_calibrated_cv']:.2f} (map cross-fitted by engine; {res['oof_rmse_true_rul_le_150']:.2f} "
+         "with the served map, fitted on all), "
+         if a.calibration == "spline" else
+         f"out-of-fold RMSE (true RUL <= 150) {res['oof_rmse_true_rul_le_150']:.2f}, ")
+    + f"folds' val RMSE {res['val_rmse_capped']:.2f}, best epochs {res['best_epoch']}, "
       f"wall {res['wall_seconds']:.0f}s", flush=True)

@@ -10,15 +10,18 @@ import sys
 
 import numpy as np
 
+# The out-of-fold RMSE is over the cut points whose true RUL is <= 150 (train_rul.CALIBRATION_MAX_RUL);
+# the files hold every cut point.
+MAX_RUL = 150.0
+
 
 def rmse(pred, true) -> float:
-    return float(np.sqrt(np.mean((pred - true) ** 2)))
+    m = true <= MAX_RUL
+    return float(np.sqrt(np.mean((pred[m] - true[m]) ** 2)))
 
 
-def main(paths: list[str]) -> int:
-    if not paths:
-        print(__doc__, file=sys.stderr)
-        return 2
+def load_runs(paths: list[str]) -> list[dict] | None:
+    """The files' arrays (engine, cut, true, pred), or None after saying which file is not one."""
     runs = []
     for p in paths:
         try:
@@ -26,7 +29,17 @@ def main(paths: list[str]) -> int:
             runs.append({k: r[k] for k in ("engine", "cut", "true", "pred")})
         except (OSError, ValueError, KeyError) as e:
             print(f"{p}: not an out-of-fold file of cv_study.py --save ({e})", file=sys.stderr)
-            return 1
+            return None
+    return runs
+
+
+def main(paths: list[str]) -> int:
+    if not paths:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = load_runs(paths)
+    if runs is None:
+        return 1
     for p, r in zip(paths[1:], runs[1:]):
         if not (np.array_equal(r["engine"], runs[0]["engine"]) and np.array_equal(r["cut"], runs[0]["cut"])):
             print(f"{p}: other cut points than {paths[0]} (another dataset or seed?)", file=sys.stderr)

@@ -31,8 +31,9 @@ Protocol (the one of the literature, so the numbers compare; see ../shared/data/
 
 Models (`--arch`): `lstm`, two stacked 64-unit LSTMs and a dense head; `stats`, a small MLP over
 fixed per-sensor summaries of the window (means, least-squares slopes, last value, mean square:
-what the in-platform trees see); `hybrid`, both side by side under one head; `cnn` (a TCN) and
-`dcnn` (Li 2018). `a+b` makes every fold model the average of one net of each kind; the served
+what the in-platform trees see; `--summaries v2` adds the means of the last 5 cycles, the slope
+over the last 10 and the curvature of the window); `hybrid`, both side by side under one head;
+`cnn` (a TCN) and `dcnn` (Li 2018). `a+b` makes every fold model the average of one net of each kind; the served
 models are `hybrid+stats`, chosen on out-of-fold RMSE (see models/README.md; train.sh).
 `--jobs N` trains N seeds at once in worker processes (same numbers as one process).
 
@@ -59,6 +60,9 @@ import numpy as np  # noqa: E402
 
 WINDOW = 50
 LABEL_CAP = 125.0
+# The fixed window summaries of the `stats` and `hybrid` networks (summary_filters): "v1" is the
+# served models' set, "v2" a richer one under study (models/README.md).
+SUMMARIES = "v1"
 MAX_REGIMES = 8
 REGIME_RADIUS = 1.0
 MIN_DISTINCT = 5
@@ -67,6 +71,10 @@ NOMINAL_COVERAGE = 0.90
 # Beyond it the model (trained on capped labels) predicts ~LABEL_CAP whatever the true RUL, so no
 # finite interval is informative there; the sidecar states the bound.
 CALIBRATION_MAX_RUL = 1.2 * LABEL_CAP
+# Weight, in the training loss and the early-stopping loss of the cv protocol, of the cut points
+# whose true RUL exceeds CALIBRATION_MAX_RUL (long-healthy windows, all labelled 125); 1 = all
+# alike (the served models). A study knob (cv_study.py --far-weight).
+FAR_WEIGHT = 1.0
 SETTING_COLUMNS = ["setting1", "setting2", "setting3"]
 SENSOR_COLUMNS = [f"s{i}" for i in range(1, 22)]
 
@@ -223,6 +231,77 @@ def postprocess(raw: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# calibration of the cross-fitted ensemble
+
+# "spline": the served graph ends with a monotone piecewise-linear map of the averaged output,
+# fitted on the out-of-fold predictions against the capped labels (calibration_fit); "none": no map.
+CALIBRATION = "spline"
+CALIBRATION_KNOTS = np.arange(0.0, LABEL_CAP + 15.0 + 1e-9, 10.0)  # 0, 10, ..., 140 cycles
+CALIBRATION_RIDGE = 1.0  # pulls each knot's value towards the identity (weight of ~1 point)
+
+
+def calibration_basis(p: np.ndarray) -> np.ndarray:
+    """[n, knots]: the hat functions of linear interpolation between the knots (flat outside)."""
+    kn = CALIBRATION_KNOTS
+    p = np.clip(np.asarray(p, np.float64).reshape(-1), kn[0], kn[-1])
+    j = np.clip(np.searchsorted(kn, p, side="right") - 1, 0, len(kn) - 2)
+    f = (p - kn[j]) / (kn[j + 1] - kn[j])
+    b = np.zeros((len(p), len(kn)))
+    b[np.arange(len(p)), j] = 1.0 - f
+    b[np.arange(len(p)), j + 1] += f
+    return b
+
+
+def calibration_fit(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """The map's values at the knots: least squares of the capped label min(true, 125) on the
+    out-of-fold predictions (every cut point: the labels the networks learn, nothing the test set
+    decides), a light ridge towards the identity, then made non-decreasing (a higher output must
+    not mean less life)."""
+    b = calibration_basis(pred)
+    y = np.minimum(np.asarray(true, np.float64), LABEL_CAP)
+    a = b.T @ b + CALIBRATION_RIDGE * np.eye(len(CALIBRATION_KNOTS))
+    v = np.linalg.solve(a, b.T @ y + CALIBRATION_RIDGE * CALIBRATION_KNOTS)
+    return np.maximum.accumulate(v)
+
+
+def calibration_apply(values: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    return calibration_basis(pred) @ values
+
+
+def calibration_cv_rmse(engine: np.ndarray, pred: np.ndarray, true: np.ndarray, seed: int, folds: int = 5) -> float:
+    """Out-of-fold RMSE (true RUL <= CALIBRATION_MAX_RUL) of the calibrated predictions with the
+    map itself cross-fitted by engine: each engine's points mapped by a map fitted on the others
+    (the honest figure; the served map is fitted on all of them)."""
+    units = np.unique(engine)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(units)
+    out = np.empty(len(pred))
+    for g in np.array_split(units, folds):
+        held = np.isin(engine, g)
+        out[held] = calibration_apply(calibration_fit(pred[~held], true[~held]), pred[held])
+    m = true <= CALIBRATION_MAX_RUL
+    return rmse(np.maximum(out[m], 0.0), true[m])
+
+
+def calibration_layers(values: np.ndarray):
+    """The map as Keras layers (exported to ONNX with the networks): g(p) = v0 + sum_k d_k
+    relu(p - knot_k), d_k the change of slope at knot k, flat below the first knot and after the
+    last. Dense layers with fixed weights: MatMul, Add and Relu in the graph."""
+    import keras
+
+    kn = CALIBRATION_KNOTS
+    slopes = np.diff(values) / np.diff(kn)
+    d = np.concatenate([[slopes[0]], np.diff(slopes), [-slopes[-1]]])
+    hinge = keras.layers.Dense(len(kn), activation="relu", name="calibration_hinges", trainable=False)
+    out = keras.layers.Dense(1, name="calibration", trainable=False)
+    hinge.build((None, 1))
+    out.build((None, len(kn)))
+    hinge.set_weights([np.ones((1, len(kn)), np.float32), (-kn).astype(np.float32)])
+    out.set_weights([d.reshape(-1, 1).astype(np.float32), np.array([values[0]], np.float32)])
+    return lambda x: out(hinge(x))
+
+
+# --------------------------------------------------------------------------------------------
 # models
 
 
@@ -239,9 +318,11 @@ def parse_arch(arch: str) -> list[str]:
 
 
 def summary_filters(window: int) -> np.ndarray:
-    """[window, 5] fixed weights over time (oldest first): mean of the window, mean of its last
-    10 cycles, least-squares slope (per cycle) over the window and over its last 20 cycles, and
-    the last value. Linear in the window, so one constant MatMul in the graph."""
+    """[window, k] fixed weights over time (oldest first). v1 (k = 5): mean of the window, mean of
+    its last 10 cycles, least-squares slope (per cycle) over the window and over its last 20
+    cycles, and the last value. v2 (k = 8) adds the mean of the last 5 cycles, the slope over the
+    last 10 and the curvature of the window (the quadratic term of a least-squares parabola).
+    Linear in the window, so one constant MatMul in the graph."""
     def mean(n):
         w = np.zeros(window)
         w[-n:] = 1.0 / n
@@ -254,10 +335,24 @@ def summary_filters(window: int) -> np.ndarray:
         w[-n:] = t / (t ** 2).sum()
         return w
 
+    def curvature(n):
+        # Centred t and t² - mean(t²) are orthogonal, so this is the parabola's t² coefficient.
+        t = np.arange(n, dtype=np.float64)
+        t -= t.mean()
+        q = t ** 2 - (t ** 2).mean()
+        w = np.zeros(window)
+        if (q ** 2).sum() > 0:
+            w[-n:] = q / (q ** 2).sum()
+        return w
+
     last = np.zeros(window)
     last[-1] = 1.0
-    return np.stack([mean(window), mean(min(10, window)), slope(window), slope(min(20, window)), last],
-                    axis=1).astype(np.float32)
+    cols = [mean(window), mean(min(10, window)), slope(window), slope(min(20, window)), last]
+    if SUMMARIES == "v2":
+        cols += [mean(min(5, window)), slope(min(10, window)), curvature(window)]
+    elif SUMMARIES != "v1":
+        raise ValueError(f"unknown summary set {SUMMARIES!r}")
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
 def window_summaries(inp):
@@ -420,26 +515,33 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     RUL <= CALIBRATION_MAX_RUL) are the conformal scores. The served model is the average of the
     fold models, one graph (its residuals are at most the members' on average, so the interval
     from single-model scores leans conservative; the test coverage measures it). When `oof_out` is
-    a dict it receives those out-of-fold predictions (engine, cut, true, pred: cv_study.py --save)."""
+    a dict it receives the out-of-fold predictions of every cut point (engine, cut, true, pred:
+    cv_study.py --save)."""
     import keras
 
     parts = fold_engines(len(train_z), seed, folds)
     kinds = parse_arch(arch)
-    members, scores, fold_runs = [], [], []
+    members, fold_runs = [], []
+    oof_all = {}  # every held-out cut point: engine, cut, true, pred (the fold model's, uncalibrated)
     by_kind = {kind: [] for kind in kinds}  # each kind's net of every fold (reported, not served alone)
     x_test = np.stack([last_window(z, len(z) - 1) for z in test_z])
     cpu0, wall0 = time.process_time(), time.time()
     for k, held in enumerate(parts):
         fit_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        x_fit, y_fit, _ = windows_of([train_z[i] for i in fit_idx], full_only=False)
+        x_fit, y_fit, t_fit = windows_of([train_z[i] for i in fit_idx], full_only=False)
         x_val, y_val, t_val = windows_of([train_z[i] for i in held], full_only=False)
         m = t_val <= CALIBRATION_MAX_RUL
+        w_fit = np.where(t_fit <= CALIBRATION_MAX_RUL, 1.0, FAR_WEIGHT).astype(np.float32)
+        w_val = np.where(m, 1.0, FAR_WEIGHT).astype(np.float32)
+        weighted = FAR_WEIGHT != 1.0
         nets, net_runs = [], []
         for j, kind in enumerate(kinds):
             # The first kind keeps the seeds of a single-architecture run (same nets, same numbers).
             net = build_model(kind, x_fit.shape[2], seed * 100 + k + 1000 * j)
-            hist = net.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=256,
-                           callbacks=early_stopping(patience), verbose=0, shuffle=True)
+            hist = net.fit(x_fit, y_fit, sample_weight=w_fit if weighted else None,
+                           validation_data=(x_val, y_val, w_val) if weighted else (x_val, y_val),
+                           epochs=epochs, batch_size=256, callbacks=early_stopping(patience), verbose=0,
+                           shuffle=True)
             val_loss = hist.history["val_loss"]
             net_runs.append({"arch": kind, "epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1,
                              "val_rmse_capped": round(float(np.sqrt(min(val_loss))), 4)})
@@ -453,14 +555,13 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
             fin = keras.Input((WINDOW, x_fit.shape[2]))
             model = keras.Model(fin, keras.layers.Average()([n(fin) for n in nets]))
             val_capped = round(rmse(model.predict(x_val, batch_size=1024, verbose=0).reshape(-1), y_val), 4)
-        p_val = postprocess(model.predict(x_val[m], batch_size=1024, verbose=0))
-        scores.append(np.abs(p_val - t_val[m]))
-        if oof_out is not None:
-            # windows_of yields every cut point of each held-out engine, in order
-            cuts = np.concatenate([np.arange(len(train_z[i])) for i in held])
-            units = np.concatenate([np.full(len(train_z[i]), i + 1) for i in held])
-            for key, v in (("engine", units[m]), ("cut", cuts[m]), ("true", t_val[m]), ("pred", p_val)):
-                oof_out.setdefault(key, []).append(v)
+        p_all = postprocess(model.predict(x_val, batch_size=1024, verbose=0))
+        p_val = p_all[m]
+        # windows_of yields every cut point of each held-out engine, in order
+        cuts = np.concatenate([np.arange(len(train_z[i])) for i in held])
+        units = np.concatenate([np.full(len(train_z[i]), i + 1) for i in held])
+        for key, v in (("engine", units), ("cut", cuts), ("true", t_val), ("pred", p_all)):
+            oof_all.setdefault(key, []).append(v)
         p_test = postprocess(model.predict(x_test, batch_size=1024, verbose=0))
         run = {"fold": k, "held_out": [int(i) + 1 for i in held],
                "epochs_run": net_runs[0]["epochs_run"] if len(nets) == 1 else [r["epochs_run"] for r in net_runs],
@@ -482,15 +583,27 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     for k, m_ in enumerate(members):
         m_.name = f"fold{k}"
         outs.append(m_(inp))
-    ensemble = keras.Model(inp, keras.layers.Average(name="rul")(outs) if len(outs) > 1 else outs[0])
-    all_scores = np.concatenate(scores)
+    avg = keras.layers.Average(name="average")(outs) if len(outs) > 1 else outs[0]
+    oof_all = {key: np.concatenate(v) for key, v in oof_all.items()}
+    near = oof_all["true"] <= CALIBRATION_MAX_RUL
+    oof_raw = rmse(oof_all["pred"][near], oof_all["true"][near])
+    calib = None
+    if CALIBRATION == "spline":
+        calib = calibration_fit(oof_all["pred"], oof_all["true"])
+        ensemble = keras.Model(inp, calibration_layers(calib)(avg))
+        p_oof = postprocess(calibration_apply(calib, oof_all["pred"]))
+    elif CALIBRATION == "none":
+        ensemble = keras.Model(inp, avg)
+        p_oof = oof_all["pred"]
+    else:
+        raise ValueError(f"unknown calibration {CALIBRATION!r}")
+    all_scores = np.abs(p_oof[near] - oof_all["true"][near])
     q90 = conformal_q(all_scores, NOMINAL_COVERAGE)
     pred = postprocess(ensemble.predict(x_test, batch_size=1024, verbose=0))
     covered = np.abs(pred - test_rul) <= q90
     oof = np.sqrt(np.mean(all_scores ** 2))
     if oof_out is not None:
-        for key in list(oof_out):
-            oof_out[key] = np.concatenate(oof_out[key])
+        oof_out.update(oof_all)
     kind_rmse = {}
     if len(kinds) > 1:
         for kind, nets in by_kind.items():
@@ -504,6 +617,13 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
         "best_epoch": [f["best_epoch"] for f in fold_runs],
         "val_rmse_capped": round(float(np.mean([f["val_rmse_capped"] for f in fold_runs])), 4),
         "oof_rmse_true_rul_le_150": round(float(oof), 4),
+        "calibration": CALIBRATION,
+        **({"oof_rmse_uncalibrated": round(oof_raw, 4),
+            "oof_rmse_calibrated_cv": round(calibration_cv_rmse(oof_all["engine"], oof_all["pred"], oof_all["true"], seed), 4),
+            "calibration_knots": [round(float(v), 4) for v in CALIBRATION_KNOTS],
+            "calibration_values": [round(float(v), 4) for v in calib],
+            "test_rmse_uncalibrated": round(rmse(postprocess(keras.Model(inp, avg).predict(x_test, batch_size=1024, verbose=0)), test_rul), 4)}
+           if calib is not None else {}),
         "calibration_points": int(len(all_scores)),
         "q90": round(q90, 4),
         "test_rmse": round(rmse(pred, test_rul), 4),
@@ -520,6 +640,18 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
         f"(members alone {res['test_rmse_members_mean']:.2f}), PHM08 {res['test_phm08']:.1f}, q90 {q90:.1f}, "
         f"coverage {res['test_coverage90']:.2f}, out-of-fold RMSE {oof:.2f}, cpu {cpu:.0f}s wall {wall:.0f}s")
     return res, ensemble, pred, x_test
+
+
+def calibration_meta(run: dict) -> dict:
+    """The sidecar's record of the map at the end of the graph (provenance: the graph applies it)."""
+    if run.get("calibration") != "spline":
+        return {"method": "none"}
+    return {"method": "monotone piecewise-linear map of the averaged output, in the graph; least squares of the "
+                      f"capped label on the out-of-fold predictions of every train cut point, ridge {CALIBRATION_RIDGE:g} "
+                      "towards the identity",
+            "knots": run["calibration_knots"], "values": run["calibration_values"],
+            "oof_rmse_uncalibrated": run["oof_rmse_uncalibrated"],
+            "oof_rmse_calibrated_cv": run["oof_rmse_calibrated_cv"]}
 
 
 def export_onnx(model, n_features: int, path: Path) -> None:
@@ -613,9 +745,11 @@ def train_seed(ds, args, seed, train_z, test_z, test_rul, log):
 
 def seed_job(job):
     """One seed in a worker process (`--jobs` > 1): its numbers, and its model saved to a file."""
-    global WINDOW
+    global WINDOW, SUMMARIES, CALIBRATION
     ds, args, seed, train_z, test_z, test_rul, window, tmp = job
     WINDOW = window
+    SUMMARIES = args.summaries
+    CALIBRATION = args.calibration
     setup_tf(args.threads)
     res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
     path = str(Path(tmp) / f"{ds}-seed{seed}.keras")
@@ -624,7 +758,7 @@ def seed_job(job):
 
 
 def main() -> int:
-    global WINDOW
+    global WINDOW, SUMMARIES, CALIBRATION
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
     ap.add_argument("--out", type=Path, default=Path("models"))
@@ -642,6 +776,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="TensorFlow intra-op threads (per job)")
     ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
     ap.add_argument("--window", type=int, default=WINDOW, help="cycles per input window")
+    ap.add_argument("--summaries", choices=["v1", "v2"], default=SUMMARIES,
+                    help="window summaries of the stats and hybrid networks (v1: the served models')")
+    ap.add_argument("--calibration", choices=["spline", "none"], default=CALIBRATION,
+                    help="cv protocol: end the served graph with a monotone piecewise-linear map fitted on the "
+                         "out-of-fold predictions (spline), or not (none)")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
@@ -660,6 +799,8 @@ def main() -> int:
     if len(kinds) > 1 and args.protocol != "cv":
         ap.error("--arch a+b needs --protocol cv")
     WINDOW = args.window
+    SUMMARIES = args.summaries
+    CALIBRATION = args.calibration
 
     import tensorflow as tf
     import keras
@@ -705,12 +846,14 @@ def main() -> int:
                ("test_rmse", "test_phm08", "test_coverage90", "q90", "val_rmse_capped", "cpu_seconds")}
         if args.protocol == "cv":
             agg |= {k: summary([r[k] for r in runs]) for k in ("test_rmse_members_mean", "oof_rmse_true_rul_le_150")}
+            agg |= {k: summary([r[k] for r in runs]) for k in
+                    ("oof_rmse_uncalibrated", "oof_rmse_calibrated_cv", "test_rmse_uncalibrated") if k in runs[0]}
         log(f"{ds} {args.arch}: RMSE {agg['test_rmse']['mean']:.2f} ± {agg['test_rmse']['std']:.2f}, "
             f"PHM08 {agg['test_phm08']['mean']:.0f} ± {agg['test_phm08']['std']:.0f}, "
             f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
         meta = {
             "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
-            "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
+            "summaries": SUMMARIES, "calibration": CALIBRATION, "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
             "published_rmse": PUBLISHED.get(ds, {}),
             "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__, "numpy": np.__version__},
@@ -756,7 +899,9 @@ def main() -> int:
             "input": {"name": "window", "shape": ["batch", WINDOW, len(norm["keep"])], "dtype": "float32",
                       "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"},
             "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
-                       "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"},
+                       "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"
+                       + ("; raw already passes through the calibration map (training.calibration), part of the graph"
+                          if r.get("calibration") == "spline" else "")},
             "window": WINDOW,
             "label_cap": LABEL_CAP,
             "setting_columns": SETTING_COLUMNS,
@@ -778,7 +923,8 @@ def main() -> int:
                          "calibration_points": r["calibration_points"]},
             "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)",
                          "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
-                         "protocol": args.protocol, "exported_seed": best, "seeds": list(range(args.seeds)),
+                         "protocol": args.protocol, "summaries": SUMMARIES, "calibration": calibration_meta(r), "exported_seed": best,
+                         "seeds": list(range(args.seeds)),
                          "split_of_exported_seed": r["split"]},
             "scores": {"exported_seed": {k: r[k] for k in ("val_rmse_capped", "test_rmse", "test_phm08", "test_coverage90")},
                        "over_seeds": agg, "test": f"test_{ds}.txt / RUL_{ds}.txt, last window per engine, unclipped truth",
