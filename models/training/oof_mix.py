@@ -33,13 +33,19 @@ def load_runs(paths: list[str]) -> list[dict] | None:
     return runs
 
 
-def main(paths: list[str]) -> int:
+def runs_of_args(paths: list[str], usage: str) -> list[dict] | int:
+    """The files named on the command line, or the exit code after the usage (none) or an error."""
     if not paths:
-        print(__doc__, file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     runs = load_runs(paths)
-    if runs is None:
-        return 1
+    return 1 if runs is None else runs
+
+
+def main(paths: list[str]) -> int:
+    runs = runs_of_args(paths, __doc__)
+    if isinstance(runs, int):
+        return runs
     for p, r in zip(paths[1:], runs[1:]):
         if not (np.array_equal(r["engine"], runs[0]["engine"]) and np.array_equal(r["cut"], runs[0]["cut"])):
             print(f"{p}: other cut points than {paths[0]} (another dataset or seed?)", file=sys.stderr)

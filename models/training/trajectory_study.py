@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oof_mix import MAX_RUL, load_runs, rmse  # noqa: E402
+from oof_mix import MAX_RUL, rmse, runs_of_args  # noqa: E402
 
 CAP = 125.0
 
@@ -60,12 +60,9 @@ def estimates(engine, cut, pred, n: int, method: str, half: float | None):
 
 
 def main(paths: list[str]) -> int:
-    if not paths:
-        print(__doc__, file=sys.stderr)
-        return 2
-    runs = load_runs(paths)
-    if runs is None:
-        return 1
+    runs = runs_of_args(paths, __doc__)
+    if isinstance(runs, int):
+        return runs
     for p, r in zip(paths, runs):
         if r["true"].max() <= MAX_RUL:
             print(f"{p}: holds only cut points with true RUL <= {MAX_RUL:g} (an older cv_study.py); "
