@@ -7,12 +7,14 @@ The files must come from the same dataset and seed (the same folds, so the same 
 validation figures only (train engines scored by fold models that did not learn from them).
 """
 import sys
+from pathlib import Path
 
 import numpy as np
 
-# The out-of-fold RMSE is over the cut points whose true RUL is <= 150 (train_rul.CALIBRATION_MAX_RUL);
-# the files hold every cut point.
-MAX_RUL = 150.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The out-of-fold RMSE is over the cut points whose true RUL is <= CALIBRATION_MAX_RUL (150); the
+# files hold every cut point. (train_rul imports TensorFlow only where it trains.)
+from train_rul import CALIBRATION_MAX_RUL as MAX_RUL  # noqa: E402
 
 
 def rmse(pred, true) -> float:

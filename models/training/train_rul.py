@@ -543,8 +543,11 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
                            epochs=epochs, batch_size=256, callbacks=early_stopping(patience), verbose=0,
                            shuffle=True)
             val_loss = hist.history["val_loss"]
+            # With --far-weight the loss is weighted: the capped RMSE is then measured, not read off it.
+            best_val = (rmse(net.predict(x_val, batch_size=1024, verbose=0).reshape(-1), y_val) if weighted
+                        else float(np.sqrt(min(val_loss))))
             net_runs.append({"arch": kind, "epochs_run": len(val_loss), "best_epoch": int(np.argmin(val_loss)) + 1,
-                             "val_rmse_capped": round(float(np.sqrt(min(val_loss))), 4)})
+                             "val_rmse_capped": round(best_val, 4)})
             nets.append(net)
             by_kind[kind].append(net)
         if len(nets) == 1:
@@ -590,8 +593,16 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     calib = None
     if CALIBRATION == "spline":
         calib = calibration_fit(oof_all["pred"], oof_all["true"])
-        ensemble = keras.Model(inp, calibration_layers(calib)(avg))
+        layers = calibration_layers(calib)
+        ensemble = keras.Model(inp, layers(avg))
         p_oof = postprocess(calibration_apply(calib, oof_all["pred"]))
+        # The interval is computed with calibration_apply, the graph serves the layers: they must agree.
+        probe = np.linspace(-10.0, LABEL_CAP + 40.0, 401)
+        pin = keras.Input((1,))
+        gap = np.abs(keras.Model(pin, layers(pin)).predict(probe.reshape(-1, 1).astype(np.float32), verbose=0)
+                     .reshape(-1) - calibration_apply(calib, probe)).max()
+        if gap > 1e-3:
+            raise RuntimeError(f"the calibration layers differ from the fitted map by {gap:.2e} cycles")
     elif CALIBRATION == "none":
         ensemble = keras.Model(inp, avg)
         p_oof = oof_all["pred"]

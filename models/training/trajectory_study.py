@@ -25,9 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oof_mix import MAX_RUL, rmse, runs_of_args  # noqa: E402
-
-CAP = 125.0
-
+from train_rul import LABEL_CAP as CAP  # noqa: E402
 
 GRID = np.arange(0.0, CAP + 1e-9, 0.2)  # candidate r of `knee` (0.2 cycles: far below the errors)
 
