@@ -44,6 +44,8 @@ ap.add_argument("--far-weight", type=float, default=1.0,
                 help="weight of the cut points with true RUL > 150 in the training and early-stopping losses")
 ap.add_argument("--summaries", choices=["v1", "v2"], default="v1",
                 help="window summaries of the stats and hybrid networks (as train_rul.py --summaries)")
+ap.add_argument("--baseline", type=int, default=0,
+                help="append each row's difference from the mean of the engine's first N cycles (0 = off)")
 ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
                 "to study averages of variants")
 a = ap.parse_args()
@@ -62,7 +64,7 @@ for name, value in [("--noise", a.noise), ("--l2", a.l2)]:
 if not 0.0 <= a.far_weight < float("inf"):
     ap.error(f"--far-weight must be a finite number >= 0; got {a.far_weight:g}")
 for name, value, least in [("--folds", a.folds, 2), ("--patience", a.patience, 1), ("--epochs", a.epochs, 1),
-                           ("--threads", a.threads, 1)]:
+                           ("--threads", a.threads, 1), ("--baseline", a.baseline, 0)]:
     if value < least:
         ap.error(f"{name} must be at least {least}; got {value}")
 if a.noise > 0 and kinds != ["lstm"]:
@@ -70,6 +72,7 @@ if a.noise > 0 and kinds != ["lstm"]:
 if a.l2 > 0 and not set(kinds) & {"lstm", "hybrid"}:
     ap.error("--l2 applies to the LSTM kernels: --arch lstm or hybrid")
 T.SUMMARIES = a.summaries
+T.BASELINE = a.baseline
 T.FAR_WEIGHT = a.far_weight
 T.CALIBRATION = a.calibration
 T.setup_tf(a.threads)
@@ -87,7 +90,7 @@ res, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, 
                      lambda msg: None, oof_out=oof)
 if a.save:
     np.savez(a.save, **oof)
-print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g}: "
+print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g} baseline {a.baseline}: "
       + (f"out-of-fold RMSE (true RUL <= 150) uncalibrated {res['oof_rmse_uncalibrated']:.2f}, calibrated "
          f"{res['oof_rmse_calibrated_cv']:.2f} (map cross-fitted by engine; {res['oof_rmse_true_rul_le_150']:.2f} "
          "with the served map, fitted on all), "

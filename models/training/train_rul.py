@@ -63,6 +63,9 @@ LABEL_CAP = 125.0
 # The fixed window summaries of the `stats` and `hybrid` networks (summary_filters): "v1" is the
 # served models' set, "v2" a richer one under study (models/README.md).
 SUMMARIES = "v1"
+# Cycles of the engine's early-life baseline appended to each window row (last_window); 0 = none
+# (the served models). A study knob (cv_study.py --baseline).
+BASELINE = 0
 MAX_REGIMES = 8
 REGIME_RADIUS = 1.0
 MIN_DISTINCT = 5
@@ -183,12 +186,19 @@ def normalise(rows: np.ndarray, norm: dict) -> np.ndarray:
 
 
 def last_window(z: np.ndarray, end: int) -> np.ndarray:
-    """Window of WINDOW rows ending at row `end` (inclusive), front-padded with the first row."""
+    """Window of WINDOW rows ending at row `end` (inclusive), front-padded with the first row.
+    With BASELINE > 0 (a study knob), each row also carries its difference from the engine's own
+    early-life baseline: the mean of its first min(BASELINE, end + 1) rows (nothing after `end`)."""
     start = end - WINDOW + 1
     if start >= 0:
-        return z[start : end + 1]
-    pad = np.repeat(z[:1], -start, axis=0)
-    return np.concatenate([pad, z[: end + 1]], axis=0)
+        w = z[start : end + 1]
+    else:
+        pad = np.repeat(z[:1], -start, axis=0)
+        w = np.concatenate([pad, z[: end + 1]], axis=0)
+    if BASELINE > 0:
+        base = z[: min(BASELINE, end + 1)].mean(0, keepdims=True)
+        w = np.concatenate([w, w - base], axis=1)
+    return w
 
 
 def windows_of(engine_z: list[np.ndarray], full_only: bool = True):
@@ -756,10 +766,11 @@ def train_seed(ds, args, seed, train_z, test_z, test_rul, log):
 
 def seed_job(job):
     """One seed in a worker process (`--jobs` > 1): its numbers, and its model saved to a file."""
-    global WINDOW, SUMMARIES, CALIBRATION
+    global WINDOW, SUMMARIES, CALIBRATION, BASELINE
     ds, args, seed, train_z, test_z, test_rul, window, tmp = job
     WINDOW = window
     SUMMARIES = args.summaries
+    BASELINE = args.baseline
     CALIBRATION = args.calibration
     setup_tf(args.threads)
     res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
@@ -769,7 +780,7 @@ def seed_job(job):
 
 
 def main() -> int:
-    global WINDOW, SUMMARIES, CALIBRATION
+    global WINDOW, SUMMARIES, CALIBRATION, BASELINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/cmapss"))
     ap.add_argument("--out", type=Path, default=Path("models"))
@@ -792,11 +803,16 @@ def main() -> int:
     ap.add_argument("--calibration", choices=["spline", "none"], default=CALIBRATION,
                     help="cv protocol: end the served graph with a monotone piecewise-linear map fitted on the "
                          "out-of-fold predictions (spline), or not (none)")
+    ap.add_argument("--baseline", type=int, default=BASELINE,
+                    help="each window row also carries its difference from the mean of the engine's first N "
+                         "cycles (its early-life baseline; 0 = off)")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
     if args.window < 1:
         ap.error("--window must be at least 1")
+    if args.baseline < 0:
+        ap.error("--baseline must be 0 (off) or a number of cycles")
     if args.jobs < 1 or args.threads < 1:
         ap.error("--jobs and --threads must be at least 1")
     if args.folds < 2:
@@ -812,6 +828,7 @@ def main() -> int:
     WINDOW = args.window
     SUMMARIES = args.summaries
     CALIBRATION = args.calibration
+    BASELINE = args.baseline
 
     import tensorflow as tf
     import keras
@@ -864,7 +881,7 @@ def main() -> int:
             f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
         meta = {
             "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
-            "summaries": SUMMARIES, "calibration": CALIBRATION, "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
+            "summaries": SUMMARIES, "calibration": CALIBRATION, "baseline": BASELINE, "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
             "published_rmse": PUBLISHED.get(ds, {}),
             "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__, "numpy": np.__version__},
@@ -883,7 +900,8 @@ def main() -> int:
         if isinstance(model, str):
             model = keras.models.load_model(model)
         onnx_path = args.out / f"rul-cmapss-{ds.lower()}.onnx"
-        export_onnx(model, len(norm["keep"]), onnx_path)
+        n_inputs = len(norm["keep"]) * (2 if BASELINE > 0 else 1)
+        export_onnx(model, n_inputs, onnx_path)
 
         # Reference batch: the last windows of 8 test engines (raw rows, the normalised tensor, and
         # Keras' and onnxruntime's raw outputs) for the Rust equivalence tests.
@@ -891,7 +909,9 @@ def main() -> int:
         ref_raw, ref_x = [], []
         for u in ref_units:
             e = test_eng[u - 1]
-            ref_raw.append(e[-WINDOW:, 2:].tolist())  # <= WINDOW rows: settings + sensors
+            # settings + sensors: the last <= WINDOW rows, or the whole history when the input
+            # carries the early-life baseline (its first rows count too)
+            ref_raw.append((e[:, 2:] if BASELINE > 0 else e[-WINDOW:, 2:]).tolist())
             ref_x.append(last_window(test_z[u - 1], len(e) - 1))
         ref_x = np.stack(ref_x).astype(np.float32)
         keras_out = model.predict(ref_x, verbose=0).reshape(-1)
@@ -907,13 +927,16 @@ def main() -> int:
             "onnx": onnx_path.name,
             "onnx_sha256": sha256(onnx_path),
             "arch": f"{args.arch}-ensemble{args.folds}" if args.protocol == "cv" else args.arch,
-            "input": {"name": "window", "shape": ["batch", WINDOW, len(norm["keep"])], "dtype": "float32",
-                      "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"},
+            "input": {"name": "window", "shape": ["batch", WINDOW, n_inputs], "dtype": "float32",
+                      "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"
+                      + ("; per row the normalised sensors, then their differences from the baseline (the mean of the "
+                         "normalised first min(baseline, cycles so far) cycles of the engine's life)" if BASELINE > 0 else "")},
             "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
                        "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"
                        + ("; raw already passes through the calibration map (training.calibration), part of the graph"
                           if r.get("calibration") == "spline" else "")},
             "window": WINDOW,
+            **({"baseline": BASELINE} if BASELINE > 0 else {}),
             "label_cap": LABEL_CAP,
             "setting_columns": SETTING_COLUMNS,
             "sensor_columns": [SENSOR_COLUMNS[j] for j in norm["keep"]],

@@ -27,6 +27,12 @@ pub struct Sidecar {
     pub arch: String,
     /// Cycles per input window.
     pub window: usize,
+    /// Cycles of the early-life baseline (0: none). When set, every input row carries the
+    /// normalised sensors and then their differences from the baseline: the mean of the
+    /// normalised first `min(baseline, cycles so far)` cycles of the history (the asset's life
+    /// since its last failure or replacement), so a prediction reads those first cycles too.
+    #[serde(default)]
+    pub baseline: usize,
     /// Training label cap (cycles).
     pub label_cap: f64,
     /// Names of the sensors fed to the model, in input order (`s2`, ...).
@@ -102,9 +108,15 @@ impl Sidecar {
         Ok(sidecar)
     }
 
-    /// Number of input features (sensors) per cycle.
+    /// Number of sensors fed to the model per cycle.
     pub fn n_features(&self) -> usize {
         self.sensor_indices.len()
+    }
+
+    /// Number of input values per cycle: the sensors, and their baseline differences when the
+    /// contract has a baseline.
+    pub fn n_inputs(&self) -> usize {
+        self.n_features() * if self.baseline > 0 { 2 } else { 1 }
     }
 
     /// Checks the internal consistency of the contract.
@@ -166,6 +178,7 @@ impl Sidecar {
     pub fn normaliser(&self) -> Normaliser {
         Normaliser {
             window: self.window,
+            baseline: self.baseline,
             sensor_indices: self.sensor_indices.clone(),
             centroids: self.regimes.centroids.clone(),
             mean: self.regimes.mean.clone(),
@@ -179,6 +192,7 @@ impl Sidecar {
 #[derive(Clone, Debug)]
 pub struct Normaliser {
     window: usize,
+    baseline: usize,
     sensor_indices: Vec<usize>,
     centroids: Vec<Vec<f64>>,
     mean: Vec<Vec<f64>>,
@@ -191,9 +205,19 @@ impl Normaliser {
         self.window
     }
 
-    /// Features per cycle.
+    /// Sensors per cycle.
     pub fn n_features(&self) -> usize {
         self.sensor_indices.len()
+    }
+
+    /// Cycles of the early-life baseline (0: none).
+    pub fn baseline(&self) -> usize {
+        self.baseline
+    }
+
+    /// Input values per cycle (see [`Sidecar::n_inputs`]).
+    pub fn n_inputs(&self) -> usize {
+        self.n_features() * if self.baseline > 0 { 2 } else { 1 }
     }
 
     /// The nearest regime centroid (squared Euclidean distance on the raw settings; the first on
@@ -213,24 +237,33 @@ impl Normaliser {
         best.0
     }
 
-    /// The normalised features of one cycle, appended to `out`.
-    fn push_cycle(&self, cycle: &Cycle, out: &mut Vec<f32>) {
+    /// The normalised sensors of one cycle, appended to `out`.
+    fn push_normalised(&self, cycle: &Cycle, out: &mut Vec<f32>) {
         let r = self.regime(&cycle.settings);
         for (j, &i) in self.sensor_indices.iter().enumerate() {
             out.push(((cycle.sensors[i] - self.mean[r][j]) / self.std[r][j]) as f32);
         }
     }
 
-    /// The model input for the LAST window of `cycles` (oldest first), `window × features`
-    /// row-major; fewer cycles than the window are front-padded by repeating the first cycle.
-    pub fn last_window(&self, cycles: &[Cycle]) -> Result<Vec<f32>> {
-        let first = cycles.first().ok_or(RulError::NoCycles)?;
-        let start = cycles.len().saturating_sub(self.window);
-        let tail = &cycles[start..];
-        for (k, c) in tail.iter().enumerate() {
+    /// The input row of one cycle, appended to `out`: its normalised sensors, then (with a
+    /// baseline) their differences from `base`.
+    fn push_cycle(&self, cycle: &Cycle, base: &[f32], out: &mut Vec<f32>) {
+        let at = out.len();
+        self.push_normalised(cycle, out);
+        if self.baseline > 0 {
+            for j in 0..self.n_features() {
+                out.push(out[at + j] - base[j]);
+            }
+        }
+    }
+
+    /// Fails on the first non-finite setting or used sensor of `cycles` (`offset`: the index of
+    /// `cycles[0]` in the caller's slice).
+    fn check_finite(&self, cycles: &[Cycle], offset: usize) -> Result<()> {
+        for (k, c) in cycles.iter().enumerate() {
             if c.settings.iter().any(|v| !v.is_finite()) {
                 return Err(RulError::NonFinite {
-                    cycle: start + k,
+                    cycle: offset + k,
                     what: "setting",
                 });
             }
@@ -240,17 +273,53 @@ impl Normaliser {
                 .any(|&i| !c.sensors[i].is_finite())
             {
                 return Err(RulError::NonFinite {
-                    cycle: start + k,
+                    cycle: offset + k,
                     what: "sensor",
                 });
             }
         }
-        let mut out = Vec::with_capacity(self.window * self.n_features());
+        Ok(())
+    }
+
+    /// The early-life baseline of `cycles`: the mean of the normalised first
+    /// `min(baseline, len)` cycles, summed in order and divided in f32 (numpy's `mean(0)` of
+    /// the pipeline's float32 rows, bit for bit).
+    fn base(&self, cycles: &[Cycle]) -> Vec<f32> {
+        let f = self.n_features();
+        if self.baseline == 0 {
+            return Vec::new();
+        }
+        let early = &cycles[..cycles.len().min(self.baseline)];
+        let mut sum = vec![0.0f32; f];
+        let mut row = Vec::with_capacity(f);
+        for c in early {
+            row.clear();
+            self.push_normalised(c, &mut row);
+            for (s, v) in sum.iter_mut().zip(&row) {
+                *s += *v;
+            }
+        }
+        let n = early.len().max(1) as f32;
+        sum.iter().map(|s| s / n).collect()
+    }
+
+    /// The model input for the LAST window of `cycles` (oldest first, the history of the
+    /// asset's current life), `window × inputs` row-major; fewer cycles than the window are
+    /// front-padded by repeating the first cycle. Only the last `window` cycles are read, and
+    /// the first `baseline` when the contract has a baseline.
+    pub fn last_window(&self, cycles: &[Cycle]) -> Result<Vec<f32>> {
+        let first = cycles.first().ok_or(RulError::NoCycles)?;
+        let start = cycles.len().saturating_sub(self.window);
+        let tail = &cycles[start..];
+        self.check_finite(&cycles[..cycles.len().min(self.baseline)], 0)?;
+        self.check_finite(tail, start)?;
+        let base = self.base(cycles);
+        let mut out = Vec::with_capacity(self.window * self.n_inputs());
         for _ in tail.len()..self.window {
-            self.push_cycle(first, &mut out);
+            self.push_cycle(first, &base, &mut out);
         }
         for c in tail {
-            self.push_cycle(c, &mut out);
+            self.push_cycle(c, &base, &mut out);
         }
         Ok(out)
     }
@@ -300,6 +369,42 @@ mod tests {
         let x = n.last_window(&cycles).expect("window");
         // window 3: the first cycle is repeated once at the front.
         assert_eq!(x, vec![2.0, 4.0, 2.0, 4.0, 1.0, -1.0]);
+    }
+
+    #[test]
+    fn a_baseline_appends_each_sensors_difference_from_the_first_cycles() {
+        let mut s = sidecar(
+            serde_json::json!([[0.0, 0.0, 100.0]]),
+            serde_json::json!([[10.0, 20.0]]),
+            serde_json::json!([[2.0, 4.0]]),
+        );
+        s.baseline = 2;
+        s.validate().expect("valid");
+        assert_eq!(s.n_inputs(), 4);
+        let n = s.normaliser();
+        let at = |s2, s4| cycle([0.0, 0.0, 100.0], s2, s4);
+        // z: s2 1, 2, 3, 4; s4 1, 2, 0, -1. Baseline: the mean of the first two (1.5, 1.5).
+        let cycles = [
+            at(12.0, 24.0),
+            at(14.0, 28.0),
+            at(16.0, 20.0),
+            at(18.0, 16.0),
+        ];
+        let x = n.last_window(&cycles).expect("window");
+        assert_eq!(
+            x,
+            vec![
+                2.0, 2.0, 0.5, 0.5, 3.0, 0.0, 1.5, -1.5, 4.0, -1.0, 2.5, -2.5
+            ]
+        );
+        // One cycle: it is its own baseline, and pads the window.
+        let x = n.last_window(&cycles[..1]).expect("window");
+        assert_eq!(x, [1.0, 1.0, 0.0, 0.0].repeat(3));
+        // A non-finite value among the baseline's cycles is refused, though outside the window.
+        let mut bad = cycles.to_vec();
+        bad.extend([at(18.0, 16.0), at(18.0, 16.0)]);
+        bad[0].sensors[1] = f64::NAN;
+        assert!(n.last_window(&bad).is_err());
     }
 
     #[test]

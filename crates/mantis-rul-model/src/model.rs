@@ -41,7 +41,7 @@ impl std::fmt::Debug for RulModel {
             .field("name", &self.sidecar.name)
             .field("arch", &self.sidecar.arch)
             .field("window", &self.sidecar.window)
-            .field("features", &self.sidecar.n_features())
+            .field("features", &self.sidecar.n_inputs())
             .finish_non_exhaustive()
     }
 }
@@ -91,7 +91,7 @@ impl RulModel {
         // tract's LSTM needs a concrete batch size (its zero initial state is a constant), so
         // there are two plans: single predictions, and batches in chunks of `CHUNK`.
         let plan_for = |batch: usize| -> Result<Plan> {
-            let fact = f32::fact([batch, sidecar.window, sidecar.n_features()]);
+            let fact = f32::fact([batch, sidecar.window, sidecar.n_inputs()]);
             model
                 .clone()
                 .with_input_fact(0, fact.into())
@@ -107,7 +107,7 @@ impl RulModel {
             model = %sidecar.name,
             arch = %sidecar.arch,
             window = sidecar.window,
-            features = sidecar.n_features(),
+            features = sidecar.n_inputs(),
             regimes = sidecar.regimes.centroids.len(),
             q90 = sidecar.interval.q90,
             "RUL model loaded"
@@ -133,7 +133,7 @@ impl RulModel {
 
     /// Runs the network on a normalised batch (`batch × window × features`, row-major): raw outputs.
     pub fn run_normalised(&self, batch: usize, input: Vec<f32>) -> Result<Vec<f32>> {
-        let (w, f) = (self.sidecar.window, self.sidecar.n_features());
+        let (w, f) = (self.sidecar.window, self.sidecar.n_inputs());
         if batch == 0 {
             return Ok(Vec::new());
         }
@@ -215,7 +215,7 @@ impl RulModel {
 
     /// Predicts one RUL per engine history, in one batch.
     pub fn predict_batch(&self, histories: &[&[Cycle]]) -> Result<Vec<RulPrediction>> {
-        let per = self.sidecar.window * self.sidecar.n_features();
+        let per = self.sidecar.window * self.sidecar.n_inputs();
         let mut x = Vec::with_capacity(histories.len() * per);
         for h in histories {
             x.extend(self.normaliser.last_window(h)?);

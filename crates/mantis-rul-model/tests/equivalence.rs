@@ -107,7 +107,7 @@ fn short_histories_are_front_padded() {
     let reference = model.sidecar().reference.clone().expect("reference batch");
     let cycles = cycles_of(&reference.raw_rows[0]);
     let w = model.normaliser().window();
-    let f = model.normaliser().n_features();
+    let f = model.normaliser().n_inputs();
     let short = &cycles[cycles.len() - 5..];
     let x = model.normaliser().last_window(short).expect("normalise");
     assert_eq!(x.len(), w * f);

@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             anomalies_are_stored_once_and_listed_newest_first,
             anomaly_scores_are_upserted_per_window_and_keep_their_anomaly,
             recent_feature_history_is_the_newest_of_a_period_oldest_first,
+            first_feature_history_is_the_oldest_of_a_period_oldest_first,
             rul_predictions_are_stored_once_and_listed_newest_first,
             alerts_are_stored_once_and_listed_newest_first,
             maintenance_events_are_stored_once_and_listed_newest_first,
@@ -653,11 +654,10 @@ pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: St
     );
 }
 
-/// A sensor's feature history: the newest `limit` windows starting within `[from, to)`, oldest
-/// first, and only that sensor's.
-pub async fn recent_feature_history_is_the_newest_of_a_period_oldest_first<S: Store + ?Sized>(
-    store: &S,
-) {
+/// A vibration sensor of a motor with windows starting at 0, 30, 60 and 90 s (rms 1, 3, 2, 0:
+/// inserted out of order), and a temperature sensor of the same motor with one window at
+/// `other_ms` (which the vibration sensor's history must not show).
+async fn sensor_with_four_windows<S: Store + ?Sized>(store: &S, other_ms: i64) -> Sensor {
     let motor = registered_asset(store, "MTR-001").await;
     let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
     let tmp = registered_sensor(store, &motor, "MTR-001-TMP").await;
@@ -668,32 +668,70 @@ pub async fn recent_feature_history_is_the_newest_of_a_period_oldest_first<S: St
             .expect("insert");
     }
     store
-        .insert_features(&features(&tmp, 30_000, 9.0))
+        .insert_features(&features(&tmp, other_ms, 9.0))
         .await
         .expect("other sensor");
+    vib
+}
+
+/// The window starts of `v`, in milliseconds from the fixtures' instant.
+fn window_starts(v: &[FeatureVector]) -> Vec<i64> {
+    v.iter()
+        .map(|f| (f.window_start - at(0)).num_milliseconds())
+        .collect()
+}
+
+/// A sensor's feature history: the newest `limit` windows starting within `[from, to)`, oldest
+/// first, and only that sensor's.
+pub async fn recent_feature_history_is_the_newest_of_a_period_oldest_first<S: Store + ?Sized>(
+    store: &S,
+) {
+    let vib = sensor_with_four_windows(store, 30_000).await;
     let recent = |from: i64, to: i64, limit: u32| async move {
         store
             .recent_features(vib.id, at(from), at(to), limit)
             .await
             .expect("recent features")
     };
-    let starts = |v: &[FeatureVector]| {
-        v.iter()
-            .map(|f| (f.window_start - at(0)).num_milliseconds())
-            .collect::<Vec<_>>()
-    };
     let all = recent(0, 120_000, 100).await;
-    assert_eq!(starts(&all), vec![0, 30_000, 60_000, 90_000]);
+    assert_eq!(window_starts(&all), vec![0, 30_000, 60_000, 90_000]);
     assert_eq!(all[1], features(&vib, 30_000, 3.0));
     assert_eq!(
-        starts(&recent(30_000, 90_000, 100).await),
+        window_starts(&recent(30_000, 90_000, 100).await),
         vec![30_000, 60_000]
     );
-    assert_eq!(starts(&recent(0, 120_000, 2).await), vec![60_000, 90_000]);
     assert_eq!(
-        starts(&recent(0, 90_000, 10).await),
+        window_starts(&recent(0, 120_000, 2).await),
+        vec![60_000, 90_000]
+    );
+    assert_eq!(
+        window_starts(&recent(0, 90_000, 10).await),
         vec![0, 30_000, 60_000]
     );
+}
+
+/// A sensor's first windows: the oldest `limit` starting within `[from, to)`, oldest first,
+/// and only that sensor's.
+pub async fn first_feature_history_is_the_oldest_of_a_period_oldest_first<S: Store + ?Sized>(
+    store: &S,
+) {
+    let vib = sensor_with_four_windows(store, 0).await;
+    let first = |from: i64, to: i64, limit: u32| async move {
+        store
+            .first_features(vib.id, at(from), at(to), limit)
+            .await
+            .expect("first features")
+    };
+    let all = first(0, 120_000, 100).await;
+    assert_eq!(window_starts(&all), vec![0, 30_000, 60_000, 90_000]);
+    assert_eq!(all[0], features(&vib, 0, 1.0));
+    assert_eq!(window_starts(&first(0, 120_000, 2).await), vec![0, 30_000]);
+    assert_eq!(
+        window_starts(&first(30_000, 120_000, 2).await),
+        vec![30_000, 60_000]
+    );
+    assert_eq!(window_starts(&first(0, 30_000, 10).await), vec![0]);
+    assert!(first(120_000, 180_000, 10).await.is_empty());
 }
 
 /// A RUL prediction is stored once per asset and prediction time; listed newest first.

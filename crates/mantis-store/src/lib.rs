@@ -317,6 +317,15 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<FeatureVector>>;
+    /// The oldest `limit` feature vectors of a sensor whose window starts within `[from, to)`,
+    /// oldest first (the first windows of a life: an early-life baseline).
+    async fn first_features(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeatureVector>>;
     /// Anomalies, of one asset when given, newest first.
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>>;
     /// Anomalies of one tenant's assets, newest first.

@@ -548,6 +548,24 @@ where
         Ok(vectors)
     }
 
+    async fn first_features(
+        &self,
+        sensor: SensorId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<FeatureVector>> {
+        let rows = sqlx::query_as::<_, FeatureRow>(queries::FIRST_FEATURES)
+            .bind(DbId::from(sensor))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     async fn list_anomalies(&self, asset: Option<AssetId>, limit: u32) -> Result<Vec<Anomaly>> {
         let rows = sqlx::query_as::<_, AnomalyRow>(queries::LIST_ANOMALIES)
             .bind(asset.map(DbId::from))

@@ -32,7 +32,7 @@ use mantis_runtime::{
 use mantis_store::Store;
 use mantis_telemetry::Health;
 use models::{ModelError, Models, TrainRequest};
-use rows::{AssetLayout, Rows};
+use rows::{AssetLayout, Rows, with_early};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -111,6 +111,9 @@ struct AssetState {
     life_start: DateTime<Utc>,
     model_version: u64,
     rows: Rows,
+    /// The life's first rows, up to the served model's early-life baseline (empty when it
+    /// has none).
+    early: Rows,
 }
 
 struct RulHandler {
@@ -183,6 +186,7 @@ impl Handler for RulHandler {
             return Ok(ctx.done());
         };
         let window = served.predictor.window().max(1);
+        let baseline = served.predictor.baseline();
         let known_life = self
             .lives
             .read()
@@ -212,6 +216,11 @@ impl Handler for RulHandler {
                 )
                 .await
                 .map_err(model_error)?;
+            let early = self
+                .models
+                .first_rows(&layout, life_start, fv.window_start, baseline)
+                .await
+                .map_err(model_error)?;
             self.states.insert(
                 fv.asset_id,
                 AssetState {
@@ -219,6 +228,7 @@ impl Handler for RulHandler {
                     life_start,
                     model_version: served.version,
                     rows,
+                    early,
                 },
             );
         }
@@ -230,6 +240,17 @@ impl Handler for RulHandler {
             return Ok(ctx.done());
         }
         state.rows.merge(&state.layout, fv);
+        if baseline > 0
+            && (state.early.len() < baseline
+                || state
+                    .early
+                    .last_start()
+                    .is_some_and(|s| fv.window_start <= s))
+        {
+            // One of the life's first windows: part of the early-life baseline.
+            state.early.merge(&state.layout, fv);
+            state.early.keep_first(baseline);
+        }
         let Some(row) = state.rows.get(fv.window_start) else {
             return Ok(ctx.done());
         };
@@ -242,7 +263,7 @@ impl Handler for RulHandler {
             &state.layout.asset_type,
             (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
         );
-        let tail = state.rows.last_until(fv.window_start, window);
+        let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
         let prediction = match served.predictor.predict(&tail) {
             Ok(p) => p,
             Err(e) => {

@@ -11,7 +11,7 @@
 //! replica's API, or by `mantis train rul`, is served by all of them within one check
 //! interval; the replica that promotes swaps at once.
 
-use crate::rows::{AssetLayout, Row, Rows, columns_of, window_secs};
+use crate::rows::{AssetLayout, Row, Rows, columns_of, window_secs, with_early};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use mantis_domain::{AssetId, MaintenanceEvent};
@@ -115,6 +115,15 @@ impl Predictor {
         }
     }
 
+    /// Cycles of the early-life baseline the model reads besides the window: the first rows
+    /// of the asset's current life (0: none).
+    pub fn baseline(&self) -> usize {
+        match self {
+            Self::Tree(_) => 0,
+            Self::Onnx { model, .. } => model.sidecar().baseline,
+        }
+    }
+
     /// Value columns, in the order of [`CycleRow::values`].
     pub fn columns(&self) -> &[String] {
         match self {
@@ -139,7 +148,8 @@ impl Predictor {
         }
     }
 
-    /// Predicts from `rows` (oldest first; the model reads the last [`window`](Self::window)).
+    /// Predicts from `rows` (oldest first; the model reads the last [`window`](Self::window),
+    /// and the first [`baseline`](Self::baseline): the life's first rows come first).
     pub fn predict(&self, rows: &[&Row]) -> Result<RulPrediction, ModelError> {
         let cycles: Vec<CycleRow> = rows
             .iter()
@@ -420,6 +430,33 @@ impl Models {
                 rows.merge(layout, &fv);
             }
         }
+        Ok(rows)
+    }
+
+    /// The first windows of `layout`'s asset starting within `[from, to)`: its oldest `limit`
+    /// rows (the early-life baseline of a life that began at `from`).
+    pub async fn first_rows(
+        &self,
+        layout: &AssetLayout,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Rows, ModelError> {
+        let mut rows = Rows::new();
+        if limit == 0 {
+            return Ok(rows);
+        }
+        let per_sensor = u32::try_from(limit).unwrap_or(u32::MAX);
+        for sensor in layout.prefixes.keys() {
+            for fv in self
+                .store
+                .first_features(*sensor, from, to, per_sensor)
+                .await?
+            {
+                rows.merge(layout, &fv);
+            }
+        }
+        rows.keep_first(limit);
         Ok(rows)
     }
 
@@ -704,22 +741,26 @@ impl Models {
         let layout = AssetLayout::new(&found, &sensors);
         let from = self.life_start(asset).await?;
         let window = served.predictor.window();
+        let until = Utc::now() + chrono::Duration::days(1);
         let rows = self
             .rows(
                 &layout,
                 from,
-                Utc::now() + chrono::Duration::days(1),
+                until,
                 u32::try_from(window + 1).unwrap_or(u32::MAX),
             )
             .await?;
+        let early = self
+            .first_rows(&layout, from, until, served.predictor.baseline())
+            .await?;
         let history: Vec<&Row> = rows.iter().collect();
-        let tail = &history[history.len().saturating_sub(window)..];
-        let Some(last) = tail.last() else {
+        let tail = history[history.len().saturating_sub(window)..].to_vec();
+        let Some(last) = tail.last().copied() else {
             return Err(ModelError::NoWindows(asset));
         };
         let at = last.window_end;
         let window_secs = (last.window_end - last.window_start).num_milliseconds() as f64 / 1000.0;
-        let prediction = served.predictor.predict(tail)?;
+        let prediction = served.predictor.predict(&with_early(&early, tail))?;
         Ok((prediction, served, at, window_secs))
     }
 }

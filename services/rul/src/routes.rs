@@ -305,6 +305,7 @@ async fn asset_view(
             "label": m.label(),
             "kind": m.predictor.kind(),
             "window": m.predictor.window(),
+            "baseline": m.predictor.baseline(),
             "columns": m.predictor.columns(),
         })
     });

@@ -154,6 +154,23 @@ impl Rows {
         }
     }
 
+    /// Keeps the oldest `n` rows.
+    pub fn keep_first(&mut self, n: usize) {
+        while self.rows.len() > n {
+            self.rows.pop_last();
+        }
+    }
+
+    /// The start of the newest row.
+    pub fn last_start(&self) -> Option<DateTime<Utc>> {
+        self.rows.last_key_value().map(|(start, _)| *start)
+    }
+
+    /// The rows starting before `start`, oldest first.
+    pub fn before(&self, start: DateTime<Utc>) -> impl Iterator<Item = &Row> {
+        self.rows.range(..start).map(|(_, r)| r)
+    }
+
     /// All rows, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &Row> {
         self.rows.values()
@@ -168,6 +185,18 @@ impl Rows {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+}
+
+/// The rows a prediction reads: the life's first rows that precede the window (what a model
+/// with an early-life baseline reads besides the window; `early` is empty otherwise), then
+/// the window, oldest first.
+pub fn with_early<'a>(early: &'a Rows, window: Vec<&'a Row>) -> Vec<&'a Row> {
+    let Some(first) = window.first() else {
+        return window;
+    };
+    let mut rows: Vec<&Row> = early.before(first.window_start).collect();
+    rows.extend(window);
+    rows
 }
 
 /// The input columns present in `rows` (sorted), without `settings`.
@@ -296,5 +325,37 @@ mod tests {
             rows.iter().next().map(|r| r.values["vibration.rms"]),
             Some(6.0)
         );
+    }
+
+    #[test]
+    fn a_prediction_reads_the_lifes_first_rows_before_its_window() {
+        let s = sensor(2, "A-VIB", SensorType::Vibration);
+        let layout = AssetLayout::new(&asset(), std::slice::from_ref(&s));
+        let t = |secs| DateTime::from_timestamp(secs, 0).expect("time");
+        let rms = |rows: &[&Row]| {
+            rows.iter()
+                .map(|r| r.values["vibration.rms"])
+                .collect::<Vec<_>>()
+        };
+        let mut rows = Rows::new();
+        let mut early = Rows::new();
+        for i in [4, 0, 2, 1, 3, 5, 6, 7, 8, 9] {
+            rows.merge(&layout, &fv(&s, i * 10, i as f64));
+            early.merge(&layout, &fv(&s, i * 10, i as f64));
+        }
+        early.keep_first(3);
+        assert_eq!(early.len(), 3);
+        assert_eq!(early.last_start(), Some(t(20)));
+        // A window far from the start: the first rows, then the window, no row twice.
+        let input = with_early(&early, rows.last_until(t(90), 4));
+        assert_eq!(rms(&input), vec![0.0, 1.0, 2.0, 6.0, 7.0, 8.0, 9.0]);
+        // A window that overlaps the first rows: the history from the start, once.
+        let input = with_early(&early, rows.last_until(t(30), 3));
+        assert_eq!(rms(&input), vec![0.0, 1.0, 2.0, 3.0]);
+        // Without a baseline (no first rows kept), only the window.
+        let none = Rows::new();
+        let input = with_early(&none, rows.last_until(t(90), 2));
+        assert_eq!(rms(&input), vec![8.0, 9.0]);
+        assert!(with_early(&early, Vec::new()).is_empty());
     }
 }

@@ -158,6 +158,12 @@ pub(crate) const RECENT_FEATURES: &str = "SELECT window_start, window_end, senso
      WHERE sensor_id = $1 AND window_start >= $2 AND window_start < $3 \
      ORDER BY window_start DESC LIMIT $4";
 
+/// `$1` sensor, `[$2, $3)` window starts, `$4` limit: the oldest first.
+pub(crate) const FIRST_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
+     sensor_type, feature_set_version, features FROM sensor_features \
+     WHERE sensor_id = $1 AND window_start >= $2 AND window_start < $3 \
+     ORDER BY window_start ASC LIMIT $4";
+
 /// `$1`: asset or NULL for all; `$2`: limit.
 pub(crate) const LIST_ANOMALIES: &str = "SELECT id, asset_id, sensor_id, window_start, \
      detected_at, severity, anomaly_score, threshold, criticality, detection_method, metadata \
