@@ -92,6 +92,9 @@ pub struct Reference {
     pub test_predictions: Vec<f64>,
 }
 
+/// Longest early-life baseline a contract may ask for (cycles).
+pub const MAX_BASELINE: usize = 1_000;
+
 impl Sidecar {
     /// Reads and validates a sidecar.
     pub fn load(path: &Path) -> Result<Self> {
@@ -127,6 +130,13 @@ impl Sidecar {
         }
         if self.window == 0 {
             return bad("window is 0".into());
+        }
+        if self.baseline > MAX_BASELINE {
+            // The service keeps these rows per asset and reads them at every rebuild.
+            return bad(format!(
+                "baseline of {} cycles; at most {MAX_BASELINE} are supported",
+                self.baseline
+            ));
         }
         let f = self.sensor_indices.len();
         if f == 0 || f != self.sensor_columns.len() {
@@ -416,6 +426,15 @@ mod tests {
             serde_json::json!([[1.0, 0.0]]),
         );
         assert!(bad_std.validate().is_err());
+        let mut long_baseline = sidecar(
+            one.clone(),
+            serde_json::json!([[0.0, 0.0]]),
+            serde_json::json!([[1.0, 1.0]]),
+        );
+        long_baseline.baseline = MAX_BASELINE + 1;
+        assert!(long_baseline.validate().is_err());
+        long_baseline.baseline = MAX_BASELINE;
+        assert!(long_baseline.validate().is_ok());
         let short = sidecar(
             one.clone(),
             serde_json::json!([[0.0]]),
