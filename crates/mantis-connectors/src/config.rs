@@ -315,6 +315,14 @@ pub struct ModbusConfig {
     /// Time between two polls. Default 1000 ms.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Clock-aligned polling: when set, polls start at every multiple of `poll_interval_ms`
+    /// since the Unix epoch (UTC midnight for intervals that divide a day) plus this offset,
+    /// instead of every interval from when the connection opened. Readings of several
+    /// connectors then share instants, and a device that updates its registers on a fixed
+    /// schedule is read at the same point of each cycle (set the offset between its update and
+    /// the next, e.g. half the interval). Must be below `poll_interval_ms`. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_offset_ms: Option<u64>,
     /// A request unanswered after this long is a timeout (quality 0, then a reconnection).
     /// Default 2000 ms.
     #[serde(default = "default_request_timeout_ms")]
@@ -878,6 +886,17 @@ impl ModbusConfig {
                 "must be within 10 ms and one day".into(),
             ));
         }
+        if let Some(offset) = self.poll_offset_ms
+            && offset >= self.poll_interval_ms
+        {
+            p.push((
+                "/poll_offset_ms".into(),
+                format!(
+                    "must be below poll_interval_ms ({} ms)",
+                    self.poll_interval_ms
+                ),
+            ));
+        }
         if !(1..=HOUR_MS).contains(&self.request_timeout_ms) {
             p.push((
                 "/request_timeout_ms".into(),
@@ -1171,6 +1190,10 @@ mod tests {
             panic!("modbus expected")
         };
         assert_eq!((m.port, m.unit_id, m.poll_interval_ms), (502, 1, 1000));
+        assert_eq!(
+            m.poll_offset_ms, None,
+            "polls are not clock-aligned by default"
+        );
         assert_eq!(m.points[0].data_type(), DataType::U16);
         assert_eq!(m.points[1].data_type(), DataType::Bool);
         assert_eq!(m.points[0].scale, 1.0);
@@ -1220,6 +1243,14 @@ mod tests {
             ]
         );
         assert!(e.to_string().contains("coil points are `bool`"), "{e}");
+        let c = parse(
+            r#"{"sources":[{"kind":"modbus","name":"plc","host":"h","poll_interval_ms":500,
+                "poll_offset_ms":500,"points":[{"sensor":"s","address":1}]}]}"#,
+        )
+        .expect("parses");
+        let e = c.validate().expect_err("an offset of a whole interval");
+        let pointers: Vec<&str> = e.problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(pointers, vec!["/poll_offset_ms"]);
     }
 
     #[test]

@@ -197,6 +197,15 @@ async fn read(mb: &mut Context, b: &Block) -> tokio_modbus::Result<Data> {
     })
 }
 
+/// Milliseconds from `now_ms` (since the epoch) to the next instant `k × interval_ms +
+/// offset_ms` strictly after it: the next clock-aligned poll.
+fn until_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> u64 {
+    let interval = i64::try_from(interval_ms.max(1)).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset_ms).unwrap_or(0) % interval;
+    let phase = (now_ms - offset).rem_euclid(interval);
+    u64::try_from(interval - phase).unwrap_or(0)
+}
+
 #[async_trait]
 impl Source for ModbusSource {
     async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
@@ -230,14 +239,27 @@ impl Source for ModbusSource {
         ctx.connected(self.active());
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let aligned = self.config.poll_offset_ms;
         loop {
+            let next_poll = async {
+                match aligned {
+                    Some(offset) => {
+                        let now_ms = chrono::Utc::now().timestamp_millis();
+                        let wait = until_aligned(now_ms, self.config.poll_interval_ms, offset);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    None => {
+                        ticker.tick().await;
+                    }
+                }
+            };
             tokio::select! {
                 biased;
                 () = ctx.stop.cancelled() => {
                     let _ = mb.disconnect().await;
                     return Ok(());
                 }
-                _ = ticker.tick() => {}
+                () = next_poll => {}
             }
             let at = chrono::Utc::now();
             let deadline = Instant::now() + poll;
@@ -304,4 +326,24 @@ impl Source for ModbusSource {
 
 fn bad_count(readings: &[IncomingReading]) -> u64 {
     readings.iter().filter(|r| r.quality.get() == 0).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::until_aligned;
+
+    #[test]
+    fn aligned_polls_fall_on_the_interval_grid_plus_the_offset() {
+        // 1 s interval, offset 500 ms: polls at …0.5 s, 1.5 s, 2.5 s.
+        assert_eq!(until_aligned(10_000, 1_000, 500), 500);
+        assert_eq!(until_aligned(10_499, 1_000, 500), 1);
+        // Exactly on a poll instant: the next one, never the same instant twice.
+        assert_eq!(until_aligned(10_500, 1_000, 500), 1_000);
+        assert_eq!(until_aligned(10_501, 1_000, 500), 999);
+        // No offset: whole seconds; before the epoch too.
+        assert_eq!(until_aligned(12_345, 1_000, 0), 655);
+        assert_eq!(until_aligned(-250, 1_000, 0), 250);
+        // An offset of whole intervals is the same grid.
+        assert_eq!(until_aligned(10_000, 1_000, 2_500), 500);
+    }
 }

@@ -229,6 +229,63 @@ async fn an_exception_code_becomes_bad_quality_and_a_status_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_aligned_polls_stamp_readings_on_the_interval_grid_plus_the_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = json!({"unit": 1, "size": 16,
+                      "holding": [{"address": 0, "type": "uint16", "value": 5}]});
+    let device = blocking({
+        let d = dir.path().to_owned();
+        move || start_device(&d, None, spec)
+    })
+    .await;
+    let sink = Arc::new(RecordingSink::default());
+    let (interval, offset) = (400_i64, 100_i64);
+    let mut config = source(
+        "aligned",
+        device.port,
+        json!([{"sensor": "V", "address": 0}]),
+    );
+    config["poll_interval_ms"] = json!(interval);
+    config["poll_offset_ms"] = json!(offset);
+    let run = Running::start(sink.clone(), vec![config]);
+    eventually(
+        20,
+        "eight readings",
+        || sink.at_least("V", 8),
+        || sink.summary(),
+    )
+    .await;
+    run.stop().await;
+    // Each poll starts at k × 400 ms + 100 ms since the epoch and is stamped when it starts:
+    // a reading's phase on that grid is the poll's scheduling latency (without alignment it
+    // would be anywhere in the interval). A loaded machine may delay some polls, not most.
+    let readings = sink.of("V");
+    let phases: Vec<i64> = readings
+        .iter()
+        .map(|r| (r.timestamp.timestamp_millis() - offset).rem_euclid(interval))
+        .collect();
+    let on_grid = phases.iter().filter(|p| **p < interval / 4).count();
+    assert!(
+        on_grid * 4 >= phases.len() * 3,
+        "phases on the 400 ms grid (offset 100 ms): {phases:?}"
+    );
+    // Consecutive polls are whole intervals apart (one each, none skipped when on time).
+    let steps: Vec<i64> = readings
+        .windows(2)
+        .map(|w| (w[1].timestamp - w[0].timestamp).num_milliseconds())
+        .collect();
+    assert!(
+        steps
+            .iter()
+            .filter(|d| (**d - interval).abs() < interval / 4)
+            .count()
+            * 4
+            >= steps.len() * 3,
+        "intervals between polls: {steps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_resumes_after_the_modbus_device_is_killed_and_restarted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = |v: u16| json!({"unit": 1, "size": 8, "holding": [{"address": 1, "type": "uint16", "value": v}]});

@@ -65,6 +65,18 @@ impl Default for DemoConfig {
     }
 }
 
+impl DemoConfig {
+    /// Time between two samples (`sample_interval_secs`, at least 50 ms).
+    pub fn sample_interval(&self) -> Duration {
+        let secs = if self.sample_interval_secs.is_finite() {
+            self.sample_interval_secs.clamp(0.05, 86_400.0)
+        } else {
+            1.0
+        };
+        Duration::from_secs_f64(secs)
+    }
+}
+
 /// How a simulated machine behaves.
 #[derive(Clone, Debug)]
 struct MachineProfile {
@@ -339,6 +351,16 @@ impl Simulator {
         direct
     }
 
+    /// How much later than the sample a replayed reading of `machine` is stamped: as its live
+    /// readings will be (a polled machine's connector stamps its poll, later than the sample;
+    /// see [`devices::Devices::stamp_delay`]).
+    fn replay_delay(&self, machine: &SimulatedMachine) -> chrono::Duration {
+        self.devices
+            .as_ref()
+            .and_then(|d| chrono::Duration::from_std(d.stamp_delay(&machine.asset.code)).ok())
+            .unwrap_or(chrono::Duration::zero())
+    }
+
     /// Wear of `machine` at `live_secs` seconds of live running (negative: history, where the
     /// past lives come first).
     fn wear(&self, machine: &SimulatedMachine, live_secs: f64) -> f64 {
@@ -424,6 +446,11 @@ impl Simulator {
                 continue;
             }
             let wear = self.wear(&self.plant[m], live_secs);
+            let stamp = if live_secs < 0.0 {
+                at + self.replay_delay(&self.plant[m])
+            } else {
+                at
+            };
             for s in 0..self.plant[m].sensors.len() {
                 let (sensor_id, ch) = {
                     let (sensor, ch) = &self.plant[m].sensors[s];
@@ -433,7 +460,7 @@ impl Simulator {
                 let value =
                     (ch.level + ch.wear_shift * wear * wear.max(0.3) + noise).clamp(ch.min, ch.max);
                 batch.push(IncomingReading {
-                    timestamp: at,
+                    timestamp: stamp,
                     asset_id: None,
                     sensor: SensorRef::Id(sensor_id),
                     value,
@@ -480,9 +507,15 @@ impl Simulator {
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let step = Duration::from_secs_f64(self.config.sample_interval_secs.max(0.05));
-        let step_ms = step.as_millis() as i64;
-        let now = chrono::Utc::now();
+        let step = self.config.sample_interval();
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+        // Samples are taken at whole multiples of the interval since the epoch, in the history
+        // and live: the preprocessing resamples onto that same absolute grid, so every window
+        // is conditioned alike (a history off the grid by half an interval would be smoothed
+        // by the interpolation, the live run not, or the other way round, and the models would
+        // see live windows unlike anything they learned: healthy machines alarm, wearing ones
+        // hide).
+        let now = on_grid(chrono::Utc::now(), step_ms, false);
         if store.count_windows(None).await? == 0 {
             let steps = (self.history_secs / step.as_secs_f64()).ceil() as i64;
             let history_start = now - chrono::Duration::milliseconds(steps * step_ms);
@@ -532,8 +565,10 @@ impl Simulator {
         // with its own timestamp rather than skipped or stamped late, so every window holds the
         // same number of evenly spaced samples as the replayed history (otherwise live windows
         // look unlike the history the models learned and healthy machines drift or alarm).
-        let start = tokio::time::Instant::now();
-        let start_wall = chrono::Utc::now();
+        let wall = chrono::Utc::now();
+        let start_wall = on_grid(wall, step_ms, true);
+        let start =
+            tokio::time::Instant::now() + (start_wall - wall).to_std().unwrap_or(Duration::ZERO);
         let mut k: u32 = 0;
         loop {
             tokio::select! {
@@ -563,6 +598,21 @@ impl Simulator {
             k = k.saturating_add(1);
         }
     }
+}
+
+/// `t` on the grid of multiples of `step_ms` since the epoch: the grid point at or before it,
+/// or (`up`) at or after it.
+fn on_grid(
+    t: chrono::DateTime<chrono::Utc>,
+    step_ms: i64,
+    up: bool,
+) -> chrono::DateTime<chrono::Utc> {
+    let ms = t.timestamp_millis();
+    let mut aligned = ms - ms.rem_euclid(step_ms);
+    if up && aligned < ms {
+        aligned += step_ms;
+    }
+    chrono::DateTime::from_timestamp_millis(aligned).unwrap_or(t)
 }
 
 /// How far the live simulator catches up missed samples before it skips ahead instead.
@@ -713,6 +763,22 @@ mod tests {
         // The fan's lives are the longest: the history fits them and the healthy tail.
         assert_eq!(sim.lives_secs, 3.0 * (150.0 + 300.0));
         assert_eq!(sim.history_secs, sim.lives_secs + 14.0 * 10.0);
+    }
+
+    #[test]
+    fn samples_are_taken_on_the_absolute_grid_of_the_interval() {
+        let t = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).expect("a timestamp");
+        assert_eq!(on_grid(t(10_437), 1_000, false), t(10_000));
+        assert_eq!(on_grid(t(10_437), 1_000, true), t(11_000));
+        assert_eq!(on_grid(t(10_000), 1_000, true), t(10_000));
+        assert_eq!(on_grid(t(10_437), 250, false), t(10_250));
+        let config = |secs: f64| DemoConfig {
+            sample_interval_secs: secs,
+            ..DemoConfig::default()
+        };
+        assert_eq!(config(1.0).sample_interval(), Duration::from_secs(1));
+        assert_eq!(config(0.0).sample_interval(), Duration::from_millis(50));
+        assert_eq!(config(f64::NAN).sample_interval(), Duration::from_secs(1));
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
         let devices = demo::devices::Devices::start(
             &settings.demo.devices,
             &demo::served_machines(),
+            settings.demo.sample_interval(),
             &settings.infra.data_dir,
             local.clone(),
         )

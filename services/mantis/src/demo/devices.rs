@@ -4,7 +4,10 @@
 //! - an OPC UA server (async-opcua, in-process): the motors and fans, one variable per sensor
 //!   (`nsu=urn:mantis:demo-plant;s=<sensor code>`), each sample written with its timestamp;
 //! - a Modbus TCP server (tokio-modbus, in-process): the pumps, one `f32` (two holding
-//!   registers) per sensor;
+//!   registers) per sensor. Modbus carries no timestamps: the connector stamps each poll, so
+//!   it polls clock-aligned, half a sample interval after each sampling instant (the
+//!   registers hold that sample then); [`Devices::stamp_delay`] tells the simulator, which
+//!   stamps the pumps' replayed history the same way;
 //! - an MQTT publisher (rumqttc) to the broker of `[demo.devices] mqtt_broker`: the conveyors,
 //!   one JSON batch per machine and sample on `mantis-demo/<machine>/all/batch`. Without a
 //!   reachable broker the conveyors stay on the in-process path (logged).
@@ -127,6 +130,8 @@ pub struct Devices {
     /// Machine code → (protocol, first register/index).
     routes: HashMap<String, (Protocol, usize)>,
     sources: Vec<SourceConfig>,
+    /// How long after its sampling instant a polled (Modbus) reading is stamped.
+    poll_delay: Duration,
 }
 
 impl std::fmt::Debug for Devices {
@@ -154,18 +159,25 @@ async fn bind(host: &str, port: u16, what: &str) -> Result<tokio::net::TcpListen
 impl Devices {
     /// Starts the servers (and the MQTT publisher when its broker answers) for `machines`,
     /// until `shutdown`. Machines whose protocol is not available stay in-process.
+    /// The simulator samples every `sample_interval`, at whole multiples of it since the
+    /// epoch.
     pub async fn start(
         config: &DevicesConfig,
         machines: &[ServedMachine],
+        sample_interval: Duration,
         data_dir: &Path,
         shutdown: CancellationToken,
     ) -> Result<Self> {
+        let poll_ms = u64::try_from(sample_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(10);
         let mut devices = Devices {
             opcua: None,
             modbus: None,
             mqtt: None,
             routes: HashMap::new(),
             sources: Vec::new(),
+            poll_delay: Duration::from_millis(poll_ms / 2),
         };
         if !config.enabled {
             return Ok(devices);
@@ -266,7 +278,8 @@ impl Devices {
                 "name": "demo-modbus",
                 "host": config.host,
                 "port": port,
-                "poll_interval_ms": 1000,
+                "poll_interval_ms": poll_ms,
+                "poll_offset_ms": poll_ms / 2,
                 "silence_timeout_secs": 30,
                 "reconnect_min_ms": 200,
                 "reconnect_max_ms": 2000,
@@ -316,6 +329,17 @@ impl Devices {
     /// The protocol `machine` is served over, `None` when it is fed in-process.
     pub fn route(&self, machine: &str) -> Option<Protocol> {
         self.routes.get(machine).map(|(p, _)| *p)
+    }
+
+    /// How much later than its sampling instant a live reading of `machine` is stamped: half a
+    /// sample interval for the polled Modbus machines, nothing for the others (OPC UA and MQTT
+    /// carry the sample's own timestamp). The replayed history is stamped the same way, so
+    /// live windows are resampled exactly as the ones the models learned from.
+    pub fn stamp_delay(&self, machine: &str) -> Duration {
+        match self.route(machine) {
+            Some(Protocol::Modbus) => self.poll_delay,
+            _ => Duration::ZERO,
+        }
     }
 
     /// The servers answer from now on (the simulator is live).
@@ -657,9 +681,15 @@ mod tests {
             mqtt_broker: String::new(),
             ..DevicesConfig::default()
         };
-        let devices = Devices::start(&config, machines, dir.path(), shutdown.clone())
-            .await
-            .expect("devices start");
+        let devices = Devices::start(
+            &config,
+            machines,
+            Duration::from_secs(1),
+            dir.path(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("devices start");
         let sink = Arc::new(Recorder::default());
         let connectors = Connectors::with_data_dir(sink.clone(), dir.path());
         for s in devices.sources() {
@@ -767,6 +797,9 @@ mod tests {
         assert_eq!(devices.route("MTR-9"), Some(Protocol::OpcUa));
         assert_eq!(devices.route("PMP-9"), Some(Protocol::Modbus));
         assert_eq!(devices.route("CNV-9"), None, "no broker: in-process");
+        assert_eq!(devices.stamp_delay("PMP-9"), Duration::from_millis(500));
+        assert_eq!(devices.stamp_delay("MTR-9"), Duration::ZERO);
+        assert_eq!(devices.stamp_delay("CNV-9"), Duration::ZERO);
         let good = |code: &str| -> Vec<IncomingReading> {
             lock(&sink.0)
                 .iter()
@@ -832,8 +865,18 @@ mod tests {
                 "{code}: source timestamps kept"
             );
         }
-        // Modbus: polled, so the last value is there.
-        assert!(good("PMP-9-VIB").iter().any(|r| r.value == 4.0), "modbus");
+        // Modbus: polled, so the last value is there; the polls are clock-aligned, half a
+        // sample interval after each whole second (a loaded machine may delay a few).
+        let polled = good("PMP-9-VIB");
+        assert!(polled.iter().any(|r| r.value == 4.0), "modbus");
+        let phases: Vec<i64> = polled
+            .iter()
+            .map(|r| r.timestamp.timestamp_millis().rem_euclid(1000))
+            .collect();
+        assert!(
+            phases.iter().filter(|p| (500..750).contains(*p)).count() * 4 >= phases.len() * 3,
+            "Modbus polls at whole seconds + 500 ms: {phases:?}"
+        );
         let statuses = connectors.statuses();
         assert!(
             statuses.iter().all(|s| s.messages_total > 0),
