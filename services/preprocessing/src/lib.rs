@@ -11,7 +11,9 @@
 //!    not windowed.
 //! 2. **Cleaning and conditioning** (`mantis-dsp`'s `Preprocessor`): non-finite values,
 //!    duplicate timestamps, out-of-order readings, spikes (Hampel filter), resampling to the
-//!    sensor's nominal rate on an absolute grid (linear or hold), gaps longer than
+//!    sensor's nominal rate on a grid through the window's first reading (or, `grid =
+//!    "absolute"`, on whole multiples of the period since the epoch; linear or hold), gaps
+//!    longer than
 //!    `max_gap_periods` split the window (the longest piece is kept, the gap is counted), and an
 //!    optional Butterworth filter per sensor type (zero-phase by default).
 //!
@@ -54,6 +56,8 @@ pub struct Config {
     pub max_gap_periods: f64,
     /// Interpolation when resampling: `linear` (default) or `hold`.
     pub interpolation: Interpolation,
+    /// Where the resampling grid lies: `first_reading` (default) or `absolute`.
+    pub grid: Grid,
     /// Spike removal (Hampel filter); absent disables it. Default half-width 3, 3 sigmas.
     pub hampel: Option<HampelSettings>,
     /// Butterworth filter per sensor type (`VIBRATION`, `TEMPERATURE`...). Default none.
@@ -68,6 +72,23 @@ pub enum Interpolation {
     Linear,
     /// Last value held (zero-order hold).
     Hold,
+}
+
+/// Where the resampling grid of a window lies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grid {
+    /// Through the window's first reading: a regularly sampled sensor keeps its own sampling
+    /// instants whatever the phase of its clock, so its windows look the same after a device
+    /// restart, a reconnection of a polled connector or a clock step (the default).
+    #[default]
+    FirstReading,
+    /// On whole multiples of the sampling period since the epoch: sensors of one rate share
+    /// instants. Readings off those instants are interpolated, and linear interpolation
+    /// smooths them by an amount that depends on their phase (half a period off halves the
+    /// noise power and removes the top of the spectrum): a device whose phase changes then
+    /// produces windows unlike those a model learned from.
+    Absolute,
 }
 
 /// Hampel filter settings.
@@ -134,6 +155,7 @@ impl Default for Config {
             idle_close_secs: 60,
             max_gap_periods: 5.0,
             interpolation: Interpolation::Linear,
+            grid: Grid::FirstReading,
             hampel: Some(HampelSettings {
                 half_width: 3,
                 n_sigmas: 3.0,
@@ -184,7 +206,10 @@ impl Config {
                     Interpolation::Hold => mantis_dsp::resample::Interpolation::Hold,
                 },
                 max_gap_s: self.max_gap_periods.max(1.0) / rate_hz,
-                origin_s: Some(0.0),
+                origin_s: match self.grid {
+                    Grid::FirstReading => None,
+                    Grid::Absolute => Some(0.0),
+                },
             },
             filter,
         })
@@ -322,6 +347,37 @@ mod tests {
         );
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_sensors_sampling_phase_does_not_change_its_windows() {
+        // A 1 Hz sensor whose clock runs half a second off the whole seconds, as a device or a
+        // polled connector may: alternating values, all of its power at the top of the band.
+        let t: Vec<f64> = (0..10).map(|k| 1_000.5 + k as f64).collect();
+        let x: Vec<f64> = (0..10)
+            .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let window = |grid: Grid| {
+            let c = Config {
+                grid,
+                hampel: None,
+                ..Config::default()
+            };
+            let mut p = mantis_dsp::pipeline::Preprocessor::new(
+                c.preprocess_config(SensorType::Vibration, 1.0)
+                    .expect("config"),
+            )
+            .expect("preprocessor");
+            let mut out = mantis_dsp::pipeline::Preprocessed::default();
+            p.process(&t, &x, &mut out).expect("processed");
+            out.signal.values
+        };
+        // The default grid goes through the readings: the window is the signal as sampled.
+        assert_eq!(window(Grid::default()), x);
+        // On the absolute grid every value is the mean of two neighbours: nothing left.
+        let absolute = window(Grid::Absolute);
+        assert_eq!(absolute.len(), 9);
+        assert!(absolute.iter().all(|v| v.abs() < 1e-12), "{absolute:?}");
     }
 
     #[test]
