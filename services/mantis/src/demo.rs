@@ -510,11 +510,11 @@ impl Simulator {
         let step = self.config.sample_interval();
         let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
         // Samples are taken at whole multiples of the interval since the epoch, in the history
-        // and live: the preprocessing resamples onto that same absolute grid, so every window
-        // is conditioned alike (a history off the grid by half an interval would be smoothed
-        // by the interpolation, the live run not, or the other way round, and the models would
-        // see live windows unlike anything they learned: healthy machines alarm, wearing ones
-        // hide).
+        // and live, so every window is conditioned alike whichever grid the preprocessing
+        // resamples onto (with `grid = "absolute"`, a history off the grid by half an interval
+        // would be smoothed by the interpolation and the live run not, or the other way round:
+        // the models would see live windows unlike anything they learned, healthy machines
+        // alarm and wearing ones hide).
         let now = on_grid(chrono::Utc::now(), step_ms, false);
         if store.count_windows(None).await? == 0 {
             let steps = (self.history_secs / step.as_secs_f64()).ceil() as i64;
