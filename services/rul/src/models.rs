@@ -302,6 +302,13 @@ fn series(asset_type: &str) -> Result<ModelSeries, ModelError> {
     Ok(ModelSeries::new(MODEL_KIND, asset_type)?)
 }
 
+/// Which end of a period [`Models::merged`] reads.
+#[derive(Clone, Copy)]
+enum End {
+    Newest,
+    Oldest,
+}
+
 /// Removes the asset type from the set of running trainings when dropped.
 struct TrainingGuard<'a>(&'a Mutex<HashSet<String>>, String);
 
@@ -424,13 +431,7 @@ impl Models {
         to: DateTime<Utc>,
         limit: u32,
     ) -> Result<Rows, ModelError> {
-        let mut rows = Rows::new();
-        for sensor in layout.prefixes.keys() {
-            for fv in self.store.recent_features(*sensor, from, to, limit).await? {
-                rows.merge(layout, &fv);
-            }
-        }
-        Ok(rows)
+        self.merged(layout, from, to, limit, End::Newest).await
     }
 
     /// The first windows of `layout`'s asset starting within `[from, to)`: its oldest `limit`
@@ -442,21 +443,36 @@ impl Models {
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Rows, ModelError> {
-        let mut rows = Rows::new();
         if limit == 0 {
-            return Ok(rows);
+            return Ok(Rows::new());
         }
         let per_sensor = u32::try_from(limit).unwrap_or(u32::MAX);
+        let mut rows = self
+            .merged(layout, from, to, per_sensor, End::Oldest)
+            .await?;
+        rows.keep_first(limit);
+        Ok(rows)
+    }
+
+    /// Each sensor's `limit` feature vectors at `end` of `[from, to)`, merged into rows.
+    async fn merged(
+        &self,
+        layout: &AssetLayout,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+        end: End,
+    ) -> Result<Rows, ModelError> {
+        let mut rows = Rows::new();
         for sensor in layout.prefixes.keys() {
-            for fv in self
-                .store
-                .first_features(*sensor, from, to, per_sensor)
-                .await?
-            {
-                rows.merge(layout, &fv);
+            let features = match end {
+                End::Newest => self.store.recent_features(*sensor, from, to, limit).await?,
+                End::Oldest => self.store.first_features(*sensor, from, to, limit).await?,
+            };
+            for fv in &features {
+                rows.merge(layout, fv);
             }
         }
-        rows.keep_first(limit);
         Ok(rows)
     }
 
