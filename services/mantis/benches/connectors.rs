@@ -7,7 +7,7 @@
 //!   every `BENCH_PERIOD_MS`; the connector monitors all of them (sampling at the period,
 //!   publishing every 50 ms, queues of 20), one data change = one reading;
 //! - Modbus TCP: the demo's in-process tokio-modbus server, `BENCH_SENSORS` f32 points (block
-//!   reads of up to 125 registers), polled every `BENCH_PERIOD_MS` (clock-aligned);
+//!   reads of up to 125 registers), polled every `BENCH_PERIOD_MS` (not clock-aligned);
 //! - MQTT: the demo's publisher through the machine's Mosquitto (127.0.0.1:1883), one JSON batch
 //!   message per machine of 10 sensors every `BENCH_PERIOD_MS`, QoS 1 both ways;
 //! - MTConnect: the tests' stand-in agent (no real agent can be installed here), three
@@ -113,7 +113,8 @@ fn tuned(source: SourceConfig, period_ms: u64) -> anyhow::Result<SourceConfig> {
         }
         SourceConfig::Modbus(_) => {
             v["poll_interval_ms"] = period_ms.into();
-            v["poll_offset_ms"] = (period_ms / 2).into();
+            // Polls back to back at the period (the demo aligns them to its sampling clock).
+            v["poll_offset_ms"] = serde_json::Value::Null;
         }
         _ => {}
     }
