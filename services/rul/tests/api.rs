@@ -2,7 +2,9 @@
 //! trained through the API on the runs to failure the store holds (feature windows between
 //! FAILURE events), registered, promoted, rolled back; predictions on demand and from the
 //! feature windows the consumer receives, falling as a pump wears; an ONNX model uploaded with
-//! its contract; bad requests answered with problem bodies.
+//! its contract, then predicting from an asset's stored windows exactly as the model library
+//! does on the same cycles (the committed C-MAPSS model, its contract naming platform columns);
+//! bad requests answered with problem bodies.
 
 use mantis_bus::TraceContext;
 use mantis_bus::embedded::EmbeddedBus;
@@ -437,5 +439,157 @@ async fn train_register_promote_and_predict_through_the_api() {
     assert_problem(status, &body, 404);
     let (status, body) = get(&http, &format!("{url}/api/v1/rul/models/submarine")).await;
     assert_problem(status, &body, 404);
+    shutdown.cancel();
+}
+
+/// The service's own infrastructure (embedded log, SQLite, local objects) and the running app.
+async fn start_service(dir: &std::path::Path) -> (Arc<dyn Store>, String, CancellationToken) {
+    let bus = EmbeddedBus::open(dir.join("log")).await.expect("log");
+    let store = SqliteStore::in_memory().await.expect("sqlite");
+    let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+    infra.objects = Arc::new(LocalObjects::open(dir.join("objects")).expect("objects"));
+    infra.ensure_topics(&[]).await.expect("topics");
+    let store = infra.store.clone();
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        auto_train: false,
+        check_secs: 1,
+        ..Config::default()
+    };
+    let app = build(infra, config).await.expect("build");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    (store, url, shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_onnx_model_predicts_from_an_assets_stored_windows_as_the_library_does() {
+    use base64::Engine as _;
+    use mantis_rul_model::RulModel;
+    use mantis_rul_model::cmapss::Dataset;
+    use mantis_rul_model::eval::{default_data_dir, models_dir};
+
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, url, shutdown) = start_service(dir.path()).await;
+    let http = reqwest::Client::new();
+
+    // The committed C-MAPSS model, its contract naming the platform's columns: a turbofan's 17
+    // temperature sensors (codes in column order), whose windows' `mean` is one channel each.
+    let library = RulModel::load_named(&models_dir(), "rul-cmapss-fd001").expect("model");
+    let mut sidecar: Value = serde_json::from_slice(
+        &std::fs::read(models_dir().join("rul-cmapss-fd001.json")).expect("sidecar"),
+    )
+    .expect("sidecar json");
+    let column = |k: usize| {
+        if k == 0 {
+            "temperature.mean".to_owned()
+        } else {
+            format!("temperature#{}.mean", k + 1)
+        }
+    };
+    let n_settings = sidecar["setting_columns"].as_array().map_or(0, Vec::len);
+    let indices: Vec<usize> =
+        serde_json::from_value(sidecar["sensor_indices"].clone()).expect("sensor indices");
+    sidecar["setting_columns"] = json!((0..n_settings).map(column).collect::<Vec<_>>());
+    sidecar["sensor_columns"] = json!(
+        (0..indices.len())
+            .map(|k| column(n_settings + k))
+            .collect::<Vec<_>>()
+    );
+    let onnx = std::fs::read(models_dir().join("rul-cmapss-fd001.onnx")).expect("onnx");
+    let (status, uploaded) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
+        json!({
+            "sidecar": sidecar,
+            "onnxBase64": base64::engine::general_purpose::STANDARD.encode(&onnx),
+            "promote": true,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded:#}");
+
+    // Two test engines as assets: one longer than the model's window, one shorter (padded).
+    let data = Dataset::load(&default_data_dir(), "FD001").expect("C-MAPSS FD001");
+    let window = library.sidecar().window;
+    let long = data
+        .test
+        .iter()
+        .find(|e| e.cycles.len() > window + 20)
+        .expect("a long engine");
+    let short = data
+        .test
+        .iter()
+        .find(|e| e.cycles.len() < window)
+        .expect("a short engine");
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 1_000 * WINDOW_MS;
+    for (code, engine) in [("ENG-LONG", long), ("ENG-SHORT", short)] {
+        let asset = Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            code: code.into(),
+            name: format!("{code} turbofan"),
+            asset_type: "turbofan".into(),
+            location: "test".into(),
+            criticality: Criticality::High,
+        };
+        store.upsert_asset(&asset).await.expect("asset");
+        let mut sensors = Vec::new();
+        for k in 0..n_settings + indices.len() {
+            let sensor = Sensor {
+                id: SensorId::new_random(),
+                asset_id: asset.id,
+                code: format!("{code}-{k:02}"),
+                sensor_type: SensorType::Temperature,
+                unit: "1".into(),
+                min_value: -1e6,
+                max_value: 1e6,
+                sampling_rate_hz: 1.0,
+            };
+            store.upsert_sensor(&sensor).await.expect("sensor");
+            sensors.push(sensor.id);
+        }
+        for (c, cycle) in engine.cycles.iter().enumerate() {
+            let start = base + c as i64 * WINDOW_MS;
+            let values = cycle.settings[..n_settings]
+                .iter()
+                .chain(indices.iter().map(|i| &cycle.sensors[*i]));
+            for (sensor, value) in sensors.iter().zip(values) {
+                let fv = FeatureVector {
+                    asset_id: asset.id,
+                    sensor_id: *sensor,
+                    sensor_type: SensorType::Temperature,
+                    window_start: at(start),
+                    window_end: at(start + WINDOW_MS),
+                    feature_set_version: "v1".into(),
+                    features: BTreeMap::from([
+                        ("mean".to_owned(), *value),
+                        ("sample_count".to_owned(), 10.0),
+                    ]),
+                };
+                store.insert_features(&fv).await.expect("window");
+            }
+        }
+
+        let (status, served) = post(
+            &http,
+            &format!("{url}/api/v1/rul/predict"),
+            json!({"assetId": asset.id}),
+        )
+        .await;
+        assert_eq!(status, 200, "{served:#}");
+        assert_eq!(served["modelKind"], "onnx", "{served:#}");
+        assert_eq!(served["modelVersion"], "rul/turbofan/v1", "{served:#}");
+        let expected = library.predict(&engine.cycles).expect("library prediction");
+        let got = served["rulWindows"].as_f64().expect("rulWindows");
+        assert!(
+            (got - expected.rul).abs() < 1e-9,
+            "{code} ({} cycles): the service predicts {got}, the library {}",
+            engine.cycles.len(),
+            expected.rul
+        );
+    }
     shutdown.cancel();
 }
