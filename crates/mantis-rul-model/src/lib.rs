@@ -30,7 +30,7 @@ pub mod tree;
 
 pub use contract::{Normaliser, Sidecar};
 pub use error::{Result, RulError};
-pub use model::{CHUNK, RulModel, RulPrediction};
+pub use model::{CHUNK, RulModel, RulPrediction, sha256_hex};
 
 /// Operating settings per cycle.
 pub const N_SETTINGS: usize = 3;

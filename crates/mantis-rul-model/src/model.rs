@@ -46,7 +46,8 @@ impl std::fmt::Debug for RulModel {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The hex sha256 of an ONNX file, as a sidecar's `onnx_sha256` gives it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -443,13 +443,16 @@ async fn train_register_promote_and_predict_through_the_api() {
 }
 
 /// The service's own infrastructure (embedded log, SQLite, local objects) and the running app.
-async fn start_service(dir: &std::path::Path) -> (Arc<dyn Store>, String, CancellationToken) {
+async fn start_service(
+    dir: &std::path::Path,
+) -> (Arc<dyn Store>, Publisher, String, CancellationToken) {
     let bus = EmbeddedBus::open(dir.join("log")).await.expect("log");
     let store = SqliteStore::in_memory().await.expect("sqlite");
     let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
     infra.objects = Arc::new(LocalObjects::open(dir.join("objects")).expect("objects"));
     infra.ensure_topics(&[]).await.expect("topics");
     let store = infra.store.clone();
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
     let config = Config {
         bind: "127.0.0.1:0".into(),
         auto_train: false,
@@ -460,56 +463,172 @@ async fn start_service(dir: &std::path::Path) -> (Arc<dyn Store>, String, Cancel
     let url = format!("http://127.0.0.1:{}", app.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
-    (store, url, shutdown)
+    (store, publisher, url, shutdown)
+}
+
+/// A C-MAPSS contract (the committed FD001 sidecar) whose columns name a turbofan's platform
+/// columns: its temperature sensors in code order, the `mean` of each window one channel
+/// (settings first, then the model's sensors).
+struct Turbofan {
+    sidecar: Value,
+    n_settings: usize,
+    indices: Vec<usize>,
+}
+
+impl Turbofan {
+    fn fd001() -> Self {
+        let mut sidecar: Value = serde_json::from_slice(
+            &std::fs::read(mantis_rul_model::eval::models_dir().join("rul-cmapss-fd001.json"))
+                .expect("sidecar"),
+        )
+        .expect("sidecar json");
+        let column = |k: usize| {
+            if k == 0 {
+                "temperature.mean".to_owned()
+            } else {
+                format!("temperature#{}.mean", k + 1)
+            }
+        };
+        let n_settings = sidecar["setting_columns"].as_array().map_or(0, Vec::len);
+        let indices: Vec<usize> =
+            serde_json::from_value(sidecar["sensor_indices"].clone()).expect("sensor indices");
+        sidecar["setting_columns"] = json!((0..n_settings).map(column).collect::<Vec<_>>());
+        sidecar["sensor_columns"] = json!(
+            (0..indices.len())
+                .map(|k| column(n_settings + k))
+                .collect::<Vec<_>>()
+        );
+        Self {
+            sidecar,
+            n_settings,
+            indices,
+        }
+    }
+
+    /// Uploads and promotes `onnx` with the contract for `asset_type`.
+    async fn upload(&self, http: &reqwest::Client, url: &str, asset_type: &str, onnx: &[u8]) {
+        use base64::Engine as _;
+        let (status, uploaded) = post(
+            http,
+            &format!("{url}/api/v1/rul/models/{asset_type}/onnx"),
+            json!({
+                "sidecar": self.sidecar,
+                "onnxBase64": base64::engine::general_purpose::STANDARD.encode(onnx),
+                "promote": true,
+            }),
+        )
+        .await;
+        assert_eq!(status, 201, "{uploaded:#}");
+    }
+
+    /// Registers a turbofan asset with one sensor per channel.
+    async fn register(
+        &self,
+        store: &dyn Store,
+        code: &str,
+        asset_type: &str,
+    ) -> (AssetId, Vec<SensorId>) {
+        let asset = Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            code: code.into(),
+            name: format!("{code} turbofan"),
+            asset_type: asset_type.into(),
+            location: "test".into(),
+            criticality: Criticality::High,
+        };
+        store.upsert_asset(&asset).await.expect("asset");
+        let mut sensors = Vec::new();
+        for k in 0..self.n_settings + self.indices.len() {
+            let sensor = Sensor {
+                id: SensorId::new_random(),
+                asset_id: asset.id,
+                code: format!("{code}-{k:02}"),
+                sensor_type: SensorType::Temperature,
+                unit: "1".into(),
+                min_value: -1e6,
+                max_value: 1e6,
+                sampling_rate_hz: 1.0,
+            };
+            store.upsert_sensor(&sensor).await.expect("sensor");
+            sensors.push(sensor.id);
+        }
+        (asset.id, sensors)
+    }
+
+    /// The feature windows of one cycle, the window starting at `start_ms`.
+    fn windows(
+        &self,
+        (asset, sensors): &(AssetId, Vec<SensorId>),
+        cycle: &mantis_rul_model::Cycle,
+        start_ms: i64,
+    ) -> Vec<FeatureVector> {
+        let values = cycle.settings[..self.n_settings]
+            .iter()
+            .chain(self.indices.iter().map(|i| &cycle.sensors[*i]));
+        sensors
+            .iter()
+            .zip(values)
+            .map(|(sensor, value)| FeatureVector {
+                asset_id: *asset,
+                sensor_id: *sensor,
+                sensor_type: SensorType::Temperature,
+                window_start: at(start_ms),
+                window_end: at(start_ms + WINDOW_MS),
+                feature_set_version: "v1".into(),
+                features: BTreeMap::from([
+                    ("mean".to_owned(), *value),
+                    ("sample_count".to_owned(), 10.0),
+                ]),
+            })
+            .collect()
+    }
+
+    /// Stores one window per cycle from `start_ms`; returns the end of the last one.
+    async fn store_cycles(
+        &self,
+        store: &dyn Store,
+        asset: &(AssetId, Vec<SensorId>),
+        cycles: &[mantis_rul_model::Cycle],
+        start_ms: i64,
+    ) -> i64 {
+        for (c, cycle) in cycles.iter().enumerate() {
+            for fv in self.windows(asset, cycle, start_ms + c as i64 * WINDOW_MS) {
+                store.insert_features(&fv).await.expect("window");
+            }
+        }
+        start_ms + cycles.len() as i64 * WINDOW_MS
+    }
+}
+
+/// `POST /api/v1/rul/predict` for `asset`: the served model's raw prediction (in windows).
+async fn predict_windows(http: &reqwest::Client, url: &str, asset: AssetId, version: &str) -> f64 {
+    let (status, served) = post(
+        http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": asset}),
+    )
+    .await;
+    assert_eq!(status, 200, "{served:#}");
+    assert_eq!(served["modelKind"], "onnx", "{served:#}");
+    assert_eq!(served["modelVersion"], version, "{served:#}");
+    served["rulWindows"].as_f64().expect("rulWindows")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_onnx_model_predicts_from_an_assets_stored_windows_as_the_library_does() {
-    use base64::Engine as _;
     use mantis_rul_model::RulModel;
     use mantis_rul_model::cmapss::Dataset;
     use mantis_rul_model::eval::{default_data_dir, models_dir};
 
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, url, shutdown) = start_service(dir.path()).await;
+    let (store, _, url, shutdown) = start_service(dir.path()).await;
     let http = reqwest::Client::new();
-
-    // The committed C-MAPSS model, its contract naming the platform's columns: a turbofan's 17
-    // temperature sensors (codes in column order), whose windows' `mean` is one channel each.
-    let library = RulModel::load_named(&models_dir(), "rul-cmapss-fd001").expect("model");
-    let mut sidecar: Value = serde_json::from_slice(
-        &std::fs::read(models_dir().join("rul-cmapss-fd001.json")).expect("sidecar"),
-    )
-    .expect("sidecar json");
-    let column = |k: usize| {
-        if k == 0 {
-            "temperature.mean".to_owned()
-        } else {
-            format!("temperature#{}.mean", k + 1)
-        }
-    };
-    let n_settings = sidecar["setting_columns"].as_array().map_or(0, Vec::len);
-    let indices: Vec<usize> =
-        serde_json::from_value(sidecar["sensor_indices"].clone()).expect("sensor indices");
-    sidecar["setting_columns"] = json!((0..n_settings).map(column).collect::<Vec<_>>());
-    sidecar["sensor_columns"] = json!(
-        (0..indices.len())
-            .map(|k| column(n_settings + k))
-            .collect::<Vec<_>>()
-    );
+    let turbofan = Turbofan::fd001();
     let onnx = std::fs::read(models_dir().join("rul-cmapss-fd001.onnx")).expect("onnx");
-    let (status, uploaded) = post(
-        &http,
-        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
-        json!({
-            "sidecar": sidecar,
-            "onnxBase64": base64::engine::general_purpose::STANDARD.encode(&onnx),
-            "promote": true,
-        }),
-    )
-    .await;
-    assert_eq!(status, 201, "{uploaded:#}");
+    turbofan.upload(&http, &url, "turbofan", &onnx).await;
+    let library = RulModel::load_named(&models_dir(), "rul-cmapss-fd001").expect("model");
 
     // Two test engines as assets: one longer than the model's window, one shorter (padded).
     let data = Dataset::load(&default_data_dir(), "FD001").expect("C-MAPSS FD001");
@@ -526,64 +645,12 @@ async fn an_uploaded_onnx_model_predicts_from_an_assets_stored_windows_as_the_li
         .expect("a short engine");
     let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 1_000 * WINDOW_MS;
     for (code, engine) in [("ENG-LONG", long), ("ENG-SHORT", short)] {
-        let asset = Asset {
-            id: AssetId::new_random(),
-            tenant_id: TenantId::DEFAULT,
-            code: code.into(),
-            name: format!("{code} turbofan"),
-            asset_type: "turbofan".into(),
-            location: "test".into(),
-            criticality: Criticality::High,
-        };
-        store.upsert_asset(&asset).await.expect("asset");
-        let mut sensors = Vec::new();
-        for k in 0..n_settings + indices.len() {
-            let sensor = Sensor {
-                id: SensorId::new_random(),
-                asset_id: asset.id,
-                code: format!("{code}-{k:02}"),
-                sensor_type: SensorType::Temperature,
-                unit: "1".into(),
-                min_value: -1e6,
-                max_value: 1e6,
-                sampling_rate_hz: 1.0,
-            };
-            store.upsert_sensor(&sensor).await.expect("sensor");
-            sensors.push(sensor.id);
-        }
-        for (c, cycle) in engine.cycles.iter().enumerate() {
-            let start = base + c as i64 * WINDOW_MS;
-            let values = cycle.settings[..n_settings]
-                .iter()
-                .chain(indices.iter().map(|i| &cycle.sensors[*i]));
-            for (sensor, value) in sensors.iter().zip(values) {
-                let fv = FeatureVector {
-                    asset_id: asset.id,
-                    sensor_id: *sensor,
-                    sensor_type: SensorType::Temperature,
-                    window_start: at(start),
-                    window_end: at(start + WINDOW_MS),
-                    feature_set_version: "v1".into(),
-                    features: BTreeMap::from([
-                        ("mean".to_owned(), *value),
-                        ("sample_count".to_owned(), 10.0),
-                    ]),
-                };
-                store.insert_features(&fv).await.expect("window");
-            }
-        }
-
-        let (status, served) = post(
-            &http,
-            &format!("{url}/api/v1/rul/predict"),
-            json!({"assetId": asset.id}),
-        )
-        .await;
-        assert_eq!(status, 200, "{served:#}");
-        assert_eq!(served["modelKind"], "onnx", "{served:#}");
-        assert_eq!(served["modelVersion"], "rul/turbofan/v1", "{served:#}");
+        let asset = turbofan.register(store.as_ref(), code, "turbofan").await;
+        turbofan
+            .store_cycles(store.as_ref(), &asset, &engine.cycles, base)
+            .await;
+        let got = predict_windows(&http, &url, asset.0, "rul/turbofan/v1").await;
         let expected = library.predict(&engine.cycles).expect("library prediction");
-        let got = served["rulWindows"].as_f64().expect("rulWindows");
         assert!(
             (got - expected.rul).abs() < 1e-9,
             "{code} ({} cycles): the service predicts {got}, the library {}",
@@ -591,5 +658,147 @@ async fn an_uploaded_onnx_model_predicts_from_an_assets_stored_windows_as_the_li
             expected.rul
         );
     }
+
+    // A contract that describes another file is refused.
+    let mut other = Turbofan::fd001();
+    other.sidecar["onnx_sha256"] = json!("0".repeat(64));
+    use base64::Engine as _;
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/turbofan/onnx"),
+        json!({
+            "sidecar": other.sidecar,
+            "onnxBase64": base64::engine::general_purpose::STANDARD.encode(&onnx),
+        }),
+    )
+    .await;
+    assert_problem(status, &body, 422);
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("onnx_sha256")),
+        "{body:#}"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_with_an_early_life_baseline_is_fed_the_first_windows_of_the_current_life() {
+    use mantis_rul_model::cmapss::Dataset;
+    use mantis_rul_model::eval::default_data_dir;
+    use mantis_rul_model::{RulModel, Sidecar};
+
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service(dir.path()).await;
+    let http = reqwest::Client::new();
+
+    // A tiny linear model shaped like a baseline contract (tests/fixtures: 10-cycle windows, the
+    // 14 sensors and their differences from the mean of the first 5 cycles of the life).
+    let onnx = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/baseline-linear.onnx"),
+    )
+    .expect("fixture");
+    let mut turbofan = Turbofan::fd001();
+    turbofan.sidecar["onnx"] = json!("baseline-linear.onnx");
+    turbofan.sidecar["onnx_sha256"] = json!(mantis_rul_model::sha256_hex(&onnx));
+    turbofan.sidecar["arch"] = json!("test-linear");
+    turbofan.sidecar["window"] = json!(10);
+    turbofan.sidecar["baseline"] = json!(5);
+    turbofan.sidecar["reference"] = Value::Null;
+    turbofan.upload(&http, &url, "turbofan", &onnx).await;
+    let sidecar: Sidecar = serde_json::from_value(turbofan.sidecar.clone()).expect("contract");
+    let library = RulModel::from_parts(sidecar, &onnx).expect("library model");
+
+    // An earlier life run to failure, then the current one.
+    let data = Dataset::load(&default_data_dir(), "FD001").expect("C-MAPSS FD001");
+    let (earlier, current) = (&data.train[0].cycles, &data.test[1].cycles);
+    let asset = turbofan.register(store.as_ref(), "ENG-B", "turbofan").await;
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 1_000 * WINDOW_MS;
+    let failed = turbofan
+        .store_cycles(store.as_ref(), &asset, earlier, base)
+        .await;
+    let event = MaintenanceEvent {
+        id: MaintenanceEventId::new_random(),
+        asset_id: asset.0,
+        kind: MaintenanceEventKind::Failure,
+        occurred_at: at(failed),
+        work_order_id: None,
+        note: "end of the earlier life".into(),
+    };
+    assert!(store.insert_maintenance_event(&event).await.expect("event"));
+    let life_start = failed + 2 * WINDOW_MS;
+    // On demand: three windows into the life (fewer than the baseline), then twenty.
+    let stored = 20;
+    for cycles in [&current[..3], &current[..stored]] {
+        turbofan
+            .store_cycles(store.as_ref(), &asset, cycles, life_start)
+            .await;
+        let got = predict_windows(&http, &url, asset.0, "rul/turbofan/v1").await;
+        let expected = library.predict(cycles).expect("library prediction");
+        assert!(
+            (got - expected.rul).abs() < 1e-9,
+            "{} cycles into the life: the service predicts {got}, the library {}",
+            cycles.len(),
+            expected.rul
+        );
+    }
+    // The rest of the life arrives as feature windows: each prediction of the stream is the
+    // library's on the life so far (the service loads the life's first windows for it).
+    for (c, cycle) in current.iter().enumerate().skip(stored) {
+        for fv in turbofan.windows(&asset, cycle, life_start + c as i64 * WINDOW_MS) {
+            publisher
+                .publish(
+                    Some(asset.0.to_string()),
+                    &fv,
+                    TraceContext::new_root(),
+                    vec![],
+                )
+                .await
+                .expect("publish");
+        }
+    }
+    let streamed = current.len() - stored;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let predictions = loop {
+        let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}?limit=1000", asset.0)).await;
+        assert_eq!(view["model"]["baseline"], 5, "{view:#}");
+        let p = view["predictions"].as_array().cloned().unwrap_or_default();
+        if p.len() >= streamed {
+            break p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a prediction per streamed window: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(predictions.len(), streamed, "one per window");
+    for p in &predictions {
+        let end = chrono::DateTime::parse_from_rfc3339(p["predictedAt"].as_str().expect("time"))
+            .expect("a timestamp")
+            .timestamp_millis();
+        let cycles = usize::try_from((end - life_start) / WINDOW_MS).expect("in the life");
+        let expected = library.predict(&current[..cycles]).expect("prediction").rul;
+        let got = p["rulCycles"].as_f64().expect("rul");
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "streamed, {cycles} cycles into the life: {got}, the library {expected}"
+        );
+    }
+
+    // What the model would say were the earlier life's first cycles the baseline: not that.
+    let mixed: Vec<mantis_rul_model::Cycle> = earlier[..5]
+        .iter()
+        .chain(&current[current.len() - 10..])
+        .copied()
+        .collect();
+    let wrong = library.predict(&mixed).expect("prediction").rul;
+    let got = predict_windows(&http, &url, asset.0, "rul/turbofan/v1").await;
+    assert!(
+        (got - wrong).abs() > 1e-6,
+        "the baseline is the current life's"
+    );
     shutdown.cancel();
 }
