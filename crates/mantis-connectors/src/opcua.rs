@@ -52,6 +52,9 @@ const MONITORED_ITEMS_PER_CALL: usize = 100;
 /// next responses) rather than one that outgrows the connection's message size limit when
 /// thousands of items change at once.
 const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
+/// Subscriptions one session opens at most (a new one each time the server says the current
+/// one holds as many monitored items as it allows).
+const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// Creating the client may write its certificate and key into a PKI directory shared by
 /// several sources: one at a time.
@@ -458,8 +461,14 @@ impl Source for OpcUaSource {
         let (items, unresolved) = self.monitored_items(|uri| namespaces.get_index(uri));
         let (data_tx, mut data) = mpsc::unbounded_channel::<(u32, DataValue)>();
         let c = &self.config;
-        let subscription = session
-            .create_subscription(
+        // One subscription, and another whenever the server says the current one is full
+        // (servers limit the monitored items per subscription: MaxMonitoredItemsPerSubscription).
+        let on_session = &session;
+        // Owns the sender: once it is dropped (below), the channel closes with the last
+        // subscription, as the session's end.
+        let subscribe = move || {
+            let data_tx = data_tx.clone();
+            on_session.create_subscription(
                 Duration::from_secs_f64(c.publishing_interval_ms / 1000.0),
                 c.keep_alive_count.saturating_mul(3),
                 c.keep_alive_count,
@@ -471,10 +480,12 @@ impl Source for OpcUaSource {
                     let _ = data_tx.send((item.client_handle(), value));
                 }),
             )
-            .await
-            .map_err(|e| {
-                SessionError::Refused(format!("the server refused the subscription: {e}"))
-            })?;
+        };
+        let mut subscription = subscribe().await.map_err(|e| {
+            SessionError::Refused(format!("the server refused the subscription: {e}"))
+        })?;
+        let mut subscriptions = 1usize;
+        let mut in_subscription = 0usize;
         let mut problems: Vec<String> = Vec::new();
         let mut bad = Vec::new();
         for (i, why) in unresolved {
@@ -482,40 +493,102 @@ impl Source for OpcUaSource {
             bad.extend(self.bad(i, &why));
         }
         let mut active = Vec::new();
+        let name_of = |handle: u32| {
+            self.nodes
+                .get((handle as usize).saturating_sub(1))
+                .map(|(n, _)| describe_node(n))
+                .unwrap_or_default()
+        };
         // In calls of a bounded size: servers limit the monitored items per call
         // (MaxMonitoredItemsPerCall) and the request size, and close the connection of a
         // client that exceeds them.
-        for chunk in items.chunks(MONITORED_ITEMS_PER_CALL) {
+        let mut pending: std::collections::VecDeque<Vec<MonitoredItemCreateRequest>> = items
+            .chunks(MONITORED_ITEMS_PER_CALL)
+            .map(<[MonitoredItemCreateRequest]>::to_vec)
+            .collect();
+        while let Some(chunk) = pending.pop_front() {
             let handles: Vec<u32> = chunk
                 .iter()
                 .map(|i| i.requested_parameters.client_handle)
                 .collect();
-            let created = session
-                .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.to_vec())
+            let full = |status: StatusCode| status == StatusCode::BadTooManyMonitoredItems;
+            let (created, overflow) = match session
+                .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.clone())
                 .await
-                .map_err(|e| {
-                    SessionError::Refused(format!("the server refused the monitored items: {e}"))
-                })?;
-            for (handle, result) in handles.iter().zip(created) {
-                let i = (*handle as usize).saturating_sub(1);
-                let name = self
-                    .nodes
-                    .get(i)
-                    .map(|(n, _)| describe_node(n))
-                    .unwrap_or_default();
-                let status = result.result.status_code;
+            {
+                // The whole call refused because the subscription is full.
+                Err(e) if full(e.status()) => (Vec::new(), chunk),
+                Err(e) => {
+                    return Err(SessionError::Refused(format!(
+                        "the server refused the monitored items: {e}"
+                    )));
+                }
+                Ok(created) => {
+                    let mut overflow = Vec::new();
+                    let mut kept = Vec::new();
+                    for ((handle, result), request) in handles.iter().zip(created).zip(&chunk) {
+                        if full(result.result.status_code) {
+                            overflow.push(request.clone());
+                        } else {
+                            kept.push((*handle, result.result.status_code));
+                        }
+                    }
+                    (kept, overflow)
+                }
+            };
+            for (handle, status) in created {
+                let name = name_of(handle);
                 if status.is_good() {
                     active.push(name);
+                    in_subscription += 1;
                 } else {
                     let why = format!(
                         "the server refused to monitor {name}: {}",
                         node::describe(status)
                     );
                     problems.push(why.clone());
-                    bad.extend(self.bad(i, &why));
+                    bad.extend(self.bad((handle as usize).saturating_sub(1), &why));
+                }
+            }
+            if overflow.is_empty() {
+                continue;
+            }
+            // This subscription is full: the rest goes to a new one, unless it is empty (the
+            // server's limit is below one call) or the server refuses another subscription.
+            let next = if in_subscription == 0 || subscriptions >= MAX_SUBSCRIPTIONS {
+                None
+            } else {
+                subscribe().await.ok()
+            };
+            match next {
+                Some(id) => {
+                    tracing::info!(
+                        connector = %ctx.name,
+                        monitored = in_subscription,
+                        "subscription full: monitoring the next nodes in another one"
+                    );
+                    subscription = id;
+                    subscriptions += 1;
+                    in_subscription = 0;
+                    pending.push_front(overflow);
+                }
+                None => {
+                    let why = format!(
+                        "the server monitors no more nodes ({} in {subscriptions} \
+                         subscription(s)): {}",
+                        active.len(),
+                        node::describe(StatusCode::BadTooManyMonitoredItems)
+                    );
+                    for request in overflow.iter().chain(pending.iter().flatten()) {
+                        let handle = request.requested_parameters.client_handle;
+                        problems.push(format!("{}: {why}", name_of(handle)));
+                        bad.extend(self.bad((handle as usize).saturating_sub(1), &why));
+                    }
+                    pending.clear();
                 }
             }
         }
+        drop(subscribe);
         ctx.connected(active);
         self.set_session(Some(session.clone()));
         if problems.is_empty() {

@@ -19,8 +19,8 @@
 //! The offered rate is `BENCH_SENSORS × 1000 / BENCH_PERIOD_MS` readings/s per protocol; a
 //! connector that keeps up delivers about that (the table shows both). The OPC UA figure is
 //! bound by the async-opcua server: it revises sampling intervals to at least 100 ms and takes
-//! at most 1 000 monitored items per subscription (more: the source reports
-//! `BadTooManyMonitoredItems`, printed below the table).
+//! at most 1 000 monitored items per subscription (the connector opens another subscription
+//! for the rest when one is full).
 
 #[path = "../../../crates/mantis-connectors/tests/common/mtconnect_agent.rs"]
 mod mtconnect_agent;

@@ -708,13 +708,15 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn hundreds_of_opcua_nodes_changing_at_once_all_arrive() {
-        // 400 machines × 2 sensors: more monitored items than one call creates, and
-        // publish responses that must be split (each sample changes every node at once).
+    async fn over_a_thousand_opcua_nodes_changing_at_once_all_arrive() {
+        // 650 machines × 2 sensors: more monitored items than one call creates and than the
+        // server takes in one subscription (async-opcua: 1 000), and publish responses that
+        // must be split (each sample changes every node at once).
         let shutdown = CancellationToken::new();
-        let machines: Vec<ServedMachine> = (0..400)
+        let machines: Vec<ServedMachine> = (0..650)
             .map(|m| machine(&format!("MTR-{m:03}"), Protocol::OpcUa))
             .collect();
+        let nodes = 2 * machines.len();
         let Plant {
             _dir,
             devices,
@@ -725,7 +727,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while connectors
             .status("demo-opcua")
-            .is_none_or(|s| s.active.len() < 800)
+            .is_none_or(|s| s.active.len() < nodes)
         {
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -758,7 +760,7 @@ mod tests {
                 .count()
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while good() < 3 * 800 && tokio::time::Instant::now() < deadline {
+        while good() < 3 * nodes && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let status = connectors.status("demo-opcua").expect("source");
@@ -771,7 +773,7 @@ mod tests {
         );
         assert_eq!(
             good(),
-            3 * 800,
+            3 * nodes,
             "every change of every node, once: {summary}"
         );
         assert_eq!(status.reconnects, 0, "the connection held: {summary}");
