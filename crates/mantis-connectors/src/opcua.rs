@@ -553,8 +553,17 @@ impl Source for OpcUaSource {
             if overflow.is_empty() {
                 continue;
             }
+            if in_subscription == 0 && overflow.len() > 1 {
+                // Refused by an empty subscription: the server's limit is below one call's
+                // items. Smaller calls.
+                let half = overflow.len() / 2;
+                let (first, second) = overflow.split_at(half);
+                pending.push_front(second.to_vec());
+                pending.push_front(first.to_vec());
+                continue;
+            }
             // This subscription is full: the rest goes to a new one, unless it is empty (the
-            // server's limit is below one call) or the server refuses another subscription.
+            // server takes no item at all) or the server refuses another subscription.
             let next = if in_subscription == 0 || subscriptions >= MAX_SUBSCRIPTIONS {
                 None
             } else {
@@ -579,11 +588,20 @@ impl Source for OpcUaSource {
                         active.len(),
                         node::describe(StatusCode::BadTooManyMonitoredItems)
                     );
+                    let mut left = Vec::new();
                     for request in overflow.iter().chain(pending.iter().flatten()) {
                         let handle = request.requested_parameters.client_handle;
-                        problems.push(format!("{}: {why}", name_of(handle)));
+                        left.push(name_of(handle));
                         bad.extend(self.bad((handle as usize).saturating_sub(1), &why));
                     }
+                    // One line for them all (there may be thousands); each bad reading names
+                    // its node.
+                    let more = if left.len() > 3 { ", …" } else { "" };
+                    problems.push(format!(
+                        "{} nodes not monitored ({}{more}): {why}",
+                        left.len(),
+                        left[..left.len().min(3)].join(", ")
+                    ));
                     pending.clear();
                 }
             }

@@ -60,6 +60,10 @@ pub struct DevicesConfig {
     /// MQTT broker (`host:port`) the conveyors publish to. Default `127.0.0.1:1883`; empty:
     /// none. When it cannot be reached at start, the conveyors stay in-process.
     pub mqtt_broker: String,
+    /// Monitored items the OPC UA server takes per subscription; 0: its default (1 000). Not
+    /// configurable: tests use it to play a server with a small limit.
+    #[serde(skip)]
+    pub opcua_items_per_subscription: usize,
 }
 
 impl Default for DevicesConfig {
@@ -70,6 +74,7 @@ impl Default for DevicesConfig {
             opcua_port: 0,
             modbus_port: 0,
             mqtt_broker: "127.0.0.1:1883".into(),
+            opcua_items_per_subscription: 0,
         }
     }
 }
@@ -190,7 +195,7 @@ impl Devices {
             let listener = bind(&config.host, config.opcua_port, "OPC UA server").await?;
             let port = local_port(&listener)?;
             let pki = data_dir.join("demo").join("opcua-server-pki");
-            let (sim, server) = opcua_server(&config.host, port, &pki, &opcua_machines, &shutdown)?;
+            let (sim, server) = opcua_server(config, port, &pki, &opcua_machines, &shutdown)?;
             tokio::spawn(async move {
                 if let Err(e) = server.run_with(listener).await {
                     tracing::error!(error = %e, "demo OPC UA server stopped");
@@ -436,16 +441,23 @@ fn source(v: serde_json::Value) -> Result<SourceConfig> {
 
 /// Builds the OPC UA server (not yet running) with one variable per sensor, not ready.
 fn opcua_server(
-    host: &str,
+    config: &DevicesConfig,
     port: u16,
     pki: &Path,
     machines: &[&ServedMachine],
     shutdown: &CancellationToken,
 ) -> Result<(OpcUaSim, opcua::server::Server)> {
-    let (server, handle) = ServerBuilder::new_anonymous("MANTIS demo plant")
+    let mut builder = ServerBuilder::new_anonymous("MANTIS demo plant");
+    if config.opcua_items_per_subscription > 0 {
+        builder
+            .limits_mut()
+            .subscriptions
+            .max_monitored_items_per_sub = config.opcua_items_per_subscription;
+    }
+    let (server, handle) = builder
         .application_uri("urn:mantis:demo-plant:server")
         .product_uri("urn:mantis")
-        .host(host)
+        .host(&config.host)
         .port(port)
         // Its certificate (made once, kept under the data directory) lets secured clients in.
         .create_sample_keypair(true)
@@ -676,9 +688,19 @@ mod tests {
     }
 
     async fn plant(machines: &[ServedMachine], shutdown: &CancellationToken) -> Plant {
+        plant_with(machines, shutdown, 0).await
+    }
+
+    /// The plant, its OPC UA server taking `items_per_subscription` (0: its default).
+    async fn plant_with(
+        machines: &[ServedMachine],
+        shutdown: &CancellationToken,
+        items_per_subscription: usize,
+    ) -> Plant {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = DevicesConfig {
             mqtt_broker: String::new(),
+            opcua_items_per_subscription: items_per_subscription,
             ..DevicesConfig::default()
         };
         let devices = Devices::start(
@@ -712,8 +734,22 @@ mod tests {
         // 650 machines × 2 sensors: more monitored items than one call creates and than the
         // server takes in one subscription (async-opcua: 1 000), and publish responses that
         // must be split (each sample changes every node at once).
+        every_change_arrives_once(650, 0).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_taking_fewer_items_per_subscription_than_one_call_gets_them_all() {
+        // 80 nodes, a server that takes 30 per subscription: the first call is refused by an
+        // empty subscription, smaller calls fill it, then new subscriptions take the rest.
+        every_change_arrives_once(40, 30).await;
+    }
+
+    /// `machines` OPC UA machines of 2 sensors, served by a server that takes
+    /// `items_per_subscription` (0: its default) monitored items per subscription: every node
+    /// is monitored and every change of three samples arrives once.
+    async fn every_change_arrives_once(machines: usize, items_per_subscription: usize) {
         let shutdown = CancellationToken::new();
-        let machines: Vec<ServedMachine> = (0..650)
+        let machines: Vec<ServedMachine> = (0..machines)
             .map(|m| machine(&format!("MTR-{m:03}"), Protocol::OpcUa))
             .collect();
         let nodes = 2 * machines.len();
@@ -723,7 +759,7 @@ mod tests {
             sink,
             connectors,
             task,
-        } = plant(&machines, &shutdown).await;
+        } = plant_with(&machines, &shutdown, items_per_subscription).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while connectors
             .status("demo-opcua")
