@@ -197,6 +197,14 @@ async fn read(mb: &mut Context, b: &Block) -> tokio_modbus::Result<Data> {
     })
 }
 
+/// The index `k` of the clock-aligned poll instant `k × interval_ms + offset_ms` at or before
+/// `at_ms`.
+fn slot_of(at_ms: i64, interval_ms: u64, offset_ms: u64) -> i64 {
+    let interval = i64::try_from(interval_ms.max(1)).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset_ms).unwrap_or(0) % interval;
+    at_ms.saturating_sub(offset).div_euclid(interval)
+}
+
 /// Milliseconds from `now_ms` (since the epoch) to the next instant `k × interval_ms +
 /// offset_ms` strictly after it: the next clock-aligned poll.
 fn until_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> u64 {
@@ -240,14 +248,22 @@ impl Source for ModbusSource {
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let aligned = self.config.poll_offset_ms;
+        let poll_ms = u64::try_from(poll.as_millis()).unwrap_or(u64::MAX);
+        // The clock-aligned slot polled last: a clock stepping back does not poll it again.
+        let mut last_slot: Option<i64> = None;
         loop {
             let next_poll = async {
                 match aligned {
-                    Some(offset) => {
+                    Some(offset) => loop {
                         let now_ms = chrono::Utc::now().timestamp_millis();
-                        let wait = until_aligned(now_ms, self.config.poll_interval_ms, offset);
+                        let wait = until_aligned(now_ms, poll_ms, offset);
                         tokio::time::sleep(Duration::from_millis(wait)).await;
-                    }
+                        let slot = slot_of(now_ms.saturating_add_unsigned(wait), poll_ms, offset);
+                        if last_slot.is_none_or(|last| slot > last) {
+                            last_slot = Some(slot);
+                            break;
+                        }
+                    },
                     None => {
                         ticker.tick().await;
                     }
@@ -330,7 +346,7 @@ fn bad_count(readings: &[IncomingReading]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::until_aligned;
+    use super::{slot_of, until_aligned};
 
     #[test]
     fn aligned_polls_fall_on_the_interval_grid_plus_the_offset() {
@@ -345,5 +361,9 @@ mod tests {
         assert_eq!(until_aligned(-250, 1_000, 0), 250);
         // An offset of whole intervals is the same grid.
         assert_eq!(until_aligned(10_000, 1_000, 2_500), 500);
+        // Slots number the poll instants: a clock stepping back lands in a slot already polled.
+        assert_eq!(slot_of(10_500, 1_000, 500), 10);
+        assert_eq!(slot_of(10_499, 1_000, 500), 9);
+        assert!(slot_of(10_400, 1_000, 500) < slot_of(10_500, 1_000, 500));
     }
 }

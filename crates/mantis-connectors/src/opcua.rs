@@ -506,71 +506,85 @@ impl Source for OpcUaSource {
             .chunks(MONITORED_ITEMS_PER_CALL)
             .map(<[MonitoredItemCreateRequest]>::to_vec)
             .collect();
+        let index = |handle: u32| (handle as usize).saturating_sub(1);
+        let full = |status: StatusCode| status == StatusCode::BadTooManyMonitoredItems;
         while let Some(chunk) = pending.pop_front() {
-            let handles: Vec<u32> = chunk
-                .iter()
-                .map(|i| i.requested_parameters.client_handle)
-                .collect();
-            let full = |status: StatusCode| status == StatusCode::BadTooManyMonitoredItems;
-            let (created, overflow) = match session
+            let created = match session
                 .create_monitored_items(subscription, TimestampsToReturn::Both, chunk.clone())
                 .await
             {
-                // The whole call refused because the subscription is full.
-                Err(e) if full(e.status()) => (Vec::new(), chunk),
+                // The whole call refused: it does not fit in this subscription.
+                Err(e) if full(e.status()) => None,
                 Err(e) => {
                     return Err(SessionError::Refused(format!(
                         "the server refused the monitored items: {e}"
                     )));
                 }
-                Ok(created) => {
+                Ok(created) => Some(created),
+            };
+            let overflow = match created {
+                Some(created) => {
                     let mut overflow = Vec::new();
-                    let mut kept = Vec::new();
-                    for ((handle, result), request) in handles.iter().zip(created).zip(&chunk) {
-                        if full(result.result.status_code) {
+                    for (k, request) in chunk.iter().enumerate() {
+                        let handle = request.requested_parameters.client_handle;
+                        let name = name_of(handle);
+                        let Some(result) = created.get(k) else {
+                            let why = format!("the server returned no result for {name}");
+                            problems.push(why.clone());
+                            bad.extend(self.bad(index(handle), &why));
+                            continue;
+                        };
+                        let status = result.result.status_code;
+                        if full(status) {
                             overflow.push(request.clone());
+                        } else if status.is_good() {
+                            active.push(name);
+                            in_subscription += 1;
                         } else {
-                            kept.push((*handle, result.result.status_code));
+                            let why = format!(
+                                "the server refused to monitor {name}: {}",
+                                node::describe(status)
+                            );
+                            problems.push(why.clone());
+                            bad.extend(self.bad(index(handle), &why));
                         }
                     }
-                    (kept, overflow)
+                    overflow
                 }
+                None if chunk.len() > 1 => {
+                    // Smaller calls fill the room this subscription has left.
+                    let (first, second) = chunk.split_at(chunk.len() / 2);
+                    pending.push_front(second.to_vec());
+                    pending.push_front(first.to_vec());
+                    continue;
+                }
+                None => chunk,
             };
-            for (handle, status) in created {
-                let name = name_of(handle);
-                if status.is_good() {
-                    active.push(name);
-                    in_subscription += 1;
-                } else {
-                    let why = format!(
-                        "the server refused to monitor {name}: {}",
-                        node::describe(status)
-                    );
-                    problems.push(why.clone());
-                    bad.extend(self.bad((handle as usize).saturating_sub(1), &why));
-                }
-            }
             if overflow.is_empty() {
                 continue;
             }
-            if in_subscription == 0 && overflow.len() > 1 {
-                // Refused by an empty subscription: the server's limit is below one call's
-                // items. Smaller calls.
-                let half = overflow.len() / 2;
-                let (first, second) = overflow.split_at(half);
-                pending.push_front(second.to_vec());
-                pending.push_front(first.to_vec());
-                continue;
-            }
-            // This subscription is full: the rest goes to a new one, unless it is empty (the
-            // server takes no item at all) or the server refuses another subscription.
-            let next = if in_subscription == 0 || subscriptions >= MAX_SUBSCRIPTIONS {
-                None
+            // This subscription is full: the rest goes to a new one, unless it holds nothing
+            // (the server takes no item at all) or no other subscription can be opened.
+            let next = if in_subscription == 0 {
+                Err("the server takes no monitored item in a subscription".to_owned())
+            } else if subscriptions >= MAX_SUBSCRIPTIONS {
+                Err(format!("{MAX_SUBSCRIPTIONS} subscriptions are open"))
             } else {
-                subscribe().await.ok()
+                match subscribe().await {
+                    Ok(id) => Ok(id),
+                    Err(e) if e.status() == StatusCode::BadTooManySubscriptions => Err(format!(
+                        "the server opens no more subscriptions ({subscriptions} open): {}",
+                        node::describe(e.status())
+                    )),
+                    Err(e) => {
+                        return Err(SessionError::Connection(format!(
+                            "opening another subscription: {e}"
+                        )));
+                    }
+                }
             };
             match next {
-                Some(id) => {
+                Ok(id) => {
                     tracing::info!(
                         connector = %ctx.name,
                         monitored = in_subscription,
@@ -581,24 +595,28 @@ impl Source for OpcUaSource {
                     in_subscription = 0;
                     pending.push_front(overflow);
                 }
-                None => {
-                    let why = format!(
-                        "the server monitors no more nodes ({} in {subscriptions} \
-                         subscription(s)): {}",
-                        active.len(),
-                        node::describe(StatusCode::BadTooManyMonitoredItems)
-                    );
+                Err(reason) => {
                     let mut left = Vec::new();
                     for request in overflow.iter().chain(pending.iter().flatten()) {
                         let handle = request.requested_parameters.client_handle;
                         left.push(name_of(handle));
-                        bad.extend(self.bad((handle as usize).saturating_sub(1), &why));
+                    }
+                    let why = format!(
+                        "not monitored: the server monitors no more nodes ({} in {subscriptions} \
+                         subscription(s)); {reason}",
+                        active.len()
+                    );
+                    tracing::warn!(connector = %ctx.name, nodes = left.len(), %why, "some nodes are not monitored");
+                    for request in overflow.iter().chain(pending.iter().flatten()) {
+                        bad.extend(
+                            self.bad(index(request.requested_parameters.client_handle), &why),
+                        );
                     }
                     // One line for them all (there may be thousands); each bad reading names
                     // its node.
                     let more = if left.len() > 3 { ", …" } else { "" };
                     problems.push(format!(
-                        "{} nodes not monitored ({}{more}): {why}",
+                        "{} nodes ({}{more}) {why}",
                         left.len(),
                         left[..left.len().min(3)].join(", ")
                     ));

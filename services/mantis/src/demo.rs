@@ -66,14 +66,15 @@ impl Default for DemoConfig {
 }
 
 impl DemoConfig {
-    /// Time between two samples (`sample_interval_secs`, at least 50 ms).
+    /// Time between two samples (`sample_interval_secs`, at least 50 ms), in whole
+    /// milliseconds: the history and the live run step on one grid.
     pub fn sample_interval(&self) -> Duration {
         let secs = if self.sample_interval_secs.is_finite() {
             self.sample_interval_secs.clamp(0.05, 86_400.0)
         } else {
             1.0
         };
-        Duration::from_secs_f64(secs)
+        Duration::from_millis((secs * 1000.0).round() as u64)
     }
 }
 
@@ -779,6 +780,10 @@ mod tests {
         assert_eq!(config(1.0).sample_interval(), Duration::from_secs(1));
         assert_eq!(config(0.0).sample_interval(), Duration::from_millis(50));
         assert_eq!(config(f64::NAN).sample_interval(), Duration::from_secs(1));
+        assert_eq!(
+            config(1.5005).sample_interval(),
+            Duration::from_millis(1501)
+        );
     }
 
     #[test]

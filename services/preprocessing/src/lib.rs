@@ -80,7 +80,9 @@ pub enum Interpolation {
 pub enum Grid {
     /// Through the window's first reading: a regularly sampled sensor keeps its own sampling
     /// instants whatever the phase of its clock, so its windows look the same after a device
-    /// restart, a reconnection of a polled connector or a clock step (the default).
+    /// restart, a reconnection of a polled connector or a clock step (the default). The window
+    /// in which the phase changes is still resampled on its first reading's grid (the change
+    /// itself shows, once); the windows after it are not affected.
     #[default]
     FirstReading,
     /// On whole multiples of the sampling period since the epoch: sensors of one rate share

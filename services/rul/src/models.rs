@@ -674,21 +674,24 @@ impl Models {
         promote: bool,
     ) -> Result<u64, ModelError> {
         let series = series(asset_type)?;
-        // The contract must describe this very file (a sidecar names its ONNX by checksum).
-        if let Some(expected) = sidecar.get("onnx_sha256").and_then(|v| v.as_str()) {
-            let actual = mantis_rul_model::sha256_hex(&onnx);
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(ModelError::Invalid(format!(
-                    "the sidecar's onnx_sha256 {expected} is not the uploaded file's ({actual}): \
-                     the contract describes another model file"
-                )));
-            }
-        }
         let predictor = {
             let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
-            tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx))
-                .await
-                .map_err(|e| ModelError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                // The contract must describe this very file (a sidecar names its ONNX by
+                // checksum).
+                if let Some(expected) = sidecar.get("onnx_sha256").and_then(|v| v.as_str()) {
+                    let actual = mantis_rul_model::sha256_hex(&onnx);
+                    if !actual.eq_ignore_ascii_case(expected) {
+                        return Err(ModelError::Invalid(format!(
+                            "the sidecar's onnx_sha256 {expected} is not the uploaded file's \
+                             ({actual}): the contract describes another model file"
+                        )));
+                    }
+                }
+                onnx_predictor(&sidecar, &onnx)
+            })
+            .await
+            .map_err(|e| ModelError::Task(e.to_string()))??
         };
         let mut metadata = ModelMetadata::new(ONNX_FORMAT);
         if let Some(rmse) = sidecar

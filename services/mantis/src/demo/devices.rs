@@ -739,9 +739,63 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_taking_fewer_items_per_subscription_than_one_call_gets_them_all() {
-        // 80 nodes, a server that takes 30 per subscription: the first call is refused by an
-        // empty subscription, smaller calls fill it, then new subscriptions take the rest.
+        // 80 nodes, a server that takes 30 per subscription: refused calls are halved until
+        // they fill what room is left, then new subscriptions take the rest (3 of them).
         every_change_arrives_once(40, 30).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_beyond_what_the_server_takes_are_bad_quality_with_the_reason() {
+        // 16 nodes, one per subscription, and async-opcua opens at most 10 subscriptions per
+        // session: 10 monitored, each of the 6 others one bad-quality reading saying why.
+        let shutdown = CancellationToken::new();
+        let machines: Vec<ServedMachine> = (0..8)
+            .map(|m| machine(&format!("MTR-{m:03}"), Protocol::OpcUa))
+            .collect();
+        let Plant {
+            _dir,
+            sink,
+            connectors,
+            task,
+            ..
+        } = plant_with(&machines, &shutdown, 1).await;
+        let not_monitored = || -> Vec<String> {
+            lock(&sink.0)
+                .iter()
+                .filter(|(r, _)| r.quality.get() == 0)
+                .filter_map(|(r, _)| {
+                    r.metadata
+                        .get(IncomingReading::QUALITY_REASON)
+                        .filter(|why| why.contains("not monitored"))
+                        .cloned()
+                })
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while not_monitored().len() < 6 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nodes left out not reported within 60 s: {:?}",
+                connectors.status("demo-opcua")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let status = connectors.status("demo-opcua").expect("source");
+        assert_eq!(status.active.len(), 10, "{status:?}");
+        let reasons = not_monitored();
+        assert_eq!(
+            reasons.len(),
+            6,
+            "one bad reading per node left out: {reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .all(|why| why.contains("no more subscriptions")),
+            "{reasons:?}"
+        );
+        shutdown.cancel();
+        let _ = task.await;
     }
 
     /// `machines` OPC UA machines of 2 sensors, served by a server that takes
