@@ -197,21 +197,17 @@ async fn read(mb: &mut Context, b: &Block) -> tokio_modbus::Result<Data> {
     })
 }
 
-/// The index `k` of the clock-aligned poll instant `k × interval_ms + offset_ms` at or before
-/// `at_ms`.
-fn slot_of(at_ms: i64, interval_ms: u64, offset_ms: u64) -> i64 {
+/// The next clock-aligned poll strictly after `now_ms` (since the epoch): its slot `k` (the
+/// instant `k × interval_ms + offset_ms`) and the milliseconds until it.
+fn next_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> (i64, u64) {
     let interval = i64::try_from(interval_ms.max(1)).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset_ms).unwrap_or(0) % interval;
-    at_ms.saturating_sub(offset).div_euclid(interval)
-}
-
-/// Milliseconds from `now_ms` (since the epoch) to the next instant `k × interval_ms +
-/// offset_ms` strictly after it: the next clock-aligned poll.
-fn until_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> u64 {
-    let interval = i64::try_from(interval_ms.max(1)).unwrap_or(i64::MAX);
-    let offset = i64::try_from(offset_ms).unwrap_or(0) % interval;
-    let phase = (now_ms - offset).rem_euclid(interval);
-    u64::try_from(interval - phase).unwrap_or(0)
+    let since = now_ms.saturating_sub(offset);
+    let wait = interval - since.rem_euclid(interval);
+    (
+        since.div_euclid(interval).saturating_add(1),
+        u64::try_from(wait).unwrap_or(0),
+    )
 }
 
 #[async_trait]
@@ -256,9 +252,8 @@ impl Source for ModbusSource {
                 match aligned {
                     Some(offset) => loop {
                         let now_ms = chrono::Utc::now().timestamp_millis();
-                        let wait = until_aligned(now_ms, poll_ms, offset);
+                        let (slot, wait) = next_aligned(now_ms, poll_ms, offset);
                         tokio::time::sleep(Duration::from_millis(wait)).await;
-                        let slot = slot_of(now_ms.saturating_add_unsigned(wait), poll_ms, offset);
                         if last_slot.is_none_or(|last| slot > last) {
                             last_slot = Some(slot);
                             break;
@@ -346,24 +341,22 @@ fn bad_count(readings: &[IncomingReading]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{slot_of, until_aligned};
+    use super::next_aligned;
 
     #[test]
     fn aligned_polls_fall_on_the_interval_grid_plus_the_offset() {
-        // 1 s interval, offset 500 ms: polls at …0.5 s, 1.5 s, 2.5 s.
-        assert_eq!(until_aligned(10_000, 1_000, 500), 500);
-        assert_eq!(until_aligned(10_499, 1_000, 500), 1);
+        // 1 s interval, offset 500 ms: polls at …0.5 s (slot 9), 10.5 s (slot 10), 11.5 s.
+        assert_eq!(next_aligned(10_000, 1_000, 500), (10, 500));
+        assert_eq!(next_aligned(10_499, 1_000, 500), (10, 1));
         // Exactly on a poll instant: the next one, never the same instant twice.
-        assert_eq!(until_aligned(10_500, 1_000, 500), 1_000);
-        assert_eq!(until_aligned(10_501, 1_000, 500), 999);
+        assert_eq!(next_aligned(10_500, 1_000, 500), (11, 1_000));
+        assert_eq!(next_aligned(10_501, 1_000, 500), (11, 999));
         // No offset: whole seconds; before the epoch too.
-        assert_eq!(until_aligned(12_345, 1_000, 0), 655);
-        assert_eq!(until_aligned(-250, 1_000, 0), 250);
+        assert_eq!(next_aligned(12_345, 1_000, 0), (13, 655));
+        assert_eq!(next_aligned(-250, 1_000, 0), (0, 250));
         // An offset of whole intervals is the same grid.
-        assert_eq!(until_aligned(10_000, 1_000, 2_500), 500);
-        // Slots number the poll instants: a clock stepping back lands in a slot already polled.
-        assert_eq!(slot_of(10_500, 1_000, 500), 10);
-        assert_eq!(slot_of(10_499, 1_000, 500), 9);
-        assert!(slot_of(10_400, 1_000, 500) < slot_of(10_500, 1_000, 500));
+        assert_eq!(next_aligned(10_000, 1_000, 2_500), (10, 500));
+        // A clock stepping back lands on a slot already polled (the session skips it).
+        assert!(next_aligned(10_400, 1_000, 500).0 <= next_aligned(10_499, 1_000, 500).0);
     }
 }

@@ -493,9 +493,10 @@ impl Source for OpcUaSource {
             bad.extend(self.bad(i, &why));
         }
         let mut active = Vec::new();
+        let index = |handle: u32| (handle as usize).saturating_sub(1);
         let name_of = |handle: u32| {
             self.nodes
-                .get((handle as usize).saturating_sub(1))
+                .get(index(handle))
                 .map(|(n, _)| describe_node(n))
                 .unwrap_or_default()
         };
@@ -506,7 +507,6 @@ impl Source for OpcUaSource {
             .chunks(MONITORED_ITEMS_PER_CALL)
             .map(<[MonitoredItemCreateRequest]>::to_vec)
             .collect();
-        let index = |handle: u32| (handle as usize).saturating_sub(1);
         let full = |status: StatusCode| status == StatusCode::BadTooManyMonitoredItems;
         while let Some(chunk) = pending.pop_front() {
             let created = match session
@@ -596,22 +596,18 @@ impl Source for OpcUaSource {
                     pending.push_front(overflow);
                 }
                 Err(reason) => {
-                    let mut left = Vec::new();
-                    for request in overflow.iter().chain(pending.iter().flatten()) {
-                        let handle = request.requested_parameters.client_handle;
-                        left.push(name_of(handle));
-                    }
                     let why = format!(
                         "not monitored: the server monitors no more nodes ({} in {subscriptions} \
                          subscription(s)); {reason}",
                         active.len()
                     );
-                    tracing::warn!(connector = %ctx.name, nodes = left.len(), %why, "some nodes are not monitored");
+                    let mut left = Vec::new();
                     for request in overflow.iter().chain(pending.iter().flatten()) {
-                        bad.extend(
-                            self.bad(index(request.requested_parameters.client_handle), &why),
-                        );
+                        let handle = request.requested_parameters.client_handle;
+                        left.push(name_of(handle));
+                        bad.extend(self.bad(index(handle), &why));
                     }
+                    tracing::warn!(connector = %ctx.name, nodes = left.len(), %why, "some nodes are not monitored");
                     // One line for them all (there may be thousands); each bad reading names
                     // its node.
                     let more = if left.len() > 3 { ", …" } else { "" };

@@ -122,6 +122,20 @@ impl Sidecar {
         self.n_features() * if self.baseline > 0 { 2 } else { 1 }
     }
 
+    /// Checks that `bytes` (the ONNX `file`) are the file the contract names by checksum.
+    pub fn verify_onnx(&self, bytes: &[u8], file: &str) -> Result<()> {
+        let actual = crate::model::sha256_hex(bytes);
+        if actual.eq_ignore_ascii_case(&self.onnx_sha256) {
+            Ok(())
+        } else {
+            Err(RulError::Checksum {
+                file: file.to_owned(),
+                expected: self.onnx_sha256.clone(),
+                actual,
+            })
+        }
+    }
+
     /// Checks the internal consistency of the contract.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(RulError::Contract(m));

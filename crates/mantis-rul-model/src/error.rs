@@ -27,10 +27,10 @@ pub enum RulError {
     #[error("invalid model contract: {0}")]
     Contract(String),
     /// The ONNX file does not match the sidecar's checksum.
-    #[error("ONNX file {path} has sha256 {actual}, the sidecar expects {expected}")]
+    #[error("ONNX file {file} has sha256 {actual}, the sidecar expects {expected}")]
     Checksum {
-        /// The ONNX file.
-        path: PathBuf,
+        /// The ONNX file (its path, or what it is when it has none).
+        file: String,
         /// The checksum in the sidecar.
         expected: String,
         /// The checksum of the file.

@@ -72,14 +72,7 @@ impl RulModel {
             path: onnx_path.clone(),
             source,
         })?;
-        let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(&sidecar.onnx_sha256) {
-            return Err(RulError::Checksum {
-                path: onnx_path,
-                expected: sidecar.onnx_sha256.clone(),
-                actual,
-            });
-        }
+        sidecar.verify_onnx(&bytes, &onnx_path.display().to_string())?;
         Self::from_parts(sidecar, &bytes)
     }
 

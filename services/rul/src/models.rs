@@ -676,22 +676,9 @@ impl Models {
         let series = series(asset_type)?;
         let predictor = {
             let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
-            tokio::task::spawn_blocking(move || {
-                // The contract must describe this very file (a sidecar names its ONNX by
-                // checksum).
-                if let Some(expected) = sidecar.get("onnx_sha256").and_then(|v| v.as_str()) {
-                    let actual = mantis_rul_model::sha256_hex(&onnx);
-                    if !actual.eq_ignore_ascii_case(expected) {
-                        return Err(ModelError::Invalid(format!(
-                            "the sidecar's onnx_sha256 {expected} is not the uploaded file's \
-                             ({actual}): the contract describes another model file"
-                        )));
-                    }
-                }
-                onnx_predictor(&sidecar, &onnx)
-            })
-            .await
-            .map_err(|e| ModelError::Task(e.to_string()))??
+            tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx))
+                .await
+                .map_err(|e| ModelError::Task(e.to_string()))??
         };
         let mut metadata = ModelMetadata::new(ONNX_FORMAT);
         if let Some(rmse) = sidecar
@@ -809,6 +796,8 @@ fn decode(version: &ModelVersion, bytes: &[u8]) -> Result<Predictor, ModelError>
 fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor, ModelError> {
     let parsed: Sidecar = serde_json::from_value(sidecar.clone())
         .map_err(|e| ModelError::Invalid(format!("the sidecar does not parse: {e}")))?;
+    // The contract must name this very file (uploaded, or read back from the registry).
+    parsed.verify_onnx(onnx, &format!("`{}`", parsed.onnx))?;
     let columns = parsed.sensor_columns.clone();
     let settings: Vec<String> = sidecar
         .get("setting_columns")

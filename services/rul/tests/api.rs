@@ -162,14 +162,7 @@ fn assert_problem(status: u16, body: &Value, expected: u16) {
 async fn train_register_promote_and_predict_through_the_api() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let bus = EmbeddedBus::open(dir.path().join("log"))
-        .await
-        .expect("log");
-    let store = SqliteStore::in_memory().await.expect("sqlite");
-    let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
-    infra.objects = Arc::new(LocalObjects::open(dir.path().join("objects")).expect("objects"));
-    infra.ensure_topics(&[]).await.expect("topics");
-    let store = infra.store.clone();
+    let (store, publisher, url, shutdown) = start_service(dir.path()).await;
 
     // Three pumps that ran to failure twice each; a fourth in its first life; a fan without
     // any failure.
@@ -192,16 +185,6 @@ async fn train_register_promote_and_predict_through_the_api() {
         store.insert_features(&fv).await.expect("fan");
     }
 
-    let config = Config {
-        bind: "127.0.0.1:0".into(),
-        auto_train: false,
-        check_secs: 1,
-        ..Config::default()
-    };
-    let app = build(infra.clone(), config).await.expect("build");
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run(shutdown.clone()));
     let http = reqwest::Client::new();
 
     // No model yet.
@@ -261,7 +244,6 @@ async fn train_register_promote_and_predict_through_the_api() {
 
     // The rest of the live pump's life arrives as feature windows: predictions follow, stored
     // and falling as it wears.
-    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
     for i in 40..life_len {
         for fv in vectors(&live, base + i * WINDOW_MS, wear(i, life_len), 9) {
             publisher
@@ -676,7 +658,7 @@ async fn an_uploaded_onnx_model_predicts_from_an_assets_stored_windows_as_the_li
     assert!(
         body["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("onnx_sha256")),
+            .is_some_and(|d| d.contains("sha256") && d.contains("the sidecar expects")),
         "{body:#}"
     );
     shutdown.cancel();

@@ -740,7 +740,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_taking_fewer_items_per_subscription_than_one_call_gets_them_all() {
         // 80 nodes, a server that takes 30 per subscription: refused calls are halved until
-        // they fill what room is left, then new subscriptions take the rest (3 of them).
+        // they fill what room is left, then new subscriptions take the rest.
         every_change_arrives_once(40, 30).await;
     }
 
