@@ -166,6 +166,57 @@ pub struct Asset {
     pub criticality: Criticality,
 }
 
+impl Asset {
+    /// The fleet the asset belongs to: its tenant's assets of its type.
+    pub fn fleet(&self) -> Fleet {
+        Fleet::new(self.tenant_id, self.asset_type.clone())
+    }
+}
+
+/// One tenant's assets of one type: what a per-type model (RUL) learns from and serves. Tenants
+/// never share one: a model trained on a tenant's runs to failure names its assets and carries
+/// what they went through.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fleet {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The asset type, e.g. `pump`.
+    pub asset_type: String,
+}
+
+impl Fleet {
+    /// The assets of `asset_type` of `tenant_id`.
+    pub fn new(tenant_id: TenantId, asset_type: impl Into<String>) -> Self {
+        Self {
+            tenant_id,
+            asset_type: asset_type.into(),
+        }
+    }
+
+    /// Its name in a model registry: the asset type for the default tenant (the one tenant of
+    /// a single-plant deployment, whose registries predate tenants), `{tenant}.{asset type}`
+    /// for any other.
+    pub fn scope(&self) -> String {
+        if self.tenant_id == TenantId::DEFAULT {
+            self.asset_type.clone()
+        } else {
+            format!("{}.{}", self.tenant_id, self.asset_type)
+        }
+    }
+}
+
+/// The asset type, and the tenant unless it is the default one.
+impl fmt::Display for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tenant_id == TenantId::DEFAULT {
+            f.write_str(&self.asset_type)
+        } else {
+            write!(f, "{} of tenant {}", self.asset_type, self.tenant_id)
+        }
+    }
+}
+
 /// A sensor mounted on an asset, with the metadata readings are validated against.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -242,5 +293,21 @@ mod tests {
         };
         assert!(s.in_range(0.0) && s.in_range(50.0) && !s.in_range(50.1));
         assert!(s.unit_matches(" MM/S") && !s.unit_matches("g"));
+    }
+
+    #[test]
+    fn a_fleet_is_scoped_by_its_tenant_except_the_default_one() {
+        let default = Fleet::new(TenantId::DEFAULT, "pump");
+        assert_eq!(default.scope(), "pump");
+        assert_eq!(default.to_string(), "pump");
+        let other = TenantId(uuid::Uuid::from_u128(7));
+        let theirs = Fleet::new(other, "pump");
+        assert_eq!(theirs.scope(), "00000000-0000-0000-0000-000000000007.pump");
+        assert_ne!(theirs, default);
+        assert!(
+            theirs
+                .to_string()
+                .contains("00000000-0000-0000-0000-000000000007")
+        );
     }
 }

@@ -25,7 +25,7 @@ mod maintenance;
 mod signal;
 
 pub use access::{ApiKey, Role, User};
-pub use asset::{Asset, Criticality, Sensor, SensorType};
+pub use asset::{Asset, Criticality, Fleet, Sensor, SensorType};
 pub use ids::{
     AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
     deterministic_uuid,

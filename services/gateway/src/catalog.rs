@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
+use mantis_domain::Fleet;
 use mantis_objects::registry::{ModelRegistry, ModelSeries, ModelVersion};
 use mantis_runtime::Problem;
 use serde::Serialize;
@@ -43,19 +44,21 @@ pub(crate) async fn models(
     let registry = ModelRegistry::new(s.objects.clone());
     let assets = tenant_assets(s.store.as_ref(), &who).await?;
     let mut out = Vec::new();
-    let mut series: Vec<(ModelSeries, Option<String>)> = Vec::new();
+    // (series, what it is for, asset code)
+    let mut series: Vec<(ModelSeries, String, Option<String>)> = Vec::new();
     for a in &assets {
         if let Ok(sr) = ModelSeries::new("anomaly", a.id.to_string()) {
-            series.push((sr, Some(a.code.clone())));
+            series.push((sr, a.id.to_string(), Some(a.code.clone())));
         }
     }
-    let types: BTreeSet<&str> = assets.iter().map(|a| a.asset_type.as_str()).collect();
-    for t in types {
-        if let Ok(sr) = ModelSeries::new("rul", t) {
-            series.push((sr, None));
+    // RUL models are per fleet: the tenant's own assets of a type, never another tenant's.
+    let fleets: BTreeSet<Fleet> = assets.iter().map(mantis_domain::Asset::fleet).collect();
+    for fleet in fleets {
+        if let Ok(sr) = ModelSeries::new("rul", fleet.scope()) {
+            series.push((sr, fleet.asset_type, None));
         }
     }
-    for (sr, asset_code) in series {
+    for (sr, scope, asset_code) in series {
         let versions = registry.versions(&sr).await.map_err(unavailable)?;
         if versions.is_empty() {
             continue;
@@ -63,7 +66,7 @@ pub(crate) async fn models(
         let promoted = registry.promoted(&sr).await.map_err(unavailable)?;
         out.push(ModelSummary {
             kind: sr.kind().to_owned(),
-            scope: sr.scope().to_owned(),
+            scope,
             asset_code,
             promoted,
             versions,

@@ -1406,12 +1406,35 @@ async fn the_models_and_rules_in_effect_are_listed_for_the_tenant_only() {
             .expect("register");
         registry.promote(&series, 1).await.expect("promote");
     }
+    // RUL models are per fleet: each tenant's motors have their own, trained on their own runs
+    // to failure (whose names the version records).
+    for (tenant, code) in [
+        (TenantId::DEFAULT, "MTR-OURS"),
+        (theirs.motor.tenant_id, "MTR-THEIRS"),
+    ] {
+        let fleet = mantis_domain::Fleet::new(tenant, "motor");
+        let series =
+            mantis_objects::registry::ModelSeries::new("rul", fleet.scope()).expect("series");
+        let mut meta = mantis_objects::registry::ModelMetadata::new("test");
+        meta.contract = json!({ "units": [format!("{code}#1")] });
+        registry
+            .register(&series, bytes::Bytes::from_static(b"model"), meta)
+            .await
+            .expect("register");
+    }
     let (_, v) = g.admin("GET", "/api/v1/models", None).await;
     let models = v.as_array().expect("list");
-    assert_eq!(models.len(), 1, "{v:#}");
+    assert_eq!(models.len(), 2, "{v:#}");
     assert_eq!(models[0]["kind"], "anomaly");
     assert_eq!(models[0]["assetCode"], "MTR-OURS");
     assert_eq!(models[0]["promoted"], 1);
+    assert_eq!(models[1]["kind"], "rul");
+    assert_eq!(models[1]["scope"], "motor");
+    assert_eq!(
+        models[1]["versions"][0]["metadata"]["contract"]["units"],
+        json!(["MTR-OURS#1"])
+    );
+    assert!(!v.to_string().contains("MTR-THEIRS"), "{v:#}");
 
     let (s, rules) = g.admin("GET", "/api/v1/rules", None).await;
     assert_eq!(s, 200, "{rules:#}");

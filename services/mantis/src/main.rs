@@ -62,6 +62,10 @@ enum TrainWhat {
         /// The asset type, e.g. `pump`.
         #[arg(long)]
         asset_type: String,
+        /// Whose assets of that type (a tenant id); the default tenant when omitted. Tenants
+        /// never share a model.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: Option<mantis_domain::TenantId>,
         /// Register the version without serving it.
         #[arg(long)]
         no_promote: bool,
@@ -69,6 +73,11 @@ enum TrainWhat {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+fn parse_tenant(raw: &str) -> Result<mantis_domain::TenantId, String> {
+    mantis_domain::TenantId::parse(raw.trim())
+        .map_err(|_| format!("`{raw}` is not a tenant id (a UUID is expected)"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -150,13 +159,15 @@ async fn main() -> anyhow::Result<()> {
         what:
             TrainWhat::Rul {
                 asset_type,
+                tenant,
                 no_promote,
                 quiet,
             },
     } = &cli.command
     {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
-        mantis::train::rul(&settings, asset_type, !no_promote, *quiet).await?;
+        let fleet = mantis_domain::Fleet::new(tenant.unwrap_or_default(), asset_type.clone());
+        mantis::train::rul(&settings, &fleet, !no_promote, *quiet).await?;
         return Ok(());
     }
     let demo = matches!(cli.command, Command::Demo);

@@ -24,10 +24,11 @@ pub enum Error {
     Model(#[from] ModelError),
 }
 
-/// Trains, registers and (when `promote`) promotes the RUL model of `asset_type`.
+/// Trains, registers and (when `promote`) promotes the RUL model of `fleet` (a tenant's assets
+/// of one type).
 pub async fn rul(
     settings: &crate::Settings,
-    asset_type: &str,
+    fleet: &mantis_domain::Fleet,
     promote: bool,
     quiet: bool,
 ) -> Result<Trained, Error> {
@@ -43,7 +44,8 @@ pub async fn rul(
     let trained = models
         .train(
             TrainRequest {
-                asset_type: asset_type.to_owned(),
+                asset_type: fleet.asset_type.clone(),
+                tenant_id: fleet.tenant_id,
                 settings_columns: settings.rul.settings_columns.clone(),
                 config: settings.rul.training.clone(),
                 promote,
@@ -64,7 +66,7 @@ pub async fn rul(
         err,
         "RUL model of `{}`: version {}{} — {} runs to failure ({} rows), {} trees, \
          cross-validated RMSE {:.1} cycles, 90 % interval ±{:.1} cycles, 1 cycle = {:.0} s, {:.1} s",
-        trained.asset_type,
+        fleet,
         trained.version,
         if trained.promoted { " (promoted)" } else { "" },
         r.units,

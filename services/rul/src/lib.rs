@@ -24,7 +24,7 @@ pub mod rows;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mantis_bus::Position;
-use mantis_domain::{AssetId, FeatureVector, RulPrediction};
+use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, RulPrediction};
 use mantis_rul_model::tree::TreeConfig;
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
@@ -181,7 +181,7 @@ impl Handler for RulHandler {
             tracing::debug!(asset = %fv.asset_id, sensor = %fv.sensor_id, "RUL: unknown asset or sensor");
             return Ok(ctx.done());
         };
-        let Some(served) = self.models.served(&layout.asset_type) else {
+        let Some(served) = self.models.served(&layout.fleet) else {
             self.skip();
             return Ok(ctx.done());
         };
@@ -260,7 +260,7 @@ impl Handler for RulHandler {
         let predicted_at = row.window_end;
         let scale = cycles_per_window(
             &self.cycle_secs,
-            &state.layout.asset_type,
+            &state.layout.fleet.asset_type,
             (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
         );
         let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
@@ -319,12 +319,12 @@ async fn checker(
         if let Err(e) = check_once(&models, store.as_ref(), &lives, &config).await {
             tracing::warn!(error = %e, "RUL check failed; retrying at the next one");
         }
-        let served = models.served_types();
+        let served = models.served_fleets();
         health.set_detail(
             "model",
             serde_json::json!({
                 "loaded": !served.is_empty(),
-                "assetTypes": served,
+                "assetTypes": served.iter().map(Fleet::to_string).collect::<Vec<_>>(),
             }),
         );
     }
@@ -348,32 +348,34 @@ async fn check_once(
         *l = latest;
     }
     let assets = store.list_assets(None).await?;
-    let mut types: Vec<String> = assets.iter().map(|a| a.asset_type.clone()).collect();
-    types.sort();
-    types.dedup();
-    for asset_type in types {
-        if let Err(e) = models.reload(&asset_type).await {
-            tracing::warn!(%asset_type, error = %e, "RUL: cannot load the promoted model");
+    // Each tenant's asset types: tenants never learn from, nor are served by, another's runs.
+    let mut fleets: Vec<Fleet> = assets.iter().map(Asset::fleet).collect();
+    fleets.sort();
+    fleets.dedup();
+    for fleet in fleets {
+        if let Err(e) = models.reload(&fleet).await {
+            tracing::warn!(%fleet, error = %e, "RUL: cannot load the promoted model");
         }
-        if !config.auto_train || models.served(&asset_type).is_some() {
+        if !config.auto_train || models.served(&fleet).is_some() {
             continue;
         }
-        let type_runs: usize = assets
+        let fleet_runs: usize = assets
             .iter()
-            .filter(|a| a.asset_type == asset_type)
+            .filter(|a| a.tenant_id == fleet.tenant_id && a.asset_type == fleet.asset_type)
             .map(|a| runs.get(&a.id).copied().unwrap_or(0))
             .sum();
-        if type_runs < config.min_runs.max(1) {
+        if fleet_runs < config.min_runs.max(1) {
             continue;
         }
-        if models.versions(&asset_type).await?.1.is_some() {
+        if models.versions(&fleet).await?.1.is_some() {
             continue; // promoted but not loadable: reported above, never retrained over it
         }
-        tracing::info!(%asset_type, runs = type_runs, "RUL: training the first model of the type");
+        tracing::info!(%fleet, runs = fleet_runs, "RUL: training the first model of the type");
         match models
             .train(
                 TrainRequest {
-                    asset_type: asset_type.clone(),
+                    asset_type: fleet.asset_type.clone(),
+                    tenant_id: fleet.tenant_id,
                     settings_columns: config.settings_columns.clone(),
                     config: config.training.clone(),
                     promote: true,
@@ -383,13 +385,13 @@ async fn check_once(
             .await
         {
             Ok(t) => tracing::info!(
-                %asset_type,
+                %fleet,
                 version = t.version,
                 validation_rmse = t.report.validation_rmse,
                 "RUL: model trained and promoted"
             ),
             Err(ModelError::NoRuns { .. }) => {}
-            Err(e) => tracing::warn!(%asset_type, error = %e, "RUL: automatic training failed"),
+            Err(e) => tracing::warn!(%fleet, error = %e, "RUL: automatic training failed"),
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! The served RUL models: one per asset type, in the model registry (object storage).
+//! The served RUL models: one per fleet (a tenant's assets of one type), in the model registry
+//! (object storage). Tenants never share a model: each learns from its own runs to failure.
 //!
 //! Two kinds of models serve: the in-platform gradient-boosted trees
 //! ([`mantis_rul_model::tree`]), trained here from the plant's own runs to failure (the
@@ -14,7 +15,7 @@
 use crate::rows::{AssetLayout, Row, Rows, columns_of, window_secs, with_early};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use mantis_domain::{AssetId, MaintenanceEvent};
+use mantis_domain::{AssetId, Fleet, MaintenanceEvent};
 use mantis_objects::registry::{
     ModelMetadata, ModelRegistry, ModelSeries, ModelVersion, TrainingPeriod,
 };
@@ -27,7 +28,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// The registry kind of RUL models (scope: the asset type).
+/// The registry kind of RUL models (scope: [`Fleet::scope`], the asset type for the default tenant).
 pub const MODEL_KIND: &str = "rul";
 /// The format of in-platform tree models.
 pub const TREE_FORMAT: &str = "mantis-rul-tree/1";
@@ -37,40 +38,40 @@ pub const ONNX_FORMAT: &str = "mantis-rul-onnx/1";
 /// Why a model operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// No asset has this type.
+    /// No asset of the tenant has this type.
     #[error("no asset has the type `{0}`")]
-    UnknownAssetType(String),
+    UnknownAssetType(Fleet),
     /// The asset is not registered.
     #[error("asset {0} is not registered")]
     UnknownAsset(AssetId),
-    /// No model serves the asset's type.
+    /// No model serves the asset's fleet.
     #[error("no RUL model is promoted for asset type `{0}`")]
-    NoModel(String),
+    NoModel(Fleet),
     /// The asset has no window to predict from.
     #[error("asset {0} has no feature windows since its last failure or replacement")]
     NoWindows(AssetId),
     /// The history holds no run to failure.
     #[error(
-        "the assets of type `{asset_type}` have no run to failure with at least {min_rows} windows: \
+        "the assets of type `{fleet}` have no run to failure with at least {min_rows} windows: \
          record failures or replacements (maintenance events) on assets that have feature history"
     )]
     NoRuns {
-        /// The asset type.
-        asset_type: String,
+        /// The fleet.
+        fleet: Fleet,
         /// Windows a run needs.
         min_rows: usize,
     },
     /// The version does not exist.
-    #[error("asset type `{asset_type}` has no RUL model version {version}")]
+    #[error("asset type `{fleet}` has no RUL model version {version}")]
     UnknownVersion {
-        /// The asset type.
-        asset_type: String,
+        /// The fleet.
+        fleet: Fleet,
         /// The version asked for.
         version: u64,
     },
-    /// Another training of the type is running.
+    /// Another training of the fleet is running.
     #[error("a RUL model of asset type `{0}` is being trained already")]
-    Busy(String),
+    Busy(Fleet),
     /// The model (training, upload, prediction) failed.
     #[error(transparent)]
     Model(#[from] mantis_rul_model::RulError),
@@ -228,8 +229,8 @@ fn fill(
 
 /// A loaded model and its registry version.
 pub struct Served {
-    /// The asset type it serves.
-    pub asset_type: String,
+    /// The fleet it serves.
+    pub fleet: Fleet,
     /// The registry version.
     pub version: u64,
     /// The model.
@@ -237,9 +238,10 @@ pub struct Served {
 }
 
 impl Served {
-    /// The version label recorded with each prediction: `rul/{asset type}/v{version}`.
+    /// The version label recorded with each prediction: `rul/{registry scope}/v{version}`
+    /// (`rul/pump/v3` for the default tenant).
     pub fn label(&self) -> String {
-        format!("{MODEL_KIND}/{}/v{}", self.asset_type, self.version)
+        format!("{MODEL_KIND}/{}/v{}", self.fleet.scope(), self.version)
     }
 }
 
@@ -249,6 +251,8 @@ impl Served {
 pub struct Trained {
     /// The asset type.
     pub asset_type: String,
+    /// The tenant whose runs it learned from and whose assets it serves.
+    pub tenant_id: mantis_domain::TenantId,
     /// The registered version.
     pub version: u64,
     /// Whether it is now the served version.
@@ -268,6 +272,8 @@ pub struct Trained {
 pub struct TrainRequest {
     /// The asset type to train for.
     pub asset_type: String,
+    /// Whose assets of that type (their runs to failure only; default: the default tenant).
+    pub tenant_id: mantis_domain::TenantId,
     /// Columns that are operating settings (regimes), e.g. `speed.mean`.
     pub settings_columns: Vec<String>,
     /// Model configuration.
@@ -293,13 +299,13 @@ pub struct Models {
     registry: ModelRegistry,
     store: Arc<dyn Store>,
     max_rows_per_run: u32,
-    served: RwLock<HashMap<String, Arc<Served>>>,
-    training: Mutex<HashSet<String>>,
-    progress: Mutex<HashMap<String, TrainProgress>>,
+    served: RwLock<HashMap<Fleet, Arc<Served>>>,
+    training: Mutex<HashSet<Fleet>>,
+    progress: Mutex<HashMap<Fleet, TrainProgress>>,
 }
 
-fn series(asset_type: &str) -> Result<ModelSeries, ModelError> {
-    Ok(ModelSeries::new(MODEL_KIND, asset_type)?)
+fn series(fleet: &Fleet) -> Result<ModelSeries, ModelError> {
+    Ok(ModelSeries::new(MODEL_KIND, fleet.scope())?)
 }
 
 /// Which end of a period [`Models::merged`] reads.
@@ -309,8 +315,8 @@ enum End {
     Oldest,
 }
 
-/// Removes the asset type from the set of running trainings when dropped.
-struct TrainingGuard<'a>(&'a Mutex<HashSet<String>>, String);
+/// Removes the fleet from the set of running trainings when dropped.
+struct TrainingGuard<'a>(&'a Mutex<HashSet<Fleet>>, Fleet);
 
 impl Drop for TrainingGuard<'_> {
     fn drop(&mut self) {
@@ -346,56 +352,57 @@ impl Models {
         }
     }
 
-    /// The served model of `asset_type`, if any.
-    pub fn served(&self, asset_type: &str) -> Option<Arc<Served>> {
-        self.served.read().ok()?.get(asset_type).cloned()
+    /// The served model of `fleet`, if any.
+    pub fn served(&self, fleet: &Fleet) -> Option<Arc<Served>> {
+        self.served.read().ok()?.get(fleet).cloned()
     }
 
-    /// The asset types with a served model.
-    pub fn served_types(&self) -> Vec<String> {
-        self.served
+    /// The fleets with a served model.
+    pub fn served_fleets(&self) -> Vec<Fleet> {
+        let mut fleets: Vec<Fleet> = self
+            .served
             .read()
             .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        fleets.sort();
+        fleets
     }
 
-    /// The progress of the running training of `asset_type`, if one runs.
-    pub fn progress(&self, asset_type: &str) -> Option<TrainProgress> {
-        self.progress.lock().ok()?.get(asset_type).cloned()
+    /// The progress of the running training of `fleet`, if one runs.
+    pub fn progress(&self, fleet: &Fleet) -> Option<TrainProgress> {
+        self.progress.lock().ok()?.get(fleet).cloned()
     }
 
     fn swap(&self, served: Served) {
         if let Ok(mut map) = self.served.write() {
             tracing::info!(
-                asset_type = %served.asset_type,
+                asset_type = %served.fleet.asset_type,
+                tenant = %served.fleet.tenant_id,
                 version = served.version,
                 kind = served.predictor.kind(),
                 "RUL model now served"
             );
-            map.insert(served.asset_type.clone(), Arc::new(served));
+            map.insert(served.fleet.clone(), Arc::new(served));
         }
     }
 
-    /// Loads the promoted version of `asset_type` when it differs from the served one.
-    pub async fn reload(&self, asset_type: &str) -> Result<(), ModelError> {
-        let series = series(asset_type)?;
+    /// Loads the promoted version of `fleet` when it differs from the served one.
+    pub async fn reload(&self, fleet: &Fleet) -> Result<(), ModelError> {
+        let series = series(fleet)?;
         let Some(promoted) = self.registry.promoted(&series).await? else {
             return Ok(());
         };
-        if self
-            .served(asset_type)
-            .is_some_and(|s| s.version == promoted)
-        {
+        if self.served(fleet).is_some_and(|s| s.version == promoted) {
             return Ok(());
         }
-        self.load(asset_type, promoted).await
+        self.load(fleet, promoted).await
     }
 
-    async fn load(&self, asset_type: &str, version: u64) -> Result<(), ModelError> {
-        let series = series(asset_type)?;
+    async fn load(&self, fleet: &Fleet, version: u64) -> Result<(), ModelError> {
+        let series = series(fleet)?;
         let Some(found) = self.registry.get(&series, version).await? else {
             return Err(ModelError::UnknownVersion {
-                asset_type: asset_type.to_owned(),
+                fleet: fleet.clone(),
                 version,
             });
         };
@@ -403,18 +410,18 @@ impl Models {
             .await
             .map_err(|e| ModelError::Task(e.to_string()))??;
         self.swap(Served {
-            asset_type: asset_type.to_owned(),
+            fleet: fleet.clone(),
             version,
             predictor,
         });
         Ok(())
     }
 
-    /// The layouts of the assets of `asset_type`.
-    async fn layouts(&self, asset_type: &str) -> Result<Vec<AssetLayout>, ModelError> {
+    /// The layouts of the assets of `fleet`.
+    async fn layouts(&self, fleet: &Fleet) -> Result<Vec<AssetLayout>, ModelError> {
         let mut layouts = Vec::new();
-        for asset in self.store.list_assets(None).await? {
-            if asset.asset_type != asset_type {
+        for asset in self.store.list_assets(Some(fleet.tenant_id)).await? {
+            if asset.asset_type != fleet.asset_type {
                 continue;
             }
             let sensors = self.store.list_sensors(Some(asset.id)).await?;
@@ -489,17 +496,17 @@ impl Models {
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
     }
 
-    /// The runs to failure of the assets of `asset_type`: each asset's windows between two
+    /// The runs to failure of the assets of `fleet`: each asset's windows between two
     /// consecutive failures or replacements (from its first window before the first one).
     pub async fn history(
         &self,
-        asset_type: &str,
+        fleet: &Fleet,
         settings_columns: &[String],
         min_rows: usize,
     ) -> Result<History, ModelError> {
-        let layouts = self.layouts(asset_type).await?;
+        let layouts = self.layouts(fleet).await?;
         if layouts.is_empty() {
-            return Err(ModelError::UnknownAssetType(asset_type.to_owned()));
+            return Err(ModelError::UnknownAssetType(fleet.clone()));
         }
         let mut runs_rows: Vec<(String, Rows, DateTime<Utc>)> = Vec::new();
         for layout in &layouts {
@@ -518,7 +525,7 @@ impl Models {
         }
         if runs_rows.is_empty() {
             return Err(ModelError::NoRuns {
-                asset_type: asset_type.to_owned(),
+                fleet: fleet.clone(),
                 min_rows: min_rows.max(1),
             });
         }
@@ -557,28 +564,26 @@ impl Models {
         })
     }
 
-    /// Trains the in-platform model of an asset type on its runs to failure, registers it and,
-    /// when asked, serves it. `progress` sees each stage.
+    /// Trains the in-platform model of a tenant's asset type on the runs to failure of its
+    /// assets, registers it and, when asked, serves it. `progress` sees each stage.
     pub async fn train(
         &self,
         request: TrainRequest,
         progress: Option<ProgressSink>,
     ) -> Result<Trained, ModelError> {
-        let asset_type = request.asset_type.clone();
-        let series = series(&asset_type)?;
+        let fleet = Fleet::new(request.tenant_id, request.asset_type.clone());
+        let series = series(&fleet)?;
         {
             let mut running = self
                 .training
                 .lock()
-                .map_err(|_| ModelError::Busy(asset_type.clone()))?;
-            if !running.insert(asset_type.clone()) {
-                return Err(ModelError::Busy(asset_type));
+                .map_err(|_| ModelError::Busy(fleet.clone()))?;
+            if !running.insert(fleet.clone()) {
+                return Err(ModelError::Busy(fleet));
             }
         }
-        let _guard = TrainingGuard(&self.training, asset_type.clone());
-        let history = self
-            .history(&asset_type, &request.settings_columns, 2)
-            .await?;
+        let _guard = TrainingGuard(&self.training, fleet.clone());
+        let history = self.history(&fleet, &request.settings_columns, 2).await?;
         let (config, settings) = (request.config.clone(), request.settings_columns.clone());
         let progress_map = &self.progress;
         let runs = history.runs;
@@ -607,14 +612,14 @@ impl Models {
                         if let (Ok(p), Ok(mut map)) = (shared.lock(), progress_map.lock())
                             && let Some(p) = p.as_ref()
                         {
-                            map.insert(asset_type.clone(), p.clone());
+                            map.insert(fleet.clone(), p.clone());
                         }
                     }
                 }
             }
         };
         if let Ok(mut map) = progress_map.lock() {
-            map.remove(&asset_type);
+            map.remove(&fleet);
         }
         let (model, report) = result.map_err(|e| ModelError::Task(e.to_string()))??;
         let mut metadata = ModelMetadata::new(TREE_FORMAT);
@@ -644,7 +649,8 @@ impl Models {
             .register(&series, Bytes::from(model.to_bytes()?), metadata)
             .await?;
         let trained = Trained {
-            asset_type: asset_type.clone(),
+            asset_type: fleet.asset_type.clone(),
+            tenant_id: fleet.tenant_id,
             version,
             promoted: request.promote,
             units,
@@ -655,7 +661,7 @@ impl Models {
         if request.promote {
             self.registry.promote(&series, version).await?;
             self.swap(Served {
-                asset_type,
+                fleet,
                 version,
                 predictor: Predictor::Tree(Box::new(model)),
             });
@@ -665,15 +671,15 @@ impl Models {
     }
 
     /// Registers an externally trained ONNX model with its sidecar (input contract) for
-    /// `asset_type`; serves it when `promote`.
+    /// `fleet`; serves it when `promote`.
     pub async fn upload_onnx(
         &self,
-        asset_type: &str,
+        fleet: &Fleet,
         sidecar: serde_json::Value,
         onnx: Vec<u8>,
         promote: bool,
     ) -> Result<u64, ModelError> {
-        let series = series(asset_type)?;
+        let series = series(fleet)?;
         let predictor = {
             let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
             tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx))
@@ -695,7 +701,7 @@ impl Models {
         if promote {
             self.registry.promote(&series, version).await?;
             self.swap(Served {
-                asset_type: asset_type.to_owned(),
+                fleet: fleet.clone(),
                 version,
                 predictor,
             });
@@ -703,35 +709,35 @@ impl Models {
         Ok(version)
     }
 
-    /// Serves `version` of `asset_type` (it must exist).
-    pub async fn promote(&self, asset_type: &str, version: u64) -> Result<(), ModelError> {
-        let series = series(asset_type)?;
+    /// Serves `version` of `fleet` (it must exist).
+    pub async fn promote(&self, fleet: &Fleet, version: u64) -> Result<(), ModelError> {
+        let series = series(fleet)?;
         if self.registry.version(&series, version).await?.is_none() {
             return Err(ModelError::UnknownVersion {
-                asset_type: asset_type.to_owned(),
+                fleet: fleet.clone(),
                 version,
             });
         }
         // Load first: a version that cannot serve is never promoted.
-        self.load(asset_type, version).await?;
+        self.load(fleet, version).await?;
         self.registry.promote(&series, version).await?;
         Ok(())
     }
 
     /// Serves the version promoted before the current one; returns it.
-    pub async fn rollback(&self, asset_type: &str) -> Result<u64, ModelError> {
-        let series = series(asset_type)?;
+    pub async fn rollback(&self, fleet: &Fleet) -> Result<u64, ModelError> {
+        let series = series(fleet)?;
         let version = self.registry.rollback(&series).await?;
-        self.load(asset_type, version).await?;
+        self.load(fleet, version).await?;
         Ok(version)
     }
 
-    /// The registered versions of `asset_type`, oldest first, with the promoted one.
+    /// The registered versions of `fleet`, oldest first, with the promoted one.
     pub async fn versions(
         &self,
-        asset_type: &str,
+        fleet: &Fleet,
     ) -> Result<(Vec<ModelVersion>, Option<u64>), ModelError> {
-        let series = series(asset_type)?;
+        let series = series(fleet)?;
         Ok((
             self.registry.versions(&series).await?,
             self.registry.promoted(&series).await?,
@@ -739,7 +745,7 @@ impl Models {
     }
 
     /// Predicts the RUL of `asset` now from its stored windows since its last failure or
-    /// replacement, with its type's served model: the prediction (in windows), the model, the
+    /// replacement, with its fleet's served model: the prediction (in windows), the model, the
     /// end of the last window and its length in seconds.
     pub async fn predict_now(
         &self,
@@ -750,9 +756,8 @@ impl Models {
             .get_asset(asset)
             .await?
             .ok_or(ModelError::UnknownAsset(asset))?;
-        let served = self
-            .served(&found.asset_type)
-            .ok_or_else(|| ModelError::NoModel(found.asset_type.clone()))?;
+        let fleet = found.fleet();
+        let served = self.served(&fleet).ok_or(ModelError::NoModel(fleet))?;
         let sensors = self.store.list_sensors(Some(asset)).await?;
         let layout = AssetLayout::new(&found, &sensors);
         let from = self.life_start(asset).await?;
@@ -824,20 +829,26 @@ fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor,
     })
 }
 
-/// Registered versions of every asset type with a model, for `GET /api/v1/rul/models`.
+/// Registered versions of every fleet with a model, for `GET /api/v1/rul/models`, keyed by
+/// their registry scope ([`Fleet::scope`]: the asset type for the default tenant).
 pub async fn catalogue(
     models: &Models,
-    asset_types: &[String],
+    fleets: &[Fleet],
 ) -> Result<BTreeMap<String, serde_json::Value>, ModelError> {
     let mut out = BTreeMap::new();
-    for t in asset_types {
-        let (versions, promoted) = models.versions(t).await?;
+    for fleet in fleets {
+        let (versions, promoted) = models.versions(fleet).await?;
         if versions.is_empty() {
             continue;
         }
         out.insert(
-            t.clone(),
-            serde_json::json!({ "promoted": promoted, "versions": versions }),
+            fleet.scope(),
+            serde_json::json!({
+                "assetType": fleet.asset_type,
+                "tenantId": fleet.tenant_id,
+                "promoted": promoted,
+                "versions": versions,
+            }),
         );
     }
     Ok(out)

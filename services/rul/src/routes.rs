@@ -1,5 +1,9 @@
 //! The RUL service's HTTP API (`/api/v1/rul/...`).
 //!
+//! Models are per fleet: one tenant's assets of one type. Every route that names an asset type
+//! takes the tenant as `?tenantId=` (the train body: `tenantId`); without it, the default
+//! tenant (the one tenant of a single-plant deployment).
+//!
 //! - `POST /api/v1/rul/train` `{assetType, promote?, settingsColumns?, config?}`: trains the
 //!   in-platform model of an asset type on its runs to failure → 201 with the version, the
 //!   runs used and the training report; `GET /api/v1/rul/train/{asset_type}` shows the progress
@@ -8,7 +12,9 @@
 //!   windows, with its type's served model, without storing or publishing anything.
 //! - `GET /api/v1/rul/{asset_id}?limit=`: the asset's predictions (newest first) and the model
 //!   serving its type.
-//! - `GET /api/v1/rul/models`: every asset type's versions and promoted version;
+//! - `GET /api/v1/rul/models?tenantId=`: every fleet's versions and promoted version (keyed by
+//!   registry scope: the asset type for the default tenant, `{tenant}.{type}` otherwise; every
+//!   tenant's without `tenantId`);
 //!   `GET /api/v1/rul/models/{asset_type}`, `POST .../models/{asset_type}/{version}/promote`,
 //!   `POST .../models/{asset_type}/rollback`.
 //! - `POST /api/v1/rul/models/{asset_type}/onnx` `{sidecar, onnxBase64, promote?}`: registers a
@@ -24,7 +30,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use mantis_domain::AssetId;
+use mantis_domain::{AssetId, Fleet, TenantId};
 use mantis_rul_model::tree::TreeConfig;
 use mantis_runtime::{Problem, parse_json};
 use mantis_store::Store;
@@ -113,10 +119,39 @@ fn asset_id(raw: &str) -> Result<AssetId, Problem> {
     })
 }
 
+/// `?tenantId=` of the routes that name an asset type.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TenantQuery {
+    tenant_id: Option<String>,
+}
+
+impl TenantQuery {
+    /// The tenant asked for, if any (400 when it is not a UUID).
+    fn tenant(&self) -> Result<Option<TenantId>, Problem> {
+        self.tenant_id
+            .as_deref()
+            .map(|raw| {
+                TenantId::parse(raw).map_err(|_| {
+                    Problem::bad_request(format!("`{raw}` is not a tenant id (a UUID is expected)"))
+                        .with_field("/tenantId", "not a UUID")
+                })
+            })
+            .transpose()
+    }
+
+    /// The fleet of `asset_type` of the tenant asked for (the default tenant without one).
+    fn fleet(&self, asset_type: String) -> Result<Fleet, Problem> {
+        Ok(Fleet::new(self.tenant()?.unwrap_or_default(), asset_type))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TrainBody {
     asset_type: String,
+    #[serde(default)]
+    tenant_id: TenantId,
     #[serde(default = "yes")]
     promote: bool,
     settings_columns: Option<Vec<String>>,
@@ -137,6 +172,7 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
         .train(
             TrainRequest {
                 asset_type: req.asset_type,
+                tenant_id: req.tenant_id,
                 settings_columns: req.settings_columns.unwrap_or(s.settings_columns),
                 config: req.config.unwrap_or(s.training),
                 promote: req.promote,
@@ -150,8 +186,10 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
 async fn progress(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
+    Query(q): Query<TenantQuery>,
 ) -> Result<Response, Problem> {
-    match s.models.progress(&asset_type) {
+    let fleet = q.fleet(asset_type.clone())?;
+    match s.models.progress(&fleet) {
         Some(p) => Ok(
             Json(json!({ "assetType": asset_type, "running": true, "progress": p }))
                 .into_response(),
@@ -169,7 +207,7 @@ struct PredictBody {
 async fn predict(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
     let req: PredictBody = parse_json(&body)?;
     let (p, served, at, window_secs) = s.models.predict_now(req.asset_id).await?;
-    let scale = crate::cycles_per_window(&s.cycle_secs, &served.asset_type, window_secs);
+    let scale = crate::cycles_per_window(&s.cycle_secs, &served.fleet.asset_type, window_secs);
     Ok(Json(json!({
         "assetId": req.asset_id,
         "predictedAt": at,
@@ -183,35 +221,46 @@ async fn predict(State(s): State<ApiState>, body: Bytes) -> Result<Response, Pro
     .into_response())
 }
 
-async fn asset_types(store: &dyn Store) -> Result<Vec<String>, Problem> {
-    let mut types: Vec<String> = store
-        .list_assets(None)
+/// The fleets of `tenant`'s assets (every tenant's with `None`), sorted.
+async fn fleets(store: &dyn Store, tenant: Option<TenantId>) -> Result<Vec<Fleet>, Problem> {
+    let mut fleets: Vec<Fleet> = store
+        .list_assets(tenant)
         .await
         .map_err(Problem::internal)?
-        .into_iter()
-        .map(|a| a.asset_type)
+        .iter()
+        .map(mantis_domain::Asset::fleet)
         .collect();
-    types.sort();
-    types.dedup();
-    Ok(types)
+    fleets.sort();
+    fleets.dedup();
+    Ok(fleets)
 }
 
-async fn all_models(State(s): State<ApiState>) -> Result<Response, Problem> {
-    let types = asset_types(s.store.as_ref()).await?;
-    let models: BTreeMap<String, serde_json::Value> = catalogue(&s.models, &types).await?;
+async fn all_models(
+    State(s): State<ApiState>,
+    Query(q): Query<TenantQuery>,
+) -> Result<Response, Problem> {
+    let fleets = fleets(s.store.as_ref(), q.tenant()?).await?;
+    let models: BTreeMap<String, serde_json::Value> = catalogue(&s.models, &fleets).await?;
     Ok(Json(json!({ "models": models })).into_response())
 }
 
 async fn versions(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
+    Query(q): Query<TenantQuery>,
 ) -> Result<Response, Problem> {
-    let (versions, promoted) = s.models.versions(&asset_type).await?;
-    if versions.is_empty() && !asset_types(s.store.as_ref()).await?.contains(&asset_type) {
-        return Err(ModelError::UnknownAssetType(asset_type).into());
+    let fleet = q.fleet(asset_type)?;
+    let (versions, promoted) = s.models.versions(&fleet).await?;
+    if versions.is_empty()
+        && !fleets(s.store.as_ref(), Some(fleet.tenant_id))
+            .await?
+            .contains(&fleet)
+    {
+        return Err(ModelError::UnknownAssetType(fleet).into());
     }
     Ok(Json(json!({
-        "assetType": asset_type,
+        "assetType": fleet.asset_type,
+        "tenantId": fleet.tenant_id,
         "promoted": promoted,
         "versions": versions,
     }))
@@ -221,20 +270,34 @@ async fn versions(
 async fn promote(
     State(s): State<ApiState>,
     Path((asset_type, version)): Path<(String, String)>,
+    Query(q): Query<TenantQuery>,
 ) -> Result<Response, Problem> {
+    let fleet = q.fleet(asset_type)?;
     let version: u64 = version
         .parse()
         .map_err(|_| Problem::bad_request(format!("`{version}` is not a version number")))?;
-    s.models.promote(&asset_type, version).await?;
-    Ok(Json(json!({ "assetType": asset_type, "promoted": version })).into_response())
+    s.models.promote(&fleet, version).await?;
+    Ok(Json(json!({
+        "assetType": fleet.asset_type,
+        "tenantId": fleet.tenant_id,
+        "promoted": version,
+    }))
+    .into_response())
 }
 
 async fn rollback(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
+    Query(q): Query<TenantQuery>,
 ) -> Result<Response, Problem> {
-    let version = s.models.rollback(&asset_type).await?;
-    Ok(Json(json!({ "assetType": asset_type, "promoted": version })).into_response())
+    let fleet = q.fleet(asset_type)?;
+    let version = s.models.rollback(&fleet).await?;
+    Ok(Json(json!({
+        "assetType": fleet.asset_type,
+        "tenantId": fleet.tenant_id,
+        "promoted": version,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -249,8 +312,10 @@ struct UploadBody {
 async fn upload(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
+    Query(q): Query<TenantQuery>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    let fleet = q.fleet(asset_type)?;
     let req: UploadBody = parse_json(&body)?;
     let onnx = base64::engine::general_purpose::STANDARD
         .decode(req.onnx_base64.trim())
@@ -260,11 +325,16 @@ async fn upload(
         })?;
     let version = s
         .models
-        .upload_onnx(&asset_type, req.sidecar, onnx, req.promote)
+        .upload_onnx(&fleet, req.sidecar, onnx, req.promote)
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "assetType": asset_type, "version": version, "promoted": req.promote })),
+        Json(json!({
+            "assetType": fleet.asset_type,
+            "tenantId": fleet.tenant_id,
+            "version": version,
+            "promoted": req.promote,
+        })),
     )
         .into_response())
 }
@@ -299,7 +369,7 @@ async fn asset_view(
         .list_rul_predictions(id, limit)
         .await
         .map_err(Problem::internal)?;
-    let model = s.models.served(&asset.asset_type).map(|m| {
+    let model = s.models.served(&asset.fleet()).map(|m| {
         json!({
             "version": m.version,
             "label": m.label(),

@@ -7,7 +7,7 @@
 //! the in-platform model: RUL is counted in windows of the asset.
 
 use chrono::{DateTime, Utc};
-use mantis_domain::{Asset, AssetId, FeatureVector, Sensor, SensorId};
+use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, Sensor, SensorId};
 use mantis_rul_model::tree::CycleRow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,8 +18,8 @@ pub struct AssetLayout {
     pub asset_id: AssetId,
     /// Its code (for unit names and logs).
     pub code: String,
-    /// Its type: the scope of the models that serve it.
-    pub asset_type: String,
+    /// Its tenant's assets of its type: the scope of the models that serve it.
+    pub fleet: Fleet,
     /// Column prefix of each sensor.
     pub prefixes: BTreeMap<SensorId, String>,
 }
@@ -43,7 +43,7 @@ impl AssetLayout {
         Self {
             asset_id: asset.id,
             code: asset.code.clone(),
-            asset_type: asset.asset_type.clone(),
+            fleet: asset.fleet(),
             prefixes,
         }
     }

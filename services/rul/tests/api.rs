@@ -4,7 +4,7 @@
 //! feature windows the consumer receives, falling as a pump wears; an ONNX model uploaded with
 //! its contract, then predicting from an asset's stored windows exactly as the model library
 //! does on the same cycles (the committed C-MAPSS model, its contract naming platform columns);
-//! bad requests answered with problem bodies.
+//! bad requests answered with problem bodies; tenants never sharing a model.
 
 use mantis_bus::TraceContext;
 use mantis_bus::embedded::EmbeddedBus;
@@ -80,9 +80,13 @@ fn vectors(p: &Pump, start_ms: i64, w: f64, salt: i64) -> [FeatureVector; 2] {
 }
 
 async fn register(store: &dyn Store, code: &str, asset_type: &str) -> Pump {
+    register_for(store, TenantId::DEFAULT, code, asset_type).await
+}
+
+async fn register_for(store: &dyn Store, tenant: TenantId, code: &str, asset_type: &str) -> Pump {
     let asset = Asset {
         id: AssetId::new_random(),
-        tenant_id: TenantId::DEFAULT,
+        tenant_id: tenant,
         code: code.into(),
         name: format!("{code} {asset_type}"),
         asset_type: asset_type.into(),
@@ -138,6 +142,39 @@ async fn run_to_failure(store: &dyn Store, p: &Pump, start_ms: i64, lives: &[i64
         t += 2 * WINDOW_MS; // the repair
     }
     t
+}
+
+/// Publishes the windows `range` of a life of `len` windows of `p`, starting at `base`.
+async fn stream(publisher: &Publisher, p: &Pump, base: i64, range: std::ops::Range<i64>, len: i64) {
+    for i in range {
+        for fv in vectors(p, base + i * WINDOW_MS, wear(i, len), 9) {
+            publisher
+                .publish(
+                    Some(p.asset.to_string()),
+                    &fv,
+                    TraceContext::new_root(),
+                    vec![],
+                )
+                .await
+                .expect("publish");
+        }
+    }
+}
+
+/// `GET /api/v1/rul/{asset}` once it holds `n` predictions (60 s at most).
+async fn await_predictions(http: &reqwest::Client, url: &str, asset: AssetId, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = get(http, &format!("{url}/api/v1/rul/{asset}")).await;
+        if view["predictions"].as_array().map_or(0, Vec::len) >= n {
+            return view;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} predictions: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
@@ -244,32 +281,9 @@ async fn train_register_promote_and_predict_through_the_api() {
 
     // The rest of the live pump's life arrives as feature windows: predictions follow, stored
     // and falling as it wears.
-    for i in 40..life_len {
-        for fv in vectors(&live, base + i * WINDOW_MS, wear(i, life_len), 9) {
-            publisher
-                .publish(
-                    Some(live.asset.to_string()),
-                    &fv,
-                    TraceContext::new_root(),
-                    vec![],
-                )
-                .await
-                .expect("publish");
-        }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let predictions = loop {
-        let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}", live.asset)).await;
-        let p = view["predictions"].as_array().cloned().unwrap_or_default();
-        if p.len() >= (life_len - 40) as usize {
-            break p;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "predictions of every window: {view:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    stream(&publisher, &live, base, 40..life_len, life_len).await;
+    let view = await_predictions(&http, &url, live.asset, (life_len - 40) as usize).await;
+    let predictions = view["predictions"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         predictions.len(),
         (life_len - 40) as usize,
@@ -421,6 +435,154 @@ async fn train_register_promote_and_predict_through_the_api() {
     assert_problem(status, &body, 404);
     let (status, body) = get(&http, &format!("{url}/api/v1/rul/models/submarine")).await;
     assert_problem(status, &body, 404);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_never_learn_from_nor_are_served_by_each_others_runs() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service(dir.path()).await;
+    let other = TenantId(uuid::Uuid::from_u128(0xb));
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    // Both tenants run pumps: three of ours and two of theirs ran to failure.
+    for (n, lives) in [[60, 75], [70, 55], [65, 80]].iter().enumerate() {
+        let p = register(store.as_ref(), &format!("OURS-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, lives).await;
+    }
+    for (n, lives) in [[62, 71], [68, 59]].iter().enumerate() {
+        let p = register_for(store.as_ref(), other, &format!("THEIRS-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, lives).await;
+    }
+    let live = register_for(store.as_ref(), other, "THEIRS-LIVE", "pump").await;
+    for i in 0..10 {
+        for fv in vectors(&live, base + i * WINDOW_MS, wear(i, 70), 9) {
+            store.insert_features(&fv).await.expect("history");
+        }
+    }
+    let http = reqwest::Client::new();
+    let config = json!({"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1});
+    let units = |trained: &Value| -> Vec<String> {
+        serde_json::from_value(trained["units"].clone()).expect("units")
+    };
+
+    // Our model learns from our six runs only, and does not serve their pumps.
+    let (status, ours) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": config}),
+    )
+    .await;
+    assert_eq!(status, 201, "{ours:#}");
+    assert_eq!(units(&ours).len(), 6, "{ours:#}");
+    assert!(
+        units(&ours).iter().all(|u| u.starts_with("OURS-")),
+        "{ours:#}"
+    );
+    let (status, again) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "promote": false, "config": config}),
+    )
+    .await;
+    assert_eq!((status, &again["version"]), (201, &json!(2)), "{again:#}");
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_problem(status, &body, 409);
+
+    // Theirs learns from their four runs: a series of its own, version 1.
+    let (status, theirs) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "tenantId": other, "config": config}),
+    )
+    .await;
+    assert_eq!(status, 201, "{theirs:#}");
+    assert_eq!(theirs["version"], 1, "{theirs:#}");
+    assert_eq!(theirs["tenantId"], json!(other));
+    assert_eq!(units(&theirs).len(), 4, "{theirs:#}");
+    assert!(
+        units(&theirs).iter().all(|u| u.starts_with("THEIRS-")),
+        "{theirs:#}"
+    );
+    let label = format!("rul/{other}.pump/v1");
+    let (status, now) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_eq!(status, 200, "{now:#}");
+    assert_eq!(now["modelVersion"], label.as_str(), "{now:#}");
+
+    // Streamed windows of their pump are predicted by their model.
+    stream(&publisher, &live, base, 10..16, 70).await;
+    let view = await_predictions(&http, &url, live.asset, 6).await;
+    let streamed = view["predictions"].as_array().cloned().unwrap_or_default();
+    assert!(
+        streamed.iter().all(|p| p["modelVersion"] == label.as_str()),
+        "{view:#}"
+    );
+    assert_eq!(view["model"]["label"], label.as_str(), "{view:#}");
+
+    // Each tenant's catalogue and versions are its own; every tenant's without a filter.
+    let (_, all) = get(&http, &format!("{url}/api/v1/rul/models")).await;
+    let keys: Vec<&String> = all["models"].as_object().expect("models").keys().collect();
+    let scoped = format!("{other}.pump");
+    assert_eq!(keys, vec![scoped.as_str(), "pump"], "{all:#}");
+    let (_, mine) = get(&http, &format!("{url}/api/v1/rul/models?tenantId={other}")).await;
+    let keys: Vec<&String> = mine["models"].as_object().expect("models").keys().collect();
+    assert_eq!(keys, vec![scoped.as_str()], "{mine:#}");
+    assert_eq!(mine["models"][&scoped]["assetType"], "pump");
+    let (status, versions) = get(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump?tenantId={other}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{versions:#}");
+    assert_eq!(versions["promoted"], 1);
+    assert!(!versions.to_string().contains("OURS-"), "{versions:#}");
+    // Their series has no earlier version to roll back to, though ours has two versions.
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/rollback?tenantId={other}"),
+        json!({}),
+    )
+    .await;
+    assert_problem(status, &body, 409);
+    let (_, still) = post(
+        &http,
+        &format!("{url}/api/v1/rul/predict"),
+        json!({"assetId": live.asset}),
+    )
+    .await;
+    assert_eq!(still["modelVersion"], label.as_str(), "{still:#}");
+
+    // A tenant without pumps has none to train; a tenant id must be a UUID.
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "tenantId": TenantId(uuid::Uuid::from_u128(0xc))}),
+    )
+    .await;
+    assert_problem(status, &body, 404);
+    let (status, body) = get(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump?tenantId=plant-b"),
+    )
+    .await;
+    assert_problem(status, &body, 400);
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "tenantId": "plant-b"}),
+    )
+    .await;
+    assert_problem(status, &body, 400);
     shutdown.cancel();
 }
 
