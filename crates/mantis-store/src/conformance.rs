@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             values_that_are_not_numbers_are_stored_and_read_back_as_nan,
             readings_are_aggregated_into_time_buckets,
             the_last_reading_of_an_asset_is_found,
+            a_tenants_newest_scores_predictions_and_readings_are_read_at_once,
             alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant,
             acknowledging_or_assigning_a_missing_alert_is_not_found,
             work_orders_move_only_from_the_status_they_are_in,
@@ -1329,6 +1330,117 @@ pub async fn the_last_reading_of_an_asset_is_found<S: Store + ?Sized>(store: &S)
         Some(at(5_000))
     );
     assert_eq!(store.last_reading_at(pump.id).await.expect("other"), None);
+}
+
+/// The plant overview's reads, one query each for a whole tenant: the newest score of every
+/// sensor, the newest RUL prediction and the last reading of every asset; never another
+/// tenant's, nothing for an asset without any.
+pub async fn a_tenants_newest_scores_predictions_and_readings_are_read_at_once<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let idle = registered_asset(store, "FAN-001").await;
+    let mut theirs = asset("MTR-THEIRS");
+    theirs.tenant_id = TenantId(uuid::Uuid::new_v4());
+    store.upsert_asset(&theirs).await.expect("their asset");
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let tmp = registered_sensor(store, &motor, "MTR-001-TMP").await;
+    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
+    registered_sensor(store, &idle, "FAN-001-VIB").await;
+    let their_vib = registered_sensor(store, &theirs, "MTR-THEIRS-VIB").await;
+    let score = |sensor: &Sensor, start_ms: i64, value: f64| AnomalyScore {
+        window_start: at(start_ms),
+        sensor_id: sensor.id,
+        asset_id: sensor.asset_id,
+        anomaly_id: None,
+        ensemble_score: value,
+        zscore_score: Some(value),
+        isolation_forest_score: None,
+        ocsvm_score: None,
+        autoencoder_score: None,
+        threshold: 0.75,
+        severity: None,
+        method: "ensemble".to_owned(),
+        model_version: Some("1".to_owned()),
+    };
+    for s in [
+        score(&vib, 30_000, 0.9),
+        score(&vib, 0, 0.2),
+        score(&tmp, 0, 0.4),
+        score(&flow, 60_000, 0.1),
+        score(&their_vib, 90_000, 0.99),
+    ] {
+        store.upsert_anomaly_score(&s).await.expect("score");
+    }
+    let mut newest = store
+        .newest_anomaly_scores(TenantId::DEFAULT)
+        .await
+        .expect("scores");
+    newest.sort_by_key(|s| s.window_start);
+    let mut expected = vec![
+        score(&tmp, 0, 0.4),
+        score(&vib, 30_000, 0.9),
+        score(&flow, 60_000, 0.1),
+    ];
+    expected.sort_by_key(|s| s.window_start);
+    assert_eq!(newest, expected);
+
+    let prediction = |asset: &Asset, ms: i64, rul: f64| RulPrediction {
+        asset_id: asset.id,
+        predicted_at: at(ms),
+        rul_cycles: rul,
+        confidence_lower: rul * 0.8,
+        confidence_upper: rul * 1.2,
+        model_version: "rul/motor/v1".to_owned(),
+    };
+    for p in [
+        prediction(&motor, 60_000, 150.0),
+        prediction(&motor, 0, 180.0),
+        prediction(&pump, 0, 900.0),
+        prediction(&theirs, 90_000, 5.0),
+    ] {
+        assert!(store.insert_rul_prediction(&p).await.expect("prediction"));
+    }
+    let mut newest = store
+        .newest_rul_predictions(TenantId::DEFAULT)
+        .await
+        .expect("predictions");
+    newest.sort_by_key(|p| p.predicted_at);
+    assert_eq!(
+        newest,
+        vec![
+            prediction(&pump, 0, 900.0),
+            prediction(&motor, 60_000, 150.0)
+        ]
+    );
+
+    assert!(
+        store
+            .last_readings_at(TenantId::DEFAULT)
+            .await
+            .expect("none yet")
+            .is_empty()
+    );
+    store
+        .insert_readings(&[
+            reading(&vib, at(1_000), 1.0),
+            reading(&tmp, at(5_000), 2.0),
+            // two sensors' readings at the asset's last instant: the asset once
+            reading(&vib, at(5_000), 2.5),
+            reading(&flow, at(2_000), 3.0),
+            reading(&their_vib, at(9_000), 4.0),
+        ])
+        .await
+        .expect("insert");
+    let mut last = store
+        .last_readings_at(TenantId::DEFAULT)
+        .await
+        .expect("last");
+    last.sort_by_key(|(_, t)| *t);
+    assert_eq!(last, vec![(pump.id, at(2_000)), (motor.id, at(5_000))]);
 }
 
 fn alert(asset: &Asset, event: &str, created_ms: i64) -> Alert {

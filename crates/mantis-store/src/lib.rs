@@ -278,6 +278,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ReadingBucket>>;
     /// When the asset last sent a reading.
     async fn last_reading_at(&self, asset: AssetId) -> Result<Option<Timestamp>>;
+    /// When each of `tenant`'s assets last sent a reading, in one query (assets that never
+    /// did are left out; any order).
+    async fn last_readings_at(&self, tenant: TenantId) -> Result<Vec<(AssetId, Timestamp)>>;
     /// Readings of a sensor within `[from, to)`, oldest first.
     async fn list_readings(
         &self,
@@ -308,6 +311,9 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_anomaly_score(&self, score: &AnomalyScore) -> Result<()>;
     /// The latest scored windows of an asset, newest first.
     async fn list_anomaly_scores(&self, asset: AssetId, limit: u32) -> Result<Vec<AnomalyScore>>;
+    /// The newest scored window of every sensor of `tenant`'s assets that has one, in one
+    /// query (any order).
+    async fn newest_anomaly_scores(&self, tenant: TenantId) -> Result<Vec<AnomalyScore>>;
     /// The newest `limit` feature vectors of a sensor whose window starts within
     /// `[from, to)`, oldest first.
     async fn recent_features(
@@ -334,6 +340,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool>;
     /// RUL predictions of an asset, newest first.
     async fn list_rul_predictions(&self, asset: AssetId, limit: u32) -> Result<Vec<RulPrediction>>;
+    /// The newest RUL prediction of each of `tenant`'s assets that has one, in one query (any
+    /// order).
+    async fn newest_rul_predictions(&self, tenant: TenantId) -> Result<Vec<RulPrediction>>;
 
     // --- maintenance -----------------------------------------------------------------------
 

@@ -177,6 +177,7 @@ where
     for<'r> BucketRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> WindowSummaryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
 {
@@ -371,6 +372,18 @@ where
         Ok(row.map(|(t,)| t.0))
     }
 
+    async fn last_readings_at(&self, tenant: TenantId) -> Result<Vec<(AssetId, Timestamp)>> {
+        let rows = sqlx::query_as::<_, (DbId, DbTime)>(queries::LAST_READINGS_AT)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, t)| (AssetId(id.0), t.0))
+            .collect())
+    }
+
     async fn list_windows(
         &self,
         sensor: SensorId,
@@ -528,6 +541,15 @@ where
         convert_all(rows)
     }
 
+    async fn newest_anomaly_scores(&self, tenant: TenantId) -> Result<Vec<AnomalyScore>> {
+        let rows = sqlx::query_as::<_, AnomalyScoreRow>(queries::NEWEST_ANOMALY_SCORES)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     async fn recent_features(
         &self,
         sensor: SensorId,
@@ -605,6 +627,15 @@ where
         let rows = sqlx::query_as::<_, RulRow>(queries::LIST_RUL_PREDICTIONS)
             .bind(DbId::from(asset))
             .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(RulPrediction::from).collect())
+    }
+
+    async fn newest_rul_predictions(&self, tenant: TenantId) -> Result<Vec<RulPrediction>> {
+        let rows = sqlx::query_as::<_, RulRow>(queries::NEWEST_RUL_PREDICTIONS)
+            .bind(DbId::from(tenant))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;

@@ -1,5 +1,6 @@
 //! Gateway figures on the embedded infrastructure (SQLite, release build): the server-side
-//! downsampling of a long reading history, the plant overview of a hundred machines, a login
+//! downsampling of a long reading history, the plant overview of a hundred and of a thousand
+//! machines (each with a history of scored windows, RUL predictions and readings), a login
 //! (argon2id) and the WebSocket fan-out. Prints medians; asserts nothing.
 //!
 //! `cargo bench -p mantis-gateway --bench api`
@@ -38,6 +39,59 @@ fn asset(i: usize) -> Asset {
     }
 }
 
+/// What the overview reads of a machine: `n` scored windows of its sensor, `n` RUL predictions
+/// and a reading, the newest a minute old.
+async fn machine_history(store: &dyn Store, s: &Sensor, n: i64) {
+    let now = chrono::Utc::now();
+    for k in 0..n {
+        let t = now - chrono::Duration::seconds(60 + 10 * k);
+        store
+            .upsert_anomaly_score(&mantis_domain::AnomalyScore {
+                window_start: t,
+                sensor_id: s.id,
+                asset_id: s.asset_id,
+                anomaly_id: None,
+                ensemble_score: 0.2 + 0.001 * k as f64,
+                zscore_score: Some(0.2),
+                isolation_forest_score: Some(0.3),
+                ocsvm_score: None,
+                autoencoder_score: None,
+                threshold: 0.8,
+                severity: None,
+                method: "ensemble".into(),
+                model_version: Some("1".into()),
+            })
+            .await
+            .expect("score");
+        store
+            .insert_rul_prediction(&mantis_domain::RulPrediction {
+                asset_id: s.asset_id,
+                predicted_at: t,
+                rul_cycles: 400.0 + k as f64,
+                confidence_lower: 350.0,
+                confidence_upper: 450.0,
+                model_version: "rul/motor/v1".into(),
+            })
+            .await
+            .expect("prediction");
+    }
+    store
+        .insert_readings(&[Reading {
+            timestamp: now - chrono::Duration::seconds(60),
+            asset_id: s.asset_id,
+            sensor_id: s.id,
+            sensor_code: s.code.clone(),
+            sensor_type: s.sensor_type,
+            value: 2.0,
+            unit: s.unit.clone(),
+            quality: Quality::new(100).expect("quality"),
+            source: SourceProtocol::Rest,
+            metadata: BTreeMap::new(),
+        }])
+        .await
+        .expect("reading");
+}
+
 fn sensor(a: &Asset) -> Sensor {
     Sensor {
         id: SensorId::new_random(),
@@ -71,6 +125,7 @@ async fn main() {
         store.upsert_asset(&a).await.expect("asset");
         let s = sensor(&a);
         store.upsert_sensor(&s).await.expect("sensor");
+        machine_history(store.as_ref(), &s, 20).await;
         sensors.push(s);
     }
     let history = 500_000i64;
@@ -165,14 +220,28 @@ async fn main() {
             median(times).as_secs_f64() * 1000.0
         );
     }
-    let mut times = Vec::new();
-    for _ in 0..15 {
-        times.push(get("/api/v1/overview".into()).await.0);
+    for machines in [100, 1000] {
+        for i in sensors.len()..machines {
+            let a = asset(i);
+            store.upsert_asset(&a).await.expect("asset");
+            let s = sensor(&a);
+            store.upsert_sensor(&s).await.expect("sensor");
+            machine_history(store.as_ref(), &s, 20).await;
+            sensors.push(s);
+        }
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..15 {
+            let (t, n) = get("/api/v1/overview".into()).await;
+            times.push(t);
+            size = n;
+        }
+        println!(
+            "overview of {machines} machines (20 scored windows and RUL predictions each): \
+             {:.1} ms median ({size} bytes)",
+            median(times).as_secs_f64() * 1000.0
+        );
     }
-    println!(
-        "overview of 100 machines: {:.1} ms median",
-        median(times).as_secs_f64() * 1000.0
-    );
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();

@@ -290,41 +290,49 @@ pub(crate) async fn overview(
             ..WorkOrderFilter::default()
         })
         .await?;
+    // Three queries for the whole tenant, whatever the number of assets.
+    let mut most_alarming: HashMap<AssetId, mantis_domain::AnomalyScore> = HashMap::new();
+    for score in store.newest_anomaly_scores(who.tenant_id).await? {
+        // The newest score of each sensor; the asset shows its most alarming one.
+        match most_alarming.get(&score.asset_id) {
+            Some(held) if ratio(held) >= ratio(&score) => {}
+            _ => {
+                most_alarming.insert(score.asset_id, score);
+            }
+        }
+    }
+    let mut newest_rul: HashMap<AssetId, mantis_domain::RulPrediction> = store
+        .newest_rul_predictions(who.tenant_id)
+        .await?
+        .into_iter()
+        .map(|p| (p.asset_id, p))
+        .collect();
+    let last_readings: HashMap<AssetId, DateTime<Utc>> = store
+        .last_readings_at(who.tenant_id)
+        .await?
+        .into_iter()
+        .collect();
     let now = Utc::now();
     let mut tiles = Vec::with_capacity(assets.len());
     for asset in assets {
-        // The newest score of each sensor; the asset shows its most alarming one.
-        let scores = store.list_anomaly_scores(asset.id, 50).await?;
-        let mut newest: HashMap<SensorId, &mantis_domain::AnomalyScore> = HashMap::new();
-        for score in &scores {
-            newest.entry(score.sensor_id).or_insert(score);
-        }
-        let anomaly = newest
-            .values()
-            .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
-            .map(|sc| AnomalyHealth {
-                score: sc.ensemble_score,
-                threshold: sc.threshold,
-                window_start: sc.window_start,
-            });
+        let anomaly = most_alarming.remove(&asset.id).map(|sc| AnomalyHealth {
+            score: sc.ensemble_score,
+            threshold: sc.threshold,
+            window_start: sc.window_start,
+        });
         let rul_threshold = asset.criticality.default_rul_threshold_cycles();
-        let rul = store
-            .list_rul_predictions(asset.id, 1)
-            .await?
-            .into_iter()
-            .next()
-            .map(|p| RulHealth {
-                cycles: p.rul_cycles,
-                lower: p.confidence_lower,
-                upper: p.confidence_upper,
-                threshold: rul_threshold,
-                predicted_at: p.predicted_at,
-            });
+        let rul = newest_rul.remove(&asset.id).map(|p| RulHealth {
+            cycles: p.rul_cycles,
+            lower: p.confidence_lower,
+            upper: p.confidence_upper,
+            threshold: rul_threshold,
+            predicted_at: p.predicted_at,
+        });
         let alerts: Vec<_> = open_alerts
             .iter()
             .filter(|a| a.alert.asset_id == asset.id)
             .collect();
-        let last_seen = store.last_reading_at(asset.id).await?;
+        let last_seen = last_readings.get(&asset.id).copied();
         let status = if alerts
             .iter()
             .any(|a| a.alert.severity == Severity::Critical)

@@ -403,6 +403,139 @@ async fn every_endpoint_lets_in_exactly_the_roles_the_policy_names() {
     assert_problem(s, &v, 405);
 }
 
+/// Each tile shows its machine's newest state: the most alarming of its sensors' newest scores,
+/// its newest RUL prediction, its last reading; never another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_each_machines_newest_health() {
+    let g = start(|_| {}).await;
+    let store = g.store.as_ref();
+    let now = chrono::Utc::now();
+    let machine = |code: &str, tenant: TenantId| Asset {
+        id: AssetId::new_random(),
+        tenant_id: tenant,
+        code: code.into(),
+        name: code.into(),
+        asset_type: "motor".into(),
+        location: "Line 2".into(),
+        criticality: Criticality::Low, // RUL threshold 500 cycles
+    };
+    let probe = |asset: &Asset, suffix: &str| Sensor {
+        id: SensorId::new_random(),
+        asset_id: asset.id,
+        code: format!("{}-{suffix}", asset.code),
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s".into(),
+        min_value: 0.0,
+        max_value: 50.0,
+        sampling_rate_hz: 10.0,
+    };
+    let score = |sensor: &Sensor, ago_s: i64, value: f64| mantis_domain::AnomalyScore {
+        window_start: now - chrono::Duration::seconds(ago_s),
+        sensor_id: sensor.id,
+        asset_id: sensor.asset_id,
+        anomaly_id: None,
+        ensemble_score: value,
+        zscore_score: None,
+        isolation_forest_score: None,
+        ocsvm_score: None,
+        autoencoder_score: None,
+        threshold: 0.8,
+        severity: None,
+        method: "ensemble".into(),
+        model_version: None,
+    };
+    let rul = |asset: &Asset, ago_s: i64, cycles: f64| mantis_domain::RulPrediction {
+        asset_id: asset.id,
+        predicted_at: now - chrono::Duration::seconds(ago_s),
+        rul_cycles: cycles,
+        confidence_lower: cycles - 50.0,
+        confidence_upper: cycles + 50.0,
+        model_version: "rul/motor/v1".into(),
+    };
+    let other = TenantId(uuid::Uuid::new_v4());
+    let (ok, warn, crit, silent, theirs) = (
+        machine("M-OK", TenantId::DEFAULT),
+        machine("M-WARN", TenantId::DEFAULT),
+        machine("M-CRIT", TenantId::DEFAULT),
+        machine("M-SILENT", TenantId::DEFAULT),
+        machine("M-THEIRS", other),
+    );
+    for a in [&ok, &warn, &crit, &silent, &theirs] {
+        store.upsert_asset(a).await.expect("asset");
+    }
+    let (ok_vib, warn_a, warn_b, crit_vib, their_vib) = (
+        probe(&ok, "VIB"),
+        probe(&warn, "A"),
+        probe(&warn, "B"),
+        probe(&crit, "VIB"),
+        probe(&theirs, "VIB"),
+    );
+    for sensor in [&ok_vib, &warn_a, &warn_b, &crit_vib, &their_vib] {
+        store.upsert_sensor(sensor).await.expect("sensor");
+        store
+            .insert_readings(&readings(
+                sensor,
+                now - chrono::Duration::seconds(30),
+                3,
+                1000,
+            ))
+            .await
+            .expect("readings");
+    }
+    for sc in [
+        score(&ok_vib, 60, 0.2),
+        score(&ok_vib, 120, 0.95), // an old alarm, since recovered
+        score(&warn_a, 60, 0.5),
+        score(&warn_a, 120, 0.97),
+        score(&warn_b, 90, 0.9), // B's newest is the most alarming of the newest
+        score(&crit_vib, 60, 0.3),
+        score(&their_vib, 10, 0.99),
+    ] {
+        store.upsert_anomaly_score(&sc).await.expect("score");
+    }
+    for p in [
+        rul(&ok, 60, 900.0),
+        rul(&crit, 60, 100.0),
+        rul(&crit, 120, 900.0),
+        rul(&theirs, 10, 5.0),
+    ] {
+        store.insert_rul_prediction(&p).await.expect("rul");
+    }
+
+    let (s, v) = g.admin("GET", "/api/v1/overview", None).await;
+    assert_eq!(s, 200, "{v:#}");
+    let tiles: BTreeMap<String, Value> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| {
+            (
+                t["asset"]["code"].as_str().unwrap_or("?").to_owned(),
+                t.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tiles.keys().collect::<Vec<_>>(),
+        vec!["M-CRIT", "M-OK", "M-SILENT", "M-WARN"],
+        "{v:#}"
+    );
+    let tile = |code: &str| &tiles[code];
+    assert_eq!(tile("M-OK")["status"], "OK", "{v:#}");
+    assert_eq!(tile("M-OK")["anomaly"]["score"], 0.2);
+    assert_eq!(tile("M-OK")["rul"]["cycles"], 900.0);
+    assert!(tile("M-OK")["lastSeen"].is_string());
+    assert_eq!(tile("M-WARN")["status"], "WARNING", "{v:#}");
+    assert_eq!(tile("M-WARN")["anomaly"]["score"], 0.9);
+    assert!(tile("M-WARN")["rul"].is_null());
+    assert_eq!(tile("M-CRIT")["status"], "CRITICAL", "{v:#}");
+    assert_eq!(tile("M-CRIT")["rul"]["cycles"], 100.0);
+    assert_eq!(tile("M-CRIT")["rul"]["threshold"], 500.0);
+    assert_eq!(tile("M-SILENT")["status"], "UNKNOWN", "{v:#}");
+    assert!(tile("M-SILENT")["anomaly"].is_null() && tile("M-SILENT")["rul"].is_null());
+    assert!(tile("M-SILENT")["lastSeen"].is_null());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_never_sees_another_tenants_plant() {
     let g = start(|_| {}).await;

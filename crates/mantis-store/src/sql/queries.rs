@@ -152,6 +152,16 @@ pub(crate) const LIST_ANOMALY_SCORES: &str = "SELECT time, sensor_id, asset_id, 
      threshold, severity, detection_method, model_version FROM anomaly_scores \
      WHERE asset_id = $1 ORDER BY time DESC, sensor_id LIMIT $2";
 
+/// `$1` tenant: the newest score of every sensor of its assets (one primary-key probe per
+/// sensor).
+pub(crate) const NEWEST_ANOMALY_SCORES: &str = "SELECT s.time, s.sensor_id, s.asset_id, \
+     s.anomaly_id, s.ensemble_score, s.zscore_score, s.isolation_forest_score, s.ocsvm_score, \
+     s.autoencoder_score, s.threshold, s.severity, s.detection_method, s.model_version \
+     FROM assets a JOIN sensors se ON se.asset_id = a.id \
+     JOIN anomaly_scores s ON s.sensor_id = se.id \
+     AND s.time = (SELECT MAX(x.time) FROM anomaly_scores x WHERE x.sensor_id = se.id) \
+     WHERE a.tenant_id = $1";
+
 /// `$1`: sensor; `[$2, $3)`: window starts; the newest `$4`, newest first.
 pub(crate) const RECENT_FEATURES: &str = "SELECT window_start, window_end, sensor_id, asset_id, \
      sensor_type, feature_set_version, features FROM sensor_features \
@@ -184,6 +194,15 @@ pub(crate) const INSERT_RUL_PREDICTION: &str = "INSERT INTO rul_predictions \
 pub(crate) const LIST_RUL_PREDICTIONS: &str = "SELECT asset_id, predicted_at, rul_cycles, \
      confidence_lower, confidence_upper, model_version FROM rul_predictions \
      WHERE asset_id = $1 ORDER BY predicted_at DESC LIMIT $2";
+
+/// `$1` tenant: the newest RUL prediction of each of its assets (one primary-key probe per
+/// asset).
+pub(crate) const NEWEST_RUL_PREDICTIONS: &str = "SELECT r.asset_id, r.predicted_at, \
+     r.rul_cycles, r.confidence_lower, r.confidence_upper, r.model_version \
+     FROM assets a JOIN rul_predictions r ON r.asset_id = a.id \
+     AND r.predicted_at = (SELECT MAX(x.predicted_at) FROM rul_predictions x \
+     WHERE x.asset_id = a.id) \
+     WHERE a.tenant_id = $1";
 
 /// Inserts the candidate unless the asset already has an active work order for the cause: the
 /// conflict target is the partial unique index `work_orders_one_active_per_asset_cause`, so
@@ -325,6 +344,13 @@ pub(crate) const REVOKE_API_KEY: &str =
 /// The newest reading of an asset (index `sensor_data_raw_asset_time_idx`).
 pub(crate) const LAST_READING_AT: &str =
     "SELECT time FROM sensor_data_raw WHERE asset_id = $1 ORDER BY time DESC LIMIT 1";
+
+/// `$1` tenant: each asset's newest reading time (one index probe per asset: the
+/// `(asset_id, time)` index; the row is joined, not computed, so both drivers type it).
+pub(crate) const LAST_READINGS_AT: &str = "SELECT DISTINCT a.id AS asset_id, d.time \
+     FROM assets a JOIN sensor_data_raw d ON d.asset_id = a.id \
+     AND d.time = (SELECT MAX(x.time) FROM sensor_data_raw x WHERE x.asset_id = a.id) \
+     WHERE a.tenant_id = $1";
 
 /// Reading buckets, PostgreSQL: `$1` sensor, `[$2, $3)`, `$4` bucket length in milliseconds.
 pub(crate) const READING_BUCKETS_POSTGRES: &str = "SELECT \
