@@ -4,9 +4,10 @@
 //!
 //! Memory stays bounded whatever the clients do: events go through one broadcast ring of
 //! `ws_buffer` entries shared by every client; a client that reads too slowly skips ahead and
-//! is told how much it missed (`lagged`); readings are polled once a second per subscribed
-//! client and sent as the latest values per sensor, so a slow reader gets fresher data, never a
-//! backlog.
+//! is told how much it missed (`lagged`); an asset's readings are polled once a second by one
+//! poller shared by every client that tails it (the store sees one query per sensor and second
+//! whatever the number of screens) and sent as the latest values per sensor, so a slow reader
+//! gets fresher data, never a backlog.
 
 use crate::api::{ApiState, tenant_asset};
 use crate::auth::{Presented, Principal};
@@ -21,9 +22,9 @@ use mantis_runtime::{HandleError, Handler, RecordContext};
 use mantis_store::{AlertRecord, Store, WorkOrderRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// What a client can subscribe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,12 +46,16 @@ pub(crate) struct LiveEvent {
 #[derive(Clone)]
 pub(crate) struct LiveHub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    tails: ReadingTails,
 }
 
 impl LiveHub {
     pub(crate) fn new(buffer: usize) -> Self {
         let (tx, _) = broadcast::channel(buffer.max(1));
-        Self { tx }
+        Self {
+            tx,
+            tails: ReadingTails::default(),
+        }
     }
 
     fn send(&self, tenant: TenantId, channel: Channel, kind: &str, data: &impl Serialize) {
@@ -186,11 +191,87 @@ pub(crate) async fn ws(
         .on_upgrade(move |socket| session(socket, s, who, presented, rx))
 }
 
-/// Per-client state of the readings tail.
-struct Tail {
+/// The readings tails in progress: one poller per asset, shared by the clients that tail it and
+/// stopped when the last of them leaves.
+#[derive(Clone, Default)]
+pub(crate) struct ReadingTails {
+    by_asset: Arc<Mutex<HashMap<AssetId, Weak<TailPoller>>>>,
+}
+
+/// The poller of one asset; dropping the last handle stops it.
+pub(crate) struct TailPoller {
+    updates: watch::Receiver<Option<Arc<str>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TailPoller {
+    fn drop(&mut self) {
+        self.task.abort();
+        metrics::gauge!("mantis_ws_reading_pollers").decrement(1.0);
+    }
+}
+
+/// A client's share of a tail: the poller and its own view of the latest update.
+struct TailSubscription {
+    _poller: Arc<TailPoller>,
+    updates: watch::Receiver<Option<Arc<str>>>,
+}
+
+impl ReadingTails {
+    /// The tail of `asset` (whose sensors are `sensors`), started unless another client runs it.
+    fn subscribe(
+        &self,
+        store: Arc<dyn Store>,
+        asset: AssetId,
+        sensors: Vec<SensorId>,
+    ) -> Arc<TailPoller> {
+        let mut map = self
+            .by_asset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, p| p.strong_count() > 0);
+        if let Some(running) = map.get(&asset).and_then(Weak::upgrade) {
+            return running;
+        }
+        let (tx, updates) = watch::channel(None);
+        let task = tokio::spawn(poll_tail(store, asset, sensors, tx));
+        metrics::gauge!("mantis_ws_reading_pollers").increment(1.0);
+        let poller = Arc::new(TailPoller { updates, task });
+        map.insert(asset, Arc::downgrade(&poller));
+        poller
+    }
+
+    /// Assets with a running poller.
+    #[cfg(test)]
+    fn running(&self) -> usize {
+        self.by_asset
+            .lock()
+            .map(|m| m.values().filter(|p| p.strong_count() > 0).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Once a second, the newest value of each sensor of `asset` since the previous second, to
+/// every subscriber (a subscriber that has not read the previous one sees only this one).
+async fn poll_tail(
+    store: Arc<dyn Store>,
     asset: AssetId,
     sensors: Vec<SensorId>,
-    since: DateTime<Utc>,
+    tx: watch::Sender<Option<Arc<str>>>,
+) {
+    let mut since = Utc::now() - chrono::Duration::seconds(2);
+    let mut ticker = tokio::time::interval(READINGS_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let now = Utc::now();
+        if let Some(json) = readings_update(store.as_ref(), asset, &sensors, since, now).await {
+            since = now;
+            tx.send_replace(Some(json.into()));
+        } else if tx.is_closed() {
+            return;
+        }
+    }
 }
 
 async fn session(
@@ -203,9 +284,7 @@ async fn session(
     metrics::gauge!("mantis_ws_clients").increment(1.0);
     let hello = serde_json::json!({"type": "hello", "user": who}).to_string();
     let mut channels: HashSet<Channel> = HashSet::new();
-    let mut tail: Option<Tail> = None;
-    let mut ticker = tokio::time::interval(READINGS_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tail: Option<TailSubscription> = None;
     // Credentials are checked again on this period: expiry, disabled user, changed password or
     // role, revoked key.
     let mut recheck = tokio::time::interval(s.ws_recheck);
@@ -240,9 +319,12 @@ async fn session(
                     break;
                 }
             },
-            _ = ticker.tick(), if tail.is_some() => match tail.as_mut() {
-                Some(t) => readings_update(s.store.as_ref(), t).await,
-                None => None,
+            changed = next_update(tail.as_mut()), if tail.is_some() => match changed {
+                Some(json) => Some(json.to_string()),
+                None => {
+                    tail = None; // the poller stopped
+                    None
+                }
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.username) {
@@ -265,6 +347,17 @@ async fn session(
     metrics::gauge!("mantis_ws_clients").decrement(1.0);
 }
 
+/// The tail's next update (`None` once its poller stopped).
+async fn next_update(tail: Option<&mut TailSubscription>) -> Option<Arc<str>> {
+    let t = tail?;
+    loop {
+        t.updates.changed().await.ok()?;
+        if let Some(json) = t.updates.borrow_and_update().clone() {
+            return Some(json);
+        }
+    }
+}
+
 fn error_json(detail: &str) -> String {
     serde_json::json!({"type": "error", "detail": detail}).to_string()
 }
@@ -274,7 +367,7 @@ async fn handle_client(
     who: &Principal,
     text: &str,
     channels: &mut HashSet<Channel>,
-    tail: &mut Option<Tail>,
+    tail: &mut Option<TailSubscription>,
 ) -> String {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(m) => m,
@@ -301,10 +394,13 @@ async fn handle_client(
                     Ok(list) => list.into_iter().map(|x| x.id).collect(),
                     Err(_) => return error_json("the store is unavailable; try again"),
                 };
-                *tail = Some(Tail {
-                    asset,
-                    sensors,
-                    since: Utc::now() - chrono::Duration::seconds(2),
+                let poller = s.live.tails.subscribe(s.store.clone(), asset, sensors);
+                let mut updates = poller.updates.clone();
+                // What this client sees starts with the next update.
+                updates.mark_unchanged();
+                *tail = Some(TailSubscription {
+                    _poller: poller,
+                    updates,
                 });
             }
             channels.insert(channel);
@@ -314,14 +410,19 @@ async fn handle_client(
     }
 }
 
-/// The newest value of each sensor of the tailed asset since the last update.
-async fn readings_update(store: &dyn Store, tail: &mut Tail) -> Option<String> {
-    let now = Utc::now();
+/// The newest value of each of `sensors` of `asset` in `[since, now)`; `None` without any.
+async fn readings_update(
+    store: &dyn Store,
+    asset: AssetId,
+    sensors: &[SensorId],
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<String> {
     let mut data = Vec::new();
-    for sensor in &tail.sensors {
+    for sensor in sensors {
         // One bucket over the whole interval: its mean is the value shown; min/max travel too.
-        let span = (now - tail.since).num_milliseconds().max(1);
-        match store.reading_buckets(*sensor, tail.since, now, span).await {
+        let span = (now - since).num_milliseconds().max(1);
+        match store.reading_buckets(*sensor, since, now, span).await {
             Ok(buckets) => {
                 if let Some(b) = buckets.last() {
                     data.push(serde_json::json!({
@@ -340,8 +441,39 @@ async fn readings_update(store: &dyn Store, tail: &mut Tail) -> Option<String> {
             }
         }
     }
-    tail.since = now;
     (!data.is_empty()).then(|| {
-        serde_json::json!({"type": "readings", "assetId": tail.asset, "data": data}).to_string()
+        serde_json::json!({"type": "readings", "assetId": asset, "data": data}).to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn clients_tailing_one_asset_share_one_poller_stopped_by_the_last_to_leave() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+        let tails = ReadingTails::default();
+        let (pump, fan) = (AssetId::new_random(), AssetId::new_random());
+        let first = tails.subscribe(store.clone(), pump, vec![]);
+        let second = tails.subscribe(store.clone(), pump, vec![]);
+        assert!(Arc::ptr_eq(&first, &second), "one poller per asset");
+        let other = tails.subscribe(store.clone(), fan, vec![]);
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(tails.running(), 2);
+        drop(first);
+        assert_eq!(tails.running(), 2, "a client still tails the pump");
+        drop(second);
+        assert_eq!(
+            tails.running(),
+            1,
+            "the pump's poller stopped with its last client"
+        );
+        drop(other);
+        assert_eq!(tails.running(), 0);
+        // A client arriving later gets a fresh poller.
+        let again = tails.subscribe(store, pump, vec![]);
+        assert!(!again.task.is_finished());
+    }
 }
