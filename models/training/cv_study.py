@@ -46,6 +46,9 @@ ap.add_argument("--summaries", choices=["v1", "v2"], default="v1",
                 help="window summaries of the stats and hybrid networks (as train_rul.py --summaries)")
 ap.add_argument("--baseline", type=int, default=0,
                 help="append each row's difference from the mean of the engine's first N cycles (0 = off)")
+ap.add_argument("--crop", type=float, default=0.0,
+                help="augmentation: add this share of the training windows again with their history cut short and "
+                "front-padded (0 = off)")
 ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
                 "to study averages of variants")
 a = ap.parse_args()
@@ -74,6 +77,9 @@ if a.l2 > 0 and not set(kinds) & {"lstm", "hybrid"}:
 T.SUMMARIES = a.summaries
 T.BASELINE = a.baseline
 T.FAR_WEIGHT = a.far_weight
+if not 0.0 <= a.crop <= 1.0:
+    ap.error(f"--crop must lie in [0, 1]; got {a.crop:g}")
+T.CROP = a.crop
 T.CALIBRATION = a.calibration
 T.setup_tf(a.threads)
 orig_build = T.build_model
@@ -90,7 +96,7 @@ res, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, 
                      lambda msg: None, oof_out=oof)
 if a.save:
     np.savez(a.save, **oof)
-print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g} baseline {a.baseline}: "
+print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g} baseline {a.baseline} crop {a.crop:g}: "
       + (f"out-of-fold RMSE (true RUL <= 150) uncalibrated {res['oof_rmse_uncalibrated']:.2f}, calibrated "
          f"{res['oof_rmse_calibrated_cv']:.2f} (map cross-fitted by engine; {res['oof_rmse_true_rul_le_150']:.2f} "
          "with the served map, fitted on all), "

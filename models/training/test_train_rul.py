@@ -96,6 +96,22 @@ class Windows(unittest.TestCase):
         w = T.last_window(z, 3)  # the first three rows: mean 3, not the 100 of the fourth
         np.testing.assert_array_equal(w[-1], [100.0, 97.0])
 
+    def test_cropped_windows_look_like_short_engines_padded_and_keep_their_labels(self):
+        z = np.arange(1, 21, dtype=np.float32).reshape(20, 1)
+        x, capped, true = T.windows_of([z], full_only=True)
+        xa, ca, ta = T.cropped(x, capped, true, 0.5, seed=0)
+        self.assertEqual(len(xa), len(x) + round(0.5 * len(x)))
+        np.testing.assert_array_equal(xa[: len(x)], x)
+        for w, c, t in zip(xa[len(x):], ca[len(x):], ta[len(x):]):
+            original = np.flatnonzero((x[:, -1, 0] == w[-1, 0]))[0]
+            self.assertEqual((c, t), (capped[original], true[original]))
+            # rows 0..k-1 repeat row k, the first row kept (1 <= k < WINDOW); the rest is kept
+            differs = np.flatnonzero(w[:, 0] != w[0, 0])
+            k = (int(differs[0]) if len(differs) else len(w)) - 1
+            self.assertGreaterEqual(k, 1)
+            np.testing.assert_array_equal(w[k:], x[original][k:])
+            np.testing.assert_array_equal(w[:k], np.repeat(x[original][k:k + 1], k, axis=0))
+
     def test_every_cut_point_is_labelled_with_its_capped_and_true_rul(self):
         z = np.zeros((200, 1), np.float32)
         x, capped, true = T.windows_of([z], full_only=False)

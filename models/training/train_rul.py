@@ -78,6 +78,9 @@ CALIBRATION_MAX_RUL = 1.2 * LABEL_CAP
 # whose true RUL exceeds CALIBRATION_MAX_RUL (long-healthy windows, all labelled 125); 1 = all
 # alike (the served models). A study knob (cv_study.py --far-weight).
 FAR_WEIGHT = 1.0
+# Study knob (cv_study.py --crop): the share of training windows added again with their history
+# cut short, front-padded as a short engine's window is (0 = off).
+CROP = 0.0
 SETTING_COLUMNS = ["setting1", "setting2", "setting3"]
 SENSOR_COLUMNS = [f"s{i}" for i in range(1, 22)]
 
@@ -199,6 +202,18 @@ def last_window(z: np.ndarray, end: int) -> np.ndarray:
         base = z[: min(BASELINE, end + 1)].mean(0, keepdims=True)
         w = np.concatenate([w, w - base], axis=1)
     return w
+
+
+def cropped(x: np.ndarray, yc: np.ndarray, yt: np.ndarray, share: float, seed: int):
+    """Augmentation (a study knob): the windows plus a `share` of them again, each with its first
+    k rows (k uniform in 1..WINDOW-1) replaced by its row k, as if the engine's history began
+    there and had been front-padded (the label stays: the cut point is the same)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(x), size=int(round(share * len(x))), replace=False)
+    extra = x[pick].copy()
+    for row, k in zip(extra, rng.integers(1, x.shape[1], len(pick))):
+        row[:k] = row[k]
+    return (np.concatenate([x, extra]), np.concatenate([yc, yc[pick]]), np.concatenate([yt, yt[pick]]))
 
 
 def windows_of(engine_z: list[np.ndarray], full_only: bool = True):
@@ -539,6 +554,8 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     for k, held in enumerate(parts):
         fit_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
         x_fit, y_fit, t_fit = windows_of([train_z[i] for i in fit_idx], full_only=False)
+        if CROP > 0:
+            x_fit, y_fit, t_fit = cropped(x_fit, y_fit, t_fit, CROP, seed * 100 + k)
         x_val, y_val, t_val = windows_of([train_z[i] for i in held], full_only=False)
         m = t_val <= CALIBRATION_MAX_RUL
         w_fit = np.where(t_fit <= CALIBRATION_MAX_RUL, 1.0, FAR_WEIGHT).astype(np.float32)
