@@ -79,6 +79,8 @@ T.BASELINE = a.baseline
 T.FAR_WEIGHT = a.far_weight
 if not 0.0 <= a.crop <= 1.0:
     ap.error(f"--crop must lie in [0, 1]; got {a.crop:g}")
+if a.crop > 0 and a.baseline > 0:
+    ap.error("--crop cuts the window's history short, not the baseline's: use one or the other")
 T.CROP = a.crop
 T.CALIBRATION = a.calibration
 T.setup_tf(a.threads)

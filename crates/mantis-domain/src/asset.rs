@@ -196,14 +196,23 @@ impl Fleet {
 
     /// Its name in a model registry: the asset type for the default tenant (the one tenant of
     /// a single-plant deployment, whose registries predate tenants), `{tenant}.{asset type}`
-    /// for any other.
+    /// for any other. No two fleets share a name: a default-tenant type that itself begins
+    /// with a tenant id and a dot (and so could pass for another tenant's fleet) is prefixed
+    /// with the default tenant's id too.
     pub fn scope(&self) -> String {
-        if self.tenant_id == TenantId::DEFAULT {
+        if self.tenant_id == TenantId::DEFAULT && !looks_scoped(&self.asset_type) {
             self.asset_type.clone()
         } else {
             format!("{}.{}", self.tenant_id, self.asset_type)
         }
     }
+}
+
+/// Whether `name` begins as a scoped fleet name does: a UUID, then a dot.
+fn looks_scoped(name: &str) -> bool {
+    name.get(..36)
+        .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+        && name.as_bytes().get(36) == Some(&b'.')
 }
 
 /// The asset type, and the tenant unless it is the default one.
@@ -309,5 +318,13 @@ mod tests {
                 .to_string()
                 .contains("00000000-0000-0000-0000-000000000007")
         );
+        // The default tenant naming a type after another tenant's fleet gets a name of its own.
+        let posing = Fleet::new(TenantId::DEFAULT, theirs.scope());
+        assert_ne!(posing.scope(), theirs.scope());
+        assert_eq!(
+            posing.scope(),
+            format!("{}.{}", TenantId::DEFAULT, theirs.scope())
+        );
+        assert_eq!(Fleet::new(TenantId::DEFAULT, "pump.v2").scope(), "pump.v2");
     }
 }

@@ -1,5 +1,5 @@
 //! What drives the decisions, read-only: the models in the registry (anomaly models per asset,
-//! RUL models per asset type) and the decision rules in effect.
+//! RUL models per asset type of the tenant) and the decision rules in effect.
 
 use crate::api::{ApiResult, ApiState, tenant_assets};
 use crate::auth::Principal;
@@ -17,9 +17,9 @@ use utoipa::ToSchema;
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ModelSummary {
-    /// `anomaly` (one per asset) or `rul` (one per asset type).
+    /// `anomaly` (one per asset) or `rul` (one per asset type of the tenant).
     kind: String,
-    /// The asset id (anomaly) or the asset type (rul).
+    /// The asset id (anomaly) or the asset type (rul; the caller's tenant's own model).
     scope: String,
     /// The asset's code, for anomaly models.
     asset_code: Option<String>,

@@ -200,6 +200,7 @@ pub(crate) struct ReadingTails {
 
 /// The poller of one asset; dropping the last handle stops it.
 pub(crate) struct TailPoller {
+    sensors: Vec<SensorId>,
     updates: watch::Receiver<Option<Arc<str>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -218,7 +219,9 @@ struct TailSubscription {
 }
 
 impl ReadingTails {
-    /// The tail of `asset` (whose sensors are `sensors`), started unless another client runs it.
+    /// The tail of `asset` (whose sensors are `sensors`), started unless another client runs
+    /// it over the same sensors (a client that found a sensor more gets a poller that reads it;
+    /// the earlier clients keep theirs until they subscribe again).
     fn subscribe(
         &self,
         store: Arc<dyn Store>,
@@ -230,13 +233,20 @@ impl ReadingTails {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.retain(|_, p| p.strong_count() > 0);
-        if let Some(running) = map.get(&asset).and_then(Weak::upgrade) {
+        if let Some(running) = map.get(&asset).and_then(Weak::upgrade)
+            && running.sensors == sensors
+            && !running.task.is_finished()
+        {
             return running;
         }
         let (tx, updates) = watch::channel(None);
-        let task = tokio::spawn(poll_tail(store, asset, sensors, tx));
+        let task = tokio::spawn(poll_tail(store, asset, sensors.clone(), tx));
         metrics::gauge!("mantis_ws_reading_pollers").increment(1.0);
-        let poller = Arc::new(TailPoller { updates, task });
+        let poller = Arc::new(TailPoller {
+            sensors,
+            updates,
+            task,
+        });
         map.insert(asset, Arc::downgrade(&poller));
         poller
     }
@@ -456,24 +466,38 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
         let tails = ReadingTails::default();
         let (pump, fan) = (AssetId::new_random(), AssetId::new_random());
-        let first = tails.subscribe(store.clone(), pump, vec![]);
-        let second = tails.subscribe(store.clone(), pump, vec![]);
+        let sensors = vec![SensorId::new_random()];
+        let first = tails.subscribe(store.clone(), pump, sensors.clone());
+        let second = tails.subscribe(store.clone(), pump, sensors.clone());
         assert!(Arc::ptr_eq(&first, &second), "one poller per asset");
+        let polling = first.task.abort_handle();
         let other = tails.subscribe(store.clone(), fan, vec![]);
         assert!(!Arc::ptr_eq(&first, &other));
         assert_eq!(tails.running(), 2);
         drop(first);
         assert_eq!(tails.running(), 2, "a client still tails the pump");
+        tokio::task::yield_now().await;
+        assert!(!polling.is_finished());
         drop(second);
         assert_eq!(
             tails.running(),
             1,
             "the pump's poller stopped with its last client"
         );
+        for _ in 0..100 {
+            if polling.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(polling.is_finished(), "the poller's task ended");
         drop(other);
         assert_eq!(tails.running(), 0);
-        // A client arriving later gets a fresh poller.
-        let again = tails.subscribe(store, pump, vec![]);
+        // A client arriving later gets a fresh poller; one that knows another sensor, its own.
+        let again = tails.subscribe(store.clone(), pump, sensors.clone());
         assert!(!again.task.is_finished());
+        let more = tails.subscribe(store, pump, vec![sensors[0], SensorId::new_random()]);
+        assert!(!Arc::ptr_eq(&again, &more));
+        assert_eq!(more.sensors.len(), 2);
     }
 }

@@ -259,6 +259,10 @@ pub(crate) struct RulHealth {
 /// Nothing heard for this long: the asset's state is unknown.
 const SILENT_AFTER: Duration = Duration::minutes(5);
 
+/// A sensor whose newest score is this much older than its asset's newest is no longer scored
+/// (removed, silent): its last verdict is left out of the asset's tile.
+const STALE_SCORE: Duration = Duration::minutes(10);
+
 /// `GET /api/v1/overview`: every asset of the tenant with its health.
 #[utoipa::path(get, path = "/api/v1/overview", tag = "plant", params(crate::api::FormatQuery),
     responses((status = 200, body = Vec<AssetHealth>)))]
@@ -291,9 +295,23 @@ pub(crate) async fn overview(
         })
         .await?;
     // Three queries for the whole tenant, whatever the number of assets.
+    let scores = store.newest_anomaly_scores(who.tenant_id).await?;
+    let mut newest_score_at: HashMap<AssetId, DateTime<Utc>> = HashMap::new();
+    for score in &scores {
+        let at = newest_score_at
+            .entry(score.asset_id)
+            .or_insert(score.window_start);
+        *at = (*at).max(score.window_start);
+    }
     let mut most_alarming: HashMap<AssetId, mantis_domain::AnomalyScore> = HashMap::new();
-    for score in store.newest_anomaly_scores(who.tenant_id).await? {
-        // The newest score of each sensor; the asset shows its most alarming one.
+    for score in scores {
+        // The newest score of each sensor still scored; the asset shows its most alarming one.
+        if newest_score_at
+            .get(&score.asset_id)
+            .is_some_and(|newest| *newest - score.window_start > STALE_SCORE)
+        {
+            continue;
+        }
         match most_alarming.get(&score.asset_id) {
             Some(held) if ratio(held) >= ratio(&score) => {}
             _ => {

@@ -463,14 +463,15 @@ async fn the_overview_shows_each_machines_newest_health() {
     for a in [&ok, &warn, &crit, &silent, &theirs] {
         store.upsert_asset(a).await.expect("asset");
     }
-    let (ok_vib, warn_a, warn_b, crit_vib, their_vib) = (
+    let (ok_vib, ok_old, warn_a, warn_b, crit_vib, their_vib) = (
         probe(&ok, "VIB"),
+        probe(&ok, "OLD"),
         probe(&warn, "A"),
         probe(&warn, "B"),
         probe(&crit, "VIB"),
         probe(&theirs, "VIB"),
     );
-    for sensor in [&ok_vib, &warn_a, &warn_b, &crit_vib, &their_vib] {
+    for sensor in [&ok_vib, &ok_old, &warn_a, &warn_b, &crit_vib, &their_vib] {
         store.upsert_sensor(sensor).await.expect("sensor");
         store
             .insert_readings(&readings(
@@ -484,7 +485,8 @@ async fn the_overview_shows_each_machines_newest_health() {
     }
     for sc in [
         score(&ok_vib, 60, 0.2),
-        score(&ok_vib, 120, 0.95), // an old alarm, since recovered
+        score(&ok_vib, 120, 0.95),          // an old alarm, since recovered
+        score(&ok_old, 60 + 15 * 60, 0.99), // a sensor no longer scored: its verdict is stale
         score(&warn_a, 60, 0.5),
         score(&warn_a, 120, 0.97),
         score(&warn_b, 90, 0.9), // B's newest is the most alarming of the newest

@@ -324,7 +324,8 @@ async fn checker(
             "model",
             serde_json::json!({
                 "loaded": !served.is_empty(),
-                "assetTypes": served.iter().map(Fleet::to_string).collect::<Vec<_>>(),
+                // Registry scopes: the asset type for the default tenant, `{tenant}.{type}` else.
+                "assetTypes": served.iter().map(Fleet::scope).collect::<Vec<_>>(),
             }),
         );
     }

@@ -4,12 +4,12 @@
 //! takes the tenant as `?tenantId=` (the train body: `tenantId`); without it, the default
 //! tenant (the one tenant of a single-plant deployment).
 //!
-//! - `POST /api/v1/rul/train` `{assetType, promote?, settingsColumns?, config?}`: trains the
-//!   in-platform model of an asset type on its runs to failure → 201 with the version, the
+//! - `POST /api/v1/rul/train` `{assetType, tenantId?, promote?, settingsColumns?, config?}`:
+//!   trains the in-platform model of a tenant's asset type on its runs to failure → 201 with the version, the
 //!   runs used and the training report; `GET /api/v1/rul/train/{asset_type}` shows the progress
 //!   of a training that runs.
 //! - `POST /api/v1/rul/predict` `{assetId}`: predicts the asset's RUL now from its stored
-//!   windows, with its type's served model, without storing or publishing anything.
+//!   windows, with its fleet's served model, without storing or publishing anything.
 //! - `GET /api/v1/rul/{asset_id}?limit=`: the asset's predictions (newest first) and the model
 //!   serving its type.
 //! - `GET /api/v1/rul/models?tenantId=`: every fleet's versions and promoted version (keyed by
@@ -36,7 +36,7 @@ use mantis_runtime::{Problem, parse_json};
 use mantis_store::Store;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Largest ONNX upload accepted (base64 JSON body).
@@ -119,14 +119,22 @@ fn asset_id(raw: &str) -> Result<AssetId, Problem> {
     })
 }
 
+/// A route's query parameters, read as a map so that no query string is refused before the
+/// handler can answer with a problem body (a repeated parameter: the last one).
+type Params = Query<HashMap<String, String>>;
+
 /// `?tenantId=` of the routes that name an asset type.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct TenantQuery {
     tenant_id: Option<String>,
 }
 
 impl TenantQuery {
+    fn of(params: &HashMap<String, String>) -> Self {
+        Self {
+            tenant_id: params.get("tenantId").cloned(),
+        }
+    }
+
     /// The tenant asked for, if any (400 when it is not a UUID).
     fn tenant(&self) -> Result<Option<TenantId>, Problem> {
         self.tenant_id
@@ -186,9 +194,9 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
 async fn progress(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
-    Query(q): Query<TenantQuery>,
+    Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = q.fleet(asset_type.clone())?;
+    let fleet = TenantQuery::of(&params).fleet(asset_type.clone())?;
     match s.models.progress(&fleet) {
         Some(p) => Ok(
             Json(json!({ "assetType": asset_type, "running": true, "progress": p }))
@@ -235,11 +243,8 @@ async fn fleets(store: &dyn Store, tenant: Option<TenantId>) -> Result<Vec<Fleet
     Ok(fleets)
 }
 
-async fn all_models(
-    State(s): State<ApiState>,
-    Query(q): Query<TenantQuery>,
-) -> Result<Response, Problem> {
-    let fleets = fleets(s.store.as_ref(), q.tenant()?).await?;
+async fn all_models(State(s): State<ApiState>, Query(params): Params) -> Result<Response, Problem> {
+    let fleets = fleets(s.store.as_ref(), TenantQuery::of(&params).tenant()?).await?;
     let models: BTreeMap<String, serde_json::Value> = catalogue(&s.models, &fleets).await?;
     Ok(Json(json!({ "models": models })).into_response())
 }
@@ -247,9 +252,9 @@ async fn all_models(
 async fn versions(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
-    Query(q): Query<TenantQuery>,
+    Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = q.fleet(asset_type)?;
+    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
     let (versions, promoted) = s.models.versions(&fleet).await?;
     if versions.is_empty()
         && !fleets(s.store.as_ref(), Some(fleet.tenant_id))
@@ -270,9 +275,9 @@ async fn versions(
 async fn promote(
     State(s): State<ApiState>,
     Path((asset_type, version)): Path<(String, String)>,
-    Query(q): Query<TenantQuery>,
+    Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = q.fleet(asset_type)?;
+    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
     let version: u64 = version
         .parse()
         .map_err(|_| Problem::bad_request(format!("`{version}` is not a version number")))?;
@@ -288,9 +293,9 @@ async fn promote(
 async fn rollback(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
-    Query(q): Query<TenantQuery>,
+    Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = q.fleet(asset_type)?;
+    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
     let version = s.models.rollback(&fleet).await?;
     Ok(Json(json!({
         "assetType": fleet.asset_type,
@@ -312,10 +317,10 @@ struct UploadBody {
 async fn upload(
     State(s): State<ApiState>,
     Path(asset_type): Path<String>,
-    Query(q): Query<TenantQuery>,
+    Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let fleet = q.fleet(asset_type)?;
+    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
     let req: UploadBody = parse_json(&body)?;
     let onnx = base64::engine::general_purpose::STANDARD
         .decode(req.onnx_base64.trim())
@@ -339,18 +344,13 @@ async fn upload(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    limit: Option<String>,
-}
-
 async fn asset_view(
     State(s): State<ApiState>,
     Path(raw): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(params): Params,
 ) -> Result<Response, Problem> {
     let id = asset_id(&raw)?;
-    let limit = match q.limit.as_deref() {
+    let limit = match params.get("limit").map(String::as_str) {
         None => 100,
         Some(l) => l.parse::<u32>().map_err(|_| {
             Problem::bad_request(format!("`limit` must be a whole number, not `{l}`"))

@@ -576,6 +576,13 @@ async fn tenants_never_learn_from_nor_are_served_by_each_others_runs() {
     )
     .await;
     assert_problem(status, &body, 400);
+    // A repeated parameter is answered too (the last one counts), as a problem body.
+    let (status, body) = get(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump?tenantId={other}&tenantId=plant-b"),
+    )
+    .await;
+    assert_problem(status, &body, 400);
     let (status, body) = post(
         &http,
         &format!("{url}/api/v1/rul/train"),
