@@ -210,6 +210,24 @@ fn next_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> (i64, u64) {
     )
 }
 
+/// The clock-aligned slots a session has polled: each is polled once, whatever the wall clock
+/// does (stepped back by NTP or by hand, a slot already polled comes round again).
+#[derive(Default)]
+struct Slots {
+    last: Option<i64>,
+}
+
+impl Slots {
+    /// Whether `slot` is due (later than every slot polled); it then counts as polled.
+    fn claim(&mut self, slot: i64) -> bool {
+        let due = self.last.is_none_or(|last| slot > last);
+        if due {
+            self.last = Some(slot);
+        }
+        due
+    }
+}
+
 #[async_trait]
 impl Source for ModbusSource {
     async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
@@ -245,8 +263,8 @@ impl Source for ModbusSource {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let aligned = self.config.poll_offset_ms;
         let poll_ms = u64::try_from(poll.as_millis()).unwrap_or(u64::MAX);
-        // The clock-aligned slot polled last: a clock stepping back does not poll it again.
-        let mut last_slot: Option<i64> = None;
+        // The clock-aligned slots polled: a clock stepping back does not poll one again.
+        let mut slots = Slots::default();
         loop {
             let next_poll = async {
                 match aligned {
@@ -254,8 +272,7 @@ impl Source for ModbusSource {
                         let now_ms = chrono::Utc::now().timestamp_millis();
                         let (slot, wait) = next_aligned(now_ms, poll_ms, offset);
                         tokio::time::sleep(Duration::from_millis(wait)).await;
-                        if last_slot.is_none_or(|last| slot > last) {
-                            last_slot = Some(slot);
+                        if slots.claim(slot) {
                             break;
                         }
                     },
@@ -341,7 +358,40 @@ fn bad_count(readings: &[IncomingReading]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::next_aligned;
+    use super::{Slots, next_aligned};
+
+    /// The slots a session polls when it wakes at each of `clock` (wall-clock readings, ms),
+    /// as its loop does: the slot after the reading, polled if due.
+    fn polled(clock: &[i64]) -> Vec<i64> {
+        let mut slots = Slots::default();
+        clock
+            .iter()
+            .map(|now| next_aligned(*now, 1_000, 500).0)
+            .filter(|slot| slots.claim(*slot))
+            .collect()
+    }
+
+    #[test]
+    fn a_clock_stepping_back_never_polls_a_slot_twice() {
+        // Steady: every slot once.
+        assert_eq!(
+            polled(&[9_600, 10_500, 11_500, 12_500]),
+            vec![10, 11, 12, 13]
+        );
+        // After polling slot 11 (at 11.5 s) the clock steps back 800 ms: slot 11 comes round
+        // again and is skipped; the next poll is slot 12's.
+        assert_eq!(
+            polled(&[9_600, 10_500, 10_700, 11_500, 12_500]),
+            vec![10, 11, 12, 13]
+        );
+        // Stepped back by a minute: nothing is polled until the clock passes the last slot.
+        assert_eq!(
+            polled(&[10_500, 11_500, -48_500, -47_500, 11_600, 12_500]),
+            vec![11, 12, 13]
+        );
+        // Stepping forward skips the slots in between, never polling two at once.
+        assert_eq!(polled(&[10_500, 15_500, 16_500]), vec![11, 16, 17]);
+    }
 
     #[test]
     fn aligned_polls_fall_on_the_interval_grid_plus_the_offset() {
