@@ -52,6 +52,7 @@ macro_rules! conformance_tests {
             readings_are_aggregated_into_time_buckets,
             the_last_reading_of_an_asset_is_found,
             a_tenants_newest_scores_predictions_and_readings_are_read_at_once,
+            what_is_open_on_each_asset_is_counted_at_once,
             alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant,
             acknowledging_or_assigning_a_missing_alert_is_not_found,
             work_orders_move_only_from_the_status_they_are_in,
@@ -1332,6 +1333,17 @@ pub async fn the_last_reading_of_an_asset_is_found<S: Store + ?Sized>(store: &S)
     assert_eq!(store.last_reading_at(pump.id).await.expect("other"), None);
 }
 
+/// Three assets of the default tenant (a motor, a pump, an idle fan) and a motor of another.
+async fn plant_and_another_tenants_motor<S: Store + ?Sized>(store: &S) -> [Asset; 4] {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let idle = registered_asset(store, "FAN-001").await;
+    let mut theirs = asset("MTR-THEIRS");
+    theirs.tenant_id = TenantId(uuid::Uuid::new_v4());
+    store.upsert_asset(&theirs).await.expect("their asset");
+    [motor, pump, idle, theirs]
+}
+
 /// The plant overview's reads, one query each for a whole tenant: the newest score of every
 /// sensor, the newest RUL prediction and the last reading of every asset; never another
 /// tenant's, nothing for an asset without any.
@@ -1340,12 +1352,7 @@ pub async fn a_tenants_newest_scores_predictions_and_readings_are_read_at_once<
 >(
     store: &S,
 ) {
-    let motor = registered_asset(store, "MTR-001").await;
-    let pump = registered_asset(store, "PMP-001").await;
-    let idle = registered_asset(store, "FAN-001").await;
-    let mut theirs = asset("MTR-THEIRS");
-    theirs.tenant_id = TenantId(uuid::Uuid::new_v4());
-    store.upsert_asset(&theirs).await.expect("their asset");
+    let [motor, pump, idle, theirs] = plant_and_another_tenants_motor(store).await;
     let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
     let tmp = registered_sensor(store, &motor, "MTR-001-TMP").await;
     let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
@@ -1441,6 +1448,69 @@ pub async fn a_tenants_newest_scores_predictions_and_readings_are_read_at_once<
         .expect("last");
     last.sort_by_key(|(_, t)| *t);
     assert_eq!(last, vec![(pump.id, at(2_000)), (motor.id, at(5_000))]);
+}
+
+/// Unacknowledged alerts (and the critical ones) and active work orders per asset of a tenant,
+/// one query: acknowledged alerts and closed work orders do not count, another tenant's never,
+/// an asset with nothing open counts zeros.
+pub async fn what_is_open_on_each_asset_is_counted_at_once<S: Store + ?Sized>(store: &S) {
+    let [motor, pump, idle, theirs] = plant_and_another_tenants_motor(store).await;
+    let high = |asset: &Asset, event: &str| Alert {
+        severity: Severity::High,
+        ..alert(asset, event, 2_000)
+    };
+    for a in [
+        alert(&motor, "m-critical", 1_000),
+        high(&motor, "m-high"),
+        alert(&motor, "m-acknowledged", 500),
+        high(&pump, "p-high"),
+        alert(&theirs, "t-critical", 1_000),
+    ] {
+        assert!(store.insert_alert(&a).await.expect("alert"));
+    }
+    assert!(
+        store
+            .acknowledge_alert(Alert::id_for("m-acknowledged"), "olga", at(3_000), "seen")
+            .await
+            .expect("acknowledge")
+    );
+    let mut orders = Vec::new();
+    for (asset, cause) in [
+        (&motor, "anomaly"),
+        (&motor, "rul"),
+        (&pump, "anomaly"),
+        (&theirs, "anomaly"),
+    ] {
+        let wo = work_order(asset, cause, &unique_code("WO"), 1_000);
+        store.open_work_order(&wo).await.expect("work order");
+        orders.push(wo);
+    }
+    store
+        .set_work_order_status(orders[1].id, WorkOrderStatus::Completed)
+        .await
+        .expect("complete");
+    store
+        .set_work_order_status(orders[2].id, WorkOrderStatus::Scheduled)
+        .await
+        .expect("schedule");
+
+    let mut open = store.open_work(TenantId::DEFAULT).await.expect("open work");
+    open.sort_by_key(|w| (w.open_alerts, w.active_work_orders));
+    let counts: Vec<(AssetId, u64, u64, u64)> = open
+        .iter()
+        .map(|w| {
+            (
+                w.asset_id,
+                w.open_alerts,
+                w.critical_alerts,
+                w.active_work_orders,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![(idle.id, 0, 0, 0), (pump.id, 1, 0, 1), (motor.id, 2, 1, 1)]
+    );
 }
 
 fn alert(asset: &Asset, event: &str, created_ms: i64) -> Alert {

@@ -229,6 +229,19 @@ pub struct ReadingBucket {
     pub count: u64,
 }
 
+/// What is open on one asset: see [`Store::open_work`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenWork {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// Its unacknowledged alerts.
+    pub open_alerts: u64,
+    /// Those of them that are critical.
+    pub critical_alerts: u64,
+    /// Its work orders that are open, scheduled or in progress.
+    pub active_work_orders: u64,
+}
+
 /// The outcome of [`Store::open_work_order`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenedWorkOrder {
@@ -392,6 +405,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_alert_record(&self, id: AlertId) -> Result<Option<AlertRecord>>;
     /// Alerts with their acknowledgement and assignment matching `filter`, newest first.
     async fn list_alert_records(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// What is open on each of `tenant`'s assets (every asset, zeros included), counted in
+    /// one query whatever their number.
+    async fn open_work(&self, tenant: TenantId) -> Result<Vec<OpenWork>>;
     /// Acknowledges an alert; the first acknowledgement is kept (returns whether this one
     /// was it). [`Error::NotFound`] when there is no such alert.
     async fn acknowledge_alert(

@@ -11,8 +11,8 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, OpenedWorkOrder, ReadingBucket, Result, Store,
-    WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Error, OpenWork, OpenedWorkOrder, ReadingBucket, Result,
+    Store, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -178,6 +178,7 @@ where
     for<'r> WindowSummaryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, i64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
 {
@@ -929,6 +930,24 @@ where
             .await
             .map_err(db_error)?;
         convert_all(rows)
+    }
+
+    async fn open_work(&self, tenant: TenantId) -> Result<Vec<OpenWork>> {
+        let rows = sqlx::query_as::<_, (DbId, i64, i64, i64)>(queries::OPEN_WORK)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(id, alerts, critical, orders)| OpenWork {
+                asset_id: AssetId(id.0),
+                open_alerts: count(alerts),
+                critical_alerts: count(critical),
+                active_work_orders: count(orders),
+            })
+            .collect())
     }
 
     #[tracing::instrument(level = "debug", skip(self, note))]

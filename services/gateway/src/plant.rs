@@ -13,10 +13,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use mantis_domain::{
     Asset, AssetId, Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId,
-    MaintenanceEventKind, Sensor, SensorId, SensorType, Severity, WorkOrderId,
+    MaintenanceEventKind, Sensor, SensorId, SensorType, WorkOrderId,
 };
 use mantis_runtime::Problem;
-use mantis_store::{AlertFilter, AlertState, WorkOrderFilter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -274,27 +273,13 @@ pub(crate) async fn overview(
 ) -> ApiResult<Response> {
     let store = s.store.as_ref();
     let assets = tenant_assets(store, &who).await?;
-    let open_alerts = store
-        .list_alert_records(&AlertFilter {
-            tenant: Some(who.tenant_id),
-            state: AlertState::Open,
-            limit: Some(1000),
-            ..AlertFilter::default()
-        })
-        .await?;
-    let active = store
-        .list_work_orders(&WorkOrderFilter {
-            tenant: Some(who.tenant_id),
-            statuses: vec![
-                mantis_domain::WorkOrderStatus::Open,
-                mantis_domain::WorkOrderStatus::Scheduled,
-                mantis_domain::WorkOrderStatus::InProgress,
-            ],
-            limit: Some(1000),
-            ..WorkOrderFilter::default()
-        })
-        .await?;
-    // Three queries for the whole tenant, whatever the number of assets.
+    // Four queries for the whole tenant, whatever the number of assets (and of open alerts).
+    let open_work: HashMap<AssetId, mantis_store::OpenWork> = store
+        .open_work(who.tenant_id)
+        .await?
+        .into_iter()
+        .map(|w| (w.asset_id, w))
+        .collect();
     let scores = store.newest_anomaly_scores(who.tenant_id).await?;
     let mut newest_score_at: HashMap<AssetId, DateTime<Utc>> = HashMap::new();
     for score in &scores {
@@ -346,18 +331,15 @@ pub(crate) async fn overview(
             threshold: rul_threshold,
             predicted_at: p.predicted_at,
         });
-        let alerts: Vec<_> = open_alerts
-            .iter()
-            .filter(|a| a.alert.asset_id == asset.id)
-            .collect();
+        let open = open_work.get(&asset.id).copied();
+        let (open_alerts, critical_alerts, active_work_orders) = open.map_or((0, 0, 0), |w| {
+            (w.open_alerts, w.critical_alerts, w.active_work_orders)
+        });
         let last_seen = last_readings.get(&asset.id).copied();
-        let status = if alerts
-            .iter()
-            .any(|a| a.alert.severity == Severity::Critical)
-            || rul.as_ref().is_some_and(|r| r.cycles < r.threshold)
+        let status = if critical_alerts > 0 || rul.as_ref().is_some_and(|r| r.cycles < r.threshold)
         {
             "CRITICAL"
-        } else if !alerts.is_empty() || anomaly.as_ref().is_some_and(|a| a.score > a.threshold) {
+        } else if open_alerts > 0 || anomaly.as_ref().is_some_and(|a| a.score > a.threshold) {
             "WARNING"
         } else if last_seen.is_none_or(|t| now - t > SILENT_AFTER) {
             "UNKNOWN"
@@ -365,8 +347,8 @@ pub(crate) async fn overview(
             "OK"
         };
         tiles.push(AssetHealth {
-            open_work_orders: active.iter().filter(|w| w.asset_id == asset.id).count(),
-            open_alerts: alerts.len(),
+            open_work_orders: usize::try_from(active_work_orders).unwrap_or(usize::MAX),
+            open_alerts: usize::try_from(open_alerts).unwrap_or(usize::MAX),
             asset: asset.into(),
             status,
             anomaly,

@@ -504,6 +504,44 @@ async fn the_overview_shows_each_machines_newest_health() {
         store.insert_rul_prediction(&p).await.expect("rul");
     }
 
+    // Alerts and work orders: an acknowledged critical alert no longer counts.
+    let raised = |asset: &Asset, event: &str, severity: Severity| Alert {
+        id: Alert::id_for(event),
+        asset_id: asset.id,
+        severity,
+        kind: AlertKind::Anomaly,
+        message: "vibration".into(),
+        created_at: now,
+        work_order_id: None,
+        trigger_event: event.into(),
+        notify_on_call: false,
+    };
+    for a in [
+        raised(&ok, "ok-critical", Severity::Critical),
+        raised(&warn, "warn-high", Severity::High),
+        raised(&theirs, "theirs-critical", Severity::Critical),
+    ] {
+        store.insert_alert(&a).await.expect("alert");
+    }
+    store
+        .acknowledge_alert(Alert::id_for("ok-critical"), "olga", now, "seen")
+        .await
+        .expect("acknowledge");
+    let order = WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: "WO-CRIT".into(),
+        asset_id: crit.id,
+        cause: "rul".into(),
+        priority: Priority::High,
+        status: WorkOrderStatus::Scheduled,
+        created_at: now,
+        due_by: now + chrono::Duration::days(1),
+        description: "replace the bearing".into(),
+        rule: "rul-low".into(),
+        trigger_event: "rul:crit".into(),
+    };
+    store.open_work_order(&order).await.expect("work order");
+
     let (s, v) = g.admin("GET", "/api/v1/overview", None).await;
     assert_eq!(s, 200, "{v:#}");
     let tiles: BTreeMap<String, Value> = v
@@ -527,7 +565,11 @@ async fn the_overview_shows_each_machines_newest_health() {
     assert_eq!(tile("M-OK")["anomaly"]["score"], 0.2);
     assert_eq!(tile("M-OK")["rul"]["cycles"], 900.0);
     assert!(tile("M-OK")["lastSeen"].is_string());
+    assert_eq!(tile("M-OK")["openAlerts"], 0, "{v:#}");
     assert_eq!(tile("M-WARN")["status"], "WARNING", "{v:#}");
+    assert_eq!(tile("M-WARN")["openAlerts"], 1);
+    assert_eq!(tile("M-CRIT")["openWorkOrders"], 1);
+    assert_eq!(tile("M-OK")["openWorkOrders"], 0);
     assert_eq!(tile("M-WARN")["anomaly"]["score"], 0.9);
     assert!(tile("M-WARN")["rul"].is_null());
     assert_eq!(tile("M-CRIT")["status"], "CRITICAL", "{v:#}");

@@ -297,6 +297,16 @@ pub(crate) const LIST_ALERT_RECORDS: &str = "SELECT id, asset_id, severity, kind
      OR ($3 = 'acknowledged' AND acknowledged_at IS NOT NULL)) \
      ORDER BY created_at DESC, id DESC LIMIT $4";
 
+/// `$1` tenant: per asset, its unacknowledged alerts, the critical ones among them, its active
+/// work orders (partial indexes `alerts_open_asset_idx`, `work_orders_one_active_per_asset_cause`).
+pub(crate) const OPEN_WORK: &str = "SELECT a.id, \
+     (SELECT COUNT(*) FROM alerts x WHERE x.asset_id = a.id AND x.acknowledged_at IS NULL), \
+     (SELECT COUNT(*) FROM alerts x WHERE x.asset_id = a.id AND x.acknowledged_at IS NULL \
+     AND x.severity = 'CRITICAL'), \
+     (SELECT COUNT(*) FROM work_orders w WHERE w.asset_id = a.id \
+     AND w.status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')) \
+     FROM assets a WHERE a.tenant_id = $1";
+
 /// Keeps the first acknowledgement.
 pub(crate) const ACKNOWLEDGE_ALERT: &str = "UPDATE alerts SET acknowledged_by = $2, \
      acknowledged_at = $3, ack_note = $4 WHERE id = $1 AND acknowledged_at IS NULL";
