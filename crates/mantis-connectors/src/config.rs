@@ -320,7 +320,10 @@ pub struct ModbusConfig {
     /// instead of every interval from when the connection opened. Readings of several
     /// connectors then share instants, and a device that updates its registers on a fixed
     /// schedule is read at the same point of each cycle (set the offset between its update and
-    /// the next, e.g. half the interval). Must be below `poll_interval_ms`. Default: unset.
+    /// the next, e.g. half the interval). Must be below `poll_interval_ms`. When the wall clock
+    /// steps back by up to a minute, instants already polled are not polled again (the device
+    /// goes unread until the clock passes them); a larger step back restarts the polls at once
+    /// (with a warning). Default: unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_offset_ms: Option<u64>,
     /// A request unanswered after this long is a timeout (quality 0, then a reconnection).

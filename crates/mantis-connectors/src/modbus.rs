@@ -210,17 +210,44 @@ fn next_aligned(now_ms: i64, interval_ms: u64, offset_ms: u64) -> (i64, u64) {
     )
 }
 
-/// The clock-aligned slots a session has polled: each is polled once, whatever the wall clock
-/// does (stepped back by NTP or by hand, a slot already polled comes round again).
-#[derive(Default)]
+/// How far back the wall clock may step before aligned polling restarts from the new time
+/// rather than waiting for the clock to pass the last instant polled.
+const CLOCK_STEP_TOLERANCE_MS: u64 = 60_000;
+
+/// The clock-aligned slots a session has polled. A wall clock stepped back by up to a minute
+/// (an NTP correction) brings slots already polled round again: they are not polled twice, the
+/// device goes unread until the clock passes the last one (at most that minute). A larger step
+/// back (a clock set by hand, a bad RTC corrected) restarts the count at once, with a warning,
+/// rather than leaving the device unread for as long.
 struct Slots {
     last: Option<i64>,
+    tolerance: i64,
 }
 
 impl Slots {
-    /// Whether `slot` is due (later than every slot polled); it then counts as polled.
+    /// Slots of `interval_ms`.
+    fn new(interval_ms: u64) -> Self {
+        let tolerance = (CLOCK_STEP_TOLERANCE_MS / interval_ms.max(1)).max(1);
+        Self {
+            last: None,
+            tolerance: i64::try_from(tolerance).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Whether `slot` is due; it then counts as the last polled.
     fn claim(&mut self, slot: i64) -> bool {
-        let due = self.last.is_none_or(|last| slot > last);
+        let due = match self.last {
+            None => true,
+            Some(last) if slot > last => true,
+            Some(last) if slot < last.saturating_sub(self.tolerance) => {
+                tracing::warn!(
+                    slots_back = last.saturating_sub(slot),
+                    "the wall clock stepped back; aligned polling restarts from now"
+                );
+                true
+            }
+            Some(_) => false,
+        };
         if due {
             self.last = Some(slot);
         }
@@ -264,7 +291,7 @@ impl Source for ModbusSource {
         let aligned = self.config.poll_offset_ms;
         let poll_ms = u64::try_from(poll.as_millis()).unwrap_or(u64::MAX);
         // The clock-aligned slots polled: a clock stepping back does not poll one again.
-        let mut slots = Slots::default();
+        let mut slots = Slots::new(poll_ms);
         loop {
             let next_poll = async {
                 match aligned {
@@ -363,7 +390,7 @@ mod tests {
     /// The slots a session polls when it wakes at each of `clock` (wall-clock readings, ms),
     /// as its loop does: the slot after the reading, polled if due.
     fn polled(clock: &[i64]) -> Vec<i64> {
-        let mut slots = Slots::default();
+        let mut slots = Slots::new(1_000);
         clock
             .iter()
             .map(|now| next_aligned(*now, 1_000, 500).0)
@@ -384,10 +411,16 @@ mod tests {
             polled(&[9_600, 10_500, 10_700, 11_500, 12_500]),
             vec![10, 11, 12, 13]
         );
-        // Stepped back by a minute: nothing is polled until the clock passes the last slot.
+        // Stepped back 30 s after polling slot 12: nothing until the clock passes 12.5 s again.
         assert_eq!(
-            polled(&[10_500, 11_500, -48_500, -47_500, 11_600, 12_500]),
+            polled(&[10_500, 11_500, -18_500, -4_500, 11_400, 12_500]),
             vec![11, 12, 13]
+        );
+        // Stepped back an hour: polling goes on from the new time at once, not an hour later;
+        // every slot of the new count once.
+        assert_eq!(
+            polled(&[10_500, 11_500, -3_588_500, -3_587_500, -3_586_500]),
+            vec![11, 12, -3_588, -3_587, -3_586]
         );
         // Stepping forward skips the slots in between, never polling two at once.
         assert_eq!(polled(&[10_500, 15_500, 16_500]), vec![11, 16, 17]);

@@ -5,13 +5,13 @@
 //! tenant (the one tenant of a single-plant deployment).
 //!
 //! - `POST /api/v1/rul/train` `{assetType, tenantId?, promote?, settingsColumns?, config?}`:
-//!   trains the in-platform model of a tenant's asset type on its runs to failure → 201 with the version, the
-//!   runs used and the training report; `GET /api/v1/rul/train/{asset_type}` shows the progress
-//!   of a training that runs.
+//!   trains the in-platform model of a tenant's asset type on its runs to failure → 201 with
+//!   the version, the runs used and the training report; `GET /api/v1/rul/train/{asset_type}`
+//!   shows the progress of a training that runs.
 //! - `POST /api/v1/rul/predict` `{assetId}`: predicts the asset's RUL now from its stored
 //!   windows, with its fleet's served model, without storing or publishing anything.
 //! - `GET /api/v1/rul/{asset_id}?limit=`: the asset's predictions (newest first) and the model
-//!   serving its type.
+//!   serving its fleet.
 //! - `GET /api/v1/rul/models?tenantId=`: every fleet's versions and promoted version (keyed by
 //!   registry scope: the asset type for the default tenant, `{tenant}.{type}` otherwise; every
 //!   tenant's without `tenantId`);

@@ -298,13 +298,15 @@ pub(crate) const LIST_ALERT_RECORDS: &str = "SELECT id, asset_id, severity, kind
      ORDER BY created_at DESC, id DESC LIMIT $4";
 
 /// `$1` tenant: per asset, its unacknowledged alerts, the critical ones among them, its active
-/// work orders (partial indexes `alerts_open_asset_idx`, `work_orders_one_active_per_asset_cause`).
+/// work orders, each row of the tenant as the lists filter them (partial indexes
+/// `alerts_open_asset_idx`, `work_orders_one_active_per_asset_cause`).
 pub(crate) const OPEN_WORK: &str = "SELECT a.id, \
-     (SELECT COUNT(*) FROM alerts x WHERE x.asset_id = a.id AND x.acknowledged_at IS NULL), \
      (SELECT COUNT(*) FROM alerts x WHERE x.asset_id = a.id AND x.acknowledged_at IS NULL \
-     AND x.severity = 'CRITICAL'), \
+     AND x.tenant_id = a.tenant_id), \
+     (SELECT COUNT(*) FROM alerts x WHERE x.asset_id = a.id AND x.acknowledged_at IS NULL \
+     AND x.severity = 'CRITICAL' AND x.tenant_id = a.tenant_id), \
      (SELECT COUNT(*) FROM work_orders w WHERE w.asset_id = a.id \
-     AND w.status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')) \
+     AND w.status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND w.tenant_id = a.tenant_id) \
      FROM assets a WHERE a.tenant_id = $1";
 
 /// Keeps the first acknowledgement.
