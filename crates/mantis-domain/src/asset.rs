@@ -176,8 +176,7 @@ impl Asset {
 /// One tenant's assets of one type: what a per-type model (RUL) learns from and serves. Tenants
 /// never share one: a model trained on a tenant's runs to failure names its assets and carries
 /// what they went through.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fleet {
     /// The tenant.
     pub tenant_id: TenantId,

@@ -598,16 +598,9 @@ pub async fn anomalies_are_stored_once_and_listed_newest_first<S: Store + ?Sized
     );
 }
 
-/// Every scored window has one score row: scoring it again updates the scores and keeps the
-/// anomaly id and severity written with the anomaly; listed newest first per asset.
-pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: Store + ?Sized>(
-    store: &S,
-) {
-    let motor = registered_asset(store, "MTR-001").await;
-    let pump = registered_asset(store, "PMP-001").await;
-    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
-    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
-    let row = |sensor: &Sensor, start_ms: i64, score: f64| AnomalyScore {
+/// A scored window of `sensor` starting `start_ms` after the fixtures' instant.
+fn score_row(sensor: &Sensor, start_ms: i64, score: f64) -> AnomalyScore {
+    AnomalyScore {
         window_start: at(start_ms),
         sensor_id: sensor.id,
         asset_id: sensor.asset_id,
@@ -621,7 +614,19 @@ pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: St
         severity: None,
         method: "ensemble".to_owned(),
         model_version: Some("3".to_owned()),
-    };
+    }
+}
+
+/// Every scored window has one score row: scoring it again updates the scores and keeps the
+/// anomaly id and severity written with the anomaly; listed newest first per asset.
+pub async fn anomaly_scores_are_upserted_per_window_and_keep_their_anomaly<S: Store + ?Sized>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let vib = registered_sensor(store, &motor, "MTR-001-VIB").await;
+    let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
+    let row = score_row;
     // The anomaly's insert writes its window's score row first ...
     let anomalous = anomaly(&vib, 60_000);
     assert!(store.insert_anomaly(&anomalous).await.expect("anomaly"));
@@ -1358,21 +1363,7 @@ pub async fn a_tenants_newest_scores_predictions_and_readings_are_read_at_once<
     let flow = registered_sensor(store, &pump, "PMP-001-FLW").await;
     registered_sensor(store, &idle, "FAN-001-VIB").await;
     let their_vib = registered_sensor(store, &theirs, "MTR-THEIRS-VIB").await;
-    let score = |sensor: &Sensor, start_ms: i64, value: f64| AnomalyScore {
-        window_start: at(start_ms),
-        sensor_id: sensor.id,
-        asset_id: sensor.asset_id,
-        anomaly_id: None,
-        ensemble_score: value,
-        zscore_score: Some(value),
-        isolation_forest_score: None,
-        ocsvm_score: None,
-        autoencoder_score: None,
-        threshold: 0.75,
-        severity: None,
-        method: "ensemble".to_owned(),
-        model_version: Some("1".to_owned()),
-    };
+    let score = score_row;
     for s in [
         score(&vib, 30_000, 0.9),
         score(&vib, 0, 0.2),

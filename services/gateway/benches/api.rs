@@ -92,6 +92,18 @@ async fn machine_history(store: &dyn Store, s: &Sensor, n: i64) {
         .expect("reading");
 }
 
+/// Registers machines (each with one sensor and its history) until there are `total`.
+async fn add_machines(store: &dyn Store, sensors: &mut Vec<Sensor>, total: usize) {
+    for i in sensors.len()..total {
+        let a = asset(i);
+        store.upsert_asset(&a).await.expect("asset");
+        let s = sensor(&a);
+        store.upsert_sensor(&s).await.expect("sensor");
+        machine_history(store, &s, 20).await;
+        sensors.push(s);
+    }
+}
+
 fn sensor(a: &Asset) -> Sensor {
     Sensor {
         id: SensorId::new_random(),
@@ -120,14 +132,7 @@ async fn main() {
 
     // A hundred machines; the first has a long vibration history.
     let mut sensors = Vec::new();
-    for i in 0..100 {
-        let a = asset(i);
-        store.upsert_asset(&a).await.expect("asset");
-        let s = sensor(&a);
-        store.upsert_sensor(&s).await.expect("sensor");
-        machine_history(store.as_ref(), &s, 20).await;
-        sensors.push(s);
-    }
+    add_machines(store.as_ref(), &mut sensors, 100).await;
     let history = 500_000i64;
     let from = chrono::Utc::now() - chrono::Duration::milliseconds(history * 100);
     let started = Instant::now();
@@ -221,14 +226,7 @@ async fn main() {
         );
     }
     for machines in [100, 1000] {
-        for i in sensors.len()..machines {
-            let a = asset(i);
-            store.upsert_asset(&a).await.expect("asset");
-            let s = sensor(&a);
-            store.upsert_sensor(&s).await.expect("sensor");
-            machine_history(store.as_ref(), &s, 20).await;
-            sensors.push(s);
-        }
+        add_machines(store.as_ref(), &mut sensors, machines).await;
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..15 {

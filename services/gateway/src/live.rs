@@ -275,11 +275,10 @@ async fn poll_tail(
     loop {
         ticker.tick().await;
         let now = Utc::now();
+        // The task ends when the last client's handle drops (TailPoller aborts it).
         if let Some(json) = readings_update(store.as_ref(), asset, &sensors, since, now).await {
             since = now;
             tx.send_replace(Some(json.into()));
-        } else if tx.is_closed() {
-            return;
         }
     }
 }

@@ -123,35 +123,25 @@ fn asset_id(raw: &str) -> Result<AssetId, Problem> {
 /// handler can answer with a problem body (a repeated parameter: the last one).
 type Params = Query<HashMap<String, String>>;
 
-/// `?tenantId=` of the routes that name an asset type.
-struct TenantQuery {
-    tenant_id: Option<String>,
+/// The tenant of `?tenantId=`, if given (400 when it is not a UUID).
+fn tenant_param(params: &HashMap<String, String>) -> Result<Option<TenantId>, Problem> {
+    params
+        .get("tenantId")
+        .map(|raw| {
+            TenantId::parse(raw).map_err(|_| {
+                Problem::bad_request(format!("`{raw}` is not a tenant id (a UUID is expected)"))
+                    .with_field("/tenantId", "not a UUID")
+            })
+        })
+        .transpose()
 }
 
-impl TenantQuery {
-    fn of(params: &HashMap<String, String>) -> Self {
-        Self {
-            tenant_id: params.get("tenantId").cloned(),
-        }
-    }
-
-    /// The tenant asked for, if any (400 when it is not a UUID).
-    fn tenant(&self) -> Result<Option<TenantId>, Problem> {
-        self.tenant_id
-            .as_deref()
-            .map(|raw| {
-                TenantId::parse(raw).map_err(|_| {
-                    Problem::bad_request(format!("`{raw}` is not a tenant id (a UUID is expected)"))
-                        .with_field("/tenantId", "not a UUID")
-                })
-            })
-            .transpose()
-    }
-
-    /// The fleet of `asset_type` of the tenant asked for (the default tenant without one).
-    fn fleet(&self, asset_type: String) -> Result<Fleet, Problem> {
-        Ok(Fleet::new(self.tenant()?.unwrap_or_default(), asset_type))
-    }
+/// The fleet of `asset_type` of the `?tenantId=` tenant (the default tenant without one).
+fn fleet_param(params: &HashMap<String, String>, asset_type: String) -> Result<Fleet, Problem> {
+    Ok(Fleet::new(
+        tenant_param(params)?.unwrap_or_default(),
+        asset_type,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -196,7 +186,7 @@ async fn progress(
     Path(asset_type): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = TenantQuery::of(&params).fleet(asset_type.clone())?;
+    let fleet = fleet_param(&params, asset_type.clone())?;
     match s.models.progress(&fleet) {
         Some(p) => Ok(
             Json(json!({ "assetType": asset_type, "running": true, "progress": p }))
@@ -244,7 +234,7 @@ async fn fleets(store: &dyn Store, tenant: Option<TenantId>) -> Result<Vec<Fleet
 }
 
 async fn all_models(State(s): State<ApiState>, Query(params): Params) -> Result<Response, Problem> {
-    let fleets = fleets(s.store.as_ref(), TenantQuery::of(&params).tenant()?).await?;
+    let fleets = fleets(s.store.as_ref(), tenant_param(&params)?).await?;
     let models: BTreeMap<String, serde_json::Value> = catalogue(&s.models, &fleets).await?;
     Ok(Json(json!({ "models": models })).into_response())
 }
@@ -254,7 +244,7 @@ async fn versions(
     Path(asset_type): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
+    let fleet = fleet_param(&params, asset_type)?;
     let (versions, promoted) = s.models.versions(&fleet).await?;
     if versions.is_empty()
         && !fleets(s.store.as_ref(), Some(fleet.tenant_id))
@@ -277,7 +267,7 @@ async fn promote(
     Path((asset_type, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
+    let fleet = fleet_param(&params, asset_type)?;
     let version: u64 = version
         .parse()
         .map_err(|_| Problem::bad_request(format!("`{version}` is not a version number")))?;
@@ -295,7 +285,7 @@ async fn rollback(
     Path(asset_type): Path<String>,
     Query(params): Params,
 ) -> Result<Response, Problem> {
-    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
+    let fleet = fleet_param(&params, asset_type)?;
     let version = s.models.rollback(&fleet).await?;
     Ok(Json(json!({
         "assetType": fleet.asset_type,
@@ -320,7 +310,7 @@ async fn upload(
     Query(params): Params,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let fleet = TenantQuery::of(&params).fleet(asset_type)?;
+    let fleet = fleet_param(&params, asset_type)?;
     let req: UploadBody = parse_json(&body)?;
     let onnx = base64::engine::general_purpose::STANDARD
         .decode(req.onnx_base64.trim())
