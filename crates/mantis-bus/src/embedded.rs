@@ -25,7 +25,7 @@
 //! gains starts at the group's committed offset, or where the group started (`StartFrom`, fixed
 //! when the group first reads the partition); committed offsets are written atomically to disk.
 //! Subscriptions read frames from the segment files in bounded batches; nothing is kept in memory
-//! beyond one batch and the offset index.
+//! beyond one batch and the offset index (the position of every 64th record).
 
 use crate::{
     Bus, Delivery, Envelope, Error, Header, OutboundRecord, Position, Result, StartFrom,
@@ -54,6 +54,13 @@ const MAX_BODY: usize = 256 << 20;
 /// Most records and bytes read from a segment in one go by a subscription.
 const READ_BATCH: usize = 256;
 const READ_BYTES: u64 = 1 << 20;
+/// The offset index keeps the file position of every this many records of a segment (8 bytes
+/// per 64 records in memory rather than per record: a week of 2 000 readings a second indexes
+/// in 150 MB, not 10 GB); a read starts at the indexed record at or before the wanted one and
+/// skips the frames in between.
+const INDEX_EVERY: usize = 64;
+/// Bytes read at once while skipping or collecting frames.
+const READ_CHUNK: u64 = 64 << 10;
 
 /// Tuning of an [`EmbeddedBus`].
 #[derive(Clone, Debug)]
@@ -183,8 +190,10 @@ struct Log {
 struct Segment {
     base: i64,
     path: PathBuf,
-    /// File position of every record (offset `base + i`).
-    positions: Vec<u64>,
+    /// Records in the segment.
+    records: usize,
+    /// File position of the records `base`, `base + INDEX_EVERY`, `base + 2 * INDEX_EVERY`, ...
+    index: Vec<u64>,
     size: u64,
     max_timestamp: i64,
 }
@@ -487,7 +496,7 @@ impl Partition {
         let mut segments: Vec<Segment> = Vec::with_capacity(found.len().max(1));
         for (i, (base, path)) in found.iter().enumerate() {
             if let Some(prev) = segments.last() {
-                let expected = prev.base + prev.positions.len() as i64;
+                let expected = prev.end();
                 if *base != expected {
                     return Err(corrupt(
                         path,
@@ -506,9 +515,7 @@ impl Partition {
             }
         };
         apply_retention(&mut segments, retention, now_ms());
-        let next_offset = segments
-            .last()
-            .map_or(0, |s| s.base + s.positions.len() as i64);
+        let next_offset = segments.last().map_or(0, Segment::end);
         Ok(Self {
             topic: topic.to_owned(),
             id,
@@ -543,7 +550,7 @@ impl Partition {
             if log
                 .segments
                 .last()
-                .is_some_and(|s| s.size >= segment_bytes && !s.positions.is_empty())
+                .is_some_and(|s| s.size >= segment_bytes && s.records > 0)
             {
                 // The finished segment must be durable before records go to the next one.
                 log.active.sync_data()?;
@@ -562,7 +569,7 @@ impl Partition {
                 let _ = log.active.set_len(pos);
                 return Err(e.into());
             }
-            segment.positions.push(pos);
+            segment.push(pos);
             segment.size += frame.len() as u64;
             segment.max_timestamp = segment.max_timestamp.max(timestamp);
             log.next_offset += 1;
@@ -589,7 +596,7 @@ impl Partition {
     /// Reads durable records from `from` (moved up to the log start if retention removed it),
     /// within one segment and bounded in count and bytes. Returns the effective start.
     fn read(&self, from: i64, end: i64) -> Result<(i64, Vec<Envelope>)> {
-        let (from, file, range, count) = {
+        let (from, file, start, skip, available, limit) = {
             let log = lock(&self.log);
             let from = from.max(log.segments.first().map_or(0, |s| s.base));
             if from >= end {
@@ -603,23 +610,21 @@ impl Partition {
                 return Ok((from, Vec::new()));
             };
             let rel = (from - seg.base) as usize;
-            let available = (seg.positions.len().saturating_sub(rel))
+            let available = (seg.records.saturating_sub(rel))
                 .min((end - from) as usize)
                 .min(READ_BATCH);
-            let Some(&start) = seg.positions.get(rel) else {
+            let Some(&start) = seg.index.get(rel / INDEX_EVERY) else {
                 return Ok((from, Vec::new()));
             };
-            let mut count = 1;
-            while count < available && seg.positions[rel + count] - start < READ_BYTES {
-                count += 1;
+            if available == 0 {
+                return Ok((from, Vec::new()));
             }
-            let stop = seg.positions.get(rel + count).copied().unwrap_or(seg.size);
             let file = if idx + 1 == log.segments.len() {
                 Ok(log.active.clone())
             } else {
                 Err(seg.path.clone())
             };
-            (from, file, (start, stop), count)
+            (from, file, start, rel % INDEX_EVERY, available, seg.size)
         };
         let (file, path) = match file {
             Ok(file) => (file, None),
@@ -632,29 +637,90 @@ impl Partition {
                 Err(e) => return Err(e.into()),
             },
         };
-        let mut buf = vec![0; (range.1 - range.0) as usize];
-        file.read_exact_at(&mut buf, range.0)?;
         let path = path.unwrap_or_else(|| self.dir.clone());
-        let mut out = Vec::with_capacity(count);
-        let mut rest = buf.as_slice();
-        for i in 0..count {
-            let (body, tail) = split_frame(rest).ok_or_else(|| corrupt(&path, "bad frame"))?;
+        let mut frames = Frames {
+            file: &file,
+            limit,
+            buf: Vec::new(),
+            buf_start: start,
+        };
+        // Skip from the indexed record to `from`, then take up to `available` records within
+        // READ_BYTES (at least one).
+        let mut pos = start;
+        for _ in 0..skip {
+            pos = frames.frame_end(pos).map_err(|e| corrupt(&path, e))?;
+        }
+        let first = pos;
+        let mut out = Vec::with_capacity(available);
+        while out.len() < available {
+            let frame_end = frames.frame_end(pos).map_err(|e| corrupt(&path, e))?;
+            if !out.is_empty() && frame_end - first > READ_BYTES {
+                break;
+            }
+            let frame = frames
+                .bytes(pos, frame_end)
+                .map_err(|e| corrupt(&path, e))?;
+            let (body, _) = split_frame(frame).ok_or_else(|| corrupt(&path, "bad frame"))?;
             let env =
                 decode(body, &self.topic, self.id).ok_or_else(|| corrupt(&path, "bad record"))?;
-            if env.offset != from + i as i64 {
+            let expected = from + out.len() as i64;
+            if env.offset != expected {
                 return Err(corrupt(
                     &path,
-                    format!(
-                        "offset {} where {} was expected",
-                        env.offset,
-                        from + i as i64
-                    ),
+                    format!("offset {} where {expected} was expected", env.offset),
                 ));
             }
             out.push(env);
-            rest = tail;
+            pos = frame_end;
         }
         Ok((from, out))
+    }
+}
+
+/// Frames of one segment file read through a buffer: a run of consecutive frames costs one
+/// read per [`READ_CHUNK`] rather than one per frame.
+struct Frames<'a> {
+    file: &'a File,
+    /// Bytes of the segment that hold complete frames.
+    limit: u64,
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_start: u64,
+}
+
+impl Frames<'_> {
+    /// The bytes `[from, to)` of the file, reading more when the buffer ends before `to`.
+    fn bytes(&mut self, from: u64, to: u64) -> std::result::Result<&[u8], String> {
+        if from < self.buf_start || to > self.limit {
+            return Err(format!("frame at byte {from} runs past the segment"));
+        }
+        let have = self.buf_start + self.buf.len() as u64;
+        if to > have {
+            // Keep what is buffered from `from` on; read on to a chunk beyond it, or to `to`.
+            if from >= have {
+                self.buf.clear();
+            } else {
+                self.buf.drain(..(from - self.buf_start) as usize);
+            }
+            self.buf_start = from;
+            let have = from + self.buf.len() as u64;
+            let upto = self.limit.min(to.max(have + READ_CHUNK));
+            let old = self.buf.len();
+            self.buf.resize((upto - from) as usize, 0);
+            self.file
+                .read_exact_at(&mut self.buf[old..], have)
+                .map_err(|e| format!("reading at byte {have}: {e}"))?;
+        }
+        let a = (from - self.buf_start) as usize;
+        let b = (to - self.buf_start) as usize;
+        Ok(&self.buf[a..b])
+    }
+
+    /// Where the frame at `pos` ends.
+    fn frame_end(&mut self, pos: u64) -> std::result::Result<u64, String> {
+        let head = self.bytes(pos, pos + FRAME_HEADER)?;
+        let body_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+        Ok(pos + FRAME_HEADER + body_len)
     }
 }
 
@@ -666,11 +732,25 @@ impl Segment {
         let segment = Self {
             base,
             path,
-            positions: Vec::new(),
+            records: 0,
+            index: Vec::new(),
             size: 0,
             max_timestamp: i64::MIN,
         };
         Ok((segment, file))
+    }
+
+    /// Counts the record at file position `pos`, indexing every [`INDEX_EVERY`]th.
+    fn push(&mut self, pos: u64) {
+        if self.records.is_multiple_of(INDEX_EVERY) {
+            self.index.push(pos);
+        }
+        self.records += 1;
+    }
+
+    /// The offset after the segment's last record.
+    fn end(&self) -> i64 {
+        self.base + self.records as i64
     }
 
     /// Rebuilds the index of a segment file. A damaged frame reaching the end of the last
@@ -682,7 +762,8 @@ impl Segment {
         let mut seg = Self {
             base,
             path: path.to_owned(),
-            positions: Vec::new(),
+            records: 0,
+            index: Vec::new(),
             size: 0,
             max_timestamp: i64::MIN,
         };
@@ -706,14 +787,14 @@ impl Segment {
                         ("checksum mismatch", frame_end)
                     } else {
                         let offset = read_i64(&body, 0);
-                        let expected = base + seg.positions.len() as i64;
+                        let expected = seg.end();
                         if offset != expected {
                             return Err(corrupt(
                                 path,
                                 format!("offset {offset} at byte {pos}, expected {expected}"),
                             ));
                         }
-                        seg.positions.push(pos);
+                        seg.push(pos);
                         seg.size = frame_end;
                         seg.max_timestamp = seg.max_timestamp.max(read_i64(&body, 8));
                         continue;
@@ -1144,6 +1225,59 @@ mod tests {
         damaged[last] ^= 1;
         assert!(split_frame(&damaged).is_none());
         assert!(split_frame(&frame[..frame.len() - 1]).is_none());
+    }
+
+    /// Every offset reads back from the sparse index: within and across segments, before and
+    /// after reopening, with frames smaller than the index stride and larger than a read chunk
+    /// or a whole batch.
+    #[test]
+    fn every_offset_is_read_back_through_the_sparse_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let retention = Duration::from_secs(3600);
+        let payload = |i: usize| -> Vec<u8> {
+            let len = match i {
+                100 => (READ_CHUNK as usize) * 3,
+                200 => READ_BYTES as usize + 10,
+                _ => i % 50,
+            };
+            (0..len).map(|b| (b + i) as u8).collect()
+        };
+        let n = 300;
+        let check = |partition: &Partition| {
+            let end = n as i64;
+            for from in 0..end {
+                let (start, got) = partition.read(from, end).expect("read");
+                assert_eq!(start, from);
+                let first = got.first().expect("at least one record");
+                assert_eq!(first.offset, from);
+                assert_eq!(first.payload, payload(from as usize), "offset {from}");
+                for (i, env) in got.iter().enumerate() {
+                    assert_eq!(env.offset, from + i as i64);
+                }
+            }
+            let mut next = 0;
+            while next < end {
+                let (_, got) = partition.read(next, end).expect("read");
+                next += got.len() as i64;
+            }
+            assert_eq!(next, end);
+        };
+        let path = dir.path().join("0");
+        {
+            let partition = Partition::open(path.clone(), "t", 0, retention).expect("open");
+            for i in 0..n {
+                let record =
+                    OutboundRecord::new("t", None, payload(i), crate::TraceContext::new_root());
+                let offset = partition
+                    .append(&record, 4 << 10, retention)
+                    .expect("append");
+                assert_eq!(offset, i as i64);
+            }
+            assert!(lock(&partition.log).segments.len() > 3, "several segments");
+            check(&partition);
+        }
+        let reopened = Partition::open(path, "t", 0, retention).expect("reopen");
+        check(&reopened);
     }
 
     #[test]

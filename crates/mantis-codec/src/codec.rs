@@ -129,12 +129,19 @@ impl Codec {
     pub async fn decode<R: Record>(&self, bytes: &[u8]) -> Result<R> {
         let (id, mut datum) = wire::split(bytes)?;
         let reader = &self.topic(R::TOPIC)?.schema;
-        let writer = self.writer_schema(id).await?;
         let unreadable = |reason: String| Error::Datum {
             topic: R::TOPIC,
             id,
             reason,
         };
+        // A schema id in the message naming a schema that is not Avro (a Protobuf or JSON
+        // schema of a shared registry) is the message's fault: the record cannot be read.
+        let writer = self.writer_schema(id).await.map_err(|e| match e {
+            Error::InvalidSchema { reason, .. } => {
+                unreadable(format!("its writer schema is not an Avro schema: {reason}"))
+            }
+            other => other,
+        })?;
         // Avro resolves records of the same name only; say so rather than report a missing field.
         if let (Some(w), Some(r)) = (writer.name(), reader.name())
             && w.name() != r.name()

@@ -23,6 +23,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every level, least severe first.
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
     /// The symbol as stored and sent on the wire.
     pub fn as_str(&self) -> &'static str {
         match self {

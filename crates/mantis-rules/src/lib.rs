@@ -48,6 +48,9 @@ pub enum Error {
     Invalid(String),
 }
 
+/// The longest response time a criticality level may set, in hours (a year).
+pub const MAX_RESPONSE_HOURS: u64 = 8_760;
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -298,6 +301,12 @@ impl RuleSet {
                     "rul_threshold_cycles of {name} must be a non-negative number"
                 )));
             }
+            if !(1..=MAX_RESPONSE_HOURS).contains(&policy.max_response_hours) {
+                return Err(Error::Invalid(format!(
+                    "max_response_hours of {name} must be within 1..={MAX_RESPONSE_HOURS} (a year), got {}",
+                    policy.max_response_hours
+                )));
+            }
             policies.insert(level, policy);
         }
         for level in Criticality::ALL {
@@ -322,6 +331,15 @@ impl RuleSet {
             if rule.actions.contains(&Action::WorkOrder) && rule.work_order.is_none() {
                 return Err(Error::Invalid(format!(
                     "rule `{}` has the work_order action but no `work_order` table",
+                    rule.name
+                )));
+            }
+            if rule.actions.contains(&Action::ScheduleMaintenance)
+                && !rule.actions.contains(&Action::WorkOrder)
+            {
+                return Err(Error::Invalid(format!(
+                    "rule `{}` has the schedule_maintenance action but not work_order: what \
+                     maintenance.scheduled announces is the rule's work order",
                     rule.name
                 )));
             }
@@ -520,6 +538,23 @@ mod tests {
 
         let e = RuleSet::parse("[criticality.HIGH]\nanomaly_threshold = 0.8\nrul_threshold_cycles = 1\nmax_response_hours = 1\n", BUILTIN_ROUTING).expect_err("refused");
         assert!(e.to_string().contains("no entry for CRITICAL"), "{e}");
+
+        for hours in ["0", "10000000000"] {
+            let bad = BUILTIN_CRITICALITY.replace(
+                "max_response_hours = 8\n",
+                &format!("max_response_hours = {hours}\n"),
+            );
+            let e = RuleSet::parse(&bad, BUILTIN_ROUTING).expect_err("refused");
+            assert!(e.to_string().contains("max_response_hours of HIGH"), "{e}");
+        }
+
+        let orphan_schedule = "[[rules]]\nname = \"x\"\nevent = \"rul\"\nwhen = \"rul_below_threshold\"\nactions = [\"alert\", \"schedule_maintenance\"]\n";
+        let e = RuleSet::parse(BUILTIN_CRITICALITY, orphan_schedule).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("schedule_maintenance action but not work_order"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub trait Handler: Send + 'static {
     fn tick_interval(&self) -> Option<Duration> {
         None
     }
+
+    /// The position to commit once `envelope` went to the dead-letter topic (undecodable, or
+    /// [`HandleError::Permanent`]); by default the next one. A handler that holds earlier
+    /// records in state (open windows) answers its own committable position instead, so a
+    /// dead-lettered record never commits past records it still needs after a restart.
+    fn skipped(&mut self, envelope: &Envelope) -> Option<Position> {
+        Some(envelope.next_position())
+    }
 }
 
 /// Consumes `topic` as consumer group `group` until `shutdown` is cancelled: decodes each
@@ -178,14 +186,7 @@ pub async fn run_consumer_from<H: Handler>(
         let input = loop {
             match infra.codec.decode::<H::Input>(&env.payload).await {
                 Ok(v) => break Some(v),
-                Err(e) if e.is_retriable() => {
-                    // The schema registry could not be reached: never dead-letter a valid record.
-                    tracing::warn!(group, error = %e, "schema registry unavailable; retrying");
-                    if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
-                        break 'records;
-                    }
-                }
-                Err(e) => {
+                Err(e) if e.is_dead_letter() => {
                     dead_letter(
                         &publisher,
                         &env,
@@ -194,8 +195,21 @@ pub async fn run_consumer_from<H: Handler>(
                         &shutdown,
                     )
                     .await?;
-                    commit(&mut sub, &env.next_position(), group).await?;
+                    if let Some(position) = handler.skipped(&env) {
+                        commit(&mut sub, &position, group).await?;
+                    }
                     break None;
+                }
+                Err(e) => {
+                    // Not the record's fault (the schema registry unreachable or refusing this
+                    // service's credentials, a misconfigured codec): never dead-letter a valid
+                    // record; wait until the environment is mended.
+                    metrics::counter!("mantis_decode_retries_total", "group" => group.to_owned())
+                        .increment(1);
+                    tracing::warn!(group, error = %e, retriable = e.is_retriable(), "cannot decode for a reason outside the record; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
+                        break 'records;
+                    }
                 }
             }
         };
@@ -215,7 +229,9 @@ pub async fn run_consumer_from<H: Handler>(
                 Ok(None) => break,
                 Err(HandleError::Permanent(reason)) => {
                     dead_letter(&publisher, &env, &dlq, &reason, &shutdown).await?;
-                    commit(&mut sub, &env.next_position(), group).await?;
+                    if let Some(position) = handler.skipped(&env) {
+                        commit(&mut sub, &position, group).await?;
+                    }
                     break;
                 }
                 Err(HandleError::Transient(reason)) => {

@@ -41,6 +41,9 @@ pub struct InfraSettings {
     /// Object storage for the model registry (`[infra.objects]`). Default: local disk,
     /// `<data_dir>/objects`; `kind = "s3"` with `bucket`, `endpoint`, … in the cluster mode.
     pub objects: mantis_objects::ObjectStoreSettings,
+    /// How long the time series are kept where the database does not expire them itself
+    /// (`[infra.retention]`: SQLite, PostgreSQL without TimescaleDB).
+    pub retention: mantis_store::Retention,
 }
 
 impl Default for InfraSettings {
@@ -53,6 +56,7 @@ impl Default for InfraSettings {
             redis_url: None,
             rules_dir: None,
             objects: mantis_objects::ObjectStoreSettings::default(),
+            retention: mantis_store::Retention::default(),
         }
     }
 }

@@ -114,12 +114,30 @@ async fn publish_vector(p: &Publisher, n: i64) {
     .expect("published");
 }
 
-#[tokio::test]
-async fn poison_records_are_dead_lettered_and_the_stream_goes_on() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let infra = infra(dir.path()).await;
-    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
-    publish_vector(&publisher, 1).await;
+/// The first `n` dead letters of `group`.
+async fn dead_letters(infra: &Infra, group: &str, n: usize) -> Vec<mantis_bus::Envelope> {
+    let mut dlq = infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            "dlq-reader",
+            [topics::dead_letter_topic(group)],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("dlq subscription");
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let env = tokio::time::timeout(Duration::from_secs(30), dlq.next())
+            .await
+            .expect("dead letter arrives")
+            .expect("dead letter");
+        out.push(env);
+    }
+    out
+}
+
+/// Publishes bytes that are not a record.
+async fn publish_garbage(infra: &Infra) {
     let garbage = OutboundRecord::new(
         topics::FEATURES_EXTRACTED,
         Some(b"a".to_vec()),
@@ -127,6 +145,15 @@ async fn poison_records_are_dead_lettered_and_the_stream_goes_on() {
         TraceContext::new_root(),
     );
     infra.bus.publish(garbage).await.expect("garbage published");
+}
+
+#[tokio::test]
+async fn poison_records_are_dead_lettered_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    publish_vector(&publisher, 1).await;
+    publish_garbage(&infra).await;
     publish_vector(&publisher, -5).await;
     publish_vector(&publisher, 2).await;
 
@@ -138,21 +165,8 @@ async fn poison_records_are_dead_lettered_and_the_stream_goes_on() {
         "transient failures retried, poison skipped"
     );
 
-    let mut dlq = infra
-        .bus
-        .subscribe(SubscribeOptions::new(
-            "dlq-reader",
-            [topics::dead_letter_topic("recorder")],
-            StartFrom::Earliest,
-        ))
-        .await
-        .expect("dlq subscription");
     let mut reasons = Vec::new();
-    for _ in 0..2 {
-        let env = tokio::time::timeout(Duration::from_secs(30), dlq.next())
-            .await
-            .expect("dead letter arrives")
-            .expect("dead letter");
+    for env in dead_letters(&infra, "recorder", 2).await {
         assert_eq!(
             env.header(DLQ_SOURCE_TOPIC),
             Some(topics::FEATURES_EXTRACTED.as_bytes())
@@ -190,5 +204,85 @@ async fn a_record_whose_handling_never_succeeded_is_redelivered_after_shutdown()
 
     let (mut rx, shutdown, task) = spawn_recorder(&infra, "patient", 0);
     assert_eq!(next_seen(&mut rx).await, 7.0);
+    stop(shutdown, task).await;
+}
+
+/// Holds vectors whose rms is at least 100 in its state (as the windowing handler holds the
+/// readings of an open window: not committed until the window closes) and refuses negative
+/// ones; after a dead letter it answers the position of the first record it holds.
+struct Holder {
+    seen: mpsc::UnboundedSender<f64>,
+    held_from: Option<Position>,
+}
+
+#[async_trait]
+impl Handler for Holder {
+    type Input = FeatureVector;
+    async fn handle(
+        &mut self,
+        fv: &FeatureVector,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Position>, HandleError> {
+        let rms = fv.features["rms"];
+        if rms < 0.0 {
+            return Err(HandleError::Permanent("negative RMS".into()));
+        }
+        let _ = self.seen.send(rms);
+        if rms >= 100.0 {
+            let env = ctx.envelope;
+            self.held_from.get_or_insert(Position {
+                topic: env.topic.clone(),
+                partition: env.partition,
+                next_offset: env.offset,
+            });
+            return Ok(None);
+        }
+        Ok(self.held_from.clone().or_else(|| ctx.done()))
+    }
+
+    fn skipped(&mut self, envelope: &mantis_bus::Envelope) -> Option<Position> {
+        Some(
+            self.held_from
+                .clone()
+                .unwrap_or_else(|| envelope.next_position()),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_never_commits_past_records_a_handler_still_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    publish_vector(&publisher, 100).await;
+    publish_garbage(&infra).await;
+    publish_vector(&publisher, -5).await;
+
+    let spawn = || {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_consumer(
+            infra.clone(),
+            "holder",
+            Holder {
+                seen: tx,
+                held_from: None,
+            },
+            shutdown.clone(),
+        ));
+        (rx, shutdown, task)
+    };
+    let (mut rx, shutdown, task) = spawn();
+    assert_eq!(next_seen(&mut rx).await, 100.0);
+    dead_letters(&infra, "holder", 2).await;
+    // Stopped while the first record is still held: after the restart it comes again (the two
+    // dead letters did not commit past it).
+    stop(shutdown, task).await;
+    let (mut rx, shutdown, task) = spawn();
+    assert_eq!(
+        next_seen(&mut rx).await,
+        100.0,
+        "the held record is redelivered"
+    );
     stop(shutdown, task).await;
 }

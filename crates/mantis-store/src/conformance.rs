@@ -7,7 +7,10 @@
 //! empty store through a helper of its own (`with_store` in `tests/postgres.rs`, which creates
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
-use crate::{AlertFilter, AlertState, Error, Part, Store, WorkOrderChanges, WorkOrderFilter};
+use crate::{
+    AlertFilter, AlertState, Error, Expired, Part, Retention, Store, WorkOrderChanges,
+    WorkOrderFilter,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
@@ -42,6 +45,7 @@ macro_rules! conformance_tests {
             maintenance_events_are_stored_once_and_listed_newest_first,
             opening_a_work_order_twice_returns_the_active_one,
             a_new_work_order_can_be_opened_once_the_active_one_is_completed,
+            a_closed_work_order_opened_again_is_returned_as_stored,
             concurrent_openings_create_exactly_one_work_order,
             work_orders_are_filtered_by_asset_and_status_newest_first,
             a_duplicate_work_order_code_is_a_conflict,
@@ -51,6 +55,7 @@ macro_rules! conformance_tests {
             values_that_are_not_numbers_are_stored_and_read_back_as_nan,
             readings_are_aggregated_into_time_buckets,
             the_last_reading_of_an_asset_is_found,
+            time_series_older_than_their_retention_are_deleted_in_batches,
             a_tenants_newest_scores_predictions_and_readings_are_read_at_once,
             what_is_open_on_each_asset_is_counted_at_once,
             alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant,
@@ -829,11 +834,22 @@ pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store
     );
     assert_eq!(
         store.list_maintenance_events(None, 10).await.expect("list"),
-        vec![repair.clone(), replacement, failure]
+        vec![repair.clone(), replacement, failure.clone()]
     );
     assert_eq!(
         store.list_maintenance_events(None, 1).await.expect("list"),
         vec![repair]
+    );
+    assert_eq!(
+        store.get_maintenance_event(failure.id).await.expect("get"),
+        Some(failure)
+    );
+    assert_eq!(
+        store
+            .get_maintenance_event(MaintenanceEventId(uuid::Uuid::from_u128(0xdead)))
+            .await
+            .expect("get"),
+        None
     );
 }
 
@@ -963,6 +979,182 @@ pub async fn a_new_work_order_can_be_opened_once_the_active_one_is_completed<S: 
         matches!(result, Err(Error::Conflict(_))),
         "two active work orders for one asset and cause: {result:?}"
     );
+}
+
+/// Opening a work order again once it was closed (a redelivered event) returns it as stored,
+/// neither created again nor refused; the store knows when the newest closed work order of an
+/// asset and cause was closed.
+pub async fn a_closed_work_order_opened_again_is_returned_as_stored<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let first = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    store.open_work_order(&first).await.expect("open");
+    assert_eq!(
+        store
+            .last_closed_work_order(motor.id, "anomaly")
+            .await
+            .expect("closing"),
+        None,
+        "not closed yet"
+    );
+    let before = Utc::now() - Duration::seconds(1);
+    store
+        .set_work_order_status(first.id, WorkOrderStatus::Completed)
+        .await
+        .expect("complete");
+    let again = store.open_work_order(&first).await.expect("opened again");
+    assert!(!again.created);
+    assert_eq!(again.work_order.id, first.id);
+    assert_eq!(again.work_order.status, WorkOrderStatus::Completed);
+    let closed = store
+        .last_closed_work_order(motor.id, "anomaly")
+        .await
+        .expect("closing")
+        .expect("closed");
+    assert!(closed >= before, "closed at {closed}, before {before}");
+    assert_eq!(
+        store
+            .last_closed_work_order(motor.id, "rul")
+            .await
+            .expect("closing"),
+        None,
+        "another cause"
+    );
+    let filter = WorkOrderFilter {
+        asset_id: Some(motor.id),
+        ..WorkOrderFilter::default()
+    };
+    assert_eq!(
+        ids_of(&store.list_work_orders(&filter).await.expect("list")),
+        [first.id]
+    );
+}
+
+/// Each time series keeps what its retention allows and loses the rest, in batches, series by
+/// series; a series with only recent rows is untouched; a second pass finds nothing to do.
+pub async fn time_series_older_than_their_retention_are_deleted_in_batches<S: Store + ?Sized>(
+    store: &S,
+) {
+    const DAY: i64 = 86_400_000;
+    let motor = registered_asset(store, "MTR-001").await;
+    let vib = registered_sensor(store, &motor, "VIB-1").await;
+    let temp = registered_sensor(store, &motor, "TMP-1").await;
+    // One row a day for eleven days, in each series; `temp` has readings of the last day only.
+    let days = || (0..=10).map(|d| d * DAY);
+    let readings: Vec<Reading> = days().map(|ms| reading(&vib, at(ms), 1.0)).collect();
+    store.insert_readings(&readings).await.expect("readings");
+    store
+        .insert_readings(&[reading(&temp, at(10 * DAY), 20.0)])
+        .await
+        .expect("readings");
+    for ms in days() {
+        store
+            .insert_window(&window(&vib, ms))
+            .await
+            .expect("window");
+        store
+            .insert_features(&features(&vib, ms, 1.0))
+            .await
+            .expect("features");
+        store
+            .upsert_anomaly_score(&score_row(&vib, ms, 0.1))
+            .await
+            .expect("score");
+        let prediction = RulPrediction {
+            asset_id: motor.id,
+            predicted_at: at(ms),
+            rul_cycles: 100.0,
+            confidence_lower: 80.0,
+            confidence_upper: 120.0,
+            model_version: "v1".to_owned(),
+        };
+        store
+            .insert_rul_prediction(&prediction)
+            .await
+            .expect("prediction");
+    }
+    let retention = Retention {
+        readings_days: 3,
+        windows_days: 4,
+        features_days: 5,
+        scores_days: 6,
+        predictions_days: 7,
+        batch_rows: 2,
+        every_hours: 1,
+    };
+    let now = at(10 * DAY);
+    let Some(report) = store
+        .expire_time_series(&retention, now)
+        .await
+        .expect("expired")
+    else {
+        // The database expires them itself (TimescaleDB's policies).
+        return;
+    };
+    let expired = |table, rows| Expired { table, rows };
+    assert_eq!(
+        report,
+        vec![
+            expired("sensor_data_raw", 7),
+            expired("sensor_data_windowed", 6),
+            expired("sensor_features", 5),
+            expired("anomaly_scores", 4),
+            expired("rul_predictions", 3),
+        ]
+    );
+    let (from, to) = (at(-DAY), at(11 * DAY));
+    let kept = store
+        .list_readings(vib.id, from, to)
+        .await
+        .expect("readings");
+    assert_eq!(kept.first().map(|r| r.timestamp), Some(at(7 * DAY)));
+    assert_eq!(kept.len(), 4);
+    assert_eq!(
+        store
+            .list_readings(temp.id, from, to)
+            .await
+            .expect("readings")
+            .len(),
+        1
+    );
+    assert_eq!(store.count_windows(Some(vib.id)).await.expect("windows"), 5);
+    assert_eq!(
+        store
+            .recent_features(vib.id, from, to, 100)
+            .await
+            .expect("features")
+            .len(),
+        6
+    );
+    assert_eq!(
+        store
+            .list_anomaly_scores(motor.id, 100)
+            .await
+            .expect("scores")
+            .len(),
+        7
+    );
+    assert_eq!(
+        store
+            .list_rul_predictions(motor.id, 100)
+            .await
+            .expect("predictions")
+            .len(),
+        8
+    );
+    let again = store
+        .expire_time_series(&retention, now)
+        .await
+        .expect("expired")
+        .expect("report");
+    assert!(again.iter().all(|e| e.rows == 0), "{again:?}");
+    let zero = Retention {
+        batch_rows: 0,
+        ..retention
+    };
+    assert!(matches!(
+        store.expire_time_series(&zero, now).await,
+        Err(Error::Invalid(_))
+    ));
 }
 
 /// Ten concurrent openings for the same asset and cause create exactly one work order, and all

@@ -33,8 +33,8 @@
 use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, Priority, Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp,
-    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, Priority, Reading, RulPrediction, Sensor, SensorId,
+    TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +70,9 @@ pub enum Error {
     /// Anything else the driver reported.
     #[error("database error: {0}")]
     Database(String),
+    /// A setting of the store is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
 }
 
 impl Error {
@@ -242,6 +245,76 @@ pub struct OpenWork {
     pub active_work_orders: u64,
 }
 
+/// How long the time series are kept where the database does not expire them itself (SQLite,
+/// PostgreSQL without TimescaleDB; TimescaleDB's own policies are
+/// [`postgres::HYPERTABLES`]): `[infra.retention]`. Alerts, anomalies, work orders and
+/// maintenance events are kept: they are the plant's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Raw readings, in days. Default 90.
+    pub readings_days: u32,
+    /// Windows, in days. Default 365.
+    pub windows_days: u32,
+    /// Feature vectors, in days. Default 730.
+    pub features_days: u32,
+    /// Scored windows, in days. Default 730.
+    pub scores_days: u32,
+    /// RUL predictions, in days. Default 730.
+    pub predictions_days: u32,
+    /// Most readings, scored windows or predictions one statement deletes, so that writers
+    /// wait briefly (a tenth as many feature vectors, a hundredth as many windows: they carry
+    /// their values). Default 50 000.
+    pub batch_rows: u32,
+    /// Hours between two passes. Default 1.
+    pub every_hours: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            readings_days: 90,
+            windows_days: 365,
+            features_days: 730,
+            scores_days: 730,
+            predictions_days: 730,
+            batch_rows: 50_000,
+            every_hours: 1,
+        }
+    }
+}
+
+impl Retention {
+    /// Refuses zeros ([`Error::Invalid`], naming the key).
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [
+            ("readings_days", self.readings_days),
+            ("windows_days", self.windows_days),
+            ("features_days", self.features_days),
+            ("scores_days", self.scores_days),
+            ("predictions_days", self.predictions_days),
+            ("batch_rows", self.batch_rows),
+            ("every_hours", self.every_hours),
+        ] {
+            if value == 0 {
+                return Err(Error::Invalid(format!(
+                    "infra.retention.{key} must be at least 1"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows [`Store::expire_time_series`] deleted from one table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expired {
+    /// The table.
+    pub table: &'static str,
+    /// Rows deleted.
+    pub rows: u64,
+}
+
 /// The outcome of [`Store::open_work_order`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpenedWorkOrder {
@@ -259,6 +332,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Which backend this is, e.g. `postgres (timescaledb)`, `postgres (plain tables)`, `sqlite`.
     fn describe(&self) -> String;
+
+    /// Deletes the readings, windows, feature vectors, scored windows and RUL predictions older
+    /// than `retention` keeps them at `now`, series by series, at most `retention.batch_rows`
+    /// per statement. `None` when the database expires them itself (TimescaleDB).
+    async fn expire_time_series(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Expired>>>;
 
     // --- metadata --------------------------------------------------------------------------
 
@@ -361,8 +443,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Opens `candidate` unless the asset already has an active work order for the same cause,
     /// in which case that one is returned (one active work order per asset and cause, even
-    /// under concurrent calls).
+    /// under concurrent calls). A candidate stored before (its id exists: a redelivered event
+    /// whose work order was closed meanwhile) is returned as stored, not created again.
     async fn open_work_order(&self, candidate: &WorkOrder) -> Result<OpenedWorkOrder>;
+    /// When the newest of `asset`'s closed (completed or cancelled) work orders for `cause` was
+    /// closed (the time of its last change); `None` when none was.
+    async fn last_closed_work_order(
+        &self,
+        asset: AssetId,
+        cause: &str,
+    ) -> Result<Option<Timestamp>>;
     /// One work order.
     async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>>;
     /// Work orders matching `filter`, newest first.
@@ -389,6 +479,11 @@ pub trait Store: Send + Sync + 'static {
     /// Records a maintenance event (failure, replacement, repair, inspection); one row per id.
     /// Returns whether it was new.
     async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool>;
+    /// One maintenance event.
+    async fn get_maintenance_event(
+        &self,
+        id: MaintenanceEventId,
+    ) -> Result<Option<MaintenanceEvent>>;
     /// Maintenance events, of one asset when given, newest (by `occurred_at`) first.
     async fn list_maintenance_events(
         &self,

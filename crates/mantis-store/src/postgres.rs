@@ -150,6 +150,10 @@ impl SqlBackend for PgStore {
         crate::sql::queries::READING_BUCKETS_POSTGRES
     }
 
+    fn expires_time_series(&self) -> bool {
+        self.time_series == TimeSeriesMode::Hypertables
+    }
+
     fn describe_backend(&self) -> String {
         match self.time_series {
             TimeSeriesMode::Hypertables => "postgres (timescaledb)".to_owned(),

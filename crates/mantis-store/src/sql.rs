@@ -11,16 +11,16 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, OpenWork, OpenedWorkOrder, ReadingBucket, Result,
-    Store, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Error, Expired, OpenWork, OpenedWorkOrder, ReadingBucket,
+    Result, Retention, Store, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, Reading, RulPrediction, Sensor, SensorId, TenantId, Timestamp, User, Window,
-    WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, TenantId,
+    Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
@@ -52,6 +52,10 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     fn describe_backend(&self) -> String;
     /// The dialect's reading-bucket query (`queries::READING_BUCKETS_*`).
     fn reading_buckets_sql(&self) -> &'static str;
+    /// Whether the database expires the time series itself (TimescaleDB's policies).
+    fn expires_time_series(&self) -> bool {
+        false
+    }
 }
 
 /// Number of rows a statement changed (sqlx has no database-independent accessor).
@@ -118,16 +122,22 @@ pub(crate) fn migration_error(err: sqlx::migrate::MigrateError) -> Error {
 
 /// Whether a database error code means "try again later" rather than "this is wrong".
 fn is_transient(code: &str) -> bool {
-    // PostgreSQL SQLSTATE: connection exceptions (class 08), too many connections, shutdowns,
-    // serialization failures and deadlocks.
+    // PostgreSQL SQLSTATE: connection exceptions (class 08), disk full, out of memory, too many
+    // connections, shutdowns, I/O errors, serialization failures and deadlocks. A full disk is
+    // the environment's fault, not the record's: the record waits (is retried) rather than
+    // going to the dead-letter topic.
     let pg = code.starts_with("08")
         || matches!(
             code,
-            "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+            "53100" | "53200" | "53300" | "57P01" | "57P02" | "57P03" | "58030" | "40001" | "40P01"
         );
-    // SQLite (extended) result codes: the primary code is the low byte; 5 = SQLITE_BUSY,
-    // 6 = SQLITE_LOCKED.
-    let sqlite = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+    // SQLite (extended) result codes, at most four digits (a SQLSTATE has five, some of them
+    // all digits): the primary code is the low byte; 5 = SQLITE_BUSY, 6 = SQLITE_LOCKED,
+    // 7 = SQLITE_NOMEM, 10 = SQLITE_IOERR, 13 = SQLITE_FULL.
+    let sqlite = code.len() < 5
+        && code
+            .parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 10 | 13));
     pg || sqlite
 }
 
@@ -177,6 +187,7 @@ where
     for<'r> BucketRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> WindowSummaryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, i64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
@@ -192,6 +203,67 @@ where
 
     fn describe(&self) -> String {
         self.describe_backend()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn expire_time_series(
+        &self,
+        retention: &Retention,
+        now: Timestamp,
+    ) -> Result<Option<Vec<Expired>>> {
+        if self.expires_time_series() {
+            return Ok(None);
+        }
+        retention.validate()?;
+        let ids = |sql: &'static str| async move {
+            sqlx::query_as::<_, (DbId,)>(sql)
+                .fetch_all(self.sql_pool())
+                .await
+                .map_err(db_error)
+        };
+        let sensors = ids(queries::ALL_SENSOR_IDS).await?;
+        let assets = ids(queries::ALL_ASSET_IDS).await?;
+        let days = [
+            retention.readings_days,
+            retention.windows_days,
+            retention.features_days,
+            retention.scores_days,
+            retention.predictions_days,
+        ];
+        let mut report = Vec::with_capacity(days.len());
+        for (table, days) in queries::EXPIRING.iter().zip(days) {
+            let cutoff = now - chrono::Duration::days(i64::from(days));
+            let batch = i64::from((retention.batch_rows / table.batch_divisor).max(1));
+            let mut rows = 0;
+            for (id,) in if table.by_asset { &assets } else { &sensors } {
+                // A batch at a time: the time of the row after the batch bounds the delete.
+                loop {
+                    let next = sqlx::query_as::<_, (DbTime,)>(table.nth_expired)
+                        .bind(*id)
+                        .bind(DbTime(cutoff))
+                        .bind(batch)
+                        .fetch_optional(self.sql_pool())
+                        .await
+                        .map_err(db_error)?;
+                    let before = next.as_ref().map_or(cutoff, |(t,)| t.0);
+                    rows += sqlx::query(table.delete_before)
+                        .bind(*id)
+                        .bind(DbTime(before))
+                        .execute(self.sql_pool())
+                        .await
+                        .map_err(db_error)?
+                        .affected();
+                    if next.is_none() {
+                        break;
+                    }
+                }
+            }
+            report.push(Expired {
+                table: table.table,
+                rows,
+            });
+        }
+        Ok(Some(report))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset.id))]
@@ -649,6 +721,13 @@ where
         fields(asset = %candidate.asset_id, cause = %candidate.cause)
     )]
     async fn open_work_order(&self, candidate: &WorkOrder) -> Result<OpenedWorkOrder> {
+        // Opened before (the same id): as stored, whatever its status now.
+        if let Some(existing) = self.get_work_order(candidate.id).await? {
+            return Ok(OpenedWorkOrder {
+                work_order: existing,
+                created: false,
+            });
+        }
         // Insert-or-read without a lock held in this process: the partial unique index decides
         // between concurrent callers (in this process or another). When the insert yields to an
         // active work order, read that one back; if it was closed in between, try again.
@@ -670,7 +749,20 @@ where
                     .bind(DbId::from(TenantId::DEFAULT))
                     .fetch_optional(self.sql_pool())
                     .await
-                    .map_err(db_error)?;
+                    .map_err(db_error);
+            let inserted = match inserted {
+                // The same candidate inserted by a concurrent caller (a primary-key clash).
+                Err(Error::Conflict(why)) => match self.get_work_order(candidate.id).await? {
+                    Some(existing) => {
+                        return Ok(OpenedWorkOrder {
+                            work_order: existing,
+                            created: false,
+                        });
+                    }
+                    None => return Err(Error::Conflict(why)),
+                },
+                other => other?,
+            };
             if let Some(row) = inserted {
                 tracing::debug!(work_order = %candidate.id, "work order opened");
                 return Ok(OpenedWorkOrder {
@@ -695,6 +787,20 @@ where
             "the active work order of asset {} for `{}` kept changing; gave up after {} attempts",
             candidate.asset_id, candidate.cause, OPEN_WORK_ORDER_ATTEMPTS
         )))
+    }
+
+    async fn last_closed_work_order(
+        &self,
+        asset: AssetId,
+        cause: &str,
+    ) -> Result<Option<Timestamp>> {
+        let row = sqlx::query_as::<_, (DbTime,)>(queries::LAST_CLOSED_WORK_ORDER)
+            .bind(DbId::from(asset))
+            .bind(cause.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|(t,)| t.0))
     }
 
     async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>> {
@@ -852,6 +958,19 @@ where
             .await
             .map_err(db_error)?;
         Ok(result.affected() > 0)
+    }
+
+    async fn get_maintenance_event(
+        &self,
+        id: MaintenanceEventId,
+    ) -> Result<Option<MaintenanceEvent>> {
+        sqlx::query_as::<_, MaintenanceEventRow>(queries::GET_MAINTENANCE_EVENT)
+            .bind(DbId::from(id))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(MaintenanceEvent::try_from)
+            .transpose()
     }
 
     async fn list_maintenance_events(
@@ -1152,9 +1271,38 @@ mod tests {
         assert!(is_transient("40P01"));
         assert!(is_transient("5")); // SQLITE_BUSY
         assert!(is_transient("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(is_transient("13")); // SQLITE_FULL: an edge box's disk full
+        assert!(is_transient("266")); // SQLITE_IOERR_READ
+        assert!(is_transient("53100")); // disk_full
+        assert!(is_transient("58030")); // io_error
         assert!(!is_transient("23505"));
+        // SQLSTATEs of the record's or the setup's fault, all digits: not SQLite codes.
+        assert!(!is_transient("22023")); // invalid_parameter_value
+        assert!(!is_transient("22021")); // character_not_in_repertoire
+        assert!(!is_transient("42501")); // insufficient_privilege
         assert!(!is_transient("2067")); // SQLITE_CONSTRAINT_UNIQUE
         assert!(!is_transient(""));
+    }
+
+    #[test]
+    fn the_default_retention_is_timescaledbs() {
+        let r = crate::Retention::default();
+        let days = [
+            r.readings_days,
+            r.windows_days,
+            r.features_days,
+            r.scores_days,
+            r.predictions_days,
+        ];
+        for ((expiring, h), days) in queries::EXPIRING
+            .iter()
+            .zip(crate::postgres::HYPERTABLES)
+            .zip(days)
+        {
+            assert_eq!(expiring.table, h.table);
+            assert_eq!(format!("{days} days"), h.retain_for, "{}", h.table);
+            assert!(expiring.nth_expired.contains(h.time_column));
+        }
     }
 
     #[test]

@@ -268,6 +268,16 @@ impl Handler for AnomalyHandler {
             .baseline(fv.sensor_id)
             .await?
             .observe(window_ms, &fv.features);
+        // Persisted before anything else is done with the window, also while a model scores
+        // the asset: what the baseline learned from a committed window is never lost.
+        if let Observation::Learning {
+            changed: true,
+            needed,
+            ..
+        } = observation
+        {
+            self.persist_baseline(fv.sensor_id, needed).await?;
+        }
         let served = self.models.served(fv.asset_id);
         let scored = served.as_ref().and_then(|m| {
             m.model
@@ -299,17 +309,7 @@ impl Handler for AnomalyHandler {
                     fv.asset_id
                 )));
             }
-            (
-                None,
-                Observation::Learning {
-                    seen,
-                    needed,
-                    changed,
-                },
-            ) => {
-                if changed {
-                    self.persist_baseline(fv.sensor_id, needed).await?;
-                }
+            (None, Observation::Learning { seen, needed, .. }) => {
                 tracing::trace!(sensor = %fv.sensor_id, seen, needed, "learning baseline");
                 return Ok(ctx.done());
             }
@@ -411,7 +411,12 @@ impl AnomalyHandler {
     ) -> Result<(), HandleError> {
         let b = self.baseline(sensor).await?.clone();
         let value = serde_json::to_value(&b).map_err(|e| HandleError::Permanent(e.to_string()))?;
-        self.store.put_state(&state_key(sensor), &value).await?;
+        if let Err(e) = self.store.put_state(&state_key(sensor), &value).await {
+            // Not persisted: forget the in-memory change, so that the redelivered window is
+            // learned again (the baseline would otherwise recognise it and not persist it).
+            self.baselines.remove(&sensor);
+            return Err(e.into());
+        }
         if b.is_ready() {
             let ready = self.baselines.values().filter(|b| b.is_ready()).count();
             self.health

@@ -26,6 +26,9 @@ pub(crate) struct ApiState {
     pub(crate) shifts: crate::kpi::Shifts,
     pub(crate) objects: Arc<dyn mantis_objects::ObjectStore>,
     pub(crate) rules_dir: Option<std::path::PathBuf>,
+    /// The rules as loaded at start (as the orchestrator applies them): response times of
+    /// work orders planned by hand.
+    pub(crate) rules: Arc<mantis_rules::RuleSet>,
     pub(crate) ws_recheck: std::time::Duration,
 }
 

@@ -88,6 +88,8 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     let shifts = kpi::Shifts::parse(&config.shifts)
         .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] shifts: {e}")))?;
     let live = live::LiveHub::new(config.ws_buffer);
+    let rules = mantis_rules::RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let state = api::ApiState {
         store: infra.store.clone(),
         cache: infra.cache.clone(),
@@ -96,6 +98,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         shifts,
         objects: infra.objects.clone(),
         rules_dir: infra.settings.rules_dir.clone(),
+        rules: Arc::new(rules),
         ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
     };
     let mut routes = api::router(state);

@@ -342,8 +342,10 @@ pub(crate) async fn create_work_order(
         check_person(&s, &who, t, "/technician").await?;
     }
     let now = Utc::now();
+    // By default, the response time the plant set for the asset's criticality
+    // (criticality.toml), as for the work orders the orchestrator opens.
     let due_by = new.due_by.unwrap_or_else(|| {
-        now + Duration::from_std(asset.criticality.default_max_response())
+        now + Duration::from_std(s.rules.policy(asset.criticality).max_response())
             .unwrap_or(Duration::hours(24))
     });
     let id = WorkOrderId::new_random();
@@ -553,7 +555,9 @@ pub(crate) async fn complete_work_order(
         .as_deref()
         .map(|o| event_kind(o, "/outcome"))
         .transpose()?;
-    let occurred_at = completion.occurred_at.unwrap_or_else(Utc::now);
+    // At the store's precision (milliseconds), so the answer is what is recorded.
+    let occurred_at =
+        chrono::SubsecRound::trunc_subsecs(completion.occurred_at.unwrap_or_else(Utc::now), 3);
     not_in_future(occurred_at, "/occurredAt")?;
     let record = tenant_work_order(&s, &who, &id).await?;
     let order = &record.order;
@@ -573,23 +577,45 @@ pub(crate) async fn complete_work_order(
             order.code
         )));
     }
+    let event_id = MaintenanceEventId(deterministic_uuid(
+        "maintenance-event",
+        &[&order.id.to_string()],
+    ));
     let event = match kind {
+        // Completed again without an outcome: the one recorded, if any.
+        None => s.store.get_maintenance_event(event_id).await?,
         Some(kind) => {
             let event = MaintenanceEvent {
-                id: MaintenanceEventId(deterministic_uuid(
-                    "maintenance-event",
-                    &[&order.id.to_string()],
-                )),
+                id: event_id,
                 asset_id: order.asset_id,
                 kind,
                 occurred_at,
                 work_order_id: Some(order.id),
                 note: completion.note,
             };
-            s.store.insert_maintenance_event(&event).await?;
-            Some(event)
+            if s.store.insert_maintenance_event(&event).await? {
+                Some(event)
+            } else {
+                // Completed before with an outcome: answer what is recorded, and refuse a
+                // different outcome rather than echo one that was not recorded.
+                let stored = s
+                    .store
+                    .get_maintenance_event(event.id)
+                    .await?
+                    .ok_or_else(|| Problem::internal("the recorded outcome vanished"))?;
+                if stored.kind != event.kind {
+                    return Err(conflict(format!(
+                        "work order {} was completed with outcome {} at {}; record a \
+                         correction as an event of the asset (POST /api/v1/assets/{}/events)",
+                        order.code,
+                        stored.kind.as_str(),
+                        stored.occurred_at.to_rfc3339(),
+                        order.asset_id
+                    )));
+                }
+                Some(stored)
+            }
         }
-        None => None,
     };
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);

@@ -991,6 +991,33 @@ async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
     assert_eq!(s, 200, "{v:#}");
     assert_eq!(v["workOrder"]["status"], "COMPLETED");
     assert_eq!(v["event"]["kind"], "REPAIR");
+    let recorded_at = v["event"]["occurredAt"].clone();
+    // Completing again answers what was recorded; another outcome is refused, not echoed.
+    let complete_url = format!("{wo}/complete");
+    let complete_again = |outcome: &str| {
+        g.call(
+            "POST",
+            &complete_url,
+            &tom_auth,
+            Some(json!({ "outcome": outcome })),
+        )
+    };
+    let (s, _, v) = complete_again("REPAIR").await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["event"]["occurredAt"], recorded_at);
+    assert_eq!(v["event"]["note"], "bearing replaced");
+    let (s, _, v) = complete_again("FAILURE").await;
+    assert_problem(s, &v, 409);
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("REPAIR")),
+        "{v:#}"
+    );
+    let (s, _, v) = g.call("POST", &complete_url, &tom_auth, None).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(
+        v["event"]["kind"], "REPAIR",
+        "without an outcome: the recorded one"
+    );
     let (s, _, v) = g
         .call(
             "PATCH",

@@ -4,9 +4,14 @@
 //! evaluates the routing rules and criticality matrix from `rules/` (`mantis-rules`), and:
 //!
 //! - opens a work order when a rule asks for one: at most one active work order per asset and
-//!   cause, however many anomalies arrive (the store enforces it, also under concurrency);
+//!   cause, however many anomalies arrive (the store enforces it, also under concurrency), due
+//!   within the criticality's response time from when the event was published; an event
+//!   published before the asset's work order for that cause was closed opens nothing (a
+//!   backlog after an outage does not send a technician back for work already done);
 //! - raises one alert per work order opened (or per event when no work order is involved) on
-//!   `alerts.critical`, flagged for the on-call technician on CRITICAL assets;
+//!   `alerts.critical`, and one more each time a later event of the same incident is more
+//!   severe than any alert of it so far (escalation), flagged for the on-call technician on
+//!   CRITICAL assets; anomalies of unregistered assets go to the dead-letter topic;
 //! - publishes scheduled maintenance on `maintenance.scheduled` when the RUL falls below the
 //!   asset's threshold.
 //!
@@ -17,6 +22,7 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use mantis_bus::Position;
+use mantis_domain::Timestamp;
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AssetId, Criticality, RulPrediction, Severity, WorkOrder,
     WorkOrderId, WorkOrderStatus, deterministic_uuid,
@@ -59,11 +65,15 @@ struct Orchestrator {
 }
 
 /// What triggered a decision.
+#[derive(Clone)]
 struct Trigger<'a> {
     asset: AssetId,
     kind: AlertKind,
     /// Stable id of the triggering event.
     event_id: String,
+    /// When the event happened by its own account (an anomaly's window end, a prediction's
+    /// time).
+    occurred: Timestamp,
     severity: Severity,
     message: String,
     decision: &'a Decision,
@@ -102,10 +112,34 @@ impl Orchestrator {
 
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {
         let now = Utc::now();
+        // When the conclusion was published (its record's time on the bus; a broker that gives
+        // none: the event's own time), not when this consumer got to it: a backlog after an
+        // outage neither extends a deadline nor reopens work closed after the conclusion.
+        let published = Some(ctx.envelope.timestamp_ms)
+            .filter(|ms| *ms > 0)
+            .and_then(mantis_domain::timestamp_from_millis)
+            .filter(|t| *t <= now)
+            .unwrap_or_else(|| t.occurred.min(now));
+        // The earlier of the two decides whether the work was closed after the event: an
+        // anomaly published again (its features redelivered) is still the old window's.
+        let happened = published.min(t.occurred);
         let mut work_order: Option<WorkOrder> = None;
-        let mut created = false;
         if let Some(req) = &t.decision.work_order {
             let id = WorkOrderId(deterministic_uuid("work-order", &[&t.event_id]));
+            if self.store.get_work_order(id).await?.is_none()
+                && let Some(closed) = self
+                    .store
+                    .last_closed_work_order(t.asset, &req.cause)
+                    .await?
+                && happened <= closed
+            {
+                // The work this event asks for was done (or dismissed) after it was published:
+                // opening it again would send a technician back for what was already seen.
+                metrics::counter!("mantis_events_after_closure_total", "cause" => req.cause.clone())
+                    .increment(1);
+                tracing::info!(asset = %t.asset, cause = %req.cause, event = %t.event_id, %closed, "event published before the asset's work order for this cause was closed; nothing opened");
+                return Ok(());
+            }
             let candidate = WorkOrder {
                 id,
                 code: format!("WO-{}-{}", now.format("%Y%m%d"), &id.to_string()[..8]),
@@ -114,7 +148,7 @@ impl Orchestrator {
                 priority: req.priority,
                 status: WorkOrderStatus::Open,
                 created_at: now,
-                due_by: now
+                due_by: published
                     + chrono::Duration::from_std(req.due_within)
                         .unwrap_or(chrono::Duration::hours(24)),
                 description: t.message.clone(),
@@ -122,8 +156,7 @@ impl Orchestrator {
                 trigger_event: t.event_id.clone(),
             };
             let opened = self.store.open_work_order(&candidate).await?;
-            created = opened.created;
-            if created {
+            if opened.created {
                 metrics::counter!("mantis_work_orders_opened_total", "cause" => req.cause.clone())
                     .increment(1);
                 tracing::info!(asset = %t.asset, work_order = %opened.work_order.code, cause = %req.cause, "work order opened");
@@ -142,38 +175,110 @@ impl Orchestrator {
             .await?;
         }
         if t.decision.alert {
-            // One alert per incident: per work order when one is involved, else per event.
-            let alert_key = match &work_order {
-                Some(wo) => format!("work-order:{}", wo.id),
-                None => t.event_id.clone(),
-            };
-            let belongs_to_this_event = work_order
-                .as_ref()
-                .is_none_or(|wo| created || wo.trigger_event == t.event_id);
-            if belongs_to_this_event {
-                let alert = Alert {
-                    id: Alert::id_for(&alert_key),
-                    asset_id: t.asset,
-                    severity: t.severity,
-                    kind: t.kind,
-                    message: t.message.clone(),
-                    created_at: now,
-                    work_order_id: work_order.as_ref().map(|w| w.id),
-                    trigger_event: t.event_id.clone(),
-                    notify_on_call: t.decision.notify_on_call,
-                };
-                self.store.insert_alert(&alert).await?;
-                // The stored alert is the one published, also when this is a redelivery.
-                let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
-                self.publish_once(&format!("alert.{}", stored.id), None, &stored, ctx)
-                    .await?;
-                if stored.notify_on_call {
-                    tracing::warn!(asset = %t.asset, alert = %stored.id, "on-call technician to be notified");
-                }
+            match &work_order {
+                // One alert per event when no work order is involved.
+                None => self.raise(&t, t.event_id.clone(), None, now, ctx).await?,
+                Some(wo) => self.alert_incident(&t, wo, now, ctx).await?,
             }
         }
         Ok(())
     }
+
+    /// The alerts of a work order's incident: one when it opens (raised by whichever event
+    /// finds none, should the opening event have failed after opening it), and one more each
+    /// time an event finds it more severe than any alert of the incident so far (a score
+    /// climbing further above the threshold). Later events of the same or lower severity are
+    /// absorbed by the work order.
+    async fn alert_incident(
+        &self,
+        t: &Trigger<'_>,
+        wo: &WorkOrder,
+        now: Timestamp,
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), HandleError> {
+        let key = format!("work-order:{}", wo.id);
+        let Some(first) = self.store.get_alert(Alert::id_for(&key)).await? else {
+            return self.raise(t, key, Some(wo.id), now, ctx).await;
+        };
+        if first.trigger_event == t.event_id {
+            // Redelivered: finish what the first attempt may not have published.
+            return self.publish_alert(&first, ctx).await;
+        }
+        let mut highest = first.severity;
+        for level in Severity::ALL.into_iter().filter(|s| *s > first.severity) {
+            if let Some(escalation) = self
+                .store
+                .get_alert(Alert::id_for(&escalation_key(&key, level)))
+                .await?
+            {
+                if escalation.trigger_event == t.event_id {
+                    return self.publish_alert(&escalation, ctx).await;
+                }
+                highest = highest.max(level);
+            }
+        }
+        if t.severity > highest {
+            tracing::info!(asset = %t.asset, work_order = %wo.code, from = %highest, to = %t.severity, "incident escalated");
+            metrics::counter!("mantis_alerts_escalated_total").increment(1);
+            let escalated = Trigger {
+                message: format!("escalated from {highest} to {}: {}", t.severity, t.message),
+                ..t.clone()
+            };
+            self.raise(
+                &escalated,
+                escalation_key(&key, t.severity),
+                Some(wo.id),
+                now,
+                ctx,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the alert keyed `key` (once) and publishes the stored one (once).
+    async fn raise(
+        &self,
+        t: &Trigger<'_>,
+        key: String,
+        work_order_id: Option<WorkOrderId>,
+        now: Timestamp,
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), HandleError> {
+        let alert = Alert {
+            id: Alert::id_for(&key),
+            asset_id: t.asset,
+            severity: t.severity,
+            kind: t.kind,
+            message: t.message.clone(),
+            created_at: now,
+            work_order_id,
+            trigger_event: t.event_id.clone(),
+            notify_on_call: t.decision.notify_on_call,
+        };
+        self.store.insert_alert(&alert).await?;
+        // The stored alert is the one published, also when this is a redelivery.
+        let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
+        self.publish_alert(&stored, ctx).await
+    }
+
+    async fn publish_alert(
+        &self,
+        alert: &Alert,
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), HandleError> {
+        self.publish_once(&format!("alert.{}", alert.id), None, alert, ctx)
+            .await?;
+        if alert.notify_on_call {
+            tracing::warn!(asset = %alert.asset_id, alert = %alert.id, "on-call technician to be notified");
+        }
+        Ok(())
+    }
+}
+
+/// The key of an incident's escalation to `level`.
+fn escalation_key(incident: &str, level: Severity) -> String {
+    format!("{incident}:escalated:{level}")
 }
 
 struct AnomalyConsumer(Orchestrator);
@@ -199,15 +304,18 @@ impl Handler for AnomalyConsumer {
             .iter()
             .map(|c| format!("{} z={:+.1}", c.feature, c.z_score))
             .collect();
-        // Name things the way people on the floor know them.
-        let asset = self.0.store.get_asset(a.asset_id).await?;
+        // Name things the way people on the floor know them. An asset nobody registered has
+        // no tenant to see its alerts and work orders: refused, as for RUL predictions.
+        let Some(asset) = self.0.store.get_asset(a.asset_id).await? else {
+            return Err(HandleError::Permanent(format!(
+                "asset {} is not registered",
+                a.asset_id
+            )));
+        };
         let sensor = self.0.store.get_sensor(a.sensor_id).await?;
         let message = format!(
             "{}: {} anomaly on {} (score {:.2} ≥ {:.2}); most deviant: {}",
-            asset.map_or_else(
-                || a.asset_id.to_string(),
-                |x| format!("{} ({})", x.code, x.name)
-            ),
+            format_args!("{} ({})", asset.code, asset.name),
             a.severity,
             sensor.map_or_else(|| a.sensor_id.to_string(), |s| s.code),
             a.score,
@@ -218,6 +326,7 @@ impl Handler for AnomalyConsumer {
             asset: a.asset_id,
             kind: AlertKind::Anomaly,
             event_id: format!("anomaly:{}", a.id),
+            occurred: a.detected_at,
             severity: a.severity,
             message,
             decision: &decision,
@@ -251,6 +360,7 @@ impl Handler for RulConsumer {
             asset: p.asset_id,
             kind: AlertKind::Rul,
             event_id: format!("rul:{}:{}", p.asset_id, p.predicted_at.timestamp_millis()),
+            occurred: p.predicted_at,
             severity: match criticality {
                 Criticality::Critical => Severity::Critical,
                 Criticality::High => Severity::High,
@@ -303,4 +413,269 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
                 run_consumer(infra2, RUL_GROUP, r, shutdown)
             }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_bus::{StartFrom, SubscribeOptions, TraceContext, embedded::EmbeddedBus, topics};
+    use mantis_domain::{Asset, AssetId, SensorId, TenantId};
+    use mantis_store::WorkOrderFilter;
+    use mantis_store::sqlite::SqliteStore;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    struct Plant {
+        infra: Infra,
+        orchestrator: Orchestrator,
+        publisher: Publisher,
+        pump: Asset,
+        sensor: SensorId,
+        /// The start of window 0: ten minutes before the test began.
+        base: Timestamp,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn plant() -> Plant {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
+        let infra = Infra::in_process(
+            Arc::new(bus),
+            Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
+        );
+        infra.ensure_topics(&[]).await.expect("topics");
+        let pump = Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            code: "PMP-001".into(),
+            name: "Coolant pump".into(),
+            asset_type: "pump".into(),
+            location: "Line 1".into(),
+            criticality: Criticality::Medium,
+        };
+        infra.store.upsert_asset(&pump).await.expect("registered");
+        let orchestrator = Orchestrator {
+            store: infra.store.clone(),
+            publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
+            rules: Arc::new(RuleSet::builtin().expect("rules")),
+        };
+        let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly");
+        Plant {
+            infra,
+            orchestrator,
+            publisher,
+            pump,
+            sensor: SensorId::new_random(),
+            base: Utc::now() - chrono::Duration::minutes(10),
+            _dir: dir,
+        }
+    }
+
+    impl Plant {
+        /// Publishes an anomaly of `asset` on the n-th 30 s window, scored `score` against the
+        /// MEDIUM threshold 0.85.
+        async fn anomaly(&self, asset: AssetId, n: i64, score: f64) {
+            let start = self.base + chrono::Duration::seconds(30 * n);
+            let anomaly = Anomaly {
+                id: Anomaly::id_for(self.sensor, start),
+                asset_id: asset,
+                sensor_id: self.sensor,
+                window_start: start,
+                detected_at: start + chrono::Duration::seconds(30),
+                score,
+                threshold: 0.85,
+                severity: Severity::for_anomaly(Criticality::Medium, score, 0.85),
+                criticality: Criticality::Medium,
+                method: "test".into(),
+                contributions: vec![],
+            };
+            self.publisher
+                .publish(
+                    Some(asset.to_string()),
+                    &anomaly,
+                    TraceContext::new_root(),
+                    vec![],
+                )
+                .await
+                .expect("published");
+        }
+
+        /// Runs the anomaly consumer until it has handled `n` records (stored what they
+        /// cause, or refused them).
+        async fn handle(&self, n: usize) {
+            let (done, mut handled) = tokio::sync::mpsc::unbounded_channel();
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(run_consumer(
+                self.infra.clone(),
+                ANOMALY_GROUP,
+                Counting {
+                    inner: AnomalyConsumer(self.orchestrator.clone()),
+                    done,
+                },
+                shutdown.clone(),
+            ));
+            for _ in 0..n {
+                tokio::time::timeout(Duration::from_secs(30), handled.recv())
+                    .await
+                    .expect("handled in time")
+                    .expect("consumer running");
+            }
+            shutdown.cancel();
+            task.await.expect("joins").expect("clean stop");
+        }
+
+        async fn alerts(&self) -> Vec<Alert> {
+            let mut alerts = self.infra.store.list_alerts(100).await.expect("alerts");
+            alerts.sort_by_key(|a| a.severity);
+            alerts
+        }
+
+        async fn work_orders(&self) -> Vec<WorkOrder> {
+            self.infra
+                .store
+                .list_work_orders(&WorkOrderFilter {
+                    asset_id: Some(self.pump.id),
+                    ..WorkOrderFilter::default()
+                })
+                .await
+                .expect("work orders")
+        }
+    }
+
+    /// Says when its handler is done with a record (handled or refused; not a retry).
+    struct Counting<H> {
+        inner: H,
+        done: tokio::sync::mpsc::UnboundedSender<()>,
+    }
+
+    #[async_trait]
+    impl<H: Handler> Handler for Counting<H> {
+        type Input = H::Input;
+
+        async fn handle(
+            &mut self,
+            input: &H::Input,
+            ctx: &RecordContext<'_>,
+        ) -> Result<Option<Position>, HandleError> {
+            let result = self.inner.handle(input, ctx).await;
+            if !matches!(result, Err(HandleError::Transient(_))) {
+                let _ = self.done.send(());
+            }
+            result
+        }
+    }
+
+    #[tokio::test]
+    async fn an_incident_alerts_once_then_again_only_when_it_grows_more_severe() {
+        let p = plant().await;
+        p.anomaly(p.pump.id, 0, 0.86).await; // MEDIUM
+        p.anomaly(p.pump.id, 1, 0.87).await; // MEDIUM again: absorbed
+        p.anomaly(p.pump.id, 2, 0.95).await; // HIGH: escalated
+        p.anomaly(p.pump.id, 3, 0.97).await; // HIGH again: absorbed
+        p.handle(4).await;
+        let work_orders = p.work_orders().await;
+        assert_eq!(work_orders.len(), 1, "one incident: {work_orders:?}");
+        let alerts = p.alerts().await;
+        assert_eq!(
+            alerts.iter().map(|a| a.severity).collect::<Vec<_>>(),
+            vec![Severity::Medium, Severity::High],
+            "{alerts:#?}"
+        );
+        assert!(
+            alerts[1]
+                .message
+                .starts_with("escalated from MEDIUM to HIGH")
+        );
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a.work_order_id == Some(work_orders[0].id))
+        );
+        // Both alerts were published, once each.
+        let mut sub = p
+            .infra
+            .bus
+            .subscribe(SubscribeOptions::new(
+                "reader",
+                [topics::ALERTS_CRITICAL],
+                StartFrom::Earliest,
+            ))
+            .await
+            .expect("subscription");
+        let mut published = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+            published += 1;
+        }
+        assert_eq!(published, 2);
+    }
+
+    #[tokio::test]
+    async fn work_closed_after_an_event_was_published_is_not_opened_again_by_it() {
+        let p = plant().await;
+        p.anomaly(p.pump.id, 0, 0.9).await;
+        p.handle(1).await;
+        let first = p.work_orders().await;
+        assert_eq!(first.len(), 1);
+        // The deadline runs from when the anomaly was published: MEDIUM assets, 24 h.
+        let due_in = first[0].due_by - first[0].created_at;
+        assert!(
+            due_in <= chrono::Duration::hours(24) && due_in > chrono::Duration::hours(23),
+            "{due_in}"
+        );
+
+        // An anomaly published while the orchestrator is away; the technician completes the
+        // work order meanwhile: the backlog must not send anyone back.
+        p.anomaly(p.pump.id, 1, 0.9).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.infra
+            .store
+            .set_work_order_status(first[0].id, WorkOrderStatus::Completed)
+            .await
+            .expect("completed");
+        p.handle(1).await;
+        assert_eq!(
+            p.work_orders().await.len(),
+            1,
+            "not reopened by the backlog"
+        );
+        assert_eq!(p.alerts().await.len(), 1);
+
+        // Nor by an anomaly of a window before the closing published again (its features
+        // redelivered to the anomaly service).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.anomaly(p.pump.id, 1, 0.9).await;
+        p.handle(1).await;
+        assert_eq!(p.work_orders().await.len(), 1, "not reopened by a replay");
+
+        // A new anomaly after the work was done opens a new work order (window 40 ends ten
+        // and a half minutes after `base`: after the closing).
+        p.anomaly(p.pump.id, 40, 0.9).await;
+        p.handle(1).await;
+        assert_eq!(p.work_orders().await.len(), 2);
+        assert_eq!(p.alerts().await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_anomaly_of_an_unregistered_asset_is_dead_lettered_and_opens_nothing() {
+        let p = plant().await;
+        p.anomaly(AssetId::new_random(), 0, 0.99).await;
+        p.handle(1).await;
+        assert!(p.alerts().await.is_empty());
+        let mut dlq = p
+            .infra
+            .bus
+            .subscribe(SubscribeOptions::new(
+                "reader",
+                [topics::dead_letter_topic(ANOMALY_GROUP)],
+                StartFrom::Earliest,
+            ))
+            .await
+            .expect("subscription");
+        let env = tokio::time::timeout(Duration::from_secs(10), dlq.next())
+            .await
+            .expect("dead letter in time")
+            .expect("dead letter");
+        let reason = env.header(mantis_bus::DLQ_REASON).expect("reason");
+        assert!(String::from_utf8_lossy(reason).contains("not registered"));
+    }
 }

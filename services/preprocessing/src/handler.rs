@@ -107,18 +107,58 @@ impl WindowHandler {
         Ok(window)
     }
 
-    /// Conditions, stores and publishes a closed window (idempotent: keyed by sensor and start).
+    /// Conditions, publishes and stores a closed window, once: a window already stored is not
+    /// emitted again.
+    ///
+    /// After a restart the log redelivers the readings from the first reading of the oldest
+    /// open window on, so windows that had closed before it (a hopping window's predecessor,
+    /// a sensor polled in batches beside another) are rebuilt from their last readings only;
+    /// emitting those would replace the whole window's score downstream with a partial one.
+    /// The window is published before it is stored, so a stored window was published.
     async fn emit(&mut self, raw: &RawWindow, trace: TraceContext) -> Result<(), HandleError> {
+        let ts = |ms: i64| {
+            mantis_domain::timestamp_from_millis(ms)
+                .ok_or_else(|| HandleError::Permanent(format!("window time {ms} ms out of range")))
+        };
+        let stored = self
+            .store
+            .list_windows(raw.sensor_id, ts(raw.start_ms)?, ts(raw.start_ms + 1)?, 1)
+            .await?;
+        if !stored.is_empty() {
+            metrics::counter!("mantis_windows_already_emitted_total").increment(1);
+            tracing::debug!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, "window emitted before the restart; not again");
+            return Ok(());
+        }
         let Some(window) = self.condition(raw).await? else {
             metrics::counter!("mantis_windows_empty_total").increment(1);
             return Ok(());
         };
-        self.store.insert_window(&window).await?;
         self.publisher
             .publish(Some(window.asset_id.to_string()), &window, trace, vec![])
             .await?;
+        self.store.insert_window(&window).await?;
         metrics::counter!("mantis_windows_emitted_total").increment(1);
         Ok(())
+    }
+
+    /// [`Self::emit`], where a window that can never be emitted (its conditioning refused by
+    /// the configuration, a row the database refuses for good, a record the bus refuses) is
+    /// dropped with an error and counted: the reading that closes it is not to blame, and
+    /// would otherwise go to the dead-letter topic with every later reading of the sensor
+    /// behind it. Its readings stay stored raw. A transient failure is returned: retried.
+    async fn emit_or_drop(
+        &mut self,
+        raw: &RawWindow,
+        trace: TraceContext,
+    ) -> Result<(), HandleError> {
+        match self.emit(raw, trace).await {
+            Err(HandleError::Permanent(reason)) => {
+                metrics::counter!("mantis_windows_failed_total").increment(1);
+                tracing::error!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, %reason, "window cannot be emitted; dropped (its readings stay stored raw)");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn committable(&self, partition: i32) -> Option<Position> {
@@ -193,7 +233,7 @@ impl Handler for WindowHandler {
         // Publish the windows this reading closes before changing any state, so a failure
         // retries cleanly.
         for raw in self.windower.closing(reading) {
-            self.emit(&raw, ctx.trace).await?;
+            self.emit_or_drop(&raw, ctx.trace).await?;
         }
         if self.windower.add(reading, origin, Instant::now()).late {
             metrics::counter!("mantis_readings_late_total").increment(1);
@@ -208,7 +248,7 @@ impl Handler for WindowHandler {
             return Ok(Vec::new());
         }
         for raw in &idle {
-            self.emit(raw, TraceContext::new_root()).await?;
+            self.emit_or_drop(raw, TraceContext::new_root()).await?;
             self.windower.remove(raw.sensor_id, raw.start_ms);
         }
         let partitions: Vec<i32> = self.last_offset.keys().copied().collect();
@@ -220,5 +260,145 @@ impl Handler for WindowHandler {
 
     fn tick_interval(&self) -> Option<Duration> {
         Some(Duration::from_secs(1))
+    }
+
+    /// A dead-lettered reading commits no further than the open windows' first readings.
+    fn skipped(&mut self, envelope: &mantis_bus::Envelope) -> Option<Position> {
+        self.last_offset.insert(envelope.partition, envelope.offset);
+        self.committable(envelope.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_bus::{StartFrom, SubscribeOptions, embedded::EmbeddedBus};
+    use mantis_domain::{AssetId, SensorType, SourceProtocol};
+    use mantis_runtime::run_consumer;
+    use mantis_store::sqlite::SqliteStore;
+    use tokio_util::sync::CancellationToken;
+
+    const T0: i64 = 1_763_892_000_000;
+
+    fn reading(asset: AssetId, sensor: SensorId, ms: i64) -> Reading {
+        Reading {
+            timestamp: mantis_domain::timestamp_from_millis(T0 + ms).expect("valid"),
+            asset_id: asset,
+            sensor_id: sensor,
+            sensor_code: "T1".into(),
+            sensor_type: SensorType::Temperature,
+            value: 20.0 + (ms as f64 / 1000.0).sin(),
+            unit: "C".into(),
+            quality: Quality::GOOD,
+            source: SourceProtocol::Rest,
+            metadata: Default::default(),
+        }
+    }
+
+    /// Window starts (ms after T0) and sample counts published on `sensor.windowed` so far.
+    async fn published(infra: &Infra, reader: &str) -> Vec<(i64, u32)> {
+        let mut sub = infra
+            .bus
+            .subscribe(SubscribeOptions::new(
+                reader,
+                [topics::SENSOR_WINDOWED],
+                StartFrom::Earliest,
+            ))
+            .await
+            .expect("subscription");
+        let mut out = Vec::new();
+        while let Ok(Ok(env)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+            let w: Window = infra.codec.decode(&env.payload).await.expect("a window");
+            out.push((w.window_start.timestamp_millis() - T0, w.count));
+        }
+        out
+    }
+
+    async fn run_until(infra: &Infra, config: &Config, windows: usize) {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_consumer(
+            infra.clone(),
+            crate::GROUP,
+            WindowHandler::new(infra, config.clone()),
+            shutdown.clone(),
+        ));
+        for _ in 0..100 {
+            if infra.store.count_windows(None).await.expect("count") as usize >= windows {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shutdown.cancel();
+        task.await.expect("joins").expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn a_restart_does_not_emit_again_the_windows_it_had_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
+        let infra = Infra::in_process(
+            Arc::new(bus),
+            Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
+        );
+        infra.ensure_topics(&[]).await.expect("topics");
+        // Hopping windows: 30 s long, one every 10 s, so the readings of [0, 30) are also those
+        // of [10, 40) and [20, 50), which stays open at the end (with [30, 60) and [40, 70));
+        // [-20, 10) and [-10, 20) hold the first readings.
+        let config = Config {
+            hop_secs: Some(10),
+            allowed_lateness_secs: 0,
+            ..Config::default()
+        };
+        let (asset, sensor) = (AssetId::new_random(), SensorId::new_random());
+        let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+        for s in 0..45 {
+            publisher
+                .publish(
+                    Some(asset.to_string()),
+                    &reading(asset, sensor, s * 1000),
+                    TraceContext::new_root(),
+                    vec![],
+                )
+                .await
+                .expect("published");
+        }
+        run_until(&infra, &config, 4).await;
+        let first = published(&infra, "first").await;
+        assert_eq!(
+            first.iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![-20_000, -10_000, 0, 10_000],
+            "{first:?}"
+        );
+        // The log redelivers from the first reading of [20, 50): those of [10, 40) from 20 s
+        // on come again, and rebuild a window [10, 40) from 20 of its 30 readings. A reading at
+        // 51 s then closes [20, 50).
+        publisher
+            .publish(
+                Some(asset.to_string()),
+                &reading(asset, sensor, 51_000),
+                TraceContext::new_root(),
+                vec![],
+            )
+            .await
+            .expect("published");
+        run_until(&infra, &config, 5).await;
+        let second = published(&infra, "second").await;
+        assert_eq!(
+            second.iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![-20_000, -10_000, 0, 10_000, 20_000],
+            "no window is published twice, nor a partial one: {second:?}"
+        );
+        assert_eq!(second[..4], first[..]);
+        let stored = infra
+            .store
+            .list_windows(
+                sensor,
+                mantis_domain::timestamp_from_millis(T0).expect("valid"),
+                mantis_domain::timestamp_from_millis(T0 + 60_000).expect("valid"),
+                10,
+            )
+            .await
+            .expect("windows");
+        assert_eq!(stored.len(), 3, "[0, 10 s, 20 s) of the minute from T0");
     }
 }

@@ -293,13 +293,62 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         "allowedLatenessSecs",
         serde_json::json!(config.allowed_lateness_secs),
     );
+    let retention = infra.settings.retention.clone();
+    retention
+        .validate()
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let store = infra.store.clone();
     let handler = handler::WindowHandler::new(&infra, config.clone());
     let app = App::new("preprocessing", &config.bind, axum::Router::new(), health)
         .await?
         .worker("consumer", move |shutdown| {
             run_consumer(infra, GROUP, handler, shutdown)
+        })
+        .worker("retention", move |shutdown| {
+            expire(store, retention, shutdown)
         });
     Ok(app)
+}
+
+/// Deletes the time series older than `retention` keeps them, a minute after start and then
+/// every `retention.every_hours`, until `shutdown` (which also ends a pass in progress: what it
+/// deleted stays deleted, the rest waits for the next pass). Idles when the database expires
+/// them itself (TimescaleDB).
+async fn expire(
+    store: std::sync::Arc<dyn mantis_store::Store>,
+    retention: mantis_store::Retention,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+        let pass = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            pass = store.expire_time_series(&retention, chrono::Utc::now()) => pass,
+        };
+        match pass {
+            Ok(None) => {
+                tracing::info!(store = %store.describe(), "the database expires the time series itself");
+                // A worker that ends stops the service: idle until shutdown.
+                shutdown.cancelled().await;
+                return Ok(());
+            }
+            Ok(Some(report)) => {
+                for e in report.iter().filter(|e| e.rows > 0) {
+                    metrics::counter!("mantis_rows_expired_total", "table" => e.table)
+                        .increment(e.rows);
+                    tracing::info!(table = e.table, rows = e.rows, "expired rows deleted");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "expiring old time series failed; trying again at the next pass");
+            }
+        }
+        wait = std::time::Duration::from_secs(3600 * u64::from(retention.every_hours));
+    }
 }
 
 #[cfg(test)]

@@ -223,6 +223,11 @@ pub(crate) const GET_ACTIVE_WORK_ORDER: &str = "SELECT id, code, asset_id, cause
      status, created_at, due_by, description, rule, trigger_event FROM work_orders \
      WHERE asset_id = $1 AND cause = $2 AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')";
 
+/// `$1` asset, `$2` cause: when the newest closed work order was closed (its last change).
+pub(crate) const LAST_CLOSED_WORK_ORDER: &str = "SELECT updated_at FROM work_orders \
+     WHERE asset_id = $1 AND cause = $2 AND status IN ('COMPLETED', 'CANCELLED') \
+     ORDER BY updated_at DESC LIMIT 1";
+
 pub(crate) const GET_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, priority, status, \
      created_at, due_by, description, rule, trigger_event FROM work_orders WHERE id = $1";
 
@@ -264,6 +269,9 @@ pub(crate) const INSERT_MAINTENANCE_EVENT: &str = "INSERT INTO maintenance_event
      (id, tenant_id, asset_id, kind, occurred_at, work_order_id, note) \
      VALUES ($1, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $7), $2, $3, $4, $5, $6) \
      ON CONFLICT (id) DO NOTHING";
+
+pub(crate) const GET_MAINTENANCE_EVENT: &str = "SELECT id, asset_id, kind, occurred_at, \
+     work_order_id, note FROM maintenance_events WHERE id = $1";
 
 pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
      work_order_id, note FROM maintenance_events WHERE ($1 IS NULL OR asset_id = $1) \
@@ -384,6 +392,71 @@ pub(crate) const PUT_STATE: &str = "INSERT INTO service_state (key, value, updat
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
 pub(crate) const PING: &str = "SELECT 1";
+
+/// A time-series table that [`crate::Store::expire_time_series`] expires, series by series.
+pub(crate) struct Expiring {
+    pub(crate) table: &'static str,
+    /// Whether its series are assets (else sensors).
+    pub(crate) by_asset: bool,
+    /// A batch deletes `batch_rows / rows_per_batch_divisor` rows: windows carry their samples
+    /// and feature vectors dozens of values, so fewer of them are deleted at once.
+    pub(crate) batch_divisor: u32,
+    /// `$1` series, `$2` cutoff, `$3` n: the time of the series' (n+1)-th oldest row before the
+    /// cutoff (primary-key order: no sort).
+    pub(crate) nth_expired: &'static str,
+    /// `$1` series, `$2` time: deletes the series' rows before it.
+    pub(crate) delete_before: &'static str,
+}
+
+macro_rules! expiring {
+    ($table:literal, $key:literal, $time:literal, $by_asset:expr, $divisor:expr) => {
+        Expiring {
+            table: $table,
+            by_asset: $by_asset,
+            batch_divisor: $divisor,
+            nth_expired: concat!(
+                "SELECT ",
+                $time,
+                " FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " = $1 AND ",
+                $time,
+                " < $2 ORDER BY ",
+                $time,
+                " LIMIT 1 OFFSET $3"
+            ),
+            delete_before: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " = $1 AND ",
+                $time,
+                " < $2"
+            ),
+        }
+    };
+}
+
+/// The expiring tables, in the order of [`crate::Retention`]'s fields.
+pub(crate) const EXPIRING: [Expiring; 5] = [
+    expiring!("sensor_data_raw", "sensor_id", "time", false, 1),
+    expiring!(
+        "sensor_data_windowed",
+        "sensor_id",
+        "window_start",
+        false,
+        100
+    ),
+    expiring!("sensor_features", "sensor_id", "window_start", false, 10),
+    expiring!("anomaly_scores", "sensor_id", "time", false, 1),
+    expiring!("rul_predictions", "asset_id", "predicted_at", true, 1),
+];
+
+pub(crate) const ALL_SENSOR_IDS: &str = "SELECT id FROM sensors";
+pub(crate) const ALL_ASSET_IDS: &str = "SELECT id FROM assets";
 
 #[cfg(test)]
 mod tests {
