@@ -16,7 +16,8 @@
 //! A record becomes visible to readers, and `publish` returns, only after an fsync covering it;
 //! concurrent publishers of one partition share fsyncs (group commit). On open, segments are
 //! scanned to rebuild the offset index; a torn frame at the tail of the last segment (a crash
-//! mid-append) is cut off, any other damage is [`Error::Corrupt`]. Retention deletes whole
+//! mid-append, also one that left a hole before later unsynced frames) is cut off, any other
+//! damage is [`Error::Corrupt`]. Retention deletes whole
 //! segments (never the active one) on open and whenever a segment rolls.
 //!
 //! Consumer groups live in the process. The partitions of a topic are dealt round-robin over the
@@ -753,8 +754,12 @@ impl Segment {
         self.base + self.records as i64
     }
 
-    /// Rebuilds the index of a segment file. A damaged frame reaching the end of the last
-    /// segment (or followed only by zeros) is a torn write and is cut off.
+    /// Rebuilds the index of a segment file. A damaged frame of the last segment is a torn
+    /// write, and is cut off with everything after it, when it reaches the end of the file, is
+    /// followed only by zeros, or holds a hole: a zero header or a zeroed page. A crash lets
+    /// unsynced pages reach the disk in any order, so the frames after a hole were never
+    /// acknowledged either (an fsync covering them would have covered the hole). Other damage
+    /// (a checksum mismatch among written bytes) is [`Error::Corrupt`].
     fn scan(base: i64, path: &Path, last: bool) -> Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
@@ -801,7 +806,11 @@ impl Segment {
                     }
                 }
             };
-            if last && (frame_end >= len || zeros_from(&file, pos, len)?) {
+            if last
+                && (frame_end >= len
+                    || zeros_from(&file, pos, len)?
+                    || holds_a_hole(&file, pos, frame_end.min(len))?)
+            {
                 warn!(path = %path.display(), at = pos, dropped = remaining, problem, "cutting off a torn write at the end of the log");
                 let file = OpenOptions::new().write(true).open(path)?;
                 file.set_len(pos)?;
@@ -1075,6 +1084,23 @@ fn read_i64(body: &[u8], at: usize) -> i64 {
 }
 
 /// Whether the file holds only zero bytes from `pos` to `len` (a preallocated, unwritten tail).
+/// Whether the frame bytes `[pos, end)` hold a hole a crash can leave: an all-zero header, or
+/// a whole page of the file (4 KiB, aligned) of zeros.
+fn holds_a_hole(file: &File, pos: u64, end: u64) -> Result<bool> {
+    const PAGE: u64 = 4096;
+    if end >= pos + FRAME_HEADER && zeros_from(file, pos, pos + FRAME_HEADER)? {
+        return Ok(true);
+    }
+    let mut page = pos.div_ceil(PAGE) * PAGE;
+    while page + PAGE <= end {
+        if zeros_from(file, page, page + PAGE)? {
+            return Ok(true);
+        }
+        page += PAGE;
+    }
+    Ok(false)
+}
+
 fn zeros_from(file: &File, pos: u64, len: u64) -> Result<bool> {
     let mut buf = vec![0u8; 64 << 10];
     let mut at = pos;

@@ -185,6 +185,50 @@ async fn a_torn_write_at_the_tail_is_cut_off() {
     }
 }
 
+/// A crash lets unsynced pages reach the disk in any order: a frame whose page never did reads
+/// as zeros (a hole) before frames that did. None of them was acknowledged (an fsync covering
+/// the later ones would have covered the hole), so the log starts again from the hole.
+#[tokio::test]
+async fn a_hole_left_by_a_crash_before_later_frames_is_cut_off() {
+    let mut tails: Vec<Vec<u8>> = Vec::new();
+    // A zeroed frame header, then bytes of a frame that did reach the disk.
+    let mut zero_header = vec![0u8; 8];
+    zero_header.extend((1..=100).map(|b: u32| b as u8));
+    tails.push(zero_header);
+    // A frame of 12 438 bytes whose first bytes were written and whose next pages were not,
+    // then a frame that was written.
+    let mut torn_page = vec![0x96, 0x30, 0, 0, 9, 9, 9, 9];
+    torn_page.extend(std::iter::repeat_n(7u8, 100));
+    torn_page.extend(std::iter::repeat_n(0u8, 3 * 4096));
+    torn_page.extend(std::iter::repeat_n(8u8, 50));
+    torn_page.extend(std::iter::repeat_n(9u8, 100));
+    tails.push(torn_page);
+    for tail in tails {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+            bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+            for i in 0..5 {
+                publish(&bus, "t", "k", format!("{i}")).await;
+            }
+        }
+        let segment = segments(dir.path(), "t", 0).remove(0);
+        let mut bytes = std::fs::read(&segment).expect("read segment");
+        bytes.extend_from_slice(&tail);
+        std::fs::write(&segment, &bytes).expect("damage segment");
+
+        let bus = EmbeddedBus::open(dir.path())
+            .await
+            .expect("reopen after a crash that left a hole");
+        assert_eq!(publish(&bus, "t", "k", "5").await, 5);
+        let mut sub = join(&bus, "g", "t").await;
+        assert_eq!(
+            payloads(&take(sub.as_mut(), 6).await),
+            ["0", "1", "2", "3", "4", "5"]
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_partial_final_frame_is_cut_off() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -84,6 +84,17 @@ async fn await_record<R: mantis_codec::Record>(
     found.unwrap_or_else(|_| panic!("timed out after 30 s waiting for {what} on {topic}"))
 }
 
+/// `GET /api/v1/connectors/{name}/status`.
+async fn connector_status(http: &reqwest::Client, url: &str, name: &str) -> Value {
+    http.get(format!("{url}/api/v1/connectors/{name}/status"))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest() {
     let port = peers::shared_broker();
@@ -161,14 +172,16 @@ async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest()
     .await;
     assert_eq!(issue.reason, QualityReason::UnknownSensor);
 
-    let status: Value = http
-        .get(format!("{url}/api/v1/connectors/line/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    // The counters are updated once the message's batch is handled, which may be just after
+    // its reading is visible on the bus: read until they are.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = connector_status(&http, &url, "line").await;
+        if status["readingsTotal"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(status["readingsTotal"], 2, "{status}");
     assert_eq!(status["messagesTotal"], 1, "{status}");
     shutdown.cancel();
@@ -254,14 +267,7 @@ async fn sources_are_added_through_the_api_validated_and_kept_across_a_restart()
         (reading.value, reading.source),
         (6.5, SourceProtocol::ModbusTcp)
     );
-    let status: Value = http
-        .get(format!("{url}/api/v1/connectors/plc/status"))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = connector_status(&http, &url, "plc").await;
     assert_eq!(status["state"], "CONNECTED", "{status}");
     assert_eq!(status["active"][0], "holding 2..4", "{status}");
     let missing = http
