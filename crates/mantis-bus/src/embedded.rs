@@ -597,7 +597,7 @@ impl Partition {
     /// Reads durable records from `from` (moved up to the log start if retention removed it),
     /// within one segment and bounded in count and bytes. Returns the effective start.
     fn read(&self, from: i64, end: i64) -> Result<(i64, Vec<Envelope>)> {
-        let (from, file, start, skip, available, limit) = {
+        let (from, file, start, skip, available, limit, upto) = {
             let log = lock(&self.log);
             let from = from.max(log.segments.first().map_or(0, |s| s.base));
             if from >= end {
@@ -625,7 +625,21 @@ impl Partition {
             } else {
                 Err(seg.path.clone())
             };
-            (from, file, start, rel % INDEX_EVERY, available, seg.size)
+            // The indexed record after the last one wanted bounds the bytes to read at once.
+            let upto = seg
+                .index
+                .get((rel + available).div_ceil(INDEX_EVERY))
+                .copied()
+                .unwrap_or(seg.size);
+            (
+                from,
+                file,
+                start,
+                rel % INDEX_EVERY,
+                available,
+                seg.size,
+                upto,
+            )
         };
         let (file, path) = match file {
             Ok(file) => (file, None),
@@ -645,6 +659,10 @@ impl Partition {
             buf: Vec::new(),
             buf_start: start,
         };
+        // One read for the whole batch in the common case (records smaller than READ_BYTES).
+        frames
+            .prefetch(upto.min(start + READ_BYTES))
+            .map_err(|e| corrupt(&path, e))?;
         // Skip from the indexed record to `from`, then take up to `available` records within
         // READ_BYTES (at least one).
         let mut pos = start;
@@ -690,6 +708,18 @@ struct Frames<'a> {
 }
 
 impl Frames<'_> {
+    /// Reads the bytes up to `to` at once, while nothing is buffered yet.
+    fn prefetch(&mut self, to: u64) -> std::result::Result<(), String> {
+        let to = to.min(self.limit);
+        if self.buf.is_empty() && to > self.buf_start {
+            self.buf.resize((to - self.buf_start) as usize, 0);
+            self.file
+                .read_exact_at(&mut self.buf, self.buf_start)
+                .map_err(|e| format!("reading at byte {}: {e}", self.buf_start))?;
+        }
+        Ok(())
+    }
+
     /// The bytes `[from, to)` of the file, reading more when the buffer ends before `to`.
     fn bytes(&mut self, from: u64, to: u64) -> std::result::Result<&[u8], String> {
         if from < self.buf_start || to > self.limit {
