@@ -751,6 +751,9 @@ impl Frames<'_> {
     fn frame_end(&mut self, pos: u64) -> std::result::Result<u64, String> {
         let head = self.bytes(pos, pos + FRAME_HEADER)?;
         let body_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
+        if body_len < MIN_BODY || body_len > MAX_BODY as u64 {
+            return Err(format!("bad frame length {body_len} at byte {pos}"));
+        }
         Ok(pos + FRAME_HEADER + body_len)
     }
 }
@@ -836,15 +839,35 @@ impl Segment {
                     }
                 }
             };
-            if last
-                && (frame_end >= len
-                    || zeros_from(&file, pos, len)?
-                    || holds_a_hole(&file, pos, frame_end.min(len))?)
-            {
-                warn!(path = %path.display(), at = pos, dropped = remaining, problem, "cutting off a torn write at the end of the log");
+            let torn = if !last {
+                None
+            } else if frame_end >= len || zeros_from(&file, pos, len)? {
+                Some("at the end of the log")
+            } else if holds_a_hole(&file, pos, frame_end.min(len), len)? {
+                Some("a hole before later unsynced frames")
+            } else {
+                None
+            };
+            if let Some(shape) = torn {
+                // Kept beside the segment unless all zeros: should the damage have been media
+                // corruption of acknowledged frames rather than a crash, nothing is destroyed.
+                let kept = if zeros_from(&file, pos, len)? {
+                    None
+                } else {
+                    let kept = path.with_extension(format!("log.torn-{pos}"));
+                    let mut bytes = vec![0u8; remaining as usize];
+                    file.read_exact_at(&mut bytes, pos)?;
+                    fs::write(&kept, &bytes)?;
+                    File::open(&kept)?.sync_all()?;
+                    Some(kept.display().to_string())
+                };
+                warn!(path = %path.display(), at = pos, dropped = remaining, problem, shape, kept = kept.as_deref().unwrap_or("-"), "cutting off a torn write of the log (the bytes cut are kept beside it)");
                 let file = OpenOptions::new().write(true).open(path)?;
                 file.set_len(pos)?;
                 file.sync_all()?;
+                if let Some(dir) = path.parent() {
+                    sync_dir(dir)?;
+                }
                 break;
             }
             return Err(corrupt(path, format!("{problem} at byte {pos}")));
@@ -1113,17 +1136,18 @@ fn read_i64(body: &[u8], at: usize) -> i64 {
         .map_or(i64::MIN, i64::from_le_bytes)
 }
 
-/// Whether the file holds only zero bytes from `pos` to `len` (a preallocated, unwritten tail).
-/// Whether the frame bytes `[pos, end)` hold a hole a crash can leave: an all-zero header, or
-/// a whole page of the file (4 KiB, aligned) of zeros.
-fn holds_a_hole(file: &File, pos: u64, end: u64) -> Result<bool> {
+/// Whether the damaged frame `[pos, end)` of a file of `len` bytes holds a hole a crash can
+/// leave (an unsynced page that never reached the disk): an all-zero header, or a page of the
+/// file (4 KiB, aligned) starting inside the frame that is all zeros (up to the end of the
+/// file).
+fn holds_a_hole(file: &File, pos: u64, end: u64, len: u64) -> Result<bool> {
     const PAGE: u64 = 4096;
     if end >= pos + FRAME_HEADER && zeros_from(file, pos, pos + FRAME_HEADER)? {
         return Ok(true);
     }
     let mut page = pos.div_ceil(PAGE) * PAGE;
-    while page + PAGE <= end {
-        if zeros_from(file, page, page + PAGE)? {
+    while page < end {
+        if zeros_from(file, page, (page + PAGE).min(len))? {
             return Ok(true);
         }
         page += PAGE;
@@ -1131,6 +1155,7 @@ fn holds_a_hole(file: &File, pos: u64, end: u64) -> Result<bool> {
     Ok(false)
 }
 
+/// Whether the file holds only zero bytes from `pos` to `len` (a preallocated, unwritten tail).
 fn zeros_from(file: &File, pos: u64, len: u64) -> Result<bool> {
     let mut buf = vec![0u8; 64 << 10];
     let mut at = pos;

@@ -229,6 +229,46 @@ async fn a_hole_left_by_a_crash_before_later_frames_is_cut_off() {
     }
 }
 
+/// The usual shape with small records: one page of many frames never reached the disk, the
+/// pages after it did. The log keeps the frames before the page, continues from there, and keeps
+/// the bytes it cut beside the segment.
+#[tokio::test]
+async fn a_zeroed_page_among_small_frames_is_cut_off_and_kept_aside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 200;
+    {
+        let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+        bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+        for i in 0..n {
+            publish(&bus, "t", "k", format!("{i:0>40}")).await;
+        }
+    }
+    let segment = segments(dir.path(), "t", 0).remove(0);
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    assert!(bytes.len() > 4 * 4096, "{} bytes", bytes.len());
+    bytes[8192..12288].fill(0);
+    std::fs::write(&segment, &bytes).expect("damage segment");
+
+    let bus = EmbeddedBus::open(dir.path())
+        .await
+        .expect("reopen after a crash that lost a page");
+    let kept = publish(&bus, "t", "k", "next").await;
+    assert!(kept > 0 && kept < n, "{kept} records kept");
+    let mut sub = join(&bus, "g", "t").await;
+    let got = payloads(&take(sub.as_mut(), kept as usize + 1).await);
+    let expected: Vec<String> = (0..kept)
+        .map(|i| format!("{i:0>40}"))
+        .chain(["next".to_owned()])
+        .collect();
+    assert_eq!(got, expected);
+    let aside: Vec<_> = std::fs::read_dir(segment.parent().expect("dir"))
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.contains(".log.torn-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+}
+
 #[tokio::test]
 async fn a_partial_final_frame_is_cut_off() {
     let dir = tempfile::tempdir().expect("tempdir");
