@@ -68,14 +68,29 @@ const READ_CHUNK: u64 = 64 << 10;
 pub struct EmbeddedOptions {
     /// A partition starts a new segment once its current one reaches this size (default 64 MiB).
     pub segment_bytes: u64,
+    /// At most about this many bytes per partition, besides the topic's retention time (Kafka's
+    /// `retention.bytes`): checked when a segment rolls (and on open), the oldest segments go
+    /// first, never the active one, so a partition may hold up to one segment more. Default:
+    /// no limit.
+    pub retention_bytes: Option<u64>,
 }
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             segment_bytes: 64 << 20,
+            retention_bytes: None,
         }
     }
+}
+
+/// What a partition keeps: segments whose newest record is younger than `age` and, when
+/// `bytes` is set, no more than that many bytes of them (oldest whole segments deleted first;
+/// never the active one).
+#[derive(Clone, Copy, Debug)]
+struct Keep {
+    age: Duration,
+    bytes: Option<u64>,
 }
 
 /// The durable on-disk bus of the single-process mode. Cheap to clone (shared state).
@@ -120,10 +135,10 @@ impl Bus for EmbeddedBus {
     }
 
     async fn publish(&self, record: OutboundRecord) -> Result<Delivery> {
-        let (partition, retention) = self.inner.route(&record)?;
+        let (partition, keep) = self.inner.route(&record)?;
         let segment_bytes = self.inner.options.segment_bytes;
         blocking(move || {
-            let offset = partition.append(&record, segment_bytes, retention)?;
+            let offset = partition.append(&record, segment_bytes, keep)?;
             Ok(Delivery {
                 partition: partition.id,
                 offset,
@@ -158,7 +173,7 @@ struct Inner {
 }
 
 struct Topic {
-    retention: Duration,
+    keep: Keep,
     partitions: Vec<Arc<Partition>>,
     round_robin: AtomicU32,
 }
@@ -245,12 +260,11 @@ impl Inner {
             }
             let meta: TopicMeta = serde_json::from_slice(&fs::read(&meta_path)?)
                 .map_err(|e| corrupt(&meta_path, e))?;
-            let topic = Topic::open(
-                &dir,
-                &name,
-                meta.partitions,
-                Duration::from_millis(meta.retention_ms),
-            )?;
+            let keep = Keep {
+                age: Duration::from_millis(meta.retention_ms),
+                bytes: options.retention_bytes,
+            };
+            let topic = Topic::open(&dir, &name, meta.partitions, keep)?;
             topics.insert(name, Arc::new(topic));
         }
         info!(root = %root.display(), topics = topics.len(), "opened the embedded log");
@@ -280,7 +294,11 @@ impl Inner {
                 continue;
             }
             let dir = self.root.join("topics").join(&spec.name);
-            let topic = Topic::open(&dir, &spec.name, spec.partitions, spec.retention)?;
+            let keep = Keep {
+                age: spec.retention,
+                bytes: self.options.retention_bytes,
+            };
+            let topic = Topic::open(&dir, &spec.name, spec.partitions, keep)?;
             let meta = TopicMeta {
                 partitions: spec.partitions,
                 retention_ms: u64::try_from(spec.retention.as_millis()).unwrap_or(u64::MAX),
@@ -313,7 +331,7 @@ impl Inner {
 
     /// Picks the partition of a record: keyed records by murmur2 of the key (as Kafka's Java
     /// client does), unkeyed ones round-robin.
-    fn route(&self, record: &OutboundRecord) -> Result<(Arc<Partition>, Duration)> {
+    fn route(&self, record: &OutboundRecord) -> Result<(Arc<Partition>, Keep)> {
         let topic = self.topic(&record.topic)?;
         let n = topic.partitions.len() as u32;
         let slot = match &record.key {
@@ -321,7 +339,7 @@ impl Inner {
             None => topic.round_robin.fetch_add(1, Ordering::Relaxed) % n,
         };
         let partition = topic.partitions[slot as usize].clone();
-        Ok((partition, topic.retention))
+        Ok((partition, topic.keep))
     }
 
     fn group_path(&self, group: &str) -> PathBuf {
@@ -466,12 +484,12 @@ impl Inner {
 }
 
 impl Topic {
-    fn open(dir: &Path, name: &str, partitions: i32, retention: Duration) -> Result<Self> {
+    fn open(dir: &Path, name: &str, partitions: i32, keep: Keep) -> Result<Self> {
         let partitions = (0..partitions)
-            .map(|id| Partition::open(dir.join(id.to_string()), name, id, retention).map(Arc::new))
+            .map(|id| Partition::open(dir.join(id.to_string()), name, id, keep).map(Arc::new))
             .collect::<Result<_>>()?;
         Ok(Self {
-            retention,
+            keep,
             partitions,
             round_robin: AtomicU32::new(0),
         })
@@ -479,7 +497,7 @@ impl Topic {
 }
 
 impl Partition {
-    fn open(dir: PathBuf, topic: &str, id: i32, retention: Duration) -> Result<Self> {
+    fn open(dir: PathBuf, topic: &str, id: i32, keep: Keep) -> Result<Self> {
         fs::create_dir_all(&dir)?;
         let mut found = Vec::new();
         for entry in fs::read_dir(&dir)? {
@@ -515,7 +533,7 @@ impl Partition {
                 file
             }
         };
-        apply_retention(&mut segments, retention, now_ms());
+        apply_retention(&mut segments, keep, now_ms());
         let next_offset = segments.last().map_or(0, Segment::end);
         Ok(Self {
             topic: topic.to_owned(),
@@ -536,12 +554,7 @@ impl Partition {
     }
 
     /// Appends a record and returns its offset once it is on disk.
-    fn append(
-        &self,
-        record: &OutboundRecord,
-        segment_bytes: u64,
-        retention: Duration,
-    ) -> Result<i64> {
+    fn append(&self, record: &OutboundRecord, segment_bytes: u64, keep: Keep) -> Result<i64> {
         let timestamp = now_ms();
         let offset = {
             let mut guard = lock(&self.log);
@@ -559,7 +572,7 @@ impl Partition {
                 debug!(topic = %self.topic, partition = self.id, base = offset, "rolled segment");
                 log.segments.push(segment);
                 log.active = Arc::new(file);
-                apply_retention(&mut log.segments, retention, timestamp);
+                apply_retention(&mut log.segments, keep, timestamp);
             }
             let Some(segment) = log.segments.last_mut() else {
                 return Err(Error::Other("partition has no segment".into()));
@@ -877,16 +890,28 @@ impl Segment {
 }
 
 /// Deletes whole segments, oldest first and never the active one, whose newest record is older
-/// than the retention.
-fn apply_retention(segments: &mut Vec<Segment>, retention: Duration, now: i64) {
-    let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-    while segments.len() > 1 && segments[0].max_timestamp < cutoff {
+/// than the retention time, or while the partition holds more than its byte limit.
+fn apply_retention(segments: &mut Vec<Segment>, keep: Keep, now: i64) {
+    let cutoff = now.saturating_sub(i64::try_from(keep.age.as_millis()).unwrap_or(i64::MAX));
+    let mut total: u64 = segments.iter().map(|s| s.size).sum();
+    while segments.len() > 1 {
+        let expired = segments[0].max_timestamp < cutoff;
+        let over = keep.bytes.is_some_and(|limit| total > limit);
+        if !(expired || over) {
+            return;
+        }
         let path = segments[0].path.clone();
         if let Err(e) = fs::remove_file(&path) {
             warn!(path = %path.display(), error = %e, "could not delete an expired segment");
             return;
         }
-        info!(path = %path.display(), "deleted expired segment");
+        let reason = if expired {
+            "older than the retention"
+        } else {
+            "over the byte limit"
+        };
+        info!(path = %path.display(), reason, "deleted segment");
+        total -= segments[0].size;
         segments.remove(0);
     }
 }
@@ -1314,7 +1339,10 @@ mod tests {
     #[test]
     fn every_offset_is_read_back_through_the_sparse_index() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let retention = Duration::from_secs(3600);
+        let retention = Keep {
+            age: Duration::from_secs(3600),
+            bytes: None,
+        };
         let payload = |i: usize| -> Vec<u8> {
             let len = match i {
                 100 => (READ_CHUNK as usize) * 3,

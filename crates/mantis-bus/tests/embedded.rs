@@ -332,6 +332,7 @@ async fn segments_roll_at_the_configured_size_and_stay_readable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = EmbeddedOptions {
         segment_bytes: 1024,
+        ..EmbeddedOptions::default()
     };
     let n = 60;
     {
@@ -366,6 +367,7 @@ async fn expired_segments_are_deleted_and_readers_skip_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = EmbeddedOptions {
         segment_bytes: 1024,
+        ..EmbeddedOptions::default()
     };
     let short = TopicSpec {
         name: "t".into(),
@@ -394,6 +396,44 @@ async fn expired_segments_are_deleted_and_readers_skip_them() {
     let later = publish(&bus, "t", "k", "new").await;
     let rest = take(sub.as_mut(), (later - got[0].offset) as usize).await;
     assert_eq!(rest.last().map(|e| e.offset), Some(later));
+}
+
+/// With a byte limit, a partition keeps at most that many bytes of closed segments (plus the
+/// active one), whatever their age: the oldest go first, as they roll.
+#[tokio::test]
+async fn segments_over_the_byte_limit_are_deleted_oldest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EmbeddedOptions {
+        segment_bytes: 1024,
+        retention_bytes: Some(3 * 1024),
+    };
+    let bus = EmbeddedBus::open_with(dir.path(), options)
+        .await
+        .expect("open");
+    bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+    let n = 200;
+    for i in 0..n {
+        publish(&bus, "t", "k", format!("{i:0>100}")).await;
+    }
+    let files = segments(dir.path(), "t", 0);
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("stat").len())
+        .sum();
+    assert!(
+        bytes <= 4 * 1024 + 512,
+        "{bytes} bytes in {} segments",
+        files.len()
+    );
+    let mut sub = join(&bus, "g", "t").await;
+    let first = take(sub.as_mut(), 1).await;
+    assert!(first[0].offset > 100, "the oldest records went first");
+    let rest = take(sub.as_mut(), (n - 1 - first[0].offset) as usize).await;
+    assert_eq!(
+        rest.last().map(|e| e.offset),
+        Some(n - 1),
+        "the newest are kept"
+    );
 }
 
 #[tokio::test]

@@ -34,10 +34,16 @@ impl Infra {
     /// described by `settings`.
     pub async fn connect(settings: &InfraSettings) -> Result<Self> {
         let bus: Arc<dyn Bus> = match &settings.bus {
-            BusSettings::Embedded => {
+            BusSettings::Embedded {
+                retention_bytes_per_partition,
+            } => {
                 let dir = settings.data_dir.join("log");
                 std::fs::create_dir_all(&dir)?;
-                Arc::new(EmbeddedBus::open(&dir).await?)
+                let options = mantis_bus::embedded::EmbeddedOptions {
+                    retention_bytes: *retention_bytes_per_partition,
+                    ..Default::default()
+                };
+                Arc::new(EmbeddedBus::open_with(&dir, options).await?)
             }
             BusSettings::Kafka {
                 brokers,

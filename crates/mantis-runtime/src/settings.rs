@@ -11,7 +11,13 @@ use std::path::{Path, PathBuf};
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BusSettings {
     /// The durable on-disk log under `<data_dir>/log` (embedded mode).
-    Embedded,
+    Embedded {
+        /// At most this many bytes per partition besides each topic's retention time (Kafka's
+        /// `retention.bytes`; an edge box's disk budget: `sensor.raw` has 12 partitions):
+        /// the oldest segments go first. Default: no limit.
+        #[serde(default)]
+        retention_bytes_per_partition: Option<u64>,
+    },
     /// A Kafka cluster.
     Kafka {
         /// Bootstrap servers, e.g. `kafka-0:9092,kafka-1:9092`.
@@ -50,7 +56,9 @@ impl Default for InfraSettings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
-            bus: BusSettings::Embedded,
+            bus: BusSettings::Embedded {
+                retention_bytes_per_partition: None,
+            },
             database_url: None,
             schema_registry_url: None,
             redis_url: None,
@@ -177,6 +185,29 @@ mod tests {
             assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
             assert_eq!(s3.secret_access_key.as_deref(), Some("secret"));
             assert!(s3.allow_http);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_embedded_log_and_the_store_take_their_disk_budgets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "mantis.toml",
+                "[infra.bus]\nkind = \"embedded\"\nretention_bytes_per_partition = 1048576\n[infra.retention]\nreadings_days = 14\n",
+            )?;
+            let r: Root =
+                load_settings(Some(Path::new("mantis.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(
+                r.infra.bus,
+                BusSettings::Embedded {
+                    retention_bytes_per_partition: Some(1 << 20)
+                }
+            );
+            assert_eq!(r.infra.retention.readings_days, 14);
+            assert_eq!(r.infra.retention.windows_days, 365);
+            let plain: Root = load_settings(None).map_err(|e| e.to_string())?;
+            assert_eq!(plain.infra.bus, InfraSettings::default().bus);
             Ok(())
         });
     }

@@ -435,6 +435,7 @@ fn entry(payload: Vec<u8>) -> OutboundRecord {
 async fn open_log(dir: &Path, config: &EdgeConfig) -> Result<EmbeddedBus, EdgeError> {
     let options = EmbeddedOptions {
         segment_bytes: config.segment_bytes.max(64 << 10),
+        ..EmbeddedOptions::default()
     };
     let log = EmbeddedBus::open_with(dir, options)
         .await
