@@ -18,9 +18,14 @@
 //!    optional Butterworth filter per sensor type (zero-phase by default).
 //!
 //! Nothing is lost on a restart: a reading's offset is committed only once every window it
-//! belongs to has been published, so the readings of open windows are redelivered and the
-//! windows rebuilt; re-publishing a window is harmless because every downstream write is keyed
-//! by (sensor, window start).
+//! belongs to has been published (also when a reading after it goes to the dead-letter
+//! topic), so the readings of open windows are redelivered and the windows rebuilt. A window
+//! is published, then stored, and a stored window is not emitted again: windows that had
+//! closed before the commit point, rebuilt from the part of their readings the log
+//! redelivers, never replace the whole ones downstream.
+//!
+//! The service also expires old time series where the database does not
+//! (`[infra.retention]`).
 
 mod handler;
 mod windower;
