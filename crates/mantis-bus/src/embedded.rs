@@ -119,6 +119,11 @@ impl EmbeddedBus {
         if options.segment_bytes == 0 {
             return Err(Error::Invalid("segment_bytes must be positive".into()));
         }
+        if options.retention_bytes == Some(0) {
+            return Err(Error::Invalid(
+                "retention_bytes (infra.bus.retention_bytes_per_partition) must be positive; absent: no limit".into(),
+            ));
+        }
         let root = dir.as_ref().to_path_buf();
         let inner = blocking(move || Inner::open(root, options)).await?;
         Ok(Self {

@@ -434,6 +434,16 @@ async fn segments_over_the_byte_limit_are_deleted_oldest_first() {
         Some(n - 1),
         "the newest are kept"
     );
+
+    let other = tempfile::tempdir().expect("tempdir");
+    let nothing = EmbeddedOptions {
+        retention_bytes: Some(0),
+        ..EmbeddedOptions::default()
+    };
+    assert!(matches!(
+        EmbeddedBus::open_with(other.path(), nothing).await,
+        Err(Error::Invalid(_))
+    ));
 }
 
 #[tokio::test]

@@ -126,12 +126,14 @@ impl Orchestrator {
         let mut work_order: Option<WorkOrder> = None;
         if let Some(req) = &t.decision.work_order {
             let id = WorkOrderId(deterministic_uuid("work-order", &[&t.event_id]));
-            if self.store.get_work_order(id).await?.is_none()
-                && let Some(closed) = self
-                    .store
-                    .last_closed_work_order(t.asset, &req.cause)
-                    .await?
+            // (Unless this is a redelivery of the event that opened it: then the work order is
+            // its own, and what it still has to publish is finished below.)
+            if let Some(closed) = self
+                .store
+                .last_closed_work_order(t.asset, &req.cause)
+                .await?
                 && happened <= closed
+                && self.store.get_work_order(id).await?.is_none()
             {
                 // The work this event asks for was done (or dismissed) after it was published:
                 // opening it again would send a technician back for what was already seen.

@@ -23,6 +23,9 @@ pub(crate) struct WindowHandler {
     scratch: Preprocessed,
     /// Last offset seen per partition, to know what is committable after idle closes.
     last_offset: HashMap<i32, i64>,
+    /// Sensors of which this handler stored a window the store did not have: their windows
+    /// close in start order, so every later one is new too and is not looked up.
+    emitting: std::collections::HashSet<SensorId>,
 }
 
 impl WindowHandler {
@@ -36,6 +39,7 @@ impl WindowHandler {
             preprocessors: HashMap::new(),
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
+            emitting: Default::default(),
         }
     }
 
@@ -114,16 +118,20 @@ impl WindowHandler {
     /// open window on, so windows that had closed before it (a hopping window's predecessor,
     /// a sensor polled in batches beside another) are rebuilt from their last readings only;
     /// emitting those would replace the whole window's score downstream with a partial one.
-    /// The window is published before it is stored, so a stored window was published.
+    /// The window is published before it is stored, so a stored window was published. The
+    /// store is asked only until the sensor's first new window after the start.
     async fn emit(&mut self, raw: &RawWindow, trace: TraceContext) -> Result<(), HandleError> {
         let ts = |ms: i64| {
             mantis_domain::timestamp_from_millis(ms)
                 .ok_or_else(|| HandleError::Permanent(format!("window time {ms} ms out of range")))
         };
-        let stored = self
-            .store
-            .list_windows(raw.sensor_id, ts(raw.start_ms)?, ts(raw.start_ms + 1)?, 1)
-            .await?;
+        let stored = if self.emitting.contains(&raw.sensor_id) {
+            Vec::new()
+        } else {
+            self.store
+                .list_windows(raw.sensor_id, ts(raw.start_ms)?, ts(raw.start_ms + 1)?, 1)
+                .await?
+        };
         if !stored.is_empty() {
             metrics::counter!("mantis_windows_already_emitted_total").increment(1);
             tracing::debug!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, "window emitted before the restart; not again");
@@ -137,6 +145,7 @@ impl WindowHandler {
             .publish(Some(window.asset_id.to_string()), &window, trace, vec![])
             .await?;
         self.store.insert_window(&window).await?;
+        self.emitting.insert(raw.sensor_id);
         metrics::counter!("mantis_windows_emitted_total").increment(1);
         Ok(())
     }
