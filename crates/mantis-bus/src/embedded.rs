@@ -6,6 +6,7 @@
 //! LOCK                                   locked while a bus has the directory open
 //! topics/<topic>/topic.json              partition count and retention
 //! topics/<topic>/<partition>/<base>.log  segments, named by their first offset (20 digits)
+//! topics/<topic>/<partition>/<base>.index the offset index of a sealed segment
 //! groups/<group>.json                    committed offsets of a consumer group
 //! ```
 //!
@@ -14,10 +15,14 @@
 //! (name_len: u32 | name | value_len: u32 | value)* | payload`, all little-endian.
 //!
 //! A record becomes visible to readers, and `publish` returns, only after an fsync covering it;
-//! concurrent publishers of one partition share fsyncs (group commit). On open, segments are
-//! scanned to rebuild the offset index; a torn frame at the tail of the last segment (a crash
+//! concurrent publishers of one partition share fsyncs (group commit). When a segment rolls, its
+//! offset index is written beside it (checksummed, with the segment's size), so opening reads
+//! the index of every sealed segment instead of scanning it; a sealed segment without a valid
+//! index for its current size (a crash before the index was written, an older log) is scanned
+//! and indexed then. The last segment is always scanned: a torn frame at its tail (a crash
 //! mid-append, also one that left a hole before later unsynced frames) is cut off, any other
-//! damage is [`Error::Corrupt`]. Retention deletes whole
+//! damage is [`Error::Corrupt`]. Damage inside an indexed segment is found when its records are
+//! read (every frame's checksum and offset are checked then). Retention deletes whole
 //! segments (never the active one) on open and whenever a segment rolls.
 //!
 //! Consumer groups live in the process. The partitions of a topic are dealt round-robin over the
@@ -62,6 +67,9 @@ const READ_BYTES: u64 = 1 << 20;
 const INDEX_EVERY: usize = 64;
 /// Bytes read at once while skipping or collecting frames.
 const READ_CHUNK: u64 = 64 << 10;
+/// First bytes of a segment index file, and its format version.
+const INDEX_MAGIC: &[u8; 4] = b"MIDX";
+const INDEX_VERSION: u32 = 1;
 
 /// Tuning of an [`EmbeddedBus`].
 #[derive(Clone, Debug)]
@@ -528,7 +536,18 @@ impl Partition {
                     ));
                 }
             }
-            segments.push(Segment::scan(*base, path, i + 1 == found.len())?);
+            let last = i + 1 == found.len();
+            let segment = match (!last).then(|| Segment::load_index(*base, path)).flatten() {
+                Some(indexed) => indexed,
+                None => {
+                    let scanned = Segment::scan(*base, path, last)?;
+                    if !last {
+                        scanned.persist_index();
+                    }
+                    scanned
+                }
+            };
+            segments.push(segment);
         }
         let active = match segments.last() {
             Some(last) => open_segment(&last.path)?,
@@ -573,6 +592,9 @@ impl Partition {
             {
                 // The finished segment must be durable before records go to the next one.
                 log.active.sync_data()?;
+                if let Some(sealed) = log.segments.last() {
+                    sealed.persist_index();
+                }
                 let (segment, file) = Segment::create(&self.dir, offset)?;
                 debug!(topic = %self.topic, partition = self.id, base = offset, "rolled segment");
                 log.segments.push(segment);
@@ -805,6 +827,103 @@ impl Segment {
         self.base + self.records as i64
     }
 
+    /// Where the index of this segment is kept once it is sealed.
+    fn index_path(&self) -> PathBuf {
+        self.path.with_extension("index")
+    }
+
+    /// The index file: `MIDX | version: u32 | base: i64 | records: u64 | size: u64 |
+    /// max_timestamp: i64 | count: u64 | position: u64 * count | crc32 of all before: u32`.
+    fn encode_index(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(48 + 8 * self.index.len() + 4);
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.base.to_le_bytes());
+        out.extend_from_slice(&(self.records as u64).to_le_bytes());
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.max_timestamp.to_le_bytes());
+        out.extend_from_slice(&(self.index.len() as u64).to_le_bytes());
+        for pos in &self.index {
+            out.extend_from_slice(&pos.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Writes the index of a sealed segment beside it. Best effort: without it the segment is
+    /// scanned on the next open, as before.
+    fn persist_index(&self) {
+        if let Err(e) = write_atomic(&self.index_path(), &self.encode_index()) {
+            warn!(path = %self.path.display(), error = %e, "could not write a segment index (the segment will be scanned on open)");
+        }
+    }
+
+    /// The sealed segment `path` from its index file, when there is one that is intact and
+    /// describes the segment as it is (same base, same size); `None` means: scan it.
+    fn load_index(base: i64, path: &Path) -> Option<Self> {
+        let index_path = path.with_extension("index");
+        let bytes = match fs::read(&index_path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    warn!(path = %index_path.display(), error = %e, "segment index unreadable; scanning the segment");
+                }
+                return None;
+            }
+        };
+        let segment = Self::decode_index(base, path, &bytes);
+        if segment.is_none() {
+            warn!(path = %index_path.display(), "segment index damaged or stale; scanning the segment");
+        }
+        segment
+    }
+
+    fn decode_index(base: i64, path: &Path, bytes: &[u8]) -> Option<Self> {
+        let (content, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+        if crc32fast::hash(content) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let (magic, rest) = content.split_at_checked(INDEX_MAGIC.len())?;
+        let (version, rest) = rest.split_at_checked(4)?;
+        if magic != INDEX_MAGIC || u32::from_le_bytes(version.try_into().ok()?) != INDEX_VERSION {
+            return None;
+        }
+        let mut words = rest.chunks_exact(8);
+        let mut next = || {
+            words
+                .next()
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let (stored_base, records, size, max_timestamp, count) =
+            (next()? as i64, next()?, next()?, next()? as i64, next()?);
+        let records = usize::try_from(records).ok()?;
+        if stored_base != base
+            || records == 0
+            || count != records.div_ceil(INDEX_EVERY) as u64
+            || Some(rest.len() as u64) != count.checked_add(5).and_then(|w| w.checked_mul(8))
+            || fs::metadata(path).ok()?.len() != size
+        {
+            return None;
+        }
+        let index: Vec<u64> = (0..count).map(|_| next()).collect::<Option<_>>()?;
+        // Positions strictly increase from the segment's start and stay inside it.
+        let ordered = index.first() == Some(&0)
+            && index.windows(2).all(|w| w[0] < w[1])
+            && index
+                .last()
+                .is_some_and(|&p| p + FRAME_HEADER + MIN_BODY <= size);
+        ordered.then(|| Self {
+            base,
+            path: path.to_owned(),
+            records,
+            index,
+            size,
+            max_timestamp,
+        })
+    }
+
     /// Rebuilds the index of a segment file. A damaged frame of the last segment is a torn
     /// write, and is cut off with everything after it, when it reaches the end of the file, is
     /// followed only by zeros, or holds a hole: a zero header or a zeroed page. A crash lets
@@ -906,6 +1025,13 @@ fn apply_retention(segments: &mut Vec<Segment>, keep: Keep, now: i64) {
             return;
         }
         let path = segments[0].path.clone();
+        // The index first: a crash between the two leaves a segment that is scanned again.
+        if let Err(e) = fs::remove_file(segments[0].index_path())
+            && e.kind() != ErrorKind::NotFound
+        {
+            warn!(path = %path.display(), error = %e, "could not delete an expired segment's index");
+            return;
+        }
         if let Err(e) = fs::remove_file(&path) {
             warn!(path = %path.display(), error = %e, "could not delete an expired segment");
             return;
@@ -1392,6 +1518,133 @@ mod tests {
         }
         let reopened = Partition::open(path, "t", 0, retention).expect("reopen");
         check(&reopened);
+    }
+
+    /// A sealed segment's index is written beside it when it rolls and read instead of the
+    /// segment on open (exactly what a scan finds; damage inside is found when read); a missing,
+    /// damaged or stale index makes open scan the segment and write the index again; retention
+    /// deletes an index with its segment.
+    #[test]
+    fn sealed_segments_open_from_their_index_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keep = Keep {
+            age: Duration::from_secs(3600),
+            bytes: None,
+        };
+        let n = 300i64;
+        let payload = |i: i64| vec![(i % 251) as u8; (i % 50) as usize];
+        let read_all = |partition: &Partition| {
+            let mut next = 0;
+            while next < n {
+                let (_, got) = partition.read(next, n).expect("read");
+                for env in &got {
+                    assert_eq!(env.offset, next);
+                    assert_eq!(env.payload, payload(next));
+                    next += 1;
+                }
+            }
+        };
+        let path = dir.path().join("0");
+        let sealed: Vec<(i64, PathBuf)> = {
+            let partition = Partition::open(path.clone(), "t", 0, keep).expect("open");
+            for i in 0..n {
+                let record =
+                    OutboundRecord::new("t", None, payload(i), crate::TraceContext::new_root());
+                partition.append(&record, 2 << 10, keep).expect("append");
+            }
+            let log = lock(&partition.log);
+            assert!(log.segments.len() > 4, "several segments");
+            let last = log.segments.last().expect("a segment");
+            assert!(
+                !last.index_path().exists(),
+                "the active segment has no index"
+            );
+            log.segments[..log.segments.len() - 1]
+                .iter()
+                .map(|s| (s.base, s.path.clone()))
+                .collect()
+        };
+        let index_path = |p: &PathBuf| p.with_extension("index");
+        for (base, seg) in &sealed {
+            let indexed = Segment::load_index(*base, seg).expect("an index for a sealed segment");
+            let scanned = Segment::scan(*base, seg, false).expect("scan");
+            assert_eq!(
+                (
+                    indexed.records,
+                    &indexed.index,
+                    indexed.size,
+                    indexed.max_timestamp
+                ),
+                (
+                    scanned.records,
+                    &scanned.index,
+                    scanned.size,
+                    scanned.max_timestamp
+                ),
+                "the index of segment {base} is what a scan finds"
+            );
+        }
+        read_all(&Partition::open(path.clone(), "t", 0, keep).expect("reopen"));
+
+        // Missing, damaged and stale (another segment's) indexes: scanned, then written again.
+        fs::remove_file(index_path(&sealed[0].1)).expect("remove index");
+        let mut damaged = fs::read(index_path(&sealed[1].1)).expect("read index");
+        damaged[20] ^= 0x40;
+        fs::write(index_path(&sealed[1].1), damaged).expect("damage index");
+        fs::copy(index_path(&sealed[3].1), index_path(&sealed[2].1)).expect("stale index");
+        read_all(&Partition::open(path.clone(), "t", 0, keep).expect("reopen"));
+        for (base, seg) in &sealed[..3] {
+            assert!(
+                Segment::load_index(*base, seg).is_some(),
+                "index {base} rebuilt"
+            );
+        }
+
+        // Open reads the index, not the segment: damage inside it shows when it is read.
+        let (base, seg) = &sealed[1];
+        let file = OpenOptions::new()
+            .write(true)
+            .open(seg)
+            .expect("open segment");
+        file.write_all_at(&[0xff], FRAME_HEADER + 30)
+            .expect("damage");
+        let partition = Partition::open(path.clone(), "t", 0, keep).expect("open from the index");
+        assert!(matches!(
+            partition.read(*base, n),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(partition.read(sealed[2].0, n).is_ok());
+        drop(partition);
+        fs::remove_file(index_path(seg)).expect("remove index");
+        assert!(matches!(
+            Partition::open(path.clone(), "t", 0, keep),
+            Err(Error::Corrupt { .. })
+        ));
+
+        // Retention takes the index with its segment (the two oldest removed by hand first: the
+        // damaged one and the one before it).
+        for (_, seg) in &sealed[..2] {
+            fs::remove_file(seg).expect("remove segment");
+            let _ = fs::remove_file(index_path(seg));
+        }
+        let by_bytes = Keep {
+            age: keep.age,
+            bytes: Some(1),
+        };
+        let partition = Partition::open(path.clone(), "t", 0, by_bytes).expect("open");
+        assert_eq!(
+            lock(&partition.log).segments.len(),
+            1,
+            "only the active one left"
+        );
+        let count = |ext: &str| {
+            fs::read_dir(&path)
+                .expect("list")
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+                .count()
+        };
+        assert_eq!((count("log"), count("index")), (1, 0));
     }
 
     #[test]

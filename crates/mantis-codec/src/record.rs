@@ -96,6 +96,7 @@ impl Record for Window {
                 "values",
                 AvroValue::Array(self.values.iter().copied().map(AvroValue::Double).collect()),
             ),
+            ("sampleRateHz", AvroValue::Double(self.sample_rate_hz)),
         ])
     }
 
@@ -113,6 +114,7 @@ impl Record for Window {
                 min: f.get("min", double)?,
                 max: f.get("max", double)?,
                 values: f.get("values", array(double))?,
+                sample_rate_hz: f.get("sampleRateHz", double)?,
             })
         })
     }

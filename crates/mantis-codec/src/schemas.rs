@@ -75,6 +75,7 @@ pub const SCHEMAS: &[EmbeddedSchema] = &[
     schema!(7, "maintenance.scheduled", 1),
     schema!(8, "alerts.critical", 1),
     schema!(9, "data.quality.issues", 1),
+    schema!(10, "sensor.windowed", 2),
 ];
 
 /// The compiled-in schemas, parsed once. They are part of the build, not input, and the test

@@ -6,7 +6,8 @@
 //! | `mantis_connector_readings_total` | counter | readings taken by the sink |
 //! | `mantis_connector_invalid_messages_total` | counter | payloads that yielded no reading (logged, status `lastError`) |
 //! | `mantis_connector_bad_quality_readings_total` | counter | quality-0 readings made from device errors (Modbus exceptions, timeouts, OPC UA Bad status codes, MTConnect UNAVAILABLE) |
-//! | `mantis_connector_lost_observations_total` | counter | MTConnect observations overwritten in the agent's buffer before they could be read |
+//! | `mantis_connector_lost_observations_total` | counter | MTConnect observations overwritten in the agent's buffer before they could be read; OPC UA data changes beyond the pending bound while the sink stalled |
+//! | `mantis_connector_stale_retained_total` | counter | readings of MQTT retained messages without a timestamp of their own, not taken (their time is unknown) |
 //! | `mantis_connector_errors_total` | counter | errors by `kind` (connect, exception, timeout, sink, subscribe, payload, ...) |
 //! | `mantis_connector_reconnects_total` | counter | connection attempts after the first |
 //! | `mantis_connector_watchdog_trips_total` | counter | reconnections because the source was silent too long |
@@ -40,6 +41,11 @@ pub(crate) fn bad_quality(connector: &str, n: u64) {
 
 pub(crate) fn lost_observations(connector: &str, n: u64) {
     metrics::counter!("mantis_connector_lost_observations_total", "connector" => connector.to_owned())
+        .increment(n);
+}
+
+pub(crate) fn stale_retained(connector: &str, n: u64) {
+    metrics::counter!("mantis_connector_stale_retained_total", "connector" => connector.to_owned())
         .increment(n);
 }
 

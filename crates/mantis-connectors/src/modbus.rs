@@ -126,8 +126,15 @@ impl ModbusSource {
                     .and_then(|w| decode::raw_from_registers(w, p)),
                 Data::Bits(b) => b.get(offset).map(|bit| decode::raw_from_bit(*bit)),
             };
-            match raw {
-                Some(raw) => out.extend(self.good(i, decode::scaled(raw, p), at)),
+            match raw.map(|raw| decode::scaled(raw, p)) {
+                Some(value) if value.is_finite() => out.extend(self.good(i, value, at)),
+                // A float register holding NaN or infinity: many devices mark a sensor fault
+                // that way. A bad-quality reading (with the last good value), not a value.
+                Some(_) => out.extend(self.bad(
+                    [i],
+                    "the device reported a non-finite value (NaN or infinity: a sensor fault)",
+                    at,
+                )),
                 None => out.extend(self.bad(
                     [i],
                     &format!(
@@ -385,7 +392,32 @@ fn bad_count(readings: &[IncomingReading]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Slots, next_aligned};
+    use super::{Data, ModbusSource, Slots, next_aligned};
+    use crate::config::ModbusConfig;
+
+    /// A float register holding NaN (a common sensor-fault marker) is a bad-quality reading
+    /// carrying the last good value, not a value: a NaN reading would be refused downstream,
+    /// and so would every later quality-0 reading carrying it.
+    #[test]
+    fn a_non_finite_float_is_a_bad_quality_reading_with_the_last_good_value() {
+        let config: ModbusConfig = serde_json::from_value(serde_json::json!({
+            "name": "plc", "host": "127.0.0.1",
+            "points": [{"sensor": "F", "address": 0, "data_type": "f32"}],
+        }))
+        .expect("config");
+        let source = ModbusSource::new(config);
+        let block = source.blocks[0].clone();
+        let at = chrono::Utc::now();
+        let good = source.decode_block(&block, &Data::Words(vec![0x4148, 0x0000]), at);
+        assert_eq!((good[0].value, good[0].quality.get()), (12.5, 100));
+        let nan = source.decode_block(&block, &Data::Words(vec![0x7FC0, 0x0000]), at);
+        assert_eq!(nan.len(), 1);
+        assert_eq!((nan[0].value, nan[0].quality.get()), (12.5, 0));
+        let infinity = source.decode_block(&block, &Data::Words(vec![0x7F80, 0x0000]), at);
+        assert!(infinity.is_empty(), "the same fault is reported once");
+        let back = source.decode_block(&block, &Data::Words(vec![0x4149, 0x0000]), at);
+        assert_eq!((back[0].value, back[0].quality.get()), (12.5625, 100));
+    }
 
     /// The slots a session polls when it wakes at each of `clock` (wall-clock readings, ms),
     /// as its loop does: the slot after the reading, polled if due.

@@ -7,6 +7,13 @@
 //! to the sink in batches, and only then acknowledges them (manual PUBACK): a message the sink
 //! did not take is never acknowledged, so the broker delivers it again on the next connection.
 //!
+//! A reading whose message carries no time is timed by the message's arrival on the connection,
+//! kept strictly increasing per sensor (a burst or a backlog arriving within one millisecond
+//! stays that many readings). A retained message without a time of its own is not taken: the
+//! broker sends it on every subscription whatever its age (counted in
+//! `mantis_connector_stale_retained_total`), and it does not count as traffic for the silence
+//! watchdog.
+//!
 //! Layout: `topic` (filters and the topic hierarchy), `payload` (JSON → readings), `tls`
 //! (rustls client configuration), this file (the session).
 
@@ -37,6 +44,9 @@ const FLUSH_BUDGET: Duration = Duration::from_secs(3);
 pub(crate) struct MqttSource {
     config: MqttConfig,
     pattern: TopicPattern,
+    /// Kept across sessions: times handed out ahead of the clock are not handed out again
+    /// after a reconnection.
+    stamps: std::sync::Mutex<ArrivalStamps>,
 }
 
 impl MqttSource {
@@ -47,7 +57,11 @@ impl MqttSource {
                 source_name: config.name.clone(),
                 problems: vec![("/topic_pattern".into(), e)],
             })?;
-        Ok(Self { config, pattern })
+        Ok(Self {
+            config,
+            pattern,
+            stamps: std::sync::Mutex::default(),
+        })
     }
 
     fn topic_info(&self, topic: &str) -> TopicInfo {
@@ -158,6 +172,49 @@ impl Msg {
             Self::V4(p) => &p.payload,
             Self::V5(p) => &p.payload,
         }
+    }
+
+    /// Whether the broker sent it from its retained store (a new subscription's last known
+    /// value, possibly old), rather than forwarding it as it was published.
+    fn retained(&self) -> bool {
+        match self {
+            Self::V4(p) => p.retain,
+            Self::V5(p) => p.retain,
+        }
+    }
+}
+
+/// The times given to readings whose message carries none: the message's arrival, made
+/// strictly increasing per sensor, so readings that arrive within one millisecond (a burst, a
+/// backlog replayed after a reconnection, a batch of bare values) stay distinct readings rather
+/// than one time stamp the store would keep once.
+#[derive(Default)]
+struct ArrivalStamps {
+    last: std::collections::HashMap<mantis_domain::SensorRef, mantis_domain::Timestamp>,
+}
+
+impl ArrivalStamps {
+    /// Sensors remembered at most (then forgotten all at once; arrival times move on anyway).
+    const MAX_SENSORS: usize = 100_000;
+
+    fn next(
+        &mut self,
+        sensor: &mantis_domain::SensorRef,
+        arrived: mantis_domain::Timestamp,
+    ) -> mantis_domain::Timestamp {
+        if self.last.len() >= Self::MAX_SENSORS && !self.last.contains_key(sensor) {
+            self.last.clear();
+        }
+        // At the precision readings travel and are stored with (milliseconds): two arrivals
+        // within one millisecond would otherwise be one reading once stored.
+        let arrived =
+            chrono::DateTime::from_timestamp_millis(arrived.timestamp_millis()).unwrap_or(arrived);
+        let at = match self.last.get(sensor) {
+            Some(last) if *last >= arrived => *last + chrono::Duration::milliseconds(1),
+            _ => arrived,
+        };
+        self.last.insert(sensor.clone(), at);
+        at
     }
 }
 
@@ -279,7 +336,7 @@ impl Drop for AbortOnDrop {
 impl Source for MqttSource {
     async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
         let (client, mut events) = self.connect()?;
-        let (tx, rx) = mpsc::channel::<Msg>(FORWARD_CAPACITY);
+        let (tx, rx) = mpsc::channel::<(Msg, mantis_domain::Timestamp)>(FORWARD_CAPACITY);
         let mut processor = AbortOnDrop(tokio::spawn(process(
             self.clone(),
             client.clone(),
@@ -322,8 +379,13 @@ impl Source for MqttSource {
                     ctx.connected(filters.clone());
                 }
                 Ok(Polled::Publish(msg)) => {
-                    ctx.status.received(1);
-                    if tx.send(msg).await.is_err() {
+                    // A retained message is no sign of life of the device (the broker replays
+                    // it on every subscription): it does not hold off the silence watchdog.
+                    if !msg.retained() {
+                        ctx.status.received(1);
+                    }
+                    // Stamped as it comes off the connection, not when a batch is processed.
+                    if tx.send((msg, chrono::Utc::now())).await.is_err() {
                         return Err(SessionError::Connection("the processing task ended".into()));
                     }
                 }
@@ -360,7 +422,7 @@ impl Source for MqttSource {
 async fn process(
     source: Arc<MqttSource>,
     client: Client,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<(Msg, mantis_domain::Timestamp)>,
     ctx: SessionCtx,
 ) {
     let max = source.config.max_batch.max(1);
@@ -372,19 +434,38 @@ async fn process(
                 Err(_) => break,
             }
         }
-        let now = chrono::Utc::now();
         let mut readings = Vec::new();
-        for m in &msgs {
+        let mut stale = 0;
+        for (m, arrived) in &msgs {
             let topic = m.topic();
             let (found, errors) =
-                payload::parse_message(m.payload(), &source.topic_info(&topic), now);
+                payload::parse_message(m.payload(), &source.topic_info(&topic), *arrived);
             if !errors.is_empty() {
                 crate::metrics::invalid_message(&ctx.name);
                 let detail = format!("message on `{topic}`: {}", errors.join("; "));
                 tracing::warn!(connector = %ctx.name, %detail, "invalid MQTT payload");
                 ctx.status.error("payload", &detail, None);
             }
-            readings.extend(found);
+            for mut reading in found {
+                if reading.timestamp == *arrived {
+                    // No time of its own: it is timed by its arrival, which for a retained
+                    // message says nothing of when it was measured (a device dead for days
+                    // would show a fresh value on every reconnection): not taken.
+                    if m.retained() {
+                        stale += 1;
+                        continue;
+                    }
+                    reading.timestamp = match source.stamps.lock() {
+                        Ok(mut stamps) => stamps.next(&reading.sensor, *arrived),
+                        Err(_) => *arrived,
+                    };
+                }
+                readings.push(reading);
+            }
+        }
+        if stale > 0 {
+            crate::metrics::stale_retained(&ctx.name, stale);
+            tracing::debug!(connector = %ctx.name, stale, "retained MQTT values without a timestamp not taken (their time is unknown)");
         }
         if !readings.is_empty()
             && ctx
@@ -395,11 +476,40 @@ async fn process(
             // Stopped before the sink took them: not acknowledged, so the broker keeps them.
             return;
         }
-        for m in &msgs {
+        for (m, _) in &msgs {
             if let Err(e) = client.ack(m).await {
                 tracing::debug!(connector = %ctx.name, error = %e, "acknowledgement not sent; the broker will deliver again");
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_stamps_increase_per_sensor_and_follow_the_clock_otherwise() {
+        let mut stamps = ArrivalStamps::default();
+        let a = SensorRef::Code("A".into());
+        let b = SensorRef::Code("B".into());
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(stamps.next(&a, t), t);
+        assert_eq!(stamps.next(&a, t), t + ms(1), "same arrival, same sensor");
+        assert_eq!(stamps.next(&a, t), t + ms(2));
+        assert_eq!(stamps.next(&b, t), t, "another sensor keeps its own");
+        assert_eq!(stamps.next(&a, t + ms(1)), t + ms(3), "never back in time");
+        assert_eq!(
+            stamps.next(&a, t + ms(10)),
+            t + ms(10),
+            "the clock once it is ahead"
+        );
+        // Within one millisecond: distinct at the precision readings are stored with.
+        let micros = chrono::Duration::microseconds;
+        let c = SensorRef::Code("C".into());
+        assert_eq!(stamps.next(&c, t + micros(100)), t);
+        assert_eq!(stamps.next(&c, t + micros(400)), t + ms(1));
     }
 }

@@ -39,6 +39,7 @@ use opcua::types::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -55,6 +56,12 @@ const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
 /// Subscriptions one session opens at most (a new one each time the server says the current
 /// one holds as many monitored items as it allows).
 const MAX_SUBSCRIPTIONS: usize = 64;
+/// Data changes received and not yet handed to the sink, at most (about 100 bytes each). The
+/// subscription's callback runs inside the client's event loop and must not wait: while the
+/// sink stalls (the bus and the edge buffer both full), changes beyond this are counted as
+/// lost (`mantis_connector_lost_observations_total`, status `lastError`) rather than held
+/// until the process runs out of memory.
+const MAX_PENDING_CHANGES: usize = 200_000;
 
 /// Creating the client may write its certificate and key into a PKI directory shared by
 /// several sources: one at a time.
@@ -459,7 +466,9 @@ impl Source for OpcUaSource {
             Default::default()
         };
         let (items, unresolved) = self.monitored_items(|uri| namespaces.get_index(uri));
-        let (data_tx, mut data) = mpsc::unbounded_channel::<(u32, DataValue)>();
+        let (data_tx, mut data) = mpsc::channel::<(u32, DataValue)>(MAX_PENDING_CHANGES);
+        let overflow = Arc::new(AtomicU64::new(0));
+        let overflowed = overflow.clone();
         let c = &self.config;
         // One subscription, and another whenever the server says the current one is full
         // (servers limit the monitored items per subscription: MaxMonitoredItemsPerSubscription).
@@ -468,6 +477,7 @@ impl Source for OpcUaSource {
         // subscription, as the session's end.
         let subscribe = move || {
             let data_tx = data_tx.clone();
+            let overflow = overflow.clone();
             on_session.create_subscription(
                 Duration::from_secs_f64(c.publishing_interval_ms / 1000.0),
                 c.keep_alive_count.saturating_mul(3),
@@ -476,8 +486,12 @@ impl Source for OpcUaSource {
                 0,
                 true,
                 DataChangeCallback::new(move |value, item| {
-                    // Unbounded: the callback runs inside the event loop and must not wait.
-                    let _ = data_tx.send((item.client_handle(), value));
+                    // The callback runs inside the event loop and must not wait.
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        data_tx.try_send((item.client_handle(), value))
+                    {
+                        overflow.fetch_add(1, Ordering::Relaxed);
+                    }
                 }),
             )
         };
@@ -660,6 +674,15 @@ impl Source for OpcUaSource {
                         }
                     }
                     ctx.status.received(changes.len() as u64);
+                    let lost = overflowed.swap(0, Ordering::Relaxed);
+                    if lost > 0 {
+                        crate::metrics::lost_observations(&ctx.name, lost);
+                        let detail = format!(
+                            "{lost} data changes lost: more than {MAX_PENDING_CHANGES} were waiting for the sink"
+                        );
+                        tracing::warn!(connector = %ctx.name, lost, "OPC UA data changes lost while the sink stalled");
+                        ctx.status.error("overflow", &detail, None);
+                    }
                     let readings = self.readings(&ctx, changes);
                     if !readings.is_empty()
                         && ctx.deliver(readings, SourceProtocol::OpcUa, None).await.is_none()

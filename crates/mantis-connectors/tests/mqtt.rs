@@ -214,7 +214,90 @@ async fn qos_1_messages_survive_a_restart(version: &str) {
     values.sort_by(f64::total_cmp);
     values.dedup();
     assert_eq!(values, vec![2.0, 3.0, 4.0, 5.0, 6.0]);
+    // The backlog arrives at once and its messages carry no time: each still gets its own
+    // (the store keeps one reading per sensor and time).
+    assert!(
+        got.windows(2)
+            .all(|w| w[0].timestamp.timestamp_millis() < w[1].timestamp.timestamp_millis()),
+        "{:?}",
+        got.iter().map(|r| r.timestamp).collect::<Vec<_>>()
+    );
     run.stop().await;
+}
+
+/// A retained value is the broker's last known one, sent again on every subscription: without
+/// a time of its own it says nothing of when it was measured and is not taken (a dead device
+/// would otherwise look alive on every reconnection); with one it is. Bare values arriving
+/// together get distinct, increasing arrival times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_values_need_a_time_of_their_own_and_a_burst_gets_distinct_times() {
+    let port = peers::shared_broker();
+    let site = unique("site");
+    let bare = format!("{site}/dev/RETAINED/level");
+    let timed = format!("{site}/dev/RETAINEDTS/level");
+    let measured = chrono::Utc::now() - chrono::Duration::minutes(5);
+    common::publish_retained(
+        port,
+        "3.1.1",
+        vec![
+            msg(bare.clone(), json!(41.5)),
+            msg(
+                timed.clone(),
+                json!({"value": 42.5, "timestamp": measured.timestamp_millis()}),
+            ),
+        ],
+    )
+    .await;
+
+    let sink = Arc::new(RecordingSink::default());
+    let run = Running::start(
+        sink.clone(),
+        vec![source("retained", port, &site, "3.1.1", 1)],
+    );
+    let got = eventually(
+        20,
+        "the retained reading with its own time",
+        || sink.at_least("RETAINEDTS", 1),
+        || sink.summary(),
+    )
+    .await;
+    assert_eq!(got[0].value, 42.5);
+    assert_eq!(
+        got[0].timestamp.timestamp_millis(),
+        measured.timestamp_millis()
+    );
+
+    let burst: Vec<(String, String)> = (0..20)
+        .map(|i| msg(format!("{site}/dev/BURST/level"), json!(i)))
+        .collect();
+    publish(port, "3.1.1", 1, None, burst).await;
+    let got = eventually(
+        20,
+        "the burst",
+        || sink.at_least("BURST", 20),
+        || sink.summary(),
+    )
+    .await;
+    assert_eq!(
+        got.iter().map(|r| r.value).collect::<Vec<_>>(),
+        (0..20).map(f64::from).collect::<Vec<_>>()
+    );
+    assert!(
+        got.windows(2)
+            .all(|w| w[0].timestamp.timestamp_millis() < w[1].timestamp.timestamp_millis()),
+        "distinct, increasing times (to the millisecond, as stored): {:?}",
+        got.iter().map(|r| r.timestamp).collect::<Vec<_>>()
+    );
+    // By now the retained bare value has long been seen, and not taken.
+    assert!(sink.of("RETAINED").is_empty(), "{}", sink.summary());
+    run.stop().await;
+    // Leave the shared broker as it was: an empty retained message clears a topic's value.
+    common::publish_retained(
+        port,
+        "3.1.1",
+        vec![(bare, String::new()), (timed, String::new())],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

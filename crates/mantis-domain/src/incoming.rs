@@ -61,6 +61,16 @@ impl IncomingReading {
     /// The metadata key under which a source says why a reading's quality is low (e.g. a Modbus
     /// exception code or a timeout).
     pub const QUALITY_REASON: &'static str = "qualityReason";
+
+    /// Most bytes of metadata keys and values together that a reading may carry: a record
+    /// must stay far below what a bus takes (Kafka's default: 1 MB), or a valid reading
+    /// would be refused by the bus after it was accepted.
+    pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+    /// Bytes of `metadata`'s keys and values together.
+    pub fn metadata_bytes(metadata: &BTreeMap<String, String>) -> usize {
+        metadata.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
 }
 
 #[cfg(test)]

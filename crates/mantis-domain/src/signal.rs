@@ -244,9 +244,28 @@ pub struct Window {
     pub max: f64,
     /// The samples in time order.
     pub values: Vec<f64>,
+    /// Samples per second of `values` (the grid they were resampled to); 0 when not known
+    /// (records written before it was carried): see [`Window::rate_hz`].
+    #[serde(default)]
+    pub sample_rate_hz: f64,
 }
 
 impl Window {
+    /// Samples per second of `values`: the carried rate, or else (older records) the samples
+    /// over the window's duration, which is wrong for a window holding only part of its span
+    /// (a gap cut it short); 1 when neither is known.
+    pub fn rate_hz(&self) -> f64 {
+        if self.sample_rate_hz.is_finite() && self.sample_rate_hz > 0.0 {
+            return self.sample_rate_hz;
+        }
+        let secs = (self.window_end - self.window_start).num_milliseconds() as f64 / 1000.0;
+        if secs > 0.0 && !self.values.is_empty() {
+            self.values.len() as f64 / secs
+        } else {
+            1.0
+        }
+    }
+
     /// A stable key for idempotent writes: the same window always maps to the same id.
     pub fn key(&self) -> uuid::Uuid {
         deterministic_uuid(

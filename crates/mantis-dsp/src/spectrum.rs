@@ -35,6 +35,9 @@ struct Plan {
     sum_w2: f64,
 }
 
+/// Frame lengths whose FFT plans an analyser keeps at once.
+const MAX_PLANS: usize = 8;
+
 /// Computes spectra of frames; reuse one per thread.
 pub struct SpectrumAnalyzer {
     window: WindowFunction,
@@ -126,6 +129,12 @@ impl SpectrumAnalyzer {
         } else {
             0.0
         };
+        if self.plans.len() >= MAX_PLANS && !self.plans.contains_key(&n) {
+            // Frame lengths vary (windows cut short by gaps): keep the plans (and the
+            // planner's own cache) bounded rather than one per length ever seen.
+            self.plans.clear();
+            self.planner = RealFftPlanner::new();
+        }
         let window = self.window;
         let planner = &mut self.planner;
         let plan = self.plans.entry(n).or_insert_with(|| {

@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             series_are_numbered_independently,
             racing_registrations_get_distinct_consecutive_versions,
             promotions_and_rollbacks_follow_the_history,
+            a_rollback_to_a_damaged_version_moves_nothing,
             a_model_that_does_not_match_its_metadata_is_corrupt,
             a_registration_skips_a_version_another_writer_claimed,
         );
@@ -576,7 +577,48 @@ pub async fn promotions_and_rollbacks_follow_the_history(store: Arc<dyn ObjectSt
 
     // After a rollback, a new promotion builds on what is promoted now.
     registry.promote(&rul, 3).await.expect("promote 3 again");
+    assert_eq!(registry.rollback_target(&rul).await.expect("target"), 1);
     assert_eq!(registry.rollback(&rul).await.expect("rollback"), 1);
+    assert!(matches!(
+        registry.rollback_target(&rul).await,
+        Err(Error::NoRollback { .. })
+    ));
+}
+
+/// A rollback to a version whose bytes are gone or damaged is refused and leaves the promoted
+/// version as it was.
+pub async fn a_rollback_to_a_damaged_version_moves_nothing(store: Arc<dyn ObjectStore>) {
+    let registry = ModelRegistry::new(Arc::clone(&store));
+    let rul = series("rul", "press-4");
+    for i in 1..=3u8 {
+        registry
+            .register(
+                &rul,
+                Bytes::from(vec![i; 10]),
+                metadata("onnx", f64::from(i)),
+            )
+            .await
+            .expect("register");
+        registry.promote(&rul, u64::from(i)).await.expect("promote");
+    }
+    store
+        .put(
+            "models/rul/press-4/v000002/model.bin",
+            Bytes::from_static(b"damaged"),
+        )
+        .await
+        .expect("tamper with v2");
+    assert!(matches!(
+        registry.rollback(&rul).await,
+        Err(Error::Corrupt(_))
+    ));
+    assert_eq!(registry.promoted(&rul).await.expect("promoted"), Some(3));
+    store
+        .delete("models/rul/press-4/v000002/model.bin")
+        .await
+        .expect("delete v2's bytes");
+    assert!(registry.rollback(&rul).await.is_err());
+    assert_eq!(registry.promoted(&rul).await.expect("promoted"), Some(3));
 }
 
 /// Bytes that do not match their metadata, or metadata that is not JSON, are reported as

@@ -392,6 +392,14 @@ impl ModelRegistry {
         let current = self.pointer(series).await?.ok_or_else(no_rollback)?;
         let mut previous = current.previous;
         let back = previous.pop().ok_or_else(no_rollback)?;
+        // The version gone back to must still be there and intact: a pointer to bytes that are
+        // missing or damaged would leave every reader without a model.
+        if self.get(series, back.version).await?.is_none() {
+            return Err(Error::NotFound {
+                what: "model version",
+                id: format!("{series}/v{}", back.version),
+            });
+        }
         self.write_pointer(
             series,
             &PromotedPointer {
@@ -407,6 +415,19 @@ impl ModelRegistry {
             "model promotion rolled back"
         );
         Ok(back.version)
+    }
+
+    /// The version a [`rollback`](Self::rollback) of `series` would go back to now
+    /// ([`Error::NoRollback`] when none): for a caller that checks it can serve that version
+    /// before rolling back.
+    #[tracing::instrument(skip(self), fields(series = %series))]
+    pub async fn rollback_target(&self, series: &ModelSeries) -> Result<u64> {
+        self.pointer(series)
+            .await?
+            .and_then(|p| p.previous.last().map(|b| b.version))
+            .ok_or_else(|| Error::NoRollback {
+                series: series.to_string(),
+            })
     }
 
     /// The promoted version of `series`, `None` before the first promotion.

@@ -94,6 +94,9 @@ pub struct Reference {
 
 /// Longest early-life baseline a contract may ask for (cycles).
 pub const MAX_BASELINE: usize = 1_000;
+/// Longest window (rows of history) a model may ask for: the service keeps that many rows per
+/// asset and builds a `window × columns` input for every prediction.
+pub const MAX_WINDOW: usize = 10_000;
 
 impl Sidecar {
     /// Reads and validates a sidecar.
@@ -142,8 +145,11 @@ impl Sidecar {
         if self.format != FORMAT {
             return bad(format!("format {:?}, expected {FORMAT:?}", self.format));
         }
-        if self.window == 0 {
-            return bad("window is 0".into());
+        if self.window == 0 || self.window > MAX_WINDOW {
+            return bad(format!(
+                "window of {} rows; it must be in 1..={MAX_WINDOW}",
+                self.window
+            ));
         }
         if self.baseline > MAX_BASELINE {
             // The service keeps these rows per asset and reads them at every rebuild.
@@ -448,6 +454,11 @@ mod tests {
         long_baseline.baseline = MAX_BASELINE + 1;
         assert!(long_baseline.validate().is_err());
         long_baseline.baseline = MAX_BASELINE;
+        assert!(long_baseline.validate().is_ok());
+        // A window the service could not hold per asset (or allocate per prediction).
+        long_baseline.window = MAX_WINDOW + 1;
+        assert!(long_baseline.validate().is_err());
+        long_baseline.window = MAX_WINDOW;
         assert!(long_baseline.validate().is_ok());
         let short = sidecar(
             one.clone(),

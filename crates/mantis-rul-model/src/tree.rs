@@ -112,8 +112,12 @@ impl TreeConfig {
     /// Checks every setting; the message names the first bad one.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(RulError::Training(m));
-        if self.window == 0 {
-            return bad("window must be at least 1".into());
+        if self.window == 0 || self.window > crate::contract::MAX_WINDOW {
+            return bad(format!(
+                "window must be in 1..={}, got {}",
+                crate::contract::MAX_WINDOW,
+                self.window
+            ));
         }
         if let Some(cap) = self.label_cap
             && !(cap.is_finite() && cap > 0.0)
@@ -675,6 +679,7 @@ impl TreeRulModel {
         let cols = model.columns.len();
         let regimes = n.centroids.len().max(1);
         let consistent = model.window > 0
+            && model.window <= crate::contract::MAX_WINDOW
             && n.mean.len() == regimes
             && n.std.len() == regimes
             && n.mean.iter().chain(&n.std).all(|v| v.len() == cols)

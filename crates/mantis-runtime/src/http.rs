@@ -180,6 +180,9 @@ impl From<mantis_store::Error> for Problem {
             mantis_store::Error::Unavailable(d) => Self::unavailable(d),
             mantis_store::Error::NotFound { .. } => Self::not_found(e.to_string()),
             mantis_store::Error::Conflict(d) => Self::new(StatusCode::CONFLICT, "Conflict", d),
+            mantis_store::Error::Rejected(d) => Self::bad_request(format!(
+                "a value cannot be stored: {d} (text must not contain NUL characters)"
+            )),
             other => Self::internal(other),
         }
     }

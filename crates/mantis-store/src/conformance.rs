@@ -156,6 +156,7 @@ fn window(sensor: &Sensor, start_ms: i64) -> Window {
         min: 1.0,
         max: 3.0,
         values: vec![1.0, 2.0, 3.0],
+        sample_rate_hz: 0.1,
     }
 }
 

@@ -73,6 +73,10 @@ pub enum Error {
     /// A setting of the store is out of range.
     #[error("invalid setting: {0}")]
     Invalid(String),
+    /// The database refused a value as given (a text holding a NUL character, which
+    /// PostgreSQL cannot store): the caller's input is at fault, not the database.
+    #[error("value refused by the database: {0}")]
+    Rejected(String),
 }
 
 impl Error {

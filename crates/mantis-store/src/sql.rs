@@ -97,6 +97,7 @@ fn classify(err: &sqlx::Error) -> Error {
                     db.message()
                 )),
                 _ if is_transient(&code) => Error::Unavailable(db.message().to_owned()),
+                _ if is_refused_value(&code) => Error::Rejected(db.message().to_owned()),
                 _ => Error::Database(db.message().to_owned()),
             }
         }
@@ -139,6 +140,13 @@ fn is_transient(code: &str) -> bool {
             .parse::<i32>()
             .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 10 | 13));
     pg || sqlite
+}
+
+/// Whether a database error code means "this value cannot be stored as given": PostgreSQL's
+/// character_not_in_repertoire (a NUL in a text) and untranslatable_character (a `\u0000` in
+/// a JSON document).
+fn is_refused_value(code: &str) -> bool {
+    matches!(code, "22021" | "22P05")
 }
 
 /// A `u32` limit as the `BIGINT` both databases take.
@@ -1279,6 +1287,9 @@ mod tests {
         // SQLSTATEs of the record's or the setup's fault, all digits: not SQLite codes.
         assert!(!is_transient("22023")); // invalid_parameter_value
         assert!(!is_transient("22021")); // character_not_in_repertoire
+        assert!(is_refused_value("22021"));
+        assert!(is_refused_value("22P05"));
+        assert!(!is_refused_value("23505"));
         assert!(!is_transient("42501")); // insufficient_privilege
         assert!(!is_transient("2067")); // SQLITE_CONSTRAINT_UNIQUE
         assert!(!is_transient(""));

@@ -184,6 +184,22 @@ async fn instants_are_stored_as_timestamptz_columns() {
     .await;
 }
 
+/// A reading of an unregistered sensor, with `metadata`.
+fn reading(metadata: std::collections::BTreeMap<String, String>) -> mantis_domain::Reading {
+    mantis_domain::Reading {
+        timestamp: chrono::Utc::now(),
+        asset_id: AssetId::new_random(),
+        sensor_id: mantis_domain::SensorId::new_random(),
+        sensor_code: "X".to_owned(),
+        sensor_type: mantis_domain::SensorType::Vibration,
+        value: 1.0,
+        unit: "mm/s".to_owned(),
+        quality: mantis_domain::Quality::GOOD,
+        source: mantis_domain::SourceProtocol::Rest,
+        metadata,
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_table_makes_writes_fail_with_an_error_not_a_panic() {
     with_store(|store| async move {
@@ -191,24 +207,31 @@ async fn a_dropped_table_makes_writes_fail_with_an_error_not_a_panic() {
             .execute(store.pool())
             .await
             .expect("sabotage");
-        let reading = mantis_domain::Reading {
-            timestamp: chrono::Utc::now(),
-            asset_id: AssetId::new_random(),
-            sensor_id: mantis_domain::SensorId::new_random(),
-            sensor_code: "X".to_owned(),
-            sensor_type: mantis_domain::SensorType::Vibration,
-            value: 1.0,
-            unit: "mm/s".to_owned(),
-            quality: mantis_domain::Quality::GOOD,
-            source: mantis_domain::SourceProtocol::Rest,
-            metadata: Default::default(),
-        };
+        let reading = reading(Default::default());
         let result = store.insert_readings(&[reading]).await;
         assert!(
             matches!(result, Err(Error::Database(ref m)) if m.contains("sensor_data_raw")),
             "got {result:?}"
         );
         assert!(!result.is_err_and(|e| e.is_retryable()));
+    })
+    .await;
+}
+
+/// PostgreSQL cannot store a NUL character in a text (or a `\u0000` in a JSON document): the
+/// caller's value is refused (an HTTP 400, a dead letter), neither a database failure nor
+/// something to retry. (SQLite stores it.)
+#[tokio::test]
+async fn a_nul_character_is_a_refused_value_not_a_database_failure() {
+    with_store(|store| async move {
+        let mut asset = motor();
+        asset.name = "motor\u{0}".to_owned();
+        let result = store.upsert_asset(&asset).await;
+        assert!(matches!(result, Err(Error::Rejected(_))), "got {result:?}");
+        assert!(!result.is_err_and(|e| e.is_retryable()));
+        let reading = reading([("note".to_owned(), "a\u{0}b".to_owned())].into());
+        let result = store.insert_readings(&[reading]).await;
+        assert!(matches!(result, Err(Error::Rejected(_))), "got {result:?}");
     })
     .await;
 }

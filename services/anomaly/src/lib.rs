@@ -130,7 +130,7 @@ struct AnomalyHandler {
     baselines: HashMap<SensorId, Baseline>,
     alarms: HashMap<SensorId, AlarmState>,
     assets: HashMap<AssetId, (Criticality, Instant)>,
-    sampling_rates: HashMap<SensorId, f64>,
+    sampling_rates: HashMap<SensorId, (f64, Instant)>,
     health: Health,
 }
 
@@ -222,15 +222,22 @@ impl AnomalyHandler {
         let Some(count) = fv.sample_count() else {
             return Ok(1.0);
         };
+        // Read again after ASSET_TTL: a sensor's nominal rate can be changed (or registered
+        // after its first windows), and an unknown rate is not remembered.
         let rate = match self.sampling_rates.get(&fv.sensor_id) {
-            Some(r) => *r,
-            None => {
+            Some((r, at)) if at.elapsed() < ASSET_TTL => *r,
+            _ => {
                 let rate = self
                     .store
                     .get_sensor(fv.sensor_id)
                     .await?
                     .map_or(0.0, |s| s.sampling_rate_hz);
-                self.sampling_rates.insert(fv.sensor_id, rate);
+                if rate > 0.0 {
+                    self.sampling_rates
+                        .insert(fv.sensor_id, (rate, Instant::now()));
+                } else {
+                    self.sampling_rates.remove(&fv.sensor_id);
+                }
                 rate
             }
         };

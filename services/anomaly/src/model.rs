@@ -126,6 +126,10 @@ pub struct TrainingReport {
     pub windows: BTreeMap<SensorId, usize>,
     /// Features per sensor.
     pub features: BTreeMap<SensorId, usize>,
+    /// Sensors left out for having too few windows (their windows), scored by the baseline:
+    /// one sparse or new sensor does not keep the rest of the asset from having a model.
+    #[serde(default)]
+    pub skipped: BTreeMap<SensorId, usize>,
     /// Fraction of the training windows whose alarm score reaches 0.75 (in-sample; the
     /// calibration is cross-fitted, so this stays near the nominal 0.1 %).
     pub training_alarm_rate: f64,
@@ -190,14 +194,12 @@ impl AssetModel {
         let mut report = TrainingReport::default();
         let (mut from, mut to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
         let (mut alarms, mut rows_total) = (0usize, 0usize);
+        let needed = config.min_windows.max(10);
         for (sensor, vectors) in history {
             let vectors = &vectors[vectors.len().saturating_sub(config.max_windows)..];
-            if vectors.len() < config.min_windows.max(10) {
-                return Err(TrainError::TooFewWindows {
-                    sensor: *sensor,
-                    got: vectors.len(),
-                    needed: config.min_windows.max(10),
-                });
+            if vectors.len() < needed {
+                report.skipped.insert(*sensor, vectors.len());
+                continue;
             }
             let features = input_features(vectors);
             if features.is_empty() {
@@ -256,8 +258,19 @@ impl AssetModel {
             );
         }
         let (Some(trained_from), Some(trained_to)) = (from, to) else {
+            // No sensor had enough windows: say which came closest.
+            if let Some((sensor, got)) = report.skipped.iter().max_by_key(|(_, n)| **n) {
+                return Err(TrainError::TooFewWindows {
+                    sensor: *sensor,
+                    got: *got,
+                    needed,
+                });
+            }
             return Err(TrainError::NoSensors);
         };
+        if !report.skipped.is_empty() {
+            tracing::info!(asset = %asset_id, skipped = ?report.skipped, "sensors with too few windows left to the baseline");
+        }
         report.training_alarm_rate = alarms as f64 / rows_total.max(1) as f64;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(Self {
@@ -508,6 +521,32 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_sensor_with_too_few_windows_is_left_out_not_the_whole_asset() {
+        let (a, b) = (
+            SensorId(uuid::Uuid::from_u128(7)),
+            SensorId(uuid::Uuid::from_u128(8)),
+        );
+        let history: BTreeMap<SensorId, Vec<FeatureVector>> = [
+            (a, (0..80).map(|i| fv(a, i, 2.0, 0.1)).collect()),
+            (b, (0..12).map(|i| fv(b, i, 2.0, 0.1)).collect()),
+        ]
+        .into_iter()
+        .collect();
+        let config = TrainConfig {
+            min_windows: 40,
+            ..TrainConfig::default()
+        };
+        let model = AssetModel::train(AssetId(uuid::Uuid::nil()), &history, &config)
+            .expect("trained on the sensor that has the history");
+        assert!(model.sensors.contains_key(&a));
+        assert_eq!(model.report.skipped, BTreeMap::from([(b, 12)]));
+        assert!(
+            model.score(&fv(b, 100, 2.0, 0.1), 3).is_none(),
+            "b: the baseline's"
         );
     }
 

@@ -140,6 +140,13 @@ impl Models {
     }
 
     async fn load(&self, asset: AssetId, version: u64) -> Result<(), ModelError> {
+        let served = self.prepare(asset, version).await?;
+        self.swap(asset, served);
+        Ok(())
+    }
+
+    /// `version` of `asset`'s model read from the registry and decoded, ready to serve.
+    async fn prepare(&self, asset: AssetId, version: u64) -> Result<Served, ModelError> {
         let series = series(asset)?;
         let Some(found) = self.registry.get(&series, version).await? else {
             return Err(ModelError::UnknownVersion { asset, version });
@@ -147,8 +154,7 @@ impl Models {
         let model = tokio::task::spawn_blocking(move || AssetModel::load(&found.bytes))
             .await
             .map_err(|e| TrainError::Format(e.to_string()))??;
-        self.swap(asset, Served { version, model });
-        Ok(())
+        Ok(Served { version, model })
     }
 
     /// The feature history of each sensor of `asset` within `[from, to)`.
@@ -306,15 +312,26 @@ impl Models {
         if self.registry.version(&series, version).await?.is_none() {
             return Err(ModelError::UnknownVersion { asset, version });
         }
+        // Decoded first: a version that cannot serve is never promoted.
+        let served = self.prepare(asset, version).await?;
         self.registry.promote(&series, version).await?;
-        self.load(asset, version).await
+        self.swap(asset, served);
+        Ok(())
     }
 
-    /// Serves the version promoted before the current one; returns it.
+    /// Serves the version promoted before the current one; returns it. A version that cannot
+    /// serve is not rolled back to: the promoted version stays.
     pub async fn rollback(&self, asset: AssetId) -> Result<u64, ModelError> {
         let series = series(asset)?;
+        let target = self.registry.rollback_target(&series).await?;
+        let served = self.prepare(asset, target).await?;
         let version = self.registry.rollback(&series).await?;
-        self.load(asset, version).await?;
+        if version == target {
+            self.swap(asset, served);
+        } else {
+            // Another promotion or rollback came in between.
+            self.load(asset, version).await?;
+        }
         Ok(version)
     }
 

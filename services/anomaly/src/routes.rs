@@ -81,6 +81,15 @@ impl From<ModelError> for Problem {
             ModelError::Registry(mantis_objects::Error::NoRollback { .. }) => {
                 Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
+            // A stored version that cannot serve (its bytes damaged or gone, or no longer a
+            // model this build reads): promoting or rolling back to it is refused.
+            ModelError::Registry(mantis_objects::Error::Corrupt(_))
+            | ModelError::Registry(mantis_objects::Error::NotFound { .. })
+            | ModelError::Train(crate::model::TrainError::Format(_)) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Unusable model version",
+                e.to_string(),
+            ),
             ModelError::Store(_) | ModelError::Registry(_) | ModelError::Train(_) => {
                 Problem::internal(e)
             }

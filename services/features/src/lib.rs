@@ -47,6 +47,9 @@ impl Default for Config {
 /// The consumer group of the service.
 pub const GROUP: &str = "features";
 
+/// Extractors kept at most (each holds FFT plans and buffers of its window lengths).
+const MAX_EXTRACTORS: usize = 16;
+
 /// Computes feature vectors, keeping one extractor per feature configuration (FFT plans and
 /// buffers are reused from window to window).
 #[derive(Default)]
@@ -59,7 +62,7 @@ impl Extractors {
     /// The feature configuration the service applies to `window`: the full vibration set when
     /// the window is long enough for it, the time-domain set otherwise.
     pub fn config_for(&mut self, window: &Window) -> Option<FeatureConfig> {
-        let fs = sample_rate(window);
+        let fs = window.rate_hz();
         if window.sensor_type == SensorType::Vibration {
             let spectral = self.extractor(FeatureConfig::vibration(fs))?;
             if window.values.len() >= spectral.min_len() {
@@ -71,6 +74,11 @@ impl Extractors {
 
     fn extractor(&mut self, config: FeatureConfig) -> Option<&mut FeatureExtractor> {
         let key = (config.spectral.is_some(), config.sample_rate_hz.to_bits());
+        if self.by_config.len() >= MAX_EXTRACTORS && !self.by_config.contains_key(&key) {
+            // Rates are few (one per sensor configuration), but an older window's rate is
+            // estimated from its length: never let those pile up.
+            self.by_config.clear();
+        }
         match self.by_config.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -107,16 +115,6 @@ impl Extractors {
             feature_set_version: version.to_owned(),
             features,
         })
-    }
-}
-
-/// Samples per second of a window: its samples over its duration.
-fn sample_rate(window: &Window) -> f64 {
-    let secs = (window.window_end - window.window_start).num_milliseconds() as f64 / 1000.0;
-    if secs > 0.0 && !window.values.is_empty() {
-        window.values.len() as f64 / secs
-    } else {
-        1.0
     }
 }
 
@@ -214,6 +212,7 @@ mod tests {
             min: -1.0,
             max: 1.0,
             values,
+            sample_rate_hz: 0.0,
         }
     }
 
@@ -245,5 +244,33 @@ mod tests {
         let peak = f.features["spectral_peak_frequency_hz"];
         assert!((peak - 50.0).abs() < 0.6, "peak at {peak} Hz");
         assert!(f.features.keys().any(|k| k.starts_with("wavelet_energy_")));
+    }
+
+    #[test]
+    fn a_window_cut_short_by_a_gap_is_analysed_at_its_own_sample_rate() {
+        // A 30 s window of a 1 kHz sensor of which a gap left the last 24 s: 24 000 samples of
+        // a 50 Hz sine. Counted over the window's 30 s, the rate would read 800 Hz, the peak
+        // 40 Hz.
+        let x: Vec<f64> = (0..24_000)
+            .map(|i| (2.0 * std::f64::consts::PI * 50.0 * i as f64 / 1000.0).sin())
+            .collect();
+        let mut w = window(SensorType::Vibration, x, 30);
+        w.sample_rate_hz = 1000.0;
+        let f = Extractors::default().extract(&w).expect("features");
+        let peak = f.features["spectral_peak_frequency_hz"];
+        assert!((peak - 50.0).abs() < 0.1, "peak at {peak} Hz");
+    }
+
+    #[test]
+    fn extractors_stay_few_whatever_the_window_lengths() {
+        let mut extractors = Extractors::default();
+        for n in 2000..2100 {
+            // Older records without a rate: each length implies another rate.
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).sin()).collect();
+            extractors
+                .extract(&window(SensorType::Vibration, x, 2))
+                .expect("features");
+            assert!(extractors.by_config.len() <= MAX_EXTRACTORS);
+        }
     }
 }

@@ -180,9 +180,56 @@ pub(crate) async fn create_asset(
             problem = problem.with_field(format!("/sensors/{i}/code"), "must not be empty");
         }
     }
+    let mut codes = std::collections::HashSet::new();
+    for (i, sensor) in sensors.iter().enumerate() {
+        if !sensor.code.is_empty() && !codes.insert(sensor.code.as_str()) {
+            problem = problem.with_field(
+                format!("/sensors/{i}/code"),
+                "another sensor of the request has this code",
+            );
+        }
+    }
     let (Some(criticality), true) = (criticality, problem.errors.is_empty()) else {
         return Err(problem);
     };
+    // Codes are unique within a tenant: a clash is answered before anything is written, so a
+    // refused request leaves no half-registered asset behind (the asset stored, some sensors
+    // not) for a corrected retry to run into.
+    let code = new.code.trim();
+    let tenant_assets = s.store.list_assets(Some(who.tenant_id)).await?;
+    if tenant_assets
+        .iter()
+        .any(|a| a.id != asset_id && a.code == code)
+    {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("another asset has the code `{code}`"),
+        )
+        .with_field("/code", "taken by another asset"));
+    }
+    let ours: std::collections::HashSet<AssetId> = tenant_assets.iter().map(|a| a.id).collect();
+    let taken: HashMap<String, SensorId> = s
+        .store
+        .list_sensors(None)
+        .await?
+        .into_iter()
+        .filter(|x| ours.contains(&x.asset_id))
+        .map(|x| (x.code, x.id))
+        .collect();
+    let mut clash = Problem::new(
+        StatusCode::CONFLICT,
+        "Conflict",
+        "sensor codes taken by other sensors",
+    );
+    for (i, sensor) in sensors.iter().enumerate() {
+        if taken.get(&sensor.code).is_some_and(|id| *id != sensor.id) {
+            clash = clash.with_field(format!("/sensors/{i}/code"), "taken by another sensor");
+        }
+    }
+    if !clash.errors.is_empty() {
+        return Err(clash);
+    }
     // A sensor id already in use must be one of this tenant's: a sensor never moves to
     // another tenant (its readings would follow it).
     for sensor in &sensors {
@@ -642,13 +689,33 @@ pub(crate) async fn record_event(
         work_order_id: new.work_order_id,
         note: new.note,
     };
-    let created = s.store.insert_maintenance_event(&event).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(event)).into_response())
+    if s.store.insert_maintenance_event(&event).await? {
+        return Ok((StatusCode::CREATED, Json(event)).into_response());
+    }
+    // The id was recorded before: a retry answers what is recorded; another event under the
+    // same id (another kind, time or asset — another tenant's included) is refused rather
+    // than echoed as if it had been recorded.
+    let stored = s
+        .store
+        .get_maintenance_event(event.id)
+        .await?
+        .ok_or_else(|| Problem::internal("the recorded event vanished"))?;
+    let same = stored.asset_id == event.asset_id
+        && stored.kind == event.kind
+        && stored.occurred_at.timestamp_millis() == event.occurred_at.timestamp_millis()
+        && stored.work_order_id == event.work_order_id;
+    if !same {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "event {} is already recorded as another event; give a new id",
+                event.id
+            ),
+        )
+        .with_field("/id", "already recorded as another event"));
+    }
+    Ok((StatusCode::OK, Json(stored)).into_response())
 }
 
 /// `GET /api/v1/assets/{id}/events`: the asset's maintenance events, newest first.

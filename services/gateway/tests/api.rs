@@ -352,6 +352,31 @@ fn sample(route: &str) -> (String, Option<Value>) {
     (path, Some(json!({})))
 }
 
+/// The framework's own refusals are problem bodies too: a path that is not UTF-8, a body over
+/// the size limit, a WebSocket request without its upgrade headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frameworks_own_refusals_are_problem_bodies() {
+    let g = start(|_| {}).await;
+    let key = Auth::Key(KEY.into());
+    let is_problem = |headers: &reqwest::header::HeaderMap| {
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/problem+json"))
+    };
+    let (s, headers, v) = g.call("GET", "/api/v1/assets/%FF", &key, None).await;
+    assert_problem(s, &v, 400);
+    assert!(is_problem(&headers), "{headers:?}");
+    let big = json!({"code": "X", "name": "x".repeat(3 << 20)});
+    let (s, headers, v) = g.call("POST", "/api/v1/assets", &key, Some(big)).await;
+    assert_problem(s, &v, 413);
+    assert!(is_problem(&headers), "{headers:?}");
+    let (s, headers, v) = g.call("GET", "/ws", &key, None).await;
+    assert!((400..500).contains(&s), "{s}: {v}");
+    assert!(is_problem(&headers), "{headers:?}");
+    assert!(v["detail"].is_string(), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_lets_in_exactly_the_roles_the_policy_names() {
     let g = start(|_| {}).await;
@@ -659,6 +684,39 @@ async fn a_user_never_sees_another_tenants_plant() {
         .expect("get")
         .expect("exists");
     assert_eq!(vib.asset_id, ours.motor.id);
+    // A sensor code taken in the tenant (or repeated in the request) is refused before
+    // anything is written: no half-registered asset is left for the corrected retry.
+    let new_asset = |second: &str| {
+        json!({"code": "P-2", "name": "pump", "assetType": "pump", "criticality": "LOW",
+        "sensors": [
+            {"code": "P-2-TEMP", "sensorType": "TEMPERATURE", "unit": "degC",
+             "minValue": 0.0, "maxValue": 100.0, "samplingRateHz": 1.0},
+            {"code": second, "sensorType": "VIBRATION", "unit": "mm/s",
+             "minValue": 0.0, "maxValue": 10.0, "samplingRateHz": 1.0}]})
+    };
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/assets",
+            &bea,
+            Some(new_asset("MTR-THEIRS-VIB")),
+        )
+        .await;
+    assert_problem(s, &v, 409);
+    assert_eq!(v["errors"][0]["pointer"], "/sensors/1/code", "{v:#}");
+    let (s, _, v) = g
+        .call("POST", "/api/v1/assets", &bea, Some(new_asset("P-2-TEMP")))
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/sensors/1/code", "{v:#}");
+    let (_, _, assets) = g.call("GET", "/api/v1/assets", &bea, None).await;
+    assert_eq!(assets.as_array().expect("list").len(), 1, "{assets:#}");
+    let (s, _, v) = g
+        .call("POST", "/api/v1/assets", &bea, Some(new_asset("P-2-VIB")))
+        .await;
+    assert_eq!(s, 201, "{v:#}");
+    let (_, _, assets) = g.call("GET", "/api/v1/assets", &bea, None).await;
+    assert_eq!(assets.as_array().expect("list").len(), 2, "{assets:#}");
     let (s, _, v) = g
         .call(
             "POST",
@@ -680,7 +738,11 @@ async fn a_user_never_sees_another_tenants_plant() {
     assert_eq!(orders.as_array().expect("list").len(), 1);
     assert_eq!(orders[0]["id"], theirs.order.id.to_string());
     let (_, _, kpis) = g.call("GET", "/api/v1/kpis", &bea, None).await;
-    assert_eq!(kpis["assets"].as_array().expect("list").len(), 1);
+    assert_eq!(
+        kpis["assets"].as_array().expect("list").len(),
+        2,
+        "MTR-THEIRS and P-2"
+    );
     let (_, _, users) = g
         .call("GET", "/api/v1/users", &Auth::Key(KEY.into()), None)
         .await;

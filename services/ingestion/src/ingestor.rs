@@ -40,6 +40,9 @@ struct SensorCache {
     by_id: HashMap<SensorId, Sensor>,
     by_code: HashMap<String, SensorId>,
     loaded_at: Option<Instant>,
+    /// When a reload last failed: not tried again for [`RELOAD_AFTER`] (the store is away; what
+    /// is known serves meanwhile, and lookups do not queue behind a reload that times out).
+    failed_at: Option<Instant>,
 }
 
 /// Validates readings against sensor metadata and publishes them (through the edge buffer
@@ -54,6 +57,9 @@ pub struct Ingestor {
 
 /// Sensor metadata is reloaded at most this often when an unknown sensor shows up.
 const RELOAD_AFTER: Duration = Duration::from_secs(2);
+/// A known sensor's metadata is trusted this long, then read again: a unit, range or asset
+/// changed by an administrator applies within a minute, without a restart.
+const SENSOR_TTL: Duration = Duration::from_secs(60);
 
 impl Ingestor {
     /// An ingestor over `infra` that publishes directly, behind a circuit breaker, without an
@@ -89,27 +95,46 @@ impl Ingestor {
             SensorRef::Id(id) => c.by_id.get(id).cloned(),
             SensorRef::Code(code) => c.by_code.get(code).and_then(|id| c.by_id.get(id)).cloned(),
         };
-        {
-            let cache = self.sensors.read().await;
-            if let Some(s) = find(&cache) {
-                return Ok(Some(s));
+        let settled = |c: &SensorCache| -> Option<Result<Option<Sensor>, IngestError>> {
+            let age = c.loaded_at.map(|t| t.elapsed());
+            let backing_off = c.failed_at.is_some_and(|t| t.elapsed() < RELOAD_AFTER);
+            match find(c) {
+                Some(s) if backing_off || age.is_some_and(|a| a < SENSOR_TTL) => Some(Ok(Some(s))),
+                None if age.is_some_and(|a| a < RELOAD_AFTER) => Some(Ok(None)),
+                None if backing_off => Some(Err(IngestError::Unavailable(
+                    "sensor metadata cannot be read".into(),
+                ))),
+                _ => None,
             }
-            if cache.loaded_at.is_some_and(|t| t.elapsed() < RELOAD_AFTER) {
-                return Ok(None);
-            }
+        };
+        if let Some(answer) = settled(&*self.sensors.read().await) {
+            return answer;
         }
         let mut cache = self.sensors.write().await;
-        if cache.loaded_at.is_none_or(|t| t.elapsed() >= RELOAD_AFTER) {
-            let all = self
-                .store
-                .list_sensors(None)
-                .await
-                .map_err(|e| IngestError::Unavailable(e.to_string()))?;
-            cache.by_code = all.iter().map(|s| (s.code.clone(), s.id)).collect();
-            cache.by_id = all.into_iter().map(|s| (s.id, s)).collect();
-            cache.loaded_at = Some(Instant::now());
+        // Another lookup may have reloaded (or failed to) while this one waited.
+        if let Some(answer) = settled(&cache) {
+            return answer;
         }
-        Ok(find(&cache))
+        match self.store.list_sensors(None).await {
+            Ok(all) => {
+                cache.by_code = all.iter().map(|s| (s.code.clone(), s.id)).collect();
+                cache.by_id = all.into_iter().map(|s| (s.id, s)).collect();
+                cache.loaded_at = Some(Instant::now());
+                cache.failed_at = None;
+                Ok(find(&cache))
+            }
+            // Metadata known from before still serves while the store is away.
+            Err(e) => {
+                cache.failed_at = Some(Instant::now());
+                match find(&cache) {
+                    Some(known) => {
+                        tracing::warn!(error = %e, "sensor metadata not refreshed; using what is known");
+                        Ok(Some(known))
+                    }
+                    None => Err(IngestError::Unavailable(e.to_string())),
+                }
+            }
+        }
     }
 
     /// Validates `batch` and publishes it. All or nothing as far as refusals go: when any

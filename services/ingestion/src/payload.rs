@@ -262,6 +262,16 @@ fn parse_metadata(obj: &Map<String, Value>, errs: &mut FieldErrors) -> BTreeMap<
                     _ => errs.push(("metadata", format!("value of `{k}` must be a string"))),
                 }
             }
+            let bytes = IncomingReading::metadata_bytes(&out);
+            if bytes > IncomingReading::MAX_METADATA_BYTES {
+                errs.push((
+                    "metadata",
+                    format!(
+                        "{bytes} bytes of keys and values; at most {} are taken",
+                        IncomingReading::MAX_METADATA_BYTES
+                    ),
+                ));
+            }
             out
         }
         Some(_) => {
@@ -293,6 +303,16 @@ mod tests {
         assert_eq!(r[0].sensor, SensorRef::Code("MTR-1-VIB".into()));
         assert_eq!(r[0].quality.get(), 40);
         assert_eq!(r[1].timestamp.to_rfc3339(), "2026-11-23T09:00:01+00:00");
+    }
+
+    #[test]
+    fn metadata_beyond_the_size_limit_is_refused_with_its_pointer() {
+        let big = "x".repeat(IncomingReading::MAX_METADATA_BYTES);
+        let body = format!(
+            r#"{{"timestamp":"2026-11-23T10:00:00Z","sensorId":"{SENSOR}","value":1,"metadata":{{"note":"{big}"}}}}"#
+        );
+        let err = parse_body(body.as_bytes(), 10).expect_err("too much metadata");
+        assert!(format!("{err:?}").contains("/metadata"), "{err:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use mantis_domain::IncomingReading;
 use mantis_domain::{QualityReason, Reading, Sensor, SourceProtocol, Timestamp};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Why a reading was refused.
@@ -91,7 +92,11 @@ pub(crate) fn validate(
     }
     let skew = chrono::Duration::from_std(limits.max_future_skew).unwrap_or(chrono::Duration::MAX);
     let age = chrono::Duration::from_std(limits.max_age).unwrap_or(chrono::Duration::MAX);
-    if incoming.timestamp > now + skew {
+    // Checked: a limit set far beyond the calendar (to mean "none") must not overflow.
+    if now
+        .checked_add_signed(skew)
+        .is_some_and(|latest| incoming.timestamp > latest)
+    {
         return reject(
             QualityReason::BadTimestamp,
             "timestamp",
@@ -102,7 +107,10 @@ pub(crate) fn validate(
             ),
         );
     }
-    if incoming.timestamp < now - age {
+    if now
+        .checked_sub_signed(age)
+        .is_some_and(|oldest| incoming.timestamp < oldest)
+    {
         return reject(
             QualityReason::BadTimestamp,
             "timestamp",
@@ -146,10 +154,23 @@ pub(crate) fn validate(
             unit: sensor.unit.clone(),
             quality: incoming.quality,
             source,
-            metadata: incoming.metadata.clone(),
+            metadata: storable(&incoming.metadata),
         },
         issues,
     }
+}
+
+/// Free-form tags as every store can keep them: a NUL character (which PostgreSQL refuses in
+/// text, and which would otherwise cost the reading itself at storage) becomes U+FFFD.
+fn storable(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let clean = |s: &String| {
+        if s.contains('\0') {
+            s.replace('\0', "\u{FFFD}")
+        } else {
+            s.clone()
+        }
+    };
+    metadata.iter().map(|(k, v)| (clean(k), clean(v))).collect()
 }
 
 #[cfg(test)]
@@ -204,6 +225,39 @@ mod tests {
                 assert!(issues.is_empty());
                 assert_eq!(reading.asset_id, s.asset_id);
                 assert_eq!(reading.sensor_type, SensorType::Pressure);
+            }
+            other => panic!("expected acceptance, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_beyond_the_calendar_mean_no_limit_rather_than_a_panic() {
+        let s = sensor();
+        let mut i = incoming(&s, 5.0);
+        i.timestamp = now() - chrono::Duration::days(3650);
+        let unlimited = TimeLimits {
+            max_future_skew: Duration::from_secs(u64::MAX),
+            max_age: Duration::from_secs(u64::MAX),
+        };
+        let verdict = validate(&i, Some(&s), SourceProtocol::Batch, now(), unlimited);
+        assert!(matches!(verdict, Verdict::Accept { .. }), "{verdict:?}");
+        i.timestamp = now() + chrono::Duration::days(3650);
+        let verdict = validate(&i, Some(&s), SourceProtocol::Batch, now(), unlimited);
+        assert!(matches!(verdict, Verdict::Accept { .. }), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_nul_character_in_a_tag_does_not_cost_the_reading() {
+        let s = sensor();
+        let mut i = incoming(&s, 5.0);
+        i.metadata.insert("line\0".into(), "L\u{0}2".into());
+        match run(&i, Some(&s)) {
+            Verdict::Accept { reading, issues } => {
+                assert!(issues.is_empty());
+                assert_eq!(
+                    reading.metadata.get("line\u{FFFD}").map(String::as_str),
+                    Some("L\u{FFFD}2")
+                );
             }
             other => panic!("expected acceptance, got {other:?}"),
         }

@@ -42,6 +42,10 @@ enum Command {
         /// Start again from the beginning instead of resuming.
         #[arg(long)]
         restart: bool,
+        /// Oldest readings taken, in days before now (history is why one imports: the live
+        /// ingestion's `max_age_secs` does not apply).
+        #[arg(long, default_value_t = 3650)]
+        max_age_days: u64,
         /// No progress display.
         #[arg(long, short)]
         quiet: bool,
@@ -136,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         format,
         batch_size,
         restart,
+        max_age_days,
         quiet,
     } = cli.command
     {
@@ -148,7 +153,8 @@ async fn main() -> anyhow::Result<()> {
             restart,
             ..Default::default()
         };
-        let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        let mut settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        settings.ingestion.max_age_secs = max_age_days.saturating_mul(24 * 3600);
         let summary = mantis::import::run(&settings, &source, &options, quiet).await?;
         if summary.interrupted {
             std::process::exit(130);

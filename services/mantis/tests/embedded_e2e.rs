@@ -277,6 +277,16 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
         .await
         .expect("event");
     assert_eq!(again.status().as_u16(), 200);
+    // Another event under a recorded id is refused, not echoed as if recorded.
+    let mut other = event.clone();
+    other["kind"] = serde_json::json!("REPAIR");
+    let r = http
+        .post(&events_url)
+        .json(&other)
+        .send()
+        .await
+        .expect("event");
+    assert_eq!(r.status().as_u16(), 409);
     let future = serde_json::json!({"kind": "FAILURE", "occurredAt": "2999-01-01T00:00:00Z"});
     let r = http
         .post(&events_url)
@@ -435,6 +445,7 @@ async fn a_window_through_the_platform_has_the_features_of_the_library_called_di
         std: stats.std,
         min: stats.min,
         max: stats.max,
+        sample_rate_hz: out.signal.rate_hz,
         values,
     };
     let expected = mantis_features::Extractors::default()

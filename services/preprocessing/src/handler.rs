@@ -214,6 +214,7 @@ fn to_window(raw: &RawWindow, out: &Preprocessed) -> Option<Window> {
         min: stats.min,
         max: stats.max,
         values: piece,
+        sample_rate_hz: out.signal.rate_hz,
     })
 }
 

@@ -196,29 +196,32 @@ impl Handler for RulHandler {
             Some(s) => {
                 s.model_version != served.version
                     || known_life.is_some_and(|life| life > s.life_start)
+                    || s.rows.skips_to(fv.window_start)
             }
             None => true,
         };
         if fresh {
-            // Rebuild the sequence from the stored history of the current life.
+            // Rebuild the sequence from the stored history of the current life, this window
+            // included (other sensors' parts of it may have been handled before).
             let life_start = self
                 .models
                 .life_start(fv.asset_id)
                 .await
                 .map_err(model_error)?;
+            let through = fv.window_start + chrono::Duration::milliseconds(1);
             let rows = self
                 .models
                 .rows(
                     &layout,
                     life_start,
-                    fv.window_start,
+                    through,
                     u32::try_from(window + 1).unwrap_or(u32::MAX),
                 )
                 .await
                 .map_err(model_error)?;
             let early = self
                 .models
-                .first_rows(&layout, life_start, fv.window_start, baseline)
+                .first_rows(&layout, life_start, through, baseline)
                 .await
                 .map_err(model_error)?;
             self.states.insert(
@@ -251,20 +254,28 @@ impl Handler for RulHandler {
             state.early.merge(&state.layout, fv);
             state.early.keep_first(baseline);
         }
-        let Some(row) = state.rows.get(fv.window_start) else {
+        // The prediction this window makes when it completes its row (a late window too, from
+        // the history held); the rows are bounded afterwards whatever happens, so a sensor that
+        // never reports (or a model that cannot predict) does not grow the asset's history,
+        // while a sensor lagging the others by up to PENDING_ROWS windows still completes them.
+        let outcome = state
+            .rows
+            .get(fv.window_start)
+            .filter(|row| row.is_complete(&state.layout))
+            .map(|row| {
+                let scale = cycles_per_window(
+                    &self.cycle_secs,
+                    &state.layout.fleet.asset_type,
+                    (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
+                );
+                let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
+                (row.window_end, scale, served.predictor.predict(&tail))
+            });
+        state.rows.keep_last(window + PENDING_ROWS);
+        let Some((predicted_at, scale, prediction)) = outcome else {
             return Ok(ctx.done());
         };
-        if !row.is_complete(&state.layout) {
-            return Ok(ctx.done());
-        }
-        let predicted_at = row.window_end;
-        let scale = cycles_per_window(
-            &self.cycle_secs,
-            &state.layout.fleet.asset_type,
-            (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
-        );
-        let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
-        let prediction = match served.predictor.predict(&tail) {
+        let prediction = match prediction {
             Ok(p) => p,
             Err(e) => {
                 metrics::counter!("mantis_rul_prediction_errors_total").increment(1);
@@ -272,7 +283,6 @@ impl Handler for RulHandler {
                 return Ok(ctx.done());
             }
         };
-        state.rows.keep_last(window + 8);
         let record = RulPrediction {
             asset_id: fv.asset_id,
             predicted_at,
@@ -297,6 +307,10 @@ impl Handler for RulHandler {
     }
 }
 
+/// Rows kept per asset beyond the model's window: windows whose row another sensor has not
+/// completed yet (a sensor lagging the others), and late windows.
+const PENDING_ROWS: usize = 72;
+
 /// Reloads promoted models, refreshes the assets' lives and trains types that can be trained.
 async fn checker(
     models: Arc<Models>,
@@ -307,16 +321,33 @@ async fn checker(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let period = Duration::from_secs(config.check_secs.max(1));
+    let failures: TrainingFailures = Arc::default();
+    let mut trainer: Option<tokio::task::JoinHandle<()>> = None;
     let mut first = true;
     loop {
         if !first {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    // A training in flight registers nothing after the service stopped.
+                    if let Some(t) = trainer.take() {
+                        t.abort();
+                    }
+                    return Ok(());
+                }
                 () = tokio::time::sleep(period) => {}
             }
         }
         first = false;
-        if let Err(e) = check_once(&models, store.as_ref(), &lives, &config).await {
+        if let Err(e) = check_once(
+            &models,
+            store.as_ref(),
+            &lives,
+            &config,
+            &failures,
+            &mut trainer,
+        )
+        .await
+        {
             tracing::warn!(error = %e, "RUL check failed; retrying at the next one");
         }
         let served = models.served_fleets();
@@ -331,12 +362,22 @@ async fn checker(
     }
 }
 
+/// When each fleet's last automatic training failed: it is not tried again for
+/// [`RETRAIN_BACKOFF_CHECKS`] checks (each attempt reads the fleet's whole history).
+type TrainingFailures = Arc<std::sync::Mutex<HashMap<Fleet, std::time::Instant>>>;
+
+/// Checks skipped after a failed automatic training of a fleet.
+const RETRAIN_BACKOFF_CHECKS: u32 = 10;
+
 async fn check_once(
-    models: &Models,
+    models: &Arc<Models>,
     store: &dyn Store,
     lives: &Lives,
     config: &Config,
+    failures: &TrainingFailures,
+    trainer: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> std::result::Result<(), ModelError> {
+    let mut due = Vec::new();
     let events = store.list_maintenance_events(None, 100_000).await?;
     let mut latest: HashMap<AssetId, DateTime<Utc>> = HashMap::new();
     let mut runs: HashMap<AssetId, usize> = HashMap::new();
@@ -368,32 +409,71 @@ async fn check_once(
         if fleet_runs < config.min_runs.max(1) {
             continue;
         }
-        if models.versions(&fleet).await?.1.is_some() {
-            continue; // promoted but not loadable: reported above, never retrained over it
+        match models.versions(&fleet).await {
+            Ok((_, Some(_))) => continue, // promoted but not loadable: reported above, never retrained over it
+            Ok((_, None)) => {}
+            Err(e) => {
+                tracing::warn!(%fleet, error = %e, "RUL: cannot list the registered models");
+                continue;
+            }
         }
-        tracing::info!(%fleet, runs = fleet_runs, "RUL: training the first model of the type");
-        match models
-            .train(
-                TrainRequest {
-                    asset_type: fleet.asset_type.clone(),
-                    tenant_id: fleet.tenant_id,
-                    settings_columns: config.settings_columns.clone(),
-                    config: config.training.clone(),
-                    promote: true,
-                },
-                None,
-            )
-            .await
+        let backoff =
+            Duration::from_secs(config.check_secs.max(1)).saturating_mul(RETRAIN_BACKOFF_CHECKS);
+        if failures
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&fleet).copied())
+            .is_some_and(|at| at.elapsed() < backoff)
         {
-            Ok(t) => tracing::info!(
-                %fleet,
-                version = t.version,
-                validation_rmse = t.report.validation_rmse,
-                "RUL: model trained and promoted"
-            ),
-            Err(ModelError::NoRuns { .. }) => {}
-            Err(e) => tracing::warn!(%fleet, error = %e, "RUL: automatic training failed"),
+            continue;
         }
+        due.push((
+            fleet_runs,
+            TrainRequest {
+                asset_type: fleet.asset_type.clone(),
+                tenant_id: fleet.tenant_id,
+                settings_columns: config.settings_columns.clone(),
+                config: config.training.clone(),
+                promote: true,
+            },
+        ));
+    }
+    // One training task at a time, off this loop: a training takes minutes, and meanwhile the
+    // other fleets' promotions must still be loaded and the assets' lives refreshed; one at a
+    // time, as before, so the live pipeline keeps a core. Fleets due while it runs wait for
+    // the next check.
+    if !due.is_empty() && trainer.as_ref().is_none_or(|t| t.is_finished()) {
+        let (models, failures) = (models.clone(), failures.clone());
+        *trainer = Some(tokio::spawn(async move {
+            for (runs, request) in due {
+                let fleet = Fleet::new(request.tenant_id, request.asset_type.clone());
+                tracing::info!(%fleet, runs, "RUL: training the first model of the type");
+                let failed = match models.train(request, None).await {
+                    Ok(t) => {
+                        tracing::info!(
+                            %fleet,
+                            version = t.version,
+                            validation_rmse = t.report.validation_rmse,
+                            "RUL: model trained and promoted"
+                        );
+                        false
+                    }
+                    Err(ModelError::Busy(_)) => false,
+                    Err(ModelError::NoRuns { .. }) => true,
+                    Err(e) => {
+                        tracing::warn!(%fleet, error = %e, "RUL: automatic training failed");
+                        true
+                    }
+                };
+                if let Ok(mut f) = failures.lock() {
+                    if failed {
+                        f.insert(fleet, std::time::Instant::now());
+                    } else {
+                        f.remove(&fleet);
+                    }
+                }
+            }
+        }));
     }
     Ok(())
 }

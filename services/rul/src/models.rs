@@ -399,6 +399,13 @@ impl Models {
     }
 
     async fn load(&self, fleet: &Fleet, version: u64) -> Result<(), ModelError> {
+        let served = self.prepare(fleet, version).await?;
+        self.swap(served);
+        Ok(())
+    }
+
+    /// `version` of `fleet` read from the registry and decoded, ready to serve.
+    async fn prepare(&self, fleet: &Fleet, version: u64) -> Result<Served, ModelError> {
         let series = series(fleet)?;
         let Some(found) = self.registry.get(&series, version).await? else {
             return Err(ModelError::UnknownVersion {
@@ -409,12 +416,11 @@ impl Models {
         let predictor = tokio::task::spawn_blocking(move || decode(&found.version, &found.bytes))
             .await
             .map_err(|e| ModelError::Task(e.to_string()))??;
-        self.swap(Served {
+        Ok(Served {
             fleet: fleet.clone(),
             version,
             predictor,
-        });
-        Ok(())
+        })
     }
 
     /// The layouts of the assets of `fleet`.
@@ -718,17 +724,28 @@ impl Models {
                 version,
             });
         }
-        // Load first: a version that cannot serve is never promoted.
-        self.load(fleet, version).await?;
+        // Decoded first: a version that cannot serve is never promoted; served once the
+        // registry says it is promoted, so this replica never serves what the others do not.
+        let served = self.prepare(fleet, version).await?;
         self.registry.promote(&series, version).await?;
+        self.swap(served);
         Ok(())
     }
 
-    /// Serves the version promoted before the current one; returns it.
+    /// Serves the version promoted before the current one; returns it. A version that cannot
+    /// serve (its bytes gone, damaged or no longer decodable) is not rolled back to: the
+    /// promoted version stays.
     pub async fn rollback(&self, fleet: &Fleet) -> Result<u64, ModelError> {
         let series = series(fleet)?;
+        let target = self.registry.rollback_target(&series).await?;
+        let served = self.prepare(fleet, target).await?;
         let version = self.registry.rollback(&series).await?;
-        self.load(fleet, version).await?;
+        if version == target {
+            self.swap(served);
+        } else {
+            // Another promotion or rollback came in between.
+            self.load(fleet, version).await?;
+        }
         Ok(version)
     }
 
@@ -804,10 +821,28 @@ fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor,
     // The contract must name this very file (uploaded, or read back from the registry).
     parsed.verify_onnx(onnx, &format!("`{}`", parsed.onnx))?;
     let columns = parsed.sensor_columns.clone();
-    let settings: Vec<String> = sidecar
-        .get("setting_columns")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let settings: Vec<String> = match sidecar.get("setting_columns") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            ModelError::Invalid(format!(
+                "the sidecar's setting_columns must be a list of column names: {e}"
+            ))
+        })?,
+    };
+    // Regimes are told apart by the settings: every setting in which they differ must come
+    // from a named column (one fed as 0 would put every cycle in the regime nearest 0).
+    let centroids = &parsed.regimes.centroids;
+    if let Some(j) = (settings.len()..N_SETTINGS).find(|&j| {
+        centroids
+            .iter()
+            .any(|c| c.get(j) != centroids.first().and_then(|f| f.get(j)))
+    }) {
+        return Err(ModelError::Invalid(format!(
+            "the sidecar's operating regimes differ in setting {}, which its setting_columns ({} named) do not name",
+            j + 1,
+            settings.len()
+        )));
+    }
     if settings.len() > N_SETTINGS {
         return Err(ModelError::Invalid(format!(
             "the sidecar names {} setting columns; at most {N_SETTINGS} are supported",
@@ -852,4 +887,55 @@ pub async fn catalogue(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd001() -> (serde_json::Value, Vec<u8>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let onnx = std::fs::read(dir.join("rul-cmapss-fd001.onnx")).expect("onnx");
+        let sidecar = serde_json::from_slice(
+            &std::fs::read(dir.join("rul-cmapss-fd001.json")).expect("sidecar"),
+        )
+        .expect("sidecar json");
+        (sidecar, onnx)
+    }
+
+    /// Regimes that differ in a setting the contract does not name cannot be told apart (the
+    /// setting would be fed as 0): refused at upload, as is a `setting_columns` that is not a
+    /// list of names.
+    #[test]
+    fn regimes_must_differ_only_in_named_settings() {
+        let (mut sidecar, onnx) = fd001();
+        assert!(
+            onnx_predictor(&sidecar, &onnx).is_ok(),
+            "the committed model"
+        );
+        let regimes = &mut sidecar["regimes"];
+        let second = vec![0.0, 0.0, 60.0];
+        regimes["centroids"]
+            .as_array_mut()
+            .expect("centroids")
+            .push(serde_json::json!(second));
+        for key in ["mean", "std"] {
+            let first = regimes[key][0].clone();
+            regimes[key].as_array_mut().expect("rows").push(first);
+        }
+        assert!(
+            onnx_predictor(&sidecar, &onnx).is_ok(),
+            "all three settings named"
+        );
+        sidecar["setting_columns"] = serde_json::json!(["setting1", "setting2"]);
+        let e = onnx_predictor(&sidecar, &onnx).err().expect("refused");
+        assert!(e.to_string().contains("setting 3"), "{e}");
+        sidecar
+            .as_object_mut()
+            .expect("object")
+            .remove("setting_columns");
+        assert!(onnx_predictor(&sidecar, &onnx).is_err());
+        sidecar["setting_columns"] = serde_json::json!("setting1");
+        assert!(onnx_predictor(&sidecar, &onnx).is_err());
+    }
 }

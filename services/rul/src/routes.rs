@@ -106,6 +106,14 @@ impl From<ModelError> for Problem {
             ModelError::Registry(mantis_objects::Error::Invalid(_)) => {
                 Problem::bad_request(e.to_string())
             }
+            // A stored version that cannot serve (its bytes damaged or gone): promoting or
+            // rolling back to it is refused.
+            ModelError::Registry(mantis_objects::Error::Corrupt(_))
+            | ModelError::Registry(mantis_objects::Error::NotFound { .. }) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Unusable model version",
+                e.to_string(),
+            ),
             ModelError::Store(_) | ModelError::Registry(_) | ModelError::Task(_) => {
                 Problem::internal(e)
             }
@@ -165,19 +173,24 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
     if req.asset_type.trim().is_empty() {
         return Err(Problem::bad_request("`assetType` is empty").with_field("/assetType", "empty"));
     }
-    let trained = s
-        .models
-        .train(
-            TrainRequest {
-                asset_type: req.asset_type,
-                tenant_id: req.tenant_id,
-                settings_columns: req.settings_columns.unwrap_or(s.settings_columns),
-                config: req.config.unwrap_or(s.training),
-                promote: req.promote,
-            },
-            None,
-        )
-        .await?;
+    let config = req.config.unwrap_or(s.training);
+    if let Err(e) = config.validate() {
+        return Err(Problem::bad_request(e.to_string()).with_field("/config", e.to_string()));
+    }
+    let request = TrainRequest {
+        asset_type: req.asset_type,
+        tenant_id: req.tenant_id,
+        settings_columns: req.settings_columns.unwrap_or(s.settings_columns),
+        config,
+        promote: req.promote,
+    };
+    // Its own task: a client that goes away (a proxy timeout during a long training) drops
+    // this handler, not the training, which then registers its model and clears its progress
+    // rather than leaving a fleet marked as training that is not.
+    let models = s.models.clone();
+    let trained = tokio::spawn(async move { models.train(request, None).await })
+        .await
+        .map_err(|e| Problem::internal(ModelError::Task(e.to_string())))??;
     Ok((StatusCode::CREATED, Json(trained)).into_response())
 }
 

@@ -161,6 +161,17 @@ impl Rows {
         }
     }
 
+    /// Whether a window starting at `start` lies more than two window lengths after the newest
+    /// row: windows in between were handled elsewhere (another replica of the consumer group
+    /// held the asset's partition for a while), so the rows are no longer the asset's recent
+    /// history and must be read again from the store.
+    pub fn skips_to(&self, start: DateTime<Utc>) -> bool {
+        self.rows.last_key_value().is_some_and(|(last, row)| {
+            let length = (row.window_end - row.window_start).max(chrono::Duration::milliseconds(1));
+            start - *last > length * 2
+        })
+    }
+
     /// The start of the newest row.
     pub fn last_start(&self) -> Option<DateTime<Utc>> {
         self.rows.last_key_value().map(|(start, _)| *start)
@@ -325,6 +336,20 @@ mod tests {
             rows.iter().next().map(|r| r.values["vibration.rms"]),
             Some(6.0)
         );
+    }
+
+    #[test]
+    fn a_window_beyond_two_window_lengths_after_the_newest_row_skips_history() {
+        let s = sensor(2, "A-VIB", SensorType::Vibration);
+        let layout = AssetLayout::new(&asset(), std::slice::from_ref(&s));
+        let mut rows = Rows::new();
+        let at = |secs: i64| DateTime::from_timestamp(secs, 0).expect("time");
+        assert!(!rows.skips_to(at(1_000)), "no rows: nothing to skip");
+        rows.merge(&layout, &fv(&s, 100, 1.0)); // 10 s windows: [100, 110)
+        assert!(!rows.skips_to(at(90)), "an older window (redelivered)");
+        assert!(!rows.skips_to(at(110)), "the next window");
+        assert!(!rows.skips_to(at(120)), "one window missing");
+        assert!(rows.skips_to(at(121)), "more than two window lengths on");
     }
 
     #[test]

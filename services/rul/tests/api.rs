@@ -325,6 +325,21 @@ async fn train_register_promote_and_predict_through_the_api() {
     assert_eq!(status, 200);
     let (_, versions) = get(&http, &format!("{url}/api/v1/rul/models/pump")).await;
     assert_eq!(versions["promoted"], 2, "{versions:#}");
+    // Rolling back to a version whose stored bytes are damaged is refused (422), and the
+    // promoted version stays what it was.
+    let v1 = dir.path().join("objects/models/rul/pump/v000001/model.bin");
+    let v1_bytes = std::fs::read(&v1).expect("version 1 is stored");
+    std::fs::write(&v1, b"damaged").expect("damage version 1");
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/models/pump/rollback"),
+        json!({}),
+    )
+    .await;
+    assert_problem(status, &body, 422);
+    let (_, versions) = get(&http, &format!("{url}/api/v1/rul/models/pump")).await;
+    assert_eq!(versions["promoted"], 2, "{versions:#}");
+    std::fs::write(&v1, v1_bytes).expect("restore version 1");
     let (status, back) = post(
         &http,
         &format!("{url}/api/v1/rul/models/pump/rollback"),
@@ -401,6 +416,16 @@ async fn train_register_promote_and_predict_through_the_api() {
     )
     .await;
     assert_problem(status, &body, 400);
+    // A window no asset's history could hold (each prediction allocates window × columns):
+    // refused before anything is trained, the setting named.
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 1_000_000_000_000u64}}),
+    )
+    .await;
+    assert_problem(status, &body, 400);
+    assert!(body.to_string().contains("window"), "{body:#}");
     let r = http
         .post(format!("{url}/api/v1/rul/train"))
         .body("{not json")

@@ -213,7 +213,8 @@ mod tests {
                 .register("colour-value", &colour(r#""RED","GREEN""#))
                 .await
                 .ok(),
-            Some(10)
+            // The first id after the compiled-in schemas.
+            SCHEMAS.iter().map(|s| s.id).max().map(|id| id + 1)
         );
         assert!(matches!(
             registry.register("colour-value", &colour(r#""RED""#)).await,

@@ -108,6 +108,33 @@ async fn a_v1_sensor_reading_decodes_with_the_v2_codec() {
     assert_eq!(reading.timestamp, at(1_763_900_000_123));
 }
 
+/// A window written before the sample rate was carried reads with rate 0 ("unknown"): the
+/// rate is then estimated from its samples over its duration.
+#[tokio::test]
+async fn a_v1_window_decodes_with_the_v2_codec_without_a_sample_rate() {
+    let (id, v1) = schema("sensor.windowed", 1);
+    assert_eq!(id, 3);
+    let mut old = sample(&v1);
+    if let Value::Record(fields) = &mut old {
+        for (name, value) in fields.iter_mut() {
+            match name.as_str() {
+                "assetId" => *value = Value::String("0b7e4c1a-2d3f-4a5b-8c9d-0e1f2a3b4c5d".into()),
+                "sensorId" => *value = Value::String("7f1c9a4e-3b1d-4c55-9d2e-0a6b3c4d5e6f".into()),
+                "windowEnd" => *value = Value::TimestampMillis(1_763_900_002_000),
+                "values" => *value = Value::Array(vec![Value::Double(1.0); 4]),
+                _ => {}
+            }
+        }
+    }
+    let bytes = frame_by_hand(id, &v1, old);
+    let codec = Codec::embedded();
+    let window: mantis_domain::Window = codec.decode(&bytes).await.expect("v2 reads v1");
+    assert_eq!(window.sample_rate_hz, 0.0);
+    assert_eq!(window.values.len(), 4);
+    // 4 samples over the 2 s from the sample start (1 763 900 000 000) to its end.
+    assert_eq!(window.rate_hz(), 2.0);
+}
+
 #[tokio::test]
 async fn a_protocol_added_after_v2_reads_as_the_enum_default() {
     // A future v3 adding a symbol: v2 readers fall back on SourceProtocol's default (REST).

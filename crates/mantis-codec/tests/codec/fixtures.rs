@@ -40,6 +40,7 @@ pub(crate) fn window() -> Window {
         min: 1.0,
         max: 3.0,
         values: vec![1.0, 2.0, 3.0],
+        sample_rate_hz: 0.05,
     }
 }
 

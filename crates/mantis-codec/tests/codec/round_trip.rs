@@ -70,8 +70,8 @@ fn the_embedded_codec_writes_the_latest_version_with_the_fixed_ids() {
     .collect();
     assert_eq!(
         ids,
-        [2, 3, 4, 5, 6, 7, 8, 9].map(Some).to_vec(),
-        "sensor.raw is written with v2 (id 2)"
+        [2, 10, 4, 5, 6, 7, 8, 9].map(Some).to_vec(),
+        "sensor.raw is written with v2 (id 2), sensor.windowed with v2 (id 10)"
     );
     assert_eq!(codec.schema_id(Reading::TOPIC), Some(2));
     assert_eq!(codec.schema_id("no.such.topic"), None);

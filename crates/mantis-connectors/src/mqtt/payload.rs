@@ -198,6 +198,13 @@ fn parse_object(
         }
         Some(_) => return Err("`metadata` must be an object of strings".into()),
     }
+    let bytes = IncomingReading::metadata_bytes(&metadata);
+    if bytes > IncomingReading::MAX_METADATA_BYTES {
+        return Err(format!(
+            "`metadata` holds {bytes} bytes of keys and values; at most {} are taken",
+            IncomingReading::MAX_METADATA_BYTES
+        ));
+    }
     Ok(IncomingReading {
         timestamp,
         asset_id,
@@ -246,6 +253,16 @@ mod tests {
             templated: Some(SensorRef::Code(code.into())),
             value_member: Some(kind.into()),
         }
+    }
+
+    #[test]
+    fn metadata_beyond_the_size_limit_is_refused() {
+        let t = topic("P1-VIB", "vibration");
+        let big = "x".repeat(IncomingReading::MAX_METADATA_BYTES);
+        let payload = format!(r#"{{"value":1,"metadata":{{"note":"{big}"}}}}"#);
+        let (r, e) = parse_message(payload.as_bytes(), &t, at());
+        assert!(r.is_empty());
+        assert!(e[0].contains("metadata"), "{e:?}");
     }
 
     #[test]

@@ -155,6 +155,16 @@ pub async fn publish(
     .expect("publisher thread");
 }
 
+/// Publishes messages the broker keeps as their topics' last known values (retained), at QoS 1.
+pub async fn publish_retained(port: u16, version: &str, messages: Vec<(String, String)>) {
+    let version = version.to_owned();
+    tokio::task::spawn_blocking(move || {
+        peers::paho_publish_with(port, &version, 1, None, &messages, true)
+    })
+    .await
+    .expect("publisher thread");
+}
+
 /// Runs blocking peer control (kill, restart) off the async threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")

@@ -485,6 +485,18 @@ pub fn paho_publish(
     tls: Option<ClientTls<'_>>,
     messages: &[(String, String)],
 ) {
+    paho_publish_with(port, version, qos, tls, messages, false);
+}
+
+/// [`paho_publish`], the messages retained by the broker when `retain`.
+pub fn paho_publish_with(
+    port: u16,
+    version: &str,
+    qos: u8,
+    tls: Option<ClientTls<'_>>,
+    messages: &[(String, String)],
+    retain: bool,
+) {
     let mut cmd = Command::new(python());
     cmd.arg(peers_dir().join("mqtt_publish.py")).args([
         "--port",
@@ -511,7 +523,7 @@ pub fn paho_publish(
     {
         let mut stdin = child.stdin.take().expect("stdin");
         for (topic, payload) in messages {
-            let line = serde_json::json!({"topic": topic, "payload": payload});
+            let line = serde_json::json!({"topic": topic, "payload": payload, "retain": retain});
             writeln!(stdin, "{line}").expect("write to paho");
         }
     }

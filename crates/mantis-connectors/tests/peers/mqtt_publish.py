@@ -4,7 +4,8 @@ to a broker and waiting until the broker acknowledged each one (QoS 1) or it was
     python mqtt_publish.py --port PORT [--version 3.1.1|5] [--qos 0|1]
                            [--ca CA.pem --cert CLIENT.pem --key CLIENT.key] < messages
 
-`messages` holds one JSON object per line: `{"topic": "...", "payload": "<text>"}`.
+`messages` holds one JSON object per line: `{"topic": "...", "payload": "<text>"}`, with
+`"retain": true` for a message the broker is to keep as the topic's last known value.
 Prints `PUBLISHED <n>` and exits 0 when all were published; exits 1 with the reason otherwise
 (connection refused, TLS handshake failed, no acknowledgement within the timeout).
 """
@@ -57,7 +58,10 @@ def main():
     if not connected.wait(args.timeout) or failure:
         print(failure[0] if failure else "no CONNACK", file=sys.stderr)
         sys.exit(1)
-    infos = [client.publish(m["topic"], m["payload"], qos=args.qos) for m in messages]
+    infos = [
+        client.publish(m["topic"], m["payload"], qos=args.qos, retain=bool(m.get("retain")))
+        for m in messages
+    ]
     for info in infos:
         info.wait_for_publish(timeout=args.timeout)
         if not info.is_published():
