@@ -226,6 +226,13 @@ pub(crate) async fn update_user(
     if let Some(p) = &patch.password {
         check_password(p)?;
     }
+    // Hashed before the user is read (argon2 takes tens of milliseconds): the read and the
+    // write stay close, so a concurrent change (an admin disabling the account) is not
+    // overwritten by this one's older copy of the user.
+    let password_hash = match patch.password {
+        Some(password) => Some(hashed(password).await?),
+        None => None,
+    };
     let mut user = match s.store.get_user(&username).await? {
         Some(u) if u.tenant_id == who.tenant_id => u,
         _ => {
@@ -252,8 +259,8 @@ pub(crate) async fn update_user(
     if let Some(disabled) = patch.disabled {
         user.disabled = disabled;
     }
-    if let Some(password) = patch.password {
-        user.password_hash = hashed(password).await?;
+    if let Some(hash) = password_hash {
+        user.password_hash = hash;
     }
     s.store.upsert_user(&user).await?;
     Ok(Json(UserView::from(&user)).into_response())

@@ -184,6 +184,14 @@ pub(crate) struct Principal {
     pub credential: Credential,
 }
 
+impl Principal {
+    /// Whose request budget a request spends: names are unique within a tenant only (two
+    /// tenants may both have a user `admin` or a key `scada`), so the tenant is part of it.
+    pub(crate) fn rate_key(&self) -> String {
+        format!("{}/{}", self.tenant_id, self.username)
+    }
+}
+
 /// The credentials a request presented, kept by long-lived sessions (the WebSocket) to check
 /// again that they still hold.
 #[derive(Clone, Debug)]
@@ -822,7 +830,7 @@ pub(crate) async fn guard(
         Ok(p) => p,
         Err(problem) => return with_challenge(problem),
     };
-    if let Err(problem) = auth.rate_limit(&principal.username) {
+    if let Err(problem) = auth.rate_limit(&principal.rate_key()) {
         return problem.into_response();
     }
     let Some(required) = required_role(&effective, &route) else {
@@ -889,6 +897,19 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callers_of_the_same_name_in_two_tenants_spend_their_own_budgets() {
+        let key = |tenant: u128| Principal {
+            username: "key:scada".into(),
+            display_name: "scada".into(),
+            role: Role::Technician,
+            tenant_id: TenantId(uuid::Uuid::from_u128(tenant)),
+            credential: Credential::ApiKey,
+        };
+        assert_ne!(key(1).rate_key(), key(2).rate_key());
+        assert_eq!(key(1).rate_key(), key(1).rate_key());
+    }
 
     #[test]
     fn passwords_verify_only_against_their_own_hash() {

@@ -299,6 +299,11 @@ async fn session(
     let mut recheck = tokio::time::interval(s.ws_recheck);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     recheck.tick().await;
+    // The client is pinged on the same period and must be heard from (a pong, which browsers
+    // send by themselves, or any message) within three of them: a client that vanished without
+    // closing (a dropped network path) does not keep its session, and its poller, forever.
+    let silence_limit = s.ws_recheck.saturating_mul(3);
+    let mut last_heard = tokio::time::Instant::now();
     if socket.send(Message::Text(hello.into())).await.is_err() {
         metrics::gauge!("mantis_ws_clients").decrement(1.0);
         return;
@@ -316,15 +321,20 @@ async fn session(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = recheck.tick() => match presented.recheck(&s.auth).await {
-                Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => None,
+                _ if last_heard.elapsed() > silence_limit => {
+                    metrics::counter!("mantis_ws_silent_closed_total").increment(1);
+                    close(&mut socket, 4408, "no answer to pings").await;
+                    break;
+                }
+                Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
+                    None
+                }
                 Ok(_) | Err(_) => {
                     // The credentials no longer hold (or no longer give the same rights).
-                    let _ = socket
-                        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                            code: 4401,
-                            reason: "credentials expired or changed; log in again".into(),
-                        })))
-                        .await;
+                    close(&mut socket, 4401, "credentials expired or changed; log in again").await;
                     break;
                 }
             },
@@ -335,8 +345,12 @@ async fn session(
                     None
                 }
             },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.username) {
+            incoming = socket.recv() => {
+                if matches!(incoming, Some(Ok(_))) {
+                    last_heard = tokio::time::Instant::now();
+                }
+                match incoming {
+                Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.rate_key()) {
                     Ok(()) => {
                         Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
                     }
@@ -345,7 +359,8 @@ async fn session(
                 Some(Ok(Message::Binary(_))) => Some(error_json("send JSON text messages")),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => None,
-            },
+                }
+            }
         };
         if let Some(json) = outgoing
             && socket.send(Message::Text(json.into())).await.is_err()
@@ -354,6 +369,15 @@ async fn session(
         }
     }
     metrics::gauge!("mantis_ws_clients").decrement(1.0);
+}
+
+/// Ends a session with `code` and `reason` (best effort: the client may be gone).
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// The tail's next update (`None` once its poller stopped).

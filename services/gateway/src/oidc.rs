@@ -30,6 +30,10 @@ pub(crate) struct Oidc {
     config: OidcConfig,
     http: reqwest::Client,
     keys: RwLock<Option<(Instant, JwkSet)>>,
+    /// When the keys were last fetched or tried: one fetch at a time, and at most one per
+    /// [`REFETCH_AFTER`] whatever the tokens name (tokens naming made-up keys, or a provider
+    /// that is down, must not turn every request into a request to the provider).
+    fetched: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Oidc {
@@ -41,6 +45,7 @@ impl Oidc {
                 .build()
                 .unwrap_or_default(),
             keys: RwLock::new(None),
+            fetched: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -86,6 +91,20 @@ impl Oidc {
         if !stale {
             return Err(unauthorized("the token's key is not one of the provider's"));
         }
+        let mut fetched = self.fetched.lock().await;
+        // Another request may have fetched the keys while this one waited.
+        let cached = self.keys.read().await.as_ref().map(|(_, set)| find(set));
+        if let Some(Some(jwk)) = &cached {
+            return DecodingKey::from_jwk(jwk)
+                .map_err(|_| unauthorized("the provider's key is not usable"));
+        }
+        if fetched.is_some_and(|at| at.elapsed() <= REFETCH_AFTER) {
+            return Err(match cached {
+                Some(_) => unauthorized("the token's key is not one of the provider's"),
+                None => Problem::unavailable("the identity provider's keys cannot be fetched"),
+            });
+        }
+        *fetched = Some(Instant::now());
         let set = self.fetch().await?;
         let jwk = find(&set);
         *self.keys.write().await = Some((Instant::now(), set));

@@ -1531,10 +1531,13 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
         .await
         .expect("bind");
     let jwks_url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = fetches.clone();
     let app = axum::Router::new().route(
         "/jwks",
         axum::routing::get(move || {
             let jwks = jwks.clone();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { axum::Json(jwks) }
         }),
     );
@@ -1624,6 +1627,22 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
             .await;
         assert_eq!(s, expected, "{what}: {v:#}");
     }
+    // Tokens naming keys the provider does not have, many at once: the provider is asked at
+    // most once per 30 s whatever they name (here not again: it was asked moments ago).
+    let unknown: Vec<_> = (0..20)
+        .map(|i| {
+            let t = token(&format!("made-up-{i}"), good.clone());
+            let g = &g;
+            async move {
+                g.call("GET", "/api/v1/auth/me", &Auth::Bearer(t), None)
+                    .await
+                    .0
+            }
+        })
+        .collect();
+    let statuses = futures::future::join_all(unknown).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
     // A forged signature: the provider's token with its payload changed.
     let t = token("idp-1", good.clone());
     let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
@@ -1747,6 +1766,26 @@ async fn technicians_take_work_on_themselves_only_and_oversized_logins_are_refus
     assert_problem(s, &v, 400);
 }
 
+/// Reads `ws` until the server ends the session (within 10 s): its close code, `None` when it
+/// ended without a close frame the client could read.
+async fn session_end<S>(ws: &mut S) -> Option<u16>
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the session ends within 10 s")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_session_ends_when_its_user_is_disabled() {
     let g = start(|c| c.ws_recheck_secs = 1).await;
@@ -1762,19 +1801,39 @@ async fn a_websocket_session_ends_when_its_user_is_disabled() {
         )
         .await;
     assert_eq!(s, 200, "{v:#}");
-    let closed = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => continue,
-                Err(_) => return None,
+    let closed = session_end(&mut ws).await;
+    assert_eq!(closed, Some(4401));
+}
+
+/// A client that no longer answers pings (gone without closing: a dropped network path) is
+/// closed after three ping periods; one that reads (and so answers) keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_answering_pings_is_closed() {
+    let g = start(|c| c.ws_recheck_secs = 1).await;
+    let token = g.token_for("olga", "operator").await;
+    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), token);
+    let (mut live, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("ws");
+    let (mut silent, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("ws");
+    assert_eq!(next_json(&mut live).await["type"], "hello");
+    assert_eq!(next_json(&mut silent).await["type"], "hello");
+    // The live client reads (answering pings) for 5 s; the silent one does not read at all.
+    let reading = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(msg) = live.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| u16::from(f.code));
             }
         }
         None
     })
-    .await
-    .expect("the session ends within 10 s");
-    assert_eq!(closed, Some(4401));
+    .await;
+    assert!(
+        reading.is_err(),
+        "the answering client was not closed: {reading:?}"
+    );
+    let closed = session_end(&mut silent).await;
+    // Its first reads answer the queued pings, which may fail on the closed connection
+    // before the close frame is read: either way the server ended it.
+    assert!(matches!(closed, Some(4408) | None), "{closed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
