@@ -576,11 +576,14 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
     health.set_detail("method", serde_json::json!(METHOD));
     health.set_detail("warmupWindows", serde_json::json!(config.warmup_windows));
     health.set_detail("confirmWindows", serde_json::json!(config.confirm_windows));
-    let models = Arc::new(Models::new(
-        mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
-        infra.store.clone(),
-        config.training.clone(),
-    ));
+    let models = Arc::new(
+        Models::new(
+            mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
+            infra.store.clone(),
+            config.training.clone(),
+        )
+        .with_min_window_fill(config.min_window_fill),
+    );
     let handler = AnomalyHandler {
         store: infra.store.clone(),
         cache: infra.cache.clone(),

@@ -81,6 +81,9 @@ pub struct Models {
     config: TrainConfig,
     served: RwLock<HashMap<AssetId, Arc<Served>>>,
     training: Mutex<HashSet<AssetId>>,
+    /// Windows holding less of their expected samples are not learned from (as they are not
+    /// scored): their features are those of a window cut short.
+    min_window_fill: f64,
 }
 
 fn series(asset: AssetId) -> Result<ModelSeries, ModelError> {
@@ -107,7 +110,15 @@ impl Models {
             config,
             served: RwLock::new(HashMap::new()),
             training: Mutex::new(HashSet::new()),
+            min_window_fill: 0.0,
         }
+    }
+
+    /// Trains only on windows holding at least `fill` of their expected samples (the
+    /// service's `min_window_fill`, below which windows are not scored either).
+    pub fn with_min_window_fill(mut self, fill: f64) -> Self {
+        self.min_window_fill = fill;
+        self
     }
 
     /// The served model of `asset`, if any.
@@ -168,10 +179,13 @@ impl Models {
         // The newest windows of the period: training uses at most `max_windows` of them.
         let limit = u32::try_from(self.config.max_windows).unwrap_or(u32::MAX);
         for sensor in self.store.list_sensors(Some(asset)).await? {
-            let vectors = self
-                .store
-                .recent_features(sensor.id, from, to, limit)
-                .await?;
+            let vectors = full_enough(
+                self.store
+                    .recent_features(sensor.id, from, to, limit)
+                    .await?,
+                sensor.sampling_rate_hz,
+                self.min_window_fill,
+            );
             if !vectors.is_empty() {
                 history.insert(sensor.id, vectors);
             }
@@ -345,5 +359,54 @@ impl Models {
             self.registry.versions(&series).await?,
             self.registry.promoted(&series).await?,
         ))
+    }
+}
+
+/// The windows of `vectors` holding at least `min_fill` of the samples a sensor sampled at
+/// `rate_hz` gives over their span (all when the rate or a count is unknown).
+fn full_enough(vectors: Vec<FeatureVector>, rate_hz: f64, min_fill: f64) -> Vec<FeatureVector> {
+    if !(rate_hz > 0.0 && min_fill > 0.0) {
+        return vectors;
+    }
+    vectors
+        .into_iter()
+        .filter(|fv| {
+            let expected =
+                rate_hz * (fv.window_end - fv.window_start).num_milliseconds() as f64 / 1000.0;
+            fv.sample_count()
+                .is_none_or(|count| expected <= 0.0 || count / expected >= min_fill)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cut_short_are_not_learned_from() {
+        let fv = |start_s: i64, count: f64| FeatureVector {
+            asset_id: AssetId(uuid::Uuid::nil()),
+            sensor_id: SensorId(uuid::Uuid::nil()),
+            sensor_type: mantis_domain::SensorType::Vibration,
+            window_start: DateTime::from_timestamp(start_s, 0).expect("time"),
+            window_end: DateTime::from_timestamp(start_s + 10, 0).expect("time"),
+            feature_set_version: "v".into(),
+            features: [(FeatureVector::SAMPLE_COUNT.to_owned(), count)].into(),
+        };
+        // 100 Hz over 10 s: 1 000 expected.
+        let kept = full_enough(
+            vec![fv(0, 1000.0), fv(10, 400.0), fv(20, 600.0)],
+            100.0,
+            0.5,
+        );
+        assert_eq!(
+            kept.iter()
+                .map(|f| f.window_start.timestamp())
+                .collect::<Vec<_>>(),
+            vec![0, 20]
+        );
+        // Unknown rate: nothing to judge by.
+        assert_eq!(full_enough(vec![fv(0, 1.0)], 0.0, 0.5).len(), 1);
     }
 }
