@@ -227,8 +227,8 @@ pub(crate) async fn update_user(
         check_password(p)?;
     }
     // Hashed before the user is read (argon2 takes tens of milliseconds): the read and the
-    // write stay close, so a concurrent change (an admin disabling the account) is not
-    // overwritten by this one's older copy of the user.
+    // write stay close, which narrows (not closes: the row is still written whole) the window
+    // in which a concurrent change, an admin disabling the account, could be overwritten.
     let password_hash = match patch.password {
         Some(password) => Some(hashed(password).await?),
         None => None,

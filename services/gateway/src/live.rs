@@ -320,24 +320,33 @@ async fn session(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = recheck.tick() => match presented.recheck(&s.auth).await {
-                _ if last_heard.elapsed() > silence_limit => {
+            _ = recheck.tick() => {
+                if last_heard.elapsed() > silence_limit {
                     metrics::counter!("mantis_ws_silent_closed_total").increment(1);
-                    close(&mut socket, 4408, "no answer to pings").await;
+                    close(&mut socket, 4408, "no answer to pings", s.ws_recheck).await;
                     break;
                 }
+                match presented.recheck(&s.auth).await {
                 Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => {
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    let ping = socket.send(Message::Ping(Default::default()));
+                    if !matches!(tokio::time::timeout(s.ws_recheck, ping).await, Ok(Ok(()))) {
                         break;
                     }
                     None
                 }
                 Ok(_) | Err(_) => {
                     // The credentials no longer hold (or no longer give the same rights).
-                    close(&mut socket, 4401, "credentials expired or changed; log in again").await;
+                    close(
+                        &mut socket,
+                        4401,
+                        "credentials expired or changed; log in again",
+                        s.ws_recheck,
+                    )
+                    .await;
                     break;
                 }
-            },
+                }
+            }
             changed = next_update(tail.as_mut()), if tail.is_some() => match changed {
                 Some(json) => Some(json.to_string()),
                 None => {
@@ -362,8 +371,14 @@ async fn session(
                 }
             }
         };
+        // Bounded: a client gone without closing fills the connection's send buffer, and a
+        // send that waits for it would keep the session (and its poller) for as long as TCP
+        // takes to give up.
         if let Some(json) = outgoing
-            && socket.send(Message::Text(json.into())).await.is_err()
+            && !matches!(
+                tokio::time::timeout(s.ws_recheck, socket.send(Message::Text(json.into()))).await,
+                Ok(Ok(()))
+            )
         {
             break;
         }
@@ -371,13 +386,14 @@ async fn session(
     metrics::gauge!("mantis_ws_clients").decrement(1.0);
 }
 
-/// Ends a session with `code` and `reason` (best effort: the client may be gone).
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+/// Ends a session with `code` and `reason` (best effort, within `limit`: the client may be
+/// gone).
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str, limit: Duration) {
     let frame = axum::extract::ws::CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(limit, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// The tail's next update (`None` once its poller stopped).

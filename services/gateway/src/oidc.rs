@@ -33,7 +33,7 @@ pub(crate) struct Oidc {
     /// When the keys were last fetched or tried: one fetch at a time, and at most one per
     /// [`REFETCH_AFTER`] whatever the tokens name (tokens naming made-up keys, or a provider
     /// that is down, must not turn every request into a request to the provider).
-    fetched: tokio::sync::Mutex<Option<Instant>>,
+    fetched: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl Oidc {
@@ -98,14 +98,22 @@ impl Oidc {
             return DecodingKey::from_jwk(jwk)
                 .map_err(|_| unauthorized("the provider's key is not usable"));
         }
-        if fetched.is_some_and(|at| at.elapsed() <= REFETCH_AFTER) {
-            return Err(match cached {
-                Some(_) => unauthorized("the token's key is not one of the provider's"),
-                None => Problem::unavailable("the identity provider's keys cannot be fetched"),
+        if let Some((at, ok)) = *fetched
+            && at.elapsed() <= REFETCH_AFTER
+        {
+            // Asked moments ago: a key it did not have is not one of its keys; a provider that
+            // did not answer is unavailable (a token of a rotated key may be fine).
+            return Err(if ok {
+                unauthorized("the token's key is not one of the provider's")
+            } else {
+                Problem::unavailable("the identity provider's keys cannot be fetched")
             });
         }
-        *fetched = Some(Instant::now());
-        let set = self.fetch().await?;
+        // Recorded once the attempt is over (with the lock held throughout): a request given up
+        // mid-fetch leaves the next one to fetch.
+        let result = self.fetch().await;
+        *fetched = Some((Instant::now(), result.is_ok()));
+        let set = result?;
         let jwk = find(&set);
         *self.keys.write().await = Some((Instant::now(), set));
         let jwk =

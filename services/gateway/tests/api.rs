@@ -1627,22 +1627,65 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
             .await;
         assert_eq!(s, expected, "{what}: {v:#}");
     }
-    // Tokens naming keys the provider does not have, many at once: the provider is asked at
-    // most once per 30 s whatever they name (here not again: it was asked moments ago).
-    let unknown: Vec<_> = (0..20)
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A fresh gateway's first requests, many at once, half with the provider's key and half
+    // with made-up ones: the provider is asked once (the others wait for that answer), the
+    // real key is taken, the made-up ones refused; then a provider that is down is asked
+    // once per 30 s, and its tokens are answered 503 (not a login problem), not 401.
+    let fresh = start(|c| {
+        c.auth.oidc = Some(mantis_gateway::OidcConfig {
+            issuer: "https://idp.plant.test".into(),
+            jwks_url: jwks_url.clone(),
+            audience: "mantis".into(),
+            default_tenant: Some(TenantId::DEFAULT),
+            ..mantis_gateway::OidcConfig::default()
+        });
+    })
+    .await;
+    let requests: Vec<_> = (0..20)
         .map(|i| {
-            let t = token(&format!("made-up-{i}"), good.clone());
-            let g = &g;
+            let kid = if i % 2 == 0 {
+                "idp-1".to_owned()
+            } else {
+                format!("made-up-{i}")
+            };
+            let t = token(&kid, good.clone());
+            let fresh = &fresh;
             async move {
-                g.call("GET", "/api/v1/auth/me", &Auth::Bearer(t), None)
+                let status = fresh
+                    .call("GET", "/api/v1/auth/me", &Auth::Bearer(t), None)
                     .await
-                    .0
+                    .0;
+                (kid, status)
             }
         })
         .collect();
-    let statuses = futures::future::join_all(unknown).await;
-    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
-    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for (kid, status) in futures::future::join_all(requests).await {
+        let expected = if kid == "idp-1" { 200 } else { 401 };
+        assert_eq!(status, expected, "{kid}");
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let down = start(|c| {
+        c.auth.oidc = Some(mantis_gateway::OidcConfig {
+            issuer: "https://idp.plant.test".into(),
+            jwks_url: "http://127.0.0.1:9/jwks".into(),
+            audience: "mantis".into(),
+            default_tenant: Some(TenantId::DEFAULT),
+            ..mantis_gateway::OidcConfig::default()
+        });
+    })
+    .await;
+    for _ in 0..3 {
+        let (s, _, v) = down
+            .call(
+                "GET",
+                "/api/v1/auth/me",
+                &Auth::Bearer(token("idp-1", good.clone())),
+                None,
+            )
+            .await;
+        assert_problem(s, &v, 503);
+    }
     // A forged signature: the provider's token with its payload changed.
     let t = token("idp-1", good.clone());
     let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
