@@ -1517,6 +1517,17 @@ fn provider_key(dir: &std::path::Path) -> (Vec<u8>, Value) {
     (std::fs::read(&der).expect("der"), jwk)
 }
 
+/// The test provider's settings, its keys at `jwks_url`.
+fn provider(jwks_url: &str) -> mantis_gateway::OidcConfig {
+    mantis_gateway::OidcConfig {
+        issuer: "https://idp.plant.test".into(),
+        jwks_url: jwks_url.into(),
+        audience: "mantis".into(),
+        default_tenant: Some(TenantId::DEFAULT),
+        ..mantis_gateway::OidcConfig::default()
+    }
+}
+
 /// Tokens of an external OpenID Connect provider (a stand-in serving its JWKS over HTTP: no
 /// identity provider can be installed here) are taken with the role and tenant their claims
 /// carry; a wrong issuer, audience, key or signature, an expired token or one without a role
@@ -1544,13 +1555,7 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let g = start(|c| {
-        c.auth.oidc = Some(mantis_gateway::OidcConfig {
-            issuer: "https://idp.plant.test".into(),
-            jwks_url: jwks_url.clone(),
-            audience: "mantis".into(),
-            default_tenant: Some(TenantId::DEFAULT),
-            ..mantis_gateway::OidcConfig::default()
-        });
+        c.auth.oidc = Some(provider(&jwks_url));
     })
     .await;
     let key = EncodingKey::from_rsa_der(&der);
@@ -1633,13 +1638,7 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
     // real key is taken, the made-up ones refused; then a provider that is down is asked
     // once per 30 s, and its tokens are answered 503 (not a login problem), not 401.
     let fresh = start(|c| {
-        c.auth.oidc = Some(mantis_gateway::OidcConfig {
-            issuer: "https://idp.plant.test".into(),
-            jwks_url: jwks_url.clone(),
-            audience: "mantis".into(),
-            default_tenant: Some(TenantId::DEFAULT),
-            ..mantis_gateway::OidcConfig::default()
-        });
+        c.auth.oidc = Some(provider(&jwks_url));
     })
     .await;
     let requests: Vec<_> = (0..20)
@@ -1666,13 +1665,7 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
     let down = start(|c| {
-        c.auth.oidc = Some(mantis_gateway::OidcConfig {
-            issuer: "https://idp.plant.test".into(),
-            jwks_url: "http://127.0.0.1:9/jwks".into(),
-            audience: "mantis".into(),
-            default_tenant: Some(TenantId::DEFAULT),
-            ..mantis_gateway::OidcConfig::default()
-        });
+        c.auth.oidc = Some(provider("http://127.0.0.1:9/jwks"));
     })
     .await;
     for _ in 0..3 {
