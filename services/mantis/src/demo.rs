@@ -243,8 +243,13 @@ pub fn served_machines() -> Vec<devices::ServedMachine> {
         .collect()
 }
 
-/// Registers the plant's assets and sensors (idempotent) and returns it.
-pub async fn seed_plant(store: &dyn Store) -> Result<Vec<SimulatedMachine>> {
+/// Registers the plant's assets and sensors (idempotent), sampled every `sample_interval`
+/// (their nominal rate: what a window's fill is judged against), and returns it.
+pub async fn seed_plant(
+    store: &dyn Store,
+    sample_interval: Duration,
+) -> Result<Vec<SimulatedMachine>> {
+    let sampling_rate_hz = 1.0 / sample_interval.as_secs_f64().max(1e-3);
     let mut plant = Vec::new();
     for profile in MACHINES {
         let asset = Asset {
@@ -268,7 +273,7 @@ pub async fn seed_plant(store: &dyn Store) -> Result<Vec<SimulatedMachine>> {
                 unit: ch.unit.to_owned(),
                 min_value: ch.min,
                 max_value: ch.max,
-                sampling_rate_hz: 1.0,
+                sampling_rate_hz,
             };
             store.upsert_sensor(&sensor).await?;
             sensors.push((sensor, ch));

@@ -235,7 +235,11 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
     let gateway = platform.port("gateway").unwrap_or(0);
     let ingestion = platform.port("ingestion").unwrap_or(0);
     let simulator = if demo {
-        let plant = demo::seed_plant(platform.infra.store.as_ref()).await?;
+        let plant = demo::seed_plant(
+            platform.infra.store.as_ref(),
+            settings.demo.sample_interval(),
+        )
+        .await?;
         let sim = demo::Simulator::new(
             plant,
             settings.demo.clone(),
