@@ -829,7 +829,7 @@ impl Segment {
 
     /// Where the index of this segment is kept once it is sealed.
     fn index_path(&self) -> PathBuf {
-        self.path.with_extension("index")
+        index_path_of(&self.path)
     }
 
     /// The index file: `MIDX | version: u32 | base: i64 | records: u64 | size: u64 |
@@ -862,7 +862,7 @@ impl Segment {
     /// The sealed segment `path` from its index file, when there is one that is intact and
     /// describes the segment as it is (same base, same size); `None` means: scan it.
     fn load_index(base: i64, path: &Path) -> Option<Self> {
-        let index_path = path.with_extension("index");
+        let index_path = index_path_of(path);
         let bytes = match fs::read(&index_path) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -1011,6 +1011,11 @@ impl Segment {
         }
         Ok(seg)
     }
+}
+
+/// Where the index of the segment file `segment` is kept once the segment is sealed.
+fn index_path_of(segment: &Path) -> PathBuf {
+    segment.with_extension("index")
 }
 
 /// Deletes whole segments, oldest first and never the active one, whose newest record is older
@@ -1564,7 +1569,7 @@ mod tests {
                 .map(|s| (s.base, s.path.clone()))
                 .collect()
         };
-        let index_path = |p: &PathBuf| p.with_extension("index");
+        let index_path = |p: &PathBuf| index_path_of(p);
         for (base, seg) in &sealed {
             let indexed = Segment::load_index(*base, seg).expect("an index for a sealed segment");
             let scanned = Segment::scan(*base, seg, false).expect("scan");

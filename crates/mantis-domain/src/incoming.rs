@@ -67,9 +67,18 @@ impl IncomingReading {
     /// would be refused by the bus after it was accepted.
     pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 
-    /// Bytes of `metadata`'s keys and values together.
-    pub fn metadata_bytes(metadata: &BTreeMap<String, String>) -> usize {
-        metadata.iter().map(|(k, v)| k.len() + v.len()).sum()
+    /// Refuses metadata of more than [`MAX_METADATA_BYTES`](Self::MAX_METADATA_BYTES) of keys
+    /// and values together, saying how much it holds (every parser of incoming readings calls
+    /// it: REST, batch import, MQTT).
+    pub fn check_metadata_size(metadata: &BTreeMap<String, String>) -> Result<(), String> {
+        let bytes: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > Self::MAX_METADATA_BYTES {
+            return Err(format!(
+                "{bytes} bytes of keys and values; at most {} are taken",
+                Self::MAX_METADATA_BYTES
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -327,24 +327,24 @@ async fn session(
                     break;
                 }
                 match presented.recheck(&s.auth).await {
-                Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => {
-                    let ping = socket.send(Message::Ping(Default::default()));
-                    if !matches!(tokio::time::timeout(s.ws_recheck, ping).await, Ok(Ok(()))) {
+                    Ok(now) if now.role == who.role && now.tenant_id == who.tenant_id => {
+                        let ping = socket.send(Message::Ping(Default::default()));
+                        if !matches!(tokio::time::timeout(s.ws_recheck, ping).await, Ok(Ok(()))) {
+                            break;
+                        }
+                        None
+                    }
+                    Ok(_) | Err(_) => {
+                        // The credentials no longer hold (or no longer give the same rights).
+                        close(
+                            &mut socket,
+                            4401,
+                            "credentials expired or changed; log in again",
+                            s.ws_recheck,
+                        )
+                        .await;
                         break;
                     }
-                    None
-                }
-                Ok(_) | Err(_) => {
-                    // The credentials no longer hold (or no longer give the same rights).
-                    close(
-                        &mut socket,
-                        4401,
-                        "credentials expired or changed; log in again",
-                        s.ws_recheck,
-                    )
-                    .await;
-                    break;
-                }
                 }
             }
             changed = next_update(tail.as_mut()), if tail.is_some() => match changed {
@@ -359,15 +359,15 @@ async fn session(
                     last_heard = tokio::time::Instant::now();
                 }
                 match incoming {
-                Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.rate_key()) {
-                    Ok(()) => {
-                        Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
-                    }
-                    Err(_) => Some(error_json("too many messages; slow down")),
-                },
-                Some(Ok(Message::Binary(_))) => Some(error_json("send JSON text messages")),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => None,
+                    Some(Ok(Message::Text(text))) => match s.auth.rate_limit(&who.rate_key()) {
+                        Ok(()) => {
+                            Some(handle_client(&s, &who, text.as_str(), &mut channels, &mut tail).await)
+                        }
+                        Err(_) => Some(error_json("too many messages; slow down")),
+                    },
+                    Some(Ok(Message::Binary(_))) => Some(error_json("send JSON text messages")),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => None,
                 }
             }
         };

@@ -209,13 +209,24 @@ pub(crate) async fn create_asset(
         .with_field("/code", "taken by another asset"));
     }
     let ours: std::collections::HashSet<AssetId> = tenant_assets.iter().map(|a| a.id).collect();
-    let taken: HashMap<String, SensorId> = s
-        .store
-        .list_sensors(None)
-        .await?
-        .into_iter()
+    let existing = s.store.list_sensors(None).await?;
+    // A sensor id already in use must be one of this tenant's: a sensor never moves to
+    // another tenant (its readings would follow it).
+    if let Some(foreign) = sensors.iter().find(|sensor| {
+        existing
+            .iter()
+            .any(|x| x.id == sensor.id && !ours.contains(&x.asset_id))
+    }) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("sensor id {} is not available", foreign.id),
+        ));
+    }
+    let taken: HashMap<&str, SensorId> = existing
+        .iter()
         .filter(|x| ours.contains(&x.asset_id))
-        .map(|x| (x.code, x.id))
+        .map(|x| (x.code.as_str(), x.id))
         .collect();
     let mut clash = Problem::new(
         StatusCode::CONFLICT,
@@ -223,31 +234,20 @@ pub(crate) async fn create_asset(
         "sensor codes taken by other sensors",
     );
     for (i, sensor) in sensors.iter().enumerate() {
-        if taken.get(&sensor.code).is_some_and(|id| *id != sensor.id) {
+        if taken
+            .get(sensor.code.as_str())
+            .is_some_and(|id| *id != sensor.id)
+        {
             clash = clash.with_field(format!("/sensors/{i}/code"), "taken by another sensor");
         }
     }
     if !clash.errors.is_empty() {
         return Err(clash);
     }
-    // A sensor id already in use must be one of this tenant's: a sensor never moves to
-    // another tenant (its readings would follow it).
-    for sensor in &sensors {
-        if let Some(existing) = s.store.get_sensor(sensor.id).await? {
-            let owner = s.store.get_asset(existing.asset_id).await?;
-            if owner.is_none_or(|o| o.tenant_id != who.tenant_id) {
-                return Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "Conflict",
-                    format!("sensor id {} is not available", sensor.id),
-                ));
-            }
-        }
-    }
     let asset = Asset {
         id: asset_id,
         tenant_id: who.tenant_id,
-        code: new.code.trim().to_owned(),
+        code: code.to_owned(),
         name: new.name,
         asset_type: new.asset_type.trim().to_owned(),
         location: new.location,

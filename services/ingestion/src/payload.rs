@@ -262,15 +262,8 @@ fn parse_metadata(obj: &Map<String, Value>, errs: &mut FieldErrors) -> BTreeMap<
                     _ => errs.push(("metadata", format!("value of `{k}` must be a string"))),
                 }
             }
-            let bytes = IncomingReading::metadata_bytes(&out);
-            if bytes > IncomingReading::MAX_METADATA_BYTES {
-                errs.push((
-                    "metadata",
-                    format!(
-                        "{bytes} bytes of keys and values; at most {} are taken",
-                        IncomingReading::MAX_METADATA_BYTES
-                    ),
-                ));
+            if let Err(e) = IncomingReading::check_metadata_size(&out) {
+                errs.push(("metadata", e));
             }
             out
         }

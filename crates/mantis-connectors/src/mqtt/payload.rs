@@ -198,13 +198,7 @@ fn parse_object(
         }
         Some(_) => return Err("`metadata` must be an object of strings".into()),
     }
-    let bytes = IncomingReading::metadata_bytes(&metadata);
-    if bytes > IncomingReading::MAX_METADATA_BYTES {
-        return Err(format!(
-            "`metadata` holds {bytes} bytes of keys and values; at most {} are taken",
-            IncomingReading::MAX_METADATA_BYTES
-        ));
-    }
+    IncomingReading::check_metadata_size(&metadata).map_err(|e| format!("`metadata`: {e}"))?;
     Ok(IncomingReading {
         timestamp,
         asset_id,
