@@ -49,6 +49,8 @@ ap.add_argument("--baseline", type=int, default=0,
 ap.add_argument("--crop", type=float, default=0.0,
                 help="augmentation: add this share of the training windows again with their history cut short and "
                 "front-padded (0 = off)")
+ap.add_argument("--extra", default="", help="comma-separated other train files (e.g. FD003) whose engines every fold "
+                "model also learns from (pooled training; the normaliser is fitted on all of them); never scored")
 ap.add_argument("--save", type=Path, help="write the out-of-fold predictions here (.npz: engine, cut, true, pred) "
                 "to study averages of variants")
 a = ap.parse_args()
@@ -90,15 +92,17 @@ T.build_model = functools.partial(orig_build, lr=a.lr, dropout=a.dropout, noise=
 train = T.load_table(a.data / f"train_{a.ds}.txt")
 test = T.load_table(a.data / f"test_{a.ds}.txt")
 test_rul = np.loadtxt(a.data / f"RUL_{a.ds}.txt").reshape(-1)
-norm = T.fit_normaliser(train)
+extra = [T.load_table(a.data / f"train_{x}.txt") for x in a.extra.split(",") if x]
+norm = T.fit_normaliser(np.concatenate([train, *extra]) if extra else train)
 train_z = [T.normalise(e, norm) for e in T.engines(train)]
+extra_z = [T.normalise(e, norm) for t in extra for e in T.engines(t)]
 test_z = [T.normalise(e, norm) for e in T.engines(test)]
 oof = {} if a.save else None
 res, *_ = T.train_cv(a.ds, a.arch, a.seed, train_z, test_z, test_rul, a.epochs, a.patience, a.folds,
-                     lambda msg: None, oof_out=oof)
+                     lambda msg: None, oof_out=oof, extra_z=extra_z)
 if a.save:
     np.savez(a.save, **oof)
-print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g} baseline {a.baseline} crop {a.crop:g}: "
+print(f"{a.ds} {a.arch} ({a.summaries} summaries) seed {a.seed} lr {a.lr:g} dropout {a.dropout:g} noise {a.noise:g} l2 {a.l2:g} far-weight {a.far_weight:g} baseline {a.baseline} crop {a.crop:g} extra {a.extra or '-'}: "
       + (f"out-of-fold RMSE (true RUL <= 150) uncalibrated {res['oof_rmse_uncalibrated']:.2f}, calibrated "
          f"{res['oof_rmse_calibrated_cv']:.2f} (map cross-fitted by engine; {res['oof_rmse_true_rul_le_150']:.2f} "
          "with the served map, fitted on all), "

@@ -534,14 +534,16 @@ def fold_engines(n: int, seed: int, folds: int) -> list[np.ndarray]:
     return [np.sort(f) for f in np.array_split(perm, folds)]
 
 
-def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds, log, oof_out=None):
+def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds, log, oof_out=None,
+             extra_z=None):
     """Cross-fitting by engine: every train engine is held out once. Fold model k learns from the
     other folds and stops early on fold k; its predictions on fold k (every cut point with true
     RUL <= CALIBRATION_MAX_RUL) are the conformal scores. The served model is the average of the
     fold models, one graph (its residuals are at most the members' on average, so the interval
     from single-model scores leans conservative; the test coverage measures it). When `oof_out` is
     a dict it receives the out-of-fold predictions of every cut point (engine, cut, true, pred:
-    cv_study.py --save)."""
+    cv_study.py --save). `extra_z` (a study knob: cv_study.py --extra) are engines of other train
+    files that every fold model also learns from; they are never held out nor scored."""
     import keras
 
     parts = fold_engines(len(train_z), seed, folds)
@@ -553,7 +555,7 @@ def train_cv(ds, arch, seed, train_z, test_z, test_rul, epochs, patience, folds,
     cpu0, wall0 = time.process_time(), time.time()
     for k, held in enumerate(parts):
         fit_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        x_fit, y_fit, t_fit = windows_of([train_z[i] for i in fit_idx], full_only=False)
+        x_fit, y_fit, t_fit = windows_of([train_z[i] for i in fit_idx] + list(extra_z or []), full_only=False)
         if CROP > 0:
             x_fit, y_fit, t_fit = cropped(x_fit, y_fit, t_fit, CROP, seed * 100 + k)
         x_val, y_val, t_val = windows_of([train_z[i] for i in held], full_only=False)

@@ -39,6 +39,12 @@ pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, s
 pub use publish::Publisher;
 pub use settings::{BusSettings, InfraSettings, env_provider, load_section, load_settings};
 
+/// Header of a request that the gateway forwards to a service on behalf of an authenticated
+/// caller: the caller's tenant (a UUID). A service that takes it acts within that tenant only
+/// (ingestion: readings of that tenant's sensors). The services' own ports are not reachable
+/// from other hosts (loopback, network policies), so only the gateway can set it.
+pub const TENANT_HEADER: &str = "x-mantis-tenant";
+
 /// Errors of the service kit.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -53,7 +53,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8004`.
+    /// Listen address. Default `0.0.0.0:8004` (`mantis`, all services in one process:
+    /// `127.0.0.1:8004`; this API takes no credentials).
     pub bind: String,
     /// Windows of normal operation learned per sensor before scoring. Default 20.
     pub warmup_windows: usize,

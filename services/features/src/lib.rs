@@ -29,7 +29,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8003`.
+    /// Listen address. Default `0.0.0.0:8003` (`mantis`, all services in one process:
+    /// `127.0.0.1:8003`; this API takes no credentials).
     pub bind: String,
     /// How long the latest feature vector of a sensor stays in the online cache. Default 300 s.
     pub cache_ttl_secs: u64,

@@ -30,6 +30,8 @@ pub(crate) struct ApiState {
     /// work orders planned by hand.
     pub(crate) rules: Arc<mantis_rules::RuleSet>,
     pub(crate) ws_recheck: std::time::Duration,
+    /// Where `POST /api/v1/sensors/data` forwards readings.
+    pub(crate) ingest: crate::ingest::Upstream,
 }
 
 pub(crate) type ApiResult<T> = Result<T, Problem>;
@@ -99,6 +101,12 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/models", get(crate::catalog::models))
         .route("/api/v1/rules", get(crate::catalog::rules))
         .route("/ws", get(crate::live::ws))
+        .route(
+            "/api/v1/sensors/data",
+            post(crate::ingest::post_readings).layer(axum::extract::DefaultBodyLimit::max(
+                crate::ingest::MAX_BODY,
+            )),
+        )
         .route_layer(from_fn_with_state(state.auth.clone(), guard));
     Router::new()
         .route("/api/v1/auth/login", post(access::login))

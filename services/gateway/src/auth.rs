@@ -761,6 +761,7 @@ pub const POLICY: &[(&str, &str, Role)] = &[
     ("POST", "/api/v1/assets/{id}/events", Role::Technician),
     ("GET", "/api/v1/assets/{id}/anomaly-scores", Role::Operator),
     ("GET", "/api/v1/assets/{id}/rul", Role::Operator),
+    ("POST", "/api/v1/sensors/data", Role::Technician),
     ("GET", "/api/v1/sensors/{id}/readings", Role::Operator),
     ("GET", "/api/v1/sensors/{id}/windows", Role::Operator),
     ("GET", "/api/v1/features/{asset_id}", Role::Operator),

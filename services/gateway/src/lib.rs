@@ -18,6 +18,7 @@ mod access;
 mod api;
 mod auth;
 mod catalog;
+mod ingest;
 mod kpi;
 mod live;
 mod oidc;
@@ -44,6 +45,10 @@ pub struct Config {
     pub ws_buffer: usize,
     /// How often a WebSocket session's credentials are checked again, in seconds. Default 30.
     pub ws_recheck_secs: u64,
+    /// The ingestion service, to which `POST /api/v1/sensors/data` forwards readings with the
+    /// caller's tenant (e.g. `http://ingestion:8001`). Empty: that endpoint answers 503; `mantis`
+    /// (all services in one process) sets it to its own ingestion service.
+    pub ingestion_url: String,
     /// Origins allowed to call the API from a browser (CORS); empty: same origin only.
     pub cors_origins: Vec<String>,
     /// Authentication and rate limits.
@@ -58,6 +63,7 @@ impl Default for Config {
             bind: "0.0.0.0:8000".into(),
             ws_buffer: 256,
             ws_recheck_secs: 30,
+            ingestion_url: String::new(),
             cors_origins: Vec::new(),
             auth: AuthConfig::default(),
             shifts: default_shifts(),
@@ -100,6 +106,8 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         rules_dir: infra.settings.rules_dir.clone(),
         rules: Arc::new(rules),
         ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
+        ingest: ingest::Upstream::new(&config.ingestion_url)
+            .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?,
     };
     let mut routes = api::router(state);
     if !config.cors_origins.is_empty() {

@@ -24,7 +24,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::plant::overview, crate::plant::list_assets, crate::plant::create_asset,
         crate::plant::get_asset, crate::plant::list_events, crate::plant::record_event,
         crate::plant::anomaly_scores, crate::plant::rul_history, crate::plant::readings,
-        crate::plant::windows,
+        crate::plant::windows, crate::ingest::post_readings,
         crate::plant::latest_features, crate::plant::anomalies,
         crate::operations::list_alerts, crate::operations::acknowledge_alert,
         crate::operations::assign_alert, crate::operations::list_work_orders,
@@ -33,7 +33,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::operations::complete_work_order,
         crate::kpi::kpis, crate::catalog::models, crate::catalog::rules,
     ),
-    components(schemas(crate::operations::AlertStateParam, crate::api::Format)),
+    components(schemas(crate::operations::AlertStateParam, crate::api::Format, crate::ingest::ReadingIn)),
     modifiers(&Security),
     security(("bearer" = []), ("apiKey" = [])),
 )]
@@ -98,6 +98,12 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
     doc["components"]["schemas"]["Problem"] = problem_schema();
     let problem =
         json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    // Readings are posted one, an array of them, or one per line: more than the annotation says.
+    let reading = json!({"$ref": "#/components/schemas/ReadingIn"});
+    doc["paths"]["/api/v1/sensors/data"]["post"]["requestBody"]["content"] = json!({
+        "application/json": {"schema": {"oneOf": [reading, {"type": "array", "items": reading}]}},
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one reading object per line"}},
+    });
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (route, item) in paths.iter_mut() {
             let Some(ops) = item.as_object_mut() else {
@@ -111,6 +117,16 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
                     if op["responses"].get(*status).is_none() {
                         op["responses"][*status] =
                             json!({"description": description, "content": problem.clone()});
+                    }
+                }
+                // An error an operation documents itself (413, 415) is a problem body too.
+                if let Some(responses) = op["responses"].as_object_mut() {
+                    for (status, answer) in responses.iter_mut() {
+                        if (status.starts_with('4') || status.starts_with('5'))
+                            && answer.get("content").is_none()
+                        {
+                            answer["content"] = problem.clone();
+                        }
                     }
                 }
                 // Lists with a `format` parameter also answer CSV.

@@ -1,8 +1,9 @@
 //! The gateway in-process (embedded log, SQLite): logging in, the whole role × endpoint matrix,
 //! API keys, tenant isolation, rate limiting, readings downsampled on the server, alerts and
 //! work orders worked through the API, CSV export, the WebSocket (subscriptions, live events,
-//! a client that stops reading), problem bodies, request ids, the embedded dashboard, and the
-//! cluster binary refusing default secrets.
+//! a client that stops reading), readings posted through the gateway to an ingestion service
+//! (each caller within its tenant), problem bodies, request ids, the embedded dashboard, and
+//! the cluster binary refusing default secrets.
 
 use futures::{SinkExt, StreamExt};
 use mantis_bus::embedded::EmbeddedBus;
@@ -27,6 +28,7 @@ const PASSWORD: &str = "a long test password";
 
 struct Gateway {
     url: String,
+    infra: Infra,
     store: Arc<dyn Store>,
     objects: Arc<dyn mantis_objects::ObjectStore>,
     http: reqwest::Client,
@@ -56,8 +58,22 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Gateway {
     let infra = infra(dir.path()).await;
     let store = infra.store.clone();
     let objects = infra.objects.clone();
+    let shutdown = CancellationToken::new();
+    // The ingestion service that readings posted to the gateway go to.
+    let ingestion = mantis_ingestion::build(
+        infra.clone(),
+        mantis_ingestion::Config {
+            bind: "127.0.0.1:0".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("ingestion builds");
+    let ingestion_url = format!("http://127.0.0.1:{}", ingestion.port());
+    tokio::spawn(ingestion.run(shutdown.clone()));
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
+        ingestion_url,
         auth: AuthConfig {
             admin_password: PASSWORD.into(),
             api_keys: vec![StaticApiKey {
@@ -71,12 +87,13 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Gateway {
         ..Config::default()
     };
     tweak(&mut config);
+    let infra_handle = infra.clone();
     let app = mantis_gateway::build(infra, config).await.expect("build");
     let url = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
     Gateway {
         url,
+        infra: infra_handle,
         store,
         objects,
         http: reqwest::Client::new(),
@@ -350,6 +367,161 @@ fn sample(route: &str) -> (String, Option<Value>) {
         .replace("{asset_id}", &uuid::Uuid::new_v4().to_string())
         .replace("{username}", "nobody-here");
     (path, Some(json!({})))
+}
+
+/// Devices post readings to the gateway (the ingestion service's own port takes no credentials
+/// and is not reachable from other hosts); it forwards them with the caller's tenant, so a
+/// caller reaches its own tenant's sensors only, by id or by a code another tenant also uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_posted_to_the_gateway_reach_ingestion_within_the_callers_tenant() {
+    use mantis_bus::{StartFrom, SubscribeOptions};
+    let g = start(|_| {}).await;
+    let ours = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    // Another tenant's machine whose sensor has the same code.
+    let other = TenantId(uuid::Uuid::new_v4());
+    let their_motor = Asset {
+        id: AssetId::new_random(),
+        tenant_id: other,
+        ..ours.motor.clone()
+    };
+    g.store.upsert_asset(&their_motor).await.expect("asset");
+    let theirs = Sensor {
+        id: SensorId::new_random(),
+        asset_id: their_motor.id,
+        ..ours.vib.clone()
+    };
+    g.store.upsert_sensor(&theirs).await.expect("sensor");
+    let technician = Auth::Bearer(g.token_for("plc-bridge", "technician").await);
+    let ts = chrono::Utc::now().timestamp_millis() - 60_000;
+    let (s, headers, v) = g
+        .call(
+            "POST",
+            "/api/v1/sensors/data",
+            &technician,
+            Some(json!([
+                {"timestamp": ts, "sensorCode": "MTR-1-VIB", "value": 4.5, "unit": "mm/s"},
+                {"timestamp": ts + 1, "sensorId": ours.vib.id, "value": 4.6},
+            ])),
+        )
+        .await;
+    assert_eq!(s, 202, "{v:#}");
+    assert_eq!(v["accepted"], 2, "{v:#}");
+    assert!(headers.get("x-request-id").is_some());
+    // The other tenant's sensor is unknown to this caller, as if absent.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/sensors/data",
+            &technician,
+            Some(json!({"timestamp": ts, "sensorId": theirs.id, "value": 1.0})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/sensorId", "{v:#}");
+    // Readers may not post.
+    let operator = Auth::Bearer(g.token_for("viewer", "operator").await);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/sensors/data",
+            &operator,
+            Some(json!({"timestamp": ts, "sensorId": ours.vib.id, "value": 1.0})),
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    // The ingestion service's own refusals come back as they were: here, not JSON.
+    let resp = g
+        .http
+        .post(format!("{}/api/v1/sensors/data", g.url))
+        .header("x-api-key", KEY)
+        .header("content-type", "text/plain")
+        .body("4.5")
+        .send()
+        .await
+        .expect("gateway reachable");
+    assert_eq!(resp.status(), 415);
+    let v: Value = resp.json().await.expect("problem");
+    assert_problem(415, &v, 415);
+    // NDJSON goes through too.
+    let resp = g
+        .http
+        .post(format!("{}/api/v1/sensors/data", g.url))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/x-ndjson")
+        .body(format!(
+            "{}\n",
+            json!({"timestamp": ts + 2, "sensorCode": "MTR-1-VIB", "value": 4.7})
+        ))
+        .send()
+        .await
+        .expect("gateway reachable");
+    assert_eq!(resp.status(), 202);
+    // What reached `sensor.raw`: the three readings, all on this tenant's sensor.
+    let mut sub = g
+        .infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            format!("test-{}", uuid::Uuid::new_v4()),
+            [mantis_bus::topics::SENSOR_RAW],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("subscribe");
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let env = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .expect("the readings arrive")
+            .expect("next");
+        let r: Reading = g.infra.codec.decode(&env.payload).await.expect("reading");
+        got.push((r.sensor_id, r.value));
+    }
+    got.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(
+        got,
+        vec![(ours.vib.id, 4.5), (ours.vib.id, 4.6), (ours.vib.id, 4.7)]
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(extra.is_err(), "nothing else was published: {extra:?}");
+}
+
+/// Without an ingestion service (none configured, or one that does not answer) posting
+/// readings is 503 with `Retry-After`: the device keeps them and tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_without_an_ingestion_service_are_503_with_retry_after() {
+    for upstream in ["", "http://127.0.0.1:9"] {
+        let g = start(|c| c.ingestion_url = upstream.into()).await;
+        let (s, headers, v) = g
+            .call(
+                "POST",
+                "/api/v1/sensors/data",
+                &Auth::Key(KEY.into()),
+                Some(json!({"timestamp": 0, "sensorCode": "X", "value": 1.0})),
+            )
+            .await;
+        assert_problem(s, &v, 503);
+        assert_eq!(
+            headers.get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("5"),
+            "{upstream:?}"
+        );
+    }
+    // A URL that is not one stops the start with the key named.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        ingestion_url: "ingestion:8001".into(),
+        auth: AuthConfig {
+            admin_password: PASSWORD.into(),
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    };
+    let err = mantis_gateway::build(infra(dir.path()).await, config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("ingestion_url"), "{err}");
 }
 
 /// The framework's own refusals are problem bodies too: a path that is not UTF-8, a WebSocket
@@ -1444,7 +1616,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 32"),
+        stdout.contains("Tested: 33"),
         "every operation was exercised:\n{stdout}"
     );
 }

@@ -5,7 +5,8 @@ use crate::breaker::CircuitBreaker;
 use crate::edge::EdgePublisher;
 use crate::validate::{Rejection, TimeLimits, Verdict, validate};
 use mantis_bus::{OutboundRecord, TraceContext};
-use mantis_domain::{DataQualityIssue, QualityReason, Sensor, SensorId, SourceProtocol};
+use mantis_domain::TenantId;
+use mantis_domain::{AssetId, DataQualityIssue, QualityReason, Sensor, SensorId, SourceProtocol};
 use mantis_domain::{IncomingReading, SensorRef};
 use mantis_runtime::{Infra, Publisher};
 use mantis_store::Store;
@@ -38,7 +39,11 @@ pub struct Accepted {
 #[derive(Default)]
 struct SensorCache {
     by_id: HashMap<SensorId, Sensor>,
-    by_code: HashMap<String, SensorId>,
+    /// Sensors by code. Codes are unique within a tenant, not across tenants: a code may name
+    /// several sensors, and then a reading must say which (its `assetId`, or a `sensorId`).
+    by_code: HashMap<String, Vec<SensorId>>,
+    /// The tenant of each asset, for readings taken on behalf of one tenant (the gateway's).
+    tenant_of: HashMap<AssetId, TenantId>,
     loaded_at: Option<Instant>,
     /// When a reload last failed: not tried again for [`RELOAD_AFTER`] (the store is away; what
     /// is known serves meanwhile, and lookups do not queue behind a reload that times out).
@@ -90,17 +95,51 @@ impl Ingestor {
         }
     }
 
-    async fn lookup(&self, r: &SensorRef) -> Result<Option<Sensor>, IngestError> {
-        let find = |c: &SensorCache| match r {
-            SensorRef::Id(id) => c.by_id.get(id).cloned(),
-            SensorRef::Code(code) => c.by_code.get(code).and_then(|id| c.by_id.get(id)).cloned(),
+    /// The sensor `incoming` names: by id, or by code (on the asset it names, when the code
+    /// names sensors of several tenants); among the sensors of `tenant` only, when given.
+    async fn lookup(
+        &self,
+        incoming: &IncomingReading,
+        tenant: Option<TenantId>,
+    ) -> Result<Found, IngestError> {
+        let find = |c: &SensorCache| {
+            let visible = |s: &&Sensor| {
+                tenant.is_none_or(|t| c.tenant_of.get(&s.asset_id).is_some_and(|of| *of == t))
+            };
+            match &incoming.sensor {
+                SensorRef::Id(id) => c.by_id.get(id).filter(visible).cloned().map(Found::Sensor),
+                SensorRef::Code(code) => {
+                    let named: Vec<&Sensor> = c
+                        .by_code
+                        .get(code)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|id| c.by_id.get(id))
+                        .filter(visible)
+                        .collect();
+                    match named.as_slice() {
+                        [] => None,
+                        [one] => Some(Found::Sensor((*one).clone())),
+                        many => match incoming.asset_id {
+                            Some(asset) => Some(
+                                many.iter()
+                                    .find(|s| s.asset_id == asset)
+                                    .map_or(Found::Ambiguous(many.len()), |s| {
+                                        Found::Sensor((*s).clone())
+                                    }),
+                            ),
+                            None => Some(Found::Ambiguous(many.len())),
+                        },
+                    }
+                }
+            }
         };
-        let settled = |c: &SensorCache| -> Option<Result<Option<Sensor>, IngestError>> {
+        let settled = |c: &SensorCache| -> Option<Result<Found, IngestError>> {
             let age = c.loaded_at.map(|t| t.elapsed());
             let backing_off = c.failed_at.is_some_and(|t| t.elapsed() < RELOAD_AFTER);
             match find(c) {
-                Some(s) if backing_off || age.is_some_and(|a| a < SENSOR_TTL) => Some(Ok(Some(s))),
-                None if age.is_some_and(|a| a < RELOAD_AFTER) => Some(Ok(None)),
+                Some(s) if backing_off || age.is_some_and(|a| a < SENSOR_TTL) => Some(Ok(s)),
+                None if age.is_some_and(|a| a < RELOAD_AFTER) => Some(Ok(Found::Unknown)),
                 None if backing_off => Some(Err(IngestError::Unavailable(
                     "sensor metadata cannot be read".into(),
                 ))),
@@ -115,13 +154,26 @@ impl Ingestor {
         if let Some(answer) = settled(&cache) {
             return answer;
         }
-        match self.store.list_sensors(None).await {
-            Ok(all) => {
-                cache.by_code = all.iter().map(|s| (s.code.clone(), s.id)).collect();
+        let loaded = match self.store.list_sensors(None).await {
+            Ok(sensors) => self
+                .store
+                .list_assets(None)
+                .await
+                .map(|assets| (sensors, assets)),
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok((all, assets)) => {
+                cache.tenant_of = assets.into_iter().map(|a| (a.id, a.tenant_id)).collect();
+                let mut by_code: HashMap<String, Vec<SensorId>> = HashMap::new();
+                for s in &all {
+                    by_code.entry(s.code.clone()).or_default().push(s.id);
+                }
+                cache.by_code = by_code;
                 cache.by_id = all.into_iter().map(|s| (s.id, s)).collect();
                 cache.loaded_at = Some(Instant::now());
                 cache.failed_at = None;
-                Ok(find(&cache))
+                Ok(find(&cache).unwrap_or(Found::Unknown))
             }
             // Metadata known from before still serves while the store is away.
             Err(e) => {
@@ -129,7 +181,7 @@ impl Ingestor {
                 match find(&cache) {
                     Some(known) => {
                         tracing::warn!(error = %e, "sensor metadata not refreshed; using what is known");
-                        Ok(Some(known))
+                        Ok(known)
                     }
                     None => Err(IngestError::Unavailable(e.to_string())),
                 }
@@ -140,21 +192,37 @@ impl Ingestor {
     /// Validates `batch` and publishes it. All or nothing as far as refusals go: when any
     /// reading is refused, none is published on `sensor.raw`, every refusal is reported on
     /// `data.quality.issues`, and the refusals are returned with their batch index.
-    #[tracing::instrument(skip_all, fields(readings = batch.len(), %source))]
     pub async fn accept(
         &self,
         batch: &[IncomingReading],
         source: SourceProtocol,
         trace: TraceContext,
     ) -> Result<Accepted, IngestError> {
+        self.accept_for(batch, source, trace, None).await
+    }
+
+    /// As [`Ingestor::accept`], on behalf of `tenant` when given: a sensor of another tenant
+    /// is then unknown (readings that the gateway forwards for an authenticated caller).
+    #[tracing::instrument(skip_all, fields(readings = batch.len(), %source))]
+    pub async fn accept_for(
+        &self,
+        batch: &[IncomingReading],
+        source: SourceProtocol,
+        trace: TraceContext,
+        tenant: Option<TenantId>,
+    ) -> Result<Accepted, IngestError> {
         let now = chrono::Utc::now();
         let mut verdicts = Vec::with_capacity(batch.len());
         for incoming in batch {
-            let sensor = self.lookup(&incoming.sensor).await?;
-            verdicts.push((
-                validate(incoming, sensor.as_ref(), source, now, self.limits),
-                sensor,
-            ));
+            let verdict = match self.lookup(incoming, tenant).await? {
+                Found::Sensor(sensor) => (
+                    validate(incoming, Some(&sensor), source, now, self.limits),
+                    Some(sensor),
+                ),
+                Found::Unknown => (validate(incoming, None, source, now, self.limits), None),
+                Found::Ambiguous(n) => (Verdict::Reject(ambiguous_code(incoming, n)), None),
+            };
+            verdicts.push(verdict);
         }
         let rejected: Vec<(usize, Rejection)> = verdicts
             .iter()
@@ -253,6 +321,43 @@ impl Ingestor {
     /// The publisher (edge buffer and circuit breaker) of this ingestor.
     pub fn edge(&self) -> &Arc<EdgePublisher> {
         &self.edge
+    }
+}
+
+/// What a reading's sensor reference names.
+enum Found {
+    /// One sensor.
+    Sensor(Sensor),
+    /// No sensor.
+    Unknown,
+    /// A code that names this many sensors (of as many tenants), none of them on the asset
+    /// the reading names, or the reading names no asset.
+    Ambiguous(usize),
+}
+
+/// The refusal of a reading whose sensor code names sensors of several tenants: taking any of
+/// them could put one tenant's readings on another's machine.
+fn ambiguous_code(incoming: &IncomingReading, sensors: usize) -> Rejection {
+    let code = match &incoming.sensor {
+        SensorRef::Code(code) => code.as_str(),
+        SensorRef::Id(_) => "",
+    };
+    let detail = match incoming.asset_id {
+        Some(asset) => format!(
+            "sensor code `{code}` names {sensors} sensors (of different tenants), none on asset {asset}: send `sensorId`"
+        ),
+        None => format!(
+            "sensor code `{code}` names {sensors} sensors (of different tenants): send `sensorId`, or `assetId` with the code"
+        ),
+    };
+    Rejection {
+        reason: QualityReason::UnknownSensor,
+        field: if incoming.asset_id.is_some() {
+            "assetId"
+        } else {
+            "sensorCode"
+        },
+        detail,
     }
 }
 

@@ -76,7 +76,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8001`.
+    /// Listen address. Default `0.0.0.0:8001` (`mantis`, all services in one process:
+    /// `127.0.0.1:8001`; this API takes no credentials).
     pub bind: String,
     /// Readings stamped further than this in the future are refused. Default 300 s.
     pub max_future_skew_secs: u64,

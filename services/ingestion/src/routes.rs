@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use mantis_bus::TraceContext;
-use mantis_domain::SourceProtocol;
+use mantis_domain::{SourceProtocol, TenantId};
 use mantis_runtime::{FieldError, Problem};
 use std::sync::Arc;
 
@@ -92,6 +92,20 @@ async fn post_readings(State(state): State<AppState>, headers: HeaderMap, body: 
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
+    // Forwarded by the gateway for an authenticated caller: that caller's tenant's sensors only.
+    let tenant = match headers.get(mantis_runtime::TENANT_HEADER) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|t| TenantId::parse(t.trim()).ok()) {
+            Some(t) => Some(t),
+            None => {
+                return Problem::bad_request(format!(
+                    "header {} must be a tenant id (a UUID)",
+                    mantis_runtime::TENANT_HEADER
+                ))
+                .into_response();
+            }
+        },
+    };
     // Continue the caller's trace when it sent one.
     let trace = headers
         .get("traceparent")
@@ -101,7 +115,7 @@ async fn post_readings(State(state): State<AppState>, headers: HeaderMap, body: 
         .unwrap_or_else(TraceContext::new_root);
     match state
         .ingestor
-        .accept(&readings, SourceProtocol::Rest, trace)
+        .accept_for(&readings, SourceProtocol::Rest, trace, tenant)
         .await
     {
         Ok(accepted) => (StatusCode::ACCEPTED, Json(accepted)).into_response(),

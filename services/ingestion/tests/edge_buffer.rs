@@ -5,7 +5,7 @@
 
 mod common;
 use async_trait::async_trait;
-use common::register_sensor;
+use common::{register_sensor, register_sensor_of};
 use mantis_bus::embedded::EmbeddedBus;
 use mantis_bus::{
     Bus, Delivery, OutboundRecord, StartFrom, SubscribeOptions, Subscription, TopicSpec, topics,
@@ -112,6 +112,18 @@ impl Fixture {
         }
     }
 
+    /// Starts the service with the default edge buffer and circuit breaker.
+    async fn start_default(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> (String, Arc<Ingestor>, tokio::task::JoinHandle<()>) {
+        self.start(
+            self.config(EdgeConfig::default(), BreakerConfig::default()),
+            shutdown,
+        )
+        .await
+    }
+
     /// Starts the service; returns its URL and ingestor.
     async fn start(
         &self,
@@ -132,6 +144,16 @@ impl Fixture {
     /// The values of every reading of the sensor on `sensor.raw`, in log order, once `n` are
     /// there (fails after 30 s).
     async fn await_values(&self, n: usize) -> Vec<f64> {
+        self.await_readings(n)
+            .await
+            .into_iter()
+            .map(|r| r.value)
+            .collect()
+    }
+
+    /// Every reading on `sensor.raw` (of any sensor; in log order within a partition) once `n`
+    /// are there, and no more (fails after 30 s).
+    async fn await_readings(&self, n: usize) -> Vec<Reading> {
         let mut sub = self
             .infra
             .bus
@@ -152,9 +174,7 @@ impl Fixture {
                     .decode(&env.payload)
                     .await
                     .expect("reading");
-                if r.sensor_id == self.sensor.id {
-                    values.push(r.value);
-                }
+                values.push(r);
             }
         })
         .await;
@@ -240,12 +260,7 @@ fn values(range: std::ops::Range<i32>) -> Vec<f64> {
 async fn readings_are_accepted_while_the_bus_is_down_and_arrive_once_in_order_when_it_is_back() {
     let f = Fixture::new().await;
     let shutdown = CancellationToken::new();
-    let (url, _, _task) = f
-        .start(
-            f.config(EdgeConfig::default(), BreakerConfig::default()),
-            &shutdown,
-        )
-        .await;
+    let (url, _, _task) = f.start_default(&shutdown).await;
     let http = reqwest::Client::new();
     let ts = now_ms() - 60_000;
 
@@ -477,12 +492,7 @@ async fn buffered_readings_survive_a_restart_and_are_drained_first() {
     // A new process over the same buffer, with the bus back.
     f.bus.set_up(true);
     let shutdown = CancellationToken::new();
-    let (url, _, _task) = f
-        .start(
-            f.config(EdgeConfig::default(), BreakerConfig::default()),
-            &shutdown,
-        )
-        .await;
+    let (url, _, _task) = f.start_default(&shutdown).await;
     assert_eq!(
         post(&http, &url, &batch(&f.sensor, ts + 40, &values(40..45)))
             .await
@@ -501,12 +511,7 @@ async fn buffered_readings_survive_a_restart_and_are_drained_first() {
 async fn ndjson_bodies_are_accepted_and_refusals_point_at_the_line() {
     let f = Fixture::new().await;
     let shutdown = CancellationToken::new();
-    let (url, _, _task) = f
-        .start(
-            f.config(EdgeConfig::default(), BreakerConfig::default()),
-            &shutdown,
-        )
-        .await;
+    let (url, _, _task) = f.start_default(&shutdown).await;
     let http = reqwest::Client::new();
     let ts = now_ms() - 60_000;
     let lines: Vec<String> = (0..3)
@@ -546,5 +551,69 @@ async fn ndjson_bodies_are_accepted_and_refusals_point_at_the_line() {
         "{problem}"
     );
     assert_eq!(f.await_values(3).await, vec![0.0, 1.0, 2.0]);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensor_code_of_two_tenants_is_taken_only_with_the_asset_that_says_which() {
+    let f = Fixture::new().await;
+    // Codes are unique within a tenant only: another plant has a PRS-1 too.
+    let other = register_sensor_of(&f.infra, "PRS-1", mantis_domain::TenantId::new_random()).await;
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f.start_default(&shutdown).await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    // The code alone could be either plant's sensor: refused, saying what would settle it.
+    let resp = post(
+        &http,
+        &url,
+        &json!({"timestamp": ts, "sensorCode": "PRS-1", "value": 1.0, "unit": "bar"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["pointer"], "/sensorCode", "{problem}");
+    let detail = problem["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("names 2 sensors"), "{detail}");
+    // With an asset the code is one sensor: each reading goes to its own plant's sensor.
+    for (value, asset) in [
+        (3.0, f.sensor.asset_id),
+        (7.0, other.asset_id),
+        (4.0, f.sensor.asset_id),
+    ] {
+        let resp = post(
+            &http,
+            &url,
+            &json!({"timestamp": ts + value as i64, "sensorCode": "PRS-1", "assetId": asset,
+                    "value": value, "unit": "bar"}),
+        )
+        .await;
+        assert_eq!(
+            resp.status(),
+            202,
+            "{}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    // An asset of neither: refused, naming the asset.
+    let stranger = mantis_domain::AssetId::new_random();
+    let resp = post(
+        &http,
+        &url,
+        &json!({"timestamp": ts, "sensorCode": "PRS-1", "assetId": stranger, "value": 1.0}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["pointer"], "/assetId", "{problem}");
+    // Each plant's sensor got its own readings.
+    let mut got: Vec<(bool, f64)> = f
+        .await_readings(3)
+        .await
+        .into_iter()
+        .map(|r| (r.sensor_id == other.id, r.value))
+        .collect();
+    got.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(got, vec![(false, 3.0), (false, 4.0), (true, 7.0)]);
     shutdown.cancel();
 }

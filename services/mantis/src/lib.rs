@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The whole configuration: `[infra]`, one table per service, and `[demo]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Shared infrastructure.
@@ -38,6 +38,46 @@ pub struct Settings {
     pub gateway: mantis_gateway::Config,
     /// The simulated plant of `mantis demo`.
     pub demo: demo::DemoConfig,
+}
+
+/// Where the services listen when they run in one process: the gateway on every interface
+/// (the one door for people and machines: logins, roles, API keys), the six others on loopback
+/// only. Their own APIs take no credentials (posting readings, adding connector sources,
+/// training, promoting and uploading models): on a plant network no other host may reach them.
+/// `[<service>] bind` opens one where that is wanted (e.g. `[ingestion] bind = "0.0.0.0:8001"`
+/// for devices that post readings themselves, on a network that is trusted).
+impl Default for Settings {
+    fn default() -> Self {
+        let loopback = |port: u16| format!("127.0.0.1:{port}");
+        Self {
+            infra: InfraSettings::default(),
+            ingestion: mantis_ingestion::Config {
+                bind: loopback(8001),
+                ..Default::default()
+            },
+            preprocessing: mantis_preprocessing::Config {
+                bind: loopback(8002),
+                ..Default::default()
+            },
+            features: mantis_features::Config {
+                bind: loopback(8003),
+                ..Default::default()
+            },
+            anomaly: mantis_anomaly::Config {
+                bind: loopback(8004),
+                ..Default::default()
+            },
+            rul: mantis_rul::Config {
+                bind: loopback(8005),
+                ..Default::default()
+            },
+            orchestrator: mantis_orchestrator::Config {
+                bind: loopback(8006),
+            },
+            gateway: mantis_gateway::Config::default(),
+            demo: demo::DemoConfig::default(),
+        }
+    }
 }
 
 impl Settings {
@@ -123,8 +163,13 @@ impl Platform {
         let (ingestion, ingestor) =
             mantis_ingestion::build_with_ingestor(infra.clone(), settings.ingestion.clone())
                 .await?;
+        // The gateway forwards readings posted to it to this process's ingestion service.
+        let mut gateway_settings = settings.gateway.clone();
+        if gateway_settings.ingestion_url.trim().is_empty() {
+            gateway_settings.ingestion_url = local_url(&settings.ingestion.bind, ingestion.port());
+        }
         let (gateway, bootstrap) =
-            mantis_gateway::build_with_bootstrap(infra.clone(), settings.gateway.clone()).await?;
+            mantis_gateway::build_with_bootstrap(infra.clone(), gateway_settings).await?;
         let apps = vec![
             ingestion,
             mantis_preprocessing::build(infra.clone(), settings.preprocessing.clone()).await?,
@@ -172,6 +217,18 @@ impl Platform {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The URL at which this process reaches a service of its own that listens on `bind` (bound to
+/// `port`): its own address, or loopback when it listens on every interface.
+fn local_url(bind: &str, port: u16) -> String {
+    let ip = bind
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    format!("http://{}", std::net::SocketAddr::new(ip, port))
 }
 
 /// How to log in, for the start-up message. A generated first-admin password is written to
@@ -277,4 +334,56 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_loopback(bind: &str) -> bool {
+        bind.parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+    }
+
+    #[test]
+    fn a_service_of_this_process_is_reached_at_its_own_address_or_loopback() {
+        assert_eq!(local_url("127.0.0.1:0", 4711), "http://127.0.0.1:4711");
+        assert_eq!(local_url("0.0.0.0:8001", 8001), "http://127.0.0.1:8001");
+        assert_eq!(local_url("[::]:8001", 8001), "http://127.0.0.1:8001");
+        assert_eq!(local_url("10.1.2.3:8001", 8001), "http://10.1.2.3:8001");
+        assert_eq!(local_url("[::1]:8001", 8001), "http://[::1]:8001");
+        assert_eq!(local_url("localhost:8001", 8001), "http://127.0.0.1:8001");
+    }
+
+    #[test]
+    fn in_one_process_only_the_gateway_listens_beyond_this_host() {
+        for s in [Settings::default(), Settings::demo_defaults()] {
+            for (service, bind) in [
+                ("ingestion", &s.ingestion.bind),
+                ("preprocessing", &s.preprocessing.bind),
+                ("features", &s.features.bind),
+                ("anomaly", &s.anomaly.bind),
+                ("rul", &s.rul.bind),
+                ("orchestrator", &s.orchestrator.bind),
+            ] {
+                assert!(is_loopback(bind), "{service} listens on {bind}");
+            }
+            assert_eq!(s.gateway.bind, "0.0.0.0:8000");
+        }
+    }
+
+    #[test]
+    fn a_service_is_opened_by_its_own_bind_and_the_others_stay_closed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("mantis.toml");
+        std::fs::write(&file, "[ingestion]\nbind = \"0.0.0.0:8001\"\n").expect("write");
+        let s = Settings::load(Some(&file), false).expect("settings");
+        assert_eq!(s.ingestion.bind, "0.0.0.0:8001");
+        assert!(is_loopback(&s.rul.bind));
+        // A table that names other fields of a service keeps its loopback default.
+        std::fs::write(&file, "[rul]\ncheck_secs = 7\n").expect("write");
+        let s = Settings::load(Some(&file), false).expect("settings");
+        assert_eq!(s.rul.check_secs, 7);
+        assert_eq!(s.rul.bind, "127.0.0.1:8005");
+    }
 }

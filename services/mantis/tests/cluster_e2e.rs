@@ -129,7 +129,7 @@ async fn warmed_up_motor(
 async fn a_failing_motor_raises_a_live_alert_across_separate_processes() {
     let mut cluster = start_cluster().await;
     let http = common::http();
-    let (gateway, ingestion) = (cluster.url("gateway"), cluster.url("ingestion"));
+    let gateway = cluster.url("gateway");
     let store = cluster.store().await;
 
     // Arrange: a critical motor whose baseline is learned, and an operator watching live. The
@@ -149,10 +149,12 @@ async fn a_failing_motor_raises_a_live_alert_across_separate_processes() {
     }
     let after = HEALTHY_WINDOWS + 3;
     failing.push((at(base, after * WINDOW_SECS), healthy(0)));
-    post_readings(&http, &ingestion, &sensor, &failing).await;
+    // The device posts them to the gateway with its API key (the client's default header); the
+    // gateway forwards them to the ingestion process.
+    post_readings(&http, &gateway, &sensor, &failing).await;
 
-    // Assert: the alert crosses ingestion → preprocessing → features → anomaly → orchestrator
-    // → gateway, five processes, and arrives live ...
+    // Assert: the alert crosses gateway → ingestion → preprocessing → features → anomaly →
+    // orchestrator → gateway, six processes, and arrives live ...
     let alert = await_alert_on_ws(&mut ws, &asset, PIPELINE_TIMEOUT).await;
     assert_eq!(alert["kind"], "ANOMALY");
     assert_eq!(alert["severity"], "CRITICAL");

@@ -115,19 +115,20 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
         failing.extend(failing_window(base, WINDOW_SECS, w));
     }
     failing.push((at(base, 10 * WINDOW_SECS), healthy(0)));
-    // The device sends W3C trace context; the trace must reach the alert.
+    // The device sends W3C trace context; the trace must reach the alert. It posts to the
+    // gateway with its API key (the client's default header), which forwards to ingestion.
     let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let batch: Vec<serde_json::Value> = failing
         .iter()
         .map(|(ts, v)| serde_json::json!({"timestamp": ts, "sensorId": sensor, "value": v}))
         .collect();
     let resp = http
-        .post(format!("{ingestion}/api/v1/sensors/data"))
+        .post(format!("{gateway}/api/v1/sensors/data"))
         .header("traceparent", trace)
         .json(&batch)
         .send()
         .await
-        .expect("ingestion reachable");
+        .expect("gateway reachable");
     assert_eq!(resp.status(), 202);
 
     // Assert: the alert arrives live, names the asset and its work order ...

@@ -39,7 +39,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8006`.
+    /// Listen address. Default `0.0.0.0:8006` (`mantis`, all services in one process:
+    /// `127.0.0.1:8006`; this API takes no credentials).
     pub bind: String,
 }
 

@@ -46,7 +46,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8002`.
+    /// Listen address. Default `0.0.0.0:8002` (`mantis`, all services in one process:
+    /// `127.0.0.1:8002`; this API takes no credentials).
     pub bind: String,
     /// Window length in seconds. Default 30.
     pub window_secs: u64,

@@ -43,7 +43,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Listen address. Default `0.0.0.0:8005`.
+    /// Listen address. Default `0.0.0.0:8005` (`mantis`, all services in one process:
+    /// `127.0.0.1:8005`; this API takes no credentials).
     pub bind: String,
     /// Train an asset type's model by itself once its assets have `min_runs` runs to failure
     /// and no model is promoted. Default true.

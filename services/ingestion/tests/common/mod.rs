@@ -1,13 +1,18 @@
 //! Helpers shared by the ingestion integration tests.
 
-use mantis_domain::{Asset, AssetId, Criticality, Sensor, SensorId, SensorType};
+use mantis_domain::{Asset, AssetId, Criticality, Sensor, SensorId, SensorType, TenantId};
 use mantis_runtime::Infra;
 
 /// Registers a pump with one pressure sensor `code` (bar, 0..=10).
 pub(crate) async fn register_sensor(infra: &Infra, code: &str) -> Sensor {
+    register_sensor_of(infra, code, TenantId::DEFAULT).await
+}
+
+/// Registers a pump of `tenant` with one pressure sensor `code` (bar, 0..=10).
+pub(crate) async fn register_sensor_of(infra: &Infra, code: &str, tenant: TenantId) -> Sensor {
     let asset = Asset {
         id: AssetId::new_random(),
-        tenant_id: Default::default(),
+        tenant_id: tenant,
         code: format!("{code}-ASSET"),
         name: format!("Pump {code}"),
         asset_type: "pump".into(),

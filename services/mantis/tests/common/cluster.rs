@@ -490,6 +490,13 @@ impl Cluster {
                 format!("127.0.0.1:{port}"),
             ));
         }
+        // The gateway forwards readings posted to it to the ingestion process.
+        if let Some(port) = ports.get("ingestion") {
+            env.push((
+                "MANTIS_GATEWAY__INGESTION_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ));
+        }
         for (section, key, value) in settings {
             env.push((
                 format!("MANTIS_{}__{}", section.to_uppercase(), key.to_uppercase()),
