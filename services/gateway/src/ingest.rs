@@ -46,10 +46,20 @@ impl Upstream {
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(format!("ingestion_url `{base}`: must be an http(s) URL"));
             }
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(format!(
+                    "ingestion_url `{base}`: the service's base URL, without a query or fragment"
+                ));
+            }
             Some(format!("{base}/api/v1/sensors/data"))
         };
+        // Straight to the service: no proxy from the environment (it would take loopback and
+        // in-cluster calls, tenant header included, elsewhere), no redirects (the tenant header
+        // would follow them to whatever host they name).
         let http = reqwest::Client::builder()
             .timeout(FORWARD_TIMEOUT)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self { url, http })

@@ -81,6 +81,11 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
 /// The cluster binary: refuses generated or placeholder secrets.
 pub async fn build_cluster(infra: Infra, mut config: Config) -> Result<App> {
     config.auth.require_explicit_secrets = true;
+    if config.ingestion_url.trim().is_empty() {
+        tracing::warn!(
+            "[gateway] ingestion_url is not set: readings posted to the gateway are refused (503)"
+        );
+    }
     build(infra, config).await
 }
 

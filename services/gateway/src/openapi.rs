@@ -98,8 +98,13 @@ static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
     doc["components"]["schemas"]["Problem"] = problem_schema();
     let problem =
         json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
-    // Readings are posted one, an array of them, or one per line: more than the annotation says.
+    // Readings are posted one, an array of them, or one per line, with RFC 3339 or epoch-ms
+    // times: more than the annotation says.
     let reading = json!({"$ref": "#/components/schemas/ReadingIn"});
+    doc["components"]["schemas"]["ReadingIn"]["properties"]["timestamp"] = json!({
+        "description": "RFC 3339 time, or milliseconds since the epoch",
+        "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}],
+    });
     doc["paths"]["/api/v1/sensors/data"]["post"]["requestBody"]["content"] = json!({
         "application/json": {"schema": {"oneOf": [reading, {"type": "array", "items": reading}]}},
         "application/x-ndjson": {"schema": {"type": "string", "description": "one reading object per line"}},

@@ -418,6 +418,17 @@ async fn readings_posted_to_the_gateway_reach_ingestion_within_the_callers_tenan
         .await;
     assert_problem(s, &v, 400);
     assert_eq!(v["errors"][0]["pointer"], "/sensorId", "{v:#}");
+    // Naming the other tenant in the forwarding header changes nothing: the gateway sets it.
+    let resp = g
+        .http
+        .post(format!("{}/api/v1/sensors/data", g.url))
+        .header("x-api-key", KEY)
+        .header("x-mantis-tenant", other.to_string())
+        .json(&json!({"timestamp": ts, "sensorId": theirs.id, "value": 1.0}))
+        .send()
+        .await
+        .expect("gateway reachable");
+    assert_eq!(resp.status(), 400);
     // Readers may not post.
     let operator = Auth::Bearer(g.token_for("viewer", "operator").await);
     let (s, _, v) = g

@@ -134,12 +134,21 @@ impl Ingestor {
                 }
             }
         };
+        // What the cache says contradicts the reading's asset (a sensor moved, or registered
+        // since under the same code by another tenant): worth reading the sensors again.
+        let contradicts = |found: &Found| match (found, incoming.asset_id) {
+            (Found::Sensor(s), Some(asset)) => s.asset_id != asset,
+            (Found::Ambiguous(_), Some(_)) => true,
+            _ => false,
+        };
         let settled = |c: &SensorCache| -> Option<Result<Found, IngestError>> {
             let age = c.loaded_at.map(|t| t.elapsed());
             let backing_off = c.failed_at.is_some_and(|t| t.elapsed() < RELOAD_AFTER);
+            let recent = age.is_some_and(|a| a < RELOAD_AFTER);
             match find(c) {
+                Some(s) if contradicts(&s) && !recent && !backing_off => None,
                 Some(s) if backing_off || age.is_some_and(|a| a < SENSOR_TTL) => Some(Ok(s)),
-                None if age.is_some_and(|a| a < RELOAD_AFTER) => Some(Ok(Found::Unknown)),
+                None if recent => Some(Ok(Found::Unknown)),
                 None if backing_off => Some(Err(IngestError::Unavailable(
                     "sensor metadata cannot be read".into(),
                 ))),

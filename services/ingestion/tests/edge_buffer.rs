@@ -617,3 +617,45 @@ async fn a_sensor_code_of_two_tenants_is_taken_only_with_the_asset_that_says_whi
     assert_eq!(got, vec![(false, 3.0), (false, 4.0), (true, 7.0)]);
     shutdown.cancel();
 }
+
+/// A sensor registered after the service read the sensors (another tenant's, under a code
+/// already in use) is found once a reading names its asset: the cache is read again rather
+/// than the reading refused on what it knew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensor_registered_since_the_sensors_were_read_is_found_by_its_asset() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f.start_default(&shutdown).await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    let reading = |value: f64, asset: Option<mantis_domain::AssetId>| {
+        let mut r = json!({"timestamp": ts + value as i64, "sensorCode": "PRS-1",
+                           "value": value, "unit": "bar"});
+        if let Some(asset) = asset {
+            r["assetId"] = json!(asset);
+        }
+        r
+    };
+    assert_eq!(post(&http, &url, &reading(1.0, None)).await.status(), 202);
+    let other = register_sensor_of(&f.infra, "PRS-1", mantis_domain::TenantId::new_random()).await;
+    // The sensors are read again at most every 2 s.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let resp = post(&http, &url, &reading(7.0, Some(other.asset_id))).await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    // The code alone is now known to name two sensors.
+    assert_eq!(post(&http, &url, &reading(2.0, None)).await.status(), 400);
+    let mut got: Vec<(bool, f64)> = f
+        .await_readings(2)
+        .await
+        .into_iter()
+        .map(|r| (r.sensor_id == other.id, r.value))
+        .collect();
+    got.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(got, vec![(false, 1.0), (true, 7.0)]);
+    shutdown.cancel();
+}

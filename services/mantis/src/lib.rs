@@ -166,7 +166,10 @@ impl Platform {
         // The gateway forwards readings posted to it to this process's ingestion service.
         let mut gateway_settings = settings.gateway.clone();
         if gateway_settings.ingestion_url.trim().is_empty() {
-            gateway_settings.ingestion_url = local_url(&settings.ingestion.bind, ingestion.port());
+            gateway_settings.ingestion_url = ingestion
+                .local_addr()
+                .map(local_url)
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", ingestion.port()));
         }
         let (gateway, bootstrap) =
             mantis_gateway::build_with_bootstrap(infra.clone(), gateway_settings).await?;
@@ -219,16 +222,16 @@ impl Platform {
     }
 }
 
-/// The URL at which this process reaches a service of its own that listens on `bind` (bound to
-/// `port`): its own address, or loopback when it listens on every interface.
-fn local_url(bind: &str, port: u16) -> String {
-    let ip = bind
-        .parse::<std::net::SocketAddr>()
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    format!("http://{}", std::net::SocketAddr::new(ip, port))
+/// The URL at which this process reaches a service of its own bound to `addr`: that address,
+/// or loopback of the same family when it listens on every interface.
+fn local_url(addr: std::net::SocketAddr) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
 }
 
 /// How to log in, for the start-up message. A generated first-admin password is written to
@@ -321,7 +324,7 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
     };
     let login = announce_login(&platform.bootstrap, &settings.infra.data_dir);
     tracing::info!(
-        "MANTIS is running{}: dashboard http://localhost:{gateway}/ ({login}), API http://localhost:{gateway}/api/openapi.json, readings POST http://localhost:{ingestion}/api/v1/sensors/data",
+        "MANTIS is running{}: dashboard http://localhost:{gateway}/ ({login}), API http://localhost:{gateway}/api/openapi.json, readings POST http://localhost:{gateway}/api/v1/sensors/data (an API key), or from this host http://localhost:{ingestion}/api/v1/sensors/data",
         if demo { " with a simulated plant" } else { "" }
     );
     let result = platform.run(local.clone()).await;
@@ -347,12 +350,12 @@ mod tests {
 
     #[test]
     fn a_service_of_this_process_is_reached_at_its_own_address_or_loopback() {
-        assert_eq!(local_url("127.0.0.1:0", 4711), "http://127.0.0.1:4711");
-        assert_eq!(local_url("0.0.0.0:8001", 8001), "http://127.0.0.1:8001");
-        assert_eq!(local_url("[::]:8001", 8001), "http://127.0.0.1:8001");
-        assert_eq!(local_url("10.1.2.3:8001", 8001), "http://10.1.2.3:8001");
-        assert_eq!(local_url("[::1]:8001", 8001), "http://[::1]:8001");
-        assert_eq!(local_url("localhost:8001", 8001), "http://127.0.0.1:8001");
+        let url = |bound: &str| local_url(bound.parse().expect("address"));
+        assert_eq!(url("127.0.0.1:4711"), "http://127.0.0.1:4711");
+        assert_eq!(url("0.0.0.0:8001"), "http://127.0.0.1:8001");
+        assert_eq!(url("[::]:8001"), "http://[::1]:8001");
+        assert_eq!(url("10.1.2.3:8001"), "http://10.1.2.3:8001");
+        assert_eq!(url("[::1]:8001"), "http://[::1]:8001");
     }
 
     #[test]
