@@ -93,20 +93,45 @@ pub async fn per_key_order_holds_across_interleaved_keys<B: Bus>(bus: &B, ns: &s
 
     let mut sub = join(bus, &format!("{ns}.reader"), &topic, StartFrom::Earliest).await;
     let got = take(sub.as_mut(), keys * per_key).await;
-    let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for env in &got {
         let text = String::from_utf8_lossy(&env.payload).into_owned();
-        let (key, seq) = text.split_once(':').expect("payload key:seq");
+        let (key, _) = text.split_once(':').expect("payload key:seq");
         assert_eq!(env.key.as_deref(), Some(key.as_bytes()));
         assert_eq!(Some(&env.partition), partition_of.get(key));
-        seen.entry(key.to_owned())
-            .or_default()
-            .push(seq.parse().expect("seq"));
     }
-    assert_eq!(seen.len(), keys);
-    for (key, seqs) in seen {
-        assert_eq!(seqs, (0..per_key).collect::<Vec<_>>(), "order of {key}");
+    assert_each_key_in_order(&got, keys, per_key);
+    sub.close().await.expect("close");
+}
+
+/// A batch published at once keeps each key's order and lands once, all of it accepted; an
+/// empty batch is nothing to do.
+pub async fn a_published_batch_keeps_per_key_order<B: Bus>(bus: &B, ns: &str) {
+    let topic = format!("{ns}.batch");
+    bus.ensure_topics(&[spec(&topic, 4)])
+        .await
+        .expect("ensure_topics");
+    let (keys, per_key) = (8, 50);
+    let mut records = Vec::with_capacity(keys * per_key);
+    for seq in 0..per_key {
+        for k in 0..keys {
+            records.push(OutboundRecord::new(
+                topic.clone(),
+                Some(format!("asset-{k}").into_bytes()),
+                format!("asset-{k}:{seq}").into_bytes(),
+                TraceContext::new_root(),
+            ));
+        }
     }
+    let (accepted, error) = within("publish_all", bus.publish_all(&records)).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(accepted, records.len());
+    let (none, error) = within("publish_all of nothing", bus.publish_all(&[])).await;
+    assert_eq!((none, error.is_none()), (0, true));
+    let mut sub = join(bus, &format!("{ns}.reader"), &topic, StartFrom::Earliest).await;
+    let got = take(sub.as_mut(), keys * per_key).await;
+    assert_each_key_in_order(&got, keys, per_key);
+    let extra = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    assert!(extra.is_err(), "each record once: {extra:?}");
     sub.close().await.expect("close");
 }
 
@@ -465,6 +490,22 @@ async fn publish<B: Bus>(bus: &B, topic: &str, key: Option<&str>, payload: &str)
 async fn publish_numbers<B: Bus>(bus: &B, topic: &str, numbers: std::ops::Range<u32>) {
     for i in numbers {
         publish(bus, topic, Some("asset-1"), &i.to_string()).await;
+    }
+}
+
+/// `envs` (payloads `key:seq`) hold `keys` keys, each with its sequence 0..`per_key` in order.
+fn assert_each_key_in_order(envs: &[Envelope], keys: usize, per_key: usize) {
+    let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for env in envs {
+        let text = String::from_utf8_lossy(&env.payload).into_owned();
+        let (key, seq) = text.split_once(':').expect("payload key:seq");
+        seen.entry(key.to_owned())
+            .or_default()
+            .push(seq.parse().expect("seq"));
+    }
+    assert_eq!(seen.len(), keys);
+    for (key, seqs) in seen {
+        assert_eq!(seqs, (0..per_key).collect::<Vec<_>>(), "order of {key}");
     }
 }
 

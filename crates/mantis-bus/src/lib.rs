@@ -310,6 +310,21 @@ pub trait Bus: Send + Sync + 'static {
     /// keep their order.
     async fn publish(&self, record: OutboundRecord) -> Result<Delivery>;
 
+    /// Publishes `records` in order, each as [`Bus::publish`] would, without waiting for one
+    /// before sending the next where the bus can (Kafka: the batch's delivery reports are
+    /// awaited together instead of one round trip per record). Returns how many records, from
+    /// the first, were accepted, and the error that stopped the others (`None` when all were).
+    /// Records after the first failure may have been accepted too: publishing them again is
+    /// at-least-once, as any retry.
+    async fn publish_all(&self, records: &[OutboundRecord]) -> (usize, Option<Error>) {
+        for (i, record) in records.iter().enumerate() {
+            if let Err(e) = self.publish(record.clone()).await {
+                return (i, Some(e));
+            }
+        }
+        (records.len(), None)
+    }
+
     /// Joins a consumer group.
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>>;
 

@@ -25,6 +25,7 @@ conformance_tests!(
     ensure_topics_is_idempotent,
     unknown_topics_are_reported,
     per_key_order_holds_across_interleaved_keys,
+    a_published_batch_keeps_per_key_order,
     headers_and_trace_context_round_trip,
     concurrent_publishes_all_land_once,
     group_members_share_partitions,

@@ -49,6 +49,17 @@ impl Publisher {
         self.send(record).await
     }
 
+    /// Publishes already built records in order ([`mantis_bus::Bus::publish_all`]): how many,
+    /// from the first, were accepted, and the error that stopped the others.
+    pub async fn send_all(&self, records: &[OutboundRecord]) -> (usize, Option<mantis_bus::Error>) {
+        let (accepted, error) = self.bus.publish_all(records).await;
+        for record in records.iter().take(accepted) {
+            metrics::counter!("mantis_records_published_total", "service" => self.service, "topic" => record.topic.clone())
+                .increment(1);
+        }
+        (accepted, error)
+    }
+
     /// Publishes an already built record.
     pub async fn send(&self, record: OutboundRecord) -> Result<Delivery> {
         let topic = record.topic.clone();

@@ -213,7 +213,7 @@ impl EdgePublisher {
     pub async fn send_all(&self, records: Vec<OutboundRecord>) -> Result<(), EdgeError> {
         let mut sent = 0;
         let mut reason = String::from("the circuit breaker is open");
-        for record in &records {
+        while sent < records.len() {
             if self.buffer.as_ref().is_some_and(|b| b.is_buffering()) {
                 reason = "the edge buffer is being drained".into();
                 break;
@@ -221,8 +221,11 @@ impl EdgePublisher {
             if self.breaker.is_blocking() || self.breaker.try_acquire() != Permit::Granted {
                 break;
             }
-            match self.publish(record.clone()).await {
-                Attempt::Published => sent += 1,
+            let end = (sent + PUBLISH_CHUNK).min(records.len());
+            let (accepted, attempt) = self.publish_chunk(&records[sent..end]).await;
+            sent += accepted;
+            match attempt {
+                Attempt::Published => {}
                 Attempt::Retryable(e) => {
                     reason = e;
                     break;
@@ -271,6 +274,46 @@ impl EdgePublisher {
                     "the bus did not acknowledge within {} ms",
                     timeout.as_millis()
                 ))
+            }
+        }
+    }
+
+    /// One attempt at publishing `records` in order, at once (their delivery reports awaited
+    /// together), under the circuit breaker (the permit was granted) and within one publish
+    /// timeout when there is a buffer to fall back on. Returns how many, from the first, the
+    /// bus accepted, and what stopped the others (`Published` when nothing did). After a
+    /// timeout none counts as accepted: those that were go to the buffer too (at-least-once).
+    async fn publish_chunk(&self, records: &[OutboundRecord]) -> (usize, Attempt) {
+        let timeout = if self.buffer.is_some() {
+            self.config.publish_timeout()
+        } else {
+            Duration::MAX
+        };
+        match tokio::time::timeout(timeout, self.publisher.send_all(records)).await {
+            Ok((accepted, None)) => {
+                self.breaker.on_success();
+                (accepted, Attempt::Published)
+            }
+            Ok((accepted, Some(e))) => {
+                let e = mantis_runtime::Error::Bus(e);
+                if is_transient(&e) {
+                    self.breaker.on_failure();
+                    (accepted, Attempt::Retryable(e.to_string()))
+                } else {
+                    // The bus answered: it is up, the record is the problem.
+                    self.breaker.on_success();
+                    (accepted, Attempt::Refused(e.to_string()))
+                }
+            }
+            Err(_) => {
+                self.breaker.on_failure();
+                (
+                    0,
+                    Attempt::Retryable(format!(
+                        "the bus did not acknowledge within {} ms",
+                        timeout.as_millis()
+                    )),
+                )
             }
         }
     }
@@ -362,6 +405,10 @@ impl EdgePublisher {
         self.refresh();
     }
 }
+
+/// Records published at once by [`EdgePublisher::send_all`] (each chunk within one publish
+/// timeout).
+const PUBLISH_CHUNK: usize = 500;
 
 enum Attempt {
     Published,

@@ -44,6 +44,9 @@ struct SensorCache {
     by_code: HashMap<String, Vec<SensorId>>,
     /// The tenant of each asset, for readings taken on behalf of one tenant (the gateway's).
     tenant_of: HashMap<AssetId, TenantId>,
+    /// Sensor ids looked up alone and not found, and when: not asked again for
+    /// [`RELOAD_AFTER`] (a device sending an unknown id does not cost a query per reading).
+    missing: HashMap<SensorId, Instant>,
     loaded_at: Option<Instant>,
     /// When a reload last failed: not tried again for [`RELOAD_AFTER`] (the store is away; what
     /// is known serves meanwhile, and lookups do not queue behind a reload that times out).
@@ -96,8 +99,64 @@ impl Ingestor {
     }
 
     /// The sensor `incoming` names: by id, or by code (on the asset it names, when the code
-    /// names sensors of several tenants); among the sensors of `tenant` only, when given.
+    /// names sensors of several tenants); among the sensors of `tenant` only, when given. An id
+    /// the cache does not know although it was read less than [`RELOAD_AFTER`] ago (a sensor
+    /// registered just now) is read alone from the store.
     async fn lookup(
+        &self,
+        incoming: &IncomingReading,
+        tenant: Option<TenantId>,
+    ) -> Result<Found, IngestError> {
+        let found = self.lookup_cached(incoming, tenant).await?;
+        let (Found::Unknown, SensorRef::Id(id)) = (&found, &incoming.sensor) else {
+            return Ok(found);
+        };
+        if self
+            .sensors
+            .read()
+            .await
+            .missing
+            .get(id)
+            .is_some_and(|t| t.elapsed() < RELOAD_AFTER)
+        {
+            return Ok(found);
+        }
+        let unavailable = |e: mantis_store::Error| IngestError::Unavailable(e.to_string());
+        let sensor = self.store.get_sensor(*id).await.map_err(unavailable)?;
+        let asset = match &sensor {
+            Some(s) => self
+                .store
+                .get_asset(s.asset_id)
+                .await
+                .map_err(unavailable)?,
+            None => None,
+        };
+        let mut cache = self.sensors.write().await;
+        match (sensor, asset) {
+            (Some(sensor), Some(asset)) => {
+                cache.tenant_of.insert(asset.id, asset.tenant_id);
+                let ids = cache.by_code.entry(sensor.code.clone()).or_default();
+                if !ids.contains(&sensor.id) {
+                    ids.push(sensor.id);
+                }
+                cache.missing.remove(&sensor.id);
+                cache.by_id.insert(sensor.id, sensor);
+                drop(cache);
+                self.lookup_cached(incoming, tenant).await
+            }
+            _ => {
+                if cache.missing.len() >= 10_000 {
+                    cache.missing.clear();
+                }
+                cache.missing.insert(*id, Instant::now());
+                Ok(found)
+            }
+        }
+    }
+
+    /// [`Ingestor::lookup`] from the cache of every sensor, read again when it is old or does
+    /// not know the reference (at most every [`RELOAD_AFTER`]).
+    async fn lookup_cached(
         &self,
         incoming: &IncomingReading,
         tenant: Option<TenantId>,

@@ -659,3 +659,45 @@ async fn a_sensor_registered_since_the_sensors_were_read_is_found_by_its_asset()
     assert_eq!(got, vec![(false, 1.0), (true, 7.0)]);
     shutdown.cancel();
 }
+
+/// A sensor registered just after the service read the sensors takes readings at once by its
+/// id (read alone from the store), not only once the cache may be read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensor_registered_just_now_takes_readings_by_id_at_once() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f.start_default(&shutdown).await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    let reading = |sensor: &Sensor, value: f64| json!({"timestamp": ts + value as i64, "sensorId": sensor.id, "value": value, "unit": "bar"});
+    assert_eq!(
+        post(&http, &url, &reading(&f.sensor, 1.0)).await.status(),
+        202
+    );
+    let fresh = register_sensor(&f.infra, "PRS-2").await;
+    let resp = post(&http, &url, &reading(&fresh, 2.0)).await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    // An id nobody registered is still unknown.
+    let stranger = Sensor {
+        id: mantis_domain::SensorId::new_random(),
+        ..fresh.clone()
+    };
+    assert_eq!(
+        post(&http, &url, &reading(&stranger, 3.0)).await.status(),
+        400
+    );
+    let mut got: Vec<(bool, f64)> = f
+        .await_readings(2)
+        .await
+        .into_iter()
+        .map(|r| (r.sensor_id == fresh.id, r.value))
+        .collect();
+    got.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(got, vec![(false, 1.0), (true, 2.0)]);
+    shutdown.cancel();
+}
