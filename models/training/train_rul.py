@@ -777,22 +777,23 @@ def setup_tf(threads: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_seed(ds, args, seed, train_z, test_z, test_rul, log):
+def train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z=None):
     if args.protocol == "cv":
-        return train_cv(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, args.folds, log)
+        return train_cv(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, args.folds, log,
+                        extra_z=extra_z)
     return train_one(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, log)
 
 
 def seed_job(job):
     """One seed in a worker process (`--jobs` > 1): its numbers, and its model saved to a file."""
     global WINDOW, SUMMARIES, CALIBRATION, BASELINE
-    ds, args, seed, train_z, test_z, test_rul, window, tmp = job
+    ds, args, seed, train_z, test_z, test_rul, window, tmp, extra_z = job
     WINDOW = window
     SUMMARIES = args.summaries
     BASELINE = args.baseline
     CALIBRATION = args.calibration
     setup_tf(args.threads)
-    res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
+    res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z)
     path = str(Path(tmp) / f"{ds}-seed{seed}.keras")
     model.save(path)
     return res, path, pred, x_test
@@ -825,6 +826,9 @@ def main() -> int:
     ap.add_argument("--baseline", type=int, default=BASELINE,
                     help="each window row also carries its difference from the mean of the engine's first N "
                          "cycles (its early-life baseline; 0 = off)")
+    ap.add_argument("--pool", action="store_true",
+                    help="cv protocol: every fold model of a dataset also learns from the train engines of the other "
+                         "datasets given (never held out nor scored; the normaliser is fitted on all of them)")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
@@ -844,6 +848,8 @@ def main() -> int:
         ap.error(str(e))
     if len(kinds) > 1 and args.protocol != "cv":
         ap.error("--arch a+b needs --protocol cv")
+    if args.pool and (args.protocol != "cv" or len(args.datasets) < 2):
+        ap.error("--pool needs --protocol cv and at least two --datasets")
     WINDOW = args.window
     SUMMARIES = args.summaries
     CALIBRATION = args.calibration
@@ -858,7 +864,10 @@ def main() -> int:
         train = load_table(args.data / f"train_{ds}.txt")
         test = load_table(args.data / f"test_{ds}.txt")
         test_rul = np.loadtxt(args.data / f"RUL_{ds}.txt", dtype=np.float64).reshape(-1)
-        norm = fit_normaliser(train)
+        others = [d for d in args.datasets if d != ds] if args.pool else []
+        extra = [load_table(args.data / f"train_{d}.txt") for d in others]
+        norm = fit_normaliser(np.concatenate([train, *extra]) if extra else train)
+        extra_z = [normalise(e, norm) for t in extra for e in engines(t)] or None
         train_eng = engines(train)
         test_eng = engines(test)
         if len(test_eng) != len(test_rul):
@@ -871,7 +880,7 @@ def main() -> int:
         runs, models = [], []
         if args.jobs == 1:
             for seed in range(args.seeds):
-                res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log)
+                res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z)
                 runs.append(res)
                 models.append((model, pred, x_test))
         else:
@@ -882,7 +891,7 @@ def main() -> int:
             import tempfile
 
             tmp = tempfile.mkdtemp(prefix="mantis-rul-")
-            jobs = [(ds, args, seed, train_z, test_z, test_rul, WINDOW, tmp) for seed in range(args.seeds)]
+            jobs = [(ds, args, seed, train_z, test_z, test_rul, WINDOW, tmp, extra_z) for seed in range(args.seeds)]
             with concurrent.futures.ProcessPoolExecutor(
                 max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
             ) as pool:
@@ -900,7 +909,8 @@ def main() -> int:
             f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
         meta = {
             "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
-            "summaries": SUMMARIES, "calibration": CALIBRATION, "baseline": BASELINE, "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
+            "summaries": SUMMARIES, "calibration": CALIBRATION, "baseline": BASELINE, "pooled_with": others,
+            "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
             "published_rmse": PUBLISHED.get(ds, {}),
             "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
                          "keras": keras.__version__, "numpy": np.__version__},
@@ -974,7 +984,8 @@ def main() -> int:
                                          if args.protocol == "cv" else
                                          f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}"),
                          "calibration_points": r["calibration_points"]},
-            "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)",
+            "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)"
+                         + "".join(f" + train_{d}.txt (every fold model also learns from its engines)" for d in others),
                          "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
                          "protocol": args.protocol, "summaries": SUMMARIES, "calibration": calibration_meta(r), "exported_seed": best,
                          "seeds": list(range(args.seeds)),
