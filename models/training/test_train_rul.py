@@ -201,5 +201,58 @@ class Scores(unittest.TestCase):
         np.testing.assert_array_equal(T.postprocess(np.array([[-2.0], [3.0]])), [0.0, 3.0])
 
 
+class Sittings(unittest.TestCase):
+    """A long run split over several sittings: each finished seed leaves a record; a later run
+    resumes from the records of the same configuration, and only the best-validation seed's graph
+    is kept."""
+
+    def setUp(self):
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="mantis-rul-test-"))
+        self.config = {"dataset": "FD001", "arch": "hybrid+stats", "pooled_with": ["FD003"], "export": True}
+
+    def tearDown(self):
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def record(self, seed: int, val: float, graph: bytes = b"graph") -> dict:
+        onnx = T.record_path(self.dir, "FD001", seed, "onnx")
+        onnx.write_bytes(graph + bytes([seed]))
+        rec = {"config": self.config, "seed": seed, "run": {"val_rmse_capped": val},
+               "onnx_sha256": T.sha256(onnx)}
+        T.write_atomic(T.record_path(self.dir, "FD001", seed), __import__("json").dumps(rec))
+        return rec
+
+    def test_an_unfinished_seed_has_no_record_and_a_finished_one_is_read_back(self):
+        self.assertIsNone(T.read_record(self.dir, "FD001", 0, self.config))
+        rec = self.record(0, 14.2)
+        self.assertEqual(T.read_record(self.dir, "FD001", 0, self.config), rec)
+        self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["fd001-seed0.json", "fd001-seed0.onnx"])
+
+    def test_a_record_of_another_configuration_is_refused(self):
+        self.record(0, 14.2)
+        other = dict(self.config, pooled_with=[])
+        with self.assertRaises(SystemExit) as e:
+            T.read_record(self.dir, "FD001", 0, other)
+        self.assertIn("another configuration", str(e.exception))
+
+    def test_a_graph_that_does_not_match_its_record_is_refused(self):
+        self.record(0, 14.2)
+        T.record_path(self.dir, "FD001", 0, "onnx").write_bytes(b"tampered")
+        with self.assertRaises(SystemExit) as e:
+            T.read_record(self.dir, "FD001", 0, self.config)
+        self.assertIn("sha256", str(e.exception))
+
+    def test_the_best_validation_seed_keeps_its_graph_and_ties_go_to_the_lowest_seed(self):
+        records = {0: self.record(0, 14.5), 1: self.record(1, 14.1), 2: self.record(2, 14.1)}
+        T.record_path(self.dir, "FD001", 3, "onnx").write_bytes(b"still training")
+        self.assertEqual(T.best_seed(records), 1)
+        T.keep_best_graph(self.dir, "FD001", records)
+        self.assertEqual(sorted(p.name for p in self.dir.glob("*.onnx")), ["fd001-seed1.onnx", "fd001-seed3.onnx"])
+        self.assertEqual(len(list(self.dir.glob("*.json"))), 3)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -40,6 +40,12 @@ models are `hybrid+stats`, chosen on out-of-fold RMSE (see models/README.md; tra
 Output per dataset: models/rul-cmapss-<ds>.onnx and models/rul-cmapss-<ds>.json (the input
 contract, the scores, and a fixed reference batch for the Rust equivalence test), plus
 models/training/results-<ds>.json with every seed's numbers.
+
+A long run can take several sittings: every finished seed leaves its record in `--runs`
+(models/training/runs: its numbers, test predictions and reference outputs, and its graph while it
+is its data set's best-validation seed); a later run with the same configuration trains only the
+seeds not yet recorded, and a data set is exported once all its seeds are. `--start-within M`
+starts no seed later than M minutes after launch. Exit status 3: some seeds are still to train.
 """
 
 from __future__ import annotations
@@ -784,19 +790,99 @@ def train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z=None):
     return train_one(ds, args.arch, seed, train_z, test_z, test_rul, args.epochs, args.patience, log)
 
 
+REF_UNITS = [1, 2, 3, 10, 25, 50, 75, 100]
+
+
+def reference_batch(test_eng, test_z) -> tuple[list, np.ndarray]:
+    """The sidecar's fixed reference batch: the last windows of 8 test engines, as raw rows (settings +
+    sensors: the last <= WINDOW rows, or the whole history when the input carries the early-life
+    baseline) and as the normalised tensor, for the Rust equivalence tests."""
+    ref_raw, ref_x = [], []
+    for u in REF_UNITS:
+        e = test_eng[u - 1]
+        ref_raw.append((e[:, 2:] if BASELINE > 0 else e[-WINDOW:, 2:]).tolist())
+        ref_x.append(last_window(test_z[u - 1], len(e) - 1))
+    return ref_raw, np.stack(ref_x).astype(np.float32)
+
+
+def run_config(args, ds: str, others: list, data: Path) -> dict:
+    """What a seed's numbers depend on: a record is resumed only under the same configuration."""
+    files = [f"train_{ds}.txt", f"test_{ds}.txt", f"RUL_{ds}.txt"] + [f"train_{d}.txt" for d in others]
+    return {"dataset": ds, "arch": args.arch, "protocol": args.protocol, "folds": args.folds, "epochs": args.epochs,
+            "patience": args.patience, "threads": args.threads, "window": WINDOW, "summaries": SUMMARIES,
+            "calibration": CALIBRATION, "baseline": BASELINE, "pooled_with": others, "export": not args.no_export,
+            "data_sha256": {f: sha256(data / f) for f in files}}
+
+
+def record_path(runs: Path, ds: str, seed: int, ext: str = "json") -> Path:
+    return runs / f"{ds.lower()}-seed{seed}.{ext}"
+
+
+def read_record(runs: Path, ds: str, seed: int, config: dict) -> dict | None:
+    """A finished seed's record, or None when the seed has not finished. A record of another
+    configuration is an error: its numbers must not be mixed with this run's."""
+    path = record_path(runs, ds, seed)
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    if rec.get("config") != config:
+        raise SystemExit(f"{path} was trained with another configuration; delete it or choose another --runs")
+    if config["export"]:
+        onnx = record_path(runs, ds, seed, "onnx")
+        if onnx.exists() and sha256(onnx) != rec["onnx_sha256"]:
+            raise SystemExit(f"{onnx} does not match its record's sha256")
+    return rec
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def best_seed(records: dict) -> int:
+    """The seed with the best validation RMSE (ties: the lowest seed): the test set chooses nothing."""
+    return min(records, key=lambda s: (records[s]["run"]["val_rmse_capped"], s))
+
+
+def keep_best_graph(runs: Path, ds: str, records: dict) -> None:
+    """Only the best-validation seed's graph is kept among the finished seeds of a data set (the
+    others' numbers stay in their records); a seed still training keeps its own."""
+    best = best_seed(records)
+    for s in records:
+        if s != best:
+            record_path(runs, ds, s, "onnx").unlink(missing_ok=True)
+
+
 def seed_job(job):
-    """One seed in a worker process (`--jobs` > 1): its numbers, and its model saved to a file."""
+    """Trains one seed (in a worker process when `--jobs` > 1), exports its graph and leaves its
+    record in the runs directory; a job that would start after the deadline is skipped."""
     global WINDOW, SUMMARIES, CALIBRATION, BASELINE
-    ds, args, seed, train_z, test_z, test_rul, window, tmp, extra_z = job
-    WINDOW = window
-    SUMMARIES = args.summaries
-    BASELINE = args.baseline
-    CALIBRATION = args.calibration
-    setup_tf(args.threads)
-    res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z)
-    path = str(Path(tmp) / f"{ds}-seed{seed}.keras")
-    model.save(path)
-    return res, path, pred, x_test
+    ds, args, seed, train_z, test_z, test_rul, extra_z, ref_x, config, deadline, in_worker = job
+    if deadline is not None and time.time() > deadline:
+        return ds, seed, None
+    if in_worker:
+        WINDOW = args.window
+        SUMMARIES = args.summaries
+        BASELINE = args.baseline
+        CALIBRATION = args.calibration
+        setup_tf(args.threads)
+    res, model, pred, _ = train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z)
+    rec = {"config": config, "seed": seed, "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "run": res, "test_predictions": [round(float(p), 4) for p in pred]}
+    if config["export"]:
+        onnx_path = record_path(args.runs, ds, seed, "onnx")
+        export_onnx(model, ref_x.shape[2], onnx_path)
+        import onnxruntime as ort
+
+        keras_out = model.predict(ref_x, verbose=0).reshape(-1)
+        sess = ort.InferenceSession(str(onnx_path))
+        ort_out = sess.run(None, {sess.get_inputs()[0].name: ref_x})[0].reshape(-1)
+        log(f"{ds} seed {seed}: |keras - onnxruntime| max {np.abs(keras_out - ort_out).max():.2e}")
+        rec |= {"onnx_sha256": sha256(onnx_path), "keras_output": keras_out.astype(np.float64).tolist(),
+                "onnxruntime_output": ort_out.astype(np.float64).tolist()}
+    write_atomic(record_path(args.runs, ds, seed), json.dumps(rec, indent=1) + "\n")
+    return ds, seed, rec
 
 
 def main() -> int:
@@ -830,6 +916,14 @@ def main() -> int:
                     help="cv protocol: every fold model of a dataset also learns from the train engines of the other "
                          "datasets given (never held out nor scored; the normaliser is fitted on all of them)")
     ap.add_argument("--no-export", action="store_true", help="train and score only (architecture comparison)")
+    ap.add_argument("--runs", type=Path, default=None,
+                    help="where every finished seed leaves its record (numbers, test predictions, reference "
+                         "outputs) and, while it is its data set's best-validation seed, its graph; a run resumes "
+                         "from the records of the same configuration (default: <out>/training/runs; a fresh "
+                         "temporary directory with --no-export)")
+    ap.add_argument("--start-within", type=float, default=None, metavar="MINUTES",
+                    help="no seed starts later than this after launch (the running ones finish): a long run "
+                         "split over several sittings; each data set is exported once all its seeds are recorded")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
     if args.window < 1:
@@ -842,6 +936,8 @@ def main() -> int:
         ap.error("--folds must be at least 2")
     if args.seeds < 1 or args.epochs < 1 or args.patience < 1:
         ap.error("--seeds, --epochs and --patience must be at least 1")
+    if args.start_within is not None and args.start_within < 0:
+        ap.error("--start-within must be a number of minutes, at least 0")
     try:
         kinds = parse_arch(args.arch)
     except ValueError as e:
@@ -854,12 +950,19 @@ def main() -> int:
     SUMMARIES = args.summaries
     CALIBRATION = args.calibration
     BASELINE = args.baseline
+    if args.runs is None:
+        import tempfile
+
+        args.runs = Path(tempfile.mkdtemp(prefix="mantis-rul-runs-")) if args.no_export else args.out / "training" / "runs"
+    args.runs.mkdir(parents=True, exist_ok=True)
+    deadline = None if args.start_within is None else time.time() + 60.0 * args.start_within
 
     import tensorflow as tf
     import keras
 
     setup_tf(args.threads)
 
+    sets, jobs = {}, []
     for ds in args.datasets:
         train = load_table(args.data / f"train_{ds}.txt")
         test = load_table(args.data / f"test_{ds}.txt")
@@ -876,130 +979,140 @@ def main() -> int:
         test_z = [normalise(e, norm) for e in test_eng]
         log(f"{ds}: {len(norm['centroids'])} regime(s), sensors kept: "
             f"{[SENSOR_COLUMNS[j] for j in norm['keep']]}")
+        config = run_config(args, ds, others, args.data)
+        ref_raw, ref_x = reference_batch(test_eng, test_z)
+        records = {s: r for s in range(args.seeds) if (r := read_record(args.runs, ds, s, config)) is not None}
+        if records:
+            log(f"{ds}: seeds {sorted(records)} already recorded in {args.runs}")
+        sets[ds] = {"norm": norm, "others": others, "test_rul": test_rul, "ref_raw": ref_raw, "ref_x": ref_x,
+                    "records": records}
+        jobs += [(ds, args, s, train_z, test_z, test_rul, extra_z, ref_x, config, deadline, args.jobs > 1)
+                 for s in range(args.seeds) if s not in records]
 
-        runs, models = [], []
-        if args.jobs == 1:
-            for seed in range(args.seeds):
-                res, model, pred, x_test = train_seed(ds, args, seed, train_z, test_z, test_rul, log, extra_z)
-                runs.append(res)
-                models.append((model, pred, x_test))
-        else:
-            # Seeds in parallel worker processes; each seed's numbers are the same as in one process
-            # (seeded, deterministic ops, the same thread count), its model comes back as a file.
-            import concurrent.futures
-            import multiprocessing
-            import tempfile
+    def finished(ds, seed, rec):
+        if rec is None:
+            log(f"{ds} seed {seed}: not started (--start-within)")
+            return
+        sets[ds]["records"][seed] = rec
+        if not args.no_export:
+            keep_best_graph(args.runs, ds, sets[ds]["records"])
 
-            tmp = tempfile.mkdtemp(prefix="mantis-rul-")
-            jobs = [(ds, args, seed, train_z, test_z, test_rul, WINDOW, tmp, extra_z) for seed in range(args.seeds)]
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
-            ) as pool:
-                for res, path, pred, x_test in pool.map(seed_job, jobs):
-                    runs.append(res)
-                    models.append((path, pred, x_test))
-        agg = {k: summary([r[k] for r in runs]) for k in
-               ("test_rmse", "test_phm08", "test_coverage90", "q90", "val_rmse_capped", "cpu_seconds")}
-        if args.protocol == "cv":
-            agg |= {k: summary([r[k] for r in runs]) for k in ("test_rmse_members_mean", "oof_rmse_true_rul_le_150")}
-            agg |= {k: summary([r[k] for r in runs]) for k in
-                    ("oof_rmse_uncalibrated", "oof_rmse_calibrated_cv", "test_rmse_uncalibrated") if k in runs[0]}
-        log(f"{ds} {args.arch}: RMSE {agg['test_rmse']['mean']:.2f} ± {agg['test_rmse']['std']:.2f}, "
-            f"PHM08 {agg['test_phm08']['mean']:.0f} ± {agg['test_phm08']['std']:.0f}, "
-            f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
-        meta = {
-            "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
-            "summaries": SUMMARIES, "calibration": CALIBRATION, "baseline": BASELINE, "pooled_with": others,
-            "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
-            "published_rmse": PUBLISHED.get(ds, {}),
-            "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                         "keras": keras.__version__, "numpy": np.__version__},
-        }
-        args.out.mkdir(parents=True, exist_ok=True)
-        suffix = "" if not args.no_export else f"-{args.arch}-compare"
-        res_path = args.out / "training" / f"results-{ds.lower()}{suffix}.json"
-        res_path.parent.mkdir(parents=True, exist_ok=True)
-        res_path.write_text(json.dumps(meta, indent=1) + "\n")
-        if args.no_export:
+    if args.jobs == 1:
+        for job in jobs:
+            finished(*seed_job(job))
+    else:
+        # Seeds in parallel worker processes; each seed's numbers are the same as in one process
+        # (seeded, deterministic ops, the same thread count); each leaves its record as it finishes.
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            for fut in concurrent.futures.as_completed([pool.submit(seed_job, job) for job in jobs]):
+                finished(*fut.result())
+
+    missing = []
+    for ds, st in sets.items():
+        records = st["records"]
+        if len(records) < args.seeds:
+            log(f"{ds}: {len(records)} of {args.seeds} seeds recorded in {args.runs}; run again to train the rest")
+            missing.append(ds)
             continue
+        assemble(ds, args, st, tf, keras)
+    return 0 if not missing else 3
 
-        # Export the seed with the best VALIDATION RMSE (the test set chooses nothing).
-        best = int(np.argmin([r["val_rmse_capped"] for r in runs]))
-        model, pred, x_test = models[best]
-        if isinstance(model, str):
-            model = keras.models.load_model(model)
-        onnx_path = args.out / f"rul-cmapss-{ds.lower()}.onnx"
-        n_inputs = len(norm["keep"]) * (2 if BASELINE > 0 else 1)
-        export_onnx(model, n_inputs, onnx_path)
 
-        # Reference batch: the last windows of 8 test engines (raw rows, the normalised tensor, and
-        # Keras' and onnxruntime's raw outputs) for the Rust equivalence tests.
-        ref_units = [1, 2, 3, 10, 25, 50, 75, 100]
-        ref_raw, ref_x = [], []
-        for u in ref_units:
-            e = test_eng[u - 1]
-            # settings + sensors: the last <= WINDOW rows, or the whole history when the input
-            # carries the early-life baseline (its first rows count too)
-            ref_raw.append((e[:, 2:] if BASELINE > 0 else e[-WINDOW:, 2:]).tolist())
-            ref_x.append(last_window(test_z[u - 1], len(e) - 1))
-        ref_x = np.stack(ref_x).astype(np.float32)
-        keras_out = model.predict(ref_x, verbose=0).reshape(-1)
-        import onnxruntime as ort
+def assemble(ds, args, st, tf, keras) -> None:
+    """A data set's results once every seed is recorded: the numbers of all seeds, and the best-
+    validation seed's graph with its sidecar."""
+    runs = [st["records"][s]["run"] for s in range(args.seeds)]
+    norm, others, ref_raw, ref_x = st["norm"], st["others"], st["ref_raw"], st["ref_x"]
+    agg = {k: summary([r[k] for r in runs]) for k in
+           ("test_rmse", "test_phm08", "test_coverage90", "q90", "val_rmse_capped", "cpu_seconds")}
+    if args.protocol == "cv":
+        agg |= {k: summary([r[k] for r in runs]) for k in ("test_rmse_members_mean", "oof_rmse_true_rul_le_150")}
+        agg |= {k: summary([r[k] for r in runs]) for k in
+                ("oof_rmse_uncalibrated", "oof_rmse_calibrated_cv", "test_rmse_uncalibrated") if k in runs[0]}
+    log(f"{ds} {args.arch}: RMSE {agg['test_rmse']['mean']:.2f} ± {agg['test_rmse']['std']:.2f}, "
+        f"PHM08 {agg['test_phm08']['mean']:.0f} ± {agg['test_phm08']['std']:.0f}, "
+        f"coverage {agg['test_coverage90']['mean']:.3f} ± {agg['test_coverage90']['std']:.3f}")
+    meta = {
+        "dataset": ds, "arch": args.arch, "protocol": args.protocol, "date": args.date, "window": WINDOW, "label_cap": LABEL_CAP,
+        "summaries": SUMMARIES, "calibration": CALIBRATION, "baseline": BASELINE, "pooled_with": others,
+        "seeds": list(range(args.seeds)), "runs": runs, "summary": agg,
+        "published_rmse": PUBLISHED.get(ds, {}),
+        "software": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if not args.no_export else f"-{args.arch}-compare"
+    res_path = args.out / "training" / f"results-{ds.lower()}{suffix}.json"
+    res_path.parent.mkdir(parents=True, exist_ok=True)
+    res_path.write_text(json.dumps(meta, indent=1) + "\n")
+    if args.no_export:
+        return
 
-        sess = ort.InferenceSession(str(onnx_path))
-        ort_out = sess.run(None, {sess.get_inputs()[0].name: ref_x})[0].reshape(-1)
-        log(f"{ds}: exported seed {best}; |keras - onnxruntime| max {np.abs(keras_out - ort_out).max():.2e}")
-        r = runs[best]
-        sidecar = {
-            "format": "mantis-rul-onnx/1",
-            "name": f"rul-cmapss-{ds.lower()}",
-            "onnx": onnx_path.name,
-            "onnx_sha256": sha256(onnx_path),
-            "arch": f"{args.arch}-ensemble{args.folds}" if args.protocol == "cv" else args.arch,
-            "input": {"name": "window", "shape": ["batch", WINDOW, n_inputs], "dtype": "float32",
-                      "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"
-                      + ("; per row the normalised sensors, then their differences from the baseline (the mean of the "
-                         "normalised first min(baseline, cycles so far) cycles of the engine's life)" if BASELINE > 0 else "")},
-            "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
-                       "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"
-                       + ("; raw already passes through the calibration map (training.calibration), part of the graph"
-                          if r.get("calibration") == "spline" else "")},
-            "window": WINDOW,
-            **({"baseline": BASELINE} if BASELINE > 0 else {}),
-            "label_cap": LABEL_CAP,
-            "setting_columns": SETTING_COLUMNS,
-            "sensor_columns": [SENSOR_COLUMNS[j] for j in norm["keep"]],
-            "sensor_indices": [j for j in norm["keep"]],
-            "regimes": {
-                "method": f"k-means on the raw settings, smallest k with radius < {REGIME_RADIUS}; nearest centroid (Euclidean)",
-                "centroids": norm["centroids"].tolist(),
-                "mean": norm["mean"].tolist(),
-                "std": norm["std"].tolist(),
-            },
-            "interval": {"method": ("cross-conformal" if args.protocol == "cv" else "split conformal")
-                         + ", absolute residual against the unclipped true RUL",
-                         "nominal_coverage": NOMINAL_COVERAGE, "q90": r["q90"],
-                         "calibration": (f"every cut point with true RUL <= {CALIBRATION_MAX_RUL:g} of every train engine, "
-                                         "scored by the fold model that did not learn from it (cross-fitting)"
-                                         if args.protocol == "cv" else
-                                         f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}"),
-                         "calibration_points": r["calibration_points"]},
-            "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)"
-                         + "".join(f" + train_{d}.txt (every fold model also learns from its engines)" for d in others),
-                         "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
-                         "protocol": args.protocol, "summaries": SUMMARIES, "calibration": calibration_meta(r), "exported_seed": best,
-                         "seeds": list(range(args.seeds)),
-                         "split_of_exported_seed": r["split"]},
-            "scores": {"exported_seed": {k: r[k] for k in ("val_rmse_capped", "test_rmse", "test_phm08", "test_coverage90")},
-                       "over_seeds": agg, "test": f"test_{ds}.txt / RUL_{ds}.txt, last window per engine, unclipped truth",
-                       "published_rmse": PUBLISHED.get(ds, {})},
-            "reference": {"units": ref_units, "raw_rows": ref_raw, "input": ref_x.tolist(),
-                          "keras_output": keras_out.astype(np.float64).tolist(),
-                          "onnxruntime_output": ort_out.astype(np.float64).tolist(),
-                          "test_predictions": [round(float(p), 4) for p in pred]},
-        }
-        (args.out / f"rul-cmapss-{ds.lower()}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
-    return 0
+    # Export the seed with the best VALIDATION RMSE (the test set chooses nothing).
+    best = best_seed(st["records"])
+    rec = st["records"][best]
+    src = record_path(args.runs, ds, best, "onnx")
+    if not src.exists() or sha256(src) != rec["onnx_sha256"]:
+        raise SystemExit(f"{src}: the graph of the best-validation seed is missing or does not match its record")
+    onnx_path = args.out / f"rul-cmapss-{ds.lower()}.onnx"
+    onnx_path.write_bytes(src.read_bytes())
+    n_inputs = len(norm["keep"]) * (2 if BASELINE > 0 else 1)
+    log(f"{ds}: exported seed {best}")
+    r = rec["run"]
+    sidecar = {
+        "format": "mantis-rul-onnx/1",
+        "name": f"rul-cmapss-{ds.lower()}",
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256(onnx_path),
+        "arch": f"{args.arch}-ensemble{args.folds}" if args.protocol == "cv" else args.arch,
+        "input": {"name": "window", "shape": ["batch", WINDOW, n_inputs], "dtype": "float32",
+                  "layout": "oldest cycle first; front-padded by repeating the first row when the engine has fewer cycles"
+                  + ("; per row the normalised sensors, then their differences from the baseline (the mean of the "
+                     "normalised first min(baseline, cycles so far) cycles of the engine's life)" if BASELINE > 0 else "")},
+        "output": {"name": "rul", "shape": ["batch", 1], "unit": "cycles",
+                   "postprocess": "rul = max(raw, 0); interval [max(rul - q90, 0), rul + q90]"
+                   + ("; raw already passes through the calibration map (training.calibration), part of the graph"
+                      if r.get("calibration") == "spline" else "")},
+        "window": WINDOW,
+        **({"baseline": BASELINE} if BASELINE > 0 else {}),
+        "label_cap": LABEL_CAP,
+        "setting_columns": SETTING_COLUMNS,
+        "sensor_columns": [SENSOR_COLUMNS[j] for j in norm["keep"]],
+        "sensor_indices": [j for j in norm["keep"]],
+        "regimes": {
+            "method": f"k-means on the raw settings, smallest k with radius < {REGIME_RADIUS}; nearest centroid (Euclidean)",
+            "centroids": norm["centroids"].tolist(),
+            "mean": norm["mean"].tolist(),
+            "std": norm["std"].tolist(),
+        },
+        "interval": {"method": ("cross-conformal" if args.protocol == "cv" else "split conformal")
+                     + ", absolute residual against the unclipped true RUL",
+                     "nominal_coverage": NOMINAL_COVERAGE, "q90": r["q90"],
+                     "calibration": (f"every cut point with true RUL <= {CALIBRATION_MAX_RUL:g} of every train engine, "
+                                     "scored by the fold model that did not learn from it (cross-fitting)"
+                                     if args.protocol == "cv" else
+                                     f"every cut point of the held-out calibration engines with true RUL <= {CALIBRATION_MAX_RUL:g}"),
+                     "calibration_points": r["calibration_points"]},
+        "training": {"date": args.date, "data": f"NASA C-MAPSS train_{ds}.txt (100 engines)"
+                     + "".join(f" + train_{d}.txt (every fold model also learns from its engines)" for d in others),
+                     "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}, tf2onnx, opset 17",
+                     "protocol": args.protocol, "summaries": SUMMARIES, "calibration": calibration_meta(r), "exported_seed": best,
+                     "seeds": list(range(args.seeds)),
+                     "split_of_exported_seed": r["split"]},
+        "scores": {"exported_seed": {k: r[k] for k in ("val_rmse_capped", "test_rmse", "test_phm08", "test_coverage90")},
+                   "over_seeds": agg, "test": f"test_{ds}.txt / RUL_{ds}.txt, last window per engine, unclipped truth",
+                   "published_rmse": PUBLISHED.get(ds, {})},
+        "reference": {"units": REF_UNITS, "raw_rows": ref_raw, "input": ref_x.tolist(),
+                      "keras_output": rec["keras_output"],
+                      "onnxruntime_output": rec["onnxruntime_output"],
+                      "test_predictions": rec["test_predictions"]},
+    }
+    (args.out / f"rul-cmapss-{ds.lower()}.json").write_text(json.dumps(sidecar, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ pub use settings::{BusSettings, InfraSettings, env_provider, load_section, load_
 /// from other hosts (loopback, network policies), so only the gateway can set it.
 pub const TENANT_HEADER: &str = "x-mantis-tenant";
 
+/// Largest body of `POST /api/v1/sensors/data`, at the ingestion service and at the gateway
+/// that forwards it there (16 MiB).
+pub const MAX_READINGS_BODY: usize = 16 << 20;
+
 /// Errors of the service kit.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

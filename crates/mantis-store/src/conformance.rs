@@ -8,7 +8,7 @@
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
 use crate::{
-    AlertFilter, AlertState, Error, Expired, Part, Retention, Store, WorkOrderChanges,
+    AlertFilter, AlertState, Error, Expired, Part, Retention, Store, UserChanges, WorkOrderChanges,
     WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             assets_and_sensors_are_listed_by_code,
             sensors_round_trip_and_are_updated_in_place,
             a_sensor_of_an_unknown_asset_is_refused,
+            an_asset_is_registered_with_its_sensors_all_or_nothing,
             readings_are_stored_once_and_listed_by_time_range,
             a_batch_larger_than_one_statement_is_stored_once,
             windows_are_stored_once,
@@ -62,8 +63,10 @@ macro_rules! conformance_tests {
             acknowledging_or_assigning_a_missing_alert_is_not_found,
             work_orders_move_only_from_the_status_they_are_in,
             work_order_plans_are_updated_field_by_field,
+            a_work_order_is_created_with_its_plan_in_one_step,
             work_orders_are_filtered_by_tenant,
             users_round_trip_are_updated_and_listed_by_tenant,
+            a_users_fields_are_changed_one_by_one_within_their_tenant,
             api_keys_are_found_by_prefix_listed_and_revoked_once,
         );
     };
@@ -373,6 +376,91 @@ pub async fn a_sensor_of_an_unknown_asset_is_refused<S: Store + ?Sized>(store: &
         "expected asset not found, got {result:?}"
     );
     assert_eq!(store.get_sensor(orphan.id).await.expect("get"), None);
+}
+
+/// An asset and its sensors are stored together or not at all: a sensor code taken by another
+/// sensor of the tenant leaves neither the new asset nor its other sensors behind, and a
+/// re-registration updates the asset and its sensors in place.
+pub async fn an_asset_is_registered_with_its_sensors_all_or_nothing<S: Store + ?Sized>(store: &S) {
+    let motor = asset("MTR-001");
+    let vib = sensor(&motor, "MTR-001-VIB");
+    let temp = Sensor {
+        sensor_type: SensorType::Temperature,
+        unit: "°C".to_owned(),
+        ..sensor(&motor, "MTR-001-TEMP")
+    };
+    store
+        .register_asset(&motor, &[vib.clone(), temp.clone()])
+        .await
+        .expect("register");
+    assert_eq!(
+        store.get_asset(motor.id).await.expect("get"),
+        Some(motor.clone())
+    );
+    assert_eq!(
+        store.list_sensors(Some(motor.id)).await.expect("list"),
+        [temp.clone(), vib.clone()]
+    );
+
+    // The second sensor's code is the motor's vibration sensor's: nothing of the pump is kept.
+    let pump = asset("PMP-001");
+    let pump_flow = Sensor {
+        sensor_type: SensorType::Flow,
+        unit: "m3/h".to_owned(),
+        ..sensor(&pump, "PMP-001-FLOW")
+    };
+    let clash = sensor(&pump, "MTR-001-VIB");
+    let result = store
+        .register_asset(&pump, &[pump_flow.clone(), clash])
+        .await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+    assert_eq!(store.get_asset(pump.id).await.expect("get"), None);
+    assert_eq!(store.get_sensor(pump_flow.id).await.expect("get"), None);
+    assert_eq!(
+        store.list_assets(None).await.expect("list"),
+        std::slice::from_ref(&motor)
+    );
+
+    // A sensor of another asset in the request: refused before anything is written.
+    let stray = sensor(&motor, "MTR-001-STRAY");
+    let result = store
+        .register_asset(&pump, &[pump_flow.clone(), stray])
+        .await;
+    assert!(
+        matches!(result, Err(Error::Invalid(_))),
+        "expected invalid, got {result:?}"
+    );
+    assert_eq!(store.get_asset(pump.id).await.expect("get"), None);
+
+    // Registered again: the asset and its sensors are updated in place.
+    let renamed = Asset {
+        name: "Main motor, rewound".to_owned(),
+        ..motor.clone()
+    };
+    let rescaled = Sensor {
+        max_value: 80.0,
+        ..vib.clone()
+    };
+    store
+        .register_asset(&renamed, std::slice::from_ref(&rescaled))
+        .await
+        .expect("register again");
+    assert_eq!(store.get_asset(motor.id).await.expect("get"), Some(renamed));
+    assert_eq!(
+        store.list_sensors(Some(motor.id)).await.expect("list"),
+        [temp, rescaled]
+    );
+    store
+        .register_asset(&pump, std::slice::from_ref(&pump_flow))
+        .await
+        .expect("the corrected pump");
+    assert_eq!(
+        store.list_sensors(Some(pump.id)).await.expect("list"),
+        [pump_flow]
+    );
 }
 
 /// Writing the same readings again stores nothing new; a range query returns `[from, to)` of
@@ -1981,6 +2069,78 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
     ));
 }
 
+/// A work order planned by hand is stored with its plan at once; its id, its code, or an active
+/// work order of its asset for the same cause make it a conflict, and nothing is stored then.
+pub async fn a_work_order_is_created_with_its_plan_in_one_step<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let order = work_order(&motor, "manual:1", &unique_code("WO"), 0);
+    let parts = vec![Part {
+        part_number: "SKF-6205".to_owned(),
+        quantity: 2,
+    }];
+    let plan = WorkOrderChanges {
+        technician: Some(Some("tom".to_owned())),
+        parts: Some(parts.clone()),
+        ..WorkOrderChanges::default()
+    };
+    store
+        .create_work_order(&order, &plan)
+        .await
+        .expect("create");
+    let stored = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.order, order);
+    assert_eq!(stored.technician.as_deref(), Some("tom"));
+    assert_eq!(stored.parts, parts);
+
+    // The same id again, and another order of the same asset and cause while it is active.
+    let result = store.create_work_order(&order, &plan).await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+    let same_cause = work_order(&motor, "manual:1", &unique_code("WO"), 1_000);
+    let result = store.create_work_order(&same_cause, &plan).await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+    assert_eq!(
+        store.get_work_order(same_cause.id).await.expect("get"),
+        None
+    );
+    let same_code = WorkOrder {
+        id: WorkOrderId::new_random(),
+        cause: "manual:2".to_owned(),
+        ..order.clone()
+    };
+    let result = store.create_work_order(&same_code, &plan).await;
+    assert!(
+        matches!(result, Err(Error::Conflict(_))),
+        "expected a conflict, got {result:?}"
+    );
+    assert_eq!(store.get_work_order(same_code.id).await.expect("get"), None);
+
+    // Without a plan: stored as opened.
+    let bare = work_order(&motor, "manual:3", &unique_code("WO"), 2_000);
+    store
+        .create_work_order(&bare, &WorkOrderChanges::default())
+        .await
+        .expect("create without a plan");
+    let stored = store
+        .get_work_order_record(bare.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (stored.order, stored.technician, stored.parts),
+        (bare, None, Vec::new())
+    );
+}
+
 pub async fn work_orders_are_filtered_by_tenant<S: Store + ?Sized>(store: &S) {
     let motor = registered_asset(store, "MTR-001").await;
     let other_tenant = Asset {
@@ -2084,6 +2244,88 @@ pub async fn users_round_trip_are_updated_and_listed_by_tenant<S: Store + ?Sized
         vec![bea, new]
     );
     assert_eq!(store.list_users(None).await.expect("all").len(), 4);
+}
+
+/// A change touches only the fields it gives: disabling an account and renaming it in two
+/// requests that each read the user first can no longer undo each other. Only the user's own
+/// tenant reaches it.
+pub async fn a_users_fields_are_changed_one_by_one_within_their_tenant<S: Store + ?Sized>(
+    store: &S,
+) {
+    let olga = user("olga", TenantId::DEFAULT, Role::Operator);
+    store.upsert_user(&olga).await.expect("upsert");
+    let disabled = store
+        .update_user(
+            TenantId::DEFAULT,
+            "olga",
+            &UserChanges {
+                disabled: Some(true),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .expect("disable");
+    let expected = User {
+        disabled: true,
+        ..olga.clone()
+    };
+    assert_eq!(disabled, Some(expected.clone()));
+    let renamed = store
+        .update_user(
+            TenantId::DEFAULT,
+            "olga",
+            &UserChanges {
+                display_name: Some("Olga K.".to_owned()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let expected = User {
+        display_name: "Olga K.".to_owned(),
+        ..expected
+    };
+    assert_eq!(renamed, Some(expected.clone()));
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".to_owned();
+    let everything = UserChanges {
+        display_name: Some("Olga Kowalska".to_owned()),
+        role: Some(Role::Manager),
+        disabled: Some(false),
+        password_hash: Some(hash.clone()),
+    };
+    let changed = store
+        .update_user(TenantId::DEFAULT, "olga", &everything)
+        .await
+        .expect("change all");
+    let expected = User {
+        display_name: "Olga Kowalska".to_owned(),
+        role: Role::Manager,
+        disabled: false,
+        password_hash: hash,
+        ..olga
+    };
+    assert_eq!(changed, Some(expected.clone()));
+    assert_eq!(
+        store.get_user("olga").await.expect("get"),
+        Some(expected.clone())
+    );
+
+    let plant_b = TenantId(uuid::Uuid::new_v4());
+    assert_eq!(
+        store
+            .update_user(plant_b, "olga", &everything)
+            .await
+            .expect("another tenant"),
+        None
+    );
+    assert_eq!(
+        store
+            .update_user(TenantId::DEFAULT, "nobody", &everything)
+            .await
+            .expect("nobody"),
+        None
+    );
+    assert_eq!(store.get_user("olga").await.expect("get"), Some(expected));
 }
 
 /// Keys are found by their prefix (hash included), a taken prefix is a conflict, lists are per

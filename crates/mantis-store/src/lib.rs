@@ -33,7 +33,7 @@
 use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Priority, Reading, RulPrediction, Sensor, SensorId,
+    MaintenanceEvent, MaintenanceEventId, Priority, Reading, Role, RulPrediction, Sensor, SensorId,
     TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -70,8 +70,8 @@ pub enum Error {
     /// Anything else the driver reported.
     #[error("database error: {0}")]
     Database(String),
-    /// A setting of the store is out of range.
-    #[error("invalid setting: {0}")]
+    /// A setting of the store, or an argument, is out of range.
+    #[error("invalid: {0}")]
     Invalid(String),
     /// The database refused a value as given (a text holding a NUL character, which
     /// PostgreSQL cannot store): the caller's input is at fault, not the database.
@@ -189,6 +189,19 @@ pub struct WorkOrderChanges {
     pub technician: Option<Option<String>>,
     /// New parts list.
     pub parts: Option<Vec<Part>>,
+}
+
+/// Changes to a user's account; `None` leaves a field as stored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserChanges {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+    /// Disabled or enabled again.
+    pub disabled: Option<bool>,
+    /// New password hash (PHC string).
+    pub password_hash: Option<String>,
 }
 
 /// A stored window without its samples: what a list of windows shows.
@@ -350,6 +363,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or updates an asset (by id).
     async fn upsert_asset(&self, asset: &Asset) -> Result<()>;
+    /// Creates or updates an asset and the given sensors of it (by id) in one transaction: all
+    /// of them are stored or none (a sensor code taken by another sensor of the tenant, say,
+    /// leaves the asset and its other sensors as they were: [`Error::Conflict`]). Every sensor
+    /// must be mounted on `asset` ([`Error::Invalid`] otherwise).
+    async fn register_asset(&self, asset: &Asset, sensors: &[Sensor]) -> Result<()>;
     /// One asset.
     async fn get_asset(&self, id: AssetId) -> Result<Option<Asset>>;
     /// All assets, of one tenant when given, ordered by code.
@@ -480,6 +498,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<WorkOrderRecord>>;
     /// Changes a work order's plan; [`Error::NotFound`] when there is no such work order.
     async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()>;
+    /// Stores a new work order together with its plan (`plan` applied as by
+    /// [`Store::update_work_order`]) in one transaction: a work order planned by hand is never
+    /// stored without its technician and parts. [`Error::Conflict`] when its id or code is
+    /// taken or its asset already has an active work order for its cause.
+    async fn create_work_order(&self, order: &WorkOrder, plan: &WorkOrderChanges) -> Result<()>;
     /// Records a maintenance event (failure, replacement, repair, inspection); one row per id.
     /// Returns whether it was new.
     async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool>;
@@ -528,6 +551,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, user: &User) -> Result<bool>;
     /// One user.
     async fn get_user(&self, username: &str) -> Result<Option<User>>;
+    /// Changes the given fields of a user of `tenant` in one statement, leaving the others as
+    /// they are now (a concurrent change of another field, an admin disabling the account, is
+    /// kept); returns the user as stored, `None` when the tenant has no such user.
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        changes: &UserChanges,
+    ) -> Result<Option<User>>;
     /// Users, of one tenant when given, by username.
     async fn list_users(&self, tenant: Option<TenantId>) -> Result<Vec<User>>;
     /// Stores a new API key ([`Error::Conflict`] when its prefix is taken).

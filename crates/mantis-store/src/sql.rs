@@ -12,7 +12,8 @@ mod rows;
 
 use crate::{
     AlertFilter, AlertRecord, AlertState, Error, Expired, OpenWork, OpenedWorkOrder, ReadingBucket,
-    Result, Retention, Store, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    Result, Retention, Store, UserChanges, WindowSummary, WorkOrderChanges, WorkOrderFilter,
+    WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -41,6 +42,71 @@ const OPEN_WORK_ORDER_ATTEMPTS: usize = 5;
 
 /// The default limit of [`Store::list_work_orders`].
 const DEFAULT_WORK_ORDER_LIMIT: u32 = 100;
+
+/// Binds a sensor's columns to [`queries::UPSERT_SENSOR`].
+macro_rules! bind_sensor {
+    ($query:expr, $sensor:expr) => {
+        $query
+            .bind(DbId::from($sensor.id))
+            .bind(DbId::from($sensor.asset_id))
+            .bind($sensor.code.clone())
+            .bind($sensor.sensor_type.as_str().to_owned())
+            .bind($sensor.unit.clone())
+            .bind($sensor.min_value)
+            .bind($sensor.max_value)
+            .bind($sensor.sampling_rate_hz)
+            .bind(DbTime(Utc::now()))
+            .bind(DbId::from(TenantId::DEFAULT))
+    };
+}
+
+/// Binds a work order's id and plan changes to [`queries::UPDATE_WORK_ORDER`].
+macro_rules! bind_plan {
+    ($query:expr, $id:expr, $changes:expr) => {
+        $query
+            .bind(DbId::from($id))
+            .bind($changes.description.clone())
+            .bind($changes.priority.map(|p| p.as_str().to_owned()))
+            .bind($changes.due_by.map(DbTime))
+            .bind($changes.technician.is_some())
+            .bind($changes.technician.clone().flatten())
+            .bind(parts_json($changes)?)
+            .bind(DbTime(Utc::now()))
+    };
+}
+
+/// Binds a work order's columns to [`queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE`].
+macro_rules! bind_work_order {
+    ($query:expr, $order:expr) => {
+        $query
+            .bind(DbId::from($order.id))
+            .bind($order.code.clone())
+            .bind(DbId::from($order.asset_id))
+            .bind($order.cause.clone())
+            .bind($order.priority.as_str().to_owned())
+            .bind($order.status.as_str().to_owned())
+            .bind(DbTime($order.created_at))
+            .bind(DbTime($order.due_by))
+            .bind($order.description.clone())
+            .bind($order.rule.clone())
+            .bind($order.trigger_event.clone())
+            .bind(DbTime(Utc::now()))
+            .bind(DbId::from(TenantId::DEFAULT))
+    };
+}
+
+/// The parts of a plan change as the JSON column holds them (`None`: unchanged).
+fn parts_json(changes: &WorkOrderChanges) -> Result<Option<Json<serde_json::Value>>> {
+    changes
+        .parts
+        .as_ref()
+        .map(|parts| {
+            serde_json::to_value(parts)
+                .map(Json)
+                .map_err(|e| Error::Database(e.to_string()))
+        })
+        .transpose()
+}
 
 /// What a SQL backend adds to the shared implementation: its pool and its description.
 pub(crate) trait SqlBackend: Send + Sync + 'static {
@@ -175,6 +241,7 @@ where
     for<'q> i64: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> i16: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> bool: Encode<'q, B::Db> + Type<B::Db>,
+    for<'q> Option<bool>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Json<serde_json::Value>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<Json<serde_json::Value>>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<DbTime>: Encode<'q, B::Db> + Type<B::Db>,
@@ -274,8 +341,18 @@ where
         Ok(Some(report))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset.id))]
     async fn upsert_asset(&self, asset: &Asset) -> Result<()> {
+        self.register_asset(asset, &[]).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset.id, sensors = sensors.len()))]
+    async fn register_asset(&self, asset: &Asset, sensors: &[Sensor]) -> Result<()> {
+        if let Some(other) = sensors.iter().find(|s| s.asset_id != asset.id) {
+            return Err(Error::Invalid(format!(
+                "sensor {} is mounted on asset {}, not on {}",
+                other.id, other.asset_id, asset.id
+            )));
+        }
         let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         sqlx::query(queries::ENSURE_TENANT)
             .bind(DbId::from(asset.tenant_id))
@@ -295,6 +372,12 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        for sensor in sensors {
+            bind_sensor!(sqlx::query(queries::UPSERT_SENSOR), sensor)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
         tx.commit().await.map_err(db_error)
     }
 
@@ -319,17 +402,7 @@ where
 
     #[tracing::instrument(level = "debug", skip_all, fields(sensor = %sensor.id))]
     async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()> {
-        let result = sqlx::query(queries::UPSERT_SENSOR)
-            .bind(DbId::from(sensor.id))
-            .bind(DbId::from(sensor.asset_id))
-            .bind(sensor.code.clone())
-            .bind(sensor.sensor_type.as_str().to_owned())
-            .bind(sensor.unit.clone())
-            .bind(sensor.min_value)
-            .bind(sensor.max_value)
-            .bind(sensor.sampling_rate_hz)
-            .bind(DbTime(Utc::now()))
-            .bind(DbId::from(TenantId::DEFAULT))
+        let result = bind_sensor!(sqlx::query(queries::UPSERT_SENSOR), sensor)
             .execute(self.sql_pool())
             .await;
         match result {
@@ -740,24 +813,13 @@ where
         // between concurrent callers (in this process or another). When the insert yields to an
         // active work order, read that one back; if it was closed in between, try again.
         for _ in 0..OPEN_WORK_ORDER_ATTEMPTS {
-            let inserted =
-                sqlx::query_as::<_, WorkOrderRow>(queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE)
-                    .bind(DbId::from(candidate.id))
-                    .bind(candidate.code.clone())
-                    .bind(DbId::from(candidate.asset_id))
-                    .bind(candidate.cause.clone())
-                    .bind(candidate.priority.as_str().to_owned())
-                    .bind(candidate.status.as_str().to_owned())
-                    .bind(DbTime(candidate.created_at))
-                    .bind(DbTime(candidate.due_by))
-                    .bind(candidate.description.clone())
-                    .bind(candidate.rule.clone())
-                    .bind(candidate.trigger_event.clone())
-                    .bind(DbTime(Utc::now()))
-                    .bind(DbId::from(TenantId::DEFAULT))
-                    .fetch_optional(self.sql_pool())
-                    .await
-                    .map_err(db_error);
+            let inserted = bind_work_order!(
+                sqlx::query_as::<_, WorkOrderRow>(queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE),
+                candidate
+            )
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error);
             let inserted = match inserted {
                 // The same candidate inserted by a concurrent caller (a primary-key clash).
                 Err(Error::Conflict(why)) => match self.get_work_order(candidate.id).await? {
@@ -908,21 +970,7 @@ where
 
     #[tracing::instrument(level = "debug", skip(self, changes))]
     async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()> {
-        let parts = match &changes.parts {
-            Some(parts) => Some(Json(
-                serde_json::to_value(parts).map_err(|e| Error::Database(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let result = sqlx::query(queries::UPDATE_WORK_ORDER)
-            .bind(DbId::from(id))
-            .bind(changes.description.clone())
-            .bind(changes.priority.map(|p| p.as_str().to_owned()))
-            .bind(changes.due_by.map(DbTime))
-            .bind(changes.technician.is_some())
-            .bind(changes.technician.clone().flatten())
-            .bind(parts)
-            .bind(DbTime(Utc::now()))
+        let result = bind_plan!(sqlx::query(queries::UPDATE_WORK_ORDER), id, changes)
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -933,6 +981,31 @@ where
             });
         }
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(work_order = %order.id))]
+    async fn create_work_order(&self, order: &WorkOrder, plan: &WorkOrderChanges) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        let inserted = bind_work_order!(
+            sqlx::query_as::<_, WorkOrderRow>(queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE),
+            order
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if inserted.is_none() {
+            return Err(Error::Conflict(format!(
+                "asset {} already has an active work order for `{}`",
+                order.asset_id, order.cause
+            )));
+        }
+        if *plan != WorkOrderChanges::default() {
+            bind_plan!(sqlx::query(queries::UPDATE_WORK_ORDER), order.id, plan)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -1179,6 +1252,28 @@ where
     async fn get_user(&self, username: &str) -> Result<Option<User>> {
         sqlx::query_as::<_, UserRow>(queries::GET_USER)
             .bind(username.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(User::try_from)
+            .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %username))]
+    async fn update_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        changes: &UserChanges,
+    ) -> Result<Option<User>> {
+        sqlx::query_as::<_, UserRow>(queries::UPDATE_USER)
+            .bind(username.to_owned())
+            .bind(DbId::from(tenant))
+            .bind(changes.display_name.clone())
+            .bind(changes.role.map(|r| r.as_str().to_owned()))
+            .bind(changes.disabled)
+            .bind(changes.password_hash.clone())
+            .bind(DbTime(Utc::now()))
             .fetch_optional(self.sql_pool())
             .await
             .map_err(db_error)?

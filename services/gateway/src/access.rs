@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use mantis_domain::{ApiKeyId, Role, User};
 use mantis_runtime::Problem;
+use mantis_store::UserChanges;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -226,22 +227,7 @@ pub(crate) async fn update_user(
     if let Some(p) = &patch.password {
         check_password(p)?;
     }
-    // Hashed before the user is read (argon2 takes tens of milliseconds): the read and the
-    // write stay close, which narrows (not closes: the row is still written whole) the window
-    // in which a concurrent change, an admin disabling the account, could be overwritten.
-    let password_hash = match patch.password {
-        Some(password) => Some(hashed(password).await?),
-        None => None,
-    };
-    let mut user = match s.store.get_user(&username).await? {
-        Some(u) if u.tenant_id == who.tenant_id => u,
-        _ => {
-            return Err(Problem::not_found(format!(
-                "user `{username}` does not exist"
-            )));
-        }
-    };
-    if user.username == who.username
+    if username == who.username
         && (role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true))
     {
         return Err(Problem::new(
@@ -250,20 +236,28 @@ pub(crate) async fn update_user(
             "an admin cannot demote or disable themselves",
         ));
     }
-    if let Some(name) = patch.display_name {
-        user.display_name = name.trim().to_owned();
+    let password_hash = match patch.password {
+        Some(password) => Some(hashed(password).await?),
+        None => None,
+    };
+    // Only the fields given are written, in one statement: a concurrent change of another
+    // field (an admin disabling the account meanwhile) is kept, not overwritten.
+    let changes = UserChanges {
+        display_name: patch.display_name.map(|name| name.trim().to_owned()),
+        role,
+        disabled: patch.disabled,
+        password_hash,
+    };
+    match s
+        .store
+        .update_user(who.tenant_id, &username, &changes)
+        .await?
+    {
+        Some(user) => Ok(Json(UserView::from(&user)).into_response()),
+        None => Err(Problem::not_found(format!(
+            "user `{username}` does not exist"
+        ))),
     }
-    if let Some(role) = role {
-        user.role = role;
-    }
-    if let Some(disabled) = patch.disabled {
-        user.disabled = disabled;
-    }
-    if let Some(hash) = password_hash {
-        user.password_hash = hash;
-    }
-    s.store.upsert_user(&user).await?;
-    Ok(Json(UserView::from(&user)).into_response())
 }
 
 /// `GET /api/v1/api-keys`: the tenant's keys (never the secrets).

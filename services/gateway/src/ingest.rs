@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
 
-/// Largest body forwarded (as the ingestion service's own limit).
-pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest body forwarded: the ingestion service's own limit.
+pub(crate) const MAX_BODY: usize = mantis_runtime::MAX_READINGS_BODY;
 /// How long a forwarded request may take (the ingestion service answers within its bus's
 /// publish timeout).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);

@@ -363,19 +363,18 @@ pub(crate) async fn create_work_order(
         rule: "manual".into(),
         trigger_event: format!("user:{}", who.username),
     };
-    s.store.open_work_order(&order).await?;
-    if new.technician.is_some() || !new.parts.is_empty() {
-        s.store
-            .update_work_order(
-                id,
-                &WorkOrderChanges {
-                    technician: Some(new.technician.clone()),
-                    parts: Some(new.parts.clone()),
-                    ..WorkOrderChanges::default()
-                },
-            )
-            .await?;
-    }
+    // Stored with its plan in one transaction: never a work order without its technician and
+    // parts (which a retry of the failed request would then duplicate).
+    let plan = if new.technician.is_some() || !new.parts.is_empty() {
+        WorkOrderChanges {
+            technician: Some(new.technician.clone()),
+            parts: Some(new.parts.clone()),
+            ..WorkOrderChanges::default()
+        }
+    } else {
+        WorkOrderChanges::default()
+    };
+    s.store.create_work_order(&order, &plan).await?;
     let record = tenant_work_order(&s, &who, &id.to_string()).await?;
     s.live.work_order_changed(&record, who.tenant_id);
     Ok((StatusCode::CREATED, Json(record)).into_response())

@@ -253,10 +253,9 @@ pub(crate) async fn create_asset(
         location: new.location,
         criticality,
     };
-    s.store.upsert_asset(&asset).await?;
-    for sensor in &sensors {
-        s.store.upsert_sensor(sensor).await?;
-    }
+    // One transaction: a failure part-way (a code taken by a concurrent request, the database
+    // lost) leaves no asset without its sensors behind.
+    s.store.register_asset(&asset, &sensors).await?;
     Ok((
         StatusCode::CREATED,
         Json(AssetDetail {

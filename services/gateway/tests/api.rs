@@ -500,8 +500,12 @@ async fn readings_posted_to_the_gateway_reach_ingestion_within_the_callers_tenan
 /// readings is 503 with `Retry-After`: the device keeps them and tries again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_without_an_ingestion_service_are_503_with_retry_after() {
-    for upstream in ["", "http://127.0.0.1:9"] {
-        let g = start(|c| c.ingestion_url = upstream.into()).await;
+    // A port that was free a moment ago: nothing listens on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    for upstream in [String::new(), format!("http://{closed}")] {
+        let g = start(|c| c.ingestion_url = upstream.clone()).await;
         let (s, headers, v) = g
             .call(
                 "POST",

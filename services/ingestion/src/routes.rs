@@ -25,7 +25,7 @@ struct AppState {
 pub(crate) fn router(ingestor: Arc<Ingestor>, max_batch: usize, retry_after_secs: u64) -> Router {
     Router::new()
         .route("/api/v1/sensors/data", post(post_readings))
-        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(mantis_runtime::MAX_READINGS_BODY))
         .with_state(AppState {
             ingestor,
             max_batch,

@@ -261,7 +261,6 @@ pub async fn seed_plant(
             location: "demo plant".to_owned(),
             criticality: profile.criticality,
         };
-        store.upsert_asset(&asset).await?;
         let mut sensors = Vec::new();
         for ch in CHANNELS {
             let code = format!("{}-{}", profile.code, ch.suffix);
@@ -275,9 +274,10 @@ pub async fn seed_plant(
                 max_value: ch.max,
                 sampling_rate_hz,
             };
-            store.upsert_sensor(&sensor).await?;
             sensors.push((sensor, ch));
         }
+        let registered: Vec<Sensor> = sensors.iter().map(|(s, _)| s.clone()).collect();
+        store.register_asset(&asset, &registered).await?;
         plant.push(SimulatedMachine {
             asset,
             sensors,

@@ -341,6 +341,14 @@ pub(crate) const INSERT_USER: &str = "INSERT INTO users \
 pub(crate) const GET_USER: &str = "SELECT username, tenant_id, display_name, role, \
      password_hash, disabled, created_at FROM users WHERE username = $1";
 
+/// `$1` username, `$2` tenant; `$3..$6` the new display name, role, disabled flag and password
+/// hash, each NULL to keep it; `$7` now. Returns the columns of [`super::rows::UserRow`].
+pub(crate) const UPDATE_USER: &str = "UPDATE users SET \
+     display_name = COALESCE($3, display_name), role = COALESCE($4, role), \
+     disabled = COALESCE($5, disabled), password_hash = COALESCE($6, password_hash), \
+     updated_at = $7 WHERE username = $1 AND tenant_id = $2 \
+     RETURNING username, tenant_id, display_name, role, password_hash, disabled, created_at";
+
 /// `$1`: tenant or NULL for all.
 pub(crate) const LIST_USERS: &str = "SELECT username, tenant_id, display_name, role, \
      password_hash, disabled, created_at FROM users WHERE ($1 IS NULL OR tenant_id = $1) \
