@@ -245,39 +245,6 @@ impl EdgePublisher {
         result
     }
 
-    /// One publish attempt under the circuit breaker (the permit was granted). With a buffer
-    /// to fall back on, the bus gets `publish_timeout_ms` to acknowledge; without one, as long
-    /// as it takes (the bus's own timeout), since there is nothing better to do meanwhile.
-    async fn publish(&self, record: OutboundRecord) -> Attempt {
-        let timeout = if self.buffer.is_some() {
-            self.config.publish_timeout()
-        } else {
-            Duration::MAX
-        };
-        match tokio::time::timeout(timeout, self.publisher.send(record)).await {
-            Ok(Ok(_)) => {
-                self.breaker.on_success();
-                Attempt::Published
-            }
-            Ok(Err(e)) if is_transient(&e) => {
-                self.breaker.on_failure();
-                Attempt::Retryable(e.to_string())
-            }
-            Ok(Err(e)) => {
-                // The bus answered: it is up, the record is the problem.
-                self.breaker.on_success();
-                Attempt::Refused(e.to_string())
-            }
-            Err(_) => {
-                self.breaker.on_failure();
-                Attempt::Retryable(format!(
-                    "the bus did not acknowledge within {} ms",
-                    timeout.as_millis()
-                ))
-            }
-        }
-    }
-
     /// One attempt at publishing `records` in order, at once (their delivery reports awaited
     /// together), under the circuit breaker (the permit was granted) and within one publish
     /// timeout when there is a buffer to fall back on. Returns how many, from the first, the
@@ -318,33 +285,44 @@ impl EdgePublisher {
         }
     }
 
-    /// Publishes one drained record, retrying with back-off (and recreating the catalogue's
-    /// topics when they vanished, as with a broker restarted without its storage) until the
-    /// bus acknowledges it. Returns `false` when `token` was cancelled first. A record the bus
-    /// refuses for good is logged, counted and skipped: it must not block the records after it.
-    async fn deliver(&self, record: &OutboundRecord, token: &CancellationToken) -> bool {
-        let mut delay = Duration::from_millis(self.config.retry_initial_ms.max(1));
+    /// Publishes drained records in order, [`PUBLISH_CHUNK`] at once (as `send_all` does),
+    /// retrying from the first one the bus did not acknowledge, with back-off (and recreating
+    /// the catalogue's topics when they vanished, as with a broker restarted without its
+    /// storage), until all are acknowledged. Returns `false` when `token` was cancelled first. A
+    /// record the bus refuses for good is logged, counted and skipped: it must not block the
+    /// records after it. One round trip per chunk, not per record: the drain outpaces a steady
+    /// intake (one sensor's key included), so the buffer empties and direct publishing resumes.
+    async fn deliver_all(&self, records: &[OutboundRecord], token: &CancellationToken) -> bool {
+        let initial = Duration::from_millis(self.config.retry_initial_ms.max(1));
         let max_delay = Duration::from_millis(self.config.retry_max_ms.max(1));
-        loop {
+        let mut delay = initial;
+        let mut sent = 0;
+        while sent < records.len() {
             if token.is_cancelled() {
                 return false;
             }
-            let outcome = match self.breaker.try_acquire() {
-                Permit::Denied { retry_in } => {
-                    tokio::select! {
-                        _ = token.cancelled() => return false,
-                        _ = tokio::time::sleep(retry_in.min(Duration::from_secs(1))) => {}
-                    }
+            if let Permit::Denied { retry_in } = self.breaker.try_acquire() {
+                tokio::select! {
+                    _ = token.cancelled() => return false,
+                    _ = tokio::time::sleep(retry_in.min(Duration::from_secs(1))) => {}
+                }
+                continue;
+            }
+            let end = (sent + PUBLISH_CHUNK).min(records.len());
+            let (accepted, attempt) = self.publish_chunk(&records[sent..end]).await;
+            sent += accepted;
+            match attempt {
+                Attempt::Published => {
+                    delay = initial;
                     continue;
                 }
-                Permit::Granted => self.publish(record.clone()).await,
-            };
-            match outcome {
-                Attempt::Published => return true,
                 Attempt::Refused(e) => {
                     metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
-                    tracing::error!(topic = %record.topic, error = %e, "the bus refused a buffered record for good; skipped");
-                    return true;
+                    let topic = records.get(sent).map_or("", |r| r.topic.as_str());
+                    tracing::error!(topic, error = %e, "the bus refused a buffered record for good; skipped");
+                    sent += 1;
+                    delay = initial;
+                    continue;
                 }
                 Attempt::Retryable(e) => {
                     tracing::debug!(error = %e, "the bus does not take buffered records yet");
@@ -360,6 +338,7 @@ impl EdgePublisher {
             }
             delay = (delay * 2).min(max_delay);
         }
+        true
     }
 
     /// Creates the catalogue's topics when missing (a broker restarted without its storage
@@ -406,8 +385,8 @@ impl EdgePublisher {
     }
 }
 
-/// Records published at once by [`EdgePublisher::send_all`] (each chunk within one publish
-/// timeout).
+/// Records published at once by [`EdgePublisher::send_all`] and by the drainer (each chunk
+/// within one publish timeout).
 const PUBLISH_CHUNK: usize = 500;
 
 enum Attempt {

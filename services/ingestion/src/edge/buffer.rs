@@ -234,7 +234,8 @@ impl EdgeBuffer {
                     }
                 }
             }
-            if !deliver_in_key_order(out, &records, &token).await {
+            let n = records.len() as u64;
+            if !deliver_in_key_order(out, records, &token).await {
                 return;
             }
             let Some(last) = entries.last() else { continue };
@@ -245,7 +246,6 @@ impl EdgeBuffer {
                 sub = None;
                 continue;
             }
-            let n = records.len() as u64;
             let bytes: usize = entries.iter().map(|e| e.payload.len()).sum();
             sub_saturating(&self.records, n);
             sub_saturating(&self.bytes, bytes as u64);
@@ -373,23 +373,29 @@ impl EdgeBuffer {
 }
 
 /// Publishes `records` keeping the order of each key (topic and record key): the records of
-/// one key one after the other, different keys concurrently (at most `KEY_CONCURRENCY` at a
-/// time), which is the order the bus itself guarantees. `false` when cancelled.
+/// one key in order, in batches ([`EdgePublisher::deliver_all`]: one round trip per chunk, so
+/// one busy sensor drains as fast as many), different keys concurrently (at most
+/// `KEY_CONCURRENCY` at a time: concurrent publishers share the embedded log's fsyncs), which
+/// is the order the bus itself guarantees. `false` when cancelled.
 async fn deliver_in_key_order(
     out: &EdgePublisher,
-    records: &[OutboundRecord],
+    records: Vec<OutboundRecord>,
     token: &CancellationToken,
 ) -> bool {
     let mut keys: HashMap<(&str, Option<&[u8]>), usize> = HashMap::new();
-    let mut groups: Vec<Vec<&OutboundRecord>> = Vec::new();
-    for r in records {
-        let i = *keys
-            .entry((r.topic.as_str(), r.key.as_deref()))
-            .or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-        groups[i].push(r);
+    let slots: Vec<usize> = records
+        .iter()
+        .map(|r| {
+            let next = keys.len();
+            *keys
+                .entry((r.topic.as_str(), r.key.as_deref()))
+                .or_insert(next)
+        })
+        .collect();
+    let mut groups: Vec<Vec<OutboundRecord>> = (0..keys.len()).map(|_| Vec::new()).collect();
+    drop(keys);
+    for (record, slot) in records.into_iter().zip(slots) {
+        groups[slot].push(record);
     }
     let mut groups = groups.into_iter();
     let mut running = FuturesUnordered::new();
@@ -410,15 +416,10 @@ async fn deliver_in_key_order(
 
 async fn deliver_group(
     out: &EdgePublisher,
-    group: Vec<&OutboundRecord>,
+    group: Vec<OutboundRecord>,
     token: &CancellationToken,
 ) -> bool {
-    for record in group {
-        if !out.deliver(record, token).await {
-            return false;
-        }
-    }
-    true
+    out.deliver_all(&group, token).await
 }
 
 fn sub_saturating(counter: &AtomicU64, n: u64) {
