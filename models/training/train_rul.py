@@ -805,12 +805,41 @@ def reference_batch(test_eng, test_z) -> tuple[list, np.ndarray]:
     return ref_raw, np.stack(ref_x).astype(np.float32)
 
 
+# The libraries a seed's numbers and graph depend on, each by its distribution names.
+SOFTWARE = {"tensorflow": ("tensorflow-cpu", "tensorflow"), "keras": ("keras",), "numpy": ("numpy",),
+            "tf2onnx": ("tf2onnx",), "onnx": ("onnx",), "onnxruntime": ("onnxruntime",)}
+
+
+def software_versions() -> dict:
+    """The installed versions of the libraries a seed's numbers and graph depend on."""
+    from importlib import metadata
+
+    def version(names):
+        for name in names:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    return {lib: version(names) for lib, names in SOFTWARE.items()}
+
+
 def run_config(args, ds: str, others: list, data: Path) -> dict:
-    """What a seed's numbers depend on: a record is resumed only under the same configuration."""
+    """What a seed's numbers depend on: a record is resumed only under the same configuration
+    (the options, the protocol's constants, the data files, the library versions). The code of
+    this file is not part of it: a change of what it computes must go with clearing the runs
+    directory (models/README.md)."""
     files = [f"train_{ds}.txt", f"test_{ds}.txt", f"RUL_{ds}.txt"] + [f"train_{d}.txt" for d in others]
     return {"dataset": ds, "arch": args.arch, "protocol": args.protocol, "folds": args.folds, "epochs": args.epochs,
             "patience": args.patience, "threads": args.threads, "window": WINDOW, "summaries": SUMMARIES,
             "calibration": CALIBRATION, "baseline": BASELINE, "pooled_with": others, "export": not args.no_export,
+            "constants": {"label_cap": LABEL_CAP, "max_regimes": MAX_REGIMES, "regime_radius": REGIME_RADIUS,
+                          "min_distinct": MIN_DISTINCT, "nominal_coverage": NOMINAL_COVERAGE,
+                          "calibration_max_rul": CALIBRATION_MAX_RUL,
+                          "calibration_knots": [float(k) for k in CALIBRATION_KNOTS],
+                          "calibration_ridge": CALIBRATION_RIDGE, "far_weight": FAR_WEIGHT, "crop": CROP},
+            "software": software_versions(),
             "data_sha256": {f: sha256(data / f) for f in files}}
 
 
@@ -938,6 +967,8 @@ def main() -> int:
         ap.error("--seeds, --epochs and --patience must be at least 1")
     if args.start_within is not None and args.start_within < 0:
         ap.error("--start-within must be a number of minutes, at least 0")
+    if args.start_within is not None and args.no_export and args.runs is None:
+        ap.error("--start-within with --no-export needs --runs (records in a temporary directory are never resumed)")
     try:
         kinds = parse_arch(args.arch)
     except ValueError as e:
@@ -984,6 +1015,13 @@ def main() -> int:
         records = {s: r for s in range(args.seeds) if (r := read_record(args.runs, ds, s, config)) is not None}
         if records:
             log(f"{ds}: seeds {sorted(records)} already recorded in {args.runs}")
+            if not args.no_export:
+                best = best_seed(records)
+                if not record_path(args.runs, ds, best, "onnx").exists():
+                    raise SystemExit(f"{ds}: the graph of seed {best}, the best recorded one of seeds 0..{args.seeds - 1}, "
+                                     f"is not in {args.runs} (a run with more seeds dropped it): run with the seed "
+                                     "count of that run, or delete the records to train again")
+                keep_best_graph(args.runs, ds, records)
         sets[ds] = {"norm": norm, "others": others, "test_rul": test_rul, "ref_raw": ref_raw, "ref_x": ref_x,
                     "records": records}
         jobs += [(ds, args, s, train_z, test_z, test_rul, extra_z, ref_x, config, deadline, args.jobs > 1)
@@ -1009,8 +1047,13 @@ def main() -> int:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
         ) as pool:
-            for fut in concurrent.futures.as_completed([pool.submit(seed_job, job) for job in jobs]):
-                finished(*fut.result())
+            try:
+                for fut in concurrent.futures.as_completed([pool.submit(seed_job, job) for job in jobs]):
+                    finished(*fut.result())
+            except BaseException:
+                # A failed seed stops the run now, not after every queued seed has trained.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     missing = []
     for ds, st in sets.items():

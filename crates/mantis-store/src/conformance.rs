@@ -448,7 +448,10 @@ pub async fn an_asset_is_registered_with_its_sensors_all_or_nothing<S: Store + ?
         .register_asset(&renamed, std::slice::from_ref(&rescaled))
         .await
         .expect("register again");
-    assert_eq!(store.get_asset(motor.id).await.expect("get"), Some(renamed));
+    assert_eq!(
+        store.get_asset(motor.id).await.expect("get"),
+        Some(renamed.clone())
+    );
     assert_eq!(
         store.list_sensors(Some(motor.id)).await.expect("list"),
         [temp, rescaled]
@@ -459,7 +462,43 @@ pub async fn an_asset_is_registered_with_its_sensors_all_or_nothing<S: Store + ?
         .expect("the corrected pump");
     assert_eq!(
         store.list_sensors(Some(pump.id)).await.expect("list"),
-        [pump_flow]
+        std::slice::from_ref(&pump_flow)
+    );
+
+    // Ids of another tenant's asset or sensor are never taken over (even by a request that
+    // raced the caller's own check): a conflict, and nothing changes.
+    let plant_b = TenantId::new_random();
+    let hijack = Asset {
+        tenant_id: plant_b,
+        ..motor.clone()
+    };
+    let result = store.register_asset(&hijack, &[]).await;
+    assert!(
+        matches!(&result, Err(Error::Conflict(why)) if why.contains("another tenant")),
+        "expected a conflict, got {result:?}"
+    );
+    let result = store.upsert_asset(&hijack).await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    assert_eq!(store.get_asset(motor.id).await.expect("get"), Some(renamed));
+    let theirs = Asset {
+        tenant_id: plant_b,
+        ..asset("THEIRS-1")
+    };
+    let stolen = Sensor {
+        asset_id: theirs.id,
+        ..pump_flow.clone()
+    };
+    let result = store
+        .register_asset(&theirs, std::slice::from_ref(&stolen))
+        .await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    assert_eq!(store.get_asset(theirs.id).await.expect("get"), None);
+    store.upsert_asset(&theirs).await.expect("their asset");
+    let result = store.upsert_sensor(&stolen).await;
+    assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+    assert_eq!(
+        store.get_sensor(pump_flow.id).await.expect("get"),
+        Some(pump_flow)
     );
 }
 

@@ -361,7 +361,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- metadata --------------------------------------------------------------------------
 
-    /// Creates or updates an asset (by id).
+    /// Creates or updates an asset (by id). [`Error::Conflict`] when the id is another
+    /// tenant's: an asset never moves to another tenant.
     async fn upsert_asset(&self, asset: &Asset) -> Result<()>;
     /// Creates or updates an asset and the given sensors of it (by id) in one transaction: all
     /// of them are stored or none (a sensor code taken by another sensor of the tenant, say,
@@ -372,7 +373,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_asset(&self, id: AssetId) -> Result<Option<Asset>>;
     /// All assets, of one tenant when given, ordered by code.
     async fn list_assets(&self, tenant: Option<TenantId>) -> Result<Vec<Asset>>;
-    /// Creates or updates a sensor (by id). The asset must exist.
+    /// Creates or updates a sensor (by id). The asset must exist; [`Error::Conflict`] when the
+    /// id is a sensor of another tenant's asset (a sensor never moves to another tenant).
     async fn upsert_sensor(&self, sensor: &Sensor) -> Result<()>;
     /// One sensor.
     async fn get_sensor(&self, id: SensorId) -> Result<Option<Sensor>>;

@@ -215,6 +215,12 @@ fn is_refused_value(code: &str) -> bool {
     matches!(code, "22021" | "22P05")
 }
 
+/// An upsert that found the id in use by another tenant (it changed nothing: an asset or a
+/// sensor never moves to another tenant).
+fn another_tenants(what: &str, id: impl std::fmt::Display) -> Error {
+    Error::Conflict(format!("{what} {id} belongs to another tenant"))
+}
+
 /// A `u32` limit as the `BIGINT` both databases take.
 fn sql_limit(n: u32) -> i64 {
     i64::from(n)
@@ -360,7 +366,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query(queries::UPSERT_ASSET)
+        let stored = sqlx::query(queries::UPSERT_ASSET)
             .bind(DbId::from(asset.id))
             .bind(DbId::from(asset.tenant_id))
             .bind(asset.code.clone())
@@ -372,11 +378,20 @@ where
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        for sensor in sensors {
-            bind_sensor!(sqlx::query(queries::UPSERT_SENSOR), sensor)
+        if stored.affected() == 0 {
+            return Err(another_tenants("asset", asset.id));
+        }
+        // In code order: two registrations of the same codes take their locks in one order.
+        let mut ordered: Vec<&Sensor> = sensors.iter().collect();
+        ordered.sort_by(|a, b| a.code.cmp(&b.code));
+        for sensor in ordered {
+            let stored = bind_sensor!(sqlx::query(queries::UPSERT_SENSOR), sensor)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+            if stored.affected() == 0 {
+                return Err(another_tenants("sensor", sensor.id));
+            }
         }
         tx.commit().await.map_err(db_error)
     }
@@ -406,6 +421,7 @@ where
             .execute(self.sql_pool())
             .await;
         match result {
+            Ok(stored) if stored.affected() == 0 => Err(another_tenants("sensor", sensor.id)),
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.kind() == ErrorKind::ForeignKeyViolation => {
                 Err(Error::NotFound {

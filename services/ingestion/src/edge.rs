@@ -19,6 +19,11 @@
 //! Order: once anything is buffered, every new record is buffered too until the drainer has
 //! caught up (global FIFO, hence per-key order); only then do publishes go to the bus
 //! directly again. The log is then retired and started afresh, which returns its disk space.
+//! Records are published in chunks whose delivery reports are awaited together, directly and
+//! when drained; a chunk that fails part-way is published again from its first record the bus
+//! did not acknowledge, so after a broker failure a key's records can repeat (at-least-once)
+//! and a repeated record can follow later ones of its key: the idempotent writes downstream
+//! keep one copy of each.
 //!
 //! Bound: `max_bytes` bounds the buffer's disk footprint. When it is reached, new records are
 //! refused (`EdgeError::Full`: REST answers 503 with `Retry-After`, connectors get
@@ -285,14 +290,19 @@ impl EdgePublisher {
         }
     }
 
-    /// Publishes drained records in order, [`PUBLISH_CHUNK`] at once (as `send_all` does),
-    /// retrying from the first one the bus did not acknowledge, with back-off (and recreating
-    /// the catalogue's topics when they vanished, as with a broker restarted without its
-    /// storage), until all are acknowledged. Returns `false` when `token` was cancelled first. A
-    /// record the bus refuses for good is logged, counted and skipped: it must not block the
-    /// records after it. One round trip per chunk, not per record: the drain outpaces a steady
-    /// intake (one sensor's key included), so the buffer empties and direct publishing resumes.
-    async fn deliver_all(&self, records: &[OutboundRecord], token: &CancellationToken) -> bool {
+    /// Publishes drained records in order, `chunk` at once (as `send_all` does), retrying from
+    /// the first one the bus did not acknowledge, with back-off (and recreating the catalogue's
+    /// topics when they vanished, as with a broker restarted without its storage), until all
+    /// are acknowledged. Returns `false` when `token` was cancelled first. A record the bus
+    /// refuses for good is logged, counted and skipped: it must not block the records after it.
+    /// One round trip per chunk, not per record: the drain outpaces a steady intake (one
+    /// sensor's key included), so the buffer empties and direct publishing resumes.
+    async fn deliver_all(
+        &self,
+        records: &[OutboundRecord],
+        chunk: usize,
+        token: &CancellationToken,
+    ) -> bool {
         let initial = Duration::from_millis(self.config.retry_initial_ms.max(1));
         let max_delay = Duration::from_millis(self.config.retry_max_ms.max(1));
         let mut delay = initial;
@@ -308,19 +318,21 @@ impl EdgePublisher {
                 }
                 continue;
             }
-            let end = (sent + PUBLISH_CHUNK).min(records.len());
+            let end = (sent + chunk.max(1)).min(records.len());
             let (accepted, attempt) = self.publish_chunk(&records[sent..end]).await;
-            sent += accepted;
+            sent += accepted.min(end - sent);
             match attempt {
                 Attempt::Published => {
                     delay = initial;
                     continue;
                 }
                 Attempt::Refused(e) => {
-                    metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
-                    let topic = records.get(sent).map_or("", |r| r.topic.as_str());
-                    tracing::error!(topic, error = %e, "the bus refused a buffered record for good; skipped");
-                    sent += 1;
+                    // The record at `sent` is the refused one (`Bus::publish_all`).
+                    if let Some(record) = records.get(sent).filter(|_| sent < end) {
+                        metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
+                        tracing::error!(topic = %record.topic, error = %e, "the bus refused a buffered record for good; skipped");
+                        sent += 1;
+                    }
                     delay = initial;
                     continue;
                 }
@@ -385,9 +397,9 @@ impl EdgePublisher {
     }
 }
 
-/// Records published at once by [`EdgePublisher::send_all`] and by the drainer (each chunk
-/// within one publish timeout).
-const PUBLISH_CHUNK: usize = 500;
+/// Records published at once by [`EdgePublisher::send_all`] (each chunk within one publish
+/// timeout), and by the drainer across all the keys it drains at once.
+pub(crate) const PUBLISH_CHUNK: usize = 500;
 
 enum Attempt {
     Published,

@@ -25,7 +25,8 @@ pub(crate) const UPSERT_ASSET: &str = "INSERT INTO assets \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, code = excluded.code, \
      name = excluded.name, asset_type = excluded.asset_type, location = excluded.location, \
-     criticality = excluded.criticality, updated_at = excluded.updated_at";
+     criticality = excluded.criticality, updated_at = excluded.updated_at \
+     WHERE assets.tenant_id = excluded.tenant_id";
 
 pub(crate) const GET_SENSOR: &str = "SELECT id, asset_id, code, sensor_type, unit, min_value, \
      max_value, sampling_rate_hz FROM sensors WHERE id = $1";
@@ -43,7 +44,8 @@ pub(crate) const UPSERT_SENSOR: &str = "INSERT INTO sensors \
      ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, \
      asset_id = excluded.asset_id, code = excluded.code, sensor_type = excluded.sensor_type, \
      unit = excluded.unit, min_value = excluded.min_value, max_value = excluded.max_value, \
-     sampling_rate_hz = excluded.sampling_rate_hz, updated_at = excluded.updated_at";
+     sampling_rate_hz = excluded.sampling_rate_hz, updated_at = excluded.updated_at \
+     WHERE sensors.tenant_id = excluded.tenant_id";
 
 /// Head of the batched reading insert; [`READING_VALUES_WIDTH`] parameters per row follow,
 /// numbered from `$2` (`$1` is the default tenant).

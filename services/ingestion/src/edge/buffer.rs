@@ -1,6 +1,9 @@
 //! The buffer's log and its drainer (see the parent module for the design).
 
-use super::{BUFFER_TOPIC, DRAIN_GROUP, EdgeConfig, EdgeError, EdgePublisher, EdgeStatus, codec};
+use super::{
+    BUFFER_TOPIC, DRAIN_GROUP, EdgeConfig, EdgeError, EdgePublisher, EdgeStatus, PUBLISH_CHUNK,
+    codec,
+};
 use crate::breaker::CircuitState;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -376,7 +379,10 @@ impl EdgeBuffer {
 /// one key in order, in batches ([`EdgePublisher::deliver_all`]: one round trip per chunk, so
 /// one busy sensor drains as fast as many), different keys concurrently (at most
 /// `KEY_CONCURRENCY` at a time: concurrent publishers share the embedded log's fsyncs), which
-/// is the order the bus itself guarantees. `false` when cancelled.
+/// is the order the bus itself guarantees. The keys in flight share [`PUBLISH_CHUNK`] between
+/// them, so at most about that many records await their acknowledgement at once, as when
+/// publishing directly (a slow broker is not flooded with copies of timed-out chunks).
+/// `false` when cancelled.
 async fn deliver_in_key_order(
     out: &EdgePublisher,
     records: Vec<OutboundRecord>,
@@ -397,12 +403,13 @@ async fn deliver_in_key_order(
     for (record, slot) in records.into_iter().zip(slots) {
         groups[slot].push(record);
     }
+    let chunk = (PUBLISH_CHUNK / groups.len().clamp(1, KEY_CONCURRENCY)).max(1);
     let mut groups = groups.into_iter();
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < KEY_CONCURRENCY {
             match groups.next() {
-                Some(group) => running.push(deliver_group(out, group, token)),
+                Some(group) => running.push(deliver_group(out, group, chunk, token)),
                 None => break,
             }
         }
@@ -417,9 +424,10 @@ async fn deliver_in_key_order(
 async fn deliver_group(
     out: &EdgePublisher,
     group: Vec<OutboundRecord>,
+    chunk: usize,
     token: &CancellationToken,
 ) -> bool {
-    out.deliver_all(&group, token).await
+    out.deliver_all(&group, chunk, token).await
 }
 
 fn sub_saturating(counter: &AtomicU64, n: u64) {
