@@ -86,6 +86,12 @@ impl Hysteresis {
         Ok(())
     }
 
+    /// A break in the data: the windows on either side of it are not consecutive, so the run
+    /// in progress towards the opposite state no longer counts. Open or closed stays as is.
+    pub fn break_run(&mut self) {
+        self.run = 0;
+    }
+
     /// Feeds the next window's score. A NaN counts as "not normal" (it neither opens nor
     /// closes: it breaks both runs).
     pub fn update(&mut self, score: f64) -> Transition {

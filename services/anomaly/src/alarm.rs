@@ -6,6 +6,11 @@
 //! (`≥ threshold − hysteresis`); the window that opens the alarm is the first. So one noisy
 //! window neither raises an anomaly (with `confirm` ≥ 2) nor closes an open alarm.
 //!
+//! Runs are of consecutive windows: when more than one window's length of data is missing
+//! between two judged windows (a sensor offline, a gap in the readings), the run in progress is
+//! broken, so two high windows an hour apart do not confirm each other, nor two low ones
+//! around an outage close an open alarm.
+//!
 //! Decisions are replay-safe: a window at or before the last one that changed the state is a
 //! redelivery (the consumer restarted before committing it) and gets the decision it got the
 //! first time, without changing the state again.
@@ -16,6 +21,10 @@ use std::collections::VecDeque;
 
 /// How many emitted windows are remembered for redeliveries.
 const REMEMBERED: usize = 64;
+
+/// Window lengths between the starts of two judged windows beyond which they are not
+/// consecutive (one missing window is tolerated).
+const CONSECUTIVE_WITHIN: i64 = 2;
 
 /// The alarm rule (from the service configuration).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,6 +57,10 @@ pub struct AlarmState {
     pub last_window_ms: Option<i64>,
     /// Starts (ms) of the latest windows that were anomalies, newest last.
     pub emitted: VecDeque<i64>,
+    /// Start (ms) of the newest window judged. Persisted with the state whenever a run is in
+    /// progress (each step of a run changes the machine), which is when a gap matters.
+    #[serde(default)]
+    pub last_judged_ms: Option<i64>,
 }
 
 /// What to do with one scored window.
@@ -65,11 +78,13 @@ impl AlarmState {
         self.machine.as_ref().is_some_and(Hysteresis::is_open)
     }
 
-    /// Judges the window starting at `window_ms` with `score` against `threshold`.
+    /// Judges the window starting at `window_ms` and lasting `len_ms` with `score` against
+    /// `threshold`.
     pub fn judge(
         &mut self,
         rule: AlarmRule,
         window_ms: i64,
+        len_ms: i64,
         score: f64,
         threshold: f64,
     ) -> Decision {
@@ -79,6 +94,8 @@ impl AlarmState {
                 changed: false,
             };
         }
+        let previous = self.last_judged_ms;
+        self.last_judged_ms = Some(previous.map_or(window_ms, |p| p.max(window_ms)));
         let config = rule.config(threshold);
         let before = self.machine.clone();
         let configured = match self.machine.as_mut() {
@@ -98,6 +115,11 @@ impl AlarmState {
                 changed: false,
             };
         };
+        if previous.is_some_and(|p| {
+            window_ms.saturating_sub(p) > CONSECUTIVE_WITHIN.saturating_mul(len_ms.max(1))
+        }) {
+            machine.break_run();
+        }
         machine.update(score);
         let margin = machine.config().margin;
         let anomaly = machine.is_open() && score >= threshold - margin;
@@ -129,7 +151,7 @@ mod tests {
         scores
             .iter()
             .enumerate()
-            .map(|(i, s)| state.judge(RULE, i as i64 * 1000, *s, 0.8).anomaly)
+            .map(|(i, s)| state.judge(RULE, i as i64 * 1000, 1000, *s, 0.8).anomaly)
             .collect()
     }
 
@@ -164,9 +186,42 @@ mod tests {
         let got: Vec<bool> = [0.9, 0.1, 0.9]
             .iter()
             .enumerate()
-            .map(|(i, v)| s.judge(rule, i as i64, *v, 0.8).anomaly)
+            .map(|(i, v)| s.judge(rule, i as i64, 1, *v, 0.8).anomaly)
             .collect();
         assert_eq!(got, [true, false, true]);
+    }
+
+    #[test]
+    fn windows_on_either_side_of_a_gap_are_not_consecutive() {
+        let mut s = AlarmState::default();
+        // High, then the sensor is silent for a minute, then high: no confirmation yet.
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
+        assert!(!s.judge(RULE, 60_000, 1000, 0.9, 0.8).anomaly);
+        assert!(!s.is_open());
+        // The next window follows on: confirmed.
+        assert!(s.judge(RULE, 61_000, 1000, 0.9, 0.8).anomaly);
+        assert!(s.is_open());
+        // Low, an outage, low: the alarm stays open; low again right after: closed.
+        assert!(!s.judge(RULE, 62_000, 1000, 0.5, 0.8).anomaly);
+        assert!(!s.judge(RULE, 120_000, 1000, 0.5, 0.8).anomaly);
+        assert!(s.is_open());
+        assert!(!s.judge(RULE, 121_000, 1000, 0.5, 0.8).anomaly);
+        assert!(!s.is_open());
+    }
+
+    #[test]
+    fn one_missing_window_keeps_a_run_going() {
+        let mut s = AlarmState::default();
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
+        assert!(s.judge(RULE, 2000, 1000, 0.9, 0.8).anomaly);
+    }
+
+    #[test]
+    fn a_state_stored_before_gaps_counted_is_read_back() {
+        let stored = serde_json::json!({"machine": null, "last_window_ms": 5, "emitted": [5]});
+        let s: AlarmState = serde_json::from_value(stored).expect("older state");
+        assert_eq!(s.last_judged_ms, None);
+        assert_eq!(s.last_window_ms, Some(5));
     }
 
     #[test]
@@ -175,8 +230,8 @@ mod tests {
         run(&mut s, &[0.9, 0.9]);
         assert!(s.is_open());
         // The rules raised the threshold to 0.95: 0.9 is now below its band, twice: closed.
-        assert!(!s.judge(RULE, 10_000, 0.8, 0.95).anomaly);
-        assert!(!s.judge(RULE, 11_000, 0.8, 0.95).anomaly);
+        assert!(!s.judge(RULE, 2_000, 1000, 0.8, 0.95).anomaly);
+        assert!(!s.judge(RULE, 3_000, 1000, 0.8, 0.95).anomaly);
         assert!(!s.is_open());
     }
 
@@ -186,14 +241,14 @@ mod tests {
         run(&mut s, &[0.9, 0.9]);
         let snapshot = s.clone();
         assert_eq!(
-            s.judge(RULE, 1000, 0.9, 0.8),
+            s.judge(RULE, 1000, 1000, 0.9, 0.8),
             Decision {
                 anomaly: true,
                 changed: false
             }
         );
         assert_eq!(
-            s.judge(RULE, 0, 0.9, 0.8),
+            s.judge(RULE, 0, 1000, 0.9, 0.8),
             Decision {
                 anomaly: false,
                 changed: false

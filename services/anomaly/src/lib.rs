@@ -157,6 +157,7 @@ impl AnomalyHandler {
         &mut self,
         sensor: SensorId,
         window_ms: i64,
+        len_ms: i64,
         score: f64,
         threshold: f64,
     ) -> Result<bool, HandleError> {
@@ -174,7 +175,7 @@ impl AnomalyHandler {
         let Some(state) = self.alarms.get_mut(&sensor) else {
             return Err(HandleError::Transient("alarm cache".into()));
         };
-        let decision = state.judge(rule, window_ms, score, threshold);
+        let decision = state.judge(rule, window_ms, len_ms, score, threshold);
         if decision.changed {
             let value =
                 serde_json::to_value(&*state).map_err(|e| HandleError::Permanent(e.to_string()))?;
@@ -342,7 +343,13 @@ impl Handler for AnomalyHandler {
             .record(verdict.score);
         let threshold = self.rules.anomaly_threshold(criticality);
         let is_anomaly = self
-            .judge(fv.sensor_id, window_ms, verdict.score, threshold)
+            .judge(
+                fv.sensor_id,
+                window_ms,
+                (fv.window_end - fv.window_start).num_milliseconds(),
+                verdict.score,
+                threshold,
+            )
             .await?;
         let anomaly = is_anomaly.then(|| Anomaly {
             id: Anomaly::id_for(fv.sensor_id, fv.window_start),
