@@ -6,10 +6,11 @@
 //! (`≥ threshold − hysteresis`); the window that opens the alarm is the first. So one noisy
 //! window neither raises an anomaly (with `confirm` ≥ 2) nor closes an open alarm.
 //!
-//! Runs are of consecutive windows: when more than one window's length of data is missing
-//! between two judged windows (a sensor offline, a gap in the readings), the run in progress is
-//! broken, so two high windows an hour apart do not confirm each other, nor two low ones
-//! around an outage close an open alarm.
+//! Runs are of consecutive windows: when the span of a judged window starts more than one
+//! window length after the end of the previous judged one (a sensor offline, a gap in the
+//! readings; windows too sparse to be judged count as missing), the run in progress is broken,
+//! so two high windows on either side of an outage do not confirm each other, nor two low ones
+//! close an open alarm.
 //!
 //! Decisions are replay-safe: a window at or before the last one that changed the state is a
 //! redelivery (the consumer restarted before committing it) and gets the decision it got the
@@ -21,10 +22,6 @@ use std::collections::VecDeque;
 
 /// How many emitted windows are remembered for redeliveries.
 const REMEMBERED: usize = 64;
-
-/// Window lengths between the starts of two judged windows beyond which they are not
-/// consecutive (one missing window is tolerated).
-const CONSECUTIVE_WITHIN: i64 = 2;
 
 /// The alarm rule (from the service configuration).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,10 +54,11 @@ pub struct AlarmState {
     pub last_window_ms: Option<i64>,
     /// Starts (ms) of the latest windows that were anomalies, newest last.
     pub emitted: VecDeque<i64>,
-    /// Start (ms) of the newest window judged. Persisted with the state whenever a run is in
-    /// progress (each step of a run changes the machine), which is when a gap matters.
+    /// End (ms) of the newest window judged. Persisted whenever a run is in progress (each of
+    /// its steps changes the machine) and whenever a gap breaks one, which is when it matters: a
+    /// stored value older than the last judged window can only break a run of length 0.
     #[serde(default)]
-    pub last_judged_ms: Option<i64>,
+    pub last_judged_end_ms: Option<i64>,
 }
 
 /// What to do with one scored window.
@@ -94,8 +92,6 @@ impl AlarmState {
                 changed: false,
             };
         }
-        let previous = self.last_judged_ms;
-        self.last_judged_ms = Some(previous.map_or(window_ms, |p| p.max(window_ms)));
         let config = rule.config(threshold);
         let before = self.machine.clone();
         let configured = match self.machine.as_mut() {
@@ -115,9 +111,12 @@ impl AlarmState {
                 changed: false,
             };
         };
-        if previous.is_some_and(|p| {
-            window_ms.saturating_sub(p) > CONSECUTIVE_WITHIN.saturating_mul(len_ms.max(1))
-        }) {
+        let previous_end = self.last_judged_end_ms;
+        let end = window_ms.saturating_add(len_ms.max(0));
+        self.last_judged_end_ms = Some(previous_end.map_or(end, |p| p.max(end)));
+        // A window of unknown length (0) breaks nothing.
+        let gap = len_ms > 0 && previous_end.is_some_and(|p| window_ms.saturating_sub(p) > len_ms);
+        if gap {
             machine.break_run();
         }
         machine.update(score);
@@ -129,7 +128,7 @@ impl AlarmState {
                 self.emitted.pop_front();
             }
         }
-        let changed = anomaly || before != self.machine;
+        let changed = anomaly || gap || before != self.machine;
         if changed {
             self.last_window_ms = Some(window_ms);
         }
@@ -217,10 +216,24 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_after_a_gap_resumes_the_run_that_followed_it() {
+        // The service keeps only what `changed` decisions persisted.
+        let mut live = AlarmState::default();
+        let mut stored = AlarmState::default();
+        for (start, score) in [(0, 0.9), (60_000, 0.9)] {
+            if live.judge(RULE, start, 1000, score, 0.8).changed {
+                stored = live.clone();
+            }
+        }
+        // Restarted from the store, the window right after the gap's first one confirms.
+        assert!(stored.judge(RULE, 61_000, 1000, 0.9, 0.8).anomaly);
+    }
+
+    #[test]
     fn a_state_stored_before_gaps_counted_is_read_back() {
         let stored = serde_json::json!({"machine": null, "last_window_ms": 5, "emitted": [5]});
         let s: AlarmState = serde_json::from_value(stored).expect("older state");
-        assert_eq!(s.last_judged_ms, None);
+        assert_eq!(s.last_judged_end_ms, None);
         assert_eq!(s.last_window_ms, Some(5));
     }
 

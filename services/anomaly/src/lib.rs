@@ -65,7 +65,8 @@ pub struct Config {
     /// a gap is a data-quality matter, not a machine anomaly. Default 0.5.
     pub min_window_fill: f64,
     /// Consecutive windows of a sensor at or above its asset's threshold before they are
-    /// anomalies (1: every window is judged alone). Default 2.
+    /// anomalies (1: every window is judged alone); a gap in the data breaks a run (`alarm`).
+    /// Default 2.
     pub confirm_windows: u32,
     /// Consecutive windows below `threshold − hysteresis` that end an anomalous stretch.
     /// Default 2.
