@@ -953,6 +953,9 @@ def main() -> int:
     ap.add_argument("--start-within", type=float, default=None, metavar="MINUTES",
                     help="no seed starts later than this after launch (the running ones finish): a long run "
                          "split over several sittings; each data set is exported once all its seeds are recorded")
+    ap.add_argument("--only", type=int, nargs="+", default=None, metavar="SEED",
+                    help="train only these of the seeds not yet recorded (another process may be training the "
+                         "others into the same --runs)")
     ap.add_argument("--date", default=dt.date.today().isoformat(), help="training date written to the sidecar")
     args = ap.parse_args()
     if args.window < 1:
@@ -967,6 +970,8 @@ def main() -> int:
         ap.error("--seeds, --epochs and --patience must be at least 1")
     if args.start_within is not None and args.start_within < 0:
         ap.error("--start-within must be a number of minutes, at least 0")
+    if args.only is not None and any(not 0 <= s < args.seeds for s in args.only):
+        ap.error(f"--only takes seeds of 0..{args.seeds - 1}")
     if args.start_within is not None and args.no_export and args.runs is None:
         ap.error("--start-within with --no-export needs --runs (records in a temporary directory are never resumed)")
     try:
@@ -1025,7 +1030,7 @@ def main() -> int:
         sets[ds] = {"norm": norm, "others": others, "test_rul": test_rul, "ref_raw": ref_raw, "ref_x": ref_x,
                     "records": records}
         jobs += [(ds, args, s, train_z, test_z, test_rul, extra_z, ref_x, config, deadline, args.jobs > 1)
-                 for s in range(args.seeds) if s not in records]
+                 for s in range(args.seeds) if s not in records and (args.only is None or s in args.only)]
 
     def finished(ds, seed, rec):
         if rec is None:
