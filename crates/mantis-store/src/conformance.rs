@@ -474,7 +474,7 @@ pub async fn an_asset_is_registered_with_its_sensors_all_or_nothing<S: Store + ?
     };
     let result = store.register_asset(&hijack, &[]).await;
     assert!(
-        matches!(&result, Err(Error::Conflict(why)) if why.contains("another tenant")),
+        matches!(&result, Err(Error::Conflict(why)) if why.contains("not available")),
         "expected a conflict, got {result:?}"
     );
     let result = store.upsert_asset(&hijack).await;

@@ -216,9 +216,10 @@ fn is_refused_value(code: &str) -> bool {
 }
 
 /// An upsert that found the id in use by another tenant (it changed nothing: an asset or a
-/// sensor never moves to another tenant).
+/// sensor never moves to another tenant). Worded as the gateway's own check words it: the
+/// caller learns the id is taken, not by whom.
 fn another_tenants(what: &str, id: impl std::fmt::Display) -> Error {
-    Error::Conflict(format!("{what} {id} belongs to another tenant"))
+    Error::Conflict(format!("{what} id {id} is not available"))
 }
 
 /// A `u32` limit as the `BIGINT` both databases take.

@@ -228,7 +228,7 @@ impl EdgePublisher {
             }
             let end = (sent + PUBLISH_CHUNK).min(records.len());
             let (accepted, attempt) = self.publish_chunk(&records[sent..end]).await;
-            sent += accepted;
+            sent += accepted.min(end - sent);
             match attempt {
                 Attempt::Published => {}
                 Attempt::Retryable(e) => {
