@@ -80,6 +80,20 @@ describe('AlertsPage', () => {
     expect(beepMock).not.toHaveBeenCalled();
   });
 
+  it('marks an alert for the on-call technician and beeps for it whatever its severity', async () => {
+    const { services, sf } = setup(routes());
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <AlertsPage />);
+    await screen.findAllByTestId('alert-row');
+    expect(screen.queryByTestId('on-call-badge')).toBeNull();
+    sf.last().push({ type: 'alert', data: alert('live3', { severity: 'MEDIUM', notifyOnCall: true }) });
+    await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(2));
+    const row = screen.getAllByTestId('alert-row')[0];
+    expect(within(row).getByTestId('on-call-badge').textContent).toBe('on call');
+    expect(beepMock).toHaveBeenCalledTimes(1);
+  });
+
   it('shows acknowledged alerts in the "all" filter with who acknowledged', async () => {
     const user = userEvent.setup();
     const { services } = setup({

@@ -126,7 +126,9 @@ describe('alerts', () => {
     expect(l2[1].acknowledgedBy).toBe('me');
     expect(prependAlert([open, acked], alert('a3'), 2).map((a) => a.id)).toEqual(['a3', 'a1']);
   });
-  it('alarms only on unacknowledged CRITICAL', () => {
+  it('alarms only on unacknowledged CRITICAL or on-call alerts', () => {
+    expect(isAlarming(alert('c', { severity: 'MEDIUM', notifyOnCall: true }))).toBe(true);
+    expect(isAlarming(alert('c', { severity: 'MEDIUM', notifyOnCall: true, acknowledgedAt: 'x' }))).toBe(false);
     expect(isAlarming(alert('c', { severity: 'CRITICAL' }))).toBe(true);
     expect(isAlarming(alert('c', { severity: 'HIGH' }))).toBe(false);
     expect(isAlarming(alert('c', { severity: 'CRITICAL', acknowledgedAt: 'x' }))).toBe(false);

@@ -136,6 +136,22 @@ impl OutboundRecord {
         self
     }
 
+    /// A dead-letter record for this record, which the bus refused for good before it was
+    /// ever written: same key, payload, headers and trace, plus the reason and the topic it
+    /// was meant for (no partition or offset: it has none).
+    pub fn to_dead_letter(&self, dlq_topic: &str, reason: &str) -> OutboundRecord {
+        let mut headers = self.headers.clone();
+        headers.push((DLQ_REASON.into(), reason.as_bytes().to_vec()));
+        headers.push((DLQ_SOURCE_TOPIC.into(), self.topic.as_bytes().to_vec()));
+        OutboundRecord {
+            topic: dlq_topic.to_owned(),
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+            headers,
+            trace: self.trace,
+        }
+    }
+
     /// All headers as written on the wire: the extra ones plus `traceparent`.
     pub fn wire_headers(&self) -> Vec<Header> {
         let mut h = self.headers.clone();

@@ -2106,6 +2106,29 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
             ..
         })
     ));
+
+    // Once closed, the plan is the one it was closed with.
+    store
+        .set_work_order_status(order.id, WorkOrderStatus::Completed)
+        .await
+        .expect("complete");
+    let late = store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                description: Some("Too late".to_owned()),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
+    let closed = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(closed.order.description, "Replace both bearings");
+    assert_eq!(closed.order.status, WorkOrderStatus::Completed);
 }
 
 /// A work order planned by hand is stored with its plan at once; its id, its code, or an active

@@ -991,13 +991,23 @@ where
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;
-        if result.affected() == 0 {
-            return Err(Error::NotFound {
+        if result.affected() > 0 {
+            return Ok(());
+        }
+        // Checked in the statement itself, so a completion that lands between a caller's own
+        // check and this change still wins: a closed work order keeps the plan it was closed
+        // with, and its closing time (`updated_at`) does not move.
+        match self.get_work_order(id).await? {
+            Some(order) => Err(Error::Conflict(format!(
+                "work order {} is {} and can no longer be changed",
+                order.code,
+                order.status.as_str()
+            ))),
+            None => Err(Error::NotFound {
                 what: "work order",
                 id: id.to_string(),
-            });
+            }),
         }
-        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(work_order = %order.id))]

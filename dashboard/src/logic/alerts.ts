@@ -33,7 +33,10 @@ export function severityRank(s: Severity): number {
   return SEVERITY_RANK[s] ?? 9;
 }
 
-/** Whether a newly arrived alert should beep and flash. */
+/**
+ * Whether a newly arrived alert should beep and flash: a CRITICAL one, or one flagged for the
+ * on-call technician (any anomaly alert of a CRITICAL asset), until acknowledged.
+ */
 export function isAlarming(a: Alert): boolean {
-  return a.severity === 'CRITICAL' && !isAcknowledged(a);
+  return (a.severity === 'CRITICAL' || a.notifyOnCall) && !isAcknowledged(a);
 }

@@ -11,7 +11,10 @@ import { useAssets, useInterval, useLiveChannel, useLiveMessage, useResource, us
 
 const STATES: AlertState[] = ['open', 'acknowledged', 'all'];
 
-/** Alerts: live list (new ones on top), beep + flash on CRITICAL, acknowledge and assign. */
+/**
+ * Alerts: live list (new ones on top), beep + flash on CRITICAL and on-call alerts, acknowledge
+ * and assign.
+ */
 export function AlertsPage({ compact = false }: { compact?: boolean }) {
   const { api } = useServices();
   const session = useSession();
@@ -121,6 +124,11 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
               data-live={liveIds.has(a.id) ? 'true' : 'false'}
             >
               <span className={`badge sev-${a.severity.toLowerCase()}`}>{a.severity}</span>
+              {a.notifyOnCall && (
+                <span className="badge on-call" title="For the on-call technician (CRITICAL asset)" data-testid="on-call-badge">
+                  on call
+                </span>
+              )}
               <div className="alert-main">
                 <div className="alert-msg">{a.message}</div>
                 <div className="muted small">

@@ -25,6 +25,15 @@
 //! and a repeated record can follow later ones of its key: the idempotent writes downstream
 //! keep one copy of each.
 //!
+//! A record the bus refuses for good (the bus answered: the record, or the topic's policy, is
+//! the problem) is offered once to the dead-letter topic `dlq.ingestion`, with the reason and
+//! the topic it was meant for (headers `mantis.dlq.reason`, `mantis.dlq.source-topic`), where
+//! an operator can inspect and replay it; the records after it go on, since it must not block
+//! them. When the dead-letter topic does not take it either (a refusal by size is one: the
+//! letter is the record plus two headers), the direct path refuses the batch
+//! (`EdgeError::Refused`), and the drainer, which holds records already accepted, logs, counts
+//! (`mantis_edge_buffer_refused_records_total`) and skips it.
+//!
 //! Bound: `max_bytes` bounds the buffer's disk footprint. When it is reached, new records are
 //! refused (`EdgeError::Full`: REST answers 503 with `Retry-After`, connectors get
 //! `SinkError::Unavailable` and retry without acknowledging); nothing accepted is dropped.
@@ -40,6 +49,7 @@ use mantis_runtime::Publisher;
 use mantis_telemetry::Health;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +58,8 @@ use tokio_util::sync::CancellationToken;
 pub const BUFFER_TOPIC: &str = "edge.buffer";
 /// Consumer group of the drainer in the buffer's log.
 pub const DRAIN_GROUP: &str = "edge-drain";
+/// Name whose dead-letter topic (`dlq.ingestion`) takes the records the bus refuses for good.
+pub const DEAD_LETTER_GROUP: &str = "ingestion";
 
 /// Settings of the edge buffer (`[ingestion.edge_buffer]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +127,8 @@ pub enum EdgeError {
     /// The buffer's log failed (disk error).
     #[error("the edge buffer failed: {0}")]
     Buffer(String),
-    /// The bus refused a record for good (too large, invalid topic...).
+    /// The bus refused a record for good (too large, invalid topic...), and the dead-letter
+    /// topic did not take it either.
     #[error("the message bus refused the record: {0}")]
     Refused(String),
 }
@@ -156,6 +169,8 @@ pub struct EdgePublisher {
     config: EdgeConfig,
     /// Where the status is shown (`details.edgeBuffer` of `/health`), kept current.
     health: OnceLock<Health>,
+    /// Whether the dead-letter topic is known to exist.
+    dead_letter_ready: AtomicBool,
 }
 
 impl EdgePublisher {
@@ -174,6 +189,7 @@ impl EdgePublisher {
             buffer,
             config,
             health: OnceLock::new(),
+            dead_letter_ready: AtomicBool::new(false),
         }
     }
 
@@ -235,7 +251,21 @@ impl EdgePublisher {
                     reason = e;
                     break;
                 }
-                Attempt::Refused(e) => return Err(EdgeError::Refused(e)),
+                Attempt::Refused(e) => {
+                    // `Bus::publish_all` stopped at the refused record: it goes to the
+                    // dead-letter topic and the records after it go on.
+                    let Some(record) = records.get(sent).filter(|_| sent < end) else {
+                        continue;
+                    };
+                    match self.dead_letter(record, &e).await {
+                        Ok(()) => sent += 1,
+                        Err(d) => {
+                            return Err(EdgeError::Refused(format!(
+                                "{e}; the dead-letter topic did not take it either: {d}"
+                            )));
+                        }
+                    }
+                }
             }
         }
         let rest = &records[sent..];
@@ -294,7 +324,8 @@ impl EdgePublisher {
     /// the first one the bus did not acknowledge, with back-off (and recreating the catalogue's
     /// topics when they vanished, as with a broker restarted without its storage), until all
     /// are acknowledged. Returns `false` when `token` was cancelled first. A record the bus
-    /// refuses for good is logged, counted and skipped: it must not block the records after it.
+    /// refuses for good is offered to the dead-letter topic, else logged, counted and skipped:
+    /// it must not block the records after it.
     /// One round trip per chunk, not per record: the drain outpaces a steady intake (one
     /// sensor's key included), so the buffer empties and direct publishing resumes.
     async fn deliver_all(
@@ -328,11 +359,15 @@ impl EdgePublisher {
                 }
                 Attempt::Refused(e) => {
                     // The record at `sent` is the refused one (`Bus::publish_all`).
-                    if let Some(record) = records.get(sent).filter(|_| sent < end) {
+                    let Some(record) = records.get(sent).filter(|_| sent < end) else {
+                        continue;
+                    };
+                    // One offer: a dead-letter topic that is away must not hold the buffer.
+                    if let Err(d) = self.dead_letter(record, &e).await {
                         metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
-                        tracing::error!(topic = %record.topic, error = %e, "the bus refused a buffered record for good; skipped");
-                        sent += 1;
+                        tracing::error!(topic = %record.topic, error = %e, dead_letter = %d, "the bus refused a buffered record for good, and the dead-letter topic did not take it; skipped");
                     }
+                    sent += 1;
                     delay = initial;
                     continue;
                 }
@@ -351,6 +386,43 @@ impl EdgePublisher {
             delay = (delay * 2).min(max_delay);
         }
         true
+    }
+
+    /// Publishes `record`, which the bus refused for good (`reason`), to the dead-letter topic
+    /// `dlq.ingestion` (created when missing), with the reason and the topic it was meant for:
+    /// one attempt, within the publish timeout. `Err` says why it did not take it.
+    async fn dead_letter(&self, record: &OutboundRecord, reason: &str) -> Result<(), String> {
+        let topic = mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP);
+        let letter = record.to_dead_letter(&topic, reason);
+        let attempt = async {
+            if !self.dead_letter_ready.load(Ordering::Acquire) {
+                self.bus
+                    .ensure_topics(&[mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP)])
+                    .await?;
+                self.dead_letter_ready.store(true, Ordering::Release);
+            }
+            self.bus.publish(letter).await
+        };
+        let timeout = self.config.publish_timeout();
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(_)) => {
+                metrics::counter!("mantis_records_dead_lettered_total", "topic" => record.topic.clone())
+                    .increment(1);
+                tracing::warn!(topic = %record.topic, %reason, dead_letter = %topic, "the bus refused a record for good; dead-lettered");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.dead_letter_ready.store(false, Ordering::Release);
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.dead_letter_ready.store(false, Ordering::Release);
+                Err(format!(
+                    "no acknowledgement within {} ms",
+                    timeout.as_millis()
+                ))
+            }
+        }
     }
 
     /// Creates the catalogue's topics when missing (a broker restarted without its storage

@@ -31,12 +31,36 @@ struct SwitchedBus {
     single: AtomicU64,
     /// Records published in batches (`publish_all`) while on.
     batched: AtomicU64,
+    /// Records of this key are refused for good or taken by this script, one entry per record
+    /// in publish order (`true`: refused), as a broker refuses a record it finds invalid (a
+    /// test double: the embedded log refuses nothing a service sends it).
+    poison: std::sync::Mutex<(Option<Vec<u8>>, std::collections::VecDeque<bool>)>,
 }
 
 impl SwitchedBus {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
     }
+
+    fn poison(&self, key: String, script: &[bool]) {
+        *self.poison.lock().expect("poison") =
+            (Some(key.into_bytes()), script.iter().copied().collect());
+    }
+
+    fn is_poison(&self, record: &OutboundRecord) -> bool {
+        let mut poison = self.poison.lock().expect("poison");
+        let (key, script) = &mut *poison;
+        key.is_some()
+            && record.topic != DEAD_LETTERS
+            && record.key == *key
+            && script.pop_front().unwrap_or(false)
+    }
+}
+
+const DEAD_LETTERS: &str = "dlq.ingestion";
+
+fn invalid() -> mantis_bus::Error {
+    mantis_bus::Error::Invalid("test: the broker finds the record invalid".into())
 }
 
 #[async_trait]
@@ -51,6 +75,9 @@ impl Bus for SwitchedBus {
                 "test: the broker is down".into(),
             ));
         }
+        if self.is_poison(&record) {
+            return Err(invalid());
+        }
         self.single.fetch_add(1, Ordering::SeqCst);
         self.inner.publish(record).await
     }
@@ -64,9 +91,17 @@ impl Bus for SwitchedBus {
                 )),
             );
         }
-        self.batched
-            .fetch_add(records.len() as u64, Ordering::SeqCst);
-        self.inner.publish_all(records).await
+        // As a broker: the records before a refused one are written, none after it.
+        let good = records
+            .iter()
+            .position(|r| self.is_poison(r))
+            .unwrap_or(records.len());
+        self.batched.fetch_add(good as u64, Ordering::SeqCst);
+        let (accepted, error) = self.inner.publish_all(&records[..good]).await;
+        if error.is_none() && good < records.len() {
+            return (accepted, Some(invalid()));
+        }
+        (accepted, error)
     }
     async fn subscribe(
         &self,
@@ -105,6 +140,7 @@ impl Fixture {
             refused: AtomicU64::new(0),
             single: AtomicU64::new(0),
             batched: AtomicU64::new(0),
+            poison: std::sync::Mutex::new((None, Default::default())),
         });
         let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
         let infra = Infra::in_process(bus.clone(), store);
@@ -349,6 +385,109 @@ async fn readings_are_accepted_while_the_bus_is_down_and_arrive_once_in_order_wh
     assert_eq!(
         status["diskBytes"], 0,
         "a drained buffer gives its disk space back"
+    );
+    shutdown.cancel();
+}
+
+/// A record the bus refuses for good goes to the dead-letter topic `dlq.ingestion` with the
+/// reason and the topic it was meant for, whether it was published directly or drained from the
+/// buffer; the records after it (of its key too) go on, and nothing that was accepted is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_bus_refuses_for_good_is_dead_lettered_and_the_others_go_on() {
+    let f = Fixture::new().await;
+    let refused = register_sensor(&f.infra, "PRS-2").await;
+    // Of that asset's records, the first of each batch is refused.
+    f.bus
+        .poison(refused.asset_id.to_string(), &[true, false, true, false]);
+    let shutdown = CancellationToken::new();
+    let (url, _, _task) = f.start_default(&shutdown).await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 60_000;
+    let reading = |sensor: &Sensor, t: i64, v: f64| json!({"timestamp": t, "sensorId": sensor.id.to_string(), "value": v, "unit": "bar"});
+
+    // Published directly: the refused reading sits between two that are not.
+    let direct = json!([
+        reading(&f.sensor, ts, 0.01),
+        reading(&refused, ts, 5.0),
+        reading(&refused, ts + 1, 5.5),
+        reading(&f.sensor, ts + 1, 0.02),
+    ]);
+    let resp = post(&http, &url, &direct).await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+
+    // Buffered while the bus is down, then drained.
+    f.bus.set_up(false);
+    let buffered = json!([
+        reading(&f.sensor, ts + 2, 0.03),
+        reading(&refused, ts + 2, 6.0),
+        reading(&refused, ts + 3, 6.5),
+        reading(&f.sensor, ts + 3, 0.04),
+    ]);
+    let resp = post(&http, &url, &buffered).await;
+    assert_eq!(
+        resp.status(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    await_edge(&http, &url, "buffering", |s| s["records"] == 4).await;
+    f.bus.set_up(true);
+    await_edge(&http, &url, "drained", |s| {
+        s["mode"] == "direct" && s["records"] == 0
+    })
+    .await;
+
+    // The others arrived, in order; the refused ones did not ...
+    let arrived = f.await_readings(6).await;
+    let of = |sensor: &Sensor| -> Vec<f64> {
+        arrived
+            .iter()
+            .filter(|r| r.sensor_id == sensor.id)
+            .map(|r| r.value)
+            .collect()
+    };
+    assert_eq!(of(&f.sensor), vec![0.01, 0.02, 0.03, 0.04]);
+    assert_eq!(of(&refused), vec![5.5, 6.5]);
+    // ... and are on the dead-letter topic, as they were meant for `sensor.raw`.
+    let mut sub = f
+        .infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            "test-dead-letters",
+            [DEAD_LETTERS],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("the dead-letter topic exists");
+    for value in [5.0, 6.0] {
+        let env = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("dead-lettered")
+            .expect("next");
+        let reason =
+            String::from_utf8_lossy(env.header(mantis_bus::DLQ_REASON).unwrap_or_default())
+                .into_owned();
+        assert!(reason.contains("finds the record invalid"), "{reason}");
+        assert_eq!(
+            env.header(mantis_bus::DLQ_SOURCE_TOPIC),
+            Some(topics::SENSOR_RAW.as_bytes())
+        );
+        assert_eq!(
+            env.key.as_deref(),
+            Some(refused.asset_id.to_string().as_bytes())
+        );
+        let dead: Reading = f.infra.codec.decode(&env.payload).await.expect("a reading");
+        assert_eq!((dead.sensor_id, dead.value), (refused.id, value));
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(
+        extra.is_err(),
+        "one dead letter per refused record: {extra:?}"
     );
     shutdown.cancel();
 }

@@ -13,27 +13,32 @@
 //!   severe than any alert of it so far (escalation), flagged for the on-call technician on
 //!   CRITICAL assets; anomalies of unregistered assets go to the dead-letter topic;
 //! - publishes scheduled maintenance on `maintenance.scheduled` when the RUL falls below the
-//!   asset's threshold.
+//!   asset's threshold;
+//! - checks the active work orders every minute and raises one alert for each that is past its
+//!   due time, its severity from the work order's priority (URGENT → CRITICAL), flagged for the
+//!   on-call technician on CRITICAL assets: the response time is enforced, not only written.
 //!
 //! Every id is derived from the triggering event, and a small outbox marker in the store
-//! records what was published, so a redelivered event neither duplicates rows nor loses or
-//! repeats a publication.
+//! records what was published, so a redelivered event neither duplicates rows nor loses a
+//! publication; a publication is repeated only when the process fails between publishing and
+//! writing its marker (at least once: consumers key on the alert's or work order's id).
 
 use async_trait::async_trait;
 use chrono::Utc;
-use mantis_bus::Position;
+use mantis_bus::{Position, TraceContext};
 use mantis_domain::Timestamp;
 use mantis_domain::{
-    Alert, AlertKind, Anomaly, AssetId, Criticality, RulPrediction, Severity, WorkOrder,
+    Alert, AlertKind, Anomaly, AssetId, Criticality, Priority, RulPrediction, Severity, WorkOrder,
     WorkOrderId, WorkOrderStatus, deterministic_uuid,
 };
 use mantis_rules::{Decision, Event, RuleSet};
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
 };
-use mantis_store::Store;
+use mantis_store::{Store, WorkOrderFilter};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Configuration of the orchestrator (`[orchestrator]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,25 +95,25 @@ impl Orchestrator {
         }
     }
 
-    /// Publishes `record` unless the outbox marker says it already was.
+    /// Publishes `record` unless the outbox marker says it already was; returns whether it
+    /// published it now. (At least once: a failure between publishing and writing the marker
+    /// publishes it again on the retry; consumers key on the record's id.)
     async fn publish_once<R: mantis_codec::Record>(
         &self,
         marker: &str,
         key: Option<String>,
         record: &R,
-        ctx: &RecordContext<'_>,
-    ) -> Result<(), HandleError> {
+        trace: TraceContext,
+    ) -> Result<bool, HandleError> {
         let marker = format!("orchestrator.published.{marker}");
         if self.store.get_state(&marker).await?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
-        self.publisher
-            .publish(key, record, ctx.trace, vec![])
-            .await?;
+        self.publisher.publish(key, record, trace, vec![]).await?;
         self.store
             .put_state(&marker, &serde_json::json!({"at": Utc::now().to_rfc3339()}))
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {
@@ -173,7 +178,7 @@ impl Orchestrator {
                 &format!("maintenance.{}", wo.id),
                 Some(wo.id.to_string()),
                 wo,
-                ctx,
+                ctx.trace,
             )
             .await?;
         }
@@ -203,9 +208,12 @@ impl Orchestrator {
         let Some(first) = self.store.get_alert(Alert::id_for(&key)).await? else {
             return self.raise(t, key, Some(wo.id), now, ctx).await;
         };
+        // Every event of the incident finishes what an earlier one may not have published (the
+        // event that stored an alert may have failed after storing it, for good, and gone to
+        // the dead-letter topic); the outbox marker keeps each alert to one publication.
+        self.publish_alert(&first, ctx.trace).await?;
         if first.trigger_event == t.event_id {
-            // Redelivered: finish what the first attempt may not have published.
-            return self.publish_alert(&first, ctx).await;
+            return Ok(());
         }
         let mut highest = first.severity;
         for level in Severity::ALL.into_iter().filter(|s| *s > first.severity) {
@@ -214,8 +222,9 @@ impl Orchestrator {
                 .get_alert(Alert::id_for(&escalation_key(&key, level)))
                 .await?
             {
+                self.publish_alert(&escalation, ctx.trace).await?;
                 if escalation.trigger_event == t.event_id {
-                    return self.publish_alert(&escalation, ctx).await;
+                    return Ok(());
                 }
                 highest = highest.max(level);
             }
@@ -262,20 +271,105 @@ impl Orchestrator {
         self.store.insert_alert(&alert).await?;
         // The stored alert is the one published, also when this is a redelivery.
         let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
-        self.publish_alert(&stored, ctx).await
+        self.publish_alert(&stored, ctx.trace).await
     }
 
-    async fn publish_alert(
-        &self,
-        alert: &Alert,
-        ctx: &RecordContext<'_>,
-    ) -> Result<(), HandleError> {
-        self.publish_once(&format!("alert.{}", alert.id), None, alert, ctx)
+    /// Raises one alert for each active work order past its due time (the criticality's
+    /// response time): once per work order, its severity from the work order's priority,
+    /// flagged for the on-call technician on CRITICAL assets. Returns how many it raised now.
+    async fn sweep_overdue(&self, now: Timestamp) -> Result<usize, HandleError> {
+        let active = self
+            .store
+            .list_work_orders(&WorkOrderFilter {
+                statuses: vec![
+                    WorkOrderStatus::Open,
+                    WorkOrderStatus::Scheduled,
+                    WorkOrderStatus::InProgress,
+                ],
+                limit: Some(OVERDUE_SCAN_LIMIT),
+                ..WorkOrderFilter::default()
+            })
             .await?;
-        if alert.notify_on_call {
+        let mut raised = 0;
+        for wo in active.into_iter().filter(|w| w.due_by < now) {
+            let key = format!("work-order:{}:overdue", wo.id);
+            let trace = TraceContext::new_root();
+            if let Some(stored) = self.store.get_alert(Alert::id_for(&key)).await? {
+                // Raised before; published unless a failure came between the two.
+                self.publish_alert(&stored, trace).await?;
+                continue;
+            }
+            let asset = self.store.get_asset(wo.asset_id).await?;
+            let alert = Alert {
+                id: Alert::id_for(&key),
+                asset_id: wo.asset_id,
+                severity: match wo.priority {
+                    Priority::Urgent => Severity::Critical,
+                    Priority::High => Severity::High,
+                    Priority::Normal => Severity::Medium,
+                    Priority::Low => Severity::Low,
+                },
+                kind: if wo.cause == "rul" {
+                    AlertKind::Rul
+                } else {
+                    AlertKind::Anomaly
+                },
+                message: format!(
+                    "{}: work order {} is overdue (due by {}, still {}): {}",
+                    asset.as_ref().map_or_else(
+                        || wo.asset_id.to_string(),
+                        |a| format!("{} ({})", a.code, a.name)
+                    ),
+                    wo.code,
+                    wo.due_by.format("%Y-%m-%d %H:%M UTC"),
+                    wo.status.as_str(),
+                    wo.description
+                ),
+                created_at: now,
+                work_order_id: Some(wo.id),
+                trigger_event: key,
+                notify_on_call: asset.is_some_and(|a| a.criticality == Criticality::Critical),
+            };
+            self.store.insert_alert(&alert).await?;
+            let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
+            tracing::warn!(asset = %wo.asset_id, work_order = %wo.code, due_by = %wo.due_by, "work order overdue");
+            metrics::counter!("mantis_work_orders_overdue_total").increment(1);
+            self.publish_alert(&stored, trace).await?;
+            raised += 1;
+        }
+        Ok(raised)
+    }
+
+    async fn publish_alert(&self, alert: &Alert, trace: TraceContext) -> Result<(), HandleError> {
+        let published = self
+            .publish_once(&format!("alert.{}", alert.id), None, alert, trace)
+            .await?;
+        if published && alert.notify_on_call {
             tracing::warn!(asset = %alert.asset_id, alert = %alert.id, "on-call technician to be notified");
         }
         Ok(())
+    }
+}
+
+/// How often active work orders are checked against their due time.
+const OVERDUE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Active work orders looked at per check (far more than a plant has open at once).
+const OVERDUE_SCAN_LIMIT: u32 = 100_000;
+
+/// Checks for overdue work orders every [`OVERDUE_EVERY`] until `shutdown`.
+async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) -> Result<()> {
+    let mut every = tokio::time::interval(OVERDUE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = every.tick() => {}
+        }
+        match orchestrator.sweep_overdue(Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "overdue work orders alerted"),
+            Err(e) => tracing::warn!(error = %e, "overdue work orders not checked; will retry"),
+        }
     }
 }
 
@@ -401,9 +495,10 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
         rules: Arc::new(rules),
     };
-    let (a, r) = (
+    let (a, r, overdue) = (
         AnomalyConsumer(orchestrator.clone()),
-        RulConsumer(orchestrator),
+        RulConsumer(orchestrator.clone()),
+        orchestrator,
     );
     let infra2 = infra.clone();
     Ok(
@@ -414,6 +509,9 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
             })
             .worker("rul consumer", move |shutdown| {
                 run_consumer(infra2, RUL_GROUP, r, shutdown)
+            })
+            .worker("overdue work orders", move |shutdown| {
+                watch_overdue(overdue, shutdown)
             }),
     )
 }
@@ -421,12 +519,10 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mantis_bus::{StartFrom, SubscribeOptions, TraceContext, embedded::EmbeddedBus, topics};
+    use mantis_bus::{StartFrom, SubscribeOptions, embedded::EmbeddedBus, topics};
     use mantis_domain::{Asset, AssetId, SensorId, TenantId};
-    use mantis_store::WorkOrderFilter;
     use mantis_store::sqlite::SqliteStore;
     use std::time::Duration;
-    use tokio_util::sync::CancellationToken;
 
     struct Plant {
         infra: Infra,
@@ -501,6 +597,33 @@ mod tests {
                 )
                 .await
                 .expect("published");
+        }
+
+        /// The ids of the alerts on `alerts.critical`, in order.
+        async fn published_alerts(&self) -> Vec<mantis_domain::AlertId> {
+            let mut sub = self
+                .infra
+                .bus
+                .subscribe(SubscribeOptions::new(
+                    "reader",
+                    [topics::ALERTS_CRITICAL],
+                    StartFrom::Earliest,
+                ))
+                .await
+                .expect("subscription");
+            let mut published = Vec::new();
+            while let Ok(Ok(env)) =
+                tokio::time::timeout(Duration::from_millis(500), sub.next()).await
+            {
+                let a: Alert = self
+                    .infra
+                    .codec
+                    .decode(&env.payload)
+                    .await
+                    .expect("an alert");
+                published.push(a.id);
+            }
+            published
         }
 
         /// Runs the anomaly consumer until it has handled `n` records (stored what they
@@ -595,21 +718,131 @@ mod tests {
                 .all(|a| a.work_order_id == Some(work_orders[0].id))
         );
         // Both alerts were published, once each.
-        let mut sub = p
-            .infra
-            .bus
-            .subscribe(SubscribeOptions::new(
-                "reader",
-                [topics::ALERTS_CRITICAL],
-                StartFrom::Earliest,
-            ))
-            .await
-            .expect("subscription");
-        let mut published = 0;
-        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            published += 1;
+        let mut published = p.published_alerts().await;
+        published.sort();
+        let mut ids: Vec<_> = alerts.iter().map(|a| a.id).collect();
+        ids.sort();
+        assert_eq!(published, ids);
+    }
+
+    /// The event that opened an incident stored its alert and then failed for good (dead-
+    /// lettered) before publishing it: the next event of the incident publishes it, once.
+    #[tokio::test]
+    async fn an_incident_alert_stored_but_never_published_is_published_by_the_next_event() {
+        let p = plant().await;
+        let lost = "anomaly-whose-handling-failed";
+        let wo = WorkOrder {
+            id: WorkOrderId(deterministic_uuid("work-order", &[lost])),
+            code: "WO-LOST".into(),
+            asset_id: p.pump.id,
+            cause: "anomaly".into(),
+            priority: mantis_domain::Priority::Urgent,
+            status: WorkOrderStatus::Open,
+            created_at: p.base,
+            due_by: p.base + chrono::Duration::hours(24),
+            description: "opened by the lost event".into(),
+            rule: "anomaly-over-threshold".into(),
+            trigger_event: lost.into(),
+        };
+        assert!(
+            p.infra
+                .store
+                .open_work_order(&wo)
+                .await
+                .expect("opened")
+                .created
+        );
+        let alert = Alert {
+            id: Alert::id_for(&format!("work-order:{}", wo.id)),
+            asset_id: p.pump.id,
+            severity: Severity::Medium,
+            kind: AlertKind::Anomaly,
+            message: "stored, never published".into(),
+            created_at: p.base,
+            work_order_id: Some(wo.id),
+            trigger_event: lost.into(),
+            notify_on_call: false,
+        };
+        p.infra.store.insert_alert(&alert).await.expect("stored");
+
+        p.anomaly(p.pump.id, 1, 0.86).await; // MEDIUM: absorbed by the incident
+        p.anomaly(p.pump.id, 2, 0.87).await; // and again
+        p.handle(2).await;
+        assert_eq!(p.work_orders().await.len(), 1);
+        let stored: Vec<_> = p.alerts().await.iter().map(|a| a.id).collect();
+        assert_eq!(stored, vec![alert.id], "absorbed: no other alert");
+        assert_eq!(p.published_alerts().await, vec![alert.id], "published once");
+    }
+
+    /// A work order still active past its due time raises one alert (published once), however
+    /// often the check runs; a closed one or one still in time raises none.
+    #[tokio::test]
+    async fn an_overdue_work_order_raises_one_alert() {
+        let p = plant().await;
+        let order = |code: &str, due_in_h: i64, status: WorkOrderStatus, cause: &str| WorkOrder {
+            id: WorkOrderId::new_random(),
+            code: code.into(),
+            asset_id: p.pump.id,
+            cause: cause.into(),
+            priority: mantis_domain::Priority::Urgent,
+            status,
+            created_at: p.base,
+            due_by: Utc::now() + chrono::Duration::hours(due_in_h),
+            description: format!("{code} work"),
+            rule: "by hand".into(),
+            trigger_event: code.into(),
+        };
+        let late = order("WO-LATE", -1, WorkOrderStatus::Open, "anomaly");
+        for wo in [
+            late.clone(),
+            order("WO-IN-TIME", 1, WorkOrderStatus::Open, "rul"),
+            order("WO-DONE", -1, WorkOrderStatus::Open, "bearing"),
+        ] {
+            assert!(
+                p.infra
+                    .store
+                    .open_work_order(&wo)
+                    .await
+                    .expect("opened")
+                    .created
+            );
         }
-        assert_eq!(published, 2);
+        let done = p.work_orders().await;
+        let done = done.iter().find(|w| w.code == "WO-DONE").expect("done");
+        p.infra
+            .store
+            .set_work_order_status(done.id, WorkOrderStatus::Completed)
+            .await
+            .expect("completed");
+
+        assert_eq!(
+            p.orchestrator
+                .sweep_overdue(Utc::now())
+                .await
+                .expect("swept"),
+            1
+        );
+        assert_eq!(
+            p.orchestrator
+                .sweep_overdue(Utc::now())
+                .await
+                .expect("swept"),
+            0
+        );
+        let alerts = p.alerts().await;
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let alert = &alerts[0];
+        assert_eq!(alert.work_order_id, Some(late.id));
+        assert_eq!(alert.severity, Severity::Critical, "URGENT work overdue");
+        assert!(!alert.notify_on_call, "a MEDIUM asset");
+        assert!(
+            alert
+                .message
+                .starts_with("PMP-001 (Coolant pump): work order WO-LATE is overdue"),
+            "{}",
+            alert.message
+        );
+        assert_eq!(p.published_alerts().await, vec![alert.id], "published once");
     }
 
     #[tokio::test]

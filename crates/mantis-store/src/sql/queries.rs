@@ -259,7 +259,8 @@ pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
      description = COALESCE($2, description), priority = COALESCE($3, priority), \
      due_by = COALESCE($4, due_by), \
      technician = CASE WHEN $5 THEN $6 ELSE technician END, \
-     parts = COALESCE($7, parts), updated_at = $8 WHERE id = $1";
+     parts = COALESCE($7, parts), updated_at = $8 \
+     WHERE id = $1 AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')";
 
 /// Number of status slots in [`LIST_WORK_ORDERS`].
 pub(crate) const STATUS_SLOTS: usize = 5;
