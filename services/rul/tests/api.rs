@@ -870,7 +870,8 @@ async fn a_contract_with_an_early_life_baseline_is_fed_the_first_windows_of_the_
     let http = reqwest::Client::new();
 
     // A tiny linear model shaped like a baseline contract (tests/fixtures: 10-cycle windows, the
-    // 14 sensors and their differences from the mean of the first 5 cycles of the life).
+    // FD001 contract's 15 sensors and their differences from the mean of the first 5 cycles of
+    // the life).
     let onnx = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/baseline-linear.onnx"),
