@@ -3,7 +3,7 @@
 #   models/training/train.sh [extra train_rul.py arguments]
 # Makes a pinned virtualenv under ~/.cache/mantis/venv-rul on first use (~600 MB, CPU-only
 # TensorFlow), then trains at the lowest CPU priority. About 2 h on 2 cores (2026-12-03: FD001
-# 70 min, FD003 42 min); `--pool` about 2.5 times that. Each finished seed is recorded in
+# 70 min, FD003 42 min); `--pool` (the served sixth version) about twice that. Each finished seed is recorded in
 # models/training/runs, so an interrupted run resumes where it stopped (`--start-within MINUTES`:
 # no seed starts later; exit status 3 while seeds remain).
 set -euo pipefail

@@ -469,6 +469,12 @@ fn map_code(code: RDKafkaErrorCode, topic: &str, detail: String) -> Error {
         | C::InvalidRequest
         | C::PolicyViolation
         | C::MessageSizeTooLarge
+        // The broker refuses the record itself: sending it again cannot help.
+        | C::InvalidMessage
+        | C::InvalidMessageSize
+        | C::MessageBatchTooLarge
+        | C::InvalidTimestamp
+        | C::InvalidRecord
         | C::InvalidArgument
         | C::UnknownPartition => Error::Invalid(detail),
         _ => Error::Other(detail),

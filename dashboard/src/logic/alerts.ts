@@ -35,7 +35,8 @@ export function severityRank(s: Severity): number {
 
 /**
  * Whether a newly arrived alert should beep and flash: a CRITICAL one, or one flagged for the
- * on-call technician (any anomaly alert of a CRITICAL asset), until acknowledged.
+ * on-call technician (a CRITICAL asset's anomaly alert, or its overdue work order's), until
+ * acknowledged.
  */
 export function isAlarming(a: Alert): boolean {
   return (a.severity === 'CRITICAL' || a.notifyOnCall) && !isAcknowledged(a);

@@ -25,8 +25,9 @@
 //! and a repeated record can follow later ones of its key: the idempotent writes downstream
 //! keep one copy of each.
 //!
-//! A record the bus refuses for good (the bus answered: the record, or the topic's policy, is
-//! the problem) is offered once to the dead-letter topic `dlq.ingestion`, with the reason and
+//! A record the bus refuses for good (`mantis_bus::Error::Invalid`: the broker answered that the
+//! record, or the topic's policy, is the problem) is offered once to the dead-letter topic
+//! `dlq.ingestion`, with the reason and
 //! the topic it was meant for (headers `mantis.dlq.reason`, `mantis.dlq.source-topic`), where
 //! an operator can inspect and replay it; the records after it go on, since it must not block
 //! them. When the dead-letter topic does not take it either (a refusal by size is one: the
@@ -479,13 +480,15 @@ enum Attempt {
     Refused(String),
 }
 
-/// Whether a failed publish should go to the buffer: the bus is unreachable or slow, or the
-/// topic is missing (a broker that lost its storage; the drainer recreates it).
+/// Whether a failed publish should go to the buffer (and be tried again): every bus error but
+/// the broker refusing the record itself (`Invalid`: too large, invalid, a bad topic name). So
+/// the bus being unreachable or slow, a topic missing (a broker that lost its storage; the
+/// drainer recreates it), and errors the client does not explain (as the consumers treat
+/// them): what was accepted waits in the buffer rather than leaving for the dead-letter topic;
+/// a broker that keeps failing that way fills the buffer, and then REST answers 503.
 fn is_transient(e: &mantis_runtime::Error) -> bool {
     match e {
-        mantis_runtime::Error::Bus(b) => {
-            b.is_retryable() || matches!(b, mantis_bus::Error::UnknownTopic(_))
-        }
+        mantis_runtime::Error::Bus(b) => !matches!(b, mantis_bus::Error::Invalid(_)),
         _ => false,
     }
 }

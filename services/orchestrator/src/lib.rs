@@ -15,13 +15,16 @@
 //! - publishes scheduled maintenance on `maintenance.scheduled` when the RUL falls below the
 //!   asset's threshold;
 //! - checks the active work orders every minute and raises one alert for each that is past its
-//!   due time, its severity from the work order's priority (URGENT → CRITICAL), flagged for the
-//!   on-call technician on CRITICAL assets: the response time is enforced, not only written.
+//!   due time (again after a replan, when the new one passes), its severity from the work
+//!   order's priority (URGENT → CRITICAL), flagged for the on-call technician on CRITICAL
+//!   assets, at most ten a minute, the longest overdue first: the response time is enforced,
+//!   not only written.
 //!
 //! Every id is derived from the triggering event, and a small outbox marker in the store
 //! records what was published, so a redelivered event neither duplicates rows nor loses a
-//! publication; a publication is repeated only when the process fails between publishing and
-//! writing its marker (at least once: consumers key on the alert's or work order's id).
+//! publication; a publication is repeated when the process fails between publishing and
+//! writing its marker, or when two replicas handle the same work at once (at least once:
+//! consumers key on the alert's or work order's id).
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -211,10 +214,10 @@ impl Orchestrator {
         // Every event of the incident finishes what an earlier one may not have published (the
         // event that stored an alert may have failed after storing it, for good, and gone to
         // the dead-letter topic); the outbox marker keeps each alert to one publication.
-        self.publish_alert(&first, ctx.trace).await?;
         if first.trigger_event == t.event_id {
-            return Ok(());
+            return self.publish_alert(&first, ctx.trace).await;
         }
+        self.publish_earlier(&first, ctx.trace).await?;
         let mut highest = first.severity;
         for level in Severity::ALL.into_iter().filter(|s| *s > first.severity) {
             if let Some(escalation) = self
@@ -222,10 +225,10 @@ impl Orchestrator {
                 .get_alert(Alert::id_for(&escalation_key(&key, level)))
                 .await?
             {
-                self.publish_alert(&escalation, ctx.trace).await?;
                 if escalation.trigger_event == t.event_id {
-                    return Ok(());
+                    return self.publish_alert(&escalation, ctx.trace).await;
                 }
+                self.publish_earlier(&escalation, ctx.trace).await?;
                 highest = highest.max(level);
             }
         }
@@ -275,10 +278,15 @@ impl Orchestrator {
     }
 
     /// Raises one alert for each active work order past its due time (the criticality's
-    /// response time): once per work order, its severity from the work order's priority,
-    /// flagged for the on-call technician on CRITICAL assets. Returns how many it raised now.
+    /// response time): once per work order and due time (replanned to a later time, it is
+    /// alerted again when that one passes), its severity from the work order's priority,
+    /// flagged for the on-call technician on CRITICAL assets. At most
+    /// [`OVERDUE_ALERTS_PER_SWEEP`] new ones per sweep, the longest overdue first, so a backlog
+    /// (the first start after an upgrade) arrives over minutes rather than as one burst. A work
+    /// order whose alert cannot be stored or published is logged and tried again at the next
+    /// sweep; the others still get theirs. Returns how many it raised now.
     async fn sweep_overdue(&self, now: Timestamp) -> Result<usize, HandleError> {
-        let active = self
+        let mut overdue: Vec<WorkOrder> = self
             .store
             .list_work_orders(&WorkOrderFilter {
                 statuses: vec![
@@ -289,55 +297,96 @@ impl Orchestrator {
                 limit: Some(OVERDUE_SCAN_LIMIT),
                 ..WorkOrderFilter::default()
             })
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|w| w.due_by < now)
+            .collect();
+        overdue.sort_by_key(|w| w.due_by);
         let mut raised = 0;
-        for wo in active.into_iter().filter(|w| w.due_by < now) {
-            let key = format!("work-order:{}:overdue", wo.id);
-            let trace = TraceContext::new_root();
-            if let Some(stored) = self.store.get_alert(Alert::id_for(&key)).await? {
-                // Raised before; published unless a failure came between the two.
-                self.publish_alert(&stored, trace).await?;
-                continue;
+        for wo in &overdue {
+            if raised >= OVERDUE_ALERTS_PER_SWEEP {
+                break;
             }
-            let asset = self.store.get_asset(wo.asset_id).await?;
-            let alert = Alert {
-                id: Alert::id_for(&key),
-                asset_id: wo.asset_id,
-                severity: match wo.priority {
-                    Priority::Urgent => Severity::Critical,
-                    Priority::High => Severity::High,
-                    Priority::Normal => Severity::Medium,
-                    Priority::Low => Severity::Low,
-                },
-                kind: if wo.cause == "rul" {
-                    AlertKind::Rul
-                } else {
-                    AlertKind::Anomaly
-                },
-                message: format!(
-                    "{}: work order {} is overdue (due by {}, still {}): {}",
-                    asset.as_ref().map_or_else(
-                        || wo.asset_id.to_string(),
-                        |a| format!("{} ({})", a.code, a.name)
-                    ),
-                    wo.code,
-                    wo.due_by.format("%Y-%m-%d %H:%M UTC"),
-                    wo.status.as_str(),
-                    wo.description
-                ),
-                created_at: now,
-                work_order_id: Some(wo.id),
-                trigger_event: key,
-                notify_on_call: asset.is_some_and(|a| a.criticality == Criticality::Critical),
-            };
-            self.store.insert_alert(&alert).await?;
-            let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
-            tracing::warn!(asset = %wo.asset_id, work_order = %wo.code, due_by = %wo.due_by, "work order overdue");
-            metrics::counter!("mantis_work_orders_overdue_total").increment(1);
-            self.publish_alert(&stored, trace).await?;
-            raised += 1;
+            match self.alert_overdue(wo, now).await {
+                Ok(true) => raised += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(work_order = %wo.code, error = %e, "overdue alert not raised; tried again at the next check");
+                }
+            }
         }
         Ok(raised)
+    }
+
+    /// The overdue alert of `wo` for its current due time, stored and published (each once).
+    /// Returns whether it was raised now.
+    async fn alert_overdue(&self, wo: &WorkOrder, now: Timestamp) -> Result<bool, HandleError> {
+        let key = format!(
+            "work-order:{}:overdue:{}",
+            wo.id,
+            wo.due_by.timestamp_millis()
+        );
+        let trace = TraceContext::new_root();
+        if let Some(stored) = self.store.get_alert(Alert::id_for(&key)).await? {
+            // Raised before; published unless a failure came between the two.
+            self.publish_alert(&stored, trace).await?;
+            return Ok(false);
+        }
+        let asset = self.store.get_asset(wo.asset_id).await?;
+        let alert = Alert {
+            id: Alert::id_for(&key),
+            asset_id: wo.asset_id,
+            severity: match wo.priority {
+                Priority::Urgent => Severity::Critical,
+                Priority::High => Severity::High,
+                Priority::Normal => Severity::Medium,
+                Priority::Low => Severity::Low,
+            },
+            // The alert kinds are the events'; a work order planned by hand counts as an
+            // anomaly's (something seen on the machine).
+            kind: if wo.cause == "rul" {
+                AlertKind::Rul
+            } else {
+                AlertKind::Anomaly
+            },
+            message: format!(
+                "{}: work order {} is overdue (due by {}, still {}): {}",
+                asset.as_ref().map_or_else(
+                    || wo.asset_id.to_string(),
+                    |a| format!("{} ({})", a.code, a.name)
+                ),
+                wo.code,
+                wo.due_by.format("%Y-%m-%d %H:%M UTC"),
+                wo.status.as_str(),
+                clip(&wo.description, OVERDUE_DESCRIPTION_CHARS)
+            ),
+            created_at: now,
+            work_order_id: Some(wo.id),
+            trigger_event: key,
+            notify_on_call: asset.is_some_and(|a| a.criticality == Criticality::Critical),
+        };
+        // Another replica may have stored it first: then it counts there.
+        let new = self.store.insert_alert(&alert).await?;
+        let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
+        if new {
+            tracing::warn!(asset = %wo.asset_id, work_order = %wo.code, due_by = %wo.due_by, "work order overdue");
+            metrics::counter!("mantis_work_orders_overdue_total").increment(1);
+        }
+        self.publish_alert(&stored, trace).await?;
+        Ok(new)
+    }
+
+    /// Publishes (once) an alert that an earlier event of the incident stored: a failure that
+    /// retrying cannot cure is that event's, logged here, not charged to this event (which would
+    /// go to the dead-letter topic for it and raise nothing of its own).
+    async fn publish_earlier(&self, alert: &Alert, trace: TraceContext) -> Result<(), HandleError> {
+        match self.publish_alert(alert, trace).await {
+            Err(HandleError::Permanent(e)) => {
+                tracing::warn!(alert = %alert.id, error = %e, "an earlier alert of the incident cannot be published");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn publish_alert(&self, alert: &Alert, trace: TraceContext) -> Result<(), HandleError> {
@@ -355,6 +404,18 @@ impl Orchestrator {
 const OVERDUE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Active work orders looked at per check (far more than a plant has open at once).
 const OVERDUE_SCAN_LIMIT: u32 = 100_000;
+/// New overdue alerts per check at most.
+const OVERDUE_ALERTS_PER_SWEEP: usize = 10;
+/// Characters of a work order's description quoted in its overdue alert.
+const OVERDUE_DESCRIPTION_CHARS: usize = 200;
+
+/// `text` cut to `max` characters (an ellipsis says so).
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 /// Checks for overdue work orders every [`OVERDUE_EVERY`] until `shutdown`.
 async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) -> Result<()> {
@@ -775,9 +836,10 @@ mod tests {
     }
 
     /// A work order still active past its due time raises one alert (published once), however
-    /// often the check runs; a closed one or one still in time raises none.
+    /// often the check runs, and one more when replanned to a time that passes too; a closed
+    /// one or one still in time raises none; a backlog arrives ten a minute.
     #[tokio::test]
-    async fn an_overdue_work_order_raises_one_alert() {
+    async fn an_overdue_work_order_raises_one_alert_per_due_time() {
         let p = plant().await;
         let order = |code: &str, due_in_h: i64, status: WorkOrderStatus, cause: &str| WorkOrder {
             id: WorkOrderId::new_random(),
@@ -843,6 +905,59 @@ mod tests {
             alert.message
         );
         assert_eq!(p.published_alerts().await, vec![alert.id], "published once");
+
+        // Replanned to a later time that has passed too: alerted again, for that time.
+        p.infra
+            .store
+            .update_work_order(
+                late.id,
+                &mantis_store::WorkOrderChanges {
+                    due_by: Some(Utc::now() - chrono::Duration::minutes(1)),
+                    ..mantis_store::WorkOrderChanges::default()
+                },
+            )
+            .await
+            .expect("replanned");
+        let sweep = || p.orchestrator.sweep_overdue(Utc::now());
+        assert_eq!(sweep().await.expect("swept"), 1);
+        assert_eq!(sweep().await.expect("swept"), 0);
+
+        // A backlog (the first start after an upgrade) arrives ten a check.
+        for k in 0..12 {
+            let wo = order(
+                &format!("WO-OLD-{k:02}"),
+                -100 - k,
+                WorkOrderStatus::InProgress,
+                &format!("cause-{k}"),
+            );
+            assert!(
+                p.infra
+                    .store
+                    .open_work_order(&wo)
+                    .await
+                    .expect("opened")
+                    .created
+            );
+        }
+        assert_eq!(sweep().await.expect("swept"), 10);
+        let messages: Vec<String> = p.alerts().await.into_iter().map(|a| a.message).collect();
+        assert_eq!(messages.len(), 12);
+        assert!(
+            !messages
+                .iter()
+                .any(|m| m.contains("WO-OLD-00 ") || m.contains("WO-OLD-01 ")),
+            "the longest overdue first, the most recently due wait: {messages:#?}"
+        );
+        assert_eq!(sweep().await.expect("swept"), 2);
+        assert_eq!(sweep().await.expect("swept"), 0);
+        assert_eq!(p.published_alerts().await.len(), 14, "each published once");
+    }
+
+    #[test]
+    fn a_long_description_is_clipped_in_the_alert() {
+        assert_eq!(clip("bearing", 200), "bearing");
+        assert_eq!(clip("ééééé", 3), "ééé…");
+        assert_eq!(clip("abc", 3), "abc");
     }
 
     #[tokio::test]
