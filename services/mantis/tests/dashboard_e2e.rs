@@ -30,6 +30,68 @@ impl Drop for Demo {
     }
 }
 
+/// Starts `mantis demo` with its services on free ports and waits until the gateway listens;
+/// returns it, the gateway's port and the log's path.
+/// The ports are found free and then released, so another process may take one before the demo
+/// binds it: the demo then exits at once saying so, and is started again on other ports (in a
+/// fresh data directory), at most three times.
+fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
+    for attempt in 1..=3 {
+        let data = dir.join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&data).expect("data directory");
+        let gateway = free_port();
+        let log_path = data.join("mantis.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mantis"));
+        cmd.arg("demo")
+            .current_dir(&data)
+            .env("MANTIS_INFRA__DATA_DIR", data.join("data"))
+            .env("MANTIS_GATEWAY__BIND", format!("127.0.0.1:{gateway}"))
+            .env("MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log));
+        for service in [
+            "ingestion",
+            "preprocessing",
+            "features",
+            "anomaly",
+            "rul",
+            "orchestrator",
+        ] {
+            cmd.env(
+                format!("MANTIS_{}__BIND", service.to_uppercase()),
+                format!("127.0.0.1:{}", free_port()),
+            );
+        }
+        let mut demo = Demo(cmd.spawn().expect("mantis demo starts"));
+        // Ready when the dashboard answers.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", gateway)).is_ok() {
+                return (demo, gateway, log_path);
+            }
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(status)) = demo.0.try_wait() {
+                let log = log();
+                if log.contains("Address already in use") && attempt < 3 {
+                    eprintln!("attempt {attempt}: a port was taken meanwhile; again on others");
+                    break;
+                }
+                panic!("the demo exited ({status}) before its gateway listened; log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo's gateway did not listen within 120 s; log:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    unreachable!("the third attempt returns or panics")
+}
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -62,49 +124,8 @@ fn the_dashboard_works_in_a_real_browser_against_the_demo() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let gateway = free_port();
-    let log_path = dir.path().join("mantis.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mantis"));
-    cmd.arg("demo")
-        .current_dir(dir.path())
-        .env("MANTIS_INFRA__DATA_DIR", dir.path().join("data"))
-        .env("MANTIS_GATEWAY__BIND", format!("127.0.0.1:{gateway}"))
-        .env("MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().expect("log handle")))
-        .stderr(Stdio::from(log));
-    for service in [
-        "ingestion",
-        "preprocessing",
-        "features",
-        "anomaly",
-        "rul",
-        "orchestrator",
-    ] {
-        cmd.env(
-            format!("MANTIS_{}__BIND", service.to_uppercase()),
-            format!("127.0.0.1:{}", free_port()),
-        );
-    }
-    let _demo = Demo(cmd.spawn().expect("mantis demo starts"));
-
-    // Ready when the dashboard answers.
+    let (_demo, gateway, log_path) = start_demo(dir.path());
     let url = format!("http://127.0.0.1:{gateway}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let up = std::net::TcpStream::connect(("127.0.0.1", gateway)).is_ok();
-        if up {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo's gateway did not listen within 120 s; log:\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 
     let out = artifacts();
     std::fs::create_dir_all(&out).expect("artefacts directory");
