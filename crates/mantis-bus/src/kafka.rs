@@ -528,3 +528,38 @@ impl ConsumerContext for Ctx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What decides the edge buffer's course (and the consumers'): a record the broker refuses
+    /// as such is `Invalid` (dead-lettered), a broker away is `Unavailable` (waited out).
+    #[test]
+    fn record_level_refusals_are_invalid_and_outages_unavailable() {
+        use RDKafkaErrorCode as C;
+        for code in [
+            C::MessageSizeTooLarge,
+            C::InvalidMessage,
+            C::InvalidMessageSize,
+            C::MessageBatchTooLarge,
+            C::InvalidTimestamp,
+            C::InvalidRecord,
+        ] {
+            let e = map_code(code, "sensor.raw", format!("{code:?}"));
+            assert!(matches!(e, Error::Invalid(_)), "{code:?}: {e:?}");
+        }
+        for code in [
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::MessageTimedOut,
+        ] {
+            let e = map_code(code, "sensor.raw", format!("{code:?}"));
+            assert!(e.is_retryable(), "{code:?}: {e:?}");
+        }
+        assert!(matches!(
+            map_code(C::UnknownTopicOrPartition, "sensor.raw", String::new()),
+            Error::UnknownTopic(t) if t == "sensor.raw"
+        ));
+    }
+}

@@ -271,10 +271,16 @@ impl Orchestrator {
             trigger_event: t.event_id.clone(),
             notify_on_call: t.decision.notify_on_call,
         };
-        self.store.insert_alert(&alert).await?;
-        // The stored alert is the one published, also when this is a redelivery.
+        self.record_alert(alert, ctx.trace).await.map(drop)
+    }
+
+    /// Stores `alert` (once per id) and publishes the stored one (once): also on a redelivery,
+    /// or when another replica stored it first. Returns whether it was stored now.
+    async fn record_alert(&self, alert: Alert, trace: TraceContext) -> Result<bool, HandleError> {
+        let new = self.store.insert_alert(&alert).await?;
         let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
-        self.publish_alert(&stored, ctx.trace).await
+        self.publish_alert(&stored, trace).await?;
+        Ok(new)
     }
 
     /// Raises one alert for each active work order past its due time (the criticality's
@@ -366,13 +372,11 @@ impl Orchestrator {
             notify_on_call: asset.is_some_and(|a| a.criticality == Criticality::Critical),
         };
         // Another replica may have stored it first: then it counts there.
-        let new = self.store.insert_alert(&alert).await?;
-        let stored = self.store.get_alert(alert.id).await?.unwrap_or(alert);
+        let new = self.record_alert(alert, trace).await?;
         if new {
             tracing::warn!(asset = %wo.asset_id, work_order = %wo.code, due_by = %wo.due_by, "work order overdue");
             metrics::counter!("mantis_work_orders_overdue_total").increment(1);
         }
-        self.publish_alert(&stored, trace).await?;
         Ok(new)
     }
 
@@ -660,6 +664,12 @@ mod tests {
                 .expect("published");
         }
 
+        /// Opens `wo` (it must be new).
+        async fn open(&self, wo: &WorkOrder) {
+            let opened = self.infra.store.open_work_order(wo).await.expect("opened");
+            assert!(opened.created, "{} opened", wo.code);
+        }
+
         /// The ids of the alerts on `alerts.critical`, in order.
         async fn published_alerts(&self) -> Vec<mantis_domain::AlertId> {
             let mut sub = self
@@ -805,14 +815,7 @@ mod tests {
             rule: "anomaly-over-threshold".into(),
             trigger_event: lost.into(),
         };
-        assert!(
-            p.infra
-                .store
-                .open_work_order(&wo)
-                .await
-                .expect("opened")
-                .created
-        );
+        p.open(&wo).await;
         let alert = Alert {
             id: Alert::id_for(&format!("work-order:{}", wo.id)),
             asset_id: p.pump.id,
@@ -860,14 +863,7 @@ mod tests {
             order("WO-IN-TIME", 1, WorkOrderStatus::Open, "rul"),
             order("WO-DONE", -1, WorkOrderStatus::Open, "bearing"),
         ] {
-            assert!(
-                p.infra
-                    .store
-                    .open_work_order(&wo)
-                    .await
-                    .expect("opened")
-                    .created
-            );
+            p.open(&wo).await;
         }
         let done = p.work_orders().await;
         let done = done.iter().find(|w| w.code == "WO-DONE").expect("done");
@@ -930,14 +926,7 @@ mod tests {
                 WorkOrderStatus::InProgress,
                 &format!("cause-{k}"),
             );
-            assert!(
-                p.infra
-                    .store
-                    .open_work_order(&wo)
-                    .await
-                    .expect("opened")
-                    .created
-            );
+            p.open(&wo).await;
         }
         assert_eq!(sweep().await.expect("swept"), 10);
         let messages: Vec<String> = p.alerts().await.into_iter().map(|a| a.message).collect();
