@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             a_closed_work_order_opened_again_is_returned_as_stored,
             concurrent_openings_create_exactly_one_work_order,
             work_orders_are_filtered_by_asset_and_status_newest_first,
+            overdue_work_orders_are_the_active_ones_past_due_longest_overdue_first,
             a_duplicate_work_order_code_is_a_conflict,
             changing_the_status_of_a_missing_work_order_is_not_found,
             service_state_round_trips_and_is_overwritten,
@@ -1313,6 +1314,114 @@ pub async fn concurrent_openings_create_exactly_one_work_order<S: Store + ?Sized
     assert_eq!(
         ids_of(&store.list_work_orders(&filter).await.expect("list")),
         [winner]
+    );
+}
+
+/// Overdue work orders are every tenant's active ones due before the given time, the longest
+/// overdue first, in pages that resume after the last one read.
+pub async fn overdue_work_orders_are_the_active_ones_past_due_longest_overdue_first<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let pump = registered_asset(store, "PMP-001").await;
+    let other = Asset {
+        tenant_id: TenantId::new_random(),
+        ..asset("FAN-001")
+    };
+    store
+        .upsert_asset(&other)
+        .await
+        .expect("asset of another tenant");
+    let due = |mut w: WorkOrder, due_ms: i64| {
+        w.due_by = at(due_ms);
+        w
+    };
+    // Due at 1 h, 2 h (two of them: the id breaks the tie), 3 h (scheduled), 4 h (in
+    // progress, another tenant's), 5 h (completed) and 9 h (not due yet).
+    let first = due(
+        work_order(&motor, "anomaly", &unique_code("WO"), 0),
+        3_600_000,
+    );
+    let mut tied = [
+        due(work_order(&motor, "rul", &unique_code("WO"), 0), 7_200_000),
+        due(
+            work_order(&pump, "anomaly", &unique_code("WO"), 0),
+            7_200_000,
+        ),
+    ];
+    tied.sort_by_key(|w| w.id);
+    let scheduled = due(work_order(&pump, "rul", &unique_code("WO"), 0), 10_800_000);
+    let in_progress = due(
+        work_order(&other, "anomaly", &unique_code("WO"), 0),
+        14_400_000,
+    );
+    let completed = due(
+        work_order(&pump, "manual", &unique_code("WO"), 0),
+        18_000_000,
+    );
+    let not_due = due(
+        work_order(&motor, "manual", &unique_code("WO"), 0),
+        32_400_000,
+    );
+    for w in [
+        &not_due,
+        &completed,
+        &in_progress,
+        &scheduled,
+        &tied[1],
+        &first,
+        &tied[0],
+    ] {
+        assert!(store.open_work_order(w).await.expect("open").created);
+    }
+    for (id, status) in [
+        (scheduled.id, WorkOrderStatus::Scheduled),
+        (in_progress.id, WorkOrderStatus::InProgress),
+        (completed.id, WorkOrderStatus::Completed),
+    ] {
+        store
+            .set_work_order_status(id, status)
+            .await
+            .expect("status");
+    }
+
+    let now = at(28_800_000);
+    let all = store
+        .list_overdue_work_orders(now, None, 100)
+        .await
+        .expect("overdue");
+    let expected = [
+        first.id,
+        tied[0].id,
+        tied[1].id,
+        scheduled.id,
+        in_progress.id,
+    ];
+    assert_eq!(ids_of(&all), expected);
+    // Page by page: each resumes after the previous page's last one.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_overdue_work_orders(now, after, 2)
+            .await
+            .expect("a page");
+        paged.extend(ids_of(&page));
+        match page.last() {
+            Some(last) if page.len() == 2 => after = Some((last.due_by, last.id)),
+            _ => break,
+        }
+    }
+    assert_eq!(paged, expected);
+    // Nothing is overdue before the first due time.
+    assert!(
+        store
+            .list_overdue_work_orders(at(3_600_000), None, 100)
+            .await
+            .expect("overdue")
+            .is_empty()
     );
 }
 

@@ -481,6 +481,16 @@ pub trait Store: Send + Sync + 'static {
     async fn get_work_order(&self, id: WorkOrderId) -> Result<Option<WorkOrder>>;
     /// Work orders matching `filter`, newest first.
     async fn list_work_orders(&self, filter: &WorkOrderFilter) -> Result<Vec<WorkOrder>>;
+    /// Every tenant's active (open, scheduled, in progress) work orders due before
+    /// `due_before`, the longest overdue first (by due time, then id): at most `limit`, after
+    /// `after` (the due time and id of the previous page's last one; `None` for the first
+    /// page). Reads an index of the active ones only, however long the history.
+    async fn list_overdue_work_orders(
+        &self,
+        due_before: Timestamp,
+        after: Option<(Timestamp, WorkOrderId)>,
+        limit: u32,
+    ) -> Result<Vec<WorkOrder>>;
     /// Moves a work order to `status`.
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
     /// Moves a work order from `from` to `to` if it is still in `from` (compare and set).

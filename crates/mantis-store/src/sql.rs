@@ -943,6 +943,31 @@ where
             .collect())
     }
 
+    async fn list_overdue_work_orders(
+        &self,
+        due_before: Timestamp,
+        after: Option<(Timestamp, WorkOrderId)>,
+        limit: u32,
+    ) -> Result<Vec<WorkOrder>> {
+        let query = match after {
+            None => sqlx::query_as::<_, WorkOrderRecordRow>(queries::LIST_OVERDUE_WORK_ORDERS)
+                .bind(DbTime(due_before))
+                .bind(sql_limit(limit)),
+            Some((due, id)) => {
+                sqlx::query_as::<_, WorkOrderRecordRow>(queries::LIST_OVERDUE_WORK_ORDERS_AFTER)
+                    .bind(DbTime(due_before))
+                    .bind(sql_limit(limit))
+                    .bind(DbTime(due))
+                    .bind(DbId::from(id))
+            }
+        };
+        let rows = query.fetch_all(self.sql_pool()).await.map_err(db_error)?;
+        Ok(convert_all::<_, WorkOrderRecord>(rows)?
+            .into_iter()
+            .map(|r| r.order)
+            .collect())
+    }
+
     async fn get_work_order_record(&self, id: WorkOrderId) -> Result<Option<WorkOrderRecord>> {
         sqlx::query_as::<_, WorkOrderRecordRow>(queries::GET_WORK_ORDER_RECORD)
             .bind(DbId::from(id))

@@ -10,6 +10,7 @@
 //!   [`ops_router`] as `/health`, `/ready` and `/metrics`.
 //! - [`shutdown_signal`]: resolves on SIGTERM or SIGINT; only binaries call it, libraries take a
 //!   [`tokio_util::sync::CancellationToken`].
+//! - [`testing`]: helpers for the workspace's tests ([`init_test_tracing`] too).
 //!
 //! ```
 //! use mantis_telemetry::Health;
@@ -20,6 +21,7 @@
 
 mod health;
 mod logging;
+pub mod testing;
 
 pub use health::{Health, ReadinessCheck, ops_router};
 pub use logging::{LogFormat, init_test_tracing, init_tracing};

@@ -7,19 +7,12 @@
 //! Needs Node.js, the dashboard's npm packages (`npm ci` in `dashboard/`) and Chromium
 //! (`/usr/bin/chromium`, or `MANTIS_CHROMIUM`); `scripts/test.sh` installs them.
 
-use std::net::TcpListener;
+use mantis_telemetry::testing::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "e2e-admin-password";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Demo(Child);
 

@@ -10,12 +10,7 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+use mantis_telemetry::testing::free_port;
 
 fn asset(code: &str) -> String {
     AssetId(deterministic_uuid("demo-asset", &[code])).to_string()

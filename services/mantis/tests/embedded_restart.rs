@@ -6,18 +6,11 @@ mod common;
 
 use common::*;
 use mantis_store::Store;
-use std::net::TcpListener;
+use mantis_telemetry::testing::free_port;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const WINDOW_SECS: i64 = 10;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A `mantis run` process, killed when dropped.
 struct Mantis {

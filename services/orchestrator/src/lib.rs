@@ -38,7 +38,7 @@ use mantis_rules::{Decision, Event, RuleSet};
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
 };
-use mantis_store::{Store, WorkOrderFilter};
+use mantis_store::Store;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -292,36 +292,43 @@ impl Orchestrator {
     /// order whose alert cannot be stored or published is logged and tried again at the next
     /// sweep; the others still get theirs. Returns how many it raised now.
     async fn sweep_overdue(&self, now: Timestamp) -> Result<usize, HandleError> {
-        let mut overdue: Vec<WorkOrder> = self
-            .store
-            .list_work_orders(&WorkOrderFilter {
-                statuses: vec![
-                    WorkOrderStatus::Open,
-                    WorkOrderStatus::Scheduled,
-                    WorkOrderStatus::InProgress,
-                ],
-                limit: Some(OVERDUE_SCAN_LIMIT),
-                ..WorkOrderFilter::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|w| w.due_by < now)
-            .collect();
-        overdue.sort_by_key(|w| w.due_by);
+        self.sweep_overdue_in_pages(now, OVERDUE_PAGE).await
+    }
+
+    /// [`Orchestrator::sweep_overdue`], reading `page` work orders at a time.
+    async fn sweep_overdue_in_pages(
+        &self,
+        now: Timestamp,
+        page: u32,
+    ) -> Result<usize, HandleError> {
         let mut raised = 0;
-        for wo in &overdue {
-            if raised >= OVERDUE_ALERTS_PER_SWEEP {
-                break;
-            }
-            match self.alert_overdue(wo, now).await {
-                Ok(true) => raised += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(work_order = %wo.code, error = %e, "overdue alert not raised; tried again at the next check");
+        let mut after = None;
+        loop {
+            // Oldest due first, a page at a time: however many were alerted before, the
+            // newly overdue ones behind them are reached.
+            let overdue = self
+                .store
+                .list_overdue_work_orders(now, after, page)
+                .await?;
+            for wo in &overdue {
+                if raised >= OVERDUE_ALERTS_PER_SWEEP {
+                    return Ok(raised);
+                }
+                match self.alert_overdue(wo, now).await {
+                    Ok(true) => raised += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(work_order = %wo.code, error = %e, "overdue alert not raised; tried again at the next check");
+                    }
                 }
             }
+            match overdue.last() {
+                Some(last) if overdue.len() == page as usize => {
+                    after = Some((last.due_by, last.id));
+                }
+                _ => return Ok(raised),
+            }
         }
-        Ok(raised)
     }
 
     /// The overdue alert of `wo` for its current due time, stored and published (each once).
@@ -406,8 +413,8 @@ impl Orchestrator {
 
 /// How often active work orders are checked against their due time.
 const OVERDUE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// Active work orders looked at per check (far more than a plant has open at once).
-const OVERDUE_SCAN_LIMIT: u32 = 100_000;
+/// Overdue work orders read at a time.
+const OVERDUE_PAGE: u32 = 500;
 /// New overdue alerts per check at most.
 const OVERDUE_ALERTS_PER_SWEEP: usize = 10;
 /// Characters of a work order's description quoted in its overdue alert.
@@ -586,6 +593,7 @@ mod tests {
     use super::*;
     use mantis_bus::{StartFrom, SubscribeOptions, embedded::EmbeddedBus, topics};
     use mantis_domain::{Asset, AssetId, SensorId, TenantId};
+    use mantis_store::WorkOrderFilter;
     use mantis_store::sqlite::SqliteStore;
     use std::time::Duration;
 
@@ -914,7 +922,9 @@ mod tests {
             )
             .await
             .expect("replanned");
-        let sweep = || p.orchestrator.sweep_overdue(Utc::now());
+        // Two at a time from here: the ones alerted before, the longest overdue, come first
+        // and the check reads on past them.
+        let sweep = || p.orchestrator.sweep_overdue_in_pages(Utc::now(), 2);
         assert_eq!(sweep().await.expect("swept"), 1);
         assert_eq!(sweep().await.expect("swept"), 0);
 
@@ -940,6 +950,21 @@ mod tests {
         assert_eq!(sweep().await.expect("swept"), 2);
         assert_eq!(sweep().await.expect("swept"), 0);
         assert_eq!(p.published_alerts().await.len(), 14, "each published once");
+
+        // Newly overdue behind the 13 alerted before (seven pages of two): reached.
+        let new = WorkOrder {
+            due_by: Utc::now() - chrono::Duration::seconds(30),
+            ..order("WO-NEW", 0, WorkOrderStatus::Scheduled, "cause-new")
+        };
+        p.open(&new).await;
+        assert_eq!(sweep().await.expect("swept"), 1);
+        assert!(
+            p.alerts()
+                .await
+                .iter()
+                .any(|a| a.work_order_id == Some(new.id)),
+            "the newly overdue work order is alerted"
+        );
     }
 
     #[test]

@@ -2,20 +2,13 @@
 //! pinned in services/mantis/tests/peers/requirements.txt), started on a free port and killed
 //! when dropped. A missing `moto_server` fails the test with what to install.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The bucket every test server starts with.
 pub const BUCKET: &str = "mantis-test";
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+pub use mantis_telemetry::testing::free_port;
 
 /// A moto S3 server on a free loopback port.
 pub struct S3Server {

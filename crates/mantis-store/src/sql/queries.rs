@@ -243,6 +243,24 @@ pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, pri
      AND ($9 IS NULL OR tenant_id = $9) \
      ORDER BY created_at DESC, id DESC LIMIT $8";
 
+/// The first page of overdue work orders: `$1` due before, `$2` limit. The status condition is
+/// the partial index `work_orders_active_due_idx`'s, word for word (SQLite uses such an index
+/// only then).
+pub(crate) const LIST_OVERDUE_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, \
+     status, created_at, due_by, description, rule, trigger_event, technician, parts, updated_at \
+     FROM work_orders \
+     WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
+     ORDER BY due_by, id LIMIT $2";
+
+/// A later page: `$3`, `$4` the due time and id of the previous page's last row. The row-value
+/// comparison lets both databases seek in the index to where the previous page ended.
+pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_id, cause, \
+     priority, status, created_at, due_by, description, rule, trigger_event, technician, parts, \
+     updated_at FROM work_orders \
+     WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
+     AND (due_by, id) > ($3, $4) \
+     ORDER BY due_by, id LIMIT $2";
+
 /// Columns of [`super::rows::WorkOrderRecordRow`].
 pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause, priority, \
      status, created_at, due_by, description, rule, trigger_event, technician, parts, \

@@ -17,7 +17,7 @@ use mantis_store::postgres::PgStore;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,13 +43,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of each log printed when a test fails.
 const TAIL_LINES: usize = 40;
 
-/// A port that was free a moment ago (bound to port 0, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
+pub use mantis_telemetry::testing::free_port;
 
 /// A child process that is killed and reaped when dropped.
 struct Proc {
