@@ -154,5 +154,5 @@ async fn mantis_train_rul_registers_and_promotes_a_model_with_progress() {
     );
     let (ok, stderr) = mantis_train(data.path(), &["--asset-type", "fan"]);
     assert!(!ok);
-    assert!(stderr.contains("no run to failure"), "{stderr}");
+    assert!(stderr.contains("have 0 run(s) to failure"), "{stderr}");
 }

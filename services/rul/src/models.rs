@@ -34,6 +34,8 @@ pub const MODEL_KIND: &str = "rul";
 pub const TREE_FORMAT: &str = "mantis-rul-tree/1";
 /// The format of uploaded ONNX models (`model.bin` is the ONNX file, the contract its sidecar).
 pub const ONNX_FORMAT: &str = "mantis-rul-onnx/1";
+/// Runs to failure a training needs at least (the tree model's cross-fitting holds one out).
+pub const MIN_TRAINING_RUNS: usize = 2;
 
 /// Why a model operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +52,17 @@ pub enum ModelError {
     /// The asset has no window to predict from.
     #[error("asset {0} has no feature windows since its last failure or replacement")]
     NoWindows(AssetId),
-    /// The history holds no run to failure.
+    /// The history holds fewer runs to failure than training needs.
     #[error(
-        "the assets of type `{fleet}` have no run to failure with at least {min_rows} windows: \
-         record failures or replacements (maintenance events) on assets that have feature history"
+        "the assets of type `{fleet}` have {found} run(s) to failure with at least {min_rows} \
+         windows, training needs {MIN_TRAINING_RUNS}: record failures or replacements \
+         (maintenance events) on assets that have feature history"
     )]
     NoRuns {
         /// The fleet.
         fleet: Fleet,
+        /// Runs to failure with enough windows.
+        found: usize,
         /// Windows a run needs.
         min_rows: usize,
     },
@@ -529,9 +534,10 @@ impl Models {
                 from = end;
             }
         }
-        if runs_rows.is_empty() {
+        if runs_rows.len() < MIN_TRAINING_RUNS {
             return Err(ModelError::NoRuns {
                 fleet: fleet.clone(),
+                found: runs_rows.len(),
                 min_rows: min_rows.max(1),
             });
         }

@@ -402,6 +402,23 @@ async fn train_register_promote_and_predict_through_the_api() {
     )
     .await;
     assert_problem(status, &body, 422);
+    // One run to failure is not enough either (training holds runs out to validate).
+    let compressor = register(store.as_ref(), "CMP-1", "compressor").await;
+    run_to_failure(store.as_ref(), &compressor, base, &[60]).await;
+    let (status, body) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "compressor"}),
+    )
+    .await;
+    assert_problem(status, &body, 422);
+    assert_eq!(body["title"], "Not enough data", "{body:#}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("have 1 run(s) to failure") && d.contains("needs 2")),
+        "{body:#}"
+    );
     let (status, body) = post(
         &http,
         &format!("{url}/api/v1/rul/train"),
