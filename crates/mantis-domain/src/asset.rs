@@ -167,6 +167,35 @@ pub struct Asset {
 }
 
 impl Asset {
+    /// The longest asset type: a fleet's name in a model registry (its tenant id, a dot, its
+    /// type) stays within the registries' 128 bytes.
+    pub const MAX_TYPE_LEN: usize = 64;
+
+    /// Checks an asset type: 1 to [`Asset::MAX_TYPE_LEN`] ASCII letters, digits, `-`, `_` or
+    /// `.`, beginning with a letter or digit. The type names its fleet's models (in the
+    /// registry, in API paths), so it keeps to what those accept: `hydraulic-pump`, not
+    /// `Hydraulic Pump`.
+    pub fn check_type(asset_type: &str) -> Result<(), DomainError> {
+        let valid = asset_type.len() <= Self::MAX_TYPE_LEN
+            && asset_type
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && asset_type
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if valid {
+            Ok(())
+        } else {
+            Err(DomainError::BadName {
+                what: "asset type",
+                value: asset_type.to_owned(),
+                rule: "1 to 64 ASCII letters, digits, `-`, `_` or `.`, beginning with a letter or \
+                       digit (it names the type's models)",
+            })
+        }
+    }
+
     /// The fleet the asset belongs to: its tenant's assets of its type.
     pub fn fleet(&self) -> Fleet {
         Fleet::new(self.tenant_id, self.asset_type.clone())
@@ -263,6 +292,30 @@ impl Sensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_asset_type_keeps_to_what_names_its_models() {
+        for ok in [
+            "pump",
+            "hydraulic-pump",
+            "Pump_2",
+            "cnc.5-axis",
+            &"m".repeat(64),
+        ] {
+            assert!(Asset::check_type(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Hydraulic Pump",
+            ".hidden",
+            "-x",
+            "pompe/à-eau",
+            &"m".repeat(65),
+        ] {
+            let e = Asset::check_type(bad).expect_err(bad);
+            assert!(e.to_string().contains("asset type"), "{e}");
+        }
+    }
 
     #[test]
     fn criticality_parses_case_insensitively_and_rejects_unknown() {

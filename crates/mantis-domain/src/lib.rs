@@ -67,6 +67,16 @@ pub enum DomainError {
     /// A value that must be present and non-empty was not.
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    /// A name outside the characters or length its uses allow.
+    #[error("{what} `{value}` must be {rule}")]
+    BadName {
+        /// What was being checked.
+        what: &'static str,
+        /// The value received.
+        value: String,
+        /// What it must be.
+        rule: &'static str,
+    },
 }
 
 /// Timestamps are UTC with millisecond precision everywhere in MANTIS.

@@ -969,6 +969,11 @@ pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store
         store.list_maintenance_events(None, 1).await.expect("list"),
         vec![repair]
     );
+    // The current life starts at the latest failure or replacement; a repair does not end it.
+    let life = |asset: AssetId| store.last_life_end(asset);
+    assert_eq!(life(motor.id).await.expect("life"), Some(at(10_000)));
+    assert_eq!(life(pump.id).await.expect("life"), Some(at(15_000)));
+    assert_eq!(life(AssetId::new_random()).await.expect("life"), None);
     assert_eq!(
         store.get_maintenance_event(failure.id).await.expect("get"),
         Some(failure)

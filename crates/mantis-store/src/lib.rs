@@ -524,6 +524,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: MaintenanceEventId,
     ) -> Result<Option<MaintenanceEvent>>;
+    /// When `asset`'s latest life-ending event (a failure or a replacement) occurred: the start
+    /// of its current life. `None` when it has none.
+    async fn last_life_end(&self, asset: AssetId) -> Result<Option<Timestamp>>;
     /// Maintenance events, of one asset when given, newest (by `occurred_at`) first.
     async fn list_maintenance_events(
         &self,

@@ -1106,6 +1106,15 @@ where
             .transpose()
     }
 
+    async fn last_life_end(&self, asset: AssetId) -> Result<Option<Timestamp>> {
+        let row = sqlx::query_as::<_, (DbTime,)>(queries::LAST_LIFE_END)
+            .bind(DbId::from(asset))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|(t,)| t.0))
+    }
+
     async fn list_maintenance_events(
         &self,
         asset: Option<AssetId>,

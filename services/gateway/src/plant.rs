@@ -87,7 +87,12 @@ pub(crate) struct NewAsset {
     #[schema(min_length = 1, pattern = r"\S")]
     code: String,
     name: String,
-    #[schema(min_length = 1, pattern = r"\S")]
+    /// Names the type's models: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
     asset_type: String,
     #[serde(default)]
     location: String,
@@ -135,8 +140,8 @@ pub(crate) async fn create_asset(
     if new.code.trim().is_empty() {
         problem = problem.with_field("/code", "must not be empty");
     }
-    if new.asset_type.trim().is_empty() {
-        problem = problem.with_field("/assetType", "must not be empty");
+    if let Err(e) = Asset::check_type(&new.asset_type) {
+        problem = problem.with_field("/assetType", e.to_string());
     }
     let asset_id = new.id.unwrap_or_else(AssetId::new_random);
     if let Some(existing) = s.store.get_asset(asset_id).await?

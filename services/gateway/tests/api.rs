@@ -894,6 +894,12 @@ async fn a_user_never_sees_another_tenants_plant() {
         .await;
     assert_problem(s, &v, 400);
     assert_eq!(v["errors"][0]["pointer"], "/sensors/1/code", "{v:#}");
+    // An asset type names its fleet's models: one they cannot be named by is refused.
+    let mut spaced = new_asset("P-2-VIB");
+    spaced["assetType"] = json!("Hydraulic Pump");
+    let (s, _, v) = g.call("POST", "/api/v1/assets", &bea, Some(spaced)).await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/assetType", "{v:#}");
     let (_, _, assets) = g.call("GET", "/api/v1/assets", &bea, None).await;
     assert_eq!(assets.as_array().expect("list").len(), 1, "{assets:#}");
     let (s, _, v) = g

@@ -32,7 +32,7 @@ use mantis_runtime::{
 use mantis_store::Store;
 use mantis_telemetry::Health;
 use models::{ModelError, Models, TrainRequest};
-use rows::{AssetLayout, Rows, with_early};
+use rows::{AssetLayout, Rows, row_step_secs, with_early};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -61,26 +61,27 @@ pub struct Config {
     /// The in-platform model (`[rul.training]`: window, labelCap, trees, ...).
     pub training: TreeConfig,
     /// Seconds of one operating cycle per asset type (`[rul.cycle_secs]`, e.g. `press = 4.0`):
-    /// RUL is published in these cycles. A type without an entry counts one window of its
-    /// assets as one cycle.
+    /// RUL is published in these cycles. A type without an entry counts one window step of its
+    /// assets (the hop; the window length for tumbling windows) as one cycle.
     pub cycle_secs: BTreeMap<String, f64>,
 }
 
 impl Config {
-    /// How many cycles of `asset_type` a window of `window_secs` spans.
-    pub fn cycles_per_window(&self, asset_type: &str, window_secs: f64) -> f64 {
-        cycles_per_window(&self.cycle_secs, asset_type, window_secs)
+    /// How many cycles of `asset_type` one row, a window step of `step_secs`, spans.
+    pub fn cycles_per_window(&self, asset_type: &str, step_secs: f64) -> f64 {
+        cycles_per_window(&self.cycle_secs, asset_type, step_secs)
     }
 }
 
-/// How many cycles of `asset_type` (per `cycle_secs`) a window of `window_secs` spans.
+/// How many cycles of `asset_type` (per `cycle_secs`) one row, a window step of `step_secs`
+/// (the hop: with hopping windows less than a window's length), spans.
 pub fn cycles_per_window(
     cycle_secs: &BTreeMap<String, f64>,
     asset_type: &str,
-    window_secs: f64,
+    step_secs: f64,
 ) -> f64 {
     match cycle_secs.get(asset_type) {
-        Some(c) if *c > 0.0 && c.is_finite() && window_secs > 0.0 => window_secs / c,
+        Some(c) if *c > 0.0 && c.is_finite() && step_secs > 0.0 => step_secs / c,
         _ => 1.0,
     }
 }
@@ -243,6 +244,33 @@ impl Handler for RulHandler {
             // A window of the previous life (redelivered or late): not this life's wear.
             return Ok(ctx.done());
         }
+        if !fresh
+            && state
+                .rows
+                .completes(&state.layout, fv.window_start, fv.sensor_id)
+        {
+            // The window completes a row: a failure or replacement recorded since the state was
+            // built (the checker refreshes the lives only once a check) makes it a new life's,
+            // never predicted from the old life's wear. Asked once per row, not per sensor.
+            let life_now = self
+                .models
+                .life_start(fv.asset_id)
+                .await
+                .map_err(model_error)?;
+            if life_now > state.life_start {
+                tracing::info!(asset = %fv.asset_id, life_start = %life_now, "RUL: a new life began; its sequence starts again");
+                if let Ok(mut lives) = self.lives.write() {
+                    lives.insert(fv.asset_id, life_now);
+                }
+                self.states.remove(&fv.asset_id);
+                // Handled again from the new life's stored history (rebuilt, then checked
+                // against the life it was built for: no further round).
+                return self.handle(fv, ctx).await;
+            }
+        }
+        let Some(state) = self.states.get_mut(&fv.asset_id) else {
+            return Ok(ctx.done());
+        };
         state.rows.merge(&state.layout, fv);
         if baseline > 0
             && (state.early.len() < baseline
@@ -267,7 +295,7 @@ impl Handler for RulHandler {
                 let scale = cycles_per_window(
                     &self.cycle_secs,
                     &state.layout.fleet.asset_type,
-                    (row.window_end - row.window_start).num_milliseconds() as f64 / 1000.0,
+                    row_step_secs([&state.rows]),
                 );
                 let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
                 (row.window_end, scale, served.predictor.predict(&tail))

@@ -12,7 +12,7 @@
 //! replica's API, or by `mantis train rul`, is served by all of them within one check
 //! interval; the replica that promotes swaps at once.
 
-use crate::rows::{AssetLayout, Row, Rows, columns_of, window_secs, with_early};
+use crate::rows::{AssetLayout, Row, Rows, columns_of, row_step_secs, with_early};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use mantis_domain::{AssetId, Fleet, MaintenanceEvent};
@@ -266,7 +266,7 @@ pub struct Trained {
     pub units: Vec<String>,
     /// Its input columns.
     pub columns: Vec<String>,
-    /// Seconds per cycle (the asset's window length).
+    /// Seconds one row (a window step, the hop) spans.
     pub cycle_secs: f64,
     /// What training measured.
     pub report: TrainReport,
@@ -293,7 +293,7 @@ pub struct History {
     pub runs: Vec<RunToFailure>,
     /// The rows' columns, sorted, without the settings columns.
     pub columns: Vec<String>,
-    /// Median window length.
+    /// Seconds one row spans (see [`row_step_secs`]).
     pub cycle_secs: f64,
     /// First window start and last failure.
     pub period: Option<TrainingPeriod>,
@@ -497,13 +497,10 @@ impl Models {
     /// When the current life of `asset` began: its last failure or replacement (the epoch
     /// when it has none).
     pub async fn life_start(&self, asset: AssetId) -> Result<DateTime<Utc>, ModelError> {
-        let events = self
+        Ok(self
             .store
-            .list_maintenance_events(Some(asset), 1000)
-            .await?;
-        Ok(life_ends(&events)
-            .last()
-            .copied()
+            .last_life_end(asset)
+            .await?
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
     }
 
@@ -545,7 +542,7 @@ impl Models {
             runs_rows.iter().flat_map(|(_, rows, _)| rows.iter()),
             settings_columns,
         );
-        let cycle_secs = window_secs(runs_rows.iter().flat_map(|(_, rows, _)| rows.iter()));
+        let cycle_secs = row_step_secs(runs_rows.iter().map(|(_, rows, _)| rows));
         let first = runs_rows
             .iter()
             .filter_map(|(_, rows, _)| rows.iter().next().map(|r| r.window_start))
@@ -803,9 +800,9 @@ impl Models {
             return Err(ModelError::NoWindows(asset));
         };
         let at = last.window_end;
-        let window_secs = (last.window_end - last.window_start).num_milliseconds() as f64 / 1000.0;
+        let step_secs = row_step_secs([&rows]);
         let prediction = served.predictor.predict(&with_early(&early, tail))?;
-        Ok((prediction, served, at, window_secs))
+        Ok((prediction, served, at, step_secs))
     }
 }
 

@@ -217,8 +217,8 @@ struct PredictBody {
 
 async fn predict(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
     let req: PredictBody = parse_json(&body)?;
-    let (p, served, at, window_secs) = s.models.predict_now(req.asset_id).await?;
-    let scale = crate::cycles_per_window(&s.cycle_secs, &served.fleet.asset_type, window_secs);
+    let (p, served, at, step_secs) = s.models.predict_now(req.asset_id).await?;
+    let scale = crate::cycles_per_window(&s.cycle_secs, &served.fleet.asset_type, step_secs);
     Ok(Json(json!({
         "assetId": req.asset_id,
         "predictedAt": at,

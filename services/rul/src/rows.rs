@@ -129,6 +129,15 @@ impl Rows {
         Some(fv.window_start)
     }
 
+    /// Whether the row starting at `start` is complete once `sensor` (one of `layout`'s) has
+    /// reported in it.
+    pub fn completes(&self, layout: &AssetLayout, start: DateTime<Utc>, sensor: SensorId) -> bool {
+        let (reported, has) = self.rows.get(&start).map_or((0, false), |r| {
+            (r.sensors.len(), r.sensors.contains(&sensor))
+        });
+        reported + usize::from(!has) >= layout.sensor_count()
+    }
+
     /// The row starting at `start`.
     pub fn get(&self, start: DateTime<Utc>) -> Option<&Row> {
         self.rows.get(&start)
@@ -222,17 +231,26 @@ pub fn columns_of<'a>(rows: impl Iterator<Item = &'a Row>, settings: &[String]) 
         .collect()
 }
 
-/// The median window length of `rows` in seconds (1 when there is nothing to measure).
-pub fn window_secs<'a>(rows: impl Iterator<Item = &'a Row>) -> f64 {
-    let mut lengths: Vec<f64> = rows
-        .map(|r| (r.window_end - r.window_start).num_milliseconds() as f64 / 1000.0)
-        .filter(|s| *s > 0.0)
-        .collect();
-    if lengths.is_empty() {
-        return 1.0;
+/// Seconds one row moves an asset on, over `runs` (each one asset's rows of one life): the
+/// median step from a window's start to the next one's, the hop (tumbling windows step by
+/// their length, hopping windows by less, so a row is not a window length of the machine's
+/// life). Without two rows in a run to measure it, the median window length; 1 when there is
+/// nothing to measure. The models count rows: this turns rows into seconds (and cycles).
+pub fn row_step_secs<'a>(runs: impl IntoIterator<Item = &'a Rows>) -> f64 {
+    let secs =
+        |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_milliseconds() as f64 / 1000.0;
+    let (mut steps, mut lengths) = (Vec::new(), Vec::new());
+    for rows in runs {
+        let starts: Vec<DateTime<Utc>> = rows.rows.keys().copied().collect();
+        steps.extend(starts.windows(2).map(|w| secs(w[0], w[1])));
+        lengths.extend(rows.iter().map(|r| secs(r.window_start, r.window_end)));
     }
-    lengths.sort_by(f64::total_cmp);
-    lengths[lengths.len() / 2]
+    let median = |mut v: Vec<f64>| {
+        v.retain(|s| *s > 0.0);
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    median(steps).or_else(|| median(lengths)).unwrap_or(1.0)
 }
 
 #[cfg(test)]
@@ -310,7 +328,32 @@ mod tests {
         assert_eq!(cycle.settings, vec![1.5]);
         assert_eq!(cycle.values[0], 1.5);
         assert!(cycle.values[1].is_nan());
-        assert_eq!(window_secs(rows.iter()), 10.0);
+        assert_eq!(row_step_secs([&rows]), 10.0);
+    }
+
+    /// A row is as much of the machine's life as the windows' hop: 30 s windows every 10 s
+    /// move it on by 10 s a row, not 30 (which would state its RUL three times too long).
+    #[test]
+    fn a_row_spans_the_windows_hop() {
+        let s = sensor(2, "A-VIB", SensorType::Vibration);
+        let layout = AssetLayout::new(&asset(), std::slice::from_ref(&s));
+        let hopping = |starts: &[i64]| {
+            let mut rows = Rows::new();
+            for start in starts {
+                let mut v = fv(&s, *start, 1.0);
+                v.window_end = v.window_start + chrono::Duration::seconds(30);
+                rows.merge(&layout, &v);
+            }
+            rows
+        };
+        // A missing window (40) does not change the step; two runs are measured apart.
+        let run = hopping(&[0, 10, 20, 30, 50, 60]);
+        let later = hopping(&[1_000, 1_010, 1_020]);
+        assert_eq!(row_step_secs([&run]), 10.0);
+        assert_eq!(row_step_secs([&run, &later]), 10.0);
+        // One row: its length; none: 1.
+        assert_eq!(row_step_secs([&hopping(&[0])]), 30.0);
+        assert_eq!(row_step_secs([&Rows::new()]), 1.0);
     }
 
     #[test]

@@ -144,10 +144,19 @@ async fn run_to_failure(store: &dyn Store, p: &Pump, start_ms: i64, lives: &[i64
     t
 }
 
-/// Publishes the windows `range` of a life of `len` windows of `p`, starting at `base`.
-async fn stream(publisher: &Publisher, p: &Pump, base: i64, range: std::ops::Range<i64>, len: i64) {
+/// Stores, then publishes (as the features service does), the windows `range` of a life of
+/// `len` windows of `p`, starting at `base`.
+async fn stream(
+    store: &dyn Store,
+    publisher: &Publisher,
+    p: &Pump,
+    base: i64,
+    range: std::ops::Range<i64>,
+    len: i64,
+) {
     for i in range {
         for fv in vectors(p, base + i * WINDOW_MS, wear(i, len), 9) {
+            store.insert_features(&fv).await.expect("stored");
             publisher
                 .publish(
                     Some(p.asset.to_string()),
@@ -281,7 +290,15 @@ async fn train_register_promote_and_predict_through_the_api() {
 
     // The rest of the live pump's life arrives as feature windows: predictions follow, stored
     // and falling as it wears.
-    stream(&publisher, &live, base, 40..life_len, life_len).await;
+    stream(
+        store.as_ref(),
+        &publisher,
+        &live,
+        base,
+        40..life_len,
+        life_len,
+    )
+    .await;
     let view = await_predictions(&http, &url, live.asset, (life_len - 40) as usize).await;
     let predictions = view["predictions"].as_array().cloned().unwrap_or_default();
     assert_eq!(
@@ -562,7 +579,7 @@ async fn tenants_never_learn_from_nor_are_served_by_each_others_runs() {
     assert_eq!(now["modelVersion"], label.as_str(), "{now:#}");
 
     // Streamed windows of their pump are predicted by their model.
-    stream(&publisher, &live, base, 10..16, 70).await;
+    stream(store.as_ref(), &publisher, &live, base, 10..16, 70).await;
     let view = await_predictions(&http, &url, live.asset, 6).await;
     let streamed = view["predictions"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -635,9 +652,103 @@ async fn tenants_never_learn_from_nor_are_served_by_each_others_runs() {
     shutdown.cancel();
 }
 
-/// The service's own infrastructure (embedded log, SQLite, local objects) and the running app.
+/// A replacement recorded while an asset's windows stream in: its next window is a new life's and
+/// predicted from that life at once, not from the old life's wear. (The periodic check that
+/// refreshes every asset's life runs once an hour here: it cannot be what notices.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_starts_a_new_life_at_the_next_window() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service_checking(dir.path(), 3600).await;
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    let lives: [&[i64]; 3] = [&[60, 75], &[70, 55], &[65, 80]];
+    for (n, l) in lives.iter().enumerate() {
+        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, l).await;
+    }
+    let http = reqwest::Client::new();
+    let (status, trained) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+
+    // A pump worn to the end of its life...
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    let life_len = 70;
+    stream(
+        store.as_ref(),
+        &publisher,
+        &live,
+        base,
+        0..life_len,
+        life_len,
+    )
+    .await;
+    let view = await_predictions(&http, &url, live.asset, life_len as usize).await;
+    let worn = view["predictions"][0]["rulCycles"].as_f64().expect("rul");
+    assert!(worn < 12.0, "worn out: {view:#}");
+
+    // ... has its bearing replaced on the run, and goes on as new with the next window (no gap
+    // in its windows to tell).
+    let replacement = MaintenanceEvent {
+        id: MaintenanceEventId::new_random(),
+        asset_id: live.asset,
+        kind: MaintenanceEventKind::Replacement,
+        occurred_at: at(base + life_len * WINDOW_MS),
+        work_order_id: None,
+        note: "bearing replaced".into(),
+    };
+    assert!(
+        store
+            .insert_maintenance_event(&replacement)
+            .await
+            .expect("event")
+    );
+    let restart = base + life_len * WINDOW_MS;
+    stream(store.as_ref(), &publisher, &live, restart, 0..2, life_len).await;
+    // Its predictions are those of a pump new at that time, on the same windows.
+    let twin = register(store.as_ref(), "PMP-TWIN", "pump").await;
+    stream(store.as_ref(), &publisher, &twin, restart, 0..2, life_len).await;
+    let view = await_predictions(&http, &url, live.asset, life_len as usize + 2).await;
+    let twin_view = await_predictions(&http, &url, twin.asset, 2).await;
+    let newest = |v: &Value| -> Vec<(String, f64)> {
+        v["predictions"].as_array().expect("predictions")[..2]
+            .iter()
+            .map(|p| {
+                (
+                    p["predictedAt"].as_str().unwrap_or_default().to_owned(),
+                    p["rulCycles"].as_f64().expect("rul"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        newest(&view),
+        newest(&twin_view),
+        "the new life is predicted from itself alone"
+    );
+    assert!(
+        newest(&view).iter().all(|(_, rul)| *rul > 25.0),
+        "as new: {view:#}"
+    );
+    shutdown.cancel();
+}
+
+/// The service's own infrastructure (embedded log, SQLite, local objects) and the running app,
+/// checking the registry and the maintenance history every second.
 async fn start_service(
     dir: &std::path::Path,
+) -> (Arc<dyn Store>, Publisher, String, CancellationToken) {
+    start_service_checking(dir, 1).await
+}
+
+/// [`start_service`], checking every `check_secs`.
+async fn start_service_checking(
+    dir: &std::path::Path,
+    check_secs: u64,
 ) -> (Arc<dyn Store>, Publisher, String, CancellationToken) {
     let bus = EmbeddedBus::open(dir.join("log")).await.expect("log");
     let store = SqliteStore::in_memory().await.expect("sqlite");
@@ -649,7 +760,7 @@ async fn start_service(
     let config = Config {
         bind: "127.0.0.1:0".into(),
         auto_train: false,
-        check_secs: 1,
+        check_secs,
         ..Config::default()
     };
     let app = build(infra, config).await.expect("build");

@@ -294,6 +294,11 @@ pub(crate) const INSERT_MAINTENANCE_EVENT: &str = "INSERT INTO maintenance_event
 pub(crate) const GET_MAINTENANCE_EVENT: &str = "SELECT id, asset_id, kind, occurred_at, \
      work_order_id, note FROM maintenance_events WHERE id = $1";
 
+/// `$1`: asset. Reads `maintenance_events_asset_occurred_idx` from the newest.
+pub(crate) const LAST_LIFE_END: &str = "SELECT occurred_at FROM maintenance_events \
+     WHERE asset_id = $1 AND kind IN ('FAILURE', 'REPLACEMENT') \
+     ORDER BY occurred_at DESC LIMIT 1";
+
 pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
      work_order_id, note FROM maintenance_events WHERE ($1 IS NULL OR asset_id = $1) \
      ORDER BY occurred_at DESC, id DESC LIMIT $2";
