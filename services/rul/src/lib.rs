@@ -52,7 +52,7 @@ pub struct Config {
     /// Runs to failure an asset type needs before automatic training. Default 3.
     pub min_runs: usize,
     /// Seconds between two checks for models promoted elsewhere, new failures and types to
-    /// train. Default 60.
+    /// train; an asset's type and sensors are read again as often. Default 60.
     pub check_secs: u64,
     /// Windows of one run to failure used for training at most (its last ones). Default 20000.
     pub max_rows_per_run: u32,
@@ -124,7 +124,10 @@ struct RulHandler {
     publisher: Publisher,
     lives: Lives,
     states: HashMap<AssetId, AssetState>,
-    layouts: HashMap<AssetId, Arc<AssetLayout>>,
+    /// Each asset's layout and when it was read.
+    layouts: HashMap<AssetId, (Arc<AssetLayout>, std::time::Instant)>,
+    /// How long a layout is used before it is read again (the check period).
+    layout_ttl: Duration,
     skipped: u64,
     predicted: u64,
     cycle_secs: BTreeMap<String, f64>,
@@ -132,23 +135,33 @@ struct RulHandler {
 }
 
 impl RulHandler {
-    /// The layout of the asset, reloaded when a sensor it does not know reports.
+    /// The layout of the asset: read again when a sensor it does not know reports, and at
+    /// least once a check period (an asset registered again may have another type, so another
+    /// fleet and model, or other sensors). A changed layout starts the asset's sequence again.
     async fn layout(
         &mut self,
         fv: &FeatureVector,
     ) -> std::result::Result<Option<Arc<AssetLayout>>, HandleError> {
-        if let Some(l) = self.layouts.get(&fv.asset_id)
+        if let Some((l, read_at)) = self.layouts.get(&fv.asset_id)
             && l.has_sensor(fv.sensor_id)
+            && read_at.elapsed() < self.layout_ttl
         {
             return Ok(Some(l.clone()));
         }
         let Some(asset) = self.store.get_asset(fv.asset_id).await? else {
+            self.layouts.remove(&fv.asset_id);
+            self.states.remove(&fv.asset_id);
             return Ok(None);
         };
         let sensors = self.store.list_sensors(Some(asset.id)).await?;
         let layout = Arc::new(AssetLayout::new(&asset, &sensors));
-        self.layouts.insert(asset.id, layout.clone());
-        self.states.remove(&asset.id);
+        let read_at = std::time::Instant::now();
+        match self.layouts.insert(asset.id, (layout.clone(), read_at)) {
+            Some((before, _)) if before == layout => {}
+            _ => {
+                self.states.remove(&asset.id);
+            }
+        }
         Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
     }
 
@@ -532,6 +545,7 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         lives: lives.clone(),
         states: HashMap::new(),
         layouts: HashMap::new(),
+        layout_ttl: Duration::from_secs(config.check_secs.max(1)),
         skipped: 0,
         predicted: 0,
         cycle_secs: config.cycle_secs.clone(),

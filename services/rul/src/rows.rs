@@ -12,7 +12,7 @@ use mantis_rul_model::tree::CycleRow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How an asset's sensors map to columns.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AssetLayout {
     /// The asset.
     pub asset_id: AssetId,

@@ -737,6 +737,52 @@ async fn a_replacement_starts_a_new_life_at_the_next_window() {
     shutdown.cancel();
 }
 
+/// An asset registered again as another type is served by that type's model (none here) once
+/// the service has read its record again (at the next check period), not by its old type's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_registered_as_another_type_leaves_its_old_types_model() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service_checking(dir.path(), 1).await;
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    for (n, l) in [[60, 75], [70, 55]].iter().enumerate() {
+        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, l).await;
+    }
+    let http = reqwest::Client::new();
+    let (status, trained) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    stream(store.as_ref(), &publisher, &live, base, 0..3, 70).await;
+    await_predictions(&http, &url, live.asset, 3).await;
+
+    let mut asset = store
+        .get_asset(live.asset)
+        .await
+        .expect("get")
+        .expect("registered");
+    asset.asset_type = "compressor".into();
+    store.upsert_asset(&asset).await.expect("registered again");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stream(store.as_ref(), &publisher, &live, base, 3..6, 70).await;
+    // A later asset still of the old type shows the windows were handled.
+    let witness = register(store.as_ref(), "PMP-WITNESS", "pump").await;
+    stream(store.as_ref(), &publisher, &witness, base, 0..1, 70).await;
+    await_predictions(&http, &url, witness.asset, 1).await;
+    let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}", live.asset)).await;
+    assert_eq!(
+        view["predictions"].as_array().map(Vec::len),
+        Some(3),
+        "no compressor model, no prediction: {view:#}"
+    );
+    shutdown.cancel();
+}
+
 /// The service's own infrastructure (embedded log, SQLite, local objects) and the running app,
 /// checking the registry and the maintenance history every second.
 async fn start_service(
