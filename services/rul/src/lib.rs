@@ -311,11 +311,20 @@ impl Handler for RulHandler {
                     row_step_secs([&state.rows]),
                 );
                 let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
-                (row.window_end, scale, served.predictor.predict(&tail))
+                (row.window_end, scale, served.predictor.cycles(&tail))
             });
         state.rows.keep_last(window + PENDING_ROWS);
-        let Some((predicted_at, scale, prediction)) = outcome else {
+        let Some((predicted_at, scale, cycles)) = outcome else {
             return Ok(ctx.done());
+        };
+        let prediction = if served.predictor.is_heavy() {
+            // Milliseconds of a deep network: off the async workers.
+            let model = served.clone();
+            tokio::task::spawn_blocking(move || model.predictor.predict_cycles(&cycles))
+                .await
+                .unwrap_or_else(|e| Err(ModelError::Task(e.to_string())))
+        } else {
+            served.predictor.predict_cycles(&cycles)
         };
         let prediction = match prediction {
             Ok(p) => p,

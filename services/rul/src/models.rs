@@ -157,15 +157,30 @@ impl Predictor {
     /// Predicts from `rows` (oldest first; the model reads the last [`window`](Self::window),
     /// and the first [`baseline`](Self::baseline): the life's first rows come first).
     pub fn predict(&self, rows: &[&Row]) -> Result<RulPrediction, ModelError> {
-        let cycles: Vec<CycleRow> = rows
-            .iter()
+        self.predict_cycles(&self.cycles(rows))
+    }
+
+    /// The model's input rows of `rows`: its columns in order (cheap; no model run).
+    pub fn cycles(&self, rows: &[&Row]) -> Vec<CycleRow> {
+        rows.iter()
             .map(|r| r.cycle(self.columns(), self.settings_columns()))
-            .collect();
+            .collect()
+    }
+
+    /// Whether a prediction costs milliseconds (a deep network) rather than microseconds (the
+    /// trees): worth running off the async workers, which every service of a `mantis`
+    /// process shares.
+    pub fn is_heavy(&self) -> bool {
+        matches!(self, Self::Onnx { .. })
+    }
+
+    /// Predicts from the model's input rows (see [`Predictor::cycles`]).
+    pub fn predict_cycles(&self, cycles: &[CycleRow]) -> Result<RulPrediction, ModelError> {
         match self {
-            Self::Tree(m) => Ok(m.predict(&cycles)?),
+            Self::Tree(m) => Ok(m.predict(cycles)?),
             Self::Onnx { model, .. } => {
                 let idx = &model.sidecar().sensor_indices;
-                let filled = forward_fill(&cycles, self.columns())?;
+                let filled = forward_fill(cycles, self.columns())?;
                 let cycles: Vec<Cycle> = filled
                     .iter()
                     .map(|r| {
