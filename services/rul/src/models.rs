@@ -415,7 +415,13 @@ impl Models {
         if self.served(fleet).is_some_and(|s| s.version == promoted) {
             return Ok(());
         }
-        self.load(fleet, promoted).await
+        let served = self.prepare(fleet, promoted).await?;
+        // Decoding takes a while: a promotion or rollback through this replica's API may have
+        // swapped in another version meanwhile. Served only if still the promoted one.
+        if self.registry.promoted(&series).await? == Some(promoted) {
+            self.swap(served);
+        }
+        Ok(())
     }
 
     async fn load(&self, fleet: &Fleet, version: u64) -> Result<(), ModelError> {
