@@ -189,7 +189,7 @@ impl Asset {
         } else {
             Err(DomainError::BadName {
                 what: "asset type",
-                value: asset_type.to_owned(),
+                value: asset_type.chars().take(80).collect(),
                 rule: "1 to 64 ASCII letters, digits, `-`, `_` or `.`, beginning with a letter or \
                        digit (it names the type's models)",
             })

@@ -969,7 +969,15 @@ pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store
         store.list_maintenance_events(None, 1).await.expect("list"),
         vec![repair]
     );
-    // The current life starts at the latest failure or replacement; a repair does not end it.
+    // The current life starts at the latest failure or replacement; a repair does not end it,
+    // nor does an older failure recorded later.
+    let older = event(&motor, 4, MaintenanceEventKind::Failure, 5_000);
+    assert!(
+        store
+            .insert_maintenance_event(&older)
+            .await
+            .expect("insert")
+    );
     let life = |asset: AssetId| store.last_life_end(asset);
     assert_eq!(life(motor.id).await.expect("life"), Some(at(10_000)));
     assert_eq!(life(pump.id).await.expect("life"), Some(at(15_000)));

@@ -3,7 +3,8 @@
 //! Remaining-useful-life prediction. Consumes `features.extracted`, keeps a sliding sequence of
 //! windows per asset (the features of all its sensors side by side, see [`rows`]) and, once
 //! every sensor of an asset reported a window, predicts with the model promoted for the asset's
-//! type: the RUL in cycles (windows of the asset) with its conformal 90 % interval, stored in
+//! type: the RUL in cycles (rows of the asset, one per window step, unless `[rul.cycle_secs]`
+//! says how long a cycle of its type is) with its conformal 90 % interval, stored in
 //! `rul_predictions` and published on `rul.predicted` (the orchestrator turns a RUL below the
 //! criticality's threshold into a work order).
 //!
@@ -264,7 +265,8 @@ impl Handler for RulHandler {
         {
             // The window completes a row: a failure or replacement recorded since the state was
             // built (the checker refreshes the lives only once a check) makes it a new life's,
-            // never predicted from the old life's wear. Asked once per row, not per sensor.
+            // never predicted from the old life's wear. Asked when a row completes (or a complete
+            // row's window is delivered again), not for every sensor.
             let life_now = self
                 .models
                 .life_start(fv.asset_id)
@@ -317,16 +319,9 @@ impl Handler for RulHandler {
         let Some((predicted_at, scale, cycles)) = outcome else {
             return Ok(ctx.done());
         };
-        let prediction = if served.predictor.is_heavy() {
-            // Milliseconds of a deep network: off the async workers.
-            let model = served.clone();
-            tokio::task::spawn_blocking(move || model.predictor.predict_cycles(&cycles))
-                .await
-                .unwrap_or_else(|e| Err(ModelError::Task(e.to_string())))
-        } else {
-            served.predictor.predict_cycles(&cycles)
-        };
-        let prediction = match prediction {
+        let prediction = match served.predict_off_workers(cycles).await {
+            // The runtime is stopping: the window is handled again after the restart.
+            Err(ModelError::Task(e)) => return Err(HandleError::Transient(e)),
             Ok(p) => p,
             Err(e) => {
                 metrics::counter!("mantis_rul_prediction_errors_total").increment(1);

@@ -786,8 +786,8 @@ impl Models {
     }
 
     /// Predicts the RUL of `asset` now from its stored windows since its last failure or
-    /// replacement, with its fleet's served model: the prediction (in windows), the model, the
-    /// end of the last window and its length in seconds.
+    /// replacement, with its fleet's served model: the prediction (in rows), the model, the
+    /// end of the last window and the seconds one row spans (the windows' hop).
     pub async fn predict_now(
         &self,
         asset: AssetId,
@@ -822,8 +822,27 @@ impl Models {
         };
         let at = last.window_end;
         let step_secs = row_step_secs([&rows]);
-        let prediction = served.predictor.predict(&with_early(&early, tail))?;
+        let cycles = served.predictor.cycles(&with_early(&early, tail));
+        let prediction = served.predict_off_workers(cycles).await?;
         Ok((prediction, served, at, step_secs))
+    }
+}
+
+impl Served {
+    /// Predicts from the model's input rows: a deep model's milliseconds off the async workers
+    /// (which every service of a `mantis` process shares), the trees' microseconds inline.
+    /// [`ModelError::Task`] when the runtime is shutting down.
+    pub async fn predict_off_workers(
+        self: &Arc<Self>,
+        cycles: Vec<CycleRow>,
+    ) -> Result<RulPrediction, ModelError> {
+        if !self.predictor.is_heavy() {
+            return self.predictor.predict_cycles(&cycles);
+        }
+        let model = Arc::clone(self);
+        tokio::task::spawn_blocking(move || model.predictor.predict_cycles(&cycles))
+            .await
+            .map_err(|e| ModelError::Task(e.to_string()))?
     }
 }
 

@@ -4,7 +4,8 @@
 //! side by side. Columns are named after the sensor's type, not its code, so one model serves
 //! every asset of a type: `vibration.rms`, `temperature.mean`; an asset with two sensors of a
 //! type names the second (in sensor-code order) `vibration#2.rms`. One row is one *cycle* of
-//! the in-platform model: RUL is counted in windows of the asset.
+//! the in-platform model: RUL is counted in rows of the asset, each one window step (the hop)
+//! of its life.
 
 use chrono::{DateTime, Utc};
 use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, Sensor, SensorId};
