@@ -831,7 +831,8 @@ impl Models {
 impl Served {
     /// Predicts from the model's input rows: a deep model's milliseconds off the async workers
     /// (which every service of a `mantis` process shares), the trees' microseconds inline.
-    /// [`ModelError::Task`] when the runtime is shutting down.
+    /// [`ModelError::Task`] when the runtime is shutting down (try again later);
+    /// [`ModelError::Invalid`] when the model panicked on these rows (trying again cannot help).
     pub async fn predict_off_workers(
         self: &Arc<Self>,
         cycles: Vec<CycleRow>,
@@ -840,9 +841,13 @@ impl Served {
             return self.predictor.predict_cycles(&cycles);
         }
         let model = Arc::clone(self);
-        tokio::task::spawn_blocking(move || model.predictor.predict_cycles(&cycles))
-            .await
-            .map_err(|e| ModelError::Task(e.to_string()))?
+        match tokio::task::spawn_blocking(move || model.predictor.predict_cycles(&cycles)).await {
+            Ok(prediction) => prediction,
+            Err(e) if e.is_panic() => Err(ModelError::Invalid(format!(
+                "the model failed on these rows: {e}"
+            ))),
+            Err(e) => Err(ModelError::Task(e.to_string())),
+        }
     }
 }
 
