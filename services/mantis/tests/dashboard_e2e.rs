@@ -7,6 +7,8 @@
 //! Needs Node.js, the dashboard's npm packages (`npm ci` in `dashboard/`) and Chromium
 //! (`/usr/bin/chromium`, or `MANTIS_CHROMIUM`); `scripts/test.sh` installs them.
 
+mod common;
+
 use mantis_telemetry::testing::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,14 +47,11 @@ fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log));
-        for service in [
-            "ingestion",
-            "preprocessing",
-            "features",
-            "anomaly",
-            "rul",
-            "orchestrator",
-        ] {
+        // The gateway's port is set above; the others' internal ports anywhere free.
+        for service in common::cluster::SERVICES
+            .iter()
+            .filter(|s| **s != "gateway")
+        {
             cmd.env(
                 format!("MANTIS_{}__BIND", service.to_uppercase()),
                 format!("127.0.0.1:{}", free_port()),

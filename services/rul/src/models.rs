@@ -154,13 +154,9 @@ impl Predictor {
         }
     }
 
-    /// Predicts from `rows` (oldest first; the model reads the last [`window`](Self::window),
-    /// and the first [`baseline`](Self::baseline): the life's first rows come first).
-    pub fn predict(&self, rows: &[&Row]) -> Result<RulPrediction, ModelError> {
-        self.predict_cycles(&self.cycles(rows))
-    }
-
-    /// The model's input rows of `rows`: its columns in order (cheap; no model run).
+    /// The model's input rows of `rows` (oldest first; the model reads the last
+    /// [`window`](Self::window), and the first [`baseline`](Self::baseline): the life's first
+    /// rows come first): its columns in order (cheap; no model run).
     pub fn cycles(&self, rows: &[&Row]) -> Vec<CycleRow> {
         rows.iter()
             .map(|r| r.cycle(self.columns(), self.settings_columns()))

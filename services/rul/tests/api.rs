@@ -652,6 +652,25 @@ async fn tenants_never_learn_from_nor_are_served_by_each_others_runs() {
     shutdown.cancel();
 }
 
+/// Three pumps that ran to failure twice each, and the pump model trained on them through the
+/// API; returns the time their history starts (ten minutes of windows ago, window-aligned).
+async fn trained_pumps(store: &dyn Store, http: &reqwest::Client, url: &str) -> i64 {
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    let lives: [&[i64]; 3] = [&[60, 75], &[70, 55], &[65, 80]];
+    for (n, l) in lives.iter().enumerate() {
+        let p = register(store, &format!("PMP-{n}"), "pump").await;
+        run_to_failure(store, &p, base, l).await;
+    }
+    let (status, trained) = post(
+        http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+    base
+}
+
 /// A replacement recorded while an asset's windows stream in: its next window is a new life's and
 /// predicted from that life at once, not from the old life's wear. (The periodic check that
 /// refreshes every asset's life runs once an hour here: it cannot be what notices.)
@@ -660,20 +679,8 @@ async fn a_replacement_starts_a_new_life_at_the_next_window() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, publisher, url, shutdown) = start_service_checking(dir.path(), 3600).await;
-    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
-    let lives: [&[i64]; 3] = [&[60, 75], &[70, 55], &[65, 80]];
-    for (n, l) in lives.iter().enumerate() {
-        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
-        run_to_failure(store.as_ref(), &p, base, l).await;
-    }
     let http = reqwest::Client::new();
-    let (status, trained) = post(
-        &http,
-        &format!("{url}/api/v1/rul/train"),
-        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
-    )
-    .await;
-    assert_eq!(status, 201, "{trained:#}");
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
 
     // A pump worn to the end of its life...
     let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
@@ -744,19 +751,8 @@ async fn an_asset_registered_as_another_type_leaves_its_old_types_model() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, publisher, url, shutdown) = start_service_checking(dir.path(), 1).await;
-    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
-    for (n, l) in [[60, 75], [70, 55]].iter().enumerate() {
-        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
-        run_to_failure(store.as_ref(), &p, base, l).await;
-    }
     let http = reqwest::Client::new();
-    let (status, trained) = post(
-        &http,
-        &format!("{url}/api/v1/rul/train"),
-        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
-    )
-    .await;
-    assert_eq!(status, 201, "{trained:#}");
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
     let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
     stream(store.as_ref(), &publisher, &live, base, 0..3, 70).await;
     await_predictions(&http, &url, live.asset, 3).await;
