@@ -8,8 +8,8 @@
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
 use crate::{
-    AlertFilter, AlertState, Error, Expired, Part, Retention, Store, UserChanges, WorkOrderChanges,
-    WorkOrderFilter,
+    AlertFilter, AlertState, Error, Expired, LifeEnds, Part, Retention, Store, UserChanges,
+    WorkOrderChanges, WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
@@ -898,6 +898,28 @@ pub async fn rul_predictions_are_stored_once_and_listed_newest_first<S: Store + 
             .expect("insert")
     );
     assert!(!store.insert_rul_prediction(&older).await.expect("again"));
+    // Another value for the same asset and time (a redelivered window, another model) keeps
+    // the first.
+    assert!(
+        !store
+            .insert_rul_prediction(&prediction(&motor, 0, 90.0))
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        store
+            .get_rul_prediction(motor.id, at(0))
+            .await
+            .expect("get"),
+        Some(older.clone())
+    );
+    assert_eq!(
+        store
+            .get_rul_prediction(motor.id, at(30_000))
+            .await
+            .expect("get"),
+        None
+    );
 
     assert_eq!(
         store
@@ -982,6 +1004,24 @@ pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store
     assert_eq!(life(motor.id).await.expect("life"), Some(at(10_000)));
     assert_eq!(life(pump.id).await.expect("life"), Some(at(15_000)));
     assert_eq!(life(AssetId::new_random()).await.expect("life"), None);
+    // Every asset's at once: the motor's two failures (the repair does not count), the pump's
+    // replacement.
+    let mut ends = store.life_ends().await.expect("life ends");
+    ends.sort_by_key(|e| e.asset_id);
+    let mut expected = vec![
+        LifeEnds {
+            asset_id: motor.id,
+            latest: at(10_000),
+            count: 2,
+        },
+        LifeEnds {
+            asset_id: pump.id,
+            latest: at(15_000),
+            count: 1,
+        },
+    ];
+    expected.sort_by_key(|e| e.asset_id);
+    assert_eq!(ends, expected);
     assert_eq!(
         store.get_maintenance_event(failure.id).await.expect("get"),
         Some(failure)

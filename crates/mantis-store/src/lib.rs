@@ -262,6 +262,17 @@ pub struct OpenWork {
     pub active_work_orders: u64,
 }
 
+/// An asset's lives as its maintenance events record them: see [`Store::life_ends`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifeEnds {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// Its latest failure or replacement: the start of its current life.
+    pub latest: Timestamp,
+    /// How many failures and replacements it has (each ends a run to failure).
+    pub count: u64,
+}
+
 /// How long the time series are kept where the database does not expire them itself (SQLite,
 /// PostgreSQL without TimescaleDB; TimescaleDB's own policies are
 /// [`postgres::HYPERTABLES`]): `[infra.retention]`. Alerts, anomalies, work orders and
@@ -457,6 +468,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tenant_anomalies(&self, tenant: TenantId, limit: u32) -> Result<Vec<Anomaly>>;
     /// Stores a RUL prediction; one row per asset and prediction time. Returns whether new.
     async fn insert_rul_prediction(&self, prediction: &RulPrediction) -> Result<bool>;
+    /// The RUL prediction of `asset` at `predicted_at`, as stored (the first one made).
+    async fn get_rul_prediction(
+        &self,
+        asset: AssetId,
+        predicted_at: Timestamp,
+    ) -> Result<Option<RulPrediction>>;
     /// RUL predictions of an asset, newest first.
     async fn list_rul_predictions(&self, asset: AssetId, limit: u32) -> Result<Vec<RulPrediction>>;
     /// The newest RUL prediction of each of `tenant`'s assets that has one, in one query (any
@@ -527,6 +544,10 @@ pub trait Store: Send + Sync + 'static {
     /// When `asset`'s latest life-ending event (a failure or a replacement) occurred: the start
     /// of its current life. `None` when it has none.
     async fn last_life_end(&self, asset: AssetId) -> Result<Option<Timestamp>>;
+    /// [`Store::last_life_end`] of every asset that has a failure or replacement, with how many
+    /// it has, in one query (one row per such asset, any order; however long the plant's
+    /// history).
+    async fn life_ends(&self) -> Result<Vec<LifeEnds>>;
     /// Maintenance events, of one asset when given, newest (by `occurred_at`) first.
     async fn list_maintenance_events(
         &self,

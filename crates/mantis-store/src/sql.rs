@@ -11,9 +11,9 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, Expired, OpenWork, OpenedWorkOrder, ReadingBucket,
-    Result, Retention, Store, UserChanges, WindowSummary, WorkOrderChanges, WorkOrderFilter,
-    WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Error, Expired, LifeEnds, OpenWork, OpenedWorkOrder,
+    ReadingBucket, Result, Retention, Store, UserChanges, WindowSummary, WorkOrderChanges,
+    WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -272,6 +272,7 @@ where
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, i64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, DbTime, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
 {
@@ -794,6 +795,20 @@ where
         Ok(result.affected() > 0)
     }
 
+    async fn get_rul_prediction(
+        &self,
+        asset: AssetId,
+        predicted_at: Timestamp,
+    ) -> Result<Option<RulPrediction>> {
+        let row = sqlx::query_as::<_, RulRow>(queries::GET_RUL_PREDICTION)
+            .bind(DbId::from(asset))
+            .bind(DbTime::from(predicted_at))
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(RulPrediction::from))
+    }
+
     async fn list_rul_predictions(&self, asset: AssetId, limit: u32) -> Result<Vec<RulPrediction>> {
         let rows = sqlx::query_as::<_, RulRow>(queries::LIST_RUL_PREDICTIONS)
             .bind(DbId::from(asset))
@@ -1113,6 +1128,21 @@ where
             .await
             .map_err(db_error)?;
         Ok(row.map(|(t,)| t.0))
+    }
+
+    async fn life_ends(&self) -> Result<Vec<LifeEnds>> {
+        let rows = sqlx::query_as::<_, (DbId, DbTime, i64)>(queries::LIFE_ENDS)
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(asset, latest, count)| LifeEnds {
+                asset_id: AssetId(asset.0),
+                latest: latest.0,
+                count: u64::try_from(count).unwrap_or(0),
+            })
+            .collect())
     }
 
     async fn list_maintenance_events(

@@ -219,14 +219,11 @@ impl Models {
     /// Since when `asset` is as new: its last failure or replacement (maintenance events), or
     /// the epoch. Windows before it belong to another life of the machine.
     pub async fn normal_since(&self, asset: AssetId) -> Result<DateTime<Utc>, ModelError> {
+        // One indexed query, whatever else (inspections, repairs) was recorded since.
         Ok(self
             .store
-            .list_maintenance_events(Some(asset), 1000)
+            .last_life_end(asset)
             .await?
-            .iter()
-            .filter(|e| e.kind.ends_life())
-            .map(|e| e.occurred_at)
-            .max()
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
     }
 

@@ -38,6 +38,7 @@ pub async fn rul(
         mantis_objects::registry::ModelRegistry::new(objects),
         store,
         settings.rul.max_rows_per_run,
+        settings.rul.max_training_rows,
     );
     let display = Arc::new(std::sync::Mutex::new(Display::new(quiet)));
     let sink = display.clone();

@@ -40,6 +40,7 @@ use mantis_runtime::{
 };
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +72,9 @@ struct Orchestrator {
     store: Arc<dyn Store>,
     publisher: Publisher,
     rules: Arc<RuleSet>,
+    /// The overdue work orders (id, due time in ms) whose alert this process has seen stored
+    /// and published: not looked up again by later checks while they stay overdue.
+    overdue_alerted: Arc<std::sync::Mutex<HashSet<(WorkOrderId, i64)>>>,
 }
 
 /// What triggered a decision.
@@ -303,6 +307,7 @@ impl Orchestrator {
     ) -> Result<usize, HandleError> {
         let mut raised = 0;
         let mut after = None;
+        let mut seen = HashSet::new();
         loop {
             // Oldest due first, a page at a time: however many were alerted before, the
             // newly overdue ones behind them are reached.
@@ -311,12 +316,19 @@ impl Orchestrator {
                 .list_overdue_work_orders(now, after, page)
                 .await?;
             for wo in &overdue {
+                let key = (wo.id, wo.due_by.timestamp_millis());
+                seen.insert(key);
+                if self.alerted_overdue().contains(&key) {
+                    continue;
+                }
                 if raised >= OVERDUE_ALERTS_PER_SWEEP {
                     return Ok(raised);
                 }
                 match self.alert_overdue(wo, now).await {
-                    Ok(true) => raised += 1,
-                    Ok(false) => {}
+                    Ok(new) => {
+                        raised += usize::from(new);
+                        self.alerted_overdue().insert(key);
+                    }
                     Err(e) => {
                         tracing::warn!(work_order = %wo.code, error = %e, "overdue alert not raised; tried again at the next check");
                     }
@@ -326,9 +338,20 @@ impl Orchestrator {
                 Some(last) if overdue.len() == page as usize => {
                     after = Some((last.due_by, last.id));
                 }
-                _ => return Ok(raised),
+                _ => {
+                    // Every overdue work order was read: those no longer overdue (closed,
+                    // replanned) are forgotten.
+                    self.alerted_overdue().retain(|key| seen.contains(key));
+                    return Ok(raised);
+                }
             }
         }
+    }
+
+    fn alerted_overdue(&self) -> std::sync::MutexGuard<'_, HashSet<(WorkOrderId, i64)>> {
+        self.overdue_alerted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The overdue alert of `wo` for its current due time, stored and published (each once).
@@ -566,6 +589,7 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         store: infra.store.clone(),
         publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
         rules: Arc::new(rules),
+        overdue_alerted: Arc::default(),
     };
     let (a, r, overdue) = (
         AnomalyConsumer(orchestrator.clone()),
@@ -630,6 +654,7 @@ mod tests {
             store: infra.store.clone(),
             publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
             rules: Arc::new(RuleSet::builtin().expect("rules")),
+            overdue_alerted: Arc::default(),
         };
         let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly");
         Plant {
@@ -909,6 +934,16 @@ mod tests {
             alert.message
         );
         assert_eq!(p.published_alerts().await, vec![alert.id], "published once");
+        // Remembered while it stays overdue at that time: later checks do not look it up again.
+        let remembered = || {
+            let mut keys: Vec<_> = p.orchestrator.alerted_overdue().iter().copied().collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            remembered(),
+            vec![(late.id, late.due_by.timestamp_millis())]
+        );
 
         // Replanned to a later time that has passed too: alerted again, for that time.
         p.infra
@@ -927,6 +962,18 @@ mod tests {
         let sweep = || p.orchestrator.sweep_overdue_in_pages(Utc::now(), 2);
         assert_eq!(sweep().await.expect("swept"), 1);
         assert_eq!(sweep().await.expect("swept"), 0);
+        let replanned = p
+            .infra
+            .store
+            .get_work_order(late.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(
+            remembered(),
+            vec![(late.id, replanned.due_by.timestamp_millis())],
+            "the old due time is forgotten"
+        );
 
         // A backlog (the first start after an upgrade) arrives ten a check.
         for k in 0..12 {

@@ -57,6 +57,9 @@ pub struct Config {
     pub check_secs: u64,
     /// Windows of one run to failure used for training at most (its last ones). Default 20000.
     pub max_rows_per_run: u32,
+    /// Windows a training reads at most, over all runs (it holds them in memory): beyond it,
+    /// fewer windows per run (down to 500), then only the newest runs. Default 250000.
+    pub max_training_rows: u64,
     /// Columns that are operating settings (regimes), e.g. `speed.mean`. Default none.
     pub settings_columns: Vec<String>,
     /// The in-platform model (`[rul.training]`: window, labelCap, trees, ...).
@@ -95,6 +98,7 @@ impl Default for Config {
             min_runs: 3,
             check_secs: 60,
             max_rows_per_run: 20_000,
+            max_training_rows: 250_000,
             settings_columns: Vec::new(),
             training: TreeConfig::default(),
             cycle_secs: BTreeMap::new(),
@@ -117,6 +121,8 @@ struct AssetState {
     /// The life's first rows, up to the served model's early-life baseline (empty when it
     /// has none).
     early: Rows,
+    /// The start of the newest row that completed (and was predicted from).
+    last_complete: Option<DateTime<Utc>>,
 }
 
 struct RulHandler {
@@ -131,6 +137,9 @@ struct RulHandler {
     layout_ttl: Duration,
     skipped: u64,
     predicted: u64,
+    /// Assets without a prediction for [`PENDING_ROWS`] windows and more because some of their
+    /// sensors do not report: asset → (its code, the silent sensors' codes).
+    waiting: BTreeMap<AssetId, (String, Vec<String>)>,
     cycle_secs: BTreeMap<String, f64>,
     health: Health,
 }
@@ -152,6 +161,7 @@ impl RulHandler {
         let Some(asset) = self.store.get_asset(fv.asset_id).await? else {
             self.layouts.remove(&fv.asset_id);
             self.states.remove(&fv.asset_id);
+            self.stop_waiting(fv.asset_id);
             return Ok(None);
         };
         let sensors = self.store.list_sensors(Some(asset.id)).await?;
@@ -164,6 +174,49 @@ impl RulHandler {
             }
         }
         Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
+    }
+
+    /// Marks `layout`'s asset as waiting for `missing` sensors (a warning when that is news).
+    fn wait_for(&mut self, layout: &AssetLayout, missing: Vec<String>) {
+        let news = self
+            .waiting
+            .get(&layout.asset_id)
+            .is_none_or(|(_, before)| *before != missing);
+        if news {
+            tracing::warn!(
+                asset = %layout.code,
+                missing = %missing.join(", "),
+                windows = PENDING_ROWS,
+                "RUL: no prediction for this asset: some of its sensors have not reported for its last windows (a model reads every sensor of the asset)"
+            );
+        }
+        self.waiting
+            .insert(layout.asset_id, (layout.code.clone(), missing));
+        self.report_waiting();
+    }
+
+    /// The asset predicts again (or is gone).
+    fn stop_waiting(&mut self, asset: AssetId) {
+        if let Some((code, _)) = self.waiting.remove(&asset) {
+            tracing::info!(asset = %code, "RUL: every sensor of the asset reports again; predictions resume");
+            self.report_waiting();
+        }
+    }
+
+    fn report_waiting(&self) {
+        metrics::gauge!("mantis_rul_assets_waiting_for_sensors").set(self.waiting.len() as f64);
+        let listed: Vec<serde_json::Value> = self
+            .waiting
+            .iter()
+            .take(WAITING_LISTED)
+            .map(|(id, (code, missing))| {
+                serde_json::json!({"assetId": id, "asset": code, "silentSensors": missing})
+            })
+            .collect();
+        self.health.set_detail(
+            "assetsWaitingForSensors",
+            serde_json::json!({"count": self.waiting.len(), "assets": listed}),
+        );
     }
 
     fn skip(&mut self) {
@@ -248,6 +301,7 @@ impl Handler for RulHandler {
                     model_version: served.version,
                     rows,
                     early,
+                    last_complete: None,
                 },
             );
         }
@@ -315,10 +369,24 @@ impl Handler for RulHandler {
                 let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
                 (row.window_end, scale, served.predictor.cycles(&tail))
             });
-        state.rows.keep_last(window + PENDING_ROWS);
+        if outcome.is_some() {
+            state.last_complete = state.last_complete.max(Some(fv.window_start));
+        }
+        let last_complete = state.last_complete;
+        let layout = state.layout.clone();
+        // A row that leaves the pending ones incomplete, newer than the last one predicted
+        // from: the asset has had no prediction for that long (an older one is a mere gap).
+        let silent = state
+            .rows
+            .trim(&layout, window + PENDING_ROWS)
+            .filter(|(start, _)| last_complete.is_none_or(|c| c < *start));
+        if let Some((_, missing)) = silent {
+            self.wait_for(&layout, missing);
+        }
         let Some((predicted_at, scale, cycles)) = outcome else {
             return Ok(ctx.done());
         };
+        self.stop_waiting(fv.asset_id);
         let prediction = match served.predict_off_workers(cycles).await {
             // The runtime is stopping: the window is handled again after the restart.
             Err(ModelError::Task(e)) => return Err(HandleError::Transient(e)),
@@ -337,7 +405,17 @@ impl Handler for RulHandler {
             confidence_upper: prediction.upper * scale,
             model_version: served.label(),
         };
-        self.store.insert_rul_prediction(&record).await?;
+        // A window handled before (redelivered after a restart, maybe since predicted by
+        // another model version) publishes what was stored then: the topic and the table
+        // never tell two stories of one window.
+        let record = if self.store.insert_rul_prediction(&record).await? {
+            record
+        } else {
+            self.store
+                .get_rul_prediction(record.asset_id, record.predicted_at)
+                .await?
+                .unwrap_or(record)
+        };
         // Published even when the row existed: the previous attempt may have stopped before
         // publishing; the orchestrator keys its decisions by asset and prediction time.
         self.publisher
@@ -354,8 +432,12 @@ impl Handler for RulHandler {
 }
 
 /// Rows kept per asset beyond the model's window: windows whose row another sensor has not
-/// completed yet (a sensor lagging the others), and late windows.
+/// completed yet (a sensor lagging the others), and late windows. A row still incomplete when
+/// it leaves them marks the asset as waiting for its silent sensors (health, metric, warning).
 const PENDING_ROWS: usize = 72;
+
+/// Assets listed by name in the health report's `assetsWaitingForSensors` (all are counted).
+const WAITING_LISTED: usize = 50;
 
 /// Reloads promoted models, refreshes the assets' lives and trains types that can be trained.
 async fn checker(
@@ -424,16 +506,14 @@ async fn check_once(
     trainer: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> std::result::Result<(), ModelError> {
     let mut due = Vec::new();
-    let events = store.list_maintenance_events(None, 100_000).await?;
-    let mut latest: HashMap<AssetId, DateTime<Utc>> = HashMap::new();
-    let mut runs: HashMap<AssetId, usize> = HashMap::new();
-    for e in events.iter().filter(|e| e.kind.ends_life()) {
-        let slot = latest.entry(e.asset_id).or_insert(e.occurred_at);
-        *slot = (*slot).max(e.occurred_at);
-        *runs.entry(e.asset_id).or_insert(0) += 1;
-    }
+    // One row per asset with a life end, however long the plant's maintenance history.
+    let ends = store.life_ends().await?;
+    let runs: HashMap<AssetId, usize> = ends
+        .iter()
+        .map(|e| (e.asset_id, usize::try_from(e.count).unwrap_or(usize::MAX)))
+        .collect();
     if let Ok(mut l) = lives.write() {
-        *l = latest;
+        *l = ends.iter().map(|e| (e.asset_id, e.latest)).collect();
     }
     let assets = store.list_assets(None).await?;
     // Each tenant's asset types: tenants never learn from, nor are served by, another's runs.
@@ -451,7 +531,7 @@ async fn check_once(
             .iter()
             .filter(|a| a.tenant_id == fleet.tenant_id && a.asset_type == fleet.asset_type)
             .map(|a| runs.get(&a.id).copied().unwrap_or(0))
-            .sum();
+            .fold(0, usize::saturating_add);
         if fleet_runs < config.min_runs.max(1) {
             continue;
         }
@@ -530,6 +610,7 @@ pub fn models(infra: &Infra, config: &Config) -> Arc<Models> {
         mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
         infra.store.clone(),
         config.max_rows_per_run,
+        config.max_training_rows,
     ))
 }
 
@@ -552,9 +633,11 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         layout_ttl: Duration::from_secs(config.check_secs.max(1)),
         skipped: 0,
         predicted: 0,
+        waiting: BTreeMap::new(),
         cycle_secs: config.cycle_secs.clone(),
         health: health.clone(),
     };
+    handler.report_waiting();
     let api = routes::router(routes::ApiState {
         models: models.clone(),
         store: infra.store.clone(),

@@ -12,7 +12,7 @@
 //! replica's API, or by `mantis train rul`, is served by all of them within one check
 //! interval; the replica that promotes swaps at once.
 
-use crate::rows::{AssetLayout, Row, Rows, columns_of, row_step_secs, with_early};
+use crate::rows::{AssetLayout, Row, Rows, row_step_secs, span_step_secs, with_early};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use mantis_domain::{AssetId, Fleet, MaintenanceEvent};
@@ -315,6 +315,7 @@ pub struct Models {
     registry: ModelRegistry,
     store: Arc<dyn Store>,
     max_rows_per_run: u32,
+    max_training_rows: u64,
     served: RwLock<HashMap<Fleet, Arc<Served>>>,
     training: Mutex<HashSet<Fleet>>,
     progress: Mutex<HashMap<Fleet, TrainProgress>>,
@@ -342,6 +343,112 @@ impl Drop for TrainingGuard<'_> {
     }
 }
 
+/// How many of a fleet's runs to failure, and how many rows of each (its last ones), a
+/// training reads: every run and `max_rows_per_run` rows of each while that stays within
+/// `max_training_rows` in all; beyond that fewer rows per run (down to
+/// [`MIN_ROWS_PER_RUN_WHEN_SHARED`]), then only the newest runs (at least
+/// [`MIN_TRAINING_RUNS`]). Training holds every row it reads in memory: this bounds it however
+/// long the plant's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RowBudget {
+    runs: usize,
+    rows_per_run: u32,
+}
+
+/// Rows per run below which a shared row budget leaves runs out rather than cutting them
+/// shorter.
+const MIN_ROWS_PER_RUN_WHEN_SHARED: u32 = 500;
+
+impl RowBudget {
+    fn new(runs: usize, max_rows_per_run: u32, max_training_rows: u64) -> Self {
+        let max_rows_per_run = max_rows_per_run.max(1);
+        let total = max_training_rows.max(1);
+        let fair = total / u64::try_from(runs.max(1)).unwrap_or(u64::MAX);
+        let floor = u64::from(max_rows_per_run.min(MIN_ROWS_PER_RUN_WHEN_SHARED));
+        let rows_per_run = fair.clamp(floor, u64::from(max_rows_per_run));
+        let fitting = usize::try_from(total / rows_per_run).unwrap_or(usize::MAX);
+        Self {
+            runs: runs.min(fitting.max(MIN_TRAINING_RUNS)),
+            rows_per_run: u32::try_from(rows_per_run).unwrap_or(max_rows_per_run),
+        }
+    }
+}
+
+/// The names of the columns met while loading a fleet's runs, each given a position.
+#[derive(Default)]
+struct ColumnNames {
+    names: Vec<String>,
+    positions: HashMap<String, usize>,
+}
+
+impl ColumnNames {
+    /// `row` as numbers by position (NaN where it has no value).
+    fn row(&mut self, row: &Row) -> LoadedRow {
+        let mut values = Vec::new();
+        for (name, value) in &row.values {
+            let at = match self.positions.get(name) {
+                Some(at) => *at,
+                None => {
+                    self.names.push(name.clone());
+                    self.positions.insert(name.clone(), self.names.len() - 1);
+                    self.names.len() - 1
+                }
+            };
+            if values.len() <= at {
+                values.resize(at + 1, f64::NAN);
+            }
+            values[at] = *value;
+        }
+        LoadedRow {
+            window_start: row.window_start,
+            window_end: row.window_end,
+            values,
+        }
+    }
+
+    /// Every name met, sorted.
+    fn sorted(&self) -> Vec<String> {
+        let mut names = self.names.clone();
+        names.sort();
+        names
+    }
+
+    /// The position of each of `names` (`None`: never met).
+    fn positions(&self, names: &[String]) -> Vec<Option<usize>> {
+        names
+            .iter()
+            .map(|n| self.positions.get(n).copied())
+            .collect()
+    }
+}
+
+/// One run to failure as read for training.
+struct LoadedRun {
+    unit: String,
+    end: DateTime<Utc>,
+    rows: Vec<LoadedRow>,
+}
+
+/// One row of a [`LoadedRun`]: its window and its values by [`ColumnNames`] position.
+struct LoadedRow {
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    values: Vec<f64>,
+}
+
+impl LoadedRow {
+    /// The values at `positions`, NaN where missing.
+    fn pick(&self, positions: &[Option<usize>]) -> Vec<f64> {
+        positions
+            .iter()
+            .map(|at| {
+                at.and_then(|i| self.values.get(i).copied())
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    }
+}
+
 /// The life-ending events of an asset, oldest first.
 fn life_ends(events: &[MaintenanceEvent]) -> Vec<DateTime<Utc>> {
     let mut ends: Vec<DateTime<Utc>> = events
@@ -356,12 +463,19 @@ fn life_ends(events: &[MaintenanceEvent]) -> Vec<DateTime<Utc>> {
 
 impl Models {
     /// Models kept in `registry`, trained from `store`'s history; a run to failure contributes
-    /// at most `max_rows_per_run` windows (its last ones).
-    pub fn new(registry: ModelRegistry, store: Arc<dyn Store>, max_rows_per_run: u32) -> Self {
+    /// at most `max_rows_per_run` windows (its last ones), a training at most
+    /// `max_training_rows` in all (see [`RowBudget`]).
+    pub fn new(
+        registry: ModelRegistry,
+        store: Arc<dyn Store>,
+        max_rows_per_run: u32,
+        max_training_rows: u64,
+    ) -> Self {
         Self {
             registry,
             store,
             max_rows_per_run,
+            max_training_rows,
             served: RwLock::new(HashMap::new()),
             training: Mutex::new(HashSet::new()),
             progress: Mutex::new(HashMap::new()),
@@ -533,48 +647,84 @@ impl Models {
         if layouts.is_empty() {
             return Err(ModelError::UnknownAssetType(fleet.clone()));
         }
-        let mut runs_rows: Vec<(String, Rows, DateTime<Utc>)> = Vec::new();
-        for layout in &layouts {
+        // Every run first (when it ended), then the rows of those the row budget holds.
+        let mut planned = Vec::new();
+        for (asset, layout) in layouts.iter().enumerate() {
             let events = self
                 .store
                 .list_maintenance_events(Some(layout.asset_id), 10_000)
                 .await?;
             let mut from = DateTime::<Utc>::UNIX_EPOCH;
             for (n, end) in life_ends(&events).into_iter().enumerate() {
-                let rows = self.rows(layout, from, end, self.max_rows_per_run).await?;
-                if rows.len() >= min_rows.max(1) {
-                    runs_rows.push((format!("{}#{}", layout.code, n + 1), rows, end));
-                }
+                planned.push((asset, n, from, end));
                 from = end;
             }
         }
-        if runs_rows.len() < MIN_TRAINING_RUNS {
+        let budget = RowBudget::new(planned.len(), self.max_rows_per_run, self.max_training_rows);
+        if budget.runs < planned.len() {
+            tracing::info!(
+                %fleet,
+                runs = planned.len(),
+                used = budget.runs,
+                rows_per_run = budget.rows_per_run,
+                "RUL training: the oldest runs to failure are left out (rul.max_training_rows)"
+            );
+            planned.sort_by_key(|&(asset, n, _, end)| (std::cmp::Reverse(end), asset, n));
+            planned.truncate(budget.runs);
+            planned.sort_by_key(|&(asset, n, _, _)| (asset, n));
+        }
+        // Each run is loaded, then kept as plain numbers: a row of a few floats instead of a
+        // map of named values (a run holds up to `max_rows_per_run` of them).
+        let mut names = ColumnNames::default();
+        let mut loaded: Vec<LoadedRun> = Vec::new();
+        for (asset, n, from, end) in planned {
+            let layout = &layouts[asset];
+            let rows = self.rows(layout, from, end, budget.rows_per_run).await?;
+            if rows.len() >= min_rows.max(1) {
+                loaded.push(LoadedRun {
+                    unit: format!("{}#{}", layout.code, n + 1),
+                    end,
+                    rows: rows.iter().map(|r| names.row(r)).collect(),
+                });
+            }
+        }
+        if loaded.len() < MIN_TRAINING_RUNS {
             return Err(ModelError::NoRuns {
                 fleet: fleet.clone(),
-                found: runs_rows.len(),
+                found: loaded.len(),
                 min_rows: min_rows.max(1),
             });
         }
-        let columns = columns_of(
-            runs_rows.iter().flat_map(|(_, rows, _)| rows.iter()),
-            settings_columns,
+        let columns: Vec<String> = names
+            .sorted()
+            .into_iter()
+            .filter(|c| !settings_columns.contains(c))
+            .collect();
+        let (value_at, setting_at) = (names.positions(&columns), names.positions(settings_columns));
+        let cycle_secs = span_step_secs(
+            loaded
+                .iter()
+                .map(|run| run.rows.iter().map(|r| (r.window_start, r.window_end))),
         );
-        let cycle_secs = row_step_secs(runs_rows.iter().map(|(_, rows, _)| rows));
-        let first = runs_rows
+        let first = loaded
             .iter()
-            .filter_map(|(_, rows, _)| rows.iter().next().map(|r| r.window_start))
+            .filter_map(|run| run.rows.first().map(|r| r.window_start))
             .min();
-        let last = runs_rows.iter().map(|(_, _, end)| *end).max();
-        let runs = runs_rows
-            .iter()
-            .map(|(unit, rows, end)| {
-                let last_end = rows.iter().last().map_or(*end, |r| r.window_end);
-                let gap = (*end - last_end).num_milliseconds() as f64 / 1000.0;
+        let last = loaded.iter().map(|run| run.end).max();
+        let runs = loaded
+            .into_iter()
+            .map(|run| {
+                let last_end = run.rows.last().map_or(run.end, |r| r.window_end);
+                let gap = (run.end - last_end).num_milliseconds() as f64 / 1000.0;
                 RunToFailure {
-                    unit: unit.clone(),
-                    rows: rows
+                    unit: run.unit,
+                    rows: run
+                        .rows
                         .iter()
-                        .map(|r| r.cycle(&columns, settings_columns))
+                        .map(|r| CycleRow {
+                            settings: r.pick(&setting_at),
+                            values: r.pick(&value_at),
+                        })
                         .collect(),
                     rul_at_end: (gap / cycle_secs).floor().max(0.0),
                 }
@@ -936,6 +1086,61 @@ pub async fn catalogue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_row_budget_shortens_runs_then_leaves_out_the_oldest() {
+        let budget = |runs, per_run, total| {
+            let b = RowBudget::new(runs, per_run, total);
+            (b.runs, b.rows_per_run)
+        };
+        // Within the budget: every run, whole.
+        assert_eq!(budget(10, 20_000, 250_000), (10, 20_000));
+        assert_eq!(budget(0, 20_000, 250_000), (0, 20_000));
+        // Beyond it: shorter runs, all of them.
+        assert_eq!(budget(50, 20_000, 250_000), (50, 5_000));
+        assert_eq!(budget(500, 20_000, 250_000), (500, 500));
+        // Beyond that: 500 rows of the newest runs that fit.
+        assert_eq!(budget(1_000, 20_000, 250_000), (500, 500));
+        // Never fewer runs than a training needs, nor rows than a run has room for.
+        assert_eq!(budget(5, 20_000, 10), (MIN_TRAINING_RUNS, 500));
+        assert_eq!(budget(5, 100, 250_000), (5, 100));
+        assert_eq!(budget(3, 0, 0), (MIN_TRAINING_RUNS, 1));
+    }
+
+    #[test]
+    fn loaded_rows_keep_their_values_by_name_whatever_columns_appear_later() {
+        let at = |s| DateTime::from_timestamp(s, 0).expect("time");
+        let row = |start, values: &[(&str, f64)]| Row {
+            window_start: at(start),
+            window_end: at(start + 10),
+            values: values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            sensors: std::collections::BTreeSet::new(),
+        };
+        let mut names = ColumnNames::default();
+        let first = names.row(&row(0, &[("vibration.rms", 1.0), ("load.mean", 7.0)]));
+        let second = names.row(&row(
+            10,
+            &[("temperature.mean", 40.0), ("vibration.rms", 2.0)],
+        ));
+        assert_eq!(
+            names.sorted(),
+            ["load.mean", "temperature.mean", "vibration.rms"]
+        );
+        let columns = ["temperature.mean".to_owned(), "vibration.rms".to_owned()];
+        let (values, settings) = (
+            names.positions(&columns),
+            names.positions(&["load.mean".to_owned(), "never.seen".to_owned()]),
+        );
+        let first_values = first.pick(&values);
+        assert!(first_values[0].is_nan(), "no temperature in the first row");
+        assert_eq!(first_values[1], 1.0);
+        assert_eq!(second.pick(&values), vec![40.0, 2.0]);
+        let first_settings = first.pick(&settings);
+        assert_eq!(first_settings[0], 7.0);
+        assert!(first_settings[1].is_nan());
+        assert!(second.pick(&settings).iter().all(|v| v.is_nan()));
+        assert_eq!((first.window_start, second.window_end), (at(0), at(20)));
+    }
 
     fn fd001() -> (serde_json::Value, Vec<u8>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");

@@ -23,6 +23,8 @@ pub struct AssetLayout {
     pub fleet: Fleet,
     /// Column prefix of each sensor.
     pub prefixes: BTreeMap<SensorId, String>,
+    /// Code of each sensor (for operators: which sensor a row waits for).
+    pub codes: BTreeMap<SensorId, String>,
 }
 
 impl AssetLayout {
@@ -31,6 +33,7 @@ impl AssetLayout {
         let mut sorted: Vec<&Sensor> = sensors.iter().filter(|s| s.asset_id == asset.id).collect();
         sorted.sort_by(|a, b| a.code.cmp(&b.code));
         let mut seen: HashMap<String, usize> = HashMap::new();
+        let codes = sorted.iter().map(|s| (s.id, s.code.clone())).collect();
         let prefixes = sorted
             .into_iter()
             .map(|s| {
@@ -46,6 +49,7 @@ impl AssetLayout {
             code: asset.code.clone(),
             fleet: asset.fleet(),
             prefixes,
+            codes,
         }
     }
 
@@ -164,6 +168,31 @@ impl Rows {
         }
     }
 
+    /// [`Rows::keep_last`], telling of the rows it drops that never completed: the newest such
+    /// row's start and the codes of `layout`'s sensors that had not reported in it (a sensor
+    /// that fell silent, or never reported: no row of the asset completes without it).
+    pub fn trim(&mut self, layout: &AssetLayout, n: usize) -> Option<(DateTime<Utc>, Vec<String>)> {
+        let mut incomplete = None;
+        while self.rows.len() > n {
+            let Some((start, row)) = self.rows.pop_first() else {
+                break;
+            };
+            if !row.is_complete(layout) {
+                incomplete = Some((start, row.sensors));
+            }
+        }
+        incomplete.map(|(start, reported)| {
+            let mut missing: Vec<String> = layout
+                .codes
+                .iter()
+                .filter(|(id, _)| !reported.contains(id))
+                .map(|(_, code)| code.clone())
+                .collect();
+            missing.sort();
+            (start, missing)
+        })
+    }
+
     /// Keeps the oldest `n` rows.
     pub fn keep_first(&mut self, n: usize) {
         while self.rows.len() > n {
@@ -220,31 +249,35 @@ pub fn with_early<'a>(early: &'a Rows, window: Vec<&'a Row>) -> Vec<&'a Row> {
     rows
 }
 
-/// The input columns present in `rows` (sorted), without `settings`.
-pub fn columns_of<'a>(rows: impl Iterator<Item = &'a Row>, settings: &[String]) -> Vec<String> {
-    let mut columns = BTreeSet::new();
-    for row in rows {
-        columns.extend(row.values.keys().cloned());
-    }
-    columns
-        .into_iter()
-        .filter(|c| !settings.contains(c))
-        .collect()
-}
-
 /// Seconds one row moves an asset on, over `runs` (each one asset's rows of one life): the
 /// median step from a window's start to the next one's, the hop (tumbling windows step by
 /// their length, hopping windows by less, so a row is not a window length of the machine's
 /// life). Without two rows in a run to measure it, the median window length; 1 when there is
 /// nothing to measure. The models count rows: this turns rows into seconds (and cycles).
 pub fn row_step_secs<'a>(runs: impl IntoIterator<Item = &'a Rows>) -> f64 {
+    span_step_secs(
+        runs.into_iter()
+            .map(|rows| rows.iter().map(|r| (r.window_start, r.window_end))),
+    )
+}
+
+/// [`row_step_secs`] over each run's windows as `(start, end)`, oldest first.
+pub fn span_step_secs<R>(runs: impl IntoIterator<Item = R>) -> f64
+where
+    R: IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
+{
     let secs =
         |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_milliseconds() as f64 / 1000.0;
     let (mut steps, mut lengths) = (Vec::new(), Vec::new());
-    for rows in runs {
-        let starts: Vec<DateTime<Utc>> = rows.rows.keys().copied().collect();
-        steps.extend(starts.windows(2).map(|w| secs(w[0], w[1])));
-        lengths.extend(rows.iter().map(|r| secs(r.window_start, r.window_end)));
+    for run in runs {
+        let mut previous = None;
+        for (start, end) in run {
+            if let Some(before) = previous {
+                steps.push(secs(before, start));
+            }
+            previous = Some(start);
+            lengths.push(secs(start, end));
+        }
     }
     let median = |mut v: Vec<f64>| {
         v.retain(|s| *s > 0.0);
@@ -319,7 +352,7 @@ mod tests {
         let row = rows.get(start).expect("row");
         assert!(row.is_complete(&layout));
         assert_eq!(
-            columns_of(rows.iter(), &[]),
+            row.values.keys().collect::<Vec<_>>(),
             ["temperature.rms", "vibration#2.rms", "vibration.rms"]
         );
         let cycle = row.cycle(

@@ -791,6 +791,123 @@ async fn an_asset_registered_as_another_type_leaves_its_old_types_model() {
     shutdown.cancel();
 }
 
+/// A fleet with more history than a training may hold in memory (`max_training_rows`) is
+/// trained on its newest runs to failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_beyond_its_row_budget_learns_from_the_newest_runs() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _publisher, url, shutdown) = start_service_with(
+        dir.path(),
+        Config {
+            check_secs: 1,
+            // Room for two runs of 500 windows (the fewest a shared budget cuts a run to).
+            max_training_rows: 1_000,
+            ..Config::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = chrono::Utc::now().timestamp_millis() / WINDOW_MS * WINDOW_MS - 600 * WINDOW_MS;
+    // Second lives end at windows 137, 127 and 147 after `base`; first lives before them.
+    let lives: [&[i64]; 3] = [&[60, 75], &[70, 55], &[65, 80]];
+    for (n, l) in lives.iter().enumerate() {
+        let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
+        run_to_failure(store.as_ref(), &p, base, l).await;
+    }
+    let (status, trained) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 1}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+    let mut units: Vec<&str> = trained["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    units.sort_unstable();
+    assert_eq!(units, ["PMP-0#2", "PMP-2#2"], "{trained:#}");
+    shutdown.cancel();
+}
+
+/// A sensor that falls silent stops its asset's predictions (a model reads every sensor of the
+/// asset): the health report names the asset and the silent sensor once the rows held pending
+/// for a lagging sensor are used up; when the sensor reports again, the asset is predicted
+/// again and leaves the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service(dir.path()).await;
+    let http = reqwest::Client::new();
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    let len = 200;
+    stream(store.as_ref(), &publisher, &live, base, 0..3, len).await;
+    await_predictions(&http, &url, live.asset, 3).await;
+    let waiting = || async {
+        let (_, health) = get(&http, &format!("{url}/health")).await;
+        health["details"]["assetsWaitingForSensors"].clone()
+    };
+    assert_eq!(waiting().await["count"], 0, "{:#}", waiting().await);
+
+    // Its temperature sensor falls silent: vibration windows alone, past the pending rows (the
+    // model's 5 and 72 more).
+    let silent_until = 3 + 5 + 72 + 2;
+    for i in 3..silent_until {
+        let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
+        store.insert_features(&vib).await.expect("stored");
+        publisher
+            .publish(
+                Some(live.asset.to_string()),
+                &vib,
+                TraceContext::new_root(),
+                vec![],
+            )
+            .await
+            .expect("publish");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let report = waiting().await;
+        if report["count"] == 1 {
+            break report;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        report["assets"],
+        json!([{"assetId": live.asset, "asset": "PMP-LIVE", "silentSensors": ["PMP-LIVE-TMP"]}]),
+        "{report:#}"
+    );
+    let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}", live.asset)).await;
+    assert_eq!(
+        view["predictions"].as_array().map(Vec::len),
+        Some(3),
+        "no prediction without the temperature: {view:#}"
+    );
+
+    // It reports again: predicted at once, and no longer reported.
+    stream(
+        store.as_ref(),
+        &publisher,
+        &live,
+        base,
+        silent_until..silent_until + 2,
+        len,
+    )
+    .await;
+    await_predictions(&http, &url, live.asset, 5).await;
+    let report = waiting().await;
+    assert_eq!(report["count"], 0, "{report:#}");
+    assert_eq!(report["assets"], json!([]), "{report:#}");
+    shutdown.cancel();
+}
+
 /// The service's own infrastructure (embedded log, SQLite, local objects) and the running app,
 /// checking the registry and the maintenance history every second.
 async fn start_service(
@@ -804,6 +921,21 @@ async fn start_service_checking(
     dir: &std::path::Path,
     check_secs: u64,
 ) -> (Arc<dyn Store>, Publisher, String, CancellationToken) {
+    start_service_with(
+        dir,
+        Config {
+            check_secs,
+            ..Config::default()
+        },
+    )
+    .await
+}
+
+/// [`start_service`] with `config` (bound to a free port, no automatic training).
+async fn start_service_with(
+    dir: &std::path::Path,
+    config: Config,
+) -> (Arc<dyn Store>, Publisher, String, CancellationToken) {
     let bus = EmbeddedBus::open(dir.join("log")).await.expect("log");
     let store = SqliteStore::in_memory().await.expect("sqlite");
     let mut infra = Infra::in_process(Arc::new(bus), Arc::new(store));
@@ -814,8 +946,7 @@ async fn start_service_checking(
     let config = Config {
         bind: "127.0.0.1:0".into(),
         auto_train: false,
-        check_secs,
-        ..Config::default()
+        ..config
     };
     let app = build(infra, config).await.expect("build");
     let url = format!("http://127.0.0.1:{}", app.port());

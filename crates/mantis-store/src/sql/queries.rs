@@ -193,6 +193,10 @@ pub(crate) const INSERT_RUL_PREDICTION: &str = "INSERT INTO rul_predictions \
      VALUES ($1, $2, COALESCE((SELECT tenant_id FROM assets WHERE id = $2), $7), $3, $4, $5, $6) \
      ON CONFLICT (asset_id, predicted_at) DO NOTHING";
 
+pub(crate) const GET_RUL_PREDICTION: &str = "SELECT asset_id, predicted_at, rul_cycles, \
+     confidence_lower, confidence_upper, model_version FROM rul_predictions \
+     WHERE asset_id = $1 AND predicted_at = $2";
+
 pub(crate) const LIST_RUL_PREDICTIONS: &str = "SELECT asset_id, predicted_at, rul_cycles, \
      confidence_lower, confidence_upper, model_version FROM rul_predictions \
      WHERE asset_id = $1 ORDER BY predicted_at DESC LIMIT $2";
@@ -298,6 +302,9 @@ pub(crate) const GET_MAINTENANCE_EVENT: &str = "SELECT id, asset_id, kind, occur
 pub(crate) const LAST_LIFE_END: &str = "SELECT occurred_at FROM maintenance_events \
      WHERE asset_id = $1 AND kind IN ('FAILURE', 'REPLACEMENT') \
      ORDER BY occurred_at DESC LIMIT 1";
+
+pub(crate) const LIFE_ENDS: &str = "SELECT asset_id, MAX(occurred_at), COUNT(*) \
+     FROM maintenance_events WHERE kind IN ('FAILURE', 'REPLACEMENT') GROUP BY asset_id";
 
 pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
      work_order_id, note FROM maintenance_events WHERE ($1 IS NULL OR asset_id = $1) \
