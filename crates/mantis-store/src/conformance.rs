@@ -1004,8 +1004,11 @@ pub async fn maintenance_events_are_stored_once_and_listed_newest_first<S: Store
     assert_eq!(life(motor.id).await.expect("life"), Some(at(10_000)));
     assert_eq!(life(pump.id).await.expect("life"), Some(at(15_000)));
     assert_eq!(life(AssetId::new_random()).await.expect("life"), None);
-    // Every asset's at once: the motor's two failures (the repair does not count), the pump's
+    // Every asset's at once: the motor's two failures (the repair does not count, nor a
+    // replacement recorded at the instant of a failure: one life ends there), the pump's
     // replacement.
+    let same = event(&motor, 5, MaintenanceEventKind::Replacement, 10_000);
+    assert!(store.insert_maintenance_event(&same).await.expect("insert"));
     let mut ends = store.life_ends().await.expect("life ends");
     ends.sort_by_key(|e| e.asset_id);
     let mut expected = vec![

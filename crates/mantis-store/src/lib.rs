@@ -269,7 +269,8 @@ pub struct LifeEnds {
     pub asset_id: AssetId,
     /// Its latest failure or replacement: the start of its current life.
     pub latest: Timestamp,
-    /// How many failures and replacements it has (each ends a run to failure).
+    /// How many failures and replacements it has, those at the same instant counted once
+    /// (each ends a run to failure).
     pub count: u64,
 }
 

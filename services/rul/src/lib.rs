@@ -33,7 +33,7 @@ use mantis_runtime::{
 use mantis_store::Store;
 use mantis_telemetry::Health;
 use models::{ModelError, Models, TrainRequest};
-use rows::{AssetLayout, Rows, row_step_secs, with_early};
+use rows::{AssetLayout, Rows, SensorWatch, row_step_secs, with_early};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -55,10 +55,12 @@ pub struct Config {
     /// Seconds between two checks for models promoted elsewhere, new failures and types to
     /// train; an asset's type and sensors are read again as often. Default 60.
     pub check_secs: u64,
-    /// Windows of one run to failure used for training at most (its last ones). Default 20000.
+    /// Windows of one run to failure used for training at most (its last ones: each sensor's
+    /// newest this many). Default 20000.
     pub max_rows_per_run: u32,
-    /// Windows a training reads at most, over all runs (it holds them in memory): beyond it,
-    /// fewer windows per run (down to 500), then only the newest runs. Default 250000.
+    /// Windows a training reads, over all runs, at most (about: see `max_rows_per_run`; it
+    /// holds them in memory): beyond it, fewer windows per run (down to 500), then only the
+    /// newest runs. Default 250000.
     pub max_training_rows: u64,
     /// Columns that are operating settings (regimes), e.g. `speed.mean`. Default none.
     pub settings_columns: Vec<String>,
@@ -121,8 +123,20 @@ struct AssetState {
     /// The life's first rows, up to the served model's early-life baseline (empty when it
     /// has none).
     early: Rows,
-    /// The start of the newest row that completed (and was predicted from).
-    last_complete: Option<DateTime<Utc>>,
+    /// When each of its sensors last reported.
+    watch: SensorWatch,
+}
+
+/// An asset without predictions because some of its sensors are silent.
+struct Waiting {
+    code: String,
+    /// The silent sensors' codes.
+    silent: Vec<String>,
+    /// When a window of the asset was last handled, and how long after it the entry is
+    /// forgotten (the asset's windows stopped coming here: decommissioned, or its partition
+    /// went to another replica).
+    touched: std::time::Instant,
+    forget_after: Duration,
 }
 
 struct RulHandler {
@@ -137,9 +151,13 @@ struct RulHandler {
     layout_ttl: Duration,
     skipped: u64,
     predicted: u64,
-    /// Assets without a prediction for [`PENDING_ROWS`] windows and more because some of their
-    /// sensors do not report: asset → (its code, the silent sensors' codes).
-    waiting: BTreeMap<AssetId, (String, Vec<String>)>,
+    /// Assets without predictions because some of their sensors have not reported for more
+    /// than [`PENDING_ROWS`] window steps.
+    waiting: BTreeMap<AssetId, Waiting>,
+    /// When forgotten entries of `waiting` were last looked for.
+    waiting_pruned: std::time::Instant,
+    /// Each asset's last measured window step in seconds (see [`Rows::step_secs`]).
+    steps: HashMap<AssetId, f64>,
     cycle_secs: BTreeMap<String, f64>,
     health: Health,
 }
@@ -176,29 +194,62 @@ impl RulHandler {
         Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
     }
 
-    /// Marks `layout`'s asset as waiting for `missing` sensors (a warning when that is news).
-    fn wait_for(&mut self, layout: &AssetLayout, missing: Vec<String>) {
-        let news = self
-            .waiting
-            .get(&layout.asset_id)
-            .is_none_or(|(_, before)| *before != missing);
-        if news {
-            tracing::warn!(
-                asset = %layout.code,
-                missing = %missing.join(", "),
-                windows = PENDING_ROWS,
-                "RUL: no prediction for this asset: some of its sensors have not reported for its last windows (a model reads every sensor of the asset)"
-            );
+    /// Records which sensors of `layout`'s asset are silent (none: it is not waiting); the
+    /// report changes (and a warning is logged) only when that does.
+    fn watch_sensors(&mut self, layout: &AssetLayout, silent: Vec<String>, step_secs: f64) {
+        if silent.is_empty() {
+            self.stop_waiting(layout.asset_id);
+            return;
         }
-        self.waiting
-            .insert(layout.asset_id, (layout.code.clone(), missing));
+        let touched = std::time::Instant::now();
+        // Forgotten after twice the silence that reports it, ten minutes at least.
+        let forget_after = Duration::from_secs_f64(
+            (step_secs * PENDING_ROWS as f64 * 2.0).clamp(600.0, 30.0 * 86_400.0),
+        );
+        if let Some(w) = self.waiting.get_mut(&layout.asset_id) {
+            (w.touched, w.forget_after) = (touched, forget_after);
+            if w.silent != silent {
+                w.silent = silent;
+                self.report_waiting();
+            }
+            return;
+        }
+        tracing::warn!(
+            asset = %layout.code,
+            silent = %silent.join(", "),
+            windows = PENDING_ROWS,
+            "RUL: no prediction for this asset: some of its sensors have not reported for more than the window steps shown (a model reads every sensor of the asset)"
+        );
+        self.waiting.insert(
+            layout.asset_id,
+            Waiting {
+                code: layout.code.clone(),
+                silent,
+                touched,
+                forget_after,
+            },
+        );
         self.report_waiting();
     }
 
-    /// The asset predicts again (or is gone).
+    /// The asset predicts again (or is gone, or has no model to wait for).
     fn stop_waiting(&mut self, asset: AssetId) {
-        if let Some((code, _)) = self.waiting.remove(&asset) {
-            tracing::info!(asset = %code, "RUL: every sensor of the asset reports again; predictions resume");
+        if let Some(w) = self.waiting.remove(&asset) {
+            tracing::info!(asset = %w.code, "RUL: the asset is no longer waiting for silent sensors");
+            self.report_waiting();
+        }
+    }
+
+    /// Forgets (at most once a minute) the waiting assets whose windows stopped coming here.
+    fn prune_waiting(&mut self) {
+        if self.waiting_pruned.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        self.waiting_pruned = std::time::Instant::now();
+        let before = self.waiting.len();
+        self.waiting
+            .retain(|_, w| w.touched.elapsed() < w.forget_after);
+        if self.waiting.len() != before {
             self.report_waiting();
         }
     }
@@ -209,8 +260,8 @@ impl RulHandler {
             .waiting
             .iter()
             .take(WAITING_LISTED)
-            .map(|(id, (code, missing))| {
-                serde_json::json!({"assetId": id, "asset": code, "silentSensors": missing})
+            .map(|(id, w)| {
+                serde_json::json!({"assetId": id, "asset": w.code, "silentSensors": w.silent})
             })
             .collect();
         self.health.set_detail(
@@ -250,7 +301,10 @@ impl Handler for RulHandler {
             tracing::debug!(asset = %fv.asset_id, sensor = %fv.sensor_id, "RUL: unknown asset or sensor");
             return Ok(ctx.done());
         };
+        self.prune_waiting();
         let Some(served) = self.models.served(&layout.fleet) else {
+            // Nothing to predict with: not waiting for sensors (the skip counter tells).
+            self.stop_waiting(fv.asset_id);
             self.skip();
             return Ok(ctx.done());
         };
@@ -299,9 +353,9 @@ impl Handler for RulHandler {
                     layout: layout.clone(),
                     life_start,
                     model_version: served.version,
+                    watch: SensorWatch::from_rows(&rows),
                     rows,
                     early,
-                    last_complete: None,
                 },
             );
         }
@@ -341,6 +395,7 @@ impl Handler for RulHandler {
             return Ok(ctx.done());
         };
         state.rows.merge(&state.layout, fv);
+        state.watch.saw(fv.sensor_id, fv.window_start);
         if baseline > 0
             && (state.early.len() < baseline
                 || state
@@ -356,37 +411,35 @@ impl Handler for RulHandler {
         // the history held); the rows are bounded afterwards whatever happens, so a sensor that
         // never reports (or a model that cannot predict) does not grow the asset's history,
         // while a sensor lagging the others by up to PENDING_ROWS windows still completes them.
+        // Rows count as the hop between windows; a life's first row has no step to measure,
+        // so it takes the asset's last measured one (the window length when there is none).
+        let measured = state.rows.step_secs();
+        if let Some(step) = measured {
+            self.steps.insert(fv.asset_id, step);
+        }
+        let step = measured
+            .or_else(|| self.steps.get(&fv.asset_id).copied())
+            .unwrap_or_else(|| row_step_secs([&state.rows]));
         let outcome = state
             .rows
             .get(fv.window_start)
             .filter(|row| row.is_complete(&state.layout))
             .map(|row| {
-                let scale = cycles_per_window(
-                    &self.cycle_secs,
-                    &state.layout.fleet.asset_type,
-                    row_step_secs([&state.rows]),
-                );
+                let scale =
+                    cycles_per_window(&self.cycle_secs, &state.layout.fleet.asset_type, step);
                 let tail = with_early(&state.early, state.rows.last_until(fv.window_start, window));
                 (row.window_end, scale, served.predictor.cycles(&tail))
             });
-        if outcome.is_some() {
-            state.last_complete = state.last_complete.max(Some(fv.window_start));
-        }
-        let last_complete = state.last_complete;
+        state.rows.keep_last(window + PENDING_ROWS);
+        // A sensor further behind the others than the rows kept for a lagging one is silent:
+        // no row of the asset completes without it.
+        let span = chrono::Duration::milliseconds((step * 1000.0 * PENDING_ROWS as f64) as i64);
+        let silent = state.watch.silent(&state.layout, span);
         let layout = state.layout.clone();
-        // A row that leaves the pending ones incomplete, newer than the last one predicted
-        // from: the asset has had no prediction for that long (an older one is a mere gap).
-        let silent = state
-            .rows
-            .trim(&layout, window + PENDING_ROWS)
-            .filter(|(start, _)| last_complete.is_none_or(|c| c < *start));
-        if let Some((_, missing)) = silent {
-            self.wait_for(&layout, missing);
-        }
+        self.watch_sensors(&layout, silent, step);
         let Some((predicted_at, scale, cycles)) = outcome else {
             return Ok(ctx.done());
         };
-        self.stop_waiting(fv.asset_id);
         let prediction = match served.predict_off_workers(cycles).await {
             // The runtime is stopping: the window is handled again after the restart.
             Err(ModelError::Task(e)) => return Err(HandleError::Transient(e)),
@@ -432,8 +485,9 @@ impl Handler for RulHandler {
 }
 
 /// Rows kept per asset beyond the model's window: windows whose row another sensor has not
-/// completed yet (a sensor lagging the others), and late windows. A row still incomplete when
-/// it leaves them marks the asset as waiting for its silent sensors (health, metric, warning).
+/// completed yet (a sensor lagging the others), and late windows. A sensor whose newest window
+/// is more than this many window steps behind the asset's newest is silent: the asset is
+/// reported as waiting for it (health, metric, one warning) until it catches up.
 const PENDING_ROWS: usize = 72;
 
 /// Assets listed by name in the health report's `assetsWaitingForSensors` (all are counted).
@@ -634,6 +688,8 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         skipped: 0,
         predicted: 0,
         waiting: BTreeMap::new(),
+        waiting_pruned: std::time::Instant::now(),
+        steps: HashMap::new(),
         cycle_secs: config.cycle_secs.clone(),
         health: health.clone(),
     };

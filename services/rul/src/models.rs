@@ -348,7 +348,8 @@ impl Drop for TrainingGuard<'_> {
 /// `max_training_rows` in all; beyond that fewer rows per run (down to
 /// [`MIN_ROWS_PER_RUN_WHEN_SHARED`]), then only the newest runs (at least
 /// [`MIN_TRAINING_RUNS`]). Training holds every row it reads in memory: this bounds it however
-/// long the plant's history.
+/// long the plant's history (about: a run's limit is each sensor's newest windows, so sensors
+/// whose windows do not line up give a few more rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RowBudget {
     runs: usize,
@@ -661,33 +662,42 @@ impl Models {
             }
         }
         let budget = RowBudget::new(planned.len(), self.max_rows_per_run, self.max_training_rows);
-        if budget.runs < planned.len() {
-            tracing::info!(
-                %fleet,
-                runs = planned.len(),
-                used = budget.runs,
-                rows_per_run = budget.rows_per_run,
-                "RUL training: the oldest runs to failure are left out (rul.max_training_rows)"
-            );
+        let capped = budget.runs < planned.len();
+        if capped {
+            // The newest first, so that the runs left out are the oldest (a run too short to
+            // use makes room for an older one).
             planned.sort_by_key(|&(asset, n, _, end)| (std::cmp::Reverse(end), asset, n));
-            planned.truncate(budget.runs);
-            planned.sort_by_key(|&(asset, n, _, _)| (asset, n));
         }
         // Each run is loaded, then kept as plain numbers: a row of a few floats instead of a
         // map of named values (a run holds up to `max_rows_per_run` of them).
         let mut names = ColumnNames::default();
-        let mut loaded: Vec<LoadedRun> = Vec::new();
-        for (asset, n, from, end) in planned {
+        let mut loaded: Vec<((usize, usize), LoadedRun)> = Vec::new();
+        for &(asset, n, from, end) in &planned {
+            if loaded.len() >= budget.runs {
+                break;
+            }
             let layout = &layouts[asset];
             let rows = self.rows(layout, from, end, budget.rows_per_run).await?;
             if rows.len() >= min_rows.max(1) {
-                loaded.push(LoadedRun {
+                let run = LoadedRun {
                     unit: format!("{}#{}", layout.code, n + 1),
                     end,
                     rows: rows.iter().map(|r| names.row(r)).collect(),
-                });
+                };
+                loaded.push(((asset, n), run));
             }
         }
+        if capped {
+            tracing::info!(
+                %fleet,
+                runs = planned.len(),
+                used = loaded.len(),
+                rows_per_run = budget.rows_per_run,
+                "RUL training: the oldest runs to failure are left out (rul.max_training_rows)"
+            );
+            loaded.sort_by_key(|(at, _)| *at);
+        }
+        let loaded: Vec<LoadedRun> = loaded.into_iter().map(|(_, run)| run).collect();
         if loaded.len() < MIN_TRAINING_RUNS {
             return Err(ModelError::NoRuns {
                 fleet: fleet.clone(),

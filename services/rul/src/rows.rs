@@ -168,31 +168,6 @@ impl Rows {
         }
     }
 
-    /// [`Rows::keep_last`], telling of the rows it drops that never completed: the newest such
-    /// row's start and the codes of `layout`'s sensors that had not reported in it (a sensor
-    /// that fell silent, or never reported: no row of the asset completes without it).
-    pub fn trim(&mut self, layout: &AssetLayout, n: usize) -> Option<(DateTime<Utc>, Vec<String>)> {
-        let mut incomplete = None;
-        while self.rows.len() > n {
-            let Some((start, row)) = self.rows.pop_first() else {
-                break;
-            };
-            if !row.is_complete(layout) {
-                incomplete = Some((start, row.sensors));
-            }
-        }
-        incomplete.map(|(start, reported)| {
-            let mut missing: Vec<String> = layout
-                .codes
-                .iter()
-                .filter(|(id, _)| !reported.contains(id))
-                .map(|(_, code)| code.clone())
-                .collect();
-            missing.sort();
-            (start, missing)
-        })
-    }
-
     /// Keeps the oldest `n` rows.
     pub fn keep_first(&mut self, n: usize) {
         while self.rows.len() > n {
@@ -209,6 +184,13 @@ impl Rows {
             let length = (row.window_end - row.window_start).max(chrono::Duration::milliseconds(1));
             start - *last > length * 2
         })
+    }
+
+    /// The median step between the starts of consecutive rows (the hop), measured: `None`
+    /// with fewer than two rows.
+    pub fn step_secs(&self) -> Option<f64> {
+        let starts: Vec<DateTime<Utc>> = self.rows.keys().copied().collect();
+        median_positive(starts.windows(2).map(|w| secs(w[0], w[1])).collect())
     }
 
     /// The start of the newest row.
@@ -234,6 +216,58 @@ impl Rows {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+}
+
+/// When each sensor of an asset last reported (the start of the newest window seen from it),
+/// to tell a sensor that fell silent (or never reported) from one that merely lags the others.
+#[derive(Clone, Debug, Default)]
+pub struct SensorWatch {
+    newest: BTreeMap<SensorId, DateTime<Utc>>,
+    first: Option<DateTime<Utc>>,
+}
+
+impl SensorWatch {
+    /// What `rows` tell (each sensor's newest window among them).
+    pub fn from_rows(rows: &Rows) -> Self {
+        let mut watch = Self::default();
+        for row in rows.iter() {
+            for sensor in &row.sensors {
+                watch.saw(*sensor, row.window_start);
+            }
+        }
+        watch
+    }
+
+    /// `sensor` reported the window starting at `start` (an older window than one seen before,
+    /// a backlog, changes nothing).
+    pub fn saw(&mut self, sensor: SensorId, start: DateTime<Utc>) {
+        let newest = self.newest.entry(sensor).or_insert(start);
+        *newest = (*newest).max(start);
+        self.first = Some(self.first.map_or(start, |f| f.min(start)));
+    }
+
+    /// The codes of `layout`'s sensors whose newest window is more than `span` behind the
+    /// asset's newest one (one that never reported: once the windows seen cover more than
+    /// `span`), sorted.
+    pub fn silent(&self, layout: &AssetLayout, span: chrono::Duration) -> Vec<String> {
+        let Some(newest) = self.newest.values().max().copied() else {
+            return Vec::new();
+        };
+        let mut silent: Vec<String> = layout
+            .codes
+            .iter()
+            .filter(|(id, _)| {
+                self.newest
+                    .get(id)
+                    .copied()
+                    .or(self.first)
+                    .is_some_and(|last| newest - last > span)
+            })
+            .map(|(_, code)| code.clone())
+            .collect();
+        silent.sort();
+        silent
     }
 }
 
@@ -266,8 +300,6 @@ pub fn span_step_secs<R>(runs: impl IntoIterator<Item = R>) -> f64
 where
     R: IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>)>,
 {
-    let secs =
-        |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_milliseconds() as f64 / 1000.0;
     let (mut steps, mut lengths) = (Vec::new(), Vec::new());
     for run in runs {
         let mut previous = None;
@@ -279,12 +311,21 @@ where
             lengths.push(secs(start, end));
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.retain(|s| *s > 0.0);
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied()
-    };
-    median(steps).or_else(|| median(lengths)).unwrap_or(1.0)
+    median_positive(steps)
+        .or_else(|| median_positive(lengths))
+        .unwrap_or(1.0)
+}
+
+/// Seconds from `from` to `to`.
+fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// The median of the positive values of `v` (`None` without any).
+fn median_positive(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|s| *s > 0.0);
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 #[cfg(test)]
@@ -388,6 +429,46 @@ mod tests {
         // One row: its length; none: 1.
         assert_eq!(row_step_secs([&hopping(&[0])]), 30.0);
         assert_eq!(row_step_secs([&Rows::new()]), 1.0);
+        // Measured only: one row has no step.
+        assert_eq!(run.step_secs(), Some(10.0));
+        assert_eq!(hopping(&[0]).step_secs(), None);
+    }
+
+    #[test]
+    fn a_sensor_is_silent_once_it_lags_the_others_by_more_than_the_span() {
+        let (vib, tmp, cur) = (
+            sensor(1, "P-VIB", SensorType::Vibration),
+            sensor(2, "P-TMP", SensorType::Temperature),
+            sensor(3, "P-CUR", SensorType::Current),
+        );
+        let layout = AssetLayout::new(&asset(), &[vib.clone(), tmp.clone(), cur.clone()]);
+        let t = |s: i64| DateTime::from_timestamp(s, 0).expect("time");
+        let span = chrono::Duration::seconds(720);
+        let mut watch = SensorWatch::default();
+        assert!(watch.silent(&layout, span).is_empty(), "nothing seen yet");
+        watch.saw(vib.id, t(0));
+        watch.saw(tmp.id, t(0));
+        watch.saw(vib.id, t(720));
+        // Lagging by the span exactly: not yet; the current sensor, never seen, neither.
+        assert!(watch.silent(&layout, span).is_empty());
+        watch.saw(vib.id, t(730));
+        assert_eq!(watch.silent(&layout, span), ["P-CUR", "P-TMP"]);
+        // A backlog of old windows changes nothing; a new one clears the sensor.
+        watch.saw(vib.id, t(10));
+        watch.saw(tmp.id, t(5));
+        assert_eq!(watch.silent(&layout, span), ["P-CUR", "P-TMP"]);
+        watch.saw(tmp.id, t(700));
+        assert_eq!(watch.silent(&layout, span), ["P-CUR"]);
+
+        // From stored rows: each sensor's newest window among them.
+        let mut rows = Rows::new();
+        for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 1_000), (&cur, 1_000)] {
+            rows.merge(&layout, &fv(s, start, 1.0));
+        }
+        assert_eq!(
+            SensorWatch::from_rows(&rows).silent(&layout, span),
+            ["P-TMP"]
+        );
     }
 
     #[test]

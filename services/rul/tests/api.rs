@@ -144,6 +144,26 @@ async fn run_to_failure(store: &dyn Store, p: &Pump, start_ms: i64, lives: &[i64
     t
 }
 
+/// Stores, then publishes (as the features service does), each of `vectors`.
+async fn send_vectors(
+    store: &dyn Store,
+    publisher: &Publisher,
+    vectors: impl IntoIterator<Item = FeatureVector>,
+) {
+    for fv in vectors {
+        store.insert_features(&fv).await.expect("stored");
+        publisher
+            .publish(
+                Some(fv.asset_id.to_string()),
+                &fv,
+                TraceContext::new_root(),
+                vec![],
+            )
+            .await
+            .expect("publish");
+    }
+}
+
 /// Stores, then publishes (as the features service does), the windows `range` of a life of
 /// `len` windows of `p`, starting at `base`.
 async fn stream(
@@ -155,18 +175,12 @@ async fn stream(
     len: i64,
 ) {
     for i in range {
-        for fv in vectors(p, base + i * WINDOW_MS, wear(i, len), 9) {
-            store.insert_features(&fv).await.expect("stored");
-            publisher
-                .publish(
-                    Some(p.asset.to_string()),
-                    &fv,
-                    TraceContext::new_root(),
-                    vec![],
-                )
-                .await
-                .expect("publish");
-        }
+        send_vectors(
+            store,
+            publisher,
+            vectors(p, base + i * WINDOW_MS, wear(i, len), 9),
+        )
+        .await;
     }
 }
 
@@ -744,6 +758,66 @@ async fn a_replacement_starts_a_new_life_at_the_next_window() {
     shutdown.cancel();
 }
 
+/// With hopping windows a row is one hop of the machine's life, also for the first row of a new
+/// life (no step to measure yet): it takes the asset's hop measured before, not the window
+/// length (which would state its RUL three times too long here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_window_of_a_new_life_counts_as_one_hop() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service_with(
+        dir.path(),
+        Config {
+            check_secs: 3600,
+            // One cycle = one window length: a tumbling row is one cycle, a hopping one a third.
+            cycle_secs: [("pump".to_owned(), WINDOW_MS as f64 / 1000.0)].into(),
+            ..Config::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
+    let hop = WINDOW_MS / 3;
+    let send =
+        |p: &Pump, start: i64| send_vectors(store.as_ref(), &publisher, vectors(p, start, 0.0, 9));
+    // A pump streaming windows of 10 s every 3.3 s, then replaced.
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    for i in 0..6 {
+        send(&live, base + i * hop).await;
+    }
+    await_predictions(&http, &url, live.asset, 6).await;
+    let restart = base + 6 * hop;
+    let replacement = MaintenanceEvent {
+        id: MaintenanceEventId::new_random(),
+        asset_id: live.asset,
+        kind: MaintenanceEventKind::Replacement,
+        occurred_at: at(restart),
+        work_order_id: None,
+        note: "bearing replaced".into(),
+    };
+    assert!(
+        store
+            .insert_maintenance_event(&replacement)
+            .await
+            .expect("event")
+    );
+    send(&live, restart).await;
+    // A pump new at that time, whose hop is not known yet: its one row counts as a window.
+    let twin = register(store.as_ref(), "PMP-TWIN", "pump").await;
+    send(&twin, restart).await;
+    let live_view = await_predictions(&http, &url, live.asset, 7).await;
+    let twin_view = await_predictions(&http, &url, twin.asset, 1).await;
+    let first = |v: &Value| v["predictions"][0]["rulCycles"].as_f64().expect("rul");
+    let (live_rul, twin_rul) = (first(&live_view), first(&twin_view));
+    assert!(twin_rul > 0.0, "{twin_view:#}");
+    let (hop_secs, window_secs) = (hop as f64 / 1000.0, WINDOW_MS as f64 / 1000.0);
+    assert!(
+        (live_rul / hop_secs - twin_rul / window_secs).abs() < 1e-9 * twin_rul,
+        "the same row, one hop instead of one window: {live_rul} vs {twin_rul}"
+    );
+    shutdown.cancel();
+}
+
 /// An asset registered again as another type is served by that type's model (none here) once
 /// the service has read its record again (at the next check period), not by its old type's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -834,9 +908,9 @@ async fn a_training_beyond_its_row_budget_learns_from_the_newest_runs() {
 }
 
 /// A sensor that falls silent stops its asset's predictions (a model reads every sensor of the
-/// asset): the health report names the asset and the silent sensor once the rows held pending
-/// for a lagging sensor are used up; when the sensor reports again, the asset is predicted
-/// again and leaves the report.
+/// asset): the health report names the asset and the silent sensor once it is further behind
+/// than a lagging sensor may be; when the sensor reports again, the asset is predicted again
+/// and leaves the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again() {
     mantis_telemetry::init_test_tracing();
@@ -854,21 +928,12 @@ async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again()
     };
     assert_eq!(waiting().await["count"], 0, "{:#}", waiting().await);
 
-    // Its temperature sensor falls silent: vibration windows alone, past the pending rows (the
-    // model's 5 and 72 more).
-    let silent_until = 3 + 5 + 72 + 2;
+    // Its temperature sensor falls silent: vibration windows alone, until the temperature is
+    // more than 72 window steps behind.
+    let silent_until = 3 + 72 + 7;
     for i in 3..silent_until {
         let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
-        store.insert_features(&vib).await.expect("stored");
-        publisher
-            .publish(
-                Some(live.asset.to_string()),
-                &vib,
-                TraceContext::new_root(),
-                vec![],
-            )
-            .await
-            .expect("publish");
+        send_vectors(store.as_ref(), &publisher, [vib]).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let report = loop {

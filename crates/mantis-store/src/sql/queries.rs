@@ -303,7 +303,8 @@ pub(crate) const LAST_LIFE_END: &str = "SELECT occurred_at FROM maintenance_even
      WHERE asset_id = $1 AND kind IN ('FAILURE', 'REPLACEMENT') \
      ORDER BY occurred_at DESC LIMIT 1";
 
-pub(crate) const LIFE_ENDS: &str = "SELECT asset_id, MAX(occurred_at), COUNT(*) \
+/// A failure and a replacement recorded at the same instant end one life (as training counts).
+pub(crate) const LIFE_ENDS: &str = "SELECT asset_id, MAX(occurred_at), COUNT(DISTINCT occurred_at) \
      FROM maintenance_events WHERE kind IN ('FAILURE', 'REPLACEMENT') GROUP BY asset_id";
 
 pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
