@@ -123,14 +123,12 @@ struct AssetState {
     /// The life's first rows, up to the served model's early-life baseline (empty when it
     /// has none).
     early: Rows,
-    /// When each of its sensors last reported.
-    watch: SensorWatch,
 }
 
 /// An asset without predictions because some of its sensors are silent.
 struct Waiting {
     code: String,
-    /// The silent sensors' codes.
+    /// The silent sensors' codes (none: every sensor reports, but their windows do not line up).
     silent: Vec<String>,
     /// When a window of the asset was last handled, and how long after it the entry is
     /// forgotten (the asset's windows stopped coming here: decommissioned, or its partition
@@ -158,6 +156,10 @@ struct RulHandler {
     waiting_pruned: std::time::Instant,
     /// Each asset's last measured window step in seconds (see [`Rows::step_secs`]).
     steps: HashMap<AssetId, f64>,
+    /// When each asset's sensors last reported (kept across rebuilds of its state).
+    watches: HashMap<AssetId, SensorWatch>,
+    /// Feature vectors handled.
+    handled: u64,
     cycle_secs: BTreeMap<String, f64>,
     health: Health,
 }
@@ -179,6 +181,8 @@ impl RulHandler {
         let Some(asset) = self.store.get_asset(fv.asset_id).await? else {
             self.layouts.remove(&fv.asset_id);
             self.states.remove(&fv.asset_id);
+            self.watches.remove(&fv.asset_id);
+            self.steps.remove(&fv.asset_id);
             self.stop_waiting(fv.asset_id);
             return Ok(None);
         };
@@ -188,16 +192,25 @@ impl RulHandler {
         match self.layouts.insert(asset.id, (layout.clone(), read_at)) {
             Some((before, _)) if before == layout => {}
             _ => {
+                // Other sensors, maybe: watched afresh.
                 self.states.remove(&asset.id);
+                self.watches.remove(&asset.id);
             }
         }
         Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
     }
 
-    /// Records which sensors of `layout`'s asset are silent (none: it is not waiting); the
-    /// report changes (and a warning is logged) only when that does.
-    fn watch_sensors(&mut self, layout: &AssetLayout, silent: Vec<String>, step_secs: f64) {
-        if silent.is_empty() {
+    /// Records which sensors of `layout`'s asset are silent, or that their windows do not line
+    /// up (neither: it is not waiting); the report changes (and a warning is logged) only when
+    /// that does.
+    fn watch_sensors(
+        &mut self,
+        layout: &AssetLayout,
+        silent: Vec<String>,
+        unaligned: bool,
+        step_secs: f64,
+    ) {
+        if silent.is_empty() && !unaligned {
             self.stop_waiting(layout.asset_id);
             return;
         }
@@ -214,12 +227,20 @@ impl RulHandler {
             }
             return;
         }
-        tracing::warn!(
-            asset = %layout.code,
-            silent = %silent.join(", "),
-            windows = PENDING_ROWS,
-            "RUL: no prediction for this asset: some of its sensors have not reported for more than the window steps shown (a model reads every sensor of the asset)"
-        );
+        if silent.is_empty() {
+            tracing::warn!(
+                asset = %layout.code,
+                windows = PENDING_ROWS,
+                "RUL: no prediction for this asset: its sensors report, but no window has had all of them for more than the window steps shown (their windows do not line up: check the sensors' clocks and window settings)"
+            );
+        } else {
+            tracing::warn!(
+                asset = %layout.code,
+                silent = %silent.join(", "),
+                windows = PENDING_ROWS,
+                "RUL: no prediction for this asset: some of its sensors have not reported for more than the window steps shown (a model reads every sensor of the asset)"
+            );
+        }
         self.waiting.insert(
             layout.asset_id,
             Waiting {
@@ -261,7 +282,17 @@ impl RulHandler {
             .iter()
             .take(WAITING_LISTED)
             .map(|(id, w)| {
-                serde_json::json!({"assetId": id, "asset": w.code, "silentSensors": w.silent})
+                let reason = if w.silent.is_empty() {
+                    "windows not aligned"
+                } else {
+                    "silent sensors"
+                };
+                serde_json::json!({
+                    "assetId": id,
+                    "asset": w.code,
+                    "reason": reason,
+                    "silentSensors": w.silent,
+                })
             })
             .collect();
         self.health.set_detail(
@@ -293,6 +324,21 @@ impl Handler for RulHandler {
     type Input = FeatureVector;
 
     async fn handle(
+        &mut self,
+        fv: &FeatureVector,
+        ctx: &RecordContext<'_>,
+    ) -> std::result::Result<Option<Position>, HandleError> {
+        let done = self.handle_window(fv, ctx).await?;
+        self.handled += 1;
+        self.health
+            .set_detail("featureVectorsHandled", serde_json::json!(self.handled));
+        Ok(done)
+    }
+}
+
+impl RulHandler {
+    /// Handles one sensor's window of an asset.
+    async fn handle_window(
         &mut self,
         fv: &FeatureVector,
         ctx: &RecordContext<'_>,
@@ -331,7 +377,14 @@ impl Handler for RulHandler {
                 .life_start(fv.asset_id)
                 .await
                 .map_err(model_error)?;
-            let through = fv.window_start + chrono::Duration::milliseconds(1);
+            // Through the newest window handled before too: another sensor's part of a newer
+            // window may already be in (a sensor lagging the others when a new life began).
+            let handled = self
+                .states
+                .get(&fv.asset_id)
+                .and_then(|s| s.rows.last_start())
+                .unwrap_or(fv.window_start);
+            let through = fv.window_start.max(handled) + chrono::Duration::milliseconds(1);
             let rows = self
                 .models
                 .rows(
@@ -347,13 +400,18 @@ impl Handler for RulHandler {
                 .first_rows(&layout, life_start, through, baseline)
                 .await
                 .map_err(model_error)?;
+            // What the stored rows tell adds to what was seen before (a sensor silent since
+            // before this rebuild stays silent).
+            self.watches
+                .entry(fv.asset_id)
+                .or_default()
+                .absorb(&SensorWatch::from_rows(&rows, &layout));
             self.states.insert(
                 fv.asset_id,
                 AssetState {
                     layout: layout.clone(),
                     life_start,
                     model_version: served.version,
-                    watch: SensorWatch::from_rows(&rows),
                     rows,
                     early,
                 },
@@ -382,20 +440,26 @@ impl Handler for RulHandler {
                 .map_err(model_error)?;
             if life_now > state.life_start {
                 tracing::info!(asset = %fv.asset_id, life_start = %life_now, "RUL: a new life began; its sequence starts again");
-                if let Ok(mut lives) = self.lives.write() {
-                    lives.insert(fv.asset_id, life_now);
+                // Handled again from the new life's stored history: the newer life makes the
+                // state fresh (rebuilt, then checked against the life it was built for: no
+                // further round).
+                match self.lives.write() {
+                    Ok(mut lives) => {
+                        lives.insert(fv.asset_id, life_now);
+                    }
+                    Err(_) => {
+                        self.states.remove(&fv.asset_id);
+                    }
                 }
-                self.states.remove(&fv.asset_id);
-                // Handled again from the new life's stored history (rebuilt, then checked
-                // against the life it was built for: no further round).
-                return self.handle(fv, ctx).await;
+                return Box::pin(self.handle_window(fv, ctx)).await;
             }
         }
         let Some(state) = self.states.get_mut(&fv.asset_id) else {
             return Ok(ctx.done());
         };
         state.rows.merge(&state.layout, fv);
-        state.watch.saw(fv.sensor_id, fv.window_start);
+        let watch = self.watches.entry(fv.asset_id).or_default();
+        watch.saw(fv.sensor_id, fv.window_start);
         if baseline > 0
             && (state.early.len() < baseline
                 || state
@@ -411,15 +475,28 @@ impl Handler for RulHandler {
         // the history held); the rows are bounded afterwards whatever happens, so a sensor that
         // never reports (or a model that cannot predict) does not grow the asset's history,
         // while a sensor lagging the others by up to PENDING_ROWS windows still completes them.
-        // Rows count as the hop between windows; a life's first row has no step to measure,
-        // so it takes the asset's last measured one (the window length when there is none).
-        let measured = state.rows.step_secs();
-        if let Some(step) = measured {
-            self.steps.insert(fv.asset_id, step);
+        // Rows count as the hop between windows, measured when a row completes; a life's first
+        // row has no step to measure, so it takes the asset's last measured one (the window
+        // length when there is none).
+        let complete = state
+            .rows
+            .get(fv.window_start)
+            .is_some_and(|row| row.is_complete(&state.layout));
+        if complete {
+            watch.completed(fv.window_start);
+            if let Some(step) = state.rows.step_secs() {
+                self.steps.insert(fv.asset_id, step);
+            }
         }
-        let step = measured
-            .or_else(|| self.steps.get(&fv.asset_id).copied())
-            .unwrap_or_else(|| row_step_secs([&state.rows]));
+        let step = match self.steps.get(&fv.asset_id) {
+            Some(step) => *step,
+            None => row_step_secs([&state.rows]),
+        };
+        // A sensor further behind the others than the rows kept for a lagging one is silent:
+        // no row of the asset completes without it.
+        let span = chrono::Duration::milliseconds((step * 1000.0 * PENDING_ROWS as f64) as i64);
+        let silent = watch.silent(&state.layout, span);
+        let unaligned = silent.is_empty() && watch.unaligned(span);
         let outcome = state
             .rows
             .get(fv.window_start)
@@ -431,12 +508,8 @@ impl Handler for RulHandler {
                 (row.window_end, scale, served.predictor.cycles(&tail))
             });
         state.rows.keep_last(window + PENDING_ROWS);
-        // A sensor further behind the others than the rows kept for a lagging one is silent:
-        // no row of the asset completes without it.
-        let span = chrono::Duration::milliseconds((step * 1000.0 * PENDING_ROWS as f64) as i64);
-        let silent = state.watch.silent(&state.layout, span);
         let layout = state.layout.clone();
-        self.watch_sensors(&layout, silent, step);
+        self.watch_sensors(&layout, silent, unaligned, step);
         let Some((predicted_at, scale, cycles)) = outcome else {
             return Ok(ctx.done());
         };
@@ -690,6 +763,8 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         waiting: BTreeMap::new(),
         waiting_pruned: std::time::Instant::now(),
         steps: HashMap::new(),
+        watches: HashMap::new(),
+        handled: 0,
         cycle_secs: config.cycle_secs.clone(),
         health: health.clone(),
     };

@@ -220,23 +220,57 @@ impl Rows {
 }
 
 /// When each sensor of an asset last reported (the start of the newest window seen from it),
-/// to tell a sensor that fell silent (or never reported) from one that merely lags the others.
+/// and its newest complete row: to tell a sensor that fell silent (or never reported) from one
+/// that merely lags the others, and sensors whose windows never line up.
 #[derive(Clone, Debug, Default)]
 pub struct SensorWatch {
     newest: BTreeMap<SensorId, DateTime<Utc>>,
     first: Option<DateTime<Utc>>,
+    complete: Option<DateTime<Utc>>,
 }
 
 impl SensorWatch {
-    /// What `rows` tell (each sensor's newest window among them).
-    pub fn from_rows(rows: &Rows) -> Self {
+    /// What `rows` of `layout`'s asset tell (each sensor's newest window among them, the
+    /// newest complete one).
+    pub fn from_rows(rows: &Rows, layout: &AssetLayout) -> Self {
         let mut watch = Self::default();
         for row in rows.iter() {
             for sensor in &row.sensors {
                 watch.saw(*sensor, row.window_start);
             }
+            if row.is_complete(layout) {
+                watch.completed(row.window_start);
+            }
         }
         watch
+    }
+
+    /// Adds what `other` saw (the later time of each sensor, the earlier first window).
+    pub fn absorb(&mut self, other: &Self) {
+        for (sensor, start) in &other.newest {
+            self.saw(*sensor, *start);
+        }
+        if let Some(first) = other.first {
+            self.first = Some(self.first.map_or(first, |f| f.min(first)));
+        }
+        if let Some(complete) = other.complete {
+            self.completed(complete);
+        }
+    }
+
+    /// The row starting at `start` is complete.
+    pub fn completed(&mut self, start: DateTime<Utc>) {
+        self.complete = self.complete.max(Some(start));
+    }
+
+    /// Whether every sensor reports (none is [`SensorWatch::silent`]) yet no row has completed
+    /// for more than `span` (since the first window seen when none has): their windows do not
+    /// line up (different hops, start times that differ).
+    pub fn unaligned(&self, span: chrono::Duration) -> bool {
+        let newest = self.newest.values().max().copied();
+        newest
+            .zip(self.complete.or(self.first))
+            .is_some_and(|(newest, since)| newest - since > span)
     }
 
     /// `sensor` reported the window starting at `start` (an older window than one seen before,
@@ -465,10 +499,43 @@ mod tests {
         for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 1_000), (&cur, 1_000)] {
             rows.merge(&layout, &fv(s, start, 1.0));
         }
-        assert_eq!(
-            SensorWatch::from_rows(&rows).silent(&layout, span),
-            ["P-TMP"]
+        let rebuilt = SensorWatch::from_rows(&rows, &layout);
+        assert_eq!(rebuilt.silent(&layout, span), ["P-TMP"]);
+        // A rebuilt watch keeps what the one before it saw.
+        let mut kept = SensorWatch::default();
+        kept.saw(tmp.id, t(990));
+        kept.absorb(&rebuilt);
+        assert!(kept.silent(&layout, span).is_empty());
+    }
+
+    #[test]
+    fn sensors_whose_windows_never_line_up_are_told() {
+        let (vib, tmp) = (
+            sensor(1, "P-VIB", SensorType::Vibration),
+            sensor(2, "P-TMP", SensorType::Temperature),
         );
+        let layout = AssetLayout::new(&asset(), &[vib.clone(), tmp.clone()]);
+        let t = |s: i64| DateTime::from_timestamp(s, 0).expect("time");
+        let span = chrono::Duration::seconds(100);
+        let mut watch = SensorWatch::default();
+        // Both report, 5 s apart, every 10 s: never the same window.
+        for k in 0..10 {
+            watch.saw(vib.id, t(k * 10));
+            watch.saw(tmp.id, t(k * 10 + 5));
+        }
+        assert!(watch.silent(&layout, span).is_empty());
+        assert!(!watch.unaligned(span), "95 s since the first window");
+        watch.saw(vib.id, t(110));
+        assert!(watch.unaligned(span));
+        watch.completed(t(110));
+        assert!(!watch.unaligned(span));
+
+        let mut rows = Rows::new();
+        for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 10)] {
+            rows.merge(&layout, &fv(s, start, 1.0));
+        }
+        let rebuilt = SensorWatch::from_rows(&rows, &layout);
+        assert_eq!(rebuilt.complete, Some(t(0)));
     }
 
     #[test]

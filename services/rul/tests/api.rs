@@ -144,6 +144,24 @@ async fn run_to_failure(store: &dyn Store, p: &Pump, start_ms: i64, lives: &[i64
     t
 }
 
+/// Records the replacement of a part of `p` at `at_ms`: a new life begins.
+async fn replace(store: &dyn Store, p: &Pump, at_ms: i64, note: &str) {
+    let replacement = MaintenanceEvent {
+        id: MaintenanceEventId::new_random(),
+        asset_id: p.asset,
+        kind: MaintenanceEventKind::Replacement,
+        occurred_at: at(at_ms),
+        work_order_id: None,
+        note: note.into(),
+    };
+    assert!(
+        store
+            .insert_maintenance_event(&replacement)
+            .await
+            .expect("event")
+    );
+}
+
 /// Stores, then publishes (as the features service does), each of `vectors`.
 async fn send_vectors(
     store: &dyn Store,
@@ -714,20 +732,13 @@ async fn a_replacement_starts_a_new_life_at_the_next_window() {
 
     // ... has its bearing replaced on the run, and goes on as new with the next window (no gap
     // in its windows to tell).
-    let replacement = MaintenanceEvent {
-        id: MaintenanceEventId::new_random(),
-        asset_id: live.asset,
-        kind: MaintenanceEventKind::Replacement,
-        occurred_at: at(base + life_len * WINDOW_MS),
-        work_order_id: None,
-        note: "bearing replaced".into(),
-    };
-    assert!(
-        store
-            .insert_maintenance_event(&replacement)
-            .await
-            .expect("event")
-    );
+    replace(
+        store.as_ref(),
+        &live,
+        base + life_len * WINDOW_MS,
+        "bearing replaced",
+    )
+    .await;
     let restart = base + life_len * WINDOW_MS;
     stream(store.as_ref(), &publisher, &live, restart, 0..2, life_len).await;
     // Its predictions are those of a pump new at that time, on the same windows.
@@ -753,6 +764,54 @@ async fn a_replacement_starts_a_new_life_at_the_next_window() {
     );
     assert!(
         newest(&view).iter().all(|(_, rul)| *rul > 25.0),
+        "as new: {view:#}"
+    );
+    shutdown.cancel();
+}
+
+/// A new life noticed when a lagging sensor completes an old-life window keeps the part of the
+/// new life's first window that the other sensor sent before: that window is predicted when
+/// the lagging sensor completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_life_noticed_on_a_lagging_sensor_keeps_its_first_window() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service_checking(dir.path(), 3600).await;
+    let http = reqwest::Client::new();
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    let life_len = 70;
+    stream(
+        store.as_ref(),
+        &publisher,
+        &live,
+        base,
+        0..life_len - 1,
+        life_len,
+    )
+    .await;
+    // The last old-life window: its temperature lags.
+    let last = life_len - 1;
+    let [vib_last, tmp_last] = vectors(&live, base + last * WINDOW_MS, wear(last, life_len), 9);
+    send_vectors(store.as_ref(), &publisher, [vib_last]).await;
+    await_predictions(&http, &url, live.asset, last as usize).await;
+    // Replaced; the vibration of the new life's first window arrives before the lagging
+    // temperature of the old life's last one, then the temperature of the new one.
+    let restart = base + life_len * WINDOW_MS;
+    replace(store.as_ref(), &live, restart, "bearing replaced").await;
+    let [vib_new, tmp_new] = vectors(&live, restart, 0.0, 9);
+    send_vectors(store.as_ref(), &publisher, [vib_new, tmp_last, tmp_new]).await;
+    let view = await_predictions(&http, &url, live.asset, last as usize + 1).await;
+    let newest = &view["predictions"][0];
+    assert_eq!(
+        newest["predictedAt"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<chrono::Utc>>()),
+        Some(Ok(at(restart + WINDOW_MS))),
+        "the new life's first window: {view:#}"
+    );
+    assert!(
+        newest["rulCycles"].as_f64().is_some_and(|r| r > 25.0),
         "as new: {view:#}"
     );
     shutdown.cancel();
@@ -787,20 +846,7 @@ async fn the_first_window_of_a_new_life_counts_as_one_hop() {
     }
     await_predictions(&http, &url, live.asset, 6).await;
     let restart = base + 6 * hop;
-    let replacement = MaintenanceEvent {
-        id: MaintenanceEventId::new_random(),
-        asset_id: live.asset,
-        kind: MaintenanceEventKind::Replacement,
-        occurred_at: at(restart),
-        work_order_id: None,
-        note: "bearing replaced".into(),
-    };
-    assert!(
-        store
-            .insert_maintenance_event(&replacement)
-            .await
-            .expect("event")
-    );
+    replace(store.as_ref(), &live, restart, "bearing replaced").await;
     send(&live, restart).await;
     // A pump new at that time, whose hop is not known yet: its one row counts as a window.
     let twin = register(store.as_ref(), "PMP-TWIN", "pump").await;
@@ -889,6 +935,10 @@ async fn a_training_beyond_its_row_budget_learns_from_the_newest_runs() {
         let p = register(store.as_ref(), &format!("PMP-{n}"), "pump").await;
         run_to_failure(store.as_ref(), &p, base, l).await;
     }
+    // The newest run of all is one window long, too short to learn from: an older one is used
+    // in its place.
+    let short = register(store.as_ref(), "PMP-3", "pump").await;
+    run_to_failure(store.as_ref(), &short, base + 200 * WINDOW_MS, &[1]).await;
     let (status, trained) = post(
         &http,
         &format!("{url}/api/v1/rul/train"),
@@ -928,8 +978,10 @@ async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again()
     };
     assert_eq!(waiting().await["count"], 0, "{:#}", waiting().await);
 
-    // Its temperature sensor falls silent: vibration windows alone, until the temperature is
-    // more than 72 window steps behind.
+    // A part is replaced, and from then on its temperature sensor is silent: vibration
+    // windows alone, until the temperature is more than 72 window steps behind (it has not
+    // reported in this life at all).
+    replace(store.as_ref(), &live, base + 3 * WINDOW_MS, "seal replaced").await;
     let silent_until = 3 + 72 + 7;
     for i in 3..silent_until {
         let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
@@ -944,17 +996,48 @@ async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again()
         assert!(tokio::time::Instant::now() < deadline, "{report:#}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(
-        report["assets"],
-        json!([{"assetId": live.asset, "asset": "PMP-LIVE", "silentSensors": ["PMP-LIVE-TMP"]}]),
-        "{report:#}"
-    );
+    let expected = json!([{
+        "assetId": live.asset,
+        "asset": "PMP-LIVE",
+        "reason": "silent sensors",
+        "silentSensors": ["PMP-LIVE-TMP"],
+    }]);
+    assert_eq!(report["assets"], expected, "{report:#}");
     let (_, view) = get(&http, &format!("{url}/api/v1/rul/{}", live.asset)).await;
     assert_eq!(
         view["predictions"].as_array().map(Vec::len),
         Some(3),
         "no prediction without the temperature: {view:#}"
     );
+
+    // Its sequence is rebuilt from the store (a new model version is promoted): still silent.
+    let (status, trained) = post(
+        &http,
+        &format!("{url}/api/v1/rul/train"),
+        json!({"assetType": "pump", "config": {"window": 5, "labelCap": 40.0, "minSamplesLeaf": 5, "seed": 2}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trained:#}");
+    let handled = || async {
+        let (_, health) = get(&http, &format!("{url}/health")).await;
+        health["details"]["featureVectorsHandled"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = handled().await;
+    let more = silent_until + 3;
+    for i in silent_until..more {
+        let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
+        send_vectors(store.as_ref(), &publisher, [vib]).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while handled().await < before + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "not handled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = waiting().await;
+    assert_eq!(report["assets"], expected, "after the rebuild: {report:#}");
+    let silent_until = more;
 
     // It reports again: predicted at once, and no longer reported.
     stream(
