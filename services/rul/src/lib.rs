@@ -221,11 +221,15 @@ impl RulHandler {
         );
         if let Some(w) = self.waiting.get_mut(&layout.asset_id) {
             (w.touched, w.forget_after) = (touched, forget_after);
-            if w.silent != silent {
-                w.silent = silent;
-                self.report_waiting();
+            if w.silent == silent {
+                return;
             }
-            return;
+            let same_reason = w.silent.is_empty() == silent.is_empty();
+            w.silent.clone_from(&silent);
+            self.report_waiting();
+            if same_reason {
+                return;
+            }
         }
         if silent.is_empty() {
             tracing::warn!(
@@ -385,13 +389,14 @@ impl RulHandler {
                 .and_then(|s| s.rows.last_start())
                 .unwrap_or(fv.window_start);
             let through = fv.window_start.max(handled) + chrono::Duration::milliseconds(1);
+            // The rows a lagging sensor may still complete too.
             let rows = self
                 .models
                 .rows(
                     &layout,
                     life_start,
                     through,
-                    u32::try_from(window + 1).unwrap_or(u32::MAX),
+                    u32::try_from(window + PENDING_ROWS + 1).unwrap_or(u32::MAX),
                 )
                 .await
                 .map_err(model_error)?;
@@ -400,12 +405,24 @@ impl RulHandler {
                 .first_rows(&layout, life_start, through, baseline)
                 .await
                 .map_err(model_error)?;
-            // What the stored rows tell adds to what was seen before (a sensor silent since
-            // before this rebuild stays silent).
-            self.watches
-                .entry(fv.asset_id)
-                .or_default()
-                .absorb(&SensorWatch::from_rows(&rows, &layout));
+            // What the stored rows tell adds to what was seen before in this life (a sensor
+            // silent since before this rebuild stays silent); a new life is watched afresh.
+            let step = self
+                .steps
+                .get(&fv.asset_id)
+                .copied()
+                .unwrap_or_else(|| row_step_secs([&rows]));
+            let rebuilt = SensorWatch::from_rows(&rows, &layout, silence_span(step));
+            let same_life = self
+                .states
+                .get(&fv.asset_id)
+                .is_some_and(|s| s.life_start == life_start);
+            match self.watches.get_mut(&fv.asset_id) {
+                Some(watch) if same_life => watch.absorb(&rebuilt),
+                _ => {
+                    self.watches.insert(fv.asset_id, rebuilt);
+                }
+            }
             self.states.insert(
                 fv.asset_id,
                 AssetState {
@@ -458,8 +475,6 @@ impl RulHandler {
             return Ok(ctx.done());
         };
         state.rows.merge(&state.layout, fv);
-        let watch = self.watches.entry(fv.asset_id).or_default();
-        watch.saw(fv.sensor_id, fv.window_start);
         if baseline > 0
             && (state.early.len() < baseline
                 || state
@@ -482,19 +497,19 @@ impl RulHandler {
             .rows
             .get(fv.window_start)
             .is_some_and(|row| row.is_complete(&state.layout));
-        if complete {
-            watch.completed(fv.window_start);
-            if let Some(step) = state.rows.step_secs() {
-                self.steps.insert(fv.asset_id, step);
-            }
+        if complete && let Some(step) = state.rows.step_secs() {
+            self.steps.insert(fv.asset_id, step);
         }
         let step = match self.steps.get(&fv.asset_id) {
             Some(step) => *step,
             None => row_step_secs([&state.rows]),
         };
-        // A sensor further behind the others than the rows kept for a lagging one is silent:
-        // no row of the asset completes without it.
-        let span = chrono::Duration::milliseconds((step * 1000.0 * PENDING_ROWS as f64) as i64);
+        let span = silence_span(step);
+        let watch = self.watches.entry(fv.asset_id).or_default();
+        watch.saw(fv.sensor_id, fv.window_start, span);
+        if complete {
+            watch.completed(fv.window_start);
+        }
         let silent = watch.silent(&state.layout, span);
         let unaligned = silent.is_empty() && watch.unaligned(span);
         let outcome = state
@@ -562,6 +577,13 @@ impl RulHandler {
 /// is more than this many window steps behind the asset's newest is silent: the asset is
 /// reported as waiting for it (health, metric, one warning) until it catches up.
 const PENDING_ROWS: usize = 72;
+
+/// How far behind the asset's newest window a sensor is silent, for windows `step_secs` apart:
+/// further than the rows kept for a lagging one ([`PENDING_ROWS`] steps), so no row of the
+/// asset completes without it.
+fn silence_span(step_secs: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((step_secs * 1000.0 * PENDING_ROWS as f64) as i64)
+}
 
 /// Assets listed by name in the health report's `assetsWaitingForSensors` (all are counted).
 const WAITING_LISTED: usize = 50;

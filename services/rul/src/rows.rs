@@ -231,12 +231,12 @@ pub struct SensorWatch {
 
 impl SensorWatch {
     /// What `rows` of `layout`'s asset tell (each sensor's newest window among them, the
-    /// newest complete one).
-    pub fn from_rows(rows: &Rows, layout: &AssetLayout) -> Self {
+    /// newest complete one; a pause longer than `span` as [`SensorWatch::saw`] takes it).
+    pub fn from_rows(rows: &Rows, layout: &AssetLayout, span: chrono::Duration) -> Self {
         let mut watch = Self::default();
         for row in rows.iter() {
             for sensor in &row.sensors {
-                watch.saw(*sensor, row.window_start);
+                watch.saw(*sensor, row.window_start, span);
             }
             if row.is_complete(layout) {
                 watch.completed(row.window_start);
@@ -248,7 +248,7 @@ impl SensorWatch {
     /// Adds what `other` saw (the later time of each sensor, the earlier first window).
     pub fn absorb(&mut self, other: &Self) {
         for (sensor, start) in &other.newest {
-            self.saw(*sensor, *start);
+            self.note(*sensor, *start);
         }
         if let Some(first) = other.first {
             self.first = Some(self.first.map_or(first, |f| f.min(first)));
@@ -267,15 +267,34 @@ impl SensorWatch {
     /// for more than `span` (since the first window seen when none has): their windows do not
     /// line up (different hops, start times that differ).
     pub fn unaligned(&self, span: chrono::Duration) -> bool {
-        let newest = self.newest.values().max().copied();
-        newest
+        // Measured from the sensor furthest behind: a sensor that merely lags has not reached
+        // the rows the others left incomplete yet.
+        let behind = self.newest.values().min().copied();
+        behind
             .zip(self.complete.or(self.first))
-            .is_some_and(|(newest, since)| newest - since > span)
+            .is_some_and(|(behind, since)| behind - since > span)
     }
 
     /// `sensor` reported the window starting at `start` (an older window than one seen before,
-    /// a backlog, changes nothing).
-    pub fn saw(&mut self, sensor: SensorId, start: DateTime<Utc>) {
+    /// a backlog, changes nothing). A window more than `span` after every window seen is the
+    /// asset starting again after a pause (a shutdown, a weekend): what was seen moves on with
+    /// it, so the sensors that have not reported since are as far behind as before the pause,
+    /// not silent for its length.
+    pub fn saw(&mut self, sensor: SensorId, start: DateTime<Utc>, span: chrono::Duration) {
+        if let Some(newest) = self.newest.values().max().copied()
+            && start - newest > span
+        {
+            let pause = start - newest;
+            for seen in self.newest.values_mut() {
+                *seen += pause;
+            }
+            self.first = self.first.map(|f| f + pause);
+            self.complete = self.complete.map(|c| c + pause);
+        }
+        self.note(sensor, start);
+    }
+
+    fn note(&mut self, sensor: SensorId, start: DateTime<Utc>) {
         let newest = self.newest.entry(sensor).or_insert(start);
         *newest = (*newest).max(start);
         self.first = Some(self.first.map_or(start, |f| f.min(start)));
@@ -480,30 +499,32 @@ mod tests {
         let span = chrono::Duration::seconds(720);
         let mut watch = SensorWatch::default();
         assert!(watch.silent(&layout, span).is_empty(), "nothing seen yet");
-        watch.saw(vib.id, t(0));
-        watch.saw(tmp.id, t(0));
-        watch.saw(vib.id, t(720));
+        watch.saw(vib.id, t(0), span);
+        watch.saw(tmp.id, t(0), span);
+        watch.saw(vib.id, t(720), span);
         // Lagging by the span exactly: not yet; the current sensor, never seen, neither.
         assert!(watch.silent(&layout, span).is_empty());
-        watch.saw(vib.id, t(730));
+        watch.saw(vib.id, t(730), span);
         assert_eq!(watch.silent(&layout, span), ["P-CUR", "P-TMP"]);
         // A backlog of old windows changes nothing; a new one clears the sensor.
-        watch.saw(vib.id, t(10));
-        watch.saw(tmp.id, t(5));
+        watch.saw(vib.id, t(10), span);
+        watch.saw(tmp.id, t(5), span);
         assert_eq!(watch.silent(&layout, span), ["P-CUR", "P-TMP"]);
-        watch.saw(tmp.id, t(700));
+        watch.saw(tmp.id, t(700), span);
         assert_eq!(watch.silent(&layout, span), ["P-CUR"]);
 
         // From stored rows: each sensor's newest window among them.
         let mut rows = Rows::new();
-        for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 1_000), (&cur, 1_000)] {
-            rows.merge(&layout, &fv(s, start, 1.0));
+        rows.merge(&layout, &fv(&tmp, 0, 1.0));
+        for start in (0..=1_000).step_by(10) {
+            rows.merge(&layout, &fv(&vib, start, 1.0));
+            rows.merge(&layout, &fv(&cur, start, 1.0));
         }
-        let rebuilt = SensorWatch::from_rows(&rows, &layout);
+        let rebuilt = SensorWatch::from_rows(&rows, &layout, span);
         assert_eq!(rebuilt.silent(&layout, span), ["P-TMP"]);
         // A rebuilt watch keeps what the one before it saw.
         let mut kept = SensorWatch::default();
-        kept.saw(tmp.id, t(990));
+        kept.saw(tmp.id, t(990), span);
         kept.absorb(&rebuilt);
         assert!(kept.silent(&layout, span).is_empty());
     }
@@ -520,12 +541,17 @@ mod tests {
         let mut watch = SensorWatch::default();
         // Both report, 5 s apart, every 10 s: never the same window.
         for k in 0..10 {
-            watch.saw(vib.id, t(k * 10));
-            watch.saw(tmp.id, t(k * 10 + 5));
+            watch.saw(vib.id, t(k * 10), span);
+            watch.saw(tmp.id, t(k * 10 + 5), span);
         }
         assert!(watch.silent(&layout, span).is_empty());
         assert!(!watch.unaligned(span), "95 s since the first window");
-        watch.saw(vib.id, t(110));
+        watch.saw(vib.id, t(110), span);
+        assert!(
+            !watch.unaligned(span),
+            "the temperature has not gone further yet"
+        );
+        watch.saw(tmp.id, t(115), span);
         assert!(watch.unaligned(span));
         watch.completed(t(110));
         assert!(!watch.unaligned(span));
@@ -534,8 +560,62 @@ mod tests {
         for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 10)] {
             rows.merge(&layout, &fv(s, start, 1.0));
         }
-        let rebuilt = SensorWatch::from_rows(&rows, &layout);
+        let rebuilt = SensorWatch::from_rows(&rows, &layout, span);
         assert_eq!(rebuilt.complete, Some(t(0)));
+        // One sensor lagging the other by less than the span, no row in common among those
+        // read (each sensor's newest after a restart): not reported.
+        let span = chrono::Duration::seconds(720);
+        let mut rows = Rows::new();
+        for k in 0..=30 {
+            rows.merge(&layout, &fv(&vib, 700 + k * 10, 1.0));
+            rows.merge(&layout, &fv(&tmp, 200 + k * 10, 1.0));
+        }
+        let lagging = SensorWatch::from_rows(&rows, &layout, span);
+        assert!(lagging.silent(&layout, span).is_empty());
+        assert!(!lagging.unaligned(span));
+    }
+
+    #[test]
+    fn a_pause_of_the_whole_asset_is_not_a_silence() {
+        let (vib, tmp) = (
+            sensor(1, "P-VIB", SensorType::Vibration),
+            sensor(2, "P-TMP", SensorType::Temperature),
+        );
+        let layout = AssetLayout::new(&asset(), &[vib.clone(), tmp.clone()]);
+        let t = |s: i64| DateTime::from_timestamp(s, 0).expect("time");
+        let span = chrono::Duration::seconds(720);
+        let mut watch = SensorWatch::default();
+        for k in 0..10 {
+            watch.saw(vib.id, t(k * 10), span);
+            watch.saw(tmp.id, t(k * 10), span);
+            watch.completed(t(k * 10));
+        }
+        // Two days later the vibration reports first: the temperature is not silent.
+        let monday = 2 * 86_400;
+        watch.saw(vib.id, t(monday), span);
+        assert!(watch.silent(&layout, span).is_empty());
+        assert!(!watch.unaligned(span));
+        // A sensor silent before the pause stays as far behind after it.
+        let mut watch = SensorWatch::default();
+        watch.saw(tmp.id, t(0), span);
+        for k in 0..=80 {
+            watch.saw(vib.id, t(k * 10), span);
+        }
+        assert_eq!(watch.silent(&layout, span), ["P-TMP"]);
+        watch.saw(vib.id, t(monday), span);
+        assert_eq!(watch.silent(&layout, span), ["P-TMP"]);
+        // Rebuilt from rows across the pause alike.
+        let mut rows = Rows::new();
+        for start in [0, 10, 20] {
+            rows.merge(&layout, &fv(&vib, start, 1.0));
+            rows.merge(&layout, &fv(&tmp, start, 1.0));
+        }
+        rows.merge(&layout, &fv(&vib, monday, 1.0));
+        assert!(
+            SensorWatch::from_rows(&rows, &layout, span)
+                .silent(&layout, span)
+                .is_empty()
+        );
     }
 
     #[test]

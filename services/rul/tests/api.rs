@@ -1024,14 +1024,15 @@ async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again()
             .as_u64()
             .unwrap_or(0)
     };
-    let before = handled().await;
     let more = silent_until + 3;
     for i in silent_until..more {
         let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
         send_vectors(store.as_ref(), &publisher, [vib]).await;
     }
+    // Every vector sent so far handled: three windows of two sensors, then vibration alone.
+    let sent = u64::try_from(2 * 3 + (more - 3)).expect("count");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while handled().await < before + 3 {
+    while handled().await < sent {
         assert!(tokio::time::Instant::now() < deadline, "not handled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
