@@ -154,6 +154,8 @@ struct RulHandler {
     waiting: BTreeMap<AssetId, Waiting>,
     /// When forgotten entries of `waiting` were last looked for.
     waiting_pruned: std::time::Instant,
+    /// When a warning about each asset's sensors was last logged.
+    warned: HashMap<AssetId, std::time::Instant>,
     /// Each asset's last measured window step in seconds (see [`Rows::step_secs`]).
     steps: HashMap<AssetId, f64>,
     /// When each asset's sensors last reported (kept across rebuilds of its state).
@@ -192,9 +194,10 @@ impl RulHandler {
         match self.layouts.insert(asset.id, (layout.clone(), read_at)) {
             Some((before, _)) if before == layout => {}
             _ => {
-                // Other sensors, maybe: watched afresh.
+                // Other sensors, maybe: watched and measured afresh.
                 self.states.remove(&asset.id);
                 self.watches.remove(&asset.id);
+                self.steps.remove(&asset.id);
             }
         }
         Ok(layout.has_sensor(fv.sensor_id).then_some(layout))
@@ -231,7 +234,14 @@ impl RulHandler {
                 return;
             }
         }
-        if silent.is_empty() {
+        // One warning per asset and [`WAITING_WARN_EVERY`] at most, whatever the flapping.
+        let warn = self
+            .warned
+            .get(&layout.asset_id)
+            .is_none_or(|at| at.elapsed() >= WAITING_WARN_EVERY);
+        if !warn {
+            tracing::debug!(asset = %layout.code, silent = %silent.join(", "), "RUL: the asset waits for its sensors again");
+        } else if silent.is_empty() {
             tracing::warn!(
                 asset = %layout.code,
                 windows = PENDING_ROWS,
@@ -244,6 +254,9 @@ impl RulHandler {
                 windows = PENDING_ROWS,
                 "RUL: no prediction for this asset: some of its sensors have not reported for more than the window steps shown (a model reads every sensor of the asset)"
             );
+        }
+        if warn {
+            self.warned.insert(layout.asset_id, touched);
         }
         self.waiting.insert(
             layout.asset_id,
@@ -274,6 +287,8 @@ impl RulHandler {
         let before = self.waiting.len();
         self.waiting
             .retain(|_, w| w.touched.elapsed() < w.forget_after);
+        self.warned
+            .retain(|_, at| at.elapsed() < WAITING_WARN_EVERY);
         if self.waiting.len() != before {
             self.report_waiting();
         }
@@ -412,14 +427,18 @@ impl RulHandler {
                 .get(&fv.asset_id)
                 .copied()
                 .unwrap_or_else(|| row_step_secs([&rows]));
-            let rebuilt = SensorWatch::from_rows(&rows, &layout, silence_span(step));
             let same_life = self
                 .states
                 .get(&fv.asset_id)
                 .is_some_and(|s| s.life_start == life_start);
             match self.watches.get_mut(&fv.asset_id) {
-                Some(watch) if same_life => watch.absorb(&rebuilt),
+                // The rows' own times: only a newer window moves a sensor on.
+                Some(watch) if same_life => {
+                    watch.absorb(&SensorWatch::from_rows(&rows, &layout, None));
+                }
                 _ => {
+                    let span = silence_span(step);
+                    let rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
                     self.watches.insert(fv.asset_id, rebuilt);
                 }
             }
@@ -506,7 +525,10 @@ impl RulHandler {
         };
         let span = silence_span(step);
         let watch = self.watches.entry(fv.asset_id).or_default();
-        watch.saw(fv.sensor_id, fv.window_start, span);
+        // A window from the future (a sensor's clock ahead) would move every time on with it.
+        if fv.window_start <= Utc::now() + span {
+            watch.saw(fv.sensor_id, fv.window_start, span);
+        }
         if complete {
             watch.completed(fv.window_start);
         }
@@ -584,6 +606,10 @@ const PENDING_ROWS: usize = 72;
 fn silence_span(step_secs: f64) -> chrono::Duration {
     chrono::Duration::milliseconds((step_secs * 1000.0 * PENDING_ROWS as f64) as i64)
 }
+
+/// At most one warning about an asset's sensors this often (the report itself is always
+/// current).
+const WAITING_WARN_EVERY: Duration = Duration::from_secs(600);
 
 /// Assets listed by name in the health report's `assetsWaitingForSensors` (all are counted).
 const WAITING_LISTED: usize = 50;
@@ -784,6 +810,7 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         predicted: 0,
         waiting: BTreeMap::new(),
         waiting_pruned: std::time::Instant::now(),
+        warned: HashMap::new(),
         steps: HashMap::new(),
         watches: HashMap::new(),
         handled: 0,

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, Sensor, SensorId};
 use mantis_rul_model::tree::CycleRow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How an asset's sensors map to columns.
 #[derive(Clone, Debug, PartialEq)]
@@ -220,23 +220,37 @@ impl Rows {
 }
 
 /// When each sensor of an asset last reported (the start of the newest window seen from it),
-/// and its newest complete row: to tell a sensor that fell silent (or never reported) from one
-/// that merely lags the others, and sensors whose windows never line up.
+/// how often it reports, and the asset's newest complete row: to tell a sensor that fell silent
+/// (or never reported) from one that merely lags the others or reports rarely, and sensors
+/// whose windows never line up.
 #[derive(Clone, Debug, Default)]
 pub struct SensorWatch {
     newest: BTreeMap<SensorId, DateTime<Utc>>,
+    /// The last few steps between a sensor's windows, in milliseconds.
+    gaps: BTreeMap<SensorId, VecDeque<i64>>,
     first: Option<DateTime<Utc>>,
     complete: Option<DateTime<Utc>>,
 }
 
+/// Steps between a sensor's windows remembered (their median is its usual step).
+const GAPS_KEPT: usize = 5;
+
+/// A sensor is silent once it is further behind than this many of its usual steps (and than
+/// the asset's span); a window this many usual steps after its previous one may be a pause.
+const GAPS_ALLOWED: i32 = 3;
+
 impl SensorWatch {
-    /// What `rows` of `layout`'s asset tell (each sensor's newest window among them, the
-    /// newest complete one; a pause longer than `span` as [`SensorWatch::saw`] takes it).
-    pub fn from_rows(rows: &Rows, layout: &AssetLayout, span: chrono::Duration) -> Self {
+    /// What `rows` of `layout`'s asset tell (each sensor's newest window among them, its steps,
+    /// the newest complete row). With `span`, a pause of the asset among them moves what was
+    /// seen on as [`SensorWatch::saw`] does; without, the times are the rows' own.
+    pub fn from_rows(rows: &Rows, layout: &AssetLayout, span: Option<chrono::Duration>) -> Self {
         let mut watch = Self::default();
         for row in rows.iter() {
             for sensor in &row.sensors {
-                watch.saw(*sensor, row.window_start, span);
+                match span {
+                    Some(span) => watch.saw(*sensor, row.window_start, span),
+                    None => watch.note(*sensor, row.window_start, true),
+                }
             }
             if row.is_complete(layout) {
                 watch.completed(row.window_start);
@@ -245,10 +259,14 @@ impl SensorWatch {
         watch
     }
 
-    /// Adds what `other` saw (the later time of each sensor, the earlier first window).
+    /// Adds what `other` saw (the later time of each sensor, the earlier first window; the
+    /// steps of a sensor this watch has none of).
     pub fn absorb(&mut self, other: &Self) {
         for (sensor, start) in &other.newest {
-            self.note(*sensor, *start);
+            self.note(*sensor, *start, false);
+        }
+        for (sensor, gaps) in &other.gaps {
+            self.gaps.entry(*sensor).or_insert_with(|| gaps.clone());
         }
         if let Some(first) = other.first {
             self.first = Some(self.first.map_or(first, |f| f.min(first)));
@@ -276,33 +294,69 @@ impl SensorWatch {
     }
 
     /// `sensor` reported the window starting at `start` (an older window than one seen before,
-    /// a backlog, changes nothing). A window more than `span` after every window seen is the
-    /// asset starting again after a pause (a shutdown, a weekend): what was seen moves on with
-    /// it, so the sensors that have not reported since are as far behind as before the pause,
-    /// not silent for its length.
+    /// a backlog, changes nothing). A window more than `span` after every window seen, and
+    /// well after the sensor's own previous one for how often it reports, is the asset
+    /// starting again after a pause (a shutdown, a weekend): what was seen moves on with it,
+    /// so the sensors that have not reported since are as far behind as before the pause, not
+    /// silent for its length.
     pub fn saw(&mut self, sensor: SensorId, start: DateTime<Utc>, span: chrono::Duration) {
-        if let Some(newest) = self.newest.values().max().copied()
-            && start - newest > span
-        {
-            let pause = start - newest;
-            for seen in self.newest.values_mut() {
-                *seen += pause;
-            }
-            self.first = self.first.map(|f| f + pause);
-            self.complete = self.complete.map(|c| c + pause);
+        let Some(newest) = self.newest.values().max().copied() else {
+            self.note(sensor, start, true);
+            return;
+        };
+        let own_step = self.newest.get(&sensor).map(|before| start - *before);
+        let usual = self.usual_step(sensor);
+        let paused = start - newest > span
+            && match (own_step, usual) {
+                (Some(own), Some(usual)) => own > usual * GAPS_ALLOWED,
+                _ => true,
+            };
+        if !paused {
+            self.note(sensor, start, true);
+            return;
         }
-        self.note(sensor, start);
+        let pause = start - newest;
+        let moved = |t: DateTime<Utc>| t.checked_add_signed(pause).unwrap_or(start).min(start);
+        for seen in self.newest.values_mut() {
+            *seen = moved(*seen);
+        }
+        self.first = self.first.map(moved);
+        self.complete = self.complete.map(moved);
+        // Its step over the pause is not how often it reports.
+        self.note(sensor, start, false);
     }
 
-    fn note(&mut self, sensor: SensorId, start: DateTime<Utc>) {
-        let newest = self.newest.entry(sensor).or_insert(start);
-        *newest = (*newest).max(start);
+    fn note(&mut self, sensor: SensorId, start: DateTime<Utc>, step: bool) {
+        match self.newest.get_mut(&sensor) {
+            Some(newest) if start > *newest => {
+                if step {
+                    let gaps = self.gaps.entry(sensor).or_default();
+                    gaps.push_back((start - *newest).num_milliseconds());
+                    if gaps.len() > GAPS_KEPT {
+                        gaps.pop_front();
+                    }
+                }
+                *newest = start;
+            }
+            Some(_) => {}
+            None => {
+                self.newest.insert(sensor, start);
+            }
+        }
         self.first = Some(self.first.map_or(start, |f| f.min(start)));
     }
 
-    /// The codes of `layout`'s sensors whose newest window is more than `span` behind the
-    /// asset's newest one (one that never reported: once the windows seen cover more than
-    /// `span`), sorted.
+    /// The median of `sensor`'s last steps between windows.
+    fn usual_step(&self, sensor: SensorId) -> Option<chrono::Duration> {
+        let mut gaps: Vec<i64> = self.gaps.get(&sensor)?.iter().copied().collect();
+        gaps.sort_unstable();
+        gaps.get(gaps.len() / 2)
+            .map(|ms| chrono::Duration::milliseconds(*ms))
+    }
+
+    /// The codes of `layout`'s sensors whose newest window is further behind the asset's
+    /// newest one than `span` and than [`GAPS_ALLOWED`] of their usual steps (one that never
+    /// reported: once the windows seen cover more than `span`), sorted.
     pub fn silent(&self, layout: &AssetLayout, span: chrono::Duration) -> Vec<String> {
         let Some(newest) = self.newest.values().max().copied() else {
             return Vec::new();
@@ -311,11 +365,14 @@ impl SensorWatch {
             .codes
             .iter()
             .filter(|(id, _)| {
+                let allowed = self
+                    .usual_step(**id)
+                    .map_or(span, |usual| span.max(usual * GAPS_ALLOWED));
                 self.newest
                     .get(id)
                     .copied()
                     .or(self.first)
-                    .is_some_and(|last| newest - last > span)
+                    .is_some_and(|last| newest - last > allowed)
             })
             .map(|(_, code)| code.clone())
             .collect();
@@ -520,13 +577,41 @@ mod tests {
             rows.merge(&layout, &fv(&vib, start, 1.0));
             rows.merge(&layout, &fv(&cur, start, 1.0));
         }
-        let rebuilt = SensorWatch::from_rows(&rows, &layout, span);
+        let rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
         assert_eq!(rebuilt.silent(&layout, span), ["P-TMP"]);
         // A rebuilt watch keeps what the one before it saw.
         let mut kept = SensorWatch::default();
         kept.saw(tmp.id, t(990), span);
         kept.absorb(&rebuilt);
         assert!(kept.silent(&layout, span).is_empty());
+    }
+
+    #[test]
+    fn a_sensor_that_reports_rarely_is_not_silent_and_does_not_hide_a_dead_one() {
+        let (vib, tmp) = (
+            sensor(1, "P-VIB", SensorType::Vibration),
+            sensor(2, "P-TMP", SensorType::Temperature),
+        );
+        let layout = AssetLayout::new(&asset(), &[vib.clone(), tmp.clone()]);
+        let t = |s: i64| DateTime::from_timestamp(s, 0).expect("time");
+        // Windows of 1 s; the temperature is polled every two minutes.
+        let span = chrono::Duration::seconds(72);
+        let mut watch = SensorWatch::default();
+        for s in 0..=719 {
+            watch.saw(vib.id, t(s), span);
+            if s % 120 == 0 {
+                watch.saw(tmp.id, t(s), span);
+            }
+        }
+        assert!(
+            watch.silent(&layout, span).is_empty(),
+            "119 s behind: its usual"
+        );
+        // The vibration dies; the temperature goes on every two minutes: not a pause.
+        for s in [720, 840, 960] {
+            watch.saw(tmp.id, t(s), span);
+        }
+        assert_eq!(watch.silent(&layout, span), ["P-VIB"]);
     }
 
     #[test]
@@ -560,7 +645,7 @@ mod tests {
         for (s, start) in [(&vib, 0), (&tmp, 0), (&vib, 10)] {
             rows.merge(&layout, &fv(s, start, 1.0));
         }
-        let rebuilt = SensorWatch::from_rows(&rows, &layout, span);
+        let rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
         assert_eq!(rebuilt.complete, Some(t(0)));
         // One sensor lagging the other by less than the span, no row in common among those
         // read (each sensor's newest after a restart): not reported.
@@ -570,7 +655,7 @@ mod tests {
             rows.merge(&layout, &fv(&vib, 700 + k * 10, 1.0));
             rows.merge(&layout, &fv(&tmp, 200 + k * 10, 1.0));
         }
-        let lagging = SensorWatch::from_rows(&rows, &layout, span);
+        let lagging = SensorWatch::from_rows(&rows, &layout, Some(span));
         assert!(lagging.silent(&layout, span).is_empty());
         assert!(!lagging.unaligned(span));
     }
@@ -612,7 +697,7 @@ mod tests {
         }
         rows.merge(&layout, &fv(&vib, monday, 1.0));
         assert!(
-            SensorWatch::from_rows(&rows, &layout, span)
+            SensorWatch::from_rows(&rows, &layout, Some(span))
                 .silent(&layout, span)
                 .is_empty()
         );
