@@ -25,7 +25,7 @@ pub mod rows;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mantis_bus::Position;
-use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, RulPrediction};
+use mantis_domain::{Asset, AssetId, FeatureVector, Fleet, RulPrediction, SensorId};
 use mantis_rul_model::tree::TreeConfig;
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
@@ -438,7 +438,26 @@ impl RulHandler {
                 }
                 _ => {
                     let span = silence_span(step);
-                    let rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
+                    let mut rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
+                    // Each sensor's newest stored window of this life too: the rows read stop
+                    // at this window, and after a restart it may be a lagging sensor's while
+                    // the others have gone further (as stored: how they got there is unknown,
+                    // so no pause is judged from it).
+                    let latest: Vec<(DateTime<Utc>, SensorId)> = self
+                        .store
+                        .latest_features(fv.asset_id)
+                        .await?
+                        .into_iter()
+                        .filter(|f| {
+                            f.window_start >= life_start
+                                && f.window_start <= Utc::now() + span
+                                && layout.has_sensor(f.sensor_id)
+                        })
+                        .map(|f| (f.window_start, f.sensor_id))
+                        .collect();
+                    for (start, sensor) in latest {
+                        rebuilt.note(sensor, start, false);
+                    }
                     self.watches.insert(fv.asset_id, rebuilt);
                 }
             }

@@ -326,7 +326,9 @@ impl SensorWatch {
         self.note(sensor, start, false);
     }
 
-    fn note(&mut self, sensor: SensorId, start: DateTime<Utc>, step: bool) {
+    /// `sensor` reported the window starting at `start`, taken as it is (no pause is judged;
+    /// `step`: the step from its previous window counts as how often it reports).
+    pub fn note(&mut self, sensor: SensorId, start: DateTime<Utc>, step: bool) {
         match self.newest.get_mut(&sensor) {
             Some(newest) if start > *newest => {
                 if step {

@@ -1057,6 +1057,46 @@ async fn an_asset_whose_sensor_falls_silent_is_reported_until_it_reports_again()
     shutdown.cancel();
 }
 
+/// An asset first seen through a lagging sensor's window (after a restart, the first window
+/// consumed may be one) is judged by every sensor's newest stored window, not only by the rows
+/// read up to that window: the sensor far behind is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asset_first_seen_through_a_lagging_window_is_judged_by_its_newest_stored_ones() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, publisher, url, shutdown) = start_service(dir.path()).await;
+    let http = reqwest::Client::new();
+    let base = trained_pumps(store.as_ref(), &http, &url).await;
+    let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
+    let len = 200;
+    // Its vibration is 90 windows on (stored; its records consumed before this service's
+    // start, say); the temperature's window 5 is the first this service consumes.
+    for i in 0..90 {
+        let [vib, _] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
+        store.insert_features(&vib).await.expect("stored");
+    }
+    for i in 0..=5 {
+        let [_, tmp] = vectors(&live, base + i * WINDOW_MS, wear(i, len), 9);
+        send_vectors(store.as_ref(), &publisher, [tmp]).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let report = loop {
+        let (_, health) = get(&http, &format!("{url}/health")).await;
+        let report = health["details"]["assetsWaitingForSensors"].clone();
+        if report["count"] == 1 {
+            break report;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{report:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        report["assets"][0]["silentSensors"],
+        json!(["PMP-LIVE-TMP"]),
+        "{report:#}"
+    );
+    shutdown.cancel();
+}
+
 /// The service's own infrastructure (embedded log, SQLite, local objects) and the running app,
 /// checking the registry and the maintenance history every second.
 async fn start_service(
