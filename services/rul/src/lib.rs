@@ -422,11 +422,6 @@ impl RulHandler {
                 .map_err(model_error)?;
             // What the stored rows tell adds to what was seen before in this life (a sensor
             // silent since before this rebuild stays silent); a new life is watched afresh.
-            let step = self
-                .steps
-                .get(&fv.asset_id)
-                .copied()
-                .unwrap_or_else(|| row_step_secs([&rows]));
             let same_life = self
                 .states
                 .get(&fv.asset_id)
@@ -437,6 +432,11 @@ impl RulHandler {
                     watch.absorb(&SensorWatch::from_rows(&rows, &layout, None));
                 }
                 _ => {
+                    let step = self
+                        .steps
+                        .get(&fv.asset_id)
+                        .copied()
+                        .unwrap_or_else(|| row_step_secs([&rows]));
                     let span = silence_span(step);
                     let mut rebuilt = SensorWatch::from_rows(&rows, &layout, Some(span));
                     // Each sensor's newest stored window of this life too: the rows read stop
@@ -556,7 +556,7 @@ impl RulHandler {
         let outcome = state
             .rows
             .get(fv.window_start)
-            .filter(|row| row.is_complete(&state.layout))
+            .filter(|_| complete)
             .map(|row| {
                 let scale =
                     cycles_per_window(&self.cycle_secs, &state.layout.fleet.asset_type, step);

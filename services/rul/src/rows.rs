@@ -226,8 +226,8 @@ impl Rows {
 #[derive(Clone, Debug, Default)]
 pub struct SensorWatch {
     newest: BTreeMap<SensorId, DateTime<Utc>>,
-    /// The last few steps between a sensor's windows, in milliseconds.
-    gaps: BTreeMap<SensorId, VecDeque<i64>>,
+    /// The last few steps between a sensor's windows, in seconds.
+    gaps: BTreeMap<SensorId, VecDeque<f64>>,
     first: Option<DateTime<Utc>>,
     complete: Option<DateTime<Utc>>,
 }
@@ -333,7 +333,7 @@ impl SensorWatch {
             Some(newest) if start > *newest => {
                 if step {
                     let gaps = self.gaps.entry(sensor).or_default();
-                    gaps.push_back((start - *newest).num_milliseconds());
+                    gaps.push_back(secs(*newest, start));
                     if gaps.len() > GAPS_KEPT {
                         gaps.pop_front();
                     }
@@ -350,10 +350,8 @@ impl SensorWatch {
 
     /// The median of `sensor`'s last steps between windows.
     fn usual_step(&self, sensor: SensorId) -> Option<chrono::Duration> {
-        let mut gaps: Vec<i64> = self.gaps.get(&sensor)?.iter().copied().collect();
-        gaps.sort_unstable();
-        gaps.get(gaps.len() / 2)
-            .map(|ms| chrono::Duration::milliseconds(*ms))
+        let gaps = self.gaps.get(&sensor)?.iter().copied().collect();
+        median_positive(gaps).map(|s| chrono::Duration::milliseconds((s * 1000.0) as i64))
     }
 
     /// The codes of `layout`'s sensors whose newest window is further behind the asset's
