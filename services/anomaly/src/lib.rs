@@ -89,6 +89,81 @@ pub struct Config {
     pub drift_windows: u32,
 }
 
+impl Config {
+    /// Checks every setting; the message names the first bad one (`anomaly.` and its key), so
+    /// a mistyped value stops the start rather than being read as something else (or failing
+    /// every training a day later).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(mantis_runtime::Error::Config(m));
+        if !(self.min_window_fill.is_finite() && (0.0..=1.0).contains(&self.min_window_fill)) {
+            return bad(format!(
+                "anomaly.min_window_fill must be a fraction within 0..=1, got {}",
+                self.min_window_fill
+            ));
+        }
+        if self.confirm_windows == 0 {
+            return bad("anomaly.confirm_windows must be at least 1".into());
+        }
+        if self.clear_windows == 0 {
+            return bad("anomaly.clear_windows must be at least 1".into());
+        }
+        if !(self.hysteresis.is_finite() && self.hysteresis >= 0.0) {
+            return bad(format!(
+                "anomaly.hysteresis must be a score of 0 or more, got {}",
+                self.hysteresis
+            ));
+        }
+        if self.train_check_secs == 0 {
+            return bad("anomaly.train_check_secs must be at least 1".into());
+        }
+        if self.drift_windows == 0 {
+            return bad("anomaly.drift_windows must be at least 1".into());
+        }
+        let training = &self.training;
+        if training.max_windows < training.min_windows.max(1) {
+            return bad(format!(
+                "anomaly.training.max_windows ({}) must be at least min_windows ({})",
+                training.max_windows, training.min_windows
+            ));
+        }
+        let ensemble = &training.ensemble;
+        if ensemble.members.is_empty() {
+            return bad("anomaly.training.ensemble.members: at least one member".into());
+        }
+        if let Some(m) = ensemble
+            .members
+            .iter()
+            .find(|m| !(m.weight.is_finite() && m.weight > 0.0))
+        {
+            return bad(format!(
+                "anomaly.training.ensemble.members: weights must be positive, got {}",
+                m.weight
+            ));
+        }
+        if !(0.0..=0.5).contains(&ensemble.tail_fraction) {
+            return bad(format!(
+                "anomaly.training.ensemble.tail_fraction must be within 0..=0.5, got {}",
+                ensemble.tail_fraction
+            ));
+        }
+        if let mantis_ml::CalibrationMode::CrossFit { folds, .. } = ensemble.calibration {
+            if folds < 2 {
+                return bad(format!(
+                    "anomaly.training.ensemble.calibration: cross-fitting needs at least 2 folds, got {folds}"
+                ));
+            }
+            if training.max_windows < 2 * folds {
+                return bad(format!(
+                    "anomaly.training.max_windows ({}) must hold two windows per calibration fold ({})",
+                    training.max_windows,
+                    2 * folds
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -579,6 +654,7 @@ async fn auto_train(
 
 /// Builds the anomaly-detection service.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
+    config.validate()?;
     let rules = RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let health = App::health("anomaly", &infra);
@@ -624,4 +700,49 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         .worker("trainer", move |shutdown| {
             trainer(models, store, trainer_config, trainer_health, shutdown)
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change that makes a valid configuration invalid.
+    type Spoil = fn(&mut Config);
+
+    #[test]
+    fn every_setting_is_checked_and_named_when_bad() {
+        assert!(Config::default().validate().is_ok());
+        let bad: [(&str, Spoil); 10] = [
+            ("anomaly.min_window_fill", |c| c.min_window_fill = 1.5),
+            ("anomaly.min_window_fill", |c| c.min_window_fill = f64::NAN),
+            ("anomaly.confirm_windows", |c| c.confirm_windows = 0),
+            ("anomaly.clear_windows", |c| c.clear_windows = 0),
+            ("anomaly.hysteresis", |c| c.hysteresis = -0.1),
+            ("anomaly.train_check_secs", |c| c.train_check_secs = 0),
+            ("anomaly.drift_windows", |c| c.drift_windows = 0),
+            ("anomaly.training.max_windows (50)", |c| {
+                c.training.max_windows = 50;
+            }),
+            ("members: at least one", |c| {
+                c.training.ensemble.members.clear();
+            }),
+            ("tail_fraction", |c| c.training.ensemble.tail_fraction = 0.9),
+        ];
+        for (named, spoil) in bad {
+            let mut config = Config::default();
+            spoil(&mut config);
+            let message = config.validate().expect_err(named).to_string();
+            assert!(message.contains(named), "{named}: {message}");
+        }
+        let mut folds = Config::default();
+        folds.training.ensemble.calibration = mantis_ml::CalibrationMode::CrossFit {
+            folds: 1,
+            contiguous: false,
+        };
+        assert!(
+            folds
+                .validate()
+                .is_err_and(|e| e.to_string().contains("at least 2 folds"))
+        );
+    }
 }

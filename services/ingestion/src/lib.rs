@@ -110,12 +110,45 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks the service's own settings (the sources are checked as they are added); the
+    /// message names the first bad one, so a value that would refuse every reading or spin
+    /// the drainer stops the start instead.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(format!("ingestion.{m}")));
+        if self.max_batch == 0 {
+            return bad("max_batch must be at least 1 (readings per request)");
+        }
+        if self.max_age_secs == 0 {
+            return bad("max_age_secs must be at least 1 (0 refuses every reading)");
+        }
+        let edge = &self.edge_buffer;
+        if edge.max_bytes == 0 || edge.segment_bytes == 0 {
+            return bad("edge_buffer.max_bytes and segment_bytes must be at least 1");
+        }
+        if edge.retry_initial_ms == 0 || edge.retry_max_ms < edge.retry_initial_ms {
+            return bad(
+                "edge_buffer.retry_initial_ms must be at least 1 and retry_max_ms at least retry_initial_ms",
+            );
+        }
+        let breaker = &self.circuit_breaker;
+        if breaker.failure_threshold == 0 || breaker.failure_window_ms == 0 || breaker.open_ms == 0
+        {
+            return bad(
+                "circuit_breaker.failure_threshold, failure_window_ms and open_ms must be at least 1",
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Builds the ingestion service. The returned [`Ingestor`] handle lets in-process sources (the
 /// demo simulator) use the same validation and publishing path as the REST API and the device
 /// connectors, which run as the service's `connectors` worker. An invalid source in `config`
 /// fails the build with a message naming the field, and so does an edge buffer that cannot be
 /// opened (another process holds its directory).
 pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, Arc<Ingestor>)> {
+    config.validate()?;
     let buffer = open_edge_buffer(&infra, &config.edge_buffer).await?;
     let edge = Arc::new(EdgePublisher::new(
         Publisher::new(infra.bus.clone(), infra.codec.clone(), "ingestion"),
@@ -223,6 +256,36 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
 mod tests {
     use super::*;
     use mantis_connectors::{DataType, MqttVersion, RegisterTable, SourceConfig};
+
+    /// A change that makes a valid configuration invalid.
+    type Spoil = fn(&mut Config);
+
+    #[test]
+    fn the_services_own_settings_are_checked_and_named_when_bad() {
+        assert!(Config::default().validate().is_ok());
+        let bad: [(&str, Spoil); 6] = [
+            ("ingestion.max_batch", |c| c.max_batch = 0),
+            ("ingestion.max_age_secs", |c| c.max_age_secs = 0),
+            ("ingestion.edge_buffer.max_bytes", |c| {
+                c.edge_buffer.segment_bytes = 0;
+            }),
+            ("ingestion.edge_buffer.retry_initial_ms", |c| {
+                c.edge_buffer.retry_max_ms = 50;
+            }),
+            ("ingestion.circuit_breaker", |c| {
+                c.circuit_breaker.failure_threshold = 0;
+            }),
+            ("ingestion.circuit_breaker", |c| {
+                c.circuit_breaker.open_ms = 0
+            }),
+        ];
+        for (named, spoil) in bad {
+            let mut config = Config::default();
+            spoil(&mut config);
+            let message = config.validate().expect_err(named).to_string();
+            assert!(message.contains(named), "{named}: {message}");
+        }
+    }
 
     const TOML: &str = r#"
 [ingestion]

@@ -32,6 +32,7 @@ pub async fn rul(
     promote: bool,
     quiet: bool,
 ) -> Result<Trained, Error> {
+    settings.rul.validate()?;
     let store = mantis_runtime::connect_store(&settings.infra).await?;
     let objects = mantis_objects::connect(&settings.infra.objects, &settings.infra.data_dir)?;
     let models = Models::new(

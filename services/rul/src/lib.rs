@@ -73,6 +73,62 @@ pub struct Config {
 }
 
 impl Config {
+    /// Checks every setting; the message names the first bad one (`rul.` and its key), so a
+    /// mistyped limit stops the start rather than being read as something else.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(mantis_runtime::Error::Config(m));
+        if self.min_runs < models::MIN_TRAINING_RUNS {
+            return bad(format!(
+                "rul.min_runs must be at least {} (a training needs that many runs to failure), got {}",
+                models::MIN_TRAINING_RUNS,
+                self.min_runs
+            ));
+        }
+        if self.check_secs == 0 {
+            return bad("rul.check_secs must be at least 1".into());
+        }
+        if let Err(e) = self.training.validate() {
+            let message = match e {
+                mantis_rul_model::RulError::Training(m) => m,
+                other => other.to_string(),
+            };
+            return bad(format!("rul.training: {message}"));
+        }
+        let window = u32::try_from(self.training.window).unwrap_or(u32::MAX);
+        if self.max_rows_per_run < window {
+            return bad(format!(
+                "rul.max_rows_per_run must be at least rul.training.window ({window}): a run shorter than the window teaches nothing, got {}",
+                self.max_rows_per_run
+            ));
+        }
+        let least = u64::from(
+            self.max_rows_per_run
+                .min(models::MIN_ROWS_PER_RUN_WHEN_SHARED),
+        ) * models::MIN_TRAINING_RUNS as u64;
+        if self.max_training_rows < least {
+            return bad(format!(
+                "rul.max_training_rows must be at least {least} ({} runs of {} windows), got {}",
+                models::MIN_TRAINING_RUNS,
+                self.max_rows_per_run
+                    .min(models::MIN_ROWS_PER_RUN_WHEN_SHARED),
+                self.max_training_rows
+            ));
+        }
+        if let Some(column) = self.settings_columns.iter().find(|c| c.trim().is_empty()) {
+            return bad(format!(
+                "rul.settings_columns holds an empty column name ({column:?})"
+            ));
+        }
+        for (asset_type, secs) in &self.cycle_secs {
+            if !(secs.is_finite() && *secs > 0.0) {
+                return bad(format!(
+                    "rul.cycle_secs.{asset_type} must be a positive number of seconds, got {secs}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// How many cycles of `asset_type` one row, a window step of `step_secs`, spans.
     pub fn cycles_per_window(&self, asset_type: &str, step_secs: f64) -> f64 {
         cycles_per_window(&self.cycle_secs, asset_type, step_secs)
@@ -415,6 +471,21 @@ impl RulHandler {
                 )
                 .await
                 .map_err(model_error)?;
+            if life_start > DateTime::UNIX_EPOCH
+                && !self.steps.contains_key(&fv.asset_id)
+                && rows.step_secs().is_none()
+            {
+                // Too few rows of this life to measure the window step, and none remembered
+                // (the service restarted since): the previous life's last rows tell it.
+                let before = self
+                    .models
+                    .rows(&layout, DateTime::UNIX_EPOCH, life_start, STEP_ROWS)
+                    .await
+                    .map_err(model_error)?;
+                if let Some(step) = before.step_secs() {
+                    self.steps.insert(fv.asset_id, step);
+                }
+            }
             let early = self
                 .models
                 .first_rows(&layout, life_start, through, baseline)
@@ -619,6 +690,9 @@ impl RulHandler {
 /// reported as waiting for it (health, metric, one warning) until it catches up.
 const PENDING_ROWS: usize = 72;
 
+/// Rows of an asset's previous life read to measure its window step when it is not known.
+const STEP_ROWS: u32 = 6;
+
 /// How far behind the asset's newest window a sensor is silent, for windows `step_secs` apart:
 /// further than the rows kept for a lagging one ([`PENDING_ROWS`] steps), so no row of the
 /// asset completes without it.
@@ -810,6 +884,7 @@ pub fn models(infra: &Infra, config: &Config) -> Arc<Models> {
 
 /// Builds the RUL service.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
+    config.validate()?;
     let health = App::health("rul", &infra);
     health.set_detail(
         "model",
@@ -861,4 +936,55 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
                 shutdown,
             )
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change that makes a valid configuration invalid.
+    type Spoil = fn(&mut Config);
+
+    /// The message of the refusal of the default configuration changed by `spoil`.
+    fn refused(spoil: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::default();
+        spoil(&mut config);
+        config.validate().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn every_setting_is_checked_and_named_when_bad() {
+        assert!(Config::default().validate().is_ok());
+        let bad: [(&str, Spoil); 8] = [
+            ("rul.min_runs", |c| c.min_runs = 1),
+            ("rul.check_secs", |c| c.check_secs = 0),
+            ("rul.max_rows_per_run", |c| c.max_rows_per_run = 0),
+            ("rul.training.window (30)", |c| c.max_rows_per_run = 29),
+            ("rul.max_training_rows must be at least 1000", |c| {
+                c.max_training_rows = 0;
+            }),
+            ("rul.settings_columns", |c| {
+                c.settings_columns = vec!["load.mean".into(), " ".into()];
+            }),
+            ("rul.cycle_secs.pump", |c| {
+                c.cycle_secs = [("pump".to_owned(), 0.0)].into();
+            }),
+            ("rul.training: trees", |c| c.training.trees = 0),
+        ];
+        for (named, spoil) in bad {
+            let message = refused(spoil);
+            assert!(message.contains(named), "{named}: {message}");
+        }
+        // A small run limit needs room for two runs of it, not of 500 windows.
+        let small = |c: &mut Config| c.max_rows_per_run = 100;
+        let mut config = Config::default();
+        small(&mut config);
+        config.max_training_rows = 200;
+        assert!(config.validate().is_ok());
+        let message = refused(|c| {
+            small(c);
+            c.max_training_rows = 199;
+        });
+        assert!(message.contains("at least 200"), "{message}");
+    }
 }

@@ -358,7 +358,7 @@ struct RowBudget {
 
 /// Rows per run below which a shared row budget leaves runs out rather than cutting them
 /// shorter.
-const MIN_ROWS_PER_RUN_WHEN_SHARED: u32 = 500;
+pub const MIN_ROWS_PER_RUN_WHEN_SHARED: u32 = 500;
 
 impl RowBudget {
     fn new(runs: usize, max_rows_per_run: u32, max_training_rows: u64) -> Self {

@@ -822,6 +822,20 @@ async fn a_new_life_noticed_on_a_lagging_sensor_keeps_its_first_window() {
 /// length (which would state its RUL three times too long here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_window_of_a_new_life_counts_as_one_hop() {
+    first_window_of_a_new_life_counts_as_one_hop(false).await;
+}
+
+/// The same when the service starts between the old life and the new one (nothing measured
+/// in this process): the hop is measured on the previous life's stored windows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_window_of_a_new_life_after_a_restart_counts_as_one_hop() {
+    first_window_of_a_new_life_counts_as_one_hop(true).await;
+}
+
+/// A pump with hopping windows is replaced; its new life's first row is predicted as one hop.
+/// `restarted`: the old life's windows were consumed before this service started (stored, not
+/// sent).
+async fn first_window_of_a_new_life_counts_as_one_hop(restarted: bool) {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, publisher, url, shutdown) = start_service_with(
@@ -842,16 +856,24 @@ async fn the_first_window_of_a_new_life_counts_as_one_hop() {
     // A pump streaming windows of 10 s every 3.3 s, then replaced.
     let live = register(store.as_ref(), "PMP-LIVE", "pump").await;
     for i in 0..6 {
-        send(&live, base + i * hop).await;
+        let start = base + i * hop;
+        if restarted {
+            for v in vectors(&live, start, 0.0, 9) {
+                store.insert_features(&v).await.expect("stored");
+            }
+        } else {
+            send(&live, start).await;
+        }
     }
-    await_predictions(&http, &url, live.asset, 6).await;
+    let before = if restarted { 0 } else { 6 };
+    await_predictions(&http, &url, live.asset, before).await;
     let restart = base + 6 * hop;
     replace(store.as_ref(), &live, restart, "bearing replaced").await;
     send(&live, restart).await;
     // A pump new at that time, whose hop is not known yet: its one row counts as a window.
     let twin = register(store.as_ref(), "PMP-TWIN", "pump").await;
     send(&twin, restart).await;
-    let live_view = await_predictions(&http, &url, live.asset, 7).await;
+    let live_view = await_predictions(&http, &url, live.asset, before + 1).await;
     let twin_view = await_predictions(&http, &url, twin.asset, 1).await;
     let first = |v: &Value| v["predictions"][0]["rulCycles"].as_f64().expect("rul");
     let (live_rul, twin_rul) = (first(&live_view), first(&twin_view));
