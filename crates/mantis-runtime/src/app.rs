@@ -20,8 +20,25 @@ pub struct App {
 
 impl App {
     /// Binds `bind` and serves `routes` plus `/health`, `/ready` and `/metrics` for `health`
-    /// (with the infrastructure's readiness checks added by the caller).
+    /// (with the infrastructure's readiness checks added by the caller). Every client error is
+    /// a problem body: a path no route serves (404), a method a route does not take (405) and
+    /// the framework's own refusals (a body over the size limit, a malformed query).
     pub async fn new(
+        name: &'static str,
+        bind: &str,
+        routes: Router,
+        health: Health,
+    ) -> Result<Self> {
+        let routes = routes
+            .fallback(crate::no_such_route)
+            .method_not_allowed_fallback(crate::method_not_allowed)
+            .layer(axum::middleware::from_fn(crate::problem_bodies));
+        Self::with_own_fallback(name, bind, routes, health).await
+    }
+
+    /// [`App::new`] for `routes` that answer unknown paths themselves (the gateway serves the
+    /// dashboard there) and make their own problem bodies.
+    pub async fn with_own_fallback(
         name: &'static str,
         bind: &str,
         routes: Router,

@@ -3,7 +3,9 @@
 use crate::Result;
 use axum::Json;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -153,6 +155,54 @@ pub fn parse_json_object<T: serde::de::DeserializeOwned>(
             "the request body must be a JSON object",
         )),
     }
+}
+
+/// Answers every client error with a problem body: axum's own rejections (a path segment that
+/// is not UTF-8, a body over the size limit, a WebSocket request without its upgrade headers)
+/// come as plain text otherwise. Their text becomes the detail; their headers are kept.
+pub async fn problem_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Client error");
+    let detail = if text.is_empty() {
+        title.to_owned()
+    } else {
+        text
+    };
+    let mut answer = Problem::new(status, title, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// The answer to a method a route does not take (405, a problem body).
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this endpoint does not take this method",
+    )
+}
+
+/// The answer to a path no route serves (404, a problem body).
+pub async fn no_such_route(uri: Uri) -> Problem {
+    Problem::not_found(format!("nothing is served at {}", uri.path()))
 }
 
 impl IntoResponse for Problem {

@@ -114,52 +114,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/docs", get(crate::openapi::docs))
         .fallback(crate::web::fallback)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(mantis_runtime::method_not_allowed)
         .with_state(state)
-        .layer(from_fn(problem_bodies))
+        .layer(from_fn(mantis_runtime::problem_bodies))
         .layer(from_fn(request_id))
-}
-
-/// Answers every client error with a problem body: axum's own rejections (a path segment that
-/// is not UTF-8, a body over the size limit, a WebSocket request without its upgrade headers)
-/// come as plain text otherwise. Their text becomes the detail; their headers are kept.
-async fn problem_bodies(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ct| ct.starts_with("text/plain"));
-    if !status.is_client_error() || !plain {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 4096)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-        .unwrap_or_default();
-    let title = status.canonical_reason().unwrap_or("Client error");
-    let detail = if text.is_empty() {
-        title.to_owned()
-    } else {
-        text
-    };
-    let mut answer = Problem::new(status, title, detail).into_response();
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            answer.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    answer
-}
-
-async fn method_not_allowed() -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed",
-        "this endpoint does not take this method",
-    )
 }
 
 /// Gives every request an id (`X-Request-Id`, kept when the client sent a sane one), logged

@@ -20,6 +20,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, SensorType};
+use mantis_runtime::Problem;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -355,6 +356,13 @@ pub(crate) async fn kpis(
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
     let (from, to) = time_range(&params, Duration::days(7))?;
+    if to - from < Duration::seconds(1) {
+        // Shares of no time are 0 / 0: not a figure to answer.
+        return Err(
+            Problem::bad_request("a KPI period must last at least a second")
+                .with_field("/to", "less than a second after `from`"),
+        );
+    }
     let assets = match (params.get("assetId"), params.get("line")) {
         (Some(raw), _) => {
             let id: AssetId = parse_id(raw, "assetId", "/assetId")?;

@@ -123,7 +123,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     }
     let group = format!("gateway.{}", uuid::Uuid::new_v4().simple());
     let handler = live::AlertFanOut::new(live, infra.store.clone());
-    let app = App::new("gateway", &config.bind, routes, health)
+    let app = App::with_own_fallback("gateway", &config.bind, routes, health)
         .await?
         .worker("alert stream", move |shutdown| async move {
             run_consumer_from(

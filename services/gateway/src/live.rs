@@ -110,19 +110,21 @@ impl AlertFanOut {
         }
     }
 
-    async fn tenant_of(&mut self, asset: AssetId) -> Result<TenantId, HandleError> {
+    /// The tenant of `asset`; none when it is not registered (the API shows its alerts to
+    /// nobody, and so does the live feed).
+    async fn tenant_of(&mut self, asset: AssetId) -> Result<Option<TenantId>, HandleError> {
         if let Some(t) = self.tenants.get(&asset) {
-            return Ok(*t);
+            return Ok(Some(*t));
         }
         let tenant = match self.store.get_asset(asset).await {
             Ok(Some(a)) => a.tenant_id,
             // Not registered (yet): no cache entry, so its later tenant is found.
-            Ok(None) => return Ok(TenantId::DEFAULT),
+            Ok(None) => return Ok(None),
             Err(e) if e.is_retryable() => return Err(HandleError::Transient(e.to_string())),
             Err(e) => return Err(HandleError::Permanent(e.to_string())),
         };
         self.tenants.insert(asset, tenant);
-        Ok(tenant)
+        Ok(Some(tenant))
     }
 }
 
@@ -136,7 +138,10 @@ impl Handler for AlertFanOut {
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
         if !self.seen.contains(&alert.id) {
-            let tenant = self.tenant_of(alert.asset_id).await?;
+            let Some(tenant) = self.tenant_of(alert.asset_id).await? else {
+                tracing::debug!(alert = %alert.id, asset = %alert.asset_id, "alert of an unregistered asset: not sent live");
+                return Ok(ctx.done());
+            };
             self.seen.insert(alert.id);
             self.order.push_back(alert.id);
             if self.order.len() > REMEMBERED
@@ -499,6 +504,32 @@ async fn readings_update(
 mod tests {
     use super::*;
     use mantis_store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn an_alert_of_an_unregistered_asset_goes_to_no_tenant() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+        let mut fan_out = AlertFanOut::new(LiveHub::new(8), store.clone());
+        let asset = mantis_domain::Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::new_random(),
+            code: "PMP-1".into(),
+            name: "pump".into(),
+            asset_type: "pump".into(),
+            location: String::new(),
+            criticality: mantis_domain::Criticality::Low,
+        };
+        assert_eq!(
+            fan_out.tenant_of(asset.id).await.expect("read"),
+            None,
+            "not the default tenant's"
+        );
+        store.upsert_asset(&asset).await.expect("registered");
+        assert_eq!(
+            fan_out.tenant_of(asset.id).await.expect("read"),
+            Some(asset.tenant_id),
+            "found once registered"
+        );
+    }
 
     #[tokio::test]
     async fn clients_tailing_one_asset_share_one_poller_stopped_by_the_last_to_leave() {

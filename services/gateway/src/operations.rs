@@ -5,7 +5,7 @@ use crate::api::{
     ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_asset, wants_csv,
 };
 use crate::auth::Principal;
-use crate::plant::{event_kind, not_in_future};
+use crate::plant::{event_kind, in_calendar, not_in_future};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -337,6 +337,9 @@ pub(crate) async fn create_work_order(
             .with_field("/description", "must not be empty"));
     }
     check_parts(&new.parts)?;
+    if let Some(due_by) = new.due_by {
+        in_calendar(due_by, "/dueBy")?;
+    }
     let asset = tenant_asset(s.store.as_ref(), &who, new.asset_id).await?;
     if let Some(t) = &new.technician {
         check_person(&s, &who, t, "/technician").await?;
@@ -420,6 +423,9 @@ pub(crate) async fn update_work_order(
     let priority = patch.priority.as_deref().map(parse_priority).transpose()?;
     if let Some(parts) = &patch.parts {
         check_parts(parts)?;
+    }
+    if let Some(due_by) = patch.due_by {
+        in_calendar(due_by, "/dueBy")?;
     }
     if patch
         .description

@@ -10,14 +10,14 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use mantis_domain::{
     Asset, AssetId, Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId,
     MaintenanceEventKind, Sensor, SensorId, SensorType, WorkOrderId,
 };
 use mantis_runtime::Problem;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 /// An asset as the API shows it: the stored asset and its production line (its location).
@@ -185,12 +185,19 @@ pub(crate) async fn create_asset(
             problem = problem.with_field(format!("/sensors/{i}/code"), "must not be empty");
         }
     }
-    let mut codes = std::collections::HashSet::new();
+    let (mut codes, mut ids) = (HashSet::new(), HashSet::new());
     for (i, sensor) in sensors.iter().enumerate() {
         if !sensor.code.is_empty() && !codes.insert(sensor.code.as_str()) {
             problem = problem.with_field(
                 format!("/sensors/{i}/code"),
                 "another sensor of the request has this code",
+            );
+        }
+        // Two sensors under one id would be stored as one (the last), answered as two.
+        if !ids.insert(sensor.id) {
+            problem = problem.with_field(
+                format!("/sensors/{i}/id"),
+                "another sensor of the request has this id",
             );
         }
     }
@@ -213,7 +220,7 @@ pub(crate) async fn create_asset(
         )
         .with_field("/code", "taken by another asset"));
     }
-    let ours: std::collections::HashSet<AssetId> = tenant_assets.iter().map(|a| a.id).collect();
+    let ours: HashSet<AssetId> = tenant_assets.iter().map(|a| a.id).collect();
     let existing = s.store.list_sensors(None).await?;
     // A sensor id already in use must be one of this tenant's: a sensor never moves to
     // another tenant (its readings would follow it).
@@ -625,7 +632,23 @@ pub(crate) fn event_kind(raw: &str, field: &str) -> ApiResult<MaintenanceEventKi
         .map_err(|e| Problem::bad_request(e.to_string()).with_field(field, e.to_string()))
 }
 
+/// A time a request body states must fall within 1970–9999: JSON's dates take any year
+/// (`-5000-01-01T00:00:00Z`), which PostgreSQL refuses (a 500, not the client's 400) and nothing
+/// of a plant needs.
+pub(crate) fn in_calendar(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
+    if at < DateTime::UNIX_EPOCH || at.year() > 9999 {
+        return Err(
+            Problem::bad_request(format!("{at} is outside the years 1970 to 9999"))
+                .with_field(field, "outside the years 1970 to 9999"),
+        );
+    }
+    Ok(())
+}
+
+/// A maintenance event's time: within [`in_calendar`], and not in the future (five minutes of
+/// clock skew allowed).
 pub(crate) fn not_in_future(at: DateTime<Utc>, field: &str) -> ApiResult<()> {
+    in_calendar(at, field)?;
     if at > Utc::now() + Duration::minutes(5) {
         return Err(
             Problem::bad_request("a maintenance event cannot be in the future")

@@ -894,6 +894,14 @@ async fn a_user_never_sees_another_tenants_plant() {
         .await;
     assert_problem(s, &v, 400);
     assert_eq!(v["errors"][0]["pointer"], "/sensors/1/code", "{v:#}");
+    // Two sensors of the request under one id would be stored as one: refused.
+    let mut twins = new_asset("P-2-VIB");
+    let twin_id = mantis_domain::SensorId::new_random();
+    twins["sensors"][0]["id"] = json!(twin_id);
+    twins["sensors"][1]["id"] = json!(twin_id);
+    let (s, _, v) = g.call("POST", "/api/v1/assets", &bea, Some(twins)).await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/sensors/1/id", "{v:#}");
     // An asset type names its fleet's models: one they cannot be named by is refused.
     let mut spaced = new_asset("P-2-VIB");
     spaced["assetType"] = json!("Hydraulic Pump");
@@ -934,6 +942,17 @@ async fn a_user_never_sees_another_tenants_plant() {
         2,
         "MTR-THEIRS and P-2"
     );
+    // A period of no time has no shares (0 / 0): refused, not answered with nulls.
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/kpis?from=2026-01-01T00:00:00.0001Z&to=2026-01-01T00:00:00.0002Z",
+            &bea,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/to", "{v:#}");
     let (_, _, users) = g
         .call("GET", "/api/v1/users", &Auth::Key(KEY.into()), None)
         .await;
@@ -1233,6 +1252,30 @@ async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
     assert_eq!(pushed["data"]["status"], "IN_PROGRESS");
     let (s, _, v) = transition("DONE").await;
     assert_problem(s, &v, 400);
+    // Dates outside 1970–9999 (JSON takes any year; PostgreSQL does not) are the client's
+    // error, refused before anything changes.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("{wo}/complete"),
+            &tom_auth,
+            Some(json!({"outcome": "REPAIR", "occurredAt": "-5000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/occurredAt", "{v:#}");
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &wo,
+            &tom_auth,
+            Some(json!({"dueBy": "+10000-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/dueBy", "{v:#}");
+    let (_, _, v) = g.call("GET", &wo, &tom_auth, None).await;
+    assert_eq!(v["status"], "IN_PROGRESS", "{v:#}");
     let (s, _, v) = g
         .call(
             "POST",
@@ -1292,6 +1335,24 @@ async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
     assert_eq!(s, 201, "{v:#}");
     assert_eq!(v["status"], "OPEN");
     assert_eq!(v["technician"], "tom");
+    let (s, v) = g
+        .admin(
+            "POST",
+            "/api/v1/work-orders",
+            Some(json!({"assetId": p.motor.id, "description": "Moon landing", "priority": "LOW", "dueBy": "1969-07-20T20:17:00Z"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/dueBy", "{v:#}");
+    let (s, v) = g
+        .admin(
+            "POST",
+            &format!("/api/v1/assets/{}/events", p.motor.id),
+            Some(json!({"kind": "FAILURE", "occurredAt": "-0001-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/occurredAt", "{v:#}");
     let (_, list) = g
         .admin(
             "GET",

@@ -3,6 +3,9 @@
 //! log, then the same while the bus is down (every batch goes to the edge buffer, one fsync
 //! per batch), then the drain of that buffer when the bus is back.
 //!
+//! The bus is the embedded log, or a Kafka-protocol broker when `MANTIS_TEST_KAFKA_BROKERS`
+//! is set (the cluster mode's path: `MANTIS_TEST_KAFKA_BROKERS=127.0.0.1:9092`, e.g. tansu).
+//!
 //! Run: `cargo bench -p mantis-ingestion --bench ingest` (`INGEST_BENCH_SECS`, default 10 s
 //! per phase with the bus up; `INGEST_BENCH_BUFFER_SECS`, default 3 s with the bus down, whose
 //! backlog the drain phase then works off; `INGEST_BENCH_CLIENTS`, default 4;
@@ -10,6 +13,7 @@
 
 use async_trait::async_trait;
 use mantis_bus::embedded::EmbeddedBus;
+use mantis_bus::kafka::{KafkaBus, KafkaConfig};
 use mantis_bus::{Bus, Delivery, OutboundRecord, SubscribeOptions, Subscription, TopicSpec};
 use mantis_domain::{Asset, AssetId, Criticality, Sensor, SensorId, SensorType};
 use mantis_ingestion::{Config, EdgeConfig};
@@ -19,9 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The embedded log behind a switch (off: publishes fail as with an unreachable broker).
+/// A bus behind a switch (off: publishes fail as with an unreachable broker).
 struct SwitchedBus {
-    inner: EmbeddedBus,
+    inner: Arc<dyn Bus>,
     up: AtomicBool,
 }
 
@@ -133,8 +137,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clients: usize = env_or("INGEST_BENCH_CLIENTS", 4);
     let batch: usize = env_or("INGEST_BENCH_BATCH", 1000);
     let dir = tempfile::tempdir()?;
+    let (inner, bus_name): (Arc<dyn Bus>, &str) = match std::env::var("MANTIS_TEST_KAFKA_BROKERS") {
+        Ok(brokers) => (
+            Arc::new(KafkaBus::new(KafkaConfig::new(
+                &brokers,
+                "mantis-ingest-bench",
+            ))?),
+            "Kafka",
+        ),
+        Err(_) => (
+            Arc::new(EmbeddedBus::open(dir.path().join("log")).await?),
+            "embedded log",
+        ),
+    };
     let bus = Arc::new(SwitchedBus {
-        inner: EmbeddedBus::open(dir.path().join("log")).await?,
+        inner,
         up: AtomicBool::new(true),
     });
     let store = Arc::new(SqliteStore::open(dir.path().join("mantis.db")).await?);
@@ -200,12 +217,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let (rps, bps) = load.run(secs, false).await;
-    println!(
-        "REST JSON batches, bus up (embedded log):     {rps:>9.0} readings/s  ({bps:.1} batches/s)"
-    );
+    println!("REST JSON batches, bus up ({bus_name}): {rps:>9.0} readings/s  ({bps:.1} batches/s)");
     let (rps, bps) = load.run(secs, true).await;
     println!(
-        "REST NDJSON batches, bus up (embedded log):   {rps:>9.0} readings/s  ({bps:.1} batches/s)"
+        "REST NDJSON batches, bus up ({bus_name}): {rps:>9.0} readings/s  ({bps:.1} batches/s)"
     );
 
     bus.up.store(false, Ordering::SeqCst);
@@ -226,7 +241,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let drained = ingestor.edge().status().drained_total - before;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "edge buffer drain to the embedded log:        {:>9.0} records/s  ({drained} of {backlog} records in {elapsed:.1} s)",
+        "edge buffer drain to the bus ({bus_name}): {:>9.0} records/s  ({drained} of {backlog} records in {elapsed:.1} s)",
         drained as f64 / elapsed
     );
     shutdown.cancel();

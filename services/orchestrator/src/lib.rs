@@ -125,14 +125,7 @@ impl Orchestrator {
 
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {
         let now = Utc::now();
-        // When the conclusion was published (its record's time on the bus; a broker that gives
-        // none: the event's own time), not when this consumer got to it: a backlog after an
-        // outage neither extends a deadline nor reopens work closed after the conclusion.
-        let published = Some(ctx.envelope.timestamp_ms)
-            .filter(|ms| *ms > 0)
-            .and_then(mantis_domain::timestamp_from_millis)
-            .filter(|t| *t <= now)
-            .unwrap_or_else(|| t.occurred.min(now));
+        let published = published_at(ctx.envelope.timestamp_ms, t.occurred, now);
         // The earlier of the two decides whether the work was closed after the event: an
         // anomaly published again (its features redelivered) is still the old window's.
         let happened = published.min(t.occurred);
@@ -170,7 +163,19 @@ impl Orchestrator {
                 rule: req.rule.clone(),
                 trigger_event: t.event_id.clone(),
             };
-            let opened = self.store.open_work_order(&candidate).await?;
+            let opened = match self.store.open_work_order(&candidate).await {
+                // Another work order has this code (the same day and the same first eight hex
+                // digits of its id: rare, not impossible): the whole id tells them apart. A
+                // redelivery finds the work order by its id, whatever its code.
+                Err(mantis_store::Error::Conflict(why)) => {
+                    tracing::warn!(work_order = %id, code = %candidate.code, %why, "work order code taken; the whole id used");
+                    let code = format!("WO-{}-{}", now.format("%Y%m%d"), id.0.simple());
+                    self.store
+                        .open_work_order(&WorkOrder { code, ..candidate })
+                        .await?
+                }
+                other => other?,
+            };
             if opened.created {
                 metrics::counter!("mantis_work_orders_opened_total", "cause" => req.cause.clone())
                     .increment(1);
@@ -368,6 +373,11 @@ impl Orchestrator {
             self.publish_alert(&stored, trace).await?;
             return Ok(false);
         }
+        // Read again: the work order may have been closed or replanned since the sweep listed it.
+        match self.store.get_work_order(wo.id).await? {
+            Some(now_wo) if now_wo.status.is_active() && now_wo.due_by == wo.due_by => {}
+            _ => return Ok(false),
+        }
         let asset = self.store.get_asset(wo.asset_id).await?;
         let alert = Alert {
             id: Alert::id_for(&key),
@@ -466,6 +476,19 @@ async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) 
             Err(e) => tracing::warn!(error = %e, "overdue work orders not checked; will retry"),
         }
     }
+}
+
+/// When a conclusion was published: its record's time on the bus (`bus_ms`; a broker that
+/// gives none: the event's own time, `occurred`), not when this consumer got to it, so a
+/// backlog after an outage neither extends a deadline nor reopens work closed after the
+/// conclusion. Never later than `now`: a publisher's clock ahead of this host's counts as now,
+/// not as a reason to fall back on the device's clock (which may be hours off).
+fn published_at(bus_ms: i64, occurred: Timestamp, now: Timestamp) -> Timestamp {
+    Some(bus_ms)
+        .filter(|ms| *ms > 0)
+        .and_then(mantis_domain::timestamp_from_millis)
+        .map(|t| t.min(now))
+        .unwrap_or_else(|| occurred.min(now))
 }
 
 /// The key of an incident's escalation to `level`.
@@ -1012,6 +1035,108 @@ mod tests {
                 .any(|a| a.work_order_id == Some(new.id)),
             "the newly overdue work order is alerted"
         );
+    }
+
+    /// A work order closed or replanned after the sweep listed it (between the listing and its
+    /// alert) raises no overdue alert.
+    #[tokio::test]
+    async fn work_closed_after_the_overdue_sweep_listed_it_is_not_alerted() {
+        let p = plant().await;
+        let late = WorkOrder {
+            id: WorkOrderId::new_random(),
+            code: "WO-LATE".into(),
+            asset_id: p.pump.id,
+            cause: "anomaly".into(),
+            priority: mantis_domain::Priority::Urgent,
+            status: WorkOrderStatus::Open,
+            created_at: p.base,
+            due_by: Utc::now() - chrono::Duration::hours(1),
+            description: "late work".into(),
+            rule: "by hand".into(),
+            trigger_event: "WO-LATE".into(),
+        };
+        p.open(&late).await;
+        let listed = p
+            .infra
+            .store
+            .list_overdue_work_orders(Utc::now(), None, 10)
+            .await
+            .expect("listed");
+        assert_eq!(listed.len(), 1);
+        p.infra
+            .store
+            .set_work_order_status(late.id, WorkOrderStatus::Completed)
+            .await
+            .expect("completed");
+        let raised = p
+            .orchestrator
+            .alert_overdue(&listed[0], Utc::now())
+            .await
+            .expect("checked");
+        assert!(!raised);
+        assert!(p.alerts().await.is_empty());
+    }
+
+    /// Two work orders whose codes would clash (the same day, the same first eight hex digits
+    /// of their ids): the second is opened under its whole id, not lost with its alert.
+    #[tokio::test]
+    async fn a_work_order_whose_code_is_taken_is_opened_under_its_whole_id() {
+        let p = plant().await;
+        let start = p.base;
+        let event = format!("anomaly:{}", Anomaly::id_for(p.sensor, start));
+        let id = WorkOrderId(deterministic_uuid("work-order", &[&event]));
+        let short = format!(
+            "WO-{}-{}",
+            Utc::now().format("%Y%m%d"),
+            &id.to_string()[..8]
+        );
+        p.open(&WorkOrder {
+            id: WorkOrderId::new_random(),
+            code: short.clone(),
+            asset_id: p.pump.id,
+            cause: "manual:earlier".into(),
+            priority: mantis_domain::Priority::Low,
+            status: WorkOrderStatus::Open,
+            created_at: p.base,
+            due_by: Utc::now() + chrono::Duration::hours(1),
+            description: "holds the code".into(),
+            rule: "manual".into(),
+            trigger_event: "user:tom".into(),
+        })
+        .await;
+        p.anomaly(p.pump.id, 0, 0.9).await;
+        p.handle(1).await;
+        let opened = p
+            .infra
+            .store
+            .get_work_order(id)
+            .await
+            .expect("read")
+            .expect("opened, not dead-lettered");
+        assert_eq!(
+            opened.code,
+            format!("WO-{}-{}", Utc::now().format("%Y%m%d"), id.0.simple())
+        );
+        assert!(
+            p.alerts().await.iter().any(|a| a.work_order_id == Some(id)),
+            "its alert raised"
+        );
+    }
+
+    #[test]
+    fn a_conclusion_counts_from_when_it_was_published_never_from_later_than_now() {
+        let now = Utc::now();
+        let device = now - chrono::Duration::hours(5); // a PLC's local time taken for UTC
+        let ms = |t: Timestamp| t.timestamp_millis();
+        let at = |t: Timestamp| mantis_domain::timestamp_from_millis(ms(t)).expect("in range");
+        let published = now - chrono::Duration::seconds(30);
+        assert_eq!(published_at(ms(published), device, now), at(published));
+        // The publisher's clock a little ahead: now, not the device's time.
+        let ahead = now + chrono::Duration::milliseconds(40);
+        assert_eq!(published_at(ms(ahead), device, now), now);
+        // No time from the broker: the event's own, at most now.
+        assert_eq!(published_at(0, device, now), device);
+        assert_eq!(published_at(-1, now + chrono::Duration::hours(1), now), now);
     }
 
     #[test]

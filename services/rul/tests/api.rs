@@ -236,6 +236,37 @@ fn assert_problem(status: u16, body: &Value, expected: u16) {
     assert!(body["detail"].is_string(), "{body:#}");
 }
 
+/// Paths no route serves, methods a route does not take and the framework's own refusals are
+/// problem bodies too (as in every service built on `App::new`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_are_answered_with_problem_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, _publisher, url, shutdown) = start_service(dir.path()).await;
+    let http = reqwest::Client::new();
+    let (status, body) = get(&http, &format!("{url}/api/v1/nothing-here")).await;
+    assert_problem(status, &body, 404);
+    let (status, body) = post(&http, &format!("{url}/api/v1/rul/models"), json!({})).await;
+    assert_problem(status, &body, 405);
+    let r = http
+        .delete(format!("{url}/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 405);
+    // Over the framework's body limit: refused before any handler, still a problem body.
+    let r = http
+        .post(format!("{url}/api/v1/rul/predict"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_problem(status, &body, 413);
+    shutdown.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_register_promote_and_predict_through_the_api() {
     mantis_telemetry::init_test_tracing();
