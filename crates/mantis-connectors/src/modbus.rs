@@ -179,7 +179,10 @@ impl ModbusSource {
             .is_none()
             && !ctx.stop.is_cancelled()
         {
-            // A polled value cannot be asked for again: counted and logged, never silent.
+            // A polled value cannot be asked for again: counted and logged, never silent. A
+            // fault reported by this poll was not delivered: reported again by the next poll
+            // that still finds it (a point's bad reason is otherwise sent once).
+            self.states().bad.clear();
             crate::metrics::error(&ctx.name, "dropped");
             tracing::warn!(connector = %ctx.name, readings = n, "readings of this poll dropped: the sink stayed unavailable until the next poll");
         }

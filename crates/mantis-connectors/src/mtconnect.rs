@@ -6,11 +6,13 @@
 //! the previous answer's `nextSequence`: every observation is read once, none is skipped, and a
 //! backlog is drained request after request without waiting for the poll interval. The cursor
 //! (the agent's `instanceId` and the next sequence) outlives the session, so a reconnection
-//! continues where it stopped. `/current` is read only to start (first connection, an agent
-//! that restarted with a new `instanceId`) or to resynchronise after a gap: when the agent's
-//! circular buffer wrapped past the cursor (`from` older than `firstSequence`, or the agent's
-//! `OUT_OF_RANGE` error), the lost sequences are reported (status `lastError`, metric
-//! `mantis_connector_lost_observations_total`) and reading continues from `/current`.
+//! continues where it stopped, and so does a restart of the service when the connectors keep
+//! files (`Connectors::with_data_dir`: `<data_dir>/mtconnect/<source>.json`). `/current` is read only to start (the first connection) or to
+//! learn where the agent's buffer begins: when it wrapped past the cursor (`from` older than
+//! `firstSequence`, or the agent's `OUT_OF_RANGE` error), the overwritten sequences are reported
+//! (status `lastError`, metric `mantis_connector_lost_observations_total`) and reading continues
+//! with `/sample` from the oldest observation the agent still holds; an agent that restarted
+//! (a new `instanceId`) is read from the start of its new buffer.
 //!
 //! Values: a SAMPLE's number; `UNAVAILABLE` is a quality-0 reading carrying the last good value
 //! (0 before the first); a CONDITION is 0 (`Normal`), 1 (`Warning`) or 2 (`Fault`),
@@ -24,6 +26,7 @@ use crate::runtime::{BrowseError, BrowsedNode, SessionCtx, SessionError, Source}
 use async_trait::async_trait;
 use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol};
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xml::{DataItemDef, Document, Header, Observation};
@@ -50,8 +53,9 @@ pub(crate) fn agent_url(s: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-/// Where the stream is read from next.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Where the stream is read from next (kept in a file when the source has one, so a restart
+/// of the service continues where it stopped).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Cursor {
     instance: u64,
     /// `None`: start from `/current`.
@@ -112,6 +116,8 @@ pub(crate) struct MtConnectSource {
     base: reqwest::Url,
     http: reqwest::Client,
     cursor: Mutex<Cursor>,
+    /// Where the cursor is kept across restarts (none: in memory only).
+    cursor_file: Option<PathBuf>,
     /// The DataItems of the last probe (for browsing).
     probe: Mutex<Vec<DataItemDef>>,
     /// The last good value of each configured item (by index).
@@ -123,8 +129,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl MtConnectSource {
-    /// A source for a validated configuration.
-    pub(crate) fn new(config: MtConnectConfig) -> Result<Self, crate::ConfigError> {
+    /// A source for a validated configuration, its cursor kept in `cursor_file` (read back
+    /// from it when it exists).
+    pub(crate) fn new(
+        config: MtConnectConfig,
+        cursor_file: Option<PathBuf>,
+    ) -> Result<Self, crate::ConfigError> {
         let invalid = |e: String| crate::ConfigError {
             source_name: config.name.clone(),
             problems: vec![("/url".into(), e)],
@@ -135,11 +145,16 @@ impl MtConnectSource {
             .connect_timeout(Duration::from_millis(config.request_timeout_ms.max(1)))
             .build()
             .map_err(|e| invalid(format!("HTTP client: {e}")))?;
+        let cursor = cursor_file
+            .as_deref()
+            .map(|f| load_cursor(&config.name, f))
+            .unwrap_or_default();
         Ok(Self {
             config,
             base,
             http,
-            cursor: Mutex::new(Cursor::default()),
+            cursor: Mutex::new(cursor),
+            cursor_file,
             probe: Mutex::new(Vec::new()),
             last_good: Mutex::new(HashMap::new()),
         })
@@ -284,8 +299,9 @@ impl MtConnectSource {
         out
     }
 
-    /// Reads `/current`: its readings (after the cursor when the agent is the same) and the
-    /// new cursor. Returns the sequences lost since the cursor, if any.
+    /// Reads `/current`: the new cursor (the oldest buffered sequence after a gap or an agent
+    /// restart, else its `nextSequence`), its readings (none after a gap or restart: `/sample`
+    /// reads them; else those after the cursor) and the sequences lost since the cursor, if any.
     async fn resync(
         &self,
         ctx: &SessionCtx,
@@ -306,14 +322,31 @@ impl MtConnectSource {
             }
         };
         let old = *lock(&self.cursor);
-        let same = old.next.is_some() && old.instance == streams.header.instance_id;
-        let from = if same { old.next } else { None };
-        let lost = match (same, old.next) {
-            (true, Some(next)) if streams.header.first_sequence > next => {
-                Some((next, streams.header.first_sequence))
+        let header = &streams.header;
+        let same = old.next.is_some() && old.instance == header.instance_id;
+        match (same, old.next) {
+            // The buffer wrapped past the cursor: what was overwritten is lost, what the agent
+            // still holds is read by /sample from its oldest sequence on (not only the newest
+            // value of each item that /current shows).
+            (true, Some(next)) if header.first_sequence > next => {
+                let cursor = Cursor {
+                    instance: header.instance_id,
+                    next: Some(header.first_sequence),
+                };
+                return Ok((Vec::new(), cursor, Some((next, header.first_sequence))));
             }
-            _ => None,
-        };
+            // The agent restarted: its buffer holds only what it saw since, all of it new.
+            (false, Some(_)) => {
+                let cursor = Cursor {
+                    instance: header.instance_id,
+                    next: Some(header.first_sequence),
+                };
+                return Ok((Vec::new(), cursor, None));
+            }
+            _ => {}
+        }
+        let from = if same { old.next } else { None };
+        let lost = None;
         let readings = self.readings(ctx, map, &streams.observations, from);
         let cursor = Cursor {
             instance: streams.header.instance_id,
@@ -325,7 +358,7 @@ impl MtConnectSource {
     fn report_gap(&self, ctx: &SessionCtx, expected: u64, first: u64) {
         let lost = first.saturating_sub(expected);
         let detail = format!(
-            "the agent's buffer wrapped: {lost} observations (sequences {expected}..{}) were overwritten before they could be read; resynchronised from /current",
+            "the agent's buffer wrapped: {lost} observations (sequences {expected}..{}) were overwritten before they could be read; reading on from the oldest it still holds",
             first.saturating_sub(1)
         );
         tracing::warn!(connector = %ctx.name, lost, %detail, "MTConnect gap");
@@ -333,8 +366,9 @@ impl MtConnectSource {
         ctx.status.error("gap", &detail, None);
     }
 
-    /// Resynchronises from `/current` and reports the gap (the one `/current` shows, else
-    /// `seen`). `false` when stopping.
+    /// Resynchronises through `/current` (where the buffer begins, or the newest values on a
+    /// first start) and reports the gap (the one `/current` shows, else `seen`). `false` when
+    /// stopping.
     async fn resync_and_commit(
         &self,
         ctx: &SessionCtx,
@@ -346,7 +380,7 @@ impl MtConnectSource {
         if let Some((expected, first)) = lost.or(seen) {
             self.report_gap(ctx, expected, first);
         } else if before.next.is_some() && before.instance != cursor.instance {
-            tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading from /current");
+            tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading its buffer from the start");
         }
         Ok(self.commit(ctx, readings, cursor).await)
     }
@@ -366,9 +400,55 @@ impl MtConnectSource {
         {
             return false;
         }
-        *lock(&self.cursor) = cursor;
+        self.set_cursor(ctx, cursor);
         true
     }
+
+    /// Moves the cursor, and its file when it changed.
+    fn set_cursor(&self, ctx: &SessionCtx, cursor: Cursor) {
+        let before = std::mem::replace(&mut *lock(&self.cursor), cursor);
+        if before == cursor {
+            return;
+        }
+        if let Some(file) = &self.cursor_file
+            && let Err(e) = save_cursor(file, cursor)
+        {
+            // Reading goes on; a restart would start from /current (the newest values).
+            crate::metrics::error(&ctx.name, "cursor");
+            tracing::warn!(connector = %ctx.name, file = %file.display(), error = %e, "MTConnect cursor not saved");
+        }
+    }
+}
+
+/// The cursor kept in `file`; none (start from `/current`) when there is no file or it cannot
+/// be read (logged).
+fn load_cursor(source: &str, file: &Path) -> Cursor {
+    match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
+            Cursor::default()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Cursor::default(),
+        Err(e) => {
+            tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
+            Cursor::default()
+        }
+    }
+}
+
+/// Writes `cursor` to `file` whole (a temporary file renamed over it: a crash leaves the old
+/// cursor or the new one, never half of one). Not synced: after a power loss the cursor may be
+/// an older one, so observations are read again (at least once), none skipped.
+fn save_cursor(file: &Path, cursor: Cursor) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&cursor).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, file)
 }
 
 fn describe_errors(errors: &[(String, String)]) -> String {
@@ -505,8 +585,15 @@ impl Source for MtConnectSource {
                     }
                 }
                 Step::Restarted => {
-                    tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading from /current");
-                    *lock(&self.cursor) = Cursor::default();
+                    // Its buffer holds only what it saw since the restart: all of it is read.
+                    tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading its buffer from the start");
+                    self.set_cursor(
+                        &ctx,
+                        Cursor {
+                            instance: streams.header.instance_id,
+                            next: Some(streams.header.first_sequence),
+                        },
+                    );
                     backlog = true;
                 }
             }

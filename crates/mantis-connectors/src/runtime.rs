@@ -200,6 +200,8 @@ struct Registry {
     sink: Arc<dyn ReadingSink>,
     /// Default PKI directory of the OPC UA sources.
     opcua_pki: PathBuf,
+    /// Where the MTConnect sources keep their cursors (none: in memory only).
+    cursors: Option<PathBuf>,
     sources: Mutex<BTreeMap<String, Entry>>,
     running: Mutex<Option<Running>>,
 }
@@ -221,19 +223,30 @@ impl std::fmt::Debug for Connectors {
 
 impl Connectors {
     /// No sources yet; readings will go to `sink`. Files of the sources (the OPC UA client's
-    /// PKI directory) go under `./data`; see [`Connectors::with_data_dir`].
+    /// PKI directory) go under `./data`; the MTConnect sources' cursors are kept in memory
+    /// only (see [`Connectors::with_data_dir`]).
     pub fn new(sink: Arc<dyn ReadingSink>) -> Self {
-        Self::with_data_dir(sink, Path::new("data"))
+        Self::with_dirs(sink, Path::new("data").join("opcua").join("pki"), None)
     }
 
     /// No sources yet; readings will go to `sink`, files of the sources under `data_dir` (the
     /// OPC UA client's certificate, key and trusted server certificates in
-    /// `<data_dir>/opcua/pki`, unless a source names its own `pki_dir`).
+    /// `<data_dir>/opcua/pki`, unless a source names its own `pki_dir`; each MTConnect source's
+    /// cursor in `<data_dir>/mtconnect/<source>.json`, so a restart reads on where it stopped).
     pub fn with_data_dir(sink: Arc<dyn ReadingSink>, data_dir: &Path) -> Self {
+        Self::with_dirs(
+            sink,
+            data_dir.join("opcua").join("pki"),
+            Some(data_dir.join("mtconnect")),
+        )
+    }
+
+    fn with_dirs(sink: Arc<dyn ReadingSink>, opcua_pki: PathBuf, cursors: Option<PathBuf>) -> Self {
         Self {
             inner: Arc::new(Registry {
                 sink,
-                opcua_pki: data_dir.join("opcua").join("pki"),
+                opcua_pki,
+                cursors,
                 sources: Mutex::new(BTreeMap::new()),
                 running: Mutex::new(None),
             }),
@@ -255,7 +268,11 @@ impl Connectors {
     /// source starts at once. Returns its first status.
     pub fn add(&self, config: SourceConfig) -> Result<ConnectorStatus, Error> {
         config.validate()?;
-        let source = build_source(&config, &self.inner.opcua_pki)?;
+        let source = build_source(
+            &config,
+            &self.inner.opcua_pki,
+            self.inner.cursors.as_deref(),
+        )?;
         let name = config.name().to_owned();
         let status = Arc::new(StatusCell::new(&name, config.kind(), config.endpoint()));
         // Lock order: `running`, then `sources` (as in `run`), so a source added while `run`
@@ -383,12 +400,34 @@ impl Connectors {
     }
 }
 
-fn build_source(config: &SourceConfig, opcua_pki: &Path) -> Result<Arc<dyn Source>, Error> {
+fn build_source(
+    config: &SourceConfig,
+    opcua_pki: &Path,
+    cursors: Option<&Path>,
+) -> Result<Arc<dyn Source>, Error> {
     Ok(match config {
         SourceConfig::Mqtt(c) => Arc::new(mqtt::MqttSource::new(c.clone())?),
         SourceConfig::Modbus(c) => Arc::new(modbus::ModbusSource::new(c.clone())),
         SourceConfig::OpcUa(c) => Arc::new(opcua::OpcUaSource::new(c.clone(), opcua_pki)?),
-        SourceConfig::MtConnect(c) => Arc::new(mtconnect::MtConnectSource::new(c.clone())?),
+        SourceConfig::MtConnect(c) => {
+            // One file per source name (names are checked to be file-safe; any other character
+            // is replaced all the same).
+            let file = cursors.map(|dir| {
+                let safe: String = c
+                    .name
+                    .chars()
+                    .map(|ch| {
+                        if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') {
+                            ch
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                dir.join(format!("{safe}.json"))
+            });
+            Arc::new(mtconnect::MtConnectSource::new(c.clone(), file)?)
+        }
     })
 }
 

@@ -148,12 +148,22 @@ async fn every_observation_is_read_once_in_sequence_across_polls() {
     run.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() {
-    let agent: Shared = Arc::new(Mutex::new(Agent::new(16)));
+/// An agent whose buffer holds `buffer` observations, a source reading it into a new sink (its
+/// cursor kept under `data_dir` when given), and the first X positions 1..=`positions` read
+/// after the current values.
+async fn reading_positions(
+    buffer: u64,
+    positions: u32,
+    data_dir: Option<&std::path::Path>,
+) -> (Shared, String, Arc<RecordingSink>, Running) {
+    let agent: Shared = Arc::new(Mutex::new(Agent::new(buffer)));
     let url = serve(agent.clone()).await;
     let sink = Arc::new(RecordingSink::default());
-    let run = Running::start(sink.clone(), vec![source(&url, 100)]);
+    let sources = vec![source(&url, 100)];
+    let run = match data_dir {
+        Some(dir) => Running::start_in(sink.clone(), sources, dir),
+        None => Running::start(sink.clone(), sources),
+    };
     eventually(
         20,
         "the current values",
@@ -163,17 +173,23 @@ async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() 
     .await;
     {
         let mut a = agent.lock().expect("agent");
-        for i in 1..=5 {
+        for i in 1..=positions {
             a.push("f01_Xact", &i.to_string());
         }
     }
     eventually(
         20,
         "the first positions",
-        || sink.at_least("X-POS", 6),
+        || sink.at_least("X-POS", positions as usize + 1),
         || sink.summary(),
     )
     .await;
+    (agent, url, sink, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapped_buffer_is_read_on_from_its_oldest_observation_and_the_gap_reported() {
+    let (agent, _url, sink, run) = reading_positions(16, 5, None).await;
 
     // The agent stops answering while the machine produces far more than its buffer holds.
     let cursor = {
@@ -198,8 +214,8 @@ async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() 
     };
     assert!(first_kept > cursor, "the buffer wrapped past the cursor");
 
-    // Back online: the gap is reported, reading resumes from /current, and new observations
-    // follow without duplicates.
+    // Back online: the gap is reported, reading resumes from the oldest observation the
+    // agent still holds, and new observations follow without duplicates.
     let status = eventually(
         20,
         "the gap report",
@@ -221,7 +237,7 @@ async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() 
     );
     eventually(
         20,
-        "the current position",
+        "the newest position",
         || sink.of("X-POS").into_iter().find(|r| r.value == 105.0),
         || sink.summary(),
     )
@@ -242,9 +258,11 @@ async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() 
         || sink.summary(),
     )
     .await;
-    // 0..=5 before, then /current's 105 (the newest), then 106..=110: nothing twice.
+    // 0..=5 before, then every position the agent still held (the last pushes: 106 minus
+    // its buffer's length up to 105), then 106..=110: nothing twice, nothing held skipped.
+    let held = i32::try_from(last - first_kept + 1).expect("small");
     let mut expected: Vec<f64> = (0..=5).map(f64::from).collect();
-    expected.push(105.0);
+    expected.extend((106 - held..=105).map(f64::from));
     expected.extend((106..=110).map(f64::from));
     assert_eq!(values(&x), expected, "last sequence {last}");
     let seqs = sequences(&x);
@@ -256,5 +274,78 @@ async fn a_wrapped_buffer_is_resynchronised_from_current_and_the_gap_reported() 
         || format!("{:?}", run.status("fanuc-01")),
     )
     .await;
+    run.stop().await;
+}
+
+/// An agent that restarts (a new `instanceId`, its sequences from 1 again) is read from the
+/// start of its new buffer: what it saw since the restart arrives whole, not only the newest
+/// value of each item that `/current` would show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_restarted_is_read_from_the_start_of_its_new_buffer() {
+    let (agent, _url, sink, run) = reading_positions(1_000, 3, None).await;
+    agent.lock().expect("agent").offline = true;
+    eventually(
+        20,
+        "the source noticing",
+        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
+        || format!("{:?}", run.status("fanuc-01")),
+    )
+    .await;
+    {
+        // Restarted: a new instance whose buffer starts again, three positions in it.
+        let mut a = agent.lock().expect("agent");
+        a.instance += 1;
+        a.all.clear();
+        for v in ["100", "101", "102"] {
+            a.push("f01_Xact", v);
+        }
+        a.offline = false;
+    }
+    let x = eventually(
+        20,
+        "the restarted agent's positions",
+        || {
+            let x = sink.of("X-POS");
+            x.last().is_some_and(|r| r.value == 102.0).then_some(x)
+        },
+        || sink.summary(),
+    )
+    .await;
+    assert_eq!(values(&x), vec![0.0, 1.0, 2.0, 3.0, 100.0, 101.0, 102.0]);
+    run.stop().await;
+}
+
+/// The cursor is kept on disk: a restart of the service reads on from where it stopped, so
+/// what the machine produced meanwhile arrives whole (once), not only the newest values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_the_service_reads_on_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (agent, url, _before, run) = reading_positions(1_000, 3, Some(dir.path())).await;
+    run.stop().await;
+    {
+        let mut a = agent.lock().expect("agent");
+        for i in 4..=8 {
+            a.push("f01_Xact", &i.to_string());
+        }
+    }
+    let after = Arc::new(RecordingSink::default());
+    let run = Running::start_in(after.clone(), vec![source(&url, 100)], dir.path());
+    let x = eventually(
+        20,
+        "the positions produced while stopped",
+        || {
+            let x = after.of("X-POS");
+            x.last().is_some_and(|r| r.value == 8.0).then_some(x)
+        },
+        || after.summary(),
+    )
+    .await;
+    assert_eq!(values(&x), vec![4.0, 5.0, 6.0, 7.0, 8.0]);
+    let requests = agent.lock().expect("agent").requests.clone();
+    assert_eq!(
+        requests.iter().filter(|r| *r == "current").count(),
+        1,
+        "/current only on the very first start: {requests:?}"
+    );
     run.stop().await;
 }

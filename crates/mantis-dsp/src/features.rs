@@ -334,7 +334,8 @@ impl FeatureExtractor {
     }
 
     /// Computes the features of `x` into `values` (cleared, then filled in the order of
-    /// [`FeatureExtractor::names`]). Refuses an empty or too short window and non-finite samples.
+    /// [`FeatureExtractor::names`]). Refuses an empty or too short window and non-finite samples;
+    /// a feature that overflows is NaN, never infinite.
     pub fn extract_into(&mut self, x: &[f64], values: &mut Vec<f64>) -> Result<()> {
         values.clear();
         if x.is_empty() {
@@ -382,6 +383,11 @@ impl FeatureExtractor {
             }
         }
         debug_assert_eq!(values.len(), self.names.len());
+        // Finite samples whose squares overflow (a device's sentinel near f64::MAX) give an
+        // infinite spread: not a figure. NaN, as any feature that cannot be computed.
+        for v in values.iter_mut().filter(|v| v.is_infinite()) {
+            *v = f64::NAN;
+        }
         Ok(())
     }
 
@@ -443,6 +449,18 @@ mod tests {
             fx.extract_into(&[1.0, f64::NAN], &mut v),
             Err(Error::NonFinite { index: 1 })
         );
+    }
+
+    #[test]
+    fn a_feature_that_overflows_is_nan_never_infinite() {
+        let mut fx = FeatureExtractor::new(FeatureConfig::vibration(100.0)).expect("valid");
+        let mut v = Vec::new();
+        let x: Vec<f64> = (0..64)
+            .map(|i| if i % 2 == 0 { 1e200 } else { -1e200 })
+            .collect();
+        fx.extract_into(&x, &mut v).expect("finite samples");
+        assert!(v.iter().all(|f| !f.is_infinite()), "{v:?}");
+        assert!(v.iter().any(|f| f.is_nan()), "the spread overflowed: {v:?}");
     }
 
     #[test]

@@ -225,7 +225,10 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
 
 async fn persist(s: &ApiState, config: SourceConfig) -> Result<(), String> {
     let mut all: Vec<SourceConfig> = match s.store.get_state(ADDED_SOURCES_KEY).await {
-        Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+        // A list this version cannot read is kept as it is, not overwritten by this one source.
+        Ok(Some(v)) => serde_json::from_value(v).map_err(|e| {
+            format!("the connectors added before cannot be read ({e}); nothing was overwritten")
+        })?,
         Ok(None) => Vec::new(),
         Err(e) => return Err(e.to_string()),
     };

@@ -322,7 +322,13 @@ impl Ingestor {
                 };
                 issues.push(self.issue_record(&issue, trace)?);
             }
-            self.send(issues).await?;
+            // The client's error is answered whatever happens to its report: a bus down (and a
+            // full or absent edge buffer) must not turn a 400 into a 503 that has the client
+            // retry a batch that will never pass.
+            if let Err(e) = self.send(issues).await {
+                metrics::counter!("mantis_quality_reports_lost_total").increment(1);
+                tracing::warn!(error = %e, refused = rejected.len(), "refused readings not reported to data.quality.issues");
+            }
             return Err(IngestError::Rejected(rejected));
         }
         let mut accepted = Accepted {

@@ -598,6 +598,15 @@ async fn only_a_full_buffer_refuses_readings_with_503_and_retry_after() {
         .await
         .expect("ready");
     assert_eq!(ready.status(), 503, "not ready while full");
+    // A bad reading is still the client's error (400), not a 503 that has it retry a batch
+    // that will never pass, although its report to data.quality.issues cannot be kept.
+    let bad = post(
+        &http,
+        &url,
+        &batch(&f.sensor, now_ms() + 86_400_000, &[1.0]),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
     // Connectors are told to retry (they do not acknowledge to their devices).
     let reading = IncomingReading {
         timestamp: mantis_domain::timestamp_from_millis(ts).expect("timestamp"),

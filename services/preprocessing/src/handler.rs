@@ -26,6 +26,19 @@ pub(crate) struct WindowHandler {
     /// Sensors of which this handler stored a window the store did not have: their windows
     /// close in start order, so every later one is new too and is not looked up.
     emitting: std::collections::HashSet<SensorId>,
+    /// When the last tick ran: a longer gap than a few ticks means the consumer was held.
+    last_tick: Option<Instant>,
+}
+
+/// How often the handler ticks (idle windows are looked for).
+const TICK: Duration = Duration::from_secs(1);
+
+/// How long the consumer was held between two ticks `previous` and `now` (a record retried
+/// while the store or the bus was down, a slow write): none for the usual tick period and a
+/// little late scheduling.
+fn stalled(previous: Instant, now: Instant) -> Option<Duration> {
+    let gap = now.saturating_duration_since(previous);
+    (gap > TICK * 3).then(|| gap - TICK)
 }
 
 impl WindowHandler {
@@ -40,6 +53,7 @@ impl WindowHandler {
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
             emitting: Default::default(),
+            last_tick: None,
         }
     }
 
@@ -253,7 +267,17 @@ impl Handler for WindowHandler {
     }
 
     async fn tick(&mut self) -> Result<Vec<Position>, HandleError> {
-        let idle = self.windower.idle(Instant::now(), self.idle_close);
+        let now = Instant::now();
+        if let Some(held) = self.last_tick.replace(now).and_then(|t| stalled(t, now)) {
+            // Nothing was read meanwhile: the sensors were not silent, the consumer was held.
+            // Their windows' remaining readings are still in the log, not late.
+            tracing::info!(
+                held_secs = held.as_secs_f64(),
+                "consumer held; idle windows wait as long"
+            );
+            self.windower.postpone_idle(held);
+        }
+        let idle = self.windower.idle(now, self.idle_close);
         if idle.is_empty() {
             return Ok(Vec::new());
         }
@@ -269,7 +293,7 @@ impl Handler for WindowHandler {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
+        Some(TICK)
     }
 
     /// A dead-lettered reading commits no further than the open windows' first readings.
@@ -289,6 +313,18 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     const T0: i64 = 1_763_892_000_000;
+
+    #[test]
+    fn a_gap_of_a_few_ticks_is_not_a_stall_a_longer_one_is() {
+        let t = Instant::now();
+        assert_eq!(stalled(t, t + TICK), None);
+        assert_eq!(stalled(t, t + TICK * 3), None);
+        assert_eq!(
+            stalled(t, t + Duration::from_secs(90)),
+            Some(Duration::from_secs(89))
+        );
+        assert_eq!(stalled(t + TICK, t), None, "a clock read out of order");
+    }
 
     fn reading(asset: AssetId, sensor: SensorId, ms: i64) -> Reading {
         Reading {

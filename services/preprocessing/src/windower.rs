@@ -187,6 +187,16 @@ impl Windower {
         out
     }
 
+    /// Moves every open window's idle clock on by `by`: time in which the consumer read nothing
+    /// (a record retried while the store was down) is not silence of the sensors.
+    pub fn postpone_idle(&mut self, by: Duration) {
+        for s in self.sensors.values_mut() {
+            for w in s.open.values_mut() {
+                w.last_seen += by;
+            }
+        }
+    }
+
     /// Removes the open window of `sensor` starting at `start_ms` (after it was published).
     pub fn remove(&mut self, sensor: SensorId, start_ms: i64) {
         if let Some(s) = self.sensors.get_mut(&sensor)
@@ -360,6 +370,23 @@ mod tests {
         assert_eq!(w.open_windows(), 1);
         assert_eq!(w.earliest_needed(0), Some(1));
         assert!(w.add(&reading(a, 3.0, 1.0), o(2), t0).late);
+    }
+
+    #[test]
+    fn a_stall_of_the_consumer_does_not_make_windows_idle() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(0);
+        let t0 = Instant::now();
+        w.add(&reading(s, 0.0, 1.0), o(0), t0);
+        let after = t0 + Duration::from_secs(90);
+        assert_eq!(w.idle(after, Duration::from_secs(60)).len(), 1);
+        w.postpone_idle(Duration::from_secs(89));
+        assert!(w.idle(after, Duration::from_secs(60)).is_empty());
+        assert_eq!(
+            w.idle(after + Duration::from_secs(59), Duration::from_secs(60))
+                .len(),
+            1
+        );
     }
 
     #[test]

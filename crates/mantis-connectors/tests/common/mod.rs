@@ -96,8 +96,21 @@ pub struct Running {
 impl Running {
     /// Starts `sources` delivering into `sink`.
     pub fn start(sink: Arc<dyn ReadingSink>, sources: Vec<serde_json::Value>) -> Running {
+        Self::start_with(Connectors::new(sink), sources)
+    }
+
+    /// [`Running::start`], the sources' files (MTConnect cursors) under `data_dir`.
+    #[allow(dead_code)]
+    pub fn start_in(
+        sink: Arc<dyn ReadingSink>,
+        sources: Vec<serde_json::Value>,
+        data_dir: &std::path::Path,
+    ) -> Running {
+        Self::start_with(Connectors::with_data_dir(sink, data_dir), sources)
+    }
+
+    fn start_with(connectors: Connectors, sources: Vec<serde_json::Value>) -> Running {
         mantis_telemetry::init_test_tracing();
-        let connectors = Connectors::new(sink);
         for s in sources {
             let config: SourceConfig =
                 serde_json::from_value(s.clone()).unwrap_or_else(|e| panic!("{e}: {s}"));
