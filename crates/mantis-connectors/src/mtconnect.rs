@@ -11,8 +11,9 @@
 //! learn where the agent's buffer begins: when it wrapped past the cursor (`from` older than
 //! `firstSequence`, or the agent's `OUT_OF_RANGE` error), the overwritten sequences are reported
 //! (status `lastError`, metric `mantis_connector_lost_observations_total`) and reading continues
-//! with `/sample` from the oldest observation the agent still holds; an agent that restarted
-//! (a new `instanceId`) is read from the start of its new buffer.
+//! with `/sample` from the oldest observation the agent still holds, asked for at once (a busy
+//! agent whose full buffer has moved on again by then: from `/current`'s `nextSequence`); an
+//! agent that restarted (a new `instanceId`) is read from the start of its new buffer.
 //!
 //! Values: a SAMPLE's number; `UNAVAILABLE` is a quality-0 reading carrying the last good value
 //! (0 before the first); a CONDITION is 0 (`Normal`), 1 (`Warning`) or 2 (`Fault`),
@@ -147,7 +148,7 @@ impl MtConnectSource {
             .map_err(|e| invalid(format!("HTTP client: {e}")))?;
         let cursor = cursor_file
             .as_deref()
-            .map(|f| load_cursor(&config.name, f))
+            .map(|f| load_cursor(&config.name, base.as_str(), f))
             .unwrap_or_default();
         Ok(Self {
             config,
@@ -306,6 +307,7 @@ impl MtConnectSource {
         &self,
         ctx: &SessionCtx,
         map: &HashMap<String, usize>,
+        from_current: bool,
     ) -> Result<(Vec<IncomingReading>, Cursor, Option<(u64, u64)>), SessionError> {
         let streams = match self.get(ctx, "current", None).await? {
             Document::Streams(s) => s,
@@ -324,7 +326,10 @@ impl MtConnectSource {
         let old = *lock(&self.cursor);
         let header = &streams.header;
         let same = old.next.is_some() && old.instance == header.instance_id;
-        match (same, old.next) {
+        // `from_current`: the oldest sequence was overwritten again before it could be asked
+        // for (an agent whose full buffer moves on with every observation): take /current's
+        // newest values and its nextSequence, which is always valid, rather than chase it.
+        match (same && !from_current, old.next) {
             // The buffer wrapped past the cursor: what was overwritten is lost, what the agent
             // still holds is read by /sample from its oldest sequence on (not only the newest
             // value of each item that /current shows).
@@ -336,7 +341,7 @@ impl MtConnectSource {
                 return Ok((Vec::new(), cursor, Some((next, header.first_sequence))));
             }
             // The agent restarted: its buffer holds only what it saw since, all of it new.
-            (false, Some(_)) => {
+            (false, Some(_)) if !from_current => {
                 let cursor = Cursor {
                     instance: header.instance_id,
                     next: Some(header.first_sequence),
@@ -346,7 +351,12 @@ impl MtConnectSource {
             _ => {}
         }
         let from = if same { old.next } else { None };
-        let lost = None;
+        let lost = match (same, old.next) {
+            (true, Some(next)) if header.first_sequence > next => {
+                Some((next, header.first_sequence))
+            }
+            _ => None,
+        };
         let readings = self.readings(ctx, map, &streams.observations, from);
         let cursor = Cursor {
             instance: streams.header.instance_id,
@@ -374,9 +384,10 @@ impl MtConnectSource {
         ctx: &SessionCtx,
         map: &HashMap<String, usize>,
         seen: Option<(u64, u64)>,
+        from_current: bool,
     ) -> Result<bool, SessionError> {
         let before = *lock(&self.cursor);
-        let (readings, cursor, lost) = self.resync(ctx, map).await?;
+        let (readings, cursor, lost) = self.resync(ctx, map, from_current).await?;
         if let Some((expected, first)) = lost.or(seen) {
             self.report_gap(ctx, expected, first);
         } else if before.next.is_some() && before.instance != cursor.instance {
@@ -411,7 +422,7 @@ impl MtConnectSource {
             return;
         }
         if let Some(file) = &self.cursor_file
-            && let Err(e) = save_cursor(file, cursor)
+            && let Err(e) = save_cursor(file, self.base.as_str(), cursor)
         {
             // Reading goes on; a restart would start from /current (the newest values).
             crate::metrics::error(&ctx.name, "cursor");
@@ -420,14 +431,30 @@ impl MtConnectSource {
     }
 }
 
-/// The cursor kept in `file`; none (start from `/current`) when there is no file or it cannot
-/// be read (logged).
-fn load_cursor(source: &str, file: &Path) -> Cursor {
+/// A cursor as kept in its file: with the agent it belongs to.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedCursor {
+    url: String,
+    #[serde(flatten)]
+    cursor: Cursor,
+}
+
+/// The cursor kept in `file` for the agent at `url`; none (start from `/current`) when there is
+/// no file, it cannot be read (logged) or it was another agent's (the source now names another
+/// URL: its sequences say nothing about this one's).
+fn load_cursor(source: &str, url: &str, file: &Path) -> Cursor {
     match std::fs::read(file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
-            Cursor::default()
-        }),
+        Ok(bytes) => match serde_json::from_slice::<SavedCursor>(&bytes) {
+            Ok(saved) if saved.url == url => saved.cursor,
+            Ok(saved) => {
+                tracing::info!(connector = %source, before = %saved.url, now = %url, "MTConnect agent changed; starting from /current");
+                Cursor::default()
+            }
+            Err(e) => {
+                tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
+                Cursor::default()
+            }
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Cursor::default(),
         Err(e) => {
             tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
@@ -439,14 +466,18 @@ fn load_cursor(source: &str, file: &Path) -> Cursor {
 /// Writes `cursor` to `file` whole (a temporary file renamed over it: a crash leaves the old
 /// cursor or the new one, never half of one). Not synced: after a power loss the cursor may be
 /// an older one, so observations are read again (at least once), none skipped.
-fn save_cursor(file: &Path, cursor: Cursor) -> std::io::Result<()> {
+fn save_cursor(file: &Path, url: &str, cursor: Cursor) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = file.with_extension("json.tmp");
+    let saved = SavedCursor {
+        url: url.to_owned(),
+        cursor,
+    };
     std::fs::write(
         &tmp,
-        serde_json::to_vec(&cursor).map_err(std::io::Error::other)?,
+        serde_json::to_vec(&saved).map_err(std::io::Error::other)?,
     )?;
     std::fs::rename(&tmp, file)
 }
@@ -517,6 +548,9 @@ impl Source for MtConnectSource {
         let mut ticker = tokio::time::interval(poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backlog = false;
+        // The last request resynchronised (a gap, an agent restart): the next /sample goes at
+        // once, and a second miss in a row falls back on /current's nextSequence.
+        let mut resynced = false;
         loop {
             if !backlog {
                 tokio::select! {
@@ -530,7 +564,7 @@ impl Source for MtConnectSource {
             backlog = false;
             let cursor = *lock(&self.cursor);
             let Some(next) = cursor.next else {
-                if !self.resync_and_commit(&ctx, &map, None).await? {
+                if !self.resync_and_commit(&ctx, &map, None, false).await? {
                     return Ok(());
                 }
                 continue;
@@ -541,9 +575,11 @@ impl Source for MtConnectSource {
                 Document::Error(errors) if errors.iter().any(|(c, _)| c == "OUT_OF_RANGE") => {
                     // `from` is no longer in the buffer (or beyond it after an agent restart):
                     // /current says which.
-                    if !self.resync_and_commit(&ctx, &map, None).await? {
+                    if !self.resync_and_commit(&ctx, &map, None, resynced).await? {
                         return Ok(());
                     }
+                    resynced = !resynced;
+                    backlog = true;
                     continue;
                 }
                 Document::Error(errors) => {
@@ -563,6 +599,7 @@ impl Source for MtConnectSource {
                     from,
                     next: new_next,
                 } => {
+                    resynced = false;
                     let readings = self.readings(&ctx, &map, &streams.observations, Some(from));
                     if unknown_detail.is_none() {
                         ctx.status.healthy();
@@ -578,11 +615,13 @@ impl Source for MtConnectSource {
                 }
                 Step::Gap { expected, first } => {
                     if !self
-                        .resync_and_commit(&ctx, &map, Some((expected, first)))
+                        .resync_and_commit(&ctx, &map, Some((expected, first)), resynced)
                         .await?
                     {
                         return Ok(());
                     }
+                    resynced = !resynced;
+                    backlog = true;
                 }
                 Step::Restarted => {
                     // Its buffer holds only what it saw since the restart: all of it is read.
@@ -595,6 +634,7 @@ impl Source for MtConnectSource {
                         },
                     );
                     backlog = true;
+                    resynced = true;
                 }
             }
         }

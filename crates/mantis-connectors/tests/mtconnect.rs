@@ -14,6 +14,7 @@ use mantis_connectors::ConnectorState;
 use mantis_domain::{IncomingReading, SourceProtocol};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 fn source(url: &str, count: u32) -> serde_json::Value {
     json!({
@@ -347,5 +348,45 @@ async fn a_restart_of_the_service_reads_on_where_it_stopped() {
         1,
         "/current only on the very first start: {requests:?}"
     );
+    run.stop().await;
+}
+
+/// An agent whose full buffer moves on with every observation (a busy machine): after a gap,
+/// the oldest sequence may be overwritten again before it is asked for. The connector asks at
+/// once and, missing it again, reads on from `/current`: it never stalls chasing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_agent_after_a_gap_is_read_on_not_chased() {
+    let (agent, _url, sink, run) = reading_positions(16, 5, None).await;
+    agent.lock().expect("agent").offline = true;
+    eventually(
+        20,
+        "the source noticing",
+        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
+        || format!("{:?}", run.status("fanuc-01")),
+    )
+    .await;
+    {
+        let mut a = agent.lock().expect("agent");
+        for i in 6..=105 {
+            a.push("f01_Xact", &i.to_string());
+        }
+        a.offline = false;
+    }
+    // A new position every 2 ms, 16 observations a buffer: the oldest is gone within 32 ms.
+    let busy = agent.clone();
+    let machine = tokio::spawn(async move {
+        for i in 1_000..30_000 {
+            busy.lock().expect("agent").push("f01_Xact", &i.to_string());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    eventually(
+        20,
+        "positions of the busy machine",
+        || sink.of("X-POS").into_iter().find(|r| r.value >= 1_000.0),
+        || format!("{} / {:?}", sink.summary(), run.status("fanuc-01")),
+    )
+    .await;
+    machine.abort();
     run.stop().await;
 }

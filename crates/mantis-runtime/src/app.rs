@@ -29,11 +29,18 @@ impl App {
         routes: Router,
         health: Health,
     ) -> Result<Self> {
-        let routes = routes
+        let listener = crate::bind(bind).await?;
+        let router = routes
+            .merge(mantis_telemetry::ops_router(health))
             .fallback(crate::no_such_route)
             .method_not_allowed_fallback(crate::method_not_allowed)
             .layer(axum::middleware::from_fn(crate::problem_bodies));
-        Self::with_own_fallback(name, bind, routes, health).await
+        Ok(Self {
+            name,
+            listener,
+            router,
+            workers: Vec::new(),
+        })
     }
 
     /// [`App::new`] for `routes` that answer unknown paths themselves (the gateway serves the

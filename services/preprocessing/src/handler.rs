@@ -275,7 +275,7 @@ impl Handler for WindowHandler {
                 held_secs = held.as_secs_f64(),
                 "consumer held; idle windows wait as long"
             );
-            self.windower.postpone_idle(held);
+            self.windower.postpone_idle(held, now);
         }
         let idle = self.windower.idle(now, self.idle_close);
         if idle.is_empty() {

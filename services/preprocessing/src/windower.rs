@@ -187,12 +187,13 @@ impl Windower {
         out
     }
 
-    /// Moves every open window's idle clock on by `by`: time in which the consumer read nothing
-    /// (a record retried while the store was down) is not silence of the sensors.
-    pub fn postpone_idle(&mut self, by: Duration) {
+    /// Moves every open window's idle clock on by `by`, to `now` at most: time in which the
+    /// consumer read nothing (a record retried while the store was down) is not silence of the
+    /// sensors.
+    pub fn postpone_idle(&mut self, by: Duration, now: Instant) {
         for s in self.sensors.values_mut() {
             for w in s.open.values_mut() {
-                w.last_seen += by;
+                w.last_seen = (w.last_seen + by).min(now);
             }
         }
     }
@@ -380,10 +381,17 @@ mod tests {
         w.add(&reading(s, 0.0, 1.0), o(0), t0);
         let after = t0 + Duration::from_secs(90);
         assert_eq!(w.idle(after, Duration::from_secs(60)).len(), 1);
-        w.postpone_idle(Duration::from_secs(89));
+        w.postpone_idle(Duration::from_secs(89), after);
         assert!(w.idle(after, Duration::from_secs(60)).is_empty());
         assert_eq!(
             w.idle(after + Duration::from_secs(59), Duration::from_secs(60))
+                .len(),
+            1
+        );
+        // Never past now: a window seen during the stall closes when it would have.
+        w.postpone_idle(Duration::from_secs(3_600), after);
+        assert_eq!(
+            w.idle(after + Duration::from_secs(60), Duration::from_secs(60))
                 .len(),
             1
         );

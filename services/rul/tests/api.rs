@@ -252,7 +252,9 @@ async fn unknown_paths_and_methods_are_answered_with_problem_bodies() {
         .send()
         .await
         .expect("request");
-    assert_eq!(r.status().as_u16(), 405);
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_problem(status, &body, 405);
     // Over the framework's body limit: refused before any handler, still a problem body.
     let r = http
         .post(format!("{url}/api/v1/rul/predict"))
