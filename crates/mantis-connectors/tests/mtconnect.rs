@@ -149,6 +149,18 @@ async fn every_observation_is_read_once_in_sequence_across_polls() {
     run.stop().await;
 }
 
+/// Takes the agent offline and waits until the source has noticed.
+async fn take_offline(agent: &Shared, run: &Running) {
+    agent.lock().expect("agent").offline = true;
+    eventually(
+        20,
+        "the source noticing",
+        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
+        || format!("{:?}", run.status("fanuc-01")),
+    )
+    .await;
+}
+
 /// An agent whose buffer holds `buffer` observations, a source reading it into a new sink (its
 /// cursor kept under `data_dir` when given), and the first X positions 1..=`positions` read
 /// after the current values.
@@ -284,14 +296,7 @@ async fn a_wrapped_buffer_is_read_on_from_its_oldest_observation_and_the_gap_rep
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_restarted_is_read_from_the_start_of_its_new_buffer() {
     let (agent, _url, sink, run) = reading_positions(1_000, 3, None).await;
-    agent.lock().expect("agent").offline = true;
-    eventually(
-        20,
-        "the source noticing",
-        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
-        || format!("{:?}", run.status("fanuc-01")),
-    )
-    .await;
+    take_offline(&agent, &run).await;
     {
         // Restarted: a new instance whose buffer starts again, three positions in it.
         let mut a = agent.lock().expect("agent");
@@ -357,14 +362,7 @@ async fn a_restart_of_the_service_reads_on_where_it_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_agent_after_a_gap_is_read_on_not_chased() {
     let (agent, _url, sink, run) = reading_positions(16, 5, None).await;
-    agent.lock().expect("agent").offline = true;
-    eventually(
-        20,
-        "the source noticing",
-        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
-        || format!("{:?}", run.status("fanuc-01")),
-    )
-    .await;
+    take_offline(&agent, &run).await;
     {
         let mut a = agent.lock().expect("agent");
         for i in 6..=105 {
