@@ -138,6 +138,20 @@ impl EmbeddedBus {
             inner: Arc::new(inner),
         })
     }
+
+    /// Deletes the records of `topic`'s `partition` below `offset` (as Kafka's DeleteRecords),
+    /// in whole segments: every sealed segment whose records all lie below `offset` goes, oldest
+    /// first; the active segment never. Subscriptions positioned below move up to the new log
+    /// start. Returns the bytes of the segment files deleted (0 when none could go).
+    pub async fn delete_records_before(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<u64> {
+        let partition = self.inner.partition(topic, partition)?;
+        blocking(move || Ok(partition.delete_before(offset))).await
+    }
 }
 
 #[async_trait]
@@ -575,6 +589,20 @@ impl Partition {
 
     fn log_start(&self) -> i64 {
         lock(&self.log).segments.first().map_or(0, |s| s.base)
+    }
+
+    /// Deletes the sealed segments that end at or before `offset`; returns their bytes.
+    fn delete_before(&self, offset: i64) -> u64 {
+        let mut log = lock(&self.log);
+        let mut freed = 0;
+        while log.segments.len() > 1 && log.segments[0].end() <= offset {
+            let size = log.segments[0].size;
+            if !delete_oldest(&mut log.segments, "below the deletion offset") {
+                break;
+            }
+            freed += size;
+        }
+        freed
     }
 
     /// Appends a record and returns its offset once it is on disk.
@@ -1029,27 +1057,40 @@ fn apply_retention(segments: &mut Vec<Segment>, keep: Keep, now: i64) {
         if !(expired || over) {
             return;
         }
-        let path = segments[0].path.clone();
-        // The index first: a crash between the two leaves a segment that is scanned again.
-        if let Err(e) = fs::remove_file(segments[0].index_path())
-            && e.kind() != ErrorKind::NotFound
-        {
-            warn!(path = %path.display(), error = %e, "could not delete an expired segment's index");
-            return;
-        }
-        if let Err(e) = fs::remove_file(&path) {
-            warn!(path = %path.display(), error = %e, "could not delete an expired segment");
-            return;
-        }
         let reason = if expired {
             "older than the retention"
         } else {
             "over the byte limit"
         };
-        info!(path = %path.display(), reason, "deleted segment");
-        total -= segments[0].size;
-        segments.remove(0);
+        let size = segments[0].size;
+        if !delete_oldest(segments, reason) {
+            return;
+        }
+        total -= size;
     }
+}
+
+/// Deletes the oldest segment's files and drops it from `segments`; `false` (logged) when a
+/// file could not be deleted, and the segment stays.
+fn delete_oldest(segments: &mut Vec<Segment>, reason: &str) -> bool {
+    let Some(oldest) = segments.first() else {
+        return false;
+    };
+    let path = oldest.path.clone();
+    // The index first: a crash between the two leaves a segment that is scanned again.
+    if let Err(e) = fs::remove_file(oldest.index_path())
+        && e.kind() != ErrorKind::NotFound
+    {
+        warn!(path = %path.display(), error = %e, reason, "could not delete a segment's index");
+        return false;
+    }
+    if let Err(e) = fs::remove_file(&path) {
+        warn!(path = %path.display(), error = %e, reason, "could not delete a segment");
+        return false;
+    }
+    info!(path = %path.display(), reason, "deleted segment");
+    segments.remove(0);
+    true
 }
 
 /// A member of a consumer group of the embedded bus.

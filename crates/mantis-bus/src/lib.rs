@@ -53,6 +53,13 @@ pub const DLQ_SOURCE_TOPIC: &str = "mantis.dlq.source-topic";
 pub const DLQ_SOURCE_PARTITION: &str = "mantis.dlq.source-partition";
 /// Header naming the offset a dead-lettered record came from.
 pub const DLQ_SOURCE_OFFSET: &str = "mantis.dlq.source-offset";
+/// Header naming the connector (source) whose device message yielded no reading.
+pub const DLQ_CONNECTOR: &str = "mantis.dlq.connector";
+/// Header naming the protocol of that connector (`MQTT`, `OPC_UA`, `MTCONNECT`...).
+pub const DLQ_PROTOCOL: &str = "mantis.dlq.protocol";
+/// Header naming where in the device the message came from (an MQTT topic, an OPC UA node, an
+/// MTConnect DataItem and sequence).
+pub const DLQ_ORIGIN: &str = "mantis.dlq.origin";
 
 /// Errors of the bus.
 #[derive(Debug, thiserror::Error)]

@@ -91,6 +91,15 @@ fn segments(dir: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
     files
 }
 
+/// The first offset of a segment file (its name).
+fn base_of(segment: &Path) -> i64 {
+    segment
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment is named by its first offset")
+}
+
 fn payloads(envs: &[Envelope]) -> Vec<String> {
     envs.iter()
         .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
@@ -445,6 +454,88 @@ async fn segments_over_the_byte_limit_are_deleted_oldest_first() {
         EmbeddedBus::open_with(other.path(), nothing).await,
         Err(Error::Invalid(_))
     ));
+}
+
+/// Records below an offset are deleted in whole segments: the sealed segments below it go
+/// (their bytes returned), the one holding the offset and the active one stay; a reader
+/// positioned below moves up to the new log start, and the deletion survives a reopen.
+#[tokio::test]
+async fn records_below_an_offset_are_deleted_in_whole_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = EmbeddedOptions {
+        segment_bytes: 1024,
+        ..EmbeddedOptions::default()
+    };
+    let n = 60;
+    let kept = {
+        let bus = EmbeddedBus::open_with(dir.path(), options.clone())
+            .await
+            .expect("open");
+        bus.ensure_topics(&[spec("t", 1)]).await.expect("ensure");
+        for i in 0..n {
+            publish(&bus, "t", "k", format!("{i:0>100}")).await;
+        }
+        let before = segments(dir.path(), "t", 0);
+        assert!(before.len() >= 5, "{before:?}");
+        // The segments wholly below offset 25 and their sizes.
+        let bases: Vec<i64> = before.iter().map(|f| base_of(f)).collect();
+        let doomed: Vec<&PathBuf> = before
+            .iter()
+            .zip(bases.iter().skip(1))
+            .filter(|(_, next)| **next <= 25)
+            .map(|(f, _)| f)
+            .collect();
+        assert!(!doomed.is_empty(), "{before:?}");
+        let doomed_bytes: u64 = doomed
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("stat").len())
+            .sum();
+
+        assert_eq!(
+            bus.delete_records_before("t", 0, 0).await.expect("delete"),
+            0,
+            "nothing lies below offset 0"
+        );
+        let freed = bus.delete_records_before("t", 0, 25).await.expect("delete");
+        assert_eq!(freed, doomed_bytes);
+        let after = segments(dir.path(), "t", 0);
+        assert_eq!(after.len(), before.len() - doomed.len(), "{after:?}");
+        let start = base_of(&after[0]);
+        assert!(
+            start <= 25,
+            "the segment holding offset 25 stays: {after:?}"
+        );
+        let mut sub = join(&bus, "g", "t").await;
+        let got = take(sub.as_mut(), (n - start) as usize).await;
+        assert_eq!(got.first().map(|e| e.offset), Some(start));
+        assert_eq!(got.last().map(|e| e.offset), Some(n - 1));
+
+        // Past the end: every sealed segment goes, the active one stays.
+        bus.delete_records_before("t", 0, i64::MAX)
+            .await
+            .expect("delete");
+        assert_eq!(segments(dir.path(), "t", 0).len(), 1);
+        assert!(matches!(
+            bus.delete_records_before("missing", 0, 1).await,
+            Err(Error::UnknownTopic(_))
+        ));
+        assert!(matches!(
+            bus.delete_records_before("t", 3, 1).await,
+            Err(Error::Invalid(_))
+        ));
+        base_of(&segments(dir.path(), "t", 0)[0])
+    };
+    let bus = EmbeddedBus::open_with(dir.path(), options)
+        .await
+        .expect("reopen");
+    let mut sub = join(&bus, "other", "t").await;
+    let got = take(sub.as_mut(), (n - kept) as usize).await;
+    assert_eq!(got.first().map(|e| e.offset), Some(kept));
+    assert_eq!(
+        publish(&bus, "t", "k", "next").await,
+        n,
+        "offsets go on after the deleted ones"
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,9 @@
 //!
 //! ```no_run
 //! use async_trait::async_trait;
-//! use mantis_connectors::{Connectors, Delivered, ReadingSink, SinkError, SourceConfig};
+//! use mantis_connectors::{
+//!     Connectors, Delivered, ReadingSink, SinkError, SourceConfig, Unreadable,
+//! };
 //! use mantis_domain::{IncomingReading, SourceProtocol};
 //! use std::sync::Arc;
 //!
@@ -33,6 +35,13 @@
 //!         -> Result<Delivered, SinkError> {
 //!         println!("{} readings over {source}", batch.len());
 //!         Ok(Delivered { accepted: batch.len(), refused: 0 })
+//!     }
+//!
+//!     async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError> {
+//!         for m in messages {
+//!             eprintln!("{} sent no reading on {}: {}", m.connector, m.origin, m.reason);
+//!         }
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -65,7 +74,7 @@ pub use config::{
 };
 pub use mqtt::tls::TlsSetupError;
 pub use runtime::{BrowseError, BrowsedNode, Connectors};
-pub use sink::{Delivered, ReadingSink, SinkError};
+pub use sink::{Delivered, ReadingSink, SinkError, Unreadable};
 pub use status::{ConnectorState, ConnectorStatus, RATE_WINDOW_SECS};
 
 /// Errors of the connector registry.

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `mantis_connector_messages_total` | counter | MQTT messages, Modbus or MTConnect poll answers, OPC UA data changes received |
 //! | `mantis_connector_readings_total` | counter | readings taken by the sink |
-//! | `mantis_connector_invalid_messages_total` | counter | payloads that yielded no reading (logged, status `lastError`) |
+//! | `mantis_connector_invalid_messages_total` | counter | payloads (or values) that yielded no reading (logged, status `lastError`, handed to the sink to be dead-lettered) |
 //! | `mantis_connector_bad_quality_readings_total` | counter | quality-0 readings made from device errors (Modbus exceptions, timeouts, OPC UA Bad status codes, MTConnect UNAVAILABLE) |
 //! | `mantis_connector_lost_observations_total` | counter | MTConnect observations overwritten in the agent's buffer before they could be read; OPC UA data changes beyond the pending bound while the sink stalled |
 //! | `mantis_connector_stale_retained_total` | counter | readings of MQTT retained messages without a timestamp of their own, not taken (their time is unknown) |

@@ -435,16 +435,22 @@ async fn process(
             }
         }
         let mut readings = Vec::new();
+        let mut unreadable = Vec::new();
         let mut stale = 0;
         for (m, arrived) in &msgs {
             let topic = m.topic();
             let (found, errors) =
                 payload::parse_message(m.payload(), &source.topic_info(&topic), *arrived);
             if !errors.is_empty() {
-                crate::metrics::invalid_message(&ctx.name);
-                let detail = format!("message on `{topic}`: {}", errors.join("; "));
-                tracing::warn!(connector = %ctx.name, %detail, "invalid MQTT payload");
-                ctx.status.error("payload", &detail, None);
+                // The whole message is kept with what could not be read of it (its readable
+                // part is delivered too).
+                unreadable.push(ctx.unreadable(
+                    SourceProtocol::Mqtt,
+                    topic.to_string(),
+                    &format!("message on `{topic}`"),
+                    m.payload().to_vec(),
+                    errors.join("; "),
+                ));
             }
             for mut reading in found {
                 if reading.timestamp == *arrived {
@@ -474,6 +480,9 @@ async fn process(
                 .is_none()
         {
             // Stopped before the sink took them: not acknowledged, so the broker keeps them.
+            return;
+        }
+        if !ctx.keep_unreadable(unreadable, None).await {
             return;
         }
         for (m, _) in &msgs {

@@ -63,6 +63,15 @@ struct Cursor {
     next: Option<u64>,
 }
 
+/// What the observations of one answer became.
+#[derive(Debug, Default)]
+struct Taken {
+    readings: Vec<IncomingReading>,
+    /// Observations of configured items that are not readings (a sample that is not a
+    /// number).
+    unreadable: Vec<crate::sink::Unreadable>,
+}
+
 /// What an answer to `/sample` means for the cursor.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
@@ -234,16 +243,18 @@ impl MtConnectSource {
         (map, unknown)
     }
 
-    /// Readings of the observations at or after `from` (those of configured items).
+    /// Readings of the observations at or after `from` (those of configured items), and the
+    /// observations that are not readings.
     fn readings(
         &self,
         ctx: &SessionCtx,
         map: &HashMap<String, usize>,
         observations: &[Observation],
         from: Option<u64>,
-    ) -> Vec<IncomingReading> {
+    ) -> Taken {
         let now = chrono::Utc::now();
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         let mut last_good = lock(&self.last_good);
         for o in observations {
             if from.is_some_and(|f| o.sequence < f) {
@@ -277,13 +288,13 @@ impl MtConnectSource {
                     )
                 }
                 Err(why) => {
-                    crate::metrics::invalid_message(&ctx.name);
-                    let detail = format!(
-                        "DataItem `{}` (sequence {}): {why}",
-                        o.data_item_id, o.sequence
-                    );
-                    tracing::warn!(connector = %ctx.name, %detail, "MTConnect observation is not a reading");
-                    ctx.status.error("payload", &detail, None);
+                    unreadable.push(ctx.unreadable(
+                        SourceProtocol::Mtconnect,
+                        format!("{}@{}", o.data_item_id, o.sequence),
+                        &format!("DataItem `{}` (sequence {})", o.data_item_id, o.sequence),
+                        o.value.clone().into_bytes(),
+                        why,
+                    ));
                     continue;
                 }
             };
@@ -297,7 +308,10 @@ impl MtConnectSource {
                 metadata,
             });
         }
-        out
+        Taken {
+            readings: out,
+            unreadable,
+        }
     }
 
     /// Reads `/current`: the new cursor (the oldest buffered sequence after a gap or an agent
@@ -308,7 +322,7 @@ impl MtConnectSource {
         ctx: &SessionCtx,
         map: &HashMap<String, usize>,
         from_current: bool,
-    ) -> Result<(Vec<IncomingReading>, Cursor, Option<(u64, u64)>), SessionError> {
+    ) -> Result<(Taken, Cursor, Option<(u64, u64)>), SessionError> {
         let streams = match self.get(ctx, "current", None).await? {
             Document::Streams(s) => s,
             Document::Error(errors) => {
@@ -338,7 +352,11 @@ impl MtConnectSource {
                     instance: header.instance_id,
                     next: Some(header.first_sequence),
                 };
-                return Ok((Vec::new(), cursor, Some((next, header.first_sequence))));
+                return Ok((
+                    Taken::default(),
+                    cursor,
+                    Some((next, header.first_sequence)),
+                ));
             }
             // The agent restarted: its buffer holds only what it saw since, all of it new.
             (false, Some(_)) if !from_current => {
@@ -346,7 +364,7 @@ impl MtConnectSource {
                     instance: header.instance_id,
                     next: Some(header.first_sequence),
                 };
-                return Ok((Vec::new(), cursor, None));
+                return Ok((Taken::default(), cursor, None));
             }
             _ => {}
         }
@@ -357,12 +375,12 @@ impl MtConnectSource {
             }
             _ => None,
         };
-        let readings = self.readings(ctx, map, &streams.observations, from);
+        let taken = self.readings(ctx, map, &streams.observations, from);
         let cursor = Cursor {
             instance: streams.header.instance_id,
             next: Some(streams.header.next_sequence.max(from.unwrap_or(0))),
         };
-        Ok((readings, cursor, lost))
+        Ok((taken, cursor, lost))
     }
 
     fn report_gap(&self, ctx: &SessionCtx, expected: u64, first: u64) {
@@ -387,28 +405,27 @@ impl MtConnectSource {
         from_current: bool,
     ) -> Result<bool, SessionError> {
         let before = *lock(&self.cursor);
-        let (readings, cursor, lost) = self.resync(ctx, map, from_current).await?;
+        let (taken, cursor, lost) = self.resync(ctx, map, from_current).await?;
         if let Some((expected, first)) = lost.or(seen) {
             self.report_gap(ctx, expected, first);
         } else if before.next.is_some() && before.instance != cursor.instance {
             tracing::info!(connector = %ctx.name, "the agent restarted (new instanceId); reading its buffer from the start");
         }
-        Ok(self.commit(ctx, readings, cursor).await)
+        Ok(self.commit(ctx, taken, cursor).await)
     }
 
-    /// Delivers and, once taken, moves the cursor. `false` when stopping.
-    async fn commit(
-        &self,
-        ctx: &SessionCtx,
-        readings: Vec<IncomingReading>,
-        cursor: Cursor,
-    ) -> bool {
-        if !readings.is_empty()
+    /// Delivers (and keeps the unreadable observations) and, once taken, moves the cursor.
+    /// `false` when stopping.
+    async fn commit(&self, ctx: &SessionCtx, taken: Taken, cursor: Cursor) -> bool {
+        if !taken.readings.is_empty()
             && ctx
-                .deliver(readings, SourceProtocol::Mtconnect, None)
+                .deliver(taken.readings, SourceProtocol::Mtconnect, None)
                 .await
                 .is_none()
         {
+            return false;
+        }
+        if !ctx.keep_unreadable(taken.unreadable, None).await {
             return false;
         }
         self.set_cursor(ctx, cursor);
@@ -600,7 +617,7 @@ impl Source for MtConnectSource {
                     next: new_next,
                 } => {
                     resynced = false;
-                    let readings = self.readings(&ctx, &map, &streams.observations, Some(from));
+                    let taken = self.readings(&ctx, &map, &streams.observations, Some(from));
                     if unknown_detail.is_none() {
                         ctx.status.healthy();
                     }
@@ -609,7 +626,7 @@ impl Source for MtConnectSource {
                         instance: cursor.instance,
                         next: Some(new_next),
                     };
-                    if !self.commit(&ctx, readings, c).await {
+                    if !self.commit(&ctx, taken, c).await {
                         return Ok(());
                     }
                 }

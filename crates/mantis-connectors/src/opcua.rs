@@ -22,6 +22,7 @@ pub(crate) mod node;
 
 use crate::config::{DeadbandType, OpcUaConfig, OpcUaSecurityMode, OpcUaSecurityPolicy};
 use crate::runtime::{BrowseError, BrowsedNode, SessionCtx, SessionError, Source};
+use crate::sink::Unreadable;
 use async_trait::async_trait;
 use futures::StreamExt;
 use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol};
@@ -295,10 +296,16 @@ impl OpcUaSource {
         })
     }
 
-    /// Turns data changes into readings (logging what is not a reading).
-    fn readings(&self, ctx: &SessionCtx, changes: Vec<(u32, DataValue)>) -> Vec<IncomingReading> {
+    /// Turns data changes into readings, and the values that are not readings into
+    /// [`Unreadable`]s (counted, logged and shown in the status).
+    fn readings(
+        &self,
+        ctx: &SessionCtx,
+        changes: Vec<(u32, DataValue)>,
+    ) -> (Vec<IncomingReading>, Vec<Unreadable>) {
         let now = chrono::Utc::now();
         let mut out = Vec::with_capacity(changes.len());
+        let mut unreadable = Vec::new();
         let mut last_good = self
             .last_good
             .lock()
@@ -318,14 +325,22 @@ impl OpcUaSource {
                     out.push(r);
                 }
                 Change::NotNumeric(why) => {
-                    crate::metrics::invalid_message(&ctx.name);
-                    let detail = format!("node {}: {why}", describe_node(node));
-                    tracing::warn!(connector = %ctx.name, %detail, "OPC UA value is not a reading");
-                    ctx.status.error("payload", &detail, None);
+                    let origin = describe_node(node);
+                    let sent = match &dv.value {
+                        Some(v) => format!("{v:?}"),
+                        None => String::new(),
+                    };
+                    unreadable.push(ctx.unreadable(
+                        SourceProtocol::OpcUa,
+                        origin.clone(),
+                        &format!("node {origin}"),
+                        sent.into_bytes(),
+                        why,
+                    ));
                 }
             }
         }
-        out
+        (out, unreadable)
     }
 }
 
@@ -683,10 +698,13 @@ impl Source for OpcUaSource {
                         tracing::warn!(connector = %ctx.name, lost, "OPC UA data changes lost while the sink stalled");
                         ctx.status.error("overflow", &detail, None);
                     }
-                    let readings = self.readings(&ctx, changes);
+                    let (readings, unreadable) = self.readings(&ctx, changes);
                     if !readings.is_empty()
                         && ctx.deliver(readings, SourceProtocol::OpcUa, None).await.is_none()
                     {
+                        break Ok(());
+                    }
+                    if !ctx.keep_unreadable(unreadable, None).await {
                         break Ok(());
                     }
                 }

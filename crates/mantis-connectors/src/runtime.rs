@@ -7,7 +7,7 @@
 //! [`Connectors::browse`] lists a device's address space through its source's connection.
 
 use crate::config::{SourceConfig, Supervision};
-use crate::sink::{Delivered, ReadingSink, SinkError};
+use crate::sink::{Delivered, ReadingSink, SinkError, Unreadable};
 use crate::status::{ConnectorState, ConnectorStatus, StatusCell};
 use crate::{Error, modbus, mqtt, mtconnect, opcua};
 use async_trait::async_trait;
@@ -156,18 +156,79 @@ impl SessionCtx {
         deadline: Option<Instant>,
     ) -> Option<Delivered> {
         let n = batch.len();
+        let delivered = self
+            .retry("readings", n, deadline, || {
+                self.sink.deliver(batch.clone(), protocol)
+            })
+            .await?;
+        self.status.delivered(n as u64);
+        Some(delivered)
+    }
+
+    /// A message (or one value of it) of this source that yields no reading: counted, logged
+    /// and shown in the status (`what: reason`), and returned for [`SessionCtx::keep_unreadable`].
+    /// `origin` names where it came from (topic, node, DataItem), `payload` is what was sent.
+    pub(crate) fn unreadable(
+        &self,
+        protocol: SourceProtocol,
+        origin: String,
+        what: &str,
+        payload: Vec<u8>,
+        reason: String,
+    ) -> Unreadable {
+        crate::metrics::invalid_message(&self.name);
+        let detail = format!("{what}: {reason}");
+        tracing::warn!(connector = %self.name, %protocol, %detail, "a device message yields no reading; dead-lettered");
+        self.status.error("payload", &detail, None);
+        Unreadable {
+            connector: self.name.to_string(),
+            protocol,
+            origin,
+            payload,
+            reason,
+        }
+    }
+
+    /// Hands `messages` that yielded no reading to the sink, retrying as
+    /// [`SessionCtx::deliver`] does; `false` when it gave up (stopped, or at `deadline`).
+    pub(crate) async fn keep_unreadable(
+        &self,
+        messages: Vec<Unreadable>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        if messages.is_empty() {
+            return true;
+        }
+        let n = messages.len();
+        self.retry("unreadable messages", n, deadline, || {
+            self.sink.keep_unreadable(messages.clone())
+        })
+        .await
+        .is_some()
+    }
+
+    /// Runs `attempt` until the sink takes it, pausing (100 ms doubling to 5 s) while it is
+    /// unavailable; `None` when `stop` is cancelled (after at least one attempt) or the next
+    /// pause would pass `deadline`.
+    async fn retry<T, F>(
+        &self,
+        what: &str,
+        n: usize,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> F,
+    ) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, SinkError>>,
+    {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.sink.deliver(batch.clone(), protocol).await {
-                Ok(d) => {
-                    self.status.delivered(n as u64);
-                    return Some(d);
-                }
+            match attempt().await {
+                Ok(done) => return Some(done),
                 Err(SinkError::Unavailable(reason)) => {
-                    tracing::warn!(connector = %self.name, readings = n, %reason, "sink unavailable; retrying");
+                    tracing::warn!(connector = %self.name, what, n, %reason, "sink unavailable; retrying");
                     self.status.error(
                         "sink",
-                        &format!("readings cannot be handed over: {reason}"),
+                        &format!("{what} cannot be handed over: {reason}"),
                         None,
                     );
                     self.status.alive();

@@ -21,6 +21,31 @@ pub trait ReadingSink: Send + Sync + 'static {
         batch: Vec<IncomingReading>,
         source: SourceProtocol,
     ) -> Result<Delivered, SinkError>;
+
+    /// Keeps `messages`, which yielded no reading, with their reasons, where an operator can
+    /// inspect and replay them (the ingestion service: its dead-letter topic). The same
+    /// contract as [`ReadingSink::deliver`]: a connector acknowledges such a message only
+    /// after `Ok`, and retries after an `Err`.
+    async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError>;
+}
+
+/// A device message, or one value of it, that yields no reading: a payload that does not
+/// parse, a value that is not a number. Counted and logged by the connector, and handed to the
+/// sink ([`ReadingSink::keep_unreadable`]) so that nothing a device sent disappears without a
+/// trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The source (connector) it came through.
+    pub connector: String,
+    /// The source's protocol.
+    pub protocol: SourceProtocol,
+    /// Where it came from: the MQTT topic, the OPC UA node, the MTConnect DataItem.
+    pub origin: String,
+    /// What the device sent: an MQTT payload as received; an OPC UA or MTConnect value as
+    /// text.
+    pub payload: Vec<u8>,
+    /// Why no reading came of it.
+    pub reason: String,
 }
 
 /// What became of a delivered batch.

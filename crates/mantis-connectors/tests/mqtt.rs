@@ -128,6 +128,15 @@ async fn readings_published_by_paho_arrive_in_every_payload_shape() {
             .is_some_and(|e| e.contains("not JSON")),
         "{status:?}"
     );
+    // The garbage is handed to the sink as it was sent, to be kept (dead-lettered).
+    sink.the_unreadable(
+        "shapes",
+        SourceProtocol::Mqtt,
+        &format!("{site}/press-1/BARE/current"),
+        b"not json",
+        "not JSON",
+    )
+    .await;
     run.stop().await;
 }
 

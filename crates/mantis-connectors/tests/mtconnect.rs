@@ -200,6 +200,46 @@ async fn reading_positions(
     (agent, url, sink, run)
 }
 
+/// A sample that is not a number yields no reading; it is handed to the sink to be kept (the
+/// ingestion service dead-letters it) with its DataItem, sequence and value, and the readings
+/// around it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_that_is_not_a_number_is_kept_as_unreadable_and_the_rest_goes_on() {
+    let (agent, _url, sink, run) = reading_positions(64, 2, None).await;
+    let sequence = {
+        let mut a = agent.lock().expect("agent");
+        a.push("f01_Xact", "not-a-position");
+        let sequence = a.last();
+        a.push("f01_Xact", "3");
+        sequence
+    };
+    eventually(
+        20,
+        "the position after the bad one",
+        || sink.of("X-POS").into_iter().find(|r| r.value == 3.0),
+        || sink.summary(),
+    )
+    .await;
+    assert_eq!(values(&sink.of("X-POS")), vec![0.0, 1.0, 2.0, 3.0]);
+    sink.the_unreadable(
+        "fanuc-01",
+        SourceProtocol::Mtconnect,
+        &format!("f01_Xact@{sequence}"),
+        b"not-a-position",
+        "not a number",
+    )
+    .await;
+    let status = run.status("fanuc-01");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("f01_Xact") && e.contains("not a number")),
+        "{status:?}"
+    );
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrapped_buffer_is_read_on_from_its_oldest_observation_and_the_gap_reported() {
     let (agent, _url, sink, run) = reading_positions(16, 5, None).await;

@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use mantis_bus::TraceContext;
-use mantis_connectors::{BrowseError, Connectors, Delivered, ReadingSink, SinkError, SourceConfig};
+use mantis_connectors::{
+    BrowseError, Connectors, Delivered, ReadingSink, SinkError, SourceConfig, Unreadable,
+};
 use mantis_domain::{IncomingReading, SourceProtocol};
 use mantis_runtime::{FieldError, Problem};
 use mantis_store::Store;
@@ -88,6 +90,13 @@ impl ReadingSink for IngestorSink {
                 }
             }
         }
+    }
+
+    async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError> {
+        self.ingestor
+            .keep_unreadable(messages)
+            .await
+            .map_err(|e| SinkError::Unavailable(e.to_string()))
     }
 }
 

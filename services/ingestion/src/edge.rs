@@ -19,6 +19,9 @@
 //! Order: once anything is buffered, every new record is buffered too until the drainer has
 //! caught up (global FIFO, hence per-key order); only then do publishes go to the bus
 //! directly again. The log is then retired and started afresh, which returns its disk space.
+//! Until then, every segment of the log whose entries are all drained is deleted after the
+//! round that drained it, so the footprint falls while new records keep arriving (a steady
+//! intake can keep the drainer just behind for long).
 //! Records are published in chunks whose delivery reports are awaited together, directly and
 //! when drained; a chunk that fails part-way is published again from its first record the bus
 //! did not acknowledge, so after a broker failure a key's records can repeat (at-least-once)
@@ -76,7 +79,8 @@ pub struct EdgeConfig {
     /// Largest disk footprint of the buffer; beyond it new readings are refused (503).
     /// Default 256 MiB.
     pub max_bytes: u64,
-    /// Segment size of the buffer's log. Default 8 MiB.
+    /// Segment size of the buffer's log, the unit in which drained space is returned while
+    /// the drainer is still behind. Default 8 MiB.
     pub segment_bytes: u64,
     /// How long a publish may wait for the bus before its records go to the buffer.
     /// Default 2 000 ms.
@@ -389,6 +393,22 @@ impl EdgePublisher {
         true
     }
 
+    /// Publishes `letters` (records for `dlq.ingestion`, made by the ingestion service itself)
+    /// as [`EdgePublisher::send_all`] does: to the edge buffer while the bus is unavailable.
+    /// The dead-letter topic is created first when it is not known to exist (when that fails,
+    /// the publish fails too and the records go to the buffer, whose drainer creates it).
+    pub async fn send_dead_letters(&self, letters: Vec<OutboundRecord>) -> Result<(), EdgeError> {
+        if !self.dead_letter_ready.load(Ordering::Acquire) {
+            let spec = mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP);
+            let timeout = self.config.publish_timeout();
+            if let Ok(Ok(())) = tokio::time::timeout(timeout, self.bus.ensure_topics(&[spec])).await
+            {
+                self.dead_letter_ready.store(true, Ordering::Release);
+            }
+        }
+        self.send_all(letters).await
+    }
+
     /// Publishes `record`, which the bus refused for good (`reason`), to the dead-letter topic
     /// `dlq.ingestion` (created when missing), with the reason and the topic it was meant for:
     /// one attempt, within the publish timeout. `Err` says why it did not take it.
@@ -426,10 +446,12 @@ impl EdgePublisher {
         }
     }
 
-    /// Creates the catalogue's topics when missing (a broker restarted without its storage
-    /// lost them; the services created them at their start). Bounded by the publish timeout.
+    /// Creates the catalogue's topics and `dlq.ingestion` when missing (a broker restarted
+    /// without its storage lost them; the services created them at their start). Bounded by
+    /// the publish timeout.
     async fn recreate_topics(&self) {
-        let topics = mantis_bus::topics::catalogue();
+        let mut topics = mantis_bus::topics::catalogue();
+        topics.push(mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP));
         let timeout = self.config.publish_timeout();
         match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
             Ok(Ok(())) => {}

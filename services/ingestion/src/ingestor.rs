@@ -4,7 +4,10 @@ use crate::Config;
 use crate::breaker::CircuitBreaker;
 use crate::edge::EdgePublisher;
 use crate::validate::{Rejection, TimeLimits, Verdict, validate};
-use mantis_bus::{OutboundRecord, TraceContext};
+use mantis_bus::{
+    DLQ_CONNECTOR, DLQ_ORIGIN, DLQ_PROTOCOL, DLQ_REASON, OutboundRecord, TraceContext,
+};
+use mantis_connectors::Unreadable;
 use mantis_domain::TenantId;
 use mantis_domain::{AssetId, DataQualityIssue, QualityReason, Sensor, SensorId, SourceProtocol};
 use mantis_domain::{IncomingReading, SensorRef};
@@ -390,6 +393,38 @@ impl Ingestor {
             .send_all(records)
             .await
             .map_err(|e| IngestError::Unavailable(e.to_string()))
+    }
+
+    /// Keeps device messages that yielded no reading on the dead-letter topic `dlq.ingestion`
+    /// (through the edge buffer while the bus is away): the payload as the device sent it,
+    /// keyed by connector, with the reason (`mantis.dlq.reason`), the connector, its protocol
+    /// and the message's origin (`mantis.dlq.connector`, `.protocol`, `.origin`).
+    pub async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), IngestError> {
+        let topic = mantis_bus::topics::dead_letter_topic(crate::edge::DEAD_LETTER_GROUP);
+        let n = messages.len();
+        let letters: Vec<OutboundRecord> = messages
+            .into_iter()
+            .map(|m| {
+                metrics::counter!("mantis_unreadable_messages_dead_lettered_total", "protocol" => m.protocol.as_str())
+                    .increment(1);
+                OutboundRecord::new(
+                    topic.clone(),
+                    Some(m.connector.clone().into_bytes()),
+                    m.payload,
+                    TraceContext::new_root(),
+                )
+                .with_header(DLQ_REASON, m.reason.into_bytes())
+                .with_header(DLQ_CONNECTOR, m.connector.into_bytes())
+                .with_header(DLQ_PROTOCOL, m.protocol.as_str().as_bytes().to_vec())
+                .with_header(DLQ_ORIGIN, m.origin.into_bytes())
+            })
+            .collect();
+        self.edge
+            .send_dead_letters(letters)
+            .await
+            .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+        tracing::debug!(messages = n, %topic, "unreadable device messages dead-lettered");
+        Ok(())
     }
 
     /// The publisher (edge buffer and circuit breaker) of this ingestor.

@@ -3,7 +3,7 @@
 //! `sensor.raw` through the same validation as REST, refused ones are reported on
 //! `data.quality.issues` without holding back the rest, and the connector API lists, shows and
 //! adds sources (refusing bad configurations with a problem body), keeping added ones across a
-//! restart.
+//! restart. A device message that is no reading at all lands on `dlq.ingestion` as it was sent.
 
 #[path = "../../../crates/mantis-connectors/tests/common/peers.rs"]
 mod peers;
@@ -141,14 +141,9 @@ async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest()
         {"sensorCode": code, "value": 4.2, "unit": "bar"},
         {"sensorCode": "NOT-REGISTERED", "value": 1.0},
     ]);
+    let topic = format!("{site}/pump-1/x/pressure");
     tokio::task::spawn_blocking(move || {
-        peers::paho_publish(
-            port,
-            "3.1.1",
-            1,
-            None,
-            &[(format!("{site}/pump-1/x/pressure"), payload.to_string())],
-        )
+        peers::paho_publish(port, "3.1.1", 1, None, &[(topic, payload.to_string())])
     })
     .await
     .expect("publisher");
@@ -184,6 +179,51 @@ async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest()
     }
     assert_eq!(status["readingsTotal"], 2, "{status}");
     assert_eq!(status["messagesTotal"], 1, "{status}");
+
+    // A message that is not a reading at all is dead-lettered as the device sent it, with
+    // the reason, the connector and the topic it came on.
+    let garbage_topic = format!("{site}/pump-1/x/temperature");
+    let sent = garbage_topic.clone();
+    tokio::task::spawn_blocking(move || {
+        peers::paho_publish(port, "3.1.1", 1, None, &[(sent, "{not json".to_owned())])
+    })
+    .await
+    .expect("publisher");
+    infra
+        .bus
+        .ensure_topics(&[topics::dead_letter_spec("ingestion")])
+        .await
+        .expect("the dead-letter topic");
+    let mut dlq = infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            unique("test"),
+            ["dlq.ingestion"],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("subscribe to the dead letters");
+    let letter = tokio::time::timeout(Duration::from_secs(30), dlq.next())
+        .await
+        .expect("a dead letter within 30 s")
+        .expect("next record");
+    assert_eq!(letter.payload, b"{not json");
+    let header = |name: &str| {
+        letter
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        header(mantis_bus::DLQ_REASON).contains("not JSON"),
+        "{:?}",
+        letter.headers
+    );
+    assert_eq!(header(mantis_bus::DLQ_CONNECTOR), "line");
+    assert_eq!(header(mantis_bus::DLQ_PROTOCOL), "MQTT");
+    assert_eq!(header(mantis_bus::DLQ_ORIGIN), garbage_topic);
     shutdown.cancel();
 }
 

@@ -35,6 +35,8 @@ struct SwitchedBus {
     /// in publish order (`true`: refused), as a broker refuses a record it finds invalid (a
     /// test double: the embedded log refuses nothing a service sends it).
     poison: std::sync::Mutex<(Option<Vec<u8>>, std::collections::VecDeque<bool>)>,
+    /// Milliseconds every batch publish takes (a slow broker).
+    latency_ms: AtomicU64,
 }
 
 impl SwitchedBus {
@@ -91,6 +93,10 @@ impl Bus for SwitchedBus {
                 )),
             );
         }
+        let latency = self.latency_ms.load(Ordering::SeqCst);
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
         // As a broker: the records before a refused one are written, none after it.
         let good = records
             .iter()
@@ -141,6 +147,7 @@ impl Fixture {
             single: AtomicU64::new(0),
             batched: AtomicU64::new(0),
             poison: std::sync::Mutex::new((None, Default::default())),
+            latency_ms: AtomicU64::new(0),
         });
         let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
         let infra = Infra::in_process(bus.clone(), store);
@@ -634,6 +641,94 @@ async fn only_a_full_buffer_refuses_readings_with_503_and_retry_after() {
     );
     let got = f.await_values(accepted as usize + 1).await;
     assert_eq!(got.len(), accepted as usize + 1);
+    shutdown.cancel();
+}
+
+/// After an outage the drainer may stay just behind a steady intake for long (every batch
+/// accepted meanwhile joins the buffer, to keep the order). The space of what it drained must
+/// come back meanwhile: here twice the buffer's bound arrives while it drains, and none is
+/// refused. (It was returned only once the drainer caught up with no batch in between:
+/// this test got a 503 with the bus healthy.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_buffer_returns_drained_space_while_it_is_still_behind() {
+    let f = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let max_bytes: u64 = 384 << 10;
+    let edge = EdgeConfig {
+        max_bytes,
+        segment_bytes: 64 << 10,
+        ..EdgeConfig::default()
+    };
+    let (url, _, _task) = f
+        .start(f.config(edge, BreakerConfig::default()), &shutdown)
+        .await;
+    let http = reqwest::Client::new();
+    let ts = now_ms() - 120_000;
+    let per_batch = 50;
+    let mut sent = 0i32;
+    // Within the sensor's range (an out-of-range reading would add a quality report).
+    let levels = |range: std::ops::Range<i32>| -> Vec<f64> {
+        range.map(|i| f64::from(i) / 10_000.0).collect()
+    };
+    let post_next = |sent: i32| {
+        let body = batch(
+            &f.sensor,
+            ts + i64::from(sent),
+            &levels(sent..sent + per_batch),
+        );
+        let (http, url) = (http.clone(), url.clone());
+        async move { post(&http, &url, &body).await.status() }
+    };
+
+    // An outage fills a quarter of the buffer.
+    f.bus.set_up(false);
+    loop {
+        assert_eq!(post_next(sent).await, 202, "while filling");
+        sent += per_batch;
+        let status = health(&http, &url).await["details"]["edgeBuffer"].clone();
+        if status["diskBytes"].as_u64().unwrap_or(0) > max_bytes / 4 {
+            break;
+        }
+    }
+    let outage_bytes = health(&http, &url).await["details"]["edgeBuffer"]["bytes"]
+        .as_u64()
+        .expect("bytes");
+
+    // The broker is back but slow (every round of the drainer takes a while), and readings
+    // keep arriving: each round finds new ones, so the buffer stays in use.
+    f.bus.latency_ms.store(40, Ordering::SeqCst);
+    f.bus.set_up(true);
+    let mut largest = 0;
+    let mut stayed_behind = 0;
+    let during = sent;
+    while (sent - during) as u64 * outage_bytes < 2 * max_bytes * during as u64 {
+        let status = post_next(sent).await;
+        assert_eq!(
+            status, 202,
+            "refused with the bus healthy, after {sent} readings"
+        );
+        sent += per_batch;
+        let edge = health(&http, &url).await["details"]["edgeBuffer"].clone();
+        largest = largest.max(edge["diskBytes"].as_u64().unwrap_or(0));
+        if edge["mode"] == "buffering" {
+            stayed_behind += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(35)).await;
+    }
+    assert!(
+        stayed_behind > 10,
+        "the drainer stayed behind the intake for a while: {stayed_behind} polls"
+    );
+    assert!(largest < max_bytes, "{largest} of {max_bytes} bytes");
+
+    f.bus.latency_ms.store(0, Ordering::SeqCst);
+    let edge = await_edge(&http, &url, "drained", |s| s["mode"] == "direct").await;
+    assert_eq!(edge["diskBytes"], 0, "{edge}");
+    assert_eq!(
+        f.await_values(sent as usize).await,
+        levels(0..sent),
+        "every reading once, in order"
+    );
     shutdown.cancel();
 }
 

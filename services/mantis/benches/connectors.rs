@@ -27,7 +27,7 @@ mod mtconnect_agent;
 
 use async_trait::async_trait;
 use mantis::demo::devices::{Devices, DevicesConfig, Protocol, ServedMachine};
-use mantis_connectors::{Connectors, Delivered, ReadingSink, SinkError, SourceConfig};
+use mantis_connectors::{Connectors, Delivered, ReadingSink, SinkError, SourceConfig, Unreadable};
 use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +69,13 @@ impl ReadingSink for CountingSink {
             accepted: n,
             refused: 0,
         })
+    }
+
+    async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError> {
+        // The bench's devices send numbers only: anything here is a connector fault.
+        Err(SinkError::Unavailable(format!(
+            "the bench expects readings only, got {messages:?}"
+        )))
     }
 }
 

@@ -8,7 +8,7 @@ pub mod peers;
 
 use async_trait::async_trait;
 use mantis_connectors::{
-    ConnectorStatus, Connectors, Delivered, ReadingSink, SinkError, SourceConfig,
+    ConnectorStatus, Connectors, Delivered, ReadingSink, SinkError, SourceConfig, Unreadable,
 };
 use mantis_domain::{IncomingReading, SensorRef, SourceProtocol};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub struct RecordingSink {
     readings: Mutex<Vec<(IncomingReading, SourceProtocol)>>,
+    unreadable: Mutex<Vec<Unreadable>>,
     pub failing: AtomicBool,
     pub attempts: AtomicUsize,
 }
@@ -44,6 +45,14 @@ impl ReadingSink for RecordingSink {
             refused: 0,
         })
     }
+
+    async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(SinkError::Unavailable("test sink is failing".into()));
+        }
+        self.unreadable.lock().expect("lock").extend(messages);
+        Ok(())
+    }
 }
 
 impl RecordingSink {
@@ -51,6 +60,37 @@ impl RecordingSink {
         let s = Self::default();
         s.failing.store(true, Ordering::SeqCst);
         Arc::new(s)
+    }
+
+    /// Every message kept as unreadable so far.
+    pub fn unreadable(&self) -> Vec<Unreadable> {
+        self.unreadable.lock().expect("lock").clone()
+    }
+
+    /// The one message kept as unreadable, once it is (fails after 10 s, or when more are),
+    /// checked against what the connector `connector` speaking `protocol` should have handed
+    /// over: its origin, the bytes sent and a reason containing `why`.
+    pub async fn the_unreadable(
+        &self,
+        connector: &str,
+        protocol: SourceProtocol,
+        origin: &str,
+        payload: &[u8],
+        why: &str,
+    ) {
+        let kept = peers::eventually(
+            10,
+            "the unreadable message kept",
+            || Some(self.unreadable()).filter(|k| !k.is_empty()),
+            || format!("{:?}", self.unreadable()),
+        )
+        .await;
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0].connector, connector);
+        assert_eq!(kept[0].protocol, protocol);
+        assert_eq!(kept[0].origin, origin);
+        assert_eq!(kept[0].payload, payload);
+        assert!(kept[0].reason.contains(why), "{kept:?}");
     }
 
     /// Every reading so far.

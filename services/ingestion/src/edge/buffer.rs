@@ -255,9 +255,9 @@ impl EdgeBuffer {
             self.drained_total.fetch_add(n, Ordering::Relaxed);
             metrics::counter!("mantis_edge_buffer_drained_records_total").increment(n);
             tracing::debug!(records = n, entries = entries.len(), elapsed = ?started.elapsed(), "drained edge-buffer entries");
-            let env = last;
+            let drained_to = last.offset + 1;
             let mut state = self.state.lock().await;
-            if state.end == env.offset + 1 {
+            if state.end == drained_to {
                 // Caught up: direct publishing resumes, and the log starts afresh.
                 sub = None;
                 self.retire(&mut state).await;
@@ -265,10 +265,38 @@ impl EdgeBuffer {
                     drained = self.drained_total.load(Ordering::Relaxed),
                     "the edge buffer is drained; publishing directly again"
                 );
+            } else if let Some(log) = state.log.clone() {
+                // Still behind (records keep arriving): return the space of what is drained.
+                drop(state);
+                self.release(&log, drained_to).await;
             }
-            drop(state);
             self.report();
             out.drained();
+        }
+    }
+
+    /// Deletes the log's segments whose entries are all drained (below `drained_to`), so the
+    /// footprint falls while the drainer is still behind: under a steady intake it may not
+    /// catch up (and retire the log) for a long time, and the buffer must not fill up with
+    /// records the bus already has. Whole segments (`segment_bytes`) only; the active one stays.
+    async fn release(&self, log: &EmbeddedBus, drained_to: i64) {
+        match log.delete_records_before(BUFFER_TOPIC, 0, drained_to).await {
+            Ok(0) => {}
+            Ok(freed) => {
+                sub_saturating(&self.disk_bytes, freed);
+                // Readiness follows: an append that was refused would now fit.
+                self.full.store(false, Ordering::Relaxed);
+                metrics::counter!("mantis_edge_buffer_released_bytes_total").increment(freed);
+                tracing::debug!(
+                    freed,
+                    disk_bytes = self.disk_bytes.load(Ordering::Relaxed),
+                    "released drained edge-buffer segments"
+                );
+            }
+            Err(e) => {
+                // Retried after the next round; retiring the log returns the space anyway.
+                tracing::warn!(error = %e, "drained edge-buffer segments could not be deleted");
+            }
         }
     }
 

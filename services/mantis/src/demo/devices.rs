@@ -619,7 +619,7 @@ impl tokio_modbus::server::Service for ModbusSim {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use mantis_connectors::{Connectors, Delivered, ReadingSink, SinkError};
+    use mantis_connectors::{Connectors, Delivered, ReadingSink, SinkError, Unreadable};
     use mantis_domain::{Quality, SensorRef, SourceProtocol};
 
     #[derive(Default)]
@@ -638,6 +638,17 @@ mod tests {
                 accepted: n,
                 refused: 0,
             })
+        }
+
+        async fn keep_unreadable(
+            &self,
+            messages: Vec<Unreadable>,
+        ) -> std::result::Result<(), SinkError> {
+            // The simulated devices send numbers only: anything here is refused (and the
+            // connector retries, so the tests waiting for readings fail).
+            Err(SinkError::Unavailable(format!(
+                "the demo devices send readings only, got {messages:?}"
+            )))
         }
     }
 
