@@ -324,6 +324,9 @@ impl OpcUaSource {
                     }
                     out.push(r);
                 }
+                Change::Empty => {
+                    tracing::debug!(connector = %ctx.name, node = %describe_node(node), "a data change without a value: nothing to read");
+                }
                 Change::NotNumeric(why) => {
                     let origin = describe_node(node);
                     let sent = match &dv.value {

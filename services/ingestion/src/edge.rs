@@ -80,7 +80,8 @@ pub struct EdgeConfig {
     /// Default 256 MiB.
     pub max_bytes: u64,
     /// Segment size of the buffer's log, the unit in which drained space is returned while
-    /// the drainer is still behind. Default 8 MiB.
+    /// the drainer is still behind: at most a quarter of `max_bytes` (and at least 64 KiB).
+    /// Default 8 MiB.
     pub segment_bytes: u64,
     /// How long a publish may wait for the bus before its records go to the buffer.
     /// Default 2 000 ms.
@@ -252,7 +253,7 @@ impl EdgePublisher {
             sent += accepted.min(end - sent);
             match attempt {
                 Attempt::Published => {}
-                Attempt::Retryable(e) => {
+                Attempt::Retryable { reason: e, .. } => {
                     reason = e;
                     break;
                 }
@@ -262,6 +263,13 @@ impl EdgePublisher {
                     let Some(record) = records.get(sent).filter(|_| sent < end) else {
                         continue;
                     };
+                    if is_dead_letter(record) {
+                        // A dead letter itself (a device message that yielded no reading):
+                        // nowhere else to keep it.
+                        dropped_dead_letter(record, &e);
+                        sent += 1;
+                        continue;
+                    }
                     match self.dead_letter(record, &e).await {
                         Ok(()) => sent += 1,
                         Err(d) => {
@@ -305,7 +313,17 @@ impl EdgePublisher {
                 let e = mantis_runtime::Error::Bus(e);
                 if is_transient(&e) {
                     self.breaker.on_failure();
-                    (accepted, Attempt::Retryable(e.to_string()))
+                    let missing_topic = matches!(
+                        e,
+                        mantis_runtime::Error::Bus(mantis_bus::Error::UnknownTopic(_))
+                    );
+                    (
+                        accepted,
+                        Attempt::Retryable {
+                            reason: e.to_string(),
+                            missing_topic,
+                        },
+                    )
                 } else {
                     // The bus answered: it is up, the record is the problem.
                     self.breaker.on_success();
@@ -316,10 +334,13 @@ impl EdgePublisher {
                 self.breaker.on_failure();
                 (
                     0,
-                    Attempt::Retryable(format!(
-                        "the bus did not acknowledge within {} ms",
-                        timeout.as_millis()
-                    )),
+                    Attempt::Retryable {
+                        reason: format!(
+                            "the bus did not acknowledge within {} ms",
+                            timeout.as_millis()
+                        ),
+                        missing_topic: false,
+                    },
                 )
             }
         }
@@ -330,7 +351,9 @@ impl EdgePublisher {
     /// topics when they vanished, as with a broker restarted without its storage), until all
     /// are acknowledged. Returns `false` when `token` was cancelled first. A record the bus
     /// refuses for good is offered to the dead-letter topic, else logged, counted and skipped:
-    /// it must not block the records after it.
+    /// it must not block the records after it. So is a dead letter whose topic is still missing
+    /// after [`DEAD_LETTER_ATTEMPTS`] attempts to create it (topic creation forbidden, and
+    /// `dlq.ingestion` not created by the operator).
     /// One round trip per chunk, not per record: the drain outpaces a steady intake (one
     /// sensor's key included), so the buffer empties and direct publishing resumes.
     async fn deliver_all(
@@ -343,6 +366,8 @@ impl EdgePublisher {
         let max_delay = Duration::from_millis(self.config.retry_max_ms.max(1));
         let mut delay = initial;
         let mut sent = 0;
+        // Failed attempts at the dead letter `sent` while its topic is missing.
+        let mut missing_dead_letter_topic = 0;
         while sent < records.len() {
             if token.is_cancelled() {
                 return false;
@@ -356,6 +381,9 @@ impl EdgePublisher {
             }
             let end = (sent + chunk.max(1)).min(records.len());
             let (accepted, attempt) = self.publish_chunk(&records[sent..end]).await;
+            if accepted > 0 {
+                missing_dead_letter_topic = 0;
+            }
             sent += accepted.min(end - sent);
             match attempt {
                 Attempt::Published => {
@@ -367,6 +395,13 @@ impl EdgePublisher {
                     let Some(record) = records.get(sent).filter(|_| sent < end) else {
                         continue;
                     };
+                    missing_dead_letter_topic = 0;
+                    if is_dead_letter(record) {
+                        dropped_dead_letter(record, &e);
+                        sent += 1;
+                        delay = initial;
+                        continue;
+                    }
                     // One offer: a dead-letter topic that is away must not hold the buffer.
                     if let Err(d) = self.dead_letter(record, &e).await {
                         metrics::counter!("mantis_edge_buffer_refused_records_total").increment(1);
@@ -376,12 +411,28 @@ impl EdgePublisher {
                     delay = initial;
                     continue;
                 }
-                Attempt::Retryable(e) => {
+                Attempt::Retryable {
+                    reason: e,
+                    missing_topic,
+                } => {
                     tracing::debug!(error = %e, "the bus does not take buffered records yet");
                     if let Some(buffer) = &self.buffer {
                         buffer.set_error(&e);
                     }
                     self.recreate_topics().await;
+                    if let Some(record) = records
+                        .get(sent)
+                        .filter(|r| missing_topic && is_dead_letter(r))
+                    {
+                        missing_dead_letter_topic += 1;
+                        if missing_dead_letter_topic >= DEAD_LETTER_ATTEMPTS {
+                            dropped_dead_letter(record, &e);
+                            missing_dead_letter_topic = 0;
+                            sent += 1;
+                            delay = initial;
+                            continue;
+                        }
+                    }
                 }
             }
             tokio::select! {
@@ -395,15 +446,27 @@ impl EdgePublisher {
 
     /// Publishes `letters` (records for `dlq.ingestion`, made by the ingestion service itself)
     /// as [`EdgePublisher::send_all`] does: to the edge buffer while the bus is unavailable.
-    /// The dead-letter topic is created first when it is not known to exist (when that fails,
-    /// the publish fails too and the records go to the buffer, whose drainer creates it).
+    /// While publishing directly, the dead-letter topic is created first when it is not known
+    /// to exist: when the broker refuses to create it, the letters are logged, counted
+    /// (`mantis_dead_letters_dropped_total`) and dropped, since nothing else could keep them;
+    /// when the bus does not answer, they go to the buffer, whose drainer creates the topic.
     pub async fn send_dead_letters(&self, letters: Vec<OutboundRecord>) -> Result<(), EdgeError> {
-        if !self.dead_letter_ready.load(Ordering::Acquire) {
+        let direct =
+            !self.breaker.is_blocking() && !self.buffer.as_ref().is_some_and(|b| b.is_buffering());
+        if direct && !self.dead_letter_ready.load(Ordering::Acquire) {
             let spec = mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP);
             let timeout = self.config.publish_timeout();
-            if let Ok(Ok(())) = tokio::time::timeout(timeout, self.bus.ensure_topics(&[spec])).await
-            {
-                self.dead_letter_ready.store(true, Ordering::Release);
+            match tokio::time::timeout(timeout, self.bus.ensure_topics(&[spec])).await {
+                Ok(Ok(())) => self.dead_letter_ready.store(true, Ordering::Release),
+                Ok(Err(e @ mantis_bus::Error::Invalid(_))) => {
+                    let reason = format!("the dead-letter topic cannot be created: {e}");
+                    for letter in &letters {
+                        dropped_dead_letter(letter, &reason);
+                    }
+                    return Ok(());
+                }
+                // The bus does not answer (or not clearly): the buffer keeps the letters.
+                Ok(Err(_)) | Err(_) => {}
             }
         }
         self.send_all(letters).await
@@ -450,13 +513,15 @@ impl EdgePublisher {
     /// without its storage lost them; the services created them at their start). Bounded by
     /// the publish timeout.
     async fn recreate_topics(&self) {
-        let mut topics = mantis_bus::topics::catalogue();
-        topics.push(mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP));
         let timeout = self.config.publish_timeout();
-        match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(error = %e, "topics cannot be checked yet"),
-            Err(_) => tracing::debug!("topics cannot be checked yet (timed out)"),
+        // Apart: a broker that refuses to create the dead-letter topic still gets the others.
+        let dead_letters = vec![mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP)];
+        for topics in [mantis_bus::topics::catalogue(), dead_letters] {
+            match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "topics cannot be checked yet"),
+                Err(_) => tracing::debug!("topics cannot be checked yet (timed out)"),
+            }
         }
     }
 
@@ -498,8 +563,33 @@ pub(crate) const PUBLISH_CHUNK: usize = 500;
 
 enum Attempt {
     Published,
-    Retryable(String),
+    Retryable {
+        reason: String,
+        /// The bus says a topic of the records does not exist.
+        missing_topic: bool,
+    },
     Refused(String),
+}
+
+/// Attempts at a buffered dead letter whose topic is missing, each after trying to create it,
+/// before the letter is dropped (so that it does not hold the buffer for good).
+const DEAD_LETTER_ATTEMPTS: u32 = 5;
+
+/// Whether `record` is a dead letter of this service (on `dlq.ingestion`).
+fn is_dead_letter(record: &OutboundRecord) -> bool {
+    record.topic == mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP)
+}
+
+/// Logs and counts a dead letter that no topic takes; it is dropped.
+fn dropped_dead_letter(record: &OutboundRecord, reason: &str) {
+    metrics::counter!("mantis_dead_letters_dropped_total").increment(1);
+    let why = record
+        .headers
+        .iter()
+        .find(|(k, _)| k == mantis_bus::DLQ_REASON)
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    tracing::error!(topic = %record.topic, error = %reason, dead_letter_reason = %why, bytes = record.payload.len(), "a dead letter could not be kept anywhere; dropped");
 }
 
 /// Whether a failed publish should go to the buffer (and be tried again): every bus error but

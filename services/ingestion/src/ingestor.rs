@@ -396,34 +396,46 @@ impl Ingestor {
     }
 
     /// Keeps device messages that yielded no reading on the dead-letter topic `dlq.ingestion`
-    /// (through the edge buffer while the bus is away): the payload as the device sent it,
-    /// keyed by connector, with the reason (`mantis.dlq.reason`), the connector, its protocol
-    /// and the message's origin (`mantis.dlq.connector`, `.protocol`, `.origin`).
+    /// (through the edge buffer while the bus is away): the payload as the device sent it (its
+    /// first [`MAX_DEAD_LETTER_PAYLOAD`] bytes, the full length then in
+    /// `mantis.dlq.payload-bytes`), keyed by connector, with the reason (`mantis.dlq.reason`),
+    /// the connector, its protocol and the message's origin (`mantis.dlq.connector`,
+    /// `.protocol`, `.origin`).
     pub async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), IngestError> {
         let topic = mantis_bus::topics::dead_letter_topic(crate::edge::DEAD_LETTER_GROUP);
-        let n = messages.len();
+        let mut protocols = Vec::with_capacity(messages.len());
         let letters: Vec<OutboundRecord> = messages
             .into_iter()
             .map(|m| {
-                metrics::counter!("mantis_unreadable_messages_dead_lettered_total", "protocol" => m.protocol.as_str())
-                    .increment(1);
-                OutboundRecord::new(
+                protocols.push(m.protocol.as_str());
+                let mut payload = m.payload;
+                let full = payload.len();
+                payload.truncate(MAX_DEAD_LETTER_PAYLOAD);
+                let mut letter = OutboundRecord::new(
                     topic.clone(),
                     Some(m.connector.clone().into_bytes()),
-                    m.payload,
+                    payload,
                     TraceContext::new_root(),
                 )
                 .with_header(DLQ_REASON, m.reason.into_bytes())
                 .with_header(DLQ_CONNECTOR, m.connector.into_bytes())
                 .with_header(DLQ_PROTOCOL, m.protocol.as_str().as_bytes().to_vec())
-                .with_header(DLQ_ORIGIN, m.origin.into_bytes())
+                .with_header(DLQ_ORIGIN, m.origin.into_bytes());
+                if full > MAX_DEAD_LETTER_PAYLOAD {
+                    letter = letter.with_header("mantis.dlq.payload-bytes", full.to_string());
+                }
+                letter
             })
             .collect();
         self.edge
             .send_dead_letters(letters)
             .await
             .map_err(|e| IngestError::Unavailable(e.to_string()))?;
-        tracing::debug!(messages = n, %topic, "unreadable device messages dead-lettered");
+        for protocol in &protocols {
+            metrics::counter!("mantis_unreadable_messages_dead_lettered_total", "protocol" => *protocol)
+                .increment(1);
+        }
+        tracing::debug!(messages = protocols.len(), %topic, "unreadable device messages dead-lettered");
         Ok(())
     }
 
@@ -432,6 +444,10 @@ impl Ingestor {
         &self.edge
     }
 }
+
+/// Bytes of a device message kept in its dead letter at most (below every broker's record
+/// limit; the rest is cut off).
+pub(crate) const MAX_DEAD_LETTER_PAYLOAD: usize = 256 << 10;
 
 /// What a reading's sensor reference names.
 enum Found {

@@ -10,7 +10,7 @@ use mantis_bus::embedded::EmbeddedBus;
 use mantis_bus::{
     Bus, Delivery, OutboundRecord, StartFrom, SubscribeOptions, Subscription, TopicSpec, topics,
 };
-use mantis_connectors::{ReadingSink, SinkError};
+use mantis_connectors::{ReadingSink, SinkError, Unreadable};
 use mantis_domain::{IncomingReading, Quality, Reading, Sensor, SensorRef, SourceProtocol};
 use mantis_ingestion::{BreakerConfig, Config, EdgeConfig, Ingestor, IngestorSink};
 use mantis_runtime::Infra;
@@ -37,6 +37,8 @@ struct SwitchedBus {
     poison: std::sync::Mutex<(Option<Vec<u8>>, std::collections::VecDeque<bool>)>,
     /// Milliseconds every batch publish takes (a slow broker).
     latency_ms: AtomicU64,
+    /// A topic the broker refuses to create (as under a policy that forbids creating topics).
+    uncreatable: std::sync::Mutex<Option<String>>,
 }
 
 impl SwitchedBus {
@@ -68,6 +70,12 @@ fn invalid() -> mantis_bus::Error {
 #[async_trait]
 impl Bus for SwitchedBus {
     async fn ensure_topics(&self, topics: &[TopicSpec]) -> mantis_bus::Result<()> {
+        let refused = self.uncreatable.lock().expect("uncreatable").clone();
+        if topics.iter().any(|t| Some(&t.name) == refused.as_ref()) {
+            return Err(mantis_bus::Error::Invalid(
+                "test: the broker's policy forbids creating topics".into(),
+            ));
+        }
         self.inner.ensure_topics(topics).await
     }
     async fn publish(&self, record: OutboundRecord) -> mantis_bus::Result<Delivery> {
@@ -148,6 +156,7 @@ impl Fixture {
             batched: AtomicU64::new(0),
             poison: std::sync::Mutex::new((None, Default::default())),
             latency_ms: AtomicU64::new(0),
+            uncreatable: std::sync::Mutex::new(None),
         });
         let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
         let infra = Infra::in_process(bus.clone(), store);
@@ -314,6 +323,22 @@ async fn await_edge(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the edge buffer never became {what}; last status: {last}");
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn values(range: std::ops::Range<i32>) -> Vec<f64> {
@@ -699,6 +724,7 @@ async fn the_buffer_returns_drained_space_while_it_is_still_behind() {
     f.bus.latency_ms.store(40, Ordering::SeqCst);
     f.bus.set_up(true);
     let mut largest = 0;
+    let mut on_disk = 0;
     let mut stayed_behind = 0;
     let during = sent;
     while (sent - during) as u64 * outage_bytes < 2 * max_bytes * during as u64 {
@@ -710,6 +736,7 @@ async fn the_buffer_returns_drained_space_while_it_is_still_behind() {
         sent += per_batch;
         let edge = health(&http, &url).await["details"]["edgeBuffer"].clone();
         largest = largest.max(edge["diskBytes"].as_u64().unwrap_or(0));
+        on_disk = on_disk.max(dir_bytes(&f.dir.path().join("edge-buffer")));
         if edge["mode"] == "buffering" {
             stayed_behind += 1;
         }
@@ -720,6 +747,10 @@ async fn the_buffer_returns_drained_space_while_it_is_still_behind() {
         "the drainer stayed behind the intake for a while: {stayed_behind} polls"
     );
     assert!(largest < max_bytes, "{largest} of {max_bytes} bytes");
+    assert!(
+        on_disk < max_bytes,
+        "{on_disk} bytes of files (segments, indexes, offsets), bound {max_bytes}"
+    );
 
     f.bus.latency_ms.store(0, Ordering::SeqCst);
     let edge = await_edge(&http, &url, "drained", |s| s["mode"] == "direct").await;
@@ -728,6 +759,84 @@ async fn the_buffer_returns_drained_space_while_it_is_still_behind() {
         f.await_values(sent as usize).await,
         levels(0..sent),
         "every reading once, in order"
+    );
+    shutdown.cancel();
+}
+
+/// A device message that yields no reading is dead-lettered through the edge buffer like any
+/// record; where the broker refuses to create `dlq.ingestion`, the letter is logged, counted
+/// and dropped, directly or when the buffer drains, and never holds the readings behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_no_topic_takes_never_holds_the_readings_behind_it() {
+    let f = Fixture::new().await;
+    *f.bus.uncreatable.lock().expect("uncreatable") = Some(DEAD_LETTERS.into());
+    let shutdown = CancellationToken::new();
+    let (url, ingestor, _task) = f.start_default(&shutdown).await;
+    let http = reqwest::Client::new();
+    let sink = IngestorSink::new(ingestor);
+    let garbage = |origin: &str| Unreadable {
+        connector: "line".into(),
+        protocol: SourceProtocol::Mqtt,
+        origin: origin.into(),
+        payload: b"not json".to_vec(),
+        reason: "not JSON".into(),
+    };
+    let ts = now_ms() - 60_000;
+
+    // Directly: the broker refuses to create the topic; the letter is dropped, not retried.
+    sink.keep_unreadable(vec![garbage("plant/a")])
+        .await
+        .expect("taken (dropped)");
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts, &values(0..5)))
+            .await
+            .status(),
+        202
+    );
+
+    // While the bus is down the letter waits in the buffer, with readings after it; once the
+    // bus is back (and the topic still cannot be created) the readings arrive all the same.
+    f.bus.set_up(false);
+    sink.keep_unreadable(vec![garbage("plant/b")])
+        .await
+        .expect("buffered");
+    assert_eq!(
+        post(&http, &url, &batch(&f.sensor, ts + 5, &values(5..10)))
+            .await
+            .status(),
+        202
+    );
+    f.bus.set_up(true);
+    await_edge(&http, &url, "drained", |s| s["mode"] == "direct").await;
+    assert_eq!(f.await_values(10).await, values(0..10));
+
+    // With the topic there, letters land on it as sent, with their headers.
+    *f.bus.uncreatable.lock().expect("uncreatable") = None;
+    sink.keep_unreadable(vec![garbage("plant/c")])
+        .await
+        .expect("published");
+    let mut letters = f
+        .infra
+        .bus
+        .subscribe(SubscribeOptions::new(
+            format!("test-{}", uuid()),
+            [DEAD_LETTERS],
+            StartFrom::Earliest,
+        ))
+        .await
+        .expect("subscribe");
+    let letter = tokio::time::timeout(Duration::from_secs(10), letters.next())
+        .await
+        .expect("a letter")
+        .expect("next");
+    assert_eq!(letter.payload, b"not json");
+    assert!(
+        letter
+            .headers
+            .iter()
+            .any(|(k, v)| k == mantis_bus::DLQ_ORIGIN && v == b"plant/c"),
+        "{:?}",
+        letter.headers
     );
     shutdown.cancel();
 }

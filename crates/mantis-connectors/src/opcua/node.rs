@@ -105,8 +105,12 @@ pub(crate) fn number(v: &Variant) -> Option<f64> {
 pub(crate) enum Change {
     /// A reading (of any quality).
     Reading(IncomingReading),
-    /// The value is not a number: nothing to read (the reason is logged and counted).
+    /// The value is not a number: nothing to read (the reason is logged, counted and the
+    /// value dead-lettered).
     NotNumeric(String),
+    /// A data change without a value (a variable not written yet, an empty variant) of good
+    /// or uncertain quality: nothing to read, and nothing wrong.
+    Empty,
 }
 
 /// The mapping of one monitored node.
@@ -134,10 +138,10 @@ pub(crate) fn to_change(
         (_, 0) => last_good.unwrap_or(0.0),
         (Some(v), _) => return Change::NotNumeric(format!("not a finite number: {v}")),
         (None, _) => {
-            return Change::NotNumeric(match &value.value {
-                Some(v) => format!("not a number: {:?}", v.type_id()),
-                None => "a data change without a value".into(),
-            });
+            return match &value.value {
+                None | Some(Variant::Empty) => Change::Empty,
+                Some(v) => Change::NotNumeric(format!("not a number: {:?}", v.type_id())),
+            };
         }
     };
     let timestamp = value
@@ -275,5 +279,20 @@ mod tests {
             chrono::Utc::now(),
         );
         assert!(matches!(c, Change::NotNumeric(_)), "{c:?}");
+    }
+
+    /// A variable not written yet reports a data change without a value: nothing to read and
+    /// nothing to dead-letter (the demo plant's OPC UA server does so for every node at first).
+    #[test]
+    fn a_change_without_a_value_is_nothing() {
+        for value in [None, Some(Variant::Empty)] {
+            let c = to_change(
+                &mapped(),
+                &dv(value, StatusCode::Good),
+                None,
+                chrono::Utc::now(),
+            );
+            assert_eq!(c, Change::Empty);
+        }
     }
 }

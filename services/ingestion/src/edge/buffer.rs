@@ -471,7 +471,8 @@ fn entry(payload: Vec<u8>) -> OutboundRecord {
 
 async fn open_log(dir: &Path, config: &EdgeConfig) -> Result<EmbeddedBus, EdgeError> {
     let options = EmbeddedOptions {
-        segment_bytes: config.segment_bytes.max(64 << 10),
+        // Drained space comes back in whole segments: at most a quarter of the bound each.
+        segment_bytes: config.segment_bytes.min(config.max_bytes / 4).max(64 << 10),
         ..EmbeddedOptions::default()
     };
     let log = EmbeddedBus::open_with(dir, options)
