@@ -10,8 +10,9 @@
 //! - What: CSV with a header naming the columns `timestamp`, `sensorId` or `sensorCode`,
 //!   `value` and optionally `unit`, `quality`, `assetId` (case, `_` and `-` ignored;
 //!   timestamps RFC 3339 or epoch milliseconds); JSON files hold either one array of reading
-//!   objects (the REST shape) or one object per line. Lines that cannot be parsed are counted
-//!   and named (file, line, field), and the import goes on; readings refused by validation are
+//!   objects (the REST shape; read item by item as it arrives, so its size does not matter)
+//!   or one object per line. Lines (and array items) that cannot be parsed are counted
+//!   and named (file, line or item, field), and the import goes on; readings refused by validation are
 //!   reported on `data.quality.issues` by the ingestor, as for any source.
 //! - Resumable: after every batch the ingestor accepted, a cursor (files done, current file,
 //!   line and byte offset) is written to the store's state under
@@ -398,9 +399,20 @@ impl Run<'_> {
         let mut base = start;
         let mut line_no = self.cursor.line;
         let mut batch: Vec<Parsed> = Vec::with_capacity(self.options.batch_size);
-        let mut first = start == 0;
+        // Whether the file's first character is still to be seen (a JSON file starting with
+        // `[` is one array, else one object per line).
+        let mut first = start == 0 && format == Format::Json;
         let mut eof = false;
         loop {
+            if first {
+                match first_byte(&buf) {
+                    // One JSON array: its items are taken as they arrive.
+                    Some(b'[') => return self.array(&name, buf, &mut stream, meta.size).await,
+                    Some(_) => first = false,
+                    None if !eof => {}
+                    None => first = false,
+                }
+            }
             // Complete lines in `buf`, or the last one at the end of the file.
             let mut consumed = 0usize;
             while let Some(nl) = buf[consumed..]
@@ -409,14 +421,10 @@ impl Run<'_> {
                 .map(|i| consumed + i)
                 .or_else(|| (eof && consumed < buf.len()).then_some(buf.len()))
             {
-                if first && format == Format::Json && starts_array(&buf) {
-                    if !eof {
-                        break;
-                    }
-                    // One JSON array: read it whole.
-                    return self.array(&name, &buf, meta.size).await;
+                if first {
+                    // Only blanks so far: wait for the first character.
+                    break;
                 }
-                first = false;
                 let line = &buf[consumed..nl];
                 let end = base + (nl + 1).min(buf.len()) as u64;
                 consumed = (nl + 1).min(buf.len());
@@ -448,31 +456,64 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// Imports a file holding one JSON array; the cursor counts its items.
-    async fn array(&mut self, name: &str, bytes: &[u8], size: u64) -> Result<bool, ImportError> {
-        let items: Vec<Value> = serde_json::from_slice(bytes).map_err(|e| ImportError::File {
+    /// Imports a file holding one JSON array, `head` (its first bytes) and then the rest of
+    /// `stream`, one item at a time: a file of any size is read with one item in memory (items
+    /// over [`MAX_ARRAY_ITEM`] bytes are counted as invalid). The cursor counts the items; a
+    /// resumed import reads the file again from its start and skips those.
+    async fn array<S, B>(
+        &mut self,
+        name: &str,
+        head: Vec<u8>,
+        stream: &mut S,
+        size: u64,
+    ) -> Result<bool, ImportError>
+    where
+        S: futures::Stream<Item = Result<B, object_store::Error>> + Unpin,
+        B: AsRef<[u8]>,
+    {
+        let not_an_array = |detail: String| ImportError::File {
             file: name.to_owned(),
-            detail: format!("not a JSON array of readings: {e}"),
-        })?;
-        let skip = usize::try_from(self.cursor.line).unwrap_or(usize::MAX);
+            detail: format!("not a JSON array of readings: {detail}"),
+        };
+        let skip = self.cursor.line;
+        let mut splitter = ArrayItems::default();
+        let mut items = Vec::new();
+        let mut index = 0u64;
         let mut batch = Vec::with_capacity(self.options.batch_size);
-        for (i, item) in items.iter().enumerate().skip(skip) {
-            let index = i as u64 + 1;
-            match crate::payload::parse_reading(item) {
-                Ok(reading) => batch.push(Parsed {
-                    reading,
-                    line: index,
-                }),
-                Err(errs) => self.invalid(name, &format!("item {i}"), &errs),
-            }
-            if batch.len() >= self.options.batch_size.max(1) {
-                self.flush(&mut batch, index, 0).await?;
-                if self.token.is_cancelled() {
-                    return Ok(false);
+        let mut chunk = head;
+        loop {
+            splitter.feed(&chunk, &mut items).map_err(not_an_array)?;
+            for item in items.drain(..) {
+                index += 1;
+                if index <= skip {
+                    continue;
+                }
+                let parsed = item.and_then(|bytes| {
+                    let value: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| vec![("", format!("not JSON: {e}"))])?;
+                    crate::payload::parse_reading(&value)
+                });
+                match parsed {
+                    Ok(reading) => batch.push(Parsed {
+                        reading,
+                        line: index,
+                    }),
+                    Err(errs) => self.invalid(name, &format!("item {}", index - 1), &errs),
+                }
+                if batch.len() >= self.options.batch_size.max(1) {
+                    self.flush(&mut batch, index, 0).await?;
+                    if self.token.is_cancelled() {
+                        return Ok(false);
+                    }
                 }
             }
+            match stream.next().await {
+                Some(next) => chunk = next?.as_ref().to_vec(),
+                None => break,
+            }
         }
-        self.flush(&mut batch, items.len() as u64, 0).await?;
+        splitter.finish().map_err(not_an_array)?;
+        self.flush(&mut batch, index, 0).await?;
         self.summary.progress.bytes_done += size;
         Ok(true)
     }
@@ -589,10 +630,133 @@ impl Run<'_> {
     }
 }
 
-fn starts_array(buf: &[u8]) -> bool {
+/// The first character of a file that is not blank (nor a UTF-8 byte-order mark).
+fn first_byte(buf: &[u8]) -> Option<u8> {
     buf.iter()
-        .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF)
-        .is_some_and(|b| *b == b'[')
+        .copied()
+        .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)
+}
+
+/// Largest item of a JSON array file, in bytes (a reading object is far smaller).
+const MAX_ARRAY_ITEM: usize = 64 << 10;
+
+/// An item of a JSON array: its bytes, or why it is not kept.
+type ArrayItem = Result<Vec<u8>, Vec<(&'static str, String)>>;
+
+/// Splits a JSON array arriving in chunks into its items' bytes, holding one item at a time.
+/// Only the array's structure is checked here (brackets, strings, commas); each item is parsed
+/// on its own, so a bad item is one invalid reading, not a bad file.
+#[derive(Debug, Default)]
+struct ArrayItems {
+    opened: bool,
+    closed: bool,
+    /// Nesting inside the current item.
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    item: Vec<u8>,
+    /// Bytes of the current item beyond [`MAX_ARRAY_ITEM`] are not kept: it is invalid.
+    too_long: bool,
+    /// Items ended so far.
+    items: u64,
+}
+
+impl ArrayItems {
+    /// Feeds the next bytes of the file; complete items are appended to `out`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<ArrayItem>) -> Result<(), String> {
+        for &b in chunk {
+            if self.closed {
+                if !b.is_ascii_whitespace() {
+                    return Err("data after the closing `]`".into());
+                }
+                continue;
+            }
+            if !self.opened {
+                match b {
+                    b'[' => self.opened = true,
+                    0xEF | 0xBB | 0xBF => {}
+                    b if b.is_ascii_whitespace() => {}
+                    _ => return Err("it does not start with `[`".into()),
+                }
+                continue;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                self.push(b);
+                continue;
+            }
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    self.push(b);
+                }
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.push(b);
+                }
+                b'}' | b']' if self.depth > 0 => {
+                    self.depth -= 1;
+                    self.push(b);
+                }
+                b'}' => return Err("an unmatched `}`".into()),
+                b',' | b']' if self.depth == 0 => {
+                    let empty = self.item.is_empty() && !self.too_long;
+                    // `[]` is an empty array; `[,`, `,,` and `,]` have an empty item.
+                    if empty && (b == b',' || self.items > 0) {
+                        return Err(format!("an empty item after item {}", self.items));
+                    }
+                    if !empty {
+                        out.push(self.take());
+                        self.items += 1;
+                    }
+                    self.closed = b == b']';
+                }
+                b if b.is_ascii_whitespace() && self.depth == 0 => {
+                    if !self.item.is_empty() {
+                        self.push(b);
+                    }
+                }
+                _ => self.push(b),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the array was complete.
+    fn finish(&self) -> Result<(), String> {
+        if !self.opened {
+            return Err("the file is empty".into());
+        }
+        if !self.closed {
+            return Err("the file ends before the array's closing `]`".into());
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.item.len() < MAX_ARRAY_ITEM {
+            self.item.push(b);
+        } else {
+            self.too_long = true;
+        }
+    }
+
+    fn take(&mut self) -> ArrayItem {
+        let bytes = std::mem::take(&mut self.item);
+        if std::mem::take(&mut self.too_long) {
+            return Err(vec![(
+                "",
+                format!("an item longer than {MAX_ARRAY_ITEM} bytes is not a reading"),
+            )]);
+        }
+        Ok(bytes)
+    }
 }
 
 /// Splits one CSV line into fields (RFC 4180 quoting, `""` for a quote; a record does not
@@ -727,6 +891,69 @@ mod tests {
     fn a_csv_header_without_the_required_columns_is_refused() {
         let e = csv_header("f.csv", split_csv_line("time,value")).expect_err("no sensor");
         assert!(e.to_string().contains("sensorId or sensorCode"), "{e}");
+    }
+
+    /// Splits `text` fed in chunks of `size` bytes.
+    fn split(text: &str, size: usize) -> Result<Vec<ArrayItem>, String> {
+        let mut splitter = ArrayItems::default();
+        let mut out = Vec::new();
+        for chunk in text.as_bytes().chunks(size) {
+            splitter.feed(chunk, &mut out)?;
+        }
+        splitter.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_json_array_is_split_into_its_items_whatever_the_chunks() {
+        let text = r#" [ {"sensorCode": "A,]}", "value": 1.5, "metadata": {"k": [1, {"x": "\"]"}]}},
+            {"sensorCode":"B","value":2} , 7, "s" ]  "#;
+        let expected: Vec<String> = vec![
+            r#"{"sensorCode": "A,]}", "value": 1.5, "metadata": {"k": [1, {"x": "\"]"}]}}"#.into(),
+            r#"{"sensorCode":"B","value":2} "#.into(),
+            "7".into(),
+            r#""s" "#.into(),
+        ];
+        for size in [1, 2, 3, 7, 64, 4096] {
+            let items: Vec<String> = split(text, size)
+                .expect("an array")
+                .into_iter()
+                .map(|i| String::from_utf8(i.expect("kept")).expect("utf-8"))
+                .collect();
+            assert_eq!(items, expected, "chunks of {size}");
+            for item in &items {
+                let _: Value = serde_json::from_str(item).expect("each item parses alone");
+            }
+        }
+        assert_eq!(split("[]", 1).expect("empty").len(), 0);
+        assert_eq!(split("\u{feff}[ ]\n", 1).expect("with a BOM").len(), 0);
+    }
+
+    #[test]
+    fn what_is_not_a_json_array_is_named() {
+        for (text, why) in [
+            ("", "empty"),
+            (r#"[{"a": 1}"#, "ends before"),
+            (r#"[{"a": 1},]"#, "empty item"),
+            (r#"[,{"a": 1}]"#, "empty item"),
+            (r#"[1,,2]"#, "empty item"),
+            (r#"[1] 2"#, "after the closing"),
+            (r#"[1}]"#, "unmatched"),
+            (r#"{"a": 1}"#, "does not start"),
+        ] {
+            let e = split(text, 3).expect_err(text);
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_item_too_long_is_invalid_and_the_next_ones_go_on() {
+        let long = "x".repeat(MAX_ARRAY_ITEM + 10);
+        let text = format!(r#"[{{"sensorCode": "{long}"}}, {{"value": 1}}]"#);
+        let items = split(&text, 1000).expect("an array");
+        assert_eq!(items.len(), 2);
+        assert!(items[0].as_ref().is_err_and(|e| e[0].1.contains("longer")));
+        assert_eq!(items[1].as_deref().ok(), Some(&br#"{"value": 1}"#[..]));
     }
 
     #[test]

@@ -157,22 +157,57 @@ async fn await_stored(store: &dyn Store, sensor: SensorId, from: i64, expected: 
     assert_eq!(stored, expected, "readings stored once each");
 }
 
+/// The platform running (embedded) on a fresh data directory, and a directory of history
+/// files to import.
+struct Running {
+    _data: tempfile::TempDir,
+    history: tempfile::TempDir,
+    infra: mantis_runtime::Infra,
+    ingestor: Arc<mantis_ingestion::Ingestor>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<mantis_runtime::Result<()>>,
+}
+
+impl Running {
+    async fn start() -> Self {
+        mantis_telemetry::init_test_tracing();
+        let data = tempfile::tempdir().expect("tempdir");
+        let history = tempfile::tempdir().expect("tempdir");
+        let platform = Platform::build(&settings(data.path()))
+            .await
+            .expect("builds");
+        let (infra, ingestor) = (platform.infra.clone(), platform.ingestor.clone());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(platform.run(shutdown.clone()));
+        Self {
+            _data: data,
+            history,
+            infra,
+            ingestor,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops")
+            .expect("joins")
+            .expect("clean stop");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_it_was_stopped() {
-    mantis_telemetry::init_test_tracing();
-    let data = tempfile::tempdir().expect("tempdir");
-    let history = tempfile::tempdir().expect("tempdir");
-    let platform = Platform::build(&settings(data.path()))
-        .await
-        .expect("builds");
+    let plant = Running::start().await;
     let (store, bus, codec) = (
-        platform.infra.store.clone(),
-        platform.infra.bus.clone(),
-        platform.infra.codec.clone(),
+        plant.infra.store.clone(),
+        plant.infra.bus.clone(),
+        plant.infra.codec.clone(),
     );
-    let ingestor = platform.ingestor.clone();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(platform.run(shutdown.clone()));
+    let (ingestor, history) = (plant.ingestor.clone(), &plant.history);
     let sensor = register_sensor(store.as_ref(), "IMP-VIB").await;
 
     // Three files: 2 500 CSV rows (one of them unparsable), 300 as a JSON array, 200 as NDJSON.
@@ -253,12 +288,73 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
     // Assert: every row once on the bus, and once in the store.
     count_on_bus(bus.as_ref(), &codec, sensor.id, 3_000).await;
     await_stored(store.as_ref(), sensor.id, base, 3_000).await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("stops")
-        .expect("joins")
-        .expect("clean stop");
+    plant.stop().await;
+}
+
+/// A JSON array file is read item by item as it arrives (not whole), with items that are no
+/// readings counted apart, and an import stopped inside it resumes after its last accepted
+/// item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_array_is_imported_item_by_item_and_resumes_inside_the_array() {
+    let plant = Running::start().await;
+    let (store, bus, codec) = (
+        plant.infra.store.clone(),
+        plant.infra.bus.clone(),
+        plant.infra.codec.clone(),
+    );
+    let (ingestor, history) = (plant.ingestor.clone(), &plant.history);
+    let sensor = register_sensor(store.as_ref(), "ARR-VIB").await;
+    let base = base_ms();
+    // 1 200 readings over several read chunks, and two items that are no readings.
+    let mut text = json_history("ARR-VIB", base, 1_200);
+    let close = text.rfind(']').expect("an array");
+    text.replace_range(close.., r#", 42, {"sensorCode": "ARR-VIB"}]"#);
+    std::fs::write(history.path().join("array.json"), text).expect("write");
+    let source = HistorySource::parse(&history.path().display().to_string()).expect("source");
+    let options = ImportOptions {
+        batch_size: 250,
+        ..ImportOptions::default()
+    };
+
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    let first = import(
+        ingestor.clone(),
+        store.as_ref(),
+        &source,
+        &options,
+        &mut |p: &Progress| {
+            if p.accepted >= 500 {
+                stopper.cancel();
+            }
+        },
+        &stop,
+    )
+    .await
+    .expect("first run");
+    assert!(first.interrupted, "{first:?}");
+    assert_eq!(first.progress.accepted, 500);
+    let second = import(
+        ingestor,
+        store.as_ref(),
+        &source,
+        &options,
+        &mut |_: &Progress| {},
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("second run");
+    assert!(second.resumed && !second.interrupted, "{second:?}");
+    assert_eq!(second.progress.accepted, 700);
+    assert_eq!(second.progress.invalid, 2, "{:?}", second.errors);
+    assert!(
+        second.errors.iter().any(|e| e.contains("item 1200")),
+        "{:?}",
+        second.errors
+    );
+    count_on_bus(bus.as_ref(), &codec, sensor.id, 1_200).await;
+    await_stored(store.as_ref(), sensor.id, base, 1_200).await;
+    plant.stop().await;
 }
 
 /// Runs `mantis import` with `args` and `env` over the data directory `data`.
