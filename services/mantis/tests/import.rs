@@ -9,7 +9,7 @@ use common::s3::S3Server;
 use mantis::{Platform, Settings};
 use mantis_bus::{Bus, StartFrom, SubscribeOptions, topics};
 use mantis_domain::{Asset, AssetId, Criticality, Reading, Sensor, SensorId, SensorType};
-use mantis_ingestion::import::{HistorySource, ImportOptions, Progress, import};
+use mantis_ingestion::import::{HistorySource, ImportOptions, ImportSummary, Progress, import};
 use mantis_store::Store;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -189,6 +189,34 @@ impl Running {
         }
     }
 
+    /// Imports `source`, stopped (as by an operator) once `stop_at` readings are accepted;
+    /// `seen` gets every progress report.
+    async fn import(
+        &self,
+        source: &HistorySource,
+        options: &ImportOptions,
+        stop_at: Option<u64>,
+        seen: &mut Vec<Progress>,
+    ) -> ImportSummary {
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        import(
+            self.ingestor.clone(),
+            self.infra.store.as_ref(),
+            source,
+            options,
+            &mut |p: &Progress| {
+                seen.push(p.clone());
+                if stop_at.is_some_and(|n| p.accepted >= n) {
+                    stopper.cancel();
+                }
+            },
+            &stop,
+        )
+        .await
+        .expect("an import run")
+    }
+
     async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)
@@ -207,7 +235,7 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
         plant.infra.bus.clone(),
         plant.infra.codec.clone(),
     );
-    let (ingestor, history) = (plant.ingestor.clone(), &plant.history);
+    let history = &plant.history;
     let sensor = register_sensor(store.as_ref(), "IMP-VIB").await;
 
     // Three files: 2 500 CSV rows (one of them unparsable), 300 as a JSON array, 200 as NDJSON.
@@ -238,24 +266,10 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
     };
 
     // Act: the first run is stopped after 1 000 readings ...
-    let stop = CancellationToken::new();
-    let stopper = stop.clone();
     let mut seen = Vec::new();
-    let first = import(
-        ingestor.clone(),
-        store.as_ref(),
-        &source,
-        &options,
-        &mut |p: &Progress| {
-            seen.push(p.clone());
-            if p.accepted >= 1_000 {
-                stopper.cancel();
-            }
-        },
-        &stop,
-    )
-    .await
-    .expect("first run");
+    let first = plant
+        .import(&source, &options, Some(1_000), &mut seen)
+        .await;
     assert!(first.interrupted, "{first:?}");
     assert_eq!(first.progress.accepted, 1_000);
     assert!(
@@ -264,16 +278,7 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
     );
 
     // ... and the second one resumes there and finishes.
-    let second = import(
-        ingestor,
-        store.as_ref(),
-        &source,
-        &options,
-        &mut |_: &Progress| {},
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("second run");
+    let second = plant.import(&source, &options, None, &mut Vec::new()).await;
     assert!(second.resumed && !second.interrupted, "{second:?}");
     assert_eq!(second.progress.accepted, 2_000);
     assert_eq!(second.progress.files_done, 3, "README.txt is not history");
@@ -302,7 +307,7 @@ async fn a_json_array_is_imported_item_by_item_and_resumes_inside_the_array() {
         plant.infra.bus.clone(),
         plant.infra.codec.clone(),
     );
-    let (ingestor, history) = (plant.ingestor.clone(), &plant.history);
+    let history = &plant.history;
     let sensor = register_sensor(store.as_ref(), "ARR-VIB").await;
     let base = base_ms();
     // 1 200 readings over several read chunks, and two items that are no readings.
@@ -316,34 +321,12 @@ async fn a_json_array_is_imported_item_by_item_and_resumes_inside_the_array() {
         ..ImportOptions::default()
     };
 
-    let stop = CancellationToken::new();
-    let stopper = stop.clone();
-    let first = import(
-        ingestor.clone(),
-        store.as_ref(),
-        &source,
-        &options,
-        &mut |p: &Progress| {
-            if p.accepted >= 500 {
-                stopper.cancel();
-            }
-        },
-        &stop,
-    )
-    .await
-    .expect("first run");
+    let first = plant
+        .import(&source, &options, Some(500), &mut Vec::new())
+        .await;
     assert!(first.interrupted, "{first:?}");
     assert_eq!(first.progress.accepted, 500);
-    let second = import(
-        ingestor,
-        store.as_ref(),
-        &source,
-        &options,
-        &mut |_: &Progress| {},
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("second run");
+    let second = plant.import(&source, &options, None, &mut Vec::new()).await;
     assert!(second.resumed && !second.interrupted, "{second:?}");
     assert_eq!(second.progress.accepted, 700);
     assert_eq!(second.progress.invalid, 2, "{:?}", second.errors);
