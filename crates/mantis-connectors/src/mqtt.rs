@@ -441,7 +441,12 @@ async fn process(
             let topic = m.topic();
             let (found, errors) =
                 payload::parse_message(m.payload(), &source.topic_info(&topic), *arrived);
-            if !errors.is_empty() {
+            if !errors.is_empty() && m.retained() {
+                // A retained message replayed by a (re)subscription: dead-lettered when it was
+                // published live, not again on every reconnection.
+                crate::metrics::invalid_message(&ctx.name);
+                tracing::debug!(connector = %ctx.name, %topic, "a retained MQTT message yields no reading; not dead-lettered again");
+            } else if !errors.is_empty() {
                 // The whole message is kept with what could not be read of it (its readable
                 // part is delivered too).
                 unreadable.push(ctx.unreadable(

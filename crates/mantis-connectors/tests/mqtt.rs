@@ -236,7 +236,8 @@ async fn qos_1_messages_survive_a_restart(version: &str) {
 
 /// A retained value is the broker's last known one, sent again on every subscription: without
 /// a time of its own it says nothing of when it was measured and is not taken (a dead device
-/// would otherwise look alive on every reconnection); with one it is. Bare values arriving
+/// would otherwise look alive on every reconnection); with one it is. A retained message that
+/// is no reading is not dead-lettered on every subscription either. Bare values arriving
 /// together get distinct, increasing arrival times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_values_need_a_time_of_their_own_and_a_burst_gets_distinct_times() {
@@ -244,6 +245,7 @@ async fn retained_values_need_a_time_of_their_own_and_a_burst_gets_distinct_time
     let site = unique("site");
     let bare = format!("{site}/dev/RETAINED/level");
     let timed = format!("{site}/dev/RETAINEDTS/level");
+    let garbage = format!("{site}/dev/RETAINEDBAD/level");
     let measured = chrono::Utc::now() - chrono::Duration::minutes(5);
     common::publish_retained(
         port,
@@ -254,6 +256,7 @@ async fn retained_values_need_a_time_of_their_own_and_a_burst_gets_distinct_time
                 timed.clone(),
                 json!({"value": 42.5, "timestamp": measured.timestamp_millis()}),
             ),
+            (garbage.clone(), "garbage".to_owned()),
         ],
     )
     .await;
@@ -297,14 +300,20 @@ async fn retained_values_need_a_time_of_their_own_and_a_burst_gets_distinct_time
         "distinct, increasing times (to the millisecond, as stored): {:?}",
         got.iter().map(|r| r.timestamp).collect::<Vec<_>>()
     );
-    // By now the retained bare value has long been seen, and not taken.
+    // By now the retained bare value has long been seen, and not taken; the retained garbage
+    // too, and not dead-lettered again on this subscription (it was when published live).
     assert!(sink.of("RETAINED").is_empty(), "{}", sink.summary());
+    assert!(sink.unreadable().is_empty(), "{:?}", sink.unreadable());
     run.stop().await;
     // Leave the shared broker as it was: an empty retained message clears a topic's value.
     common::publish_retained(
         port,
         "3.1.1",
-        vec![(bare, String::new()), (timed, String::new())],
+        vec![
+            (bare, String::new()),
+            (timed, String::new()),
+            (garbage, String::new()),
+        ],
     )
     .await;
 }

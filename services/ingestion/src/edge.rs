@@ -41,6 +41,14 @@
 //! Bound: `max_bytes` bounds the buffer's disk footprint. When it is reached, new records are
 //! refused (`EdgeError::Full`: REST answers 503 with `Retry-After`, connectors get
 //! `SinkError::Unavailable` and retry without acknowledging); nothing accepted is dropped.
+//!
+//! Dead letters of device messages that yielded no reading (`EdgePublisher::send_dead_letters`)
+//! travel the same way, with one exception: where the broker refuses to create
+//! `dlq.ingestion` (a policy or missing rights, and the topic not created by the operator),
+//! they are logged, counted (`mantis_dead_letters_dropped_total`) and dropped, directly or
+//! when drained (after [`DEAD_LETTER_ATTEMPTS`] refusals), so that they never hold the
+//! readings behind them; a missing dead-letter topic does not count against the circuit
+//! breaker either.
 
 mod buffer;
 mod codec;
@@ -177,6 +185,9 @@ pub struct EdgePublisher {
     health: OnceLock<Health>,
     /// Whether the dead-letter topic is known to exist.
     dead_letter_ready: AtomicBool,
+    /// When the broker last refused to create the dead-letter topic: not asked again for
+    /// [`DEAD_LETTER_REFUSAL_TTL`] (each letter meanwhile is dropped at once).
+    dead_letter_refused: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl EdgePublisher {
@@ -196,6 +207,7 @@ impl EdgePublisher {
             config,
             health: OnceLock::new(),
             dead_letter_ready: AtomicBool::new(false),
+            dead_letter_refused: std::sync::Mutex::new(None),
         }
     }
 
@@ -312,11 +324,15 @@ impl EdgePublisher {
             Ok((accepted, Some(e))) => {
                 let e = mantis_runtime::Error::Bus(e);
                 if is_transient(&e) {
-                    self.breaker.on_failure();
-                    let missing_topic = matches!(
-                        e,
-                        mantis_runtime::Error::Bus(mantis_bus::Error::UnknownTopic(_))
-                    );
+                    let missing = match &e {
+                        mantis_runtime::Error::Bus(mantis_bus::Error::UnknownTopic(t)) => Some(t),
+                        _ => None,
+                    };
+                    let missing_topic = missing.is_some();
+                    // A missing dead-letter topic says nothing of the bus's health.
+                    if missing.is_none_or(|t| *t != dead_letter_topic()) {
+                        self.breaker.on_failure();
+                    }
                     (
                         accepted,
                         Attempt::Retryable {
@@ -419,10 +435,10 @@ impl EdgePublisher {
                     if let Some(buffer) = &self.buffer {
                         buffer.set_error(&e);
                     }
-                    self.recreate_topics().await;
+                    let refused = self.recreate_topics().await;
                     if let Some(record) = records
                         .get(sent)
-                        .filter(|r| missing_topic && is_dead_letter(r))
+                        .filter(|r| refused && missing_topic && is_dead_letter(r))
                     {
                         missing_dead_letter_topic += 1;
                         if missing_dead_letter_topic >= DEAD_LETTER_ATTEMPTS {
@@ -454,19 +470,27 @@ impl EdgePublisher {
         let direct =
             !self.breaker.is_blocking() && !self.buffer.as_ref().is_some_and(|b| b.is_buffering());
         if direct && !self.dead_letter_ready.load(Ordering::Acquire) {
-            let spec = mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP);
-            let timeout = self.config.publish_timeout();
-            match tokio::time::timeout(timeout, self.bus.ensure_topics(&[spec])).await {
-                Ok(Ok(())) => self.dead_letter_ready.store(true, Ordering::Release),
-                Ok(Err(e @ mantis_bus::Error::Invalid(_))) => {
-                    let reason = format!("the dead-letter topic cannot be created: {e}");
-                    for letter in &letters {
-                        dropped_dead_letter(letter, &reason);
+            let refused_lately = self
+                .dead_letter_refused
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .is_some_and(|at| at.elapsed() < DEAD_LETTER_REFUSAL_TTL);
+            let refusal = if refused_lately {
+                Some("the broker refused to create the dead-letter topic lately".to_owned())
+            } else {
+                match self.ensure_dead_letter_topic().await {
+                    Ensured::Refused(e) => {
+                        Some(format!("the dead-letter topic cannot be created: {e}"))
                     }
-                    return Ok(());
+                    Ensured::Ready | Ensured::NoAnswer => None,
                 }
-                // The bus does not answer (or not clearly): the buffer keeps the letters.
-                Ok(Err(_)) | Err(_) => {}
+            };
+            if let Some(reason) = refusal {
+                for letter in &letters {
+                    dropped_dead_letter(letter, &reason);
+                }
+                return Ok(());
             }
         }
         self.send_all(letters).await
@@ -512,17 +536,44 @@ impl EdgePublisher {
     /// Creates the catalogue's topics and `dlq.ingestion` when missing (a broker restarted
     /// without its storage lost them; the services created them at their start). Bounded by
     /// the publish timeout.
-    async fn recreate_topics(&self) {
+    /// Returns whether the broker refused to create the dead-letter topic (created apart: a
+    /// broker that refuses it still gets the others).
+    async fn recreate_topics(&self) -> bool {
         let timeout = self.config.publish_timeout();
-        // Apart: a broker that refuses to create the dead-letter topic still gets the others.
-        let dead_letters = vec![mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP)];
-        for topics in [mantis_bus::topics::catalogue(), dead_letters] {
-            match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(error = %e, "topics cannot be checked yet"),
-                Err(_) => tracing::debug!("topics cannot be checked yet (timed out)"),
-            }
+        let topics = mantis_bus::topics::catalogue();
+        match tokio::time::timeout(timeout, self.bus.ensure_topics(&topics)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "topics cannot be checked yet"),
+            Err(_) => tracing::debug!("topics cannot be checked yet (timed out)"),
         }
+        matches!(self.ensure_dead_letter_topic().await, Ensured::Refused(_))
+    }
+
+    /// Creates `dlq.ingestion` when missing, within the publish timeout, remembering a
+    /// refusal.
+    async fn ensure_dead_letter_topic(&self) -> Ensured {
+        let spec = mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP);
+        let timeout = self.config.publish_timeout();
+        let answer = tokio::time::timeout(timeout, self.bus.ensure_topics(&[spec])).await;
+        let ensured = match answer {
+            Ok(Ok(())) => {
+                self.dead_letter_ready.store(true, Ordering::Release);
+                Ensured::Ready
+            }
+            // The broker answered, and not that it is unavailable: a policy, missing rights.
+            Ok(Err(e @ (mantis_bus::Error::Invalid(_) | mantis_bus::Error::Other(_)))) => {
+                Ensured::Refused(e.to_string())
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "the dead-letter topic cannot be checked yet");
+                Ensured::NoAnswer
+            }
+            Err(_) => Ensured::NoAnswer,
+        };
+        if let Ok(mut at) = self.dead_letter_refused.lock() {
+            *at = matches!(ensured, Ensured::Refused(_)).then(std::time::Instant::now);
+        }
+        ensured
     }
 
     /// The status shown in `/health`.
@@ -571,13 +622,29 @@ enum Attempt {
     Refused(String),
 }
 
-/// Attempts at a buffered dead letter whose topic is missing, each after trying to create it,
-/// before the letter is dropped (so that it does not hold the buffer for good).
+/// Attempts at a buffered dead letter whose topic is missing, each after the broker refused to
+/// create it, before the letter is dropped (so that it does not hold the buffer for good).
 const DEAD_LETTER_ATTEMPTS: u32 = 5;
+
+/// How long a refusal to create the dead-letter topic is remembered.
+const DEAD_LETTER_REFUSAL_TTL: Duration = Duration::from_secs(60);
+
+/// What became of creating the dead-letter topic.
+enum Ensured {
+    Ready,
+    /// The broker refused (why).
+    Refused(String),
+    /// No clear answer (the bus is away, or slow).
+    NoAnswer,
+}
+
+fn dead_letter_topic() -> String {
+    mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP)
+}
 
 /// Whether `record` is a dead letter of this service (on `dlq.ingestion`).
 fn is_dead_letter(record: &OutboundRecord) -> bool {
-    record.topic == mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP)
+    record.topic == dead_letter_topic()
 }
 
 /// Logs and counts a dead letter that no topic takes; it is dropped.

@@ -12,7 +12,10 @@
 //!   timestamps RFC 3339 or epoch milliseconds); JSON files hold either one array of reading
 //!   objects (the REST shape; read item by item as it arrives, so its size does not matter)
 //!   or one object per line. Lines (and array items) that cannot be parsed are counted
-//!   and named (file, line or item, field), and the import goes on; readings refused by validation are
+//!   and named (file, line or item, field), and the import goes on; an array that turns out
+//!   broken (truncated, unbalanced) stops the import with the file named, the batches of items
+//!   before the fault accepted (a run after the file is mended resumes after them); readings
+//!   refused by validation are
 //!   reported on `data.quality.issues` by the ingestor, as for any source.
 //! - Resumable: after every batch the ingestor accepted, a cursor (files done, current file,
 //!   line and byte offset) is written to the store's state under
@@ -480,9 +483,14 @@ impl Run<'_> {
         let mut items = Vec::new();
         let mut index = 0u64;
         let mut batch = Vec::with_capacity(self.options.batch_size);
+        // Progress follows the bytes read (the cursor itself counts items).
+        let done_before = self.summary.progress.bytes_done;
+        let mut read = 0u64;
         let mut chunk = head;
         loop {
             splitter.feed(&chunk, &mut items).map_err(not_an_array)?;
+            read += chunk.len() as u64;
+            self.summary.progress.bytes_done = done_before + read.min(size);
             for item in items.drain(..) {
                 index += 1;
                 if index <= skip {
@@ -513,8 +521,8 @@ impl Run<'_> {
             }
         }
         splitter.finish().map_err(not_an_array)?;
+        self.summary.progress.bytes_done = done_before + size;
         self.flush(&mut batch, index, 0).await?;
-        self.summary.progress.bytes_done += size;
         Ok(true)
     }
 

@@ -432,10 +432,11 @@ impl Ingestor {
             .await
             .map_err(|e| IngestError::Unavailable(e.to_string()))?;
         for protocol in &protocols {
-            metrics::counter!("mantis_unreadable_messages_dead_lettered_total", "protocol" => *protocol)
+            // Dead-lettered, or (no topic takes them) dropped: `mantis_dead_letters_dropped_total`.
+            metrics::counter!("mantis_unreadable_messages_total", "protocol" => *protocol)
                 .increment(1);
         }
-        tracing::debug!(messages = protocols.len(), %topic, "unreadable device messages dead-lettered");
+        tracing::debug!(messages = protocols.len(), %topic, "unreadable device messages handed to the dead-letter topic");
         Ok(())
     }
 

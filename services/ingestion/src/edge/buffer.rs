@@ -267,9 +267,11 @@ impl EdgeBuffer {
                 );
             } else if let Some(log) = state.log.clone() {
                 // Still behind (records keep arriving): return the space of what is drained.
-                drop(state);
+                // Under the lock, as appends check the space: a refusal cannot come after the
+                // release with the space it freed unseen.
                 self.release(&log, drained_to).await;
             }
+            drop(state);
             self.report();
             out.drained();
         }
