@@ -487,7 +487,7 @@ async fn process(
             // Stopped before the sink took them: not acknowledged, so the broker keeps them.
             return;
         }
-        if !ctx.keep_unreadable(unreadable, None).await {
+        if !ctx.keep_unreadable(unreadable).await {
             return;
         }
         for (m, _) in &msgs {

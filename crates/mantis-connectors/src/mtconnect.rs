@@ -425,7 +425,7 @@ impl MtConnectSource {
         {
             return false;
         }
-        if !ctx.keep_unreadable(taken.unreadable, None).await {
+        if !ctx.keep_unreadable(taken.unreadable).await {
             return false;
         }
         self.set_cursor(ctx, cursor);

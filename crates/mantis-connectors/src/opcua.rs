@@ -707,7 +707,7 @@ impl Source for OpcUaSource {
                     {
                         break Ok(());
                     }
-                    if !ctx.keep_unreadable(unreadable, None).await {
+                    if !ctx.keep_unreadable(unreadable).await {
                         break Ok(());
                     }
                 }

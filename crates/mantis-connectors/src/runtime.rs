@@ -178,7 +178,7 @@ impl SessionCtx {
     ) -> Unreadable {
         crate::metrics::invalid_message(&self.name);
         let detail = format!("{what}: {reason}");
-        tracing::warn!(connector = %self.name, %protocol, %detail, "a device message yields no reading; dead-lettered");
+        tracing::warn!(connector = %self.name, %protocol, %detail, "a device message yields no reading; handed over to be dead-lettered");
         self.status.error("payload", &detail, None);
         Unreadable {
             connector: self.name.to_string(),
@@ -190,17 +190,13 @@ impl SessionCtx {
     }
 
     /// Hands `messages` that yielded no reading to the sink, retrying as
-    /// [`SessionCtx::deliver`] does; `false` when it gave up (stopped, or at `deadline`).
-    pub(crate) async fn keep_unreadable(
-        &self,
-        messages: Vec<Unreadable>,
-        deadline: Option<Instant>,
-    ) -> bool {
+    /// [`SessionCtx::deliver`] does; `false` when it gave up (stopped).
+    pub(crate) async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> bool {
         if messages.is_empty() {
             return true;
         }
         let n = messages.len();
-        self.retry("unreadable messages", n, deadline, || {
+        self.retry("unreadable messages", n, None, || {
             self.sink.keep_unreadable(messages.clone())
         })
         .await

@@ -245,18 +245,8 @@ async fn a_wrapped_buffer_is_read_on_from_its_oldest_observation_and_the_gap_rep
     let (agent, _url, sink, run) = reading_positions(16, 5, None).await;
 
     // The agent stops answering while the machine produces far more than its buffer holds.
-    let cursor = {
-        let mut a = agent.lock().expect("agent");
-        a.offline = true;
-        a.last() + 1
-    };
-    eventually(
-        20,
-        "the source noticing",
-        || (run.status("fanuc-01").state != ConnectorState::Connected).then_some(()),
-        || format!("{:?}", run.status("fanuc-01")),
-    )
-    .await;
+    let cursor = agent.lock().expect("agent").last() + 1;
+    take_offline(&agent, &run).await;
     let (first_kept, last) = {
         let mut a = agent.lock().expect("agent");
         for i in 6..=105 {

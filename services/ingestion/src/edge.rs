@@ -500,19 +500,19 @@ impl EdgePublisher {
     /// `dlq.ingestion` (created when missing), with the reason and the topic it was meant for:
     /// one attempt, within the publish timeout. `Err` says why it did not take it.
     async fn dead_letter(&self, record: &OutboundRecord, reason: &str) -> Result<(), String> {
-        let topic = mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP);
+        let topic = dead_letter_topic();
         let letter = record.to_dead_letter(&topic, reason);
-        let attempt = async {
-            if !self.dead_letter_ready.load(Ordering::Acquire) {
-                self.bus
-                    .ensure_topics(&[mantis_bus::topics::dead_letter_spec(DEAD_LETTER_GROUP)])
-                    .await?;
-                self.dead_letter_ready.store(true, Ordering::Release);
+        if !self.dead_letter_ready.load(Ordering::Acquire) {
+            match self.ensure_dead_letter_topic().await {
+                Ensured::Ready => {}
+                Ensured::Refused(e) => {
+                    return Err(format!("the dead-letter topic cannot be created: {e}"));
+                }
+                Ensured::NoAnswer => return Err("the dead-letter topic cannot be checked".into()),
             }
-            self.bus.publish(letter).await
-        };
+        }
         let timeout = self.config.publish_timeout();
-        match tokio::time::timeout(timeout, attempt).await {
+        match tokio::time::timeout(timeout, self.bus.publish(letter)).await {
             Ok(Ok(_)) => {
                 metrics::counter!("mantis_records_dead_lettered_total", "topic" => record.topic.clone())
                     .increment(1);
@@ -533,11 +533,10 @@ impl EdgePublisher {
         }
     }
 
-    /// Creates the catalogue's topics and `dlq.ingestion` when missing (a broker restarted
-    /// without its storage lost them; the services created them at their start). Bounded by
-    /// the publish timeout.
-    /// Returns whether the broker refused to create the dead-letter topic (created apart: a
-    /// broker that refuses it still gets the others).
+    /// Creates the catalogue's topics and, apart (a broker that refuses it still gets the
+    /// others), `dlq.ingestion` when missing: a broker restarted without its storage lost them;
+    /// the services created them at their start. Each bounded by the publish timeout. Returns
+    /// whether the broker refused to create the dead-letter topic.
     async fn recreate_topics(&self) -> bool {
         let timeout = self.config.publish_timeout();
         let topics = mantis_bus::topics::catalogue();
@@ -638,7 +637,8 @@ enum Ensured {
     NoAnswer,
 }
 
-fn dead_letter_topic() -> String {
+/// `dlq.ingestion`.
+pub(crate) fn dead_letter_topic() -> String {
     mantis_bus::topics::dead_letter_topic(DEAD_LETTER_GROUP)
 }
 

@@ -402,7 +402,7 @@ impl Ingestor {
     /// the connector, its protocol and the message's origin (`mantis.dlq.connector`,
     /// `.protocol`, `.origin`).
     pub async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), IngestError> {
-        let topic = mantis_bus::topics::dead_letter_topic(crate::edge::DEAD_LETTER_GROUP);
+        let topic = crate::edge::dead_letter_topic();
         let mut protocols = Vec::with_capacity(messages.len());
         let letters: Vec<OutboundRecord> = messages
             .into_iter()

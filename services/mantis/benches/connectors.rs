@@ -72,10 +72,10 @@ impl ReadingSink for CountingSink {
     }
 
     async fn keep_unreadable(&self, messages: Vec<Unreadable>) -> Result<(), SinkError> {
-        // The bench's devices send numbers only: anything here is a connector fault.
-        Err(SinkError::Unavailable(format!(
-            "the bench expects readings only, got {messages:?}"
-        )))
+        // The bench's devices send numbers only: anything here is a connector fault, reported
+        // (refusing it would have the connector retry and stall the bench).
+        eprintln!("unexpected messages that are no readings: {messages:?}");
+        Ok(())
     }
 }
 
