@@ -289,6 +289,75 @@ pub async fn group_members_share_partitions<B: Bus>(bus: &B, ns: &str) {
     );
 }
 
+/// A member is told which partitions a rebalance took from it: every partition a newcomer
+/// reads was reported taken from the first member, the report is given once, and the first
+/// member receives nothing more from the newcomer's partitions.
+pub async fn a_member_is_told_which_partitions_were_taken_from_it<B: Bus>(bus: &B, ns: &str) {
+    let topic = format!("{ns}.taken");
+    bus.ensure_topics(&[spec(&topic, 4)])
+        .await
+        .expect("ensure_topics");
+    let group = format!("{ns}.workers");
+    let mut first = join(bus, &group, &topic, StartFrom::Earliest).await;
+    let mut i = 0;
+    within("the first member receiving", async {
+        loop {
+            publish(bus, &topic, Some(&format!("asset-{i}")), "warm").await;
+            i += 1;
+            if let Ok(got) = tokio::time::timeout(Duration::from_millis(200), first.next()).await {
+                got.expect("next");
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(first.take_revoked(), vec![], "nothing taken while alone");
+
+    let mut second = join(bus, &group, &topic, StartFrom::Earliest).await;
+    let mut taken: BTreeSet<i32> = BTreeSet::new();
+    let mut theirs: BTreeSet<i32> = BTreeSet::new();
+    // What the first member received after it was told of the rebalance.
+    let mut first_after: BTreeSet<i32> = BTreeSet::new();
+    let step = Duration::from_millis(100);
+    within("the second member reading two partitions", async {
+        while theirs.len() < 2 || first_after.is_empty() {
+            publish(bus, &topic, Some(&format!("asset-{i}")), "real").await;
+            i += 1;
+            let told = !taken.is_empty();
+            if let Ok(env) = tokio::time::timeout(step, first.next()).await {
+                let env = env.expect("next");
+                if told {
+                    first_after.insert(env.partition);
+                }
+            }
+            for (t, p) in first.take_revoked() {
+                assert_eq!(t, topic, "only the subscribed topic");
+                taken.insert(p);
+            }
+            if let Ok(env) = tokio::time::timeout(step, second.next()).await {
+                theirs.insert(env.expect("next").partition);
+            }
+        }
+    })
+    .await;
+    assert!(
+        theirs.is_subset(&taken),
+        "every partition the newcomer reads was reported taken: {theirs:?} / {taken:?}"
+    );
+    assert!(
+        first_after.is_disjoint(&theirs),
+        "the first member reads none of the newcomer's partitions after being told: \
+         {first_after:?} / {theirs:?}"
+    );
+    assert_eq!(
+        first.take_revoked(),
+        vec![],
+        "each revocation is reported once"
+    );
+    second.close().await.expect("close");
+    first.close().await.expect("close");
+}
+
 /// Two groups are independent: each receives every record.
 pub async fn every_group_receives_every_record<B: Bus>(bus: &B, ns: &str) {
     let topic = format!("{ns}.fanout");

@@ -433,6 +433,7 @@ impl Inner {
             pending: None,
             turn: 0,
             left: false,
+            revoked: Vec::new(),
         };
         sub.reassign();
         Ok(sub)
@@ -1108,6 +1109,8 @@ struct EmbeddedSubscription {
     pending: Option<(Tp, i64, PendingRead)>,
     turn: usize,
     left: bool,
+    /// Partitions taken from this member by rebalances, not yet reported.
+    revoked: Vec<Tp>,
 }
 
 struct Owned {
@@ -1129,6 +1132,12 @@ impl EmbeddedSubscription {
     fn reassign(&mut self) {
         let tps = self.assignment.borrow_and_update().clone();
         self.current = tps.clone();
+        for o in &self.owned {
+            if !tps.contains(&o.tp) {
+                debug!(group = %self.group, member = self.member, topic = %o.tp.0, partition = o.tp.1, "partition revoked");
+                self.revoked.push(o.tp.clone());
+            }
+        }
         self.owned.retain(|o| tps.contains(&o.tp));
         self.buffer
             .retain(|e| tps.iter().any(|(t, p)| *t == e.topic && *p == e.partition));
@@ -1237,6 +1246,14 @@ impl Subscription for EmbeddedSubscription {
     async fn commit(&mut self, position: &Position) -> Result<()> {
         let (inner, group, position) = (self.inner.clone(), self.group.clone(), position.clone());
         blocking(move || inner.commit(&group, &position)).await
+    }
+
+    fn take_revoked(&mut self) -> Vec<(String, i32)> {
+        // A rebalance since the last `next` counts now, not at the next record.
+        if !Arc::ptr_eq(&self.assignment.borrow(), &self.current) {
+            self.reassign();
+        }
+        std::mem::take(&mut self.revoked)
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {

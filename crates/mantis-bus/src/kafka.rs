@@ -109,7 +109,7 @@ impl KafkaBus {
         let producer = new_producer(&config)?;
         let admin = config
             .client(&[])
-            .create_with_context(Ctx)
+            .create_with_context(Ctx::default())
             .map_err(|e| map_err(e, ""))?;
         info!(brokers = %config.brokers, client_id = %config.client_id, "created Kafka clients");
         Ok(Self {
@@ -258,7 +258,7 @@ fn new_producer(config: &KafkaConfig) -> Result<FutureProducer<Ctx>> {
                 config.publish_timeout.as_millis().to_string(),
             ),
         ])
-        .create_with_context(Ctx)
+        .create_with_context(Ctx::default())
         .map_err(|e| map_err(e, ""))
 }
 
@@ -374,7 +374,7 @@ impl Bus for KafkaBus {
                 // At least the session timeout (librdkafka requires it), 5 min by default.
                 ("max.poll.interval.ms", session.max(300_000).to_string()),
             ])
-            .create_with_context(Ctx)
+            .create_with_context(Ctx::default())
             .map_err(|e| map_err(e, ""))?;
         let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|e| map_err(e, ""))?;
@@ -439,6 +439,21 @@ impl Subscription for KafkaSubscription {
                 .map_err(|e| map_err(e, &topic))
         })
         .await
+    }
+
+    fn take_revoked(&mut self) -> Vec<(String, i32)> {
+        // Filled while `recv` serves a rebalance (eager assignment: every partition is revoked,
+        // then the new assignment given).
+        match &self.consumer {
+            Some(consumer) => std::mem::take(
+                &mut *consumer
+                    .context()
+                    .revoked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            None => Vec::new(),
+        }
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {
@@ -588,7 +603,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Routes librdkafka's logs and errors to `tracing` and reports rebalances.
-struct Ctx;
+#[derive(Default)]
+struct Ctx {
+    /// A consumer's partitions revoked by rebalances, until its subscription takes them.
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
+}
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -612,18 +631,28 @@ impl ClientContext for Ctx {
     }
 }
 
+/// The (topic, partition) pairs of `list`.
+fn topic_partitions(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
 impl ConsumerContext for Ctx {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(list) => {
-                let partitions: Vec<(String, i32)> = list
-                    .elements()
-                    .iter()
-                    .map(|e| (e.topic().to_owned(), e.partition()))
-                    .collect();
-                info!(?partitions, "partitions assigned");
+                info!(partitions = ?topic_partitions(list), "partitions assigned");
             }
-            Rebalance::Revoke(list) => info!(count = list.count(), "partitions revoked"),
+            Rebalance::Revoke(list) => {
+                let partitions = topic_partitions(list);
+                info!(?partitions, "partitions revoked");
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(partitions);
+            }
             Rebalance::Error(e) => warn!(error = %e, "rebalance failed"),
         }
     }

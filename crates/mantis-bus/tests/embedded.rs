@@ -29,6 +29,7 @@ conformance_tests!(
     headers_and_trace_context_round_trip,
     concurrent_publishes_all_land_once,
     group_members_share_partitions,
+    a_member_is_told_which_partitions_were_taken_from_it,
     every_group_receives_every_record,
     a_restarted_group_resumes_after_its_commit,
     uncommitted_records_are_redelivered,

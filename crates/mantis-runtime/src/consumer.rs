@@ -94,6 +94,15 @@ pub trait Handler: Send + 'static {
     fn skipped(&mut self, envelope: &Envelope) -> Option<Position> {
         Some(envelope.next_position())
     }
+
+    /// `partitions` of the input topic were taken from this consumer by a rebalance (another
+    /// replica owns them now, or they are handed out again): their records after the group's
+    /// committed position are delivered again to their next owner. A handler holding state
+    /// built from their records (open windows) drops it and reports no position of them any
+    /// more. Called before the next record or tick; by default nothing is held.
+    fn revoked(&mut self, partitions: &[i32]) {
+        let _ = partitions;
+    }
 }
 
 /// Consumes `topic` as consumer group `group` until `shutdown` is cancelled: decodes each
@@ -162,6 +171,7 @@ pub async fn run_consumer_from<H: Handler>(
             biased;
             () = shutdown.cancelled() => break 'records,
             _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
+                take_revoked(&mut sub, &mut handler, group, topic);
                 match handler.tick().await {
                     Ok(positions) => for p in positions { commit(&mut sub, &p, group).await?; },
                     Err(e) => tracing::warn!(group, error = %e, "tick failed; will retry"),
@@ -181,6 +191,7 @@ pub async fn run_consumer_from<H: Handler>(
             }
             Err(e) => return Err(e.into()),
         };
+        take_revoked(&mut sub, &mut handler, group, topic);
         metrics::counter!("mantis_records_consumed_total", "group" => group.to_owned(), "topic" => topic)
             .increment(1);
         let input = loop {
@@ -250,6 +261,27 @@ pub async fn run_consumer_from<H: Handler>(
     tracing::info!(group, topic, "consumer stopping");
     sub.close().await?;
     Ok(())
+}
+
+/// Hands the partitions of `topic` a rebalance took from `sub` to `handler`.
+fn take_revoked<H: Handler>(
+    sub: &mut Box<dyn mantis_bus::Subscription>,
+    handler: &mut H,
+    group: &str,
+    topic: &str,
+) {
+    let revoked: Vec<i32> = sub
+        .take_revoked()
+        .into_iter()
+        .filter(|(t, _)| t == topic)
+        .map(|(_, p)| p)
+        .collect();
+    if !revoked.is_empty() {
+        metrics::counter!("mantis_consumer_partitions_revoked_total", "group" => group.to_owned())
+            .increment(revoked.len() as u64);
+        tracing::info!(group, topic, partitions = ?revoked, "partitions revoked; their state is dropped");
+        handler.revoked(&revoked);
+    }
 }
 
 /// Publishes `env` to the dead-letter topic, retrying while the bus is unavailable.

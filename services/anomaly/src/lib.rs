@@ -220,6 +220,28 @@ fn alarm_key(sensor: SensorId) -> String {
 }
 
 impl AnomalyHandler {
+    fn new(
+        infra: &Infra,
+        config: &Config,
+        models: &Arc<Models>,
+        rules: &RuleSet,
+        health: &Health,
+    ) -> Self {
+        Self {
+            store: infra.store.clone(),
+            cache: infra.cache.clone(),
+            models: models.clone(),
+            publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly"),
+            rules: rules.clone(),
+            config: config.clone(),
+            baselines: HashMap::new(),
+            alarms: HashMap::new(),
+            assets: HashMap::new(),
+            sampling_rates: HashMap::new(),
+            health: health.clone(),
+        }
+    }
+
     fn rule(&self) -> AlarmRule {
         AlarmRule {
             confirm: self.config.confirm_windows,
@@ -483,6 +505,15 @@ impl Handler for AnomalyHandler {
         }
         Ok(ctx.done())
     }
+
+    fn revoked(&mut self, _partitions: &[i32]) {
+        // Another replica scores some sensors now and persists their baselines and alarm
+        // states: should one come back, both are read again from the store rather than
+        // continued (and written back) from what this replica knew before.
+        self.baselines.clear();
+        self.alarms.clear();
+        self.sampling_rates.clear();
+    }
 }
 
 /// How one window was scored.
@@ -669,19 +700,7 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         )
         .with_min_window_fill(config.min_window_fill),
     );
-    let handler = AnomalyHandler {
-        store: infra.store.clone(),
-        cache: infra.cache.clone(),
-        models: models.clone(),
-        publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly"),
-        rules: rules.clone(),
-        config: config.clone(),
-        baselines: HashMap::new(),
-        alarms: HashMap::new(),
-        assets: HashMap::new(),
-        sampling_rates: HashMap::new(),
-        health: health.clone(),
-    };
+    let handler = AnomalyHandler::new(&infra, &config, &models, &rules, &health);
     let api = routes::router(routes::ApiState {
         models: models.clone(),
         store: infra.store.clone(),
@@ -743,6 +762,68 @@ mod tests {
             folds
                 .validate()
                 .is_err_and(|e| e.to_string().contains("at least 2 folds"))
+        );
+    }
+
+    /// A sensor scored by another replica while its partition was away: when it comes back,
+    /// its alarm is judged from the state the other replica stored, not from the one this
+    /// replica had cached before.
+    #[tokio::test]
+    async fn a_revoked_partition_s_alarm_states_are_read_again_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = mantis_bus::embedded::EmbeddedBus::open(dir.path())
+            .await
+            .expect("log");
+        let store = mantis_store::sqlite::SqliteStore::in_memory()
+            .await
+            .expect("sqlite");
+        let infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+        let config = Config {
+            confirm_windows: 1,
+            clear_windows: 1,
+            hysteresis: 0.5,
+            ..Config::default()
+        };
+        let models = Arc::new(Models::new(
+            mantis_objects::registry::ModelRegistry::new(infra.objects.clone()),
+            infra.store.clone(),
+            config.training.clone(),
+        ));
+        let health = App::health("anomaly", &infra);
+        let rules = RuleSet::builtin().expect("built-in rules");
+        let mut handler = AnomalyHandler::new(&infra, &config, &models, &rules, &health);
+        let sensor = SensorId::new_random();
+        let (len, threshold) = (10_000, 1.0);
+        // Opened here by a high window.
+        assert!(
+            handler
+                .judge(sensor, 0, len, 2.0, threshold)
+                .await
+                .expect("judged")
+        );
+        // The partition goes to another replica, which sees the alarm open and then closes it
+        // with a low window (and stores that).
+        let mut elsewhere = AlarmState::default();
+        let rule = handler.rule();
+        assert!(elsewhere.judge(rule, 0, len, 2.0, threshold).anomaly);
+        assert!(!elsewhere.judge(rule, len, len, 0.1, threshold).anomaly);
+        assert!(!elsewhere.is_open());
+        infra
+            .store
+            .put_state(
+                &alarm_key(sensor),
+                &serde_json::to_value(&elsewhere).expect("json"),
+            )
+            .await
+            .expect("stored");
+        handler.revoked(&[0]);
+        // Back here: a window in the hysteresis band (0.7 ≥ 1.0 − 0.5) only continues an open
+        // alarm; the alarm is closed, so it is no anomaly (the cached state said open).
+        assert!(
+            !handler
+                .judge(sensor, 2 * len, len, 0.7, threshold)
+                .await
+                .expect("judged")
         );
     }
 }

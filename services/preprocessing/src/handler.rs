@@ -301,6 +301,26 @@ impl Handler for WindowHandler {
         self.last_offset.insert(envelope.partition, envelope.offset);
         self.committable(envelope.partition)
     }
+
+    fn revoked(&mut self, partitions: &[i32]) {
+        // The new owner reads these partitions again from the group's commit, which never
+        // passed the first reading of an open window, and builds the same windows whole. Kept
+        // here they would go idle and be published from the part read so far (or their
+        // commits would overwrite the new owner's).
+        let sensors = self.windower.revoke(partitions);
+        for sensor in &sensors {
+            self.preprocessors.remove(sensor);
+            self.emitting.remove(sensor);
+        }
+        for p in partitions {
+            self.last_offset.remove(p);
+        }
+        tracing::info!(
+            ?partitions,
+            sensors = sensors.len(),
+            "partitions revoked: their open windows are left to the new owner"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +363,15 @@ mod tests {
 
     /// Window starts (ms after T0) and sample counts published on `sensor.windowed` so far.
     async fn published(infra: &Infra, reader: &str) -> Vec<(i64, u32)> {
+        published_windows(infra, reader)
+            .await
+            .iter()
+            .map(|w| (w.window_start.timestamp_millis() - T0, w.count))
+            .collect()
+    }
+
+    /// The windows published on `sensor.windowed` so far.
+    async fn published_windows(infra: &Infra, reader: &str) -> Vec<Window> {
         let mut sub = infra
             .bus
             .subscribe(SubscribeOptions::new(
@@ -354,8 +383,7 @@ mod tests {
             .expect("subscription");
         let mut out = Vec::new();
         while let Ok(Ok(env)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            let w: Window = infra.codec.decode(&env.payload).await.expect("a window");
-            out.push((w.window_start.timestamp_millis() - T0, w.count));
+            out.push(infra.codec.decode(&env.payload).await.expect("a window"));
         }
         out
     }
@@ -378,15 +406,21 @@ mod tests {
         task.await.expect("joins").expect("clean stop");
     }
 
-    #[tokio::test]
-    async fn a_restart_does_not_emit_again_the_windows_it_had_closed() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// The embedded log in `dir` and an in-memory SQLite, with the brief's topics.
+    async fn embedded(dir: &tempfile::TempDir) -> Infra {
         let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
         let infra = Infra::in_process(
             Arc::new(bus),
             Arc::new(SqliteStore::in_memory().await.expect("sqlite")),
         );
         infra.ensure_topics(&[]).await.expect("topics");
+        infra
+    }
+
+    #[tokio::test]
+    async fn a_restart_does_not_emit_again_the_windows_it_had_closed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
         // Hopping windows: 30 s long, one every 10 s, so the readings of [0, 30) are also those
         // of [10, 40) and [20, 50), which stays open at the end (with [30, 60) and [40, 70));
         // [-20, 10) and [-10, 20) hold the first readings.
@@ -446,5 +480,100 @@ mod tests {
             .await
             .expect("windows");
         assert_eq!(stored.len(), 3, "[0, 10 s, 20 s) of the minute from T0");
+    }
+
+    /// A second replica joins while windows are open: the partitions it takes are read again
+    /// from the group's commit and their windows built whole by the newcomer; the first replica
+    /// drops what it held of them rather than publishing it when it goes idle there.
+    #[tokio::test]
+    async fn a_rebalance_leaves_the_open_windows_to_the_new_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let config = Config {
+            allowed_lateness_secs: 0,
+            idle_close_secs: 2,
+            ..Config::default()
+        };
+        // Sixteen assets over the topic's twelve partitions: the newcomer takes every other
+        // partition, so some of them change hands (all on kept partitions: one in 65 536).
+        let sensors: Vec<(AssetId, SensorId)> = (0..16)
+            .map(|_| (AssetId::new_random(), SensorId::new_random()))
+            .collect();
+        let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+        let second_of_plant = |s: i64| {
+            let (publisher, sensors) = (&publisher, &sensors);
+            async move {
+                for (asset, sensor) in sensors {
+                    publisher
+                        .publish(
+                            Some(asset.to_string()),
+                            &reading(*asset, *sensor, s * 1000),
+                            TraceContext::new_root(),
+                            vec![],
+                        )
+                        .await
+                        .expect("published");
+                }
+            }
+        };
+        let wait_for_windows = |n: usize| {
+            let store = infra.store.clone();
+            async move {
+                for _ in 0..300 {
+                    if store.count_windows(None).await.expect("count") as usize >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("fewer than {n} windows stored");
+            }
+        };
+        let replica = |shutdown: &CancellationToken| {
+            tokio::spawn(run_consumer(
+                infra.clone(),
+                crate::GROUP,
+                WindowHandler::new(&infra, config.clone()),
+                shutdown.clone(),
+            ))
+        };
+
+        for s in 0..45 {
+            second_of_plant(s).await;
+        }
+        let shutdown = CancellationToken::new();
+        let first = replica(&shutdown);
+        // [0, 30) of every sensor closed; [30, 60) open with 15 of its readings.
+        wait_for_windows(16).await;
+        let second = replica(&shutdown);
+        // The plant goes on, one second of readings every 100 ms: no sensor falls silent; the
+        // first replica only stops seeing the partitions taken from it.
+        for s in 45..150 {
+            second_of_plant(s).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // [120, 150) closes when the plant stops, by idle.
+        wait_for_windows(16 * 5).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        shutdown.cancel();
+        first.await.expect("joins").expect("clean stop");
+        second.await.expect("joins").expect("clean stop");
+
+        let windows = published_windows(&infra, "reader").await;
+        for (_, sensor) in &sensors {
+            let mine: Vec<(i64, u32)> = windows
+                .iter()
+                .filter(|w| w.sensor_id == *sensor)
+                .map(|w| (w.window_start.timestamp_millis() - T0, w.count))
+                .collect();
+            assert_eq!(
+                mine,
+                (0..5).map(|k| (k * 30_000, 30)).collect::<Vec<_>>(),
+                "every window published once and whole, whichever replica owned it"
+            );
+        }
+        assert_eq!(
+            infra.store.count_windows(None).await.expect("count"),
+            16 * 5
+        );
     }
 }

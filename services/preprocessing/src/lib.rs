@@ -22,7 +22,9 @@
 //! topic), so the readings of open windows are redelivered and the windows rebuilt. A window
 //! is published, then stored, and a stored window is not emitted again: windows that had
 //! closed before the commit point, rebuilt from the part of their readings the log
-//! redelivers, never replace the whole ones downstream.
+//! redelivers, never replace the whole ones downstream. A rebalance is the same for the
+//! partitions it moves: the replica they are taken from drops their open windows (and commits
+//! nothing more for them), the new owner rebuilds them from the group's commit.
 //!
 //! The service also expires old time series where the database does not
 //! (`[infra.retention]`).

@@ -52,6 +52,8 @@ struct OpenWindow {
 struct SensorWindows {
     asset_id: AssetId,
     sensor_type: SensorType,
+    /// The bus partition of its latest reading (a sensor's readings share one: keyed by asset).
+    partition: i32,
     /// Open windows by start.
     open: BTreeMap<i64, OpenWindow>,
     /// Newest timestamp seen.
@@ -137,10 +139,12 @@ impl Windower {
             .or_insert_with(|| SensorWindows {
                 asset_id: reading.asset_id,
                 sensor_type: reading.sensor_type,
+                partition: origin.partition,
                 open: BTreeMap::new(),
                 max_ts: i64::MIN,
                 closed_until: i64::MIN,
             });
+        s.partition = origin.partition;
         let watermark_before = s.max_ts.saturating_sub(lateness);
         let mut added = Added {
             joined: 0,
@@ -205,6 +209,22 @@ impl Windower {
         {
             s.closed_until = s.closed_until.max(start_ms + self.length_ms);
         }
+    }
+
+    /// Forgets every sensor whose readings come from one of `partitions` (taken by a
+    /// rebalance: their next owner rebuilds the open windows from the log), open windows,
+    /// watermark and all; returns those sensors.
+    pub fn revoke(&mut self, partitions: &[i32]) -> Vec<SensorId> {
+        let gone: Vec<SensorId> = self
+            .sensors
+            .iter()
+            .filter(|(_, s)| partitions.contains(&s.partition))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.sensors.remove(id);
+        }
+        gone
     }
 
     /// The earliest bus offset still needed by an open window in `partition`.
@@ -395,6 +415,32 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_revoked_partition_forgets_its_sensors_and_only_them() {
+        let mut w = tumbling(0);
+        let t0 = Instant::now();
+        let (a, b) = (SensorId::new_random(), SensorId::new_random());
+        let at = |partition, offset| Origin { partition, offset };
+        w.add(&reading(a, 1.0, 1.0), at(1, 10), t0);
+        w.add(&reading(b, 1.0, 1.0), at(2, 20), t0);
+        w.add(&reading(a, 11.0, 1.0), at(1, 11), t0);
+        // [0, 30) of `a` closes; its readings from 31 s on are in [30, 60).
+        w.add(&reading(a, 31.0, 1.0), at(1, 12), t0);
+        assert!(w.add(&reading(a, 2.0, 1.0), at(1, 13), t0).late);
+        assert_eq!(w.revoke(&[3]), vec![]);
+        assert_eq!(w.revoke(&[1]), vec![a]);
+        assert_eq!(w.earliest_needed(1), None, "nothing of partition 1 is held");
+        assert_eq!(
+            w.idle(t0 + Duration::from_secs(3600), Duration::ZERO).len(),
+            1
+        );
+        assert_eq!(w.earliest_needed(2), Some(20));
+        assert_eq!(w.open_windows(), 1);
+        // Given back later, the sensor starts afresh: its old watermark does not make the
+        // redelivered readings late.
+        assert!(!w.add(&reading(a, 1.0, 1.0), at(1, 10), t0).late);
     }
 
     #[test]
