@@ -365,9 +365,9 @@ pub trait Subscription: Send {
     /// group resumes there. Commit only after the records before it were fully handled.
     async fn commit(&mut self, position: &Position) -> Result<()>;
 
-    /// The partitions (topic, partition) taken from this member since the last call, in the
-    /// order the group took them: a rebalance gave them to another member (or took them from
-    /// every member to hand them out again). The records after the group's committed position
+    /// The partitions (topic, partition) taken from this member since the last call: a
+    /// rebalance gave them to another member (or, Kafka's eager protocol, took every partition
+    /// from every member to hand them out again). The records after the group's committed position
     /// of such a partition are delivered again to whoever owns it next, possibly this member:
     /// a consumer that holds state built from a partition's records (open windows) drops it
     /// here, and commits nothing more for that partition, or another member would publish

@@ -4,6 +4,7 @@ use crate::{Infra, Publisher, Result};
 use async_trait::async_trait;
 use mantis_bus::{Envelope, Position, StartFrom, SubscribeOptions, TraceContext, topics};
 use mantis_codec::Record;
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -160,6 +161,11 @@ pub async fn run_consumer_from<H: Handler>(
         .subscribe(SubscribeOptions::new(group, [topic], start))
         .await?;
     tracing::info!(group, topic, "consumer started");
+    let mut owned = Ownership {
+        group,
+        topic,
+        away: HashSet::new(),
+    };
     let mut ticker = handler.tick_interval().map(|d| {
         let mut t = tokio::time::interval(d);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -171,9 +177,9 @@ pub async fn run_consumer_from<H: Handler>(
             biased;
             () = shutdown.cancelled() => break 'records,
             _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
-                take_revoked(&mut sub, &mut handler, group, topic);
+                owned.take_revoked(&mut sub, &mut handler);
                 match handler.tick().await {
-                    Ok(positions) => for p in positions { commit(&mut sub, &p, group).await?; },
+                    Ok(positions) => for p in positions { owned.commit(&mut sub, &mut handler, &p).await?; },
                     Err(e) => tracing::warn!(group, error = %e, "tick failed; will retry"),
                 }
                 continue 'records;
@@ -191,7 +197,14 @@ pub async fn run_consumer_from<H: Handler>(
             }
             Err(e) => return Err(e.into()),
         };
-        take_revoked(&mut sub, &mut handler, group, topic);
+        if owned
+            .take_revoked(&mut sub, &mut handler)
+            .contains(&env.partition)
+        {
+            // Taken while this record was being received: its next owner gets it.
+            continue;
+        }
+        owned.received(&env);
         metrics::counter!("mantis_records_consumed_total", "group" => group.to_owned(), "topic" => topic)
             .increment(1);
         let input = loop {
@@ -207,7 +220,7 @@ pub async fn run_consumer_from<H: Handler>(
                     )
                     .await?;
                     if let Some(position) = handler.skipped(&env) {
-                        commit(&mut sub, &position, group).await?;
+                        owned.commit(&mut sub, &mut handler, &position).await?;
                     }
                     break None;
                 }
@@ -234,14 +247,14 @@ pub async fn run_consumer_from<H: Handler>(
         loop {
             match handler.handle(&input, &ctx).instrument(span.clone()).await {
                 Ok(Some(position)) => {
-                    commit(&mut sub, &position, group).await?;
+                    owned.commit(&mut sub, &mut handler, &position).await?;
                     break;
                 }
                 Ok(None) => break,
                 Err(HandleError::Permanent(reason)) => {
                     dead_letter(&publisher, &env, &dlq, &reason, &shutdown).await?;
                     if let Some(position) = handler.skipped(&env) {
-                        commit(&mut sub, &position, group).await?;
+                        owned.commit(&mut sub, &mut handler, &position).await?;
                     }
                     break;
                 }
@@ -263,24 +276,62 @@ pub async fn run_consumer_from<H: Handler>(
     Ok(())
 }
 
-/// Hands the partitions of `topic` a rebalance took from `sub` to `handler`.
-fn take_revoked<H: Handler>(
-    sub: &mut Box<dyn mantis_bus::Subscription>,
-    handler: &mut H,
-    group: &str,
-    topic: &str,
-) {
-    let revoked: Vec<i32> = sub
-        .take_revoked()
-        .into_iter()
-        .filter(|(t, _)| t == topic)
-        .map(|(_, p)| p)
-        .collect();
-    if !revoked.is_empty() {
-        metrics::counter!("mantis_consumer_partitions_revoked_total", "group" => group.to_owned())
-            .increment(revoked.len() as u64);
-        tracing::info!(group, topic, partitions = ?revoked, "partitions revoked; their state is dropped");
-        handler.revoked(&revoked);
+/// What a rebalance took from the consumer: the partitions of its topic it received nothing
+/// from since they were taken. Their state is dropped and nothing of them is committed: their
+/// next owner reads them again from the group's commit.
+struct Ownership<'a> {
+    group: &'a str,
+    topic: &'a str,
+    away: HashSet<i32>,
+}
+
+impl Ownership<'_> {
+    /// Hands the partitions a rebalance took from `sub` since the last call to `handler`;
+    /// returns them.
+    fn take_revoked<H: Handler>(
+        &mut self,
+        sub: &mut Box<dyn mantis_bus::Subscription>,
+        handler: &mut H,
+    ) -> Vec<i32> {
+        let revoked: Vec<i32> = sub
+            .take_revoked()
+            .into_iter()
+            .filter(|(t, _)| t == self.topic)
+            .map(|(_, p)| p)
+            .collect();
+        if !revoked.is_empty() {
+            metrics::counter!("mantis_consumer_partitions_revoked_total", "group" => self.group.to_owned())
+                .increment(revoked.len() as u64);
+            tracing::info!(group = self.group, topic = self.topic, partitions = ?revoked, "partitions revoked");
+            self.away.extend(&revoked);
+            handler.revoked(&revoked);
+        }
+        revoked
+    }
+
+    /// `env` was received: its partition is this consumer's (again).
+    fn received(&mut self, env: &Envelope) {
+        self.away.remove(&env.partition);
+    }
+
+    /// Commits `position` unless its partition was taken (a handler that was busy when the
+    /// rebalance came reports the position of a record it had started).
+    async fn commit<H: Handler>(
+        &mut self,
+        sub: &mut Box<dyn mantis_bus::Subscription>,
+        handler: &mut H,
+        position: &Position,
+    ) -> Result<()> {
+        self.take_revoked(sub, handler);
+        if position.topic == self.topic && self.away.contains(&position.partition) {
+            tracing::debug!(
+                group = self.group,
+                partition = position.partition,
+                "not committed: the partition was taken"
+            );
+            return Ok(());
+        }
+        commit(sub, position, self.group).await
     }
 }
 

@@ -315,7 +315,7 @@ impl Handler for WindowHandler {
         for p in partitions {
             self.last_offset.remove(p);
         }
-        tracing::info!(
+        tracing::debug!(
             ?partitions,
             sensors = sensors.len(),
             "partitions revoked: their open windows are left to the new owner"

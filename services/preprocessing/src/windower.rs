@@ -218,7 +218,12 @@ impl Windower {
         let gone: Vec<SensorId> = self
             .sensors
             .iter()
-            .filter(|(_, s)| partitions.contains(&s.partition))
+            .filter(|(_, s)| {
+                partitions.contains(&s.partition)
+                    || s.open
+                        .values()
+                        .any(|w| partitions.contains(&w.first.partition))
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
