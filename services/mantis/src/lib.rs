@@ -73,6 +73,7 @@ impl Default for Settings {
             },
             orchestrator: mantis_orchestrator::Config {
                 bind: loopback(8006),
+                ..Default::default()
             },
             gateway: mantis_gateway::Config::default(),
             demo: demo::DemoConfig::default(),

@@ -37,12 +37,15 @@ use mantis_domain::{
 use mantis_rules::{Decision, Event, RuleSet};
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
+    run_consumer_from,
 };
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+pub mod webhooks;
 
 /// Configuration of the orchestrator (`[orchestrator]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,12 +54,16 @@ pub struct Config {
     /// Listen address. Default `0.0.0.0:8006` (`mantis`, all services in one process:
     /// `127.0.0.1:8006`; this API takes no credentials).
     pub bind: String,
+    /// Signed webhooks by name (`[orchestrator.webhooks.<name>]`): alerts and scheduled
+    /// maintenance pushed to the plant's systems. None by default.
+    pub webhooks: BTreeMap<String, webhooks::Webhook>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             bind: "0.0.0.0:8006".into(),
+            webhooks: BTreeMap::new(),
         }
     }
 }
@@ -597,6 +604,8 @@ impl Handler for RulConsumer {
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
     let rules = RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let hooks = webhooks::ready_all(&config.webhooks)
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let health = App::health("orchestrator", &infra);
     health.set_detail(
         "rules",
@@ -619,20 +628,52 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         RulConsumer(orchestrator.clone()),
         orchestrator,
     );
+    health.set_detail(
+        "webhooks",
+        serde_json::json!(
+            hooks
+                .iter()
+                .map(|h| serde_json::json!({
+                    "name": h.name,
+                    "url": h.shown_url(),
+                    "events": h.settings.events,
+                }))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let mut app = App::new("orchestrator", &config.bind, axum::Router::new(), health).await?;
+    for hook in hooks {
+        for kind in hook.settings.events.clone() {
+            let (infra, group, store) = (infra.clone(), hook.group(kind), infra.store.clone());
+            let label = format!("webhook {} ({kind:?})", hook.name);
+            let hook = hook.clone();
+            app = app.worker(label, move |shutdown| async move {
+                // A webhook configured now is sent what is published from now on.
+                let start = mantis_bus::StartFrom::Latest;
+                match kind {
+                    webhooks::EventKind::Alert => {
+                        let delivery = webhooks::Delivery::<Alert>::new(hook, store);
+                        run_consumer_from(infra, &group, start, delivery, shutdown).await
+                    }
+                    webhooks::EventKind::Maintenance => {
+                        let delivery = webhooks::Delivery::<WorkOrder>::new(hook, store);
+                        run_consumer_from(infra, &group, start, delivery, shutdown).await
+                    }
+                }
+            });
+        }
+    }
     let infra2 = infra.clone();
-    Ok(
-        App::new("orchestrator", &config.bind, axum::Router::new(), health)
-            .await?
-            .worker("anomaly consumer", move |shutdown| {
-                run_consumer(infra, ANOMALY_GROUP, a, shutdown)
-            })
-            .worker("rul consumer", move |shutdown| {
-                run_consumer(infra2, RUL_GROUP, r, shutdown)
-            })
-            .worker("overdue work orders", move |shutdown| {
-                watch_overdue(overdue, shutdown)
-            }),
-    )
+    Ok(app
+        .worker("anomaly consumer", move |shutdown| {
+            run_consumer(infra, ANOMALY_GROUP, a, shutdown)
+        })
+        .worker("rul consumer", move |shutdown| {
+            run_consumer(infra2, RUL_GROUP, r, shutdown)
+        })
+        .worker("overdue work orders", move |shutdown| {
+            watch_overdue(overdue, shutdown)
+        }))
 }
 
 #[cfg(test)]

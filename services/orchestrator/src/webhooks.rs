@@ -1,0 +1,565 @@
+//! Signed webhooks: alerts and scheduled maintenance pushed to the plant's own systems (a
+//! CMMS, a pager or chat bridge, an MES), `[orchestrator.webhooks.<name>]`.
+//!
+//! Each webhook reads `alerts.critical` and/or `maintenance.scheduled` as its own consumer
+//! group (`orchestrator.webhook.<name>.alert`, `….maintenance`), from the records published
+//! after it was first configured. A record is committed only once the receiver answered 2xx,
+//! so nothing is lost across restarts, outages of the receiver or of MANTIS; a receiver that
+//! is down or misconfigured (connection refused, timeout, 3xx, 401, 403, 404, 408, 429, 5xx)
+//! holds that webhook only, retried with back-off, in order; one that refuses the event itself
+//! (400, 413, 415, 422) sends it to the group's dead-letter topic with the answer as the
+//! reason, and the next one goes on.
+//!
+//! A delivery is a JSON `POST`:
+//!
+//! ```json
+//! {"id": "alert:<alert id>", "type": "alert", "sentAt": "…", "asset": {…}, "data": {…}}
+//! ```
+//!
+//! `data` is the alert or work order as the API shows it, `asset` the asset it concerns (code,
+//! name, location, criticality). Headers: `X-Mantis-Event` (the type), `X-Mantis-Delivery` (the
+//! id: the same on every retry, for the receiver to drop duplicates: delivery is at least
+//! once), `X-Mantis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed
+//! with the webhook's secret>` (the receiver checks it, and that `t` is recent), and the
+//! `traceparent` of the event.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use mantis_bus::Position;
+use mantis_domain::{Alert, Severity, TenantId, WorkOrder};
+use mantis_runtime::{HandleError, Handler, RecordContext};
+use mantis_store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One webhook (`[orchestrator.webhooks.<name>]`; the name is `[a-z0-9_-]`, at most 48).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Where to `POST` (http or https).
+    pub url: String,
+    /// The HMAC-SHA256 key of the signature (at least 16 bytes). Or `secret_env`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The environment variable holding the secret instead (e.g. from a Kubernetes Secret).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// What to send: `alert`, `maintenance` (work orders scheduled). Default both.
+    #[serde(default = "every_event")]
+    pub events: Vec<EventKind>,
+    /// Alerts below this severity are not sent. Default `LOW` (all).
+    #[serde(default = "lowest")]
+    pub min_severity: Severity,
+    /// Only alerts flagged for the on-call technician (assets of CRITICAL criticality).
+    #[serde(default)]
+    pub on_call_only: bool,
+    /// Only the events of this tenant's assets. Default: every tenant.
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    /// Seconds to wait for the receiver's answer (1–300). Default 10.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "…"))
+            .field("secret_env", &self.secret_env)
+            .field("events", &self.events)
+            .field("min_severity", &self.min_severity)
+            .field("on_call_only", &self.on_call_only)
+            .field("tenant", &self.tenant)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// What a webhook is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Alerts (`alerts.critical`).
+    Alert,
+    /// Work orders scheduled for maintenance (`maintenance.scheduled`).
+    Maintenance,
+}
+
+fn every_event() -> Vec<EventKind> {
+    vec![EventKind::Alert, EventKind::Maintenance]
+}
+
+fn lowest() -> Severity {
+    Severity::Low
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// A webhook configuration that cannot work, with the key to mend.
+#[derive(Debug, thiserror::Error)]
+#[error("orchestrator.webhooks.{name}{key}: {problem}")]
+pub struct WebhookError {
+    name: String,
+    key: &'static str,
+    problem: String,
+}
+
+/// A webhook checked and ready to deliver.
+#[derive(Clone)]
+pub(crate) struct Ready {
+    pub(crate) name: String,
+    pub(crate) settings: Webhook,
+    url: reqwest::Url,
+    secret: Arc<[u8]>,
+    client: reqwest::Client,
+}
+
+impl Ready {
+    /// Checks `settings` (and reads its secret from the environment when it is there).
+    pub(crate) fn new(name: &str, settings: &Webhook) -> Result<Self, WebhookError> {
+        let fail = |key: &'static str, problem: String| WebhookError {
+            name: name.to_owned(),
+            key,
+            problem,
+        };
+        let name_ok = !name.is_empty()
+            && name.len() <= 48
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(fail(
+                "",
+                "a webhook's name is 1 to 48 of a-z, 0-9, - and _ (it names its consumer groups)"
+                    .into(),
+            ));
+        }
+        let url = reqwest::Url::parse(&settings.url)
+            .map_err(|e| fail(".url", format!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(fail(
+                ".url",
+                "an http:// or https:// URL with a host".into(),
+            ));
+        }
+        let secret = match (&settings.secret, &settings.secret_env) {
+            (Some(s), None) => s.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                fail(
+                    ".secret_env",
+                    format!("the environment variable {var} is not set"),
+                )
+            })?,
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    ".secret",
+                    "give `secret` or `secret_env`, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(fail(
+                    ".secret",
+                    "required (or `secret_env`): deliveries are signed".into(),
+                ));
+            }
+        };
+        if secret.len() < 16 {
+            return Err(fail(".secret", "at least 16 bytes".into()));
+        }
+        if settings.events.is_empty() {
+            return Err(fail(".events", "at least one of alert, maintenance".into()));
+        }
+        if !(1..=300).contains(&settings.timeout_secs) {
+            return Err(fail(".timeout_secs", "1 to 300".into()));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            // A redirect would turn the POST into a GET (or send the signature elsewhere): the
+            // URL is to be mended instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mantis-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| fail(".url", format!("no HTTP client for it ({e})")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            settings: settings.clone(),
+            url,
+            secret: Arc::from(secret.into_bytes()),
+            client,
+        })
+    }
+
+    /// The URL without what may be a credential (user info, query), for health and logs.
+    pub(crate) fn shown_url(&self) -> String {
+        let mut url = self.url.clone();
+        // Infallible for http(s) URLs with a host (checked in `new`).
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.to_string()
+    }
+
+    /// The consumer group delivering `kind` to this webhook.
+    pub(crate) fn group(&self, kind: EventKind) -> String {
+        let kind = match kind {
+            EventKind::Alert => "alert",
+            EventKind::Maintenance => "maintenance",
+        };
+        format!("orchestrator.webhook.{}.{kind}", self.name)
+    }
+}
+
+/// Checks every webhook of the configuration.
+pub(crate) fn ready_all(webhooks: &BTreeMap<String, Webhook>) -> Result<Vec<Ready>, WebhookError> {
+    webhooks
+        .iter()
+        .map(|(name, settings)| Ready::new(name, settings))
+        .collect()
+}
+
+/// The signature header's value for `body` sent at `t` (unix seconds).
+pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| {
+        unreachable!("HMAC accepts every key length");
+    });
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+/// A record a webhook can be sent.
+pub(crate) trait Event: mantis_codec::Record + Serialize + Send + Sync + 'static {
+    /// `type` of the delivery and `X-Mantis-Event`.
+    const TYPE: &'static str;
+    /// Its id (stable across redeliveries).
+    fn id(&self) -> String;
+    /// The asset it concerns.
+    fn asset(&self) -> mantis_domain::AssetId;
+    /// Whether the webhook's filters let it through (the tenant aside).
+    fn wanted(&self, hook: &Webhook) -> bool;
+}
+
+impl Event for Alert {
+    const TYPE: &'static str = "alert";
+    fn id(&self) -> String {
+        self.id.to_string()
+    }
+    fn asset(&self) -> mantis_domain::AssetId {
+        self.asset_id
+    }
+    fn wanted(&self, hook: &Webhook) -> bool {
+        self.severity >= hook.min_severity && (self.notify_on_call || !hook.on_call_only)
+    }
+}
+
+impl Event for WorkOrder {
+    const TYPE: &'static str = "maintenance.scheduled";
+    fn id(&self) -> String {
+        self.id.to_string()
+    }
+    fn asset(&self) -> mantis_domain::AssetId {
+        self.asset_id
+    }
+    fn wanted(&self, _hook: &Webhook) -> bool {
+        true
+    }
+}
+
+/// The body of a delivery.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a, R> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sent_at: chrono::DateTime<Utc>,
+    asset: Option<&'a mantis_domain::Asset>,
+    data: &'a R,
+}
+
+/// Delivers the records of one topic to one webhook.
+pub(crate) struct Delivery<R> {
+    hook: Ready,
+    store: Arc<dyn Store>,
+    _record: PhantomData<fn() -> R>,
+}
+
+impl<R> Delivery<R> {
+    pub(crate) fn new(hook: Ready, store: Arc<dyn Store>) -> Self {
+        Self {
+            hook,
+            store,
+            _record: PhantomData,
+        }
+    }
+}
+
+/// How a receiver's answer is taken.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Delivered,
+    /// The event itself is refused: dead-lettered.
+    Refused,
+    /// The receiver is away or misconfigured: retried.
+    Retry,
+}
+
+fn answer(status: reqwest::StatusCode) -> Answer {
+    match status.as_u16() {
+        200..=299 => Answer::Delivered,
+        400 | 413 | 415 | 422 => Answer::Refused,
+        _ => Answer::Retry,
+    }
+}
+
+fn counted(webhook: &str, outcome: &'static str) {
+    metrics::counter!("mantis_webhook_deliveries_total", "webhook" => webhook.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+#[async_trait]
+impl<R: Event> Handler for Delivery<R> {
+    type Input = R;
+
+    async fn handle(
+        &mut self,
+        record: &R,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Position>, HandleError> {
+        let hook = &self.hook;
+        if !record.wanted(&hook.settings) {
+            return Ok(ctx.done());
+        }
+        let asset = self.store.get_asset(record.asset()).await?;
+        if let Some(tenant) = hook.settings.tenant
+            && asset.as_ref().is_none_or(|a| a.tenant_id != tenant)
+        {
+            return Ok(ctx.done());
+        }
+        let id = format!("{}:{}", R::TYPE, record.id());
+        let body = serde_json::to_vec(&Body {
+            id: &id,
+            kind: R::TYPE,
+            sent_at: Utc::now(),
+            asset: asset.as_ref(),
+            data: record,
+        })
+        .map_err(|e| HandleError::Permanent(format!("not serialisable: {e}")))?;
+        let signed = signature(&hook.secret, Utc::now().timestamp(), &body);
+        let sent = hook
+            .client
+            .post(hook.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Mantis-Event", R::TYPE)
+            .header("X-Mantis-Delivery", &id)
+            .header("X-Mantis-Signature", signed)
+            .header("traceparent", ctx.trace.to_traceparent())
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                counted(&hook.name, "retried");
+                return Err(HandleError::Transient(format!(
+                    "webhook {} not reached: {}",
+                    hook.name,
+                    // Its URL may carry a credential.
+                    e.without_url()
+                )));
+            }
+        };
+        let status = response.status();
+        match answer(status) {
+            Answer::Delivered => {
+                counted(&hook.name, "delivered");
+                tracing::debug!(webhook = %hook.name, delivery = %id, %status, "webhook delivered");
+                Ok(ctx.done())
+            }
+            outcome => {
+                let text = response.text().await.unwrap_or_default();
+                let excerpt: String = text.chars().take(300).collect();
+                let why = format!("webhook {} answered {status}: {excerpt}", hook.name);
+                if outcome == Answer::Refused {
+                    counted(&hook.name, "refused");
+                    Err(HandleError::Permanent(why))
+                } else {
+                    counted(&hook.name, "retried");
+                    Err(HandleError::Transient(why))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> Webhook {
+        Webhook {
+            url: "https://cmms.example/hooks/mantis".into(),
+            secret: Some("0123456789abcdef".into()),
+            secret_env: None,
+            events: every_event(),
+            min_severity: Severity::Low,
+            on_call_only: false,
+            tenant: None,
+            timeout_secs: 10,
+        }
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_time_and_the_body() {
+        // Python: hmac.new(b"key", b"1700000000.{}", hashlib.sha256).hexdigest()
+        let sig = signature(b"key", 1_700_000_000, b"{}");
+        assert_eq!(
+            sig,
+            "t=1700000000,v1=9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae"
+        );
+        assert_ne!(
+            sig,
+            signature(b"key", 1_700_000_001, b"{}"),
+            "the time is signed"
+        );
+        assert_ne!(sig, signature(b"kez", 1_700_000_000, b"{}"), "keyed");
+    }
+
+    #[test]
+    fn answers_that_refuse_the_event_dead_letter_it_others_are_retried() {
+        use reqwest::StatusCode as S;
+        for ok in [S::OK, S::CREATED, S::ACCEPTED, S::NO_CONTENT] {
+            assert_eq!(answer(ok), Answer::Delivered);
+        }
+        for refused in [
+            S::BAD_REQUEST,
+            S::PAYLOAD_TOO_LARGE,
+            S::UNSUPPORTED_MEDIA_TYPE,
+            S::UNPROCESSABLE_ENTITY,
+        ] {
+            assert_eq!(answer(refused), Answer::Refused);
+        }
+        for retried in [
+            S::MOVED_PERMANENTLY,
+            S::UNAUTHORIZED,
+            S::FORBIDDEN,
+            S::NOT_FOUND,
+            S::REQUEST_TIMEOUT,
+            S::TOO_MANY_REQUESTS,
+            S::INTERNAL_SERVER_ERROR,
+            S::BAD_GATEWAY,
+            S::SERVICE_UNAVAILABLE,
+        ] {
+            assert_eq!(answer(retried), Answer::Retry, "{retried}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_that_cannot_work_is_refused_with_its_key_named() {
+        assert!(Ready::new("cmms", &hook()).is_ok());
+        type Spoil = fn(&mut Webhook);
+        let bad: [(&str, &str, Spoil); 8] = [
+            ("CMMS", "orchestrator.webhooks.CMMS:", |_| {}),
+            ("cmms", ".url", |h| h.url = "cmms.example/hooks".into()),
+            ("cmms", ".url", |h| h.url = "ftp://cmms.example/".into()),
+            ("cmms", ".secret", |h| h.secret = None),
+            ("cmms", ".secret", |h| h.secret = Some("short".into())),
+            ("cmms", ".secret", |h| {
+                h.secret_env = Some("MANTIS_TEST_UNSET_SECRET".into());
+            }),
+            ("cmms", ".events", |h| h.events.clear()),
+            ("cmms", ".timeout_secs", |h| h.timeout_secs = 0),
+        ];
+        for (name, key, spoil) in bad {
+            let mut h = hook();
+            spoil(&mut h);
+            let message = Ready::new(name, &h).err().expect(key).to_string();
+            assert!(message.contains(key), "{key}: {message}");
+        }
+        let mut from_env = hook();
+        from_env.secret = None;
+        from_env.secret_env = Some("MANTIS_TEST_UNSET_SECRET_2".into());
+        let message = Ready::new("cmms", &from_env)
+            .err()
+            .expect("unset")
+            .to_string();
+        assert!(
+            message.contains("MANTIS_TEST_UNSET_SECRET_2 is not set"),
+            "{message}"
+        );
+        assert!(
+            !format!("{:?}", hook()).contains("0123456789abcdef"),
+            "the secret is not in debug output"
+        );
+    }
+
+    /// A webhook set from the environment alone (a container's configuration), its secret
+    /// from another variable (a Kubernetes Secret).
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+    fn a_webhook_is_configured_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__URL",
+                "https://pager.example/v1/mantis",
+            );
+            jail.set_env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__SECRET_ENV",
+                "PAGER_KEY",
+            );
+            jail.set_env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__EVENTS",
+                "[\"alert\"]",
+            );
+            jail.set_env("MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__ON_CALL_ONLY", "true");
+            jail.set_env("PAGER_KEY", "a-key-from-a-secret");
+            let config: crate::Config =
+                mantis_runtime::load_section(None, "orchestrator").map_err(|e| e.to_string())?;
+            let hooks = ready_all(&config.webhooks).map_err(|e| e.to_string())?;
+            assert_eq!(hooks.len(), 1);
+            assert_eq!(hooks[0].name, "pager");
+            assert_eq!(hooks[0].settings.events, vec![EventKind::Alert]);
+            assert!(hooks[0].settings.on_call_only);
+            assert_eq!(&*hooks[0].secret, b"a-key-from-a-secret");
+            assert_eq!(
+                hooks[0].group(EventKind::Alert),
+                "orchestrator.webhook.pager.alert"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn filters_pick_alerts_by_severity_and_on_call() {
+        let alert = |severity, notify_on_call| Alert {
+            id: Alert::id_for("x"),
+            asset_id: mantis_domain::AssetId::new_random(),
+            severity,
+            kind: mantis_domain::AlertKind::Anomaly,
+            message: "m".into(),
+            created_at: Utc::now(),
+            work_order_id: None,
+            trigger_event: "x".into(),
+            notify_on_call,
+        };
+        let mut h = hook();
+        h.min_severity = Severity::High;
+        assert!(!alert(Severity::Medium, true).wanted(&h));
+        assert!(alert(Severity::High, false).wanted(&h));
+        h.on_call_only = true;
+        assert!(!alert(Severity::Critical, false).wanted(&h));
+        assert!(alert(Severity::Critical, true).wanted(&h));
+    }
+}
