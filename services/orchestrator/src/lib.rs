@@ -18,7 +18,9 @@
 //!   due time (again after a replan, when the new one passes), its severity from the work
 //!   order's priority (URGENT → CRITICAL), flagged for the on-call technician on CRITICAL
 //!   assets, at most ten a minute, the longest overdue first: the response time is enforced,
-//!   not only written.
+//!   not only written;
+//! - pushes alerts and scheduled maintenance to the plant's systems over signed webhooks
+//!   ([`webhooks`]).
 //!
 //! Every id is derived from the triggering event, and a small outbox marker in the store
 //! records what was published, so a redelivered event neither duplicates rows nor loses a
@@ -37,7 +39,6 @@ use mantis_domain::{
 use mantis_rules::{Decision, Event, RuleSet};
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
-    run_consumer_from,
 };
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
@@ -648,16 +649,12 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
             let label = format!("webhook {} ({kind:?})", hook.name);
             let hook = hook.clone();
             app = app.worker(label, move |shutdown| async move {
-                // A webhook configured now is sent what is published from now on.
-                let start = mantis_bus::StartFrom::Latest;
                 match kind {
                     webhooks::EventKind::Alert => {
-                        let delivery = webhooks::Delivery::<Alert>::new(hook, store);
-                        run_consumer_from(infra, &group, start, delivery, shutdown).await
+                        webhooks::deliver::<Alert>(infra, hook, store, &group, shutdown).await
                     }
                     webhooks::EventKind::Maintenance => {
-                        let delivery = webhooks::Delivery::<WorkOrder>::new(hook, store);
-                        run_consumer_from(infra, &group, start, delivery, shutdown).await
+                        webhooks::deliver::<WorkOrder>(infra, hook, store, &group, shutdown).await
                     }
                 }
             });

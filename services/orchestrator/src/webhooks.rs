@@ -2,13 +2,14 @@
 //! CMMS, a pager or chat bridge, an MES), `[orchestrator.webhooks.<name>]`.
 //!
 //! Each webhook reads `alerts.critical` and/or `maintenance.scheduled` as its own consumer
-//! group (`orchestrator.webhook.<name>.alert`, `….maintenance`), from the records published
-//! after it was first configured. A record is committed only once the receiver answered 2xx,
-//! so nothing is lost across restarts, outages of the receiver or of MANTIS; a receiver that
-//! is down or misconfigured (connection refused, timeout, 3xx, 401, 403, 404, 408, 429, 5xx)
-//! holds that webhook only, retried with back-off, in order; one that refuses the event itself
-//! (400, 413, 415, 422) sends it to the group's dead-letter topic with the answer as the
-//! reason, and the next one goes on.
+//! group (`orchestrator.webhook.<name>.alert`, `….maintenance`): every record published since
+//! the webhook was first started (the time is kept in the store, so a restart before its first
+//! delivery skips nothing). A record is committed only once the receiver answered 2xx, so
+//! nothing is lost across restarts, outages of the receiver or of MANTIS; a receiver that is
+//! down or misconfigured (connection refused, timeout, 3xx, 400, 401, 403, 404, 408, 429, 5xx:
+//! a bad signature, a wrong path) holds that webhook only, retried with back-off, in order; one
+//! that refuses the event itself (413, 415, 422) sends it to the group's dead-letter topic with
+//! the answer as the reason, and the next one goes on.
 //!
 //! A delivery is a JSON `POST`:
 //!
@@ -61,7 +62,8 @@ pub struct Webhook {
     /// Only the events of this tenant's assets. Default: every tenant.
     #[serde(default)]
     pub tenant: Option<TenantId>,
-    /// Seconds to wait for the receiver's answer (1–300). Default 10.
+    /// Seconds to wait for the receiver's answer (1–30: a delivery in flight is finished
+    /// before the service stops). Default 10.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -69,7 +71,7 @@ pub struct Webhook {
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhook")
-            .field("url", &self.url)
+            .field("url", &shown(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "…"))
             .field("secret_env", &self.secret_env)
             .field("events", &self.events)
@@ -152,10 +154,17 @@ impl Ready {
         }
         let secret = match (&settings.secret, &settings.secret_env) {
             (Some(s), None) => s.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
+            (None, Some(var)) => std::env::var(var).map_err(|e| {
                 fail(
                     ".secret_env",
-                    format!("the environment variable {var} is not set"),
+                    match e {
+                        std::env::VarError::NotPresent => {
+                            format!("the environment variable {var} is not set")
+                        }
+                        std::env::VarError::NotUnicode(_) => {
+                            format!("the environment variable {var} is not UTF-8")
+                        }
+                    },
                 )
             })?,
             (Some(_), Some(_)) => {
@@ -177,8 +186,8 @@ impl Ready {
         if settings.events.is_empty() {
             return Err(fail(".events", "at least one of alert, maintenance".into()));
         }
-        if !(1..=300).contains(&settings.timeout_secs) {
-            return Err(fail(".timeout_secs", "1 to 300".into()));
+        if !(1..=30).contains(&settings.timeout_secs) {
+            return Err(fail(".timeout_secs", "1 to 30".into()));
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs))
@@ -197,14 +206,14 @@ impl Ready {
         })
     }
 
-    /// The URL without what may be a credential (user info, query), for health and logs.
+    /// The URL as shown in health and logs: see [`shown`].
     pub(crate) fn shown_url(&self) -> String {
-        let mut url = self.url.clone();
-        // Infallible for http(s) URLs with a host (checked in `new`).
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        url.set_query(None);
-        url.to_string()
+        shown(self.url.as_str())
+    }
+
+    /// The marker in the store of when this webhook was first started.
+    pub(crate) fn since_key(&self) -> String {
+        format!("orchestrator.webhook.{}.since", self.name)
     }
 
     /// The consumer group delivering `kind` to this webhook.
@@ -214,6 +223,19 @@ impl Ready {
             EventKind::Maintenance => "maintenance",
         };
         format!("orchestrator.webhook.{}.{kind}", self.name)
+    }
+}
+
+/// A webhook URL without anything that may be a credential: scheme, host and port only (hook
+/// URLs of chat tools carry their token in the path, others in the query or user info).
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}/…", u.scheme()),
+            (Some(host), None) => format!("{}://{host}/…", u.scheme()),
+            _ => "(not a URL)".into(),
+        },
+        Err(_) => "(not a URL)".into(),
     }
 }
 
@@ -293,17 +315,100 @@ struct Body<'a, R> {
 pub(crate) struct Delivery<R> {
     hook: Ready,
     store: Arc<dyn Store>,
+    /// Records published before this time (ms, the bus's) are not sent: the webhook did not
+    /// exist yet.
+    since_ms: i64,
     _record: PhantomData<fn() -> R>,
 }
 
 impl<R> Delivery<R> {
-    pub(crate) fn new(hook: Ready, store: Arc<dyn Store>) -> Self {
-        Self {
+    /// The delivery of `hook`, from when it was first started (now, the first time: written to
+    /// the store so that a restart keeps it).
+    pub(crate) async fn start(
+        hook: Ready,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, mantis_store::Error> {
+        let key = hook.since_key();
+        let since_ms = match store
+            .get_state(&key)
+            .await?
+            .and_then(|v| v.get("sinceMs").and_then(serde_json::Value::as_i64))
+        {
+            Some(ms) => ms,
+            None => {
+                let now = Utc::now().timestamp_millis();
+                store
+                    .put_state(&key, &serde_json::json!({ "sinceMs": now }))
+                    .await?;
+                tracing::info!(webhook = %hook.name, "webhook started: events from now on are sent");
+                now
+            }
+        };
+        Ok(Self {
             hook,
             store,
+            since_ms,
             _record: PhantomData,
+        })
+    }
+}
+
+/// Delivers the records of `R`'s topic to `hook` as consumer group `group` until `shutdown`.
+pub(crate) async fn deliver<R: Event>(
+    infra: mantis_runtime::Infra,
+    hook: Ready,
+    store: Arc<dyn Store>,
+    group: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> mantis_runtime::Result<()> {
+    let delivery = loop {
+        match Delivery::<R>::start(hook.clone(), store.clone()).await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(webhook = %hook.name, error = %e, "webhook not started: the store does not answer; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    // From the start of the topic: what was published before the webhook first started is
+    // skipped by time (a group's start position is not kept before its first commit).
+    mantis_runtime::run_consumer_from(
+        infra,
+        group,
+        mantis_bus::StartFrom::Earliest,
+        delivery,
+        shutdown,
+    )
+    .await
+}
+
+/// The error's own text and its causes (a reqwest error's text alone does not tell a timeout
+/// from a refused connection).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+/// At most `max` bytes of `response`'s body, as text.
+async fn excerpt(mut response: reqwest::Response, max: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
         }
     }
+    bytes.truncate(max);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// How a receiver's answer is taken.
@@ -319,7 +424,7 @@ enum Answer {
 fn answer(status: reqwest::StatusCode) -> Answer {
     match status.as_u16() {
         200..=299 => Answer::Delivered,
-        400 | 413 | 415 | 422 => Answer::Refused,
+        413 | 415 | 422 => Answer::Refused,
         _ => Answer::Retry,
     }
 }
@@ -339,13 +444,18 @@ impl<R: Event> Handler for Delivery<R> {
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
         let hook = &self.hook;
+        if ctx.envelope.timestamp_ms < self.since_ms {
+            return Ok(ctx.done());
+        }
         if !record.wanted(&hook.settings) {
+            counted(&hook.name, "filtered");
             return Ok(ctx.done());
         }
         let asset = self.store.get_asset(record.asset()).await?;
         if let Some(tenant) = hook.settings.tenant
             && asset.as_ref().is_none_or(|a| a.tenant_id != tenant)
         {
+            counted(&hook.name, "filtered");
             return Ok(ctx.done());
         }
         let id = format!("{}:{}", R::TYPE, record.id());
@@ -377,7 +487,7 @@ impl<R: Event> Handler for Delivery<R> {
                     "webhook {} not reached: {}",
                     hook.name,
                     // Its URL may carry a credential.
-                    e.without_url()
+                    chain(&e.without_url())
                 )));
             }
         };
@@ -389,9 +499,8 @@ impl<R: Event> Handler for Delivery<R> {
                 Ok(ctx.done())
             }
             outcome => {
-                let text = response.text().await.unwrap_or_default();
-                let excerpt: String = text.chars().take(300).collect();
-                let why = format!("webhook {} answered {status}: {excerpt}", hook.name);
+                let text = excerpt(response, 300).await;
+                let why = format!("webhook {} answered {status}: {text}", hook.name);
                 if outcome == Answer::Refused {
                     counted(&hook.name, "refused");
                     Err(HandleError::Permanent(why))
@@ -444,7 +553,6 @@ mod tests {
             assert_eq!(answer(ok), Answer::Delivered);
         }
         for refused in [
-            S::BAD_REQUEST,
             S::PAYLOAD_TOO_LARGE,
             S::UNSUPPORTED_MEDIA_TYPE,
             S::UNPROCESSABLE_ENTITY,
@@ -453,6 +561,9 @@ mod tests {
         }
         for retried in [
             S::MOVED_PERMANENTLY,
+            // Also what receivers often answer to a bad signature: a wrong secret must not
+            // drain the stream into the dead-letter topic.
+            S::BAD_REQUEST,
             S::UNAUTHORIZED,
             S::FORBIDDEN,
             S::NOT_FOUND,
@@ -470,7 +581,7 @@ mod tests {
     fn a_webhook_that_cannot_work_is_refused_with_its_key_named() {
         assert!(Ready::new("cmms", &hook()).is_ok());
         type Spoil = fn(&mut Webhook);
-        let bad: [(&str, &str, Spoil); 8] = [
+        let bad: [(&str, &str, Spoil); 9] = [
             ("CMMS", "orchestrator.webhooks.CMMS:", |_| {}),
             ("cmms", ".url", |h| h.url = "cmms.example/hooks".into()),
             ("cmms", ".url", |h| h.url = "ftp://cmms.example/".into()),
@@ -481,6 +592,7 @@ mod tests {
             }),
             ("cmms", ".events", |h| h.events.clear()),
             ("cmms", ".timeout_secs", |h| h.timeout_secs = 0),
+            ("cmms", ".timeout_secs", |h| h.timeout_secs = 31),
         ];
         for (name, key, spoil) in bad {
             let mut h = hook();
@@ -499,10 +611,17 @@ mod tests {
             message.contains("MANTIS_TEST_UNSET_SECRET_2 is not set"),
             "{message}"
         );
+        let mut tokened = hook();
+        tokened.url = "https://u:p@hooks.example:8443/services/T0/B0/XYZ?token=abc".into();
+        let shown = format!("{tokened:?}");
         assert!(
-            !format!("{:?}", hook()).contains("0123456789abcdef"),
-            "the secret is not in debug output"
+            !shown.contains("0123456789abcdef"),
+            "no secret in debug output"
         );
+        assert!(shown.contains("https://hooks.example:8443/…"), "{shown}");
+        for credential in ["XYZ", "abc", "u:p"] {
+            assert!(!shown.contains(credential), "{shown}");
+        }
     }
 
     /// A webhook set from the environment alone (a container's configuration), its secret

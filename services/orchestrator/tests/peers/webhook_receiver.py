@@ -1,7 +1,7 @@
 """A webhook receiver written as a plant's integrator would: Python's standard library only,
 checking MANTIS's signature with `hmac` the way the README tells receivers to.
 
-    python3 webhook_receiver.py SECRET
+    python3 webhook_receiver.py SECRET [PORT]
 
 Prints `listening <port>` once ready, then one JSON line per POST received:
 `{"path", "event", "delivery", "signatureValid", "fresh", "status", "body"}`. The answer is
@@ -53,7 +53,8 @@ class Receiver(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         valid, fresh = verify(self.headers.get("X-Mantis-Signature", ""), body)
-        doc = json.loads(body)
+        # Only a signed body is read.
+        doc = json.loads(body) if valid else {}
         status = chosen_answer(doc) if valid and fresh else 401
         with lock:
             print(
@@ -82,6 +83,6 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0), Receiver)
 print(f"listening {server.server_address[1]}", flush=True)
 server.serve_forever()
