@@ -98,6 +98,7 @@ pub(crate) fn router(state: ApiState) -> Router {
             post(operations::complete_work_order),
         )
         .route("/api/v1/kpis", get(kpi::kpis))
+        .route("/api/v1/reliability", get(crate::reliability::reliability))
         .route("/api/v1/models", get(crate::catalog::models))
         .route("/api/v1/rules", get(crate::catalog::rules))
         .route("/ws", get(crate::live::ws))

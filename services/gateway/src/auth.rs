@@ -784,6 +784,7 @@ pub const POLICY: &[(&str, &str, Role)] = &[
         Role::Technician,
     ),
     ("GET", "/api/v1/kpis", Role::Manager),
+    ("GET", "/api/v1/reliability", Role::Manager),
     ("GET", "/api/v1/models", Role::Operator),
     ("GET", "/api/v1/rules", Role::Operator),
     ("GET", "/api/v1/users", Role::Admin),

@@ -25,6 +25,7 @@ mod oidc;
 mod openapi;
 mod operations;
 mod plant;
+mod reliability;
 mod web;
 
 pub use auth::{AuthConfig, AuthError, Bootstrap, OidcConfig, POLICY, StaticApiKey, required_role};

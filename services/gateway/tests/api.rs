@@ -190,17 +190,7 @@ async fn plant(store: &dyn Store, tenant: TenantId, code: &str) -> Plant {
         criticality: Criticality::Critical,
     };
     store.upsert_asset(&motor).await.expect("asset");
-    let vib = Sensor {
-        id: SensorId::new_random(),
-        asset_id: motor.id,
-        code: format!("{code}-VIB"),
-        sensor_type: SensorType::Vibration,
-        unit: "mm/s".into(),
-        min_value: 0.0,
-        max_value: 50.0,
-        sampling_rate_hz: 10.0,
-    };
-    store.upsert_sensor(&vib).await.expect("sensor");
+    let vib = vibration_sensor(store, &motor).await;
     let now = chrono::Utc::now();
     let order = WorkOrder {
         id: WorkOrderId::new_random(),
@@ -234,6 +224,22 @@ async fn plant(store: &dyn Store, tenant: TenantId, code: &str) -> Plant {
         alert,
         order,
     }
+}
+
+/// A 10 Hz vibration sensor `<asset code>-VIB` of `asset`, registered.
+async fn vibration_sensor(store: &dyn Store, asset: &Asset) -> Sensor {
+    let vib = Sensor {
+        id: SensorId::new_random(),
+        asset_id: asset.id,
+        code: format!("{}-VIB", asset.code),
+        sensor_type: SensorType::Vibration,
+        unit: "mm/s".into(),
+        min_value: 0.0,
+        max_value: 50.0,
+        sampling_rate_hz: 10.0,
+    };
+    store.upsert_sensor(&vib).await.expect("sensor");
+    vib
 }
 
 fn readings(
@@ -1698,7 +1704,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 33"),
+        stdout.contains("Tested: 34"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -2147,4 +2153,145 @@ async fn browsers_of_the_configured_origins_only_may_call_the_api() {
     );
     let other = preflight("https://evil.test").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+/// A pump fleet's recorded lives (failures, a preventive replacement, the lives still running)
+/// give its Weibull model and the replacement interval that costs least; the figures are those
+/// of SciPy on the same lives (`reliability.rs`'s unit tests hold them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reliability_of_an_asset_type_comes_from_its_recorded_lives() {
+    use mantis_domain::{
+        FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    };
+    let g = start(|_| {}).await;
+    let manager = g.token_for("maria", "manager").await;
+    let now = chrono::Utc::now();
+    let hours = |h: f64| chrono::Duration::milliseconds((h * 3.6e6) as i64);
+    // Each asset's lives (hours), oldest first, and how each ended: F failure, R replaced
+    // before failing, - still running.
+    let fleet: [(&str, &str, &[f64], &str); 4] = [
+        ("PMP-1", "pump", &[412.0, 587.0, 690.0, 300.0], "FFF-"),
+        ("PMP-2", "pump", &[745.0, 820.0, 650.0, 950.0], "FFR-"),
+        ("PMP-3", "pump", &[903.0, 1010.0, 1102.0, 1200.0], "FFF-"),
+        ("FAN-1", "fan", &[500.0, 200.0], "F-"),
+    ];
+    for (code, asset_type, lives, ends) in fleet {
+        let asset = Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            code: code.into(),
+            name: code.into(),
+            asset_type: asset_type.into(),
+            location: "Hall 1".into(),
+            criticality: Criticality::High,
+        };
+        g.store.upsert_asset(&asset).await.expect("asset");
+        let sensor = vibration_sensor(g.store.as_ref(), &asset).await;
+        // Its data starts with its first life.
+        let mut at = now - hours(lives.iter().sum());
+        g.store
+            .insert_features(&FeatureVector {
+                asset_id: asset.id,
+                sensor_id: sensor.id,
+                sensor_type: SensorType::Vibration,
+                window_start: at,
+                window_end: at + chrono::Duration::seconds(30),
+                feature_set_version: "v1".into(),
+                features: BTreeMap::from([("rms".to_owned(), 1.0)]),
+            })
+            .await
+            .expect("features");
+        for (h, end) in lives.iter().zip(ends.chars()) {
+            at += hours(*h);
+            let kind = match end {
+                'F' => Some(MaintenanceEventKind::Failure),
+                'R' => Some(MaintenanceEventKind::Replacement),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                g.store
+                    .insert_maintenance_event(&MaintenanceEvent {
+                        id: MaintenanceEventId::new_random(),
+                        asset_id: asset.id,
+                        kind,
+                        occurred_at: at,
+                        work_order_id: None,
+                        note: String::new(),
+                    })
+                    .await
+                    .expect("event");
+            }
+        }
+    }
+    let auth = Auth::Bearer(manager);
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/reliability?assetType=pump&preventiveCost=1&failureCost=10",
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let pumps = &v["items"][0];
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v:#}");
+    assert_eq!(pumps["assetType"], "pump");
+    assert_eq!(pumps["assets"], 3);
+    assert_eq!(
+        (pumps["failures"].clone(), pumps["suspensions"].clone()),
+        (json!(8), json!(4))
+    );
+    let num = |p: &str| pumps.pointer(p).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b;
+    assert!(close(num("/weibull/shape"), 3.693_770_561_8), "{pumps:#}");
+    assert!(close(num("/weibull/scale"), 979.396_406_165), "{pumps:#}");
+    assert!(close(num("/meanLifeHours"), 883.777_765_138), "{pumps:#}");
+    assert!(close(num("/b10Hours"), 532.564_149_968), "{pumps:#}");
+    assert_eq!(pumps["failureRate"], "increasing");
+    assert!(
+        close(num("/replacement/intervalHours"), 413.643_650_668),
+        "{pumps:#}"
+    );
+    assert!(num("/replacement/saving") > 0.7, "{pumps:#}");
+
+    // Every type, without costs: the fan's single failure is too little to fit.
+    let (s, _, v) = g.call("GET", "/api/v1/reliability", &auth, None).await;
+    assert_eq!(s, 200, "{v:#}");
+    let fan = v["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["assetType"] == "fan"))
+        .expect("the fans");
+    assert!(fan["weibull"].is_null(), "{fan:#}");
+    assert!(
+        fan["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("1 failure(s)")),
+        "{fan:#}"
+    );
+    let pumps = v["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["assetType"] == "pump"))
+        .expect("the pumps");
+    assert!(
+        pumps["replacement"].is_null(),
+        "no costs, no interval: {pumps:#}"
+    );
+
+    for (query, pointer) in [
+        ("preventiveCost=-1&failureCost=10", "/preventiveCost"),
+        ("preventiveCost=1", "/failureCost"),
+        ("failureCost=1", "/preventiveCost"),
+        ("preventiveCost=5&failureCost=2", "/failureCost"),
+        ("preventiveCost=abc&failureCost=2", "/preventiveCost"),
+    ] {
+        let (s, _, v) = g
+            .call("GET", &format!("/api/v1/reliability?{query}"), &auth, None)
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{query}: {v:#}");
+    }
+    let (s, _, v) = g
+        .call("GET", "/api/v1/reliability?assetType=turbine", &auth, None)
+        .await;
+    assert_problem(s, &v, 404);
 }
