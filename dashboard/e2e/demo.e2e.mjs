@@ -183,6 +183,8 @@ async function run() {
     await page.goto(`${BASE}/#/kpis`);
     try {
       await page.getByTestId('kpi-total').waitFor();
+      await page.getByTestId('reliability-types').waitFor();
+      log(`reliability: ${(await page.getByTestId('reliability-row').allInnerTexts()).map((r) => r.replace(/\s+/g, ' ')).join(' | ')}`);
     } catch {
       log(`warning: the KPI page shows no report${(await page.getByTestId('error').count()) ? `: ${await page.getByTestId('error').first().innerText()}` : ''}`);
     }

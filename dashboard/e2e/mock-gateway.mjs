@@ -273,6 +273,18 @@ async function api(req, res, url) {
     }
     return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, oee: 0.78, shifts: shifts(7) } });
   }
+  if (p === '/api/v1/reliability') {
+    const cp = Number(q.get('preventiveCost'));
+    const cf = Number(q.get('failureCost'));
+    const types = [...new Set(assets.map((a) => a.assetType ?? 'machine'))];
+    const items = types.map((t, i) => ({
+      assetType: t, assets: assets.filter((a) => (a.assetType ?? 'machine') === t).length, failures: 3 + i, suspensions: 2,
+      weibull: { shape: 2.5 + 0.3 * i, scale: 900 + 50 * i }, failureRate: 'increasing', meanLifeHours: 800 + 45 * i, b10Hours: 370 + 20 * i,
+      replacement: cf > cp && cp > 0 ? { intervalHours: 420 + 10 * i, costPerHour: cp / 600, runToFailureCostPerHour: cf / 800, saving: 0.5 } : null,
+      reason: null,
+    }));
+    return json(res, { at: iso(now()), items });
+  }
   return problem(res, 404, 'Not Found', `no route ${req.method} ${p}`);
 }
 

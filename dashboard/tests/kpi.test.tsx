@@ -8,7 +8,28 @@ const kpi = (assetId?: string) => ({
   assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, oee: 0.81,
   shifts: [{ shift: 'A', hours: 56, availability: 0.99, oee: 0.85 }],
 });
+const reliability = (req: { url: URL }) => ({
+  body: {
+    at: '2026-12-06T00:00:00Z',
+    items: [
+      {
+        assetType: 'pump', assets: 3, failures: 8, suspensions: 4,
+        weibull: { shape: 3.69, scale: 979.4 }, failureRate: 'increasing', meanLifeHours: 883.8, b10Hours: 532.6,
+        replacement: req.url.searchParams.get('failureCost')
+          ? { intervalHours: 413.6, costPerHour: 0.0033, runToFailureCostPerHour: 0.0113, saving: 0.706 }
+          : null,
+        reason: null,
+      },
+      {
+        assetType: 'fan', assets: 1, failures: 1, suspensions: 1, weibull: null, failureRate: null,
+        meanLifeHours: null, b10Hours: null, replacement: null,
+        reason: '1 failure(s) recorded: at least 2 are needed to fit a failure model',
+      },
+    ],
+  },
+});
 const routes = {
+  'GET /api/v1/reliability': reliability,
   'GET /api/v1/assets': [asset('P1')],
   'GET /api/v1/kpis': (req: { url: URL }) =>
     req.url.searchParams.get('format') === 'csv'
@@ -54,5 +75,26 @@ describe('KpiPage', () => {
     expect(call.headers.Authorization).toBe('Bearer tok-123');
     expect(createObjectURL).toHaveBeenCalled();
     click.mockRestore();
+  });
+
+  it('shows each asset type\'s life model and replacement interval for the costs given', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes);
+    renderWith(services, <KpiPage />);
+    const rows = await screen.findAllByTestId('reliability-row');
+    expect(rows[0].textContent).toContain('pump');
+    expect(rows[0].textContent).toContain('3.69 (wear-out)');
+    expect(rows[0].textContent).toContain('884 h');
+    expect(rows[0].textContent).toContain('414 h');
+    expect(rows[0].textContent).toContain('70.6 %');
+    expect(rows[1].textContent).toContain('at least 2 are needed');
+    const asked = () => mf.calls.filter((c) => c.url.pathname === '/api/v1/reliability').map((c) => c.url.searchParams);
+    expect(asked()[0].get('preventiveCost')).toBe('1');
+    expect(asked()[0].get('failureCost')).toBe('5');
+    // Costs that make no sense are not sent: the model alone is asked for.
+    await user.clear(screen.getByTestId('reliability-failure'));
+    await user.type(screen.getByTestId('reliability-failure'), '0.5');
+    await waitFor(() => expect(asked().at(-1)?.get('failureCost')).toBeNull());
+    expect(screen.getByTestId('reliability').textContent).toContain('must cost more');
   });
 });

@@ -16,6 +16,7 @@ import type {
   Outcome,
   Problem,
   Readings,
+  ReliabilityReport,
   RulPrediction,
   User,
   WorkOrder,
@@ -243,6 +244,11 @@ export class ApiClient {
   // ---- KPIs ----
   kpis(q: { from: string; to: string; assetId?: string; line?: string }): Promise<KpiReport> {
     return this.json('GET', '/api/v1/kpis', { query: q });
+  }
+  /** Each asset type's life model; with both costs, its best preventive replacement interval. */
+  reliability(q: { preventiveCost?: number; failureCost?: number }): Promise<ReliabilityReport> {
+    const both = q.preventiveCost !== undefined && q.failureCost !== undefined;
+    return this.json('GET', '/api/v1/reliability', { query: both ? { ...q } : {} });
   }
   /** The KPI report as CSV (`?format=csv`), fetched with the bearer token. */
   async kpisCsv(q: { from: string; to: string; assetId?: string; line?: string }): Promise<Blob> {

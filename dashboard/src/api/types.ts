@@ -245,6 +245,25 @@ export interface KpiReport {
   total: Kpi;
 }
 
+/** `GET /api/v1/reliability`: per asset type, the Weibull model of its recorded lives. */
+export interface TypeReliability {
+  assetType: string;
+  assets: number;
+  failures: number;
+  suspensions: number;
+  weibull: { shape: number; scale: number } | null;
+  failureRate: 'decreasing' | 'constant' | 'increasing' | null;
+  meanLifeHours: number | null;
+  b10Hours: number | null;
+  replacement: { intervalHours: number; costPerHour: number; runToFailureCostPerHour: number; saving: number } | null;
+  reason: string | null;
+}
+
+export interface ReliabilityReport {
+  at: Ts;
+  items: TypeReliability[];
+}
+
 // ---- WebSocket messages ----
 
 export type LiveChannel = 'alerts' | 'workOrders' | 'readings';

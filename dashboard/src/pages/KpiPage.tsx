@@ -1,8 +1,8 @@
 import { useMemo, useState } from 'react';
 import { ApiError } from '../api/client';
-import type { Asset, Kpi, KpiReport } from '../api/types';
+import type { Asset, Kpi, KpiReport, ReliabilityReport, TypeReliability } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
-import { csvFileName, formatDateTime, formatHours, formatPercent, periodRange, toLocalInput, type Period } from '../logic/format';
+import { csvFileName, formatDateTime, formatHours, formatNumber, formatPercent, periodRange, toLocalInput, type Period } from '../logic/format';
 import { can } from '../logic/roles';
 import { assetHref } from '../logic/route';
 import { useAssets, useResource, useServices, useSession } from '../services';
@@ -154,7 +154,87 @@ export function KpiPage() {
           )}
         </>
       )}
+      <Reliability />
     </div>
+  );
+}
+
+const TRENDS: Record<string, string> = {
+  decreasing: 'early failures',
+  constant: 'random failures',
+  increasing: 'wear-out',
+};
+
+/** Per asset type: the life model of its recorded lives and, given the costs, the best preventive replacement interval. */
+function Reliability() {
+  const { api } = useServices();
+  const [costs, setCosts] = useState({ preventive: '1', failure: '5' });
+  const preventive = Number(costs.preventive);
+  const failure = Number(costs.failure);
+  const valid = preventive > 0 && failure > preventive;
+  const res = useResource<ReliabilityReport>(
+    () => api.reliability(valid ? { preventiveCost: preventive, failureCost: failure } : {}),
+    [api, valid, preventive, failure],
+  );
+  return (
+    <section data-testid="reliability">
+      <h3>Reliability and replacement intervals (per asset type, all recorded lives)</h3>
+      <div className="filters">
+        <label>
+          Planned replacement cost{' '}
+          <input type="number" min="0" step="any" value={costs.preventive} onChange={(e) => setCosts({ ...costs, preventive: e.target.value })} data-testid="reliability-preventive" />
+        </label>
+        <label>
+          Failure cost{' '}
+          <input type="number" min="0" step="any" value={costs.failure} onChange={(e) => setCosts({ ...costs, failure: e.target.value })} data-testid="reliability-failure" />
+        </label>
+        {!valid && <span className="error-text">A failure must cost more than a planned replacement (both above 0).</span>}
+      </div>
+      <ErrorBox error={res.error} />
+      {res.data && res.data.items.length === 0 && <p className="muted small">No assets.</p>}
+      {res.data && res.data.items.length > 0 && (
+        <table className="table numeric" data-testid="reliability-types">
+          <thead>
+            <tr>
+              <th>Asset type</th>
+              <th>Assets</th>
+              <th>Failures / suspended</th>
+              <th>Shape β</th>
+              <th>Mean life</th>
+              <th>B10 life</th>
+              <th>Replace at</th>
+              <th>Saving</th>
+            </tr>
+          </thead>
+          <tbody>
+            {res.data.items.map((t) => (
+              <ReliabilityRow key={t.assetType} t={t} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function ReliabilityRow({ t }: { t: TypeReliability }) {
+  return (
+    <tr data-testid="reliability-row">
+      <td>{t.assetType}</td>
+      <td className="num">{t.assets}</td>
+      <td className="num">
+        {t.failures} / {t.suspensions}
+      </td>
+      <td className="num" title={t.failureRate ? TRENDS[t.failureRate] : undefined}>
+        {t.weibull ? `${formatNumber(t.weibull.shape)} (${t.failureRate ? TRENDS[t.failureRate] : '—'})` : '—'}
+      </td>
+      <td className="num">{formatHours(t.meanLifeHours)}</td>
+      <td className="num">{formatHours(t.b10Hours)}</td>
+      <td className="num" title={t.reason ?? undefined}>
+        {t.replacement ? formatHours(t.replacement.intervalHours) : t.reason ? <span className="muted small">{t.reason}</span> : '—'}
+      </td>
+      <td className="num">{t.replacement ? formatPercent(t.replacement.saving) : '—'}</td>
+    </tr>
   );
 }
 
