@@ -2,11 +2,14 @@
 //! likelihood with suspended lives, the mean life, the B10 life, and the preventive
 //! replacement interval that minimises the cost per hour (age replacement), for the planner.
 //!
-//! A life runs from a renewal to the next: a FAILURE (observed failure) or a REPLACEMENT before
-//! failing (suspended: the component was still good), and the current life, still running, is
-//! suspended too. An asset's first life counts from its oldest stored features window (the
-//! platform does not know when a component older than its data was installed). REPAIR and
-//! INSPECTION do not renew (as for RUL training).
+//! A life runs, in calendar hours, from a renewal recorded in MANTIS to its end: a FAILURE
+//! (observed failure) or a REPLACEMENT of a running component (suspended: still good when taken
+//! out); the life still running is suspended too. A failure's downtime is no life: the next life
+//! starts when the REPAIR or REPLACEMENT that ends the downtime is recorded (as the KPIs count
+//! downtime), or at the failure when none is before the next event. Lives before an asset's first recorded renewal
+//! are left out: when a component in service before then was installed is not known, and
+//! counting its life from the start of the data would shorten it. Events at the same instant
+//! are one event (a failure among them wins).
 //!
 //! The fit solves the profile likelihood equation in the shape β,
 //! `Σ tᵢ^β ln tᵢ / Σ tᵢ^β − 1/β − (1/r) Σ_failures ln tᵢ = 0` (increasing in β), by bisection,
@@ -42,9 +45,14 @@ pub(crate) enum FitError {
     /// Too few failures to tell a shape.
     #[error("{failures} failure(s) recorded: at least 2 are needed to fit a failure model")]
     TooFewFailures { failures: usize },
-    /// The failures all happened at the same age: no spread to fit.
-    #[error("every failure happened at the same age: no spread to fit a failure model to")]
+    /// Every failure is at the longest life recorded: the likelihood grows without bound.
+    #[error(
+        "every failure happened at the longest age recorded: no spread to fit a failure model to"
+    )]
     NoSpread,
+    /// The failures are so close in age that the shape is beyond any physical one.
+    #[error("the failures are too close in age to fit a failure model (shape above 1000)")]
+    TooSteep,
 }
 
 /// A two-parameter Weibull distribution of the life, in hours.
@@ -71,12 +79,11 @@ impl Weibull {
         if r < 2 {
             return Err(FitError::TooFewFailures { failures: r });
         }
-        let first = failures[0];
-        if failures.iter().all(|t| (t - first).abs() <= 1e-9 * first) {
-            return Err(FitError::NoSpread);
-        }
         // On ages scaled to the longest, so that t^β stays in range for any β searched.
         let longest = lives.iter().map(|l| l.hours).fold(0.0, f64::max);
+        if failures.iter().all(|t| *t >= longest * (1.0 - 1e-12)) {
+            return Err(FitError::NoSpread);
+        }
         let s: Vec<f64> = lives.iter().map(|l| l.hours / longest).collect();
         let ln_s: Vec<f64> = s.iter().map(|x| x.ln()).collect();
         let mean_ln_failure = lives
@@ -95,8 +102,13 @@ impl Weibull {
             }
             num / den - 1.0 / beta - mean_ln_failure
         };
+        // g → −∞ as β → 0 and → −mean ln(failure / longest) > 0 as β → ∞: one root.
         let (mut lo, mut hi) = (1e-3, 1e3);
-        if g(lo) > 0.0 || g(hi) < 0.0 {
+        if g(hi) < 0.0 {
+            return Err(FitError::TooSteep);
+        }
+        if g(lo) > 0.0 {
+            // Not with failures at ages a thousand-fold apart or less.
             return Err(FitError::NoSpread);
         }
         for _ in 0..200 {
@@ -113,6 +125,9 @@ impl Weibull {
         let shape = 0.5 * (lo + hi);
         let sum: f64 = s.iter().map(|x| x.powf(shape)).sum();
         let scale = longest * (sum / r as f64).powf(1.0 / shape);
+        if !(scale.is_finite() && scale > 0.0 && shape.is_finite()) {
+            return Err(FitError::NoSpread);
+        }
         Ok(Self { shape, scale })
     }
 
@@ -154,12 +169,13 @@ impl Weibull {
     /// before failure pays at all (a failure rate that grows, β > 1, and a failure dearer than
     /// a planned replacement); `None` otherwise.
     pub(crate) fn optimal_replacement(&self, preventive: f64, failure: f64) -> Option<Replacement> {
-        if self.shape <= 1.0 || !(preventive > 0.0 && failure > preventive) {
+        if self.shape <= WEAR_OUT || !(preventive > 0.0 && failure > preventive) {
             return None;
         }
         let rate = |t: f64| self.cost_rate(t, preventive, failure);
-        // A coarse scan over 1 % to 300 % of η (geometric), then golden section around the best.
-        let (lo, hi, n) = (0.01 * self.scale, 3.0 * self.scale, 240);
+        // A coarse scan from 10⁻⁶ η (a failure a million times dearer) to 3 η (geometric), then
+        // golden section around the best.
+        let (lo, hi, n) = (1e-6 * self.scale, 3.0 * self.scale, 400);
         let at = |i: usize| lo * (hi / lo).powf(i as f64 / n as f64);
         let best = (0..=n)
             .map(|i| (i, rate(at(i))))
@@ -204,6 +220,10 @@ impl Weibull {
     }
 }
 
+/// Shapes above this are wear-out (the failure rate grows): below it, down to 0.95, failures
+/// come at random and replacing before failure does not pay.
+const WEAR_OUT: f64 = 1.05;
+
 /// Γ(x) for x > 0 (Lanczos, g = 7, 9 terms: about 15 digits).
 fn gamma(x: f64) -> f64 {
     const G: f64 = 7.0;
@@ -245,36 +265,54 @@ pub(crate) struct Replacement {
     pub(crate) saving: f64,
 }
 
-/// The lives recorded by one asset, from its maintenance events (any order), the start of its
-/// data (its first life's start, when known) and `now`.
+/// The lives recorded by one asset, from its maintenance events (any order), up to `now`.
 pub(crate) fn lives_of(
     events: &[(DateTime<Utc>, MaintenanceEventKind)],
-    data_start: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Vec<Life> {
-    let mut ends: Vec<(DateTime<Utc>, bool)> = events
-        .iter()
-        .filter_map(|(at, kind)| match kind {
-            MaintenanceEventKind::Failure => Some((*at, true)),
-            MaintenanceEventKind::Replacement => Some((*at, false)),
-            MaintenanceEventKind::Repair | MaintenanceEventKind::Inspection => None,
-        })
-        .collect();
-    ends.sort_by_key(|(at, _)| *at);
+    use MaintenanceEventKind::{Failure, Inspection, Repair, Replacement};
+    // One event per instant, a failure winning (then a replacement, then a repair).
+    let rank = |k: &MaintenanceEventKind| match k {
+        Failure => 0,
+        Replacement => 1,
+        Repair => 2,
+        Inspection => 3,
+    };
+    let mut sorted: Vec<(DateTime<Utc>, MaintenanceEventKind)> = events.to_vec();
+    sorted.sort_by_key(|(at, kind)| (*at, rank(kind)));
+    sorted.dedup_by_key(|(at, _)| *at);
     let hours =
         |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_milliseconds() as f64 / 3.6e6;
     let mut lives = Vec::new();
-    let mut start = data_start.filter(|s| ends.first().is_none_or(|(first, _)| s < first));
-    for (at, failed) in ends {
-        if let Some(from) = start
-            && at > from
-        {
-            lives.push(Life {
-                hours: hours(from, at),
-                failed,
-            });
+    // The running life's start (unknown before the first renewal), and whether the asset is
+    // down after a failure.
+    let (mut start, mut down): (Option<DateTime<Utc>>, bool) = (None, false);
+    for (at, kind) in sorted {
+        match (kind, down) {
+            // (While down too: failing again, it was running again.)
+            (Failure, _) => {
+                if let Some(from) = start {
+                    lives.push(Life {
+                        hours: hours(from, at),
+                        failed: true,
+                    });
+                }
+                // Renewed at the failure unless a repair or replacement ends the downtime.
+                (start, down) = (Some(at), true);
+            }
+            (Repair | Replacement, true) => (start, down) = (Some(at), false),
+            (Replacement, false) => {
+                if let Some(from) = start {
+                    lives.push(Life {
+                        hours: hours(from, at),
+                        failed: false,
+                    });
+                }
+                start = Some(at);
+            }
+            // A repair of a running asset or an inspection renews nothing.
+            (Repair | Inspection, false) | (Inspection, true) => {}
         }
-        start = Some(at);
     }
     if let Some(from) = start
         && now > from
@@ -284,6 +322,7 @@ pub(crate) fn lives_of(
             failed: false,
         });
     }
+    lives.retain(|l| l.hours > 0.0);
     lives
 }
 
@@ -337,8 +376,9 @@ fn positive(params: &Params, key: &str) -> ApiResult<Option<f64>> {
 /// given what a planned replacement and a failure cost (any one currency), the preventive
 /// replacement interval with the lowest cost per hour.
 #[utoipa::path(get, path = "/api/v1/reliability", tag = "kpis",
-    params(("assetType" = Option<String>, Query), ("preventiveCost" = Option<f64>, Query),
-        ("failureCost" = Option<f64>, Query)),
+    params(("assetType" = Option<String>, Query, description = "one asset type; default every type of the tenant"),
+        ("preventiveCost" = Option<f64>, Query, description = "cost of a planned replacement (> 0; with failureCost)"),
+        ("failureCost" = Option<f64>, Query, description = "cost of a failure, more than preventiveCost (with it)")),
     responses((status = 200, body = ReliabilityReport)))]
 pub(crate) async fn reliability(
     State(s): State<ApiState>,
@@ -399,6 +439,8 @@ pub(crate) async fn reliability(
     Ok(Json(ReliabilityReport { at: now, items }))
 }
 
+/// The lives of `asset` (from its newest 10 000 maintenance events: older ones only make
+/// its first known renewal later).
 async fn asset_lives(
     store: &dyn Store,
     asset: &Asset,
@@ -410,16 +452,7 @@ async fn asset_lives(
         .into_iter()
         .map(|e| (e.occurred_at, e.kind))
         .collect();
-    let mut data_start: Option<DateTime<Utc>> = None;
-    for sensor in store.list_sensors(Some(asset.id)).await? {
-        let first = store
-            .first_features(sensor.id, DateTime::<Utc>::UNIX_EPOCH, now, 1)
-            .await?;
-        if let Some(f) = first.first() {
-            data_start = Some(data_start.map_or(f.window_start, |d| d.min(f.window_start)));
-        }
-    }
-    Ok(lives_of(&events, data_start, now))
+    Ok(lives_of(&events, now))
 }
 
 fn report(
@@ -443,11 +476,17 @@ fn report(
     };
     match Weibull::fit(lives) {
         Err(e) => out.reason = Some(e.to_string()),
+        Ok(w) if !(w.mean().is_finite() && w.b_life(0.1).is_finite()) => {
+            out.reason = Some(format!(
+                "the fitted model (shape {:.4}) is beyond the range its figures can be computed in",
+                w.shape
+            ));
+        }
         Ok(w) => {
             out.weibull = Some(w);
             out.failure_rate = Some(if w.shape < 0.95 {
                 "decreasing"
-            } else if w.shape <= 1.05 {
+            } else if w.shape <= WEAR_OUT {
                 "constant"
             } else {
                 "increasing"
@@ -459,7 +498,7 @@ fn report(
                 if out.replacement.is_none() {
                     out.reason = Some(
                         "replacing before failure does not pay: the failure rate does not grow \
-                         with age (or not enough within three characteristic lives)"
+                         with age, or its best interval is beyond three characteristic lives"
                             .into(),
                     );
                 }
@@ -564,6 +603,24 @@ mod tests {
             },
         ];
         assert_eq!(Weibull::fit(&same), Err(FitError::NoSpread));
+        // Failures at one age, but a longer suspension: a finite fit.
+        let mut longer = same.to_vec();
+        longer.push(Life {
+            hours: 20.0,
+            failed: false,
+        });
+        assert!(Weibull::fit(&longer).is_ok_and(|w| w.shape > 1.0));
+        let close_together = [
+            Life {
+                hours: 1000.0,
+                failed: true,
+            },
+            Life {
+                hours: 1000.1,
+                failed: true,
+            },
+        ];
+        assert_eq!(Weibull::fit(&close_together), Err(FitError::TooSteep));
     }
 
     #[test]
@@ -583,6 +640,10 @@ mod tests {
             "no dearer failure"
         );
         assert!(wearing.optimal_replacement(1.0, 10.0).is_some());
+        // A failure a million times dearer: replace very early, found below 1 % of η.
+        let r = wearing.optimal_replacement(1.0, 1e6).expect("pays");
+        assert!(r.interval_hours < 5.0, "{r:?}");
+        assert!(r.cost_per_hour < wearing.cost_rate(5.0, 1.0, 1e6), "{r:?}");
     }
 
     #[test]
@@ -594,38 +655,41 @@ mod tests {
                 + chrono::Duration::hours(h)
         };
         use MaintenanceEventKind::*;
+        let life = |hours: f64, failed: bool| Life { hours, failed };
+        // Before the first renewal (a failure at 40 h, ended by a replacement at 100 h) nothing
+        // is known; a failure at 500 h repaired at 510 h (its downtime is no life); a repair
+        // and an inspection of a running asset renew nothing; a preventive replacement at
+        // 900 h; running since.
         let events = [
             (t(700), Repair),
             (t(500), Failure),
+            (t(510), Replacement),
+            (t(100), Replacement),
             (t(900), Replacement),
             (t(1000), Inspection),
+            (t(40), Failure),
         ];
         assert_eq!(
-            lives_of(&events, Some(t(100)), t(1200)),
-            vec![
-                Life {
-                    hours: 400.0,
-                    failed: true
-                },
-                Life {
-                    hours: 400.0,
-                    failed: false
-                },
-                Life {
-                    hours: 300.0,
-                    failed: false
-                },
-            ]
+            lives_of(&events, t(1200)),
+            vec![life(400.0, true), life(390.0, false), life(300.0, false)]
         );
-        // Data that starts after the first renewal: that first life's start is unknown.
-        assert_eq!(lives_of(&events, Some(t(600)), t(1200)).len(), 2);
-        assert_eq!(lives_of(&events, None, t(1200)).len(), 2);
+        // A failure and a replacement recorded at the same instant: a failure, renewed then.
+        let same = [
+            (t(100), Replacement),
+            (t(300), Replacement),
+            (t(300), Failure),
+        ];
         assert_eq!(
-            lives_of(&[], Some(t(100)), t(1200)),
-            vec![Life {
-                hours: 1100.0,
-                failed: false
-            }]
+            lives_of(&same, t(400)),
+            vec![life(200.0, true), life(100.0, false)]
         );
+        // Failures with no repair recorded: each renews at the failure.
+        let down = [(t(0), Replacement), (t(50), Failure), (t(60), Failure)];
+        assert_eq!(
+            lives_of(&down, t(100)),
+            vec![life(50.0, true), life(10.0, true), life(40.0, false)]
+        );
+        assert_eq!(lives_of(&[], t(100)), vec![]);
+        assert_eq!(lives_of(&[(t(10), Repair)], t(100)), vec![]);
     }
 }

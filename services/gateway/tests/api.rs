@@ -2160,9 +2160,7 @@ async fn browsers_of_the_configured_origins_only_may_call_the_api() {
 /// of SciPy on the same lives (`reliability.rs`'s unit tests hold them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reliability_of_an_asset_type_comes_from_its_recorded_lives() {
-    use mantis_domain::{
-        FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    };
+    use mantis_domain::{MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind};
     let g = start(|_| {}).await;
     let manager = g.token_for("maria", "manager").await;
     let now = chrono::Utc::now();
@@ -2186,41 +2184,37 @@ async fn the_reliability_of_an_asset_type_comes_from_its_recorded_lives() {
             criticality: Criticality::High,
         };
         g.store.upsert_asset(&asset).await.expect("asset");
-        let sensor = vibration_sensor(g.store.as_ref(), &asset).await;
-        // Its data starts with its first life.
-        let mut at = now - hours(lives.iter().sum());
-        g.store
-            .insert_features(&FeatureVector {
-                asset_id: asset.id,
-                sensor_id: sensor.id,
-                sensor_type: SensorType::Vibration,
-                window_start: at,
-                window_end: at + chrono::Duration::seconds(30),
-                feature_set_version: "v1".into(),
-                features: BTreeMap::from([("rms".to_owned(), 1.0)]),
-            })
-            .await
-            .expect("features");
+        // Installed new at the start of its first life (recorded as a replacement); each
+        // failure repaired two hours later (the downtime is no life).
+        let repair = hours(2.0);
+        let failures = ends.matches('F').count() as i32;
+        let mut at = now - hours(lives.iter().sum()) - repair * failures;
+        let mut events = vec![(MaintenanceEventKind::Replacement, at)];
         for (h, end) in lives.iter().zip(ends.chars()) {
             at += hours(*h);
-            let kind = match end {
-                'F' => Some(MaintenanceEventKind::Failure),
-                'R' => Some(MaintenanceEventKind::Replacement),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                g.store
-                    .insert_maintenance_event(&MaintenanceEvent {
-                        id: MaintenanceEventId::new_random(),
-                        asset_id: asset.id,
-                        kind,
-                        occurred_at: at,
-                        work_order_id: None,
-                        note: String::new(),
-                    })
-                    .await
-                    .expect("event");
+            match end {
+                'F' => {
+                    events.push((MaintenanceEventKind::Failure, at));
+                    at += repair;
+                    events.push((MaintenanceEventKind::Repair, at));
+                }
+                'R' => events.push((MaintenanceEventKind::Replacement, at)),
+                _ => {}
             }
+        }
+        for (kind, occurred_at) in events {
+            let event = MaintenanceEvent {
+                id: MaintenanceEventId::new_random(),
+                asset_id: asset.id,
+                kind,
+                occurred_at,
+                work_order_id: None,
+                note: String::new(),
+            };
+            g.store
+                .insert_maintenance_event(&event)
+                .await
+                .expect("event");
         }
     }
     let auth = Auth::Bearer(manager);
