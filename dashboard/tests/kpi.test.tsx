@@ -88,6 +88,7 @@ describe('KpiPage', () => {
     expect(rows[0].textContent).toContain('414 h');
     expect(rows[0].textContent).toContain('70.6 %');
     expect(rows[1].textContent).toContain('at least 2 are needed');
+    expect(screen.queryByTestId('reliability-rough')).toBeNull();
     const asked = () => mf.calls.filter((c) => c.url.pathname === '/api/v1/reliability').map((c) => c.url.searchParams);
     expect(asked()[0].get('preventiveCost')).toBe('1');
     expect(asked()[0].get('failureCost')).toBe('5');

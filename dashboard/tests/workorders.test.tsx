@@ -88,6 +88,9 @@ describe('WorkOrdersPage', () => {
     renderWith(services, <WorkOrdersPage />);
     await screen.findAllByTestId('wo-card');
     await user.click(within(card('WO-3')).getByText('Complete'));
+    expect(screen.queryByTestId('wo-failure-hint')).toBeNull();
+    await user.selectOptions(screen.getByTestId('wo-outcome'), 'FAILURE');
+    expect(screen.getByTestId('wo-failure-hint').textContent).toContain('since this work order was opened');
     await user.selectOptions(screen.getByTestId('wo-outcome'), 'REPLACEMENT');
     await user.type(screen.getByTestId('wo-note'), 'bearing replaced');
     await user.click(screen.getByTestId('wo-complete-submit'));

@@ -214,7 +214,9 @@ export interface MaintenanceEvent {
 
 export interface CompleteResponse {
   workOrder: WorkOrder;
-  event: MaintenanceEvent;
+  event: MaintenanceEvent | null;
+  /** After a FAILURE: the REPAIR recorded at the completion (back in service). */
+  restored?: MaintenanceEvent | null;
 }
 
 /** One shift's figures over every occurrence of that shift in the period. */

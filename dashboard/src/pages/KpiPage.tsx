@@ -224,6 +224,12 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
       <td className="num">{t.assets}</td>
       <td className="num">
         {t.failures} / {t.suspensions}
+        {t.weibull && t.failures < 5 && (
+          <span className="muted small" title="Fewer than 5 failures: the model is a rough estimate" data-testid="reliability-rough">
+            {' '}
+            (rough)
+          </span>
+        )}
       </td>
       <td className="num" title={t.failureRate ? TRENDS[t.failureRate] : undefined}>
         {t.weibull ? `${formatNumber(t.weibull.shape)} (${t.failureRate ? TRENDS[t.failureRate] : '—'})` : '—'}

@@ -308,6 +308,11 @@ function CompleteForm({
           <option value="">(nothing to record)</option>
         </select>
       </label>
+      {outcome === 'FAILURE' && (
+        <p className="muted small" data-testid="wo-failure-hint">
+          Recorded as failed since this work order was opened and back in service now: the KPIs count that downtime.
+        </p>
+      )}
       <label>
         Note
         <textarea value={note} onChange={(e) => setNote(e.target.value)} rows={2} data-testid="wo-note" />

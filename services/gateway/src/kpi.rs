@@ -136,7 +136,8 @@ type Downtimes = (Vec<(DateTime<Utc>, DateTime<Utc>)>, u32, Duration, u32);
 /// also how many failures started in the period and the repaired downtime.
 fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>) -> Downtimes {
     let mut sorted: Vec<&MaintenanceEvent> = events.iter().collect();
-    sorted.sort_by_key(|e| e.occurred_at);
+    // At one instant a failure comes first: the repair recorded with it ends its downtime.
+    sorted.sort_by_key(|e| (e.occurred_at, e.kind != MaintenanceEventKind::Failure));
     let mut intervals = Vec::new();
     let (mut failures, mut repaired, mut repaired_count) = (0u32, Duration::zero(), 0u32);
     let mut down_since: Option<DateTime<Utc>> = None;

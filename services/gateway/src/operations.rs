@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use mantis_domain::{
-    AlertId, AssetId, MaintenanceEvent, MaintenanceEventId, Priority, WorkOrder, WorkOrderId,
-    WorkOrderStatus, deterministic_uuid,
+    AlertId, AssetId, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind, Priority,
+    WorkOrder, WorkOrderId, WorkOrderStatus, deterministic_uuid,
 };
 use mantis_runtime::Problem;
 use mantis_store::{
@@ -531,7 +531,8 @@ pub(crate) struct Completion {
     /// What was found; none: nothing to record.
     #[schema(value_type = Option<mantis_domain::MaintenanceEventKind>)]
     outcome: Option<String>,
-    /// When the failure or work happened; default now.
+    /// When the failure or work happened; default now (a FAILURE: when the work order was
+    /// opened).
     #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -540,7 +541,9 @@ pub(crate) struct Completion {
 
 /// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
 /// was found as a maintenance event (one per work order, so a retried call records nothing
-/// twice).
+/// twice). A FAILURE found by the work is recorded when the asset failed (`occurredAt`, by
+/// default when the work order was opened) and, the work done, its return to service (a REPAIR
+/// at the completion): the KPIs count the downtime between the two, not one that never ends.
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "operations",
     params(("id" = String, Path, format = Uuid)), request_body(content = Option<Completion>),
     responses((status = 200, body = Completed)))]
@@ -561,11 +564,20 @@ pub(crate) async fn complete_work_order(
         .map(|o| event_kind(o, "/outcome"))
         .transpose()?;
     // At the store's precision (milliseconds), so the answer is what is recorded.
-    let occurred_at =
-        chrono::SubsecRound::trunc_subsecs(completion.occurred_at.unwrap_or_else(Utc::now), 3);
-    not_in_future(occurred_at, "/occurredAt")?;
+    let ms = |t: DateTime<Utc>| chrono::SubsecRound::trunc_subsecs(t, 3);
+    let given = completion.occurred_at.map(ms);
+    if let Some(at) = given {
+        not_in_future(at, "/occurredAt")?;
+    }
+    let now = ms(Utc::now());
     let record = tenant_work_order(&s, &who, &id).await?;
     let order = &record.order;
+    let occurred_at = match (kind, given) {
+        (_, Some(at)) => at,
+        // Found failed by the work: down since the work order was opened, for all anyone knows.
+        (Some(MaintenanceEventKind::Failure), None) => ms(order.created_at).min(now),
+        _ => now,
+    };
     if order.status == WorkOrderStatus::Cancelled {
         return Err(conflict(format!("work order {} was cancelled", order.code)));
     }
@@ -622,13 +634,51 @@ pub(crate) async fn complete_work_order(
             }
         }
     };
+    let restored = match &event {
+        Some(failure) if failure.kind == MaintenanceEventKind::Failure => {
+            returned_to_service(&s, failure, order, now).await?
+        }
+        _ => None,
+    };
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
     Ok(Json(Completed {
         work_order: updated,
         event,
+        restored,
     })
     .into_response())
+}
+
+/// The asset's return to service after `failure`, found and mended by the work of `order`
+/// completed at `now`: a REPAIR then (one per work order: a retried completion answers the
+/// first), unless the failure is recorded as late as that (no downtime known).
+async fn returned_to_service(
+    s: &ApiState,
+    failure: &MaintenanceEvent,
+    order: &WorkOrder,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<MaintenanceEvent>> {
+    let id = MaintenanceEventId(deterministic_uuid(
+        "maintenance-event-restored",
+        &[&order.id.to_string()],
+    ));
+    if let Some(stored) = s.store.get_maintenance_event(id).await? {
+        return Ok(Some(stored));
+    }
+    if now <= failure.occurred_at {
+        return Ok(None);
+    }
+    let repair = MaintenanceEvent {
+        id,
+        asset_id: order.asset_id,
+        kind: MaintenanceEventKind::Repair,
+        occurred_at: now,
+        work_order_id: Some(order.id),
+        note: format!("back in service: work order {} completed", order.code),
+    };
+    s.store.insert_maintenance_event(&repair).await?;
+    Ok(s.store.get_maintenance_event(id).await?.or(Some(repair)))
 }
 
 /// A completed work order and the maintenance event recorded for it.
@@ -637,6 +687,8 @@ pub(crate) async fn complete_work_order(
 pub(crate) struct Completed {
     work_order: WorkOrderRecord,
     event: Option<MaintenanceEvent>,
+    /// After a FAILURE: the REPAIR recorded at the completion (the asset back in service).
+    restored: Option<MaintenanceEvent>,
 }
 
 #[cfg(test)]

@@ -2289,3 +2289,80 @@ async fn the_reliability_of_an_asset_type_comes_from_its_recorded_lives() {
         .await;
     assert_problem(s, &v, 404);
 }
+
+/// A technician completes a work order with outcome FAILURE: the failure is recorded when the
+/// work order was opened and the asset's return to service at the completion, so the KPIs
+/// count that downtime (and the asset is not down from the completion on); a retried completion
+/// records nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_found_by_a_work_order_is_down_from_its_opening_to_its_completion() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-9").await;
+    let opened =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() - chrono::Duration::hours(3), 3);
+    let order = WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: "WO-MTR-9-SEIZED".into(),
+        cause: "vibration".into(),
+        created_at: opened,
+        due_by: opened + chrono::Duration::hours(8),
+        trigger_event: "test:seized".into(),
+        ..p.order.clone()
+    };
+    g.store.open_work_order(&order).await.expect("work order");
+    let tech = Auth::Bearer(g.token_for("tina", "technician").await);
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let url = format!("/api/v1/work-orders/{}/complete", order.id);
+    let body = json!({"outcome": "FAILURE", "note": "bearing seized, replaced"});
+    let (s, _, v) = g.call("POST", &url, &tech, Some(body.clone())).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["event"]["kind"], "FAILURE");
+    let failed_at =
+        chrono::DateTime::parse_from_rfc3339(v["event"]["occurredAt"].as_str().expect("time"))
+            .expect("a time");
+    assert_eq!(failed_at, opened, "down since the work order was opened");
+    assert_eq!(v["restored"]["kind"], "REPAIR", "{v:#}");
+    let restored = v["restored"].clone();
+    // Completed again: the same two events, nothing more.
+    let (s, _, v) = g.call("POST", &url, &tech, Some(body)).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["restored"], restored);
+    let (_, _, events) = g
+        .call(
+            "GET",
+            &format!("/api/v1/assets/{}/events", p.motor.id),
+            &manager,
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .or_else(|| events["items"].as_array())
+        .expect("a list")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{events:#}");
+    assert!(
+        kinds.contains(&"FAILURE") && kinds.contains(&"REPAIR"),
+        "{events:#}"
+    );
+    let (s, _, k) = g
+        .call(
+            "GET",
+            &format!("/api/v1/kpis?assetId={}", p.motor.id),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{k:#}");
+    let asset = &k["assets"][0];
+    assert_eq!(asset["failures"], 1, "{asset:#}");
+    let down = asset["downtimeHours"].as_f64().expect("hours");
+    assert!(
+        (down - 3.0).abs() < 0.05,
+        "three hours down, then back: {asset:#}"
+    );
+    let mttr = asset["mttrHours"].as_f64().expect("repaired");
+    assert!((mttr - 3.0).abs() < 0.05, "{asset:#}");
+}

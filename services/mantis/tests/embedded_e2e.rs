@@ -210,8 +210,9 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
     assert_eq!(listed[0]["id"], wo_id.as_str());
 
     // The technician completes it: the bearing had failed. The order is COMPLETED and the
-    // failure is a maintenance event of the asset (what the RUL models learn from); a retried
-    // call records nothing twice; bad outcomes and unknown orders get problem bodies.
+    // failure is a maintenance event of the asset (what the RUL models learn from), from when
+    // the order was opened, with the asset's return to service (a REPAIR) at the completion; a
+    // retried call records nothing twice; bad outcomes and unknown orders get problem bodies.
     let complete = format!("{gateway}/api/v1/work-orders/{wo_id}/complete");
     let body = serde_json::json!({"outcome": "FAILURE", "note": "bearing seized"});
     for _ in 0..2 {
@@ -226,6 +227,7 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
         assert_eq!(done["workOrder"]["status"], "COMPLETED", "{done:#}");
         assert_eq!(done["event"]["kind"], "FAILURE", "{done:#}");
         assert_eq!(done["event"]["workOrderId"], wo_id.as_str(), "{done:#}");
+        assert_eq!(done["restored"]["kind"], "REPAIR", "{done:#}");
     }
     let events = await_json(
         &http,
@@ -235,8 +237,11 @@ async fn a_failing_motor_raises_a_live_alert_and_one_work_order() {
         |v| v.as_array().is_some_and(|a| !a.is_empty()),
     )
     .await;
-    assert_eq!(events.as_array().map(Vec::len), Some(1), "{events:#}");
-    assert_eq!(events[0]["note"], "bearing seized");
+    assert_eq!(events.as_array().map(Vec::len), Some(2), "{events:#}");
+    // Newest first: back in service, after the failure.
+    assert_eq!(events[0]["kind"], "REPAIR", "{events:#}");
+    assert_eq!(events[1]["kind"], "FAILURE", "{events:#}");
+    assert_eq!(events[1]["note"], "bearing seized");
     let r = http
         .post(&complete)
         .json(&serde_json::json!({"outcome": "EXPLODED"}))
