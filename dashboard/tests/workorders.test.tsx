@@ -88,9 +88,9 @@ describe('WorkOrdersPage', () => {
     renderWith(services, <WorkOrdersPage />);
     await screen.findAllByTestId('wo-card');
     await user.click(within(card('WO-3')).getByText('Complete'));
-    expect(screen.queryByTestId('wo-failure-hint')).toBeNull();
+    expect(screen.queryByTestId('wo-failed-at')).toBeNull();
     await user.selectOptions(screen.getByTestId('wo-outcome'), 'FAILURE');
-    expect(screen.getByTestId('wo-failure-hint').textContent).toContain('since this work order was opened');
+    expect(screen.getByTestId('wo-failure-hint').textContent).toContain('downtime');
     await user.selectOptions(screen.getByTestId('wo-outcome'), 'REPLACEMENT');
     await user.type(screen.getByTestId('wo-note'), 'bearing replaced');
     await user.click(screen.getByTestId('wo-complete-submit'));
@@ -154,5 +154,20 @@ describe('WorkOrdersPage', () => {
     await screen.findAllByTestId('wo-card');
     sf.last().push({ type: 'workOrder', data: { ...orders[1], status: 'IN_PROGRESS' } });
     await waitFor(() => expect(card('WO-2').getAttribute('data-status')).toBe('IN_PROGRESS'));
+  });
+
+  it('completes with a failure and when it happened', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-3')).getByText('Complete'));
+    await user.selectOptions(screen.getByTestId('wo-outcome'), 'FAILURE');
+    await user.type(screen.getByTestId('wo-failed-at'), '2026-12-05T08:30');
+    await user.click(screen.getByTestId('wo-complete-submit'));
+    await waitFor(() => expect(card('WO-3').getAttribute('data-status')).toBe('COMPLETED'));
+    const body = mf.calls.find((c) => c.url.pathname.endsWith('/complete'))!.body as { outcome: string; occurredAt: string };
+    expect(body.outcome).toBe('FAILURE');
+    expect(body.occurredAt).toBe(new Date('2026-12-05T08:30').toISOString());
   });
 });

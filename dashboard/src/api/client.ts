@@ -235,9 +235,9 @@ export class ApiClient {
   transitionWorkOrder(id: string, to: WorkOrderStatus): Promise<WorkOrder> {
     return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/transition`, { body: { to } });
   }
-  completeWorkOrder(id: string, outcome: Outcome, note: string): Promise<CompleteResponse> {
+  completeWorkOrder(id: string, outcome: Outcome, note: string, occurredAt?: string): Promise<CompleteResponse> {
     return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/complete`, {
-      body: { outcome, note },
+      body: occurredAt ? { outcome, note, occurredAt } : { outcome, note },
     });
   }
 

@@ -106,7 +106,7 @@ export function WorkOrdersPage() {
                 canTransition={can(role, 'transitionWorkOrder')}
                 canEdit={can(role, 'editWorkOrder')}
                 onTransition={(to) => run(() => api.transitionWorkOrder(wo.id, to))}
-                onComplete={(outcome, note) => run(async () => (await api.completeWorkOrder(wo.id, outcome, note)).workOrder)}
+                onComplete={(outcome, note, failedAt) => run(async () => (await api.completeWorkOrder(wo.id, outcome, note, failedAt)).workOrder)}
                 onSave={(patch) => run(() => api.updateWorkOrder(wo.id, patch))}
               />
             ))}
@@ -123,7 +123,7 @@ interface CardProps {
   canTransition: boolean;
   canEdit: boolean;
   onTransition: (to: WorkOrderStatus) => Promise<boolean>;
-  onComplete: (outcome: Outcome, note: string) => Promise<boolean>;
+  onComplete: (outcome: Outcome, note: string, failedAt?: string) => Promise<boolean>;
   onSave: (patch: WorkOrderPatch) => Promise<boolean>;
 }
 
@@ -180,7 +180,7 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
         <CompleteForm
           busy={busy}
           onCancel={() => setMode('view')}
-          onComplete={(outcome, note) => act(() => (outcome ? onComplete(outcome, note) : onTransition('COMPLETED')))}
+          onComplete={(outcome, note, failedAt) => act(() => (outcome ? onComplete(outcome, note, failedAt) : onTransition('COMPLETED')))}
         />
       )}
       {mode === 'view' && (canTransition || canEdit) && (
@@ -283,18 +283,19 @@ function CompleteForm({
   onCancel,
 }: {
   busy: boolean;
-  onComplete: (outcome: Outcome | null, note: string) => void;
+  onComplete: (outcome: Outcome | null, note: string, failedAt?: string) => void;
   onCancel: () => void;
 }) {
   const [outcome, setOutcome] = useState<Outcome | ''>('REPAIR');
   const [note, setNote] = useState('');
+  const [failedAt, setFailedAt] = useState('');
   return (
     <form
       className="wo-form"
       data-testid="wo-complete-form"
       onSubmit={(e) => {
         e.preventDefault();
-        onComplete(outcome || null, note);
+        onComplete(outcome || null, note, outcome === 'FAILURE' ? fromLocalInput(failedAt) : undefined);
       }}
     >
       <label>
@@ -309,9 +310,13 @@ function CompleteForm({
         </select>
       </label>
       {outcome === 'FAILURE' && (
-        <p className="muted small" data-testid="wo-failure-hint">
-          Recorded as failed since this work order was opened and back in service now: the KPIs count that downtime.
-        </p>
+        <label>
+          Failed at (optional)
+          <input type="datetime-local" value={failedAt} onChange={(e) => setFailedAt(e.target.value)} data-testid="wo-failed-at" />
+          <span className="muted small" data-testid="wo-failure-hint">
+            Back in service now: the KPIs count the downtime from the failure time given (none without it).
+          </span>
+        </label>
       )}
       <label>
         Note

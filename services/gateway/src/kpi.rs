@@ -136,8 +136,15 @@ type Downtimes = (Vec<(DateTime<Utc>, DateTime<Utc>)>, u32, Duration, u32);
 /// also how many failures started in the period and the repaired downtime.
 fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>) -> Downtimes {
     let mut sorted: Vec<&MaintenanceEvent> = events.iter().collect();
-    // At one instant a failure comes first: the repair recorded with it ends its downtime.
-    sorted.sort_by_key(|e| (e.occurred_at, e.kind != MaintenanceEventKind::Failure));
+    // At one instant a failure comes first (the repair recorded with it ends its downtime),
+    // then a replacement, a repair, an inspection.
+    let rank = |k: MaintenanceEventKind| match k {
+        MaintenanceEventKind::Failure => 0,
+        MaintenanceEventKind::Replacement => 1,
+        MaintenanceEventKind::Repair => 2,
+        MaintenanceEventKind::Inspection => 3,
+    };
+    sorted.sort_by_key(|e| (e.occurred_at, rank(e.kind)));
     let mut intervals = Vec::new();
     let (mut failures, mut repaired, mut repaired_count) = (0u32, Duration::zero(), 0u32);
     let mut down_since: Option<DateTime<Utc>> = None;
@@ -157,7 +164,9 @@ fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>
                     if b < en {
                         intervals.push((b, en));
                     }
-                    if start >= from && start < to {
+                    // A repair at the failure's own instant tells no repair time (a failure
+                    // found and mended by one work order, its failure time not given).
+                    if start >= from && start < to && e.occurred_at > start {
                         repaired += e.occurred_at - start;
                         repaired_count += 1;
                     }

@@ -531,8 +531,7 @@ pub(crate) struct Completion {
     /// What was found; none: nothing to record.
     #[schema(value_type = Option<mantis_domain::MaintenanceEventKind>)]
     outcome: Option<String>,
-    /// When the failure or work happened; default now (a FAILURE: when the work order was
-    /// opened).
+    /// When the failure or work happened; default now (never after the completion).
     #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -541,9 +540,10 @@ pub(crate) struct Completion {
 
 /// `POST /api/v1/work-orders/{id}/complete`: completes an active work order and records what
 /// was found as a maintenance event (one per work order, so a retried call records nothing
-/// twice). A FAILURE found by the work is recorded when the asset failed (`occurredAt`, by
-/// default when the work order was opened) and, the work done, its return to service (a REPAIR
-/// at the completion): the KPIs count the downtime between the two, not one that never ends.
+/// twice). A FAILURE found by the work is followed by the asset's return to service, a REPAIR
+/// at the completion: the KPIs count the downtime from `occurredAt` (when the technician says
+/// it failed; default the completion: no downtime known) to the completion, not one that never
+/// ends.
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "operations",
     params(("id" = String, Path, format = Uuid)), request_body(content = Option<Completion>),
     responses((status = 200, body = Completed)))]
@@ -569,15 +569,16 @@ pub(crate) async fn complete_work_order(
     if let Some(at) = given {
         not_in_future(at, "/occurredAt")?;
     }
-    let now = ms(Utc::now());
     let record = tenant_work_order(&s, &who, &id).await?;
     let order = &record.order;
-    let occurred_at = match (kind, given) {
-        (_, Some(at)) => at,
-        // Found failed by the work: down since the work order was opened, for all anyone knows.
-        (Some(MaintenanceEventKind::Failure), None) => ms(order.created_at).min(now),
-        _ => now,
+    // When the work was completed: now, or when it was (completed before, e.g. without an
+    // outcome). What it found happened then at the latest.
+    let completed_at = if order.status == WorkOrderStatus::Completed {
+        ms(record.updated_at)
+    } else {
+        ms(Utc::now())
     };
+    let occurred_at = given.map_or(completed_at, |at| at.min(completed_at));
     if order.status == WorkOrderStatus::Cancelled {
         return Err(conflict(format!("work order {} was cancelled", order.code)));
     }
@@ -636,7 +637,7 @@ pub(crate) async fn complete_work_order(
     };
     let restored = match &event {
         Some(failure) if failure.kind == MaintenanceEventKind::Failure => {
-            returned_to_service(&s, failure, order, now).await?
+            returned_to_service(&s, failure, order, completed_at).await?
         }
         _ => None,
     };
@@ -651,13 +652,14 @@ pub(crate) async fn complete_work_order(
 }
 
 /// The asset's return to service after `failure`, found and mended by the work of `order`
-/// completed at `now`: a REPAIR then (one per work order: a retried completion answers the
-/// first), unless the failure is recorded as late as that (no downtime known).
+/// completed at `completed_at`: a REPAIR then (one per work order: a retried completion answers
+/// the first). At the failure's own instant when that is the completion (no downtime known:
+/// the KPIs take the failure first, the reliability fit one failure).
 async fn returned_to_service(
     s: &ApiState,
     failure: &MaintenanceEvent,
     order: &WorkOrder,
-    now: DateTime<Utc>,
+    completed_at: DateTime<Utc>,
 ) -> ApiResult<Option<MaintenanceEvent>> {
     let id = MaintenanceEventId(deterministic_uuid(
         "maintenance-event-restored",
@@ -666,14 +668,11 @@ async fn returned_to_service(
     if let Some(stored) = s.store.get_maintenance_event(id).await? {
         return Ok(Some(stored));
     }
-    if now <= failure.occurred_at {
-        return Ok(None);
-    }
     let repair = MaintenanceEvent {
         id,
         asset_id: order.asset_id,
         kind: MaintenanceEventKind::Repair,
-        occurred_at: now,
+        occurred_at: completed_at.max(failure.occurred_at),
         work_order_id: Some(order.id),
         note: format!("back in service: work order {} completed", order.code),
     };

@@ -2290,16 +2290,17 @@ async fn the_reliability_of_an_asset_type_comes_from_its_recorded_lives() {
     assert_problem(s, &v, 404);
 }
 
-/// A technician completes a work order with outcome FAILURE: the failure is recorded when the
-/// work order was opened and the asset's return to service at the completion, so the KPIs
-/// count that downtime (and the asset is not down from the completion on); a retried completion
-/// records nothing twice.
+/// A technician completes a work order with outcome FAILURE, saying when the asset failed: the
+/// failure is recorded then and the asset's return to service at the completion, so the KPIs
+/// count that downtime (not one that never ends); a retried completion records nothing twice;
+/// a failure time after the completion is the completion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_found_by_a_work_order_is_down_from_its_opening_to_its_completion() {
+async fn a_failure_found_by_a_work_order_is_down_until_its_completion() {
     let g = start(|_| {}).await;
     let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-9").await;
-    let opened =
-        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() - chrono::Duration::hours(3), 3);
+    let now = chrono::Utc::now();
+    let opened = chrono::SubsecRound::trunc_subsecs(now - chrono::Duration::hours(3), 3);
+    let failed = chrono::SubsecRound::trunc_subsecs(now - chrono::Duration::hours(2), 3);
     let order = WorkOrder {
         id: WorkOrderId::new_random(),
         code: "WO-MTR-9-SEIZED".into(),
@@ -2313,14 +2314,15 @@ async fn a_failure_found_by_a_work_order_is_down_from_its_opening_to_its_complet
     let tech = Auth::Bearer(g.token_for("tina", "technician").await);
     let manager = Auth::Bearer(g.token_for("max", "manager").await);
     let url = format!("/api/v1/work-orders/{}/complete", order.id);
-    let body = json!({"outcome": "FAILURE", "note": "bearing seized, replaced"});
+    let body =
+        json!({"outcome": "FAILURE", "note": "bearing seized, replaced", "occurredAt": failed});
     let (s, _, v) = g.call("POST", &url, &tech, Some(body.clone())).await;
     assert_eq!(s, 200, "{v:#}");
     assert_eq!(v["event"]["kind"], "FAILURE");
     let failed_at =
         chrono::DateTime::parse_from_rfc3339(v["event"]["occurredAt"].as_str().expect("time"))
             .expect("a time");
-    assert_eq!(failed_at, opened, "down since the work order was opened");
+    assert_eq!(failed_at, failed, "down since it failed");
     assert_eq!(v["restored"]["kind"], "REPAIR", "{v:#}");
     let restored = v["restored"].clone();
     // Completed again: the same two events, nothing more.
@@ -2360,9 +2362,36 @@ async fn a_failure_found_by_a_work_order_is_down_from_its_opening_to_its_complet
     assert_eq!(asset["failures"], 1, "{asset:#}");
     let down = asset["downtimeHours"].as_f64().expect("hours");
     assert!(
-        (down - 3.0).abs() < 0.05,
-        "three hours down, then back: {asset:#}"
+        (down - 2.0).abs() < 0.05,
+        "two hours down, then back: {asset:#}"
     );
     let mttr = asset["mttrHours"].as_f64().expect("repaired");
-    assert!((mttr - 3.0).abs() < 0.05, "{asset:#}");
+    assert!((mttr - 2.0).abs() < 0.05, "{asset:#}");
+
+    // A failure time after the completion: the completion (the work found it failed).
+    let later = WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: "WO-MTR-9-LATER".into(),
+        cause: "temperature".into(),
+        trigger_event: "test:later".into(),
+        ..order.clone()
+    };
+    g.store.open_work_order(&later).await.expect("work order");
+    let ahead = chrono::Utc::now() + chrono::Duration::minutes(3);
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/work-orders/{}/complete", later.id),
+            &tech,
+            Some(json!({"outcome": "FAILURE", "occurredAt": ahead})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(
+        v["event"]["occurredAt"], v["restored"]["occurredAt"],
+        "{v:#}"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(v["event"]["occurredAt"].as_str().expect("time"))
+        .expect("a time");
+    assert!(at < ahead, "{v:#}");
 }
