@@ -188,6 +188,10 @@ impl Bus for EmbeddedBus {
 
 /// (topic, partition).
 type Tp = (String, i32);
+/// A partition given to a member, with the group's generation in which that member got it: it
+/// changes when the partition went to another member in between, even if the member never
+/// looked while it was away.
+type Assigned = (Tp, u64);
 
 struct Inner {
     root: PathBuf,
@@ -248,6 +252,8 @@ struct Group {
     /// a partition handed to another member continues where the group started.
     initial: HashMap<Tp, i64>,
     members: BTreeMap<u64, Member>,
+    /// Rebalances so far.
+    generation: u64,
     /// Serialises writes of the group file.
     persist: Arc<Mutex<()>>,
 }
@@ -255,7 +261,7 @@ struct Group {
 struct Member {
     topics: Vec<String>,
     start: StartFrom,
-    assignment: watch::Sender<Arc<[Tp]>>,
+    assignment: watch::Sender<Arc<[Assigned]>>,
 }
 
 impl Inner {
@@ -471,12 +477,25 @@ impl Inner {
                 }
             }
         }
+        group.generation += 1;
+        let generation = group.generation;
         for (id, tps) in plan {
             if let Some(member) = group.members.get(&id) {
                 member.assignment.send_if_modified(|current| {
-                    let changed = **current != *tps;
+                    // A partition the member keeps keeps its generation.
+                    let next: Vec<Assigned> = tps
+                        .iter()
+                        .map(|tp| {
+                            let since = current
+                                .iter()
+                                .find(|(t, _)| t == tp)
+                                .map_or(generation, |(_, g)| *g);
+                            (tp.clone(), since)
+                        })
+                        .collect();
+                    let changed = **current != *next;
                     if changed {
-                        *current = tps.into();
+                        *current = next.into();
                     }
                     changed
                 });
@@ -1099,9 +1118,9 @@ struct EmbeddedSubscription {
     inner: Arc<Inner>,
     group: String,
     member: u64,
-    assignment: watch::Receiver<Arc<[Tp]>>,
+    assignment: watch::Receiver<Arc<[Assigned]>>,
     /// The assignment `owned` reflects.
-    current: Arc<[Tp]>,
+    current: Arc<[Assigned]>,
     owned: Vec<Owned>,
     /// Records read ahead from one partition; positions advance only when one is returned.
     buffer: VecDeque<Envelope>,
@@ -1115,6 +1134,8 @@ struct EmbeddedSubscription {
 
 struct Owned {
     tp: Tp,
+    /// The generation in which it was given (see [`Assigned`]).
+    since: u64,
     partition: Arc<Partition>,
     /// Next offset to deliver.
     position: i64,
@@ -1130,20 +1151,31 @@ impl EmbeddedSubscription {
     /// Applies the latest assignment: revoked partitions are dropped (with their read-ahead),
     /// new ones start at the group's committed offset.
     fn reassign(&mut self) {
-        let tps = self.assignment.borrow_and_update().clone();
-        self.current = tps.clone();
+        let assigned = self.assignment.borrow_and_update().clone();
+        self.current = assigned.clone();
+        // Taken: not assigned any more, or given back since (another member may have read and
+        // committed it meanwhile: it starts again from the group's commit).
+        let kept = |o: &Owned| {
+            assigned
+                .iter()
+                .any(|(tp, since)| *tp == o.tp && *since == o.since)
+        };
         for o in &self.owned {
-            if !tps.contains(&o.tp) {
+            if !kept(o) {
                 debug!(group = %self.group, member = self.member, topic = %o.tp.0, partition = o.tp.1, "partition revoked");
                 self.revoked.push(o.tp.clone());
             }
         }
-        self.owned.retain(|o| tps.contains(&o.tp));
-        self.buffer
-            .retain(|e| tps.iter().any(|(t, p)| *t == e.topic && *p == e.partition));
+        self.owned.retain(kept);
+        let owned: Vec<Tp> = self.owned.iter().map(|o| o.tp.clone()).collect();
+        self.buffer.retain(|e| {
+            owned
+                .iter()
+                .any(|(t, p)| *t == e.topic && *p == e.partition)
+        });
         let groups = lock(&self.inner.groups);
         let group = groups.get(&self.group);
-        for tp in tps.iter() {
+        for (tp, since) in assigned.iter() {
             if self.owned.iter().any(|o| o.tp == *tp) {
                 continue;
             }
@@ -1159,6 +1191,7 @@ impl EmbeddedSubscription {
             let end = partition.end.subscribe();
             self.owned.push(Owned {
                 tp: tp.clone(),
+                since: *since,
                 partition,
                 position,
                 end,

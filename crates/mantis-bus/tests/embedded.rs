@@ -631,3 +631,38 @@ async fn a_reassigned_partition_resumes_at_the_committed_offset() {
     );
     assert!(idle(a.as_mut()).await && idle(b.as_mut()).await);
 }
+
+/// A partition handed to another member and back while the first member was not looking (held
+/// in a retry, say) is reported taken all the same: the other member may have read and
+/// committed it meanwhile, so the first one starts it again from the group's commit.
+#[tokio::test]
+async fn a_partition_taken_and_given_back_unseen_is_reported_and_read_from_the_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("open");
+    bus.ensure_topics(&[spec("t", 2)]).await.expect("ensure");
+    let mut a = join(&bus, "g", "t").await;
+    for i in 0..20 {
+        publish(&bus, "t", &format!("k{i}"), format!("{i}")).await;
+    }
+    // Everything read, nothing committed.
+    let first = take(a.as_mut(), 20).await;
+    assert!(idle(a.as_mut()).await);
+    let partitions: BTreeSet<i32> = first.iter().map(|e| e.partition).collect();
+    assert_eq!(partitions.len(), 2, "both partitions hold records");
+    // Another member joins and leaves without `a` looking in between.
+    let b = join(&bus, "g", "t").await;
+    drop(b);
+    let taken = a.take_revoked();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let (topic, partition) = taken[0].clone();
+    assert_eq!(topic, "t");
+    // Read again from the group's commit (none: the start), its records only.
+    let again = take(
+        a.as_mut(),
+        first.iter().filter(|e| e.partition == partition).count(),
+    )
+    .await;
+    assert!(again.iter().all(|e| e.partition == partition));
+    assert!(idle(a.as_mut()).await);
+    assert_eq!(a.take_revoked(), vec![]);
+}
