@@ -637,7 +637,7 @@ pub(crate) async fn complete_work_order(
     };
     let restored = match &event {
         Some(failure) if failure.kind == MaintenanceEventKind::Failure => {
-            returned_to_service(&s, failure, order, completed_at).await?
+            Some(returned_to_service(&s, failure, order, completed_at).await?)
         }
         _ => None,
     };
@@ -660,14 +660,11 @@ async fn returned_to_service(
     failure: &MaintenanceEvent,
     order: &WorkOrder,
     completed_at: DateTime<Utc>,
-) -> ApiResult<Option<MaintenanceEvent>> {
+) -> ApiResult<MaintenanceEvent> {
     let id = MaintenanceEventId(deterministic_uuid(
         "maintenance-event-restored",
         &[&order.id.to_string()],
     ));
-    if let Some(stored) = s.store.get_maintenance_event(id).await? {
-        return Ok(Some(stored));
-    }
     let repair = MaintenanceEvent {
         id,
         asset_id: order.asset_id,
@@ -676,8 +673,11 @@ async fn returned_to_service(
         work_order_id: Some(order.id),
         note: format!("back in service: work order {} completed", order.code),
     };
-    s.store.insert_maintenance_event(&repair).await?;
-    Ok(s.store.get_maintenance_event(id).await?.or(Some(repair)))
+    if s.store.insert_maintenance_event(&repair).await? {
+        return Ok(repair);
+    }
+    // Recorded by an earlier call: that one.
+    Ok(s.store.get_maintenance_event(id).await?.unwrap_or(repair))
 }
 
 /// A completed work order and the maintenance event recorded for it.

@@ -645,16 +645,16 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
     let mut app = App::new("orchestrator", &config.bind, axum::Router::new(), health).await?;
     for hook in hooks {
         for kind in hook.settings.events.clone() {
-            let (infra, group, store) = (infra.clone(), hook.group(kind), infra.store.clone());
+            let (infra, group) = (infra.clone(), hook.group(kind));
             let label = format!("webhook {} ({kind:?})", hook.name);
             let hook = hook.clone();
             app = app.worker(label, move |shutdown| async move {
                 match kind {
                     webhooks::EventKind::Alert => {
-                        webhooks::deliver::<Alert>(infra, hook, store, &group, shutdown).await
+                        webhooks::deliver::<Alert>(infra, hook, &group, shutdown).await
                     }
                     webhooks::EventKind::Maintenance => {
-                        webhooks::deliver::<WorkOrder>(infra, hook, store, &group, shutdown).await
+                        webhooks::deliver::<WorkOrder>(infra, hook, &group, shutdown).await
                     }
                 }
             });

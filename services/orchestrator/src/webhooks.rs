@@ -357,12 +357,11 @@ impl<R> Delivery<R> {
 pub(crate) async fn deliver<R: Event>(
     infra: mantis_runtime::Infra,
     hook: Ready,
-    store: Arc<dyn Store>,
     group: &str,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> mantis_runtime::Result<()> {
     let delivery = loop {
-        match Delivery::<R>::start(hook.clone(), store.clone()).await {
+        match Delivery::<R>::start(hook.clone(), infra.store.clone()).await {
             Ok(d) => break d,
             Err(e) => {
                 tracing::warn!(webhook = %hook.name, error = %e, "webhook not started: the store does not answer; retrying");
