@@ -8,7 +8,7 @@
 //! Layout: `ids` (typed UUID newtypes and deterministic id derivation), `asset` (assets, sensors,
 //! criticality and the decision matrix defaults), `incoming` (readings as sources deliver them,
 //! before validation), `signal` (readings, windows, feature vectors,
-//! data-quality issues), `access` (users, roles and API keys), `maintenance` (anomalies, RUL, work orders, alerts).
+//! data-quality issues), `access` (users, roles and API keys), `crew` (technicians, skills, shifts), `maintenance` (anomalies, RUL, work orders, alerts).
 //!
 //! ```
 //! use mantis_domain::{Criticality, Quality};
@@ -19,6 +19,7 @@
 
 mod access;
 mod asset;
+mod crew;
 mod ids;
 mod incoming;
 mod maintenance;
@@ -26,6 +27,10 @@ mod signal;
 
 pub use access::{ApiKey, Role, User};
 pub use asset::{Asset, Criticality, Fleet, Sensor, SensorType};
+pub use crew::{
+    Day, MAX_SHIFTS, MAX_SKILL, MAX_SKILLS, MAX_TECHNICIAN_NAME, MAX_UTC_OFFSET_MINUTES, Shift,
+    Technician, join_spans, normalise_skill,
+};
 pub use ids::{
     AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
     deterministic_uuid,

@@ -15,6 +15,8 @@
 //! assert_eq!(d.work_order.unwrap().cause, "anomaly");
 //! ```
 
+pub mod plan;
+
 use mantis_domain::{Criticality, Priority};
 use serde::Deserialize;
 use std::collections::BTreeMap;

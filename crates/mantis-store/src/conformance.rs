@@ -8,15 +8,16 @@
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
 use crate::{
-    AlertFilter, AlertState, Error, Expired, LifeEnds, Part, Retention, Store, UserChanges,
-    WorkOrderChanges, WorkOrderFilter,
+    AlertFilter, AlertState, Error, Expired, LifeEnds, Part, PlannedSlot, Retention, Store,
+    UserChanges, WorkOrderChanges, WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
-    Criticality, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity,
-    SourceProtocol, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Criticality, Day, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift,
+    SourceProtocol, Technician, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId,
+    WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -69,6 +70,7 @@ macro_rules! conformance_tests {
             users_round_trip_are_updated_and_listed_by_tenant,
             a_users_fields_are_changed_one_by_one_within_their_tenant,
             api_keys_are_found_by_prefix_listed_and_revoked_once,
+            technicians_round_trip_are_replaced_listed_by_tenant_and_removed,
         );
     };
     (@each $with_store:path; $($name:ident),* $(,)?) => {
@@ -2215,6 +2217,10 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
                 technician: Some(Some("tom".to_owned())),
                 parts: Some(parts.clone()),
                 priority: Some(Priority::High),
+                planned: Some(Some(PlannedSlot {
+                    start: at(3_600_000),
+                    end: at(7_200_000),
+                })),
                 ..WorkOrderChanges::default()
             },
         )
@@ -2227,6 +2233,13 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .expect("exists");
     assert_eq!(planned.technician.as_deref(), Some("tom"));
     assert_eq!(planned.parts, parts);
+    assert_eq!(
+        planned.planned,
+        Some(PlannedSlot {
+            start: at(3_600_000),
+            end: at(7_200_000),
+        })
+    );
     assert_eq!(planned.order.priority, Priority::High);
     assert_eq!(planned.order.description, order.description);
     assert_eq!(planned.order.due_by, order.due_by);
@@ -2250,6 +2263,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .expect("exists");
     assert_eq!(replanned.technician, None);
     assert_eq!(replanned.parts, parts);
+    assert!(replanned.planned.is_some(), "kept when not changed");
     assert_eq!(replanned.order.description, "Replace both bearings");
     assert_eq!(replanned.order.due_by, at(99_000));
     assert_eq!(replanned.order.priority, Priority::High);
@@ -2261,6 +2275,23 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .await
         .expect("list");
     assert_eq!(listed, vec![replanned]);
+    store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                planned: Some(None),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await
+        .expect("unplan");
+    let unplanned = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(unplanned.planned, None);
+    assert_eq!(unplanned.order.description, "Replace both bearings");
 
     assert!(matches!(
         store
@@ -2617,5 +2648,108 @@ pub async fn api_keys_are_found_by_prefix_listed_and_revoked_once<S: Store + ?Si
             .expect("find")
             .and_then(|k| k.revoked_at),
         Some(at(5_000))
+    );
+}
+
+/// Technicians are stored per tenant and name with their skills and shifts, replaced in place,
+/// listed by name within their tenant only, and removed once.
+pub async fn technicians_round_trip_are_replaced_listed_by_tenant_and_removed<S: Store + ?Sized>(
+    store: &S,
+) {
+    let plant_b = TenantId::from(uuid::Uuid::new_v4());
+    let technician = |tenant: TenantId, name: &str, skills: &[&str]| Technician {
+        tenant_id: tenant,
+        name: name.to_owned(),
+        skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+        shifts: vec![
+            Shift {
+                days: vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+                start: "06:00".to_owned(),
+                end: "14:00".to_owned(),
+            },
+            Shift {
+                days: vec![Day::Sun],
+                start: "22:00".to_owned(),
+                end: "06:00".to_owned(),
+            },
+        ],
+        utc_offset_minutes: -300,
+        active: true,
+        updated_at: at(1_000),
+    };
+    let ana = technician(TenantId::DEFAULT, "Ana", &["electrical", "mechanical"]);
+    let ben = technician(TenantId::DEFAULT, "ben", &[]);
+    // The same name in another tenant is another technician.
+    let other_ana = technician(plant_b, "Ana", &["hydraulics"]);
+    for t in [&ben, &ana, &other_ana] {
+        store.upsert_technician(t).await.expect("upsert");
+    }
+    assert_eq!(
+        store
+            .get_technician(TenantId::DEFAULT, "Ana")
+            .await
+            .expect("get"),
+        Some(ana.clone())
+    );
+    assert_eq!(
+        store
+            .list_technicians(TenantId::DEFAULT)
+            .await
+            .expect("list"),
+        vec![ana.clone(), ben.clone()],
+        "by name (upper case first, as bytes compare)"
+    );
+    assert_eq!(
+        store.list_technicians(plant_b).await.expect("list"),
+        vec![other_ana.clone()]
+    );
+
+    let away = Technician {
+        skills: vec!["electrical".to_owned()],
+        shifts: Vec::new(),
+        utc_offset_minutes: 60,
+        active: false,
+        updated_at: at(2_000),
+        ..ana.clone()
+    };
+    store.upsert_technician(&away).await.expect("replace");
+    assert_eq!(
+        store
+            .get_technician(TenantId::DEFAULT, "Ana")
+            .await
+            .expect("get"),
+        Some(away)
+    );
+    assert_eq!(
+        store.get_technician(plant_b, "Ana").await.expect("get"),
+        Some(other_ana),
+        "the other tenant's is untouched"
+    );
+
+    assert!(
+        store
+            .delete_technician(TenantId::DEFAULT, "Ana")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_technician(TenantId::DEFAULT, "Ana")
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        store
+            .get_technician(TenantId::DEFAULT, "Ana")
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .list_technicians(TenantId::DEFAULT)
+            .await
+            .expect("list"),
+        vec![ben]
     );
 }

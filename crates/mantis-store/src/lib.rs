@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
     MaintenanceEvent, MaintenanceEventId, Priority, Reading, Role, RulPrediction, Sensor, SensorId,
-    TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Technician, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -171,9 +171,24 @@ pub struct WorkOrderRecord {
     pub technician: Option<String>,
     /// Parts it needs.
     pub parts: Vec<Part>,
+    /// When it is planned to be done (by the planner, `POST /api/v1/schedule/apply`).
+    pub planned: Option<PlannedSlot>,
     /// Last change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+}
+
+/// When a work order is planned to be done.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedSlot {
+    /// Start.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub start: Timestamp,
+    /// End.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub end: Timestamp,
 }
 
 /// Changes to a work order's plan; `None` leaves a field as it is.
@@ -189,6 +204,8 @@ pub struct WorkOrderChanges {
     pub technician: Option<Option<String>>,
     /// New parts list.
     pub parts: Option<Vec<Part>>,
+    /// New planned slot (`Some(None)` clears it).
+    pub planned: Option<Option<PlannedSlot>>,
 }
 
 /// Changes to a user's account; `None` leaves a field as stored.
@@ -608,6 +625,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
     /// Revokes an API key; returns whether it was active.
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<bool>;
+
+    // --- crew ------------------------------------------------------------------------------
+
+    /// Creates or replaces a technician (by tenant and name).
+    async fn upsert_technician(&self, technician: &Technician) -> Result<()>;
+    /// One of a tenant's technicians.
+    async fn get_technician(&self, tenant: TenantId, name: &str) -> Result<Option<Technician>>;
+    /// A tenant's technicians, by name.
+    async fn list_technicians(&self, tenant: TenantId) -> Result<Vec<Technician>>;
+    /// Removes a technician; returns whether there was one.
+    async fn delete_technician(&self, tenant: TenantId, name: &str) -> Result<bool>;
 
     // --- service state ---------------------------------------------------------------------
 

@@ -20,13 +20,13 @@ use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, TenantId,
-    Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, Technician,
+    TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
-    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, UserRow,
-    WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
+    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, TechnicianRow,
+    UserRow, WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -72,6 +72,9 @@ macro_rules! bind_plan {
             .bind($changes.technician.clone().flatten())
             .bind(parts_json($changes)?)
             .bind(DbTime(Utc::now()))
+            .bind($changes.planned.is_some())
+            .bind($changes.planned.flatten().map(|p| DbTime(p.start)))
+            .bind($changes.planned.flatten().map(|p| DbTime(p.end)))
     };
 }
 
@@ -253,6 +256,7 @@ where
     for<'q> Option<Json<serde_json::Value>>: Encode<'q, B::Db> + Type<B::Db>,
     for<'q> Option<DbTime>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -1428,6 +1432,60 @@ where
         let result = sqlx::query(queries::REVOKE_API_KEY)
             .bind(DbId(id.as_uuid()))
             .bind(DbTime(at))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(technician = %technician.name))]
+    async fn upsert_technician(&self, technician: &Technician) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(technician.tenant_id))
+            .bind(technician.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(queries::UPSERT_TECHNICIAN)
+            .bind(DbId::from(technician.tenant_id))
+            .bind(technician.name.clone())
+            .bind(rows::to_json(&technician.skills)?)
+            .bind(rows::to_json(&technician.shifts)?)
+            .bind(i64::from(technician.utc_offset_minutes))
+            .bind(technician.active)
+            .bind(DbTime(technician.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_technician(&self, tenant: TenantId, name: &str) -> Result<Option<Technician>> {
+        Ok(sqlx::query_as::<_, TechnicianRow>(queries::GET_TECHNICIAN)
+            .bind(DbId::from(tenant))
+            .bind(name.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(Technician::try_from)
+            .transpose()?)
+    }
+
+    async fn list_technicians(&self, tenant: TenantId) -> Result<Vec<Technician>> {
+        let rows = sqlx::query_as::<_, TechnicianRow>(queries::LIST_TECHNICIANS)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(technician = %name))]
+    async fn delete_technician(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        let result = sqlx::query(queries::DELETE_TECHNICIAN)
+            .bind(DbId::from(tenant))
+            .bind(name.to_owned())
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;

@@ -29,6 +29,8 @@ pub(crate) struct ApiState {
     /// The rules as loaded at start (as the orchestrator applies them): response times of
     /// work orders planned by hand.
     pub(crate) rules: Arc<mantis_rules::RuleSet>,
+    /// How long work orders take and which skill they need (`rules/planning.toml`).
+    pub(crate) estimates: Arc<mantis_rules::plan::Estimates>,
     pub(crate) ws_recheck: std::time::Duration,
     /// Where `POST /api/v1/sensors/data` forwards readings.
     pub(crate) ingest: crate::ingest::Upstream,
@@ -99,6 +101,17 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/kpis", get(kpi::kpis))
         .route("/api/v1/reliability", get(crate::reliability::reliability))
+        .route(
+            "/api/v1/technicians",
+            get(crate::planning::list_technicians),
+        )
+        .route(
+            "/api/v1/technicians/{name}",
+            axum::routing::put(crate::planning::put_technician)
+                .delete(crate::planning::delete_technician),
+        )
+        .route("/api/v1/schedule", get(crate::planning::schedule))
+        .route("/api/v1/schedule/apply", post(crate::planning::apply))
         .route("/api/v1/models", get(crate::catalog::models))
         .route("/api/v1/rules", get(crate::catalog::rules))
         .route("/ws", get(crate::live::ws))

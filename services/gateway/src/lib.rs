@@ -24,6 +24,7 @@ mod live;
 mod oidc;
 mod openapi;
 mod operations;
+mod planning;
 mod plant;
 mod reliability;
 mod web;
@@ -102,6 +103,9 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     let live = live::LiveHub::new(config.ws_buffer);
     let rules = mantis_rules::RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let estimates =
+        mantis_rules::plan::Estimates::load_or_builtin(infra.settings.rules_dir.as_deref())
+            .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let state = api::ApiState {
         store: infra.store.clone(),
         cache: infra.cache.clone(),
@@ -111,6 +115,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         objects: infra.objects.clone(),
         rules_dir: infra.settings.rules_dir.clone(),
         rules: Arc::new(rules),
+        estimates: Arc::new(estimates),
         ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
         ingest: ingest::Upstream::new(&config.ingestion_url)
             .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?,

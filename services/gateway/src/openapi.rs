@@ -32,6 +32,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::operations::update_work_order, crate::operations::transition_work_order,
         crate::operations::complete_work_order,
         crate::kpi::kpis, crate::reliability::reliability, crate::catalog::models,
+        crate::planning::list_technicians, crate::planning::put_technician,
+        crate::planning::delete_technician, crate::planning::schedule, crate::planning::apply,
         crate::catalog::rules,
     ),
     components(schemas(crate::operations::AlertStateParam, crate::api::Format, crate::ingest::ReadingIn)),

@@ -17,7 +17,8 @@ use mantis_domain::{
 };
 use mantis_runtime::Problem;
 use mantis_store::{
-    AlertFilter, AlertRecord, AlertState, Part, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Part, PlannedSlot, WorkOrderChanges, WorkOrderFilter,
+    WorkOrderRecord,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -398,14 +399,19 @@ pub(crate) struct WorkOrderPatch {
     technician: Option<Option<String>>,
     #[schema(max_items = 200)]
     parts: Option<Vec<Part>>,
+    /// When it is to be done. Absent: unchanged; `null`: no planned slot.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<PlannedSlot>)]
+    planned: Option<Option<PlannedSlot>>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D>(d: D) -> Result<Option<Option<String>>, D::Error>
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
 {
-    Option::<String>::deserialize(d).map(Some)
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PATCH /api/v1/work-orders/{id}`: replans description, priority, due date, technician,
@@ -426,6 +432,16 @@ pub(crate) async fn update_work_order(
     }
     if let Some(due_by) = patch.due_by {
         in_calendar(due_by, "/dueBy")?;
+    }
+    if let Some(Some(slot)) = patch.planned {
+        in_calendar(slot.start, "/planned/start")?;
+        in_calendar(slot.end, "/planned/end")?;
+        if slot.end <= slot.start {
+            return Err(
+                Problem::bad_request("a planned slot must end after it starts")
+                    .with_field("/planned/end", "after start"),
+            );
+        }
     }
     if patch
         .description
@@ -468,6 +484,7 @@ pub(crate) async fn update_work_order(
                 due_by: patch.due_by,
                 technician: patch.technician,
                 parts: patch.parts,
+                planned: patch.planned,
             },
         )
         .await?;

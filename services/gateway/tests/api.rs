@@ -371,7 +371,8 @@ fn sample(route: &str) -> (String, Option<Value>) {
     let path = route
         .replace("{id}", &uuid::Uuid::new_v4().to_string())
         .replace("{asset_id}", &uuid::Uuid::new_v4().to_string())
-        .replace("{username}", "nobody-here");
+        .replace("{username}", "nobody-here")
+        .replace("{name}", "nobody-here");
     (path, Some(json!({})))
 }
 
@@ -1704,7 +1705,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 34"),
+        stdout.contains("Tested: 39"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -2394,4 +2395,310 @@ async fn a_failure_found_by_a_work_order_is_down_until_its_completion() {
     let at = chrono::DateTime::parse_from_rfc3339(v["event"]["occurredAt"].as_str().expect("time"))
         .expect("a time");
     assert!(at < ahead, "{v:#}");
+}
+
+/// An asset of `asset_type` with an active work order of `cause` and `priority` due in
+/// `due_hours`.
+async fn order_on(
+    store: &dyn Store,
+    code: &str,
+    asset_type: &str,
+    cause: &str,
+    priority: Priority,
+    due_hours: i64,
+) -> WorkOrder {
+    let asset = Asset {
+        id: AssetId::new_random(),
+        tenant_id: TenantId::DEFAULT,
+        code: code.into(),
+        name: code.into(),
+        asset_type: asset_type.into(),
+        location: "Line 2".into(),
+        criticality: Criticality::High,
+    };
+    store.upsert_asset(&asset).await.expect("asset");
+    let now = chrono::Utc::now();
+    let order = WorkOrder {
+        id: WorkOrderId::new_random(),
+        code: format!("WO-{code}"),
+        asset_id: asset.id,
+        cause: cause.into(),
+        priority,
+        status: WorkOrderStatus::Open,
+        created_at: now,
+        due_by: now + chrono::Duration::hours(due_hours),
+        description: format!("{cause} on {code}"),
+        rule: "test".into(),
+        trigger_event: format!("test:{code}"),
+    };
+    store.open_work_order(&order).await.expect("work order");
+    order
+}
+
+fn time(v: &Value) -> chrono::DateTime<chrono::Utc> {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| panic!("a time: {v}"))
+}
+
+fn assignment<'a>(plan: &'a Value, code: &str) -> &'a Value {
+    plan["assignments"]
+        .as_array()
+        .expect("assignments")
+        .iter()
+        .find(|a| a["code"] == code)
+        .unwrap_or_else(|| panic!("{code} placed: {plan:#}"))
+}
+
+/// The crew is kept through the API (users of the plant only, shifts checked); the plan puts
+/// each active work order with a technician who has its skill, the urgent first, after the
+/// work in progress, and says why an order cannot be placed; applying it assigns and schedules
+/// the orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let ana = Auth::Bearer(g.token_for("ana", "technician").await);
+    g.token_for("ben", "technician").await;
+    let always = json!([{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
+        "start": "00:00", "end": "24:00"}]);
+
+    // Only users of the plant, with valid shifts.
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/nobody",
+            &manager,
+            Some(json!({"skills": ["electrical"]})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/name");
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ana",
+            &manager,
+            Some(json!({"shifts": [{"days": ["MON"], "start": "25:00", "end": "06:00"}]})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("shift start")),
+        "{v:#}"
+    );
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ana",
+            &ana,
+            Some(json!({"skills": ["electrical"]})),
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ana",
+            &manager,
+            Some(json!({"skills": [" Electrical "], "shifts": always})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["skills"], json!(["electrical"]));
+    assert_eq!(v["active"], true);
+
+    let urgent = order_on(
+        g.store.as_ref(),
+        "MTR-21",
+        "motor",
+        "anomaly",
+        Priority::Urgent,
+        2,
+    )
+    .await;
+    let high = order_on(
+        g.store.as_ref(),
+        "MTR-22",
+        "motor",
+        "rul",
+        Priority::High,
+        8,
+    )
+    .await;
+    let pump = order_on(g.store.as_ref(), "PMP-21", "pump", "rul", Priority::High, 8).await;
+
+    let (s, _, plan) = g.call("GET", "/api/v1/schedule?hours=48", &ana, None).await;
+    assert_eq!(s, 200, "{plan:#}");
+    let from = time(&plan["from"]);
+    assert_eq!(time(&plan["to"]) - from, chrono::Duration::hours(48));
+    let first = assignment(&plan, &urgent.code);
+    assert_eq!(first["technician"], "ana");
+    assert!(
+        time(&first["start"]) - from < chrono::Duration::seconds(1),
+        "{plan:#}"
+    );
+    // planning.toml: an anomaly takes 2 h, a motor's RUL work 4 h (the cause's estimate).
+    assert_eq!(
+        time(&first["end"]) - time(&first["start"]),
+        chrono::Duration::hours(2)
+    );
+    let second = assignment(&plan, &high.code);
+    assert_eq!(second["technician"], "ana");
+    assert_eq!(
+        time(&second["start"]),
+        time(&first["end"]),
+        "after the urgent one"
+    );
+    assert_eq!(
+        time(&second["end"]) - time(&second["start"]),
+        chrono::Duration::hours(4)
+    );
+    assert_eq!(plan["weightedLateHours"], 0.0);
+    let unassigned = plan["unassigned"].as_array().expect("unassigned");
+    assert_eq!(unassigned.len(), 1, "{plan:#}");
+    assert_eq!(unassigned[0]["code"], pump.code);
+    assert_eq!(unassigned[0]["skill"], "mechanical");
+    assert!(
+        unassigned[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("skill `mechanical`")),
+        "{plan:#}"
+    );
+    assert_eq!(plan["applied"], 0, "a proposal changes nothing");
+    let (_, _, stored) = g
+        .call(
+            "GET",
+            &format!("/api/v1/work-orders/{}", urgent.id),
+            &ana,
+            None,
+        )
+        .await;
+    assert_eq!(stored["status"], "OPEN");
+    assert_eq!(stored["planned"], Value::Null);
+
+    // A mechanic joins; the plan is applied.
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ben",
+            &manager,
+            Some(json!({"skills": ["mechanical"], "shifts": always})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, v) = g
+        .call("POST", "/api/v1/schedule/apply", &ana, Some(json!({})))
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, applied) = g
+        .call(
+            "POST",
+            "/api/v1/schedule/apply",
+            &manager,
+            Some(json!({"hours": 48})),
+        )
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    assert_eq!(applied["applied"], 3, "{applied:#}");
+    assert_eq!(assignment(&applied, &pump.code)["technician"], "ben");
+    let mut planned_end = None;
+    for (order, technician) in [(&urgent, "ana"), (&high, "ana"), (&pump, "ben")] {
+        let (_, _, stored) = g
+            .call(
+                "GET",
+                &format!("/api/v1/work-orders/{}", order.id),
+                &ana,
+                None,
+            )
+            .await;
+        assert_eq!(stored["status"], "SCHEDULED", "{stored:#}");
+        assert_eq!(stored["technician"], technician);
+        let slot = assignment(&applied, &order.code);
+        assert_eq!(time(&stored["planned"]["start"]), time(&slot["start"]));
+        assert_eq!(time(&stored["planned"]["end"]), time(&slot["end"]));
+        if order.id == urgent.id {
+            planned_end = Some(time(&slot["end"]));
+        }
+    }
+
+    // The urgent one is started: it holds ana until its planned end; the next waits for it.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/work-orders/{}/transition", urgent.id),
+            &ana,
+            Some(json!({"to": "IN_PROGRESS"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    // Ben is away: his assigned order stays his, unplaced, and says why.
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ben",
+            &manager,
+            Some(json!({"skills": ["mechanical"], "shifts": always, "active": false})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, plan) = g.call("GET", "/api/v1/schedule", &ana, None).await;
+    assert_eq!(s, 200, "{plan:#}");
+    assert_eq!(
+        time(&plan["to"]) - time(&plan["from"]),
+        chrono::Duration::hours(168)
+    );
+    assert!(
+        plan["assignments"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .all(|a| a["code"] != urgent.code),
+        "work in progress is not planned again: {plan:#}"
+    );
+    assert_eq!(
+        Some(time(&assignment(&plan, &high.code)["start"])),
+        planned_end,
+        "{plan:#}"
+    );
+    let unassigned = plan["unassigned"].as_array().expect("unassigned");
+    assert_eq!(unassigned.len(), 1, "{plan:#}");
+    assert!(
+        unassigned[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("assigned to `ben`")),
+        "{plan:#}"
+    );
+    let loads = plan["technicians"].as_array().expect("technicians");
+    assert_eq!(loads.len(), 2);
+    assert_eq!(loads[0]["name"], "ana");
+    assert!(
+        loads[0]["busyHours"].as_f64().is_some_and(|h| h > 1.9),
+        "{plan:#}"
+    );
+    assert_eq!(loads[1]["active"], false);
+
+    // Bad horizons; the crew listed and removed.
+    for bad in [
+        "/api/v1/schedule?hours=0",
+        "/api/v1/schedule?hours=721",
+        "/api/v1/schedule?hours=x",
+    ] {
+        let (s, _, v) = g.call("GET", bad, &ana, None).await;
+        assert_problem(s, &v, 400);
+    }
+    let (s, _, crew) = g.call("GET", "/api/v1/technicians", &ana, None).await;
+    assert_eq!(s, 200, "{crew:#}");
+    assert_eq!(crew.as_array().map(Vec::len), Some(2));
+    let (s, _, _) = g
+        .call("DELETE", "/api/v1/technicians/ben", &manager, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, v) = g
+        .call("DELETE", "/api/v1/technicians/ben", &manager, None)
+        .await;
+    assert_problem(s, &v, 404);
 }

@@ -7,12 +7,14 @@
 //! [`Error::Corrupt`] rather than panicking.
 
 use super::codec::{DbId, DbTime};
-use crate::{AlertRecord, Error, Part, ReadingBucket, Result, WindowSummary, WorkOrderRecord};
+use crate::{
+    AlertRecord, Error, Part, PlannedSlot, ReadingBucket, Result, WindowSummary, WorkOrderRecord,
+};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
     FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
-    RulPrediction, Sensor, SensorId, SensorType, Severity, SourceProtocol, User, WorkOrder,
-    WorkOrderStatus,
+    RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, Technician, User,
+    WorkOrder, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -455,6 +457,8 @@ pub(crate) struct WorkOrderRecordRow {
     order: WorkOrderRow,
     technician: Option<String>,
     parts: Json<serde_json::Value>,
+    planned_start: Option<DbTime>,
+    planned_end: Option<DbTime>,
     updated_at: DbTime,
 }
 
@@ -467,6 +471,13 @@ impl TryFrom<WorkOrderRecordRow> for WorkOrderRecord {
             order: r.order.try_into()?,
             technician: r.technician,
             parts,
+            planned: r
+                .planned_start
+                .zip(r.planned_end)
+                .map(|(s, e)| PlannedSlot {
+                    start: s.0,
+                    end: e.0,
+                }),
             updated_at: r.updated_at.0,
         })
     }
@@ -499,6 +510,42 @@ impl TryFrom<AlertRecordRow> for AlertRecord {
             acknowledged_at: r.acknowledged_at.map(|t| t.0),
             ack_note: r.ack_note,
             assignee: r.assignee,
+        })
+    }
+}
+
+/// `technicians` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TechnicianRow {
+    tenant_id: DbId,
+    name: String,
+    skills: Json<serde_json::Value>,
+    shifts: Json<serde_json::Value>,
+    utc_offset_minutes: i64,
+    active: bool,
+    updated_at: DbTime,
+}
+
+impl TryFrom<TechnicianRow> for Technician {
+    type Error = Error;
+    fn try_from(r: TechnicianRow) -> Result<Self> {
+        let skills: Vec<String> = serde_json::from_value(r.skills.0)
+            .map_err(|e| Error::Corrupt(format!("technicians.skills: {e}")))?;
+        let shifts: Vec<Shift> = serde_json::from_value(r.shifts.0)
+            .map_err(|e| Error::Corrupt(format!("technicians.shifts: {e}")))?;
+        Ok(Technician {
+            tenant_id: r.tenant_id.0.into(),
+            name: r.name,
+            skills,
+            shifts,
+            utc_offset_minutes: i32::try_from(r.utc_offset_minutes).map_err(|_| {
+                Error::Corrupt(format!(
+                    "technicians.utc_offset_minutes: {}",
+                    r.utc_offset_minutes
+                ))
+            })?,
+            active: r.active,
+            updated_at: r.updated_at.0,
         })
     }
 }

@@ -1,0 +1,374 @@
+//! The maintenance crew: technicians, their skills and their shifts, from which the planner
+//! knows who can do which work order and when.
+
+use crate::{DomainError, TenantId, Timestamp};
+use chrono::{Datelike, Duration, NaiveTime, TimeZone};
+use serde::{Deserialize, Serialize};
+
+/// Longest technician name (as written on work orders).
+pub const MAX_TECHNICIAN_NAME: usize = 100;
+/// Most skills per technician.
+pub const MAX_SKILLS: usize = 32;
+/// Longest skill name.
+pub const MAX_SKILL: usize = 64;
+/// Most shifts per technician.
+pub const MAX_SHIFTS: usize = 21;
+/// Furthest a technician's clock may be from UTC, in minutes (UTC−14:00 … UTC+14:00).
+pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
+
+/// A day of the week.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Day {
+    /// Monday.
+    Mon,
+    /// Tuesday.
+    Tue,
+    /// Wednesday.
+    Wed,
+    /// Thursday.
+    Thu,
+    /// Friday.
+    Fri,
+    /// Saturday.
+    Sat,
+    /// Sunday.
+    Sun,
+}
+
+impl Day {
+    fn of(weekday: chrono::Weekday) -> Self {
+        match weekday {
+            chrono::Weekday::Mon => Self::Mon,
+            chrono::Weekday::Tue => Self::Tue,
+            chrono::Weekday::Wed => Self::Wed,
+            chrono::Weekday::Thu => Self::Thu,
+            chrono::Weekday::Fri => Self::Fri,
+            chrono::Weekday::Sat => Self::Sat,
+            chrono::Weekday::Sun => Self::Sun,
+        }
+    }
+}
+
+/// A weekly shift: on each of `days`, from `start` to `end` on the technician's clock (an `end`
+/// at or before `start` runs past midnight into the next day; `"24:00"` is the day's end).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Shift {
+    /// The days it starts on.
+    pub days: Vec<Day>,
+    /// Start, `HH:MM`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "06:00", pattern = r"^\d{2}:\d{2}$")
+    )]
+    pub start: String,
+    /// End, `HH:MM`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "14:00", pattern = r"^\d{2}:\d{2}$")
+    )]
+    pub end: String,
+}
+
+/// Minutes after midnight of an `HH:MM` time (`24:00` is 1440).
+fn minutes(what: &'static str, s: &str) -> Result<u32, DomainError> {
+    let bad = || DomainError::BadName {
+        what,
+        value: s.to_owned(),
+        rule: "a time of day as HH:MM (00:00 to 24:00)",
+    };
+    let (h, m) = s.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    match (h, m) {
+        (24, 0) => Ok(1440),
+        (0..=23, 0..=59) => Ok(h * 60 + m),
+        _ => Err(bad()),
+    }
+}
+
+impl Shift {
+    /// Start and end in minutes after the start day's midnight (end > start; up to 2880).
+    pub fn span_minutes(&self) -> Result<(u32, u32), DomainError> {
+        let start = minutes("shift start", &self.start)?;
+        let end = minutes("shift end", &self.end)?;
+        if start == 1440 {
+            return Err(DomainError::BadName {
+                what: "shift start",
+                value: self.start.clone(),
+                rule: "before 24:00",
+            });
+        }
+        Ok((start, if end <= start { end + 1440 } else { end }))
+    }
+
+    /// Checks the days and times.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.days.is_empty() {
+            return Err(DomainError::Empty("shift days"));
+        }
+        self.span_minutes().map(|_| ())
+    }
+}
+
+/// A member of the maintenance crew, as the planner sees them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Technician {
+    /// The tenant whose work orders the technician takes.
+    pub tenant_id: TenantId,
+    /// The name work orders are assigned to (a dashboard username where they have one).
+    pub name: String,
+    /// What the technician can do (`mechanical`, `electrical`, …): a work order needing a skill
+    /// goes only to technicians who have it. Lower case.
+    pub skills: Vec<String>,
+    /// When the technician works.
+    pub shifts: Vec<Shift>,
+    /// The shifts' clock: minutes east of UTC (60 for UTC+01:00).
+    pub utc_offset_minutes: i32,
+    /// An inactive technician (away, left) is given no work.
+    pub active: bool,
+    /// Last change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
+}
+
+/// A skill as compared: trimmed, lower case.
+pub fn normalise_skill(skill: &str) -> String {
+    skill.trim().to_lowercase()
+}
+
+impl Technician {
+    /// Checks the name, skills, shifts and clock; skills are normalised (trimmed, lower case,
+    /// sorted, once each).
+    pub fn normalise(mut self) -> Result<Self, DomainError> {
+        self.name = self.name.trim().to_owned();
+        if self.name.is_empty() {
+            return Err(DomainError::Empty("technician name"));
+        }
+        if self.name.chars().count() > MAX_TECHNICIAN_NAME
+            || self.name.chars().any(char::is_control)
+        {
+            return Err(DomainError::BadName {
+                what: "technician name",
+                value: self.name,
+                rule: "at most 100 characters, none of them control characters",
+            });
+        }
+        let mut skills: Vec<String> = self.skills.iter().map(|s| normalise_skill(s)).collect();
+        skills.sort();
+        skills.dedup();
+        if skills.len() > MAX_SKILLS {
+            return Err(DomainError::OutOfRange {
+                what: "number of skills",
+                value: skills.len() as f64,
+                min: 0.0,
+                max: MAX_SKILLS as f64,
+            });
+        }
+        if let Some(bad) = skills.iter().find(|s| {
+            s.is_empty() || s.chars().count() > MAX_SKILL || s.chars().any(char::is_control)
+        }) {
+            return Err(DomainError::BadName {
+                what: "skill",
+                value: bad.clone(),
+                rule: "1 to 64 characters, none of them control characters",
+            });
+        }
+        self.skills = skills;
+        if self.shifts.len() > MAX_SHIFTS {
+            return Err(DomainError::OutOfRange {
+                what: "number of shifts",
+                value: self.shifts.len() as f64,
+                min: 0.0,
+                max: MAX_SHIFTS as f64,
+            });
+        }
+        for shift in &mut self.shifts {
+            shift.validate()?;
+            shift.days.sort();
+            shift.days.dedup();
+        }
+        if self.utc_offset_minutes.abs() > MAX_UTC_OFFSET_MINUTES {
+            return Err(DomainError::OutOfRange {
+                what: "utcOffsetMinutes",
+                value: f64::from(self.utc_offset_minutes),
+                min: f64::from(-MAX_UTC_OFFSET_MINUTES),
+                max: f64::from(MAX_UTC_OFFSET_MINUTES),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether the technician has `skill` (compared normalised).
+    pub fn has_skill(&self, skill: &str) -> bool {
+        let skill = normalise_skill(skill);
+        self.skills.contains(&skill)
+    }
+
+    /// The technician's working time within `[from, to)`: sorted, disjoint intervals (shifts
+    /// that overlap or touch are joined). None when inactive.
+    pub fn availability(&self, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        if !self.active || from >= to {
+            return Vec::new();
+        }
+        let Some(clock) = chrono::FixedOffset::east_opt(self.utc_offset_minutes * 60) else {
+            return Vec::new();
+        };
+        let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
+        // A shift may start the day before `from` and run past midnight.
+        let mut day = from.with_timezone(&clock).date_naive() - Duration::days(1);
+        let last = to.with_timezone(&clock).date_naive();
+        while day <= last {
+            let today = Day::of(day.weekday());
+            let Some(midnight) = clock
+                .from_local_datetime(&day.and_time(NaiveTime::MIN))
+                .single()
+            else {
+                break;
+            };
+            let midnight = midnight.with_timezone(&chrono::Utc);
+            for shift in &self.shifts {
+                let Ok((start, end)) = shift.span_minutes() else {
+                    continue;
+                };
+                if !shift.days.contains(&today) {
+                    continue;
+                }
+                let a = (midnight + Duration::minutes(i64::from(start))).max(from);
+                let b = (midnight + Duration::minutes(i64::from(end))).min(to);
+                if a < b {
+                    spans.push((a, b));
+                }
+            }
+            day += Duration::days(1);
+        }
+        join_spans(spans)
+    }
+}
+
+/// The union of `spans` as sorted, disjoint spans (empty ones dropped; spans that overlap or
+/// touch joined).
+pub fn join_spans<T: Ord + Copy>(mut spans: Vec<(T, T)>) -> Vec<(T, T)> {
+    spans.retain(|(a, b)| a < b);
+    spans.sort_unstable();
+    let mut joined: Vec<(T, T)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match joined.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => joined.push((a, b)),
+        }
+    }
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse::<chrono::DateTime<Utc>>().expect("time")
+    }
+
+    fn technician(shifts: Vec<Shift>, offset: i32) -> Technician {
+        Technician {
+            tenant_id: TenantId::DEFAULT,
+            name: "  Ana  ".into(),
+            skills: vec![
+                " Electrical".into(),
+                "mechanical".into(),
+                "electrical ".into(),
+            ],
+            shifts,
+            utc_offset_minutes: offset,
+            active: true,
+            updated_at: at("2026-12-01T00:00:00Z"),
+        }
+    }
+
+    fn shift(days: &[Day], start: &str, end: &str) -> Shift {
+        Shift {
+            days: days.to_vec(),
+            start: start.into(),
+            end: end.into(),
+        }
+    }
+
+    #[test]
+    fn names_and_skills_are_normalised_and_bad_values_named() {
+        let t = technician(vec![shift(&[Day::Mon], "06:00", "14:00")], 60)
+            .normalise()
+            .expect("valid");
+        assert_eq!(t.name, "Ana");
+        assert_eq!(t.skills, ["electrical", "mechanical"]);
+        assert!(t.has_skill(" MECHANICAL"));
+        for (shifts, offset, named) in [
+            (vec![shift(&[], "06:00", "14:00")], 0, "shift days"),
+            (vec![shift(&[Day::Mon], "6:00", "14:00")], 0, "shift start"),
+            (vec![shift(&[Day::Mon], "06:00", "24:01")], 0, "shift end"),
+            (vec![shift(&[Day::Mon], "24:00", "06:00")], 0, "shift start"),
+            (vec![], 15 * 60, "utcOffsetMinutes"),
+        ] {
+            let e = technician(shifts, offset).normalise().expect_err(named);
+            assert!(e.to_string().contains(named), "{named}: {e}");
+        }
+        let mut blank = technician(vec![], 0);
+        blank.name = " ".into();
+        assert_eq!(
+            blank.normalise(),
+            Err(DomainError::Empty("technician name"))
+        );
+    }
+
+    #[test]
+    fn availability_follows_the_shifts_on_the_technician_s_clock() {
+        // 2026-12-07 is a Monday. Day shift Mon–Fri 06:00–14:00 at UTC+01:00, night shift
+        // Sunday 22:00–06:00.
+        let t = technician(
+            vec![
+                shift(
+                    &[Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+                    "06:00",
+                    "14:00",
+                ),
+                shift(&[Day::Sun], "22:00", "06:00"),
+            ],
+            60,
+        );
+        let spans = t.availability(at("2026-12-06T00:00:00Z"), at("2026-12-08T12:00:00Z"));
+        assert_eq!(
+            spans,
+            [
+                // Sunday night joined with Monday's day shift (they touch at 06:00 local).
+                (at("2026-12-06T21:00:00Z"), at("2026-12-07T13:00:00Z")),
+                (at("2026-12-08T05:00:00Z"), at("2026-12-08T12:00:00Z")),
+            ]
+        );
+        // Clipped to the window asked for; nothing for an inactive technician.
+        assert_eq!(
+            t.availability(at("2026-12-07T10:00:00Z"), at("2026-12-07T11:00:00Z")),
+            [(at("2026-12-07T10:00:00Z"), at("2026-12-07T11:00:00Z"))]
+        );
+        let away = Technician {
+            active: false,
+            ..t.clone()
+        };
+        assert!(
+            away.availability(at("2026-12-06T00:00:00Z"), at("2026-12-08T12:00:00Z"))
+                .is_empty()
+        );
+        // "24:00" ends the day.
+        let late = technician(vec![shift(&[Day::Sat], "18:00", "24:00")], 0);
+        assert_eq!(
+            late.availability(at("2026-12-05T00:00:00Z"), at("2026-12-06T00:00:00Z")),
+            [(at("2026-12-05T18:00:00Z"), at("2026-12-06T00:00:00Z"))]
+        );
+    }
+}

@@ -1,0 +1,549 @@
+//! The maintenance crew and the plan: who does which active work order, and when.
+//!
+//! The crew are the plant's users who take work orders, each with skills, weekly shifts on
+//! their own clock and an active flag (`/api/v1/technicians`). The plan
+//! (`GET /api/v1/schedule`) places every open or scheduled work order of the tenant within the
+//! horizon: with the technician it is assigned to, or else with one who has the skill its
+//! asset type needs (`rules/planning.toml`, which also says how long it takes), in one piece
+//! within a shift, after the work the technician has in progress, minimising the
+//! priority-weighted hours started after the due time ([`mantis_rules::plan`]). Applying it
+//! (`POST /api/v1/schedule/apply`) assigns the technicians, records each order's planned
+//! slot, moves open orders to SCHEDULED, and clears the slot of an order it could not place.
+
+use crate::api::{ApiResult, ApiState, Params, tenant_assets};
+use crate::auth::Principal;
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use mantis_domain::{
+    AssetId, Priority, Shift, Technician, WorkOrderId, WorkOrderStatus, normalise_skill,
+};
+use mantis_rules::plan::{Budget, Task, Unplanned, Worker, plan};
+use mantis_runtime::Problem;
+use mantis_store::{PlannedSlot, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+/// A stretch of time.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The default planning horizon, in hours (a week).
+pub(crate) const DEFAULT_HORIZON_HOURS: i64 = 168;
+/// The longest planning horizon, in hours (thirty days).
+pub(crate) const MAX_HORIZON_HOURS: i64 = 720;
+/// Active work orders planned at most (the newest; the plan says when there were more).
+pub(crate) const MAX_PLANNED_ORDERS: u32 = 1_000;
+
+// --- crew ------------------------------------------------------------------------------------
+
+/// A crew member's planning details, as sent.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CrewMember {
+    /// What they can do (`electrical`, `mechanical`, …); compared in lower case.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    skills: Vec<String>,
+    /// When they work.
+    #[serde(default)]
+    #[schema(max_items = 21)]
+    shifts: Vec<Shift>,
+    /// The shifts' clock, in minutes east of UTC (60 for UTC+01:00). Default 0.
+    #[serde(default)]
+    #[schema(minimum = -840, maximum = 840)]
+    utc_offset_minutes: i32,
+    /// Whether they are given work (false while away). Default true.
+    #[serde(default = "active_by_default")]
+    active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+/// `GET /api/v1/technicians`: the crew, by name.
+#[utoipa::path(get, path = "/api/v1/technicians", tag = "planning",
+    responses((status = 200, body = Vec<Technician>)))]
+pub(crate) async fn list_technicians(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Json<Vec<Technician>>> {
+    Ok(Json(s.store.list_technicians(who.tenant_id).await?))
+}
+
+/// `PUT /api/v1/technicians/{name}`: adds a user of the plant to the crew, or replaces their
+/// skills, shifts, clock and active flag.
+#[utoipa::path(put, path = "/api/v1/technicians/{name}", tag = "planning",
+    params(("name" = String, Path, description = "the user's username")),
+    request_body = CrewMember, responses((status = 200, body = Technician)))]
+pub(crate) async fn put_technician(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Technician>> {
+    let member: CrewMember = mantis_runtime::parse_json_object(&body)?;
+    let technician = Technician {
+        tenant_id: who.tenant_id,
+        name,
+        skills: member.skills,
+        shifts: member.shifts,
+        utc_offset_minutes: member.utc_offset_minutes,
+        active: member.active,
+        updated_at: Utc::now(),
+    }
+    .normalise()
+    .map_err(|e| Problem::bad_request(e.to_string()))?;
+    match s.store.get_user(&technician.name).await? {
+        Some(u) if u.tenant_id == who.tenant_id && !u.disabled => {}
+        _ => {
+            return Err(Problem::bad_request(format!(
+                "`{}` is not a user of this plant: work orders are assigned to users",
+                technician.name
+            ))
+            .with_field("/name", "unknown user"));
+        }
+    }
+    s.store.upsert_technician(&technician).await?;
+    tracing::info!(technician = %technician.name, by = %who.username, "crew member saved");
+    Ok(Json(technician))
+}
+
+/// `DELETE /api/v1/technicians/{name}`: removes someone from the crew (their assigned work
+/// orders keep them; the plan reports those as unplaced).
+#[utoipa::path(delete, path = "/api/v1/technicians/{name}", tag = "planning",
+    params(("name" = String, Path)), responses((status = 204, description = "Removed")))]
+pub(crate) async fn delete_technician(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    if !s.store.delete_technician(who.tenant_id, &name).await? {
+        return Err(Problem::not_found(format!("`{name}` is not in the crew")));
+    }
+    tracing::info!(technician = %name, by = %who.username, "crew member removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- the plan --------------------------------------------------------------------------------
+
+/// A work order's place in the plan.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PlannedWorkOrder {
+    #[schema(value_type = String, format = Uuid)]
+    work_order_id: WorkOrderId,
+    code: String,
+    #[schema(value_type = String, format = Uuid)]
+    asset_id: AssetId,
+    /// The asset's code.
+    asset: String,
+    priority: Priority,
+    status: WorkOrderStatus,
+    technician: String,
+    #[schema(value_type = String, format = DateTime)]
+    start: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    end: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    due_by: DateTime<Utc>,
+    /// Hours started after the due time (0 when on time).
+    late_hours: f64,
+    /// The skill it needs, if any.
+    skill: Option<String>,
+}
+
+/// A work order the plan could not place.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UnplacedWorkOrder {
+    #[schema(value_type = String, format = Uuid)]
+    work_order_id: WorkOrderId,
+    code: String,
+    #[schema(value_type = String, format = Uuid)]
+    asset_id: AssetId,
+    asset: String,
+    priority: Priority,
+    status: WorkOrderStatus,
+    #[schema(value_type = String, format = DateTime)]
+    due_by: DateTime<Utc>,
+    /// Hours it is estimated to take.
+    hours: f64,
+    skill: Option<String>,
+    /// Why.
+    reason: String,
+}
+
+/// A crew member's load in the plan.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CrewLoad {
+    name: String,
+    skills: Vec<String>,
+    active: bool,
+    /// Shift hours within the horizon.
+    available_hours: f64,
+    /// Hours of work in progress within the horizon.
+    busy_hours: f64,
+    /// Hours of planned work.
+    planned_hours: f64,
+}
+
+/// The plan.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MaintenancePlan {
+    #[schema(value_type = String, format = DateTime)]
+    from: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    to: DateTime<Utc>,
+    /// Placed work orders, by start.
+    assignments: Vec<PlannedWorkOrder>,
+    /// The others, with why.
+    unassigned: Vec<UnplacedWorkOrder>,
+    technicians: Vec<CrewLoad>,
+    /// Σ priority weight × hours started late (URGENT 8, HIGH 4, NORMAL 2, LOW 1): what the
+    /// plan minimises after placing as much as it can.
+    weighted_late_hours: f64,
+    /// More active work orders than are planned at once: the newest were planned.
+    truncated: bool,
+    /// Work orders changed by applying it (0 for a proposal).
+    applied: usize,
+}
+
+/// What applying the plan does to the work orders.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ApplyPlan {
+    /// The horizon in hours (default 168, at most 720).
+    #[schema(minimum = 1, maximum = 720)]
+    hours: Option<i64>,
+}
+
+fn horizon(hours: Option<i64>, pointer: &str) -> ApiResult<i64> {
+    match hours {
+        None => Ok(DEFAULT_HORIZON_HOURS),
+        Some(h) if (1..=MAX_HORIZON_HOURS).contains(&h) => Ok(h),
+        Some(_) => Err(Problem::bad_request(format!(
+            "the horizon must be 1 to {MAX_HORIZON_HOURS} hours"
+        ))
+        .with_field(pointer, "1 to 720")),
+    }
+}
+
+/// `GET /api/v1/schedule?hours=168`: the plan for the active work orders (a proposal: nothing
+/// is changed).
+#[utoipa::path(get, path = "/api/v1/schedule", tag = "planning",
+    params(("hours" = Option<i64>, Query, minimum = 1, maximum = 720,
+        description = "the horizon in hours (default 168)")),
+    responses((status = 200, body = MaintenancePlan)))]
+pub(crate) async fn schedule(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Query(params): Query<Params>,
+) -> ApiResult<Json<MaintenancePlan>> {
+    let hours = match params.get("hours") {
+        None => None,
+        Some(h) => Some(h.trim().parse::<i64>().map_err(|_| {
+            Problem::bad_request("`hours` must be a whole number of hours")
+                .with_field("/hours", "a whole number")
+        })?),
+    };
+    let hours = horizon(hours, "/hours")?;
+    let (schedule, _) = make(&s, &who, hours).await?;
+    Ok(Json(schedule))
+}
+
+/// `POST /api/v1/schedule/apply` `{"hours": 168}`: plans as `GET /api/v1/schedule` does and
+/// applies it: each placed open or scheduled work order gets its technician and planned slot
+/// (an open one becomes SCHEDULED); a scheduled one that could not be placed loses its slot.
+#[utoipa::path(post, path = "/api/v1/schedule/apply", tag = "planning",
+    request_body(content = Option<ApplyPlan>), responses((status = 200, body = MaintenancePlan)))]
+pub(crate) async fn apply(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<MaintenancePlan>> {
+    let trimmed = body.trim_ascii();
+    let request: ApplyPlan = if trimmed.is_empty() || trimmed == b"null" {
+        ApplyPlan { hours: None }
+    } else {
+        mantis_runtime::parse_json_object(&body)?
+    };
+    let hours = horizon(request.hours, "/hours")?;
+    let (mut schedule, records) = make(&s, &who, hours).await?;
+    let mut applied = 0;
+    for a in &schedule.assignments {
+        let Some(record) = records.get(&a.work_order_id) else {
+            continue;
+        };
+        if record.order.status == WorkOrderStatus::InProgress {
+            continue;
+        }
+        let slot = PlannedSlot {
+            start: a.start,
+            end: a.end,
+        };
+        let technician = (record.technician.as_deref() != Some(a.technician.as_str()))
+            .then(|| Some(a.technician.clone()));
+        let mut changed = false;
+        if technician.is_some() || record.planned != Some(slot) {
+            match s
+                .store
+                .update_work_order(
+                    record.order.id,
+                    &WorkOrderChanges {
+                        technician,
+                        planned: Some(Some(slot)),
+                        ..WorkOrderChanges::default()
+                    },
+                )
+                .await
+            {
+                Ok(()) => changed = true,
+                // Completed or cancelled meanwhile: nothing to plan.
+                Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if record.order.status == WorkOrderStatus::Open {
+            changed |= s
+                .store
+                .transition_work_order(
+                    record.order.id,
+                    WorkOrderStatus::Open,
+                    WorkOrderStatus::Scheduled,
+                )
+                .await?;
+        }
+        if changed {
+            applied += 1;
+            notify(&s, &who, record.order.id).await?;
+        }
+    }
+    for n in &schedule.unassigned {
+        let Some(record) = records.get(&n.work_order_id) else {
+            continue;
+        };
+        if record.planned.is_none() || record.order.status == WorkOrderStatus::InProgress {
+            continue;
+        }
+        match s
+            .store
+            .update_work_order(
+                record.order.id,
+                &WorkOrderChanges {
+                    planned: Some(None),
+                    ..WorkOrderChanges::default()
+                },
+            )
+            .await
+        {
+            Ok(()) => {
+                applied += 1;
+                notify(&s, &who, record.order.id).await?;
+            }
+            Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    schedule.applied = applied;
+    tracing::info!(
+        by = %who.username,
+        placed = schedule.assignments.len(),
+        unplaced = schedule.unassigned.len(),
+        applied,
+        weighted_late_hours = schedule.weighted_late_hours,
+        "maintenance plan applied"
+    );
+    Ok(Json(schedule))
+}
+
+/// Tells the live clients that a work order changed.
+async fn notify(s: &ApiState, who: &Principal, id: WorkOrderId) -> ApiResult<()> {
+    if let Some(updated) = s.store.get_work_order_record(id).await? {
+        s.live.work_order_changed(&updated, who.tenant_id);
+    }
+    Ok(())
+}
+
+fn hours_of(d: Duration) -> f64 {
+    d.num_milliseconds() as f64 / 3_600_000.0
+}
+
+/// Plans the tenant's active work orders over the next `hours`; also returns the records
+/// planned, by id.
+async fn make(
+    s: &ApiState,
+    who: &Principal,
+    hours: i64,
+) -> ApiResult<(MaintenancePlan, HashMap<WorkOrderId, WorkOrderRecord>)> {
+    let now = Utc::now();
+    let to = now + Duration::hours(hours);
+    let crew = s.store.list_technicians(who.tenant_id).await?;
+    let assets: HashMap<AssetId, mantis_domain::Asset> = tenant_assets(s.store.as_ref(), who)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    let records = s
+        .store
+        .list_work_order_records(&WorkOrderFilter {
+            tenant: Some(who.tenant_id),
+            asset_id: None,
+            statuses: vec![
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Scheduled,
+                WorkOrderStatus::InProgress,
+            ],
+            limit: Some(MAX_PLANNED_ORDERS),
+        })
+        .await?;
+    let truncated = records.len() >= MAX_PLANNED_ORDERS as usize;
+    let estimates = s.estimates.clone();
+    let asset_type = |id: AssetId| assets.get(&id).map_or("", |a| a.asset_type.as_str());
+    let estimate = |r: &WorkOrderRecord| {
+        let hours = estimates.hours(asset_type(r.order.asset_id), &r.order.cause);
+        Duration::milliseconds((hours * 3_600_000.0).round() as i64)
+    };
+
+    // Work in progress takes its technician's time until its planned end, or for its
+    // estimated duration from now.
+    let mut busy: HashMap<&str, Vec<Span>> = HashMap::new();
+    for r in &records {
+        if r.order.status != WorkOrderStatus::InProgress {
+            continue;
+        }
+        if let Some(t) = &r.technician {
+            let end = match r.planned {
+                Some(p) if p.end > now => p.end,
+                _ => now + estimate(r),
+            };
+            busy.entry(t.as_str()).or_default().push((now, end));
+        }
+    }
+    let workers: Vec<Worker> = crew
+        .iter()
+        .filter(|t| t.active)
+        .map(|t| Worker {
+            name: t.name.clone(),
+            skills: t.skills.clone(),
+            available: t.availability(now, to),
+            busy: busy.get(t.name.as_str()).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let planned: Vec<&WorkOrderRecord> = records
+        .iter()
+        .filter(|r| r.order.status != WorkOrderStatus::InProgress)
+        .collect();
+    let tasks: Vec<Task> = planned
+        .iter()
+        .map(|r| Task {
+            ready: now,
+            due: r.order.due_by,
+            duration: estimate(r),
+            priority: r.order.priority,
+            skill: estimates
+                .skill(asset_type(r.order.asset_id))
+                .map(normalise_skill),
+            technician: r.technician.clone(),
+        })
+        .collect();
+    let (result, workers, tasks) = tokio::task::spawn_blocking(move || {
+        let result = plan(&workers, &tasks, Budget::default());
+        (result, workers, tasks)
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the planner stopped: {e}")))?;
+
+    let code = |id: AssetId| assets.get(&id).map(|a| a.code.clone()).unwrap_or_default();
+    let mut planned_hours: HashMap<usize, f64> = HashMap::new();
+    let assignments: Vec<PlannedWorkOrder> = result
+        .slots
+        .iter()
+        .map(|slot| {
+            let r = planned[slot.task];
+            *planned_hours.entry(slot.worker).or_default() += hours_of(slot.end - slot.start);
+            PlannedWorkOrder {
+                work_order_id: r.order.id,
+                code: r.order.code.clone(),
+                asset_id: r.order.asset_id,
+                asset: code(r.order.asset_id),
+                priority: r.order.priority,
+                status: r.order.status,
+                technician: workers[slot.worker].name.clone(),
+                start: slot.start,
+                end: slot.end,
+                due_by: r.order.due_by,
+                late_hours: hours_of((slot.start - r.order.due_by).max(Duration::zero())),
+                skill: tasks[slot.task].skill.clone(),
+            }
+        })
+        .collect();
+    let unassigned: Vec<UnplacedWorkOrder> = result
+        .unplanned
+        .iter()
+        .map(|(j, why)| {
+            let r = planned[*j];
+            UnplacedWorkOrder {
+                work_order_id: r.order.id,
+                code: r.order.code.clone(),
+                asset_id: r.order.asset_id,
+                asset: code(r.order.asset_id),
+                priority: r.order.priority,
+                status: r.order.status,
+                due_by: r.order.due_by,
+                hours: hours_of(tasks[*j].duration),
+                skill: tasks[*j].skill.clone(),
+                reason: match why {
+                    Unplanned::NoTime => format!(
+                        "{why} ({:.1} h within the next {hours} h)",
+                        hours_of(tasks[*j].duration)
+                    ),
+                    _ => why.to_string(),
+                },
+            }
+        })
+        .collect();
+    let technicians = crew
+        .iter()
+        .map(|t| {
+            let index = workers.iter().position(|w| w.name == t.name);
+            let span = |spans: &[Span]| {
+                spans
+                    .iter()
+                    .map(|&(a, b)| hours_of(b.min(to) - a.max(now)).max(0.0))
+                    .sum::<f64>()
+            };
+            CrewLoad {
+                name: t.name.clone(),
+                skills: t.skills.clone(),
+                active: t.active,
+                available_hours: index.map_or(0.0, |w| span(&workers[w].available)),
+                busy_hours: index.map_or(0.0, |w| span(&workers[w].busy)),
+                planned_hours: index
+                    .and_then(|w| planned_hours.get(&w).copied())
+                    .unwrap_or(0.0),
+            }
+        })
+        .collect();
+    let by_id = records.into_iter().map(|r| (r.order.id, r)).collect();
+    Ok((
+        MaintenancePlan {
+            from: now,
+            to,
+            assignments,
+            unassigned,
+            technicians,
+            weighted_late_hours: result.weighted_late_hours,
+            truncated,
+            applied: 0,
+        },
+        by_id,
+    ))
+}
