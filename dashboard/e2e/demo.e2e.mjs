@@ -190,12 +190,30 @@ async function run() {
     }
     await shot(page, '08-kpis');
 
-    // 8. Kiosk view (screenshot only).
+    // 8. The maintenance plan of the demo crew; applied when the user may (a manager).
+    step = 'plan';
+    log(step);
+    await page.goto(`${BASE}/#/plan`);
+    await page.getByTestId('plan-summary').waitFor();
+    await page.getByTestId('crew-row').first().waitFor();
+    log(`plan: ${(await page.getByTestId('plan-summary').innerText()).replace(/\s+/g, ' ')} (crew of ${await page.getByTestId('crew-row').count()})`);
+    const apply = page.getByTestId('plan-apply');
+    if ((await apply.count()) > 0 && (await apply.isEnabled())) {
+      const [r] = await Promise.all([
+        page.waitForResponse((x) => x.url().includes('/api/v1/schedule/apply')),
+        apply.click(),
+      ]);
+      if (!r.ok()) throw new Error(`applying the plan answered ${r.status()}: ${await r.text()}`);
+      log(await page.getByTestId('plan-applied').innerText());
+    }
+    await shot(page, '09-plan');
+
+    // 9. Kiosk view (screenshot only).
     step = 'kiosk';
     await page.goto(`${BASE}/#/kiosk`);
     await page.getByTestId('kiosk-page').waitFor();
     await page.getByTestId('asset-tile').first().waitFor();
-    await shot(page, '09-kiosk');
+    await shot(page, '10-kiosk');
     await page.getByTestId('kiosk-toggle').click(); // leave kiosk mode as found
 
     if (consoleErrors.length) log(`browser console errors (not fatal):\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);

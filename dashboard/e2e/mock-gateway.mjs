@@ -273,6 +273,24 @@ async function api(req, res, url) {
     }
     return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, oee: 0.78, shifts: shifts(7) } });
   }
+  if (p === '/api/v1/technicians') {
+    return json(res, [{ tenantId: 't1', name: 'ana', skills: ['electrical'], shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '06:00', end: '14:00' }], utcOffsetMinutes: 0, active: true, updatedAt: iso(now()) }]);
+  }
+  if (p === '/api/v1/schedule' || p === '/api/v1/schedule/apply') {
+    const from = now();
+    const assignments = workOrders
+      .filter((w) => w.status === 'OPEN' || w.status === 'SCHEDULED')
+      .map((w, i) => ({
+        workOrderId: w.id, code: w.code, assetId: w.assetId, asset: assets.find((a) => a.id === w.assetId)?.code ?? '', priority: w.priority,
+        status: w.status, technician: 'ana', start: iso(from + i * 2 * 3600e3), end: iso(from + (i + 1) * 2 * 3600e3), dueBy: w.dueBy ?? iso(from),
+        lateHours: 0, skill: 'electrical',
+      }));
+    return json(res, {
+      from: iso(from), to: iso(from + 168 * 3600e3), assignments, unassigned: [],
+      technicians: [{ name: 'ana', skills: ['electrical'], active: true, availableHours: 40, busyHours: 0, plannedHours: 2 * assignments.length }],
+      weightedLateHours: 0, truncated: false, applied: p.endsWith('/apply') ? assignments.length : 0,
+    });
+  }
   if (p === '/api/v1/reliability') {
     const cp = Number(q.get('preventiveCost'));
     const cf = Number(q.get('failureCost'));

@@ -8,6 +8,8 @@ import { KioskPage } from './pages/KioskPage';
 import { KpiPage } from './pages/KpiPage';
 import { LoginPage } from './pages/LoginPage';
 import { OverviewPage } from './pages/OverviewPage';
+import { PlanPage } from './pages/PlanPage';
+import { can } from './logic/roles';
 import { WorkOrdersPage } from './pages/WorkOrdersPage';
 import { ServicesContext, useLiveStatus, useSession, type Services } from './services';
 import { loadKiosk, loadTheme, saveKiosk, saveTheme, ThemeContext, type Theme } from './theme';
@@ -103,6 +105,7 @@ function Shell({ services }: { services: Services }) {
                 <NavLink route={route} to="overview" label="Overview" />
                 <NavLink route={route} to="alerts" label="Alerts" />
                 <NavLink route={route} to="work-orders" label="Work orders" />
+                {can(session.user.role, 'viewPlan') && <NavLink route={route} to="plan" label="Plan" />}
                 <NavLink route={route} to="kpis" label="KPIs" />
               </>
             )}
@@ -147,6 +150,8 @@ function renderPage(route: Route, kiosk: boolean) {
       return <AssetPage key={route.id} id={route.id} />;
     case 'work-orders':
       return <WorkOrdersPage />;
+    case 'plan':
+      return <PlanPage />;
     case 'kpis':
       return <KpiPage />;
     default:

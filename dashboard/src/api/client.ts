@@ -9,8 +9,10 @@ import type {
   AssetDetail,
   AssetHealth,
   CompleteResponse,
+  CrewMember,
   KpiReport,
   LoginResponse,
+  MaintenancePlan,
   MaintenanceEvent,
   NewWorkOrder,
   Outcome,
@@ -18,6 +20,7 @@ import type {
   Readings,
   ReliabilityReport,
   RulPrediction,
+  Technician,
   User,
   WorkOrder,
   WorkOrderPatch,
@@ -250,6 +253,25 @@ export class ApiClient {
     const both = q.preventiveCost !== undefined && q.failureCost !== undefined;
     return this.json('GET', '/api/v1/reliability', { query: both ? { ...q } : {} });
   }
+  // ---- Planning ----
+  technicians(): Promise<Technician[]> {
+    return this.json('GET', '/api/v1/technicians');
+  }
+  saveTechnician(name: string, member: CrewMember): Promise<Technician> {
+    return this.json('PUT', `/api/v1/technicians/${encodeURIComponent(name)}`, { body: member });
+  }
+  removeTechnician(name: string): Promise<void> {
+    return this.json('DELETE', `/api/v1/technicians/${encodeURIComponent(name)}`);
+  }
+  /** The plan for the active work orders over the next `hours` (nothing changes). */
+  schedule(hours: number): Promise<MaintenancePlan> {
+    return this.json('GET', '/api/v1/schedule', { query: { hours } });
+  }
+  /** Plans and applies: assigns technicians, records planned slots, schedules open orders. */
+  applySchedule(hours: number): Promise<MaintenancePlan> {
+    return this.json('POST', '/api/v1/schedule/apply', { body: { hours } });
+  }
+
   /** The KPI report as CSV (`?format=csv`), fetched with the bearer token. */
   async kpisCsv(q: { from: string; to: string; assetId?: string; line?: string }): Promise<Blob> {
     const res = await this.raw('GET', '/api/v1/kpis', { query: { ...q, format: 'csv' }, accept: 'text/csv' });

@@ -182,6 +182,8 @@ export interface WorkOrder {
   triggerEvent: string | null;
   technician?: string | null;
   parts?: Part[];
+  /** When it is planned to be done (the plan applied, or set by hand). */
+  planned?: { start: Ts; end: Ts } | null;
   updatedAt?: Ts;
 }
 
@@ -264,6 +266,83 @@ export interface TypeReliability {
 export interface ReliabilityReport {
   at: Ts;
   items: TypeReliability[];
+}
+
+// ---- Planning ----
+
+export type Day = 'MON' | 'TUE' | 'WED' | 'THU' | 'FRI' | 'SAT' | 'SUN';
+
+export interface Shift {
+  days: Day[];
+  start: string;
+  end: string;
+}
+
+/** `GET /api/v1/technicians`: a member of the crew. */
+export interface Technician {
+  tenantId: Uuid;
+  name: string;
+  skills: string[];
+  shifts: Shift[];
+  utcOffsetMinutes: number;
+  active: boolean;
+  updatedAt: Ts;
+}
+
+export interface CrewMember {
+  skills: string[];
+  shifts: Shift[];
+  utcOffsetMinutes: number;
+  active: boolean;
+}
+
+export interface PlannedWorkOrder {
+  workOrderId: Uuid;
+  code: string;
+  assetId: Uuid;
+  asset: string;
+  priority: Priority;
+  status: WorkOrderStatus;
+  technician: string;
+  start: Ts;
+  end: Ts;
+  dueBy: Ts;
+  lateHours: number;
+  skill: string | null;
+}
+
+export interface UnplacedWorkOrder {
+  workOrderId: Uuid;
+  code: string;
+  assetId: Uuid;
+  asset: string;
+  priority: Priority;
+  status: WorkOrderStatus;
+  dueBy: Ts;
+  hours: number;
+  skill: string | null;
+  reason: string;
+}
+
+export interface CrewLoad {
+  name: string;
+  skills: string[];
+  active: boolean;
+  availableHours: number;
+  busyHours: number;
+  plannedHours: number;
+}
+
+/** `GET /api/v1/schedule`: who does which active work order, and when. */
+export interface MaintenancePlan {
+  from: Ts;
+  to: Ts;
+  assignments: PlannedWorkOrder[];
+  unassigned: UnplacedWorkOrder[];
+  technicians: CrewLoad[];
+  weightedLateHours: number;
+  truncated: boolean;
+  applied: number;
 }
 
 // ---- WebSocket messages ----

@@ -13,7 +13,9 @@ export type Action =
   | 'assignWorkOrder'
   | 'exportKpis'
   | 'manageAssets'
-  | 'manageUsers';
+  | 'manageUsers'
+  | 'viewPlan'
+  | 'managePlan';
 
 const MIN_ROLE: Record<Action, Role> = {
   acknowledgeAlert: 'operator',
@@ -26,6 +28,8 @@ const MIN_ROLE: Record<Action, Role> = {
   exportKpis: 'manager',
   manageAssets: 'manager',
   manageUsers: 'admin',
+  viewPlan: 'technician',
+  managePlan: 'manager',
 };
 
 /** Whether `role` may do `action`; an unknown or missing role may do nothing. */

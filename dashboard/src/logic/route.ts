@@ -1,4 +1,4 @@
-// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/kpis, #/login, #/kiosk.
+// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/kpis, #/login, #/kiosk.
 
 export type Route =
   | { name: 'login' }
@@ -6,6 +6,7 @@ export type Route =
   | { name: 'alerts' }
   | { name: 'asset'; id: string }
   | { name: 'work-orders' }
+  | { name: 'plan' }
   | { name: 'kpis' }
   | { name: 'kiosk' };
 
@@ -21,6 +22,8 @@ export function parseRoute(hash: string): Route {
       return arg ? { name: 'asset', id: decodeURIComponent(arg) } : { name: 'overview' };
     case 'work-orders':
       return { name: 'work-orders' };
+    case 'plan':
+      return { name: 'plan' };
     case 'kpis':
       return { name: 'kpis' };
     case 'kiosk':

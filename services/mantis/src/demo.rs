@@ -21,8 +21,9 @@ pub mod devices;
 
 use mantis_bus::TraceContext;
 use mantis_domain::{
-    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Quality, Sensor, SensorId, SensorType, SourceProtocol, TenantId, deterministic_uuid,
+    Asset, AssetId, Criticality, Day, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, Technician, TenantId, User,
+    deterministic_uuid,
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
@@ -286,6 +287,109 @@ pub async fn seed_plant(
     }
     tracing::info!(machines = plant.len(), "demo plant registered");
     Ok(plant)
+}
+
+/// A weekly shift of the demo crew: days, start, end.
+type ShiftSeed = (&'static [Day], &'static str, &'static str);
+/// A member of the demo crew: username, display name, skills, shifts.
+type CrewSeed = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [ShiftSeed],
+);
+
+/// The demo plant's maintenance crew: (username, display name, skills, shifts as days, start,
+/// end), on UTC. Between them every hour of the week is covered, so the plan has someone
+/// whenever the demo is started.
+const CREW: &[CrewSeed] = &[
+    (
+        "ana",
+        "Ana (electrician, early shift)",
+        &["electrical"],
+        &[(
+            &[Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+            "06:00",
+            "14:00",
+        )],
+    ),
+    (
+        "ben",
+        "Ben (mechanic, late shift)",
+        &["mechanical"],
+        &[(
+            &[Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+            "14:00",
+            "22:00",
+        )],
+    ),
+    (
+        "carla",
+        "Carla (mechanic and electrician, nights and weekends)",
+        &["electrical", "mechanical"],
+        &[
+            (
+                &[
+                    Day::Mon,
+                    Day::Tue,
+                    Day::Wed,
+                    Day::Thu,
+                    Day::Fri,
+                    Day::Sat,
+                    Day::Sun,
+                ],
+                "22:00",
+                "06:00",
+            ),
+            (&[Day::Sat, Day::Sun], "06:00", "22:00"),
+        ],
+    ),
+];
+
+/// Registers the demo crew (users who cannot log in until an admin sets their password, and
+/// their skills and shifts) unless they exist: changes made through the dashboard are kept.
+pub async fn seed_crew(store: &dyn Store) -> Result<()> {
+    let now = chrono::Utc::now();
+    for (name, display, skills, shifts) in CREW {
+        store
+            .insert_user(&User {
+                username: (*name).to_owned(),
+                tenant_id: TenantId::DEFAULT,
+                display_name: (*display).to_owned(),
+                role: Role::Technician,
+                // No password: an admin sets one (PATCH /api/v1/users/{name}) for them to log in.
+                password_hash: "!".to_owned(),
+                disabled: false,
+                created_at: now,
+            })
+            .await?;
+        if store
+            .get_technician(TenantId::DEFAULT, name)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let technician = Technician {
+            tenant_id: TenantId::DEFAULT,
+            name: (*name).to_owned(),
+            skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+            shifts: shifts
+                .iter()
+                .map(|(days, start, end)| Shift {
+                    days: days.to_vec(),
+                    start: (*start).to_owned(),
+                    end: (*end).to_owned(),
+                })
+                .collect(),
+            utc_offset_minutes: 0,
+            active: true,
+            updated_at: now,
+        };
+        store.upsert_technician(&technician).await?;
+    }
+    tracing::info!(technicians = CREW.len(), "demo crew registered");
+    Ok(())
 }
 
 /// Produces the plant's readings.

@@ -301,6 +301,7 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
             settings.demo.sample_interval(),
         )
         .await?;
+        demo::seed_crew(platform.infra.store.as_ref()).await?;
         let sim = demo::Simulator::new(
             plant,
             settings.demo.clone(),
