@@ -288,7 +288,7 @@ async function api(req, res, url) {
     return json(res, {
       from: iso(from), to: iso(from + 168 * 3600e3), assignments, unassigned: [],
       technicians: [{ name: 'ana', skills: ['electrical'], active: true, availableHours: 40, busyHours: 0, plannedHours: 2 * assignments.length }],
-      weightedLateHours: 0, truncated: false, applied: p.endsWith('/apply') ? assignments.length : 0,
+      weightedLateHours: 0, truncated: false, timedOut: false, applied: p.endsWith('/apply') ? assignments.length : 0, skipped: 0,
     });
   }
   if (p === '/api/v1/reliability') {

@@ -39,7 +39,9 @@ const plan = (applied = 0): MaintenancePlan => ({
   ],
   weightedLateHours: 4,
   truncated: false,
+  timedOut: false,
   applied,
+  skipped: applied ? 1 : 0,
 });
 
 const routes = () => ({
@@ -103,7 +105,9 @@ describe('PlanPage', () => {
     expect(mf.calls.filter((c) => c.url.pathname === '/api/v1/schedule')[1].url.searchParams.get('hours')).toBe('72');
 
     await user.click(screen.getByTestId('plan-apply'));
-    expect((await screen.findByTestId('plan-applied')).textContent).toContain('2 work orders updated');
+    const done = (await screen.findByTestId('plan-applied')).textContent;
+    expect(done).toContain('2 work orders updated');
+    expect(done).toContain('1 changed by someone meanwhile');
     expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({ hours: 72 });
   });
 

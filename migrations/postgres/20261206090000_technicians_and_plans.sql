@@ -18,3 +18,5 @@ CREATE TABLE technicians (
 
 ALTER TABLE work_orders ADD COLUMN planned_start timestamptz;
 ALTER TABLE work_orders ADD COLUMN planned_end timestamptz;
+-- Whether the technician and planned slot are the planner's (it may move them), not a person's.
+ALTER TABLE work_orders ADD COLUMN assigned_by_planner boolean NOT NULL DEFAULT false;

@@ -14,3 +14,5 @@ CREATE TABLE technicians (
 
 ALTER TABLE work_orders ADD COLUMN planned_start INTEGER;
 ALTER TABLE work_orders ADD COLUMN planned_end INTEGER;
+ALTER TABLE work_orders ADD COLUMN assigned_by_planner INTEGER NOT NULL DEFAULT 0
+    CHECK (assigned_by_planner IN (0, 1));

@@ -58,6 +58,7 @@ impl Day {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Shift {
     /// The days it starts on.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub days: Vec<Day>,
     /// Start, `HH:MM`.
     #[cfg_attr(
@@ -81,7 +82,8 @@ fn minutes(what: &'static str, s: &str) -> Result<u32, DomainError> {
         rule: "a time of day as HH:MM (00:00 to 24:00)",
     };
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) {
         return Err(bad());
     }
     let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
@@ -195,7 +197,7 @@ impl Technician {
             shift.days.sort();
             shift.days.dedup();
         }
-        if self.utc_offset_minutes.abs() > MAX_UTC_OFFSET_MINUTES {
+        if !(-MAX_UTC_OFFSET_MINUTES..=MAX_UTC_OFFSET_MINUTES).contains(&self.utc_offset_minutes) {
             return Err(DomainError::OutOfRange {
                 what: "utcOffsetMinutes",
                 value: f64::from(self.utc_offset_minutes),
@@ -218,7 +220,11 @@ impl Technician {
         if !self.active || from >= to {
             return Vec::new();
         }
-        let Some(clock) = chrono::FixedOffset::east_opt(self.utc_offset_minutes * 60) else {
+        let Some(clock) = self
+            .utc_offset_minutes
+            .checked_mul(60)
+            .and_then(chrono::FixedOffset::east_opt)
+        else {
             return Vec::new();
         };
         let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
@@ -315,6 +321,8 @@ mod tests {
             (vec![shift(&[Day::Mon], "06:00", "24:01")], 0, "shift end"),
             (vec![shift(&[Day::Mon], "24:00", "06:00")], 0, "shift start"),
             (vec![], 15 * 60, "utcOffsetMinutes"),
+            (vec![], i32::MIN, "utcOffsetMinutes"),
+            (vec![shift(&[Day::Mon], "+6:+0", "14:00")], 0, "shift start"),
         ] {
             let e = technician(shifts, offset).normalise().expect_err(named);
             assert!(e.to_string().contains(named), "{named}: {e}");

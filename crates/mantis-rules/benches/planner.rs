@@ -1,5 +1,6 @@
 //! The maintenance planner on plant-sized backlogs: how long a plan takes and how much the
-//! search improves on the best of its three dispatch rules (`start`: no search).
+//! search improves on the best of its three dispatch rules (`start`: no search), within the
+//! default budget (3 000 decodings, 2 s).
 //!
 //! ```text
 //! cargo bench -p mantis-rules --bench planner
@@ -70,6 +71,7 @@ fn backlog(orders: usize, technicians: usize, seed: u64) -> (Vec<Worker>, Vec<Ta
                 priority,
                 skill: (rng.below(4) != 0).then(|| skills[rng.below(3) as usize].to_owned()),
                 technician: None,
+                fixed: None,
             }
         })
         .collect();
@@ -79,7 +81,7 @@ fn backlog(orders: usize, technicians: usize, seed: u64) -> (Vec<Worker>, Vec<Ta
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     println!(
-        "{:>7} {:>12} {:>10} {:>12} {:>14} {:>9} {:>15} {:>9}",
+        "{:>7} {:>12} {:>10} {:>12} {:>14} {:>9} {:>15} {:>9} {:>11}",
         "orders",
         "technicians",
         "decodings",
@@ -87,23 +89,44 @@ fn main() {
         "start: late h",
         "unplaced",
         "search: late h",
-        "unplaced"
+        "unplaced",
+        "time limit"
     );
-    for (orders, technicians) in [(20, 4), (50, 6), (100, 10), (200, 20), (400, 30)] {
+    for (orders, technicians) in [
+        (20, 4),
+        (50, 6),
+        (100, 10),
+        (200, 20),
+        (400, 30),
+        (1000, 40),
+    ] {
         let (workers, tasks) = backlog(orders, technicians, 0x5eed ^ orders as u64);
-        let start = plan(&workers, &tasks, Budget { evaluations: 1 });
+        let horizon = workers
+            .iter()
+            .flat_map(|w| w.available.iter().map(|&(_, b)| b))
+            .max()
+            .unwrap_or_default();
+        let start = plan(
+            &workers,
+            &tasks,
+            horizon,
+            Budget {
+                evaluations: 1,
+                time: None,
+            },
+        );
         let mut times = Vec::new();
         let mut last = None;
         for _ in 0..3 {
             let t = Instant::now();
-            let p = plan(&workers, &tasks, Budget::default());
+            let p = plan(&workers, &tasks, horizon, Budget::default());
             times.push(t.elapsed());
             last = Some(p);
         }
         times.sort();
         let Some(p) = last else { continue };
         println!(
-            "{:>7} {:>12} {:>10} {:>12.1} {:>14.1} {:>9} {:>15.1} {:>9}",
+            "{:>7} {:>12} {:>10} {:>12.1} {:>14.1} {:>9} {:>15.1} {:>9} {:>11}",
             orders,
             technicians,
             p.evaluations,
@@ -111,7 +134,8 @@ fn main() {
             start.weighted_late_hours,
             start.unplanned.len(),
             p.weighted_late_hours,
-            p.unplanned.len()
+            p.unplanned.len(),
+            if p.timed_out { "reached" } else { "-" }
         );
     }
 }

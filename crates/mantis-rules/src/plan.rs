@@ -1,20 +1,24 @@
 //! Maintenance planning: which technician does which active work order, and when.
 //!
-//! The plan minimises, in this order: the priority weight of the work orders it cannot place
-//! at all, the priority-weighted lateness of the others (hours started after their due time,
-//! the criticality's response time), and the weighted sum of their finishing times (sooner is
-//! better when nothing is late). A work order runs in one piece within one shift of one
-//! technician who has the skill it needs (or the technician it is already assigned to), never
-//! before it is ready, never overlapping the technician's other work.
+//! The plan minimises the priority-weighted lateness of the work orders (hours started after
+//! their due time, the criticality's response time), then the weighted sum of their finishing
+//! times (sooner is better when nothing is late). A work order it leaves out counts as
+//! starting an hour after the horizon: one due within the horizon is placed if at all
+//! possible, one due beyond it may wait for a later plan rather than make urgent work late. A
+//! work order runs in one piece within one shift of one technician who has the skill it needs
+//! (or the technician it is assigned to), never before it is ready, never overlapping the
+//! technician's other work; one whose start a person fixed stays where it is.
 //!
 //! How: the plan is decoded from a priority list (each work order in turn goes to the
 //! technician who can start it earliest, into the first free stretch of a shift long enough,
-//! gaps left by earlier placements included), starting from the best of three dispatch rules
-//! (earliest due; priority then due; least slack) and improved by moving late work orders
-//! forward in the list while that lowers the cost, up to a budget of decodings. Exact
-//! mixed-integer programming (good_lp) was measured too slow in pure Rust for a plant's
-//! backlog (`../shared/design/DEPENDENCIES.md`: microlp > 180 s at 45 orders × 6
-//! technicians); the tests check this search against exhaustive enumeration on small plans.
+//! gaps left by earlier placements included, unless the search chose its technician or to
+//! put it after that technician's last one), starting from three dispatch rules (earliest
+//! due; priority then due; shortest weighted duration) and improved by local search (late
+//! orders forward, to another technician, swapped; any order anywhere) with restarts, within
+//! a budget of decodings and of time. Exact mixed-integer programming (good_lp) was measured
+//! too slow in pure Rust for a plant's backlog (`../shared/design/DEPENDENCIES.md`: microlp
+//! took over 180 s at 45 orders × 6 technicians); the tests check this search against
+//! exhaustive enumeration on small plans.
 //!
 //! [`Estimates`] says how long a work order takes and which skill it needs (`rules/planning.toml`).
 
@@ -117,6 +121,22 @@ impl Estimates {
         for (cause, c) in &e.causes {
             check(format!("causes.{cause}.hours"), c.hours)?;
         }
+        // Looked up in lower case: an asset type or cause written `Pump` is `pump`.
+        e.causes = std::mem::take(&mut e.causes)
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect();
+        e.asset_types = std::mem::take(&mut e.asset_types)
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.hours = v
+                    .hours
+                    .into_iter()
+                    .map(|(c, h)| (c.to_lowercase(), h))
+                    .collect();
+                (k.to_lowercase(), v)
+            })
+            .collect();
         for (ty, a) in &mut e.asset_types {
             for (cause, h) in &a.hours {
                 check(format!("asset_types.{ty}.hours.{cause}"), *h)?;
@@ -134,19 +154,21 @@ impl Estimates {
         Ok(e)
     }
 
-    /// Hours a work order of `cause` on an asset of `asset_type` takes.
+    /// Hours a work order of `cause` on an asset of `asset_type` takes (compared in lower
+    /// case).
     pub fn hours(&self, asset_type: &str, cause: &str) -> f64 {
+        let cause = cause.to_lowercase();
         self.asset_types
-            .get(asset_type)
-            .and_then(|a| a.hours.get(cause).copied())
-            .or_else(|| self.causes.get(cause).map(|c| c.hours))
+            .get(&asset_type.to_lowercase())
+            .and_then(|a| a.hours.get(&cause).copied())
+            .or_else(|| self.causes.get(&cause).map(|c| c.hours))
             .unwrap_or(self.default_hours)
     }
 
-    /// The skill work on an asset of `asset_type` needs.
+    /// The skill work on an asset of `asset_type` needs (compared in lower case).
     pub fn skill(&self, asset_type: &str) -> Option<&str> {
         self.asset_types
-            .get(asset_type)
+            .get(&asset_type.to_lowercase())
             .and_then(|a| a.skill.as_deref())
     }
 }
@@ -179,6 +201,8 @@ pub struct Task {
     pub skill: Option<String>,
     /// The technician it is assigned to, who keeps it.
     pub technician: Option<String>,
+    /// A start a person set (with `technician`): kept as it is, taking the technician's time.
+    pub fixed: Option<Timestamp>,
 }
 
 /// Where and when a task goes.
@@ -202,8 +226,10 @@ pub enum Unplanned {
     /// The technician it is assigned to is not in the crew (or not active).
     UnknownTechnician(String),
     /// No technician who could do it has a free stretch of a shift long enough before the end
-    /// of the horizon.
+    /// of the horizon (or placing it there would make more urgent work later).
     NoTime,
+    /// Nobody is in the crew (or everyone is away).
+    NoCrew,
 }
 
 impl std::fmt::Display for Unplanned {
@@ -215,8 +241,9 @@ impl std::fmt::Display for Unplanned {
                 "it is assigned to `{name}`, who is not an active technician of the crew"
             ),
             Self::NoTime => f.write_str(
-                "no technician who could do it has a free stretch of a shift long enough before the end of the horizon",
+                "no technician who could do it has a free stretch of a shift long enough before the end of the horizon, but for more urgent work",
             ),
+            Self::NoCrew => f.write_str("no active technician in the crew"),
         }
     }
 }
@@ -230,6 +257,8 @@ pub struct Plan {
     pub unplanned: Vec<(usize, Unplanned)>,
     /// Σ priority weight × hours started late, over the placed tasks.
     pub weighted_late_hours: f64,
+    /// Whether the search stopped at the budget's time limit.
+    pub timed_out: bool,
     /// How many priority lists were decoded to find it.
     pub evaluations: usize,
 }
@@ -239,21 +268,30 @@ pub struct Plan {
 pub struct Budget {
     /// Priority lists decoded at most.
     pub evaluations: usize,
+    /// Wall-clock time at most (the best plan found by then is returned).
+    pub time: Option<std::time::Duration>,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        Self { evaluations: 3_000 }
+        Self {
+            evaluations: 3_000,
+            time: Some(std::time::Duration::from_secs(2)),
+        }
     }
 }
 
-/// A plan's cost, compared lexicographically.
+/// A plan's cost, compared lexicographically: Σ weight × lateness, then Σ weight × end. A
+/// task left out counts as starting an hour after the horizon (so leaving out an order due
+/// beyond the horizon costs little, one already late a lot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Cost {
-    unplaced_weight: u64,
     weighted_late_ms: i128,
     weighted_end_ms: i128,
 }
+
+/// Where a task left out of the plan counts as starting: an hour after the horizon.
+const LEFT_OUT_AFTER_MS: i64 = 3_600_000;
 
 /// The problem in milliseconds.
 struct Problem {
@@ -263,8 +301,10 @@ struct Problem {
     due: Vec<i64>,
     duration: Vec<i64>,
     weight: Vec<u32>,
-    /// Who may do each task (empty: nobody).
+    /// Who may do each task (empty: nobody, or it is fixed).
     eligible: Vec<Vec<usize>>,
+    /// Where a task left out counts as starting.
+    left_out: i64,
 }
 
 /// The earliest start at or after `ready` of a `d`-long stretch within one of `available`'s
@@ -299,7 +339,6 @@ impl Problem {
         let mut busy = self.busy.clone();
         let mut placed = vec![None; self.ready.len()];
         let mut cost = Cost {
-            unplaced_weight: 0,
             weighted_late_ms: 0,
             weighted_end_ms: 0,
         };
@@ -334,7 +373,11 @@ impl Problem {
                     cost.weighted_late_ms += weight * i128::from((t - self.due[j]).max(0));
                     cost.weighted_end_ms += weight * i128::from(t + d);
                 }
-                None => cost.unplaced_weight += u64::from(self.weight[j]),
+                None => {
+                    cost.weighted_late_ms +=
+                        weight * i128::from((self.left_out - self.due[j]).max(0));
+                    cost.weighted_end_ms += weight * i128::from(self.left_out + d);
+                }
             }
         }
         (cost, placed)
@@ -349,19 +392,42 @@ fn at(ms: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
-/// Plans `tasks` over `workers`' working time.
-pub fn plan(workers: &[Worker], tasks: &[Task], budget: Budget) -> Plan {
+/// Plans `tasks` over `workers`' working time until `horizon`.
+pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budget) -> Plan {
     let mut unplanned = Vec::new();
+    let find = |name: &str| workers.iter().position(|w| w.name == name);
+    // Tasks a person fixed take their technician's time first.
+    let mut fixed_slots = Vec::new();
+    let mut busy: Vec<Vec<(i64, i64)>> = workers
+        .iter()
+        .map(|w| w.busy.iter().map(|&(a, b)| (ms(a), ms(b))).collect())
+        .collect();
+    let duration: Vec<i64> = tasks
+        .iter()
+        .map(|t| t.duration.num_milliseconds().max(1))
+        .collect();
+    for (j, task) in tasks.iter().enumerate() {
+        if let (Some(start), Some(name)) = (task.fixed, &task.technician)
+            && let Some(w) = find(name)
+        {
+            busy[w].push((ms(start), ms(start).saturating_add(duration[j])));
+            fixed_slots.push(Slot {
+                task: j,
+                worker: w,
+                start,
+                end: at(ms(start).saturating_add(duration[j])),
+            });
+        }
+    }
     let eligible: Vec<Vec<usize>> = tasks
         .iter()
         .enumerate()
         .map(|(j, task)| {
+            if fixed_slots.iter().any(|s| s.task == j) {
+                return Vec::new();
+            }
             let who: Vec<usize> = match &task.technician {
-                Some(name) => workers
-                    .iter()
-                    .position(|w| w.name == *name)
-                    .into_iter()
-                    .collect(),
+                Some(name) => find(name).into_iter().collect(),
                 None => {
                     let skill = task.skill.as_deref().map(normalise_skill);
                     (0..workers.len())
@@ -374,8 +440,9 @@ pub fn plan(workers: &[Worker], tasks: &[Task], budget: Budget) -> Plan {
                     j,
                     match (&task.technician, &task.skill) {
                         (Some(name), _) => Unplanned::UnknownTechnician(name.clone()),
+                        _ if workers.is_empty() => Unplanned::NoCrew,
                         (None, Some(skill)) => Unplanned::NoSkill(normalise_skill(skill)),
-                        (None, None) => Unplanned::NoTime,
+                        (None, None) => Unplanned::NoCrew,
                     },
                 ));
             }
@@ -387,21 +454,16 @@ pub fn plan(workers: &[Worker], tasks: &[Task], budget: Budget) -> Plan {
             .iter()
             .map(|w| join_spans(w.available.iter().map(|&(a, b)| (ms(a), ms(b))).collect()))
             .collect(),
-        busy: workers
-            .iter()
-            .map(|w| join_spans(w.busy.iter().map(|&(a, b)| (ms(a), ms(b))).collect()))
-            .collect(),
+        busy: busy.into_iter().map(join_spans).collect(),
         ready: tasks.iter().map(|t| ms(t.ready)).collect(),
         due: tasks.iter().map(|t| ms(t.due)).collect(),
-        duration: tasks
-            .iter()
-            .map(|t| t.duration.num_milliseconds().max(1))
-            .collect(),
+        duration,
         weight: tasks.iter().map(|t| weight(t.priority)).collect(),
         eligible,
+        left_out: ms(horizon).saturating_add(LEFT_OUT_AFTER_MS),
     };
-    let (order, genes, evaluations) = search(&problem, budget.evaluations.max(1));
-    let (cost, placed) = problem.decode(&order, &genes);
+    let (order, genes, evaluations, timed_out) = search(&problem, budget);
+    let (_, placed) = problem.decode(&order, &genes);
     let mut slots: Vec<Slot> = placed
         .iter()
         .enumerate()
@@ -413,6 +475,7 @@ pub fn plan(workers: &[Worker], tasks: &[Task], budget: Budget) -> Plan {
                 end: at(t + problem.duration[j]),
             })
         })
+        .chain(fixed_slots)
         .collect();
     slots.sort_by_key(|s| (s.start, s.worker, s.task));
     for (j, p) in placed.iter().enumerate() {
@@ -421,11 +484,19 @@ pub fn plan(workers: &[Worker], tasks: &[Task], budget: Budget) -> Plan {
         }
     }
     unplanned.sort_by_key(|(j, _)| *j);
+    let weighted_late_ms: i128 = slots
+        .iter()
+        .map(|s| {
+            i128::from(problem.weight[s.task])
+                * i128::from((ms(s.start) - problem.due[s.task]).max(0))
+        })
+        .sum();
     Plan {
         slots,
         unplanned,
-        weighted_late_hours: cost.weighted_late_ms as f64 / 3_600_000.0,
+        weighted_late_hours: weighted_late_ms as f64 / 3_600_000.0,
         evaluations,
+        timed_out,
     }
 }
 
@@ -467,11 +538,33 @@ struct Point {
     placed: Vec<Option<(usize, i64)>>,
 }
 
-/// The search's state: the problem and the decodings left.
+/// The search's state: the problem and what is left of the budget.
 struct Search<'a> {
     p: &'a Problem,
     budget: usize,
     evaluations: usize,
+    deadline: Option<std::time::Instant>,
+    timed_out: bool,
+}
+
+/// A group of moves the search tries together (the best of them is made), built only when
+/// its turn comes: a large plan has millions of moves in all.
+#[derive(Clone, Copy, Debug)]
+enum Group {
+    /// The late task at list position `i` to every earlier position.
+    Forward(usize),
+    /// The task to each of its other eligible workers (or back to whoever starts first).
+    Reassign(usize),
+    /// The late task at position `i` swapped with every other.
+    SwapWith(usize),
+    /// The late task at position `i` to every earlier position and every eligible worker.
+    ForwardTo(usize),
+    /// Every task after its worker's last one (or back into the first gap).
+    AfterLast,
+    /// The task at position `a` swapped with every later one.
+    SwapAfter(usize),
+    /// The task at position `from` to every other position.
+    Anywhere(usize),
 }
 
 impl Search<'_> {
@@ -486,13 +579,24 @@ impl Search<'_> {
         }
     }
 
-    fn spent(&self) -> bool {
-        self.evaluations >= self.budget
+    fn spent(&mut self) -> bool {
+        if self.evaluations >= self.budget || self.timed_out {
+            return true;
+        }
+        // The clock is read every 16 decodings: a decoding of a large plan is short.
+        if self.evaluations.is_multiple_of(16)
+            && self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            self.timed_out = true;
+        }
+        self.timed_out
     }
 
-    /// Nothing left to gain that matters: every task placed and none late.
+    /// Nothing left to gain that matters: no task late (nor left out when due in the horizon).
     fn perfect(at: &Point) -> bool {
-        at.cost.unplaced_weight == 0 && at.cost.weighted_late_ms == 0
+        at.cost.weighted_late_ms == 0
     }
 
     /// `m` made to `order` and `genes`.
@@ -513,10 +617,11 @@ impl Search<'_> {
         }
     }
 
-    /// The moves to try from `at`, in groups, the most promising first: late (or unplaced)
-    /// tasks forward in the list, to another worker, swapped; then any task to another worker
-    /// or after its worker's last task; then any two tasks swapped, any task anywhere.
-    fn groups(&self, at: &Point) -> Vec<Vec<Move>> {
+    /// The groups of moves to try from `at`, the most promising first: late (or left-out)
+    /// tasks, the latest first, forward in the list, to another worker, swapped, forward to
+    /// another worker; then any task to another worker or after its worker's last task; then
+    /// any two tasks swapped, any task anywhere.
+    fn groups(&self, at: &Point) -> Vec<Group> {
         let p = self.p;
         let n = at.order.len();
         let mut late: Vec<(i128, usize)> = at
@@ -524,74 +629,78 @@ impl Search<'_> {
             .iter()
             .enumerate()
             .filter_map(|(i, &j)| {
-                let lateness = match at.placed[j] {
-                    Some((_, t)) => i128::from((t - p.due[j]).max(0)),
-                    None => i128::MAX / 1024,
-                };
+                let start = at.placed[j].map_or(p.left_out, |(_, t)| t);
+                let lateness =
+                    i128::from((start - p.due[j]).max(0)) + i128::from(at.placed[j].is_none());
                 (lateness > 0).then_some((-(lateness * i128::from(p.weight[j])), i))
             })
             .collect();
         late.sort_unstable();
-        let reassign = |j: usize| -> Vec<Move> {
-            let mut moves: Vec<Move> = (0..p.eligible[j].len())
-                .filter(|&w| at.genes[j].worker != Some(w))
-                .map(|w| Move::Force {
-                    task: j,
-                    worker: Some(w),
-                })
-                .collect();
-            if at.genes[j].worker.is_some() {
-                moves.push(Move::Force {
-                    task: j,
-                    worker: None,
-                });
-            }
-            moves
-        };
-        let mut groups: Vec<Vec<Move>> = Vec::new();
+        let mut groups = Vec::with_capacity(4 * late.len() + 3 * n + 1);
         for &(_, i) in &late {
-            groups.push((0..i).map(|to| Move::Insert { from: i, to }).collect());
-            groups.push(reassign(at.order[i]));
-            groups.push(
-                (0..n)
-                    .filter(|&b| b != i)
-                    .map(|b| Move::Swap { a: i, b })
-                    .collect(),
-            );
-            let j = at.order[i];
-            groups.push(
+            groups.extend([
+                Group::Forward(i),
+                Group::Reassign(at.order[i]),
+                Group::SwapWith(i),
+                Group::ForwardTo(i),
+            ]);
+        }
+        groups.extend(at.order.iter().map(|&j| Group::Reassign(j)));
+        groups.push(Group::AfterLast);
+        groups.extend((0..n).map(Group::SwapAfter));
+        groups.extend((0..n).map(Group::Anywhere));
+        groups
+    }
+
+    /// The moves of `group` from `at`.
+    fn moves(&self, at: &Point, group: Group) -> Vec<Move> {
+        let p = self.p;
+        let n = at.order.len();
+        match group {
+            Group::Forward(i) => (0..i).map(|to| Move::Insert { from: i, to }).collect(),
+            Group::Reassign(j) => {
+                let mut moves: Vec<Move> = (0..p.eligible[j].len())
+                    .filter(|&w| at.genes[j].worker != Some(w))
+                    .map(|w| Move::Force {
+                        task: j,
+                        worker: Some(w),
+                    })
+                    .collect();
+                if at.genes[j].worker.is_some() {
+                    moves.push(Move::Force {
+                        task: j,
+                        worker: None,
+                    });
+                }
+                moves
+            }
+            Group::SwapWith(i) => (0..n)
+                .filter(|&b| b != i)
+                .map(|b| Move::Swap { a: i, b })
+                .collect(),
+            Group::ForwardTo(i) => {
+                let workers = p.eligible[at.order[i]].len();
                 (0..i)
                     .flat_map(|to| {
-                        (0..p.eligible[j].len()).map(move |worker| Move::Both {
+                        (0..workers).map(move |worker| Move::Both {
                             from: i,
                             to,
                             worker,
                         })
                     })
-                    .collect(),
-            );
-        }
-        for &j in &at.order {
-            groups.push(reassign(j));
-        }
-        groups.push(
-            at.order
+                    .collect()
+            }
+            Group::AfterLast => at
+                .order
                 .iter()
                 .map(|&task| Move::AfterLast { task })
                 .collect(),
-        );
-        for a in 0..n {
-            groups.push((a + 1..n).map(|b| Move::Swap { a, b }).collect());
+            Group::SwapAfter(a) => (a + 1..n).map(|b| Move::Swap { a, b }).collect(),
+            Group::Anywhere(from) => (0..n)
+                .filter(|&to| to != from)
+                .map(|to| Move::Insert { from, to })
+                .collect(),
         }
-        for from in 0..n {
-            groups.push(
-                (0..n)
-                    .filter(|&to| to != from)
-                    .map(|to| Move::Insert { from, to })
-                    .collect(),
-            );
-        }
-        groups
     }
 
     /// From `at`, the best move of the first group that lowers the cost, again and again,
@@ -600,7 +709,7 @@ impl Search<'_> {
         'improve: while !self.spent() {
             for group in self.groups(&at) {
                 let mut found: Option<Point> = None;
-                for m in group {
+                for m in self.moves(&at, group) {
                     if self.spent() {
                         break 'improve;
                     }
@@ -622,27 +731,30 @@ impl Search<'_> {
     }
 }
 
-/// The best priority list (and choices beside it) found within `budget` decodings, and how
-/// many were made: a descent from each of three dispatch rules (earliest due; priority, then
-/// due; least slack), then, while the budget lasts, descents from the best plan shaken by a
-/// few random swaps (a fixed seed: the same problem gets the same plan).
-fn search(p: &Problem, budget: usize) -> (Vec<usize>, Vec<Gene>, usize) {
+/// The best priority list (and choices beside it) found within `budget`: a descent from each
+/// of three dispatch rules (earliest due; priority, then due; shortest weighted duration),
+/// then, while the budget lasts, descents from the best plan shaken by a few random swaps (a
+/// fixed seed: the same problem gets the same plan unless the time limit cuts the search).
+/// Also returns the decodings made and whether the time limit was reached.
+fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
     let n = p.ready.len();
     let placeable: Vec<usize> = (0..n).filter(|&j| !p.eligible[j].is_empty()).collect();
     if placeable.is_empty() {
-        return (placeable, vec![Gene::default(); n], 0);
+        return (placeable, vec![Gene::default(); n], 0, false);
     }
     // The dispatch rules' sort keys.
     type Rule = fn(&Problem, usize) -> (i64, i64, usize);
     let starts: [Rule; 3] = [
         |p, j| (p.due[j], -i64::from(p.weight[j]), j),
         |p, j| (-i64::from(p.weight[j]), p.due[j], j),
-        |p, j| (p.due[j] - p.duration[j], -i64::from(p.weight[j]), j),
+        |p, j| (p.duration[j] / i64::from(p.weight[j].max(1)), p.due[j], j),
     ];
     let mut search = Search {
         p,
-        budget,
+        budget: budget.evaluations.max(1),
         evaluations: 0,
+        deadline: budget.time.map(|t| std::time::Instant::now() + t),
+        timed_out: false,
     };
     let mut best: Option<Point> = None;
     for key in &starts {
@@ -655,7 +767,12 @@ fn search(p: &Problem, budget: usize) -> (Vec<usize>, Vec<Gene>, usize) {
         }
     }
     let Some(mut best) = best else {
-        return (placeable, vec![Gene::default(); n], search.evaluations);
+        return (
+            placeable,
+            vec![Gene::default(); n],
+            search.evaluations,
+            false,
+        );
     };
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ n as u64;
     let mut random = move |below: usize| {
@@ -677,7 +794,7 @@ fn search(p: &Problem, budget: usize) -> (Vec<usize>, Vec<Gene>, usize) {
             best = found;
         }
     }
-    (best.order, best.genes, search.evaluations)
+    (best.order, best.genes, search.evaluations, search.timed_out)
 }
 
 #[cfg(test)]
@@ -693,6 +810,11 @@ mod tests {
 
     fn h(hours: f64) -> Timestamp {
         t0() + Duration::milliseconds((hours * 3_600_000.0) as i64)
+    }
+
+    /// The horizon of the tests' plans: two days.
+    fn horizon() -> Timestamp {
+        h(48.0)
     }
 
     fn worker(name: &str, skills: &[&str], shifts: &[(f64, f64)]) -> Worker {
@@ -712,28 +834,50 @@ mod tests {
             priority,
             skill: skill.map(str::to_owned),
             technician: None,
+            fixed: None,
         }
     }
 
-    /// Every slot is within one shift of a worker who may do the task, after it is ready,
-    /// overlapping nothing else of that worker.
+    fn plan_of(workers: &[Worker], tasks: &[Task]) -> Plan {
+        plan(
+            workers,
+            tasks,
+            horizon(),
+            Budget {
+                evaluations: 3_000,
+                time: None,
+            },
+        )
+    }
+
+    /// Every slot is within one shift of a worker who may do the task (a fixed one where it
+    /// was fixed), after it is ready, overlapping nothing else of that worker.
     fn assert_feasible(workers: &[Worker], tasks: &[Task], plan: &Plan) {
         for s in &plan.slots {
             let (w, t) = (&workers[s.worker], &tasks[s.task]);
             assert_eq!(s.end - s.start, t.duration.max(Duration::milliseconds(1)));
-            assert!(s.start >= t.ready, "{s:?} before ready");
-            assert!(
-                w.available.iter().any(|&(a, b)| a <= s.start && s.end <= b),
-                "{s:?} outside the shifts"
-            );
-            assert!(w.busy.iter().all(|&(a, b)| s.end <= a || b <= s.start));
+            if let Some(fixed) = t.fixed {
+                assert_eq!(s.start, fixed, "{s:?} moved");
+            } else {
+                assert!(s.start >= t.ready, "{s:?} before ready");
+                assert!(
+                    w.available.iter().any(|&(a, b)| a <= s.start && s.end <= b),
+                    "{s:?} outside the shifts"
+                );
+            }
+            // A person's fixed start is kept even over other work; the planner's never is.
+            let free = t.fixed.is_none();
+            assert!(!free || w.busy.iter().all(|&(a, b)| s.end <= a || b <= s.start));
             match (&t.technician, &t.skill) {
                 (Some(name), _) => assert_eq!(&w.name, name),
                 (None, Some(skill)) => assert!(w.skills.contains(skill)),
                 _ => {}
             }
             for o in &plan.slots {
-                if o.task != s.task && o.worker == s.worker {
+                if o.task != s.task
+                    && o.worker == s.worker
+                    && (free || tasks[o.task].fixed.is_none())
+                {
                     assert!(o.end <= s.start || s.end <= o.start, "{s:?} overlaps {o:?}");
                 }
             }
@@ -752,13 +896,86 @@ mod tests {
         );
     }
 
-    /// The exact optimum: every assignment of tasks to eligible workers and every order on
-    /// each worker, each task as early as its predecessor on the worker and the shifts allow.
-    fn optimum(workers: &[Worker], tasks: &[Task]) -> Cost {
+    /// The cost of `plan` as the planner defines it, computed from its slots.
+    fn cost_of(tasks: &[Task], plan: &Plan) -> (i128, i128) {
+        let left_out = ms(horizon()) + LEFT_OUT_AFTER_MS;
+        let mut cost = (0, 0);
+        for (j, t) in tasks.iter().enumerate() {
+            let w = i128::from(weight(t.priority));
+            let (start, end) = match plan.slots.iter().find(|s| s.task == j) {
+                Some(s) => (ms(s.start), ms(s.end)),
+                None => (left_out, left_out + t.duration.num_milliseconds()),
+            };
+            cost.0 += w * i128::from((start - ms(t.due)).max(0));
+            cost.1 += w * i128::from(end);
+        }
+        cost
+    }
+
+    /// The exact optimum, written independently of the planner: every assignment of the
+    /// tasks to workers who may do them (or to none: left out) and every order on each
+    /// worker, each task at the earliest start after its predecessor on the worker that lies
+    /// within one shift and clear of the worker's fixed and busy time.
+    fn optimum(workers: &[Worker], tasks: &[Task]) -> (i128, i128) {
         let n = tasks.len();
-        let mut best: Option<Cost> = None;
-        let mut perm: Vec<usize> = (0..n).collect();
-        let mut assign = vec![0usize; n];
+        let m = workers.len();
+        let left_out = ms(horizon()) + LEFT_OUT_AFTER_MS;
+        let may = |j: usize, w: usize| match (&tasks[j].technician, &tasks[j].skill) {
+            (Some(name), _) => workers[w].name == *name,
+            (None, Some(skill)) => workers[w].skills.contains(skill),
+            _ => true,
+        };
+        // Each worker's blocked time: busy, and the fixed tasks.
+        let blocked: Vec<Vec<(i64, i64)>> = (0..m)
+            .map(|w| {
+                let mut b: Vec<(i64, i64)> = workers[w]
+                    .busy
+                    .iter()
+                    .map(|&(a, b)| (ms(a), ms(b)))
+                    .collect();
+                for t in tasks {
+                    if let (Some(f), Some(name)) = (t.fixed, &t.technician)
+                        && *name == workers[w].name
+                    {
+                        b.push((ms(f), ms(f) + t.duration.num_milliseconds()));
+                    }
+                }
+                b
+            })
+            .collect();
+        // The first start ≥ `from` of a `d`-long stretch inside a shift, clear of `blocked`:
+        // tried at `from` and at every end of a blocked stretch or start of a shift after it.
+        let fit = |w: usize, from: i64, d: i64| -> Option<i64> {
+            let mut candidates: Vec<i64> = vec![from];
+            candidates.extend(blocked[w].iter().map(|&(_, e)| e).filter(|&e| e > from));
+            candidates.extend(
+                workers[w]
+                    .available
+                    .iter()
+                    .map(|&(a, _)| ms(a))
+                    .filter(|&a| a > from),
+            );
+            candidates.sort_unstable();
+            candidates.into_iter().find(|&t| {
+                workers[w]
+                    .available
+                    .iter()
+                    .any(|&(a, b)| ms(a) <= t && t + d <= ms(b))
+                    && blocked[w].iter().all(|&(s, e)| t + d <= s || e <= t)
+            })
+        };
+        let free: Vec<usize> = (0..n).filter(|&j| tasks[j].fixed.is_none()).collect();
+        let mut best: Option<(i128, i128)> = None;
+        // Fixed tasks cost the same in every plan.
+        let mut fixed_cost = (0i128, 0i128);
+        for t in tasks.iter().filter(|t| t.fixed.is_some()) {
+            let (wt, f) = (i128::from(weight(t.priority)), t.fixed.map_or(0, ms));
+            fixed_cost.0 += wt * i128::from((f - ms(t.due)).max(0));
+            fixed_cost.1 += wt * i128::from(f + t.duration.num_milliseconds());
+        }
+        let choices = m + 1; // a worker, or left out
+        let mut assign = vec![0usize; free.len()];
+        let mut perm: Vec<usize> = (0..free.len()).collect();
         fn permutations(k: usize, perm: &mut Vec<usize>, out: &mut dyn FnMut(&[usize])) {
             if k == perm.len() {
                 out(perm);
@@ -770,77 +987,46 @@ mod tests {
                 perm.swap(k, i);
             }
         }
-        let eligible = |j: usize, w: usize| match (&tasks[j].technician, &tasks[j].skill) {
-            (Some(name), _) => workers[w].name == *name,
-            (None, Some(skill)) => workers[w].skills.contains(skill),
-            _ => true,
-        };
-        let m = workers.len();
-        let total = m.pow(n as u32);
-        let avail: Vec<Vec<(i64, i64)>> = workers
-            .iter()
-            .map(|w| w.available.iter().map(|&(a, b)| (ms(a), ms(b))).collect())
-            .collect();
-        for code in 0..total {
+        for code in 0..choices.pow(free.len() as u32) {
             let mut c = code;
             for a in assign.iter_mut() {
-                *a = c % m;
-                c /= m;
+                *a = c % choices;
+                c /= choices;
             }
-            // A task nobody may do is unplaced whatever the assignment (worker 0 stands in).
-            let nobody = |j: usize| (0..m).all(|w| !eligible(j, w));
-            let allowed = |j: usize| eligible(j, assign[j]) || (nobody(j) && assign[j] == 0);
-            if !(0..n).all(allowed) {
+            if (0..free.len()).any(|k| assign[k] < m && !may(free[k], assign[k])) {
                 continue;
             }
             permutations(0, &mut perm, &mut |order| {
-                let mut free_from = vec![i64::MIN; m];
-                let mut cost = Cost {
-                    unplaced_weight: 0,
-                    weighted_late_ms: 0,
-                    weighted_end_ms: 0,
-                };
-                for &j in order {
-                    let w = assign[j];
-                    if nobody(j) {
-                        cost.unplaced_weight += u64::from(weight(tasks[j].priority));
-                        continue;
-                    }
-                    let d = tasks[j].duration.num_milliseconds();
-                    let ready = ms(tasks[j].ready).max(free_from[w]);
-                    let wt = i128::from(weight(tasks[j].priority));
-                    match earliest(&avail[w], &[], ready, d) {
-                        Some(t) => {
-                            free_from[w] = t + d;
-                            cost.weighted_late_ms += wt * i128::from((t - ms(tasks[j].due)).max(0));
-                            cost.weighted_end_ms += wt * i128::from(t + d);
+                let mut after = vec![i64::MIN; m];
+                let mut cost = fixed_cost;
+                for &k in order {
+                    let (j, w) = (free[k], assign[k]);
+                    let t = &tasks[j];
+                    let (d, wt) = (
+                        t.duration.num_milliseconds(),
+                        i128::from(weight(t.priority)),
+                    );
+                    let start = if w < m {
+                        fit(w, ms(t.ready).max(after[w]), d)
+                    } else {
+                        None
+                    };
+                    let start = match start {
+                        Some(s) => {
+                            after[w] = s + d;
+                            s
                         }
-                        None => cost.unplaced_weight += u64::from(weight(tasks[j].priority)),
-                    }
+                        None => left_out,
+                    };
+                    cost.0 += wt * i128::from((start - ms(t.due)).max(0));
+                    cost.1 += wt * i128::from(start + d);
                 }
                 if best.is_none_or(|b| cost < b) {
                     best = Some(cost);
                 }
             });
         }
-        best.expect("some assignment")
-    }
-
-    fn cost_of(tasks: &[Task], plan: &Plan) -> Cost {
-        let mut cost = Cost {
-            unplaced_weight: 0,
-            weighted_late_ms: 0,
-            weighted_end_ms: 0,
-        };
-        for s in &plan.slots {
-            let w = i128::from(weight(tasks[s.task].priority));
-            cost.weighted_late_ms += w * i128::from((ms(s.start) - ms(tasks[s.task].due)).max(0));
-            cost.weighted_end_ms += w * i128::from(ms(s.end));
-        }
-        for (j, _) in &plan.unplanned {
-            cost.unplaced_weight += u64::from(weight(tasks[*j].priority));
-        }
-        cost
+        best.expect("leaving everything out is a plan")
     }
 
     /// A small deterministic generator (xorshift), so that the instances are the same on
@@ -871,7 +1057,7 @@ mod tests {
             task(24.0, 1.0, Priority::Low, Some("hydraulics")),
             task(24.0, 9.0, Priority::Low, None),
         ];
-        let plan = plan(&workers, &tasks, Budget::default());
+        let plan = plan_of(&workers, &tasks);
         assert_feasible(&workers, &tasks, &plan);
         let slot = |j: usize| plan.slots.iter().find(|s| s.task == j).expect("placed");
         assert_eq!((slot(1).worker, slot(1).start), (0, h(6.0)), "urgent first");
@@ -886,10 +1072,13 @@ mod tests {
             ]
         );
         assert_eq!(plan.weighted_late_hours, 0.0);
+        assert!(!plan.timed_out);
+        let nobody = super::plan(&[], &tasks[..1], horizon(), Budget::default());
+        assert_eq!(nobody.unplanned, [(0, Unplanned::NoCrew)]);
     }
 
     #[test]
-    fn work_in_progress_and_assigned_technicians_are_kept() {
+    fn work_in_progress_fixed_starts_and_assigned_technicians_are_kept() {
         let mut ana = worker("ana", &["electrical"], &[(0.0, 8.0)]);
         ana.busy = vec![(h(0.0), h(2.0))];
         let workers = [ana, worker("ben", &["electrical"], &[(0.0, 8.0)])];
@@ -899,23 +1088,20 @@ mod tests {
         gone.technician = Some("carl".into());
         let mut later = task(8.0, 1.0, Priority::Normal, None);
         later.ready = h(5.5);
-        let tasks = [assigned, gone, later];
-        let plan = plan(&workers, &tasks, Budget::default());
+        // Ben's, fixed by a person at 03:00 (outside no shift, but it would be kept anyway).
+        let mut fixed = task(8.0, 2.0, Priority::Low, None);
+        (fixed.technician, fixed.fixed) = (Some("ben".into()), Some(h(3.0)));
+        let tasks = [assigned, gone, later, fixed];
+        let plan = plan_of(&workers, &tasks);
         assert_feasible(&workers, &tasks, &plan);
+        let slot = |j: usize| plan.slots.iter().find(|s| s.task == j).expect("placed");
         assert_eq!(
-            (
-                plan.slots[0].task,
-                plan.slots[0].worker,
-                plan.slots[0].start
-            ),
-            (0, 0, h(2.0)),
+            (slot(0).worker, slot(0).start),
+            (0, h(2.0)),
             "after ana's work in progress, though ben is free"
         );
-        assert_eq!(
-            (plan.slots[1].task, plan.slots[1].start),
-            (2, h(5.5)),
-            "not before it is ready"
-        );
+        assert_eq!(slot(2).start, h(5.5), "not before it is ready");
+        assert_eq!((slot(3).worker, slot(3).start), (1, h(3.0)), "kept");
         assert_eq!(
             plan.unplanned,
             [(1, Unplanned::UnknownTechnician("carl".into()))]
@@ -935,14 +1121,35 @@ mod tests {
             task(20.0, 2.0, Priority::Low, None),
             task(20.0, 2.0, Priority::Low, None),
         ];
-        let plan = plan(&workers, &tasks, Budget::default());
+        let plan = plan_of(&workers, &tasks);
         assert_feasible(&workers, &tasks, &plan);
         let starts: Vec<_> = plan.slots.iter().map(|s| (s.task, s.start)).collect();
         assert_eq!(starts, [(1, h(0.0)), (2, h(2.0)), (0, h(8.0))]);
     }
 
-    /// The search against the exact optimum on 300 small random plans: never better (it
-    /// cannot be), equal on almost all, and never far off.
+    /// Work due beyond the horizon waits rather than make urgent work late: the urgent order
+    /// takes the first shift's start; one of the two long low-priority ones, due next week,
+    /// is left for a later plan (placing both would push the urgent one to the next day).
+    #[test]
+    fn work_due_beyond_the_horizon_does_not_make_urgent_work_late() {
+        let workers = [worker("ana", &[], &[(8.0, 16.0), (32.0, 44.0)])];
+        let tasks = [
+            task(8.0, 4.0, Priority::Urgent, None),
+            task(168.0, 8.0, Priority::Low, None),
+            task(168.0, 8.0, Priority::Low, None),
+        ];
+        let plan = plan_of(&workers, &tasks);
+        assert_feasible(&workers, &tasks, &plan);
+        let urgent = plan.slots.iter().find(|s| s.task == 0).expect("placed");
+        assert_eq!(urgent.start, h(8.0));
+        assert_eq!(plan.weighted_late_hours, 0.0);
+        assert_eq!(plan.slots.len(), 2);
+        assert_eq!(plan.unplanned.len(), 1);
+    }
+
+    /// The search against the exact optimum on 300 small random plans (work in progress,
+    /// assigned technicians, fixed starts, orders too long for any shift among them): never
+    /// better than the optimum (it cannot be), and equal to it on almost all.
     #[test]
     fn the_search_finds_the_optimum_of_small_plans() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -963,47 +1170,58 @@ mod tests {
                         own.push(skills[(w + 1) % 2]);
                     }
                     let first = rng.below(4) as f64;
-                    worker(
+                    let mut worker = worker(
                         &format!("w{w}"),
                         &own,
                         &[(first, first + 8.0), (first + 24.0, first + 32.0)],
-                    )
+                    );
+                    if rng.below(4) == 0 {
+                        let from = rng.below(8) as f64;
+                        worker.busy = vec![(h(from), h(from + 1.5))];
+                    }
+                    worker
                 })
                 .collect();
-            let n = 3 + rng.below(if m == 3 { 3 } else { 4 }) as usize;
+            let n = 3 + rng.below(if m == 3 { 2 } else { 3 }) as usize;
             let tasks: Vec<Task> = (0..n)
                 .map(|_| {
                     let mut t = task(
-                        1.0 + rng.below(30) as f64,
-                        0.5 * (1 + rng.below(8)) as f64,
+                        1.0 + rng.below(60) as f64,
+                        0.5 * (1 + rng.below(18)) as f64,
                         priorities[rng.below(4) as usize],
                         (rng.below(3) != 0).then(|| skills[rng.below(2) as usize]),
                     );
                     t.ready = h(rng.below(6) as f64);
+                    match rng.below(10) {
+                        0 => t.technician = Some(format!("w{}", rng.below(m as u64 + 1))),
+                        1 => {
+                            t.technician = Some(format!("w{}", rng.below(m as u64)));
+                            t.fixed = Some(h(rng.below(30) as f64));
+                        }
+                        _ => {}
+                    }
                     t
                 })
                 .collect();
-            let plan = plan(&workers, &tasks, Budget::default());
+            let plan = plan_of(&workers, &tasks);
             assert_feasible(&workers, &tasks, &plan);
             let (found, best) = (cost_of(&tasks, &plan), optimum(&workers, &tasks));
             assert!(
                 found >= best,
                 "better than the optimum: {found:?} < {best:?}"
             );
-            assert_eq!(found.unplaced_weight, best.unplaced_weight, "{tasks:?}");
             total += 1;
-            if (found.unplaced_weight, found.weighted_late_ms)
-                == (best.unplaced_weight, best.weighted_late_ms)
-            {
+            if found.0 == best.0 {
                 exact += 1;
             } else {
-                let gap = (found.weighted_late_ms - best.weighted_late_ms) as f64 / 3_600_000.0;
-                worst = worst.max(gap);
+                worst = worst.max((found.0 - best.0) as f64 / 3_600_000.0);
             }
         }
         eprintln!("optimal lateness on {exact}/{total} plans; worst gap {worst:.2} weighted hours");
-        assert!(exact * 100 >= total * 97, "{exact}/{total}");
-        assert!(worst <= 4.0, "worst gap {worst}");
+        assert!(
+            exact * 100 >= total * 99,
+            "{exact}/{total}, worst gap {worst}"
+        );
     }
 
     #[test]
@@ -1016,6 +1234,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(e.hours("pump", "rul"), 6.0);
+        assert_eq!(e.hours("Pump", "RUL"), 6.0, "in lower case");
         assert_eq!(e.hours("fan", "rul"), 4.0);
         assert_eq!(e.hours("pump", "anomaly"), 2.0);
         assert_eq!(e.skill("pump"), Some("mechanical"));

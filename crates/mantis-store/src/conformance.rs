@@ -1541,9 +1541,20 @@ pub async fn work_orders_are_filtered_by_asset_and_status_newest_first<S: Store 
             statuses: vec![WorkOrderStatus::Scheduled, WorkOrderStatus::Open],
             limit: None,
             tenant: None,
+            soonest_due_first: false,
         })
         .await,
         [oldest.id]
+    );
+    // Soonest due first (the planner's order): the oldest is due first here.
+    assert_eq!(
+        list(WorkOrderFilter {
+            soonest_due_first: true,
+            limit: Some(2),
+            ..WorkOrderFilter::default()
+        })
+        .await,
+        [oldest.id, middle.id]
     );
     assert_eq!(
         list(WorkOrderFilter {
@@ -2264,6 +2275,68 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
     assert_eq!(replanned.technician, None);
     assert_eq!(replanned.parts, parts);
     assert!(replanned.planned.is_some(), "kept when not changed");
+    assert!(!replanned.assigned_by_planner, "a person's");
+    // The planner's plan, only if nobody changed the order since it was read.
+    store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                technician: Some(Some("ann".to_owned())),
+                planned: Some(Some(PlannedSlot {
+                    start: at(7_200_000),
+                    end: at(9_000_000),
+                })),
+                by_planner: true,
+                unchanged_since: Some(replanned.updated_at),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await
+        .expect("the planner's");
+    let by_planner = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(by_planner.assigned_by_planner);
+    assert_eq!(by_planner.technician.as_deref(), Some("ann"));
+    let stale = store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                technician: Some(Some("bob".to_owned())),
+                by_planner: true,
+                unchanged_since: Some(at(1)),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(&stale, Err(Error::Conflict(m)) if m.contains("changed meanwhile")),
+        "{stale:?}"
+    );
+    let kept = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(kept, by_planner, "nothing changed");
+    store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                technician: Some(None),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await
+        .expect("a person's change");
+    let replanned = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(!replanned.assigned_by_planner, "a person's again");
     assert_eq!(replanned.order.description, "Replace both bearings");
     assert_eq!(replanned.order.due_by, at(99_000));
     assert_eq!(replanned.order.priority, Priority::High);

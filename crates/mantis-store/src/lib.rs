@@ -100,6 +100,8 @@ pub struct WorkOrderFilter {
     pub statuses: Vec<WorkOrderStatus>,
     /// At most this many, newest first (None: 100).
     pub limit: Option<u32>,
+    /// Soonest due first instead of newest first.
+    pub soonest_due_first: bool,
 }
 
 /// Which alerts to list.
@@ -171,8 +173,12 @@ pub struct WorkOrderRecord {
     pub technician: Option<String>,
     /// Parts it needs.
     pub parts: Vec<Part>,
-    /// When it is planned to be done (by the planner, `POST /api/v1/schedule/apply`).
+    /// When it is planned to be done (by the planner, `POST /api/v1/schedule/apply`, or by a
+    /// person).
     pub planned: Option<PlannedSlot>,
+    /// Whether its technician and planned slot are the planner's (which may move them when it
+    /// plans again), not a person's (kept).
+    pub assigned_by_planner: bool,
     /// Last change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
@@ -181,7 +187,7 @@ pub struct WorkOrderRecord {
 /// When a work order is planned to be done.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlannedSlot {
     /// Start.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -206,6 +212,11 @@ pub struct WorkOrderChanges {
     pub parts: Option<Vec<Part>>,
     /// New planned slot (`Some(None)` clears it).
     pub planned: Option<Option<PlannedSlot>>,
+    /// Whether a new technician or planned slot is the planner's (else a person's).
+    pub by_planner: bool,
+    /// Change it only if it was last changed at this time (else [`Error::Conflict`]): nobody
+    /// changed it since it was read.
+    pub unchanged_since: Option<Timestamp>,
 }
 
 /// Changes to a user's account; `None` leaves a field as stored.

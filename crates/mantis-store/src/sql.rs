@@ -75,6 +75,8 @@ macro_rules! bind_plan {
             .bind($changes.planned.is_some())
             .bind($changes.planned.flatten().map(|p| DbTime(p.start)))
             .bind($changes.planned.flatten().map(|p| DbTime(p.end)))
+            .bind($changes.by_planner)
+            .bind($changes.unchanged_since.map(DbTime))
     };
 }
 
@@ -947,6 +949,7 @@ where
         let rows = query
             .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
             .bind(filter.tenant.map(DbId::from))
+            .bind(filter.soonest_due_first)
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -1042,6 +1045,9 @@ where
         // check and this change still wins: a closed work order keeps the plan it was closed
         // with, and its closing time (`updated_at`) does not move.
         match self.get_work_order(id).await? {
+            Some(order) if order.status.is_active() && changes.unchanged_since.is_some() => Err(
+                Error::Conflict(format!("work order {} was changed meanwhile", order.code)),
+            ),
             Some(order) => Err(Error::Conflict(format!(
                 "work order {} is {} and can no longer be changed",
                 order.code,

@@ -184,6 +184,8 @@ export interface WorkOrder {
   parts?: Part[];
   /** When it is planned to be done (the plan applied, or set by hand). */
   planned?: { start: Ts; end: Ts } | null;
+  /** Whether the technician and slot are the planner's (it may move them) or a person's (kept). */
+  assignedByPlanner?: boolean;
   updatedAt?: Ts;
 }
 
@@ -342,7 +344,9 @@ export interface MaintenancePlan {
   technicians: CrewLoad[];
   weightedLateHours: number;
   truncated: boolean;
+  timedOut: boolean;
   applied: number;
+  skipped: number;
 }
 
 // ---- WebSocket messages ----

@@ -22,7 +22,7 @@ export function PlanPage() {
   const manager = can(role, 'managePlan');
   const [hours, setHours] = useState(168);
   const [applyError, setApplyError] = useState<ApiError | null>(null);
-  const [applied, setApplied] = useState<number | null>(null);
+  const [applied, setApplied] = useState<{ applied: number; skipped: number } | null>(null);
   const [busy, setBusy] = useState(false);
   const plan = useResource<MaintenancePlan>(() => api.schedule(hours), [api, hours]);
   const crew = useResource<Technician[]>(() => api.technicians(), [api]);
@@ -33,7 +33,7 @@ export function PlanPage() {
     try {
       const p = await api.applySchedule(hours);
       plan.setData(() => p);
-      setApplied(p.applied);
+      setApplied({ applied: p.applied, skipped: p.skipped });
     } catch (e) {
       setApplyError(e as ApiError);
     } finally {
@@ -67,7 +67,8 @@ export function PlanPage() {
       <ErrorBox error={plan.error ?? applyError} />
       {applied !== null && (
         <p className="muted small" data-testid="plan-applied">
-          Plan applied: {applied} work order{applied === 1 ? '' : 's'} updated.
+          Plan applied: {applied.applied} work order{applied.applied === 1 ? '' : 's'} updated
+          {applied.skipped > 0 ? `; ${applied.skipped} changed by someone meanwhile and left as they are (plan again)` : ''}.
         </p>
       )}
       {p && <PlanView plan={p} />}
@@ -90,7 +91,8 @@ function PlanView({ plan }: { plan: MaintenancePlan }) {
         {formatDateTime(plan.from)} – {formatDateTime(plan.to)}: {plan.assignments.length} work order{plan.assignments.length === 1 ? '' : 's'} planned
         {late > 0 ? `, ${late} starting after the due time (weighted ${formatNumber(plan.weightedLateHours, 1)} h late)` : ', all on time'}
         {plan.unassigned.length > 0 ? `, ${plan.unassigned.length} not placed` : ''}.
-        {plan.truncated && ' Only the newest active work orders were planned.'}
+        {plan.truncated && ' Only the work orders due soonest were planned.'}
+        {plan.timedOut && ' The search stopped at its time limit: the plan may not be the best.'}
       </p>
       {plan.technicians.length === 0 && (
         <p className="muted" data-testid="plan-no-crew">

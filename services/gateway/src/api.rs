@@ -31,6 +31,8 @@ pub(crate) struct ApiState {
     pub(crate) rules: Arc<mantis_rules::RuleSet>,
     /// How long work orders take and which skill they need (`rules/planning.toml`).
     pub(crate) estimates: Arc<mantis_rules::plan::Estimates>,
+    /// Plans being made at once at most (each takes a CPU up to the search's time limit).
+    pub(crate) planner: Arc<tokio::sync::Semaphore>,
     pub(crate) ws_recheck: std::time::Duration,
     /// Where `POST /api/v1/sensors/data` forwards readings.
     pub(crate) ingest: crate::ingest::Upstream,

@@ -116,6 +116,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         rules_dir: infra.settings.rules_dir.clone(),
         rules: Arc::new(rules),
         estimates: Arc::new(estimates),
+        planner: Arc::new(tokio::sync::Semaphore::new(2)),
         ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
         ingest: ingest::Upstream::new(&config.ingestion_url)
             .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?,

@@ -251,6 +251,7 @@ pub(crate) async fn list_work_orders(
             asset_id,
             statuses,
             limit: Some(limit(&params)?),
+            soonest_due_first: false,
         })
         .await?;
     list_response(&orders, wants_csv(&headers, &params)?, "work-orders")
@@ -475,6 +476,25 @@ pub(crate) async fn update_work_order(
             check_person(&s, &who, t, "/technician").await?;
         }
     }
+    if let Some(planned) = &patch.planned
+        && *planned != record.planned
+        && !who.role.includes(mantis_domain::Role::Manager)
+    {
+        // A technician plans their own work only: the order is (or becomes) theirs.
+        let theirs = patch
+            .technician
+            .as_ref()
+            .unwrap_or(&record.technician)
+            .as_deref()
+            == Some(who.username.as_str());
+        if !theirs {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "planning someone else's work order needs the manager role",
+            ));
+        }
+    }
     s.store
         .update_work_order(
             record.order.id,
@@ -485,6 +505,7 @@ pub(crate) async fn update_work_order(
                 technician: patch.technician,
                 parts: patch.parts,
                 planned: patch.planned,
+                ..WorkOrderChanges::default()
             },
         )
         .await?;

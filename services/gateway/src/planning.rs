@@ -24,7 +24,7 @@ use mantis_rules::plan::{Budget, Task, Unplanned, Worker, plan};
 use mantis_runtime::Problem;
 use mantis_store::{PlannedSlot, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use utoipa::ToSchema;
 
 /// A stretch of time.
@@ -93,7 +93,7 @@ pub(crate) async fn put_technician(
         shifts: member.shifts,
         utc_offset_minutes: member.utc_offset_minutes,
         active: member.active,
-        updated_at: Utc::now(),
+        updated_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
     }
     .normalise()
     .map_err(|e| Problem::bad_request(e.to_string()))?;
@@ -208,10 +208,14 @@ pub(crate) struct MaintenancePlan {
     /// Σ priority weight × hours started late (URGENT 8, HIGH 4, NORMAL 2, LOW 1): what the
     /// plan minimises after placing as much as it can.
     weighted_late_hours: f64,
-    /// More active work orders than are planned at once: the newest were planned.
+    /// More open or scheduled work orders than are planned at once: those due soonest were.
     truncated: bool,
+    /// The search stopped at its time limit (the best plan found by then).
+    timed_out: bool,
     /// Work orders changed by applying it (0 for a proposal).
     applied: usize,
+    /// Work orders applying it left alone because someone changed them meanwhile (plan again).
+    skipped: usize,
 }
 
 /// What applying the plan does to the work orders.
@@ -254,12 +258,14 @@ pub(crate) async fn schedule(
     };
     let hours = horizon(hours, "/hours")?;
     let (schedule, _) = make(&s, &who, hours).await?;
-    Ok(Json(schedule))
+    Ok(Json(schedule.plan))
 }
 
 /// `POST /api/v1/schedule/apply` `{"hours": 168}`: plans as `GET /api/v1/schedule` does and
-/// applies it: each placed open or scheduled work order gets its technician and planned slot
-/// (an open one becomes SCHEDULED); a scheduled one that could not be placed loses its slot.
+/// applies it: each placed open or scheduled work order the planner may move gets its
+/// technician and planned slot (an open one becomes SCHEDULED), each only if nobody changed it
+/// since it was read (else it is counted in `skipped`); a planner's slot that could not be
+/// placed again is cleared. What a person assigned or fixed is kept.
 #[utoipa::path(post, path = "/api/v1/schedule/apply", tag = "planning",
     request_body(content = Option<ApplyPlan>), responses((status = 200, body = MaintenancePlan)))]
 pub(crate) async fn apply(
@@ -274,42 +280,37 @@ pub(crate) async fn apply(
         mantis_runtime::parse_json_object(&body)?
     };
     let hours = horizon(request.hours, "/hours")?;
-    let (mut schedule, records) = make(&s, &who, hours).await?;
-    let mut applied = 0;
-    for a in &schedule.assignments {
+    let (made, records) = make(&s, &who, hours).await?;
+    let mut plan = made.plan;
+    let (mut applied, mut skipped) = (0, 0);
+    for a in &plan.assignments {
         let Some(record) = records.get(&a.work_order_id) else {
             continue;
         };
-        if record.order.status == WorkOrderStatus::InProgress {
+        if made.fixed.contains(&record.order.id) {
             continue;
         }
         let slot = PlannedSlot {
             start: a.start,
             end: a.end,
         };
-        let technician = (record.technician.as_deref() != Some(a.technician.as_str()))
-            .then(|| Some(a.technician.clone()));
+        let same = record.technician.as_deref() == Some(a.technician.as_str())
+            && record.planned == Some(slot)
+            && record.assigned_by_planner;
         let mut changed = false;
-        if technician.is_some() || record.planned != Some(slot) {
-            match s
-                .store
-                .update_work_order(
-                    record.order.id,
-                    &WorkOrderChanges {
-                        technician,
-                        planned: Some(Some(slot)),
-                        ..WorkOrderChanges::default()
-                    },
-                )
-                .await
-            {
-                Ok(()) => changed = true,
-                // Completed or cancelled meanwhile: nothing to plan.
-                Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+        if !same {
+            let changes = WorkOrderChanges {
+                technician: Some(Some(a.technician.clone())),
+                planned: Some(Some(slot)),
+                by_planner: true,
+                unchanged_since: Some(record.updated_at),
+                ..WorkOrderChanges::default()
+            };
+            if !change(&s, record.order.id, &changes).await? {
+                skipped += 1;
+                continue;
             }
+            changed = true;
         }
         if record.order.status == WorkOrderStatus::Open {
             changed |= s
@@ -326,42 +327,47 @@ pub(crate) async fn apply(
             notify(&s, &who, record.order.id).await?;
         }
     }
-    for n in &schedule.unassigned {
+    for n in &plan.unassigned {
         let Some(record) = records.get(&n.work_order_id) else {
             continue;
         };
-        if record.planned.is_none() || record.order.status == WorkOrderStatus::InProgress {
+        if record.planned.is_none() || !record.assigned_by_planner {
             continue;
         }
-        match s
-            .store
-            .update_work_order(
-                record.order.id,
-                &WorkOrderChanges {
-                    planned: Some(None),
-                    ..WorkOrderChanges::default()
-                },
-            )
-            .await
-        {
-            Ok(()) => {
-                applied += 1;
-                notify(&s, &who, record.order.id).await?;
-            }
-            Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        let changes = WorkOrderChanges {
+            planned: Some(None),
+            by_planner: true,
+            unchanged_since: Some(record.updated_at),
+            ..WorkOrderChanges::default()
+        };
+        if change(&s, record.order.id, &changes).await? {
+            applied += 1;
+            notify(&s, &who, record.order.id).await?;
+        } else {
+            skipped += 1;
         }
     }
-    schedule.applied = applied;
+    (plan.applied, plan.skipped) = (applied, skipped);
     tracing::info!(
         by = %who.username,
-        placed = schedule.assignments.len(),
-        unplaced = schedule.unassigned.len(),
+        placed = plan.assignments.len(),
+        unplaced = plan.unassigned.len(),
         applied,
-        weighted_late_hours = schedule.weighted_late_hours,
+        skipped,
+        weighted_late_hours = plan.weighted_late_hours,
         "maintenance plan applied"
     );
-    Ok(Json(schedule))
+    Ok(Json(plan))
+}
+
+/// Changes a work order as the plan says; false when it was changed, completed or cancelled
+/// since it was read (it is left as it is).
+async fn change(s: &ApiState, id: WorkOrderId, changes: &WorkOrderChanges) -> ApiResult<bool> {
+    match s.store.update_work_order(id, changes).await {
+        Ok(()) => Ok(true),
+        Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Tells the live clients that a work order changed.
@@ -376,35 +382,78 @@ fn hours_of(d: Duration) -> f64 {
     d.num_milliseconds() as f64 / 3_600_000.0
 }
 
-/// Plans the tenant's active work orders over the next `hours`; also returns the records
-/// planned, by id.
+/// How long before its start a planner's slot is no longer moved (the technician may be on
+/// the way).
+const FREEZE: Duration = Duration::hours(1);
+
+/// A plan with what it was made from.
+struct Made {
+    plan: MaintenancePlan,
+    /// Work orders kept where a person (or the freeze before a start) fixed them.
+    fixed: HashSet<WorkOrderId>,
+}
+
+/// Plans the tenant's open and scheduled work orders over the next `hours`, around the work in
+/// progress; also returns the records planned, by id.
 async fn make(
     s: &ApiState,
     who: &Principal,
     hours: i64,
-) -> ApiResult<(MaintenancePlan, HashMap<WorkOrderId, WorkOrderRecord>)> {
-    let now = Utc::now();
+) -> ApiResult<(Made, HashMap<WorkOrderId, WorkOrderRecord>)> {
+    // Two plans at a time at most: a plan of a large backlog takes a CPU up to the search's
+    // time limit.
+    let _permit = tokio::time::timeout(std::time::Duration::from_secs(10), s.planner.acquire())
+        .await
+        .map_err(|_| {
+            Problem::unavailable("the planner is busy with other plans; try again shortly")
+        })?
+        .map_err(|_| Problem::unavailable("the planner is shutting down"))?;
+    let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
     let to = now + Duration::hours(hours);
-    let crew = s.store.list_technicians(who.tenant_id).await?;
+    // Crew members whose account is gone or disabled take no work.
+    let enabled: HashSet<String> = s
+        .store
+        .list_users(Some(who.tenant_id))
+        .await?
+        .into_iter()
+        .filter(|u| !u.disabled)
+        .map(|u| u.username)
+        .collect();
+    let crew: Vec<Technician> = s
+        .store
+        .list_technicians(who.tenant_id)
+        .await?
+        .into_iter()
+        .map(|mut t| {
+            t.active &= enabled.contains(&t.name);
+            t
+        })
+        .collect();
     let assets: HashMap<AssetId, mantis_domain::Asset> = tenant_assets(s.store.as_ref(), who)
         .await?
         .into_iter()
         .map(|a| (a.id, a))
         .collect();
-    let records = s
+    let listed = |statuses: Vec<WorkOrderStatus>| WorkOrderFilter {
+        tenant: Some(who.tenant_id),
+        asset_id: None,
+        statuses,
+        limit: Some(MAX_PLANNED_ORDERS + 1),
+        soonest_due_first: true,
+    };
+    let mut open = s
         .store
-        .list_work_order_records(&WorkOrderFilter {
-            tenant: Some(who.tenant_id),
-            asset_id: None,
-            statuses: vec![
-                WorkOrderStatus::Open,
-                WorkOrderStatus::Scheduled,
-                WorkOrderStatus::InProgress,
-            ],
-            limit: Some(MAX_PLANNED_ORDERS),
-        })
+        .list_work_order_records(&listed(vec![
+            WorkOrderStatus::Open,
+            WorkOrderStatus::Scheduled,
+        ]))
         .await?;
-    let truncated = records.len() >= MAX_PLANNED_ORDERS as usize;
+    let truncated = open.len() > MAX_PLANNED_ORDERS as usize;
+    open.truncate(MAX_PLANNED_ORDERS as usize);
+    let started = s
+        .store
+        .list_work_order_records(&listed(vec![WorkOrderStatus::InProgress]))
+        .await?;
     let estimates = s.estimates.clone();
     let asset_type = |id: AssetId| assets.get(&id).map_or("", |a| a.asset_type.as_str());
     let estimate = |r: &WorkOrderRecord| {
@@ -413,18 +462,17 @@ async fn make(
     };
 
     // Work in progress takes its technician's time until its planned end, or for its
-    // estimated duration from now.
+    // estimated duration; one technician's pieces of work follow one another.
     let mut busy: HashMap<&str, Vec<Span>> = HashMap::new();
-    for r in &records {
-        if r.order.status != WorkOrderStatus::InProgress {
-            continue;
-        }
+    for r in &started {
         if let Some(t) = &r.technician {
+            let spans = busy.entry(t.as_str()).or_default();
+            let from = spans.last().map_or(now, |&(_, e)| e);
             let end = match r.planned {
-                Some(p) if p.end > now => p.end,
-                _ => now + estimate(r),
+                Some(p) if p.end > from => p.end,
+                _ => from + estimate(r),
             };
-            busy.entry(t.as_str()).or_default().push((now, end));
+            spans.push((from, end));
         }
     }
     let workers: Vec<Worker> = crew
@@ -437,25 +485,42 @@ async fn make(
             busy: busy.get(t.name.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
-    let planned: Vec<&WorkOrderRecord> = records
+    // What the planner keeps: a person's technician; a person's slot yet to start; a
+    // planner's slot starting within the freeze.
+    let mut fixed = HashSet::new();
+    let tasks: Vec<Task> = open
         .iter()
-        .filter(|r| r.order.status != WorkOrderStatus::InProgress)
-        .collect();
-    let tasks: Vec<Task> = planned
-        .iter()
-        .map(|r| Task {
-            ready: now,
-            due: r.order.due_by,
-            duration: estimate(r),
-            priority: r.order.priority,
-            skill: estimates
-                .skill(asset_type(r.order.asset_id))
-                .map(normalise_skill),
-            technician: r.technician.clone(),
+        .map(|r| {
+            let own = !r.assigned_by_planner;
+            let keep = r.technician.is_some()
+                && r.planned.is_some_and(|p| {
+                    p.start >= now && (own || p.start < now + FREEZE) && p.end > p.start
+                });
+            if keep {
+                fixed.insert(r.order.id);
+            }
+            Task {
+                ready: now,
+                due: r.order.due_by,
+                duration: match r.planned {
+                    Some(p) if keep => p.end - p.start,
+                    _ => estimate(r),
+                },
+                priority: r.order.priority,
+                skill: estimates
+                    .skill(asset_type(r.order.asset_id))
+                    .map(normalise_skill),
+                technician: if own || keep {
+                    r.technician.clone()
+                } else {
+                    None
+                },
+                fixed: r.planned.filter(|_| keep).map(|p| p.start),
+            }
         })
         .collect();
     let (result, workers, tasks) = tokio::task::spawn_blocking(move || {
-        let result = plan(&workers, &tasks, Budget::default());
+        let result = plan(&workers, &tasks, to, Budget::default());
         (result, workers, tasks)
     })
     .await
@@ -467,7 +532,7 @@ async fn make(
         .slots
         .iter()
         .map(|slot| {
-            let r = planned[slot.task];
+            let r = &open[slot.task];
             *planned_hours.entry(slot.worker).or_default() += hours_of(slot.end - slot.start);
             PlannedWorkOrder {
                 work_order_id: r.order.id,
@@ -489,7 +554,7 @@ async fn make(
         .unplanned
         .iter()
         .map(|(j, why)| {
-            let r = planned[*j];
+            let r = &open[*j];
             UnplacedWorkOrder {
                 work_order_id: r.order.id,
                 code: r.order.code.clone(),
@@ -532,17 +597,22 @@ async fn make(
             }
         })
         .collect();
-    let by_id = records.into_iter().map(|r| (r.order.id, r)).collect();
+    let by_id = open.into_iter().map(|r| (r.order.id, r)).collect();
     Ok((
-        MaintenancePlan {
-            from: now,
-            to,
-            assignments,
-            unassigned,
-            technicians,
-            weighted_late_hours: result.weighted_late_hours,
-            truncated,
-            applied: 0,
+        Made {
+            plan: MaintenancePlan {
+                from: now,
+                to,
+                assignments,
+                unassigned,
+                technicians,
+                weighted_late_hours: result.weighted_late_hours,
+                truncated,
+                timed_out: result.timed_out,
+                applied: 0,
+                skipped: 0,
+            },
+            fixed,
         },
         by_id,
     ))

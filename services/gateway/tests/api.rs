@@ -2635,7 +2635,7 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_eq!(s, 200, "{v:#}");
-    // Ben is away: his assigned order stays his, unplaced, and says why.
+    // Ben is away: the order the planner gave him has no mechanic now.
     let (s, _, v) = g
         .call(
             "PUT",
@@ -2662,16 +2662,17 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
     assert_eq!(
         Some(time(&assignment(&plan, &high.code)["start"])),
         planned_end,
-        "{plan:#}"
+        "after the work in progress: {plan:#}"
     );
-    let unassigned = plan["unassigned"].as_array().expect("unassigned");
-    assert_eq!(unassigned.len(), 1, "{plan:#}");
-    assert!(
+    let reason = |plan: &Value| {
+        let unassigned = plan["unassigned"].as_array().expect("unassigned");
+        assert_eq!(unassigned.len(), 1, "{plan:#}");
         unassigned[0]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("assigned to `ben`")),
-        "{plan:#}"
-    );
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(reason(&plan).contains("skill `mechanical`"), "{plan:#}");
     let loads = plan["technicians"].as_array().expect("technicians");
     assert_eq!(loads.len(), 2);
     assert_eq!(loads[0]["name"], "ana");
@@ -2680,6 +2681,90 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         "{plan:#}"
     );
     assert_eq!(loads[1]["active"], false);
+    // Applying it clears the slot the planner had given the pump's order.
+    let (s, _, applied) = g
+        .call("POST", "/api/v1/schedule/apply", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    let (_, _, stored) = g
+        .call(
+            "GET",
+            &format!("/api/v1/work-orders/{}", pump.id),
+            &ana,
+            None,
+        )
+        .await;
+    assert_eq!(stored["planned"], Value::Null, "{stored:#}");
+    assert_eq!(stored["assignedByPlanner"], true);
+
+    // A person's choices are kept: the pump's order given to ben by the manager waits for
+    // him; ana fixes her next order at a time of her choosing.
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &format!("/api/v1/work-orders/{}", pump.id),
+            &manager,
+            Some(json!({"technician": "ben"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["assignedByPlanner"], false);
+    let at =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0) + chrono::Duration::hours(30);
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &format!("/api/v1/work-orders/{}", pump.id),
+            &ana,
+            Some(json!({"planned": {"start": at, "end": at + chrono::Duration::hours(1)}})),
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &format!("/api/v1/work-orders/{}", high.id),
+            &ana,
+            Some(json!({"planned": {"start": at, "end": at + chrono::Duration::hours(3)}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, plan) = g.call("GET", "/api/v1/schedule", &ana, None).await;
+    assert_eq!(s, 200, "{plan:#}");
+    assert!(reason(&plan).contains("assigned to `ben`"), "{plan:#}");
+    let kept = assignment(&plan, &high.code);
+    assert_eq!(time(&kept["start"]), at, "{plan:#}");
+    assert_eq!(
+        time(&kept["end"]) - time(&kept["start"]),
+        chrono::Duration::hours(3)
+    );
+    let (s, _, applied) = g
+        .call("POST", "/api/v1/schedule/apply", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    let (_, _, stored) = g
+        .call(
+            "GET",
+            &format!("/api/v1/work-orders/{}", high.id),
+            &ana,
+            None,
+        )
+        .await;
+    assert_eq!(time(&stored["planned"]["start"]), at, "{stored:#}");
+    assert_eq!(stored["assignedByPlanner"], false);
+
+    // A disabled account takes no work.
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/ana",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, plan) = g.call("GET", "/api/v1/schedule", &manager, None).await;
+    assert_eq!(s, 200, "{plan:#}");
+    assert_eq!(plan["technicians"][0]["active"], false, "{plan:#}");
 
     // Bad horizons; the crew listed and removed.
     for bad in [
@@ -2687,10 +2772,10 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         "/api/v1/schedule?hours=721",
         "/api/v1/schedule?hours=x",
     ] {
-        let (s, _, v) = g.call("GET", bad, &ana, None).await;
+        let (s, _, v) = g.call("GET", bad, &manager, None).await;
         assert_problem(s, &v, 400);
     }
-    let (s, _, crew) = g.call("GET", "/api/v1/technicians", &ana, None).await;
+    let (s, _, crew) = g.call("GET", "/api/v1/technicians", &manager, None).await;
     assert_eq!(s, 200, "{crew:#}");
     assert_eq!(crew.as_array().map(Vec::len), Some(2));
     let (s, _, _) = g

@@ -459,6 +459,7 @@ pub(crate) struct WorkOrderRecordRow {
     parts: Json<serde_json::Value>,
     planned_start: Option<DbTime>,
     planned_end: Option<DbTime>,
+    assigned_by_planner: bool,
     updated_at: DbTime,
 }
 
@@ -478,6 +479,7 @@ impl TryFrom<WorkOrderRecordRow> for WorkOrderRecord {
                     start: s.0,
                     end: e.0,
                 }),
+            assigned_by_planner: r.assigned_by_planner,
             updated_at: r.updated_at.0,
         })
     }
