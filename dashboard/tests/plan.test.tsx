@@ -129,6 +129,8 @@ describe('PlanPage', () => {
 
     await user.clear(screen.getByTestId('crew-shifts'));
     await user.type(screen.getByTestId('crew-shifts'), 'MON-FRI 14:00-22:00');
+    await user.clear(screen.getByTestId('crew-zone'));
+    await user.type(screen.getByTestId('crew-zone'), 'Europe/Berlin');
     await user.clear(screen.getByTestId('crew-offset'));
     await user.type(screen.getByTestId('crew-offset'), '60');
     await user.click(screen.getByTestId('crew-save'));
@@ -137,6 +139,7 @@ describe('PlanPage', () => {
       skills: ['Hydraulics', 'mechanical'],
       shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '14:00', end: '22:00' }],
       utcOffsetMinutes: 60,
+      timeZone: 'Europe/Berlin',
       active: true,
     });
 

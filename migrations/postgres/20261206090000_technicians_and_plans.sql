@@ -11,6 +11,8 @@ CREATE TABLE technicians (
     shifts             jsonb       NOT NULL DEFAULT '[]',
     utc_offset_minutes bigint      NOT NULL DEFAULT 0
                        CHECK (utc_offset_minutes BETWEEN -840 AND 840),
+    -- IANA time zone of the shifts (daylight saving time followed); NULL: the fixed offset.
+    time_zone          text,
     active             boolean     NOT NULL DEFAULT true,
     updated_at         timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, name)
@@ -18,5 +20,7 @@ CREATE TABLE technicians (
 
 ALTER TABLE work_orders ADD COLUMN planned_start timestamptz;
 ALTER TABLE work_orders ADD COLUMN planned_end timestamptz;
--- Whether the technician and planned slot are the planner's (it may move them), not a person's.
-ALTER TABLE work_orders ADD COLUMN assigned_by_planner boolean NOT NULL DEFAULT false;
+-- Whether the technician, and the planned slot, are the planner's (it may change them when it
+-- plans again), not a person's (kept).
+ALTER TABLE work_orders ADD COLUMN technician_by_planner boolean NOT NULL DEFAULT false;
+ALTER TABLE work_orders ADD COLUMN planned_by_planner boolean NOT NULL DEFAULT false;

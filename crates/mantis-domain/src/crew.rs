@@ -132,8 +132,12 @@ pub struct Technician {
     pub skills: Vec<String>,
     /// When the technician works.
     pub shifts: Vec<Shift>,
-    /// The shifts' clock: minutes east of UTC (60 for UTC+01:00).
+    /// The shifts' clock: minutes east of UTC (60 for UTC+01:00), when no time zone is given.
     pub utc_offset_minutes: i32,
+    /// The shifts' clock as an IANA time zone (`Europe/Berlin`): daylight saving time is
+    /// followed. Takes the place of the fixed offset.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// An inactive technician (away, left) is given no work.
     pub active: bool,
     /// Last change.
@@ -197,6 +201,19 @@ impl Technician {
             shift.days.sort();
             shift.days.dedup();
         }
+        self.time_zone = self
+            .time_zone
+            .map(|z| z.trim().to_owned())
+            .filter(|z| !z.is_empty());
+        if let Some(zone) = &self.time_zone
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(DomainError::BadName {
+                what: "time zone",
+                value: zone.clone(),
+                rule: "an IANA time zone such as Europe/Berlin or America/Chicago",
+            });
+        }
         if !(-MAX_UTC_OFFSET_MINUTES..=MAX_UTC_OFFSET_MINUTES).contains(&self.utc_offset_minutes) {
             return Err(DomainError::OutOfRange {
                 what: "utcOffsetMinutes",
@@ -215,31 +232,57 @@ impl Technician {
     }
 
     /// The technician's working time within `[from, to)`: sorted, disjoint intervals (shifts
-    /// that overlap or touch are joined). None when inactive.
+    /// that overlap or touch are joined). None when inactive. Shifts are read on the
+    /// technician's time zone when they have one (daylight saving time included), else on the
+    /// fixed offset.
     pub fn availability(&self, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, Timestamp)> {
         if !self.active || from >= to {
             return Vec::new();
         }
-        let Some(clock) = self
+        if let Some(zone) = self
+            .time_zone
+            .as_deref()
+            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+        {
+            return self.spans_on(&zone, from, to);
+        }
+        match self
             .utc_offset_minutes
             .checked_mul(60)
             .and_then(chrono::FixedOffset::east_opt)
-        else {
-            return Vec::new();
+        {
+            Some(clock) => self.spans_on(&clock, from, to),
+            None => Vec::new(),
+        }
+    }
+
+    /// The shifts within `[from, to)` on `clock`.
+    fn spans_on<Z: TimeZone>(
+        &self,
+        clock: &Z,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        // A local time: the earlier of two when the clocks go back; the time an hour later
+        // when it does not exist (the clocks went forward over it).
+        let instant = |day: chrono::NaiveDate, minutes: u32| -> Option<Timestamp> {
+            let naive = day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(minutes));
+            clock
+                .from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    clock
+                        .from_local_datetime(&(naive + Duration::hours(1)))
+                        .earliest()
+                })
+                .map(|t| t.with_timezone(&chrono::Utc))
         };
         let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
         // A shift may start the day before `from` and run past midnight.
-        let mut day = from.with_timezone(&clock).date_naive() - Duration::days(1);
-        let last = to.with_timezone(&clock).date_naive();
+        let mut day = from.with_timezone(clock).date_naive() - Duration::days(1);
+        let last = to.with_timezone(clock).date_naive();
         while day <= last {
             let today = Day::of(day.weekday());
-            let Some(midnight) = clock
-                .from_local_datetime(&day.and_time(NaiveTime::MIN))
-                .single()
-            else {
-                break;
-            };
-            let midnight = midnight.with_timezone(&chrono::Utc);
             for shift in &self.shifts {
                 let Ok((start, end)) = shift.span_minutes() else {
                     continue;
@@ -247,8 +290,10 @@ impl Technician {
                 if !shift.days.contains(&today) {
                     continue;
                 }
-                let a = (midnight + Duration::minutes(i64::from(start))).max(from);
-                let b = (midnight + Duration::minutes(i64::from(end))).min(to);
+                let (Some(a), Some(b)) = (instant(day, start), instant(day, end)) else {
+                    continue;
+                };
+                let (a, b) = (a.max(from), b.min(to));
                 if a < b {
                     spans.push((a, b));
                 }
@@ -294,6 +339,7 @@ mod tests {
             ],
             shifts,
             utc_offset_minutes: offset,
+            time_zone: None,
             active: true,
             updated_at: at("2026-12-01T00:00:00Z"),
         }
@@ -305,6 +351,51 @@ mod tests {
             start: start.into(),
             end: end.into(),
         }
+    }
+
+    /// Berlin's clocks go forward on 2027-03-28 at 02:00 and back on 2027-10-31 at 03:00: a
+    /// 06:00 shift starts at 05:00 UTC in winter, 04:00 UTC in summer; a night shift over the
+    /// change is an hour shorter (or longer).
+    #[test]
+    fn a_time_zone_s_daylight_saving_time_is_followed() {
+        let daily = [
+            Day::Mon,
+            Day::Tue,
+            Day::Wed,
+            Day::Thu,
+            Day::Fri,
+            Day::Sat,
+            Day::Sun,
+        ];
+        let mut t = technician(vec![shift(&daily, "06:00", "14:00")], 0);
+        t.time_zone = Some(" Europe/Berlin ".into());
+        let t = t.normalise().expect("valid");
+        assert_eq!(t.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(
+            t.availability(at("2027-03-27T00:00:00Z"), at("2027-03-29T00:00:00Z")),
+            [
+                (at("2027-03-27T05:00:00Z"), at("2027-03-27T13:00:00Z")),
+                (at("2027-03-28T04:00:00Z"), at("2027-03-28T12:00:00Z")),
+            ]
+        );
+        let mut night = technician(vec![shift(&[Day::Sat], "22:00", "06:00")], 0);
+        night.time_zone = Some("Europe/Berlin".into());
+        assert_eq!(
+            night.availability(at("2027-03-27T00:00:00Z"), at("2027-03-29T00:00:00Z")),
+            [(at("2027-03-27T21:00:00Z"), at("2027-03-28T04:00:00Z"))],
+            "seven hours"
+        );
+        let mut autumn = technician(vec![shift(&[Day::Sun], "01:00", "05:00")], 0);
+        autumn.time_zone = Some("Europe/Berlin".into());
+        assert_eq!(
+            autumn.availability(at("2027-10-30T00:00:00Z"), at("2027-11-01T00:00:00Z")),
+            [(at("2027-10-30T23:00:00Z"), at("2027-10-31T04:00:00Z"))],
+            "five hours (02:00 to 03:00 twice)"
+        );
+        let mut bad = technician(vec![], 0);
+        bad.time_zone = Some("Europe/Gotham".into());
+        let e = bad.normalise().expect_err("unknown zone");
+        assert!(e.to_string().contains("time zone"), "{e}");
     }
 
     #[test]

@@ -2275,7 +2275,10 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
     assert_eq!(replanned.technician, None);
     assert_eq!(replanned.parts, parts);
     assert!(replanned.planned.is_some(), "kept when not changed");
-    assert!(!replanned.assigned_by_planner, "a person's");
+    assert!(
+        !replanned.technician_by_planner && !replanned.planned_by_planner,
+        "a person's"
+    );
     // The planner's plan, only if nobody changed the order since it was read.
     store
         .update_work_order(
@@ -2298,7 +2301,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .await
         .expect("get")
         .expect("exists");
-    assert!(by_planner.assigned_by_planner);
+    assert!(by_planner.technician_by_planner && by_planner.planned_by_planner);
     assert_eq!(by_planner.technician.as_deref(), Some("ann"));
     let stale = store
         .update_work_order(
@@ -2336,7 +2339,14 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .await
         .expect("get")
         .expect("exists");
-    assert!(!replanned.assigned_by_planner, "a person's again");
+    assert!(
+        !replanned.technician_by_planner,
+        "a person's technician again"
+    );
+    assert!(
+        replanned.planned_by_planner,
+        "the slot untouched: still the planner's"
+    );
     assert_eq!(replanned.order.description, "Replace both bearings");
     assert_eq!(replanned.order.due_by, at(99_000));
     assert_eq!(replanned.order.priority, Priority::High);
@@ -2747,6 +2757,7 @@ pub async fn technicians_round_trip_are_replaced_listed_by_tenant_and_removed<S:
             },
         ],
         utc_offset_minutes: -300,
+        time_zone: None,
         active: true,
         updated_at: at(1_000),
     };
@@ -2781,6 +2792,7 @@ pub async fn technicians_round_trip_are_replaced_listed_by_tenant_and_removed<S:
         skills: vec!["electrical".to_owned()],
         shifts: Vec::new(),
         utc_offset_minutes: 60,
+        time_zone: Some("Europe/Berlin".to_owned()),
         active: false,
         updated_at: at(2_000),
         ..ana.clone()

@@ -176,9 +176,11 @@ pub struct WorkOrderRecord {
     /// When it is planned to be done (by the planner, `POST /api/v1/schedule/apply`, or by a
     /// person).
     pub planned: Option<PlannedSlot>,
-    /// Whether its technician and planned slot are the planner's (which may move them when it
+    /// Whether its technician is the planner's (it may give the work to someone else when it
     /// plans again), not a person's (kept).
-    pub assigned_by_planner: bool,
+    pub technician_by_planner: bool,
+    /// Whether its planned slot is the planner's (it may move it), not a person's (kept).
+    pub planned_by_planner: bool,
     /// Last change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
@@ -212,7 +214,7 @@ pub struct WorkOrderChanges {
     pub parts: Option<Vec<Part>>,
     /// New planned slot (`Some(None)` clears it).
     pub planned: Option<Option<PlannedSlot>>,
-    /// Whether a new technician or planned slot is the planner's (else a person's).
+    /// Whether the technician or planned slot set here is the planner's (else a person's).
     pub by_planner: bool,
     /// Change it only if it was last changed at this time (else [`Error::Conflict`]): nobody
     /// changed it since it was read.

@@ -939,7 +939,12 @@ where
             )));
         }
         let first = wanted.first().copied().unwrap_or(WorkOrderStatus::Open);
-        let mut query = sqlx::query_as::<_, WorkOrderRecordRow>(queries::LIST_WORK_ORDERS)
+        let sql = if filter.soonest_due_first {
+            queries::LIST_WORK_ORDERS_BY_DUE
+        } else {
+            queries::LIST_WORK_ORDERS
+        };
+        let mut query = sqlx::query_as::<_, WorkOrderRecordRow>(sql)
             .bind(filter.asset_id.map(DbId::from))
             .bind(wanted.is_empty());
         for slot in 0..queries::STATUS_SLOTS {
@@ -949,7 +954,6 @@ where
         let rows = query
             .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
             .bind(filter.tenant.map(DbId::from))
-            .bind(filter.soonest_due_first)
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -1461,6 +1465,7 @@ where
             .bind(i64::from(technician.utc_offset_minutes))
             .bind(technician.active)
             .bind(DbTime(technician.updated_at))
+            .bind(technician.time_zone.clone())
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

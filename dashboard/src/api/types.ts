@@ -184,8 +184,10 @@ export interface WorkOrder {
   parts?: Part[];
   /** When it is planned to be done (the plan applied, or set by hand). */
   planned?: { start: Ts; end: Ts } | null;
-  /** Whether the technician and slot are the planner's (it may move them) or a person's (kept). */
-  assignedByPlanner?: boolean;
+  /** Whether the technician is the planner's (it may give the work to someone else) or a person's (kept). */
+  technicianByPlanner?: boolean;
+  /** Whether the planned slot is the planner's (it may move it) or a person's (kept). */
+  plannedByPlanner?: boolean;
   updatedAt?: Ts;
 }
 
@@ -287,6 +289,8 @@ export interface Technician {
   skills: string[];
   shifts: Shift[];
   utcOffsetMinutes: number;
+  /** IANA time zone of the shifts (daylight saving time followed); else the fixed offset. */
+  timeZone?: string | null;
   active: boolean;
   updatedAt: Ts;
 }
@@ -295,6 +299,7 @@ export interface CrewMember {
   skills: string[];
   shifts: Shift[];
   utcOffsetMinutes: number;
+  timeZone?: string | null;
   active: boolean;
 }
 

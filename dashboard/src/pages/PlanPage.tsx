@@ -200,14 +200,25 @@ interface Draft {
   name: string;
   skills: string;
   shifts: string;
+  zone: string;
   offset: string;
   active: boolean;
+}
+
+/** The browser's IANA time zone, if it tells. */
+function browserZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone ?? '';
+  } catch {
+    return '';
+  }
 }
 
 const NEW_DRAFT = (): Draft => ({
   name: '',
   skills: '',
   shifts: 'MON-FRI 06:00-14:00',
+  zone: browserZone(),
   offset: String(-new Date().getTimezoneOffset()),
   active: true,
 });
@@ -236,6 +247,7 @@ function CrewSection({ crew, error, manager, onChanged }: { crew: Technician[] |
         skills: draft.skills.split(',').map((s) => s.trim()).filter(Boolean),
         shifts,
         utcOffsetMinutes: offset,
+        timeZone: draft.zone.trim() || null,
         active: draft.active,
       });
       setDraft(NEW_DRAFT());
@@ -277,14 +289,21 @@ function CrewSection({ crew, error, manager, onChanged }: { crew: Technician[] |
                 <td>{t.name}</td>
                 <td>{t.skills.join(', ') || '—'}</td>
                 <td>{formatShifts(t.shifts) || '—'}</td>
-                <td>{formatOffset(t.utcOffsetMinutes)}</td>
+                <td>{t.timeZone || formatOffset(t.utcOffsetMinutes)}</td>
                 <td>{t.active ? 'yes' : 'away'}</td>
                 {manager && (
                   <td>
                     <button
                       type="button"
                       onClick={() =>
-                        setDraft({ name: t.name, skills: t.skills.join(', '), shifts: formatShifts(t.shifts), offset: String(t.utcOffsetMinutes), active: t.active })
+                        setDraft({
+                          name: t.name,
+                          skills: t.skills.join(', '),
+                          shifts: formatShifts(t.shifts),
+                          zone: t.timeZone ?? '',
+                          offset: String(t.utcOffsetMinutes),
+                          active: t.active,
+                        })
                       }
                       data-testid="crew-edit"
                     >
@@ -318,8 +337,11 @@ function CrewSection({ crew, error, manager, onChanged }: { crew: Technician[] |
           <label>
             Shifts <input value={draft.shifts} placeholder="MON-FRI 06:00-14:00; SAT 08:00-12:00" onChange={(e) => setDraft({ ...draft, shifts: e.target.value })} data-testid="crew-shifts" />
           </label>
-          <label title="Minutes east of UTC of the shifts' clock">
-            Clock (min from UTC) <input type="number" value={draft.offset} onChange={(e) => setDraft({ ...draft, offset: e.target.value })} data-testid="crew-offset" />
+          <label title="The shifts' clock: an IANA time zone such as Europe/Berlin (daylight saving time followed)">
+            Time zone <input value={draft.zone} placeholder="Europe/Berlin" onChange={(e) => setDraft({ ...draft, zone: e.target.value })} data-testid="crew-zone" />
+          </label>
+          <label title="Without a time zone: minutes east of UTC of the shifts' clock">
+            or offset (min from UTC) <input type="number" value={draft.offset} onChange={(e) => setDraft({ ...draft, offset: e.target.value })} data-testid="crew-offset" />
           </label>
           <label>
             <input type="checkbox" checked={draft.active} onChange={(e) => setDraft({ ...draft, active: e.target.checked })} data-testid="crew-active" /> Active

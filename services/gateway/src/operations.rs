@@ -502,9 +502,11 @@ pub(crate) async fn update_work_order(
                 description: patch.description.map(|d| d.trim().to_owned()),
                 priority,
                 due_by: patch.due_by,
-                technician: patch.technician,
+                // Only what changes: sending the same technician or slot back (an edit form
+                // does) does not make the planner's choice a person's.
+                technician: patch.technician.filter(|t| *t != record.technician),
                 parts: patch.parts,
-                planned: patch.planned,
+                planned: patch.planned.filter(|p| *p != record.planned),
                 ..WorkOrderChanges::default()
             },
         )

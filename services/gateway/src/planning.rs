@@ -34,7 +34,8 @@ type Span = (DateTime<Utc>, DateTime<Utc>);
 pub(crate) const DEFAULT_HORIZON_HOURS: i64 = 168;
 /// The longest planning horizon, in hours (thirty days).
 pub(crate) const MAX_HORIZON_HOURS: i64 = 720;
-/// Active work orders planned at most (the newest; the plan says when there were more).
+/// Open and scheduled work orders planned at most (those due soonest; the plan says when there
+/// were more).
 pub(crate) const MAX_PLANNED_ORDERS: u32 = 1_000;
 
 // --- crew ------------------------------------------------------------------------------------
@@ -55,6 +56,11 @@ pub(crate) struct CrewMember {
     #[serde(default)]
     #[schema(minimum = -840, maximum = 840)]
     utc_offset_minutes: i32,
+    /// The shifts' clock as an IANA time zone (`Europe/Berlin`), daylight saving time
+    /// followed; takes the place of `utcOffsetMinutes`.
+    #[serde(default)]
+    #[schema(example = "Europe/Berlin")]
+    time_zone: Option<String>,
     /// Whether they are given work (false while away). Default true.
     #[serde(default = "active_by_default")]
     active: bool,
@@ -92,6 +98,7 @@ pub(crate) async fn put_technician(
         skills: member.skills,
         shifts: member.shifts,
         utc_offset_minutes: member.utc_offset_minutes,
+        time_zone: member.time_zone,
         active: member.active,
         updated_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
     }
@@ -205,8 +212,9 @@ pub(crate) struct MaintenancePlan {
     /// The others, with why.
     unassigned: Vec<UnplacedWorkOrder>,
     technicians: Vec<CrewLoad>,
-    /// Σ priority weight × hours started late (URGENT 8, HIGH 4, NORMAL 2, LOW 1): what the
-    /// plan minimises after placing as much as it can.
+    /// Σ priority weight × hours started late (URGENT 8, HIGH 4, NORMAL 2, LOW 1) of the
+    /// placed orders: what the plan minimises, an order left out counting as starting an hour
+    /// after the horizon.
     weighted_late_hours: f64,
     /// More open or scheduled work orders than are planned at once: those due soonest were.
     truncated: bool,
@@ -287,21 +295,21 @@ pub(crate) async fn apply(
         let Some(record) = records.get(&a.work_order_id) else {
             continue;
         };
-        if made.fixed.contains(&record.order.id) {
-            continue;
-        }
         let slot = PlannedSlot {
             start: a.start,
             end: a.end,
         };
-        let same = record.technician.as_deref() == Some(a.technician.as_str())
-            && record.planned == Some(slot)
-            && record.assigned_by_planner;
+        // What a person set (a technician, a kept slot) is not written over.
+        let technician = (record.technician.as_deref() != Some(a.technician.as_str()))
+            .then(|| Some(a.technician.clone()));
+        let planned = (!made.fixed.contains(&record.order.id)
+            && (record.planned != Some(slot) || !record.planned_by_planner))
+            .then_some(Some(slot));
         let mut changed = false;
-        if !same {
+        if technician.is_some() || planned.is_some() {
             let changes = WorkOrderChanges {
-                technician: Some(Some(a.technician.clone())),
-                planned: Some(Some(slot)),
+                technician,
+                planned,
                 by_planner: true,
                 unchanged_since: Some(record.updated_at),
                 ..WorkOrderChanges::default()
@@ -331,11 +339,14 @@ pub(crate) async fn apply(
         let Some(record) = records.get(&n.work_order_id) else {
             continue;
         };
-        if record.planned.is_none() || !record.assigned_by_planner {
+        if record.planned.is_none() || !record.planned_by_planner {
             continue;
         }
+        // The planner's slot goes, and the planner's technician with it.
         let changes = WorkOrderChanges {
             planned: Some(None),
+            technician: (record.technician.is_some() && record.technician_by_planner)
+                .then_some(None),
             by_planner: true,
             unchanged_since: Some(record.updated_at),
             ..WorkOrderChanges::default()
@@ -400,14 +411,6 @@ async fn make(
     who: &Principal,
     hours: i64,
 ) -> ApiResult<(Made, HashMap<WorkOrderId, WorkOrderRecord>)> {
-    // Two plans at a time at most: a plan of a large backlog takes a CPU up to the search's
-    // time limit.
-    let _permit = tokio::time::timeout(std::time::Duration::from_secs(10), s.planner.acquire())
-        .await
-        .map_err(|_| {
-            Problem::unavailable("the planner is busy with other plans; try again shortly")
-        })?
-        .map_err(|_| Problem::unavailable("the planner is shutting down"))?;
     let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
     let to = now + Duration::hours(hours);
     // Crew members whose account is gone or disabled take no work.
@@ -485,22 +488,33 @@ async fn make(
             busy: busy.get(t.name.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
-    // What the planner keeps: a person's technician; a person's slot yet to start; a
-    // planner's slot starting within the freeze.
+    // What the planner keeps: a person's technician; a slot with a technician that a person
+    // set, or the planner's starting within the freeze (or started), until it ends. A person's
+    // slot without a technician: not before it.
     let mut fixed = HashSet::new();
     let tasks: Vec<Task> = open
         .iter()
         .map(|r| {
-            let own = !r.assigned_by_planner;
+            // The planner's own slot is frozen only while its technician can keep it.
+            let on_duty = r
+                .technician
+                .as_deref()
+                .is_some_and(|t| workers.iter().any(|w| w.name == t));
             let keep = r.technician.is_some()
                 && r.planned.is_some_and(|p| {
-                    p.start >= now && (own || p.start < now + FREEZE) && p.end > p.start
+                    p.end > now
+                        && p.end > p.start
+                        && (!r.planned_by_planner || (on_duty && p.start < now + FREEZE))
                 });
             if keep {
                 fixed.insert(r.order.id);
             }
+            let ready = match r.planned {
+                Some(p) if !r.planned_by_planner && r.technician.is_none() => p.start.max(now),
+                _ => now,
+            };
             Task {
-                ready: now,
+                ready,
                 due: r.order.due_by,
                 duration: match r.planned {
                     Some(p) if keep => p.end - p.start,
@@ -510,7 +524,7 @@ async fn make(
                 skill: estimates
                     .skill(asset_type(r.order.asset_id))
                     .map(normalise_skill),
-                technician: if own || keep {
+                technician: if !r.technician_by_planner || keep {
                     r.technician.clone()
                 } else {
                     None
@@ -519,8 +533,18 @@ async fn make(
             }
         })
         .collect();
+    // Two searches at a time at most: one of a large backlog takes a CPU up to its time
+    // limit. The permit goes with the search, which runs on even if the caller hangs up.
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.planner.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| Problem::unavailable("the planner is busy with other plans; try again shortly"))?
+    .map_err(|_| Problem::unavailable("the planner is shutting down"))?;
     let (result, workers, tasks) = tokio::task::spawn_blocking(move || {
         let result = plan(&workers, &tasks, to, Budget::default());
+        drop(permit);
         (result, workers, tasks)
     })
     .await

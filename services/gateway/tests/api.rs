@@ -2494,6 +2494,21 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         .call(
             "PUT",
             "/api/v1/technicians/ana",
+            &manager,
+            Some(json!({"timeZone": "Europe/Gotham"})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("time zone")),
+        "{v:#}"
+    );
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ana",
             &ana,
             Some(json!({"skills": ["electrical"]})),
         )
@@ -2695,7 +2710,11 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_eq!(stored["planned"], Value::Null, "{stored:#}");
-    assert_eq!(stored["assignedByPlanner"], true);
+    assert_eq!(
+        stored["technician"],
+        Value::Null,
+        "the planner's technician goes too"
+    );
 
     // A person's choices are kept: the pump's order given to ben by the manager waits for
     // him; ana fixes her next order at a time of her choosing.
@@ -2708,7 +2727,7 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_eq!(s, 200, "{v:#}");
-    assert_eq!(v["assignedByPlanner"], false);
+    assert_eq!(v["technicianByPlanner"], false);
     let at =
         chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0) + chrono::Duration::hours(30);
     let (s, _, v) = g
@@ -2720,6 +2739,18 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_problem(s, &v, 403);
+    // An edit that sends the same technician back changes nobody's choice.
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &format!("/api/v1/work-orders/{}", high.id),
+            &ana,
+            Some(json!({"technician": "ana", "description": "check the windings too"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["technicianByPlanner"], true, "{v:#}");
+    assert_eq!(v["plannedByPlanner"], true, "{v:#}");
     let (s, _, v) = g
         .call(
             "PATCH",
@@ -2729,6 +2760,7 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["plannedByPlanner"], false, "{v:#}");
     let (s, _, plan) = g.call("GET", "/api/v1/schedule", &ana, None).await;
     assert_eq!(s, 200, "{plan:#}");
     assert!(reason(&plan).contains("assigned to `ben`"), "{plan:#}");
@@ -2751,7 +2783,22 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         )
         .await;
     assert_eq!(time(&stored["planned"]["start"]), at, "{stored:#}");
-    assert_eq!(stored["assignedByPlanner"], false);
+    assert_eq!(stored["plannedByPlanner"], false);
+    // Applied twice, the manager's choice of ben stays.
+    let (s, _, applied) = g
+        .call("POST", "/api/v1/schedule/apply", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    let (_, _, stored) = g
+        .call(
+            "GET",
+            &format!("/api/v1/work-orders/{}", pump.id),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(stored["technician"], "ben", "{stored:#}");
+    assert_eq!(stored["technicianByPlanner"], false);
 
     // A disabled account takes no work.
     let (s, v) = g

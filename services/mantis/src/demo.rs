@@ -383,6 +383,7 @@ pub async fn seed_crew(store: &dyn Store) -> Result<()> {
                 })
                 .collect(),
             utc_offset_minutes: 0,
+            time_zone: None,
             active: true,
             updated_at: now,
         };

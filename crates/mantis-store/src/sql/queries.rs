@@ -241,17 +241,26 @@ pub(crate) const GET_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, prior
 /// statuses, repeated to fill the five slots; there are five statuses); `$8`: limit; `$9`:
 /// tenant or NULL. Static SQL keeps one prepared statement for every filter.
 pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, status, \
-     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, assigned_by_planner, updated_at \
+     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
      FROM work_orders \
      WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
      AND ($9 IS NULL OR tenant_id = $9) \
-     ORDER BY CASE WHEN $10 THEN due_by END ASC, created_at DESC, id DESC LIMIT $8";
+     ORDER BY created_at DESC, id DESC LIMIT $8";
+
+/// [`LIST_WORK_ORDERS`], soonest due first (a statement of its own: SQLite then uses an index
+/// for the other order).
+pub(crate) const LIST_WORK_ORDERS_BY_DUE: &str = "SELECT id, code, asset_id, cause, priority, status, \
+     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
+     FROM work_orders \
+     WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
+     AND ($9 IS NULL OR tenant_id = $9) \
+     ORDER BY due_by, id LIMIT $8";
 
 /// The first page of overdue work orders: `$1` due before, `$2` limit. The status condition is
 /// the partial index `work_orders_active_due_idx`'s, word for word (SQLite uses such an index
 /// only then).
 pub(crate) const LIST_OVERDUE_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, \
-     status, created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, assigned_by_planner, updated_at \
+     status, created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
      FROM work_orders \
      WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
      ORDER BY due_by, id LIMIT $2";
@@ -260,7 +269,7 @@ pub(crate) const LIST_OVERDUE_WORK_ORDERS: &str = "SELECT id, code, asset_id, ca
 /// comparison lets both databases seek in the index to where the previous page ended.
 pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_id, cause, \
      priority, status, created_at, due_by, description, rule, trigger_event, technician, parts, \
-     planned_start, planned_end, assigned_by_planner, updated_at FROM work_orders \
+     planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at FROM work_orders \
      WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
      AND (due_by, id) > ($3, $4) \
      ORDER BY due_by, id LIMIT $2";
@@ -268,7 +277,7 @@ pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_
 /// Columns of [`super::rows::WorkOrderRecordRow`].
 pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause, priority, \
      status, created_at, due_by, description, rule, trigger_event, technician, parts, \
-     planned_start, planned_end, assigned_by_planner, updated_at FROM work_orders WHERE id = $1";
+     planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at FROM work_orders WHERE id = $1";
 
 /// Compare and set: `$1` id, `$2` expected status, `$3` new status, `$4` now.
 pub(crate) const TRANSITION_WORK_ORDER: &str =
@@ -277,9 +286,8 @@ pub(crate) const TRANSITION_WORK_ORDER: &str =
 pub(crate) const COUNT_WORK_ORDER: &str = "SELECT COUNT(*) FROM work_orders WHERE id = $1";
 
 /// `$2..$4`, `$7`: new value or NULL to keep; `$5`: whether to set the technician to `$6`;
-/// `$9`: whether to set the planned slot to `$10`..`$11`; `$12`: who set the technician or
-/// slot when either is set (true: the planner); `$13`: the `updated_at` it must still have,
-/// or NULL.
+/// `$9`: whether to set the planned slot to `$10`..`$11`; `$12`: whether the technician or
+/// slot set is the planner's; `$13`: the `updated_at` it must still have, or NULL.
 pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
      description = COALESCE($2, description), priority = COALESCE($3, priority), \
      due_by = COALESCE($4, due_by), \
@@ -287,7 +295,8 @@ pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
      parts = COALESCE($7, parts), updated_at = $8, \
      planned_start = CASE WHEN $9 THEN $10 ELSE planned_start END, \
      planned_end = CASE WHEN $9 THEN $11 ELSE planned_end END, \
-     assigned_by_planner = CASE WHEN $5 OR $9 THEN $12 ELSE assigned_by_planner END \
+     technician_by_planner = CASE WHEN $5 THEN $12 ELSE technician_by_planner END, \
+     planned_by_planner = CASE WHEN $9 THEN $12 ELSE planned_by_planner END \
      WHERE id = $1 AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') \
      AND ($13 IS NULL OR updated_at = $13)";
 
@@ -509,18 +518,19 @@ pub(crate) const ALL_ASSET_IDS: &str = "SELECT id FROM assets";
 
 /// Columns of [`super::rows::TechnicianRow`], `$1` tenant, `$2` name.
 pub(crate) const GET_TECHNICIAN: &str = "SELECT tenant_id, name, skills, shifts, \
-     utc_offset_minutes, active, updated_at FROM technicians WHERE tenant_id = $1 AND name = $2";
+     utc_offset_minutes, time_zone, active, updated_at FROM technicians WHERE tenant_id = $1 AND name = $2";
 
 /// `$1`: tenant.
 pub(crate) const LIST_TECHNICIANS: &str = "SELECT tenant_id, name, skills, shifts, \
-     utc_offset_minutes, active, updated_at FROM technicians WHERE tenant_id = $1 ORDER BY name";
+     utc_offset_minutes, time_zone, active, updated_at FROM technicians WHERE tenant_id = $1 ORDER BY name";
 
 pub(crate) const UPSERT_TECHNICIAN: &str = "INSERT INTO technicians \
-     (tenant_id, name, skills, shifts, utc_offset_minutes, active, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     (tenant_id, name, skills, shifts, utc_offset_minutes, active, updated_at, time_zone) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (tenant_id, name) DO UPDATE SET skills = excluded.skills, \
      shifts = excluded.shifts, utc_offset_minutes = excluded.utc_offset_minutes, \
-     active = excluded.active, updated_at = excluded.updated_at";
+     active = excluded.active, updated_at = excluded.updated_at, \
+     time_zone = excluded.time_zone";
 
 pub(crate) const DELETE_TECHNICIAN: &str =
     "DELETE FROM technicians WHERE tenant_id = $1 AND name = $2";

@@ -459,7 +459,8 @@ pub(crate) struct WorkOrderRecordRow {
     parts: Json<serde_json::Value>,
     planned_start: Option<DbTime>,
     planned_end: Option<DbTime>,
-    assigned_by_planner: bool,
+    technician_by_planner: bool,
+    planned_by_planner: bool,
     updated_at: DbTime,
 }
 
@@ -479,7 +480,8 @@ impl TryFrom<WorkOrderRecordRow> for WorkOrderRecord {
                     start: s.0,
                     end: e.0,
                 }),
-            assigned_by_planner: r.assigned_by_planner,
+            technician_by_planner: r.technician_by_planner,
+            planned_by_planner: r.planned_by_planner,
             updated_at: r.updated_at.0,
         })
     }
@@ -524,6 +526,7 @@ pub(crate) struct TechnicianRow {
     skills: Json<serde_json::Value>,
     shifts: Json<serde_json::Value>,
     utc_offset_minutes: i64,
+    time_zone: Option<String>,
     active: bool,
     updated_at: DbTime,
 }
@@ -546,6 +549,7 @@ impl TryFrom<TechnicianRow> for Technician {
                     r.utc_offset_minutes
                 ))
             })?,
+            time_zone: r.time_zone,
             active: r.active,
             updated_at: r.updated_at.0,
         })
