@@ -7,7 +7,12 @@ import { asset, login, renderWith, setup, workOrder } from './helpers';
 
 const orders = [
   workOrder('WO-1', 'OPEN'),
-  workOrder('WO-2', 'SCHEDULED'),
+  workOrder('WO-2', 'SCHEDULED', {
+    technician: 'ana',
+    technicianByPlanner: true,
+    planned: { start: '2026-12-07T06:00:00.000Z', end: '2026-12-07T08:00:00.000Z' },
+    plannedByPlanner: true,
+  }),
   workOrder('WO-3', 'IN_PROGRESS', { technician: 'tom', parts: [{ partNumber: 'BRG-6204', quantity: 2 }] }),
   workOrder('WO-4', 'COMPLETED'),
   workOrder('WO-5', 'CANCELLED'),
@@ -46,6 +51,10 @@ describe('WorkOrdersPage', () => {
       expect(within(col).getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toEqual([code]);
     }
     expect(card('WO-3').textContent).toContain('BRG-6204 x2');
+    // The planner's technician and slot are marked as such.
+    expect(card('WO-2').textContent).toContain('ana (planner)');
+    expect(within(card('WO-2')).getByTestId('wo-planned').textContent).toContain('(planner)');
+    expect(within(card('WO-3')).queryByTestId('wo-planned')).toBeNull();
   });
 
   it('shows only the allowed transitions', async () => {

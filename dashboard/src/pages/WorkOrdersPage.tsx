@@ -165,7 +165,19 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
             <dt>Due</dt>
             <dd className={overdue ? 'overdue' : ''}>{formatDateTime(wo.dueBy)}</dd>
             <dt>Technician</dt>
-            <dd>{wo.technician || '—'}</dd>
+            <dd>
+              {wo.technician || '—'}
+              {wo.technician && wo.technicianByPlanner && <span className="muted"> (planner)</span>}
+            </dd>
+            {wo.planned && (
+              <>
+                <dt>Planned</dt>
+                <dd data-testid="wo-planned">
+                  {formatDateTime(wo.planned.start)} – {formatDateTime(wo.planned.end)}
+                  {wo.plannedByPlanner && <span className="muted"> (planner)</span>}
+                </dd>
+              </>
+            )}
             {wo.parts && wo.parts.length > 0 && (
               <>
                 <dt>Parts</dt>

@@ -218,11 +218,42 @@ struct RulHandler {
     watches: HashMap<AssetId, SensorWatch>,
     /// Feature vectors handled.
     handled: u64,
+    /// The bus partition each asset's feature vectors came from last.
+    partitions: HashMap<AssetId, i32>,
     cycle_secs: BTreeMap<String, f64>,
     health: Health,
 }
 
 impl RulHandler {
+    fn new(
+        infra: &Infra,
+        config: &Config,
+        models: Arc<Models>,
+        lives: Lives,
+        health: Health,
+    ) -> Self {
+        Self {
+            store: infra.store.clone(),
+            models,
+            publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "rul"),
+            lives,
+            states: HashMap::new(),
+            layouts: HashMap::new(),
+            layout_ttl: Duration::from_secs(config.check_secs.max(1)),
+            skipped: 0,
+            predicted: 0,
+            waiting: BTreeMap::new(),
+            waiting_pruned: std::time::Instant::now(),
+            warned: HashMap::new(),
+            steps: HashMap::new(),
+            watches: HashMap::new(),
+            handled: 0,
+            partitions: HashMap::new(),
+            cycle_secs: config.cycle_secs.clone(),
+            health,
+        }
+    }
+
     /// The layout of the asset: read again when a sensor it does not know reports, and at
     /// least once a check period (an asset registered again may have another type, so another
     /// fleet and model, or other sensors). A changed layout starts the asset's sequence again.
@@ -403,11 +434,43 @@ impl Handler for RulHandler {
         fv: &FeatureVector,
         ctx: &RecordContext<'_>,
     ) -> std::result::Result<Option<Position>, HandleError> {
+        self.partitions.insert(fv.asset_id, ctx.envelope.partition);
         let done = self.handle_window(fv, ctx).await?;
         self.handled += 1;
         self.health
             .set_detail("featureVectorsHandled", serde_json::json!(self.handled));
         Ok(done)
+    }
+
+    fn revoked(&mut self, partitions: &[i32]) {
+        // Another replica predicts for these assets now: should one come back here, its
+        // sequence and sensor watch are rebuilt from the store (with what the other replica
+        // handled meanwhile), not continued from what this replica had; its waiting entry
+        // is the other replica's to report.
+        let gone: Vec<AssetId> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| partitions.contains(p))
+            .map(|(a, _)| *a)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let before = self.waiting.len();
+        for asset in &gone {
+            self.partitions.remove(asset);
+            self.states.remove(asset);
+            self.watches.remove(asset);
+            self.warned.remove(asset);
+            self.waiting.remove(asset);
+        }
+        if self.waiting.len() != before {
+            self.report_waiting();
+        }
+        tracing::debug!(
+            assets = gone.len(),
+            "RUL: assets of revoked partitions forgotten"
+        );
     }
 }
 
@@ -892,25 +955,13 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
     );
     let models = models(&infra, &config);
     let lives: Lives = Arc::new(RwLock::new(HashMap::new()));
-    let handler = RulHandler {
-        store: infra.store.clone(),
-        models: models.clone(),
-        publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "rul"),
-        lives: lives.clone(),
-        states: HashMap::new(),
-        layouts: HashMap::new(),
-        layout_ttl: Duration::from_secs(config.check_secs.max(1)),
-        skipped: 0,
-        predicted: 0,
-        waiting: BTreeMap::new(),
-        waiting_pruned: std::time::Instant::now(),
-        warned: HashMap::new(),
-        steps: HashMap::new(),
-        watches: HashMap::new(),
-        handled: 0,
-        cycle_secs: config.cycle_secs.clone(),
-        health: health.clone(),
-    };
+    let handler = RulHandler::new(
+        &infra,
+        &config,
+        models.clone(),
+        lives.clone(),
+        health.clone(),
+    );
     handler.report_waiting();
     let api = routes::router(routes::ApiState {
         models: models.clone(),
@@ -986,5 +1037,88 @@ mod tests {
             c.max_training_rows = 199;
         });
         assert!(message.contains("at least 200"), "{message}");
+    }
+
+    /// The assets of a partition another replica took are forgotten (sequence, sensor watch,
+    /// waiting entry: rebuilt from the store should the partition come back); the others are
+    /// kept.
+    #[tokio::test]
+    async fn the_assets_of_a_revoked_partition_are_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = mantis_bus::embedded::EmbeddedBus::open(dir.path())
+            .await
+            .expect("log");
+        let store = mantis_store::sqlite::SqliteStore::in_memory()
+            .await
+            .expect("sqlite");
+        let infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+        let config = Config::default();
+        let health = App::health("rul", &infra);
+        let mut handler = RulHandler::new(
+            &infra,
+            &config,
+            models(&infra, &config),
+            Arc::default(),
+            health,
+        );
+        let (kept, gone) = (AssetId::new_random(), AssetId::new_random());
+        for (id, partition) in [(kept, 0), (gone, 2)] {
+            let asset = Asset {
+                id,
+                tenant_id: mantis_domain::TenantId::DEFAULT,
+                code: format!("PMP-{partition}"),
+                name: "pump".into(),
+                asset_type: "pump".into(),
+                location: "line 1".into(),
+                criticality: mantis_domain::Criticality::High,
+            };
+            handler.partitions.insert(id, partition);
+            handler.states.insert(
+                id,
+                AssetState {
+                    layout: Arc::new(AssetLayout::new(&asset, &[])),
+                    life_start: DateTime::UNIX_EPOCH,
+                    model_version: 1,
+                    rows: Rows::new(),
+                    early: Rows::new(),
+                },
+            );
+            handler.watches.insert(id, SensorWatch::default());
+            handler.waiting.insert(
+                id,
+                Waiting {
+                    code: asset.code.clone(),
+                    silent: vec!["PMP-VIB".into()],
+                    touched: std::time::Instant::now(),
+                    forget_after: Duration::from_secs(600),
+                },
+            );
+        }
+        handler.revoked(&[1, 2]);
+        for (what, kept_there, gone_there) in [
+            (
+                "sequence",
+                handler.states.contains_key(&kept),
+                handler.states.contains_key(&gone),
+            ),
+            (
+                "watch",
+                handler.watches.contains_key(&kept),
+                handler.watches.contains_key(&gone),
+            ),
+            (
+                "waiting",
+                handler.waiting.contains_key(&kept),
+                handler.waiting.contains_key(&gone),
+            ),
+            (
+                "partition",
+                handler.partitions.contains_key(&kept),
+                handler.partitions.contains_key(&gone),
+            ),
+        ] {
+            assert!(kept_there, "{what} of partition 0 kept");
+            assert!(!gone_there, "{what} of revoked partition 2 forgotten");
+        }
     }
 }
