@@ -2,7 +2,7 @@
 //! knows who can do which work order and when.
 
 use crate::{DomainError, TenantId, Timestamp};
-use chrono::{Datelike, Duration, NaiveTime, TimeZone};
+use chrono::{Datelike, Duration, NaiveTime, Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 
 /// Longest technician name (as written on work orders).
@@ -263,19 +263,22 @@ impl Technician {
         from: Timestamp,
         to: Timestamp,
     ) -> Vec<(Timestamp, Timestamp)> {
-        // A local time: the earlier of two when the clocks go back; the time an hour later
-        // when it does not exist (the clocks went forward over it).
+        // A local time: the earlier of two when the clocks go back; when it does not exist
+        // (the clocks went forward over it, by however much), read on the offset in force
+        // before the change, which lands as far after the change as it was after its start.
         let instant = |day: chrono::NaiveDate, minutes: u32| -> Option<Timestamp> {
             let naive = day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(minutes));
-            clock
-                .from_local_datetime(&naive)
-                .earliest()
-                .or_else(|| {
-                    clock
-                        .from_local_datetime(&(naive + Duration::hours(1)))
-                        .earliest()
-                })
-                .map(|t| t.with_timezone(&chrono::Utc))
+            if let Some(t) = clock.from_local_datetime(&naive).earliest() {
+                return Some(t.with_timezone(&chrono::Utc));
+            }
+            let before = clock
+                .from_local_datetime(&(naive - Duration::hours(3)))
+                .earliest()?
+                .offset()
+                .fix();
+            Some(chrono::Utc.from_utc_datetime(
+                &(naive - Duration::seconds(i64::from(before.local_minus_utc()))),
+            ))
         };
         let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
         // A shift may start the day before `from` and run past midnight.
@@ -391,6 +394,14 @@ mod tests {
             autumn.availability(at("2027-10-30T00:00:00Z"), at("2027-11-01T00:00:00Z")),
             [(at("2027-10-30T23:00:00Z"), at("2027-10-31T04:00:00Z"))],
             "five hours (02:00 to 03:00 twice)"
+        );
+        // Lord Howe Island moves its clocks by half an hour (02:00 → 02:30 on 2027-10-03): a
+        // shift written from 02:15 starts at 02:45 local, 15:45 UTC the day before.
+        let mut half = technician(vec![shift(&[Day::Sun], "02:15", "06:00")], 0);
+        half.time_zone = Some("Australia/Lord_Howe".into());
+        assert_eq!(
+            half.availability(at("2027-10-02T00:00:00Z"), at("2027-10-04T00:00:00Z")),
+            [(at("2027-10-02T15:45:00Z"), at("2027-10-02T19:00:00Z"))]
         );
         let mut bad = technician(vec![], 0);
         bad.time_zone = Some("Europe/Gotham".into());

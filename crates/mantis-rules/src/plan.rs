@@ -201,7 +201,9 @@ pub struct Task {
     pub skill: Option<String>,
     /// The technician it is assigned to, who keeps it.
     pub technician: Option<String>,
-    /// A start a person set (with `technician`): kept as it is, taking the technician's time.
+    /// A start a person set: kept as it is, taking the time of `technician`, or without one of
+    /// a crew member who has the skill and is free then (the first by name; none free: left
+    /// out, [`Unplanned::NobodyFreeThen`]).
     pub fixed: Option<Timestamp>,
 }
 
@@ -230,6 +232,8 @@ pub enum Unplanned {
     NoTime,
     /// Nobody is in the crew (or everyone is away).
     NoCrew,
+    /// Its start was set by a person, and nobody who could do it is free on shift then.
+    NobodyFreeThen,
 }
 
 impl std::fmt::Display for Unplanned {
@@ -244,6 +248,9 @@ impl std::fmt::Display for Unplanned {
                 "no technician who could do it has a free stretch of a shift long enough before the end of the horizon, but for more urgent work",
             ),
             Self::NoCrew => f.write_str("no active technician in the crew"),
+            Self::NobodyFreeThen => f.write_str(
+                "its start was set by hand, and no technician who could do it is free on shift then",
+            ),
         }
     }
 }
@@ -406,16 +413,47 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
         .iter()
         .map(|t| t.duration.num_milliseconds().max(1))
         .collect();
-    for (j, task) in tasks.iter().enumerate() {
-        if let (Some(start), Some(name)) = (task.fixed, &task.technician)
-            && let Some(w) = find(name)
-        {
-            busy[w].push((ms(start), ms(start).saturating_add(duration[j])));
+    let skilled = |task: &Task, w: usize| {
+        task.skill
+            .as_deref()
+            .map(normalise_skill)
+            .is_none_or(|s| workers[w].skills.contains(&s))
+    };
+    let mut nobody_free = Vec::new();
+    // Fixed starts with their technician first, then those whose technician is to be found
+    // (by start): the first skilled crew member on shift and free for the whole job.
+    let mut order: Vec<usize> = (0..tasks.len())
+        .filter(|&j| tasks[j].fixed.is_some())
+        .collect();
+    order.sort_by_key(|&j| (tasks[j].technician.is_none(), tasks[j].fixed, j));
+    for j in order {
+        let (task, d) = (&tasks[j], duration[j]);
+        let Some(start) = task.fixed else { continue };
+        let (a, b) = (ms(start), ms(start).saturating_add(d));
+        let w = match &task.technician {
+            Some(name) => find(name),
+            None => {
+                let w = (0..workers.len()).find(|&w| {
+                    skilled(task, w)
+                        && workers[w]
+                            .available
+                            .iter()
+                            .any(|&(s, e)| ms(s) <= a && b <= ms(e))
+                        && busy[w].iter().all(|&(s, e)| b <= s || e <= a)
+                });
+                if w.is_none() {
+                    nobody_free.push(j);
+                }
+                w
+            }
+        };
+        if let Some(w) = w {
+            busy[w].push((a, b));
             fixed_slots.push(Slot {
                 task: j,
                 worker: w,
                 start,
-                end: at(ms(start).saturating_add(duration[j])),
+                end: at(b),
             });
         }
     }
@@ -424,6 +462,10 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
         .enumerate()
         .map(|(j, task)| {
             if fixed_slots.iter().any(|s| s.task == j) {
+                return Vec::new();
+            }
+            if nobody_free.contains(&j) {
+                unplanned.push((j, Unplanned::NobodyFreeThen));
                 return Vec::new();
             }
             let who: Vec<usize> = match &task.technician {
@@ -1109,6 +1151,42 @@ mod tests {
         assert!(
             (plan.weighted_late_hours - 8.0).abs() < 1e-9,
             "urgent, 1 h late"
+        );
+    }
+
+    /// A start set by hand without a technician goes to the first skilled crew member free on
+    /// shift then; nobody free: left out and said so.
+    #[test]
+    fn a_start_set_by_hand_finds_a_technician_free_then() {
+        let mut ana = worker("ana", &["electrical"], &[(0.0, 8.0)]);
+        ana.busy = vec![(h(2.0), h(3.0))];
+        let workers = [
+            ana,
+            worker("ben", &["electrical"], &[(0.0, 8.0)]),
+            worker("cem", &["mechanical"], &[(0.0, 8.0)]),
+        ];
+        let mut first = task(8.0, 1.0, Priority::Normal, Some("electrical"));
+        first.fixed = Some(h(2.5));
+        let mut second = task(8.0, 1.0, Priority::Normal, Some("electrical"));
+        second.fixed = Some(h(2.5));
+        let mut off_shift = task(8.0, 1.0, Priority::Normal, Some("mechanical"));
+        off_shift.fixed = Some(h(7.5));
+        let tasks = [first, second, off_shift];
+        let plan = plan_of(&workers, &tasks);
+        assert_feasible(&workers, &tasks, &plan);
+        let slot = |j: usize| plan.slots.iter().find(|s| s.task == j).expect("placed");
+        assert_eq!(
+            (slot(0).worker, slot(0).start),
+            (1, h(2.5)),
+            "ana is busy then"
+        );
+        assert_eq!(
+            plan.unplanned,
+            [
+                (1, Unplanned::NobodyFreeThen),
+                (2, Unplanned::NobodyFreeThen),
+            ],
+            "ben taken by the first; cem's shift ends at 8"
         );
     }
 

@@ -244,13 +244,16 @@ function EditForm({
       data-testid="wo-edit-form"
       onSubmit={(e) => {
         e.preventDefault();
-        void onSave({
-          description,
-          priority,
-          dueBy: fromLocalInput(due) ?? null,
-          technician: technician.trim() || null,
-          parts: parseParts(parts),
-        });
+        // Only what was changed here: a field sent back as it was shown could undo what
+        // someone (or the planner) changed since, and would make the planner's choice a
+        // person's.
+        const patch: WorkOrderPatch = {};
+        if (description !== wo.description) patch.description = description;
+        if (priority !== wo.priority) patch.priority = priority;
+        if (due !== toLocalInput(wo.dueBy)) patch.dueBy = fromLocalInput(due) ?? null;
+        if ((technician.trim() || null) !== (wo.technician ?? null)) patch.technician = technician.trim() || null;
+        if (parts !== formatParts(wo.parts)) patch.parts = parseParts(parts);
+        void onSave(patch);
       }}
     >
       <label>

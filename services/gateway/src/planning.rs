@@ -320,9 +320,10 @@ pub(crate) async fn apply(
             }
             changed = true;
         }
-        if record.order.status == WorkOrderStatus::Open {
-            changed |= s
-                .store
+        // An order the plan changed is scheduled; one it left as it was keeps its status (a
+        // person may have moved it back to OPEN).
+        if changed && record.order.status == WorkOrderStatus::Open {
+            s.store
                 .transition_work_order(
                     record.order.id,
                     WorkOrderStatus::Open,
@@ -339,14 +340,16 @@ pub(crate) async fn apply(
         let Some(record) = records.get(&n.work_order_id) else {
             continue;
         };
-        if record.planned.is_none() || !record.planned_by_planner {
+        // The planner's slot goes, and the planner's technician with it.
+        let planned = (record.planned.is_some() && record.planned_by_planner).then_some(None);
+        let technician =
+            (record.technician.is_some() && record.technician_by_planner).then_some(None);
+        if planned.is_none() && technician.is_none() {
             continue;
         }
-        // The planner's slot goes, and the planner's technician with it.
         let changes = WorkOrderChanges {
-            planned: Some(None),
-            technician: (record.technician.is_some() && record.technician_by_planner)
-                .then_some(None),
+            planned,
+            technician,
             by_planner: true,
             unchanged_since: Some(record.updated_at),
             ..WorkOrderChanges::default()
@@ -488,48 +491,42 @@ async fn make(
             busy: busy.get(t.name.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
-    // What the planner keeps: a person's technician; a slot with a technician that a person
-    // set, or the planner's starting within the freeze (or started), until it ends. A person's
-    // slot without a technician: not before it.
+    // What the planner keeps: a person's technician; a person's slot (its technician found
+    // by the planner when the planner chose it or nobody did); the planner's own slot once it
+    // starts within the freeze, while its technician is an active crew member.
     let mut fixed = HashSet::new();
     let tasks: Vec<Task> = open
         .iter()
         .map(|r| {
-            // The planner's own slot is frozen only while its technician can keep it.
-            let on_duty = r
+            let live = |p: &PlannedSlot| p.end > now && p.end > p.start;
+            let active = r
                 .technician
                 .as_deref()
                 .is_some_and(|t| workers.iter().any(|w| w.name == t));
-            let keep = r.technician.is_some()
-                && r.planned.is_some_and(|p| {
-                    p.end > now
-                        && p.end > p.start
-                        && (!r.planned_by_planner || (on_duty && p.start < now + FREEZE))
-                });
-            if keep {
+            let frozen = r
+                .planned
+                .filter(|p| live(p) && r.planned_by_planner && active && p.start < now + FREEZE);
+            let kept = r
+                .planned
+                .filter(|p| live(p) && !r.planned_by_planner)
+                .or(frozen);
+            if kept.is_some() {
                 fixed.insert(r.order.id);
             }
-            let ready = match r.planned {
-                Some(p) if !r.planned_by_planner && r.technician.is_none() => p.start.max(now),
-                _ => now,
-            };
             Task {
-                ready,
+                ready: now,
                 due: r.order.due_by,
-                duration: match r.planned {
-                    Some(p) if keep => p.end - p.start,
-                    _ => estimate(r),
-                },
+                duration: kept.map_or_else(|| estimate(r), |p| p.end - p.start),
                 priority: r.order.priority,
                 skill: estimates
                     .skill(asset_type(r.order.asset_id))
                     .map(normalise_skill),
-                technician: if !r.technician_by_planner || keep {
+                technician: if !r.technician_by_planner || frozen.is_some() {
                     r.technician.clone()
                 } else {
                     None
                 },
-                fixed: r.planned.filter(|_| keep).map(|p| p.start),
+                fixed: kept.map(|p| p.start),
             }
         })
         .collect();
