@@ -2834,3 +2834,53 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
         .await;
     assert_problem(s, &v, 404);
 }
+
+/// A body that says it is not JSON (a form, plain text) is refused with 415 and a problem
+/// body, whatever the endpoint; JSON with parameters or a `+json` type is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_json_is_refused_as_an_unsupported_media_type() {
+    let g = start(|_| {}).await;
+    let body = r#"{"username": "admin", "password": "wrong password here"}"#;
+    for (content_type, expected) in [
+        ("application/x-www-form-urlencoded", 415),
+        ("text/plain", 415),
+        ("application/xml", 415),
+        ("application/json; charset=utf-8", 401),
+        ("application/merge-patch+json", 401),
+    ] {
+        let resp = g
+            .http
+            .post(format!("{}/api/v1/auth/login", g.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("gateway reachable");
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.expect("a problem body");
+        assert_problem(status, &v, expected);
+        if expected == 415 {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(content_type)),
+                "{v:#}"
+            );
+        }
+    }
+    // Behind authentication too, and with no body nothing is refused for its type.
+    let (s, _, v) = g
+        .call("GET", "/api/v1/technicians", &Auth::Key(KEY.into()), None)
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let resp = g
+        .http
+        .post(format!("{}/api/v1/schedule/apply", g.url))
+        .header("x-api-key", KEY)
+        .header("content-type", "text/plain")
+        .body("hours=24")
+        .send()
+        .await
+        .expect("gateway reachable");
+    assert_eq!(resp.status().as_u16(), 415);
+}
