@@ -272,6 +272,8 @@ impl RulHandler {
             self.states.remove(&fv.asset_id);
             self.watches.remove(&fv.asset_id);
             self.steps.remove(&fv.asset_id);
+            self.partitions.remove(&fv.asset_id);
+            self.warned.remove(&fv.asset_id);
             self.stop_waiting(fv.asset_id);
             return Ok(None);
         };
