@@ -128,7 +128,9 @@ pub(crate) async fn delete_technician(
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    if !s.store.delete_technician(who.tenant_id, &name).await? {
+    // Trimmed, as `PUT` stores it.
+    let name = name.trim();
+    if !s.store.delete_technician(who.tenant_id, name).await? {
         return Err(Problem::not_found(format!("`{name}` is not in the crew")));
     }
     tracing::info!(technician = %name, by = %who.username, "crew member removed");

@@ -2826,9 +2826,9 @@ async fn the_crew_plans_its_work_orders_by_skill_priority_and_shift() {
     assert_eq!(s, 200, "{crew:#}");
     assert_eq!(crew.as_array().map(Vec::len), Some(2));
     let (s, _, _) = g
-        .call("DELETE", "/api/v1/technicians/ben", &manager, None)
+        .call("DELETE", "/api/v1/technicians/%20ben%20", &manager, None)
         .await;
-    assert_eq!(s, 204);
+    assert_eq!(s, 204, "the name as PUT stores it: trimmed");
     let (s, _, v) = g
         .call("DELETE", "/api/v1/technicians/ben", &manager, None)
         .await;
