@@ -136,6 +136,44 @@ describe('WorkOrdersPage', () => {
     expect(body).toEqual({ technician: 'tom', priority: 'URGENT', parts: [{ partNumber: 'SEAL-12', quantity: 3 }] });
   });
 
+  it('saves an edit against the order as it was when the form opened', async () => {
+    const user = userEvent.setup();
+    const { services, mf, sf } = setup({
+      ...routes(),
+      'PATCH /api/v1/work-orders/wo-WO-1': () => ({
+        status: 412,
+        body: { status: 412, title: 'Precondition Failed', detail: 'work order WO-1 was changed at 2026-12-03T08:00:00Z since it was read (If-Match); reload it and make the change again' },
+      }),
+    });
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByTestId('wo-edit'));
+    const form = screen.getByTestId('wo-edit-form');
+    // Someone else raises the priority while the form is open.
+    sf.last().push({ type: 'workOrder', data: { ...orders[0], priority: 'URGENT', updatedAt: '2026-12-03T08:00:00.000Z' } });
+    await user.type(within(form).getByPlaceholderText('username'), 'tom');
+    await user.click(within(form).getByText('Save'));
+    const call = await waitFor(() => mf.calls.find((c) => c.method === 'PATCH')!);
+    // Only the field changed in the form (not the shown priority, stale now), from the order
+    // as it was read: the gateway refuses it, and the form stays open with why.
+    expect(call.body).toEqual({ technician: 'tom' });
+    expect(call.headers['If-Match']).toBe('"2026-12-03T07:00:00.000Z"');
+    expect((await screen.findByTestId('error')).textContent).toContain('reload it');
+    expect(screen.getByTestId('wo-edit-form')).toBeTruthy();
+  });
+
+  it('moves a card from the order as shown', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByText('Schedule'));
+    const call = await waitFor(() => mf.calls.find((c) => c.url.pathname.endsWith('/transition'))!);
+    expect(call.headers['If-Match']).toBe(`"${orders[0].updatedAt}"`);
+  });
+
   it('a manager creates a work order', async () => {
     login('manager');
     const user = userEvent.setup();

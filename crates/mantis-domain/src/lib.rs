@@ -24,6 +24,7 @@ mod ids;
 mod incoming;
 mod maintenance;
 mod signal;
+mod stock;
 
 pub use access::{ApiKey, Role, User};
 pub use asset::{Asset, Criticality, Fleet, Sensor, SensorType};
@@ -42,6 +43,10 @@ pub use maintenance::{
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,
+};
+pub use stock::{
+    MAX_PART_NUMBER, MAX_PART_QUANTITY, MAX_PART_TEXT, SparePart, StockChange, StockMovement,
+    StockMovementKind, normalise_part_number,
 };
 
 /// Errors raised when a value from outside does not fit the domain.

@@ -15,6 +15,7 @@
 //! assert_eq!(d.work_order.unwrap().cause, "anomaly");
 //! ```
 
+pub mod parts;
 pub mod plan;
 
 use mantis_domain::{Criticality, Priority};

@@ -21,8 +21,9 @@ pub struct App {
 impl App {
     /// Binds `bind` and serves `routes` plus `/health`, `/ready` and `/metrics` for `health`
     /// (with the infrastructure's readiness checks added by the caller). Every client error is
-    /// a problem body: a path no route serves (404), a method a route does not take (405) and
-    /// the framework's own refusals (a body over the size limit, a malformed query).
+    /// a problem body: a path no route serves (404), a method a route does not take (405), a
+    /// body that is not JSON (415) and the framework's own refusals (a body over the size
+    /// limit, a malformed query).
     pub async fn new(
         name: &'static str,
         bind: &str,
@@ -34,6 +35,7 @@ impl App {
             .merge(mantis_telemetry::ops_router(health))
             .fallback(crate::no_such_route)
             .method_not_allowed_fallback(crate::method_not_allowed)
+            .layer(axum::middleware::from_fn(crate::json_bodies))
             .layer(axum::middleware::from_fn(crate::problem_bodies));
         Ok(Self {
             name,

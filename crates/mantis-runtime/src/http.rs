@@ -157,6 +157,55 @@ pub fn parse_json_object<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Whether a `Content-Type` names JSON (`application/json`, any `…+json`, with parameters) or
+/// newline-delimited JSON (the readings endpoint's other format).
+fn is_json_media_type(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        media.as_str(),
+        "application/json" | "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+    ) || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// Every body the services' APIs (`/api/…`) read is JSON: a request whose body says it is
+/// something else (a form, plain text, XML) is answered `415` with a problem body, rather than
+/// read as JSON anyway or refused with a parse error about its first byte. A body without a
+/// `Content-Type` is read as JSON. [`App::new`](crate::App::new) applies it to every service;
+/// the gateway, which builds its own router, applies it too.
+pub async fn json_bodies(request: Request, next: Next) -> Response {
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|n| n.trim() != "0");
+    let declared = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    match declared {
+        Some(ct)
+            if has_body
+                && request.uri().path().starts_with("/api/")
+                && !is_json_media_type(&ct) =>
+        {
+            Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported Media Type",
+                format!(
+                    "the request body must be JSON (Content-Type: application/json), not `{ct}`"
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
 /// Answers every client error with a problem body: axum's own rejections (a path segment that
 /// is not UTF-8, a body over the size limit, a WebSocket request without its upgrade headers)
 /// come as plain text otherwise. Their text becomes the detail; their headers are kept.

@@ -34,8 +34,8 @@ mod settings;
 pub use app::App;
 pub use consumer::{HandleError, Handler, RecordContext, run_consumer, run_consumer_from};
 pub use http::{
-    FieldError, Problem, bind, method_not_allowed, no_such_route, parse_json, parse_json_object,
-    problem_bodies, serve,
+    FieldError, Problem, bind, json_bodies, method_not_allowed, no_such_route, parse_json,
+    parse_json_object, problem_bodies, serve,
 };
 pub use infra::{Infra, connect_store};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};

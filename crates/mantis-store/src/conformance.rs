@@ -16,8 +16,8 @@ use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
     Criticality, Day, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
     Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift,
-    SourceProtocol, Technician, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId,
-    WorkOrderStatus,
+    SourceProtocol, SparePart, StockChange, StockMovementKind, Technician, TenantId, Timestamp,
+    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -71,6 +71,8 @@ macro_rules! conformance_tests {
             a_users_fields_are_changed_one_by_one_within_their_tenant,
             api_keys_are_found_by_prefix_listed_and_revoked_once,
             technicians_round_trip_are_replaced_listed_by_tenant_and_removed,
+            spare_parts_are_reserved_by_active_work_orders_and_taken_at_completion,
+            stock_movements_are_recorded_in_order_and_a_missing_part_is_not_found,
         );
     };
     (@each $with_store:path; $($name:ident),* $(,)?) => {
@@ -2324,6 +2326,42 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .expect("get")
         .expect("exists");
     assert_eq!(kept, by_planner, "nothing changed");
+    // Compare-and-sets in quick succession (within one millisecond, the stores' precision)
+    // each write a later time: the time one compared with is never written again, so a
+    // holder of the old time cannot miss a change.
+    let mut last = kept.updated_at;
+    for _ in 0..5 {
+        store
+            .update_work_order(
+                order.id,
+                &WorkOrderChanges {
+                    // The same description: a write all the same.
+                    description: Some(kept.order.description.clone()),
+                    unchanged_since: Some(last),
+                    ..WorkOrderChanges::default()
+                },
+            )
+            .await
+            .expect("from the time read");
+        let now = store
+            .get_work_order_record(order.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert!(now.updated_at > last, "{} after {last}", now.updated_at);
+        last = now.updated_at;
+    }
+    let stale = store
+        .update_work_order(
+            order.id,
+            &WorkOrderChanges {
+                description: Some("from an old read".to_owned()),
+                unchanged_since: Some(kept.updated_at),
+                ..WorkOrderChanges::default()
+            },
+        )
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
     store
         .update_work_order(
             order.id,
@@ -2836,5 +2874,360 @@ pub async fn technicians_round_trip_are_replaced_listed_by_tenant_and_removed<S:
             .await
             .expect("list"),
         vec![ben]
+    );
+}
+
+fn spare_part(tenant: TenantId, number: &str, on_hand: u32) -> SparePart {
+    SparePart {
+        tenant_id: tenant,
+        part_number: number.to_owned(),
+        description: format!("part {number}"),
+        location: "A-01".to_owned(),
+        on_hand,
+        reorder_point: 2,
+        on_order: 0,
+        expected_at: None,
+        updated_at: at(1_000),
+    }
+}
+
+/// A fresh tenant with a motor (work orders belong to their asset's tenant).
+async fn tenant_with_motor<S: Store + ?Sized>(store: &S) -> (TenantId, Asset) {
+    let tenant = TenantId::from(uuid::Uuid::new_v4());
+    let motor = Asset {
+        tenant_id: tenant,
+        ..asset(&unique_code("MTR"))
+    };
+    store.upsert_asset(&motor).await.expect("asset");
+    (tenant, motor)
+}
+
+pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_completion<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let (plant, motor) = tenant_with_motor(store).await;
+    let (other, _) = tenant_with_motor(store).await;
+    store
+        .upsert_spare_part(&spare_part(plant, "BRG-6204", 5))
+        .await
+        .expect("bearing");
+    store
+        .upsert_spare_part(&spare_part(plant, "SEAL-12", 1))
+        .await
+        .expect("seal");
+    store
+        .upsert_spare_part(&spare_part(other, "BRG-6204", 50))
+        .await
+        .expect("another plant's");
+    // Defining a known part again changes its description, not its count.
+    let renamed = SparePart {
+        description: "Bearing 6204-2RS".to_owned(),
+        on_hand: 999,
+        updated_at: at(2_000),
+        ..spare_part(plant, "BRG-6204", 5)
+    };
+    store.upsert_spare_part(&renamed).await.expect("renamed");
+    let bearing = store
+        .get_spare_part(plant, "BRG-6204")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        bearing,
+        SparePart {
+            on_hand: 5,
+            ..renamed.clone()
+        }
+    );
+    let listed = store.list_spare_parts(plant).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| p.part_number.as_str())
+            .collect::<Vec<_>>(),
+        ["BRG-6204", "SEAL-12"]
+    );
+    assert_eq!(store.list_spare_parts(other).await.expect("list").len(), 1);
+
+    // Active work orders reserve what they list; finished ones do not.
+    let order = |cause: &str| work_order(&motor, cause, &unique_code("WO"), 0);
+    let with_parts = |parts: &[(&str, u32)]| WorkOrderChanges {
+        parts: Some(
+            parts
+                .iter()
+                .map(|(n, q)| Part {
+                    part_number: (*n).to_owned(),
+                    quantity: *q,
+                })
+                .collect(),
+        ),
+        ..WorkOrderChanges::default()
+    };
+    let open = order("manual:open");
+    store
+        .create_work_order(
+            &open,
+            &with_parts(&[("BRG-6204", 2), ("SEAL-12", 1), ("GREASE", 1)]),
+        )
+        .await
+        .expect("open");
+    let started = order("manual:started");
+    store
+        .create_work_order(&started, &with_parts(&[("BRG-6204", 1), (" BRG-6204", 2)]))
+        .await
+        .expect("started");
+    assert!(
+        store
+            .transition_work_order(
+                started.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::InProgress
+            )
+            .await
+            .expect("start")
+    );
+    let cancelled = order("manual:cancelled");
+    store
+        .create_work_order(&cancelled, &with_parts(&[("BRG-6204", 100)]))
+        .await
+        .expect("cancelled");
+    assert!(
+        store
+            .transition_work_order(
+                cancelled.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Cancelled
+            )
+            .await
+            .expect("cancel")
+    );
+    assert_eq!(
+        store.reserved_parts(plant).await.expect("reserved"),
+        BTreeMap::from([
+            ("BRG-6204".to_owned(), 5),
+            ("GREASE".to_owned(), 1),
+            ("SEAL-12".to_owned(), 1),
+        ])
+    );
+    assert!(
+        store
+            .reserved_parts(other)
+            .await
+            .expect("reserved")
+            .is_empty()
+    );
+    let bearing_count = || async {
+        store
+            .get_spare_part(plant, "BRG-6204")
+            .await
+            .expect("get")
+            .expect("exists")
+            .on_hand
+    };
+    assert_eq!(bearing_count().await, 5, "a cancellation takes nothing");
+
+    // Completing takes its parts off the shelf, once.
+    assert!(
+        store
+            .transition_work_order(
+                started.id,
+                WorkOrderStatus::InProgress,
+                WorkOrderStatus::Completed
+            )
+            .await
+            .expect("complete")
+    );
+    assert_eq!(bearing_count().await, 2);
+    let moved = store
+        .list_stock_movements(plant, "BRG-6204", 10)
+        .await
+        .expect("movements");
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(moved[0].kind, StockMovementKind::Consumed);
+    assert_eq!((moved[0].delta, moved[0].on_hand), (-3, 2));
+    assert_eq!(moved[0].work_order_id, Some(started.id));
+    assert_eq!(moved[0].by, "system");
+    assert!(
+        !store
+            .transition_work_order(
+                started.id,
+                WorkOrderStatus::InProgress,
+                WorkOrderStatus::Completed
+            )
+            .await
+            .expect("again")
+    );
+    store
+        .set_work_order_status(started.id, WorkOrderStatus::Completed)
+        .await
+        .expect("set as it is");
+    assert_eq!(bearing_count().await, 2, "taken once");
+
+    // Fewer on the shelf than an order takes: down to zero, with what was wanted noted; a
+    // part the stores do not keep (GREASE) is no movement.
+    store
+        .record_stock_movement(
+            plant,
+            "SEAL-12",
+            StockChange::Counted(0),
+            "sam",
+            "found none",
+        )
+        .await
+        .expect("count");
+    assert!(
+        store
+            .transition_work_order(open.id, WorkOrderStatus::Open, WorkOrderStatus::Completed)
+            .await
+            .expect("complete from open")
+    );
+    assert_eq!(bearing_count().await, 0);
+    let seal = store
+        .list_stock_movements(plant, "SEAL-12", 10)
+        .await
+        .expect("movements");
+    assert_eq!(seal[0].kind, StockMovementKind::Consumed);
+    assert_eq!((seal[0].delta, seal[0].on_hand), (0, 0));
+    assert!(seal[0].note.contains("1 wanted"), "{:?}", seal[0]);
+    let bearing = store
+        .list_stock_movements(plant, "BRG-6204", 10)
+        .await
+        .expect("movements");
+    assert_eq!((bearing[0].delta, bearing[0].on_hand), (-2, 0));
+    assert!(bearing[0].note.is_empty());
+    assert!(
+        store
+            .reserved_parts(plant)
+            .await
+            .expect("reserved")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_spare_part(other, "BRG-6204")
+            .await
+            .expect("get")
+            .expect("exists")
+            .on_hand,
+        50,
+        "another plant's stores are their own"
+    );
+
+    // Removed with its movements.
+    assert!(
+        store
+            .delete_spare_part(plant, "BRG-6204")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_spare_part(plant, "BRG-6204")
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        store.get_spare_part(plant, "BRG-6204").await.expect("get"),
+        None
+    );
+    assert!(
+        store
+            .list_stock_movements(plant, "BRG-6204", 10)
+            .await
+            .expect("movements")
+            .is_empty()
+    );
+}
+
+pub async fn stock_movements_are_recorded_in_order_and_a_missing_part_is_not_found<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let (plant, _) = tenant_with_motor(store).await;
+    let ordered = SparePart {
+        on_order: 10,
+        expected_at: Some(at(86_400_000)),
+        ..spare_part(plant, "SEAL-12", 1)
+    };
+    store.upsert_spare_part(&ordered).await.expect("seal");
+    // Part of the order arrives: still expected; the rest: nothing on order any more.
+    let first = store
+        .record_stock_movement(plant, "SEAL-12", StockChange::Received(4), "sam", "DN-1")
+        .await
+        .expect("received");
+    assert_eq!(
+        (first.kind, first.delta, first.on_hand),
+        (StockMovementKind::Received, 4, 5)
+    );
+    assert_eq!((first.by.as_str(), first.note.as_str()), ("sam", "DN-1"));
+    let seal = store
+        .get_spare_part(plant, "SEAL-12")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((seal.on_hand, seal.on_order), (5, 6));
+    assert_eq!(seal.expected_at, Some(at(86_400_000)));
+    store
+        .record_stock_movement(plant, "SEAL-12", StockChange::Received(8), "sam", "DN-2")
+        .await
+        .expect("received");
+    let seal = store
+        .get_spare_part(plant, "SEAL-12")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (seal.on_hand, seal.on_order, seal.expected_at),
+        (13, 0, None)
+    );
+    // Many movements within a millisecond keep their order.
+    for n in [12, 11, 10, 9] {
+        let counted = store
+            .record_stock_movement(plant, "SEAL-12", StockChange::Counted(n), "sam", "")
+            .await
+            .expect("counted");
+        assert_eq!((counted.delta, counted.on_hand), (-1, n));
+    }
+    let movements = store
+        .list_stock_movements(plant, "SEAL-12", 3)
+        .await
+        .expect("movements");
+    assert_eq!(
+        movements.iter().map(|m| m.on_hand).collect::<Vec<_>>(),
+        [9, 10, 11],
+        "newest first, at most the limit"
+    );
+    let all = store
+        .list_stock_movements(plant, "SEAL-12", 100)
+        .await
+        .expect("movements");
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        all.iter().map(|m| m.delta).sum::<i64>(),
+        9 - 1,
+        "they add up"
+    );
+    // Counting what is there is a movement of zero.
+    let same = store
+        .record_stock_movement(plant, "SEAL-12", StockChange::Counted(9), "sam", "")
+        .await
+        .expect("counted");
+    assert_eq!(same.delta, 0);
+    for change in [StockChange::Received(1), StockChange::Counted(1)] {
+        let missing = store
+            .record_stock_movement(plant, "NOPE-1", change, "sam", "")
+            .await;
+        assert!(
+            matches!(missing, Err(Error::NotFound { .. })),
+            "{missing:?}"
+        );
+    }
+    // A part number is compared exactly.
+    assert_eq!(
+        store.get_spare_part(plant, "seal-12").await.expect("get"),
+        None
     );
 }

@@ -34,7 +34,8 @@ use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
     MaintenanceEvent, MaintenanceEventId, Priority, Reading, Role, RulPrediction, Sensor, SensorId,
-    Technician, TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    SparePart, StockChange, StockMovement, Technician, TenantId, Timestamp, User, Window,
+    WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -539,10 +540,13 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(Timestamp, WorkOrderId)>,
         limit: u32,
     ) -> Result<Vec<WorkOrder>>;
-    /// Moves a work order to `status`.
+    /// Moves a work order to `status` (as it is: the stores' counts are not touched).
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
     /// Moves a work order from `from` to `to` if it is still in `from` (compare and set).
-    /// Returns whether it moved; [`Error::NotFound`] when there is no such work order.
+    /// Returns whether it moved; [`Error::NotFound`] when there is no such work order. A move
+    /// from an active status to COMPLETED takes the order's parts from the shelf, in the same
+    /// transaction (a `CONSUMED` movement per stocked part, never below zero: what was taken
+    /// beyond the count on record is noted): once, as the move happens once.
     async fn transition_work_order(
         &self,
         id: WorkOrderId,
@@ -649,6 +653,47 @@ pub trait Store: Send + Sync + 'static {
     async fn list_technicians(&self, tenant: TenantId) -> Result<Vec<Technician>>;
     /// Removes a technician; returns whether there was one.
     async fn delete_technician(&self, tenant: TenantId, name: &str) -> Result<bool>;
+
+    // --- stores ----------------------------------------------------------------------------
+
+    /// Creates a spare part (its count on the shelf starting at `part.on_hand`), or changes
+    /// its description, location, reorder point and what is on order; the count of a known
+    /// part changes only by movements ([`Store::record_stock_movement`], completions).
+    async fn upsert_spare_part(&self, part: &SparePart) -> Result<()>;
+    /// One of a tenant's spare parts.
+    async fn get_spare_part(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+    ) -> Result<Option<SparePart>>;
+    /// A tenant's spare parts, by part number.
+    async fn list_spare_parts(&self, tenant: TenantId) -> Result<Vec<SparePart>>;
+    /// Removes a spare part and its movements; returns whether there was one.
+    async fn delete_spare_part(&self, tenant: TenantId, part_number: &str) -> Result<bool>;
+    /// Records a delivery (added; what is on order goes down by as many, and its expected time
+    /// is cleared once nothing is) or a count (the count becomes it), with who and why, and
+    /// returns the movement. [`Error::NotFound`] when there is no such part.
+    async fn record_stock_movement(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+        change: StockChange,
+        by: &str,
+        note: &str,
+    ) -> Result<StockMovement>;
+    /// A part's movements, newest first, at most `limit`.
+    async fn list_stock_movements(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>>;
+    /// How many of each part the tenant's active work orders (open, scheduled, in progress)
+    /// list: what is reserved on the shelf.
+    async fn reserved_parts(
+        &self,
+        tenant: TenantId,
+    ) -> Result<std::collections::BTreeMap<String, u64>>;
 
     // --- service state ---------------------------------------------------------------------
 

@@ -20,17 +20,20 @@ use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, Technician,
-    TenantId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, SparePart,
+    StockChange, StockMovement, StockMovementKind, Technician, TenantId, Timestamp, User, Window,
+    WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
-    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, TechnicianRow,
-    UserRow, WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
+    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, SparePartRow,
+    StockMovementRow, TechnicianRow, UserRow, WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow,
+    convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use std::collections::BTreeMap;
 
 /// Readings per `INSERT` statement: 500 × 10 parameters stays well below the parameter limits
 /// of both databases (PostgreSQL 65 535, SQLite 32 766).
@@ -71,13 +74,38 @@ macro_rules! bind_plan {
             .bind($changes.technician.is_some())
             .bind($changes.technician.clone().flatten())
             .bind(parts_json($changes)?)
-            .bind(DbTime(Utc::now()))
+            .bind(DbTime(changed_at($changes)))
             .bind($changes.planned.is_some())
             .bind($changes.planned.flatten().map(|p| DbTime(p.start)))
             .bind($changes.planned.flatten().map(|p| DbTime(p.end)))
             .bind($changes.by_planner)
             .bind($changes.unchanged_since.map(DbTime))
     };
+}
+
+/// When a change to a work order is made: now, and after the `updated_at` it compares with
+/// (both stores keep milliseconds), so the time a compare-and-set writes is never the one it
+/// compared with and a client holding the old one (`If-Match`) cannot miss the change.
+fn changed_at(changes: &WorkOrderChanges) -> Timestamp {
+    let now = Utc::now();
+    changes.unchanged_since.map_or(now, |read| {
+        now.max(read + chrono::Duration::milliseconds(1))
+    })
+}
+
+/// How often a compare-and-set of a part's count is tried again when another movement
+/// changed the count between its read and its write.
+const MAX_COUNT_RACES: usize = 20;
+
+/// How many of each part (trimmed number) a parts list names, summed.
+fn part_totals(parts: Vec<crate::Part>) -> BTreeMap<String, i64> {
+    let mut totals = BTreeMap::new();
+    for part in parts {
+        *totals
+            .entry(part.part_number.trim().to_owned())
+            .or_insert(0) += i64::from(part.quantity);
+    }
+    totals
 }
 
 /// Binds a work order's columns to [`queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE`].
@@ -259,6 +287,9 @@ where
     for<'q> Option<DbTime>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> SparePartRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -1011,17 +1042,82 @@ where
         from: WorkOrderStatus,
         to: WorkOrderStatus,
     ) -> Result<bool> {
+        let now = Utc::now();
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         let result = sqlx::query(queries::TRANSITION_WORK_ORDER)
             .bind(DbId::from(id))
             .bind(from.as_str().to_owned())
             .bind(to.as_str().to_owned())
-            .bind(DbTime(Utc::now()))
-            .execute(self.sql_pool())
+            .bind(DbTime(now))
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
         if result.affected() > 0 {
+            if to == WorkOrderStatus::Completed && from.is_active() {
+                // The parts it lists leave the shelf with it, in this transaction.
+                let (tenant, Json(parts)) =
+                    sqlx::query_as::<_, (DbId, Json<serde_json::Value>)>(queries::WORK_ORDER_PARTS)
+                        .bind(DbId::from(id))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                for (part_number, wanted) in part_totals(rows::parts_of(parts)?) {
+                    // Compare and set from the count read (a delivery or a count recorded
+                    // meanwhile is not overwritten).
+                    for _ in 0..MAX_COUNT_RACES {
+                        let Some((on_hand,)) =
+                            sqlx::query_as::<_, (i64,)>(queries::SPARE_PART_ON_HAND)
+                                .bind(tenant)
+                                .bind(part_number.clone())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(db_error)?
+                        else {
+                            break; // Not a part the stores keep.
+                        };
+                        let taken = on_hand.min(wanted);
+                        let set = sqlx::query(queries::SET_SPARE_PART_ON_HAND)
+                            .bind(tenant)
+                            .bind(part_number.clone())
+                            .bind(on_hand - taken)
+                            .bind(DbTime(now))
+                            .bind(on_hand)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        if set.affected() == 0 {
+                            continue;
+                        }
+                        let note = if taken < wanted {
+                            format!("{wanted} wanted, {on_hand} on record")
+                        } else {
+                            String::new()
+                        };
+                        sqlx::query(queries::INSERT_STOCK_MOVEMENT)
+                            .bind(DbId(mantis_domain::deterministic_uuid(
+                                "stock-consumed",
+                                &[&id.to_string(), &part_number],
+                            )))
+                            .bind(tenant)
+                            .bind(part_number.clone())
+                            .bind(StockMovementKind::Consumed.as_str().to_owned())
+                            .bind(-taken)
+                            .bind(on_hand - taken)
+                            .bind(DbTime(now))
+                            .bind(Some(DbId::from(id)))
+                            .bind("system".to_owned())
+                            .bind(note)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        break;
+                    }
+                }
+            }
+            tx.commit().await.map_err(db_error)?;
             return Ok(true);
         }
+        drop(tx);
         let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_WORK_ORDER)
             .bind(DbId::from(id))
             .fetch_one(self.sql_pool())
@@ -1501,6 +1597,195 @@ where
             .await
             .map_err(db_error)?;
         Ok(result.affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(part = %part.part_number))]
+    async fn upsert_spare_part(&self, part: &SparePart) -> Result<()> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(part.tenant_id))
+            .bind(part.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(queries::UPSERT_SPARE_PART)
+            .bind(DbId::from(part.tenant_id))
+            .bind(part.part_number.clone())
+            .bind(part.description.clone())
+            .bind(part.location.clone())
+            .bind(i64::from(part.on_hand))
+            .bind(i64::from(part.reorder_point))
+            .bind(i64::from(part.on_order))
+            .bind(part.expected_at.map(DbTime))
+            .bind(DbTime(part.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_spare_part(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+    ) -> Result<Option<SparePart>> {
+        sqlx::query_as::<_, SparePartRow>(queries::GET_SPARE_PART)
+            .bind(DbId::from(tenant))
+            .bind(part_number.to_owned())
+            .fetch_optional(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .map(SparePart::try_from)
+            .transpose()
+    }
+
+    async fn list_spare_parts(&self, tenant: TenantId) -> Result<Vec<SparePart>> {
+        let rows = sqlx::query_as::<_, SparePartRow>(queries::LIST_SPARE_PARTS)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(part = %part_number))]
+    async fn delete_spare_part(&self, tenant: TenantId, part_number: &str) -> Result<bool> {
+        let result = sqlx::query(queries::DELETE_SPARE_PART)
+            .bind(DbId::from(tenant))
+            .bind(part_number.to_owned())
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, note))]
+    async fn record_stock_movement(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+        change: StockChange,
+        by: &str,
+        note: &str,
+    ) -> Result<StockMovement> {
+        let missing = || Error::NotFound {
+            what: "spare part",
+            id: part_number.to_owned(),
+        };
+        for _ in 0..MAX_COUNT_RACES {
+            let now = Utc::now();
+            // A count is set from the count read (compare and set: a movement recorded
+            // meanwhile makes it read again); a delivery adds in one statement.
+            let before = match change {
+                StockChange::Received(_) => None,
+                StockChange::Counted(_) => Some(
+                    sqlx::query_as::<_, (i64,)>(queries::SPARE_PART_ON_HAND)
+                        .bind(DbId::from(tenant))
+                        .bind(part_number.to_owned())
+                        .fetch_optional(self.sql_pool())
+                        .await
+                        .map_err(db_error)?
+                        .ok_or_else(missing)?
+                        .0,
+                ),
+            };
+            let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+            let (kind, delta, after) = match (change, before) {
+                (StockChange::Received(n), _) => {
+                    let (after,) = sqlx::query_as::<_, (i64,)>(queries::RECEIVE_SPARE_PART)
+                        .bind(DbId::from(tenant))
+                        .bind(part_number.to_owned())
+                        .bind(i64::from(n))
+                        .bind(DbTime(now))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error)?
+                        .ok_or_else(missing)?;
+                    (StockMovementKind::Received, i64::from(n), after)
+                }
+                (StockChange::Counted(n), Some(before)) => {
+                    let set = sqlx::query(queries::SET_SPARE_PART_ON_HAND)
+                        .bind(DbId::from(tenant))
+                        .bind(part_number.to_owned())
+                        .bind(i64::from(n))
+                        .bind(DbTime(now))
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    if set.affected() == 0 {
+                        continue;
+                    }
+                    (
+                        StockMovementKind::Counted,
+                        i64::from(n) - before,
+                        i64::from(n),
+                    )
+                }
+                (StockChange::Counted(_), None) => return Err(missing()),
+            };
+            let movement = StockMovement {
+                part_number: part_number.to_owned(),
+                kind,
+                delta,
+                on_hand: u32::try_from(after)
+                    .map_err(|_| Error::Corrupt(format!("spare_parts.on_hand: {after}")))?,
+                at: chrono::SubsecRound::trunc_subsecs(now, 3),
+                work_order_id: None,
+                by: by.to_owned(),
+                note: note.to_owned(),
+            };
+            sqlx::query(queries::INSERT_STOCK_MOVEMENT)
+                .bind(DbId(uuid::Uuid::new_v4()))
+                .bind(DbId::from(tenant))
+                .bind(movement.part_number.clone())
+                .bind(kind.as_str().to_owned())
+                .bind(delta)
+                .bind(after)
+                .bind(DbTime(now))
+                .bind(None::<DbId>)
+                .bind(movement.by.clone())
+                .bind(movement.note.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(movement);
+        }
+        Err(Error::Conflict(format!(
+            "the count of {part_number} kept changing while it was being recorded; try again"
+        )))
+    }
+
+    async fn list_stock_movements(
+        &self,
+        tenant: TenantId,
+        part_number: &str,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>> {
+        let rows = sqlx::query_as::<_, StockMovementRow>(queries::LIST_STOCK_MOVEMENTS)
+            .bind(DbId::from(tenant))
+            .bind(part_number.to_owned())
+            .bind(i64::from(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn reserved_parts(&self, tenant: TenantId) -> Result<BTreeMap<String, u64>> {
+        let lists = sqlx::query_as::<_, (Json<serde_json::Value>,)>(queries::ACTIVE_PARTS)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        let mut reserved = BTreeMap::new();
+        for (Json(parts),) in lists {
+            for (part_number, n) in part_totals(rows::parts_of(parts)?) {
+                *reserved.entry(part_number).or_insert(0) += n.unsigned_abs();
+            }
+        }
+        Ok(reserved)
     }
 
     async fn get_state(&self, key: &str) -> Result<Option<serde_json::Value>> {

@@ -91,6 +91,11 @@ export interface RequestOptions {
   anonymous?: boolean;
   /** Do not treat 401 as "session over" (login: 401 means bad credentials). */
   no401Redirect?: boolean;
+  /**
+   * `updatedAt` of the thing as read: the change is made only if nobody changed it since
+   * (`If-Match`; else 412).
+   */
+  ifMatch?: string;
 }
 
 export interface ApiClientOptions {
@@ -135,6 +140,7 @@ export class ApiClient {
       const token = this.opts.getToken();
       if (token) headers.Authorization = `Bearer ${token}`;
     }
+    if (o.ifMatch) headers['If-Match'] = `"${o.ifMatch}"`;
     let body: string | undefined;
     if (o.body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -232,15 +238,26 @@ export class ApiClient {
   createWorkOrder(wo: NewWorkOrder): Promise<WorkOrder> {
     return this.json('POST', '/api/v1/work-orders', { body: wo });
   }
-  updateWorkOrder(id: string, patch: WorkOrderPatch): Promise<WorkOrder> {
-    return this.json('PATCH', `/api/v1/work-orders/${encodeURIComponent(id)}`, { body: patch });
+  /** `readAt`: the `updatedAt` of the order the change was made from (refused, 412, if it changed since). */
+  updateWorkOrder(id: string, patch: WorkOrderPatch, readAt?: string): Promise<WorkOrder> {
+    return this.json('PATCH', `/api/v1/work-orders/${encodeURIComponent(id)}`, { body: patch, ifMatch: readAt });
   }
-  transitionWorkOrder(id: string, to: WorkOrderStatus): Promise<WorkOrder> {
-    return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/transition`, { body: { to } });
+  transitionWorkOrder(id: string, to: WorkOrderStatus, readAt?: string): Promise<WorkOrder> {
+    return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/transition`, {
+      body: { to },
+      ifMatch: readAt,
+    });
   }
-  completeWorkOrder(id: string, outcome: Outcome, note: string, occurredAt?: string): Promise<CompleteResponse> {
+  completeWorkOrder(
+    id: string,
+    outcome: Outcome,
+    note: string,
+    occurredAt?: string,
+    readAt?: string,
+  ): Promise<CompleteResponse> {
     return this.json('POST', `/api/v1/work-orders/${encodeURIComponent(id)}/complete`, {
       body: occurredAt ? { outcome, note, occurredAt } : { outcome, note },
+      ifMatch: readAt,
     });
   }
 

@@ -105,9 +105,11 @@ export function WorkOrdersPage() {
                 asset={assets.get(wo.assetId)}
                 canTransition={can(role, 'transitionWorkOrder')}
                 canEdit={can(role, 'editWorkOrder')}
-                onTransition={(to) => run(() => api.transitionWorkOrder(wo.id, to))}
-                onComplete={(outcome, note, failedAt) => run(async () => (await api.completeWorkOrder(wo.id, outcome, note, failedAt)).workOrder)}
-                onSave={(patch) => run(() => api.updateWorkOrder(wo.id, patch))}
+                onTransition={(to, readAt) => run(() => api.transitionWorkOrder(wo.id, to, readAt))}
+                onComplete={(outcome, note, failedAt, readAt) =>
+                  run(async () => (await api.completeWorkOrder(wo.id, outcome, note, failedAt, readAt)).workOrder)
+                }
+                onSave={(patch, readAt) => run(() => api.updateWorkOrder(wo.id, patch, readAt))}
               />
             ))}
           </section>
@@ -122,9 +124,10 @@ interface CardProps {
   asset?: Asset;
   canTransition: boolean;
   canEdit: boolean;
-  onTransition: (to: WorkOrderStatus) => Promise<boolean>;
-  onComplete: (outcome: Outcome, note: string, failedAt?: string) => Promise<boolean>;
-  onSave: (patch: WorkOrderPatch) => Promise<boolean>;
+  /** `readAt`: the `updatedAt` of the order as the person saw it (a change since refuses the action). */
+  onTransition: (to: WorkOrderStatus, readAt?: string) => Promise<boolean>;
+  onComplete: (outcome: Outcome, note: string, failedAt?: string, readAt?: string) => Promise<boolean>;
+  onSave: (patch: WorkOrderPatch, readAt?: string) => Promise<boolean>;
 }
 
 export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition, onComplete, onSave }: CardProps) {
@@ -187,12 +190,16 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
           </dl>
         </>
       )}
-      {mode === 'edit' && <EditForm wo={wo} busy={busy} onCancel={() => setMode('view')} onSave={(p) => act(() => onSave(p))} />}
+      {mode === 'edit' && (
+        <EditForm wo={wo} busy={busy} onCancel={() => setMode('view')} onSave={(p, readAt) => act(() => onSave(p, readAt))} />
+      )}
       {mode === 'complete' && (
         <CompleteForm
           busy={busy}
           onCancel={() => setMode('view')}
-          onComplete={(outcome, note, failedAt) => act(() => (outcome ? onComplete(outcome, note, failedAt) : onTransition('COMPLETED')))}
+          onComplete={(outcome, note, failedAt) =>
+            act(() => (outcome ? onComplete(outcome, note, failedAt, wo.updatedAt) : onTransition('COMPLETED', wo.updatedAt)))
+          }
         />
       )}
       {mode === 'view' && (canTransition || canEdit) && (
@@ -204,7 +211,7 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
                 type="button"
                 disabled={busy}
                 className={to === 'CANCELLED' ? 'danger' : to === 'COMPLETED' ? 'primary' : ''}
-                onClick={() => (to === 'COMPLETED' ? setMode('complete') : void act(() => onTransition(to)))}
+                onClick={() => (to === 'COMPLETED' ? setMode('complete') : void act(() => onTransition(to, wo.updatedAt)))}
                 data-testid="wo-transition"
                 data-to={to}
               >
@@ -230,9 +237,13 @@ function EditForm({
 }: {
   wo: WorkOrder;
   busy: boolean;
-  onSave: (patch: WorkOrderPatch) => void;
+  onSave: (patch: WorkOrderPatch, readAt?: string) => void;
   onCancel: () => void;
 }) {
+  // The order as it was when the form opened: what was changed here is measured against it,
+  // and the save is refused (412) if someone changed the order since, rather than undoing
+  // their change unseen.
+  const [base] = useState(wo);
   const [description, setDescription] = useState(wo.description);
   const [priority, setPriority] = useState<Priority>(wo.priority);
   const [due, setDue] = useState(toLocalInput(wo.dueBy));
@@ -248,12 +259,12 @@ function EditForm({
         // someone (or the planner) changed since, and would make the planner's choice a
         // person's.
         const patch: WorkOrderPatch = {};
-        if (description !== wo.description) patch.description = description;
-        if (priority !== wo.priority) patch.priority = priority;
-        if (due !== toLocalInput(wo.dueBy)) patch.dueBy = fromLocalInput(due) ?? null;
-        if ((technician.trim() || null) !== (wo.technician ?? null)) patch.technician = technician.trim() || null;
-        if (parts !== formatParts(wo.parts)) patch.parts = parseParts(parts);
-        void onSave(patch);
+        if (description !== base.description) patch.description = description;
+        if (priority !== base.priority) patch.priority = priority;
+        if (due !== toLocalInput(base.dueBy)) patch.dueBy = fromLocalInput(due) ?? null;
+        if ((technician.trim() || null) !== (base.technician ?? null)) patch.technician = technician.trim() || null;
+        if (parts !== formatParts(base.parts)) patch.parts = parseParts(parts);
+        void onSave(patch, base.updatedAt);
       }}
     >
       <label>

@@ -112,6 +112,17 @@ pub(crate) fn router(state: ApiState) -> Router {
             axum::routing::put(crate::planning::put_technician)
                 .delete(crate::planning::delete_technician),
         )
+        .route("/api/v1/spare-parts", get(crate::stores::list_parts))
+        .route(
+            "/api/v1/spare-parts/{partNumber}",
+            get(crate::stores::get_part)
+                .put(crate::stores::put_part)
+                .delete(crate::stores::delete_part),
+        )
+        .route(
+            "/api/v1/spare-parts/{partNumber}/movements",
+            get(crate::stores::list_movements).post(crate::stores::record_movement),
+        )
         .route("/api/v1/schedule", get(crate::planning::schedule))
         .route("/api/v1/schedule/apply", post(crate::planning::apply))
         .route("/api/v1/models", get(crate::catalog::models))
@@ -132,57 +143,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .fallback(crate::web::fallback)
         .method_not_allowed_fallback(mantis_runtime::method_not_allowed)
         .with_state(state)
-        .layer(from_fn(json_bodies))
+        .layer(from_fn(mantis_runtime::json_bodies))
         .layer(from_fn(mantis_runtime::problem_bodies))
         .layer(from_fn(request_id))
-}
-
-/// Whether a `Content-Type` names JSON (`application/json`, any `…+json`, with parameters) or
-/// newline-delimited JSON (the readings endpoint's other format).
-pub(crate) fn is_json_media_type(content_type: &str) -> bool {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    matches!(
-        media.as_str(),
-        "application/json" | "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-    ) || (media.starts_with("application/") && media.ends_with("+json"))
-}
-
-/// Every body the API reads is JSON: a request whose body says it is something else (a form,
-/// plain text, XML) is answered `415` with a problem body, rather than read as JSON anyway or
-/// refused with a parse error about its first byte. A body without a `Content-Type` is read as
-/// JSON.
-async fn json_bodies(request: Request, next: Next) -> Response {
-    let has_body = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|n| n.trim() != "0");
-    let declared = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
-    match declared {
-        Some(ct)
-            if has_body
-                && request.uri().path().starts_with("/api/")
-                && !is_json_media_type(&ct) =>
-        {
-            Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Media Type",
-                format!(
-                    "the request body must be JSON (Content-Type: application/json), not `{ct}`"
-                ),
-            )
-            .into_response()
-        }
-        _ => next.run(request).await,
-    }
 }
 
 /// Gives every request an id (`X-Request-Id`, kept when the client sent a sane one), logged

@@ -27,6 +27,7 @@ mod operations;
 mod planning;
 mod plant;
 mod reliability;
+mod stores;
 mod web;
 
 pub use auth::{AuthConfig, AuthError, Bootstrap, OidcConfig, POLICY, StaticApiKey, required_role};

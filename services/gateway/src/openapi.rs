@@ -34,6 +34,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::kpi::kpis, crate::reliability::reliability, crate::catalog::models,
         crate::planning::list_technicians, crate::planning::put_technician,
         crate::planning::delete_technician, crate::planning::schedule, crate::planning::apply,
+        crate::stores::list_parts, crate::stores::get_part, crate::stores::put_part,
+        crate::stores::delete_part, crate::stores::record_movement, crate::stores::list_movements,
         crate::catalog::rules,
     ),
     components(schemas(crate::operations::AlertStateParam, crate::api::Format, crate::ingest::ReadingIn)),

@@ -8,7 +8,7 @@ use crate::auth::Principal;
 use crate::plant::{event_kind, in_calendar, not_in_future};
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use mantis_domain::{
@@ -31,6 +31,77 @@ fn no_body(body: &[u8]) -> bool {
 
 fn conflict(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::CONFLICT, "Conflict", detail)
+}
+
+/// A work order's entity tag: when it was last changed (its `updatedAt`, quoted), so a client
+/// can send back the `updatedAt` of the order it read as `If-Match` too.
+fn work_order_etag(record: &WorkOrderRecord) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "\"{}\"",
+        record
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    ))
+    .ok()
+}
+
+/// `record` as the answer, with its entity tag.
+fn work_order_response(status: StatusCode, record: WorkOrderRecord) -> Response {
+    let etag = work_order_etag(&record);
+    let mut response = (status, Json(record)).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+/// The `If-Match` precondition of a change to `record`: `None` without one (or `*`), the time
+/// it was last changed when one of the tags names it (the change is then made only if it is
+/// still that, a compare-and-set), else `412` — someone changed the order since the client
+/// read it, and the change would undo theirs unseen.
+fn precondition(headers: &HeaderMap, record: &WorkOrderRecord) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::bad_request("If-Match must be ASCII entity tags"))?;
+    if value.trim() == "*" {
+        return Ok(None);
+    }
+    let mut tags = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+    if value.trim().is_empty() {
+        return Err(Problem::bad_request(
+            "If-Match is empty; send the ETag of the work order as read, or leave it out",
+        ));
+    }
+    // Strong comparison (RFC 9110 §13.1.1): a weak tag never matches.
+    let matches = tags.any(|tag| {
+        tag.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.with_timezone(&Utc) == record.updated_at)
+    });
+    if matches {
+        Ok(Some(record.updated_at))
+    } else {
+        Err(changed_since_read(record))
+    }
+}
+
+fn changed_since_read(record: &WorkOrderRecord) -> Problem {
+    Problem::new(
+        StatusCode::PRECONDITION_FAILED,
+        "Precondition Failed",
+        format!(
+            "work order {} was changed at {} since it was read (If-Match); reload it and \
+             make the change again",
+            record.order.code,
+            record
+                .updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+    )
 }
 
 // --- alerts -------------------------------------------------------------------------------------
@@ -273,13 +344,17 @@ async fn tenant_work_order(s: &ApiState, who: &Principal, raw: &str) -> ApiResul
 
 /// `GET /api/v1/work-orders/{id}`.
 #[utoipa::path(get, path = "/api/v1/work-orders/{id}", tag = "operations",
-    params(("id" = String, Path, format = Uuid)), responses((status = 200, body = WorkOrderRecord)))]
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = WorkOrderRecord, headers(("ETag" = String, description = "when it was last changed, for If-Match")))))]
 pub(crate) async fn get_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    Ok(Json(tenant_work_order(&s, &who, &id).await?).into_response())
+    Ok(work_order_response(
+        StatusCode::OK,
+        tenant_work_order(&s, &who, &id).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -382,7 +457,7 @@ pub(crate) async fn create_work_order(
     s.store.create_work_order(&order, &plan).await?;
     let record = tenant_work_order(&s, &who, &id.to_string()).await?;
     s.live.work_order_changed(&record, who.tenant_id);
-    Ok((StatusCode::CREATED, Json(record)).into_response())
+    Ok(work_order_response(StatusCode::CREATED, record))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -418,12 +493,14 @@ where
 /// `PATCH /api/v1/work-orders/{id}`: replans description, priority, due date, technician,
 /// parts. A finished work order is not replanned.
 #[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "operations",
-    params(("id" = String, Path, format = Uuid)), request_body = WorkOrderPatch,
-    responses((status = 200, body = WorkOrderRecord)))]
+    params(("id" = String, Path, format = Uuid), ("If-Match" = Option<String>, Header, description = "the `ETag` (or quoted `updatedAt`) of the work order as read: the change is made only if nobody changed it since (else 412)")), request_body = WorkOrderPatch,
+    responses((status = 200, body = WorkOrderRecord, headers(("ETag" = String, description = "when it was last changed, for If-Match"))),
+        (status = 412, description = "changed since it was read (If-Match)")))]
 pub(crate) async fn update_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let patch: WorkOrderPatch = mantis_runtime::parse_json_object(&body)?;
@@ -495,6 +572,8 @@ pub(crate) async fn update_work_order(
             ));
         }
     }
+    // Checked last: a request that is refused anyway is refused for what it is.
+    let unchanged_since = precondition(&headers, &record)?;
     s.store
         .update_work_order(
             record.order.id,
@@ -507,13 +586,21 @@ pub(crate) async fn update_work_order(
                 technician: patch.technician.filter(|t| *t != record.technician),
                 parts: patch.parts,
                 planned: patch.planned.filter(|p| *p != record.planned),
+                unchanged_since,
                 ..WorkOrderChanges::default()
             },
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Changed between the read above and this write.
+            mantis_store::Error::Conflict(_) if unchanged_since.is_some() => {
+                changed_since_read(&record)
+            }
+            e => e.into(),
+        })?;
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
-    Ok(Json(updated).into_response())
+    Ok(work_order_response(StatusCode::OK, updated))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -525,12 +612,14 @@ pub(crate) struct Transition {
 
 /// `POST /api/v1/work-orders/{id}/transition` `{"to": "IN_PROGRESS"}`.
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/transition", tag = "operations",
-    params(("id" = String, Path, format = Uuid)), request_body = Transition,
-    responses((status = 200, body = WorkOrderRecord)))]
+    params(("id" = String, Path, format = Uuid), ("If-Match" = Option<String>, Header, description = "the `ETag` (or quoted `updatedAt`) of the work order as read: the change is made only if nobody changed it since (else 412)")), request_body = Transition,
+    responses((status = 200, body = WorkOrderRecord, headers(("ETag" = String, description = "when it was last changed, for If-Match"))),
+        (status = 412, description = "changed since it was read (If-Match)")))]
 pub(crate) async fn transition_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let transition: Transition = mantis_runtime::parse_json_object(&body)?;
@@ -539,8 +628,10 @@ pub(crate) async fn transition_work_order(
     let record = tenant_work_order(&s, &who, &id).await?;
     let from = record.order.status;
     if from == to {
-        return Ok(Json(record).into_response());
+        // Done already (a retried call): answered as it is.
+        return Ok(work_order_response(StatusCode::OK, record));
     }
+    precondition(&headers, &record)?;
     if !allowed(from, to) {
         return Err(conflict(format!(
             "work order {} cannot go from {} to {}",
@@ -562,7 +653,7 @@ pub(crate) async fn transition_work_order(
     tracing::info!(work_order = %record.order.code, from = from.as_str(), to = to.as_str(), by = %who.username, "work order moved");
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
-    Ok(Json(updated).into_response())
+    Ok(work_order_response(StatusCode::OK, updated))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -585,12 +676,14 @@ pub(crate) struct Completion {
 /// it failed; default the completion: no downtime known) to the completion, not one that never
 /// ends.
 #[utoipa::path(post, path = "/api/v1/work-orders/{id}/complete", tag = "operations",
-    params(("id" = String, Path, format = Uuid)), request_body(content = Option<Completion>),
-    responses((status = 200, body = Completed)))]
+    params(("id" = String, Path, format = Uuid), ("If-Match" = Option<String>, Header, description = "the `ETag` (or quoted `updatedAt`) of the work order as read: the change is made only if nobody changed it since (else 412)")), request_body(content = Option<Completion>),
+    responses((status = 200, body = Completed, headers(("ETag" = String, description = "when it was last changed, for If-Match"))),
+        (status = 412, description = "changed since it was read (If-Match)")))]
 pub(crate) async fn complete_work_order(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let completion: Completion = if no_body(&body) {
@@ -621,6 +714,10 @@ pub(crate) async fn complete_work_order(
     let occurred_at = given.map_or(completed_at, |at| at.min(completed_at));
     if order.status == WorkOrderStatus::Cancelled {
         return Err(conflict(format!("work order {} was cancelled", order.code)));
+    }
+    if order.status != WorkOrderStatus::Completed {
+        // A retried completion is answered as recorded; a first one, from the order as read.
+        precondition(&headers, &record)?;
     }
     // Compare and set from the status read: a cancellation racing this completion wins or
     // loses cleanly (409), never both.
@@ -683,12 +780,17 @@ pub(crate) async fn complete_work_order(
     };
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
-    Ok(Json(Completed {
+    let etag = work_order_etag(&updated);
+    let mut response = Json(Completed {
         work_order: updated,
         event,
         restored,
     })
-    .into_response())
+    .into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
 }
 
 /// The asset's return to service after `failure`, found and mended by the work of `order`

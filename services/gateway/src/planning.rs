@@ -20,11 +20,12 @@ use chrono::{DateTime, Duration, Utc};
 use mantis_domain::{
     AssetId, Priority, Shift, Technician, WorkOrderId, WorkOrderStatus, normalise_skill,
 };
+use mantis_rules::parts::{Demand, PartsReady, Stocked, allocate};
 use mantis_rules::plan::{Budget, Task, Unplanned, Worker, plan};
 use mantis_runtime::Problem;
 use mantis_store::{PlannedSlot, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use utoipa::ToSchema;
 
 /// A stretch of time.
@@ -163,6 +164,9 @@ pub(crate) struct PlannedWorkOrder {
     late_hours: f64,
     /// The skill it needs, if any.
     skill: Option<String>,
+    /// It waits for parts on order, expected then (it starts no earlier).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    parts_expected_at: Option<DateTime<Utc>>,
 }
 
 /// A work order the plan could not place.
@@ -462,6 +466,49 @@ async fn make(
         .store
         .list_work_order_records(&listed(vec![WorkOrderStatus::InProgress]))
         .await?;
+    // The parts on the shelf and on order, shared out: work in progress first, then urgent
+    // work, due soonest first. An order waits for a delivery it needs; one whose parts are
+    // not to be had is not planned.
+    let stock: BTreeMap<String, Stocked> = s
+        .store
+        .list_spare_parts(who.tenant_id)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let stocked = Stocked {
+                on_hand: p.on_hand.into(),
+                on_order: p.on_order.into(),
+                expected_at: p.expected_at,
+            };
+            (p.part_number, stocked)
+        })
+        .collect();
+    let demand = |r: &WorkOrderRecord, in_progress: bool| {
+        let mut parts = BTreeMap::new();
+        for p in &r.parts {
+            *parts.entry(p.part_number.trim().to_owned()).or_insert(0) += u64::from(p.quantity);
+        }
+        Demand {
+            parts,
+            in_progress,
+            priority: r.order.priority,
+            due: r.order.due_by,
+        }
+    };
+    let demands: Vec<Demand> = started
+        .iter()
+        .map(|r| demand(r, true))
+        .chain(open.iter().map(|r| demand(r, false)))
+        .collect();
+    let parts_ready = allocate(&demands, &stock, now).split_off(started.len());
+    // The orders the search places (indexes into `open`); the others lack parts.
+    let plannable: Vec<usize> = (0..open.len())
+        .filter(|&j| !matches!(parts_ready[j], PartsReady::Short { .. }))
+        .collect();
+    let parts_at = |j: usize| match parts_ready[j] {
+        PartsReady::At(t) => Some(t),
+        _ => None,
+    };
     let estimates = s.estimates.clone();
     let asset_type = |id: AssetId| assets.get(&id).map_or("", |a| a.asset_type.as_str());
     let estimate = |r: &WorkOrderRecord| {
@@ -497,9 +544,10 @@ async fn make(
     // by the planner when the planner chose it or nobody did); the planner's own slot once it
     // starts within the freeze, while its technician is an active crew member.
     let mut fixed = HashSet::new();
-    let tasks: Vec<Task> = open
+    let tasks: Vec<Task> = plannable
         .iter()
-        .map(|r| {
+        .map(|&j| {
+            let r = &open[j];
             let live = |p: &PlannedSlot| p.end > now && p.end > p.start;
             let active = r
                 .technician
@@ -516,7 +564,7 @@ async fn make(
                 fixed.insert(r.order.id);
             }
             Task {
-                ready: now,
+                ready: parts_at(j).map_or(now, |t| t.max(now)),
                 due: r.order.due_by,
                 duration: kept.map_or_else(|| estimate(r), |p| p.end - p.start),
                 priority: r.order.priority,
@@ -555,7 +603,8 @@ async fn make(
         .slots
         .iter()
         .map(|slot| {
-            let r = &open[slot.task];
+            let j = plannable[slot.task];
+            let r = &open[j];
             *planned_hours.entry(slot.worker).or_default() += hours_of(slot.end - slot.start);
             PlannedWorkOrder {
                 work_order_id: r.order.id,
@@ -570,34 +619,48 @@ async fn make(
                 due_by: r.order.due_by,
                 late_hours: hours_of((slot.start - r.order.due_by).max(Duration::zero())),
                 skill: tasks[slot.task].skill.clone(),
+                parts_expected_at: parts_at(j),
             }
         })
         .collect();
-    let unassigned: Vec<UnplacedWorkOrder> = result
+    let unplaced = |r: &WorkOrderRecord, duration: Duration, skill: Option<String>, reason| {
+        UnplacedWorkOrder {
+            work_order_id: r.order.id,
+            code: r.order.code.clone(),
+            asset_id: r.order.asset_id,
+            asset: code(r.order.asset_id),
+            priority: r.order.priority,
+            status: r.order.status,
+            due_by: r.order.due_by,
+            hours: hours_of(duration),
+            skill,
+            reason,
+        }
+    };
+    let mut unassigned: Vec<UnplacedWorkOrder> = result
         .unplanned
         .iter()
-        .map(|(j, why)| {
-            let r = &open[*j];
-            UnplacedWorkOrder {
-                work_order_id: r.order.id,
-                code: r.order.code.clone(),
-                asset_id: r.order.asset_id,
-                asset: code(r.order.asset_id),
-                priority: r.order.priority,
-                status: r.order.status,
-                due_by: r.order.due_by,
-                hours: hours_of(tasks[*j].duration),
-                skill: tasks[*j].skill.clone(),
-                reason: match why {
-                    Unplanned::NoTime => format!(
-                        "{why} ({:.1} h within the next {hours} h)",
-                        hours_of(tasks[*j].duration)
-                    ),
-                    _ => why.to_string(),
-                },
-            }
+        .map(|(task, why)| {
+            let t = &tasks[*task];
+            let reason = match why {
+                Unplanned::NoTime => format!(
+                    "{why} ({:.1} h within the next {hours} h)",
+                    hours_of(t.duration)
+                ),
+                _ => why.to_string(),
+            };
+            unplaced(&open[plannable[*task]], t.duration, t.skill.clone(), reason)
         })
         .collect();
+    for (j, ready) in parts_ready.iter().enumerate() {
+        if matches!(ready, PartsReady::Short { .. }) {
+            let r = &open[j];
+            let skill = estimates
+                .skill(asset_type(r.order.asset_id))
+                .map(normalise_skill);
+            unassigned.push(unplaced(r, estimate(r), skill, ready.to_string()));
+        }
+    }
     let technicians = crew
         .iter()
         .map(|t| {

@@ -1705,7 +1705,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 39"),
+        stdout.contains("Tested: 45"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -2883,4 +2883,496 @@ async fn a_body_that_is_not_json_is_refused_as_an_unsupported_media_type() {
         .await
         .expect("gateway reachable");
     assert_eq!(resp.status().as_u16(), 415);
+}
+
+/// A change made from a stale read of a work order is refused (`If-Match`, `412`) rather than
+/// undoing unseen what someone changed meanwhile; the `ETag` of every answer is the order's
+/// `updatedAt`, and the `updatedAt` of a list item serves as one too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_from_a_stale_read_of_a_work_order_is_refused() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-7").await;
+    let max = g.token_for("max", "manager").await;
+    let send = |method: &'static str, path: String, if_match: Option<String>, body: Value| {
+        let mut req = g
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                format!("{}{path}", g.url),
+            )
+            .bearer_auth(&max)
+            .json(&body);
+        if let Some(tag) = if_match {
+            req = req.header("if-match", tag);
+        }
+        async move {
+            let r = req.send().await.expect("gateway reachable");
+            let status = r.status().as_u16();
+            let etag = r
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, etag, body)
+        }
+    };
+    let (s, created_tag, v) = send(
+        "POST",
+        "/api/v1/work-orders".into(),
+        None,
+        json!({"assetId": p.motor.id, "description": "check the coupling", "priority": "NORMAL"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v:#}");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/work-orders/{id}");
+    let (s, read_tag, read) = send("GET", path.clone(), None, Value::Null).await;
+    assert_eq!(s, 200);
+    let read_tag = read_tag.expect("an ETag");
+    assert_eq!(Some(&read_tag), created_tag.as_ref());
+    assert_eq!(
+        read_tag,
+        format!("\"{}\"", read["updatedAt"].as_str().expect("updatedAt"))
+    );
+
+    // Two people read the order; the first changes the priority.
+    let (s, first_tag, v) = send(
+        "PATCH",
+        path.clone(),
+        Some(read_tag.clone()),
+        json!({"priority": "HIGH"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v:#}");
+    let first_tag = first_tag.expect("an ETag");
+    assert_ne!(first_tag, read_tag, "a change moves the tag");
+    // The second, from the old read: refused, the first change kept.
+    let (s, _, v) = send(
+        "PATCH",
+        path.clone(),
+        Some(read_tag.clone()),
+        json!({"priority": "LOW", "description": "check the coupling and the belt"}),
+    )
+    .await;
+    assert_eq!(s, 412, "{v:#}");
+    assert_eq!(v["status"], 412);
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("reload")),
+        "{v:#}"
+    );
+    let (_, tag_now, now) = send("GET", path.clone(), None, Value::Null).await;
+    assert_eq!(now["priority"], "HIGH");
+    assert_eq!(now["description"], "check the coupling");
+    assert_eq!(
+        tag_now.as_ref(),
+        Some(&first_tag),
+        "the refused change changed nothing"
+    );
+    // Weak tags never match (strong comparison); a list of tags matches if one does; `*`
+    // matches any existing order; no If-Match: no precondition (as before).
+    let (s, _, _) = send(
+        "PATCH",
+        path.clone(),
+        Some(format!("W/{first_tag}")),
+        json!({"priority": "LOW"}),
+    )
+    .await;
+    assert_eq!(s, 412);
+    let (s, _, v) = send(
+        "PATCH",
+        path.clone(),
+        Some("\"not a time\"".into()),
+        json!({"priority": "LOW"}),
+    )
+    .await;
+    assert_eq!(s, 412, "{v:#}");
+    let (s, tag, v) = send(
+        "PATCH",
+        path.clone(),
+        Some(format!("{read_tag}, {first_tag}")),
+        json!({"priority": "LOW"}),
+    )
+    .await;
+    assert_eq!((s, v["priority"].as_str()), (200, Some("LOW")), "{v:#}");
+    let (s, _, v) = send(
+        "PATCH",
+        path.clone(),
+        Some("*".into()),
+        json!({"priority": "URGENT"}),
+    )
+    .await;
+    assert_eq!((s, v["priority"].as_str()), (200, Some("URGENT")), "{v:#}");
+    let (s, _, _) = send("PATCH", path.clone(), None, json!({"priority": "NORMAL"})).await;
+    assert_eq!(s, 200);
+
+    // Moves and completions too; a retried move or completion is answered as done.
+    let stale = tag.expect("an ETag");
+    let (_, current, listed) = send("GET", path.clone(), None, Value::Null).await;
+    let current = current.expect("an ETag");
+    let (s, _, _) = send(
+        "POST",
+        format!("{path}/transition"),
+        Some(stale.clone()),
+        json!({"to": "IN_PROGRESS"}),
+    )
+    .await;
+    assert_eq!(s, 412);
+    // The updatedAt of a list item (or of any answer) is a tag too.
+    let (s, _, items) = send("GET", "/api/v1/work-orders".into(), None, Value::Null).await;
+    assert_eq!(s, 200);
+    let item = items
+        .as_array()
+        .and_then(|a| a.iter().find(|w| w["id"] == id.as_str()))
+        .expect("listed")
+        .clone();
+    assert_eq!(item["updatedAt"], listed["updatedAt"]);
+    let from_list = format!("\"{}\"", item["updatedAt"].as_str().expect("updatedAt"));
+    assert_eq!(from_list, current);
+    let (s, moved_tag, v) = send(
+        "POST",
+        format!("{path}/transition"),
+        Some(from_list.clone()),
+        json!({"to": "IN_PROGRESS"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (200, Some("IN_PROGRESS")),
+        "{v:#}"
+    );
+    let (s, _, _) = send(
+        "POST",
+        format!("{path}/transition"),
+        Some(from_list.clone()),
+        json!({"to": "IN_PROGRESS"}),
+    )
+    .await;
+    assert_eq!(s, 200, "a retried move is answered as done");
+    let (s, _, _) = send(
+        "POST",
+        format!("{path}/complete"),
+        Some(from_list),
+        json!({"outcome": "INSPECTION"}),
+    )
+    .await;
+    assert_eq!(s, 412);
+    let moved_tag = moved_tag.expect("an ETag");
+    let (s, done_tag, v) = send(
+        "POST",
+        format!("{path}/complete"),
+        Some(moved_tag.clone()),
+        json!({"outcome": "INSPECTION"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["workOrder"]["status"].as_str()),
+        (200, Some("COMPLETED")),
+        "{v:#}"
+    );
+    assert!(done_tag.is_some_and(|t| t != moved_tag));
+    let (s, _, v) = send(
+        "POST",
+        format!("{path}/complete"),
+        Some(moved_tag),
+        json!({"outcome": "INSPECTION"}),
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "a retried completion is answered as recorded: {v:#}"
+    );
+}
+
+/// The stores: parts defined by a manager, counted, received; reserved by the active work
+/// orders that list them and taken off the shelf by their completion; the plan gives urgent
+/// work the parts first, makes work wait for a delivery it needs, and leaves out work whose
+/// parts are not to be had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let ana = Auth::Bearer(g.token_for("ana", "technician").await);
+    let olga = Auth::Bearer(g.token_for("olga", "operator").await);
+    let always = json!([{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
+        "start": "00:00", "end": "24:00"}]);
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/technicians/ana",
+            &manager,
+            Some(json!({"skills": ["electrical"], "shifts": always})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+
+    // Defined by a manager: a first count is a movement; what is on order, and when.
+    let (s, _, v) = g
+        .call(
+            "PUT",
+            "/api/v1/spare-parts/BRG-6204",
+            &ana,
+            Some(json!({"onHand": 3})),
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, bearing) = g
+        .call(
+            "PUT",
+            "/api/v1/spare-parts/BRG-6204",
+            &manager,
+            Some(json!({"description": "Bearing 6204-2RS", "location": "A-03", "reorderPoint": 2, "onHand": 3})),
+        )
+        .await;
+    assert_eq!(s, 200, "{bearing:#}");
+    assert_eq!(
+        (
+            &bearing["onHand"],
+            &bearing["reserved"],
+            &bearing["free"],
+            &bearing["reorder"]
+        ),
+        (&json!(3), &json!(0), &json!(3), &json!(false))
+    );
+    let delivery =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::hours(30), 3);
+    let (s, _, seal) = g
+        .call(
+            "PUT",
+            "/api/v1/spare-parts/SEAL-12",
+            &manager,
+            Some(json!({"onOrder": 4, "expectedAt": delivery})),
+        )
+        .await;
+    assert_eq!(s, 200, "{seal:#}");
+    assert_eq!((&seal["onHand"], &seal["onOrder"]), (&json!(0), &json!(4)));
+    for (path, body, pointer) in [
+        ("/api/v1/spare-parts/BRG%206204", json!({}), "/partNumber"),
+        (
+            "/api/v1/spare-parts/BRG-1",
+            json!({"onHand": 2_000_000}),
+            "/onHand",
+        ),
+    ] {
+        let (s, _, v) = g.call("PUT", path, &manager, Some(body)).await;
+        assert_problem(s, &v, 400);
+        if pointer == "/partNumber" {
+            assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+        }
+    }
+
+    // Three motors' work orders list parts.
+    let urgent = order_on(
+        g.store.as_ref(),
+        "MTR-31",
+        "motor",
+        "anomaly",
+        Priority::Urgent,
+        2,
+    )
+    .await;
+    let low = order_on(
+        g.store.as_ref(),
+        "MTR-32",
+        "motor",
+        "anomaly",
+        Priority::Low,
+        4,
+    )
+    .await;
+    let sealed = order_on(
+        g.store.as_ref(),
+        "MTR-33",
+        "motor",
+        "anomaly",
+        Priority::Normal,
+        3,
+    )
+    .await;
+    for (order, parts) in [
+        (&urgent, json!([{"partNumber": "BRG-6204", "quantity": 2}])),
+        (
+            &low,
+            json!([{"partNumber": "BRG-6204", "quantity": 2}, {"partNumber": "GREASE-1", "quantity": 1}]),
+        ),
+        (&sealed, json!([{"partNumber": "SEAL-12", "quantity": 2}])),
+    ] {
+        let (s, _, v) = g
+            .call(
+                "PATCH",
+                &format!("/api/v1/work-orders/{}", order.id),
+                &manager,
+                Some(json!({"parts": parts})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v:#}");
+    }
+    let (s, _, levels) = g.call("GET", "/api/v1/spare-parts", &ana, None).await;
+    assert_eq!(s, 200, "{levels:#}");
+    let levels = levels.as_array().expect("a list").clone();
+    assert_eq!(
+        levels.len(),
+        2,
+        "parts the stores do not keep are not listed"
+    );
+    assert_eq!(levels[0]["partNumber"], "BRG-6204");
+    assert_eq!(
+        (
+            &levels[0]["reserved"],
+            &levels[0]["free"],
+            &levels[0]["reorder"]
+        ),
+        (&json!(4), &json!(-1), &json!(true)),
+        "{levels:#?}"
+    );
+    assert_eq!(
+        (&levels[1]["reserved"], &levels[1]["free"]),
+        (&json!(2), &json!(-2))
+    );
+    assert_eq!(levels[1]["reorder"], false, "nothing to reorder below 0");
+    let (s, _, v) = g.call("GET", "/api/v1/spare-parts", &olga, None).await;
+    assert_problem(s, &v, 403);
+
+    // The plan: the urgent order gets the bearings, the seal order waits for its delivery,
+    // the low one has no bearings left.
+    let (s, _, plan) = g.call("GET", "/api/v1/schedule?hours=72", &ana, None).await;
+    assert_eq!(s, 200, "{plan:#}");
+    let first = assignment(&plan, &urgent.code);
+    assert_eq!(first["partsExpectedAt"], Value::Null);
+    let waiting = assignment(&plan, &sealed.code);
+    assert_eq!(time(&waiting["partsExpectedAt"]), delivery);
+    assert!(time(&waiting["start"]) >= delivery, "{plan:#}");
+    let unassigned = plan["unassigned"].as_array().expect("unassigned");
+    assert_eq!(unassigned.len(), 1, "{plan:#}");
+    assert_eq!(unassigned[0]["code"], low.code);
+    let reason = unassigned[0]["reason"].as_str().expect("why");
+    assert!(reason.contains("2 × BRG-6204 needed, 1 free"), "{reason}");
+
+    // The delivery arrives early: received by a technician, the order no longer waits.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/spare-parts/SEAL-12/movements",
+            &ana,
+            Some(json!({"kind": "RECEIVED", "quantity": 4, "note": "DN-4711"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v:#}");
+    assert_eq!(
+        (&v["movement"]["delta"], &v["movement"]["by"]),
+        (&json!(4), &json!("ana"))
+    );
+    assert_eq!(
+        (
+            &v["part"]["onHand"],
+            &v["part"]["onOrder"],
+            &v["part"]["expectedAt"]
+        ),
+        (&json!(4), &json!(0), &Value::Null)
+    );
+    let (_, _, plan) = g.call("GET", "/api/v1/schedule?hours=72", &ana, None).await;
+    let now_ready = assignment(&plan, &sealed.code);
+    assert_eq!(now_ready["partsExpectedAt"], Value::Null);
+    assert!(time(&now_ready["start"]) < delivery, "{plan:#}");
+
+    // Completing the urgent order takes its bearings off the shelf.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/work-orders/{}/complete", urgent.id),
+            &ana,
+            Some(json!({"outcome": "REPLACEMENT"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/spare-parts/BRG-6204", &ana, None)
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(
+        (&v["onHand"], &v["reserved"], &v["free"]),
+        (&json!(1), &json!(2), &json!(-1))
+    );
+    let (s, _, moves) = g
+        .call("GET", "/api/v1/spare-parts/BRG-6204/movements", &ana, None)
+        .await;
+    assert_eq!(s, 200, "{moves:#}");
+    assert_eq!(moves[0]["kind"], "CONSUMED");
+    assert_eq!(moves[0]["delta"], -2);
+    assert_eq!(moves[0]["workOrderId"], urgent.id.to_string());
+    assert_eq!(
+        (&moves[1]["kind"], &moves[1]["delta"]),
+        (&json!("COUNTED"), &json!(3))
+    );
+    assert_eq!(moves[1]["by"], "max");
+    let (s, headers, csv) = g
+        .call(
+            "GET",
+            "/api/v1/spare-parts/BRG-6204/movements?format=csv",
+            &ana,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/csv"))
+    );
+    assert!(
+        csv.as_str().is_some_and(|c| c.contains("CONSUMED")),
+        "{csv}"
+    );
+
+    // A stocktake; what cannot be recorded.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/spare-parts/BRG-6204/movements",
+            &ana,
+            Some(json!({"kind": "counted", "quantity": 5, "note": "found two more in B-01"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v:#}");
+    assert_eq!(
+        (&v["movement"]["delta"], &v["part"]["free"]),
+        (&json!(4), &json!(3))
+    );
+    for (body, pointer) in [
+        (json!({"kind": "CONSUMED", "quantity": 1}), "/kind"),
+        (json!({"kind": "STOLEN", "quantity": 1}), "/kind"),
+        (json!({"kind": "RECEIVED", "quantity": 0}), "/quantity"),
+    ] {
+        let (s, _, v) = g
+            .call(
+                "POST",
+                "/api/v1/spare-parts/BRG-6204/movements",
+                &ana,
+                Some(body),
+            )
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+    }
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/spare-parts/NOPE-1/movements",
+            &ana,
+            Some(json!({"kind": "RECEIVED", "quantity": 1})),
+        )
+        .await;
+    assert_problem(s, &v, 404);
+
+    // No longer kept: the orders listing it keep it, it is no longer counted.
+    let (s, _, _) = g
+        .call("DELETE", "/api/v1/spare-parts/BRG-6204", &manager, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, v) = g
+        .call("GET", "/api/v1/spare-parts/BRG-6204", &ana, None)
+        .await;
+    assert_problem(s, &v, 404);
+    let (_, _, plan) = g.call("GET", "/api/v1/schedule?hours=72", &ana, None).await;
+    assignment(&plan, &low.code);
 }

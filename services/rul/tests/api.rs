@@ -236,8 +236,8 @@ fn assert_problem(status: u16, body: &Value, expected: u16) {
     assert!(body["detail"].is_string(), "{body:#}");
 }
 
-/// Paths no route serves, methods a route does not take and the framework's own refusals are
-/// problem bodies too (as in every service built on `App::new`).
+/// Paths no route serves, methods a route does not take, bodies that are not JSON and the
+/// framework's own refusals are problem bodies too (as in every service built on `App::new`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_methods_are_answered_with_problem_bodies() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -266,6 +266,42 @@ async fn unknown_paths_and_methods_are_answered_with_problem_bodies() {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     assert_problem(status, &body, 413);
+    // A body that says it is not JSON (curl's `-d` sends a form): 415, not read as JSON.
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/xml",
+    ] {
+        let r = http
+            .post(format!("{url}/api/v1/rul/predict"))
+            .header("content-type", content_type)
+            .body(r#"{"assetId":"00000000-0000-0000-0000-000000000000"}"#)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_problem(status, &body, 415);
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(content_type)),
+            "{body:#}"
+        );
+    }
+    // JSON with parameters and without a Content-Type is read (and refused for its content).
+    for content_type in [Some("application/json; charset=utf-8"), None] {
+        let mut request = http
+            .post(format!("{url}/api/v1/rul/predict"))
+            .body(r#"{"nonsense": 1}"#);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let r = request.send().await.expect("request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_problem(status, &body, 400);
+    }
     shutdown.cancel();
 }
 

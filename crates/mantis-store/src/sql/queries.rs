@@ -535,6 +535,59 @@ pub(crate) const UPSERT_TECHNICIAN: &str = "INSERT INTO technicians \
 pub(crate) const DELETE_TECHNICIAN: &str =
     "DELETE FROM technicians WHERE tenant_id = $1 AND name = $2";
 
+/// `$1` tenant, `$2` part number, `$3` description, `$4` location, `$5` on hand (a new part
+/// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now.
+pub(crate) const UPSERT_SPARE_PART: &str = "INSERT INTO spare_parts \
+     (tenant_id, part_number, description, location, on_hand, reorder_point, on_order, \
+     expected_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (tenant_id, part_number) DO UPDATE SET description = excluded.description, \
+     location = excluded.location, reorder_point = excluded.reorder_point, \
+     on_order = excluded.on_order, expected_at = excluded.expected_at, \
+     updated_at = excluded.updated_at";
+
+/// `$1` tenant, `$2` part number.
+pub(crate) const GET_SPARE_PART: &str = "SELECT tenant_id, part_number, description, location, \
+     on_hand, reorder_point, on_order, expected_at, updated_at FROM spare_parts \
+     WHERE tenant_id = $1 AND part_number = $2";
+
+/// `$1` tenant.
+pub(crate) const LIST_SPARE_PARTS: &str = "SELECT tenant_id, part_number, description, \
+     location, on_hand, reorder_point, on_order, expected_at, updated_at FROM spare_parts \
+     WHERE tenant_id = $1 ORDER BY part_number";
+
+pub(crate) const DELETE_SPARE_PART: &str =
+    "DELETE FROM spare_parts WHERE tenant_id = $1 AND part_number = $2";
+
+/// A delivery: `$3` received, `$4` now; answers the count after it.
+pub(crate) const RECEIVE_SPARE_PART: &str = "UPDATE spare_parts SET on_hand = on_hand + $3, \
+     on_order = CASE WHEN on_order > $3 THEN on_order - $3 ELSE 0 END, \
+     expected_at = CASE WHEN on_order > $3 THEN expected_at ELSE NULL END, updated_at = $4 \
+     WHERE tenant_id = $1 AND part_number = $2 RETURNING on_hand";
+
+/// The count on record: `$1` tenant, `$2` part number.
+pub(crate) const SPARE_PART_ON_HAND: &str =
+    "SELECT on_hand FROM spare_parts WHERE tenant_id = $1 AND part_number = $2";
+
+/// Compare and set of the count: `$3` new, `$4` now, `$5` the count it must still be.
+pub(crate) const SET_SPARE_PART_ON_HAND: &str = "UPDATE spare_parts SET on_hand = $3, \
+     updated_at = $4 WHERE tenant_id = $1 AND part_number = $2 AND on_hand = $5";
+
+pub(crate) const INSERT_STOCK_MOVEMENT: &str = "INSERT INTO stock_movements \
+     (id, tenant_id, part_number, kind, delta, on_hand, at, work_order_id, by_user, note) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING";
+
+/// `$1` tenant, `$2` part number, `$3` limit; newest first (in the order recorded).
+pub(crate) const LIST_STOCK_MOVEMENTS: &str = "SELECT part_number, kind, delta, on_hand, at, \
+     work_order_id, by_user, note FROM stock_movements WHERE tenant_id = $1 AND part_number = $2 \
+     ORDER BY seq DESC LIMIT $3";
+
+/// The parts lists of a tenant's active work orders.
+pub(crate) const ACTIVE_PARTS: &str = "SELECT parts FROM work_orders WHERE tenant_id = $1 \
+     AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS')";
+
+/// A work order's tenant and parts list.
+pub(crate) const WORK_ORDER_PARTS: &str = "SELECT tenant_id, parts FROM work_orders WHERE id = $1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,8 @@ use crate::{
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
     FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
-    RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, Technician, User,
-    WorkOrder, WorkOrderStatus,
+    RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, SparePart,
+    StockMovement, StockMovementKind, Technician, User, WorkOrder, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -554,6 +554,76 @@ impl TryFrom<TechnicianRow> for Technician {
             updated_at: r.updated_at.0,
         })
     }
+}
+
+/// A count as stored (`bigint`, `INTEGER`), checked back into a `u32`.
+fn count(column: &str, n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Corrupt(format!("{column}: {n}")))
+}
+
+/// `spare_parts` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SparePartRow {
+    tenant_id: DbId,
+    part_number: String,
+    description: String,
+    location: String,
+    on_hand: i64,
+    reorder_point: i64,
+    on_order: i64,
+    expected_at: Option<DbTime>,
+    updated_at: DbTime,
+}
+
+impl TryFrom<SparePartRow> for SparePart {
+    type Error = Error;
+    fn try_from(r: SparePartRow) -> Result<Self> {
+        Ok(SparePart {
+            tenant_id: r.tenant_id.0.into(),
+            part_number: r.part_number,
+            description: r.description,
+            location: r.location,
+            on_hand: count("spare_parts.on_hand", r.on_hand)?,
+            reorder_point: count("spare_parts.reorder_point", r.reorder_point)?,
+            on_order: count("spare_parts.on_order", r.on_order)?,
+            expected_at: r.expected_at.map(|t| t.0),
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+/// `stock_movements` columns ([`super::queries::LIST_STOCK_MOVEMENTS`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct StockMovementRow {
+    part_number: String,
+    kind: String,
+    delta: i64,
+    on_hand: i64,
+    at: DbTime,
+    work_order_id: Option<DbId>,
+    by_user: String,
+    note: String,
+}
+
+impl TryFrom<StockMovementRow> for StockMovement {
+    type Error = Error;
+    fn try_from(r: StockMovementRow) -> Result<Self> {
+        Ok(StockMovement {
+            part_number: r.part_number,
+            kind: stored("stock_movements.kind", StockMovementKind::parse(&r.kind))?,
+            delta: r.delta,
+            on_hand: count("stock_movements.on_hand", r.on_hand)?,
+            at: r.at.0,
+            work_order_id: r.work_order_id.map(|id| id.0.into()),
+            by: r.by_user,
+            note: r.note,
+        })
+    }
+}
+
+/// A parts list as stored (`work_orders.parts`).
+pub(crate) fn parts_of(value: serde_json::Value) -> Result<Vec<Part>> {
+    serde_json::from_value(value).map_err(|e| Error::Corrupt(format!("work_orders.parts: {e}")))
 }
 
 /// `users` columns.
