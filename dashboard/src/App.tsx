@@ -9,6 +9,7 @@ import { KpiPage } from './pages/KpiPage';
 import { LoginPage } from './pages/LoginPage';
 import { OverviewPage } from './pages/OverviewPage';
 import { PlanPage } from './pages/PlanPage';
+import { StoresPage } from './pages/StoresPage';
 import { can } from './logic/roles';
 import { WorkOrdersPage } from './pages/WorkOrdersPage';
 import { ServicesContext, useLiveStatus, useSession, type Services } from './services';
@@ -106,6 +107,7 @@ function Shell({ services }: { services: Services }) {
                 <NavLink route={route} to="alerts" label="Alerts" />
                 <NavLink route={route} to="work-orders" label="Work orders" />
                 {can(session.user.role, 'viewPlan') && <NavLink route={route} to="plan" label="Plan" />}
+                {can(session.user.role, 'viewStores') && <NavLink route={route} to="stores" label="Stores" />}
                 <NavLink route={route} to="kpis" label="KPIs" />
               </>
             )}
@@ -152,6 +154,8 @@ function renderPage(route: Route, kiosk: boolean) {
       return <WorkOrdersPage />;
     case 'plan':
       return <PlanPage />;
+    case 'stores':
+      return <StoresPage />;
     case 'kpis':
       return <KpiPage />;
     default:

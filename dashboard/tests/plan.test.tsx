@@ -25,6 +25,7 @@ const plan = (applied = 0): MaintenancePlan => ({
     {
       workOrderId: 'wo-2', code: 'WO-2', assetId: 'id-M2', asset: 'MTR-2', priority: 'HIGH', status: 'SCHEDULED', technician: 'ana',
       start: '2026-12-07T08:00:00Z', end: '2026-12-07T12:00:00Z', dueBy: '2026-12-07T07:00:00Z', lateHours: 1, skill: 'electrical',
+      partsExpectedAt: '2026-12-07T08:00:00Z',
     },
   ],
   unassigned: [
@@ -93,6 +94,8 @@ describe('PlanPage', () => {
     expect(rows[0].textContent).toContain('WO-1');
     expect(rows[1].textContent).toContain('WO-2');
     expect(within(rows[1]).getByTestId('plan-late').textContent).toContain('1.0 h late');
+    expect(within(rows[1]).getByTestId('plan-parts-wait').textContent).toContain('waits for parts');
+    expect(within(rows[0]).queryByTestId('plan-parts-wait')).toBeNull();
     expect(screen.getByTestId('plan-summary').textContent).toContain('1 starting after the due time');
     const ana = screen.getAllByTestId('plan-technician')[0];
     expect(ana.textContent).toContain('6.0 h planned of 40.0 h free (15 %)');

@@ -12,14 +12,18 @@ import type {
   CrewMember,
   KpiReport,
   LoginResponse,
-  MaintenancePlan,
   MaintenanceEvent,
+  MaintenancePlan,
   NewWorkOrder,
   Outcome,
+  PartDefinition,
   Problem,
   Readings,
+  RecordedMovement,
   ReliabilityReport,
   RulPrediction,
+  StockLevel,
+  StockMovement,
   Technician,
   User,
   WorkOrder,
@@ -281,6 +285,26 @@ export class ApiClient {
     return this.json('DELETE', `/api/v1/technicians/${encodeURIComponent(name)}`);
   }
   /** The plan for the active work orders over the next `hours` (nothing changes). */
+  // ---- Stores ----
+  spareParts(): Promise<StockLevel[]> {
+    return this.json('GET', '/api/v1/spare-parts');
+  }
+  saveSparePart(partNumber: string, part: PartDefinition): Promise<StockLevel> {
+    return this.json('PUT', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}`, { body: part });
+  }
+  removeSparePart(partNumber: string): Promise<void> {
+    return this.json('DELETE', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}`);
+  }
+  /** A delivery (RECEIVED, added) or a stocktake (COUNTED, the count becomes it). */
+  recordStock(partNumber: string, kind: 'RECEIVED' | 'COUNTED', quantity: number, note: string): Promise<RecordedMovement> {
+    return this.json('POST', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}/movements`, {
+      body: { kind, quantity, note },
+    });
+  }
+  stockMovements(partNumber: string, limit = 50): Promise<StockMovement[]> {
+    return this.json('GET', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}/movements`, { query: { limit } });
+  }
+
   schedule(hours: number): Promise<MaintenancePlan> {
     return this.json('GET', '/api/v1/schedule', { query: { hours } });
   }

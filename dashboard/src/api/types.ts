@@ -316,6 +316,8 @@ export interface PlannedWorkOrder {
   dueBy: Ts;
   lateHours: number;
   skill: string | null;
+  /** It waits for parts on order, expected then. */
+  partsExpectedAt?: Ts | null;
 }
 
 export interface UnplacedWorkOrder {
@@ -378,3 +380,51 @@ export type ServerMessage =
   | { type: 'lagged'; channel: string; skipped: number }
   | { type: 'pong' }
   | { type: 'error'; detail: string };
+
+/** `GET /api/v1/spare-parts`: a part of the stores with what is reserved of it. */
+export interface StockLevel {
+  tenantId: Uuid;
+  partNumber: string;
+  description: string;
+  location: string;
+  onHand: number;
+  reorderPoint: number;
+  onOrder: number;
+  expectedAt?: Ts | null;
+  updatedAt: Ts;
+  /** Listed by the active work orders. */
+  reserved: number;
+  /** On the shelf and not reserved (negative: reserved beyond the shelf). */
+  free: number;
+  /** Free plus on order is below the reorder point. */
+  reorder: boolean;
+}
+
+/** `PUT /api/v1/spare-parts/{partNumber}`. */
+export interface PartDefinition {
+  description: string;
+  location: string;
+  reorderPoint: number;
+  onOrder: number;
+  expectedAt?: Ts | null;
+  /** A count: recorded as a COUNTED movement when it differs. */
+  onHand?: number;
+}
+
+export type StockMovementKind = 'RECEIVED' | 'COUNTED' | 'CONSUMED';
+
+export interface StockMovement {
+  partNumber: string;
+  kind: StockMovementKind;
+  delta: number;
+  onHand: number;
+  at: Ts;
+  workOrderId?: Uuid | null;
+  by: string;
+  note: string;
+}
+
+export interface RecordedMovement {
+  movement: StockMovement;
+  part: StockLevel;
+}

@@ -15,7 +15,10 @@ export type Action =
   | 'manageAssets'
   | 'manageUsers'
   | 'viewPlan'
-  | 'managePlan';
+  | 'managePlan'
+  | 'viewStores'
+  | 'recordStock'
+  | 'manageStores';
 
 const MIN_ROLE: Record<Action, Role> = {
   acknowledgeAlert: 'operator',
@@ -30,6 +33,9 @@ const MIN_ROLE: Record<Action, Role> = {
   manageUsers: 'admin',
   viewPlan: 'technician',
   managePlan: 'manager',
+  viewStores: 'technician',
+  recordStock: 'technician',
+  manageStores: 'manager',
 };
 
 /** Whether `role` may do `action`; an unknown or missing role may do nothing. */

@@ -1,4 +1,4 @@
-// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/kpis, #/login, #/kiosk.
+// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/stores, #/kpis, #/login, #/kiosk.
 
 export type Route =
   | { name: 'login' }
@@ -7,6 +7,7 @@ export type Route =
   | { name: 'asset'; id: string }
   | { name: 'work-orders' }
   | { name: 'plan' }
+  | { name: 'stores' }
   | { name: 'kpis' }
   | { name: 'kiosk' };
 
@@ -24,6 +25,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'work-orders' };
     case 'plan':
       return { name: 'plan' };
+    case 'stores':
+      return { name: 'stores' };
     case 'kpis':
       return { name: 'kpis' };
     case 'kiosk':

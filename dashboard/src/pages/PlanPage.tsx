@@ -173,6 +173,12 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
                 <td>{formatDateTime(a.end)}</td>
                 <td>
                   {a.code} <span className="muted small">{a.status}</span>
+                  {a.partsExpectedAt && (
+                    <span className="muted small" data-testid="plan-parts-wait">
+                      {' '}
+                      · waits for parts due {formatDateTime(a.partsExpectedAt)}
+                    </span>
+                  )}
                 </td>
                 <td>
                   <a href={assetHref(a.assetId)}>{a.asset || a.assetId.slice(0, 8)}</a>
