@@ -47,6 +47,7 @@ function routes() {
       };
     },
     'PUT /api/v1/spare-parts/FLT-9': (req: { body: unknown }) => ({ body: level('FLT-9', { ...(req.body as object), onHand: 5, free: 5 }) }),
+    'PUT /api/v1/spare-parts/SEAL-12': (req: { body: unknown }) => ({ body: { ...parts[1], ...(req.body as object) } }),
     'DELETE /api/v1/spare-parts/V-BELT': () => ({ status: 204 }),
   };
 }
@@ -122,6 +123,15 @@ describe('StoresPage', () => {
     await waitFor(() => expect(screen.getAllByTestId('stores-row').map((r) => r.getAttribute('data-part'))).toContain('FLT-9'));
     const put = mf.calls.find((c) => c.method === 'PUT')!;
     expect(put.body).toEqual({ description: 'oil filter', location: '', reorderPoint: 0, onOrder: 0, expectedAt: null, onHand: 5 });
+    // Editing a known part sends only what was changed (a delivery recorded meanwhile is not
+    // put back on order).
+    await user.click(within(row('SEAL-12')).getByTestId('stores-edit'));
+    const location = screen.getByDisplayValue('A-01');
+    await user.clear(location);
+    await user.type(location, 'B-07');
+    await user.click(screen.getByTestId('stores-save'));
+    await waitFor(() => expect(mf.calls.filter((c) => c.method === 'PUT')).toHaveLength(2));
+    expect(mf.calls.filter((c) => c.method === 'PUT')[1].body).toEqual({ location: 'B-07' });
     await user.click(within(row('V-BELT')).getByTestId('stores-remove'));
     await waitFor(() => expect(screen.getAllByTestId('stores-row').map((r) => r.getAttribute('data-part'))).not.toContain('V-BELT'));
   });

@@ -213,7 +213,9 @@ describe('WorkOrdersPage', () => {
     await user.type(screen.getByTestId('wo-failed-at'), '2026-12-05T08:30');
     await user.click(screen.getByTestId('wo-complete-submit'));
     await waitFor(() => expect(card('WO-3').getAttribute('data-status')).toBe('COMPLETED'));
-    const body = mf.calls.find((c) => c.url.pathname.endsWith('/complete'))!.body as { outcome: string; occurredAt: string };
+    const call = mf.calls.find((c) => c.url.pathname.endsWith('/complete'))!;
+    expect(call.headers['If-Match']).toBe(`"${orders[2].updatedAt}"`);
+    const body = call.body as { outcome: string; occurredAt: string };
     expect(body.outcome).toBe('FAILURE');
     expect(body.occurredAt).toBe(new Date('2026-12-05T08:30').toISOString());
   });

@@ -118,7 +118,11 @@ pub fn allocate(
             let coming = ordered.get(number).copied().unwrap_or(0);
             match stocked.expected_at {
                 Some(at) if at > now && free + coming >= needed => {
-                    takes.push((number, free, needed - free));
+                    // It waits for the delivery anyway: it takes from the delivery first, and
+                    // from the shelf only what the delivery lacks (the shelf's stay free for
+                    // work that can start now).
+                    let from_delivery = needed.min(coming);
+                    takes.push((number, needed - from_delivery, from_delivery));
                     ready = match ready {
                         PartsReady::At(t) => PartsReady::At(t.max(at)),
                         _ => PartsReady::At(at),
@@ -255,6 +259,35 @@ mod tests {
                 on_order: 0
             },
             "the delivery is two hours late: not counted"
+        );
+    }
+
+    #[test]
+    fn work_that_waits_for_a_delivery_leaves_the_shelf_to_work_that_can_start() {
+        let stock = stock(&[("BRG", 2, 4, Some(48))]);
+        let demands = [
+            demand(&[("BRG", 3)], Priority::Urgent, 1),
+            demand(&[("BRG", 2)], Priority::Low, 9),
+            demand(&[("BRG", 2)], Priority::Low, 10),
+        ];
+        let answers = allocate(&demands, &stock, t0());
+        assert_eq!(
+            answers[0],
+            PartsReady::At(h(48)),
+            "three of the four coming"
+        );
+        assert_eq!(answers[1], PartsReady::Now, "the shelf's two, at once");
+        assert!(
+            matches!(
+                answers[2],
+                PartsReady::Short {
+                    free: 0,
+                    on_order: 1,
+                    ..
+                }
+            ),
+            "{:?}",
+            answers[2]
         );
     }
 

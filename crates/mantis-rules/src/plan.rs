@@ -75,6 +75,51 @@ pub struct AssetTypeEstimate {
     /// Hours by cause, before the cause's own estimate.
     #[serde(default)]
     pub hours: BTreeMap<String, f64>,
+    /// The parts its work orders of a cause take (`rul = ["BRG-6204 x2", "SEAL-12"]`): listed
+    /// on the work orders the orchestrator opens, so they are reserved in the stores.
+    #[serde(default)]
+    pub parts: BTreeMap<String, Vec<KitPart>>,
+}
+
+/// Most of one part a kit may list (as a work order's parts list).
+pub const MAX_KIT_QUANTITY: u32 = 100_000;
+
+/// A part a kind of work takes, written `BRG-6204 x2` (`BRG-6204`: one).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct KitPart {
+    /// The part number, as the stores keep it.
+    pub part_number: String,
+    /// How many.
+    pub quantity: u32,
+}
+
+impl TryFrom<String> for KitPart {
+    type Error = String;
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        let (number, quantity) = match text.rsplit_once(|c: char| c.is_whitespace()) {
+            Some((number, q)) if q.starts_with(['x', 'X', '×']) => {
+                let digits = q.trim_start_matches(['x', 'X', '×']);
+                let n: u32 = digits
+                    .parse()
+                    .map_err(|_| format!("`{text}`: the quantity after x is a whole number"))?;
+                (number.trim(), n)
+            }
+            _ => (text, 1),
+        };
+        if !(1..=MAX_KIT_QUANTITY).contains(&quantity) {
+            return Err(format!(
+                "`{text}`: the quantity must be 1 to {MAX_KIT_QUANTITY}"
+            ));
+        }
+        let part_number = mantis_domain::normalise_part_number(number)
+            .map_err(|e| format!("`{text}`: {e} (write `PART-NUMBER x2`)"))?;
+        Ok(Self {
+            part_number,
+            quantity,
+        })
+    }
 }
 
 impl Estimates {
@@ -134,6 +179,11 @@ impl Estimates {
                     .into_iter()
                     .map(|(c, h)| (c.to_lowercase(), h))
                     .collect();
+                v.parts = v
+                    .parts
+                    .into_iter()
+                    .map(|(c, p)| (c.to_lowercase(), p))
+                    .collect();
                 (k.to_lowercase(), v)
             })
             .collect();
@@ -170,6 +220,15 @@ impl Estimates {
         self.asset_types
             .get(&asset_type.to_lowercase())
             .and_then(|a| a.skill.as_deref())
+    }
+
+    /// The parts a work order of `cause` on an asset of `asset_type` takes (compared in lower
+    /// case; none when the rules list none).
+    pub fn kit(&self, asset_type: &str, cause: &str) -> &[KitPart] {
+        self.asset_types
+            .get(&asset_type.to_lowercase())
+            .and_then(|a| a.parts.get(&cause.to_lowercase()))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -1333,9 +1392,45 @@ mod tests {
                 "asset_types.fan.skill",
             ),
             ("default_hours = 1\nhours = 2", "unknown field"),
+            (
+                "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"BRG 6204 x2\"] }",
+                "part number",
+            ),
+            (
+                "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"BRG-6204 x0\"] }",
+                "quantity",
+            ),
+            (
+                "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"BRG-6204 xtwo\"] }",
+                "whole number",
+            ),
         ] {
             let message = Estimates::parse(text).expect_err(named).to_string();
             assert!(message.contains(named), "{named}: {message}");
         }
+    }
+
+    #[test]
+    fn kits_list_the_parts_a_kind_of_work_takes() {
+        let e = Estimates::parse(
+            "default_hours = 2\n[asset_types.Pump]\nparts = { RUL = [\" SEAL-12 x2 \", \"BRG-6204\", \"GREASE-EP2 ×3\"] }\n",
+        )
+        .expect("valid");
+        let kit: Vec<(&str, u32)> = e
+            .kit("pump", "rul")
+            .iter()
+            .map(|p| (p.part_number.as_str(), p.quantity))
+            .collect();
+        assert_eq!(kit, [("SEAL-12", 2), ("BRG-6204", 1), ("GREASE-EP2", 3)]);
+        assert_eq!(e.kit("PUMP", "Rul").len(), 3, "in lower case");
+        assert!(e.kit("pump", "anomaly").is_empty());
+        assert!(e.kit("fan", "rul").is_empty());
+        assert!(
+            Estimates::builtin()
+                .expect("built-in")
+                .kit("pump", "rul")
+                .is_empty(),
+            "the shipped rules list no parts: the plant's own part numbers go there"
+        );
     }
 }

@@ -31,11 +31,16 @@ impl App {
         health: Health,
     ) -> Result<Self> {
         let listener = crate::bind(bind).await?;
+        // After routing: an unknown path is a 404 whatever its body.
+        let routes = if routes.has_routes() {
+            routes.route_layer(axum::middleware::from_fn(crate::json_bodies))
+        } else {
+            routes
+        };
         let router = routes
             .merge(mantis_telemetry::ops_router(health))
             .fallback(crate::no_such_route)
             .method_not_allowed_fallback(crate::method_not_allowed)
-            .layer(axum::middleware::from_fn(crate::json_bodies))
             .layer(axum::middleware::from_fn(crate::problem_bodies));
         Ok(Self {
             name,

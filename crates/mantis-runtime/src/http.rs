@@ -172,36 +172,35 @@ fn is_json_media_type(content_type: &str) -> bool {
     ) || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
-/// Every body the services' APIs (`/api/…`) read is JSON: a request whose body says it is
-/// something else (a form, plain text, XML) is answered `415` with a problem body, rather than
-/// read as JSON anyway or refused with a parse error about its first byte. A body without a
-/// `Content-Type` is read as JSON. [`App::new`](crate::App::new) applies it to every service;
-/// the gateway, which builds its own router, applies it too.
+/// Every body the services' APIs read is JSON: a `POST`, `PUT` or `PATCH` whose body says it
+/// is something else (a form, plain text, XML) is answered `415` with a problem body, rather
+/// than read as JSON anyway or refused with a parse error about its first byte. A request
+/// without a body (no `Content-Length` and no `Transfer-Encoding`, or a length of 0) is not
+/// checked, nor are other methods; a body without a `Content-Type` is left to the handler
+/// (JSON handlers read it as JSON; ingestion's readings endpoint, which also takes NDJSON,
+/// asks for one). Applied after routing ([`App::new`](crate::App::new) for every service,
+/// the gateway to its own router), so an unknown path is still a 404.
 pub async fn json_bodies(request: Request, next: Next) -> Response {
-    let has_body = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|n| n.trim() != "0");
-    let declared = request
-        .headers()
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|n| n.trim() != "0");
+    let writes = matches!(
+        *request.method(),
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    );
+    let declared = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or_default().to_owned());
     match declared {
-        Some(ct)
-            if has_body
-                && request.uri().path().starts_with("/api/")
-                && !is_json_media_type(&ct) =>
-        {
-            Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported Media Type",
-                format!(
-                    "the request body must be JSON (Content-Type: application/json), not `{ct}`"
-                ),
-            )
-            .into_response()
-        }
+        Some(ct) if has_body && writes && !is_json_media_type(&ct) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type",
+            format!("the request body must be JSON (Content-Type: application/json), not `{ct}`"),
+        )
+        .into_response(),
         _ => next.run(request).await,
     }
 }

@@ -2165,13 +2165,23 @@ pub async fn work_orders_move_only_from_the_status_they_are_in<S: Store + ?Sized
     store.open_work_order(&order).await.expect("open");
     assert!(
         store
-            .transition_work_order(order.id, WorkOrderStatus::Open, WorkOrderStatus::InProgress)
+            .transition_work_order(
+                order.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::InProgress,
+                None
+            )
             .await
             .expect("move")
     );
     assert!(
         !store
-            .transition_work_order(order.id, WorkOrderStatus::Open, WorkOrderStatus::Cancelled)
+            .transition_work_order(
+                order.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Cancelled,
+                None
+            )
             .await
             .expect("stale move")
     );
@@ -2186,7 +2196,8 @@ pub async fn work_orders_move_only_from_the_status_they_are_in<S: Store + ?Sized
             .transition_work_order(
                 WorkOrderId::new_random(),
                 WorkOrderStatus::Open,
-                WorkOrderStatus::Scheduled
+                WorkOrderStatus::Scheduled,
+                None
             )
             .await,
         Err(Error::NotFound {
@@ -2362,6 +2373,38 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         )
         .await;
     assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    // A move too: refused from a stale read (and not made), made from the time read, and
+    // written at a later time still.
+    let stale = store
+        .transition_work_order(
+            order.id,
+            WorkOrderStatus::Open,
+            WorkOrderStatus::Scheduled,
+            Some(kept.updated_at),
+        )
+        .await;
+    assert!(
+        matches!(&stale, Err(Error::Conflict(m)) if m.contains("changed meanwhile")),
+        "{stale:?}"
+    );
+    assert!(
+        store
+            .transition_work_order(
+                order.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Scheduled,
+                Some(last),
+            )
+            .await
+            .expect("from the time read")
+    );
+    let moved = store
+        .get_work_order_record(order.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(moved.order.status, WorkOrderStatus::Scheduled);
+    assert!(moved.updated_at > last);
     store
         .update_work_order(
             order.id,
@@ -2983,7 +3026,8 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
             .transition_work_order(
                 started.id,
                 WorkOrderStatus::Open,
-                WorkOrderStatus::InProgress
+                WorkOrderStatus::InProgress,
+                None
             )
             .await
             .expect("start")
@@ -2998,7 +3042,8 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
             .transition_work_order(
                 cancelled.id,
                 WorkOrderStatus::Open,
-                WorkOrderStatus::Cancelled
+                WorkOrderStatus::Cancelled,
+                None
             )
             .await
             .expect("cancel")
@@ -3034,7 +3079,8 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
             .transition_work_order(
                 started.id,
                 WorkOrderStatus::InProgress,
-                WorkOrderStatus::Completed
+                WorkOrderStatus::Completed,
+                None
             )
             .await
             .expect("complete")
@@ -3054,7 +3100,8 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
             .transition_work_order(
                 started.id,
                 WorkOrderStatus::InProgress,
-                WorkOrderStatus::Completed
+                WorkOrderStatus::Completed,
+                None
             )
             .await
             .expect("again")
@@ -3079,7 +3126,12 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
         .expect("count");
     assert!(
         store
-            .transition_work_order(open.id, WorkOrderStatus::Open, WorkOrderStatus::Completed)
+            .transition_work_order(
+                open.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Completed,
+                None
+            )
             .await
             .expect("complete from open")
     );
@@ -3216,6 +3268,26 @@ pub async fn stock_movements_are_recorded_in_order_and_a_missing_part_is_not_fou
         .await
         .expect("counted");
     assert_eq!(same.delta, 0);
+    // Never more on the shelf than a count may be.
+    let overflow = store
+        .record_stock_movement(
+            plant,
+            "SEAL-12",
+            StockChange::Received(mantis_domain::MAX_PART_QUANTITY),
+            "sam",
+            "",
+        )
+        .await;
+    assert!(matches!(overflow, Err(Error::Rejected(_))), "{overflow:?}");
+    assert_eq!(
+        store
+            .get_spare_part(plant, "SEAL-12")
+            .await
+            .expect("get")
+            .expect("exists")
+            .on_hand,
+        9
+    );
     for change in [StockChange::Received(1), StockChange::Counted(1)] {
         let missing = store
             .record_stock_movement(plant, "NOPE-1", change, "sam", "")

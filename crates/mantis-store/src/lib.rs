@@ -154,8 +154,11 @@ pub struct AlertRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Part {
-    /// Part number in the plant's stores.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
+    /// Part number in the plant's stores (one word: no spaces or commas; trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, pattern = r"^\s*[^\s,]+\s*$")
+    )]
     pub part_number: String,
     /// How many.
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
@@ -218,7 +221,8 @@ pub struct WorkOrderChanges {
     /// Whether the technician or planned slot set here is the planner's (else a person's).
     pub by_planner: bool,
     /// Change it only if it was last changed at this time (else [`Error::Conflict`]): nobody
-    /// changed it since it was read.
+    /// changed it since it was read. (Every change writes an `updated_at` later than the one
+    /// it replaces.)
     pub unchanged_since: Option<Timestamp>,
 }
 
@@ -543,7 +547,10 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a work order to `status` (as it is: the stores' counts are not touched).
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
     /// Moves a work order from `from` to `to` if it is still in `from` (compare and set).
-    /// Returns whether it moved; [`Error::NotFound`] when there is no such work order. A move
+    /// Returns whether it moved; [`Error::NotFound`] when there is no such work order,
+    /// [`Error::Conflict`] when `unchanged_since` is given and it was changed since (the
+    /// move is then not made). Every change writes an `updated_at` later than the one it
+    /// replaces, so a client's If-Match cannot miss a change. A move
     /// from an active status to COMPLETED takes the order's parts from the shelf, in the same
     /// transaction (a `CONSUMED` movement per stocked part, never below zero: what was taken
     /// beyond the count on record is noted): once, as the move happens once.
@@ -552,6 +559,7 @@ pub trait Store: Send + Sync + 'static {
         id: WorkOrderId,
         from: WorkOrderStatus,
         to: WorkOrderStatus,
+        unchanged_since: Option<Timestamp>,
     ) -> Result<bool>;
     /// One work order with its plan.
     async fn get_work_order_record(&self, id: WorkOrderId) -> Result<Option<WorkOrderRecord>>;

@@ -65,7 +65,7 @@ macro_rules! bind_sensor {
 
 /// Binds a work order's id and plan changes to [`queries::UPDATE_WORK_ORDER`].
 macro_rules! bind_plan {
-    ($query:expr, $id:expr, $changes:expr) => {
+    ($query:expr, $id:expr, $changes:expr, $at:expr, $expected:expr) => {
         $query
             .bind(DbId::from($id))
             .bind($changes.description.clone())
@@ -74,23 +74,21 @@ macro_rules! bind_plan {
             .bind($changes.technician.is_some())
             .bind($changes.technician.clone().flatten())
             .bind(parts_json($changes)?)
-            .bind(DbTime(changed_at($changes)))
+            .bind(DbTime($at))
             .bind($changes.planned.is_some())
             .bind($changes.planned.flatten().map(|p| DbTime(p.start)))
             .bind($changes.planned.flatten().map(|p| DbTime(p.end)))
             .bind($changes.by_planner)
-            .bind($changes.unchanged_since.map(DbTime))
+            .bind($expected.map(DbTime))
     };
 }
 
-/// When a change to a work order is made: now, and after the `updated_at` it compares with
-/// (both stores keep milliseconds), so the time a compare-and-set writes is never the one it
-/// compared with and a client holding the old one (`If-Match`) cannot miss the change.
-fn changed_at(changes: &WorkOrderChanges) -> Timestamp {
-    let now = Utc::now();
-    changes.unchanged_since.map_or(now, |read| {
-        now.max(read + chrono::Duration::milliseconds(1))
-    })
+/// When a change to a work order last changed at `before` is made: now, and after `before`
+/// (both stores keep milliseconds), so every change writes a new `updated_at` and a client
+/// holding an old one (`If-Match`) cannot miss a change, even within one millisecond or
+/// with hosts' clocks apart.
+fn changed_at(before: Timestamp) -> Timestamp {
+    Utc::now().max(before + chrono::Duration::milliseconds(1))
 }
 
 /// How often a compare-and-set of a part's count is tried again when another movement
@@ -106,6 +104,26 @@ fn part_totals(parts: Vec<crate::Part>) -> BTreeMap<String, i64> {
             .or_insert(0) += i64::from(part.quantity);
     }
     totals
+}
+
+/// A work order's status (as stored) and last change, or [`Error::NotFound`] from the
+/// calling function.
+macro_rules! work_order_state {
+    ($store:expr, $id:expr) => {{
+        let Some((status, DbTime(before))) =
+            sqlx::query_as::<_, (String, DbTime)>(queries::WORK_ORDER_STATE)
+                .bind(DbId::from($id))
+                .fetch_optional($store.sql_pool())
+                .await
+                .map_err(db_error)?
+        else {
+            return Err(Error::NotFound {
+                what: "work order",
+                id: $id.to_string(),
+            });
+        };
+        (status, before)
+    }};
 }
 
 /// Binds a work order's columns to [`queries::INSERT_WORK_ORDER_IF_NONE_ACTIVE`].
@@ -290,6 +308,7 @@ where
     for<'r> SparePartRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -1041,18 +1060,33 @@ where
         id: WorkOrderId,
         from: WorkOrderStatus,
         to: WorkOrderStatus,
+        unchanged_since: Option<Timestamp>,
     ) -> Result<bool> {
-        let now = Utc::now();
-        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
-        let result = sqlx::query(queries::TRANSITION_WORK_ORDER)
-            .bind(DbId::from(id))
-            .bind(from.as_str().to_owned())
-            .bind(to.as_str().to_owned())
-            .bind(DbTime(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        if result.affected() > 0 {
+        for _ in 0..MAX_COUNT_RACES {
+            let (status, before) = work_order_state!(self, id);
+            if status != from.as_str() {
+                return Ok(false);
+            }
+            if unchanged_since.is_some_and(|t| t != before) {
+                return Err(Error::Conflict(format!(
+                    "work order {id} was changed meanwhile"
+                )));
+            }
+            let now = changed_at(before);
+            let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+            let result = sqlx::query(queries::TRANSITION_WORK_ORDER)
+                .bind(DbId::from(id))
+                .bind(from.as_str().to_owned())
+                .bind(to.as_str().to_owned())
+                .bind(DbTime(now))
+                .bind(DbTime(before))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if result.affected() == 0 {
+                // Changed between the read and the write: read it again.
+                continue;
+            }
             if to == WorkOrderStatus::Completed && from.is_active() {
                 // The parts it lists leave the shelf with it, in this transaction.
                 let (tenant, Json(parts)) =
@@ -1063,7 +1097,8 @@ where
                         .map_err(db_error)?;
                 for (part_number, wanted) in part_totals(rows::parts_of(parts)?) {
                     // Compare and set from the count read (a delivery or a count recorded
-                    // meanwhile is not overwritten).
+                    // meanwhile is not overwritten); never completed without its movement.
+                    let mut recorded = false;
                     for _ in 0..MAX_COUNT_RACES {
                         let Some((on_hand,)) =
                             sqlx::query_as::<_, (i64,)>(queries::SPARE_PART_ON_HAND)
@@ -1073,7 +1108,8 @@ where
                                 .await
                                 .map_err(db_error)?
                         else {
-                            break; // Not a part the stores keep.
+                            recorded = true; // Not a part the stores keep.
+                            break;
                         };
                         let taken = on_hand.min(wanted);
                         let set = sqlx::query(queries::SET_SPARE_PART_ON_HAND)
@@ -1110,54 +1146,63 @@ where
                             .execute(&mut *tx)
                             .await
                             .map_err(db_error)?;
+                        recorded = true;
                         break;
+                    }
+                    if !recorded {
+                        // Rolled back: completed with its parts, or not at all.
+                        return Err(Error::Conflict(format!(
+                            "the count of {part_number} kept changing while work order {id} \
+                             was completed; try again"
+                        )));
                     }
                 }
             }
             tx.commit().await.map_err(db_error)?;
             return Ok(true);
         }
-        drop(tx);
-        let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_WORK_ORDER)
-            .bind(DbId::from(id))
-            .fetch_one(self.sql_pool())
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            return Err(Error::NotFound {
-                what: "work order",
-                id: id.to_string(),
-            });
-        }
-        Ok(false)
+        Err(Error::Conflict(format!(
+            "work order {id} kept changing while it was being moved; try again"
+        )))
     }
 
     #[tracing::instrument(level = "debug", skip(self, changes))]
     async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()> {
-        let result = bind_plan!(sqlx::query(queries::UPDATE_WORK_ORDER), id, changes)
+        // Compare and set from the state read, checked in the statement itself: a completion
+        // that lands between the read and the change still wins (a closed work order keeps
+        // the plan it was closed with, and its closing time does not move), and the time
+        // written is always after the one read.
+        for _ in 0..MAX_COUNT_RACES {
+            let (status, before) = work_order_state!(self, id);
+            let status = rows::stored_status(&status)?;
+            if !status.is_active() {
+                return Err(Error::Conflict(format!(
+                    "work order {id} is {} and can no longer be changed",
+                    status.as_str()
+                )));
+            }
+            if changes.unchanged_since.is_some_and(|t| t != before) {
+                return Err(Error::Conflict(format!(
+                    "work order {id} was changed meanwhile"
+                )));
+            }
+            let result = bind_plan!(
+                sqlx::query(queries::UPDATE_WORK_ORDER),
+                id,
+                changes,
+                changed_at(before),
+                Some(before)
+            )
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;
-        if result.affected() > 0 {
-            return Ok(());
+            if result.affected() > 0 {
+                return Ok(());
+            }
         }
-        // Checked in the statement itself, so a completion that lands between a caller's own
-        // check and this change still wins: a closed work order keeps the plan it was closed
-        // with, and its closing time (`updated_at`) does not move.
-        match self.get_work_order(id).await? {
-            Some(order) if order.status.is_active() && changes.unchanged_since.is_some() => Err(
-                Error::Conflict(format!("work order {} was changed meanwhile", order.code)),
-            ),
-            Some(order) => Err(Error::Conflict(format!(
-                "work order {} is {} and can no longer be changed",
-                order.code,
-                order.status.as_str()
-            ))),
-            None => Err(Error::NotFound {
-                what: "work order",
-                id: id.to_string(),
-            }),
-        }
+        Err(Error::Conflict(format!(
+            "work order {id} kept changing while it was being changed; try again"
+        )))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(work_order = %order.id))]
@@ -1177,10 +1222,16 @@ where
             )));
         }
         if *plan != WorkOrderChanges::default() {
-            bind_plan!(sqlx::query(queries::UPDATE_WORK_ORDER), order.id, plan)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            bind_plan!(
+                sqlx::query(queries::UPDATE_WORK_ORDER),
+                order.id,
+                plan,
+                Utc::now(),
+                None::<Timestamp>
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
     }
@@ -1692,15 +1743,30 @@ where
             let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
             let (kind, delta, after) = match (change, before) {
                 (StockChange::Received(n), _) => {
-                    let (after,) = sqlx::query_as::<_, (i64,)>(queries::RECEIVE_SPARE_PART)
+                    let received = sqlx::query_as::<_, (i64,)>(queries::RECEIVE_SPARE_PART)
                         .bind(DbId::from(tenant))
                         .bind(part_number.to_owned())
                         .bind(i64::from(n))
                         .bind(DbTime(now))
                         .fetch_optional(&mut *tx)
                         .await
-                        .map_err(db_error)?
-                        .ok_or_else(missing)?;
+                        .map_err(db_error)?;
+                    let Some((after,)) = received else {
+                        let known = sqlx::query_as::<_, (i64,)>(queries::SPARE_PART_ON_HAND)
+                            .bind(DbId::from(tenant))
+                            .bind(part_number.to_owned())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        return Err(match known {
+                            None => missing(),
+                            Some((on_hand,)) => Error::Rejected(format!(
+                                "{n} more {part_number} would make {} on the shelf, more than {}",
+                                on_hand + i64::from(n),
+                                mantis_domain::MAX_PART_QUANTITY
+                            )),
+                        });
+                    };
                     (StockMovementKind::Received, i64::from(n), after)
                 }
                 (StockChange::Counted(n), Some(before)) => {

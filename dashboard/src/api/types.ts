@@ -401,11 +401,12 @@ export interface StockLevel {
 }
 
 /** `PUT /api/v1/spare-parts/{partNumber}`. */
+/** Fields left out keep their values (a new part's: empty, 0, none). */
 export interface PartDefinition {
-  description: string;
-  location: string;
-  reorderPoint: number;
-  onOrder: number;
+  description?: string;
+  location?: string;
+  reorderPoint?: number;
+  onOrder?: number;
   expectedAt?: Ts | null;
   /** A count: recorded as a COUNTED movement when it differs. */
   onHand?: number;

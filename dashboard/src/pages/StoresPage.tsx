@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { ApiError } from '../api/client';
-import type { StockLevel, StockMovement } from '../api/types';
+import type { PartDefinition, StockLevel, StockMovement } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
 import { formatDateTime, fromLocalInput, toLocalInput } from '../logic/format';
 import { can } from '../logic/roles';
@@ -344,15 +344,17 @@ function PartForm({ part, onSaved, onCancel }: { part: StockLevel | null; onSave
           setFormError('A part number is one word (no spaces or commas), as work orders list it.');
           return;
         }
+        // A new part: everything; a known one: only what was changed here (a delivery
+        // recorded meanwhile is not put back on order).
+        const definition: PartDefinition = {};
+        if (!part || description !== part.description) definition.description = description;
+        if (!part || location !== part.location) definition.location = location;
+        if (!part || Number(reorderPoint) !== part.reorderPoint) definition.reorderPoint = Number(reorderPoint) || 0;
+        if (!part || Number(onOrder) !== part.onOrder) definition.onOrder = Number(onOrder) || 0;
+        if (!part || expected !== toLocalInput(part.expectedAt ?? null)) definition.expectedAt = fromLocalInput(expected) ?? null;
+        if (onHand.trim() !== '') definition.onHand = Number(onHand);
         try {
-          const saved = await api.saveSparePart(number.trim(), {
-            description,
-            location,
-            reorderPoint: Number(reorderPoint) || 0,
-            onOrder: Number(onOrder) || 0,
-            expectedAt: fromLocalInput(expected) ?? null,
-            ...(onHand.trim() !== '' ? { onHand: Number(onHand) } : {}),
-          });
+          const saved = await api.saveSparePart(number.trim(), definition);
           onSaved(saved);
         } catch (err) {
           setError(err as ApiError);

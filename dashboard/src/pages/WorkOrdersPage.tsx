@@ -133,6 +133,9 @@ interface CardProps {
 export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition, onComplete, onSave }: CardProps) {
   const [mode, setMode] = useState<'view' | 'edit' | 'complete'>('view');
   const [busy, setBusy] = useState(false);
+  // The order as it was when the completion form opened: completed as seen (its parts
+  // taken), or refused if someone changed it since.
+  const [completeFrom, setCompleteFrom] = useState<string | undefined>(undefined);
   const overdue = wo.dueBy && Date.parse(wo.dueBy) < Date.now() && (wo.status === 'OPEN' || wo.status === 'SCHEDULED');
   const act = async (f: () => Promise<boolean>) => {
     setBusy(true);
@@ -198,7 +201,7 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
           busy={busy}
           onCancel={() => setMode('view')}
           onComplete={(outcome, note, failedAt) =>
-            act(() => (outcome ? onComplete(outcome, note, failedAt, wo.updatedAt) : onTransition('COMPLETED', wo.updatedAt)))
+            act(() => (outcome ? onComplete(outcome, note, failedAt, completeFrom) : onTransition('COMPLETED', completeFrom)))
           }
         />
       )}
@@ -211,7 +214,14 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
                 type="button"
                 disabled={busy}
                 className={to === 'CANCELLED' ? 'danger' : to === 'COMPLETED' ? 'primary' : ''}
-                onClick={() => (to === 'COMPLETED' ? setMode('complete') : void act(() => onTransition(to, wo.updatedAt)))}
+                onClick={() => {
+                  if (to === 'COMPLETED') {
+                    setCompleteFrom(wo.updatedAt);
+                    setMode('complete');
+                  } else {
+                    void act(() => onTransition(to, wo.updatedAt));
+                  }
+                }}
                 data-testid="wo-transition"
                 data-to={to}
               >

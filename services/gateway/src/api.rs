@@ -140,10 +140,11 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(protected)
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/docs", get(crate::openapi::docs))
+        // After routing: an unknown path is a 404 whatever its body.
+        .route_layer(from_fn(mantis_runtime::json_bodies))
         .fallback(crate::web::fallback)
         .method_not_allowed_fallback(mantis_runtime::method_not_allowed)
         .with_state(state)
-        .layer(from_fn(mantis_runtime::json_bodies))
         .layer(from_fn(mantis_runtime::problem_bodies))
         .layer(from_fn(request_id))
 }

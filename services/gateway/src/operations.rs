@@ -89,6 +89,23 @@ fn precondition(headers: &HeaderMap, record: &WorkOrderRecord) -> ApiResult<Opti
     }
 }
 
+/// A store's refusal of a change made under `If-Match` (`unchanged_since`): `412` when the
+/// order was changed between the read and the write, as the store says.
+fn stale_or(
+    e: mantis_store::Error,
+    record: &WorkOrderRecord,
+    unchanged_since: Option<DateTime<Utc>>,
+) -> Problem {
+    match e {
+        mantis_store::Error::Conflict(why)
+            if unchanged_since.is_some() && why.contains("changed meanwhile") =>
+        {
+            changed_since_read(record)
+        }
+        e => e.into(),
+    }
+}
+
 fn changed_since_read(record: &WorkOrderRecord) -> Problem {
     Problem::new(
         StatusCode::PRECONDITION_FAILED,
@@ -375,12 +392,14 @@ pub(crate) struct NewWorkOrder {
     parts: Vec<Part>,
 }
 
-fn check_parts(parts: &[Part]) -> ApiResult<()> {
-    for (i, p) in parts.iter().enumerate() {
-        if p.part_number.trim().is_empty() {
-            return Err(Problem::bad_request("a part needs a part number")
-                .with_field(format!("/parts/{i}/partNumber"), "must not be empty"));
-        }
+/// Checks a parts list, its part numbers trimmed: as the stores write them (one word), so
+/// that a part the stores keep is counted.
+fn check_parts(parts: &mut [Part]) -> ApiResult<()> {
+    for (i, p) in parts.iter_mut().enumerate() {
+        p.part_number = mantis_domain::normalise_part_number(&p.part_number).map_err(|e| {
+            Problem::bad_request(format!("parts[{i}]: {e}"))
+                .with_field(format!("/parts/{i}/partNumber"), e.to_string())
+        })?;
         if !(1..=100_000).contains(&p.quantity) {
             return Err(
                 Problem::bad_request("a part's quantity must be within 1..=100000")
@@ -407,13 +426,13 @@ pub(crate) async fn create_work_order(
     Extension(who): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let new: NewWorkOrder = mantis_runtime::parse_json_object(&body)?;
+    let mut new: NewWorkOrder = mantis_runtime::parse_json_object(&body)?;
     let priority = parse_priority(&new.priority)?;
     if new.description.trim().is_empty() {
         return Err(Problem::bad_request("a work order needs a description")
             .with_field("/description", "must not be empty"));
     }
-    check_parts(&new.parts)?;
+    check_parts(&mut new.parts)?;
     if let Some(due_by) = new.due_by {
         in_calendar(due_by, "/dueBy")?;
     }
@@ -482,7 +501,7 @@ pub(crate) struct WorkOrderPatch {
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -503,9 +522,9 @@ pub(crate) async fn update_work_order(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let patch: WorkOrderPatch = mantis_runtime::parse_json_object(&body)?;
+    let mut patch: WorkOrderPatch = mantis_runtime::parse_json_object(&body)?;
     let priority = patch.priority.as_deref().map(parse_priority).transpose()?;
-    if let Some(parts) = &patch.parts {
+    if let Some(parts) = &mut patch.parts {
         check_parts(parts)?;
     }
     if let Some(due_by) = patch.due_by {
@@ -591,13 +610,7 @@ pub(crate) async fn update_work_order(
             },
         )
         .await
-        .map_err(|e| match e {
-            // Changed between the read above and this write.
-            mantis_store::Error::Conflict(_) if unchanged_since.is_some() => {
-                changed_since_read(&record)
-            }
-            e => e.into(),
-        })?;
+        .map_err(|e| stale_or(e, &record, unchanged_since))?;
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
     Ok(work_order_response(StatusCode::OK, updated))
@@ -631,7 +644,7 @@ pub(crate) async fn transition_work_order(
         // Done already (a retried call): answered as it is.
         return Ok(work_order_response(StatusCode::OK, record));
     }
-    precondition(&headers, &record)?;
+    let unchanged_since = precondition(&headers, &record)?;
     if !allowed(from, to) {
         return Err(conflict(format!(
             "work order {} cannot go from {} to {}",
@@ -642,8 +655,9 @@ pub(crate) async fn transition_work_order(
     }
     if !s
         .store
-        .transition_work_order(record.order.id, from, to)
-        .await?
+        .transition_work_order(record.order.id, from, to, unchanged_since)
+        .await
+        .map_err(|e| stale_or(e, &record, unchanged_since))?
     {
         return Err(conflict(format!(
             "work order {} was changed meanwhile; reload it",
@@ -715,17 +729,25 @@ pub(crate) async fn complete_work_order(
     if order.status == WorkOrderStatus::Cancelled {
         return Err(conflict(format!("work order {} was cancelled", order.code)));
     }
-    if order.status != WorkOrderStatus::Completed {
-        // A retried completion is answered as recorded; a first one, from the order as read.
-        precondition(&headers, &record)?;
-    }
+    // A retried completion is answered as recorded; a first one, from the order as read.
+    let unchanged_since = if order.status == WorkOrderStatus::Completed {
+        None
+    } else {
+        precondition(&headers, &record)?
+    };
     // Compare and set from the status read: a cancellation racing this completion wins or
     // loses cleanly (409), never both.
     if order.status != WorkOrderStatus::Completed
         && !s
             .store
-            .transition_work_order(order.id, order.status, WorkOrderStatus::Completed)
-            .await?
+            .transition_work_order(
+                order.id,
+                order.status,
+                WorkOrderStatus::Completed,
+                unchanged_since,
+            )
+            .await
+            .map_err(|e| stale_or(e, &record, unchanged_since))?
     {
         return Err(conflict(format!(
             "work order {} was changed meanwhile; reload it",

@@ -167,6 +167,9 @@ pub(crate) struct PlannedWorkOrder {
     /// It waits for parts on order, expected then (it starts no earlier).
     #[schema(value_type = Option<String>, format = DateTime)]
     parts_expected_at: Option<DateTime<Utc>>,
+    /// Its parts are short, though a person (or the freeze before its start) keeps it here:
+    /// what it lacks.
+    parts_short: Option<String>,
 }
 
 /// A work order the plan could not place.
@@ -334,6 +337,7 @@ pub(crate) async fn apply(
                     record.order.id,
                     WorkOrderStatus::Open,
                     WorkOrderStatus::Scheduled,
+                    None,
                 )
                 .await?;
         }
@@ -501,10 +505,6 @@ async fn make(
         .chain(open.iter().map(|r| demand(r, false)))
         .collect();
     let parts_ready = allocate(&demands, &stock, now).split_off(started.len());
-    // The orders the search places (indexes into `open`); the others lack parts.
-    let plannable: Vec<usize> = (0..open.len())
-        .filter(|&j| !matches!(parts_ready[j], PartsReady::Short { .. }))
-        .collect();
     let parts_at = |j: usize| match parts_ready[j] {
         PartsReady::At(t) => Some(t),
         _ => None,
@@ -543,11 +543,9 @@ async fn make(
     // What the planner keeps: a person's technician; a person's slot (its technician found
     // by the planner when the planner chose it or nobody did); the planner's own slot once it
     // starts within the freeze, while its technician is an active crew member.
-    let mut fixed = HashSet::new();
-    let tasks: Vec<Task> = plannable
+    let keeps: Vec<(Option<PlannedSlot>, Option<PlannedSlot>)> = open
         .iter()
-        .map(|&j| {
-            let r = &open[j];
+        .map(|r| {
             let live = |p: &PlannedSlot| p.end > now && p.end > p.start;
             let active = r
                 .technician
@@ -560,6 +558,21 @@ async fn make(
                 .planned
                 .filter(|p| live(p) && !r.planned_by_planner)
                 .or(frozen);
+            (kept, frozen)
+        })
+        .collect();
+    // The orders the search places (indexes into `open`): those whose parts can be there,
+    // and those kept where they are whatever their parts (their technician's time stays
+    // taken; the plan says what they lack).
+    let plannable: Vec<usize> = (0..open.len())
+        .filter(|&j| !matches!(parts_ready[j], PartsReady::Short { .. }) || keeps[j].0.is_some())
+        .collect();
+    let mut fixed = HashSet::new();
+    let tasks: Vec<Task> = plannable
+        .iter()
+        .map(|&j| {
+            let r = &open[j];
+            let (kept, frozen) = keeps[j];
             if kept.is_some() {
                 fixed.insert(r.order.id);
             }
@@ -620,6 +633,8 @@ async fn make(
                 late_hours: hours_of((slot.start - r.order.due_by).max(Duration::zero())),
                 skill: tasks[slot.task].skill.clone(),
                 parts_expected_at: parts_at(j),
+                parts_short: matches!(parts_ready[j], PartsReady::Short { .. })
+                    .then(|| parts_ready[j].to_string()),
             }
         })
         .collect();
@@ -653,7 +668,7 @@ async fn make(
         })
         .collect();
     for (j, ready) in parts_ready.iter().enumerate() {
-        if matches!(ready, PartsReady::Short { .. }) {
+        if matches!(ready, PartsReady::Short { .. }) && keeps[j].0.is_none() {
             let r = &open[j];
             let skill = estimates
                 .skill(asset_type(r.order.asset_id))

@@ -18,6 +18,7 @@ use mantis_domain::{SparePart, StockChange, StockMovement, StockMovementKind, Te
 use mantis_runtime::Problem;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
 use utoipa::ToSchema;
 
 /// A spare part with what is reserved of it.
@@ -49,28 +50,27 @@ impl StockLevel {
     }
 }
 
-/// A part as defined by a manager (its count changes by movements; `onHand` records a count).
+/// A part as defined by a manager: a field left out keeps its value (a new part's: empty,
+/// 0, none), so that a form sends only what it changed and a delivery recorded meanwhile is
+/// not undone. Its count changes by movements; `onHand` records a count.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PartDefinition {
-    #[serde(default)]
     #[schema(max_length = 500)]
-    description: String,
+    description: Option<String>,
     /// Where it is kept.
-    #[serde(default)]
     #[schema(max_length = 500)]
-    location: String,
+    location: Option<String>,
     /// Reorder below this many (free plus on order); 0: never.
-    #[serde(default)]
     #[schema(minimum = 0, maximum = 1000000)]
-    reorder_point: u32,
+    reorder_point: Option<u32>,
     /// Ordered from the supplier, not received yet.
-    #[serde(default)]
     #[schema(minimum = 0, maximum = 1000000)]
-    on_order: u32,
-    /// When what is on order is expected.
+    on_order: Option<u32>,
+    /// When what is on order is expected (`null`: not known).
+    #[serde(default, deserialize_with = "crate::operations::present")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    expected_at: Option<DateTime<Utc>>,
+    expected_at: Option<Option<DateTime<Utc>>>,
     /// The count on the shelf, when it is known to be this (a new part's first count, a
     /// stocktake): recorded as a COUNTED movement when it differs. Absent: unchanged.
     #[schema(minimum = 0, maximum = 1000000)]
@@ -163,22 +163,40 @@ pub(crate) async fn put_part(
 ) -> ApiResult<Json<StockLevel>> {
     let definition: PartDefinition = mantis_runtime::parse_json_object(&body)?;
     let number = part_number(&raw)?;
-    if let Some(at) = definition.expected_at {
+    if let Some(Some(at)) = definition.expected_at {
         crate::plant::in_calendar(at, "/expectedAt")?;
     }
     let existing = s.store.get_spare_part(who.tenant_id, &number).await?;
+    let on_order = definition
+        .on_order
+        .unwrap_or_else(|| existing.as_ref().map_or(0, |p| p.on_order));
     let part = SparePart {
         tenant_id: who.tenant_id,
         part_number: number.clone(),
-        description: definition.description,
-        location: definition.location,
+        description: definition.description.unwrap_or_else(|| {
+            existing
+                .as_ref()
+                .map(|p| p.description.clone())
+                .unwrap_or_default()
+        }),
+        location: definition.location.unwrap_or_else(|| {
+            existing
+                .as_ref()
+                .map(|p| p.location.clone())
+                .unwrap_or_default()
+        }),
         // A new part starts empty: a count given is recorded as a movement below, so that
         // the movements add up to the count.
         on_hand: existing.as_ref().map_or(0, |p| p.on_hand),
-        reorder_point: definition.reorder_point,
-        on_order: definition.on_order,
+        reorder_point: definition
+            .reorder_point
+            .unwrap_or_else(|| existing.as_ref().map_or(0, |p| p.reorder_point)),
+        on_order,
         // Nothing on order is expected at no time.
-        expected_at: definition.expected_at.filter(|_| definition.on_order > 0),
+        expected_at: definition
+            .expected_at
+            .unwrap_or_else(|| existing.as_ref().and_then(|p| p.expected_at))
+            .filter(|_| on_order > 0),
         updated_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
     }
     .normalise()
@@ -271,6 +289,10 @@ pub(crate) async fn record_movement(
         .map_err(|e| match e {
             mantis_store::Error::NotFound { .. } => {
                 Problem::not_found(format!("no spare part `{number}` in the stores"))
+            }
+            // More than a count may be.
+            mantis_store::Error::Rejected(why) => {
+                Problem::bad_request(why).with_field("/quantity", "too many for the shelf")
             }
             e => e.into(),
         })?;

@@ -3146,6 +3146,21 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
         .await;
     assert_eq!(s, 200, "{seal:#}");
     assert_eq!((&seal["onHand"], &seal["onOrder"]), (&json!(0), &json!(4)));
+    // A field left out keeps its value: a form sends what it changed.
+    let (s, _, seal) = g
+        .call(
+            "PUT",
+            "/api/v1/spare-parts/SEAL-12",
+            &manager,
+            Some(json!({"location": "B-07"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{seal:#}");
+    assert_eq!(
+        (&seal["location"], &seal["onOrder"]),
+        (&json!("B-07"), &json!(4))
+    );
+    assert_eq!(time(&seal["expectedAt"]), delivery);
     for (path, body, pointer) in [
         ("/api/v1/spare-parts/BRG%206204", json!({}), "/partNumber"),
         (
@@ -3247,6 +3262,34 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
     assert_eq!(unassigned[0]["code"], low.code);
     let reason = unassigned[0]["reason"].as_str().expect("why");
     assert!(reason.contains("2 × BRG-6204 needed, 1 free"), "{reason}");
+
+    // A person plans the low one anyway (they expect the bearings): kept where it is, its
+    // technician's time taken, and the plan says what it lacks.
+    let slot_start =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::hours(10), 3);
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &format!("/api/v1/work-orders/{}", low.id),
+            &manager,
+            Some(json!({"technician": "ana", "planned": {"start": slot_start, "end": slot_start + chrono::Duration::hours(2)}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (_, _, plan) = g.call("GET", "/api/v1/schedule?hours=72", &ana, None).await;
+    let kept = assignment(&plan, &low.code);
+    assert_eq!(time(&kept["start"]), slot_start);
+    assert!(
+        kept["partsShort"]
+            .as_str()
+            .is_some_and(|r| r.contains("BRG-6204")),
+        "{plan:#}"
+    );
+    assert!(
+        plan["unassigned"].as_array().is_some_and(Vec::is_empty),
+        "{plan:#}"
+    );
+    assert_eq!(assignment(&plan, &urgent.code)["partsShort"], Value::Null);
 
     // The delivery arrives early: received by a technician, the order no longer waits.
     let (s, _, v) = g

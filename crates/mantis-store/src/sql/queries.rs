@@ -279,11 +279,14 @@ pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause
      status, created_at, due_by, description, rule, trigger_event, technician, parts, \
      planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at FROM work_orders WHERE id = $1";
 
-/// Compare and set: `$1` id, `$2` expected status, `$3` new status, `$4` now.
-pub(crate) const TRANSITION_WORK_ORDER: &str =
-    "UPDATE work_orders SET status = $3, updated_at = $4 WHERE id = $1 AND status = $2";
+/// Compare and set: `$1` id, `$2` expected status, `$3` new status, `$4` now, `$5` the
+/// `updated_at` it must still have.
+pub(crate) const TRANSITION_WORK_ORDER: &str = "UPDATE work_orders SET status = $3, \
+     updated_at = $4 WHERE id = $1 AND status = $2 AND updated_at = $5";
 
-pub(crate) const COUNT_WORK_ORDER: &str = "SELECT COUNT(*) FROM work_orders WHERE id = $1";
+/// A work order's status and last change.
+pub(crate) const WORK_ORDER_STATE: &str =
+    "SELECT status, updated_at FROM work_orders WHERE id = $1";
 
 /// `$2..$4`, `$7`: new value or NULL to keep; `$5`: whether to set the technician to `$6`;
 /// `$9`: whether to set the planned slot to `$10`..`$11`; `$12`: whether the technician or
@@ -558,11 +561,12 @@ pub(crate) const LIST_SPARE_PARTS: &str = "SELECT tenant_id, part_number, descri
 pub(crate) const DELETE_SPARE_PART: &str =
     "DELETE FROM spare_parts WHERE tenant_id = $1 AND part_number = $2";
 
-/// A delivery: `$3` received, `$4` now; answers the count after it.
+/// A delivery: `$3` received, `$4` now; answers the count after it (none when there is no
+/// such part, or the count would exceed [`mantis_domain::MAX_PART_QUANTITY`]).
 pub(crate) const RECEIVE_SPARE_PART: &str = "UPDATE spare_parts SET on_hand = on_hand + $3, \
      on_order = CASE WHEN on_order > $3 THEN on_order - $3 ELSE 0 END, \
      expected_at = CASE WHEN on_order > $3 THEN expected_at ELSE NULL END, updated_at = $4 \
-     WHERE tenant_id = $1 AND part_number = $2 RETURNING on_hand";
+     WHERE tenant_id = $1 AND part_number = $2 AND on_hand + $3 <= 1000000 RETURNING on_hand";
 
 /// The count on record: `$1` tenant, `$2` part number.
 pub(crate) const SPARE_PART_ON_HAND: &str =

@@ -25,6 +25,11 @@ fn stored<T>(column: &str, parsed: Result<T, DomainError>) -> Result<T> {
     parsed.map_err(|e| Error::Corrupt(format!("{column}: {e}")))
 }
 
+/// A work order's status as stored.
+pub(crate) fn stored_status(status: &str) -> Result<WorkOrderStatus> {
+    stored("work_orders.status", WorkOrderStatus::parse(status))
+}
+
 /// NaN is stored as NULL (SQLite cannot store NaN, and JSON has no NaN): reading it back.
 pub(crate) fn null_as_nan(v: Option<f64>) -> f64 {
     v.unwrap_or(f64::NAN)
