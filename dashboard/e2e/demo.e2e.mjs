@@ -208,6 +208,29 @@ async function run() {
     }
     await shot(page, '09-plan');
 
+    // 8b. The stores: the demo's parts; a delivery of the seals on order is received.
+    step = 'stores';
+    log(step);
+    await page.goto(`${BASE}/#/stores`);
+    const seal = page.locator('[data-testid="stores-row"][data-part="SEAL-12"]');
+    await seal.waitFor();
+    log(`stores: ${await page.getByTestId('stores-row').count()} parts, ${await page.getByTestId('stores-reorder').count()} to reorder`);
+    const before = Number(await seal.getByTestId('stores-on-hand').innerText());
+    await seal.getByTestId('stores-receive').click();
+    await page.getByTestId('stores-quantity').fill('4');
+    await page.getByTestId('stores-note').fill('e2e delivery');
+    const [received] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/api/v1/spare-parts/SEAL-12/movements') && x.request().method() === 'POST'),
+      page.getByTestId('stores-record').click(),
+    ]);
+    if (received.status() !== 201) throw new Error(`recording a delivery answered ${received.status()}: ${await received.text()}`);
+    await page.waitForFunction(
+      (n) => document.querySelector('[data-testid="stores-row"][data-part="SEAL-12"] [data-testid="stores-on-hand"]')?.textContent === String(n),
+      before + 4,
+    );
+    log(`stores: SEAL-12 ${before} → ${before + 4} on the shelf`);
+    await shot(page, '09b-stores');
+
     // 9. Kiosk view (screenshot only).
     step = 'kiosk';
     await page.goto(`${BASE}/#/kiosk`);
@@ -217,7 +240,7 @@ async function run() {
     await page.getByTestId('kiosk-toggle').click(); // leave kiosk mode as found
 
     if (consoleErrors.length) log(`browser console errors (not fatal):\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);
-    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition');
+    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition, plan, stores');
     await browser.close();
     return 0;
   } catch (e) {

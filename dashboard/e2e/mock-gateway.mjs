@@ -112,6 +112,11 @@ const json = (res, body, status = 200) => {
   res.writeHead(status, { 'Content-Type': 'application/json' });
   res.end(JSON.stringify(body));
 };
+const spareParts = [
+  { tenantId: 't1', partNumber: 'BRG-6204', description: 'Deep-groove ball bearing 6204-2RS', location: 'A-03', onHand: 6, reorderPoint: 4, onOrder: 0, expectedAt: null, updatedAt: new Date().toISOString(), reserved: 2, free: 4, reorder: false },
+  { tenantId: 't1', partNumber: 'SEAL-12', description: 'Mechanical seal, 12 mm shaft', location: 'A-07', onHand: 2, reorderPoint: 2, onOrder: 4, expectedAt: new Date(Date.now() + 3 * 86400e3).toISOString(), updatedAt: new Date().toISOString(), reserved: 0, free: 2, reorder: false },
+];
+
 const readBody = (req) =>
   new Promise((resolve) => {
     let s = '';
@@ -272,6 +277,22 @@ async function api(req, res, url) {
       return res.end('assetId,availability,mtbfHours,mttrHours,failures,downtimeHours,oee\n' + per.map((k) => [k.assetId, k.availability, k.mtbfHours, k.mttrHours, k.failures, k.downtimeHours, k.oee].join(',')).join('\n') + '\n');
     }
     return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, oee: 0.78, shifts: shifts(7) } });
+  }
+  if (p === '/api/v1/spare-parts') {
+    return json(res, spareParts);
+  }
+  if ((m = p.match(/^\/api\/v1\/spare-parts\/([^/]+)\/movements$/))) {
+    const part = spareParts.find((x) => x.partNumber === decodeURIComponent(m[1]));
+    if (!part) return json(res, { type: 'about:blank', title: 'Not Found', status: 404, detail: 'no such part' }, 404);
+    if (req.method !== 'POST') return json(res, []);
+    const b = await readBody(req);
+    const before = part.onHand;
+    part.onHand = b.kind === 'COUNTED' ? b.quantity : part.onHand + b.quantity;
+    if (b.kind === 'RECEIVED') part.onOrder = Math.max(0, part.onOrder - b.quantity);
+    part.free = part.onHand - part.reserved;
+    part.reorder = part.reorderPoint > 0 && part.free + part.onOrder < part.reorderPoint;
+    const movement = { partNumber: part.partNumber, kind: b.kind, delta: part.onHand - before, onHand: part.onHand, at: iso(now()), workOrderId: null, by: 'mock', note: b.note ?? '' };
+    return json(res, { movement, part }, 201);
   }
   if (p === '/api/v1/technicians') {
     return json(res, [{ tenantId: 't1', name: 'ana', skills: ['electrical'], shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '06:00', end: '14:00' }], utcOffsetMinutes: 0, active: true, updatedAt: iso(now()) }]);

@@ -22,8 +22,8 @@ pub mod devices;
 use mantis_bus::TraceContext;
 use mantis_domain::{
     Asset, AssetId, Criticality, Day, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, Technician, TenantId, User,
-    deterministic_uuid,
+    Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, SparePart, StockChange,
+    Technician, TenantId, User, deterministic_uuid,
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
@@ -390,6 +390,88 @@ pub async fn seed_crew(store: &dyn Store) -> Result<()> {
         store.upsert_technician(&technician).await?;
     }
     tracing::info!(technicians = CREW.len(), "demo crew registered");
+    Ok(())
+}
+
+/// The demo plant's stores: (part number, description, location, on hand, reorder point, on
+/// order, days until it is expected).
+const STORES: &[(&str, &str, &str, u32, u32, u32, i64)] = &[
+    (
+        "BRG-6204",
+        "Deep-groove ball bearing 6204-2RS",
+        "A-03",
+        6,
+        4,
+        0,
+        0,
+    ),
+    (
+        "SEAL-12",
+        "Mechanical seal, 12 mm shaft",
+        "A-07",
+        2,
+        2,
+        4,
+        3,
+    ),
+    ("V-BELT-A42", "V-belt A42", "B-01", 3, 2, 0, 0),
+    (
+        "FLT-HYD-10",
+        "Hydraulic return filter, 10 µm",
+        "B-04",
+        0,
+        1,
+        2,
+        5,
+    ),
+    (
+        "GREASE-EP2",
+        "Bearing grease EP2, 400 g cartridge",
+        "C-02",
+        10,
+        4,
+        0,
+        0,
+    ),
+];
+
+/// Fills the demo plant's stores (parts and their first counts) unless they are known:
+/// changes made through the dashboard are kept.
+pub async fn seed_stores(store: &dyn Store) -> Result<()> {
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    for (number, description, location, on_hand, reorder_point, on_order, days) in STORES {
+        if store
+            .get_spare_part(TenantId::DEFAULT, number)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let part = SparePart {
+            tenant_id: TenantId::DEFAULT,
+            part_number: (*number).to_owned(),
+            description: (*description).to_owned(),
+            location: (*location).to_owned(),
+            on_hand: 0,
+            reorder_point: *reorder_point,
+            on_order: *on_order,
+            expected_at: (*on_order > 0).then(|| now + chrono::Duration::days(*days)),
+            updated_at: now,
+        };
+        store.upsert_spare_part(&part).await?;
+        if *on_hand > 0 {
+            store
+                .record_stock_movement(
+                    TenantId::DEFAULT,
+                    number,
+                    StockChange::Counted(*on_hand),
+                    "demo",
+                    "first count",
+                )
+                .await?;
+        }
+    }
+    tracing::info!(parts = STORES.len(), "demo stores filled");
     Ok(())
 }
 

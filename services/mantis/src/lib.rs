@@ -302,6 +302,7 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
         )
         .await?;
         demo::seed_crew(platform.infra.store.as_ref()).await?;
+        demo::seed_stores(platform.infra.store.as_ref()).await?;
         let sim = demo::Simulator::new(
             plant,
             settings.demo.clone(),

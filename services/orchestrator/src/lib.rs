@@ -36,11 +36,12 @@ use mantis_domain::{
     Alert, AlertKind, Anomaly, AssetId, Criticality, Priority, RulPrediction, Severity, WorkOrder,
     WorkOrderId, WorkOrderStatus, deterministic_uuid,
 };
+use mantis_rules::plan::Estimates;
 use mantis_rules::{Decision, Event, RuleSet};
 use mantis_runtime::{
     App, HandleError, Handler, Infra, Publisher, RecordContext, Result, run_consumer,
 };
-use mantis_store::Store;
+use mantis_store::{OpenedWorkOrder, Part, Store, WorkOrderChanges};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -80,6 +81,9 @@ struct Orchestrator {
     store: Arc<dyn Store>,
     publisher: Publisher,
     rules: Arc<RuleSet>,
+    /// What the planner assumes of work (`planning.toml`): here, the parts a kind of work
+    /// takes, listed on the work orders opened (reserved in the stores).
+    estimates: Arc<Estimates>,
     /// The overdue work orders (id, due time in ms) whose alert this process has seen stored
     /// and published: not looked up again by later checks while they stay overdue.
     overdue_alerted: Arc<std::sync::Mutex<HashSet<(WorkOrderId, i64)>>>,
@@ -131,6 +135,49 @@ impl Orchestrator {
         Ok(true)
     }
 
+    /// The parts `planning.toml` lists for work of `cause` on `asset`'s type.
+    async fn kit(&self, asset: AssetId, cause: &str) -> Result<Vec<Part>, HandleError> {
+        let Some(asset) = self.store.get_asset(asset).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .estimates
+            .kit(&asset.asset_type, cause)
+            .iter()
+            .map(|p| Part {
+                part_number: p.part_number.clone(),
+                quantity: p.quantity,
+            })
+            .collect())
+    }
+
+    /// Opens `candidate` with `kit` as its parts list (in one transaction), or answers the
+    /// active work order of its asset and cause (a redelivery's own included). A code taken
+    /// by another work order is a conflict.
+    async fn open(
+        &self,
+        candidate: &WorkOrder,
+        kit: &[Part],
+    ) -> Result<OpenedWorkOrder, mantis_store::Error> {
+        if kit.is_empty() {
+            return self.store.open_work_order(candidate).await;
+        }
+        let plan = WorkOrderChanges {
+            parts: Some(kit.to_vec()),
+            ..WorkOrderChanges::default()
+        };
+        match self.store.create_work_order(candidate, &plan).await {
+            Ok(()) => Ok(OpenedWorkOrder {
+                work_order: candidate.clone(),
+                created: true,
+            }),
+            // Its id (a redelivery) or an active one for its asset and cause: that one; a
+            // code taken: the conflict again, for the caller.
+            Err(mantis_store::Error::Conflict(_)) => self.store.open_work_order(candidate).await,
+            Err(e) => Err(e),
+        }
+    }
+
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {
         let now = Utc::now();
         let published = published_at(ctx.envelope.timestamp_ms, t.occurred, now);
@@ -171,16 +218,15 @@ impl Orchestrator {
                 rule: req.rule.clone(),
                 trigger_event: t.event_id.clone(),
             };
-            let opened = match self.store.open_work_order(&candidate).await {
+            let kit = self.kit(t.asset, &req.cause).await?;
+            let opened = match self.open(&candidate, &kit).await {
                 // Another work order has this code (the same day and the same first eight hex
                 // digits of its id: rare, not impossible): the whole id tells them apart. A
                 // redelivery finds the work order by its id, whatever its code.
                 Err(mantis_store::Error::Conflict(why)) => {
                     tracing::warn!(work_order = %id, code = %candidate.code, %why, "work order code taken; the whole id used");
                     let code = format!("WO-{}-{}", now.format("%Y%m%d"), id.0.simple());
-                    self.store
-                        .open_work_order(&WorkOrder { code, ..candidate })
-                        .await?
+                    self.open(&WorkOrder { code, ..candidate }, &kit).await?
                 }
                 other => other?,
             };
@@ -605,6 +651,8 @@ impl Handler for RulConsumer {
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
     let rules = RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let estimates = Estimates::load_or_builtin(infra.settings.rules_dir.as_deref())
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let hooks = webhooks::ready_all(&config.webhooks)
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let health = App::health("orchestrator", &infra);
@@ -622,6 +670,7 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         store: infra.store.clone(),
         publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
         rules: Arc::new(rules),
+        estimates: Arc::new(estimates),
         overdue_alerted: Arc::default(),
     };
     let (a, r, overdue) = (
@@ -715,6 +764,7 @@ mod tests {
             store: infra.store.clone(),
             publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "orchestrator"),
             rules: Arc::new(RuleSet::builtin().expect("rules")),
+            estimates: Arc::new(Estimates::builtin().expect("planning")),
             overdue_alerted: Arc::default(),
         };
         let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "anomaly");
@@ -1119,7 +1169,14 @@ mod tests {
     /// of their ids): the second is opened under its whole id, not lost with its alert.
     #[tokio::test]
     async fn a_work_order_whose_code_is_taken_is_opened_under_its_whole_id() {
-        let p = plant().await;
+        let mut p = plant().await;
+        // With a kit: opened with it under the whole id too.
+        p.orchestrator.estimates = Arc::new(
+            Estimates::parse(
+                "default_hours = 2\n[asset_types.pump]\nparts = { anomaly = [\"BRG-6204 x2\"] }\n",
+            )
+            .expect("planning"),
+        );
         let start = p.base;
         let event = format!("anomaly:{}", Anomaly::id_for(p.sensor, start));
         let id = WorkOrderId(deterministic_uuid("work-order", &[&event]));
@@ -1159,6 +1216,56 @@ mod tests {
             p.alerts().await.iter().any(|a| a.work_order_id == Some(id)),
             "its alert raised"
         );
+        let record = p
+            .infra
+            .store
+            .get_work_order_record(id)
+            .await
+            .expect("read")
+            .expect("opened");
+        assert_eq!(record.parts.len(), 1, "{record:?}");
+        assert_eq!(record.parts[0].quantity, 2);
+    }
+
+    /// The parts `planning.toml` lists for a kind of work go on the work orders opened for
+    /// it (reserved in the stores), in the same transaction; the anomaly that comes again
+    /// finds the same order, its parts once.
+    #[tokio::test]
+    async fn a_work_order_opened_lists_the_parts_its_kind_of_work_takes() {
+        let mut p = plant().await;
+        p.orchestrator.estimates = Arc::new(
+            Estimates::parse(
+                "default_hours = 2\n[asset_types.pump]\nparts = { anomaly = [\"SEAL-12 x2\", \"BRG-6204\"] }\n",
+            )
+            .expect("planning"),
+        );
+        p.anomaly(p.pump.id, 0, 0.9).await;
+        p.anomaly(p.pump.id, 1, 0.91).await;
+        p.handle(2).await;
+        let orders = p
+            .infra
+            .store
+            .list_work_order_records(&WorkOrderFilter {
+                asset_id: Some(p.pump.id),
+                ..WorkOrderFilter::default()
+            })
+            .await
+            .expect("work orders");
+        assert_eq!(orders.len(), 1, "{orders:?}");
+        let parts: Vec<(&str, u32)> = orders[0]
+            .parts
+            .iter()
+            .map(|x| (x.part_number.as_str(), x.quantity))
+            .collect();
+        assert_eq!(parts, [("SEAL-12", 2), ("BRG-6204", 1)]);
+        assert!(!orders[0].technician_by_planner && orders[0].technician.is_none());
+        let reserved = p
+            .infra
+            .store
+            .reserved_parts(TenantId::DEFAULT)
+            .await
+            .expect("reserved");
+        assert_eq!(reserved.get("SEAL-12"), Some(&2));
     }
 
     #[test]
