@@ -103,6 +103,11 @@ describe('work orders', () => {
       { partNumber: 'SEAL-12', quantity: 1 },
       { partNumber: 'OIL', quantity: 3 },
     ]);
+    // A part number ending in x and digits is a part number (a quantity follows whitespace).
+    expect(parseParts('BOX5, FLT-X10 ×4')).toEqual([
+      { partNumber: 'BOX5', quantity: 1 },
+      { partNumber: 'FLT-X10', quantity: 4 },
+    ]);
     expect(formatParts([{ partNumber: 'A', quantity: 2 }, { partNumber: 'B', quantity: 1 }])).toBe('A x2, B');
     expect(formatParts(undefined)).toBe('');
   });

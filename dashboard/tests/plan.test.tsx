@@ -21,6 +21,7 @@ const plan = (applied = 0): MaintenancePlan => ({
     {
       workOrderId: 'wo-1', code: 'WO-1', assetId: 'id-M1', asset: 'MTR-1', priority: 'URGENT', status: 'OPEN', technician: 'ana',
       start: '2026-12-07T06:00:00Z', end: '2026-12-07T08:00:00Z', dueBy: '2026-12-07T08:00:00Z', lateHours: 0, skill: 'electrical',
+      partsShort: 'parts short: 2 × BRG-6204 needed, 1 free on the shelf once more urgent work has its share',
     },
     {
       workOrderId: 'wo-2', code: 'WO-2', assetId: 'id-M2', asset: 'MTR-2', priority: 'HIGH', status: 'SCHEDULED', technician: 'ana',
@@ -96,6 +97,8 @@ describe('PlanPage', () => {
     expect(within(rows[1]).getByTestId('plan-late').textContent).toContain('1.0 h late');
     expect(within(rows[1]).getByTestId('plan-parts-wait').textContent).toContain('waits for parts');
     expect(within(rows[0]).queryByTestId('plan-parts-wait')).toBeNull();
+    expect(within(rows[0]).getByTestId('plan-parts-short').textContent).toContain('2 × BRG-6204 needed');
+    expect(within(rows[1]).queryByTestId('plan-parts-short')).toBeNull();
     expect(screen.getByTestId('plan-summary').textContent).toContain('1 starting after the due time');
     const ana = screen.getAllByTestId('plan-technician')[0];
     expect(ana.textContent).toContain('6.0 h planned of 40.0 h free (15 %)');

@@ -83,6 +83,8 @@ pub struct AssetTypeEstimate {
 
 /// Most of one part a kit may list (as a work order's parts list).
 pub const MAX_KIT_QUANTITY: u32 = 100_000;
+/// Most parts a kit may list (as a work order's parts list).
+pub const MAX_KIT_PARTS: usize = 200;
 
 /// A part a kind of work takes, written `BRG-6204 x2` (`BRG-6204`: one).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -165,6 +167,21 @@ impl Estimates {
         check("default_hours".into(), e.default_hours)?;
         for (cause, c) in &e.causes {
             check(format!("causes.{cause}.hours"), c.hours)?;
+        }
+        for (ty, a) in &e.asset_types {
+            let mut causes = std::collections::BTreeSet::new();
+            for (cause, kit) in &a.parts {
+                if !causes.insert(cause.to_lowercase()) {
+                    return Err(Error::Invalid(format!(
+                        "planning.toml: asset_types.{ty}.parts lists `{cause}` twice (causes are compared in lower case)"
+                    )));
+                }
+                if kit.len() > MAX_KIT_PARTS {
+                    return Err(Error::Invalid(format!(
+                        "planning.toml: asset_types.{ty}.parts.{cause} lists more than {MAX_KIT_PARTS} parts"
+                    )));
+                }
+            }
         }
         // Looked up in lower case: an asset type or cause written `Pump` is `pump`.
         e.causes = std::mem::take(&mut e.causes)
@@ -1403,6 +1420,10 @@ mod tests {
             (
                 "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"BRG-6204 xtwo\"] }",
                 "whole number",
+            ),
+            (
+                "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"A\"], RUL = [\"B\"] }",
+                "twice",
             ),
         ] {
             let message = Estimates::parse(text).expect_err(named).to_string();

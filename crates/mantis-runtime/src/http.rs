@@ -175,18 +175,15 @@ fn is_json_media_type(content_type: &str) -> bool {
 /// Every body the services' APIs read is JSON: a `POST`, `PUT` or `PATCH` whose body says it
 /// is something else (a form, plain text, XML) is answered `415` with a problem body, rather
 /// than read as JSON anyway or refused with a parse error about its first byte. A request
-/// without a body (no `Content-Length` and no `Transfer-Encoding`, or a length of 0) is not
-/// checked, nor are other methods; a body without a `Content-Type` is left to the handler
+/// known to have no body is not checked, nor are other methods; a body without a `Content-Type` is left to the handler
 /// (JSON handlers read it as JSON; ingestion's readings endpoint, which also takes NDJSON,
 /// asks for one). Applied after routing ([`App::new`](crate::App::new) for every service,
 /// the gateway to its own router), so an unknown path is still a 404.
 pub async fn json_bodies(request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|n| n.trim() != "0");
+    // Known empty (no length and no chunks over HTTP/1.1, a length of 0, an HTTP/2 stream
+    // ended with its headers) or not.
+    let has_body = axum::body::HttpBody::size_hint(request.body()).exact() != Some(0);
     let writes = matches!(
         *request.method(),
         axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
@@ -278,6 +275,11 @@ impl From<mantis_store::Error> for Problem {
             mantis_store::Error::Unavailable(d) => Self::unavailable(d),
             mantis_store::Error::NotFound { .. } => Self::not_found(e.to_string()),
             mantis_store::Error::Conflict(d) => Self::new(StatusCode::CONFLICT, "Conflict", d),
+            mantis_store::Error::Stale(d) => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "Precondition Failed",
+                format!("{d}; reload it and make the change again"),
+            ),
             mantis_store::Error::Rejected(d) => Self::bad_request(format!(
                 "a value cannot be stored: {d} (text must not contain NUL characters)"
             )),

@@ -8,8 +8,8 @@
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
 use crate::{
-    AlertFilter, AlertState, Error, Expired, LifeEnds, Part, PlannedSlot, Retention, Store,
-    UserChanges, WorkOrderChanges, WorkOrderFilter,
+    AlertFilter, AlertState, Error, Expired, KeepStored, LifeEnds, Part, PlannedSlot, Retention,
+    Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
@@ -2328,7 +2328,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         )
         .await;
     assert!(
-        matches!(&stale, Err(Error::Conflict(m)) if m.contains("changed meanwhile")),
+        matches!(&stale, Err(Error::Stale(m)) if m.contains("changed meanwhile")),
         "{stale:?}"
     );
     let kept = store
@@ -2372,7 +2372,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
             },
         )
         .await;
-    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    assert!(matches!(stale, Err(Error::Stale(_))), "{stale:?}");
     // A move too: refused from a stale read (and not made), made from the time read, and
     // written at a later time still.
     let stale = store
@@ -2384,7 +2384,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         )
         .await;
     assert!(
-        matches!(&stale, Err(Error::Conflict(m)) if m.contains("changed meanwhile")),
+        matches!(&stale, Err(Error::Stale(m)) if m.contains("changed meanwhile")),
         "{stale:?}"
     );
     assert!(
@@ -2405,6 +2405,17 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         .expect("exists");
     assert_eq!(moved.order.status, WorkOrderStatus::Scheduled);
     assert!(moved.updated_at > last);
+    // A stale read is told as such even when the status moved too (412, not a 409 about the
+    // status).
+    let stale = store
+        .transition_work_order(
+            order.id,
+            WorkOrderStatus::Open,
+            WorkOrderStatus::InProgress,
+            Some(last),
+        )
+        .await;
+    assert!(matches!(stale, Err(Error::Stale(_))), "{stale:?}");
     store
         .update_work_order(
             order.id,
@@ -2953,15 +2964,15 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
     let (plant, motor) = tenant_with_motor(store).await;
     let (other, _) = tenant_with_motor(store).await;
     store
-        .upsert_spare_part(&spare_part(plant, "BRG-6204", 5))
+        .upsert_spare_part(&spare_part(plant, "BRG-6204", 5), KeepStored::default())
         .await
         .expect("bearing");
     store
-        .upsert_spare_part(&spare_part(plant, "SEAL-12", 1))
+        .upsert_spare_part(&spare_part(plant, "SEAL-12", 1), KeepStored::default())
         .await
         .expect("seal");
     store
-        .upsert_spare_part(&spare_part(other, "BRG-6204", 50))
+        .upsert_spare_part(&spare_part(other, "BRG-6204", 50), KeepStored::default())
         .await
         .expect("another plant's");
     // Defining a known part again changes its description, not its count.
@@ -2971,7 +2982,10 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
         updated_at: at(2_000),
         ..spare_part(plant, "BRG-6204", 5)
     };
-    store.upsert_spare_part(&renamed).await.expect("renamed");
+    store
+        .upsert_spare_part(&renamed, KeepStored::default())
+        .await
+        .expect("renamed");
     let bearing = store
         .get_spare_part(plant, "BRG-6204")
         .await
@@ -3204,7 +3218,10 @@ pub async fn stock_movements_are_recorded_in_order_and_a_missing_part_is_not_fou
         expected_at: Some(at(86_400_000)),
         ..spare_part(plant, "SEAL-12", 1)
     };
-    store.upsert_spare_part(&ordered).await.expect("seal");
+    store
+        .upsert_spare_part(&ordered, KeepStored::default())
+        .await
+        .expect("seal");
     // Part of the order arrives: still expected; the rest: nothing on order any more.
     let first = store
         .record_stock_movement(plant, "SEAL-12", StockChange::Received(4), "sam", "DN-1")
@@ -3222,6 +3239,59 @@ pub async fn stock_movements_are_recorded_in_order_and_a_missing_part_is_not_fou
         .expect("exists");
     assert_eq!((seal.on_hand, seal.on_order), (5, 6));
     assert_eq!(seal.expected_at, Some(at(86_400_000)));
+    // A definition read before that delivery, saved with what is on order kept as stored:
+    // the delivery is not undone.
+    store
+        .upsert_spare_part(
+            &SparePart {
+                location: "B-07".to_owned(),
+                ..ordered.clone()
+            },
+            KeepStored {
+                on_order: true,
+                expected_at: true,
+            },
+        )
+        .await
+        .expect("relocated");
+    let seal = store
+        .get_spare_part(plant, "SEAL-12")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((seal.location.as_str(), seal.on_order), ("B-07", 6));
+    assert_eq!(seal.expected_at, Some(at(86_400_000)));
+    // Set to nothing on order: expected at no time, whatever is kept.
+    store
+        .upsert_spare_part(
+            &SparePart {
+                on_order: 0,
+                ..ordered.clone()
+            },
+            KeepStored {
+                on_order: false,
+                expected_at: true,
+            },
+        )
+        .await
+        .expect("nothing on order");
+    let seal = store
+        .get_spare_part(plant, "SEAL-12")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((seal.on_order, seal.expected_at), (0, None));
+    store
+        .upsert_spare_part(
+            &SparePart {
+                on_order: 6,
+                location: "B-07".to_owned(),
+                ..ordered.clone()
+            },
+            KeepStored::default(),
+        )
+        .await
+        .expect("on order again");
     store
         .record_stock_movement(plant, "SEAL-12", StockChange::Received(8), "sam", "DN-2")
         .await

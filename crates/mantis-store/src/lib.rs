@@ -62,6 +62,10 @@ pub enum Error {
     /// The write conflicts with existing data (e.g. a duplicate code).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A compare-and-set found the row changed since the time it was given (`unchanged_since`):
+    /// nothing written.
+    #[error("changed since it was read: {0}")]
+    Stale(String),
     /// A stored value could not be turned back into a domain value.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -220,10 +224,19 @@ pub struct WorkOrderChanges {
     pub planned: Option<Option<PlannedSlot>>,
     /// Whether the technician or planned slot set here is the planner's (else a person's).
     pub by_planner: bool,
-    /// Change it only if it was last changed at this time (else [`Error::Conflict`]): nobody
+    /// Change it only if it was last changed at this time (else [`Error::Stale`]): nobody
     /// changed it since it was read. (Every change writes an `updated_at` later than the one
     /// it replaces.)
     pub unchanged_since: Option<Timestamp>,
+}
+
+/// Which fields of a known spare part an upsert leaves as they are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeepStored {
+    /// What is on order.
+    pub on_order: bool,
+    /// When it is expected.
+    pub expected_at: bool,
 }
 
 /// Changes to a user's account; `None` leaves a field as stored.
@@ -544,12 +557,13 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(Timestamp, WorkOrderId)>,
         limit: u32,
     ) -> Result<Vec<WorkOrder>>;
-    /// Moves a work order to `status` (as it is: the stores' counts are not touched).
+    /// Moves a work order to `status` (as it is: the stores' counts are not touched; its
+    /// `updated_at` moves on as with every change).
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
     /// Moves a work order from `from` to `to` if it is still in `from` (compare and set).
     /// Returns whether it moved; [`Error::NotFound`] when there is no such work order,
-    /// [`Error::Conflict`] when `unchanged_since` is given and it was changed since (the
-    /// move is then not made). Every change writes an `updated_at` later than the one it
+    /// [`Error::Stale`] when `unchanged_since` is given and it was changed since (checked
+    /// first; the move is then not made). Every change writes an `updated_at` later than the one it
     /// replaces, so a client's If-Match cannot miss a change. A move
     /// from an active status to COMPLETED takes the order's parts from the shelf, in the same
     /// transaction (a `CONSUMED` movement per stocked part, never below zero: what was taken
@@ -665,9 +679,11 @@ pub trait Store: Send + Sync + 'static {
     // --- stores ----------------------------------------------------------------------------
 
     /// Creates a spare part (its count on the shelf starting at `part.on_hand`), or changes
-    /// its description, location, reorder point and what is on order; the count of a known
-    /// part changes only by movements ([`Store::record_stock_movement`], completions).
-    async fn upsert_spare_part(&self, part: &SparePart) -> Result<()>;
+    /// its description, location, reorder point and what is on order, but for the fields
+    /// `keep` names, left as stored (deliveries change them meanwhile; decided in the
+    /// statement itself). What is on order is never expected when there is none. The count of
+    /// a known part changes only by movements ([`Store::record_stock_movement`], completions).
+    async fn upsert_spare_part(&self, part: &SparePart, keep: KeepStored) -> Result<()>;
     /// One of a tenant's spare parts.
     async fn get_spare_part(
         &self,

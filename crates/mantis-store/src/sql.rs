@@ -11,9 +11,9 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, Expired, LifeEnds, OpenWork, OpenedWorkOrder,
-    ReadingBucket, Result, Retention, Store, UserChanges, WindowSummary, WorkOrderChanges,
-    WorkOrderFilter, WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Error, Expired, KeepStored, LifeEnds, OpenWork,
+    OpenedWorkOrder, ReadingBucket, Result, Retention, Store, UserChanges, WindowSummary,
+    WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -1064,13 +1064,13 @@ where
     ) -> Result<bool> {
         for _ in 0..MAX_COUNT_RACES {
             let (status, before) = work_order_state!(self, id);
-            if status != from.as_str() {
-                return Ok(false);
-            }
             if unchanged_since.is_some_and(|t| t != before) {
-                return Err(Error::Conflict(format!(
+                return Err(Error::Stale(format!(
                     "work order {id} was changed meanwhile"
                 )));
+            }
+            if status != from.as_str() {
+                return Ok(false);
             }
             let now = changed_at(before);
             let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
@@ -1174,16 +1174,16 @@ where
         // written is always after the one read.
         for _ in 0..MAX_COUNT_RACES {
             let (status, before) = work_order_state!(self, id);
+            if changes.unchanged_since.is_some_and(|t| t != before) {
+                return Err(Error::Stale(format!(
+                    "work order {id} was changed meanwhile"
+                )));
+            }
             let status = rows::stored_status(&status)?;
             if !status.is_active() {
                 return Err(Error::Conflict(format!(
                     "work order {id} is {} and can no longer be changed",
                     status.as_str()
-                )));
-            }
-            if changes.unchanged_since.is_some_and(|t| t != before) {
-                return Err(Error::Conflict(format!(
-                    "work order {id} was changed meanwhile"
                 )));
             }
             let result = bind_plan!(
@@ -1238,10 +1238,11 @@ where
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()> {
+        let (_, before) = work_order_state!(self, id);
         let result = sqlx::query(queries::SET_WORK_ORDER_STATUS)
             .bind(DbId::from(id))
             .bind(status.as_str().to_owned())
-            .bind(DbTime(Utc::now()))
+            .bind(DbTime(changed_at(before)))
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -1651,7 +1652,7 @@ where
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(part = %part.part_number))]
-    async fn upsert_spare_part(&self, part: &SparePart) -> Result<()> {
+    async fn upsert_spare_part(&self, part: &SparePart, keep: KeepStored) -> Result<()> {
         let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         sqlx::query(queries::ENSURE_TENANT)
             .bind(DbId::from(part.tenant_id))
@@ -1669,6 +1670,8 @@ where
             .bind(i64::from(part.on_order))
             .bind(part.expected_at.map(DbTime))
             .bind(DbTime(part.updated_at))
+            .bind(keep.on_order)
+            .bind(keep.expected_at)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -318,6 +318,8 @@ export interface PlannedWorkOrder {
   skill: string | null;
   /** It waits for parts on order, expected then. */
   partsExpectedAt?: Ts | null;
+  /** Kept here by a person's slot though its parts are short: what it lacks. */
+  partsShort?: string | null;
 }
 
 export interface UnplacedWorkOrder {

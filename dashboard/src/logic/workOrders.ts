@@ -61,7 +61,9 @@ export function parseParts(text: string): Part[] {
     .map((s) => s.trim())
     .filter(Boolean)
     .map((item) => {
-      const m = /^(.+?)\s*[x×*]\s*(\d+)$/i.exec(item);
+      // `BRG-6204 x2`, `BRG-6204 ×2`, `BRG-6204*2`: a quantity after whitespace and x (so
+      // that `BOX5` stays a part number), or after `*`.
+      const m = /^(.+?)(?:\s+[x×]\s*|\s*\*\s*)(\d+)$/i.exec(item);
       if (m) return { partNumber: m[1].trim(), quantity: Number(m[2]) };
       return { partNumber: item, quantity: 1 };
     });

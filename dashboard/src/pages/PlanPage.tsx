@@ -179,6 +179,12 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
                       · waits for parts due {formatDateTime(a.partsExpectedAt)}
                     </span>
                   )}
+                  {a.partsShort && (
+                    <span className="error-text small" data-testid="plan-parts-short">
+                      {' '}
+                      · {a.partsShort}
+                    </span>
+                  )}
                 </td>
                 <td>
                   <a href={assetHref(a.assetId)}>{a.asset || a.assetId.slice(0, 8)}</a>

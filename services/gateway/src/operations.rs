@@ -89,19 +89,11 @@ fn precondition(headers: &HeaderMap, record: &WorkOrderRecord) -> ApiResult<Opti
     }
 }
 
-/// A store's refusal of a change made under `If-Match` (`unchanged_since`): `412` when the
-/// order was changed between the read and the write, as the store says.
-fn stale_or(
-    e: mantis_store::Error,
-    record: &WorkOrderRecord,
-    unchanged_since: Option<DateTime<Utc>>,
-) -> Problem {
+/// A store's refusal of a change made under `If-Match`: `412` when the order was changed
+/// between the read and the write.
+fn stale_or(e: mantis_store::Error, record: &WorkOrderRecord) -> Problem {
     match e {
-        mantis_store::Error::Conflict(why)
-            if unchanged_since.is_some() && why.contains("changed meanwhile") =>
-        {
-            changed_since_read(record)
-        }
+        mantis_store::Error::Stale(_) => changed_since_read(record),
         e => e.into(),
     }
 }
@@ -111,12 +103,9 @@ fn changed_since_read(record: &WorkOrderRecord) -> Problem {
         StatusCode::PRECONDITION_FAILED,
         "Precondition Failed",
         format!(
-            "work order {} was changed at {} since it was read (If-Match); reload it and \
-             make the change again",
+            "work order {} was changed since it was read (If-Match); reload it and make the \
+             change again",
             record.order.code,
-            record
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
         ),
     )
 }
@@ -610,7 +599,7 @@ pub(crate) async fn update_work_order(
             },
         )
         .await
-        .map_err(|e| stale_or(e, &record, unchanged_since))?;
+        .map_err(|e| stale_or(e, &record))?;
     let updated = tenant_work_order(&s, &who, &id).await?;
     s.live.work_order_changed(&updated, who.tenant_id);
     Ok(work_order_response(StatusCode::OK, updated))
@@ -657,7 +646,7 @@ pub(crate) async fn transition_work_order(
         .store
         .transition_work_order(record.order.id, from, to, unchanged_since)
         .await
-        .map_err(|e| stale_or(e, &record, unchanged_since))?
+        .map_err(|e| stale_or(e, &record))?
     {
         return Err(conflict(format!(
             "work order {} was changed meanwhile; reload it",
@@ -747,7 +736,7 @@ pub(crate) async fn complete_work_order(
                 unchanged_since,
             )
             .await
-            .map_err(|e| stale_or(e, &record, unchanged_since))?
+            .map_err(|e| stale_or(e, &record))?
     {
         return Err(conflict(format!(
             "work order {} was changed meanwhile; reload it",

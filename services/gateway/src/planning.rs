@@ -332,14 +332,26 @@ pub(crate) async fn apply(
         // An order the plan changed is scheduled; one it left as it was keeps its status (a
         // person may have moved it back to OPEN).
         if changed && record.order.status == WorkOrderStatus::Open {
-            s.store
+            // Moved or closed meanwhile (a person's move wins): left as it is. An apply never
+            // stops half way over one order.
+            match s
+                .store
                 .transition_work_order(
                     record.order.id,
                     WorkOrderStatus::Open,
                     WorkOrderStatus::Scheduled,
                     None,
                 )
-                .await?;
+                .await
+            {
+                Ok(_)
+                | Err(
+                    mantis_store::Error::Conflict(_)
+                    | mantis_store::Error::Stale(_)
+                    | mantis_store::Error::NotFound { .. },
+                ) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         if changed {
             applied += 1;
@@ -389,7 +401,11 @@ pub(crate) async fn apply(
 async fn change(s: &ApiState, id: WorkOrderId, changes: &WorkOrderChanges) -> ApiResult<bool> {
     match s.store.update_work_order(id, changes).await {
         Ok(()) => Ok(true),
-        Err(mantis_store::Error::Conflict(_) | mantis_store::Error::NotFound { .. }) => Ok(false),
+        Err(
+            mantis_store::Error::Conflict(_)
+            | mantis_store::Error::Stale(_)
+            | mantis_store::Error::NotFound { .. },
+        ) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

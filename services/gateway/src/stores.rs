@@ -206,10 +206,15 @@ pub(crate) async fn put_part(
             .validate()
             .map_err(|e| Problem::bad_request(e.to_string()).with_field("/onHand", "too many"))?;
     }
-    s.store.upsert_spare_part(&part).await?;
-    if let Some(n) = definition.on_hand
-        && (existing.is_none() || n != part.on_hand)
-    {
+    // What is on order, and when, are left as stored unless given: a delivery recorded since
+    // the read is not put back on order.
+    let keep = mantis_store::KeepStored {
+        on_order: definition.on_order.is_none(),
+        expected_at: definition.expected_at.is_none(),
+    };
+    s.store.upsert_spare_part(&part, keep).await?;
+    // A count given is recorded as one (the same count too: a stocktake that confirms it).
+    if let Some(n) = definition.on_hand {
         let note = if existing.is_none() {
             "first count"
         } else {

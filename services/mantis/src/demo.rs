@@ -27,7 +27,7 @@ use mantis_domain::{
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
-use mantis_store::Store;
+use mantis_store::{KeepStored, Store};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -435,18 +435,14 @@ const STORES: &[(&str, &str, &str, u32, u32, u32, i64)] = &[
     ),
 ];
 
-/// Fills the demo plant's stores (parts and their first counts) unless they are known:
-/// changes made through the dashboard are kept.
+/// Fills the demo plant's stores (parts and their first counts) when they are empty:
+/// changes made through the dashboard, parts removed included, are kept.
 pub async fn seed_stores(store: &dyn Store) -> Result<()> {
+    if !store.list_spare_parts(TenantId::DEFAULT).await?.is_empty() {
+        return Ok(());
+    }
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
     for (number, description, location, on_hand, reorder_point, on_order, days) in STORES {
-        if store
-            .get_spare_part(TenantId::DEFAULT, number)
-            .await?
-            .is_some()
-        {
-            continue;
-        }
         let part = SparePart {
             tenant_id: TenantId::DEFAULT,
             part_number: (*number).to_owned(),
@@ -458,7 +454,9 @@ pub async fn seed_stores(store: &dyn Store) -> Result<()> {
             expected_at: (*on_order > 0).then(|| now + chrono::Duration::days(*days)),
             updated_at: now,
         };
-        store.upsert_spare_part(&part).await?;
+        store
+            .upsert_spare_part(&part, KeepStored::default())
+            .await?;
         if *on_hand > 0 {
             store
                 .record_stock_movement(

@@ -173,7 +173,15 @@ impl Orchestrator {
             }),
             // Its id (a redelivery) or an active one for its asset and cause: that one; a
             // code taken: the conflict again, for the caller.
-            Err(mantis_store::Error::Conflict(_)) => self.store.open_work_order(candidate).await,
+            Err(mantis_store::Error::Conflict(_)) => {
+                let opened = self.store.open_work_order(candidate).await?;
+                if opened.created {
+                    // The active one was closed between the two calls: this one is new after
+                    // all, and gets its kit right after (not in one transaction only here).
+                    self.store.update_work_order(candidate.id, &plan).await?;
+                }
+                Ok(opened)
+            }
             Err(e) => Err(e),
         }
     }

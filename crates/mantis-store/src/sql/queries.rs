@@ -539,13 +539,18 @@ pub(crate) const DELETE_TECHNICIAN: &str =
     "DELETE FROM technicians WHERE tenant_id = $1 AND name = $2";
 
 /// `$1` tenant, `$2` part number, `$3` description, `$4` location, `$5` on hand (a new part
-/// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now.
+/// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now; for a known part, `$10`
+/// keeps what is on order and `$11` when it is expected as stored; nothing on order is then
+/// expected at no time (a new part's: the caller's to say).
 pub(crate) const UPSERT_SPARE_PART: &str = "INSERT INTO spare_parts \
      (tenant_id, part_number, description, location, on_hand, reorder_point, on_order, \
      expected_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (tenant_id, part_number) DO UPDATE SET description = excluded.description, \
      location = excluded.location, reorder_point = excluded.reorder_point, \
-     on_order = excluded.on_order, expected_at = excluded.expected_at, \
+     on_order = CASE WHEN $10 THEN spare_parts.on_order ELSE excluded.on_order END, \
+     expected_at = CASE \
+       WHEN (CASE WHEN $10 THEN spare_parts.on_order ELSE excluded.on_order END) = 0 THEN NULL \
+       WHEN $11 THEN spare_parts.expected_at ELSE excluded.expected_at END, \
      updated_at = excluded.updated_at";
 
 /// `$1` tenant, `$2` part number.
