@@ -168,14 +168,24 @@ impl Estimates {
         for (cause, c) in &e.causes {
             check(format!("causes.{cause}.hours"), c.hours)?;
         }
-        for (ty, a) in &e.asset_types {
-            let mut causes = std::collections::BTreeSet::new();
-            for (cause, kit) in &a.parts {
-                if !causes.insert(cause.to_lowercase()) {
+        // Compared in lower case: two keys that differ only in case would hide one another.
+        let once = |what: &str, keys: &mut dyn Iterator<Item = &String>| {
+            let mut seen = std::collections::BTreeSet::new();
+            for key in keys {
+                if !seen.insert(key.to_lowercase()) {
                     return Err(Error::Invalid(format!(
-                        "planning.toml: asset_types.{ty}.parts lists `{cause}` twice (causes are compared in lower case)"
+                        "planning.toml: {what} lists `{key}` twice (compared in lower case)"
                     )));
                 }
+            }
+            Ok(())
+        };
+        once("causes", &mut e.causes.keys())?;
+        once("asset_types", &mut e.asset_types.keys())?;
+        for (ty, a) in &e.asset_types {
+            once(&format!("asset_types.{ty}.hours"), &mut a.hours.keys())?;
+            once(&format!("asset_types.{ty}.parts"), &mut a.parts.keys())?;
+            for (cause, kit) in &a.parts {
                 if kit.len() > MAX_KIT_PARTS {
                     return Err(Error::Invalid(format!(
                         "planning.toml: asset_types.{ty}.parts.{cause} lists more than {MAX_KIT_PARTS} parts"
@@ -1424,6 +1434,10 @@ mod tests {
             (
                 "default_hours = 1\n[asset_types.pump]\nparts = { rul = [\"A\"], RUL = [\"B\"] }",
                 "twice",
+            ),
+            (
+                "default_hours = 1\n[asset_types.pump]\nskill = \"a\"\n[asset_types.Pump]\nskill = \"b\"",
+                "asset_types lists `pump` twice",
             ),
         ] {
             let message = Estimates::parse(text).expect_err(named).to_string();

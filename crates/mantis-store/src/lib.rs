@@ -583,7 +583,9 @@ pub trait Store: Send + Sync + 'static {
         filter: &WorkOrderFilter,
     ) -> Result<Vec<WorkOrderRecord>>;
     /// Changes a work order's plan; [`Error::NotFound`] when there is no such work order,
-    /// [`Error::Conflict`] when it is completed or cancelled (checked in the same statement).
+    /// [`Error::Stale`] when `changes.unchanged_since` is given and it was changed since
+    /// (checked first), [`Error::Conflict`] when it is completed or cancelled (checked in the
+    /// same statement).
     async fn update_work_order(&self, id: WorkOrderId, changes: &WorkOrderChanges) -> Result<()>;
     /// Stores a new work order together with its plan (`plan` applied as by
     /// [`Store::update_work_order`]) in one transaction: a work order planned by hand is never

@@ -1238,21 +1238,23 @@ where
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()> {
-        let (_, before) = work_order_state!(self, id);
-        let result = sqlx::query(queries::SET_WORK_ORDER_STATUS)
-            .bind(DbId::from(id))
-            .bind(status.as_str().to_owned())
-            .bind(DbTime(changed_at(before)))
-            .execute(self.sql_pool())
-            .await
-            .map_err(db_error)?;
-        if result.affected() == 0 {
-            return Err(Error::NotFound {
-                what: "work order",
-                id: id.to_string(),
-            });
+        for _ in 0..MAX_COUNT_RACES {
+            let (_, before) = work_order_state!(self, id);
+            let result = sqlx::query(queries::SET_WORK_ORDER_STATUS)
+                .bind(DbId::from(id))
+                .bind(status.as_str().to_owned())
+                .bind(DbTime(changed_at(before)))
+                .bind(DbTime(before))
+                .execute(self.sql_pool())
+                .await
+                .map_err(db_error)?;
+            if result.affected() > 0 {
+                return Ok(());
+            }
         }
-        Ok(())
+        Err(Error::Conflict(format!(
+            "work order {id} kept changing while its status was set; try again"
+        )))
     }
 
     async fn insert_maintenance_event(&self, event: &MaintenanceEvent) -> Result<bool> {

@@ -410,7 +410,7 @@ export interface PartDefinition {
   reorderPoint?: number;
   onOrder?: number;
   expectedAt?: Ts | null;
-  /** A count: recorded as a COUNTED movement when it differs. */
+  /** A count: always recorded as a COUNTED movement (the same count too). */
   onHand?: number;
 }
 

@@ -72,7 +72,8 @@ pub(crate) struct PartDefinition {
     #[schema(value_type = Option<String>, format = DateTime)]
     expected_at: Option<Option<DateTime<Utc>>>,
     /// The count on the shelf, when it is known to be this (a new part's first count, a
-    /// stocktake): recorded as a COUNTED movement when it differs. Absent: unchanged.
+    /// stocktake): always recorded as a COUNTED movement (the same count too). Absent:
+    /// unchanged.
     #[schema(minimum = 0, maximum = 1000000)]
     on_hand: Option<u32>,
 }

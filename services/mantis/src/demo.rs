@@ -435,8 +435,8 @@ const STORES: &[(&str, &str, &str, u32, u32, u32, i64)] = &[
     ),
 ];
 
-/// Fills the demo plant's stores (parts and their first counts) when they are empty:
-/// changes made through the dashboard, parts removed included, are kept.
+/// Fills the demo plant's stores (parts and their first counts) when they are empty: changes
+/// made through the dashboard are kept (stores emptied are filled again at the next start).
 pub async fn seed_stores(store: &dyn Store) -> Result<()> {
     if !store.list_spare_parts(TenantId::DEFAULT).await?.is_empty() {
         return Ok(());

@@ -166,24 +166,52 @@ impl Orchestrator {
             parts: Some(kit.to_vec()),
             ..WorkOrderChanges::default()
         };
-        match self.store.create_work_order(candidate, &plan).await {
-            Ok(()) => Ok(OpenedWorkOrder {
-                work_order: candidate.clone(),
-                created: true,
-            }),
-            // Its id (a redelivery) or an active one for its asset and cause: that one; a
-            // code taken: the conflict again, for the caller.
-            Err(mantis_store::Error::Conflict(_)) => {
-                let opened = self.store.open_work_order(candidate).await?;
-                if opened.created {
-                    // The active one was closed between the two calls: this one is new after
-                    // all, and gets its kit right after (not in one transaction only here).
-                    self.store.update_work_order(candidate.id, &plan).await?;
+        let mut last = None;
+        for _ in 0..3 {
+            match self.store.create_work_order(candidate, &plan).await {
+                Ok(()) => {
+                    return Ok(OpenedWorkOrder {
+                        work_order: candidate.clone(),
+                        created: true,
+                    });
                 }
-                Ok(opened)
+                Err(mantis_store::Error::Conflict(why)) => {
+                    // Its id (a redelivery: the order as stored, whatever became of it) or
+                    // an active one for its asset and cause: that one.
+                    if let Some(stored) = self.store.get_work_order(candidate.id).await? {
+                        return Ok(OpenedWorkOrder {
+                            work_order: stored,
+                            created: false,
+                        });
+                    }
+                    let active = self
+                        .store
+                        .list_work_orders(&mantis_store::WorkOrderFilter {
+                            asset_id: Some(candidate.asset_id),
+                            statuses: vec![
+                                WorkOrderStatus::Open,
+                                WorkOrderStatus::Scheduled,
+                                WorkOrderStatus::InProgress,
+                            ],
+                            ..mantis_store::WorkOrderFilter::default()
+                        })
+                        .await?
+                        .into_iter()
+                        .find(|w| w.cause == candidate.cause);
+                    if let Some(active) = active {
+                        return Ok(OpenedWorkOrder {
+                            work_order: active,
+                            created: false,
+                        });
+                    }
+                    // Neither: its code is taken, or the active one was closed meanwhile
+                    // (then the next try opens it, with its kit, in one transaction).
+                    last = Some(why);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        Err(mantis_store::Error::Conflict(last.unwrap_or_default()))
     }
 
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {

@@ -306,8 +306,9 @@ pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
 /// Number of status slots in [`LIST_WORK_ORDERS`].
 pub(crate) const STATUS_SLOTS: usize = 5;
 
+/// `$3` now, `$4` the `updated_at` it must still have.
 pub(crate) const SET_WORK_ORDER_STATUS: &str =
-    "UPDATE work_orders SET status = $2, updated_at = $3 WHERE id = $1";
+    "UPDATE work_orders SET status = $2, updated_at = $3 WHERE id = $1 AND updated_at = $4";
 
 pub(crate) const INSERT_MAINTENANCE_EVENT: &str = "INSERT INTO maintenance_events \
      (id, tenant_id, asset_id, kind, occurred_at, work_order_id, note) \
