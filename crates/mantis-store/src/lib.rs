@@ -169,6 +169,18 @@ pub struct Part {
     pub quantity: u32,
 }
 
+/// How many of each part (by trimmed number) a parts list names, summed: what a work order
+/// reserves in the stores, and takes at its completion.
+pub fn part_totals(parts: &[Part]) -> std::collections::BTreeMap<String, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for part in parts {
+        *totals
+            .entry(part.part_number.trim().to_owned())
+            .or_insert(0) += u64::from(part.quantity);
+    }
+    totals
+}
+
 /// A work order with what people planned on it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -95,17 +95,6 @@ fn changed_at(before: Timestamp) -> Timestamp {
 /// changed the count between its read and its write.
 const MAX_COUNT_RACES: usize = 20;
 
-/// How many of each part (trimmed number) a parts list names, summed.
-fn part_totals(parts: Vec<crate::Part>) -> BTreeMap<String, i64> {
-    let mut totals = BTreeMap::new();
-    for part in parts {
-        *totals
-            .entry(part.part_number.trim().to_owned())
-            .or_insert(0) += i64::from(part.quantity);
-    }
-    totals
-}
-
 /// A work order's status (as stored) and last change, or [`Error::NotFound`] from the
 /// calling function.
 macro_rules! work_order_state {
@@ -1095,7 +1084,8 @@ where
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db_error)?;
-                for (part_number, wanted) in part_totals(rows::parts_of(parts)?) {
+                for (part_number, wanted) in crate::part_totals(&rows::parts_of(parts)?) {
+                    let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
                     // Compare and set from the count read (a delivery or a count recorded
                     // meanwhile is not overwritten); never completed without its movement.
                     let mut recorded = false;
@@ -1852,8 +1842,8 @@ where
             .map_err(db_error)?;
         let mut reserved = BTreeMap::new();
         for (Json(parts),) in lists {
-            for (part_number, n) in part_totals(rows::parts_of(parts)?) {
-                *reserved.entry(part_number).or_insert(0) += n.unsigned_abs();
+            for (part_number, n) in crate::part_totals(&rows::parts_of(parts)?) {
+                *reserved.entry(part_number).or_insert(0) += n;
             }
         }
         Ok(reserved)

@@ -503,17 +503,11 @@ async fn make(
             (p.part_number, stocked)
         })
         .collect();
-    let demand = |r: &WorkOrderRecord, in_progress: bool| {
-        let mut parts = BTreeMap::new();
-        for p in &r.parts {
-            *parts.entry(p.part_number.trim().to_owned()).or_insert(0) += u64::from(p.quantity);
-        }
-        Demand {
-            parts,
-            in_progress,
-            priority: r.order.priority,
-            due: r.order.due_by,
-        }
+    let demand = |r: &WorkOrderRecord, in_progress: bool| Demand {
+        parts: mantis_store::part_totals(&r.parts),
+        in_progress,
+        priority: r.order.priority,
+        due: r.order.due_by,
     };
     let demands: Vec<Demand> = started
         .iter()
