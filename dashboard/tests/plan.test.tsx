@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { MaintenancePlan, Technician } from '../src/api/types';
+import type { MaintenancePlan, Technician, TimeOff } from '../src/api/types';
 import { formatOffset, formatShifts, parseShifts, utilisation } from '../src/logic/plan';
 import { PlanPage } from '../src/pages/PlanPage';
 import { login, renderWith, setup } from './helpers';
@@ -27,6 +27,7 @@ const plan = (applied = 0): MaintenancePlan => ({
       workOrderId: 'wo-2', code: 'WO-2', assetId: 'id-M2', asset: 'MTR-2', priority: 'HIGH', status: 'SCHEDULED', technician: 'ana',
       start: '2026-12-07T08:00:00Z', end: '2026-12-07T12:00:00Z', dueBy: '2026-12-07T07:00:00Z', lateHours: 1, skill: 'electrical',
       partsExpectedAt: '2026-12-07T08:00:00Z',
+      offShift: 'ana is on time off (holiday) from 2026-12-07T00:00:00+00:00 to 2026-12-08T00:00:00+00:00',
     },
   ],
   unassigned: [
@@ -36,7 +37,7 @@ const plan = (applied = 0): MaintenancePlan => ({
     },
   ],
   technicians: [
-    { name: 'ana', skills: ['electrical'], active: true, availableHours: 40, busyHours: 0, plannedHours: 6 },
+    { name: 'ana', skills: ['electrical'], active: true, availableHours: 40, timeOffHours: 8, busyHours: 0, plannedHours: 6 },
     { name: 'ben', skills: ['mechanical'], active: false, availableHours: 0, busyHours: 0, plannedHours: 0 },
   ],
   weightedLateHours: 4,
@@ -46,7 +47,21 @@ const plan = (applied = 0): MaintenancePlan => ({
   skipped: applied ? 1 : 0,
 });
 
+const timeOff: TimeOff[] = [
+  {
+    id: 'off-1', tenantId: 't1', technician: 'ana', startsAt: '2026-12-07T00:00:00Z', endsAt: '2026-12-08T00:00:00Z',
+    reason: 'holiday', createdBy: 'max', createdAt: '2026-12-01T00:00:00Z',
+  },
+  {
+    id: 'off-2', tenantId: 't1', technician: null, startsAt: '2026-12-24T00:00:00Z', endsAt: '2026-12-27T00:00:00Z',
+    reason: 'plant shutdown', createdBy: 'max', createdAt: '2026-12-01T00:00:00Z',
+  },
+];
+
 const routes = () => ({
+  'GET /api/v1/time-off': timeOff,
+  'POST /api/v1/time-off': (req: { body: unknown }) => ({ status: 201, body: { ...timeOff[0], id: 'off-3', ...(req.body as object) } }),
+  'DELETE /api/v1/time-off/off-2': () => ({ status: 204 }),
   'GET /api/v1/schedule': () => ({ body: plan() }),
   'POST /api/v1/schedule/apply': () => ({ body: plan(2) }),
   'GET /api/v1/technicians': crew,
@@ -99,9 +114,13 @@ describe('PlanPage', () => {
     expect(within(rows[0]).queryByTestId('plan-parts-wait')).toBeNull();
     expect(within(rows[0]).getByTestId('plan-parts-short').textContent).toContain('2 × BRG-6204 needed');
     expect(within(rows[1]).queryByTestId('plan-parts-short')).toBeNull();
+    expect(within(rows[1]).getByTestId('plan-off-shift').textContent).toContain('ana is on time off (holiday)');
+    expect(within(rows[0]).queryByTestId('plan-off-shift')).toBeNull();
     expect(screen.getByTestId('plan-summary').textContent).toContain('1 starting after the due time');
     const ana = screen.getAllByTestId('plan-technician')[0];
     expect(ana.textContent).toContain('6.0 h planned of 40.0 h free (15 %)');
+    expect(within(ana).getByTestId('plan-time-off').textContent).toContain('8.0 h of shifts off');
+    expect(within(screen.getAllByTestId('plan-technician')[1]).queryByTestId('plan-time-off')).toBeNull();
     expect(screen.getAllByTestId('plan-technician')[1].textContent).toContain('away');
     expect(screen.getByTestId('plan-unassigned-row').textContent).toContain('no active technician has the skill `mechanical`');
     expect(mf.calls.find((c) => c.url.pathname === '/api/v1/schedule')!.url.searchParams.get('hours')).toBe('168');
@@ -153,6 +172,45 @@ describe('PlanPage', () => {
     await waitFor(() => expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/technicians/ben')).toBe(true));
   });
 
+  it('lets a manager record time off for one technician or the whole crew, checked before it is sent', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes());
+    renderWith(services, <PlanPage />);
+    const rows = await screen.findAllByTestId('time-off-row');
+    expect(rows).toHaveLength(2);
+    expect(rows[0].textContent).toContain('ana');
+    expect(rows[0].textContent).toContain('holiday');
+    expect(rows[1].textContent).toContain('Whole crew');
+    await screen.findAllByTestId('crew-row');
+
+    await user.click(screen.getByTestId('time-off-save'));
+    expect(screen.getByTestId('time-off-form-error').textContent).toContain('when it starts and when it ends');
+    await user.type(screen.getByTestId('time-off-from'), '2026-12-21T06:00');
+    await user.type(screen.getByTestId('time-off-to'), '2026-12-20T06:00');
+    await user.click(screen.getByTestId('time-off-save'));
+    expect(screen.getByTestId('time-off-form-error').textContent).toContain('end after it starts');
+    expect(mf.calls.some((c) => c.method === 'POST')).toBe(false);
+
+    await user.clear(screen.getByTestId('time-off-to'));
+    await user.type(screen.getByTestId('time-off-to'), '2026-12-23T14:00');
+    await user.selectOptions(screen.getByTestId('time-off-who'), 'ana');
+    await user.type(screen.getByTestId('time-off-reason'), ' training ');
+    await user.click(screen.getByTestId('time-off-save'));
+    await waitFor(() => expect(mf.calls.some((c) => c.method === 'POST')).toBe(true));
+    expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({
+      technician: 'ana',
+      startsAt: new Date('2026-12-21T06:00').toISOString(),
+      endsAt: new Date('2026-12-23T14:00').toISOString(),
+      reason: 'training',
+    });
+    // The list and the plan are read again.
+    await waitFor(() => expect(mf.calls.filter((c) => c.url.pathname === '/api/v1/time-off' && c.method === 'GET').length).toBe(2));
+    await waitFor(() => expect(mf.calls.filter((c) => c.url.pathname === '/api/v1/schedule').length).toBe(2));
+
+    await user.click(screen.getAllByTestId('time-off-remove')[1]);
+    await waitFor(() => expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/time-off/off-2')).toBe(true));
+  });
+
   it('shows a technician the plan without the manager\'s controls', async () => {
     login('technician', 'ana');
     const { services } = setup(routes());
@@ -162,5 +220,8 @@ describe('PlanPage', () => {
     expect(screen.queryByTestId('plan-apply')).toBeNull();
     expect(screen.queryByTestId('crew-form')).toBeNull();
     expect(screen.queryByTestId('crew-remove')).toBeNull();
+    await screen.findAllByTestId('time-off-row');
+    expect(screen.queryByTestId('time-off-form')).toBeNull();
+    expect(screen.queryByTestId('time-off-remove')).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 //! The maintenance crew: technicians, their skills and their shifts, from which the planner
 //! knows who can do which work order and when.
 
-use crate::{DomainError, TenantId, Timestamp};
+use crate::{DomainError, TenantId, TimeOffId, Timestamp};
 use chrono::{Datelike, Duration, NaiveTime, Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,10 @@ pub const MAX_SKILL: usize = 64;
 pub const MAX_SHIFTS: usize = 21;
 /// Furthest a technician's clock may be from UTC, in minutes (UTC−14:00 … UTC+14:00).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
+/// Longest reason given for time off.
+pub const MAX_TIME_OFF_REASON: usize = 200;
+/// Longest stretch of time off, in days.
+pub const MAX_TIME_OFF_DAYS: i64 = 366;
 
 /// A day of the week.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -307,6 +311,117 @@ impl Technician {
     }
 }
 
+/// Time in which a technician (or, without one, the whole crew: a plant holiday, a shutdown)
+/// takes no work, whatever their shifts say: the planner places nothing of theirs in it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeOff {
+    /// Its id.
+    pub id: TimeOffId,
+    /// The tenant whose crew it concerns.
+    pub tenant_id: TenantId,
+    /// The technician away (a crew member's name); none: the whole crew.
+    pub technician: Option<String>,
+    /// When it starts.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub starts_at: Timestamp,
+    /// When it ends (after the start; at most 366 days later).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub ends_at: Timestamp,
+    /// Why (`holiday`, `training`, `plant shutdown`), at most 200 characters.
+    pub reason: String,
+    /// Who recorded it.
+    pub created_by: String,
+    /// When it was recorded.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+}
+
+impl TimeOff {
+    /// Trims the technician (blank: the whole crew) and reason, keeps times to the
+    /// millisecond (as stored), and checks the stretch: it ends after it starts, within
+    /// [`MAX_TIME_OFF_DAYS`].
+    pub fn normalise(mut self) -> Result<Self, DomainError> {
+        let ms = |t: Timestamp| chrono::SubsecRound::trunc_subsecs(t, 3);
+        (self.starts_at, self.ends_at) = (ms(self.starts_at), ms(self.ends_at));
+        self.technician = self
+            .technician
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        self.reason = self.reason.trim().to_owned();
+        if self.reason.chars().count() > MAX_TIME_OFF_REASON
+            || self.reason.chars().any(char::is_control)
+        {
+            return Err(DomainError::BadName {
+                what: "time off reason",
+                value: self.reason.chars().take(80).collect(),
+                rule: "at most 200 characters without control characters",
+            });
+        }
+        let length = self.ends_at - self.starts_at;
+        if length <= Duration::zero() || length > Duration::days(MAX_TIME_OFF_DAYS) {
+            return Err(DomainError::OutOfRange {
+                what: "time off length in days",
+                value: length.num_milliseconds() as f64 / 86_400_000.0,
+                min: 0.0,
+                max: MAX_TIME_OFF_DAYS as f64,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether it keeps `technician` from work (their own, or the whole crew's).
+    pub fn applies_to(&self, technician: &str) -> bool {
+        self.technician.as_deref().is_none_or(|t| t == technician)
+    }
+}
+
+impl Technician {
+    /// The technician's working time within `[from, to)` ([`Technician::availability`]) less
+    /// the stretches of `time_off` that apply to them.
+    pub fn working_time(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        time_off: &[TimeOff],
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let off: Vec<(Timestamp, Timestamp)> = time_off
+            .iter()
+            .filter(|o| o.applies_to(&self.name))
+            .map(|o| (o.starts_at, o.ends_at))
+            .collect();
+        subtract_spans(self.availability(from, to), &off)
+    }
+}
+
+/// What is left of `spans` (sorted, disjoint) once every span of `off` (any order, may
+/// overlap) is taken out: sorted, disjoint, none empty.
+pub fn subtract_spans<T: Ord + Copy>(spans: Vec<(T, T)>, off: &[(T, T)]) -> Vec<(T, T)> {
+    let off = join_spans(off.to_vec());
+    let mut left = Vec::with_capacity(spans.len());
+    for (mut a, b) in spans {
+        // The stretches of time off that end after this span starts, in order.
+        let first = off.partition_point(|&(_, e)| e <= a);
+        for &(s, e) in &off[first..] {
+            if s >= b {
+                break;
+            }
+            if a < s {
+                left.push((a, s));
+            }
+            a = a.max(e);
+            if a >= b {
+                break;
+            }
+        }
+        if a < b {
+            left.push((a, b));
+        }
+    }
+    left
+}
+
 /// The union of `spans` as sorted, disjoint spans (empty ones dropped; spans that overlap or
 /// touch joined).
 pub fn join_spans<T: Ord + Copy>(mut spans: Vec<(T, T)>) -> Vec<(T, T)> {
@@ -480,5 +595,102 @@ mod tests {
             late.availability(at("2026-12-05T00:00:00Z"), at("2026-12-06T00:00:00Z")),
             [(at("2026-12-05T18:00:00Z"), at("2026-12-06T00:00:00Z"))]
         );
+    }
+
+    fn off(technician: Option<&str>, from: &str, to: &str) -> TimeOff {
+        TimeOff {
+            id: TimeOffId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            technician: technician.map(str::to_owned),
+            starts_at: at(from),
+            ends_at: at(to),
+            reason: " holiday ".into(),
+            created_by: "mia".into(),
+            created_at: at("2026-12-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn time_off_is_taken_out_of_the_shifts_of_those_it_applies_to() {
+        // Mon–Fri 06:00–14:00 UTC; Ana away Tuesday morning until 10:00, the whole crew off
+        // on Wednesday (a plant holiday), Bo away on Thursday (not Ana's business).
+        let mut t = technician(
+            vec![shift(
+                &[Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+                "06:00",
+                "14:00",
+            )],
+            0,
+        )
+        .normalise()
+        .expect("valid");
+        t.name = "Ana".into();
+        let time_off = [
+            off(Some("Ana"), "2026-12-08T00:00:00Z", "2026-12-08T10:00:00Z"),
+            off(None, "2026-12-09T00:00:00Z", "2026-12-10T00:00:00Z"),
+            off(Some("Bo"), "2026-12-10T00:00:00Z", "2026-12-11T00:00:00Z"),
+            // Overlapping stretches of hers: one hole.
+            off(Some("Ana"), "2026-12-11T07:00:00Z", "2026-12-11T09:00:00Z"),
+            off(Some("Ana"), "2026-12-11T08:00:00Z", "2026-12-11T11:00:00Z"),
+        ];
+        assert_eq!(
+            t.working_time(
+                at("2026-12-07T00:00:00Z"),
+                at("2026-12-12T00:00:00Z"),
+                &time_off
+            ),
+            [
+                (at("2026-12-07T06:00:00Z"), at("2026-12-07T14:00:00Z")),
+                (at("2026-12-08T10:00:00Z"), at("2026-12-08T14:00:00Z")),
+                (at("2026-12-10T06:00:00Z"), at("2026-12-10T14:00:00Z")),
+                (at("2026-12-11T06:00:00Z"), at("2026-12-11T07:00:00Z")),
+                (at("2026-12-11T11:00:00Z"), at("2026-12-11T14:00:00Z")),
+            ]
+        );
+        assert!(time_off[1].applies_to("anyone"));
+        assert!(!time_off[2].applies_to("Ana"));
+    }
+
+    #[test]
+    fn subtracting_spans_leaves_what_is_outside_all_of_them() {
+        let spans = vec![(0, 10), (20, 30), (40, 50)];
+        assert_eq!(subtract_spans(spans.clone(), &[]), spans);
+        assert_eq!(subtract_spans(spans.clone(), &[(-5, 100)]), []);
+        assert_eq!(
+            subtract_spans(spans.clone(), &[(25, 45), (2, 3), (5, 8)]),
+            [(0, 2), (3, 5), (8, 10), (20, 25), (45, 50)]
+        );
+        // Touching and empty stretches take nothing more.
+        assert_eq!(subtract_spans(spans.clone(), &[(10, 20), (30, 30)]), spans);
+        assert_eq!(subtract_spans(vec![(0, 10)], &[(0, 10)]), []);
+    }
+
+    #[test]
+    fn time_off_is_checked_and_trimmed() {
+        let t = off(
+            Some("  "),
+            "2026-12-08T00:00:00.1234Z",
+            "2026-12-09T00:00:00Z",
+        )
+        .normalise()
+        .expect("valid");
+        assert_eq!(t.technician, None, "blank: the whole crew");
+        assert_eq!(t.reason, "holiday");
+        assert_eq!(t.starts_at, at("2026-12-08T00:00:00.123Z"));
+        for (from, to) in [
+            ("2026-12-08T00:00:00Z", "2026-12-08T00:00:00Z"),
+            ("2026-12-09T00:00:00Z", "2026-12-08T00:00:00Z"),
+            ("2026-12-08T00:00:00Z", "2027-12-10T00:00:00Z"),
+        ] {
+            let e = off(None, from, to).normalise().expect_err(to);
+            assert!(e.to_string().contains("time off length"), "{e}");
+        }
+        let mut long = off(None, "2026-12-08T00:00:00Z", "2026-12-09T00:00:00Z");
+        long.reason = "x".repeat(201);
+        let e = long.normalise().expect_err("long reason");
+        assert!(e.to_string().contains("time off reason"), "{e}");
+        let mut control = off(None, "2026-12-08T00:00:00Z", "2026-12-09T00:00:00Z");
+        control.reason = "a\u{7}b".into();
+        assert!(control.normalise().is_err());
     }
 }

@@ -80,6 +80,10 @@ uuid_id!(
     ApiKeyId
 );
 uuid_id!(
+    /// Identifies a stretch of time off (a technician's, or the whole crew's).
+    TimeOffId
+);
+uuid_id!(
     /// Identifies the tenant (plant or company) that owns a row.
     TenantId
 );

@@ -29,12 +29,13 @@ mod stock;
 pub use access::{ApiKey, Role, User};
 pub use asset::{Asset, Criticality, Fleet, Sensor, SensorType};
 pub use crew::{
-    Day, MAX_SHIFTS, MAX_SKILL, MAX_SKILLS, MAX_TECHNICIAN_NAME, MAX_UTC_OFFSET_MINUTES, Shift,
-    Technician, join_spans, normalise_skill,
+    Day, MAX_SHIFTS, MAX_SKILL, MAX_SKILLS, MAX_TECHNICIAN_NAME, MAX_TIME_OFF_DAYS,
+    MAX_TIME_OFF_REASON, MAX_UTC_OFFSET_MINUTES, Shift, Technician, TimeOff, join_spans,
+    normalise_skill, subtract_spans,
 };
 pub use ids::{
-    AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, WorkOrderId,
-    deterministic_uuid,
+    AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, TimeOffId,
+    WorkOrderId, deterministic_uuid,
 };
 pub use incoming::{IncomingReading, SensorRef};
 pub use maintenance::{

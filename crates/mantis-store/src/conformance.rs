@@ -16,8 +16,8 @@ use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
     Criticality, Day, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
     Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift,
-    SourceProtocol, SparePart, StockChange, StockMovementKind, Technician, TenantId, Timestamp,
-    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    SourceProtocol, SparePart, StockChange, StockMovementKind, Technician, TenantId, TimeOff,
+    TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -71,6 +71,7 @@ macro_rules! conformance_tests {
             a_users_fields_are_changed_one_by_one_within_their_tenant,
             api_keys_are_found_by_prefix_listed_and_revoked_once,
             technicians_round_trip_are_replaced_listed_by_tenant_and_removed,
+            time_off_is_listed_by_overlap_within_its_tenant_and_removed_once,
             spare_parts_are_reserved_by_active_work_orders_and_taken_at_completion,
             stock_movements_are_recorded_in_order_and_a_missing_part_is_not_found,
         );
@@ -2929,6 +2930,87 @@ pub async fn technicians_round_trip_are_replaced_listed_by_tenant_and_removed<S:
             .expect("list"),
         vec![ben]
     );
+}
+
+/// Time off is stored once by id, listed by start where it overlaps the period asked for
+/// (its end exclusive), within its tenant only and up to the limit, and removed once.
+pub async fn time_off_is_listed_by_overlap_within_its_tenant_and_removed_once<S: Store + ?Sized>(
+    store: &S,
+) {
+    let plant_a = TenantId::from(uuid::Uuid::new_v4());
+    let plant_b = TenantId::from(uuid::Uuid::new_v4());
+    let off = |tenant: TenantId, technician: Option<&str>, from: i64, to: i64| TimeOff {
+        id: TimeOffId::new_random(),
+        tenant_id: tenant,
+        technician: technician.map(str::to_owned),
+        starts_at: at(from),
+        ends_at: at(to),
+        reason: "holiday".to_owned(),
+        created_by: "mia".to_owned(),
+        created_at: at(500),
+    };
+    let ana = off(plant_a, Some("Ana"), 10_000, 20_000);
+    let shutdown = off(plant_a, None, 30_000, 40_000);
+    let ben = off(plant_a, Some("ben"), 15_000, 35_000);
+    let elsewhere = off(plant_b, Some("Ana"), 10_000, 20_000);
+    for o in [&shutdown, &ana, &ben, &elsewhere] {
+        assert!(store.insert_time_off(o).await.expect("insert"));
+    }
+    // The same id again changes nothing.
+    assert!(
+        !store
+            .insert_time_off(&TimeOff {
+                reason: "changed".to_owned(),
+                ..ana.clone()
+            })
+            .await
+            .expect("insert again")
+    );
+    let list = |tenant: TenantId, from: i64, to: i64, limit: u32| async move {
+        store
+            .list_time_off(tenant, at(from), at(to), limit)
+            .await
+            .expect("list")
+    };
+    assert_eq!(
+        list(plant_a, 0, 100_000, 100).await,
+        vec![ana.clone(), ben.clone(), shutdown.clone()],
+        "by start"
+    );
+    // Overlap: an end at the period's start, a start at its end, are outside it.
+    assert_eq!(list(plant_a, 20_000, 30_000, 100).await, vec![ben.clone()]);
+    assert_eq!(
+        list(plant_a, 19_999, 30_001, 100).await,
+        vec![ana.clone(), ben.clone(), shutdown.clone()]
+    );
+    assert_eq!(
+        list(plant_a, 0, 100_000, 2).await,
+        vec![ana.clone(), ben.clone()]
+    );
+    assert_eq!(
+        list(plant_b, 0, 100_000, 100).await,
+        vec![elsewhere.clone()]
+    );
+
+    assert!(
+        !store
+            .delete_time_off(plant_b, ana.id)
+            .await
+            .expect("another tenant's")
+    );
+    assert!(
+        store
+            .delete_time_off(plant_a, ana.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_time_off(plant_a, ana.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(list(plant_a, 0, 100_000, 100).await, vec![ben, shutdown]);
 }
 
 fn spare_part(tenant: TenantId, number: &str, on_hand: u32) -> SparePart {

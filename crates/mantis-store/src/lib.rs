@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
     MaintenanceEvent, MaintenanceEventId, Priority, Reading, Role, RulPrediction, Sensor, SensorId,
-    SparePart, StockChange, StockMovement, Technician, TenantId, Timestamp, User, Window,
-    WorkOrder, WorkOrderId, WorkOrderStatus,
+    SparePart, StockChange, StockMovement, Technician, TenantId, TimeOff, TimeOffId, Timestamp,
+    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -689,6 +689,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_technicians(&self, tenant: TenantId) -> Result<Vec<Technician>>;
     /// Removes a technician; returns whether there was one.
     async fn delete_technician(&self, tenant: TenantId, name: &str) -> Result<bool>;
+    /// Records time off (a technician's, or the whole crew's); returns false when its id was
+    /// recorded before (nothing is changed).
+    async fn insert_time_off(&self, time_off: &TimeOff) -> Result<bool>;
+    /// A tenant's time off overlapping `[from, to)`, by start, at most `limit`.
+    async fn list_time_off(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<TimeOff>>;
+    /// Removes a stretch of time off; returns whether the tenant had it.
+    async fn delete_time_off(&self, tenant: TenantId, id: TimeOffId) -> Result<bool>;
 
     // --- stores ----------------------------------------------------------------------------
 

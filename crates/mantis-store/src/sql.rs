@@ -21,14 +21,14 @@ use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
     MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, SparePart,
-    StockChange, StockMovement, StockMovementKind, Technician, TenantId, Timestamp, User, Window,
-    WorkOrder, WorkOrderId, WorkOrderStatus,
+    StockChange, StockMovement, StockMovementKind, Technician, TenantId, TimeOff, TimeOffId,
+    Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
     BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, SparePartRow,
-    StockMovementRow, TechnicianRow, UserRow, WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow,
-    convert_all,
+    StockMovementRow, TechnicianRow, TimeOffRow, UserRow, WindowSummaryRow, WorkOrderRecordRow,
+    WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -294,6 +294,7 @@ where
     for<'q> Option<DbTime>: Encode<'q, B::Db> + Type<B::Db>,
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> TimeOffRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SparePartRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
@@ -1637,6 +1638,62 @@ where
         let result = sqlx::query(queries::DELETE_TECHNICIAN)
             .bind(DbId::from(tenant))
             .bind(name.to_owned())
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %time_off.id))]
+    async fn insert_time_off(&self, time_off: &TimeOff) -> Result<bool> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(time_off.tenant_id))
+            .bind(time_off.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let result = sqlx::query(queries::INSERT_TIME_OFF)
+            .bind(DbId(time_off.id.as_uuid()))
+            .bind(DbId::from(time_off.tenant_id))
+            .bind(time_off.technician.clone())
+            .bind(DbTime(time_off.starts_at))
+            .bind(DbTime(time_off.ends_at))
+            .bind(time_off.reason.clone())
+            .bind(time_off.created_by.clone())
+            .bind(DbTime(time_off.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn list_time_off(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<TimeOff>> {
+        Ok(sqlx::query_as::<_, TimeOffRow>(queries::LIST_TIME_OFF)
+            .bind(DbId::from(tenant))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(i64::from(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(TimeOff::from)
+            .collect())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_time_off(&self, tenant: TenantId, id: TimeOffId) -> Result<bool> {
+        let result = sqlx::query(queries::DELETE_TIME_OFF)
+            .bind(DbId::from(tenant))
+            .bind(DbId(id.as_uuid()))
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;

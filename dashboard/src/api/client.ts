@@ -14,6 +14,7 @@ import type {
   LoginResponse,
   MaintenanceEvent,
   MaintenancePlan,
+  NewTimeOff,
   NewWorkOrder,
   Outcome,
   PartDefinition,
@@ -25,6 +26,7 @@ import type {
   StockLevel,
   StockMovement,
   Technician,
+  TimeOff,
   User,
   WorkOrder,
   WorkOrderPatch,
@@ -283,6 +285,16 @@ export class ApiClient {
   }
   removeTechnician(name: string): Promise<void> {
     return this.json('DELETE', `/api/v1/technicians/${encodeURIComponent(name)}`);
+  }
+  /** Time off overlapping the coming year (from now), by start. */
+  timeOff(): Promise<TimeOff[]> {
+    return this.json('GET', '/api/v1/time-off', { query: { limit: 1000 } });
+  }
+  addTimeOff(timeOff: NewTimeOff): Promise<TimeOff> {
+    return this.json('POST', '/api/v1/time-off', { body: timeOff });
+  }
+  removeTimeOff(id: string): Promise<void> {
+    return this.json('DELETE', `/api/v1/time-off/${encodeURIComponent(id)}`);
   }
   /** The plan for the active work orders over the next `hours` (nothing changes). */
   // ---- Stores ----

@@ -320,6 +320,8 @@ export interface PlannedWorkOrder {
   partsExpectedAt?: Ts | null;
   /** Kept here by a person's slot though its parts are short: what it lacks. */
   partsShort?: string | null;
+  /** A kept slot where its technician does not work: why (time off, outside the shifts). */
+  offShift?: string | null;
 }
 
 export interface UnplacedWorkOrder {
@@ -339,9 +341,32 @@ export interface CrewLoad {
   name: string;
   skills: string[];
   active: boolean;
+  /** Shift hours within the horizon, less time off. */
   availableHours: number;
+  /** Shift hours lost to time off (theirs and the whole crew's). */
+  timeOffHours?: number;
   busyHours: number;
   plannedHours: number;
+}
+
+/** `GET /api/v1/time-off`: time in which a technician, or the whole crew, takes no work. */
+export interface TimeOff {
+  id: Uuid;
+  tenantId: Uuid;
+  /** The crew member away; null: the whole crew (a plant holiday, a shutdown). */
+  technician: string | null;
+  startsAt: Ts;
+  endsAt: Ts;
+  reason: string;
+  createdBy: string;
+  createdAt: Ts;
+}
+
+export interface NewTimeOff {
+  technician: string | null;
+  startsAt: Ts;
+  endsAt: Ts;
+  reason: string;
 }
 
 /** `GET /api/v1/schedule`: who does which active work order, and when. */

@@ -1,8 +1,8 @@
 import { useState } from 'react';
 import { ApiError } from '../api/client';
-import type { CrewLoad, MaintenancePlan, PlannedWorkOrder, Technician } from '../api/types';
+import type { CrewLoad, MaintenancePlan, PlannedWorkOrder, Technician, TimeOff } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
-import { formatDateTime, formatHours, formatNumber, formatPercent } from '../logic/format';
+import { formatDateTime, formatHours, formatNumber, formatPercent, fromLocalInput } from '../logic/format';
 import { formatOffset, formatShifts, parseShifts, utilisation } from '../logic/plan';
 import { can } from '../logic/roles';
 import { assetHref } from '../logic/route';
@@ -26,6 +26,7 @@ export function PlanPage() {
   const [busy, setBusy] = useState(false);
   const plan = useResource<MaintenancePlan>(() => api.schedule(hours), [api, hours]);
   const crew = useResource<Technician[]>(() => api.technicians(), [api]);
+  const timeOff = useResource<TimeOff[]>(() => api.timeOff(), [api]);
 
   async function apply() {
     setApplyError(null);
@@ -73,6 +74,13 @@ export function PlanPage() {
       )}
       {p && <PlanView plan={p} />}
       <CrewSection crew={crew.data} error={crew.error} manager={manager} onChanged={() => { void crew.reload(); void plan.reload(); }} />
+      <TimeOffSection
+        timeOff={timeOff.data}
+        crew={crew.data ?? []}
+        error={timeOff.error}
+        manager={manager}
+        onChanged={() => { void timeOff.reload(); void plan.reload(); }}
+      />
     </div>
   );
 }
@@ -150,6 +158,7 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
           {load.skills.length ? load.skills.join(', ') : 'no skills listed'}
           {' · '}
           {load.active ? `${formatHours(load.plannedHours)} planned of ${formatHours(Math.max(0, load.availableHours - load.busyHours))} free (${formatPercent(share, 0)})` : 'away'}
+          {load.active && (load.timeOffHours ?? 0) > 0 && <span data-testid="plan-time-off">{` · ${formatHours(load.timeOffHours)} of shifts off`}</span>}
         </span>
       </h3>
       {items.length === 0 ? (
@@ -183,6 +192,12 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
                     <span className="error-text small" data-testid="plan-parts-short">
                       {' '}
                       · {a.partsShort}
+                    </span>
+                  )}
+                  {a.offShift && (
+                    <span className="error-text small" data-testid="plan-off-shift">
+                      {' '}
+                      · {a.offShift}
                     </span>
                   )}
                 </td>
@@ -362,6 +377,121 @@ function CrewSection({ crew, error, manager, onChanged }: { crew: Technician[] |
             Save
           </button>
           {formError && <span className="error-text" data-testid="crew-form-error">{formError}</span>}
+        </form>
+      )}
+    </section>
+  );
+}
+
+/** Time off: a crew member's (holiday, training) or the whole crew's (a plant holiday, a
+ *  shutdown); the plan places no work in it. Managers record and remove it. */
+function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff: TimeOff[] | undefined; crew: Technician[]; error: ApiError | null; manager: boolean; onChanged: () => void }) {
+  const { api } = useServices();
+  const [who, setWho] = useState('');
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  const [reason, setReason] = useState('');
+  const [formError, setFormError] = useState<string | null>(null);
+  const [saveError, setSaveError] = useState<ApiError | null>(null);
+
+  async function add() {
+    setFormError(null);
+    setSaveError(null);
+    const startsAt = fromLocalInput(from);
+    const endsAt = fromLocalInput(to);
+    if (!startsAt || !endsAt) return setFormError('Give when it starts and when it ends.');
+    if (Date.parse(endsAt) <= Date.parse(startsAt)) return setFormError('It must end after it starts.');
+    try {
+      await api.addTimeOff({ technician: who || null, startsAt, endsAt, reason: reason.trim() });
+      setFrom('');
+      setTo('');
+      setReason('');
+      onChanged();
+    } catch (e) {
+      setSaveError(e as ApiError);
+    }
+  }
+
+  async function remove(id: string) {
+    setSaveError(null);
+    try {
+      await api.removeTimeOff(id);
+      onChanged();
+    } catch (e) {
+      setSaveError(e as ApiError);
+    }
+  }
+
+  return (
+    <section data-testid="time-off">
+      <h3>Time off</h3>
+      <ErrorBox error={error ?? saveError} />
+      {timeOff && timeOff.length === 0 && <p className="muted small">No time off ahead.</p>}
+      {timeOff && timeOff.length > 0 && (
+        <table className="table" data-testid="time-off-table">
+          <thead>
+            <tr>
+              <th>Who</th>
+              <th>From</th>
+              <th>To</th>
+              <th>Why</th>
+              <th>Recorded by</th>
+              {manager && <th />}
+            </tr>
+          </thead>
+          <tbody>
+            {timeOff.map((o) => (
+              <tr key={o.id} data-testid="time-off-row">
+                <td>{o.technician ?? <strong>Whole crew</strong>}</td>
+                <td>{formatDateTime(o.startsAt)}</td>
+                <td>{formatDateTime(o.endsAt)}</td>
+                <td>{o.reason || '—'}</td>
+                <td>{o.createdBy}</td>
+                {manager && (
+                  <td>
+                    <button type="button" onClick={() => void remove(o.id)} data-testid="time-off-remove">
+                      Remove
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {manager && (
+        <form
+          className="filters"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void add();
+          }}
+          data-testid="time-off-form"
+        >
+          <label>
+            Who{' '}
+            <select value={who} onChange={(e) => setWho(e.target.value)} data-testid="time-off-who">
+              <option value="">Whole crew</option>
+              {crew.map((t) => (
+                <option key={t.name} value={t.name}>
+                  {t.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            From <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} data-testid="time-off-from" />
+          </label>
+          <label>
+            To <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} data-testid="time-off-to" />
+          </label>
+          <label>
+            Why <input value={reason} maxLength={200} placeholder="holiday, training, shutdown" onChange={(e) => setReason(e.target.value)} data-testid="time-off-reason" />
+          </label>
+          <button type="submit" data-testid="time-off-save">
+            Add
+          </button>
+          {formError && <span className="error-text" data-testid="time-off-form-error">{formError}</span>}
         </form>
       )}
     </section>

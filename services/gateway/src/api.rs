@@ -112,6 +112,14 @@ pub(crate) fn router(state: ApiState) -> Router {
             axum::routing::put(crate::planning::put_technician)
                 .delete(crate::planning::delete_technician),
         )
+        .route(
+            "/api/v1/time-off",
+            get(crate::planning::list_time_off).post(crate::planning::create_time_off),
+        )
+        .route(
+            "/api/v1/time-off/{id}",
+            delete(crate::planning::delete_time_off),
+        )
         .route("/api/v1/spare-parts", get(crate::stores::list_parts))
         .route(
             "/api/v1/spare-parts/{partNumber}",

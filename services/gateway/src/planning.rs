@@ -9,16 +9,23 @@
 //! priority-weighted hours started after the due time ([`mantis_rules::plan`]). Applying it
 //! (`POST /api/v1/schedule/apply`) assigns the technicians, records each order's planned
 //! slot, moves open orders to SCHEDULED, and clears the slot of an order it could not place.
+//!
+//! Time off (`/api/v1/time-off`: a crew member's holiday or training, or the whole crew's: a
+//! plant holiday, a shutdown) is taken out of the shifts: nothing is planned in it, and a slot
+//! a person kept there is shown with why (`offShift`).
 
-use crate::api::{ApiResult, ApiState, Params, tenant_assets};
+use crate::api::{
+    ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_assets, wants_csv,
+};
 use crate::auth::Principal;
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use mantis_domain::{
-    AssetId, Priority, Shift, Technician, WorkOrderId, WorkOrderStatus, normalise_skill,
+    AssetId, Priority, Shift, Technician, TimeOff, TimeOffId, WorkOrderId, WorkOrderStatus,
+    normalise_skill,
 };
 use mantis_rules::parts::{Demand, PartsReady, Stocked, allocate};
 use mantis_rules::plan::{Budget, Task, Unplanned, Worker, plan};
@@ -138,6 +145,144 @@ pub(crate) async fn delete_technician(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+// --- time off --------------------------------------------------------------------------------
+
+/// Time off as sent.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct NewTimeOff {
+    /// The crew member away; left out (or null): the whole crew (a plant holiday, a shutdown).
+    #[schema(max_length = 100)]
+    technician: Option<String>,
+    /// When it starts.
+    #[schema(value_type = String, format = DateTime)]
+    starts_at: DateTime<Utc>,
+    /// When it ends: after the start, at most 366 days later.
+    #[schema(value_type = String, format = DateTime)]
+    ends_at: DateTime<Utc>,
+    /// Why (`holiday`, `training`, `plant shutdown`).
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    reason: String,
+}
+
+/// Default span of `GET /api/v1/time-off` (from `from`, default now).
+const TIME_OFF_SPAN_DAYS: i64 = 366;
+
+/// `GET /api/v1/time-off?from&to&technician&limit`: the crew's time off overlapping
+/// `[from, to)` (default: from now for a year), by start; with `technician`, what keeps them
+/// from work (their own and the whole crew's).
+#[utoipa::path(get, path = "/api/v1/time-off", tag = "planning",
+    params(
+        ("from" = Option<String>, Query, format = DateTime, description = "default now"),
+        ("to" = Option<String>, Query, format = DateTime, description = "default a year after `from`"),
+        ("technician" = Option<String>, Query, description = "only what applies to this crew member"),
+        crate::api::ListQuery),
+    responses((status = 200, body = Vec<TimeOff>)))]
+pub(crate) async fn list_time_off(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let csv = wants_csv(&headers, &params)?;
+    let limit = limit(&params)?;
+    let from = instant(&params, "from")?.unwrap_or_else(Utc::now);
+    let to = instant(&params, "to")?.unwrap_or(from + Duration::days(TIME_OFF_SPAN_DAYS));
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
+        );
+    }
+    let technician = params.get("technician").map(|t| t.trim());
+    let mut listed = s
+        .store
+        .list_time_off(
+            who.tenant_id,
+            from,
+            to,
+            if technician.is_some() { 1000 } else { limit },
+        )
+        .await?;
+    if let Some(name) = technician {
+        listed.retain(|o| o.applies_to(name));
+        listed.truncate(limit as usize);
+    }
+    list_response(&listed, csv, "time-off")
+}
+
+/// `POST /api/v1/time-off`: records time off of a crew member, or of the whole crew; the plan
+/// places no work of theirs in it.
+#[utoipa::path(post, path = "/api/v1/time-off", tag = "planning",
+    request_body = NewTimeOff,
+    responses((status = 201, body = TimeOff, headers(("Location" = String)))))]
+pub(crate) async fn create_time_off(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let new: NewTimeOff = mantis_runtime::parse_json_object(&body)?;
+    let time_off = TimeOff {
+        id: TimeOffId::new_random(),
+        tenant_id: who.tenant_id,
+        technician: new.technician,
+        starts_at: new.starts_at,
+        ends_at: new.ends_at,
+        reason: new.reason,
+        created_by: who.username.clone(),
+        created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
+    }
+    .normalise()
+    .map_err(|e| {
+        let pointer = match &e {
+            mantis_domain::DomainError::BadName { .. } => "/reason",
+            _ => "/endsAt",
+        };
+        Problem::bad_request(e.to_string()).with_field(pointer, e.to_string())
+    })?;
+    if let Some(name) = &time_off.technician
+        && s.store.get_technician(who.tenant_id, name).await?.is_none()
+    {
+        return Err(Problem::bad_request(format!("`{name}` is not in the crew"))
+            .with_field("/technician", "not a crew member"));
+    }
+    s.store.insert_time_off(&time_off).await?;
+    tracing::info!(
+        id = %time_off.id,
+        technician = time_off.technician.as_deref().unwrap_or("(whole crew)"),
+        from = %time_off.starts_at,
+        to = %time_off.ends_at,
+        by = %who.username,
+        "time off recorded"
+    );
+    let mut response = (StatusCode::CREATED, Json(&time_off)).into_response();
+    if let Ok(location) =
+        axum::http::HeaderValue::from_str(&format!("/api/v1/time-off/{}", time_off.id))
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `DELETE /api/v1/time-off/{id}`: removes a stretch of time off.
+#[utoipa::path(delete, path = "/api/v1/time-off/{id}", tag = "planning",
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such time off")))]
+pub(crate) async fn delete_time_off(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id: TimeOffId = parse_id(&id, "the time off id", "/id")?;
+    if !s.store.delete_time_off(who.tenant_id, id).await? {
+        return Err(Problem::not_found(format!("time off {id} does not exist")));
+    }
+    tracing::info!(%id, by = %who.username, "time off removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 // --- the plan --------------------------------------------------------------------------------
 
 /// A work order's place in the plan.
@@ -170,6 +315,9 @@ pub(crate) struct PlannedWorkOrder {
     /// Its parts are short, though a person (or the freeze before its start) keeps it here:
     /// what it lacks.
     parts_short: Option<String>,
+    /// A slot a person (or the freeze) keeps falls where its technician does not work: why
+    /// (their time off, the whole crew's, or outside their shifts).
+    off_shift: Option<String>,
 }
 
 /// A work order the plan could not place.
@@ -200,8 +348,10 @@ pub(crate) struct CrewLoad {
     name: String,
     skills: Vec<String>,
     active: bool,
-    /// Shift hours within the horizon.
+    /// Shift hours within the horizon, less time off.
     available_hours: f64,
+    /// Shift hours within the horizon lost to time off (theirs and the whole crew's).
+    time_off_hours: f64,
     /// Hours of work in progress within the horizon.
     busy_hours: f64,
     /// Hours of planned work.
@@ -422,6 +572,46 @@ fn hours_of(d: Duration) -> f64 {
     d.num_milliseconds() as f64 / 3_600_000.0
 }
 
+/// Stretches of time off read for one plan at most (a horizon holds a few per person).
+const MAX_TIME_OFF_PLANNED: u32 = 10_000;
+
+/// Why `slot` of `worker` falls outside their working time within the plan's `horizon`, if it
+/// does: the planner places work within it, so only a slot a person (or the freeze) kept can.
+fn off_shift(worker: &Worker, time_off: &[TimeOff], slot: Span, horizon: Span) -> Option<String> {
+    // The worker's time is known within the horizon only (a kept slot may have started).
+    let (start, end) = (slot.0.max(horizon.0), slot.1.min(horizon.1));
+    if start >= end
+        || worker
+            .available
+            .iter()
+            .any(|&(a, b)| a <= start && end <= b)
+    {
+        return None;
+    }
+    let away = time_off
+        .iter()
+        .find(|o| o.applies_to(&worker.name) && o.starts_at < end && start < o.ends_at);
+    Some(match away {
+        Some(o) => {
+            let whose = match &o.technician {
+                Some(name) => format!("{name} is on time off"),
+                None => "the whole crew is off".to_owned(),
+            };
+            let why = if o.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", o.reason)
+            };
+            format!(
+                "{whose}{why} from {} to {}",
+                o.starts_at.to_rfc3339(),
+                o.ends_at.to_rfc3339()
+            )
+        }
+        None => format!("outside {}'s shifts", worker.name),
+    })
+}
+
 /// How long before its start a planner's slot is no longer moved (the technician may be on
 /// the way).
 const FREEZE: Duration = Duration::hours(1);
@@ -540,13 +730,18 @@ async fn make(
             spans.push((from, end));
         }
     }
+    // Time off (a crew member's or everyone's) is taken out of the shifts.
+    let time_off = s
+        .store
+        .list_time_off(who.tenant_id, now, to, MAX_TIME_OFF_PLANNED)
+        .await?;
     let workers: Vec<Worker> = crew
         .iter()
         .filter(|t| t.active)
         .map(|t| Worker {
             name: t.name.clone(),
             skills: t.skills.clone(),
-            available: t.availability(now, to),
+            available: t.working_time(now, to, &time_off),
             busy: busy.get(t.name.as_str()).cloned().unwrap_or_default(),
         })
         .collect();
@@ -645,6 +840,12 @@ async fn make(
                 parts_expected_at: parts_at(j),
                 parts_short: matches!(parts_ready[j], PartsReady::Short { .. })
                     .then(|| parts_ready[j].to_string()),
+                off_shift: off_shift(
+                    &workers[slot.worker],
+                    &time_off,
+                    (slot.start, slot.end),
+                    (now, to),
+                ),
             }
         })
         .collect();
@@ -696,11 +897,15 @@ async fn make(
                     .map(|&(a, b)| hours_of(b.min(to) - a.max(now)).max(0.0))
                     .sum::<f64>()
             };
+            let available = index.map_or(0.0, |w| span(&workers[w].available));
             CrewLoad {
                 name: t.name.clone(),
                 skills: t.skills.clone(),
                 active: t.active,
-                available_hours: index.map_or(0.0, |w| span(&workers[w].available)),
+                available_hours: available,
+                time_off_hours: index.map_or(0.0, |_| {
+                    (span(&t.availability(now, to)) - available).max(0.0)
+                }),
                 busy_hours: index.map_or(0.0, |w| span(&workers[w].busy)),
                 planned_hours: index
                     .and_then(|w| planned_hours.get(&w).copied())

@@ -28,6 +28,10 @@ pub(crate) struct WindowHandler {
     emitting: std::collections::HashSet<SensorId>,
     /// When the last tick ran: a longer gap than a few ticks means the consumer was held.
     last_tick: Option<Instant>,
+    /// When each sensor's latest reading was read: a sensor quiet for `forget_after` with no
+    /// open window is forgotten (its state freed).
+    last_read: HashMap<SensorId, Instant>,
+    forget_after: Duration,
 }
 
 /// How often the handler ticks (idle windows are looked for).
@@ -48,13 +52,45 @@ impl WindowHandler {
             publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "preprocessing"),
             windower: Windower::new(config.window_spec()),
             idle_close: Duration::from_secs(config.idle_close_secs),
+            forget_after: Duration::from_secs(config.forget_after_secs),
             config,
             preprocessors: HashMap::new(),
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
             emitting: Default::default(),
             last_tick: None,
+            last_read: HashMap::new(),
         }
+    }
+
+    /// Forgets the sensors that have sent nothing for `forget_after` as of `now` and have no
+    /// open window: their watermark, preprocessor (filter state, buffers) and cached facts. A
+    /// reading for a window they had closed then opens it again; it is not emitted twice (the
+    /// store is asked, as after a restart).
+    fn forget_quiet(&mut self, now: Instant) {
+        let quiet: Vec<SensorId> = self
+            .last_read
+            .iter()
+            .filter(|(_, seen)| now.saturating_duration_since(**seen) >= self.forget_after)
+            .map(|(sensor, _)| *sensor)
+            .collect();
+        let mut forgotten = 0usize;
+        for sensor in quiet {
+            if self.windower.forget(sensor) {
+                self.preprocessors.remove(&sensor);
+                self.emitting.remove(&sensor);
+                self.last_read.remove(&sensor);
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            tracing::debug!(
+                forgotten,
+                kept = self.last_read.len(),
+                "quiet sensors forgotten"
+            );
+        }
+        metrics::gauge!("mantis_preprocessing_sensors").set(self.last_read.len() as f64);
     }
 
     /// The preprocessor of `raw`'s sensor, created on first use at the sensor's nominal rate.
@@ -249,6 +285,7 @@ impl Handler for WindowHandler {
             offset: ctx.envelope.offset,
         };
         self.last_offset.insert(origin.partition, origin.offset);
+        self.last_read.insert(reading.sensor_id, Instant::now());
         if reading.quality.get() < Quality::LOW_THRESHOLD {
             metrics::counter!("mantis_readings_not_windowed_total", "reason" => "low_quality")
                 .increment(1);
@@ -276,7 +313,11 @@ impl Handler for WindowHandler {
                 "consumer held; idle windows wait as long"
             );
             self.windower.postpone_idle(held, now);
+            for seen in self.last_read.values_mut() {
+                *seen = (*seen + held).min(now);
+            }
         }
+        self.forget_quiet(now);
         let idle = self.windower.idle(now, self.idle_close);
         if idle.is_empty() {
             return Ok(Vec::new());
@@ -311,6 +352,7 @@ impl Handler for WindowHandler {
         for sensor in &sensors {
             self.preprocessors.remove(sensor);
             self.emitting.remove(sensor);
+            self.last_read.remove(sensor);
         }
         for p in partitions {
             self.last_offset.remove(p);
@@ -480,6 +522,123 @@ mod tests {
             .await
             .expect("windows");
         assert_eq!(stored.len(), 3, "[0, 10 s, 20 s) of the minute from T0");
+    }
+
+    /// Hands `reading` to the handler as the record at `offset` of partition 0.
+    async fn feed(h: &mut WindowHandler, reading: &Reading, offset: i64) {
+        let envelope = mantis_bus::Envelope {
+            topic: topics::SENSOR_RAW.to_owned(),
+            partition: 0,
+            offset,
+            key: None,
+            headers: Vec::new(),
+            timestamp_ms: 0,
+            payload: Vec::new(),
+        };
+        let ctx = RecordContext {
+            envelope: &envelope,
+            trace: TraceContext::new_root(),
+        };
+        h.handle(reading, &ctx).await.expect("handled");
+    }
+
+    /// A sensor quiet for `forget_after_secs` with no open window is forgotten (its state
+    /// freed); its next readings start afresh from its registration, and a window it had
+    /// emitted before is not emitted again.
+    #[tokio::test]
+    async fn a_quiet_sensor_is_forgotten_and_starts_afresh_from_its_registration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let config = Config {
+            window_secs: 10,
+            allowed_lateness_secs: 0,
+            // Every tick closes the open windows.
+            idle_close_secs: 0,
+            ..Config::default()
+        };
+        let asset = mantis_domain::Asset {
+            id: AssetId::new_random(),
+            tenant_id: mantis_domain::TenantId::DEFAULT,
+            code: "MTR-1".into(),
+            name: "motor".into(),
+            asset_type: "motor".into(),
+            location: String::new(),
+            criticality: mantis_domain::Criticality::Medium,
+        };
+        infra.store.upsert_asset(&asset).await.expect("asset");
+        let mut sensor = mantis_domain::Sensor {
+            id: SensorId::new_random(),
+            asset_id: asset.id,
+            code: "T1".into(),
+            sensor_type: SensorType::Temperature,
+            unit: "C".into(),
+            min_value: -50.0,
+            max_value: 150.0,
+            sampling_rate_hz: 1.0,
+        };
+        infra.store.upsert_sensor(&sensor).await.expect("sensor");
+        let other = SensorId::new_random();
+        let mut h = WindowHandler::new(&infra, config);
+        let mut offset = 0;
+        // [0, 10 s) closes at the reading at 10 s; [10, 20) is left open with six.
+        for ms in (0..=15_000).step_by(1000) {
+            feed(&mut h, &reading(asset.id, sensor.id, ms), offset).await;
+            offset += 1;
+        }
+        feed(&mut h, &reading(asset.id, other, 0), offset).await;
+        offset += 1;
+        // Starts and sample counts (after resampling at the sensor's rate).
+        let rates = |windows: Vec<mantis_store::WindowSummary>| {
+            windows
+                .iter()
+                .map(|w| (w.window_start.timestamp_millis() - T0, w.count))
+                .collect::<Vec<_>>()
+        };
+        let windows = || async {
+            rates(
+                infra
+                    .store
+                    .list_windows(
+                        sensor.id,
+                        mantis_domain::timestamp_from_millis(T0).expect("valid"),
+                        mantis_domain::timestamp_from_millis(T0 + 1_000_000).expect("valid"),
+                        10,
+                    )
+                    .await
+                    .expect("windows"),
+            )
+        };
+        assert_eq!(windows().await, [(0, 10)]);
+        assert_eq!(h.preprocessors.len(), 1);
+
+        // Open windows keep their sensors, however quiet.
+        let hour_on = Instant::now() + Duration::from_secs(3600);
+        h.forget_quiet(hour_on);
+        assert_eq!(h.windower.sensors(), 2);
+        // Closed by idleness, then quiet for an hour: both forgotten, and only then.
+        h.tick().await.expect("tick");
+        assert_eq!(windows().await, [(0, 10), (10_000, 6)]);
+        h.forget_quiet(Instant::now());
+        assert_eq!(h.windower.sensors(), 2, "not quiet long enough");
+        h.forget_quiet(hour_on);
+        assert_eq!(h.windower.sensors(), 0);
+        assert!(h.preprocessors.is_empty() && h.emitting.is_empty() && h.last_read.is_empty());
+
+        // Re-registered at 2 Hz meanwhile: the next window is resampled at it. A late reading
+        // of [0, 10 s), closed before it was forgotten, reopens it, and it is not emitted again.
+        sensor.sampling_rate_hz = 2.0;
+        infra.store.upsert_sensor(&sensor).await.expect("sensor");
+        feed(&mut h, &reading(asset.id, sensor.id, 5_000), offset).await;
+        offset += 1;
+        for ms in (100_000..=110_000).step_by(500) {
+            feed(&mut h, &reading(asset.id, sensor.id, ms), offset).await;
+            offset += 1;
+        }
+        assert_eq!(
+            windows().await,
+            [(0, 10), (10_000, 6), (100_000, 20)],
+            "[0, 10 s) once, [100 s, 110 s) at the new rate (2 Hz: 20 samples)"
+        );
     }
 
     /// A second replica joins while windows are open: the partitions it takes are read again

@@ -60,6 +60,11 @@ pub struct Config {
     pub allowed_lateness_secs: u64,
     /// A window whose sensor has sent nothing for this long (wall clock) is closed. Default 60.
     pub idle_close_secs: u64,
+    /// A sensor with no open window that has sent nothing for this long (wall clock) is
+    /// forgotten: its watermark, filter state and buffers are freed (a plant's sensors come
+    /// and go), and its next reading starts afresh from its registration (a changed sampling
+    /// rate is taken then). Default 3600.
+    pub forget_after_secs: u64,
     /// Gaps longer than this many sampling periods split a window. Default 5.
     pub max_gap_periods: f64,
     /// Interpolation when resampling: `linear` (default) or `hold`.
@@ -163,6 +168,7 @@ impl Default for Config {
             hop_secs: None,
             allowed_lateness_secs: 2,
             idle_close_secs: 60,
+            forget_after_secs: 3600,
             max_gap_periods: 5.0,
             interpolation: Interpolation::Linear,
             grid: Grid::FirstReading,
@@ -236,6 +242,9 @@ impl Config {
                 "preprocessing.hop_secs must be within 1..={} (the window length)",
                 self.window_secs
             ));
+        }
+        if self.forget_after_secs == 0 {
+            return bad("preprocessing.forget_after_secs must be at least 1".into());
         }
         if !(self.max_gap_periods.is_finite() && self.max_gap_periods >= 1.0) {
             return bad("preprocessing.max_gap_periods must be at least 1".into());

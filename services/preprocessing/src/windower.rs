@@ -232,6 +232,23 @@ impl Windower {
         gone
     }
 
+    /// Forgets `sensor` (its watermark) unless it has an open window; returns whether it is
+    /// gone.
+    pub fn forget(&mut self, sensor: SensorId) -> bool {
+        match self.sensors.get(&sensor) {
+            Some(s) if !s.open.is_empty() => false,
+            _ => {
+                self.sensors.remove(&sensor);
+                true
+            }
+        }
+    }
+
+    /// Number of sensors it keeps state of.
+    pub fn sensors(&self) -> usize {
+        self.sensors.len()
+    }
+
     /// The earliest bus offset still needed by an open window in `partition`.
     pub fn earliest_needed(&self, partition: i32) -> Option<i64> {
         self.sensors

@@ -539,6 +539,21 @@ pub(crate) const UPSERT_TECHNICIAN: &str = "INSERT INTO technicians \
 pub(crate) const DELETE_TECHNICIAN: &str =
     "DELETE FROM technicians WHERE tenant_id = $1 AND name = $2";
 
+/// `$1` id, `$2` tenant, `$3` technician (NULL: the whole crew), `$4` start, `$5` end,
+/// `$6` reason, `$7` by, `$8` at.
+pub(crate) const INSERT_TIME_OFF: &str = "INSERT INTO time_off \
+     (id, tenant_id, technician, starts_at, ends_at, reason, created_by, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+
+/// `$1` tenant, `$2` from, `$3` to, `$4` limit: the stretches overlapping `[$2, $3)`, by start.
+pub(crate) const LIST_TIME_OFF: &str = "SELECT id, tenant_id, technician, starts_at, ends_at, \
+     reason, created_by, created_at FROM time_off \
+     WHERE tenant_id = $1 AND ends_at > $2 AND starts_at < $3 \
+     ORDER BY starts_at, id LIMIT $4";
+
+/// `$1` tenant, `$2` id.
+pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id = $1 AND id = $2";
+
 /// `$1` tenant, `$2` part number, `$3` description, `$4` location, `$5` on hand (a new part
 /// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now; for a known part, `$10`
 /// keeps what is on order and `$11` when it is expected as stored; nothing on order is then

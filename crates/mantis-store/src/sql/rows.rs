@@ -14,7 +14,7 @@ use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
     FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
     RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, SparePart,
-    StockMovement, StockMovementKind, Technician, User, WorkOrder, WorkOrderStatus,
+    StockMovement, StockMovementKind, Technician, TimeOff, User, WorkOrder, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -558,6 +558,34 @@ impl TryFrom<TechnicianRow> for Technician {
             active: r.active,
             updated_at: r.updated_at.0,
         })
+    }
+}
+
+/// `time_off` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TimeOffRow {
+    id: DbId,
+    tenant_id: DbId,
+    technician: Option<String>,
+    starts_at: DbTime,
+    ends_at: DbTime,
+    reason: String,
+    created_by: String,
+    created_at: DbTime,
+}
+
+impl From<TimeOffRow> for TimeOff {
+    fn from(r: TimeOffRow) -> Self {
+        TimeOff {
+            id: r.id.0.into(),
+            tenant_id: r.tenant_id.0.into(),
+            technician: r.technician,
+            starts_at: r.starts_at.0,
+            ends_at: r.ends_at.0,
+            reason: r.reason,
+            created_by: r.created_by,
+            created_at: r.created_at.0,
+        }
     }
 }
 
