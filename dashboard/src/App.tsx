@@ -2,6 +2,8 @@ import { useEffect, useState } from 'react';
 import { clearSession } from './api/session';
 import { OfflineBanner } from './components/OfflineBanner';
 import { kioskAllows, parseRoute, type Route } from './logic/route';
+import { AccessPage } from './pages/AccessPage';
+import { AccountPage } from './pages/AccountPage';
 import { AlertsPage } from './pages/AlertsPage';
 import { AssetPage } from './pages/AssetPage';
 import { KioskPage } from './pages/KioskPage';
@@ -109,14 +111,15 @@ function Shell({ services }: { services: Services }) {
                 {can(session.user.role, 'viewPlan') && <NavLink route={route} to="plan" label="Plan" />}
                 {can(session.user.role, 'viewStores') && <NavLink route={route} to="stores" label="Stores" />}
                 <NavLink route={route} to="kpis" label="KPIs" />
+                {can(session.user.role, 'manageUsers') && <NavLink route={route} to="access" label="Access" />}
               </>
             )}
           </nav>
           <div className="topbar-right">
             <LiveDot />
-            <span className="user" title={session.user.username}>
+            <a className="user" href="#/account" title={`${session.user.username}: my account, password`} data-testid="nav-account">
               {session.user.displayName || session.user.username} <span className="muted small">({session.user.role})</span>
-            </span>
+            </a>
             {!kiosk && (
               <button type="button" onClick={() => {
                 const t = themePref === 'dark' ? 'light' : 'dark';
@@ -135,13 +138,13 @@ function Shell({ services }: { services: Services }) {
           </div>
         </header>
         <OfflineBanner />
-        <main>{renderPage(route, kiosk)}</main>
+        <main>{renderPage(route, kiosk, can(session.user.role, 'manageUsers'))}</main>
       </div>
     </ThemeContext.Provider>
   );
 }
 
-function renderPage(route: Route, kiosk: boolean) {
+function renderPage(route: Route, kiosk: boolean, admin: boolean) {
   if (kiosk && !kioskAllows(route)) return <KioskPage />;
   switch (route.name) {
     case 'kiosk':
@@ -158,6 +161,10 @@ function renderPage(route: Route, kiosk: boolean) {
       return <StoresPage />;
     case 'kpis':
       return <KpiPage />;
+    case 'account':
+      return <AccountPage />;
+    case 'access':
+      return admin ? <AccessPage /> : <p className="muted page">Only an admin manages users and API keys.</p>;
     default:
       return <OverviewPage compact={kiosk} />;
   }

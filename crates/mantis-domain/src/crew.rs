@@ -339,16 +339,18 @@ pub struct TimeOff {
 }
 
 impl TimeOff {
-    /// Trims the technician (blank: the whole crew) and reason, keeps times to the
-    /// millisecond (as stored), and checks the stretch: it ends after it starts, within
-    /// [`MAX_TIME_OFF_DAYS`].
+    /// Trims the technician and reason, keeps times to the millisecond (as stored), and
+    /// checks the stretch: it ends after it starts, within [`MAX_TIME_OFF_DAYS`]. A blank
+    /// technician is refused (none at all is the whole crew: never by accident).
     pub fn normalise(mut self) -> Result<Self, DomainError> {
         let ms = |t: Timestamp| chrono::SubsecRound::trunc_subsecs(t, 3);
         (self.starts_at, self.ends_at) = (ms(self.starts_at), ms(self.ends_at));
-        self.technician = self
-            .technician
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty());
+        if let Some(name) = &mut self.technician {
+            *name = name.trim().to_owned();
+            if name.is_empty() {
+                return Err(DomainError::Empty("time off technician"));
+            }
+        }
         self.reason = self.reason.trim().to_owned();
         if self.reason.chars().count() > MAX_TIME_OFF_REASON
             || self.reason.chars().any(char::is_control)
@@ -361,11 +363,14 @@ impl TimeOff {
         }
         let length = self.ends_at - self.starts_at;
         if length <= Duration::zero() || length > Duration::days(MAX_TIME_OFF_DAYS) {
-            return Err(DomainError::OutOfRange {
-                what: "time off length in days",
-                value: length.num_milliseconds() as f64 / 86_400_000.0,
-                min: 0.0,
-                max: MAX_TIME_OFF_DAYS as f64,
+            return Err(DomainError::BadName {
+                what: "time off",
+                value: format!(
+                    "{} to {}",
+                    self.starts_at.to_rfc3339(),
+                    self.ends_at.to_rfc3339()
+                ),
+                rule: "ending after it starts, at most 366 days later",
             });
         }
         Ok(self)
@@ -668,14 +673,19 @@ mod tests {
     #[test]
     fn time_off_is_checked_and_trimmed() {
         let t = off(
-            Some("  "),
+            Some(" Ana "),
             "2026-12-08T00:00:00.1234Z",
             "2026-12-09T00:00:00Z",
         )
         .normalise()
         .expect("valid");
-        assert_eq!(t.technician, None, "blank: the whole crew");
+        assert_eq!(t.technician.as_deref(), Some("Ana"));
         assert_eq!(t.reason, "holiday");
+        assert_eq!(
+            off(Some("  "), "2026-12-08T00:00:00Z", "2026-12-09T00:00:00Z").normalise(),
+            Err(DomainError::Empty("time off technician")),
+            "blank is not the whole crew"
+        );
         assert_eq!(t.starts_at, at("2026-12-08T00:00:00.123Z"));
         for (from, to) in [
             ("2026-12-08T00:00:00Z", "2026-12-08T00:00:00Z"),
@@ -683,7 +693,7 @@ mod tests {
             ("2026-12-08T00:00:00Z", "2027-12-10T00:00:00Z"),
         ] {
             let e = off(None, from, to).normalise().expect_err(to);
-            assert!(e.to_string().contains("time off length"), "{e}");
+            assert!(e.to_string().contains("ending after it starts"), "{e}");
         }
         let mut long = off(None, "2026-12-08T00:00:00Z", "2026-12-09T00:00:00Z");
         long.reason = "x".repeat(201);

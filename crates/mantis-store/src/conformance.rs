@@ -2968,7 +2968,7 @@ pub async fn time_off_is_listed_by_overlap_within_its_tenant_and_removed_once<S:
     );
     let list = |tenant: TenantId, from: i64, to: i64, limit: u32| async move {
         store
-            .list_time_off(tenant, at(from), at(to), limit)
+            .list_time_off(tenant, at(from), at(to), None, limit)
             .await
             .expect("list")
     };
@@ -2991,6 +2991,21 @@ pub async fn time_off_is_listed_by_overlap_within_its_tenant_and_removed_once<S:
         list(plant_b, 0, 100_000, 100).await,
         vec![elsewhere.clone()]
     );
+    // What keeps one technician from work: theirs and the whole crew's, the limit on those.
+    let of = |name: &'static str, limit: u32| async move {
+        store
+            .list_time_off(plant_a, at(0), at(100_000), Some(name), limit)
+            .await
+            .expect("list")
+    };
+    assert_eq!(of("ben", 100).await, vec![ben.clone(), shutdown.clone()]);
+    assert_eq!(of("Ana", 100).await, vec![ana.clone(), shutdown.clone()]);
+    assert_eq!(
+        of("ana", 100).await,
+        vec![shutdown.clone()],
+        "names compare exactly"
+    );
+    assert_eq!(of("ben", 1).await, vec![ben.clone()]);
 
     assert!(
         !store

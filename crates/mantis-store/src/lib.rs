@@ -692,12 +692,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records time off (a technician's, or the whole crew's); returns false when its id was
     /// recorded before (nothing is changed).
     async fn insert_time_off(&self, time_off: &TimeOff) -> Result<bool>;
-    /// A tenant's time off overlapping `[from, to)`, by start, at most `limit`.
+    /// A tenant's time off overlapping `[from, to)`, by start, at most `limit`; with
+    /// `technician`, only what keeps them from work (their own and the whole crew's).
     async fn list_time_off(
         &self,
         tenant: TenantId,
         from: Timestamp,
         to: Timestamp,
+        technician: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TimeOff>>;
     /// Removes a stretch of time off; returns whether the tenant had it.

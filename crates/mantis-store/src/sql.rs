@@ -1674,6 +1674,7 @@ where
         tenant: TenantId,
         from: Timestamp,
         to: Timestamp,
+        technician: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TimeOff>> {
         Ok(sqlx::query_as::<_, TimeOffRow>(queries::LIST_TIME_OFF)
@@ -1681,6 +1682,7 @@ where
             .bind(DbTime(from))
             .bind(DbTime(to))
             .bind(i64::from(limit))
+            .bind(technician.map(str::to_owned))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?

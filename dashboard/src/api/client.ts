@@ -1,20 +1,24 @@
 // Typed client for the gateway's REST API (services/gateway/API.md): bearer token on every
 // /api/v1 call except login, problem-body parsing, 401 → onUnauthorized.
 import type {
+  Account,
   Alert,
   AlertState,
   Anomaly,
   AnomalyScore,
+  ApiKey,
   Asset,
   AssetDetail,
   AssetHealth,
   CompleteResponse,
+  CreatedKey,
   CrewMember,
   KpiReport,
   LoginResponse,
   MaintenanceEvent,
   MaintenancePlan,
   NewTimeOff,
+  NewUser,
   NewWorkOrder,
   Outcome,
   PartDefinition,
@@ -22,12 +26,14 @@ import type {
   Readings,
   RecordedMovement,
   ReliabilityReport,
+  Role,
   RulPrediction,
   StockLevel,
   StockMovement,
   Technician,
   TimeOff,
   User,
+  UserPatch,
   WorkOrder,
   WorkOrderPatch,
   WorkOrderStatus,
@@ -190,6 +196,31 @@ export class ApiClient {
   }
   me(): Promise<User> {
     return this.json('GET', '/api/v1/auth/me');
+  }
+  /** Changes one's own password; the answer is a new session (tokens before it end). A wrong
+   *  current password is a 400, not a lost session. */
+  changePassword(currentPassword: string, newPassword: string): Promise<LoginResponse> {
+    return this.json('POST', '/api/v1/auth/password', { body: { currentPassword, newPassword } });
+  }
+
+  // ---- Access (admins) ----
+  users(): Promise<Account[]> {
+    return this.json('GET', '/api/v1/users');
+  }
+  createUser(user: NewUser): Promise<Account> {
+    return this.json('POST', '/api/v1/users', { body: user });
+  }
+  updateUser(username: string, patch: UserPatch): Promise<Account> {
+    return this.json('PATCH', `/api/v1/users/${encodeURIComponent(username)}`, { body: patch });
+  }
+  apiKeys(): Promise<ApiKey[]> {
+    return this.json('GET', '/api/v1/api-keys');
+  }
+  createApiKey(name: string, role: Role): Promise<CreatedKey> {
+    return this.json('POST', '/api/v1/api-keys', { body: { name, role } });
+  }
+  revokeApiKey(id: string): Promise<void> {
+    return this.json('DELETE', `/api/v1/api-keys/${encodeURIComponent(id)}`);
   }
 
   // ---- Plant ----

@@ -43,6 +43,43 @@ export interface User {
   tenantId: Uuid;
 }
 
+/** `GET /api/v1/users` (admin): a user of the plant. */
+export interface Account extends User {
+  disabled: boolean;
+  createdAt: Ts;
+}
+
+export interface NewUser {
+  username: string;
+  displayName: string;
+  role: Role;
+  password: string;
+}
+
+/** `PATCH /api/v1/users/{username}`: only the fields given change. */
+export interface UserPatch {
+  displayName?: string;
+  role?: Role;
+  password?: string;
+  disabled?: boolean;
+}
+
+/** `GET /api/v1/api-keys` (admin): a machine's key (never the key itself). */
+export interface ApiKey {
+  id: Uuid;
+  tenantId: Uuid;
+  name: string;
+  prefix: string;
+  role: Role;
+  createdAt: Ts;
+  revokedAt: Ts | null;
+}
+
+/** `POST /api/v1/api-keys`: the key, shown this once. */
+export interface CreatedKey extends ApiKey {
+  key: string;
+}
+
 export interface LoginResponse {
   token: string;
   expiresAt: Ts;

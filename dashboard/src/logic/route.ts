@@ -1,4 +1,5 @@
-// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/stores, #/kpis, #/login, #/kiosk.
+// Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/stores, #/kpis, #/account,
+// #/access, #/login, #/kiosk.
 
 export type Route =
   | { name: 'login' }
@@ -9,6 +10,8 @@ export type Route =
   | { name: 'plan' }
   | { name: 'stores' }
   | { name: 'kpis' }
+  | { name: 'account' }
+  | { name: 'access' }
   | { name: 'kiosk' };
 
 export function parseRoute(hash: string): Route {
@@ -29,6 +32,10 @@ export function parseRoute(hash: string): Route {
       return { name: 'stores' };
     case 'kpis':
       return { name: 'kpis' };
+    case 'account':
+      return { name: 'account' };
+    case 'access':
+      return { name: 'access' };
     case 'kiosk':
       return { name: 'kiosk' };
     default:

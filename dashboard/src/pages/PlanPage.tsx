@@ -393,6 +393,7 @@ function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff:
   const [reason, setReason] = useState('');
   const [formError, setFormError] = useState<string | null>(null);
   const [saveError, setSaveError] = useState<ApiError | null>(null);
+  const [saving, setSaving] = useState(false);
 
   async function add() {
     setFormError(null);
@@ -401,6 +402,7 @@ function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff:
     const endsAt = fromLocalInput(to);
     if (!startsAt || !endsAt) return setFormError('Give when it starts and when it ends.');
     if (Date.parse(endsAt) <= Date.parse(startsAt)) return setFormError('It must end after it starts.');
+    setSaving(true);
     try {
       await api.addTimeOff({ technician: who || null, startsAt, endsAt, reason: reason.trim() });
       setFrom('');
@@ -409,6 +411,8 @@ function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff:
       onChanged();
     } catch (e) {
       setSaveError(e as ApiError);
+    } finally {
+      setSaving(false);
     }
   }
 
@@ -425,7 +429,8 @@ function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff:
   return (
     <section data-testid="time-off">
       <h3>Time off</h3>
-      <ErrorBox error={error ?? saveError} />
+      <ErrorBox error={error} />
+      <ErrorBox error={saveError} />
       {timeOff && timeOff.length === 0 && <p className="muted small">No time off ahead.</p>}
       {timeOff && timeOff.length > 0 && (
         <table className="table" data-testid="time-off-table">
@@ -488,7 +493,7 @@ function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff:
           <label>
             Why <input value={reason} maxLength={200} placeholder="holiday, training, shutdown" onChange={(e) => setReason(e.target.value)} data-testid="time-off-reason" />
           </label>
-          <button type="submit" data-testid="time-off-save">
+          <button type="submit" disabled={saving} data-testid="time-off-save" title="From and to are read on this browser's clock">
             Add
           </button>
           {formError && <span className="error-text" data-testid="time-off-form-error">{formError}</span>}

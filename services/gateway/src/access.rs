@@ -78,20 +78,109 @@ pub(crate) async fn login(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let credentials: Credentials = mantis_runtime::parse_json_object(&body)?;
-    let client = peer.map_or_else(
+    logged_in(
+        &s,
+        credentials.username.trim(),
+        &credentials.password,
+        &client_of(peer),
+    )
+    .await
+}
+
+/// The address a login is throttled by.
+fn client_of(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
+    peer.map_or_else(
         || "unknown".to_owned(),
         |Extension(ConnectInfo(a))| a.ip().to_string(),
-    );
-    let (token, expires_at, user) = s
-        .auth
-        .login(credentials.username.trim(), &credentials.password, &client)
-        .await?;
+    )
+}
+
+/// Logs `username` in with `password` from `client`: the answer to a login.
+async fn logged_in(
+    s: &ApiState,
+    username: &str,
+    password: &str,
+    client: &str,
+) -> ApiResult<Response> {
+    let (token, expires_at, user) = s.auth.login(username, password, client).await?;
     Ok(Json(LoginAnswer {
         token,
         expires_at,
         user: UserView::from(&user),
     })
     .into_response())
+}
+
+/// A change of one's own password.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PasswordChange {
+    /// The password now.
+    #[schema(max_length = 256)]
+    current_password: String,
+    /// The new one: 10 to 256 characters, not the current one.
+    #[schema(min_length = 10, max_length = 256)]
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: a user changes their own password (the current one checked,
+/// as a login is, throttled alike). Every token issued before ends, the caller's too: the
+/// answer carries a new one.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "access",
+    request_body = PasswordChange, responses((status = 200, body = LoginAnswer)))]
+pub(crate) async fn change_password(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let change: PasswordChange = mantis_runtime::parse_json_object(&body)?;
+    if who.credential != crate::auth::Credential::Login {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "only a user who logs in with a password here can change it (API keys are \
+             replaced; an identity provider's users change theirs there)",
+        ));
+    }
+    check_password(&change.new_password).map_err(|_| {
+        Problem::bad_request("the new password must be 10 to 256 characters")
+            .with_field("/newPassword", "10 to 256 characters")
+    })?;
+    if change.new_password == change.current_password {
+        return Err(Problem::bad_request("the new password is the current one")
+            .with_field("/newPassword", "the same as the current password"));
+    }
+    let client = client_of(peer);
+    // The current password is checked as a login checks it (throttled per address and user).
+    // A wrong one is the request's fault, not a lost session: 400, not 401.
+    s.auth
+        .login(&who.username, &change.current_password, &client)
+        .await
+        .map_err(|p| {
+            if p.status == StatusCode::UNAUTHORIZED.as_u16() {
+                Problem::bad_request("the current password is wrong")
+                    .with_field("/currentPassword", "wrong password")
+            } else {
+                p
+            }
+        })?;
+    let changes = UserChanges {
+        password_hash: Some(hashed(change.new_password.clone()).await?),
+        ..UserChanges::default()
+    };
+    if s.store
+        .update_user(who.tenant_id, &who.username, &changes)
+        .await?
+        .is_none()
+    {
+        return Err(Problem::not_found(format!(
+            "user `{}` does not exist",
+            who.username
+        )));
+    }
+    tracing::info!(user = %who.username, "password changed by its user");
+    logged_in(&s, &who.username, &change.new_password, &client).await
 }
 
 /// `GET /api/v1/auth/me`.

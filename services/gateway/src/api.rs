@@ -47,6 +47,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     use crate::{access, kpi, operations, plant};
     let protected = Router::new()
         .route("/api/v1/auth/me", get(access::me))
+        .route("/api/v1/auth/password", post(access::change_password))
         .route(
             "/api/v1/users",
             get(access::list_users).post(access::create_user),

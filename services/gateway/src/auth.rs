@@ -753,6 +753,7 @@ fn too_many(wait_secs: u64, detail: &str) -> Problem {
 /// to everyone (deny by default); the RBAC test walks this whole table for every role.
 pub const POLICY: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/auth/me", Role::Operator),
+    ("POST", "/api/v1/auth/password", Role::Operator),
     ("GET", "/api/v1/overview", Role::Operator),
     ("GET", "/api/v1/assets", Role::Operator),
     ("POST", "/api/v1/assets", Role::Manager),

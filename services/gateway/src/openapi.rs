@@ -18,7 +18,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     info(title = "MANTIS gateway", description = "The REST API of MANTIS, the predictive-maintenance platform. \
         Log in with POST /api/v1/auth/login and send `Authorization: Bearer <token>`, or send `X-API-Key`."),
     paths(
-        crate::access::login, crate::access::me, crate::access::list_users, crate::access::create_user,
+        crate::access::login, crate::access::me, crate::access::change_password, crate::access::list_users, crate::access::create_user,
         crate::access::update_user, crate::access::list_api_keys, crate::access::create_api_key,
         crate::access::revoke_api_key,
         crate::plant::overview, crate::plant::list_assets, crate::plant::create_asset,

@@ -152,6 +152,7 @@ pub(crate) async fn delete_technician(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewTimeOff {
     /// The crew member away; left out (or null): the whole crew (a plant holiday, a shutdown).
+    /// A blank name is refused.
     #[schema(max_length = 100)]
     technician: Option<String>,
     /// When it starts.
@@ -195,19 +196,14 @@ pub(crate) async fn list_time_off(
         );
     }
     let technician = params.get("technician").map(|t| t.trim());
-    let mut listed = s
-        .store
-        .list_time_off(
-            who.tenant_id,
-            from,
-            to,
-            if technician.is_some() { 1000 } else { limit },
-        )
-        .await?;
-    if let Some(name) = technician {
-        listed.retain(|o| o.applies_to(name));
-        listed.truncate(limit as usize);
+    if technician.is_some_and(str::is_empty) {
+        return Err(Problem::bad_request("technician must name a crew member")
+            .with_field("/technician", "blank"));
     }
+    let listed = s
+        .store
+        .list_time_off(who.tenant_id, from, to, technician, limit)
+        .await?;
     list_response(&listed, csv, "time-off")
 }
 
@@ -234,8 +230,13 @@ pub(crate) async fn create_time_off(
     }
     .normalise()
     .map_err(|e| {
+        use mantis_domain::DomainError::{BadName, Empty};
         let pointer = match &e {
-            mantis_domain::DomainError::BadName { .. } => "/reason",
+            BadName {
+                what: "time off reason",
+                ..
+            } => "/reason",
+            Empty(_) => "/technician",
             _ => "/endsAt",
         };
         Problem::bad_request(e.to_string()).with_field(pointer, e.to_string())
@@ -733,8 +734,14 @@ async fn make(
     // Time off (a crew member's or everyone's) is taken out of the shifts.
     let time_off = s
         .store
-        .list_time_off(who.tenant_id, now, to, MAX_TIME_OFF_PLANNED)
+        .list_time_off(who.tenant_id, now, to, None, MAX_TIME_OFF_PLANNED)
         .await?;
+    if time_off.len() >= MAX_TIME_OFF_PLANNED as usize {
+        tracing::warn!(
+            limit = MAX_TIME_OFF_PLANNED,
+            "more time off within the horizon than a plan reads: the stretches starting latest are not taken out of the shifts"
+        );
+    }
     let workers: Vec<Worker> = crew
         .iter()
         .filter(|t| t.active)

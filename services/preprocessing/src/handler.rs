@@ -52,7 +52,13 @@ impl WindowHandler {
             publisher: Publisher::new(infra.bus.clone(), infra.codec.clone(), "preprocessing"),
             windower: Windower::new(config.window_spec()),
             idle_close: Duration::from_secs(config.idle_close_secs),
-            forget_after: Duration::from_secs(config.forget_after_secs),
+            // Never before an open window would have closed by idleness and the next one
+            // started: a sensor between two readings keeps its state.
+            forget_after: Duration::from_secs(
+                config
+                    .forget_after_secs
+                    .max(config.idle_close_secs.saturating_add(config.window_secs)),
+            ),
             config,
             preprocessors: HashMap::new(),
             scratch: Preprocessed::default(),
@@ -65,8 +71,9 @@ impl WindowHandler {
 
     /// Forgets the sensors that have sent nothing for `forget_after` as of `now` and have no
     /// open window: their watermark, preprocessor (filter state, buffers) and cached facts. A
-    /// reading for a window they had closed then opens it again; it is not emitted twice (the
-    /// store is asked, as after a restart).
+    /// straggler for a window they had closed is then no longer told late: it opens that
+    /// window again, which is not emitted if it was (the store is asked, as after a restart)
+    /// and is emitted from the stragglers if it never was.
     fn forget_quiet(&mut self, now: Instant) {
         let quiet: Vec<SensorId> = self
             .last_read
@@ -639,6 +646,14 @@ mod tests {
             [(0, 10), (10_000, 6), (100_000, 20)],
             "[0, 10 s) once, [100 s, 110 s) at the new rate (2 Hz: 20 samples)"
         );
+        // What went downstream: each window once, whole.
+        let mine: Vec<(i64, u32)> = published_windows(&infra, "reader")
+            .await
+            .iter()
+            .filter(|w| w.sensor_id == sensor.id)
+            .map(|w| (w.window_start.timestamp_millis() - T0, w.count))
+            .collect();
+        assert_eq!(mine, [(0, 10), (10_000, 6), (100_000, 20)]);
     }
 
     /// A second replica joins while windows are open: the partitions it takes are read again

@@ -60,10 +60,11 @@ pub struct Config {
     pub allowed_lateness_secs: u64,
     /// A window whose sensor has sent nothing for this long (wall clock) is closed. Default 60.
     pub idle_close_secs: u64,
-    /// A sensor with no open window that has sent nothing for this long (wall clock) is
-    /// forgotten: its watermark, filter state and buffers are freed (a plant's sensors come
-    /// and go), and its next reading starts afresh from its registration (a changed sampling
-    /// rate is taken then). Default 3600.
+    /// A sensor with no open window that has sent nothing for this long (wall clock; at least
+    /// `idle_close_secs + window_secs`) is forgotten: its watermark, filter state and buffers
+    /// are freed (a plant's sensors come and go), and its next reading starts afresh from its
+    /// registration (a changed sampling rate is taken then; a straggler for a window emitted
+    /// before is not emitted again). Default 3600.
     pub forget_after_secs: u64,
     /// Gaps longer than this many sampling periods split a window. Default 5.
     pub max_gap_periods: f64,

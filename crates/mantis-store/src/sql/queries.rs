@@ -545,10 +545,12 @@ pub(crate) const INSERT_TIME_OFF: &str = "INSERT INTO time_off \
      (id, tenant_id, technician, starts_at, ends_at, reason, created_by, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
 
-/// `$1` tenant, `$2` from, `$3` to, `$4` limit: the stretches overlapping `[$2, $3)`, by start.
+/// `$1` tenant, `$2` from, `$3` to, `$4` limit, `$5` a technician or NULL: the stretches
+/// overlapping `[$2, $3)` (of the whole crew and, with `$5`, that technician's only), by start.
 pub(crate) const LIST_TIME_OFF: &str = "SELECT id, tenant_id, technician, starts_at, ends_at, \
      reason, created_by, created_at FROM time_off \
      WHERE tenant_id = $1 AND ends_at > $2 AND starts_at < $3 \
+     AND ($5 IS NULL OR technician IS NULL OR technician = $5) \
      ORDER BY starts_at, id LIMIT $4";
 
 /// `$1` tenant, `$2` id.
