@@ -7,7 +7,8 @@
 //
 // Steps: log in → overview tiles → wait (≤ 6 min, MANTIS_ALERT_TIMEOUT_S) for an alert pushed
 // over the WebSocket → acknowledge it → its asset page: charts drawn (canvas, data points > 0)
-// → work orders: one transition → KPIs. A screenshot of each page goes to MANTIS_ARTIFACTS.
+// → work orders: one transition → KPIs → plan → stores → access (a password set) → account (a
+// password changed). A screenshot of each page goes to MANTIS_ARTIFACTS.
 // Exits 0 on success, 1 with a message naming the failed step otherwise.
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -231,6 +232,53 @@ async function run() {
     log(`stores: SEAL-12 ${before} → ${before + 4} on the shelf`);
     await shot(page, '09b-stores');
 
+    // 8c. Access: the admin gives the demo's technician ana a password on the Access page; ana
+    // logs in (a browser of her own), changes it on her account page and goes on working with
+    // the token that answer carried (the one she logged in with has ended).
+    step = 'access';
+    log(step);
+    await page.goto(`${BASE}/#/access`);
+    const anaRow = page.locator('[data-testid="user-row"][data-name="ana"]');
+    await anaRow.waitFor();
+    await anaRow.getByTestId('user-reset').click();
+    await anaRow.getByTestId('user-reset-password').fill('ana e2e password 1');
+    const [set] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/api/v1/users/ana') && x.request().method() === 'PATCH'),
+      anaRow.getByTestId('user-reset-save').click(),
+    ]);
+    if (!set.ok()) throw new Error(`setting ana's password answered ${set.status()}: ${await set.text()}`);
+    await page.getByTestId('users-notice').waitFor();
+    await shot(page, '09c-access');
+    step = 'account';
+    log(step);
+    const anaContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const ana = await anaContext.newPage();
+    ana.setDefaultTimeout(STEP_TIMEOUT_MS);
+    await ana.goto(`${BASE}/#/login`, { waitUntil: 'domcontentloaded' });
+    await ana.getByTestId('login-username').fill('ana');
+    await ana.getByTestId('login-password').fill('ana e2e password 1');
+    await ana.getByTestId('login-submit').click();
+    await ana.getByTestId('asset-tile').first().waitFor();
+    await ana.getByTestId('nav-account').click();
+    await ana.getByTestId('password-current').fill('ana e2e password 1');
+    await ana.getByTestId('password-new').fill('ana e2e password 2');
+    await ana.getByTestId('password-again').fill('ana e2e password 2');
+    const [changed] = await Promise.all([
+      ana.waitForResponse((x) => x.url().includes('/api/v1/auth/password')),
+      ana.getByTestId('password-save').click(),
+    ]);
+    if (!changed.ok()) throw new Error(`changing ana's password answered ${changed.status()}: ${await changed.text()}`);
+    await ana.getByTestId('account-changed').waitFor();
+    const [listed] = await Promise.all([
+      ana.waitForResponse((x) => x.url().includes('/api/v1/work-orders') && x.request().method() === 'GET'),
+      ana.getByTestId('nav-work-orders').click(),
+    ]);
+    if (!listed.ok()) throw new Error(`after the change, listing the work orders answered ${listed.status()}`);
+    await ana.getByTestId('wo-board').waitFor();
+    if (!(await ana.evaluate(() => location.hash)).startsWith('#/work-orders')) throw new Error('ana was sent back to the login after changing her password');
+    log('account: ana changed her password and works on with the new token');
+    await anaContext.close();
+
     // 9. Kiosk view (screenshot only).
     step = 'kiosk';
     await page.goto(`${BASE}/#/kiosk`);
@@ -240,7 +288,7 @@ async function run() {
     await page.getByTestId('kiosk-toggle').click(); // leave kiosk mode as found
 
     if (consoleErrors.length) log(`browser console errors (not fatal):\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);
-    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition, plan, stores');
+    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition, plan, stores, access, account');
     await browser.close();
     return 0;
   } catch (e) {
