@@ -275,7 +275,11 @@ async function run() {
     ]);
     if (!listed.ok()) throw new Error(`after the change, listing the work orders answered ${listed.status()}`);
     await ana.getByTestId('wo-board').waitFor();
+    // Longer than the gateway's check of live sockets (MANTIS_GATEWAY__WS_RECHECK_SECS, 2 s in
+    // the Rust test): one left on the old token would have been closed and ana logged out.
+    await ana.waitForTimeout(6000);
     if (!(await ana.evaluate(() => location.hash)).startsWith('#/work-orders')) throw new Error('ana was sent back to the login after changing her password');
+    await ana.waitForFunction(() => document.querySelector('[data-testid="live-status"]')?.getAttribute('data-status') === 'online');
     log('account: ana changed her password and works on with the new token');
     await anaContext.close();
 

@@ -28,7 +28,10 @@ export function goToLogin(): void {
 
 export function createServices(o: ServiceOptions = {}): Services {
   const connectivity = new ConnectivityStore();
-  const onUnauthorized = () => {
+  // A 401 for a token the session has replaced since (a request in flight while the password
+  // was changed) is no reason to log out.
+  const onUnauthorized = (used?: string | null) => {
+    if (used !== undefined && used !== null && used !== getToken()) return;
     clearSession();
     goToLogin();
   };
@@ -63,6 +66,14 @@ export function createServices(o: ServiceOptions = {}): Services {
     }
   });
   live.onAny(() => connectivity.touch());
+  // A new token of the same session (a changed password ends the old one): the socket opened
+  // with the old token is opened again with the new one, before the gateway closes it (4401).
+  let token = getToken();
+  subscribeSession(() => {
+    const next = getToken();
+    if (next && token && next !== token) live.reconnect();
+    token = next;
+  });
   return { api, live, connectivity, assetCache: { list: null, pending: null } };
 }
 

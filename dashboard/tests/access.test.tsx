@@ -2,7 +2,7 @@ import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../src/App';
-import { getSession } from '../src/api/session';
+import { getSession, setSession } from '../src/api/session';
 import type { Account, ApiKey } from '../src/api/types';
 import { AccessPage } from '../src/pages/AccessPage';
 import { AccountPage } from '../src/pages/AccountPage';
@@ -83,6 +83,47 @@ const routes = () => ({
   'DELETE /api/v1/api-keys/k1': () => ({ status: 204 }),
 });
 
+describe('a new token of the session', () => {
+  it('opens the live socket again with it, subscriptions kept, and nothing when logged out', () => {
+    login('operator', 'tom');
+    const { services, sf } = setup({});
+    services.live.connect();
+    services.live.subscribe('alerts');
+    expect(sf.sockets).toHaveLength(1);
+    sf.last().open();
+    expect(sf.last().url).toContain('token=tok-123');
+    setSession({ token: 'tok-new', expiresAt: '2099-01-01T00:00:00.000Z', user: { username: 'tom', displayName: 'Tom', role: 'operator', tenantId: 't1' } });
+    expect(sf.sockets).toHaveLength(2);
+    expect(sf.sockets[0].closedWith).toBe(1000);
+    expect(sf.last().url).toContain('token=tok-new');
+    sf.last().open();
+    expect(sf.last().sent).toContainEqual({ type: 'subscribe', channel: 'alerts' });
+    // A request sent with the old token and refused after the change does not end the session.
+    // (Checked below with the API client.)
+    // The same token again (a re-render, another tab's write): no new socket.
+    setSession({ token: 'tok-new', expiresAt: '2099-01-01T00:00:00.000Z', user: { username: 'tom', displayName: 'Tom', role: 'operator', tenantId: 't1' } });
+    expect(sf.sockets).toHaveLength(2);
+    services.live.close();
+  });
+
+  it('a 401 for the token it replaced does not log out; one for the current token does', async () => {
+    login('operator', 'tom');
+    const renewed = { token: 'tok-new', expiresAt: '2099-01-01T00:00:00.000Z', user: { username: 'tom', displayName: 'Tom', role: 'operator' as const, tenantId: 't1' } };
+    const { services } = setup({
+      // Sent with the old token; the password is changed (a new token stored) before it is answered.
+      'GET /api/v1/alerts': () => {
+        setSession(renewed);
+        return problem(401, 'token no longer valid');
+      },
+      'GET /api/v1/overview': () => problem(401, 'token expired'),
+    });
+    await expect(services.api.alerts({})).rejects.toThrow();
+    expect(getSession()?.token).toBe('tok-new');
+    await expect(services.api.overview()).rejects.toThrow();
+    expect(getSession()).toBeNull();
+  });
+});
+
 describe('AccessPage', () => {
   beforeEach(() => login('admin', 'alice'));
 
@@ -96,6 +137,9 @@ describe('AccessPage', () => {
     // An admin cannot demote or disable themselves.
     expect((within(rows[0]).getByTestId('user-role') as HTMLSelectElement).disabled).toBe(true);
     expect(within(rows[0]).queryByTestId('user-toggle')).toBeNull();
+    // Nor set their own password here (it would end this session): the account page does.
+    expect(within(rows[0]).queryByTestId('user-reset')).toBeNull();
+    expect(within(rows[0]).getByTestId('user-own-account').getAttribute('href')).toBe('#/account');
 
     await user.type(screen.getByTestId('user-name'), 'bad name');
     await user.click(screen.getByTestId('user-save'));
@@ -113,8 +157,13 @@ describe('AccessPage', () => {
     expect((await screen.findByTestId('users-notice')).textContent).toContain('User ana created');
     expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({ username: 'ana', displayName: 'Ana', role: 'technician', password: 'too short!!' });
 
+    // A role is saved when asked, not on every choice in the list.
+    await user.selectOptions(within(rows[1]).getByTestId('user-role'), 'technician');
     await user.selectOptions(within(rows[1]).getByTestId('user-role'), 'manager');
+    expect(mf.calls.some((c) => c.method === 'PATCH')).toBe(false);
+    await user.click(within(rows[1]).getByTestId('user-role-save'));
     await waitFor(() => expect(mf.calls.some((c) => c.method === 'PATCH')).toBe(true));
+    expect(mf.calls.filter((c) => c.method === 'PATCH')).toHaveLength(1);
     expect(mf.calls.find((c) => c.method === 'PATCH')!.body).toEqual({ role: 'manager' });
     await user.click(within(rows[1]).getByTestId('user-toggle'));
     await user.click(within(rows[2]).getByTestId('user-toggle'));
@@ -150,6 +199,9 @@ describe('AccessPage', () => {
     await user.selectOptions(screen.getByTestId('key-role'), 'operator');
     await user.click(screen.getByTestId('key-save'));
     expect((await screen.findByTestId('key-secret')).textContent).toBe('mk_ef56.secret-part');
+    // No clipboard (plain HTTP): the key is selected for copying by hand.
+    await user.click(screen.getByTestId('key-copy'));
+    expect((await screen.findByTestId('key-copied')).textContent).toMatch(/Copied|Selected/);
     expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({ name: 'line-3 PLC', role: 'operator' });
     await user.click(screen.getByTestId('key-dismiss'));
     expect(screen.queryByTestId('key-secret')).toBeNull();

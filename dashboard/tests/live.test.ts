@@ -148,6 +148,24 @@ describe('LiveClient', () => {
     expect(sf.sockets).toHaveLength(1);
   });
 
+  it('on 4401 for credentials the session has replaced since, opens again with the new ones', () => {
+    const onUnauthorized = vi.fn();
+    let token = 'old';
+    const { live, sf } = make({ onUnauthorized, url: () => `ws://h/ws?token=${token}` });
+    live.connect();
+    sf.last().open();
+    token = 'new';
+    sf.last().drop(4401);
+    expect(onUnauthorized).not.toHaveBeenCalled();
+    expect(sf.sockets).toHaveLength(2);
+    expect(sf.last().url).toBe('ws://h/ws?token=new');
+    sf.last().open();
+    // The new ones refused too: that is the end of the session.
+    sf.last().drop(4401);
+    expect(onUnauthorized).toHaveBeenCalledTimes(1);
+    live.close();
+  });
+
   it('close() stops reconnecting', () => {
     const { live, sf } = make();
     live.connect();

@@ -80,6 +80,10 @@ pub struct User {
     pub disabled: bool,
     /// When the user was created.
     pub created_at: Timestamp,
+    /// Goes up each time the account is disabled: a token carries the epoch it was issued in,
+    /// so enabling the account again does not bring back the tokens it had. Never sent.
+    #[serde(skip_serializing, default)]
+    pub token_epoch: u32,
 }
 
 /// A key a machine or a third-party system sends in `X-API-Key`. Only a hash of the secret is

@@ -2618,6 +2618,7 @@ fn user(username: &str, tenant: TenantId, role: Role) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         disabled: false,
         created_at: at(0),
+        token_epoch: 0,
     }
 }
 
@@ -2699,8 +2700,10 @@ pub async fn a_users_fields_are_changed_one_by_one_within_their_tenant<S: Store 
         )
         .await
         .expect("disable");
+    // Disabling moves the token epoch on (tokens from before stay dead once enabled again).
     let expected = User {
         disabled: true,
+        token_epoch: 1,
         ..olga.clone()
     };
     assert_eq!(disabled, Some(expected.clone()));
@@ -2726,6 +2729,7 @@ pub async fn a_users_fields_are_changed_one_by_one_within_their_tenant<S: Store 
         role: Some(Role::Manager),
         disabled: Some(false),
         password_hash: Some(hash.clone()),
+        password_hash_was: None,
     };
     let changed = store
         .update_user(TenantId::DEFAULT, "olga", &everything)
@@ -2735,10 +2739,57 @@ pub async fn a_users_fields_are_changed_one_by_one_within_their_tenant<S: Store 
         display_name: "Olga Kowalska".to_owned(),
         role: Role::Manager,
         disabled: false,
-        password_hash: hash,
+        password_hash: hash.clone(),
+        token_epoch: 1,
         ..olga
     };
     assert_eq!(changed, Some(expected.clone()));
+    assert_eq!(
+        store.get_user("olga").await.expect("get"),
+        Some(expected.clone())
+    );
+    // A password change checked against the hash read: refused (nothing changed) once the
+    // password was changed meanwhile.
+    let checked = |was: &str, new: &str| UserChanges {
+        password_hash: Some(new.to_owned()),
+        password_hash_was: Some(was.to_owned()),
+        ..UserChanges::default()
+    };
+    assert_eq!(
+        store
+            .update_user(TenantId::DEFAULT, "olga", &checked("stale", "$x$1"))
+            .await
+            .expect("stale"),
+        None
+    );
+    let rehashed = store
+        .update_user(TenantId::DEFAULT, "olga", &checked(&hash, "$x$2"))
+        .await
+        .expect("checked")
+        .expect("changed");
+    assert_eq!(rehashed.password_hash, "$x$2");
+    let expected = User {
+        password_hash: "$x$2".to_owned(),
+        ..expected
+    };
+    // Disabled twice: the epoch moves once; enabling leaves it.
+    for disabled in [true, true, false] {
+        store
+            .update_user(
+                TenantId::DEFAULT,
+                "olga",
+                &UserChanges {
+                    disabled: Some(disabled),
+                    ..UserChanges::default()
+                },
+            )
+            .await
+            .expect("toggle");
+    }
+    let expected = User {
+        token_epoch: 2,
+        ..expected
+    };
     assert_eq!(
         store.get_user("olga").await.expect("get"),
         Some(expected.clone())

@@ -262,6 +262,9 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// New password hash (PHC string).
     pub password_hash: Option<String>,
+    /// Change nothing unless the stored password hash is this one (a password change checked
+    /// against the current password: a change made meanwhile is not overwritten).
+    pub password_hash_was: Option<String>,
 }
 
 /// A stored window without its samples: what a list of windows shows.
@@ -661,7 +664,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, username: &str) -> Result<Option<User>>;
     /// Changes the given fields of a user of `tenant` in one statement, leaving the others as
     /// they are now (a concurrent change of another field, an admin disabling the account, is
-    /// kept); returns the user as stored, `None` when the tenant has no such user.
+    /// kept); returns the user as stored, `None` when the tenant has no such user (or its
+    /// password hash is not [`UserChanges::password_hash_was`]). Disabling an enabled account
+    /// moves its [`User::token_epoch`] on.
     async fn update_user(
         &self,
         tenant: TenantId,

@@ -1520,6 +1520,7 @@ where
             .bind(changes.disabled)
             .bind(changes.password_hash.clone())
             .bind(DbTime(Utc::now()))
+            .bind(changes.password_hash_was.clone())
             .fetch_optional(self.sql_pool())
             .await
             .map_err(db_error)?

@@ -116,7 +116,9 @@ export interface ApiClientOptions {
   fetchImpl?: typeof fetch;
   getToken: () => string | null;
   /** Called on any 401 outside login: the token is missing or expired. */
-  onUnauthorized?: () => void;
+  /** Called with the token the refused request carried (a 401 for a token the session has
+   *  since replaced, e.g. after a password change, is no reason to log out). */
+  onUnauthorized?: (token: string | null) => void;
   /**
    * Called after every call: `reachable` is true when the server answered, false when the
    * network failed; `ok` is true for a 2xx answer.
@@ -148,10 +150,8 @@ export class ApiClient {
   /** Sends one request and returns the raw successful Response. */
   async raw(method: string, path: string, o: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { Accept: o.accept ?? 'application/json' };
-    if (!o.anonymous) {
-      const token = this.opts.getToken();
-      if (token) headers.Authorization = `Bearer ${token}`;
-    }
+    const token = o.anonymous ? null : this.opts.getToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
     if (o.ifMatch) headers['If-Match'] = `"${o.ifMatch}"`;
     let body: string | undefined;
     if (o.body !== undefined) {
@@ -174,7 +174,7 @@ export class ApiClient {
     this.opts.onReachability?.(!(res.status === 502 || res.status === 503 || res.status === 504), res.ok);
     if (res.ok) return res;
     const problem = await parseProblem(res);
-    if (res.status === 401 && !o.no401Redirect) this.opts.onUnauthorized?.();
+    if (res.status === 401 && !o.no401Redirect) this.opts.onUnauthorized?.(token);
     const ra = res.headers.get('Retry-After');
     throw new ApiError(problem, ra !== null && ra !== '' && !Number.isNaN(Number(ra)) ? Number(ra) : null);
   }

@@ -91,6 +91,14 @@ export class LiveClient {
     this.open();
   }
 
+  /** Opens the connection again at once, when it is wanted (the credentials changed: the
+   *  gateway would close a socket opened with the old ones). */
+  reconnect(): void {
+    if (!this.wanted) return;
+    this.close();
+    this.connect();
+  }
+
   /** Closes for good (logout). */
   close(): void {
     this.wanted = false;
@@ -218,6 +226,13 @@ export class LiveClient {
       this.socket = null;
       this.stopPing();
       if (ev.code === 4401) {
+        // Opened with credentials the session has replaced since (a changed password ended
+        // them): opened again with the current ones, not a reason to log out.
+        const current = this.opts.url();
+        if (this.wanted && current !== null && current !== url) {
+          this.open();
+          return;
+        }
         this.wanted = false;
         this.setStatus('offline');
         this.opts.onUnauthorized?.();

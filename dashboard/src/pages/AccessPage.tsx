@@ -33,6 +33,9 @@ function UsersSection() {
   const [resetTo, setResetTo] = useState('');
   const [resetError, setResetError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  // A role chosen in a row's list, saved only when asked (arrowing through a list must not
+  // save every role on the way).
+  const [roles, setRoles] = useState<Record<string, Role>>({});
 
   async function run(action: () => Promise<unknown>, done?: string) {
     setError(null);
@@ -72,7 +75,7 @@ function UsersSection() {
       <h3>Users</h3>
       <ErrorBox error={users.error ?? error} />
       {notice && (
-        <p className="muted small" data-testid="users-notice">
+        <p className="muted small" role="status" data-testid="users-notice">
           {notice}
         </p>
       )}
@@ -97,10 +100,10 @@ function UsersSection() {
                   <td>{u.displayName}</td>
                   <td>
                     <select
-                      value={u.role}
+                      value={roles[u.username] ?? u.role}
                       disabled={self}
                       title={self ? 'An admin cannot demote themselves' : undefined}
-                      onChange={(e) => void run(() => api.updateUser(u.username, { role: e.target.value as Role }))}
+                      onChange={(e) => setRoles({ ...roles, [u.username]: e.target.value as Role })}
                       aria-label={`Role of ${u.username}`}
                       data-testid="user-role"
                     >
@@ -110,16 +113,38 @@ function UsersSection() {
                         </option>
                       ))}
                     </select>
+                    {roles[u.username] !== undefined && roles[u.username] !== u.role && (
+                      <>
+                        {' '}
+                        <button
+                          type="button"
+                          onClick={() => {
+                            const role = roles[u.username];
+                            void run(() => api.updateUser(u.username, { role }), `${u.username} is now ${role}.`).then((ok) => {
+                              if (ok) setRoles(({ [u.username]: _, ...rest }) => rest);
+                            });
+                          }}
+                          data-testid="user-role-save"
+                        >
+                          Save
+                        </button>
+                      </>
+                    )}
                   </td>
                   <td>{formatDateTime(u.createdAt)}</td>
                   <td>{u.disabled ? 'disabled' : 'active'}</td>
                   <td>
                     {!self && (
-                      <button type="button" onClick={() => void run(() => api.updateUser(u.username, { disabled: !u.disabled }))} data-testid="user-toggle">
+                      <button type="button" onClick={() => void run(() => api.updateUser(u.username, { disabled: !u.disabled }))} aria-label={`${u.disabled ? 'Enable' : 'Disable'} ${u.username}`} data-testid="user-toggle">
                         {u.disabled ? 'Enable' : 'Disable'}
                       </button>
                     )}{' '}
-                    {resetFor === u.username ? (
+                    {self ? (
+                      // Setting one's own password here would end this session's token.
+                      <a href="#/account" data-testid="user-own-account">
+                        Change my password
+                      </a>
+                    ) : resetFor === u.username ? (
                       <form
                         style={{ display: 'inline' }}
                         onSubmit={(e) => {
@@ -127,9 +152,12 @@ function UsersSection() {
                           void reset(u.username);
                         }}
                       >
-                        <input type="password" autoComplete="new-password" placeholder="new password" value={resetTo} onChange={(e) => setResetTo(e.target.value)} data-testid="user-reset-password" />{' '}
+                        <input type="password" autoComplete="new-password" placeholder="new password" aria-label={`New password of ${u.username}`} value={resetTo} onChange={(e) => setResetTo(e.target.value)} data-testid="user-reset-password" />{' '}
                         <button type="submit" data-testid="user-reset-save">
                           Set
+                        </button>{' '}
+                        <button type="button" onClick={() => setResetFor(null)} data-testid="user-reset-cancel">
+                          Cancel
                         </button>
                         {resetError && (
                           <span className="error-text small" data-testid="user-reset-error">
@@ -139,7 +167,7 @@ function UsersSection() {
                         )}
                       </form>
                     ) : (
-                      <button type="button" onClick={() => { setResetFor(u.username); setResetTo(''); setResetError(null); }} data-testid="user-reset">
+                      <button type="button" onClick={() => { setResetFor(u.username); setResetTo(''); setResetError(null); }} aria-label={`Set the password of ${u.username}`} data-testid="user-reset">
                         Set password
                       </button>
                     )}
@@ -180,7 +208,7 @@ function UsersSection() {
         <button type="submit" data-testid="user-save">
           Add user
         </button>
-        {formError && <span className="error-text" data-testid="user-form-error">{formError}</span>}
+        {formError && <span className="error-text" role="alert" data-testid="user-form-error">{formError}</span>}
       </form>
     </section>
   );
@@ -194,10 +222,31 @@ function KeysSection() {
   const [role, setRole] = useState<Role>('technician');
   const [created, setCreated] = useState<CreatedKey | null>(null);
   const [formError, setFormError] = useState<string | null>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+
+  async function copy(key: string) {
+    try {
+      if (!navigator.clipboard) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(key);
+      setCopied('Copied.');
+    } catch {
+      // Plain HTTP (no clipboard API) or refused: select it for the user to copy by hand.
+      const el = document.querySelector('[data-testid="key-secret"]');
+      const selection = window.getSelection();
+      if (el && selection) {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        selection.removeAllRanges();
+        selection.addRange(range);
+      }
+      setCopied('Selected: copy it with Ctrl+C.');
+    }
+  }
 
   async function create() {
     setFormError(null);
     setError(null);
+    setCopied(null);
     if (!name.trim()) return setFormError('Say what the key is for (e.g. line-2 PLC bridge).');
     try {
       setCreated(await api.createApiKey(name.trim(), role));
@@ -231,9 +280,14 @@ function KeysSection() {
           <code className="secret" data-testid="key-secret">
             {created.key}
           </code>{' '}
-          <button type="button" onClick={() => void navigator.clipboard?.writeText(created.key)}>
+          <button type="button" onClick={() => void copy(created.key)} data-testid="key-copy">
             Copy
           </button>{' '}
+          {copied && (
+            <span className="muted small" role="status" data-testid="key-copied">
+              {copied}{' '}
+            </span>
+          )}
           <button type="button" onClick={() => setCreated(null)} data-testid="key-dismiss">
             Done
           </button>
@@ -263,7 +317,7 @@ function KeysSection() {
                 <td>{k.revokedAt ? `revoked ${formatDateTime(k.revokedAt)}` : 'active'}</td>
                 <td>
                   {!k.revokedAt && (
-                    <button type="button" onClick={() => void revoke(k.id)} data-testid="key-revoke">
+                    <button type="button" onClick={() => void revoke(k.id)} aria-label={`Revoke the key of ${k.name}`} data-testid="key-revoke">
                       Revoke
                     </button>
                   )}
@@ -297,7 +351,7 @@ function KeysSection() {
         <button type="submit" data-testid="key-save">
           Create key
         </button>
-        {formError && <span className="error-text" data-testid="key-form-error">{formError}</span>}
+        {formError && <span className="error-text" role="alert" data-testid="key-form-error">{formError}</span>}
       </form>
     </section>
   );

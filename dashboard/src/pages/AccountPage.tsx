@@ -52,7 +52,7 @@ export function AccountPage() {
         <h3>Change password</h3>
         <ErrorBox error={error} />
         {done && (
-          <p className="muted small" data-testid="account-changed">
+          <p className="muted small" role="status" data-testid="account-changed">
             Password changed. Other sessions of yours (other browsers, devices) are signed out.
           </p>
         )}
@@ -76,7 +76,7 @@ export function AccountPage() {
           <button type="submit" className="primary" disabled={busy} data-testid="password-save">
             Change password
           </button>
-          {formError && <span className="error-text" data-testid="password-form-error">{formError}</span>}
+          {formError && <span className="error-text" role="alert" data-testid="password-form-error">{formError}</span>}
         </form>
       </section>
     </div>

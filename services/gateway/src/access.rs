@@ -147,6 +147,10 @@ pub(crate) async fn change_password(
         Problem::bad_request("the new password must be 10 to 256 characters")
             .with_field("/newPassword", "10 to 256 characters")
     })?;
+    if change.current_password.len() > 256 {
+        return Err(Problem::bad_request("the current password is wrong")
+            .with_field("/currentPassword", "wrong password"));
+    }
     if change.new_password == change.current_password {
         return Err(Problem::bad_request("the new password is the current one")
             .with_field("/newPassword", "the same as the current password"));
@@ -154,7 +158,8 @@ pub(crate) async fn change_password(
     let client = client_of(peer);
     // The current password is checked as a login checks it (throttled per address and user).
     // A wrong one is the request's fault, not a lost session: 400, not 401.
-    s.auth
+    let (_, _, verified) = s
+        .auth
         .login(&who.username, &change.current_password, &client)
         .await
         .map_err(|p| {
@@ -165,22 +170,40 @@ pub(crate) async fn change_password(
                 p
             }
         })?;
+    // Written only over the password just checked: a change meanwhile (an admin's reset, the
+    // same user in another tab) is not overwritten.
     let changes = UserChanges {
-        password_hash: Some(hashed(change.new_password.clone()).await?),
+        password_hash: Some(hashed(change.new_password).await?),
+        password_hash_was: Some(verified.password_hash),
         ..UserChanges::default()
     };
-    if s.store
+    let Some(user) = s
+        .store
         .update_user(who.tenant_id, &who.username, &changes)
         .await?
-        .is_none()
-    {
-        return Err(Problem::not_found(format!(
-            "user `{}` does not exist",
-            who.username
-        )));
+    else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the password was changed meanwhile (by an admin or another session): log in again",
+        ));
+    };
+    if user.disabled {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "the account was disabled meanwhile",
+        ));
     }
     tracing::info!(user = %who.username, "password changed by its user");
-    logged_in(&s, &who.username, &change.new_password, &client).await
+    // The new token straight from the user as written: no second check of the password.
+    let (token, expires_at) = s.auth.issue(&user)?;
+    Ok(Json(LoginAnswer {
+        token,
+        expires_at,
+        user: UserView::from(&user),
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/auth/me`.
@@ -277,6 +300,7 @@ pub(crate) async fn create_user(
         password_hash: hashed(new.password).await?,
         disabled: false,
         created_at: Utc::now(),
+        token_epoch: 0,
     };
     // Insert, never replace: a username is taken once, whoever took it.
     if !s.store.insert_user(&user).await? {
@@ -336,6 +360,7 @@ pub(crate) async fn update_user(
         role,
         disabled: patch.disabled,
         password_hash,
+        password_hash_was: None,
     };
     match s
         .store

@@ -218,14 +218,22 @@ struct Claims {
     iss: String,
     iat: i64,
     exp: i64,
-    /// Fingerprint of the password the token was issued for: changing the password ends
-    /// every token issued before.
+    /// Fingerprint of the password and token epoch the token was issued for: changing the
+    /// password, or disabling the account, ends every token issued before.
     pwd: String,
 }
 
-/// A short fingerprint of a password hash (which is itself salted and slow to invert).
-fn password_fingerprint(hash: &str) -> String {
-    sha256_hex(hash.as_bytes())[..16].to_owned()
+/// A short fingerprint of a user's password hash (which is itself salted and slow to invert)
+/// and token epoch (epoch 0, what every account had before epochs, adds nothing: tokens issued
+/// then stay valid).
+fn password_fingerprint(user: &User) -> String {
+    let hash = &user.password_hash;
+    let digest = if user.token_epoch == 0 {
+        sha256_hex(hash.as_bytes())
+    } else {
+        sha256_hex(format!("{hash}\u{0}{}", user.token_epoch).as_bytes())
+    };
+    digest[..16].to_owned()
 }
 
 /// A token bucket per caller.
@@ -424,6 +432,14 @@ impl Auth {
             }
         };
         self.logins.refund(&throttle_key);
+        let (token, expires) = self.issue(&user)?;
+        tracing::info!(username = %user.username, role = %user.role, "login");
+        Ok((token, expires, user))
+    }
+
+    /// A token for `user` as stored (its password and token epoch), valid for the configured
+    /// time: what a login answers.
+    pub(crate) fn issue(&self, user: &User) -> Result<(String, Timestamp), Problem> {
         let now = Utc::now();
         let expires = now + self.ttl;
         let claims = Claims {
@@ -433,12 +449,11 @@ impl Auth {
             iss: ISSUER.into(),
             iat: now.timestamp(),
             exp: expires.timestamp(),
-            pwd: password_fingerprint(&user.password_hash),
+            pwd: password_fingerprint(user),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(Problem::internal)?;
-        tracing::info!(username = %user.username, role = %user.role, "login");
-        Ok((token, expires, user))
+        Ok((token, expires))
     }
 
     /// Who sent this request, from its bearer token, its API key or (WebSocket upgrades)
@@ -511,10 +526,12 @@ impl Auth {
             .filter(|u| !u.disabled)
             .ok_or_else(|| unauthorized("the user no longer exists or is disabled"))?;
         if !constant_time_eq(
-            password_fingerprint(&user.password_hash).as_bytes(),
+            password_fingerprint(&user).as_bytes(),
             data.claims.pwd.as_bytes(),
         ) {
-            return Err(unauthorized("the password was changed; log in again"));
+            return Err(unauthorized(
+                "the password was changed or the account disabled since; log in again",
+            ));
         }
         Ok(Principal {
             username: user.username,
@@ -670,9 +687,7 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
                     .into(),
             ));
         }
-        let mut bytes = [0u8; 9];
-        rand::rng().fill_bytes(&mut bytes);
-        let generated = hex(&bytes);
+        let generated = generate_password();
         result.generated_admin_password = Some(generated.clone());
         generated
     } else {
@@ -696,10 +711,98 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
             password_hash: hash,
             disabled: false,
             created_at: Utc::now(),
+            token_epoch: 0,
         })
         .await?;
     tracing::warn!(username = %username, "created the first admin; change its password after the first login");
     Ok(result)
+}
+
+/// Shortest password a person may set (the API's rule; a generated first-admin password is
+/// 18 hex characters).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// Why a password could not be reset.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    /// No such user.
+    #[error("no user `{username}` (users: {known})")]
+    UnknownUser {
+        /// Who was asked for.
+        username: String,
+        /// Who there is.
+        known: String,
+    },
+    /// The password is too short or too long.
+    #[error("the password must be {MIN_PASSWORD_CHARS} to 256 characters")]
+    BadPassword,
+    /// Hashing failed.
+    #[error("argon2: {0}")]
+    Hash(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] mantis_store::Error),
+}
+
+/// Sets `username`'s password (and, with `enable`, enables the account again) straight in the
+/// store: the way back in for a locked-out admin (`mantis admin reset-password`). Every token
+/// issued before ends, as with any password change. Returns the user as stored.
+pub async fn reset_password(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+    enable: bool,
+) -> Result<User, ResetError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 256 {
+        return Err(ResetError::BadPassword);
+    }
+    let Some(user) = store.get_user(username).await? else {
+        let known: Vec<String> = store
+            .list_users(None)
+            .await?
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        return Err(ResetError::UnknownUser {
+            username: username.to_owned(),
+            known: if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    let owned = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
+        .await
+        .map_err(|e| ResetError::Hash(e.to_string()))?
+        .map_err(|e| ResetError::Hash(e.to_string()))?;
+    let changes = mantis_store::UserChanges {
+        password_hash: Some(hash),
+        disabled: enable.then_some(false),
+        ..mantis_store::UserChanges::default()
+    };
+    let updated = store
+        .update_user(user.tenant_id, &user.username, &changes)
+        .await?
+        .ok_or_else(|| ResetError::UnknownUser {
+            username: username.to_owned(),
+            known: "(removed meanwhile)".to_owned(),
+        })?;
+    tracing::warn!(username = %updated.username, enabled = enable, "password reset outside the API");
+    Ok(updated)
+}
+
+/// Whether `password` is the one `user`'s stored hash was made from.
+pub fn password_matches(user: &User, password: &str) -> bool {
+    verify_password(password, &user.password_hash)
+}
+
+/// A fresh random password (18 hex characters, 72 bits), as made for the first admin.
+pub fn generate_password() -> String {
+    let mut bytes = [0u8; 9];
+    rand::rng().fill_bytes(&mut bytes);
+    hex(&bytes)
 }
 
 /// The argon2id PHC string of `password` with a fresh salt.

@@ -30,7 +30,10 @@ mod reliability;
 mod stores;
 mod web;
 
-pub use auth::{AuthConfig, AuthError, Bootstrap, OidcConfig, POLICY, StaticApiKey, required_role};
+pub use auth::{
+    AuthConfig, AuthError, Bootstrap, MIN_PASSWORD_CHARS, OidcConfig, POLICY, ResetError,
+    StaticApiKey, generate_password, password_matches, required_role, reset_password,
+};
 pub use kpi::{ShiftConfig, default_shifts};
 
 use mantis_runtime::{App, Infra, Result, run_consumer_from};

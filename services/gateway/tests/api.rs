@@ -1807,6 +1807,70 @@ async fn users_change_their_own_password_and_get_a_new_token() {
         )
         .await;
     assert_problem(s, &v, 409);
+
+    // Guessing the current password is throttled as logins are (10 a minute per address and
+    // user): a 429 with Retry-After, not a 400 for ever.
+    let sam = Auth::Bearer(g.token_for("sam", "operator").await);
+    let mut answers = Vec::new();
+    for n in 0..12 {
+        let (s, headers, _) = g
+            .call(
+                "POST",
+                "/api/v1/auth/password",
+                &sam,
+                Some(change(&format!("guess number {n}"), "a new long password")),
+            )
+            .await;
+        answers.push(s);
+        if s == 429 {
+            assert!(headers.contains_key("retry-after"));
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    assert!(
+        answers[..answers.len() - 1].iter().all(|s| *s == 400),
+        "{answers:?}"
+    );
+}
+
+/// Disabling an account ends its tokens for good: enabling it again does not bring them back
+/// (a new login does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_a_disabled_account_stay_dead_when_it_is_enabled_again() {
+    let g = start(|_| {}).await;
+    let token = Auth::Bearer(g.token_for("dan", "technician").await);
+    let (s, _, _) = g.call("GET", "/api/v1/auth/me", &token, None).await;
+    assert_eq!(s, 200);
+    for disabled in [true, false] {
+        let (s, v) = g
+            .admin(
+                "PATCH",
+                "/api/v1/users/dan",
+                Some(json!({"disabled": disabled})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v:#}");
+        let (s, _, v) = g.call("GET", "/api/v1/auth/me", &token, None).await;
+        assert_problem(s, &v, 401);
+    }
+    let (s, v) = g.login("dan", PASSWORD).await;
+    assert_eq!(s, 200, "{v:#}");
+    let fresh = Auth::Bearer(v["token"].as_str().expect("token").to_owned());
+    let (s, _, _) = g.call("GET", "/api/v1/auth/me", &fresh, None).await;
+    assert_eq!(s, 200);
+    // A change of name or role leaves the tokens alone.
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/dan",
+            Some(json!({"displayName": "Dan", "role": "manager"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, me) = g.call("GET", "/api/v1/auth/me", &fresh, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["role"], "manager", "the role as it is now");
 }
 
 /// An RSA key made with the machine's `openssl` (the external identity provider's signing key):

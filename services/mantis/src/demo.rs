@@ -361,6 +361,7 @@ pub async fn seed_crew(store: &dyn Store) -> Result<()> {
                 password_hash: "!".to_owned(),
                 disabled: false,
                 created_at: now,
+                token_epoch: 0,
             })
             .await?;
         if store

@@ -55,6 +55,28 @@ enum Command {
         #[command(subcommand)]
         what: TrainWhat,
     },
+    /// Administers the configured platform's users from its host (no login needed).
+    Admin {
+        #[command(subcommand)]
+        what: AdminWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminWhat {
+    /// Sets a user's password (a locked-out admin's way back in): a random one, printed, or
+    /// one read from standard input. Every token issued before ends. Works beside a running
+    /// platform.
+    ResetPassword {
+        /// The user, e.g. `admin`.
+        username: String,
+        /// Read the new password from the first line of standard input instead.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Enable the account too, if it was disabled.
+        #[arg(long)]
+        enable: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +196,40 @@ async fn main() -> anyhow::Result<()> {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
         let fleet = mantis_domain::Fleet::new(tenant.unwrap_or_default(), asset_type.clone());
         mantis::train::rul(&settings, &fleet, !no_promote, *quiet).await?;
+        return Ok(());
+    }
+    if let Command::Admin {
+        what:
+            AdminWhat::ResetPassword {
+                username,
+                password_stdin,
+                enable,
+            },
+    } = &cli.command
+    {
+        let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        let password = if *password_stdin {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        } else {
+            mantis_gateway::generate_password()
+        };
+        let store = mantis_runtime::connect_store(&settings.infra).await?;
+        let user =
+            mantis_gateway::reset_password(store.as_ref(), username.trim(), &password, *enable)
+                .await?;
+        if *password_stdin {
+            println!("password of `{}` set", user.username);
+        } else {
+            println!("password of `{}` set to: {password}", user.username);
+        }
+        if user.disabled {
+            eprintln!(
+                "`{}` is disabled: it cannot log in until enabled (--enable)",
+                user.username
+            );
+        }
         return Ok(());
     }
     let demo = matches!(cli.command, Command::Demo);

@@ -43,6 +43,9 @@ fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
             .env("MANTIS_INFRA__DATA_DIR", data.join("data"))
             .env("MANTIS_GATEWAY__BIND", format!("127.0.0.1:{gateway}"))
             .env("MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD", PASSWORD)
+            // Live sockets' credentials checked every 2 s (30 s by default): a socket left on
+            // a token that ended (ana's after her password change) is closed within the test.
+            .env("MANTIS_GATEWAY__WS_RECHECK_SECS", "2")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))

@@ -393,20 +393,25 @@ pub(crate) const INSERT_USER: &str = "INSERT INTO users \
 
 /// Columns of [`super::rows::UserRow`].
 pub(crate) const GET_USER: &str = "SELECT username, tenant_id, display_name, role, \
-     password_hash, disabled, created_at FROM users WHERE username = $1";
+     password_hash, disabled, created_at, token_epoch FROM users WHERE username = $1";
 
 /// `$1` username, `$2` tenant; `$3..$6` the new display name, role, disabled flag and password
-/// hash, each NULL to keep it; `$7` now. Returns the columns of [`super::rows::UserRow`].
+/// hash, each NULL to keep it; `$7` now; `$8` the password hash it must have (NULL: any).
+/// Disabling an enabled account moves its token epoch on. Returns the columns of
+/// [`super::rows::UserRow`] (no row: no such user, or another password hash).
 pub(crate) const UPDATE_USER: &str = "UPDATE users SET \
      display_name = COALESCE($3, display_name), role = COALESCE($4, role), \
      disabled = COALESCE($5, disabled), password_hash = COALESCE($6, password_hash), \
+     token_epoch = token_epoch + CASE WHEN $5 AND NOT disabled THEN 1 ELSE 0 END, \
      updated_at = $7 WHERE username = $1 AND tenant_id = $2 \
-     RETURNING username, tenant_id, display_name, role, password_hash, disabled, created_at";
+     AND ($8 IS NULL OR password_hash = $8) \
+     RETURNING username, tenant_id, display_name, role, password_hash, disabled, created_at, \
+     token_epoch";
 
 /// `$1`: tenant or NULL for all.
 pub(crate) const LIST_USERS: &str = "SELECT username, tenant_id, display_name, role, \
-     password_hash, disabled, created_at FROM users WHERE ($1 IS NULL OR tenant_id = $1) \
-     ORDER BY username";
+     password_hash, disabled, created_at, token_epoch FROM users \
+     WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY username";
 
 pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys \
      (id, tenant_id, name, prefix, key_hash, role, created_at, revoked_at) \

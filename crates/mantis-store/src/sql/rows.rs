@@ -669,6 +669,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     disabled: bool,
     created_at: DbTime,
+    token_epoch: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -682,6 +683,7 @@ impl TryFrom<UserRow> for User {
             password_hash: r.password_hash,
             disabled: r.disabled,
             created_at: r.created_at.0,
+            token_epoch: count("users.token_epoch", r.token_epoch)?,
         })
     }
 }
