@@ -1,7 +1,7 @@
 // The app's long-lived services (API client, live client, connectivity) and React hooks on them.
 import { createContext, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { ApiClient, ApiError } from './api/client';
-import { clearSession, getSession, getToken, subscribeSession, type Session } from './api/session';
+import { clearSession, getSession, getToken, setSession, subscribeSession, type Session } from './api/session';
 import type { Asset, ServerMessage } from './api/types';
 import { ConnectivityStore, type Connectivity } from './live/connectivity';
 import { LiveClient, liveUrl, type LiveStatus, type SocketFactory } from './live/LiveClient';
@@ -50,6 +50,16 @@ export function createServices(o: ServiceOptions = {}): Services {
     initialBackoffMs: o.initialBackoffMs,
     maxBackoffMs: o.maxBackoffMs,
     onUnauthorized,
+    // A role changed: the session's user is read again (what the dashboard shows and offers).
+    onRightsChanged: () => {
+      void api
+        .me()
+        .then((user) => {
+          const s = getSession();
+          if (s) setSession({ token: s.token, expiresAt: s.expiresAt, user });
+        })
+        .catch(() => undefined);
+    },
   });
   // The gateway refuses an expired token at the upgrade (HTTP 401), which a browser WebSocket
   // only reports as a failed connection: when the socket is down, ask /auth/me (throttled) —

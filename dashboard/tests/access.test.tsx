@@ -106,6 +106,20 @@ describe('a new token of the session', () => {
     services.live.close();
   });
 
+  it('a role changed under the live socket (4403) is read again into the session, still logged in', async () => {
+    login('operator', 'tom');
+    const { services, sf } = setup({
+      'GET /api/v1/auth/me': { username: 'tom', displayName: 'Tom', role: 'manager', tenantId: 't1' },
+    });
+    services.live.connect();
+    sf.last().open();
+    sf.last().drop(4403);
+    await waitFor(() => expect(getSession()?.user.role).toBe('manager'));
+    expect(getSession()?.token).toBe('tok-123');
+    expect(sf.sockets).toHaveLength(2);
+    services.live.close();
+  });
+
   it('a 401 for the token it replaced does not log out; one for the current token does', async () => {
     login('operator', 'tom');
     const renewed = { token: 'tok-new', expiresAt: '2099-01-01T00:00:00.000Z', user: { username: 'tom', displayName: 'Tom', role: 'operator' as const, tenantId: 't1' } };

@@ -166,6 +166,19 @@ describe('LiveClient', () => {
     live.close();
   });
 
+  it('on 4403 (rights changed) reopens at once and says so, without logging out', () => {
+    const onUnauthorized = vi.fn();
+    const onRightsChanged = vi.fn();
+    const { live, sf } = make({ onUnauthorized, onRightsChanged });
+    live.connect();
+    sf.last().open();
+    sf.last().drop(4403);
+    expect(onRightsChanged).toHaveBeenCalledTimes(1);
+    expect(onUnauthorized).not.toHaveBeenCalled();
+    expect(sf.sockets).toHaveLength(2);
+    live.close();
+  });
+
   it('close() stops reconnecting', () => {
     const { live, sf } = make();
     live.connect();

@@ -262,8 +262,9 @@ pub struct UserChanges {
     pub disabled: Option<bool>,
     /// New password hash (PHC string).
     pub password_hash: Option<String>,
-    /// Change nothing unless the stored password hash is this one (a password change checked
-    /// against the current password: a change made meanwhile is not overwritten).
+    /// Change nothing unless the stored password hash is this one and the account is enabled
+    /// (a password change checked against the current password: a change made meanwhile, or
+    /// a disabling, is not overwritten).
     pub password_hash_was: Option<String>,
 }
 
@@ -665,8 +666,9 @@ pub trait Store: Send + Sync + 'static {
     /// Changes the given fields of a user of `tenant` in one statement, leaving the others as
     /// they are now (a concurrent change of another field, an admin disabling the account, is
     /// kept); returns the user as stored, `None` when the tenant has no such user (or its
-    /// password hash is not [`UserChanges::password_hash_was`]). Disabling an enabled account
-    /// moves its [`User::token_epoch`] on.
+    /// password hash is not [`UserChanges::password_hash_was`], or it is disabled then).
+    /// Disabling an enabled account moves its [`User::token_epoch`] on (only here: an upsert
+    /// stores the user as given).
     async fn update_user(
         &self,
         tenant: TenantId,

@@ -30,6 +30,8 @@ export interface LiveClientOptions {
   idleTimeoutMs?: number;
   /** Close code 4401: the token expired. */
   onUnauthorized?: () => void;
+  /** Close code 4403: the same credentials give other rights now (reopened at once). */
+  onRightsChanged?: () => void;
 }
 
 type Handler<T> = (msg: T) => void;
@@ -43,8 +45,8 @@ export function backoffDelay(attempt: number, initialMs = 1000, maxMs = 30000): 
 }
 
 export class LiveClient {
-  private readonly opts: Required<Omit<LiveClientOptions, 'onUnauthorized'>> &
-    Pick<LiveClientOptions, 'onUnauthorized'>;
+  private readonly opts: Required<Omit<LiveClientOptions, 'onUnauthorized' | 'onRightsChanged'>> &
+    Pick<LiveClientOptions, 'onUnauthorized' | 'onRightsChanged'>;
   private socket: SocketLike | null = null;
   private statusValue: LiveStatus = 'idle';
   private attempt = 0;
@@ -225,6 +227,11 @@ export class LiveClient {
       if (this.socket !== socket) return;
       this.socket = null;
       this.stopPing();
+      if (ev.code === 4403 && this.wanted) {
+        this.opts.onRightsChanged?.();
+        this.open();
+        return;
+      }
       if (ev.code === 4401) {
         // Opened with credentials the session has replaced since (a changed password ended
         // them): opened again with the current ones, not a reason to log out.

@@ -182,19 +182,27 @@ pub(crate) async fn change_password(
         .update_user(who.tenant_id, &who.username, &changes)
         .await?
     else {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            "the password was changed meanwhile (by an admin or another session): log in again",
-        ));
+        // Nothing written: the account was disabled, or its password changed, meanwhile.
+        let disabled = s
+            .store
+            .get_user(&who.username)
+            .await?
+            .is_none_or(|u| u.disabled);
+        return Err(if disabled {
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "the account was disabled meanwhile; nothing was changed",
+            )
+        } else {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                "the password was changed meanwhile (by an admin or another session); nothing \
+                 was changed: log in again",
+            )
+        });
     };
-    if user.disabled {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "the account was disabled meanwhile",
-        ));
-    }
     tracing::info!(user = %who.username, "password changed by its user");
     // The new token straight from the user as written: no second check of the password.
     let (token, expires_at) = s.auth.issue(&user)?;

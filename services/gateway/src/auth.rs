@@ -734,7 +734,7 @@ pub enum ResetError {
         known: String,
     },
     /// The password is too short or too long.
-    #[error("the password must be {MIN_PASSWORD_CHARS} to 256 characters")]
+    #[error("the password must be {MIN_PASSWORD_CHARS} characters to 256 bytes")]
     BadPassword,
     /// Hashing failed.
     #[error("argon2: {0}")]

@@ -35,6 +35,7 @@ pub use auth::{
     StaticApiKey, generate_password, password_matches, required_role, reset_password,
 };
 pub use kpi::{ShiftConfig, default_shifts};
+pub use planning::PlanningConfig;
 
 use mantis_runtime::{App, Infra, Result, run_consumer_from};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The plant's shifts, for KPIs per shift.
     pub shifts: Vec<ShiftConfig>,
+    /// Planning by the gateway itself (off by default).
+    pub planning: PlanningConfig,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             auth: AuthConfig::default(),
             shifts: default_shifts(),
+            planning: PlanningConfig::default(),
         }
     }
 }
@@ -125,6 +129,12 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         ingest: ingest::Upstream::new(&config.ingestion_url)
             .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?,
     };
+    config
+        .planning
+        .validate()
+        .map_err(mantis_runtime::Error::Config)?;
+    let planner =
+        (config.planning.auto_apply_secs > 0).then(|| (state.clone(), config.planning.clone()));
     let mut routes = api::router(state);
     if !config.cors_origins.is_empty() {
         routes = routes.layer(cors(&config.cors_origins)?);
@@ -134,7 +144,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     }
     let group = format!("gateway.{}", uuid::Uuid::new_v4().simple());
     let handler = live::AlertFanOut::new(live, infra.store.clone());
-    let app = App::with_own_fallback("gateway", &config.bind, routes, health)
+    let mut app = App::with_own_fallback("gateway", &config.bind, routes, health)
         .await?
         .worker("alert stream", move |shutdown| async move {
             run_consumer_from(
@@ -146,6 +156,16 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
             )
             .await
         });
+    if let Some((state, planning)) = planner {
+        tracing::info!(
+            every_secs = planning.auto_apply_secs,
+            horizon_hours = planning.horizon_hours,
+            "the gateway applies the maintenance plan by itself"
+        );
+        app = app.worker("planner", move |shutdown| {
+            planning::auto_apply(state, planning, shutdown)
+        });
+    }
     Ok((app, bootstrap))
 }
 

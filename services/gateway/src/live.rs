@@ -339,8 +339,13 @@ async fn session(
                         }
                         None
                     }
-                    Ok(_) | Err(_) => {
-                        // The credentials no longer hold (or no longer give the same rights).
+                    Ok(_) => {
+                        // The same credentials give other rights now (a role changed): the
+                        // client reconnects, and its subscriptions are checked again.
+                        close(&mut socket, 4403, "rights changed; reconnect", s.ws_recheck).await;
+                        break;
+                    }
+                    Err(p) if p.status == 401 => {
                         close(
                             &mut socket,
                             4401,
@@ -348,6 +353,14 @@ async fn session(
                             s.ws_recheck,
                         )
                         .await;
+                        break;
+                    }
+                    Err(p) => {
+                        // They could not be checked (the store is down): the client reconnects
+                        // with back-off rather than being logged out.
+                        tracing::warn!(status = p.status, detail = %p.detail, "live session's credentials not checked; closed");
+                        close(&mut socket, 1011, "credentials not checked; reconnect", s.ws_recheck)
+                            .await;
                         break;
                     }
                 }

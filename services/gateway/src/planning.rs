@@ -448,7 +448,18 @@ pub(crate) async fn apply(
         mantis_runtime::parse_json_object(&body)?
     };
     let hours = horizon(request.hours, "/hours")?;
-    let (made, records) = make(&s, &who, hours).await?;
+    Ok(Json(apply_plan(&s, &who, hours).await?))
+}
+
+/// Plans the tenant of `who` over the next `hours` and applies it (what
+/// `POST /api/v1/schedule/apply` does, and the gateway's own planner every
+/// `[gateway.planning] auto_apply_secs`).
+pub(crate) async fn apply_plan(
+    s: &ApiState,
+    who: &Principal,
+    hours: i64,
+) -> ApiResult<MaintenancePlan> {
+    let (made, records) = make(s, who, hours).await?;
     let mut plan = made.plan;
     let (mut applied, mut skipped) = (0, 0);
     for a in &plan.assignments {
@@ -474,7 +485,7 @@ pub(crate) async fn apply(
                 unchanged_since: Some(record.updated_at),
                 ..WorkOrderChanges::default()
             };
-            if !change(&s, record.order.id, &changes).await? {
+            if !change(s, record.order.id, &changes).await? {
                 skipped += 1;
                 continue;
             }
@@ -506,7 +517,7 @@ pub(crate) async fn apply(
         }
         if changed {
             applied += 1;
-            notify(&s, &who, record.order.id).await?;
+            notify(s, who, record.order.id).await?;
         }
     }
     for n in &plan.unassigned {
@@ -527,9 +538,9 @@ pub(crate) async fn apply(
             unchanged_since: Some(record.updated_at),
             ..WorkOrderChanges::default()
         };
-        if change(&s, record.order.id, &changes).await? {
+        if change(s, record.order.id, &changes).await? {
             applied += 1;
-            notify(&s, &who, record.order.id).await?;
+            notify(s, who, record.order.id).await?;
         } else {
             skipped += 1;
         }
@@ -544,7 +555,99 @@ pub(crate) async fn apply(
         weighted_late_hours = plan.weighted_late_hours,
         "maintenance plan applied"
     );
-    Ok(Json(plan))
+    Ok(plan)
+}
+
+/// When the gateway plans by itself (`[gateway.planning]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanningConfig {
+    /// Every this many seconds, each tenant that has a crew is planned and the plan applied,
+    /// as a manager's `POST /api/v1/schedule/apply` would (what a person assigned or fixed is
+    /// kept). 0 (the default): only when a manager applies it. With several gateway replicas,
+    /// set it on one.
+    pub auto_apply_secs: u64,
+    /// The horizon of those plans, in hours (1 to 720). Default 168.
+    pub horizon_hours: i64,
+}
+
+impl Default for PlanningConfig {
+    fn default() -> Self {
+        Self {
+            auto_apply_secs: 0,
+            horizon_hours: DEFAULT_HORIZON_HOURS,
+        }
+    }
+}
+
+impl PlanningConfig {
+    /// Checks the horizon.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_HORIZON_HOURS).contains(&self.horizon_hours) {
+            return Err(format!(
+                "[gateway.planning] horizon_hours must be 1 to {MAX_HORIZON_HOURS}, got {}",
+                self.horizon_hours
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The gateway's own planner: every `config.auto_apply_secs`, plans and applies the work of
+/// each tenant that has a crew, as a manager would (user `planner`). A failure is logged and
+/// tried again at the next period.
+pub(crate) async fn auto_apply(
+    s: ApiState,
+    config: PlanningConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> mantis_runtime::Result<()> {
+    let every = std::time::Duration::from_secs(config.auto_apply_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let tenants: std::collections::BTreeSet<mantis_domain::TenantId> = match s
+            .store
+            .list_users(None)
+            .await
+        {
+            Ok(users) => users.into_iter().map(|u| u.tenant_id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic plan: the users could not be read; next period");
+                continue;
+            }
+        };
+        for tenant in tenants {
+            match s.store.list_technicians(tenant).await {
+                Ok(crew) if crew.iter().any(|t| t.active) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "automatic plan: the crew could not be read");
+                    continue;
+                }
+            }
+            let planner = Principal {
+                username: "planner".into(),
+                display_name: "Automatic planner".into(),
+                role: mantis_domain::Role::Manager,
+                tenant_id: tenant,
+                credential: crate::auth::Credential::ApiKey,
+            };
+            match apply_plan(&s, &planner, config.horizon_hours).await {
+                Ok(plan) => {
+                    metrics::counter!("mantis_plans_applied_total").increment(1);
+                    metrics::counter!("mantis_plan_work_orders_changed_total")
+                        .increment(plan.applied as u64);
+                }
+                Err(p) => {
+                    tracing::warn!(%tenant, status = p.status, detail = %p.detail, "automatic plan not applied; next period");
+                }
+            }
+        }
+    }
 }
 
 /// Changes a work order as the plan says; false when it was changed, completed or cancelled

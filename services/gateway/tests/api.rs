@@ -2239,6 +2239,31 @@ async fn a_websocket_session_ends_when_its_user_is_disabled() {
     assert_eq!(closed, Some(4401));
 }
 
+/// A role changed under an open socket: closed with 4403 (reconnect: the rights are read
+/// again), not 4401 (the token still holds: no reason to log in again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_is_told_to_reconnect_when_its_rights_change() {
+    let g = start(|c| c.ws_recheck_secs = 1).await;
+    let token = g.token_for("rita", "operator").await;
+    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), token);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("ws");
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    let (s, v) = g
+        .admin(
+            "PATCH",
+            "/api/v1/users/rita",
+            Some(json!({"role": "manager"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(session_end(&mut ws).await, Some(4403));
+    // The same token opens a session again, with the new rights.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("ws again");
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+}
+
 /// A client that no longer answers pings (gone without closing: a dropped network path) is
 /// closed after three ping periods; one that reads (and so answers) keeps its session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2574,6 +2599,23 @@ async fn order_on(
     order
 }
 
+impl Gateway {
+    /// Puts `name` (a user) in the crew with `skill`, on shift every hour of the week.
+    async fn on_shift_always(&self, manager: &Auth, name: &str, skill: &str) {
+        let always = json!([{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
+            "start": "00:00", "end": "24:00"}]);
+        let (s, _, v) = self
+            .call(
+                "PUT",
+                &format!("/api/v1/technicians/{name}"),
+                manager,
+                Some(json!({"skills": [skill], "shifts": always})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v:#}");
+    }
+}
+
 fn time(v: &Value) -> chrono::DateTime<chrono::Utc> {
     v.as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -2590,6 +2632,41 @@ fn assignment<'a>(plan: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{code} placed: {plan:#}"))
 }
 
+/// With `[gateway.planning] auto_apply_secs`, the gateway applies the plan by itself: an open
+/// work order gets a technician with its skill and a slot, and becomes SCHEDULED, as the
+/// planner's (a person may still change it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_applies_the_plan_by_itself_when_configured() {
+    let g = start(|c| c.planning.auto_apply_secs = 1).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    g.token_for("ana", "technician").await;
+    g.on_shift_always(&manager, "ana", "electrical").await;
+    let order = order_on(
+        g.store.as_ref(),
+        "MTR-51",
+        "motor",
+        "anomaly",
+        Priority::Urgent,
+        2,
+    )
+    .await;
+    let path = format!("/api/v1/work-orders/{}", order.id);
+    let mut stored = Value::Null;
+    for _ in 0..100 {
+        let (_, _, v) = g.call("GET", &path, &manager, None).await;
+        stored = v;
+        if stored["status"] == "SCHEDULED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored["status"], "SCHEDULED", "{stored:#}");
+    assert_eq!(stored["technician"], "ana");
+    assert_eq!(stored["technicianByPlanner"], true);
+    assert_eq!(stored["plannedByPlanner"], true);
+    assert!(stored["planned"]["start"].is_string(), "{stored:#}");
+}
+
 /// Time off is recorded for a crew member or the whole crew (managers only, checked), listed by
 /// period and by whom it keeps from work, and removed; the plan places nothing in it, and a
 /// slot a person kept there is shown with why.
@@ -2599,19 +2676,8 @@ async fn the_plan_places_no_work_in_time_off() {
     let manager = Auth::Bearer(g.token_for("max", "manager").await);
     let ana = Auth::Bearer(g.token_for("ana", "technician").await);
     g.token_for("ben", "technician").await;
-    let always = json!([{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
-        "start": "00:00", "end": "24:00"}]);
-    for (name, skill) in [("ana", "electrical"), ("ben", "mechanical")] {
-        let (s, _, v) = g
-            .call(
-                "PUT",
-                &format!("/api/v1/technicians/{name}"),
-                &manager,
-                Some(json!({"skills": [skill], "shifts": always})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v:#}");
-    }
+    g.on_shift_always(&manager, "ana", "electrical").await;
+    g.on_shift_always(&manager, "ben", "mechanical").await;
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
     let hours = |h: i64| now + chrono::Duration::hours(h);
 
@@ -3469,17 +3535,7 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
     let manager = Auth::Bearer(g.token_for("max", "manager").await);
     let ana = Auth::Bearer(g.token_for("ana", "technician").await);
     let olga = Auth::Bearer(g.token_for("olga", "operator").await);
-    let always = json!([{"days": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
-        "start": "00:00", "end": "24:00"}]);
-    let (s, _, v) = g
-        .call(
-            "PUT",
-            "/api/v1/technicians/ana",
-            &manager,
-            Some(json!({"skills": ["electrical"], "shifts": always})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v:#}");
+    g.on_shift_always(&manager, "ana", "electrical").await;
 
     // Defined by a manager: a first count is a movement; what is on order, and when.
     let (s, _, v) = g

@@ -88,6 +88,8 @@ impl Settings {
         let mut s = Self::default();
         s.preprocessing.window_secs = 10;
         s.preprocessing.idle_close_secs = 15;
+        // The demo crew gets the automatic work orders by itself, every five minutes.
+        s.gateway.planning.auto_apply_secs = 300;
         s.anomaly.warmup_windows = 12;
         // The simulator replays ten minutes of healthy history: the models train on it at once.
         s.anomaly.training.min_windows = 60;

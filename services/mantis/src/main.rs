@@ -207,14 +207,37 @@ async fn main() -> anyhow::Result<()> {
             },
     } = &cli.command
     {
+        use std::io::IsTerminal;
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
         let password = if *password_stdin {
+            if std::io::stdin().is_terminal() {
+                anyhow::bail!(
+                    "--password-stdin reads the password from a pipe, not typed on the screen: \
+                     e.g. `read -rs P && printf '%s\\n' \"$P\" | mantis admin reset-password {username} --password-stdin`, \
+                     or leave --password-stdin out for a random one"
+                );
+            }
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            if line.is_empty() {
+                anyhow::bail!("no password on standard input");
+            }
+            line
         } else {
             mantis_gateway::generate_password()
         };
+        // The platform's database as it is: never a new one made where there was none (the
+        // wrong directory), which would only say the user does not exist.
+        let url = settings.infra.database_url();
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && !std::path::Path::new(path).is_file()
+        {
+            anyhow::bail!(
+                "no database at {path}: run this where the platform keeps its data, or set \
+                 MANTIS_INFRA__DATA_DIR (or --config)"
+            );
+        }
         let store = mantis_runtime::connect_store(&settings.infra).await?;
         let user =
             mantis_gateway::reset_password(store.as_ref(), username.trim(), &password, *enable)

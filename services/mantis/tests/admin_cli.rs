@@ -105,7 +105,16 @@ async fn a_locked_out_admin_gets_a_new_password_from_the_host() {
     );
     let (ok, _, stderr) = reset(data.path(), &["admin", "--password-stdin"], "short\n");
     assert!(!ok);
-    assert!(stderr.contains("10 to 256 characters"), "{stderr}");
+    assert!(stderr.contains("10 characters to 256 bytes"), "{stderr}");
+    let (ok, _, stderr) = reset(data.path(), &["admin", "--password-stdin"], "");
+    assert!(!ok);
+    assert!(stderr.contains("no password on standard input"), "{stderr}");
+    // Not a database made where there was none (the wrong directory).
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let (ok, _, stderr) = reset(elsewhere.path(), &["admin"], "");
+    assert!(!ok);
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(!elsewhere.path().join("mantis.db").exists());
     assert!(mantis_gateway::password_matches(
         &stored(data.path(), "admin").await,
         "my own long password"

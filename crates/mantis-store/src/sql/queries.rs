@@ -396,7 +396,8 @@ pub(crate) const GET_USER: &str = "SELECT username, tenant_id, display_name, rol
      password_hash, disabled, created_at, token_epoch FROM users WHERE username = $1";
 
 /// `$1` username, `$2` tenant; `$3..$6` the new display name, role, disabled flag and password
-/// hash, each NULL to keep it; `$7` now; `$8` the password hash it must have (NULL: any).
+/// hash, each NULL to keep it; `$7` now; `$8` the password hash it must have, the account
+/// enabled (NULL: any).
 /// Disabling an enabled account moves its token epoch on. Returns the columns of
 /// [`super::rows::UserRow`] (no row: no such user, or another password hash).
 pub(crate) const UPDATE_USER: &str = "UPDATE users SET \
@@ -404,7 +405,7 @@ pub(crate) const UPDATE_USER: &str = "UPDATE users SET \
      disabled = COALESCE($5, disabled), password_hash = COALESCE($6, password_hash), \
      token_epoch = token_epoch + CASE WHEN $5 AND NOT disabled THEN 1 ELSE 0 END, \
      updated_at = $7 WHERE username = $1 AND tenant_id = $2 \
-     AND ($8 IS NULL OR password_hash = $8) \
+     AND ($8 IS NULL OR (password_hash = $8 AND NOT disabled)) \
      RETURNING username, tenant_id, display_name, role, password_hash, disabled, created_at, \
      token_epoch";
 
