@@ -52,11 +52,13 @@ export function createServices(o: ServiceOptions = {}): Services {
     onUnauthorized,
     // A role changed: the session's user is read again (what the dashboard shows and offers).
     onRightsChanged: () => {
+      const asked = getToken();
       void api
         .me()
         .then((user) => {
           const s = getSession();
-          if (s) setSession({ token: s.token, expiresAt: s.expiresAt, user });
+          // Still the session it was asked for (not another login meanwhile).
+          if (s && s.token === asked) setSession({ token: s.token, expiresAt: s.expiresAt, user });
         })
         .catch(() => undefined);
     },

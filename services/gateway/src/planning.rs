@@ -524,7 +524,11 @@ pub(crate) async fn apply_plan(
         let Some(record) = records.get(&n.work_order_id) else {
             continue;
         };
-        // The planner's slot goes, and the planner's technician with it.
+        // The planner's slot goes, and the planner's technician with it; not one beyond this
+        // plan's horizon (a longer plan's: this one did not look that far).
+        if record.planned_by_planner && record.planned.is_some_and(|p| p.start >= plan.to) {
+            continue;
+        }
         let planned = (record.planned.is_some() && record.planned_by_planner).then_some(None);
         let technician =
             (record.technician.is_some() && record.technician_by_planner).then_some(None);
@@ -546,15 +550,18 @@ pub(crate) async fn apply_plan(
         }
     }
     (plan.applied, plan.skipped) = (applied, skipped);
-    tracing::info!(
-        by = %who.username,
-        placed = plan.assignments.len(),
-        unplaced = plan.unassigned.len(),
-        applied,
-        skipped,
-        weighted_late_hours = plan.weighted_late_hours,
-        "maintenance plan applied"
-    );
+    // An automatic pass that changed nothing is not news.
+    if applied + skipped > 0 || who.username != "planner" {
+        tracing::info!(
+            by = %who.username,
+            placed = plan.assignments.len(),
+            unplaced = plan.unassigned.len(),
+            applied,
+            skipped,
+            weighted_late_hours = plan.weighted_late_hours,
+            "maintenance plan applied"
+        );
+    }
     Ok(plan)
 }
 
@@ -564,8 +571,9 @@ pub(crate) async fn apply_plan(
 pub struct PlanningConfig {
     /// Every this many seconds, each tenant that has a crew is planned and the plan applied,
     /// as a manager's `POST /api/v1/schedule/apply` would (what a person assigned or fixed is
-    /// kept). 0 (the default): only when a manager applies it. With several gateway replicas,
-    /// set it on one.
+    /// kept). 0 (the default): only when a manager applies it. Several gateway replicas with
+    /// it each plan (harmless: every change is a compare-and-set, the second pass finds
+    /// nothing to do, or counts what it skipped), at the cost of their CPU.
     pub auto_apply_secs: u64,
     /// The horizon of those plans, in hours (1 to 720). Default 168.
     pub horizon_hours: i64,
@@ -609,20 +617,30 @@ pub(crate) async fn auto_apply(
             () = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let tenants: std::collections::BTreeSet<mantis_domain::TenantId> = match s
-            .store
-            .list_users(None)
-            .await
-        {
-            Ok(users) => users.into_iter().map(|u| u.tenant_id).collect(),
+        // Each tenant with the usernames of its enabled accounts.
+        let mut tenants: BTreeMap<mantis_domain::TenantId, HashSet<String>> = BTreeMap::new();
+        match s.store.list_users(None).await {
+            Ok(users) => {
+                for u in users {
+                    let enabled = tenants.entry(u.tenant_id).or_default();
+                    if !u.disabled {
+                        enabled.insert(u.username);
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "automatic plan: the users could not be read; next period");
                 continue;
             }
-        };
-        for tenant in tenants {
+        }
+        for (tenant, enabled) in tenants {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            // A tenant is planned when someone of its crew can take work (an active crew
+            // member whose account is enabled), as a manager's apply would see it.
             match s.store.list_technicians(tenant).await {
-                Ok(crew) if crew.iter().any(|t| t.active) => {}
+                Ok(crew) if crew.iter().any(|t| t.active && enabled.contains(&t.name)) => {}
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(%tenant, error = %e, "automatic plan: the crew could not be read");
@@ -636,16 +654,26 @@ pub(crate) async fn auto_apply(
                 tenant_id: tenant,
                 credential: crate::auth::Credential::ApiKey,
             };
-            match apply_plan(&s, &planner, config.horizon_hours).await {
-                Ok(plan) => {
-                    metrics::counter!("mantis_plans_applied_total").increment(1);
+            // In a task of its own: a panic in one tenant's pass is logged, and neither stops
+            // the worker (and with it the gateway) nor the other tenants.
+            let (state, hours) = (s.clone(), config.horizon_hours);
+            let pass = tokio::spawn(async move { apply_plan(&state, &planner, hours).await }).await;
+            let outcome = match pass {
+                Ok(Ok(plan)) => {
                     metrics::counter!("mantis_plan_work_orders_changed_total")
                         .increment(plan.applied as u64);
+                    "applied"
                 }
-                Err(p) => {
+                Ok(Err(p)) => {
                     tracing::warn!(%tenant, status = p.status, detail = %p.detail, "automatic plan not applied; next period");
+                    "failed"
                 }
-            }
+                Err(e) => {
+                    tracing::error!(%tenant, error = %e, "automatic plan failed; next period");
+                    "failed"
+                }
+            };
+            metrics::counter!("mantis_plan_auto_runs_total", "outcome" => outcome).increment(1);
         }
     }
 }
@@ -821,7 +849,9 @@ async fn make(
     };
 
     // Work in progress takes its technician's time until its planned end, or for its
-    // estimated duration; one technician's pieces of work follow one another.
+    // estimated duration from when it was last changed (started, usually: an end that does
+    // not move on with the clock, so plans made one after the other agree; work that ran
+    // over is taken to end now); one technician's pieces of work follow one another.
     let mut busy: HashMap<&str, Vec<Span>> = HashMap::new();
     for r in &started {
         if let Some(t) = &r.technician {
@@ -829,6 +859,7 @@ async fn make(
             let from = spans.last().map_or(now, |&(_, e)| e);
             let end = match r.planned {
                 Some(p) if p.end > from => p.end,
+                _ if spans.is_empty() => (r.updated_at + estimate(r)).max(from),
                 _ => from + estimate(r),
             };
             spans.push((from, end));

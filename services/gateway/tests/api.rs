@@ -2665,6 +2665,64 @@ async fn the_gateway_applies_the_plan_by_itself_when_configured() {
     assert_eq!(stored["technicianByPlanner"], true);
     assert_eq!(stored["plannedByPlanner"], true);
     assert!(stored["planned"]["start"].is_string(), "{stored:#}");
+
+    // Work in progress (no slot of its own) holds ana; what waits for it is placed once and
+    // then left alone by the passes that follow (its place does not move on with the clock).
+    let started = order_on(
+        g.store.as_ref(),
+        "MTR-52",
+        "motor",
+        "rul",
+        Priority::Normal,
+        48,
+    )
+    .await;
+    let started_path = format!("/api/v1/work-orders/{}", started.id);
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &started_path,
+            &manager,
+            Some(json!({"technician": "ana"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("{started_path}/transition"),
+            &manager,
+            Some(json!({"to": "IN_PROGRESS"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let waiting = order_on(
+        g.store.as_ref(),
+        "MTR-53",
+        "motor",
+        "anomaly",
+        Priority::Low,
+        72,
+    )
+    .await;
+    let waiting_path = format!("/api/v1/work-orders/{}", waiting.id);
+    let mut placed = Value::Null;
+    for _ in 0..100 {
+        let (_, _, v) = g.call("GET", &waiting_path, &manager, None).await;
+        placed = v;
+        if placed["status"] == "SCHEDULED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(placed["status"], "SCHEDULED", "{placed:#}");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (_, _, later) = g.call("GET", &waiting_path, &manager, None).await;
+    assert_eq!(
+        later["updatedAt"], placed["updatedAt"],
+        "three passes later, not written again: {later:#}"
+    );
+    assert_eq!(later["planned"], placed["planned"]);
 }
 
 /// Time off is recorded for a crew member or the whole crew (managers only, checked), listed by

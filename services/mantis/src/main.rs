@@ -230,7 +230,12 @@ async fn main() -> anyhow::Result<()> {
         // The platform's database as it is: never a new one made where there was none (the
         // wrong directory), which would only say the user does not exist.
         let url = settings.infra.database_url();
-        if let Some(path) = url.strip_prefix("sqlite://")
+        let sqlite_file = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest));
+        if let Some(path) = sqlite_file
+            && path != ":memory:"
             && !std::path::Path::new(path).is_file()
         {
             anyhow::bail!(

@@ -46,6 +46,8 @@ fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
             // Live sockets' credentials checked every 2 s (30 s by default): a socket left on
             // a token that ended (ana's after her password change) is closed within the test.
             .env("MANTIS_GATEWAY__WS_RECHECK_SECS", "2")
+            // The test applies the plan itself (and moves a work order it picked meanwhile).
+            .env("MANTIS_GATEWAY__PLANNING__AUTO_APPLY_SECS", "0")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
