@@ -526,7 +526,7 @@ pub(crate) async fn apply_plan(
         };
         // The planner's slot goes, and the planner's technician with it; not one beyond this
         // plan's horizon (a longer plan's: this one did not look that far).
-        if record.planned_by_planner && record.planned.is_some_and(|p| p.start >= plan.to) {
+        if record.planned_by_planner && record.planned.is_some_and(|p| p.end > plan.to) {
             continue;
         }
         let planned = (record.planned.is_some() && record.planned_by_planner).then_some(None);
@@ -551,7 +551,7 @@ pub(crate) async fn apply_plan(
     }
     (plan.applied, plan.skipped) = (applied, skipped);
     // An automatic pass that changed nothing is not news.
-    if applied + skipped > 0 || who.username != "planner" {
+    if applied + skipped > 0 || !is_automatic(who) {
         tracing::info!(
             by = %who.username,
             placed = plan.assignments.len(),
@@ -601,6 +601,22 @@ impl PlanningConfig {
     }
 }
 
+/// Who the automatic plans are applied as (no user can be it: an API key's principal is
+/// `key:<name>`, a login's has the login credential).
+fn automatic_planner(tenant: mantis_domain::TenantId) -> Principal {
+    Principal {
+        username: "planner".into(),
+        display_name: "Automatic planner".into(),
+        role: mantis_domain::Role::Manager,
+        tenant_id: tenant,
+        credential: crate::auth::Credential::ApiKey,
+    }
+}
+
+fn is_automatic(who: &Principal) -> bool {
+    who.credential == crate::auth::Credential::ApiKey && who.username == "planner"
+}
+
 /// The gateway's own planner: every `config.auto_apply_secs`, plans and applies the work of
 /// each tenant that has a crew, as a manager would (user `planner`). A failure is logged and
 /// tried again at the next period.
@@ -617,43 +633,32 @@ pub(crate) async fn auto_apply(
             () = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        // Each tenant with the usernames of its enabled accounts.
-        let mut tenants: BTreeMap<mantis_domain::TenantId, HashSet<String>> = BTreeMap::new();
-        match s.store.list_users(None).await {
-            Ok(users) => {
-                for u in users {
-                    let enabled = tenants.entry(u.tenant_id).or_default();
-                    if !u.disabled {
-                        enabled.insert(u.username);
-                    }
-                }
-            }
+        let tenants: std::collections::BTreeSet<mantis_domain::TenantId> = match s
+            .store
+            .list_users(None)
+            .await
+        {
+            Ok(users) => users.into_iter().map(|u| u.tenant_id).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "automatic plan: the users could not be read; next period");
                 continue;
             }
-        }
-        for (tenant, enabled) in tenants {
+        };
+        for tenant in tenants {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            // A tenant is planned when someone of its crew can take work (an active crew
-            // member whose account is enabled), as a manager's apply would see it.
+            // A tenant with a crew is planned (when nobody of it can take work, that clears
+            // what the planner had given them, once, as a manager's apply would).
             match s.store.list_technicians(tenant).await {
-                Ok(crew) if crew.iter().any(|t| t.active && enabled.contains(&t.name)) => {}
+                Ok(crew) if !crew.is_empty() => {}
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(%tenant, error = %e, "automatic plan: the crew could not be read");
                     continue;
                 }
             }
-            let planner = Principal {
-                username: "planner".into(),
-                display_name: "Automatic planner".into(),
-                role: mantis_domain::Role::Manager,
-                tenant_id: tenant,
-                credential: crate::auth::Credential::ApiKey,
-            };
+            let planner = automatic_planner(tenant);
             // In a task of its own: a panic in one tenant's pass is logged, and neither stops
             // the worker (and with it the gateway) nor the other tenants.
             let (state, hours) = (s.clone(), config.horizon_hours);
@@ -849,20 +854,25 @@ async fn make(
     };
 
     // Work in progress takes its technician's time until its planned end, or for its
-    // estimated duration from when it was last changed (started, usually: an end that does
-    // not move on with the clock, so plans made one after the other agree; work that ran
-    // over is taken to end now); one technician's pieces of work follow one another.
+    // estimated duration from when it was last changed (started, usually), one piece after
+    // the other. Those ends are chained without the clock, so plans made one after the other
+    // agree (nothing behind the work moves on every pass); what ran over is taken to end now.
     let mut busy: HashMap<&str, Vec<Span>> = HashMap::new();
+    let mut chained: HashMap<&str, DateTime<Utc>> = HashMap::new();
     for r in &started {
         if let Some(t) = &r.technician {
             let spans = busy.entry(t.as_str()).or_default();
             let from = spans.last().map_or(now, |&(_, e)| e);
             let end = match r.planned {
                 Some(p) if p.end > from => p.end,
-                _ if spans.is_empty() => (r.updated_at + estimate(r)).max(from),
-                _ => from + estimate(r),
+                _ => {
+                    // A last change in the future (a host's clock ahead) counts as now.
+                    let since = r.updated_at.min(now);
+                    chained.get(t.as_str()).map_or(since, |&e| e.max(since)) + estimate(r)
+                }
             };
-            spans.push((from, end));
+            chained.insert(t.as_str(), end);
+            spans.push((from, end.max(from)));
         }
     }
     // Time off (a crew member's or everyone's) is taken out of the shifts.
@@ -930,7 +940,13 @@ async fn make(
                 skill: estimates
                     .skill(asset_type(r.order.asset_id))
                     .map(normalise_skill),
-                technician: if !r.technician_by_planner || frozen.is_some() {
+                // A person's technician, the planner's within the freeze, and whoever has a
+                // kept slot that has started or runs past the horizon (nobody could be found
+                // free for all of it within the horizon: it would lose its technician).
+                technician: if !r.technician_by_planner
+                    || frozen.is_some()
+                    || kept.is_some_and(|p| p.start < now || p.end > to)
+                {
                     r.technician.clone()
                 } else {
                     None

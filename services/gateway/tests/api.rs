@@ -2632,6 +2632,56 @@ fn assignment<'a>(plan: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{code} placed: {plan:#}"))
 }
 
+/// A slot a person set around the planner's technician keeps that technician once it has
+/// started (within the horizon nobody could be found free for all of it), and applying the
+/// plan leaves both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_slot_a_person_set_keeps_the_planner_s_technician() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    g.token_for("ana", "technician").await;
+    g.on_shift_always(&manager, "ana", "electrical").await;
+    let order = order_on(
+        g.store.as_ref(),
+        "MTR-61",
+        "motor",
+        "anomaly",
+        Priority::High,
+        4,
+    )
+    .await;
+    let path = format!("/api/v1/work-orders/{}", order.id);
+    let (s, _, v) = g
+        .call("POST", "/api/v1/schedule/apply", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (_, _, stored) = g.call("GET", &path, &manager, None).await;
+    assert_eq!(stored["technician"], "ana");
+    assert_eq!(stored["technicianByPlanner"], true);
+    // A person moves the slot: it started half an hour ago.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    let slot = json!({"start": now - chrono::Duration::minutes(30), "end": now + chrono::Duration::minutes(90)});
+    let (s, _, v) = g
+        .call("PATCH", &path, &manager, Some(json!({"planned": slot})))
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let (s, _, applied) = g
+        .call("POST", "/api/v1/schedule/apply", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    assert_eq!(
+        assignment(&applied, &order.code)["technician"],
+        "ana",
+        "{applied:#}"
+    );
+    let (_, _, stored) = g.call("GET", &path, &manager, None).await;
+    assert_eq!(stored["technician"], "ana", "{stored:#}");
+    assert_eq!(
+        time(&stored["planned"]["start"]),
+        now - chrono::Duration::minutes(30)
+    );
+}
+
 /// With `[gateway.planning] auto_apply_secs`, the gateway applies the plan by itself: an open
 /// work order gets a technician with its skill and a slot, and becomes SCHEDULED, as the
 /// planner's (a person may still change it).
@@ -2696,6 +2746,17 @@ async fn the_gateway_applies_the_plan_by_itself_when_configured() {
         )
         .await;
     assert_eq!(s, 200, "{v:#}");
+    // No slot of its own (a pass may have given it one while it was open).
+    let (s, _, v) = g
+        .call(
+            "PATCH",
+            &started_path,
+            &manager,
+            Some(json!({"planned": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["planned"], Value::Null, "{v:#}");
     let waiting = order_on(
         g.store.as_ref(),
         "MTR-53",

@@ -235,8 +235,7 @@ async fn main() -> anyhow::Result<()> {
             .or_else(|| url.strip_prefix("sqlite:"))
             .map(|rest| rest.split('?').next().unwrap_or(rest));
         if let Some(path) = sqlite_file
-            && path != ":memory:"
-            && !std::path::Path::new(path).is_file()
+            && (path.contains(":memory:") || !std::path::Path::new(path).is_file())
         {
             anyhow::bail!(
                 "no database at {path}: run this where the platform keeps its data, or set \
