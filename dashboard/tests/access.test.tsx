@@ -84,7 +84,7 @@ const routes = () => ({
 });
 
 describe('a new token of the session', () => {
-  it('opens the live socket again with it, subscriptions kept, and nothing when logged out', () => {
+  it('opens the live socket again with it, subscriptions kept, and not again for the same token', () => {
     login('operator', 'tom');
     const { services, sf } = setup({});
     services.live.connect();
@@ -213,9 +213,20 @@ describe('AccessPage', () => {
     await user.selectOptions(screen.getByTestId('key-role'), 'operator');
     await user.click(screen.getByTestId('key-save'));
     expect((await screen.findByTestId('key-secret')).textContent).toBe('mk_ef56.secret-part');
-    // No clipboard (plain HTTP): the key is selected for copying by hand.
+    // user-event gives the page a clipboard: the key is on it.
     await user.click(screen.getByTestId('key-copy'));
-    expect((await screen.findByTestId('key-copied')).textContent).toMatch(/Copied|Selected/);
+    expect((await screen.findByTestId('key-copied')).textContent).toContain('Copied.');
+    expect(await navigator.clipboard.readText()).toBe('mk_ef56.secret-part');
+    // Without one (plain HTTP), the key is selected for copying by hand.
+    const clipboard = Object.getOwnPropertyDescriptor(navigator, 'clipboard');
+    Object.defineProperty(navigator, 'clipboard', { value: undefined, configurable: true });
+    try {
+      await user.click(screen.getByTestId('key-copy'));
+      await waitFor(() => expect(screen.getByTestId('key-copied').textContent).toContain('Selected'));
+      expect(window.getSelection()?.toString()).toBe('mk_ef56.secret-part');
+    } finally {
+      if (clipboard) Object.defineProperty(navigator, 'clipboard', clipboard);
+    }
     expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({ name: 'line-3 PLC', role: 'operator' });
     await user.click(screen.getByTestId('key-dismiss'));
     expect(screen.queryByTestId('key-secret')).toBeNull();

@@ -158,9 +158,9 @@ pub(crate) async fn change_password(
     let client = client_of(peer);
     // The current password is checked as a login checks it (throttled per address and user).
     // A wrong one is the request's fault, not a lost session: 400, not 401.
-    let (_, _, verified) = s
+    let verified = s
         .auth
-        .login(&who.username, &change.current_password, &client)
+        .verify(&who.username, &change.current_password, &client)
         .await
         .map_err(|p| {
             if p.status == StatusCode::UNAUTHORIZED.as_u16() {

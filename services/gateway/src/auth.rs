@@ -389,6 +389,20 @@ impl Auth {
         password: &str,
         client: &str,
     ) -> Result<(String, Timestamp, User), Problem> {
+        let user = self.verify(username, password, client).await?;
+        let (token, expires) = self.issue(&user)?;
+        tracing::info!(username = %user.username, role = %user.role, "login");
+        Ok((token, expires, user))
+    }
+
+    /// Checks a username and password as a login does (throttled per address and per address
+    /// and user; a failure counted, a success refunded): the enabled user, or 401.
+    pub(crate) async fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<User, Problem> {
         if username.chars().count() > 64 || password.len() > 256 {
             return Err(Problem::bad_request("username or password too long")
                 .with_field("/username", "at most 64 characters (password: 256 bytes)"));
@@ -432,9 +446,7 @@ impl Auth {
             }
         };
         self.logins.refund(&throttle_key);
-        let (token, expires) = self.issue(&user)?;
-        tracing::info!(username = %user.username, role = %user.role, "login");
-        Ok((token, expires, user))
+        Ok(user)
     }
 
     /// A token for `user` as stored (its password and token epoch), valid for the configured

@@ -448,7 +448,9 @@ pub(crate) async fn apply(
         mantis_runtime::parse_json_object(&body)?
     };
     let hours = horizon(request.hours, "/hours")?;
-    Ok(Json(apply_plan(&s, &who, hours).await?))
+    let plan = apply_plan(&s, &who, hours).await?;
+    log_applied(&who, &plan);
+    Ok(Json(plan))
 }
 
 /// Plans the tenant of `who` over the next `hours` and applies it (what
@@ -550,18 +552,6 @@ pub(crate) async fn apply_plan(
         }
     }
     (plan.applied, plan.skipped) = (applied, skipped);
-    // An automatic pass that changed nothing is not news.
-    if applied + skipped > 0 || !is_automatic(who) {
-        tracing::info!(
-            by = %who.username,
-            placed = plan.assignments.len(),
-            unplaced = plan.unassigned.len(),
-            applied,
-            skipped,
-            weighted_late_hours = plan.weighted_late_hours,
-            "maintenance plan applied"
-        );
-    }
     Ok(plan)
 }
 
@@ -601,6 +591,19 @@ impl PlanningConfig {
     }
 }
 
+fn log_applied(who: &Principal, plan: &MaintenancePlan) {
+    tracing::info!(
+        by = %who.username,
+        tenant = %who.tenant_id,
+        placed = plan.assignments.len(),
+        unplaced = plan.unassigned.len(),
+        applied = plan.applied,
+        skipped = plan.skipped,
+        weighted_late_hours = plan.weighted_late_hours,
+        "maintenance plan applied"
+    );
+}
+
 /// Who the automatic plans are applied as (no user can be it: an API key's principal is
 /// `key:<name>`, a login's has the login credential).
 fn automatic_planner(tenant: mantis_domain::TenantId) -> Principal {
@@ -611,10 +614,6 @@ fn automatic_planner(tenant: mantis_domain::TenantId) -> Principal {
         tenant_id: tenant,
         credential: crate::auth::Credential::ApiKey,
     }
-}
-
-fn is_automatic(who: &Principal) -> bool {
-    who.credential == crate::auth::Credential::ApiKey && who.username == "planner"
 }
 
 /// The gateway's own planner: every `config.auto_apply_secs`, plans and applies the work of
@@ -667,6 +666,10 @@ pub(crate) async fn auto_apply(
                 Ok(Ok(plan)) => {
                     metrics::counter!("mantis_plan_work_orders_changed_total")
                         .increment(plan.applied as u64);
+                    // A pass that changed nothing is not news.
+                    if plan.applied + plan.skipped > 0 {
+                        log_applied(&automatic_planner(tenant), &plan);
+                    }
                     "applied"
                 }
                 Ok(Err(p)) => {
