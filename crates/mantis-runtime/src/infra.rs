@@ -33,6 +33,7 @@ impl Infra {
     /// Connects to (or, in the embedded mode, opens) the bus, the store and the schema registry
     /// described by `settings`.
     pub async fn connect(settings: &InfraSettings) -> Result<Self> {
+        settings.check()?;
         let bus: Arc<dyn Bus> = match &settings.bus {
             BusSettings::Embedded {
                 retention_bytes_per_partition,
@@ -133,11 +134,8 @@ const IN_PROCESS_CACHE_ENTRIES: usize = 100_000;
 /// bus nor the cache (`mantis train rul`, which may run beside a running platform).
 pub async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
     let url = settings.database_url();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            mantis_store::postgres::PgStore::connect(&url).await?,
-        ))
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
+    crate::settings::check_database_url(&url)?;
+    if let Some(path) = url.strip_prefix("sqlite://") {
         let path = PathBuf::from(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
@@ -146,9 +144,9 @@ pub async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
             mantis_store::sqlite::SqliteStore::open(&path).await?,
         ))
     } else {
-        Err(Error::Config(format!(
-            "database_url must start with postgres:// or sqlite://, got `{url}`"
-        )))
+        Ok(Arc::new(
+            mantis_store::postgres::PgStore::connect(&url).await?,
+        ))
     }
 }
 

@@ -76,6 +76,47 @@ impl InfraSettings {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mantis.db").display()))
     }
+
+    /// Checks what can be checked without connecting to anything (what [`crate::Infra::connect`]
+    /// checks first, and `mantis config check`): the database URL's scheme, the Kafka brokers,
+    /// the S3 settings (endpoint, bucket), the retention periods. The message names the key.
+    pub fn check(&self) -> Result<()> {
+        check_database_url(&self.database_url())?;
+        if let BusSettings::Kafka { brokers, .. } = &self.bus
+            && brokers.split(',').all(|b| b.trim().is_empty())
+        {
+            return Err(Error::Config(
+                "infra.bus.brokers must name at least one Kafka broker (host:port)".into(),
+            ));
+        }
+        if let mantis_objects::ObjectStoreSettings::S3(s3) = &self.objects {
+            if s3.bucket.trim().is_empty() {
+                return Err(Error::Config(
+                    "infra.objects.bucket must not be empty".into(),
+                ));
+            }
+            // Builds the client only: no request is made.
+            mantis_objects::connect(&self.objects, &self.data_dir)
+                .map_err(|e| Error::Config(format!("infra.objects: {e}")))?;
+        }
+        self.retention
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+/// Refuses a database URL that is neither PostgreSQL nor SQLite.
+pub(crate) fn check_database_url(url: &str) -> Result<()> {
+    if ["postgres://", "postgresql://", "sqlite://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "infra.database_url must start with postgres:// or sqlite://, got `{url}`"
+        )))
+    }
 }
 
 /// Loads `T`: its `Default`, then the TOML `file` when given, then environment variables

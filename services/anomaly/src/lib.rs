@@ -683,11 +683,21 @@ async fn auto_train(
     models.train(asset, since, until, true).await.map(Some)
 }
 
+/// Checks `config` as [`build`] does before it connects anything (`mantis config check`): the
+/// service's settings and the rules in `infra.rules_dir`.
+pub fn check_config(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<()> {
+    prepare(infra, config).map(drop)
+}
+
+fn prepare(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<RuleSet> {
+    config.validate()?;
+    RuleSet::load_or_builtin(infra.rules_dir.as_deref())
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))
+}
+
 /// Builds the anomaly-detection service.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
-    config.validate()?;
-    let rules = RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
-        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let rules = prepare(&infra.settings, &config)?;
     let health = App::health("anomaly", &infra);
     health.set_detail("method", serde_json::json!(METHOD));
     health.set_detail("warmupWindows", serde_json::json!(config.warmup_windows));

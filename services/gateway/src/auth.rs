@@ -329,31 +329,15 @@ impl Auth {
         store: Arc<dyn Store>,
         config: &AuthConfig,
     ) -> Result<(Self, Bootstrap), AuthError> {
+        config.check()?;
         let secret = signing_secret(store.as_ref(), config).await?;
-        let mut static_keys = Vec::new();
-        for k in &config.api_keys {
-            if k.key.len() < 24 || PLACEHOLDER_SECRETS.contains(&k.key.as_str()) {
-                return Err(AuthError::Config(format!(
-                    "API key `{}` must be at least 24 characters",
-                    k.name
-                )));
-            }
-            static_keys.push((sha256_hex(k.key.as_bytes()), k.clone()));
-        }
+        let static_keys = config
+            .api_keys
+            .iter()
+            .map(|k| (sha256_hex(k.key.as_bytes()), k.clone()))
+            .collect();
         let bootstrap = bootstrap_admin(store.as_ref(), config).await?;
-        let oidc = match &config.oidc {
-            Some(c) if !c.jwks_url.is_empty() && !c.issuer.is_empty() && !c.audience.is_empty() => {
-                Some(Oidc::new(c.clone()))
-            }
-            Some(_) => {
-                return Err(AuthError::Config(
-                    "[gateway.auth.oidc] needs jwks_url, issuer and audience (tokens the \
-                     provider issued for other applications must not get in)"
-                        .into(),
-                ));
-            }
-            None => None,
-        };
+        let oidc = config.oidc.clone().map(Oidc::new);
         let dummy_hash = hash_password("not a real password")
             .map_err(|e| AuthError::Config(format!("argon2: {e}")))?;
         Ok((
@@ -642,26 +626,67 @@ fn key_prefix(key: &str) -> Option<&str> {
     (prefix.starts_with("mk_") && key.as_bytes().get(11) == Some(&b'_')).then_some(prefix)
 }
 
-/// The signing secret: configured, or (embedded) generated once and kept in the store.
-async fn signing_secret(store: &dyn Store, config: &AuthConfig) -> Result<String, AuthError> {
-    let configured = config.jwt_secret.trim();
-    if !configured.is_empty() {
-        if configured.len() < 32
-            || PLACEHOLDER_SECRETS.contains(&configured.to_ascii_lowercase().as_str())
+impl AuthConfig {
+    /// Checks what needs no database (what [`Auth`] checks first, and `mantis config check`):
+    /// the signing secret (required in cluster mode), the static API keys, the OIDC settings and
+    /// a configured first admin's password.
+    pub fn check(&self) -> Result<(), AuthError> {
+        let configured = self.jwt_secret.trim();
+        if !configured.is_empty()
+            && (configured.len() < 32
+                || PLACEHOLDER_SECRETS.contains(&configured.to_ascii_lowercase().as_str()))
         {
             return Err(AuthError::UnsafeSecret(
                 "[gateway.auth] jwt_secret must be at least 32 characters and not a placeholder"
                     .into(),
             ));
         }
-        return Ok(configured.to_owned());
+        if configured.is_empty() && self.require_explicit_secrets {
+            return Err(AuthError::UnsafeSecret(
+                "cluster mode needs [gateway.auth] jwt_secret (MANTIS_GATEWAY__AUTH__JWT_SECRET), \
+                 at least 32 random characters shared by every gateway replica"
+                    .into(),
+            ));
+        }
+        for k in &self.api_keys {
+            if k.key.len() < 24 || PLACEHOLDER_SECRETS.contains(&k.key.as_str()) {
+                return Err(AuthError::Config(format!(
+                    "API key `{}` must be at least 24 characters",
+                    k.name
+                )));
+            }
+        }
+        if let Some(c) = &self.oidc
+            && (c.jwks_url.is_empty() || c.issuer.is_empty() || c.audience.is_empty())
+        {
+            return Err(AuthError::Config(
+                "[gateway.auth.oidc] needs jwks_url, issuer and audience (tokens the \
+                 provider issued for other applications must not get in)"
+                    .into(),
+            ));
+        }
+        if self.admin_username.trim().is_empty() {
+            return Err(AuthError::Config("admin_username must not be empty".into()));
+        }
+        if !self.admin_password.is_empty()
+            && (self.admin_password.len() < 8
+                || PLACEHOLDER_SECRETS.contains(&self.admin_password.to_ascii_lowercase().as_str()))
+        {
+            return Err(AuthError::UnsafeSecret(
+                "[gateway.auth] admin_password must be at least 8 characters and not a placeholder"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
-    if config.require_explicit_secrets {
-        return Err(AuthError::UnsafeSecret(
-            "cluster mode needs [gateway.auth] jwt_secret (MANTIS_GATEWAY__AUTH__JWT_SECRET), \
-             at least 32 random characters shared by every gateway replica"
-                .into(),
-        ));
+}
+
+/// The signing secret: configured (checked by [`AuthConfig::check`]), or (embedded) generated
+/// once and kept in the store.
+async fn signing_secret(store: &dyn Store, config: &AuthConfig) -> Result<String, AuthError> {
+    let configured = config.jwt_secret.trim();
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
     }
     if let Some(serde_json::Value::String(s)) = store.get_state(SECRET_STATE_KEY).await?
         && s.len() >= 32
@@ -688,9 +713,6 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
     if !store.list_users(None).await?.is_empty() {
         return Ok(result);
     }
-    if username.is_empty() {
-        return Err(AuthError::Config("admin_username must not be empty".into()));
-    }
     let password = if config.admin_password.is_empty() {
         if config.require_explicit_secrets {
             return Err(AuthError::UnsafeSecret(
@@ -703,14 +725,6 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
         result.generated_admin_password = Some(generated.clone());
         generated
     } else {
-        if config.admin_password.len() < 8
-            || PLACEHOLDER_SECRETS.contains(&config.admin_password.to_ascii_lowercase().as_str())
-        {
-            return Err(AuthError::UnsafeSecret(
-                "[gateway.auth] admin_password must be at least 8 characters and not a placeholder"
-                    .into(),
-            ));
-        }
         config.admin_password.clone()
     };
     let hash = hash_password(&password).map_err(|e| AuthError::Config(format!("argon2: {e}")))?;

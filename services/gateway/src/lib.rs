@@ -89,8 +89,8 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
 }
 
 /// The cluster binary: refuses generated or placeholder secrets.
-pub async fn build_cluster(infra: Infra, mut config: Config) -> Result<App> {
-    config.auth.require_explicit_secrets = true;
+pub async fn build_cluster(infra: Infra, config: Config) -> Result<App> {
+    let config = cluster_config(config);
     if config.ingestion_url.trim().is_empty() {
         tracing::warn!(
             "[gateway] ingestion_url is not set: readings posted to the gateway are refused (503)"
@@ -99,21 +99,74 @@ pub async fn build_cluster(infra: Infra, mut config: Config) -> Result<App> {
     build(infra, config).await
 }
 
+/// The cluster binary's configuration: generated or placeholder secrets are refused.
+pub fn cluster_config(mut config: Config) -> Config {
+    config.auth.require_explicit_secrets = true;
+    config
+}
+
+/// What the configuration yields before anything is connected.
+struct Prepared {
+    shifts: kpi::Shifts,
+    rules: mantis_rules::RuleSet,
+    estimates: mantis_rules::plan::Estimates,
+    ingest: ingest::Upstream,
+    cors: Option<tower_http::cors::CorsLayer>,
+}
+
+/// Checks `config` as [`build`] does before it touches the database (`mantis config check`):
+/// secrets, API keys, OIDC, shifts, planning, CORS origins, the ingestion URL and the rules in
+/// `infra.rules_dir`.
+pub fn check_config(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<()> {
+    prepare(infra, config).map(drop)
+}
+
+fn prepare(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<Prepared> {
+    config
+        .auth
+        .check()
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let shifts = kpi::Shifts::parse(&config.shifts)
+        .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] shifts: {e}")))?;
+    let rules = mantis_rules::RuleSet::load_or_builtin(infra.rules_dir.as_deref())
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let estimates = mantis_rules::plan::Estimates::load_or_builtin(infra.rules_dir.as_deref())
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    let ingest = ingest::Upstream::new(&config.ingestion_url)
+        .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?;
+    config
+        .planning
+        .validate()
+        .map_err(mantis_runtime::Error::Config)?;
+    let cors = if config.cors_origins.is_empty() {
+        None
+    } else {
+        Some(cors(&config.cors_origins)?)
+    };
+    Ok(Prepared {
+        shifts,
+        rules,
+        estimates,
+        ingest,
+        cors,
+    })
+}
+
 /// Builds the gateway and says what the first start created (the first admin's generated
 /// password, to show the person who started MANTIS).
 pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, Bootstrap)> {
+    let Prepared {
+        shifts,
+        rules,
+        estimates,
+        ingest,
+        cors,
+    } = prepare(&infra.settings, &config)?;
     let health = App::health("gateway", &infra);
     let (auth, bootstrap) = auth::Auth::new(infra.store.clone(), &config.auth)
         .await
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
-    let shifts = kpi::Shifts::parse(&config.shifts)
-        .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] shifts: {e}")))?;
     let live = live::LiveHub::new(config.ws_buffer);
-    let rules = mantis_rules::RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
-        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
-    let estimates =
-        mantis_rules::plan::Estimates::load_or_builtin(infra.settings.rules_dir.as_deref())
-            .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let state = api::ApiState {
         store: infra.store.clone(),
         cache: infra.cache.clone(),
@@ -126,18 +179,13 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         estimates: Arc::new(estimates),
         planner: Arc::new(tokio::sync::Semaphore::new(2)),
         ws_recheck: std::time::Duration::from_secs(config.ws_recheck_secs.max(1)),
-        ingest: ingest::Upstream::new(&config.ingestion_url)
-            .map_err(|e| mantis_runtime::Error::Config(format!("[gateway] {e}")))?,
+        ingest,
     };
-    config
-        .planning
-        .validate()
-        .map_err(mantis_runtime::Error::Config)?;
     let planner =
         (config.planning.auto_apply_secs > 0).then(|| (state.clone(), config.planning.clone()));
     let mut routes = api::router(state);
-    if !config.cors_origins.is_empty() {
-        routes = routes.layer(cors(&config.cors_origins)?);
+    if let Some(cors) = cors {
+        routes = routes.layer(cors);
     }
     if !web::embedded() {
         tracing::warn!("this build carries no dashboard (dashboard/dist was empty)");

@@ -111,11 +111,23 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks the service's own settings (the sources are checked as they are added); the
-    /// message names the first bad one, so a value that would refuse every reading or spin
-    /// the drainer stops the start instead.
+    /// Checks the service's own settings and its sources (what serde cannot: addresses,
+    /// points, unique names); the message names the first bad one, so a value that would
+    /// refuse every reading or spin the drainer stops the start instead.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(format!("ingestion.{m}")));
+        let mut names = std::collections::BTreeSet::new();
+        for source in &self.sources {
+            source
+                .validate()
+                .map_err(|e| Error::Config(format!("ingestion.sources: {e}")))?;
+            if !names.insert(source.name()) {
+                return bad(&format!(
+                    "sources: two sources are named `{}`",
+                    source.name()
+                ));
+            }
+        }
         if self.max_batch == 0 {
             return bad("max_batch must be at least 1 (readings per request)");
         }

@@ -6,6 +6,7 @@
 //! `mantis demo` adds a simulated plant (`demo`): machines of each criticality whose sensors
 //! drift toward failure at different speeds, so alerts and work orders appear within minutes.
 
+pub mod check;
 pub mod demo;
 pub mod import;
 pub mod train;

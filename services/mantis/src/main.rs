@@ -1,6 +1,7 @@
 //! `mantis`: the MANTIS command line.
 
 use clap::{Parser, Subcommand};
+use mantis::check::Service as ServiceName;
 use std::path::PathBuf;
 
 /// MANTIS — real-time predictive maintenance.
@@ -60,6 +61,26 @@ enum Command {
         #[command(subcommand)]
         what: AdminWhat,
     },
+    /// Works with the configuration itself.
+    Config {
+        #[command(subcommand)]
+        what: ConfigWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigWhat {
+    /// Reads the configuration (file and `MANTIS_*` variables) and checks it as the platform
+    /// would at start, connecting to nothing: exits 1 naming the wrong key, 0 with a summary.
+    Check {
+        /// Check one service's configuration as its cluster binary (`mantis-<name>`) reads it,
+        /// instead of the whole platform's as `mantis run` does.
+        #[arg(long, value_enum)]
+        service: Option<ServiceName>,
+        /// Check it as `mantis demo` reads it (the demo's defaults under the file).
+        #[arg(long, conflicts_with = "service")]
+        demo: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,17 +131,6 @@ fn parse_tenant(raw: &str) -> Result<mantis_domain::TenantId, String> {
 enum ImportFormat {
     Csv,
     Json,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ServiceName {
-    Ingestion,
-    Preprocessing,
-    Features,
-    Anomaly,
-    Rul,
-    Orchestrator,
-    Gateway,
 }
 
 #[tokio::main]
@@ -196,6 +206,16 @@ async fn main() -> anyhow::Result<()> {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
         let fleet = mantis_domain::Fleet::new(tenant.unwrap_or_default(), asset_type.clone());
         mantis::train::rul(&settings, &fleet, !no_promote, *quiet).await?;
+        return Ok(());
+    }
+    if let Command::Config {
+        what: ConfigWhat::Check { service, demo },
+    } = &cli.command
+    {
+        println!(
+            "{}",
+            mantis::check::check(cli.config.as_deref(), *service, *demo)?
+        );
         return Ok(());
     }
     if let Command::Admin {

@@ -683,14 +683,27 @@ impl Handler for RulConsumer {
     }
 }
 
-/// Builds the orchestrator.
-pub async fn build(infra: Infra, config: Config) -> Result<App> {
-    let rules = RuleSet::load_or_builtin(infra.settings.rules_dir.as_deref())
+/// Checks `config` as [`build`] does before it connects anything (`mantis config check`): the
+/// rules and planning estimates in `infra.rules_dir`, and every webhook (URL, secret).
+pub fn check_config(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<()> {
+    prepare(infra, config).map(drop)
+}
+
+type Prepared = (RuleSet, Estimates, Vec<webhooks::Ready>);
+
+fn prepare(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<Prepared> {
+    let rules = RuleSet::load_or_builtin(infra.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
-    let estimates = Estimates::load_or_builtin(infra.settings.rules_dir.as_deref())
+    let estimates = Estimates::load_or_builtin(infra.rules_dir.as_deref())
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let hooks = webhooks::ready_all(&config.webhooks)
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
+    Ok((rules, estimates, hooks))
+}
+
+/// Builds the orchestrator.
+pub async fn build(infra: Infra, config: Config) -> Result<App> {
+    let (rules, estimates, hooks) = prepare(&infra.settings, &config)?;
     let health = App::health("orchestrator", &infra);
     health.set_detail(
         "rules",

