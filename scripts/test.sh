@@ -29,6 +29,16 @@ wait_port() {
   return 1
 }
 
+# --- OpenSSL's headers (the Kafka client's TLS and SASL/SCRAM, built with librdkafka) -------------
+if ! pkg-config --exists openssl 2>/dev/null; then
+  log "installing OpenSSL's development files (Debian package libssl-dev) for the Kafka client's TLS"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config >/dev/null
+  fi
+fi
+
 # --- tansu --------------------------------------------------------------------------------
 TANSU_VERSION=0.6.0
 export PATH="$HOME/.cargo/bin:$PATH"

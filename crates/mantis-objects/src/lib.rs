@@ -49,7 +49,7 @@ mod settings;
 pub use local::LocalObjects;
 pub use memory::MemoryObjects;
 pub use s3::S3Objects;
-pub use settings::{ObjectStoreSettings, S3Settings, connect};
+pub use settings::{ObjectStoreSettings, S3Settings, check, connect};
 
 /// Errors of the object store and the model registry.
 #[derive(Debug, thiserror::Error)]

@@ -124,6 +124,15 @@ pub fn connect(settings: &ObjectStoreSettings, data_dir: &Path) -> Result<Arc<dy
     Ok(store)
 }
 
+/// Checks `settings` as [`connect`] does, without creating a directory or a client that is kept
+/// (no request is made either way).
+pub fn check(settings: &ObjectStoreSettings) -> Result<()> {
+    match settings {
+        ObjectStoreSettings::Local { .. } => Ok(()),
+        ObjectStoreSettings::S3(s3) => S3Objects::new(s3).map(drop),
+    }
+}
+
 /// Checks `endpoint` and tells whether it may be reached over plain HTTP.
 pub(crate) fn check_endpoint(endpoint: &str, allow_http: bool) -> Result<bool> {
     let url = url::Url::parse(endpoint)

@@ -36,7 +36,11 @@ impl From<crate::Error> for HandleError {
         match e {
             crate::Error::Store(e) => e.into(),
             crate::Error::Bus(e)
-                if !e.is_retryable() && !matches!(e, mantis_bus::Error::Other(_)) =>
+                if !e.is_retryable()
+                    && !matches!(
+                        e,
+                        mantis_bus::Error::Other(_) | mantis_bus::Error::Denied(_)
+                    ) =>
             {
                 Self::Permanent(e.to_string())
             }

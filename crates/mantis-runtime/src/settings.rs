@@ -78,27 +78,37 @@ impl InfraSettings {
     }
 
     /// Checks what can be checked without connecting to anything (what [`crate::Infra::connect`]
-    /// checks first, and `mantis config check`): the database URL's scheme, the Kafka brokers,
+    /// checks first, and `mantis config check`): the database URL's scheme, the Kafka brokers
+    /// and client properties (as librdkafka takes them), the Redis and schema registry URLs,
     /// the S3 settings (endpoint, bucket), the retention periods. The message names the key.
     pub fn check(&self) -> Result<()> {
         check_database_url(&self.database_url())?;
-        if let BusSettings::Kafka { brokers, .. } = &self.bus
-            && brokers.split(',').all(|b| b.trim().is_empty())
+        if let BusSettings::Kafka {
+            brokers,
+            properties,
+        } = &self.bus
         {
-            return Err(Error::Config(
-                "infra.bus.brokers must name at least one Kafka broker (host:port)".into(),
-            ));
-        }
-        if let mantis_objects::ObjectStoreSettings::S3(s3) = &self.objects {
-            if s3.bucket.trim().is_empty() {
-                return Err(Error::Config(
-                    "infra.objects.bucket must not be empty".into(),
-                ));
+            let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
+            for (k, v) in properties {
+                config = config.with(k.clone(), v.clone());
             }
-            // Builds the client only: no request is made.
-            mantis_objects::connect(&self.objects, &self.data_dir)
-                .map_err(|e| Error::Config(format!("infra.objects: {e}")))?;
+            config
+                .check()
+                .map_err(|e| Error::Config(format!("infra.bus: {e}")))?;
         }
+        if let Some(url) = &self.redis_url {
+            mantis_cache::RedisCache::check_url(url)
+                .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?;
+        }
+        if let Some(url) = &self.schema_registry_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::Config(format!(
+                "infra.schema_registry_url must be an http:// or https:// URL, got `{url}`"
+            )));
+        }
+        mantis_objects::check(&self.objects)
+            .map_err(|e| Error::Config(format!("infra.objects: {e}")))?;
         self.retention
             .validate()
             .map_err(|e| Error::Config(e.to_string()))

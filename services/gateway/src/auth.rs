@@ -665,19 +665,33 @@ impl AuthConfig {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// What keeps the first admin from being created (an empty username; in cluster mode no
+    /// password; a short or placeholder one). Refused only when no user exists yet, as these
+    /// settings serve nothing else; `mantis config check` shows it as a note.
+    pub fn first_admin_problem(&self) -> Option<AuthError> {
         if self.admin_username.trim().is_empty() {
-            return Err(AuthError::Config("admin_username must not be empty".into()));
+            return Some(AuthError::Config("admin_username must not be empty".into()));
         }
-        if !self.admin_password.is_empty()
-            && (self.admin_password.len() < 8
-                || PLACEHOLDER_SECRETS.contains(&self.admin_password.to_ascii_lowercase().as_str()))
-        {
-            return Err(AuthError::UnsafeSecret(
+        if self.admin_password.is_empty() {
+            return self.require_explicit_secrets.then(|| {
+                AuthError::UnsafeSecret(
+                    "no user exists yet: cluster mode needs [gateway.auth] admin_password \
+                     (MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD) for the first admin"
+                        .into(),
+                )
+            });
+        }
+        (self.admin_password.len() < 8
+            || PLACEHOLDER_SECRETS.contains(&self.admin_password.to_ascii_lowercase().as_str()))
+        .then(|| {
+            AuthError::UnsafeSecret(
                 "[gateway.auth] admin_password must be at least 8 characters and not a placeholder"
                     .into(),
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 }
 
@@ -713,14 +727,10 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
     if !store.list_users(None).await?.is_empty() {
         return Ok(result);
     }
+    if let Some(problem) = config.first_admin_problem() {
+        return Err(problem);
+    }
     let password = if config.admin_password.is_empty() {
-        if config.require_explicit_secrets {
-            return Err(AuthError::UnsafeSecret(
-                "no user exists yet: cluster mode needs [gateway.auth] admin_password \
-                 (MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD) for the first admin"
-                    .into(),
-            ));
-        }
         let generated = generate_password();
         result.generated_admin_password = Some(generated.clone());
         generated

@@ -560,9 +560,11 @@ impl EdgePublisher {
                 Ensured::Ready
             }
             // The broker answered, and not that it is unavailable: a policy, missing rights.
-            Ok(Err(e @ (mantis_bus::Error::Invalid(_) | mantis_bus::Error::Other(_)))) => {
-                Ensured::Refused(e.to_string())
-            }
+            Ok(Err(
+                e @ (mantis_bus::Error::Invalid(_)
+                | mantis_bus::Error::Other(_)
+                | mantis_bus::Error::Denied(_)),
+            )) => Ensured::Refused(e.to_string()),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "the dead-letter topic cannot be checked yet");
                 Ensured::NoAnswer

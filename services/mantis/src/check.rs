@@ -44,6 +44,16 @@ impl Service {
 /// platform's as `mantis run` (or `mantis demo` with `demo`) reads it, or one service's as its
 /// cluster binary does. Returns a summary of what it names; the error says which key is wrong.
 pub fn check(file: Option<&Path>, service: Option<Service>, demo: bool) -> Result<String> {
+    let mut notes = Vec::new();
+    // Settings that only matter on a database without users: noted, not refused (the start
+    // refuses them only there).
+    let mut first_admin = |auth: &mantis_gateway::AuthConfig| {
+        if let Some(problem) = auth.first_admin_problem() {
+            notes.push(format!(
+                "on a database without users the gateway refuses to start: {problem}"
+            ));
+        }
+    };
     let (infra, scope) = match service {
         None => {
             let s = Settings::load(file, demo)?;
@@ -54,6 +64,7 @@ pub fn check(file: Option<&Path>, service: Option<Service>, demo: bool) -> Resul
             s.rul.validate()?;
             mantis_orchestrator::check_config(&s.infra, &s.orchestrator)?;
             mantis_gateway::check_config(&s.infra, &s.gateway)?;
+            first_admin(&s.gateway.auth);
             let scope = if demo { "mantis demo" } else { "mantis run" };
             (s.infra, scope.to_owned())
         }
@@ -82,13 +93,19 @@ pub fn check(file: Option<&Path>, service: Option<Service>, demo: bool) -> Resul
                 }
                 Service::Gateway => {
                     let config = mantis_gateway::cluster_config(load_section(file, section)?);
-                    mantis_gateway::check_config(&infra, &config)?
+                    mantis_gateway::check_config(&infra, &config)?;
+                    first_admin(&config.auth);
                 }
             }
             (infra, format!("mantis-{section}"))
         }
     };
-    Ok(summary(&scope, &infra))
+    let mut text = summary(&scope, &infra);
+    for note in notes {
+        text.push_str("\n  note: ");
+        text.push_str(&note);
+    }
+    Ok(text)
 }
 
 fn summary(scope: &str, infra: &InfraSettings) -> String {

@@ -132,10 +132,24 @@ fn a_cluster_service_is_checked_as_its_own_binary_reads_it() {
     ));
     let (ok, out, err) = check(dir.path(), &["--service", "gateway"], &with_secret);
     assert!(ok && out.contains("mantis-gateway is valid"), "{err}");
+    // The first admin's password matters only on a database without users: noted.
+    assert!(
+        out.contains("note: on a database without users the gateway refuses to start")
+            && out.contains("admin_password"),
+        "{out}"
+    );
     with_secret.push(("MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD", "admin"));
-    let (ok, _, err) = check(dir.path(), &["--service", "gateway"], &with_secret);
-    assert!(!ok);
-    assert!(err.contains("admin_password"), "{err}");
+    let (ok, out, err) = check(dir.path(), &["--service", "gateway"], &with_secret);
+    assert!(ok, "{err}");
+    assert!(out.contains("at least 8 characters"), "{out}");
+    with_secret.pop();
+    with_secret.push((
+        "MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD",
+        "first-admin-password",
+    ));
+    let (ok, out, err) = check(dir.path(), &["--service", "gateway"], &with_secret);
+    assert!(ok, "{err}");
+    assert!(!out.contains("note:"), "{out}");
 
     // A section of another service is not this one's business, but an unknown key in its own is.
     let (ok, _, err) = check(
@@ -154,5 +168,31 @@ fn a_cluster_service_is_checked_as_its_own_binary_reads_it() {
         ],
     );
     assert!(!ok);
-    assert!(err.contains("infra.bus.brokers"), "{err}");
+    assert!(err.contains("infra.bus"), "{err}");
+    // Kafka client properties as librdkafka takes them, the Redis URL: checked, nothing
+    // connected.
+    let file = dir.path().join("kafka.toml");
+    let with_properties = |toml: &str| {
+        std::fs::write(&file, format!("[infra.bus.properties]\n{toml}\n")).expect("written");
+        let args = [
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--service",
+            "rul",
+        ];
+        check(dir.path(), &args, &kafka)
+    };
+    let (ok, _, err) = with_properties("\"security.protocl\" = \"SASL_SSL\"");
+    assert!(!ok);
+    assert!(err.contains("security.protocl"), "{err}");
+    // TLS and SASL/SCRAM are built in (librdkafka with OpenSSL).
+    let (ok, _, err) = with_properties(
+        "\"security.protocol\" = \"SASL_SSL\"\n\"sasl.mechanisms\" = \"SCRAM-SHA-512\"",
+    );
+    assert!(ok, "{err}");
+    let mut redis = kafka.to_vec();
+    redis.push(("MANTIS_INFRA__REDIS_URL", "redis//redis:6379"));
+    let (ok, _, err) = check(dir.path(), &["--service", "features"], &redis);
+    assert!(!ok);
+    assert!(err.contains("infra.redis_url"), "{err}");
 }

@@ -22,7 +22,9 @@
 //! id: the same on every retry, for the receiver to drop duplicates: delivery is at least
 //! once), `X-Mantis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed
 //! with the webhook's secret>` (the receiver checks it, and that `t` is recent), and the
-//! `traceparent` of the event.
+//! `traceparent` of the event. While a secret is being rotated (`previous_secret`), the header
+//! carries a second `v1=`, keyed with the previous secret: a receiver accepts the delivery when
+//! any `v1` matches, so it can move to the new secret whenever it is ready.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -50,6 +52,14 @@ pub struct Webhook {
     /// The environment variable holding the secret instead (e.g. from a Kubernetes Secret).
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// The secret being replaced, while the receiver moves to `secret`: each delivery is also
+    /// signed with it (a second `v1`). Remove it once the receiver has the new one. Or
+    /// `previous_secret_env`.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
+    /// The environment variable holding the previous secret instead.
+    #[serde(default)]
+    pub previous_secret_env: Option<String>,
     /// What to send: `alert`, `maintenance` (work orders scheduled). Default both.
     #[serde(default = "every_event")]
     pub events: Vec<EventKind>,
@@ -74,6 +84,11 @@ impl std::fmt::Debug for Webhook {
             .field("url", &shown(&self.url))
             .field("secret", &self.secret.as_ref().map(|_| "…"))
             .field("secret_env", &self.secret_env)
+            .field(
+                "previous_secret",
+                &self.previous_secret.as_ref().map(|_| "…"),
+            )
+            .field("previous_secret_env", &self.previous_secret_env)
             .field("events", &self.events)
             .field("min_severity", &self.min_severity)
             .field("on_call_only", &self.on_call_only)
@@ -120,7 +135,8 @@ pub(crate) struct Ready {
     pub(crate) name: String,
     pub(crate) settings: Webhook,
     url: reqwest::Url,
-    secret: Arc<[u8]>,
+    /// The secret, then the previous one while it is rotated.
+    secrets: Arc<[Vec<u8>]>,
     client: reqwest::Client,
 }
 
@@ -152,36 +168,31 @@ impl Ready {
                 "an http:// or https:// URL with a host".into(),
             ));
         }
-        let secret = match (&settings.secret, &settings.secret_env) {
-            (Some(s), None) => s.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|e| {
-                fail(
-                    ".secret_env",
-                    match e {
-                        std::env::VarError::NotPresent => {
-                            format!("the environment variable {var} is not set")
-                        }
-                        std::env::VarError::NotUnicode(_) => {
-                            format!("the environment variable {var} is not UTF-8")
-                        }
-                    },
-                )
-            })?,
-            (Some(_), Some(_)) => {
-                return Err(fail(
-                    ".secret",
-                    "give `secret` or `secret_env`, not both".into(),
-                ));
-            }
-            (None, None) => {
-                return Err(fail(
-                    ".secret",
-                    "required (or `secret_env`): deliveries are signed".into(),
-                ));
-            }
-        };
-        if secret.len() < 16 {
-            return Err(fail(".secret", "at least 16 bytes".into()));
+        let secret = read_secret(
+            &settings.secret,
+            &settings.secret_env,
+            ".secret",
+            ".secret_env",
+        )
+        .map_err(|p| fail(p.0, p.1))?
+        .ok_or_else(|| {
+            fail(
+                ".secret",
+                "required (or `secret_env`): deliveries are signed".into(),
+            )
+        })?;
+        let previous = read_secret(
+            &settings.previous_secret,
+            &settings.previous_secret_env,
+            ".previous_secret",
+            ".previous_secret_env",
+        )
+        .map_err(|p| fail(p.0, p.1))?;
+        if previous.as_ref() == Some(&secret) {
+            return Err(fail(
+                ".previous_secret",
+                "the same as `secret`: give the secret being replaced, or remove it".into(),
+            ));
         }
         if settings.events.is_empty() {
             return Err(fail(".events", "at least one of alert, maintenance".into()));
@@ -201,7 +212,10 @@ impl Ready {
             name: name.to_owned(),
             settings: settings.clone(),
             url,
-            secret: Arc::from(secret.into_bytes()),
+            secrets: std::iter::once(secret)
+                .chain(previous)
+                .map(String::into_bytes)
+                .collect(),
             client,
         })
     }
@@ -224,6 +238,43 @@ impl Ready {
         };
         format!("orchestrator.webhook.{}.{kind}", self.name)
     }
+}
+
+/// A secret given in the configuration (`value`) or in the environment variable `env` (not
+/// both; at least 16 bytes); none when neither is given. The error names the key.
+fn read_secret(
+    value: &Option<String>,
+    env: &Option<String>,
+    key: &'static str,
+    env_key: &'static str,
+) -> Result<Option<String>, (&'static str, String)> {
+    let secret = match (value, env) {
+        (None, None) => return Ok(None),
+        (Some(s), None) => s.clone(),
+        (None, Some(var)) => std::env::var(var).map_err(|e| {
+            (
+                env_key,
+                match e {
+                    std::env::VarError::NotPresent => {
+                        format!("the environment variable {var} is not set")
+                    }
+                    std::env::VarError::NotUnicode(_) => {
+                        format!("the environment variable {var} is not UTF-8")
+                    }
+                },
+            )
+        })?,
+        (Some(_), Some(_)) => {
+            return Err((
+                key,
+                format!("give `{}` or `{}`, not both", &key[1..], &env_key[1..]),
+            ));
+        }
+    };
+    if secret.len() < 16 {
+        return Err((key, "at least 16 bytes".into()));
+    }
+    Ok(Some(secret))
 }
 
 /// A webhook URL without anything that may be a credential: scheme, host and port only (hook
@@ -249,16 +300,26 @@ pub(crate) fn ready_all(webhooks: &BTreeMap<String, Webhook>) -> Result<Vec<Read
 
 /// The signature header's value for `body` sent at `t` (unix seconds).
 pub fn signature(secret: &[u8], t: i64, body: &[u8]) -> String {
-    // HMAC takes a key of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| {
-        unreachable!("HMAC accepts every key length");
-    });
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={t},v1={hex}")
+    signatures(&[secret], t, body)
+}
+
+/// The signature header's value for `body` sent at `t`, with one `v1` per secret, in order
+/// (the secret, then the previous one while it is rotated).
+pub fn signatures(secrets: &[&[u8]], t: i64, body: &[u8]) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        // HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| {
+            unreachable!("HMAC accepts every key length");
+        });
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let digest = mac.finalize().into_bytes();
+        header.push_str(",v1=");
+        header.extend(digest.iter().map(|b| format!("{b:02x}")));
+    }
+    header
 }
 
 /// A record a webhook can be sent.
@@ -466,7 +527,8 @@ impl<R: Event> Handler for Delivery<R> {
             data: record,
         })
         .map_err(|e| HandleError::Permanent(format!("not serialisable: {e}")))?;
-        let signed = signature(&hook.secret, Utc::now().timestamp(), &body);
+        let keys: Vec<&[u8]> = hook.secrets.iter().map(Vec::as_slice).collect();
+        let signed = signatures(&keys, Utc::now().timestamp(), &body);
         let sent = hook
             .client
             .post(hook.url.clone())
@@ -521,6 +583,8 @@ mod tests {
             url: "https://cmms.example/hooks/mantis".into(),
             secret: Some("0123456789abcdef".into()),
             secret_env: None,
+            previous_secret: None,
+            previous_secret_env: None,
             events: every_event(),
             min_severity: Severity::Low,
             on_call_only: false,
@@ -543,6 +607,13 @@ mod tests {
             "the time is signed"
         );
         assert_ne!(sig, signature(b"kez", 1_700_000_000, b"{}"), "keyed");
+        // While a secret is rotated: the same `t`, one `v1` per secret, the new one first.
+        let both = signatures(&[b"kez", b"key"], 1_700_000_000, b"{}");
+        let kez = signature(b"kez", 1_700_000_000, b"{}");
+        assert_eq!(
+            both,
+            format!("{kez},v1=9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae")
+        );
     }
 
     #[test]
@@ -580,7 +651,7 @@ mod tests {
     fn a_webhook_that_cannot_work_is_refused_with_its_key_named() {
         assert!(Ready::new("cmms", &hook()).is_ok());
         type Spoil = fn(&mut Webhook);
-        let bad: [(&str, &str, Spoil); 9] = [
+        let bad: [(&str, &str, Spoil); 13] = [
             ("CMMS", "orchestrator.webhooks.CMMS:", |_| {}),
             ("cmms", ".url", |h| h.url = "cmms.example/hooks".into()),
             ("cmms", ".url", |h| h.url = "ftp://cmms.example/".into()),
@@ -588,6 +659,19 @@ mod tests {
             ("cmms", ".secret", |h| h.secret = Some("short".into())),
             ("cmms", ".secret", |h| {
                 h.secret_env = Some("MANTIS_TEST_UNSET_SECRET".into());
+            }),
+            ("cmms", ".secret_env", |h| {
+                h.secret = None;
+                h.secret_env = Some("MANTIS_TEST_UNSET_SECRET".into());
+            }),
+            ("cmms", ".previous_secret", |h| {
+                h.previous_secret = Some("short".into());
+            }),
+            ("cmms", ".previous_secret", |h| {
+                h.previous_secret = h.secret.clone();
+            }),
+            ("cmms", ".previous_secret_env", |h| {
+                h.previous_secret_env = Some("MANTIS_TEST_UNSET_SECRET".into());
             }),
             ("cmms", ".events", |h| h.events.clear()),
             ("cmms", ".timeout_secs", |h| h.timeout_secs = 0),
@@ -643,6 +727,11 @@ mod tests {
             );
             jail.set_env("MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__ON_CALL_ONLY", "true");
             jail.set_env("PAGER_KEY", "a-key-from-a-secret");
+            jail.set_env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__PAGER__PREVIOUS_SECRET_ENV",
+                "PAGER_OLD_KEY",
+            );
+            jail.set_env("PAGER_OLD_KEY", "the-key-being-replaced");
             let config: crate::Config =
                 mantis_runtime::load_section(None, "orchestrator").map_err(|e| e.to_string())?;
             let hooks = ready_all(&config.webhooks).map_err(|e| e.to_string())?;
@@ -650,7 +739,12 @@ mod tests {
             assert_eq!(hooks[0].name, "pager");
             assert_eq!(hooks[0].settings.events, vec![EventKind::Alert]);
             assert!(hooks[0].settings.on_call_only);
-            assert_eq!(&*hooks[0].secret, b"a-key-from-a-secret");
+            let secrets: Vec<&[u8]> = hooks[0].secrets.iter().map(Vec::as_slice).collect();
+            assert_eq!(
+                secrets,
+                [&b"a-key-from-a-secret"[..], &b"the-key-being-replaced"[..]],
+                "the secret, then the previous one"
+            );
             assert_eq!(
                 hooks[0].group(EventKind::Alert),
                 "orchestrator.webhook.pager.alert"

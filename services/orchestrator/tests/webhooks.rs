@@ -36,13 +36,18 @@ async fn receiver() -> Receiver {
 
 /// The receiver on `port` (0: any free one).
 async fn receiver_on(port: u16) -> Receiver {
+    receiver_with(SECRET, port).await
+}
+
+/// The receiver knowing `secret`, on `port` (0: any free one).
+async fn receiver_with(secret: &str, port: u16) -> Receiver {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/peers/webhook_receiver.py"
     );
     let mut child = tokio::process::Command::new("python3")
         .arg(script)
-        .arg(SECRET)
+        .arg(secret)
         .arg(port.to_string())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -171,6 +176,8 @@ async fn alerts_and_scheduled_maintenance_reach_the_receiver_signed_and_in_order
         url: format!("http://127.0.0.1:{}/hooks/mantis?token=t0k3n", rx.port),
         secret: Some(SECRET.into()),
         secret_env: None,
+        previous_secret: None,
+        previous_secret_env: None,
         events: vec![
             mantis_orchestrator::webhooks::EventKind::Alert,
             mantis_orchestrator::webhooks::EventKind::Maintenance,
@@ -353,6 +360,77 @@ async fn a_webhook_without_a_secret_stops_the_start_with_its_key_named() {
         error.contains("orchestrator.webhooks.cmms.secret"),
         "{error}"
     );
+}
+
+/// A secret rotated: while `previous_secret` is set, every delivery is signed with both, so a
+/// receiver that still has the old secret and one that has the new accept it; without it, the
+/// old secret's receiver refuses (and the event waits for it: nothing is lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_signs_with_both_until_the_previous_one_is_removed() {
+    mantis_telemetry::init_test_tracing();
+    const NEW: &str = "the-new-secret-of-the-plant";
+    let mut old_side = receiver_with(SECRET, 0).await;
+    let mut new_side = receiver_with(NEW, 0).await;
+    let mut not_yet = receiver_with(SECRET, 0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = EmbeddedBus::open(dir.path()).await.expect("log");
+    let store = SqliteStore::in_memory().await.expect("sqlite");
+    let infra = Infra::in_process(Arc::new(bus), Arc::new(store));
+    infra.ensure_topics(&[]).await.expect("topics");
+    let hook = |port: u16, previous: bool| {
+        let previous = if previous {
+            format!("previous_secret = \"{SECRET}\"\n")
+        } else {
+            String::new()
+        };
+        toml::from_str::<Webhook>(&format!(
+            "url = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{NEW}\"\n{previous}events = [\"alert\"]"
+        ))
+        .expect("parses")
+    };
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        webhooks: BTreeMap::from([
+            ("old-side".to_owned(), hook(old_side.port, true)),
+            ("new-side".to_owned(), hook(new_side.port, true)),
+            ("rotated".to_owned(), hook(not_yet.port, false)),
+        ]),
+    };
+    let app = build(infra.clone(), config).await.expect("orchestrator");
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.run(shutdown.clone()));
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    let asset = AssetId::new_random();
+    // Published until each webhook has started and delivered one (each starts from its first
+    // start: an alert published before is not its business).
+    let mut got = [None, None, None];
+    for i in 0..100 {
+        let a = alert(asset, Severity::Critical, &format!("rotation {i}"));
+        publisher
+            .publish(None, &a, TraceContext::new_root(), vec![])
+            .await
+            .expect("published");
+        for (slot, rx) in got
+            .iter_mut()
+            .zip([&mut old_side, &mut new_side, &mut not_yet])
+        {
+            if slot.is_none() {
+                *slot = rx.next(Duration::from_millis(100)).await;
+            }
+        }
+        if got.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [old, new, refused] = got.map(|d| d.expect("each receiver was called"));
+    for (side, doc) in [("old secret", &old), ("new secret", &new)] {
+        assert_eq!(doc["signatureValid"], true, "{side}: {doc}");
+        assert_eq!(doc["status"], 204, "{side}: {doc}");
+    }
+    assert_eq!(refused["signatureValid"], false, "{refused}");
+    assert_eq!(refused["status"], 401, "{refused}");
+    shutdown.cancel();
+    running.await.expect("joins").expect("clean stop");
 }
 
 /// The receiver is down when the first event is published and stays down until after a

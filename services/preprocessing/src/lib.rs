@@ -312,8 +312,12 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         "allowedLatenessSecs",
         serde_json::json!(config.allowed_lateness_secs),
     );
-    // Checked with the rest of `[infra]` by `Infra::connect`.
     let retention = infra.settings.retention.clone();
+    // Checked with the rest of `[infra]` by `Infra::connect` too, but not by an infrastructure
+    // built in process (tests, benches): a zero period would spin the expiry.
+    retention
+        .validate()
+        .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let store = infra.store.clone();
     let handler = handler::WindowHandler::new(&infra, config.clone());
     let app = App::new("preprocessing", &config.bind, axum::Router::new(), health)

@@ -47,13 +47,16 @@ orchestrator:
 {{- range $path, $_ := .Files.Glob "rules/*.toml" -}}
 {{- $_ := set $shipped (base $path) ($.Files.Get $path) -}}
 {{- end -}}
-{{- range $name, $_ := .Values.rules.files -}}
+{{- range $name, $text := .Values.rules.files -}}
 {{- if not (hasKey $shipped $name) -}}
 {{- fail (printf "rules.files: %s is not a rules file (the services read %s)" $name (keys $shipped | sortAlpha | join ", ")) -}}
 {{- end -}}
+{{- if not $text -}}
+{{- fail (printf "rules.files: %s is empty (leave it out for the shipped one)" $name) -}}
+{{- end -}}
 {{- end -}}
 {{- range $name := keys $shipped | sortAlpha }}
-{{ $name }}: {{ default (get $shipped $name) (get $.Values.rules.files $name) | quote }}
+{{ $name }}: {{ ternary (get $.Values.rules.files $name) (get $shipped $name) (hasKey $.Values.rules.files $name) | quote }}
 {{- end -}}
 {{- end -}}
 
@@ -62,16 +65,19 @@ orchestrator:
 {{- $consumers := include "mantis.consumers" . | fromYaml -}}
 {{- range $name, $svc := .Values.services -}}
 {{- $auto := $svc.autoscaling | default dict -}}
-{{- $most := ternary $auto.maxReplicas $svc.replicas (and $auto.enabled true) | int -}}
-{{- if and $auto.enabled (gt (int $auto.minReplicas) (int $auto.maxReplicas)) -}}
+{{- $most := int $svc.replicas -}}
+{{- if $auto.enabled -}}
+{{- $most = int $auto.maxReplicas -}}
+{{- if gt (int $auto.minReplicas) $most -}}
 {{- fail (printf "services.%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" $name $auto.minReplicas $auto.maxReplicas) -}}
+{{- end -}}
 {{- end -}}
 {{- range (get $consumers $name | default list) -}}
 {{- if gt $most (int .partitions) -}}
 {{- fail (printf "services.%s: %d replicas, but its input topic %s has %d partitions: the others would sit idle" $name $most .topic (int .partitions)) -}}
 {{- end -}}
 {{- end -}}
-{{- if and (eq $name "ingestion") $svc.persistence.enabled (gt $most 1) -}}
+{{- if and (eq $name "ingestion") (dig "persistence" "enabled" false $svc) (gt $most 1) -}}
 {{- fail "services.ingestion: the edge buffer's volume (persistence.enabled) is mounted by one pod: one replica, no autoscaling (or disable persistence)" -}}
 {{- end -}}
 {{- end -}}

@@ -25,11 +25,12 @@ lock = threading.Lock()
 
 
 def verify(header, body):
-    """The receiver's check: `t=<unix>,v1=<hex hmac-sha256 of "<t>.<body>">`."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    t, v1 = parts.get("t", ""), parts.get("v1", "")
+    """The receiver's check: `t=<unix>,v1=<hex hmac-sha256 of "<t>.<body>">`, any `v1` matching
+    (there are two while MANTIS's secret is rotated)."""
+    items = [p.split("=", 1) for p in header.split(",") if "=" in p]
+    t = next((v for k, v in items if k == "t"), "")
     expected = hmac.new(SECRET, t.encode() + b"." + body, hashlib.sha256).hexdigest()
-    valid = hmac.compare_digest(expected, v1)
+    valid = any(hmac.compare_digest(expected, v) for k, v in items if k == "v1")
     fresh = t.isdigit() and abs(time.time() - int(t)) <= TOLERANCE_SECS
     return valid, fresh
 
