@@ -128,6 +128,19 @@ class ChartTest(unittest.TestCase):
             self.assertEqual(d["spec"]["replicas"], 1)
             self.assertEqual(container(d)["command"], [f"mantis-{s}"])
 
+    def test_extra_environment_reaches_every_service(self):
+        r = render(*SECRETS, "--set", "env[0].name=KAFKA_PASSWORD",
+                   "--set", "env[0].valueFrom.secretKeyRef.name=kafka-credentials",
+                   "--set", "env[0].valueFrom.secretKeyRef.key=password",
+                   "--set", "services.orchestrator.env[0].name=CMMS_WEBHOOK_SECRET",
+                   "--set", "services.orchestrator.env[0].value=from-the-values")
+        validate_all(self, r)
+        for s in SERVICES:
+            env = {e["name"]: e for e in container(r.deployment(s))["env"]}
+            self.assertEqual(env["KAFKA_PASSWORD"]["valueFrom"],
+                             {"secretKeyRef": {"name": "kafka-credentials", "key": "password"}}, s)
+            self.assertEqual("CMMS_WEBHOOK_SECRET" in env, s == "orchestrator", s)
+
     def test_a_release_without_its_secrets_is_refused(self):
         err = render(expect_failure=True)
         self.assertIn("secrets.databaseUrl is required", err)
@@ -259,6 +272,8 @@ class ChartTest(unittest.TestCase):
                              "the autoscaler owns the replica count")
         self.assertEqual(hpas["t-mantis-anomaly"]["spec"]["maxReplicas"], 6)
         self.assertEqual(len(r.of("PodDisruptionBudget")), 1, "the gateway: at least 2 replicas")
+        r = render(*SECRETS, "--set", "services.anomaly.replicas=3", "--set", "services.anomaly.autoscaling.enabled=true")
+        self.assertEqual(r.of("PodDisruptionBudget"), {}, "autoscaled from 1: the fixed count does not apply")
 
         k = render(*SECRETS, *on, *no_pvc, "--set", "keda.enabled=true", "--set", "keda.authenticationRef=kafka-sasl")
         validate_all(self, k)

@@ -72,11 +72,50 @@ impl KafkaConfig {
 
     /// Checks the brokers and every extra property as librdkafka would take them, without
     /// creating a client (nothing connects): an unknown property or a bad value is named.
+    /// Properties that the bus sets itself (a value given would override it for every client:
+    /// `group.id` would merge every consumer group into one).
+    pub const RESERVED: [&'static str; 11] = [
+        "bootstrap.servers",
+        "client.id",
+        "group.id",
+        "group.instance.id",
+        "enable.idempotence",
+        "acks",
+        "transactional.id",
+        "enable.auto.commit",
+        "enable.partition.eof",
+        "auto.offset.reset",
+        "session.timeout.ms",
+    ];
+
+    /// Checks the brokers and each extra property's name and value as librdkafka's
+    /// configuration takes them (rules across properties, files and SASL mechanisms are
+    /// checked when a client is created, at start), without creating a client. A property the
+    /// bus sets itself is refused. Errors name the property, never its value.
     pub fn check(&self) -> Result<()> {
         if self.brokers.split(',').all(|b| b.trim().is_empty()) {
             return Err(Error::Invalid(
-                "no Kafka broker given (host:port, comma-separated)".into(),
+                "brokers: no Kafka broker given (host:port, comma-separated)".into(),
             ));
+        }
+        for (key, value) in &self.extra {
+            if Self::RESERVED.contains(&key.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "properties: `{key}` is set by MANTIS itself and cannot be overridden"
+                )));
+            }
+            let mut one = ClientConfig::new();
+            one.set(key, value);
+            if let Err(e) = one.create_native_config() {
+                // librdkafka's message quotes the value, which may be a password.
+                let text = e.to_string();
+                let text = if value.is_empty() {
+                    text
+                } else {
+                    text.replace(value.as_str(), "…")
+                };
+                return Err(Error::Invalid(format!("properties: `{key}`: {text}")));
+            }
         }
         self.client(&[])
             .create_native_config()
@@ -158,6 +197,11 @@ impl KafkaBus {
         let Some((code, reason)) = failed.client().fatal_error() else {
             return (map_err(e, topic), false);
         };
+        // Missing rights (an idempotent producer's id refused by the cluster's ACLs): a new
+        // producer would be refused alike. Said as such, the producer kept.
+        if let denied @ Error::Denied(_) = map_code(code, topic, format!("{code}: {reason}")) {
+            return (denied, false);
+        }
         let mut current = self
             .producer
             .write()
@@ -198,9 +242,15 @@ impl KafkaBus {
                     .client()
                     .fetch_metadata(Some(topic), timeout)
                     .map_err(|e| map_err(e, topic))?;
-                let known = metadata.topics().iter().any(|t| {
-                    t.name() == topic && t.error().is_none() && !t.partitions().is_empty()
-                });
+                let found = metadata.topics().iter().find(|t| t.name() == topic);
+                if let Some(code) = found.and_then(|t| t.error()).map(RDKafkaErrorCode::from)
+                    && let denied @ Error::Denied(_) =
+                        map_code(code, topic, format!("topic `{topic}`: {code}"))
+                {
+                    return Err(denied);
+                }
+                let known =
+                    found.is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
                 if !known {
                     return Err(Error::UnknownTopic(topic.clone()));
                 }
@@ -304,10 +354,14 @@ impl Bus for KafkaBus {
             .create_topics(&new, &options)
             .await
             .map_err(|e| map_err(e, ""))?;
+        let mut denied = Vec::new();
         for result in results {
             match result {
                 Ok(name) => info!(topic = %name, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                // Kafka answers a principal without CREATE so even for a topic that exists
+                // (made by the operators, as least privilege wants): looked up below.
+                Err((name, RDKafkaErrorCode::TopicAuthorizationFailed)) => denied.push(name),
                 Err((name, code)) => {
                     return Err(map_code(
                         code,
@@ -317,7 +371,17 @@ impl Bus for KafkaBus {
                 }
             }
         }
-        Ok(())
+        if denied.is_empty() {
+            return Ok(());
+        }
+        // Existing topics are enough; one missing that this service may not create is denied.
+        match self.check_topics(&denied).await {
+            Err(Error::UnknownTopic(name)) => Err(Error::Denied(format!(
+                "topic `{name}` does not exist and this service may not create it (no CREATE \
+                 right): create it, or grant the right"
+            ))),
+            other => other,
+        }
     }
 
     #[tracing::instrument(skip_all, fields(topic = %record.topic))]
@@ -725,6 +789,25 @@ mod tests {
             assert!(!e.is_retryable());
             assert!(e.to_string().contains("credentials and ACLs"), "{e}");
         }
+    }
+
+    /// The configuration check names a wrong property without its value (maybe a password),
+    /// and refuses what the bus sets itself.
+    #[test]
+    fn properties_are_checked_without_showing_their_values() {
+        let ok = KafkaConfig::new("kafka:9092", "t")
+            .with("security.protocol", "SASL_SSL")
+            .with("sasl.mechanisms", "SCRAM-SHA-512")
+            .with("sasl.password", "hunter2-hunter2");
+        assert!(ok.check().is_ok(), "{:?}", ok.check());
+        let typo = KafkaConfig::new("kafka:9092", "t").with("sasl.pasword", "hunter2-hunter2");
+        let e = typo.check().expect_err("no such property").to_string();
+        assert!(e.contains("sasl.pasword"), "{e}");
+        assert!(!e.contains("hunter2"), "the value is not shown: {e}");
+        let merged = KafkaConfig::new("kafka:9092", "t").with("group.id", "everyone");
+        let e = merged.check().expect_err("reserved").to_string();
+        assert!(e.contains("`group.id` is set by MANTIS itself"), "{e}");
+        assert!(KafkaConfig::new(" , ", "t").check().is_err());
     }
 
     /// A broker whose ACLs deny the topic: the publish fails as `Denied`, naming the cause.

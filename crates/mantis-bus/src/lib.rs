@@ -88,9 +88,10 @@ pub enum Error {
     #[error("I/O error on the message log: {0}")]
     Io(#[from] std::io::Error),
     /// The bus refused this service's credentials or rights (Kafka: an authentication failure,
-    /// an ACL denying the topic, the group or the cluster operation). Not retried by itself
-    /// being retryable: someone must mend the credentials or ACLs; callers that wait (the
-    /// consumers, the edge buffer) keep what they hold meanwhile.
+    /// an ACL denying the topic, the group or the cluster operation). Not retryable: someone
+    /// must mend the credentials or ACLs. A record that cannot be published for it is retried
+    /// by its consumer and kept by the edge buffer; a subscription or commit denied stops the
+    /// consumer (and its service).
     #[error("the message bus denied access (check this service's credentials and ACLs): {0}")]
     Denied(String),
     /// Anything else the underlying client reported.

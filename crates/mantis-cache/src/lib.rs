@@ -190,13 +190,14 @@ impl RedisCache {
         })
     }
 
-    /// Checks `url` (`redis://`, `rediss://`, `unix://`) without connecting.
+    /// Checks `url` (`redis://host:port/db`, `unix:///path`; TLS is not built in) without
+    /// connecting. The error does not quote the URL, which may carry a password.
     pub fn check_url(url: &str) -> Result<()> {
         Self::client(url).map(drop)
     }
 
     fn client(url: &str) -> Result<redis::Client> {
-        redis::Client::open(url).map_err(|e| Error::Invalid(format!("Redis URL `{url}`: {e}")))
+        redis::Client::open(url).map_err(|e| Error::Invalid(format!("Redis URL: {e}")))
     }
 }
 

@@ -46,13 +46,10 @@ impl Infra {
                 };
                 Arc::new(EmbeddedBus::open_with(&dir, options).await?)
             }
-            BusSettings::Kafka {
-                brokers,
-                properties,
-            } => {
+            BusSettings::Kafka { brokers, .. } => {
                 let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
-                for (k, v) in properties {
-                    config = config.with(k.clone(), v.clone());
+                for (k, v) in settings.bus.kafka_properties()? {
+                    config = config.with(k, v);
                 }
                 Arc::new(mantis_bus::kafka::KafkaBus::new(config)?)
             }

@@ -40,7 +40,9 @@ pub use http::{
 pub use infra::{Infra, connect_store};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
-pub use settings::{BusSettings, InfraSettings, env_provider, load_section, load_settings};
+pub use settings::{
+    BusSettings, InfraSettings, env_provider, load_section, load_settings, redacted_url,
+};
 
 /// Header of a request that the gateway forwards to a service on behalf of an authenticated
 /// caller: the caller's tenant (a UUID). A service that takes it acts within that tenant only

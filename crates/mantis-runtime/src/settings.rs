@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
 /// Which message bus to use.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BusSettings {
     /// The durable on-disk log under `<data_dir>/log` (embedded mode).
@@ -22,10 +22,75 @@ pub enum BusSettings {
     Kafka {
         /// Bootstrap servers, e.g. `kafka-0:9092,kafka-1:9092`.
         brokers: String,
-        /// Extra librdkafka properties (e.g. `security.protocol`).
+        /// Extra librdkafka properties (e.g. `security.protocol`). Never logged but for
+        /// their names.
         #[serde(default)]
         properties: std::collections::BTreeMap<String, String>,
+        /// Properties whose value is read from an environment variable (property → variable,
+        /// e.g. `"sasl.password" = "KAFKA_PASSWORD"` with the variable from a Kubernetes
+        /// Secret): a password kept out of the configuration file.
+        #[serde(default)]
+        properties_env: std::collections::BTreeMap<String, String>,
     },
+}
+
+impl std::fmt::Debug for BusSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded {
+                retention_bytes_per_partition,
+            } => f
+                .debug_struct("Embedded")
+                .field(
+                    "retention_bytes_per_partition",
+                    retention_bytes_per_partition,
+                )
+                .finish(),
+            // Property values may be credentials (`sasl.password`, `ssl.key.password`).
+            Self::Kafka {
+                brokers,
+                properties,
+                properties_env,
+            } => f
+                .debug_struct("Kafka")
+                .field("brokers", brokers)
+                .field("properties", &properties.keys().collect::<Vec<_>>())
+                .field("properties_env", properties_env)
+                .finish(),
+        }
+    }
+}
+
+impl BusSettings {
+    /// The Kafka client's extra properties: `properties`, then those of `properties_env` read
+    /// from their variables (none for the embedded log). The error names the property and
+    /// the variable.
+    pub fn kafka_properties(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let Self::Kafka {
+            properties,
+            properties_env,
+            ..
+        } = self
+        else {
+            return Ok(Default::default());
+        };
+        let mut all = properties.clone();
+        for (key, var) in properties_env {
+            if properties.contains_key(key) {
+                return Err(Error::Config(format!(
+                    "infra.bus: `{key}` is in both properties and properties_env"
+                )));
+            }
+            let value = std::env::var(var).map_err(|_| {
+                Error::Config(format!(
+                    "infra.bus.properties_env: `{key}` is read from the environment variable \
+                     {var}, which is not set"
+                ))
+            })?;
+            all.insert(key.clone(), value);
+        }
+        Ok(all)
+    }
 }
 
 /// Infrastructure shared by every service.
@@ -83,14 +148,10 @@ impl InfraSettings {
     /// the S3 settings (endpoint, bucket), the retention periods. The message names the key.
     pub fn check(&self) -> Result<()> {
         check_database_url(&self.database_url())?;
-        if let BusSettings::Kafka {
-            brokers,
-            properties,
-        } = &self.bus
-        {
+        if let BusSettings::Kafka { brokers, .. } = &self.bus {
             let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
-            for (k, v) in properties {
-                config = config.with(k.clone(), v.clone());
+            for (k, v) in self.bus.kafka_properties()? {
+                config = config.with(k, v);
             }
             config
                 .check()
@@ -104,7 +165,8 @@ impl InfraSettings {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(Error::Config(format!(
-                "infra.schema_registry_url must be an http:// or https:// URL, got `{url}`"
+                "infra.schema_registry_url must be an http:// or https:// URL, got `{}`",
+                redacted_url(url)
             )));
         }
         mantis_objects::check(&self.objects)
@@ -124,8 +186,24 @@ pub(crate) fn check_database_url(url: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Config(format!(
-            "infra.database_url must start with postgres:// or sqlite://, got `{url}`"
+            "infra.database_url must start with postgres:// or sqlite://, got `{}`",
+            redacted_url(url)
         )))
+    }
+}
+
+/// `url` without the password of its user information (`scheme://user:…@host`), for messages.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:…@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -195,6 +273,74 @@ mod tests {
     #[serde(default)]
     struct Root {
         infra: InfraSettings,
+    }
+
+    #[test]
+    fn passwords_are_never_shown() {
+        assert_eq!(
+            redacted_url("postgres://mantis:s3cret@db:5432/mantis?sslmode=require"),
+            "postgres://mantis:…@db:5432/mantis?sslmode=require"
+        );
+        assert_eq!(
+            redacted_url("redis://:pw@cache:6379/0"),
+            "redis://:…@cache:6379/0"
+        );
+        assert_eq!(
+            redacted_url("sqlite://data/mantis.db"),
+            "sqlite://data/mantis.db"
+        );
+        assert_eq!(
+            redacted_url("http://registry:8081/a@b"),
+            "http://registry:8081/a@b"
+        );
+        let mysql = InfraSettings {
+            database_url: Some("mysql://root:s3cret@db/mantis".into()),
+            ..InfraSettings::default()
+        };
+        let e = mysql
+            .check()
+            .expect_err("not a supported database")
+            .to_string();
+        assert!(
+            e.contains("infra.database_url") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let bus = BusSettings::Kafka {
+            brokers: "k:9092".into(),
+            properties: [("sasl.password".to_owned(), "s3cret".to_owned())].into(),
+            properties_env: Default::default(),
+        };
+        let shown = format!("{bus:?}");
+        assert!(
+            shown.contains("sasl.password") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_kafka_property_is_read_from_the_variable_it_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "mantis.toml",
+                "[infra.bus]\nkind = \"kafka\"\nbrokers = \"k:9092\"\n\
+                 [infra.bus.properties]\n\"sasl.username\" = \"mantis\"\n\
+                 [infra.bus.properties_env]\n\"sasl.password\" = \"MANTIS_TEST_KAFKA_PW\"\n",
+            )?;
+            let r: Root =
+                load_settings(Some(Path::new("mantis.toml"))).map_err(|e| e.to_string())?;
+            let e = r.infra.check().expect_err("unset").to_string();
+            assert!(
+                e.contains("MANTIS_TEST_KAFKA_PW") && e.contains("sasl.password"),
+                "{e}"
+            );
+            jail.set_env("MANTIS_TEST_KAFKA_PW", "from-a-secret");
+            let properties = r.infra.bus.kafka_properties().map_err(|e| e.to_string())?;
+            assert_eq!(properties["sasl.password"], "from-a-secret");
+            assert_eq!(properties["sasl.username"], "mantis");
+            r.infra.check().map_err(|e| e.to_string())?;
+            Ok(())
+        });
     }
 
     #[test]

@@ -628,8 +628,8 @@ fn key_prefix(key: &str) -> Option<&str> {
 
 impl AuthConfig {
     /// Checks what needs no database (what [`Auth`] checks first, and `mantis config check`):
-    /// the signing secret (required in cluster mode), the static API keys, the OIDC settings and
-    /// a configured first admin's password.
+    /// the signing secret (required in cluster mode), the static API keys and the OIDC settings
+    /// (the first admin's: [`AuthConfig::first_admin_problem`]).
     pub fn check(&self) -> Result<(), AuthError> {
         let configured = self.jwt_secret.trim();
         if !configured.is_empty()
@@ -678,7 +678,7 @@ impl AuthConfig {
         if self.admin_password.is_empty() {
             return self.require_explicit_secrets.then(|| {
                 AuthError::UnsafeSecret(
-                    "no user exists yet: cluster mode needs [gateway.auth] admin_password \
+                    "cluster mode needs [gateway.auth] admin_password \
                      (MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD) for the first admin"
                         .into(),
                 )

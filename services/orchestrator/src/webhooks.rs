@@ -272,6 +272,7 @@ fn read_secret(
         }
     };
     if secret.len() < 16 {
+        let key = if value.is_some() { key } else { env_key };
         return Err((key, "at least 16 bytes".into()));
     }
     Ok(Some(secret))
