@@ -33,8 +33,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
-/// Connection settings of a [`KafkaBus`].
-#[derive(Clone, Debug)]
+/// Connection settings of a [`KafkaBus`]. Its `Debug` shows the extra properties' names only
+/// (their values may be credentials).
+#[derive(Clone)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
     pub brokers: String,
@@ -48,6 +49,22 @@ pub struct KafkaConfig {
     pub publish_timeout: Duration,
     /// Extra librdkafka properties for every client, applied last (security, tuning...).
     pub extra: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("client_id", &self.client_id)
+            .field("replication_factor", &self.replication_factor)
+            .field("request_timeout", &self.request_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .field(
+                "extra",
+                &self.extra.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl KafkaConfig {
@@ -70,18 +87,22 @@ impl KafkaConfig {
         self
     }
 
-    /// Checks the brokers and every extra property as librdkafka would take them, without
-    /// creating a client (nothing connects): an unknown property or a bad value is named.
-    /// Properties that the bus sets itself (a value given would override it for every client:
-    /// `group.id` would merge every consumer group into one).
-    pub const RESERVED: [&'static str; 11] = [
+    /// Properties that the bus sets itself, and their aliases (a value given would override
+    /// it for every client: `group.id` would merge every consumer group into one).
+    pub const RESERVED: [&'static str; 17] = [
         "bootstrap.servers",
+        "metadata.broker.list",
         "client.id",
         "group.id",
         "group.instance.id",
         "enable.idempotence",
         "acks",
+        "request.required.acks",
         "transactional.id",
+        "partitioner",
+        "allow.auto.create.topics",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
         "enable.auto.commit",
         "enable.partition.eof",
         "auto.offset.reset",
@@ -197,11 +218,13 @@ impl KafkaBus {
         let Some((code, reason)) = failed.client().fatal_error() else {
             return (map_err(e, topic), false);
         };
-        // Missing rights (an idempotent producer's id refused by the cluster's ACLs): a new
-        // producer would be refused alike. Said as such, the producer kept.
-        if let denied @ Error::Denied(_) = map_code(code, topic, format!("{code}: {reason}")) {
-            return (denied, false);
-        }
+        // Missing rights (an idempotent producer's id refused by the cluster's ACLs): said as
+        // such and not sent again at once, but the producer is replaced all the same (a failed
+        // one never sends again), so that the sends after the rights are granted go through.
+        let denied = match map_code(code, topic, format!("{code}: {reason}")) {
+            denied @ Error::Denied(_) => Some(denied),
+            _ => None,
+        };
         let mut current = self
             .producer
             .write()
@@ -224,12 +247,15 @@ impl KafkaBus {
                 }
             }
         }
-        (
-            Error::Unavailable(format!(
-                "the Kafka producer failed for good ({code}: {reason}); a new one takes over"
-            )),
-            true,
-        )
+        match denied {
+            Some(denied) => (denied, false),
+            None => (
+                Error::Unavailable(format!(
+                    "the Kafka producer failed for good ({code}: {reason}); a new one takes over"
+                )),
+                true,
+            ),
+        }
     }
 
     /// Fails with [`Error::UnknownTopic`] unless every topic exists on the brokers.
@@ -243,11 +269,14 @@ impl KafkaBus {
                     .fetch_metadata(Some(topic), timeout)
                     .map_err(|e| map_err(e, topic))?;
                 let found = metadata.topics().iter().find(|t| t.name() == topic);
-                if let Some(code) = found.and_then(|t| t.error()).map(RDKafkaErrorCode::from)
-                    && let denied @ Error::Denied(_) =
-                        map_code(code, topic, format!("topic `{topic}`: {code}"))
-                {
-                    return Err(denied);
+                // Denied by the ACLs, not yet led (a topic just created, a broker rolling): said
+                // as such, not as a missing topic.
+                if let Some(code) = found.and_then(|t| t.error()).map(RDKafkaErrorCode::from) {
+                    match map_code(code, topic, format!("topic `{topic}`: {code}")) {
+                        e @ Error::Denied(_) => return Err(e),
+                        e if e.is_retryable() => return Err(e),
+                        _ => {}
+                    }
                 }
                 let known =
                     found.is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
@@ -374,7 +403,8 @@ impl Bus for KafkaBus {
         if denied.is_empty() {
             return Ok(());
         }
-        // Existing topics are enough; one missing that this service may not create is denied.
+        // Existing topics are enough; one missing that this service may not create is denied
+        // (a topic not led yet is unavailable: tried again).
         match self.check_topics(&denied).await {
             Err(Error::UnknownTopic(name)) => Err(Error::Denied(format!(
                 "topic `{name}` does not exist and this service may not create it (no CREATE \
@@ -908,5 +938,39 @@ mod tests {
         .expect("five records within a minute");
         assert_eq!(got, [[0], [1], [2], [3], [4]], "each once, in order");
         sub.close().await.expect("close");
+    }
+
+    /// An idempotent producer whose producer id the cluster's ACLs refuse: the publish fails as
+    /// `Denied` (not "unavailable"), and once the rights are granted the next publish goes
+    /// through (the failed producer, which never sends again, was replaced). Against
+    /// librdkafka's mock cluster (a test double: tansu has no ACLs), which refuses the first
+    /// InitProducerId with CLUSTER_AUTHORIZATION_FAILED.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_producer_the_cluster_denies_is_reported_and_recovers_once_granted() {
+        use crate::TraceContext;
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let cluster = MockCluster::new(1).expect("a mock cluster");
+        let topic = "denied-producer";
+        cluster.create_topic(topic, 1, 1).expect("the topic");
+        cluster.request_errors(
+            RDKafkaApiKey::InitProducerId,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+        );
+        let bus = KafkaBus::new(KafkaConfig::new(
+            cluster.bootstrap_servers(),
+            "mantis-bus-denied-producer-test",
+        ))
+        .expect("Kafka client configuration");
+        let record = |i: u8| OutboundRecord::new(topic, None, vec![i], TraceContext::new_root());
+        let e = tokio::time::timeout(Duration::from_secs(60), bus.publish(record(0)))
+            .await
+            .expect("answered within a minute")
+            .expect_err("the cluster denies the producer id");
+        assert!(matches!(e, Error::Denied(_)), "{e:?}");
+        tokio::time::timeout(Duration::from_secs(60), bus.publish(record(1)))
+            .await
+            .expect("answered within a minute")
+            .expect("granted now: a new producer sends");
     }
 }

@@ -151,13 +151,14 @@ impl Cache for InProcessCache {
 #[derive(Clone)]
 pub struct RedisCache {
     conn: redis::aio::MultiplexedConnection,
-    url: String,
+    /// The server's address, as shown (never the URL: it may carry a password).
+    addr: String,
 }
 
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCache")
-            .field("url", &self.url)
+            .field("addr", &self.addr)
             .finish()
     }
 }
@@ -186,7 +187,7 @@ impl RedisCache {
         let conn = bounded(client.get_multiplexed_async_connection()).await?;
         Ok(Self {
             conn,
-            url: url.to_owned(),
+            addr: client.get_connection_info().addr().to_string(),
         })
     }
 
@@ -250,6 +251,6 @@ impl Cache for RedisCache {
     }
 
     fn describe(&self) -> String {
-        format!("redis ({})", self.url)
+        format!("redis ({})", self.addr)
     }
 }

@@ -63,11 +63,12 @@ impl Infra {
             None => Codec::embedded(),
         };
         let cache: Arc<dyn Cache> = match &settings.redis_url {
-            Some(url) => Arc::new(
-                RedisCache::connect(url)
-                    .await
-                    .map_err(|e| Error::Config(format!("cannot reach Redis at {url}: {e}")))?,
-            ),
+            Some(url) => Arc::new(RedisCache::connect(url).await.map_err(|e| {
+                Error::Config(format!(
+                    "cannot reach Redis at {}: {e}",
+                    crate::redacted_url(url)
+                ))
+            })?),
             None => Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
         };
         let objects = mantis_objects::connect(&settings.objects, &settings.data_dir)
@@ -76,7 +77,10 @@ impl Infra {
             bus = ?settings.bus,
             store = %store.describe(),
             cache = %cache.describe(),
-            registry = settings.schema_registry_url.as_deref().unwrap_or("embedded"),
+            registry = settings
+                .schema_registry_url
+                .as_deref()
+                .map_or_else(|| "embedded".to_owned(), crate::redacted_url),
             "infrastructure connected"
         );
         Ok(Self {

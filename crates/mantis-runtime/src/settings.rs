@@ -81,12 +81,15 @@ impl BusSettings {
                     "infra.bus: `{key}` is in both properties and properties_env"
                 )));
             }
-            let value = std::env::var(var).map_err(|_| {
-                Error::Config(format!(
-                    "infra.bus.properties_env: `{key}` is read from the environment variable \
-                     {var}, which is not set"
-                ))
-            })?;
+            let value = std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "infra.bus.properties_env: `{key}` is read from the environment \
+                         variable {var}, which is not set, empty or not UTF-8"
+                    ))
+                })?;
             all.insert(key.clone(), value);
         }
         Ok(all)
@@ -193,18 +196,23 @@ pub(crate) fn check_database_url(url: &str) -> Result<()> {
 }
 
 /// `url` without the password of its user information (`scheme://user:…@host`), for messages.
+/// Errs on the side of hiding: whatever lies between the scheme and the last `@`, past the
+/// user's name, is hidden when it holds a `:` (a password with `/`, `#` or `@` in it, a URL
+/// without its scheme).
 pub fn redacted_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let Some(at) = rest.rfind('@') else {
         return url.to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:…@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
-    }
+    let Some((user, _)) = rest[..at].split_once(':') else {
+        return url.to_owned();
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{user}:…@{}", &rest[at + 1..])
 }
 
 /// Loads `T`: its `Default`, then the TOML `file` when given, then environment variables
@@ -290,9 +298,12 @@ mod tests {
             "sqlite://data/mantis.db"
         );
         assert_eq!(
-            redacted_url("http://registry:8081/a@b"),
-            "http://registry:8081/a@b"
+            redacted_url("postgres://mantis@db/m"),
+            "postgres://mantis@db/m"
         );
+        assert_eq!(redacted_url("mysql://u:ab#c/d@db/m"), "mysql://u:…@db/m");
+        assert_eq!(redacted_url("u:pw@registry:8081"), "u:…@registry:8081");
+        assert_eq!(redacted_url("http://[::1]:8081/x"), "http://[::1]:8081/x");
         let mysql = InfraSettings {
             database_url: Some("mysql://root:s3cret@db/mantis".into()),
             ..InfraSettings::default()
