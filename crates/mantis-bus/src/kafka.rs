@@ -840,26 +840,39 @@ mod tests {
         assert!(KafkaConfig::new(" , ", "t").check().is_err());
     }
 
-    /// A broker whose ACLs deny the topic: the publish fails as `Denied`, naming the cause.
-    /// Against librdkafka's mock cluster (a test double: tansu has no ACLs), which answers the
-    /// produce request with TOPIC_AUTHORIZATION_FAILED.
+    /// librdkafka's mock cluster (a test double: tansu has no ACLs) with `topic`, whose first
+    /// `api` request is answered `error`, and a bus over it.
+    fn refusing_bus(
+        topic: &str,
+        api: rdkafka::types::RDKafkaApiKey,
+        error: rdkafka::types::RDKafkaRespErr,
+    ) -> (
+        rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        KafkaBus,
+    ) {
+        let cluster = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+        cluster.create_topic(topic, 1, 1).expect("the topic");
+        cluster.request_errors(api, &[error]);
+        let bus = KafkaBus::new(KafkaConfig::new(
+            cluster.bootstrap_servers(),
+            format!("mantis-bus-{topic}-test"),
+        ))
+        .expect("Kafka client configuration");
+        (cluster, bus)
+    }
+
+    /// A broker whose ACLs deny the topic: the publish fails as `Denied`, naming the cause
+    /// (the mock cluster answers the produce request with TOPIC_AUTHORIZATION_FAILED).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_topic_the_acls_deny_is_reported_as_denied() {
         use crate::TraceContext;
-        use rdkafka::mocking::MockCluster;
         use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-        let cluster = MockCluster::new(1).expect("a mock cluster");
         let topic = "denied-topic";
-        cluster.create_topic(topic, 1, 1).expect("the topic");
-        cluster.request_errors(
+        let (_cluster, bus) = refusing_bus(
+            topic,
             RDKafkaApiKey::Produce,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
         );
-        let bus = KafkaBus::new(KafkaConfig::new(
-            cluster.bootstrap_servers(),
-            "mantis-bus-denied-test",
-        ))
-        .expect("Kafka client configuration");
         let record = OutboundRecord::new(topic, None, b"x".to_vec(), TraceContext::new_root());
         let e = bus
             .publish(record)
@@ -942,26 +955,18 @@ mod tests {
 
     /// An idempotent producer whose producer id the cluster's ACLs refuse: the publish fails as
     /// `Denied` (not "unavailable"), and once the rights are granted the next publish goes
-    /// through (the failed producer, which never sends again, was replaced). Against
-    /// librdkafka's mock cluster (a test double: tansu has no ACLs), which refuses the first
-    /// InitProducerId with CLUSTER_AUTHORIZATION_FAILED.
+    /// through (the failed producer, which never sends again, was replaced). The mock cluster
+    /// refuses the first InitProducerId with CLUSTER_AUTHORIZATION_FAILED.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_producer_the_cluster_denies_is_reported_and_recovers_once_granted() {
         use crate::TraceContext;
-        use rdkafka::mocking::MockCluster;
         use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-        let cluster = MockCluster::new(1).expect("a mock cluster");
         let topic = "denied-producer";
-        cluster.create_topic(topic, 1, 1).expect("the topic");
-        cluster.request_errors(
+        let (_cluster, bus) = refusing_bus(
+            topic,
             RDKafkaApiKey::InitProducerId,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
         );
-        let bus = KafkaBus::new(KafkaConfig::new(
-            cluster.bootstrap_servers(),
-            "mantis-bus-denied-producer-test",
-        ))
-        .expect("Kafka client configuration");
         let record = |i: u8| OutboundRecord::new(topic, None, vec![i], TraceContext::new_root());
         let e = tokio::time::timeout(Duration::from_secs(60), bus.publish(record(0)))
             .await
