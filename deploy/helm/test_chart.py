@@ -61,7 +61,9 @@ class Rendered:
         return {o["metadata"]["name"]: o for o in self.objects if o["kind"] == kind}
 
     def deployment(self, service):
-        return self.of("Deployment")[f"t-mantis-{service}"]
+        """The service's Deployment (ingestion with persistence: its StatefulSet)."""
+        name = f"t-mantis-{service}"
+        return self.of("Deployment").get(name) or self.of("StatefulSet")[name]
 
 
 def render(*args, expect_failure=False):
@@ -117,9 +119,21 @@ class ChartTest(unittest.TestCase):
     def test_the_default_release_is_valid_and_complete(self):
         r = render(*SECRETS)
         validate_all(self, r)
-        self.assertEqual(sorted(r.of("Deployment")), sorted(f"t-mantis-{s}" for s in SERVICES))
+        self.assertEqual(sorted(r.of("Deployment")), sorted(f"t-mantis-{s}" for s in SERVICES if s != "ingestion"))
         self.assertEqual(sorted(r.of("Service")), sorted(f"t-mantis-{s}" for s in SERVICES))
-        self.assertEqual(list(r.of("PersistentVolumeClaim")), ["t-mantis-ingestion"])
+        # Ingestion keeps its edge buffer on a claim per replica.
+        ingestion = r.of("StatefulSet")["t-mantis-ingestion"]
+        self.assertEqual(ingestion["spec"]["serviceName"], "t-mantis-ingestion")
+        (claim,) = ingestion["spec"]["volumeClaimTemplates"]
+        self.assertEqual((claim["metadata"]["name"], claim["spec"]["resources"]["requests"]["storage"]), ("data", "10Gi"))
+        self.assertNotIn("storageClassName", claim["spec"], "the cluster's default")
+        self.assertIn({"name": "data", "mountPath": "/var/lib/mantis"}, container(ingestion)["volumeMounts"])
+        self.assertEqual(r.of("PersistentVolumeClaim"), {})
+        no_pvc = render(*SECRETS, "--set", "services.ingestion.persistence.enabled=false")
+        self.assertNotIn("volumeMounts", container(no_pvc.of("Deployment")["t-mantis-ingestion"]))
+        fast = render(*SECRETS, "--set", "services.ingestion.persistence.storageClassName=fast-ssd")
+        (claim,) = fast.of("StatefulSet")["t-mantis-ingestion"]["spec"]["volumeClaimTemplates"]
+        self.assertEqual(claim["spec"]["storageClassName"], "fast-ssd")
         self.assertEqual(len(r.of("NetworkPolicy")), 6, "every service but the gateway")
         self.assertEqual(r.of("HorizontalPodAutoscaler"), {})
         self.assertEqual(r.of("PodDisruptionBudget"), {}, "one replica each: nothing to keep up")
@@ -304,20 +318,45 @@ class ChartTest(unittest.TestCase):
         err = render(*SECRETS, "--set", "services.orchestrator.autoscaling.enabled=true",
                      "--set", "services.orchestrator.autoscaling.maxReplicas=4", expect_failure=True)
         self.assertIn("has 3 partitions", err)
-        err = render(*SECRETS, "--set", "services.ingestion.replicas=2", expect_failure=True)
-        self.assertIn("mounted by one pod", err)
+        two = render(*SECRETS, "--set", "services.ingestion.replicas=2")
+        self.assertEqual(two.of("StatefulSet")["t-mantis-ingestion"]["spec"]["replicas"], 2, "a claim each")
+        err = render(*SECRETS, "--set", "services.ingestion.autoscaling.enabled=true", expect_failure=True)
+        self.assertIn("no autoscaling with persistence.enabled", err)
         err = render(*SECRETS, "--set", "services.rul.autoscaling.enabled=true",
                      "--set", "services.rul.autoscaling.minReplicas=5", "--set", "services.rul.autoscaling.maxReplicas=2",
                      expect_failure=True)
         self.assertIn("minReplicas (5) is above maxReplicas (2)", err)
 
+    def test_replicated_ingestion_shares_its_sources_by_lease(self):
+        def leases(r):
+            env = {e["name"]: e for e in container(r.deployment("ingestion"))["env"]}
+            return env.get("MANTIS_INGESTION__CONNECTOR_LEASES__ENABLED"), env.get("MANTIS_INGESTION__CONNECTOR_LEASES__INSTANCE")
+
+        # One replica reads every source itself (no lease: the database is not needed to read).
+        self.assertEqual(leases(render(*SECRETS)), (None, None))
+        no_pvc = ["--set", "services.ingestion.persistence.enabled=false"]
+        for scale in (["--set", "services.ingestion.replicas=3"],
+                      [*no_pvc, "--set", "services.ingestion.replicas=3"],
+                      [*no_pvc, "--set", "services.ingestion.autoscaling.enabled=true"],
+                      ["-f", str(CHART / "values-production.yaml")]):
+            r = render(*SECRETS, *scale)
+            validate_all(self, r)
+            enabled, instance = leases(r)
+            self.assertEqual(enabled["value"], "true", scale)
+            self.assertEqual(instance["valueFrom"], {"fieldRef": {"fieldPath": "metadata.name"}}, "each pod by its name")
+            mantis = os.environ.get("MANTIS_BIN")
+            if mantis:
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = self.check(mantis, r.deployment("ingestion"), r.of("Secret")["t-mantis"]["stringData"],
+                                     {"rules": {}, "config": {}}, Path(tmp))
+                self.assertEqual(out.returncode, 0, out.stderr)
+
     def test_the_production_values_size_the_services_as_the_design_does(self):
         r = render(*SECRETS, "-f", str(CHART / "values-production.yaml"))
         validate_all(self, r)
         # mantis-design-diagrams §4.2 (CPU request, CPU limit, memory request, memory limit, replicas);
-        # ingestion runs one replica (values-production.yaml says why).
         design = {
-            "ingestion": ("500m", "2000m", "512Mi", "2Gi", 1),
+            "ingestion": ("500m", "2000m", "512Mi", "2Gi", 3),
             "preprocessing": ("1000m", "4000m", "1Gi", "4Gi", 2),
             "features": ("500m", "2000m", "1Gi", "4Gi", 2),
             "anomaly": ("1000m", "3000m", "2Gi", "6Gi", 2),
@@ -327,6 +366,7 @@ class ChartTest(unittest.TestCase):
         }
         for s, (cpu, cpu_max, mem, mem_max, replicas) in design.items():
             d = r.deployment(s)
+            self.assertEqual(d["kind"], "StatefulSet" if s == "ingestion" else "Deployment", s)
             res = container(d)["resources"]
             self.assertEqual((res["requests"]["cpu"], res["limits"]["cpu"], res["requests"]["memory"], res["limits"]["memory"]),
                              (cpu, cpu_max, mem, mem_max), s)

@@ -12,7 +12,7 @@
 //! | `mantis_connector_reconnects_total` | counter | connection attempts after the first |
 //! | `mantis_connector_watchdog_trips_total` | counter | reconnections because the source was silent too long |
 //! | `mantis_connector_up` | gauge | 1 while `CONNECTED` or `ERROR` (the connection is up), else 0 |
-//! | `mantis_connector_state` | gauge | 0 connecting, 1 connected, 2 disconnected, 3 error, 4 stopped |
+//! | `mantis_connector_state` | gauge | 0 connecting, 1 connected, 2 disconnected, 3 error, 4 stopped, 5 standby (another replica reads it: `max by (connector)` of `mantis_connector_up` over the replicas tells whether one does) |
 //! | `mantis_connector_last_value_timestamp_seconds` | gauge | Unix time of the last message or poll answer |
 
 use crate::ConnectorState;
@@ -71,6 +71,7 @@ pub(crate) fn state(connector: &str, state: ConnectorState) {
         ConnectorState::Disconnected => 2.0,
         ConnectorState::Error => 3.0,
         ConnectorState::Stopped => 4.0,
+        ConnectorState::Standby => 5.0,
     };
     let up = matches!(state, ConnectorState::Connected | ConnectorState::Error);
     metrics::gauge!("mantis_connector_state", "connector" => connector.to_owned()).set(code);

@@ -246,6 +246,14 @@ struct Entry {
     config: SourceConfig,
     status: Arc<StatusCell>,
     source: Arc<dyn Source>,
+    /// The supervisor while it runs (or drains after [`Connectors::stand_by`]).
+    task: Option<Task>,
+}
+
+/// A spawned supervisor: cancel `stop` to end it.
+struct Task {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
 }
 
 struct Running {
@@ -261,6 +269,8 @@ struct Registry {
     cursors: Option<PathBuf>,
     sources: Mutex<BTreeMap<String, Entry>>,
     running: Mutex<Option<Running>>,
+    /// Sources start only when [`Connectors::activate`]d (another instance may run them).
+    on_demand: std::sync::atomic::AtomicBool,
 }
 
 /// The sources of one ingestion service: add them (from the configuration, or at run time),
@@ -306,6 +316,7 @@ impl Connectors {
                 cursors,
                 sources: Mutex::new(BTreeMap::new()),
                 running: Mutex::new(None),
+                on_demand: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -317,8 +328,76 @@ impl Connectors {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn names(&self) -> Vec<String> {
+    /// The names of the sources.
+    pub fn names(&self) -> Vec<String> {
         self.sources().keys().cloned().collect()
+    }
+
+    /// From now on, sources added (and those added before, when [`Connectors::run`] starts)
+    /// wait in `STANDBY` until [`Connectors::activate`]d: for a service replicated over
+    /// several instances, where a lease decides which one reads each device. Call before
+    /// `run`.
+    pub fn start_on_demand(&self) {
+        self.inner
+            .on_demand
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for e in self.sources().values() {
+            if e.task.is_none() {
+                e.status.stand_by(None);
+            }
+        }
+    }
+
+    fn on_demand(&self) -> bool {
+        self.inner
+            .on_demand
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Starts the source `name` here if it is not running (while [`Connectors::run`] runs).
+    /// Returns whether it runs now; false for an unknown source, before `run`, after the
+    /// shutdown, or while its previous run still drains after [`Connectors::stand_by`] (it is
+    /// never read twice at once: ask again later).
+    pub fn activate(&self, name: &str) -> bool {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(r) = running.as_ref().filter(|r| !r.shutdown.is_cancelled()) else {
+            return false;
+        };
+        let mut sources = self.sources();
+        let Some(e) = sources.get_mut(name) else {
+            return false;
+        };
+        match &e.task {
+            Some(t) if !t.stop.is_cancelled() => return true,
+            Some(t) if !t.handle.is_finished() => return false,
+            _ => {}
+        }
+        e.status.runs_here();
+        e.task = Some(self.spawn(r, &e.config, e.source.clone(), e.status.clone()));
+        tracing::info!(connector = %name, "source started here");
+        true
+    }
+
+    /// Stops the source `name` here (if it runs) and shows it in `STANDBY`, run by
+    /// `elsewhere` (the instance holding it, when known), with `why` as its last error when
+    /// given. Its session ends as at a shutdown: the batch in flight is handed over first.
+    pub fn stand_by(&self, name: &str, elsewhere: Option<&str>, why: Option<&str>) {
+        let mut sources = self.sources();
+        let Some(e) = sources.get_mut(name) else {
+            return;
+        };
+        if let Some(why) = why {
+            e.status.error("lease", why, None);
+        }
+        if let Some(t) = e.task.as_ref().filter(|t| !t.stop.is_cancelled()) {
+            tracing::info!(connector = %name, elsewhere, "source stopped here");
+            t.stop.cancel();
+        }
+        e.status.stand_by(elsewhere.map(str::to_owned));
     }
 
     /// Validates `config` and adds the source; when [`Connectors::run`] is already running, the
@@ -344,17 +423,24 @@ impl Connectors {
             if sources.contains_key(&name) {
                 return Err(Error::Duplicate(name));
             }
+            let task = match running.as_ref() {
+                Some(r) if !self.on_demand() => {
+                    Some(self.spawn(r, &config, source.clone(), status.clone()))
+                }
+                _ => None,
+            };
+            if self.on_demand() {
+                status.stand_by(None);
+            }
             sources.insert(
                 name.clone(),
                 Entry {
                     config: config.clone(),
                     status: status.clone(),
                     source: source.clone(),
+                    task,
                 },
             );
-        }
-        if let Some(r) = running.as_ref() {
-            self.spawn(r, &config, source, status.clone());
         }
         drop(running);
         tracing::info!(connector = %name, kind = config.kind(), endpoint = %config.endpoint(), "source added");
@@ -405,17 +491,28 @@ impl Connectors {
         config: &SourceConfig,
         source: Arc<dyn Source>,
         status: Arc<StatusCell>,
-    ) {
+    ) -> Task {
+        let stop = running.shutdown.child_token();
+        let shutdown = running.shutdown.clone();
         let ctx = Supervised {
             name: Arc::from(config.name()),
             supervision: config.supervision(),
             protocol_kind: config.kind(),
-            status,
+            status: status.clone(),
             sink: self.inner.sink.clone(),
         };
-        running
-            .tracker
-            .spawn(supervise(source, ctx, running.shutdown.clone()));
+        let handle = running.tracker.spawn({
+            let stop = stop.clone();
+            async move {
+                supervise(source, ctx, stop).await;
+                // Stopped here while the service goes on: another instance reads it (who,
+                // as `stand_by` said).
+                if !shutdown.is_cancelled() {
+                    status.set_state(ConnectorState::Standby);
+                }
+            }
+        });
+        Task { stop, handle }
     }
 
     /// Runs every source (and those added later) until `shutdown` is cancelled, then lets each
@@ -436,13 +533,10 @@ impl Connectors {
                 shutdown: shutdown.clone(),
                 tracker: tracker.clone(),
             };
-            let entries: Vec<(SourceConfig, Arc<StatusCell>, Arc<dyn Source>)> = self
-                .sources()
-                .values()
-                .map(|e| (e.config.clone(), e.status.clone(), e.source.clone()))
-                .collect();
-            for (config, status, source) in entries {
-                self.spawn(&r, &config, source, status);
+            if !self.on_demand() {
+                for e in self.sources().values_mut() {
+                    e.task = Some(self.spawn(&r, &e.config, e.source.clone(), e.status.clone()));
+                }
             }
             *running = Some(r);
         }

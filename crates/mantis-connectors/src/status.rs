@@ -25,6 +25,9 @@ pub enum ConnectorState {
     Error,
     /// Stopped because the service shuts down.
     Stopped,
+    /// Not read by this instance of the service: another one holds the source's lease and
+    /// reads it (`runsOn`), or it waits for its lease.
+    Standby,
 }
 
 impl ConnectorState {
@@ -36,6 +39,7 @@ impl ConnectorState {
             Self::Disconnected => "DISCONNECTED",
             Self::Error => "ERROR",
             Self::Stopped => "STOPPED",
+            Self::Standby => "STANDBY",
         }
     }
 }
@@ -76,6 +80,10 @@ pub struct ConnectorStatus {
     pub watchdog_trips: u64,
     /// Since when the current connection is up.
     pub connected_since: Option<DateTime<Utc>>,
+    /// In `STANDBY`: the instance of the service that reads it, when known (its lease's
+    /// holder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs_on: Option<String>,
 }
 
 /// Length of the sliding window of `messagesPerSecond`.
@@ -166,6 +174,7 @@ impl StatusCell {
                     reconnects: 0,
                     watchdog_trips: 0,
                     connected_since: None,
+                    runs_on: None,
                 },
                 rate: Rate::new(now),
                 last_activity: now,
@@ -206,6 +215,25 @@ impl StatusCell {
             }
             i.status.state = state;
             m::state(&i.status.name, state);
+        });
+    }
+
+    /// Not read here (see [`ConnectorState::Standby`]), by `runs_on` when known.
+    pub(crate) fn stand_by(&self, runs_on: Option<String>) {
+        self.with(|i| {
+            i.status.connected_since = None;
+            i.status.runs_on = runs_on;
+            i.status.state = ConnectorState::Standby;
+            m::state(&i.status.name, ConnectorState::Standby);
+        });
+    }
+
+    /// About to be read here.
+    pub(crate) fn runs_here(&self) {
+        self.with(|i| {
+            i.status.runs_on = None;
+            i.status.state = ConnectorState::Connecting;
+            m::state(&i.status.name, ConnectorState::Connecting);
         });
     }
 

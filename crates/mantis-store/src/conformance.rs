@@ -54,6 +54,8 @@ macro_rules! conformance_tests {
             a_duplicate_work_order_code_is_a_conflict,
             changing_the_status_of_a_missing_work_order_is_not_found,
             service_state_round_trips_and_is_overwritten,
+            leases_are_held_renewed_taken_over_once_expired_and_released,
+            concurrent_acquisitions_grant_a_lease_to_one_holder,
             timestamps_round_trip_at_millisecond_precision,
             values_that_are_not_numbers_are_stored_and_read_back_as_nan,
             readings_are_aggregated_into_time_buckets,
@@ -1601,6 +1603,111 @@ pub async fn changing_the_status_of_a_missing_work_order_is_not_found<S: Store +
         "expected not found, got {result:?}"
     );
     assert_eq!(store.get_work_order(missing).await.expect("get"), None);
+}
+
+/// A lease goes to the first holder, is renewed by it (keeping `acquired_at`), refused to
+/// others until it expires, then taken over; released, it is free at once; names are
+/// independent.
+pub async fn leases_are_held_renewed_taken_over_once_expired_and_released<S: Store + ?Sized>(
+    store: &S,
+) {
+    let ttl = std::time::Duration::from_secs(10);
+    let first = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(0), ttl)
+        .await
+        .expect("acquire");
+    assert!(first.is_held_by("pod-a"), "{first:?}");
+    assert_eq!((first.acquired_at, first.expires_at), (at(0), at(10_000)));
+
+    // Another instance is refused while the lease runs, and told who holds it.
+    let other = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-b", at(9_999), ttl)
+        .await
+        .expect("refused, not an error");
+    assert_eq!(other, first);
+    // The holder renews it; it has held it since it first took it.
+    let renewed = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(5_000), ttl)
+        .await
+        .expect("renew");
+    assert!(renewed.is_held_by("pod-a"));
+    assert_eq!(
+        (renewed.acquired_at, renewed.expires_at),
+        (at(0), at(15_000))
+    );
+    // A name of its own is independent.
+    let elsewhere = store
+        .acquire_lease("ingestion.connector.plc-2", "pod-b", at(5_000), ttl)
+        .await
+        .expect("acquire");
+    assert!(elsewhere.is_held_by("pod-b"));
+
+    // Expired (the holder died), it is taken over, and from then on the new holder's.
+    let taken = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-b", at(15_001), ttl)
+        .await
+        .expect("take over");
+    assert!(taken.is_held_by("pod-b"), "{taken:?}");
+    assert_eq!(
+        (taken.acquired_at, taken.expires_at),
+        (at(15_001), at(25_001))
+    );
+    let late = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(15_002), ttl)
+        .await
+        .expect("refused");
+    assert!(late.is_held_by("pod-b"), "{late:?}");
+
+    // Only the holder releases it; released, the next asker gets it at once.
+    assert!(
+        !store
+            .release_lease("ingestion.connector.plc-1", "pod-a")
+            .await
+            .expect("release")
+    );
+    assert!(
+        store
+            .release_lease("ingestion.connector.plc-1", "pod-b")
+            .await
+            .expect("release")
+    );
+    let again = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(15_003), ttl)
+        .await
+        .expect("acquire");
+    assert!(again.is_held_by("pod-a"));
+    assert_eq!(again.acquired_at, at(15_003));
+    // A lease of no duration is refused as an argument.
+    assert!(matches!(
+        store
+            .acquire_lease("x", "pod-a", at(0), std::time::Duration::ZERO)
+            .await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+/// Instances asking for a free lease at once: exactly one gets it, and every one is told the
+/// same holder.
+pub async fn concurrent_acquisitions_grant_a_lease_to_one_holder<S: Store + ?Sized>(store: &S) {
+    let ttl = std::time::Duration::from_secs(30);
+    let asks = (0..8).map(|i| {
+        let holder = format!("pod-{i}");
+        async move {
+            let lease = store
+                .acquire_lease("orchestrator.scheduler", &holder, at(0), ttl)
+                .await
+                .expect("acquire");
+            (holder, lease)
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let granted: Vec<&String> = answers
+        .iter()
+        .filter(|(h, l)| l.is_held_by(h))
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(granted.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|(_, l)| l.holder == *granted[0]));
 }
 
 /// A state document reads back as written; the last write wins; keys are independent.

@@ -761,4 +761,44 @@ pub trait Store: Send + Sync + 'static {
     async fn get_state(&self, key: &str) -> Result<Option<serde_json::Value>>;
     /// Writes a service's state document (last write wins).
     async fn put_state(&self, key: &str, value: &serde_json::Value) -> Result<()>;
+
+    // --- leases ------------------------------------------------------------------------------
+
+    /// Takes or renews the lease `name` for `holder` until `at + ttl`: granted when nobody
+    /// holds it, when `holder` already does (renewed; `acquired_at` kept), or when the other
+    /// holder's lease expired before `at`. Atomic: of instances asking at once, one gets it.
+    /// Returns the lease as it stands afterwards: held by `holder` when granted, else by the
+    /// instance that holds it. `at` is the caller's clock: the instances sharing leases must
+    /// keep their clocks within a small part of `ttl` (NTP).
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        at: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Lease>;
+    /// Gives up `holder`'s lease `name`, so another instance may take it at once. False when
+    /// `holder` did not hold it (expired and taken, or never held).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+}
+
+/// Who runs a singleton task of a replicated service, until when (see
+/// [`Store::acquire_lease`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease's name, e.g. `ingestion.connector.line-1-plc`.
+    pub name: String,
+    /// The instance holding it.
+    pub holder: String,
+    /// Since when this holder holds it (without interruption).
+    pub acquired_at: Timestamp,
+    /// When it lapses unless renewed.
+    pub expires_at: Timestamp,
+}
+
+impl Lease {
+    /// Whether `holder` holds it.
+    pub fn is_held_by(&self, holder: &str) -> bool {
+        self.holder == holder
+    }
 }

@@ -11,7 +11,7 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, Expired, KeepStored, LifeEnds, OpenWork,
+    AlertFilter, AlertRecord, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, OpenWork,
     OpenedWorkOrder, ReadingBucket, Result, Retention, Store, UserChanges, WindowSummary,
     WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
@@ -299,6 +299,7 @@ where
     for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, DbTime): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -1927,6 +1928,56 @@ where
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        at: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Lease> {
+        let ttl = chrono::Duration::from_std(ttl)
+            .ok()
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| Error::Invalid(format!("lease {name}: ttl must be positive")))?;
+        let until = at
+            .checked_add_signed(ttl)
+            .ok_or_else(|| Error::Invalid(format!("lease {name}: ttl out of range")))?;
+        sqlx::query(queries::ACQUIRE_LEASE)
+            .bind(name.to_owned())
+            .bind(holder.to_owned())
+            .bind(DbTime(at))
+            .bind(DbTime(until))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        let (holder, DbTime(acquired_at), DbTime(expires_at)) = sqlx::query_as::<
+            _,
+            (String, DbTime, DbTime),
+        >(queries::GET_LEASE)
+        .bind(name.to_owned())
+        .fetch_optional(self.sql_pool())
+        .await
+        .map_err(db_error)?
+        // Released by its holder between the two statements: it was never ours.
+        .ok_or_else(|| Error::Unavailable(format!("lease {name} changed hands; try again")))?;
+        Ok(Lease {
+            name: name.to_owned(),
+            holder,
+            acquired_at,
+            expires_at,
+        })
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+        let done = sqlx::query(queries::RELEASE_LEASE)
+            .bind(name.to_owned())
+            .bind(holder.to_owned())
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(done.affected() > 0)
     }
 }
 

@@ -12,7 +12,8 @@
 //!   an unknown source, 400 for a bad node or a protocol that cannot be browsed, 503 while the
 //!   source is not connected, 502 when the device fails to answer;
 //! - `POST /api/v1/connectors`: adds a source (the JSON form of an `[[ingestion.sources]]`
-//!   table) and starts it: 201 with its status, 400 with a problem body naming the fields when
+//!   table) and starts it (with connector leases: once a replica holds its lease, within a
+//!   round; `STANDBY` until then): 201 with its status, 400 with a problem body naming the fields when
 //!   the configuration is invalid, 409 when the name is taken.
 
 use crate::ingestor::{IngestError, Ingestor};
@@ -100,8 +101,9 @@ impl ReadingSink for IngestorSink {
     }
 }
 
-/// Adds the sources added through the API before the last restart (the configuration file's
-/// sources win over a stored one of the same name).
+/// Adds the sources added through the API before the last restart, or since by another replica
+/// (the configuration file's sources win over a stored one of the same name; the sources
+/// already here are left as they are).
 pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
     let stored = match store.get_state(ADDED_SOURCES_KEY).await {
         Ok(Some(v)) => v,
@@ -120,6 +122,9 @@ pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
     };
     for source in sources {
         let name = source.name().to_owned();
+        if connectors.config(&name).is_some() {
+            continue;
+        }
         if let Err(e) = connectors.add(source) {
             tracing::warn!(connector = %name, error = %e, "stored source not started");
         }

@@ -45,6 +45,9 @@
 //! failure_threshold = 5
 //! failure_window_ms = 10000
 //! open_ms = 30000
+//!
+//! [ingestion.connector_leases]   # several replicas: each source read by one (see `leases`)
+//! enabled = true
 //! ```
 
 pub mod breaker;
@@ -52,6 +55,7 @@ mod connectors;
 pub mod edge;
 pub mod import;
 mod ingestor;
+pub mod leases;
 mod payload;
 mod routes;
 mod validate;
@@ -60,6 +64,7 @@ pub use breaker::{BreakerConfig, CircuitBreaker, CircuitState};
 pub use connectors::IngestorSink;
 pub use edge::{EdgeBuffer, EdgeConfig, EdgeError, EdgePublisher, EdgeStatus};
 pub use ingestor::{Accepted, IngestError, Ingestor};
+pub use leases::LeaseConfig;
 pub use mantis_domain::{IncomingReading, SensorRef};
 pub use payload::{parse_body, parse_ndjson};
 pub use validate::{Rejection, Verdict};
@@ -94,6 +99,9 @@ pub struct Config {
     /// The circuit breaker around the producer (`[ingestion.circuit_breaker]`, see
     /// [`BreakerConfig`]).
     pub circuit_breaker: BreakerConfig,
+    /// Several replicas sharing the sources, each read by one (`[ingestion.connector_leases]`,
+    /// see [`leases`]). Off by default.
+    pub connector_leases: LeaseConfig,
 }
 
 impl Default for Config {
@@ -106,6 +114,7 @@ impl Default for Config {
             sources: Vec::new(),
             edge_buffer: EdgeConfig::default(),
             circuit_breaker: BreakerConfig::default(),
+            connector_leases: LeaseConfig::default(),
         }
     }
 }
@@ -142,6 +151,9 @@ impl Config {
             return bad(
                 "edge_buffer.retry_initial_ms must be at least 1 and retry_max_ms at least retry_initial_ms",
             );
+        }
+        if let Err(e) = self.connector_leases.validate() {
+            return bad(&format!("connector_leases.{e}"));
         }
         let breaker = &self.circuit_breaker;
         if breaker.failure_threshold == 0 || breaker.failure_window_ms == 0 || breaker.open_ms == 0
@@ -180,6 +192,13 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
             .map_err(|e| Error::Config(format!("ingestion.sources: {e}")))?;
     }
     connectors::restore_added(&connectors, infra.store.as_ref()).await;
+    let leases = config.connector_leases.enabled.then(|| {
+        leases::Leases::new(
+            connectors.clone(),
+            infra.store.clone(),
+            &config.connector_leases,
+        )
+    });
     let mut checks = infra.readiness_checks();
     if let Some(buffer) = &buffer {
         // With an edge buffer the service takes readings while the bus is down: it is not
@@ -203,7 +222,21 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
     )
     .await?
     .worker("connectors", move |token| async move {
-        runner.run(token).await;
+        match leases {
+            None => runner.run(token).await,
+            Some(leases) => {
+                // The leases are handed back once the sources have stopped.
+                let (stopped, on_stop) = tokio::sync::oneshot::channel::<()>();
+                let sources = async {
+                    runner.run(token.clone()).await;
+                    let _ = stopped.send(());
+                };
+                let keep = leases.run(token.clone(), async {
+                    let _ = on_stop.await;
+                });
+                tokio::join!(sources, keep);
+            }
+        }
         Ok(())
     })
     .worker("edge-buffer", move |token| async move {

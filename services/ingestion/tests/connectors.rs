@@ -36,6 +36,30 @@ async fn start_ingestion(
     sources: Vec<Value>,
     shutdown: &CancellationToken,
 ) -> String {
+    start_with_leases(infra, sources, Default::default(), shutdown).await
+}
+
+/// A pymodbus device (unit 1) with the holding registers `holding`.
+async fn modbus_device(dir: &std::path::Path, holding: Value) -> ModbusDevice {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        ModbusDevice::start(
+            &dir,
+            None,
+            &json!({"unit": 1, "size": 8, "holding": holding}),
+        )
+    })
+    .await
+    .expect("device")
+}
+
+/// One replica of the ingestion service with connector leases `leases`; returns its base URL.
+async fn start_with_leases(
+    infra: &Infra,
+    sources: Vec<Value>,
+    leases: mantis_ingestion::LeaseConfig,
+    shutdown: &CancellationToken,
+) -> String {
     mantis_telemetry::init_test_tracing();
     let config = mantis_ingestion::Config {
         bind: "127.0.0.1:0".into(),
@@ -43,6 +67,7 @@ async fn start_ingestion(
             .into_iter()
             .map(|s| serde_json::from_value(s).expect("valid source"))
             .collect(),
+        connector_leases: leases,
         ..Default::default()
     };
     let (app, _ingestor) = mantis_ingestion::build_with_ingestor(infra.clone(), config)
@@ -233,19 +258,11 @@ async fn sources_are_added_through_the_api_validated_and_kept_across_a_restart()
     let infra = infra(dir.path()).await;
     let code = unique("LVL");
     let sensor = register_sensor(&infra, &code).await;
-    let device = tokio::task::spawn_blocking({
-        let d = dir.path().to_owned();
-        move || {
-            ModbusDevice::start(
-                &d,
-                None,
-                &json!({"unit": 1, "size": 8,
-                        "holding": [{"address": 2, "type": "float32", "value": 6.5}]}),
-            )
-        }
-    })
-    .await
-    .expect("device");
+    let device = modbus_device(
+        dir.path(),
+        json!([{"address": 2, "type": "float32", "value": 6.5}]),
+    )
+    .await;
     let shutdown = CancellationToken::new();
     let url = start_ingestion(&infra, vec![], &shutdown).await;
     let http = reqwest::Client::new();
@@ -443,4 +460,215 @@ async fn an_opcua_source_added_through_the_api_is_browsed_and_feeds_sensor_raw()
     assert_eq!(status, 404);
     shutdown.cancel();
     drop(server);
+}
+
+/// One replica of the ingestion service with connector leases (`ttl_secs` 3: renewed every
+/// second), named `instance`; returns its base URL.
+async fn start_replica(
+    infra: &Infra,
+    sources: Vec<Value>,
+    instance: &str,
+    shutdown: &CancellationToken,
+) -> String {
+    let leases = mantis_ingestion::LeaseConfig {
+        enabled: true,
+        ttl_secs: 3,
+        instance: Some(instance.to_owned()),
+    };
+    start_with_leases(infra, sources, leases, shutdown).await
+}
+
+/// Reads the status of `name` at `url` until `done` accepts it (30 s at most).
+async fn status_until(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = connector_status(http, url, name).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} at {url}: {what} not reached within 30 s; last status {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_sources_by_lease_and_take_over_from_one_that_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two replicas of one deployment: the same store and bus.
+    let infra = infra(dir.path()).await;
+    let (first_code, second_code) = (unique("LVL"), unique("FLW"));
+    let first = register_sensor(&infra, &first_code).await;
+    let second = register_sensor(&infra, &second_code).await;
+    let device = modbus_device(
+        dir.path(),
+        json!([
+            {"address": 2, "type": "float32", "value": 6.5},
+            {"address": 4, "type": "float32", "value": 1.25},
+        ]),
+    )
+    .await;
+    let plc = json!({
+        "kind": "modbus", "name": "plc", "host": "127.0.0.1", "port": device.port,
+        "poll_interval_ms": 200,
+        "points": [{"sensor": first_code, "address": 2, "data_type": "f32", "unit": "bar"}],
+    });
+    let http = reqwest::Client::new();
+
+    // The first replica takes the source; the second, configured alike, stands by and reads
+    // nothing.
+    let stop_a = CancellationToken::new();
+    let a = start_replica(&infra, vec![plc.clone()], "replica-a", &stop_a).await;
+    status_until(&http, &a, "plc", "CONNECTED at replica-a", |s| {
+        s["state"] == "CONNECTED"
+    })
+    .await;
+    let stop_b = CancellationToken::new();
+    let b = start_replica(&infra, vec![plc], "replica-b", &stop_b).await;
+    let standby = status_until(&http, &b, "plc", "STANDBY at replica-b", |s| {
+        s["state"] == "STANDBY" && s["runsOn"] == "replica-a"
+    })
+    .await;
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "the polled reading",
+        |r: &Reading| r.sensor_id == first.id,
+    )
+    .await;
+    assert_eq!(reading.value, 6.5);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let standby_later = connector_status(&http, &b, "plc").await;
+    assert_eq!(standby_later["state"], "STANDBY", "{standby_later}");
+    assert_eq!(
+        (
+            standby["messagesTotal"].as_u64(),
+            standby_later["messagesTotal"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "the standby replica never polls the device"
+    );
+    assert!(
+        standby.get("connectedSince").is_none_or(Value::is_null),
+        "{standby}"
+    );
+
+    // A source added through one replica's API reaches the other, and runs in exactly one.
+    let added = http
+        .post(format!("{b}/api/v1/connectors"))
+        .json(&json!({
+            "kind": "modbus", "name": "plc-flow", "host": "127.0.0.1", "port": device.port,
+            "poll_interval_ms": 200,
+            "points": [{"sensor": second_code, "address": 4, "data_type": "f32", "unit": "bar"}],
+        }))
+        .send()
+        .await
+        .expect("ingestion reachable");
+    assert_eq!(added.status().as_u16(), 201);
+    status_until(&http, &a, "plc-flow", "known at replica-a", |s| {
+        s["name"] == "plc-flow"
+    })
+    .await;
+    let running = |s: &Value| s["state"] == "CONNECTED";
+    let at_b = status_until(&http, &b, "plc-flow", "settled", |s| {
+        running(s) || s["state"] == "STANDBY" && s["runsOn"] == "replica-a"
+    })
+    .await;
+    let at_a = if running(&at_b) {
+        status_until(&http, &a, "plc-flow", "STANDBY at replica-a", |s| {
+            s["state"] == "STANDBY" && s["runsOn"] == "replica-b"
+        })
+        .await
+    } else {
+        status_until(&http, &a, "plc-flow", "CONNECTED at replica-a", running).await
+    };
+    assert_ne!(running(&at_a), running(&at_b), "{at_a} / {at_b}");
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "the added source's reading",
+        |r: &Reading| r.sensor_id == second.id,
+    )
+    .await;
+    assert_eq!(reading.value, 1.25);
+
+    // The first replica stops: it hands its leases back and the second reads on.
+    let stopped_at = chrono::Utc::now();
+    stop_a.cancel();
+    let taken = status_until(&http, &b, "plc", "CONNECTED at replica-b", running).await;
+    assert!(taken.get("runsOn").is_none_or(Value::is_null), "{taken}");
+    let reading: Reading = await_record(
+        &infra,
+        topics::SENSOR_RAW,
+        "a reading polled by replica-b",
+        |r: &Reading| r.sensor_id == first.id && r.timestamp > stopped_at,
+    )
+    .await;
+    assert_eq!(reading.value, 6.5);
+    status_until(&http, &b, "plc-flow", "CONNECTED at replica-b", running).await;
+    stop_b.cancel();
+    drop(device);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+    let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
+    let infra = Infra::in_process(Arc::new(bus), store.clone());
+    infra.ensure_topics(&[]).await.expect("topics");
+    let code = unique("LVL");
+    register_sensor(&infra, &code).await;
+    let device = modbus_device(
+        dir.path(),
+        json!([{"address": 2, "type": "float32", "value": 6.5}]),
+    )
+    .await;
+    let shutdown = CancellationToken::new();
+    let url = start_replica(
+        &infra,
+        vec![json!({
+            "kind": "modbus", "name": "plc", "host": "127.0.0.1", "port": device.port,
+            "poll_interval_ms": 200,
+            "points": [{"sensor": code, "address": 2, "data_type": "f32", "unit": "bar"}],
+        })],
+        "replica-a",
+        &shutdown,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    status_until(&http, &url, "plc", "CONNECTED", |s| {
+        s["state"] == "CONNECTED"
+    })
+    .await;
+
+    // The database becomes unreachable: the lease (3 s) cannot be renewed, so the replica
+    // stops reading before another one could take it, and says why.
+    store.pool().close().await;
+    let stopped = status_until(&http, &url, "plc", "STANDBY", |s| s["state"] == "STANDBY").await;
+    assert!(
+        stopped["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("lease cannot be renewed")),
+        "{stopped}"
+    );
+    assert!(
+        stopped.get("runsOn").is_none_or(Value::is_null),
+        "{stopped}"
+    );
+    let polled = stopped["messagesTotal"].as_u64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = connector_status(&http, &url, "plc").await;
+    assert_eq!(
+        later["messagesTotal"].as_u64(),
+        polled,
+        "no more polls: {later}"
+    );
+    shutdown.cancel();
+    drop(device);
 }

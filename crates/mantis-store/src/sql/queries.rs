@@ -459,6 +459,22 @@ pub(crate) const PUT_STATE: &str = "INSERT INTO service_state (key, value, updat
      VALUES ($1, $2, $3) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 
+// A lease is taken when free, renewed by its holder, or taken over once expired; the
+// conditional upsert is atomic in both backends (PostgreSQL re-checks the condition on the
+// row it locked).
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, holder, acquired_at, expires_at) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (name) DO UPDATE SET \
+       acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at \
+                          ELSE excluded.acquired_at END, \
+       holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.acquired_at";
+
+pub(crate) const GET_LEASE: &str =
+    "SELECT holder, acquired_at, expires_at FROM leases WHERE name = $1";
+
+pub(crate) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+
 pub(crate) const PING: &str = "SELECT 1";
 
 /// A time-series table that [`crate::Store::expire_time_series`] expires, series by series.

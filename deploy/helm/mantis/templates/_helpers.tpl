@@ -60,6 +60,12 @@ orchestrator:
 {{- end -}}
 {{- end -}}
 
+{{- /* The most replicas a service (its values) may run: maxReplicas when autoscaled. */ -}}
+{{- define "mantis.mostReplicas" -}}
+{{- $auto := .autoscaling | default dict -}}
+{{- if $auto.enabled -}}{{ int $auto.maxReplicas }}{{- else -}}{{ int .replicas }}{{- end -}}
+{{- end -}}
+
 {{- /* Refuses replica counts the services cannot use. */ -}}
 {{- define "mantis.checkReplicas" -}}
 {{- $consumers := include "mantis.consumers" . | fromYaml -}}
@@ -77,8 +83,8 @@ orchestrator:
 {{- fail (printf "services.%s: %d replicas, but its input topic %s has %d partitions: the others would sit idle" $name $most .topic (int .partitions)) -}}
 {{- end -}}
 {{- end -}}
-{{- if and (eq $name "ingestion") (dig "persistence" "enabled" false $svc) (gt $most 1) -}}
-{{- fail "services.ingestion: the edge buffer's volume (persistence.enabled) is mounted by one pod: one replica, no autoscaling (or disable persistence)" -}}
+{{- if and (eq $name "ingestion") (dig "persistence" "enabled" false $svc) $auto.enabled -}}
+{{- fail "services.ingestion: no autoscaling with persistence.enabled: a replica scaled away would keep the readings its edge buffer holds on its claim until scaled back; set replicas (each has a claim of its own), or disable persistence" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
