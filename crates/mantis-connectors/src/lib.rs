@@ -73,6 +73,7 @@ pub use config::{
     Order, RegisterPoint, RegisterTable, Secret, SourceConfig,
 };
 pub use mqtt::tls::TlsSetupError;
+pub use mtconnect::{CursorStore, FileCursors};
 pub use runtime::{BrowseError, BrowsedNode, Connectors};
 pub use sink::{Delivered, ReadingSink, SinkError, Unreadable};
 pub use status::{ConnectorState, ConnectorStatus, RATE_WINDOW_SECS};

@@ -27,7 +27,7 @@ use crate::runtime::{BrowseError, BrowsedNode, SessionCtx, SessionError, Source}
 use async_trait::async_trait;
 use mantis_domain::{IncomingReading, Quality, SensorRef, SourceProtocol};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xml::{DataItemDef, Document, Header, Observation};
@@ -126,8 +126,8 @@ pub(crate) struct MtConnectSource {
     base: reqwest::Url,
     http: reqwest::Client,
     cursor: Mutex<Cursor>,
-    /// Where the cursor is kept across restarts (none: in memory only).
-    cursor_file: Option<PathBuf>,
+    /// Where the cursor is kept across restarts and replicas (none: in memory only).
+    cursors: Option<Arc<dyn CursorStore>>,
     /// The DataItems of the last probe (for browsing).
     probe: Mutex<Vec<DataItemDef>>,
     /// The last good value of each configured item (by index).
@@ -139,11 +139,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl MtConnectSource {
-    /// A source for a validated configuration, its cursor kept in `cursor_file` (read back
-    /// from it when it exists).
+    /// A source for a validated configuration, its cursor kept in `cursors` (read back at
+    /// the start of each session).
     pub(crate) fn new(
         config: MtConnectConfig,
-        cursor_file: Option<PathBuf>,
+        cursors: Option<Arc<dyn CursorStore>>,
     ) -> Result<Self, crate::ConfigError> {
         let invalid = |e: String| crate::ConfigError {
             source_name: config.name.clone(),
@@ -155,16 +155,12 @@ impl MtConnectSource {
             .connect_timeout(Duration::from_millis(config.request_timeout_ms.max(1)))
             .build()
             .map_err(|e| invalid(format!("HTTP client: {e}")))?;
-        let cursor = cursor_file
-            .as_deref()
-            .map(|f| load_cursor(&config.name, base.as_str(), f))
-            .unwrap_or_default();
         Ok(Self {
             config,
             base,
             http,
-            cursor: Mutex::new(cursor),
-            cursor_file,
+            cursor: Mutex::new(Cursor::default()),
+            cursors,
             probe: Mutex::new(Vec::new()),
             last_good: Mutex::new(HashMap::new()),
         })
@@ -428,27 +424,73 @@ impl MtConnectSource {
         if !ctx.keep_unreadable(taken.unreadable).await {
             return false;
         }
-        self.set_cursor(ctx, cursor);
+        self.set_cursor(ctx, cursor).await;
         true
     }
 
-    /// Moves the cursor, and its file when it changed.
-    fn set_cursor(&self, ctx: &SessionCtx, cursor: Cursor) {
+    /// Moves the cursor, and the kept one when it changed.
+    async fn set_cursor(&self, ctx: &SessionCtx, cursor: Cursor) {
         let before = std::mem::replace(&mut *lock(&self.cursor), cursor);
         if before == cursor {
             return;
         }
-        if let Some(file) = &self.cursor_file
-            && let Err(e) = save_cursor(file, self.base.as_str(), cursor)
-        {
-            // Reading goes on; a restart would start from /current (the newest values).
+        let Some(cursors) = &self.cursors else {
+            return;
+        };
+        let saved = serde_json::to_value(SavedCursor {
+            url: self.base.to_string(),
+            cursor,
+        })
+        .map_err(|e| e.to_string());
+        let kept = match saved {
+            Ok(v) => cursors.save(&self.config.name, v).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            // Reading goes on; a restart would read on from the last cursor kept (again).
             crate::metrics::error(&ctx.name, "cursor");
-            tracing::warn!(connector = %ctx.name, file = %file.display(), error = %e, "MTConnect cursor not saved");
+            tracing::warn!(connector = %ctx.name, error = %e, "MTConnect cursor not kept");
+        }
+    }
+
+    /// At the start of a session: the cursor kept, when it is further on than this one (kept
+    /// by another replica that read the agent meanwhile, or by the last run of the service).
+    /// One this one is ahead of (a save that failed) is not taken; one of another agent (the
+    /// source now names another URL) starts from `/current`.
+    async fn reload_cursor(&self, ctx: &SessionCtx) {
+        let Some(cursors) = &self.cursors else {
+            return;
+        };
+        let kept = match cursors.load(&self.config.name).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, error = %e, "MTConnect cursor unreadable; reading on from this one");
+                return;
+            }
+        };
+        let url = self.base.as_str();
+        let kept = match serde_json::from_value::<SavedCursor>(kept) {
+            Ok(saved) if saved.url == url => saved.cursor,
+            Ok(saved) => {
+                tracing::info!(connector = %ctx.name, before = %saved.url, now = %url, "MTConnect agent changed; starting from /current");
+                Cursor::default()
+            }
+            Err(e) => {
+                tracing::warn!(connector = %ctx.name, error = %e, "MTConnect cursor unreadable; reading on from this one");
+                return;
+            }
+        };
+        let mut mine = lock(&self.cursor);
+        let ahead = mine.instance == kept.instance
+            && matches!((mine.next, kept.next), (Some(m), Some(k)) if m > k);
+        if !ahead {
+            *mine = kept;
         }
     }
 }
 
-/// A cursor as kept in its file: with the agent it belongs to.
+/// A cursor as kept: with the agent it belongs to.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedCursor {
     url: String,
@@ -456,47 +498,76 @@ struct SavedCursor {
     cursor: Cursor,
 }
 
-/// The cursor kept in `file` for the agent at `url`; none (start from `/current`) when there is
-/// no file, it cannot be read (logged) or it was another agent's (the source now names another
-/// URL: its sequences say nothing about this one's).
-fn load_cursor(source: &str, url: &str, file: &Path) -> Cursor {
-    match std::fs::read(file) {
-        Ok(bytes) => match serde_json::from_slice::<SavedCursor>(&bytes) {
-            Ok(saved) if saved.url == url => saved.cursor,
-            Ok(saved) => {
-                tracing::info!(connector = %source, before = %saved.url, now = %url, "MTConnect agent changed; starting from /current");
-                Cursor::default()
-            }
-            Err(e) => {
-                tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
-                Cursor::default()
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Cursor::default(),
-        Err(e) => {
-            tracing::warn!(connector = %source, file = %file.display(), error = %e, "MTConnect cursor unreadable; starting from /current");
-            Cursor::default()
-        }
+/// Where the MTConnect sources keep their cursors (where each reads on), so that a restart of
+/// the service, or another replica taking a source over, reads on where it stopped.
+#[async_trait]
+pub trait CursorStore: Send + Sync + 'static {
+    /// The cursor kept for the source `source` (a JSON document), none when there is none.
+    async fn load(&self, source: &str) -> Result<Option<serde_json::Value>, String>;
+    /// Keeps `cursor` for the source `source` (replacing the one kept).
+    async fn save(&self, source: &str, cursor: serde_json::Value) -> Result<(), String>;
+}
+
+/// Cursors in files, `<dir>/<source>.json` (a restart of the service reads on; another
+/// machine's replica does not see them).
+#[derive(Clone, Debug)]
+pub struct FileCursors {
+    dir: PathBuf,
+}
+
+impl FileCursors {
+    /// Cursors in `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// One file per source name (names are checked to be file-safe; any other character is
+    /// replaced all the same).
+    fn file(&self, source: &str) -> PathBuf {
+        let safe: String = source
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.dir.join(format!("{safe}.json"))
     }
 }
 
-/// Writes `cursor` to `file` whole (a temporary file renamed over it: a crash leaves the old
-/// cursor or the new one, never half of one). Not synced: after a power loss the cursor may be
-/// an older one, so observations are read again (at least once), none skipped.
-fn save_cursor(file: &Path, url: &str, cursor: Cursor) -> std::io::Result<()> {
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+#[async_trait]
+impl CursorStore for FileCursors {
+    async fn load(&self, source: &str) -> Result<Option<serde_json::Value>, String> {
+        let file = self.file(source);
+        match tokio::fs::read(&file).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", file.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", file.display())),
+        }
     }
-    let tmp = file.with_extension("json.tmp");
-    let saved = SavedCursor {
-        url: url.to_owned(),
-        cursor,
-    };
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(&saved).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, file)
+
+    /// Writes the file whole (a temporary file renamed over it: a crash leaves the old cursor
+    /// or the new one, never half of one). Not synced: after a power loss the cursor may be an
+    /// older one, so observations are read again (at least once), none skipped.
+    async fn save(&self, source: &str, cursor: serde_json::Value) -> Result<(), String> {
+        let file = self.file(source);
+        let write = async {
+            tokio::fs::create_dir_all(&self.dir).await?;
+            let tmp = file.with_extension("json.tmp");
+            tokio::fs::write(
+                &tmp,
+                serde_json::to_vec(&cursor).map_err(std::io::Error::other)?,
+            )
+            .await?;
+            tokio::fs::rename(&tmp, &file).await
+        };
+        write.await.map_err(|e| format!("{}: {e}", file.display()))
+    }
 }
 
 fn describe_errors(errors: &[(String, String)]) -> String {
@@ -516,6 +587,7 @@ fn describe_errors(errors: &[(String, String)]) -> String {
 #[async_trait]
 impl Source for MtConnectSource {
     async fn session(self: Arc<Self>, ctx: SessionCtx) -> Result<(), SessionError> {
+        self.reload_cursor(&ctx).await;
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
         let count = self.config.count.max(1);
         // 1. The DataItems.
@@ -649,7 +721,8 @@ impl Source for MtConnectSource {
                             instance: streams.header.instance_id,
                             next: Some(streams.header.first_sequence),
                         },
-                    );
+                    )
+                    .await;
                     backlog = true;
                     resynced = true;
                 }

@@ -7,6 +7,7 @@
 //! [`Connectors::browse`] lists a device's address space through its source's connection.
 
 use crate::config::{SourceConfig, Supervision};
+use crate::mtconnect::{CursorStore, FileCursors};
 use crate::sink::{Delivered, ReadingSink, SinkError, Unreadable};
 use crate::status::{ConnectorState, ConnectorStatus, StatusCell};
 use crate::{Error, modbus, mqtt, mtconnect, opcua};
@@ -266,7 +267,7 @@ struct Registry {
     /// Default PKI directory of the OPC UA sources.
     opcua_pki: PathBuf,
     /// Where the MTConnect sources keep their cursors (none: in memory only).
-    cursors: Option<PathBuf>,
+    cursors: Option<Arc<dyn CursorStore>>,
     sources: Mutex<BTreeMap<String, Entry>>,
     running: Mutex<Option<Running>>,
     /// Sources start only when [`Connectors::activate`]d (another instance may run them).
@@ -304,11 +305,26 @@ impl Connectors {
         Self::with_dirs(
             sink,
             data_dir.join("opcua").join("pki"),
-            Some(data_dir.join("mtconnect")),
+            Some(Arc::new(FileCursors::new(data_dir.join("mtconnect")))),
         )
     }
 
-    fn with_dirs(sink: Arc<dyn ReadingSink>, opcua_pki: PathBuf, cursors: Option<PathBuf>) -> Self {
+    /// [`Connectors::with_data_dir`], the MTConnect sources' cursors kept in `cursors` instead
+    /// (e.g. the database, shared by the replicas of a service, so that the one taking a
+    /// source over reads on where the other stopped).
+    pub fn with_cursor_store(
+        sink: Arc<dyn ReadingSink>,
+        data_dir: &Path,
+        cursors: Arc<dyn CursorStore>,
+    ) -> Self {
+        Self::with_dirs(sink, data_dir.join("opcua").join("pki"), Some(cursors))
+    }
+
+    fn with_dirs(
+        sink: Arc<dyn ReadingSink>,
+        opcua_pki: PathBuf,
+        cursors: Option<Arc<dyn CursorStore>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Registry {
                 sink,
@@ -382,6 +398,18 @@ impl Connectors {
         true
     }
 
+    /// Stops the source `name` (if it runs) and forgets it. False when there is none.
+    pub fn remove(&self, name: &str) -> bool {
+        let Some(e) = self.sources().remove(name) else {
+            return false;
+        };
+        if let Some(t) = &e.task {
+            t.stop.cancel();
+        }
+        tracing::info!(connector = %name, "source removed");
+        true
+    }
+
     /// Stops the source `name` here (if it runs) and shows it in `STANDBY`, run by
     /// `elsewhere` (the instance holding it, when known), with `why` as its last error when
     /// given. Its session ends as at a shutdown: the batch in flight is handed over first.
@@ -404,11 +432,7 @@ impl Connectors {
     /// source starts at once. Returns its first status.
     pub fn add(&self, config: SourceConfig) -> Result<ConnectorStatus, Error> {
         config.validate()?;
-        let source = build_source(
-            &config,
-            &self.inner.opcua_pki,
-            self.inner.cursors.as_deref(),
-        )?;
+        let source = build_source(&config, &self.inner.opcua_pki, self.inner.cursors.clone())?;
         let name = config.name().to_owned();
         let status = Arc::new(StatusCell::new(&name, config.kind(), config.endpoint()));
         // Lock order: `running`, then `sources` (as in `run`), so a source added while `run`
@@ -554,30 +578,14 @@ impl Connectors {
 fn build_source(
     config: &SourceConfig,
     opcua_pki: &Path,
-    cursors: Option<&Path>,
+    cursors: Option<Arc<dyn CursorStore>>,
 ) -> Result<Arc<dyn Source>, Error> {
     Ok(match config {
         SourceConfig::Mqtt(c) => Arc::new(mqtt::MqttSource::new(c.clone())?),
         SourceConfig::Modbus(c) => Arc::new(modbus::ModbusSource::new(c.clone())),
         SourceConfig::OpcUa(c) => Arc::new(opcua::OpcUaSource::new(c.clone(), opcua_pki)?),
         SourceConfig::MtConnect(c) => {
-            // One file per source name (names are checked to be file-safe; any other character
-            // is replaced all the same).
-            let file = cursors.map(|dir| {
-                let safe: String = c
-                    .name
-                    .chars()
-                    .map(|ch| {
-                        if ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.') {
-                            ch
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                dir.join(format!("{safe}.json"))
-            });
-            Arc::new(mtconnect::MtConnectSource::new(c.clone(), file)?)
+            Arc::new(mtconnect::MtConnectSource::new(c.clone(), cursors)?)
         }
     })
 }

@@ -418,3 +418,82 @@ async fn a_busy_agent_after_a_gap_is_read_on_not_chased() {
     machine.abort();
     run.stop().await;
 }
+
+/// Cursors kept in memory and shared, as the replicas of the ingestion service share theirs in
+/// the database.
+#[derive(Default)]
+struct SharedCursors(Mutex<std::collections::HashMap<String, serde_json::Value>>);
+
+#[async_trait::async_trait]
+impl mantis_connectors::CursorStore for SharedCursors {
+    async fn load(&self, source: &str) -> Result<Option<serde_json::Value>, String> {
+        Ok(self.0.lock().expect("cursors").get(source).cloned())
+    }
+    async fn save(&self, source: &str, cursor: serde_json::Value) -> Result<(), String> {
+        self.0
+            .lock()
+            .expect("cursors")
+            .insert(source.to_owned(), cursor);
+        Ok(())
+    }
+}
+
+/// A source moving between two instances that share their cursors (each with a directory of
+/// its own): each reads on where the other stopped, so what the machine produced in between
+/// arrives once — not lost, not read again — also when the source comes back to an instance
+/// that read it before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_moving_between_instances_sharing_cursors_reads_on_where_the_other_stopped() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let cursors: Arc<SharedCursors> = Arc::default();
+    let agent: Shared = Arc::new(Mutex::new(Agent::new(1_000)));
+    let url = serve(agent.clone()).await;
+    let push = |range: std::ops::RangeInclusive<u32>| {
+        let mut a = agent.lock().expect("agent");
+        for i in range {
+            a.push("f01_Xact", &i.to_string());
+        }
+    };
+    // Reads `expected` new positions on an instance over `dir`, then stops it.
+    let run_on = |dir: std::path::PathBuf, expected: Vec<f64>| {
+        let cursors = cursors.clone();
+        let url = url.clone();
+        async move {
+            let sink = Arc::new(RecordingSink::default());
+            let run = Running::start_sharing(sink.clone(), vec![source(&url, 100)], &dir, cursors);
+            let last = *expected.last().expect("positions");
+            let x = eventually(
+                20,
+                "the positions produced meanwhile",
+                || {
+                    let x = sink.of("X-POS");
+                    x.last().is_some_and(|r| r.value == last).then_some(x)
+                },
+                || sink.summary(),
+            )
+            .await;
+            run.stop().await;
+            x
+        }
+    };
+
+    let first = run_on(dir_a.path().to_owned(), vec![0.0]).await;
+    assert_eq!(first.len(), 1, "the current value: {first:?}");
+    push(1..=3);
+    let on_b = run_on(dir_b.path().to_owned(), vec![1.0, 2.0, 3.0]).await;
+    assert_eq!(
+        values(&on_b),
+        vec![1.0, 2.0, 3.0],
+        "B reads on from A's cursor"
+    );
+    push(4..=6);
+    let back_on_a = run_on(dir_a.path().to_owned(), vec![4.0, 5.0, 6.0]).await;
+    assert_eq!(
+        values(&back_on_a),
+        vec![4.0, 5.0, 6.0],
+        "A reads on from B's cursor, not its own older one"
+    );
+}

@@ -101,22 +101,58 @@ impl ReadingSink for IngestorSink {
     }
 }
 
+/// The MTConnect sources' cursors in the store (`service_state`, one document per source),
+/// shared by the replicas: the one taking a source over reads on where the other stopped.
+pub(crate) struct StoreCursors(pub(crate) Arc<dyn Store>);
+
+fn cursor_key(source: &str) -> String {
+    format!("ingestion.mtconnect.cursor.{source}")
+}
+
+#[async_trait]
+impl mantis_connectors::CursorStore for StoreCursors {
+    async fn load(&self, source: &str) -> Result<Option<serde_json::Value>, String> {
+        self.0
+            .get_state(&cursor_key(source))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn save(&self, source: &str, cursor: serde_json::Value) -> Result<(), String> {
+        self.0
+            .put_state(&cursor_key(source), &cursor)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Adds the sources added through the API before the last restart, or since by another replica
 /// (the configuration file's sources win over a stored one of the same name; the sources
-/// already here are left as they are).
-pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
+/// already here are left as they are). `quiet`: called every round, problems are logged at
+/// debug level (they were at start).
+pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store, quiet: bool) {
+    let problem = |what: &str, error: &dyn std::fmt::Display| {
+        if quiet {
+            tracing::debug!(%error, "{what}");
+        } else {
+            tracing::warn!(%error, "{what}");
+        }
+    };
     let stored = match store.get_state(ADDED_SOURCES_KEY).await {
         Ok(Some(v)) => v,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(error = %e, "sources added through the API cannot be read; they do not run");
+            problem("the sources added through the API cannot be read now", &e);
             return;
         }
     };
     let sources: Vec<SourceConfig> = match serde_json::from_value(stored) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "stored sources are not readable; they do not run");
+            problem(
+                "the stored sources added through the API are not readable; they do not run",
+                &e,
+            );
             return;
         }
     };
@@ -126,7 +162,7 @@ pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
             continue;
         }
         if let Err(e) = connectors.add(source) {
-            tracing::warn!(connector = %name, error = %e, "stored source not started");
+            problem(&format!("stored source `{name}` not started"), &e);
         }
     }
 }
@@ -135,12 +171,23 @@ pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store) {
 struct ApiState {
     connectors: Connectors,
     store: Arc<dyn Store>,
-    /// Serialises the read-modify-write of the stored list.
+    /// Serialises the read-modify-write of the stored list in this process.
     save: Arc<tokio::sync::Mutex<()>>,
+    /// With connector leases (several replicas): this process's holder name, under which it
+    /// takes the lease that serialises the stored list's changes across the replicas.
+    holder: Option<String>,
 }
 
-/// The connector API.
-pub(crate) fn router(connectors: Connectors, store: Arc<dyn Store>) -> Router {
+/// The lease that serialises changes of the stored list across replicas.
+const ADDED_SOURCES_LOCK: &str = "ingestion.connectors.added";
+
+/// The connector API; `holder`: this process's name in the leases, when replicas share the
+/// sources.
+pub(crate) fn router(
+    connectors: Connectors,
+    store: Arc<dyn Store>,
+    holder: Option<String>,
+) -> Router {
     Router::new()
         .route("/api/v1/connectors", get(list).post(add))
         .route("/api/v1/connectors/{name}/status", get(status))
@@ -149,6 +196,7 @@ pub(crate) fn router(connectors: Connectors, store: Arc<dyn Store>) -> Router {
             connectors,
             store,
             save: Arc::new(tokio::sync::Mutex::new(())),
+            holder,
         })
 }
 
@@ -210,18 +258,50 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
     };
     let name = config.name().to_owned();
     let _guard = s.save.lock().await;
-    match s.connectors.add(config.clone()) {
-        Ok(st) => {
-            if let Err(e) = persist(&s, config).await {
-                // Running now, but would not come back after a restart: say so.
-                tracing::warn!(connector = %name, error = %e, "added source not stored; it will not survive a restart");
-            }
-            let mut resp = (StatusCode::CREATED, Json(st)).into_response();
-            if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/connectors/{name}/status")) {
-                resp.headers_mut().insert(header::LOCATION, loc);
-            }
-            resp
-        }
+    let locked = match lock_list(&s).await {
+        Ok(l) => l,
+        Err(p) => return p.into_response(),
+    };
+    let answer = add_locked(&s, config, &name).await;
+    if let Some(holder) = locked
+        && let Err(e) = s.store.release_lease(ADDED_SOURCES_LOCK, &holder).await
+    {
+        tracing::debug!(error = %e, "the stored sources' lock lapses by itself");
+    }
+    answer
+}
+
+/// Adds `config` under the locks: refused when its name is taken here or in the stored list
+/// (added through another replica), else started and stored — or neither: a source that
+/// cannot be stored is removed again and the request answered 503 (it would not survive a
+/// restart, nor reach the other replicas).
+async fn add_locked(s: &ApiState, config: SourceConfig, name: &str) -> Response {
+    let conflict =
+        |detail: String| Problem::new(StatusCode::CONFLICT, "Conflict", detail).into_response();
+    let unavailable = |detail: String| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            detail,
+        )
+        .into_response()
+    };
+    let mut stored = match stored_sources(s).await {
+        Ok(list) => list,
+        Err(e) => return unavailable(e),
+    };
+    // A stored source that no longer validates (written by an older version) may be replaced.
+    if stored
+        .iter()
+        .any(|c| c.name() == name && c.validate().is_ok())
+        && s.connectors.config(name).is_none()
+    {
+        return conflict(format!(
+            "a source named `{name}` exists already (added through another replica)"
+        ));
+    }
+    let status = match s.connectors.add(config.clone()) {
+        Ok(st) => st,
         Err(mantis_connectors::Error::Config(e)) => {
             let mut p = Problem::bad_request(e.to_string());
             p.errors = e
@@ -229,28 +309,81 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
                 .into_iter()
                 .map(|(pointer, detail)| FieldError { pointer, detail })
                 .collect();
-            p.into_response()
+            return p.into_response();
         }
-        Err(e @ mantis_connectors::Error::Duplicate(_)) => {
-            Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()).into_response()
-        }
+        Err(e @ mantis_connectors::Error::Duplicate(_)) => return conflict(e.to_string()),
+    };
+    stored.retain(|c| c.name() != name);
+    stored.push(config);
+    let saved = match serde_json::to_value(&stored) {
+        Ok(value) => s
+            .store
+            .put_state(ADDED_SOURCES_KEY, &value)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = saved {
+        s.connectors.remove(name);
+        tracing::warn!(connector = %name, error = %e, "added source not stored; not added");
+        return unavailable(format!(
+            "the source cannot be stored now ({e}); it was not added: try again"
+        ));
     }
+    let mut resp = (StatusCode::CREATED, Json(status)).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/connectors/{name}/status")) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp
 }
 
-async fn persist(s: &ApiState, config: SourceConfig) -> Result<(), String> {
-    let mut all: Vec<SourceConfig> = match s.store.get_state(ADDED_SOURCES_KEY).await {
+/// The stored list of the sources added through the API.
+async fn stored_sources(s: &ApiState) -> Result<Vec<SourceConfig>, String> {
+    match s.store.get_state(ADDED_SOURCES_KEY).await {
         // A list this version cannot read is kept as it is, not overwritten by this one source.
         Ok(Some(v)) => serde_json::from_value(v).map_err(|e| {
             format!("the connectors added before cannot be read ({e}); nothing was overwritten")
-        })?,
-        Ok(None) => Vec::new(),
-        Err(e) => return Err(e.to_string()),
+        }),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => Err(format!("the stored sources cannot be read ({e})")),
+    }
+}
+
+/// With several replicas, takes the lease that serialises changes of the stored list (held
+/// for 10 s at most; waits up to 3 s for another replica's change). Returns the holder to
+/// release it with.
+async fn lock_list(s: &ApiState) -> Result<Option<String>, Problem> {
+    let Some(holder) = &s.holder else {
+        return Ok(None);
     };
-    all.retain(|c| c.name() != config.name());
-    all.push(config);
-    let value = serde_json::to_value(&all).map_err(|e| e.to_string())?;
-    s.store
-        .put_state(ADDED_SOURCES_KEY, &value)
-        .await
-        .map_err(|e| e.to_string())
+    let busy = |detail: String| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            detail,
+        )
+    };
+    for _ in 0..30 {
+        match s
+            .store
+            .acquire_lease(
+                ADDED_SOURCES_LOCK,
+                holder,
+                chrono::Utc::now(),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+        {
+            Ok(lease) if lease.is_held_by(holder) => return Ok(Some(holder.clone())),
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => {
+                return Err(busy(format!(
+                    "the stored sources cannot be changed now ({e})"
+                )));
+            }
+        }
+    }
+    Err(busy(
+        "another replica is changing the stored sources; try again".into(),
+    ))
 }

@@ -1,22 +1,30 @@
 //! Connector leases: with several replicas of the ingestion service, each device source is read
 //! by one of them at a time. Every source has a lease in the store
 //! (`ingestion.connector.<name>`, see `mantis_store::Store::acquire_lease`); each replica asks
-//! for the leases of all its sources every third of the lease's duration, reads the devices of
+//! for the leases of all its sources every fifth of the lease's duration, reads the devices of
 //! those it holds, and shows the others in `STANDBY` with the replica that reads them
 //! (`runsOn`). A replica that stops hands its leases back at once; one that dies or hangs loses
 //! them when they expire, and the others take them over: a device is read again within about
-//! one lease duration (plus a reconnection).
+//! 1.2 lease durations (plus a reconnection).
 //!
-//! A replica that cannot renew a lease (the database unreachable) stops reading that device
-//! before the lease can expire, so two replicas never read one device at once (readings
-//! stamped by the connector, as Modbus ones are, would otherwise come twice) — provided the
-//! replicas' clocks agree within a third of the lease (NTP). The sources added through the API
-//! on any replica reach the others at their next round.
+//! A replica stops reading a device half a lease after its last successful renewal began,
+//! whatever the database does (its own timer, independent of the calls in flight, on the
+//! monotonic clock), so that it has stopped — the batch in flight handed over, at most 5 s —
+//! before the lease can expire and another replica take it: no device is read by two replicas
+//! at once as long as the replicas' clocks agree within half a lease minus those 5 s (5 s with
+//! the default 20 s lease; NTP keeps them far closer). The sources added through the API on
+//! any replica reach the others at their next round.
+//!
+//! Each process holds its leases under its instance name and a random suffix, so two processes
+//! given one name (two on one host, a shared configuration) never both think they hold one.
+//!
+//! Metrics: `mantis_connector_leases_held` (gauge, this replica's), and
+//! `mantis_connector_lease_failures_total` (asks the database did not answer).
 //!
 //! ```toml
 //! [ingestion.connector_leases]   # off by default: one replica reads every source
 //! enabled = true
-//! ttl_secs = 15
+//! ttl_secs = 20
 //! instance = "ingestion-0"       # default: the host name (a pod's name)
 //! ```
 
@@ -36,13 +44,12 @@ pub struct LeaseConfig {
     /// Read each source in one replica only, the one holding its lease. Default `false`: every
     /// replica reads every source (right for one replica, and for the embedded mode).
     pub enabled: bool,
-    /// How long a lease lasts unless renewed (renewed every third of it): how long the
-    /// devices of a replica that died stay unread. Default 15 s, at least 3.
+    /// How long a lease lasts unless renewed (renewed every fifth of it): about how long the
+    /// devices of a replica that died stay unread. Default 20 s, within 12..=3600.
     pub ttl_secs: u64,
-    /// The name of this replica in the leases; unique among the replicas and stable across
-    /// a restart of one (so a restarted replica takes its leases back at once). Default: the
-    /// `HOSTNAME` variable (a pod's name in Kubernetes, a container's id in Docker), else the
-    /// machine's host name.
+    /// The name of this replica, shown as `runsOn` by the others (each process adds a random
+    /// suffix to it in the leases). Default: the `HOSTNAME` variable (a pod's name in
+    /// Kubernetes, a container's id in Docker), else the machine's host name.
     pub instance: Option<String>,
 }
 
@@ -50,7 +57,7 @@ impl Default for LeaseConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            ttl_secs: 15,
+            ttl_secs: 20,
             instance: None,
         }
     }
@@ -59,9 +66,11 @@ impl Default for LeaseConfig {
 impl LeaseConfig {
     /// Checks the settings; the message names the key (under `ingestion.connector_leases.`).
     pub fn validate(&self) -> Result<(), String> {
-        if self.ttl_secs < 3 {
+        if !(MIN_TTL_SECS..=3600).contains(&self.ttl_secs) {
             return Err(format!(
-                "ttl_secs must be at least 3 (renewed every third of it), got {}",
+                "ttl_secs must be within {MIN_TTL_SECS}..=3600 (a replica stops reading half a lease \
+                 after its last renewal, and hands over its batch in flight within 5 s before the \
+                 lease expires), got {}",
                 self.ttl_secs
             ));
         }
@@ -88,89 +97,162 @@ impl LeaseConfig {
     }
 }
 
+/// The shortest lease: half of it must cover the hand-over of the batch in flight (5 s) and
+/// leave room for the clocks' difference.
+const MIN_TTL_SECS: u64 = 12;
+
 /// The lease of the source `name`.
 pub fn lease_name(source: &str) -> String {
     format!("ingestion.connector.{source}")
+}
+
+/// What one round learned of one lease.
+struct Answer {
+    source: String,
+    /// When the call began (the lease runs from then at the latest).
+    asked: tokio::time::Instant,
+    lease: mantis_store::Result<mantis_store::Lease>,
 }
 
 /// Keeps the leases of one replica's sources and starts and stops them accordingly.
 pub(crate) struct Leases {
     connectors: Connectors,
     store: Arc<dyn Store>,
-    instance: String,
+    /// The holder's name in the leases: the instance name and this process's suffix.
+    holder: String,
     ttl: Duration,
-    /// The leases held, with when each expires unless renewed.
-    held: BTreeMap<String, mantis_domain::Timestamp>,
+    /// The sources read here, each until its local deadline (half a lease after its last
+    /// renewal began) unless renewed again.
+    held: BTreeMap<String, tokio::time::Instant>,
 }
 
 impl Leases {
     /// Leases for `connectors`, whose sources from then on start only when their lease is held.
     pub(crate) fn new(connectors: Connectors, store: Arc<dyn Store>, config: &LeaseConfig) -> Self {
+        use std::hash::{BuildHasher, Hasher};
         connectors.start_on_demand();
+        let suffix = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         Self {
             connectors,
             store,
-            instance: config.instance_name(),
-            ttl: Duration::from_secs(config.ttl_secs.max(3)),
+            holder: format!("{}#{:06x}", config.instance_name(), suffix & 0xff_ffff),
+            ttl: Duration::from_secs(config.ttl_secs.clamp(MIN_TTL_SECS, 3600)),
             held: BTreeMap::new(),
         }
     }
 
-    fn period(&self) -> Duration {
-        self.ttl / 3
+    /// This process's name in the leases.
+    pub(crate) fn holder(&self) -> &str {
+        &self.holder
     }
 
-    /// One round: the sources added on other replicas, then every source's lease.
-    async fn round(&mut self) {
-        connectors::restore_added(&self.connectors, self.store.as_ref()).await;
-        for name in self.connectors.names() {
-            let now = chrono::Utc::now();
-            // Bounded: a database that hangs must not keep this round from stopping the
-            // sources whose leases are about to lapse.
-            let asked = tokio::time::timeout(
-                self.period() / 2,
-                self.store
-                    .acquire_lease(&lease_name(&name), &self.instance, now, self.ttl),
+    fn period(&self) -> Duration {
+        self.ttl / 5
+    }
+
+    /// Asks for every source's lease at once (bounded by one period), then reads the sources
+    /// added on other replicas. Runs apart from the keeper, which never waits for it.
+    fn round(&self) -> impl std::future::Future<Output = Vec<Answer>> + Send + 'static {
+        let (store, connectors, holder, ttl, period) = (
+            self.store.clone(),
+            self.connectors.clone(),
+            self.holder.clone(),
+            self.ttl,
+            self.period(),
+        );
+        async move {
+            let names = connectors.names();
+            let asks = names.into_iter().map(|source| {
+                let (store, holder) = (store.clone(), holder.clone());
+                async move {
+                    let asked = tokio::time::Instant::now();
+                    let lease = tokio::time::timeout(
+                        period,
+                        store.acquire_lease(&lease_name(&source), &holder, chrono::Utc::now(), ttl),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(mantis_store::Error::Unavailable(
+                            "the database did not answer in time".into(),
+                        ))
+                    });
+                    Answer {
+                        source,
+                        asked,
+                        lease,
+                    }
+                }
+            });
+            let answers = futures::future::join_all(asks).await;
+            if tokio::time::timeout(
+                period,
+                connectors::restore_added(&connectors, store.as_ref(), true),
             )
             .await
-            .unwrap_or_else(|_| {
-                Err(mantis_store::Error::Unavailable(
-                    "the database did not answer in time".into(),
-                ))
-            });
-            match asked {
-                Ok(lease) if lease.is_held_by(&self.instance) => {
-                    if self.held.insert(name.clone(), lease.expires_at).is_none() {
-                        tracing::info!(connector = %name, instance = %self.instance, "lease taken: this replica reads the source");
+            .is_err()
+            {
+                tracing::debug!("the sources added through the API not read in time; next round");
+            }
+            answers
+        }
+    }
+
+    /// Takes what a round learned: starts the sources whose leases are held here, stands by
+    /// those another replica holds. A failed renewal changes nothing: the deadline decides.
+    fn apply(&mut self, answers: Vec<Answer>) {
+        for Answer {
+            source,
+            asked,
+            lease,
+        } in answers
+        {
+            match lease {
+                Ok(lease) if lease.is_held_by(&self.holder) => {
+                    let until = asked + self.ttl / 2;
+                    if self.held.insert(source.clone(), until).is_none() {
+                        tracing::info!(connector = %source, holder = %self.holder, "lease taken: this replica reads the source");
                     }
                     // False only while its previous run drains: the next round starts it.
-                    self.connectors.activate(&name);
+                    self.connectors.activate(&source);
                 }
                 Ok(lease) => {
-                    if self.held.remove(&name).is_some() {
-                        tracing::warn!(connector = %name, holder = %lease.holder, "lease lost to another replica");
+                    if self.held.remove(&source).is_some() {
+                        tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
                     }
-                    self.connectors.stand_by(&name, Some(&lease.holder), None);
+                    let runs_on = lease
+                        .holder
+                        .rsplit_once('#')
+                        .map_or(lease.holder.as_str(), |(name, _)| name);
+                    self.connectors.stand_by(&source, Some(runs_on), None);
                 }
                 Err(e) => {
-                    tracing::warn!(connector = %name, error = %e, "lease cannot be renewed or taken");
-                    let why = format!(
-                        "the source's lease cannot be renewed ({e}): stopped here so that another replica may read it"
-                    );
-                    // Stopped when the next round could come too late to stop it before the
-                    // lease lapses (and another replica may take it).
-                    let next = chrono::Duration::from_std(self.period() * 3 / 2)
-                        .unwrap_or(chrono::Duration::MAX);
-                    let lapses = self
-                        .held
-                        .get(&name)
-                        .is_some_and(|until| now + next >= *until);
-                    if lapses {
-                        self.held.remove(&name);
-                        self.connectors.stand_by(&name, None, Some(&why));
-                    }
+                    metrics::counter!("mantis_connector_lease_failures_total").increment(1);
+                    tracing::warn!(connector = %source, error = %e, "lease cannot be renewed or taken");
                 }
             }
+        }
+        metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
+    }
+
+    /// Stops the sources whose leases were not renewed in time.
+    fn expire(&mut self, now: tokio::time::Instant) {
+        let lapsing: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for source in lapsing {
+            self.held.remove(&source);
+            metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
+            tracing::warn!(connector = %source, "lease not renewed in time: stopped here so that another replica may read the source");
+            self.connectors.stand_by(
+                &source,
+                None,
+                Some("the source's lease could not be renewed (database unreachable?): stopped here so that another replica may read it"),
+            );
         }
     }
 
@@ -181,28 +263,66 @@ impl Leases {
         shutdown: CancellationToken,
         stopped: impl std::future::Future<Output = ()>,
     ) {
-        tracing::info!(instance = %self.instance, ttl_secs = self.ttl.as_secs(), "connector leases: each source is read by the replica holding its lease");
+        tracing::info!(holder = %self.holder, ttl_secs = self.ttl.as_secs(), "connector leases: each source is read by the replica holding its lease");
         let mut tick = tokio::time::interval(self.period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut in_flight: Option<tokio::task::JoinHandle<Vec<Answer>>> = None;
         loop {
+            let next_deadline = self.held.values().min().copied();
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = tick.tick() => self.round().await,
-            }
-        }
-        stopped.await;
-        for name in std::mem::take(&mut self.held).into_keys() {
-            match self
-                .store
-                .release_lease(&lease_name(&name), &self.instance)
-                .await
-            {
-                Ok(_) => tracing::debug!(connector = %name, "lease handed back"),
-                Err(e) => {
-                    tracing::warn!(connector = %name, error = %e, "lease not handed back; it lapses by itself")
+                () = async {
+                    match next_deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.expire(tokio::time::Instant::now()),
+                _ = tick.tick(), if in_flight.is_none() => {
+                    in_flight = Some(tokio::spawn(self.round()));
+                }
+                joined = async {
+                    match in_flight.as_mut() {
+                        Some(h) => h.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    in_flight = None;
+                    match joined {
+                        // Answers that came after their deadline only start what the deadline
+                        // stopped again if the lease was renewed meanwhile.
+                        Ok(answers) => {
+                            self.apply(answers);
+                            self.expire(tokio::time::Instant::now());
+                        }
+                        Err(e) => tracing::error!(error = %e, "lease round failed"),
+                    }
                 }
             }
         }
+        if let Some(h) = in_flight {
+            h.abort();
+        }
+        stopped.await;
+        let releases = std::mem::take(&mut self.held).into_keys().map(|source| {
+            let (store, holder) = (self.store.clone(), self.holder.clone());
+            async move {
+                let released = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    store.release_lease(&lease_name(&source), &holder),
+                )
+                .await;
+                match released {
+                    Ok(Ok(_)) => tracing::debug!(connector = %source, "lease handed back"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(connector = %source, error = %e, "lease not handed back; it lapses by itself")
+                    }
+                    Err(_) => {
+                        tracing::warn!(connector = %source, "lease not handed back in time; it lapses by itself")
+                    }
+                }
+            }
+        });
+        futures::future::join_all(releases).await;
     }
 }
 
@@ -213,10 +333,12 @@ mod tests {
     #[test]
     fn bad_lease_settings_are_refused_by_name() {
         let mut config = crate::Config::default();
-        config.connector_leases.ttl_secs = 2;
+        config.connector_leases.ttl_secs = 11;
         let e = config.validate().expect_err("too short").to_string();
         assert!(e.contains("ingestion.connector_leases.ttl_secs"), "{e}");
-        config.connector_leases.ttl_secs = 15;
+        config.connector_leases.ttl_secs = u64::MAX;
+        config.validate().expect_err("too long");
+        config.connector_leases.ttl_secs = 20;
         config.connector_leases.instance = Some(" ".into());
         let e = config.validate().expect_err("blank").to_string();
         assert!(e.contains("ingestion.connector_leases.instance"), "{e}");

@@ -182,16 +182,23 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
         config.edge_buffer.clone(),
     ));
     let ingestor = Arc::new(Ingestor::with_edge(&infra, config.clone(), edge.clone()));
-    let connectors = Connectors::with_data_dir(
-        Arc::new(IngestorSink::new(ingestor.clone())),
-        &infra.settings.data_dir,
-    );
+    let sink = Arc::new(IngestorSink::new(ingestor.clone()));
+    let connectors = if config.connector_leases.enabled {
+        // Shared by the replicas: the one taking an MTConnect source over reads on from it.
+        Connectors::with_cursor_store(
+            sink,
+            &infra.settings.data_dir,
+            Arc::new(connectors::StoreCursors(infra.store.clone())),
+        )
+    } else {
+        Connectors::with_data_dir(sink, &infra.settings.data_dir)
+    };
     for source in config.sources.iter().cloned() {
         connectors
             .add(source)
             .map_err(|e| Error::Config(format!("ingestion.sources: {e}")))?;
     }
-    connectors::restore_added(&connectors, infra.store.as_ref()).await;
+    connectors::restore_added(&connectors, infra.store.as_ref(), false).await;
     let leases = config.connector_leases.enabled.then(|| {
         leases::Leases::new(
             connectors.clone(),
@@ -217,7 +224,11 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
             config.max_batch,
             config.edge_buffer.retry_after_secs,
         )
-        .merge(connectors::router(connectors, infra.store.clone())),
+        .merge(connectors::router(
+            connectors,
+            infra.store.clone(),
+            leases.as_ref().map(|l| l.holder().to_owned()),
+        )),
         health,
     )
     .await?

@@ -462,8 +462,9 @@ async fn an_opcua_source_added_through_the_api_is_browsed_and_feeds_sensor_raw()
     drop(server);
 }
 
-/// One replica of the ingestion service with connector leases (`ttl_secs` 3: renewed every
-/// second), named `instance`; returns its base URL.
+/// One replica of the ingestion service with connector leases (`ttl_secs` 12, the shortest:
+/// renewed every 2.4 s, a source stopped 6 s after its last renewal), named `instance`;
+/// returns its base URL.
 async fn start_replica(
     infra: &Infra,
     sources: Vec<Value>,
@@ -472,7 +473,7 @@ async fn start_replica(
 ) -> String {
     let leases = mantis_ingestion::LeaseConfig {
         enabled: true,
-        ttl_secs: 3,
+        ttl_secs: 12,
         instance: Some(instance.to_owned()),
     };
     start_with_leases(infra, sources, leases, shutdown).await
@@ -570,6 +571,17 @@ async fn replicas_share_the_sources_by_lease_and_take_over_from_one_that_stops()
         .await
         .expect("ingestion reachable");
     assert_eq!(added.status().as_u16(), 201);
+    // Its name is taken on every replica at once: the other refuses it even before knowing it.
+    let again = http
+        .post(format!("{a}/api/v1/connectors"))
+        .json(&json!({
+            "kind": "modbus", "name": "plc-flow", "host": "127.0.0.1", "port": device.port,
+            "points": [{"sensor": second_code, "address": 4, "data_type": "f32"}],
+        }))
+        .send()
+        .await
+        .expect("ingestion reachable");
+    assert_eq!(again.status().as_u16(), 409);
     status_until(&http, &a, "plc-flow", "known at replica-a", |s| {
         s["name"] == "plc-flow"
     })
@@ -647,14 +659,15 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
     })
     .await;
 
-    // The database becomes unreachable: the lease (3 s) cannot be renewed, so the replica
-    // stops reading before another one could take it, and says why.
+    // The database becomes unreachable: the lease (12 s) cannot be renewed, so the replica
+    // stops reading half a lease after its last renewal, before another one could take it,
+    // and says why.
     store.pool().close().await;
     let stopped = status_until(&http, &url, "plc", "STANDBY", |s| s["state"] == "STANDBY").await;
     assert!(
         stopped["lastError"]
             .as_str()
-            .is_some_and(|e| e.contains("lease cannot be renewed")),
+            .is_some_and(|e| e.contains("lease could not be renewed")),
         "{stopped}"
     );
     assert!(
@@ -669,6 +682,25 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
         polled,
         "no more polls: {later}"
     );
+
+    // A source that cannot be stored is not added (it would reach no other replica, nor
+    // survive a restart): 503, and not listed.
+    let refused = http
+        .post(format!("{url}/api/v1/connectors"))
+        .json(&json!({
+            "kind": "modbus", "name": "plc-2", "host": "127.0.0.1", "port": device.port,
+            "points": [{"sensor": code, "address": 2, "data_type": "f32"}],
+        }))
+        .send()
+        .await
+        .expect("ingestion reachable");
+    assert_eq!(refused.status().as_u16(), 503);
+    let missing = http
+        .get(format!("{url}/api/v1/connectors/plc-2/status"))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(missing.status().as_u16(), 404);
     shutdown.cancel();
     drop(device);
 }

@@ -149,6 +149,20 @@ impl Running {
         Self::start_with(Connectors::with_data_dir(sink, data_dir), sources)
     }
 
+    /// [`Running::start`], the MTConnect cursors kept in `cursors`.
+    #[allow(dead_code)]
+    pub fn start_sharing(
+        sink: Arc<dyn ReadingSink>,
+        sources: Vec<serde_json::Value>,
+        data_dir: &std::path::Path,
+        cursors: Arc<dyn mantis_connectors::CursorStore>,
+    ) -> Running {
+        Self::start_with(
+            Connectors::with_cursor_store(sink, data_dir, cursors),
+            sources,
+        )
+    }
+
     fn start_with(connectors: Connectors, sources: Vec<serde_json::Value>) -> Running {
         mantis_telemetry::init_test_tracing();
         for s in sources {
