@@ -74,7 +74,7 @@ pub use config::{
 };
 pub use mqtt::tls::TlsSetupError;
 pub use mtconnect::{CursorStore, FileCursors};
-pub use runtime::{BrowseError, BrowsedNode, Connectors};
+pub use runtime::{BrowseError, BrowsedNode, Connectors, Prepared};
 pub use sink::{Delivered, ReadingSink, SinkError, Unreadable};
 pub use status::{ConnectorState, ConnectorStatus, RATE_WINDOW_SECS};
 

@@ -128,6 +128,9 @@ pub(crate) struct MtConnectSource {
     cursor: Mutex<Cursor>,
     /// Where the cursor is kept across restarts and replicas (none: in memory only).
     cursors: Option<Arc<dyn CursorStore>>,
+    /// The cursor last read from `cursors` or written there by this source: a kept one that
+    /// differs was moved by someone else (another replica).
+    last_kept: Mutex<Option<Cursor>>,
     /// The DataItems of the last probe (for browsing).
     probe: Mutex<Vec<DataItemDef>>,
     /// The last good value of each configured item (by index).
@@ -161,6 +164,7 @@ impl MtConnectSource {
             http,
             cursor: Mutex::new(Cursor::default()),
             cursors,
+            last_kept: Mutex::new(None),
             probe: Mutex::new(Vec::new()),
             last_good: Mutex::new(HashMap::new()),
         })
@@ -446,6 +450,9 @@ impl MtConnectSource {
             Ok(v) => cursors.save(&self.config.name, v).await,
             Err(e) => Err(e),
         };
+        if kept.is_ok() {
+            *lock(&self.last_kept) = Some(cursor);
+        }
         if let Err(e) = kept {
             // Reading goes on; a restart would read on from the last cursor kept (again).
             crate::metrics::error(&ctx.name, "cursor");
@@ -453,10 +460,11 @@ impl MtConnectSource {
         }
     }
 
-    /// At the start of a session: the cursor kept, when it is further on than this one (kept
-    /// by another replica that read the agent meanwhile, or by the last run of the service).
-    /// One this one is ahead of (a save that failed) is not taken; one of another agent (the
-    /// source now names another URL) starts from `/current`.
+    /// At the start of a session: the cursor kept, when someone else moved it (another replica
+    /// that read the agent meanwhile, or the last run of the service before this source
+    /// existed); the one this source last read or wrote itself is not taken again (this one may
+    /// be further on: a save that failed). One of another agent (the source now names another
+    /// URL) is not taken.
     async fn reload_cursor(&self, ctx: &SessionCtx) {
         let Some(cursors) = &self.cursors else {
             return;
@@ -473,20 +481,20 @@ impl MtConnectSource {
         let kept = match serde_json::from_value::<SavedCursor>(kept) {
             Ok(saved) if saved.url == url => saved.cursor,
             Ok(saved) => {
-                tracing::info!(connector = %ctx.name, before = %saved.url, now = %url, "MTConnect agent changed; starting from /current");
-                Cursor::default()
+                tracing::info!(connector = %ctx.name, before = %saved.url, now = %url, "MTConnect agent changed; the cursor kept is not its");
+                return;
             }
             Err(e) => {
                 tracing::warn!(connector = %ctx.name, error = %e, "MTConnect cursor unreadable; reading on from this one");
                 return;
             }
         };
-        let mut mine = lock(&self.cursor);
-        let ahead = mine.instance == kept.instance
-            && matches!((mine.next, kept.next), (Some(m), Some(k)) if m > k);
-        if !ahead {
-            *mine = kept;
+        let mut last = lock(&self.last_kept);
+        if *last == Some(kept) {
+            return;
         }
+        *last = Some(kept);
+        *lock(&self.cursor) = kept;
     }
 }
 

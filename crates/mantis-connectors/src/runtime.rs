@@ -251,6 +251,20 @@ struct Entry {
     task: Option<Task>,
 }
 
+/// A source validated and built by [`Connectors::prepare`], not added yet.
+pub struct Prepared {
+    config: SourceConfig,
+    source: Arc<dyn Source>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("source", &self.config.name())
+            .finish()
+    }
+}
+
 /// A spawned supervisor: cancel `stop` to end it.
 struct Task {
     stop: CancellationToken,
@@ -398,18 +412,6 @@ impl Connectors {
         true
     }
 
-    /// Stops the source `name` (if it runs) and forgets it. False when there is none.
-    pub fn remove(&self, name: &str) -> bool {
-        let Some(e) = self.sources().remove(name) else {
-            return false;
-        };
-        if let Some(t) = &e.task {
-            t.stop.cancel();
-        }
-        tracing::info!(connector = %name, "source removed");
-        true
-    }
-
     /// Stops the source `name` here (if it runs) and shows it in `STANDBY`, run by
     /// `elsewhere` (the instance holding it, when known), with `why` as its last error when
     /// given. Its session ends as at a shutdown: the batch in flight is handed over first.
@@ -431,8 +433,25 @@ impl Connectors {
     /// Validates `config` and adds the source; when [`Connectors::run`] is already running, the
     /// source starts at once. Returns its first status.
     pub fn add(&self, config: SourceConfig) -> Result<ConnectorStatus, Error> {
+        let prepared = self.prepare(config)?;
+        self.insert(prepared)
+    }
+
+    /// Validates `config` and builds its source without adding it (so that it can be stored
+    /// first, then [`Connectors::insert`]ed); refuses a name taken here.
+    pub fn prepare(&self, config: SourceConfig) -> Result<Prepared, Error> {
         config.validate()?;
+        if self.sources().contains_key(config.name()) {
+            return Err(Error::Duplicate(config.name().to_owned()));
+        }
         let source = build_source(&config, &self.inner.opcua_pki, self.inner.cursors.clone())?;
+        Ok(Prepared { config, source })
+    }
+
+    /// Adds a [`Connectors::prepare`]d source (started at once when `run` is running and the
+    /// sources do not start on demand). Returns its first status.
+    pub fn insert(&self, prepared: Prepared) -> Result<ConnectorStatus, Error> {
+        let Prepared { config, source } = prepared;
         let name = config.name().to_owned();
         let status = Arc::new(StatusCell::new(&name, config.kind(), config.endpoint()));
         // Lock order: `running`, then `sources` (as in `run`), so a source added while `run`

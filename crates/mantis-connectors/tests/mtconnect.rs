@@ -438,25 +438,51 @@ impl mantis_connectors::CursorStore for SharedCursors {
     }
 }
 
+/// Two instances' directories, the cursors they share, and an agent.
+struct Sharing {
+    dir_a: tempfile::TempDir,
+    dir_b: tempfile::TempDir,
+    cursors: Arc<SharedCursors>,
+    agent: Shared,
+    url: String,
+}
+
+impl Sharing {
+    async fn start() -> Self {
+        let agent: Shared = Arc::new(Mutex::new(Agent::new(1_000)));
+        let url = serve(agent.clone()).await;
+        Self {
+            dir_a: tempfile::tempdir().expect("tempdir"),
+            dir_b: tempfile::tempdir().expect("tempdir"),
+            cursors: Arc::default(),
+            agent,
+            url,
+        }
+    }
+}
+
+/// The machine moves the X axis to each position of `range`.
+fn push_positions(agent: &Shared, range: std::ops::RangeInclusive<u32>) {
+    let mut a = agent.lock().expect("agent");
+    for i in range {
+        a.push("f01_Xact", &i.to_string());
+    }
+}
+
 /// A source moving between two instances that share their cursors (each with a directory of
 /// its own): each reads on where the other stopped, so what the machine produced in between
 /// arrives once — not lost, not read again — also when the source comes back to an instance
 /// that read it before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_moving_between_instances_sharing_cursors_reads_on_where_the_other_stopped() {
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-    let cursors: Arc<SharedCursors> = Arc::default();
-    let agent: Shared = Arc::new(Mutex::new(Agent::new(1_000)));
-    let url = serve(agent.clone()).await;
-    let push = |range: std::ops::RangeInclusive<u32>| {
-        let mut a = agent.lock().expect("agent");
-        for i in range {
-            a.push("f01_Xact", &i.to_string());
-        }
-    };
+    let Sharing {
+        dir_a,
+        dir_b,
+        cursors,
+        agent,
+        url,
+    } = Sharing::start().await;
+    let push = |range: std::ops::RangeInclusive<u32>| push_positions(&agent, range);
     // Reads `expected` new positions on an instance over `dir`, then stops it.
     let run_on = |dir: std::path::PathBuf, expected: Vec<f64>| {
         let cursors = cursors.clone();
@@ -496,4 +522,92 @@ async fn a_source_moving_between_instances_sharing_cursors_reads_on_where_the_ot
         vec![4.0, 5.0, 6.0],
         "A reads on from B's cursor, not its own older one"
     );
+}
+
+/// The same source object stood by and started again (as a replica losing and regaining a
+/// source's lease): it reads on from the cursor another instance kept meanwhile, not from its
+/// own older one (which would read again what the other read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_started_again_reads_on_from_the_cursor_another_instance_kept() {
+    let Sharing {
+        dir_a,
+        dir_b,
+        cursors,
+        agent,
+        url,
+    } = Sharing::start().await;
+    let push = |range: std::ops::RangeInclusive<u32>| push_positions(&agent, range);
+    let sink_a = Arc::new(RecordingSink::default());
+    let a = mantis_connectors::Connectors::with_cursor_store(
+        sink_a.clone(),
+        dir_a.path(),
+        cursors.clone(),
+    );
+    a.start_on_demand();
+    a.add(serde_json::from_value(source(&url, 100)).expect("source"))
+        .expect("added");
+    let stop_a = tokio_util::sync::CancellationToken::new();
+    let runner = a.clone();
+    let token = stop_a.clone();
+    let task = tokio::spawn(async move { runner.run(token).await });
+    let last_is = |sink: &Arc<RecordingSink>, v: f64| {
+        let sink = sink.clone();
+        move || {
+            sink.of("X-POS")
+                .last()
+                .is_some_and(|r| r.value == v)
+                .then_some(())
+        }
+    };
+    eventually(
+        10,
+        "run started",
+        || a.activate("fanuc-01").then_some(()),
+        String::new,
+    )
+    .await;
+    eventually(20, "the current value on A", last_is(&sink_a, 0.0), || {
+        sink_a.summary()
+    })
+    .await;
+    push(1..=3);
+    eventually(20, "1..=3 on A", last_is(&sink_a, 3.0), || sink_a.summary()).await;
+
+    // A stands by; B reads on from A's cursor.
+    a.stand_by("fanuc-01", Some("b"), None);
+    eventually(
+        20,
+        "A standing by",
+        || (a.status("fanuc-01").expect("status").state == ConnectorState::Standby).then_some(()),
+        || format!("{:?}", a.status("fanuc-01")),
+    )
+    .await;
+    let sink_b = Arc::new(RecordingSink::default());
+    let b = Running::start_sharing(
+        sink_b.clone(),
+        vec![source(&url, 100)],
+        dir_b.path(),
+        cursors.clone(),
+    );
+    push(4..=6);
+    eventually(20, "4..=6 on B", last_is(&sink_b, 6.0), || sink_b.summary()).await;
+    assert_eq!(values(&sink_b.of("X-POS")), vec![4.0, 5.0, 6.0]);
+    b.stop().await;
+
+    // A starts again: it reads what came after B, not 4..=6 again.
+    push(7..=9);
+    eventually(
+        10,
+        "A started again",
+        || a.activate("fanuc-01").then_some(()),
+        String::new,
+    )
+    .await;
+    eventually(20, "7..=9 on A", last_is(&sink_a, 9.0), || sink_a.summary()).await;
+    assert_eq!(
+        values(&sink_a.of("X-POS")),
+        vec![0.0, 1.0, 2.0, 3.0, 7.0, 8.0, 9.0]
+    );
+    stop_a.cancel();
+    task.await.expect("connectors stop");
 }

@@ -6,6 +6,15 @@
 //! (zero-order hold). Where two consecutive readings are more than `max_gap_s` apart, no value is
 //! invented: the grid points strictly between them are skipped, the output is split into
 //! [`Segment`]s and the hole is reported as a [`Gap`].
+//!
+//! **Jitter.** A regularly sampled sensor whose readings are stamped with some timing jitter (a
+//! polled device, stamped when each poll is answered) would have its values smoothed by the
+//! interpolation: a grid point a fraction `f` of a period off its reading mixes in `f` of the
+//! next one, and with the grid through the first reading a first reading stamped late shifts
+//! every point of the window (half a period off halves the noise power). With `jitter` set, the
+//! grid goes through the readings' median phase (one late reading does not move it), and a
+//! reading within `jitter` periods of a grid point gives that point its value as it is: the
+//! window is the signal as sampled, whatever the jitter of its stamps.
 
 use crate::{Error, Result};
 use std::ops::Range;
@@ -30,9 +39,14 @@ pub struct ResampleConfig {
     /// Longest interval between two readings, in seconds, that is bridged by interpolation;
     /// longer ones are gaps. At least one output period; `f64::INFINITY` never splits.
     pub max_gap_s: f64,
-    /// Time of grid point 0, in seconds; `None` puts it on the first reading. An absolute origin
-    /// (for instance 0.0) keeps consecutive windows on one grid.
+    /// Time of grid point 0, in seconds; `None` puts it on the first reading (with `jitter`:
+    /// on the readings' median phase). An absolute origin (for instance 0.0) keeps
+    /// consecutive windows on one grid.
     pub origin_s: Option<f64>,
+    /// Timing jitter tolerated, in periods (`0..0.5`): a reading this close to a grid point
+    /// gives it its value as is, and with no `origin_s` the grid goes through the readings'
+    /// median phase. 0 (the default): every point interpolated, the grid on the first reading.
+    pub jitter: f64,
 }
 
 impl ResampleConfig {
@@ -44,6 +58,7 @@ impl ResampleConfig {
             method: Interpolation::Linear,
             max_gap_s: 10.0 / rate_hz,
             origin_s: None,
+            jitter: 0.0,
         }
     }
 }
@@ -131,6 +146,12 @@ impl Resampler {
         {
             return Err(Error::invalid("grid origin", "must be finite"));
         }
+        if !(0.0..0.5).contains(&config.jitter) {
+            return Err(Error::invalid(
+                "jitter",
+                format!("{} periods is not within 0..0.5", config.jitter),
+            ));
+        }
         Ok(Self { config })
     }
 
@@ -169,8 +190,30 @@ impl Resampler {
             }
         }
         let rate = self.config.rate_hz;
-        let origin = self.config.origin_s.unwrap_or(t[0]);
+        let tol = self.config.jitter / rate;
+        let origin = match self.config.origin_s {
+            Some(o) => o,
+            None if tol > 0.0 => median_phase(t, rate),
+            None => t[0],
+        };
         let time = |k: i64| origin + k as f64 / rate;
+        // The reading that stands for grid point `tk` as is: the nearer of `t[j]` and
+        // `t[j + 1]`, if within the jitter tolerated.
+        let snapped = |tk: f64, j: usize| -> Option<usize> {
+            if tol <= 0.0 {
+                return None;
+            }
+            let mut best: Option<(usize, f64)> = None;
+            for i in [j, j + 1] {
+                if let Some(ti) = t.get(i) {
+                    let d = (ti - tk).abs();
+                    if d <= tol && best.is_none_or(|(_, b)| d < b) {
+                        best = Some((i, d));
+                    }
+                }
+            }
+            best.map(|(i, _)| i)
+        };
         let first_at_or_after = |s: f64| {
             // Estimate, then correct for rounding so that time(k) >= s > time(k - 1).
             let mut k = ((s - origin) * rate).ceil() as i64;
@@ -183,19 +226,29 @@ impl Resampler {
             k
         };
         let last = t[t.len() - 1];
-        let mut k = first_at_or_after(t[0]);
+        // A grid point up to the tolerance before the first reading (or after the last) is
+        // that reading's own instant.
+        let mut k = first_at_or_after(t[0] - tol);
         let mut j = 0usize; // t[j] <= time(k) < t[j + 1]
         let mut segment_start = out.values.len();
         let mut segment_time = time(k);
         loop {
             let tk = time(k);
-            if tk > last {
+            if tk > last + tol {
                 break;
             }
             while j + 1 < t.len() && t[j + 1] <= tk {
                 j += 1;
             }
-            if j + 1 < t.len() && tk != t[j] && t[j + 1] - t[j] > self.config.max_gap_s {
+            let snap = snapped(tk, j);
+            // Past a reading followed by a gap, and not that reading's own instant: a point
+            // inside the gap, or the first of the readings after it (reached again once the
+            // segment before the gap is closed).
+            if snap != Some(j)
+                && j + 1 < t.len()
+                && tk > t[j]
+                && t[j + 1] - t[j] > self.config.max_gap_s
+            {
                 // Inside a gap: close the segment, report the gap and jump past it.
                 if out.values.len() > segment_start {
                     out.segments.push(Segment {
@@ -207,13 +260,15 @@ impl Resampler {
                     from_s: t[j],
                     to_s: t[j + 1],
                 });
-                k = first_at_or_after(t[j + 1]);
+                k = first_at_or_after(t[j + 1] - tol);
                 j += 1;
                 segment_start = out.values.len();
                 segment_time = time(k);
                 continue;
             }
-            let v = if tk == t[j] || j + 1 == t.len() {
+            let v = if let Some(i) = snap {
+                x[i]
+            } else if tk <= t[j] || j + 1 == t.len() {
                 x[j]
             } else {
                 match self.config.method {
@@ -239,6 +294,26 @@ impl Resampler {
     }
 }
 
+/// The origin of a grid through the readings' median phase: each reading's offset from the
+/// first one's grid, wrapped into half a period either side, and the median of those.
+fn median_phase(t: &[f64], rate: f64) -> f64 {
+    let mut offsets: Vec<f64> = t
+        .iter()
+        .map(|ti| {
+            let periods = (ti - t[0]) * rate;
+            periods - periods.round()
+        })
+        .collect();
+    offsets.sort_by(f64::total_cmp);
+    let n = offsets.len();
+    let median = if n % 2 == 1 {
+        offsets[n / 2]
+    } else {
+        (offsets[n / 2 - 1] + offsets[n / 2]) / 2.0
+    };
+    t[0] + median / rate
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,8 +324,93 @@ mod tests {
             method,
             max_gap_s: max_gap,
             origin_s: None,
+            jitter: 0.0,
         })
         .expect("valid")
+    }
+
+    #[test]
+    fn jittered_stamps_keep_the_values_as_sampled() {
+        // A 1 Hz sensor stamped when each poll is answered: up to 0.2 s late, the first
+        // reading the latest. Interpolated on the first reading's grid, every value would mix
+        // in its neighbour; with the jitter tolerated, the window is the samples themselves.
+        let late = [0.2, 0.02, 0.1, 0.0, 0.15, 0.05, 0.01, 0.12, 0.03, 0.08];
+        let t: Vec<f64> = late.iter().enumerate().map(|(k, d)| k as f64 + d).collect();
+        let x: Vec<f64> = (0..10)
+            .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let plain = resampler(1.0, Interpolation::Linear, 10.0)
+            .resample(&t, &x)
+            .expect("ok");
+        assert_eq!(
+            plain.values.len(),
+            9,
+            "the grid through the late first reading"
+        );
+        assert!(
+            plain.values[1..].iter().all(|v| v.abs() < 0.95),
+            "every value after the first mixes in a neighbour: {:?}",
+            plain.values
+        );
+        let tolerant = Resampler::new(ResampleConfig {
+            jitter: 0.25,
+            ..ResampleConfig::new(1.0)
+        })
+        .expect("valid")
+        .resample(&t, &x)
+        .expect("ok");
+        assert_eq!(tolerant.values, x);
+        assert_eq!(tolerant.segments.len(), 1);
+        // A missing reading is still interpolated between its neighbours.
+        let (mut t2, mut x2) = (t.clone(), x.clone());
+        t2.remove(4);
+        x2.remove(4);
+        let r = Resampler::new(ResampleConfig {
+            jitter: 0.25,
+            ..ResampleConfig::new(1.0)
+        })
+        .expect("valid")
+        .resample(&t2, &x2)
+        .expect("ok");
+        assert_eq!(r.values.len(), 10);
+        assert!(
+            (r.values[4] + 1.0).abs() < 1e-12,
+            "between -1 and -1: {:?}",
+            r.values
+        );
+        // A gap after a jittered reading still splits the output there.
+        let t3 = [0.1, 1.0, 2.2, 10.15, 11.0, 12.1];
+        let x3 = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let r = Resampler::new(ResampleConfig {
+            jitter: 0.25,
+            max_gap_s: 3.0,
+            ..ResampleConfig::new(1.0)
+        })
+        .expect("valid")
+        .resample(&t3, &x3)
+        .expect("ok");
+        assert_eq!(r.values, x3.to_vec());
+        assert_eq!(
+            r.gaps,
+            vec![Gap {
+                from_s: 2.2,
+                to_s: 10.15
+            }]
+        );
+        assert_eq!(
+            r.segments
+                .iter()
+                .map(|s| s.range.clone())
+                .collect::<Vec<_>>(),
+            vec![0..3, 3..6]
+        );
+        assert!(
+            Resampler::new(ResampleConfig {
+                jitter: 0.5,
+                ..ResampleConfig::new(1.0)
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -255,7 +255,7 @@ proptest! {
         }
         let x = &x0[..t.len()];
         let method = if hold { Interpolation::Hold } else { Interpolation::Linear };
-        let r = Resampler::new(ResampleConfig { rate_hz: rate, method, max_gap_s: f64::INFINITY, origin_s: None })
+        let r = Resampler::new(ResampleConfig { rate_hz: rate, method, max_gap_s: f64::INFINITY, origin_s: None, jitter: 0.0 })
             .expect("config")
             .resample(&t, x)
             .expect("resample");
@@ -268,7 +268,7 @@ proptest! {
         prop_assert!(r.values.len().abs_diff(expected) <= 1);
 
         let regular: Vec<f64> = (0..x.len()).map(|i| i as f64 / rate).collect();
-        let same = Resampler::new(ResampleConfig { rate_hz: rate, method, max_gap_s: f64::INFINITY, origin_s: Some(0.0) })
+        let same = Resampler::new(ResampleConfig { rate_hz: rate, method, max_gap_s: f64::INFINITY, origin_s: Some(0.0), jitter: 0.0 })
             .expect("config")
             .resample(&regular, x)
             .expect("resample");

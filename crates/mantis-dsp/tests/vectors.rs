@@ -385,6 +385,7 @@ fn resampling_matches_numpy_interp_and_hold() {
             method,
             max_gap_s: f(&case["max_gap_s"]),
             origin_s: case["origin_s"].as_f64(),
+            jitter: 0.0,
         };
         let what = format!("{config:?}");
         let r = Resampler::new(config)

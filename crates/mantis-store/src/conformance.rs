@@ -1635,6 +1635,15 @@ pub async fn leases_are_held_renewed_taken_over_once_expired_and_released<S: Sto
         (renewed.acquired_at, renewed.expires_at),
         (at(0), at(15_000))
     );
+    // An older ask of the holder's committed late shortens nothing.
+    let late_ask = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(1_000), ttl)
+        .await
+        .expect("renew");
+    assert_eq!(
+        (late_ask.acquired_at, late_ask.expires_at),
+        (at(0), at(15_000))
+    );
     // A name of its own is independent.
     let elsewhere = store
         .acquire_lease("ingestion.connector.plc-2", "pod-b", at(5_000), ttl)

@@ -765,8 +765,8 @@ pub trait Store: Send + Sync + 'static {
     // --- leases ------------------------------------------------------------------------------
 
     /// Takes or renews the lease `name` for `holder` until `at + ttl`: granted when nobody
-    /// holds it, when `holder` already does (renewed; `acquired_at` kept), or when the other
-    /// holder's lease expired before `at`. Atomic: of instances asking at once, one gets it.
+    /// holds it, when `holder` already does (renewed: only ever extended; `acquired_at` kept
+    /// unless it had lapsed), or when the other holder's lease expired before `at`. Atomic: of instances asking at once, one gets it.
     /// Returns the lease as it stands afterwards: held by `holder` when granted, else by the
     /// instance that holds it. `at` is the caller's clock: the instances sharing leases must
     /// keep their clocks within a small part of `ttl` (NTP).
@@ -790,7 +790,7 @@ pub struct Lease {
     pub name: String,
     /// The instance holding it.
     pub holder: String,
-    /// Since when this holder holds it (without interruption).
+    /// Since when this holder holds it (without a lapse).
     pub acquired_at: Timestamp,
     /// When it lapses unless renewed.
     pub expires_at: Timestamp,

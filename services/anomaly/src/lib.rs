@@ -62,7 +62,10 @@ pub struct Config {
     pub explain_top: usize,
     /// Windows holding less than this fraction of the samples their sensor's rate implies
     /// (a sensor that fell silent, a connector that dropped) are neither learned nor scored:
-    /// a gap is a data-quality matter, not a machine anomaly. Default 0.5.
+    /// a gap is a data-quality matter, not a machine anomaly. Default 0.8: the features of a
+    /// window missing more (its longest piece kept when a gap splits it) are not comparable
+    /// with those of the full windows a model learned from, so a connector's hiccup would
+    /// alarm on a healthy machine.
     pub min_window_fill: f64,
     /// Consecutive windows of a sensor at or above its asset's threshold before they are
     /// anomalies (1: every window is judged alone); a gap in the data breaks a run (`alarm`).
@@ -170,7 +173,7 @@ impl Default for Config {
             bind: "0.0.0.0:8004".into(),
             warmup_windows: 20,
             explain_top: 3,
-            min_window_fill: 0.5,
+            min_window_fill: 0.8,
             confirm_windows: 2,
             clear_windows: 2,
             hysteresis: 0.05,

@@ -102,8 +102,15 @@ impl ReadingSink for IngestorSink {
 }
 
 /// The MTConnect sources' cursors in the store (`service_state`, one document per source),
-/// shared by the replicas: the one taking a source over reads on where the other stopped.
-pub(crate) struct StoreCursors(pub(crate) Arc<dyn Store>);
+/// shared by the replicas: the one taking a source over reads on where the other stopped. A
+/// source with none there reads on from its file (kept before the replicas shared them).
+pub(crate) struct StoreCursors {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) files: mantis_connectors::FileCursors,
+}
+
+/// How long reading or writing a cursor may take (it holds the source's reading up).
+const CURSOR_CALL: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn cursor_key(source: &str) -> String {
     format!("ingestion.mtconnect.cursor.{source}")
@@ -112,17 +119,24 @@ fn cursor_key(source: &str) -> String {
 #[async_trait]
 impl mantis_connectors::CursorStore for StoreCursors {
     async fn load(&self, source: &str) -> Result<Option<serde_json::Value>, String> {
-        self.0
-            .get_state(&cursor_key(source))
+        let kept = tokio::time::timeout(CURSOR_CALL, self.store.get_state(&cursor_key(source)))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|_| "the database did not answer in time".to_owned())?
+            .map_err(|e| e.to_string())?;
+        match kept {
+            Some(v) => Ok(Some(v)),
+            None => self.files.load(source).await,
+        }
     }
 
     async fn save(&self, source: &str, cursor: serde_json::Value) -> Result<(), String> {
-        self.0
-            .put_state(&cursor_key(source), &cursor)
-            .await
-            .map_err(|e| e.to_string())
+        tokio::time::timeout(
+            CURSOR_CALL,
+            self.store.put_state(&cursor_key(source), &cursor),
+        )
+        .await
+        .map_err(|_| "the database did not answer in time".to_owned())?
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -146,17 +160,27 @@ pub(crate) async fn restore_added(connectors: &Connectors, store: &dyn Store, qu
             return;
         }
     };
-    let sources: Vec<SourceConfig> = match serde_json::from_value(stored) {
-        Ok(s) => s,
-        Err(e) => {
-            problem(
-                "the stored sources added through the API are not readable; they do not run",
-                &e,
-            );
-            return;
-        }
+    let Some(entries) = stored.as_array() else {
+        problem(
+            "the stored sources added through the API are not a list; they do not run",
+            &"not a JSON array",
+        );
+        return;
     };
-    for source in sources {
+    // One by one: an entry this version cannot read (written by another one) does not keep
+    // the others from running.
+    for entry in entries {
+        let source: SourceConfig = match serde_json::from_value(entry.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                let name = entry["name"].as_str().unwrap_or("?");
+                problem(
+                    &format!("stored source `{name}` is not readable; it does not run"),
+                    &e,
+                );
+                continue;
+            }
+        };
         let name = source.name().to_owned();
         if connectors.config(&name).is_some() {
             continue;
@@ -256,6 +280,24 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
                 .into_response();
         }
     };
+    // Apart from the request: a client that goes away must not cut the change short between
+    // storing the source and adding it, nor leave the lock held.
+    match tokio::spawn(add_serialised(s, config)).await {
+        Ok(answer) => answer,
+        Err(e) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            format!("the source was not added: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// How long one database call of an addition may take (three of them stay well within the
+/// 10 s of the lock's lease).
+const STORE_CALL: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn add_serialised(s: ApiState, config: SourceConfig) -> Response {
     let name = config.name().to_owned();
     let _guard = s.save.lock().await;
     let locked = match lock_list(&s).await {
@@ -272,9 +314,9 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
 }
 
 /// Adds `config` under the locks: refused when its name is taken here or in the stored list
-/// (added through another replica), else started and stored — or neither: a source that
-/// cannot be stored is removed again and the request answered 503 (it would not survive a
-/// restart, nor reach the other replicas).
+/// (added through another replica); else validated and built, stored, and only then added
+/// (started): a source that cannot be stored is not added at all (503), so it never runs
+/// where it would not survive a restart nor reach the other replicas.
 async fn add_locked(s: &ApiState, config: SourceConfig, name: &str) -> Response {
     let conflict =
         |detail: String| Problem::new(StatusCode::CONFLICT, "Conflict", detail).into_response();
@@ -290,18 +332,20 @@ async fn add_locked(s: &ApiState, config: SourceConfig, name: &str) -> Response 
         Ok(list) => list,
         Err(e) => return unavailable(e),
     };
-    // A stored source that no longer validates (written by an older version) may be replaced.
-    if stored
-        .iter()
-        .any(|c| c.name() == name && c.validate().is_ok())
-        && s.connectors.config(name).is_none()
-    {
+    // A stored source of that name that this version cannot read or validate (written by
+    // another one) may be replaced; a good one takes the name.
+    let taken = stored.iter().any(|entry| {
+        entry["name"].as_str() == Some(name)
+            && serde_json::from_value::<SourceConfig>(entry.clone())
+                .is_ok_and(|c| c.validate().is_ok())
+    });
+    if taken && s.connectors.config(name).is_none() {
         return conflict(format!(
             "a source named `{name}` exists already (added through another replica)"
         ));
     }
-    let status = match s.connectors.add(config.clone()) {
-        Ok(st) => st,
+    let prepared = match s.connectors.prepare(config.clone()) {
+        Ok(p) => p,
         Err(mantis_connectors::Error::Config(e)) => {
             let mut p = Problem::bad_request(e.to_string());
             p.errors = e
@@ -313,23 +357,45 @@ async fn add_locked(s: &ApiState, config: SourceConfig, name: &str) -> Response 
         }
         Err(e @ mantis_connectors::Error::Duplicate(_)) => return conflict(e.to_string()),
     };
-    stored.retain(|c| c.name() != name);
-    stored.push(config);
-    let saved = match serde_json::to_value(&stored) {
-        Ok(value) => s
-            .store
-            .put_state(ADDED_SOURCES_KEY, &value)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let value = match serde_json::to_value(&config) {
+        Ok(v) => v,
+        Err(e) => return unavailable(format!("the source cannot be stored: {e}")),
     };
-    if let Err(e) = saved {
-        s.connectors.remove(name);
-        tracing::warn!(connector = %name, error = %e, "added source not stored; not added");
-        return unavailable(format!(
-            "the source cannot be stored now ({e}); it was not added: try again"
-        ));
+    stored.retain(|entry| entry["name"].as_str() != Some(name));
+    stored.push(value.clone());
+    let list = serde_json::Value::Array(stored);
+    let written = tokio::time::timeout(STORE_CALL, s.store.put_state(ADDED_SOURCES_KEY, &list))
+        .await
+        .unwrap_or_else(|_| {
+            Err(mantis_store::Error::Unavailable(
+                "the database did not answer in time".into(),
+            ))
+        });
+    if let Err(e) = written {
+        // The write may have been committed all the same (an answer lost): read it back.
+        let landed = stored_sources(s)
+            .await
+            .is_ok_and(|list| list.contains(&value));
+        if !landed {
+            tracing::warn!(connector = %name, error = %e, "added source not stored; not added");
+            return unavailable(format!(
+                "the source cannot be stored now ({e}); it was not added: try again"
+            ));
+        }
     }
+    let status = match s.connectors.insert(prepared) {
+        Ok(st) => st,
+        // Taken from the store by this replica's own round meanwhile: added all the same.
+        Err(mantis_connectors::Error::Duplicate(_)) => match s.connectors.status(name) {
+            Some(st) => st,
+            None => {
+                return unavailable(format!(
+                    "the source `{name}` was stored; it starts within a round"
+                ));
+            }
+        },
+        Err(e) => return unavailable(format!("the source was stored but not started: {e}")),
+    };
     let mut resp = (StatusCode::CREATED, Json(status)).into_response();
     if let Ok(loc) = HeaderValue::from_str(&format!("/api/v1/connectors/{name}/status")) {
         resp.headers_mut().insert(header::LOCATION, loc);
@@ -337,15 +403,23 @@ async fn add_locked(s: &ApiState, config: SourceConfig, name: &str) -> Response 
     resp
 }
 
-/// The stored list of the sources added through the API.
-async fn stored_sources(s: &ApiState) -> Result<Vec<SourceConfig>, String> {
-    match s.store.get_state(ADDED_SOURCES_KEY).await {
-        // A list this version cannot read is kept as it is, not overwritten by this one source.
-        Ok(Some(v)) => serde_json::from_value(v).map_err(|e| {
-            format!("the connectors added before cannot be read ({e}); nothing was overwritten")
-        }),
+/// The stored list of the sources added through the API, entry by entry (an entry this
+/// version cannot read is kept as it is).
+async fn stored_sources(s: &ApiState) -> Result<Vec<serde_json::Value>, String> {
+    let read = tokio::time::timeout(STORE_CALL, s.store.get_state(ADDED_SOURCES_KEY))
+        .await
+        .map_err(|_| {
+            "the stored sources cannot be read now (the database did not answer in time)".to_owned()
+        })?;
+    match read {
+        Ok(Some(serde_json::Value::Array(list))) => Ok(list),
+        Ok(Some(_)) => Err(
+            "the stored sources are not a list; nothing was overwritten (fix or remove the state \
+             `ingestion.connectors.added`)"
+                .into(),
+        ),
         Ok(None) => Ok(Vec::new()),
-        Err(e) => Err(format!("the stored sources cannot be read ({e})")),
+        Err(e) => Err(format!("the stored sources cannot be read now ({e})")),
     }
 }
 

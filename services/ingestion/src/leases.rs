@@ -101,6 +101,9 @@ impl LeaseConfig {
 /// leave room for the clocks' difference.
 const MIN_TTL_SECS: u64 = 12;
 
+/// Lease asks in flight at once in a round.
+const CONCURRENT_ASKS: usize = 4;
+
 /// The lease of the source `name`.
 pub fn lease_name(source: &str) -> String {
     format!("ingestion.connector.{source}")
@@ -152,9 +155,14 @@ impl Leases {
         self.ttl / 5
     }
 
-    /// Asks for every source's lease at once (bounded by one period), then reads the sources
-    /// added on other replicas. Runs apart from the keeper, which never waits for it.
-    fn round(&self) -> impl std::future::Future<Output = Vec<Answer>> + Send + 'static {
+    /// Asks for every source's lease (a few at a time, each bounded by one period), handing
+    /// each answer to the keeper as it comes; then reads the sources added on other replicas.
+    /// Runs apart from the keeper, which never waits for it.
+    fn round(
+        &self,
+        answers: tokio::sync::mpsc::UnboundedSender<Answer>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        use futures::StreamExt;
         let (store, connectors, holder, ttl, period) = (
             self.store.clone(),
             self.connectors.clone(),
@@ -163,8 +171,7 @@ impl Leases {
             self.period(),
         );
         async move {
-            let names = connectors.names();
-            let asks = names.into_iter().map(|source| {
+            let asks = connectors.names().into_iter().map(|source| {
                 let (store, holder) = (store.clone(), holder.clone());
                 async move {
                     let asked = tokio::time::Instant::now();
@@ -185,7 +192,13 @@ impl Leases {
                     }
                 }
             });
-            let answers = futures::future::join_all(asks).await;
+            // A few at a time: a round must not take every connection of the pool.
+            let mut answered = futures::stream::iter(asks).buffer_unordered(CONCURRENT_ASKS);
+            while let Some(answer) = answered.next().await {
+                if answers.send(answer).is_err() {
+                    return;
+                }
+            }
             if tokio::time::timeout(
                 period,
                 connectors::restore_added(&connectors, store.as_ref(), true),
@@ -195,42 +208,48 @@ impl Leases {
             {
                 tracing::debug!("the sources added through the API not read in time; next round");
             }
-            answers
         }
     }
 
-    /// Takes what a round learned: starts the sources whose leases are held here, stands by
-    /// those another replica holds. A failed renewal changes nothing: the deadline decides.
-    fn apply(&mut self, answers: Vec<Answer>) {
-        for Answer {
+    /// Takes one answer of a round: starts the source when its lease is held here (and not
+    /// already past its local deadline), stands it by when another replica holds it. A failed
+    /// renewal changes nothing: the deadline decides.
+    fn apply(&mut self, answer: Answer) {
+        let Answer {
             source,
             asked,
             lease,
-        } in answers
-        {
-            match lease {
-                Ok(lease) if lease.is_held_by(&self.holder) => {
-                    let until = asked + self.ttl / 2;
-                    if self.held.insert(source.clone(), until).is_none() {
-                        tracing::info!(connector = %source, holder = %self.holder, "lease taken: this replica reads the source");
-                    }
-                    // False only while its previous run drains: the next round starts it.
-                    self.connectors.activate(&source);
+        } = answer;
+        match lease {
+            Ok(lease) if lease.is_held_by(&self.holder) => {
+                let until = asked + self.ttl / 2;
+                if until <= tokio::time::Instant::now() {
+                    // Answered too late to read on: the lease may lapse before the next one.
+                    return;
                 }
-                Ok(lease) => {
-                    if self.held.remove(&source).is_some() {
-                        tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
-                    }
-                    let runs_on = lease
-                        .holder
-                        .rsplit_once('#')
-                        .map_or(lease.holder.as_str(), |(name, _)| name);
-                    self.connectors.stand_by(&source, Some(runs_on), None);
+                // An older ask answered after a newer one extends nothing.
+                let previous = self.held.get(&source).copied();
+                self.held
+                    .insert(source.clone(), previous.map_or(until, |p| p.max(until)));
+                if previous.is_none() {
+                    tracing::info!(connector = %source, holder = %self.holder, "lease taken: this replica reads the source");
                 }
-                Err(e) => {
-                    metrics::counter!("mantis_connector_lease_failures_total").increment(1);
-                    tracing::warn!(connector = %source, error = %e, "lease cannot be renewed or taken");
+                // False only while its previous run drains: the next round starts it.
+                self.connectors.activate(&source);
+            }
+            Ok(lease) => {
+                if self.held.remove(&source).is_some() {
+                    tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
                 }
+                let runs_on = lease
+                    .holder
+                    .rsplit_once('#')
+                    .map_or(lease.holder.as_str(), |(name, _)| name);
+                self.connectors.stand_by(&source, Some(runs_on), None);
+            }
+            Err(e) => {
+                metrics::counter!("mantis_connector_lease_failures_total").increment(1);
+                tracing::warn!(connector = %source, error = %e, "lease cannot be renewed or taken");
             }
         }
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
@@ -266,7 +285,8 @@ impl Leases {
         tracing::info!(holder = %self.holder, ttl_secs = self.ttl.as_secs(), "connector leases: each source is read by the replica holding its lease");
         let mut tick = tokio::time::interval(self.period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut in_flight: Option<tokio::task::JoinHandle<Vec<Answer>>> = None;
+        let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+        let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let next_deadline = self.held.values().min().copied();
             tokio::select! {
@@ -277,24 +297,12 @@ impl Leases {
                         None => std::future::pending().await,
                     }
                 } => self.expire(tokio::time::Instant::now()),
-                _ = tick.tick(), if in_flight.is_none() => {
-                    in_flight = Some(tokio::spawn(self.round()));
-                }
-                joined = async {
-                    match in_flight.as_mut() {
-                        Some(h) => h.await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    in_flight = None;
-                    match joined {
-                        // Answers that came after their deadline only start what the deadline
-                        // stopped again if the lease was renewed meanwhile.
-                        Ok(answers) => {
-                            self.apply(answers);
-                            self.expire(tokio::time::Instant::now());
-                        }
-                        Err(e) => tracing::error!(error = %e, "lease round failed"),
+                Some(answer) = answers.recv() => self.apply(answer),
+                _ = tick.tick() => {
+                    if in_flight.as_ref().is_none_or(|h| h.is_finished()) {
+                        in_flight = Some(tokio::spawn(self.round(answers_tx.clone())));
+                    } else {
+                        tracing::debug!("the previous lease round is still asking; skipped");
                     }
                 }
             }
@@ -303,7 +311,12 @@ impl Leases {
             h.abort();
         }
         stopped.await;
-        let releases = std::mem::take(&mut self.held).into_keys().map(|source| {
+        // Every source's, not only those known held: an aborted round may have taken some (a
+        // release only ever frees this holder's).
+        let mut sources: std::collections::BTreeSet<String> =
+            std::mem::take(&mut self.held).into_keys().collect();
+        sources.extend(self.connectors.names());
+        let releases = sources.into_iter().map(|source| {
             let (store, holder) = (self.store.clone(), self.holder.clone());
             async move {
                 let released = tokio::time::timeout(

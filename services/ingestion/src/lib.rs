@@ -188,7 +188,12 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
         Connectors::with_cursor_store(
             sink,
             &infra.settings.data_dir,
-            Arc::new(connectors::StoreCursors(infra.store.clone())),
+            Arc::new(connectors::StoreCursors {
+                store: infra.store.clone(),
+                files: mantis_connectors::FileCursors::new(
+                    infra.settings.data_dir.join("mtconnect"),
+                ),
+            }),
         )
     } else {
         Connectors::with_data_dir(sink, &infra.settings.data_dir)

@@ -683,8 +683,9 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
         "no more polls: {later}"
     );
 
-    // A source that cannot be stored is not added (it would reach no other replica, nor
-    // survive a restart): 503, and not listed.
+    // With the database unreachable a source cannot be stored (nor the change locked across
+    // the replicas): it is not added (it would reach no other replica, nor survive a
+    // restart): 503, and not listed.
     let refused = http
         .post(format!("{url}/api/v1/connectors"))
         .json(&json!({

@@ -11,8 +11,10 @@
 //!    not windowed.
 //! 2. **Cleaning and conditioning** (`mantis-dsp`'s `Preprocessor`): non-finite values,
 //!    duplicate timestamps, out-of-order readings, spikes (Hampel filter), resampling to the
-//!    sensor's nominal rate on a grid through the window's first reading (or, `grid =
-//!    "absolute"`, on whole multiples of the period since the epoch; linear or hold), gaps
+//!    sensor's nominal rate on a grid through the window's readings (their median phase; a
+//!    reading within a quarter period of its grid point kept as it is, so stamp jitter does not
+//!    smooth the values) or, `grid = "first_reading"`, through the first reading, or,
+//!    `grid = "absolute"`, on whole multiples of the period since the epoch; linear or hold), gaps
 //!    longer than
 //!    `max_gap_periods` split the window (the longest piece is kept, the gap is counted), and an
 //!    optional Butterworth filter per sensor type (zero-phase by default).
@@ -70,7 +72,7 @@ pub struct Config {
     pub max_gap_periods: f64,
     /// Interpolation when resampling: `linear` (default) or `hold`.
     pub interpolation: Interpolation,
-    /// Where the resampling grid lies: `first_reading` (default) or `absolute`.
+    /// Where the resampling grid lies: `readings` (default), `first_reading` or `absolute`.
     pub grid: Grid,
     /// Spike removal (Hampel filter); absent disables it. Default half-width 3, 3 sigmas.
     pub hampel: Option<HampelSettings>,
@@ -88,16 +90,24 @@ pub enum Interpolation {
     Hold,
 }
 
+/// The stamp jitter within which a reading keeps its value with the default grid, in periods.
+const JITTER_PERIODS: f64 = 0.25;
+
 /// Where the resampling grid of a window lies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grid {
-    /// Through the window's first reading: a regularly sampled sensor keeps its own sampling
-    /// instants whatever the phase of its clock, so its windows look the same after a device
-    /// restart, a reconnection of a polled connector or a clock step (the default). The window
-    /// in which the phase changes is still resampled on its first reading's grid (the change
-    /// itself shows, once); the windows after it are not affected.
+    /// Through the window's readings (the default): on their median phase, a reading within a
+    /// quarter of a period of its grid point taken as it is. A regularly sampled sensor keeps
+    /// its own sampling instants whatever the phase of its clock, and readings stamped with
+    /// some jitter (a polled device, stamped when each poll is answered) keep their values as
+    /// sampled: their windows look like those of a sensor stamped exactly, which a model may
+    /// have learned from (interpolated, jitter would smooth them, and a late first reading
+    /// would shift the whole window's grid).
     #[default]
+    Readings,
+    /// Through the window's first reading, every point interpolated (the grid before
+    /// `readings`): jitter of the readings' stamps smooths the values.
     FirstReading,
     /// On whole multiples of the sampling period since the epoch: sensors of one rate share
     /// instants. Readings off those instants are interpolated, and linear interpolation
@@ -172,7 +182,7 @@ impl Default for Config {
             forget_after_secs: 3600,
             max_gap_periods: 5.0,
             interpolation: Interpolation::Linear,
-            grid: Grid::FirstReading,
+            grid: Grid::Readings,
             hampel: Some(HampelSettings {
                 half_width: 3,
                 n_sigmas: 3.0,
@@ -224,8 +234,12 @@ impl Config {
                 },
                 max_gap_s: self.max_gap_periods.max(1.0) / rate_hz,
                 origin_s: match self.grid {
-                    Grid::FirstReading => None,
+                    Grid::Readings | Grid::FirstReading => None,
                     Grid::Absolute => Some(0.0),
+                },
+                jitter: match self.grid {
+                    Grid::Readings => JITTER_PERIODS,
+                    Grid::FirstReading | Grid::Absolute => 0.0,
                 },
             },
             filter,
@@ -429,7 +443,7 @@ mod tests {
         let x: Vec<f64> = (0..10)
             .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 })
             .collect();
-        let window = |grid: Grid| {
+        let window = |grid: Grid, t: &[f64]| {
             let c = Config {
                 grid,
                 hampel: None,
@@ -441,15 +455,24 @@ mod tests {
             )
             .expect("preprocessor");
             let mut out = mantis_dsp::pipeline::Preprocessed::default();
-            p.process(&t, &x, &mut out).expect("processed");
+            p.process(t, &x, &mut out).expect("processed");
             out.signal.values
         };
         // The default grid goes through the readings: the window is the signal as sampled.
-        assert_eq!(window(Grid::default()), x);
+        assert_eq!(window(Grid::default(), &t), x);
         // On the absolute grid every value is the mean of two neighbours: nothing left.
-        let absolute = window(Grid::Absolute);
+        let absolute = window(Grid::Absolute, &t);
         assert_eq!(absolute.len(), 9);
         assert!(absolute.iter().all(|v| v.abs() < 1e-12), "{absolute:?}");
+
+        // Stamped when a poll is answered, up to 0.2 s late (the first reading the latest):
+        // the default grid keeps the values as sampled; the first reading's would mix each
+        // with its neighbour.
+        let late = [0.2, 0.02, 0.1, 0.0, 0.15, 0.05, 0.01, 0.12, 0.03, 0.08];
+        let jittered: Vec<f64> = t.iter().zip(late).map(|(t, d)| t + d).collect();
+        assert_eq!(window(Grid::default(), &jittered), x);
+        let first = window(Grid::FirstReading, &jittered);
+        assert!(first[1..].iter().all(|v| v.abs() < 0.95), "{first:?}");
     }
 
     #[test]

@@ -461,13 +461,19 @@ pub(crate) const PUT_STATE: &str = "INSERT INTO service_state (key, value, updat
 
 // A lease is taken when free, renewed by its holder, or taken over once expired; the
 // conditional upsert is atomic in both backends (PostgreSQL re-checks the condition on the
-// row it locked).
+// row it locked). A renewal only ever extends it (an older ask committed late shortens
+// nothing), and keeps `acquired_at` unless the lease had lapsed meanwhile. (Every `leases.`
+// on the right is the row as it was.)
 pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, holder, acquired_at, expires_at) \
      VALUES ($1, $2, $3, $4) \
      ON CONFLICT (name) DO UPDATE SET \
-       acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at \
-                          ELSE excluded.acquired_at END, \
-       holder = excluded.holder, expires_at = excluded.expires_at \
+       acquired_at = CASE WHEN leases.holder = excluded.holder \
+                           AND leases.expires_at >= excluded.acquired_at \
+                          THEN leases.acquired_at ELSE excluded.acquired_at END, \
+       expires_at = CASE WHEN leases.holder = excluded.holder \
+                          AND leases.expires_at > excluded.expires_at \
+                         THEN leases.expires_at ELSE excluded.expires_at END, \
+       holder = excluded.holder \
      WHERE leases.holder = excluded.holder OR leases.expires_at < excluded.acquired_at";
 
 pub(crate) const GET_LEASE: &str =
