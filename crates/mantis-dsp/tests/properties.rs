@@ -279,7 +279,7 @@ proptest! {
     /// and the count equals the number of changed samples.
     #[test]
     fn hampel_output_is_in_range(x in signal(1, 400), k in 1usize..8, n_sigmas in 0.0f64..5.0) {
-        let mut h = HampelFilter::new(HampelConfig { half_width: k, n_sigmas }).expect("config");
+        let mut h = HampelFilter::new(HampelConfig { half_width: k, n_sigmas, signal_floor: false }).expect("config");
         let mut y = x.clone();
         let replaced = h.apply(&mut y).expect("hampel");
         let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));

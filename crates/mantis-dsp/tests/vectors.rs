@@ -352,6 +352,7 @@ fn hampel_filter_matches_the_numpy_scipy_reference() {
         let mut h = mantis_dsp::clean::HampelFilter::new(mantis_dsp::clean::HampelConfig {
             half_width: k,
             n_sigmas,
+            signal_floor: false,
         })
         .expect("config");
         let mut y = x.clone();

@@ -118,8 +118,10 @@ struct OpcUaSim {
 
 #[derive(Clone)]
 struct ModbusSim {
-    /// Holding registers.
-    words: Arc<Mutex<Vec<u16>>>,
+    /// Holding registers; `None` until the simulator first wrote one (a read of such a
+    /// register is answered "server device busy": before its first sample, a pump has no
+    /// value to give, and a zero would be read as 0 A, a spike on a healthy machine).
+    words: Arc<Mutex<Vec<Option<u16>>>>,
     ready: Arc<AtomicBool>,
 }
 
@@ -237,7 +239,7 @@ impl Devices {
             let port = local_port(&listener)?;
             let registers: usize = modbus_machines.iter().map(|m| m.sensors.len() * 2).sum();
             let sim = ModbusSim {
-                words: Arc::new(Mutex::new(vec![0; registers])),
+                words: Arc::new(Mutex::new(vec![None; registers])),
                 ready: Arc::new(AtomicBool::new(false)),
             };
             let mut points = Vec::new();
@@ -395,8 +397,8 @@ impl Devices {
                     let bits = (r.value as f32).to_bits();
                     let a = at + 2 * i;
                     if let Some(w) = words.get_mut(a..a + 2) {
-                        w[0] = (bits >> 16) as u16;
-                        w[1] = (bits & 0xFFFF) as u16;
+                        w[0] = Some((bits >> 16) as u16);
+                        w[1] = Some((bits & 0xFFFF) as u16);
                     }
                 }
                 true
@@ -600,8 +602,10 @@ impl tokio_modbus::server::Service for ModbusSim {
             let (a, n) = (usize::from(addr), usize::from(count));
             words
                 .get(a..a + n)
-                .map(<[u16]>::to_vec)
-                .ok_or(ExceptionCode::IllegalDataAddress)
+                .ok_or(ExceptionCode::IllegalDataAddress)?
+                .iter()
+                .map(|w| w.ok_or(ExceptionCode::ServerDeviceBusy))
+                .collect()
         };
         std::future::ready(match req {
             Request::ReadHoldingRegisters(addr, count) => {
@@ -624,6 +628,35 @@ mod tests {
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(IncomingReading, SourceProtocol)>>);
+
+    /// A register the simulator has not written yet has no value: live or not, a read of it is
+    /// "server device busy" (a zero would be a 0 A spike on a healthy pump).
+    #[tokio::test]
+    async fn registers_not_written_yet_are_busy_not_zero() {
+        use tokio_modbus::server::Service;
+        use tokio_modbus::{ExceptionCode, Request, Response};
+        let sim = ModbusSim {
+            words: Arc::new(Mutex::new(vec![None; 4])),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let read = |sim: &ModbusSim| sim.call(Request::ReadHoldingRegisters(0, 2));
+        assert_eq!(read(&sim).await, Err(ExceptionCode::ServerDeviceBusy));
+        lock(&sim.words)[0] = Some(0x41F0);
+        assert_eq!(
+            read(&sim).await,
+            Err(ExceptionCode::ServerDeviceBusy),
+            "half a float"
+        );
+        lock(&sim.words)[1] = Some(0);
+        assert_eq!(
+            read(&sim).await,
+            Ok(Response::ReadHoldingRegisters(vec![0x41F0, 0]))
+        );
+        assert_eq!(
+            sim.call(Request::ReadHoldingRegisters(3, 2)).await,
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+    }
 
     #[async_trait]
     impl ReadingSink for Recorder {
