@@ -49,12 +49,15 @@ pub struct HampelConfig {
     /// Threshold in robust standard deviations: `x[i]` is a spike when
     /// `|x[i] − median| > n_sigmas · MAD / NORMAL_MAD`. Default 3.
     pub n_sigmas: f64,
-    /// Take as the robust standard deviation at least the whole signal's (its MAD over its
-    /// median), not the moving window's alone. The MAD of a few samples of plain noise is
-    /// often small: with `k` = 3 and 3 σ the usual filter replaces about 5 % of Gaussian noise
-    /// samples (4 windows in 10 of ten samples lose one), which distorts a healthy signal's
-    /// statistics; floored, about 1.5 %, while a spike several σ high is still taken out.
-    /// Default `false` (the usual definition, MATLAB `hampel`).
+    /// Take as the robust standard deviation at least the signal's noise level, not the
+    /// moving window's MAD alone: the MAD of its first differences (over their median) /
+    /// `NORMAL_MAD` / √2, which a trend, an oscillation slow against the sampling or a step
+    /// barely moves (a step changes one difference). The MAD of a few samples of plain noise
+    /// is often small: with `k` = 3 and 3 σ the usual filter replaces about 5 % of Gaussian
+    /// noise samples (4 windows in 10 of ten samples lose one), which distorts a healthy
+    /// signal's statistics; floored, about 1 % (1 window in 10), while a spike several σ of
+    /// the noise high is still taken out. Default `false` (the usual definition, MATLAB
+    /// `hampel`).
     pub signal_floor: bool,
 }
 
@@ -202,8 +205,8 @@ pub struct HampelFilter {
     config: HampelConfig,
     original: Vec<f64>,
     window: Vec<f64>,
-    /// The whole signal, sorted (for `signal_floor`).
-    all: Vec<f64>,
+    /// The signal's first differences, sorted (for `signal_floor`).
+    diffs: Vec<f64>,
 }
 
 impl HampelFilter {
@@ -222,7 +225,7 @@ impl HampelFilter {
             config,
             original: Vec::new(),
             window: Vec::with_capacity(2 * config.half_width + 1),
-            all: Vec::new(),
+            diffs: Vec::new(),
         })
     }
 
@@ -244,11 +247,11 @@ impl HampelFilter {
         let n = x.len();
         self.original.clear();
         self.original.extend_from_slice(x);
-        let floor = if self.config.signal_floor && n > 0 {
-            self.all.clear();
-            self.all.extend_from_slice(x);
-            self.all.sort_by(f64::total_cmp);
-            median_and_mad(&self.all).1 / NORMAL_MAD
+        let floor = if self.config.signal_floor && n > 2 {
+            self.diffs.clear();
+            self.diffs.extend(x.windows(2).map(|w| w[1] - w[0]));
+            self.diffs.sort_by(f64::total_cmp);
+            median_and_mad(&self.diffs).1 / NORMAL_MAD / std::f64::consts::SQRT_2
         } else {
             0.0
         };
@@ -478,7 +481,7 @@ mod tests {
         };
         let (plain, floored) = (replaced(false), replaced(true));
         assert!(plain > 0.04, "the usual filter: {plain}");
-        assert!(floored < 0.02, "floored at the signal's scale: {floored}");
+        assert!(floored < 0.015, "floored at the noise level: {floored}");
         let mut h = HampelFilter::new(HampelConfig {
             signal_floor: true,
             ..HampelConfig::default()
@@ -488,6 +491,16 @@ mod tests {
         spiked[4] = 10.0;
         assert!(h.apply(&mut spiked).expect("finite") >= 1);
         assert!(spiked[4].abs() < 3.0, "{spiked:?}");
+        // On a slow oscillation ten times the noise, a spike of eight times the noise at its
+        // crest is still taken out (a floor at the whole signal's MAD, about 10, would have let
+        // it through).
+        let mut wave: Vec<f64> = (0..40)
+            .map(|i| 10.0 * (i as f64 / 40.0 * std::f64::consts::TAU).sin() + noise[i])
+            .collect();
+        let clean_value = wave[10];
+        wave[10] += 8.0;
+        assert!(h.apply(&mut wave).expect("finite") >= 1);
+        assert!((wave[10] - clean_value).abs() < 4.0, "{wave:?}");
     }
 
     #[test]

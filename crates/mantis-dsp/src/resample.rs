@@ -1,7 +1,8 @@
 //! Resampling of irregular readings onto a regular grid at the sensor's nominal rate.
 //!
 //! The grid is `origin + k / rate` for integers `k` (the origin defaults to the first reading),
-//! restricted to `[t_first, t_last]`. Each grid point takes its value from the readings that
+//! restricted to `[t_first, t_last]` (with `jitter`, see below: to `[t_first − tol, t_last +
+//! tol]`, `tol` = `jitter` periods). Each grid point takes its value from the readings that
 //! bracket it, by linear interpolation (as `numpy.interp`) or by holding the previous reading
 //! (zero-order hold). Where two consecutive readings are more than `max_gap_s` apart, no value is
 //! invented: the grid points strictly between them are skipped, the output is split into
@@ -13,8 +14,9 @@
 //! next one, and with the grid through the first reading a first reading stamped late shifts
 //! every point of the window (half a period off halves the noise power). With `jitter` set, the
 //! grid goes through the readings' median phase (one late reading does not move it), and a
-//! reading within `jitter` periods of a grid point gives that point its value as it is: the
-//! window is the signal as sampled, whatever the jitter of its stamps.
+//! reading within `jitter` periods of a grid point gives that point its value as it is (with
+//! `Hold` too: a point may take a reading stamped up to `tol` after it): the window is the
+//! signal as sampled, as long as the stamps stay within `jitter` of their sampling instants.
 
 use crate::{Error, Result};
 use std::ops::Range;
@@ -152,6 +154,18 @@ impl Resampler {
                 format!("{} periods is not within 0..0.5", config.jitter),
             ));
         }
+        // Shorter, a gap could hold no grid point further than `jitter` from both its ends,
+        // and go unnoticed.
+        let shortest_gap = (1.0 + 2.0 * config.jitter) / config.rate_hz;
+        if config.jitter > 0.0 && config.max_gap_s < shortest_gap {
+            return Err(Error::invalid(
+                "gap limit",
+                format!(
+                    "{} s is shorter than one period and twice the jitter tolerated ({shortest_gap} s)",
+                    config.max_gap_s
+                ),
+            ));
+        }
         Ok(Self { config })
     }
 
@@ -229,7 +243,9 @@ impl Resampler {
         // A grid point up to the tolerance before the first reading (or after the last) is
         // that reading's own instant.
         let mut k = first_at_or_after(t[0] - tol);
-        let mut j = 0usize; // t[j] <= time(k) < t[j + 1]
+        // t[j] <= time(k) < t[j + 1], except before the first reading and just after a gap
+        // (where time(k) may be up to `tol` before t[j]).
+        let mut j = 0usize;
         let mut segment_start = out.values.len();
         let mut segment_time = time(k);
         loop {
@@ -294,13 +310,24 @@ impl Resampler {
     }
 }
 
-/// The origin of a grid through the readings' median phase: each reading's offset from the
-/// first one's grid, wrapped into half a period either side, and the median of those.
+/// The origin of a grid through the readings' median phase. The phases are circular (a
+/// reading half a period late is as near the next instant as its own), so they are first
+/// centred on their circular mean (which a few outliers barely move), then each reading's
+/// offset from that reference is wrapped into half a period either side and the median taken.
 fn median_phase(t: &[f64], rate: f64) -> f64 {
+    let (sin, cos) = t.iter().fold((0.0, 0.0), |(s, c), ti| {
+        let angle = std::f64::consts::TAU * (ti - t[0]) * rate;
+        (s + angle.sin(), c + angle.cos())
+    });
+    let reference = if sin == 0.0 && cos == 0.0 {
+        t[0]
+    } else {
+        t[0] + sin.atan2(cos) / std::f64::consts::TAU / rate
+    };
     let mut offsets: Vec<f64> = t
         .iter()
         .map(|ti| {
-            let periods = (ti - t[0]) * rate;
+            let periods = (ti - reference) * rate;
             periods - periods.round()
         })
         .collect();
@@ -311,7 +338,7 @@ fn median_phase(t: &[f64], rate: f64) -> f64 {
     } else {
         (offsets[n / 2 - 1] + offsets[n / 2]) / 2.0
     };
-    t[0] + median / rate
+    reference + median / rate
 }
 
 #[cfg(test)]
@@ -378,6 +405,18 @@ mod tests {
             "between -1 and -1: {:?}",
             r.values
         );
+        // The first reading about half a period off the others: the grid is still theirs.
+        let t4 = [0.45, 1.0, 1.93, 3.0, 3.92, 5.0, 5.94];
+        let x4 = [1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0];
+        let r = Resampler::new(ResampleConfig {
+            jitter: 0.25,
+            ..ResampleConfig::new(1.0)
+        })
+        .expect("valid")
+        .resample(&t4, &x4)
+        .expect("ok");
+        // (The odd one out has no instant of its own: the others keep their values.)
+        assert_eq!(r.values, x4[1..].to_vec(), "{:?}", r.segments);
         // A gap after a jittered reading still splits the output there.
         let t3 = [0.1, 1.0, 2.2, 10.15, 11.0, 12.1];
         let x3 = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
@@ -407,6 +446,15 @@ mod tests {
         assert!(
             Resampler::new(ResampleConfig {
                 jitter: 0.5,
+                ..ResampleConfig::new(1.0)
+            })
+            .is_err()
+        );
+        // A gap limit a gap could slip under (between two snapped points) is refused.
+        assert!(
+            Resampler::new(ResampleConfig {
+                jitter: 0.25,
+                max_gap_s: 1.2,
                 ..ResampleConfig::new(1.0)
             })
             .is_err()

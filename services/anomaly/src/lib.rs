@@ -320,7 +320,7 @@ impl AnomalyHandler {
         Ok(a.criticality)
     }
 
-    /// The fraction of the expected samples the window holds (1 when unknown).
+    /// The fraction of the expected samples the window holds (see [`models::window_fill`]).
     async fn window_fill(&mut self, fv: &FeatureVector) -> Result<f64, HandleError> {
         let Some(count) = fv.sample_count() else {
             return Ok(1.0);
@@ -345,12 +345,7 @@ impl AnomalyHandler {
             }
         };
         let secs = (fv.window_end - fv.window_start).num_milliseconds() as f64 / 1000.0;
-        let expected = rate * secs;
-        Ok(if expected > 0.0 {
-            count / expected
-        } else {
-            1.0
-        })
+        Ok(models::window_fill(count, rate * secs))
     }
 }
 

@@ -359,6 +359,18 @@ impl Models {
     }
 }
 
+/// The fraction of the `expected` samples a window of `count` holds: 1 when the expectation
+/// is unknown, and when at most one sample is missing (a window of a slow sensor, expecting a
+/// few, is not cut short by one lost reading; a sampling instant near the window's edge may
+/// fall either side of it).
+pub(crate) fn window_fill(count: f64, expected: f64) -> f64 {
+    if expected <= 0.0 || expected - count <= 1.0 {
+        1.0
+    } else {
+        count / expected
+    }
+}
+
 /// The windows of `vectors` holding at least `min_fill` of the samples a sensor sampled at
 /// `rate_hz` gives over their span (all when the rate or a count is unknown).
 fn full_enough(vectors: Vec<FeatureVector>, rate_hz: f64, min_fill: f64) -> Vec<FeatureVector> {
@@ -371,7 +383,7 @@ fn full_enough(vectors: Vec<FeatureVector>, rate_hz: f64, min_fill: f64) -> Vec<
             let expected =
                 rate_hz * (fv.window_end - fv.window_start).num_milliseconds() as f64 / 1000.0;
             fv.sample_count()
-                .is_none_or(|count| expected <= 0.0 || count / expected >= min_fill)
+                .is_none_or(|count| window_fill(count, expected) >= min_fill)
         })
         .collect()
 }
@@ -405,5 +417,15 @@ mod tests {
         );
         // Unknown rate: nothing to judge by.
         assert_eq!(full_enough(vec![fv(0, 1.0)], 0.0, 0.5).len(), 1);
+        // A slow sensor (0.4 Hz: 4 expected) losing one reading is not cut short; two are.
+        assert_eq!(
+            full_enough(vec![fv(0, 3.0), fv(10, 2.0)], 0.4, 0.8)
+                .iter()
+                .map(|f| f.window_start.timestamp())
+                .collect::<Vec<_>>(),
+            vec![0]
+        );
+        assert_eq!(window_fill(11.0, 10.0), 1.0, "a sample more than expected");
+        assert_eq!(window_fill(7.0, 10.0), 0.7);
     }
 }

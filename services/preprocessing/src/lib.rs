@@ -68,14 +68,15 @@ pub struct Config {
     /// registration (a changed sampling rate is taken then; a straggler for a window emitted
     /// before is not emitted again). Default 3600.
     pub forget_after_secs: u64,
-    /// Gaps longer than this many sampling periods split a window. Default 5.
+    /// Gaps longer than this many sampling periods split a window. Default 5; at least 1 (1.5
+    /// with `grid = "readings"`).
     pub max_gap_periods: f64,
     /// Interpolation when resampling: `linear` (default) or `hold`.
     pub interpolation: Interpolation,
     /// Where the resampling grid lies: `readings` (default), `first_reading` or `absolute`.
     pub grid: Grid,
     /// Spike removal (Hampel filter); absent disables it. Default half-width 3, 3 sigmas,
-    /// floored at the window's robust scale.
+    /// floored at the window's noise level.
     pub hampel: Option<HampelSettings>,
     /// Butterworth filter per sensor type (`VIBRATION`, `TEMPERATURE`...). Default none.
     pub filters: BTreeMap<String, FilterSettings>,
@@ -126,10 +127,11 @@ pub struct HampelSettings {
     pub half_width: usize,
     /// Threshold in robust standard deviations.
     pub n_sigmas: f64,
-    /// The robust standard deviation is at least the whole window's (default `true`): the
-    /// usual filter, judging each sample by the MAD of its few neighbours alone, replaces
-    /// about 5 % of plain noise (4 windows in 10 of ten samples changed), which distorts a
-    /// healthy machine's features; floored, about 1.5 %, spikes still taken out.
+    /// The robust standard deviation is at least the window's noise level (its first
+    /// differences' MAD / √2; default `true`): the usual filter, judging each sample by the MAD
+    /// of its few neighbours alone, replaces about 5 % of plain noise (4 windows in 10 of ten
+    /// samples changed), which distorts a healthy machine's features; floored, about 1 %,
+    /// spikes still taken out. `false` keeps what models trained before 2026-12-06 learned.
     #[serde(default = "default_signal_floor")]
     pub signal_floor: bool,
 }
@@ -245,7 +247,7 @@ impl Config {
                     Interpolation::Linear => mantis_dsp::resample::Interpolation::Linear,
                     Interpolation::Hold => mantis_dsp::resample::Interpolation::Hold,
                 },
-                max_gap_s: self.max_gap_periods.max(1.0) / rate_hz,
+                max_gap_s: self.max_gap_periods.max(self.shortest_gap_periods()) / rate_hz,
                 origin_s: match self.grid {
                     Grid::Readings | Grid::FirstReading => None,
                     Grid::Absolute => Some(0.0),
@@ -257,6 +259,15 @@ impl Config {
             },
             filter,
         })
+    }
+
+    /// The shortest `max_gap_periods` the grid allows: one period, and with `readings` twice
+    /// the jitter tolerated more (a shorter gap could hold no grid point but snapped ones).
+    fn shortest_gap_periods(&self) -> f64 {
+        match self.grid {
+            Grid::Readings => 1.0 + 2.0 * JITTER_PERIODS,
+            Grid::FirstReading | Grid::Absolute => 1.0,
+        }
     }
 
     /// Checks what serde cannot (window, hop, lateness, filters); the message names the key.
@@ -275,8 +286,16 @@ impl Config {
         if self.forget_after_secs == 0 {
             return bad("preprocessing.forget_after_secs must be at least 1".into());
         }
-        if !(self.max_gap_periods.is_finite() && self.max_gap_periods >= 1.0) {
-            return bad("preprocessing.max_gap_periods must be at least 1".into());
+        let shortest = self.shortest_gap_periods();
+        if !(self.max_gap_periods.is_finite() && self.max_gap_periods >= shortest) {
+            return bad(format!(
+                "preprocessing.max_gap_periods must be at least {shortest} (with grid = \"{}\")",
+                match self.grid {
+                    Grid::Readings => "readings",
+                    Grid::FirstReading => "first_reading",
+                    Grid::Absolute => "absolute",
+                }
+            ));
         }
         for (sensor_type, f) in &self.filters {
             SensorType::parse(sensor_type).map_err(|e| {
