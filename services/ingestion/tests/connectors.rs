@@ -109,6 +109,18 @@ async fn await_record<R: mantis_codec::Record>(
     found.unwrap_or_else(|_| panic!("timed out after 30 s waiting for {what} on {topic}"))
 }
 
+/// `POST /api/v1/connectors` with `body`: the status code and the answer's body.
+async fn post_source(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let resp = http
+        .post(format!("{url}/api/v1/connectors"))
+        .json(&body)
+        .send()
+        .await
+        .expect("ingestion reachable");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json body"))
+}
+
 /// `GET /api/v1/connectors/{name}/status`.
 async fn connector_status(http: &reqwest::Client, url: &str, name: &str) -> Value {
     http.get(format!("{url}/api/v1/connectors/{name}/status"))
@@ -266,21 +278,7 @@ async fn sources_are_added_through_the_api_validated_and_kept_across_a_restart()
     let shutdown = CancellationToken::new();
     let url = start_ingestion(&infra, vec![], &shutdown).await;
     let http = reqwest::Client::new();
-    let post = |body: Value| {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let resp = http
-                .post(format!("{url}/api/v1/connectors"))
-                .json(&body)
-                .send()
-                .await
-                .expect("ingestion reachable");
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.expect("json body");
-            (status, body)
-        }
-    };
+    let post = |body: Value| post_source(&http, &url, body);
 
     // Not a source at all, and a source with bad fields: 400 with the fields named.
     let (status, problem) = post(json!({"kind": "profinet", "name": "x"})).await;
@@ -366,21 +364,7 @@ async fn an_opcua_source_added_through_the_api_is_browsed_and_feeds_sensor_raw()
     let shutdown = CancellationToken::new();
     let url = start_ingestion(&infra, vec![], &shutdown).await;
     let http = reqwest::Client::new();
-    let post = |body: Value| {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let resp = http
-                .post(format!("{url}/api/v1/connectors"))
-                .json(&body)
-                .send()
-                .await
-                .expect("ingestion reachable");
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.expect("json body");
-            (status, body)
-        }
-    };
+    let post = |body: Value| post_source(&http, &url, body);
     let get = |path: String| {
         let http = http.clone();
         let url = url.clone();
@@ -560,28 +544,28 @@ async fn replicas_share_the_sources_by_lease_and_take_over_from_one_that_stops()
     );
 
     // A source added through one replica's API reaches the other, and runs in exactly one.
-    let added = http
-        .post(format!("{b}/api/v1/connectors"))
-        .json(&json!({
+    let (status, added) = post_source(
+        &http,
+        &b,
+        json!({
             "kind": "modbus", "name": "plc-flow", "host": "127.0.0.1", "port": device.port,
             "poll_interval_ms": 200,
             "points": [{"sensor": second_code, "address": 4, "data_type": "f32", "unit": "bar"}],
-        }))
-        .send()
-        .await
-        .expect("ingestion reachable");
-    assert_eq!(added.status().as_u16(), 201);
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
     // Its name is taken on every replica at once: the other refuses it even before knowing it.
-    let again = http
-        .post(format!("{a}/api/v1/connectors"))
-        .json(&json!({
+    let (status, again) = post_source(
+        &http,
+        &a,
+        json!({
             "kind": "modbus", "name": "plc-flow", "host": "127.0.0.1", "port": device.port,
             "points": [{"sensor": second_code, "address": 4, "data_type": "f32"}],
-        }))
-        .send()
-        .await
-        .expect("ingestion reachable");
-    assert_eq!(again.status().as_u16(), 409);
+        }),
+    )
+    .await;
+    assert_eq!(status, 409, "{again}");
     status_until(&http, &a, "plc-flow", "known at replica-a", |s| {
         s["name"] == "plc-flow"
     })
@@ -686,16 +670,22 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
     // With the database unreachable a source cannot be stored (nor the change locked across
     // the replicas): it is not added (it would reach no other replica, nor survive a
     // restart): 503, and not listed.
-    let refused = http
-        .post(format!("{url}/api/v1/connectors"))
-        .json(&json!({
+    let (status, refused) = post_source(
+        &http,
+        &url,
+        json!({
             "kind": "modbus", "name": "plc-2", "host": "127.0.0.1", "port": device.port,
             "points": [{"sensor": code, "address": 2, "data_type": "f32"}],
-        }))
-        .send()
-        .await
-        .expect("ingestion reachable");
-    assert_eq!(refused.status().as_u16(), 503);
+        }),
+    )
+    .await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cannot be")),
+        "a problem body saying why: {refused}"
+    );
     let missing = http
         .get(format!("{url}/api/v1/connectors/plc-2/status"))
         .send()

@@ -291,13 +291,9 @@ impl Config {
         }
         let shortest = self.shortest_gap_periods();
         if !(self.max_gap_periods.is_finite() && self.max_gap_periods >= shortest) {
+            let grid = serde_json::to_value(self.grid).unwrap_or_default();
             return bad(format!(
-                "preprocessing.max_gap_periods must be at least {shortest} (with grid = \"{}\")",
-                match self.grid {
-                    Grid::Readings => "readings",
-                    Grid::FirstReading => "first_reading",
-                    Grid::Absolute => "absolute",
-                }
+                "preprocessing.max_gap_periods must be at least {shortest} (with grid = {grid})"
             ));
         }
         for (sensor_type, f) in &self.filters {
@@ -468,6 +464,22 @@ mod tests {
         );
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
+        // A gap limit a gap could slip under between two points within the jitter tolerated.
+        let c = Config {
+            max_gap_periods: 1.2,
+            ..Config::default()
+        };
+        let e = c.validate().expect_err("too short").to_string();
+        assert!(
+            e.contains("max_gap_periods must be at least 1.5 (with grid = \"readings\")"),
+            "{e}"
+        );
+        let c = Config {
+            max_gap_periods: 1.2,
+            grid: Grid::FirstReading,
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
     }
 
     #[test]
