@@ -412,6 +412,15 @@ impl Connectors {
         true
     }
 
+    /// Whether a run of the source `name` is in progress here: reading, or handing its batch
+    /// in flight over after [`Connectors::stand_by`].
+    pub fn is_running(&self, name: &str) -> bool {
+        self.sources()
+            .get(name)
+            .and_then(|e| e.task.as_ref())
+            .is_some_and(|t| !t.handle.is_finished())
+    }
+
     /// Stops the source `name` here (if it runs) and shows it in `STANDBY`, run by
     /// `elsewhere` (the instance holding it, when known), with `why` as its last error when
     /// given. Its session ends as at a shutdown: the batch in flight is handed over first.

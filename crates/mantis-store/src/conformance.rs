@@ -8,8 +8,8 @@
 //! and drops a database; `with_file_store` and `with_memory_store` in `tests/sqlite.rs`).
 
 use crate::{
-    AlertFilter, AlertState, Error, Expired, KeepStored, LifeEnds, Part, PlannedSlot, Retention,
-    Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
+    AlertFilter, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, Part, PlannedSlot,
+    Retention, Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             service_state_round_trips_and_is_overwritten,
             leases_are_held_renewed_taken_over_once_expired_and_released,
             concurrent_acquisitions_grant_a_lease_to_one_holder,
+            live_leases_are_listed_by_prefix_until_they_expire,
             timestamps_round_trip_at_millisecond_precision,
             values_that_are_not_numbers_are_stored_and_read_back_as_nan,
             readings_are_aggregated_into_time_buckets,
@@ -1717,6 +1718,91 @@ pub async fn concurrent_acquisitions_grant_a_lease_to_one_holder<S: Store + ?Siz
         .collect();
     assert_eq!(granted.len(), 1, "{answers:?}");
     assert!(answers.iter().all(|(_, l)| l.holder == *granted[0]));
+}
+
+/// The live leases under a prefix are listed by name, the expired and released ones left out;
+/// the prefix is plain text (`_` and `%` match only themselves), whatever follows it.
+pub async fn live_leases_are_listed_by_prefix_until_they_expire<S: Store + ?Sized>(store: &S) {
+    let ttl = std::time::Duration::from_secs(10);
+    for (name, holder, from) in [
+        ("ingestion.member.pod-b", "pod-b", 0),
+        ("ingestion.member.pod-a", "pod-a", 5_000),
+        ("ingestion.member.pod-c", "pod-c", 2_000),
+        ("ingestion.member_x", "pod-d", 5_000),
+        ("ingestion.connector.plc-1", "pod-a", 5_000),
+        ("ingestion.membe", "pod-e", 5_000),
+        ("ingestion.member.ünï_%", "pod-f", 5_000),
+    ] {
+        store
+            .acquire_lease(name, holder, at(from), ttl)
+            .await
+            .expect("acquire");
+    }
+    let names =
+        |leases: Vec<Lease>| -> Vec<String> { leases.into_iter().map(|l| l.name).collect() };
+    let live = store
+        .live_leases("ingestion.member.", at(10_000))
+        .await
+        .expect("list");
+    assert_eq!(
+        names(live.clone()),
+        [
+            "ingestion.member.pod-a",
+            "ingestion.member.pod-b",
+            "ingestion.member.pod-c",
+            "ingestion.member.ünï_%",
+        ]
+    );
+    let a = &live[0];
+    assert_eq!(
+        (a.holder.as_str(), a.acquired_at, a.expires_at),
+        ("pod-a", at(5_000), at(15_000))
+    );
+    // Expired at 10 s (pod-b's) or at 12 s (pod-c's): left out; released: left out at once.
+    assert_eq!(
+        names(
+            store
+                .live_leases("ingestion.member.", at(10_001))
+                .await
+                .expect("list")
+        ),
+        [
+            "ingestion.member.pod-a",
+            "ingestion.member.pod-c",
+            "ingestion.member.ünï_%",
+        ]
+    );
+    assert!(
+        store
+            .release_lease("ingestion.member.pod-a", "pod-a")
+            .await
+            .expect("release")
+    );
+    assert_eq!(
+        names(
+            store
+                .live_leases("ingestion.member.", at(12_001))
+                .await
+                .expect("list")
+        ),
+        ["ingestion.member.ünï_%"]
+    );
+    assert_eq!(
+        names(
+            store
+                .live_leases("ingestion.member.ünï_", at(0))
+                .await
+                .expect("list")
+        ),
+        ["ingestion.member.ünï_%"]
+    );
+    assert!(
+        store
+            .live_leases("nothing.", at(0))
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// A state document reads back as written; the last write wins; keys are independent.

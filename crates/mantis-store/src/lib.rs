@@ -780,6 +780,10 @@ pub trait Store: Send + Sync + 'static {
     /// Gives up `holder`'s lease `name`, so another instance may take it at once. False when
     /// `holder` did not hold it (expired and taken, or never held).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+    /// The leases whose names begin with `prefix` that have not expired at `at` (by name):
+    /// e.g. the replicas of a service, each holding a lease of its own under a common prefix,
+    /// counting one another.
+    async fn live_leases(&self, prefix: &str, at: Timestamp) -> Result<Vec<Lease>>;
 }
 
 /// Who runs a singleton task of a replicated service, until when (see

@@ -300,6 +300,7 @@ where
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String, DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String, String, DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SensorRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ReadingRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> FeatureRow: FromRow<'r, <B::Db as Database>::Row>,
@@ -1978,6 +1979,29 @@ where
             .await
             .map_err(db_error)?;
         Ok(done.affected() > 0)
+    }
+
+    async fn live_leases(&self, prefix: &str, at: Timestamp) -> Result<Vec<Lease>> {
+        let length = i64::try_from(prefix.chars().count())
+            .map_err(|_| Error::Invalid("lease prefix too long".into()))?;
+        let rows = sqlx::query_as::<_, (String, String, DbTime, DbTime)>(queries::LIVE_LEASES)
+            .bind(prefix.to_owned())
+            .bind(length)
+            .bind(DbTime(at))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(name, holder, DbTime(acquired_at), DbTime(expires_at))| Lease {
+                    name,
+                    holder,
+                    acquired_at,
+                    expires_at,
+                },
+            )
+            .collect())
     }
 }
 

@@ -15,10 +15,22 @@
 //! the default 20 s lease; NTP keeps them far closer). The sources added through the API on
 //! any replica reach the others at their next round.
 //!
+//! Each replica also holds a lease of its own (`ingestion.member.<holder>`), so that each round
+//! counts the replicas running: a replica takes free sources up to its share (the sources
+//! divided by the replicas, rounded up) and one holding more hands one over a round (the one it
+//! took last, after holding it for half a lease at least), so the sources spread evenly after a
+//! replica starts or comes back. A replica that has not reached a device for
+//! `hand_over_unreachable_secs` (its own network path to it may be down) hands it over as well
+//! and leaves it to the others for as long. A source handed over is stopped first and its lease
+//! given back once its run has ended, so it is never read twice at once; it is unread until
+//! another replica's next round (one fifth of a lease) plus its connection.
+//!
 //! Each process holds its leases under its instance name and a random suffix, so two processes
 //! given one name (two on one host, a shared configuration) never both think they hold one.
 //!
-//! Metrics: `mantis_connector_leases_held` (gauge, this replica's), and
+//! Metrics: `mantis_connector_leases_held` (gauge, this replica's),
+//! `mantis_ingestion_replicas` (gauge, the replicas counted at the last round),
+//! `mantis_connector_lease_handovers_total{reason="balance"|"unreachable"}`, and
 //! `mantis_connector_lease_failures_total` (asks the database did not answer).
 //!
 //! ```toml
@@ -26,13 +38,15 @@
 //! enabled = true
 //! ttl_secs = 20
 //! instance = "ingestion-0"       # default: the host name (a pod's name)
+//! balance = true                 # spread the sources evenly over the replicas
+//! hand_over_unreachable_secs = 60  # a device this replica cannot reach goes to another; 0: never
 //! ```
 
 use crate::connectors;
 use mantis_connectors::Connectors;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +65,17 @@ pub struct LeaseConfig {
     /// suffix to it in the leases). Default: the `HOSTNAME` variable (a pod's name in
     /// Kubernetes, a container's id in Docker), else the machine's host name.
     pub instance: Option<String>,
+    /// Spread the sources evenly over the replicas: each takes free sources up to its share
+    /// (the sources divided by the replicas running, rounded up; more only for a source nobody
+    /// has taken for two rounds), and one holding more hands one over each round, so that a
+    /// replica started later (or back from a restart) gets its part within a few rounds.
+    /// Default `true`.
+    pub balance: bool,
+    /// Hand a source over to another replica when this one has not reached its device for so
+    /// many seconds since it took it (its own network path may be down; a device that answers
+    /// with errors is reached), and leave it to the others for as long. `0`: never. Only with
+    /// other replicas running. Default 60, at least `ttl_secs`.
+    pub hand_over_unreachable_secs: u64,
 }
 
 impl Default for LeaseConfig {
@@ -59,6 +84,8 @@ impl Default for LeaseConfig {
             enabled: false,
             ttl_secs: 20,
             instance: None,
+            balance: true,
+            hand_over_unreachable_secs: 60,
         }
     }
 }
@@ -72,6 +99,14 @@ impl LeaseConfig {
                  after its last renewal, and hands over its batch in flight within 5 s before the \
                  lease expires), got {}",
                 self.ttl_secs
+            ));
+        }
+        if self.hand_over_unreachable_secs != 0
+            && !(self.ttl_secs..=86_400).contains(&self.hand_over_unreachable_secs)
+        {
+            return Err(format!(
+                "hand_over_unreachable_secs must be 0 (never) or within ttl_secs ({})..=86400, got {}",
+                self.ttl_secs, self.hand_over_unreachable_secs
             ));
         }
         if let Some(i) = &self.instance
@@ -104,9 +139,25 @@ const MIN_TTL_SECS: u64 = 12;
 /// Lease asks in flight at once in a round.
 const CONCURRENT_ASKS: usize = 4;
 
+/// The leases of the sources, `<CONNECTOR_PREFIX><name>`.
+const CONNECTOR_PREFIX: &str = "ingestion.connector.";
+
+/// Each replica's own lease, `<MEMBER_PREFIX><holder>`: the live ones count the replicas.
+const MEMBER_PREFIX: &str = "ingestion.member.";
+
 /// The lease of the source `name`.
 pub fn lease_name(source: &str) -> String {
-    format!("ingestion.connector.{source}")
+    format!("{CONNECTOR_PREFIX}{source}")
+}
+
+/// What a round tells the keeper.
+enum Msg {
+    /// The answer to one ask; for a source another replica holds, what the listing showed.
+    Answer(Answer),
+    /// How many replicas share the sources (their own leases), and the share of each.
+    Census { members: usize, share: usize },
+    /// Nobody holds the source's lease and this replica did not ask for it (its share is full).
+    Free(String),
 }
 
 /// What one round learned of one lease.
@@ -117,6 +168,45 @@ struct Answer {
     lease: mantis_store::Result<mantis_store::Lease>,
 }
 
+/// What the keeper tells a round.
+struct Plan {
+    /// The sources read here.
+    held: BTreeSet<String>,
+    /// The sources not to ask for: handed over (cooling off) or being handed back.
+    skip: BTreeSet<String>,
+    /// The sources nobody has held for two rounds: taken even beyond this replica's share.
+    orphans: BTreeSet<String>,
+    balance: bool,
+}
+
+/// A source read here.
+struct Held {
+    /// Its local deadline: half a lease after its last renewal began, unless renewed again.
+    until: tokio::time::Instant,
+    /// Since when it is read here.
+    taken: tokio::time::Instant,
+    /// When it was last seen reaching its device (connected, or answering with errors).
+    reached: tokio::time::Instant,
+}
+
+/// Why a source is handed to another replica.
+#[derive(Clone, Copy)]
+enum HandOver {
+    /// This replica holds more than its share.
+    Balance,
+    /// This replica has not reached the device for `hand_over_unreachable_secs`.
+    Unreachable,
+}
+
+impl HandOver {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Balance => "balance",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// Keeps the leases of one replica's sources and starts and stops them accordingly.
 pub(crate) struct Leases {
     connectors: Connectors,
@@ -124,9 +214,18 @@ pub(crate) struct Leases {
     /// The holder's name in the leases: the instance name and this process's suffix.
     holder: String,
     ttl: Duration,
-    /// The sources read here, each until its local deadline (half a lease after its last
-    /// renewal began) unless renewed again.
-    held: BTreeMap<String, tokio::time::Instant>,
+    balance: bool,
+    hand_over_unreachable: Option<Duration>,
+    held: BTreeMap<String, Held>,
+    /// The replicas seen at the last census (this one included), and the share of each.
+    members: usize,
+    share: usize,
+    /// Sources handed over, not asked for again here until then.
+    cooling: BTreeMap<String, tokio::time::Instant>,
+    /// Sources handed over whose leases are given back once their runs here have ended.
+    releasing: BTreeSet<String>,
+    /// Since when the rounds have found a source's lease free without asking for it.
+    free_since: BTreeMap<String, tokio::time::Instant>,
 }
 
 impl Leases {
@@ -142,7 +241,15 @@ impl Leases {
             store,
             holder: format!("{}#{:06x}", config.instance_name(), suffix & 0xff_ffff),
             ttl: Duration::from_secs(config.ttl_secs.clamp(MIN_TTL_SECS, 3600)),
+            balance: config.balance,
+            hand_over_unreachable: (config.hand_over_unreachable_secs > 0)
+                .then(|| Duration::from_secs(config.hand_over_unreachable_secs)),
             held: BTreeMap::new(),
+            members: 1,
+            share: usize::MAX,
+            cooling: BTreeMap::new(),
+            releasing: BTreeSet::new(),
+            free_since: BTreeMap::new(),
         }
     }
 
@@ -155,12 +262,37 @@ impl Leases {
         self.ttl / 5
     }
 
-    /// Asks for every source's lease (a few at a time, each bounded by one period), handing
-    /// each answer to the keeper as it comes; then reads the sources added on other replicas.
+    /// What the next round asks for.
+    fn plan(&self, now: tokio::time::Instant) -> Plan {
+        Plan {
+            held: self.held.keys().cloned().collect(),
+            skip: self
+                .cooling
+                .keys()
+                .chain(&self.releasing)
+                .cloned()
+                .collect(),
+            orphans: self
+                .free_since
+                .iter()
+                .filter(|(_, since)| now.saturating_duration_since(**since) >= self.period() * 2)
+                .map(|(s, _)| s.clone())
+                .collect(),
+            balance: self.balance,
+        }
+    }
+
+    /// Renews this replica's own lease and counts the replicas' (the census), then asks for
+    /// the leases of the sources held here and, up to this replica's share (the sources
+    /// divided by the replicas, rounded up; all of them without balancing or without a
+    /// census), of the free ones — a few at a time, each bounded by one period, handing each
+    /// answer to the keeper as it comes; the sources other replicas hold are shown as the
+    /// listing found them, without asking. Then reads the sources added on other replicas.
     /// Runs apart from the keeper, which never waits for it.
     fn round(
         &self,
-        answers: tokio::sync::mpsc::UnboundedSender<Answer>,
+        plan: Plan,
+        answers: tokio::sync::mpsc::UnboundedSender<Msg>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         use futures::StreamExt;
         let (store, connectors, holder, ttl, period) = (
@@ -171,7 +303,80 @@ impl Leases {
             self.period(),
         );
         async move {
-            let asks = connectors.names().into_iter().map(|source| {
+            let now = chrono::Utc::now();
+            let census: Result<mantis_store::Result<(usize, Vec<mantis_store::Lease>)>, _> =
+                tokio::time::timeout(period, async {
+                    store
+                        .acquire_lease(&format!("{MEMBER_PREFIX}{holder}"), &holder, now, ttl)
+                        .await?;
+                    let members = store.live_leases(MEMBER_PREFIX, now).await?;
+                    let sources = store.live_leases(CONNECTOR_PREFIX, now).await?;
+                    Ok((members.len(), sources))
+                })
+                .await;
+            let names = connectors.names();
+            let mut asks = Vec::new();
+            match census {
+                Ok(Ok((members, leases))) => {
+                    let members = members.max(1);
+                    let share = if plan.balance {
+                        names.len().div_ceil(members)
+                    } else {
+                        names.len()
+                    };
+                    if answers.send(Msg::Census { members, share }).is_err() {
+                        return;
+                    }
+                    let leases: BTreeMap<String, mantis_store::Lease> = leases
+                        .into_iter()
+                        .filter_map(|l| {
+                            let source = l.name.strip_prefix(CONNECTOR_PREFIX)?.to_owned();
+                            Some((source, l))
+                        })
+                        .collect();
+                    let mut room = share.saturating_sub(plan.held.len());
+                    for source in names {
+                        let lease = leases.get(&source);
+                        let elsewhere = lease.filter(|l| !l.is_held_by(&holder));
+                        let told = if let Some(l) = elsewhere {
+                            Some(Msg::Answer(Answer {
+                                source,
+                                asked: tokio::time::Instant::now(),
+                                lease: Ok(l.clone()),
+                            }))
+                        } else if plan.skip.contains(&source) {
+                            None
+                        } else if lease.is_some() || plan.held.contains(&source) {
+                            asks.push(source);
+                            None
+                        } else if room > 0 || plan.orphans.contains(&source) {
+                            room = room.saturating_sub(1);
+                            asks.push(source);
+                            None
+                        } else {
+                            Some(Msg::Free(source))
+                        };
+                        if let Some(msg) = told
+                            && answers.send(msg).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "the database did not answer in time".into(),
+                    };
+                    metrics::counter!("mantis_connector_lease_failures_total").increment(1);
+                    tracing::warn!(error = %why, "the replicas cannot be counted: every source's lease asked for this round");
+                    asks = names
+                        .into_iter()
+                        .filter(|s| !plan.skip.contains(s))
+                        .collect();
+                }
+            }
+            let asks = asks.into_iter().map(|source| {
                 let (store, holder) = (store.clone(), holder.clone());
                 async move {
                     let asked = tokio::time::Instant::now();
@@ -195,7 +400,7 @@ impl Leases {
             // A few at a time: a round must not take every connection of the pool.
             let mut answered = futures::stream::iter(asks).buffer_unordered(CONCURRENT_ASKS);
             while let Some(answer) = answered.next().await {
-                if answers.send(answer).is_err() {
+                if answers.send(Msg::Answer(answer)).is_err() {
                     return;
                 }
             }
@@ -211,6 +416,28 @@ impl Leases {
         }
     }
 
+    fn take(&mut self, msg: Msg) {
+        let now = tokio::time::Instant::now();
+        match msg {
+            Msg::Answer(answer) => self.apply(answer),
+            Msg::Census { members, share } => {
+                if members != self.members {
+                    tracing::info!(replicas = members, share, "replicas sharing the sources");
+                }
+                self.members = members;
+                self.share = share;
+                metrics::gauge!("mantis_ingestion_replicas").set(members as f64);
+                self.rebalance(now);
+            }
+            Msg::Free(source) => {
+                self.free_since.entry(source.clone()).or_insert(now);
+                if !self.held.contains_key(&source) {
+                    self.connectors.stand_by(&source, None, None);
+                }
+            }
+        }
+    }
+
     /// Takes one answer of a round: starts the source when its lease is held here (and not
     /// already past its local deadline), stands it by when another replica holds it. A failed
     /// renewal changes nothing: the deadline decides.
@@ -222,22 +449,33 @@ impl Leases {
         } = answer;
         match lease {
             Ok(lease) if lease.is_held_by(&self.holder) => {
+                self.free_since.remove(&source);
+                if self.cooling.contains_key(&source) || self.releasing.contains(&source) {
+                    // Asked before it was handed over: given back again.
+                    self.releasing.insert(source);
+                    return;
+                }
+                let now = tokio::time::Instant::now();
                 let until = asked + self.ttl / 2;
-                if until <= tokio::time::Instant::now() {
+                if until <= now {
                     // Answered too late to read on: the lease may lapse before the next one.
                     return;
                 }
-                // An older ask answered after a newer one extends nothing.
-                let previous = self.held.get(&source).copied();
-                self.held
-                    .insert(source.clone(), previous.map_or(until, |p| p.max(until)));
-                if previous.is_none() {
+                let held = self.held.entry(source.clone()).or_insert_with(|| {
                     tracing::info!(connector = %source, holder = %self.holder, "lease taken: this replica reads the source");
-                }
+                    Held {
+                        until,
+                        taken: now,
+                        reached: now,
+                    }
+                });
+                // An older ask answered after a newer one extends nothing.
+                held.until = held.until.max(until);
                 // False only while its previous run drains: the next round starts it.
                 self.connectors.activate(&source);
             }
             Ok(lease) => {
+                self.free_since.remove(&source);
                 if self.held.remove(&source).is_some() {
                     tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
                 }
@@ -255,12 +493,118 @@ impl Leases {
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
     }
 
+    /// Holding more than its share while other replicas run, hands one source over: the one
+    /// taken last among those held for half a lease at least (so a source moves at most once
+    /// in that time). One a round: the others take them up at their next rounds.
+    fn rebalance(&mut self, now: tokio::time::Instant) {
+        if !self.balance || self.members < 2 || self.held.len() <= self.share {
+            return;
+        }
+        let settled = self.ttl / 2;
+        let newest = self
+            .held
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.taken) >= settled)
+            .max_by_key(|(_, h)| h.taken)
+            .map(|(s, _)| s.clone());
+        if let Some(source) = newest {
+            tracing::info!(connector = %source, held = self.held.len(), share = self.share, replicas = self.members, "handing a source over to balance the replicas");
+            self.hand_over(&source, HandOver::Balance, now);
+        }
+    }
+
+    /// With other replicas running, hands over the sources whose devices this one has not
+    /// reached for `hand_over_unreachable` since it took them (a network path of its own may
+    /// be down): another replica tries, and this one does not ask for them again for that long.
+    /// A device answering with errors is reached (another replica would get the same).
+    fn hand_over_unreachable(&mut self, now: tokio::time::Instant) {
+        use mantis_connectors::ConnectorState as S;
+        let Some(limit) = self.hand_over_unreachable else {
+            return;
+        };
+        for (source, held) in &mut self.held {
+            let state = self.connectors.status(source).map(|s| s.state);
+            if !matches!(state, Some(S::Connecting | S::Disconnected)) {
+                held.reached = now;
+            }
+        }
+        if self.members < 2 {
+            return;
+        }
+        let unreached: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.reached) >= limit)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for source in unreached {
+            tracing::warn!(connector = %source, after_secs = limit.as_secs(), "device not reached from this replica: handed over so that another one may try");
+            self.hand_over(&source, HandOver::Unreachable, now);
+        }
+    }
+
+    /// Stops reading `source` here and gives its lease back once the run has ended (its batch
+    /// in flight handed over, within 5 s, well before the lease could lapse).
+    fn hand_over(&mut self, source: &str, why: HandOver, now: tokio::time::Instant) {
+        self.held.remove(source);
+        metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
+        metrics::counter!("mantis_connector_lease_handovers_total", "reason" => why.as_str())
+            .increment(1);
+        let (cool_off, reason) = match (why, self.hand_over_unreachable) {
+            (HandOver::Unreachable, Some(limit)) => (
+                limit,
+                Some(format!(
+                    "the device was not reached from this replica for {} s: handed over so that \
+                     another replica may try",
+                    limit.as_secs()
+                )),
+            ),
+            _ => (self.ttl, None),
+        };
+        self.cooling.insert(source.to_owned(), now + cool_off);
+        self.connectors.stand_by(source, None, reason.as_deref());
+        self.releasing.insert(source.to_owned());
+        self.release_ended();
+    }
+
+    /// Gives back the leases of the sources handed over whose runs here have ended.
+    fn release_ended(&mut self) {
+        let ended: Vec<String> = self
+            .releasing
+            .iter()
+            .filter(|s| !self.connectors.is_running(s))
+            .cloned()
+            .collect();
+        for source in ended {
+            self.releasing.remove(&source);
+            let (store, holder) = (self.store.clone(), self.holder.clone());
+            tokio::spawn(async move {
+                let released = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    store.release_lease(&lease_name(&source), &holder),
+                )
+                .await;
+                if !matches!(released, Ok(Ok(_))) {
+                    tracing::warn!(connector = %source, "lease of a source handed over not given back; it lapses by itself");
+                }
+            });
+        }
+    }
+
+    /// The work of each tick besides the round: cooling ends, devices out of reach handed
+    /// over, leases of ended runs given back.
+    fn tend(&mut self, now: tokio::time::Instant) {
+        self.cooling.retain(|_, until| *until > now);
+        self.hand_over_unreachable(now);
+        self.release_ended();
+    }
+
     /// Stops the sources whose leases were not renewed in time.
     fn expire(&mut self, now: tokio::time::Instant) {
         let lapsing: Vec<String> = self
             .held
             .iter()
-            .filter(|(_, until)| **until <= now)
+            .filter(|(_, h)| h.until <= now)
             .map(|(s, _)| s.clone())
             .collect();
         for source in lapsing {
@@ -276,19 +620,19 @@ impl Leases {
     }
 
     /// Keeps the leases until `shutdown`; then, once the sources have stopped (`stopped`),
-    /// hands them back so the other replicas take them over at once.
+    /// hands them back (and this replica's own) so the other replicas take them over at once.
     pub(crate) async fn run(
         mut self,
         shutdown: CancellationToken,
         stopped: impl std::future::Future<Output = ()>,
     ) {
-        tracing::info!(holder = %self.holder, ttl_secs = self.ttl.as_secs(), "connector leases: each source is read by the replica holding its lease");
+        tracing::info!(holder = %self.holder, ttl_secs = self.ttl.as_secs(), balance = self.balance, "connector leases: each source is read by the replica holding its lease");
         let mut tick = tokio::time::interval(self.period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
         let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
         loop {
-            let next_deadline = self.held.values().min().copied();
+            let next_deadline = self.held.values().map(|h| h.until).min();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = async {
@@ -297,10 +641,13 @@ impl Leases {
                         None => std::future::pending().await,
                     }
                 } => self.expire(tokio::time::Instant::now()),
-                Some(answer) = answers.recv() => self.apply(answer),
+                Some(msg) = answers.recv() => self.take(msg),
                 _ = tick.tick() => {
+                    let now = tokio::time::Instant::now();
+                    self.tend(now);
                     if in_flight.as_ref().is_none_or(|h| h.is_finished()) {
-                        in_flight = Some(tokio::spawn(self.round(answers_tx.clone())));
+                        let plan = self.plan(now);
+                        in_flight = Some(tokio::spawn(self.round(plan, answers_tx.clone())));
                     } else {
                         tracing::debug!("the previous lease round is still asking; skipped");
                     }
@@ -313,24 +660,25 @@ impl Leases {
         stopped.await;
         // Every source's, not only those known held: an aborted round may have taken some (a
         // release only ever frees this holder's).
-        let mut sources: std::collections::BTreeSet<String> =
-            std::mem::take(&mut self.held).into_keys().collect();
-        sources.extend(self.connectors.names());
-        let releases = sources.into_iter().map(|source| {
+        let mut leases: BTreeSet<String> = std::mem::take(&mut self.held)
+            .into_keys()
+            .chain(self.connectors.names())
+            .map(|s| lease_name(&s))
+            .collect();
+        leases.insert(format!("{MEMBER_PREFIX}{}", self.holder));
+        let releases = leases.into_iter().map(|lease| {
             let (store, holder) = (self.store.clone(), self.holder.clone());
             async move {
-                let released = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    store.release_lease(&lease_name(&source), &holder),
-                )
-                .await;
+                let released =
+                    tokio::time::timeout(Duration::from_secs(5), store.release_lease(&lease, &holder))
+                        .await;
                 match released {
-                    Ok(Ok(_)) => tracing::debug!(connector = %source, "lease handed back"),
+                    Ok(Ok(_)) => tracing::debug!(%lease, "lease handed back"),
                     Ok(Err(e)) => {
-                        tracing::warn!(connector = %source, error = %e, "lease not handed back; it lapses by itself")
+                        tracing::warn!(%lease, error = %e, "lease not handed back; it lapses by itself")
                     }
                     Err(_) => {
-                        tracing::warn!(connector = %source, "lease not handed back in time; it lapses by itself")
+                        tracing::warn!(%lease, "lease not handed back in time; it lapses by itself")
                     }
                 }
             }
@@ -352,6 +700,19 @@ mod tests {
         config.connector_leases.ttl_secs = u64::MAX;
         config.validate().expect_err("too long");
         config.connector_leases.ttl_secs = 20;
+        config.connector_leases.hand_over_unreachable_secs = 19;
+        let e = config
+            .validate()
+            .expect_err("shorter than a lease")
+            .to_string();
+        assert!(
+            e.contains("ingestion.connector_leases.hand_over_unreachable_secs"),
+            "{e}"
+        );
+        config.connector_leases.hand_over_unreachable_secs = 0;
+        config.validate().expect("never");
+        config.connector_leases.hand_over_unreachable_secs = 20;
+        config.validate().expect("a lease");
         config.connector_leases.instance = Some(" ".into());
         let e = config.validate().expect_err("blank").to_string();
         assert!(e.contains("ingestion.connector_leases.instance"), "{e}");

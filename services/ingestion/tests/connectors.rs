@@ -41,11 +41,20 @@ async fn start_ingestion(
 
 /// A pymodbus device (unit 1) with the holding registers `holding`.
 async fn modbus_device(dir: &std::path::Path, holding: Value) -> ModbusDevice {
+    modbus_device_at(dir, None, holding).await
+}
+
+/// [`modbus_device`] on `port` (a free one when `None`).
+async fn modbus_device_at(
+    dir: &std::path::Path,
+    port: Option<u16>,
+    holding: Value,
+) -> ModbusDevice {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || {
         ModbusDevice::start(
             &dir,
-            None,
+            port,
             &json!({"unit": 1, "size": 8, "holding": holding}),
         )
     })
@@ -459,8 +468,48 @@ async fn start_replica(
         enabled: true,
         ttl_secs: 12,
         instance: Some(instance.to_owned()),
+        // The shortest: a device not reached for 12 s goes to another replica.
+        hand_over_unreachable_secs: 12,
+        ..Default::default()
     };
     start_with_leases(infra, sources, leases, shutdown).await
+}
+
+/// The sources read at `url` (not in `STANDBY`), by name.
+async fn running_at(http: &reqwest::Client, url: &str) -> Vec<String> {
+    let all: Vec<Value> = http
+        .get(format!("{url}/api/v1/connectors"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    all.iter()
+        .filter(|s| s["state"] != "STANDBY")
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Reads which sources each replica of `urls` reads until `done` accepts it (45 s at most).
+async fn spread_until(
+    http: &reqwest::Client,
+    urls: &[&str],
+    what: &str,
+    done: impl Fn(&[Vec<String>]) -> bool,
+) -> Vec<Vec<String>> {
+    let mut last = Vec::new();
+    for _ in 0..450 {
+        last = Vec::new();
+        for url in urls {
+            last.push(running_at(http, url).await);
+        }
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} not reached within 45 s; sources read by each replica: {last:?}");
 }
 
 /// Reads the status of `name` at `url` until `done` accepts it (30 s at most).
@@ -607,6 +656,133 @@ async fn replicas_share_the_sources_by_lease_and_take_over_from_one_that_stops()
     .await;
     assert_eq!(reading.value, 6.5);
     status_until(&http, &b, "plc-flow", "CONNECTED at replica-b", running).await;
+    stop_b.cancel();
+    drop(device);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_spread_the_sources_evenly_and_a_replica_stopping_hands_its_part_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let code = unique("LVL");
+    register_sensor(&infra, &code).await;
+    let device = modbus_device(
+        dir.path(),
+        json!([{"address": 2, "type": "float32", "value": 6.5}]),
+    )
+    .await;
+    // Five sources (one device, read five times over).
+    let sources: Vec<Value> = (1..=5)
+        .map(|i| {
+            json!({
+                "kind": "modbus", "name": format!("plc-{i}"), "host": "127.0.0.1",
+                "port": device.port, "poll_interval_ms": 500,
+                "points": [{"sensor": code, "address": 2, "data_type": "f32", "unit": "bar"}],
+            })
+        })
+        .collect();
+    let http = reqwest::Client::new();
+
+    // Alone, the first replica reads them all.
+    let stop_a = CancellationToken::new();
+    let a = start_replica(&infra, sources.clone(), "replica-a", &stop_a).await;
+    spread_until(&http, &[&a], "all five read at replica-a", |r| {
+        r[0].len() == 5
+    })
+    .await;
+
+    // A second replica starts: the first hands sources over, one a round, until each reads
+    // its share (3 and 2), every source read by exactly one.
+    let stop_b = CancellationToken::new();
+    let b = start_replica(&infra, sources.clone(), "replica-b", &stop_b).await;
+    let spread = spread_until(&http, &[&a, &b], "three and two", |r| {
+        r[0].len() + r[1].len() == 5 && r[0].len().abs_diff(r[1].len()) == 1
+    })
+    .await;
+    assert!(
+        spread[0].iter().all(|s| !spread[1].contains(s)),
+        "{spread:?}"
+    );
+    // It stays so (the balance does not flap), and the standbys name the replica reading.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let later = spread_until(&http, &[&a, &b], "still three and two", |r| {
+        r[0].len() + r[1].len() == 5
+    })
+    .await;
+    assert_eq!(later, spread, "the sources stay where they are");
+    let elsewhere = &spread[1][0];
+    let standby = status_until(&http, &a, elsewhere, "runsOn replica-b", |s| {
+        s["state"] == "STANDBY" && s["runsOn"] == "replica-b"
+    })
+    .await;
+    assert!(
+        standby.get("lastError").is_none_or(Value::is_null),
+        "{standby}"
+    );
+
+    // The first stops: the second takes its part over (its share is now all of them).
+    stop_a.cancel();
+    spread_until(&http, &[&b], "all five read at replica-b", |r| {
+        r[0].len() == 5
+    })
+    .await;
+    stop_b.cancel();
+    drop(device);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_a_replica_cannot_reach_is_handed_to_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let code = unique("LVL");
+    let sensor = register_sensor(&infra, &code).await;
+    // Nothing answers on this port yet.
+    let port = mantis_telemetry::testing::free_port();
+    let plc = json!({
+        "kind": "modbus", "name": "plc", "host": "127.0.0.1", "port": port,
+        "poll_interval_ms": 200,
+        "points": [{"sensor": code, "address": 2, "data_type": "f32", "unit": "bar"}],
+    });
+    let http = reqwest::Client::new();
+    let stop_a = CancellationToken::new();
+    let a = start_replica(&infra, vec![plc.clone()], "replica-a", &stop_a).await;
+    spread_until(&http, &[&a], "plc tried at replica-a", |r| r[0].len() == 1).await;
+    let stop_b = CancellationToken::new();
+    let b = start_replica(&infra, vec![plc], "replica-b", &stop_b).await;
+
+    // The first has not reached the device for 12 s: it stops, says why, and the second
+    // tries (the first stays away from it for as long).
+    let handed = status_until(&http, &a, "plc", "handed to replica-b", |s| {
+        s["state"] == "STANDBY" && s["runsOn"] == "replica-b"
+    })
+    .await;
+    assert!(
+        handed["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("not reached from this replica for 12 s")),
+        "{handed}"
+    );
+    let tried = connector_status(&http, &b, "plc").await;
+    assert_ne!(tried["state"], "STANDBY", "{tried}");
+
+    // The device answers: it is read by exactly one replica.
+    let device = modbus_device_at(
+        dir.path(),
+        Some(port),
+        json!([{"address": 2, "type": "float32", "value": 6.5}]),
+    )
+    .await;
+    // (While unreachable, the replica trying marks the sensor's readings as missing: quality 0.)
+    let reading: Reading = await_record(&infra, topics::SENSOR_RAW, "a reading", |r: &Reading| {
+        r.sensor_id == sensor.id && r.quality == mantis_domain::Quality::GOOD
+    })
+    .await;
+    assert_eq!(reading.value, 6.5, "{reading:?}");
+    spread_until(&http, &[&a, &b], "read by one replica", |r| {
+        r[0].len() + r[1].len() == 1
+    })
+    .await;
+    stop_a.cancel();
     stop_b.cancel();
     drop(device);
 }

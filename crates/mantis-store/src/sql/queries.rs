@@ -481,6 +481,11 @@ pub(crate) const GET_LEASE: &str =
 
 pub(crate) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
 
+// The prefix compared as text (no LIKE, whose wildcards a name may hold); `$2` is its length
+// in characters. Live: not yet expired at `$3` (the take-over condition above, negated).
+pub(crate) const LIVE_LEASES: &str = "SELECT name, holder, acquired_at, expires_at FROM leases \
+     WHERE substr(name, 1, CAST($2 AS INTEGER)) = $1 AND expires_at >= $3 ORDER BY name";
+
 pub(crate) const PING: &str = "SELECT 1";
 
 /// A time-series table that [`crate::Store::expire_time_series`] expires, series by series.
