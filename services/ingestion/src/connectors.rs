@@ -293,9 +293,12 @@ async fn add(State(s): State<ApiState>, body: Bytes) -> Response {
     }
 }
 
-/// How long one database call of an addition may take (three of them stay well within the
-/// 10 s of the lock's lease).
+/// How long one database call of an addition may take (three of them stay within the 10 s of
+/// the lock's lease, which runs from the ask that took it), and how long it waits for the lock.
 const STORE_CALL: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How often the lock is asked for again while another replica holds it.
+const RETRY_LOCK: std::time::Duration = std::time::Duration::from_millis(100);
 
 async fn add_serialised(s: ApiState, config: SourceConfig) -> Response {
     let name = config.name().to_owned();
@@ -305,10 +308,15 @@ async fn add_serialised(s: ApiState, config: SourceConfig) -> Response {
         Err(p) => return p.into_response(),
     };
     let answer = add_locked(&s, config, &name).await;
-    if let Some(holder) = locked
-        && let Err(e) = s.store.release_lease(ADDED_SOURCES_LOCK, &holder).await
-    {
-        tracing::debug!(error = %e, "the stored sources' lock lapses by itself");
+    if let Some(holder) = locked {
+        let released = tokio::time::timeout(
+            STORE_CALL,
+            s.store.release_lease(ADDED_SOURCES_LOCK, &holder),
+        )
+        .await;
+        if !matches!(released, Ok(Ok(_))) {
+            tracing::debug!("the stored sources' lock not handed back; it lapses by itself");
+        }
     }
     answer
 }
@@ -437,27 +445,41 @@ async fn lock_list(s: &ApiState) -> Result<Option<String>, Problem> {
             detail,
         )
     };
-    for _ in 0..30 {
-        match s
-            .store
-            .acquire_lease(
+    // Every ask bounded too: a database that hangs must not hold the request (and this
+    // replica's other additions) for the pool's own timeout.
+    let deadline = tokio::time::Instant::now() + STORE_CALL;
+    loop {
+        let asked = tokio::time::timeout_at(
+            deadline,
+            s.store.acquire_lease(
                 ADDED_SOURCES_LOCK,
                 holder,
                 chrono::Utc::now(),
                 std::time::Duration::from_secs(10),
-            )
-            .await
-        {
-            Ok(lease) if lease.is_held_by(holder) => return Ok(Some(holder.clone())),
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            Err(e) => {
+            ),
+        )
+        .await;
+        match asked {
+            Ok(Ok(lease)) if lease.is_held_by(holder) => return Ok(Some(holder.clone())),
+            Ok(Ok(_)) if tokio::time::Instant::now() + RETRY_LOCK < deadline => {
+                tokio::time::sleep(RETRY_LOCK).await;
+            }
+            Ok(Ok(_)) => {
+                return Err(busy(
+                    "another replica is changing the stored sources; try again".into(),
+                ));
+            }
+            Ok(Err(e)) => {
                 return Err(busy(format!(
                     "the stored sources cannot be changed now ({e})"
                 )));
             }
+            Err(_) => {
+                return Err(busy(
+                    "the stored sources cannot be changed now (the database did not answer in time)"
+                        .into(),
+                ));
+            }
         }
     }
-    Err(busy(
-        "another replica is changing the stored sources; try again".into(),
-    ))
 }

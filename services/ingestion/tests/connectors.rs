@@ -788,7 +788,7 @@ async fn a_device_a_replica_cannot_reach_is_handed_to_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() {
+async fn a_replica_whose_database_hangs_or_fails_stops_reading_before_its_lease_lapses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
     let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
@@ -819,10 +819,14 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
     })
     .await;
 
-    // The database becomes unreachable: the lease (12 s) cannot be renewed, so the replica
-    // stops reading half a lease after its last renewal, before another one could take it,
-    // and says why.
-    store.pool().close().await;
+    // The database hangs (its one connection taken and held: every call waits): the lease
+    // (12 s) cannot be renewed, so the replica stops reading half a lease after its last
+    // renewal, before another one could take it, and says why.
+    let hung = store
+        .pool()
+        .acquire()
+        .await
+        .expect("the store's connection");
     let stopped = status_until(&http, &url, "plc", "STANDBY", |s| s["state"] == "STANDBY").await;
     assert!(
         stopped["lastError"]
@@ -868,6 +872,24 @@ async fn a_replica_that_cannot_renew_its_lease_stops_reading_before_it_lapses() 
         .await
         .expect("status");
     assert_eq!(missing.status().as_u16(), 404);
+
+    // The database answers again: the replica takes the lease again and reads on.
+    drop(hung);
+    let back = status_until(&http, &url, "plc", "CONNECTED again", |s| {
+        s["state"] == "CONNECTED"
+    })
+    .await;
+    assert!(back["messagesTotal"].as_u64() > polled, "{back}");
+
+    // It fails outright (closed): the same, at once.
+    store.pool().close().await;
+    let stopped = status_until(&http, &url, "plc", "STANDBY", |s| s["state"] == "STANDBY").await;
+    assert!(
+        stopped["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("lease could not be renewed")),
+        "{stopped}"
+    );
     shutdown.cancel();
     drop(device);
 }
