@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             rul_predictions_are_stored_once_and_listed_newest_first,
             alerts_are_stored_once_and_listed_newest_first,
             maintenance_events_are_stored_once_and_listed_newest_first,
+            a_tenants_maintenance_events_are_read_at_once_newest_first_per_asset,
             opening_a_work_order_twice_returns_the_active_one,
             a_new_work_order_can_be_opened_once_the_active_one_is_completed,
             a_closed_work_order_opened_again_is_returned_as_stored,
@@ -2039,6 +2040,95 @@ pub async fn the_last_reading_of_an_asset_is_found<S: Store + ?Sized>(store: &S)
         Some(at(5_000))
     );
     assert_eq!(store.last_reading_at(pump.id).await.expect("other"), None);
+}
+
+/// A tenant's maintenance history in one query: each asset's newest events up to the limit,
+/// grouped by asset, newest first; never another tenant's.
+pub async fn a_tenants_maintenance_events_are_read_at_once_newest_first_per_asset<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let [motor, pump, idle, theirs] = plant_and_another_tenants_motor(store).await;
+    let mut n = 0u128;
+    let mut event = |asset: &Asset, kind, ms: i64| {
+        n += 1;
+        MaintenanceEvent {
+            id: MaintenanceEventId(uuid::Uuid::from_u128(0xa0 + n)),
+            asset_id: asset.id,
+            kind,
+            occurred_at: at(ms),
+            work_order_id: None,
+            note: format!("event {n}"),
+        }
+    };
+    let motor_failure = event(&motor, MaintenanceEventKind::Failure, 10_000);
+    let motor_repair = event(&motor, MaintenanceEventKind::Repair, 30_000);
+    let motor_old = event(&motor, MaintenanceEventKind::Replacement, 1_000);
+    let pump_replacement = event(&pump, MaintenanceEventKind::Replacement, 20_000);
+    let their_failure = event(&theirs, MaintenanceEventKind::Failure, 40_000);
+    for e in [
+        &motor_failure,
+        &motor_repair,
+        &motor_old,
+        &pump_replacement,
+        &their_failure,
+    ] {
+        assert!(store.insert_maintenance_event(e).await.expect("insert"));
+    }
+    let mut motor_first = [&motor, &pump];
+    motor_first.sort_by_key(|a| a.id.0);
+    let grouped = |events: &[MaintenanceEvent]| -> Vec<(AssetId, Vec<MaintenanceEventId>)> {
+        let mut out: Vec<(AssetId, Vec<MaintenanceEventId>)> = Vec::new();
+        for e in events {
+            match out.last_mut() {
+                Some((a, ids)) if *a == e.asset_id => ids.push(e.id),
+                _ => out.push((e.asset_id, vec![e.id])),
+            }
+        }
+        out
+    };
+    let expected = |motor_events: Vec<MaintenanceEventId>| {
+        motor_first
+            .iter()
+            .map(|a| {
+                if a.id == motor.id {
+                    (motor.id, motor_events.clone())
+                } else {
+                    (pump.id, vec![pump_replacement.id])
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = store
+        .tenant_maintenance_events(motor.tenant_id, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        grouped(&all),
+        expected(vec![motor_repair.id, motor_failure.id, motor_old.id])
+    );
+    assert_eq!(
+        all.iter().find(|e| e.id == motor_failure.id),
+        Some(&motor_failure)
+    );
+    assert!(all.iter().all(|e| e.asset_id != idle.id));
+    // The limit is per asset: the pump's one event is not crowded out by the motor's.
+    let newest = store
+        .tenant_maintenance_events(motor.tenant_id, 2)
+        .await
+        .expect("read");
+    assert_eq!(
+        grouped(&newest),
+        expected(vec![motor_repair.id, motor_failure.id])
+    );
+    assert_eq!(
+        store
+            .tenant_maintenance_events(theirs.tenant_id, 10)
+            .await
+            .expect("theirs"),
+        vec![their_failure]
+    );
 }
 
 /// Three assets of the default tenant (a motor, a pump, an idle fan) and a motor of another.

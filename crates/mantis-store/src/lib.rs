@@ -629,6 +629,14 @@ pub trait Store: Send + Sync + 'static {
         asset: Option<AssetId>,
         limit: u32,
     ) -> Result<Vec<MaintenanceEvent>>;
+    /// The newest `per_asset` maintenance events of every asset of `tenant`, in one query (a
+    /// fleet's reliability and KPIs), grouped by asset (in the order of their ids), newest
+    /// first within each.
+    async fn tenant_maintenance_events(
+        &self,
+        tenant: TenantId,
+        per_asset: u32,
+    ) -> Result<Vec<MaintenanceEvent>>;
     /// Stores an alert; one row per alert id. Returns whether it was new.
     async fn insert_alert(&self, alert: &Alert) -> Result<bool>;
     /// One alert.

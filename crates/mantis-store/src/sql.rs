@@ -1316,6 +1316,20 @@ where
         convert_all(rows)
     }
 
+    async fn tenant_maintenance_events(
+        &self,
+        tenant: TenantId,
+        per_asset: u32,
+    ) -> Result<Vec<MaintenanceEvent>> {
+        let rows = sqlx::query_as::<_, MaintenanceEventRow>(queries::TENANT_MAINTENANCE_EVENTS)
+            .bind(DbId::from(tenant))
+            .bind(sql_limit(per_asset))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {
         let result = sqlx::query(queries::INSERT_ALERT)
             .bind(DbId::from(alert.id))

@@ -23,6 +23,7 @@ use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, Sens
 use mantis_runtime::Problem;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// One shift of the plant's day (`[[gateway.shifts]]`), in UTC.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -221,18 +222,19 @@ async fn performance(
         .map(|b| (b.avg / speed.max_value).clamp(0.0, 1.0)))
 }
 
+/// Ten thousand events per asset cover decades of maintenance.
+const EVENTS_PER_ASSET: u32 = 10_000;
+
+/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first).
 async fn asset_kpi(
     store: &dyn Store,
     shifts: &Shifts,
     asset: &Asset,
+    events: &[MaintenanceEvent],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<Kpi> {
-    // Newest first; ten thousand events per asset cover decades of maintenance.
-    let events = store
-        .list_maintenance_events(Some(asset.id), 10_000)
-        .await?;
-    let (intervals, failures, repaired, repaired_count) = downtimes(&events, from, to);
+    let (intervals, failures, repaired, repaired_count) = downtimes(events, from, to);
     let period = to - from;
     let down = overlap(&intervals, from, to);
     let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
@@ -385,9 +387,27 @@ pub(crate) async fn kpis(
             .collect(),
         (None, None) => tenant_assets(s.store.as_ref(), &who).await?,
     };
+    // The events of one asset, or of the whole tenant in one query.
+    let mut events: HashMap<AssetId, Vec<MaintenanceEvent>> = HashMap::new();
+    let read = match assets.as_slice() {
+        [one] => {
+            s.store
+                .list_maintenance_events(Some(one.id), EVENTS_PER_ASSET)
+                .await?
+        }
+        _ => {
+            s.store
+                .tenant_maintenance_events(who.tenant_id, EVENTS_PER_ASSET)
+                .await?
+        }
+    };
+    for e in read {
+        events.entry(e.asset_id).or_default().push(e);
+    }
     let mut per_asset = Vec::with_capacity(assets.len());
     for asset in &assets {
-        per_asset.push(asset_kpi(s.store.as_ref(), &s.shifts, asset, from, to).await?);
+        let history = events.get(&asset.id).map_or(&[][..], Vec::as_slice);
+        per_asset.push(asset_kpi(s.store.as_ref(), &s.shifts, asset, history, from, to).await?);
     }
     if wants_csv(&headers, &params)? {
         return list_response(&per_asset, true, "kpis");

@@ -25,11 +25,10 @@ use crate::auth::Principal;
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use chrono::{DateTime, Utc};
-use mantis_domain::{Asset, MaintenanceEventKind};
+use mantis_domain::{Asset, AssetId, MaintenanceEventKind};
 use mantis_runtime::Problem;
-use mantis_store::Store;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One life of a component, in hours.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -428,31 +427,28 @@ pub(crate) async fn reliability(
         return Err(Problem::not_found(format!("no asset of type `{t}`")));
     }
     let now = Utc::now();
+    // Every asset's history in one query: its newest 10 000 events (older ones only make its
+    // first known renewal later), newest first.
+    let mut history: HashMap<AssetId, Vec<(DateTime<Utc>, MaintenanceEventKind)>> = HashMap::new();
+    for e in s
+        .store
+        .tenant_maintenance_events(who.tenant_id, 10_000)
+        .await?
+    {
+        history
+            .entry(e.asset_id)
+            .or_default()
+            .push((e.occurred_at, e.kind));
+    }
     let mut items = Vec::with_capacity(by_type.len());
     for (asset_type, assets) in by_type {
-        let mut lives = Vec::new();
-        for asset in &assets {
-            lives.extend(asset_lives(s.store.as_ref(), asset, now).await?);
-        }
+        let lives: Vec<Life> = assets
+            .iter()
+            .flat_map(|a| lives_of(history.get(&a.id).map_or(&[][..], Vec::as_slice), now))
+            .collect();
         items.push(report(asset_type, assets.len(), &lives, costs));
     }
     Ok(Json(ReliabilityReport { at: now, items }))
-}
-
-/// The lives of `asset` (from its newest 10 000 maintenance events: older ones only make
-/// its first known renewal later).
-async fn asset_lives(
-    store: &dyn Store,
-    asset: &Asset,
-    now: DateTime<Utc>,
-) -> Result<Vec<Life>, mantis_store::Error> {
-    let events: Vec<(DateTime<Utc>, MaintenanceEventKind)> = store
-        .list_maintenance_events(Some(asset.id), 10_000)
-        .await?
-        .into_iter()
-        .map(|e| (e.occurred_at, e.kind))
-        .collect();
-    Ok(lives_of(&events, now))
 }
 
 fn report(

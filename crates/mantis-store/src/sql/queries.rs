@@ -331,6 +331,13 @@ pub(crate) const LIST_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occ
      work_order_id, note FROM maintenance_events WHERE ($1 IS NULL OR asset_id = $1) \
      ORDER BY occurred_at DESC, id DESC LIMIT $2";
 
+/// `$1`: tenant, `$2`: events per asset (window function: SQLite 3.25+, PostgreSQL).
+pub(crate) const TENANT_MAINTENANCE_EVENTS: &str = "SELECT id, asset_id, kind, occurred_at, \
+     work_order_id, note FROM (SELECT id, asset_id, kind, occurred_at, work_order_id, note, \
+     ROW_NUMBER() OVER (PARTITION BY asset_id ORDER BY occurred_at DESC, id DESC) AS nth \
+     FROM maintenance_events WHERE tenant_id = $1) ranked \
+     WHERE nth <= $2 ORDER BY asset_id, occurred_at DESC, id DESC";
+
 pub(crate) const INSERT_ALERT: &str = "INSERT INTO alerts \
      (id, tenant_id, asset_id, severity, kind, message, created_at, work_order_id, \
      trigger_event, notify_on_call) \
