@@ -70,7 +70,8 @@ pub struct ConnectorStatus {
     pub readings_total: u64,
     /// When the last message or poll answer arrived.
     pub last_value_at: Option<DateTime<Utc>>,
-    /// The last error, if any (cleared when the source is healthy again).
+    /// The last error, if any, kept for the record with `lastErrorAt` (`state` tells whether
+    /// it still holds).
     pub last_error: Option<String>,
     /// When the last error happened.
     pub last_error_at: Option<DateTime<Utc>>,
@@ -237,7 +238,8 @@ impl StatusCell {
         });
     }
 
-    /// The connection is up (or the device answers again): state `CONNECTED`, error cleared.
+    /// The connection is up (or the device answers again): state `CONNECTED` (the last error
+    /// kept for the record).
     pub(crate) fn connected(&self, active: Vec<String>) {
         self.with(|i| {
             if i.status.connected_since.is_none() {

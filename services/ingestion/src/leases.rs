@@ -16,22 +16,26 @@
 //! any replica reach the others at their next round.
 //!
 //! Each replica also holds a lease of its own (`ingestion.member.<holder>`), so that each round
-//! counts the replicas running: a replica takes free sources up to its share (the sources
-//! divided by the replicas, rounded up) and one holding more hands one over a round (the one it
-//! took last, after holding it for half a lease at least), so the sources spread evenly after a
-//! replica starts or comes back. A replica that has not reached a device for
-//! `hand_over_unreachable_secs` (its own network path to it may be down) hands it over as well
-//! and leaves it to the others for as long. A source handed over is stopped first and its lease
-//! given back once its run has ended, so it is never read twice at once; it is unread until
-//! another replica's next round (one fifth of a lease) plus its connection.
+//! counts the replicas running and the sources each holds: a replica takes free sources up to
+//! its share (the sources divided by the replicas, rounded up; beyond it, a source nobody has
+//! taken for two rounds), and one holding two more than another hands one over a round (the one
+//! it took last, after holding it for half a lease at least; never one it took beyond its
+//! share), so the sources spread evenly after a replica starts or comes back. A replica that
+//! has not reached a device for `hand_over_unreachable_secs` (its own network path to it may be
+//! down) hands it over as well and leaves it to the others for as long; the replica taking it
+//! beyond its share keeps it. A source handed over is stopped first and its lease given back
+//! once its run has ended (at the next tick), so it is never read twice at once; another
+//! replica takes it at its next round after that (beyond its share, two rounds later), then
+//! connects.
 //!
 //! Each process holds its leases under its instance name and a random suffix, so two processes
 //! given one name (two on one host, a shared configuration) never both think they hold one.
 //!
 //! Metrics: `mantis_connector_leases_held` (gauge, this replica's),
 //! `mantis_ingestion_replicas` (gauge, the replicas counted at the last round),
-//! `mantis_connector_lease_handovers_total{reason="balance"|"unreachable"}`, and
-//! `mantis_connector_lease_failures_total` (asks the database did not answer).
+//! `mantis_connector_lease_handovers_total{reason="balance"|"unreachable"|"unanswered"}` (the
+//! last: an ask for a free source not answered in time, given back in case it was granted), and
+//! `mantis_connector_lease_failures_total` (asks and counts of the replicas that failed).
 //!
 //! ```toml
 //! [ingestion.connector_leases]   # off by default: one replica reads every source
@@ -67,9 +71,9 @@ pub struct LeaseConfig {
     pub instance: Option<String>,
     /// Spread the sources evenly over the replicas: each takes free sources up to its share
     /// (the sources divided by the replicas running, rounded up; more only for a source nobody
-    /// has taken for two rounds), and one holding more hands one over each round, so that a
-    /// replica started later (or back from a restart) gets its part within a few rounds.
-    /// Default `true`.
+    /// has taken for two rounds), and one holding two more than another hands one over each
+    /// round, so that a replica started later (or back from a restart) gets its part within a
+    /// few rounds. Default `true`.
     pub balance: bool,
     /// Hand a source over to another replica when this one has not reached its device for so
     /// many seconds since it took it (its own network path may be down; a device that answers
@@ -154,8 +158,13 @@ pub fn lease_name(source: &str) -> String {
 enum Msg {
     /// The answer to one ask; for a source another replica holds, what the listing showed.
     Answer(Answer),
-    /// How many replicas share the sources (their own leases), and the share of each.
-    Census { members: usize, share: usize },
+    /// How many replicas share the sources (their own leases), the share of each, and the
+    /// fewest sources one of them holds.
+    Census {
+        members: usize,
+        share: usize,
+        least: usize,
+    },
     /// Nobody holds the source's lease and this replica did not ask for it (its share is full).
     Free(String),
 }
@@ -166,6 +175,23 @@ struct Answer {
     /// When the call began (the lease runs from then at the latest).
     asked: tokio::time::Instant,
     lease: mantis_store::Result<mantis_store::Lease>,
+    /// Asked for beyond this replica's share (nobody else took it).
+    beyond_share: bool,
+    /// The ask was not answered in time (it may have been granted all the same).
+    timed_out: bool,
+}
+
+impl Answer {
+    /// What the listing showed of a lease held elsewhere.
+    fn listed(source: String, lease: mantis_store::Lease) -> Self {
+        Self {
+            source,
+            asked: tokio::time::Instant::now(),
+            lease: Ok(lease),
+            beyond_share: false,
+            timed_out: false,
+        }
+    }
 }
 
 /// What the keeper tells a round.
@@ -176,6 +202,8 @@ struct Plan {
     skip: BTreeSet<String>,
     /// The sources nobody has held for two rounds: taken even beyond this replica's share.
     orphans: BTreeSet<String>,
+    /// This replica's share at the last census (when a census fails).
+    share: usize,
     balance: bool,
 }
 
@@ -187,13 +215,18 @@ struct Held {
     taken: tokio::time::Instant,
     /// When it was last seen reaching its device (connected, or answering with errors).
     reached: tokio::time::Instant,
+    /// Taken beyond this replica's share, nobody else having taken it (e.g. handed over by a
+    /// replica that cannot reach the device): never handed over to balance the replicas.
+    beyond_share: bool,
 }
 
 /// Why a source is handed to another replica.
 #[derive(Clone, Copy)]
 enum HandOver {
-    /// This replica holds more than its share.
+    /// This replica holds two sources more than another one at least.
     Balance,
+    /// An ask not answered in time may have taken the lease: given back.
+    Unanswered,
     /// This replica has not reached the device for `hand_over_unreachable_secs`.
     Unreachable,
 }
@@ -202,6 +235,7 @@ impl HandOver {
     fn as_str(self) -> &'static str {
         match self {
             Self::Balance => "balance",
+            Self::Unanswered => "unanswered",
             Self::Unreachable => "unreachable",
         }
     }
@@ -217,9 +251,11 @@ pub(crate) struct Leases {
     balance: bool,
     hand_over_unreachable: Option<Duration>,
     held: BTreeMap<String, Held>,
-    /// The replicas seen at the last census (this one included), and the share of each.
+    /// The replicas seen at the last census (this one included), the share of each, and the
+    /// fewest sources one of them holds.
     members: usize,
     share: usize,
+    least: usize,
     /// Sources handed over, not asked for again here until then.
     cooling: BTreeMap<String, tokio::time::Instant>,
     /// Sources handed over whose leases are given back once their runs here have ended.
@@ -247,6 +283,7 @@ impl Leases {
             held: BTreeMap::new(),
             members: 1,
             share: usize::MAX,
+            least: 0,
             cooling: BTreeMap::new(),
             releasing: BTreeSet::new(),
             free_since: BTreeMap::new(),
@@ -275,9 +312,10 @@ impl Leases {
             orphans: self
                 .free_since
                 .iter()
-                .filter(|(_, since)| now.saturating_duration_since(**since) >= self.period() * 2)
+                .filter(|(_, since)| now.saturating_duration_since(**since) >= self.period())
                 .map(|(s, _)| s.clone())
                 .collect(),
+            share: self.share,
             balance: self.balance,
         }
     }
@@ -304,27 +342,44 @@ impl Leases {
         );
         async move {
             let now = chrono::Utc::now();
-            let census: Result<mantis_store::Result<(usize, Vec<mantis_store::Lease>)>, _> =
-                tokio::time::timeout(period, async {
-                    store
-                        .acquire_lease(&format!("{MEMBER_PREFIX}{holder}"), &holder, now, ttl)
-                        .await?;
-                    let members = store.live_leases(MEMBER_PREFIX, now).await?;
-                    let sources = store.live_leases(CONNECTOR_PREFIX, now).await?;
-                    Ok((members.len(), sources))
-                })
-                .await;
+            let census: Result<mantis_store::Result<_>, _> = tokio::time::timeout(period, async {
+                store
+                    .acquire_lease(&format!("{MEMBER_PREFIX}{holder}"), &holder, now, ttl)
+                    .await?;
+                let members = store.live_leases(MEMBER_PREFIX, now).await?;
+                let sources = store.live_leases(CONNECTOR_PREFIX, now).await?;
+                Ok((members, sources))
+            })
+            .await;
             let names = connectors.names();
-            let mut asks = Vec::new();
+            // (source, asked beyond this replica's share)
+            let mut asks: Vec<(String, bool)> = Vec::new();
             match census {
                 Ok(Ok((members, leases))) => {
-                    let members = members.max(1);
+                    // Sources held by each replica, those holding none included.
+                    let mut counts: BTreeMap<String, usize> =
+                        members.iter().map(|m| (m.holder.clone(), 0)).collect();
+                    counts.entry(holder.clone()).or_default();
+                    for l in &leases {
+                        if let Some(n) = counts.get_mut(&l.holder) {
+                            *n += 1;
+                        }
+                    }
+                    let members = counts.len();
                     let share = if plan.balance {
                         names.len().div_ceil(members)
                     } else {
                         names.len()
                     };
-                    if answers.send(Msg::Census { members, share }).is_err() {
+                    let least = counts.values().copied().min().unwrap_or(0);
+                    if answers
+                        .send(Msg::Census {
+                            members,
+                            share,
+                            least,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                     let leases: BTreeMap<String, mantis_store::Lease> = leases
@@ -337,21 +392,19 @@ impl Leases {
                     let mut room = share.saturating_sub(plan.held.len());
                     for source in names {
                         let lease = leases.get(&source);
-                        let elsewhere = lease.filter(|l| !l.is_held_by(&holder));
-                        let told = if let Some(l) = elsewhere {
-                            Some(Msg::Answer(Answer {
-                                source,
-                                asked: tokio::time::Instant::now(),
-                                lease: Ok(l.clone()),
-                            }))
+                        let told = if let Some(l) = lease.filter(|l| !l.is_held_by(&holder)) {
+                            Some(Msg::Answer(Answer::listed(source, l.clone())))
                         } else if plan.skip.contains(&source) {
                             None
                         } else if lease.is_some() || plan.held.contains(&source) {
-                            asks.push(source);
+                            asks.push((source, false));
                             None
-                        } else if room > 0 || plan.orphans.contains(&source) {
-                            room = room.saturating_sub(1);
-                            asks.push(source);
+                        } else if room > 0 {
+                            room -= 1;
+                            asks.push((source, false));
+                            None
+                        } else if plan.orphans.contains(&source) {
+                            asks.push((source, true));
                             None
                         } else {
                             Some(Msg::Free(source))
@@ -369,23 +422,30 @@ impl Leases {
                         _ => "the database did not answer in time".into(),
                     };
                     metrics::counter!("mantis_connector_lease_failures_total").increment(1);
-                    tracing::warn!(error = %why, "the replicas cannot be counted: every source's lease asked for this round");
-                    asks = names
+                    tracing::warn!(error = %why, "the replicas cannot be counted: the held sources' leases asked for, and free ones up to the last share");
+                    let (held, other): (Vec<String>, Vec<String>) = names
                         .into_iter()
                         .filter(|s| !plan.skip.contains(s))
+                        .partition(|s| plan.held.contains(s));
+                    let room = plan.share.saturating_sub(held.len());
+                    asks = held
+                        .into_iter()
+                        .chain(other.into_iter().take(room))
+                        .map(|s| (s, false))
                         .collect();
                 }
             }
-            let asks = asks.into_iter().map(|source| {
+            let asks = asks.into_iter().map(|(source, beyond_share)| {
                 let (store, holder) = (store.clone(), holder.clone());
                 async move {
                     let asked = tokio::time::Instant::now();
-                    let lease = tokio::time::timeout(
+                    let answer = tokio::time::timeout(
                         period,
                         store.acquire_lease(&lease_name(&source), &holder, chrono::Utc::now(), ttl),
                     )
-                    .await
-                    .unwrap_or_else(|_| {
+                    .await;
+                    let timed_out = answer.is_err();
+                    let lease = answer.unwrap_or_else(|_| {
                         Err(mantis_store::Error::Unavailable(
                             "the database did not answer in time".into(),
                         ))
@@ -394,6 +454,8 @@ impl Leases {
                         source,
                         asked,
                         lease,
+                        beyond_share,
+                        timed_out,
                     }
                 }
             });
@@ -420,12 +482,17 @@ impl Leases {
         let now = tokio::time::Instant::now();
         match msg {
             Msg::Answer(answer) => self.apply(answer),
-            Msg::Census { members, share } => {
+            Msg::Census {
+                members,
+                share,
+                least,
+            } => {
                 if members != self.members {
                     tracing::info!(replicas = members, share, "replicas sharing the sources");
                 }
                 self.members = members;
                 self.share = share;
+                self.least = least;
                 metrics::gauge!("mantis_ingestion_replicas").set(members as f64);
                 self.rebalance(now);
             }
@@ -446,6 +513,8 @@ impl Leases {
             source,
             asked,
             lease,
+            beyond_share,
+            timed_out,
         } = answer;
         match lease {
             Ok(lease) if lease.is_held_by(&self.holder) => {
@@ -467,6 +536,7 @@ impl Leases {
                         until,
                         taken: now,
                         reached: now,
+                        beyond_share,
                     }
                 });
                 // An older ask answered after a newer one extends nothing.
@@ -488,27 +558,33 @@ impl Leases {
             Err(e) => {
                 metrics::counter!("mantis_connector_lease_failures_total").increment(1);
                 tracing::warn!(connector = %source, error = %e, "lease cannot be renewed or taken");
+                if timed_out && !self.held.contains_key(&source) {
+                    // Granted all the same, it would keep the source from the others until it
+                    // lapsed: given back (a held one is renewed at the next round instead).
+                    self.hand_over(&source, HandOver::Unanswered, tokio::time::Instant::now());
+                }
             }
         }
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
     }
 
-    /// Holding more than its share while other replicas run, hands one source over: the one
-    /// taken last among those held for half a lease at least (so a source moves at most once
-    /// in that time). One a round: the others take them up at their next rounds.
+    /// Holding two sources more than another replica at least, hands one over: the one taken
+    /// last among those held for half a lease at least (so a source moves at most once in that
+    /// time), those taken beyond the share left out (nobody else took them). One a round: the
+    /// others take them up at their next rounds.
     fn rebalance(&mut self, now: tokio::time::Instant) {
-        if !self.balance || self.members < 2 || self.held.len() <= self.share {
+        if !self.balance || self.members < 2 || self.held.len() < self.least + 2 {
             return;
         }
         let settled = self.ttl / 2;
         let newest = self
             .held
             .iter()
-            .filter(|(_, h)| now.saturating_duration_since(h.taken) >= settled)
+            .filter(|(_, h)| !h.beyond_share && now.saturating_duration_since(h.taken) >= settled)
             .max_by_key(|(_, h)| h.taken)
             .map(|(s, _)| s.clone());
         if let Some(source) = newest {
-            tracing::info!(connector = %source, held = self.held.len(), share = self.share, replicas = self.members, "handing a source over to balance the replicas");
+            tracing::info!(connector = %source, held = self.held.len(), least = self.least, replicas = self.members, "handing a source over to balance the replicas");
             self.hand_over(&source, HandOver::Balance, now);
         }
     }
@@ -522,9 +598,18 @@ impl Leases {
         let Some(limit) = self.hand_over_unreachable else {
             return;
         };
+        let wall = chrono::Utc::now();
+        let period = self.period();
         for (source, held) in &mut self.held {
-            let state = self.connectors.status(source).map(|s| s.state);
-            if !matches!(state, Some(S::Connecting | S::Disconnected)) {
+            let Some(status) = self.connectors.status(source) else {
+                continue;
+            };
+            // Between two looks a connection that comes and goes may show down each time:
+            // a value received since the last look counts as reached too.
+            let answered_lately = status
+                .last_value_at
+                .is_some_and(|t| (wall - t).to_std().map_or(true, |ago| ago <= period));
+            if answered_lately || !matches!(status.state, S::Connecting | S::Disconnected) {
                 held.reached = now;
             }
         }
@@ -550,6 +635,7 @@ impl Leases {
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
         metrics::counter!("mantis_connector_lease_handovers_total", "reason" => why.as_str())
             .increment(1);
+        // At least the release's 5 s: this replica must not ask for it while giving it back.
         let (cool_off, reason) = match (why, self.hand_over_unreachable) {
             (HandOver::Unreachable, Some(limit)) => (
                 limit,
@@ -657,15 +743,27 @@ impl Leases {
         if let Some(h) = in_flight {
             h.abort();
         }
+        // Counted out first, so that the others' shares take this replica's sources in at once
+        // when they are handed back.
+        let member = format!("{MEMBER_PREFIX}{}", self.holder);
+        if !matches!(
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                self.store.release_lease(&member, &self.holder)
+            )
+            .await,
+            Ok(Ok(_))
+        ) {
+            tracing::debug!("this replica's own lease not handed back; it lapses by itself");
+        }
         stopped.await;
         // Every source's, not only those known held: an aborted round may have taken some (a
         // release only ever frees this holder's).
-        let mut leases: BTreeSet<String> = std::mem::take(&mut self.held)
+        let leases: BTreeSet<String> = std::mem::take(&mut self.held)
             .into_keys()
             .chain(self.connectors.names())
             .map(|s| lease_name(&s))
             .collect();
-        leases.insert(format!("{MEMBER_PREFIX}{}", self.holder));
         let releases = leases.into_iter().map(|lease| {
             let (store, holder) = (self.store.clone(), self.holder.clone());
             async move {
