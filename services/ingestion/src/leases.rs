@@ -1,10 +1,10 @@
 //! Connector leases: with several replicas of the ingestion service, each device source is read
 //! by one of them at a time. Every source has a lease in the store
-//! (`ingestion.connector.<name>`, see `mantis_store::Store::acquire_lease`); each replica asks
-//! for the leases of all its sources every fifth of the lease's duration, reads the devices of
-//! those it holds, and shows the others in `STANDBY` with the replica that reads them
-//! (`runsOn`). A replica that stops hands its leases back at once; one that dies or hangs loses
-//! them when they expire, and the others take them over: a device is read again within about
+//! (`ingestion.connector.<name>`, see `mantis_store::Store::acquire_lease`); every fifth of the
+//! lease's duration each replica lists the leases, renews those it holds, asks for free ones
+//! (see the balance below), reads the devices of the sources it holds, and shows the others in
+//! `STANDBY` with the replica that reads them (`runsOn`). A replica that stops hands its leases
+//! back at once; one that dies or hangs loses them when they expire, and the others take them over: a device is read again within about
 //! 1.2 lease durations (plus a reconnection).
 //!
 //! A replica stops reading a device half a lease after its last successful renewal began,
@@ -18,23 +18,26 @@
 //! Each replica also holds a lease of its own (`ingestion.member.<holder>`), so that each round
 //! counts the replicas running and the sources each holds: a replica takes free sources up to
 //! its share (the sources divided by the replicas, rounded up; beyond it, a source nobody has
-//! taken for two rounds), and one holding two more than another hands one over a round (the one
-//! it took last, after holding it for half a lease at least; never one it took beyond its
-//! share), so the sources spread evenly after a replica starts or comes back. A replica that
-//! has not reached a device for `hand_over_unreachable_secs` (its own network path to it may be
-//! down) hands it over as well and leaves it to the others for as long; the replica taking it
-//! beyond its share keeps it. A source handed over is stopped first and its lease given back
-//! once its run has ended (at the next tick), so it is never read twice at once; another
+//! taken for two rounds). To balance them, the replica holding the most (of equals, the first
+//! by name) hands one over when it holds two more than another: the one it took last, after
+//! holding it for half a lease at least, and one at a time (the next once another replica is
+//! seen holding it, or a lease later), so a stale count never moves two; a replica started later
+//! or back from a restart gets its part within a few rounds. A replica that has not reached a
+//! device for `hand_over_unreachable_secs` (its own network path to it may be down) hands it
+//! over as well, does not ask for it for as long, and rests from balancing for as long
+//! (`ingestion.resting.<holder>`: the others hand it nothing to balance); a source taken beyond
+//! the share is not handed over to balance for ten times that wait, so a device one replica
+//! cannot reach stays with one that can. A source handed over is stopped first and its lease
+//! given back as soon as its run here has ended, so it is never read twice at once; another
 //! replica takes it at its next round after that (beyond its share, two rounds later), then
-//! connects.
+//! connects. A replica that stops is counted out first, then hands its sources back.
 //!
 //! Each process holds its leases under its instance name and a random suffix, so two processes
 //! given one name (two on one host, a shared configuration) never both think they hold one.
 //!
 //! Metrics: `mantis_connector_leases_held` (gauge, this replica's),
 //! `mantis_ingestion_replicas` (gauge, the replicas counted at the last round),
-//! `mantis_connector_lease_handovers_total{reason="balance"|"unreachable"|"unanswered"}` (the
-//! last: an ask for a free source not answered in time, given back in case it was granted), and
+//! `mantis_connector_lease_handovers_total{reason="balance"|"unreachable"}`, and
 //! `mantis_connector_lease_failures_total` (asks and counts of the replicas that failed).
 //!
 //! ```toml
@@ -149,6 +152,9 @@ const CONNECTOR_PREFIX: &str = "ingestion.connector.";
 /// Each replica's own lease, `<MEMBER_PREFIX><holder>`: the live ones count the replicas.
 const MEMBER_PREFIX: &str = "ingestion.member.";
 
+/// `<RESTING_PREFIX><holder>`: held by a replica resting from balancing.
+const RESTING_PREFIX: &str = "ingestion.resting.";
+
 /// The lease of the source `name`.
 pub fn lease_name(source: &str) -> String {
     format!("{CONNECTOR_PREFIX}{source}")
@@ -164,6 +170,9 @@ enum Msg {
         members: usize,
         share: usize,
         least: usize,
+        /// The replica that gives a source to balance them, if any: the one holding the most
+        /// (of equals, the first by name).
+        giver: Option<String>,
     },
     /// Nobody holds the source's lease and this replica did not ask for it (its share is full).
     Free(String),
@@ -177,8 +186,6 @@ struct Answer {
     lease: mantis_store::Result<mantis_store::Lease>,
     /// Asked for beyond this replica's share (nobody else took it).
     beyond_share: bool,
-    /// The ask was not answered in time (it may have been granted all the same).
-    timed_out: bool,
 }
 
 impl Answer {
@@ -189,7 +196,6 @@ impl Answer {
             asked: tokio::time::Instant::now(),
             lease: Ok(lease),
             beyond_share: false,
-            timed_out: false,
         }
     }
 }
@@ -204,6 +210,9 @@ struct Plan {
     orphans: BTreeSet<String>,
     /// This replica's share at the last census (when a census fails).
     share: usize,
+    /// This replica rests from balancing for a while (it could not reach a device): it says
+    /// so by a lease of its own, and the others hand it no source to balance them.
+    resting: bool,
     balance: bool,
 }
 
@@ -216,8 +225,9 @@ struct Held {
     /// When it was last seen reaching its device (connected, or answering with errors).
     reached: tokio::time::Instant,
     /// Taken beyond this replica's share, nobody else having taken it (e.g. handed over by a
-    /// replica that cannot reach the device): never handed over to balance the replicas.
-    beyond_share: bool,
+    /// replica that cannot reach the device): not handed over to balance the replicas before
+    /// then.
+    kept_until: Option<tokio::time::Instant>,
 }
 
 /// Why a source is handed to another replica.
@@ -225,8 +235,6 @@ struct Held {
 enum HandOver {
     /// This replica holds two sources more than another one at least.
     Balance,
-    /// An ask not answered in time may have taken the lease: given back.
-    Unanswered,
     /// This replica has not reached the device for `hand_over_unreachable_secs`.
     Unreachable,
 }
@@ -235,7 +243,6 @@ impl HandOver {
     fn as_str(self) -> &'static str {
         match self {
             Self::Balance => "balance",
-            Self::Unanswered => "unanswered",
             Self::Unreachable => "unreachable",
         }
     }
@@ -256,6 +263,14 @@ pub(crate) struct Leases {
     members: usize,
     share: usize,
     least: usize,
+    /// The census's replica to give a source to balance them.
+    giver: Option<String>,
+    /// The source last handed over to balance, until another replica is seen holding it (or a
+    /// lease has passed): one at a time, so that a stale count never gives two.
+    balancing: Option<(String, tokio::time::Instant)>,
+    /// Until then this replica rests from balancing (it handed a device over that it could
+    /// not reach).
+    resting_until: Option<tokio::time::Instant>,
     /// Sources handed over, not asked for again here until then.
     cooling: BTreeMap<String, tokio::time::Instant>,
     /// Sources handed over whose leases are given back once their runs here have ended.
@@ -284,6 +299,9 @@ impl Leases {
             members: 1,
             share: usize::MAX,
             least: 0,
+            giver: None,
+            balancing: None,
+            resting_until: None,
             cooling: BTreeMap::new(),
             releasing: BTreeSet::new(),
             free_since: BTreeMap::new(),
@@ -297,6 +315,13 @@ impl Leases {
 
     fn period(&self) -> Duration {
         self.ttl / 5
+    }
+
+    /// How long a source taken beyond the share is kept from balancing: ten times the wait
+    /// for an unreachable device (a replica that could not reach it tries again at most that
+    /// often), ten leases without that wait.
+    fn kept_beyond_share(&self) -> Duration {
+        self.hand_over_unreachable.unwrap_or(self.ttl).max(self.ttl) * 10
     }
 
     /// What the next round asks for.
@@ -316,6 +341,7 @@ impl Leases {
                 .map(|(s, _)| s.clone())
                 .collect(),
             share: self.share,
+            resting: self.resting_until.is_some_and(|until| now < until),
             balance: self.balance,
         }
     }
@@ -346,16 +372,22 @@ impl Leases {
                 store
                     .acquire_lease(&format!("{MEMBER_PREFIX}{holder}"), &holder, now, ttl)
                     .await?;
+                if plan.resting {
+                    store
+                        .acquire_lease(&format!("{RESTING_PREFIX}{holder}"), &holder, now, ttl)
+                        .await?;
+                }
                 let members = store.live_leases(MEMBER_PREFIX, now).await?;
+                let resting = store.live_leases(RESTING_PREFIX, now).await?;
                 let sources = store.live_leases(CONNECTOR_PREFIX, now).await?;
-                Ok((members, sources))
+                Ok((members, resting, sources))
             })
             .await;
             let names = connectors.names();
             // (source, asked beyond this replica's share)
             let mut asks: Vec<(String, bool)> = Vec::new();
             match census {
-                Ok(Ok((members, leases))) => {
+                Ok(Ok((members, resting, leases))) => {
                     // Sources held by each replica, those holding none included.
                     let mut counts: BTreeMap<String, usize> =
                         members.iter().map(|m| (m.holder.clone(), 0)).collect();
@@ -371,12 +403,25 @@ impl Leases {
                     } else {
                         names.len()
                     };
-                    let least = counts.values().copied().min().unwrap_or(0);
+                    // A replica resting from balancing is handed nothing to balance.
+                    let resting: BTreeSet<String> = resting.into_iter().map(|l| l.holder).collect();
+                    let least = counts
+                        .iter()
+                        .filter(|(h, _)| !resting.contains(*h))
+                        .map(|(_, n)| *n)
+                        .min()
+                        .unwrap_or(0);
+                    let most = counts.values().copied().max().unwrap_or(0);
+                    let giver = counts
+                        .iter()
+                        .find(|(_, n)| **n == most)
+                        .map(|(h, _)| h.clone());
                     if answers
                         .send(Msg::Census {
                             members,
                             share,
                             least,
+                            giver,
                         })
                         .is_err()
                     {
@@ -439,13 +484,14 @@ impl Leases {
                 let (store, holder) = (store.clone(), holder.clone());
                 async move {
                     let asked = tokio::time::Instant::now();
-                    let answer = tokio::time::timeout(
+                    // Not answered in time but granted all the same, the lease shows as this
+                    // replica's in the next round's listing, which renews it and reads on.
+                    let lease = tokio::time::timeout(
                         period,
                         store.acquire_lease(&lease_name(&source), &holder, chrono::Utc::now(), ttl),
                     )
-                    .await;
-                    let timed_out = answer.is_err();
-                    let lease = answer.unwrap_or_else(|_| {
+                    .await
+                    .unwrap_or_else(|_| {
                         Err(mantis_store::Error::Unavailable(
                             "the database did not answer in time".into(),
                         ))
@@ -455,7 +501,6 @@ impl Leases {
                         asked,
                         lease,
                         beyond_share,
-                        timed_out,
                     }
                 }
             });
@@ -486,6 +531,7 @@ impl Leases {
                 members,
                 share,
                 least,
+                giver,
             } => {
                 if members != self.members {
                     tracing::info!(replicas = members, share, "replicas sharing the sources");
@@ -493,6 +539,7 @@ impl Leases {
                 self.members = members;
                 self.share = share;
                 self.least = least;
+                self.giver = giver;
                 metrics::gauge!("mantis_ingestion_replicas").set(members as f64);
                 self.rebalance(now);
             }
@@ -514,7 +561,6 @@ impl Leases {
             asked,
             lease,
             beyond_share,
-            timed_out,
         } = answer;
         match lease {
             Ok(lease) if lease.is_held_by(&self.holder) => {
@@ -530,13 +576,14 @@ impl Leases {
                     // Answered too late to read on: the lease may lapse before the next one.
                     return;
                 }
+                let kept = self.kept_beyond_share();
                 let held = self.held.entry(source.clone()).or_insert_with(|| {
                     tracing::info!(connector = %source, holder = %self.holder, "lease taken: this replica reads the source");
                     Held {
                         until,
                         taken: now,
                         reached: now,
-                        beyond_share,
+                        kept_until: beyond_share.then(|| now + kept),
                     }
                 });
                 // An older ask answered after a newer one extends nothing.
@@ -546,6 +593,10 @@ impl Leases {
             }
             Ok(lease) => {
                 self.free_since.remove(&source);
+                if self.balancing.as_ref().is_some_and(|(s, _)| *s == source) {
+                    // Taken by another: the next one may go.
+                    self.balancing = None;
+                }
                 if self.held.remove(&source).is_some() {
                     tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
                 }
@@ -558,34 +609,45 @@ impl Leases {
             Err(e) => {
                 metrics::counter!("mantis_connector_lease_failures_total").increment(1);
                 tracing::warn!(connector = %source, error = %e, "lease cannot be renewed or taken");
-                if timed_out && !self.held.contains_key(&source) {
-                    // Granted all the same, it would keep the source from the others until it
-                    // lapsed: given back (a held one is renewed at the next round instead).
-                    self.hand_over(&source, HandOver::Unanswered, tokio::time::Instant::now());
-                }
             }
         }
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
     }
 
-    /// Holding two sources more than another replica at least, hands one over: the one taken
-    /// last among those held for half a lease at least (so a source moves at most once in that
-    /// time), those taken beyond the share left out (nobody else took them). One a round: the
-    /// others take them up at their next rounds.
+    /// Holding the most, and two sources more than another replica not resting at least, hands
+    /// one over: the one taken last among those held for half a lease at least (so a source
+    /// moves at most once in that time), those taken beyond the share lately left out (nobody
+    /// else took them). One at a time: the next once another replica is seen holding it, or a
+    /// lease later.
     fn rebalance(&mut self, now: tokio::time::Instant) {
-        if !self.balance || self.members < 2 || self.held.len() < self.least + 2 {
+        if self
+            .balancing
+            .as_ref()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) < self.ttl)
+        {
+            return;
+        }
+        if !self.balance
+            || self.members < 2
+            || self.held.len() < self.least + 2
+            || self.giver.as_deref() != Some(self.holder.as_str())
+        {
             return;
         }
         let settled = self.ttl / 2;
         let newest = self
             .held
             .iter()
-            .filter(|(_, h)| !h.beyond_share && now.saturating_duration_since(h.taken) >= settled)
+            .filter(|(_, h)| {
+                h.kept_until.is_none_or(|until| now >= until)
+                    && now.saturating_duration_since(h.taken) >= settled
+            })
             .max_by_key(|(_, h)| h.taken)
             .map(|(s, _)| s.clone());
         if let Some(source) = newest {
             tracing::info!(connector = %source, held = self.held.len(), least = self.least, replicas = self.members, "handing a source over to balance the replicas");
             self.hand_over(&source, HandOver::Balance, now);
+            self.balancing = Some((source, now));
         }
     }
 
@@ -647,7 +709,12 @@ impl Leases {
             ),
             _ => (self.ttl, None),
         };
-        self.cooling.insert(source.to_owned(), now + cool_off);
+        if matches!(why, HandOver::Unreachable) {
+            self.resting_until = Some(now + cool_off);
+        }
+        // A longer cooling already running is kept.
+        let until = self.cooling.entry(source.to_owned()).or_insert(now);
+        *until = (*until).max(now + cool_off);
         self.connectors.stand_by(source, None, reason.as_deref());
         self.releasing.insert(source.to_owned());
         self.release_ended();
@@ -742,6 +809,8 @@ impl Leases {
         }
         if let Some(h) = in_flight {
             h.abort();
+            // Ended, so that no ask of it lands after the releases below.
+            let _ = h.await;
         }
         // Counted out first, so that the others' shares take this replica's sources in at once
         // when they are handed back.
@@ -759,11 +828,14 @@ impl Leases {
         stopped.await;
         // Every source's, not only those known held: an aborted round may have taken some (a
         // release only ever frees this holder's).
-        let leases: BTreeSet<String> = std::mem::take(&mut self.held)
+        let mut leases: BTreeSet<String> = std::mem::take(&mut self.held)
             .into_keys()
             .chain(self.connectors.names())
             .map(|s| lease_name(&s))
             .collect();
+        // Again, in case the first release failed; and the resting one, if any.
+        leases.insert(member);
+        leases.insert(format!("{RESTING_PREFIX}{}", self.holder));
         let releases = leases.into_iter().map(|lease| {
             let (store, holder) = (self.store.clone(), self.holder.clone());
             async move {
