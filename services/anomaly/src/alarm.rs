@@ -59,6 +59,10 @@ pub struct AlarmState {
     /// stored value older than the last judged window can only break a run of length 0.
     #[serde(default)]
     pub last_judged_end_ms: Option<i64>,
+    /// What scored the newest judged window (the robust baseline, or a model version): a run
+    /// of windows in progress is judged by one scorer, a new one starts it again.
+    #[serde(default)]
+    pub scorer: Option<String>,
 }
 
 /// What to do with one scored window.
@@ -77,7 +81,7 @@ impl AlarmState {
     }
 
     /// Judges the window starting at `window_ms` and lasting `len_ms` with `score` against
-    /// `threshold`.
+    /// `threshold`, all scored alike.
     pub fn judge(
         &mut self,
         rule: AlarmRule,
@@ -85,6 +89,23 @@ impl AlarmState {
         len_ms: i64,
         score: f64,
         threshold: f64,
+    ) -> Decision {
+        self.judge_scored_by(rule, window_ms, len_ms, score, threshold, "")
+    }
+
+    /// [`AlarmState::judge`] of a window scored by `scorer` (e.g. `baseline`, `model:3`). The
+    /// scores of two scorers are not on one scale (the robust baseline before a model is
+    /// trained, a model and its retrained successor): a run toward opening the alarm begun
+    /// under one scorer is not confirmed by windows of another, it starts again. An open alarm
+    /// stays open (it closes after `clear` low windows, whoever scores them).
+    pub fn judge_scored_by(
+        &mut self,
+        rule: AlarmRule,
+        window_ms: i64,
+        len_ms: i64,
+        score: f64,
+        threshold: f64,
+        scorer: &str,
     ) -> Decision {
         if self.last_window_ms.is_some_and(|last| window_ms <= last) {
             return Decision {
@@ -116,8 +137,13 @@ impl AlarmState {
         self.last_judged_end_ms = Some(previous_end.map_or(end, |p| p.max(end)));
         // A window of unknown length (0) breaks nothing.
         let gap = len_ms > 0 && previous_end.is_some_and(|p| window_ms.saturating_sub(p) > len_ms);
-        if gap {
+        let rescored = self.scorer.as_deref().is_some_and(|s| s != scorer);
+        if gap || (rescored && !machine.is_open()) {
             machine.break_run();
+        }
+        let new_scorer = self.scorer.as_deref() != Some(scorer);
+        if new_scorer {
+            self.scorer = Some(scorer.to_owned());
         }
         machine.update(score);
         let margin = machine.config().margin;
@@ -128,7 +154,7 @@ impl AlarmState {
                 self.emitted.pop_front();
             }
         }
-        let changed = anomaly || gap || before != self.machine;
+        let changed = anomaly || gap || new_scorer || before != self.machine;
         if changed {
             self.last_window_ms = Some(window_ms);
         }
@@ -152,6 +178,31 @@ mod tests {
             .enumerate()
             .map(|(i, s)| state.judge(RULE, i as i64 * 1000, 1000, *s, 0.8).anomaly)
             .collect()
+    }
+
+    #[test]
+    fn a_run_is_confirmed_by_windows_of_one_scorer_only() {
+        let mut s = AlarmState::default();
+        let mut judge = |i: i64, score: f64, scorer: &str| {
+            s.judge_scored_by(RULE, i * 1000, 1000, score, 0.8, scorer)
+                .anomaly
+        };
+        // A high window scored by the robust baseline, the next by the model trained
+        // meanwhile: two scales, no confirmation; the model's second high window confirms.
+        assert!(!judge(0, 0.95, "zscore"));
+        assert!(!judge(1, 0.9, "ensemble:1"));
+        assert!(judge(2, 0.9, "ensemble:1"));
+        // Open, the alarm rides out a new model version (within the band), and closes after
+        // two low windows, whoever scores them.
+        assert!(judge(3, 0.85, "ensemble:2"));
+        assert!(!judge(4, 0.1, "ensemble:2"));
+        assert!(!judge(5, 0.1, "ensemble:2"));
+        assert!(!s.is_open());
+        // The scorer is kept with the state (a restart judges on as before).
+        assert_eq!(s.scorer.as_deref(), Some("ensemble:2"));
+        let back: AlarmState =
+            serde_json::from_value(serde_json::to_value(&s).expect("json")).expect("state");
+        assert_eq!(back, s);
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl AnomalyHandler {
         len_ms: i64,
         score: f64,
         threshold: f64,
+        scorer: &str,
     ) -> Result<bool, HandleError> {
         if !self.alarms.contains_key(&sensor) {
             let loaded = match self.store.get_state(&alarm_key(sensor)).await? {
@@ -276,7 +277,7 @@ impl AnomalyHandler {
         let Some(state) = self.alarms.get_mut(&sensor) else {
             return Err(HandleError::Transient("alarm cache".into()));
         };
-        let decision = state.judge(rule, window_ms, len_ms, score, threshold);
+        let decision = state.judge_scored_by(rule, window_ms, len_ms, score, threshold, scorer);
         if decision.changed {
             let value =
                 serde_json::to_value(&*state).map_err(|e| HandleError::Permanent(e.to_string()))?;
@@ -438,6 +439,10 @@ impl Handler for AnomalyHandler {
         metrics::histogram!("mantis_anomaly_score", "method" => verdict.method)
             .record(verdict.score);
         let threshold = self.rules.anomaly_threshold(criticality);
+        let scorer = match &verdict.model_version {
+            Some(version) => format!("{}:{version}", verdict.method),
+            None => verdict.method.to_owned(),
+        };
         let is_anomaly = self
             .judge(
                 fv.sensor_id,
@@ -445,6 +450,7 @@ impl Handler for AnomalyHandler {
                 (fv.window_end - fv.window_start).num_milliseconds(),
                 verdict.score,
                 threshold,
+                &scorer,
             )
             .await?;
         let anomaly = is_anomaly.then(|| Anomaly {
@@ -805,7 +811,7 @@ mod tests {
         // Opened here by a high window.
         assert!(
             handler
-                .judge(sensor, 0, len, 2.0, threshold)
+                .judge(sensor, 0, len, 2.0, threshold, "ensemble:1")
                 .await
                 .expect("judged")
         );
@@ -829,7 +835,7 @@ mod tests {
         // alarm; the alarm is closed, so it is no anomaly (the cached state said open).
         assert!(
             !handler
-                .judge(sensor, 2 * len, len, 0.7, threshold)
+                .judge(sensor, 2 * len, len, 0.7, threshold, "ensemble:1")
                 .await
                 .expect("judged")
         );
