@@ -10,7 +10,8 @@
 //! window length after the end of the previous judged one (a sensor offline, a gap in the
 //! readings; windows too sparse to be judged count as missing), the run in progress is broken,
 //! so two high windows on either side of an outage do not confirm each other, nor two low ones
-//! close an open alarm.
+//! close an open alarm. Nor do windows of different scorers (the robust baseline, a model
+//! version) confirm each other: their scores are not on one scale.
 //!
 //! Decisions are replay-safe: a window at or before the last one that changed the state is a
 //! redelivery (the consumer restarted before committing it) and gets the decision it got the
@@ -93,7 +94,7 @@ impl AlarmState {
         self.judge_scored_by(rule, window_ms, len_ms, score, threshold, "")
     }
 
-    /// [`AlarmState::judge`] of a window scored by `scorer` (e.g. `baseline`, `model:3`). The
+    /// [`AlarmState::judge`] of a window scored by `scorer` (`robust-zscore`, `ensemble:3`). The
     /// scores of two scorers are not on one scale (the robust baseline before a model is
     /// trained, a model and its retrained successor): a run toward opening the alarm begun
     /// under one scorer is not confirmed by windows of another, it starts again. An open alarm
@@ -203,6 +204,31 @@ mod tests {
         let back: AlarmState =
             serde_json::from_value(serde_json::to_value(&s).expect("json")).expect("state");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_state_stored_before_scorers_were_kept_carries_its_run_on() {
+        // A run of one high window, stored by a version that kept no scorer.
+        let mut s = AlarmState::default();
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
+        s.scorer = None;
+        let mut json = serde_json::to_value(&s).expect("json");
+        json.as_object_mut().expect("object").remove("scorer");
+        let mut back: AlarmState = serde_json::from_value(json).expect("read back");
+        // Its next high window confirms it, whoever scored it; the scorer is kept from then on.
+        let d = back.judge_scored_by(RULE, 1000, 1000, 0.9, 0.8, "ensemble:1");
+        assert!(d.anomaly && d.changed);
+        assert_eq!(back.scorer.as_deref(), Some("ensemble:1"));
+        // A redelivered window changes nothing, whichever scorer scores it again.
+        let again = back.judge_scored_by(RULE, 1000, 1000, 0.1, 0.8, "robust-zscore");
+        assert_eq!(
+            again,
+            Decision {
+                anomaly: true,
+                changed: false
+            }
+        );
+        assert_eq!(back.scorer.as_deref(), Some("ensemble:1"));
     }
 
     #[test]

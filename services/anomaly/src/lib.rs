@@ -68,8 +68,8 @@ pub struct Config {
     /// alarm on a healthy machine.
     pub min_window_fill: f64,
     /// Consecutive windows of a sensor at or above its asset's threshold before they are
-    /// anomalies (1: every window is judged alone); a gap in the data breaks a run (`alarm`).
-    /// Default 2.
+    /// anomalies (1: every window is judged alone); a gap in the data, or a window scored by
+    /// another scorer (the baseline, a model version), breaks a run (`alarm`). Default 2.
     pub confirm_windows: u32,
     /// Consecutive windows below `threshold − hysteresis` that end an anomalous stretch.
     /// Default 2.
@@ -211,6 +211,8 @@ struct AnomalyHandler {
     alarms: HashMap<SensorId, AlarmState>,
     assets: HashMap<AssetId, (Criticality, Instant)>,
     sampling_rates: HashMap<SensorId, (f64, Instant)>,
+    /// The assets whose promoted model was looked for since the service started.
+    models_checked: std::collections::HashSet<AssetId>,
     health: Health,
 }
 
@@ -241,6 +243,7 @@ impl AnomalyHandler {
             alarms: HashMap::new(),
             assets: HashMap::new(),
             sampling_rates: HashMap::new(),
+            models_checked: std::collections::HashSet::new(),
             health: health.clone(),
         }
     }
@@ -383,6 +386,15 @@ impl Handler for AnomalyHandler {
         } = observation
         {
             self.persist_baseline(fv.sensor_id, needed).await?;
+        }
+        if self.models_checked.insert(fv.asset_id) {
+            // The asset's first window since the service started: its promoted model is loaded
+            // before it is scored (the trainer's pass over every asset may come minutes
+            // later), so that the baseline does not score it meanwhile and a run toward an
+            // alarm does not begin under one scorer and end under the other.
+            if let Err(e) = self.models.reload(fv.asset_id).await {
+                tracing::warn!(asset = %fv.asset_id, error = %e, "promoted model not loaded; the baseline scores the asset until the trainer loads it");
+            }
         }
         let served = self.models.served(fv.asset_id);
         let scored = served.as_ref().and_then(|m| {
