@@ -19,7 +19,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
-use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, SensorType};
+use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, Sensor, SensorType};
 use mantis_runtime::Problem;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
@@ -200,14 +200,14 @@ fn hours(d: Duration) -> f64 {
     d.num_milliseconds() as f64 / 3_600_000.0
 }
 
-/// Mean speed over rated speed in `[from, to)`, when the asset has a speed sensor with data.
+/// Mean speed over rated speed in `[from, to)`, when the asset has a speed sensor (among its
+/// `sensors`) with data.
 async fn performance(
     store: &dyn Store,
-    asset: &Asset,
+    sensors: &[Sensor],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<Option<f64>> {
-    let sensors = store.list_sensors(Some(asset.id)).await?;
     let Some(speed) = sensors
         .iter()
         .find(|s| s.sensor_type == SensorType::Speed && s.max_value > 0.0)
@@ -231,6 +231,7 @@ async fn asset_kpi(
     shifts: &Shifts,
     asset: &Asset,
     events: &[MaintenanceEvent],
+    sensors: &[Sensor],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<Kpi> {
@@ -238,7 +239,7 @@ async fn asset_kpi(
     let period = to - from;
     let down = overlap(&intervals, from, to);
     let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
-    let perf = performance(store, asset, from, to).await?;
+    let perf = performance(store, sensors, from, to).await?;
     let oee = availability * perf.unwrap_or(1.0);
     let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
     for (name, b, e) in shifts.instances(from, to) {
@@ -387,27 +388,46 @@ pub(crate) async fn kpis(
             .collect(),
         (None, None) => tenant_assets(s.store.as_ref(), &who).await?,
     };
-    // The events of one asset, or of the whole tenant in one query.
+    // The events and sensors of one asset, or of the whole tenant in one query each.
     let mut events: HashMap<AssetId, Vec<MaintenanceEvent>> = HashMap::new();
-    let read = match assets.as_slice() {
-        [one] => {
+    let mut sensors: HashMap<AssetId, Vec<Sensor>> = HashMap::new();
+    let (read, listed) = match assets.as_slice() {
+        [one] => (
             s.store
                 .list_maintenance_events(Some(one.id), EVENTS_PER_ASSET)
-                .await?
-        }
-        _ => {
+                .await?,
+            s.store.list_sensors(Some(one.id)).await?,
+        ),
+        _ => (
             s.store
                 .tenant_maintenance_events(who.tenant_id, EVENTS_PER_ASSET)
-                .await?
-        }
+                .await?,
+            // Every tenant's: only those of the assets in scope are looked up below.
+            s.store.list_sensors(None).await?,
+        ),
     };
     for e in read {
         events.entry(e.asset_id).or_default().push(e);
     }
+    for sensor in listed {
+        sensors.entry(sensor.asset_id).or_default().push(sensor);
+    }
     let mut per_asset = Vec::with_capacity(assets.len());
     for asset in &assets {
         let history = events.get(&asset.id).map_or(&[][..], Vec::as_slice);
-        per_asset.push(asset_kpi(s.store.as_ref(), &s.shifts, asset, history, from, to).await?);
+        let its_sensors = sensors.get(&asset.id).map_or(&[][..], Vec::as_slice);
+        per_asset.push(
+            asset_kpi(
+                s.store.as_ref(),
+                &s.shifts,
+                asset,
+                history,
+                its_sensors,
+                from,
+                to,
+            )
+            .await?,
+        );
     }
     if wants_csv(&headers, &params)? {
         return list_response(&per_asset, true, "kpis");

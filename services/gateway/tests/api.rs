@@ -3969,3 +3969,80 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
     let (_, _, plan) = g.call("GET", "/api/v1/schedule?hours=72", &ana, None).await;
     assignment(&plan, &low.code);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpis_measure_performance_from_a_speed_sensor_for_one_asset_and_the_line() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    // Two motors of one line: one with a speed sensor rated 1 500 rpm, running at 1 200 on
+    // average over the period asked; the other without one (performance assumed 1).
+    let fast = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-SPD").await;
+    let _plain = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-NOSPD").await;
+    let speed = Sensor {
+        id: SensorId::new_random(),
+        asset_id: fast.motor.id,
+        code: "MTR-SPD-RPM".into(),
+        sensor_type: SensorType::Speed,
+        unit: "rpm".into(),
+        min_value: 0.0,
+        max_value: 1500.0,
+        sampling_rate_hz: 1.0,
+    };
+    g.store.upsert_sensor(&speed).await.expect("sensor");
+    let from = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut at_speed = readings(&speed, from + chrono::Duration::minutes(1), 20, 1000);
+    for (i, r) in at_speed.iter_mut().enumerate() {
+        r.value = if i % 2 == 0 { 1100.0 } else { 1300.0 };
+    }
+    g.store.insert_readings(&at_speed).await.expect("readings");
+    let to = chrono::Utc::now();
+    let period = format!(
+        "from={}&to={}",
+        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+    .replace('+', "%2B");
+
+    let (s, _, one) = g
+        .call(
+            "GET",
+            &format!("/api/v1/kpis?assetId={}&{period}", fast.motor.id),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{one:#}");
+    let kpi = &one["assets"][0];
+    let perf = kpi["performance"].as_f64().expect("measured");
+    assert!((perf - 0.8).abs() < 1e-9, "{kpi:#}");
+    let availability = kpi["availability"].as_f64().expect("availability");
+    let oee = kpi["oee"].as_f64().expect("oee");
+    assert!((oee - availability * 0.8).abs() < 1e-9, "{kpi:#}");
+    assert!(
+        kpi["oeeBasis"]
+            .as_str()
+            .is_some_and(|b| b.contains("performance (speed)")),
+        "{kpi:#}"
+    );
+
+    // The line at once (sensors and events read for the whole tenant): the same figures for
+    // the motor with a speed sensor, none for the other.
+    let (s, _, line) = g
+        .call(
+            "GET",
+            &format!("/api/v1/kpis?line=Line%201&{period}"),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{line:#}");
+    let of = |code: &str| {
+        line["assets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["assetCode"] == code).cloned())
+            .unwrap_or_else(|| panic!("{code} in {line:#}"))
+    };
+    assert_eq!(of("MTR-SPD")["performance"], kpi["performance"], "{line:#}");
+    assert_eq!(of("MTR-SPD")["oee"], kpi["oee"], "{line:#}");
+    assert!(of("MTR-NOSPD")["performance"].is_null(), "{line:#}");
+}
