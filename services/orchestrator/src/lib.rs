@@ -727,32 +727,21 @@ pub async fn build(infra: Infra, config: Config) -> Result<App> {
         RulConsumer(orchestrator.clone()),
         orchestrator,
     );
-    health.set_detail(
-        "webhooks",
-        serde_json::json!(
-            hooks
-                .iter()
-                .map(|h| serde_json::json!({
-                    "name": h.name,
-                    "url": h.shown_url(),
-                    "events": h.settings.events,
-                }))
-                .collect::<Vec<_>>()
-        ),
-    );
+    let board = webhooks::Board::new(health.clone(), &hooks);
     let mut app = App::new("orchestrator", &config.bind, axum::Router::new(), health).await?;
     for hook in hooks {
         for kind in hook.settings.events.clone() {
             let (infra, group) = (infra.clone(), hook.group(kind));
             let label = format!("webhook {} ({kind:?})", hook.name);
-            let hook = hook.clone();
+            let (hook, board) = (hook.clone(), board.clone());
             app = app.worker(label, move |shutdown| async move {
                 match kind {
                     webhooks::EventKind::Alert => {
-                        webhooks::deliver::<Alert>(infra, hook, &group, shutdown).await
+                        webhooks::deliver::<Alert>(infra, hook, kind, board, &group, shutdown).await
                     }
                     webhooks::EventKind::Maintenance => {
-                        webhooks::deliver::<WorkOrder>(infra, hook, &group, shutdown).await
+                        webhooks::deliver::<WorkOrder>(infra, hook, kind, board, &group, shutdown)
+                            .await
                     }
                 }
             });

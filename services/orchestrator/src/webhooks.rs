@@ -377,6 +377,8 @@ struct Body<'a, R> {
 pub(crate) struct Delivery<R> {
     hook: Ready,
     store: Arc<dyn Store>,
+    kind: EventKind,
+    board: Board,
     /// Records published before this time (ms, the bus's) are not sent: the webhook did not
     /// exist yet.
     since_ms: i64,
@@ -389,6 +391,8 @@ impl<R> Delivery<R> {
     pub(crate) async fn start(
         hook: Ready,
         store: Arc<dyn Store>,
+        kind: EventKind,
+        board: Board,
     ) -> Result<Self, mantis_store::Error> {
         let key = hook.since_key();
         let since_ms = match store
@@ -409,6 +413,8 @@ impl<R> Delivery<R> {
         Ok(Self {
             hook,
             store,
+            kind,
+            board,
             since_ms,
             _record: PhantomData,
         })
@@ -419,11 +425,13 @@ impl<R> Delivery<R> {
 pub(crate) async fn deliver<R: Event>(
     infra: mantis_runtime::Infra,
     hook: Ready,
+    kind: EventKind,
+    board: Board,
     group: &str,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> mantis_runtime::Result<()> {
     let delivery = loop {
-        match Delivery::<R>::start(hook.clone(), infra.store.clone()).await {
+        match Delivery::<R>::start(hook.clone(), infra.store.clone(), kind, board.clone()).await {
             Ok(d) => break d,
             Err(e) => {
                 tracing::warn!(webhook = %hook.name, error = %e, "webhook not started: the store does not answer; retrying");
@@ -444,6 +452,131 @@ pub(crate) async fn deliver<R: Event>(
         shutdown,
     )
     .await
+}
+
+/// What operators see of each webhook's deliveries: the `webhooks` detail of the health
+/// (`state` `DELIVERING` or `FAILING`, `failingSince`, `lastError`, `oldestUndeliveredAt`: the
+/// publication time of the event held at the head, `lastDeliveredAt`) and the gauges
+/// `mantis_webhook_failing{webhook}` (0 / 1) and `mantis_webhook_oldest_undelivered_seconds
+/// {webhook}` (how old the event held at the head is; 0 when nothing is held).
+#[derive(Clone)]
+pub(crate) struct Board {
+    health: mantis_telemetry::Health,
+    entries: Arc<std::sync::Mutex<BTreeMap<String, Shown>>>,
+}
+
+/// One webhook as the health shows it.
+struct Shown {
+    url: String,
+    events: Vec<EventKind>,
+    last_delivered_at: Option<chrono::DateTime<Utc>>,
+    /// Per kind of event held: since when, why, and the publication time (ms) of the event.
+    failing: BTreeMap<EventKind, (chrono::DateTime<Utc>, String, i64)>,
+}
+
+impl Board {
+    /// The board of `hooks`, shown at once (all delivering).
+    pub(crate) fn new(health: mantis_telemetry::Health, hooks: &[Ready]) -> Self {
+        let entries = hooks
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    Shown {
+                        url: h.shown_url(),
+                        events: h.settings.events.clone(),
+                        last_delivered_at: None,
+                        failing: BTreeMap::new(),
+                    },
+                )
+            })
+            .collect();
+        let board = Self {
+            health,
+            entries: Arc::new(std::sync::Mutex::new(entries)),
+        };
+        board.show(None);
+        board
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Shown>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The receiver took an event of `kind` (or refused that event alone).
+    fn delivered(&self, name: &str, kind: EventKind) {
+        {
+            let mut entries = self.entries();
+            let Some(e) = entries.get_mut(name) else {
+                return;
+            };
+            e.last_delivered_at = Some(Utc::now());
+            if e.failing.remove(&kind).is_some() {
+                tracing::info!(webhook = %name, ?kind, "webhook delivering again");
+            }
+        }
+        self.show(Some(name));
+    }
+
+    /// The event of `kind` published at `published_ms` could not be delivered (`why`).
+    fn failing(&self, name: &str, kind: EventKind, why: &str, published_ms: i64) {
+        {
+            let mut entries = self.entries();
+            let Some(e) = entries.get_mut(name) else {
+                return;
+            };
+            let now = Utc::now();
+            let held = e
+                .failing
+                .entry(kind)
+                .or_insert_with(|| (now, String::new(), published_ms));
+            held.1 = why.to_owned();
+            held.2 = published_ms;
+        }
+        self.show(Some(name));
+    }
+
+    /// Sets the health detail, and the gauges of `name`.
+    fn show(&self, name: Option<&str>) {
+        let entries = self.entries();
+        let now = Utc::now();
+        if let Some(e) = name.and_then(|n| entries.get(n).map(|e| (n, e))) {
+            let (n, e) = e;
+            let oldest = e.failing.values().map(|f| f.2).min();
+            metrics::gauge!("mantis_webhook_failing", "webhook" => n.to_owned())
+                .set(if e.failing.is_empty() { 0.0 } else { 1.0 });
+            metrics::gauge!("mantis_webhook_oldest_undelivered_seconds", "webhook" => n.to_owned())
+                .set(oldest.map_or(0.0, |ms| {
+                    (now.timestamp_millis() - ms).max(0) as f64 / 1000.0
+                }));
+        }
+        let shown: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(name, e)| {
+                let since = e.failing.values().map(|f| f.0).min();
+                let last_error = e.failing.values().max_by_key(|f| f.0).map(|f| f.1.clone());
+                let oldest = e
+                    .failing
+                    .values()
+                    .map(|f| f.2)
+                    .min()
+                    .and_then(chrono::DateTime::from_timestamp_millis);
+                serde_json::json!({
+                    "name": name,
+                    "url": e.url,
+                    "events": e.events,
+                    "state": if e.failing.is_empty() { "DELIVERING" } else { "FAILING" },
+                    "failingSince": since,
+                    "lastError": last_error,
+                    "oldestUndeliveredAt": oldest,
+                    "lastDeliveredAt": e.last_delivered_at,
+                })
+            })
+            .collect();
+        self.health.set_detail("webhooks", serde_json::json!(shown));
+    }
 }
 
 /// The error's own text and its causes (a reqwest error's text alone does not tell a timeout
@@ -545,18 +678,22 @@ impl<R: Event> Handler for Delivery<R> {
             Ok(r) => r,
             Err(e) => {
                 counted(&hook.name, "retried");
-                return Err(HandleError::Transient(format!(
+                let why = format!(
                     "webhook {} not reached: {}",
                     hook.name,
                     // Its URL may carry a credential.
                     chain(&e.without_url())
-                )));
+                );
+                self.board
+                    .failing(&hook.name, self.kind, &why, ctx.envelope.timestamp_ms);
+                return Err(HandleError::Transient(why));
             }
         };
         let status = response.status();
         match answer(status) {
             Answer::Delivered => {
                 counted(&hook.name, "delivered");
+                self.board.delivered(&hook.name, self.kind);
                 tracing::debug!(webhook = %hook.name, delivery = %id, %status, "webhook delivered");
                 Ok(ctx.done())
             }
@@ -565,9 +702,13 @@ impl<R: Event> Handler for Delivery<R> {
                 let why = format!("webhook {} answered {status}: {text}", hook.name);
                 if outcome == Answer::Refused {
                     counted(&hook.name, "refused");
+                    // The receiver answers: only this event is refused (dead-lettered).
+                    self.board.delivered(&hook.name, self.kind);
                     Err(HandleError::Permanent(why))
                 } else {
                     counted(&hook.name, "retried");
+                    self.board
+                        .failing(&hook.name, self.kind, &why, ctx.envelope.timestamp_ms);
                     Err(HandleError::Transient(why))
                 }
             }

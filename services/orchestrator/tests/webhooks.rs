@@ -473,12 +473,33 @@ async fn an_event_published_while_the_receiver_is_down_is_delivered_after_a_rest
         let infra = infra.clone();
         async move {
             let app = build(infra, config).await.expect("orchestrator");
+            let health = format!("http://127.0.0.1:{}/health", app.port());
             let shutdown = CancellationToken::new();
-            (shutdown.clone(), tokio::spawn(app.run(shutdown)))
+            (shutdown.clone(), tokio::spawn(app.run(shutdown)), health)
         }
     };
+    // The webhook as the health shows it, once `done` accepts it (10 s at most).
+    let shown_until = |health: String, done: fn(&Value) -> bool| async move {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            let h: Value = reqwest::get(&health)
+                .await
+                .expect("health")
+                .json()
+                .await
+                .expect("json");
+            last = h["details"]["webhooks"][0].clone();
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("webhook not shown as expected: {last:#}");
+    };
     let infra = open().await;
-    let (shutdown, running) = run(&infra, config.clone()).await;
+    let (shutdown, running, health) = run(&infra, config.clone()).await;
+    let idle = shown_until(health.clone(), |w| w["state"] == "DELIVERING").await;
+    assert!(idle["lastDeliveredAt"].is_null(), "{idle:#}");
     // Started: its start time is stored.
     for _ in 0..100 {
         let since = infra.store.get_state("orchestrator.webhook.pager.since");
@@ -493,7 +514,22 @@ async fn an_event_published_while_the_receiver_is_down_is_delivered_after_a_rest
         .publish(None, &paged, TraceContext::new_root(), vec![])
         .await
         .expect("published");
-    // Tried against the closed port for a while, then stopped.
+    // Tried against the closed port for a while: shown failing, with the event held since it
+    // was published. Then stopped.
+    let failing = shown_until(health, |w| w["state"] == "FAILING").await;
+    assert!(
+        failing["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("webhook pager not reached")),
+        "{failing:#}"
+    );
+    let held = failing["oldestUndeliveredAt"].as_str().expect("held since");
+    let held = chrono::DateTime::parse_from_rfc3339(held).expect("a time");
+    assert!(
+        (held.timestamp_millis() - paged.created_at.timestamp_millis()).abs() < 60_000,
+        "{failing:#}"
+    );
+    assert!(failing["failingSince"].is_string(), "{failing:#}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     shutdown.cancel();
     running.await.expect("joins").expect("clean stop");
@@ -501,7 +537,7 @@ async fn an_event_published_while_the_receiver_is_down_is_delivered_after_a_rest
 
     let mut rx = receiver_on(port).await;
     let infra = open().await;
-    let (shutdown, running) = run(&infra, config).await;
+    let (shutdown, running, health) = run(&infra, config).await;
     let doc = rx
         .next(Duration::from_secs(60))
         .await
@@ -509,6 +545,9 @@ async fn an_event_published_while_the_receiver_is_down_is_delivered_after_a_rest
     assert_eq!(doc["delivery"], format!("alert:{}", paged.id));
     assert_eq!(doc["signatureValid"], true);
     assert_eq!(doc["status"], 204);
+    let back = shown_until(health, |w| w["lastDeliveredAt"].is_string()).await;
+    assert_eq!(back["state"], "DELIVERING", "{back:#}");
+    assert!(back["lastError"].is_null(), "{back:#}");
     shutdown.cancel();
     running.await.expect("joins").expect("clean stop");
 }
