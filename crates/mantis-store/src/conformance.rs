@@ -325,7 +325,7 @@ pub async fn assets_and_sensors_are_listed_by_code<S: Store + ?Sized>(store: &S)
         .expect("list");
     assert_eq!(codes_of_assets(&default), ["A-1", "B-2", "C-3", "b-1"]);
     let other = store.list_assets(Some(other_tenant)).await.expect("list");
-    assert_eq!(other, vec![d]);
+    assert_eq!(other, vec![d.clone()]);
 
     registered_sensor(store, &a, "S-2").await;
     registered_sensor(store, &a, "S-1").await;
@@ -334,6 +334,12 @@ pub async fn assets_and_sensors_are_listed_by_code<S: Store + ?Sized>(store: &S)
     assert_eq!(codes_of_sensors(&of_a), ["S-1", "S-2"]);
     let all = store.list_sensors(None).await.expect("list");
     assert_eq!(codes_of_sensors(&all), ["S-0", "S-1", "S-2"]);
+    // By tenant: the other tenant's asset's sensor is not among the default tenant's.
+    registered_sensor(store, &d, "S-9").await;
+    let ours = store.tenant_sensors(a.tenant_id).await.expect("list");
+    assert_eq!(codes_of_sensors(&ours), ["S-0", "S-1", "S-2"]);
+    let theirs = store.tenant_sensors(other_tenant).await.expect("list");
+    assert_eq!(codes_of_sensors(&theirs), ["S-9"]);
     for without_sensors in [&c, &lower] {
         let sensors = store
             .list_sensors(Some(without_sensors.id))

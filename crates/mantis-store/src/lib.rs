@@ -456,6 +456,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_sensor(&self, id: SensorId) -> Result<Option<Sensor>>;
     /// Sensors of one asset, or all, ordered by code.
     async fn list_sensors(&self, asset: Option<AssetId>) -> Result<Vec<Sensor>>;
+    /// The sensors of every asset of `tenant`, ordered by code (a fleet's KPIs in one query).
+    async fn tenant_sensors(&self, tenant: TenantId) -> Result<Vec<Sensor>>;
 
     // --- time series (idempotent) -----------------------------------------------------------
 

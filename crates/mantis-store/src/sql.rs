@@ -502,6 +502,15 @@ where
         convert_all(rows)
     }
 
+    async fn tenant_sensors(&self, tenant: TenantId) -> Result<Vec<Sensor>> {
+        let rows = sqlx::query_as::<_, SensorRow>(queries::TENANT_SENSORS)
+            .bind(DbId::from(tenant))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(readings = readings.len()))]
     async fn insert_readings(&self, readings: &[Reading]) -> Result<u64> {
         if readings.is_empty() {

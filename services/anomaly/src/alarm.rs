@@ -82,24 +82,11 @@ impl AlarmState {
     }
 
     /// Judges the window starting at `window_ms` and lasting `len_ms` with `score` against
-    /// `threshold`, all scored alike.
-    pub fn judge(
-        &mut self,
-        rule: AlarmRule,
-        window_ms: i64,
-        len_ms: i64,
-        score: f64,
-        threshold: f64,
-    ) -> Decision {
-        self.judge_scored_by(rule, window_ms, len_ms, score, threshold, "")
-    }
-
-    /// [`AlarmState::judge`] of a window scored by `scorer` (`robust-zscore`, `ensemble:3`). The
-    /// scores of two scorers are not on one scale (the robust baseline before a model is
+    /// `threshold`, scored by `scorer` (`robust-zscore`, `ensemble:3`). The scores of two scorers are not on one scale (the robust baseline before a model is
     /// trained, a model and its retrained successor): a run toward opening the alarm begun
     /// under one scorer is not confirmed by windows of another, it starts again. An open alarm
     /// stays open (it closes after `clear` low windows, whoever scores them).
-    pub fn judge_scored_by(
+    pub fn judge(
         &mut self,
         rule: AlarmRule,
         window_ms: i64,
@@ -177,7 +164,11 @@ mod tests {
         scores
             .iter()
             .enumerate()
-            .map(|(i, s)| state.judge(RULE, i as i64 * 1000, 1000, *s, 0.8).anomaly)
+            .map(|(i, s)| {
+                state
+                    .judge(RULE, i as i64 * 1000, 1000, *s, 0.8, "")
+                    .anomaly
+            })
             .collect()
     }
 
@@ -185,8 +176,7 @@ mod tests {
     fn a_run_is_confirmed_by_windows_of_one_scorer_only() {
         let mut s = AlarmState::default();
         let mut judge = |i: i64, score: f64, scorer: &str| {
-            s.judge_scored_by(RULE, i * 1000, 1000, score, 0.8, scorer)
-                .anomaly
+            s.judge(RULE, i * 1000, 1000, score, 0.8, scorer).anomaly
         };
         // A high window scored by the robust baseline, the next by the model trained
         // meanwhile: two scales, no confirmation; the model's second high window confirms.
@@ -210,17 +200,17 @@ mod tests {
     fn a_state_stored_before_scorers_were_kept_carries_its_run_on() {
         // A run of one high window, stored by a version that kept no scorer.
         let mut s = AlarmState::default();
-        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8, "").anomaly);
         s.scorer = None;
         let mut json = serde_json::to_value(&s).expect("json");
         json.as_object_mut().expect("object").remove("scorer");
         let mut back: AlarmState = serde_json::from_value(json).expect("read back");
         // Its next high window confirms it, whoever scored it; the scorer is kept from then on.
-        let d = back.judge_scored_by(RULE, 1000, 1000, 0.9, 0.8, "ensemble:1");
+        let d = back.judge(RULE, 1000, 1000, 0.9, 0.8, "ensemble:1");
         assert!(d.anomaly && d.changed);
         assert_eq!(back.scorer.as_deref(), Some("ensemble:1"));
         // A redelivered window changes nothing, whichever scorer scores it again.
-        let again = back.judge_scored_by(RULE, 1000, 1000, 0.1, 0.8, "robust-zscore");
+        let again = back.judge(RULE, 1000, 1000, 0.1, 0.8, "robust-zscore");
         assert_eq!(
             again,
             Decision {
@@ -262,7 +252,7 @@ mod tests {
         let got: Vec<bool> = [0.9, 0.1, 0.9]
             .iter()
             .enumerate()
-            .map(|(i, v)| s.judge(rule, i as i64, 1, *v, 0.8).anomaly)
+            .map(|(i, v)| s.judge(rule, i as i64, 1, *v, 0.8, "").anomaly)
             .collect();
         assert_eq!(got, [true, false, true]);
     }
@@ -271,25 +261,25 @@ mod tests {
     fn windows_on_either_side_of_a_gap_are_not_consecutive() {
         let mut s = AlarmState::default();
         // High, then the sensor is silent for a minute, then high: no confirmation yet.
-        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
-        assert!(!s.judge(RULE, 60_000, 1000, 0.9, 0.8).anomaly);
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8, "").anomaly);
+        assert!(!s.judge(RULE, 60_000, 1000, 0.9, 0.8, "").anomaly);
         assert!(!s.is_open());
         // The next window follows on: confirmed.
-        assert!(s.judge(RULE, 61_000, 1000, 0.9, 0.8).anomaly);
+        assert!(s.judge(RULE, 61_000, 1000, 0.9, 0.8, "").anomaly);
         assert!(s.is_open());
         // Low, an outage, low: the alarm stays open; low again right after: closed.
-        assert!(!s.judge(RULE, 62_000, 1000, 0.5, 0.8).anomaly);
-        assert!(!s.judge(RULE, 120_000, 1000, 0.5, 0.8).anomaly);
+        assert!(!s.judge(RULE, 62_000, 1000, 0.5, 0.8, "").anomaly);
+        assert!(!s.judge(RULE, 120_000, 1000, 0.5, 0.8, "").anomaly);
         assert!(s.is_open());
-        assert!(!s.judge(RULE, 121_000, 1000, 0.5, 0.8).anomaly);
+        assert!(!s.judge(RULE, 121_000, 1000, 0.5, 0.8, "").anomaly);
         assert!(!s.is_open());
     }
 
     #[test]
     fn one_missing_window_keeps_a_run_going() {
         let mut s = AlarmState::default();
-        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8).anomaly);
-        assert!(s.judge(RULE, 2000, 1000, 0.9, 0.8).anomaly);
+        assert!(!s.judge(RULE, 0, 1000, 0.9, 0.8, "").anomaly);
+        assert!(s.judge(RULE, 2000, 1000, 0.9, 0.8, "").anomaly);
     }
 
     #[test]
@@ -298,12 +288,12 @@ mod tests {
         let mut live = AlarmState::default();
         let mut stored = AlarmState::default();
         for (start, score) in [(0, 0.9), (60_000, 0.9)] {
-            if live.judge(RULE, start, 1000, score, 0.8).changed {
+            if live.judge(RULE, start, 1000, score, 0.8, "").changed {
                 stored = live.clone();
             }
         }
         // Restarted from the store, the window right after the gap's first one confirms.
-        assert!(stored.judge(RULE, 61_000, 1000, 0.9, 0.8).anomaly);
+        assert!(stored.judge(RULE, 61_000, 1000, 0.9, 0.8, "").anomaly);
     }
 
     #[test]
@@ -320,8 +310,8 @@ mod tests {
         run(&mut s, &[0.9, 0.9]);
         assert!(s.is_open());
         // The rules raised the threshold to 0.95: 0.9 is now below its band, twice: closed.
-        assert!(!s.judge(RULE, 2_000, 1000, 0.8, 0.95).anomaly);
-        assert!(!s.judge(RULE, 3_000, 1000, 0.8, 0.95).anomaly);
+        assert!(!s.judge(RULE, 2_000, 1000, 0.8, 0.95, "").anomaly);
+        assert!(!s.judge(RULE, 3_000, 1000, 0.8, 0.95, "").anomaly);
         assert!(!s.is_open());
     }
 
@@ -331,14 +321,14 @@ mod tests {
         run(&mut s, &[0.9, 0.9]);
         let snapshot = s.clone();
         assert_eq!(
-            s.judge(RULE, 1000, 1000, 0.9, 0.8),
+            s.judge(RULE, 1000, 1000, 0.9, 0.8, ""),
             Decision {
                 anomaly: true,
                 changed: false
             }
         );
         assert_eq!(
-            s.judge(RULE, 0, 1000, 0.9, 0.8),
+            s.judge(RULE, 0, 1000, 0.9, 0.8, ""),
             Decision {
                 anomaly: false,
                 changed: false

@@ -280,7 +280,7 @@ impl AnomalyHandler {
         let Some(state) = self.alarms.get_mut(&sensor) else {
             return Err(HandleError::Transient("alarm cache".into()));
         };
-        let decision = state.judge_scored_by(rule, window_ms, len_ms, score, threshold, scorer);
+        let decision = state.judge(rule, window_ms, len_ms, score, threshold, scorer);
         if decision.changed {
             let value =
                 serde_json::to_value(&*state).map_err(|e| HandleError::Permanent(e.to_string()))?;
@@ -831,8 +831,16 @@ mod tests {
         // with a low window (and stores that).
         let mut elsewhere = AlarmState::default();
         let rule = handler.rule();
-        assert!(elsewhere.judge(rule, 0, len, 2.0, threshold).anomaly);
-        assert!(!elsewhere.judge(rule, len, len, 0.1, threshold).anomaly);
+        assert!(
+            elsewhere
+                .judge(rule, 0, len, 2.0, threshold, "ensemble:1")
+                .anomaly
+        );
+        assert!(
+            !elsewhere
+                .judge(rule, len, len, 0.1, threshold, "ensemble:1")
+                .anomaly
+        );
         assert!(!elsewhere.is_open());
         infra
             .store

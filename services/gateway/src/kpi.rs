@@ -402,8 +402,7 @@ pub(crate) async fn kpis(
             s.store
                 .tenant_maintenance_events(who.tenant_id, EVENTS_PER_ASSET)
                 .await?,
-            // Every tenant's: only those of the assets in scope are looked up below.
-            s.store.list_sensors(None).await?,
+            s.store.tenant_sensors(who.tenant_id).await?,
         ),
     };
     for e in read {

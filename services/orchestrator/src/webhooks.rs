@@ -470,8 +470,16 @@ struct Shown {
     url: String,
     events: Vec<EventKind>,
     last_delivered_at: Option<chrono::DateTime<Utc>>,
-    /// Per kind of event held: since when, why, and the publication time (ms) of the event.
-    failing: BTreeMap<EventKind, (chrono::DateTime<Utc>, String, i64)>,
+    /// Per kind of event held at the head of its backlog.
+    failing: BTreeMap<EventKind, Held>,
+}
+
+/// An event a webhook cannot deliver.
+struct Held {
+    since: chrono::DateTime<Utc>,
+    error: String,
+    /// When the event was published (ms, the bus's).
+    published_ms: i64,
 }
 
 impl Board {
@@ -527,13 +535,13 @@ impl Board {
             let Some(e) = entries.get_mut(name) else {
                 return;
             };
-            let now = Utc::now();
-            let held = e
-                .failing
-                .entry(kind)
-                .or_insert_with(|| (now, String::new(), published_ms));
-            held.1 = why.to_owned();
-            held.2 = published_ms;
+            let held = e.failing.entry(kind).or_insert_with(|| Held {
+                since: Utc::now(),
+                error: String::new(),
+                published_ms,
+            });
+            held.error = why.to_owned();
+            held.published_ms = published_ms;
         }
         self.show(Some(name));
     }
@@ -544,7 +552,7 @@ impl Board {
         let now = Utc::now();
         if let Some(e) = name.and_then(|n| entries.get(n).map(|e| (n, e))) {
             let (n, e) = e;
-            let oldest = e.failing.values().map(|f| f.2).min();
+            let oldest = e.failing.values().map(|f| f.published_ms).min();
             metrics::gauge!("mantis_webhook_failing", "webhook" => n.to_owned())
                 .set(if e.failing.is_empty() { 0.0 } else { 1.0 });
             metrics::gauge!("mantis_webhook_oldest_undelivered_seconds", "webhook" => n.to_owned())
@@ -555,12 +563,16 @@ impl Board {
         let shown: Vec<serde_json::Value> = entries
             .iter()
             .map(|(name, e)| {
-                let since = e.failing.values().map(|f| f.0).min();
-                let last_error = e.failing.values().max_by_key(|f| f.0).map(|f| f.1.clone());
+                let since = e.failing.values().map(|f| f.since).min();
+                let last_error = e
+                    .failing
+                    .values()
+                    .max_by_key(|f| f.since)
+                    .map(|f| f.error.clone());
                 let oldest = e
                     .failing
                     .values()
-                    .map(|f| f.2)
+                    .map(|f| f.published_ms)
                     .min()
                     .and_then(chrono::DateTime::from_timestamp_millis);
                 serde_json::json!({

@@ -36,6 +36,9 @@ pub(crate) const LIST_SENSORS: &str = "SELECT id, asset_id, code, sensor_type, u
      max_value, sampling_rate_hz FROM sensors WHERE ($1 IS NULL OR asset_id = $1) \
      ORDER BY code, id";
 
+pub(crate) const TENANT_SENSORS: &str = "SELECT id, asset_id, code, sensor_type, unit, \
+     min_value, max_value, sampling_rate_hz FROM sensors WHERE tenant_id = $1 ORDER BY code, id";
+
 pub(crate) const UPSERT_SENSOR: &str = "INSERT INTO sensors \
      (id, tenant_id, asset_id, code, sensor_type, unit, min_value, max_value, sampling_rate_hz, \
      updated_at) \
