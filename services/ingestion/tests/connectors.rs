@@ -130,6 +130,17 @@ async fn post_source(http: &reqwest::Client, url: &str, body: Value) -> (u16, Va
     (status, resp.json().await.expect("json body"))
 }
 
+/// `GET /api/v1/connectors`: every source's status.
+async fn sources(http: &reqwest::Client, url: &str) -> Value {
+    http.get(format!("{url}/api/v1/connectors"))
+        .send()
+        .await
+        .expect("ingestion reachable")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// `GET /api/v1/connectors/{name}/status`.
 async fn connector_status(http: &reqwest::Client, url: &str, name: &str) -> Value {
     http.get(format!("{url}/api/v1/connectors/{name}/status"))
@@ -163,14 +174,7 @@ async fn mqtt_readings_reach_sensor_raw_and_refusals_do_not_hold_back_the_rest()
     let http = reqwest::Client::new();
     let connected = async {
         for _ in 0..200 {
-            let list: Value = http
-                .get(format!("{url}/api/v1/connectors"))
-                .send()
-                .await
-                .expect("ingestion reachable")
-                .json()
-                .await
-                .expect("json");
+            let list = sources(&http, &url).await;
             if list[0]["state"] == "CONNECTED" && list[0]["active"][0].is_string() {
                 return list;
             }
@@ -345,14 +349,7 @@ async fn sources_are_added_through_the_api_validated_and_kept_across_a_restart()
     // Restarted over the same store: the added source is back without being posted again.
     let shutdown = CancellationToken::new();
     let url = start_ingestion(&infra, vec![], &shutdown).await;
-    let list: Value = http
-        .get(format!("{url}/api/v1/connectors"))
-        .send()
-        .await
-        .expect("ingestion reachable")
-        .json()
-        .await
-        .expect("json");
+    let list = sources(&http, &url).await;
     assert_eq!(list[0]["name"], "plc", "{list}");
     shutdown.cancel();
     drop(device);
@@ -477,15 +474,10 @@ async fn start_replica(
 
 /// The sources read at `url` (not in `STANDBY`), by name.
 async fn running_at(http: &reqwest::Client, url: &str) -> Vec<String> {
-    let all: Vec<Value> = http
-        .get(format!("{url}/api/v1/connectors"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    all.iter()
+    let all = sources(http, url).await;
+    all.as_array()
+        .into_iter()
+        .flatten()
         .filter(|s| s["state"] != "STANDBY")
         .filter_map(|s| s["name"].as_str().map(str::to_owned))
         .collect()
