@@ -138,6 +138,40 @@ async function run() {
     await page.waitForTimeout(2000); // let the live tail draw a little
     await shot(page, '05-asset');
 
+    // 5b. Production counts: the demo's line counter's hours are listed; a shift lead's count
+    // over them is refused with the gateway's reason, one for a free period recorded.
+    step = 'production counts';
+    log(step);
+    await page.getByTestId('production-row').first().waitFor({ timeout: 30_000 });
+    const local = (ms) => {
+      const d = new Date(ms);
+      const p = (n) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+    };
+    const hour = 3600e3;
+    const thisHour = Math.floor(Date.now() / hour) * hour;
+    // Half an hour off the counter's hours: across two of them (the same start would replace one).
+    await page.getByTestId('production-from').fill(local(thisHour - 3 * hour + hour / 2));
+    await page.getByTestId('production-to').fill(local(thisHour - 2 * hour + hour / 2));
+    await page.getByTestId('production-good').fill('100');
+    await page.getByTestId('production-rejected').fill('3');
+    const [refused] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/production') && x.request().method() === 'POST'),
+      page.getByTestId('production-record').click(),
+    ]);
+    if (refused.status() !== 409) throw new Error(`an overlapping count answered ${refused.status()}`);
+    const said = await page.getByTestId('production').getByTestId('error').innerText();
+    if (!said.includes('overlaps')) throw new Error(`the refusal shown: ${said}`);
+    log(`refused as expected: ${said}`);
+    await page.getByTestId('production-from').fill(local(thisHour - 10 * 24 * hour));
+    await page.getByTestId('production-to').fill(local(thisHour - 10 * 24 * hour + hour));
+    const [recorded] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/production') && x.request().method() === 'POST'),
+      page.getByTestId('production-record').click(),
+    ]);
+    if (!recorded.ok()) throw new Error(`a free period answered ${recorded.status()}: ${await recorded.text()}`);
+    log(`recorded: ${(await recorded.json()).counts.length} count`);
+
     // 6. Work orders: one transition.
     step = 'work-order board';
     log(step);

@@ -1,4 +1,5 @@
 import { act, screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AssetPage } from '../src/pages/AssetPage';
 import { health, login, renderWith, setup, workOrder } from './helpers';
@@ -99,6 +100,53 @@ describe('AssetPage', () => {
     const woq = mf.calls.find((c) => c.url.pathname === '/api/v1/work-orders')!;
     expect(woq.url.searchParams.get('assetId')).toBe(ASSET);
     expect(woq.url.searchParams.get('status')).toBe('OPEN,SCHEDULED,IN_PROGRESS');
+  });
+
+  it('lists the production counts and records a period, showing a refusal as the gateway words it', async () => {
+    const user = userEvent.setup();
+    const recorded: unknown[] = [];
+    let refuse = false;
+    const count = { assetId: ASSET, startsAt: t(0), endsAt: t(3600), good: 90, rejected: 10, recordedBy: 'olga', recordedAt: t(3600) };
+    const { services, mf } = setup({
+      ...routes(),
+      'GET /api/v1/assets/id-P1/production': () => ({ body: recorded.length ? [count, ...recorded] : [count] }),
+      'POST /api/v1/assets/id-P1/production': (req: { body: unknown }) => {
+        if (refuse) return { status: 409, body: { title: 'Conflict', status: 409, detail: 'production count overlaps the one recorded' } };
+        const c = (req.body as { counts: { startsAt: string; endsAt: string; good: number; rejected: number }[] }).counts[0];
+        const stored = { ...c, assetId: ASSET, recordedBy: 'alice', recordedAt: c.endsAt };
+        recorded.push(stored);
+        return { body: { counts: [stored] } };
+      },
+    });
+    renderWith(services, <AssetPage id={ASSET} />);
+    const section = await screen.findByTestId('production');
+    await waitFor(() => expect(within(section).getAllByTestId('production-row')).toHaveLength(1));
+    expect(within(section).getByTestId('production-row').textContent).toContain('90.0 %');
+    // An operator records; no removal for them.
+    expect(within(section).queryByTestId('production-remove')).toBeNull();
+    await user.type(screen.getByTestId('production-good'), '45');
+    await user.clear(screen.getByTestId('production-rejected'));
+    await user.type(screen.getByTestId('production-rejected'), '5');
+    await user.click(screen.getByTestId('production-record'));
+    await waitFor(() => expect(within(section).getAllByTestId('production-row')).toHaveLength(2));
+    const post = mf.calls.find((c) => c.method === 'POST')!;
+    const sent = (post.body as { counts: { startsAt: string; endsAt: string; good: number; rejected: number }[] }).counts;
+    expect(sent).toHaveLength(1);
+    expect(sent[0].good).toBe(45);
+    expect(sent[0].rejected).toBe(5);
+    expect(Date.parse(sent[0].endsAt) - Date.parse(sent[0].startsAt)).toBeGreaterThan(0);
+    // Refused: the gateway's words, nothing added.
+    refuse = true;
+    await user.type(screen.getByTestId('production-good'), '1');
+    await user.click(screen.getByTestId('production-record'));
+    expect((await within(section).findByTestId('error')).textContent).toContain('overlaps');
+    expect(within(section).getAllByTestId('production-row')).toHaveLength(2);
+    // No good units given: said before anything is sent.
+    const posts = mf.calls.filter((c) => c.method === 'POST').length;
+    await user.clear(screen.getByTestId('production-good'));
+    await user.click(screen.getByTestId('production-record'));
+    expect((await within(section).findByTestId('error')).textContent).toContain('whole numbers');
+    expect(mf.calls.filter((c) => c.method === 'POST')).toHaveLength(posts);
   });
 
   it('appends the live tail while not zoomed, and refetches the zoomed range with points = width', async () => {

@@ -6,7 +6,12 @@ import { asset, login, renderWith, setup } from './helpers';
 
 const kpi = (assetId?: string) => ({
   assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, oee: 0.81,
-  shifts: [{ shift: 'A', hours: 56, availability: 0.99, oee: 0.85 }],
+  quality: 0.88, goodUnits: 220, rejectedUnits: 30,
+  oeeBasis: 'availability × performance (assumed 1: no speed sensor) × quality (good ÷ all units counted)',
+  shifts: [
+    { shift: 'A', hours: 56, availability: 0.99, quality: 0.9, goodUnits: 90, rejectedUnits: 10, oee: 0.85 },
+    { shift: 'B', hours: 56, availability: 0.98, quality: null, goodUnits: 0, rejectedUnits: 0, oee: 0.98 },
+  ],
 });
 const reliability = (req: { url: URL }) => ({
   body: {
@@ -49,6 +54,12 @@ describe('KpiPage', () => {
     expect(total.textContent).toContain('81.0 %');
     expect(total.textContent).toContain('120 h');
     expect(total.textContent).toContain('2.5 h');
+    // Quality from the production counts, the units behind it on hover; a shift without
+    // counts shows none.
+    expect(total.textContent).toContain('88.0 %');
+    expect(screen.getAllByTitle('220 good, 30 rejected').length).toBeGreaterThan(0);
+    expect(screen.getByTestId('kpi-row').textContent).toContain('88.0 %');
+    expect(screen.getAllByTitle('No production counts recorded: OEE assumes quality 1').length).toBeGreaterThan(0);
     expect(screen.getByTestId('kpi-row').textContent).toContain('P1 — Pump P1');
     const span = (i: number) => {
       const q = mf.calls.filter((c) => c.url.pathname === '/api/v1/kpis')[i].url.searchParams;

@@ -343,8 +343,6 @@ impl TimeOff {
     /// checks the stretch: it ends after it starts, within [`MAX_TIME_OFF_DAYS`]. A blank
     /// technician is refused (none at all is the whole crew: never by accident).
     pub fn normalise(mut self) -> Result<Self, DomainError> {
-        let ms = |t: Timestamp| chrono::SubsecRound::trunc_subsecs(t, 3);
-        (self.starts_at, self.ends_at) = (ms(self.starts_at), ms(self.ends_at));
         if let Some(name) = &mut self.technician {
             *name = name.trim().to_owned();
             if name.is_empty() {
@@ -361,18 +359,13 @@ impl TimeOff {
                 rule: "at most 200 characters without control characters",
             });
         }
-        let length = self.ends_at - self.starts_at;
-        if length <= Duration::zero() || length > Duration::days(MAX_TIME_OFF_DAYS) {
-            return Err(DomainError::BadName {
-                what: "time off",
-                value: format!(
-                    "{} to {}",
-                    self.starts_at.to_rfc3339(),
-                    self.ends_at.to_rfc3339()
-                ),
-                rule: "ending after it starts, at most 366 days later",
-            });
-        }
+        (self.starts_at, self.ends_at) = crate::checked_period(
+            "time off",
+            "ending after it starts, at most 366 days later",
+            self.starts_at,
+            self.ends_at,
+            MAX_TIME_OFF_DAYS,
+        )?;
         Ok(self)
     }
 

@@ -8,7 +8,7 @@
 //! Layout: `ids` (typed UUID newtypes and deterministic id derivation), `asset` (assets, sensors,
 //! criticality and the decision matrix defaults), `incoming` (readings as sources deliver them,
 //! before validation), `signal` (readings, windows, feature vectors,
-//! data-quality issues), `access` (users, roles and API keys), `crew` (technicians, skills, shifts), `maintenance` (anomalies, RUL, work orders, alerts).
+//! data-quality issues), `access` (users, roles and API keys), `crew` (technicians, skills, shifts), `maintenance` (anomalies, RUL, work orders, alerts), `production` (good and rejected units: OEE's quality).
 //!
 //! ```
 //! use mantis_domain::{Criticality, Quality};
@@ -23,6 +23,7 @@ mod crew;
 mod ids;
 mod incoming;
 mod maintenance;
+mod production;
 mod signal;
 mod stock;
 
@@ -41,6 +42,9 @@ pub use incoming::{IncomingReading, SensorRef};
 pub use maintenance::{
     Alert, AlertKind, Anomaly, AnomalyScore, Contribution, MaintenanceEvent, MaintenanceEventKind,
     Priority, RulPrediction, Severity, WorkOrder, WorkOrderStatus,
+};
+pub use production::{
+    MAX_PRODUCTION_COUNT, MAX_PRODUCTION_PERIOD_DAYS, ProductionCount, ProductionTotals,
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,
@@ -92,6 +96,28 @@ pub enum DomainError {
 
 /// Timestamps are UTC with millisecond precision everywhere in MANTIS.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// A period `[starts_at, ends_at)` kept to the millisecond (as stored), checked to end after it
+/// starts and to last at most `max_days`; `what` and `rule` word the error.
+pub(crate) fn checked_period(
+    what: &'static str,
+    rule: &'static str,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    max_days: i64,
+) -> Result<(Timestamp, Timestamp), DomainError> {
+    let ms = |t: Timestamp| chrono::SubsecRound::trunc_subsecs(t, 3);
+    let (starts_at, ends_at) = (ms(starts_at), ms(ends_at));
+    let length = ends_at - starts_at;
+    if length <= chrono::Duration::zero() || length > chrono::Duration::days(max_days) {
+        return Err(DomainError::BadName {
+            what,
+            value: format!("{} to {}", starts_at.to_rfc3339(), ends_at.to_rfc3339()),
+            rule,
+        });
+    }
+    Ok((starts_at, ends_at))
+}
 
 /// Converts milliseconds since the Unix epoch into a [`Timestamp`], `None` when out of range.
 pub fn timestamp_from_millis(ms: i64) -> Option<Timestamp> {

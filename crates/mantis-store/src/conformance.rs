@@ -15,9 +15,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
     Criticality, Day, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Priority, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift,
-    SourceProtocol, SparePart, StockChange, StockMovementKind, Technician, TenantId, TimeOff,
-    TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    Priority, ProductionCount, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType,
+    Severity, Shift, SourceProtocol, SparePart, StockChange, StockMovementKind, Technician,
+    TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -78,6 +78,8 @@ macro_rules! conformance_tests {
             time_off_is_listed_by_overlap_within_its_tenant_and_removed_once,
             spare_parts_are_reserved_by_active_work_orders_and_taken_at_completion,
             stock_movements_are_recorded_in_order_and_a_missing_part_is_not_found,
+            production_counts_are_replaced_by_start_and_never_overlap,
+            production_totals_sum_each_period_and_share_out_counts_across_edges,
         );
     };
     (@each $with_store:path; $($name:ident),* $(,)?) => {
@@ -2021,6 +2023,33 @@ pub async fn readings_are_aggregated_into_time_buckets<S: Store + ?Sized>(store:
             .expect("empty")
             .is_empty()
     );
+
+    // Several sensors' means at once: NaN left out of a mean, a sensor without readings left
+    // out of the answer, one with only NaN answering NaN.
+    let mut means = store
+        .mean_readings(&[vib.id, temp.id, SensorId::new_random()], at(0), at(4_000))
+        .await
+        .expect("means");
+    means.sort_by_key(|(id, _)| *id != vib.id);
+    assert_eq!(means.len(), 2, "{means:?}");
+    assert_eq!(means[0].0, vib.id);
+    assert!((means[0].1 - 7.0).abs() < 1e-9, "{means:?}");
+    assert_eq!(means[1], (temp.id, 55.0));
+    let only_nan = store
+        .mean_readings(&[vib.id], at(3_000), at(4_000))
+        .await
+        .expect("mean");
+    assert!(
+        only_nan.len() == 1 && only_nan[0].1.is_nan(),
+        "{only_nan:?}"
+    );
+    assert!(
+        store
+            .mean_readings(&[], at(0), at(4_000))
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 /// The newest reading of any sensor of the asset; none before the first reading.
@@ -3837,4 +3866,242 @@ pub async fn stock_movements_are_recorded_in_order_and_a_missing_part_is_not_fou
         store.get_spare_part(plant, "seal-12").await.expect("get"),
         None
     );
+}
+
+// --- production ------------------------------------------------------------------------------
+
+fn hours(h: i64) -> Timestamp {
+    at(h * 3_600_000)
+}
+
+fn made(
+    asset: &Asset,
+    from: Timestamp,
+    to: Timestamp,
+    good: u64,
+    rejected: u64,
+) -> ProductionCount {
+    ProductionCount {
+        asset_id: asset.id,
+        starts_at: from,
+        ends_at: to,
+        good,
+        rejected,
+        recorded_by: "mes".to_owned(),
+        recorded_at: to,
+    }
+}
+
+/// An asset's counts are replaced by start, all or none of a batch; one overlapping another
+/// (stored with another start, or in the same batch) is a conflict that changes nothing.
+pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store + ?Sized>(
+    store: &S,
+) {
+    let (_, motor) = tenant_with_motor(store).await;
+    let motor_id = motor.id;
+    let listed = |from: i64, to: i64, limit: u32| async move {
+        store
+            .list_production(motor_id, hours(from), hours(to), limit)
+            .await
+            .expect("list")
+    };
+    let early = made(&motor, hours(0), hours(8), 100, 5);
+    let late = made(&motor, hours(8), hours(16), 90, 10);
+    store
+        .record_production(motor.id, &[late.clone(), early.clone()])
+        .await
+        .expect("record");
+    assert_eq!(listed(0, 24, 10).await, vec![early.clone(), late.clone()]);
+    // Sent again for the same start: replaced, not added.
+    let corrected = ProductionCount {
+        good: 101,
+        rejected: 4,
+        recorded_by: "mia".to_owned(),
+        ..early.clone()
+    };
+    store
+        .record_production(motor.id, std::slice::from_ref(&corrected))
+        .await
+        .expect("replace");
+    assert_eq!(
+        listed(0, 24, 10).await,
+        vec![corrected.clone(), late.clone()]
+    );
+    // Overlapping a stored count of another start: a conflict, and the batch's other
+    // count is not stored either.
+    let next = made(&motor, hours(16), hours(24), 80, 0);
+    let across = made(&motor, hours(4), hours(12), 1, 1);
+    for batch in [
+        vec![next.clone(), across.clone()],
+        vec![next.clone(), made(&motor, hours(20), hours(28), 1, 0)],
+    ] {
+        assert!(
+            matches!(
+                store.record_production(motor.id, &batch).await,
+                Err(Error::Conflict(_))
+            ),
+            "{batch:?}"
+        );
+    }
+    // A replacement that grows into the next count overlaps it too.
+    assert!(matches!(
+        store
+            .record_production(motor.id, &[made(&motor, hours(0), hours(9), 1, 1)])
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        listed(0, 48, 10).await,
+        vec![corrected.clone(), late.clone()]
+    );
+    // Touching periods do not overlap.
+    store
+        .record_production(motor.id, std::slice::from_ref(&next))
+        .await
+        .expect("the next period");
+    assert_eq!(
+        listed(0, 48, 2).await,
+        vec![corrected.clone(), late.clone()]
+    );
+    assert_eq!(listed(12, 17, 10).await, vec![late.clone(), next.clone()]);
+    assert_eq!(listed(24, 48, 10).await, vec![]);
+    // Another asset, or one that does not exist.
+    assert!(matches!(
+        store
+            .record_production(
+                AssetId::new_random(),
+                &[made(&motor, hours(30), hours(31), 1, 0)]
+            )
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    let nowhere = Asset {
+        id: AssetId::new_random(),
+        ..motor.clone()
+    };
+    assert!(matches!(
+        store
+            .record_production(nowhere.id, &[made(&nowhere, hours(30), hours(31), 1, 0)])
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    // Removed by start.
+    assert_eq!(
+        store
+            .delete_production(motor.id, hours(8), hours(16))
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(listed(0, 48, 10).await, vec![corrected, next]);
+}
+
+/// Per asset and period: what lies within a period is summed, a count crossing a period's
+/// edge (or the first period's start) is shared out by time, other tenants' counts and those
+/// outside the periods are left out; hundreds of periods are answered alike.
+pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let (tenant, motor) = tenant_with_motor(store).await;
+    let pump = Asset {
+        tenant_id: tenant,
+        ..asset(&unique_code("PMP"))
+    };
+    store.upsert_asset(&pump).await.expect("pump");
+    let (_, theirs) = tenant_with_motor(store).await;
+    let motor_counts = [
+        made(&motor, hours(-2), hours(2), 40, 4),
+        made(&motor, hours(2), hours(6), 40, 4),
+        made(&motor, hours(10), hours(18), 80, 8),
+        made(&motor, hours(19), hours(19) + Duration::seconds(30), 5, 1),
+        made(&motor, hours(22), hours(30), 10, 0),
+    ];
+    store
+        .record_production(motor.id, &motor_counts)
+        .await
+        .expect("motor");
+    store
+        .record_production(pump.id, &[made(&pump, hours(0), hours(22), 220, 22)])
+        .await
+        .expect("pump");
+    store
+        .record_production(theirs.id, &[made(&theirs, hours(0), hours(6), 999, 999)])
+        .await
+        .expect("theirs");
+
+    let shifts = [
+        (hours(0), hours(6)),
+        (hours(6), hours(14)),
+        (hours(14), hours(22)),
+    ];
+    let totals = |asset: Option<AssetId>, periods: Vec<(Timestamp, Timestamp)>| async move {
+        store
+            .production_totals(tenant, asset, &periods)
+            .await
+            .expect("totals")
+            .into_iter()
+            // Shares of a count are fractions: compared to a millionth of a unit.
+            .map(|p| {
+                let round = |x: f64| (x * 1e6).round() / 1e6;
+                (
+                    p.asset_id,
+                    p.period,
+                    (round(p.units.good), round(p.units.rejected)),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut expected = vec![
+        (motor.id, 0, (60.0, 6.0)),
+        (motor.id, 1, (40.0, 4.0)),
+        (motor.id, 2, (45.0, 5.0)),
+        (pump.id, 0, (60.0, 6.0)),
+        (pump.id, 1, (80.0, 8.0)),
+        (pump.id, 2, (80.0, 8.0)),
+    ];
+    expected.sort_by_key(|(a, n, _)| (*a, *n));
+    assert_eq!(totals(None, shifts.to_vec()).await, expected);
+    assert_eq!(
+        totals(Some(motor.id), shifts.to_vec()).await,
+        expected
+            .iter()
+            .filter(|(a, _, _)| *a == motor.id)
+            .copied()
+            .collect::<Vec<_>>()
+    );
+
+    // 1 320 one-minute periods over [0 h, 22 h): several statements, the same units.
+    let minutes: Vec<(Timestamp, Timestamp)> = (0..22 * 60)
+        .map(|m| {
+            (
+                hours(0) + Duration::minutes(m),
+                hours(0) + Duration::minutes(m + 1),
+            )
+        })
+        .collect();
+    let by_minute = totals(None, minutes).await;
+    for (asset, units) in [(motor.id, (145.0, 15.0)), (pump.id, (220.0, 22.0))] {
+        let (good, rejected) = by_minute
+            .iter()
+            .filter(|(a, _, _)| *a == asset)
+            .fold((0.0, 0.0), |(g, r), (_, _, (dg, dr))| (g + dg, r + dr));
+        assert!(
+            (good - units.0).abs() < 1e-3 && (rejected - units.1).abs() < 1e-3,
+            "{good} / {rejected}"
+        );
+    }
+    // The 30-second count lies within 19:00–19:01 (period 1 140), where nothing else does.
+    assert!(by_minute.contains(&(motor.id, 19 * 60, (5.0, 1.0))));
+
+    for bad in [
+        vec![(hours(0), hours(6)), (hours(7), hours(8))],
+        vec![(hours(6), hours(6))],
+    ] {
+        assert!(matches!(
+            store.production_totals(tenant, None, &bad).await,
+            Err(Error::Invalid(_))
+        ));
+    }
 }

@@ -33,9 +33,9 @@
 use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Priority, Reading, Role, RulPrediction, Sensor, SensorId,
-    SparePart, StockChange, StockMovement, Technician, TenantId, TimeOff, TimeOffId, Timestamp,
-    User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, Priority, ProductionCount, ProductionTotals, Reading,
+    Role, RulPrediction, Sensor, SensorId, SparePart, StockChange, StockMovement, Technician,
+    TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -464,6 +464,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores raw readings; a reading with the same sensor and timestamp as a stored one is
     /// ignored. Returns how many rows were new.
     async fn insert_readings(&self, readings: &[Reading]) -> Result<u64>;
+    /// The mean of each of `sensors`' readings within `[from, to)`, in one query however many
+    /// sensors (a fleet's KPIs); a sensor without readings then is left out, one whose readings
+    /// are all NaN answers NaN. Any order.
+    async fn mean_readings(
+        &self,
+        sensors: &[SensorId],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(SensorId, f64)>>;
     /// Readings of a sensor in `[from, to)` aggregated into buckets of `bucket_ms`
     /// milliseconds counted from `from`, oldest first; empty buckets are left out.
     async fn reading_buckets(
@@ -665,6 +674,43 @@ pub trait Store: Send + Sync + 'static {
     /// alert.
     async fn assign_alert(&self, id: AlertId, assignee: Option<&str>) -> Result<()>;
 
+    // --- production --------------------------------------------------------------------------
+
+    /// Records `asset`'s production counts (normalised: [`ProductionCount::normalise`]), all or
+    /// none: a count replaces the one stored for the same asset and start. [`Error::Conflict`]
+    /// when one overlaps a stored count of another start or another count of the batch (an
+    /// asset's periods never overlap, so nothing is counted twice), [`Error::NotFound`]
+    /// without the asset, [`Error::Invalid`] when a count names another asset. Concurrent
+    /// batches of one asset are serialised.
+    async fn record_production(&self, asset: AssetId, counts: &[ProductionCount]) -> Result<()>;
+    /// `asset`'s counts overlapping `[from, to)`, oldest first, at most `limit`.
+    async fn list_production(
+        &self,
+        asset: AssetId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ProductionCount>>;
+    /// Removes `asset`'s counts starting within `[from, to)`; returns how many.
+    async fn delete_production(
+        &self,
+        asset: AssetId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<u64>;
+    /// The units made by `tenant`'s assets (or by `asset` alone) within each of `periods`
+    /// (contiguous: each starts where the one before ends), a count spanning a period's edge
+    /// shared out by time ([`ProductionCount::within`]); the sums are the database's, so the
+    /// answer stays small however many counts the periods hold. One entry per asset and
+    /// period with counts, by asset then period index. [`Error::Invalid`] when the periods
+    /// are not contiguous or one is empty.
+    async fn production_totals(
+        &self,
+        tenant: TenantId,
+        asset: Option<AssetId>,
+        periods: &[(Timestamp, Timestamp)],
+    ) -> Result<Vec<PeriodProduction>>;
+
     // --- access ----------------------------------------------------------------------------
 
     /// Creates or replaces a user (by username).
@@ -794,6 +840,17 @@ pub trait Store: Send + Sync + 'static {
     /// e.g. the replicas of a service, each holding a lease of its own under a common prefix,
     /// counting one another.
     async fn live_leases(&self, prefix: &str, at: Timestamp) -> Result<Vec<Lease>>;
+}
+
+/// Units an asset made within one of the periods asked of [`Store::production_totals`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeriodProduction {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// The period's index in the periods asked.
+    pub period: usize,
+    /// What it made then.
+    pub units: ProductionTotals,
 }
 
 /// Who runs a singleton task of a replicated service, until when (see

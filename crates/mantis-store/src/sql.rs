@@ -12,23 +12,24 @@ mod rows;
 
 use crate::{
     AlertFilter, AlertRecord, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, OpenWork,
-    OpenedWorkOrder, ReadingBucket, Result, Retention, Store, UserChanges, WindowSummary,
-    WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    OpenedWorkOrder, PeriodProduction, ReadingBucket, Result, Retention, Store, UserChanges,
+    WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Reading, RulPrediction, Sensor, SensorId, SparePart,
-    StockChange, StockMovement, StockMovementKind, Technician, TenantId, TimeOff, TimeOffId,
-    Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MAX_PRODUCTION_PERIOD_DAYS, MaintenanceEvent, MaintenanceEventId, ProductionCount,
+    ProductionTotals, Reading, RulPrediction, Sensor, SensorId, SparePart, StockChange,
+    StockMovement, StockMovementKind, Technician, TenantId, TimeOff, TimeOffId, Timestamp, User,
+    Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
-    BucketRow, FeatureRow, MaintenanceEventRow, ReadingRow, RulRow, SensorRow, SparePartRow,
-    StockMovementRow, TechnicianRow, TimeOffRow, UserRow, WindowSummaryRow, WorkOrderRecordRow,
-    WorkOrderRow, convert_all,
+    BucketRow, FeatureRow, MaintenanceEventRow, ProductionRow, ReadingRow, RulRow, SensorRow,
+    SparePartRow, StockMovementRow, TechnicianRow, TimeOffRow, UserRow, WindowSummaryRow,
+    WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -267,6 +268,40 @@ fn sql_limit(n: u32) -> i64 {
     i64::from(n)
 }
 
+/// Periods (or edges) per statement of [`Store::production_totals`] (3 parameters each), and
+/// sensors per statement of [`Store::mean_readings`].
+const PERIODS_PER_STATEMENT: usize = 500;
+
+/// `rows` VALUES rows of `columns` placeholders each, numbered from `$first`:
+/// `($3, $4, $5), ($6, $7, $8)`.
+fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", first + r * columns + c));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// A period as errors show it.
+fn period(from: Timestamp, to: Timestamp) -> String {
+    format!("{} to {}", from.to_rfc3339(), to.to_rfc3339())
+}
+
+/// A unit count as stored (`bigint`, `INTEGER`).
+fn stored_count(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::Invalid(format!("a count of {n} units")))
+}
+
 // Every `SqlBackend` (PgStore, SqliteStore) is a `Store`, through this one implementation.
 // The bounds list what the shared code needs from a database: an executor for its pool, and
 // encoders/decoders for the column types it binds and the row structs it reads. Both sqlx
@@ -295,6 +330,9 @@ where
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TimeOffRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> ProductionRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, Option<f64>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SparePartRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
@@ -590,6 +628,33 @@ where
             .into_iter()
             .map(|r| r.into_bucket(from, bucket_ms))
             .collect())
+    }
+
+    async fn mean_readings(
+        &self,
+        sensors: &[SensorId],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(SensorId, f64)>> {
+        let mut means = Vec::with_capacity(sensors.len());
+        for chunk in sensors.chunks(PERIODS_PER_STATEMENT) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = queries::mean_readings_sql(&list);
+            let mut query = sqlx::query_as::<_, (DbId, Option<f64>)>(AssertSqlSafe(sql))
+                .bind(DbTime(from))
+                .bind(DbTime(to));
+            for sensor in chunk {
+                query = query.bind(DbId::from(*sensor));
+            }
+            for (id, avg) in query.fetch_all(self.sql_pool()).await.map_err(db_error)? {
+                // SQLite keeps NaN as NULL (see `null_as_nan`).
+                means.push((id.0.into(), avg.unwrap_or(f64::NAN)));
+            }
+        }
+        Ok(means)
     }
 
     async fn last_reading_at(&self, asset: AssetId) -> Result<Option<Timestamp>> {
@@ -1337,6 +1402,194 @@ where
             .await
             .map_err(db_error)?;
         convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset, counts = counts.len()))]
+    async fn record_production(&self, asset: AssetId, counts: &[ProductionCount]) -> Result<()> {
+        let mut sorted: Vec<&ProductionCount> = counts.iter().collect();
+        sorted.sort_by_key(|c| c.starts_at);
+        for c in &sorted {
+            if c.asset_id != asset {
+                return Err(Error::Invalid(format!(
+                    "a production count of asset {} recorded as {asset}'s",
+                    c.asset_id
+                )));
+            }
+        }
+        if let Some(pair) = sorted.windows(2).find(|w| w[0].overlaps(w[1])) {
+            return Err(Error::Conflict(format!(
+                "production counts {} and {} of one batch overlap",
+                period(pair[0].starts_at, pair[0].ends_at),
+                period(pair[1].starts_at, pair[1].ends_at)
+            )));
+        }
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        let Some((tenant,)) = sqlx::query_as::<_, (DbId,)>(queries::LOCK_ASSET)
+            .bind(DbId::from(asset))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+        else {
+            return Err(Error::NotFound {
+                what: "asset",
+                id: asset.to_string(),
+            });
+        };
+        for c in sorted {
+            if let Some((DbTime(b), DbTime(e))) =
+                sqlx::query_as::<_, (DbTime, DbTime)>(queries::PRODUCTION_OVERLAP)
+                    .bind(DbId::from(asset))
+                    .bind(DbTime(c.starts_at))
+                    .bind(DbTime(c.ends_at))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+            {
+                return Err(Error::Conflict(format!(
+                    "production count {} overlaps the one recorded for {} (remove it first)",
+                    period(c.starts_at, c.ends_at),
+                    period(b, e)
+                )));
+            }
+            sqlx::query(queries::UPSERT_PRODUCTION)
+                .bind(DbId::from(asset))
+                .bind(tenant)
+                .bind(DbTime(c.starts_at))
+                .bind(DbTime(c.ends_at))
+                .bind(stored_count(c.good)?)
+                .bind(stored_count(c.rejected)?)
+                .bind(c.recorded_by.clone())
+                .bind(DbTime(c.recorded_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn list_production(
+        &self,
+        asset: AssetId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ProductionCount>> {
+        let rows = sqlx::query_as::<_, ProductionRow>(queries::LIST_PRODUCTION)
+            .bind(DbId::from(asset))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_production(
+        &self,
+        asset: AssetId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<u64> {
+        let result = sqlx::query(queries::DELETE_PRODUCTION)
+            .bind(DbId::from(asset))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected())
+    }
+
+    async fn production_totals(
+        &self,
+        tenant: TenantId,
+        asset: Option<AssetId>,
+        periods: &[(Timestamp, Timestamp)],
+    ) -> Result<Vec<PeriodProduction>> {
+        if let Some((b, e)) = periods.iter().find(|(b, e)| b >= e) {
+            return Err(Error::Invalid(format!("empty period {}", period(*b, *e))));
+        }
+        if periods.windows(2).any(|w| w[0].1 != w[1].0) {
+            return Err(Error::Invalid(
+                "the periods of production totals must follow one another".into(),
+            ));
+        }
+        let mut totals: BTreeMap<(AssetId, usize), ProductionTotals> = BTreeMap::new();
+        // The counts lying within one period, summed by the database; a few hundred periods
+        // per statement keep far below both databases' parameter limits.
+        for (chunk_index, chunk) in periods.chunks(PERIODS_PER_STATEMENT).enumerate() {
+            let first = chunk_index * PERIODS_PER_STATEMENT;
+            let values = placeholders(chunk.len(), 3, 3);
+            let sql = queries::production_within_sql(&values);
+            let mut query = sqlx::query_as::<_, (DbId, i64, i64, i64)>(AssertSqlSafe(sql))
+                .bind(DbId::from(tenant))
+                .bind(asset.map(DbId::from));
+            for (i, (b, e)) in chunk.iter().enumerate() {
+                query = query
+                    .bind(DbTime(*b))
+                    .bind(DbTime(*e))
+                    .bind(i64::try_from(first + i).unwrap_or(i64::MAX));
+            }
+            for (id, n, good, rejected) in
+                query.fetch_all(self.sql_pool()).await.map_err(db_error)?
+            {
+                let n = usize::try_from(n)
+                    .map_err(|_| Error::Corrupt(format!("production period index {n}")))?;
+                totals
+                    .entry((id.0.into(), n))
+                    .or_default()
+                    .add(ProductionTotals {
+                        good: good as f64,
+                        rejected: rejected as f64,
+                    });
+            }
+        }
+        // The counts crossing an edge (the first period's start or any period's end): few,
+        // as an asset's counts do not overlap; shared out here.
+        let longest = chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS);
+        let edges: Vec<Timestamp> = periods
+            .first()
+            .map(|(b, _)| *b)
+            .into_iter()
+            .chain(periods.iter().map(|(_, e)| *e))
+            .collect();
+        let mut across: BTreeMap<(AssetId, Timestamp), ProductionCount> = BTreeMap::new();
+        for chunk in edges.chunks(PERIODS_PER_STATEMENT) {
+            let sql = queries::production_across_sql(&placeholders(chunk.len(), 2, 3));
+            let mut query = sqlx::query_as::<_, ProductionRow>(AssertSqlSafe(sql))
+                .bind(DbId::from(tenant))
+                .bind(asset.map(DbId::from));
+            for edge in chunk {
+                query = query.bind(DbTime(*edge)).bind(DbTime(*edge - longest));
+            }
+            for row in query.fetch_all(self.sql_pool()).await.map_err(db_error)? {
+                let count = ProductionCount::try_from(row)?;
+                across.insert((count.asset_id, count.starts_at), count);
+            }
+        }
+        for count in across.values() {
+            // The periods it touches: from the last one starting before its end, backwards.
+            let last = periods.partition_point(|(b, _)| *b < count.ends_at);
+            for (n, (b, e)) in periods.iter().enumerate().take(last).rev() {
+                if *e <= count.starts_at {
+                    break;
+                }
+                totals
+                    .entry((count.asset_id, n))
+                    .or_default()
+                    .add(count.within(*b, *e));
+            }
+        }
+        Ok(totals
+            .into_iter()
+            .map(|((asset_id, period), units)| PeriodProduction {
+                asset_id,
+                period,
+                units,
+            })
+            .collect())
     }
 
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {

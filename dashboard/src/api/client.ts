@@ -17,12 +17,14 @@ import type {
   LoginResponse,
   MaintenanceEvent,
   MaintenancePlan,
+  NewProductionCount,
   NewTimeOff,
   NewUser,
   NewWorkOrder,
   Outcome,
   PartDefinition,
   Problem,
+  ProductionCount,
   Readings,
   RecordedMovement,
   ReliabilityReport,
@@ -251,6 +253,23 @@ export class ApiClient {
   }
   maintenanceEvents(assetId: string, limit = 100): Promise<MaintenanceEvent[]> {
     return this.json('GET', `/api/v1/assets/${encodeURIComponent(assetId)}/events`, { query: { limit } });
+  }
+  production(assetId: string, q: { from?: string; to?: string; limit?: number } = {}): Promise<ProductionCount[]> {
+    return this.json('GET', `/api/v1/assets/${encodeURIComponent(assetId)}/production`, { query: q });
+  }
+  /** Records counts (all or none); a count for a start recorded before replaces it. */
+  async recordProduction(assetId: string, counts: NewProductionCount[]): Promise<ProductionCount[]> {
+    const r = await this.json<{ counts: ProductionCount[] }>('POST', `/api/v1/assets/${encodeURIComponent(assetId)}/production`, {
+      body: { counts },
+    });
+    return r.counts;
+  }
+  /** Removes the counts starting within `[from, to)`; answers how many. */
+  async removeProduction(assetId: string, from: string, to: string): Promise<number> {
+    const r = await this.json<{ removed: number }>('DELETE', `/api/v1/assets/${encodeURIComponent(assetId)}/production`, {
+      query: { from, to },
+    });
+    return r.removed;
   }
 
   // ---- Alerts ----

@@ -255,6 +255,24 @@ export interface MaintenanceEvent {
   note: string;
 }
 
+/** Units an asset made in a period (`/api/v1/assets/{id}/production`). */
+export interface ProductionCount {
+  assetId: Uuid;
+  startsAt: Ts;
+  endsAt: Ts;
+  good: number;
+  rejected: number;
+  recordedBy: string;
+  recordedAt: Ts;
+}
+
+export interface NewProductionCount {
+  startsAt: Ts;
+  endsAt: Ts;
+  good: number;
+  rejected: number;
+}
+
 export interface CompleteResponse {
   workOrder: WorkOrder;
   event: MaintenanceEvent | null;
@@ -268,6 +286,10 @@ export interface ShiftKpi {
   /** Hours of that shift within the period. */
   hours: number;
   availability: number | null;
+  /** Good ÷ all units counted in the shift's hours; null without production counts. */
+  quality: number | null;
+  goodUnits: number;
+  rejectedUnits: number;
   oee: number | null;
 }
 
@@ -278,7 +300,15 @@ export interface Kpi {
   mttrHours: number | null;
   failures: number;
   downtimeHours: number;
+  /** Mean speed ÷ rated speed; null without a speed sensor. */
+  performance?: number | null;
+  /** Good ÷ all units counted; null without production counts. */
+  quality: number | null;
+  goodUnits: number;
+  rejectedUnits: number;
   oee: number | null;
+  /** Which OEE terms were measured and which assumed 1. */
+  oeeBasis?: string;
   shifts: ShiftKpi[];
 }
 

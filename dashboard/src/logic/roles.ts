@@ -8,6 +8,7 @@ export type Action =
   | 'transitionWorkOrder'
   | 'editWorkOrder'
   | 'recordEvent'
+  | 'recordProduction'
   | 'createWorkOrder'
   | 'assignAlert'
   | 'assignWorkOrder'
@@ -25,6 +26,7 @@ const MIN_ROLE: Record<Action, Role> = {
   transitionWorkOrder: 'technician',
   editWorkOrder: 'technician',
   recordEvent: 'technician',
+  recordProduction: 'operator',
   createWorkOrder: 'manager',
   assignAlert: 'manager',
   assignWorkOrder: 'manager',

@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import type uPlot from 'uplot';
 import type { Anomaly, AnomalyScore, AssetDetail, AssetHealth, MaintenanceEvent, RulPrediction, WorkOrder } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
+import { Production } from '../components/Production';
 import { SensorChart } from '../components/SensorChart';
 import { TimeChart } from '../components/TimeChart';
 import { rulToAligned, scoresToAligned } from '../logic/chart';
@@ -177,6 +178,7 @@ export function AssetPage({ id }: { id: string }) {
           </ul>
         </section>
       </div>
+      <Production assetId={id} />
     </div>
   );
 }

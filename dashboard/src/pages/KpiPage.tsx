@@ -113,7 +113,8 @@ export function KpiPage() {
           </p>
           <div className="kpi-cards" data-testid="kpi-total">
             <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
-            <KpiCard label="OEE" value={formatPercent(report.total.oee)} />
+            <KpiCard label="OEE" value={formatPercent(report.total.oee)} title={report.total.oeeBasis} />
+            <KpiCard label="Quality" value={formatPercent(report.total.quality)} title={unitsTitle(report.total)} />
             <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
             <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />
             <KpiCard label="Failures" value={String(report.total.failures)} />
@@ -125,6 +126,7 @@ export function KpiPage() {
               <tr>
                 <th>Asset</th>
                 <th>Availability</th>
+                <th>Quality</th>
                 <th>OEE</th>
                 <th>MTBF</th>
                 <th>MTTR</th>
@@ -244,9 +246,15 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
   );
 }
 
-function KpiCard({ label, value }: { label: string; value: string }) {
+/** Units behind a quality figure, for its tooltip. */
+function unitsTitle(k: { quality: number | null; goodUnits: number; rejectedUnits: number }): string {
+  if (k.quality === null || k.quality === undefined) return 'No production counts recorded: OEE assumes quality 1';
+  return `${formatNumber(k.goodUnits, 0)} good, ${formatNumber(k.rejectedUnits, 0)} rejected`;
+}
+
+function KpiCard({ label, value, title }: { label: string; value: string; title?: string }) {
   return (
-    <div className="card kpi-card">
+    <div className="card kpi-card" title={title}>
       <div className="muted small">{label}</div>
       <div className="kpi-value">{value}</div>
     </div>
@@ -260,7 +268,8 @@ function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean })
         {total ? <strong>Total</strong> : k.assetId ? <a href={assetHref(k.assetId)}>{asset ? `${asset.code} — ${asset.name}` : k.assetId.slice(0, 8)}</a> : '—'}
       </td>
       <td className="num">{formatPercent(k.availability)}</td>
-      <td className="num">{formatPercent(k.oee)}</td>
+      <td className="num" title={unitsTitle(k)}>{formatPercent(k.quality)}</td>
+      <td className="num" title={k.oeeBasis}>{formatPercent(k.oee)}</td>
       <td className="num">{formatHours(k.mtbfHours)}</td>
       <td className="num">{formatHours(k.mttrHours)}</td>
       <td className="num">{k.failures}</td>
@@ -278,6 +287,7 @@ function ShiftTable({ k }: { k: Kpi }) {
           <th>Shift</th>
           <th>Hours in period</th>
           <th>Availability</th>
+          <th>Quality</th>
           <th>OEE</th>
         </tr>
       </thead>
@@ -287,6 +297,7 @@ function ShiftTable({ k }: { k: Kpi }) {
             <td>{s.shift}</td>
             <td className="num">{formatHours(s.hours)}</td>
             <td className="num">{formatPercent(s.availability)}</td>
+            <td className="num" title={unitsTitle(s)}>{formatPercent(s.quality)}</td>
             <td className="num">{formatPercent(s.oee)}</td>
           </tr>
         ))}

@@ -76,6 +76,12 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(plant::anomaly_scores),
         )
         .route("/api/v1/assets/{id}/rul", get(plant::rul_history))
+        .route(
+            "/api/v1/assets/{id}/production",
+            get(crate::production::list)
+                .post(crate::production::record)
+                .delete(crate::production::remove),
+        )
         .route("/api/v1/sensors/{id}/readings", get(plant::readings))
         .route("/api/v1/sensors/{id}/windows", get(plant::windows))
         .route("/api/v1/features/{asset_id}", get(plant::latest_features))

@@ -7,7 +7,9 @@
 //!   repaired failures (no failure: MTBF and MTTR are null).
 //! - OEE = availability × performance × quality. Performance is the mean speed over the rated
 //!   speed (a SPEED sensor's `maxValue`) when the asset has a speed sensor, else 1; quality is
-//!   1 (MANTIS does not ingest good/reject counts). `oeeBasis` says which terms were measured.
+//!   good ÷ all units of the production counts recorded for the period (per shift: those of
+//!   the shift; a count over a shift's edge shared out by time), else 1. `oeeBasis` says which
+//!   terms were measured. A group's quality weighs its assets by the units they made.
 
 use crate::api::{
     ApiResult, ApiState, Params, list_response, parse_id, tenant_asset, tenant_assets, time_range,
@@ -19,7 +21,10 @@ use axum::extract::{Extension, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
-use mantis_domain::{Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, Sensor, SensorType};
+use mantis_domain::{
+    Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, ProductionTotals, Sensor, SensorId,
+    SensorType,
+};
 use mantis_runtime::Problem;
 use mantis_store::Store;
 use serde::{Deserialize, Serialize};
@@ -116,6 +121,12 @@ pub(crate) struct Kpi {
     failures: u32,
     downtime_hours: f64,
     performance: Option<f64>,
+    /// Good ÷ all units made in the period; none without production counts.
+    quality: Option<f64>,
+    /// Good units made in the period (fractional where a count over its edge was shared out).
+    good_units: f64,
+    /// Rejected units made in the period.
+    rejected_units: f64,
     oee: f64,
     oee_basis: String,
     shifts: Vec<ShiftKpi>,
@@ -127,6 +138,10 @@ pub(crate) struct ShiftKpi {
     shift: String,
     hours: f64,
     availability: f64,
+    /// Good ÷ all units made in the shift's hours; none without production counts then.
+    quality: Option<f64>,
+    good_units: f64,
+    rejected_units: f64,
     oee: f64,
 }
 
@@ -200,65 +215,93 @@ fn hours(d: Duration) -> f64 {
     d.num_milliseconds() as f64 / 3_600_000.0
 }
 
-/// Mean speed over rated speed in `[from, to)`, when the asset has a speed sensor (among its
-/// `sensors`) with data.
-async fn performance(
-    store: &dyn Store,
-    sensors: &[Sensor],
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> ApiResult<Option<f64>> {
-    let Some(speed) = sensors
+/// The speed sensor an asset's performance is measured by (the first SPEED sensor of its
+/// `sensors` with a rated speed), if any.
+fn speed_sensor(sensors: &[Sensor]) -> Option<&Sensor> {
+    sensors
         .iter()
         .find(|s| s.sensor_type == SensorType::Speed && s.max_value > 0.0)
-    else {
-        return Ok(None);
-    };
-    let span = (to - from).num_milliseconds().max(1);
-    let buckets = store.reading_buckets(speed.id, from, to, span).await?;
-    Ok(buckets
-        .first()
-        .filter(|b| b.avg.is_finite())
-        .map(|b| (b.avg / speed.max_value).clamp(0.0, 1.0)))
+}
+
+/// Each asset's performance in `[from, to)`: the mean of its speed sensor's readings over the
+/// rated speed, for the assets with a speed sensor that has readings then; one query for all.
+async fn performances(
+    store: &dyn Store,
+    sensors: &HashMap<AssetId, Vec<Sensor>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<HashMap<AssetId, f64>> {
+    let speed: HashMap<SensorId, (AssetId, f64)> = sensors
+        .iter()
+        .filter_map(|(asset, its)| speed_sensor(its).map(|s| (s.id, (*asset, s.max_value))))
+        .collect();
+    let ids: Vec<SensorId> = speed.keys().copied().collect();
+    Ok(store
+        .mean_readings(&ids, from, to)
+        .await?
+        .into_iter()
+        .filter(|(_, mean)| mean.is_finite())
+        .filter_map(|(id, mean)| {
+            speed
+                .get(&id)
+                .map(|(asset, rated)| (*asset, (mean / rated).clamp(0.0, 1.0)))
+        })
+        .collect())
 }
 
 /// Ten thousand events per asset cover decades of maintenance.
 const EVENTS_PER_ASSET: u32 = 10_000;
 
-/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first).
-async fn asset_kpi(
-    store: &dyn Store,
-    shifts: &Shifts,
+/// The periods a KPI report reads production counts by: its shift instances, or the whole
+/// period when no shifts are configured.
+type Instances = [(String, DateTime<Utc>, DateTime<Utc>)];
+
+/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first), its measured
+/// performance `perf`, and the units it made in each of `instances` (`made[i]`: in
+/// `instances[i]`, or in the whole period when there are no instances).
+#[allow(clippy::too_many_arguments)]
+fn asset_kpi(
+    instances: &Instances,
     asset: &Asset,
     events: &[MaintenanceEvent],
-    sensors: &[Sensor],
+    perf: Option<f64>,
+    made: &[ProductionTotals],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> ApiResult<Kpi> {
+) -> Kpi {
     let (intervals, failures, repaired, repaired_count) = downtimes(events, from, to);
     let period = to - from;
     let down = overlap(&intervals, from, to);
     let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
-    let perf = performance(store, sensors, from, to).await?;
-    let oee = availability * perf.unwrap_or(1.0);
+    let mut units = ProductionTotals::default();
+    made.iter().for_each(|m| units.add(*m));
+    let quality = units.quality();
+    let oee = availability * perf.unwrap_or(1.0) * quality.unwrap_or(1.0);
     let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
-    for (name, b, e) in shifts.instances(from, to) {
-        let down = overlap(&intervals, b, e);
-        let entry = match shift_kpis.iter_mut().find(|k| k.shift == name) {
+    for (i, (name, b, e)) in instances.iter().enumerate() {
+        let down = overlap(&intervals, *b, *e);
+        let entry = match shift_kpis.iter_mut().find(|k| &k.shift == name) {
             Some(k) => k,
             None => {
                 shift_kpis.push(ShiftKpi {
                     shift: name.clone(),
                     hours: 0.0,
                     availability: 0.0,
+                    quality: None,
+                    good_units: 0.0,
+                    rejected_units: 0.0,
                     oee: 0.0,
                 });
                 shift_kpis.last_mut().expect("just pushed")
             }
         };
         // Accumulate down hours in `availability` first; turned into a ratio below.
-        entry.hours += hours(e - b);
+        entry.hours += hours(*e - *b);
         entry.availability += hours(down);
+        if let Some(m) = made.get(i) {
+            entry.good_units += m.good;
+            entry.rejected_units += m.rejected;
+        }
     }
     for k in &mut shift_kpis {
         k.availability = if k.hours > 0.0 {
@@ -266,9 +309,14 @@ async fn asset_kpi(
         } else {
             1.0
         };
-        k.oee = k.availability * perf.unwrap_or(1.0);
+        k.quality = ProductionTotals {
+            good: k.good_units,
+            rejected: k.rejected_units,
+        }
+        .quality();
+        k.oee = k.availability * perf.unwrap_or(1.0) * k.quality.unwrap_or(1.0);
     }
-    Ok(Kpi {
+    Kpi {
         asset_id: Some(asset.id),
         asset_code: Some(asset.code.clone()),
         line: Some(asset.location.clone()),
@@ -278,18 +326,27 @@ async fn asset_kpi(
         failures,
         downtime_hours: hours(down),
         performance: perf,
+        quality,
+        good_units: units.good,
+        rejected_units: units.rejected,
         oee,
-        oee_basis: basis(perf.is_some()),
+        oee_basis: basis(perf.is_some(), quality.is_some()),
         shifts: shift_kpis,
-    })
+    }
 }
 
-fn basis(measured_performance: bool) -> String {
-    if measured_performance {
-        "availability × performance (speed) × quality (assumed 1)".into()
+fn basis(measured_performance: bool, measured_quality: bool) -> String {
+    let performance = if measured_performance {
+        "performance (speed)"
     } else {
-        "availability × performance (assumed 1: no speed sensor) × quality (assumed 1)".into()
-    }
+        "performance (assumed 1: no speed sensor)"
+    };
+    let quality = if measured_quality {
+        "quality (good ÷ all units counted)"
+    } else {
+        "quality (assumed 1: no production counts)"
+    };
+    format!("availability × {performance} × {quality}")
 }
 
 /// The group's KPIs: availability and OEE averaged over assets, MTBF and MTTR over all
@@ -307,17 +364,34 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
                 Some(t) => {
                     t.availability += s.availability / n;
                     t.oee += s.oee / n;
+                    t.good_units += s.good_units;
+                    t.rejected_units += s.rejected_units;
                 }
                 None => shifts.push(ShiftKpi {
                     shift: s.shift.clone(),
                     hours: s.hours,
                     availability: s.availability / n,
+                    quality: None,
+                    good_units: s.good_units,
+                    rejected_units: s.rejected_units,
                     oee: s.oee / n,
                 }),
             }
         }
     }
+    for s in &mut shifts {
+        s.quality = ProductionTotals {
+            good: s.good_units,
+            rejected: s.rejected_units,
+        }
+        .quality();
+    }
+    let units = ProductionTotals {
+        good: kpis.iter().map(|k| k.good_units).sum(),
+        rejected: kpis.iter().map(|k| k.rejected_units).sum(),
+    };
     let measured = kpis.iter().any(|k| k.performance.is_some());
+    let counted = kpis.iter().any(|k| k.quality.is_some());
     Kpi {
         asset_id: None,
         asset_code: None,
@@ -329,8 +403,11 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
         failures,
         downtime_hours: down,
         performance: None,
+        quality: units.quality(),
+        good_units: units.good,
+        rejected_units: units.rejected,
         oee: kpis.iter().map(|k| k.oee).sum::<f64>() / n,
-        oee_basis: basis(measured),
+        oee_basis: basis(measured, counted),
         shifts,
     }
 }
@@ -411,23 +488,48 @@ pub(crate) async fn kpis(
     for sensor in listed {
         sensors.entry(sensor.asset_id).or_default().push(sensor);
     }
-    let mut per_asset = Vec::with_capacity(assets.len());
-    for asset in &assets {
-        let history = events.get(&asset.id).map_or(&[][..], Vec::as_slice);
-        let its_sensors = sensors.get(&asset.id).map_or(&[][..], Vec::as_slice);
-        per_asset.push(
+    // The units made per shift instance (or in the whole period), summed by the database.
+    let instances = s.shifts.instances(from, to);
+    let periods: Vec<(DateTime<Utc>, DateTime<Utc>)> = if instances.is_empty() {
+        vec![(from, to)]
+    } else {
+        instances.iter().map(|(_, b, e)| (*b, *e)).collect()
+    };
+    let one = match assets.as_slice() {
+        [one] => Some(one.id),
+        _ => None,
+    };
+    let mut made: HashMap<AssetId, Vec<ProductionTotals>> = HashMap::new();
+    for p in s
+        .store
+        .production_totals(who.tenant_id, one, &periods)
+        .await?
+    {
+        let per_period = made
+            .entry(p.asset_id)
+            .or_insert_with(|| vec![ProductionTotals::default(); periods.len()]);
+        if let Some(slot) = per_period.get_mut(p.period) {
+            slot.add(p.units);
+        }
+    }
+    // The speed sensors of the assets in scope (a line's, not the whole tenant's).
+    let in_scope: std::collections::HashSet<AssetId> = assets.iter().map(|a| a.id).collect();
+    sensors.retain(|asset, _| in_scope.contains(asset));
+    let perf = performances(s.store.as_ref(), &sensors, from, to).await?;
+    let per_asset: Vec<Kpi> = assets
+        .iter()
+        .map(|asset| {
             asset_kpi(
-                s.store.as_ref(),
-                &s.shifts,
+                &instances,
                 asset,
-                history,
-                its_sensors,
+                events.get(&asset.id).map_or(&[][..], Vec::as_slice),
+                perf.get(&asset.id).copied(),
+                made.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 from,
                 to,
             )
-            .await?,
-        );
-    }
+        })
+        .collect();
     if wants_csv(&headers, &params)? {
         return list_response(&per_asset, true, "kpis");
     }

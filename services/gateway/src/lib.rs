@@ -26,6 +26,7 @@ mod openapi;
 mod operations;
 mod planning;
 mod plant;
+mod production;
 mod reliability;
 mod stores;
 mod web;

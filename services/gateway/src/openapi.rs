@@ -26,6 +26,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::plant::anomaly_scores, crate::plant::rul_history, crate::plant::readings,
         crate::plant::windows, crate::ingest::post_readings,
         crate::plant::latest_features, crate::plant::anomalies,
+        crate::production::record, crate::production::list, crate::production::remove,
         crate::operations::list_alerts, crate::operations::acknowledge_alert,
         crate::operations::assign_alert, crate::operations::list_work_orders,
         crate::operations::create_work_order, crate::operations::get_work_order,

@@ -1705,7 +1705,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 49"),
+        stdout.contains("Tested: 52"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -3970,6 +3970,14 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
     assignment(&plan, &low.code);
 }
 
+/// The KPIs of the asset `code` in a KPI report.
+fn asset_kpi(report: &Value, code: &str) -> Value {
+    report["assets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|k| k["assetCode"] == code).cloned())
+        .unwrap_or_else(|| panic!("{code} in {report:#}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kpis_measure_performance_from_a_speed_sensor_for_one_asset_and_the_line() {
     let g = start(|_| {}).await;
@@ -4036,13 +4044,237 @@ async fn kpis_measure_performance_from_a_speed_sensor_for_one_asset_and_the_line
         )
         .await;
     assert_eq!(s, 200, "{line:#}");
-    let of = |code: &str| {
-        line["assets"]
-            .as_array()
-            .and_then(|a| a.iter().find(|k| k["assetCode"] == code).cloned())
-            .unwrap_or_else(|| panic!("{code} in {line:#}"))
-    };
+    let of = |code: &str| asset_kpi(&line, code);
     assert_eq!(of("MTR-SPD")["performance"], kpi["performance"], "{line:#}");
     assert_eq!(of("MTR-SPD")["oee"], kpi["oee"], "{line:#}");
     assert!(of("MTR-NOSPD")["performance"].is_null(), "{line:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_counts_give_oee_its_quality_per_asset_shift_and_line() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let operator = Auth::Bearer(g.token_for("olga", "operator").await);
+    let press = plant(g.store.as_ref(), TenantId::DEFAULT, "PRS-001").await;
+    let lathe = plant(g.store.as_ref(), TenantId::DEFAULT, "LTH-001").await;
+    let theirs = plant(
+        g.store.as_ref(),
+        TenantId(uuid::Uuid::new_v4()),
+        "PRS-THEIRS",
+    )
+    .await;
+    // A day two days ago, UTC; the default shifts: A 06–14, B 14–22, C 22–06.
+    let day = (chrono::Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let at = |h: i64| {
+        // As the gateway writes instants (whole seconds without a fraction).
+        (day + chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    let count = |from: i64, to: i64, good: u64, rejected: u64| json!({"startsAt": at(from), "endsAt": at(to), "good": good, "rejected": rejected});
+    let post = |asset: AssetId, counts: Vec<Value>| {
+        let g = &g;
+        let operator = &operator;
+        async move {
+            g.call(
+                "POST",
+                &format!("/api/v1/assets/{asset}/production"),
+                operator,
+                Some(json!({ "counts": counts })),
+            )
+            .await
+        }
+    };
+    let listed = |asset: AssetId| {
+        let g = &g;
+        let operator = &operator;
+        async move {
+            let (s, _, v) = g
+                .call(
+                    "GET",
+                    &format!(
+                        "/api/v1/assets/{asset}/production?from={}&to={}",
+                        at(-24),
+                        at(48)
+                    ),
+                    operator,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v:#}");
+            v.as_array()
+                .expect("a list")
+                .iter()
+                .map(|c| (c["good"].as_u64(), c["rejected"].as_u64()))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // An operator records a shift's counts (an MES would, with an API key); the last one runs
+    // past the day's end, so half of it counts in the day.
+    let (s, _, v) = post(
+        press.motor.id,
+        vec![
+            count(14, 22, 80, 20),
+            count(6, 14, 90, 10),
+            count(22, 26, 100, 0),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["counts"][0]["startsAt"], at(6), "oldest first: {v:#}");
+    assert_eq!(v["counts"][0]["recordedBy"], "olga", "{v:#}");
+    let (s, _, v) = post(lathe.motor.id, vec![count(6, 14, 50, 50)]).await;
+    assert_eq!(s, 200, "{v:#}");
+    // Sent again for a start: replaced (a retry or a correction), not added.
+    let (s, _, v) = post(lathe.motor.id, vec![count(6, 14, 60, 40)]).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(listed(lathe.motor.id).await, vec![(Some(60), Some(40))]);
+
+    // Overlapping a recorded count, or another of the same request: 409, nothing recorded.
+    for counts in [
+        vec![count(30, 31, 1, 0), count(20, 23, 1, 0)],
+        vec![count(30, 32, 1, 0), count(31, 33, 1, 0)],
+    ] {
+        let (s, _, v) = post(press.motor.id, counts).await;
+        assert_problem(s, &v, 409);
+    }
+    assert_eq!(listed(press.motor.id).await.len(), 3);
+    // Bad input: each a 400 naming what is wrong.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for (body, pointer) in [
+        (json!({"counts": []}), Some("/counts")),
+        (
+            json!({"counts": [count(40, 41, 1, 0), {"startsAt": at(41), "endsAt": tomorrow, "good": 1, "rejected": 0}]}),
+            Some("/counts/1/endsAt"),
+        ),
+        (
+            json!({"counts": [count(41, 40, 1, 0)]}),
+            Some("/counts/0/endsAt"),
+        ),
+        (
+            json!({"counts": [count(0, 24 * 40, 1, 0)]}),
+            Some("/counts/0/endsAt"),
+        ),
+        (
+            json!({"counts": [count(40, 41, 1_000_000_000_001, 0)]}),
+            Some("/counts/0/good"),
+        ),
+        (json!({"counts": [count(40, 41, 1, 0)], "extra": 1}), None),
+        (
+            json!({"counts": [{"startsAt": at(40), "endsAt": at(41), "good": -1, "rejected": 0}]}),
+            None,
+        ),
+        (
+            json!({"counts": [{"startsAt": at(40), "endsAt": at(41), "good": 1}]}),
+            None,
+        ),
+    ] {
+        let (s, _, v) = g
+            .call(
+                "POST",
+                &format!("/api/v1/assets/{}/production", press.motor.id),
+                &operator,
+                Some(body.clone()),
+            )
+            .await;
+        assert_problem(s, &v, 400);
+        if let Some(pointer) = pointer {
+            assert_eq!(v["errors"][0]["pointer"], pointer, "{body} → {v:#}");
+        }
+    }
+    // Another tenant's asset is unknown here, as is one that does not exist.
+    for asset in [theirs.motor.id, AssetId::new_random()] {
+        let (s, _, v) = post(asset, vec![count(6, 14, 1, 0)]).await;
+        assert_problem(s, &v, 404);
+    }
+    assert_eq!(listed(press.motor.id).await.len(), 3);
+
+    // The day's KPIs: quality per asset, per shift, and for the line weighed by units.
+    let period = format!("from={}&to={}", at(0), at(24));
+    let (s, _, report) = g
+        .call(
+            "GET",
+            &format!("/api/v1/kpis?line=Line%201&{period}"),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{report:#}");
+    let of = |code: &str| asset_kpi(&report, code);
+    let close = |v: &Value, expected: f64| v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9);
+    let kpi = of("PRS-001");
+    assert!(close(&kpi["quality"], 220.0 / 250.0), "{kpi:#}");
+    assert!(close(&kpi["goodUnits"], 220.0), "{kpi:#}");
+    assert!(close(&kpi["rejectedUnits"], 30.0), "{kpi:#}");
+    assert!(close(&kpi["availability"], 1.0), "{kpi:#}");
+    assert!(close(&kpi["oee"], 220.0 / 250.0), "{kpi:#}");
+    assert!(
+        kpi["oeeBasis"]
+            .as_str()
+            .is_some_and(|b| b.contains("good ÷ all units")),
+        "{kpi:#}"
+    );
+    let shift = |k: &Value, name: &str| {
+        k["shifts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["shift"] == name).cloned())
+            .unwrap_or_else(|| panic!("shift {name} in {k:#}"))
+    };
+    for (name, quality) in [("A", 0.9), ("B", 0.8), ("C", 1.0)] {
+        let s = shift(&kpi, name);
+        assert!(close(&s["quality"], quality), "{s:#}");
+        assert!(close(&s["oee"], quality), "{s:#}");
+    }
+    assert!(close(&of("LTH-001")["quality"], 0.6), "{report:#}");
+    assert!(
+        shift(&of("LTH-001"), "B")["quality"].is_null(),
+        "{report:#}"
+    );
+    let total = &report["total"];
+    assert!(close(&total["quality"], 280.0 / 350.0), "{total:#}");
+    assert!(
+        close(&shift(total, "A")["quality"], 150.0 / 200.0),
+        "{total:#}"
+    );
+    // One asset alone: the same figures.
+    let (s, _, one) = g
+        .call(
+            "GET",
+            &format!("/api/v1/kpis?assetId={}&{period}", press.motor.id),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{one:#}");
+    assert_eq!(one["assets"][0]["quality"], kpi["quality"], "{one:#}");
+    assert_eq!(one["assets"][0]["shifts"], kpi["shifts"], "{one:#}");
+
+    // A wrong count is removed by its start (a manager's), then recorded again.
+    let path = format!("/api/v1/assets/{}/production", press.motor.id);
+    let (s, _, v) = g.call("DELETE", &path, &operator, None).await;
+    assert_problem(s, &v, 403);
+    let (s, _, v) = g.call("DELETE", &path, &manager, None).await;
+    assert_problem(s, &v, 400);
+    let (s, _, v) = g
+        .call(
+            "DELETE",
+            &format!("{path}?from={}&to={}", at(14), at(15)),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(1)), "{v:#}");
+    let (s, _, v) = post(press.motor.id, vec![count(14, 21, 70, 0)]).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(
+        listed(press.motor.id).await,
+        vec![
+            (Some(90), Some(10)),
+            (Some(70), Some(0)),
+            (Some(100), Some(0))
+        ]
+    );
 }

@@ -22,8 +22,8 @@ pub mod devices;
 use mantis_bus::TraceContext;
 use mantis_domain::{
     Asset, AssetId, Criticality, Day, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, SparePart, StockChange,
-    Technician, TenantId, User, deterministic_uuid,
+    ProductionCount, Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, SparePart,
+    StockChange, Technician, TenantId, User, deterministic_uuid,
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
@@ -472,6 +472,81 @@ pub async fn seed_stores(store: &dyn Store) -> Result<()> {
     }
     tracing::info!(parts = STORES.len(), "demo stores filled");
     Ok(())
+}
+
+/// Units an hour each demo machine's line makes.
+const UNITS_PER_HOUR: u64 = 120;
+
+/// Hours of production counts recorded at the start: the KPI page's default week.
+const COUNTED_HOURS: i64 = 7 * 24;
+
+/// The demo's production counts of `machine` for the hour starting `hour` (hours since the
+/// epoch): about [`UNITS_PER_HOUR`], of which 2 % rejected by a healthy machine and 6 % by one
+/// that wears (worn bearings and drives make worse parts). Derived from the machine and the
+/// hour alone, so a restarted demo records the same figures again (replaced, not added).
+fn hour_of_production(
+    machine: &SimulatedMachine,
+    index: usize,
+    hour: i64,
+) -> Option<ProductionCount> {
+    let starts_at = chrono::DateTime::from_timestamp(hour.checked_mul(3600)?, 0)?;
+    let seed = (hour as u64) ^ ((index as u64) << 48) ^ 0x6d61_6e74_6973;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let made = UNITS_PER_HOUR - rng.random_range(0..=UNITS_PER_HOUR / 10);
+    let reject_rate = if machine.degrades() { 0.06 } else { 0.02 };
+    let rejected = ((made as f64) * reject_rate * rng.random_range(0.5..1.5)).round() as u64;
+    Some(ProductionCount {
+        asset_id: machine.asset.id,
+        starts_at,
+        ends_at: starts_at + chrono::Duration::hours(1),
+        good: made.saturating_sub(rejected),
+        rejected,
+        recorded_by: "demo line counter".to_owned(),
+        recorded_at: starts_at + chrono::Duration::hours(1),
+    })
+}
+
+/// Records each demo machine's `hours` (hours since the epoch); a machine whose counts cannot
+/// be recorded (someone recorded an overlapping period by hand) is logged and skipped.
+async fn record_hours(store: &dyn Store, plant: &[SimulatedMachine], hours: std::ops::Range<i64>) {
+    for (index, machine) in plant.iter().enumerate() {
+        let counts: Vec<ProductionCount> = hours
+            .clone()
+            .filter_map(|h| hour_of_production(machine, index, h))
+            .collect();
+        if let Err(e) = store.record_production(machine.asset.id, &counts).await {
+            tracing::warn!(machine = %machine.asset.code, error = %e, "demo production counts not recorded");
+        }
+    }
+}
+
+/// The demo's line counters: records every machine's production counts per hour for the last
+/// week, then each hour as it ends, until `shutdown` (OEE's quality term on the KPI page).
+pub async fn count_production(
+    store: Arc<dyn Store>,
+    plant: Vec<SimulatedMachine>,
+    shutdown: CancellationToken,
+) {
+    let hour_now = || chrono::Utc::now().timestamp().div_euclid(3600);
+    let mut next = hour_now();
+    record_hours(store.as_ref(), &plant, next - COUNTED_HOURS..next).await;
+    tracing::info!(
+        hours = COUNTED_HOURS,
+        machines = plant.len(),
+        "demo production counted"
+    );
+    loop {
+        let wait = (next + 1) * 3600 - chrono::Utc::now().timestamp() + 1;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(0))) => {}
+        }
+        let ended = hour_now();
+        if ended > next {
+            record_hours(store.as_ref(), &plant, next..ended).await;
+            next = ended;
+        }
+    }
 }
 
 /// Produces the plant's readings.

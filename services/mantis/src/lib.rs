@@ -306,6 +306,11 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
         .await?;
         demo::seed_crew(platform.infra.store.as_ref()).await?;
         demo::seed_stores(platform.infra.store.as_ref()).await?;
+        let counters = tokio::spawn(demo::count_production(
+            platform.infra.store.clone(),
+            plant.clone(),
+            local.clone(),
+        ));
         let sim = demo::Simulator::new(
             plant,
             settings.demo.clone(),
@@ -323,7 +328,11 @@ pub async fn run(mut settings: Settings, demo: bool, shutdown: CancellationToken
         let store = platform.infra.store.clone();
         let token = local.clone();
         Some(tokio::spawn(async move {
-            sim.run(ingestor, store, token).await
+            let result = sim.run(ingestor, store, token).await;
+            if let Err(e) = counters.await {
+                tracing::error!(error = %e, "demo line counters panicked");
+            }
+            result
         }))
     } else {
         None

@@ -281,6 +281,29 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         "{plant:#}"
     );
 
+    // The line counters' week of production gives OEE a measured quality: a wearing machine
+    // rejects more than a healthy one.
+    let kpis = get(&http, &format!("{gateway}/api/v1/kpis"))
+        .await
+        .expect("KPIs");
+    let quality = |code: &str| {
+        kpis["assets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["assetCode"] == code))
+            .and_then(|k| k["quality"].as_f64())
+            .unwrap_or_else(|| panic!("{code}'s quality in {kpis:#}"))
+    };
+    assert!(
+        quality("MTR-001") < quality("MTR-002") && quality("MTR-001") > 0.9,
+        "{kpis:#}"
+    );
+    assert!(
+        kpis["total"]["oeeBasis"]
+            .as_str()
+            .is_some_and(|b| b.contains("good ÷ all units")),
+        "{kpis:#}"
+    );
+
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), task)
         .await

@@ -457,6 +457,14 @@ pub(crate) const READING_BUCKETS_POSTGRES: &str = "SELECT \
      FROM sensor_data_raw WHERE sensor_id = $1 AND time >= $2 AND time < $3 \
      GROUP BY 1 ORDER BY 1";
 
+/// `$1` from, `$2` to, then a list of sensor placeholders: each sensor's mean in `[$1, $2)`.
+pub(crate) fn mean_readings_sql(sensors: &str) -> String {
+    format!(
+        "SELECT sensor_id, AVG(value) AS avg FROM sensor_data_raw \
+         WHERE sensor_id IN ({sensors}) AND time >= $1 AND time < $2 GROUP BY sensor_id"
+    )
+}
+
 /// Reading buckets, SQLite (instants are integer milliseconds).
 pub(crate) const READING_BUCKETS_SQLITE: &str = "SELECT (time - $2) / $4 AS bucket, \
      MIN(value) AS min, MAX(value) AS max, AVG(value) AS avg, COUNT(*) AS n \
@@ -595,6 +603,63 @@ pub(crate) const LIST_TIME_OFF: &str = "SELECT id, tenant_id, technician, starts
      WHERE tenant_id = $1 AND ends_at > $2 AND starts_at < $3 \
      AND ($5 IS NULL OR technician IS NULL OR technician = $5) \
      ORDER BY starts_at, id LIMIT $4";
+
+/// `$1` asset: takes its row's lock (PostgreSQL) or the database's write lock (SQLite), so
+/// that the overlap check and the writes of one batch of production counts are not
+/// interleaved with another's; answers its tenant (no row: no such asset).
+pub(crate) const LOCK_ASSET: &str =
+    "UPDATE assets SET updated_at = updated_at WHERE id = $1 RETURNING tenant_id";
+
+/// `$1` asset, `$2` start, `$3` end: a stored count of another start overlapping the period.
+pub(crate) const PRODUCTION_OVERLAP: &str = "SELECT starts_at, ends_at FROM production_counts \
+     WHERE asset_id = $1 AND starts_at <> $2 AND starts_at < $3 AND ends_at > $2 \
+     ORDER BY starts_at LIMIT 1";
+
+/// `$1` asset, `$2` tenant, `$3` start, `$4` end, `$5` good, `$6` rejected, `$7` by, `$8` at.
+pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
+     (asset_id, tenant_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (asset_id, starts_at) DO UPDATE SET ends_at = excluded.ends_at, \
+     good = excluded.good, rejected = excluded.rejected, recorded_by = excluded.recorded_by, \
+     recorded_at = excluded.recorded_at";
+
+/// `$1` asset, `$2` from, `$3` to, `$4` limit: the counts overlapping `[$2, $3)`, oldest first.
+pub(crate) const LIST_PRODUCTION: &str = "SELECT asset_id, starts_at, ends_at, good, rejected, \
+     recorded_by, recorded_at FROM production_counts \
+     WHERE asset_id = $1 AND starts_at < $3 AND ends_at > $2 ORDER BY starts_at LIMIT $4";
+
+/// `$1` asset, `$2` from, `$3` to: the counts starting within `[$2, $3)`.
+pub(crate) const DELETE_PRODUCTION: &str =
+    "DELETE FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3";
+
+/// `$1` tenant, `$2` an asset or NULL, then a VALUES list `(start, end, index)` of periods:
+/// per asset and period, the sums of the counts lying within it (found by their start, an
+/// index range). Counts crossing a period's edge are read by
+/// [`production_across_sql`] instead.
+pub(crate) fn production_within_sql(periods: &str) -> String {
+    format!(
+        "SELECT p.asset_id, i.column3 AS period, CAST(SUM(p.good) AS BIGINT) AS good, \
+         CAST(SUM(p.rejected) AS BIGINT) AS rejected \
+         FROM (VALUES {periods}) AS i JOIN production_counts p \
+         ON p.starts_at >= i.column1 AND p.starts_at < i.column2 AND p.ends_at <= i.column2 \
+         WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.asset_id = $2) \
+         GROUP BY p.asset_id, i.column3 ORDER BY p.asset_id, i.column3"
+    )
+}
+
+/// `$1` tenant, `$2` an asset or NULL, then a VALUES list `(edge, edge − the longest period)`
+/// of the periods' edges: the counts crossing an edge (each started at most the longest
+/// period before it: an index range).
+pub(crate) fn production_across_sql(edges: &str) -> String {
+    format!(
+        "SELECT DISTINCT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
+         p.recorded_by, p.recorded_at \
+         FROM (VALUES {edges}) AS x JOIN production_counts p \
+         ON p.starts_at < x.column1 AND p.starts_at >= x.column2 AND p.ends_at > x.column1 \
+         WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.asset_id = $2) \
+         ORDER BY p.asset_id, p.starts_at"
+    )
+}
 
 /// `$1` tenant, `$2` id.
 pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id = $1 AND id = $2";

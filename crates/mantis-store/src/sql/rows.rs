@@ -12,9 +12,10 @@ use crate::{
 };
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
-    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, Quality, Reading, Role,
-    RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, SparePart,
-    StockMovement, StockMovementKind, Technician, TimeOff, User, WorkOrder, WorkOrderStatus,
+    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, ProductionCount, Quality,
+    Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol,
+    SparePart, StockMovement, StockMovementKind, Technician, TimeOff, User, WorkOrder,
+    WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -586,6 +587,37 @@ impl From<TimeOffRow> for TimeOff {
             created_by: r.created_by,
             created_at: r.created_at.0,
         }
+    }
+}
+
+/// `production_counts` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProductionRow {
+    asset_id: DbId,
+    starts_at: DbTime,
+    ends_at: DbTime,
+    good: i64,
+    rejected: i64,
+    recorded_by: String,
+    recorded_at: DbTime,
+}
+
+impl TryFrom<ProductionRow> for ProductionCount {
+    type Error = Error;
+
+    fn try_from(r: ProductionRow) -> Result<Self> {
+        let units = |column: &str, n: i64| {
+            u64::try_from(n).map_err(|_| Error::Corrupt(format!("production_counts.{column}: {n}")))
+        };
+        Ok(ProductionCount {
+            asset_id: r.asset_id.0.into(),
+            starts_at: r.starts_at.0,
+            ends_at: r.ends_at.0,
+            good: units("good", r.good)?,
+            rejected: units("rejected", r.rejected)?,
+            recorded_by: r.recorded_by,
+            recorded_at: r.recorded_at.0,
+        })
     }
 }
 

@@ -1,0 +1,139 @@
+import { useState } from 'react';
+import type { ApiError } from '../api/client';
+import type { ProductionCount } from '../api/types';
+import { formatDateTime, formatPercent, fromLocalInput, toIso, toLocalInput } from '../logic/format';
+import { can } from '../logic/roles';
+import { useResource, useServices, useSession } from '../services';
+import { ErrorBox } from './ErrorBox';
+
+const WEEK_MS = 7 * 86400e3;
+
+/** Good ÷ all units of one count; none when it made nothing. */
+function quality(c: { good: number; rejected: number }): number | null {
+  const all = c.good + c.rejected;
+  return all > 0 ? c.good / all : null;
+}
+
+/**
+ * An asset's production counts of the last 7 days (OEE's quality term), and a form for a shift
+ * lead to record a period's good and rejected units; a manager removes a wrong one.
+ */
+export function Production({ assetId }: { assetId: string }) {
+  const { api } = useServices();
+  const role = useSession()?.user.role;
+  const [stamp, setStamp] = useState(() => Date.now());
+  const counts = useResource<ProductionCount[]>(
+    () => api.production(assetId, { from: toIso(stamp - WEEK_MS), to: toIso(stamp), limit: 200 }),
+    [api, assetId, stamp],
+  );
+  const [form, setForm] = useState(() => ({
+    from: toLocalInput(Date.now() - 8 * 3600e3),
+    to: toLocalInput(Date.now()),
+    good: '',
+    rejected: '0',
+  }));
+  const [error, setError] = useState<ApiError | string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function record(e: React.FormEvent) {
+    e.preventDefault();
+    setError(null);
+    const startsAt = fromLocalInput(form.from);
+    const endsAt = fromLocalInput(form.to);
+    const good = Number(form.good);
+    const rejected = Number(form.rejected);
+    if (!startsAt || !endsAt || Date.parse(startsAt) >= Date.parse(endsAt)) {
+      setError('Choose a start before the end.');
+      return;
+    }
+    if (form.good === '' || !Number.isInteger(good) || good < 0 || !Number.isInteger(rejected) || rejected < 0) {
+      setError('Units are whole numbers, 0 or more.');
+      return;
+    }
+    setBusy(true);
+    try {
+      await api.recordProduction(assetId, [{ startsAt, endsAt, good, rejected }]);
+      setForm({ ...form, good: '', rejected: '0' });
+      setStamp(Date.now());
+    } catch (err) {
+      setError(err as ApiError);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function remove(c: ProductionCount) {
+    setError(null);
+    try {
+      const start = Date.parse(c.startsAt);
+      await api.removeProduction(assetId, toIso(start), toIso(start + 1));
+      setStamp(Date.now());
+    } catch (err) {
+      setError(err as ApiError);
+    }
+  }
+
+  const rows = counts.data ?? [];
+  return (
+    <section className="card" data-testid="production">
+      <h3>Production (last 7 days)</h3>
+      <ErrorBox error={counts.error ?? error} onDismiss={error ? () => setError(null) : undefined} />
+      {counts.data && rows.length === 0 && (
+        <p className="muted small">No counts recorded: the KPIs take quality as 1 for this asset.</p>
+      )}
+      {rows.length > 0 && (
+        <table className="table compact numeric">
+          <thead>
+            <tr>
+              <th>From</th>
+              <th>To</th>
+              <th>Good</th>
+              <th>Rejected</th>
+              <th>Quality</th>
+              <th>By</th>
+              {can(role, 'manageAssets') && <th />}
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((c) => (
+              <tr key={c.startsAt} data-testid="production-row">
+                <td>{formatDateTime(c.startsAt)}</td>
+                <td>{formatDateTime(c.endsAt)}</td>
+                <td className="num">{c.good}</td>
+                <td className="num">{c.rejected}</td>
+                <td className="num">{formatPercent(quality(c))}</td>
+                <td>{c.recordedBy}</td>
+                {can(role, 'manageAssets') && (
+                  <td>
+                    <button type="button" className="link" onClick={() => void remove(c)} data-testid="production-remove">
+                      Remove
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {can(role, 'recordProduction') && (
+        <form className="filters" onSubmit={(e) => void record(e)} data-testid="production-form">
+          <label>
+            From <input type="datetime-local" value={form.from} onChange={(e) => setForm({ ...form, from: e.target.value })} data-testid="production-from" />
+          </label>
+          <label>
+            To <input type="datetime-local" value={form.to} onChange={(e) => setForm({ ...form, to: e.target.value })} data-testid="production-to" />
+          </label>
+          <label>
+            Good <input type="number" min="0" step="1" value={form.good} onChange={(e) => setForm({ ...form, good: e.target.value })} data-testid="production-good" />
+          </label>
+          <label>
+            Rejected <input type="number" min="0" step="1" value={form.rejected} onChange={(e) => setForm({ ...form, rejected: e.target.value })} data-testid="production-rejected" />
+          </label>
+          <button type="submit" disabled={busy} data-testid="production-record">
+            Record
+          </button>
+        </form>
+      )}
+    </section>
+  );
+}
