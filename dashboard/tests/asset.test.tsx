@@ -135,6 +135,9 @@ describe('AssetPage', () => {
     expect(sent[0].good).toBe(45);
     expect(sent[0].rejected).toBe(5);
     expect(Date.parse(sent[0].endsAt) - Date.parse(sent[0].startsAt)).toBeGreaterThan(0);
+    // The form moves on to the next period of the same length.
+    const from = (screen.getByTestId('production-from') as HTMLInputElement).value;
+    expect(new Date(from).getTime()).toBe(new Date(sent[0].endsAt).getTime());
     // Refused: the gateway's words, nothing added.
     refuse = true;
     await user.type(screen.getByTestId('production-good'), '1');

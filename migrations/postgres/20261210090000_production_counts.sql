@@ -12,7 +12,8 @@ CREATE TABLE production_counts (
     recorded_by text        NOT NULL,
     recorded_at timestamptz NOT NULL,
     PRIMARY KEY (asset_id, starts_at),
-    CHECK (ends_at > starts_at)
+    -- At most 31 days: the KPIs find a count crossing a period's start at most that far back.
+    CHECK (ends_at > starts_at AND ends_at - starts_at <= interval '31 days')
 );
 
 -- The KPIs read a tenant's counts over a period.

@@ -10,7 +10,8 @@ CREATE TABLE production_counts (
     recorded_by TEXT    NOT NULL,
     recorded_at INTEGER NOT NULL,
     PRIMARY KEY (asset_id, starts_at),
-    CHECK (ends_at > starts_at)
+    -- At most 31 days (2 678 400 000 ms): see migrations/postgres.
+    CHECK (ends_at > starts_at AND ends_at - starts_at <= 2678400000)
 ) STRICT;
 
 CREATE INDEX production_counts_tenant_idx ON production_counts (tenant_id, starts_at);

@@ -9,7 +9,7 @@
 
 use crate::{
     AlertFilter, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, Part, PlannedSlot,
-    Retention, Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
+    ProductionPeriod, Retention, Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
@@ -1680,13 +1680,13 @@ pub async fn leases_are_held_renewed_taken_over_once_expired_and_released<S: Sto
     // Only the holder releases it; released, the next asker gets it at once.
     assert!(
         !store
-            .release_lease("ingestion.connector.plc-1", "pod-a")
+            .release_lease("ingestion.connector.plc-1", "pod-a", None)
             .await
             .expect("release")
     );
     assert!(
         store
-            .release_lease("ingestion.connector.plc-1", "pod-b")
+            .release_lease("ingestion.connector.plc-1", "pod-b", None)
             .await
             .expect("release")
     );
@@ -1696,6 +1696,34 @@ pub async fn leases_are_held_renewed_taken_over_once_expired_and_released<S: Sto
         .expect("acquire");
     assert!(again.is_held_by("pod-a"));
     assert_eq!(again.acquired_at, at(15_003));
+    // A release bounded by the expiry its holder last saw: one reaching the database after
+    // the holder renewed the lease leaves the renewed hold alone; an up-to-date one releases.
+    let renewed = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(16_000), ttl)
+        .await
+        .expect("renew");
+    assert!(renewed.expires_at > again.expires_at);
+    assert!(
+        !store
+            .release_lease("ingestion.connector.plc-1", "pod-a", Some(again.expires_at))
+            .await
+            .expect("late release")
+    );
+    assert!(
+        store
+            .release_lease(
+                "ingestion.connector.plc-1",
+                "pod-a",
+                Some(renewed.expires_at)
+            )
+            .await
+            .expect("release")
+    );
+    let again = store
+        .acquire_lease("ingestion.connector.plc-1", "pod-a", at(16_001), ttl)
+        .await
+        .expect("acquire");
+    assert_eq!(again.acquired_at, at(16_001));
     // A lease of no duration is refused as an argument.
     assert!(matches!(
         store
@@ -1783,7 +1811,7 @@ pub async fn live_leases_are_listed_by_prefix_until_they_expire<S: Store + ?Size
     );
     assert!(
         store
-            .release_lease("ingestion.member.pod-a", "pod-a")
+            .release_lease("ingestion.member.pod-a", "pod-a", None)
             .await
             .expect("release")
     );
@@ -3892,8 +3920,9 @@ fn made(
     }
 }
 
-/// An asset's counts are replaced by start, all or none of a batch; one overlapping another
-/// (stored with another start, or in the same batch) is a conflict that changes nothing.
+/// An asset's counts are replaced by start (another's only when asked to), all or none of a
+/// batch; one overlapping another (stored with another start, or in the same batch) is a
+/// conflict that changes nothing; listed newest first.
 pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store + ?Sized>(
     store: &S,
 ) {
@@ -3908,24 +3937,40 @@ pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store 
     let early = made(&motor, hours(0), hours(8), 100, 5);
     let late = made(&motor, hours(8), hours(16), 90, 10);
     store
-        .record_production(motor.id, &[late.clone(), early.clone()])
+        .record_production(motor.id, &[late.clone(), early.clone()], false)
         .await
         .expect("record");
-    assert_eq!(listed(0, 24, 10).await, vec![early.clone(), late.clone()]);
-    // Sent again for the same start: replaced, not added.
+    assert_eq!(listed(0, 24, 10).await, vec![late.clone(), early.clone()]);
+    // Sent again for the same start by whoever recorded it: replaced, not added.
+    let retried = ProductionCount {
+        good: 99,
+        ..early.clone()
+    };
+    store
+        .record_production(motor.id, std::slice::from_ref(&retried), false)
+        .await
+        .expect("replace one's own");
+    assert_eq!(listed(0, 24, 10).await, vec![late.clone(), retried]);
+    // By someone else: only when asked to replace another's.
     let corrected = ProductionCount {
         good: 101,
         rejected: 4,
         recorded_by: "mia".to_owned(),
         ..early.clone()
     };
+    assert!(matches!(
+        store
+            .record_production(motor.id, std::slice::from_ref(&corrected), false)
+            .await,
+        Err(Error::Conflict(_))
+    ));
     store
-        .record_production(motor.id, std::slice::from_ref(&corrected))
+        .record_production(motor.id, std::slice::from_ref(&corrected), true)
         .await
-        .expect("replace");
+        .expect("replace another's");
     assert_eq!(
         listed(0, 24, 10).await,
-        vec![corrected.clone(), late.clone()]
+        vec![late.clone(), corrected.clone()]
     );
     // Overlapping a stored count of another start: a conflict, and the batch's other
     // count is not stored either.
@@ -3937,7 +3982,7 @@ pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store 
     ] {
         assert!(
             matches!(
-                store.record_production(motor.id, &batch).await,
+                store.record_production(motor.id, &batch, true).await,
                 Err(Error::Conflict(_))
             ),
             "{batch:?}"
@@ -3946,31 +3991,63 @@ pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store 
     // A replacement that grows into the next count overlaps it too.
     assert!(matches!(
         store
-            .record_production(motor.id, &[made(&motor, hours(0), hours(9), 1, 1)])
+            .record_production(motor.id, &[made(&motor, hours(0), hours(9), 1, 1)], true)
             .await,
         Err(Error::Conflict(_))
     ));
+    // A period longer than 31 days, or ending before it starts, is not a count.
+    for (from, to) in [(100, 100 + 24 * 31 + 1), (101, 100)] {
+        assert!(matches!(
+            store
+                .record_production(
+                    motor.id,
+                    &[made(&motor, hours(from), hours(to), 1, 0)],
+                    true
+                )
+                .await,
+            Err(Error::Invalid(_))
+        ));
+    }
     assert_eq!(
         listed(0, 48, 10).await,
-        vec![corrected.clone(), late.clone()]
+        vec![late.clone(), corrected.clone()]
     );
     // Touching periods do not overlap.
     store
-        .record_production(motor.id, std::slice::from_ref(&next))
+        .record_production(motor.id, std::slice::from_ref(&next), false)
         .await
         .expect("the next period");
-    assert_eq!(
-        listed(0, 48, 2).await,
-        vec![corrected.clone(), late.clone()]
-    );
-    assert_eq!(listed(12, 17, 10).await, vec![late.clone(), next.clone()]);
+    assert_eq!(listed(0, 48, 2).await, vec![next.clone(), late.clone()]);
+    assert_eq!(listed(12, 17, 10).await, vec![next.clone(), late.clone()]);
     assert_eq!(listed(24, 48, 10).await, vec![]);
+    // A count of a month is found from any of its days.
+    let month = made(&motor, hours(-24 * 31), hours(0), 3000, 30);
+    store
+        .record_production(motor.id, std::slice::from_ref(&month), false)
+        .await
+        .expect("a month");
+    assert_eq!(
+        listed(-1, 1, 10).await,
+        vec![corrected.clone(), month.clone()]
+    );
+    assert_eq!(
+        store
+            .delete_production(
+                motor.id,
+                hours(-24 * 31),
+                hours(-24 * 31) + Duration::milliseconds(1)
+            )
+            .await
+            .expect("delete"),
+        1
+    );
     // Another asset, or one that does not exist.
     assert!(matches!(
         store
             .record_production(
                 AssetId::new_random(),
-                &[made(&motor, hours(30), hours(31), 1, 0)]
+                &[made(&motor, hours(30), hours(31), 1, 0)],
+                true
             )
             .await,
         Err(Error::Invalid(_))
@@ -3981,7 +4058,11 @@ pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store 
     };
     assert!(matches!(
         store
-            .record_production(nowhere.id, &[made(&nowhere, hours(30), hours(31), 1, 0)])
+            .record_production(
+                nowhere.id,
+                &[made(&nowhere, hours(30), hours(31), 1, 0)],
+                true
+            )
             .await,
         Err(Error::NotFound { .. })
     ));
@@ -3993,12 +4074,13 @@ pub async fn production_counts_are_replaced_by_start_and_never_overlap<S: Store 
             .expect("delete"),
         1
     );
-    assert_eq!(listed(0, 48, 10).await, vec![corrected, next]);
+    assert_eq!(listed(0, 48, 10).await, vec![next, corrected]);
 }
 
-/// Per asset and period: what lies within a period is summed, a count crossing a period's
-/// edge (or the first period's start) is shared out by time, other tenants' counts and those
-/// outside the periods are left out; hundreds of periods are answered alike.
+/// Per asset and group of periods: what lies within a period is summed into its group, a
+/// count crossing a period's edge (or the first period's start) is shared out by time, other
+/// tenants' counts and those outside the periods are left out; hundreds of periods are
+/// answered alike.
 pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges<
     S: Store + ?Sized,
 >(
@@ -4019,24 +4101,30 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
         made(&motor, hours(22), hours(30), 10, 0),
     ];
     store
-        .record_production(motor.id, &motor_counts)
+        .record_production(motor.id, &motor_counts, false)
         .await
         .expect("motor");
     store
-        .record_production(pump.id, &[made(&pump, hours(0), hours(22), 220, 22)])
+        .record_production(pump.id, &[made(&pump, hours(0), hours(22), 220, 22)], false)
         .await
         .expect("pump");
     store
-        .record_production(theirs.id, &[made(&theirs, hours(0), hours(6), 999, 999)])
+        .record_production(
+            theirs.id,
+            &[made(&theirs, hours(0), hours(6), 999, 999)],
+            false,
+        )
         .await
         .expect("theirs");
 
+    let period =
+        |from: Timestamp, to: Timestamp, group: usize| ProductionPeriod { from, to, group };
     let shifts = [
-        (hours(0), hours(6)),
-        (hours(6), hours(14)),
-        (hours(14), hours(22)),
+        period(hours(0), hours(6), 0),
+        period(hours(6), hours(14), 1),
+        period(hours(14), hours(22), 2),
     ];
-    let totals = |asset: Option<AssetId>, periods: Vec<(Timestamp, Timestamp)>| async move {
+    let totals = |asset: Option<AssetId>, periods: Vec<ProductionPeriod>| async move {
         store
             .production_totals(tenant, asset, &periods)
             .await
@@ -4047,7 +4135,7 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
                 let round = |x: f64| (x * 1e6).round() / 1e6;
                 (
                     p.asset_id,
-                    p.period,
+                    p.group,
                     (round(p.units.good), round(p.units.rejected)),
                 )
             })
@@ -4071,13 +4159,25 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
             .copied()
             .collect::<Vec<_>>()
     );
+    // The first and third periods in one group (two instances of a shift).
+    let mut grouped = shifts;
+    grouped[2].group = 0;
+    let mut expected = vec![
+        (motor.id, 0, (105.0, 11.0)),
+        (motor.id, 1, (40.0, 4.0)),
+        (pump.id, 0, (140.0, 14.0)),
+        (pump.id, 1, (80.0, 8.0)),
+    ];
+    expected.sort_by_key(|(a, n, _)| (*a, *n));
+    assert_eq!(totals(None, grouped.to_vec()).await, expected);
 
     // 1 320 one-minute periods over [0 h, 22 h): several statements, the same units.
-    let minutes: Vec<(Timestamp, Timestamp)> = (0..22 * 60)
+    let minutes: Vec<ProductionPeriod> = (0..22 * 60)
         .map(|m| {
-            (
+            period(
                 hours(0) + Duration::minutes(m),
                 hours(0) + Duration::minutes(m + 1),
+                usize::try_from(m).expect("a minute"),
             )
         })
         .collect();
@@ -4096,8 +4196,8 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
     assert!(by_minute.contains(&(motor.id, 19 * 60, (5.0, 1.0))));
 
     for bad in [
-        vec![(hours(0), hours(6)), (hours(7), hours(8))],
-        vec![(hours(6), hours(6))],
+        vec![period(hours(0), hours(6), 0), period(hours(7), hours(8), 1)],
+        vec![period(hours(6), hours(6), 0)],
     ] {
         assert!(matches!(
             store.production_totals(tenant, None, &bad).await,

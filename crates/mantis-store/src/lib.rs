@@ -676,14 +676,20 @@ pub trait Store: Send + Sync + 'static {
 
     // --- production --------------------------------------------------------------------------
 
-    /// Records `asset`'s production counts (normalised: [`ProductionCount::normalise`]), all or
-    /// none: a count replaces the one stored for the same asset and start. [`Error::Conflict`]
-    /// when one overlaps a stored count of another start or another count of the batch (an
-    /// asset's periods never overlap, so nothing is counted twice), [`Error::NotFound`]
-    /// without the asset, [`Error::Invalid`] when a count names another asset. Concurrent
-    /// batches of one asset are serialised.
-    async fn record_production(&self, asset: AssetId, counts: &[ProductionCount]) -> Result<()>;
-    /// `asset`'s counts overlapping `[from, to)`, oldest first, at most `limit`.
+    /// Records `asset`'s production counts, all or none: a count replaces the one stored for
+    /// the same asset and start (when recorded by someone else, only with `replace_others`).
+    /// [`Error::Conflict`] when one overlaps a stored count of another start or another count
+    /// of the batch (an asset's periods never overlap, so nothing is counted twice), or would
+    /// replace another's without `replace_others`; [`Error::NotFound`] without the asset;
+    /// [`Error::Invalid`] when a count names another asset or fails
+    /// [`ProductionCount::normalise`]. Concurrent batches of one asset are serialised.
+    async fn record_production(
+        &self,
+        asset: AssetId,
+        counts: &[ProductionCount],
+        replace_others: bool,
+    ) -> Result<()>;
+    /// `asset`'s counts overlapping `[from, to)`, newest first, at most `limit`.
     async fn list_production(
         &self,
         asset: AssetId,
@@ -698,18 +704,19 @@ pub trait Store: Send + Sync + 'static {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<u64>;
-    /// The units made by `tenant`'s assets (or by `asset` alone) within each of `periods`
-    /// (contiguous: each starts where the one before ends), a count spanning a period's edge
-    /// shared out by time ([`ProductionCount::within`]); the sums are the database's, so the
-    /// answer stays small however many counts the periods hold. One entry per asset and
-    /// period with counts, by asset then period index. [`Error::Invalid`] when the periods
-    /// are not contiguous or one is empty.
+    /// The units made by `tenant`'s assets (or by `asset` alone, which must be the tenant's)
+    /// within `periods` (contiguous: each starts where the one before ends), summed per asset
+    /// and group of periods (e.g. per shift: every instance of a shift one group); a count
+    /// spanning a period's edge is shared out by time ([`ProductionCount::within`]). The sums
+    /// within the periods are the database's, so the answer holds one entry per asset and
+    /// group with counts (by asset, then group) however many counts and periods there are.
+    /// [`Error::Invalid`] when the periods are not contiguous or one is empty.
     async fn production_totals(
         &self,
         tenant: TenantId,
         asset: Option<AssetId>,
-        periods: &[(Timestamp, Timestamp)],
-    ) -> Result<Vec<PeriodProduction>>;
+        periods: &[ProductionPeriod],
+    ) -> Result<Vec<GroupProduction>>;
 
     // --- access ----------------------------------------------------------------------------
 
@@ -834,22 +841,41 @@ pub trait Store: Send + Sync + 'static {
         ttl: std::time::Duration,
     ) -> Result<Lease>;
     /// Gives up `holder`'s lease `name`, so another instance may take it at once. False when
-    /// `holder` did not hold it (expired and taken, or never held).
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
+    /// `holder` did not hold it (expired and taken, or never held). With `expiring_by` (the
+    /// expiry the caller last saw granted), only while the lease expires no later than that:
+    /// a release that reaches the database late, after the holder took or renewed the lease
+    /// again (which moves its expiry on), leaves that newer hold alone.
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expiring_by: Option<Timestamp>,
+    ) -> Result<bool>;
     /// The leases whose names begin with `prefix` that have not expired at `at` (by name):
     /// e.g. the replicas of a service, each holding a lease of its own under a common prefix,
     /// counting one another.
     async fn live_leases(&self, prefix: &str, at: Timestamp) -> Result<Vec<Lease>>;
 }
 
-/// Units an asset made within one of the periods asked of [`Store::production_totals`].
+/// A period of [`Store::production_totals`], and the group its units are summed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductionPeriod {
+    /// Its start.
+    pub from: Timestamp,
+    /// Its end.
+    pub to: Timestamp,
+    /// The group (e.g. the shift whose instance it is).
+    pub group: usize,
+}
+
+/// Units an asset made within one group of the periods asked of [`Store::production_totals`].
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PeriodProduction {
+pub struct GroupProduction {
     /// The asset.
     pub asset_id: AssetId,
-    /// The period's index in the periods asked.
-    pub period: usize,
-    /// What it made then.
+    /// The group.
+    pub group: usize,
+    /// What it made in the group's periods.
     pub units: ProductionTotals,
 }
 

@@ -11,9 +11,9 @@ pub(crate) mod queries;
 mod rows;
 
 use crate::{
-    AlertFilter, AlertRecord, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, OpenWork,
-    OpenedWorkOrder, PeriodProduction, ReadingBucket, Result, Retention, Store, UserChanges,
-    WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    AlertFilter, AlertRecord, AlertState, Error, Expired, GroupProduction, KeepStored, Lease,
+    LifeEnds, OpenWork, OpenedWorkOrder, ProductionPeriod, ReadingBucket, Result, Retention, Store,
+    UserChanges, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -333,6 +333,7 @@ where
     for<'r> ProductionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Option<f64>): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SparePartRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> StockMovementRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Json<serde_json::Value>): FromRow<'r, <B::Db as Database>::Row>,
@@ -1405,24 +1406,35 @@ where
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(asset = %asset, counts = counts.len()))]
-    async fn record_production(&self, asset: AssetId, counts: &[ProductionCount]) -> Result<()> {
-        let mut sorted: Vec<&ProductionCount> = counts.iter().collect();
-        sorted.sort_by_key(|c| c.starts_at);
-        for c in &sorted {
+    async fn record_production(
+        &self,
+        asset: AssetId,
+        counts: &[ProductionCount],
+        replace_others: bool,
+    ) -> Result<()> {
+        let mut sorted = Vec::with_capacity(counts.len());
+        for c in counts {
             if c.asset_id != asset {
                 return Err(Error::Invalid(format!(
                     "a production count of asset {} recorded as {asset}'s",
                     c.asset_id
                 )));
             }
+            sorted.push(
+                c.clone()
+                    .normalise()
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            );
         }
-        if let Some(pair) = sorted.windows(2).find(|w| w[0].overlaps(w[1])) {
+        sorted.sort_by_key(|c| c.starts_at);
+        if let Some(pair) = sorted.windows(2).find(|w| w[0].overlaps(&w[1])) {
             return Err(Error::Conflict(format!(
                 "production counts {} and {} of one batch overlap",
                 period(pair[0].starts_at, pair[0].ends_at),
                 period(pair[1].starts_at, pair[1].ends_at)
             )));
         }
+        let longest = chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS);
         let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         let Some((tenant,)) = sqlx::query_as::<_, (DbId,)>(queries::LOCK_ASSET)
             .bind(DbId::from(asset))
@@ -1435,12 +1447,13 @@ where
                 id: asset.to_string(),
             });
         };
-        for c in sorted {
+        for c in &sorted {
             if let Some((DbTime(b), DbTime(e))) =
                 sqlx::query_as::<_, (DbTime, DbTime)>(queries::PRODUCTION_OVERLAP)
                     .bind(DbId::from(asset))
                     .bind(DbTime(c.starts_at))
                     .bind(DbTime(c.ends_at))
+                    .bind(DbTime(c.starts_at - longest))
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?
@@ -1449,6 +1462,21 @@ where
                     "production count {} overlaps the one recorded for {} (remove it first)",
                     period(c.starts_at, c.ends_at),
                     period(b, e)
+                )));
+            }
+            if !replace_others
+                && let Some((by,)) = sqlx::query_as::<_, (String,)>(queries::PRODUCTION_RECORDED_BY)
+                    .bind(DbId::from(asset))
+                    .bind(DbTime(c.starts_at))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                && by != c.recorded_by
+            {
+                return Err(Error::Conflict(format!(
+                    "the production count from {} was recorded by {by}: only a manager replaces \
+                     another's count",
+                    c.starts_at.to_rfc3339()
                 )));
             }
             sqlx::query(queries::UPSERT_PRODUCTION)
@@ -1479,6 +1507,9 @@ where
             .bind(DbTime(from))
             .bind(DbTime(to))
             .bind(sql_limit(limit))
+            .bind(DbTime(
+                from - chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS),
+            ))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -1506,39 +1537,45 @@ where
         &self,
         tenant: TenantId,
         asset: Option<AssetId>,
-        periods: &[(Timestamp, Timestamp)],
-    ) -> Result<Vec<PeriodProduction>> {
-        if let Some((b, e)) = periods.iter().find(|(b, e)| b >= e) {
-            return Err(Error::Invalid(format!("empty period {}", period(*b, *e))));
+        periods: &[ProductionPeriod],
+    ) -> Result<Vec<GroupProduction>> {
+        if let Some(p) = periods.iter().find(|p| p.from >= p.to) {
+            return Err(Error::Invalid(format!(
+                "empty period {}",
+                period(p.from, p.to)
+            )));
         }
-        if periods.windows(2).any(|w| w[0].1 != w[1].0) {
+        if periods.windows(2).any(|w| w[0].to != w[1].from) {
             return Err(Error::Invalid(
                 "the periods of production totals must follow one another".into(),
             ));
         }
+        let Some(first) = periods.first() else {
+            return Ok(Vec::new());
+        };
+        let group = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let mut totals: BTreeMap<(AssetId, usize), ProductionTotals> = BTreeMap::new();
-        // The counts lying within one period, summed by the database; a few hundred periods
-        // per statement keep far below both databases' parameter limits.
-        for (chunk_index, chunk) in periods.chunks(PERIODS_PER_STATEMENT).enumerate() {
-            let first = chunk_index * PERIODS_PER_STATEMENT;
-            let values = placeholders(chunk.len(), 3, 3);
-            let sql = queries::production_within_sql(&values);
+        // The counts lying within one period, summed per group by the database; a few hundred
+        // periods per statement keep far below both databases' parameter limits.
+        for chunk in periods.chunks(PERIODS_PER_STATEMENT) {
+            let sql =
+                queries::production_within_sql(asset.is_some(), &placeholders(chunk.len(), 3, 3));
             let mut query = sqlx::query_as::<_, (DbId, i64, i64, i64)>(AssertSqlSafe(sql))
                 .bind(DbId::from(tenant))
                 .bind(asset.map(DbId::from));
-            for (i, (b, e)) in chunk.iter().enumerate() {
+            for p in chunk {
                 query = query
-                    .bind(DbTime(*b))
-                    .bind(DbTime(*e))
-                    .bind(i64::try_from(first + i).unwrap_or(i64::MAX));
+                    .bind(DbTime(p.from))
+                    .bind(DbTime(p.to))
+                    .bind(group(p.group));
             }
-            for (id, n, good, rejected) in
+            for (id, g, good, rejected) in
                 query.fetch_all(self.sql_pool()).await.map_err(db_error)?
             {
-                let n = usize::try_from(n)
-                    .map_err(|_| Error::Corrupt(format!("production period index {n}")))?;
+                let g = usize::try_from(g)
+                    .map_err(|_| Error::Corrupt(format!("production group {g}")))?;
                 totals
-                    .entry((id.0.into(), n))
+                    .entry((id.0.into(), g))
                     .or_default()
                     .add(ProductionTotals {
                         good: good as f64,
@@ -1546,47 +1583,45 @@ where
                     });
             }
         }
-        // The counts crossing an edge (the first period's start or any period's end): few,
-        // as an asset's counts do not overlap; shared out here.
-        let longest = chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS);
-        let edges: Vec<Timestamp> = periods
-            .first()
-            .map(|(b, _)| *b)
-            .into_iter()
-            .chain(periods.iter().map(|(_, e)| *e))
+        // The counts crossing a period's end, found through the period they start in, and
+        // those crossing the first period's start, through the longest period before it: few
+        // (an asset's counts do not overlap), shared out here.
+        let before = (
+            first.from - chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS),
+            first.from,
+        );
+        let spans: Vec<(Timestamp, Timestamp)> = std::iter::once(before)
+            .chain(periods.iter().map(|p| (p.from, p.to)))
             .collect();
-        let mut across: BTreeMap<(AssetId, Timestamp), ProductionCount> = BTreeMap::new();
-        for chunk in edges.chunks(PERIODS_PER_STATEMENT) {
-            let sql = queries::production_across_sql(&placeholders(chunk.len(), 2, 3));
+        for chunk in spans.chunks(PERIODS_PER_STATEMENT) {
+            let sql =
+                queries::production_across_sql(asset.is_some(), &placeholders(chunk.len(), 2, 3));
             let mut query = sqlx::query_as::<_, ProductionRow>(AssertSqlSafe(sql))
                 .bind(DbId::from(tenant))
                 .bind(asset.map(DbId::from));
-            for edge in chunk {
-                query = query.bind(DbTime(*edge)).bind(DbTime(*edge - longest));
+            for (b, e) in chunk {
+                query = query.bind(DbTime(*b)).bind(DbTime(*e));
             }
             for row in query.fetch_all(self.sql_pool()).await.map_err(db_error)? {
                 let count = ProductionCount::try_from(row)?;
-                across.insert((count.asset_id, count.starts_at), count);
-            }
-        }
-        for count in across.values() {
-            // The periods it touches: from the last one starting before its end, backwards.
-            let last = periods.partition_point(|(b, _)| *b < count.ends_at);
-            for (n, (b, e)) in periods.iter().enumerate().take(last).rev() {
-                if *e <= count.starts_at {
-                    break;
+                // The periods it touches: from the last one starting before its end, back.
+                let last = periods.partition_point(|p| p.from < count.ends_at);
+                for p in periods[..last].iter().rev() {
+                    if p.to <= count.starts_at {
+                        break;
+                    }
+                    totals
+                        .entry((count.asset_id, p.group))
+                        .or_default()
+                        .add(count.within(p.from, p.to));
                 }
-                totals
-                    .entry((count.asset_id, n))
-                    .or_default()
-                    .add(count.within(*b, *e));
             }
         }
         Ok(totals
             .into_iter()
-            .map(|((asset_id, period), units)| PeriodProduction {
+            .map(|((asset_id, group), units)| GroupProduction {
                 asset_id,
-                period,
+                group,
                 units,
             })
             .collect())
@@ -2247,10 +2282,16 @@ where
         })
     }
 
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<bool> {
+    async fn release_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expiring_by: Option<Timestamp>,
+    ) -> Result<bool> {
         let done = sqlx::query(queries::RELEASE_LEASE)
             .bind(name.to_owned())
             .bind(holder.to_owned())
+            .bind(expiring_by.map(DbTime))
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;

@@ -15,8 +15,9 @@ function quality(c: { good: number; rejected: number }): number | null {
 }
 
 /**
- * An asset's production counts of the last 7 days (OEE's quality term), and a form for a shift
- * lead to record a period's good and rejected units; a manager removes a wrong one.
+ * An asset's production counts of the last 7 days, newest first (OEE's quality term), and a
+ * form for a shift lead to record a period's good and rejected units (then moved on to the
+ * next period); a manager removes a wrong one.
  */
 export function Production({ assetId }: { assetId: string }) {
   const { api } = useServices();
@@ -53,7 +54,11 @@ export function Production({ assetId }: { assetId: string }) {
     setBusy(true);
     try {
       await api.recordProduction(assetId, [{ startsAt, endsAt, good, rejected }]);
-      setForm({ ...form, good: '', rejected: '0' });
+      // The next period of the same length follows: sending the form again as it was would
+      // replace the count just recorded.
+      const end = Date.parse(endsAt);
+      const length = end - Date.parse(startsAt);
+      setForm({ from: toLocalInput(end), to: toLocalInput(end + length), good: '', rejected: '0' });
       setStamp(Date.now());
     } catch (err) {
       setError(err as ApiError);

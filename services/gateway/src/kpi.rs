@@ -26,7 +26,7 @@ use mantis_domain::{
     SensorType,
 };
 use mantis_runtime::Problem;
-use mantis_store::Store;
+use mantis_store::{ProductionPeriod, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -252,16 +252,16 @@ async fn performances(
 /// Ten thousand events per asset cover decades of maintenance.
 const EVENTS_PER_ASSET: u32 = 10_000;
 
-/// The periods a KPI report reads production counts by: its shift instances, or the whole
-/// period when no shifts are configured.
+/// A report's shift instances within its period: (shift, start, end).
 type Instances = [(String, DateTime<Utc>, DateTime<Utc>)];
 
 /// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first), its measured
-/// performance `perf`, and the units it made in each of `instances` (`made[i]`: in
-/// `instances[i]`, or in the whole period when there are no instances).
+/// performance `perf`, and the units it made per shift (`made[g]`: in the instances of the
+/// shift `shifts[g]`; without shifts, `made[0]` in the whole period).
 #[allow(clippy::too_many_arguments)]
 fn asset_kpi(
     instances: &Instances,
+    shifts: &[String],
     asset: &Asset,
     events: &[MaintenanceEvent],
     perf: Option<f64>,
@@ -278,7 +278,7 @@ fn asset_kpi(
     let quality = units.quality();
     let oee = availability * perf.unwrap_or(1.0) * quality.unwrap_or(1.0);
     let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
-    for (i, (name, b, e)) in instances.iter().enumerate() {
+    for (name, b, e) in instances {
         let down = overlap(&intervals, *b, *e);
         let entry = match shift_kpis.iter_mut().find(|k| &k.shift == name) {
             Some(k) => k,
@@ -298,12 +298,15 @@ fn asset_kpi(
         // Accumulate down hours in `availability` first; turned into a ratio below.
         entry.hours += hours(*e - *b);
         entry.availability += hours(down);
-        if let Some(m) = made.get(i) {
-            entry.good_units += m.good;
-            entry.rejected_units += m.rejected;
-        }
     }
     for k in &mut shift_kpis {
+        if let Some(m) = shifts
+            .iter()
+            .position(|s| *s == k.shift)
+            .and_then(|g| made.get(g))
+        {
+            (k.good_units, k.rejected_units) = (m.good, m.rejected);
+        }
         k.availability = if k.hours > 0.0 {
             (1.0 - k.availability / k.hours).clamp(0.0, 1.0)
         } else {
@@ -330,23 +333,27 @@ fn asset_kpi(
         good_units: units.good,
         rejected_units: units.rejected,
         oee,
-        oee_basis: basis(perf.is_some(), quality.is_some()),
+        oee_basis: basis(
+            (usize::from(perf.is_some()), 1),
+            (usize::from(quality.is_some()), 1),
+        ),
         shifts: shift_kpis,
     }
 }
 
-fn basis(measured_performance: bool, measured_quality: bool) -> String {
-    let performance = if measured_performance {
-        "performance (speed)"
-    } else {
-        "performance (assumed 1: no speed sensor)"
+/// What an OEE figure rests on, given for how many of how many assets performance and quality
+/// were measured.
+fn basis(performance: (usize, usize), quality: (usize, usize)) -> String {
+    let term = |(measured, of): (usize, usize), how: &str, missing: &str| match measured {
+        0 => format!("(assumed 1: {missing})"),
+        m if m >= of => format!("({how})"),
+        m => format!("({how} for {m} of {of} assets, the others assumed 1)"),
     };
-    let quality = if measured_quality {
-        "quality (good ÷ all units counted)"
-    } else {
-        "quality (assumed 1: no production counts)"
-    };
-    format!("availability × {performance} × {quality}")
+    format!(
+        "availability × performance {} × quality {}",
+        term(performance, "speed", "no speed sensor"),
+        term(quality, "good ÷ all units counted", "no production counts")
+    )
 }
 
 /// The group's KPIs: availability and OEE averaged over assets, MTBF and MTTR over all
@@ -390,8 +397,8 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
         good: kpis.iter().map(|k| k.good_units).sum(),
         rejected: kpis.iter().map(|k| k.rejected_units).sum(),
     };
-    let measured = kpis.iter().any(|k| k.performance.is_some());
-    let counted = kpis.iter().any(|k| k.quality.is_some());
+    let measured = kpis.iter().filter(|k| k.performance.is_some()).count();
+    let counted = kpis.iter().filter(|k| k.quality.is_some()).count();
     Kpi {
         asset_id: None,
         asset_code: None,
@@ -407,7 +414,7 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
         good_units: units.good,
         rejected_units: units.rejected,
         oee: kpis.iter().map(|k| k.oee).sum::<f64>() / n,
-        oee_basis: basis(measured, counted),
+        oee_basis: basis((measured, kpis.len()), (counted, kpis.len())),
         shifts,
     }
 }
@@ -488,13 +495,24 @@ pub(crate) async fn kpis(
     for sensor in listed {
         sensors.entry(sensor.asset_id).or_default().push(sensor);
     }
-    // The units made per shift instance (or in the whole period), summed by the database.
+    // The units made per shift (or in the whole period), summed by the database.
     let instances = s.shifts.instances(from, to);
-    let periods: Vec<(DateTime<Utc>, DateTime<Utc>)> = if instances.is_empty() {
-        vec![(from, to)]
-    } else {
-        instances.iter().map(|(_, b, e)| (*b, *e)).collect()
-    };
+    let mut shifts: Vec<String> = Vec::new();
+    let mut periods = Vec::with_capacity(instances.len().max(1));
+    for (name, b, e) in &instances {
+        let group = shifts.iter().position(|s| s == name).unwrap_or_else(|| {
+            shifts.push(name.clone());
+            shifts.len() - 1
+        });
+        periods.push(ProductionPeriod {
+            from: *b,
+            to: *e,
+            group,
+        });
+    }
+    if periods.is_empty() {
+        periods.push(ProductionPeriod { from, to, group: 0 });
+    }
     let one = match assets.as_slice() {
         [one] => Some(one.id),
         _ => None,
@@ -505,10 +523,10 @@ pub(crate) async fn kpis(
         .production_totals(who.tenant_id, one, &periods)
         .await?
     {
-        let per_period = made
+        let per_group = made
             .entry(p.asset_id)
-            .or_insert_with(|| vec![ProductionTotals::default(); periods.len()]);
-        if let Some(slot) = per_period.get_mut(p.period) {
+            .or_insert_with(|| vec![ProductionTotals::default(); shifts.len().max(1)]);
+        if let Some(slot) = per_group.get_mut(p.group) {
             slot.add(p.units);
         }
     }
@@ -521,6 +539,7 @@ pub(crate) async fn kpis(
         .map(|asset| {
             asset_kpi(
                 &instances,
+                &shifts,
                 asset,
                 events.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 perf.get(&asset.id).copied(),

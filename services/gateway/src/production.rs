@@ -4,8 +4,9 @@
 //! shift.
 //!
 //! A count is identified by its asset and start: sending it again (a retry, a correction)
-//! replaces it. An asset's periods never overlap, so nothing is counted twice: a count that
-//! would overlap another is refused (409) until that one is removed (`DELETE` by start).
+//! replaces it; one recorded by someone else only a manager replaces. An asset's periods never
+//! overlap, so nothing is counted twice: a count that would overlap another is refused (409)
+//! until that one is removed (`DELETE` by start, a manager's).
 
 use crate::api::{
     ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_asset, wants_csv,
@@ -17,7 +18,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use mantis_domain::{AssetId, DomainError, ProductionCount};
+use mantis_domain::{AssetId, DomainError, ProductionCount, Role};
 use mantis_runtime::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -59,11 +60,11 @@ pub(crate) struct RecordedCounts {
 }
 
 /// `POST /api/v1/assets/{id}/production`: records the units the asset made per period, all or
-/// none; a count for a start recorded before replaces it.
+/// none; a count for a start recorded before replaces it (another's: a manager's only).
 #[utoipa::path(post, path = "/api/v1/assets/{id}/production", tag = "plant",
     params(("id" = String, Path, format = Uuid)), request_body = NewCounts,
     responses((status = 200, body = RecordedCounts),
-        (status = 409, description = "A count overlaps another of the asset (or of the request)")))]
+        (status = 409, description = "A count overlaps another of the asset (or of the request), or would replace one recorded by someone else (a manager's only)")))]
 pub(crate) async fn record(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -111,7 +112,9 @@ pub(crate) async fn record(
         counts.push(count);
     }
     tenant_asset(s.store.as_ref(), &who, asset).await?;
-    s.store.record_production(asset, &counts).await?;
+    s.store
+        .record_production(asset, &counts, who.role.includes(Role::Manager))
+        .await?;
     tracing::info!(%asset, counts = counts.len(), by = %who.username, "production recorded");
     counts.sort_by_key(|c| c.starts_at);
     Ok(Json(RecordedCounts { counts }).into_response())
@@ -121,7 +124,7 @@ pub(crate) async fn record(
 const LIST_SPAN_DAYS: i64 = 7;
 
 /// `GET /api/v1/assets/{id}/production?from&to&limit`: the asset's counts overlapping
-/// `[from, to)` (default: the last 7 days), oldest first; CSV on request.
+/// `[from, to)` (default: the last 7 days), newest first; CSV on request.
 #[utoipa::path(get, path = "/api/v1/assets/{id}/production", tag = "plant",
     params(("id" = String, Path, format = Uuid),
         ("from" = Option<String>, Query, format = DateTime, description = "default 7 days before `to`"),

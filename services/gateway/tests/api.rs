@@ -4269,12 +4269,25 @@ async fn production_counts_give_oee_its_quality_per_asset_shift_and_line() {
     assert_eq!((s, v["removed"].as_u64()), (200, Some(1)), "{v:#}");
     let (s, _, v) = post(press.motor.id, vec![count(14, 21, 70, 0)]).await;
     assert_eq!(s, 200, "{v:#}");
+    // Newest first.
     assert_eq!(
         listed(press.motor.id).await,
         vec![
-            (Some(90), Some(10)),
+            (Some(100), Some(0)),
             (Some(70), Some(0)),
-            (Some(100), Some(0))
+            (Some(90), Some(10))
         ]
     );
+    // Another operator cannot replace olga's count; a manager can.
+    let otto = Auth::Bearer(g.token_for("otto", "operator").await);
+    let body = json!({ "counts": [count(14, 21, 71, 0)] });
+    let (s, _, v) = g.call("POST", &path, &otto, Some(body.clone())).await;
+    assert_problem(s, &v, 409);
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("olga")),
+        "{v:#}"
+    );
+    let (s, _, v) = g.call("POST", &path, &manager, Some(body)).await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(listed(press.motor.id).await[1], (Some(71), Some(0)));
 }

@@ -308,10 +308,11 @@ async fn add_serialised(s: ApiState, config: SourceConfig) -> Response {
         Err(p) => return p.into_response(),
     };
     let answer = add_locked(&s, config, &name).await;
-    if let Some(holder) = locked {
+    if let Some((holder, expires_at)) = locked {
         let released = tokio::time::timeout(
             STORE_CALL,
-            s.store.release_lease(ADDED_SOURCES_LOCK, &holder),
+            s.store
+                .release_lease(ADDED_SOURCES_LOCK, &holder, Some(expires_at)),
         )
         .await;
         if !matches!(released, Ok(Ok(_))) {
@@ -433,8 +434,11 @@ async fn stored_sources(s: &ApiState) -> Result<Vec<serde_json::Value>, String> 
 
 /// With several replicas, takes the lease that serialises changes of the stored list (held
 /// for 10 s at most; waits up to 3 s for another replica's change). Returns the holder to
-/// release it with.
-async fn lock_list(s: &ApiState) -> Result<Option<String>, Problem> {
+/// release it with, and the expiry granted (a release reaching the database late must not
+/// end the next change's hold of the same holder).
+async fn lock_list(
+    s: &ApiState,
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, Problem> {
     let Some(holder) = &s.holder else {
         return Ok(None);
     };
@@ -460,7 +464,9 @@ async fn lock_list(s: &ApiState) -> Result<Option<String>, Problem> {
         )
         .await;
         match asked {
-            Ok(Ok(lease)) if lease.is_held_by(holder) => return Ok(Some(holder.clone())),
+            Ok(Ok(lease)) if lease.is_held_by(holder) => {
+                return Ok(Some((holder.clone(), lease.expires_at)));
+            }
             Ok(Ok(_)) if tokio::time::Instant::now() + RETRY_LOCK < deadline => {
                 tokio::time::sleep(RETRY_LOCK).await;
             }

@@ -228,6 +228,8 @@ struct Held {
     /// replica that cannot reach the device): not handed over to balance the replicas before
     /// then.
     kept_until: Option<tokio::time::Instant>,
+    /// The latest expiry the database granted: its release reaches no later hold.
+    expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Why a source is handed to another replica.
@@ -273,8 +275,10 @@ pub(crate) struct Leases {
     resting_until: Option<tokio::time::Instant>,
     /// Sources handed over, not asked for again here until then.
     cooling: BTreeMap<String, tokio::time::Instant>,
-    /// Sources handed over whose leases are given back once their runs here have ended.
-    releasing: BTreeSet<String>,
+    /// Sources handed over whose leases are given back once their runs here have ended, with
+    /// the latest expiry granted: a release that reaches the database late must not end a
+    /// hold taken again since (which expires later).
+    releasing: BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     /// Since when the rounds have found a source's lease free without asking for it.
     free_since: BTreeMap<String, tokio::time::Instant>,
 }
@@ -303,7 +307,7 @@ impl Leases {
             balancing: None,
             resting_until: None,
             cooling: BTreeMap::new(),
-            releasing: BTreeSet::new(),
+            releasing: BTreeMap::new(),
             free_since: BTreeMap::new(),
         }
     }
@@ -331,7 +335,7 @@ impl Leases {
             skip: self
                 .cooling
                 .keys()
-                .chain(&self.releasing)
+                .chain(self.releasing.keys())
                 .cloned()
                 .collect(),
             orphans: self
@@ -565,9 +569,10 @@ impl Leases {
         match lease {
             Ok(lease) if lease.is_held_by(&self.holder) => {
                 self.free_since.remove(&source);
-                if self.cooling.contains_key(&source) || self.releasing.contains(&source) {
-                    // Asked before it was handed over: given back again.
-                    self.releasing.insert(source);
+                if self.cooling.contains_key(&source) || self.releasing.contains_key(&source) {
+                    // Asked before it was handed over: given back again, up to the expiry
+                    // this answer granted.
+                    self.release(source, lease.expires_at);
                     return;
                 }
                 let now = tokio::time::Instant::now();
@@ -584,10 +589,12 @@ impl Leases {
                         taken: now,
                         reached: now,
                         kept_until: beyond_share.then(|| now + kept),
+                        expires_at: lease.expires_at,
                     }
                 });
                 // An older ask answered after a newer one extends nothing.
                 held.until = held.until.max(until);
+                held.expires_at = held.expires_at.max(lease.expires_at);
                 // False only while its previous run drains: the next round starts it.
                 self.connectors.activate(&source);
             }
@@ -693,7 +700,11 @@ impl Leases {
     /// Stops reading `source` here and gives its lease back once the run has ended (its batch
     /// in flight handed over, within 5 s, well before the lease could lapse).
     fn hand_over(&mut self, source: &str, why: HandOver, now: tokio::time::Instant) {
-        self.held.remove(source);
+        // Not known held (never so here): the most a hold granted by now could expire.
+        let expires_at = self.held.remove(source).map_or_else(
+            || chrono::Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default(),
+            |h| h.expires_at,
+        );
         metrics::gauge!("mantis_connector_leases_held").set(self.held.len() as f64);
         metrics::counter!("mantis_connector_lease_handovers_total", "reason" => why.as_str())
             .increment(1);
@@ -716,25 +727,32 @@ impl Leases {
         let until = self.cooling.entry(source.to_owned()).or_insert(now);
         *until = (*until).max(now + cool_off);
         self.connectors.stand_by(source, None, reason.as_deref());
-        self.releasing.insert(source.to_owned());
+        self.release(source.to_owned(), expires_at);
         self.release_ended();
+    }
+
+    /// Gives `source`'s lease back once its run here has ended, up to the expiry `expires_at`
+    /// (the latest seen granted).
+    fn release(&mut self, source: String, expires_at: chrono::DateTime<chrono::Utc>) {
+        let bound = self.releasing.entry(source).or_insert(expires_at);
+        *bound = (*bound).max(expires_at);
     }
 
     /// Gives back the leases of the sources handed over whose runs here have ended.
     fn release_ended(&mut self) {
-        let ended: Vec<String> = self
+        let ended: Vec<(String, chrono::DateTime<chrono::Utc>)> = self
             .releasing
             .iter()
-            .filter(|s| !self.connectors.is_running(s))
-            .cloned()
+            .filter(|(s, _)| !self.connectors.is_running(s))
+            .map(|(s, e)| (s.clone(), *e))
             .collect();
-        for source in ended {
+        for (source, expires_at) in ended {
             self.releasing.remove(&source);
             let (store, holder) = (self.store.clone(), self.holder.clone());
             tokio::spawn(async move {
                 let released = tokio::time::timeout(
                     Duration::from_secs(5),
-                    store.release_lease(&lease_name(&source), &holder),
+                    store.release_lease(&lease_name(&source), &holder, Some(expires_at)),
                 )
                 .await;
                 if !matches!(released, Ok(Ok(_))) {
@@ -818,7 +836,7 @@ impl Leases {
         if !matches!(
             tokio::time::timeout(
                 Duration::from_secs(5),
-                self.store.release_lease(&member, &self.holder)
+                self.store.release_lease(&member, &self.holder, None)
             )
             .await,
             Ok(Ok(_))
@@ -840,7 +858,7 @@ impl Leases {
             let (store, holder) = (self.store.clone(), self.holder.clone());
             async move {
                 let released =
-                    tokio::time::timeout(Duration::from_secs(5), store.release_lease(&lease, &holder))
+                    tokio::time::timeout(Duration::from_secs(5), store.release_lease(&lease, &holder, None))
                         .await;
                 match released {
                     Ok(Ok(_)) => tracing::debug!(%lease, "lease handed back"),

@@ -506,18 +506,35 @@ fn hour_of_production(
     })
 }
 
-/// Records each demo machine's `hours` (hours since the epoch); a machine whose counts cannot
-/// be recorded (someone recorded an overlapping period by hand) is logged and skipped.
-async fn record_hours(store: &dyn Store, plant: &[SimulatedMachine], hours: std::ops::Range<i64>) {
+/// Records each demo machine's `hours` (hours since the epoch), a day at a time; a day that
+/// cannot be recorded because of counts recorded by hand (an overlapping period, a count
+/// someone changed) is left as they recorded it. False when the store failed otherwise (tried
+/// again at the next hour).
+async fn record_hours(
+    store: &dyn Store,
+    plant: &[SimulatedMachine],
+    hours: std::ops::Range<i64>,
+) -> bool {
+    let mut recorded = true;
     for (index, machine) in plant.iter().enumerate() {
         let counts: Vec<ProductionCount> = hours
             .clone()
             .filter_map(|h| hour_of_production(machine, index, h))
             .collect();
-        if let Err(e) = store.record_production(machine.asset.id, &counts).await {
-            tracing::warn!(machine = %machine.asset.code, error = %e, "demo production counts not recorded");
+        for day in counts.chunks(24) {
+            match store.record_production(machine.asset.id, day, false).await {
+                Ok(()) => {}
+                Err(e @ mantis_store::Error::Conflict(_)) => {
+                    tracing::info!(machine = %machine.asset.code, error = %e, "demo production counts left as recorded by hand");
+                }
+                Err(e) => {
+                    tracing::warn!(machine = %machine.asset.code, error = %e, "demo production counts not recorded; tried again at the next hour");
+                    recorded = false;
+                }
+            }
         }
     }
+    recorded
 }
 
 /// The demo's line counters: records every machine's production counts per hour for the last
@@ -528,23 +545,24 @@ pub async fn count_production(
     shutdown: CancellationToken,
 ) {
     let hour_now = || chrono::Utc::now().timestamp().div_euclid(3600);
-    let mut next = hour_now();
-    record_hours(store.as_ref(), &plant, next - COUNTED_HOURS..next).await;
-    tracing::info!(
-        hours = COUNTED_HOURS,
-        machines = plant.len(),
-        "demo production counted"
-    );
+    // The hours before `counted` are recorded (or left as someone recorded them by hand).
+    let mut counted = hour_now() - COUNTED_HOURS;
     loop {
-        let wait = (next + 1) * 3600 - chrono::Utc::now().timestamp() + 1;
+        let ended = hour_now();
+        // A week at most: after a long pause the hours before it are not made up.
+        let from = counted.max(ended - COUNTED_HOURS);
+        if ended > from && record_hours(store.as_ref(), &plant, from..ended).await {
+            tracing::debug!(
+                hours = ended - from,
+                machines = plant.len(),
+                "demo production counted"
+            );
+            counted = ended;
+        }
+        let wait = (hour_now() + 1) * 3600 - chrono::Utc::now().timestamp() + 1;
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(0))) => {}
-        }
-        let ended = hour_now();
-        if ended > next {
-            record_hours(store.as_ref(), &plant, next..ended).await;
-            next = ended;
         }
     }
 }

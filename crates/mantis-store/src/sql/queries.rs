@@ -497,7 +497,9 @@ pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO leases (name, holder, acquir
 pub(crate) const GET_LEASE: &str =
     "SELECT holder, acquired_at, expires_at FROM leases WHERE name = $1";
 
-pub(crate) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2";
+/// `$1` name, `$2` holder, `$3` an expiry or NULL: only a hold not renewed beyond it.
+pub(crate) const RELEASE_LEASE: &str = "DELETE FROM leases WHERE name = $1 AND holder = $2 \
+     AND ($3 IS NULL OR expires_at <= $3)";
 
 // The prefix compared as text (no LIKE, whose wildcards a name may hold); `$2` is its length
 // in characters. Live: not yet expired at `$3` (the take-over condition above, negated).
@@ -610,10 +612,15 @@ pub(crate) const LIST_TIME_OFF: &str = "SELECT id, tenant_id, technician, starts
 pub(crate) const LOCK_ASSET: &str =
     "UPDATE assets SET updated_at = updated_at WHERE id = $1 RETURNING tenant_id";
 
-/// `$1` asset, `$2` start, `$3` end: a stored count of another start overlapping the period.
+/// `$1` asset, `$2` start, `$3` end, `$4` the start less the longest period: a stored count of
+/// another start overlapping the period (one that does started after `$4`: an index range).
 pub(crate) const PRODUCTION_OVERLAP: &str = "SELECT starts_at, ends_at FROM production_counts \
-     WHERE asset_id = $1 AND starts_at <> $2 AND starts_at < $3 AND ends_at > $2 \
-     ORDER BY starts_at LIMIT 1";
+     WHERE asset_id = $1 AND starts_at > $4 AND starts_at < $3 AND starts_at <> $2 \
+     AND ends_at > $2 ORDER BY starts_at LIMIT 1";
+
+/// `$1` asset, `$2` start: who recorded the count stored for that start.
+pub(crate) const PRODUCTION_RECORDED_BY: &str =
+    "SELECT recorded_by FROM production_counts WHERE asset_id = $1 AND starts_at = $2";
 
 /// `$1` asset, `$2` tenant, `$3` start, `$4` end, `$5` good, `$6` rejected, `$7` by, `$8` at.
 pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
@@ -623,41 +630,52 @@ pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
      good = excluded.good, rejected = excluded.rejected, recorded_by = excluded.recorded_by, \
      recorded_at = excluded.recorded_at";
 
-/// `$1` asset, `$2` from, `$3` to, `$4` limit: the counts overlapping `[$2, $3)`, oldest first.
+/// `$1` asset, `$2` from, `$3` to, `$4` limit, `$5` from less the longest period: the counts
+/// overlapping `[$2, $3)` (each started after `$5`: an index range), newest first.
 pub(crate) const LIST_PRODUCTION: &str = "SELECT asset_id, starts_at, ends_at, good, rejected, \
      recorded_by, recorded_at FROM production_counts \
-     WHERE asset_id = $1 AND starts_at < $3 AND ends_at > $2 ORDER BY starts_at LIMIT $4";
+     WHERE asset_id = $1 AND starts_at > $5 AND starts_at < $3 AND ends_at > $2 \
+     ORDER BY starts_at DESC LIMIT $4";
 
 /// `$1` asset, `$2` from, `$3` to: the counts starting within `[$2, $3)`.
 pub(crate) const DELETE_PRODUCTION: &str =
     "DELETE FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3";
 
-/// `$1` tenant, `$2` an asset or NULL, then a VALUES list `(start, end, index)` of periods:
-/// per asset and period, the sums of the counts lying within it (found by their start, an
-/// index range). Counts crossing a period's edge are read by
+/// Which counts [`production_within_sql`] and [`production_across_sql`] read: `$1` the
+/// tenant's, `$2` of one asset (its primary key's range) or NULL: all (the tenant's index).
+pub(crate) fn production_scope(one_asset: bool) -> &'static str {
+    if one_asset {
+        "p.asset_id = $2 AND p.tenant_id = $1"
+    } else {
+        "p.tenant_id = $1 AND $2 IS NULL"
+    }
+}
+
+/// `$1`, `$2` the tenant and asset ([`production_scope`]), then a VALUES list `(start, end, group)`
+/// of periods: per asset and group, the sums of the counts lying within a period of the group
+/// (found by their start: an index range). The counts crossing a period's end are read by
 /// [`production_across_sql`] instead.
-pub(crate) fn production_within_sql(periods: &str) -> String {
+pub(crate) fn production_within_sql(one_asset: bool, periods: &str) -> String {
     format!(
-        "SELECT p.asset_id, i.column3 AS period, CAST(SUM(p.good) AS BIGINT) AS good, \
+        "SELECT p.asset_id, i.column3 AS grp, CAST(SUM(p.good) AS BIGINT) AS good, \
          CAST(SUM(p.rejected) AS BIGINT) AS rejected \
          FROM (VALUES {periods}) AS i JOIN production_counts p \
          ON p.starts_at >= i.column1 AND p.starts_at < i.column2 AND p.ends_at <= i.column2 \
-         WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.asset_id = $2) \
-         GROUP BY p.asset_id, i.column3 ORDER BY p.asset_id, i.column3"
+         WHERE {} GROUP BY p.asset_id, i.column3",
+        production_scope(one_asset)
     )
 }
 
-/// `$1` tenant, `$2` an asset or NULL, then a VALUES list `(edge, edge − the longest period)`
-/// of the periods' edges: the counts crossing an edge (each started at most the longest
-/// period before it: an index range).
-pub(crate) fn production_across_sql(edges: &str) -> String {
+/// `$1`, `$2` the tenant and asset ([`production_scope`]), then a VALUES list `(start, end)` of
+/// periods: the counts starting within one and ending after it (at most one per asset and
+/// period, as an asset's counts do not overlap; found by their start: an index range).
+pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
     format!(
-        "SELECT DISTINCT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
-         p.recorded_by, p.recorded_at \
-         FROM (VALUES {edges}) AS x JOIN production_counts p \
-         ON p.starts_at < x.column1 AND p.starts_at >= x.column2 AND p.ends_at > x.column1 \
-         WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.asset_id = $2) \
-         ORDER BY p.asset_id, p.starts_at"
+        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.recorded_by, \
+         p.recorded_at FROM (VALUES {periods}) AS x JOIN production_counts p \
+         ON p.starts_at >= x.column1 AND p.starts_at < x.column2 AND p.ends_at > x.column2 \
+         WHERE {}",
+        production_scope(one_asset)
     )
 }
 
