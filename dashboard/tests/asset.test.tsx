@@ -122,6 +122,7 @@ describe('AssetPage', () => {
     const section = await screen.findByTestId('production');
     await waitFor(() => expect(within(section).getAllByTestId('production-row')).toHaveLength(1));
     expect(within(section).getByTestId('production-row').textContent).toContain('90.0 %');
+    expect(within(section).getByTestId('production-summary').textContent).toContain('90 good, 10 rejected in 1 count: quality 90.0 %');
     // An operator records; no removal for them.
     expect(within(section).queryByTestId('production-remove')).toBeNull();
     await user.type(screen.getByTestId('production-good'), '45');

@@ -20,10 +20,10 @@ use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MAX_PRODUCTION_PERIOD_DAYS, MaintenanceEvent, MaintenanceEventId, ProductionCount,
-    ProductionTotals, Reading, RulPrediction, Sensor, SensorId, SparePart, StockChange,
-    StockMovement, StockMovementKind, Technician, TenantId, TimeOff, TimeOffId, Timestamp, User,
-    Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, ProductionCount, ProductionTotals, Reading,
+    RulPrediction, Sensor, SensorId, SparePart, StockChange, StockMovement, StockMovementKind,
+    Technician, TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId,
+    WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
@@ -1434,7 +1434,6 @@ where
                 period(pair[1].starts_at, pair[1].ends_at)
             )));
         }
-        let longest = chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS);
         let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         let Some((tenant,)) = sqlx::query_as::<_, (DbId,)>(queries::LOCK_ASSET)
             .bind(DbId::from(asset))
@@ -1453,7 +1452,6 @@ where
                     .bind(DbId::from(asset))
                     .bind(DbTime(c.starts_at))
                     .bind(DbTime(c.ends_at))
-                    .bind(DbTime(c.starts_at - longest))
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?
@@ -1507,9 +1505,6 @@ where
             .bind(DbTime(from))
             .bind(DbTime(to))
             .bind(sql_limit(limit))
-            .bind(DbTime(
-                from - chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS),
-            ))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;
@@ -1584,37 +1579,40 @@ where
             }
         }
         // The counts crossing a period's end, found through the period they start in, and
-        // those crossing the first period's start, through the longest period before it: few
-        // (an asset's counts do not overlap), shared out here.
-        let before = (
-            first.from - chrono::Duration::days(MAX_PRODUCTION_PERIOD_DAYS),
-            first.from,
-        );
-        let spans: Vec<(Timestamp, Timestamp)> = std::iter::once(before)
-            .chain(periods.iter().map(|p| (p.from, p.to)))
-            .collect();
-        for chunk in spans.chunks(PERIODS_PER_STATEMENT) {
+        // those crossing the first period's start (each asset's last before it): few, as an
+        // asset's counts do not overlap; shared out here.
+        let mut across = sqlx::query_as::<_, ProductionRow>(AssertSqlSafe(
+            queries::production_before_sql(asset.is_some()),
+        ))
+        .bind(DbId::from(tenant))
+        .bind(asset.map(DbId::from))
+        .bind(DbTime(first.from))
+        .fetch_all(self.sql_pool())
+        .await
+        .map_err(db_error)?;
+        for chunk in periods.chunks(PERIODS_PER_STATEMENT) {
             let sql =
                 queries::production_across_sql(asset.is_some(), &placeholders(chunk.len(), 2, 3));
             let mut query = sqlx::query_as::<_, ProductionRow>(AssertSqlSafe(sql))
                 .bind(DbId::from(tenant))
                 .bind(asset.map(DbId::from));
-            for (b, e) in chunk {
-                query = query.bind(DbTime(*b)).bind(DbTime(*e));
+            for p in chunk {
+                query = query.bind(DbTime(p.from)).bind(DbTime(p.to));
             }
-            for row in query.fetch_all(self.sql_pool()).await.map_err(db_error)? {
-                let count = ProductionCount::try_from(row)?;
-                // The periods it touches: from the last one starting before its end, back.
-                let last = periods.partition_point(|p| p.from < count.ends_at);
-                for p in periods[..last].iter().rev() {
-                    if p.to <= count.starts_at {
-                        break;
-                    }
-                    totals
-                        .entry((count.asset_id, p.group))
-                        .or_default()
-                        .add(count.within(p.from, p.to));
+            across.extend(query.fetch_all(self.sql_pool()).await.map_err(db_error)?);
+        }
+        for row in across {
+            let count = ProductionCount::try_from(row)?;
+            // The periods it touches: from the last one starting before its end, back.
+            let last = periods.partition_point(|p| p.from < count.ends_at);
+            for p in periods[..last].iter().rev() {
+                if p.to <= count.starts_at {
+                    break;
                 }
+                totals
+                    .entry((count.asset_id, p.group))
+                    .or_default()
+                    .add(count.within(p.from, p.to));
             }
         }
         Ok(totals

@@ -8,6 +8,9 @@ import { ErrorBox } from './ErrorBox';
 
 const WEEK_MS = 7 * 86400e3;
 
+/** Counts shown before "show all". */
+const SHOWN = 12;
+
 /** Good ÷ all units of one count; none when it made nothing. */
 function quality(c: { good: number; rejected: number }): number | null {
   const all = c.good + c.rejected;
@@ -35,6 +38,7 @@ export function Production({ assetId }: { assetId: string }) {
   }));
   const [error, setError] = useState<ApiError | string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [all, setAll] = useState(false);
 
   async function record(e: React.FormEvent) {
     e.preventDefault();
@@ -78,13 +82,21 @@ export function Production({ assetId }: { assetId: string }) {
     }
   }
 
-  const rows = counts.data ?? [];
+  const listed = counts.data ?? [];
+  const rows = all ? listed : listed.slice(0, SHOWN);
+  const week = listed.reduce((t, c) => ({ good: t.good + c.good, rejected: t.rejected + c.rejected }), { good: 0, rejected: 0 });
   return (
     <section className="card" data-testid="production">
       <h3>Production (last 7 days)</h3>
       <ErrorBox error={counts.error ?? error} onDismiss={error ? () => setError(null) : undefined} />
-      {counts.data && rows.length === 0 && (
+      {counts.data && listed.length === 0 && (
         <p className="muted small">No counts recorded: the KPIs take quality as 1 for this asset.</p>
+      )}
+      {listed.length > 0 && (
+        <p data-testid="production-summary">
+          {week.good} good, {week.rejected} rejected in {listed.length} {listed.length === 1 ? 'count' : 'counts'}: quality{' '}
+          <strong>{formatPercent(quality(week))}</strong>
+        </p>
       )}
       {rows.length > 0 && (
         <table className="table compact numeric">
@@ -119,6 +131,11 @@ export function Production({ assetId }: { assetId: string }) {
             ))}
           </tbody>
         </table>
+      )}
+      {listed.length > SHOWN && (
+        <button type="button" className="link" onClick={() => setAll(!all)} data-testid="production-all">
+          {all ? `Show the newest ${SHOWN}` : `Show all ${listed.length}`}
+        </button>
       )}
       {can(role, 'recordProduction') && (
         <form className="filters" onSubmit={(e) => void record(e)} data-testid="production-form">

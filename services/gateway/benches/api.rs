@@ -1,14 +1,15 @@
 //! Gateway figures on the embedded infrastructure (SQLite, release build): the server-side
 //! downsampling of a long reading history, the plant overview of a hundred and of a thousand
-//! machines (each with a history of scored windows, RUL predictions and readings), a login
-//! (argon2id) and the WebSocket fan-out. Prints medians; asserts nothing.
+//! machines (each with a history of scored windows, RUL predictions and readings), the KPIs of
+//! a hundred machines with hourly production counts, a login (argon2id) and the WebSocket
+//! fan-out. Prints medians; asserts nothing.
 //!
 //! `cargo bench -p mantis-gateway --bench api`
 
 use mantis_bus::embedded::EmbeddedBus;
 use mantis_domain::{
-    Asset, AssetId, Criticality, Quality, Reading, Role, Sensor, SensorId, SensorType,
-    SourceProtocol, TenantId,
+    Asset, AssetId, Criticality, ProductionCount, Quality, Reading, Role, Sensor, SensorId,
+    SensorType, SourceProtocol, TenantId,
 };
 use mantis_gateway::{AuthConfig, Config, StaticApiKey};
 use mantis_runtime::Infra;
@@ -225,6 +226,95 @@ async fn main() {
             median(times).as_secs_f64() * 1000.0
         );
     }
+    // KPIs of the hundred machines with hourly production counts for 90 days (216 000 counts):
+    // the quality term per machine and shift, summed by the database.
+    let started = Instant::now();
+    let hour0 = to.timestamp().div_euclid(3600) - 90 * 24;
+    let machines: Vec<AssetId> = {
+        let mut seen = Vec::new();
+        for s in &sensors {
+            if !seen.contains(&s.asset_id) {
+                seen.push(s.asset_id);
+            }
+        }
+        seen
+    };
+    for asset in &machines {
+        for day in 0..90 {
+            let counts: Vec<ProductionCount> = (0..24)
+                .filter_map(|h| {
+                    let start = chrono::DateTime::from_timestamp((hour0 + day * 24 + h) * 3600, 0)?;
+                    Some(ProductionCount {
+                        asset_id: *asset,
+                        starts_at: start,
+                        ends_at: start + chrono::Duration::hours(1),
+                        good: 115,
+                        rejected: 5,
+                        recorded_by: "bench".into(),
+                        recorded_at: start + chrono::Duration::hours(1),
+                    })
+                })
+                .collect();
+            store
+                .record_production(*asset, &counts, true)
+                .await
+                .expect("counts");
+        }
+    }
+    println!(
+        "production: {} hourly counts of {} machines stored in {:.1} s",
+        machines.len() * 90 * 24,
+        machines.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (label, span) in [
+        ("7 days", chrono::Duration::days(7)),
+        ("90 days", chrono::Duration::days(90)),
+        ("one year", chrono::Duration::days(365)),
+    ] {
+        // The store's part alone: the sums per machine and shift over 8-hour periods.
+        let periods: Vec<mantis_store::ProductionPeriod> = (0..)
+            .map(|k| to - span + chrono::Duration::hours(8 * k))
+            .take_while(|b| *b < to)
+            .enumerate()
+            .map(|(k, b)| mantis_store::ProductionPeriod {
+                from: b,
+                to: (b + chrono::Duration::hours(8)).min(to),
+                group: k % 3,
+            })
+            .collect();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let t = Instant::now();
+            let sums = store
+                .production_totals(TenantId::DEFAULT, None, &periods)
+                .await
+                .expect("totals");
+            times.push(t.elapsed());
+            assert_eq!(sums.len(), machines.len() * 3);
+        }
+        println!(
+            "production sums of {} machines per shift over {label} ({} periods): {:.1} ms median",
+            machines.len(),
+            periods.len(),
+            median(times).as_secs_f64() * 1000.0
+        );
+        let path = format!("/api/v1/kpis?from={}&to={}", enc(to - span), enc(to));
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..7 {
+            let (t, n) = get(path.clone()).await;
+            times.push(t);
+            size = n;
+        }
+        println!(
+            "KPIs of {} machines over {label} (3 shifts a day, quality from hourly counts): \
+             {:.1} ms median ({size} bytes)",
+            machines.len(),
+            median(times).as_secs_f64() * 1000.0
+        );
+    }
+
     for machines in [100, 1000] {
         add_machines(store.as_ref(), &mut sensors, machines).await;
         let mut times = Vec::new();

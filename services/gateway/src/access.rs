@@ -143,10 +143,7 @@ pub(crate) async fn change_password(
              replaced; an identity provider's users change theirs there)",
         ));
     }
-    check_password(&change.new_password).map_err(|_| {
-        Problem::bad_request("the new password must be 10 to 256 characters")
-            .with_field("/newPassword", "10 to 256 characters")
-    })?;
+    check_password(&change.new_password, &who.username, "/newPassword")?;
     if change.current_password.len() > 256 {
         return Err(Problem::bad_request("the current password is wrong")
             .with_field("/currentPassword", "wrong password"));
@@ -257,16 +254,13 @@ fn parse_role(raw: &str) -> ApiResult<Role> {
         .map_err(|e| Problem::bad_request(e.to_string()).with_field("/role", e.to_string()))
 }
 
-fn check_password(password: &str) -> ApiResult<()> {
-    if password.chars().count() < 10 {
-        return Err(Problem::bad_request("the password is too short")
-            .with_field("/password", "at least 10 characters"));
+/// `password` may be set for `username` ([`crate::auth::password_problem`]), else a 400 naming
+/// the field `pointer`.
+fn check_password(password: &str, username: &str, pointer: &str) -> ApiResult<()> {
+    match crate::auth::password_problem(password, username) {
+        None => Ok(()),
+        Some(why) => Err(Problem::bad_request(why.clone()).with_field(pointer, why)),
     }
-    if password.len() > 256 {
-        return Err(Problem::bad_request("the password is too long")
-            .with_field("/password", "at most 256 bytes"));
-    }
-    Ok(())
 }
 
 async fn hashed(password: String) -> ApiResult<String> {
@@ -295,7 +289,7 @@ pub(crate) async fn create_user(
             .with_field("/username", "2 to 64 characters: letters, digits, . _ - @"));
     }
     let role = parse_role(&new.role)?;
-    check_password(&new.password)?;
+    check_password(&new.password, &username, "/password")?;
     let user = User {
         display_name: if new.display_name.trim().is_empty() {
             username.clone()
@@ -346,7 +340,7 @@ pub(crate) async fn update_user(
     let patch: UserPatch = mantis_runtime::parse_json_object(&body)?;
     let role = patch.role.as_deref().map(parse_role).transpose()?;
     if let Some(p) = &patch.password {
-        check_password(p)?;
+        check_password(p, &username, "/password")?;
     }
     if username == who.username
         && (role.is_some_and(|r| r != Role::Admin) || patch.disabled == Some(true))

@@ -758,6 +758,142 @@ async fn bootstrap_admin(store: &dyn Store, config: &AuthConfig) -> Result<Boots
 /// 18 hex characters).
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
+/// Passwords of ten characters or more found at the top of published breach lists, and the
+/// like: refused whatever their case (NIST SP 800-63B, 5.1.1.2).
+const COMMON_PASSWORDS: &[&str] = &[
+    "1234567890",
+    "0987654321",
+    "1111111111",
+    "0000000000",
+    "123123123123",
+    "1234512345",
+    "123456789a",
+    "a123456789",
+    "123456789q",
+    "q123456789",
+    "12345678910",
+    "1122334455",
+    "qwertyuiop",
+    "qwerty1234",
+    "qwerty12345",
+    "qwerty123456",
+    "1q2w3e4r5t",
+    "1q2w3e4r5t6y",
+    "q1w2e3r4t5",
+    "q1w2e3r4t5y6",
+    "1qaz2wsx3edc",
+    "zaq12wsxcde3",
+    "qazwsxedcrfv",
+    "1qazxsw23edc",
+    "asdfghjkl1",
+    "asdfghjkl;",
+    "zxcvbnm123",
+    "1234qwerasdf",
+    "qwertyqwerty",
+    "password12",
+    "password123",
+    "password1234",
+    "password12345",
+    "password1!",
+    "passw0rd123",
+    "p@ssw0rd123",
+    "p@ssword123",
+    "passwordpassword",
+    "mypassword",
+    "mypassword1",
+    "administrator",
+    "admin12345",
+    "admin123456",
+    "welcome123",
+    "welcome1234",
+    "changeme123",
+    "letmein1234",
+    "iloveyou12",
+    "iloveyou123",
+    "football123",
+    "baseball123",
+    "princess123",
+    "sunshine123",
+    "superman123",
+    "starwars123",
+    "trustno1234",
+    "monkey12345",
+    "dragon12345",
+    "master12345",
+    "michael123",
+    "abc1234567",
+    "abcd123456",
+    "a1b2c3d4e5",
+    "abcdefghij",
+    "abcdefghijk",
+    "computer123",
+    "internet123",
+    "letmeinnow",
+    "whatever123",
+    "secret1234",
+    "qwertyuiop123",
+    "1234567890q",
+    "q1234567890",
+];
+
+/// Keyboard rows, the alphabet and the digits: a password lying within one of them (either
+/// way) is a walk, not a secret.
+const SEQUENCES: &[&str] = &[
+    "1234567890",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "abcdefghijklmnopqrstuvwxyz",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+    "qazwsxedcrfvtgbyhnujmikolp",
+];
+
+/// Why `password` may not be set for `username`, if it may not: shorter than
+/// [`MIN_PASSWORD_CHARS`] or longer than 256 bytes, one of the commonest passwords, one
+/// character repeated or a walk along the keyboard or the alphabet, or little more than the
+/// username or the product's name (under six characters besides). The rules of NIST SP
+/// 800-63B: length and a list of known-bad passwords, no composition rules.
+pub fn password_problem(password: &str, username: &str) -> Option<String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 256 {
+        return Some(format!(
+            "the password must be {MIN_PASSWORD_CHARS} characters to 256 bytes"
+        ));
+    }
+    let lower = password.to_lowercase();
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Some("the password is one of the commonest passwords".into());
+    }
+    let mut chars = lower.chars();
+    if let Some(first) = chars.next()
+        && chars.all(|c| c == first)
+    {
+        return Some("the password repeats one character".into());
+    }
+    let is_walk = SEQUENCES.iter().any(|s| {
+        // Wrapping round (`7890123456`), forwards or backwards.
+        let twice = format!("{s}{s}");
+        let reversed: String = twice.chars().rev().collect();
+        twice.contains(&lower) || reversed.contains(&lower)
+    });
+    if is_walk {
+        return Some("the password is a walk along the keyboard or the alphabet".into());
+    }
+    for (word, what) in [
+        (username.to_lowercase(), "the username"),
+        ("mantis".into(), "the product's name"),
+    ] {
+        if word.chars().count() >= 3 && lower.contains(&word) {
+            let rest = lower.replace(&word, "");
+            if rest.chars().count() < 6 {
+                return Some(format!(
+                    "the password is little more than {what} (at least 6 other characters)"
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Why a password could not be reset.
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
@@ -769,9 +905,9 @@ pub enum ResetError {
         /// Who there is.
         known: String,
     },
-    /// The password is too short or too long.
-    #[error("the password must be {MIN_PASSWORD_CHARS} characters to 256 bytes")]
-    BadPassword,
+    /// The password may not be set ([`password_problem`] says why).
+    #[error("{0}")]
+    BadPassword(String),
     /// Hashing failed.
     #[error("argon2: {0}")]
     Hash(String),
@@ -789,8 +925,8 @@ pub async fn reset_password(
     password: &str,
     enable: bool,
 ) -> Result<User, ResetError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > 256 {
-        return Err(ResetError::BadPassword);
+    if let Some(why) = password_problem(password, username) {
+        return Err(ResetError::BadPassword(why));
     }
     let Some(user) = store.get_user(username).await? else {
         let known: Vec<String> = store
@@ -1064,6 +1200,40 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_easy_to_guess_are_refused_and_long_ones_of_several_words_kept() {
+        for ok in [
+            "a long test password",
+            "ana e2e password 1",
+            "correct horse battery staple",
+            "Tr0ub4dor&3x",
+            "mantis is my favourite insect",
+        ] {
+            assert_eq!(password_problem(ok, "ana"), None, "{ok}");
+        }
+        for (weak, why) in [
+            ("short", "10 characters"),
+            ("PASSWORD123", "commonest"),
+            ("qwertyuiop", "commonest"),
+            ("aaaaaaaaaaaa", "repeats"),
+            ("poiuytrewq", "walk"),
+            ("7890123456", "walk"),
+            ("hijklmnopqrs", "walk"),
+            ("Ana2026ana!", "username"),
+            ("mantis!2026", "product"),
+        ] {
+            let problem = password_problem(weak, "ana");
+            assert!(
+                problem.as_deref().is_some_and(|p| p.contains(why)),
+                "{weak}: {problem:?}"
+            );
+        }
+        let long = "x".repeat(200) + &"é".repeat(30);
+        assert!(password_problem(&long, "ana").is_some(), "over 256 bytes");
+        // A username under three characters is not looked for.
+        assert_eq!(password_problem("jo jo jo jo jo", "jo"), None);
+    }
 
     #[test]
     fn callers_of_the_same_name_in_two_tenants_spend_their_own_budgets() {

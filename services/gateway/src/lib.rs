@@ -33,7 +33,8 @@ mod web;
 
 pub use auth::{
     AuthConfig, AuthError, Bootstrap, MIN_PASSWORD_CHARS, OidcConfig, POLICY, ResetError,
-    StaticApiKey, generate_password, password_matches, required_role, reset_password,
+    StaticApiKey, generate_password, password_matches, password_problem, required_role,
+    reset_password,
 };
 pub use kpi::{ShiftConfig, default_shifts};
 pub use planning::PlanningConfig;

@@ -354,6 +354,27 @@ async fn logging_in_issues_a_token_that_identifies_the_user_until_disabled() {
         .await;
     assert_problem(s, &v, 400);
     assert_eq!(v["errors"][0]["pointer"], "/password");
+    // Long enough but easy to guess: a common one, a keyboard walk, the username and digits.
+    for (weak, why) in [
+        ("Password123", "commonest"),
+        ("6543210987", "walk"),
+        ("tom.tom.tom.", "little more than the username"),
+        ("mantis2026!", "product's name"),
+    ] {
+        let (s, v) = g
+            .admin(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"username": "tom", "role": "operator", "password": weak})),
+            )
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], "/password", "{weak}");
+        assert!(
+            v["detail"].as_str().is_some_and(|d| d.contains(why)),
+            "{weak}: {v:#}"
+        );
+    }
     let (s, v) = g
         .admin(
             "POST",

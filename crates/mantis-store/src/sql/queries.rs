@@ -612,11 +612,18 @@ pub(crate) const LIST_TIME_OFF: &str = "SELECT id, tenant_id, technician, starts
 pub(crate) const LOCK_ASSET: &str =
     "UPDATE assets SET updated_at = updated_at WHERE id = $1 RETURNING tenant_id";
 
-/// `$1` asset, `$2` start, `$3` end, `$4` the start less the longest period: a stored count of
-/// another start overlapping the period (one that does started after `$4`: an index range).
-pub(crate) const PRODUCTION_OVERLAP: &str = "SELECT starts_at, ends_at FROM production_counts \
-     WHERE asset_id = $1 AND starts_at > $4 AND starts_at < $3 AND starts_at <> $2 \
-     AND ends_at > $2 ORDER BY starts_at LIMIT 1";
+/// `$1` asset, `$2` start, `$3` end: a stored count of another start overlapping the period,
+/// which starts within it or is the last before it and reaches into it (the only one before
+/// an instant that can reach past it, as an asset's counts do not overlap): index probes only,
+/// however long the asset's history.
+pub(crate) const PRODUCTION_OVERLAP: &str = concat!(
+    "SELECT starts_at, ends_at FROM production_counts \
+     WHERE asset_id = $1 AND starts_at > $2 AND starts_at < $3 \
+     UNION ALL SELECT starts_at, ends_at FROM production_counts \
+     WHERE asset_id = $1 AND ends_at > $2 AND starts_at = ",
+    "(SELECT MAX(q.starts_at) FROM production_counts q WHERE q.asset_id = $1 AND q.starts_at < $2)",
+    " LIMIT 1"
+);
 
 /// `$1` asset, `$2` start: who recorded the count stored for that start.
 pub(crate) const PRODUCTION_RECORDED_BY: &str =
@@ -630,17 +637,25 @@ pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
      good = excluded.good, rejected = excluded.rejected, recorded_by = excluded.recorded_by, \
      recorded_at = excluded.recorded_at";
 
-/// `$1` asset, `$2` from, `$3` to, `$4` limit, `$5` from less the longest period: the counts
-/// overlapping `[$2, $3)` (each started after `$5`: an index range), newest first.
-pub(crate) const LIST_PRODUCTION: &str = "SELECT asset_id, starts_at, ends_at, good, rejected, \
-     recorded_by, recorded_at FROM production_counts \
-     WHERE asset_id = $1 AND starts_at > $5 AND starts_at < $3 AND ends_at > $2 \
-     ORDER BY starts_at DESC LIMIT $4";
+/// `$1` asset, `$2` from, `$3` to, `$4` limit: the counts overlapping `[$2, $3)`, newest first:
+/// those starting within it, and the last one before it if it reaches into it.
+pub(crate) const LIST_PRODUCTION: &str = concat!(
+    "SELECT asset_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at \
+     FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+     UNION ALL SELECT asset_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at \
+     FROM production_counts WHERE asset_id = $1 AND ends_at > $2 AND starts_at = ",
+    "(SELECT MAX(q.starts_at) FROM production_counts q WHERE q.asset_id = $1 AND q.starts_at < $2)",
+    " ORDER BY starts_at DESC LIMIT $4"
+);
 
 /// `$1` asset, `$2` from, `$3` to: the counts starting within `[$2, $3)`.
 pub(crate) const DELETE_PRODUCTION: &str =
     "DELETE FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3";
 
+/// (Both read the periods first, each one's counts by an index range: `CROSS JOIN` keeps that
+/// order in SQLite, whose planner would otherwise scan the counts and look every period up;
+/// PostgreSQL plans it as any inner join.)
+///
 /// Which counts [`production_within_sql`] and [`production_across_sql`] read: `$1` the
 /// tenant's, `$2` of one asset (its primary key's range) or NULL: all (the tenant's index).
 pub(crate) fn production_scope(one_asset: bool) -> &'static str {
@@ -659,10 +674,27 @@ pub(crate) fn production_within_sql(one_asset: bool, periods: &str) -> String {
     format!(
         "SELECT p.asset_id, i.column3 AS grp, CAST(SUM(p.good) AS BIGINT) AS good, \
          CAST(SUM(p.rejected) AS BIGINT) AS rejected \
-         FROM (VALUES {periods}) AS i JOIN production_counts p \
-         ON p.starts_at >= i.column1 AND p.starts_at < i.column2 AND p.ends_at <= i.column2 \
-         WHERE {} GROUP BY p.asset_id, i.column3",
+         FROM (VALUES {periods}) AS i CROSS JOIN production_counts p \
+         WHERE {} AND p.starts_at >= i.column1 AND p.starts_at < i.column2 \
+         AND p.ends_at <= i.column2 GROUP BY p.asset_id, i.column3",
         production_scope(one_asset)
+    )
+}
+
+/// `$1`, `$2` the tenant and an asset or NULL, `$3` the first period's start: per asset (of
+/// the tenant, or the one), its last count starting before `$3` if it reaches past it (one
+/// index probe per asset, however long its history).
+pub(crate) fn production_before_sql(one_asset: bool) -> String {
+    format!(
+        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.recorded_by, \
+         p.recorded_at FROM assets a JOIN production_counts p ON p.asset_id = a.id \
+         WHERE {} AND p.ends_at > $3 AND p.starts_at = (SELECT MAX(q.starts_at) \
+         FROM production_counts q WHERE q.asset_id = a.id AND q.starts_at < $3)",
+        if one_asset {
+            "a.id = $2 AND a.tenant_id = $1"
+        } else {
+            "a.tenant_id = $1 AND $2 IS NULL"
+        }
     )
 }
 
@@ -672,9 +704,9 @@ pub(crate) fn production_within_sql(one_asset: bool, periods: &str) -> String {
 pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
     format!(
         "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.recorded_by, \
-         p.recorded_at FROM (VALUES {periods}) AS x JOIN production_counts p \
-         ON p.starts_at >= x.column1 AND p.starts_at < x.column2 AND p.ends_at > x.column2 \
-         WHERE {}",
+         p.recorded_at FROM (VALUES {periods}) AS x CROSS JOIN production_counts p \
+         WHERE {} AND p.starts_at >= x.column1 AND p.starts_at < x.column2 \
+         AND p.ends_at > x.column2",
         production_scope(one_asset)
     )
 }
