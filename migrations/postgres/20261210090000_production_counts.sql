@@ -12,7 +12,8 @@ CREATE TABLE production_counts (
     recorded_by text        NOT NULL,
     recorded_at timestamptz NOT NULL,
     PRIMARY KEY (asset_id, starts_at),
-    -- At most 31 days: the KPIs find a count crossing a period's start at most that far back.
+    -- At most 31 days: a count is reported per hour, shift, day or order, and a longer one
+    -- would be spread thin over shifts it says nothing about.
     CHECK (ends_at > starts_at AND ends_at - starts_at <= interval '31 days')
 );
 

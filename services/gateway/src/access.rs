@@ -118,7 +118,8 @@ pub(crate) struct PasswordChange {
     /// The password now.
     #[schema(max_length = 256)]
     current_password: String,
-    /// The new one: 10 to 256 characters, not the current one.
+    /// The new one: 10 characters to 256 bytes, not the current one, not easy to guess
+    /// (`crate::auth::password_problem`).
     #[schema(min_length = 10, max_length = 256)]
     new_password: String,
 }

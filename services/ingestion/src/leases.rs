@@ -189,7 +189,7 @@ struct Answer {
 }
 
 impl Answer {
-    /// What the listing showed of a lease held elsewhere.
+    /// What the listing showed of a lease (held elsewhere, or here but handed over).
     fn listed(source: String, lease: mantis_store::Lease) -> Self {
         Self {
             source,
@@ -444,7 +444,10 @@ impl Leases {
                         let told = if let Some(l) = lease.filter(|l| !l.is_held_by(&holder)) {
                             Some(Msg::Answer(Answer::listed(source, l.clone())))
                         } else if plan.skip.contains(&source) {
-                            None
+                            // Handed over yet still listed as this replica's (a renewal the
+                            // database committed after its ask timed out, or after the give-
+                            // back): the keeper gives it back again, up to the expiry listed.
+                            lease.map(|l| Msg::Answer(Answer::listed(source, l.clone())))
                         } else if lease.is_some() || plan.held.contains(&source) {
                             asks.push((source, false));
                             None
@@ -574,6 +577,11 @@ impl Leases {
                     // this answer granted.
                     self.release(source, lease.expires_at);
                     return;
+                }
+                // The expiry granted, even by an answer too late to read on: a give-back
+                // bounded by an older one would leave this hold standing.
+                if let Some(held) = self.held.get_mut(&source) {
+                    held.expires_at = held.expires_at.max(lease.expires_at);
                 }
                 let now = tokio::time::Instant::now();
                 let until = asked + self.ttl / 2;
@@ -872,6 +880,25 @@ impl Leases {
             }
         });
         futures::future::join_all(releases).await;
+        // An ask of the aborted round that the database committed after those releases
+        // (dropping it does not cancel a statement the database received) would hold its
+        // source for a whole lease: looked for once more, a moment later.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let left = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.store.live_leases(CONNECTOR_PREFIX, chrono::Utc::now()),
+        )
+        .await;
+        if let Ok(Ok(left)) = left {
+            for lease in left.into_iter().filter(|l| l.is_held_by(&self.holder)) {
+                let released = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.store.release_lease(&lease.name, &self.holder, None),
+                )
+                .await;
+                tracing::debug!(lease = %lease.name, released = matches!(released, Ok(Ok(true))), "lease taken after the shutdown's releases handed back");
+            }
+        }
     }
 }
 
