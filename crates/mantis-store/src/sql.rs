@@ -268,9 +268,9 @@ fn sql_limit(n: u32) -> i64 {
     i64::from(n)
 }
 
-/// Periods (or edges) per statement of [`Store::production_totals`] (3 parameters each), and
-/// sensors per statement of [`Store::mean_readings`].
-const PERIODS_PER_STATEMENT: usize = 500;
+/// Rows of a statement's own list: periods of [`Store::production_totals`] (at most 3
+/// parameters each), sensors of [`Store::mean_readings`]; far below both databases' limits.
+const VALUES_PER_STATEMENT: usize = 500;
 
 /// `rows` VALUES rows of `columns` placeholders each, numbered from `$first`:
 /// `($3, $4, $5), ($6, $7, $8)`.
@@ -638,7 +638,7 @@ where
         to: Timestamp,
     ) -> Result<Vec<(SensorId, f64)>> {
         let mut means = Vec::with_capacity(sensors.len());
-        for chunk in sensors.chunks(PERIODS_PER_STATEMENT) {
+        for chunk in sensors.chunks(VALUES_PER_STATEMENT) {
             let list = (0..chunk.len())
                 .map(|i| format!("${}", i + 3))
                 .collect::<Vec<_>>()
@@ -1552,7 +1552,7 @@ where
         let mut totals: BTreeMap<(AssetId, usize), ProductionTotals> = BTreeMap::new();
         // The counts lying within one period, summed per group by the database; a few hundred
         // periods per statement keep far below both databases' parameter limits.
-        for chunk in periods.chunks(PERIODS_PER_STATEMENT) {
+        for chunk in periods.chunks(VALUES_PER_STATEMENT) {
             let sql =
                 queries::production_within_sql(asset.is_some(), &placeholders(chunk.len(), 3, 3));
             let mut query = sqlx::query_as::<_, (DbId, i64, i64, i64)>(AssertSqlSafe(sql))
@@ -1590,7 +1590,7 @@ where
         .fetch_all(self.sql_pool())
         .await
         .map_err(db_error)?;
-        for chunk in periods.chunks(PERIODS_PER_STATEMENT) {
+        for chunk in periods.chunks(VALUES_PER_STATEMENT) {
             let sql =
                 queries::production_across_sql(asset.is_some(), &placeholders(chunk.len(), 2, 3));
             let mut query = sqlx::query_as::<_, ProductionRow>(AssertSqlSafe(sql))
