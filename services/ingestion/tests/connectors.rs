@@ -886,8 +886,9 @@ async fn a_replica_whose_database_hangs_or_fails_stops_reading_before_its_lease_
 
     // The database answers again: the replica takes the lease again and reads on.
     drop(hung);
-    let back = status_until(&http, &url, "plc", "CONNECTED again", |s| {
-        s["state"] == "CONNECTED"
+    // (Connected is shown before the first poll answers: waited for a new reading too.)
+    let back = status_until(&http, &url, "plc", "CONNECTED again, reading", |s| {
+        s["state"] == "CONNECTED" && s["messagesTotal"].as_u64() > polled
     })
     .await;
     assert!(back["messagesTotal"].as_u64() > polled, "{back}");
