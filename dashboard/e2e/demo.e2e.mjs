@@ -139,7 +139,8 @@ async function run() {
     await shot(page, '05-asset');
 
     // 5b. Production counts: the demo's line counter's hours are listed; a shift lead's count
-    // over them is refused with the gateway's reason, one for a free period recorded.
+    // over them is refused with the gateway's reason, one for a free period recorded at the
+    // ideal cycle time the form took from the newest count (the line's 27 s a unit).
     step = 'production counts';
     log(step);
     await page.getByTestId('production-row').first().waitFor({ timeout: 30_000 });
@@ -170,7 +171,9 @@ async function run() {
       page.getByTestId('production-record').click(),
     ]);
     if (!recorded.ok()) throw new Error(`a free period answered ${recorded.status()}: ${await recorded.text()}`);
-    log(`recorded: ${(await recorded.json()).counts.length} count`);
+    const stored = (await recorded.json()).counts;
+    if (stored[0]?.idealCycleSeconds !== 27) throw new Error(`recorded without the line's ideal cycle time: ${JSON.stringify(stored)}`);
+    log(`recorded: ${stored.length} count at ${stored[0].idealCycleSeconds} s a unit`);
 
     // 6. Work orders: one transition.
     step = 'work-order board';

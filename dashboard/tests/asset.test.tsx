@@ -106,7 +106,7 @@ describe('AssetPage', () => {
     const user = userEvent.setup();
     const recorded: unknown[] = [];
     let refuse = false;
-    const count = { assetId: ASSET, startsAt: t(0), endsAt: t(3600), good: 90, rejected: 10, recordedBy: 'olga', recordedAt: t(3600) };
+    const count = { assetId: ASSET, startsAt: t(0), endsAt: t(3600), good: 90, rejected: 10, idealCycleSeconds: 30, recordedBy: 'olga', recordedAt: t(3600) };
     const { services, mf } = setup({
       ...routes(),
       'GET /api/v1/assets/id-P1/production': () => ({ body: recorded.length ? [count, ...recorded] : [count] }),
@@ -122,6 +122,9 @@ describe('AssetPage', () => {
     const section = await screen.findByTestId('production');
     await waitFor(() => expect(within(section).getAllByTestId('production-row')).toHaveLength(1));
     expect(within(section).getByTestId('production-row').textContent).toContain('90.0 %');
+    expect(within(section).getByTestId('production-row').textContent).toContain('30 s');
+    // The form takes the newest count's ideal cycle time.
+    await waitFor(() => expect((screen.getByTestId('production-cycle') as HTMLInputElement).value).toBe('30'));
     expect(within(section).getByTestId('production-summary').textContent).toContain('90 good, 10 rejected in 1 count: quality 90.0 %');
     // An operator records; no removal for them.
     expect(within(section).queryByTestId('production-remove')).toBeNull();
@@ -131,10 +134,11 @@ describe('AssetPage', () => {
     await user.click(screen.getByTestId('production-record'));
     await waitFor(() => expect(within(section).getAllByTestId('production-row')).toHaveLength(2));
     const post = mf.calls.find((c) => c.method === 'POST')!;
-    const sent = (post.body as { counts: { startsAt: string; endsAt: string; good: number; rejected: number }[] }).counts;
+    const sent = (post.body as { counts: { startsAt: string; endsAt: string; good: number; rejected: number; idealCycleSeconds: number | null }[] }).counts;
     expect(sent).toHaveLength(1);
     expect(sent[0].good).toBe(45);
     expect(sent[0].rejected).toBe(5);
+    expect(sent[0].idealCycleSeconds).toBe(30);
     expect(Date.parse(sent[0].endsAt) - Date.parse(sent[0].startsAt)).toBeGreaterThan(0);
     // The form moves on to the next period of the same length.
     const from = (screen.getByTestId('production-from') as HTMLInputElement).value;
@@ -151,6 +155,19 @@ describe('AssetPage', () => {
     await user.click(screen.getByTestId('production-record'));
     expect((await within(section).findByTestId('error')).textContent).toContain('whole numbers');
     expect(mf.calls.filter((c) => c.method === 'POST')).toHaveLength(posts);
+    // An ideal cycle time of none is refused before sending; an emptied one is sent as none.
+    await user.type(screen.getByTestId('production-good'), '7');
+    await user.clear(screen.getByTestId('production-cycle'));
+    await user.type(screen.getByTestId('production-cycle'), '0');
+    await user.click(screen.getByTestId('production-record'));
+    expect((await within(section).findByTestId('error')).textContent).toContain('ideal cycle time');
+    expect(mf.calls.filter((c) => c.method === 'POST')).toHaveLength(posts);
+    refuse = false;
+    await user.clear(screen.getByTestId('production-cycle'));
+    await user.click(screen.getByTestId('production-record'));
+    await waitFor(() => expect(mf.calls.filter((c) => c.method === 'POST')).toHaveLength(posts + 1));
+    const last = mf.calls.filter((c) => c.method === 'POST').at(-1)!;
+    expect((last.body as { counts: { idealCycleSeconds: number | null }[] }).counts[0].idealCycleSeconds).toBeNull();
   });
 
   it('appends the live tail while not zoomed, and refetches the zoomed range with points = width', async () => {

@@ -6,11 +6,11 @@ import { asset, login, renderWith, setup } from './helpers';
 
 const kpi = (assetId?: string) => ({
   assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, oee: 0.81,
-  quality: 0.88, goodUnits: 220, rejectedUnits: 30,
-  oeeBasis: 'availability × performance (assumed 1: no speed sensor) × quality (good ÷ all units counted)',
+  performance: 0.8, quality: 0.88, goodUnits: 220, rejectedUnits: 30,
+  oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)',
   shifts: [
-    { shift: 'A', hours: 56, availability: 0.99, quality: 0.9, goodUnits: 90, rejectedUnits: 10, oee: 0.85 },
-    { shift: 'B', hours: 56, availability: 0.98, quality: null, goodUnits: 0, rejectedUnits: 0, oee: 0.98 },
+    { shift: 'A', hours: 56, availability: 0.99, performance: 0.75, quality: 0.9, goodUnits: 90, rejectedUnits: 10, oee: 0.85 },
+    { shift: 'B', hours: 56, availability: 0.98, performance: null, quality: null, goodUnits: 0, rejectedUnits: 0, oee: 0.98 },
   ],
 });
 const reliability = (req: { url: URL }) => ({
@@ -61,6 +61,11 @@ describe('KpiPage', () => {
     expect(screen.getByTestId('kpi-row').textContent).toContain('88.0 %');
     expect(screen.getAllByTitle('No production counts recorded: OEE assumes quality 1').length).toBeGreaterThan(0);
     expect(screen.getByTestId('kpi-row').textContent).toContain('P1 — Pump P1');
+    // Performance per asset and per shift; a shift without a measure says why on hover.
+    expect(total.textContent).toContain('80.0 %');
+    expect(screen.getByTestId('kpi-row').textContent).toContain('80.0 %');
+    expect(screen.getAllByText('75.0 %').length).toBeGreaterThan(0);
+    expect(screen.getAllByTitle(/OEE assumes performance 1/).length).toBeGreaterThan(0);
     const span = (i: number) => {
       const q = mf.calls.filter((c) => c.url.pathname === '/api/v1/kpis')[i].url.searchParams;
       return Date.parse(q.get('to')!) - Date.parse(q.get('from')!);

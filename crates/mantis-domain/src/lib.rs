@@ -44,7 +44,8 @@ pub use maintenance::{
     Priority, RulPrediction, Severity, WorkOrder, WorkOrderStatus,
 };
 pub use production::{
-    MAX_PRODUCTION_COUNT, MAX_PRODUCTION_PERIOD_DAYS, ProductionCount, ProductionTotals,
+    MAX_IDEAL_CYCLE_SECONDS, MAX_PRODUCTION_COUNT, MAX_PRODUCTION_PERIOD_DAYS,
+    MIN_IDEAL_CYCLE_SECONDS, ProductionCount, ProductionTotals,
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,

@@ -1,6 +1,7 @@
 //! Production counts: how many good and rejected units an asset made in a period, as the line's
 //! counters, an MES or a shift lead report them. They give OEE its quality term (good ÷ all
-//! units made).
+//! units made) and, when they state the ideal cycle time of what was made, its performance
+//! term (ideal cycle × units ÷ run time).
 
 use crate::{AssetId, DomainError, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -13,10 +14,17 @@ pub const MAX_PRODUCTION_PERIOD_DAYS: i64 = 31;
 /// and `f64`).
 pub const MAX_PRODUCTION_COUNT: u64 = 1_000_000_000_000;
 
+/// The shortest ideal cycle time of a unit, in seconds (a thousand units a second: beyond the
+/// fastest tablet press or can line).
+pub const MIN_IDEAL_CYCLE_SECONDS: f64 = 0.001;
+
+/// The longest ideal cycle time of a unit, in seconds (a day).
+pub const MAX_IDEAL_CYCLE_SECONDS: f64 = 86_400.0;
+
 /// Units one asset made in `[starts_at, ends_at)`. An asset's counts never overlap one
 /// another; a count sent again for the same start replaces the one recorded.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductionCount {
     /// The asset that made them.
@@ -32,6 +40,11 @@ pub struct ProductionCount {
     pub good: u64,
     /// Units scrapped or sent to rework.
     pub rejected: u64,
+    /// The ideal cycle time of the units made, in seconds per unit (the fastest the asset makes
+    /// that product: its nameplate rate or the engineering standard), when stated. It gives the
+    /// period OEE's performance term; a count per product run keeps a product mix exact.
+    #[serde(default)]
+    pub ideal_cycle_seconds: Option<f64>,
     /// Who reported them (a user or an API key's name).
     pub recorded_by: String,
     /// When they were recorded.
@@ -42,7 +55,8 @@ pub struct ProductionCount {
 impl ProductionCount {
     /// Keeps the times to the millisecond (as stored) and checks the period (ending after it
     /// starts, within [`MAX_PRODUCTION_PERIOD_DAYS`]) and the counts (at most
-    /// [`MAX_PRODUCTION_COUNT`] each).
+    /// [`MAX_PRODUCTION_COUNT`] each) and the ideal cycle time (within
+    /// [`MIN_IDEAL_CYCLE_SECONDS`]..=[`MAX_IDEAL_CYCLE_SECONDS`] when stated).
     pub fn normalise(mut self) -> Result<Self, DomainError> {
         (self.starts_at, self.ends_at) = crate::checked_period(
             "production period",
@@ -61,6 +75,16 @@ impl ProductionCount {
                 });
             }
         }
+        if let Some(cycle) = self.ideal_cycle_seconds
+            && !(MIN_IDEAL_CYCLE_SECONDS..=MAX_IDEAL_CYCLE_SECONDS).contains(&cycle)
+        {
+            return Err(DomainError::OutOfRange {
+                what: "ideal cycle time",
+                value: cycle,
+                min: MIN_IDEAL_CYCLE_SECONDS,
+                max: MAX_IDEAL_CYCLE_SECONDS,
+            });
+        }
         Ok(self)
     }
 
@@ -71,7 +95,8 @@ impl ProductionCount {
 
     /// Its units within `[from, to)`: all of them when the period lies inside, none when it
     /// lies outside, else pro rata to the time shared (a count over a shift's edge is split
-    /// by the time on each side).
+    /// by the time on each side), with their ideal and covered time when the ideal cycle time
+    /// is stated.
     pub fn within(&self, from: Timestamp, to: Timestamp) -> ProductionTotals {
         let (b, e) = (self.starts_at.max(from), self.ends_at.min(to));
         if b >= e {
@@ -83,9 +108,16 @@ impl ProductionCount {
         } else {
             (e - b).num_milliseconds() as f64 / length.max(1) as f64
         };
+        let units = (self.good + self.rejected) as f64 * share;
+        let (ideal_seconds, timed_seconds) = match self.ideal_cycle_seconds {
+            Some(cycle) => (cycle * units, (e - b).num_milliseconds() as f64 / 1000.0),
+            None => (0.0, 0.0),
+        };
         ProductionTotals {
             good: self.good as f64 * share,
             rejected: self.rejected as f64 * share,
+            ideal_seconds,
+            timed_seconds,
         }
     }
 }
@@ -99,6 +131,13 @@ pub struct ProductionTotals {
     pub good: f64,
     /// Rejected units.
     pub rejected: f64,
+    /// How long the units of the counts stating an ideal cycle time would take at it, in
+    /// seconds (ideal cycle × units).
+    #[serde(default)]
+    pub ideal_seconds: f64,
+    /// How long those counts last (within the period), in seconds.
+    #[serde(default)]
+    pub timed_seconds: f64,
 }
 
 impl ProductionTotals {
@@ -106,12 +145,23 @@ impl ProductionTotals {
     pub fn add(&mut self, other: ProductionTotals) {
         self.good += other.good;
         self.rejected += other.rejected;
+        self.ideal_seconds += other.ideal_seconds;
+        self.timed_seconds += other.timed_seconds;
     }
 
     /// Good ÷ all units; none when nothing was made (or reported).
     pub fn quality(&self) -> Option<f64> {
         let all = self.good + self.rejected;
         (all > 0.0).then(|| (self.good / all).clamp(0.0, 1.0))
+    }
+
+    /// Performance over the counts stating an ideal cycle time: their ideal time ÷ their run
+    /// time, the time they last less `down_seconds` (the asset's downtime within them), at
+    /// most 1 (an ideal cycle beaten is one set too slow). None without such counts, or when
+    /// the asset was down all their time.
+    pub fn performance(&self, down_seconds: f64) -> Option<f64> {
+        let run = self.timed_seconds - down_seconds.max(0.0);
+        (run > 0.0).then(|| (self.ideal_seconds / run).clamp(0.0, 1.0))
     }
 }
 
@@ -134,6 +184,7 @@ mod tests {
             ends_at: t(to),
             good,
             rejected,
+            ideal_cycle_seconds: None,
             recorded_by: "mes".into(),
             recorded_at: t(to),
         }
@@ -152,6 +203,21 @@ mod tests {
                 .is_err()
         );
         assert!(count(0, 1, 0, MAX_PRODUCTION_COUNT).normalise().is_ok());
+        for (cycle, ok) in [
+            (Some(30.0), true),
+            (None, true),
+            (Some(MIN_IDEAL_CYCLE_SECONDS), true),
+            (Some(MAX_IDEAL_CYCLE_SECONDS), true),
+            (Some(0.0), false),
+            (Some(-1.0), false),
+            (Some(MAX_IDEAL_CYCLE_SECONDS * 2.0), false),
+            (Some(f64::NAN), false),
+            (Some(f64::INFINITY), false),
+        ] {
+            let mut c = count(0, 1, 1, 0);
+            c.ideal_cycle_seconds = cycle;
+            assert_eq!(c.normalise().is_ok(), ok, "ideal cycle {cycle:?}");
+        }
         // Stored to the millisecond: what is answered is what a later read gives.
         let mut c = count(0, 1, 1, 0);
         c.starts_at += Duration::nanoseconds(1_500_000);
@@ -168,7 +234,8 @@ mod tests {
             c.within(t(0), t(24)),
             ProductionTotals {
                 good: 80.0,
-                rejected: 8.0
+                rejected: 8.0,
+                ..ProductionTotals::default()
             }
         );
         assert_eq!(c.within(t(12), t(24)), ProductionTotals::default());
@@ -182,5 +249,33 @@ mod tests {
         assert!(c.overlaps(&count(11, 13, 0, 0)));
         assert!(!c.overlaps(&count(12, 13, 0, 0)));
         assert!(!c.overlaps(&count(0, 4, 0, 0)));
+    }
+
+    #[test]
+    fn performance_is_the_ideal_time_of_the_units_over_the_time_run() {
+        // 8 h at 300 s a unit ideally: 96 units; 72 made (48 of them in the first 4 h).
+        let mut c = count(0, 8, 70, 2);
+        c.ideal_cycle_seconds = Some(300.0);
+        let all = c.within(t(0), t(8));
+        assert_eq!(
+            (all.ideal_seconds, all.timed_seconds),
+            (72.0 * 300.0, 8.0 * 3600.0)
+        );
+        assert_eq!(all.performance(0.0), Some(0.75));
+        // Down 2 of the 8 hours: the 72 units took 6 h, 6 h ideally; down 1 h 36 min: 0.9375.
+        assert_eq!(all.performance(2.0 * 3600.0), Some(1.0));
+        assert_eq!(all.performance(96.0 * 60.0), Some(0.9375));
+        assert_eq!(all.performance(8.0 * 3600.0), None);
+        // Shared out by time like the units, and summed.
+        let mut halves = c.within(t(0), t(4));
+        assert_eq!(halves.timed_seconds, 4.0 * 3600.0);
+        halves.add(c.within(t(4), t(12)));
+        assert_eq!(halves, all);
+        // Counts without an ideal cycle time tell no performance, and leave it as it is.
+        let untimed = count(8, 16, 1000, 0).within(t(0), t(24));
+        assert_eq!(untimed.performance(0.0), None);
+        let mut mixed = all;
+        mixed.add(untimed);
+        assert_eq!(mixed.performance(0.0), Some(0.75));
     }
 }

@@ -3915,8 +3915,17 @@ fn made(
         ends_at: to,
         good,
         rejected,
+        ideal_cycle_seconds: None,
         recorded_by: "mes".to_owned(),
         recorded_at: to,
+    }
+}
+
+/// `count` with an ideal cycle time of `seconds` a unit.
+fn at_ideal(count: ProductionCount, seconds: f64) -> ProductionCount {
+    ProductionCount {
+        ideal_cycle_seconds: Some(seconds),
+        ..count
     }
 }
 
@@ -4093,10 +4102,12 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
     };
     store.upsert_asset(&pump).await.expect("pump");
     let (_, theirs) = tenant_with_motor(store).await;
+    // Three of the motor's counts state an ideal cycle time: one crossing the first period's
+    // start, one within a period, one crossing a period's end.
     let motor_counts = [
-        made(&motor, hours(-2), hours(2), 40, 4),
-        made(&motor, hours(2), hours(6), 40, 4),
-        made(&motor, hours(10), hours(18), 80, 8),
+        at_ideal(made(&motor, hours(-2), hours(2), 40, 4), 60.0),
+        at_ideal(made(&motor, hours(2), hours(6), 40, 4), 30.0),
+        at_ideal(made(&motor, hours(10), hours(18), 80, 8), 120.0),
         made(&motor, hours(19), hours(19) + Duration::seconds(30), 5, 1),
         made(&motor, hours(22), hours(30), 10, 0),
     ];
@@ -4104,6 +4115,17 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
         .record_production(motor.id, &motor_counts, false)
         .await
         .expect("motor");
+    let listed = store
+        .list_production(motor.id, hours(-2), hours(30), 10)
+        .await
+        .expect("listed");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|c| c.ideal_cycle_seconds)
+            .collect::<Vec<_>>(),
+        [None, None, Some(120.0), Some(30.0), Some(60.0)]
+    );
     store
         .record_production(pump.id, &[made(&pump, hours(0), hours(22), 220, 22)], false)
         .await
@@ -4171,6 +4193,35 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
     expected.sort_by_key(|(a, n, _)| (*a, *n));
     assert_eq!(totals(None, grouped.to_vec()).await, expected);
 
+    // The ideal time of the units of counts stating an ideal cycle, and how long those last,
+    // shared out like the units: 22 units × 60 s and 2 h of the first count in the first
+    // shift, with all 44 × 30 s and 4 h of the second; half the third's 88 × 120 s and 8 h in
+    // each of the next two.
+    let timed = |periods: Vec<ProductionPeriod>| async move {
+        store
+            .production_totals(tenant, Some(motor.id), &periods)
+            .await
+            .expect("totals")
+            .into_iter()
+            .map(|p| {
+                let round = |x: f64| (x * 1e3).round() / 1e3;
+                (
+                    p.group,
+                    round(p.units.ideal_seconds),
+                    round(p.units.timed_seconds),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        timed(shifts.to_vec()).await,
+        [
+            (0, 2640.0, 6.0 * 3600.0),
+            (1, 5280.0, 4.0 * 3600.0),
+            (2, 5280.0, 4.0 * 3600.0)
+        ]
+    );
+
     // 1 320 one-minute periods over [0 h, 22 h): several statements, the same units.
     let minutes: Vec<ProductionPeriod> = (0..22 * 60)
         .map(|m| {
@@ -4192,6 +4243,24 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
             "{good} / {rejected}"
         );
     }
+    let (ideal, run) = timed(
+        (0..22 * 60)
+            .map(|m| {
+                period(
+                    hours(0) + Duration::minutes(m),
+                    hours(0) + Duration::minutes(m + 1),
+                    0,
+                )
+            })
+            .collect(),
+    )
+    .await
+    .iter()
+    .fold((0.0, 0.0), |(i, r), (_, di, dr)| (i + di, r + dr));
+    assert!(
+        (ideal - 13_200.0).abs() < 1e-3 && (run - 14.0 * 3600.0).abs() < 1e-3,
+        "{ideal} / {run}"
+    );
     // The 30-second count lies within 19:00–19:01 (period 1 140), where nothing else does.
     assert!(by_minute.contains(&(motor.id, 19 * 60, (5.0, 1.0))));
 

@@ -150,6 +150,10 @@ impl SqlBackend for PgStore {
         crate::sql::queries::READING_BUCKETS_POSTGRES
     }
 
+    fn count_seconds_sql(&self) -> &'static str {
+        crate::sql::queries::COUNT_SECONDS_POSTGRES
+    }
+
     fn expires_time_series(&self) -> bool {
         self.time_series == TimeSeriesMode::Hypertables
     }

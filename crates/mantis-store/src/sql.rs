@@ -159,6 +159,8 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     fn describe_backend(&self) -> String;
     /// The dialect's reading-bucket query (`queries::READING_BUCKETS_*`).
     fn reading_buckets_sql(&self) -> &'static str;
+    /// The dialect's length of a production count in seconds (`queries::COUNT_SECONDS_*`).
+    fn count_seconds_sql(&self) -> &'static str;
     /// Whether the database expires the time series itself (TimescaleDB's policies).
     fn expires_time_series(&self) -> bool {
         false
@@ -359,6 +361,7 @@ where
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, i64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (DbId, i64, i64, i64, f64, f64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime, i64): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (Json<serde_json::Value>,): FromRow<'r, <B::Db as Database>::Row>,
@@ -1486,6 +1489,7 @@ where
                 .bind(stored_count(c.rejected)?)
                 .bind(c.recorded_by.clone())
                 .bind(DbTime(c.recorded_at))
+                .bind(c.ideal_cycle_seconds)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -1553,18 +1557,22 @@ where
         // The counts lying within one period, summed per group by the database; a few hundred
         // periods per statement keep far below both databases' parameter limits.
         for chunk in periods.chunks(VALUES_PER_STATEMENT) {
-            let sql =
-                queries::production_within_sql(asset.is_some(), &placeholders(chunk.len(), 3, 3));
-            let mut query = sqlx::query_as::<_, (DbId, i64, i64, i64)>(AssertSqlSafe(sql))
-                .bind(DbId::from(tenant))
-                .bind(asset.map(DbId::from));
+            let sql = queries::production_within_sql(
+                asset.is_some(),
+                self.count_seconds_sql(),
+                &placeholders(chunk.len(), 3, 3),
+            );
+            let mut query =
+                sqlx::query_as::<_, (DbId, i64, i64, i64, f64, f64)>(AssertSqlSafe(sql))
+                    .bind(DbId::from(tenant))
+                    .bind(asset.map(DbId::from));
             for p in chunk {
                 query = query
                     .bind(DbTime(p.from))
                     .bind(DbTime(p.to))
                     .bind(group(p.group));
             }
-            for (id, g, good, rejected) in
+            for (id, g, good, rejected, ideal_seconds, timed_seconds) in
                 query.fetch_all(self.sql_pool()).await.map_err(db_error)?
             {
                 let g = usize::try_from(g)
@@ -1575,6 +1583,8 @@ where
                     .add(ProductionTotals {
                         good: good as f64,
                         rejected: rejected as f64,
+                        ideal_seconds,
+                        timed_seconds,
                     });
             }
         }

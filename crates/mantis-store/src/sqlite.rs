@@ -93,6 +93,10 @@ impl SqlBackend for SqliteStore {
         crate::sql::queries::READING_BUCKETS_SQLITE
     }
 
+    fn count_seconds_sql(&self) -> &'static str {
+        crate::sql::queries::COUNT_SECONDS_SQLITE
+    }
+
     fn describe_backend(&self) -> String {
         format!("sqlite ({})", self.location)
     }

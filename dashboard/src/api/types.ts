@@ -262,6 +262,8 @@ export interface ProductionCount {
   endsAt: Ts;
   good: number;
   rejected: number;
+  /** Seconds a unit takes at the asset's ideal rate, when stated (OEE's performance term). */
+  idealCycleSeconds?: number | null;
   recordedBy: string;
   recordedAt: Ts;
 }
@@ -271,6 +273,7 @@ export interface NewProductionCount {
   endsAt: Ts;
   good: number;
   rejected: number;
+  idealCycleSeconds?: number | null;
 }
 
 export interface CompleteResponse {
@@ -286,6 +289,8 @@ export interface ShiftKpi {
   /** Hours of that shift within the period. */
   hours: number;
   availability: number | null;
+  /** Ideal cycle × units ÷ run time in the shift's hours, else the asset's speed; null when unmeasured. */
+  performance?: number | null;
   /** Good ÷ all units counted in the shift's hours; null without production counts. */
   quality: number | null;
   goodUnits: number;
@@ -300,7 +305,10 @@ export interface Kpi {
   mttrHours: number | null;
   failures: number;
   downtimeHours: number;
-  /** Mean speed ÷ rated speed; null without a speed sensor. */
+  /**
+   * Ideal cycle × units ÷ run time of the counts stating an ideal cycle time, else mean speed ÷
+   * rated speed; null when neither is measured (a group's: the mean over the measured assets).
+   */
   performance?: number | null;
   /** Good ÷ all units counted; null without production counts. */
   quality: number | null;

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { ApiError } from '../api/client';
 import type { ProductionCount } from '../api/types';
 import { formatDateTime, formatPercent, fromLocalInput, toIso, toLocalInput } from '../logic/format';
@@ -17,10 +17,15 @@ function quality(c: { good: number; rejected: number }): number | null {
   return all > 0 ? c.good / all : null;
 }
 
+/** The gateway's bounds of an ideal cycle time, in seconds a unit. */
+const MIN_CYCLE = 0.001;
+const MAX_CYCLE = 86400;
+
 /**
- * An asset's production counts of the last 7 days, newest first (OEE's quality term), and a
- * form for a shift lead to record a period's good and rejected units (then moved on to the
- * next period); a manager removes a wrong one.
+ * An asset's production counts of the last 7 days, newest first (OEE's quality term, and its
+ * performance term where a count states the ideal cycle time), and a form for a shift lead to
+ * record a period's good and rejected units at an ideal cycle time (that of the newest count
+ * until changed; the form then moves on to the next period); a manager removes a wrong one.
  */
 export function Production({ assetId }: { assetId: string }) {
   const { api } = useServices();
@@ -35,7 +40,15 @@ export function Production({ assetId }: { assetId: string }) {
     to: toLocalInput(Date.now()),
     good: '',
     rejected: '0',
+    cycle: '',
   }));
+  // The ideal cycle time of the newest count, until the shift lead types one (a product run
+  // goes on at its cycle time).
+  const [cycleTyped, setCycleTyped] = useState(false);
+  const newestCycle = counts.data?.[0]?.idealCycleSeconds;
+  useEffect(() => {
+    if (!cycleTyped && newestCycle != null) setForm((f) => ({ ...f, cycle: String(newestCycle) }));
+  }, [cycleTyped, newestCycle]);
   const [error, setError] = useState<ApiError | string | null>(null);
   const [busy, setBusy] = useState(false);
   const [all, setAll] = useState(false);
@@ -55,14 +68,19 @@ export function Production({ assetId }: { assetId: string }) {
       setError('Units are whole numbers, 0 or more.');
       return;
     }
+    const idealCycleSeconds = form.cycle.trim() === '' ? null : Number(form.cycle);
+    if (idealCycleSeconds !== null && !(idealCycleSeconds >= MIN_CYCLE && idealCycleSeconds <= MAX_CYCLE)) {
+      setError(`The ideal cycle time is ${MIN_CYCLE} to ${MAX_CYCLE} seconds a unit, or left empty.`);
+      return;
+    }
     setBusy(true);
     try {
-      await api.recordProduction(assetId, [{ startsAt, endsAt, good, rejected }]);
+      await api.recordProduction(assetId, [{ startsAt, endsAt, good, rejected, idealCycleSeconds }]);
       // The next period of the same length follows: sending the form again as it was would
       // replace the count just recorded.
       const end = Date.parse(endsAt);
       const length = end - Date.parse(startsAt);
-      setForm({ from: toLocalInput(end), to: toLocalInput(end + length), good: '', rejected: '0' });
+      setForm({ from: toLocalInput(end), to: toLocalInput(end + length), good: '', rejected: '0', cycle: form.cycle });
       setStamp(Date.now());
     } catch (err) {
       setError(err as ApiError);
@@ -107,6 +125,7 @@ export function Production({ assetId }: { assetId: string }) {
               <th>Good</th>
               <th>Rejected</th>
               <th>Quality</th>
+              <th title="Seconds a unit at the ideal rate">Ideal cycle</th>
               <th>By</th>
               {can(role, 'manageAssets') && <th />}
             </tr>
@@ -119,6 +138,7 @@ export function Production({ assetId }: { assetId: string }) {
                 <td className="num">{c.good}</td>
                 <td className="num">{c.rejected}</td>
                 <td className="num">{formatPercent(quality(c))}</td>
+                <td className="num">{c.idealCycleSeconds == null ? '—' : `${Number(c.idealCycleSeconds.toFixed(3))} s`}</td>
                 <td>{c.recordedBy}</td>
                 {can(role, 'manageAssets') && (
                   <td>
@@ -150,6 +170,19 @@ export function Production({ assetId }: { assetId: string }) {
           </label>
           <label>
             Rejected <input type="number" min="0" step="1" value={form.rejected} onChange={(e) => setForm({ ...form, rejected: e.target.value })} data-testid="production-rejected" />
+          </label>
+          <label title="Seconds a unit takes at the asset's ideal rate for this product: gives OEE its performance (leave empty when not known)">
+            Ideal cycle (s){' '}
+            <input
+              type="number"
+              step="any"
+              value={form.cycle}
+              onChange={(e) => {
+                setCycleTyped(true);
+                setForm({ ...form, cycle: e.target.value });
+              }}
+              data-testid="production-cycle"
+            />
           </label>
           <button type="submit" disabled={busy} data-testid="production-record">
             Record

@@ -114,6 +114,7 @@ export function KpiPage() {
           <div className="kpi-cards" data-testid="kpi-total">
             <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
             <KpiCard label="OEE" value={formatPercent(report.total.oee)} title={report.total.oeeBasis} />
+            <KpiCard label="Performance" value={formatPercent(report.total.performance)} title={report.total.oeeBasis} />
             <KpiCard label="Quality" value={formatPercent(report.total.quality)} title={unitsTitle(report.total)} />
             <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
             <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />
@@ -126,6 +127,7 @@ export function KpiPage() {
               <tr>
                 <th>Asset</th>
                 <th>Availability</th>
+                <th>Performance</th>
                 <th>Quality</th>
                 <th>OEE</th>
                 <th>MTBF</th>
@@ -246,6 +248,9 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
   );
 }
 
+/** Why a performance cell is empty, for its tooltip. */
+const PERFORMANCE_ASSUMED = 'No ideal cycle time in the production counts and no speed sensor: OEE assumes performance 1';
+
 /** Units behind a quality figure, for its tooltip. */
 function unitsTitle(k: { quality: number | null; goodUnits: number; rejectedUnits: number }): string {
   if (k.quality === null || k.quality === undefined) return 'No production counts recorded: OEE assumes quality 1';
@@ -268,6 +273,7 @@ function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean })
         {total ? <strong>Total</strong> : k.assetId ? <a href={assetHref(k.assetId)}>{asset ? `${asset.code} — ${asset.name}` : k.assetId.slice(0, 8)}</a> : '—'}
       </td>
       <td className="num">{formatPercent(k.availability)}</td>
+      <td className="num" title={k.performance == null ? PERFORMANCE_ASSUMED : undefined}>{formatPercent(k.performance)}</td>
       <td className="num" title={unitsTitle(k)}>{formatPercent(k.quality)}</td>
       <td className="num" title={k.oeeBasis}>{formatPercent(k.oee)}</td>
       <td className="num">{formatHours(k.mtbfHours)}</td>
@@ -287,6 +293,7 @@ function ShiftTable({ k }: { k: Kpi }) {
           <th>Shift</th>
           <th>Hours in period</th>
           <th>Availability</th>
+          <th>Performance</th>
           <th>Quality</th>
           <th>OEE</th>
         </tr>
@@ -297,6 +304,7 @@ function ShiftTable({ k }: { k: Kpi }) {
             <td>{s.shift}</td>
             <td className="num">{formatHours(s.hours)}</td>
             <td className="num">{formatPercent(s.availability)}</td>
+            <td className="num" title={s.performance == null ? PERFORMANCE_ASSUMED : undefined}>{formatPercent(s.performance)}</td>
             <td className="num" title={unitsTitle(s)}>{formatPercent(s.quality)}</td>
             <td className="num">{formatPercent(s.oee)}</td>
           </tr>

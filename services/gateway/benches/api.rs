@@ -250,6 +250,7 @@ async fn main() {
                         ends_at: start + chrono::Duration::hours(1),
                         good: 115,
                         rejected: 5,
+                        ideal_cycle_seconds: Some(27.0),
                         recorded_by: "bench".into(),
                         recorded_at: start + chrono::Duration::hours(1),
                     })

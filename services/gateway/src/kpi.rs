@@ -1,14 +1,16 @@
 //! Maintenance KPIs per asset, per line and per shift: availability, MTBF, MTTR, downtime and
-//! OEE, from the recorded maintenance events (and speed sensors for performance).
+//! OEE, from the recorded maintenance events, the production counts and speed sensors.
 //!
 //! - A FAILURE starts a downtime; the next REPAIR or REPLACEMENT of the asset ends it (a failure
 //!   not repaired yet is down until the end of the period).
 //! - availability = 1 − downtime / period; MTBF = uptime / failures; MTTR = repaired downtime /
 //!   repaired failures (no failure: MTBF and MTTR are null).
-//! - OEE = availability × performance × quality. Performance is the mean speed over the rated
-//!   speed (a SPEED sensor's `maxValue`) when the asset has a speed sensor, else 1; quality is
-//!   good ÷ all units of the production counts recorded for the period (per shift: those of
-//!   the shift; a count over a shift's edge shared out by time), else 1. `oeeBasis` says which
+//! - OEE = availability × performance × quality. Performance is ideal cycle × units ÷ run time
+//!   over the production counts stating an ideal cycle time (run time: the time they last less
+//!   the asset's downtime within them; per shift, of the shift's hours), else the mean speed over the rated speed (a
+//!   SPEED sensor's `maxValue`) when the asset has a speed sensor, else 1; quality is good ÷
+//!   all units of the production counts recorded for the period (per shift: those of the
+//!   shift; a count over a shift's edge shared out by time), else 1. `oeeBasis` says which
 //!   terms were measured. A group's quality weighs its assets by the units they made.
 
 use crate::api::{
@@ -120,6 +122,8 @@ pub(crate) struct Kpi {
     mttr_hours: Option<f64>,
     failures: u32,
     downtime_hours: f64,
+    /// Ideal cycle × units ÷ run time, or mean ÷ rated speed; none when neither is measured (a
+    /// group's: the mean over the assets it was measured for).
     performance: Option<f64>,
     /// Good ÷ all units made in the period; none without production counts.
     quality: Option<f64>,
@@ -130,6 +134,21 @@ pub(crate) struct Kpi {
     oee: f64,
     oee_basis: String,
     shifts: Vec<ShiftKpi>,
+    /// What the performance rests on (for a group's `oeeBasis`).
+    #[serde(skip)]
+    performance_by: PerformanceBy,
+}
+
+/// What an asset's performance was measured by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum PerformanceBy {
+    /// Production counts stating an ideal cycle time.
+    IdealCycle,
+    /// A speed sensor.
+    Speed,
+    /// Nothing: assumed 1.
+    #[default]
+    Assumed,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -138,6 +157,10 @@ pub(crate) struct ShiftKpi {
     shift: String,
     hours: f64,
     availability: f64,
+    /// Ideal cycle × units ÷ run time of the counts of the shift's hours, else the asset's
+    /// speed over the period; none when neither is measured (a group's: the mean over the
+    /// assets it was measured for).
+    performance: Option<f64>,
     /// Good ÷ all units made in the shift's hours; none without production counts then.
     quality: Option<f64>,
     good_units: f64,
@@ -200,6 +223,46 @@ fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>
     (intervals, failures, repaired, repaired_count)
 }
 
+/// `periods` (following one another) split at the edges of an asset's downtime `down` (in
+/// order, not overlapping): each piece of a period of group `g` in group `2g + 1` when the
+/// asset was down then, `2g` when not.
+fn split_at_downtime(
+    periods: &[ProductionPeriod],
+    down: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Vec<ProductionPeriod> {
+    let mut pieces = Vec::with_capacity(periods.len() + 2 * down.len());
+    for p in periods {
+        let mut at = p.from;
+        for (b, e) in down {
+            let (b, e) = ((*b).max(at), (*e).min(p.to));
+            if b >= e {
+                continue;
+            }
+            if at < b {
+                pieces.push(ProductionPeriod {
+                    from: at,
+                    to: b,
+                    group: 2 * p.group,
+                });
+            }
+            pieces.push(ProductionPeriod {
+                from: b,
+                to: e,
+                group: 2 * p.group + 1,
+            });
+            at = e;
+        }
+        if at < p.to {
+            pieces.push(ProductionPeriod {
+                from: at,
+                to: p.to,
+                group: 2 * p.group,
+            });
+        }
+    }
+    pieces
+}
+
 fn overlap(
     intervals: &[(DateTime<Utc>, DateTime<Utc>)],
     from: DateTime<Utc>,
@@ -255,17 +318,19 @@ const EVENTS_PER_ASSET: u32 = 10_000;
 /// A report's shift instances within its period: (shift, start, end).
 type Instances = [(String, DateTime<Utc>, DateTime<Utc>)];
 
-/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first), its measured
-/// performance `perf`, and the units it made per shift (`made[g]`: in the instances of the
-/// shift `shifts[g]`; without shifts, `made[0]` in the whole period).
+/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first), its speed's
+/// share of the rated speed `speed`, the units it made per shift (`made[g]`: in the instances
+/// of the shift `shifts[g]`; without shifts, `made[0]` in the whole period) and its downtime
+/// within the counts stating an ideal cycle time per shift (`down_timed[g]`, seconds).
 #[allow(clippy::too_many_arguments)]
 fn asset_kpi(
     instances: &Instances,
     shifts: &[String],
     asset: &Asset,
     events: &[MaintenanceEvent],
-    perf: Option<f64>,
+    speed: Option<f64>,
     made: &[ProductionTotals],
+    down_timed: &[f64],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Kpi {
@@ -276,6 +341,11 @@ fn asset_kpi(
     let mut units = ProductionTotals::default();
     made.iter().for_each(|m| units.add(*m));
     let quality = units.quality();
+    let (perf, performance_by) = match (units.performance(down_timed.iter().sum()), speed) {
+        (Some(p), _) => (Some(p), PerformanceBy::IdealCycle),
+        (None, Some(p)) => (Some(p), PerformanceBy::Speed),
+        (None, None) => (None, PerformanceBy::Assumed),
+    };
     let oee = availability * perf.unwrap_or(1.0) * quality.unwrap_or(1.0);
     let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
     for (name, b, e) in instances {
@@ -287,6 +357,7 @@ fn asset_kpi(
                     shift: name.clone(),
                     hours: 0.0,
                     availability: 0.0,
+                    performance: None,
                     quality: None,
                     good_units: 0.0,
                     rejected_units: 0.0,
@@ -300,24 +371,21 @@ fn asset_kpi(
         entry.availability += hours(down);
     }
     for k in &mut shift_kpis {
-        if let Some(m) = shifts
-            .iter()
-            .position(|s| *s == k.shift)
-            .and_then(|g| made.get(g))
-        {
-            (k.good_units, k.rejected_units) = (m.good, m.rejected);
-        }
+        let g = shifts.iter().position(|s| *s == k.shift);
+        let m = g.and_then(|g| made.get(g)).copied().unwrap_or_default();
+        let down = g
+            .and_then(|g| down_timed.get(g))
+            .copied()
+            .unwrap_or_default();
+        (k.good_units, k.rejected_units) = (m.good, m.rejected);
         k.availability = if k.hours > 0.0 {
             (1.0 - k.availability / k.hours).clamp(0.0, 1.0)
         } else {
             1.0
         };
-        k.quality = ProductionTotals {
-            good: k.good_units,
-            rejected: k.rejected_units,
-        }
-        .quality();
-        k.oee = k.availability * perf.unwrap_or(1.0) * k.quality.unwrap_or(1.0);
+        k.quality = m.quality();
+        k.performance = m.performance(down).or(speed);
+        k.oee = k.availability * k.performance.unwrap_or(1.0) * k.quality.unwrap_or(1.0);
     }
     Kpi {
         asset_id: Some(asset.id),
@@ -333,31 +401,64 @@ fn asset_kpi(
         good_units: units.good,
         rejected_units: units.rejected,
         oee,
-        oee_basis: basis(
-            (usize::from(perf.is_some()), 1),
-            (usize::from(quality.is_some()), 1),
-        ),
+        oee_basis: basis(&[performance_by], usize::from(quality.is_some())),
         shifts: shift_kpis,
+        performance_by,
     }
 }
 
-/// What an OEE figure rests on, given for how many of how many assets performance and quality
-/// were measured.
-fn basis(performance: (usize, usize), quality: (usize, usize)) -> String {
-    let term = |(measured, of): (usize, usize), how: &str, missing: &str| match measured {
-        0 => format!("(assumed 1: {missing})"),
-        m if m >= of => format!("({how})"),
-        m => format!("({how} for {m} of {of} assets, the others assumed 1)"),
-    };
+/// What an OEE figure rests on: what the performance of each asset (`performance`) was
+/// measured by, and for how many of them quality was (`counted`).
+fn basis(performance: &[PerformanceBy], counted: usize) -> String {
+    let of = performance.len();
+    let by = |kind: PerformanceBy| performance.iter().filter(|p| **p == kind).count();
     format!(
         "availability × performance {} × quality {}",
-        term(performance, "speed", "no speed sensor"),
-        term(quality, "good ÷ all units counted", "no production counts")
+        term(
+            &[
+                (
+                    by(PerformanceBy::IdealCycle),
+                    "ideal cycle × units ÷ run time"
+                ),
+                (by(PerformanceBy::Speed), "speed"),
+            ],
+            of,
+            "no ideal cycle time or speed sensor"
+        ),
+        term(
+            &[(counted, "good ÷ all units counted")],
+            of,
+            "no production counts"
+        )
     )
 }
 
-/// The group's KPIs: availability and OEE averaged over assets, MTBF and MTTR over all
-/// failures.
+/// One term of [`basis`]: how it was measured (`ways`: for how many assets each) of `of`
+/// assets, the others assumed 1 (`missing`: why).
+fn term(ways: &[(usize, &str)], of: usize, missing: &str) -> String {
+    let used: Vec<&(usize, &str)> = ways.iter().filter(|(n, _)| *n > 0).collect();
+    let measured: usize = used.iter().map(|(n, _)| n).sum();
+    match used.as_slice() {
+        [] => format!("(assumed 1: {missing})"),
+        [(_, how)] if measured >= of => format!("({how})"),
+        _ => {
+            let list = used
+                .iter()
+                .map(|(n, how)| format!("{how} for {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rest = if measured >= of {
+                ""
+            } else {
+                ", the others assumed 1"
+            };
+            format!("({list} of {of} assets{rest})")
+        }
+    }
+}
+
+/// The group's KPIs: availability and OEE averaged over assets, performance over the assets
+/// it was measured for, MTBF and MTTR over all failures.
 fn total(kpis: &[Kpi], period: Duration) -> Kpi {
     let n = kpis.len().max(1) as f64;
     let failures: u32 = kpis.iter().map(|k| k.failures).sum();
@@ -378,6 +479,7 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
                     shift: s.shift.clone(),
                     hours: s.hours,
                     availability: s.availability / n,
+                    performance: None,
                     quality: None,
                     good_units: s.good_units,
                     rejected_units: s.rejected_units,
@@ -386,18 +488,30 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
             }
         }
     }
+    let mean = |measured: Vec<f64>| {
+        (!measured.is_empty()).then(|| measured.iter().sum::<f64>() / measured.len() as f64)
+    };
     for s in &mut shifts {
+        s.performance = mean(
+            kpis.iter()
+                .flat_map(|k| &k.shifts)
+                .filter(|t| t.shift == s.shift)
+                .filter_map(|t| t.performance)
+                .collect(),
+        );
         s.quality = ProductionTotals {
             good: s.good_units,
             rejected: s.rejected_units,
+            ..ProductionTotals::default()
         }
         .quality();
     }
     let units = ProductionTotals {
         good: kpis.iter().map(|k| k.good_units).sum(),
         rejected: kpis.iter().map(|k| k.rejected_units).sum(),
+        ..ProductionTotals::default()
     };
-    let measured = kpis.iter().filter(|k| k.performance.is_some()).count();
+    let by: Vec<PerformanceBy> = kpis.iter().map(|k| k.performance_by).collect();
     let counted = kpis.iter().filter(|k| k.quality.is_some()).count();
     Kpi {
         asset_id: None,
@@ -409,13 +523,14 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
             .then(|| repaired.iter().sum::<f64>() / repaired.len() as f64),
         failures,
         downtime_hours: down,
-        performance: None,
+        performance: mean(kpis.iter().filter_map(|k| k.performance).collect()),
         quality: units.quality(),
         good_units: units.good,
         rejected_units: units.rejected,
         oee: kpis.iter().map(|k| k.oee).sum::<f64>() / n,
-        oee_basis: basis((measured, kpis.len()), (counted, kpis.len())),
+        oee_basis: basis(&by, counted),
         shifts,
+        performance_by: PerformanceBy::Assumed,
     }
 }
 
@@ -530,10 +645,41 @@ pub(crate) async fn kpis(
             slot.add(p.units);
         }
     }
+    // The downtime within the counts stating an ideal cycle time (performance's run time is
+    // their time less it), per shift: the asset's counts summed again over the periods split
+    // at its downtime's edges (odd groups: down), for those assets down in the period.
+    let mut down_timed: HashMap<AssetId, Vec<f64>> = HashMap::new();
+    for asset in &assets {
+        let timed = made
+            .get(&asset.id)
+            .is_some_and(|m| m.iter().any(|t| t.timed_seconds > 0.0));
+        let (intervals, ..) = downtimes(
+            events.get(&asset.id).map_or(&[][..], Vec::as_slice),
+            from,
+            to,
+        );
+        if !timed || intervals.is_empty() {
+            continue;
+        }
+        let split = split_at_downtime(&periods, &intervals);
+        let mut per_group = vec![0.0; shifts.len().max(1)];
+        for p in s
+            .store
+            .production_totals(who.tenant_id, Some(asset.id), &split)
+            .await?
+        {
+            if p.group % 2 == 1
+                && let Some(slot) = per_group.get_mut(p.group / 2)
+            {
+                *slot += p.units.timed_seconds;
+            }
+        }
+        down_timed.insert(asset.id, per_group);
+    }
     // The speed sensors of the assets in scope (a line's, not the whole tenant's).
     let in_scope: std::collections::HashSet<AssetId> = assets.iter().map(|a| a.id).collect();
     sensors.retain(|asset, _| in_scope.contains(asset));
-    let perf = performances(s.store.as_ref(), &sensors, from, to).await?;
+    let speed = performances(s.store.as_ref(), &sensors, from, to).await?;
     let per_asset: Vec<Kpi> = assets
         .iter()
         .map(|asset| {
@@ -542,8 +688,9 @@ pub(crate) async fn kpis(
                 &shifts,
                 asset,
                 events.get(&asset.id).map_or(&[][..], Vec::as_slice),
-                perf.get(&asset.id).copied(),
+                speed.get(&asset.id).copied(),
                 made.get(&asset.id).map_or(&[][..], Vec::as_slice),
+                down_timed.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 from,
                 to,
             )
@@ -607,6 +754,61 @@ mod tests {
             downtimes(&[event(Failure, -5), event(Replacement, 3)], t(0), t(100));
         assert_eq!(intervals, vec![(t(0), t(3))]);
         assert_eq!(failures, 0);
+    }
+
+    #[test]
+    fn periods_are_split_at_the_downtime_edges_down_pieces_in_odd_groups() {
+        let period = |from: i64, to: i64, group: usize| ProductionPeriod {
+            from: t(from),
+            to: t(to),
+            group,
+        };
+        let shifts = [period(0, 8, 0), period(8, 16, 1), period(16, 24, 2)];
+        let split = split_at_downtime(&shifts, &[(t(2), t(3)), (t(7), t(10)), (t(23), t(24))]);
+        assert_eq!(
+            split,
+            [
+                period(0, 2, 0),
+                period(2, 3, 1),
+                period(3, 7, 0),
+                period(7, 8, 1),
+                period(8, 10, 3),
+                period(10, 16, 2),
+                period(16, 23, 4),
+                period(23, 24, 5),
+            ]
+        );
+        // Not down: the same periods, in the even groups.
+        assert_eq!(
+            split_at_downtime(&shifts, &[]),
+            [period(0, 8, 0), period(8, 16, 2), period(16, 24, 4)]
+        );
+    }
+
+    #[test]
+    fn the_oee_basis_says_what_each_term_rests_on_for_how_many_assets() {
+        use PerformanceBy::*;
+        assert_eq!(
+            basis(&[IdealCycle], 1),
+            "availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all \
+             units counted)"
+        );
+        assert_eq!(
+            basis(&[Assumed, Assumed], 0),
+            "availability × performance (assumed 1: no ideal cycle time or speed sensor) × \
+             quality (assumed 1: no production counts)"
+        );
+        assert_eq!(
+            basis(&[IdealCycle, Speed, Assumed], 2),
+            "availability × performance (ideal cycle × units ÷ run time for 1, speed for 1 of 3 \
+             assets, the others assumed 1) × quality (good ÷ all units counted for 2 of 3 \
+             assets, the others assumed 1)"
+        );
+        assert_eq!(
+            basis(&[Speed, IdealCycle], 2),
+            "availability × performance (ideal cycle × units ÷ run time for 1, speed for 1 of 2 \
+             assets) × quality (good ÷ all units counted)"
+        );
     }
 
     #[test]

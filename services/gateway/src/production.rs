@@ -1,7 +1,8 @@
 //! Production counts (`/api/v1/assets/{id}/production`): the good and rejected units an asset
 //! made per period, pushed by an MES or the line's counters through an API key, or typed in by
 //! a shift lead. They give the KPIs' OEE its quality term (good ÷ all units) per asset and per
-//! shift.
+//! shift, and, where a count states the ideal cycle time of what was made, its performance
+//! term (ideal cycle × units ÷ run time).
 //!
 //! A count is identified by its asset and start: sending it again (a retry, a correction)
 //! replaces it; one recorded by someone else only a manager replaces. An asset's periods never
@@ -42,6 +43,11 @@ pub(crate) struct NewCount {
     /// Units scrapped or sent to rework.
     #[schema(minimum = 0, maximum = 1000000000000_i64)]
     rejected: u64,
+    /// The ideal cycle time of the units, in seconds per unit (the fastest the asset makes
+    /// that product), when known: gives OEE its performance term.
+    #[serde(default)]
+    #[schema(minimum = 0.001, maximum = 86400)]
+    ideal_cycle_seconds: Option<f64>,
 }
 
 /// `POST /api/v1/assets/{id}/production`'s body.
@@ -95,6 +101,7 @@ pub(crate) async fn record(
             ends_at: c.ends_at,
             good: c.good,
             rejected: c.rejected,
+            ideal_cycle_seconds: c.ideal_cycle_seconds,
             recorded_by: who.username.clone(),
             recorded_at,
         }
@@ -104,7 +111,11 @@ pub(crate) async fn record(
                 DomainError::OutOfRange {
                     what: "good count", ..
                 } => "good",
-                DomainError::OutOfRange { .. } => "rejected",
+                DomainError::OutOfRange {
+                    what: "rejected count",
+                    ..
+                } => "rejected",
+                DomainError::OutOfRange { .. } => "idealCycleSeconds",
                 _ => "endsAt",
             };
             Problem::bad_request(e.to_string()).with_field(at(field), e.to_string())

@@ -4069,6 +4069,14 @@ async fn kpis_measure_performance_from_a_speed_sensor_for_one_asset_and_the_line
     assert_eq!(of("MTR-SPD")["performance"], kpi["performance"], "{line:#}");
     assert_eq!(of("MTR-SPD")["oee"], kpi["oee"], "{line:#}");
     assert!(of("MTR-NOSPD")["performance"].is_null(), "{line:#}");
+    // The line's: the mean over the assets it was measured for.
+    assert_eq!(line["total"]["performance"], kpi["performance"], "{line:#}");
+    assert!(
+        line["total"]["oeeBasis"]
+            .as_str()
+            .is_some_and(|b| b.contains("speed for 1 of 2 assets, the others assumed 1")),
+        "{line:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -4311,4 +4319,125 @@ async fn production_counts_give_oee_its_quality_per_asset_shift_and_line() {
     let (s, _, v) = g.call("POST", &path, &manager, Some(body)).await;
     assert_eq!(s, 200, "{v:#}");
     assert_eq!(listed(press.motor.id).await[1], (Some(71), Some(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_with_an_ideal_cycle_time_give_oee_its_performance_less_downtime() {
+    use mantis_domain::{MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind};
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let operator = Auth::Bearer(g.token_for("olga", "operator").await);
+    let mill = plant(g.store.as_ref(), TenantId::DEFAULT, "MIL-001").await;
+    let day = (chrono::Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let hour = |h: i64| day + chrono::Duration::hours(h);
+    let at = |h: i64| hour(h).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let path = format!("/api/v1/assets/{}/production", mill.motor.id);
+    // Shift A (06–14) makes 96 units at 240 s a unit ideally (120 in 8 h): 0.8. Shift B
+    // (14–22) makes 72, down 16–18 (a failure and its repair): 72 × 240 s in 6 h, 0.8 again.
+    // Shift C (22–06) is counted without an ideal cycle time: no performance measured.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &path,
+            &operator,
+            Some(json!({"counts": [
+                {"startsAt": at(6), "endsAt": at(14), "good": 90, "rejected": 6, "idealCycleSeconds": 240},
+                {"startsAt": at(14), "endsAt": at(22), "good": 72, "rejected": 0, "idealCycleSeconds": 240.0},
+                {"startsAt": at(22), "endsAt": at(30), "good": 100, "rejected": 0, "idealCycleSeconds": null},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    assert_eq!(v["counts"][0]["idealCycleSeconds"], 240.0, "{v:#}");
+    assert!(v["counts"][2]["idealCycleSeconds"].is_null(), "{v:#}");
+    for (kind, h) in [
+        (MaintenanceEventKind::Failure, 16),
+        (MaintenanceEventKind::Repair, 18),
+    ] {
+        g.store
+            .insert_maintenance_event(&MaintenanceEvent {
+                id: MaintenanceEventId::new_random(),
+                asset_id: mill.motor.id,
+                kind,
+                occurred_at: hour(h),
+                work_order_id: None,
+                note: String::new(),
+            })
+            .await
+            .expect("event");
+    }
+    // An ideal cycle time outside 1 ms to a day a unit: 400 naming it.
+    for cycle in [json!(0), json!(-5), json!(86_401), json!("fast")] {
+        let body = json!({"counts": [{"startsAt": at(40), "endsAt": at(41), "good": 1, "rejected": 0, "idealCycleSeconds": cycle}]});
+        let (s, _, v) = g.call("POST", &path, &operator, Some(body)).await;
+        assert_problem(s, &v, 400);
+        if cycle.is_number() {
+            assert_eq!(
+                v["errors"][0]["pointer"], "/counts/0/idealCycleSeconds",
+                "{cycle} → {v:#}"
+            );
+        }
+    }
+    let (s, _, listed) = g
+        .call(
+            "GET",
+            &format!("{path}?from={}&to={}", at(0), at(48)),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{listed:#}");
+    assert_eq!(
+        listed.as_array().map(|a| a
+            .iter()
+            .map(|c| c["idealCycleSeconds"].as_f64())
+            .collect::<Vec<_>>()),
+        Some(vec![None, Some(240.0), Some(240.0)])
+    );
+
+    let close = |v: &Value, expected: f64| v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9);
+    let shift = |k: &Value, name: &str| {
+        k["shifts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["shift"] == name).cloned())
+            .unwrap_or_else(|| panic!("shift {name} in {k:#}"))
+    };
+    for scope in [format!("assetId={}", mill.motor.id), "line=Line%201".into()] {
+        let (s, _, report) = g
+            .call(
+                "GET",
+                &format!("/api/v1/kpis?{scope}&from={}&to={}", at(0), at(24)),
+                &manager,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{report:#}");
+        let kpi = asset_kpi(&report, "MIL-001");
+        // The day: 168 units × 240 s ideally in the 16 h counted less 2 h down.
+        assert!(close(&kpi["performance"], 0.8), "{kpi:#}");
+        assert!(close(&kpi["availability"], 22.0 / 24.0), "{kpi:#}");
+        // A quarter of the count over midnight (2 of its 8 h) lies in the day.
+        let quality = 187.0 / 193.0;
+        assert!(close(&kpi["quality"], quality), "{kpi:#}");
+        assert!(close(&kpi["oee"], 22.0 / 24.0 * 0.8 * quality), "{kpi:#}");
+        assert!(
+            kpi["oeeBasis"]
+                .as_str()
+                .is_some_and(|b| b.contains("performance (ideal cycle × units ÷ run time)")),
+            "{kpi:#}"
+        );
+        let a = shift(&kpi, "A");
+        assert!(close(&a["performance"], 0.8), "{a:#}");
+        assert!(close(&a["oee"], 0.8 * 90.0 / 96.0), "{a:#}");
+        let b = shift(&kpi, "B");
+        assert!(close(&b["availability"], 0.75), "{b:#}");
+        assert!(close(&b["performance"], 0.8), "{b:#}");
+        assert!(close(&b["oee"], 0.75 * 0.8), "{b:#}");
+        let c = shift(&kpi, "C");
+        assert!(c["performance"].is_null(), "{c:#}");
+        assert!(close(&c["oee"], 1.0), "{c:#}");
+    }
 }

@@ -474,15 +474,19 @@ pub async fn seed_stores(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
-/// Units an hour each demo machine's line makes.
+/// Units an hour each demo machine's line makes at most (a worn one fewer).
 const UNITS_PER_HOUR: u64 = 120;
+
+/// The demo line's ideal cycle time: 27 s a unit, 133⅓ units an hour at full speed.
+const IDEAL_CYCLE_SECONDS: f64 = 27.0;
 
 /// Hours of production counts recorded at the start: the KPI page's default week.
 const COUNTED_HOURS: i64 = 7 * 24;
 
 /// The demo's production counts of `machine` for the hour starting `hour` (hours since the
 /// epoch): about [`UNITS_PER_HOUR`], of which 2 % rejected by a healthy machine and 6 % by one
-/// that wears (worn bearings and drives make worse parts). Derived from the machine and the
+/// that wears (worn bearings and drives make worse parts, and the line runs it slower), at the
+/// line's [`IDEAL_CYCLE_SECONDS`]. Derived from the machine and the
 /// hour alone, so a restarted demo records the same figures again (replaced, not added).
 fn hour_of_production(
     machine: &SimulatedMachine,
@@ -492,7 +496,12 @@ fn hour_of_production(
     let starts_at = chrono::DateTime::from_timestamp(hour.checked_mul(3600)?, 0)?;
     let seed = (hour as u64) ^ ((index as u64) << 48) ^ 0x6d61_6e74_6973;
     let mut rng = StdRng::seed_from_u64(seed);
-    let made = UNITS_PER_HOUR - rng.random_range(0..=UNITS_PER_HOUR / 10);
+    let slowed = if machine.degrades() {
+        UNITS_PER_HOUR / 10
+    } else {
+        0
+    };
+    let made = UNITS_PER_HOUR - slowed - rng.random_range(0..=UNITS_PER_HOUR / 10);
     let reject_rate = if machine.degrades() { 0.06 } else { 0.02 };
     let rejected = ((made as f64) * reject_rate * rng.random_range(0.5..1.5)).round() as u64;
     Some(ProductionCount {
@@ -501,6 +510,7 @@ fn hour_of_production(
         ends_at: starts_at + chrono::Duration::hours(1),
         good: made.saturating_sub(rejected),
         rejected,
+        ideal_cycle_seconds: Some(IDEAL_CYCLE_SECONDS),
         recorded_by: "demo line counter".to_owned(),
         recorded_at: starts_at + chrono::Duration::hours(1),
     })

@@ -281,26 +281,32 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         "{plant:#}"
     );
 
-    // The line counters' week of production gives OEE a measured quality: a wearing machine
-    // rejects more than a healthy one.
+    // The line counters' week of production gives OEE a measured quality and performance: a
+    // wearing machine rejects more than a healthy one, and runs slower.
     let kpis = get(&http, &format!("{gateway}/api/v1/kpis"))
         .await
         .expect("KPIs");
-    let quality = |code: &str| {
+    let term = |code: &str, name: &str| {
         kpis["assets"]
             .as_array()
             .and_then(|a| a.iter().find(|k| k["assetCode"] == code))
-            .and_then(|k| k["quality"].as_f64())
-            .unwrap_or_else(|| panic!("{code}'s quality in {kpis:#}"))
+            .and_then(|k| k[name].as_f64())
+            .unwrap_or_else(|| panic!("{code}'s {name} in {kpis:#}"))
     };
+    let quality = |code: &str| term(code, "quality");
     assert!(
         quality("MTR-001") < quality("MTR-002") && quality("MTR-001") > 0.9,
+        "{kpis:#}"
+    );
+    let performance = |code: &str| term(code, "performance");
+    assert!(
+        performance("MTR-001") < performance("MTR-002") && performance("MTR-001") > 0.5,
         "{kpis:#}"
     );
     assert!(
         kpis["total"]["oeeBasis"]
             .as_str()
-            .is_some_and(|b| b.contains("good ÷ all units")),
+            .is_some_and(|b| b.contains("good ÷ all units") && b.contains("ideal cycle")),
         "{kpis:#}"
     );
 

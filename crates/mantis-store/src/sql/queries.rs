@@ -629,21 +629,23 @@ pub(crate) const PRODUCTION_OVERLAP: &str = concat!(
 pub(crate) const PRODUCTION_RECORDED_BY: &str =
     "SELECT recorded_by FROM production_counts WHERE asset_id = $1 AND starts_at = $2";
 
-/// `$1` asset, `$2` tenant, `$3` start, `$4` end, `$5` good, `$6` rejected, `$7` by, `$8` at.
+/// `$1` asset, `$2` tenant, `$3` start, `$4` end, `$5` good, `$6` rejected, `$7` by, `$8` at,
+/// `$9` ideal cycle time or NULL.
 pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
-     (asset_id, tenant_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     (asset_id, tenant_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at, \
+     ideal_cycle_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (asset_id, starts_at) DO UPDATE SET ends_at = excluded.ends_at, \
      good = excluded.good, rejected = excluded.rejected, recorded_by = excluded.recorded_by, \
-     recorded_at = excluded.recorded_at";
+     recorded_at = excluded.recorded_at, ideal_cycle_seconds = excluded.ideal_cycle_seconds";
 
 /// `$1` asset, `$2` from, `$3` to, `$4` limit: the counts overlapping `[$2, $3)`, newest first:
 /// those starting within it, and the last one before it if it reaches into it.
 pub(crate) const LIST_PRODUCTION: &str = concat!(
-    "SELECT asset_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at \
-     FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3 \
-     UNION ALL SELECT asset_id, starts_at, ends_at, good, rejected, recorded_by, recorded_at \
-     FROM production_counts WHERE asset_id = $1 AND ends_at > $2 AND starts_at = ",
+    "SELECT asset_id, starts_at, ends_at, good, rejected, ideal_cycle_seconds, recorded_by, \
+     recorded_at FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3 \
+     UNION ALL SELECT asset_id, starts_at, ends_at, good, rejected, ideal_cycle_seconds, \
+     recorded_by, recorded_at FROM production_counts \
+     WHERE asset_id = $1 AND ends_at > $2 AND starts_at = ",
     "(SELECT MAX(q.starts_at) FROM production_counts q WHERE q.asset_id = $1 AND q.starts_at < $2)",
     " ORDER BY starts_at DESC LIMIT $4"
 );
@@ -668,12 +670,18 @@ pub(crate) fn production_scope(one_asset: bool) -> &'static str {
 
 /// `$1`, `$2` the tenant and asset ([`production_scope`]), then a VALUES list `(start, end, group)`
 /// of periods: per asset and group, the sums of the counts lying within a period of the group
-/// (found by their start: an index range). The counts crossing a period's end are read by
-/// [`production_across_sql`] instead.
-pub(crate) fn production_within_sql(one_asset: bool, periods: &str) -> String {
+/// (found by their start: an index range): units, and of the counts stating an ideal cycle
+/// time, their ideal time and their length in seconds (`seconds`: the dialect's length of
+/// count `p`, [`COUNT_SECONDS_POSTGRES`] or [`COUNT_SECONDS_SQLITE`]). The counts crossing a
+/// period's end are read by [`production_across_sql`] instead.
+pub(crate) fn production_within_sql(one_asset: bool, seconds: &str, periods: &str) -> String {
     format!(
         "SELECT p.asset_id, i.column3 AS grp, CAST(SUM(p.good) AS BIGINT) AS good, \
-         CAST(SUM(p.rejected) AS BIGINT) AS rejected \
+         CAST(SUM(p.rejected) AS BIGINT) AS rejected, \
+         CAST(COALESCE(SUM(p.ideal_cycle_seconds * (p.good + p.rejected)), 0) \
+         AS DOUBLE PRECISION) AS ideal, \
+         CAST(COALESCE(SUM(CASE WHEN p.ideal_cycle_seconds IS NOT NULL THEN {seconds} END), 0) \
+         AS DOUBLE PRECISION) AS timed \
          FROM (VALUES {periods}) AS i CROSS JOIN production_counts p \
          WHERE {} AND p.starts_at >= i.column1 AND p.starts_at < i.column2 \
          AND p.ends_at <= i.column2 GROUP BY p.asset_id, i.column3",
@@ -681,13 +689,20 @@ pub(crate) fn production_within_sql(one_asset: bool, periods: &str) -> String {
     )
 }
 
+/// A production count's (`p`) length in seconds, in PostgreSQL (`timestamptz` columns).
+pub(crate) const COUNT_SECONDS_POSTGRES: &str = "EXTRACT(EPOCH FROM p.ends_at - p.starts_at)";
+
+/// A production count's (`p`) length in seconds, in SQLite (Unix millisecond columns).
+pub(crate) const COUNT_SECONDS_SQLITE: &str = "(p.ends_at - p.starts_at) / 1000.0";
+
 /// `$1`, `$2` the tenant and an asset or NULL, `$3` the first period's start: per asset (of
 /// the tenant, or the one), its last count starting before `$3` if it reaches past it (one
 /// index probe per asset, however long its history).
 pub(crate) fn production_before_sql(one_asset: bool) -> String {
     format!(
-        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.recorded_by, \
-         p.recorded_at FROM assets a JOIN production_counts p ON p.asset_id = a.id \
+        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
+         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+         FROM assets a JOIN production_counts p ON p.asset_id = a.id \
          WHERE {} AND p.ends_at > $3 AND p.starts_at = (SELECT MAX(q.starts_at) \
          FROM production_counts q WHERE q.asset_id = a.id AND q.starts_at < $3)",
         if one_asset {
@@ -703,8 +718,9 @@ pub(crate) fn production_before_sql(one_asset: bool) -> String {
 /// period, as an asset's counts do not overlap; found by their start: an index range).
 pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
     format!(
-        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.recorded_by, \
-         p.recorded_at FROM (VALUES {periods}) AS x CROSS JOIN production_counts p \
+        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
+         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+         FROM (VALUES {periods}) AS x CROSS JOIN production_counts p \
          WHERE {} AND p.starts_at >= x.column1 AND p.starts_at < x.column2 \
          AND p.ends_at > x.column2",
         production_scope(one_asset)

@@ -598,6 +598,7 @@ pub(crate) struct ProductionRow {
     ends_at: DbTime,
     good: i64,
     rejected: i64,
+    ideal_cycle_seconds: Option<f64>,
     recorded_by: String,
     recorded_at: DbTime,
 }
@@ -615,6 +616,7 @@ impl TryFrom<ProductionRow> for ProductionCount {
             ends_at: r.ends_at.0,
             good: units("good", r.good)?,
             rejected: units("rejected", r.rejected)?,
+            ideal_cycle_seconds: r.ideal_cycle_seconds,
             recorded_by: r.recorded_by,
             recorded_at: r.recorded_at.0,
         })
