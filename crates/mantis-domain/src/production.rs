@@ -158,10 +158,11 @@ impl ProductionTotals {
     /// Performance over the counts stating an ideal cycle time: their ideal time ÷ their run
     /// time, the time they last less `down_seconds` (the asset's downtime within them), at
     /// most 1 (an ideal cycle beaten is one set too slow). None without such counts, or when
-    /// the asset was down all their time.
+    /// the asset was down all their time (less than a millisecond, the resolution of the
+    /// times, left: the two sums are of floating-point seconds).
     pub fn performance(&self, down_seconds: f64) -> Option<f64> {
         let run = self.timed_seconds - down_seconds.max(0.0);
-        (run > 0.0).then(|| (self.ideal_seconds / run).clamp(0.0, 1.0))
+        (run >= 0.001).then(|| (self.ideal_seconds / run).clamp(0.0, 1.0))
     }
 }
 
@@ -253,7 +254,7 @@ mod tests {
 
     #[test]
     fn performance_is_the_ideal_time_of_the_units_over_the_time_run() {
-        // 8 h at 300 s a unit ideally: 96 units; 72 made (48 of them in the first 4 h).
+        // 8 h at 300 s a unit ideally: 96 units; 72 made.
         let mut c = count(0, 8, 70, 2);
         c.ideal_cycle_seconds = Some(300.0);
         let all = c.within(t(0), t(8));
@@ -266,6 +267,7 @@ mod tests {
         assert_eq!(all.performance(2.0 * 3600.0), Some(1.0));
         assert_eq!(all.performance(96.0 * 60.0), Some(0.9375));
         assert_eq!(all.performance(8.0 * 3600.0), None);
+        assert_eq!(all.performance(8.0 * 3600.0 - 1e-9), None);
         // Shared out by time like the units, and summed.
         let mut halves = c.within(t(0), t(4));
         assert_eq!(halves.timed_seconds, 4.0 * 3600.0);

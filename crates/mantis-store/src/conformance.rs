@@ -9,7 +9,8 @@
 
 use crate::{
     AlertFilter, AlertState, Error, Expired, KeepStored, Lease, LifeEnds, Part, PlannedSlot,
-    ProductionPeriod, Retention, Store, UserChanges, WorkOrderChanges, WorkOrderFilter,
+    ProductionPeriod, ProductionSpan, Retention, Store, UserChanges, WorkOrderChanges,
+    WorkOrderFilter,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
@@ -4243,6 +4244,49 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
             "{good} / {rejected}"
         );
     }
+    // The counts overlapping spans of an asset's time (e.g. its downtimes): the one reaching
+    // into a span from before it, those starting within it; none of another tenant's.
+    let span = |asset: &Asset, from: Timestamp, to: Timestamp| ProductionSpan {
+        asset_id: asset.id,
+        from,
+        to,
+    };
+    let spans = [
+        span(&motor, hours(1), hours(3)),
+        span(&motor, hours(6), hours(10)),
+        span(&pump, hours(21), hours(40)),
+        span(&theirs, hours(0), hours(6)),
+    ];
+    let mut found: Vec<(usize, AssetId, Timestamp, Option<f64>)> = store
+        .production_overlapping(tenant, &spans)
+        .await
+        .expect("overlapping")
+        .into_iter()
+        .map(|(i, c)| (i, c.asset_id, c.starts_at, c.ideal_cycle_seconds))
+        .collect();
+    found.sort_by_key(|(i, _, at, _)| (*i, *at));
+    assert_eq!(
+        found,
+        [
+            (0, motor.id, hours(-2), Some(60.0)),
+            (0, motor.id, hours(2), Some(30.0)),
+            (2, pump.id, hours(0), None),
+        ]
+    );
+    assert!(matches!(
+        store
+            .production_overlapping(tenant, &[span(&motor, hours(3), hours(3))])
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(
+        store
+            .production_overlapping(tenant, &[])
+            .await
+            .expect("no spans")
+            .is_empty()
+    );
+
     let (ideal, run) = timed(
         (0..22 * 60)
             .map(|m| {

@@ -717,6 +717,15 @@ pub trait Store: Send + Sync + 'static {
         asset: Option<AssetId>,
         periods: &[ProductionPeriod],
     ) -> Result<Vec<GroupProduction>>;
+    /// The counts of each span's asset (of `tenant`) that overlap the span, as (index of the
+    /// span in `spans`, count), in no particular order: index probes per span however long the
+    /// asset's history (e.g. the counts within an asset's downtimes, for the KPIs'
+    /// performance), one statement for hundreds of spans. [`Error::Invalid`] for an empty span.
+    async fn production_overlapping(
+        &self,
+        tenant: TenantId,
+        spans: &[ProductionSpan],
+    ) -> Result<Vec<(usize, ProductionCount)>>;
 
     // --- access ----------------------------------------------------------------------------
 
@@ -866,6 +875,17 @@ pub struct ProductionPeriod {
     pub to: Timestamp,
     /// The group (e.g. the shift whose instance it is).
     pub group: usize,
+}
+
+/// A stretch of one asset's time asked of [`Store::production_overlapping`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductionSpan {
+    /// The asset.
+    pub asset_id: AssetId,
+    /// Its start.
+    pub from: Timestamp,
+    /// Its end.
+    pub to: Timestamp,
 }
 
 /// Units an asset made within one group of the periods asked of [`Store::production_totals`].

@@ -12,8 +12,9 @@ mod rows;
 
 use crate::{
     AlertFilter, AlertRecord, AlertState, Error, Expired, GroupProduction, KeepStored, Lease,
-    LifeEnds, OpenWork, OpenedWorkOrder, ProductionPeriod, ReadingBucket, Result, Retention, Store,
-    UserChanges, WindowSummary, WorkOrderChanges, WorkOrderFilter, WorkOrderRecord,
+    LifeEnds, OpenWork, OpenedWorkOrder, ProductionPeriod, ProductionSpan, ReadingBucket, Result,
+    Retention, Store, UserChanges, WindowSummary, WorkOrderChanges, WorkOrderFilter,
+    WorkOrderRecord,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -28,8 +29,8 @@ use mantis_domain::{
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
     BucketRow, FeatureRow, MaintenanceEventRow, ProductionRow, ReadingRow, RulRow, SensorRow,
-    SparePartRow, StockMovementRow, TechnicianRow, TimeOffRow, UserRow, WindowSummaryRow,
-    WorkOrderRecordRow, WorkOrderRow, convert_all,
+    SpanProductionRow, SparePartRow, StockMovementRow, TechnicianRow, TimeOffRow, UserRow,
+    WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -270,8 +271,9 @@ fn sql_limit(n: u32) -> i64 {
     i64::from(n)
 }
 
-/// Rows of a statement's own list: periods of [`Store::production_totals`] (at most 3
-/// parameters each), sensors of [`Store::mean_readings`]; far below both databases' limits.
+/// Rows of a statement's own list: periods of [`Store::production_totals`] and spans of
+/// [`Store::production_overlapping`] (at most 4 parameters each), sensors of
+/// [`Store::mean_readings`]; far below both databases' limits.
 const VALUES_PER_STATEMENT: usize = 500;
 
 /// `rows` VALUES rows of `columns` placeholders each, numbered from `$first`:
@@ -333,6 +335,7 @@ where
     for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TimeOffRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ProductionRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> SpanProductionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, Option<f64>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (String,): FromRow<'r, <B::Db as Database>::Row>,
@@ -1633,6 +1636,39 @@ where
                 units,
             })
             .collect())
+    }
+
+    async fn production_overlapping(
+        &self,
+        tenant: TenantId,
+        spans: &[ProductionSpan],
+    ) -> Result<Vec<(usize, ProductionCount)>> {
+        if let Some(s) = spans.iter().find(|s| s.from >= s.to) {
+            return Err(Error::Invalid(format!(
+                "empty span {}",
+                period(s.from, s.to)
+            )));
+        }
+        let mut found = Vec::new();
+        for (c, chunk) in spans.chunks(VALUES_PER_STATEMENT).enumerate() {
+            let sql = queries::production_overlapping_sql(&placeholders(chunk.len(), 4, 2));
+            let mut query =
+                sqlx::query_as::<_, SpanProductionRow>(AssertSqlSafe(sql)).bind(DbId::from(tenant));
+            for (i, s) in chunk.iter().enumerate() {
+                let index = i64::try_from(c * VALUES_PER_STATEMENT + i).unwrap_or(i64::MAX);
+                query = query
+                    .bind(DbId::from(s.asset_id))
+                    .bind(DbTime(s.from))
+                    .bind(DbTime(s.to))
+                    .bind(index);
+            }
+            for row in query.fetch_all(self.sql_pool()).await.map_err(db_error)? {
+                let span = usize::try_from(row.span)
+                    .map_err(|_| Error::Corrupt(format!("production span {}", row.span)))?;
+                found.push((span, ProductionCount::try_from(row.count)?));
+            }
+        }
+        Ok(found)
     }
 
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {

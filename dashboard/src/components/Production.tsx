@@ -47,7 +47,7 @@ export function Production({ assetId }: { assetId: string }) {
   const [cycleTyped, setCycleTyped] = useState(false);
   const newestCycle = counts.data?.[0]?.idealCycleSeconds;
   useEffect(() => {
-    if (!cycleTyped && newestCycle != null) setForm((f) => ({ ...f, cycle: String(newestCycle) }));
+    if (!cycleTyped) setForm((f) => ({ ...f, cycle: newestCycle == null ? '' : String(newestCycle) }));
   }, [cycleTyped, newestCycle]);
   const [error, setError] = useState<ApiError | string | null>(null);
   const [busy, setBusy] = useState(false);

@@ -114,7 +114,15 @@ export function KpiPage() {
           <div className="kpi-cards" data-testid="kpi-total">
             <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
             <KpiCard label="OEE" value={formatPercent(report.total.oee)} title={report.total.oeeBasis} />
-            <KpiCard label="Performance" value={formatPercent(report.total.performance)} title={report.total.oeeBasis} />
+            <KpiCard
+              label="Performance"
+              value={formatPercent(report.total.performance)}
+              title={
+                report.total.performance == null
+                  ? PERFORMANCE_ASSUMED
+                  : 'The mean over the assets whose performance was measured (ideal cycle time in the production counts, or a speed sensor)'
+              }
+            />
             <KpiCard label="Quality" value={formatPercent(report.total.quality)} title={unitsTitle(report.total)} />
             <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
             <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />

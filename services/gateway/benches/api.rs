@@ -1,15 +1,17 @@
 //! Gateway figures on the embedded infrastructure (SQLite, release build): the server-side
 //! downsampling of a long reading history, the plant overview of a hundred and of a thousand
 //! machines (each with a history of scored windows, RUL predictions and readings), the KPIs of
-//! a hundred machines with hourly production counts, a login (argon2id) and the WebSocket
+//! a hundred machines with hourly production counts (at an ideal cycle time) and a failure every
+//! ten days, a login (argon2id) and the WebSocket
 //! fan-out. Prints medians; asserts nothing.
 //!
 //! `cargo bench -p mantis-gateway --bench api`
 
 use mantis_bus::embedded::EmbeddedBus;
 use mantis_domain::{
-    Asset, AssetId, Criticality, ProductionCount, Quality, Reading, Role, Sensor, SensorId,
-    SensorType, SourceProtocol, TenantId,
+    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    ProductionCount, Quality, Reading, Role, Sensor, SensorId, SensorType, SourceProtocol,
+    TenantId,
 };
 use mantis_gateway::{AuthConfig, Config, StaticApiKey};
 use mantis_runtime::Infra;
@@ -227,7 +229,7 @@ async fn main() {
         );
     }
     // KPIs of the hundred machines with hourly production counts for 90 days (216 000 counts):
-    // the quality term per machine and shift, summed by the database.
+    // the quality and performance terms per machine and shift, summed by the database.
     let started = Instant::now();
     let hour0 = to.timestamp().div_euclid(3600) - 90 * 24;
     let machines: Vec<AssetId> = {
@@ -260,6 +262,36 @@ async fn main() {
                 .record_production(*asset, &counts, true)
                 .await
                 .expect("counts");
+        }
+    }
+    // Each machine down 4 h every ten days (on a day of its own): nine failures in the 90 days,
+    // so the KPIs also sum each machine's counts within its downtime (performance's run time).
+    for (i, asset) in machines.iter().enumerate() {
+        for k in 0..9 {
+            let failed = chrono::DateTime::from_timestamp(
+                (hour0 + (k * 10 + i as i64 % 10) * 24 + 5) * 3600,
+                0,
+            )
+            .expect("an instant");
+            for (kind, at) in [
+                (MaintenanceEventKind::Failure, failed),
+                (
+                    MaintenanceEventKind::Repair,
+                    failed + chrono::Duration::hours(4),
+                ),
+            ] {
+                store
+                    .insert_maintenance_event(&MaintenanceEvent {
+                        id: MaintenanceEventId::new_random(),
+                        asset_id: *asset,
+                        kind,
+                        occurred_at: at,
+                        work_order_id: None,
+                        note: String::new(),
+                    })
+                    .await
+                    .expect("event");
+            }
         }
     }
     println!(
@@ -309,8 +341,8 @@ async fn main() {
             size = n;
         }
         println!(
-            "KPIs of {} machines over {label} (3 shifts a day, quality from hourly counts): \
-             {:.1} ms median ({size} bytes)",
+            "KPIs of {} machines over {label} (3 shifts a day, quality and performance from \
+             hourly counts, failures every ten days): {:.1} ms median ({size} bytes)",
             machines.len(),
             median(times).as_secs_f64() * 1000.0
         );

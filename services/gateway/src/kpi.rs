@@ -7,11 +7,13 @@
 //!   repaired failures (no failure: MTBF and MTTR are null).
 //! - OEE = availability × performance × quality. Performance is ideal cycle × units ÷ run time
 //!   over the production counts stating an ideal cycle time (run time: the time they last less
-//!   the asset's downtime within them; per shift, of the shift's hours), else the mean speed over the rated speed (a
-//!   SPEED sensor's `maxValue`) when the asset has a speed sensor, else 1; quality is good ÷
-//!   all units of the production counts recorded for the period (per shift: those of the
-//!   shift; a count over a shift's edge shared out by time), else 1. `oeeBasis` says which
-//!   terms were measured. A group's quality weighs its assets by the units they made.
+//!   the asset's downtime within them; per shift, of the shift's hours), else the mean speed
+//!   over the rated speed (a SPEED sensor's `maxValue`) when the asset has a speed sensor,
+//!   else 1; quality is good ÷ all units of the production counts recorded for the period
+//!   (per shift: those of the shift; a count over a shift's edge shared out by time), else 1.
+//!   `oeeBasis` says which terms were measured. A group's performance is the mean over the
+//!   assets it was measured for, its quality weighs its assets by the units they made, its
+//!   availability and OEE are the means over its assets.
 
 use crate::api::{
     ApiResult, ApiState, Params, list_response, parse_id, tenant_asset, tenant_assets, time_range,
@@ -24,11 +26,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use mantis_domain::{
-    Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, ProductionTotals, Sensor, SensorId,
-    SensorType,
+    Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, ProductionCount, ProductionTotals,
+    Sensor, SensorId, SensorType,
 };
 use mantis_runtime::Problem;
-use mantis_store::{ProductionPeriod, Store};
+use mantis_store::{ProductionPeriod, ProductionSpan, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -223,44 +225,40 @@ fn downtimes(events: &[MaintenanceEvent], from: DateTime<Utc>, to: DateTime<Utc>
     (intervals, failures, repaired, repaired_count)
 }
 
-/// `periods` (following one another) split at the edges of an asset's downtime `down` (in
-/// order, not overlapping): each piece of a period of group `g` in group `2g + 1` when the
-/// asset was down then, `2g` when not.
-fn split_at_downtime(
+/// Per asset and group of `periods` (shift instances, following one another; `groups` of
+/// them), the seconds of its downtime within its counts stating an ideal cycle time: the
+/// overlap of each downtime span (`spans`) with each such count found overlapping it
+/// (`found`: index of the span, count), cut at the periods' edges.
+fn downtime_within_counts(
     periods: &[ProductionPeriod],
-    down: &[(DateTime<Utc>, DateTime<Utc>)],
-) -> Vec<ProductionPeriod> {
-    let mut pieces = Vec::with_capacity(periods.len() + 2 * down.len());
-    for p in periods {
-        let mut at = p.from;
-        for (b, e) in down {
-            let (b, e) = ((*b).max(at), (*e).min(p.to));
-            if b >= e {
-                continue;
-            }
-            if at < b {
-                pieces.push(ProductionPeriod {
-                    from: at,
-                    to: b,
-                    group: 2 * p.group,
-                });
-            }
-            pieces.push(ProductionPeriod {
-                from: b,
-                to: e,
-                group: 2 * p.group + 1,
-            });
-            at = e;
+    groups: usize,
+    spans: &[ProductionSpan],
+    found: &[(usize, ProductionCount)],
+) -> HashMap<AssetId, Vec<f64>> {
+    let mut down: HashMap<AssetId, Vec<f64>> = HashMap::new();
+    for (i, count) in found {
+        let Some(span) = spans.get(*i) else { continue };
+        if count.ideal_cycle_seconds.is_none() || count.asset_id != span.asset_id {
+            continue;
         }
-        if at < p.to {
-            pieces.push(ProductionPeriod {
-                from: at,
-                to: p.to,
-                group: 2 * p.group,
-            });
+        let (b, e) = (span.from.max(count.starts_at), span.to.min(count.ends_at));
+        if b >= e {
+            continue;
+        }
+        let per_group = down
+            .entry(span.asset_id)
+            .or_insert_with(|| vec![0.0; groups]);
+        let first = periods.partition_point(|p| p.to <= b);
+        for p in periods[first..].iter().take_while(|p| p.from < e) {
+            let (pb, pe) = (p.from.max(b), p.to.min(e));
+            if pb < pe
+                && let Some(slot) = per_group.get_mut(p.group)
+            {
+                *slot += (pe - pb).num_milliseconds() as f64 / 1000.0;
+            }
         }
     }
-    pieces
+    down
 }
 
 fn overlap(
@@ -646,36 +644,34 @@ pub(crate) async fn kpis(
         }
     }
     // The downtime within the counts stating an ideal cycle time (performance's run time is
-    // their time less it), per shift: the asset's counts summed again over the periods split
-    // at its downtime's edges (odd groups: down), for those assets down in the period.
-    let mut down_timed: HashMap<AssetId, Vec<f64>> = HashMap::new();
+    // their time less it), per shift: the counts overlapping the downtimes of the assets that
+    // have such counts, read in one statement (per few hundred downtimes).
+    let mut spans = Vec::new();
     for asset in &assets {
         let timed = made
             .get(&asset.id)
             .is_some_and(|m| m.iter().any(|t| t.timed_seconds > 0.0));
-        let (intervals, ..) = downtimes(
-            events.get(&asset.id).map_or(&[][..], Vec::as_slice),
-            from,
-            to,
-        );
-        if !timed || intervals.is_empty() {
-            continue;
+        if timed {
+            let (intervals, ..) = downtimes(
+                events.get(&asset.id).map_or(&[][..], Vec::as_slice),
+                from,
+                to,
+            );
+            spans.extend(intervals.into_iter().map(|(from, to)| ProductionSpan {
+                asset_id: asset.id,
+                from,
+                to,
+            }));
         }
-        let split = split_at_downtime(&periods, &intervals);
-        let mut per_group = vec![0.0; shifts.len().max(1)];
-        for p in s
-            .store
-            .production_totals(who.tenant_id, Some(asset.id), &split)
-            .await?
-        {
-            if p.group % 2 == 1
-                && let Some(slot) = per_group.get_mut(p.group / 2)
-            {
-                *slot += p.units.timed_seconds;
-            }
-        }
-        down_timed.insert(asset.id, per_group);
     }
+    let found = if spans.is_empty() {
+        Vec::new()
+    } else {
+        s.store
+            .production_overlapping(who.tenant_id, &spans)
+            .await?
+    };
+    let down_timed = downtime_within_counts(&periods, shifts.len().max(1), &spans, &found);
     // The speed sensors of the assets in scope (a line's, not the whole tenant's).
     let in_scope: std::collections::HashSet<AssetId> = assets.iter().map(|a| a.id).collect();
     sensors.retain(|asset, _| in_scope.contains(asset));
@@ -757,32 +753,55 @@ mod tests {
     }
 
     #[test]
-    fn periods_are_split_at_the_downtime_edges_down_pieces_in_odd_groups() {
+    fn downtime_within_timed_counts_is_cut_at_the_shift_edges() {
         let period = |from: i64, to: i64, group: usize| ProductionPeriod {
             from: t(from),
             to: t(to),
             group,
         };
-        let shifts = [period(0, 8, 0), period(8, 16, 1), period(16, 24, 2)];
-        let split = split_at_downtime(&shifts, &[(t(2), t(3)), (t(7), t(10)), (t(23), t(24))]);
-        assert_eq!(
-            split,
-            [
-                period(0, 2, 0),
-                period(2, 3, 1),
-                period(3, 7, 0),
-                period(7, 8, 1),
-                period(8, 10, 3),
-                period(10, 16, 2),
-                period(16, 23, 4),
-                period(23, 24, 5),
-            ]
-        );
-        // Not down: the same periods, in the even groups.
-        assert_eq!(
-            split_at_downtime(&shifts, &[]),
-            [period(0, 8, 0), period(8, 16, 2), period(16, 24, 4)]
-        );
+        // Shifts 0–8, 8–16, 16–24 (groups 0, 1, 2) and 24–32 (group 0 again).
+        let periods = [
+            period(0, 8, 0),
+            period(8, 16, 1),
+            period(16, 24, 2),
+            period(24, 32, 0),
+        ];
+        let (a, b) = (AssetId::new_random(), AssetId::new_random());
+        let span = |asset_id: AssetId, from: i64, to: i64| ProductionSpan {
+            asset_id,
+            from: t(from),
+            to: t(to),
+        };
+        // Asset a: down 6–10 and 20–26; asset b: down 2–4.
+        let spans = [span(a, 6, 10), span(a, 20, 26), span(b, 2, 4)];
+        let count = |asset_id: AssetId, from: i64, to: i64, cycle: Option<f64>| ProductionCount {
+            asset_id,
+            starts_at: t(from),
+            ends_at: t(to),
+            good: 10,
+            rejected: 0,
+            ideal_cycle_seconds: cycle,
+            recorded_by: "mes".into(),
+            recorded_at: t(to),
+        };
+        let found = [
+            // 4–9 timed: 6–8 in shift 0, 8–9 in shift 1.
+            (0, count(a, 4, 9, Some(30.0))),
+            // 9–12 not timed: not run time of performance.
+            (0, count(a, 9, 12, None)),
+            // 19–30 timed: 20–24 in shift 2, 24–26 in shift 0 (its second instance).
+            (1, count(a, 19, 30, Some(30.0))),
+            // b's count 0–8 timed: 2–4 in shift 0.
+            (2, count(b, 0, 8, Some(60.0))),
+            // A span index out of range, or a count of another asset: ignored.
+            (7, count(a, 0, 8, Some(30.0))),
+            (2, count(a, 0, 8, Some(30.0))),
+        ];
+        let down = downtime_within_counts(&periods, 3, &spans, &found);
+        let h = 3600.0;
+        assert_eq!(down.get(&a), Some(&vec![4.0 * h, h, 4.0 * h]));
+        assert_eq!(down.get(&b), Some(&vec![2.0 * h, 0.0, 0.0]));
+        assert_eq!(down.len(), 2);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub(crate) struct NewCount {
     #[schema(minimum = 0, maximum = 1000000000000_i64)]
     rejected: u64,
     /// The ideal cycle time of the units, in seconds per unit (the fastest the asset makes
-    /// that product), when known: gives OEE its performance term.
+    /// that product), when known: gives OEE its performance term. A count sent again without
+    /// it replaces one with it (as every other field).
     #[serde(default)]
     #[schema(minimum = 0.001, maximum = 86400)]
     ideal_cycle_seconds: Option<f64>,
@@ -115,7 +116,10 @@ pub(crate) async fn record(
                     what: "rejected count",
                     ..
                 } => "rejected",
-                DomainError::OutOfRange { .. } => "idealCycleSeconds",
+                DomainError::OutOfRange {
+                    what: "ideal cycle time",
+                    ..
+                } => "idealCycleSeconds",
                 _ => "endsAt",
             };
             Problem::bad_request(e.to_string()).with_field(at(field), e.to_string())

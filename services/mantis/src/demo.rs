@@ -548,7 +548,8 @@ async fn record_hours(
 }
 
 /// The demo's line counters: records every machine's production counts per hour for the last
-/// week, then each hour as it ends, until `shutdown` (OEE's quality term on the KPI page).
+/// week, then each hour as it ends, until `shutdown` (OEE's quality and performance terms on
+/// the KPI page).
 pub async fn count_production(
     store: Arc<dyn Store>,
     plant: Vec<SimulatedMachine>,

@@ -727,6 +727,25 @@ pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
     )
 }
 
+/// `$1` the tenant, then a VALUES list `(asset, start, end, span)` of spans: each span's
+/// asset's counts overlapping it, with the span's number: those starting within it (an index
+/// range) and the last one before it if it reaches into it (an index probe).
+pub(crate) fn production_overlapping_sql(spans: &str) -> String {
+    format!(
+        "SELECT x.column4 AS span, p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
+         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+         FROM (VALUES {spans}) AS x CROSS JOIN production_counts p \
+         WHERE p.asset_id = x.column1 AND p.tenant_id = $1 \
+         AND p.starts_at >= x.column2 AND p.starts_at < x.column3 \
+         UNION ALL SELECT x.column4 AS span, p.asset_id, p.starts_at, p.ends_at, p.good, \
+         p.rejected, p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+         FROM (VALUES {spans}) AS x CROSS JOIN production_counts p \
+         WHERE p.asset_id = x.column1 AND p.tenant_id = $1 AND p.ends_at > x.column2 \
+         AND p.starts_at = (SELECT MAX(q.starts_at) FROM production_counts q \
+         WHERE q.asset_id = x.column1 AND q.starts_at < x.column2)"
+    )
+}
+
 /// `$1` tenant, `$2` id.
 pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id = $1 AND id = $2";
 

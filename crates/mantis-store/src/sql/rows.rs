@@ -590,6 +590,14 @@ impl From<TimeOffRow> for TimeOff {
     }
 }
 
+/// A production count and the span it was found for.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SpanProductionRow {
+    pub(crate) span: i64,
+    #[sqlx(flatten)]
+    pub(crate) count: ProductionRow,
+}
+
 /// `production_counts` columns.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ProductionRow {
