@@ -66,6 +66,7 @@ describe('KpiPage', () => {
     expect(screen.getByTestId('kpi-row').textContent).toContain('80.0 %');
     expect(screen.getAllByText('75.0 %').length).toBeGreaterThan(0);
     expect(screen.getAllByTitle(/OEE assumes performance 1/).length).toBeGreaterThan(0);
+    expect(screen.getByTitle(/mean over the assets whose performance was measured/).textContent).toContain('80.0 %');
     const span = (i: number) => {
       const q = mf.calls.filter((c) => c.url.pathname === '/api/v1/kpis')[i].url.searchParams;
       return Date.parse(q.get('to')!) - Date.parse(q.get('from')!);

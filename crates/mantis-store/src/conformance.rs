@@ -4273,6 +4273,28 @@ pub async fn production_totals_sum_each_period_and_share_out_counts_across_edges
             (2, pump.id, hours(0), None),
         ]
     );
+    // More spans than one statement takes: each found by its own index.
+    let many: Vec<ProductionSpan> = (0..1001)
+        .map(|m| {
+            span(
+                &motor,
+                hours(100) + Duration::minutes(m),
+                hours(100) + Duration::minutes(m + 1),
+            )
+        })
+        .chain([span(&motor, hours(10), hours(11))])
+        .collect();
+    let found = store
+        .production_overlapping(tenant, &many)
+        .await
+        .expect("many spans");
+    assert_eq!(
+        found
+            .iter()
+            .map(|(i, c)| (*i, c.starts_at))
+            .collect::<Vec<_>>(),
+        [(1001, hours(10))]
+    );
     assert!(matches!(
         store
             .production_overlapping(tenant, &[span(&motor, hours(3), hours(3))])

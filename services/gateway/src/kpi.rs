@@ -772,8 +772,8 @@ mod tests {
             from: t(from),
             to: t(to),
         };
-        // Asset a: down 6–10 and 20–26; asset b: down 2–4.
-        let spans = [span(a, 6, 10), span(a, 20, 26), span(b, 2, 4)];
+        // Asset a: down 6–10 and 20–26; asset b: down 2–10.
+        let spans = [span(a, 6, 10), span(a, 20, 26), span(b, 2, 10)];
         let count = |asset_id: AssetId, from: i64, to: i64, cycle: Option<f64>| ProductionCount {
             asset_id,
             starts_at: t(from),
@@ -787,20 +787,24 @@ mod tests {
         let found = [
             // 4–9 timed: 6–8 in shift 0, 8–9 in shift 1.
             (0, count(a, 4, 9, Some(30.0))),
-            // 9–12 not timed: not run time of performance.
-            (0, count(a, 9, 12, None)),
-            // 19–30 timed: 20–24 in shift 2, 24–26 in shift 0 (its second instance).
-            (1, count(a, 19, 30, Some(30.0))),
-            // b's count 0–8 timed: 2–4 in shift 0.
+            // 9–21 timed, overlapping both of a's downtimes (found for each): 9–10 in shift
+            // 1, 20–21 in shift 2.
+            (0, count(a, 9, 21, Some(30.0))),
+            (1, count(a, 9, 21, Some(30.0))),
+            // 21–30 timed: 21–24 in shift 2, 24–26 in shift 0 (its second instance).
+            (1, count(a, 21, 30, Some(30.0))),
+            // b's count 0–8 timed: 2–8 in shift 0; its 8–12 without an ideal cycle time is
+            // no run time of performance.
             (2, count(b, 0, 8, Some(60.0))),
+            (2, count(b, 8, 12, None)),
             // A span index out of range, or a count of another asset: ignored.
             (7, count(a, 0, 8, Some(30.0))),
             (2, count(a, 0, 8, Some(30.0))),
         ];
         let down = downtime_within_counts(&periods, 3, &spans, &found);
         let h = 3600.0;
-        assert_eq!(down.get(&a), Some(&vec![4.0 * h, h, 4.0 * h]));
-        assert_eq!(down.get(&b), Some(&vec![2.0 * h, 0.0, 0.0]));
+        assert_eq!(down.get(&a), Some(&vec![4.0 * h, 2.0 * h, 4.0 * h]));
+        assert_eq!(down.get(&b), Some(&vec![6.0 * h, 0.0, 0.0]));
         assert_eq!(down.len(), 2);
     }
 
