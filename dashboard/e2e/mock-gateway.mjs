@@ -55,6 +55,8 @@ const signal = (s, t) => {
 const alerts = [];
 const workOrders = [];
 const events = [];
+/** Production counts per asset id, newest first. */
+const production = {};
 let woSeq = 1;
 
 function makeAlert(asset, severity, kind, message, ago = 0) {
@@ -270,13 +272,31 @@ async function api(req, res, url) {
   if (p === '/api/v1/kpis') {
     const from = q.get('from') ?? iso(now() - 7 * 86400e3);
     const to = q.get('to') ?? iso(now());
-    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, hours: 56, availability: 0.9 + 0.02 * ((seed + i) % 4), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
-    const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, oee: 0.72 + 0.02 * i, shifts: shifts(i) }));
+    const units = (seed) => ({ quality: 0.95 + 0.01 * (seed % 4), goodUnits: 950 + 10 * (seed % 4), rejectedUnits: 50 - 10 * (seed % 4) });
+    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, hours: 56, availability: 0.9 + 0.02 * ((seed + i) % 4), performance: 0.8 + 0.03 * ((seed + i) % 4), ...units(seed + i), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
+    const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, performance: 0.82 + 0.02 * (i % 5), ...units(i), oee: 0.72 + 0.02 * i, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(i) }));
     if (q.get('format') === 'csv' || (req.headers.accept ?? '').includes('text/csv')) {
       res.writeHead(200, { 'Content-Type': 'text/csv' });
       return res.end('assetId,availability,mtbfHours,mttrHours,failures,downtimeHours,oee\n' + per.map((k) => [k.assetId, k.availability, k.mtbfHours, k.mttrHours, k.failures, k.downtimeHours, k.oee].join(',')).join('\n') + '\n');
     }
-    return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, oee: 0.78, shifts: shifts(7) } });
+    return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, performance: 0.85, ...units(7), oee: 0.78, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(7) } });
+  }
+  if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)\/production$/))) {
+    // Production counts, kept per asset (the gateway's checks are not repeated here).
+    const list = (production[m[1]] ??= []);
+    if (req.method === 'POST') {
+      const b = await readBody(req);
+      const stored = (b?.counts ?? []).map((c) => ({ assetId: m[1], ...c, idealCycleSeconds: c.idealCycleSeconds ?? null, recordedBy: 'mock', recordedAt: iso(now()) }));
+      for (const c of stored) {
+        const i = list.findIndex((x) => x.startsAt === c.startsAt);
+        if (i >= 0) list.splice(i, 1);
+        list.push(c);
+      }
+      list.sort((a, b) => Date.parse(b.startsAt) - Date.parse(a.startsAt));
+      return json(res, { counts: stored });
+    }
+    if (req.method === 'DELETE') return json(res, { removed: 0 });
+    return json(res, list);
   }
   if (p === '/api/v1/spare-parts') {
     return json(res, spareParts);

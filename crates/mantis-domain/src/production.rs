@@ -44,6 +44,7 @@ pub struct ProductionCount {
     /// that product: its nameplate rate or the engineering standard), when stated. It gives the
     /// period OEE's performance term; a count per product run keeps a product mix exact.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.001, maximum = 86400))]
     pub ideal_cycle_seconds: Option<f64>,
     /// Who reported them (a user or an API key's name).
     pub recorded_by: String,

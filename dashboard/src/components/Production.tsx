@@ -108,7 +108,7 @@ export function Production({ assetId }: { assetId: string }) {
       <h3>Production (last 7 days)</h3>
       <ErrorBox error={counts.error ?? error} onDismiss={error ? () => setError(null) : undefined} />
       {counts.data && listed.length === 0 && (
-        <p className="muted small">No counts recorded: the KPIs take quality as 1 for this asset.</p>
+        <p className="muted small">No counts recorded: the KPIs take quality as 1 for this asset, and performance from a speed sensor (else 1).</p>
       )}
       {listed.length > 0 && (
         <p data-testid="production-summary">
@@ -125,7 +125,7 @@ export function Production({ assetId }: { assetId: string }) {
               <th>Good</th>
               <th>Rejected</th>
               <th>Quality</th>
-              <th title="Seconds a unit at the ideal rate">Ideal cycle</th>
+              <th title="Ideal cycle time: seconds a unit takes at the asset's ideal rate">Ideal s/unit</th>
               <th>By</th>
               {can(role, 'manageAssets') && <th />}
             </tr>
@@ -171,8 +171,8 @@ export function Production({ assetId }: { assetId: string }) {
           <label>
             Rejected <input type="number" min="0" step="1" value={form.rejected} onChange={(e) => setForm({ ...form, rejected: e.target.value })} data-testid="production-rejected" />
           </label>
-          <label title="Seconds a unit takes at the asset's ideal rate for this product: gives OEE its performance (leave empty when not known)">
-            Ideal cycle (s){' '}
+          <label title="Ideal cycle time: the seconds one unit takes at the asset's ideal rate for this product (a machine making several units a cycle: its cycle ÷ those units). Taken from the newest count until changed; gives OEE its performance. Leave empty when not known.">
+            Ideal s/unit{' '}
             <input
               type="number"
               step="any"

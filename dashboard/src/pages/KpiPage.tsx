@@ -113,7 +113,6 @@ export function KpiPage() {
           </p>
           <div className="kpi-cards" data-testid="kpi-total">
             <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
-            <KpiCard label="OEE" value={formatPercent(report.total.oee)} title={report.total.oeeBasis} />
             <KpiCard
               label="Performance"
               value={formatPercent(report.total.performance)}
@@ -124,6 +123,7 @@ export function KpiPage() {
               }
             />
             <KpiCard label="Quality" value={formatPercent(report.total.quality)} title={unitsTitle(report.total)} />
+            <KpiCard label="OEE" value={formatPercent(report.total.oee)} title={`${report.total.oeeBasis ?? ''} (a group's OEE: the mean of its assets')`} />
             <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
             <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />
             <KpiCard label="Failures" value={String(report.total.failures)} />
@@ -259,6 +259,9 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
 /** Why a performance cell is empty, for its tooltip. */
 const PERFORMANCE_ASSUMED = 'No ideal cycle time in the production counts and no speed sensor: OEE assumes performance 1';
 
+/** Why a performance of 100 % deserves a look. */
+const PERFORMANCE_CAPPED = 'Capped at 100 %: the units came faster than the ideal cycle time allows — check the ideal time per unit entered';
+
 /** Units behind a quality figure, for its tooltip. */
 function unitsTitle(k: { quality: number | null; goodUnits: number; rejectedUnits: number }): string {
   if (k.quality === null || k.quality === undefined) return 'No production counts recorded: OEE assumes quality 1';
@@ -281,7 +284,9 @@ function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean })
         {total ? <strong>Total</strong> : k.assetId ? <a href={assetHref(k.assetId)}>{asset ? `${asset.code} — ${asset.name}` : k.assetId.slice(0, 8)}</a> : '—'}
       </td>
       <td className="num">{formatPercent(k.availability)}</td>
-      <td className="num" title={k.performance == null ? PERFORMANCE_ASSUMED : undefined}>{formatPercent(k.performance)}</td>
+      <td className="num" title={k.performance == null ? PERFORMANCE_ASSUMED : k.performance >= 1 ? PERFORMANCE_CAPPED : k.oeeBasis}>
+        {formatPercent(k.performance)}
+      </td>
       <td className="num" title={unitsTitle(k)}>{formatPercent(k.quality)}</td>
       <td className="num" title={k.oeeBasis}>{formatPercent(k.oee)}</td>
       <td className="num">{formatHours(k.mtbfHours)}</td>
@@ -312,7 +317,9 @@ function ShiftTable({ k }: { k: Kpi }) {
             <td>{s.shift}</td>
             <td className="num">{formatHours(s.hours)}</td>
             <td className="num">{formatPercent(s.availability)}</td>
-            <td className="num" title={s.performance == null ? PERFORMANCE_ASSUMED : undefined}>{formatPercent(s.performance)}</td>
+            <td className="num" title={s.performance == null ? PERFORMANCE_ASSUMED : s.performance >= 1 ? PERFORMANCE_CAPPED : undefined}>
+              {formatPercent(s.performance)}
+            </td>
             <td className="num" title={unitsTitle(s)}>{formatPercent(s.quality)}</td>
             <td className="num">{formatPercent(s.oee)}</td>
           </tr>
