@@ -80,7 +80,8 @@ export function Production({ assetId }: { assetId: string }) {
       // replace the count just recorded.
       const end = Date.parse(endsAt);
       const length = end - Date.parse(startsAt);
-      setForm({ from: toLocalInput(end), to: toLocalInput(end + length), good: '', rejected: '0', cycle: form.cycle });
+      // (The cycle time as it is now: typed while the count was on its way, it stays.)
+      setForm((f) => ({ from: toLocalInput(end), to: toLocalInput(end + length), good: '', rejected: '0', cycle: f.cycle }));
       setStamp(Date.now());
     } catch (err) {
       setError(err as ApiError);

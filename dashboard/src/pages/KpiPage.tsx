@@ -259,8 +259,15 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
 /** Why a performance cell is empty, for its tooltip. */
 const PERFORMANCE_ASSUMED = 'No ideal cycle time in the production counts and no speed sensor: OEE assumes performance 1';
 
-/** Why a performance of 100 % deserves a look. */
-const PERFORMANCE_CAPPED = 'Capped at 100 %: the units came faster than the ideal cycle time allows — check the ideal time per unit entered';
+/** Why a performance of 100 % deserves a look (the gateway caps it there). */
+const PERFORMANCE_CAPPED =
+  'Capped at 100 %: the asset ran at or beyond its ideal rate — check the ideal time per unit entered (or the speed sensor’s rated speed)';
+
+/** A performance cell's tooltip: why it is empty or capped, else what it rests on. */
+function performanceTitle(p: number | null | undefined, basis?: string): string | undefined {
+  if (p == null) return PERFORMANCE_ASSUMED;
+  return p >= 1 ? PERFORMANCE_CAPPED : basis;
+}
 
 /** Units behind a quality figure, for its tooltip. */
 function unitsTitle(k: { quality: number | null; goodUnits: number; rejectedUnits: number }): string {
@@ -284,7 +291,7 @@ function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean })
         {total ? <strong>Total</strong> : k.assetId ? <a href={assetHref(k.assetId)}>{asset ? `${asset.code} — ${asset.name}` : k.assetId.slice(0, 8)}</a> : '—'}
       </td>
       <td className="num">{formatPercent(k.availability)}</td>
-      <td className="num" title={k.performance == null ? PERFORMANCE_ASSUMED : k.performance >= 1 ? PERFORMANCE_CAPPED : k.oeeBasis}>
+      <td className="num" title={performanceTitle(k.performance, k.oeeBasis)}>
         {formatPercent(k.performance)}
       </td>
       <td className="num" title={unitsTitle(k)}>{formatPercent(k.quality)}</td>
@@ -317,7 +324,7 @@ function ShiftTable({ k }: { k: Kpi }) {
             <td>{s.shift}</td>
             <td className="num">{formatHours(s.hours)}</td>
             <td className="num">{formatPercent(s.availability)}</td>
-            <td className="num" title={s.performance == null ? PERFORMANCE_ASSUMED : s.performance >= 1 ? PERFORMANCE_CAPPED : undefined}>
+            <td className="num" title={performanceTitle(s.performance)}>
               {formatPercent(s.performance)}
             </td>
             <td className="num" title={unitsTitle(s)}>{formatPercent(s.quality)}</td>

@@ -316,8 +316,8 @@ const EVENTS_PER_ASSET: u32 = 10_000;
 /// A report's shift instances within its period: (shift, start, end).
 type Instances = [(String, DateTime<Utc>, DateTime<Utc>)];
 
-/// `asset`'s KPIs over `from..to`, from its maintenance `events` (newest first), its speed's
-/// share of the rated speed `speed`, the units it made per shift (`made[g]`: in the instances
+/// `asset`'s KPIs over `from..to`, from its downtimes then (`downtime`, of its maintenance
+/// events), its speed's share of the rated speed `speed`, the units it made per shift (`made[g]`: in the instances
 /// of the shift `shifts[g]`; without shifts, `made[0]` in the whole period) and its downtime
 /// within the counts stating an ideal cycle time per shift (`down_timed[g]`, seconds).
 #[allow(clippy::too_many_arguments)]
@@ -325,16 +325,17 @@ fn asset_kpi(
     instances: &Instances,
     shifts: &[String],
     asset: &Asset,
-    events: &[MaintenanceEvent],
+    downtime: &Downtimes,
     speed: Option<f64>,
     made: &[ProductionTotals],
     down_timed: &[f64],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Kpi {
-    let (intervals, failures, repaired, repaired_count) = downtimes(events, from, to);
+    let (intervals, failures, repaired, repaired_count) =
+        (&downtime.0, downtime.1, downtime.2, downtime.3);
     let period = to - from;
-    let down = overlap(&intervals, from, to);
+    let down = overlap(intervals, from, to);
     let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
     let mut units = ProductionTotals::default();
     made.iter().for_each(|m| units.add(*m));
@@ -347,7 +348,7 @@ fn asset_kpi(
     let oee = availability * perf.unwrap_or(1.0) * quality.unwrap_or(1.0);
     let mut shift_kpis: Vec<ShiftKpi> = Vec::new();
     for (name, b, e) in instances {
-        let down = overlap(&intervals, *b, *e);
+        let down = overlap(intervals, *b, *e);
         let entry = match shift_kpis.iter_mut().find(|k| &k.shift == name) {
             Some(k) => k,
             None => {
@@ -646,21 +647,23 @@ pub(crate) async fn kpis(
     // The downtime within the counts stating an ideal cycle time (performance's run time is
     // their time less it), per shift: the counts overlapping the downtimes of the assets that
     // have such counts, read in one statement (per few hundred downtimes).
+    let downtime: HashMap<AssetId, Downtimes> = assets
+        .iter()
+        .map(|a| {
+            let of = events.get(&a.id).map_or(&[][..], Vec::as_slice);
+            (a.id, downtimes(of, from, to))
+        })
+        .collect();
     let mut spans = Vec::new();
-    for asset in &assets {
+    for (asset, (intervals, ..)) in &downtime {
         let timed = made
-            .get(&asset.id)
+            .get(asset)
             .is_some_and(|m| m.iter().any(|t| t.timed_seconds > 0.0));
         if timed {
-            let (intervals, ..) = downtimes(
-                events.get(&asset.id).map_or(&[][..], Vec::as_slice),
-                from,
-                to,
-            );
-            spans.extend(intervals.into_iter().map(|(from, to)| ProductionSpan {
-                asset_id: asset.id,
-                from,
-                to,
+            spans.extend(intervals.iter().map(|(from, to)| ProductionSpan {
+                asset_id: *asset,
+                from: *from,
+                to: *to,
             }));
         }
     }
@@ -676,6 +679,8 @@ pub(crate) async fn kpis(
     let in_scope: std::collections::HashSet<AssetId> = assets.iter().map(|a| a.id).collect();
     sensors.retain(|asset, _| in_scope.contains(asset));
     let speed = performances(s.store.as_ref(), &sensors, from, to).await?;
+    // (Every asset in scope has its entry.)
+    let none: Downtimes = (Vec::new(), 0, Duration::zero(), 0);
     let per_asset: Vec<Kpi> = assets
         .iter()
         .map(|asset| {
@@ -683,7 +688,7 @@ pub(crate) async fn kpis(
                 &instances,
                 &shifts,
                 asset,
-                events.get(&asset.id).map_or(&[][..], Vec::as_slice),
+                downtime.get(&asset.id).unwrap_or(&none),
                 speed.get(&asset.id).copied(),
                 made.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 down_timed.get(&asset.id).map_or(&[][..], Vec::as_slice),

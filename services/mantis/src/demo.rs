@@ -486,8 +486,8 @@ const COUNTED_HOURS: i64 = 7 * 24;
 /// The demo's production counts of `machine` for the hour starting `hour` (hours since the
 /// epoch): about [`UNITS_PER_HOUR`], of which 2 % rejected by a healthy machine and 6 % by one
 /// that wears (worn bearings and drives make worse parts, and the line runs it slower), at the
-/// line's [`IDEAL_CYCLE_SECONDS`]. Derived from the machine and the
-/// hour alone, so a restarted demo records the same figures again (replaced, not added).
+/// line's [`IDEAL_CYCLE_SECONDS`]. Derived from the machine and the hour alone, so a restarted
+/// demo records the same figures again (replaced, not added).
 fn hour_of_production(
     machine: &SimulatedMachine,
     index: usize,

@@ -638,16 +638,26 @@ pub(crate) const UPSERT_PRODUCTION: &str = "INSERT INTO production_counts \
      good = excluded.good, rejected = excluded.rejected, recorded_by = excluded.recorded_by, \
      recorded_at = excluded.recorded_at, ideal_cycle_seconds = excluded.ideal_cycle_seconds";
 
+/// The columns of a production count `p` that `ProductionRow` reads, in every query that
+/// selects whole counts.
+macro_rules! production_columns {
+    () => {
+        "p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, p.ideal_cycle_seconds, \
+         p.recorded_by, p.recorded_at"
+    };
+}
+
 /// `$1` asset, `$2` from, `$3` to, `$4` limit: the counts overlapping `[$2, $3)`, newest first:
 /// those starting within it, and the last one before it if it reaches into it.
 pub(crate) const LIST_PRODUCTION: &str = concat!(
-    "SELECT asset_id, starts_at, ends_at, good, rejected, ideal_cycle_seconds, recorded_by, \
-     recorded_at FROM production_counts WHERE asset_id = $1 AND starts_at >= $2 AND starts_at < $3 \
-     UNION ALL SELECT asset_id, starts_at, ends_at, good, rejected, ideal_cycle_seconds, \
-     recorded_by, recorded_at FROM production_counts \
-     WHERE asset_id = $1 AND ends_at > $2 AND starts_at = ",
-    "(SELECT MAX(q.starts_at) FROM production_counts q WHERE q.asset_id = $1 AND q.starts_at < $2)",
-    " ORDER BY starts_at DESC LIMIT $4"
+    "SELECT ",
+    production_columns!(),
+    " FROM production_counts p WHERE p.asset_id = $1 AND p.starts_at >= $2 AND p.starts_at < $3 \
+     UNION ALL SELECT ",
+    production_columns!(),
+    " FROM production_counts p WHERE p.asset_id = $1 AND p.ends_at > $2 AND p.starts_at = \
+     (SELECT MAX(q.starts_at) FROM production_counts q WHERE q.asset_id = $1 AND q.starts_at < $2) \
+     ORDER BY starts_at DESC LIMIT $4"
 );
 
 /// `$1` asset, `$2` from, `$3` to: the counts starting within `[$2, $3)`.
@@ -700,11 +710,10 @@ pub(crate) const COUNT_SECONDS_SQLITE: &str = "(p.ends_at - p.starts_at) / 1000.
 /// index probe per asset, however long its history).
 pub(crate) fn production_before_sql(one_asset: bool) -> String {
     format!(
-        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
-         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
-         FROM assets a JOIN production_counts p ON p.asset_id = a.id \
+        "SELECT {} FROM assets a JOIN production_counts p ON p.asset_id = a.id \
          WHERE {} AND p.ends_at > $3 AND p.starts_at = (SELECT MAX(q.starts_at) \
          FROM production_counts q WHERE q.asset_id = a.id AND q.starts_at < $3)",
+        production_columns!(),
         if one_asset {
             "a.id = $2 AND a.tenant_id = $1"
         } else {
@@ -718,11 +727,10 @@ pub(crate) fn production_before_sql(one_asset: bool) -> String {
 /// period, as an asset's counts do not overlap; found by their start: an index range).
 pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
     format!(
-        "SELECT p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
-         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
-         FROM (VALUES {periods}) AS x CROSS JOIN production_counts p \
+        "SELECT {} FROM (VALUES {periods}) AS x CROSS JOIN production_counts p \
          WHERE {} AND p.starts_at >= x.column1 AND p.starts_at < x.column2 \
          AND p.ends_at > x.column2",
+        production_columns!(),
         production_scope(one_asset)
     )
 }
@@ -732,17 +740,16 @@ pub(crate) fn production_across_sql(one_asset: bool, periods: &str) -> String {
 /// range) and the last one before it if it reaches into it (an index probe).
 pub(crate) fn production_overlapping_sql(spans: &str) -> String {
     format!(
-        "SELECT x.column4 AS span, p.asset_id, p.starts_at, p.ends_at, p.good, p.rejected, \
-         p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+        "SELECT x.column4 AS span, {columns} \
          FROM (VALUES {spans}) AS x CROSS JOIN production_counts p \
          WHERE p.asset_id = x.column1 AND p.tenant_id = $1 \
          AND p.starts_at >= x.column2 AND p.starts_at < x.column3 \
-         UNION ALL SELECT x.column4 AS span, p.asset_id, p.starts_at, p.ends_at, p.good, \
-         p.rejected, p.ideal_cycle_seconds, p.recorded_by, p.recorded_at \
+         UNION ALL SELECT x.column4 AS span, {columns} \
          FROM (VALUES {spans}) AS x CROSS JOIN production_counts p \
          WHERE p.asset_id = x.column1 AND p.tenant_id = $1 AND p.ends_at > x.column2 \
          AND p.starts_at = (SELECT MAX(q.starts_at) FROM production_counts q \
-         WHERE q.asset_id = x.column1 AND q.starts_at < x.column2)"
+         WHERE q.asset_id = x.column1 AND q.starts_at < x.column2)",
+        columns = production_columns!()
     )
 }
 
