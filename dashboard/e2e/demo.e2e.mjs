@@ -219,12 +219,23 @@ async function run() {
     step = 'KPI page';
     log(step);
     await page.goto(`${BASE}/#/kpis`);
+    let kpisShown = false;
     try {
       await page.getByTestId('kpi-total').waitFor();
+      kpisShown = true;
       await page.getByTestId('reliability-types').waitFor();
       log(`reliability: ${(await page.getByTestId('reliability-row').allInnerTexts()).map((r) => r.replace(/\s+/g, ' ')).join(' | ')}`);
     } catch {
       log(`warning: the KPI page shows no report${(await page.getByTestId('error').count()) ? `: ${await page.getByTestId('error').first().innerText()}` : ''}`);
+    }
+    // The production calendar of the week (listed with a report): the plant's daily lunch
+    // breaks, left out of OEE.
+    if (kpisShown) {
+      step = 'planned stops';
+      await page.getByTestId('planned-stop-row').first().waitFor();
+      const stops = await page.getByTestId('planned-stop-row').allInnerTexts();
+      if (!stops.some((s) => s.includes('Whole plant') && s.includes('lunch break'))) throw new Error(`no lunch break among the planned stops: ${stops.join(' | ')}`);
+      log(`planned stops this week: ${stops.length}`);
     }
     await shot(page, '08-kpis');
 

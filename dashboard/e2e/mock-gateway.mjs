@@ -57,6 +57,12 @@ const workOrders = [];
 const events = [];
 /** Production counts per asset id, newest first. */
 const production = {};
+/** The production calendar: a daily lunch break of the whole plant, for the last and the next week. */
+const plannedStops = Array.from({ length: 15 }, (_, i) => {
+  const day = new Date(Date.now() + (i - 7) * 86400e3);
+  day.setUTCHours(12, 0, 0, 0);
+  return { id: `stop-lunch-${i}`, tenantId: 't1', assetId: null, startsAt: day.toISOString(), endsAt: new Date(day.getTime() + 30 * 60e3).toISOString(), reason: 'lunch break', createdBy: 'mock', createdAt: new Date().toISOString() };
+});
 let woSeq = 1;
 
 function makeAlert(asset, severity, kind, message, ago = 0) {
@@ -273,13 +279,34 @@ async function api(req, res, url) {
     const from = q.get('from') ?? iso(now() - 7 * 86400e3);
     const to = q.get('to') ?? iso(now());
     const units = (seed) => ({ quality: 0.95 + 0.01 * (seed % 4), goodUnits: 950 + 10 * (seed % 4), rejectedUnits: 50 - 10 * (seed % 4) });
-    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, hours: 56, availability: 0.9 + 0.02 * ((seed + i) % 4), performance: 0.8 + 0.03 * ((seed + i) % 4), ...units(seed + i), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
-    const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, performance: 0.82 + 0.02 * (i % 5), ...units(i), oee: 0.72 + 0.02 * i, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(i) }));
+    const shifts = (seed) => ['A', 'B', 'C'].map((s, i) => ({ shift: s, hours: 56, plannedStopHours: 1.5 + i, availability: 0.9 + 0.02 * ((seed + i) % 4), performance: 0.8 + 0.03 * ((seed + i) % 4), ...units(seed + i), oee: 0.7 + 0.03 * ((seed + i) % 5) }));
+    const per = assets.filter((a) => !q.get('line') || a.line === q.get('line')).map((a, i) => ({ assetId: a.id, availability: 0.92 + 0.01 * i, mtbfHours: 100 + 20 * i, mttrHours: 1.5 + i * 0.5, failures: 3 - (i % 3), downtimeHours: 4 + i, plannedStopHours: 3.5, performance: 0.82 + 0.02 * (i % 5), ...units(i), oee: 0.72 + 0.02 * i, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(i) }));
     if (q.get('format') === 'csv' || (req.headers.accept ?? '').includes('text/csv')) {
       res.writeHead(200, { 'Content-Type': 'text/csv' });
       return res.end('assetId,availability,mtbfHours,mttrHours,failures,downtimeHours,oee\n' + per.map((k) => [k.assetId, k.availability, k.mtbfHours, k.mttrHours, k.failures, k.downtimeHours, k.oee].join(',')).join('\n') + '\n');
     }
-    return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, performance: 0.85, ...units(7), oee: 0.78, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(7) } });
+    return json(res, { from, to, scope: q.get('line') ? { line: q.get('line') } : {}, assets: per, total: { availability: 0.95, mtbfHours: 140, mttrHours: 2.1, failures: 9, downtimeHours: 33, plannedStopHours: 3.5 * assets.length, performance: 0.85, ...units(7), oee: 0.78, oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)', shifts: shifts(7) } });
+  }
+  if (p === '/api/v1/planned-stops') {
+    // The production calendar (the gateway's checks are not repeated here).
+    if (req.method === 'POST') {
+      const b = await readBody(req);
+      const stop = { id: `stop-${plannedStops.length + 1}-${Date.now()}`, tenantId: 't1', assetId: b?.assetId ?? null, startsAt: b?.startsAt, endsAt: b?.endsAt, reason: (b?.reason ?? '').trim(), createdBy: 'mock', createdAt: iso(now()) };
+      plannedStops.push(stop);
+      plannedStops.sort((a, b2) => Date.parse(a.startsAt) - Date.parse(b2.startsAt));
+      return json(res, stop, 201);
+    }
+    const from = Date.parse(q.get('from') ?? iso(now()));
+    const to = Date.parse(q.get('to') ?? iso(now() + 366 * 86400e3));
+    return json(res, plannedStops.filter((s) => Date.parse(s.endsAt) > from && Date.parse(s.startsAt) < to));
+  }
+  if ((m = p.match(/^\/api\/v1\/planned-stops\/([^/]+)$/))) {
+    if (req.method !== 'DELETE') return problem(res, 405, 'Method Not Allowed', req.method);
+    const i = plannedStops.findIndex((s) => s.id === m[1]);
+    if (i < 0) return json(res, { type: 'about:blank', title: 'Not Found', status: 404, detail: 'no such planned stop' }, 404);
+    plannedStops.splice(i, 1);
+    res.writeHead(204);
+    return res.end();
   }
   if ((m = p.match(/^\/api\/v1\/assets\/([^/]+)\/production$/))) {
     // Production counts, kept per asset (the gateway's checks are not repeated here).

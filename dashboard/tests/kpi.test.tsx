@@ -1,16 +1,16 @@
-import { screen, waitFor } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { KpiPage } from '../src/pages/KpiPage';
 import { asset, login, renderWith, setup } from './helpers';
 
 const kpi = (assetId?: string) => ({
-  assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, oee: 0.81,
+  assetId, availability: 0.975, mtbfHours: 120, mttrHours: 2.5, failures: 3, downtimeHours: 7.5, plannedStopHours: 12.5, oee: 0.81,
   performance: 0.8, quality: 0.88, goodUnits: 220, rejectedUnits: 30,
   oeeBasis: 'availability × performance (ideal cycle × units ÷ run time) × quality (good ÷ all units counted)',
   shifts: [
-    { shift: 'A', hours: 56, availability: 0.99, performance: 0.75, quality: 0.9, goodUnits: 90, rejectedUnits: 10, oee: 0.85 },
-    { shift: 'B', hours: 56, availability: 0.98, performance: null, quality: null, goodUnits: 0, rejectedUnits: 0, oee: 0.98 },
+    { shift: 'A', hours: 56, plannedStopHours: 3.5, availability: 0.99, performance: 0.75, quality: 0.9, goodUnits: 90, rejectedUnits: 10, oee: 0.85 },
+    { shift: 'B', hours: 56, plannedStopHours: 56, availability: 1, performance: null, quality: null, goodUnits: 0, rejectedUnits: 0, oee: 0.98 },
   ],
 });
 const reliability = (req: { url: URL }) => ({
@@ -33,9 +33,16 @@ const reliability = (req: { url: URL }) => ({
     ],
   },
 });
+const stop = (id: string, assetId: string | null, reason: string) => ({
+  id, tenantId: 't1', assetId, startsAt: '2026-12-05T12:00:00Z', endsAt: '2026-12-05T12:30:00Z', reason,
+  createdBy: 'max', createdAt: '2026-12-01T08:00:00Z',
+});
 const routes = {
   'GET /api/v1/reliability': reliability,
-  'GET /api/v1/assets': [asset('P1')],
+  'GET /api/v1/assets': [asset('P1'), asset('Q7', { line: 'L2' })],
+  'GET /api/v1/planned-stops': [stop('s-1', null, 'lunch break'), stop('s-2', 'id-P1', 'changeover'), stop('s-3', 'id-Q7', 'cleaning')],
+  'POST /api/v1/planned-stops': (req: { body: unknown }) => ({ status: 201, body: { ...stop('s-4', null, ''), ...(req.body as object) } }),
+  'DELETE /api/v1/planned-stops/s-2': () => ({ status: 204 }),
   'GET /api/v1/kpis': (req: { url: URL }) =>
     req.url.searchParams.get('format') === 'csv'
       ? { text: 'assetId,availability\nid-P1,0.975\n' }
@@ -75,6 +82,63 @@ describe('KpiPage', () => {
     await user.click(screen.getByTestId('kpi-period-24h'));
     await waitFor(() => expect(mf.calls.filter((c) => c.url.pathname === '/api/v1/kpis').length).toBe(2));
     expect(span(1)).toBe(86400e3);
+  });
+
+  it('shows the period\'s planned stops and lets a manager record one for an asset or the plant', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes);
+    renderWith(services, <KpiPage />);
+    const total = await screen.findByTestId('kpi-total');
+    expect(total.textContent).toContain('12.5 h');
+    // A shift all in planned stops says why it is 100 % available.
+    expect(screen.getAllByTitle('All planned stops: nothing was to be available').length).toBeGreaterThan(0);
+    const rows = await screen.findAllByTestId('planned-stop-row');
+    expect(rows.map((r) => r.textContent)).toEqual([
+      expect.stringContaining('Whole plant'),
+      expect.stringContaining('P1'),
+      expect.stringContaining('Q7'),
+    ]);
+    expect(rows[1].textContent).toContain('changeover');
+    // The stops of the report's period are asked for.
+    const asked = mf.calls.find((c) => c.url.pathname === '/api/v1/planned-stops')!.url.searchParams;
+    const kpis = mf.calls.find((c) => c.url.pathname === '/api/v1/kpis')!.url.searchParams;
+    expect(asked.get('from')).toBe(kpis.get('from'));
+    expect(asked.get('to')).toBe(kpis.get('to'));
+
+    // Checked before it is sent.
+    await user.click(screen.getByTestId('planned-stop-save'));
+    expect(screen.getByTestId('planned-stop-form-error').textContent).toContain('when it starts and when it ends');
+    await user.type(screen.getByTestId('planned-stop-from'), '2026-12-08T12:00');
+    await user.type(screen.getByTestId('planned-stop-to'), '2026-12-08T11:00');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    expect(screen.getByTestId('planned-stop-form-error').textContent).toContain('end after it starts');
+    expect(mf.calls.some((c) => c.method === 'POST')).toBe(false);
+    await user.clear(screen.getByTestId('planned-stop-to'));
+    await user.type(screen.getByTestId('planned-stop-to'), '2026-12-08T12:30');
+    await user.selectOptions(screen.getByTestId('planned-stop-who'), 'id-P1');
+    await user.type(screen.getByTestId('planned-stop-reason'), ' changeover ');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    await waitFor(() => expect(mf.calls.some((c) => c.method === 'POST')).toBe(true));
+    expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({
+      assetId: 'id-P1',
+      startsAt: new Date('2026-12-08T12:00').toISOString(),
+      endsAt: new Date('2026-12-08T12:30').toISOString(),
+      reason: 'changeover',
+    });
+    // The KPIs are read again with it.
+    await waitFor(() => expect(mf.calls.filter((c) => c.url.pathname === '/api/v1/kpis').length).toBeGreaterThan(1));
+
+    await user.click(within(screen.getAllByTestId('planned-stop-row')[1]).getByTestId('planned-stop-remove'));
+    await waitFor(() => expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops/s-2')).toBe(true));
+
+    // A line chosen: its assets' stops and the plant's.
+    await user.selectOptions(screen.getByRole('combobox', { name: /Line/ }), 'L2');
+    await waitFor(() => expect(screen.getAllByTestId('planned-stop-row').map((r) => r.textContent)).toEqual([
+      expect.stringContaining('Whole plant'),
+      expect.stringContaining('Q7'),
+    ]));
+    // The asset chosen before (P1, of line L1) is no longer offered, nor sent.
+    expect((screen.getByTestId('planned-stop-who') as HTMLSelectElement).value).toBe('');
   });
 
   it('exports CSV through fetch with the bearer token', async () => {

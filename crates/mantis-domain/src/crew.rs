@@ -16,7 +16,7 @@ pub const MAX_SHIFTS: usize = 21;
 /// Furthest a technician's clock may be from UTC, in minutes (UTC−14:00 … UTC+14:00).
 pub const MAX_UTC_OFFSET_MINUTES: i32 = 14 * 60;
 /// Longest reason given for time off.
-pub const MAX_TIME_OFF_REASON: usize = 200;
+pub const MAX_TIME_OFF_REASON: usize = crate::MAX_REASON;
 /// Longest stretch of time off, in days.
 pub const MAX_TIME_OFF_DAYS: i64 = 366;
 
@@ -349,16 +349,7 @@ impl TimeOff {
                 return Err(DomainError::Empty("time off technician"));
             }
         }
-        self.reason = self.reason.trim().to_owned();
-        if self.reason.chars().count() > MAX_TIME_OFF_REASON
-            || self.reason.chars().any(char::is_control)
-        {
-            return Err(DomainError::BadName {
-                what: "time off reason",
-                value: self.reason.chars().take(80).collect(),
-                rule: "at most 200 characters without control characters",
-            });
-        }
+        self.reason = crate::checked_reason("time off reason", &self.reason)?;
         (self.starts_at, self.ends_at) = crate::checked_period(
             "time off",
             "ending after it starts, at most 366 days later",

@@ -84,6 +84,10 @@ uuid_id!(
     TimeOffId
 );
 uuid_id!(
+    /// Identifies a planned stop of an asset (or of the whole plant).
+    PlannedStopId
+);
+uuid_id!(
     /// Identifies the tenant (plant or company) that owns a row.
     TenantId
 );

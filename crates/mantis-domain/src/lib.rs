@@ -35,8 +35,8 @@ pub use crew::{
     normalise_skill, subtract_spans,
 };
 pub use ids::{
-    AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, SensorId, TenantId, TimeOffId,
-    WorkOrderId, deterministic_uuid,
+    AlertId, AnomalyId, ApiKeyId, AssetId, MaintenanceEventId, PlannedStopId, SensorId, TenantId,
+    TimeOffId, WorkOrderId, deterministic_uuid,
 };
 pub use incoming::{IncomingReading, SensorRef};
 pub use maintenance::{
@@ -44,8 +44,9 @@ pub use maintenance::{
     Priority, RulPrediction, Severity, WorkOrder, WorkOrderStatus,
 };
 pub use production::{
-    MAX_IDEAL_CYCLE_SECONDS, MAX_PRODUCTION_COUNT, MAX_PRODUCTION_PERIOD_DAYS,
-    MIN_IDEAL_CYCLE_SECONDS, ProductionCount, ProductionTotals,
+    MAX_IDEAL_CYCLE_SECONDS, MAX_PLANNED_STOP_DAYS, MAX_PLANNED_STOP_REASON, MAX_PRODUCTION_COUNT,
+    MAX_PRODUCTION_PERIOD_DAYS, MIN_IDEAL_CYCLE_SECONDS, PlannedStop, ProductionCount,
+    ProductionTotals,
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,
@@ -118,6 +119,23 @@ pub(crate) fn checked_period(
         });
     }
     Ok((starts_at, ends_at))
+}
+
+/// Longest reason given for a stretch of time (time off, a planned stop).
+const MAX_REASON: usize = 200;
+
+/// `reason` trimmed, checked to hold at most [`MAX_REASON`] characters and no control
+/// characters.
+pub(crate) fn checked_reason(what: &'static str, reason: &str) -> Result<String, DomainError> {
+    let reason = reason.trim();
+    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(DomainError::BadName {
+            what,
+            value: reason.chars().take(80).collect(),
+            rule: "at most 200 characters without control characters",
+        });
+    }
+    Ok(reason.to_owned())
 }
 
 /// Converts milliseconds since the Unix epoch into a [`Timestamp`], `None` when out of range.

@@ -1,9 +1,11 @@
 //! Production counts: how many good and rejected units an asset made in a period, as the line's
 //! counters, an MES or a shift lead report them. They give OEE its quality term (good ÷ all
 //! units made) and, when they state the ideal cycle time of what was made, its performance
-//! term (ideal cycle × units ÷ run time).
+//! term (ideal cycle × units ÷ run time). Planned stops (the production calendar: breaks,
+//! changeovers planned, weekends, a shutdown) are the time an asset was not meant to run: OEE
+//! counts neither its availability nor its performance over them.
 
-use crate::{AssetId, DomainError, Timestamp};
+use crate::{AssetId, DomainError, PlannedStopId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The longest period one count may cover (a month: counts are reported per hour, shift, day
@@ -167,6 +169,66 @@ impl ProductionTotals {
     }
 }
 
+/// The longest planned stop, in days (a year: a mothballed line).
+pub const MAX_PLANNED_STOP_DAYS: i64 = 366;
+
+/// Longest reason given for a planned stop.
+pub const MAX_PLANNED_STOP_REASON: usize = crate::MAX_REASON;
+
+/// A stretch in which an asset (or, without one, the whole plant) is not planned to produce:
+/// a break, a planned changeover or cleaning, a weekend without shifts, a holiday, a
+/// shutdown. The production calendar: OEE's availability is of the planned production time
+/// (a failure during a planned stop costs none), its performance of the run time outside
+/// planned stops.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStop {
+    /// Its id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: PlannedStopId,
+    /// The tenant whose plant it concerns.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub tenant_id: TenantId,
+    /// The asset stopped; none: the whole plant.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub asset_id: Option<AssetId>,
+    /// When it starts.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub starts_at: Timestamp,
+    /// When it ends (after the start; at most 366 days later).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub ends_at: Timestamp,
+    /// Why (`lunch break`, `changeover`, `no weekend shift`), at most 200 characters.
+    pub reason: String,
+    /// Who recorded it.
+    pub created_by: String,
+    /// When it was recorded.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
+}
+
+impl PlannedStop {
+    /// Trims the reason, keeps times to the millisecond (as stored), and checks the stretch:
+    /// it ends after it starts, within [`MAX_PLANNED_STOP_DAYS`].
+    pub fn normalise(mut self) -> Result<Self, DomainError> {
+        self.reason = crate::checked_reason("planned stop reason", &self.reason)?;
+        (self.starts_at, self.ends_at) = crate::checked_period(
+            "planned stop",
+            "ending after it starts, at most 366 days later",
+            self.starts_at,
+            self.ends_at,
+            MAX_PLANNED_STOP_DAYS,
+        )?;
+        Ok(self)
+    }
+
+    /// Whether it stops `asset` (its own, or the whole plant's).
+    pub fn applies_to(&self, asset: AssetId) -> bool {
+        self.asset_id.is_none_or(|a| a == asset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +342,37 @@ mod tests {
         let mut mixed = all;
         mixed.add(untimed);
         assert_eq!(mixed.performance(0.0), Some(0.75));
+    }
+
+    fn stop(asset_id: Option<AssetId>, from: i64, to: i64, reason: &str) -> PlannedStop {
+        PlannedStop {
+            id: PlannedStopId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            asset_id,
+            starts_at: t(from),
+            ends_at: t(to),
+            reason: reason.into(),
+            created_by: "manager".into(),
+            created_at: t(0),
+        }
+    }
+
+    #[test]
+    fn a_planned_stop_ends_after_it_starts_within_a_year_with_a_short_reason() {
+        let asset = AssetId::new_random();
+        let ok = stop(Some(asset), 12, 13, "  lunch break ")
+            .normalise()
+            .expect("valid");
+        assert_eq!(ok.reason, "lunch break");
+        assert!(stop(None, 0, 24 * 366, "").normalise().is_ok());
+        assert!(stop(None, 0, 24 * 366 + 1, "").normalise().is_err());
+        assert!(stop(None, 5, 5, "").normalise().is_err());
+        assert!(stop(None, 5, 4, "").normalise().is_err());
+        assert!(stop(None, 0, 1, &"x".repeat(201)).normalise().is_err());
+        assert!(stop(None, 0, 1, "line\nfeed").normalise().is_err());
+        // An asset's own stops and the whole plant's apply to it.
+        assert!(ok.applies_to(asset));
+        assert!(!ok.applies_to(AssetId::new_random()));
+        assert!(stop(None, 0, 1, "").applies_to(asset));
     }
 }

@@ -16,9 +16,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, Contribution,
     Criticality, Day, FeatureVector, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    Priority, ProductionCount, Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType,
-    Severity, Shift, SourceProtocol, SparePart, StockChange, StockMovementKind, Technician,
-    TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    PlannedStop, PlannedStopId, Priority, ProductionCount, Quality, Reading, Role, RulPrediction,
+    Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol, SparePart, StockChange,
+    StockMovementKind, Technician, TenantId, TimeOff, TimeOffId, Timestamp, User, Window,
+    WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use std::collections::BTreeMap;
 
@@ -77,6 +78,7 @@ macro_rules! conformance_tests {
             api_keys_are_found_by_prefix_listed_and_revoked_once,
             technicians_round_trip_are_replaced_listed_by_tenant_and_removed,
             time_off_is_listed_by_overlap_within_its_tenant_and_removed_once,
+            planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_removed_once,
             spare_parts_are_reserved_by_active_work_orders_and_taken_at_completion,
             stock_movements_are_recorded_in_order_and_a_missing_part_is_not_found,
             production_counts_are_replaced_by_start_and_never_overlap,
@@ -3452,6 +3454,127 @@ pub async fn time_off_is_listed_by_overlap_within_its_tenant_and_removed_once<S:
             .expect("delete again")
     );
     assert_eq!(list(plant_a, 0, 100_000, 100).await, vec![ben, shutdown]);
+}
+
+/// Planned stops are stored once by id, of an asset of their tenant's or of the whole plant;
+/// listed by start where they overlap the period asked for (the end exclusive), within their
+/// tenant, for one asset (its own and the plant's) and up to the limit; removed once.
+pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_removed_once<
+    S: Store + ?Sized,
+>(
+    store: &S,
+) {
+    let (plant_a, press) = tenant_with_motor(store).await;
+    let lathe = Asset {
+        tenant_id: plant_a,
+        ..asset(&unique_code("LTH"))
+    };
+    store.upsert_asset(&lathe).await.expect("lathe");
+    let (plant_b, elsewhere_motor) = tenant_with_motor(store).await;
+    let stop = |tenant: TenantId, asset: Option<AssetId>, from: i64, to: i64| PlannedStop {
+        id: PlannedStopId::new_random(),
+        tenant_id: tenant,
+        asset_id: asset,
+        starts_at: at(from),
+        ends_at: at(to),
+        reason: "changeover".to_owned(),
+        created_by: "mia".to_owned(),
+        created_at: at(500),
+    };
+    let press_break = stop(plant_a, Some(press.id), 10_000, 20_000);
+    let weekend = stop(plant_a, None, 30_000, 40_000);
+    let lathe_cleaning = stop(plant_a, Some(lathe.id), 15_000, 35_000);
+    let elsewhere = stop(plant_b, Some(elsewhere_motor.id), 10_000, 20_000);
+    for s in [&weekend, &press_break, &lathe_cleaning, &elsewhere] {
+        assert!(store.insert_planned_stop(s).await.expect("insert"));
+    }
+    // The same id again changes nothing.
+    assert!(
+        !store
+            .insert_planned_stop(&PlannedStop {
+                reason: "changed".to_owned(),
+                ..press_break.clone()
+            })
+            .await
+            .expect("insert again")
+    );
+    // An asset of another tenant, or none at all: not found, nothing stored.
+    for foreign in [elsewhere_motor.id, AssetId::new_random()] {
+        let refused = store
+            .insert_planned_stop(&stop(plant_a, Some(foreign), 0, 1_000))
+            .await;
+        assert!(
+            matches!(refused, Err(Error::NotFound { what: "asset", .. })),
+            "{refused:?}"
+        );
+    }
+    let list = |tenant: TenantId, from: i64, to: i64, limit: u32| async move {
+        store
+            .list_planned_stops(tenant, at(from), at(to), None, limit)
+            .await
+            .expect("list")
+    };
+    assert_eq!(
+        list(plant_a, 0, 100_000, 100).await,
+        vec![press_break.clone(), lathe_cleaning.clone(), weekend.clone()],
+        "by start"
+    );
+    // Overlap: an end at the period's start, a start at its end, are outside it.
+    assert_eq!(
+        list(plant_a, 20_000, 30_000, 100).await,
+        vec![lathe_cleaning.clone()]
+    );
+    assert_eq!(
+        list(plant_a, 19_999, 30_001, 100).await,
+        vec![press_break.clone(), lathe_cleaning.clone(), weekend.clone()]
+    );
+    assert_eq!(
+        list(plant_a, 0, 100_000, 2).await,
+        vec![press_break.clone(), lathe_cleaning.clone()]
+    );
+    assert_eq!(
+        list(plant_b, 0, 100_000, 100).await,
+        vec![elsewhere.clone()]
+    );
+    // What stops one asset: its own and the whole plant's.
+    let of = |asset: AssetId, limit: u32| async move {
+        store
+            .list_planned_stops(plant_a, at(0), at(100_000), Some(asset), limit)
+            .await
+            .expect("list")
+    };
+    assert_eq!(
+        of(press.id, 100).await,
+        vec![press_break.clone(), weekend.clone()]
+    );
+    assert_eq!(
+        of(lathe.id, 100).await,
+        vec![lathe_cleaning.clone(), weekend.clone()]
+    );
+    assert_eq!(of(lathe.id, 1).await, vec![lathe_cleaning.clone()]);
+
+    assert!(
+        !store
+            .delete_planned_stop(plant_b, press_break.id)
+            .await
+            .expect("another tenant's")
+    );
+    assert!(
+        store
+            .delete_planned_stop(plant_a, press_break.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_planned_stop(plant_a, press_break.id)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        list(plant_a, 0, 100_000, 100).await,
+        vec![lathe_cleaning, weekend]
+    );
 }
 
 fn spare_part(tenant: TenantId, number: &str, on_hand: u32) -> SparePart {

@@ -33,9 +33,10 @@
 use async_trait::async_trait;
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, Priority, ProductionCount, ProductionTotals, Reading,
-    Role, RulPrediction, Sensor, SensorId, SparePart, StockChange, StockMovement, Technician,
-    TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId, WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, PlannedStop, PlannedStopId, Priority, ProductionCount,
+    ProductionTotals, Reading, Role, RulPrediction, Sensor, SensorId, SparePart, StockChange,
+    StockMovement, Technician, TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder,
+    WorkOrderId, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -726,6 +727,22 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         spans: &[ProductionSpan],
     ) -> Result<Vec<(usize, ProductionCount)>>;
+    /// Records a planned stop (an asset's, or the whole plant's); returns false when its id was
+    /// recorded before (nothing is changed). [`Error::NotFound`] when it names an asset the
+    /// tenant does not have.
+    async fn insert_planned_stop(&self, stop: &PlannedStop) -> Result<bool>;
+    /// A tenant's planned stops overlapping `[from, to)`, by start, at most `limit`; with
+    /// `asset`, only those that stop it (its own and the whole plant's).
+    async fn list_planned_stops(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        asset: Option<AssetId>,
+        limit: u32,
+    ) -> Result<Vec<PlannedStop>>;
+    /// Removes a planned stop; returns whether the tenant had it.
+    async fn delete_planned_stop(&self, tenant: TenantId, id: PlannedStopId) -> Result<bool>;
 
     // --- access ----------------------------------------------------------------------------
 

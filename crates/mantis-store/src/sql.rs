@@ -21,16 +21,16 @@ use chrono::Utc;
 use codec::{DbId, DbTime};
 use mantis_domain::{
     Alert, AlertId, Anomaly, AnomalyScore, ApiKey, ApiKeyId, Asset, AssetId, FeatureVector,
-    MaintenanceEvent, MaintenanceEventId, ProductionCount, ProductionTotals, Reading,
-    RulPrediction, Sensor, SensorId, SparePart, StockChange, StockMovement, StockMovementKind,
-    Technician, TenantId, TimeOff, TimeOffId, Timestamp, User, Window, WorkOrder, WorkOrderId,
-    WorkOrderStatus,
+    MaintenanceEvent, MaintenanceEventId, PlannedStop, PlannedStopId, ProductionCount,
+    ProductionTotals, Reading, RulPrediction, Sensor, SensorId, SparePart, StockChange,
+    StockMovement, StockMovementKind, Technician, TenantId, TimeOff, TimeOffId, Timestamp, User,
+    Window, WorkOrder, WorkOrderId, WorkOrderStatus,
 };
 use rows::{
     AlertRecordRow, AlertRow, AnomalyMetadata, AnomalyRow, AnomalyScoreRow, ApiKeyRow, AssetRow,
-    BucketRow, FeatureRow, MaintenanceEventRow, ProductionRow, ReadingRow, RulRow, SensorRow,
-    SpanProductionRow, SparePartRow, StockMovementRow, TechnicianRow, TimeOffRow, UserRow,
-    WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
+    BucketRow, FeatureRow, MaintenanceEventRow, PlannedStopRow, ProductionRow, ReadingRow, RulRow,
+    SensorRow, SpanProductionRow, SparePartRow, StockMovementRow, TechnicianRow, TimeOffRow,
+    UserRow, WindowSummaryRow, WorkOrderRecordRow, WorkOrderRow, convert_all,
 };
 use sqlx::error::ErrorKind;
 use sqlx::types::Json;
@@ -334,6 +334,7 @@ where
     for<'r> AssetRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TechnicianRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> TimeOffRow: FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> PlannedStopRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> ProductionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> SpanProductionRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime, DbTime): FromRow<'r, <B::Db as Database>::Row>,
@@ -1669,6 +1670,79 @@ where
             }
         }
         Ok(found)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = %stop.id))]
+    async fn insert_planned_stop(&self, stop: &PlannedStop) -> Result<bool> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(stop.tenant_id))
+            .bind(stop.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if let Some(asset) = stop.asset_id {
+            let owner = sqlx::query_as::<_, (DbId,)>(queries::ASSET_TENANT)
+                .bind(DbId::from(asset))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            if owner.is_none_or(|(t,)| t.0 != stop.tenant_id.as_uuid()) {
+                return Err(Error::NotFound {
+                    what: "asset",
+                    id: asset.to_string(),
+                });
+            }
+        }
+        let result = sqlx::query(queries::INSERT_PLANNED_STOP)
+            .bind(DbId::from(stop.id))
+            .bind(DbId::from(stop.tenant_id))
+            .bind(stop.asset_id.map(DbId::from))
+            .bind(DbTime(stop.starts_at))
+            .bind(DbTime(stop.ends_at))
+            .bind(stop.reason.clone())
+            .bind(stop.created_by.clone())
+            .bind(DbTime(stop.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(result.affected() > 0)
+    }
+
+    async fn list_planned_stops(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        asset: Option<AssetId>,
+        limit: u32,
+    ) -> Result<Vec<PlannedStop>> {
+        Ok(
+            sqlx::query_as::<_, PlannedStopRow>(queries::LIST_PLANNED_STOPS)
+                .bind(DbId::from(tenant))
+                .bind(DbTime(from))
+                .bind(DbTime(to))
+                .bind(i64::from(limit))
+                .bind(asset.map(DbId::from))
+                .fetch_all(self.sql_pool())
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .map(PlannedStop::from)
+                .collect(),
+        )
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_planned_stop(&self, tenant: TenantId, id: PlannedStopId) -> Result<bool> {
+        let result = sqlx::query(queries::DELETE_PLANNED_STOP)
+            .bind(DbId::from(tenant))
+            .bind(DbId::from(id))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected() > 0)
     }
 
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {

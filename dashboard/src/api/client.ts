@@ -17,12 +17,14 @@ import type {
   LoginResponse,
   MaintenanceEvent,
   MaintenancePlan,
+  NewPlannedStop,
   NewProductionCount,
   NewTimeOff,
   NewUser,
   NewWorkOrder,
   Outcome,
   PartDefinition,
+  PlannedStop,
   Problem,
   ProductionCount,
   Readings,
@@ -325,6 +327,16 @@ export class ApiClient {
   reliability(q: { preventiveCost?: number; failureCost?: number }): Promise<ReliabilityReport> {
     const both = q.preventiveCost !== undefined && q.failureCost !== undefined;
     return this.json('GET', '/api/v1/reliability', { query: both ? { ...q } : {} });
+  }
+  /** The planned stops overlapping the period, by start (at most 1000). */
+  plannedStops(q: { from: string; to: string; assetId?: string }): Promise<PlannedStop[]> {
+    return this.json('GET', '/api/v1/planned-stops', { query: { ...q, limit: 1000 } });
+  }
+  addPlannedStop(stop: NewPlannedStop): Promise<PlannedStop> {
+    return this.json('POST', '/api/v1/planned-stops', { body: stop });
+  }
+  removePlannedStop(id: string): Promise<void> {
+    return this.json('DELETE', `/api/v1/planned-stops/${encodeURIComponent(id)}`);
   }
   // ---- Planning ----
   technicians(): Promise<Technician[]> {

@@ -288,6 +288,8 @@ export interface ShiftKpi {
   shift: string;
   /** Hours of that shift within the period. */
   hours: number;
+  /** Hours of the shift's occurrences in planned stops (a group's: the mean over its assets). */
+  plannedStopHours?: number;
   availability: number | null;
   /** Ideal cycle × units ÷ run time in the shift's hours, else the asset's speed; null when unmeasured. */
   performance?: number | null;
@@ -304,7 +306,10 @@ export interface Kpi {
   mtbfHours: number | null;
   mttrHours: number | null;
   failures: number;
+  /** Downtime outside planned stops. */
   downtimeHours: number;
+  /** Hours of the period in planned stops (a group's: summed over its assets); the rest is planned production time. */
+  plannedStopHours?: number;
   /**
    * Ideal cycle × units ÷ run time of the counts stating an ideal cycle time, else mean speed ÷
    * rated speed; null when neither is measured (a group's: the mean over the measured assets).
@@ -435,6 +440,26 @@ export interface TimeOff {
   reason: string;
   createdBy: string;
   createdAt: Ts;
+}
+
+/** `GET /api/v1/planned-stops`: the production calendar, time an asset (or the whole plant) is not planned to produce. */
+export interface PlannedStop {
+  id: Uuid;
+  tenantId: Uuid;
+  /** The asset stopped; null: the whole plant. */
+  assetId: Uuid | null;
+  startsAt: Ts;
+  endsAt: Ts;
+  reason: string;
+  createdBy: string;
+  createdAt: Ts;
+}
+
+export interface NewPlannedStop {
+  assetId: Uuid | null;
+  startsAt: Ts;
+  endsAt: Ts;
+  reason: string;
 }
 
 export interface NewTimeOff {

@@ -13,6 +13,7 @@ export type Action =
   | 'assignAlert'
   | 'assignWorkOrder'
   | 'exportKpis'
+  | 'planStops'
   | 'manageAssets'
   | 'manageUsers'
   | 'viewPlan'
@@ -31,6 +32,7 @@ const MIN_ROLE: Record<Action, Role> = {
   assignAlert: 'manager',
   assignWorkOrder: 'manager',
   exportKpis: 'manager',
+  planStops: 'manager',
   manageAssets: 'manager',
   manageUsers: 'admin',
   viewPlan: 'technician',

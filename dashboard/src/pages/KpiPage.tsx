@@ -1,7 +1,8 @@
 import { useMemo, useState } from 'react';
 import { ApiError } from '../api/client';
-import type { Asset, Kpi, KpiReport, ReliabilityReport, TypeReliability } from '../api/types';
+import type { Asset, Kpi, KpiReport, PlannedStop, ReliabilityReport, TypeReliability } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
+import { Stretches } from '../components/Stretches';
 import { csvFileName, formatDateTime, formatHours, formatNumber, formatPercent, periodRange, toLocalInput, type Period } from '../logic/format';
 import { can } from '../logic/roles';
 import { assetHref } from '../logic/route';
@@ -14,7 +15,8 @@ const PERIODS: { value: Period; label: string }[] = [
   { value: 'custom', label: 'Custom' },
 ];
 
-/** KPIs: availability, MTBF, MTTR, OEE per asset, total and per shift, with CSV export. */
+/** KPIs: availability, MTBF, MTTR, OEE per asset, total and per shift, with CSV export; the
+ *  production calendar (planned stops) of the period. */
 export function KpiPage() {
   const { api } = useServices();
   const role = useSession()?.user.role;
@@ -32,7 +34,8 @@ export function KpiPage() {
 
   const res = useResource<KpiReport | null>(
     () => (range ? api.kpis({ ...range, line: line || undefined }) : Promise.resolve(null)),
-    [api, range?.from, range?.to, line],
+    // `stamp` too: Refresh (or a planned stop recorded) reads a custom period again.
+    [api, range?.from, range?.to, line, stamp],
   );
 
   async function exportCsv() {
@@ -112,7 +115,7 @@ export function KpiPage() {
             {formatDateTime(report.from)} → {formatDateTime(report.to)}
           </p>
           <div className="kpi-cards" data-testid="kpi-total">
-            <KpiCard label="Availability" value={formatPercent(report.total.availability)} />
+            <KpiCard label="Availability" value={formatPercent(report.total.availability)} title={AVAILABILITY_TITLE} />
             <KpiCard
               label="Performance"
               value={formatPercent(report.total.performance)}
@@ -127,7 +130,8 @@ export function KpiPage() {
             <KpiCard label="MTBF" value={formatHours(report.total.mtbfHours)} />
             <KpiCard label="MTTR" value={formatHours(report.total.mttrHours)} />
             <KpiCard label="Failures" value={String(report.total.failures)} />
-            <KpiCard label="Downtime" value={formatHours(report.total.downtimeHours)} />
+            <KpiCard label="Downtime" value={formatHours(report.total.downtimeHours)} title="Outside planned stops, summed over the assets" />
+            <KpiCard label="Planned stops" value={formatHours(report.total.plannedStopHours ?? 0)} title="Hours in planned stops, summed over the assets: not planned production time" />
           </div>
           <h3>Per asset</h3>
           <table className="table numeric" data-testid="kpi-assets">
@@ -142,6 +146,7 @@ export function KpiPage() {
                 <th>MTTR</th>
                 <th>Failures</th>
                 <th>Downtime</th>
+                <th>Planned stops</th>
               </tr>
             </thead>
             <tbody>
@@ -164,6 +169,14 @@ export function KpiPage() {
               ))}
             </details>
           )}
+          <PlannedStops
+            from={report.from}
+            to={report.to}
+            assets={assets}
+            line={line}
+            manager={can(role, 'planStops')}
+            onChanged={() => setStamp(Date.now())}
+          />
         </>
       )}
       <Reliability />
@@ -256,6 +269,57 @@ function ReliabilityRow({ t }: { t: TypeReliability }) {
   );
 }
 
+/** What availability is of. */
+const AVAILABILITY_TITLE = 'Of the planned production time: the period less planned stops; a failure during a planned stop costs none of it';
+
+/** The production calendar of the report's period: planned stops of an asset or of the whole
+ *  plant (breaks, planned changeovers, weekends without shifts, holidays), which OEE leaves out
+ *  of the planned production time. Managers record and remove them; with a line chosen, the
+ *  line's assets' and the plant's are shown. */
+function PlannedStops({ from, to, assets, line, manager, onChanged }: { from: string; to: string; assets: Map<string, Asset>; line: string; manager: boolean; onChanged: () => void }) {
+  const { api } = useServices();
+  const res = useResource<PlannedStop[]>(() => api.plannedStops({ from, to }), [api, from, to]);
+  const inScope = (s: PlannedStop) => !line || s.assetId === null || assets.get(s.assetId)?.line === line;
+  const choices = [...assets.values()]
+    .filter((a) => !line || a.line === line)
+    .sort((a, b) => a.code.localeCompare(b.code))
+    .map((a) => ({ value: a.id, label: a.code }));
+  // A custom period stays as it is when the KPIs are read again: the list is read again too.
+  const changed = () => {
+    void res.reload();
+    onChanged();
+  };
+  return (
+    <section data-testid="planned-stops">
+      <h3>Planned stops (production calendar)</h3>
+      <p className="muted small">Time an asset, or the whole plant, is not planned to produce: left out of availability and of performance’s run time.</p>
+      <ErrorBox error={res.error} />
+      <Stretches
+        testid="planned-stop"
+        items={res.data?.filter(inScope).map((s) => ({
+          ...s,
+          who: s.assetId === null ? null : assets.get(s.assetId)?.code ?? s.assetId.slice(0, 8),
+        }))}
+        whoLabel="Asset"
+        everyone="Whole plant"
+        choices={choices}
+        placeholder="lunch break, changeover, no weekend shift"
+        empty="No planned stops in this period."
+        manager={manager}
+        onAdd={async (s) => {
+          await api.addPlannedStop({ assetId: s.who, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason });
+          changed();
+        }}
+        onRemove={async (id) => {
+          await api.removePlannedStop(id);
+          changed();
+        }}
+      />
+      {res.data && res.data.length >= 1000 && <p className="muted small">The first 1000 are shown: choose a shorter period for the rest.</p>}
+    </section>
+  );
+}
+
 /** Why a performance cell is empty, for its tooltip. */
 const PERFORMANCE_ASSUMED = 'No ideal cycle time in the production counts and no speed sensor: OEE assumes performance 1';
 
@@ -300,6 +364,7 @@ function KpiRow({ k, asset, total }: { k: Kpi; asset?: Asset; total?: boolean })
       <td className="num">{formatHours(k.mttrHours)}</td>
       <td className="num">{k.failures}</td>
       <td className="num">{formatHours(k.downtimeHours)}</td>
+      <td className="num">{formatHours(k.plannedStopHours ?? 0)}</td>
     </tr>
   );
 }
@@ -312,6 +377,7 @@ function ShiftTable({ k }: { k: Kpi }) {
         <tr>
           <th>Shift</th>
           <th>Hours in period</th>
+          <th>Planned stops</th>
           <th>Availability</th>
           <th>Performance</th>
           <th>Quality</th>
@@ -323,7 +389,10 @@ function ShiftTable({ k }: { k: Kpi }) {
           <tr key={`${s.shift}-${i}`}>
             <td>{s.shift}</td>
             <td className="num">{formatHours(s.hours)}</td>
-            <td className="num">{formatPercent(s.availability)}</td>
+            <td className="num">{formatHours(s.plannedStopHours ?? 0)}</td>
+            <td className="num" title={s.hours > 0 && s.hours - (s.plannedStopHours ?? 0) < 1e-9 ? 'All planned stops: nothing was to be available' : undefined}>
+              {formatPercent(s.availability)}
+            </td>
             <td className="num" title={performanceTitle(s.performance)}>
               {formatPercent(s.performance)}
             </td>

@@ -2,7 +2,8 @@ import { useState } from 'react';
 import { ApiError } from '../api/client';
 import type { CrewLoad, MaintenancePlan, PlannedWorkOrder, Technician, TimeOff } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
-import { formatDateTime, formatHours, formatNumber, formatPercent, fromLocalInput } from '../logic/format';
+import { Stretches } from '../components/Stretches';
+import { formatDateTime, formatHours, formatNumber, formatPercent } from '../logic/format';
 import { formatOffset, formatShifts, parseShifts, utilisation } from '../logic/plan';
 import { can } from '../logic/roles';
 import { assetHref } from '../logic/route';
@@ -387,118 +388,28 @@ function CrewSection({ crew, error, manager, onChanged }: { crew: Technician[] |
  *  shutdown); the plan places no work in it. Managers record and remove it. */
 function TimeOffSection({ timeOff, crew, error, manager, onChanged }: { timeOff: TimeOff[] | undefined; crew: Technician[]; error: ApiError | null; manager: boolean; onChanged: () => void }) {
   const { api } = useServices();
-  const [who, setWho] = useState('');
-  const [from, setFrom] = useState('');
-  const [to, setTo] = useState('');
-  const [reason, setReason] = useState('');
-  const [formError, setFormError] = useState<string | null>(null);
-  const [saveError, setSaveError] = useState<ApiError | null>(null);
-  const [saving, setSaving] = useState(false);
-
-  async function add() {
-    setFormError(null);
-    setSaveError(null);
-    const startsAt = fromLocalInput(from);
-    const endsAt = fromLocalInput(to);
-    if (!startsAt || !endsAt) return setFormError('Give when it starts and when it ends.');
-    if (Date.parse(endsAt) <= Date.parse(startsAt)) return setFormError('It must end after it starts.');
-    setSaving(true);
-    try {
-      await api.addTimeOff({ technician: who || null, startsAt, endsAt, reason: reason.trim() });
-      setFrom('');
-      setTo('');
-      setReason('');
-      onChanged();
-    } catch (e) {
-      setSaveError(e as ApiError);
-    } finally {
-      setSaving(false);
-    }
-  }
-
-  async function remove(id: string) {
-    setSaveError(null);
-    try {
-      await api.removeTimeOff(id);
-      onChanged();
-    } catch (e) {
-      setSaveError(e as ApiError);
-    }
-  }
-
   return (
     <section data-testid="time-off">
       <h3>Time off</h3>
       <ErrorBox error={error} />
-      <ErrorBox error={saveError} />
-      {timeOff && timeOff.length === 0 && <p className="muted small">No time off ahead.</p>}
-      {timeOff && timeOff.length > 0 && (
-        <table className="table" data-testid="time-off-table">
-          <thead>
-            <tr>
-              <th>Who</th>
-              <th>From</th>
-              <th>To</th>
-              <th>Why</th>
-              <th>Recorded by</th>
-              {manager && <th />}
-            </tr>
-          </thead>
-          <tbody>
-            {timeOff.map((o) => (
-              <tr key={o.id} data-testid="time-off-row">
-                <td>{o.technician ?? <strong>Whole crew</strong>}</td>
-                <td>{formatDateTime(o.startsAt)}</td>
-                <td>{formatDateTime(o.endsAt)}</td>
-                <td>{o.reason || '—'}</td>
-                <td>{o.createdBy}</td>
-                {manager && (
-                  <td>
-                    <button type="button" onClick={() => void remove(o.id)} data-testid="time-off-remove">
-                      Remove
-                    </button>
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {manager && (
-        <form
-          className="filters"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void add();
-          }}
-          data-testid="time-off-form"
-        >
-          <label>
-            Who{' '}
-            <select value={who} onChange={(e) => setWho(e.target.value)} data-testid="time-off-who">
-              <option value="">Whole crew</option>
-              {crew.map((t) => (
-                <option key={t.name} value={t.name}>
-                  {t.name}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            From <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} data-testid="time-off-from" />
-          </label>
-          <label>
-            To <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} data-testid="time-off-to" />
-          </label>
-          <label>
-            Why <input value={reason} maxLength={200} placeholder="holiday, training, shutdown" onChange={(e) => setReason(e.target.value)} data-testid="time-off-reason" />
-          </label>
-          <button type="submit" disabled={saving} data-testid="time-off-save" title="From and to are read on this browser's clock">
-            Add
-          </button>
-          {formError && <span className="error-text" data-testid="time-off-form-error">{formError}</span>}
-        </form>
-      )}
+      <Stretches
+        testid="time-off"
+        items={timeOff?.map((o) => ({ ...o, who: o.technician }))}
+        whoLabel="Who"
+        everyone="Whole crew"
+        choices={crew.map((t) => ({ value: t.name, label: t.name }))}
+        placeholder="holiday, training, shutdown"
+        empty="No time off ahead."
+        manager={manager}
+        onAdd={async (o) => {
+          await api.addTimeOff({ technician: o.who, startsAt: o.startsAt, endsAt: o.endsAt, reason: o.reason });
+          onChanged();
+        }}
+        onRemove={async (id) => {
+          await api.removeTimeOff(id);
+          onChanged();
+        }}
+      />
     </section>
   );
 }

@@ -109,6 +109,14 @@ pub(crate) fn router(state: ApiState) -> Router {
             post(operations::complete_work_order),
         )
         .route("/api/v1/kpis", get(kpi::kpis))
+        .route(
+            "/api/v1/planned-stops",
+            get(crate::calendar::list).post(crate::calendar::create),
+        )
+        .route(
+            "/api/v1/planned-stops/{id}",
+            delete(crate::calendar::remove),
+        )
         .route("/api/v1/reliability", get(crate::reliability::reliability))
         .route(
             "/api/v1/technicians",
@@ -263,6 +271,31 @@ pub(crate) fn instant(
                 })
         })
         .transpose()
+}
+
+/// The query's `[from, to)` of a list of what lies ahead: `from` default now, `to` default
+/// `days` after `from`; `400` unless `from` is before `to`.
+pub(crate) fn period_ahead(
+    params: &Params,
+    days: i64,
+) -> ApiResult<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let from = instant(params, "from")?.unwrap_or_else(chrono::Utc::now);
+    let to = instant(params, "to")?.unwrap_or(from + chrono::Duration::days(days));
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
+        );
+    }
+    Ok((from, to))
+}
+
+/// `201 Created` with `value` and its `location`.
+pub(crate) fn created<T: Serialize>(value: &T, location: &str) -> Response {
+    let mut response = (StatusCode::CREATED, Json(value)).into_response();
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// The `[from, to)` range of a query: `to` defaults to now, `from` to `default_span` before

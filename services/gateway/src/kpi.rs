@@ -3,17 +3,24 @@
 //!
 //! - A FAILURE starts a downtime; the next REPAIR or REPLACEMENT of the asset ends it (a failure
 //!   not repaired yet is down until the end of the period).
-//! - availability = 1 − downtime / period; MTBF = uptime / failures; MTTR = repaired downtime /
-//!   repaired failures (no failure: MTBF and MTTR are null).
+//! - Planned stops (`/api/v1/planned-stops`: the asset's own and the whole plant's) are time
+//!   the asset was not meant to run: the planned production time is the period less them, and
+//!   a downtime counts only outside them (a failure over a weekend without shifts costs the
+//!   hours from the first shift on).
+//! - availability = 1 − downtime / planned production time (1 when the whole period was a
+//!   planned stop); MTBF = uptime (planned production time less downtime) / failures; MTTR =
+//!   repaired downtime / repaired failures (no failure: MTBF and MTTR are null).
 //! - OEE = availability × performance × quality. Performance is ideal cycle × units ÷ run time
 //!   over the production counts stating an ideal cycle time (run time: the time they last less
-//!   the asset's downtime within them; per shift, of the shift's hours), else the mean speed
+//!   the asset's downtime and planned stops within them; per shift, of the shift's hours), else
+//!   the mean speed
 //!   over the rated speed (a SPEED sensor's `maxValue`) when the asset has a speed sensor,
 //!   else 1; quality is good ÷ all units of the production counts recorded for the period
 //!   (per shift: those of the shift; a count over a shift's edge shared out by time), else 1.
 //!   `oeeBasis` says which terms were measured. A group's performance is the mean over the
 //!   assets it was measured for, its quality weighs its assets by the units they made, its
-//!   availability and OEE are the means over its assets.
+//!   availability and OEE are the means over its assets weighted by their planned production
+//!   time (so a machine planned to stand still all period does not lift them).
 
 use crate::api::{
     ApiResult, ApiState, Params, list_response, parse_id, tenant_asset, tenant_assets, time_range,
@@ -26,8 +33,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use mantis_domain::{
-    Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, ProductionCount, ProductionTotals,
-    Sensor, SensorId, SensorType,
+    Asset, AssetId, MaintenanceEvent, MaintenanceEventKind, PlannedStop, ProductionCount,
+    ProductionTotals, Sensor, SensorId, SensorType, join_spans, subtract_spans,
 };
 use mantis_runtime::Problem;
 use mantis_store::{ProductionPeriod, ProductionSpan, Store};
@@ -123,7 +130,11 @@ pub(crate) struct Kpi {
     mtbf_hours: Option<f64>,
     mttr_hours: Option<f64>,
     failures: u32,
+    /// Downtime outside planned stops, in hours (a group's: summed over its assets).
     downtime_hours: f64,
+    /// Hours of the period in planned stops, the asset's own and the whole plant's (a
+    /// group's: summed over its assets); the rest is the planned production time.
+    planned_stop_hours: f64,
     /// Ideal cycle × units ÷ run time, or mean ÷ rated speed; none when neither is measured (a
     /// group's: the mean over the assets it was measured for).
     performance: Option<f64>,
@@ -158,6 +169,8 @@ enum PerformanceBy {
 pub(crate) struct ShiftKpi {
     shift: String,
     hours: f64,
+    /// Hours of the shift's occurrences in planned stops (a group's: the mean over its assets).
+    planned_stop_hours: f64,
     availability: f64,
     /// Ideal cycle × units ÷ run time of the counts of the shift's hours, else the asset's
     /// speed over the period; none when neither is measured (a group's: the mean over the
@@ -168,6 +181,23 @@ pub(crate) struct ShiftKpi {
     good_units: f64,
     rejected_units: f64,
     oee: f64,
+}
+
+impl ShiftKpi {
+    /// A shift of `hours` with nothing summed yet.
+    fn empty(shift: String, hours: f64) -> Self {
+        Self {
+            shift,
+            hours,
+            planned_stop_hours: 0.0,
+            availability: 0.0,
+            performance: None,
+            quality: None,
+            good_units: 0.0,
+            rejected_units: 0.0,
+            oee: 0.0,
+        }
+    }
 }
 
 /// Downtime intervals, failures started in the period, repaired downtime, repairs.
@@ -313,30 +343,83 @@ async fn performances(
 /// Ten thousand events per asset cover decades of maintenance.
 const EVENTS_PER_ASSET: u32 = 10_000;
 
+/// Most planned stops a report reads (a year of two breaks a day on a hundred machines).
+const STOPS_PER_REPORT: u32 = 100_000;
+
 /// A report's shift instances within its period: (shift, start, end).
 type Instances = [(String, DateTime<Utc>, DateTime<Utc>)];
 
+/// A stretch of time.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// Each asset's planned stops within `[from, to)` (of `stops`: the asset's own and the whole
+/// plant's), as sorted, disjoint spans; assets without any are left out.
+fn stopped(
+    stops: &[PlannedStop],
+    assets: &[Asset],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> HashMap<AssetId, Vec<Span>> {
+    let clip = |s: &PlannedStop| (s.starts_at.max(from), s.ends_at.min(to));
+    let plant: Vec<_> = stops
+        .iter()
+        .filter(|s| s.asset_id.is_none())
+        .map(clip)
+        .collect();
+    let mut own: HashMap<AssetId, Vec<Span>> = HashMap::new();
+    for s in stops {
+        if let Some(asset) = s.asset_id {
+            own.entry(asset).or_default().push(clip(s));
+        }
+    }
+    assets
+        .iter()
+        .filter_map(|a| {
+            let mut spans = plant.clone();
+            spans.extend(own.remove(&a.id).unwrap_or_default());
+            let spans = join_spans(spans);
+            (!spans.is_empty()).then_some((a.id, spans))
+        })
+        .collect()
+}
+
+/// The share of the `planned` hours not `down`: 1 when none were planned (nothing was to be
+/// available).
+fn available(down: f64, planned: f64) -> f64 {
+    if planned > 0.0 {
+        (1.0 - down / planned).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
 /// `asset`'s KPIs over `from..to`, from its downtimes then (`downtime`, of its maintenance
-/// events), its speed's share of the rated speed `speed`, the units it made per shift (`made[g]`: in the instances
-/// of the shift `shifts[g]`; without shifts, `made[0]` in the whole period) and its downtime
-/// within the counts stating an ideal cycle time per shift (`down_timed[g]`, seconds).
+/// events), its planned stops (`stopped`: sorted, disjoint, within the period), its speed's
+/// share of the rated speed `speed`, the units it made per shift (`made[g]`: in the instances
+/// of the shift `shifts[g]`; without shifts, `made[0]` in the whole period) and the time it was
+/// down or stopped as planned within the counts stating an ideal cycle time per shift
+/// (`down_timed[g]`, seconds).
 #[allow(clippy::too_many_arguments)]
 fn asset_kpi(
     instances: &Instances,
     shifts: &[String],
     asset: &Asset,
     downtime: &Downtimes,
+    stopped: &[Span],
     speed: Option<f64>,
     made: &[ProductionTotals],
     down_timed: &[f64],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Kpi {
-    let (intervals, failures, repaired, repaired_count) =
-        (&downtime.0, downtime.1, downtime.2, downtime.3);
+    let (failures, repaired, repaired_count) = (downtime.1, downtime.2, downtime.3);
+    // A downtime costs only the planned production time.
+    let intervals = &subtract_spans(downtime.0.clone(), stopped);
     let period = to - from;
+    let stop = overlap(stopped, from, to);
+    let planned = period - stop;
     let down = overlap(intervals, from, to);
-    let availability = (1.0 - hours(down) / hours(period)).clamp(0.0, 1.0);
+    let availability = available(hours(down), hours(planned));
     let mut units = ProductionTotals::default();
     made.iter().for_each(|m| units.add(*m));
     let quality = units.quality();
@@ -352,21 +435,13 @@ fn asset_kpi(
         let entry = match shift_kpis.iter_mut().find(|k| &k.shift == name) {
             Some(k) => k,
             None => {
-                shift_kpis.push(ShiftKpi {
-                    shift: name.clone(),
-                    hours: 0.0,
-                    availability: 0.0,
-                    performance: None,
-                    quality: None,
-                    good_units: 0.0,
-                    rejected_units: 0.0,
-                    oee: 0.0,
-                });
+                shift_kpis.push(ShiftKpi::empty(name.clone(), 0.0));
                 shift_kpis.last_mut().expect("just pushed")
             }
         };
         // Accumulate down hours in `availability` first; turned into a ratio below.
         entry.hours += hours(*e - *b);
+        entry.planned_stop_hours += hours(overlap(stopped, *b, *e));
         entry.availability += hours(down);
     }
     for k in &mut shift_kpis {
@@ -377,11 +452,7 @@ fn asset_kpi(
             .copied()
             .unwrap_or_default();
         (k.good_units, k.rejected_units) = (m.good, m.rejected);
-        k.availability = if k.hours > 0.0 {
-            (1.0 - k.availability / k.hours).clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
+        k.availability = available(k.availability, k.hours - k.planned_stop_hours);
         k.quality = m.quality();
         k.performance = m.performance(down).or(speed);
         k.oee = k.availability * k.performance.unwrap_or(1.0) * k.quality.unwrap_or(1.0);
@@ -391,10 +462,11 @@ fn asset_kpi(
         asset_code: Some(asset.code.clone()),
         line: Some(asset.location.clone()),
         availability,
-        mtbf_hours: (failures > 0).then(|| hours(period - down) / f64::from(failures)),
+        mtbf_hours: (failures > 0).then(|| hours(planned - down) / f64::from(failures)),
         mttr_hours: (repaired_count > 0).then(|| hours(repaired) / f64::from(repaired_count)),
         failures,
         downtime_hours: hours(down),
+        planned_stop_hours: hours(stop),
         performance: perf,
         quality,
         good_units: units.good,
@@ -456,37 +528,76 @@ fn term(ways: &[(usize, &str)], of: usize, missing: &str) -> String {
     }
 }
 
-/// The group's KPIs: availability and OEE averaged over assets, performance over the assets
-/// it was measured for, MTBF and MTTR over all failures.
-fn total(kpis: &[Kpi], period: Duration) -> Kpi {
-    let n = kpis.len().max(1) as f64;
-    let failures: u32 = kpis.iter().map(|k| k.failures).sum();
-    let down: f64 = kpis.iter().map(|k| k.downtime_hours).sum();
-    let up = hours(period) * kpis.len() as f64 - down;
-    let repaired: Vec<f64> = kpis.iter().filter_map(|k| k.mttr_hours).collect();
-    let mut shifts: Vec<ShiftKpi> = Vec::new();
-    for k in kpis {
-        for s in &k.shifts {
-            match shifts.iter_mut().find(|t| t.shift == s.shift) {
-                Some(t) => {
-                    t.availability += s.availability / n;
-                    t.oee += s.oee / n;
-                    t.good_units += s.good_units;
-                    t.rejected_units += s.rejected_units;
-                }
-                None => shifts.push(ShiftKpi {
-                    shift: s.shift.clone(),
-                    hours: s.hours,
-                    availability: s.availability / n,
-                    performance: None,
-                    quality: None,
-                    good_units: s.good_units,
-                    rejected_units: s.rejected_units,
-                    oee: s.oee / n,
-                }),
-            }
+/// A group's availability and OEE: its assets' means weighted by their planned production time
+/// (equal weights without planned stops; plain means when none of them was to run).
+#[derive(Default)]
+struct Weighed {
+    planned: f64,
+    availability: f64,
+    oee: f64,
+    assets: f64,
+    plain_availability: f64,
+    plain_oee: f64,
+}
+
+impl Weighed {
+    fn add(&mut self, planned: f64, availability: f64, oee: f64) {
+        let planned = planned.max(0.0);
+        self.planned += planned;
+        self.availability += planned * availability;
+        self.oee += planned * oee;
+        self.assets += 1.0;
+        self.plain_availability += availability;
+        self.plain_oee += oee;
+    }
+
+    /// (availability, OEE).
+    fn means(&self) -> (f64, f64) {
+        if self.planned > 0.0 {
+            (self.availability / self.planned, self.oee / self.planned)
+        } else {
+            let n = self.assets.max(1.0);
+            (self.plain_availability / n, self.plain_oee / n)
         }
     }
+}
+
+/// The group's KPIs: availability and OEE averaged over assets weighted by their planned
+/// production time, performance over the assets it was measured for, MTBF and MTTR over all
+/// failures.
+fn total(kpis: &[Kpi], period: Duration) -> Kpi {
+    let failures: u32 = kpis.iter().map(|k| k.failures).sum();
+    let down: f64 = kpis.iter().map(|k| k.downtime_hours).sum();
+    let stopped: f64 = kpis.iter().map(|k| k.planned_stop_hours).sum();
+    let up = hours(period) * kpis.len() as f64 - stopped - down;
+    let repaired: Vec<f64> = kpis.iter().filter_map(|k| k.mttr_hours).collect();
+    let mut overall = Weighed::default();
+    let mut shifts: Vec<ShiftKpi> = Vec::new();
+    let mut per_shift: Vec<Weighed> = Vec::new();
+    for k in kpis {
+        overall.add(hours(period) - k.planned_stop_hours, k.availability, k.oee);
+        for s in &k.shifts {
+            let i = match shifts.iter().position(|t| t.shift == s.shift) {
+                Some(i) => i,
+                None => {
+                    shifts.push(ShiftKpi::empty(s.shift.clone(), s.hours));
+                    per_shift.push(Weighed::default());
+                    shifts.len() - 1
+                }
+            };
+            let t = &mut shifts[i];
+            // Summed here, a mean over the assets below (comparable with the shift's hours).
+            t.planned_stop_hours += s.planned_stop_hours;
+            t.good_units += s.good_units;
+            t.rejected_units += s.rejected_units;
+            per_shift[i].add(s.hours - s.planned_stop_hours, s.availability, s.oee);
+        }
+    }
+    for (s, w) in shifts.iter_mut().zip(&per_shift) {
+        (s.availability, s.oee) = w.means();
+        s.planned_stop_hours /= w.assets.max(1.0);
+    }
+    let (availability, oee) = overall.means();
     let mean = |measured: Vec<f64>| {
         (!measured.is_empty()).then(|| measured.iter().sum::<f64>() / measured.len() as f64)
     };
@@ -516,17 +627,18 @@ fn total(kpis: &[Kpi], period: Duration) -> Kpi {
         asset_id: None,
         asset_code: None,
         line: None,
-        availability: kpis.iter().map(|k| k.availability).sum::<f64>() / n,
+        availability,
         mtbf_hours: (failures > 0).then(|| up / f64::from(failures)),
         mttr_hours: (!repaired.is_empty())
             .then(|| repaired.iter().sum::<f64>() / repaired.len() as f64),
         failures,
         downtime_hours: down,
+        planned_stop_hours: stopped,
         performance: mean(kpis.iter().filter_map(|k| k.performance).collect()),
         quality: units.quality(),
         good_units: units.good,
         rejected_units: units.rejected,
-        oee: kpis.iter().map(|k| k.oee).sum::<f64>() / n,
+        oee,
         oee_basis: basis(&by, counted),
         shifts,
         performance_by: PerformanceBy::Assumed,
@@ -644,9 +756,22 @@ pub(crate) async fn kpis(
             slot.add(p.units);
         }
     }
-    // The downtime within the counts stating an ideal cycle time (performance's run time is
-    // their time less it), per shift: the counts overlapping the downtimes of the assets that
-    // have such counts, read in one statement (per few hundred downtimes).
+    // The planned stops of the period: each asset's own and the whole plant's.
+    let stops = s
+        .store
+        .list_planned_stops(who.tenant_id, from, to, one, STOPS_PER_REPORT + 1)
+        .await?;
+    if stops.len() > STOPS_PER_REPORT as usize {
+        return Err(Problem::bad_request(format!(
+            "more than {STOPS_PER_REPORT} planned stops in the period: ask for a shorter one"
+        ))
+        .with_field("/from", "too long a period for its planned stops"));
+    }
+    let stopped = stopped(&stops, &assets, from, to);
+    // The time down or stopped as planned within the counts stating an ideal cycle time
+    // (performance's run time is their time less it), per shift: the counts overlapping the
+    // downtimes and planned stops of the assets that have such counts, read in one statement
+    // (per few hundred spans).
     let downtime: HashMap<AssetId, Downtimes> = assets
         .iter()
         .map(|a| {
@@ -660,11 +785,17 @@ pub(crate) async fn kpis(
             .get(asset)
             .is_some_and(|m| m.iter().any(|t| t.timed_seconds > 0.0));
         if timed {
-            spans.extend(intervals.iter().map(|(from, to)| ProductionSpan {
-                asset_id: *asset,
-                from: *from,
-                to: *to,
-            }));
+            let mut idle = intervals.clone();
+            idle.extend(stopped.get(asset).into_iter().flatten().copied());
+            spans.extend(
+                join_spans(idle)
+                    .into_iter()
+                    .map(|(from, to)| ProductionSpan {
+                        asset_id: *asset,
+                        from,
+                        to,
+                    }),
+            );
         }
     }
     let found = if spans.is_empty() {
@@ -689,6 +820,7 @@ pub(crate) async fn kpis(
                 &shifts,
                 asset,
                 downtime.get(&asset.id).unwrap_or(&none),
+                stopped.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 speed.get(&asset.id).copied(),
                 made.get(&asset.id).map_or(&[][..], Vec::as_slice),
                 down_timed.get(&asset.id).map_or(&[][..], Vec::as_slice),
@@ -811,6 +943,59 @@ mod tests {
         assert_eq!(down.get(&a), Some(&vec![4.0 * h, 2.0 * h, 4.0 * h]));
         assert_eq!(down.get(&b), Some(&vec![6.0 * h, 0.0, 0.0]));
         assert_eq!(down.len(), 2);
+    }
+
+    #[test]
+    fn an_assets_planned_stops_are_its_own_and_the_plants_joined_within_the_period() {
+        use mantis_domain::{Criticality, PlannedStopId, TenantId};
+        let asset = |code: &str| Asset {
+            id: AssetId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            code: code.into(),
+            name: code.into(),
+            asset_type: "press".into(),
+            location: "Line 1".into(),
+            criticality: Criticality::Medium,
+        };
+        let (press, lathe, idle) = (asset("PRS-1"), asset("LTH-1"), asset("IDL-1"));
+        let stop = |asset_id: Option<AssetId>, from: i64, to: i64| PlannedStop {
+            id: PlannedStopId::new_random(),
+            tenant_id: TenantId::DEFAULT,
+            asset_id,
+            starts_at: t(from),
+            ends_at: t(to),
+            reason: String::new(),
+            created_by: "max".into(),
+            created_at: t(0),
+        };
+        let stops = [
+            // The plant's night (clipped to the period) and lunch break.
+            stop(None, -2, 6),
+            stop(None, 12, 13),
+            // The press's changeover overlapping the lunch break, and one touching the night.
+            stop(Some(press.id), 11, 12),
+            stop(Some(press.id), 6, 7),
+            // Another asset's, not in the report.
+            stop(Some(AssetId::new_random()), 0, 24),
+        ];
+        let both = stopped(&stops, &[press.clone(), lathe.clone()], t(0), t(24));
+        assert_eq!(
+            both.get(&press.id),
+            Some(&vec![(t(0), t(7)), (t(11), t(13))])
+        );
+        assert_eq!(
+            both.get(&lathe.id),
+            Some(&vec![(t(0), t(6)), (t(12), t(13))])
+        );
+        assert_eq!(both.len(), 2);
+        // Without the plant's stops, an asset with none of its own is left out.
+        let own = stopped(&stops[2..], &[press.clone(), idle.clone()], t(0), t(24));
+        assert_eq!(own.get(&press.id).map(Vec::len), Some(2));
+        assert!(!own.contains_key(&idle.id));
+        // Nothing planned, nothing to be available: 1; else the share not down.
+        assert_eq!(available(0.0, 0.0), 1.0);
+        assert_eq!(available(2.0, 8.0), 0.75);
+        assert_eq!(available(9.0, 8.0), 0.0);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod access;
 mod api;
 mod auth;
+mod calendar;
 mod catalog;
 mod ingest;
 mod kpi;

@@ -15,7 +15,7 @@
 //! a person kept there is shown with why (`offShift`).
 
 use crate::api::{
-    ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_assets, wants_csv,
+    ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_assets, wants_csv,
 };
 use crate::auth::Principal;
 use axum::Json;
@@ -188,13 +188,7 @@ pub(crate) async fn list_time_off(
 ) -> ApiResult<Response> {
     let csv = wants_csv(&headers, &params)?;
     let limit = limit(&params)?;
-    let from = instant(&params, "from")?.unwrap_or_else(Utc::now);
-    let to = instant(&params, "to")?.unwrap_or(from + Duration::days(TIME_OFF_SPAN_DAYS));
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
-        );
-    }
+    let (from, to) = crate::api::period_ahead(&params, TIME_OFF_SPAN_DAYS)?;
     let technician = params.get("technician").map(|t| t.trim());
     if technician.is_some_and(str::is_empty) {
         return Err(Problem::bad_request("technician must name a crew member")
@@ -256,15 +250,10 @@ pub(crate) async fn create_time_off(
         by = %who.username,
         "time off recorded"
     );
-    let mut response = (StatusCode::CREATED, Json(&time_off)).into_response();
-    if let Ok(location) =
-        axum::http::HeaderValue::from_str(&format!("/api/v1/time-off/{}", time_off.id))
-    {
-        response
-            .headers_mut()
-            .insert(axum::http::header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(crate::api::created(
+        &time_off,
+        &format!("/api/v1/time-off/{}", time_off.id),
+    ))
 }
 
 /// `DELETE /api/v1/time-off/{id}`: removes a stretch of time off.

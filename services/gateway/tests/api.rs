@@ -1726,7 +1726,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 52"),
+        stdout.contains("Tested: 55"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -3991,6 +3991,347 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
     assignment(&plan, &low.code);
 }
 
+/// The production calendar: planned stops of an asset or of the whole plant, recorded by a
+/// manager, listed to the floor, removed once; bad ones answered with a problem naming the
+/// field.
+#[tokio::test]
+async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let operator = Auth::Bearer(g.token_for("olga", "operator").await);
+    let mill = plant(g.store.as_ref(), TenantId::DEFAULT, "MIL-002").await;
+    let lathe = plant(g.store.as_ref(), TenantId::DEFAULT, "LTH-002").await;
+    let other = plant(
+        g.store.as_ref(),
+        TenantId::from(uuid::Uuid::new_v4()),
+        "MIL-009",
+    )
+    .await;
+    let base = chrono::Utc::now()
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        + chrono::Duration::days(1);
+    let at = |h: i64| {
+        (base + chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    for (body, pointer) in [
+        (
+            json!({"assetId": mill.motor.id, "startsAt": at(2), "endsAt": at(1)}),
+            "/endsAt",
+        ),
+        (
+            json!({"startsAt": at(0), "endsAt": at(24 * 367)}),
+            "/endsAt",
+        ),
+        (
+            json!({"startsAt": at(0), "endsAt": at(1), "reason": "x".repeat(201)}),
+            "/reason",
+        ),
+        (
+            json!({"assetId": "MIL-002", "startsAt": at(0), "endsAt": at(1)}),
+            "/assetId",
+        ),
+        // An asset of another plant is none of this one's.
+        (
+            json!({"assetId": other.motor.id, "startsAt": at(0), "endsAt": at(1)}),
+            "/assetId",
+        ),
+    ] {
+        let (s, _, v) = g
+            .call("POST", "/api/v1/planned-stops", &manager, Some(body))
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+    }
+    for body in [
+        json!({"startsAt": "at noon", "endsAt": at(1)}),
+        json!({"startsAt": at(0), "endsAt": at(1), "recurring": true}),
+        json!({"endsAt": at(1)}),
+        json!([]),
+    ] {
+        let (s, _, v) = g
+            .call("POST", "/api/v1/planned-stops", &manager, Some(body))
+            .await;
+        assert_problem(s, &v, 400);
+    }
+    let lunch = json!({"startsAt": at(12), "endsAt": at(13), "reason": " lunch break "});
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/planned-stops",
+            &operator,
+            Some(lunch.clone()),
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, headers, plant_wide) = g
+        .call("POST", "/api/v1/planned-stops", &manager, Some(lunch))
+        .await;
+    assert_eq!(s, 201, "{plant_wide:#}");
+    assert!(plant_wide["assetId"].is_null(), "{plant_wide:#}");
+    assert_eq!(plant_wide["reason"], "lunch break");
+    assert_eq!(plant_wide["createdBy"], "max");
+    let id = plant_wide["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        headers
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default(),
+        format!("/api/v1/planned-stops/{id}")
+    );
+    let (s, _, changeover) = g
+        .call(
+            "POST",
+            "/api/v1/planned-stops",
+            &manager,
+            Some(
+                json!({"assetId": mill.motor.id, "startsAt": at(8), "endsAt": at(9),
+                "reason": "changeover"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{changeover:#}");
+    assert_eq!(changeover["assetId"], mill.motor.id.to_string());
+
+    let listed = |query: String| {
+        let g = &g;
+        let operator = &operator;
+        async move {
+            let (s, _, v) = g
+                .call(
+                    "GET",
+                    &format!("/api/v1/planned-stops?{query}"),
+                    operator,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v:#}");
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x["reason"].as_str().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let day = |extra: &str| format!("from={}&to={}{extra}", at(0), at(24)).replace('+', "%2B");
+    assert_eq!(listed(day("")).await, ["changeover", "lunch break"]);
+    assert_eq!(
+        listed(day(&format!("&assetId={}", lathe.motor.id))).await,
+        ["lunch break"]
+    );
+    assert_eq!(
+        listed(format!("from={}&to={}", at(9), at(12))).await,
+        Vec::<String>::new()
+    );
+    // From now for a year by default: both are tomorrow.
+    assert_eq!(listed(String::new()).await.len(), 2);
+    for (query, pointer) in [
+        ("assetId=nope".to_owned(), "/assetId"),
+        (format!("from={}&to={}", at(2), at(1)), "/to"),
+        ("limit=0".to_owned(), "/limit"),
+    ] {
+        let (s, _, v) = g
+            .call(
+                "GET",
+                &format!("/api/v1/planned-stops?{query}"),
+                &operator,
+                None,
+            )
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+    }
+    let (s, _, v) = g
+        .call(
+            "GET",
+            &format!("/api/v1/planned-stops?assetId={}", other.motor.id),
+            &operator,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 404);
+
+    let (s, _, v) = g
+        .call(
+            "DELETE",
+            &format!("/api/v1/planned-stops/{id}"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    let (s, _, _) = g
+        .call(
+            "DELETE",
+            &format!("/api/v1/planned-stops/{id}"),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _, v) = g
+        .call(
+            "DELETE",
+            &format!("/api/v1/planned-stops/{id}"),
+            &manager,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 404);
+    let (s, _, v) = g
+        .call("DELETE", "/api/v1/planned-stops/lunch", &manager, None)
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(listed(day("")).await, ["changeover"]);
+}
+
+/// OEE over the planned production time: a planned stop (the plant's lunch break, a machine's
+/// night without a shift) is neither unavailable time, nor run time of performance, and a
+/// failure within one costs nothing.
+#[tokio::test]
+async fn planned_stops_leave_the_planned_production_time_to_availability_and_performance() {
+    use mantis_domain::{MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind};
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    let operator = Auth::Bearer(g.token_for("olga", "operator").await);
+    let mill = plant(g.store.as_ref(), TenantId::DEFAULT, "MIL-003").await;
+    // A mill of the same line standing still all day (mothballed): planned to make nothing,
+    // it weighs nothing in the line's availability and OEE.
+    let spare = plant(g.store.as_ref(), TenantId::DEFAULT, "MIL-004").await;
+    let day = (chrono::Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc();
+    let hour = |h: f64| day + chrono::Duration::milliseconds((h * 3_600_000.0) as i64);
+    let at = |h: f64| hour(h).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    // Shift A (06–14) makes 84 units at 240 s a unit ideally, with the plant's lunch break
+    // 12–13: 5.6 h ideally in 7 h run, 0.8. Shift B (14–22) makes 72, down 16–18: 0.8 again.
+    // The mill runs no night shift (22–06: a planned stop of its own), in which it fails at
+    // 23:00 and is repaired at 23:30.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/assets/{}/production", mill.motor.id),
+            &operator,
+            Some(json!({"counts": [
+                {"startsAt": at(6.0), "endsAt": at(14.0), "good": 84, "rejected": 0, "idealCycleSeconds": 240},
+                {"startsAt": at(14.0), "endsAt": at(22.0), "good": 72, "rejected": 0, "idealCycleSeconds": 240},
+            ]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    for (asset, from, to, reason) in [
+        (None, -2.0, 6.0, "no night shift"),
+        (None, 12.0, 13.0, "lunch break"),
+        (Some(mill.motor.id), 22.0, 30.0, "no night shift"),
+        (Some(spare.motor.id), -24.0, 48.0, "mothballed"),
+    ] {
+        // The night before is the plant's (another asset's too); the night after the mill's.
+        let (s, _, v) = g
+            .call(
+                "POST",
+                "/api/v1/planned-stops",
+                &manager,
+                Some(
+                    json!({"assetId": asset, "startsAt": at(from), "endsAt": at(to),
+                    "reason": reason}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{v:#}");
+    }
+    for (kind, h) in [
+        (MaintenanceEventKind::Failure, 16.0),
+        (MaintenanceEventKind::Repair, 18.0),
+        (MaintenanceEventKind::Failure, 23.0),
+        (MaintenanceEventKind::Repair, 23.5),
+    ] {
+        g.store
+            .insert_maintenance_event(&MaintenanceEvent {
+                id: MaintenanceEventId::new_random(),
+                asset_id: mill.motor.id,
+                kind,
+                occurred_at: hour(h),
+                work_order_id: None,
+                note: String::new(),
+            })
+            .await
+            .expect("event");
+    }
+    for scope in [format!("assetId={}", mill.motor.id), "line=Line%201".into()] {
+        let (s, _, report) = g
+            .call(
+                "GET",
+                &format!("/api/v1/kpis?{scope}&from={}&to={}", at(0.0), at(24.0))
+                    .replace('+', "%2B"),
+                &manager,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{report:#}");
+        let kpi = asset_kpi(&report, "MIL-003");
+        // Planned: 24 h less 6 + 1 + 2 h of stops, 15 h; down 2 h of them (the night's
+        // failure lies in a planned stop).
+        assert!(close(&kpi["plannedStopHours"], 9.0), "{kpi:#}");
+        assert!(close(&kpi["downtimeHours"], 2.0), "{kpi:#}");
+        assert!(close(&kpi["availability"], 13.0 / 15.0), "{kpi:#}");
+        assert_eq!(kpi["failures"], 2, "{kpi:#}");
+        assert!(close(&kpi["mtbfHours"], 13.0 / 2.0), "{kpi:#}");
+        // 156 units × 240 s ideally in the 16 h counted less 1 h of lunch and 2 h down.
+        assert!(close(&kpi["performance"], 0.8), "{kpi:#}");
+        assert!(close(&kpi["oee"], 13.0 / 15.0 * 0.8), "{kpi:#}");
+        let a = shift(&kpi, "A");
+        assert!(close(&a["plannedStopHours"], 1.0), "{a:#}");
+        assert!(close(&a["availability"], 1.0), "{a:#}");
+        assert!(close(&a["performance"], 0.8), "{a:#}");
+        let b = shift(&kpi, "B");
+        assert!(close(&b["plannedStopHours"], 0.0), "{b:#}");
+        assert!(close(&b["availability"], 0.75), "{b:#}");
+        assert!(close(&b["performance"], 0.8), "{b:#}");
+        // The night shift's 8 h of the day all planned stops: nothing was to be available.
+        let c = shift(&kpi, "C");
+        assert!(close(&c["plannedStopHours"], 8.0), "{c:#}");
+        assert!(close(&c["availability"], 1.0), "{c:#}");
+        // The line: the mothballed mill's day is all planned stops (summed into the line's
+        // hours); availability and OEE weighted by planned production time are the running
+        // mill's, per shift too (a shift's planned stops: the mean over the assets).
+        let total = &report["total"];
+        let line = scope.starts_with("line");
+        let stopped = if line { 9.0 + 24.0 } else { 9.0 };
+        assert!(close(&total["plannedStopHours"], stopped), "{total:#}");
+        assert!(close(&total["availability"], 13.0 / 15.0), "{total:#}");
+        assert!(close(&total["oee"], 13.0 / 15.0 * 0.8), "{total:#}");
+        let b = shift(total, "B");
+        assert!(close(&b["availability"], 0.75), "{b:#}");
+        let a = shift(total, "A");
+        assert!(
+            close(&a["plannedStopHours"], if line { 4.5 } else { 1.0 }),
+            "{a:#}"
+        );
+        if line {
+            let idle = asset_kpi(&report, "MIL-004");
+            assert!(close(&idle["plannedStopHours"], 24.0), "{idle:#}");
+            assert!(close(&idle["availability"], 1.0), "{idle:#}");
+        }
+    }
+}
+
+/// Whether a JSON number is `expected` (to 1e-9).
+fn close(v: &Value, expected: f64) -> bool {
+    v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9)
+}
+
+/// The shift `name` of a KPI.
+fn shift(k: &Value, name: &str) -> Value {
+    k["shifts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["shift"] == name).cloned())
+        .unwrap_or_else(|| panic!("shift {name} in {k:#}"))
+}
+
 /// The KPIs of the asset `code` in a KPI report.
 fn asset_kpi(report: &Value, code: &str) -> Value {
     report["assets"]
@@ -4233,7 +4574,6 @@ async fn production_counts_give_oee_its_quality_per_asset_shift_and_line() {
         .await;
     assert_eq!(s, 200, "{report:#}");
     let of = |code: &str| asset_kpi(&report, code);
-    let close = |v: &Value, expected: f64| v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9);
     let kpi = of("PRS-001");
     assert!(close(&kpi["quality"], 220.0 / 250.0), "{kpi:#}");
     assert!(close(&kpi["goodUnits"], 220.0), "{kpi:#}");
@@ -4246,12 +4586,6 @@ async fn production_counts_give_oee_its_quality_per_asset_shift_and_line() {
             .is_some_and(|b| b.contains("good ÷ all units")),
         "{kpi:#}"
     );
-    let shift = |k: &Value, name: &str| {
-        k["shifts"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["shift"] == name).cloned())
-            .unwrap_or_else(|| panic!("shift {name} in {k:#}"))
-    };
     for (name, quality) in [("A", 0.9), ("B", 0.8), ("C", 1.0)] {
         let s = shift(&kpi, name);
         assert!(close(&s["quality"], quality), "{s:#}");
@@ -4398,13 +4732,6 @@ async fn counts_with_an_ideal_cycle_time_give_oee_its_performance_less_downtime(
         Some(vec![None, Some(240.0), Some(240.0)])
     );
 
-    let close = |v: &Value, expected: f64| v.as_f64().is_some_and(|x| (x - expected).abs() < 1e-9);
-    let shift = |k: &Value, name: &str| {
-        k["shifts"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["shift"] == name).cloned())
-            .unwrap_or_else(|| panic!("shift {name} in {k:#}"))
-    };
     for scope in [format!("assetId={}", mill.motor.id), "line=Line%201".into()] {
         let (s, _, report) = g
             .call(

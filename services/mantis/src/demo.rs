@@ -22,8 +22,8 @@ pub mod devices;
 use mantis_bus::TraceContext;
 use mantis_domain::{
     Asset, AssetId, Criticality, Day, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    ProductionCount, Quality, Role, Sensor, SensorId, SensorType, Shift, SourceProtocol, SparePart,
-    StockChange, Technician, TenantId, User, deterministic_uuid,
+    PlannedStop, PlannedStopId, ProductionCount, Quality, Role, Sensor, SensorId, SensorType,
+    Shift, SourceProtocol, SparePart, StockChange, Technician, TenantId, User, deterministic_uuid,
 };
 use mantis_ingestion::{IncomingReading, Ingestor, SensorRef};
 use mantis_runtime::Result;
@@ -483,6 +483,39 @@ const IDEAL_CYCLE_SECONDS: f64 = 27.0;
 /// Hours of production counts recorded at the start: the KPI page's default week.
 const COUNTED_HOURS: i64 = 7 * 24;
 
+/// The plant's daily lunch break, a planned stop: from 12:00 UTC, 30 minutes.
+const BREAK_HOUR: i64 = 12;
+const BREAK_MINUTES: i64 = 30;
+
+/// Days of lunch breaks planned ahead.
+const BREAK_DAYS_AHEAD: i64 = 7;
+
+/// Plans the plant's lunch break on each of `days` (days since the epoch) unless it is planned
+/// (its id is derived from the day): one the plant's manager removed stays removed until the
+/// demo starts again, and the line counters still make half the units in that hour (the demo's
+/// line keeps its break).
+async fn plan_breaks(store: &dyn Store, days: std::ops::Range<i64>) {
+    for day in days {
+        let Some(starts_at) = chrono::DateTime::from_timestamp((day * 24 + BREAK_HOUR) * 3600, 0)
+        else {
+            continue;
+        };
+        let stop = PlannedStop {
+            id: PlannedStopId(deterministic_uuid("demo-break", &[&day.to_string()])),
+            tenant_id: TenantId::DEFAULT,
+            asset_id: None,
+            starts_at,
+            ends_at: starts_at + chrono::Duration::minutes(BREAK_MINUTES),
+            reason: "lunch break".to_owned(),
+            created_by: "demo".to_owned(),
+            created_at: chrono::Utc::now(),
+        };
+        if let Err(e) = store.insert_planned_stop(&stop).await {
+            tracing::warn!(error = %e, %starts_at, "demo lunch break not planned");
+        }
+    }
+}
+
 /// The demo's production counts of `machine` for the hour starting `hour` (hours since the
 /// epoch): about [`UNITS_PER_HOUR`], of which 2 % rejected by a healthy machine and 6 % by one
 /// that wears (worn bearings and drives make worse parts, and the line runs it slower), at the
@@ -501,7 +534,11 @@ fn hour_of_production(
     } else {
         0
     };
-    let made = UNITS_PER_HOUR - slowed - rng.random_range(0..=UNITS_PER_HOUR / 10);
+    let mut made = UNITS_PER_HOUR - slowed - rng.random_range(0..=UNITS_PER_HOUR / 10);
+    if hour.rem_euclid(24) == BREAK_HOUR {
+        // The lunch break: the line runs the rest of the hour.
+        made = made * (60 - BREAK_MINUTES) as u64 / 60;
+    }
     let reject_rate = if machine.degrades() { 0.06 } else { 0.02 };
     let rejected = ((made as f64) * reject_rate * rng.random_range(0.5..1.5)).round() as u64;
     Some(ProductionCount {
@@ -549,17 +586,29 @@ async fn record_hours(
 
 /// The demo's line counters: records every machine's production counts per hour for the last
 /// week, then each hour as it ends, until `shutdown` (OEE's quality and performance terms on
-/// the KPI page).
+/// the KPI page); and the plant's production calendar, a lunch break a day (a planned stop, in
+/// which the line makes nothing), for that week and the week ahead.
 pub async fn count_production(
     store: Arc<dyn Store>,
     plant: Vec<SimulatedMachine>,
     shutdown: CancellationToken,
 ) {
     let hour_now = || chrono::Utc::now().timestamp().div_euclid(3600);
+    let mut planned = hour_now().div_euclid(24) + BREAK_DAYS_AHEAD;
+    plan_breaks(
+        store.as_ref(),
+        (hour_now() - COUNTED_HOURS).div_euclid(24)..planned + 1,
+    )
+    .await;
     // The hours before `counted` are recorded (or left as someone recorded them by hand).
     let mut counted = hour_now() - COUNTED_HOURS;
     loop {
         let ended = hour_now();
+        let ahead = ended.div_euclid(24) + BREAK_DAYS_AHEAD;
+        if ahead > planned {
+            plan_breaks(store.as_ref(), planned + 1..ahead + 1).await;
+            planned = ahead;
+        }
         // A week at most: after a long pause the hours before it are not made up.
         let from = counted.max(ended - COUNTED_HOURS);
         if ended > from && record_hours(store.as_ref(), &plant, from..ended).await {

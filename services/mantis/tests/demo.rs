@@ -303,6 +303,21 @@ async fn the_demo_plant_flows_through_opcua_and_modbus_and_only_wearing_machines
         performance("MTR-001") < performance("MTR-002") && performance("MTR-001") > 0.5,
         "{kpis:#}"
     );
+    // The plant's production calendar: a 30-minute lunch break a day, left out of the week's
+    // planned production time (the line makes nothing then, so performance is unchanged).
+    assert!(
+        (term("MTR-002", "plannedStopHours") - 3.5).abs() < 1e-6,
+        "{kpis:#}"
+    );
+    let breaks = get(&http, &format!("{gateway}/api/v1/planned-stops"))
+        .await
+        .expect("planned stops");
+    assert!(
+        breaks.as_array().is_some_and(|b| b.len() >= 7
+            && b.iter()
+                .all(|s| s["assetId"].is_null() && s["reason"] == "lunch break")),
+        "{breaks:#}"
+    );
     assert!(
         kpis["total"]["oeeBasis"]
             .as_str()

@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, Utc};
 use mantis_domain::{
-    AlertId, AnomalyId, AssetId, MaintenanceEventId, SensorId, TenantId, Timestamp, WorkOrderId,
-    timestamp_from_millis,
+    AlertId, AnomalyId, AssetId, MaintenanceEventId, PlannedStopId, SensorId, TenantId, Timestamp,
+    WorkOrderId, timestamp_from_millis,
 };
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -52,6 +52,7 @@ id_into_db_id!(
     AnomalyId,
     AssetId,
     MaintenanceEventId,
+    PlannedStopId,
     SensorId,
     TenantId,
     WorkOrderId

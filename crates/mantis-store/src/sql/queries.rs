@@ -756,6 +756,28 @@ pub(crate) fn production_overlapping_sql(spans: &str) -> String {
 /// `$1` tenant, `$2` id.
 pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id = $1 AND id = $2";
 
+/// `$1` id, `$2` tenant, `$3` asset or NULL (the whole plant), `$4` start, `$5` end, `$6`
+/// reason, `$7` by, `$8` at: a planned stop, unless its id is recorded (an asset is checked
+/// to be the tenant's first: `ASSET_TENANT`).
+pub(crate) const INSERT_PLANNED_STOP: &str = "INSERT INTO planned_stops \
+     (id, tenant_id, asset_id, starts_at, ends_at, reason, created_by, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+
+/// `$1` asset: its tenant (no row: no such asset).
+pub(crate) const ASSET_TENANT: &str = "SELECT tenant_id FROM assets WHERE id = $1";
+
+/// `$1` tenant, `$2` from, `$3` to, `$4` limit, `$5` an asset or NULL: the planned stops
+/// overlapping `[$2, $3)` (of the whole plant and, with `$5`, that asset's only), by start.
+pub(crate) const LIST_PLANNED_STOPS: &str = "SELECT id, tenant_id, asset_id, starts_at, \
+     ends_at, reason, created_by, created_at FROM planned_stops \
+     WHERE tenant_id = $1 AND ends_at > $2 AND starts_at < $3 \
+     AND ($5 IS NULL OR asset_id IS NULL OR asset_id = $5) \
+     ORDER BY starts_at, id LIMIT $4";
+
+/// `$1` tenant, `$2` id.
+pub(crate) const DELETE_PLANNED_STOP: &str =
+    "DELETE FROM planned_stops WHERE tenant_id = $1 AND id = $2";
+
 /// `$1` tenant, `$2` part number, `$3` description, `$4` location, `$5` on hand (a new part
 /// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now; for a known part, `$10`
 /// keeps what is on order and `$11` when it is expected as stored; nothing on order is then

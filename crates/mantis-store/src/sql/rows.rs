@@ -12,10 +12,10 @@ use crate::{
 };
 use mantis_domain::{
     Alert, AlertKind, Anomaly, AnomalyScore, ApiKey, Asset, Contribution, Criticality, DomainError,
-    FeatureVector, MaintenanceEvent, MaintenanceEventKind, Priority, ProductionCount, Quality,
-    Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift, SourceProtocol,
-    SparePart, StockMovement, StockMovementKind, Technician, TimeOff, User, WorkOrder,
-    WorkOrderStatus,
+    FeatureVector, MaintenanceEvent, MaintenanceEventKind, PlannedStop, Priority, ProductionCount,
+    Quality, Reading, Role, RulPrediction, Sensor, SensorId, SensorType, Severity, Shift,
+    SourceProtocol, SparePart, StockMovement, StockMovementKind, Technician, TimeOff, User,
+    WorkOrder, WorkOrderStatus,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -581,6 +581,34 @@ impl From<TimeOffRow> for TimeOff {
             id: r.id.0.into(),
             tenant_id: r.tenant_id.0.into(),
             technician: r.technician,
+            starts_at: r.starts_at.0,
+            ends_at: r.ends_at.0,
+            reason: r.reason,
+            created_by: r.created_by,
+            created_at: r.created_at.0,
+        }
+    }
+}
+
+/// `planned_stops` columns.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PlannedStopRow {
+    id: DbId,
+    tenant_id: DbId,
+    asset_id: Option<DbId>,
+    starts_at: DbTime,
+    ends_at: DbTime,
+    reason: String,
+    created_by: String,
+    created_at: DbTime,
+}
+
+impl From<PlannedStopRow> for PlannedStop {
+    fn from(r: PlannedStopRow) -> Self {
+        PlannedStop {
+            id: r.id.0.into(),
+            tenant_id: r.tenant_id.0.into(),
+            asset_id: r.asset_id.map(|a| a.0.into()),
             starts_at: r.starts_at.0,
             ends_at: r.ends_at.0,
             reason: r.reason,

@@ -1,0 +1,168 @@
+import { useState } from 'react';
+import { ApiError } from '../api/client';
+import { formatDateTime, fromLocalInput } from '../logic/format';
+import { ErrorBox } from './ErrorBox';
+
+/** A stretch of time of someone or something (or of everyone): time off, a planned stop. */
+export interface Stretch {
+  id: string;
+  /** Whose: shown as given; null: everyone's (`everyone`). */
+  who: string | null;
+  startsAt: string;
+  endsAt: string;
+  reason: string;
+  createdBy: string;
+}
+
+/** A new stretch as the form gives it: `who` a choice's value, null for everyone. */
+export interface NewStretch {
+  who: string | null;
+  startsAt: string;
+  endsAt: string;
+  reason: string;
+}
+
+/**
+ * The list of stretches (`items`, by start) and, for a manager, the form that adds one (checked
+ * before it is sent) and the buttons that remove them. Test ids start with `testid`
+ * (`-table`, `-row`, `-remove`, `-form`, `-who`, `-from`, `-to`, `-reason`, `-save`,
+ * `-form-error`).
+ */
+export function Stretches({
+  testid,
+  items,
+  whoLabel,
+  everyone,
+  choices,
+  placeholder,
+  empty,
+  manager,
+  onAdd,
+  onRemove,
+}: {
+  testid: string;
+  items: Stretch[] | undefined;
+  whoLabel: string;
+  /** What a stretch of everyone is called ("Whole crew"). */
+  everyone: string;
+  choices: { value: string; label: string }[];
+  placeholder: string;
+  /** Shown when there are none. */
+  empty: string;
+  manager: boolean;
+  onAdd: (stretch: NewStretch) => Promise<void>;
+  onRemove: (id: string) => Promise<void>;
+}) {
+  const [who, setWho] = useState('');
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  const [reason, setReason] = useState('');
+  const [formError, setFormError] = useState<string | null>(null);
+  const [saveError, setSaveError] = useState<ApiError | null>(null);
+  const [saving, setSaving] = useState(false);
+  // A choice made before the choices changed (another line): no longer offered, not sent.
+  const chosen = choices.some((c) => c.value === who) ? who : '';
+
+  async function add() {
+    setFormError(null);
+    setSaveError(null);
+    const startsAt = fromLocalInput(from);
+    const endsAt = fromLocalInput(to);
+    if (!startsAt || !endsAt) return setFormError('Give when it starts and when it ends.');
+    if (Date.parse(endsAt) <= Date.parse(startsAt)) return setFormError('It must end after it starts.');
+    setSaving(true);
+    try {
+      await onAdd({ who: chosen || null, startsAt, endsAt, reason: reason.trim() });
+      setFrom('');
+      setTo('');
+      setReason('');
+    } catch (e) {
+      setSaveError(e as ApiError);
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  async function remove(id: string) {
+    setSaveError(null);
+    try {
+      await onRemove(id);
+    } catch (e) {
+      setSaveError(e as ApiError);
+    }
+  }
+
+  return (
+    <>
+      <ErrorBox error={saveError} />
+      {items && items.length === 0 && <p className="muted small">{empty}</p>}
+      {items && items.length > 0 && (
+        <table className="table" data-testid={`${testid}-table`}>
+          <thead>
+            <tr>
+              <th>{whoLabel}</th>
+              <th>From</th>
+              <th>To</th>
+              <th>Why</th>
+              <th>Recorded by</th>
+              {manager && <th />}
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((s) => (
+              <tr key={s.id} data-testid={`${testid}-row`}>
+                <td>{s.who ?? <strong>{everyone}</strong>}</td>
+                <td>{formatDateTime(s.startsAt)}</td>
+                <td>{formatDateTime(s.endsAt)}</td>
+                <td>{s.reason || '—'}</td>
+                <td>{s.createdBy}</td>
+                {manager && (
+                  <td>
+                    <button type="button" onClick={() => void remove(s.id)} data-testid={`${testid}-remove`}>
+                      Remove
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {manager && (
+        <form
+          className="filters"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void add();
+          }}
+          data-testid={`${testid}-form`}
+        >
+          <label>
+            {whoLabel}{' '}
+            <select value={chosen} onChange={(e) => setWho(e.target.value)} data-testid={`${testid}-who`}>
+              <option value="">{everyone}</option>
+              {choices.map((c) => (
+                <option key={c.value} value={c.value}>
+                  {c.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            From <input type="datetime-local" value={from} onChange={(e) => setFrom(e.target.value)} data-testid={`${testid}-from`} />
+          </label>
+          <label>
+            To <input type="datetime-local" value={to} onChange={(e) => setTo(e.target.value)} data-testid={`${testid}-to`} />
+          </label>
+          <label>
+            Why <input value={reason} maxLength={200} placeholder={placeholder} onChange={(e) => setReason(e.target.value)} data-testid={`${testid}-reason`} />
+          </label>
+          <button type="submit" disabled={saving} data-testid={`${testid}-save`} title="From and to are read on this browser's clock">
+            Add
+          </button>
+          {formError && <span className="error-text" data-testid={`${testid}-form-error`}>{formError}</span>}
+        </form>
+      )}
+    </>
+  );
+}
