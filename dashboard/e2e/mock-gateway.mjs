@@ -292,9 +292,17 @@ async function api(req, res, url) {
     if (req.method === 'POST') {
       const b = await readBody(req);
       const stop = { id: `stop-${plannedStops.length + 1}-${Date.now()}`, tenantId: 't1', assetId: b?.assetId ?? null, startsAt: b?.startsAt, endsAt: b?.endsAt, reason: (b?.reason ?? '').trim(), createdBy: 'mock', createdAt: iso(now()) };
+      // (A repetition is recorded as its first stop only.)
       plannedStops.push(stop);
       plannedStops.sort((a, b2) => Date.parse(a.startsAt) - Date.parse(b2.startsAt));
-      return json(res, stop, 201);
+      return json(res, { stops: [stop] }, 201);
+    }
+    if (req.method === 'DELETE') {
+      const [from, to] = [Date.parse(q.get('from')), Date.parse(q.get('to'))];
+      const asset = q.get('assetId');
+      const gone = plannedStops.filter((s) => (s.assetId ?? null) === (asset ?? null) && Date.parse(s.startsAt) >= from && Date.parse(s.startsAt) < to);
+      for (const s of gone) plannedStops.splice(plannedStops.indexOf(s), 1);
+      return json(res, { removed: gone.length });
     }
     const from = Date.parse(q.get('from') ?? iso(now()));
     const to = Date.parse(q.get('to') ?? iso(now() + 366 * 86400e3));

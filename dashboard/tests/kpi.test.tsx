@@ -41,7 +41,7 @@ const routes = {
   'GET /api/v1/reliability': reliability,
   'GET /api/v1/assets': [asset('P1'), asset('Q7', { line: 'L2' })],
   'GET /api/v1/planned-stops': [stop('s-1', null, 'lunch break'), stop('s-2', 'id-P1', 'changeover'), stop('s-3', 'id-Q7', 'cleaning')],
-  'POST /api/v1/planned-stops': (req: { body: unknown }) => ({ status: 201, body: { ...stop('s-4', null, ''), ...(req.body as object) } }),
+  'POST /api/v1/planned-stops': (req: { body: unknown }) => ({ status: 201, body: { stops: [{ ...stop('s-4', null, ''), ...(req.body as object) }] } }),
   'DELETE /api/v1/planned-stops/s-2': () => ({ status: 204 }),
   'GET /api/v1/kpis': (req: { url: URL }) =>
     req.url.searchParams.get('format') === 'csv'
@@ -139,6 +139,43 @@ describe('KpiPage', () => {
     ]));
     // The asset chosen before (P1, of line L1) is no longer offered, nor sent.
     expect((screen.getByTestId('planned-stop-who') as HTMLSelectElement).value).toBe('');
+  });
+
+  it('repeats a planned stop on working days or weekly until a date, on this browser\'s clock', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup(routes);
+    renderWith(services, <KpiPage />);
+    await screen.findAllByTestId('planned-stop-row');
+    expect(screen.queryByTestId('planned-stop-until')).toBeNull();
+    await user.type(screen.getByTestId('planned-stop-from'), '2026-12-07T12:00');
+    await user.type(screen.getByTestId('planned-stop-to'), '2026-12-07T12:30');
+    await user.selectOptions(screen.getByTestId('planned-stop-repeat'), 'weekday');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    expect(screen.getByTestId('planned-stop-form-error').textContent).toContain('when the repetition ends');
+    await user.type(screen.getByTestId('planned-stop-until'), '2026-12-07T00:00');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    expect(screen.getByTestId('planned-stop-form-error').textContent).toContain('after the first start');
+    expect(mf.calls.some((c) => c.method === 'POST')).toBe(false);
+    await user.clear(screen.getByTestId('planned-stop-until'));
+    await user.type(screen.getByTestId('planned-stop-until'), '2027-01-01T00:00');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    await waitFor(() => expect(mf.calls.some((c) => c.method === 'POST')).toBe(true));
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    expect(mf.calls.find((c) => c.method === 'POST')!.body).toEqual({
+      assetId: null,
+      startsAt: new Date('2026-12-07T12:00').toISOString(),
+      endsAt: new Date('2026-12-07T12:30').toISOString(),
+      reason: '',
+      repeat: { days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], until: new Date('2027-01-01T00:00').toISOString(), timeZone: zone },
+    });
+    // Weekly: on the first start's day (7 December 2026 is a Monday).
+    await user.type(screen.getByTestId('planned-stop-from'), '2026-12-09T06:00');
+    await user.type(screen.getByTestId('planned-stop-to'), '2026-12-09T07:00');
+    await user.selectOptions(screen.getByTestId('planned-stop-repeat'), 'week');
+    await user.type(screen.getByTestId('planned-stop-until'), '2027-02-01T00:00');
+    await user.click(screen.getByTestId('planned-stop-save'));
+    await waitFor(() => expect(mf.calls.filter((c) => c.method === 'POST').length).toBe(2));
+    expect((mf.calls.filter((c) => c.method === 'POST')[1].body as { repeat: { days: string[] } }).repeat.days).toEqual(['WED']);
   });
 
   it('exports CSV through fetch with the bearer token', async () => {

@@ -41,8 +41,25 @@ pub enum Day {
     Sun,
 }
 
+impl From<chrono::Weekday> for Day {
+    fn from(weekday: chrono::Weekday) -> Self {
+        Self::of(weekday)
+    }
+}
+
 impl Day {
-    fn of(weekday: chrono::Weekday) -> Self {
+    /// Every day of the week, Monday first.
+    pub const ALL: [Day; 7] = [
+        Self::Mon,
+        Self::Tue,
+        Self::Wed,
+        Self::Thu,
+        Self::Fri,
+        Self::Sat,
+        Self::Sun,
+    ];
+
+    pub(crate) fn of(weekday: chrono::Weekday) -> Self {
         match weekday {
             chrono::Weekday::Mon => Self::Mon,
             chrono::Weekday::Tue => Self::Tue,
@@ -53,6 +70,28 @@ impl Day {
             chrono::Weekday::Sun => Self::Sun,
         }
     }
+}
+
+/// The instant of the local time `naive` on `clock`: the earlier of two when the clocks go
+/// back; when it does not exist (the clocks went forward over it, by however much), read on the
+/// offset in force before the change, which lands as far after the change as it was after its
+/// start.
+pub(crate) fn local_instant<Z: TimeZone>(
+    clock: &Z,
+    naive: chrono::NaiveDateTime,
+) -> Option<Timestamp> {
+    if let Some(t) = clock.from_local_datetime(&naive).earliest() {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let before = clock
+        .from_local_datetime(&(naive - Duration::hours(3)))
+        .earliest()?
+        .offset()
+        .fix();
+    Some(
+        chrono::Utc
+            .from_utc_datetime(&(naive - Duration::seconds(i64::from(before.local_minus_utc())))),
+    )
 }
 
 /// A weekly shift: on each of `days`, from `start` to `end` on the technician's clock (an `end`
@@ -267,22 +306,11 @@ impl Technician {
         from: Timestamp,
         to: Timestamp,
     ) -> Vec<(Timestamp, Timestamp)> {
-        // A local time: the earlier of two when the clocks go back; when it does not exist
-        // (the clocks went forward over it, by however much), read on the offset in force
-        // before the change, which lands as far after the change as it was after its start.
         let instant = |day: chrono::NaiveDate, minutes: u32| -> Option<Timestamp> {
-            let naive = day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(minutes));
-            if let Some(t) = clock.from_local_datetime(&naive).earliest() {
-                return Some(t.with_timezone(&chrono::Utc));
-            }
-            let before = clock
-                .from_local_datetime(&(naive - Duration::hours(3)))
-                .earliest()?
-                .offset()
-                .fix();
-            Some(chrono::Utc.from_utc_datetime(
-                &(naive - Duration::seconds(i64::from(before.local_minus_utc()))),
-            ))
+            local_instant(
+                clock,
+                day.and_time(NaiveTime::MIN) + Duration::minutes(i64::from(minutes)),
+            )
         };
         let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
         // A shift may start the day before `from` and run past midnight.
@@ -465,16 +493,7 @@ mod tests {
     /// change is an hour shorter (or longer).
     #[test]
     fn a_time_zone_s_daylight_saving_time_is_followed() {
-        let daily = [
-            Day::Mon,
-            Day::Tue,
-            Day::Wed,
-            Day::Thu,
-            Day::Fri,
-            Day::Sat,
-            Day::Sun,
-        ];
-        let mut t = technician(vec![shift(&daily, "06:00", "14:00")], 0);
+        let mut t = technician(vec![shift(&Day::ALL, "06:00", "14:00")], 0);
         t.time_zone = Some(" Europe/Berlin ".into());
         let t = t.normalise().expect("valid");
         assert_eq!(t.time_zone.as_deref(), Some("Europe/Berlin"));

@@ -46,7 +46,7 @@ pub use maintenance::{
 pub use production::{
     MAX_IDEAL_CYCLE_SECONDS, MAX_PLANNED_STOP_DAYS, MAX_PLANNED_STOP_REASON, MAX_PRODUCTION_COUNT,
     MAX_PRODUCTION_PERIOD_DAYS, MIN_IDEAL_CYCLE_SECONDS, PlannedStop, ProductionCount,
-    ProductionTotals,
+    ProductionTotals, Repeat,
 };
 pub use signal::{
     DataQualityIssue, FeatureVector, Quality, QualityReason, Reading, SourceProtocol, Window,

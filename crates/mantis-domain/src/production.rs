@@ -5,7 +5,7 @@
 //! changeovers planned, weekends, a shutdown) are the time an asset was not meant to run: OEE
 //! counts neither its availability nor its performance over them.
 
-use crate::{AssetId, DomainError, PlannedStopId, TenantId, Timestamp};
+use crate::{AssetId, Day, DomainError, PlannedStopId, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The longest period one count may cover (a month: counts are reported per hour, shift, day
@@ -227,6 +227,85 @@ impl PlannedStop {
     pub fn applies_to(&self, asset: AssetId) -> bool {
         self.asset_id.is_none_or(|a| a == asset)
     }
+
+    /// This stop on each day of `repeat` from its own day on (its own included when listed),
+    /// at its time of day on the repeat's clock (daylight saving time followed), as long, each
+    /// with a new id; the last starts before `repeat.until`. Checks the repetition: at least
+    /// one day, a known time zone, `until` after the start and at most
+    /// [`MAX_PLANNED_STOP_DAYS`] later (so at most 367 stops), and at least one stop.
+    pub fn repeated(&self, repeat: &Repeat) -> Result<Vec<PlannedStop>, DomainError> {
+        if repeat.days.is_empty() {
+            return Err(DomainError::Empty("repeat days"));
+        }
+        let zone = match repeat.time_zone.as_deref().map(str::trim) {
+            None | Some("") => chrono_tz::UTC,
+            Some(name) => name
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| DomainError::BadName {
+                    what: "time zone",
+                    value: name.to_owned(),
+                    rule: "an IANA time zone such as Europe/Berlin or America/Chicago",
+                })?,
+        };
+        let until = chrono::SubsecRound::trunc_subsecs(repeat.until, 3);
+        let span = until - self.starts_at;
+        if span <= chrono::Duration::zero() || span > chrono::Duration::days(MAX_PLANNED_STOP_DAYS)
+        {
+            return Err(DomainError::BadName {
+                what: "repeat until",
+                value: until.to_rfc3339(),
+                rule: "after the first start, at most 366 days later",
+            });
+        }
+        let length = self.ends_at - self.starts_at;
+        let first = self.starts_at.with_timezone(&zone).naive_local();
+        let mut stops = Vec::new();
+        for days in 0..=MAX_PLANNED_STOP_DAYS {
+            let local = first + chrono::Duration::days(days);
+            if !repeat
+                .days
+                .contains(&Day::of(chrono::Datelike::weekday(&local)))
+            {
+                continue;
+            }
+            let Some(starts_at) = crate::crew::local_instant(&zone, local) else {
+                continue;
+            };
+            if starts_at >= until {
+                break;
+            }
+            stops.push(PlannedStop {
+                id: PlannedStopId::new_random(),
+                starts_at,
+                ends_at: starts_at + length,
+                ..self.clone()
+            });
+        }
+        if stops.is_empty() {
+            return Err(DomainError::Empty(
+                "repeated stops (no day of the repetition before until)",
+            ));
+        }
+        Ok(stops)
+    }
+}
+
+/// How a planned stop repeats: on the days of the week listed, at the first stop's time of day
+/// on the clock of `time_zone` (UTC without one), until `until`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Repeat {
+    /// The days of the week it falls on (`["MON", "TUE", "WED", "THU", "FRI"]`).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    pub days: Vec<Day>,
+    /// No stop starts at or after it (at most 366 days after the first start).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub until: Timestamp,
+    /// The IANA time zone of the plant's clock (`Europe/Berlin`): a break at 12:00 stays at
+    /// 12:00 across daylight saving time. UTC when left out.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 #[cfg(test)]
@@ -374,5 +453,89 @@ mod tests {
         assert!(ok.applies_to(asset));
         assert!(!ok.applies_to(AssetId::new_random()));
         assert!(stop(None, 0, 1, "").applies_to(asset));
+    }
+
+    #[test]
+    fn a_stop_repeats_on_the_days_listed_at_its_local_time_across_daylight_saving() {
+        let at = |s: &str| s.parse::<Timestamp>().expect("instant");
+        // Mondays to Fridays at 12:00 in Berlin, from Monday 22 March 2027 (CET, 11:00 UTC);
+        // the clocks go forward on Sunday 28 March (CEST: 10:00 UTC).
+        let lunch = PlannedStop {
+            starts_at: at("2027-03-22T11:00:00Z"),
+            ends_at: at("2027-03-22T11:30:00Z"),
+            ..stop(None, 0, 1, "lunch")
+        };
+        let weekdays = Repeat {
+            days: vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri],
+            until: at("2027-04-03T00:00:00Z"),
+            time_zone: Some("Europe/Berlin".into()),
+        };
+        let stops = lunch.repeated(&weekdays).expect("valid");
+        let starts: Vec<String> = stops
+            .iter()
+            .map(|s| s.starts_at.format("%a %d %H:%M").to_string())
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "Mon 22 11:00",
+                "Tue 23 11:00",
+                "Wed 24 11:00",
+                "Thu 25 11:00",
+                "Fri 26 11:00",
+                "Mon 29 10:00",
+                "Tue 30 10:00",
+                "Wed 31 10:00",
+                "Thu 01 10:00",
+                "Fri 02 10:00",
+            ]
+        );
+        assert!(
+            stops
+                .iter()
+                .all(|s| s.ends_at - s.starts_at == chrono::Duration::minutes(30)
+                    && s.reason == "lunch"
+                    && s.asset_id.is_none())
+        );
+        let mut ids: Vec<_> = stops.iter().map(|s| s.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 10, "each its own id");
+        // On UTC without a zone; the first day left out when it is not listed; `until`
+        // exclusive.
+        let sundays = Repeat {
+            days: vec![Day::Sun],
+            until: at("2027-04-04T11:00:00Z"),
+            time_zone: None,
+        };
+        let starts: Vec<Timestamp> = lunch
+            .repeated(&sundays)
+            .expect("valid")
+            .iter()
+            .map(|s| s.starts_at)
+            .collect();
+        assert_eq!(starts, [at("2027-03-28T11:00:00Z")]);
+        // A year of days at most; none, an unknown zone, an end before the start, no stop at
+        // all: refused.
+        let every_day = |until: &str, zone: Option<&str>, days: Vec<Day>| Repeat {
+            days,
+            until: at(until),
+            time_zone: zone.map(str::to_owned),
+        };
+        let all = Day::ALL.to_vec();
+        assert_eq!(
+            lunch
+                .repeated(&every_day("2028-03-22T11:00:00Z", None, all.clone()))
+                .map(|s| s.len()),
+            Ok(366)
+        );
+        for bad in [
+            every_day("2028-03-22T11:00:01Z", None, all.clone()),
+            every_day("2027-03-22T11:00:00Z", None, all.clone()),
+            every_day("2027-04-01T00:00:00Z", Some("Mars/Olympus"), all.clone()),
+            every_day("2027-04-01T00:00:00Z", None, vec![]),
+            every_day("2027-03-23T00:00:00Z", None, vec![Day::Sat]),
+        ] {
+            assert!(lunch.repeated(&bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -3485,29 +3485,54 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     let weekend = stop(plant_a, None, 30_000, 40_000);
     let lathe_cleaning = stop(plant_a, Some(lathe.id), 15_000, 35_000);
     let elsewhere = stop(plant_b, Some(elsewhere_motor.id), 10_000, 20_000);
-    for s in [&weekend, &press_break, &lathe_cleaning, &elsewhere] {
-        assert!(store.insert_planned_stop(s).await.expect("insert"));
-    }
-    // The same id again changes nothing.
-    assert!(
-        !store
-            .insert_planned_stop(&PlannedStop {
-                reason: "changed".to_owned(),
-                ..press_break.clone()
-            })
+    assert_eq!(
+        store
+            .insert_planned_stops(&[weekend.clone(), press_break.clone(), lathe_cleaning.clone()])
             .await
-            .expect("insert again")
+            .expect("insert"),
+        3
     );
-    // An asset of another tenant, or none at all: not found, nothing stored.
+    assert_eq!(
+        store
+            .insert_planned_stops(std::slice::from_ref(&elsewhere))
+            .await
+            .expect("insert"),
+        1
+    );
+    assert_eq!(store.insert_planned_stops(&[]).await.expect("none"), 0);
+    // The same id again changes nothing (the new ones of the batch are recorded).
+    let late_shift = stop(plant_a, Some(lathe.id), 90_000, 95_000);
+    assert_eq!(
+        store
+            .insert_planned_stops(&[
+                PlannedStop {
+                    reason: "changed".to_owned(),
+                    ..press_break.clone()
+                },
+                late_shift.clone(),
+            ])
+            .await
+            .expect("insert again"),
+        1
+    );
+    // An asset of another tenant, or none at all: not found, nothing of the batch stored;
+    // stops of several tenants: refused.
     for foreign in [elsewhere_motor.id, AssetId::new_random()] {
         let refused = store
-            .insert_planned_stop(&stop(plant_a, Some(foreign), 0, 1_000))
+            .insert_planned_stops(&[
+                stop(plant_a, None, 0, 1_000),
+                stop(plant_a, Some(foreign), 0, 1_000),
+            ])
             .await;
         assert!(
             matches!(refused, Err(Error::NotFound { what: "asset", .. })),
             "{refused:?}"
         );
     }
+    let mixed = store
+        .insert_planned_stops(&[stop(plant_a, None, 0, 1), stop(plant_b, None, 0, 1)])
+        .await;
+    assert!(matches!(mixed, Err(Error::Invalid(_))), "{mixed:?}");
     let list = |tenant: TenantId, from: i64, to: i64, limit: u32| async move {
         store
             .list_planned_stops(tenant, at(from), at(to), None, limit)
@@ -3516,7 +3541,12 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     };
     assert_eq!(
         list(plant_a, 0, 100_000, 100).await,
-        vec![press_break.clone(), lathe_cleaning.clone(), weekend.clone()],
+        vec![
+            press_break.clone(),
+            lathe_cleaning.clone(),
+            weekend.clone(),
+            late_shift.clone()
+        ],
         "by start"
     );
     // Overlap: an end at the period's start, a start at its end, are outside it.
@@ -3549,7 +3579,7 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     );
     assert_eq!(
         of(lathe.id, 100).await,
-        vec![lathe_cleaning.clone(), weekend.clone()]
+        vec![lathe_cleaning.clone(), weekend.clone(), late_shift.clone()]
     );
     assert_eq!(of(lathe.id, 1).await, vec![lathe_cleaning.clone()]);
 
@@ -3573,8 +3603,26 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     );
     assert_eq!(
         list(plant_a, 0, 100_000, 100).await,
-        vec![lathe_cleaning, weekend]
+        vec![lathe_cleaning.clone(), weekend.clone(), late_shift.clone()]
     );
+    // Removed by start within a period: an asset's, or the whole plant's, within the tenant.
+    let starting = |asset: Option<AssetId>, from: i64, to: i64| async move {
+        store
+            .delete_planned_stops_starting(plant_a, asset, at(from), at(to))
+            .await
+            .expect("delete starting")
+    };
+    assert_eq!(starting(Some(lathe.id), 15_001, 100_000).await, 1);
+    assert_eq!(starting(None, 0, 30_000).await, 0, "starts at the end");
+    assert_eq!(starting(None, 30_000, 30_001).await, 1);
+    assert_eq!(
+        store
+            .delete_planned_stops_starting(plant_b, Some(lathe.id), at(0), at(100_000))
+            .await
+            .expect("another tenant's"),
+        0
+    );
+    assert_eq!(list(plant_a, 0, 100_000, 100).await, vec![lathe_cleaning]);
 }
 
 fn spare_part(tenant: TenantId, number: &str, on_hand: u32) -> SparePart {

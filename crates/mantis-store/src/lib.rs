@@ -727,10 +727,11 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         spans: &[ProductionSpan],
     ) -> Result<Vec<(usize, ProductionCount)>>;
-    /// Records a planned stop (an asset's, or the whole plant's); returns false when its id was
-    /// recorded before (nothing is changed). [`Error::NotFound`] when it names an asset the
-    /// tenant does not have.
-    async fn insert_planned_stop(&self, stop: &PlannedStop) -> Result<bool>;
+    /// Records planned stops (an asset's, or the whole plant's; of one tenant), all or none;
+    /// returns how many were new (one whose id was recorded before is left as it is).
+    /// [`Error::NotFound`] when one names an asset its tenant does not have; [`Error::Invalid`]
+    /// when they are of several tenants.
+    async fn insert_planned_stops(&self, stops: &[PlannedStop]) -> Result<usize>;
     /// A tenant's planned stops overlapping `[from, to)`, by start, at most `limit`; with
     /// `asset`, only those that stop it (its own and the whole plant's).
     async fn list_planned_stops(
@@ -743,6 +744,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PlannedStop>>;
     /// Removes a planned stop; returns whether the tenant had it.
     async fn delete_planned_stop(&self, tenant: TenantId, id: PlannedStopId) -> Result<bool>;
+    /// Removes the planned stops of `asset` (none: the whole plant's) starting in
+    /// `[from, to)`; returns how many.
+    async fn delete_planned_stops_starting(
+        &self,
+        tenant: TenantId,
+        asset: Option<AssetId>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<u64>;
 
     // --- access ----------------------------------------------------------------------------
 

@@ -1672,42 +1672,57 @@ where
         Ok(found)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(id = %stop.id))]
-    async fn insert_planned_stop(&self, stop: &PlannedStop) -> Result<bool> {
+    #[tracing::instrument(level = "debug", skip_all, fields(stops = stops.len()))]
+    async fn insert_planned_stops(&self, stops: &[PlannedStop]) -> Result<usize> {
+        let Some(tenant) = stops.first().map(|s| s.tenant_id) else {
+            return Ok(0);
+        };
+        if stops.iter().any(|s| s.tenant_id != tenant) {
+            return Err(Error::Invalid(
+                "planned stops of several tenants in one batch".into(),
+            ));
+        }
         let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
         sqlx::query(queries::ENSURE_TENANT)
-            .bind(DbId::from(stop.tenant_id))
-            .bind(stop.tenant_id.to_string())
+            .bind(DbId::from(tenant))
+            .bind(tenant.to_string())
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        if let Some(asset) = stop.asset_id {
+        let mut assets: Vec<AssetId> = stops.iter().filter_map(|s| s.asset_id).collect();
+        assets.sort_unstable_by_key(|a| a.as_uuid());
+        assets.dedup();
+        for asset in assets {
             let owner = sqlx::query_as::<_, (DbId,)>(queries::ASSET_TENANT)
                 .bind(DbId::from(asset))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            if owner.is_none_or(|(t,)| t.0 != stop.tenant_id.as_uuid()) {
+            if owner.is_none_or(|(t,)| t.0 != tenant.as_uuid()) {
                 return Err(Error::NotFound {
                     what: "asset",
                     id: asset.to_string(),
                 });
             }
         }
-        let result = sqlx::query(queries::INSERT_PLANNED_STOP)
-            .bind(DbId::from(stop.id))
-            .bind(DbId::from(stop.tenant_id))
-            .bind(stop.asset_id.map(DbId::from))
-            .bind(DbTime(stop.starts_at))
-            .bind(DbTime(stop.ends_at))
-            .bind(stop.reason.clone())
-            .bind(stop.created_by.clone())
-            .bind(DbTime(stop.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let mut inserted = 0;
+        for stop in stops {
+            let result = sqlx::query(queries::INSERT_PLANNED_STOP)
+                .bind(DbId::from(stop.id))
+                .bind(DbId::from(stop.tenant_id))
+                .bind(stop.asset_id.map(DbId::from))
+                .bind(DbTime(stop.starts_at))
+                .bind(DbTime(stop.ends_at))
+                .bind(stop.reason.clone())
+                .bind(stop.created_by.clone())
+                .bind(DbTime(stop.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            inserted += usize::from(result.affected() > 0);
+        }
         tx.commit().await.map_err(db_error)?;
-        Ok(result.affected() > 0)
+        Ok(inserted)
     }
 
     async fn list_planned_stops(
@@ -1743,6 +1758,25 @@ where
             .await
             .map_err(db_error)?;
         Ok(result.affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_planned_stops_starting(
+        &self,
+        tenant: TenantId,
+        asset: Option<AssetId>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<u64> {
+        let result = sqlx::query(queries::DELETE_PLANNED_STOPS_STARTING)
+            .bind(DbId::from(tenant))
+            .bind(asset.map(DbId::from))
+            .bind(DbTime(from))
+            .bind(DbTime(to))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected())
     }
 
     async fn insert_alert(&self, alert: &Alert) -> Result<bool> {

@@ -332,7 +332,8 @@ export class ApiClient {
   plannedStops(q: { from: string; to: string; assetId?: string }): Promise<PlannedStop[]> {
     return this.json('GET', '/api/v1/planned-stops', { query: { ...q, limit: 1000 } });
   }
-  addPlannedStop(stop: NewPlannedStop): Promise<PlannedStop> {
+  /** Records a stop, or its repetitions (all or none). */
+  addPlannedStop(stop: NewPlannedStop): Promise<{ stops: PlannedStop[] }> {
     return this.json('POST', '/api/v1/planned-stops', { body: stop });
   }
   removePlannedStop(id: string): Promise<void> {

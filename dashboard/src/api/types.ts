@@ -455,11 +455,21 @@ export interface PlannedStop {
   createdAt: Ts;
 }
 
+export type WeekDay = 'MON' | 'TUE' | 'WED' | 'THU' | 'FRI' | 'SAT' | 'SUN';
+
+/** A stop also on these days of the week, at its time of day on `timeZone`'s clock, until `until`. */
+export interface Repeat {
+  days: WeekDay[];
+  until: Ts;
+  timeZone?: string;
+}
+
 export interface NewPlannedStop {
   assetId: Uuid | null;
   startsAt: Ts;
   endsAt: Ts;
   reason: string;
+  repeat?: Repeat;
 }
 
 export interface NewTimeOff {

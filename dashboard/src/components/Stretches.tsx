@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { ApiError } from '../api/client';
+import type { Repeat, WeekDay } from '../api/types';
 import { formatDateTime, fromLocalInput } from '../logic/format';
 import { ErrorBox } from './ErrorBox';
 
@@ -20,13 +21,25 @@ export interface NewStretch {
   startsAt: string;
   endsAt: string;
   reason: string;
+  /** When the form offers it and it was chosen: the days it repeats on, on this browser's clock. */
+  repeat?: Repeat;
 }
+
+const WEEK: WeekDay[] = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
+
+/** How a stretch may repeat, and on which days (`week`: the start's day). */
+const REPEATS: { value: string; label: string; days?: WeekDay[] }[] = [
+  { value: '', label: 'Once' },
+  { value: 'day', label: 'Every day', days: ['MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN'] },
+  { value: 'weekday', label: 'Mon–Fri', days: ['MON', 'TUE', 'WED', 'THU', 'FRI'] },
+  { value: 'week', label: 'Every week' },
+];
 
 /**
  * The list of stretches (`items`, by start) and, for a manager, the form that adds one (checked
  * before it is sent) and the buttons that remove them. Test ids start with `testid`
- * (`-table`, `-row`, `-remove`, `-form`, `-who`, `-from`, `-to`, `-reason`, `-save`,
- * `-form-error`).
+ * (`-table`, `-row`, `-remove`, `-form`, `-who`, `-from`, `-to`, `-reason`, `-repeat`,
+ * `-until`, `-save`, `-form-error`).
  */
 export function Stretches({
   testid,
@@ -37,6 +50,7 @@ export function Stretches({
   placeholder,
   empty,
   manager,
+  repeatable = false,
   onAdd,
   onRemove,
 }: {
@@ -50,6 +64,8 @@ export function Stretches({
   /** Shown when there are none. */
   empty: string;
   manager: boolean;
+  /** Whether the form offers repeating it (until a date). */
+  repeatable?: boolean;
   onAdd: (stretch: NewStretch) => Promise<void>;
   onRemove: (id: string) => Promise<void>;
 }) {
@@ -57,6 +73,8 @@ export function Stretches({
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
   const [reason, setReason] = useState('');
+  const [repeat, setRepeat] = useState('');
+  const [until, setUntil] = useState('');
   const [formError, setFormError] = useState<string | null>(null);
   const [saveError, setSaveError] = useState<ApiError | null>(null);
   const [saving, setSaving] = useState(false);
@@ -70,12 +88,25 @@ export function Stretches({
     const endsAt = fromLocalInput(to);
     if (!startsAt || !endsAt) return setFormError('Give when it starts and when it ends.');
     if (Date.parse(endsAt) <= Date.parse(startsAt)) return setFormError('It must end after it starts.');
+    let repetition: Repeat | undefined;
+    const how = REPEATS.find((r) => r.value === repeat);
+    if (repeatable && how && how.value) {
+      const last = fromLocalInput(until);
+      if (!last) return setFormError('Give when the repetition ends.');
+      if (Date.parse(last) <= Date.parse(startsAt)) return setFormError('The repetition must end after the first start.');
+      repetition = {
+        days: how.days ?? [WEEK[new Date(startsAt).getDay()]],
+        until: last,
+        timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+      };
+    }
     setSaving(true);
     try {
-      await onAdd({ who: chosen || null, startsAt, endsAt, reason: reason.trim() });
+      await onAdd({ who: chosen || null, startsAt, endsAt, reason: reason.trim(), ...(repetition ? { repeat: repetition } : {}) });
       setFrom('');
       setTo('');
       setReason('');
+      setUntil('');
     } catch (e) {
       setSaveError(e as ApiError);
     } finally {
@@ -157,6 +188,23 @@ export function Stretches({
           <label>
             Why <input value={reason} maxLength={200} placeholder={placeholder} onChange={(e) => setReason(e.target.value)} data-testid={`${testid}-reason`} />
           </label>
+          {repeatable && (
+            <label>
+              Repeat{' '}
+              <select value={repeat} onChange={(e) => setRepeat(e.target.value)} data-testid={`${testid}-repeat`}>
+                {REPEATS.map((r) => (
+                  <option key={r.value} value={r.value}>
+                    {r.label}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          {repeatable && repeat && (
+            <label title="No repetition starts at or after it (at most a year after the first)">
+              Until <input type="datetime-local" value={until} onChange={(e) => setUntil(e.target.value)} data-testid={`${testid}-until`} />
+            </label>
+          )}
           <button type="submit" disabled={saving} data-testid={`${testid}-save`} title="From and to are read on this browser's clock">
             Add
           </button>

@@ -306,8 +306,9 @@ function PlannedStops({ from, to, assets, line, manager, onChanged }: { from: st
         placeholder="lunch break, changeover, no weekend shift"
         empty="No planned stops in this period."
         manager={manager}
+        repeatable
         onAdd={async (s) => {
-          await api.addPlannedStop({ assetId: s.who, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason });
+          await api.addPlannedStop({ assetId: s.who, startsAt: s.startsAt, endsAt: s.endsAt, reason: s.reason, ...(s.repeat ? { repeat: s.repeat } : {}) });
           changed();
         }}
         onRemove={async (id) => {

@@ -1,17 +1,18 @@
 //! Gateway figures on the embedded infrastructure (SQLite, release build): the server-side
 //! downsampling of a long reading history, the plant overview of a hundred and of a thousand
 //! machines (each with a history of scored windows, RUL predictions and readings), the KPIs of
-//! a hundred machines with hourly production counts (at an ideal cycle time) and a failure every
-//! ten days, a login (argon2id) and the WebSocket
+//! a hundred machines with hourly production counts (at an ideal cycle time), a failure every
+//! ten days and a production calendar (a daily lunch break, a weekly stop of each machine), a
+//! login (argon2id) and the WebSocket
 //! fan-out. Prints medians; asserts nothing.
 //!
 //! `cargo bench -p mantis-gateway --bench api`
 
 use mantis_bus::embedded::EmbeddedBus;
 use mantis_domain::{
-    Asset, AssetId, Criticality, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
-    ProductionCount, Quality, Reading, Role, Sensor, SensorId, SensorType, SourceProtocol,
-    TenantId,
+    Asset, AssetId, Criticality, Day, MaintenanceEvent, MaintenanceEventId, MaintenanceEventKind,
+    PlannedStop, PlannedStopId, ProductionCount, Quality, Reading, Repeat, Role, Sensor, SensorId,
+    SensorType, SourceProtocol, TenantId,
 };
 use mantis_gateway::{AuthConfig, Config, StaticApiKey};
 use mantis_runtime::Infra;
@@ -270,8 +271,55 @@ async fn main() {
         machines.len(),
         started.elapsed().as_secs_f64()
     );
-    for failures in [false, true] {
-        if failures {
+    for (failures, stops) in [(false, false), (true, false), (true, true)] {
+        if stops {
+            // A year of the plant's lunch break every day and of each machine's 8-hour weekly
+            // stop (on a day of its own): about 5 600 planned stops.
+            let day0 = (hour0 + 90 * 24).div_euclid(24) - 365;
+            let lunch = PlannedStop {
+                id: PlannedStopId::new_random(),
+                tenant_id: TenantId::DEFAULT,
+                asset_id: None,
+                starts_at: chrono::DateTime::from_timestamp((day0 * 24 + 12) * 3600, 0)
+                    .expect("an instant"),
+                ends_at: chrono::DateTime::from_timestamp((day0 * 24 + 12) * 3600 + 1800, 0)
+                    .expect("an instant"),
+                reason: "lunch break".into(),
+                created_by: "bench".into(),
+                created_at: chrono::Utc::now(),
+            };
+            let every_day = Repeat {
+                days: Day::ALL.to_vec(),
+                until: lunch.starts_at + chrono::Duration::days(366),
+                time_zone: None,
+            };
+            let mut planned = lunch.repeated(&every_day).expect("a year of breaks");
+            for (i, asset) in machines.iter().enumerate() {
+                let starts_at = lunch.starts_at + chrono::Duration::days(i as i64 % 7)
+                    - chrono::Duration::hours(6);
+                let weekly = PlannedStop {
+                    asset_id: Some(*asset),
+                    starts_at,
+                    ends_at: starts_at + chrono::Duration::hours(8),
+                    reason: "cleaning".into(),
+                    ..lunch.clone()
+                };
+                planned.extend(
+                    weekly
+                        .repeated(&Repeat {
+                            days: vec![Day::from(chrono::Datelike::weekday(&starts_at))],
+                            ..every_day.clone()
+                        })
+                        .expect("a year of weekly stops"),
+                );
+            }
+            store
+                .insert_planned_stops(&planned)
+                .await
+                .expect("planned stops");
+            println!("production calendar: {} planned stops", planned.len());
+        }
+        if failures && !stops {
             // Each machine down 4 h every ten days (on a day of its own): nine failures in the
             // 90 days, so the KPIs also read each machine's counts within its downtimes
             // (performance's run time leaves them out).
@@ -304,10 +352,10 @@ async fn main() {
                 }
             }
         }
-        let down = if failures {
-            "failures every ten days"
-        } else {
-            "no failures"
+        let down = match (failures, stops) {
+            (_, true) => "failures every ten days, a daily break and weekly stops",
+            (true, false) => "failures every ten days",
+            (false, _) => "no failures",
         };
         for (label, span) in [
             ("7 days", chrono::Duration::days(7)),

@@ -111,7 +111,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/api/v1/kpis", get(kpi::kpis))
         .route(
             "/api/v1/planned-stops",
-            get(crate::calendar::list).post(crate::calendar::create),
+            get(crate::calendar::list)
+                .post(crate::calendar::create)
+                .delete(crate::calendar::remove_starting),
         )
         .route(
             "/api/v1/planned-stops/{id}",

@@ -1065,6 +1065,7 @@ pub const POLICY: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/kpis", Role::Manager),
     ("GET", "/api/v1/planned-stops", Role::Operator),
     ("POST", "/api/v1/planned-stops", Role::Manager),
+    ("DELETE", "/api/v1/planned-stops", Role::Manager),
     ("DELETE", "/api/v1/planned-stops/{id}", Role::Manager),
     ("GET", "/api/v1/reliability", Role::Manager),
     ("GET", "/api/v1/technicians", Role::Technician),

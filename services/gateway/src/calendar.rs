@@ -5,7 +5,7 @@
 //! failure during a planned stop costs none of it), performance of the run time outside them.
 
 use crate::api::{
-    ApiResult, ApiState, Params, created, limit, list_response, parse_id, period_ahead,
+    ApiResult, ApiState, Params, created, instant, limit, list_response, parse_id, period_ahead,
     tenant_asset, wants_csv,
 };
 use crate::auth::Principal;
@@ -13,9 +13,9 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use mantis_domain::{AssetId, DomainError, PlannedStop, PlannedStopId};
+use mantis_domain::{AssetId, DomainError, PlannedStop, PlannedStopId, Repeat};
 use mantis_runtime::Problem;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A planned stop as sent.
@@ -35,6 +35,23 @@ pub(crate) struct NewPlannedStop {
     #[serde(default)]
     #[schema(max_length = 200)]
     reason: String,
+    /// Also on these days of the week until a date (a break every working day, a weekend
+    /// every week), at the same time of day on the plant's clock.
+    #[serde(default)]
+    repeat: Option<Repeat>,
+}
+
+/// The stops recorded.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordedStops {
+    /// By start: the stop, or its repetitions.
+    stops: Vec<PlannedStop>,
+}
+
+/// How many stops were removed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RemovedStops {
+    removed: u64,
 }
 
 /// Default span of `GET /api/v1/planned-stops` (from `from`, default now).
@@ -73,11 +90,11 @@ pub(crate) async fn list(
     list_response(&listed, csv, "planned-stops")
 }
 
-/// `POST /api/v1/planned-stops`: records a planned stop of an asset, or of the whole plant;
-/// the KPIs leave it out of OEE's planned production time.
+/// `POST /api/v1/planned-stops`: records a planned stop of an asset, or of the whole plant, or
+/// its repetitions (all or none); the KPIs leave them out of OEE's planned production time.
 #[utoipa::path(post, path = "/api/v1/planned-stops", tag = "kpis",
     request_body = NewPlannedStop,
-    responses((status = 201, body = PlannedStop, headers(("Location" = String)))))]
+    responses((status = 201, body = RecordedStops, headers(("Location" = String, description = "The first stop")))))]
 pub(crate) async fn create(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -87,6 +104,25 @@ pub(crate) async fn create(
     let asset_id = match new.asset_id.as_deref() {
         Some(raw) => Some(parse_id::<AssetId>(raw, "assetId", "/assetId")?),
         None => None,
+    };
+    let problem = |e: DomainError| {
+        let pointer = match &e {
+            DomainError::BadName {
+                what: "planned stop reason",
+                ..
+            } => "/reason",
+            DomainError::BadName {
+                what: "time zone", ..
+            } => "/repeat/timeZone",
+            DomainError::Empty("repeat days") => "/repeat/days",
+            DomainError::BadName {
+                what: "repeat until",
+                ..
+            }
+            | DomainError::Empty(_) => "/repeat/until",
+            _ => "/endsAt",
+        };
+        Problem::bad_request(e.to_string()).with_field(pointer, e.to_string())
     };
     let stop = PlannedStop {
         id: PlannedStopId::new_random(),
@@ -99,17 +135,12 @@ pub(crate) async fn create(
         created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
     }
     .normalise()
-    .map_err(|e| {
-        let pointer = match &e {
-            DomainError::BadName {
-                what: "planned stop reason",
-                ..
-            } => "/reason",
-            _ => "/endsAt",
-        };
-        Problem::bad_request(e.to_string()).with_field(pointer, e.to_string())
-    })?;
-    match s.store.insert_planned_stop(&stop).await {
+    .map_err(problem)?;
+    let stops = match &new.repeat {
+        Some(repeat) => stop.repeated(repeat).map_err(problem)?,
+        None => vec![stop],
+    };
+    match s.store.insert_planned_stops(&stops).await {
         Ok(_) => {}
         Err(mantis_store::Error::NotFound { id, .. }) => {
             return Err(Problem::bad_request(format!("asset {id} does not exist"))
@@ -117,18 +148,62 @@ pub(crate) async fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    let location = stops
+        .first()
+        .map(|s| format!("/api/v1/planned-stops/{}", s.id))
+        .unwrap_or_default();
+    if let (Some(first), Some(last)) = (stops.first(), stops.last()) {
+        tracing::info!(
+            stops = stops.len(),
+            asset = %first.asset_id.map_or_else(|| "(whole plant)".to_owned(), |a| a.to_string()),
+            from = %first.starts_at,
+            to = %last.ends_at,
+            by = %who.username,
+            "planned stops recorded"
+        );
+    }
+    Ok(created(&RecordedStops { stops }, &location))
+}
+
+/// `DELETE /api/v1/planned-stops?from&to&assetId`: removes the planned stops of the asset (or,
+/// without `assetId`, the whole plant's) starting within `[from, to)` (both required: nothing
+/// is removed by default), e.g. the rest of a repetition.
+#[utoipa::path(delete, path = "/api/v1/planned-stops", tag = "kpis",
+    params(("from" = String, Query, format = DateTime), ("to" = String, Query, format = DateTime),
+        ("assetId" = Option<String>, Query, format = Uuid, description = "the asset's; left out: the whole plant's")),
+    responses((status = 200, body = RemovedStops)))]
+pub(crate) async fn remove_starting(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let (Some(from), Some(to)) = (instant(&params, "from")?, instant(&params, "to")?) else {
+        return Err(Problem::bad_request(
+            "say which planned stops to remove: from and to (the starts of those removed)",
+        )
+        .with_field("/from", "required with `to`"));
+    };
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
+        );
+    }
+    let asset = match params.get("assetId") {
+        Some(raw) => {
+            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
+            Some(tenant_asset(s.store.as_ref(), &who, id).await?.id)
+        }
+        None => None,
+    };
+    let removed = s
+        .store
+        .delete_planned_stops_starting(who.tenant_id, asset, from, to)
+        .await?;
     tracing::info!(
-        id = %stop.id,
-        asset = %stop.asset_id.map_or_else(|| "(whole plant)".to_owned(), |a| a.to_string()),
-        from = %stop.starts_at,
-        to = %stop.ends_at,
-        by = %who.username,
-        "planned stop recorded"
+        asset = %asset.map_or_else(|| "(whole plant)".to_owned(), |a| a.to_string()),
+        %from, %to, removed, by = %who.username, "planned stops removed"
     );
-    Ok(created(
-        &stop,
-        &format!("/api/v1/planned-stops/{}", stop.id),
-    ))
+    Ok(axum::Json(RemovedStops { removed }).into_response())
 }
 
 /// `DELETE /api/v1/planned-stops/{id}`: removes a planned stop.

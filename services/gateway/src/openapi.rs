@@ -33,6 +33,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::operations::update_work_order, crate::operations::transition_work_order,
         crate::operations::complete_work_order,
         crate::kpi::kpis, crate::calendar::list, crate::calendar::create, crate::calendar::remove,
+        crate::calendar::remove_starting,
         crate::reliability::reliability, crate::catalog::models,
         crate::planning::list_technicians, crate::planning::put_technician,
         crate::planning::delete_technician, crate::planning::list_time_off,

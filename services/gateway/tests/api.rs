@@ -1726,7 +1726,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 55"),
+        stdout.contains("Tested: 56"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -4065,10 +4065,12 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
         )
         .await;
     assert_problem(s, &v, 403);
-    let (s, headers, plant_wide) = g
+    let (s, headers, recorded) = g
         .call("POST", "/api/v1/planned-stops", &manager, Some(lunch))
         .await;
-    assert_eq!(s, 201, "{plant_wide:#}");
+    assert_eq!(s, 201, "{recorded:#}");
+    assert_eq!(recorded["stops"].as_array().map(Vec::len), Some(1));
+    let plant_wide = &recorded["stops"][0];
     assert!(plant_wide["assetId"].is_null(), "{plant_wide:#}");
     assert_eq!(plant_wide["reason"], "lunch break");
     assert_eq!(plant_wide["createdBy"], "max");
@@ -4092,7 +4094,7 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
         )
         .await;
     assert_eq!(s, 201, "{changeover:#}");
-    assert_eq!(changeover["assetId"], mill.motor.id.to_string());
+    assert_eq!(changeover["stops"][0]["assetId"], mill.motor.id.to_string());
 
     let listed = |query: String| {
         let g = &g;
@@ -4186,6 +4188,125 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
         .await;
     assert_problem(s, &v, 400);
     assert_eq!(listed(day("")).await, ["changeover"]);
+
+    // A break every working day at 12:00 in Berlin for two weeks: ten stops, an hour earlier
+    // in UTC once the clocks went forward (28 March 2027); all or none.
+    let (s, _, weekdays) = g
+        .call(
+            "POST",
+            "/api/v1/planned-stops",
+            &manager,
+            Some(
+                json!({"assetId": lathe.motor.id, "startsAt": "2027-03-22T11:00:00Z",
+                "endsAt": "2027-03-22T11:30:00Z", "reason": "lunch break",
+                "repeat": {"days": ["MON", "TUE", "WED", "THU", "FRI"],
+                    "until": "2027-04-03T00:00:00Z", "timeZone": "Europe/Berlin"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{weekdays:#}");
+    let starts: Vec<&str> = weekdays["stops"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["startsAt"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(starts.len(), 10, "{weekdays:#}");
+    assert_eq!(starts[4], "2027-03-26T11:00:00Z");
+    assert_eq!(starts[5], "2027-03-29T10:00:00Z");
+    let repeat = |repeat: Value| {
+        json!({"startsAt": "2027-03-22T11:00:00Z", "endsAt": "2027-03-22T11:30:00Z",
+            "repeat": repeat})
+    };
+    for (body, pointer) in [
+        (
+            repeat(json!({"days": [], "until": "2027-04-03T00:00:00Z"})),
+            "/repeat/days",
+        ),
+        (
+            repeat(json!({"days": ["MON"], "until": "2027-04-03T00:00:00Z",
+                "timeZone": "Mars/Olympus"})),
+            "/repeat/timeZone",
+        ),
+        (
+            repeat(json!({"days": ["MON"], "until": "2027-03-01T00:00:00Z"})),
+            "/repeat/until",
+        ),
+        (
+            repeat(json!({"days": ["MON"], "until": "2028-04-01T00:00:00Z"})),
+            "/repeat/until",
+        ),
+        // No Saturday before it ends: no stop at all.
+        (
+            repeat(json!({"days": ["SAT"], "until": "2027-03-23T00:00:00Z"})),
+            "/repeat/until",
+        ),
+    ] {
+        let (s, _, v) = g
+            .call("POST", "/api/v1/planned-stops", &manager, Some(body))
+            .await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+    }
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/planned-stops",
+            &manager,
+            Some(repeat(
+                json!({"days": ["FUNDAY"], "until": "2027-04-03T00:00:00Z"}),
+            )),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    let march = "from=2027-03-01T00:00:00Z&to=2027-05-01T00:00:00Z";
+    assert_eq!(listed(march.to_owned()).await.len(), 10);
+    // The rest of a repetition removed at once: the asset's stops starting in the period.
+    let remove = |query: String| {
+        let (g, manager) = (&g, &manager);
+        async move {
+            g.call(
+                "DELETE",
+                &format!("/api/v1/planned-stops?{query}"),
+                manager,
+                None,
+            )
+            .await
+        }
+    };
+    let (s, _, v) = remove(format!(
+        "from=2027-03-29T00:00:00Z&to=2027-05-01T00:00:00Z&assetId={}",
+        lathe.motor.id
+    ))
+    .await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(5)), "{v:#}");
+    assert_eq!(listed(march.to_owned()).await.len(), 5);
+    // The whole plant's: none of those is the plant's.
+    let (s, _, v) = remove(march.to_owned()).await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(0)), "{v:#}");
+    for (query, status, pointer) in [
+        ("to=2027-05-01T00:00:00Z".to_owned(), 400, Some("/from")),
+        (
+            "from=2027-05-01T00:00:00Z&to=2027-03-01T00:00:00Z".to_owned(),
+            400,
+            Some("/to"),
+        ),
+        (format!("{march}&assetId={}", other.motor.id), 404, None),
+    ] {
+        let (s, _, v) = remove(query).await;
+        assert_problem(s, &v, status);
+        if let Some(pointer) = pointer {
+            assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+        }
+    }
+    let (s, _, v) = g
+        .call(
+            "DELETE",
+            &format!("/api/v1/planned-stops?{march}"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 403);
+    assert_eq!(listed(march.to_owned()).await.len(), 5);
 }
 
 /// OEE over the planned production time: a planned stop (the plant's lunch break, a machine's

@@ -328,19 +328,7 @@ const CREW: &[CrewSeed] = &[
         "Carla (mechanic and electrician, nights and weekends)",
         &["electrical", "mechanical"],
         &[
-            (
-                &[
-                    Day::Mon,
-                    Day::Tue,
-                    Day::Wed,
-                    Day::Thu,
-                    Day::Fri,
-                    Day::Sat,
-                    Day::Sun,
-                ],
-                "22:00",
-                "06:00",
-            ),
+            (&Day::ALL, "22:00", "06:00"),
             (&[Day::Sat, Day::Sun], "06:00", "22:00"),
         ],
     ),
@@ -495,24 +483,23 @@ const BREAK_DAYS_AHEAD: i64 = 7;
 /// demo starts again, and the line counters still make half the units in that hour (the demo's
 /// line keeps its break).
 async fn plan_breaks(store: &dyn Store, days: std::ops::Range<i64>) {
-    for day in days {
-        let Some(starts_at) = chrono::DateTime::from_timestamp((day * 24 + BREAK_HOUR) * 3600, 0)
-        else {
-            continue;
-        };
-        let stop = PlannedStop {
-            id: PlannedStopId(deterministic_uuid("demo-break", &[&day.to_string()])),
-            tenant_id: TenantId::DEFAULT,
-            asset_id: None,
-            starts_at,
-            ends_at: starts_at + chrono::Duration::minutes(BREAK_MINUTES),
-            reason: "lunch break".to_owned(),
-            created_by: "demo".to_owned(),
-            created_at: chrono::Utc::now(),
-        };
-        if let Err(e) = store.insert_planned_stop(&stop).await {
-            tracing::warn!(error = %e, %starts_at, "demo lunch break not planned");
-        }
+    let stops: Vec<PlannedStop> = days
+        .filter_map(|day| {
+            let starts_at = chrono::DateTime::from_timestamp((day * 24 + BREAK_HOUR) * 3600, 0)?;
+            Some(PlannedStop {
+                id: PlannedStopId(deterministic_uuid("demo-break", &[&day.to_string()])),
+                tenant_id: TenantId::DEFAULT,
+                asset_id: None,
+                starts_at,
+                ends_at: starts_at + chrono::Duration::minutes(BREAK_MINUTES),
+                reason: "lunch break".to_owned(),
+                created_by: "demo".to_owned(),
+                created_at: chrono::Utc::now(),
+            })
+        })
+        .collect();
+    if let Err(e) = store.insert_planned_stops(&stops).await {
+        tracing::warn!(error = %e, "demo lunch breaks not planned");
     }
 }
 

@@ -28,6 +28,10 @@ pub(crate) struct WindowHandler {
     emitting: std::collections::HashSet<SensorId>,
     /// When the last tick ran: a longer gap than a few ticks means the consumer was held.
     last_tick: Option<Instant>,
+    /// Whether a record read since the last tick was appended to the log longer than
+    /// `idle_close` before: the consumer is catching up on a backlog (after a start, a restart
+    /// or a rebalance), and a sensor whose readings were read first only looks silent.
+    catching_up: bool,
     /// When each sensor's latest reading was read: a sensor quiet for `forget_after` with no
     /// open window is forgotten (its state freed).
     last_read: HashMap<SensorId, Instant>,
@@ -65,6 +69,7 @@ impl WindowHandler {
             last_offset: HashMap::new(),
             emitting: Default::default(),
             last_tick: None,
+            catching_up: false,
             last_read: HashMap::new(),
         }
     }
@@ -293,6 +298,10 @@ impl Handler for WindowHandler {
         };
         self.last_offset.insert(origin.partition, origin.offset);
         self.last_read.insert(reading.sensor_id, Instant::now());
+        let appended_ms = chrono::Utc::now().timestamp_millis() - ctx.envelope.timestamp_ms;
+        if u128::try_from(appended_ms).is_ok_and(|age| age > self.idle_close.as_millis()) {
+            self.catching_up = true;
+        }
         if reading.quality.get() < Quality::LOW_THRESHOLD {
             metrics::counter!("mantis_readings_not_windowed_total", "reason" => "low_quality")
                 .increment(1);
@@ -312,13 +321,25 @@ impl Handler for WindowHandler {
 
     async fn tick(&mut self) -> Result<Vec<Position>, HandleError> {
         let now = Instant::now();
-        if let Some(held) = self.last_tick.replace(now).and_then(|t| stalled(t, now)) {
+        let previous = self.last_tick.replace(now);
+        let catching_up = std::mem::take(&mut self.catching_up);
+        let held = match previous.and_then(|t| stalled(t, now)) {
             // Nothing was read meanwhile: the sensors were not silent, the consumer was held.
             // Their windows' remaining readings are still in the log, not late.
-            tracing::info!(
-                held_secs = held.as_secs_f64(),
-                "consumer held; idle windows wait as long"
-            );
+            Some(held) => {
+                tracing::info!(
+                    held_secs = held.as_secs_f64(),
+                    "consumer held; idle windows wait as long"
+                );
+                Some(held)
+            }
+            // Reading a backlog, partition after partition: the sensors of the partitions
+            // read first are not silent, their next readings wait in the log behind the
+            // others'. Time spent catching up does not count towards idleness.
+            None if catching_up => previous.map(|t| now.saturating_duration_since(t)),
+            None => None,
+        };
+        if let Some(held) = held {
             self.windower.postpone_idle(held, now);
             for seen in self.last_read.values_mut() {
                 *seen = (*seen + held).min(now);
@@ -532,14 +553,25 @@ mod tests {
     }
 
     /// Hands `reading` to the handler as the record at `offset` of partition 0.
+    /// Hands `reading` to `h` as a record appended to the log just now.
     async fn feed(h: &mut WindowHandler, reading: &Reading, offset: i64) {
+        feed_appended(h, reading, offset, chrono::Utc::now().timestamp_millis()).await;
+    }
+
+    /// Hands `reading` to `h` as a record appended to the log at `appended_ms`.
+    async fn feed_appended(
+        h: &mut WindowHandler,
+        reading: &Reading,
+        offset: i64,
+        appended_ms: i64,
+    ) {
         let envelope = mantis_bus::Envelope {
             topic: topics::SENSOR_RAW.to_owned(),
             partition: 0,
             offset,
             key: None,
             headers: Vec::new(),
-            timestamp_ms: 0,
+            timestamp_ms: appended_ms,
             payload: Vec::new(),
         };
         let ctx = RecordContext {
@@ -547,6 +579,44 @@ mod tests {
             trace: TraceContext::new_root(),
         };
         h.handle(reading, &ctx).await.expect("handled");
+    }
+
+    /// Reading a backlog, the sensors read first are not silent: their next readings wait in
+    /// the log behind the others'. Time spent on records appended longer than `idle_close`
+    /// ago does not count towards idleness; once the consumer reads fresh records (or none),
+    /// a silent sensor's window closes by idleness as before.
+    #[tokio::test]
+    async fn windows_do_not_go_idle_while_a_backlog_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let config = Config {
+            window_secs: 10,
+            allowed_lateness_secs: 0,
+            idle_close_secs: 1,
+            ..Config::default()
+        };
+        let (asset, a, b) = (
+            AssetId::new_random(),
+            SensorId::new_random(),
+            SensorId::new_random(),
+        );
+        let mut h = WindowHandler::new(&infra, config);
+        let windows = || async { infra.store.count_windows(Some(a)).await.expect("count") };
+        let long_ago = chrono::Utc::now().timestamp_millis() - 600_000;
+        h.tick().await.expect("tick");
+        // Sensor a's backlog first, then, 1.2 s later, sensor b's: a looks silent for longer
+        // than `idle_close`, but its window stays open.
+        for (offset, ms) in (0..5_000).step_by(1000).enumerate() {
+            feed_appended(&mut h, &reading(asset, a, ms), offset as i64, long_ago).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        feed_appended(&mut h, &reading(asset, b, 0), 5, long_ago).await;
+        h.tick().await.expect("tick");
+        assert_eq!(windows().await, 0, "not idle while catching up");
+        // Caught up (nothing read since): a silent sensor's window closes by idleness.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        h.tick().await.expect("tick");
+        assert_eq!(windows().await, 1, "closed once the backlog is read");
     }
 
     /// A sensor quiet for `forget_after_secs` with no open window is forgotten (its state

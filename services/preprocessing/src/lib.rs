@@ -5,7 +5,9 @@
 //!
 //! 1. **Windows** (`windower`): tumbling or hopping event-time windows (30 s by default) with a
 //!    per-sensor watermark: a window closes once the sensor's newest timestamp minus the allowed
-//!    lateness passes its end, or when the sensor has been silent for `idle_close_secs`.
+//!    lateness passes its end, or when the sensor has been silent for `idle_close_secs` (time in
+//!    which the consumer was held, or read records appended longer than that before, a backlog
+//!    after a start or a rebalance, does not count: the sensor's next readings wait in the log).
 //!    Readings behind the watermark are late: counted (`mantis_readings_late_total`), kept in the
 //!    raw table, never merged into a closed window. Readings of quality below 50 are stored but
 //!    not windowed.

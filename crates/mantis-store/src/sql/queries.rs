@@ -778,6 +778,12 @@ pub(crate) const LIST_PLANNED_STOPS: &str = "SELECT id, tenant_id, asset_id, sta
 pub(crate) const DELETE_PLANNED_STOP: &str =
     "DELETE FROM planned_stops WHERE tenant_id = $1 AND id = $2";
 
+/// `$1` tenant, `$2` an asset or NULL (the whole plant's), `$3` from, `$4` to: the stops of
+/// that asset (or of the whole plant) starting in `[$3, $4)`.
+pub(crate) const DELETE_PLANNED_STOPS_STARTING: &str = "DELETE FROM planned_stops \
+     WHERE tenant_id = $1 AND (asset_id = $2 OR ($2 IS NULL AND asset_id IS NULL)) \
+     AND starts_at >= $3 AND starts_at < $4";
+
 /// `$1` tenant, `$2` part number, `$3` description, `$4` location, `$5` on hand (a new part
 /// only), `$6` reorder point, `$7` on order, `$8` expected, `$9` now; for a known part, `$10`
 /// keeps what is on order and `$11` when it is expected as stored; nothing on order is then
