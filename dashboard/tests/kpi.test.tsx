@@ -168,6 +168,9 @@ describe('KpiPage', () => {
       reason: '',
       repeat: { days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], until: new Date('2027-01-01T00:00').toISOString(), timeZone: zone },
     });
+    // The form is back to a single stop.
+    expect((screen.getByTestId('planned-stop-repeat') as HTMLSelectElement).value).toBe('');
+    expect(screen.queryByTestId('planned-stop-until')).toBeNull();
     // Weekly: on the first start's day (7 December 2026 is a Monday).
     await user.type(screen.getByTestId('planned-stop-from'), '2026-12-09T06:00');
     await user.type(screen.getByTestId('planned-stop-to'), '2026-12-09T07:00');

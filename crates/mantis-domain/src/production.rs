@@ -259,6 +259,9 @@ impl PlannedStop {
         }
         let length = self.ends_at - self.starts_at;
         let first = self.starts_at.with_timezone(&zone).naive_local();
+        // Its length on the clock: a stop from Friday 22:00 to Monday 06:00 ends at 06:00 on
+        // either side of a change of the clocks (an hour shorter or longer).
+        let local_length = self.ends_at.with_timezone(&zone).naive_local() - first;
         let mut stops = Vec::new();
         for days in 0..=MAX_PLANNED_STOP_DAYS {
             let local = first + chrono::Duration::days(days);
@@ -274,10 +277,13 @@ impl PlannedStop {
             if starts_at >= until {
                 break;
             }
+            let ends_at = crate::crew::local_instant(&zone, local + local_length)
+                .filter(|end| *end > starts_at)
+                .unwrap_or(starts_at + length);
             stops.push(PlannedStop {
                 id: PlannedStopId::new_random(),
                 starts_at,
-                ends_at: starts_at + length,
+                ends_at,
                 ..self.clone()
             });
         }
@@ -500,6 +506,29 @@ mod tests {
         let mut ids: Vec<_> = stops.iter().map(|s| s.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), 10, "each its own id");
+        // A weekend from Friday 22:00 to Monday 06:00 ends at 06:00 on the clock after the
+        // clocks went forward (an hour shorter).
+        let weekend = PlannedStop {
+            starts_at: at("2027-03-19T21:00:00Z"),
+            ends_at: at("2027-03-22T05:00:00Z"),
+            ..stop(None, 0, 1, "no weekend shift")
+        };
+        let weekends = weekend
+            .repeated(&Repeat {
+                days: vec![Day::Fri],
+                until: at("2027-04-01T00:00:00Z"),
+                time_zone: Some("Europe/Berlin".into()),
+            })
+            .expect("valid");
+        let spans: Vec<(Timestamp, Timestamp)> =
+            weekends.iter().map(|s| (s.starts_at, s.ends_at)).collect();
+        assert_eq!(
+            spans,
+            [
+                (at("2027-03-19T21:00:00Z"), at("2027-03-22T05:00:00Z")),
+                (at("2027-03-26T21:00:00Z"), at("2027-03-29T04:00:00Z")),
+            ]
+        );
         // On UTC without a zone; the first day left out when it is not listed; `until`
         // exclusive.
         let sundays = Repeat {

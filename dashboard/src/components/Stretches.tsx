@@ -106,6 +106,7 @@ export function Stretches({
       setFrom('');
       setTo('');
       setReason('');
+      setRepeat('');
       setUntil('');
     } catch (e) {
       setSaveError(e as ApiError);

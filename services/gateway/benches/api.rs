@@ -308,6 +308,7 @@ async fn main() {
                     weekly
                         .repeated(&Repeat {
                             days: vec![Day::from(chrono::Datelike::weekday(&starts_at))],
+                            until: starts_at + chrono::Duration::days(365),
                             ..every_day.clone()
                         })
                         .expect("a year of weekly stops"),

@@ -177,11 +177,16 @@ pub(crate) async fn remove_starting(
     Extension(who): Extension<Principal>,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let (Some(from), Some(to)) = (instant(&params, "from")?, instant(&params, "to")?) else {
+    let (from, to) = (instant(&params, "from")?, instant(&params, "to")?);
+    let (Some(from), Some(to)) = (from, to) else {
+        let (pointer, detail) = match from {
+            Some(_) => ("/to", "required with `from`"),
+            None => ("/from", "required with `to`"),
+        };
         return Err(Problem::bad_request(
             "say which planned stops to remove: from and to (the starts of those removed)",
         )
-        .with_field("/from", "required with `to`"));
+        .with_field(pointer, detail));
     };
     if from >= to {
         return Err(

@@ -4284,6 +4284,7 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
     assert_eq!((s, v["removed"].as_u64()), (200, Some(0)), "{v:#}");
     for (query, status, pointer) in [
         ("to=2027-05-01T00:00:00Z".to_owned(), 400, Some("/from")),
+        ("from=2027-05-01T00:00:00Z".to_owned(), 400, Some("/to")),
         (
             "from=2027-05-01T00:00:00Z&to=2027-03-01T00:00:00Z".to_owned(),
             400,

@@ -32,6 +32,10 @@ pub(crate) struct WindowHandler {
     /// `idle_close` before: the consumer is catching up on a backlog (after a start, a restart
     /// or a rebalance), and a sensor whose readings were read first only looks silent.
     catching_up: bool,
+    /// Time not counted towards idleness in the current stretch of catching up, at most
+    /// [`CATCH_UP_GRACE`] × `idle_close`: a consumer that stays behind (overloaded, or its
+    /// clock ahead of the producers') still closes a silent sensor's window, later.
+    caught_up_grace: Duration,
     /// When each sensor's latest reading was read: a sensor quiet for `forget_after` with no
     /// open window is forgotten (its state freed).
     last_read: HashMap<SensorId, Instant>,
@@ -40,6 +44,10 @@ pub(crate) struct WindowHandler {
 
 /// How often the handler ticks (idle windows are looked for).
 const TICK: Duration = Duration::from_secs(1);
+
+/// How many `idle_close` periods a stretch of catching up on a backlog may hold windows back
+/// from closing by idleness (30 minutes at the default 60 s).
+const CATCH_UP_GRACE: u32 = 30;
 
 /// How long the consumer was held between two ticks `previous` and `now` (a record retried
 /// while the store or the bus was down, a slow write): none for the usual tick period and a
@@ -70,6 +78,7 @@ impl WindowHandler {
             emitting: Default::default(),
             last_tick: None,
             catching_up: false,
+            caught_up_grace: Duration::ZERO,
             last_read: HashMap::new(),
         }
     }
@@ -298,8 +307,11 @@ impl Handler for WindowHandler {
         };
         self.last_offset.insert(origin.partition, origin.offset);
         self.last_read.insert(reading.sensor_id, Instant::now());
+        // (A record without a log time, 0, tells nothing.)
         let appended_ms = chrono::Utc::now().timestamp_millis() - ctx.envelope.timestamp_ms;
-        if u128::try_from(appended_ms).is_ok_and(|age| age > self.idle_close.as_millis()) {
+        if ctx.envelope.timestamp_ms > 0
+            && u128::try_from(appended_ms).is_ok_and(|age| age > self.idle_close.as_millis())
+        {
             self.catching_up = true;
         }
         if reading.quality.get() < Quality::LOW_THRESHOLD {
@@ -335,10 +347,21 @@ impl Handler for WindowHandler {
             }
             // Reading a backlog, partition after partition: the sensors of the partitions
             // read first are not silent, their next readings wait in the log behind the
-            // others'. Time spent catching up does not count towards idleness.
-            None if catching_up => previous.map(|t| now.saturating_duration_since(t)),
+            // others'. Time spent catching up does not count towards idleness, up to a limit.
+            None if catching_up => {
+                let limit = self.idle_close.saturating_mul(CATCH_UP_GRACE);
+                let by = previous
+                    .map(|t| now.saturating_duration_since(t))
+                    .unwrap_or_default()
+                    .min(limit.saturating_sub(self.caught_up_grace));
+                self.caught_up_grace += by;
+                (!by.is_zero()).then_some(by)
+            }
             None => None,
         };
+        if !catching_up {
+            self.caught_up_grace = Duration::ZERO;
+        }
         if let Some(held) = held {
             self.windower.postpone_idle(held, now);
             for seen in self.last_read.values_mut() {

@@ -7,7 +7,9 @@
 //!    per-sensor watermark: a window closes once the sensor's newest timestamp minus the allowed
 //!    lateness passes its end, or when the sensor has been silent for `idle_close_secs` (time in
 //!    which the consumer was held, or read records appended longer than that before, a backlog
-//!    after a start or a rebalance, does not count: the sensor's next readings wait in the log).
+//!    after a start or a rebalance, does not count: the sensor's next readings wait in the log;
+//!    the backlog's for at most 30 times `idle_close_secs` in a row, so a consumer that stays
+//!    behind still closes a silent sensor's window).
 //!    Readings behind the watermark are late: counted (`mantis_readings_late_total`), kept in the
 //!    raw table, never merged into a closed window. Readings of quality below 50 are stored but
 //!    not windowed.
@@ -62,7 +64,8 @@ pub struct Config {
     /// How far behind its sensor's newest reading a reading may arrive and still join its
     /// window, in seconds. Default 2.
     pub allowed_lateness_secs: u64,
-    /// A window whose sensor has sent nothing for this long (wall clock) is closed. Default 60.
+    /// A window whose sensor has sent nothing for this long (wall clock, less time in which the
+    /// consumer was held or read a backlog, for up to 30 times this) is closed. Default 60.
     pub idle_close_secs: u64,
     /// A sensor with no open window that has sent nothing for this long (wall clock; at least
     /// `idle_close_secs + window_secs`) is forgotten: its watermark, filter state and buffers
