@@ -291,6 +291,31 @@ pub(crate) fn period_ahead(
     Ok((from, to))
 }
 
+/// The query's `[from, to)` of a removal (`what`: "counts"): both required (nothing is removed
+/// by default), `400` naming the one missing, or `to` when not after `from`.
+pub(crate) fn required_period(
+    params: &Params,
+    what: &str,
+) -> ApiResult<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let (from, to) = (instant(params, "from")?, instant(params, "to")?);
+    let (Some(from), Some(to)) = (from, to) else {
+        let (pointer, detail) = match from {
+            Some(_) => ("/to", "required with `from`"),
+            None => ("/from", "required with `to`"),
+        };
+        return Err(Problem::bad_request(format!(
+            "say which {what} to remove: from and to (the starts of those removed)"
+        ))
+        .with_field(pointer, detail));
+    };
+    if from >= to {
+        return Err(
+            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
+        );
+    }
+    Ok((from, to))
+}
+
 /// `201 Created` with `value` and its `location`.
 pub(crate) fn created<T: Serialize>(value: &T, location: &str) -> Response {
     let mut response = (StatusCode::CREATED, Json(value)).into_response();

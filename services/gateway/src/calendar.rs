@@ -5,7 +5,7 @@
 //! failure during a planned stop costs none of it), performance of the run time outside them.
 
 use crate::api::{
-    ApiResult, ApiState, Params, created, instant, limit, list_response, parse_id, period_ahead,
+    ApiResult, ApiState, Params, created, limit, list_response, parse_id, period_ahead,
     tenant_asset, wants_csv,
 };
 use crate::auth::Principal;
@@ -48,10 +48,15 @@ pub(crate) struct RecordedStops {
     stops: Vec<PlannedStop>,
 }
 
-/// How many stops were removed.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RemovedStops {
-    removed: u64,
+/// The query's `assetId`, one of the caller's plant's assets (`404` for another's), if given.
+async fn asset_param(s: &ApiState, who: &Principal, params: &Params) -> ApiResult<Option<AssetId>> {
+    match params.get("assetId") {
+        Some(raw) => {
+            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
+            Ok(Some(tenant_asset(s.store.as_ref(), who, id).await?.id))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Default span of `GET /api/v1/planned-stops` (from `from`, default now).
@@ -76,13 +81,7 @@ pub(crate) async fn list(
     let csv = wants_csv(&headers, &params)?;
     let limit = limit(&params)?;
     let (from, to) = period_ahead(&params, LIST_SPAN_DAYS)?;
-    let asset = match params.get("assetId") {
-        Some(raw) => {
-            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
-            Some(tenant_asset(s.store.as_ref(), &who, id).await?.id)
-        }
-        None => None,
-    };
+    let asset = asset_param(&s, &who, &params).await?;
     let listed = s
         .store
         .list_planned_stops(who.tenant_id, from, to, asset, limit)
@@ -171,35 +170,14 @@ pub(crate) async fn create(
 #[utoipa::path(delete, path = "/api/v1/planned-stops", tag = "kpis",
     params(("from" = String, Query, format = DateTime), ("to" = String, Query, format = DateTime),
         ("assetId" = Option<String>, Query, format = Uuid, description = "the asset's; left out: the whole plant's")),
-    responses((status = 200, body = RemovedStops)))]
+    responses((status = 200, body = crate::production::Removed)))]
 pub(crate) async fn remove_starting(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let (from, to) = (instant(&params, "from")?, instant(&params, "to")?);
-    let (Some(from), Some(to)) = (from, to) else {
-        let (pointer, detail) = match from {
-            Some(_) => ("/to", "required with `from`"),
-            None => ("/from", "required with `to`"),
-        };
-        return Err(Problem::bad_request(
-            "say which planned stops to remove: from and to (the starts of those removed)",
-        )
-        .with_field(pointer, detail));
-    };
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
-        );
-    }
-    let asset = match params.get("assetId") {
-        Some(raw) => {
-            let id: AssetId = parse_id(raw, "assetId", "/assetId")?;
-            Some(tenant_asset(s.store.as_ref(), &who, id).await?.id)
-        }
-        None => None,
-    };
+    let (from, to) = crate::api::required_period(&params, "planned stops")?;
+    let asset = asset_param(&s, &who, &params).await?;
     let removed = s
         .store
         .delete_planned_stops_starting(who.tenant_id, asset, from, to)
@@ -208,7 +186,7 @@ pub(crate) async fn remove_starting(
         asset = %asset.map_or_else(|| "(whole plant)".to_owned(), |a| a.to_string()),
         %from, %to, removed, by = %who.username, "planned stops removed"
     );
-    Ok(axum::Json(RemovedStops { removed }).into_response())
+    Ok(axum::Json(crate::production::Removed { removed }).into_response())
 }
 
 /// `DELETE /api/v1/planned-stops/{id}`: removes a planned stop.

@@ -10,7 +10,7 @@
 //! until that one is removed (`DELETE` by start, a manager's).
 
 use crate::api::{
-    ApiResult, ApiState, Params, instant, limit, list_response, parse_id, tenant_asset, wants_csv,
+    ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_asset, wants_csv,
 };
 use crate::auth::Principal;
 use crate::plant::in_calendar;
@@ -165,7 +165,7 @@ pub(crate) async fn list(
 /// How many counts were removed.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Removed {
-    removed: u64,
+    pub(crate) removed: u64,
 }
 
 /// `DELETE /api/v1/assets/{id}/production?from&to`: removes the asset's counts starting within
@@ -181,17 +181,7 @@ pub(crate) async fn remove(
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
     let asset: AssetId = parse_id(&id, "the asset id", "/id")?;
-    let (Some(from), Some(to)) = (instant(&params, "from")?, instant(&params, "to")?) else {
-        return Err(Problem::bad_request(
-            "say which counts to remove: from and to (the starts of those removed)",
-        )
-        .with_field("/from", "required with `to`"));
-    };
-    if from >= to {
-        return Err(
-            Problem::bad_request("from must be before to").with_field("/to", "not after `from`")
-        );
-    }
+    let (from, to) = crate::api::required_period(&params, "counts")?;
     tenant_asset(s.store.as_ref(), &who, asset).await?;
     let removed = s.store.delete_production(asset, from, to).await?;
     tracing::info!(%asset, %from, %to, removed, by = %who.username, "production counts removed");
