@@ -359,12 +359,12 @@ async function api(req, res, url) {
       .map((w, i) => ({
         workOrderId: w.id, code: w.code, assetId: w.assetId, asset: assets.find((a) => a.id === w.assetId)?.code ?? '', priority: w.priority,
         status: w.status, technician: 'ana', start: iso(from + i * 2 * 3600e3), end: iso(from + (i + 1) * 2 * 3600e3), dueBy: w.dueBy ?? iso(from),
-        lateHours: 0, skill: 'electrical',
+        lateHours: 0, skill: 'electrical', plannedStopHours: i === 0 ? 0.5 : 0,
       }));
     return json(res, {
       from: iso(from), to: iso(from + 168 * 3600e3), assignments, unassigned: [],
       technicians: [{ name: 'ana', skills: ['electrical'], active: true, availableHours: 40, busyHours: 0, plannedHours: 2 * assignments.length }],
-      weightedLateHours: 0, truncated: false, timedOut: false, applied: p.endsWith('/apply') ? assignments.length : 0, skipped: 0,
+      weightedLateHours: 0, downtimeHours: 2 * assignments.length - (assignments.length > 0 ? 0.5 : 0), truncated: false, timedOut: false, applied: p.endsWith('/apply') ? assignments.length : 0, skipped: 0,
     });
   }
   if (p === '/api/v1/reliability') {

@@ -22,12 +22,14 @@ const plan = (applied = 0): MaintenancePlan => ({
       workOrderId: 'wo-1', code: 'WO-1', assetId: 'id-M1', asset: 'MTR-1', priority: 'URGENT', status: 'OPEN', technician: 'ana',
       start: '2026-12-07T06:00:00Z', end: '2026-12-07T08:00:00Z', dueBy: '2026-12-07T08:00:00Z', lateHours: 0, skill: 'electrical',
       partsShort: 'parts short: 2 × BRG-6204 needed, 1 free on the shelf once more urgent work has its share',
+      plannedStopHours: 0,
     },
     {
       workOrderId: 'wo-2', code: 'WO-2', assetId: 'id-M2', asset: 'MTR-2', priority: 'HIGH', status: 'SCHEDULED', technician: 'ana',
       start: '2026-12-07T08:00:00Z', end: '2026-12-07T12:00:00Z', dueBy: '2026-12-07T07:00:00Z', lateHours: 1, skill: 'electrical',
       partsExpectedAt: '2026-12-07T08:00:00Z',
       offShift: 'ana is on time off (holiday) from 2026-12-07T00:00:00+00:00 to 2026-12-08T00:00:00+00:00',
+      plannedStopHours: 2,
     },
   ],
   unassigned: [
@@ -41,6 +43,7 @@ const plan = (applied = 0): MaintenancePlan => ({
     { name: 'ben', skills: ['mechanical'], active: false, availableHours: 0, busyHours: 0, plannedHours: 0 },
   ],
   weightedLateHours: 4,
+  downtimeHours: 4,
   truncated: false,
   timedOut: false,
   applied,
@@ -116,6 +119,12 @@ describe('PlanPage', () => {
     expect(within(rows[1]).queryByTestId('plan-parts-short')).toBeNull();
     expect(within(rows[1]).getByTestId('plan-off-shift').textContent).toContain('ana is on time off (holiday)');
     expect(within(rows[0]).queryByTestId('plan-off-shift')).toBeNull();
+    // How much of the work falls within its asset's planned stops, and what the rest stops.
+    expect(within(rows[1]).getByTestId('plan-in-stop').textContent).toBe(' · 2.0 h in a planned stop of the asset');
+    expect(within(rows[0]).queryByTestId('plan-in-stop')).toBeNull();
+    expect(screen.getByTestId('plan-downtime').textContent).toBe(
+      ' The work stops machines 4.0 h outside planned stops (2.0 h of it done within them).',
+    );
     expect(screen.getByTestId('plan-summary').textContent).toContain('1 starting after the due time');
     const ana = screen.getAllByTestId('plan-technician')[0];
     expect(ana.textContent).toContain('6.0 h planned of 40.0 h free (15 %)');

@@ -1,6 +1,8 @@
 //! The maintenance planner on plant-sized backlogs: how long a plan takes and how much the
 //! search improves on the best of its three dispatch rules (`start`: no search), within the
-//! default budget (3 000 decodings, 2 s).
+//! default budget (3 000 decodings, 2 s); then the same backlogs with a production calendar
+//! (a plant-wide lunch break 12:00–12:30 each day and a 4-hour stop of each machine once in
+//! the week): the hours of work outside the planned stops, and what that costs in time.
 //!
 //! ```text
 //! cargo bench -p mantis-rules --bench planner
@@ -72,10 +74,76 @@ fn backlog(orders: usize, technicians: usize, seed: u64) -> (Vec<Worker>, Vec<Ta
                 skill: (rng.below(4) != 0).then(|| skills[rng.below(3) as usize].to_owned()),
                 technician: None,
                 fixed: None,
+                stops: Vec::new(),
             }
         })
         .collect();
     (workers, tasks)
+}
+
+/// Gives the orders a production calendar: one machine per two orders, each stopped 08:00–12:00
+/// on one weekday and, with the whole plant, 12:00–12:30 every weekday.
+fn with_calendar(tasks: &mut [Task], seed: u64) {
+    let mut rng = Rng(seed);
+    let monday: DateTime<Utc> = "2026-12-07T00:00:00Z".parse().unwrap_or_default();
+    let at = |day: u64, minutes: u64| monday + Duration::minutes((day * 24 * 60 + minutes) as i64);
+    let machines = tasks.len().div_ceil(2) as u64;
+    let calendars: Vec<Vec<(DateTime<Utc>, DateTime<Utc>)>> = (0..machines)
+        .map(|_| {
+            let day = rng.below(5);
+            (0..5)
+                .map(|d| (at(d, 12 * 60), at(d, 12 * 60 + 30)))
+                .chain([(at(day, 8 * 60), at(day, 12 * 60))])
+                .collect()
+        })
+        .collect();
+    for task in tasks {
+        task.stops = calendars[rng.below(machines) as usize].clone();
+    }
+}
+
+/// The plan's median time of three runs, the plan, and the dispatch rules' best (no search).
+fn timed(
+    workers: &[Worker],
+    tasks: &[Task],
+    horizon: DateTime<Utc>,
+) -> Option<(f64, mantis_rules::plan::Plan, mantis_rules::plan::Plan)> {
+    let start = plan(
+        workers,
+        tasks,
+        horizon,
+        Budget {
+            evaluations: 1,
+            time: None,
+        },
+    );
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let p = plan(workers, tasks, horizon, Budget::default());
+        times.push(t.elapsed());
+        last = Some(p);
+    }
+    times.sort();
+    Some((times[1].as_secs_f64() * 1e3, last?, start))
+}
+
+const SIZES: [(usize, usize); 6] = [
+    (20, 4),
+    (50, 6),
+    (100, 10),
+    (200, 20),
+    (400, 30),
+    (1000, 40),
+];
+
+fn horizon_of(workers: &[Worker]) -> DateTime<Utc> {
+    workers
+        .iter()
+        .flat_map(|w| w.available.iter().map(|&(_, b)| b))
+        .max()
+        .unwrap_or_default()
 }
 
 fn main() {
@@ -92,49 +160,71 @@ fn main() {
         "unplaced",
         "time limit"
     );
-    for (orders, technicians) in [
-        (20, 4),
-        (50, 6),
-        (100, 10),
-        (200, 20),
-        (400, 30),
-        (1000, 40),
-    ] {
+    for (orders, technicians) in SIZES {
         let (workers, tasks) = backlog(orders, technicians, 0x5eed ^ orders as u64);
-        let horizon = workers
-            .iter()
-            .flat_map(|w| w.available.iter().map(|&(_, b)| b))
-            .max()
-            .unwrap_or_default();
-        let start = plan(
-            &workers,
-            &tasks,
-            horizon,
-            Budget {
-                evaluations: 1,
-                time: None,
-            },
-        );
-        let mut times = Vec::new();
-        let mut last = None;
-        for _ in 0..3 {
-            let t = Instant::now();
-            let p = plan(&workers, &tasks, horizon, Budget::default());
-            times.push(t.elapsed());
-            last = Some(p);
-        }
-        times.sort();
-        let Some(p) = last else { continue };
+        let Some((ms, p, start)) = timed(&workers, &tasks, horizon_of(&workers)) else {
+            continue;
+        };
         println!(
             "{:>7} {:>12} {:>10} {:>12.1} {:>14.1} {:>9} {:>15.1} {:>9} {:>11}",
             orders,
             technicians,
             p.evaluations,
-            times[1].as_secs_f64() * 1e3,
+            ms,
             start.weighted_late_hours,
             start.unplanned.len(),
             p.weighted_late_hours,
             p.unplanned.len(),
+            if p.timed_out { "reached" } else { "-" }
+        );
+    }
+    println!(
+        "\nwith a production calendar (downtime: hours of work outside planned stops; blind: the \
+         plan made without the calendar)"
+    );
+    println!(
+        "{:>7} {:>12} {:>10} {:>12} {:>15} {:>14} {:>15} {:>15} {:>16} {:>11}",
+        "orders",
+        "technicians",
+        "decodings",
+        "ms per plan",
+        "blind: downtime",
+        "start: late h",
+        "start: downtime",
+        "search: late h",
+        "search: downtime",
+        "time limit"
+    );
+    for (orders, technicians) in SIZES {
+        let (workers, mut tasks) = backlog(orders, technicians, 0x5eed ^ orders as u64);
+        let blind = plan(&workers, &tasks, horizon_of(&workers), Budget::default());
+        with_calendar(&mut tasks, 0xca1e ^ orders as u64);
+        let blind_downtime: f64 = blind
+            .slots
+            .iter()
+            .map(|s| {
+                let within: i64 = tasks[s.task]
+                    .stops
+                    .iter()
+                    .map(|&(a, b)| (b.min(s.end) - a.max(s.start)).num_milliseconds().max(0))
+                    .sum();
+                ((s.end - s.start).num_milliseconds() - within) as f64 / 3_600_000.0
+            })
+            .sum();
+        let Some((ms, p, start)) = timed(&workers, &tasks, horizon_of(&workers)) else {
+            continue;
+        };
+        println!(
+            "{:>7} {:>12} {:>10} {:>12.1} {:>15.1} {:>14.1} {:>15.1} {:>15.1} {:>16.1} {:>11}",
+            orders,
+            technicians,
+            p.evaluations,
+            ms,
+            blind_downtime,
+            start.weighted_late_hours,
+            start.downtime_hours,
+            p.weighted_late_hours,
+            p.downtime_hours,
             if p.timed_out { "reached" } else { "-" }
         );
     }

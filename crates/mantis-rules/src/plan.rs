@@ -1,10 +1,14 @@
 //! Maintenance planning: which technician does which active work order, and when.
 //!
 //! The plan minimises the priority-weighted lateness of the work orders (hours started after
-//! their due time, the criticality's response time), then the weighted sum of their finishing
-//! times (sooner is better when nothing is late). A work order it leaves out counts as
-//! starting an hour after the horizon: one due within the horizon is placed if at all
-//! possible, one due beyond it may wait for a later plan rather than make urgent work late. A
+//! their due time, the criticality's response time), then the hours of work done outside the
+//! planned stops of the assets that have some (the production calendar: work inside a stop
+//! costs no production, work outside stops the machine), then the weighted sum of their
+//! finishing times (sooner is better when nothing is late). So an order that can wait for its
+//! asset's next planned stop without being late waits for it; one that cannot is done when
+//! it is due. A work order it leaves out counts as starting an hour after the horizon (all
+//! of it outside stops): one due within the horizon is placed if at all possible, one due
+//! beyond it may wait for a later plan rather than make urgent work late. A
 //! work order runs in one piece within one shift of one technician who has the skill it needs
 //! (or the technician it is assigned to), never before it is ready, never overlapping the
 //! technician's other work; one whose start a person fixed stays where it is.
@@ -14,7 +18,8 @@
 //! gaps left by earlier placements included, unless the search chose its technician or to
 //! put it after that technician's last one), starting from three dispatch rules (earliest
 //! due; priority then due; shortest weighted duration) and improved by local search (late
-//! orders forward, to another technician, swapped; any order anywhere) with restarts, within
+//! orders forward, to another technician, swapped; any order anywhere; an order into its
+//! asset's planned stops or at its earliest) with restarts, within
 //! a budget of decodings and of time. Exact mixed-integer programming (good_lp) was measured
 //! too slow in pure Rust for a plant's backlog (`../shared/design/DEPENDENCIES.md`: microlp
 //! took over 180 s at 45 orders × 6 technicians); the tests check this search against
@@ -291,6 +296,9 @@ pub struct Task {
     /// a crew member who has the skill and is free then (the first by name; none free: left
     /// out, [`Unplanned::NobodyFreeThen`]).
     pub fixed: Option<Timestamp>,
+    /// Its asset's planned stops (in any order; overlaps are joined): its work within them
+    /// costs no production. Empty: the asset has none, and when it is done costs the same.
+    pub stops: Vec<(Timestamp, Timestamp)>,
 }
 
 /// Where and when a task goes.
@@ -304,6 +312,8 @@ pub struct Slot {
     pub start: Timestamp,
     /// End.
     pub end: Timestamp,
+    /// How much of it falls within its asset's planned stops.
+    pub in_stops: chrono::Duration,
 }
 
 /// Why a task is not in the plan.
@@ -350,6 +360,9 @@ pub struct Plan {
     pub unplanned: Vec<(usize, Unplanned)>,
     /// Σ priority weight × hours started late, over the placed tasks.
     pub weighted_late_hours: f64,
+    /// Hours of the placed tasks outside their assets' planned stops: the production time the
+    /// plan's work stops machines for.
+    pub downtime_hours: f64,
     /// Whether the search stopped at the budget's time limit.
     pub timed_out: bool,
     /// How many priority lists were decoded to find it.
@@ -374,12 +387,14 @@ impl Default for Budget {
     }
 }
 
-/// A plan's cost, compared lexicographically: Σ weight × lateness, then Σ weight × end. A
-/// task left out counts as starting an hour after the horizon (so leaving out an order due
-/// beyond the horizon costs little, one already late a lot).
+/// A plan's cost, compared lexicographically: Σ weight × lateness, then the time of the tasks
+/// whose assets have planned stops outside those stops, then Σ weight × end. A task left out
+/// counts as starting an hour after the horizon (so leaving out an order due beyond the
+/// horizon costs little, one already late a lot), all of it outside the stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Cost {
     weighted_late_ms: i128,
+    outside_stops_ms: i128,
     weighted_end_ms: i128,
 }
 
@@ -396,6 +411,11 @@ struct Problem {
     weight: Vec<u32>,
     /// Who may do each task (empty: nobody, or it is fixed).
     eligible: Vec<Vec<usize>>,
+    /// Each task's asset's planned stops: sorted, disjoint.
+    stops: Vec<Vec<(i64, i64)>>,
+    /// The least `outside_stops_ms` any plan can have: each placeable task with stops longer
+    /// than its asset's longest stop after it is ready overruns that stop.
+    least_outside_ms: i128,
     /// Where a task left out counts as starting.
     left_out: i64,
 }
@@ -403,7 +423,8 @@ struct Problem {
 /// The earliest start at or after `ready` of a `d`-long stretch within one of `available`'s
 /// spans that overlaps none of `busy` (sorted, disjoint).
 fn earliest(available: &[(i64, i64)], busy: &[(i64, i64)], ready: i64, d: i64) -> Option<i64> {
-    for &(a, b) in available {
+    let first = available.partition_point(|&(_, b)| b <= ready);
+    for &(a, b) in &available[first..] {
         let mut t = a.max(ready);
         if b.saturating_sub(t) < d {
             continue;
@@ -425,19 +446,67 @@ fn earliest(available: &[(i64, i64)], busy: &[(i64, i64)], ready: i64, d: i64) -
     None
 }
 
+/// How much of `[t, t + d)` falls within `stops` (sorted, disjoint).
+fn overlap(stops: &[(i64, i64)], t: i64, d: i64) -> i64 {
+    let end = t.saturating_add(d);
+    let first = stops.partition_point(|&(_, b)| b <= t);
+    stops[first..]
+        .iter()
+        .take_while(|&&(a, _)| a < end)
+        .map(|&(a, b)| b.min(end) - a.max(t))
+        .sum()
+}
+
+/// The start at or after `ready` of a `d`-long stretch of `available` clear of `busy` (as
+/// [`earliest`]) that is least late for `due`, then most within `stops`, then earliest: the
+/// earliest start, or the earliest from a stop's start (or, for work longer than the stop, from
+/// where it would end with the stop); with the stretch's time within the stops.
+fn into_stops(
+    available: &[(i64, i64)],
+    busy: &[(i64, i64)],
+    stops: &[(i64, i64)],
+    (ready, due, d): (i64, i64, i64),
+) -> Option<(i64, i64)> {
+    let t = earliest(available, busy, ready, d)?;
+    let mut best = (t, overlap(stops, t, d));
+    if t > due {
+        // Already late: any later start is later still.
+        return Some(best);
+    }
+    // The candidates' starts grow with the stops' (each stop's from, and so each start found
+    // from it, is no earlier than the one before).
+    for &(a, b) in &stops[stops.partition_point(|&(_, b)| b <= t)..] {
+        let from = a.min(b - d).max(ready);
+        if best.1 == d || from > due {
+            break;
+        }
+        let Some(t) = earliest(available, busy, from, d) else {
+            break;
+        };
+        let within = overlap(stops, t, d);
+        if t <= due && within > best.1 {
+            best = (t, within);
+        }
+    }
+    Some(best)
+}
+
 impl Problem {
-    /// Places the tasks in `order`, each with the worker who can start it earliest.
+    /// Places the tasks in `order`, each with the worker who can start it earliest (or, for a
+    /// task whose asset has planned stops, most within them without being late).
     /// `genes[j]`: what the search chose for task `j` beside its place in the list.
     fn decode(&self, order: &[usize], genes: &[Gene]) -> (Cost, Vec<Option<(usize, i64)>>) {
         let mut busy = self.busy.clone();
         let mut placed = vec![None; self.ready.len()];
         let mut cost = Cost {
             weighted_late_ms: 0,
+            outside_stops_ms: 0,
             weighted_end_ms: 0,
         };
         for &j in order {
             let d = self.duration[j];
-            let mut best: Option<(i64, usize)> = None;
+            let stops = &self.stops[j];
+            let mut best: Option<(i64, usize, i64)> = None;
             let who = match genes[j].worker {
                 Some(w) => std::slice::from_ref(&self.eligible[j][w]),
                 None => &self.eligible[j][..],
@@ -451,24 +520,46 @@ impl Problem {
                 } else {
                     self.ready[j]
                 };
-                if let Some(t) = earliest(&self.available[w], &busy[w], ready, d)
-                    && best.is_none_or(|(bt, _)| t < bt)
+                let anytime = stops.is_empty() || genes[j].anytime;
+                let found = if anytime {
+                    earliest(&self.available[w], &busy[w], ready, d)
+                        .map(|t| (t, overlap(stops, t, d)))
+                } else {
+                    into_stops(&self.available[w], &busy[w], stops, (ready, self.due[j], d))
+                };
+                // The least late, then (into the stops) the most within them, then the
+                // earliest.
+                let key = |(t, within): (i64, i64)| {
+                    let within = if anytime { 0 } else { within };
+                    ((t - self.due[j]).max(0), -within, t)
+                };
+                if let Some((t, within)) = found
+                    && best.is_none_or(|(bt, _, bw)| key((t, within)) < key((bt, bw)))
                 {
-                    best = Some((t, w));
+                    best = Some((t, w, within));
                 }
             }
             let weight = i128::from(self.weight[j]);
+            let outside = |within: i64| {
+                if stops.is_empty() {
+                    0
+                } else {
+                    i128::from(d - within)
+                }
+            };
             match best {
-                Some((t, w)) => {
+                Some((t, w, within)) => {
                     let at = busy[w].partition_point(|&(s, _)| s < t);
                     busy[w].insert(at, (t, t + d));
                     placed[j] = Some((w, t));
                     cost.weighted_late_ms += weight * i128::from((t - self.due[j]).max(0));
+                    cost.outside_stops_ms += outside(within);
                     cost.weighted_end_ms += weight * i128::from(t + d);
                 }
                 None => {
                     cost.weighted_late_ms +=
                         weight * i128::from((self.left_out - self.due[j]).max(0));
+                    cost.outside_stops_ms += outside(0);
                     cost.weighted_end_ms += weight * i128::from(self.left_out + d);
                 }
             }
@@ -540,6 +631,7 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
                 worker: w,
                 start,
                 end: at(b),
+                in_stops: chrono::Duration::zero(),
             });
         }
     }
@@ -577,6 +669,22 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
             who
         })
         .collect();
+    let stops: Vec<Vec<(i64, i64)>> = tasks
+        .iter()
+        .map(|t| join_spans(t.stops.iter().map(|&(a, b)| (ms(a), ms(b))).collect()))
+        .collect();
+    let least_outside_ms = (0..tasks.len())
+        .filter(|&j| !eligible[j].is_empty() && !stops[j].is_empty())
+        .map(|j| {
+            let ready = ms(tasks[j].ready);
+            let longest = stops[j]
+                .iter()
+                .map(|&(a, b)| b - a.max(ready))
+                .max()
+                .unwrap_or(0);
+            i128::from((duration[j] - longest).max(0).min(duration[j]))
+        })
+        .sum();
     let problem = Problem {
         available: workers
             .iter()
@@ -588,6 +696,8 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
         duration,
         weight: tasks.iter().map(|t| weight(t.priority)).collect(),
         eligible,
+        stops,
+        least_outside_ms,
         left_out: ms(horizon).saturating_add(LEFT_OUT_AFTER_MS),
     };
     let (order, genes, evaluations, timed_out) = search(&problem, budget);
@@ -601,10 +711,15 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
                 worker: w,
                 start: at(t),
                 end: at(t + problem.duration[j]),
+                in_stops: chrono::Duration::zero(),
             })
         })
         .chain(fixed_slots)
         .collect();
+    for s in &mut slots {
+        let (t, d) = (ms(s.start), ms(s.end) - ms(s.start));
+        s.in_stops = chrono::Duration::milliseconds(overlap(&problem.stops[s.task], t, d));
+    }
     slots.sort_by_key(|s| (s.start, s.worker, s.task));
     for (j, p) in placed.iter().enumerate() {
         if p.is_none() && !problem.eligible[j].is_empty() {
@@ -619,10 +734,15 @@ pub fn plan(workers: &[Worker], tasks: &[Task], horizon: Timestamp, budget: Budg
                 * i128::from((ms(s.start) - problem.due[s.task]).max(0))
         })
         .sum();
+    let downtime_ms: i64 = slots
+        .iter()
+        .map(|s| (s.end - s.start - s.in_stops).num_milliseconds())
+        .sum();
     Plan {
         slots,
         unplanned,
         weighted_late_hours: weighted_late_ms as f64 / 3_600_000.0,
+        downtime_hours: downtime_ms as f64 / 3_600_000.0,
         evaluations,
         timed_out,
     }
@@ -645,6 +765,10 @@ enum Move {
     Swap { a: usize, b: usize },
     /// Task `task` goes after its worker's last task so far, or (again) into the first gap.
     AfterLast { task: usize },
+    /// Task `task` goes at its earliest start, or (again) into its asset's planned stops.
+    Anytime { task: usize },
+    /// Every task at its earliest start (`true`), or into its asset's planned stops.
+    AllAnytime(bool),
 }
 
 /// What the search chose for a task beside its place in the list.
@@ -655,6 +779,9 @@ struct Gene {
     /// After the worker's last task placed before it, leaving earlier gaps for tasks later in
     /// the list (a gap a long task ahead needs, say), rather than into the first gap.
     after_last: bool,
+    /// At its earliest start, rather than most within its asset's planned stops (a stop
+    /// another task needs more, say).
+    anytime: bool,
 }
 
 /// A point of the search: a priority list, the choices beside it, and what it decodes to.
@@ -689,6 +816,9 @@ enum Group {
     ForwardTo(usize),
     /// Every task after its worker's last one (or back into the first gap).
     AfterLast,
+    /// Every task whose asset has planned stops at its earliest (or back into the stops),
+    /// and all of them at once.
+    Anytime,
     /// The task at position `a` swapped with every later one.
     SwapAfter(usize),
     /// The task at position `from` to every other position.
@@ -722,9 +852,12 @@ impl Search<'_> {
         self.timed_out
     }
 
-    /// Nothing left to gain that matters: no task late, none left out.
-    fn perfect(at: &Point) -> bool {
-        at.cost.weighted_late_ms == 0 && at.order.iter().all(|&j| at.placed[j].is_some())
+    /// Nothing left to gain that matters: no task late, none left out, none outside its
+    /// asset's planned stops but for what no stop is long enough for.
+    fn perfect(&self, at: &Point) -> bool {
+        at.cost.weighted_late_ms == 0
+            && at.cost.outside_stops_ms <= self.p.least_outside_ms
+            && at.order.iter().all(|&j| at.placed[j].is_some())
     }
 
     /// `m` made to `order` and `genes`.
@@ -736,6 +869,8 @@ impl Search<'_> {
             }
             Move::Force { task, worker } => genes[task].worker = worker,
             Move::AfterLast { task } => genes[task].after_last = !genes[task].after_last,
+            Move::Anytime { task } => genes[task].anytime = !genes[task].anytime,
+            Move::AllAnytime(anytime) => genes.iter_mut().for_each(|g| g.anytime = anytime),
             Move::Both { from, to, worker } => {
                 let j = order.remove(from);
                 order.insert(to, j);
@@ -747,8 +882,9 @@ impl Search<'_> {
 
     /// The groups of moves to try from `at`, the most promising first: late (or left-out)
     /// tasks, the latest first, forward in the list, to another worker, swapped, forward to
-    /// another worker; then any task to another worker or after its worker's last task; then
-    /// any two tasks swapped, any task anywhere.
+    /// another worker; then tasks into or out of their assets' planned stops (all at once, or
+    /// one); then any task to another worker or after its worker's last task; then any two
+    /// tasks swapped, any task anywhere.
     fn groups(&self, at: &Point) -> Vec<Group> {
         let p = self.p;
         let n = at.order.len();
@@ -775,6 +911,9 @@ impl Search<'_> {
         }
         groups.extend(at.order.iter().map(|&j| Group::Reassign(j)));
         groups.push(Group::AfterLast);
+        if at.order.iter().any(|&j| !p.stops[j].is_empty()) {
+            groups.push(Group::Anytime);
+        }
         groups.extend((0..n).map(Group::SwapAfter));
         groups.extend((0..n).map(Group::Anywhere));
         groups
@@ -823,12 +962,47 @@ impl Search<'_> {
                 .iter()
                 .map(|&task| Move::AfterLast { task })
                 .collect(),
+            Group::Anytime => [Move::AllAnytime(true), Move::AllAnytime(false)]
+                .into_iter()
+                .chain(
+                    at.order
+                        .iter()
+                        .filter(|&&task| !p.stops[task].is_empty())
+                        .map(|&task| Move::Anytime { task }),
+                )
+                .collect(),
             Group::SwapAfter(a) => (a + 1..n).map(|b| Move::Swap { a, b }).collect(),
             Group::Anywhere(from) => (0..n)
                 .filter(|&to| to != from)
                 .map(|to| Move::Insert { from, to })
                 .collect(),
         }
+    }
+
+    /// From `at`, every task whose asset has planned stops into them at once, then each in
+    /// turn, each change kept if it lowers the cost (one pass: a plan-sized descent over
+    /// these moves would take the budget many times over).
+    fn move_into_stops(&mut self, mut at: Point) -> Point {
+        let p = self.p;
+        let mut moves = vec![Move::AllAnytime(false)];
+        moves.extend(
+            at.order
+                .iter()
+                .filter(|&&j| !p.stops[j].is_empty())
+                .map(|&task| Move::Anytime { task }),
+        );
+        for m in moves {
+            if self.spent() {
+                break;
+            }
+            let (mut order, mut genes) = (at.order.clone(), at.genes.clone());
+            Self::apply(&mut order, &mut genes, m);
+            let q = self.decode(order, genes);
+            if q.cost < at.cost {
+                at = q;
+            }
+        }
+        at
     }
 
     /// From `at`, the best move of the first group that lowers the cost, again and again,
@@ -861,7 +1035,8 @@ impl Search<'_> {
 
 /// The best priority list (and choices beside it) found within `budget`: a descent from each
 /// of three dispatch rules (earliest due; priority, then due; shortest weighted duration),
-/// then, while the budget lasts, descents from the best plan shaken by a few random swaps (a
+/// each with every task at its earliest and, given planned stops, into them (the best start
+/// first), then, while the budget lasts, descents from the best plan shaken by a few random swaps (a
 /// fixed seed: the same problem gets the same plan unless the time limit cuts the search).
 /// Also returns the decodings made and whether the time limit was reached.
 fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
@@ -884,14 +1059,41 @@ fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
         deadline: budget.time.map(|t| std::time::Instant::now() + t),
         timed_out: false,
     };
+    // Each rule's list with every task at its earliest start; then, when some tasks' assets
+    // have planned stops, with those tasks into them (which may take time more urgent work
+    // needs: the descents from the earliest starts come first, so the budget goes to
+    // lateness first).
+    let calendar = placeable.iter().any(|&j| !p.stops[j].is_empty());
+    // With a calendar, the descents from the earliest starts get three fifths of the budget:
+    // the rest goes to moving work into the stops.
+    let (evaluations, deadline) = (search.budget, search.deadline);
+    if calendar {
+        search.budget = (evaluations * 3 / 5).max(1);
+        search.deadline = budget.time.map(|t| std::time::Instant::now() + t * 3 / 5);
+    }
     let mut best: Option<Point> = None;
-    for key in &starts {
-        let mut order = placeable.clone();
-        order.sort_by_key(|&j| key(p, j));
-        let start = search.decode(order, vec![Gene::default(); n]);
-        let found = search.descend(start);
-        if best.as_ref().is_none_or(|b| found.cost < b.cost) {
-            best = Some(found);
+    for anytime in [true, false].into_iter().take(1 + usize::from(calendar)) {
+        for key in &starts {
+            let mut order = placeable.clone();
+            order.sort_by_key(|&j| key(p, j));
+            let genes = vec![
+                Gene {
+                    anytime,
+                    ..Gene::default()
+                };
+                n
+            ];
+            let start = search.decode(order, genes);
+            let found = search.descend(start);
+            if best.as_ref().is_none_or(|b| found.cost < b.cost) {
+                best = Some(found);
+            }
+        }
+        if anytime {
+            (search.budget, search.deadline, search.timed_out) = (evaluations, deadline, false);
+            if let Some(b) = best.take() {
+                best = Some(search.move_into_stops(b));
+            }
         }
     }
     let Some(mut best) = best else {
@@ -910,7 +1112,7 @@ fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
         (seed % below.max(1) as u64) as usize
     };
     let m = best.order.len();
-    while m > 1 && !search.spent() && !Search::perfect(&best) {
+    while m > 1 && !search.spent() && !search.perfect(&best) {
         let (mut order, genes) = (best.order.clone(), best.genes.clone());
         for _ in 0..2 + random(2) {
             let (a, b) = (random(m), random(m));
@@ -963,7 +1165,22 @@ mod tests {
             skill: skill.map(str::to_owned),
             technician: None,
             fixed: None,
+            stops: Vec::new(),
         }
+    }
+
+    fn stops(spans: &[(f64, f64)]) -> Vec<(Timestamp, Timestamp)> {
+        spans.iter().map(|&(a, b)| (h(a), h(b))).collect()
+    }
+
+    /// Of `t` placed at `start`, the milliseconds outside its stops (none without stops).
+    fn outside(t: &Task, start: Option<i64>) -> i128 {
+        if t.stops.is_empty() {
+            return 0;
+        }
+        let d = t.duration.num_milliseconds();
+        let spans = join_spans(t.stops.iter().map(|&(a, b)| (ms(a), ms(b))).collect());
+        i128::from(d - start.map_or(0, |s| overlap(&spans, s, d)))
     }
 
     fn plan_of(workers: &[Worker], tasks: &[Task]) -> Plan {
@@ -1025,17 +1242,19 @@ mod tests {
     }
 
     /// The cost of `plan` as the planner defines it, computed from its slots.
-    fn cost_of(tasks: &[Task], plan: &Plan) -> (i128, i128) {
+    fn cost_of(tasks: &[Task], plan: &Plan) -> (i128, i128, i128) {
         let left_out = ms(horizon()) + LEFT_OUT_AFTER_MS;
-        let mut cost = (0, 0);
+        let mut cost = (0, 0, 0);
         for (j, t) in tasks.iter().enumerate() {
             let w = i128::from(weight(t.priority));
-            let (start, end) = match plan.slots.iter().find(|s| s.task == j) {
+            let slot = plan.slots.iter().find(|s| s.task == j);
+            let (start, end) = match slot {
                 Some(s) => (ms(s.start), ms(s.end)),
                 None => (left_out, left_out + t.duration.num_milliseconds()),
             };
             cost.0 += w * i128::from((start - ms(t.due)).max(0));
-            cost.1 += w * i128::from(end);
+            cost.1 += outside(t, slot.map(|s| ms(s.start)));
+            cost.2 += w * i128::from(end);
         }
         cost
     }
@@ -1043,8 +1262,10 @@ mod tests {
     /// The exact optimum, written independently of the planner: every assignment of the
     /// tasks to workers who may do them (or to none: left out) and every order on each
     /// worker, each task at the earliest start after its predecessor on the worker that lies
-    /// within one shift and clear of the worker's fixed and busy time.
-    fn optimum(workers: &[Worker], tasks: &[Task]) -> (i128, i128) {
+    /// within one shift and clear of the worker's fixed and busy time, or (a task whose asset
+    /// has planned stops) the earliest such start from any one stop's start (from where it
+    /// would end with the stop, for work longer than the stop).
+    fn optimum(workers: &[Worker], tasks: &[Task]) -> (i128, i128, i128) {
         let n = tasks.len();
         let m = workers.len();
         let left_out = ms(horizon()) + LEFT_OUT_AFTER_MS;
@@ -1093,14 +1314,29 @@ mod tests {
             })
         };
         let free: Vec<usize> = (0..n).filter(|&j| tasks[j].fixed.is_none()).collect();
-        let mut best: Option<(i128, i128)> = None;
+        let mut best: Option<(i128, i128, i128)> = None;
         // Fixed tasks cost the same in every plan.
-        let mut fixed_cost = (0i128, 0i128);
+        let mut fixed_cost = (0i128, 0i128, 0i128);
         for t in tasks.iter().filter(|t| t.fixed.is_some()) {
             let (wt, f) = (i128::from(weight(t.priority)), t.fixed.map_or(0, ms));
             fixed_cost.0 += wt * i128::from((f - ms(t.due)).max(0));
-            fixed_cost.1 += wt * i128::from(f + t.duration.num_milliseconds());
+            fixed_cost.1 += outside(t, Some(f));
+            fixed_cost.2 += wt * i128::from(f + t.duration.num_milliseconds());
         }
+        // Where each free task may be started from besides its earliest: each stop's start,
+        // or where it would end with the stop.
+        let froms: Vec<Vec<i64>> = free
+            .iter()
+            .map(|&j| {
+                let d = tasks[j].duration.num_milliseconds();
+                tasks[j]
+                    .stops
+                    .iter()
+                    .map(|&(a, b)| ms(a).min(ms(b) - d))
+                    .collect()
+            })
+            .collect();
+        let ways: Vec<usize> = froms.iter().map(|f| 1 + f.len()).collect();
         let choices = m + 1; // a worker, or left out
         let mut assign = vec![0usize; free.len()];
         let mut perm: Vec<usize> = (0..free.len()).collect();
@@ -1125,36 +1361,59 @@ mod tests {
                 continue;
             }
             permutations(0, &mut perm, &mut |order| {
-                let mut after = vec![i64::MIN; m];
-                let mut cost = fixed_cost;
-                for &k in order {
-                    let (j, w) = (free[k], assign[k]);
-                    let t = &tasks[j];
-                    let (d, wt) = (
-                        t.duration.num_milliseconds(),
-                        i128::from(weight(t.priority)),
-                    );
-                    let start = if w < m {
-                        fit(w, ms(t.ready).max(after[w]), d)
-                    } else {
-                        None
-                    };
-                    let start = match start {
-                        Some(s) => {
+                // Every choice of where each task is started from.
+                let combinations: usize = ways.iter().product();
+                for mut code in 0..combinations {
+                    let mut after = vec![i64::MIN; m];
+                    let mut cost = fixed_cost;
+                    for &k in order {
+                        let (j, w) = (free[k], assign[k]);
+                        let way = code % ways[k];
+                        code /= ways[k];
+                        let t = &tasks[j];
+                        let (d, wt) = (
+                            t.duration.num_milliseconds(),
+                            i128::from(weight(t.priority)),
+                        );
+                        let start = (w < m)
+                            .then(|| {
+                                let from = ms(t.ready).max(after[w]);
+                                match way {
+                                    0 => fit(w, from, d),
+                                    way => fit(w, from.max(froms[k][way - 1]), d),
+                                }
+                            })
+                            .flatten();
+                        if let Some(s) = start {
                             after[w] = s + d;
-                            s
                         }
-                        None => left_out,
-                    };
-                    cost.0 += wt * i128::from((start - ms(t.due)).max(0));
-                    cost.1 += wt * i128::from(start + d);
-                }
-                if best.is_none_or(|b| cost < b) {
-                    best = Some(cost);
+                        cost.0 += wt * i128::from((start.unwrap_or(left_out) - ms(t.due)).max(0));
+                        cost.1 += outside(t, start);
+                        cost.2 += wt * i128::from(start.unwrap_or(left_out) + d);
+                    }
+                    if best.is_none_or(|b| cost < b) {
+                        best = Some(cost);
+                    }
                 }
             });
         }
         best.expect("leaving everything out is a plan")
+    }
+
+    /// The cost of the plan of `tasks` and the exact optimum's, the plan checked feasible and no
+    /// better than the optimum (it cannot be).
+    fn against_optimum(
+        workers: &[Worker],
+        tasks: &[Task],
+    ) -> ((i128, i128, i128), (i128, i128, i128)) {
+        let plan = plan_of(workers, tasks);
+        assert_feasible(workers, tasks, &plan);
+        let (found, best) = (cost_of(tasks, &plan), optimum(workers, tasks));
+        assert!(
+            found >= best,
+            "better than the optimum: {found:?} < {best:?}"
+        );
+        (found, best)
     }
 
     /// A small deterministic generator (xorshift), so that the instances are the same on
@@ -1367,13 +1626,7 @@ mod tests {
                     t
                 })
                 .collect();
-            let plan = plan_of(&workers, &tasks);
-            assert_feasible(&workers, &tasks, &plan);
-            let (found, best) = (cost_of(&tasks, &plan), optimum(&workers, &tasks));
-            assert!(
-                found >= best,
-                "better than the optimum: {found:?} < {best:?}"
-            );
+            let (found, best) = against_optimum(&workers, &tasks);
             total += 1;
             if found == best {
                 exact_both += 1;
@@ -1392,6 +1645,128 @@ mod tests {
             "{exact}/{total}, worst gap {worst}"
         );
         assert!(exact_both * 100 >= total * 97, "{exact_both}/{total}");
+    }
+
+    /// An order that can wait for its asset's planned stop without being late waits for it;
+    /// one due before the stop is done at once; one without stops at its earliest; one longer
+    /// than its stop overruns it as little as it can, as early as it can.
+    #[test]
+    fn work_waits_for_its_assets_planned_stop_when_it_can_without_being_late() {
+        let workers = [
+            worker("ana", &["mechanical"], &[(6.0, 14.0), (30.0, 38.0)]),
+            worker("ben", &["electrical"], &[(6.0, 14.0), (30.0, 38.0)]),
+        ];
+        let mut waits = task(40.0, 3.0, Priority::Normal, Some("mechanical"));
+        waits.stops = stops(&[(32.0, 36.0)]);
+        let mut due_first = task(10.0, 3.0, Priority::High, Some("mechanical"));
+        due_first.stops = stops(&[(32.0, 36.0)]);
+        let no_stops = task(40.0, 2.0, Priority::Low, Some("mechanical"));
+        // Six hours against a half-hour lunch break: ending with the first one.
+        let mut longer = task(40.0, 6.0, Priority::Normal, Some("electrical"));
+        longer.stops = stops(&[(13.0, 13.5), (37.0, 37.5)]);
+        let tasks = [waits, due_first, no_stops, longer];
+        let plan = plan_of(&workers, &tasks);
+        assert_feasible(&workers, &tasks, &plan);
+        let slot = |j: usize| plan.slots.iter().find(|s| s.task == j).expect("placed");
+        let hours = |d: chrono::Duration| d.num_milliseconds() as f64 / 3_600_000.0;
+        assert_eq!((slot(0).start, hours(slot(0).in_stops)), (h(32.0), 3.0));
+        assert_eq!((slot(1).start, hours(slot(1).in_stops)), (h(6.0), 0.0));
+        assert_eq!((slot(2).start, hours(slot(2).in_stops)), (h(9.0), 0.0));
+        assert_eq!((slot(3).start, hours(slot(3).in_stops)), (h(7.5), 0.5));
+        assert_eq!(plan.weighted_late_hours, 0.0);
+        assert!(
+            (plan.downtime_hours - 10.5).abs() < 1e-9,
+            "{}",
+            plan.downtime_hours
+        );
+        // Without stops, the same orders go at their earliest.
+        let plain: Vec<Task> = tasks
+            .iter()
+            .cloned()
+            .map(|mut t| {
+                t.stops.clear();
+                t
+            })
+            .collect();
+        let plan = plan_of(&workers, &plain);
+        let starts: Vec<_> = plan.slots.iter().map(|s| (s.task, s.start)).collect();
+        assert_eq!(
+            starts,
+            [(1, h(6.0)), (3, h(6.0)), (0, h(9.0)), (2, h(12.0))],
+            "due first, then the weighted finishing times"
+        );
+        assert!((plan.downtime_hours - 14.0).abs() < 1e-9);
+    }
+
+    /// The search against the exact optimum on small random plans whose orders' assets have
+    /// planned stops (or not), as the plain one above.
+    #[test]
+    fn the_search_finds_the_optimum_of_small_plans_with_planned_stops() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let priorities = [
+            Priority::Urgent,
+            Priority::High,
+            Priority::Normal,
+            Priority::Low,
+        ];
+        let (mut exact, mut exact_outside, mut exact_all, mut total) = (0, 0, 0, 0);
+        for _ in 0..150 {
+            let m = 1 + rng.below(2) as usize;
+            let workers: Vec<Worker> = (0..m)
+                .map(|w| {
+                    let first = rng.below(4) as f64;
+                    worker(
+                        &format!("w{w}"),
+                        &[],
+                        &[(first, first + 8.0), (first + 24.0, first + 32.0)],
+                    )
+                })
+                .collect();
+            // Two assets' calendars: a stop or two of half an hour to five hours.
+            let calendars: Vec<Vec<(Timestamp, Timestamp)>> = (0..2)
+                .map(|_| {
+                    (0..1 + rng.below(2))
+                        .map(|_| {
+                            let from = rng.below(72) as f64 * 0.5;
+                            (h(from), h(from + 0.5 * (1 + rng.below(10)) as f64))
+                        })
+                        .collect()
+                })
+                .collect();
+            let n = 3 + rng.below(2) as usize;
+            let tasks: Vec<Task> = (0..n)
+                .map(|_| {
+                    let mut t = task(
+                        1.0 + rng.below(48) as f64,
+                        0.5 * (1 + rng.below(12)) as f64,
+                        priorities[rng.below(4) as usize],
+                        None,
+                    );
+                    t.ready = h(rng.below(6) as f64);
+                    match rng.below(5) {
+                        0 => {}
+                        1 | 2 => t.stops = calendars[0].clone(),
+                        _ => t.stops = calendars[1].clone(),
+                    }
+                    if rng.below(10) == 0 {
+                        t.technician = Some(format!("w{}", rng.below(m as u64)));
+                        t.fixed = Some(h(rng.below(30) as f64));
+                    }
+                    t
+                })
+                .collect();
+            let (found, best) = against_optimum(&workers, &tasks);
+            total += 1;
+            exact += usize::from(found.0 == best.0);
+            exact_outside += usize::from((found.0, found.1) == (best.0, best.1));
+            exact_all += usize::from(found == best);
+        }
+        eprintln!(
+            "optimal lateness on {exact}/{total} plans, and time outside the stops: {exact_outside}, and finishing times: {exact_all}"
+        );
+        assert!(exact * 100 >= total * 99, "{exact}/{total}");
+        assert!(exact_outside * 100 >= total * 97, "{exact_outside}/{total}");
+        assert!(exact_all * 100 >= total * 90, "{exact_all}/{total}");
     }
 
     #[test]

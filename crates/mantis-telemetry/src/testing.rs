@@ -2,8 +2,11 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::sync::{Mutex, PoisonError};
+use std::process::Child;
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 /// Ports are picked from here: below Linux's ephemeral range (32768–60999 by default), from
 /// which the kernel takes the local port of every outgoing connection and of every bind to
@@ -34,9 +37,106 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {PICK_FROM:?}");
 }
 
+/// The port a child told to listen on port 0 announces on its stderr (piped): the number
+/// right after `prefix` on the first line holding it (werkzeug's `Running on
+/// http://127.0.0.1:`, for instance). The kernel picked that port as the child bound it, so it
+/// is the child's: a port picked free beforehand ([`free_port`]) can be taken meanwhile by a
+/// parallel test process, whose server then answers in this one's place until it stops. The
+/// rest of stderr is read and dropped, so the child never blocks writing its log.
+///
+/// # Panics
+/// When the child's stderr is not piped, or it closes stderr (exits) or stays silent for
+/// `within` without announcing a port; the message holds what it wrote.
+pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 {
+    let stderr = child
+        .stderr
+        .take()
+        .expect("the child's stderr is piped (Stdio::piped())");
+    let (tx, rx) = mpsc::channel();
+    let prefix = prefix.to_owned();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut seen = String::new();
+        let mut line = Vec::new();
+        let mut announced = false;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if announced => continue,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            let port = text.find(&prefix).and_then(|at| {
+                let rest = &text[at + prefix.len()..];
+                let end = rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                rest[..end].parse::<u16>().ok()
+            });
+            match port {
+                Some(port) => {
+                    announced = true;
+                    let _ = tx.send(Ok(port));
+                }
+                None => seen.push_str(&text),
+            }
+        }
+        if !announced {
+            let _ = tx.send(Err(seen));
+        }
+    });
+    match rx.recv_timeout(within) {
+        Ok(Ok(port)) => port,
+        Ok(Err(stderr)) => {
+            panic!("the child exited without announcing its port; stderr:\n{stderr}")
+        }
+        Err(_) => panic!("the child did not announce its port within {within:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn the_port_a_child_announces_is_read_and_the_rest_of_its_output_drained() {
+        // The announcement after other lines, then more than a pipe's buffer (64 KiB): the
+        // child finishes only if the rest is read.
+        let script = "echo starting >&2; echo ' * Running on http://127.0.0.1:41234/' >&2; \
+                      head -c 200000 /dev/zero | tr '\\0' x >&2; echo done";
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        let port = announced_port(
+            &mut child,
+            "Running on http://127.0.0.1:",
+            Duration::from_secs(10),
+        );
+        assert_eq!(port, 41234);
+        let output = child.wait_with_output().expect("sh finishes");
+        assert!(output.status.success());
+        assert_eq!(output.stdout, b"done\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "exited without announcing its port; stderr:\nno port here")]
+    fn a_child_that_exits_without_announcing_its_port_fails_with_what_it_wrote() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo 'no port here' >&2; exit 3"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh starts");
+        announced_port(
+            &mut child,
+            "Running on http://127.0.0.1:",
+            Duration::from_secs(10),
+        );
+    }
 
     #[test]
     fn ports_are_free_distinct_and_outside_the_ephemeral_range() {

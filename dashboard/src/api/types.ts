@@ -402,6 +402,8 @@ export interface PlannedWorkOrder {
   partsShort?: string | null;
   /** A kept slot where its technician does not work: why (time off, outside the shifts). */
   offShift?: string | null;
+  /** Hours of it within its asset's planned stops (the asset stops for the rest). */
+  plannedStopHours: number;
 }
 
 export interface UnplacedWorkOrder {
@@ -487,6 +489,8 @@ export interface MaintenancePlan {
   unassigned: UnplacedWorkOrder[];
   technicians: CrewLoad[];
   weightedLateHours: number;
+  /** Hours of the planned work outside its assets' planned stops: production it stops. */
+  downtimeHours: number;
   truncated: boolean;
   timedOut: boolean;
   applied: number;

@@ -100,6 +100,13 @@ function PlanView({ plan }: { plan: MaintenancePlan }) {
         {formatDateTime(plan.from)} – {formatDateTime(plan.to)}: {plan.assignments.length} work order{plan.assignments.length === 1 ? '' : 's'} planned
         {late > 0 ? `, ${late} starting after the due time (weighted ${formatNumber(plan.weightedLateHours, 1)} h late)` : ', all on time'}
         {plan.unassigned.length > 0 ? `, ${plan.unassigned.length} not placed` : ''}.
+        {plan.assignments.length > 0 && (
+          <span data-testid="plan-downtime" title="Work within an asset's planned stops (the production calendar on the KPI page) costs no production; the plan moves work there when it can without being late">
+            {' '}
+            The work stops machines {formatHours(plan.downtimeHours)} outside planned stops
+            {inStops(plan) > 0 ? ` (${formatHours(inStops(plan))} of it done within them)` : ''}.
+          </span>
+        )}
         {plan.truncated && ' Only the work orders due soonest were planned.'}
         {plan.timedOut && ' The search stopped at its time limit: the plan may not be the best.'}
       </p>
@@ -147,6 +154,11 @@ function PlanView({ plan }: { plan: MaintenancePlan }) {
       )}
     </>
   );
+}
+
+/** Hours of the planned work within its assets' planned stops. */
+function inStops(plan: MaintenancePlan): number {
+  return plan.assignments.reduce((sum, a) => sum + a.plannedStopHours, 0);
 }
 
 function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrder[] }) {
@@ -199,6 +211,12 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
                     <span className="error-text small" data-testid="plan-off-shift">
                       {' '}
                       · {a.offShift}
+                    </span>
+                  )}
+                  {a.plannedStopHours > 0 && (
+                    <span className="muted small" data-testid="plan-in-stop">
+                      {' '}
+                      · {formatHours(a.plannedStopHours)} in a planned stop of the asset
                     </span>
                   )}
                 </td>

@@ -354,9 +354,9 @@ type Span = (DateTime<Utc>, DateTime<Utc>);
 
 /// Each asset's planned stops within `[from, to)` (of `stops`: the asset's own and the whole
 /// plant's), as sorted, disjoint spans; assets without any are left out.
-fn stopped(
+pub(crate) fn stopped(
     stops: &[PlannedStop],
-    assets: &[Asset],
+    assets: impl IntoIterator<Item = AssetId>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> HashMap<AssetId, Vec<Span>> {
@@ -373,12 +373,12 @@ fn stopped(
         }
     }
     assets
-        .iter()
-        .filter_map(|a| {
+        .into_iter()
+        .filter_map(|id| {
             let mut spans = plant.clone();
-            spans.extend(own.remove(&a.id).unwrap_or_default());
+            spans.extend(own.remove(&id).unwrap_or_default());
             let spans = join_spans(spans);
-            (!spans.is_empty()).then_some((a.id, spans))
+            (!spans.is_empty()).then_some((id, spans))
         })
         .collect()
 }
@@ -767,7 +767,7 @@ pub(crate) async fn kpis(
         ))
         .with_field("/from", "too long a period for its planned stops"));
     }
-    let stopped = stopped(&stops, &assets, from, to);
+    let stopped = stopped(&stops, assets.iter().map(|a| a.id), from, to);
     // The time down or stopped as planned within the counts stating an ideal cycle time
     // (performance's run time is their time less it), per shift: the counts overlapping the
     // downtimes and planned stops of the assets that have such counts, read in one statement
@@ -947,17 +947,12 @@ mod tests {
 
     #[test]
     fn an_assets_planned_stops_are_its_own_and_the_plants_joined_within_the_period() {
-        use mantis_domain::{Criticality, PlannedStopId, TenantId};
-        let asset = |code: &str| Asset {
-            id: AssetId::new_random(),
-            tenant_id: TenantId::DEFAULT,
-            code: code.into(),
-            name: code.into(),
-            asset_type: "press".into(),
-            location: "Line 1".into(),
-            criticality: Criticality::Medium,
-        };
-        let (press, lathe, idle) = (asset("PRS-1"), asset("LTH-1"), asset("IDL-1"));
+        use mantis_domain::{PlannedStopId, TenantId};
+        let (press, lathe, idle) = (
+            AssetId::new_random(),
+            AssetId::new_random(),
+            AssetId::new_random(),
+        );
         let stop = |asset_id: Option<AssetId>, from: i64, to: i64| PlannedStop {
             id: PlannedStopId::new_random(),
             tenant_id: TenantId::DEFAULT,
@@ -973,25 +968,19 @@ mod tests {
             stop(None, -2, 6),
             stop(None, 12, 13),
             // The press's changeover overlapping the lunch break, and one touching the night.
-            stop(Some(press.id), 11, 12),
-            stop(Some(press.id), 6, 7),
+            stop(Some(press), 11, 12),
+            stop(Some(press), 6, 7),
             // Another asset's, not in the report.
             stop(Some(AssetId::new_random()), 0, 24),
         ];
-        let both = stopped(&stops, &[press.clone(), lathe.clone()], t(0), t(24));
-        assert_eq!(
-            both.get(&press.id),
-            Some(&vec![(t(0), t(7)), (t(11), t(13))])
-        );
-        assert_eq!(
-            both.get(&lathe.id),
-            Some(&vec![(t(0), t(6)), (t(12), t(13))])
-        );
+        let both = stopped(&stops, [press, lathe], t(0), t(24));
+        assert_eq!(both.get(&press), Some(&vec![(t(0), t(7)), (t(11), t(13))]));
+        assert_eq!(both.get(&lathe), Some(&vec![(t(0), t(6)), (t(12), t(13))]));
         assert_eq!(both.len(), 2);
         // Without the plant's stops, an asset with none of its own is left out.
-        let own = stopped(&stops[2..], &[press.clone(), idle.clone()], t(0), t(24));
-        assert_eq!(own.get(&press.id).map(Vec::len), Some(2));
-        assert!(!own.contains_key(&idle.id));
+        let own = stopped(&stops[2..], [press, idle], t(0), t(24));
+        assert_eq!(own.get(&press).map(Vec::len), Some(2));
+        assert!(!own.contains_key(&idle));
         // Nothing planned, nothing to be available: 1; else the share not down.
         assert_eq!(available(0.0, 0.0), 1.0);
         assert_eq!(available(2.0, 8.0), 0.75);

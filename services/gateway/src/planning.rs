@@ -13,6 +13,12 @@
 //! Time off (`/api/v1/time-off`: a crew member's holiday or training, or the whole crew's: a
 //! plant holiday, a shutdown) is taken out of the shifts: nothing is planned in it, and a slot
 //! a person kept there is shown with why (`offShift`).
+//!
+//! The production calendar (`/api/v1/planned-stops`) says when machines stop anyway: work on an
+//! asset within its planned stops costs no production. After lateness, the plan minimises the
+//! hours of work outside them: an order that can wait for its asset's next stop without being
+//! late waits for it, one that cannot is done when due (`plannedStopHours` per order,
+//! `downtimeHours` for the plan).
 
 use crate::api::{
     ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_assets, wants_csv,
@@ -308,6 +314,8 @@ pub(crate) struct PlannedWorkOrder {
     /// A slot a person (or the freeze) keeps falls where its technician does not work: why
     /// (their time off, the whole crew's, or outside their shifts).
     off_shift: Option<String>,
+    /// Hours of it within its asset's planned stops (the asset stops for the rest).
+    planned_stop_hours: f64,
 }
 
 /// A work order the plan could not place.
@@ -365,6 +373,9 @@ pub(crate) struct MaintenancePlan {
     /// placed orders: what the plan minimises, an order left out counting as starting an hour
     /// after the horizon.
     weighted_late_hours: f64,
+    /// Hours of the placed work outside its assets' planned stops: the production time it
+    /// stops machines for (what the plan minimises next).
+    downtime_hours: f64,
     /// More open or scheduled work orders than are planned at once: those due soonest were.
     truncated: bool,
     /// The search stopped at its time limit (the best plan found by then).
@@ -704,6 +715,10 @@ fn hours_of(d: Duration) -> f64 {
 /// Stretches of time off read for one plan at most (a horizon holds a few per person).
 const MAX_TIME_OFF_PLANNED: u32 = 10_000;
 
+/// Planned stops read for one plan at most (a month of each machine's daily breaks and the
+/// plant's shutdowns is a few thousand).
+const MAX_STOPS_PLANNED: u32 = 50_000;
+
 /// Why `slot` of `worker` falls outside their working time within the plan's `horizon`, if it
 /// does: the planner places work within it, so only a slot a person (or the freeze) kept can.
 fn off_shift(worker: &Worker, time_off: &[TimeOff], slot: Span, horizon: Span) -> Option<String> {
@@ -878,6 +893,18 @@ async fn make(
             "more time off within the horizon than a plan reads: the stretches starting latest are not taken out of the shifts"
         );
     }
+    // The assets' planned stops within the horizon (each one's own and the whole plant's).
+    let stops = s
+        .store
+        .list_planned_stops(who.tenant_id, now, to, None, MAX_STOPS_PLANNED)
+        .await?;
+    if stops.len() >= MAX_STOPS_PLANNED as usize {
+        tracing::warn!(
+            limit = MAX_STOPS_PLANNED,
+            "more planned stops within the horizon than a plan reads: those starting latest are not weighed"
+        );
+    }
+    let stopped = crate::kpi::stopped(&stops, assets.keys().copied(), now, to);
     let workers: Vec<Worker> = crew
         .iter()
         .filter(|t| t.active)
@@ -944,6 +971,7 @@ async fn make(
                     None
                 },
                 fixed: kept.map(|p| p.start),
+                stops: stopped.get(&r.order.asset_id).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -995,6 +1023,7 @@ async fn make(
                     (slot.start, slot.end),
                     (now, to),
                 ),
+                planned_stop_hours: hours_of(slot.in_stops),
             }
         })
         .collect();
@@ -1072,6 +1101,7 @@ async fn make(
                 unassigned,
                 technicians,
                 weighted_late_hours: result.weighted_late_hours,
+                downtime_hours: result.downtime_hours,
                 truncated,
                 timed_out: result.timed_out,
                 applied: 0,

@@ -2703,6 +2703,107 @@ async fn a_started_slot_a_person_set_keeps_the_planner_s_technician() {
     );
 }
 
+/// The plan moves work into its asset's planned stops when it can without being late: a
+/// motor's order due in two days waits for the motor's own stop tomorrow, one due within
+/// hours is done at once though the plant stops for lunch tomorrow, one longer than the lunch
+/// break ends with it; applying the plan records those slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_moves_work_into_its_assets_planned_stops_when_it_need_not_be_late() {
+    let g = start(|_| {}).await;
+    let manager = Auth::Bearer(g.token_for("max", "manager").await);
+    g.token_for("ana", "technician").await;
+    g.on_shift_always(&manager, "ana", "electrical").await;
+    // Motors' anomalies take two hours (rules/planning.toml).
+    let waits = order_on(
+        g.store.as_ref(),
+        "MTR-71",
+        "motor",
+        "anomaly",
+        Priority::Normal,
+        48,
+    )
+    .await;
+    let due = order_on(
+        g.store.as_ref(),
+        "MTR-72",
+        "motor",
+        "anomaly",
+        Priority::High,
+        4,
+    )
+    .await;
+    let longer = order_on(
+        g.store.as_ref(),
+        "MTR-73",
+        "motor",
+        "anomaly",
+        Priority::Low,
+        72,
+    )
+    .await;
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 3);
+    let hours = |h: i64| now + chrono::Duration::hours(h);
+    let (changeover, lunch) = ((hours(20), hours(24)), (hours(30), hours(31)));
+    for (asset, (from, to), reason) in [
+        (Some(waits.asset_id), changeover, "changeover"),
+        (None, lunch, "lunch break"),
+    ] {
+        let (s, _, v) = g
+            .call(
+                "POST",
+                "/api/v1/planned-stops",
+                &manager,
+                Some(json!({"assetId": asset, "startsAt": from, "endsAt": to, "reason": reason})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v:#}");
+    }
+    let (s, _, plan) = g
+        .call("GET", "/api/v1/schedule?hours=96", &manager, None)
+        .await;
+    assert_eq!(s, 200, "{plan:#}");
+    let placed = |code: &str| {
+        let a = assignment(&plan, code);
+        (
+            time(&a["start"]),
+            a["plannedStopHours"].as_f64().unwrap_or(-1.0),
+        )
+    };
+    assert_eq!(placed(&waits.code), (changeover.0, 2.0), "{plan:#}");
+    assert_eq!(placed(&due.code), (time(&plan["from"]), 0.0), "{plan:#}");
+    assert_eq!(
+        placed(&longer.code),
+        (lunch.1 - chrono::Duration::hours(2), 1.0),
+        "{plan:#}"
+    );
+    assert_eq!(plan["weightedLateHours"], 0.0);
+    assert_eq!(plan["downtimeHours"], 3.0, "{plan:#}");
+    // Applied, the motor's order is scheduled within its stop.
+    let (s, _, applied) = g
+        .call(
+            "POST",
+            "/api/v1/schedule/apply",
+            &manager,
+            Some(json!({"hours": 96})),
+        )
+        .await;
+    assert_eq!(s, 200, "{applied:#}");
+    let (_, _, stored) = g
+        .call(
+            "GET",
+            &format!("/api/v1/work-orders/{}", waits.id),
+            &manager,
+            None,
+        )
+        .await;
+    assert_eq!(stored["status"], "SCHEDULED", "{stored:#}");
+    assert_eq!(time(&stored["planned"]["start"]), changeover.0);
+    assert_eq!(
+        time(&stored["planned"]["end"]),
+        changeover.0 + chrono::Duration::hours(2)
+    );
+}
+
 /// With `[gateway.planning] auto_apply_secs`, the gateway applies the plan by itself: an open
 /// work order gets a technician with its skill and a slot, and becomes SCHEDULED, as the
 /// planner's (a person may still change it).

@@ -1,14 +1,16 @@
 //! A real S3 server on loopback for the tests: moto (`moto_server`, from PyPI's `moto[server]`,
-//! pinned in services/mantis/tests/peers/requirements.txt), started on a free port and killed
-//! when dropped. A missing `moto_server` fails the test with what to install.
+//! pinned in services/mantis/tests/peers/requirements.txt), started on a port the kernel picks
+//! (it announces it) and killed when dropped. A missing `moto_server` fails the test with what
+//! to install.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mantis_telemetry::testing::announced_port;
+pub use mantis_telemetry::testing::free_port;
+
 /// The bucket every test server starts with.
 pub const BUCKET: &str = "mantis-test";
-
-pub use mantis_telemetry::testing::free_port;
 
 /// A moto S3 server on a free loopback port.
 pub struct S3Server {
@@ -29,11 +31,10 @@ impl S3Server {
     }
 
     fn spawn() -> Self {
-        let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -42,17 +43,13 @@ impl S3Server {
                      'moto[server]==5.2.1'`): {e}"
                 )
             });
-        let mut server = Self { child, port };
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("moto_server exited ({status}) before listening on 127.0.0.1:{port}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("moto_server did not listen on 127.0.0.1:{port} within 30 s");
+        // Werkzeug announces the port once it listens.
+        let port = announced_port(
+            &mut child,
+            "Running on http://127.0.0.1:",
+            Duration::from_secs(30),
+        );
+        Self { child, port }
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -1,6 +1,7 @@
 //! A real S3 server on loopback for the tests: moto (`moto_server`, from PyPI's
-//! `moto[server]`, pinned in services/mantis/tests/peers/requirements.txt), started on a free
-//! port and killed when dropped. A missing `moto_server` fails the test with what to install.
+//! `moto[server]`, pinned in services/mantis/tests/peers/requirements.txt), started on a port
+//! the kernel picks (it announces it) and killed when dropped. A missing `moto_server` fails the
+//! test with what to install.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,11 +15,10 @@ pub struct S3Server {
 impl S3Server {
     /// Starts the server; returns once it listens.
     pub fn start() -> Self {
-        let port = super::cluster::free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -26,14 +26,13 @@ impl S3Server {
                      services/mantis/tests/peers/requirements.txt): {e}"
                 )
             });
-        let server = Self { child, port };
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("moto_server did not listen on 127.0.0.1:{port} within 30 s");
+        // Werkzeug announces the port once it listens.
+        let port = mantis_telemetry::testing::announced_port(
+            &mut child,
+            "Running on http://127.0.0.1:",
+            Duration::from_secs(30),
+        );
+        Self { child, port }
     }
 
     /// `http://127.0.0.1:<port>`.
