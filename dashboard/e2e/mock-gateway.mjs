@@ -359,7 +359,7 @@ async function api(req, res, url) {
       .map((w, i) => ({
         workOrderId: w.id, code: w.code, assetId: w.assetId, asset: assets.find((a) => a.id === w.assetId)?.code ?? '', priority: w.priority,
         status: w.status, technician: 'ana', start: iso(from + i * 2 * 3600e3), end: iso(from + (i + 1) * 2 * 3600e3), dueBy: w.dueBy ?? iso(from),
-        lateHours: 0, skill: 'electrical', plannedStopHours: i === 0 ? 0.5 : 0,
+        lateHours: 0, skill: 'electrical', plannedStopHours: i === 0 ? 0.5 : 0, whileRunning: false,
       }));
     return json(res, {
       from: iso(from), to: iso(from + 168 * 3600e3), assignments, unassigned: [],

@@ -23,6 +23,7 @@ const plan = (applied = 0): MaintenancePlan => ({
       start: '2026-12-07T06:00:00Z', end: '2026-12-07T08:00:00Z', dueBy: '2026-12-07T08:00:00Z', lateHours: 0, skill: 'electrical',
       partsShort: 'parts short: 2 × BRG-6204 needed, 1 free on the shelf once more urgent work has its share',
       plannedStopHours: 0,
+      whileRunning: true,
     },
     {
       workOrderId: 'wo-2', code: 'WO-2', assetId: 'id-M2', asset: 'MTR-2', priority: 'HIGH', status: 'SCHEDULED', technician: 'ana',
@@ -30,6 +31,7 @@ const plan = (applied = 0): MaintenancePlan => ({
       partsExpectedAt: '2026-12-07T08:00:00Z',
       offShift: 'ana is on time off (holiday) from 2026-12-07T00:00:00+00:00 to 2026-12-08T00:00:00+00:00',
       plannedStopHours: 2,
+      whileRunning: false,
     },
   ],
   unassigned: [
@@ -122,8 +124,10 @@ describe('PlanPage', () => {
     // How much of the work falls within its asset's planned stops, and what the rest stops.
     expect(within(rows[1]).getByTestId('plan-in-stop').textContent).toBe(' · 2.0 h in a planned stop of the asset');
     expect(within(rows[0]).queryByTestId('plan-in-stop')).toBeNull();
+    expect(within(rows[0]).getByTestId('plan-while-running').textContent).toBe(' · while the asset runs');
+    expect(within(rows[1]).queryByTestId('plan-while-running')).toBeNull();
     expect(screen.getByTestId('plan-downtime').textContent).toBe(
-      ' The work stops machines 4.0 h outside planned stops (2.0 h of it done within them).',
+      ' The planned work stops machines 4.0 h outside their planned stops; 2.0 h of work falls within them.',
     );
     expect(screen.getByTestId('plan-summary').textContent).toContain('1 starting after the due time');
     const ana = screen.getAllByTestId('plan-technician')[0];

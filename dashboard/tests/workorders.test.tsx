@@ -130,10 +130,11 @@ describe('WorkOrdersPage', () => {
     await user.selectOptions(within(form).getByDisplayValue('NORMAL'), 'URGENT');
     const inputs = within(form).getAllByRole('textbox');
     await user.type(inputs[inputs.length - 1], 'SEAL-12 x3');
+    await user.click(within(form).getByTestId('wo-while-running-input'));
     await user.click(within(form).getByText('Save'));
     await waitFor(() => expect(card('WO-1').textContent).toContain('SEAL-12 x3'));
     const body = mf.calls.find((c) => c.method === 'PATCH')!.body as Record<string, unknown>;
-    expect(body).toEqual({ technician: 'tom', priority: 'URGENT', parts: [{ partNumber: 'SEAL-12', quantity: 3 }] });
+    expect(body).toEqual({ technician: 'tom', priority: 'URGENT', parts: [{ partNumber: 'SEAL-12', quantity: 3 }], whileRunning: true });
   });
 
   it('saves an edit against the order as it was when the form opened', async () => {
@@ -184,12 +185,15 @@ describe('WorkOrdersPage', () => {
     await waitFor(() => expect(screen.getByTestId('wo-create-asset').querySelectorAll('option').length).toBe(2));
     await user.selectOptions(screen.getByTestId('wo-create-asset'), 'id-P1');
     await user.type(screen.getByTestId('wo-create-description'), 'check the seal');
+    // An inspection of the running pump: the plan leaves the pump's planned stops to other work.
+    await user.click(within(screen.getByTestId('wo-create-form')).getByTestId('wo-while-running-input'));
     await user.click(screen.getByTestId('wo-create-submit'));
     await waitFor(() => expect(screen.getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toContain('WO-9'));
     expect(mf.calls.find((c) => c.method === 'POST' && c.url.pathname === '/api/v1/work-orders')!.body).toEqual({
       assetId: 'id-P1',
       description: 'check the seal',
       priority: 'NORMAL',
+      whileRunning: true,
     });
   });
 

@@ -75,6 +75,7 @@ fn backlog(orders: usize, technicians: usize, seed: u64) -> (Vec<Worker>, Vec<Ta
                 technician: None,
                 fixed: None,
                 stops: Vec::new(),
+                while_running: false,
             }
         })
         .collect();

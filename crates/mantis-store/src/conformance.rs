@@ -2582,6 +2582,10 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         (fresh.technician.clone(), fresh.parts.clone()),
         (None, Vec::new())
     );
+    assert!(
+        !fresh.while_running,
+        "work stops its asset unless said otherwise"
+    );
 
     let parts = vec![
         Part {
@@ -2604,6 +2608,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
                     start: at(3_600_000),
                     end: at(7_200_000),
                 })),
+                while_running: Some(true),
                 ..WorkOrderChanges::default()
             },
         )
@@ -2624,6 +2629,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
         })
     );
     assert_eq!(planned.order.priority, Priority::High);
+    assert!(planned.while_running);
     assert_eq!(planned.order.description, order.description);
     assert_eq!(planned.order.due_by, order.due_by);
 
@@ -2647,6 +2653,7 @@ pub async fn work_order_plans_are_updated_field_by_field<S: Store + ?Sized>(stor
     assert_eq!(replanned.technician, None);
     assert_eq!(replanned.parts, parts);
     assert!(replanned.planned.is_some(), "kept when not changed");
+    assert!(replanned.while_running, "kept when not changed");
     assert!(
         !replanned.technician_by_planner && !replanned.planned_by_planner,
         "a person's"
@@ -2873,6 +2880,7 @@ pub async fn a_work_order_is_created_with_its_plan_in_one_step<S: Store + ?Sized
     let plan = WorkOrderChanges {
         technician: Some(Some("tom".to_owned())),
         parts: Some(parts.clone()),
+        while_running: Some(true),
         ..WorkOrderChanges::default()
     };
     store
@@ -2887,6 +2895,7 @@ pub async fn a_work_order_is_created_with_its_plan_in_one_step<S: Store + ?Sized
     assert_eq!(stored.order, order);
     assert_eq!(stored.technician.as_deref(), Some("tom"));
     assert_eq!(stored.parts, parts);
+    assert!(stored.while_running);
 
     // The same id again, and another order of the same asset and cause while it is active.
     let result = store.create_work_order(&order, &plan).await;

@@ -202,6 +202,10 @@ pub struct WorkOrderRecord {
     pub technician_by_planner: bool,
     /// Whether its planned slot is the planner's (it may move it), not a person's (kept).
     pub planned_by_planner: bool,
+    /// Whether it can be done while its asset runs (an inspection, a measurement): the plan
+    /// does not move it into the asset's planned stops, and it costs no production.
+    #[serde(default)]
+    pub while_running: bool,
     /// Last change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
@@ -237,6 +241,8 @@ pub struct WorkOrderChanges {
     pub planned: Option<Option<PlannedSlot>>,
     /// Whether the technician or planned slot set here is the planner's (else a person's).
     pub by_planner: bool,
+    /// Whether it can be done while its asset runs.
+    pub while_running: Option<bool>,
     /// Change it only if it was last changed at this time (else [`Error::Stale`]): nobody
     /// changed it since it was read. (Every change writes an `updated_at` later than the one
     /// it replaces.)

@@ -82,6 +82,7 @@ macro_rules! bind_plan {
             .bind($changes.planned.flatten().map(|p| DbTime(p.end)))
             .bind($changes.by_planner)
             .bind($expected.map(DbTime))
+            .bind($changes.while_running)
     };
 }
 

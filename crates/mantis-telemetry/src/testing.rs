@@ -45,8 +45,9 @@ pub fn free_port() -> u16 {
 /// rest of stderr is read and dropped, so the child never blocks writing its log.
 ///
 /// # Panics
-/// When the child's stderr is not piped, or it closes stderr (exits) or stays silent for
-/// `within` without announcing a port; the message holds what it wrote.
+/// When the child's stderr is not piped, or it closes stderr (exits) without announcing a
+/// port, or has not announced one `within` of the call (the child is killed then); the
+/// message holds what it wrote.
 pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 {
     let stderr = child
         .stderr
@@ -72,7 +73,7 @@ pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 
                 let end = rest
                     .find(|c: char| !c.is_ascii_digit())
                     .unwrap_or(rest.len());
-                rest[..end].parse::<u16>().ok()
+                rest[..end].parse::<u16>().ok().filter(|&p| p != 0)
             });
             match port {
                 Some(port) => {
@@ -86,7 +87,13 @@ pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 
             let _ = tx.send(Err(seen));
         }
     });
-    match rx.recv_timeout(within) {
+    let outcome = rx.recv_timeout(within);
+    if !matches!(outcome, Ok(Ok(_))) {
+        // Not left behind listening when the test fails.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    match outcome {
         Ok(Ok(port)) => port,
         Ok(Err(stderr)) => {
             panic!("the child exited without announcing its port; stderr:\n{stderr}")
@@ -118,9 +125,23 @@ mod tests {
             Duration::from_secs(10),
         );
         assert_eq!(port, 41234);
-        let output = child.wait_with_output().expect("sh finishes");
-        assert!(output.status.success());
-        assert_eq!(output.stdout, b"done\n");
+        // Finishes (within 10 s: a child blocked on a full pipe would not) and succeeds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waits") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the child blocked writing what was not read");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success());
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut out)
+            .expect("stdout");
+        assert_eq!(out, "done\n");
     }
 
     #[test]

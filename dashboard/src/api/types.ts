@@ -225,6 +225,8 @@ export interface WorkOrder {
   technicianByPlanner?: boolean;
   /** Whether the planned slot is the planner's (it may move it) or a person's (kept). */
   plannedByPlanner?: boolean;
+  /** Done while the asset runs (an inspection): the plan does not move it into planned stops. */
+  whileRunning?: boolean;
   updatedAt?: Ts;
 }
 
@@ -235,6 +237,7 @@ export interface NewWorkOrder {
   dueBy?: Ts;
   technician?: string;
   parts?: Part[];
+  whileRunning?: boolean;
 }
 
 export interface WorkOrderPatch {
@@ -243,6 +246,7 @@ export interface WorkOrderPatch {
   dueBy?: Ts | null;
   technician?: string | null;
   parts?: Part[];
+  whileRunning?: boolean;
 }
 
 /** A maintenance event (`GET /api/v1/assets/{id}/events`, and `complete`'s `event`). */
@@ -404,6 +408,8 @@ export interface PlannedWorkOrder {
   offShift?: string | null;
   /** Hours of it within its asset's planned stops (the asset stops for the rest). */
   plannedStopHours: number;
+  /** Done while the asset runs: costs no production, not moved into planned stops. */
+  whileRunning: boolean;
 }
 
 export interface UnplacedWorkOrder {

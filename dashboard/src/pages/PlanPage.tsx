@@ -103,8 +103,8 @@ function PlanView({ plan }: { plan: MaintenancePlan }) {
         {plan.assignments.length > 0 && (
           <span data-testid="plan-downtime" title="Work within an asset's planned stops (the production calendar on the KPI page) costs no production; the plan moves work there when it can without being late">
             {' '}
-            The work stops machines {formatHours(plan.downtimeHours)} outside planned stops
-            {inStops(plan) > 0 ? ` (${formatHours(inStops(plan))} of it done within them)` : ''}.
+            The planned work stops machines {formatHours(plan.downtimeHours)} outside their planned stops
+            {inStops(plan) > 0 ? `; ${formatHours(inStops(plan))} of work falls within them` : ''}.
           </span>
         )}
         {plan.truncated && ' Only the work orders due soonest were planned.'}
@@ -211,6 +211,12 @@ function TechnicianPlan({ load, items }: { load: CrewLoad; items: PlannedWorkOrd
                     <span className="error-text small" data-testid="plan-off-shift">
                       {' '}
                       · {a.offShift}
+                    </span>
+                  )}
+                  {a.whileRunning && (
+                    <span className="muted small" data-testid="plan-while-running">
+                      {' '}
+                      · while the asset runs
                     </span>
                   )}
                   {a.plannedStopHours > 0 && (

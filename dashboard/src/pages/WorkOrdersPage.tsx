@@ -190,6 +190,12 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
                 <dd>{formatParts(wo.parts)}</dd>
               </>
             )}
+            {wo.whileRunning && (
+              <>
+                <dt>Asset</dt>
+                <dd data-testid="wo-while-running">keeps running during the work</dd>
+              </>
+            )}
           </dl>
         </>
       )}
@@ -259,6 +265,7 @@ function EditForm({
   const [due, setDue] = useState(toLocalInput(wo.dueBy));
   const [technician, setTechnician] = useState(wo.technician ?? '');
   const [parts, setParts] = useState(formatParts(wo.parts));
+  const [whileRunning, setWhileRunning] = useState(wo.whileRunning ?? false);
   return (
     <form
       className="wo-form"
@@ -274,6 +281,7 @@ function EditForm({
         if (due !== toLocalInput(base.dueBy)) patch.dueBy = fromLocalInput(due) ?? null;
         if ((technician.trim() || null) !== (base.technician ?? null)) patch.technician = technician.trim() || null;
         if (parts !== formatParts(base.parts)) patch.parts = parseParts(parts);
+        if (whileRunning !== (base.whileRunning ?? false)) patch.whileRunning = whileRunning;
         void onSave(patch, base.updatedAt);
       }}
     >
@@ -301,6 +309,7 @@ function EditForm({
         Parts <span className="muted small">(e.g. BRG-6204 x2, SEAL-12)</span>
         <input value={parts} onChange={(e) => setParts(e.target.value)} />
       </label>
+      <WhileRunning checked={whileRunning} onChange={setWhileRunning} />
       <div className="row">
         <button type="submit" className="primary" disabled={busy}>
           Save
@@ -310,6 +319,16 @@ function EditForm({
         </button>
       </div>
     </form>
+  );
+}
+
+/** Whether the work is done while the asset runs (the plan then leaves its planned stops to other work). */
+function WhileRunning({ checked, onChange }: { checked: boolean; onChange: (v: boolean) => void }) {
+  return (
+    <label className="inline-check" title="An inspection or measurement done while the machine runs costs no production: the plan does not move it into the asset's planned stops">
+      <input type="checkbox" checked={checked} onChange={(e) => onChange(e.target.checked)} data-testid="wo-while-running-input" />
+      Done while the asset runs
+    </label>
   );
 }
 
@@ -385,6 +404,7 @@ function CreateForm({
   const [due, setDue] = useState('');
   const [technician, setTechnician] = useState('');
   const [parts, setParts] = useState('');
+  const [whileRunning, setWhileRunning] = useState(false);
   const [busy, setBusy] = useState(false);
   return (
     <form
@@ -399,6 +419,7 @@ function CreateForm({
         if (technician.trim()) wo.technician = technician.trim();
         const p = parseParts(parts);
         if (p.length) wo.parts = p;
+        if (whileRunning) wo.whileRunning = true;
         await onCreate(wo);
         setBusy(false);
       }}
@@ -441,6 +462,7 @@ function CreateForm({
         Parts <span className="muted small">(e.g. BRG-6204 x2, SEAL-12)</span>
         <input value={parts} onChange={(e) => setParts(e.target.value)} />
       </label>
+      <WhileRunning checked={whileRunning} onChange={setWhileRunning} />
       <button type="submit" className="primary" disabled={busy || !assetId} data-testid="wo-create-submit">
         Create
       </button>

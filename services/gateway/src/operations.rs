@@ -379,6 +379,10 @@ pub(crate) struct NewWorkOrder {
     #[serde(default)]
     #[schema(max_items = 200)]
     parts: Vec<Part>,
+    /// It is done while the asset runs (an inspection, a measurement): the plan does not move
+    /// it into the asset's planned stops. Default false: the work stops the asset.
+    #[serde(default)]
+    while_running: bool,
 }
 
 /// Checks a parts list, its part numbers trimmed: as the stores write them (one word), so
@@ -453,14 +457,11 @@ pub(crate) async fn create_work_order(
     };
     // Stored with its plan in one transaction: never a work order without its technician and
     // parts (which a retry of the failed request would then duplicate).
-    let plan = if new.technician.is_some() || !new.parts.is_empty() {
-        WorkOrderChanges {
-            technician: Some(new.technician.clone()),
-            parts: Some(new.parts.clone()),
-            ..WorkOrderChanges::default()
-        }
-    } else {
-        WorkOrderChanges::default()
+    let plan = WorkOrderChanges {
+        technician: new.technician.is_some().then(|| new.technician.clone()),
+        parts: (!new.parts.is_empty()).then(|| new.parts.clone()),
+        while_running: new.while_running.then_some(true),
+        ..WorkOrderChanges::default()
     };
     s.store.create_work_order(&order, &plan).await?;
     let record = tenant_work_order(&s, &who, &id.to_string()).await?;
@@ -487,6 +488,8 @@ pub(crate) struct WorkOrderPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<PlannedSlot>)]
     planned: Option<Option<PlannedSlot>>,
+    /// Whether it is done while the asset runs.
+    while_running: Option<bool>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -594,6 +597,7 @@ pub(crate) async fn update_work_order(
                 technician: patch.technician.filter(|t| *t != record.technician),
                 parts: patch.parts,
                 planned: patch.planned.filter(|p| *p != record.planned),
+                while_running: patch.while_running,
                 unchanged_since,
                 ..WorkOrderChanges::default()
             },

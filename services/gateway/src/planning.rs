@@ -18,7 +18,8 @@
 //! asset within its planned stops costs no production. After lateness, the plan minimises the
 //! hours of work outside them: an order that can wait for its asset's next stop without being
 //! late waits for it, one that cannot is done when due (`plannedStopHours` per order,
-//! `downtimeHours` for the plan).
+//! `downtimeHours` for the plan); work done while the asset runs (`whileRunning`: the work
+//! order's, or its cause's in `rules/planning.toml`) costs none and is not moved.
 
 use crate::api::{
     ApiResult, ApiState, Params, limit, list_response, parse_id, tenant_assets, wants_csv,
@@ -314,8 +315,12 @@ pub(crate) struct PlannedWorkOrder {
     /// A slot a person (or the freeze) keeps falls where its technician does not work: why
     /// (their time off, the whole crew's, or outside their shifts).
     off_shift: Option<String>,
-    /// Hours of it within its asset's planned stops (the asset stops for the rest).
+    /// Hours of it within its asset's planned stops (the asset stops for the rest, unless it
+    /// is done while the asset runs).
     planned_stop_hours: f64,
+    /// It is done while the asset runs (the work order says so, or `rules/planning.toml` of
+    /// its cause): it costs no production and is not moved into the stops.
+    while_running: bool,
 }
 
 /// A work order the plan could not place.
@@ -373,8 +378,9 @@ pub(crate) struct MaintenancePlan {
     /// placed orders: what the plan minimises, an order left out counting as starting an hour
     /// after the horizon.
     weighted_late_hours: f64,
-    /// Hours of the placed work outside its assets' planned stops: the production time it
-    /// stops machines for (what the plan minimises next).
+    /// Hours of the placed work outside its assets' planned stops, but work done while the
+    /// asset runs: the production time it stops machines for (after lateness, the plan
+    /// minimises this time for the orders whose assets have planned stops).
     downtime_hours: f64,
     /// More open or scheduled work orders than are planned at once: those due soonest were.
     truncated: bool,
@@ -715,9 +721,9 @@ fn hours_of(d: Duration) -> f64 {
 /// Stretches of time off read for one plan at most (a horizon holds a few per person).
 const MAX_TIME_OFF_PLANNED: u32 = 10_000;
 
-/// Planned stops read for one plan at most (a month of each machine's daily breaks and the
-/// plant's shutdowns is a few thousand).
-const MAX_STOPS_PLANNED: u32 = 50_000;
+/// Planned stops read for one plan at most (a month of the plant's daily breaks and each
+/// machine's weekly stops is a few hundred for a hundred machines).
+const MAX_STOPS_PLANNED: u32 = 10_000;
 
 /// Why `slot` of `worker` falls outside their working time within the plan's `horizon`, if it
 /// does: the planner places work within it, so only a slot a person (or the freeze) kept can.
@@ -904,7 +910,9 @@ async fn make(
             "more planned stops within the horizon than a plan reads: those starting latest are not weighed"
         );
     }
-    let stopped = crate::kpi::stopped(&stops, assets.keys().copied(), now, to);
+    // Of the assets with work to plan only (a plant-wide stop is every asset's).
+    let planned_assets: HashSet<AssetId> = open.iter().map(|r| r.order.asset_id).collect();
+    let stopped = crate::kpi::stopped(&stops, planned_assets, now, to);
     let workers: Vec<Worker> = crew
         .iter()
         .filter(|t| t.active)
@@ -972,6 +980,7 @@ async fn make(
                 },
                 fixed: kept.map(|p| p.start),
                 stops: stopped.get(&r.order.asset_id).cloned().unwrap_or_default(),
+                while_running: r.while_running || estimates.while_running(&r.order.cause),
             }
         })
         .collect();
@@ -1024,6 +1033,7 @@ async fn make(
                     (now, to),
                 ),
                 planned_stop_hours: hours_of(slot.in_stops),
+                while_running: tasks[slot.task].while_running,
             }
         })
         .collect();

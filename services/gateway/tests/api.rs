@@ -2758,6 +2758,20 @@ async fn the_plan_moves_work_into_its_assets_planned_stops_when_it_need_not_be_l
             .await;
         assert_eq!(s, 201, "{v:#}");
     }
+    // An inspection of the changeover's motor while it runs costs no production: not moved.
+    let (s, _, inspection) = g
+        .call(
+            "POST",
+            "/api/v1/work-orders",
+            &manager,
+            Some(
+                json!({"assetId": waits.asset_id, "description": "listen to the bearings",
+                "priority": "LOW", "dueBy": hours(72), "whileRunning": true}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{inspection:#}");
+    assert_eq!(inspection["whileRunning"], true);
     let (s, _, plan) = g
         .call("GET", "/api/v1/schedule?hours=96", &manager, None)
         .await;
@@ -2776,6 +2790,11 @@ async fn the_plan_moves_work_into_its_assets_planned_stops_when_it_need_not_be_l
         (lunch.1 - chrono::Duration::hours(2), 1.0),
         "{plan:#}"
     );
+    let checked = assignment(&plan, inspection["code"].as_str().unwrap_or_default());
+    assert_eq!(checked["whileRunning"], true);
+    assert!(time(&checked["start"]) < changeover.0, "{plan:#}");
+    assert_eq!(checked["plannedStopHours"], 0.0);
+    assert_eq!(assignment(&plan, &waits.code)["whileRunning"], false);
     assert_eq!(plan["weightedLateHours"], 0.0);
     assert_eq!(plan["downtimeHours"], 3.0, "{plan:#}");
     // Applied, the motor's order is scheduled within its stop.

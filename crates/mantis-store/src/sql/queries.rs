@@ -244,7 +244,7 @@ pub(crate) const GET_WORK_ORDER: &str = "SELECT id, code, asset_id, cause, prior
 /// statuses, repeated to fill the five slots; there are five statuses); `$8`: limit; `$9`:
 /// tenant or NULL. Static SQL keeps one prepared statement for every filter.
 pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, status, \
-     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
+     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at \
      FROM work_orders \
      WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
      AND ($9 IS NULL OR tenant_id = $9) \
@@ -253,7 +253,7 @@ pub(crate) const LIST_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, pri
 /// [`LIST_WORK_ORDERS`], soonest due first (a statement of its own: SQLite then uses an index
 /// for the other order).
 pub(crate) const LIST_WORK_ORDERS_BY_DUE: &str = "SELECT id, code, asset_id, cause, priority, status, \
-     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
+     created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at \
      FROM work_orders \
      WHERE ($1 IS NULL OR asset_id = $1) AND ($2 OR status IN ($3, $4, $5, $6, $7)) \
      AND ($9 IS NULL OR tenant_id = $9) \
@@ -263,7 +263,7 @@ pub(crate) const LIST_WORK_ORDERS_BY_DUE: &str = "SELECT id, code, asset_id, cau
 /// the partial index `work_orders_active_due_idx`'s, word for word (SQLite uses such an index
 /// only then).
 pub(crate) const LIST_OVERDUE_WORK_ORDERS: &str = "SELECT id, code, asset_id, cause, priority, \
-     status, created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at \
+     status, created_at, due_by, description, rule, trigger_event, technician, parts, planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at \
      FROM work_orders \
      WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
      ORDER BY due_by, id LIMIT $2";
@@ -272,7 +272,7 @@ pub(crate) const LIST_OVERDUE_WORK_ORDERS: &str = "SELECT id, code, asset_id, ca
 /// comparison lets both databases seek in the index to where the previous page ended.
 pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_id, cause, \
      priority, status, created_at, due_by, description, rule, trigger_event, technician, parts, \
-     planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at FROM work_orders \
+     planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at FROM work_orders \
      WHERE status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') AND due_by < $1 \
      AND (due_by, id) > ($3, $4) \
      ORDER BY due_by, id LIMIT $2";
@@ -280,7 +280,7 @@ pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_
 /// Columns of [`super::rows::WorkOrderRecordRow`].
 pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause, priority, \
      status, created_at, due_by, description, rule, trigger_event, technician, parts, \
-     planned_start, planned_end, technician_by_planner, planned_by_planner, updated_at FROM work_orders WHERE id = $1";
+     planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at FROM work_orders WHERE id = $1";
 
 /// Compare and set: `$1` id, `$2` expected status, `$3` new status, `$4` now, `$5` the
 /// `updated_at` it must still have.
@@ -291,9 +291,9 @@ pub(crate) const TRANSITION_WORK_ORDER: &str = "UPDATE work_orders SET status = 
 pub(crate) const WORK_ORDER_STATE: &str =
     "SELECT status, updated_at FROM work_orders WHERE id = $1";
 
-/// `$2..$4`, `$7`: new value or NULL to keep; `$5`: whether to set the technician to `$6`;
-/// `$9`: whether to set the planned slot to `$10`..`$11`; `$12`: whether the technician or
-/// slot set is the planner's; `$13`: the `updated_at` it must still have, or NULL.
+/// `$2..$4`, `$7`, `$14`: new value or NULL to keep; `$5`: whether to set the technician to
+/// `$6`; `$9`: whether to set the planned slot to `$10`..`$11`; `$12`: whether the technician
+/// or slot set is the planner's; `$13`: the `updated_at` it must still have, or NULL.
 pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
      description = COALESCE($2, description), priority = COALESCE($3, priority), \
      due_by = COALESCE($4, due_by), \
@@ -302,7 +302,8 @@ pub(crate) const UPDATE_WORK_ORDER: &str = "UPDATE work_orders SET \
      planned_start = CASE WHEN $9 THEN $10 ELSE planned_start END, \
      planned_end = CASE WHEN $9 THEN $11 ELSE planned_end END, \
      technician_by_planner = CASE WHEN $5 THEN $12 ELSE technician_by_planner END, \
-     planned_by_planner = CASE WHEN $9 THEN $12 ELSE planned_by_planner END \
+     planned_by_planner = CASE WHEN $9 THEN $12 ELSE planned_by_planner END, \
+     while_running = COALESCE($14, while_running) \
      WHERE id = $1 AND status IN ('OPEN', 'SCHEDULED', 'IN_PROGRESS') \
      AND ($13 IS NULL OR updated_at = $13)";
 

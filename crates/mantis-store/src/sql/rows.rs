@@ -467,6 +467,7 @@ pub(crate) struct WorkOrderRecordRow {
     planned_end: Option<DbTime>,
     technician_by_planner: bool,
     planned_by_planner: bool,
+    while_running: bool,
     updated_at: DbTime,
 }
 
@@ -488,6 +489,7 @@ impl TryFrom<WorkOrderRecordRow> for WorkOrderRecord {
                 }),
             technician_by_planner: r.technician_by_planner,
             planned_by_planner: r.planned_by_planner,
+            while_running: r.while_running,
             updated_at: r.updated_at.0,
         })
     }
