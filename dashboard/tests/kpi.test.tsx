@@ -33,14 +33,15 @@ const reliability = (req: { url: URL }) => ({
     ],
   },
 });
-const stop = (id: string, assetId: string | null, reason: string) => ({
+const stop = (id: string, assetId: string | null, reason: string, seriesId: string | null = null) => ({
   id, tenantId: 't1', assetId, startsAt: '2026-12-05T12:00:00Z', endsAt: '2026-12-05T12:30:00Z', reason,
-  createdBy: 'max', createdAt: '2026-12-01T08:00:00Z',
+  createdBy: 'max', createdAt: '2026-12-01T08:00:00Z', seriesId,
 });
 const routes = {
   'GET /api/v1/reliability': reliability,
   'GET /api/v1/assets': [asset('P1'), asset('Q7', { line: 'L2' })],
-  'GET /api/v1/planned-stops': [stop('s-1', null, 'lunch break'), stop('s-2', 'id-P1', 'changeover'), stop('s-3', 'id-Q7', 'cleaning')],
+  'GET /api/v1/planned-stops': [stop('s-1', null, 'lunch break', 's-0'), stop('s-2', 'id-P1', 'changeover'), stop('s-3', 'id-Q7', 'cleaning')],
+  'DELETE /api/v1/planned-stops': () => ({ body: { removed: 4 } }),
   'POST /api/v1/planned-stops': (req: { body: unknown }) => ({ status: 201, body: { stops: [{ ...stop('s-4', null, ''), ...(req.body as object) }] } }),
   'DELETE /api/v1/planned-stops/s-2': () => ({ status: 204 }),
   'GET /api/v1/kpis': (req: { url: URL }) =>
@@ -130,6 +131,11 @@ describe('KpiPage', () => {
 
     await user.click(within(screen.getAllByTestId('planned-stop-row')[1]).getByTestId('planned-stop-remove'));
     await waitFor(() => expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops/s-2')).toBe(true));
+    // A stop of a repetition: it and the later ones go at once; a stop recorded once offers no such thing.
+    expect(within(screen.getAllByTestId('planned-stop-row')[1]).queryByTestId('planned-stop-remove-series')).toBeNull();
+    await user.click(within(screen.getAllByTestId('planned-stop-row')[0]).getByTestId('planned-stop-remove-series'));
+    const series = await waitFor(() => mf.calls.find((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops')!);
+    expect(Object.fromEntries(series.url.searchParams)).toEqual({ series: 's-0', from: '2026-12-05T12:00:00Z' });
 
     // A line chosen: its assets' stops and the plant's.
     await user.selectOptions(screen.getByRole('combobox', { name: /Line/ }), 'L2');

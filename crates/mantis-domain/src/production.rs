@@ -206,6 +206,11 @@ pub struct PlannedStop {
     /// When it was recorded.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    /// The repetition it was recorded with (all its stops share it: the first one's id); none
+    /// for a stop recorded once.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub series_id: Option<PlannedStopId>,
 }
 
 impl PlannedStop {
@@ -280,10 +285,13 @@ impl PlannedStop {
             let ends_at = crate::crew::local_instant(&zone, local + local_length)
                 .filter(|end| *end > starts_at)
                 .unwrap_or(starts_at + length);
+            let id = PlannedStopId::new_random();
+            let series_id = stops.first().map_or(id, |first: &PlannedStop| first.id);
             stops.push(PlannedStop {
-                id: PlannedStopId::new_random(),
+                id,
                 starts_at,
                 ends_at,
+                series_id: Some(series_id),
                 ..self.clone()
             });
         }
@@ -439,6 +447,7 @@ mod tests {
             reason: reason.into(),
             created_by: "manager".into(),
             created_at: t(0),
+            series_id: None,
         }
     }
 
@@ -506,6 +515,10 @@ mod tests {
         let mut ids: Vec<_> = stops.iter().map(|s| s.id).collect();
         ids.dedup();
         assert_eq!(ids.len(), 10, "each its own id");
+        assert!(
+            stops.iter().all(|s| s.series_id == Some(stops[0].id)),
+            "one series, named by its first stop"
+        );
         // A weekend from Friday 22:00 to Monday 06:00 ends at 06:00 on the clock after the
         // clocks went forward (an hour shorter).
         let weekend = PlannedStop {

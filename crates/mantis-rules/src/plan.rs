@@ -428,8 +428,8 @@ struct Problem {
     eligible: Vec<Vec<usize>>,
     /// Each task's asset's planned stops: sorted, disjoint.
     stops: Vec<Vec<(i64, i64)>>,
-    /// The least `outside_stops_ms` any plan can have: each placeable task with stops longer
-    /// than its asset's longest stop after it is ready overruns that stop.
+    /// The least `outside_stops_ms` any plan can have: each placeable task with stops less the
+    /// most of its stops any start after it is ready could cover.
     least_outside_ms: i128,
     /// Where a task left out counts as starting.
     left_out: i64,
@@ -505,17 +505,22 @@ fn into_stops(
             .iter()
             .map(|&(s, _)| s)
             .take_while(|&s| s < b);
+        let mut tried = None;
         for e in shift_ends.chain(work_starts).chain([b]) {
             let from = a.min(e - d).max(ready);
-            if from > due {
+            if from > due || tried == Some(from) {
                 continue;
             }
+            tried = Some(from);
             let Some(t) = earliest(available, busy, from, d) else {
                 continue;
             };
             let within = overlap(stops, t, d);
             if t <= due && (within > best.1 || within == best.1 && t < best.0) {
                 best = (t, within);
+            }
+            if best.1 == d {
+                break;
             }
         }
     }
@@ -1114,6 +1119,7 @@ fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
         search.budget = (evaluations / 5 * 3).max(1);
         search.deadline = budget.time.map(|t| std::time::Instant::now() + t / 5 * 3);
     }
+    let mut cut = false;
     let mut best: Option<Point> = None;
     for anytime in [true, false].into_iter().take(1 + usize::from(calendar)) {
         for key in &starts {
@@ -1133,6 +1139,8 @@ fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
             }
         }
         if anytime && calendar {
+            // The first phase's time limit counts (said if it cut the search), not spent.
+            cut = search.timed_out;
             (search.budget, search.deadline, search.timed_out) = (evaluations, deadline, false);
             if let Some(b) = best.take() {
                 best = Some(search.move_into_stops(b));
@@ -1167,7 +1175,12 @@ fn search(p: &Problem, budget: Budget) -> (Vec<usize>, Vec<Gene>, usize, bool) {
             best = found;
         }
     }
-    (best.order, best.genes, search.evaluations, search.timed_out)
+    (
+        best.order,
+        best.genes,
+        search.evaluations,
+        search.timed_out || cut,
+    )
 }
 
 #[cfg(test)]

@@ -3489,6 +3489,7 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
         reason: "changeover".to_owned(),
         created_by: "mia".to_owned(),
         created_at: at(500),
+        series_id: None,
     };
     let press_break = stop(plant_a, Some(press.id), 10_000, 20_000);
     let weekend = stop(plant_a, None, 30_000, 40_000);
@@ -3631,7 +3632,56 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
             .expect("another tenant's"),
         0
     );
-    assert_eq!(list(plant_a, 0, 100_000, 100).await, vec![lathe_cleaning]);
+    assert_eq!(
+        list(plant_a, 0, 100_000, 100).await,
+        vec![lathe_cleaning.clone()]
+    );
+
+    // A repetition: its stops share the series; the rest of it goes at once, within the
+    // tenant, the stops before `from` and others' staying.
+    let series = PlannedStopId::new_random();
+    let daily: Vec<PlannedStop> = (0..4)
+        .map(|day| PlannedStop {
+            series_id: Some(series),
+            ..stop(
+                plant_a,
+                None,
+                200_000 + day * 10_000,
+                201_000 + day * 10_000,
+            )
+        })
+        .collect();
+    store.insert_planned_stops(&daily).await.expect("series");
+    assert_eq!(
+        list(plant_a, 200_000, 300_000, 100).await,
+        daily,
+        "read back with it"
+    );
+    assert_eq!(
+        store
+            .delete_planned_stop_series(plant_b, series, at(0))
+            .await
+            .expect("another tenant's"),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_planned_stop_series(plant_a, series, at(210_000))
+            .await
+            .expect("the rest"),
+        3
+    );
+    assert_eq!(
+        store
+            .delete_planned_stop_series(plant_a, PlannedStopId::new_random(), at(0))
+            .await
+            .expect("no such series"),
+        0
+    );
+    assert_eq!(
+        list(plant_a, 0, 300_000, 100).await,
+        vec![lathe_cleaning, daily[0].clone()]
+    );
 }
 
 fn spare_part(tenant: TenantId, number: &str, on_hand: u32) -> SparePart {

@@ -204,7 +204,6 @@ pub struct WorkOrderRecord {
     pub planned_by_planner: bool,
     /// Whether it can be done while its asset runs (an inspection, a measurement): the plan
     /// does not move it into the asset's planned stops, and it costs no production.
-    #[serde(default)]
     pub while_running: bool,
     /// Last change.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -758,6 +757,14 @@ pub trait Store: Send + Sync + 'static {
         asset: Option<AssetId>,
         from: Timestamp,
         to: Timestamp,
+    ) -> Result<u64>;
+    /// Removes the planned stops of a repetition (`series`, [`PlannedStop::series_id`])
+    /// starting at or after `from`; returns how many.
+    async fn delete_planned_stop_series(
+        &self,
+        tenant: TenantId,
+        series: PlannedStopId,
+        from: Timestamp,
     ) -> Result<u64>;
 
     // --- access ----------------------------------------------------------------------------

@@ -1717,6 +1717,7 @@ where
                 .bind(stop.reason.clone())
                 .bind(stop.created_by.clone())
                 .bind(DbTime(stop.created_at))
+                .bind(stop.series_id.map(DbId::from))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -1774,6 +1775,23 @@ where
             .bind(asset.map(DbId::from))
             .bind(DbTime(from))
             .bind(DbTime(to))
+            .execute(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        Ok(result.affected())
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete_planned_stop_series(
+        &self,
+        tenant: TenantId,
+        series: PlannedStopId,
+        from: Timestamp,
+    ) -> Result<u64> {
+        let result = sqlx::query(queries::DELETE_PLANNED_STOP_SERIES)
+            .bind(DbId::from(tenant))
+            .bind(DbId::from(series))
+            .bind(DbTime(from))
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;

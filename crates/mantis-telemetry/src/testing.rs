@@ -98,7 +98,14 @@ pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 
         Ok(Err(stderr)) => {
             panic!("the child exited without announcing its port; stderr:\n{stderr}")
         }
-        Err(_) => panic!("the child did not announce its port within {within:?}"),
+        Err(_) => {
+            // Killed, it closes stderr: what it wrote comes.
+            let stderr = match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(Err(stderr)) => stderr,
+                _ => String::new(),
+            };
+            panic!("the child did not announce its port within {within:?}; stderr:\n{stderr}")
+        }
     }
 }
 

@@ -339,6 +339,10 @@ export class ApiClient {
   removePlannedStop(id: string): Promise<void> {
     return this.json('DELETE', `/api/v1/planned-stops/${encodeURIComponent(id)}`);
   }
+  /** Removes the stops of a repetition starting at or after `from`. */
+  removePlannedStopSeries(series: string, from: string): Promise<{ removed: number }> {
+    return this.json('DELETE', '/api/v1/planned-stops', { query: { series, from } });
+  }
   // ---- Planning ----
   technicians(): Promise<Technician[]> {
     return this.json('GET', '/api/v1/technicians');

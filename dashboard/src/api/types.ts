@@ -461,6 +461,8 @@ export interface PlannedStop {
   reason: string;
   createdBy: string;
   createdAt: Ts;
+  /** The repetition it was recorded with (its first stop's id); null: recorded once. */
+  seriesId?: Uuid | null;
 }
 
 export type WeekDay = 'MON' | 'TUE' | 'WED' | 'THU' | 'FRI' | 'SAT' | 'SUN';

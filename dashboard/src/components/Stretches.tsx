@@ -13,6 +13,8 @@ export interface Stretch {
   endsAt: string;
   reason: string;
   createdBy: string;
+  /** The repetition it belongs to, if any (its later ones can go with it). */
+  seriesId?: string | null;
 }
 
 /** A new stretch as the form gives it: `who` a choice's value, null for everyone. */
@@ -38,8 +40,8 @@ const REPEATS: { value: string; label: string; days?: WeekDay[] }[] = [
 /**
  * The list of stretches (`items`, by start) and, for a manager, the form that adds one (checked
  * before it is sent) and the buttons that remove them. Test ids start with `testid`
- * (`-table`, `-row`, `-remove`, `-form`, `-who`, `-from`, `-to`, `-reason`, `-repeat`,
- * `-until`, `-save`, `-form-error`).
+ * (`-table`, `-row`, `-remove`, `-remove-series`, `-form`, `-who`, `-from`, `-to`, `-reason`,
+ * `-repeat`, `-until`, `-save`, `-form-error`).
  */
 export function Stretches({
   testid,
@@ -53,6 +55,7 @@ export function Stretches({
   repeatable = false,
   onAdd,
   onRemove,
+  onRemoveSeries,
 }: {
   testid: string;
   items: Stretch[] | undefined;
@@ -68,6 +71,8 @@ export function Stretches({
   repeatable?: boolean;
   onAdd: (stretch: NewStretch) => Promise<void>;
   onRemove: (id: string) => Promise<void>;
+  /** Given: a stretch of a repetition also offers removing it and the later ones. */
+  onRemoveSeries?: (stretch: Stretch) => Promise<void>;
 }) {
   const [who, setWho] = useState('');
   const [from, setFrom] = useState('');
@@ -115,10 +120,10 @@ export function Stretches({
     }
   }
 
-  async function remove(id: string) {
+  async function remove(action: () => Promise<void>) {
     setSaveError(null);
     try {
-      await onRemove(id);
+      await action();
     } catch (e) {
       setSaveError(e as ApiError);
     }
@@ -150,9 +155,19 @@ export function Stretches({
                 <td>{s.createdBy}</td>
                 {manager && (
                   <td>
-                    <button type="button" onClick={() => void remove(s.id)} data-testid={`${testid}-remove`}>
+                    <button type="button" onClick={() => void remove(() => onRemove(s.id))} data-testid={`${testid}-remove`}>
                       Remove
                     </button>
+                    {s.seriesId && onRemoveSeries && (
+                      <button
+                        type="button"
+                        onClick={() => void remove(() => onRemoveSeries(s))}
+                        data-testid={`${testid}-remove-series`}
+                        title="This one and the later ones of its repetition"
+                      >
+                        Remove from here on
+                      </button>
+                    )}
                   </td>
                 )}
               </tr>

@@ -315,6 +315,11 @@ function PlannedStops({ from, to, assets, line, manager, onChanged }: { from: st
           await api.removePlannedStop(id);
           changed();
         }}
+        onRemoveSeries={async (s) => {
+          if (!s.seriesId) return;
+          await api.removePlannedStopSeries(s.seriesId, s.startsAt);
+          changed();
+        }}
       />
       {res.data && res.data.length >= 1000 && <p className="muted small">The first 1000 are shown: choose a shorter period for the rest.</p>}
     </section>

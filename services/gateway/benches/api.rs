@@ -287,6 +287,7 @@ async fn main() {
                 reason: "lunch break".into(),
                 created_by: "bench".into(),
                 created_at: chrono::Utc::now(),
+                series_id: None,
             };
             let every_day = Repeat {
                 days: Day::ALL.to_vec(),

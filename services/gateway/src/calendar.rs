@@ -132,6 +132,7 @@ pub(crate) async fn create(
         reason: new.reason,
         created_by: who.username.clone(),
         created_at: chrono::SubsecRound::trunc_subsecs(Utc::now(), 3),
+        series_id: None,
     }
     .normalise()
     .map_err(problem)?;
@@ -166,16 +167,23 @@ pub(crate) async fn create(
 
 /// `DELETE /api/v1/planned-stops?from&to&assetId`: removes the planned stops of the asset (or,
 /// without `assetId`, the whole plant's) starting within `[from, to)` (both required: nothing
-/// is removed by default), e.g. the rest of a repetition.
+/// is removed by default). `?series&from`: the stops of a repetition (`seriesId`) starting at
+/// or after `from` (default: all of it), `404` when none does.
 #[utoipa::path(delete, path = "/api/v1/planned-stops", tag = "kpis",
-    params(("from" = String, Query, format = DateTime), ("to" = String, Query, format = DateTime),
-        ("assetId" = Option<String>, Query, format = Uuid, description = "the asset's; left out: the whole plant's")),
-    responses((status = 200, body = crate::production::Removed)))]
+    params(("from" = String, Query, format = DateTime, description = "with `series`: optional"),
+        ("to" = Option<String>, Query, format = DateTime, description = "required without `series`, not with it"),
+        ("assetId" = Option<String>, Query, format = Uuid, description = "the asset's; left out: the whole plant's; not with `series`"),
+        ("series" = Option<String>, Query, format = Uuid, description = "a repetition's `seriesId`")),
+    responses((status = 200, body = crate::production::Removed),
+        (status = 404, description = "No stop of the series starts then")))]
 pub(crate) async fn remove_starting(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
+    if let Some(raw) = params.get("series") {
+        return remove_series(&s, &who, &params, raw).await;
+    }
     let (from, to) = crate::api::required_period(&params, "planned stops")?;
     let asset = asset_param(&s, &who, &params).await?;
     let removed = s
@@ -186,6 +194,37 @@ pub(crate) async fn remove_starting(
         asset = %asset.map_or_else(|| "(whole plant)".to_owned(), |a| a.to_string()),
         %from, %to, removed, by = %who.username, "planned stops removed"
     );
+    Ok(axum::Json(crate::production::Removed { removed }).into_response())
+}
+
+/// `DELETE /api/v1/planned-stops?series&from`: the rest of a repetition.
+async fn remove_series(
+    s: &ApiState,
+    who: &Principal,
+    params: &Params,
+    raw: &str,
+) -> ApiResult<Response> {
+    let series: PlannedStopId = parse_id(raw, "series", "/series")?;
+    for other in ["to", "assetId"] {
+        if params.contains_key(other) {
+            return Err(Problem::bad_request(format!(
+                "a series is removed from `from` on, whatever its asset: `{other}` does not go with `series`"
+            ))
+            .with_field(format!("/{other}"), "not with `series`"));
+        }
+    }
+    // By default all of it (no stop starts before 1970).
+    let from = crate::api::instant(params, "from")?.unwrap_or(DateTime::UNIX_EPOCH);
+    let removed = s
+        .store
+        .delete_planned_stop_series(who.tenant_id, series, from)
+        .await?;
+    if removed == 0 {
+        return Err(Problem::not_found(format!(
+            "no planned stop of series {series} starts then"
+        )));
+    }
+    tracing::info!(%series, %from, removed, by = %who.username, "planned stops of a series removed");
     Ok(axum::Json(crate::production::Removed { removed }).into_response())
 }
 

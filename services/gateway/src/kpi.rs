@@ -962,6 +962,7 @@ mod tests {
             reason: String::new(),
             created_by: "max".into(),
             created_at: t(0),
+            series_id: None,
         };
         let stops = [
             // The plant's night (clipped to the period) and lunch break.

@@ -502,7 +502,8 @@ where
 }
 
 /// `PATCH /api/v1/work-orders/{id}`: replans description, priority, due date, technician,
-/// parts. A finished work order is not replanned.
+/// parts, planned slot, and whether it is done while the asset runs (the last two: a manager,
+/// or a technician on their own order). A finished work order is not replanned.
 #[utoipa::path(patch, path = "/api/v1/work-orders/{id}", tag = "operations",
     params(("id" = String, Path, format = Uuid), ("If-Match" = Option<String>, Header, description = "the `ETag` (or quoted `updatedAt`) of the work order as read: the change is made only if nobody changed it since (else 412)")), request_body = WorkOrderPatch,
     responses((status = 200, body = WorkOrderRecord, headers(("ETag" = String, description = "when it was last changed, for If-Match"))),
@@ -564,10 +565,12 @@ pub(crate) async fn update_work_order(
             check_person(&s, &who, t, "/technician").await?;
         }
     }
-    if let Some(planned) = &patch.planned
-        && *planned != record.planned
-        && !who.role.includes(mantis_domain::Role::Manager)
-    {
+    // Whether the work stops the asset weighs in the plan as its slot does.
+    let replans = patch.planned.as_ref().is_some_and(|p| *p != record.planned)
+        || patch
+            .while_running
+            .is_some_and(|w| w != record.while_running);
+    if replans && !who.role.includes(mantis_domain::Role::Manager) {
         // A technician plans their own work only: the order is (or becomes) theirs.
         let theirs = patch
             .technician
@@ -597,7 +600,7 @@ pub(crate) async fn update_work_order(
                 technician: patch.technician.filter(|t| *t != record.technician),
                 parts: patch.parts,
                 planned: patch.planned.filter(|p| *p != record.planned),
-                while_running: patch.while_running,
+                while_running: patch.while_running.filter(|w| *w != record.while_running),
                 unchanged_since,
                 ..WorkOrderChanges::default()
             },

@@ -721,9 +721,9 @@ fn hours_of(d: Duration) -> f64 {
 /// Stretches of time off read for one plan at most (a horizon holds a few per person).
 const MAX_TIME_OFF_PLANNED: u32 = 10_000;
 
-/// Planned stops read for one plan at most (a month of the plant's daily breaks and each
-/// machine's weekly stops is a few hundred for a hundred machines).
-const MAX_STOPS_PLANNED: u32 = 10_000;
+/// Planned stops read for one plan at most (the tenant's within the horizon: a month of a
+/// thousand machines' daily breaks is 30 000).
+const MAX_STOPS_PLANNED: u32 = 50_000;
 
 /// Why `slot` of `worker` falls outside their working time within the plan's `horizon`, if it
 /// does: the planner places work within it, so only a slot a person (or the freeze) kept can.
@@ -910,7 +910,7 @@ async fn make(
             "more planned stops within the horizon than a plan reads: those starting latest are not weighed"
         );
     }
-    // Of the assets with work to plan only (a plant-wide stop is every asset's).
+    // Spans joined for the assets with work to plan only (a plant-wide stop is every asset's).
     let planned_assets: HashSet<AssetId> = open.iter().map(|r| r.order.asset_id).collect();
     let stopped = crate::kpi::stopped(&stops, planned_assets, now, to);
     let workers: Vec<Worker> = crew

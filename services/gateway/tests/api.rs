@@ -2711,7 +2711,7 @@ async fn a_started_slot_a_person_set_keeps_the_planner_s_technician() {
 async fn the_plan_moves_work_into_its_assets_planned_stops_when_it_need_not_be_late() {
     let g = start(|_| {}).await;
     let manager = Auth::Bearer(g.token_for("max", "manager").await);
-    g.token_for("ana", "technician").await;
+    let ana = Auth::Bearer(g.token_for("ana", "technician").await);
     g.on_shift_always(&manager, "ana", "electrical").await;
     // Motors' anomalies take two hours (rules/planning.toml).
     let waits = order_on(
@@ -2772,6 +2772,15 @@ async fn the_plan_moves_work_into_its_assets_planned_stops_when_it_need_not_be_l
         .await;
     assert_eq!(s, 201, "{inspection:#}");
     assert_eq!(inspection["whileRunning"], true);
+    // Whether the work stops the asset is a manager's call, or the technician's on their own.
+    let path = format!(
+        "/api/v1/work-orders/{}",
+        inspection["id"].as_str().unwrap_or_default()
+    );
+    let (s, _, v) = g
+        .call("PATCH", &path, &ana, Some(json!({"whileRunning": false})))
+        .await;
+    assert_problem(s, &v, 403);
     let (s, _, plan) = g
         .call("GET", "/api/v1/schedule?hours=96", &manager, None)
         .await;
@@ -4332,6 +4341,17 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
     assert_eq!(starts.len(), 10, "{weekdays:#}");
     assert_eq!(starts[4], "2027-03-26T11:00:00Z");
     assert_eq!(starts[5], "2027-03-29T10:00:00Z");
+    // One series, named by its first stop.
+    let series = weekdays["stops"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        weekdays["stops"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|s| s["seriesId"] == series.as_str())),
+        "{weekdays:#}"
+    );
     let repeat = |repeat: Value| {
         json!({"startsAt": "2027-03-22T11:00:00Z", "endsAt": "2027-03-22T11:30:00Z",
             "repeat": repeat})
@@ -4428,6 +4448,34 @@ async fn planned_stops_are_recorded_for_an_asset_or_the_plant_listed_and_removed
         .await;
     assert_problem(s, &v, 403);
     assert_eq!(listed(march.to_owned()).await.len(), 5);
+    // The rest of the series from Wednesday on (whatever its asset), then all of it.
+    for (query, pointer) in [
+        ("series=nope".to_owned(), "/series"),
+        (format!("series={series}&to=2027-05-01T00:00:00Z"), "/to"),
+        (
+            format!("series={series}&assetId={}", lathe.motor.id),
+            "/assetId",
+        ),
+        (format!("series={series}&from=Wednesday"), "/from"),
+    ] {
+        let (s, _, v) = remove(query).await;
+        assert_problem(s, &v, 400);
+        assert_eq!(v["errors"][0]["pointer"], pointer, "{v:#}");
+    }
+    let (s, _, v) = remove(format!("series={series}&from=2027-03-24T00:00:00Z")).await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(3)), "{v:#}");
+    assert_eq!(listed(march.to_owned()).await.len(), 2);
+    let (s, _, v) = remove(format!("series={series}&from=2027-03-24T00:00:00Z")).await;
+    assert_problem(s, &v, 404);
+    let (s, _, v) = remove(format!(
+        "series={}",
+        mantis_domain::PlannedStopId::new_random()
+    ))
+    .await;
+    assert_problem(s, &v, 404);
+    let (s, _, v) = remove(format!("series={series}")).await;
+    assert_eq!((s, v["removed"].as_u64()), (200, Some(2)), "{v:#}");
+    assert!(listed(march.to_owned()).await.is_empty());
 }
 
 /// OEE over the planned production time: a planned stop (the plant's lunch break, a machine's

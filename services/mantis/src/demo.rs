@@ -495,6 +495,8 @@ async fn plan_breaks(store: &dyn Store, days: std::ops::Range<i64>) {
                 reason: "lunch break".to_owned(),
                 created_by: "demo".to_owned(),
                 created_at: chrono::Utc::now(),
+                // One series: the dashboard removes the rest of it at once.
+                series_id: Some(PlannedStopId(deterministic_uuid("demo-break", &["series"]))),
             })
         })
         .collect();

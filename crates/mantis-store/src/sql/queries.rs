@@ -761,8 +761,8 @@ pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id =
 /// reason, `$7` by, `$8` at: a planned stop, unless its id is recorded (an asset is checked
 /// to be the tenant's first: `ASSET_TENANT`).
 pub(crate) const INSERT_PLANNED_STOP: &str = "INSERT INTO planned_stops \
-     (id, tenant_id, asset_id, starts_at, ends_at, reason, created_by, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+     (id, tenant_id, asset_id, starts_at, ends_at, reason, created_by, created_at, series_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
 /// `$1` asset: its tenant (no row: no such asset).
 pub(crate) const ASSET_TENANT: &str = "SELECT tenant_id FROM assets WHERE id = $1";
@@ -770,7 +770,7 @@ pub(crate) const ASSET_TENANT: &str = "SELECT tenant_id FROM assets WHERE id = $
 /// `$1` tenant, `$2` from, `$3` to, `$4` limit, `$5` an asset or NULL: the planned stops
 /// overlapping `[$2, $3)` (of the whole plant and, with `$5`, that asset's only), by start.
 pub(crate) const LIST_PLANNED_STOPS: &str = "SELECT id, tenant_id, asset_id, starts_at, \
-     ends_at, reason, created_by, created_at FROM planned_stops \
+     ends_at, reason, created_by, created_at, series_id FROM planned_stops \
      WHERE tenant_id = $1 AND ends_at > $2 AND starts_at < $3 \
      AND ($5 IS NULL OR asset_id IS NULL OR asset_id = $5) \
      ORDER BY starts_at, id LIMIT $4";
@@ -778,6 +778,10 @@ pub(crate) const LIST_PLANNED_STOPS: &str = "SELECT id, tenant_id, asset_id, sta
 /// `$1` tenant, `$2` id.
 pub(crate) const DELETE_PLANNED_STOP: &str =
     "DELETE FROM planned_stops WHERE tenant_id = $1 AND id = $2";
+
+/// `$1` tenant, `$2` series, `$3` from: the stops of the series starting at or after `$3`.
+pub(crate) const DELETE_PLANNED_STOP_SERIES: &str = "DELETE FROM planned_stops \
+     WHERE tenant_id = $1 AND series_id = $2 AND starts_at >= $3";
 
 /// `$1` tenant, `$2` an asset or NULL (the whole plant's), `$3` from, `$4` to: the stops of
 /// that asset (or of the whole plant) starting in `[$3, $4)`.

@@ -603,6 +603,7 @@ pub(crate) struct PlannedStopRow {
     reason: String,
     created_by: String,
     created_at: DbTime,
+    series_id: Option<DbId>,
 }
 
 impl From<PlannedStopRow> for PlannedStop {
@@ -616,6 +617,7 @@ impl From<PlannedStopRow> for PlannedStop {
             reason: r.reason,
             created_by: r.created_by,
             created_at: r.created_at.0,
+            series_id: r.series_id.map(|s| s.0.into()),
         }
     }
 }
