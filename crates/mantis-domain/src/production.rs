@@ -206,8 +206,8 @@ pub struct PlannedStop {
     /// When it was recorded.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
-    /// The repetition it was recorded with (all its stops share it: the first one's id); none
-    /// for a stop recorded once.
+    /// The repetition it was recorded with: an id all its stops share ([`PlannedStop::repeated`]
+    /// gives the first one's); none for a stop recorded without one.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub series_id: Option<PlannedStopId>,

@@ -3659,21 +3659,21 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     );
     assert_eq!(
         store
-            .delete_planned_stop_series(plant_b, series, at(0))
+            .delete_planned_stop_series(plant_b, series, None)
             .await
             .expect("another tenant's"),
         0
     );
     assert_eq!(
         store
-            .delete_planned_stop_series(plant_a, series, at(210_000))
+            .delete_planned_stop_series(plant_a, series, Some(at(210_000)))
             .await
             .expect("the rest"),
         3
     );
     assert_eq!(
         store
-            .delete_planned_stop_series(plant_a, PlannedStopId::new_random(), at(0))
+            .delete_planned_stop_series(plant_a, PlannedStopId::new_random(), None)
             .await
             .expect("no such series"),
         0
@@ -3681,6 +3681,13 @@ pub async fn planned_stops_are_listed_by_overlap_for_an_asset_or_the_plant_and_r
     assert_eq!(
         list(plant_a, 0, 300_000, 100).await,
         vec![lathe_cleaning, daily[0].clone()]
+    );
+    assert_eq!(
+        store
+            .delete_planned_stop_series(plant_a, series, None)
+            .await
+            .expect("all of it"),
+        1
     );
 }
 

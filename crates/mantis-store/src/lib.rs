@@ -759,12 +759,12 @@ pub trait Store: Send + Sync + 'static {
         to: Timestamp,
     ) -> Result<u64>;
     /// Removes the planned stops of a repetition (`series`, [`PlannedStop::series_id`])
-    /// starting at or after `from`; returns how many.
+    /// starting at or after `from` (none: all of them); returns how many.
     async fn delete_planned_stop_series(
         &self,
         tenant: TenantId,
         series: PlannedStopId,
-        from: Timestamp,
+        from: Option<Timestamp>,
     ) -> Result<u64>;
 
     // --- access ----------------------------------------------------------------------------

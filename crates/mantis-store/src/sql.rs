@@ -1786,12 +1786,12 @@ where
         &self,
         tenant: TenantId,
         series: PlannedStopId,
-        from: Timestamp,
+        from: Option<Timestamp>,
     ) -> Result<u64> {
         let result = sqlx::query(queries::DELETE_PLANNED_STOP_SERIES)
             .bind(DbId::from(tenant))
             .bind(DbId::from(series))
-            .bind(DbTime(from))
+            .bind(from.map(DbTime))
             .execute(self.sql_pool())
             .await
             .map_err(db_error)?;

@@ -168,14 +168,14 @@ pub(crate) async fn create(
 /// `DELETE /api/v1/planned-stops?from&to&assetId`: removes the planned stops of the asset (or,
 /// without `assetId`, the whole plant's) starting within `[from, to)` (both required: nothing
 /// is removed by default). `?series&from`: the stops of a repetition (`seriesId`) starting at
-/// or after `from` (default: all of it), `404` when none does.
+/// or after `from` (default: all of it).
 #[utoipa::path(delete, path = "/api/v1/planned-stops", tag = "kpis",
-    params(("from" = String, Query, format = DateTime, description = "with `series`: optional"),
+    params(("from" = Option<String>, Query, format = DateTime, description = "required without `series`; with it, default: all of the series"),
         ("to" = Option<String>, Query, format = DateTime, description = "required without `series`, not with it"),
         ("assetId" = Option<String>, Query, format = Uuid, description = "the asset's; left out: the whole plant's; not with `series`"),
         ("series" = Option<String>, Query, format = Uuid, description = "a repetition's `seriesId`")),
     responses((status = 200, body = crate::production::Removed),
-        (status = 404, description = "No stop of the series starts then")))]
+        (status = 400, description = "A period or series that cannot be read, or parameters that do not go together")))]
 pub(crate) async fn remove_starting(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -213,18 +213,13 @@ async fn remove_series(
             .with_field(format!("/{other}"), "not with `series`"));
         }
     }
-    // By default all of it (no stop starts before 1970).
-    let from = crate::api::instant(params, "from")?.unwrap_or(DateTime::UNIX_EPOCH);
+    // By default all of it. Nothing to remove (again, after a retry) is no error.
+    let from = crate::api::instant(params, "from")?;
     let removed = s
         .store
         .delete_planned_stop_series(who.tenant_id, series, from)
         .await?;
-    if removed == 0 {
-        return Err(Problem::not_found(format!(
-            "no planned stop of series {series} starts then"
-        )));
-    }
-    tracing::info!(%series, %from, removed, by = %who.username, "planned stops of a series removed");
+    tracing::info!(%series, ?from, removed, by = %who.username, "planned stops of a series removed");
     Ok(axum::Json(crate::production::Removed { removed }).into_response())
 }
 

@@ -758,7 +758,7 @@ pub(crate) fn production_overlapping_sql(spans: &str) -> String {
 pub(crate) const DELETE_TIME_OFF: &str = "DELETE FROM time_off WHERE tenant_id = $1 AND id = $2";
 
 /// `$1` id, `$2` tenant, `$3` asset or NULL (the whole plant), `$4` start, `$5` end, `$6`
-/// reason, `$7` by, `$8` at: a planned stop, unless its id is recorded (an asset is checked
+/// reason, `$7` by, `$8` at, `$9` its series or NULL: a planned stop, unless its id is recorded (an asset is checked
 /// to be the tenant's first: `ASSET_TENANT`).
 pub(crate) const INSERT_PLANNED_STOP: &str = "INSERT INTO planned_stops \
      (id, tenant_id, asset_id, starts_at, ends_at, reason, created_by, created_at, series_id) \
@@ -779,9 +779,10 @@ pub(crate) const LIST_PLANNED_STOPS: &str = "SELECT id, tenant_id, asset_id, sta
 pub(crate) const DELETE_PLANNED_STOP: &str =
     "DELETE FROM planned_stops WHERE tenant_id = $1 AND id = $2";
 
-/// `$1` tenant, `$2` series, `$3` from: the stops of the series starting at or after `$3`.
+/// `$1` tenant, `$2` series, `$3` from or NULL: the stops of the series starting at or after
+/// `$3` (all of them).
 pub(crate) const DELETE_PLANNED_STOP_SERIES: &str = "DELETE FROM planned_stops \
-     WHERE tenant_id = $1 AND series_id = $2 AND starts_at >= $3";
+     WHERE tenant_id = $1 AND series_id = $2 AND ($3 IS NULL OR starts_at >= $3)";
 
 /// `$1` tenant, `$2` an asset or NULL (the whole plant's), `$3` from, `$4` to: the stops of
 /// that asset (or of the whole plant) starting in `[$3, $4)`.
