@@ -1010,8 +1010,15 @@ impl Search<'_> {
                 .iter()
                 .map(|&task| Move::AfterLast { task })
                 .collect(),
-            Group::Anytime => [Move::AllAnytime(true), Move::AllAnytime(false)]
+            Group::Anytime => [true, false]
                 .into_iter()
+                // All at once only where that changes something.
+                .filter(|&anytime| {
+                    at.order
+                        .iter()
+                        .any(|&j| !p.stops[j].is_empty() && at.genes[j].anytime != anytime)
+                })
+                .map(Move::AllAnytime)
                 .chain(
                     at.order
                         .iter()
