@@ -133,9 +133,18 @@ describe('KpiPage', () => {
     await waitFor(() => expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops/s-2')).toBe(true));
     // A stop of a repetition: it and the later ones go at once; a stop recorded once offers no such thing.
     expect(within(screen.getAllByTestId('planned-stop-row')[1]).queryByTestId('planned-stop-remove-series')).toBeNull();
-    await user.click(within(screen.getAllByTestId('planned-stop-row')[0]).getByTestId('planned-stop-remove-series'));
+    // Asked once more first: kept, nothing sent; then removed, and how many said.
+    const first = () => within(screen.getAllByTestId('planned-stop-row')[0]);
+    await user.click(first().getByTestId('planned-stop-remove-series'));
+    expect(first().getByTestId('planned-stop-remove-series-ask').textContent).toContain('1 in this list, and any after it');
+    await user.click(first().getByTestId('planned-stop-remove-series-cancel'));
+    expect(first().queryByTestId('planned-stop-remove-series-ask')).toBeNull();
+    expect(mf.calls.some((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops')).toBe(false);
+    await user.click(first().getByTestId('planned-stop-remove-series'));
+    await user.click(first().getByTestId('planned-stop-remove-series-confirm'));
     const series = await waitFor(() => mf.calls.find((c) => c.method === 'DELETE' && c.url.pathname === '/api/v1/planned-stops')!);
     expect(Object.fromEntries(series.url.searchParams)).toEqual({ series: 's-0', from: '2026-12-05T12:00:00Z' });
+    expect((await screen.findByTestId('planned-stop-removed')).textContent).toBe('4 stops of the repetition removed.');
 
     // A line chosen: its assets' stops and the plant's.
     await user.selectOptions(screen.getByRole('combobox', { name: /Line/ }), 'L2');

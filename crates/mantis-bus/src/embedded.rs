@@ -67,6 +67,18 @@ const READ_BYTES: u64 = 1 << 20;
 const INDEX_EVERY: usize = 64;
 /// Bytes read at once while skipping or collecting frames.
 const READ_CHUNK: u64 = 64 << 10;
+/// A partition's recovery point: the offset below which its log was on disk (fsynced) when it
+/// was written: when the partition is opened, every [`RECORD_RECOVERY_EVERY`] while records
+/// arrive (a thread of the bus), and when the bus closes. Damage in the last segment at or
+/// past it is what a crash leaves (frames not acknowledged, or acknowledged less than that long
+/// ago): cut off, the bytes kept beside it. Damage below it hit data that was on disk:
+/// [`Error::Corrupt`], unless only a crash can leave its shape.
+const RECOVERY_POINT: &str = "recovery-point";
+const RECORD_RECOVERY_EVERY: Duration = Duration::from_secs(1);
+
+/// Partitions of a topic at most.
+const MAX_PARTITIONS: i32 = 10_000;
+
 /// First bytes of a segment index file, and its format version.
 const INDEX_MAGIC: &[u8; 4] = b"MIDX";
 const INDEX_VERSION: u32 = 1;
@@ -78,8 +90,9 @@ pub struct EmbeddedOptions {
     pub segment_bytes: u64,
     /// At most about this many bytes per partition, besides the topic's retention time (Kafka's
     /// `retention.bytes`): checked when a segment rolls (and on open), the oldest segments go
-    /// first, never the active one, so a partition may hold up to one segment more. Default:
-    /// no limit.
+    /// first, never the active one, so a partition may hold up to one segment more; segments
+    /// are then at most a quarter of it (so at least three quarters of the budget is kept).
+    /// Default: no limit.
     pub retention_bytes: Option<u64>,
 }
 
@@ -132,11 +145,17 @@ impl EmbeddedBus {
                 "retention_bytes (infra.bus.retention_bytes_per_partition) must be positive; absent: no limit".into(),
             ));
         }
+        let mut options = options;
+        if let Some(limit) = options.retention_bytes {
+            // Retention deletes whole segments, so a segment must be a small part of the
+            // budget: one as large would be deleted as soon as it is finished, before its
+            // records are read.
+            options.segment_bytes = options.segment_bytes.min((limit / 4).max(4096));
+        }
         let root = dir.as_ref().to_path_buf();
-        let inner = blocking(move || Inner::open(root, options)).await?;
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(blocking(move || Inner::open(root, options)).await?);
+        record_recovery_points_until_closed(Arc::downgrade(&inner));
+        Ok(Self { inner })
     }
 
     /// Deletes the records of `topic`'s `partition` below `offset` (as Kafka's DeleteRecords),
@@ -182,6 +201,18 @@ impl Bus for EmbeddedBus {
 
     async fn ping(&self) -> Result<()> {
         tokio::fs::metadata(&self.inner.root).await?;
+        // A partition that stopped taking writes makes the bus unready (a restart scans it
+        // again): `/ready` says so, rather than every publish to it failing unseen.
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for topic in topics.values() {
+            for partition in &topic.partitions {
+                partition.check_usable()?;
+            }
+        }
         Ok(())
     }
 }
@@ -223,8 +254,17 @@ struct Partition {
     log: Mutex<Log>,
     /// Offsets below this value are on disk; serialises fsyncs (group commit).
     synced: Mutex<i64>,
+    /// The recovery point file ([`RECOVERY_POINT`]) and the offset it holds.
+    recovery: Mutex<(File, i64)>,
     /// Durable end offset: what readers may read and wait on.
     end: watch::Sender<i64>,
+    /// Set when a write could not be undone or an fsync failed: what the file holds is no
+    /// longer known (after a failed fsync Linux marks the lost pages clean, so a later fsync
+    /// "succeeds" without them). Appends are refused until the partition is opened again,
+    /// which scans the file.
+    failed: std::sync::atomic::AtomicBool,
+    /// The end of the log when it was opened: no group can have read past it before.
+    opened_end: i64,
 }
 
 struct Log {
@@ -266,8 +306,8 @@ struct Member {
 
 impl Inner {
     fn open(root: PathBuf, options: EmbeddedOptions) -> Result<Self> {
-        fs::create_dir_all(root.join("topics"))?;
-        fs::create_dir_all(root.join("groups"))?;
+        create_dir_durably(&root.join("topics"))?;
+        create_dir_durably(&root.join("groups"))?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -293,6 +333,12 @@ impl Inner {
             }
             let meta: TopicMeta = serde_json::from_slice(&fs::read(&meta_path)?)
                 .map_err(|e| corrupt(&meta_path, e))?;
+            if !(1..=MAX_PARTITIONS).contains(&meta.partitions) {
+                return Err(corrupt(
+                    &meta_path,
+                    format!("{} partitions (1..={MAX_PARTITIONS})", meta.partitions),
+                ));
+            }
             let keep = Keep {
                 age: Duration::from_millis(meta.retention_ms),
                 bytes: options.retention_bytes,
@@ -314,7 +360,7 @@ impl Inner {
     fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<()> {
         for spec in specs {
             validate_topic(&spec.name)?;
-            if !(1..=10_000).contains(&spec.partitions) {
+            if !(1..=MAX_PARTITIONS).contains(&spec.partitions) {
                 return Err(Error::Invalid(format!(
                     "topic `{}`: {} partitions",
                     spec.name, spec.partitions
@@ -323,7 +369,14 @@ impl Inner {
         }
         let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         for spec in specs {
-            if topics.contains_key(&spec.name) {
+            if let Some(topic) = topics.get(&spec.name) {
+                // Kept as created: more partitions would move keys to others (Kafka lets an
+                // operator add them; here the catalogue's change waits for a new log).
+                if topic.partitions.len() != spec.partitions as usize
+                    || topic.keep.age != spec.retention
+                {
+                    warn!(topic = %spec.name, partitions = topic.partitions.len(), wanted_partitions = spec.partitions, retention_secs = topic.keep.age.as_secs(), wanted_retention_secs = spec.retention.as_secs(), "an existing topic differs from the catalogue; it is kept as it is");
+                }
                 continue;
             }
             let dir = self.root.join("topics").join(&spec.name);
@@ -375,6 +428,24 @@ impl Inner {
         Ok((partition, topic.keep))
     }
 
+    /// Moves a group's positions, as read from its file (written before the log was opened),
+    /// back to the end of a log that is shorter than them (records lost to damage, a segment
+    /// removed by hand): the offsets past that end are given to new records, which the group
+    /// would otherwise skip until they passed its old position.
+    fn clamp_to_log(&self, group: &str, committed: &mut BTreeMap<String, BTreeMap<i32, i64>>) {
+        for (topic, partitions) in committed.iter_mut() {
+            for (id, position) in partitions.iter_mut() {
+                let Ok(partition) = self.partition(topic, *id) else {
+                    continue;
+                };
+                if *position > partition.opened_end {
+                    tracing::error!(group, topic = %topic, partition = id, committed = *position, end = partition.opened_end, "the group had read past the end of the log as it was opened; it reads on from that end");
+                    *position = partition.opened_end;
+                }
+            }
+        }
+    }
+
     fn group_path(&self, group: &str) -> PathBuf {
         let mut name = String::with_capacity(group.len() + 5);
         for b in group.bytes() {
@@ -403,11 +474,12 @@ impl Inner {
             let mut groups = lock(&self.groups);
             if !groups.contains_key(&options.group) {
                 let path = self.group_path(&options.group);
-                let committed = match fs::read(&path) {
+                let mut committed: BTreeMap<String, BTreeMap<i32, i64>> = match fs::read(&path) {
                     Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?,
                     Err(e) if e.kind() == ErrorKind::NotFound => BTreeMap::new(),
                     Err(e) => return Err(e.into()),
                 };
+                self.clamp_to_log(&options.group, &mut committed);
                 let group = Group {
                     committed,
                     ..Group::default()
@@ -545,7 +617,9 @@ impl Topic {
 
 impl Partition {
     fn open(dir: PathBuf, topic: &str, id: i32, keep: Keep) -> Result<Self> {
-        fs::create_dir_all(&dir)?;
+        create_dir_durably(&dir)?;
+        let recovery_path = dir.join(RECOVERY_POINT);
+        let recorded = read_recovery_point(&recovery_path);
         let mut found = Vec::new();
         for entry in fs::read_dir(&dir)? {
             let path = entry?.path();
@@ -574,7 +648,7 @@ impl Partition {
             let segment = match (!last).then(|| Segment::load_index(*base, path)).flatten() {
                 Some(indexed) => indexed,
                 None => {
-                    let scanned = Segment::scan(*base, path, last)?;
+                    let scanned = Segment::scan(*base, path, last, recorded)?;
                     if !last {
                         scanned.persist_index();
                     }
@@ -593,6 +667,27 @@ impl Partition {
         };
         apply_retention(&mut segments, keep, now_ms());
         let next_offset = segments.last().map_or(0, Segment::end);
+        if let Some(recorded) = recorded.filter(|r| *r > next_offset) {
+            // Records that were on disk are gone: a segment damaged or deleted by hand. Their
+            // offsets are given again; consumer groups past them are moved back when assigned.
+            tracing::error!(
+                topic,
+                partition = id,
+                recorded,
+                end = next_offset,
+                "the log ends before its recorded recovery point: records that were on disk are missing"
+            );
+        }
+        // What was read back is made durable (a killed process leaves its writes in the page
+        // cache, not yet on disk), then recorded as the recovery point.
+        active.sync_data()?;
+        let recovery = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&recovery_path)?;
+        write_recovery_point(&recovery, next_offset)?;
         Ok(Self {
             topic: topic.to_owned(),
             id,
@@ -603,8 +698,48 @@ impl Partition {
                 next_offset,
             }),
             synced: Mutex::new(next_offset),
+            recovery: Mutex::new((recovery, next_offset)),
             end: watch::Sender::new(next_offset),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            opened_end: next_offset,
         })
+    }
+
+    /// Refuses appends once a write or an fsync failed (see [`Partition::failed`]).
+    fn check_usable(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::Unavailable(format!(
+                "partition {} of `{}` refuses writes since a write to its log failed; it is scanned again when the bus is opened again (restart)",
+                self.id, self.topic
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records what is on disk as the recovery point, when it moved (not after a failed
+    /// write, when what is on disk is not known). A failure only leaves an older point: logged.
+    fn record_recovery_point(&self) {
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut recovery = lock(&self.recovery);
+        let upto = *lock(&self.synced);
+        if upto <= recovery.1 {
+            return;
+        }
+        match write_recovery_point(&recovery.0, upto) {
+            Ok(()) => recovery.1 = upto,
+            Err(e) => {
+                warn!(topic = %self.topic, partition = self.id, error = %e, "the recovery point was not recorded");
+            }
+        }
+    }
+
+    /// Marks the partition failed after `e` (an I/O error of a write or an fsync).
+    fn fail(&self, what: &str, e: std::io::Error) -> Error {
+        self.failed.store(true, Ordering::Release);
+        tracing::error!(topic = %self.topic, partition = self.id, error = %e, what, "the log's write failed; the partition refuses writes until it is opened again");
+        Error::Io(e)
     }
 
     fn log_start(&self) -> i64 {
@@ -628,8 +763,11 @@ impl Partition {
     /// Appends a record and returns its offset once it is on disk.
     fn append(&self, record: &OutboundRecord, segment_bytes: u64, keep: Keep) -> Result<i64> {
         let timestamp = now_ms();
+        self.check_usable()?;
         let offset = {
             let mut guard = lock(&self.log);
+            // Checked again under the lock: a failure may have come meanwhile.
+            self.check_usable()?;
             let log = &mut *guard;
             let offset = log.next_offset;
             let frame = encode(offset, timestamp, record)?;
@@ -639,7 +777,9 @@ impl Partition {
                 .is_some_and(|s| s.size >= segment_bytes && s.records > 0)
             {
                 // The finished segment must be durable before records go to the next one.
-                log.active.sync_data()?;
+                log.active
+                    .sync_data()
+                    .map_err(|e| self.fail("fsync of a finished segment", e))?;
                 if let Some(sealed) = log.segments.last() {
                     sealed.persist_index();
                 }
@@ -655,7 +795,10 @@ impl Partition {
             let pos = segment.size;
             if let Err(e) = log.active.write_all_at(&frame, pos) {
                 // Leave no partial frame behind for the next append to follow.
-                let _ = log.active.set_len(pos);
+                if let Err(undo) = log.active.set_len(pos) {
+                    tracing::error!(error = %undo, "a failed write could not be undone");
+                    return Err(self.fail("write", e));
+                }
                 return Err(e.into());
             }
             segment.push(pos);
@@ -667,11 +810,14 @@ impl Partition {
         // Group commit: whoever holds `synced` fsyncs everything written so far.
         let mut synced = lock(&self.synced);
         if *synced <= offset {
+            // A failed fsync of another append may have dropped this record's pages.
+            self.check_usable()?;
             let (file, written) = {
                 let log = lock(&self.log);
                 (log.active.clone(), log.next_offset)
             };
-            file.sync_data()?;
+            file.sync_data()
+                .map_err(|e| self.fail("fsync (group commit)", e))?;
             *synced = written;
             self.end.send_if_modified(|end| {
                 let advanced = *end < written;
@@ -973,12 +1119,15 @@ impl Segment {
     }
 
     /// Rebuilds the index of a segment file. A damaged frame of the last segment is a torn
-    /// write, and is cut off with everything after it, when it reaches the end of the file, is
-    /// followed only by zeros, or holds a hole: a zero header or a zeroed page. A crash lets
-    /// unsynced pages reach the disk in any order, so the frames after a hole were never
-    /// acknowledged either (an fsync covering them would have covered the hole). Other damage
-    /// (a checksum mismatch among written bytes) is [`Error::Corrupt`].
-    fn scan(base: i64, path: &Path, last: bool) -> Result<Self> {
+    /// write, and is cut off with everything after it, when it is at or past the partition's
+    /// recorded recovery point (`recorded`: below it the log was on disk, past it a crash may
+    /// have left any mix of old and new sectors), or has a shape only a crash leaves: it
+    /// reaches the end of the file, is followed only by zeros, or holds a hole (a zero header
+    /// or a zeroed page; a crash lets unsynced pages reach the disk in any order, so the frames
+    /// after a hole were never acknowledged either: an fsync covering them would have covered
+    /// the hole). Other damage below the recovery point (or in a log of an older version
+    /// without one) is [`Error::Corrupt`].
+    fn scan(base: i64, path: &Path, last: bool, recorded: Option<i64>) -> Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         let mut reader = BufReader::with_capacity(1 << 20, &file);
@@ -991,12 +1140,13 @@ impl Segment {
             max_timestamp: i64::MIN,
         };
         let (mut head, mut body) = ([0u8; FRAME_HEADER as usize], Vec::new());
-        while seg.size < len {
+        'frames: while seg.size < len {
             let pos = seg.size;
             let remaining = len - pos;
-            let (problem, frame_end) = if remaining < FRAME_HEADER {
-                ("truncated frame header", len)
-            } else {
+            let (problem, frame_end) = 'frame: {
+                if remaining < FRAME_HEADER {
+                    break 'frame ("truncated frame header", len);
+                }
                 reader.read_exact(&mut head)?;
                 let body_len = u64::from(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
                 let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
@@ -1012,6 +1162,11 @@ impl Segment {
                         let offset = read_i64(&body, 0);
                         let expected = seg.end();
                         if offset != expected {
+                            // Past the recovery point even a whole frame of another time (a
+                            // block of a deleted file that a crash exposed) is a leftover.
+                            if last && recorded.is_some_and(|r| expected >= r) {
+                                break 'frame ("offset out of sequence", frame_end);
+                            }
                             return Err(corrupt(
                                 path,
                                 format!("offset {offset} at byte {pos}, expected {expected}"),
@@ -1020,12 +1175,15 @@ impl Segment {
                         seg.push(pos);
                         seg.size = frame_end;
                         seg.max_timestamp = seg.max_timestamp.max(read_i64(&body, 8));
-                        continue;
+                        continue 'frames;
                     }
                 }
             };
+            let past = recorded.is_none_or(|r| seg.end() >= r);
             let torn = if !last {
                 None
+            } else if recorded.is_some() && past {
+                Some("past the recovery point")
             } else if frame_end >= len || zeros_from(&file, pos, len)? {
                 Some("at the end of the log")
             } else if holds_a_hole(&file, pos, frame_end.min(len), len)? {
@@ -1034,16 +1192,33 @@ impl Segment {
                 None
             };
             if let Some(shape) = torn {
+                if !past {
+                    // Only a crash leaves such a shape, but these frames were on disk: the
+                    // disk lost what it had acknowledged (a volatile write cache that lies
+                    // about its flushes). Cut, as the frames after them are unreadable anyway.
+                    tracing::error!(path = %path.display(), at = pos, offset = seg.end(), recovery_point = recorded, shape, "frames below the recovery point were lost: the disk did not keep what it acknowledged");
+                }
                 // Kept beside the segment unless all zeros: should the damage have been media
                 // corruption of acknowledged frames rather than a crash, nothing is destroyed.
                 let kept = if zeros_from(&file, pos, len)? {
                     None
                 } else {
-                    let kept = path.with_extension(format!("log.torn-{pos}"));
+                    // Never over the bytes an earlier cut at the same place kept.
+                    let kept = (0..)
+                        .map(|n| match n {
+                            0 => path.with_extension(format!("log.torn-{pos}")),
+                            n => path.with_extension(format!("log.torn-{pos}.{n}")),
+                        })
+                        .find(|p| !p.exists())
+                        .unwrap_or_else(|| path.with_extension(format!("log.torn-{pos}")));
                     let mut bytes = vec![0u8; remaining as usize];
                     file.read_exact_at(&mut bytes, pos)?;
                     fs::write(&kept, &bytes)?;
                     File::open(&kept)?.sync_all()?;
+                    // Durable before the segment is cut: the only copy once it is.
+                    if let Some(dir) = path.parent() {
+                        sync_dir(dir)?;
+                    }
                     Some(kept.display().to_string())
                 };
                 warn!(path = %path.display(), at = pos, dropped = remaining, problem, shape, kept = kept.as_deref().unwrap_or("-"), "cutting off a torn write of the log (the bytes cut are kept beside it)");
@@ -1182,13 +1357,21 @@ impl EmbeddedSubscription {
             let Ok(partition) = self.inner.partition(&tp.0, tp.1) else {
                 continue;
             };
-            let position = group
+            let mut position = group
                 .and_then(|g| {
                     let committed = g.committed.get(&tp.0).and_then(|c| c.get(&tp.1));
                     committed.or_else(|| g.initial.get(tp)).copied()
                 })
                 .unwrap_or_else(|| partition.log_start());
             let end = partition.end.subscribe();
+            let durable_end = *end.borrow();
+            if position > durable_end {
+                // The log is shorter than what the group read (records lost to damage, a
+                // segment deleted by hand): from its end, or the offsets given again to new
+                // records would be skipped until they pass the old position.
+                tracing::error!(group = %self.group, topic = %tp.0, partition = tp.1, committed = position, end = durable_end, "the group's position is past the end of the log; it reads on from the end");
+                position = durable_end;
+            }
             self.owned.push(Owned {
                 tp: tp.clone(),
                 since: *since,
@@ -1257,6 +1440,9 @@ impl Subscription for EmbeddedSubscription {
                     .iter_mut()
                     .find(|o| o.tp == tp && o.position == from)
                 {
+                    if start > from {
+                        warn!(group = %self.group, topic = %tp.0, partition = tp.1, skipped = start - from, "records were deleted by retention before this group read them");
+                    }
                     o.position = start;
                     self.buffer.extend(batch);
                 }
@@ -1292,6 +1478,52 @@ impl Subscription for EmbeddedSubscription {
     async fn close(mut self: Box<Self>) -> Result<()> {
         self.leave();
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Records every partition's recovery point that moved.
+    fn record_recovery_points(&self) {
+        let topics: Vec<Arc<Topic>> = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for topic in topics {
+            for partition in &topic.partitions {
+                partition.record_recovery_point();
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// A bus closed in order records where each partition is (while it still holds the
+    /// directory's lock: no other bus can have opened the log meanwhile).
+    fn drop(&mut self) {
+        self.record_recovery_points();
+    }
+}
+
+/// Records the recovery points of `inner` every [`RECORD_RECOVERY_EVERY`] until the bus is
+/// dropped.
+fn record_recovery_points_until_closed(inner: std::sync::Weak<Inner>) {
+    let spawned = std::thread::Builder::new()
+        .name("mantis-log-recovery".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(RECORD_RECOVERY_EVERY);
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                inner.record_recovery_points();
+            }
+        });
+    if let Err(e) = spawned {
+        // Recovery then treats the log as of an older version past the point set at open.
+        warn!(error = %e, "no thread records the log's recovery points");
     }
 }
 
@@ -1486,6 +1718,48 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) so that it survives a power loss: each directory
+/// created is synced into its parent.
+fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// The recovery point recorded in `path` ([`RECOVERY_POINT`]): 8 bytes of offset and their
+/// CRC-32; `None` when there is none or it does not check out (a torn write of it).
+fn read_recovery_point(path: &Path) -> Option<i64> {
+    let bytes = fs::read(path).ok()?;
+    let (offset, crc) = (bytes.get(..8)?, bytes.get(8..12)?);
+    let crc = u32::from_le_bytes(crc.try_into().ok()?);
+    if crc32fast::hash(offset) != crc {
+        warn!(path = %path.display(), "a recovery point that does not check out is ignored");
+        return None;
+    }
+    Some(i64::from_le_bytes(offset.try_into().ok()?))
+}
+
+/// Records `offset` as the recovery point in `file` (one 12-byte write, then fsync).
+fn write_recovery_point(file: &File, offset: i64) -> std::io::Result<()> {
+    let mut bytes = [0u8; 12];
+    bytes[..8].copy_from_slice(&offset.to_le_bytes());
+    bytes[8..].copy_from_slice(&crc32fast::hash(&offset.to_le_bytes()).to_le_bytes());
+    file.write_all_at(&bytes, 0)?;
+    file.sync_data()
+}
+
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> Error {
     Error::Corrupt {
         path: path.display().to_string(),
@@ -1663,7 +1937,7 @@ mod tests {
         let index_path = |p: &PathBuf| index_path_of(p);
         for (base, seg) in &sealed {
             let indexed = Segment::load_index(*base, seg).expect("an index for a sealed segment");
-            let scanned = Segment::scan(*base, seg, false).expect("scan");
+            let scanned = Segment::scan(*base, seg, false, None).expect("scan");
             assert_eq!(
                 (
                     indexed.records,

@@ -418,6 +418,10 @@ impl Source for MqttSource {
     }
 }
 
+/// Readings a batch of messages holds at most before they are delivered (a message carries at
+/// most [`payload::MAX_READINGS_PER_MESSAGE`]).
+const MAX_READINGS_HELD: usize = 20_000;
+
 /// Turns messages into readings, delivers them, then acknowledges them.
 async fn process(
     source: Arc<MqttSource>,
@@ -472,6 +476,16 @@ async fn process(
                     };
                 }
                 readings.push(reading);
+            }
+            // Handed on as they come: a batch of large messages holds no more than this many
+            // (their acknowledgements still wait for the whole batch).
+            if readings.len() >= MAX_READINGS_HELD
+                && ctx
+                    .deliver(std::mem::take(&mut readings), SourceProtocol::Mqtt, None)
+                    .await
+                    .is_none()
+            {
+                return;
             }
         }
         if stale > 0 {

@@ -121,6 +121,22 @@ fn value_of(o: &Observation) -> Result<Option<f64>, String> {
     }
 }
 
+/// Bytes of an agent's answer read at most: a `/sample` of the largest count allowed (100 000)
+/// takes some 20 MiB (about 200 bytes per observation).
+const MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
+/// An observation's `timestamp`: RFC 3339, or (as some agents write it) without its `Z`, which
+/// the standard's times are in (UTC); `None` for anything else.
+fn observation_time(text: &str) -> Option<mantis_domain::Timestamp> {
+    let text = text.trim();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .ok()
+}
+
 pub(crate) struct MtConnectSource {
     config: MtConnectConfig,
     base: reqwest::Url,
@@ -202,16 +218,30 @@ impl MtConnectSource {
             }
         })?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| {
-            if e.is_timeout() {
-                SessionError::Timeout(format!(
-                    "{url}: the answer did not arrive within {} ms",
-                    self.config.request_timeout_ms
-                ))
-            } else {
-                SessionError::Connection(format!("{url}: {e}"))
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| {
+                if e.is_timeout() {
+                    SessionError::Timeout(format!(
+                        "{url}: the answer did not arrive within {} ms",
+                        self.config.request_timeout_ms
+                    ))
+                } else {
+                    SessionError::Connection(format!("{url}: {e}"))
+                }
+            })?;
+            let Some(chunk) = chunk else { break };
+            if bytes.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                // Not read on: a confused (or hostile) agent does not fill the memory.
+                return Err(SessionError::Refused(format!(
+                    "{url}: the answer is larger than {} MiB",
+                    MAX_DOCUMENT_BYTES >> 20
+                )));
             }
-        })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&bytes);
         ctx.status.received(1);
         match xml::parse(&body) {
             // Agents answer errors with 4xx and an MTConnectError document.
@@ -252,7 +282,6 @@ impl MtConnectSource {
         observations: &[Observation],
         from: Option<u64>,
     ) -> Taken {
-        let now = chrono::Utc::now();
         let mut out = Vec::new();
         let mut unreadable = Vec::new();
         let mut last_good = lock(&self.last_good);
@@ -266,9 +295,21 @@ impl MtConnectSource {
             let Some(item) = self.config.data_items.get(i) else {
                 continue;
             };
-            let timestamp = chrono::DateTime::parse_from_rfc3339(&o.timestamp)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .unwrap_or(now);
+            let Some(timestamp) = observation_time(&o.timestamp) else {
+                // Stamped "now" instead, every observation of the item in the document would
+                // share one time and all but one be dropped as duplicates: kept instead.
+                unreadable.push(ctx.unreadable(
+                    SourceProtocol::Mtconnect,
+                    format!("{}@{}", o.data_item_id, o.sequence),
+                    &format!("DataItem `{}` (sequence {})", o.data_item_id, o.sequence),
+                    o.value.clone().into_bytes(),
+                    format!(
+                        "timestamp `{}` is not an ISO 8601 UTC date-time",
+                        mantis_domain::clip(&o.timestamp, 64)
+                    ),
+                ));
+                continue;
+            };
             let mut metadata = BTreeMap::new();
             metadata.insert("mtconnectSequence".to_owned(), o.sequence.to_string());
             let (value, quality) = match value_of(o) {
@@ -406,6 +447,10 @@ impl MtConnectSource {
     ) -> Result<bool, SessionError> {
         let before = *lock(&self.cursor);
         let (taken, cursor, lost) = self.resync(ctx, map, from_current).await?;
+        if ctx.stop.is_cancelled() {
+            // As for a /sample answered after the stop: not taken, the cursor stays.
+            return Ok(false);
+        }
         if let Some((expected, first)) = lost.or(seen) {
             self.report_gap(ctx, expected, first);
         } else if before.next.is_some() && before.instance != cursor.instance {
@@ -667,6 +712,13 @@ impl Source for MtConnectSource {
                 continue;
             };
             let doc = self.get(&ctx, "sample", Some((next, count))).await?;
+            if ctx.stop.is_cancelled() {
+                // Stopped while the answer came (the source went to another instance, or the
+                // service stops): nothing of it was taken and the cursor stays, so whoever
+                // reads on from the cursor reads it, once. Delivered here, it would be read
+                // twice, and this instance's cursor could land over the other's.
+                return Ok(());
+            }
             let streams = match doc {
                 Document::Streams(s) => s,
                 Document::Error(errors) if errors.iter().any(|(c, _)| c == "OUT_OF_RANGE") => {
@@ -772,6 +824,26 @@ impl Source for MtConnectSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observation_times_are_utc_with_or_without_their_z_and_nothing_else() {
+        let at = |s: &str| observation_time(s).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at("2024-05-01T10:00:01.5Z").as_deref(),
+            Some("2024-05-01T10:00:01.500+00:00")
+        );
+        assert_eq!(
+            at("2024-05-01T10:00:01.5").as_deref(),
+            Some("2024-05-01T10:00:01.500+00:00")
+        );
+        assert_eq!(
+            at("2024-05-01T12:00:01+02:00").as_deref(),
+            Some("2024-05-01T10:00:01+00:00")
+        );
+        for bad in ["", "yesterday", "2024-05-01", "2024-13-01T00:00:00Z"] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 
     fn header(instance: u64, first: u64, last: u64, next: u64) -> Header {
         Header {

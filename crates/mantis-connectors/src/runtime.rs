@@ -16,6 +16,11 @@ use mantis_domain::{IncomingReading, SourceProtocol};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// Characters of why a device message was unreadable kept (in its dead letter, the status and
+/// the log): the first errors of a batch say what is wrong; thousands more would make the
+/// letter too large for the bus, which would refuse it.
+pub(crate) const MAX_REASON_CHARS: usize = 4_096;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -178,6 +183,9 @@ impl SessionCtx {
         reason: String,
     ) -> Unreadable {
         crate::metrics::invalid_message(&self.name);
+        // One entry per bad item of a batch, each quoting the input: bounded before it is
+        // logged, shown in the status and kept as the dead letter's reason header.
+        let reason = mantis_domain::clip(&reason, MAX_REASON_CHARS);
         let detail = format!("{what}: {reason}");
         tracing::warn!(connector = %self.name, %protocol, %detail, "a device message yields no reading; handed over to be dead-lettered");
         self.status.error("payload", &detail, None);

@@ -240,6 +240,49 @@ async fn a_sample_that_is_not_a_number_is_kept_as_unreadable_and_the_rest_goes_o
     run.stop().await;
 }
 
+/// An observation whose time cannot be read is kept as unreadable (stamped "now" instead, the
+/// item's observations of one answer would share a time and all but one be dropped); one
+/// written without its `Z` is read as UTC, the standard's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observation_without_a_readable_time_is_kept_as_unreadable_and_one_without_z_is_utc() {
+    let (agent, _url, sink, run) = reading_positions(64, 2, None).await;
+    let sequence = {
+        let mut a = agent.lock().expect("agent");
+        let sequence = a.push("f01_Xact", "5");
+        if let Some(o) = a.all.last_mut() {
+            o.timestamp = "yesterday".into();
+        }
+        a.push("f01_Xact", "6");
+        if let Some(o) = a.all.last_mut() {
+            o.timestamp = "2024-05-01T10:00:01.5".into();
+        }
+        a.push("f01_Xact", "7");
+        sequence
+    };
+    eventually(
+        20,
+        "the position after them",
+        || sink.of("X-POS").into_iter().find(|r| r.value == 7.0),
+        || sink.summary(),
+    )
+    .await;
+    let read = sink.of("X-POS");
+    assert_eq!(values(&read), vec![0.0, 1.0, 2.0, 6.0, 7.0]);
+    assert_eq!(
+        read[3].timestamp.to_rfc3339(),
+        "2024-05-01T10:00:01.500+00:00"
+    );
+    sink.the_unreadable(
+        "fanuc-01",
+        SourceProtocol::Mtconnect,
+        &format!("f01_Xact@{sequence}"),
+        b"5",
+        "timestamp `yesterday` is not an ISO 8601 UTC date-time",
+    )
+    .await;
+    run.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrapped_buffer_is_read_on_from_its_oldest_observation_and_the_gap_reported() {
     let (agent, _url, sink, run) = reading_positions(16, 5, None).await;

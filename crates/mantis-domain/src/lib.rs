@@ -22,6 +22,7 @@ mod asset;
 mod crew;
 mod ids;
 mod incoming;
+pub mod json;
 mod maintenance;
 mod production;
 mod signal;
@@ -55,6 +56,15 @@ pub use stock::{
     MAX_PART_NUMBER, MAX_PART_QUANTITY, MAX_PART_TEXT, SparePart, StockChange, StockMovement,
     StockMovementKind, normalise_part_number,
 };
+
+/// `text` cut to `max` characters (an ellipsis says so): what a log line, an alert, a status or
+/// a record header quotes of outside input stays bounded whatever the input.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 /// Errors raised when a value from outside does not fit the domain.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -109,6 +109,52 @@ pub fn announced_port(child: &mut Child, prefix: &str, within: Duration) -> u16 
     }
 }
 
+/// Whether process `pid` holds a TCP socket listening on `port` (Linux: the listening sockets
+/// of `/proc/net/tcp` and `tcp6` matched with the process's descriptors). A server told a port
+/// picked beforehand ([`free_port`]) may find it taken by a parallel test process; a connection
+/// to the port then reaches that process's server, and only this tells the two apart.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let inodes: BTreeSet<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .into_iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| listening_inode(line, port))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .ok()
+            .and_then(|target| {
+                target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .is_some_and(|inode| inodes.contains(&inode))
+    })
+}
+
+/// The socket inode of a `/proc/net/tcp` row (`sl local rem st … uid timeout inode`) when it
+/// is a socket listening (state `0A`) on `port`.
+fn listening_inode(row: &str, port: u16) -> Option<u64> {
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let (_, local_port) = fields.get(1)?.rsplit_once(':')?;
+    let listening = u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A";
+    listening.then(|| fields.get(9)?.parse().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +209,33 @@ mod tests {
             &mut child,
             "Running on http://127.0.0.1:",
             Duration::from_secs(10),
+        );
+    }
+
+    #[test]
+    fn a_listening_port_is_told_apart_by_the_process_holding_it() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        assert!(listens_on(std::process::id(), port));
+        // Another process does not hold it; a connected socket is not a listening one.
+        let mut other = Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep starts");
+        assert!(!listens_on(other.id(), port));
+        let _ = other.kill();
+        let _ = other.wait();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        let client_port = client.local_addr().expect("address").port();
+        assert!(!listens_on(std::process::id(), client_port));
+        drop(listener);
+        assert!(!listens_on(std::process::id(), port));
+        assert_eq!(
+            listening_inode(
+                "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1",
+                8080
+            ),
+            Some(4242)
         );
     }
 

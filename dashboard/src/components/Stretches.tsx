@@ -40,8 +40,9 @@ const REPEATS: { value: string; label: string; days?: WeekDay[] }[] = [
 /**
  * The list of stretches (`items`, by start) and, for a manager, the form that adds one (checked
  * before it is sent) and the buttons that remove them. Test ids start with `testid`
- * (`-table`, `-row`, `-remove`, `-remove-series`, `-form`, `-who`, `-from`, `-to`, `-reason`,
- * `-repeat`, `-until`, `-save`, `-form-error`).
+ * (`-table`, `-row`, `-remove`, `-remove-series`, `-remove-series-ask`, `-remove-series-confirm`,
+ * `-remove-series-cancel`, `-removed`, `-form`, `-who`, `-from`, `-to`, `-reason`, `-repeat`,
+ * `-until`, `-save`, `-form-error`).
  */
 export function Stretches({
   testid,
@@ -71,8 +72,11 @@ export function Stretches({
   repeatable?: boolean;
   onAdd: (stretch: NewStretch) => Promise<void>;
   onRemove: (id: string) => Promise<void>;
-  /** Given: a stretch of a repetition also offers removing it and the later ones. */
-  onRemoveSeries?: (stretch: Stretch) => Promise<void>;
+  /**
+   * Given: a stretch of a repetition also offers removing it and the later ones (asked again
+   * before it is done); resolves to how many went.
+   */
+  onRemoveSeries?: (stretch: Stretch) => Promise<number>;
 }) {
   const [who, setWho] = useState('');
   const [from, setFrom] = useState('');
@@ -83,6 +87,9 @@ export function Stretches({
   const [formError, setFormError] = useState<string | null>(null);
   const [saveError, setSaveError] = useState<ApiError | null>(null);
   const [saving, setSaving] = useState(false);
+  // The stretch whose repetition is about to go (asked once more), and what the last removal did.
+  const [confirming, setConfirming] = useState<string | null>(null);
+  const [removed, setRemoved] = useState<string | null>(null);
   // A choice made before the choices changed (another line): no longer offered, not sent.
   const chosen = choices.some((c) => c.value === who) ? who : '';
 
@@ -122,6 +129,7 @@ export function Stretches({
 
   async function remove(action: () => Promise<void>) {
     setSaveError(null);
+    setRemoved(null);
     try {
       await action();
     } catch (e) {
@@ -129,9 +137,27 @@ export function Stretches({
     }
   }
 
+  async function removeSeries(s: Stretch) {
+    if (!onRemoveSeries) return;
+    setConfirming(null);
+    await remove(async () => {
+      const n = await onRemoveSeries(s);
+      setRemoved(n === 1 ? '1 stop of the repetition removed.' : `${n} stops of the repetition removed.`);
+    });
+  }
+
+  /** How many of a repetition's stretches from `s` on this list shows (more may follow it). */
+  const shownFrom = (s: Stretch) =>
+    (items ?? []).filter((o) => o.seriesId === s.seriesId && Date.parse(o.startsAt) >= Date.parse(s.startsAt)).length;
+
   return (
     <>
       <ErrorBox error={saveError} />
+      {removed && (
+        <p className="muted small" role="status" data-testid={`${testid}-removed`}>
+          {removed}
+        </p>
+      )}
       {items && items.length === 0 && <p className="muted small">{empty}</p>}
       {items && items.length > 0 && (
         <table className="table" data-testid={`${testid}-table`}>
@@ -158,15 +184,29 @@ export function Stretches({
                     <button type="button" onClick={() => void remove(() => onRemove(s.id))} data-testid={`${testid}-remove`}>
                       Remove
                     </button>
-                    {s.seriesId && onRemoveSeries && (
+                    {s.seriesId && onRemoveSeries && confirming !== s.id && (
                       <button
                         type="button"
-                        onClick={() => void remove(() => onRemoveSeries(s))}
+                        onClick={() => {
+                          setRemoved(null);
+                          setConfirming(s.id);
+                        }}
                         data-testid={`${testid}-remove-series`}
                         title="This one and the later ones of its repetition"
                       >
                         Remove from here on
                       </button>
+                    )}
+                    {s.seriesId && onRemoveSeries && confirming === s.id && (
+                      <span className="inline-confirm" data-testid={`${testid}-remove-series-ask`}>
+                        Remove this one and every later one of its repetition ({shownFrom(s)} in this list, and any after it)?{' '}
+                        <button type="button" className="danger" onClick={() => void removeSeries(s)} data-testid={`${testid}-remove-series-confirm`}>
+                          Remove them
+                        </button>
+                        <button type="button" onClick={() => setConfirming(null)} data-testid={`${testid}-remove-series-cancel`}>
+                          Keep them
+                        </button>
+                      </span>
                     )}
                   </td>
                 )}

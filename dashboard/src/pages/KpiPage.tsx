@@ -316,9 +316,10 @@ function PlannedStops({ from, to, assets, line, manager, onChanged }: { from: st
           changed();
         }}
         onRemoveSeries={async (s) => {
-          if (!s.seriesId) return;
-          await api.removePlannedStopSeries(s.seriesId, s.startsAt);
+          if (!s.seriesId) return 0;
+          const { removed } = await api.removePlannedStopSeries(s.seriesId, s.startsAt);
           changed();
+          return removed;
         }}
       />
       {res.data && res.data.length >= 1000 && <p className="muted small">The first 1000 are shown: choose a shorter period for the rest.</p>}

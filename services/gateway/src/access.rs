@@ -75,24 +75,28 @@ pub(crate) struct CreatedKey {
 pub(crate) async fn login(
     State(s): State<ApiState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let credentials: Credentials = mantis_runtime::parse_json_object(&body)?;
+    let client = client_of(&s, peer, &headers);
     logged_in(
         &s,
         credentials.username.trim(),
         &credentials.password,
-        &client_of(peer),
+        &client,
     )
     .await
 }
 
-/// The address a login is throttled by.
-fn client_of(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
-    peer.map_or_else(
-        || "unknown".to_owned(),
-        |Extension(ConnectInfo(a))| a.ip().to_string(),
-    )
+/// The address a login is throttled by (behind a trusted proxy, the client it names).
+fn client_of(
+    s: &ApiState,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> String {
+    s.auth
+        .client(peer.map(|Extension(ConnectInfo(a))| a.ip()), headers)
 }
 
 /// Logs `username` in with `password` from `client`: the answer to a login.
@@ -133,6 +137,7 @@ pub(crate) async fn change_password(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let change: PasswordChange = mantis_runtime::parse_json_object(&body)?;
@@ -153,7 +158,7 @@ pub(crate) async fn change_password(
         return Err(Problem::bad_request("the new password is the current one")
             .with_field("/newPassword", "the same as the current password"));
     }
-    let client = client_of(peer);
+    let client = client_of(&s, peer, &headers);
     // The current password is checked as a login checks it (throttled per address and user).
     // A wrong one is the request's fault, not a lost session: 400, not 401.
     let verified = s

@@ -18,6 +18,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Secrets that must never run a cluster: the placeholders of examples and tutorials.
@@ -64,8 +65,15 @@ pub struct AuthConfig {
     pub rate_limit_per_minute: u32,
     /// Requests allowed in a burst above the rate. Default 200.
     pub rate_limit_burst: u32,
-    /// Failed logins per minute per address and username before 429. Default 10.
+    /// Failed logins per minute per address and username before 429 (and six times as many
+    /// per address whatever the username). Default 10.
     pub login_attempts_per_minute: u32,
+    /// Reverse proxies (addresses or networks: `10.0.0.0/8`, `fd00::/8`) whose
+    /// `X-Forwarded-For` names the client: behind an ingress or a load balancer every login
+    /// comes from the proxy's address, so without it logins are throttled as if from one
+    /// client (anyone's failures would lock everyone out). The client is the last address of
+    /// the header that is not one of these. Default: none (the header is ignored).
+    pub trusted_proxies: Vec<String>,
     /// Refuse to start with generated or placeholder secrets (set by the cluster binaries).
     pub require_explicit_secrets: bool,
 }
@@ -82,6 +90,7 @@ impl Default for AuthConfig {
             rate_limit_per_minute: 1200,
             rate_limit_burst: 200,
             login_attempts_per_minute: 10,
+            trusted_proxies: Vec::new(),
             require_explicit_secrets: false,
         }
     }
@@ -312,6 +321,92 @@ pub(crate) struct Auth {
     hashing: tokio::sync::Semaphore,
     /// A hash verified when the user does not exist, so that the answer takes as long.
     dummy_hash: String,
+    /// [`AuthConfig::trusted_proxies`], parsed.
+    proxies: Vec<Network>,
+}
+
+/// An address or a network of them (`10.0.0.0/8`, `192.168.1.10`, `fd00::/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}` is not an address or a network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}`: the prefix length must be within 0..={max}"))?
+        };
+        Ok(Self {
+            addr: addr.to_canonical(),
+            prefix,
+        })
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client a request comes from: `peer`, or when `peer` is one of `proxies`, the last
+/// address of `X-Forwarded-For` (of every such header, in order) that is not a proxy (each
+/// proxy appends the address it was reached from; what comes before a proxy we do not trust
+/// may be forged by the client). `unknown` without a peer.
+pub(crate) fn client_address(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    proxies: &[Network],
+) -> String {
+    let Some(peer) = peer else {
+        return "unknown".to_owned();
+    };
+    let trusted = |ip: IpAddr| proxies.iter().any(|n| n.contains(ip));
+    if !trusted(peer) {
+        return peer.to_canonical().to_string();
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted(ip) => continue,
+            Ok(ip) => return ip.to_canonical().to_string(),
+            // Not an address (`unknown`, an obfuscated name): nothing before it is to be
+            // trusted; the last proxy is the client as far as we know.
+            Err(_) => break,
+        }
+    }
+    peer.to_canonical().to_string()
 }
 
 /// What the first start created: the admin's password when it was generated.
@@ -338,6 +433,12 @@ impl Auth {
             .collect();
         let bootstrap = bootstrap_admin(store.as_ref(), config).await?;
         let oidc = config.oidc.clone().map(Oidc::new);
+        let proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|p| Network::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AuthError::Config(format!("[gateway.auth] trusted_proxies: {e}")))?;
         let dummy_hash = hash_password("not a real password")
             .map_err(|e| AuthError::Config(format!("argon2: {e}")))?;
         Ok((
@@ -361,6 +462,7 @@ impl Auth {
                 ),
                 hashing: tokio::sync::Semaphore::new(4),
                 dummy_hash,
+                proxies,
             },
             bootstrap,
         ))
@@ -429,7 +531,10 @@ impl Auth {
                 ));
             }
         };
+        // Only failures count ("failed logins"): a busy site's successful ones behind one
+        // address (a plant's NAT) do not use up the address's budget.
         self.logins.refund(&throttle_key);
+        self.login_addresses.refund(client);
         Ok(user)
     }
 
@@ -612,6 +717,11 @@ impl Auth {
         Ok((record, key))
     }
 
+    /// The client a request comes from, for throttling: see [`client_address`].
+    pub(crate) fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+        client_address(peer, headers, &self.proxies)
+    }
+
     /// Counts a request against the caller's rate.
     pub(crate) fn rate_limit(&self, key: &str) -> Result<(), Problem> {
         self.limiter
@@ -655,6 +765,10 @@ impl AuthConfig {
                     k.name
                 )));
             }
+        }
+        for proxy in &self.trusted_proxies {
+            Network::parse(proxy)
+                .map_err(|e| AuthError::Config(format!("[gateway.auth] trusted_proxies: {e}")))?;
         }
         if let Some(c) = &self.oidc
             && (c.jwks_url.is_empty() || c.issuer.is_empty() || c.audience.is_empty())
@@ -1286,6 +1400,72 @@ mod tests {
         limiter.refund("k");
         assert!(limiter.take("k").is_ok());
         assert!(RateLimiter::new(0, 0).take("k").is_ok(), "0 is unlimited");
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_last_address_it_did_not_add_itself() {
+        let proxies: Vec<Network> = ["10.0.0.0/8", "fd00::/8", "192.168.1.10"]
+            .iter()
+            .map(|p| Network::parse(p).expect("network"))
+            .collect();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
+        let forwarded = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", HeaderValue::from_str(v).expect("value"));
+            }
+            h
+        };
+        // Not through a trusted proxy: the peer, whatever the header says.
+        let spoofed = forwarded(&["1.2.3.4"]);
+        assert_eq!(
+            client_address(ip("203.0.113.7"), &spoofed, &proxies),
+            "203.0.113.7"
+        );
+        assert_eq!(client_address(ip("10.1.2.3"), &spoofed, &[]), "10.1.2.3");
+        // Through the ingress (and a second proxy): the last address not a proxy; what the
+        // client put before it is not believed.
+        let chain = forwarded(&["6.6.6.6, 203.0.113.7", "10.9.9.9"]);
+        assert_eq!(
+            client_address(ip("10.1.2.3"), &chain, &proxies),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client_address(
+                ip("::ffff:192.168.1.10"),
+                &forwarded(&["2001:db8::1"]),
+                &proxies
+            ),
+            "2001:db8::1"
+        );
+        // No header, only proxies in it, or garbage before them: the last proxy.
+        assert_eq!(
+            client_address(ip("10.1.2.3"), &HeaderMap::new(), &proxies),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            client_address(ip("10.1.2.3"), &forwarded(&["10.0.0.9"]), &proxies),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            client_address(ip("10.1.2.3"), &forwarded(&["8.8.8.8, unknown"]), &proxies),
+            "10.1.2.3"
+        );
+        assert_eq!(client_address(None, &chain, &proxies), "unknown");
+        // What is not a network is refused.
+        for bad in ["", "10.0.0.0/33", "fd00::/129", "example.com", "10.0.0.0/x"] {
+            assert!(Network::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .expect("all")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
+        assert!(
+            !Network::parse("10.0.0.0/8")
+                .expect("net")
+                .contains("fd00::1".parse().expect("ip"))
+        );
     }
 
     #[test]

@@ -193,7 +193,15 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     if !web::embedded() {
         tracing::warn!("this build carries no dashboard (dashboard/dist was empty)");
     }
-    let group = format!("gateway.{}", uuid::Uuid::new_v4().simple());
+    // Every replica sees every alert: a group of its own. The embedded log has one gateway
+    // (one process holds it) and keeps a group's file for good, so there it is one group for
+    // every start rather than a new file each time.
+    let group = match infra.settings.bus {
+        mantis_runtime::BusSettings::Embedded { .. } => "gateway.live".to_owned(),
+        mantis_runtime::BusSettings::Kafka { .. } => {
+            format!("gateway.{}", uuid::Uuid::new_v4().simple())
+        }
+    };
     let handler = live::AlertFanOut::new(live, infra.store.clone());
     let mut app = App::with_own_fallback("gateway", &config.bind, routes, health)
         .await?

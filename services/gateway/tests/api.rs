@@ -1083,6 +1083,65 @@ async fn callers_over_their_rate_get_429_with_retry_after_and_logins_are_throttl
     assert_problem(s, &v, 429);
 }
 
+/// Behind an ingress every login reaches the gateway from the proxy's address: with the proxy
+/// trusted, logins are throttled by the client its `X-Forwarded-For` names, so one client's
+/// failures do not lock the same user out from everywhere else; and successful logins do not
+/// use up an address's budget (a plant's NAT, many users behind one address).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_logins_are_throttled_per_client_it_names() {
+    let g = start(|c| {
+        c.auth.login_attempts_per_minute = 2;
+        c.auth.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let login = |client: &'static str, password: &'static str| {
+        let req = g
+            .http
+            .post(format!("{}/api/v1/auth/login", g.url))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": "admin", "password": password}));
+        async move {
+            req.send()
+                .await
+                .expect("gateway reachable")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login("203.0.113.7", "wrong").await, 401);
+    assert_eq!(login("203.0.113.7", "wrong").await, 401);
+    assert_eq!(
+        login("203.0.113.7", PASSWORD).await,
+        429,
+        "this client is throttled"
+    );
+    assert_eq!(
+        login("198.51.100.9", PASSWORD).await,
+        200,
+        "another client is not"
+    );
+    // The address's own budget (6 × 2 a minute) counts failures only.
+    for _ in 0..15 {
+        assert_eq!(login("198.51.100.10", PASSWORD).await, 200);
+    }
+    // A forged header from a peer that is not a proxy is not believed.
+    let direct = start(|c| c.auth.login_attempts_per_minute = 2).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        let s = direct
+            .http
+            .post(format!("{}/api/v1/auth/login", direct.url))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": "admin", "password": "wrong"}))
+            .send()
+            .await
+            .expect("gateway reachable")
+            .status();
+        assert_eq!(s.as_u16(), 401);
+    }
+    let (s, v) = direct.login("admin", PASSWORD).await;
+    assert_problem(s, &v, 429);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_come_back_downsampled_to_at_most_the_points_asked() {
     let g = start(|_| {}).await;

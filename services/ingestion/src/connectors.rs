@@ -69,7 +69,11 @@ impl ReadingSink for IngestorSink {
                     refused,
                 });
             }
-            match self.ingestor.accept(&batch, source, trace).await {
+            match self
+                .ingestor
+                .accept_from_device(&batch, source, trace)
+                .await
+            {
                 Ok(a) => {
                     return Ok(Delivered {
                         accepted: a.accepted,

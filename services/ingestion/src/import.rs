@@ -406,7 +406,22 @@ impl Run<'_> {
         // `[` is one array, else one object per line).
         let mut first = start == 0 && format == Format::Json;
         let mut eof = false;
+        // Within a line longer than [`MAX_LINE`] (counted invalid): dropped up to its end.
+        let mut skipping = false;
         loop {
+            if skipping {
+                match buf.iter().position(|b| *b == b'\n') {
+                    Some(nl) => {
+                        buf.drain(..=nl);
+                        base += nl as u64 + 1;
+                        skipping = false;
+                    }
+                    None => {
+                        base += buf.len() as u64;
+                        buf.clear();
+                    }
+                }
+            }
             if first {
                 match first_byte(&buf) {
                     // One JSON array: its items are taken as they arrive.
@@ -432,6 +447,11 @@ impl Run<'_> {
                 let end = base + (nl + 1).min(buf.len()) as u64;
                 consumed = (nl + 1).min(buf.len());
                 line_no += 1;
+                if line.len() > MAX_LINE {
+                    // As one that arrives in pieces (below): however it arrived.
+                    self.too_long(&name, line_no);
+                    continue;
+                }
                 if let Some(parsed) = self.parse_line(&name, format, line, line_no)? {
                     batch.push(Parsed {
                         reading: parsed,
@@ -447,6 +467,15 @@ impl Run<'_> {
             }
             buf.drain(..consumed);
             base += consumed as u64;
+            if !first && !skipping && buf.len() > MAX_LINE {
+                // No end in sight: not held whole (a file without newlines would fill the
+                // memory); counted invalid and skipped.
+                line_no += 1;
+                self.too_long(&name, line_no);
+                base += buf.len() as u64;
+                buf.clear();
+                skipping = true;
+            }
             if eof {
                 break;
             }
@@ -569,6 +598,18 @@ impl Run<'_> {
         }
     }
 
+    /// Counts line `line_no` invalid for its length ([`MAX_LINE`]).
+    fn too_long(&mut self, name: &str, line_no: u64) {
+        self.invalid(
+            name,
+            &format!("line {line_no}"),
+            &[(
+                "",
+                format!("a line longer than {MAX_LINE} bytes is not a reading"),
+            )],
+        );
+    }
+
     fn invalid(&mut self, name: &str, where_: &str, errs: &[(&'static str, String)]) {
         self.summary.progress.invalid += 1;
         for (field, detail) in errs {
@@ -647,6 +688,10 @@ fn first_byte(buf: &[u8]) -> Option<u8> {
 
 /// Largest item of a JSON array file, in bytes (a reading object is far smaller).
 const MAX_ARRAY_ITEM: usize = 64 << 10;
+
+/// Bytes of a line of a CSV or NDJSON file at most (as an item of a JSON array): a longer one
+/// is counted invalid and skipped.
+const MAX_LINE: usize = MAX_ARRAY_ITEM;
 
 /// An item of a JSON array: its bytes, or why it is not kept.
 type ArrayItem = Result<Vec<u8>, Vec<(&'static str, String)>>;

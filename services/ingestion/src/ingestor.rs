@@ -68,6 +68,12 @@ pub struct Ingestor {
 
 /// Sensor metadata is reloaded at most this often when an unknown sensor shows up.
 const RELOAD_AFTER: Duration = Duration::from_secs(2);
+
+/// Sensors read alone from the store (ids the cache does not know yet) per batch at most:
+/// enough for a batch of sensors registered a moment ago (the whole cache is read again two
+/// seconds after it last was), not one read or two per reading of a batch of ids that name no
+/// sensor.
+const SINGLE_READS_PER_BATCH: usize = 1_000;
 /// A known sensor's metadata is trusted this long, then read again: a unit, range or asset
 /// changed by an administrator applies within a minute, without a restart.
 const SENSOR_TTL: Duration = Duration::from_secs(60);
@@ -105,25 +111,37 @@ impl Ingestor {
     /// names sensors of several tenants); among the sensors of `tenant` only, when given. An id
     /// the cache does not know although it was read less than [`RELOAD_AFTER`] ago (a sensor
     /// registered just now) is read alone from the store.
+    ///
+    /// `reads_left` bounds those single reads for a batch: a batch of thousands of unknown ids
+    /// costs at most [`SINGLE_READS_PER_BATCH`] reads of the store; the ids past it are
+    /// unknown until the next reload of the cache. An id the cache knows as another tenant's
+    /// is not read again.
     async fn lookup(
         &self,
         incoming: &IncomingReading,
         tenant: Option<TenantId>,
+        reads_left: &mut usize,
     ) -> Result<Found, IngestError> {
         let found = self.lookup_cached(incoming, tenant).await?;
         let (Found::Unknown, SensorRef::Id(id)) = (&found, &incoming.sensor) else {
             return Ok(found);
         };
-        if self
-            .sensors
-            .read()
-            .await
-            .missing
-            .get(id)
-            .is_some_and(|t| t.elapsed() < RELOAD_AFTER)
         {
-            return Ok(found);
+            let cache = self.sensors.read().await;
+            // Known, but another tenant's: the store would say the same.
+            if cache.by_id.contains_key(id)
+                || cache
+                    .missing
+                    .get(id)
+                    .is_some_and(|t| t.elapsed() < RELOAD_AFTER)
+            {
+                return Ok(found);
+            }
         }
+        let Some(left) = reads_left.checked_sub(1) else {
+            return Ok(found);
+        };
+        *reads_left = left;
         let unavailable = |e: mantis_store::Error| IngestError::Unavailable(e.to_string());
         let sensor = self.store.get_sensor(*id).await.map_err(unavailable)?;
         let asset = match &sensor {
@@ -274,7 +292,6 @@ impl Ingestor {
 
     /// As [`Ingestor::accept`], on behalf of `tenant` when given: a sensor of another tenant
     /// is then unknown (readings that the gateway forwards for an authenticated caller).
-    #[tracing::instrument(skip_all, fields(readings = batch.len(), %source))]
     pub async fn accept_for(
         &self,
         batch: &[IncomingReading],
@@ -282,10 +299,38 @@ impl Ingestor {
         trace: TraceContext,
         tenant: Option<TenantId>,
     ) -> Result<Accepted, IngestError> {
+        self.accept_checked(batch, source, trace, tenant, false)
+            .await
+    }
+
+    /// As [`Ingestor::accept`] for a device's readings, which the device (or its broker) is
+    /// told were taken: refusals count as taken only once their report is kept, so when it
+    /// cannot be (bus down, edge buffer full) the batch is `Unavailable` and comes again. An
+    /// HTTP client instead gets its 400 whatever happens to the report (a 503 would have it
+    /// retry a batch that can never pass).
+    pub async fn accept_from_device(
+        &self,
+        batch: &[IncomingReading],
+        source: SourceProtocol,
+        trace: TraceContext,
+    ) -> Result<Accepted, IngestError> {
+        self.accept_checked(batch, source, trace, None, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(readings = batch.len(), %source))]
+    async fn accept_checked(
+        &self,
+        batch: &[IncomingReading],
+        source: SourceProtocol,
+        trace: TraceContext,
+        tenant: Option<TenantId>,
+        report_required: bool,
+    ) -> Result<Accepted, IngestError> {
         let now = chrono::Utc::now();
         let mut verdicts = Vec::with_capacity(batch.len());
+        let mut reads_left = SINGLE_READS_PER_BATCH;
         for incoming in batch {
-            let verdict = match self.lookup(incoming, tenant).await? {
+            let verdict = match self.lookup(incoming, tenant, &mut reads_left).await? {
                 Found::Sensor(sensor) => (
                     validate(incoming, Some(&sensor), source, now, self.limits),
                     Some(sensor),
@@ -306,8 +351,6 @@ impl Ingestor {
         if !rejected.is_empty() {
             let mut issues = Vec::with_capacity(rejected.len());
             for (i, r) in &rejected {
-                metrics::counter!("mantis_readings_rejected_total", "reason" => r.reason.as_str())
-                    .increment(1);
                 let sensor = verdicts.get(*i).and_then(|(_, s)| s.as_ref());
                 let incoming = &batch[*i];
                 let issue = DataQualityIssue {
@@ -329,8 +372,20 @@ impl Ingestor {
             // full or absent edge buffer) must not turn a 400 into a 503 that has the client
             // retry a batch that will never pass.
             if let Err(e) = self.send(issues).await {
+                if report_required {
+                    return Err(IngestError::Unavailable(format!(
+                        "{} refused reading(s) could not be reported: {e}",
+                        rejected.len()
+                    )));
+                }
                 metrics::counter!("mantis_quality_reports_lost_total").increment(1);
                 tracing::warn!(error = %e, refused = rejected.len(), "refused readings not reported to data.quality.issues");
+            }
+            // Counted once the refusal is final (a device's batch whose report could not be
+            // kept comes again).
+            for (_, r) in &rejected {
+                metrics::counter!("mantis_readings_rejected_total", "reason" => r.reason.as_str())
+                    .increment(1);
             }
             return Err(IngestError::Rejected(rejected));
         }
@@ -417,7 +472,10 @@ impl Ingestor {
                     payload,
                     TraceContext::new_root(),
                 )
-                .with_header(DLQ_REASON, m.reason.into_bytes())
+                .with_header(
+                    DLQ_REASON,
+                    mantis_domain::clip(&m.reason, MAX_DEAD_LETTER_REASON).into_bytes(),
+                )
                 .with_header(DLQ_CONNECTOR, m.connector.into_bytes())
                 .with_header(DLQ_PROTOCOL, m.protocol.as_str().as_bytes().to_vec())
                 .with_header(DLQ_ORIGIN, m.origin.into_bytes());
@@ -449,6 +507,10 @@ impl Ingestor {
 /// Bytes of a device message kept in its dead letter at most (below every broker's record
 /// limit; the rest is cut off).
 pub(crate) const MAX_DEAD_LETTER_PAYLOAD: usize = 256 << 10;
+
+/// Characters of a dead letter's reason kept at most (the connectors keep as many; any other
+/// caller is held to it here): with the payload, the letter stays below every broker's limit.
+pub(crate) const MAX_DEAD_LETTER_REASON: usize = 4_096;
 
 /// What a reading's sensor reference names.
 enum Found {

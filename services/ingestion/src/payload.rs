@@ -1,32 +1,48 @@
 //! The JSON shapes readings arrive in, parsed with an error that points at the bad field.
 
+use mantis_domain::json::{
+    JsonBody, JsonBudget, JsonLimitError, OBJECT_WEIGHT, VALUES_PER_READING,
+};
 use mantis_domain::{AssetId, IncomingReading, Quality, SensorId, SensorRef, Timestamp};
 use mantis_runtime::{FieldError, Problem};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// The budget of JSON values of a request of at most `max_batch` readings.
+fn budget(max_batch: usize) -> JsonBudget {
+    JsonBudget::new(max_batch.max(1).saturating_mul(VALUES_PER_READING))
+}
+
+/// The 400 for a body refused while it was read (not JSON, or past a limit).
+fn unreadable(e: JsonLimitError, max_batch: usize) -> Problem {
+    match e {
+        JsonLimitError::TooManyItems(_) => Problem::bad_request(format!(
+            "the batch has more than {max_batch} readings; at most {max_batch} are accepted per request"
+        )),
+        JsonLimitError::TooManyValues(n) => Problem::bad_request(format!(
+            "the body holds more than {n} JSON values ({VALUES_PER_READING} per reading of a \
+             batch of at most {max_batch}, an object counting {OBJECT_WEIGHT}): split it"
+        )),
+        e => Problem::bad_request(format!("the body is {e}")),
+    }
+}
+
 /// Parses a request body: one reading object or an array of them (at most `max_batch`).
-/// Every invalid field is reported with a JSON pointer (`/3/value`).
+/// Every invalid field is reported with a JSON pointer (`/3/value`). A batch over the limit
+/// is refused as soon as its reading passes it, not after the whole body was parsed.
 pub fn parse_body(body: &[u8], max_batch: usize) -> Result<Vec<IncomingReading>, Problem> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
-    let (items, batch) = match value {
-        Value::Array(items) => (items, true),
-        obj @ Value::Object(_) => (vec![obj], false),
-        _ => {
+    let (items, batch) = match budget(max_batch).read(body, max_batch) {
+        Ok(JsonBody::Many(items)) => (items, true),
+        Ok(JsonBody::One(obj @ Value::Object(_))) => (vec![obj], false),
+        Ok(JsonBody::One(_)) => {
             return Err(Problem::bad_request(
                 "the body must be a reading object or an array of reading objects",
             ));
         }
+        Err(e) => return Err(unreadable(e, max_batch)),
     };
     if items.is_empty() {
         return Err(Problem::bad_request("the batch is empty"));
-    }
-    if items.len() > max_batch {
-        return Err(Problem::bad_request(format!(
-            "the batch has {} readings; at most {max_batch} are accepted per request",
-            items.len()
-        )));
     }
     let mut readings = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -68,6 +84,7 @@ pub fn parse_ndjson(
     let mut readings = Vec::new();
     let mut lines = Vec::new();
     let mut errors = Vec::new();
+    let mut budget = budget(max_batch);
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
         let line_no = i + 1;
         let line = line.trim_ascii();
@@ -79,12 +96,13 @@ pub fn parse_ndjson(
                 "the body has more than {max_batch} readings; at most {max_batch} are accepted per request"
             )));
         }
-        let item: Value = match serde_json::from_slice(line) {
+        let item: Value = match budget.read_value(line) {
             Ok(v) => v,
+            Err(e @ JsonLimitError::TooManyValues(_)) => return Err(unreadable(e, max_batch)),
             Err(e) => {
                 errors.push(FieldError {
                     pointer: format!("/line/{line_no}"),
-                    detail: format!("not valid JSON: {e}"),
+                    detail: e.to_string(),
                 });
                 lines.push(line_no);
                 continue;
@@ -341,6 +359,42 @@ mod tests {
                 .expect_err("too big")
                 .detail
                 .contains("at most 2")
+        );
+    }
+
+    #[test]
+    fn a_body_of_more_json_values_than_its_readings_need_is_refused_while_read() {
+        // A reading whose metadata has 700 entries (1 423 values: its two objects count 8
+        // each) is taken in a request of at most 100 readings (16 000 values: the budget is the
+        // request's, not each reading's); twelve of them are not.
+        let metadata: Vec<String> = (0..700).map(|i| format!(r#""k{i}":"v""#)).collect();
+        let one = format!(
+            r#"{{"timestamp":0,"sensorCode":"x","value":1,"metadata":{{{}}}}}"#,
+            metadata.join(",")
+        );
+        assert!(parse_body(one.as_bytes(), 100).is_ok());
+        let many = format!("[{}]", [one.as_str(); 12].join(","));
+        let p = parse_body(many.as_bytes(), 100).expect_err("too many values");
+        assert_eq!(p.status, 400);
+        assert!(
+            p.detail.contains("more than 16000 JSON values"),
+            "{}",
+            p.detail
+        );
+        // NDJSON: the lines share the request's budget.
+        let lines = [one.as_str(); 12].join("\n");
+        let p = parse_ndjson(lines.as_bytes(), 100).expect_err("too many values");
+        assert!(
+            p.detail.contains("more than 16000 JSON values"),
+            "{}",
+            p.detail
+        );
+        // Not JSON: said so, as before.
+        assert!(
+            parse_body(b"{", 10)
+                .expect_err("not json")
+                .detail
+                .starts_with("the body is not valid JSON")
         );
     }
 

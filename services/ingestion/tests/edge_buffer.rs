@@ -654,11 +654,26 @@ async fn only_a_full_buffer_refuses_readings_with_503_and_retry_after() {
         quality: Quality::GOOD,
         metadata: Default::default(),
     };
-    let e = IngestorSink::new(ingestor)
-        .deliver(vec![reading], SourceProtocol::Mqtt)
+    let sink = IngestorSink::new(ingestor);
+    let e = sink
+        .deliver(vec![reading.clone()], SourceProtocol::Mqtt)
         .await
         .expect_err("full");
     assert!(matches!(e, SinkError::Unavailable(_)), "{e:?}");
+    // So is a device's bad reading: its refusal counts as taken (and the device's message
+    // acknowledged) only once the report is kept, and here it cannot be.
+    let future = IncomingReading {
+        timestamp: mantis_domain::timestamp_from_millis(now_ms() + 86_400_000).expect("timestamp"),
+        ..reading
+    };
+    let e = sink
+        .deliver(vec![future], SourceProtocol::Mqtt)
+        .await
+        .expect_err("its report cannot be kept");
+    assert!(
+        matches!(&e, SinkError::Unavailable(why) if why.contains("could not be reported")),
+        "{e:?}"
+    );
 
     // Back up: everything accepted arrives, and readings are taken again.
     f.bus.set_up(true);

@@ -9,7 +9,7 @@
 
 mod common;
 
-use mantis_telemetry::testing::free_port;
+use mantis_telemetry::testing::{free_port, listens_on};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,10 +63,11 @@ fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
             );
         }
         let mut demo = Demo(cmd.spawn().expect("mantis demo starts"));
-        // Ready when the dashboard answers.
+        // Ready when the demo itself listens on the gateway's port (a connection alone could
+        // reach another test process that took the port meanwhile; this one then exits).
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", gateway)).is_ok() {
+            if listens_on(demo.0.id(), gateway) {
                 return (demo, gateway, log_path);
             }
             let log = || std::fs::read_to_string(&log_path).unwrap_or_default();

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mantis_store::Store;
-use mantis_telemetry::testing::free_port;
+use mantis_telemetry::testing::{free_port, listens_on};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,8 +27,10 @@ impl Mantis {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 panic!("mantis exited with {status} before it was ready:\n{log}");
             }
+            // From this process: another test's may hold the port (this one then exits).
             if let Ok(resp) = http.get(&url).send().await
                 && resp.status().is_success()
+                && listens_on(self.child.id(), port)
             {
                 return;
             }

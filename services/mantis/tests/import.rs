@@ -238,7 +238,8 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
     let history = &plant.history;
     let sensor = register_sensor(store.as_ref(), "IMP-VIB").await;
 
-    // Three files: 2 500 CSV rows (one of them unparsable), 300 as a JSON array, 200 as NDJSON.
+    // Three files: 2 500 CSV rows (one of them unparsable), 300 as a JSON array, 200 as NDJSON
+    // (with a line of 100 kB among them, not held whole: skipped as invalid).
     let base = base_ms();
     let mut csv = csv_history("IMP-VIB", base, 2_500);
     csv.push_str("not-a-time,IMP-VIB,1.0,mm/s,\n");
@@ -248,7 +249,7 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
         json_history("IMP-VIB", base + 2_500_000, 300),
     )
     .expect("write");
-    let ndjson: String = (0..200)
+    let mut ndjson: String = (0..200)
         .map(|i| {
             format!(
                 "{{\"timestamp\":{},\"sensorId\":\"{}\",\"value\":4.0,\"unit\":\"mm/s\"}}\n",
@@ -257,6 +258,12 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
             )
         })
         .collect();
+    let middle = ndjson
+        .match_indices('\n')
+        .nth(99)
+        .map(|(i, _)| i + 1)
+        .expect("line 100");
+    ndjson.insert_str(middle, &format!("{}\n", "x".repeat(100_000)));
     std::fs::write(history.path().join("2026-01-c.ndjson"), ndjson).expect("write");
     std::fs::write(history.path().join("README.txt"), "not history").expect("write");
     let source = HistorySource::parse(&history.path().display().to_string()).expect("source");
@@ -282,9 +289,14 @@ async fn an_import_of_thousands_of_rows_lands_every_row_once_and_resumes_where_i
     assert!(second.resumed && !second.interrupted, "{second:?}");
     assert_eq!(second.progress.accepted, 2_000);
     assert_eq!(second.progress.files_done, 3, "README.txt is not history");
-    assert_eq!(second.progress.invalid, 1);
+    assert_eq!(second.progress.invalid, 2);
     assert!(
         second.errors[0].contains("2026-01-a.csv: line 2502: /timestamp"),
+        "{:?}",
+        second.errors
+    );
+    assert!(
+        second.errors[1].contains("2026-01-c.ndjson: line 101: /: a line longer than 65536 bytes"),
         "{:?}",
         second.errors
     );

@@ -494,7 +494,7 @@ impl Orchestrator {
                 wo.code,
                 wo.due_by.format("%Y-%m-%d %H:%M UTC"),
                 wo.status.as_str(),
-                clip(&wo.description, OVERDUE_DESCRIPTION_CHARS)
+                mantis_domain::clip(&wo.description, OVERDUE_DESCRIPTION_CHARS)
             ),
             created_at: now,
             work_order_id: Some(wo.id),
@@ -542,14 +542,6 @@ const OVERDUE_PAGE: u32 = 500;
 const OVERDUE_ALERTS_PER_SWEEP: usize = 10;
 /// Characters of a work order's description quoted in its overdue alert.
 const OVERDUE_DESCRIPTION_CHARS: usize = 200;
-
-/// `text` cut to `max` characters (an ellipsis says so).
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
-}
 
 /// Checks for overdue work orders every [`OVERDUE_EVERY`] until `shutdown`.
 async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) -> Result<()> {
@@ -1324,6 +1316,7 @@ mod tests {
 
     #[test]
     fn a_long_description_is_clipped_in_the_alert() {
+        use mantis_domain::clip;
         assert_eq!(clip("bearing", 200), "bearing");
         assert_eq!(clip("ééééé", 3), "ééé…");
         assert_eq!(clip("abc", 3), "abc");

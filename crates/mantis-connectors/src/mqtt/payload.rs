@@ -14,6 +14,7 @@
 //! stamped with the time the message arrived. Invalid elements of a batch are reported one by
 //! one; the valid ones are kept.
 
+use mantis_domain::json::{JsonBody, JsonBudget, VALUES_PER_READING};
 use mantis_domain::{AssetId, IncomingReading, Quality, SensorRef, Timestamp};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -47,6 +48,12 @@ const KNOWN: [&str; 14] = [
     "sensor_type",
 ];
 
+/// Readings one message may carry (a batch of more is refused whole, as the REST API refuses a
+/// request of more): a reading takes about 160 bytes held, ten times its JSON, so a 1-MiB
+/// message of tiny objects would otherwise hold ~90 000 of them, and a batch of messages
+/// millions.
+pub(crate) const MAX_READINGS_PER_MESSAGE: usize = 10_000;
+
 /// Parses one message. Returns the readings found and a description of each invalid part
 /// (`[2]: value is missing`); never panics on any input.
 pub(crate) fn parse_message(
@@ -54,9 +61,21 @@ pub(crate) fn parse_message(
     topic: &TopicInfo,
     received_at: Timestamp,
 ) -> (Vec<IncomingReading>, Vec<String>) {
-    let value: Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => return (Vec::new(), vec![format!("the payload is not JSON: {e}")]),
+    let mut budget = JsonBudget::new(MAX_READINGS_PER_MESSAGE * VALUES_PER_READING);
+    let value = match budget.read(payload, MAX_READINGS_PER_MESSAGE) {
+        Ok(JsonBody::One(v)) => v,
+        Ok(JsonBody::Many(items)) => Value::Array(items),
+        Err(mantis_domain::json::JsonLimitError::Syntax(e)) => {
+            return (Vec::new(), vec![format!("the payload is not JSON: {e}")]);
+        }
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![format!(
+                    "the payload holds {e}; a message carries at most {MAX_READINGS_PER_MESSAGE} readings"
+                )],
+            );
+        }
     };
     let mut readings = Vec::new();
     let mut errors = Vec::new();
@@ -158,7 +177,7 @@ fn parse_object(
         Some(Value::Number(n)) => n
             .as_i64()
             .map(|t| {
-                if t.abs() < 100_000_000_000 {
+                if t.unsigned_abs() < 100_000_000_000 {
                     t.saturating_mul(1000)
                 } else {
                     t
@@ -339,11 +358,35 @@ mod tests {
             b"{\"sensorCode\":\"S\",\"value\":1,\"timestamp\":\"yesterday\"}",
             b"{\"sensorCode\":\"S\",\"value\":1,\"timestamp\":99999999999999999}",
             b"{\"sensorCode\":\"S\",\"value\":1,\"assetId\":\"nope\"}",
+            b"{\"sensorCode\":\"S\",\"value\":1,\"timestamp\":-9223372036854775808}",
             b"42",
         ] {
             let (r, e) = parse_message(bad, &t, at());
             assert!(r.is_empty(), "{:?}", String::from_utf8_lossy(bad));
             assert!(!e.is_empty(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn a_message_of_more_readings_than_allowed_is_refused_whole() {
+        let t = topic("P1-VIB", "vibration");
+        let within = format!(
+            "[{}]",
+            vec![r#"{"value":1}"#; MAX_READINGS_PER_MESSAGE].join(",")
+        );
+        let (r, e) = parse_message(within.as_bytes(), &t, at());
+        assert_eq!((r.len(), e.len()), (MAX_READINGS_PER_MESSAGE, 0));
+        let over = format!(
+            "[{}]",
+            vec![r#"{"value":1}"#; MAX_READINGS_PER_MESSAGE + 1].join(",")
+        );
+        let (r, e) = parse_message(over.as_bytes(), &t, at());
+        assert!(r.is_empty());
+        assert_eq!(
+            e,
+            vec![format!(
+                "the payload holds more than {MAX_READINGS_PER_MESSAGE} items; a message carries at most {MAX_READINGS_PER_MESSAGE} readings"
+            )]
+        );
     }
 }

@@ -27,7 +27,7 @@ pub fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/mantis-connectors/tests/peers")
 }
 
-pub use mantis_telemetry::testing::free_port;
+pub use mantis_telemetry::testing::{free_port, listens_on};
 
 /// Whether something accepts connections on 127.0.0.1:`port`.
 pub fn port_open(port: u16) -> bool {
@@ -155,6 +155,10 @@ impl Proc {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                // What it wrote before it ended may be what was waited for.
+                if ready(self) {
+                    return;
+                }
                 panic!(
                     "{} exited ({status}) before {what}; its log:\n{}",
                     self.label,
@@ -351,8 +355,21 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Starts a broker in `dir` (its configuration and log live there).
+    /// Starts a broker in `dir` (its configuration and log live there). Its port is picked
+    /// free before it binds it, so a parallel test process may take it meanwhile: then another
+    /// is tried.
     pub fn start(dir: &Path, tls: Option<&Pki>) -> Mosquitto {
+        for _ in 0..3 {
+            let mut m = Self::configure(dir, tls);
+            if m.try_restart() {
+                return m;
+            }
+        }
+        panic!("mosquitto found its port taken three times");
+    }
+
+    /// A broker's configuration on a free port, not started.
+    fn configure(dir: &Path, tls: Option<&Pki>) -> Mosquitto {
         let port = free_port();
         let mut conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -368,14 +385,12 @@ impl Mosquitto {
         let conf_path = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(&conf_path, conf).expect("write mosquitto.conf");
         readable_by_all(dir);
-        let mut m = Mosquitto {
+        Mosquitto {
             port,
             conf: conf_path,
             dir: dir.to_owned(),
             proc: None,
-        };
-        m.restart();
-        m
+        }
     }
 
     /// Kills the broker (SIGKILL: no goodbye to clients).
@@ -391,6 +406,15 @@ impl Mosquitto {
 
     /// (Re)starts the broker on the same port and waits until it accepts connections.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_restart(),
+            "mosquitto could not listen on its port {} again",
+            self.port
+        );
+    }
+
+    /// [`Self::restart`]; `false` when the port was taken (the broker said so and exited).
+    fn try_restart(&mut self) -> bool {
         self.kill();
         let log = self
             .dir
@@ -401,8 +425,14 @@ impl Mosquitto {
             &log,
         );
         let port = self.port;
-        p.wait_ready("listening", |_| port_open(port));
+        // Its own socket: a connection alone may reach another test process's broker.
+        let taken = |p: &Proc| p.log_text().contains("Address already in use");
+        p.wait_ready("listening", |p| listens_on(p.pid(), port) || taken(p));
+        if taken(&p) {
+            return false;
+        }
         self.proc = Some(p);
+        true
     }
 }
 

@@ -17,7 +17,6 @@ use mantis_store::postgres::PgStore;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +42,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of each log printed when a test fails.
 const TAIL_LINES: usize = 40;
 
-pub use mantis_telemetry::testing::free_port;
+pub use mantis_telemetry::testing::{free_port, listens_on};
 
 /// A child process that is killed and reaped when dropped.
 struct Proc {
@@ -217,7 +216,9 @@ impl Broker {
             if proc.exited().is_some() {
                 break;
             }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Its own socket: a connection alone may reach the broker of a parallel test
+            // process that took the port first (this one then fails to bind and exits).
+            if listens_on(proc.child.id(), port) {
                 return Some(Self {
                     proc,
                     port,
@@ -525,15 +526,54 @@ impl Cluster {
         // The first service migrates the database and creates the topics alone; the others
         // then start together.
         let (first, rest) = SERVICES.split_first().expect("services");
-        cluster.start_service(first);
-        cluster.await_ready(first).await;
-        for name in rest {
-            cluster.start_service(name);
-        }
-        for name in rest {
-            cluster.await_ready(name).await;
-        }
+        cluster.start_together(&[*first]).await;
+        cluster.start_together(rest).await;
         cluster
+    }
+
+    /// Starts `services` together and waits until each is ready. Their ports were picked free
+    /// before they bind them, so a parallel test process may take one meanwhile: a service
+    /// that could not listen on its port is started again on another (the gateway too, when it
+    /// is the ingestion service's, which the gateway forwards to).
+    async fn start_together(&mut self, services: &[&'static str]) {
+        for name in services {
+            self.start_service(name);
+        }
+        for &name in services {
+            let mut attempts = 0;
+            while !self.ready_or_port_taken(name).await {
+                attempts += 1;
+                assert!(
+                    attempts <= 3,
+                    "{name} found its port taken {attempts} times"
+                );
+                self.services.remove(name);
+                let port = free_port();
+                self.ports.insert(name, port);
+                self.set_env(
+                    &format!("MANTIS_{}__BIND", name.to_uppercase()),
+                    format!("127.0.0.1:{port}"),
+                );
+                if name == "ingestion" {
+                    self.set_env(
+                        "MANTIS_GATEWAY__INGESTION_URL",
+                        format!("http://127.0.0.1:{port}"),
+                    );
+                    if self.services.contains_key("gateway") {
+                        self.kill_service("gateway");
+                        self.start_service("gateway");
+                        self.await_ready("gateway").await;
+                    }
+                }
+                self.start_service(name);
+            }
+        }
+    }
+
+    /// Sets (or replaces) a variable of the services' environment.
+    fn set_env(&mut self, key: &str, value: String) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value));
     }
 
     fn dir(&self) -> &Path {
@@ -662,13 +702,51 @@ impl Cluster {
 
     /// Waits until `GET /ready` of `service` answers 200 (bus, database and Redis reachable).
     pub async fn await_ready(&mut self, service: &str) {
+        if !self.ready_or_port_taken(service).await {
+            panic!(
+                "{service} could not listen on port {}; its log:\n{}",
+                self.ports[service],
+                tail(&self.current_log(service), TAIL_LINES)
+            );
+        }
+    }
+
+    /// The log of the current (last) start of `service`.
+    fn current_log(&self, service: &str) -> PathBuf {
+        let n = self.starts.get(service).copied().unwrap_or(0);
+        self.dir().join(format!("{service}.{n}.log"))
+    }
+
+    /// [`Self::await_ready`], but `false` when the service exited because its port was taken
+    /// (its log says it cannot listen there). A 200 counts only from a process that holds the
+    /// port itself: another test process's service may answer on it meanwhile.
+    async fn ready_or_port_taken(&mut self, service: &str) -> bool {
         let url = format!("{}/ready", self.url(service));
+        let port = self.ports[service];
         let deadline = Instant::now() + START_TIMEOUT;
         let mut last = String::from("no answer");
         while Instant::now() < deadline {
+            let pid = {
+                let proc = self
+                    .services
+                    .get_mut(service)
+                    .unwrap_or_else(|| panic!("{service} is not running"));
+                let exited = proc.exited().is_some();
+                let pid = proc.child.id();
+                if exited
+                    && std::fs::read_to_string(self.current_log(service))
+                        .is_ok_and(|log| log.contains("cannot listen on"))
+                {
+                    return false;
+                }
+                pid
+            };
             self.assert_running(service);
             match self.http.get(&url).send().await {
-                Ok(resp) if resp.status() == 200 => return,
+                Ok(resp) if resp.status() == 200 && listens_on(pid, port) => return true,
+                Ok(resp) if resp.status() == 200 => {
+                    last = format!("200 from another process holding port {port}");
+                }
                 Ok(resp) => {
                     last = format!(
                         "{}: {}",
@@ -686,8 +764,7 @@ impl Cluster {
     /// Waits until the current log of `service` contains `needle` (e.g. a consumer's
     /// "partitions assigned"), for facts that no API exposes.
     pub async fn await_log(&mut self, service: &'static str, needle: &str, timeout: Duration) {
-        let n = self.starts.get(service).copied().unwrap_or(0);
-        let log = self.dir().join(format!("{service}.{n}.log"));
+        let log = self.current_log(service);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.assert_running(service);
