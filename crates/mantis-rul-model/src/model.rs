@@ -107,12 +107,53 @@ impl RulModel {
             "RUL model loaded"
         );
         let normaliser = sidecar.normaliser();
-        Ok(Self {
+        let model = Self {
             sidecar,
             normaliser,
             single,
             chunk,
-        })
+        };
+        model.check()?;
+        Ok(model)
+    }
+
+    /// Runs the model once before it serves: one output per window, finite, through both
+    /// plans, and its sidecar's reference batch reproduced (within 1e-3) when it has one. A
+    /// network whose output is of another shape, or that does not compute what its contract
+    /// says, is refused when it is loaded (uploaded), not found out on every prediction.
+    fn check(&self) -> Result<()> {
+        let per = self.sidecar.window * self.sidecar.n_inputs();
+        for batch in [1, 2] {
+            let out = self.run_normalised(batch, vec![0.0; batch * per])?;
+            if let Some(bad) = out.iter().find(|v| !v.is_finite()) {
+                return Err(RulError::Output(format!(
+                    "the model gives {bad} for a window of mean values"
+                )));
+            }
+        }
+        let Some(reference) = &self.sidecar.reference else {
+            return Ok(());
+        };
+        if reference.input.is_empty() || reference.onnxruntime_output.len() != reference.input.len()
+        {
+            return Ok(());
+        }
+        let mut input = Vec::with_capacity(reference.input.len() * per);
+        for window in &reference.input {
+            for row in window {
+                input.extend(row.iter().map(|v| *v as f32));
+            }
+        }
+        let out = self.run_normalised(reference.input.len(), input)?;
+        for (i, (got, want)) in out.iter().zip(&reference.onnxruntime_output).enumerate() {
+            if (f64::from(*got) - want).abs() > 1e-3 * want.abs().max(1.0) {
+                return Err(RulError::Output(format!(
+                    "the model does not reproduce its reference batch: output {i} is {got}, \
+                     its sidecar says {want}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The model's contract.
@@ -187,6 +228,14 @@ impl RulModel {
         let raw = f64::from(raw);
         if !raw.is_finite() {
             return Err(RulError::Output(format!("non-finite prediction {raw}")));
+        }
+        // Ten times what it was trained to say at most: beyond, the model is broken, and a
+        // number of cycles like 3e38 must not reach a work order.
+        if raw > 10.0 * self.sidecar.label_cap {
+            return Err(RulError::Output(format!(
+                "prediction {raw} beyond ten times the label cap ({})",
+                self.sidecar.label_cap
+            )));
         }
         let rul = raw.max(0.0);
         let q = self.sidecar.interval.q90;

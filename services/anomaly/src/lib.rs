@@ -580,6 +580,9 @@ impl AnomalyHandler {
     }
 }
 
+/// How long an asset whose automatic training failed waits before it is tried again.
+const TRAIN_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
 /// Trains the assets that have enough normal history and no model, and loads models promoted
 /// elsewhere, every `train_check_secs`.
 async fn trainer(
@@ -591,6 +594,11 @@ async fn trainer(
 ) -> Result<()> {
     let every = Duration::from_secs(config.train_check_secs.max(1));
     let mut drifted: std::collections::HashSet<AssetId> = std::collections::HashSet::new();
+    // When an asset's automatic training last failed: not tried again (its history read,
+    // its training run) before `TRAIN_RETRY_AFTER`, say an idle machine whose features are
+    // all constant.
+    let mut failed: std::collections::HashMap<AssetId, std::time::Instant> =
+        std::collections::HashMap::new();
     loop {
         let assets = match store.list_assets(None).await {
             Ok(a) => a,
@@ -628,20 +636,28 @@ async fn trainer(
                 }
                 continue;
             }
-            if config.auto_train_after_secs == 0 {
+            if config.auto_train_after_secs == 0
+                || failed
+                    .get(&asset.id)
+                    .is_some_and(|at| at.elapsed() < TRAIN_RETRY_AFTER)
+            {
                 continue;
             }
             match auto_train(&models, asset.id, &config).await {
-                Ok(Some(t)) => tracing::info!(
-                    asset = %asset.code,
-                    version = t.version,
-                    windows = t.report.windows.values().sum::<usize>(),
-                    seconds = t.report.seconds,
-                    "anomaly model trained automatically"
-                ),
+                Ok(Some(t)) => {
+                    failed.remove(&asset.id);
+                    tracing::info!(
+                        asset = %asset.code,
+                        version = t.version,
+                        windows = t.report.windows.values().sum::<usize>(),
+                        seconds = t.report.seconds,
+                        "anomaly model trained automatically"
+                    );
+                }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(asset = %asset.code, error = %e, "automatic training failed")
+                    failed.insert(asset.id, std::time::Instant::now());
+                    tracing::warn!(asset = %asset.code, error = %e, retry_in_secs = TRAIN_RETRY_AFTER.as_secs(), "automatic training failed")
                 }
             }
         }

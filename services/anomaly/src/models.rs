@@ -147,7 +147,13 @@ impl Models {
         if self.served(asset).is_some_and(|s| s.version == promoted) {
             return Ok(());
         }
-        self.load(asset, promoted).await
+        let served = self.prepare(asset, promoted).await?;
+        // Checked again once decoded: a promotion or rollback through this replica meanwhile
+        // has swapped in its own version, which this older read must not replace.
+        if self.registry.promoted(&series).await? == Some(promoted) {
+            self.swap(asset, served);
+        }
+        Ok(())
     }
 
     async fn load(&self, asset: AssetId, version: u64) -> Result<(), ModelError> {

@@ -130,7 +130,13 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
             Problem::bad_request("`to` must be after `from`").with_field("/to", "before `from`")
         );
     }
-    let trained = s.models.train(req.asset_id, from, to, req.promote).await?;
+    // Its own task: a client that goes away drops this handler, not the training (which would
+    // run on, unseen, while the asset no longer counts as training and another could start).
+    let models = s.models.clone();
+    let (asset, promote) = (req.asset_id, req.promote);
+    let trained = tokio::spawn(async move { models.train(asset, from, to, promote).await })
+        .await
+        .map_err(|e| Problem::internal(format!("the training task failed: {e}")))??;
     Ok((StatusCode::CREATED, Json(trained)).into_response())
 }
 

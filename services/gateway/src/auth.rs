@@ -520,10 +520,19 @@ impl Auth {
             .await
             .unwrap_or(false);
         drop(permit);
+        let known = user.is_some();
         let user = match user {
             Some(u) if verified && !u.disabled => u,
             _ => {
-                tracing::warn!(username, client, "failed login");
+                if known {
+                    tracing::warn!(username, client, "failed login");
+                } else {
+                    // What was typed as a name may be a password typed in the wrong field: not
+                    // logged as it is (a digest tells repeated attempts apart).
+                    let digest = sha256_hex(username.as_bytes());
+                    let unknown_user = digest.get(..12).unwrap_or_default();
+                    tracing::warn!(unknown_user, client, "failed login of an unknown user");
+                }
                 return Err(Problem::new(
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized",

@@ -182,6 +182,13 @@ impl Oidc {
         let username = text(&self.config.username_claim)
             .or_else(|| text("sub"))
             .ok_or_else(|| unauthorized("the token names no user"))?;
+        // `key:<name>` is how API keys act (what they recorded is theirs to replace): a user of
+        // the identity provider who chose such a name would act as the key.
+        if username.starts_with("key:") {
+            return Err(unauthorized(
+                "the token's user name begins with `key:`, reserved for API keys",
+            ));
+        }
         Ok(Principal {
             display_name: text("name").unwrap_or_else(|| username.clone()),
             username,

@@ -2104,6 +2104,11 @@ async fn tokens_of_an_external_oidc_provider_are_validated_with_its_jwks() {
             token("idp-1", with("mantis_tenant", json!("plant-b"))),
             401,
         ),
+        (
+            "a user name of an API key's form",
+            token("idp-1", with("preferred_username", json!("key:mes"))),
+            401,
+        ),
     ] {
         let (s, _, v) = g
             .call("GET", "/api/v1/auth/me", &Auth::Bearer(t), None)

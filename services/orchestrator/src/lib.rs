@@ -193,6 +193,9 @@ impl Orchestrator {
                                 WorkOrderStatus::Scheduled,
                                 WorkOrderStatus::InProgress,
                             ],
+                            // One per cause: all of the asset's active ones, whatever their
+                            // number (the default page would miss it behind 100 newer ones).
+                            limit: Some(10_000),
                             ..mantis_store::WorkOrderFilter::default()
                         })
                         .await?
@@ -217,9 +220,7 @@ impl Orchestrator {
     async fn act(&self, t: Trigger<'_>, ctx: &RecordContext<'_>) -> Result<(), HandleError> {
         let now = Utc::now();
         let published = published_at(ctx.envelope.timestamp_ms, t.occurred, now);
-        // The earlier of the two decides whether the work was closed after the event: an
-        // anomaly published again (its features redelivered) is still the old window's.
-        let happened = published.min(t.occurred);
+        let happened = happened_at(published, t.occurred);
         let mut work_order: Option<WorkOrder> = None;
         if let Some(req) = &t.decision.work_order {
             let id = WorkOrderId(deterministic_uuid("work-order", &[&t.event_id]));
@@ -234,6 +235,10 @@ impl Orchestrator {
             {
                 // The work this event asks for was done (or dismissed) after it was published:
                 // opening it again would send a technician back for what was already seen.
+                // An alert this event raised on a first attempt (stored, its publication
+                // failed, the work order closed meanwhile) is still published.
+                self.publish_alerts_of(t.asset, &t.event_id, ctx.trace)
+                    .await?;
                 metrics::counter!("mantis_events_after_closure_total", "cause" => req.cause.clone())
                     .increment(1);
                 tracing::info!(asset = %t.asset, cause = %req.cause, event = %t.event_id, %closed, "event published before the asset's work order for this cause was closed; nothing opened");
@@ -523,6 +528,27 @@ impl Orchestrator {
         }
     }
 
+    /// Publishes (once) the alerts of `asset` that `event` raised, among its newest.
+    async fn publish_alerts_of(
+        &self,
+        asset: AssetId,
+        event: &str,
+        trace: TraceContext,
+    ) -> Result<(), HandleError> {
+        let filter = mantis_store::AlertFilter {
+            tenant: None,
+            asset_id: Some(asset),
+            state: mantis_store::AlertState::All,
+            limit: Some(100),
+        };
+        for record in self.store.list_alert_records(&filter).await? {
+            if record.alert.trigger_event == event {
+                self.publish_earlier(&record.alert, trace).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn publish_alert(&self, alert: &Alert, trace: TraceContext) -> Result<(), HandleError> {
         let published = self
             .publish_once(&format!("alert.{}", alert.id), None, alert, trace)
@@ -542,15 +568,39 @@ const OVERDUE_PAGE: u32 = 500;
 const OVERDUE_ALERTS_PER_SWEEP: usize = 10;
 /// Characters of a work order's description quoted in its overdue alert.
 const OVERDUE_DESCRIPTION_CHARS: usize = 200;
+/// The lease of the replica that sweeps overdue work orders.
+const OVERDUE_LEASE: &str = "orchestrator.overdue-sweep";
 
 /// Checks for overdue work orders every [`OVERDUE_EVERY`] until `shutdown`.
 async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) -> Result<()> {
     let mut every = tokio::time::interval(OVERDUE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One replica sweeps at a time (a lease in the store): replicas started together would
+    // otherwise each find the same newly overdue order unalerted and both publish its alert.
+    let holder = {
+        use std::hash::{BuildHasher, Hasher};
+        let suffix = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "orchestrator".into());
+        format!("{host}#{}#{:06x}", std::process::id(), suffix & 0xff_ffff)
+    };
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             _ = every.tick() => {}
+        }
+        match orchestrator
+            .store
+            .acquire_lease(OVERDUE_LEASE, &holder, Utc::now(), OVERDUE_EVERY * 3)
+            .await
+        {
+            Ok(lease) if lease.is_held_by(&holder) => {}
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "overdue work orders not checked (lease unavailable); will retry");
+                continue;
+            }
         }
         match orchestrator.sweep_overdue(Utc::now()).await {
             Ok(0) => {}
@@ -571,6 +621,24 @@ fn published_at(bus_ms: i64, occurred: Timestamp, now: Timestamp) -> Timestamp {
         .and_then(mantis_domain::timestamp_from_millis)
         .map(|t| t.min(now))
         .unwrap_or_else(|| occurred.min(now))
+}
+
+/// How far behind its publication an event's own time is believed: a window scored and
+/// published again after a redelivery is minutes late; a device clock further off is not
+/// believed.
+const DEVICE_TIME_TRUSTED_WITHIN: chrono::Duration = chrono::Duration::minutes(15);
+
+/// When an event happened, for deciding whether the work it asks for was closed after it: the
+/// earlier of its publication and its own time (an anomaly published again when its features
+/// were redelivered is still the old window's), its own time only when within
+/// [`DEVICE_TIME_TRUSTED_WITHIN`] of the publication. A device clock hours behind would
+/// otherwise date every new incident before the last closure, and suppress it for hours.
+fn happened_at(published: Timestamp, occurred: Timestamp) -> Timestamp {
+    if published - occurred <= DEVICE_TIME_TRUSTED_WITHIN {
+        published.min(occurred)
+    } else {
+        published
+    }
 }
 
 /// The key of an incident's escalation to `level`.
@@ -1312,6 +1380,21 @@ mod tests {
         // No time from the broker: the event's own, at most now.
         assert_eq!(published_at(0, device, now), device);
         assert_eq!(published_at(-1, now + chrono::Duration::hours(1), now), now);
+    }
+
+    #[test]
+    fn an_events_own_time_counts_only_when_close_to_its_publication() {
+        let published = Utc::now();
+        // A window scored again after a redelivery, minutes late: its own time.
+        let old_window = published - chrono::Duration::minutes(4);
+        assert_eq!(happened_at(published, old_window), old_window);
+        // A device clock ahead: the publication.
+        let ahead = published + chrono::Duration::minutes(4);
+        assert_eq!(happened_at(published, ahead), published);
+        // A PLC's local time taken for UTC, hours behind: the publication, or every new
+        // incident in those hours after a closure would be taken for an old one.
+        let behind = published - chrono::Duration::hours(5);
+        assert_eq!(happened_at(published, behind), published);
     }
 
     #[test]

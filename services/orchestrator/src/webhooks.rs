@@ -650,7 +650,10 @@ impl<R: Event> Handler for Delivery<R> {
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
         let hook = &self.hook;
-        if ctx.envelope.timestamp_ms < self.since_ms {
+        // Published before the webhook existed: not its to send. A record without a time
+        // (a broker that gives none: 0) is not taken for an old one.
+        if ctx.envelope.timestamp_ms > 0 && ctx.envelope.timestamp_ms < self.since_ms {
+            counted(&hook.name, "before_start");
             return Ok(ctx.done());
         }
         if !record.wanted(&hook.settings) {

@@ -917,7 +917,7 @@ async fn check_once(
                         );
                         false
                     }
-                    Err(ModelError::Busy(_)) => false,
+                    Err(ModelError::Busy(_) | ModelError::OtherTraining(_)) => false,
                     Err(ModelError::NoRuns { .. }) => true,
                     Err(e) => {
                         tracing::warn!(%fleet, error = %e, "RUL: automatic training failed");

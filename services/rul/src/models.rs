@@ -25,7 +25,7 @@ use mantis_rul_model::tree::{
 use mantis_rul_model::{Cycle, N_SENSORS, N_SETTINGS, RulModel, RulPrediction, Sidecar};
 use mantis_store::Store;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The registry kind of RUL models (scope: [`Fleet::scope`], the asset type for the default tenant).
@@ -77,6 +77,16 @@ pub enum ModelError {
     /// Another training of the fleet is running.
     #[error("a RUL model of asset type `{0}` is being trained already")]
     Busy(Fleet),
+    /// A training of another fleet is running (one at a time: each takes the CPU and its
+    /// history's memory).
+    #[error(
+        "a RUL model of asset type `{0}` is being trained; one is trained at a time, try again when it ends"
+    )]
+    OtherTraining(Fleet),
+    /// Another upload is being checked (one at a time: each holds its model several times
+    /// over while tract builds its plans).
+    #[error("another ONNX model is being uploaded; try again when it is done")]
+    UploadBusy,
     /// The model (training, upload, prediction) failed.
     #[error(transparent)]
     Model(#[from] mantis_rul_model::RulError),
@@ -319,6 +329,10 @@ pub struct Models {
     served: RwLock<HashMap<Fleet, Arc<Served>>>,
     training: Mutex<HashSet<Fleet>>,
     progress: Mutex<HashMap<Fleet, TrainProgress>>,
+    /// One training at a time in the service (the API's, the automatic trainer's).
+    trainings: tokio::sync::Semaphore,
+    /// One upload at a time.
+    uploads: tokio::sync::Semaphore,
 }
 
 fn series(fleet: &Fleet) -> Result<ModelSeries, ModelError> {
@@ -480,6 +494,8 @@ impl Models {
             served: RwLock::new(HashMap::new()),
             training: Mutex::new(HashSet::new()),
             progress: Mutex::new(HashMap::new()),
+            trainings: tokio::sync::Semaphore::new(1),
+            uploads: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -558,6 +574,30 @@ impl Models {
             version,
             predictor,
         })
+    }
+
+    /// Assets of a fleet whose newest windows tell which columns it has (an upload's check).
+    const COLUMN_PROBE_ASSETS: usize = 5;
+
+    /// The columns the assets of `fleet` have (their newest row's, of up to
+    /// [`Self::COLUMN_PROBE_ASSETS`] assets); `None` while none has a window yet.
+    async fn fleet_columns(&self, fleet: &Fleet) -> Result<Option<BTreeSet<String>>, ModelError> {
+        let mut have = BTreeSet::new();
+        let until = Utc::now() + chrono::Duration::days(1);
+        for layout in self
+            .layouts(fleet)
+            .await?
+            .iter()
+            .take(Self::COLUMN_PROBE_ASSETS)
+        {
+            let rows = self
+                .rows(layout, DateTime::<Utc>::UNIX_EPOCH, until, 1)
+                .await?;
+            for row in rows.iter() {
+                have.extend(row.values.keys().cloned());
+            }
+        }
+        Ok((!have.is_empty()).then_some(have))
     }
 
     /// The layouts of the assets of `fleet`.
@@ -769,6 +809,15 @@ impl Models {
             }
         }
         let _guard = TrainingGuard(&self.training, fleet.clone());
+        let Ok(_slot) = self.trainings.try_acquire() else {
+            let other = self
+                .training
+                .lock()
+                .ok()
+                .and_then(|running| running.iter().find(|f| **f != fleet).cloned())
+                .unwrap_or_else(|| fleet.clone());
+            return Err(ModelError::OtherTraining(other));
+        };
         let history = self.history(&fleet, &request.settings_columns, 2).await?;
         let (config, settings) = (request.config.clone(), request.settings_columns.clone());
         let progress_map = &self.progress;
@@ -866,12 +915,47 @@ impl Models {
         promote: bool,
     ) -> Result<u64, ModelError> {
         let series = series(fleet)?;
+        let Ok(_slot) = self.uploads.try_acquire() else {
+            return Err(ModelError::UploadBusy);
+        };
         let predictor = {
             let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
-            tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx))
-                .await
-                .map_err(|e| ModelError::Task(e.to_string()))??
+            match tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx)).await {
+                Ok(predictor) => predictor?,
+                // A model that makes tract panic is the upload's fault, not the service's.
+                Err(e) if e.is_panic() => {
+                    return Err(ModelError::Invalid(format!(
+                        "the ONNX model cannot be loaded: {e}"
+                    )));
+                }
+                Err(e) => return Err(ModelError::Task(e.to_string())),
+            }
         };
+        // The columns it reads must be ones the fleet's assets have: a contract of another
+        // plant (or a typo) would be served and fail on every window.
+        if let Some(have) = self.fleet_columns(fleet).await? {
+            let missing: Vec<&String> = predictor
+                .columns()
+                .iter()
+                .chain(predictor.settings_columns())
+                .filter(|c| !have.contains(*c))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ModelError::Invalid(format!(
+                    "the model reads columns the {} assets do not have: {} (they have {})",
+                    fleet.asset_type,
+                    missing
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    have.iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         let mut metadata = ModelMetadata::new(ONNX_FORMAT);
         if let Some(rmse) = sidecar
             .pointer("/scores/over_seeds/test_rmse/mean")
@@ -1059,6 +1143,12 @@ fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor,
         return Err(ModelError::Invalid(format!(
             "the sidecar's sensor_indices must give one index below {N_SENSORS} per sensor column"
         )));
+    }
+    // Each setting once (the sensors' are checked with the contract).
+    if settings.iter().collect::<BTreeSet<_>>().len() != settings.len() {
+        return Err(ModelError::Invalid(
+            "the sidecar's setting_columns name a column twice".into(),
+        ));
     }
     let model = RulModel::from_parts(parsed, onnx)?;
     Ok(Predictor::Onnx {

@@ -99,7 +99,9 @@ impl From<ModelError> for Problem {
                 "Unusable model or data",
                 e.to_string(),
             ),
-            ModelError::Busy(_) => Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            ModelError::Busy(_) | ModelError::OtherTraining(_) | ModelError::UploadBusy => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
             ModelError::Registry(mantis_objects::Error::NoRollback { .. }) => {
                 Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
@@ -168,6 +170,32 @@ fn yes() -> bool {
     true
 }
 
+/// Operating-setting columns a training may name at most.
+const MAX_SETTINGS_COLUMNS: usize = 16;
+
+/// `settingsColumns` of a training: a few distinct column names (each row of the history
+/// carries one value per name, so thousands would make it thousands of times wider).
+fn check_settings_columns(settings: &[String]) -> Result<(), Problem> {
+    let bad =
+        |why: String| Err(Problem::bad_request(why.clone()).with_field("/settingsColumns", why));
+    if settings.len() > MAX_SETTINGS_COLUMNS {
+        return bad(format!(
+            "{} columns; at most {MAX_SETTINGS_COLUMNS}",
+            settings.len()
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in settings {
+        if name.trim().is_empty() || name.len() > 128 {
+            return bad("a column name must be 1 to 128 characters".into());
+        }
+        if !seen.insert(name) {
+            return bad(format!("`{name}` is named twice"));
+        }
+    }
+    Ok(())
+}
+
 async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Problem> {
     let req: TrainBody = parse_json(&body)?;
     if req.asset_type.trim().is_empty() {
@@ -176,6 +204,9 @@ async fn train(State(s): State<ApiState>, body: Bytes) -> Result<Response, Probl
     let config = req.config.unwrap_or(s.training);
     if let Err(e) = config.validate() {
         return Err(Problem::bad_request(e.to_string()).with_field("/config", e.to_string()));
+    }
+    if let Some(settings) = &req.settings_columns {
+        check_settings_columns(settings)?;
     }
     let request = TrainRequest {
         asset_type: req.asset_type,
