@@ -76,6 +76,9 @@ const READ_CHUNK: u64 = 64 << 10;
 const RECOVERY_POINT: &str = "recovery-point";
 const RECORD_RECOVERY_EVERY: Duration = Duration::from_secs(1);
 
+/// How long opening waits for the directory's lock held by a bus that is closing.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Partitions of a topic at most.
 const MAX_PARTITIONS: i32 = 10_000;
 
@@ -313,13 +316,24 @@ impl Inner {
             .truncate(false)
             .write(true)
             .open(root.join("LOCK"))?;
-        lock.try_lock().map_err(|e| match e {
-            fs::TryLockError::WouldBlock => Error::Unavailable(format!(
-                "the log directory {} is in use by another bus",
-                root.display()
-            )),
-            fs::TryLockError::Error(e) => Error::Io(e),
-        })?;
+        // A bus of this process closing (its recovery points being recorded, by the thread
+        // that held it last) lets go within moments: waited for briefly.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Unavailable(format!(
+                        "the log directory {} is in use by another bus",
+                        root.display()
+                    )));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
+            }
+        }
         let mut topics = HashMap::new();
         for entry in fs::read_dir(root.join("topics"))? {
             let dir = entry?.path();

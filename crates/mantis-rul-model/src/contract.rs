@@ -168,29 +168,6 @@ impl Sidecar {
         if let Some(&i) = self.sensor_indices.iter().find(|&&i| i >= N_SENSORS) {
             return bad(format!("sensor index {i} >= {N_SENSORS}"));
         }
-        // Each input once: one given twice would feed a value as two inputs.
-        let once = |n: usize, distinct: usize| n == distinct;
-        if !once(
-            f,
-            self.sensor_indices
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-        ) || !once(
-            f,
-            self.sensor_columns
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-        ) {
-            return bad("a sensor index or column is given twice".into());
-        }
-        if !(self.label_cap.is_finite() && self.label_cap > 0.0) {
-            return bad(format!(
-                "label cap {}; it must be a positive number of cycles",
-                self.label_cap
-            ));
-        }
         let r = &self.regimes;
         if r.centroids.is_empty() {
             return bad("no regime".into());
@@ -222,6 +199,37 @@ impl Sidecar {
         if !(q.is_finite() && q >= 0.0) {
             return bad(format!(
                 "interval half-width {q} is not a finite non-negative number"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules a new contract (an upload) must meet besides [`Sidecar::validate`]: each input
+    /// once (one given twice would feed a value as two inputs), and a label cap that is a
+    /// positive number of cycles. Not required of a contract stored before them.
+    pub fn validate_new(&self) -> Result<()> {
+        let bad = |m: String| Err(RulError::Contract(m));
+        let f = self.sensor_indices.len();
+        let once = |n: usize, distinct: usize| n == distinct;
+        if !once(
+            f,
+            self.sensor_indices
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        ) || !once(
+            f,
+            self.sensor_columns
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        ) {
+            return bad("a sensor index or column is given twice".into());
+        }
+        if !(self.label_cap.is_finite() && self.label_cap > 0.0) {
+            return bad(format!(
+                "label cap {}; it must be a positive number of cycles",
+                self.label_cap
             ));
         }
         Ok(())
@@ -497,18 +505,21 @@ mod tests {
         assert!(bad_index.validate().is_ok());
         bad_index.sensor_indices[1] = 21;
         assert!(bad_index.validate().is_err());
-        // An input given twice, by index or by column.
+        // A new contract with an input given twice, by index or by column (one stored before
+        // the rule still loads).
+        bad_index.sensor_indices[1] = 3;
+        assert!(bad_index.validate_new().is_ok());
         bad_index.sensor_indices[1] = bad_index.sensor_indices[0];
-        assert!(bad_index.validate().is_err());
+        assert!(bad_index.validate().is_ok() && bad_index.validate_new().is_err());
         bad_index.sensor_indices[1] = 3;
         bad_index.sensor_columns[1] = bad_index.sensor_columns[0].clone();
-        assert!(bad_index.validate().is_err());
+        assert!(bad_index.validate_new().is_err());
         bad_index.sensor_columns[1] = "s4".into();
-        assert!(bad_index.validate().is_ok());
+        assert!(bad_index.validate_new().is_ok());
         // A label cap that is no number of cycles.
         for cap in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             bad_index.label_cap = cap;
-            assert!(bad_index.validate().is_err(), "{cap}");
+            assert!(bad_index.validate_new().is_err(), "{cap}");
         }
     }
 }

@@ -107,36 +107,49 @@ impl RulModel {
             "RUL model loaded"
         );
         let normaliser = sidecar.normaliser();
-        let model = Self {
+        Ok(Self {
             sidecar,
             normaliser,
             single,
             chunk,
-        };
-        model.check()?;
-        Ok(model)
+        })
     }
 
-    /// Runs the model once before it serves: one output per window, finite, through both
-    /// plans, and its sidecar's reference batch reproduced (within 1e-3) when it has one. A
-    /// network whose output is of another shape, or that does not compute what its contract
-    /// says, is refused when it is loaded (uploaded), not found out on every prediction.
-    fn check(&self) -> Result<()> {
+    /// Checks a model before it is accepted (an upload): its contract's stricter rules
+    /// ([`Sidecar::validate_new`]); one output per window, finite and within the bound of
+    /// [`RulModel::predict`], through both plans; and its sidecar's reference batch reproduced
+    /// (within 1e-3) when it has one. A network whose output is of another shape, or that does
+    /// not compute what its contract says, is refused when it is uploaded, not found out on
+    /// every prediction. (Not run on every load: a version accepted before these checks keeps
+    /// serving.)
+    pub fn check(&self) -> Result<()> {
+        self.sidecar.validate_new()?;
         let per = self.sidecar.window * self.sidecar.n_inputs();
         for batch in [1, 2] {
-            let out = self.run_normalised(batch, vec![0.0; batch * per])?;
-            if let Some(bad) = out.iter().find(|v| !v.is_finite()) {
-                return Err(RulError::Output(format!(
-                    "the model gives {bad} for a window of mean values"
-                )));
+            for raw in self.run_normalised(batch, vec![0.0; batch * per])? {
+                self.finish(raw)
+                    .map_err(|e| RulError::Output(format!("on a window of mean values: {e}")))?;
             }
         }
         let Some(reference) = &self.sidecar.reference else {
             return Ok(());
         };
-        if reference.input.is_empty() || reference.onnxruntime_output.len() != reference.input.len()
-        {
+        if reference.input.is_empty() {
             return Ok(());
+        }
+        let shaped = reference.onnxruntime_output.len() == reference.input.len()
+            && reference.input.iter().all(|w| {
+                w.len() == self.sidecar.window
+                    && w.iter().all(|row| row.len() == self.sidecar.n_inputs())
+            });
+        if !shaped {
+            return Err(RulError::Output(format!(
+                "the sidecar's reference batch is not {} windows of {} × {} inputs with one \
+                 output each (set `reference` to null to give none)",
+                reference.input.len(),
+                self.sidecar.window,
+                self.sidecar.n_inputs()
+            )));
         }
         let mut input = Vec::with_capacity(reference.input.len() * per);
         for window in &reference.input {
@@ -229,12 +242,13 @@ impl RulModel {
         if !raw.is_finite() {
             return Err(RulError::Output(format!("non-finite prediction {raw}")));
         }
-        // Ten times what it was trained to say at most: beyond, the model is broken, and a
-        // number of cycles like 3e38 must not reach a work order.
-        if raw > 10.0 * self.sidecar.label_cap {
+        // Ten times what it was trained to say at most, either way: beyond, the model is
+        // broken, and a number of cycles like 3e38 (or -3e38, read as "due now") must not reach
+        // a work order.
+        let cap = self.sidecar.label_cap;
+        if cap.is_finite() && cap > 0.0 && raw.abs() > 10.0 * cap {
             return Err(RulError::Output(format!(
-                "prediction {raw} beyond ten times the label cap ({})",
-                self.sidecar.label_cap
+                "prediction {raw} beyond ten times the label cap ({cap})"
             )));
         }
         let rul = raw.max(0.0);

@@ -528,8 +528,15 @@ impl Auth {
                     tracing::warn!(username, client, "failed login");
                 } else {
                     // What was typed as a name may be a password typed in the wrong field: not
-                    // logged as it is (a digest tells repeated attempts apart).
-                    let digest = sha256_hex(username.as_bytes());
+                    // logged as it is. A digest keyed by this process's random key tells
+                    // repeated attempts apart, and cannot be checked against a dictionary.
+                    static KEY: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+                    let key = KEY.get_or_init(|| {
+                        let mut k = [0u8; 16];
+                        rand::rng().fill_bytes(&mut k);
+                        k
+                    });
+                    let digest = sha256_hex(&[key.as_slice(), username.as_bytes()].concat());
                     let unknown_user = digest.get(..12).unwrap_or_default();
                     tracing::warn!(unknown_user, client, "failed login of an unknown user");
                 }

@@ -587,7 +587,18 @@ async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) 
     };
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => {
+                // Handed over at once (a rolling update does not leave the sweep to wait for
+                // the lease to lapse).
+                if let Err(e) = orchestrator
+                    .store
+                    .release_lease(OVERDUE_LEASE, &holder, None)
+                    .await
+                {
+                    tracing::debug!(error = %e, "overdue sweep lease not released; it lapses");
+                }
+                return Ok(());
+            }
             _ = every.tick() => {}
         }
         match orchestrator

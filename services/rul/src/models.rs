@@ -576,12 +576,18 @@ impl Models {
         })
     }
 
-    /// Assets of a fleet whose newest windows tell which columns it has (an upload's check).
-    const COLUMN_PROBE_ASSETS: usize = 5;
+    /// Assets of a fleet whose newest windows are read at most to tell which columns it has
+    /// (an upload's check).
+    const COLUMN_PROBE_ASSETS: usize = 200;
 
-    /// The columns the assets of `fleet` have (their newest row's, of up to
-    /// [`Self::COLUMN_PROBE_ASSETS`] assets); `None` while none has a window yet.
-    async fn fleet_columns(&self, fleet: &Fleet) -> Result<Option<BTreeSet<String>>, ModelError> {
+    /// The columns the assets of `fleet` have (their newest windows'), read until every one of
+    /// `wanted` is found or [`Self::COLUMN_PROBE_ASSETS`] assets were read: a column any asset
+    /// has counts (a sensor only the newer machines carry). `None` while none has a window.
+    async fn fleet_columns(
+        &self,
+        fleet: &Fleet,
+        wanted: &BTreeSet<String>,
+    ) -> Result<Option<BTreeSet<String>>, ModelError> {
         let mut have = BTreeSet::new();
         let until = Utc::now() + chrono::Duration::days(1);
         for layout in self
@@ -595,6 +601,9 @@ impl Models {
                 .await?;
             for row in rows.iter() {
                 have.extend(row.values.keys().cloned());
+            }
+            if wanted.is_subset(&have) {
+                break;
             }
         }
         Ok((!have.is_empty()).then_some(have))
@@ -920,7 +929,7 @@ impl Models {
         };
         let predictor = {
             let (sidecar, onnx) = (sidecar.clone(), onnx.clone());
-            match tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx)).await {
+            match tokio::task::spawn_blocking(move || onnx_predictor(&sidecar, &onnx, true)).await {
                 Ok(predictor) => predictor?,
                 // A model that makes tract panic is the upload's fault, not the service's.
                 Err(e) if e.is_panic() => {
@@ -933,13 +942,14 @@ impl Models {
         };
         // The columns it reads must be ones the fleet's assets have: a contract of another
         // plant (or a typo) would be served and fail on every window.
-        if let Some(have) = self.fleet_columns(fleet).await? {
-            let missing: Vec<&String> = predictor
-                .columns()
-                .iter()
-                .chain(predictor.settings_columns())
-                .filter(|c| !have.contains(*c))
-                .collect();
+        let wanted: BTreeSet<String> = predictor
+            .columns()
+            .iter()
+            .chain(predictor.settings_columns())
+            .cloned()
+            .collect();
+        if let Some(have) = self.fleet_columns(fleet, &wanted).await? {
+            let missing: Vec<&String> = wanted.iter().filter(|c| !have.contains(*c)).collect();
             if !missing.is_empty() {
                 return Err(ModelError::Invalid(format!(
                     "the model reads columns the {} assets do not have: {} (they have {})",
@@ -1095,15 +1105,21 @@ impl Served {
 fn decode(version: &ModelVersion, bytes: &[u8]) -> Result<Predictor, ModelError> {
     match version.metadata.format.as_str() {
         TREE_FORMAT => Ok(Predictor::Tree(Box::new(TreeRulModel::from_bytes(bytes)?))),
-        ONNX_FORMAT => onnx_predictor(&version.metadata.contract, bytes),
+        ONNX_FORMAT => onnx_predictor(&version.metadata.contract, bytes, false),
         other => Err(ModelError::Invalid(format!(
             "unknown RUL model format `{other}` (expected {TREE_FORMAT} or {ONNX_FORMAT})"
         ))),
     }
 }
 
-/// An ONNX model with its sidecar; the sidecar's columns name the platform's columns.
-fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor, ModelError> {
+/// An ONNX model with its sidecar; the sidecar's columns name the platform's columns. A `new`
+/// one (an upload) is also checked as [`RulModel::check`] does; a stored one only as it was
+/// when it was accepted (it keeps serving).
+fn onnx_predictor(
+    sidecar: &serde_json::Value,
+    onnx: &[u8],
+    new: bool,
+) -> Result<Predictor, ModelError> {
     let parsed: Sidecar = serde_json::from_value(sidecar.clone())
         .map_err(|e| ModelError::Invalid(format!("the sidecar does not parse: {e}")))?;
     // The contract must name this very file (uploaded, or read back from the registry).
@@ -1145,12 +1161,15 @@ fn onnx_predictor(sidecar: &serde_json::Value, onnx: &[u8]) -> Result<Predictor,
         )));
     }
     // Each setting once (the sensors' are checked with the contract).
-    if settings.iter().collect::<BTreeSet<_>>().len() != settings.len() {
+    if new && settings.iter().collect::<BTreeSet<_>>().len() != settings.len() {
         return Err(ModelError::Invalid(
             "the sidecar's setting_columns name a column twice".into(),
         ));
     }
     let model = RulModel::from_parts(parsed, onnx)?;
+    if new {
+        model.check()?;
+    }
     Ok(Predictor::Onnx {
         model: Box::new(model),
         columns,
@@ -1259,7 +1278,7 @@ mod tests {
     fn regimes_must_differ_only_in_named_settings() {
         let (mut sidecar, onnx) = fd001();
         assert!(
-            onnx_predictor(&sidecar, &onnx).is_ok(),
+            onnx_predictor(&sidecar, &onnx, true).is_ok(),
             "the committed model"
         );
         let regimes = &mut sidecar["regimes"];
@@ -1273,18 +1292,20 @@ mod tests {
             regimes[key].as_array_mut().expect("rows").push(first);
         }
         assert!(
-            onnx_predictor(&sidecar, &onnx).is_ok(),
+            onnx_predictor(&sidecar, &onnx, true).is_ok(),
             "all three settings named"
         );
         sidecar["setting_columns"] = serde_json::json!(["setting1", "setting2"]);
-        let e = onnx_predictor(&sidecar, &onnx).err().expect("refused");
+        let e = onnx_predictor(&sidecar, &onnx, true)
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("setting 3"), "{e}");
         sidecar
             .as_object_mut()
             .expect("object")
             .remove("setting_columns");
-        assert!(onnx_predictor(&sidecar, &onnx).is_err());
+        assert!(onnx_predictor(&sidecar, &onnx, true).is_err());
         sidecar["setting_columns"] = serde_json::json!("setting1");
-        assert!(onnx_predictor(&sidecar, &onnx).is_err());
+        assert!(onnx_predictor(&sidecar, &onnx, true).is_err());
     }
 }

@@ -362,10 +362,14 @@ async fn upload(
             Problem::bad_request(format!("`onnxBase64` is not base64: {e}"))
                 .with_field("/onnxBase64", "not base64")
         })?;
-    let version = s
-        .models
-        .upload_onnx(&fleet, req.sidecar, onnx, req.promote)
-        .await?;
+    // Its own task, as a training: a client that goes away does not free the one-upload slot
+    // while tract still builds the model.
+    let (models, target, promote) = (s.models.clone(), fleet.clone(), req.promote);
+    let sidecar = req.sidecar;
+    let version =
+        tokio::spawn(async move { models.upload_onnx(&target, sidecar, onnx, promote).await })
+            .await
+            .map_err(|e| Problem::internal(ModelError::Task(e.to_string())))??;
     Ok((
         StatusCode::CREATED,
         Json(json!({
