@@ -654,7 +654,8 @@ async fn trainer(
                         "anomaly model trained automatically"
                     );
                 }
-                Ok(None) | Err(models::ModelError::Busy(_)) => {}
+                Ok(None) | Err(models::ModelError::Busy(_) | models::ModelError::TrainingsBusy) => {
+                }
                 Err(e) => {
                     failed.insert(asset.id, std::time::Instant::now());
                     tracing::warn!(asset = %asset.code, error = %e, retry_in_secs = TRAIN_RETRY_AFTER.as_secs(), "automatic training failed")

@@ -32,6 +32,9 @@ pub enum ModelError {
     /// Another training of the asset is running.
     #[error("a model of asset {0} is being trained already")]
     Busy(AssetId),
+    /// As many trainings as the service runs at once are running.
+    #[error("{MAX_TRAININGS} anomaly models are being trained; try again when one ends")]
+    TrainingsBusy,
     /// The version does not exist.
     #[error("asset {asset} has no model version {version}")]
     UnknownVersion {
@@ -81,10 +84,15 @@ pub struct Models {
     config: TrainConfig,
     served: RwLock<HashMap<AssetId, Arc<Served>>>,
     training: Mutex<HashSet<AssetId>>,
+    /// Trainings at once (each reads its asset's history and takes a core).
+    trainings: tokio::sync::Semaphore,
     /// Windows holding less of their expected samples are not learned from (as they are not
     /// scored): their features are those of a window cut short.
     min_window_fill: f64,
 }
+
+/// Trainings the service runs at once (the API's and the automatic trainer's).
+pub const MAX_TRAININGS: usize = 2;
 
 fn series(asset: AssetId) -> Result<ModelSeries, ModelError> {
     Ok(ModelSeries::new(MODEL_KIND, asset.to_string())?)
@@ -110,6 +118,7 @@ impl Models {
             config,
             served: RwLock::new(HashMap::new()),
             training: Mutex::new(HashSet::new()),
+            trainings: tokio::sync::Semaphore::new(MAX_TRAININGS),
             min_window_fill: 0.0,
         }
     }
@@ -270,6 +279,9 @@ impl Models {
             }
         }
         let _guard = TrainingGuard(&self.training, asset);
+        let Ok(_slot) = self.trainings.try_acquire() else {
+            return Err(ModelError::TrainingsBusy);
+        };
         let history = self.history(asset, from, to).await?;
         let config = self.config.clone();
         let model =

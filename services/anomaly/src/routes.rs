@@ -77,7 +77,9 @@ impl From<ModelError> for Problem {
                 "Not enough data",
                 e.to_string(),
             ),
-            ModelError::Busy(_) => Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string()),
+            ModelError::Busy(_) | ModelError::TrainingsBusy => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
+            }
             ModelError::Registry(mantis_objects::Error::NoRollback { .. }) => {
                 Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
