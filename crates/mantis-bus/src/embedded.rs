@@ -692,16 +692,19 @@ impl Partition {
                 "the log ends before its recorded recovery point: records that were on disk are missing"
             );
         }
-        // What was read back is made durable (a killed process leaves its writes in the page
-        // cache, not yet on disk), then recorded as the recovery point.
-        active.sync_data()?;
         let recovery = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&recovery_path)?;
-        write_recovery_point(&recovery, next_offset)?;
+        // Unless the point already covers the whole log (a bus closed in order), what was read
+        // back is made durable (a killed process leaves its writes in the page cache, not yet
+        // on disk), then recorded as the recovery point.
+        if recorded != Some(next_offset) {
+            active.sync_data()?;
+            write_recovery_point(&recovery, next_offset)?;
+        }
         Ok(Self {
             topic: topic.to_owned(),
             id,

@@ -91,16 +91,6 @@ impl JsonBudget {
     }
 }
 
-/// Reads `bytes` as one JSON document whose top-level array (if it is one) has at most
-/// `max_items` items and which holds at most `max_values` values in all.
-pub fn read_bounded(
-    bytes: &[u8],
-    max_items: usize,
-    max_values: usize,
-) -> Result<JsonBody, JsonLimitError> {
-    JsonBudget::new(max_values).read(bytes, max_items)
-}
-
 struct Limits {
     max_values: usize,
     left: Cell<usize>,
@@ -272,6 +262,15 @@ impl<'de> Visitor<'de> for Bounded<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `bytes` read with a budget of `max_values` and at most `max_items` top-level items.
+    fn read_bounded(
+        bytes: &[u8],
+        max_items: usize,
+        max_values: usize,
+    ) -> Result<JsonBody, JsonLimitError> {
+        JsonBudget::new(max_values).read(bytes, max_items)
+    }
 
     #[test]
     fn documents_within_the_limits_read_as_serde_json_reads_them() {
