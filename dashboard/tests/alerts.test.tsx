@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { act, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { AlertsPage } from '../src/pages/AlertsPage';
@@ -67,6 +67,27 @@ describe('AlertsPage', () => {
     await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(1)); // open filter: it leaves
     expect(mf.calls.some((c) => c.method === 'POST' && c.url.pathname === '/api/v1/alerts/live1/acknowledge')).toBe(true);
     expect(screen.getAllByTestId('alert-row')[0].getAttribute('data-alert-id')).toBe('a1');
+  });
+
+  it('after a reconnect, reloads and alarms for a CRITICAL alert raised while it was down', async () => {
+    const list = [alert('a1', { message: 'vibration high' })];
+    const { services, sf } = setup({ ...routes(), 'GET /api/v1/alerts': () => ({ body: list }) });
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <AlertsPage />);
+    await screen.findAllByTestId('alert-row');
+    expect(beepMock).not.toHaveBeenCalled();
+    sf.last().drop();
+    list.unshift(alert('missed', { severity: 'CRITICAL', message: 'bearing temperature critical' }));
+    await act(async () => {
+      await new Promise((r) => setTimeout(r, 1100));
+    });
+    sf.last().open();
+    await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(2));
+    const row = screen.getAllByTestId('alert-row').find((r) => r.getAttribute('data-alert-id') === 'missed')!;
+    expect(row.className).toContain('fresh');
+    expect(beepMock).toHaveBeenCalledTimes(1);
+    expect(screen.getByTestId('alerts-page').getAttribute('data-flash')).toBe('true');
   });
 
   it('does not beep for a non-critical live alert', async () => {

@@ -137,6 +137,32 @@ describe('LiveClient', () => {
     expect(statuses).toEqual(['connecting', 'online', 'offline', 'online']);
   });
 
+  it('asks the pages to reload after a reconnect and when the gateway skipped it ahead, not on the first open', () => {
+    const { live, sf } = make();
+    const resyncs: string[] = [];
+    const lagged: number[] = [];
+    live.on('resync', (m) => resyncs.push(m.reason));
+    live.on('lagged', (m) => lagged.push(m.skipped));
+    live.connect();
+    sf.last().open();
+    expect(resyncs).toEqual([]);
+    sf.last().push({ type: 'lagged', channel: 'alerts', skipped: 12 });
+    expect(lagged).toEqual([12]);
+    expect(resyncs).toEqual(['lagged']);
+    // A `resync` sent by a server is not taken as the client's own.
+    sf.last().push({ type: 'resync', reason: 'lagged' });
+    expect(resyncs).toEqual(['lagged']);
+    sf.last().drop();
+    vi.advanceTimersByTime(1000);
+    sf.last().open();
+    expect(resyncs).toEqual(['lagged', 'reconnected']);
+    // Logged out and in again: a first open again.
+    live.close();
+    live.connect();
+    sf.last().open();
+    expect(resyncs).toEqual(['lagged', 'reconnected']);
+  });
+
   it('stops on close code 4401 and reports unauthorized', () => {
     const onUnauthorized = vi.fn();
     const { live, sf } = make({ onUnauthorized });

@@ -123,6 +123,8 @@ describe('StoresPage', () => {
     await waitFor(() => expect(screen.getAllByTestId('stores-row').map((r) => r.getAttribute('data-part'))).toContain('FLT-9'));
     const put = mf.calls.find((c) => c.method === 'PUT')!;
     expect(put.body).toEqual({ description: 'oil filter', location: '', reorderPoint: 0, onOrder: 0, expectedAt: null, onHand: 5 });
+    // A new part only adds: a number in use is refused (412), never overwritten.
+    expect(put.headers['If-None-Match']).toBe('*');
     // Editing a known part sends only what was changed (a delivery recorded meanwhile is not
     // put back on order).
     await user.click(within(row('SEAL-12')).getByTestId('stores-edit'));
@@ -132,6 +134,7 @@ describe('StoresPage', () => {
     await user.click(screen.getByTestId('stores-save'));
     await waitFor(() => expect(mf.calls.filter((c) => c.method === 'PUT')).toHaveLength(2));
     expect(mf.calls.filter((c) => c.method === 'PUT')[1].body).toEqual({ location: 'B-07' });
+    expect(mf.calls.filter((c) => c.method === 'PUT')[1].headers['If-None-Match']).toBeUndefined();
     await user.click(within(row('V-BELT')).getByTestId('stores-remove'));
     await waitFor(() => expect(screen.getAllByTestId('stores-row').map((r) => r.getAttribute('data-part'))).not.toContain('V-BELT'));
   });

@@ -57,6 +57,37 @@ describe('WorkOrdersPage', () => {
     expect(within(card('WO-3')).queryByTestId('wo-planned')).toBeNull();
   });
 
+  it('reads active and closed orders apart, so closed ones never push an open one off the board', async () => {
+    const closed = Array.from({ length: 300 }, (_, i) => workOrder(`WO-C${i}`, 'COMPLETED'));
+    const old = workOrder('WO-OLD', 'OPEN');
+    const { services, mf } = setup({
+      ...routes(),
+      'GET /api/v1/work-orders': (req: { url: URL }) => {
+        const wanted = (req.url.searchParams.get('status') ?? '').split(',');
+        const limit = Number(req.url.searchParams.get('limit') ?? 100);
+        return { body: [...closed, old].filter((w) => wanted.includes(w.status)).slice(0, limit) };
+      },
+    });
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    expect(within(screen.getByTestId('wo-column-OPEN')).getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toEqual([
+      'WO-OLD',
+    ]);
+    expect(within(screen.getByTestId('wo-column-COMPLETED')).getAllByTestId('wo-card')).toHaveLength(200);
+    const asked = mf.calls.filter((c) => c.url.pathname === '/api/v1/work-orders').map((c) => c.url.searchParams.get('status'));
+    expect(asked).toEqual(['OPEN,SCHEDULED,IN_PROGRESS', 'COMPLETED,CANCELLED']);
+    expect(screen.queryByTestId('wo-truncated')).toBeNull();
+  });
+
+  it('says so when more active orders exist than it reads', async () => {
+    const many = Array.from({ length: 1000 }, (_, i) => workOrder(`WO-A${i}`, 'OPEN'));
+    const { services } = setup({ ...routes(), 'GET /api/v1/work-orders': (req: { url: URL }) => ({
+      body: (req.url.searchParams.get('status') ?? '').includes('OPEN') ? many : [],
+    }) });
+    renderWith(services, <WorkOrdersPage />);
+    expect((await screen.findByTestId('wo-truncated')).textContent).toContain('1000');
+  });
+
   it('shows only the allowed transitions', async () => {
     const { services } = setup(routes());
     renderWith(services, <WorkOrdersPage />);

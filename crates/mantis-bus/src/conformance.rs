@@ -312,6 +312,10 @@ pub async fn a_member_is_told_which_partitions_were_taken_from_it<B: Bus>(bus: &
     })
     .await;
     assert_eq!(first.take_revoked(), vec![], "nothing taken while alone");
+    for p in 0..4 {
+        assert!(first.owns(&topic, p), "alone, it owns partition {p}");
+    }
+    assert!(!first.owns("another.topic", 0));
 
     let mut second = join(bus, &group, &topic, StartFrom::Earliest).await;
     let mut taken: BTreeSet<i32> = BTreeSet::new();
@@ -358,6 +362,9 @@ pub async fn a_member_is_told_which_partitions_were_taken_from_it<B: Bus>(bus: &
         "the first member reads none of the newcomer's partitions after being told: \
          {first_after:?} / {theirs:?}"
     );
+    for p in &theirs {
+        assert!(!first.owns(&topic, *p), "partition {p} is the newcomer's");
+    }
     assert_eq!(
         first.take_revoked(),
         vec![],

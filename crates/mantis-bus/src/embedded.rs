@@ -1492,6 +1492,13 @@ impl Subscription for EmbeddedSubscription {
         std::mem::take(&mut self.revoked)
     }
 
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.assignment
+            .borrow()
+            .iter()
+            .any(|((t, p), _)| t == topic && *p == partition)
+    }
+
     async fn close(mut self: Box<Self>) -> Result<()> {
         self.leave();
         Ok(())

@@ -564,6 +564,14 @@ impl Subscription for KafkaSubscription {
         }
     }
 
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        // The assignment librdkafka holds (set while `recv` serves a rebalance).
+        self.consumer
+            .as_ref()
+            .and_then(|c| c.assignment().ok())
+            .is_some_and(|list| list.find_partition(topic, partition).is_some())
+    }
+
     async fn close(mut self: Box<Self>) -> Result<()> {
         if let Some(consumer) = self.consumer.take() {
             // Closing leaves the group at once (its partitions go to the others); it blocks.

@@ -23,6 +23,7 @@
 
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -148,9 +149,17 @@ impl Cache for InProcessCache {
 }
 
 /// The Redis cache of the cluster mode.
+///
+/// One multiplexed connection, opened again when it fails: a Redis restart or failover, or a
+/// proxy that cut an idle connection, costs the calls in flight (answered
+/// [`Error::Unavailable`], or tried once more on a new connection when the old one was found
+/// closed), never the cache for the rest of the process's life.
 #[derive(Clone)]
 pub struct RedisCache {
-    conn: redis::aio::MultiplexedConnection,
+    client: redis::Client,
+    /// The connection and its number (how many were opened before it), `None` after it
+    /// failed until a call opens another.
+    conn: Arc<Mutex<(u64, Option<redis::aio::MultiplexedConnection>)>>,
     /// The server's address, as shown (never the URL: it may carry a password).
     addr: String,
 }
@@ -170,13 +179,42 @@ fn unavailable(e: redis::RedisError) -> Error {
 /// Bound of every Redis round trip: a slow cache must not stall the pipeline.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
-async fn bounded<T>(fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T> {
+/// How a Redis call failed.
+enum Failure {
+    /// The connection is gone (closed, reset: `dropped`; or no answer in time): open another.
+    Connection { error: Error, dropped: bool },
+    /// The server answered with an error: the connection is fine.
+    Answer(Error),
+}
+
+impl Failure {
+    fn error(self) -> Error {
+        match self {
+            Failure::Connection { error, .. } | Failure::Answer(error) => error,
+        }
+    }
+}
+
+async fn bounded<T>(
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> std::result::Result<T, Failure> {
     match tokio::time::timeout(REDIS_TIMEOUT, fut).await {
-        Ok(r) => r.map_err(unavailable),
-        Err(_) => Err(Error::Unavailable(format!(
-            "no answer within {} s",
-            REDIS_TIMEOUT.as_secs()
-        ))),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e))
+            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+        {
+            Err(Failure::Connection {
+                dropped: e.is_connection_dropped() && !e.is_timeout(),
+                error: unavailable(e),
+            })
+        }
+        Ok(Err(e)) => Err(Failure::Answer(unavailable(e))),
+        // A connection that does not answer (a half-open socket after a NAT or proxy dropped
+        // it) is not trusted again.
+        Err(_) => Err(Failure::Connection {
+            error: Error::Unavailable(format!("no answer within {} s", REDIS_TIMEOUT.as_secs())),
+            dropped: false,
+        }),
     }
 }
 
@@ -184,11 +222,56 @@ impl RedisCache {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str) -> Result<Self> {
         let client = Self::client(url)?;
-        let conn = bounded(client.get_multiplexed_async_connection()).await?;
-        Ok(Self {
-            conn,
+        let cache = Self {
             addr: client.get_connection_info().addr().to_string(),
-        })
+            client,
+            conn: Arc::default(),
+        };
+        cache.connection().await?;
+        Ok(cache)
+    }
+
+    /// The open connection and its number, or a new one.
+    async fn connection(&self) -> Result<(u64, redis::aio::MultiplexedConnection)> {
+        let mut held = self.conn.lock().await;
+        if let (n, Some(c)) = &*held {
+            return Ok((*n, c.clone()));
+        }
+        let c = bounded(self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(Failure::error)?;
+        held.0 += 1;
+        held.1 = Some(c.clone());
+        Ok((held.0, c))
+    }
+
+    /// Runs `command` (idempotent: GET, SET, DEL, PING). A connection found gone is dropped,
+    /// so the next call opens another; the command is tried once more on a new one when the
+    /// connection was found closed (not when it only did not answer in time: the caller has
+    /// waited long enough).
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        let mut tried_again = false;
+        loop {
+            let (number, mut conn) = self.connection().await?;
+            match bounded(command.query_async::<T>(&mut conn)).await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Answer(e)) => return Err(e),
+                Err(Failure::Connection { error, dropped }) => {
+                    // Dropped, unless another call has put a new one in its place already.
+                    {
+                        let mut held = self.conn.lock().await;
+                        if held.0 == number {
+                            held.1 = None;
+                        }
+                    }
+                    if tried_again || !dropped {
+                        return Err(error);
+                    }
+                    tracing::debug!(addr = %self.addr, error = %error, "Redis connection lost; opening another");
+                    tried_again = true;
+                }
+            }
+        }
     }
 
     /// Checks `url` (`redis://host:port/db`, `unix:///path`; TLS is not built in) without
@@ -206,41 +289,25 @@ impl RedisCache {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         check(key, None)?;
-        let mut conn = self.conn.clone();
-        bounded(
-            redis::cmd("GET")
-                .arg(key)
-                .query_async::<Option<Vec<u8>>>(&mut conn),
-        )
-        .await
+        self.run(redis::cmd("GET").arg(key)).await
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()> {
         check(key, Some(ttl))?;
-        let mut conn = self.conn.clone();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        bounded(
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut conn),
-        )
-        .await
+        self.run(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ms))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         check(key, None)?;
-        let mut conn = self.conn.clone();
-        bounded(redis::cmd("DEL").arg(key).query_async::<i64>(&mut conn))
+        self.run::<i64>(redis::cmd("DEL").arg(key))
             .await
             .map(|_| ())
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let pong: String = bounded(redis::cmd("PING").query_async(&mut conn)).await?;
+        let pong: String = self.run(&redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())
         } else {

@@ -27,3 +27,93 @@ async fn an_unreachable_server_is_unavailable() {
 async fn describes_itself() {
     assert!(redis().await.describe().starts_with("redis ("));
 }
+
+/// A TCP relay between the cache and Redis whose connections can be cut, as a Redis restart or
+/// a proxy dropping an idle connection would (the machine's Redis is shared with other tests
+/// and is not restarted).
+struct Relay {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    _accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, held) = (accepted.clone(), links.clone());
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                held.lock().expect("links").push(link);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            links,
+            _accepting: accepting,
+        }
+    }
+
+    /// Closes every connection relayed so far (new ones are still taken).
+    async fn cut(&self) {
+        let links: Vec<_> = self.links.lock().expect("links").drain(..).collect();
+        for link in links {
+            link.abort();
+            let _ = link.await;
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn a_connection_cut_is_opened_again_and_the_call_answered() {
+    let url = url();
+    let server = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .and_then(|authority| authority.rsplit('@').next())
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    let relay = Relay::to(server).await;
+    let cache = RedisCache::connect(&format!("redis://{}/", relay.addr))
+        .await
+        .expect("connected through the relay");
+    let key = format!("mantis-test:reconnect:{}", std::process::id());
+    cache
+        .set(&key, b"kept".to_vec(), std::time::Duration::from_secs(60))
+        .await
+        .expect("set");
+    assert_eq!(relay.accepted(), 1);
+
+    relay.cut().await;
+    // The next call finds its connection closed and is answered on a new one.
+    assert_eq!(
+        cache.get(&key).await.expect("answered on a new connection"),
+        Some(b"kept".to_vec())
+    );
+    assert_eq!(relay.accepted(), 2, "one new connection");
+    cache.ping().await.expect("ready again");
+
+    // Cut again while idle: the readiness check itself recovers.
+    relay.cut().await;
+    cache.ping().await.expect("ping on a new connection");
+    cache.delete(&key).await.expect("delete");
+    assert_eq!(relay.accepted(), 3);
+}

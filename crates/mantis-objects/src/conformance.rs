@@ -622,7 +622,8 @@ pub async fn a_rollback_to_a_damaged_version_moves_nothing(store: Arc<dyn Object
 }
 
 /// Bytes that do not match their metadata, or metadata that is not JSON, are reported as
-/// corrupt rather than served.
+/// corrupt rather than served; a version with damaged metadata is left out of the listing (the
+/// others are listed) and its number is not taken again.
 pub async fn a_model_that_does_not_match_its_metadata_is_corrupt(store: Arc<dyn ObjectStore>) {
     let registry = ModelRegistry::new(Arc::clone(&store));
     let anomaly = series("anomaly", "fan-1");
@@ -661,9 +662,26 @@ pub async fn a_model_that_does_not_match_its_metadata_is_corrupt(store: Arc<dyn 
         .await
         .expect("tamper with the metadata");
     assert!(matches!(
-        registry.versions(&anomaly).await,
+        registry.version(&anomaly, v).await,
         Err(Error::Corrupt(_))
     ));
+    let next = registry
+        .register(
+            &anomaly,
+            Bytes::from_static(b"again"),
+            metadata("iforest", 1.0),
+        )
+        .await
+        .expect("register");
+    assert_eq!(next, v + 1, "the damaged version's number is not reused");
+    let listed: Vec<u64> = registry
+        .versions(&anomaly)
+        .await
+        .expect("one damaged record does not fail the listing")
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(listed, vec![next]);
 }
 
 /// A version number that another writer has begun to use (its `model.bin` exists, its

@@ -27,9 +27,9 @@
 //! unnoticed, because `meta.json` records the size and CRC-32 of the bytes it describes:
 //! [`ModelRegistry::get`] answers [`Error::Corrupt`] when the two files come from different
 //! writers. Closing the race needs a conditional put (`If-None-Match: *`), which AWS S3 and
-//! MinIO support but moto (our test server) does not reliably, so MANTIS runs one trainer per
-//! series (the orchestrator schedules training) and promotions, likewise, are
-//! last-writer-wins across processes.
+//! MinIO support but moto (our test server) does not reliably, so the replicas of a MANTIS
+//! service take a lease in the store before an automatic training of a series (one trains it,
+//! the others load what it promotes), and promotions are last-writer-wins across processes.
 
 use crate::{Error, ObjectStore, Result};
 use bytes::Bytes;
@@ -287,7 +287,11 @@ impl ModelRegistry {
         )))
     }
 
-    /// Every registered version of `series`, oldest (lowest number) first.
+    /// Every registered version of `series`, oldest (lowest number) first. A version whose
+    /// record cannot be read (a damaged or foreign `meta.json`) is left out with an error in
+    /// the log, so that one damaged object does not hide the others (its number is never
+    /// reused; [`version`](Self::version) and [`get`](Self::get) of it answer
+    /// [`Error::Corrupt`]).
     #[tracing::instrument(skip(self), fields(series = %series))]
     pub async fn versions(&self, series: &ModelSeries) -> Result<Vec<ModelVersion>> {
         let numbers = self
@@ -295,7 +299,15 @@ impl ModelRegistry {
             .await?;
         // A few reads at a time: fast on S3 without flooding it when there are many versions.
         let records: Vec<Option<ModelVersion>> = futures::stream::iter(numbers)
-            .map(|v| self.version_record(series, v))
+            .map(|v| async move {
+                match self.version_record(series, v).await {
+                    Err(Error::Corrupt(why)) => {
+                        tracing::error!(version = v, error = %why, "model version left out of the listing: its record is damaged");
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            })
             .buffered(8)
             .try_collect()
             .await?;

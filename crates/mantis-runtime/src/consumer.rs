@@ -204,8 +204,12 @@ pub async fn run_consumer_from<H: Handler>(
         if owned
             .take_revoked(&mut sub, &mut handler)
             .contains(&env.partition)
+            && !sub.owns(topic, env.partition)
         {
-            // Taken while this record was being received: its next owner gets it.
+            // Taken while this record was being received: its next owner gets it. (Taken and
+            // given back within the receive, as Kafka's eager rebalance does, the record is
+            // the first of the new assignment, read from the group's commit: handled, its
+            // partition's old state dropped.)
             continue;
         }
         owned.received(&env);

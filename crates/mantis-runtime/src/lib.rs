@@ -14,6 +14,8 @@
 //! - `publish`: [`Publisher`], encode a record and publish it with trace context.
 //! - `http`: [`serve`], an axum server with graceful shutdown, and [`Problem`] bodies.
 //! - `app`: [`App`], a built service (bound listener, router, workers) run until shutdown.
+//! - `lease`: [`while_holding`], work that one replica does at a time (a lease in the store),
+//!   and [`lease_holder`], this process's name in the leases.
 //!
 //! ```no_run
 //! # async fn demo() -> mantis_runtime::Result<()> {
@@ -27,6 +29,7 @@ mod app;
 mod consumer;
 mod http;
 mod infra;
+mod lease;
 mod main_helper;
 mod publish;
 mod settings;
@@ -38,6 +41,7 @@ pub use http::{
     parse_json_object, problem_bodies, serve,
 };
 pub use infra::{Infra, connect_store};
+pub use lease::{lease_holder, while_holding};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
 pub use settings::{

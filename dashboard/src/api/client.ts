@@ -112,6 +112,8 @@ export interface RequestOptions {
    * (`If-Match`; else 412).
    */
   ifMatch?: string;
+  /** Create only: refused with 412 when the thing exists already (`If-None-Match: *`). */
+  createOnly?: boolean;
 }
 
 export interface ApiClientOptions {
@@ -157,6 +159,7 @@ export class ApiClient {
     const token = o.anonymous ? null : this.opts.getToken();
     if (token) headers.Authorization = `Bearer ${token}`;
     if (o.ifMatch) headers['If-Match'] = `"${o.ifMatch}"`;
+    if (o.createOnly) headers['If-None-Match'] = '*';
     let body: string | undefined;
     if (o.body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -368,8 +371,9 @@ export class ApiClient {
   spareParts(): Promise<StockLevel[]> {
     return this.json('GET', '/api/v1/spare-parts');
   }
-  saveSparePart(partNumber: string, part: PartDefinition): Promise<StockLevel> {
-    return this.json('PUT', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}`, { body: part });
+  /** Adds a part (`create`: refused with 412 when the number is taken) or changes one. */
+  saveSparePart(partNumber: string, part: PartDefinition, create = false): Promise<StockLevel> {
+    return this.json('PUT', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}`, { body: part, createOnly: create });
   }
   removeSparePart(partNumber: string): Promise<void> {
     return this.json('DELETE', `/api/v1/spare-parts/${encodeURIComponent(partNumber)}`);

@@ -528,7 +528,10 @@ export type ServerMessage =
   | { type: 'readings'; assetId: Uuid; data: LiveReading[] }
   | { type: 'lagged'; channel: string; skipped: number }
   | { type: 'pong' }
-  | { type: 'error'; detail: string };
+  | { type: 'error'; detail: string }
+  /** Made by the client, never sent by the gateway: events may have been missed (the
+   *  connection was down, or the gateway skipped this client ahead): reload what is shown. */
+  | { type: 'resync'; reason: 'reconnected' | 'lagged' };
 
 /** `GET /api/v1/spare-parts`: a part of the stores with what is reserved of it. */
 export interface StockLevel {

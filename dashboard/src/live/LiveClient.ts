@@ -1,6 +1,8 @@
 // WebSocket client for `GET /ws?token=<jwt>` (API.md "Live"): subscribe/unsubscribe with
 // reference counts, reconnect with exponential back-off (1 s → 30 s), re-subscribe after every
-// reconnect, an online/offline status, a keep-alive ping, and typed message dispatch.
+// reconnect, an online/offline status, a keep-alive ping, and typed message dispatch. After a
+// reconnect, and when the gateway says this client was skipped ahead (`lagged`), it dispatches
+// `{type: 'resync'}`: what was missed meanwhile is only in the API, so the pages reload.
 import type { ClientMessage, LiveChannel, ServerMessage } from '../api/types';
 
 export type LiveStatus = 'idle' | 'connecting' | 'online' | 'offline' | 'closed';
@@ -54,6 +56,8 @@ export class LiveClient {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private lastMessageAt = 0;
   private wanted = false;
+  /** Whether a connection was open before (the next open is a reconnect). */
+  private wasOnline = false;
   /** channel → reference count; readings carries the asset id. */
   private readonly subs = new Map<LiveChannel, number>();
   private readingsAsset: string | null = null;
@@ -119,6 +123,7 @@ export class LiveClient {
       }
     }
     this.attempt = 0;
+    this.wasOnline = false;
     this.setStatus('closed');
   }
 
@@ -214,6 +219,9 @@ export class LiveClient {
       this.setStatus('online');
       this.resubscribe();
       this.startPing();
+      // Events published while it was down are not sent again.
+      if (this.wasOnline) this.emit({ type: 'resync', reason: 'reconnected' });
+      this.wasOnline = true;
     };
     socket.onmessage = (ev) => {
       if (this.socket !== socket) return;
@@ -289,7 +297,12 @@ export class LiveClient {
     } catch {
       return;
     }
-    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return;
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string' || msg.type === 'resync') return;
+    this.emit(msg);
+    if (msg.type === 'lagged') this.emit({ type: 'resync', reason: 'lagged' });
+  }
+
+  private emit(msg: ServerMessage): void {
     const set = this.handlers.get(msg.type);
     const all = this.handlers.get('*');
     for (const h of [...(set ?? []), ...(all ?? [])]) {

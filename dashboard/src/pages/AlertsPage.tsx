@@ -10,6 +10,8 @@ import { assetHref } from '../logic/route';
 import { useAssets, useInterval, useLiveChannel, useLiveMessage, useResource, useServices, useSession } from '../services';
 
 const STATES: AlertState[] = ['open', 'acknowledged', 'all'];
+/** Alerts read at a time (the newest). */
+export const ALERTS_LIMIT = 200;
 
 /**
  * Alerts: live list (new ones on top), beep + flash on CRITICAL and on-call alerts, acknowledge
@@ -21,7 +23,18 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   const role = session?.user.role;
   const assets = useAssets();
   const [state, setState] = useState<AlertState>('open');
-  const res = useResource<Alert[]>(() => api.alerts({ state, limit: 200 }), [api, state]);
+  // The alerts listed or received live so far, per filter: one that a reload lists for the
+  // first time (raised while the connection was down, or skipped by the gateway for a slow
+  // client) is marked and alarms as a live one would.
+  const seen = useRef<{ state: AlertState; ids: Set<string> } | null>(null);
+  const arrivedRef = useRef<(alerts: Alert[]) => void>(() => undefined);
+  const res = useResource<Alert[]>(async () => {
+    const list = await api.alerts({ state, limit: ALERTS_LIMIT });
+    const before = seen.current?.state === state ? seen.current : null;
+    if (before) arrivedRef.current(list.filter((a) => !before.ids.has(a.id)));
+    seen.current = { state, ids: new Set([...(before?.ids ?? []), ...list.map((a) => a.id)]) };
+    return list;
+  }, [api, state]);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [liveIds, setLiveIds] = useState<Set<string>>(new Set());
   const [flash, setFlash] = useState(false);
@@ -35,23 +48,37 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
     if (flashTimer.current) clearTimeout(flashTimer.current);
   }, []);
 
+  const alarm = () => {
+    beep();
+    setFlash(true);
+    if (flashTimer.current) clearTimeout(flashTimer.current);
+    flashTimer.current = setTimeout(() => setFlash(false), 4000);
+  };
+  arrivedRef.current = (arrived) => {
+    if (arrived.length === 0) return;
+    setFresh((f) => {
+      const next = new Set(f);
+      for (const a of arrived) next.add(a.id);
+      return next;
+    });
+    if (arrived.some(isAlarming)) alarm();
+  };
+
   useLiveChannel('alerts');
   useLiveMessage('alert', (msg) => {
     const alert = msg.data;
-    const isNew = !known.current.has(alert.id);
+    const isNew = !known.current.has(alert.id) && !(seen.current?.ids.has(alert.id) ?? false);
+    seen.current?.ids.add(alert.id);
     res.setData((prev) => prependAlert(prev ?? [], alert));
     setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));
     if (isNew) {
       setFresh((f) => new Set(f).add(alert.id));
-      if (isAlarming(alert)) {
-        beep();
-        setFlash(true);
-        if (flashTimer.current) clearTimeout(flashTimer.current);
-        flashTimer.current = setTimeout(() => setFlash(false), 4000);
-      }
+      if (isAlarming(alert)) alarm();
     }
   });
-  // The list is also polled (slowly) to catch acknowledgements made elsewhere.
+  // Reloaded when events may have been missed, and polled (slowly) to catch acknowledgements
+  // made elsewhere.
+  useLiveMessage('resync', () => void res.reload());
   useInterval(() => void res.reload(), 30_000);
 
   const shown = useMemo(() => filterAlerts(res.data ?? [], state), [res.data, state]);
@@ -109,6 +136,11 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
       <ErrorBox error={actionError ?? res.error} onDismiss={actionError ? () => setActionError(null) : undefined} />
       {res.loading && !res.data && <p className="muted">Loading…</p>}
       {res.data && shown.length === 0 && <p className="muted">No {state === 'all' ? '' : state} alerts.</p>}
+      {(res.data?.length ?? 0) >= ALERTS_LIMIT && (
+        <p className="muted small" role="status" data-testid="alerts-truncated">
+          The newest {ALERTS_LIMIT} are shown; older ones are not.
+        </p>
+      )}
       <ul className="alert-list" data-testid="alert-list">
         {shown.map((a) => {
           const asset = assets.get(a.assetId);

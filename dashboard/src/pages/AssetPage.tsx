@@ -52,7 +52,11 @@ export function AssetPage({ id }: { id: string }) {
     void rul.reload();
   };
   useLiveMessage('alert', (m) => {
-    if (m.data.assetId === id) refreshModels();
+    if (m.data.assetId === id) {
+      refreshModels();
+      // The work order an alert opens is announced by no live message of its own.
+      void orders.reload();
+    }
   });
   useLiveMessage('workOrder', (m) => {
     if (m.data.assetId === id) {
@@ -60,7 +64,17 @@ export function AssetPage({ id }: { id: string }) {
       void events.reload();
     }
   });
-  useInterval(refreshModels, 30_000);
+  // Events missed while the connection was down (or skipped by the gateway) are only in the API.
+  useLiveMessage('resync', () => {
+    refreshModels();
+    void orders.reload();
+    void events.reload();
+  });
+  useInterval(() => {
+    refreshModels();
+    // Work orders changed by the orchestrator or through another gateway replica.
+    void orders.reload();
+  }, 30_000);
 
   const scoreData = useMemo(() => scoresToAligned(scores.data ?? []), [scores.data]);
   const rulThreshold = health.data?.rul?.threshold ?? null;

@@ -32,6 +32,7 @@ export function OverviewPage({ compact = false }: { compact?: boolean }) {
   );
   useLiveMessage('alert', soon);
   useLiveMessage('workOrder', soon);
+  useLiveMessage('resync', soon);
   useInterval(() => void res.reload(), OVERVIEW_POLL_MS);
 
   const all = res.data ?? [];

@@ -354,7 +354,8 @@ function PartForm({ part, onSaved, onCancel }: { part: StockLevel | null; onSave
         if (!part || expected !== toLocalInput(part.expectedAt ?? null)) definition.expectedAt = fromLocalInput(expected) ?? null;
         if (onHand.trim() !== '') definition.onHand = Number(onHand);
         try {
-          const saved = await api.saveSparePart(number.trim(), definition);
+          // A new part never replaces one of the same number (412: it is in the list).
+          const saved = await api.saveSparePart(number.trim(), definition, part === null);
           onSaved(saved);
         } catch (err) {
           setError(err as ApiError);

@@ -27,18 +27,36 @@ const ACTION_LABEL: Record<WorkOrderStatus, string> = {
   CANCELLED: 'Cancel',
 };
 
+/** The active work orders the board reads at most (the API's largest page, newest first). */
+export const BOARD_ACTIVE_LIMIT = 1000;
+/** The closed ones it shows: the newest. */
+export const BOARD_CLOSED_LIMIT = 200;
+const ACTIVE: WorkOrderStatus[] = ['OPEN', 'SCHEDULED', 'IN_PROGRESS'];
+const CLOSED: WorkOrderStatus[] = ['COMPLETED', 'CANCELLED'];
+
 /** Work orders: a board with one column per status. */
 export function WorkOrdersPage() {
   const { api } = useServices();
   const role = useSession()?.user.role;
   const assets = useAssets();
-  const res = useResource<WorkOrder[]>(() => api.workOrders({ limit: 1000 }), [api]);
+  // Active and closed orders read apart: closed ones pile up, and must never push an old
+  // order still open off the board.
+  const res = useResource<WorkOrder[]>(async () => {
+    const [active, closed] = await Promise.all([
+      api.workOrders({ status: ACTIVE, limit: BOARD_ACTIVE_LIMIT }),
+      api.workOrders({ status: CLOSED, limit: BOARD_CLOSED_LIMIT }),
+    ]);
+    const seen = new Set(active.map((w) => w.id));
+    return [...active, ...closed.filter((w) => !seen.has(w.id))];
+  }, [api]);
+  const activeShown = (res.data ?? []).filter((w) => ACTIVE.includes(w.status)).length;
   const [assetFilter, setAssetFilter] = useState('');
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
 
   useLiveChannel('workOrders');
   useLiveMessage('workOrder', (m) => res.setData((prev) => upsertById(prev ?? [], m.data)));
+  useLiveMessage('resync', () => void res.reload());
   useInterval(() => void res.reload(), 30_000);
 
   const columns = useMemo(
@@ -92,6 +110,12 @@ export function WorkOrdersPage() {
         />
       )}
       {res.loading && !res.data && <p className="muted">Loading…</p>}
+      {activeShown >= BOARD_ACTIVE_LIMIT && (
+        <p className="muted small" role="status" data-testid="wo-truncated">
+          The newest {BOARD_ACTIVE_LIMIT} active work orders are shown; older ones are not. Close or cancel what is done, or
+          list them by asset through the API.
+        </p>
+      )}
       <div className="board" data-testid="wo-board">
         {WORK_ORDER_STATUSES.map((s) => (
           <section key={s} className="column" data-testid={`wo-column-${s}`}>

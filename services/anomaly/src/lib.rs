@@ -582,6 +582,9 @@ impl AnomalyHandler {
 
 /// How long an asset whose automatic training failed waits before it is tried again.
 const TRAIN_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+/// The lease of an asset's automatic training (`anomaly.train.<asset id>`), renewed while it
+/// runs: one replica trains an asset at a time.
+const TRAIN_LEASE_TTL: Duration = Duration::from_secs(120);
 
 /// Trains the assets that have enough normal history and no model, and loads models promoted
 /// elsewhere, every `train_check_secs`.
@@ -599,6 +602,7 @@ async fn trainer(
     // all constant.
     let mut failed: std::collections::HashMap<AssetId, std::time::Instant> =
         std::collections::HashMap::new();
+    let holder = mantis_runtime::lease_holder(None, "anomaly");
     loop {
         let assets = match store.list_assets(None).await {
             Ok(a) => a,
@@ -643,7 +647,36 @@ async fn trainer(
             {
                 continue;
             }
-            match auto_train(&models, asset.id, &config).await {
+            // One replica trains an asset: the others find the lease taken, and load the
+            // model it promotes at a later check.
+            let lease = format!("anomaly.train.{}", asset.id);
+            let work = async {
+                // Promoted by another replica since this check's reload: served, not retrained.
+                if let Err(e) = models.reload(asset.id).await {
+                    tracing::warn!(asset = %asset.code, error = %e, "promoted model not loaded");
+                }
+                if models.served(asset.id).is_some() {
+                    return Ok(None);
+                }
+                auto_train(&models, asset.id, &config).await
+            };
+            let outcome = match mantis_runtime::while_holding(
+                store.as_ref(),
+                &lease,
+                &holder,
+                TRAIN_LEASE_TTL,
+                work,
+            )
+            .await
+            {
+                Ok(Some(outcome)) => outcome,
+                Ok(None) => continue, // another replica is training it
+                Err(e) => {
+                    tracing::warn!(asset = %asset.code, error = %e, "automatic training not started (lease unavailable); will retry");
+                    continue;
+                }
+            };
+            match outcome {
                 Ok(Some(t)) => {
                     failed.remove(&asset.id);
                     tracing::info!(

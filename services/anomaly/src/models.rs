@@ -284,11 +284,14 @@ impl Models {
         };
         let history = self.history(asset, from, to).await?;
         let config = self.config.clone();
-        let model =
-            tokio::task::spawn_blocking(move || AssetModel::train(asset, &history, &config))
-                .await
-                .map_err(|e| TrainError::Format(e.to_string()))??;
-        let bytes = model.save()?;
+        // Trained and serialised off the async workers (both take CPU for a while).
+        let (model, bytes) = tokio::task::spawn_blocking(move || {
+            let model = AssetModel::train(asset, &history, &config)?;
+            let bytes = model.save()?;
+            Ok::<_, TrainError>((model, bytes))
+        })
+        .await
+        .map_err(|e| TrainError::Format(e.to_string()))??;
         let mut metadata = ModelMetadata::new(MODEL_FORMAT);
         metadata.training_period = Some(TrainingPeriod {
             from: model.trained_from,

@@ -62,18 +62,21 @@ pub struct Extractors {
 impl Extractors {
     /// The feature configuration the service applies to `window`: the full vibration set when
     /// the window is long enough for it, the time-domain set otherwise.
-    pub fn config_for(&mut self, window: &Window) -> Option<FeatureConfig> {
+    pub fn config_for(&mut self, window: &Window) -> Result<FeatureConfig, mantis_dsp::Error> {
         let fs = window.rate_hz();
         if window.sensor_type == SensorType::Vibration {
             let spectral = self.extractor(FeatureConfig::vibration(fs))?;
             if window.values.len() >= spectral.min_len() {
-                return Some(spectral.config().clone());
+                return Ok(spectral.config().clone());
             }
         }
-        Some(FeatureConfig::time_only(fs))
+        Ok(FeatureConfig::time_only(fs))
     }
 
-    fn extractor(&mut self, config: FeatureConfig) -> Option<&mut FeatureExtractor> {
+    fn extractor(
+        &mut self,
+        config: FeatureConfig,
+    ) -> Result<&mut FeatureExtractor, mantis_dsp::Error> {
         let key = (config.spectral.is_some(), config.sample_rate_hz.to_bits());
         if self.by_config.len() >= MAX_EXTRACTORS && !self.by_config.contains_key(&key) {
             // Rates are few (one per sensor configuration), but an older window's rate is
@@ -81,33 +84,32 @@ impl Extractors {
             self.by_config.clear();
         }
         match self.by_config.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(v) => {
-                Some(v.insert(FeatureExtractor::new(config).ok()?))
+                Ok(v.insert(FeatureExtractor::new(config)?))
             }
         }
     }
 
-    /// The feature vector of `window`; `None` when it has no usable samples.
-    pub fn extract(&mut self, window: &Window) -> Option<FeatureVector> {
+    /// The feature vector of `window`; the reason when none can be made of it (no usable
+    /// samples, a rate the extractor cannot take).
+    pub fn extract(&mut self, window: &Window) -> Result<FeatureVector, mantis_dsp::Error> {
         let config = self.config_for(window)?;
         let mut values = std::mem::take(&mut self.values);
         let extractor = self.extractor(config)?;
-        let ok = extractor.extract_into(&window.values, &mut values).is_ok();
+        let result = extractor.extract_into(&window.values, &mut values);
         let names = extractor.names();
         let version = extractor.version();
         let mut features: BTreeMap<String, f64> =
             names.iter().cloned().zip(values.iter().copied()).collect();
         self.values = values;
-        if !ok {
-            return None;
-        }
+        result?;
         // How full the window was: consumers must not judge a machine on a window cut short.
         features.insert(
             FeatureVector::SAMPLE_COUNT.to_owned(),
             f64::from(window.count),
         );
-        Some(FeatureVector {
+        Ok(FeatureVector {
             asset_id: window.asset_id,
             sensor_id: window.sensor_id,
             sensor_type: window.sensor_type,
@@ -136,12 +138,12 @@ impl Handler for FeatureHandler {
         window: &Window,
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
-        let Some(features) = self.extractors.extract(window) else {
-            return Err(HandleError::Permanent(format!(
-                "window of sensor {} at {} has no finite samples",
+        let features = self.extractors.extract(window).map_err(|e| {
+            HandleError::Permanent(format!(
+                "no features of the window of sensor {} at {}: {e}",
                 window.sensor_id, window.window_start
-            )));
-        };
+            ))
+        })?;
         self.store.insert_features(&features).await?;
         // The cache only speeds reads up: when it is down, readers fall back to the store.
         match serde_json::to_vec(&features) {
@@ -229,7 +231,10 @@ mod tests {
             values: vec![],
             ..w
         };
-        assert!(Extractors::default().extract(&empty).is_none());
+        let e = Extractors::default()
+            .extract(&empty)
+            .expect_err("nothing to extract");
+        assert!(!e.to_string().is_empty(), "a reason for the dead letter");
     }
 
     #[test]

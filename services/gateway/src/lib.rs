@@ -50,8 +50,8 @@ use std::sync::Arc;
 pub struct Config {
     /// Listen address. Default `0.0.0.0:8000`.
     pub bind: String,
-    /// Live events buffered for WebSocket clients before the slowest ones skip ahead.
-    /// Default 256.
+    /// Live events buffered per tenant for its WebSocket clients before the slowest ones skip
+    /// ahead. Default 256.
     pub ws_buffer: usize,
     /// How often a WebSocket session's credentials are checked again, in seconds. Default 30.
     pub ws_recheck_secs: u64,

@@ -2,9 +2,11 @@
 //! and as people acknowledge them, work-order changes, and the live tail of one asset's
 //! readings.
 //!
-//! Memory stays bounded whatever the clients do: events go through one broadcast ring of
-//! `ws_buffer` entries shared by every client; a client that reads too slowly skips ahead and
-//! is told how much it missed (`lagged`); an asset's readings are polled once a second by one
+//! Memory stays bounded whatever the clients do: a tenant's events go through one broadcast
+//! ring of `ws_buffer` entries shared by its clients (one ring per tenant with a client
+//! connected, so one tenant's burst never makes another's clients skip, and what a client is
+//! told it missed counts its own tenant's events only); a client that reads too slowly skips
+//! ahead and is told how much it missed (`lagged`); an asset's readings are polled once a second by one
 //! poller shared by every client that tails it (the store sees one query per sensor and second
 //! whatever the number of screens) and sent as the latest values per sensor, so a slow reader
 //! gets fresher data, never a backlog.
@@ -22,7 +24,7 @@ use mantis_runtime::{HandleError, Handler, RecordContext};
 use mantis_store::{AlertRecord, Store, WorkOrderRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
@@ -42,20 +44,46 @@ pub(crate) struct LiveEvent {
     json: String,
 }
 
-/// Distributes events to every connected client.
+/// Each tenant's ring of events, while it has clients.
+type Rings = Mutex<HashMap<TenantId, broadcast::Sender<Arc<LiveEvent>>>>;
+
+/// Distributes events to every connected client of their tenant.
 #[derive(Clone)]
 pub(crate) struct LiveHub {
-    tx: broadcast::Sender<Arc<LiveEvent>>,
+    rings: Arc<Rings>,
+    buffer: usize,
     tails: ReadingTails,
 }
 
 impl LiveHub {
     pub(crate) fn new(buffer: usize) -> Self {
-        let (tx, _) = broadcast::channel(buffer.max(1));
         Self {
-            tx,
+            rings: Arc::default(),
+            buffer: buffer.max(1),
             tails: ReadingTails::default(),
         }
+    }
+
+    /// A receiver of `tenant`'s events from now on.
+    fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<Arc<LiveEvent>> {
+        // A panic while holding the map cannot leave it inconsistent (single inserts and
+        // removals), so a poisoned lock is used as is.
+        let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        // The rings of tenants whose clients have all left are dropped on the way.
+        rings.retain(|_, tx| tx.receiver_count() > 0);
+        rings
+            .entry(tenant)
+            .or_insert_with(|| broadcast::channel(self.buffer).0)
+            .subscribe()
+    }
+
+    /// The tenants with a ring (tests).
+    #[cfg(test)]
+    fn rings(&self) -> usize {
+        self.rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     fn send(&self, tenant: TenantId, channel: Channel, kind: &str, data: &impl Serialize) {
@@ -67,14 +95,24 @@ impl LiveHub {
             }
         };
         // No connected client is fine: everything is in the store and listed by the API.
-        let clients = self
-            .tx
-            .send(Arc::new(LiveEvent {
-                tenant,
-                channel,
-                json,
-            }))
-            .unwrap_or(0);
+        let clients = {
+            let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+            match rings.get(&tenant).map(|tx| {
+                tx.send(Arc::new(LiveEvent {
+                    tenant,
+                    channel,
+                    json,
+                }))
+            }) {
+                Some(Ok(clients)) => clients,
+                Some(Err(_)) => {
+                    // Its last client has left.
+                    rings.remove(&tenant);
+                    0
+                }
+                None => 0,
+            }
+        };
         metrics::counter!("mantis_ws_events_total", "channel" => kind.to_owned())
             .increment(clients as u64);
     }
@@ -190,7 +228,7 @@ pub(crate) async fn ws(
     Extension(who): Extension<Principal>,
     Extension(presented): Extension<Presented>,
 ) -> Response {
-    let rx = s.live.tx.subscribe();
+    let rx = s.live.subscribe(who.tenant_id);
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| session(socket, s, who, presented, rx))
@@ -542,6 +580,38 @@ mod tests {
             Some(asset.tenant_id),
             "found once registered"
         );
+    }
+
+    #[tokio::test]
+    async fn each_tenant_has_its_own_ring_so_another_tenants_burst_is_neither_seen_nor_counted() {
+        let hub = LiveHub::new(8);
+        let (a, b) = (TenantId::new_random(), TenantId::new_random());
+        let mut rx_a = hub.subscribe(a);
+        let mut rx_b = hub.subscribe(b);
+        let data = serde_json::json!({"n": 0});
+        for _ in 0..100 {
+            hub.send(a, Channel::Alerts, "alert", &data);
+        }
+        hub.send(b, Channel::Alerts, "alert", &data);
+        let own = rx_b.recv().await.expect("b's own event, not a lag");
+        assert_eq!(own.tenant, b);
+        assert!(rx_b.try_recv().is_err(), "nothing of a's reaches b");
+        match rx_a.recv().await {
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                assert_eq!(skipped, 92, "a's own events only")
+            }
+            other => panic!(
+                "a lagged behind its own burst: {:?}",
+                other.map(|e| e.tenant)
+            ),
+        }
+        // A tenant without clients has no ring (its events go nowhere: they are in the store).
+        drop(rx_a);
+        hub.send(a, Channel::Alerts, "alert", &data);
+        assert_eq!(hub.rings(), 1);
+        drop(rx_b);
+        let _c = hub.subscribe(TenantId::new_random());
+        assert_eq!(hub.rings(), 1, "rings without receivers dropped on the way");
     }
 
     #[tokio::test]

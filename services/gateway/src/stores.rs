@@ -152,22 +152,42 @@ pub(crate) async fn get_part(
 }
 
 /// `PUT /api/v1/spare-parts/{partNumber}`: adds a part to the stores, or changes its
-/// description, location, reorder point and what is on order; `onHand` records a count.
+/// description, location, reorder point and what is on order; `onHand` records a count. With
+/// `If-None-Match: *` it only adds: a part of that number already kept is 412, untouched (a
+/// "new part" form given a number in use must not blank the part's details and count).
 #[utoipa::path(put, path = "/api/v1/spare-parts/{partNumber}", tag = "stores",
-    params(("partNumber" = String, Path)), request_body = PartDefinition,
-    responses((status = 200, body = StockLevel)))]
+    params(("partNumber" = String, Path), ("If-None-Match" = Option<String>, Header, description = "`*`: add only, 412 when the part exists")),
+    request_body = PartDefinition,
+    responses((status = 200, body = StockLevel), (status = 412, description = "If-None-Match: * and the part exists")))]
 pub(crate) async fn put_part(
     State(s): State<ApiState>,
     Extension(who): Extension<Principal>,
     Path(raw): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<StockLevel>> {
     let definition: PartDefinition = mantis_runtime::parse_json_object(&body)?;
     let number = part_number(&raw)?;
+    let create_only = match headers.get(axum::http::header::IF_NONE_MATCH) {
+        None => false,
+        Some(v) if v.as_bytes().trim_ascii() == b"*" => true,
+        Some(_) => {
+            return Err(Problem::bad_request(
+                "If-None-Match takes only `*` here (add the part only if it is not kept yet)",
+            ));
+        }
+    };
     if let Some(Some(at)) = definition.expected_at {
         crate::plant::in_calendar(at, "/expectedAt")?;
     }
     let existing = s.store.get_spare_part(who.tenant_id, &number).await?;
+    if create_only && existing.is_some() {
+        return Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "Precondition Failed",
+            format!("spare part {number} is kept already; change it instead of adding it again"),
+        ));
+    }
     let on_order = definition
         .on_order
         .unwrap_or_else(|| existing.as_ref().map_or(0, |p| p.on_order));

@@ -3925,6 +3925,41 @@ async fn spare_parts_are_reserved_planned_and_taken_by_work_orders() {
         (&json!("B-07"), &json!(4))
     );
     assert_eq!(time(&seal["expectedAt"]), delivery);
+    // "New part" with a number in use: refused, the part untouched.
+    let add = |number: &str, condition: &str| {
+        let Auth::Bearer(token) = &manager else {
+            unreachable!()
+        };
+        g.http
+            .put(format!("{}/api/v1/spare-parts/{number}", g.url))
+            .bearer_auth(token)
+            .header("if-none-match", condition)
+            .json(&json!({"description": "", "location": "", "onHand": 0}))
+            .send()
+    };
+    let refused = add("BRG-6204", "*").await.expect("reachable");
+    assert_eq!(refused.status().as_u16(), 412);
+    let v: Value = refused.json().await.expect("problem");
+    assert!(
+        v["detail"].as_str().is_some_and(|d| d.contains("BRG-6204")),
+        "{v:#}"
+    );
+    let (_, _, kept) = g
+        .call("GET", "/api/v1/spare-parts/BRG-6204", &manager, None)
+        .await;
+    assert_eq!(
+        (&kept["description"], &kept["location"], &kept["onHand"]),
+        (&json!("Bearing 6204-2RS"), &json!("A-03"), &json!(3)),
+        "{kept:#}"
+    );
+    let added = add("GRS-1", "*").await.expect("reachable");
+    assert_eq!(added.status().as_u16(), 200, "a new number is added");
+    let (s, _, v) = g
+        .call("DELETE", "/api/v1/spare-parts/GRS-1", &manager, None)
+        .await;
+    assert!(s < 300, "{s} {v:#}");
+    let odd = add("GRS-2", "\"v1\"").await.expect("reachable");
+    assert_eq!(odd.status().as_u16(), 400, "only * is understood");
     for (path, body, pointer) in [
         ("/api/v1/spare-parts/BRG%206204", json!({}), "/partNumber"),
         (

@@ -286,15 +286,11 @@ pub(crate) struct Leases {
 impl Leases {
     /// Leases for `connectors`, whose sources from then on start only when their lease is held.
     pub(crate) fn new(connectors: Connectors, store: Arc<dyn Store>, config: &LeaseConfig) -> Self {
-        use std::hash::{BuildHasher, Hasher};
         connectors.start_on_demand();
-        let suffix = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
         Self {
             connectors,
             store,
-            holder: format!("{}#{:06x}", config.instance_name(), suffix & 0xff_ffff),
+            holder: mantis_runtime::lease_holder(Some(&config.instance_name()), "ingestion"),
             ttl: Duration::from_secs(config.ttl_secs.clamp(MIN_TTL_SECS, 3600)),
             balance: config.balance,
             hand_over_unreachable: (config.hand_over_unreachable_secs > 0)

@@ -577,14 +577,7 @@ async fn watch_overdue(orchestrator: Orchestrator, shutdown: CancellationToken) 
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // One replica sweeps at a time (a lease in the store): replicas started together would
     // otherwise each find the same newly overdue order unalerted and both publish its alert.
-    let holder = {
-        use std::hash::{BuildHasher, Hasher};
-        let suffix = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "orchestrator".into());
-        format!("{host}#{}#{:06x}", std::process::id(), suffix & 0xff_ffff)
-    };
+    let holder = mantis_runtime::lease_holder(None, "orchestrator");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {

@@ -2,9 +2,11 @@
 //! CMMS, a pager or chat bridge, an MES), `[orchestrator.webhooks.<name>]`.
 //!
 //! Each webhook reads `alerts.critical` and/or `maintenance.scheduled` as its own consumer
-//! group (`orchestrator.webhook.<name>.alert`, `….maintenance`): every record published since
-//! the webhook was first started (the time is kept in the store, so a restart before its first
-//! delivery skips nothing). A record is committed only once the receiver answered 2xx, so
+//! group (`orchestrator.webhook.<name>.alert`, `….maintenance`): every record of a kind
+//! published since the webhook was first started with that kind (the time is kept in the store
+//! per kind, so a restart before its first delivery skips nothing, and a kind added to a
+//! webhook later starts when it was added, not with the records retained since the webhook
+//! began). A record is committed only once the receiver answered 2xx, so
 //! nothing is lost across restarts, outages of the receiver or of MANTIS; a receiver that is
 //! down or misconfigured (connection refused, timeout, 3xx, 400, 401, 403, 404, 408, 429, 5xx:
 //! a bad signature, a wrong path) holds that webhook only, retried with back-off, in order; one
@@ -106,6 +108,16 @@ pub enum EventKind {
     Alert,
     /// Work orders scheduled for maintenance (`maintenance.scheduled`).
     Maintenance,
+}
+
+impl EventKind {
+    /// Its name in the configuration, the consumer groups and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Alert => "alert",
+            EventKind::Maintenance => "maintenance",
+        }
+    }
 }
 
 fn every_event() -> Vec<EventKind> {
@@ -225,18 +237,64 @@ impl Ready {
         shown(self.url.as_str())
     }
 
-    /// The marker in the store of when this webhook was first started.
-    pub(crate) fn since_key(&self) -> String {
+    /// The marker in the store of when this webhook was first started with `kind`.
+    pub(crate) fn since_key(&self, kind: EventKind) -> String {
+        format!("orchestrator.webhook.{}.{}.since", self.name, kind.name())
+    }
+
+    /// The marker of earlier versions: when the webhook was first started, whatever it sent.
+    fn webhook_since_key(&self) -> String {
         format!("orchestrator.webhook.{}.since", self.name)
     }
 
     /// The consumer group delivering `kind` to this webhook.
     pub(crate) fn group(&self, kind: EventKind) -> String {
-        let kind = match kind {
-            EventKind::Alert => "alert",
-            EventKind::Maintenance => "maintenance",
-        };
-        format!("orchestrator.webhook.{}.{kind}", self.name)
+        format!("orchestrator.webhook.{}.{}", self.name, kind.name())
+    }
+
+    /// When this webhook was first started with `kind` (ms since the epoch): read from the
+    /// store, or now, written there, the first time.
+    pub(crate) async fn started_with(
+        &self,
+        kind: EventKind,
+        store: &dyn Store,
+    ) -> Result<i64, mantis_store::Error> {
+        let since_ms =
+            |doc: &serde_json::Value| doc.get("sinceMs").and_then(serde_json::Value::as_i64);
+        let key = self.since_key(kind);
+        if let Some(ms) = store.get_state(&key).await?.as_ref().and_then(since_ms) {
+            return Ok(ms);
+        }
+        // Earlier versions kept one time per webhook. It stands for the kinds the webhook
+        // sends when first started by this version (recorded beside it, so every replica and
+        // restart reads the same); a kind added after that starts when it is added.
+        let webhook_key = self.webhook_since_key();
+        if let Some(doc) = store.get_state(&webhook_key).await?
+            && let Some(ms) = since_ms(&doc)
+        {
+            let kinds: Vec<EventKind> = match doc.get("kinds") {
+                Some(kinds) => serde_json::from_value(kinds.clone()).unwrap_or_default(),
+                None => {
+                    let kinds = self.settings.events.clone();
+                    store
+                        .put_state(
+                            &webhook_key,
+                            &serde_json::json!({ "sinceMs": ms, "kinds": kinds }),
+                        )
+                        .await?;
+                    kinds
+                }
+            };
+            if kinds.contains(&kind) {
+                return Ok(ms);
+            }
+        }
+        let now = Utc::now().timestamp_millis();
+        store
+            .put_state(&key, &serde_json::json!({ "sinceMs": now }))
+            .await?;
+        tracing::info!(webhook = %self.name, kind = kind.name(), "webhook started: events of this kind from now on are sent");
+        Ok(now)
     }
 }
 
@@ -386,7 +444,7 @@ pub(crate) struct Delivery<R> {
 }
 
 impl<R> Delivery<R> {
-    /// The delivery of `hook`, from when it was first started (now, the first time: written to
+    /// The delivery of `hook`, from when it was first started with `kind` (now, the first time: written to
     /// the store so that a restart keeps it).
     pub(crate) async fn start(
         hook: Ready,
@@ -394,22 +452,7 @@ impl<R> Delivery<R> {
         kind: EventKind,
         board: Board,
     ) -> Result<Self, mantis_store::Error> {
-        let key = hook.since_key();
-        let since_ms = match store
-            .get_state(&key)
-            .await?
-            .and_then(|v| v.get("sinceMs").and_then(serde_json::Value::as_i64))
-        {
-            Some(ms) => ms,
-            None => {
-                let now = Utc::now().timestamp_millis();
-                store
-                    .put_state(&key, &serde_json::json!({ "sinceMs": now }))
-                    .await?;
-                tracing::info!(webhook = %hook.name, "webhook started: events from now on are sent");
-                now
-            }
-        };
+        let since_ms = hook.started_with(kind, store.as_ref()).await?;
         Ok(Self {
             hook,
             store,
@@ -748,6 +791,74 @@ mod tests {
             tenant: None,
             timeout_secs: 10,
         }
+    }
+
+    #[tokio::test]
+    async fn each_kind_starts_when_first_sent_and_an_earlier_webhook_time_covers_its_kinds_then() {
+        let store = mantis_store::sqlite::SqliteStore::in_memory()
+            .await
+            .expect("sqlite");
+        let mut alerts_only = hook();
+        alerts_only.events = vec![EventKind::Alert];
+        let ready = Ready::new("cmms", &alerts_only).expect("valid");
+        let alert = ready
+            .started_with(EventKind::Alert, &store)
+            .await
+            .expect("store");
+        assert_eq!(
+            ready
+                .started_with(EventKind::Alert, &store)
+                .await
+                .expect("store"),
+            alert,
+            "kept"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // `maintenance` added later: from then on, not from the webhook's first start.
+        let both = Ready::new("cmms", &hook()).expect("valid");
+        let maintenance = both
+            .started_with(EventKind::Maintenance, &store)
+            .await
+            .expect("store");
+        assert!(maintenance > alert, "{maintenance} > {alert}");
+        assert_eq!(
+            both.started_with(EventKind::Alert, &store)
+                .await
+                .expect("store"),
+            alert
+        );
+
+        // A webhook started by an earlier version (one time for the webhook): the time holds
+        // for the kinds it sends at the upgrade, a kind added after that starts when added.
+        let old = Ready::new("pager", &alerts_only).expect("valid");
+        store
+            .put_state(
+                "orchestrator.webhook.pager.since",
+                &serde_json::json!({ "sinceMs": 1_000 }),
+            )
+            .await
+            .expect("store");
+        assert_eq!(
+            old.started_with(EventKind::Alert, &store)
+                .await
+                .expect("store"),
+            1_000
+        );
+        let added = Ready::new("pager", &hook()).expect("valid");
+        assert!(
+            added
+                .started_with(EventKind::Maintenance, &store)
+                .await
+                .expect("store")
+                > 1_000
+        );
+        assert_eq!(
+            added
+                .started_with(EventKind::Alert, &store)
+                .await
+                .expect("store"),
+            1_000
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub(crate) struct WindowHandler {
     /// Sensors of which this handler stored a window the store did not have: their windows
     /// close in start order, so every later one is new too and is not looked up.
     emitting: std::collections::HashSet<SensorId>,
+    /// Windows published whose row could not be stored yet (the database away): stored, not
+    /// published again, when retried.
+    unstored: HashMap<(SensorId, i64), Window>,
     /// When the last tick ran: a longer gap than a few ticks means the consumer was held.
     last_tick: Option<Instant>,
     /// Whether a record read since the last tick was appended to the log longer than
@@ -76,6 +79,7 @@ impl WindowHandler {
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
             emitting: Default::default(),
+            unstored: HashMap::new(),
             last_tick: None,
             catching_up: false,
             caught_up_grace: Duration::ZERO,
@@ -196,6 +200,15 @@ impl WindowHandler {
             mantis_domain::timestamp_from_millis(ms)
                 .ok_or_else(|| HandleError::Permanent(format!("window time {ms} ms out of range")))
         };
+        let key = (raw.sensor_id, raw.start_ms);
+        if let Some(window) = self.unstored.get(&key) {
+            // Published already: only its row is missing.
+            self.store.insert_window(window).await?;
+            self.unstored.remove(&key);
+            self.emitting.insert(raw.sensor_id);
+            metrics::counter!("mantis_windows_emitted_total").increment(1);
+            return Ok(());
+        }
         let stored = if self.emitting.contains(&raw.sensor_id) {
             Vec::new()
         } else {
@@ -215,7 +228,11 @@ impl WindowHandler {
         self.publisher
             .publish(Some(window.asset_id.to_string()), &window, trace, vec![])
             .await?;
-        self.store.insert_window(&window).await?;
+        if let Err(e) = self.store.insert_window(&window).await {
+            // Kept, so that the retry stores it without publishing it again.
+            self.unstored.insert(key, window);
+            return Err(e.into());
+        }
         self.emitting.insert(raw.sensor_id);
         metrics::counter!("mantis_windows_emitted_total").increment(1);
         Ok(())
@@ -233,6 +250,7 @@ impl WindowHandler {
     ) -> Result<(), HandleError> {
         match self.emit(raw, trace).await {
             Err(HandleError::Permanent(reason)) => {
+                self.unstored.remove(&(raw.sensor_id, raw.start_ms));
                 metrics::counter!("mantis_windows_failed_total").increment(1);
                 tracing::error!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, %reason, "window cannot be emitted; dropped (its readings stay stored raw)");
                 Ok(())
@@ -323,10 +341,30 @@ impl Handler for WindowHandler {
         // retries cleanly.
         for raw in self.windower.closing(reading) {
             self.emit_or_drop(&raw, ctx.trace).await?;
+            // Closed now: a retry of this reading (a later window failing) does not emit it
+            // again.
+            self.windower.remove(raw.sensor_id, raw.start_ms);
         }
-        if self.windower.add(reading, origin, Instant::now()).late {
+        let added = self.windower.add(reading, origin, Instant::now());
+        if added.late {
             metrics::counter!("mantis_readings_late_total").increment(1);
             tracing::debug!(sensor = %reading.sensor_id, ts = %reading.timestamp, "late reading kept raw, not merged into its closed window");
+        }
+        if added.reassigned {
+            // Conditioned from now on for what it is now (its type, its rate as registered).
+            self.preprocessors.remove(&reading.sensor_id);
+            self.emitting.remove(&reading.sensor_id);
+            tracing::info!(sensor = %reading.sensor_id, asset = %reading.asset_id, "sensor moved to another asset (or given another type); its open windows were closed under the old one");
+        }
+        if added.clock_stepped {
+            metrics::counter!("mantis_sensor_clock_steps_total").increment(1);
+            tracing::warn!(
+                sensor = %reading.sensor_id,
+                asset = %reading.asset_id,
+                ts = %reading.timestamp,
+                after_secs = crate::windower::CLOCK_STEP_AFTER.as_secs(),
+                "the sensor's readings have all been far behind its newest one: its clock is taken to have stepped back, and its windows go on from this reading's time"
+            );
         }
         Ok(self.committable(origin.partition))
     }
@@ -405,6 +443,8 @@ impl Handler for WindowHandler {
             self.emitting.remove(sensor);
             self.last_read.remove(sensor);
         }
+        self.unstored
+            .retain(|(sensor, _), _| !sensors.contains(sensor));
         for p in partitions {
             self.last_offset.remove(p);
         }
@@ -645,6 +685,52 @@ mod tests {
     /// A sensor quiet for `forget_after_secs` with no open window is forgotten (its state
     /// freed); its next readings start afresh from its registration, and a window it had
     /// emitted before is not emitted again.
+    /// A window published whose row the database did not take (away for a moment) is stored
+    /// when retried, not published a second time.
+    #[tokio::test]
+    async fn a_window_published_but_not_stored_is_stored_on_retry_not_published_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let config = Config {
+            window_secs: 10,
+            allowed_lateness_secs: 0,
+            // Every tick closes the open windows.
+            idle_close_secs: 0,
+            ..Config::default()
+        };
+        let (asset, sensor) = (AssetId::new_random(), SensorId::new_random());
+        let mut h = WindowHandler::new(&infra, config);
+        for s in 0..=10 {
+            feed(&mut h, &reading(asset, sensor, s * 1000), s).await;
+        }
+        // [0, 10) emitted and stored: the sensor's later windows are not looked up first.
+        assert_eq!(published(&infra, "first").await.len(), 1);
+        for s in 11..15 {
+            feed(&mut h, &reading(asset, sensor, s * 1000), s).await;
+        }
+        // The database goes away: [10, 20) is published, its row not stored.
+        let away = SqliteStore::in_memory().await.expect("sqlite");
+        away.pool().close().await;
+        let kept = std::mem::replace(&mut h.store, Arc::new(away));
+        let e = h.tick().await.expect_err("the row was not stored");
+        assert!(matches!(e, HandleError::Transient(_)), "{e:?}");
+        assert_eq!(published(&infra, "second").await.len(), 2);
+        // Back: the retry stores it and publishes nothing more.
+        h.store = kept;
+        h.tick().await.expect("stored on retry");
+        let windows = published(&infra, "third").await;
+        assert_eq!(
+            windows.iter().map(|w| w.0).collect::<Vec<_>>(),
+            vec![0, 10_000],
+            "each window published once"
+        );
+        assert_eq!(
+            infra.store.count_windows(None).await.expect("count"),
+            2,
+            "both stored"
+        );
+    }
+
     #[tokio::test]
     async fn a_quiet_sensor_is_forgotten_and_starts_afresh_from_its_registration() {
         let dir = tempfile::tempdir().expect("tempdir");

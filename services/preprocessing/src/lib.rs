@@ -11,7 +11,11 @@
 //!    the backlog's for at most 30 times `idle_close_secs` in a row, so a consumer that stays
 //!    behind still closes a silent sensor's window).
 //!    Readings behind the watermark are late: counted (`mantis_readings_late_total`), kept in the
-//!    raw table, never merged into a closed window. Readings of quality below 50 are stored but
+//!    raw table, never merged into a closed window. A sensor whose readings have all been a
+//!    window or more behind for 2 minutes has had its clock stepped back (or sent one stamp far
+//!    ahead): its watermark goes on from its readings' time
+//!    (`mantis_sensor_clock_steps_total`, a warning), rather than its readings staying late
+//!    until the old time comes round again. Readings of quality below 50 are stored but
 //!    not windowed.
 //! 2. **Cleaning and conditioning** (`mantis-dsp`'s `Preprocessor`): non-finite values,
 //!    duplicate timestamps, out-of-order readings, spikes (Hampel filter), resampling to the
@@ -33,7 +37,8 @@
 //! nothing more for them), the new owner rebuilds them from the group's commit.
 //!
 //! The service also expires old time series where the database does not
-//! (`[infra.retention]`).
+//! (`[infra.retention]`): one replica at a time (the lease `preprocessing.retention` in the
+//! store; the others skip that pass).
 
 mod handler;
 mod windower;
@@ -391,14 +396,32 @@ async fn expire(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     let mut wait = std::time::Duration::from_secs(60);
+    let holder = mantis_runtime::lease_holder(None, "preprocessing");
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(wait) => {}
         }
+        wait = std::time::Duration::from_secs(3600 * u64::from(retention.every_hours));
+        // One replica deletes at a time: the others would run the same deletes against the
+        // same database at the same time.
         let pass = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            pass = store.expire_time_series(&retention, chrono::Utc::now()) => pass,
+            pass = mantis_runtime::while_holding(
+                store.as_ref(),
+                RETENTION_LEASE,
+                &holder,
+                std::time::Duration::from_secs(300),
+                store.expire_time_series(&retention, chrono::Utc::now()),
+            ) => pass,
+        };
+        let pass = match pass {
+            Ok(Some(pass)) => pass,
+            Ok(None) => {
+                tracing::debug!("another replica expires the time series");
+                continue;
+            }
+            Err(e) => Err(e),
         };
         match pass {
             Ok(None) => {
@@ -418,9 +441,11 @@ async fn expire(
                 tracing::warn!(error = %e, "expiring old time series failed; trying again at the next pass");
             }
         }
-        wait = std::time::Duration::from_secs(3600 * u64::from(retention.every_hours));
     }
 }
+
+/// The lease of the replica expiring the time series.
+const RETENTION_LEASE: &str = "preprocessing.retention";
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,14 @@
 //! [`Windower::idle`]). A reading for a window that is already closed, or that the watermark has
 //! already passed, is late: it is not merged into that window (it still joins the later windows
 //! it belongs to when hopping), and the caller counts and reports it.
+//!
+//! A device clock that steps back (a clock reset, a wrong time zone or DST setting mended), or a
+//! single reading stamped far ahead, would leave every later reading of the sensor late until
+//! its time caught up again, hours or days. When all of a sensor's readings have been a whole
+//! window or more behind its watermark for [`CLOCK_STEP_AFTER`] (the caller's clock), its
+//! clock is taken to have stepped: its watermark starts again from the reading's time (the
+//! windows still open on the old time are closed by the sensor's silence on them), and the
+//! caller is told (`Added::clock_stepped`).
 
 use mantis_domain::{AssetId, Reading, SensorId, SensorType};
 use std::collections::{BTreeMap, HashMap};
@@ -41,7 +49,8 @@ pub struct RawWindow {
 
 #[derive(Debug)]
 struct OpenWindow {
-    /// Samples by timestamp (ms): duplicates collapse, out-of-order readings sort.
+    /// Samples by timestamp (ms): duplicates collapse (the first kept), out-of-order readings
+    /// sort.
     samples: BTreeMap<i64, f64>,
     /// The earliest bus position holding one of its readings.
     first: Origin,
@@ -60,7 +69,13 @@ struct SensorWindows {
     max_ts: i64,
     /// End of the latest window closed.
     closed_until: i64,
+    /// Since when every reading has been a whole window or more behind the watermark.
+    behind_since: Option<Instant>,
 }
+
+/// How long every reading of a sensor must be a whole window or more behind its watermark
+/// before its clock is taken to have stepped (its watermark starts again from its readings).
+pub(crate) const CLOCK_STEP_AFTER: Duration = Duration::from_secs(120);
 
 /// Window geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +104,13 @@ pub struct Added {
     pub joined: usize,
     /// Whether it belonged to a window already closed (late).
     pub late: bool,
+    /// Whether the sensor's clock was taken to have stepped back with this reading: its
+    /// watermark starts again from it (see the module docs).
+    pub clock_stepped: bool,
+    /// Whether the sensor was moved to another asset, or now measures something else: its
+    /// open windows were closed (under what they were read as) before this reading, and its
+    /// readings for the rest of the latest of them are late.
+    pub reassigned: bool,
 }
 
 impl Windower {
@@ -121,9 +143,12 @@ impl Windower {
         };
         let ts = reading.timestamp.timestamp_millis();
         let watermark = s.max_ts.max(ts).saturating_sub(self.lateness_ms);
+        // Moved to another asset (or measuring something else now): what it read so far is
+        // the old asset's, closed as such.
+        let reassigned = s.asset_id != reading.asset_id || s.sensor_type != reading.sensor_type;
         s.open
             .iter()
-            .take_while(|(start, _)| *start + self.length_ms <= watermark)
+            .take_while(|(start, _)| reassigned || *start + self.length_ms <= watermark)
             .map(|(start, w)| self.raw(reading.sensor_id, s, *start, w))
             .collect()
     }
@@ -143,12 +168,45 @@ impl Windower {
                 open: BTreeMap::new(),
                 max_ts: i64::MIN,
                 closed_until: i64::MIN,
+                behind_since: None,
             });
         s.partition = origin.partition;
-        let watermark_before = s.max_ts.saturating_sub(lateness);
         let mut added = Added {
             joined: 0,
             late: false,
+            clock_stepped: false,
+            reassigned: false,
+        };
+        if s.asset_id != reading.asset_id || s.sensor_type != reading.sensor_type {
+            // Its open windows were closed under the old asset ([`Windower::closing`]).
+            if let Some((&last, _)) = s.open.last_key_value() {
+                s.closed_until = s.closed_until.max(last + length);
+            }
+            s.open.clear();
+            s.asset_id = reading.asset_id;
+            s.sensor_type = reading.sensor_type;
+            added.reassigned = true;
+        }
+        let watermark_before = s.max_ts.saturating_sub(lateness);
+        // A whole window or more behind: no straggler, the clock itself may have stepped.
+        let far_behind = ts.saturating_add(length) <= watermark_before;
+        if !far_behind {
+            s.behind_since = None;
+        } else if s
+            .behind_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= CLOCK_STEP_AFTER)
+        {
+            s.behind_since = None;
+            s.max_ts = ts;
+            s.closed_until = i64::MIN;
+            added.clock_stepped = true;
+        } else {
+            s.behind_since.get_or_insert(now);
+        }
+        let watermark_before = if added.clock_stepped {
+            ts.saturating_sub(lateness)
+        } else {
+            watermark_before
         };
         for start in starts {
             let end = start + length;
@@ -161,7 +219,9 @@ impl Windower {
                 first: origin,
                 last_seen: now,
             });
-            w.samples.insert(ts, reading.value);
+            // The first value of a timestamp is kept, as the raw table keeps it (a window
+            // rebuilt from either reads the same), and as the cleaner's `KeepFirst` would.
+            w.samples.entry(ts).or_insert(reading.value);
             w.first = w.first.min(origin);
             w.last_seen = now;
             added.joined += 1;
@@ -338,7 +398,9 @@ mod tests {
             added,
             Added {
                 joined: 1,
-                late: false
+                late: false,
+                clock_stepped: false,
+                reassigned: false
             }
         );
         let (closed, _) = feed(&mut w, &reading(s, 35.0, 9.0), 5);
@@ -359,13 +421,127 @@ mod tests {
             added,
             Added {
                 joined: 0,
-                late: true
+                late: true,
+                clock_stepped: false,
+                reassigned: false
             }
         );
         // A window the watermark passed before it ever opened is late too.
         feed(&mut w, &reading(s, 200.0, 1.0), 3);
         let (_, added) = feed(&mut w, &reading(s, 100.0, 1.0), 4);
         assert!(added.late);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_restarts_the_watermark_once_readings_stay_behind() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(2);
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        // Readings up to 3 600 s, then the device clock goes back an hour.
+        for (i, secs) in (3_570..=3_600).step_by(5).enumerate() {
+            w.add(&reading(s, f64::from(secs), 1.0), o(i as i64), at(0));
+        }
+        let mut offset = 100;
+        let mut next = |w: &mut Windower, secs: f64, now: Instant| {
+            offset += 1;
+            let r = reading(s, secs, 2.0);
+            let closing = w.closing(&r);
+            (closing, w.add(&r, o(offset), now))
+        };
+        // Late for less than CLOCK_STEP_AFTER: late, as a straggler would be.
+        let (_, added) = next(&mut w, 0.0, at(1));
+        assert!(added.late && !added.clock_stepped);
+        let (_, added) = next(&mut w, 60.0, at(61));
+        assert!(added.late && !added.clock_stepped);
+        // A reading on time in between (a straggler within the lateness) means the clock has
+        // not stepped: the wait starts again.
+        let (_, added) = next(&mut w, 3_595.0, at(62));
+        assert!(!added.late);
+        let (_, added) = next(&mut w, 65.0, at(63));
+        assert!(added.late && !added.clock_stepped, "the wait starts again");
+        let (closed, added) = next(&mut w, 190.0, at(63 + CLOCK_STEP_AFTER.as_secs()));
+        assert!(closed.is_empty(), "a step closes nothing: {closed:?}");
+        assert_eq!(
+            added,
+            Added {
+                joined: 1,
+                late: false,
+                clock_stepped: true,
+                reassigned: false
+            }
+        );
+        // From then on the new time windows as usual.
+        let (_, added) = next(&mut w, 195.0, at(190));
+        assert_eq!(added.joined, 1);
+        let (closed, _) = next(&mut w, 215.0, at(191));
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].start_ms - T0, closed[0].x.len()), (180_000, 2));
+        // The window left open on the old time is closed by the sensor's silence on it.
+        let idle = w.idle(at(191 + 60), Duration::from_secs(30));
+        assert!(
+            idle.iter().any(|r| r.start_ms - T0 == 3_600_000),
+            "{:?}",
+            idle.iter().map(|r| r.start_ms - T0).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_sensor_moved_to_another_asset_closes_its_windows_under_the_old_one() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(2);
+        feed(&mut w, &reading(s, 1.0, 1.0), 0);
+        feed(&mut w, &reading(s, 31.0, 2.0), 1);
+        let old = AssetId(s.0);
+        let mut moved = reading(s, 62.0, 3.0);
+        moved.asset_id = AssetId::new_random();
+        let (closed, added) = feed(&mut w, &moved, 2);
+        assert!(added.reassigned);
+        assert_eq!(
+            closed
+                .iter()
+                .map(|r| (r.start_ms - T0, r.asset_id))
+                .collect::<Vec<_>>(),
+            vec![(0, old), (30_000, old)],
+            "both open windows, under the old asset"
+        );
+        assert_eq!(added.joined, 1);
+        let mut next = reading(s, 95.0, 4.0);
+        next.asset_id = moved.asset_id;
+        let (closed, added) = feed(&mut w, &next, 3);
+        assert!(!added.reassigned);
+        assert_eq!(
+            closed
+                .iter()
+                .map(|r| (r.start_ms - T0, r.asset_id, r.x.clone()))
+                .collect::<Vec<_>>(),
+            vec![(60_000, moved.asset_id, vec![3.0])],
+            "the new asset's"
+        );
+    }
+
+    #[test]
+    fn a_reading_stamped_far_ahead_leaves_the_sensor_late_only_until_its_clock_is_believed_again() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(2);
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        w.add(&reading(s, 0.0, 1.0), o(0), at(0));
+        w.add(&reading(s, 1_000.0, 9.0), o(1), at(1)); // one stamp far ahead
+        let mut late = 0;
+        let mut stepped_at = None;
+        for i in 2..300u64 {
+            let added = w.add(&reading(s, i as f64, 1.0), o(i as i64), at(i));
+            if added.late {
+                late += 1;
+            }
+            if added.clock_stepped {
+                stepped_at.get_or_insert(i);
+            }
+        }
+        // Late for CLOCK_STEP_AFTER, not for the 1 000 s until its time came back.
+        assert_eq!(stepped_at, Some(2 + CLOCK_STEP_AFTER.as_secs()));
+        assert_eq!(late, CLOCK_STEP_AFTER.as_secs());
     }
 
     #[test]
@@ -393,9 +569,13 @@ mod tests {
         let mut w = tumbling(10);
         feed(&mut w, &reading(s, 2.0, 2.0), 0);
         feed(&mut w, &reading(s, 1.0, 1.0), 1);
-        feed(&mut w, &reading(s, 2.0, 2.0), 2);
+        feed(&mut w, &reading(s, 2.0, 2.5), 2);
         let (closed, _) = feed(&mut w, &reading(s, 45.0, 0.0), 3);
-        assert_eq!(closed[0].x, vec![1.0, 2.0]);
+        assert_eq!(
+            closed[0].x,
+            vec![1.0, 2.0],
+            "the first value of a timestamp is kept"
+        );
         assert_eq!(closed[0].t[1] - closed[0].t[0], 1.0);
     }
 

@@ -784,6 +784,7 @@ async fn checker(
     let period = Duration::from_secs(config.check_secs.max(1));
     let failures: TrainingFailures = Arc::default();
     let mut trainer: Option<tokio::task::JoinHandle<()>> = None;
+    let holder: Arc<str> = mantis_runtime::lease_holder(None, "rul").into();
     let mut first = true;
     loop {
         if !first {
@@ -801,11 +802,11 @@ async fn checker(
         first = false;
         if let Err(e) = check_once(
             &models,
-            store.as_ref(),
+            &store,
             &lives,
             &config,
             &failures,
-            &mut trainer,
+            (&mut trainer, &holder),
         )
         .await
         {
@@ -830,13 +831,17 @@ type TrainingFailures = Arc<std::sync::Mutex<HashMap<Fleet, std::time::Instant>>
 /// Checks skipped after a failed automatic training of a fleet.
 const RETRAIN_BACKOFF_CHECKS: u32 = 10;
 
+/// The lease of a fleet's automatic training (`rul.train.<registry scope>`), renewed while it
+/// runs: one replica trains a fleet at a time.
+const TRAIN_LEASE_TTL: Duration = Duration::from_secs(120);
+
 async fn check_once(
     models: &Arc<Models>,
-    store: &dyn Store,
+    store: &Arc<dyn Store>,
     lives: &Lives,
     config: &Config,
     failures: &TrainingFailures,
-    trainer: &mut Option<tokio::task::JoinHandle<()>>,
+    (trainer, holder): (&mut Option<tokio::task::JoinHandle<()>>, &Arc<str>),
 ) -> std::result::Result<(), ModelError> {
     let mut due = Vec::new();
     // One row per asset with a life end, however long the plant's maintenance history.
@@ -903,11 +908,41 @@ async fn check_once(
     // the next check.
     if !due.is_empty() && trainer.as_ref().is_none_or(|t| t.is_finished()) {
         let (models, failures) = (models.clone(), failures.clone());
+        let (store, holder) = (store.clone(), holder.clone());
         *trainer = Some(tokio::spawn(async move {
             for (runs, request) in due {
                 let fleet = Fleet::new(request.tenant_id, request.asset_type.clone());
-                tracing::info!(%fleet, runs, "RUL: training the first model of the type");
-                let failed = match models.train(request, None).await {
+                // One replica trains a fleet: the others find the lease taken and load the
+                // model it promotes at a later check.
+                let lease = format!("rul.train.{}", fleet.scope());
+                let work = async {
+                    // Promoted by another replica since this check's reload: not retrained.
+                    if let Err(e) = models.reload(&fleet).await {
+                        tracing::warn!(%fleet, error = %e, "RUL: cannot load the promoted model");
+                    }
+                    if models.served(&fleet).is_some() {
+                        return None;
+                    }
+                    tracing::info!(%fleet, runs, "RUL: training the first model of the type");
+                    Some(models.train(request, None).await)
+                };
+                let outcome = match mantis_runtime::while_holding(
+                    store.as_ref(),
+                    &lease,
+                    &holder,
+                    TRAIN_LEASE_TTL,
+                    work,
+                )
+                .await
+                {
+                    Ok(Some(Some(outcome))) => outcome,
+                    Ok(Some(None) | None) => continue,
+                    Err(e) => {
+                        tracing::warn!(%fleet, error = %e, "RUL: automatic training not started (lease unavailable); will retry");
+                        continue;
+                    }
+                };
+                let failed = match outcome {
                     Ok(t) => {
                         tracing::info!(
                             %fleet,

@@ -1,0 +1,140 @@
+//! Work that one replica of a service does at a time, under a lease in the store
+//! ([`mantis_store::Store::acquire_lease`]): the orchestrator's overdue sweep, an automatic model
+//! training, the ingestion service's device sources.
+
+use mantis_store::Store;
+use std::future::Future;
+use std::time::Duration;
+
+/// This process's name in the leases it holds, `<name>#<pid>.<random>`: `instance` (else the
+/// `HOSTNAME` variable, a pod's name in Kubernetes, else the machine's host name, else
+/// `fallback`), then the process id and a random suffix after the last `#` (what others show
+/// of a holder is the part before it), so that two processes given one name (two on one host, one configuration
+/// shared by several) never both take themselves for the holder of one lease.
+pub fn lease_holder(instance: Option<&str>, fallback: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let name = instance
+        .map(str::to_owned)
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| fallback.to_owned());
+    let suffix = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{name}#{}.{:06x}", std::process::id(), suffix & 0xff_ffff)
+}
+
+/// Runs `work` while `holder` holds the lease `name`, renewed every third of `ttl` while it
+/// runs and given back when it ends; `Ok(None)` without running it when another holder has the
+/// lease. A lease that cannot be renewed (the store down, or lost to another holder after the
+/// clocks drifted apart) is logged and `work` goes on: what it does must tolerate being done
+/// twice now and then (a second training of the same model, say), the lease only keeps the
+/// replicas from doing it twice as a rule.
+pub async fn while_holding<T>(
+    store: &dyn Store,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+    work: impl Future<Output = T>,
+) -> Result<Option<T>, mantis_store::Error> {
+    let lease = store
+        .acquire_lease(name, holder, chrono::Utc::now(), ttl)
+        .await?;
+    if !lease.is_held_by(holder) {
+        return Ok(None);
+    }
+    let mut expires = lease.expires_at;
+    let period = (ttl / 3).max(Duration::from_millis(10));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut work = std::pin::pin!(work);
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = renew.tick() => {
+                match store.acquire_lease(name, holder, chrono::Utc::now(), ttl).await {
+                    Ok(l) if l.is_held_by(holder) => expires = l.expires_at,
+                    Ok(l) => tracing::warn!(lease = name, holder = %l.holder, "lease taken by another holder while its work runs"),
+                    Err(e) => tracing::warn!(lease = name, error = %e, "lease not renewed; its work goes on"),
+                }
+            }
+        }
+    };
+    // Given back at once, so another replica need not wait for it to lapse; only while it is
+    // still the hold last seen (a late release never ends a newer one).
+    if let Err(e) = store.release_lease(name, holder, Some(expires)).await {
+        tracing::debug!(lease = name, error = %e, "lease not given back; it lapses");
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_store::sqlite::SqliteStore;
+    use std::sync::Arc;
+
+    #[test]
+    fn holders_of_one_name_differ() {
+        let (a, b) = (
+            lease_holder(Some("anomaly-0"), "anomaly"),
+            lease_holder(Some("anomaly-0"), "anomaly"),
+        );
+        assert_eq!(a.rsplit_once('#').map(|(n, _)| n), Some("anomaly-0"), "{a}");
+        assert_ne!(a, b, "a random suffix each");
+        assert!(!lease_holder(None, "rul").is_empty());
+    }
+
+    #[tokio::test]
+    async fn work_runs_in_one_holder_at_a_time_renewed_while_it_runs_and_given_back() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+        let ttl = Duration::from_millis(300);
+        let (first, second) = ("a#1#000001", "b#2#000002");
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+        let long = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                while_holding(store.as_ref(), "svc.train.x", first, ttl, async move {
+                    let _ = started_tx.send(());
+                    let _ = finish_rx.await;
+                    "first"
+                })
+                .await
+            })
+        };
+        started_rx.await.expect("started");
+        // Three lease durations later the first is still running and still holds the lease.
+        tokio::time::sleep(ttl * 3).await;
+        let refused = while_holding(store.as_ref(), "svc.train.x", second, ttl, async {
+            "second"
+        })
+        .await
+        .expect("store");
+        assert_eq!(refused, None, "renewed while its work runs");
+        let other = while_holding(store.as_ref(), "svc.train.y", second, ttl, async {
+            "second"
+        })
+        .await
+        .expect("store");
+        assert_eq!(other, Some("second"), "another lease is free");
+        finish_tx.send(()).expect("still running");
+        assert_eq!(long.await.expect("joined").expect("store"), Some("first"));
+        // Given back at its end: the other holder need not wait for it to lapse.
+        let after = while_holding(
+            store.as_ref(),
+            "svc.train.x",
+            second,
+            Duration::from_secs(60),
+            async { "second" },
+        )
+        .await
+        .expect("store");
+        assert_eq!(after, Some("second"));
+    }
+}
