@@ -10,8 +10,8 @@ export interface Services {
   api: ApiClient;
   live: LiveClient;
   connectivity: ConnectivityStore;
-  /** Cached asset list (id → Asset) for labels. */
-  assetCache: { list: Asset[] | null; pending: Promise<Asset[]> | null };
+  /** Cached asset list (id → Asset) for labels, of the session's user, and when it was read. */
+  assetCache: { list: Asset[] | null; pending: Promise<Asset[]> | null; readAt?: number; epoch: number };
 }
 
 export interface ServiceOptions {
@@ -80,13 +80,26 @@ export function createServices(o: ServiceOptions = {}): Services {
   live.onAny(() => connectivity.touch());
   // A new token of the same session (a changed password ends the old one): the socket opened
   // with the old token is opened again with the new one, before the gateway closes it (4401).
+  const assetCache: Services['assetCache'] = { list: null, pending: null, epoch: 0 };
+  // Whose session it is: another user (a session ended by expiry, then someone else logged
+  // in on the same screen, maybe of another tenant) never sees the previous one's assets.
+  const owner = (s: Session | null) => (s ? `${s.user.tenantId}/${s.user.username}` : null);
+  let user = owner(getSession());
   let token = getToken();
   subscribeSession(() => {
     const next = getToken();
     if (next && token && next !== token) live.reconnect();
     token = next;
+    const nextUser = owner(getSession());
+    if (nextUser !== user) {
+      assetCache.list = null;
+      assetCache.pending = null;
+      assetCache.readAt = undefined;
+      assetCache.epoch += 1;
+      user = nextUser;
+    }
   });
-  return { api, live, connectivity, assetCache: { list: null, pending: null } };
+  return { api, live, connectivity, assetCache };
 }
 
 export const ServicesContext = createContext<Services | null>(null);
@@ -157,13 +170,26 @@ export function useResource<T>(loader: () => Promise<T>, deps: unknown[]): Resou
   loaderRef.current = loader;
   const seq = useRef(0);
   const alive = useRef(true);
+  /** Changes made to the data by hand (a live message, an action's answer) so far. */
+  const edits = useRef(0);
 
-  const reload = useCallback(async () => {
+  const reload = useCallback(async (retried = false): Promise<void> => {
     const my = ++seq.current;
+    const editsBefore = edits.current;
     setLoading(true);
     try {
       const v = await loaderRef.current();
       if (!alive.current || my !== seq.current) return;
+      if (edits.current !== editsBefore) {
+        // Read before a change made meanwhile (a card just moved, an alert just acknowledged):
+        // it would put the old state back. Read again, once.
+        if (!retried) {
+          void reload(true);
+          return;
+        }
+        // Still changing: the next reload brings the rest.
+        return;
+      }
       setDataState(v);
       setError(null);
     } catch (e) {
@@ -183,8 +209,12 @@ export function useResource<T>(loader: () => Promise<T>, deps: unknown[]): Resou
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
 
-  const setData = useCallback((f: (prev: T | undefined) => T | undefined) => setDataState(f), []);
-  return { data, error, loading, reload, setData };
+  const setData = useCallback((f: (prev: T | undefined) => T | undefined) => {
+    edits.current += 1;
+    setDataState(f);
+  }, []);
+  const reloadNow = useCallback(() => reload(), [reload]);
+  return { data, error, loading, reload: reloadNow, setData };
 }
 
 /** Runs `fn` every `ms` while mounted. */
@@ -198,25 +228,36 @@ export function useInterval(fn: () => void, ms: number | null): void {
   }, [ms]);
 }
 
-/** The asset list (cached for the session), for names and codes in lists. */
+/** How long the cached asset list is used before it is read again. */
+const ASSETS_FRESH_MS = 5 * 60_000;
+
+/** The asset list (cached for the session, read again every few minutes), for names and codes
+ *  in lists. */
 export function useAssets(): Map<string, Asset> {
   const { api, assetCache } = useServices();
   const [list, setList] = useState<Asset[]>(assetCache.list ?? []);
   useEffect(() => {
     let alive = true;
-    if (assetCache.list) {
+    // Read again after a while: assets registered meanwhile appear in the pickers.
+    const fresh = assetCache.readAt !== undefined && Date.now() - assetCache.readAt < ASSETS_FRESH_MS;
+    if (assetCache.list && fresh) {
       setList(assetCache.list);
       return;
     }
+    if (assetCache.list) setList(assetCache.list);
     if (!assetCache.pending) {
+      // A list asked for by the previous session's user is not kept for the next.
+      const epoch = assetCache.epoch;
       assetCache.pending = api.assets().then(
         (l) => {
+          if (epoch !== assetCache.epoch) return [];
           assetCache.list = l;
           assetCache.pending = null;
+          assetCache.readAt = Date.now();
           return l;
         },
         (e) => {
-          assetCache.pending = null;
+          if (epoch === assetCache.epoch) assetCache.pending = null;
           throw e;
         },
       );

@@ -78,14 +78,18 @@ describe('AlertsPage', () => {
     await screen.findAllByTestId('alert-row');
     expect(beepMock).not.toHaveBeenCalled();
     sf.last().drop();
-    list.unshift(alert('missed', { severity: 'CRITICAL', message: 'bearing temperature critical' }));
+    list.unshift(alert('missed', { severity: 'CRITICAL', message: 'bearing temperature critical', createdAt: '2026-12-03T09:00:00.000Z' }));
+    // An older one coming into the list (another acknowledged at the list's limit) is no news.
+    list.push(alert('older', { severity: 'CRITICAL', message: 'old', createdAt: '2026-12-03T06:00:00.000Z' }));
     await act(async () => {
       await new Promise((r) => setTimeout(r, 1100));
     });
     sf.last().open();
-    await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(2));
+    await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(3));
     const row = screen.getAllByTestId('alert-row').find((r) => r.getAttribute('data-alert-id') === 'missed')!;
     expect(row.className).toContain('fresh');
+    const older = screen.getAllByTestId('alert-row').find((r) => r.getAttribute('data-alert-id') === 'older')!;
+    expect(older.className).not.toContain('fresh');
     expect(beepMock).toHaveBeenCalledTimes(1);
     expect(screen.getByTestId('alerts-page').getAttribute('data-flash')).toBe('true');
   });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffDelay, LiveClient, liveUrl, type LiveStatus } from '../src/live/LiveClient';
+import { backoffDelay, LiveClient, liveUrl, RESYNC_EVERY_MS, type LiveStatus } from '../src/live/LiveClient';
 import { ConnectivityStore } from '../src/live/connectivity';
 import { socketFactory } from './helpers';
 
@@ -155,6 +155,10 @@ describe('LiveClient', () => {
     sf.last().drop();
     vi.advanceTimersByTime(1000);
     sf.last().open();
+    // Within 5 s of the last ask: held back, then asked once.
+    expect(resyncs).toEqual(['lagged']);
+    sf.last().push({ type: 'lagged', channel: 'alerts', skipped: 3 });
+    vi.advanceTimersByTime(RESYNC_EVERY_MS);
     expect(resyncs).toEqual(['lagged', 'reconnected']);
     // Logged out and in again: a first open again.
     live.close();

@@ -170,8 +170,10 @@ describe('WorkOrdersPage', () => {
 
   it('saves an edit against the order as it was when the form opened', async () => {
     const user = userEvent.setup();
+    let current = orders;
     const { services, mf, sf } = setup({
       ...routes(),
+      'GET /api/v1/work-orders': () => ({ body: current }),
       'PATCH /api/v1/work-orders/wo-WO-1': () => ({
         status: 412,
         body: { status: 412, title: 'Precondition Failed', detail: 'work order WO-1 was changed at 2026-12-03T08:00:00Z since it was read (If-Match); reload it and make the change again' },
@@ -184,7 +186,9 @@ describe('WorkOrdersPage', () => {
     await user.click(within(card('WO-1')).getByTestId('wo-edit'));
     const form = screen.getByTestId('wo-edit-form');
     // Someone else raises the priority while the form is open.
-    sf.last().push({ type: 'workOrder', data: { ...orders[0], priority: 'URGENT', updatedAt: '2026-12-03T08:00:00.000Z' } });
+    const raised = { ...orders[0], priority: 'URGENT' as const, updatedAt: '2026-12-03T08:00:00.000Z' };
+    current = [raised, ...orders.slice(1)];
+    sf.last().push({ type: 'workOrder', data: raised });
     await user.type(within(form).getByPlaceholderText('username'), 'tom');
     await user.click(within(form).getByText('Save'));
     const call = await waitFor(() => mf.calls.find((c) => c.method === 'PATCH')!);
@@ -194,6 +198,18 @@ describe('WorkOrdersPage', () => {
     expect(call.headers['If-Match']).toBe('"2026-12-03T07:00:00.000Z"');
     expect((await screen.findByTestId('error')).textContent).toContain('reload it');
     expect(screen.getByTestId('wo-edit-form')).toBeTruthy();
+    // The form says what they changed, and goes on from the order as it is now: the field
+    // typed here kept, theirs taken, the save made against their version.
+    expect(screen.getByTestId('wo-edit-stale').textContent).toContain('priority (URGENT)');
+    await user.click(screen.getByTestId('wo-edit-rebase'));
+    expect(screen.queryByTestId('wo-edit-stale')).toBeNull();
+    expect((within(form).getByPlaceholderText('username') as HTMLInputElement).value).toBe('tom');
+    expect(within(form).getByDisplayValue('URGENT')).toBeTruthy();
+    await user.click(within(form).getByText('Save'));
+    await waitFor(() => expect(mf.calls.filter((c) => c.method === 'PATCH')).toHaveLength(2));
+    const second = mf.calls.filter((c) => c.method === 'PATCH')[1];
+    expect(second.body).toEqual({ technician: 'tom' });
+    expect(second.headers['If-Match']).toBe('"2026-12-03T08:00:00.000Z"');
   });
 
   it('moves a card from the order as shown', async () => {

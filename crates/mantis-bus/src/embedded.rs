@@ -526,6 +526,7 @@ impl Inner {
             turn: 0,
             left: false,
             revoked: Vec::new(),
+            returned_under: HashMap::new(),
         };
         sub.reassign();
         Ok(sub)
@@ -1322,6 +1323,9 @@ struct EmbeddedSubscription {
     left: bool,
     /// Partitions taken from this member by rebalances, not yet reported.
     revoked: Vec<Tp>,
+    /// The generation of the assignment under which the last record of each partition was
+    /// returned (see [`Subscription::owns`]).
+    returned_under: HashMap<Tp, u64>,
 }
 
 struct Owned {
@@ -1427,6 +1431,7 @@ impl Subscription for EmbeddedSubscription {
                     .find(|o| o.tp.0 == env.topic && o.tp.1 == env.partition)
                 {
                     o.position = env.offset + 1;
+                    self.returned_under.insert(o.tp.clone(), o.since);
                 }
                 return Ok(env);
             }
@@ -1493,10 +1498,19 @@ impl Subscription for EmbeddedSubscription {
     }
 
     fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.assignment
+        let now = self
+            .assignment
             .borrow()
             .iter()
-            .any(|((t, p), _)| t == topic && *p == partition)
+            .find(|((t, p), _)| t == topic && *p == partition)
+            .map(|(_, since)| *since);
+        // Given back since the last record of it was returned (taken and given back after
+        // it was read): that record is the old assignment's, read again from the commit.
+        match (now, self.returned_under.get(&(topic.to_owned(), partition))) {
+            (None, _) => false,
+            (Some(since), Some(read_under)) => since == *read_under,
+            (Some(_), None) => true,
+        }
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {

@@ -381,11 +381,12 @@ pub trait Subscription: Send {
     /// what it is rebuilding, or see its commits overwritten.
     fn take_revoked(&mut self) -> Vec<(String, i32)>;
 
-    /// Whether `partition` of `topic` is assigned to this member now. A record received just
-    /// after its partition was reported taken comes from the assignment that gave it back
-    /// (Kafka's eager protocol takes every partition and hands them out again within one
-    /// receive), read from the group's committed position: it is handled, not skipped, when
-    /// the partition is this member's again.
+    /// Whether `partition` of `topic` is assigned to this member now, by the assignment the
+    /// last record received from it was read under. A record received just after its
+    /// partition was reported taken comes from the assignment that gave it back (Kafka's
+    /// eager protocol takes every partition and hands them out again within one receive),
+    /// read from the group's committed position: it is handled, not skipped, when this is
+    /// true; one read before the partition was taken and given back is read again.
     fn owns(&self, topic: &str, partition: i32) -> bool;
 
     /// Leaves the group cleanly (its partitions go to the other members at once).

@@ -159,7 +159,7 @@ pub struct RedisCache {
     client: redis::Client,
     /// The connection and its number (how many were opened before it), `None` after it
     /// failed until a call opens another.
-    conn: Arc<Mutex<(u64, Option<redis::aio::MultiplexedConnection>)>>,
+    conn: Arc<Mutex<Held>>,
     /// The server's address, as shown (never the URL: it may carry a password).
     addr: String,
 }
@@ -178,6 +178,20 @@ fn unavailable(e: redis::RedisError) -> Error {
 
 /// Bound of every Redis round trip: a slow cache must not stall the pipeline.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The connection a [`RedisCache`] holds.
+#[derive(Default)]
+struct Held {
+    /// Connections opened so far (the number of the one held).
+    opened: u64,
+    conn: Option<redis::aio::MultiplexedConnection>,
+    /// When opening one last failed: the calls meanwhile answer at once rather than each
+    /// waiting for a connect of its own to a server that does not answer.
+    failed_at: Option<Instant>,
+}
+
+/// How long after a failed connect the calls answer [`Error::Unavailable`] without trying.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// How a Redis call failed.
 enum Failure {
@@ -234,15 +248,39 @@ impl RedisCache {
     /// The open connection and its number, or a new one.
     async fn connection(&self) -> Result<(u64, redis::aio::MultiplexedConnection)> {
         let mut held = self.conn.lock().await;
-        if let (n, Some(c)) = &*held {
-            return Ok((*n, c.clone()));
+        if let Some(c) = &held.conn {
+            return Ok((held.opened, c.clone()));
         }
-        let c = bounded(self.client.get_multiplexed_async_connection())
-            .await
-            .map_err(Failure::error)?;
-        held.0 += 1;
-        held.1 = Some(c.clone());
-        Ok((held.0, c))
+        if held
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
+        {
+            return Err(Error::Unavailable(format!(
+                "Redis at {} did not answer; trying again shortly",
+                self.addr
+            )));
+        }
+        // The client's own bounds as the cache's (its defaults: a 500 ms answer, which a
+        // latency blip exceeds, would drop the connection).
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let c = match bounded(
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(f) => {
+                held.failed_at = Some(Instant::now());
+                return Err(f.error());
+            }
+        };
+        held.opened += 1;
+        held.conn = Some(c.clone());
+        held.failed_at = None;
+        Ok((held.opened, c))
     }
 
     /// Runs `command` (idempotent: GET, SET, DEL, PING). A connection found gone is dropped,
@@ -260,8 +298,8 @@ impl RedisCache {
                     // Dropped, unless another call has put a new one in its place already.
                     {
                         let mut held = self.conn.lock().await;
-                        if held.0 == number {
-                            held.1 = None;
+                        if held.opened == number {
+                            held.conn = None;
                         }
                     }
                     if tried_again || !dropped {

@@ -73,11 +73,52 @@ pub async fn while_holding<T>(
     Ok(Some(out))
 }
 
+/// Whether the time noted under `key` in the store's state ([`note_time`]) is less than
+/// `within` ago: e.g. a failure one replica met, which the others need not meet again before
+/// it is time to try. A state that cannot be read counts as none.
+pub async fn noted_within(store: &dyn Store, key: &str, within: Duration) -> bool {
+    let noted = match store.get_state(key).await {
+        Ok(v) => v.and_then(|v| v.get("atMs").and_then(serde_json::Value::as_i64)),
+        Err(e) => {
+            tracing::debug!(key, error = %e, "state not read");
+            None
+        }
+    };
+    let within_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+    noted.is_some_and(|ms| {
+        let ago = chrono::Utc::now().timestamp_millis().saturating_sub(ms);
+        (0..within_ms).contains(&ago)
+    })
+}
+
+/// Notes the time now under `key` in the store's state (see [`noted_within`]); a failure to
+/// write is logged only.
+pub async fn note_time(store: &dyn Store, key: &str) {
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = store
+        .put_state(key, &serde_json::json!({ "atMs": now }))
+        .await
+    {
+        tracing::debug!(key, error = %e, "state not written");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use mantis_store::sqlite::SqliteStore;
     use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_time_noted_is_seen_within_its_span_by_anyone_sharing_the_store() {
+        let store = SqliteStore::in_memory().await.expect("sqlite");
+        let key = "svc.train.failed.x";
+        assert!(!noted_within(&store, key, Duration::from_secs(60)).await);
+        note_time(&store, key).await;
+        assert!(noted_within(&store, key, Duration::from_secs(60)).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!noted_within(&store, key, Duration::from_millis(10)).await);
+    }
 
     #[test]
     fn holders_of_one_name_differ() {

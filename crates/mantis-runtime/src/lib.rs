@@ -41,7 +41,7 @@ pub use http::{
     parse_json_object, problem_bodies, serve,
 };
 pub use infra::{Infra, connect_store};
-pub use lease::{lease_holder, while_holding};
+pub use lease::{lease_holder, note_time, noted_within, while_holding};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
 pub use settings::{

@@ -70,6 +70,7 @@ macro_rules! conformance_tests {
             alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_tenant,
             acknowledging_or_assigning_a_missing_alert_is_not_found,
             work_orders_move_only_from_the_status_they_are_in,
+            changes_since_a_time_are_listed_oldest_first,
             work_order_plans_are_updated_field_by_field,
             a_work_order_is_created_with_its_plan_in_one_step,
             work_orders_are_filtered_by_tenant,
@@ -2514,6 +2515,106 @@ pub async fn acknowledging_or_assigning_a_missing_alert_is_not_found<S: Store + 
         Err(Error::NotFound { what: "alert", .. })
     ));
     assert_eq!(store.get_alert_record(missing).await.expect("get"), None);
+}
+
+/// What changed since a time (the live feed of every gateway replica): work orders created or
+/// changed, alerts acknowledged, the oldest change first, nothing older. (Other bodies may
+/// share the database: only this body's rows are looked at.)
+pub async fn changes_since_a_time_are_listed_oldest_first<S: Store + ?Sized>(store: &S) {
+    let motor = registered_asset(store, "MTR-001").await;
+    let start = Utc::now() - chrono::Duration::seconds(1);
+    let first = work_order(&motor, "anomaly", &unique_code("WO"), 0);
+    let second = work_order(&motor, "rul", &unique_code("WO"), 0);
+    store.open_work_order(&first).await.expect("open");
+    store.open_work_order(&second).await.expect("open");
+    let ours = |records: Vec<crate::WorkOrderRecord>| -> Vec<WorkOrderId> {
+        records
+            .into_iter()
+            .map(|r| r.order.id)
+            .filter(|id| *id == first.id || *id == second.id)
+            .collect()
+    };
+    let mut both = ours(
+        store
+            .work_orders_changed_since(start, 10_000)
+            .await
+            .expect("changed"),
+    );
+    both.sort();
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(both, expected, "both created since");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert!(
+        store
+            .transition_work_order(
+                first.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::InProgress,
+                None
+            )
+            .await
+            .expect("move")
+    );
+    let moved = store
+        .get_work_order_record(first.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        ours(
+            store
+                .work_orders_changed_since(start, 10_000)
+                .await
+                .expect("changed")
+        ),
+        vec![second.id, first.id],
+        "the latest change last"
+    );
+    let since_move = store
+        .work_orders_changed_since(moved.updated_at, 10_000)
+        .await
+        .expect("changed");
+    assert_eq!(ours(since_move.clone()), vec![first.id], "from its time on");
+    assert_eq!(
+        since_move
+            .iter()
+            .find(|r| r.order.id == first.id)
+            .map(|r| r.order.status),
+        Some(WorkOrderStatus::InProgress)
+    );
+
+    let raised = alert(&motor, &format!("f:{}", uuid::Uuid::new_v4()), 1_000);
+    let other = alert(&motor, &format!("g:{}", uuid::Uuid::new_v4()), 2_000);
+    store.insert_alert(&raised).await.expect("insert");
+    store.insert_alert(&other).await.expect("insert");
+    let acked_at = Utc::now() + chrono::Duration::days(3650);
+    let acked_at = chrono::SubsecRound::trunc_subsecs(acked_at, 3);
+    assert!(
+        store
+            .acknowledge_alert(raised.id, "olga", acked_at, "seen")
+            .await
+            .expect("ack")
+    );
+    let acked: Vec<_> = store
+        .alerts_acknowledged_since(acked_at, 10_000)
+        .await
+        .expect("acknowledged")
+        .into_iter()
+        .filter(|r| r.alert.id == raised.id || r.alert.id == other.id)
+        .collect();
+    assert_eq!(acked.len(), 1, "the acknowledged one only");
+    assert_eq!(acked[0].alert.id, raised.id);
+    assert_eq!(acked[0].acknowledged_by.as_deref(), Some("olga"));
+    assert!(
+        store
+            .alerts_acknowledged_since(acked_at + chrono::Duration::milliseconds(1), 10_000)
+            .await
+            .expect("acknowledged")
+            .iter()
+            .all(|r| r.alert.id != raised.id),
+        "nothing acknowledged after it"
+    );
 }
 
 /// Compare and set: a transition happens only from the status the work order is in, so two

@@ -590,6 +590,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(Timestamp, WorkOrderId)>,
         limit: u32,
     ) -> Result<Vec<WorkOrder>>;
+    /// Every tenant's work orders changed (created or updated) at or after `since`, the
+    /// oldest change first (by `updated_at`, then id), at most `limit`: what the live feed of
+    /// each gateway replica sends on, whichever process made the change.
+    async fn work_orders_changed_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WorkOrderRecord>>;
     /// Moves a work order to `status` (as it is: the stores' counts are not touched; its
     /// `updated_at` moves on as with every change).
     async fn set_work_order_status(&self, id: WorkOrderId, status: WorkOrderStatus) -> Result<()>;
@@ -664,6 +672,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_alert_record(&self, id: AlertId) -> Result<Option<AlertRecord>>;
     /// Alerts with their acknowledgement and assignment matching `filter`, newest first.
     async fn list_alert_records(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
+    /// Every tenant's alerts acknowledged at or after `since`, the oldest acknowledgement
+    /// first (by its time, then id), at most `limit` (the live feed, as
+    /// [`Store::work_orders_changed_since`]).
+    async fn alerts_acknowledged_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>>;
     /// What is open on each of `tenant`'s assets (every asset, zeros included), counted in
     /// one query whatever their number.
     async fn open_work(&self, tenant: TenantId) -> Result<Vec<OpenWork>>;

@@ -1119,6 +1119,20 @@ where
             .collect())
     }
 
+    async fn work_orders_changed_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<WorkOrderRecord>> {
+        let rows = sqlx::query_as::<_, WorkOrderRecordRow>(queries::WORK_ORDERS_CHANGED_SINCE)
+            .bind(DbTime(since))
+            .bind(sql_limit(limit))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
     async fn get_work_order_record(&self, id: WorkOrderId) -> Result<Option<WorkOrderRecord>> {
         sqlx::query_as::<_, WorkOrderRecordRow>(queries::GET_WORK_ORDER_RECORD)
             .bind(DbId::from(id))
@@ -1856,6 +1870,20 @@ where
             .bind(filter.asset_id.map(DbId::from))
             .bind(state.to_owned())
             .bind(sql_limit(filter.limit.unwrap_or(DEFAULT_WORK_ORDER_LIMIT)))
+            .fetch_all(self.sql_pool())
+            .await
+            .map_err(db_error)?;
+        convert_all(rows)
+    }
+
+    async fn alerts_acknowledged_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AlertRecord>> {
+        let rows = sqlx::query_as::<_, AlertRecordRow>(queries::ALERTS_ACKNOWLEDGED_SINCE)
+            .bind(DbTime(since))
+            .bind(sql_limit(limit))
             .fetch_all(self.sql_pool())
             .await
             .map_err(db_error)?;

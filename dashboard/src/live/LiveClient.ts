@@ -41,6 +41,9 @@ type MessageOf<K extends ServerMessage['type']> = Extract<ServerMessage, { type:
 
 const OPEN = 1;
 
+/** The pages are asked to reload at most this often. */
+export const RESYNC_EVERY_MS = 5000;
+
 /** Back-off before reconnect attempt `attempt` (0-based): 1 s, 2 s, 4 s … capped at max. */
 export function backoffDelay(attempt: number, initialMs = 1000, maxMs = 30000): number {
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
@@ -58,6 +61,9 @@ export class LiveClient {
   private wanted = false;
   /** Whether a connection was open before (the next open is a reconnect). */
   private wasOnline = false;
+  /** When the pages were last asked to reload, and the one ask held back meanwhile. */
+  private lastResyncAt = -Infinity;
+  private resyncTimer: ReturnType<typeof setTimeout> | null = null;
   /** channel → reference count; readings carries the asset id. */
   private readonly subs = new Map<LiveChannel, number>();
   private readingsAsset: string | null = null;
@@ -220,7 +226,7 @@ export class LiveClient {
       this.resubscribe();
       this.startPing();
       // Events published while it was down are not sent again.
-      if (this.wasOnline) this.emit({ type: 'resync', reason: 'reconnected' });
+      if (this.wasOnline) this.resync('reconnected');
       this.wasOnline = true;
     };
     socket.onmessage = (ev) => {
@@ -299,7 +305,25 @@ export class LiveClient {
     }
     if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string' || msg.type === 'resync') return;
     this.emit(msg);
-    if (msg.type === 'lagged') this.emit({ type: 'resync', reason: 'lagged' });
+    if (msg.type === 'lagged') this.resync('lagged');
+  }
+
+  /** Asks the pages to reload: at once, then at most once per {@link RESYNC_EVERY_MS} (a
+   *  client lagging through a burst is told so again and again; every page reloading each
+   *  time would add to the burst). */
+  private resync(reason: 'reconnected' | 'lagged'): void {
+    const wait = this.lastResyncAt + RESYNC_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      this.lastResyncAt = Date.now();
+      this.emit({ type: 'resync', reason });
+      return;
+    }
+    if (this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = null;
+      this.lastResyncAt = Date.now();
+      this.emit({ type: 'resync', reason });
+    }, wait);
   }
 
   private emit(msg: ServerMessage): void {
@@ -346,6 +370,8 @@ export class LiveClient {
 
   private clearTimers(): void {
     this.stopPing();
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = null;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
   }

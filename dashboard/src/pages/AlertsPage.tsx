@@ -26,15 +26,25 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   // The alerts listed or received live so far, per filter: one that a reload lists for the
   // first time (raised while the connection was down, or skipped by the gateway for a slow
   // client) is marked and alarms as a live one would.
-  const seen = useRef<{ state: AlertState; ids: Set<string> } | null>(null);
+  // Only one raised after the newest seen so far counts: an older one that comes into the list
+  // (another was acknowledged, and the 201st newest open one takes its place) is no news.
+  const seen = useRef<{ state: AlertState; ids: Set<string>; newest: number } | null>(null);
   const arrivedRef = useRef<(alerts: Alert[]) => void>(() => undefined);
   const res = useResource<Alert[]>(async () => {
     const list = await api.alerts({ state, limit: ALERTS_LIMIT });
     const before = seen.current?.state === state ? seen.current : null;
-    if (before) arrivedRef.current(list.filter((a) => !before.ids.has(a.id)));
-    seen.current = { state, ids: new Set([...(before?.ids ?? []), ...list.map((a) => a.id)]) };
+    if (before) arrivedRef.current(list.filter((a) => !before.ids.has(a.id) && Date.parse(a.createdAt) > before.newest));
+    const newest = Math.max(before?.newest ?? -Infinity, ...list.map((a) => Date.parse(a.createdAt)).filter(Number.isFinite));
+    seen.current = { state, ids: new Set([...(before?.ids ?? []), ...list.map((a) => a.id)]), newest };
     return list;
   }, [api, state]);
+  const mounted = useRef(true);
+  useEffect(() => {
+    mounted.current = true;
+    return () => {
+      mounted.current = false;
+    };
+  }, []);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [liveIds, setLiveIds] = useState<Set<string>>(new Set());
   const [flash, setFlash] = useState(false);
@@ -55,7 +65,8 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
     flashTimer.current = setTimeout(() => setFlash(false), 4000);
   };
   arrivedRef.current = (arrived) => {
-    if (arrived.length === 0) return;
+    // A reload answered after the page was left alarms nobody.
+    if (arrived.length === 0 || !mounted.current) return;
     setFresh((f) => {
       const next = new Set(f);
       for (const a of arrived) next.add(a.id);
@@ -68,7 +79,11 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   useLiveMessage('alert', (msg) => {
     const alert = msg.data;
     const isNew = !known.current.has(alert.id) && !(seen.current?.ids.has(alert.id) ?? false);
-    seen.current?.ids.add(alert.id);
+    if (seen.current) {
+      seen.current.ids.add(alert.id);
+      const at = Date.parse(alert.createdAt);
+      if (Number.isFinite(at)) seen.current.newest = Math.max(seen.current.newest, at);
+    }
     res.setData((prev) => prependAlert(prev ?? [], alert));
     setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));
     if (isNew) {

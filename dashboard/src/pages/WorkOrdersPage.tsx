@@ -73,7 +73,11 @@ export function WorkOrdersPage() {
       if (wo) apply(wo);
       return true;
     } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError({ status: 0, detail: String(e) }));
+      const error = e instanceof ApiError ? e : new ApiError({ status: 0, detail: String(e) });
+      setError(error);
+      // Changed by someone since it was read: the board is read again, so the card (and an
+      // open form) shows what changed.
+      if (error.status === 412) void res.reload();
       return false;
     }
   };
@@ -283,13 +287,36 @@ function EditForm({
   // The order as it was when the form opened: what was changed here is measured against it,
   // and the save is refused (412) if someone changed the order since, rather than undoing
   // their change unseen.
-  const [base] = useState(wo);
+  const [base, setBase] = useState(wo);
   const [description, setDescription] = useState(wo.description);
   const [priority, setPriority] = useState<Priority>(wo.priority);
   const [due, setDue] = useState(toLocalInput(wo.dueBy));
   const [technician, setTechnician] = useState(wo.technician ?? '');
   const [parts, setParts] = useState(formatParts(wo.parts));
   const [whileRunning, setWhileRunning] = useState(wo.whileRunning ?? false);
+  // Changed by someone else (or the planner) since the form opened: what they changed is
+  // shown, and the form can go on from the order as it is now, keeping what was typed here.
+  const stale = wo.updatedAt !== base.updatedAt;
+  const theirs: string[] = [];
+  if (stale) {
+    if (wo.description !== base.description) theirs.push('description');
+    if (wo.priority !== base.priority) theirs.push(`priority (${wo.priority})`);
+    if (wo.dueBy !== base.dueBy) theirs.push('due');
+    if ((wo.technician ?? null) !== (base.technician ?? null)) theirs.push(`technician (${wo.technician ?? 'none'})`);
+    if (formatParts(wo.parts) !== formatParts(base.parts)) theirs.push('parts');
+    if ((wo.whileRunning ?? false) !== (base.whileRunning ?? false)) theirs.push('while running');
+    if (wo.status !== base.status) theirs.push(`status (${wo.status})`);
+  }
+  const rebase = () => {
+    // A field not touched here takes their value; one changed here keeps it.
+    if (description === base.description) setDescription(wo.description);
+    if (priority === base.priority) setPriority(wo.priority);
+    if (due === toLocalInput(base.dueBy)) setDue(toLocalInput(wo.dueBy));
+    if (technician === (base.technician ?? '')) setTechnician(wo.technician ?? '');
+    if (parts === formatParts(base.parts)) setParts(formatParts(wo.parts));
+    if (whileRunning === (base.whileRunning ?? false)) setWhileRunning(wo.whileRunning ?? false);
+    setBase(wo);
+  };
   return (
     <form
       className="wo-form"
@@ -334,6 +361,14 @@ function EditForm({
         <input value={parts} onChange={(e) => setParts(e.target.value)} />
       </label>
       <WhileRunning checked={whileRunning} onChange={setWhileRunning} />
+      {stale && (
+        <p className="muted small" role="status" data-testid="wo-edit-stale">
+          Changed meanwhile by someone else{theirs.length > 0 ? `: ${theirs.join(', ')}` : ''}.{' '}
+          <button type="button" className="link" onClick={rebase} data-testid="wo-edit-rebase">
+            Keep my changes on top of theirs
+          </button>
+        </p>
+      )}
       <div className="row">
         <button type="submit" className="primary" disabled={busy}>
           Save

@@ -650,7 +650,14 @@ async fn trainer(
             // One replica trains an asset: the others find the lease taken, and load the
             // model it promotes at a later check.
             let lease = format!("anomaly.train.{}", asset.id);
+            let failed_key = format!("anomaly.train.failed.{}", asset.id);
             let work = async {
+                // Failed lately on another replica: not tried again before its time.
+                if mantis_runtime::noted_within(store.as_ref(), &failed_key, TRAIN_RETRY_AFTER)
+                    .await
+                {
+                    return Ok(None);
+                }
                 // Promoted by another replica since this check's reload: served, not retrained.
                 if let Err(e) = models.reload(asset.id).await {
                     tracing::warn!(asset = %asset.code, error = %e, "promoted model not loaded");
@@ -658,7 +665,16 @@ async fn trainer(
                 if models.served(asset.id).is_some() {
                     return Ok(None);
                 }
-                auto_train(&models, asset.id, &config).await
+                let trained = auto_train(&models, asset.id, &config).await;
+                if trained.as_ref().is_err_and(|e| {
+                    !matches!(
+                        e,
+                        models::ModelError::Busy(_) | models::ModelError::TrainingsBusy
+                    )
+                }) {
+                    mantis_runtime::note_time(store.as_ref(), &failed_key).await;
+                }
+                trained
             };
             let outcome = match mantis_runtime::while_holding(
                 store.as_ref(),

@@ -202,9 +202,13 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
             format!("gateway.{}", uuid::Uuid::new_v4().simple())
         }
     };
-    let handler = live::AlertFanOut::new(live, infra.store.clone());
+    let handler = live::AlertFanOut::new(live.clone(), infra.store.clone());
+    let changes_store = infra.store.clone();
     let mut app = App::with_own_fallback("gateway", &config.bind, routes, health)
         .await?
+        .worker("change feed", move |shutdown| {
+            live::follow_changes(live, changes_store, shutdown)
+        })
         .worker("alert stream", move |shutdown| async move {
             run_consumer_from(
                 infra,

@@ -53,6 +53,38 @@ pub(crate) struct LiveHub {
     rings: Arc<Rings>,
     buffer: usize,
     tails: ReadingTails,
+    recent: Arc<RecentEvents>,
+}
+
+/// The versions of work orders and alerts sent lately (digests), so that a change reaching
+/// the hub twice (sent as this replica made it, then read from the store's change feed) is
+/// sent once.
+#[derive(Default)]
+struct RecentEvents(Mutex<(HashSet<u64>, VecDeque<u64>)>);
+
+/// Versions remembered by [`RecentEvents`].
+const RECENT_EVENTS: usize = 4096;
+
+impl RecentEvents {
+    /// Whether `version` was not sent lately (and remembers it).
+    fn first_time(&self, version: &impl std::hash::Hash) -> bool {
+        use std::hash::Hasher;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        version.hash(&mut h);
+        let digest = h.finish();
+        let mut recent = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (seen, order) = &mut *recent;
+        if !seen.insert(digest) {
+            return false;
+        }
+        order.push_back(digest);
+        if order.len() > RECENT_EVENTS
+            && let Some(old) = order.pop_front()
+        {
+            seen.remove(&old);
+        }
+        true
+    }
 }
 
 impl LiveHub {
@@ -61,6 +93,7 @@ impl LiveHub {
             rings: Arc::default(),
             buffer: buffer.max(1),
             tails: ReadingTails::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -75,6 +108,15 @@ impl LiveHub {
             .entry(tenant)
             .or_insert_with(|| broadcast::channel(self.buffer).0)
             .subscribe()
+    }
+
+    /// Whether any client is connected.
+    fn has_clients(&self) -> bool {
+        self.rings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .any(|tx| tx.receiver_count() > 0)
     }
 
     /// The tenants with a ring (tests).
@@ -94,6 +136,7 @@ impl LiveHub {
                 return;
             }
         };
+
         // No connected client is fine: everything is in the store and listed by the API.
         let clients = {
             let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
@@ -117,12 +160,178 @@ impl LiveHub {
             .increment(clients as u64);
     }
 
+    /// Sends `alert` as it stands (once per state: raised, acknowledged, assigned; times to
+    /// the millisecond, as the databases keep them).
     pub(crate) fn alert_changed(&self, alert: &AlertRecord, tenant: TenantId) {
-        self.send(tenant, Channel::Alerts, "alert", alert);
+        let version = (
+            "alert",
+            alert.alert.id,
+            alert.acknowledged_at.map(|t| t.timestamp_millis()),
+            alert.assignee.as_deref(),
+        );
+        if self.recent.first_time(&version) {
+            self.send(tenant, Channel::Alerts, "alert", alert);
+        }
     }
 
+    /// Sends `order` as it stands (once per change, by its `updatedAt`).
     pub(crate) fn work_order_changed(&self, order: &WorkOrderRecord, tenant: TenantId) {
-        self.send(tenant, Channel::WorkOrders, "workOrder", order);
+        let version = (
+            "workOrder",
+            order.order.id,
+            order.updated_at.timestamp_millis(),
+        );
+        if self.recent.first_time(&version) {
+            self.send(tenant, Channel::WorkOrders, "workOrder", order);
+        }
+    }
+}
+
+/// How often each replica reads the store's change feed for its clients.
+const CHANGES_EVERY: Duration = Duration::from_secs(1);
+/// How far back each read of the change feed looks again: a change stamped by a writer whose
+/// clock is a little behind, or committed after a later one, is still found (what was sent
+/// already is not sent again).
+const CHANGES_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
+/// Changes read at a time.
+const CHANGES_PAGE: u32 = 500;
+/// Assets whose tenant is remembered before the memory is cleared.
+const TENANTS_REMEMBERED: usize = 100_000;
+
+/// Sends the clients of this replica the work orders changed and the alerts acknowledged by
+/// anyone (another gateway replica, the orchestrator opening or escalating work, the
+/// planner), read from the store every [`CHANGES_EVERY`], until `shutdown`. The changes this
+/// replica makes are sent at once as well (once: see [`RecentEvents`]).
+pub(crate) async fn follow_changes(
+    hub: LiveHub,
+    store: Arc<dyn Store>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> mantis_runtime::Result<()> {
+    let mut feed = ChangeFeed {
+        hub,
+        store,
+        orders_since: Utc::now(),
+        acks_since: Utc::now(),
+        orders_sent: HashMap::new(),
+        acks_sent: HashMap::new(),
+        tenants: HashMap::new(),
+        primed: false,
+    };
+    let mut every = tokio::time::interval(CHANGES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            _ = every.tick() => {}
+        }
+        if let Err(e) = feed.read().await {
+            tracing::debug!(error = %e, "change feed not read; next time");
+        }
+    }
+}
+
+struct ChangeFeed {
+    hub: LiveHub,
+    store: Arc<dyn Store>,
+    /// The latest change sent (the next read looks back [`CHANGES_OVERLAP`] from it).
+    orders_since: DateTime<Utc>,
+    acks_since: DateTime<Utc>,
+    /// What was sent within the overlap: a change read again is not sent again.
+    orders_sent: HashMap<mantis_domain::WorkOrderId, DateTime<Utc>>,
+    acks_sent: HashMap<AlertId, DateTime<Utc>>,
+    tenants: HashMap<AssetId, TenantId>,
+    /// Whether what the overlap holds has been read since the first client connected: the
+    /// first read only takes note of it (the clients load the lists through the API as they
+    /// connect; what changed before is in them).
+    primed: bool,
+}
+
+impl ChangeFeed {
+    async fn read(&mut self) -> Result<(), mantis_store::Error> {
+        if !self.hub.has_clients() {
+            // Nobody to tell: what changes meanwhile is in the API when someone connects.
+            let now = Utc::now();
+            (self.orders_since, self.acks_since) = (now, now);
+            self.orders_sent.clear();
+            self.acks_sent.clear();
+            self.primed = false;
+            return Ok(());
+        }
+        let send = self.primed;
+        let mut since = self.orders_since - CHANGES_OVERLAP;
+        loop {
+            let page = self
+                .store
+                .work_orders_changed_since(since, CHANGES_PAGE)
+                .await?;
+            for record in &page {
+                let id = record.order.id;
+                if self.orders_sent.get(&id) == Some(&record.updated_at) {
+                    continue;
+                }
+                if send && let Some(tenant) = self.tenant_of(record.order.asset_id).await? {
+                    self.hub.work_order_changed(record, tenant);
+                }
+                self.orders_sent.insert(id, record.updated_at);
+                self.orders_since = self.orders_since.max(record.updated_at);
+            }
+            match page.last() {
+                Some(last) if page.len() == CHANGES_PAGE as usize && last.updated_at > since => {
+                    since = last.updated_at;
+                }
+                _ => break,
+            }
+        }
+        let mut since = self.acks_since - CHANGES_OVERLAP;
+        loop {
+            let page = self
+                .store
+                .alerts_acknowledged_since(since, CHANGES_PAGE)
+                .await?;
+            let mut last_at = None;
+            for record in &page {
+                let Some(at) = record.acknowledged_at else {
+                    continue;
+                };
+                last_at = Some(at);
+                if self.acks_sent.contains_key(&record.alert.id) {
+                    continue;
+                }
+                if send && let Some(tenant) = self.tenant_of(record.alert.asset_id).await? {
+                    self.hub.alert_changed(record, tenant);
+                }
+                self.acks_sent.insert(record.alert.id, at);
+                self.acks_since = self.acks_since.max(at);
+            }
+            match last_at {
+                Some(at) if page.len() == CHANGES_PAGE as usize && at > since => since = at,
+                _ => break,
+            }
+        }
+        // Only what the next reads can see again is remembered.
+        let (orders_from, acks_from) = (
+            self.orders_since - CHANGES_OVERLAP,
+            self.acks_since - CHANGES_OVERLAP,
+        );
+        self.orders_sent.retain(|_, at| *at >= orders_from);
+        self.acks_sent.retain(|_, at| *at >= acks_from);
+        self.primed = true;
+        Ok(())
+    }
+
+    /// The tenant of `asset` (none when it is not registered: shown to nobody).
+    async fn tenant_of(&mut self, asset: AssetId) -> Result<Option<TenantId>, mantis_store::Error> {
+        if let Some(t) = self.tenants.get(&asset) {
+            return Ok(Some(*t));
+        }
+        let Some(found) = self.store.get_asset(asset).await? else {
+            return Ok(None);
+        };
+        if self.tenants.len() >= TENANTS_REMEMBERED {
+            self.tenants.clear();
+        }
+        self.tenants.insert(asset, found.tenant_id);
+        Ok(Some(found.tenant_id))
     }
 }
 

@@ -1240,16 +1240,7 @@ async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["user"]["role"], "operator");
-    for channel in ["alerts", "workOrders"] {
-        ws.send(Message::Text(
-            json!({"type": "subscribe", "channel": channel})
-                .to_string()
-                .into(),
-        ))
-        .await
-        .expect("subscribe");
-        assert_eq!(next_json(&mut ws).await["type"], "subscribed");
-    }
+    subscribe(&mut ws, &["alerts", "workOrders"]).await;
     ws.send(Message::Text("not json".into()))
         .await
         .expect("send");
@@ -1495,6 +1486,20 @@ async fn connect_with_key(g: &Gateway) -> Ws {
         .0
 }
 
+/// Subscribes `ws` to `channels`, each confirmed.
+async fn subscribe(ws: &mut Ws, channels: &[&str]) {
+    for channel in channels {
+        ws.send(Message::Text(
+            json!({"type": "subscribe", "channel": channel})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("subscribe");
+        assert_eq!(next_json(ws).await["type"], "subscribed");
+    }
+}
+
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
@@ -1506,6 +1511,75 @@ async fn next_json(ws: &mut Ws) -> Value {
             return serde_json::from_str(&t).expect("JSON");
         }
     }
+}
+
+/// A change made elsewhere (another gateway replica, the orchestrator) reaches this replica's
+/// live clients from the store's change feed; one made here is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_by_other_processes_reach_the_live_clients_once() {
+    let g = start(|_| {}).await;
+    let p = plant(g.store.as_ref(), TenantId::DEFAULT, "MTR-1").await;
+    let other = plant(g.store.as_ref(), TenantId::new_random(), "MTR-9").await;
+    let mut ws = connect_with_key(&g).await;
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    subscribe(&mut ws, &["alerts", "workOrders"]).await;
+    // The feed's first read after a client connected takes note of what is there (the plant
+    // made above): not sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Another tenant's change first: never shown here.
+    assert!(
+        g.store
+            .transition_work_order(
+                other.order.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::InProgress,
+                None
+            )
+            .await
+            .expect("moved")
+    );
+    // As another replica would: straight in the store.
+    assert!(
+        g.store
+            .transition_work_order(
+                p.order.id,
+                WorkOrderStatus::Open,
+                WorkOrderStatus::Scheduled,
+                None
+            )
+            .await
+            .expect("moved")
+    );
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "workOrder", "{pushed:#}");
+    assert_eq!(pushed["data"]["id"], p.order.id.to_string());
+    assert_eq!(pushed["data"]["status"], "SCHEDULED");
+    assert!(
+        g.store
+            .acknowledge_alert(p.alert.id, "olga", chrono::Utc::now(), "elsewhere")
+            .await
+            .expect("acknowledged")
+    );
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "alert", "{pushed:#}");
+    assert_eq!(pushed["data"]["acknowledgedBy"], "olga");
+    // A change made through this replica: sent at once, and not again by the feed.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/work-orders/{}/transition", p.order.id),
+            &Auth::Key(KEY.into()),
+            Some(json!({"to": "IN_PROGRESS"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["data"]["status"], "IN_PROGRESS", "{pushed:#}");
+    let again = tokio::time::timeout(Duration::from_secs(3), ws.next()).await;
+    assert!(
+        again.is_err(),
+        "nothing more within 3 feed reads: {again:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,7 +273,9 @@ impl Ready {
             && let Some(ms) = since_ms(&doc)
         {
             let kinds: Vec<EventKind> = match doc.get("kinds") {
-                Some(kinds) => serde_json::from_value(kinds.clone()).unwrap_or_default(),
+                // Unreadable (edited by hand): the kinds configured, as at the upgrade.
+                Some(kinds) => serde_json::from_value(kinds.clone())
+                    .unwrap_or_else(|_| self.settings.events.clone()),
                 None => {
                     let kinds = self.settings.events.clone();
                     store

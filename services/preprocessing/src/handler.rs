@@ -357,6 +357,9 @@ impl Handler for WindowHandler {
             tracing::info!(sensor = %reading.sensor_id, asset = %reading.asset_id, "sensor moved to another asset (or given another type); its open windows were closed under the old one");
         }
         if added.clock_stepped {
+            // Its windows start again on times it may have had windows of already: the store
+            // is asked again before each is emitted.
+            self.emitting.remove(&reading.sensor_id);
             metrics::counter!("mantis_sensor_clock_steps_total").increment(1);
             tracing::warn!(
                 sensor = %reading.sensor_id,

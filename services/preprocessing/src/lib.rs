@@ -38,7 +38,8 @@
 //!
 //! The service also expires old time series where the database does not
 //! (`[infra.retention]`): one replica at a time (the lease `preprocessing.retention` in the
-//! store; the others skip that pass).
+//! store), one pass per period among them all (a replica whose timer comes within half a
+//! period of the last pass skips its own).
 
 mod handler;
 mod windower;
@@ -402,9 +403,30 @@ async fn expire(
             () = shutdown.cancelled() => return Ok(()),
             () = tokio::time::sleep(wait) => {}
         }
-        wait = std::time::Duration::from_secs(3600 * u64::from(retention.every_hours));
-        // One replica deletes at a time: the others would run the same deletes against the
-        // same database at the same time.
+        let every = std::time::Duration::from_secs(3600 * u64::from(retention.every_hours));
+        wait = every;
+        // One replica deletes at a time, and one pass per period among them all (each
+        // replica's timer runs apart): the others would run the same deletes against the
+        // same database.
+        let work = async {
+            let now = chrono::Utc::now();
+            let last = store
+                .get_state(RETENTION_STATE)
+                .await?
+                .and_then(|v| v.get("lastPassMs").and_then(serde_json::Value::as_i64));
+            let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+            if last.is_some_and(|ms| now.timestamp_millis().saturating_sub(ms) < every_ms / 2) {
+                return Ok(Some(Vec::new()));
+            }
+            let pass = store.expire_time_series(&retention, now).await?;
+            store
+                .put_state(
+                    RETENTION_STATE,
+                    &serde_json::json!({ "lastPassMs": now.timestamp_millis() }),
+                )
+                .await?;
+            Ok(pass)
+        };
         let pass = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             pass = mantis_runtime::while_holding(
@@ -412,7 +434,7 @@ async fn expire(
                 RETENTION_LEASE,
                 &holder,
                 std::time::Duration::from_secs(300),
-                store.expire_time_series(&retention, chrono::Utc::now()),
+                work,
             ) => pass,
         };
         let pass = match pass {
@@ -446,6 +468,9 @@ async fn expire(
 
 /// The lease of the replica expiring the time series.
 const RETENTION_LEASE: &str = "preprocessing.retention";
+/// When the last pass began (state document `{"lastPassMs": …}`): a replica whose timer comes
+/// within half a period of it skips its pass.
+const RETENTION_STATE: &str = "preprocessing.retention.last";
 
 #[cfg(test)]
 mod tests {

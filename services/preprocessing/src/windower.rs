@@ -69,12 +69,38 @@ struct SensorWindows {
     max_ts: i64,
     /// End of the latest window closed.
     closed_until: i64,
-    /// Since when every reading has been a whole window or more behind the watermark.
-    behind_since: Option<Instant>,
+    /// Since when every reading has been a whole window or more behind the watermark, and
+    /// the timestamp of the first of them.
+    behind_since: Option<(Instant, i64)>,
+    /// Readings in a row naming another asset or type than `asset_id` / `sensor_type`: the
+    /// sensor is taken to have moved once [`REASSIGN_AFTER`] agree.
+    moving: Option<(AssetId, SensorType, u32)>,
 }
 
+impl SensorWindows {
+    /// Whether `reading` moves the sensor to its asset and type: the last of
+    /// [`REASSIGN_AFTER`] readings in a row naming them.
+    fn moves_with(&self, reading: &Reading) -> bool {
+        if self.asset_id == reading.asset_id && self.sensor_type == reading.sensor_type {
+            return false;
+        }
+        let before = match self.moving {
+            Some((asset, kind, n)) if asset == reading.asset_id && kind == reading.sensor_type => n,
+            _ => 0,
+        };
+        before + 1 >= REASSIGN_AFTER
+    }
+}
+
+/// Readings in a row that must name a sensor's new asset (or type) before its windows move
+/// there: replicas of the ingestion service learn of a move within a minute of one another,
+/// and meanwhile tag its readings with either asset.
+const REASSIGN_AFTER: u32 = 5;
+
 /// How long every reading of a sensor must be a whole window or more behind its watermark
-/// before its clock is taken to have stepped (its watermark starts again from its readings).
+/// before its clock is taken to have stepped (its watermark starts again from its readings),
+/// provided their timestamps went on at the pace of that time (a clock that stepped keeps
+/// ticking; history imported or a backlog replayed runs far faster, and stays late).
 pub(crate) const CLOCK_STEP_AFTER: Duration = Duration::from_secs(120);
 
 /// Window geometry.
@@ -145,7 +171,7 @@ impl Windower {
         let watermark = s.max_ts.max(ts).saturating_sub(self.lateness_ms);
         // Moved to another asset (or measuring something else now): what it read so far is
         // the old asset's, closed as such.
-        let reassigned = s.asset_id != reading.asset_id || s.sensor_type != reading.sensor_type;
+        let reassigned = s.moves_with(reading);
         s.open
             .iter()
             .take_while(|(start, _)| reassigned || *start + self.length_ms <= watermark)
@@ -169,6 +195,7 @@ impl Windower {
                 max_ts: i64::MIN,
                 closed_until: i64::MIN,
                 behind_since: None,
+                moving: None,
             });
         s.partition = origin.partition;
         let mut added = Added {
@@ -177,7 +204,21 @@ impl Windower {
             clock_stepped: false,
             reassigned: false,
         };
-        if s.asset_id != reading.asset_id || s.sensor_type != reading.sensor_type {
+        let moved = s.moves_with(reading);
+        s.moving = if s.asset_id == reading.asset_id && s.sensor_type == reading.sensor_type {
+            None
+        } else {
+            match s.moving {
+                Some((asset, kind, n))
+                    if asset == reading.asset_id && kind == reading.sensor_type =>
+                {
+                    Some((asset, kind, n + 1))
+                }
+                _ => Some((reading.asset_id, reading.sensor_type, 1)),
+            }
+        };
+        if moved {
+            s.moving = None;
             // Its open windows were closed under the old asset ([`Windower::closing`]).
             if let Some((&last, _)) = s.open.last_key_value() {
                 s.closed_until = s.closed_until.max(last + length);
@@ -192,16 +233,25 @@ impl Windower {
         let far_behind = ts.saturating_add(length) <= watermark_before;
         if !far_behind {
             s.behind_since = None;
-        } else if s
-            .behind_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= CLOCK_STEP_AFTER)
+        } else if let Some((since, first_ts)) = s.behind_since
+            && now.saturating_duration_since(since) >= CLOCK_STEP_AFTER
         {
-            s.behind_since = None;
-            s.max_ts = ts;
-            s.closed_until = i64::MIN;
-            added.clock_stepped = true;
-        } else {
-            s.behind_since.get_or_insert(now);
+            // Their time went on at the pace of the clock (within a factor of two): a clock
+            // that stepped, not history sent in bulk.
+            let elapsed =
+                i64::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(i64::MAX);
+            let advanced = ts.saturating_sub(first_ts);
+            if advanced >= elapsed / 2 && advanced <= elapsed.saturating_mul(2) {
+                s.behind_since = None;
+                s.max_ts = ts;
+                s.closed_until = i64::MIN;
+                added.clock_stepped = true;
+            } else {
+                // Measured again from here.
+                s.behind_since = Some((now, ts));
+            }
+        } else if s.behind_since.is_none() {
+            s.behind_since = Some((now, ts));
         }
         let watermark_before = if added.clock_stepped {
             ts.saturating_sub(lateness)
@@ -490,34 +540,69 @@ mod tests {
     fn a_sensor_moved_to_another_asset_closes_its_windows_under_the_old_one() {
         let s = SensorId::new_random();
         let mut w = tumbling(2);
-        feed(&mut w, &reading(s, 1.0, 1.0), 0);
-        feed(&mut w, &reading(s, 31.0, 2.0), 1);
         let old = AssetId(s.0);
-        let mut moved = reading(s, 62.0, 3.0);
-        moved.asset_id = AssetId::new_random();
-        let (closed, added) = feed(&mut w, &moved, 2);
-        assert!(added.reassigned);
+        let new = AssetId::new_random();
+        let on = |asset: AssetId, secs: f64| Reading {
+            asset_id: asset,
+            ..reading(s, secs, secs)
+        };
+        feed(&mut w, &on(old, 61.0), 0);
+        // Tagged with either asset for a while (the ingestion replicas learn of the move one
+        // after the other): no move.
+        for (i, secs) in [62.0, 64.0, 66.0, 68.0].into_iter().enumerate() {
+            let asset = if i % 2 == 0 { new } else { old };
+            let (closed, added) = feed(&mut w, &on(asset, secs), 1 + i as i64);
+            assert!(closed.is_empty() && !added.reassigned);
+        }
+        // Then five in a row name the new asset: moved with the fifth.
+        let mut moved = None;
+        for (i, secs) in [70.0, 72.0, 74.0, 76.0, 78.0].into_iter().enumerate() {
+            let (closed, added) = feed(&mut w, &on(new, secs), 10 + i as i64);
+            if added.reassigned {
+                moved = Some((i, closed));
+            }
+        }
+        let (i, closed) = moved.expect("moved");
+        assert_eq!(i, 4, "with the fifth in a row");
         assert_eq!(
             closed
                 .iter()
-                .map(|r| (r.start_ms - T0, r.asset_id))
+                .map(|r| (r.start_ms - T0, r.asset_id, r.x.len()))
                 .collect::<Vec<_>>(),
-            vec![(0, old), (30_000, old)],
-            "both open windows, under the old asset"
+            vec![(60_000, old, 9)],
+            "the open window, under the old asset"
         );
-        assert_eq!(added.joined, 1);
-        let mut next = reading(s, 95.0, 4.0);
-        next.asset_id = moved.asset_id;
-        let (closed, added) = feed(&mut w, &next, 3);
-        assert!(!added.reassigned);
+        // The rest of that window's time is late; the next window is the new asset's.
+        let (_, added) = feed(&mut w, &on(new, 80.0), 20);
+        assert!(added.late);
+        feed(&mut w, &on(new, 95.0), 21);
+        let (closed, _) = feed(&mut w, &on(new, 125.0), 22);
         assert_eq!(
             closed
                 .iter()
                 .map(|r| (r.start_ms - T0, r.asset_id, r.x.clone()))
                 .collect::<Vec<_>>(),
-            vec![(60_000, moved.asset_id, vec![3.0])],
+            vec![(90_000, new, vec![95.0])],
             "the new asset's"
         );
+    }
+
+    #[test]
+    fn history_sent_in_bulk_for_a_live_sensor_stays_late_and_never_steps_its_clock() {
+        let s = SensorId::new_random();
+        let mut w = tumbling(2);
+        let start = Instant::now();
+        w.add(&reading(s, 100_000.0, 1.0), o(0), start);
+        // An import of the day before, 50 readings a second for four minutes, one a second
+        // of its time each.
+        for i in 0..12_000u64 {
+            let added = w.add(
+                &reading(s, i as f64, 2.0),
+                o(1 + i as i64),
+                start + Duration::from_millis(20 * i),
+            );
+            assert!(added.late && !added.clock_stepped, "reading {i}");
+        }
     }
 
     #[test]

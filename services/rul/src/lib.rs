@@ -909,13 +909,20 @@ async fn check_once(
     if !due.is_empty() && trainer.as_ref().is_none_or(|t| t.is_finished()) {
         let (models, failures) = (models.clone(), failures.clone());
         let (store, holder) = (store.clone(), holder.clone());
+        let backoff =
+            Duration::from_secs(config.check_secs.max(1)).saturating_mul(RETRAIN_BACKOFF_CHECKS);
         *trainer = Some(tokio::spawn(async move {
             for (runs, request) in due {
                 let fleet = Fleet::new(request.tenant_id, request.asset_type.clone());
                 // One replica trains a fleet: the others find the lease taken and load the
                 // model it promotes at a later check.
                 let lease = format!("rul.train.{}", fleet.scope());
+                let failed_key = format!("rul.train.failed.{}", fleet.scope());
                 let work = async {
+                    // Failed lately on another replica: not tried again before its time.
+                    if mantis_runtime::noted_within(store.as_ref(), &failed_key, backoff).await {
+                        return None;
+                    }
                     // Promoted by another replica since this check's reload: not retrained.
                     if let Err(e) = models.reload(&fleet).await {
                         tracing::warn!(%fleet, error = %e, "RUL: cannot load the promoted model");
@@ -959,6 +966,9 @@ async fn check_once(
                         true
                     }
                 };
+                if failed {
+                    mantis_runtime::note_time(store.as_ref(), &failed_key).await;
+                }
                 if let Ok(mut f) = failures.lock() {
                     if failed {
                         f.insert(fleet, std::time::Instant::now());

@@ -277,6 +277,13 @@ pub(crate) const LIST_OVERDUE_WORK_ORDERS_AFTER: &str = "SELECT id, code, asset_
      AND (due_by, id) > ($3, $4) \
      ORDER BY due_by, id LIMIT $2";
 
+/// `$1` since, `$2` limit: work orders changed at or after `$1`, the oldest change first
+/// (index `work_orders_updated_idx`).
+pub(crate) const WORK_ORDERS_CHANGED_SINCE: &str = "SELECT id, code, asset_id, cause, priority, \
+     status, created_at, due_by, description, rule, trigger_event, technician, parts, \
+     planned_start, planned_end, technician_by_planner, planned_by_planner, while_running, updated_at \
+     FROM work_orders WHERE updated_at >= $1 ORDER BY updated_at, id LIMIT $2";
+
 /// Columns of [`super::rows::WorkOrderRecordRow`].
 pub(crate) const GET_WORK_ORDER_RECORD: &str = "SELECT id, code, asset_id, cause, priority, \
      status, created_at, due_by, description, rule, trigger_event, technician, parts, \
@@ -360,6 +367,13 @@ pub(crate) const LIST_ALERTS: &str = "SELECT id, asset_id, severity, kind, messa
 pub(crate) const GET_ALERT_RECORD: &str = "SELECT id, asset_id, severity, kind, message, \
      created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
      ack_note, assignee FROM alerts WHERE id = $1";
+
+/// `$1` since, `$2` limit: alerts acknowledged at or after `$1`, the oldest acknowledgement
+/// first (partial index `alerts_acknowledged_idx`; its condition repeated, as SQLite needs).
+pub(crate) const ALERTS_ACKNOWLEDGED_SINCE: &str = "SELECT id, asset_id, severity, kind, message, \
+     created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
+     ack_note, assignee FROM alerts WHERE acknowledged_at IS NOT NULL AND acknowledged_at >= $1 \
+     ORDER BY acknowledged_at, id LIMIT $2";
 
 /// `$1` tenant or NULL, `$2` asset or NULL, `$3` `all` | `open` | `acknowledged`, `$4` limit.
 pub(crate) const LIST_ALERT_RECORDS: &str = "SELECT id, asset_id, severity, kind, message, \
