@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import { clearSession } from './api/session';
 import { OfflineBanner } from './components/OfflineBanner';
+import { PageBoundary } from './components/PageBoundary';
 import { kioskAllows, parseRoute, type Route } from './logic/route';
 import { AccessPage } from './pages/AccessPage';
 import { AccountPage } from './pages/AccountPage';
@@ -138,7 +139,9 @@ function Shell({ services }: { services: Services }) {
           </div>
         </header>
         <OfflineBanner />
-        <main>{renderPage(route, kiosk, can(session.user.role, 'manageUsers'))}</main>
+        <main>
+          <PageBoundary resetKey={hash}>{renderPage(route, kiosk, can(session.user.role, 'manageUsers'))}</PageBoundary>
+        </main>
       </div>
     </ThemeContext.Provider>
   );

@@ -162,41 +162,50 @@ export interface Resource<T> {
  * Loads data and keeps the last good value when a later load fails (the kiosk keeps showing
  * the last known state). `reload` can be called by polls and live messages.
  */
-export function useResource<T>(loader: () => Promise<T>, deps: unknown[]): Resource<T> {
+/**
+ * Data loaded by `loader` (again on `deps` changes and `reload`), changed in place by
+ * `setData` (live messages, an action's answer). A change made while a reload is in flight is
+ * made again on what the reload brings, so the reload neither undoes it nor is thrown away.
+ * `onApplied` is called with each loaded value as it is applied.
+ */
+export function useResource<T>(loader: () => Promise<T>, deps: unknown[], onApplied?: (loaded: T) => void): Resource<T> {
   const [data, setDataState] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(true);
   const loaderRef = useRef(loader);
   loaderRef.current = loader;
+  const appliedRef = useRef(onApplied);
+  appliedRef.current = onApplied;
   const seq = useRef(0);
   const alive = useRef(true);
-  /** Changes made to the data by hand (a live message, an action's answer) so far. */
-  const edits = useRef(0);
+  /** The changes made by hand (a live message, an action's answer) since the latest reload began. */
+  const edits = useRef<((prev: T | undefined) => T | undefined)[]>([]);
+  const inFlight = useRef(false);
 
-  const reload = useCallback(async (retried = false): Promise<void> => {
+  const reload = useCallback(async (): Promise<void> => {
     const my = ++seq.current;
-    const editsBefore = edits.current;
+    edits.current = [];
+    inFlight.current = true;
     setLoading(true);
     try {
       const v = await loaderRef.current();
       if (!alive.current || my !== seq.current) return;
-      if (edits.current !== editsBefore) {
-        // Read before a change made meanwhile (a card just moved, an alert just acknowledged):
-        // it would put the old state back. Read again, once.
-        if (!retried) {
-          void reload(true);
-          return;
-        }
-        // Still changing: the next reload brings the rest.
-        return;
-      }
-      setDataState(v);
+      // Made again on what was read: a card moved, an alert acknowledged while it was read
+      // is not put back.
+      const made = edits.current;
+      edits.current = [];
+      setDataState(made.reduce<T | undefined>((acc, f) => f(acc), v));
+      appliedRef.current?.(v);
       setError(null);
     } catch (e) {
       if (!alive.current || my !== seq.current) return;
       setError(e instanceof ApiError ? e : new ApiError({ status: 0, title: 'Error', detail: String(e) }));
     } finally {
-      if (alive.current && my === seq.current) setLoading(false);
+      if (my === seq.current) {
+        inFlight.current = false;
+        edits.current = [];
+        if (alive.current) setLoading(false);
+      }
     }
   }, []);
 
@@ -210,7 +219,7 @@ export function useResource<T>(loader: () => Promise<T>, deps: unknown[]): Resou
   }, deps);
 
   const setData = useCallback((f: (prev: T | undefined) => T | undefined) => {
-    edits.current += 1;
+    if (inFlight.current) edits.current.push(f);
     setDataState(f);
   }, []);
   const reloadNow = useCallback(() => reload(), [reload]);

@@ -96,6 +96,12 @@ describe('work orders', () => {
     const b = workOrder('W2', 'OPEN');
     expect(upsertById([a], b).map((w) => w.code)).toEqual(['W2', 'W1']);
     expect(upsertById([a, b], { ...a, status: 'SCHEDULED' })[0].status).toBe('SCHEDULED');
+    // A version older than the one listed (a message that arrives after a newer read) is not
+    // taken.
+    const newer: typeof a = { ...a, status: 'IN_PROGRESS', updatedAt: '2026-12-03T09:00:00.000Z' };
+    const older: typeof a = { ...a, status: 'SCHEDULED', updatedAt: '2026-12-03T08:00:00.000Z' };
+    expect(upsertById([newer], older)[0].status).toBe('IN_PROGRESS');
+    expect(upsertById([older], newer)[0].status).toBe('IN_PROGRESS');
   });
   it('parses and formats parts', () => {
     expect(parseParts('BRG-6204 x2, SEAL-12\nOIL*3')).toEqual([
@@ -238,6 +244,8 @@ describe('format', () => {
 describe('routes', () => {
   it('parses hashes', () => {
     expect(parseRoute('#/assets/abc%20d')).toEqual({ name: 'asset', id: 'abc d' });
+    // Not valid percent-encoding (typed by hand): taken as it is, not a crash of the app.
+    expect(parseRoute('#/assets/%')).toEqual({ name: 'asset', id: '%' });
     expect(parseRoute('#/alerts')).toEqual({ name: 'alerts' });
     expect(parseRoute('')).toEqual({ name: 'overview' });
     expect(parseRoute('#/work-orders')).toEqual({ name: 'work-orders' });

@@ -48,13 +48,57 @@ describe('useResource', () => {
     act(() => {
       polled = result.current.reload();
     });
-    act(() => result.current.setData(() => ['started']));
-    await act(async () => answers[1](['open']));
-    expect(result.current.data, 'the stale answer is not applied').toEqual(['started']);
-    // It is read again once, and that answer, newer than the change, is.
-    expect(answers).toHaveLength(3);
-    await act(async () => answers[2](['started', 'new']));
+    const start = (prev: string[] | undefined) => (prev ?? []).map((x) => (x === 'open' ? 'started' : x));
+    act(() => result.current.setData(start));
+    expect(result.current.data).toEqual(['started']);
+    // The answer was read before the change: the change is made again on it, and what else
+    // it brings is kept.
+    await act(async () => answers[1](['open', 'new']));
     await act(async () => polled);
     expect(result.current.data).toEqual(['started', 'new']);
+    expect(answers, 'applied, not thrown away').toHaveLength(2);
+    // With no reload in flight, changes are not kept for later.
+    act(() => result.current.setData((prev) => [...(prev ?? []), 'live']));
+    act(() => {
+      polled = result.current.reload();
+    });
+    await act(async () => answers[2](['started', 'new', 'live']));
+    await act(async () => polled);
+    expect(result.current.data).toEqual(['started', 'new', 'live']);
+  });
+});
+
+describe('PageBoundary', () => {
+  it('shows a page that failed as such, the rest standing, and clears on another route', async () => {
+    const { render } = await import('@testing-library/react');
+    const { PageBoundary } = await import('../src/components/PageBoundary');
+    const Broken = () => {
+      throw new Error('boom');
+    };
+    const quiet = console.error;
+    console.error = () => undefined;
+    try {
+      const { rerender } = render(
+        <div>
+          <nav data-testid="nav">nav</nav>
+          <PageBoundary resetKey="#/assets/x">
+            <Broken />
+          </PageBoundary>
+        </div>,
+      );
+      expect(screen.getByTestId('page-failed').textContent).toContain('boom');
+      expect(screen.getByTestId('nav')).toBeTruthy();
+      rerender(
+        <div>
+          <nav data-testid="nav">nav</nav>
+          <PageBoundary resetKey="#/alerts">
+            <p data-testid="fine">fine</p>
+          </PageBoundary>
+        </div>,
+      );
+      expect(screen.getByTestId('fine')).toBeTruthy();
+    } finally {
+      console.error = quiet;
+    }
   });
 });

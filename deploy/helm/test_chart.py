@@ -131,6 +131,24 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(r.of("PersistentVolumeClaim"), {})
         no_pvc = render(*SECRETS, "--set", "services.ingestion.persistence.enabled=false")
         self.assertNotIn("volumeMounts", container(no_pvc.of("Deployment")["t-mantis-ingestion"]))
+        # One ingestion pod reads every device (no leases): a rollout stops it before the next.
+        self.assertEqual(no_pvc.of("Deployment")["t-mantis-ingestion"]["spec"]["strategy"], {"type": "Recreate"})
+        self.assertNotIn("strategy", no_pvc.of("Deployment")["t-mantis-gateway"]["spec"])
+        replicated = render(*SECRETS, "--set", "services.ingestion.persistence.enabled=false",
+                            "--set", "services.ingestion.replicas=2")
+        self.assertNotIn("strategy", replicated.of("Deployment")["t-mantis-ingestion"]["spec"], "leases share the devices")
+        # Migrations run before the port opens: a start is given time before liveness counts.
+        for s in SERVICES:
+            probe = container(r.deployment(s))["startupProbe"]
+            self.assertEqual(probe["httpGet"]["path"], "/health")
+            self.assertGreaterEqual(probe["periodSeconds"] * probe["failureThreshold"], 600, s)
+        # S3 keys left empty are left out: the pods' role (or AWS_* variables) is used.
+        role = render(*SECRETS[:6])
+        validate_all(self, role)
+        keys = role.of("Secret")["t-mantis"]["stringData"]
+        self.assertNotIn("MANTIS_INFRA__OBJECTS__ACCESS_KEY_ID", keys)
+        self.assertNotIn("MANTIS_INFRA__OBJECTS__SECRET_ACCESS_KEY", keys)
+        self.assertEqual(r.of("Secret")["t-mantis"]["stringData"]["MANTIS_INFRA__OBJECTS__ACCESS_KEY_ID"], "mantis")
         fast = render(*SECRETS, "--set", "services.ingestion.persistence.storageClassName=fast-ssd")
         (claim,) = fast.of("StatefulSet")["t-mantis-ingestion"]["spec"]["volumeClaimTemplates"]
         self.assertEqual(claim["spec"]["storageClassName"], "fast-ssd")

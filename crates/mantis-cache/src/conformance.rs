@@ -72,13 +72,23 @@ pub async fn binary_values_round_trip<C: Cache + ?Sized>(cache: &C, ns: &str) {
     assert_eq!(cache.get(&key).await.expect("get"), Some(value));
 }
 
-/// Empty keys and zero TTLs are refused.
+/// Empty keys, zero TTLs and TTLs beyond [`crate::MAX_TTL`] are refused.
 pub async fn invalid_requests_are_refused<C: Cache + ?Sized>(cache: &C, ns: &str) {
     assert!(matches!(cache.get("").await, Err(Error::Invalid(_))));
     assert!(matches!(
         cache.set(&format!("{ns}:f"), vec![], Duration::ZERO).await,
         Err(Error::Invalid(_))
     ));
+    assert!(matches!(
+        cache
+            .set(&format!("{ns}:f"), vec![], Duration::from_secs(u64::MAX))
+            .await,
+        Err(Error::Invalid(_))
+    ));
+    cache
+        .set(&format!("{ns}:f"), vec![1], crate::MAX_TTL)
+        .await
+        .expect("ten years is taken");
     cache.ping().await.expect("ping");
 }
 

@@ -70,12 +70,22 @@ pub trait Cache: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// The longest TTL taken: ten years (a cache entry, not a record).
+pub const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
 fn check(key: &str, ttl: Option<Duration>) -> Result<()> {
     if key.is_empty() {
         return Err(Error::Invalid("the key must not be empty".into()));
     }
     if ttl.is_some_and(|t| t.as_millis() == 0) {
         return Err(Error::Invalid("the TTL must be at least 1 ms".into()));
+    }
+    // Both caches alike (one would overflow its clock, the other take it).
+    if ttl.is_some_and(|t| t > MAX_TTL) {
+        return Err(Error::Invalid(format!(
+            "the TTL must be at most {} days",
+            MAX_TTL.as_secs() / 86_400
+        )));
     }
     Ok(())
 }
@@ -159,7 +169,7 @@ pub struct RedisCache {
     client: redis::Client,
     /// The connection and its number (how many were opened before it), `None` after it
     /// failed until a call opens another.
-    conn: Arc<Mutex<Held>>,
+    conn: Arc<std::sync::Mutex<Held>>,
     /// The server's address, as shown (never the URL: it may carry a password).
     addr: String,
 }
@@ -188,6 +198,20 @@ struct Held {
     /// When opening one last failed: the calls meanwhile answer at once rather than each
     /// waiting for a connect of its own to a server that does not answer.
     failed_at: Option<Instant>,
+    /// Whether a call is opening one now: the others answer at once meanwhile.
+    connecting: bool,
+}
+
+/// Clears [`Held::connecting`] however the connect ends (a caller that goes away included).
+struct Connecting<'a>(&'a std::sync::Mutex<Held>);
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connecting = false;
+    }
 }
 
 /// How long after a failed connect the calls answer [`Error::Unavailable`] without trying.
@@ -245,42 +269,59 @@ impl RedisCache {
         Ok(cache)
     }
 
-    /// The open connection and its number, or a new one.
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        // Held only for a few assignments, never across an await: a panic cannot leave it
+        // half-changed.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The open connection and its number, or a new one (opened by one caller at a time; the
+    /// others, and every caller within [`RECONNECT_AFTER`] of a failed connect, are answered
+    /// [`Error::Unavailable`] at once).
     async fn connection(&self) -> Result<(u64, redis::aio::MultiplexedConnection)> {
-        let mut held = self.conn.lock().await;
-        if let Some(c) = &held.conn {
-            return Ok((held.opened, c.clone()));
-        }
-        if held
-            .failed_at
-            .is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
         {
-            return Err(Error::Unavailable(format!(
-                "Redis at {} did not answer; trying again shortly",
-                self.addr
-            )));
+            let mut held = self.held();
+            if let Some(c) = &held.conn {
+                return Ok((held.opened, c.clone()));
+            }
+            if held.connecting
+                || held
+                    .failed_at
+                    .is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
+            {
+                return Err(Error::Unavailable(format!(
+                    "Redis at {} does not answer; trying again shortly",
+                    self.addr
+                )));
+            }
+            held.connecting = true;
         }
+        let _connecting = Connecting(&self.conn);
         // The client's own bounds as the cache's (its defaults: a 500 ms answer, which a
         // latency blip exceeds, would drop the connection).
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let c = match bounded(
+        let opened = bounded(
             self.client
                 .get_multiplexed_async_connection_with_config(&config),
         )
-        .await
-        {
-            Ok(c) => c,
+        .await;
+        let mut held = self.held();
+        match opened {
+            Ok(c) => {
+                held.opened += 1;
+                held.conn = Some(c.clone());
+                held.failed_at = None;
+                Ok((held.opened, c))
+            }
             Err(f) => {
                 held.failed_at = Some(Instant::now());
-                return Err(f.error());
+                Err(f.error())
             }
-        };
-        held.opened += 1;
-        held.conn = Some(c.clone());
-        held.failed_at = None;
-        Ok((held.opened, c))
+        }
     }
 
     /// Runs `command` (idempotent: GET, SET, DEL, PING). A connection found gone is dropped,
@@ -297,7 +338,7 @@ impl RedisCache {
                 Err(Failure::Connection { error, dropped }) => {
                     // Dropped, unless another call has put a new one in its place already.
                     {
-                        let mut held = self.conn.lock().await;
+                        let mut held = self.held();
                         if held.opened == number {
                             held.conn = None;
                         }

@@ -69,10 +69,20 @@ impl S3Objects {
                 .with_connect_timeout(CONNECT_TIMEOUT)
                 .with_timeout(REQUEST_TIMEOUT),
         );
-        if let Some(id) = &settings.access_key_id {
+        // Empty keys (a chart or compose file that always sets the variables) are none: the
+        // environment's credentials or the pod's role are used, not an empty credential.
+        if let Some(id) = settings
+            .access_key_id
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
             builder = builder.with_access_key_id(id);
         }
-        if let Some(secret) = &settings.secret_access_key {
+        if let Some(secret) = settings
+            .secret_access_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
             builder = builder.with_secret_access_key(secret);
         }
         let store = builder

@@ -150,14 +150,28 @@ pub async fn run_consumer_from<H: Handler>(
     infra: Infra,
     group: &str,
     start: StartFrom,
+    handler: H,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    run_consumer_with(infra, group, group, start, handler, shutdown).await
+}
+
+/// [`run_consumer_from`] whose dead letters go to `dlq.<dead_letters>` rather than the group's
+/// own topic: for a group named anew at every start (one per replica, each reading every
+/// record), which would otherwise leave a dead-letter topic behind at every start.
+pub async fn run_consumer_with<H: Handler>(
+    infra: Infra,
+    group: &str,
+    dead_letters: &str,
+    start: StartFrom,
     mut handler: H,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let topic = H::Input::TOPIC;
-    let dlq = topics::dead_letter_topic(group);
+    let dlq = topics::dead_letter_topic(dead_letters);
     infra
         .bus
-        .ensure_topics(&[topics::dead_letter_spec(group)])
+        .ensure_topics(&[topics::dead_letter_spec(dead_letters)])
         .await?;
     let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "consumer");
     let mut sub = infra

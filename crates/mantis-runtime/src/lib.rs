@@ -35,7 +35,9 @@ mod publish;
 mod settings;
 
 pub use app::App;
-pub use consumer::{HandleError, Handler, RecordContext, run_consumer, run_consumer_from};
+pub use consumer::{
+    HandleError, Handler, RecordContext, run_consumer, run_consumer_from, run_consumer_with,
+};
 pub use http::{
     FieldError, Problem, bind, json_bodies, method_not_allowed, no_such_route, parse_json,
     parse_json_object, problem_bodies, serve,

@@ -414,6 +414,18 @@ mod tests {
             );
             assert_eq!(r.infra.retention.readings_days, 14);
             assert_eq!(r.infra.retention.windows_days, 365);
+            // "Forever" is a hundred years at most (beyond, the time arithmetic overflows).
+            jail.create_file(
+                "forever.toml",
+                "[infra.retention]\nreadings_days = 4294967295\n",
+            )?;
+            let forever: Root =
+                load_settings(Some(Path::new("forever.toml"))).map_err(|e| e.to_string())?;
+            let e = forever.infra.check().expect_err("refused");
+            assert!(
+                e.to_string().contains("infra.retention.readings_days"),
+                "{e}"
+            );
             let plain: Root = load_settings(None).map_err(|e| e.to_string())?;
             assert_eq!(plain.infra.bus, InfraSettings::default().bus);
             Ok(())

@@ -384,8 +384,27 @@ impl Default for Retention {
 }
 
 impl Retention {
-    /// Refuses zeros ([`Error::Invalid`], naming the key).
+    /// The longest retention: a hundred years (a "keep forever" beyond it would overflow the
+    /// time arithmetic).
+    pub const MAX_DAYS: u32 = 36_500;
+
+    /// Refuses zeros, and periods beyond [`Retention::MAX_DAYS`] days or a year between passes
+    /// ([`Error::Invalid`], naming the key).
     pub fn validate(&self) -> Result<()> {
+        for (key, value, max) in [
+            ("readings_days", self.readings_days, Self::MAX_DAYS),
+            ("windows_days", self.windows_days, Self::MAX_DAYS),
+            ("features_days", self.features_days, Self::MAX_DAYS),
+            ("scores_days", self.scores_days, Self::MAX_DAYS),
+            ("predictions_days", self.predictions_days, Self::MAX_DAYS),
+            ("every_hours", self.every_hours, 8_760),
+        ] {
+            if value > max {
+                return Err(Error::Invalid(format!(
+                    "infra.retention.{key} must be at most {max}"
+                )));
+            }
+        }
         for (key, value) in [
             ("readings_days", self.readings_days),
             ("windows_days", self.windows_days),

@@ -107,7 +107,10 @@ export class LiveClient {
    *  gateway would close a socket opened with the old ones). */
   reconnect(): void {
     if (!this.wanted) return;
+    // The same session: what is missed meanwhile is asked for again once reopened.
+    const was = this.wasOnline;
     this.close();
+    this.wasOnline = was;
     this.connect();
   }
 

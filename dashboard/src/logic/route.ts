@@ -14,6 +14,15 @@ export type Route =
   | { name: 'access' }
   | { name: 'kiosk' };
 
+/** `s` URI-decoded; as it is when it is not valid percent-encoding (a hand-typed `#/assets/%`). */
+function decoded(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '').replace(/^\/+/, '').split('?')[0];
   const [head, arg] = path.split('/');
@@ -23,7 +32,7 @@ export function parseRoute(hash: string): Route {
     case 'alerts':
       return { name: 'alerts' };
     case 'assets':
-      return arg ? { name: 'asset', id: decodeURIComponent(arg) } : { name: 'overview' };
+      return arg ? { name: 'asset', id: decoded(arg) } : { name: 'overview' };
     case 'work-orders':
       return { name: 'work-orders' };
     case 'plan':

@@ -45,10 +45,14 @@ export function groupByStatus(list: WorkOrder[]): Record<WorkOrderStatus, WorkOr
   return out;
 }
 
-/** Inserts or replaces (by id) a work order, e.g. from a live message. */
-export function upsertById<T extends { id: string }>(list: T[], item: T): T[] {
+/** Inserts or replaces (by id) a work order, e.g. from a live message; an item older (by
+ *  `updatedAt`) than the one listed does not replace it (a message that arrives after a newer
+ *  read). */
+export function upsertById<T extends { id: string; updatedAt?: string }>(list: T[], item: T): T[] {
   const i = list.findIndex((x) => x.id === item.id);
   if (i < 0) return [item, ...list];
+  const listed = list[i].updatedAt;
+  if (listed && item.updatedAt && Date.parse(item.updatedAt) < Date.parse(listed)) return list;
   const next = list.slice();
   next[i] = item;
   return next;

@@ -26,18 +26,22 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   // The alerts listed or received live so far, per filter: one that a reload lists for the
   // first time (raised while the connection was down, or skipped by the gateway for a slow
   // client) is marked and alarms as a live one would.
-  // Only one raised after the newest seen so far counts: an older one that comes into the list
-  // (another was acknowledged, and the 201st newest open one takes its place) is no news.
+  // Only one raised after the newest of the previous list counts: an older one that comes into
+  // the list (another was acknowledged, and the 201st newest open one takes its place) is no
+  // news. (Live alerts do not move that mark: those the gateway skipped for a slow client are
+  // older than the live ones after them, and the reload must still find them new.)
   const seen = useRef<{ state: AlertState; ids: Set<string>; newest: number } | null>(null);
   const arrivedRef = useRef<(alerts: Alert[]) => void>(() => undefined);
-  const res = useResource<Alert[]>(async () => {
-    const list = await api.alerts({ state, limit: ALERTS_LIMIT });
-    const before = seen.current?.state === state ? seen.current : null;
-    if (before) arrivedRef.current(list.filter((a) => !before.ids.has(a.id) && Date.parse(a.createdAt) > before.newest));
-    const newest = Math.max(before?.newest ?? -Infinity, ...list.map((a) => Date.parse(a.createdAt)).filter(Number.isFinite));
-    seen.current = { state, ids: new Set([...(before?.ids ?? []), ...list.map((a) => a.id)]), newest };
-    return list;
-  }, [api, state]);
+  const res = useResource<Alert[]>(
+    () => api.alerts({ state, limit: ALERTS_LIMIT }),
+    [api, state],
+    (list) => {
+      const before = seen.current?.state === state ? seen.current : null;
+      if (before) arrivedRef.current(list.filter((a) => !before.ids.has(a.id) && Date.parse(a.createdAt) > before.newest));
+      const newest = Math.max(before?.newest ?? -Infinity, ...list.map((a) => Date.parse(a.createdAt)).filter(Number.isFinite));
+      seen.current = { state, ids: new Set([...(before?.ids ?? []), ...list.map((a) => a.id)]), newest };
+    },
+  );
   const mounted = useRef(true);
   useEffect(() => {
     mounted.current = true;
@@ -79,11 +83,7 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   useLiveMessage('alert', (msg) => {
     const alert = msg.data;
     const isNew = !known.current.has(alert.id) && !(seen.current?.ids.has(alert.id) ?? false);
-    if (seen.current) {
-      seen.current.ids.add(alert.id);
-      const at = Date.parse(alert.createdAt);
-      if (Number.isFinite(at)) seen.current.newest = Math.max(seen.current.newest, at);
-    }
+    seen.current?.ids.add(alert.id);
     res.setData((prev) => prependAlert(prev ?? [], alert));
     setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));
     if (isNew) {

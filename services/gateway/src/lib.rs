@@ -40,7 +40,7 @@ pub use auth::{
 pub use kpi::{ShiftConfig, default_shifts};
 pub use planning::PlanningConfig;
 
-use mantis_runtime::{App, Infra, Result, run_consumer_from};
+use mantis_runtime::{App, Infra, Result, run_consumer_with};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -165,7 +165,17 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         ingest,
         cors,
     } = prepare(&infra.settings, &config)?;
-    let health = App::health("gateway", &infra);
+    // Ready while the database answers: the gateway publishes nothing, and reads the cache
+    // only to spare the database, so a bus or Redis outage must not take the dashboard and
+    // the API out of the load balancer (the live alerts resume with the bus).
+    let health = mantis_telemetry::Health::with_checks(
+        "gateway",
+        infra
+            .readiness_checks()
+            .into_iter()
+            .filter(|c| c.name() == "database")
+            .collect(),
+    );
     let (auth, bootstrap) = auth::Auth::new(infra.store.clone(), &config.auth)
         .await
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
@@ -210,9 +220,11 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
             live::follow_changes(live, changes_store, shutdown)
         })
         .worker("alert stream", move |shutdown| async move {
-            run_consumer_from(
+            // One dead-letter topic for every replica and start (`dlq.gateway.live`).
+            run_consumer_with(
                 infra,
                 &group,
+                "gateway.live",
                 mantis_bus::StartFrom::Latest,
                 handler,
                 shutdown,
@@ -243,13 +255,25 @@ fn cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer> {
         .collect::<Result<Vec<_>>>()?;
     Ok(tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
             HeaderName::from_static("x-api-key"),
             HeaderName::from_static("x-request-id"),
         ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::ETAG,
+        ])
         .max_age(std::time::Duration::from_secs(600)))
 }

@@ -54,6 +54,8 @@ pub(crate) struct LiveHub {
     buffer: usize,
     tails: ReadingTails,
     recent: Arc<RecentEvents>,
+    /// When the first client of an unbroken run of connected clients connected.
+    clients_since: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 /// The versions of work orders and alerts sent lately (digests), so that a change reaching
@@ -66,6 +68,11 @@ struct RecentEvents(Mutex<(HashSet<u64>, VecDeque<u64>)>);
 const RECENT_EVENTS: usize = 4096;
 
 impl RecentEvents {
+    /// Remembers `version` as sent.
+    fn note(&self, version: &impl std::hash::Hash) {
+        self.first_time(version);
+    }
+
     /// Whether `version` was not sent lately (and remembers it).
     fn first_time(&self, version: &impl std::hash::Hash) -> bool {
         use std::hash::Hasher;
@@ -94,6 +101,7 @@ impl LiveHub {
             buffer: buffer.max(1),
             tails: ReadingTails::default(),
             recent: Arc::default(),
+            clients_since: Arc::default(),
         }
     }
 
@@ -104,6 +112,15 @@ impl LiveHub {
         let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
         // The rings of tenants whose clients have all left are dropped on the way.
         rings.retain(|_, tx| tx.receiver_count() > 0);
+        {
+            let mut since = self
+                .clients_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if rings.is_empty() || since.is_none() {
+                *since = Some(Utc::now());
+            }
+        }
         rings
             .entry(tenant)
             .or_insert_with(|| broadcast::channel(self.buffer).0)
@@ -160,48 +177,86 @@ impl LiveHub {
             .increment(clients as u64);
     }
 
-    /// Sends `alert` as it stands (once per state: raised, acknowledged, assigned; times to
-    /// the millisecond, as the databases keep them).
+    /// Sends `alert` as it stands now (raised, or changed by this replica): always, and
+    /// remembered so that the change feed does not send the same state again.
     pub(crate) fn alert_changed(&self, alert: &AlertRecord, tenant: TenantId) {
-        let version = (
-            "alert",
-            alert.alert.id,
-            alert.acknowledged_at.map(|t| t.timestamp_millis()),
-            alert.assignee.as_deref(),
-        );
-        if self.recent.first_time(&version) {
+        self.recent.note(&alert_version(alert));
+        self.send(tenant, Channel::Alerts, "alert", alert);
+    }
+
+    /// Sends `order` as changed by this replica: always, and remembered (see
+    /// [`Self::alert_changed`]).
+    pub(crate) fn work_order_changed(&self, order: &WorkOrderRecord, tenant: TenantId) {
+        self.recent.note(&work_order_version(order));
+        self.send(tenant, Channel::WorkOrders, "workOrder", order);
+    }
+
+    /// Sends `alert` as the change feed read it, unless this replica sent that state lately.
+    fn alert_read(&self, alert: &AlertRecord, tenant: TenantId) {
+        if self.recent.first_time(&alert_version(alert)) {
             self.send(tenant, Channel::Alerts, "alert", alert);
         }
     }
 
-    /// Sends `order` as it stands (once per change, by its `updatedAt`).
-    pub(crate) fn work_order_changed(&self, order: &WorkOrderRecord, tenant: TenantId) {
-        let version = (
-            "workOrder",
-            order.order.id,
-            order.updated_at.timestamp_millis(),
-        );
-        if self.recent.first_time(&version) {
+    /// Sends `order` as the change feed read it, unless this replica sent that version lately.
+    fn work_order_read(&self, order: &WorkOrderRecord, tenant: TenantId) {
+        if self.recent.first_time(&work_order_version(order)) {
             self.send(tenant, Channel::WorkOrders, "workOrder", order);
         }
     }
+
+    /// Since when a client has been connected without a break; `None` when none is.
+    fn clients_since(&self) -> Option<DateTime<Utc>> {
+        // The rings first, then this (the order `subscribe` takes them in).
+        let connected = self.has_clients();
+        let mut since = self
+            .clients_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !connected {
+            *since = None;
+        }
+        *since
+    }
+}
+
+/// An alert's state as the live feed tells it apart (times to the millisecond, as the
+/// databases keep them).
+fn alert_version(alert: &AlertRecord) -> impl std::hash::Hash + '_ {
+    (
+        "alert",
+        alert.alert.id,
+        alert.acknowledged_at.map(|t| t.timestamp_millis()),
+        alert.assignee.as_deref(),
+    )
+}
+
+/// A work order's version: its last change, to the millisecond.
+fn work_order_version(order: &WorkOrderRecord) -> impl std::hash::Hash {
+    (
+        "workOrder",
+        order.order.id,
+        order.updated_at.timestamp_millis(),
+    )
 }
 
 /// How often each replica reads the store's change feed for its clients.
 const CHANGES_EVERY: Duration = Duration::from_secs(1);
-/// How far back each read of the change feed looks again: a change stamped by a writer whose
-/// clock is a little behind, or committed after a later one, is still found (what was sent
-/// already is not sent again).
+/// How far back each read of the change feed looks (from now): a change is found by every
+/// read within this span of its stamp, so one stamped by a writer whose clock is a little
+/// behind, or committed a moment after a later one, is still found (each version is sent
+/// once). A writer's clock ahead only keeps its changes in view longer.
 const CHANGES_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
-/// Changes read at a time.
-const CHANGES_PAGE: u32 = 500;
+/// Changes read at a time: more within [`CHANGES_OVERLAP`] are left to the clients' own
+/// reloads (logged).
+const CHANGES_PAGE: u32 = 2000;
 /// Assets whose tenant is remembered before the memory is cleared.
 const TENANTS_REMEMBERED: usize = 100_000;
 
 /// Sends the clients of this replica the work orders changed and the alerts acknowledged by
 /// anyone (another gateway replica, the orchestrator opening or escalating work, the
 /// planner), read from the store every [`CHANGES_EVERY`], until `shutdown`. The changes this
-/// replica makes are sent at once as well (once: see [`RecentEvents`]).
+/// replica makes are sent at once as well (and not again from here: see [`RecentEvents`]).
 pub(crate) async fn follow_changes(
     hub: LiveHub,
     store: Arc<dyn Store>,
@@ -210,12 +265,10 @@ pub(crate) async fn follow_changes(
     let mut feed = ChangeFeed {
         hub,
         store,
-        orders_since: Utc::now(),
-        acks_since: Utc::now(),
         orders_sent: HashMap::new(),
         acks_sent: HashMap::new(),
         tenants: HashMap::new(),
-        primed: false,
+        watching_since: None,
     };
     let mut every = tokio::time::interval(CHANGES_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -224,7 +277,7 @@ pub(crate) async fn follow_changes(
             () = shutdown.cancelled() => return Ok(()),
             _ = every.tick() => {}
         }
-        if let Err(e) = feed.read().await {
+        if let Err(e) = feed.read(Utc::now()).await {
             tracing::debug!(error = %e, "change feed not read; next time");
         }
     }
@@ -233,89 +286,69 @@ pub(crate) async fn follow_changes(
 struct ChangeFeed {
     hub: LiveHub,
     store: Arc<dyn Store>,
-    /// The latest change sent (the next read looks back [`CHANGES_OVERLAP`] from it).
-    orders_since: DateTime<Utc>,
-    acks_since: DateTime<Utc>,
-    /// What was sent within the overlap: a change read again is not sent again.
+    /// The versions read within the overlap: one read again is not sent again.
     orders_sent: HashMap<mantis_domain::WorkOrderId, DateTime<Utc>>,
     acks_sent: HashMap<AlertId, DateTime<Utc>>,
     tenants: HashMap<AssetId, TenantId>,
-    /// Whether what the overlap holds has been read since the first client connected: the
-    /// first read only takes note of it (the clients load the lists through the API as they
-    /// connect; what changed before is in them).
-    primed: bool,
+    /// Since when a client has been connected: what was stamped before is in the lists the
+    /// clients loaded through the API as they connected, and is not sent.
+    watching_since: Option<DateTime<Utc>>,
 }
 
 impl ChangeFeed {
-    async fn read(&mut self) -> Result<(), mantis_store::Error> {
-        if !self.hub.has_clients() {
+    async fn read(&mut self, now: DateTime<Utc>) -> Result<(), mantis_store::Error> {
+        let Some(connected) = self.hub.clients_since() else {
             // Nobody to tell: what changes meanwhile is in the API when someone connects.
-            let now = Utc::now();
-            (self.orders_since, self.acks_since) = (now, now);
+            self.watching_since = None;
             self.orders_sent.clear();
             self.acks_sent.clear();
-            self.primed = false;
             return Ok(());
+        };
+        let watching_since = *self.watching_since.get_or_insert(connected);
+        let since = now - CHANGES_OVERLAP;
+        let orders = self
+            .store
+            .work_orders_changed_since(since, CHANGES_PAGE)
+            .await?;
+        if orders.len() == CHANGES_PAGE as usize {
+            tracing::warn!(
+                page = CHANGES_PAGE,
+                "more work orders changed within the change feed's span than it reads; the clients' own reloads bring the rest"
+            );
         }
-        let send = self.primed;
-        let mut since = self.orders_since - CHANGES_OVERLAP;
-        loop {
-            let page = self
-                .store
-                .work_orders_changed_since(since, CHANGES_PAGE)
-                .await?;
-            for record in &page {
-                let id = record.order.id;
-                if self.orders_sent.get(&id) == Some(&record.updated_at) {
-                    continue;
-                }
-                if send && let Some(tenant) = self.tenant_of(record.order.asset_id).await? {
-                    self.hub.work_order_changed(record, tenant);
-                }
-                self.orders_sent.insert(id, record.updated_at);
-                self.orders_since = self.orders_since.max(record.updated_at);
+        for record in &orders {
+            let id = record.order.id;
+            if self.orders_sent.get(&id) == Some(&record.updated_at) {
+                continue;
             }
-            match page.last() {
-                Some(last) if page.len() == CHANGES_PAGE as usize && last.updated_at > since => {
-                    since = last.updated_at;
-                }
-                _ => break,
+            self.orders_sent.insert(id, record.updated_at);
+            if record.updated_at >= watching_since
+                && let Some(tenant) = self.tenant_of(record.order.asset_id).await?
+            {
+                self.hub.work_order_read(record, tenant);
             }
         }
-        let mut since = self.acks_since - CHANGES_OVERLAP;
-        loop {
-            let page = self
-                .store
-                .alerts_acknowledged_since(since, CHANGES_PAGE)
-                .await?;
-            let mut last_at = None;
-            for record in &page {
-                let Some(at) = record.acknowledged_at else {
-                    continue;
-                };
-                last_at = Some(at);
-                if self.acks_sent.contains_key(&record.alert.id) {
-                    continue;
-                }
-                if send && let Some(tenant) = self.tenant_of(record.alert.asset_id).await? {
-                    self.hub.alert_changed(record, tenant);
-                }
-                self.acks_sent.insert(record.alert.id, at);
-                self.acks_since = self.acks_since.max(at);
+        let acks = self
+            .store
+            .alerts_acknowledged_since(since, CHANGES_PAGE)
+            .await?;
+        for record in &acks {
+            let Some(at) = record.acknowledged_at else {
+                continue;
+            };
+            if self.acks_sent.contains_key(&record.alert.id) {
+                continue;
             }
-            match last_at {
-                Some(at) if page.len() == CHANGES_PAGE as usize && at > since => since = at,
-                _ => break,
+            self.acks_sent.insert(record.alert.id, at);
+            if at >= watching_since
+                && let Some(tenant) = self.tenant_of(record.alert.asset_id).await?
+            {
+                self.hub.alert_read(record, tenant);
             }
         }
         // Only what the next reads can see again is remembered.
-        let (orders_from, acks_from) = (
-            self.orders_since - CHANGES_OVERLAP,
-            self.acks_since - CHANGES_OVERLAP,
-        );
-        self.orders_sent.retain(|_, at| *at >= orders_from);
-        self.acks_sent.retain(|_, at| *at >= acks_from);
-        self.primed = true;
+        self.orders_sent.retain(|_, at| *at >= since);
+        self.acks_sent.retain(|_, at| *at >= since);
         Ok(())
     }
 

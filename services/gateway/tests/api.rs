@@ -2477,6 +2477,36 @@ async fn browsers_of_the_configured_origins_only_may_call_the_api() {
     );
     let other = preflight("https://evil.test").await.expect("preflight");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A part saved (PUT) under a precondition, from the allowed origin.
+    let put = g
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/spare-parts/BRG-1", g.url),
+        )
+        .header("origin", "https://hmi.plant.test")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization,if-none-match,if-match",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    let header = |name: &str| {
+        put.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    assert!(
+        header("access-control-allow-methods").contains("put"),
+        "{:?}",
+        put.headers()
+    );
+    assert!(header("access-control-allow-headers").contains("if-none-match"));
+    assert!(header("access-control-allow-headers").contains("if-match"));
 }
 
 /// A pump fleet's recorded lives (failures, a preventive replacement, the lives still running)

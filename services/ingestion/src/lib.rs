@@ -212,6 +212,8 @@ pub async fn build_with_ingestor(infra: Infra, config: Config) -> Result<(App, A
         )
     });
     let mut checks = infra.readiness_checks();
+    // The cache is not used here: a Redis outage must not refuse devices.
+    checks.retain(|c| c.name() != "redis");
     if let Some(buffer) = &buffer {
         // With an edge buffer the service takes readings while the bus is down: it is not
         // ready only when the buffer is full. The bus's state shows in the details.

@@ -152,8 +152,13 @@ impl WindowHandler {
             .ok_or_else(|| HandleError::Transient("preprocessor cache".into()))
     }
 
-    /// Conditions a closed window; `None` when nothing usable is left.
-    async fn condition(&mut self, raw: &RawWindow) -> Result<Option<Window>, HandleError> {
+    /// Conditions a closed window; `None` when nothing usable is left, `Err(())` when it could
+    /// not be conditioned (counted and logged here).
+    #[allow(clippy::result_unit_err)]
+    async fn condition(
+        &mut self,
+        raw: &RawWindow,
+    ) -> Result<Result<Option<Window>, ()>, HandleError> {
         let mut out = std::mem::take(&mut self.scratch);
         let result = self
             .preprocessor(raw)
@@ -162,8 +167,12 @@ impl WindowHandler {
         let window = match result {
             Ok(()) => to_window(raw, &out),
             Err(e) => {
-                tracing::warn!(sensor = %raw.sensor_id, error = %e, "window could not be conditioned");
-                None
+                // Not an empty window: counted as a failure, with the reason in the log.
+                metrics::counter!("mantis_windows_failed_total", "reason" => "conditioning")
+                    .increment(1);
+                tracing::warn!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, error = %e, "window could not be conditioned; dropped (its readings stay stored raw)");
+                self.scratch = out;
+                return Ok(Err(()));
             }
         };
         let report = out.report;
@@ -183,7 +192,7 @@ impl WindowHandler {
             tracing::info!(sensor = %raw.sensor_id, gaps = out.signal.gaps.len(), "gap in the readings: the window keeps its longest gap-free piece");
         }
         self.scratch = out;
-        Ok(window)
+        Ok(Ok(window))
     }
 
     /// Conditions, publishes and stores a closed window, once: a window already stored is not
@@ -221,7 +230,10 @@ impl WindowHandler {
             tracing::debug!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, "window emitted before the restart; not again");
             return Ok(());
         }
-        let Some(window) = self.condition(raw).await? else {
+        let Ok(conditioned) = self.condition(raw).await? else {
+            return Ok(());
+        };
+        let Some(window) = conditioned else {
             metrics::counter!("mantis_windows_empty_total").increment(1);
             return Ok(());
         };
@@ -251,7 +263,8 @@ impl WindowHandler {
         match self.emit(raw, trace).await {
             Err(HandleError::Permanent(reason)) => {
                 self.unstored.remove(&(raw.sensor_id, raw.start_ms));
-                metrics::counter!("mantis_windows_failed_total").increment(1);
+                metrics::counter!("mantis_windows_failed_total", "reason" => "refused")
+                    .increment(1);
                 tracing::error!(sensor = %raw.sensor_id, window_start_ms = raw.start_ms, %reason, "window cannot be emitted; dropped (its readings stay stored raw)");
                 Ok(())
             }

@@ -931,7 +931,15 @@ async fn check_once(
                         return None;
                     }
                     tracing::info!(%fleet, runs, "RUL: training the first model of the type");
-                    Some(models.train(request, None).await)
+                    let trained = models.train(request, None).await;
+                    // Noted while the lease is held: another replica does not start a retry
+                    // in between.
+                    if trained.as_ref().is_err_and(|e| {
+                        !matches!(e, ModelError::Busy(_) | ModelError::OtherTraining(_))
+                    }) {
+                        mantis_runtime::note_time(store.as_ref(), &failed_key).await;
+                    }
+                    Some(trained)
                 };
                 let outcome = match mantis_runtime::while_holding(
                     store.as_ref(),
@@ -966,9 +974,6 @@ async fn check_once(
                         true
                     }
                 };
-                if failed {
-                    mantis_runtime::note_time(store.as_ref(), &failed_key).await;
-                }
                 if let Ok(mut f) = failures.lock() {
                     if failed {
                         f.insert(fleet, std::time::Instant::now());
