@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { ApiError } from '../api/client';
 import type { CrewLoad, MaintenancePlan, PlannedWorkOrder, Technician, TimeOff } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
@@ -26,6 +26,8 @@ export function PlanPage() {
   const [applied, setApplied] = useState<{ applied: number; skipped: number } | null>(null);
   const [busy, setBusy] = useState(false);
   const plan = useResource<MaintenancePlan>(() => api.schedule(hours), [api, hours]);
+  const hoursRef = useRef(hours);
+  hoursRef.current = hours;
   const crew = useResource<Technician[]>(() => api.technicians(), [api]);
   const timeOff = useResource<TimeOff[]>(() => api.timeOff(), [api]);
 
@@ -33,8 +35,11 @@ export function PlanPage() {
     setApplyError(null);
     setBusy(true);
     try {
-      const p = await api.applySchedule(hours);
-      plan.setData(() => p);
+      const asked = hours;
+      const p = await api.applySchedule(asked);
+      // Shown only while the horizon is still the one applied (a reload for another one may
+      // be on its way, and would otherwise take this plan for its own).
+      plan.setData((prev) => (hoursRef.current === asked ? p : prev));
       setApplied({ applied: p.applied, skipped: p.skipped });
     } catch (e) {
       setApplyError(e as ApiError);

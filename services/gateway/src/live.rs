@@ -127,15 +127,6 @@ impl LiveHub {
             .subscribe()
     }
 
-    /// Whether any client is connected.
-    fn has_clients(&self) -> bool {
-        self.rings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .any(|tx| tx.receiver_count() > 0)
-    }
-
     /// The tenants with a ring (tests).
     #[cfg(test)]
     fn rings(&self) -> usize {
@@ -184,11 +175,13 @@ impl LiveHub {
         self.send(tenant, Channel::Alerts, "alert", alert);
     }
 
-    /// Sends `order` as changed by this replica: always, and remembered (see
-    /// [`Self::alert_changed`]).
+    /// Sends `order` as changed by this replica, unless the change feed was quicker (every
+    /// change of a work order has a later `updated_at`, so a version is never sent twice nor
+    /// taken for another).
     pub(crate) fn work_order_changed(&self, order: &WorkOrderRecord, tenant: TenantId) {
-        self.recent.note(&work_order_version(order));
-        self.send(tenant, Channel::WorkOrders, "workOrder", order);
+        if self.recent.first_time(&work_order_version(order)) {
+            self.send(tenant, Channel::WorkOrders, "workOrder", order);
+        }
     }
 
     /// Sends `alert` as the change feed read it, unless this replica sent that state lately.
@@ -207,15 +200,19 @@ impl LiveHub {
 
     /// Since when a client has been connected without a break; `None` when none is.
     fn clients_since(&self) -> Option<DateTime<Utc>> {
-        // The rings first, then this (the order `subscribe` takes them in).
-        let connected = self.has_clients();
+        // Both under the rings' lock (the order `subscribe` takes them in), so a client
+        // subscribing meanwhile is not missed.
+        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let connected = rings.values().any(|tx| tx.receiver_count() > 0);
         let mut since = self
             .clients_since
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !connected {
-            *since = None;
-        }
+        *since = match (connected, *since) {
+            (false, _) => None,
+            (true, None) => Some(Utc::now()),
+            (true, Some(at)) => Some(at),
+        };
         *since
     }
 }
@@ -247,8 +244,7 @@ const CHANGES_EVERY: Duration = Duration::from_secs(1);
 /// behind, or committed a moment after a later one, is still found (each version is sent
 /// once). A writer's clock ahead only keeps its changes in view longer.
 const CHANGES_OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
-/// Changes read at a time: more within [`CHANGES_OVERLAP`] are left to the clients' own
-/// reloads (logged).
+/// Changes read at a time (pages follow while they come full).
 const CHANGES_PAGE: u32 = 2000;
 /// Assets whose tenant is remembered before the memory is cleared.
 const TENANTS_REMEMBERED: usize = 100_000;
@@ -306,44 +302,66 @@ impl ChangeFeed {
         };
         let watching_since = *self.watching_since.get_or_insert(connected);
         let since = now - CHANGES_OVERLAP;
-        let orders = self
-            .store
-            .work_orders_changed_since(since, CHANGES_PAGE)
-            .await?;
-        if orders.len() == CHANGES_PAGE as usize {
-            tracing::warn!(
-                page = CHANGES_PAGE,
-                "more work orders changed within the change feed's span than it reads; the clients' own reloads bring the rest"
-            );
+        // Page after page (a burst of more than a page within the span is read whole); a full
+        // page of one time only ends it (what is read again is not sent again anyway).
+        let mut from = since;
+        loop {
+            let orders = self
+                .store
+                .work_orders_changed_since(from, CHANGES_PAGE)
+                .await?;
+            for record in &orders {
+                let id = record.order.id;
+                if self.orders_sent.get(&id) == Some(&record.updated_at) {
+                    continue;
+                }
+                // Noted as sent only once its tenant is known (a lookup that fails is tried
+                // again at the next read).
+                let tenant = if record.updated_at >= watching_since {
+                    self.tenant_of(record.order.asset_id).await?
+                } else {
+                    None
+                };
+                if let Some(tenant) = tenant {
+                    self.hub.work_order_read(record, tenant);
+                }
+                self.orders_sent.insert(id, record.updated_at);
+            }
+            match orders.last() {
+                Some(last) if orders.len() == CHANGES_PAGE as usize && last.updated_at > from => {
+                    from = last.updated_at;
+                }
+                _ => break,
+            }
         }
-        for record in &orders {
-            let id = record.order.id;
-            if self.orders_sent.get(&id) == Some(&record.updated_at) {
-                continue;
+        let mut from = since;
+        loop {
+            let acks = self
+                .store
+                .alerts_acknowledged_since(from, CHANGES_PAGE)
+                .await?;
+            let mut last_at = None;
+            for record in &acks {
+                let Some(at) = record.acknowledged_at else {
+                    continue;
+                };
+                last_at = Some(at);
+                if self.acks_sent.contains_key(&record.alert.id) {
+                    continue;
+                }
+                let tenant = if at >= watching_since {
+                    self.tenant_of(record.alert.asset_id).await?
+                } else {
+                    None
+                };
+                if let Some(tenant) = tenant {
+                    self.hub.alert_read(record, tenant);
+                }
+                self.acks_sent.insert(record.alert.id, at);
             }
-            self.orders_sent.insert(id, record.updated_at);
-            if record.updated_at >= watching_since
-                && let Some(tenant) = self.tenant_of(record.order.asset_id).await?
-            {
-                self.hub.work_order_read(record, tenant);
-            }
-        }
-        let acks = self
-            .store
-            .alerts_acknowledged_since(since, CHANGES_PAGE)
-            .await?;
-        for record in &acks {
-            let Some(at) = record.acknowledged_at else {
-                continue;
-            };
-            if self.acks_sent.contains_key(&record.alert.id) {
-                continue;
-            }
-            self.acks_sent.insert(record.alert.id, at);
-            if at >= watching_since
-                && let Some(tenant) = self.tenant_of(record.alert.asset_id).await?
-            {
-                self.hub.alert_read(record, tenant);
+            match last_at {
+                Some(at) if acks.len() == CHANGES_PAGE as usize && at > from => from = at,
+                _ => break,
             }
         }
         // Only what the next reads can see again is remembered.
