@@ -260,10 +260,10 @@ pub(crate) async fn follow_changes(
 ) -> mantis_runtime::Result<()> {
     let mut feed = ChangeFeed {
         hub,
-        store,
+        store: store.clone(),
         orders_sent: HashMap::new(),
         acks_sent: HashMap::new(),
-        tenants: HashMap::new(),
+        tenants: AssetTenants::new(store),
         watching_since: None,
     };
     let mut every = tokio::time::interval(CHANGES_EVERY);
@@ -285,7 +285,7 @@ struct ChangeFeed {
     /// The versions read within the overlap: one read again is not sent again.
     orders_sent: HashMap<mantis_domain::WorkOrderId, DateTime<Utc>>,
     acks_sent: HashMap<AlertId, DateTime<Utc>>,
-    tenants: HashMap<AssetId, TenantId>,
+    tenants: AssetTenants,
     /// Since when a client has been connected: what was stamped before is in the lists the
     /// clients loaded through the API as they connected, and is not sent.
     watching_since: Option<DateTime<Utc>>,
@@ -318,7 +318,7 @@ impl ChangeFeed {
                 // Noted as sent only once its tenant is known (a lookup that fails is tried
                 // again at the next read).
                 let tenant = if record.updated_at >= watching_since {
-                    self.tenant_of(record.order.asset_id).await?
+                    self.tenants.of(record.order.asset_id).await?
                 } else {
                     None
                 };
@@ -350,7 +350,7 @@ impl ChangeFeed {
                     continue;
                 }
                 let tenant = if at >= watching_since {
-                    self.tenant_of(record.alert.asset_id).await?
+                    self.tenants.of(record.alert.asset_id).await?
                 } else {
                     None
                 };
@@ -369,19 +369,35 @@ impl ChangeFeed {
         self.acks_sent.retain(|_, at| *at >= since);
         Ok(())
     }
+}
 
-    /// The tenant of `asset` (none when it is not registered: shown to nobody).
-    async fn tenant_of(&mut self, asset: AssetId) -> Result<Option<TenantId>, mantis_store::Error> {
-        if let Some(t) = self.tenants.get(&asset) {
+/// The tenants of assets, read from the store once each (at most [`TENANTS_REMEMBERED`] kept).
+struct AssetTenants {
+    store: Arc<dyn Store>,
+    known: HashMap<AssetId, TenantId>,
+}
+
+impl AssetTenants {
+    fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The tenant of `asset`; none when it is not registered (shown to nobody; not
+    /// remembered, so its later tenant is found).
+    async fn of(&mut self, asset: AssetId) -> Result<Option<TenantId>, mantis_store::Error> {
+        if let Some(t) = self.known.get(&asset) {
             return Ok(Some(*t));
         }
         let Some(found) = self.store.get_asset(asset).await? else {
             return Ok(None);
         };
-        if self.tenants.len() >= TENANTS_REMEMBERED {
-            self.tenants.clear();
+        if self.known.len() >= TENANTS_REMEMBERED {
+            self.known.clear();
         }
-        self.tenants.insert(asset, found.tenant_id);
+        self.known.insert(asset, found.tenant_id);
         Ok(Some(found.tenant_id))
     }
 }
@@ -389,8 +405,7 @@ impl ChangeFeed {
 /// Consumes `alerts.critical` and hands each new alert, once, to the hub.
 pub(crate) struct AlertFanOut {
     hub: LiveHub,
-    store: Arc<dyn Store>,
-    tenants: HashMap<AssetId, TenantId>,
+    tenants: AssetTenants,
     seen: HashSet<AlertId>,
     order: VecDeque<AlertId>,
 }
@@ -401,8 +416,7 @@ impl AlertFanOut {
     pub(crate) fn new(hub: LiveHub, store: Arc<dyn Store>) -> Self {
         Self {
             hub,
-            store,
-            tenants: HashMap::new(),
+            tenants: AssetTenants::new(store),
             seen: HashSet::new(),
             order: VecDeque::new(),
         }
@@ -411,18 +425,7 @@ impl AlertFanOut {
     /// The tenant of `asset`; none when it is not registered (the API shows its alerts to
     /// nobody, and so does the live feed).
     async fn tenant_of(&mut self, asset: AssetId) -> Result<Option<TenantId>, HandleError> {
-        if let Some(t) = self.tenants.get(&asset) {
-            return Ok(Some(*t));
-        }
-        let tenant = match self.store.get_asset(asset).await {
-            Ok(Some(a)) => a.tenant_id,
-            // Not registered (yet): no cache entry, so its later tenant is found.
-            Ok(None) => return Ok(None),
-            Err(e) if e.is_retryable() => return Err(HandleError::Transient(e.to_string())),
-            Err(e) => return Err(HandleError::Permanent(e.to_string())),
-        };
-        self.tenants.insert(asset, tenant);
-        Ok(Some(tenant))
+        Ok(self.tenants.of(asset).await?)
     }
 }
 

@@ -409,22 +409,13 @@ async fn expire(
         // replica's timer runs apart): the others would run the same deletes against the
         // same database.
         let work = async {
-            let now = chrono::Utc::now();
-            let last = store
-                .get_state(RETENTION_STATE)
-                .await?
-                .and_then(|v| v.get("lastPassMs").and_then(serde_json::Value::as_i64));
-            let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
-            if last.is_some_and(|ms| now.timestamp_millis().saturating_sub(ms) < every_ms / 2) {
+            if mantis_runtime::noted_within(store.as_ref(), RETENTION_STATE, every / 2).await {
                 return Ok(Some(Vec::new()));
             }
-            let pass = store.expire_time_series(&retention, now).await?;
-            store
-                .put_state(
-                    RETENTION_STATE,
-                    &serde_json::json!({ "lastPassMs": now.timestamp_millis() }),
-                )
+            let pass = store
+                .expire_time_series(&retention, chrono::Utc::now())
                 .await?;
+            mantis_runtime::note_time(store.as_ref(), RETENTION_STATE).await;
             Ok(pass)
         };
         let pass = tokio::select! {
@@ -468,7 +459,7 @@ async fn expire(
 
 /// The lease of the replica expiring the time series.
 const RETENTION_LEASE: &str = "preprocessing.retention";
-/// When the last pass began (state document `{"lastPassMs": …}`): a replica whose timer comes
+/// When the last pass ended ([`mantis_runtime::note_time`]): a replica whose timer comes
 /// within half a period of it skips its pass.
 const RETENTION_STATE: &str = "preprocessing.retention.last";
 
