@@ -4,7 +4,7 @@ import { ApiClient, ApiError } from './api/client';
 import { clearSession, getSession, getToken, setSession, subscribeSession, type Session } from './api/session';
 import type { Asset, ServerMessage } from './api/types';
 import { ConnectivityStore, type Connectivity } from './live/connectivity';
-import { LiveClient, liveUrl, type LiveStatus, type SocketFactory } from './live/LiveClient';
+import { LiveClient, liveProtocols, liveUrl, type LiveStatus, type SocketFactory } from './live/LiveClient';
 
 export interface Services {
   api: ApiClient;
@@ -46,6 +46,7 @@ export function createServices(o: ServiceOptions = {}): Services {
   });
   const live = new LiveClient({
     url: () => liveUrl(getToken(), o.location ?? location),
+    protocols: () => liveProtocols(getToken()),
     socketFactory: o.socketFactory,
     initialBackoffMs: o.initialBackoffMs,
     maxBackoffMs: o.maxBackoffMs,

@@ -91,11 +91,11 @@ describe('a new token of the session', () => {
     services.live.subscribe('alerts');
     expect(sf.sockets).toHaveLength(1);
     sf.last().open();
-    expect(sf.last().url).toContain('token=tok-123');
+    expect(sf.last().protocols).toContain('bearer.tok-123');
     setSession({ token: 'tok-new', expiresAt: '2099-01-01T00:00:00.000Z', user: { username: 'tom', displayName: 'Tom', role: 'operator', tenantId: 't1' } });
     expect(sf.sockets).toHaveLength(2);
     expect(sf.sockets[0].closedWith).toBe(1000);
-    expect(sf.last().url).toContain('token=tok-new');
+    expect(sf.last().protocols).toContain('bearer.tok-new');
     sf.last().open();
     expect(sf.last().sent).toContainEqual({ type: 'subscribe', channel: 'alerts' });
     // A request sent with the old token and refused after the change does not end the session.

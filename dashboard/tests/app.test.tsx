@@ -36,9 +36,10 @@ describe('login and 401 handling', () => {
     expect(location.hash).toBe('#/overview');
     expect(JSON.parse(sessionStorage.getItem('mantis.session')!).token).toBe('jwt-1');
     expect(mf.calls.find((c) => c.url.pathname === '/api/v1/overview')!.headers.Authorization).toBe('Bearer jwt-1');
-    // the live client connects with the token
+    // the live client connects with the token, offered as a subprotocol (not in the URL)
     await waitFor(() => expect(sf.sockets.length).toBe(1));
-    expect(sf.last().url).toBe('ws://localhost/ws?token=jwt-1');
+    expect(sf.last().url).toBe('ws://localhost/ws');
+    expect(sf.last().protocols).toEqual(['mantis.v1', 'bearer.jwt-1']);
   });
 
   it('goes back to login on a 401 anywhere', async () => {

@@ -18,7 +18,10 @@ export class FakeSocket implements SocketLike {
   onerror: ((ev: unknown) => void) | null = null;
   onmessage: ((ev: { data: unknown }) => void) | null = null;
   closedWith: number | null = null;
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    readonly protocols: string[] = [],
+  ) {}
   send(data: string) {
     if (this.readyState !== 1) throw new Error('not open');
     this.sent.push(JSON.parse(data));
@@ -49,8 +52,8 @@ export class FakeSocket implements SocketLike {
 
 export function socketFactory() {
   const sockets: FakeSocket[] = [];
-  const factory = (url: string) => {
-    const s = new FakeSocket(url);
+  const factory = (url: string, protocols: string[] = []) => {
+    const s = new FakeSocket(url, protocols);
     sockets.push(s);
     return s;
   };

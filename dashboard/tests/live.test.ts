@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { backoffDelay, LiveClient, liveUrl, RESYNC_EVERY_MS, type LiveStatus } from '../src/live/LiveClient';
+import { backoffDelay, LiveClient, liveProtocols, liveUrl, RESYNC_EVERY_MS, type LiveStatus } from '../src/live/LiveClient';
 import { ConnectivityStore } from '../src/live/connectivity';
 import { socketFactory } from './helpers';
 
@@ -253,10 +253,16 @@ describe('LiveClient', () => {
 });
 
 describe('liveUrl', () => {
-  it('uses wss on https and encodes the token', () => {
-    expect(liveUrl('a b', { protocol: 'https:', host: 'x:1' })).toBe('wss://x:1/ws?token=a%20b');
-    expect(liveUrl('t', { protocol: 'http:', host: 'h' })).toBe('ws://h/ws?token=t');
+  it('uses wss on https and offers the token as a subprotocol', () => {
+    expect(liveUrl('h.p.s', { protocol: 'https:', host: 'x:1' })).toBe('wss://x:1/ws');
+    expect(liveProtocols('h.p.s')).toEqual(['mantis.v1', 'bearer.h.p.s']);
+    expect(liveUrl('t', { protocol: 'http:', host: 'h' })).toBe('ws://h/ws');
     expect(liveUrl(null, { protocol: 'http:', host: 'h' })).toBeNull();
+    expect(liveProtocols(null)).toEqual([]);
+  });
+  it('puts a token that cannot be a subprotocol in the URL, encoded', () => {
+    expect(liveUrl('a b', { protocol: 'https:', host: 'x:1' })).toBe('wss://x:1/ws?token=a%20b');
+    expect(liveProtocols('a b')).toEqual([]);
   });
 });
 
@@ -265,8 +271,9 @@ describe('LiveClient defaults', () => {
     const created: string[] = [];
     const Orig = globalThis.WebSocket;
     globalThis.WebSocket = class {
-      constructor(url: string) {
+      constructor(url: string, protocols?: string[]) {
         created.push(url);
+        if (protocols !== undefined) created.push(...protocols);
       }
       close() {}
     } as unknown as typeof WebSocket;

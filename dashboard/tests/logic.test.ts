@@ -137,6 +137,14 @@ describe('alerts', () => {
     expect(l2[1].acknowledgedBy).toBe('me');
     expect(prependAlert([open, acked], alert('a3'), 2).map((a) => a.id)).toEqual(['a3', 'a1']);
   });
+  it('never replaces a newer state of an alert with an older one', () => {
+    const assigned = { ...open, assignee: 'tom', changedAt: '2026-12-07T10:00:02.000Z' };
+    // The alert as raised (the live feed after a reload) leaves it assigned.
+    expect(prependAlert([assigned], { ...open, changedAt: null })[0].assignee).toBe('tom');
+    // An earlier assignment neither; a later one replaces it.
+    expect(prependAlert([assigned], { ...open, assignee: 'ana', changedAt: '2026-12-07T10:00:01.000Z' })[0].assignee).toBe('tom');
+    expect(prependAlert([assigned], { ...open, assignee: null, changedAt: '2026-12-07T10:00:03.000Z' })[0].assignee).toBe(null);
+  });
   it('alarms only on unacknowledged CRITICAL or on-call alerts', () => {
     expect(isAlarming(alert('c', { severity: 'MEDIUM', notifyOnCall: true }))).toBe(true);
     expect(isAlarming(alert('c', { severity: 'MEDIUM', notifyOnCall: true, acknowledgedAt: 'x' }))).toBe(false);

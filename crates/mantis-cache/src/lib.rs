@@ -47,7 +47,8 @@ pub enum Error {
     /// The cache server cannot be reached; callers fall back to the store.
     #[error("the cache is unavailable: {0}")]
     Unavailable(String),
-    /// The request was invalid (empty key, zero TTL).
+    /// The request was invalid (empty key, zero TTL), or the server refuses this client (a
+    /// wrong password): waiting does not mend it.
     #[error("invalid cache request: {0}")]
     Invalid(String),
 }
@@ -182,8 +183,16 @@ impl std::fmt::Debug for RedisCache {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> Error {
-    Error::Unavailable(e.to_string())
+/// A Redis failure: the server refusing this client (a wrong password or user, a setting it
+/// does not take) is [`Error::Invalid`], which waiting does not mend; anything else
+/// [`Error::Unavailable`].
+fn redis_error(e: redis::RedisError) -> Error {
+    match e.kind() {
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig => {
+            Error::Invalid(format!("Redis refuses this client: {e}"))
+        }
+        _ => Error::Unavailable(e.to_string()),
+    }
 }
 
 /// Bound of every Redis round trip: a slow cache must not stall the pipeline.
@@ -243,10 +252,10 @@ async fn bounded<T>(
         {
             Err(Failure::Connection {
                 dropped: e.is_connection_dropped() && !e.is_timeout(),
-                error: unavailable(e),
+                error: redis_error(e),
             })
         }
-        Ok(Err(e)) => Err(Failure::Answer(unavailable(e))),
+        Ok(Err(e)) => Err(Failure::Answer(redis_error(e))),
         // A connection that does not answer (a half-open socket after a NAT or proxy dropped
         // it) is not trusted again.
         Err(_) => Err(Failure::Connection {
@@ -259,14 +268,21 @@ async fn bounded<T>(
 impl RedisCache {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str) -> Result<Self> {
+        let cache = Self::lazy(url)?;
+        cache.connection().await?;
+        Ok(cache)
+    }
+
+    /// The cache at `url`, connected at its first use (a service that starts while Redis is
+    /// down answers [`Error::Unavailable`] until it is up, rather than failing to start). Only
+    /// the URL is checked ([`Error::Invalid`]).
+    pub fn lazy(url: &str) -> Result<Self> {
         let client = Self::client(url)?;
-        let cache = Self {
+        Ok(Self {
             addr: client.get_connection_info().addr().to_string(),
             client,
             conn: Arc::default(),
-        };
-        cache.connection().await?;
-        Ok(cache)
+        })
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {

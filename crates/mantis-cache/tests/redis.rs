@@ -23,6 +23,16 @@ async fn an_unreachable_server_is_unavailable() {
     assert!(matches!(e, Error::Unavailable(_)), "{e}");
 }
 
+/// A password the server does not take is a configuration to mend, not an outage to wait out
+/// (the services refuse to start on it). The machine's Redis has no password: any is wrong.
+#[tokio::test]
+async fn a_refused_password_is_invalid_not_unavailable() {
+    let e = RedisCache::connect(&format!("redis://:not-the-password@{}/", server()))
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+}
+
 #[tokio::test]
 async fn describes_itself() {
     assert!(redis().await.describe().starts_with("redis ("));
@@ -38,11 +48,27 @@ struct Relay {
     _accepting: tokio::task::JoinHandle<()>,
 }
 
+/// The address of the machine's Redis.
+fn server() -> String {
+    url()
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .and_then(|authority| authority.rsplit('@').next())
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned()
+}
+
 impl Relay {
     async fn to(upstream: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        Self::on(listener, upstream)
+    }
+
+    /// Relays what `listener` accepts to `upstream`.
+    fn on(listener: tokio::net::TcpListener, upstream: String) -> Self {
         let addr = listener.local_addr().expect("addr");
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -83,15 +109,7 @@ impl Relay {
 
 #[tokio::test]
 async fn a_connection_cut_is_opened_again_and_the_call_answered() {
-    let url = url();
-    let server = url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .and_then(|authority| authority.rsplit('@').next())
-        .unwrap_or("127.0.0.1:6379")
-        .to_owned();
-    let relay = Relay::to(server).await;
+    let relay = Relay::to(server()).await;
     let cache = RedisCache::connect(&format!("redis://{}/", relay.addr))
         .await
         .expect("connected through the relay");
@@ -116,4 +134,36 @@ async fn a_connection_cut_is_opened_again_and_the_call_answered() {
     cache.ping().await.expect("ping on a new connection");
     cache.delete(&key).await.expect("delete");
     assert_eq!(relay.accepted(), 3);
+}
+
+/// A service that starts while Redis is down: the cache is unavailable, then answers once
+/// Redis does, without a restart.
+#[tokio::test]
+async fn a_cache_started_before_its_server_answers_once_it_is_up() {
+    // A port nothing listens on yet.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let cache = RedisCache::lazy(&format!("redis://127.0.0.1:{port}/")).expect("a valid URL");
+    let down = cache
+        .get("mantis-test:lazy")
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(down, Error::Unavailable(_)), "{down}");
+    assert!(cache.ping().await.is_err(), "not ready while down");
+
+    // Redis (through a relay) comes up on that port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the port is free again");
+    let _relay = Relay::on(listener, server());
+    // After the back-off of a failed connect (1 s), the next call connects.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    cache.ping().await.expect("ready once Redis answers");
+    assert_eq!(cache.get("mantis-test:lazy").await.expect("answered"), None);
+    assert!(matches!(
+        RedisCache::lazy("http://not-redis"),
+        Err(Error::Invalid(_))
+    ));
 }

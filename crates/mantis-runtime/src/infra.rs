@@ -63,16 +63,40 @@ impl Infra {
             None => Codec::embedded(),
         };
         let cache: Arc<dyn Cache> = match &settings.redis_url {
-            Some(url) => Arc::new(RedisCache::connect(url).await.map_err(|e| {
-                Error::Config(format!(
-                    "cannot reach Redis at {}: {e}",
-                    crate::redacted_url(url)
-                ))
-            })?),
+            // Redis down at start does not keep the service from starting (a restart loop
+            // would back off for minutes once it is up again): the cache is unavailable,
+            // which every caller falls back from, and readiness says so, until it answers.
+            Some(url) => Arc::new(match RedisCache::connect(url).await {
+                Ok(cache) => cache,
+                Err(mantis_cache::Error::Unavailable(why)) => {
+                    tracing::warn!(redis = %crate::redacted_url(url), error = %why, "Redis does not answer; starting without it and connecting when it does");
+                    RedisCache::lazy(url)
+                        .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?
+                }
+                Err(e) => {
+                    return Err(Error::Config(format!(
+                        "infra.redis_url {}: {e}",
+                        crate::redacted_url(url)
+                    )));
+                }
+            }),
             None => Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),
         };
         let objects = mantis_objects::connect(&settings.objects, &settings.data_dir)
             .map_err(|e| Error::Config(e.to_string()))?;
+        // A mistyped bucket or missing credentials show at start, not at the first training
+        // (an outage of the object store does not keep the service from starting: models are
+        // loaded again when it answers).
+        // (A prefix that holds nothing: one short answer however large the registry.)
+        match tokio::time::timeout(OBJECTS_CHECK, objects.list("models/start-check")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(objects = %objects.describe(), error = %e, "the model registry's object store cannot be listed: check the bucket and its credentials");
+            }
+            Err(_) => {
+                tracing::warn!(objects = %objects.describe(), "the model registry's object store does not answer within 5 s");
+            }
+        }
         tracing::info!(
             bus = ?settings.bus,
             store = %store.describe(),
@@ -127,6 +151,9 @@ impl Infra {
         checks
     }
 }
+
+/// How long the start waits for the object store to list the models.
+const OBJECTS_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Entries the in-process cache of the embedded mode keeps at most.
 const IN_PROCESS_CACHE_ENTRIES: usize = 100_000;

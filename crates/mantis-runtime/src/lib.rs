@@ -47,7 +47,8 @@ pub use lease::{lease_holder, note_time, noted_within, while_holding};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
 pub use settings::{
-    BusSettings, InfraSettings, env_provider, load_section, load_settings, redacted_url,
+    BusSettings, EnvSettings, InfraSettings, env_provider, load_section, load_settings,
+    redacted_url,
 };
 
 /// Header of a request that the gateway forwards to a service on behalf of an authenticated

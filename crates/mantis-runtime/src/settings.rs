@@ -1,8 +1,9 @@
 //! Layered configuration.
 
 use crate::{Error, Result};
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::path::{Path, PathBuf};
 
@@ -243,10 +244,66 @@ where
 /// without a section (`MANTIS_CONFIG`, `MANTIS_LOG_FORMAT`, test settings such as
 /// `MANTIS_TEST_DATABASE_URL`) are not configuration keys and are left out, so they never trip
 /// the unknown-key check.
-pub fn env_provider() -> Env {
-    Env::prefixed("MANTIS_")
-        .filter(|key| key.as_str().contains("__"))
-        .split("__")
+///
+/// A value is read as TOML would read it (`8080` a number, `true` a boolean, `[a, b]` a list),
+/// but for credentials — keys ending in `password`, `secret`, `access_key`, `access_key_id` or
+/// `_url` — which are taken as written (less surrounding white space, as a Secret made with
+/// `echo` ends in a newline): a password of digits (`00123456`), `true` or `[x]` is that
+/// password, not a number refused with the value echoed in the error.
+pub fn env_provider() -> EnvSettings {
+    EnvSettings {
+        env: Env::prefixed("MANTIS_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__"),
+    }
+}
+
+/// The `MANTIS_<SECTION>__<KEY>` layer of the configuration; see [`env_provider`].
+pub struct EnvSettings {
+    env: Env,
+}
+
+/// Whether the configuration key `key` (`section.key`, lowercase) holds a credential, whose
+/// value from the environment is a string as written.
+fn is_credential(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    ["password", "secret", "access_key", "access_key_id", "_url"]
+        .iter()
+        .any(|end| last.ends_with(end))
+}
+
+/// Merges `from` into `into`, `from` winning, tables merged key by key.
+fn merge_dict(into: &mut Dict, from: Dict) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Dict(_, inner)), Value::Dict(_, more)) => merge_dict(inner, more),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Provider for EnvSettings {
+    fn metadata(&self) -> Metadata {
+        self.env.metadata()
+    }
+
+    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in self.env.iter() {
+            let value = if is_credential(key.as_str()) {
+                // Trimmed (a Secret made with `echo` ends in a newline), otherwise as written.
+                Value::from(raw.trim().to_owned())
+            } else {
+                raw.parse::<Value>().unwrap_or_else(|never| match never {})
+            };
+            if let Value::Dict(_, nested) = figment::util::nest(key.as_str(), value) {
+                merge_dict(&mut dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
 }
 
 /// Loads one section `T` of the configuration (e.g. `[gateway]`), with the same layering as
@@ -372,6 +429,57 @@ mod tests {
                 matches!(r.infra.bus, BusSettings::Kafka { ref brokers, .. } if brokers == "k:9092")
             );
             assert_eq!(r.infra.database_url(), "postgres://db/mantis");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn credentials_from_the_environment_are_taken_as_written() {
+        #[derive(Default, Serialize, Deserialize, Debug)]
+        #[serde(default)]
+        struct Gateway {
+            admin_password: String,
+            jwt_secret: String,
+            token_ttl_minutes: u64,
+            allow_http: bool,
+            names: Vec<String>,
+        }
+        #[derive(Default, Serialize, Deserialize, Debug)]
+        #[serde(default)]
+        struct WithGateway {
+            infra: InfraSettings,
+            gateway: Gateway,
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MANTIS_GATEWAY__ADMIN_PASSWORD", "00123456");
+            jail.set_env("MANTIS_GATEWAY__JWT_SECRET", "[true]");
+            jail.set_env("MANTIS_GATEWAY__TOKEN_TTL_MINUTES", "45");
+            jail.set_env("MANTIS_GATEWAY__ALLOW_HTTP", "true");
+            jail.set_env("MANTIS_GATEWAY__NAMES", "[a, b]");
+            jail.set_env("MANTIS_INFRA__OBJECTS__KIND", "s3");
+            jail.set_env("MANTIS_INFRA__OBJECTS__BUCKET", "mantis");
+            jail.set_env("MANTIS_INFRA__OBJECTS__SECRET_ACCESS_KEY", "1.5\n");
+            jail.set_env("MANTIS_INFRA__OBJECTS__ACCESS_KEY_ID", "0042");
+            jail.set_env("MANTIS_INFRA__REDIS_URL", "123");
+            let r: WithGateway = load_settings(None).map_err(|e| e.to_string())?;
+            assert_eq!(r.gateway.admin_password, "00123456");
+            assert_eq!(r.gateway.jwt_secret, "[true]");
+            // Everything else is read as TOML reads it.
+            assert_eq!(r.gateway.token_ttl_minutes, 45);
+            assert!(r.gateway.allow_http);
+            assert_eq!(r.gateway.names, ["a", "b"]);
+            let mantis_objects::ObjectStoreSettings::S3(s3) = r.infra.objects else {
+                panic!("not S3: {:?}", r.infra.objects);
+            };
+            assert_eq!(s3.secret_access_key.as_deref(), Some("1.5"));
+            assert_eq!(s3.access_key_id.as_deref(), Some("0042"));
+            assert_eq!(r.infra.redis_url.as_deref(), Some("123"));
+            // A wrong type elsewhere still names the variable.
+            jail.set_env("MANTIS_GATEWAY__TOKEN_TTL_MINUTES", "soon");
+            let e = load_settings::<WithGateway>(None)
+                .expect_err("not a number")
+                .to_string();
+            assert!(e.to_lowercase().contains("token_ttl_minutes"), "{e}");
             Ok(())
         });
     }

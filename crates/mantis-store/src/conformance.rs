@@ -2432,13 +2432,18 @@ pub async fn alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_ten
     assert_eq!(acked.acknowledged_by.as_deref(), Some("olga"));
     assert_eq!(acked.acknowledged_at, Some(at(5_000)));
     assert_eq!(acked.ack_note, "on it");
+    assert_eq!(
+        acked.changed_at,
+        Some(at(5_000)),
+        "changed when acknowledged"
+    );
 
     store
-        .assign_alert(second.id, Some("tom"))
+        .assign_alert(second.id, Some("tom"), at(6_000))
         .await
         .expect("assign");
     store
-        .assign_alert(second.id, Some("ana"))
+        .assign_alert(second.id, Some("ana"), at(7_000))
         .await
         .expect("reassign");
     let assigned = store
@@ -2447,13 +2452,49 @@ pub async fn alerts_are_acknowledged_once_assigned_and_filtered_by_state_and_ten
         .expect("get")
         .expect("exists");
     assert_eq!(assigned.assignee.as_deref(), Some("ana"));
-    store.assign_alert(second.id, None).await.expect("unassign");
+    assert_eq!(assigned.changed_at, Some(at(7_000)));
+    store
+        .assign_alert(second.id, None, at(8_000))
+        .await
+        .expect("unassign");
     let cleared = store
         .get_alert_record(second.id)
         .await
         .expect("get")
         .expect("exists");
     assert_eq!(cleared.assignee, None);
+    assert_eq!(cleared.changed_at, Some(at(8_000)));
+    // A change stamped earlier than the last (another replica's clock behind) is still later
+    // than it: every state of an alert has its own, increasing, change time.
+    store
+        .assign_alert(second.id, Some("tom"), at(7_500))
+        .await
+        .expect("assign");
+    let again = store
+        .get_alert_record(second.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(again.assignee.as_deref(), Some("tom"));
+    assert_eq!(again.changed_at, Some(at(8_001)));
+    // So is an acknowledgement (its own time kept as it was given).
+    store
+        .assign_alert(foreign.id, Some("ivo"), at(9_000))
+        .await
+        .expect("assign");
+    assert!(
+        store
+            .acknowledge_alert(foreign.id, "ivo", at(7_000), "")
+            .await
+            .expect("ack")
+    );
+    let acked_late = store
+        .get_alert_record(foreign.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(acked_late.acknowledged_at, Some(at(7_000)));
+    assert_eq!(acked_late.changed_at, Some(at(9_001)));
 
     let ids = |records: Vec<crate::AlertRecord>| -> Vec<mantis_domain::AlertId> {
         records.into_iter().map(|r| r.alert.id).collect()
@@ -2511,14 +2552,14 @@ pub async fn acknowledging_or_assigning_a_missing_alert_is_not_found<S: Store + 
         Err(Error::NotFound { what: "alert", .. })
     ));
     assert!(matches!(
-        store.assign_alert(missing, Some("olga")).await,
+        store.assign_alert(missing, Some("olga"), at(0)).await,
         Err(Error::NotFound { what: "alert", .. })
     ));
     assert_eq!(store.get_alert_record(missing).await.expect("get"), None);
 }
 
 /// What changed since a time (the live feed of every gateway replica): work orders created or
-/// changed, alerts acknowledged, the oldest change first, nothing older. (Other bodies may
+/// changed, alerts acknowledged or assigned, the oldest change first, nothing older. (Other bodies may
 /// share the database: only this body's rows are looked at.)
 pub async fn changes_since_a_time_are_listed_oldest_first<S: Store + ?Sized>(store: &S) {
     let motor = registered_asset(store, "MTR-001").await;
@@ -2595,24 +2636,65 @@ pub async fn changes_since_a_time_are_listed_oldest_first<S: Store + ?Sized>(sto
             .await
             .expect("ack")
     );
-    let acked: Vec<_> = store
-        .alerts_acknowledged_since(acked_at, 10_000)
-        .await
-        .expect("acknowledged")
-        .into_iter()
-        .filter(|r| r.alert.id == raised.id || r.alert.id == other.id)
-        .collect();
+    let ours = |records: Vec<crate::AlertRecord>| -> Vec<crate::AlertRecord> {
+        records
+            .into_iter()
+            .filter(|r| r.alert.id == raised.id || r.alert.id == other.id)
+            .collect()
+    };
+    let acked = ours(
+        store
+            .alerts_changed_since(acked_at, 10_000)
+            .await
+            .expect("changed"),
+    );
     assert_eq!(acked.len(), 1, "the acknowledged one only (of this body's)");
     assert_eq!(acked[0].alert.id, raised.id);
     assert_eq!(acked[0].acknowledged_by.as_deref(), Some("olga"));
+    let after_ack = acked_at + chrono::Duration::milliseconds(1);
     assert!(
+        ours(
+            store
+                .alerts_changed_since(after_ack, 10_000)
+                .await
+                .expect("changed")
+        )
+        .is_empty(),
+        "nothing changed after it"
+    );
+    // An assignment is a change too, listed after the acknowledgement it follows.
+    let assigned_at = acked_at + chrono::Duration::milliseconds(5);
+    store
+        .assign_alert(other.id, Some("tom"), assigned_at)
+        .await
+        .expect("assign");
+    let changed = ours(
         store
-            .alerts_acknowledged_since(acked_at + chrono::Duration::milliseconds(1), 10_000)
+            .alerts_changed_since(acked_at, 10_000)
             .await
-            .expect("acknowledged")
+            .expect("changed"),
+    );
+    assert_eq!(
+        changed
             .iter()
-            .all(|r| r.alert.id != raised.id),
-        "nothing acknowledged after it"
+            .map(|r| (r.alert.id, r.assignee.as_deref(), r.changed_at))
+            .collect::<Vec<_>>(),
+        vec![
+            (raised.id, None, Some(acked_at)),
+            (other.id, Some("tom"), Some(assigned_at))
+        ]
+    );
+    assert_eq!(
+        ours(
+            store
+                .alerts_changed_since(after_ack, 10_000)
+                .await
+                .expect("changed")
+        )
+        .iter()
+        .map(|r| r.alert.id)
+        .collect::<Vec<_>>(),
+        vec![other.id]
     );
 }
 
@@ -3867,6 +3949,45 @@ pub async fn spare_parts_are_reserved_by_active_work_orders_and_taken_at_complet
         ["BRG-6204", "SEAL-12"]
     );
     assert_eq!(store.list_spare_parts(other).await.expect("list").len(), 1);
+    // Adding only: a kept part is left as it is, a new one is added; of racing additions of
+    // one number, one wins.
+    let again = SparePart {
+        description: "not this one".to_owned(),
+        ..spare_part(plant, "BRG-6204", 0)
+    };
+    assert!(!store.add_spare_part(&again).await.expect("add a kept part"));
+    assert_eq!(
+        store.get_spare_part(plant, "BRG-6204").await.expect("get"),
+        Some(SparePart {
+            on_hand: 5,
+            ..renamed.clone()
+        })
+    );
+    let racing = futures::future::join_all((0..4).map(|i| {
+        let part = SparePart {
+            description: format!("writer {i}"),
+            ..spare_part(plant, "VBELT-A42", 0)
+        };
+        async move { store.add_spare_part(&part).await.expect("add") }
+    }))
+    .await;
+    assert_eq!(
+        racing.iter().filter(|added| **added).count(),
+        1,
+        "{racing:?}"
+    );
+    let belt = store
+        .get_spare_part(plant, "VBELT-A42")
+        .await
+        .expect("get")
+        .expect("added");
+    assert!(belt.description.starts_with("writer "), "{belt:?}");
+    assert!(
+        store
+            .delete_spare_part(plant, "VBELT-A42")
+            .await
+            .expect("delete")
+    );
 
     // Active work orders reserve what they list; finished ones do not.
     let order = |cause: &str| work_order(&motor, cause, &unique_code("WO"), 0);

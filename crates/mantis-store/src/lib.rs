@@ -152,6 +152,10 @@ pub struct AlertRecord {
     pub ack_note: String,
     /// Who it is assigned to.
     pub assignee: Option<String>,
+    /// When someone last changed it (acknowledged or assigned it); none while it is as
+    /// raised.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub changed_at: Option<Timestamp>,
 }
 
 /// A part used or needed by a work order.
@@ -691,14 +695,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_alert_record(&self, id: AlertId) -> Result<Option<AlertRecord>>;
     /// Alerts with their acknowledgement and assignment matching `filter`, newest first.
     async fn list_alert_records(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>>;
-    /// Every tenant's alerts acknowledged at or after `since`, the oldest acknowledgement
-    /// first (by its time, then id), at most `limit` (the live feed, as
+    /// Every tenant's alerts changed (acknowledged or assigned) at or after `since`, the
+    /// oldest change first (by its time, then id), at most `limit` (the live feed, as
     /// [`Store::work_orders_changed_since`]).
-    async fn alerts_acknowledged_since(
-        &self,
-        since: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<AlertRecord>>;
+    async fn alerts_changed_since(&self, since: Timestamp, limit: u32) -> Result<Vec<AlertRecord>>;
     /// What is open on each of `tenant`'s assets (every asset, zeros included), counted in
     /// one query whatever their number.
     async fn open_work(&self, tenant: TenantId) -> Result<Vec<OpenWork>>;
@@ -711,9 +711,9 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         note: &str,
     ) -> Result<bool>;
-    /// Assigns an alert to someone (`None`: nobody). [`Error::NotFound`] when there is no such
-    /// alert.
-    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>) -> Result<()>;
+    /// Assigns an alert to someone (`None`: nobody) at `at` (its change time).
+    /// [`Error::NotFound`] when there is no such alert.
+    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>, at: Timestamp) -> Result<()>;
 
     // --- production --------------------------------------------------------------------------
 
@@ -867,6 +867,9 @@ pub trait Store: Send + Sync + 'static {
     /// statement itself). What is on order is never expected when there is none. The count of
     /// a known part changes only by movements ([`Store::record_stock_movement`], completions).
     async fn upsert_spare_part(&self, part: &SparePart, keep: KeepStored) -> Result<()>;
+    /// Adds `part` to the stores unless a part of its number is kept already (decided in the
+    /// statement itself: of two racing additions one wins); returns whether it was added.
+    async fn add_spare_part(&self, part: &SparePart) -> Result<bool>;
     /// One of a tenant's spare parts.
     async fn get_spare_part(
         &self,

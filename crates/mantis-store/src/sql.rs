@@ -94,8 +94,16 @@ fn changed_at(before: Timestamp) -> Timestamp {
     Utc::now().max(before + chrono::Duration::milliseconds(1))
 }
 
-/// How often a compare-and-set of a part's count is tried again when another movement
-/// changed the count between its read and its write.
+/// When a change made at `at` to an alert last changed at `before` is stamped: at `at`, and
+/// after `before`, so that every change of an alert has a later time than the one before it
+/// (the live feed and the dashboard tell its states apart by it), whatever the clocks of
+/// the replicas that made them.
+fn alert_changed_at(at: Timestamp, before: Option<Timestamp>) -> Timestamp {
+    before.map_or(at, |b| at.max(b + chrono::Duration::milliseconds(1)))
+}
+
+/// How often a compare-and-set of a part's count (or an alert's change) is tried again when
+/// another writer changed it between its read and its write.
 const MAX_COUNT_RACES: usize = 20;
 
 /// A work order's status (as stored) and last change, or [`Error::NotFound`] from the
@@ -115,6 +123,26 @@ macro_rules! work_order_state {
             });
         };
         (status, before)
+    }};
+}
+
+/// An alert's acknowledgement and last change (as stored), or [`Error::NotFound`] from the
+/// calling function.
+macro_rules! alert_change {
+    ($store:expr, $id:expr) => {{
+        let Some((acknowledged, changed)) =
+            sqlx::query_as::<_, (Option<DbTime>, Option<DbTime>)>(queries::ALERT_CHANGE)
+                .bind(DbId::from($id))
+                .fetch_optional($store.sql_pool())
+                .await
+                .map_err(db_error)?
+        else {
+            return Err(Error::NotFound {
+                what: "alert",
+                id: $id.to_string(),
+            });
+        };
+        (acknowledged.map(|t| t.0), changed.map(|t| t.0))
     }};
 }
 
@@ -363,6 +391,7 @@ where
     for<'r> BucketRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> WindowSummaryRow: FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbTime,): FromRow<'r, <B::Db as Database>::Row>,
+    for<'r> (Option<DbTime>, Option<DbTime>): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId,): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, DbTime): FromRow<'r, <B::Db as Database>::Row>,
     for<'r> (DbId, i64, i64, i64): FromRow<'r, <B::Db as Database>::Row>,
@@ -1876,12 +1905,8 @@ where
         convert_all(rows)
     }
 
-    async fn alerts_acknowledged_since(
-        &self,
-        since: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<AlertRecord>> {
-        let rows = sqlx::query_as::<_, AlertRecordRow>(queries::ALERTS_ACKNOWLEDGED_SINCE)
+    async fn alerts_changed_since(&self, since: Timestamp, limit: u32) -> Result<Vec<AlertRecord>> {
+        let rows = sqlx::query_as::<_, AlertRecordRow>(queries::ALERTS_CHANGED_SINCE)
             .bind(DbTime(since))
             .bind(sql_limit(limit))
             .fetch_all(self.sql_pool())
@@ -1916,46 +1941,49 @@ where
         at: Timestamp,
         note: &str,
     ) -> Result<bool> {
-        let result = sqlx::query(queries::ACKNOWLEDGE_ALERT)
-            .bind(DbId::from(id))
-            .bind(by.to_owned())
-            .bind(DbTime(at))
-            .bind(note.to_owned())
-            .execute(self.sql_pool())
-            .await
-            .map_err(db_error)?;
-        if result.affected() > 0 {
-            return Ok(true);
+        for _ in 0..MAX_COUNT_RACES {
+            let (acknowledged, before) = alert_change!(self, id);
+            if acknowledged.is_some() {
+                return Ok(false);
+            }
+            let result = sqlx::query(queries::ACKNOWLEDGE_ALERT)
+                .bind(DbId::from(id))
+                .bind(by.to_owned())
+                .bind(DbTime(at))
+                .bind(note.to_owned())
+                .bind(DbTime(alert_changed_at(at, before)))
+                .bind(before.map(DbTime))
+                .execute(self.sql_pool())
+                .await
+                .map_err(db_error)?;
+            if result.affected() > 0 {
+                return Ok(true);
+            }
         }
-        let (n,) = sqlx::query_as::<_, (i64,)>(queries::COUNT_ALERT)
-            .bind(DbId::from(id))
-            .fetch_one(self.sql_pool())
-            .await
-            .map_err(db_error)?;
-        if n == 0 {
-            return Err(Error::NotFound {
-                what: "alert",
-                id: id.to_string(),
-            });
-        }
-        Ok(false)
+        Err(Error::Conflict(format!(
+            "alert {id} kept changing while it was acknowledged; try again"
+        )))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
-    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>) -> Result<()> {
-        let result = sqlx::query(queries::ASSIGN_ALERT)
-            .bind(DbId::from(id))
-            .bind(assignee.map(str::to_owned))
-            .execute(self.sql_pool())
-            .await
-            .map_err(db_error)?;
-        if result.affected() == 0 {
-            return Err(Error::NotFound {
-                what: "alert",
-                id: id.to_string(),
-            });
+    async fn assign_alert(&self, id: AlertId, assignee: Option<&str>, at: Timestamp) -> Result<()> {
+        for _ in 0..MAX_COUNT_RACES {
+            let (_, before) = alert_change!(self, id);
+            let result = sqlx::query(queries::ASSIGN_ALERT)
+                .bind(DbId::from(id))
+                .bind(assignee.map(str::to_owned))
+                .bind(DbTime(alert_changed_at(at, before)))
+                .bind(before.map(DbTime))
+                .execute(self.sql_pool())
+                .await
+                .map_err(db_error)?;
+            if result.affected() > 0 {
+                return Ok(());
+            }
         }
-        Ok(())
+        Err(Error::Conflict(format!(
+            "alert {id} kept changing while it was assigned; try again"
+        )))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user = %user.username))]
@@ -2240,6 +2268,33 @@ where
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
+    }
+
+    async fn add_spare_part(&self, part: &SparePart) -> Result<bool> {
+        let mut tx = self.sql_pool().begin().await.map_err(db_error)?;
+        sqlx::query(queries::ENSURE_TENANT)
+            .bind(DbId::from(part.tenant_id))
+            .bind(part.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let added = sqlx::query(queries::ADD_SPARE_PART)
+            .bind(DbId::from(part.tenant_id))
+            .bind(part.part_number.clone())
+            .bind(part.description.clone())
+            .bind(part.location.clone())
+            .bind(i64::from(part.on_hand))
+            .bind(i64::from(part.reorder_point))
+            .bind(i64::from(part.on_order))
+            .bind(part.expected_at.filter(|_| part.on_order > 0).map(DbTime))
+            .bind(DbTime(part.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .affected()
+            > 0;
+        tx.commit().await.map_err(db_error)?;
+        Ok(added)
     }
 
     async fn get_spare_part(

@@ -198,6 +198,8 @@ export interface Alert {
   acknowledgedBy?: string | null;
   acknowledgedAt?: Ts | null;
   assignee?: string | null;
+  /** When someone last acknowledged or assigned it (null: as raised). */
+  changedAt?: Ts | null;
 }
 
 export interface Part {

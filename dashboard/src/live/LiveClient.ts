@@ -1,4 +1,5 @@
-// WebSocket client for `GET /ws?token=<jwt>` (API.md "Live"): subscribe/unsubscribe with
+// WebSocket client for `GET /ws` (API.md "Live"; the token offered as the subprotocol
+// `bearer.<jwt>` beside `mantis.v1`, out of the URL that proxies log): subscribe/unsubscribe with
 // reference counts, reconnect with exponential back-off (1 s → 30 s), re-subscribe after every
 // reconnect, an online/offline status, a keep-alive ping, and typed message dispatch. After a
 // reconnect, and when the gateway says this client was skipped ahead (`lagged`), it dispatches
@@ -18,11 +19,13 @@ export interface SocketLike {
   close(code?: number, reason?: string): void;
 }
 
-export type SocketFactory = (url: string) => SocketLike;
+export type SocketFactory = (url: string, protocols: string[]) => SocketLike;
 
 export interface LiveClientOptions {
   /** Builds the URL on every attempt (the token may have changed). Null: not logged in. */
   url: () => string | null;
+  /** The subprotocols offered on every attempt (the token may have changed). */
+  protocols?: () => string[];
   socketFactory?: SocketFactory;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -74,7 +77,9 @@ export class LiveClient {
     // Options given as `undefined` keep their defaults.
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as LiveClientOptions;
     this.opts = {
-      socketFactory: (url) => new WebSocket(url) as unknown as SocketLike,
+      socketFactory: (url, protocols) =>
+        (protocols.length > 0 ? new WebSocket(url, protocols) : new WebSocket(url)) as unknown as SocketLike,
+      protocols: () => [],
       initialBackoffMs: 1000,
       maxBackoffMs: 30000,
       pingIntervalMs: 20000,
@@ -215,7 +220,7 @@ export class LiveClient {
     this.setStatus(this.attempt === 0 && this.statusValue !== 'offline' ? 'connecting' : 'offline');
     let socket: SocketLike;
     try {
-      socket = this.opts.socketFactory(url);
+      socket = this.opts.socketFactory(url, this.opts.protocols());
     } catch {
       this.scheduleReconnect();
       return;
@@ -380,9 +385,26 @@ export class LiveClient {
   }
 }
 
-/** The gateway's WebSocket URL for this page's origin. */
+/** The subprotocol the gateway answers with; the token travels beside it. */
+export const LIVE_PROTOCOL = 'mantis.v1';
+
+/** Whether `token` can be offered as a subprotocol (an HTTP token: a JWT always can). */
+function fitsProtocol(token: string): boolean {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token);
+}
+
+/**
+ * The gateway's WebSocket URL for this page's origin (null: not logged in). The token is
+ * offered as a subprotocol ({@link liveProtocols}); only one that cannot be goes in the URL.
+ */
 export function liveUrl(token: string | null, loc: { protocol: string; host: string } = location): string | null {
   if (!token) return null;
   const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${proto}//${loc.host}/ws?token=${encodeURIComponent(token)}`;
+  const base = `${proto}//${loc.host}/ws`;
+  return fitsProtocol(token) ? base : `${base}?token=${encodeURIComponent(token)}`;
+}
+
+/** The subprotocols that present `token` to the gateway: `mantis.v1` and `bearer.<token>`. */
+export function liveProtocols(token: string | null): string[] {
+  return token && fitsProtocol(token) ? [LIVE_PROTOCOL, `bearer.${token}`] : [];
 }

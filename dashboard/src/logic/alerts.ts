@@ -20,6 +20,10 @@ export function filterAlerts(list: Alert[], state: AlertState, assetId?: string)
 export function prependAlert(list: Alert[], alert: Alert, max = 500): Alert[] {
   const i = list.findIndex((a) => a.id === alert.id);
   if (i >= 0) {
+    // An older state (the alert as raised, arriving after a reload that showed it
+    // acknowledged; an assignment overtaken by a later one) never replaces a newer.
+    const listed = list[i].changedAt;
+    if (listed && (!alert.changedAt || Date.parse(alert.changedAt) < Date.parse(listed))) return list;
     const next = list.slice();
     next[i] = { ...list[i], ...alert };
     return next;

@@ -206,14 +206,14 @@ impl Principal {
 #[derive(Clone, Debug)]
 pub(crate) struct Presented {
     headers: HeaderMap,
-    query_token: Option<String>,
+    ws_token: Option<String>,
 }
 
 impl Presented {
     /// Who these credentials are now (an expired token, a disabled user, a changed password or
     /// a revoked key fail).
     pub(crate) async fn recheck(&self, auth: &Auth) -> Result<Principal, Problem> {
-        auth.authenticate(&self.headers, self.query_token.as_deref())
+        auth.authenticate(&self.headers, self.ws_token.as_deref())
             .await
     }
 }
@@ -574,11 +574,12 @@ impl Auth {
     }
 
     /// Who sent this request, from its bearer token, its API key or (WebSocket upgrades)
-    /// its `token` query parameter.
+    /// the token it offered as a subprotocol or in its `token` query parameter
+    /// ([`ws_token`]).
     pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
-        query_token: Option<&str>,
+        ws_token: Option<&str>,
     ) -> Result<Principal, Problem> {
         if headers.contains_key("x-api-key") && headers.contains_key(header::AUTHORIZATION) {
             return Err(unauthorized(
@@ -603,7 +604,7 @@ impl Auth {
                     _ => return Err(unauthorized("use `Authorization: Bearer <token>`")),
                 }
             }
-            None => query_token.map(str::to_owned),
+            None => ws_token.map(str::to_owned),
         };
         let Some(token) = bearer else {
             return Err(unauthorized(
@@ -1255,13 +1256,13 @@ pub(crate) async fn guard(
     } else {
         method.clone()
     };
-    let query_token = if route == "/ws" {
-        query_param(request.uri().query(), "token")
+    let ws_token = if route == "/ws" {
+        ws_token(request.headers(), request.uri().query())
     } else {
         None
     };
     let principal = match auth
-        .authenticate(request.headers(), query_token.as_deref())
+        .authenticate(request.headers(), ws_token.as_deref())
         .await
     {
         Ok(p) => p,
@@ -1304,10 +1305,9 @@ pub(crate) async fn guard(
                 );
             }
         }
-        request.extensions_mut().insert(Presented {
-            headers,
-            query_token,
-        });
+        request
+            .extensions_mut()
+            .insert(Presented { headers, ws_token });
     }
     request.extensions_mut().insert(principal);
     next.run(request).await
@@ -1324,6 +1324,30 @@ fn with_challenge(problem: Problem) -> Response {
     response
 }
 
+/// The subprotocol a WebSocket client offers beside its token (`bearer.<token>`), which the
+/// gateway answers with: a browser cannot send an `Authorization` header with its upgrade, and
+/// a token in the URL ends up in proxies' and browsers' logs. A browser that offers
+/// subprotocols fails the handshake unless the answer names one, so `mantis.v1` must be
+/// offered too.
+pub(crate) const WS_PROTOCOL: &str = "mantis.v1";
+
+/// Prefix of the subprotocol that carries a WebSocket client's token.
+const WS_TOKEN_PROTOCOL: &str = "bearer.";
+
+/// The token a WebSocket upgrade presents: offered as the subprotocol `bearer.<token>` (beside
+/// [`WS_PROTOCOL`]), or, for clients that can do neither that nor a header, in the `token`
+/// query parameter.
+fn ws_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WS_TOKEN_PROTOCOL).map(str::to_owned))
+        .filter(|t| !t.is_empty())
+        .or_else(|| query_param(query, "token"))
+}
+
 /// One query parameter, percent-decoded.
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
@@ -1334,6 +1358,30 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_websocket_token_is_offered_as_a_subprotocol_or_in_the_query() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(ws_token(&headers, None), None);
+        assert_eq!(
+            ws_token(&headers, Some("token=a.b.c")).as_deref(),
+            Some("a.b.c")
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("mantis.v1, bearer.x.y.z"),
+        );
+        // The subprotocol first.
+        assert_eq!(
+            ws_token(&headers, Some("token=a.b.c")).as_deref(),
+            Some("x.y.z")
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("mantis.v1, bearer."),
+        );
+        assert_eq!(ws_token(&headers, None), None, "an empty token is none");
+    }
 
     #[test]
     fn passwords_easy_to_guess_are_refused_and_long_ones_of_several_words_kept() {

@@ -1,5 +1,5 @@
 //! Live updates over one WebSocket (`/ws`): alerts as they are raised (from `alerts.critical`)
-//! and as people acknowledge them, work-order changes, and the live tail of one asset's
+//! and as people acknowledge or assign them, work-order changes, and the live tail of one asset's
 //! readings.
 //!
 //! Memory stays bounded whatever the clients do: a tenant's events go through one broadcast
@@ -68,11 +68,6 @@ struct RecentEvents(Mutex<(HashSet<u64>, VecDeque<u64>)>);
 const RECENT_EVENTS: usize = 4096;
 
 impl RecentEvents {
-    /// Remembers `version` as sent.
-    fn note(&self, version: &impl std::hash::Hash) {
-        self.first_time(version);
-    }
-
     /// Whether `version` was not sent lately (and remembers it).
     fn first_time(&self, version: &impl std::hash::Hash) -> bool {
         use std::hash::Hasher;
@@ -168,11 +163,13 @@ impl LiveHub {
             .increment(clients as u64);
     }
 
-    /// Sends `alert` as it stands now (raised, or changed by this replica): always, and
-    /// remembered so that the change feed does not send the same state again.
+    /// Sends `alert` as it stands now (raised, or changed by this replica), unless the change
+    /// feed was quicker (every change of an alert has a later `changed_at`, so a state is
+    /// never sent twice nor taken for another).
     pub(crate) fn alert_changed(&self, alert: &AlertRecord, tenant: TenantId) {
-        self.recent.note(&alert_version(alert));
-        self.send(tenant, Channel::Alerts, "alert", alert);
+        if self.recent.first_time(&alert_version(alert)) {
+            self.send(tenant, Channel::Alerts, "alert", alert);
+        }
     }
 
     /// Sends `order` as changed by this replica, unless the change feed was quicker (every
@@ -224,6 +221,7 @@ fn alert_version(alert: &AlertRecord) -> impl std::hash::Hash + '_ {
         "alert",
         alert.alert.id,
         alert.acknowledged_at.map(|t| t.timestamp_millis()),
+        alert.changed_at.map(|t| t.timestamp_millis()),
         alert.assignee.as_deref(),
     )
 }
@@ -249,7 +247,7 @@ const CHANGES_PAGE: u32 = 2000;
 /// Assets whose tenant is remembered before the memory is cleared.
 const TENANTS_REMEMBERED: usize = 100_000;
 
-/// Sends the clients of this replica the work orders changed and the alerts acknowledged by
+/// Sends the clients of this replica the work orders changed and the alerts acknowledged or assigned by
 /// anyone (another gateway replica, the orchestrator opening or escalating work, the
 /// planner), read from the store every [`CHANGES_EVERY`], until `shutdown`. The changes this
 /// replica makes are sent at once as well (and not again from here: see [`RecentEvents`]).
@@ -262,7 +260,7 @@ pub(crate) async fn follow_changes(
         hub,
         store: store.clone(),
         orders_sent: HashMap::new(),
-        acks_sent: HashMap::new(),
+        alerts_sent: HashMap::new(),
         tenants: AssetTenants::new(store),
         watching_since: None,
     };
@@ -284,7 +282,7 @@ struct ChangeFeed {
     store: Arc<dyn Store>,
     /// The versions read within the overlap: one read again is not sent again.
     orders_sent: HashMap<mantis_domain::WorkOrderId, DateTime<Utc>>,
-    acks_sent: HashMap<AlertId, DateTime<Utc>>,
+    alerts_sent: HashMap<AlertId, DateTime<Utc>>,
     tenants: AssetTenants,
     /// Since when a client has been connected: what was stamped before is in the lists the
     /// clients loaded through the API as they connected, and is not sent.
@@ -297,7 +295,7 @@ impl ChangeFeed {
             // Nobody to tell: what changes meanwhile is in the API when someone connects.
             self.watching_since = None;
             self.orders_sent.clear();
-            self.acks_sent.clear();
+            self.alerts_sent.clear();
             return Ok(());
         };
         let watching_since = *self.watching_since.get_or_insert(connected);
@@ -336,17 +334,14 @@ impl ChangeFeed {
         }
         let mut from = since;
         loop {
-            let acks = self
-                .store
-                .alerts_acknowledged_since(from, CHANGES_PAGE)
-                .await?;
+            let changes = self.store.alerts_changed_since(from, CHANGES_PAGE).await?;
             let mut last_at = None;
-            for record in &acks {
-                let Some(at) = record.acknowledged_at else {
+            for record in &changes {
+                let Some(at) = record.changed_at else {
                     continue;
                 };
                 last_at = Some(at);
-                if self.acks_sent.contains_key(&record.alert.id) {
+                if self.alerts_sent.get(&record.alert.id) == Some(&at) {
                     continue;
                 }
                 let tenant = if at >= watching_since {
@@ -357,16 +352,16 @@ impl ChangeFeed {
                 if let Some(tenant) = tenant {
                     self.hub.alert_read(record, tenant);
                 }
-                self.acks_sent.insert(record.alert.id, at);
+                self.alerts_sent.insert(record.alert.id, at);
             }
             match last_at {
-                Some(at) if acks.len() == CHANGES_PAGE as usize && at > from => from = at,
+                Some(at) if changes.len() == CHANGES_PAGE as usize && at > from => from = at,
                 _ => break,
             }
         }
         // Only what the next reads can see again is remembered.
         self.orders_sent.retain(|_, at| *at >= since);
-        self.acks_sent.retain(|_, at| *at >= since);
+        self.alerts_sent.retain(|_, at| *at >= since);
         Ok(())
     }
 }
@@ -456,6 +451,7 @@ impl Handler for AlertFanOut {
                 acknowledged_at: None,
                 ack_note: String::new(),
                 assignee: None,
+                changed_at: None,
             };
             self.hub.alert_changed(&record, tenant);
         }
@@ -481,10 +477,16 @@ enum ClientMessage {
 /// How often subscribed readings are polled and sent.
 const READINGS_EVERY: Duration = Duration::from_secs(1);
 
+/// How far behind the clock the live tail reads: readings are taken from the pipeline into the
+/// store within this time (the bus and the preprocessing's batch), so none is passed over.
+const TAIL_SETTLE: chrono::Duration = chrono::Duration::seconds(2);
+
 /// Largest client message accepted.
 const MAX_CLIENT_MESSAGE: usize = 4096;
 
-/// `GET /ws`: upgrades an authenticated request (bearer token, API key, or `?token=`).
+/// `GET /ws`: upgrades an authenticated request (bearer token, API key, the token offered as
+/// the subprotocol `bearer.<token>` beside `mantis.v1` — the browser's way — or `?token=`).
+/// The answer names `mantis.v1` when the client offered it.
 pub(crate) async fn ws(
     upgrade: WebSocketUpgrade,
     State(s): State<ApiState>,
@@ -493,6 +495,7 @@ pub(crate) async fn ws(
 ) -> Response {
     let rx = s.live.subscribe(who.tenant_id);
     upgrade
+        .protocols([crate::auth::WS_PROTOCOL])
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| session(socket, s, who, presented, rx))
 }
@@ -575,15 +578,17 @@ async fn poll_tail(
     sensors: Vec<SensorId>,
     tx: watch::Sender<Option<Arc<str>>>,
 ) {
-    let mut since = Utc::now() - chrono::Duration::seconds(2);
+    let mut since = Utc::now() - TAIL_SETTLE - chrono::Duration::seconds(2);
     let mut ticker = tokio::time::interval(READINGS_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
-        let now = Utc::now();
+        // Readings are read once they have had time to be stored: a reading stamped just
+        // before a read but stored just after it would be behind every later read.
+        let until = Utc::now() - TAIL_SETTLE;
         // The task ends when the last client's handle drops (TailPoller aborts it).
-        if let Some(json) = readings_update(store.as_ref(), asset, &sensors, since, now).await {
-            since = now;
+        if let Some(json) = readings_update(store.as_ref(), asset, &sensors, since, until).await {
+            since = until;
             tx.send_replace(Some(json.into()));
         }
     }

@@ -258,7 +258,7 @@ pub(crate) async fn assign_alert(
     }
     let record = tenant_alert(&s, &who, &id).await?;
     s.store
-        .assign_alert(record.alert.id, assignee.as_deref())
+        .assign_alert(record.alert.id, assignee.as_deref(), Utc::now())
         .await?;
     let updated = s
         .store

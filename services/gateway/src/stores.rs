@@ -180,13 +180,16 @@ pub(crate) async fn put_part(
     if let Some(Some(at)) = definition.expected_at {
         crate::plant::in_calendar(at, "/expectedAt")?;
     }
-    let existing = s.store.get_spare_part(who.tenant_id, &number).await?;
-    if create_only && existing.is_some() {
-        return Err(Problem::new(
+    let kept_already = || {
+        Problem::new(
             StatusCode::PRECONDITION_FAILED,
             "Precondition Failed",
             format!("spare part {number} is kept already; change it instead of adding it again"),
-        ));
+        )
+    };
+    let existing = s.store.get_spare_part(who.tenant_id, &number).await?;
+    if create_only && existing.is_some() {
+        return Err(kept_already());
     }
     let on_order = definition
         .on_order
@@ -233,7 +236,15 @@ pub(crate) async fn put_part(
         on_order: definition.on_order.is_none(),
         expected_at: definition.expected_at.is_none(),
     };
-    s.store.upsert_spare_part(&part, keep).await?;
+    if create_only {
+        // Added only if still not kept: another "new part" of the same number may have been
+        // saved since the read above.
+        if !s.store.add_spare_part(&part).await? {
+            return Err(kept_already());
+        }
+    } else {
+        s.store.upsert_spare_part(&part, keep).await?;
+    }
     // A count given is recorded as one (the same count too: a stocktake that confirms it).
     if let Some(n) = definition.on_hand {
         let note = if existing.is_none() {

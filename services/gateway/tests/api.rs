@@ -1223,6 +1223,35 @@ async fn readings_come_back_downsampled_to_at_most_the_points_asked() {
     assert!(csv.lines().count() <= 11);
 }
 
+/// An upgrade request to the gateway's `/ws` offering `protocols`.
+fn ws_request(
+    g: &Gateway,
+    protocols: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/ws", g.url.replace("http", "ws"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        protocols.parse().expect("header value"),
+    );
+    request
+}
+
+/// A WebSocket to the gateway offering `protocols`, and the gateway's answer.
+async fn connect_with_protocols(
+    g: &Gateway,
+    protocols: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    tokio_tungstenite::connect_async(ws_request(g, protocols))
+        .await
+        .expect("ws")
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -1234,9 +1263,17 @@ async fn alerts_and_work_orders_are_worked_through_the_api_and_pushed_live() {
     let tom = g.token_for("tom", "technician").await;
     let olga = g.token_for("olga", "operator").await;
 
-    // A live client subscribed to alerts and work orders.
-    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), olga);
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    // A live client subscribed to alerts and work orders, its token offered as a subprotocol
+    // (as the dashboard does: out of the URL, which proxies log).
+    let (mut ws, answer) = connect_with_protocols(&g, &format!("mantis.v1, bearer.{olga}")).await;
+    assert_eq!(
+        answer
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("mantis.v1"),
+        "the gateway answers with the protocol, never with the token"
+    );
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["user"]["role"], "operator");
@@ -1563,7 +1600,27 @@ async fn changes_made_by_other_processes_reach_the_live_clients_once() {
     let pushed = next_json(&mut ws).await;
     assert_eq!(pushed["type"], "alert", "{pushed:#}");
     assert_eq!(pushed["data"]["acknowledgedBy"], "olga");
-    // A change made through this replica: sent at once, and not again by the feed.
+    // An assignment made elsewhere too.
+    g.store
+        .assign_alert(p.alert.id, Some("olga"), chrono::Utc::now())
+        .await
+        .expect("assigned");
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "alert", "{pushed:#}");
+    assert_eq!(pushed["data"]["assignee"], "olga");
+    // Changes made through this replica: sent at once, and not again by the feed.
+    let (s, _, v) = g
+        .call(
+            "POST",
+            &format!("/api/v1/alerts/{}/assign", p.alert.id),
+            &Auth::Key(KEY.into()),
+            Some(json!({"assignee": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v:#}");
+    let pushed = next_json(&mut ws).await;
+    assert_eq!(pushed["type"], "alert", "{pushed:#}");
+    assert_eq!(pushed["data"]["assignee"], Value::Null, "{pushed:#}");
     let (s, _, v) = g
         .call(
             "POST",
@@ -2383,8 +2440,17 @@ where
 async fn a_websocket_session_ends_when_its_user_is_disabled() {
     let g = start(|c| c.ws_recheck_secs = 1).await;
     let token = g.token_for("olga", "operator").await;
-    let ws_url = format!("{}/ws?token={}", g.url.replace("http", "ws"), token);
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    // A wrong token offered is refused before the upgrade.
+    let refused = tokio_tungstenite::connect_async(ws_request(&g, "mantis.v1, bearer.x.y.z")).await;
+    assert!(
+        matches!(
+            refused,
+            Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401
+        ),
+        "{refused:?}"
+    );
+    // The token offered as a subprotocol is the one checked again during the session.
+    let (mut ws, _) = connect_with_protocols(&g, &format!("mantis.v1, bearer.{token}")).await;
     assert_eq!(next_json(&mut ws).await["type"], "hello");
     let (s, v) = g
         .admin(

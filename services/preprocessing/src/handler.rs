@@ -23,6 +23,15 @@ pub(crate) struct WindowHandler {
     scratch: Preprocessed,
     /// Last offset seen per partition, to know what is committable after idle closes.
     last_offset: HashMap<i32, i64>,
+    /// Readings read and not stored yet, with where each came from: stored together, in one
+    /// transaction, once [`STORE_BATCH`] wait and at every tick (a commit per reading bounds
+    /// an edge box's database to a few thousand readings a second). No commit passes the
+    /// first of them.
+    pending: Vec<Reading>,
+    /// Where each pending reading came from, and its trace (for a dead letter).
+    pending_origins: Vec<(Origin, TraceContext)>,
+    /// The offset of the first pending reading of each partition.
+    pending_from: HashMap<i32, i64>,
     /// Sensors of which this handler stored a window the store did not have: their windows
     /// close in start order, so every later one is new too and is not looked up.
     emitting: std::collections::HashSet<SensorId>,
@@ -45,8 +54,11 @@ pub(crate) struct WindowHandler {
     forget_after: Duration,
 }
 
-/// How often the handler ticks (idle windows are looked for).
+/// How often the handler ticks (idle windows are looked for, pending readings stored).
 const TICK: Duration = Duration::from_secs(1);
+
+/// Readings stored in one transaction at most.
+const STORE_BATCH: usize = 1000;
 
 /// How many `idle_close` periods a stretch of catching up on a backlog may hold windows back
 /// from closing by idleness (30 minutes at the default 60 s).
@@ -78,6 +90,9 @@ impl WindowHandler {
             preprocessors: HashMap::new(),
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
+            pending: Vec::new(),
+            pending_origins: Vec::new(),
+            pending_from: HashMap::new(),
             emitting: Default::default(),
             unstored: HashMap::new(),
             last_tick: None,
@@ -272,12 +287,133 @@ impl WindowHandler {
         }
     }
 
+    /// Keeps `reading` (from `origin`) to be stored with the next batch, storing the batch
+    /// first when it is full. A record retried (a window it closes failed to publish) is not
+    /// kept twice. Whatever stops the batch, this reading is not to blame (it is not in it):
+    /// the failure is transient for it, retried, never its dead letter.
+    async fn keep(
+        &mut self,
+        reading: &Reading,
+        origin: Origin,
+        trace: TraceContext,
+    ) -> Result<(), HandleError> {
+        if self.pending_origins.last().map(|(o, _)| o) == Some(&origin) {
+            return Ok(());
+        }
+        if self.pending.len() >= STORE_BATCH {
+            self.store_pending().await.map_err(|e| match e {
+                HandleError::Permanent(why) => HandleError::Transient(format!(
+                    "the readings before this one cannot be stored: {why}"
+                )),
+                other => other,
+            })?;
+        }
+        self.pending_from
+            .entry(origin.partition)
+            .or_insert(origin.offset);
+        self.pending.push(reading.clone());
+        self.pending_origins.push((origin, trace));
+        Ok(())
+    }
+
+    /// Stores the pending readings in one transaction; returns whether there were any. A
+    /// batch the database refuses for good is stored reading by reading, and a reading it
+    /// refuses goes to the dead-letter topic with the reason (the record it came from was
+    /// handled already). A transient failure keeps them all pending (stored again, once, by
+    /// the retry).
+    async fn store_pending(&mut self) -> Result<bool, HandleError> {
+        if self.pending.is_empty() {
+            return Ok(false);
+        }
+        match self.store.insert_readings(&self.pending).await {
+            Ok(_) => {}
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(readings = self.pending.len(), error = %e, "a batch of readings was refused; storing them one by one");
+                let mut done = 0;
+                let outcome = loop {
+                    let Some(reading) = self.pending.get(done) else {
+                        break Ok(());
+                    };
+                    let (origin, trace) = self.pending_origins[done];
+                    let stored = match self
+                        .store
+                        .insert_readings(std::slice::from_ref(reading))
+                        .await
+                    {
+                        Err(e) if !e.is_retryable() => {
+                            self.dead_letter(reading, origin, trace, &e.to_string())
+                                .await
+                        }
+                        other => other.map(|_| ()).map_err(HandleError::from),
+                    };
+                    if let Err(e) = stored {
+                        break Err(e);
+                    }
+                    done += 1;
+                };
+                // What was stored or dead-lettered is not done again by a retry.
+                self.pending.drain(..done);
+                self.pending_origins.drain(..done);
+                outcome?;
+            }
+        }
+        self.pending.clear();
+        self.pending_origins.clear();
+        self.pending_from.clear();
+        Ok(true)
+    }
+
+    /// Sends a reading the database refuses to the service's dead-letter topic, with the reason
+    /// and where it came from.
+    async fn dead_letter(
+        &self,
+        reading: &Reading,
+        origin: Origin,
+        trace: TraceContext,
+        reason: &str,
+    ) -> Result<(), HandleError> {
+        tracing::warn!(sensor = %reading.sensor_id, partition = origin.partition, offset = origin.offset, %reason, "reading refused by the database; dead-lettered");
+        metrics::counter!("mantis_records_dead_lettered_total", "topic" => topics::SENSOR_RAW)
+            .increment(1);
+        let headers = vec![
+            (
+                mantis_bus::DLQ_REASON.to_owned(),
+                reason.as_bytes().to_vec(),
+            ),
+            (
+                mantis_bus::DLQ_SOURCE_TOPIC.to_owned(),
+                topics::SENSOR_RAW.as_bytes().to_vec(),
+            ),
+            (
+                mantis_bus::DLQ_SOURCE_PARTITION.to_owned(),
+                origin.partition.to_string().into_bytes(),
+            ),
+            (
+                mantis_bus::DLQ_SOURCE_OFFSET.to_owned(),
+                origin.offset.to_string().into_bytes(),
+            ),
+        ];
+        let mut record = self.publisher.to_record(
+            Some(reading.sensor_id.to_string()),
+            reading,
+            trace,
+            headers,
+        )?;
+        record.topic = topics::dead_letter_topic(crate::GROUP);
+        self.publisher.send(record).await?;
+        Ok(())
+    }
+
     fn committable(&self, partition: i32) -> Option<Position> {
         let last = *self.last_offset.get(&partition)?;
-        let next_offset = match self.windower.earliest_needed(partition) {
+        let mut next_offset = match self.windower.earliest_needed(partition) {
             Some(first) => first.min(last + 1),
             None => last + 1,
         };
+        if let Some(first) = self.pending_from.get(&partition) {
+            next_offset = next_offset.min(*first);
+        }
         Some(Position {
             topic: topics::SENSOR_RAW.to_owned(),
             partition,
@@ -329,13 +465,11 @@ impl Handler for WindowHandler {
         reading: &Reading,
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Position>, HandleError> {
-        self.store
-            .insert_readings(std::slice::from_ref(reading))
-            .await?;
         let origin = Origin {
             partition: ctx.envelope.partition,
             offset: ctx.envelope.offset,
         };
+        self.keep(reading, origin, ctx.trace).await?;
         self.last_offset.insert(origin.partition, origin.offset);
         self.last_read.insert(reading.sensor_id, Instant::now());
         // (A record without a log time, 0, tells nothing.)
@@ -386,6 +520,9 @@ impl Handler for WindowHandler {
     }
 
     async fn tick(&mut self) -> Result<Vec<Position>, HandleError> {
+        // The readings first: a window that cannot be published now does not keep them out
+        // of the database (and the live view).
+        let stored = self.store_pending().await?;
         let now = Instant::now();
         let previous = self.last_tick.replace(now);
         let catching_up = std::mem::take(&mut self.catching_up);
@@ -424,12 +561,12 @@ impl Handler for WindowHandler {
         }
         self.forget_quiet(now);
         let idle = self.windower.idle(now, self.idle_close);
-        if idle.is_empty() {
-            return Ok(Vec::new());
-        }
         for raw in &idle {
             self.emit_or_drop(raw, TraceContext::new_root()).await?;
             self.windower.remove(raw.sensor_id, raw.start_ms);
+        }
+        if idle.is_empty() && !stored {
+            return Ok(Vec::new());
         }
         let partitions: Vec<i32> = self.last_offset.keys().copied().collect();
         Ok(partitions
@@ -463,7 +600,14 @@ impl Handler for WindowHandler {
             .retain(|(sensor, _), _| !sensors.contains(sensor));
         for p in partitions {
             self.last_offset.remove(p);
+            self.pending_from.remove(p);
         }
+        // Their readings not stored yet are read again, and stored, by the new owner.
+        (self.pending, self.pending_origins) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .zip(std::mem::take(&mut self.pending_origins))
+            .filter(|(_, (origin, _))| !partitions.contains(&origin.partition))
+            .unzip();
         tracing::debug!(
             ?partitions,
             sensors = sensors.len(),
@@ -660,6 +804,142 @@ mod tests {
         h.handle(reading, &ctx).await.expect("handled");
     }
 
+    /// Readings are stored in batches: at every tick, and whenever a batch is full. No commit
+    /// passes a reading not stored yet, and a retried record is stored once.
+    #[tokio::test]
+    async fn readings_are_stored_in_batches_and_never_committed_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let (asset, sensor) = (AssetId::new_random(), SensorId::new_random());
+        let mut h = WindowHandler::new(&infra, Config::default());
+        let stored = || async {
+            infra
+                .store
+                .list_readings(
+                    sensor,
+                    mantis_domain::timestamp_from_millis(T0).expect("valid"),
+                    mantis_domain::timestamp_from_millis(T0 + 10_000_000).expect("valid"),
+                )
+                .await
+                .expect("readings")
+                .len()
+        };
+        // Of a quality too low to be windowed: only the storage holds the commit back.
+        let poor = |ms: i64| Reading {
+            quality: Quality::new(10).expect("quality"),
+            ..reading(asset, sensor, ms)
+        };
+        for offset in 0..3 {
+            feed(&mut h, &poor(offset * 100), offset).await;
+        }
+        // Fed again, as a retry would.
+        feed(&mut h, &poor(200), 2).await;
+        assert_eq!(stored().await, 0, "kept for the next batch");
+        assert_eq!(h.committable(0).map(|p| p.next_offset), Some(0));
+        let committed = h.tick().await.expect("tick");
+        assert_eq!(stored().await, 3);
+        assert_eq!(
+            committed
+                .iter()
+                .map(|p| (p.partition, p.next_offset))
+                .collect::<Vec<_>>(),
+            vec![(0, 3)],
+            "committable once stored"
+        );
+        // A full batch is stored as the next reading comes.
+        let first = 3;
+        for i in 0..=STORE_BATCH as i64 {
+            feed(&mut h, &poor(1_000 + i * 100), first + i).await;
+        }
+        assert_eq!(stored().await, 3 + STORE_BATCH);
+        assert_eq!(h.pending.len(), 1);
+        assert_eq!(
+            h.committable(0).map(|p| p.next_offset),
+            Some(first + STORE_BATCH as i64),
+            "not past the reading still pending"
+        );
+        // A partition taken away: its readings not stored yet are left to the new owner.
+        h.revoked(&[0]);
+        assert!(h.pending.is_empty() && h.pending_from.is_empty());
+    }
+
+    /// A reading the database refuses (here a trigger of the real SQLite refuses one sensor
+    /// code) does not hold back the batch it is in: the others are stored, it goes to the
+    /// dead-letter topic with the reason and where it came from.
+    #[tokio::test]
+    async fn a_reading_the_database_refuses_is_dead_lettered_and_the_batch_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = EmbeddedBus::open(dir.path()).await.expect("log opens");
+        let sqlite = SqliteStore::in_memory().await.expect("sqlite");
+        sqlx::query(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON sensor_data_raw \
+             WHEN NEW.sensor_code = 'BAD' \
+             BEGIN SELECT RAISE(ABORT, 'not this one'); END",
+        )
+        .execute(sqlite.pool())
+        .await
+        .expect("trigger");
+        let infra = Infra::in_process(Arc::new(bus), Arc::new(sqlite));
+        // As the consumer creates it.
+        infra
+            .ensure_topics(&[topics::dead_letter_spec(crate::GROUP)])
+            .await
+            .expect("topics");
+        let (asset, sensor) = (AssetId::new_random(), SensorId::new_random());
+        let mut h = WindowHandler::new(&infra, Config::default());
+        for offset in 0..5 {
+            let mut r = reading(asset, sensor, offset * 100);
+            if offset == 3 {
+                r.sensor_code = "BAD".into();
+            }
+            feed(&mut h, &r, offset).await;
+        }
+        h.tick().await.expect("stored but one");
+        let stored = infra
+            .store
+            .list_readings(
+                sensor,
+                mantis_domain::timestamp_from_millis(T0).expect("valid"),
+                mantis_domain::timestamp_from_millis(T0 + 1_000).expect("valid"),
+            )
+            .await
+            .expect("readings");
+        assert_eq!(
+            stored
+                .iter()
+                .map(|r| r.timestamp.timestamp_millis() - T0)
+                .collect::<Vec<_>>(),
+            vec![0, 100, 200, 400]
+        );
+        let mut sub = infra
+            .bus
+            .subscribe(SubscribeOptions::new(
+                "dlq-reader",
+                [topics::dead_letter_topic(crate::GROUP).as_str()],
+                StartFrom::Earliest,
+            ))
+            .await
+            .expect("subscribe");
+        let dead = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a dead letter")
+            .expect("read");
+        let header = |name: &str| {
+            dead.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert!(
+            header(mantis_bus::DLQ_REASON).is_some_and(|r| r.contains("not this one")),
+            "{:?}",
+            header(mantis_bus::DLQ_REASON)
+        );
+        assert_eq!(header(mantis_bus::DLQ_SOURCE_OFFSET).as_deref(), Some("3"));
+        let refused: Reading = infra.codec.decode(&dead.payload).await.expect("a reading");
+        assert_eq!(refused.sensor_code, "BAD");
+    }
+
     /// Reading a backlog, the sensors read first are not silent: their next readings wait in
     /// the log behind the others'. Time spent on records appended longer than `idle_close`
     /// ago does not count towards idleness; once the consumer reads fresh records (or none),
@@ -724,7 +1004,9 @@ mod tests {
         for s in 11..15 {
             feed(&mut h, &reading(asset, sensor, s * 1000), s).await;
         }
-        // The database goes away: [10, 20) is published, its row not stored.
+        // The readings are stored; then the database goes away: [10, 20) is published, its
+        // row not stored.
+        h.store_pending().await.expect("readings stored");
         let away = SqliteStore::in_memory().await.expect("sqlite");
         away.pool().close().await;
         let kept = std::mem::replace(&mut h.store, Arc::new(away));

@@ -27,7 +27,8 @@
 //!    `max_gap_periods` split the window (the longest piece is kept, the gap is counted), and an
 //!    optional Butterworth filter per sensor type (zero-phase by default).
 //!
-//! Nothing is lost on a restart: a reading's offset is committed only once every window it
+//! Nothing is lost on a restart: a reading's offset is committed only once it is stored (raw
+//! readings are stored in batches, one transaction a second or per 1 000) and every window it
 //! belongs to has been published (also when a reading after it goes to the dead-letter
 //! topic), so the readings of open windows are redelivered and the windows rebuilt. A window
 //! is published, then stored, and a stored window is not emitted again: windows that had

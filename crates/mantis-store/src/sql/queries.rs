@@ -366,19 +366,20 @@ pub(crate) const LIST_ALERTS: &str = "SELECT id, asset_id, severity, kind, messa
 /// Columns of [`super::rows::AlertRecordRow`].
 pub(crate) const GET_ALERT_RECORD: &str = "SELECT id, asset_id, severity, kind, message, \
      created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
-     ack_note, assignee FROM alerts WHERE id = $1";
+     ack_note, assignee, changed_at FROM alerts WHERE id = $1";
 
-/// `$1` since, `$2` limit: alerts acknowledged at or after `$1`, the oldest acknowledgement
-/// first (partial index `alerts_acknowledged_idx`; its condition repeated, as SQLite needs).
-pub(crate) const ALERTS_ACKNOWLEDGED_SINCE: &str = "SELECT id, asset_id, severity, kind, message, \
+/// `$1` since, `$2` limit: alerts changed (acknowledged or assigned) at or after `$1`, the
+/// oldest change first (partial index `alerts_changed_idx`; its condition repeated, as SQLite
+/// needs).
+pub(crate) const ALERTS_CHANGED_SINCE: &str = "SELECT id, asset_id, severity, kind, message, \
      created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
-     ack_note, assignee FROM alerts WHERE acknowledged_at IS NOT NULL AND acknowledged_at >= $1 \
-     ORDER BY acknowledged_at, id LIMIT $2";
+     ack_note, assignee, changed_at FROM alerts WHERE changed_at IS NOT NULL AND changed_at >= $1 \
+     ORDER BY changed_at, id LIMIT $2";
 
 /// `$1` tenant or NULL, `$2` asset or NULL, `$3` `all` | `open` | `acknowledged`, `$4` limit.
 pub(crate) const LIST_ALERT_RECORDS: &str = "SELECT id, asset_id, severity, kind, message, \
      created_at, work_order_id, trigger_event, notify_on_call, acknowledged_by, acknowledged_at, \
-     ack_note, assignee FROM alerts \
+     ack_note, assignee, changed_at FROM alerts \
      WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR asset_id = $2) \
      AND ($3 = 'all' OR ($3 = 'open' AND acknowledged_at IS NULL) \
      OR ($3 = 'acknowledged' AND acknowledged_at IS NOT NULL)) \
@@ -397,12 +398,18 @@ pub(crate) const OPEN_WORK: &str = "SELECT a.id, \
      FROM assets a WHERE a.tenant_id = $1";
 
 /// Keeps the first acknowledgement.
+/// `$5` the new change time, `$6` the one read before (compare and set: NULL-safe).
 pub(crate) const ACKNOWLEDGE_ALERT: &str = "UPDATE alerts SET acknowledged_by = $2, \
-     acknowledged_at = $3, ack_note = $4 WHERE id = $1 AND acknowledged_at IS NULL";
+     acknowledged_at = $3, ack_note = $4, changed_at = $5 WHERE id = $1 \
+     AND acknowledged_at IS NULL AND (changed_at = $6 OR (changed_at IS NULL AND $6 IS NULL))";
 
-pub(crate) const ASSIGN_ALERT: &str = "UPDATE alerts SET assignee = $2 WHERE id = $1";
+/// `$3` the new change time, `$4` the one read before (compare and set: NULL-safe).
+pub(crate) const ASSIGN_ALERT: &str = "UPDATE alerts SET assignee = $2, changed_at = $3 \
+     WHERE id = $1 AND (changed_at = $4 OR (changed_at IS NULL AND $4 IS NULL))";
 
-pub(crate) const COUNT_ALERT: &str = "SELECT COUNT(*) FROM alerts WHERE id = $1";
+/// An alert's acknowledgement and last change.
+pub(crate) const ALERT_CHANGE: &str =
+    "SELECT acknowledged_at, changed_at FROM alerts WHERE id = $1";
 
 pub(crate) const UPSERT_USER: &str = "INSERT INTO users \
      (username, tenant_id, display_name, role, password_hash, disabled, created_at, updated_at) \
@@ -818,6 +825,12 @@ pub(crate) const UPSERT_SPARE_PART: &str = "INSERT INTO spare_parts \
        WHEN (CASE WHEN $10 THEN spare_parts.on_order ELSE excluded.on_order END) = 0 THEN NULL \
        WHEN $11 THEN spare_parts.expected_at ELSE excluded.expected_at END, \
      updated_at = excluded.updated_at";
+
+/// As [`UPSERT_SPARE_PART`] for a part not kept yet; a kept one is left as it is.
+pub(crate) const ADD_SPARE_PART: &str = "INSERT INTO spare_parts \
+     (tenant_id, part_number, description, location, on_hand, reorder_point, on_order, \
+     expected_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (tenant_id, part_number) DO NOTHING";
 
 /// `$1` tenant, `$2` part number.
 pub(crate) const GET_SPARE_PART: &str = "SELECT tenant_id, part_number, description, location, \

@@ -511,6 +511,7 @@ pub(crate) struct AlertRecordRow {
     acknowledged_at: Option<DbTime>,
     ack_note: String,
     assignee: Option<String>,
+    changed_at: Option<DbTime>,
 }
 
 impl TryFrom<AlertRecordRow> for AlertRecord {
@@ -522,6 +523,7 @@ impl TryFrom<AlertRecordRow> for AlertRecord {
             acknowledged_at: r.acknowledged_at.map(|t| t.0),
             ack_note: r.ack_note,
             assignee: r.assignee,
+            changed_at: r.changed_at.map(|t| t.0),
         })
     }
 }
