@@ -411,8 +411,16 @@ server.on('upgrade', (req, socket) => {
   const key = req.headers['sec-websocket-key'];
   if (url.pathname !== '/ws' || !key) return socket.destroy();
   const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-  const user = tokens.get(url.searchParams.get('token'));
+  // As the gateway (API.md "Live"): the token offered as the subprotocol `bearer.<token>`
+  // beside `mantis.v1`, which the answer names; else `?token=`.
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const bearer = offered.find((p) => p.startsWith('bearer.'))?.slice('bearer.'.length);
+  const protocol = offered.includes('mantis.v1') ? 'Sec-WebSocket-Protocol: mantis.v1\r\n' : '';
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocol}\r\n`);
+  const user = tokens.get(bearer || url.searchParams.get('token'));
   if (!user) {
     const reason = Buffer.from('token missing or expired');
     socket.end(Buffer.concat([Buffer.from([0x88, reason.length + 2, 4401 >> 8, 4401 & 255]), reason]));

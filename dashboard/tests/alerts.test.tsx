@@ -105,6 +105,21 @@ describe('AlertsPage', () => {
     expect(beepMock).not.toHaveBeenCalled();
   });
 
+  it('neither lists nor alarms for a change of an alert it does not list', async () => {
+    const { services, sf } = setup(routes());
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <AlertsPage />);
+    await screen.findAllByTestId('alert-row');
+    // An old critical alert, assigned elsewhere: not news.
+    sf.last().push({ type: 'alert', data: alert('old1', { severity: 'CRITICAL', assignee: 'tom', changedAt: '2026-12-03T09:00:00.000Z' }) });
+    // Then a new one, raised: listed and alarming.
+    sf.last().push({ type: 'alert', data: alert('live3', { severity: 'CRITICAL' }) });
+    await waitFor(() => expect(screen.getAllByTestId('alert-row')).toHaveLength(2));
+    expect(screen.getAllByTestId('alert-row').map((r) => r.textContent).join(' ')).not.toContain('tom');
+    expect(beepMock).toHaveBeenCalledTimes(1);
+  });
+
   it('marks an alert for the on-call technician and beeps for it whatever its severity', async () => {
     const { services, sf } = setup(routes());
     services.live.connect();

@@ -181,14 +181,17 @@ describe('LiveClient', () => {
   it('on 4401 for credentials the session has replaced since, opens again with the new ones', () => {
     const onUnauthorized = vi.fn();
     let token = 'old';
-    const { live, sf } = make({ onUnauthorized, url: () => `ws://h/ws?token=${token}` });
+    // As the dashboard presents them: the token as a subprotocol, the URL the same.
+    const loc = { protocol: 'http:', host: 'h' };
+    const { live, sf } = make({ onUnauthorized, url: () => liveUrl(token, loc), protocols: () => liveProtocols(token) });
     live.connect();
     sf.last().open();
     token = 'new';
     sf.last().drop(4401);
     expect(onUnauthorized).not.toHaveBeenCalled();
     expect(sf.sockets).toHaveLength(2);
-    expect(sf.last().url).toBe('ws://h/ws?token=new');
+    expect(sf.last().url).toBe('ws://h/ws');
+    expect(sf.last().protocols).toEqual(['mantis.v1', 'bearer.new']);
     sf.last().open();
     // The new ones refused too: that is the end of the session.
     sf.last().drop(4401);

@@ -254,6 +254,32 @@ describe('WorkOrdersPage', () => {
     await waitFor(() => expect(card('WO-2').getAttribute('data-status')).toBe('IN_PROGRESS'));
   });
 
+  it('keeps a card with an open form where it is when someone moves it, with what was typed', async () => {
+    const user = userEvent.setup();
+    const { services, sf } = setup(routes());
+    services.live.connect();
+    sf.last().open();
+    renderWith(services, <WorkOrdersPage />);
+    await screen.findAllByTestId('wo-card');
+    await user.click(within(card('WO-1')).getByTestId('wo-edit'));
+    const form = within(card('WO-1')).getByTestId('wo-edit-form');
+    await user.type(within(form).getByPlaceholderText('username'), 'tom');
+    // Someone schedules it meanwhile.
+    sf.last().push({ type: 'workOrder', data: { ...orders[0], status: 'SCHEDULED', updatedAt: '2026-12-03T09:00:00.000Z' } });
+    await waitFor(() => expect(card('WO-1').getAttribute('data-status')).toBe('SCHEDULED'));
+    const open = within(screen.getByTestId('wo-column-OPEN'));
+    expect(open.getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toEqual(['WO-1']);
+    expect(within(card('WO-1')).getByTestId('wo-moved').textContent).toContain('SCHEDULED');
+    expect((within(card('WO-1')).getByPlaceholderText('username') as HTMLInputElement).value).toBe('tom');
+    expect(within(card('WO-1')).getByTestId('wo-edit-stale').textContent).toContain('status (SCHEDULED)');
+    // Closed: the card goes to its column.
+    await user.click(within(card('WO-1')).getByText('Cancel'));
+    await waitFor(() =>
+      expect(within(screen.getByTestId('wo-column-SCHEDULED')).getAllByTestId('wo-card').map((c) => c.getAttribute('data-wo-code'))).toContain('WO-1'),
+    );
+    expect(screen.queryByTestId('wo-moved')).toBeNull();
+  });
+
   it('completes with a failure and when it happened', async () => {
     const user = userEvent.setup();
     const { services, mf } = setup(routes());

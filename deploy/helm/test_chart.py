@@ -160,6 +160,23 @@ class ChartTest(unittest.TestCase):
             self.assertEqual(d["spec"]["replicas"], 1)
             self.assertEqual(container(d)["command"], [f"mantis-{s}"])
 
+    def test_each_service_is_given_only_the_secrets_it_uses(self):
+        r = render(*SECRETS)
+        for s in SERVICES:
+            refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(r.deployment(s))["env"]
+                    if "secretKeyRef" in e.get("valueFrom", {})}
+            wanted = {"MANTIS_INFRA__DATABASE_URL"}
+            if s in ("anomaly", "rul", "gateway"):
+                wanted |= {"MANTIS_INFRA__OBJECTS__ACCESS_KEY_ID", "MANTIS_INFRA__OBJECTS__SECRET_ACCESS_KEY"}
+            if s == "gateway":
+                wanted |= {"MANTIS_GATEWAY__AUTH__JWT_SECRET", "MANTIS_GATEWAY__AUTH__ADMIN_PASSWORD"}
+            self.assertEqual(set(refs), wanted, s)
+            for name, ref in refs.items():
+                self.assertEqual((ref["name"], ref["key"]), ("t-mantis", name), s)
+                # The S3 keys may be left out of the Secret (the pods' role is used then).
+                self.assertEqual(ref.get("optional", False), "OBJECTS" in name, name)
+            self.assertNotIn("envFrom", container(r.deployment(s)), "not the whole Secret")
+
     def test_extra_environment_reaches_every_service(self):
         r = render(*SECRETS, "--set", "env[0].name=KAFKA_PASSWORD",
                    "--set", "env[0].valueFrom.secretKeyRef.name=kafka-credentials",
@@ -187,7 +204,10 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(r.of("Secret"), {})
         for s in SERVICES:
             d = r.deployment(s)
-            self.assertEqual(container(d)["envFrom"], [{"secretRef": {"name": "plant-mantis"}}])
+            refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(d)["env"]
+                    if "secretKeyRef" in e.get("valueFrom", {})}
+            self.assertEqual({ref["name"] for ref in refs.values()}, {"plant-mantis"}, s)
+            self.assertNotIn("envFrom", container(d))
             self.assertNotIn("checksum/secret", d["spec"]["template"]["metadata"]["annotations"])
         # An absent autoscaling or persistence block is "off", not an error.
         r = render(*SECRETS, "--set", "services.anomaly.autoscaling=null", "--set", "services.ingestion.persistence=null")
@@ -266,10 +286,10 @@ class ChartTest(unittest.TestCase):
     @staticmethod
     def check(mantis, deployment, secret, files, tmp):
         """Runs `mantis config check --service <name>` with the container's environment: its
-        `env`, the Secret it takes with `envFrom`, and its ConfigMap mounts as files in `tmp`."""
+        `env` (the keys it takes from the chart's Secret with their values there), and its
+        ConfigMap mounts as files in `tmp`."""
         c = container(deployment)
         env = {"PATH": os.environ["PATH"], **image_env()}
-        env.update(secret)
         mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
         moved = {}
         for name in ("rules", "config"):
@@ -279,6 +299,9 @@ class ChartTest(unittest.TestCase):
                     (tmp / name / file).write_text(text)
                 moved[mounts[name]] = str(tmp / name)
         for e in c["env"]:
+            ref = e.get("valueFrom", {}).get("secretKeyRef", {})
+            if ref.get("name") == "t-mantis" and ref["key"] in secret:
+                env[e["name"]] = secret[ref["key"]]
             if "value" not in e:
                 continue  # `valueFrom` a Secret of the plant's: not in the render
             value = e["value"]
@@ -294,6 +317,12 @@ class ChartTest(unittest.TestCase):
     def test_autoscaling_follows_cpu_or_kafka_lag_within_the_partitions(self):
         on = [a for s in SERVICES for a in ("--set", f"services.{s}.autoscaling.enabled=true")]
         no_pvc = ["--set", "services.ingestion.persistence.enabled=false"]
+        # At their most replicas the services could open 228 PostgreSQL connections: refused
+        # against the default 90, taken by a server (or pooler) said to take them.
+        err = render(*SECRETS, *on, *no_pvc, expect_failure=True)
+        self.assertIn("could open 228 PostgreSQL connections", err)
+        self.assertIn("gateway 6 × 10", err)
+        on += ["--set", "infra.postgresMaxConnections=250"]
         r = render(*SECRETS, *on, *no_pvc)
         validate_all(self, r)
         hpas = r.of("HorizontalPodAutoscaler")
@@ -368,6 +397,23 @@ class ChartTest(unittest.TestCase):
                     out = self.check(mantis, r.deployment("ingestion"), r.of("Secret")["t-mantis"]["stringData"],
                                      {"rules": {}, "config": {}}, Path(tmp))
                 self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_every_pod_opens_a_bounded_pool_within_what_postgresql_takes(self):
+        def pools(r):
+            return {s: next(e["value"] for e in container(r.deployment(s))["env"]
+                            if e["name"] == "MANTIS_INFRA__DATABASE_MAX_CONNECTIONS") for s in SERVICES}
+        self.assertEqual(pools(render(*SECRETS)), {s: "10" if s == "gateway" else "4" for s in SERVICES})
+        # The production sizing: 13 pods × 4 + 3 gateways × 10 = 82, within the default 90.
+        prod = pools(render(*SECRETS, "-f", str(CHART / "values-production.yaml")))
+        self.assertEqual(prod["gateway"], "10")
+        r = render(*SECRETS, "--set", "infra.databaseMaxConnections=2", "--set", "services.rul.databaseMaxConnections=6")
+        self.assertEqual(pools(r)["features"], "2")
+        self.assertEqual(pools(r)["rul"], "6")
+        err = render(*SECRETS, "--set", "services.gateway.replicas=9", expect_failure=True)
+        self.assertIn("could open 114 PostgreSQL connections", err)
+        render(*SECRETS, "--set", "services.gateway.replicas=9", "--set", "infra.postgresMaxConnections=0")
+        err = render(*SECRETS, "--set", "services.anomaly.databaseMaxConnections=-1", expect_failure=True)
+        self.assertIn("services.anomaly: databaseMaxConnections must be at least 1", err)
 
     def test_the_production_values_size_the_services_as_the_design_does(self):
         r = render(*SECRETS, "-f", str(CHART / "values-production.yaml"))

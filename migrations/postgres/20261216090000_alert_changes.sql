@@ -3,6 +3,9 @@
 -- clients too (the feed read acknowledgements only).
 
 ALTER TABLE alerts ADD COLUMN changed_at timestamptz;
-UPDATE alerts SET changed_at = acknowledged_at WHERE acknowledged_at IS NOT NULL;
+-- Alerts acknowledged or assigned before: changed then (as far as is known), so that an older
+-- state (the alert as raised, delivered again) is told apart from theirs.
+UPDATE alerts SET changed_at = COALESCE(acknowledged_at, created_at)
+    WHERE acknowledged_at IS NOT NULL OR assignee IS NOT NULL;
 DROP INDEX alerts_acknowledged_idx;
 CREATE INDEX alerts_changed_idx ON alerts (changed_at, id) WHERE changed_at IS NOT NULL;

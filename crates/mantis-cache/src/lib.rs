@@ -187,11 +187,14 @@ impl std::fmt::Debug for RedisCache {
 /// does not take) is [`Error::Invalid`], which waiting does not mend; anything else
 /// [`Error::Unavailable`].
 fn redis_error(e: redis::RedisError) -> Error {
-    match e.kind() {
-        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig => {
-            Error::Invalid(format!("Redis refuses this client: {e}"))
-        }
-        _ => Error::Unavailable(e.to_string()),
+    let refused = matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
+    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    if refused {
+        Error::Invalid(format!("Redis refuses this client: {e}"))
+    } else {
+        Error::Unavailable(e.to_string())
     }
 }
 
@@ -269,7 +272,9 @@ impl RedisCache {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str) -> Result<Self> {
         let cache = Self::lazy(url)?;
-        cache.connection().await?;
+        // A command, not only a connection: a server that wants a password this client does
+        // not give answers the first command (NOAUTH), not the connect.
+        cache.ping().await?;
         Ok(cache)
     }
 

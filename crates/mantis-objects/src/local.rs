@@ -242,7 +242,19 @@ fn move_into_place(root: &Path, tmp: &Path, target: &Path, key: &str) -> Result<
             }
         }
     }
-    sync_dir(parent).map_err(storage("put", key))
+    // The rename is durable once its directory is synced, and that directory's own entry
+    // (made by `create_dir_all`, perhaps just now, with its ancestors) once its parent is:
+    // every directory up to the root, so that a power loss cannot take back a directory of a
+    // new version (puts are a registry's, rare).
+    let mut dir = Some(parent);
+    while let Some(d) = dir {
+        sync_dir(d).map_err(storage("put", key))?;
+        if d == root {
+            break;
+        }
+        dir = d.parent().filter(|p| p.starts_with(root));
+    }
+    Ok(())
 }
 
 /// The conflict when an ancestor of `key` is an object (a file where a directory must be).

@@ -84,19 +84,6 @@ impl Infra {
         };
         let objects = mantis_objects::connect(&settings.objects, &settings.data_dir)
             .map_err(|e| Error::Config(e.to_string()))?;
-        // A mistyped bucket or missing credentials show at start, not at the first training
-        // (an outage of the object store does not keep the service from starting: models are
-        // loaded again when it answers).
-        // (A prefix that holds nothing: one short answer however large the registry.)
-        match tokio::time::timeout(OBJECTS_CHECK, objects.list("models/start-check")).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(objects = %objects.describe(), error = %e, "the model registry's object store cannot be listed: check the bucket and its credentials");
-            }
-            Err(_) => {
-                tracing::warn!(objects = %objects.describe(), "the model registry's object store does not answer within 5 s");
-            }
-        }
         tracing::info!(
             bus = ?settings.bus,
             store = %store.describe(),
@@ -139,6 +126,24 @@ impl Infra {
         Ok(())
     }
 
+    /// Lists the object store once, warning when it cannot be (for the services that keep
+    /// models, at start): a mistyped bucket or missing credentials show at start, not at the
+    /// first training. An outage does not keep the service from starting (models are loaded
+    /// again when it answers).
+    pub async fn check_object_store(&self) {
+        // A prefix that holds nothing: one short answer however large the registry.
+        let listed = tokio::time::timeout(OBJECTS_CHECK, self.objects.list("models/start-check"));
+        match listed.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(objects = %self.objects.describe(), error = %e, "the model registry's object store cannot be listed: check the bucket and its credentials");
+            }
+            Err(_) => {
+                tracing::warn!(objects = %self.objects.describe(), "the model registry's object store does not answer within 5 s");
+            }
+        }
+    }
+
     /// Readiness checks for the bus, the store and (when configured) Redis.
     pub fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
@@ -173,7 +178,8 @@ pub async fn connect_store(settings: &InfraSettings) -> Result<Arc<dyn Store>> {
         ))
     } else {
         Ok(Arc::new(
-            mantis_store::postgres::PgStore::connect(&url).await?,
+            mantis_store::postgres::PgStore::connect_with(&url, settings.database_max_connections)
+                .await?,
         ))
     }
 }

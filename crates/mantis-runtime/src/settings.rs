@@ -107,6 +107,10 @@ pub struct InfraSettings {
     pub bus: BusSettings,
     /// Database URL: `postgres://...` or `sqlite://path`. Default: `<data_dir>/mantis.db`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections this process opens at most (its pool; 1 to 1 000, default 10).
+    /// Every replica of every service has its own: together they must stay within the
+    /// server's `max_connections`.
+    pub database_max_connections: u32,
     /// URL of a Confluent-compatible schema registry; the embedded registry when absent.
     pub schema_registry_url: Option<String>,
     /// Redis URL (cluster mode); checked by readiness when set.
@@ -129,6 +133,7 @@ impl Default for InfraSettings {
                 retention_bytes_per_partition: None,
             },
             database_url: None,
+            database_max_connections: mantis_store::postgres::MAX_CONNECTIONS,
             schema_registry_url: None,
             redis_url: None,
             rules_dir: None,
@@ -152,6 +157,12 @@ impl InfraSettings {
     /// the S3 settings (endpoint, bucket), the retention periods. The message names the key.
     pub fn check(&self) -> Result<()> {
         check_database_url(&self.database_url())?;
+        if !(1..=1000).contains(&self.database_max_connections) {
+            return Err(Error::Config(format!(
+                "infra.database_max_connections must be 1 to 1000, got {}",
+                self.database_max_connections
+            )));
+        }
         if let BusSettings::Kafka { brokers, .. } = &self.bus {
             let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
             for (k, v) in self.bus.kafka_properties()? {
@@ -554,6 +565,17 @@ mod tests {
             assert!(e.to_string().contains("bogus"), "{e}");
             let e = load_settings::<Root>(Some(Path::new("missing.toml"))).expect_err("refused");
             assert!(e.to_string().contains("does not exist"), "{e}");
+            jail.set_env("MANTIS_INFRA__DATABASE_MAX_CONNECTIONS", "0");
+            let r: Root = load_settings(None).map_err(|e| e.to_string())?;
+            let e = r.infra.check().expect_err("no connection at all");
+            assert!(
+                e.to_string().contains("infra.database_max_connections"),
+                "{e}"
+            );
+            jail.set_env("MANTIS_INFRA__DATABASE_MAX_CONNECTIONS", "4");
+            let r: Root = load_settings(None).map_err(|e| e.to_string())?;
+            assert_eq!(r.infra.database_max_connections, 4);
+            r.infra.check().map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -17,8 +17,9 @@ use std::time::Duration;
 /// The PostgreSQL migrations, embedded at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// Connections per process: the services are I/O-light per request and share a server.
-const MAX_CONNECTIONS: u32 = 10;
+/// Connections per process by default: the services are I/O-light per request and share a
+/// server (see [`PgStore::connect_with`]).
+pub const MAX_CONNECTIONS: u32 = 10;
 
 /// How long a caller waits for a free (or new) connection before getting
 /// [`crate::Error::Unavailable`].
@@ -113,10 +114,17 @@ impl PgStore {
     ///
     /// Fails with [`crate::Error::Unavailable`] when the server cannot be reached, and with
     /// [`crate::Error::Migration`] when the schema cannot be brought up to date.
-    #[tracing::instrument(name = "pg_connect", skip_all)]
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, MAX_CONNECTIONS).await
+    }
+
+    /// [`connect`](Self::connect) with a pool of at most `max_connections` connections (at
+    /// least one): every replica of every service opens its own pool, and together they must
+    /// stay within the server's `max_connections`.
+    #[tracing::instrument(name = "pg_connect", skip_all)]
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await

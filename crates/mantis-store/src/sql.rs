@@ -1952,7 +1952,6 @@ where
                 .bind(DbTime(at))
                 .bind(note.to_owned())
                 .bind(DbTime(alert_changed_at(at, before)))
-                .bind(before.map(DbTime))
                 .execute(self.sql_pool())
                 .await
                 .map_err(db_error)?;
@@ -1973,7 +1972,6 @@ where
                 .bind(DbId::from(id))
                 .bind(assignee.map(str::to_owned))
                 .bind(DbTime(alert_changed_at(at, before)))
-                .bind(before.map(DbTime))
                 .execute(self.sql_pool())
                 .await
                 .map_err(db_error)?;

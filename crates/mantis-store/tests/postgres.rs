@@ -259,3 +259,33 @@ async fn a_server_that_refuses_connections_is_unavailable() {
         result.err()
     );
 }
+
+/// A pool holds at most the connections it is given (every replica of every service has its
+/// own: together they must stay within the server's `max_connections`): the third caller of
+/// a pool of two waits for one of them, and gets it when it is given back.
+#[tokio::test]
+async fn a_pool_holds_at_most_the_connections_it_is_given() {
+    let db = TestDatabase::create().await;
+    let outcome = tokio::spawn({
+        let url = db.url.clone();
+        async move {
+            let store = PgStore::connect_with(&url, 2).await.expect("connect");
+            assert_eq!(store.pool().options().get_max_connections(), 2);
+            let first = store.pool().acquire().await.expect("first");
+            let _second = store.pool().acquire().await.expect("second");
+            let third = tokio::time::timeout(
+                std::time::Duration::from_millis(300),
+                store.pool().acquire(),
+            )
+            .await;
+            assert!(third.is_err(), "a third connection was opened");
+            drop(first);
+            store.pool().acquire().await.expect("given back");
+        }
+    })
+    .await;
+    db.drop_database().await;
+    if let Err(e) = outcome {
+        resume_unwind(e.into_panic());
+    }
+}

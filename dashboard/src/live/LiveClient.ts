@@ -217,10 +217,13 @@ export class LiveClient {
       this.setStatus('offline');
       return;
     }
+    // The credentials presented: the token travels as a subprotocol, not in the URL.
+    const protocols = this.opts.protocols();
+    const presented = `${url} ${protocols.join(',')}`;
     this.setStatus(this.attempt === 0 && this.statusValue !== 'offline' ? 'connecting' : 'offline');
     let socket: SocketLike;
     try {
-      socket = this.opts.socketFactory(url, this.opts.protocols());
+      socket = this.opts.socketFactory(url, protocols);
     } catch {
       this.scheduleReconnect();
       return;
@@ -258,7 +261,7 @@ export class LiveClient {
         // Opened with credentials the session has replaced since (a changed password ended
         // them): opened again with the current ones, not a reason to log out.
         const current = this.opts.url();
-        if (this.wanted && current !== null && current !== url) {
+        if (this.wanted && current !== null && `${current} ${this.opts.protocols().join(',')}` !== presented) {
           this.open();
           return;
         }

@@ -35,12 +35,22 @@ export function compareWorkOrders(a: WorkOrder, b: WorkOrder): number {
 }
 
 /** Groups work orders into the five board columns, each sorted. */
-export function groupByStatus(list: WorkOrder[]): Record<WorkOrderStatus, WorkOrder[]> {
+/**
+ * The orders by status column; `pinned` keeps an order in the column given (its form is open:
+ * moved to another column, the card would be made anew and lose what was typed in it).
+ */
+export function groupByStatus(
+  list: WorkOrder[],
+  pinned: Partial<Record<string, WorkOrderStatus>> = {},
+): Record<WorkOrderStatus, WorkOrder[]> {
   const out = Object.fromEntries(WORK_ORDER_STATUSES.map((s) => [s, [] as WorkOrder[]])) as Record<
     WorkOrderStatus,
     WorkOrder[]
   >;
-  for (const wo of list) (out[wo.status] ?? (out[wo.status] = [])).push(wo);
+  for (const wo of list) {
+    const column = pinned[wo.id] ?? wo.status;
+    (out[column] ?? (out[column] = [])).push(wo);
+  }
   for (const s of WORK_ORDER_STATUSES) out[s].sort(compareWorkOrders);
   return out;
 }

@@ -82,7 +82,11 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   useLiveChannel('alerts');
   useLiveMessage('alert', (msg) => {
     const alert = msg.data;
-    const isNew = !known.current.has(alert.id) && !(seen.current?.ids.has(alert.id) ?? false);
+    const listed = known.current.has(alert.id) || (seen.current?.ids.has(alert.id) ?? false);
+    // A change (acknowledged, assigned) of an alert not listed here (older than the list, or
+    // of another state) is not news: the list has no place for it.
+    if (alert.changedAt && !listed) return;
+    const isNew = !listed;
     seen.current?.ids.add(alert.id);
     res.setData((prev) => prependAlert(prev ?? [], alert));
     setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));

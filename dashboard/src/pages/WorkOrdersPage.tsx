@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError } from '../api/client';
 import {
   OUTCOMES,
@@ -53,6 +53,17 @@ export function WorkOrdersPage() {
   const [assetFilter, setAssetFilter] = useState('');
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  // The column of each card whose form is open, as it was when the form opened: a change of
+  // status meanwhile (someone else, the live feed) does not move the card away from the form.
+  const [pinned, setPinned] = useState<Partial<Record<string, WorkOrderStatus>>>({});
+  const pin = (wo: WorkOrder, open: boolean) =>
+    setPinned((p) => {
+      if (open === wo.id in p) return p;
+      const next = { ...p };
+      if (open) next[wo.id] = wo.status;
+      else delete next[wo.id];
+      return next;
+    });
 
   useLiveChannel('workOrders');
   useLiveMessage('workOrder', (m) => res.setData((prev) => upsertById(prev ?? [], m.data)));
@@ -60,8 +71,8 @@ export function WorkOrdersPage() {
   useInterval(() => void res.reload(), 30_000);
 
   const columns = useMemo(
-    () => groupByStatus((res.data ?? []).filter((w) => !assetFilter || w.assetId === assetFilter)),
-    [res.data, assetFilter],
+    () => groupByStatus((res.data ?? []).filter((w) => !assetFilter || w.assetId === assetFilter), pinned),
+    [res.data, assetFilter, pinned],
   );
   const assetList = useMemo(() => [...assets.values()].sort((a, b) => a.code.localeCompare(b.code)), [assets]);
 
@@ -133,6 +144,8 @@ export function WorkOrdersPage() {
                 asset={assets.get(wo.assetId)}
                 canTransition={can(role, 'transitionWorkOrder')}
                 canEdit={can(role, 'editWorkOrder')}
+                shownIn={s}
+                onFormOpen={(open) => pin(wo, open)}
                 onTransition={(to, readAt) => run(() => api.transitionWorkOrder(wo.id, to, readAt))}
                 onComplete={(outcome, note, failedAt, readAt) =>
                   run(async () => (await api.completeWorkOrder(wo.id, outcome, note, failedAt, readAt)).workOrder)
@@ -152,14 +165,35 @@ interface CardProps {
   asset?: Asset;
   canTransition: boolean;
   canEdit: boolean;
+  /** The column the card is shown in (its status, unless it moved while a form was open). */
+  shownIn?: WorkOrderStatus;
+  /** Told when a form opens on the card and when it closes. */
+  onFormOpen?: (open: boolean) => void;
   /** `readAt`: the `updatedAt` of the order as the person saw it (a change since refuses the action). */
   onTransition: (to: WorkOrderStatus, readAt?: string) => Promise<boolean>;
   onComplete: (outcome: Outcome, note: string, failedAt?: string, readAt?: string) => Promise<boolean>;
   onSave: (patch: WorkOrderPatch, readAt?: string) => Promise<boolean>;
 }
 
-export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition, onComplete, onSave }: CardProps) {
+export function WorkOrderCard({
+  wo,
+  asset,
+  canTransition,
+  canEdit,
+  shownIn,
+  onFormOpen,
+  onTransition,
+  onComplete,
+  onSave,
+}: CardProps) {
   const [mode, setMode] = useState<'view' | 'edit' | 'complete'>('view');
+  const formOpen = useRef(onFormOpen);
+  formOpen.current = onFormOpen;
+  useEffect(() => {
+    formOpen.current?.(mode !== 'view');
+  }, [mode]);
+  // A card that goes away (the order deleted, the filter changed) holds no column.
+  useEffect(() => () => formOpen.current?.(false), []);
   const [busy, setBusy] = useState(false);
   // The order as it was when the completion form opened: completed as seen (its parts
   // taken), or refused if someone changed it since.
@@ -186,6 +220,11 @@ export function WorkOrderCard({ wo, asset, canTransition, canEdit, onTransition,
       <div className="small">
         <a href={assetHref(wo.assetId)}>{asset ? `${asset.code} — ${asset.name}` : wo.assetId.slice(0, 8)}</a>
       </div>
+      {shownIn && shownIn !== wo.status && (
+        <p className="notice small" role="status" data-testid="wo-moved">
+          Now {statusLabel(wo.status)} (changed by someone else): the card moves there when this form closes.
+        </p>
+      )}
       {mode !== 'edit' && (
         <>
           <p className="wo-desc">{wo.description}</p>

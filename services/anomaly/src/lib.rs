@@ -780,6 +780,7 @@ fn prepare(infra: &mantis_runtime::InfraSettings, config: &Config) -> Result<Rul
 /// Builds the anomaly-detection service.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
     let rules = prepare(&infra.settings, &config)?;
+    infra.check_object_store().await;
     let health = App::health("anomaly", &infra);
     health.set_detail("method", serde_json::json!(METHOD));
     health.set_detail("warmupWindows", serde_json::json!(config.warmup_windows));

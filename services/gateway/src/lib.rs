@@ -165,6 +165,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
         ingest,
         cors,
     } = prepare(&infra.settings, &config)?;
+    infra.check_object_store().await;
     // Ready while the database answers: the gateway publishes nothing, and reads the cache
     // only to spare the database, so a bus or Redis outage must not take the dashboard and
     // the API out of the load balancer (the live alerts resume with the bus).

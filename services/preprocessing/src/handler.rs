@@ -20,6 +20,9 @@ pub(crate) struct WindowHandler {
     idle_close: Duration,
     /// One preprocessor per sensor (filter state, cached buffers).
     preprocessors: HashMap<SensorId, Preprocessor>,
+    /// The registered sampling rate of each sensor that has one (Hz), and when a window last
+    /// showed it sending faster than that (said at most once an hour per sensor).
+    nominal_rates: HashMap<SensorId, (f64, Option<Instant>)>,
     scratch: Preprocessed,
     /// Last offset seen per partition, to know what is committable after idle closes.
     last_offset: HashMap<i32, i64>,
@@ -28,8 +31,9 @@ pub(crate) struct WindowHandler {
     /// an edge box's database to a few thousand readings a second). No commit passes the
     /// first of them.
     pending: Vec<Reading>,
-    /// Where each pending reading came from, and its trace (for a dead letter).
-    pending_origins: Vec<(Origin, TraceContext)>,
+    /// The record each pending reading came from (where, and for a dead letter as the
+    /// consumer makes them: its key, payload and headers).
+    pending_origins: Vec<mantis_bus::Envelope>,
     /// The offset of the first pending reading of each partition.
     pending_from: HashMap<i32, i64>,
     /// Sensors of which this handler stored a window the store did not have: their windows
@@ -60,6 +64,13 @@ const TICK: Duration = Duration::from_secs(1);
 /// Readings stored in one transaction at most.
 const STORE_BATCH: usize = 1000;
 
+/// A window's readings faster than this many times the registered rate are said to be.
+const RATE_MISMATCH: f64 = 1.5;
+/// Fewer readings than this in a window tell too little of their rate.
+const RATE_CHECK_MIN_READINGS: usize = 10;
+/// How often a sensor sending faster than registered is said to, at most.
+const RATE_WARN_EVERY: Duration = Duration::from_secs(3600);
+
 /// How many `idle_close` periods a stretch of catching up on a backlog may hold windows back
 /// from closing by idleness (30 minutes at the default 60 s).
 const CATCH_UP_GRACE: u32 = 30;
@@ -88,6 +99,7 @@ impl WindowHandler {
             ),
             config,
             preprocessors: HashMap::new(),
+            nominal_rates: HashMap::new(),
             scratch: Preprocessed::default(),
             last_offset: HashMap::new(),
             pending: Vec::new(),
@@ -118,6 +130,7 @@ impl WindowHandler {
         for sensor in quiet {
             if self.windower.forget(sensor) {
                 self.preprocessors.remove(&sensor);
+                self.nominal_rates.remove(&sensor);
                 self.emitting.remove(&sensor);
                 self.last_read.remove(&sensor);
                 forgotten += 1;
@@ -142,6 +155,9 @@ impl WindowHandler {
                 .await?
                 .map(|s| s.sampling_rate_hz)
                 .filter(|r| r.is_finite() && *r > 0.0);
+            if let Some(nominal) = nominal {
+                self.nominal_rates.insert(raw.sensor_id, (nominal, None));
+            }
             let rate = nominal.unwrap_or_else(|| estimated_rate(raw));
             let config = self
                 .config
@@ -167,6 +183,28 @@ impl WindowHandler {
             .ok_or_else(|| HandleError::Transient("preprocessor cache".into()))
     }
 
+    /// Says so (at most once an hour per sensor, and counted each time) when `raw` holds
+    /// readings far faster than its sensor's registered rate: they are resampled onto the
+    /// registered grid, so most of them are thrown away and faster changes fold into false,
+    /// slower ones (aliasing) — the registration is to be corrected.
+    fn check_rate(&mut self, raw: &RawWindow, now: Instant) {
+        let Some((nominal, warned)) = self.nominal_rates.get_mut(&raw.sensor_id) else {
+            return;
+        };
+        if raw.t.len() < RATE_CHECK_MIN_READINGS {
+            return;
+        }
+        let seen = estimated_rate(raw);
+        if seen <= *nominal * RATE_MISMATCH {
+            return;
+        }
+        metrics::counter!("mantis_windows_faster_than_registered_total").increment(1);
+        if warned.is_none_or(|at| now.saturating_duration_since(at) >= RATE_WARN_EVERY) {
+            *warned = Some(now);
+            tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = *nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
+        }
+    }
+
     /// Conditions a closed window; `None` when nothing usable is left, `Err(())` when it could
     /// not be conditioned (counted and logged here).
     #[allow(clippy::result_unit_err)]
@@ -179,6 +217,7 @@ impl WindowHandler {
             .preprocessor(raw)
             .await?
             .process(&raw.t, &raw.x, &mut out);
+        self.check_rate(raw, Instant::now());
         let window = match result {
             Ok(()) => to_window(raw, &out),
             Err(e) => {
@@ -287,17 +326,20 @@ impl WindowHandler {
         }
     }
 
-    /// Keeps `reading` (from `origin`) to be stored with the next batch, storing the batch
-    /// first when it is full. A record retried (a window it closes failed to publish) is not
-    /// kept twice. Whatever stops the batch, this reading is not to blame (it is not in it):
-    /// the failure is transient for it, retried, never its dead letter.
+    /// Keeps `reading` (of the record `envelope`) to be stored with the next batch, storing
+    /// the batch first when it is full. A record retried (a window it closes failed to
+    /// publish) is not kept twice. Whatever stops the batch, this reading is not to blame (it
+    /// is not in it): the failure is transient for it, retried, never its dead letter.
     async fn keep(
         &mut self,
         reading: &Reading,
-        origin: Origin,
-        trace: TraceContext,
+        envelope: &mantis_bus::Envelope,
     ) -> Result<(), HandleError> {
-        if self.pending_origins.last().map(|(o, _)| o) == Some(&origin) {
+        if self
+            .pending_origins
+            .last()
+            .is_some_and(|e| (e.partition, e.offset) == (envelope.partition, envelope.offset))
+        {
             return Ok(());
         }
         if self.pending.len() >= STORE_BATCH {
@@ -309,10 +351,10 @@ impl WindowHandler {
             })?;
         }
         self.pending_from
-            .entry(origin.partition)
-            .or_insert(origin.offset);
+            .entry(envelope.partition)
+            .or_insert(envelope.offset);
         self.pending.push(reading.clone());
-        self.pending_origins.push((origin, trace));
+        self.pending_origins.push(envelope.clone());
         Ok(())
     }
 
@@ -335,14 +377,13 @@ impl WindowHandler {
                     let Some(reading) = self.pending.get(done) else {
                         break Ok(());
                     };
-                    let (origin, trace) = self.pending_origins[done];
                     let stored = match self
                         .store
                         .insert_readings(std::slice::from_ref(reading))
                         .await
                     {
                         Err(e) if !e.is_retryable() => {
-                            self.dead_letter(reading, origin, trace, &e.to_string())
+                            self.dead_letter(&self.pending_origins[done], &e.to_string())
                                 .await
                         }
                         other => other.map(|_| ()).map_err(HandleError::from),
@@ -364,43 +405,18 @@ impl WindowHandler {
         Ok(true)
     }
 
-    /// Sends a reading the database refuses to the service's dead-letter topic, with the reason
-    /// and where it came from.
+    /// Sends the record of a reading the database refuses to the service's dead-letter topic,
+    /// as the consumer sends a record it cannot handle: as read, with the reason and where it
+    /// came from.
     async fn dead_letter(
         &self,
-        reading: &Reading,
-        origin: Origin,
-        trace: TraceContext,
+        envelope: &mantis_bus::Envelope,
         reason: &str,
     ) -> Result<(), HandleError> {
-        tracing::warn!(sensor = %reading.sensor_id, partition = origin.partition, offset = origin.offset, %reason, "reading refused by the database; dead-lettered");
+        tracing::warn!(partition = envelope.partition, offset = envelope.offset, %reason, "reading refused by the database; dead-lettered");
         metrics::counter!("mantis_records_dead_lettered_total", "topic" => topics::SENSOR_RAW)
             .increment(1);
-        let headers = vec![
-            (
-                mantis_bus::DLQ_REASON.to_owned(),
-                reason.as_bytes().to_vec(),
-            ),
-            (
-                mantis_bus::DLQ_SOURCE_TOPIC.to_owned(),
-                topics::SENSOR_RAW.as_bytes().to_vec(),
-            ),
-            (
-                mantis_bus::DLQ_SOURCE_PARTITION.to_owned(),
-                origin.partition.to_string().into_bytes(),
-            ),
-            (
-                mantis_bus::DLQ_SOURCE_OFFSET.to_owned(),
-                origin.offset.to_string().into_bytes(),
-            ),
-        ];
-        let mut record = self.publisher.to_record(
-            Some(reading.sensor_id.to_string()),
-            reading,
-            trace,
-            headers,
-        )?;
-        record.topic = topics::dead_letter_topic(crate::GROUP);
+        let record = envelope.to_dead_letter(&topics::dead_letter_topic(crate::GROUP), reason);
         self.publisher.send(record).await?;
         Ok(())
     }
@@ -469,7 +485,7 @@ impl Handler for WindowHandler {
             partition: ctx.envelope.partition,
             offset: ctx.envelope.offset,
         };
-        self.keep(reading, origin, ctx.trace).await?;
+        self.keep(reading, ctx.envelope).await?;
         self.last_offset.insert(origin.partition, origin.offset);
         self.last_read.insert(reading.sensor_id, Instant::now());
         // (A record without a log time, 0, tells nothing.)
@@ -500,6 +516,7 @@ impl Handler for WindowHandler {
         if added.reassigned {
             // Conditioned from now on for what it is now (its type, its rate as registered).
             self.preprocessors.remove(&reading.sensor_id);
+            self.nominal_rates.remove(&reading.sensor_id);
             self.emitting.remove(&reading.sensor_id);
             tracing::info!(sensor = %reading.sensor_id, asset = %reading.asset_id, "sensor moved to another asset (or given another type); its open windows were closed under the old one");
         }
@@ -593,6 +610,7 @@ impl Handler for WindowHandler {
         let sensors = self.windower.revoke(partitions);
         for sensor in &sensors {
             self.preprocessors.remove(sensor);
+            self.nominal_rates.remove(sensor);
             self.emitting.remove(sensor);
             self.last_read.remove(sensor);
         }
@@ -606,7 +624,7 @@ impl Handler for WindowHandler {
         (self.pending, self.pending_origins) = std::mem::take(&mut self.pending)
             .into_iter()
             .zip(std::mem::take(&mut self.pending_origins))
-            .filter(|(_, (origin, _))| !partitions.contains(&origin.partition))
+            .filter(|(_, envelope)| !partitions.contains(&envelope.partition))
             .unzip();
         tracing::debug!(
             ?partitions,
@@ -892,7 +910,21 @@ mod tests {
             if offset == 3 {
                 r.sensor_code = "BAD".into();
             }
-            feed(&mut h, &r, offset).await;
+            // As read from the log: keyed, encoded, with a header of its own.
+            let envelope = mantis_bus::Envelope {
+                topic: topics::SENSOR_RAW.to_owned(),
+                partition: 0,
+                offset,
+                key: Some(asset.to_string().into_bytes()),
+                headers: vec![("origin".to_owned(), b"rest".to_vec())],
+                timestamp_ms: chrono::Utc::now().timestamp_millis(),
+                payload: infra.codec.encode(&r).expect("encoded"),
+            };
+            let ctx = RecordContext {
+                envelope: &envelope,
+                trace: TraceContext::new_root(),
+            };
+            h.handle(&r, &ctx).await.expect("handled");
         }
         h.tick().await.expect("stored but one");
         let stored = infra
@@ -936,6 +968,16 @@ mod tests {
             header(mantis_bus::DLQ_REASON)
         );
         assert_eq!(header(mantis_bus::DLQ_SOURCE_OFFSET).as_deref(), Some("3"));
+        assert_eq!(
+            header("origin").as_deref(),
+            Some("rest"),
+            "the record's own headers kept"
+        );
+        assert_eq!(
+            dead.key,
+            Some(asset.to_string().into_bytes()),
+            "and its key"
+        );
         let refused: Reading = infra.codec.decode(&dead.payload).await.expect("a reading");
         assert_eq!(refused.sensor_code, "BAD");
     }
@@ -1029,6 +1071,89 @@ mod tests {
         );
     }
 
+    /// A motor registered in `infra`'s store.
+    async fn registered_motor(infra: &Infra) -> mantis_domain::Asset {
+        let asset = mantis_domain::Asset {
+            id: AssetId::new_random(),
+            tenant_id: mantis_domain::TenantId::DEFAULT,
+            code: "MTR-1".into(),
+            name: "motor".into(),
+            asset_type: "motor".into(),
+            location: String::new(),
+            criticality: mantis_domain::Criticality::Medium,
+        };
+        infra.store.upsert_asset(&asset).await.expect("asset");
+        asset
+    }
+
+    /// A temperature sensor of `asset` sampled at 1 Hz (not registered yet).
+    fn thermometer(asset: &mantis_domain::Asset, code: &str) -> mantis_domain::Sensor {
+        mantis_domain::Sensor {
+            id: SensorId::new_random(),
+            asset_id: asset.id,
+            code: code.into(),
+            sensor_type: SensorType::Temperature,
+            unit: "C".into(),
+            min_value: -50.0,
+            max_value: 150.0,
+            sampling_rate_hz: 1.0,
+        }
+    }
+
+    /// A sensor registered at 1 Hz that sends at 10 Hz is resampled at 1 Hz (its window holds
+    /// 10 samples, not 100) and said to send faster than registered; one that sends at its
+    /// rate is not.
+    #[tokio::test]
+    async fn a_sensor_sending_faster_than_registered_is_told() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let infra = embedded(&dir).await;
+        let asset = registered_motor(&infra).await;
+        let registered = |code: &str| thermometer(&asset, code);
+        let (fast, steady) = (registered("T1"), registered("T2"));
+        for s in [&fast, &steady] {
+            infra.store.upsert_sensor(s).await.expect("sensor");
+        }
+        let config = Config {
+            window_secs: 10,
+            allowed_lateness_secs: 0,
+            ..Config::default()
+        };
+        let mut h = WindowHandler::new(&infra, config);
+        let mut offset = 0;
+        for ms in (0..=10_000).step_by(100) {
+            feed(&mut h, &reading(asset.id, fast.id, ms), offset).await;
+            offset += 1;
+            if ms % 1000 == 0 {
+                feed(&mut h, &reading(asset.id, steady.id, ms), offset).await;
+                offset += 1;
+            }
+        }
+        let windows = infra
+            .store
+            .list_windows(
+                fast.id,
+                mantis_domain::timestamp_from_millis(T0).expect("valid"),
+                mantis_domain::timestamp_from_millis(T0 + 10_000).expect("valid"),
+                10,
+            )
+            .await
+            .expect("windows");
+        assert_eq!(
+            windows.iter().map(|w| w.count).collect::<Vec<_>>(),
+            vec![10],
+            "resampled at the registered 1 Hz"
+        );
+        assert!(
+            h.nominal_rates[&fast.id].1.is_some(),
+            "the fast one is said to be"
+        );
+        assert_eq!(
+            h.nominal_rates[&steady.id],
+            (1.0, None),
+            "the steady one is not"
+        );
+    }
+
     #[tokio::test]
     async fn a_quiet_sensor_is_forgotten_and_starts_afresh_from_its_registration() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1040,26 +1165,8 @@ mod tests {
             idle_close_secs: 0,
             ..Config::default()
         };
-        let asset = mantis_domain::Asset {
-            id: AssetId::new_random(),
-            tenant_id: mantis_domain::TenantId::DEFAULT,
-            code: "MTR-1".into(),
-            name: "motor".into(),
-            asset_type: "motor".into(),
-            location: String::new(),
-            criticality: mantis_domain::Criticality::Medium,
-        };
-        infra.store.upsert_asset(&asset).await.expect("asset");
-        let mut sensor = mantis_domain::Sensor {
-            id: SensorId::new_random(),
-            asset_id: asset.id,
-            code: "T1".into(),
-            sensor_type: SensorType::Temperature,
-            unit: "C".into(),
-            min_value: -50.0,
-            max_value: 150.0,
-            sampling_rate_hz: 1.0,
-        };
+        let asset = registered_motor(&infra).await;
+        let mut sensor = thermometer(&asset, "T1");
         infra.store.upsert_sensor(&sensor).await.expect("sensor");
         let other = SensorId::new_random();
         let mut h = WindowHandler::new(&infra, config);

@@ -1000,6 +1000,7 @@ pub fn models(infra: &Infra, config: &Config) -> Arc<Models> {
 /// Builds the RUL service.
 pub async fn build(infra: Infra, config: Config) -> Result<App> {
     config.validate()?;
+    infra.check_object_store().await;
     let health = App::health("rul", &infra);
     health.set_detail(
         "model",

@@ -398,14 +398,15 @@ pub(crate) const OPEN_WORK: &str = "SELECT a.id, \
      FROM assets a WHERE a.tenant_id = $1";
 
 /// Keeps the first acknowledgement.
-/// `$5` the new change time, `$6` the one read before (compare and set: NULL-safe).
+/// `$5` the new change time: written only when later than the stored one (another change
+/// written meanwhile with a later time is not stamped over: tried again after it).
 pub(crate) const ACKNOWLEDGE_ALERT: &str = "UPDATE alerts SET acknowledged_by = $2, \
      acknowledged_at = $3, ack_note = $4, changed_at = $5 WHERE id = $1 \
-     AND acknowledged_at IS NULL AND (changed_at = $6 OR (changed_at IS NULL AND $6 IS NULL))";
+     AND acknowledged_at IS NULL AND (changed_at IS NULL OR changed_at < $5)";
 
-/// `$3` the new change time, `$4` the one read before (compare and set: NULL-safe).
+/// `$3` the new change time, as in [`ACKNOWLEDGE_ALERT`].
 pub(crate) const ASSIGN_ALERT: &str = "UPDATE alerts SET assignee = $2, changed_at = $3 \
-     WHERE id = $1 AND (changed_at = $4 OR (changed_at IS NULL AND $4 IS NULL))";
+     WHERE id = $1 AND (changed_at IS NULL OR changed_at < $3)";
 
 /// An alert's acknowledgement and last change.
 pub(crate) const ALERT_CHANGE: &str =

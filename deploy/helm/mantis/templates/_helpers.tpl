@@ -66,9 +66,25 @@ orchestrator:
 {{- if $auto.enabled -}}{{ int $auto.maxReplicas }}{{- else -}}{{ int .replicas }}{{- end -}}
 {{- end -}}
 
-{{- /* Refuses replica counts the services cannot use. */ -}}
+{{- /* Refuses replica counts the services cannot use, and more PostgreSQL connections than
+the server takes. */ -}}
 {{- define "mantis.checkReplicas" -}}
 {{- $consumers := include "mantis.consumers" . | fromYaml -}}
+{{- $connections := 0 -}}
+{{- $perPod := list -}}
+{{- range $name, $svc := .Values.services -}}
+{{- $pool := int ($svc.databaseMaxConnections | default $.Values.infra.databaseMaxConnections) -}}
+{{- if lt $pool 1 -}}
+{{- fail (printf "services.%s: databaseMaxConnections must be at least 1" $name) -}}
+{{- end -}}
+{{- $n := int (include "mantis.mostReplicas" $svc) -}}
+{{- $connections = add $connections (mul $n $pool) -}}
+{{- $perPod = append $perPod (printf "%s %d × %d" $name $n $pool) -}}
+{{- end -}}
+{{- $limit := int .Values.infra.postgresMaxConnections -}}
+{{- if and (gt $limit 0) (gt (int $connections) $limit) -}}
+{{- fail (printf "the services could open %d PostgreSQL connections at their most replicas (%s), more than infra.postgresMaxConnections (%d): lower infra.databaseMaxConnections or a service's databaseMaxConnections, or raise the server's max_connections (or put a pooler such as PgBouncer in front) and infra.postgresMaxConnections with it" (int $connections) (join ", " $perPod) $limit) -}}
+{{- end -}}
 {{- range $name, $svc := .Values.services -}}
 {{- $auto := $svc.autoscaling | default dict -}}
 {{- $most := int $svc.replicas -}}
