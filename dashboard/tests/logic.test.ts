@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AnomalyScore, RulPrediction } from '../src/api/types';
-import { filterAlerts, isAlarming, matchesState, prependAlert } from '../src/logic/alerts';
+import { filterAlerts, insertByRaise, isAlarming, matchesState, prependAlert } from '../src/logic/alerts';
 import {
   appendTail,
   bandToAligned,
@@ -136,6 +136,15 @@ describe('alerts', () => {
     expect(l2.map((a) => a.id)).toEqual(['a2', 'a1']);
     expect(l2[1].acknowledgedBy).toBe('me');
     expect(prependAlert([open, acked], alert('a3'), 2).map((a) => a.id)).toEqual(['a3', 'a1']);
+  });
+  it('inserts a changed alert where its raise belongs, within the list only', () => {
+    const at = (id: string, t: string) => alert(id, { createdAt: `2026-12-03T0${t}:00:00.000Z` });
+    const list = [at('n', '9'), at('m', '7')];
+    expect(insertByRaise(list, at('x', '8')).map((a) => a.id)).toEqual(['n', 'x', 'm']);
+    expect(insertByRaise(list, at('y', '1')).map((a) => a.id)).toEqual(['n', 'm', 'y']);
+    // Full: nothing older than its oldest.
+    expect(insertByRaise(list, at('y', '1'), 2).map((a) => a.id)).toEqual(['n', 'm']);
+    expect(insertByRaise(list, at('x', '8'), 2).map((a) => a.id)).toEqual(['n', 'x']);
   });
   it('never replaces a newer state of an alert with an older one', () => {
     const assigned = { ...open, assignee: 'tom', changedAt: '2026-12-07T10:00:02.000Z' };

@@ -167,3 +167,38 @@ async fn a_cache_started_before_its_server_answers_once_it_is_up() {
         Err(Error::Invalid(_))
     ));
 }
+
+/// A server that wants a password this client does not give answers its first command
+/// `NOAUTH` (not the connect): a configuration to mend, found at start. (A stand-in server
+/// that answers every command so: the machine's Redis has no password to require.)
+#[tokio::test]
+async fn a_server_that_wants_a_password_is_invalid_at_connect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let _server = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = client.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    // One answer per command (each a RESP array: a line starting with `*`).
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    let commands = text.split("\r\n").filter(|l| l.starts_with('*')).count();
+                    let answer = "-NOAUTH Authentication required.\r\n".repeat(commands.max(1));
+                    if client.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let e = RedisCache::connect(&format!("redis://{addr}/"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+}

@@ -245,14 +245,17 @@ fn move_into_place(root: &Path, tmp: &Path, target: &Path, key: &str) -> Result<
     // The rename is durable once its directory is synced, and that directory's own entry
     // (made by `create_dir_all`, perhaps just now, with its ancestors) once its parent is:
     // every directory up to the root, so that a power loss cannot take back a directory of a
-    // new version (puts are a registry's, rare).
-    let mut dir = Some(parent);
-    while let Some(d) = dir {
-        sync_dir(d).map_err(storage("put", key))?;
-        if d == root {
-            break;
+    // new version (puts are a registry's, rare). The object is in place by now: an ancestor
+    // that cannot be synced is said, not failed for.
+    sync_dir(parent).map_err(storage("put", key))?;
+    let mut dir = parent;
+    while dir != root
+        && let Some(up) = dir.parent().filter(|p| p.starts_with(root))
+    {
+        if let Err(e) = sync_dir(up) {
+            tracing::warn!(dir = %up.display(), key, error = %e, "a directory of the object store could not be synced");
         }
-        dir = d.parent().filter(|p| p.starts_with(root));
+        dir = up;
     }
     Ok(())
 }

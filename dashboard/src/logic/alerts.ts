@@ -31,6 +31,19 @@ export function prependAlert(list: Alert[], alert: Alert, max = 500): Alert[] {
   return [alert, ...list].slice(0, max);
 }
 
+/**
+ * `alert` (a change of one not listed) put where it belongs in `list` (newest raised first),
+ * when it falls within the list: a full list (`max`) takes nothing older than its oldest.
+ */
+export function insertByRaise(list: Alert[], alert: Alert, max = 500): Alert[] {
+  if (list.some((a) => a.id === alert.id)) return prependAlert(list, alert, max);
+  const at = Date.parse(alert.createdAt);
+  if (list.length >= max && !list.some((a) => Date.parse(a.createdAt) <= at)) return list;
+  const i = list.findIndex((a) => Date.parse(a.createdAt) < at);
+  const next = i < 0 ? [...list, alert] : [...list.slice(0, i), alert, ...list.slice(i)];
+  return next.slice(0, max);
+}
+
 const SEVERITY_RANK: Record<Severity, number> = { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 3 };
 
 export function severityRank(s: Severity): number {

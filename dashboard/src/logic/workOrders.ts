@@ -34,9 +34,8 @@ export function compareWorkOrders(a: WorkOrder, b: WorkOrder): number {
   return a.code.localeCompare(b.code);
 }
 
-/** Groups work orders into the five board columns, each sorted. */
 /**
- * The orders by status column; `pinned` keeps an order in the column given (its form is open:
+ * The work orders in the five board columns, each sorted; `pinned` keeps an order in the column given (its form is open:
  * moved to another column, the card would be made anew and lose what was typed in it).
  */
 export function groupByStatus(

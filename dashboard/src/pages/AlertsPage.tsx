@@ -3,7 +3,7 @@ import { ApiError } from '../api/client';
 import type { Alert, AlertState } from '../api/types';
 import { beep, isMuted, setMuted } from '../components/beep';
 import { ErrorBox } from '../components/ErrorBox';
-import { filterAlerts, isAcknowledged, isAlarming, prependAlert } from '../logic/alerts';
+import { filterAlerts, insertByRaise, isAcknowledged, isAlarming, matchesState, prependAlert } from '../logic/alerts';
 import { formatDateTime } from '../logic/format';
 import { can } from '../logic/roles';
 import { assetHref } from '../logic/route';
@@ -55,6 +55,7 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
   const [muted, setMutedState] = useState(isMuted());
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const known = useRef<Set<string>>(new Set());
+  const laterStates = useRef(new Map<string, Alert>());
   known.current = new Set((res.data ?? []).map((a) => a.id));
   const flashTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
@@ -81,12 +82,27 @@ export function AlertsPage({ compact = false }: { compact?: boolean }) {
 
   useLiveChannel('alerts');
   useLiveMessage('alert', (msg) => {
-    const alert = msg.data;
+    let alert = msg.data;
     const listed = known.current.has(alert.id) || (seen.current?.ids.has(alert.id) ?? false);
-    // A change (acknowledged, assigned) of an alert not listed here (older than the list, or
-    // of another state) is not news: the list has no place for it.
-    if (alert.changedAt && !listed) return;
-    const isNew = !listed;
+    if (alert.changedAt && !listed) {
+      // A change (acknowledged, assigned) of an alert not listed here is no news: shown where
+      // it belongs if this list has a place for it (its state, not older than the list), never
+      // marked or alarmed; and kept, should its raise come after it (the change feed can be
+      // quicker than the alerts topic).
+      laterStates.current.set(alert.id, alert);
+      if (laterStates.current.size > 500) {
+        const oldest = laterStates.current.keys().next().value;
+        if (oldest !== undefined) laterStates.current.delete(oldest);
+      }
+      if (matchesState(alert, state)) {
+        seen.current?.ids.add(alert.id);
+        res.setData((prev) => insertByRaise(prev ?? [], alert, ALERTS_LIMIT));
+      }
+      return;
+    }
+    const later = alert.changedAt ? undefined : laterStates.current.get(alert.id);
+    if (later) alert = later;
+    const isNew = !listed && !later;
     seen.current?.ids.add(alert.id);
     res.setData((prev) => prependAlert(prev ?? [], alert));
     setLiveIds((l) => (l.has(alert.id) ? l : new Set(l).add(alert.id)));

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { ApiError } from '../api/client';
 import {
   OUTCOMES,
@@ -56,12 +56,12 @@ export function WorkOrdersPage() {
   // The column of each card whose form is open, as it was when the form opened: a change of
   // status meanwhile (someone else, the live feed) does not move the card away from the form.
   const [pinned, setPinned] = useState<Partial<Record<string, WorkOrderStatus>>>({});
-  const pin = (wo: WorkOrder, open: boolean) =>
+  const pin = (id: string, column: WorkOrderStatus, open: boolean) =>
     setPinned((p) => {
-      if (open === wo.id in p) return p;
+      if (open === id in p) return p;
       const next = { ...p };
-      if (open) next[wo.id] = wo.status;
-      else delete next[wo.id];
+      if (open) next[id] = column;
+      else delete next[id];
       return next;
     });
 
@@ -145,7 +145,7 @@ export function WorkOrdersPage() {
                 canTransition={can(role, 'transitionWorkOrder')}
                 canEdit={can(role, 'editWorkOrder')}
                 shownIn={s}
-                onFormOpen={(open) => pin(wo, open)}
+                onFormOpen={(open) => pin(wo.id, s, open)}
                 onTransition={(to, readAt) => run(() => api.transitionWorkOrder(wo.id, to, readAt))}
                 onComplete={(outcome, note, failedAt, readAt) =>
                   run(async () => (await api.completeWorkOrder(wo.id, outcome, note, failedAt, readAt)).workOrder)
@@ -188,7 +188,9 @@ export function WorkOrderCard({
 }: CardProps) {
   const [mode, setMode] = useState<'view' | 'edit' | 'complete'>('view');
   const formOpen = useRef(onFormOpen);
-  formOpen.current = onFormOpen;
+  useLayoutEffect(() => {
+    formOpen.current = onFormOpen;
+  });
   useEffect(() => {
     formOpen.current?.(mode !== 'view');
   }, [mode]);

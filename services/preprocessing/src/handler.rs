@@ -186,23 +186,37 @@ impl WindowHandler {
     /// Says so (at most once an hour per sensor, and counted each time) when `raw` holds
     /// readings far faster than its sensor's registered rate: they are resampled onto the
     /// registered grid, so most of them are thrown away and faster changes fold into false,
-    /// slower ones (aliasing) — the registration is to be corrected.
-    fn check_rate(&mut self, raw: &RawWindow, now: Instant) {
-        let Some((nominal, warned)) = self.nominal_rates.get_mut(&raw.sensor_id) else {
+    /// slower ones (aliasing) — the registration is to be corrected. Before saying so the
+    /// registration is read again: corrected meanwhile, the sensor's next windows are
+    /// conditioned at its new rate.
+    async fn check_rate(&mut self, raw: &RawWindow, now: Instant) {
+        let Some(&(nominal, warned)) = self.nominal_rates.get(&raw.sensor_id) else {
             return;
         };
         if raw.t.len() < RATE_CHECK_MIN_READINGS {
             return;
         }
         let seen = estimated_rate(raw);
-        if seen <= *nominal * RATE_MISMATCH {
+        if seen <= nominal * RATE_MISMATCH {
             return;
         }
         metrics::counter!("mantis_windows_faster_than_registered_total").increment(1);
-        if warned.is_none_or(|at| now.saturating_duration_since(at) >= RATE_WARN_EVERY) {
-            *warned = Some(now);
-            tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = *nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
+        if warned.is_some_and(|at| now.saturating_duration_since(at) < RATE_WARN_EVERY) {
+            return;
         }
+        if let Ok(Some(sensor)) = self.store.get_sensor(raw.sensor_id).await
+            && sensor.sampling_rate_hz.is_finite()
+            && sensor.sampling_rate_hz > 0.0
+            && sensor.sampling_rate_hz != nominal
+        {
+            tracing::info!(sensor = %raw.sensor_id, was_hz = nominal, now_hz = sensor.sampling_rate_hz, "the sensor's registered sampling rate changed: its next windows are conditioned at it");
+            self.preprocessors.remove(&raw.sensor_id);
+            self.nominal_rates.remove(&raw.sensor_id);
+            return;
+        }
+        self.nominal_rates
+            .insert(raw.sensor_id, (nominal, Some(now)));
+        tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
     }
 
     /// Conditions a closed window; `None` when nothing usable is left, `Err(())` when it could
@@ -217,7 +231,7 @@ impl WindowHandler {
             .preprocessor(raw)
             .await?
             .process(&raw.t, &raw.x, &mut out);
-        self.check_rate(raw, Instant::now());
+        self.check_rate(raw, Instant::now()).await;
         let window = match result {
             Ok(()) => to_window(raw, &out),
             Err(e) => {
@@ -383,8 +397,12 @@ impl WindowHandler {
                         .await
                     {
                         Err(e) if !e.is_retryable() => {
-                            self.dead_letter(&self.pending_origins[done], &e.to_string())
-                                .await
+                            self.dead_letter(
+                                reading.sensor_id,
+                                &self.pending_origins[done],
+                                &e.to_string(),
+                            )
+                            .await
                         }
                         other => other.map(|_| ()).map_err(HandleError::from),
                     };
@@ -410,10 +428,11 @@ impl WindowHandler {
     /// came from.
     async fn dead_letter(
         &self,
+        sensor: SensorId,
         envelope: &mantis_bus::Envelope,
         reason: &str,
     ) -> Result<(), HandleError> {
-        tracing::warn!(partition = envelope.partition, offset = envelope.offset, %reason, "reading refused by the database; dead-lettered");
+        tracing::warn!(sensor = %sensor, partition = envelope.partition, offset = envelope.offset, %reason, "reading refused by the database; dead-lettered");
         metrics::counter!("mantis_records_dead_lettered_total", "topic" => topics::SENSOR_RAW)
             .increment(1);
         let record = envelope.to_dead_letter(&topics::dead_letter_topic(crate::GROUP), reason);
@@ -1151,6 +1170,39 @@ mod tests {
             h.nominal_rates[&steady.id],
             (1.0, None),
             "the steady one is not"
+        );
+        // Registered at its real rate: read again when it would be said next (an hour on;
+        // here at once), and its next windows are conditioned at 10 Hz.
+        infra
+            .store
+            .upsert_sensor(&mantis_domain::Sensor {
+                sampling_rate_hz: 10.0,
+                ..fast.clone()
+            })
+            .await
+            .expect("registered again");
+        if let Some(entry) = h.nominal_rates.get_mut(&fast.id) {
+            entry.1 = None;
+        }
+        for ms in (10_100..=30_000).step_by(100) {
+            feed(&mut h, &reading(asset.id, fast.id, ms), offset).await;
+            offset += 1;
+        }
+        assert_eq!(h.nominal_rates[&fast.id], (10.0, None), "at its new rate");
+        let windows = infra
+            .store
+            .list_windows(
+                fast.id,
+                mantis_domain::timestamp_from_millis(T0 + 20_000).expect("valid"),
+                mantis_domain::timestamp_from_millis(T0 + 20_001).expect("valid"),
+                10,
+            )
+            .await
+            .expect("windows");
+        assert_eq!(
+            windows.iter().map(|w| w.count).collect::<Vec<_>>(),
+            vec![100],
+            "[20 s, 30 s) at 10 Hz"
         );
     }
 

@@ -66,25 +66,26 @@ orchestrator:
 {{- if $auto.enabled -}}{{ int $auto.maxReplicas }}{{- else -}}{{ int .replicas }}{{- end -}}
 {{- end -}}
 
+{{- /* The PostgreSQL pool of a pod of service `.svc` named `.name` (`.root`: the chart's
+root): its own `databaseMaxConnections` when set, else infra's; refused outside 1-1000. */ -}}
+{{- define "mantis.pool" -}}
+{{- $pool := .root.Values.infra.databaseMaxConnections -}}
+{{- $from := "infra.databaseMaxConnections" -}}
+{{- if hasKey .svc "databaseMaxConnections" -}}
+{{- $pool = .svc.databaseMaxConnections -}}
+{{- $from = printf "services.%s.databaseMaxConnections" .name -}}
+{{- end -}}
+{{- if or (kindIs "invalid" $pool) (lt (int $pool) 1) (gt (int $pool) 1000) -}}
+{{- fail (printf "%s must be 1 to 1000, got %v" $from $pool) -}}
+{{- end -}}
+{{- int $pool -}}
+{{- end -}}
+
 {{- /* Refuses replica counts the services cannot use, and more PostgreSQL connections than
-the server takes. */ -}}
+the server takes: each service at its most replicas, plus the pods a rolling update adds (a
+quarter more, at least one; none for a StatefulSet or a Recreate). */ -}}
 {{- define "mantis.checkReplicas" -}}
 {{- $consumers := include "mantis.consumers" . | fromYaml -}}
-{{- $connections := 0 -}}
-{{- $perPod := list -}}
-{{- range $name, $svc := .Values.services -}}
-{{- $pool := int ($svc.databaseMaxConnections | default $.Values.infra.databaseMaxConnections) -}}
-{{- if lt $pool 1 -}}
-{{- fail (printf "services.%s: databaseMaxConnections must be at least 1" $name) -}}
-{{- end -}}
-{{- $n := int (include "mantis.mostReplicas" $svc) -}}
-{{- $connections = add $connections (mul $n $pool) -}}
-{{- $perPod = append $perPod (printf "%s %d × %d" $name $n $pool) -}}
-{{- end -}}
-{{- $limit := int .Values.infra.postgresMaxConnections -}}
-{{- if and (gt $limit 0) (gt (int $connections) $limit) -}}
-{{- fail (printf "the services could open %d PostgreSQL connections at their most replicas (%s), more than infra.postgresMaxConnections (%d): lower infra.databaseMaxConnections or a service's databaseMaxConnections, or raise the server's max_connections (or put a pooler such as PgBouncer in front) and infra.postgresMaxConnections with it" (int $connections) (join ", " $perPod) $limit) -}}
-{{- end -}}
 {{- range $name, $svc := .Values.services -}}
 {{- $auto := $svc.autoscaling | default dict -}}
 {{- $most := int $svc.replicas -}}
@@ -102,5 +103,22 @@ the server takes. */ -}}
 {{- if and (eq $name "ingestion") (dig "persistence" "enabled" false $svc) $auto.enabled -}}
 {{- fail "services.ingestion: no autoscaling with persistence.enabled: a replica scaled away would keep the readings its edge buffer holds on its claim until scaled back; set replicas (each has a claim of its own), or disable persistence" -}}
 {{- end -}}
+{{- end -}}
+{{- $connections := 0 -}}
+{{- $perPod := list -}}
+{{- range $name, $svc := .Values.services -}}
+{{- $pool := int (include "mantis.pool" (dict "root" $ "svc" $svc "name" $name)) -}}
+{{- $n := int (include "mantis.mostReplicas" $svc) -}}
+{{- $surge := max 1 (div (add $n 3) 4) -}}
+{{- if and (eq $name "ingestion") (or (dig "persistence" "enabled" false $svc) (le $n 1)) -}}
+{{- $surge = 0 -}}
+{{- end -}}
+{{- $pods := add $n $surge -}}
+{{- $connections = add $connections (mul $pods $pool) -}}
+{{- $perPod = append $perPod (printf "%s %d × %d" $name (int $pods) $pool) -}}
+{{- end -}}
+{{- $limit := int .Values.infra.postgresMaxConnections -}}
+{{- if and (gt $limit 0) (gt (int $connections) $limit) -}}
+{{- fail (printf "the services could open %d PostgreSQL connections at their most replicas during a rolling update (pods × pool: %s), more than infra.postgresMaxConnections (%d): lower infra.databaseMaxConnections or a service's databaseMaxConnections, or raise the server's max_connections (or put a pooler such as PgBouncer in front) and infra.postgresMaxConnections with it" (int $connections) (join ", " $perPod) $limit) -}}
 {{- end -}}
 {{- end -}}
