@@ -4,7 +4,7 @@ use crate::{Infra, Publisher, Result};
 use async_trait::async_trait;
 use mantis_bus::{Envelope, Position, StartFrom, SubscribeOptions, TraceContext, topics};
 use mantis_codec::Record;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -183,7 +183,11 @@ pub async fn run_consumer_with<H: Handler>(
         group,
         topic,
         away: HashSet::new(),
+        pending: HashMap::new(),
+        last_flush: tokio::time::Instant::now(),
     };
+    let mut flushing = tokio::time::interval(COMMIT_EVERY);
+    flushing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticker = handler.tick_interval().map(|d| {
         let mut t = tokio::time::interval(d);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -194,6 +198,10 @@ pub async fn run_consumer_with<H: Handler>(
         let next = tokio::select! {
             biased;
             () = shutdown.cancelled() => break 'records,
+            _ = flushing.tick() => {
+                owned.flush(&mut sub, &mut handler).await?;
+                continue 'records;
+            }
             _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 owned.take_revoked(&mut sub, &mut handler);
                 match handler.tick().await {
@@ -294,6 +302,7 @@ pub async fn run_consumer_with<H: Handler>(
         }
     }
     tracing::info!(group, topic, "consumer stopping");
+    owned.flush(&mut sub, &mut handler).await?;
     sub.close().await?;
     Ok(())
 }
@@ -305,7 +314,16 @@ struct Ownership<'a> {
     group: &'a str,
     topic: &'a str,
     away: HashSet<i32>,
+    /// The latest position of each partition handled since the last commit: committed
+    /// together every [`COMMIT_EVERY`] and at shutdown (a commit per record, an fsync each on
+    /// the embedded log, bounded a consumer to a few thousand records a second). A crash
+    /// redelivers what was handled since (every sink is idempotent).
+    pending: HashMap<(String, i32), Position>,
+    last_flush: tokio::time::Instant,
 }
+
+/// How often a consumer commits what it handled.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 impl Ownership<'_> {
     /// Hands the partitions a rebalance took from `sub` since the last call to `handler`;
@@ -322,6 +340,10 @@ impl Ownership<'_> {
             .map(|(_, p)| p)
             .collect();
         if !revoked.is_empty() {
+            // Not committed now: the new owner commits (it reads from the last commit, and
+            // handles again what was handled since, idempotently).
+            self.pending
+                .retain(|(t, p), _| t != self.topic || !revoked.contains(p));
             metrics::counter!("mantis_consumer_partitions_revoked_total", "group" => self.group.to_owned())
                 .increment(revoked.len() as u64);
             tracing::info!(group = self.group, topic = self.topic, partitions = ?revoked, "partitions revoked");
@@ -336,8 +358,9 @@ impl Ownership<'_> {
         self.away.remove(&env.partition);
     }
 
-    /// Commits `position` unless its partition was taken (a handler that was busy when the
-    /// rebalance came reports the position of a record it had started).
+    /// Commits `position` (with the next ones, within [`COMMIT_EVERY`]) unless its partition
+    /// was taken (a handler that was busy when the rebalance came reports the position of a
+    /// record it had started).
     async fn commit<H: Handler>(
         &mut self,
         sub: &mut Box<dyn mantis_bus::Subscription>,
@@ -353,7 +376,33 @@ impl Ownership<'_> {
             );
             return Ok(());
         }
-        commit(sub, position, self.group).await
+        self.pending.insert(
+            (position.topic.clone(), position.partition),
+            position.clone(),
+        );
+        if self.last_flush.elapsed() >= COMMIT_EVERY {
+            self.flush(sub, handler).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits the positions handled since the last commit, of the partitions still this
+    /// consumer's.
+    async fn flush<H: Handler>(
+        &mut self,
+        sub: &mut Box<dyn mantis_bus::Subscription>,
+        handler: &mut H,
+    ) -> Result<()> {
+        self.take_revoked(sub, handler);
+        self.last_flush = tokio::time::Instant::now();
+        let pending: Vec<Position> = self.pending.drain().map(|(_, p)| p).collect();
+        for position in pending {
+            if position.topic == self.topic && self.away.contains(&position.partition) {
+                continue;
+            }
+            commit(sub, &position, self.group).await?;
+        }
+        Ok(())
     }
 }
 
