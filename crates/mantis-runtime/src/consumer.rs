@@ -184,7 +184,6 @@ pub async fn run_consumer_with<H: Handler>(
         topic,
         away: HashSet::new(),
         pending: HashMap::new(),
-        last_flush: tokio::time::Instant::now(),
     };
     let mut flushing = tokio::time::interval(COMMIT_EVERY);
     flushing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -205,7 +204,7 @@ pub async fn run_consumer_with<H: Handler>(
             _ = async { match ticker.as_mut() { Some(t) => t.tick().await, None => std::future::pending().await } } => {
                 owned.take_revoked(&mut sub, &mut handler);
                 match handler.tick().await {
-                    Ok(positions) => for p in positions { owned.commit(&mut sub, &mut handler, &p).await?; },
+                    Ok(positions) => for p in positions { owned.commit(&mut sub, &mut handler, &p); },
                     Err(e) => tracing::warn!(group, error = %e, "tick failed; will retry"),
                 }
                 continue 'records;
@@ -250,7 +249,7 @@ pub async fn run_consumer_with<H: Handler>(
                     )
                     .await?;
                     if let Some(position) = handler.skipped(&env) {
-                        owned.commit(&mut sub, &mut handler, &position).await?;
+                        owned.commit(&mut sub, &mut handler, &position);
                     }
                     break None;
                 }
@@ -277,14 +276,14 @@ pub async fn run_consumer_with<H: Handler>(
         loop {
             match handler.handle(&input, &ctx).instrument(span.clone()).await {
                 Ok(Some(position)) => {
-                    owned.commit(&mut sub, &mut handler, &position).await?;
+                    owned.commit(&mut sub, &mut handler, &position);
                     break;
                 }
                 Ok(None) => break,
                 Err(HandleError::Permanent(reason)) => {
                     dead_letter(&publisher, &env, &dlq, &reason, &shutdown).await?;
                     if let Some(position) = handler.skipped(&env) {
-                        owned.commit(&mut sub, &mut handler, &position).await?;
+                        owned.commit(&mut sub, &mut handler, &position);
                     }
                     break;
                 }
@@ -319,7 +318,6 @@ struct Ownership<'a> {
     /// the embedded log, bounded a consumer to a few thousand records a second). A crash
     /// redelivers what was handled since (every sink is idempotent).
     pending: HashMap<(String, i32), Position>,
-    last_flush: tokio::time::Instant,
 }
 
 /// How often a consumer commits what it handled.
@@ -358,15 +356,15 @@ impl Ownership<'_> {
         self.away.remove(&env.partition);
     }
 
-    /// Commits `position` (with the next ones, within [`COMMIT_EVERY`]) unless its partition
+    /// Commits `position` (with the next ones, at the next [`COMMIT_EVERY`]) unless its partition
     /// was taken (a handler that was busy when the rebalance came reports the position of a
     /// record it had started).
-    async fn commit<H: Handler>(
+    fn commit<H: Handler>(
         &mut self,
         sub: &mut Box<dyn mantis_bus::Subscription>,
         handler: &mut H,
         position: &Position,
-    ) -> Result<()> {
+    ) {
         self.take_revoked(sub, handler);
         if position.topic == self.topic && self.away.contains(&position.partition) {
             tracing::debug!(
@@ -374,16 +372,12 @@ impl Ownership<'_> {
                 partition = position.partition,
                 "not committed: the partition was taken"
             );
-            return Ok(());
+            return;
         }
         self.pending.insert(
             (position.topic.clone(), position.partition),
             position.clone(),
         );
-        if self.last_flush.elapsed() >= COMMIT_EVERY {
-            self.flush(sub, handler).await?;
-        }
-        Ok(())
     }
 
     /// Commits the positions handled since the last commit, of the partitions still this
@@ -394,7 +388,6 @@ impl Ownership<'_> {
         handler: &mut H,
     ) -> Result<()> {
         self.take_revoked(sub, handler);
-        self.last_flush = tokio::time::Instant::now();
         let pending: Vec<Position> = self.pending.drain().map(|(_, p)| p).collect();
         for position in pending {
             if position.topic == self.topic && self.away.contains(&position.partition) {
