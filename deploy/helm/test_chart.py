@@ -178,6 +178,59 @@ class ChartTest(unittest.TestCase):
                 self.assertEqual(ref.get("optional", False), "OBJECTS" in name or "ADMIN" in name, name)
             self.assertNotIn("envFrom", container(r.deployment(s)), "not the whole Secret")
 
+    def test_a_redis_password_stays_in_a_secret(self):
+        # Without a password: the URL as a value.
+        r = render(*SECRETS)
+        for s in SERVICES:
+            env = {e["name"]: e for e in container(r.deployment(s))["env"]}
+            self.assertEqual(env["MANTIS_INFRA__REDIS_URL"]["value"], "redis://redis:6379", s)
+        # With one: in the chart's Secret, which every service takes it from.
+        url = "redis://:cache-pw@redis:6379/0"
+        r = render(*SECRETS, "--set", f"secrets.redisUrl={url}")
+        validate_all(self, r)
+        self.assertEqual(r.of("Secret")["t-mantis"]["stringData"]["MANTIS_INFRA__REDIS_URL"], url)
+        for s in SERVICES:
+            env = {e["name"]: e for e in container(r.deployment(s))["env"]}
+            self.assertEqual(env["MANTIS_INFRA__REDIS_URL"]["valueFrom"],
+                             {"secretKeyRef": {"name": "t-mantis", "key": "MANTIS_INFRA__REDIS_URL"}}, s)
+        self.assertNotIn("cache-pw", yaml.safe_dump_all([o for o in r.objects if o["kind"] != "Secret"]))
+        # A credential in infra.redisUrl, which every pod's spec would show, is refused.
+        for shown in (url, "redis://default:pw@redis:6379", "rediss://user:pw@redis:6380/1"):
+            err = render(*SECRETS, "--set", f"infra.redisUrl={shown}", expect_failure=True)
+            self.assertIn("infra.redisUrl carries a credential", err)
+        # Your Secret, with infra.redisUrl empty: the chart sets no URL; yours (its
+        # MANTIS_INFRA__REDIS_URL, through envFrom) is the one taken.
+        r = render("--set", "secrets.existingSecret=plant-mantis", "--set", "infra.redisUrl=")
+        validate_all(self, r)
+        for s in SERVICES:
+            self.assertNotIn("MANTIS_INFRA__REDIS_URL", {e["name"] for e in container(r.deployment(s))["env"]}, s)
+
+    def test_a_redis_over_tls_trusts_the_ca_of_a_secret(self):
+        tls = ["--set", "infra.redisUrl=rediss://redis:6380", "--set", "infra.redisTls.secret=redis-tls"]
+        r = render(*SECRETS, *tls)
+        validate_all(self, r)
+        for s in SERVICES:
+            c = container(r.deployment(s))
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            self.assertEqual(env["MANTIS_INFRA__REDIS_TLS__CA_FILE"], "/etc/mantis/redis-tls/ca.crt", s)
+            self.assertNotIn("MANTIS_INFRA__REDIS_TLS__CLIENT_CERT_FILE", env, s)
+            self.assertIn({"name": "redis-tls", "mountPath": "/etc/mantis/redis-tls", "readOnly": True}, c["volumeMounts"], s)
+            volumes = r.deployment(s)["spec"]["template"]["spec"]["volumes"]
+            self.assertIn({"name": "redis-tls", "secret": {"secretName": "redis-tls"}}, volumes, s)
+        # A client certificate (a cert-manager Secret's tls.crt and tls.key) for a Redis that asks.
+        r = render(*SECRETS, *tls, "--set", "infra.redisTls.clientCertificate=true")
+        env = {e["name"]: e.get("value") for e in container(r.deployment("gateway"))["env"]}
+        self.assertEqual(env["MANTIS_INFRA__REDIS_TLS__CLIENT_CERT_FILE"], "/etc/mantis/redis-tls/tls.crt")
+        self.assertEqual(env["MANTIS_INFRA__REDIS_TLS__CLIENT_KEY_FILE"], "/etc/mantis/redis-tls/tls.key")
+        # The URL from the chart's Secret counts; a plain redis:// URL with a CA is refused.
+        validate_all(self, render(*SECRETS, *tls, "--set", "secrets.redisUrl=rediss://:pw@redis:6380"))
+        err = render(*SECRETS, "--set", "infra.redisTls.secret=redis-tls", expect_failure=True)
+        self.assertIn("not a rediss:// one", err)
+        # Without it: no mount, no variable.
+        c = container(render(*SECRETS).deployment("features"))
+        self.assertNotIn("volumeMounts", c)
+        self.assertFalse([e for e in c["env"] if "REDIS_TLS" in e["name"]])
+
     def test_extra_environment_reaches_every_service(self):
         r = render(*SECRETS, "--set", "env[0].name=KAFKA_PASSWORD",
                    "--set", "env[0].valueFrom.secretKeyRef.name=kafka-credentials",
@@ -257,7 +310,9 @@ class ChartTest(unittest.TestCase):
         if not mantis:
             self.skipTest("MANTIS_BIN (the mantis binary) not set")  # set by helm_chart.rs
         config = '[infra.bus.properties]\n"security.protocol" = "PLAINTEXT"\n\n[gateway]\nws_buffer = 512\n'
-        for values in ([], ["-f", str(CHART / "values-production.yaml"), "--set-string", f"config={config}"]):
+        production = ["-f", str(CHART / "values-production.yaml"), "--set-string", f"config={config}",
+                      "--set", "secrets.redisUrl=redis://:cache-pw@redis:6379/0"]
+        for values in ([], production):
             r = render(*SECRETS, *values)
             validate_all(self, r)
             secret = r.of("Secret")["t-mantis"]["stringData"]
@@ -273,6 +328,7 @@ class ChartTest(unittest.TestCase):
                     self.assertIn("bus: Kafka at kafka:9092", out.stdout)
                     self.assertIn("objects: S3 bucket `mantis`", out.stdout)
                     self.assertNotIn("pw@", out.stdout, "the database password is never shown")
+                    self.assertNotIn("cache-pw", out.stdout + out.stderr)
                     if s in RULES_READERS:
                         self.assertIn(f"rules: {tmp}/rules", out.stdout)
 

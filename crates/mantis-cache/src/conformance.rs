@@ -92,12 +92,116 @@ pub async fn invalid_requests_are_refused<C: Cache + ?Sized>(cache: &C, ns: &str
     cache.ping().await.expect("ping");
 }
 
+/// A counter starts at zero with the window of its first addition, which later additions
+/// neither lengthen nor shorten; it takes negative and zero additions and reads through `get`.
+pub async fn counters_count_within_their_window<C: Cache + ?Sized>(cache: &C, ns: &str) {
+    let key = format!("{ns}:g");
+    let minute = Duration::from_secs(60);
+    let first = cache.count(&key, 1, minute).await.expect("count");
+    assert_eq!(first.value, 1);
+    assert!(
+        first.ends_in <= minute && first.ends_in > Duration::from_secs(50),
+        "{first:?}"
+    );
+    let second = cache
+        .count(&key, 2, Duration::from_secs(5))
+        .await
+        .expect("count");
+    assert_eq!(second.value, 3);
+    assert!(
+        second.ends_in > Duration::from_secs(50),
+        "the window is the first addition's: {second:?}"
+    );
+    let third = cache
+        .count(&key, 1, Duration::from_secs(3600))
+        .await
+        .expect("count");
+    assert!(
+        third.ends_in <= minute,
+        "nor lengthened by a later one: {third:?}"
+    );
+    assert_eq!(cache.count(&key, -2, minute).await.expect("count").value, 2);
+    assert_eq!(cache.count(&key, 0, minute).await.expect("read").value, 2);
+    assert_eq!(cache.get(&key).await.expect("get"), Some(b"2".to_vec()));
+}
+
+/// Once its window has passed, a counter starts again from zero with a new window.
+pub async fn counters_start_again_after_their_window<C: Cache + ?Sized>(cache: &C, ns: &str) {
+    let key = format!("{ns}:h");
+    let short = Duration::from_millis(200);
+    assert_eq!(cache.count(&key, 5, short).await.expect("count").value, 5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while cache.get(&key).await.expect("get").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "counter never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = cache
+        .count(&key, 1, Duration::from_secs(60))
+        .await
+        .expect("count");
+    assert_eq!(again.value, 1);
+    assert!(again.ends_in > Duration::from_secs(50), "{again:?}");
+}
+
+/// Additions made at once are all counted, each answered its own value.
+pub async fn concurrent_additions_are_all_counted<C: Cache + ?Sized>(cache: &C, ns: &str) {
+    let key = format!("{ns}:i");
+    let add = || cache.count(&key, 1, Duration::from_secs(60));
+    let (a, b, c, d, e, f, g, h) =
+        tokio::join!(add(), add(), add(), add(), add(), add(), add(), add());
+    let mut values: Vec<i64> = [a, b, c, d, e, f, g, h]
+        .into_iter()
+        .map(|r| r.expect("count").value)
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=8).collect::<Vec<_>>());
+}
+
+/// A key holding something other than a counter, and an addition past `i64`, are refused and
+/// change nothing.
+pub async fn what_is_not_a_counter_is_refused<C: Cache + ?Sized>(cache: &C, ns: &str) {
+    let minute = Duration::from_secs(60);
+    let text = format!("{ns}:j");
+    cache
+        .set(&text, b"not a number".to_vec(), minute)
+        .await
+        .expect("set");
+    let e = cache
+        .count(&text, 1, minute)
+        .await
+        .expect_err("not a counter");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert_eq!(
+        cache.get(&text).await.expect("get"),
+        Some(b"not a number".to_vec())
+    );
+    let full = format!("{ns}:k");
+    cache.count(&full, i64::MAX, minute).await.expect("count");
+    let e = cache.count(&full, 1, minute).await.expect_err("overflow");
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+    assert_eq!(
+        cache.count(&full, 0, minute).await.expect("read").value,
+        i64::MAX
+    );
+    assert!(matches!(
+        cache.count(&full, 1, Duration::ZERO).await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        cache.count("", 1, minute).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
 /// Generates one `#[tokio::test]` per conformance body for a cache built by `$make` (an async
 /// expression).
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@one $make, set_then_get, set_replaces, entries_expire, delete_removes, binary_values_round_trip, invalid_requests_are_refused);
+        $crate::conformance_tests!(@one $make, set_then_get, set_replaces, entries_expire, delete_removes, binary_values_round_trip, invalid_requests_are_refused, counters_count_within_their_window, counters_start_again_after_their_window, concurrent_additions_are_all_counted, what_is_not_a_counter_is_refused);
     };
     (@one $make:expr, $($name:ident),*) => {
         $(

@@ -2,11 +2,14 @@
 //!
 //! The online cache of MANTIS: small values that services and the API read often and that may
 //! be recomputed from the store (the latest feature vector per asset, the latest anomaly score),
-//! with a time to live. One [`Cache`] trait, two implementations:
+//! with a time to live, and counters shared by a service's replicas ([`Cache::count`]: login
+//! failures counted across the gateway's replicas). One [`Cache`] trait, two implementations:
 //!
 //! - [`InProcessCache`] (embedded mode): a map in the process, shared by the seven services of
 //!   the `mantis` binary; expired entries are dropped lazily and by a bounded sweep.
-//! - [`RedisCache`] (cluster mode): Redis `SET key value PX ttl`, shared by every replica.
+//! - [`RedisCache`] (cluster mode): Redis `SET key value PX ttl` (counters: `INCRBY` and
+//!   `PEXPIRE` in one script), shared by every replica; over TLS with a `rediss://` URL
+//!   ([`RedisTls`]: a private CA, a client certificate).
 //!
 //! The conformance suite (`conformance`, feature `conformance`) runs the same test bodies against
 //! both. Keys are namespaced by the caller (e.g. `features:latest:<asset>`).
@@ -65,10 +68,29 @@ pub trait Cache: Send + Sync + 'static {
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<()>;
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Adds `delta` (negative to take back, zero to read) to the counter `key` and answers its
+    /// new value and the time left of its window. A counter that does not exist starts at zero
+    /// with a window of `window`, which later additions neither lengthen nor shorten: a
+    /// fixed-window count shared by every process using this cache. Atomic: concurrent
+    /// additions are all counted. The counter reads through [`Cache::get`] as its decimal
+    /// digits. A key holding something else, or an addition past the range of `i64`, is
+    /// [`Error::Invalid`]. Never sent twice (an addition is not idempotent): a connection lost
+    /// during the call answers [`Error::Unavailable`], and the addition may or may not have
+    /// been made.
+    async fn count(&self, key: &str, delta: i64, window: Duration) -> Result<Count>;
     /// Checks that the cache answers (readiness probes).
     async fn ping(&self) -> Result<()>;
     /// Which implementation this is, for logs.
     fn describe(&self) -> String;
+}
+
+/// A counter's value and the time left of its window, as [`Cache::count`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    /// The counter after the addition.
+    pub value: i64,
+    /// When the counter ends (the next addition starts it again from zero).
+    pub ends_in: Duration,
 }
 
 /// The longest TTL taken: ten years (a cache entry, not a record).
@@ -128,20 +150,34 @@ impl Cache for InProcessCache {
         check(key, Some(ttl))?;
         let now = Instant::now();
         let mut entries = self.entries.lock().await;
-        if entries.len() >= self.capacity && !entries.contains_key(key) {
-            entries.retain(|_, (_, expires)| *expires > now);
-            if entries.len() >= self.capacity {
-                let soonest = entries
-                    .iter()
-                    .min_by_key(|(_, (_, expires))| *expires)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = soonest {
-                    entries.remove(&k);
-                }
-            }
-        }
-        entries.insert(key.to_owned(), (value, now + ttl));
+        self.insert(&mut entries, key, value, now + ttl, now);
         Ok(())
+    }
+
+    async fn count(&self, key: &str, delta: i64, window: Duration) -> Result<Count> {
+        check(key, Some(window))?;
+        let now = Instant::now();
+        let mut entries = self.entries.lock().await;
+        let (before, ends) = match entries.get(key) {
+            Some((value, expires)) if *expires > now => (
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("`{key}` holds a value that is not a counter"))
+                    })?,
+                *expires,
+            ),
+            _ => (0, now + window),
+        };
+        let value = before.checked_add(delta).ok_or_else(|| {
+            Error::Invalid(format!("`{key}`: the counter would pass the range of i64"))
+        })?;
+        self.insert(&mut entries, key, value.to_string().into_bytes(), ends, now);
+        Ok(Count {
+            value,
+            ends_in: ends.saturating_duration_since(now),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -156,6 +192,32 @@ impl Cache for InProcessCache {
 
     fn describe(&self) -> String {
         format!("in-process (capacity {})", self.capacity)
+    }
+}
+
+impl InProcessCache {
+    /// Stores `value` under `key` until `expires`, making room when the cache is full.
+    fn insert(
+        &self,
+        entries: &mut HashMap<String, (Vec<u8>, Instant)>,
+        key: &str,
+        value: Vec<u8>,
+        expires: Instant,
+        now: Instant,
+    ) {
+        if entries.len() >= self.capacity && !entries.contains_key(key) {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= self.capacity {
+                let soonest = entries
+                    .iter()
+                    .min_by_key(|(_, (_, expires))| *expires)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    entries.remove(&k);
+                }
+            }
+        }
+        entries.insert(key.to_owned(), (value, expires));
     }
 }
 
@@ -175,6 +237,33 @@ pub struct RedisCache {
     addr: String,
 }
 
+/// TLS of a `rediss://` connection beyond the defaults (the system's trusted CAs, no client
+/// certificate).
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// PEM certificates of the CAs to trust instead of the system's (a private CA).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and private key of this client, for a server that asks for one
+    /// (mutual TLS).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    fn is_default(&self) -> bool {
+        self.ca_pem.is_none() && self.client.is_none()
+    }
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.client.is_some())
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCache")
@@ -187,16 +276,76 @@ impl std::fmt::Debug for RedisCache {
 /// does not take) is [`Error::Invalid`], which waiting does not mend; anything else
 /// [`Error::Unavailable`].
 fn redis_error(e: redis::RedisError) -> Error {
+    if let Some(why) = tls_refusal(&e) {
+        return Error::Invalid(format!("Redis over TLS: {why}"));
+    }
     let refused = matches!(
         e.kind(),
         redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
-    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    ) || matches!(
+        e.code(),
+        Some("NOAUTH" | "WRONGPASS" | "NOPERM" | NOT_A_COUNTER)
+    );
     if refused {
         Error::Invalid(format!("Redis refuses this client: {e}"))
     } else {
         Error::Unavailable(e.to_string())
     }
 }
+
+/// The TLS handshake's verdict on the server's certificate (not trusted, not for this host,
+/// expired), found in `e`'s causes: a configuration to mend (the CA, the URL's host), not an
+/// outage.
+fn tls_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(rustls::Error::InvalidCertificate(why)) = as_rustls(c) {
+            return Some(format!("the server's certificate is refused: {why:?}"));
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// `e` as the rustls error it is or wraps (in an I/O error, or shared as redis keeps its
+/// causes).
+fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    e.downcast_ref::<rustls::Error>()
+        .or_else(|| as_rustls_io(e))
+        .or_else(|| {
+            let shared: &(dyn std::error::Error + 'static) = &**e.downcast_ref::<Shared>()?;
+            shared
+                .downcast_ref::<rustls::Error>()
+                .or_else(|| as_rustls_io(shared))
+        })
+}
+
+fn as_rustls_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<std::io::Error>()?
+        .get_ref()?
+        .downcast_ref::<rustls::Error>()
+}
+
+/// The error code [`COUNT_SCRIPT`] answers when the key is not a counter or the addition
+/// overflows: the caller's mistake, not an outage.
+const NOT_A_COUNTER: &str = "NOTCOUNTER";
+
+/// [`Cache::count`] in one round trip, atomic on the server: `INCRBY`, then the window set
+/// when the key had none (a new counter, or a value stored without a TTL). The value is
+/// answered as its digits (`GET`): Lua numbers are doubles, exact only to 2^53.
+const COUNT_SCRIPT: &str = r"
+local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if type(n) == 'table' and n.err then
+  return redis.error_reply('NOTCOUNTER ' .. n.err)
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+return {redis.call('GET', KEYS[1]), left}
+";
 
 /// Bound of every Redis round trip: a slow cache must not stall the pipeline.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -269,9 +418,14 @@ async fn bounded<T>(
 }
 
 impl RedisCache {
-    /// Connects to `url` (`redis://host:port/db`).
+    /// Connects to `url` (`redis://host:port/db`, `rediss://…` over TLS).
     pub async fn connect(url: &str) -> Result<Self> {
-        let cache = Self::lazy(url)?;
+        Self::connect_with(url, &RedisTls::default()).await
+    }
+
+    /// [`connect`](Self::connect) with `tls` for a `rediss://` URL.
+    pub async fn connect_with(url: &str, tls: &RedisTls) -> Result<Self> {
+        let cache = Self::lazy_with(url, tls)?;
         // A command, not only a connection: a server that wants a password this client does
         // not give answers the first command (NOAUTH), not the connect.
         cache.ping().await?;
@@ -282,7 +436,13 @@ impl RedisCache {
     /// down answers [`Error::Unavailable`] until it is up, rather than failing to start). Only
     /// the URL is checked ([`Error::Invalid`]).
     pub fn lazy(url: &str) -> Result<Self> {
-        let client = Self::client(url)?;
+        Self::lazy_with(url, &RedisTls::default())
+    }
+
+    /// [`lazy`](Self::lazy) with `tls` for a `rediss://` URL (its certificates are checked
+    /// here: [`Error::Invalid`]).
+    pub fn lazy_with(url: &str, tls: &RedisTls) -> Result<Self> {
+        let client = Self::client(url, tls)?;
         Ok(Self {
             addr: client.get_connection_info().addr().to_string(),
             client,
@@ -350,7 +510,13 @@ impl RedisCache {
     /// connection was found closed (not when it only did not answer in time: the caller has
     /// waited long enough).
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
-        let mut tried_again = false;
+        self.call(command, true).await
+    }
+
+    /// [`Self::run`], trying once more on a new connection only when `again` (never for a
+    /// command that is not idempotent: the server may have run it before the connection went).
+    async fn call<T: redis::FromRedisValue>(&self, command: &redis::Cmd, again: bool) -> Result<T> {
+        let mut tried_again = !again;
         loop {
             let (number, mut conn) = self.connection().await?;
             match bounded(command.query_async::<T>(&mut conn)).await {
@@ -374,14 +540,55 @@ impl RedisCache {
         }
     }
 
-    /// Checks `url` (`redis://host:port/db`, `unix:///path`; TLS is not built in) without
+    /// Checks `url` (`redis://host:port/db`, `rediss://…` over TLS, `unix:///path`) without
     /// connecting. The error does not quote the URL, which may carry a password.
     pub fn check_url(url: &str) -> Result<()> {
-        Self::client(url).map(drop)
+        Self::check(url, &RedisTls::default())
     }
 
-    fn client(url: &str) -> Result<redis::Client> {
-        redis::Client::open(url).map_err(|e| Error::Invalid(format!("Redis URL: {e}")))
+    /// Checks `url` with `tls` (parses its certificates and key) without connecting.
+    pub fn check(url: &str, tls: &RedisTls) -> Result<()> {
+        Self::client(url, tls).map(drop)
+    }
+
+    fn client(url: &str, tls: &RedisTls) -> Result<redis::Client> {
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| Error::Invalid(format!("Redis URL: {e}")))?;
+        let secure = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        if secure {
+            // The TLS client takes the process's crypto provider: ring, as everywhere in
+            // MANTIS (another library may have set one already: kept).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if tls.is_default() {
+            return redis::Client::open(info)
+                .map_err(|e| Error::Invalid(format!("Redis URL: {e}")));
+        }
+        if !secure {
+            return Err(Error::Invalid(
+                "a CA or a client certificate for Redis needs a rediss:// URL".into(),
+            ));
+        }
+        if let Some(pem) = &tls.ca_pem {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            if CertificateDer::pem_slice_iter(pem).next().is_none() {
+                return Err(Error::Invalid(
+                    "Redis TLS: the CA file holds no PEM certificate".into(),
+                ));
+            }
+        }
+        let certificates = redis::TlsCertificates {
+            client_tls: tls
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: tls.ca_pem.clone(),
+        };
+        redis::Client::build_with_tls(info, certificates)
+            .map_err(|e| Error::Invalid(format!("Redis TLS: {e}")))
     }
 }
 
@@ -404,6 +611,26 @@ impl Cache for RedisCache {
         self.run::<i64>(redis::cmd("DEL").arg(key))
             .await
             .map(|_| ())
+    }
+
+    async fn count(&self, key: &str, delta: i64, window: Duration) -> Result<Count> {
+        check(key, Some(window))?;
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let (value, left): (i64, i64) = self
+            .call(
+                redis::cmd("EVAL")
+                    .arg(COUNT_SCRIPT)
+                    .arg(1)
+                    .arg(key)
+                    .arg(delta)
+                    .arg(ms),
+                false,
+            )
+            .await?;
+        Ok(Count {
+            value,
+            ends_in: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+        })
     }
 
     async fn ping(&self) -> Result<()> {

@@ -140,11 +140,13 @@ async fn a_connection_cut_is_opened_again_and_the_call_answered() {
 /// Redis does, without a restart.
 #[tokio::test]
 async fn a_cache_started_before_its_server_answers_once_it_is_up() {
-    // A port nothing listens on yet.
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
+    // A port nothing listens on yet, held (bound, not listening: connecting is refused) so
+    // that no other process takes it meanwhile.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let port = socket.local_addr().expect("addr").port();
     let cache = RedisCache::lazy(&format!("redis://127.0.0.1:{port}/")).expect("a valid URL");
     let down = cache
         .get("mantis-test:lazy")
@@ -154,9 +156,7 @@ async fn a_cache_started_before_its_server_answers_once_it_is_up() {
     assert!(cache.ping().await.is_err(), "not ready while down");
 
     // Redis (through a relay) comes up on that port.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("the port is free again");
+    let listener = socket.listen(16).expect("listen on the held port");
     let _relay = Relay::on(listener, server());
     // After the back-off of a failed connect (1 s), the next call connects.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

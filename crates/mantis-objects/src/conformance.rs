@@ -18,10 +18,17 @@ use std::sync::Arc;
 #[macro_export]
 macro_rules! conformance_tests {
     ($with_store:path) => {
+        $crate::conformance_tests!($with_store, without_racing_new_objects);
+        $crate::conformance_tests!(@each $with_store; racing_new_objects_store_exactly_one);
+    };
+    // For a test server that does not make `put_new` atomic (moto checks `If-None-Match`,
+    // but two racers can both pass the check): every body but the race.
+    ($with_store:path, without_racing_new_objects) => {
         $crate::conformance_tests!(@each $with_store;
             bytes_round_trip_including_empty_and_five_megabyte_objects,
             keys_with_spaces_and_unicode_round_trip,
             a_put_replaces_the_previous_object,
+            a_new_object_is_stored_only_where_none_is,
             a_missing_object_reads_as_none,
             delete_removes_and_is_idempotent,
             list_is_sorted_and_matches_whole_segments,
@@ -133,6 +140,84 @@ pub async fn a_put_replaces_the_previous_object(store: Arc<dyn ObjectStore>) {
         Some(5)
     );
     assert_eq!(store.list("state").await.expect("list").len(), 1);
+}
+
+/// `put_new` stores where no object is, and where one is leaves it as it is (answering
+/// `false`); a deleted object's key takes a new one again; invalid keys are refused.
+pub async fn a_new_object_is_stored_only_where_none_is(store: Arc<dyn ObjectStore>) {
+    let key = "models/rul/fleet/v000001/model.bin";
+    assert!(
+        store
+            .put_new(key, Bytes::from_static(b"first"))
+            .await
+            .expect("put_new")
+    );
+    assert!(
+        !store
+            .put_new(key, Bytes::from_static(b"second, longer"))
+            .await
+            .expect("put_new where one is"),
+        "an object is there"
+    );
+    assert_eq!(
+        store.get(key).await.expect("get"),
+        Some(Bytes::from_static(b"first"))
+    );
+    assert_eq!(
+        store.list("models").await.expect("list").len(),
+        1,
+        "nothing left behind"
+    );
+    store.delete(key).await.expect("delete");
+    assert!(
+        store
+            .put_new(key, Bytes::from_static(b"third"))
+            .await
+            .expect("put_new after a delete")
+    );
+    assert_eq!(
+        store.get(key).await.expect("get"),
+        Some(Bytes::from_static(b"third"))
+    );
+    assert!(matches!(
+        store.put_new("a//b", Bytes::from_static(b"x")).await,
+        Err(Error::InvalidKey { .. })
+    ));
+}
+
+/// Of writers racing to store a new object under one key, exactly one does; the object is
+/// whole and is that writer's.
+pub async fn racing_new_objects_store_exactly_one(store: Arc<dyn ObjectStore>) {
+    for round in 0..10u32 {
+        let key = format!("claims/v{round:06}/model.bin");
+        let mut tasks = tokio::task::JoinSet::new();
+        for writer in 0..8u32 {
+            let (store, key) = (Arc::clone(&store), key.clone());
+            tasks.spawn(async move {
+                let stored = store
+                    .put_new(&key, pseudo_random(50_000, round * 8 + writer + 1))
+                    .await
+                    .expect("put_new");
+                (stored, writer)
+            });
+        }
+        let mut winners = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (stored, writer) = done.expect("task");
+            if stored {
+                winners.push(writer);
+            }
+        }
+        let [winner] = winners[..] else {
+            panic!("round {round}: {winners:?} stored")
+        };
+        assert_eq!(
+            store.get(&key).await.expect("get"),
+            Some(pseudo_random(50_000, round * 8 + winner + 1)),
+            "round {round}"
+        );
+    }
+    assert_eq!(store.list("claims").await.expect("list").len(), 10);
 }
 
 /// An absent object reads as `None`, including under an absent prefix and at a key that is

@@ -125,6 +125,11 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `bytes` under `key`, replacing any previous object. Atomic: a concurrent reader
     /// gets the previous object or this one, never part of one.
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()>;
+    /// Stores `bytes` under `key` only if no object is there: `true` when stored, `false`
+    /// (nothing written) when one was. Atomic across processes sharing the storage: of
+    /// writers racing for one key, exactly one stores (the model registry claims version
+    /// numbers so). An S3-compatible server that ignores `If-None-Match` would break this.
+    async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool>;
     /// The object under `key`, `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
     /// Size and modification time of the object under `key`, `None` when there is none.

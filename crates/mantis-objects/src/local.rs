@@ -96,7 +96,20 @@ impl ObjectStore for LocalObjects {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
         validate_key(key)?;
         let (root, target, owned) = (self.root.clone(), self.path_of(key), key.to_owned());
-        blocking("put", key, move || put_file(&root, &target, &owned, &bytes)).await
+        blocking("put", key, move || {
+            put_file(&root, &target, &owned, &bytes, true).map(drop)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, bytes), fields(size = bytes.len()))]
+    async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        let (root, target, owned) = (self.root.clone(), self.path_of(key), key.to_owned());
+        blocking("put", key, move || {
+            put_file(&root, &target, &owned, &bytes, false)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -193,7 +206,9 @@ fn staging_name() -> String {
     )
 }
 
-fn put_file(root: &Path, target: &Path, key: &str, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a staging file, then moves it to `target` (replacing what is there when
+/// `replace`; otherwise `false` when something is there). `true` when stored.
+fn put_file(root: &Path, target: &Path, key: &str, bytes: &[u8], replace: bool) -> Result<bool> {
     let staging = root.join(STAGING);
     let tmp = staging.join(staging_name());
     let written = write_synced(&tmp, bytes).or_else(|e| {
@@ -206,8 +221,9 @@ fn put_file(root: &Path, target: &Path, key: &str, bytes: &[u8]) -> Result<()> {
     });
     let result = written
         .map_err(storage("put", key))
-        .and_then(|()| move_into_place(root, &tmp, target, key));
-    if result.is_err() {
+        .and_then(|()| move_into_place(root, &tmp, target, key, replace));
+    if !matches!(result, Ok(true)) || !replace {
+        // Left over when the move failed, or linked (not moved) to its place.
         let _ = fs::remove_file(&tmp);
     }
     result
@@ -219,7 +235,15 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-fn move_into_place(root: &Path, tmp: &Path, target: &Path, key: &str) -> Result<()> {
+/// Moves `tmp` to `target`: a rename, replacing what is there, when `replace`; otherwise a hard
+/// link, which fails (answered `false`) when `target` exists, atomically across processes.
+fn move_into_place(
+    root: &Path,
+    tmp: &Path,
+    target: &Path,
+    key: &str,
+    replace: bool,
+) -> Result<bool> {
     let parent = target.parent().unwrap_or(root);
     let mut attempt = 0;
     loop {
@@ -233,8 +257,29 @@ fn move_into_place(root: &Path, tmp: &Path, target: &Path, key: &str) -> Result<
                  as an object"
             )));
         }
-        match fs::rename(tmp, target) {
+        let moved = if replace {
+            fs::rename(tmp, target)
+        } else {
+            match fs::hard_link(tmp, target) {
+                // A file system without hard links (FAT): no other process shares this store
+                // (the registry serialises its own writers), so looking first is enough.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Unsupported | ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    if target.exists() {
+                        return Ok(false);
+                    }
+                    fs::rename(tmp, target)
+                }
+                linked => linked,
+            }
+        };
+        match moved {
             Ok(()) => break,
+            Err(e) if !replace && e.kind() == ErrorKind::AlreadyExists => return Ok(false),
             // A concurrent delete removed the directory it had emptied: make it again.
             Err(e) if e.kind() == ErrorKind::NotFound && attempt < 5 => continue,
             Err(e) => {
@@ -257,7 +302,7 @@ fn move_into_place(root: &Path, tmp: &Path, target: &Path, key: &str) -> Result<
         }
         dir = up;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The conflict when an ancestor of `key` is an object (a file where a directory must be).

@@ -39,6 +39,17 @@ impl ObjectStore for MemoryObjects {
         Ok(())
     }
 
+    async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        Ok(self.with(|m| match m.entry(key.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((bytes, Utc::now()));
+                true
+            }
+        }))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         validate_key(key)?;
         Ok(self.with(|m| m.get(key).map(|(b, _)| b.clone())))

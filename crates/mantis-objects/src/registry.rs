@@ -20,16 +20,16 @@
 //! series are serialised by a lock shared by every [`ModelRegistry`] over the same store (keyed
 //! by [`ObjectStore::describe`]), so racing registrations get distinct, consecutive numbers.
 //!
-//! Across processes the registry takes the number after the highest one that has any object,
-//! checks that `v…/model.bin` does not exist yet, and moves on to the next number when it does.
-//! This is *not* a compare-and-swap: two processes that pass the check within the same few
-//! milliseconds write the same version, and the last writer wins. Such a collision cannot go
-//! unnoticed, because `meta.json` records the size and CRC-32 of the bytes it describes:
-//! [`ModelRegistry::get`] answers [`Error::Corrupt`] when the two files come from different
-//! writers. Closing the race needs a conditional put (`If-None-Match: *`), which AWS S3 and
-//! MinIO support but moto (our test server) does not reliably, so the replicas of a MANTIS
-//! service take a lease in the store before an automatic training of a series (one trains it,
-//! the others load what it promotes), and promotions are last-writer-wins across processes.
+//! Across processes the registry takes the number after the highest one that has any object and
+//! claims it by writing `v…/model.bin` only where none is ([`ObjectStore::put_new`]: a hard link
+//! on local disk, `If-None-Match: *` on S3), moving on to the next number when another writer
+//! has it: of processes racing for a number, one gets it. (moto, the S3 server of our tests,
+//! checks `If-None-Match` but not atomically; AWS S3 and MinIO do.) Should a store ever let two
+//! writers through, the collision cannot go unnoticed: `meta.json` records the size and CRC-32
+//! of the bytes it describes, and [`ModelRegistry::get`] answers [`Error::Corrupt`] when the two
+//! files come from different writers. The replicas of a MANTIS service also take a lease in the
+//! store before an automatic training of a series (one trains it, the others load what it
+//! promotes); promotions are last-writer-wins across processes.
 
 use crate::{Error, ObjectStore, Result};
 use bytes::Bytes;
@@ -256,25 +256,29 @@ impl ModelRegistry {
         let lock = self.series_lock(series);
         let _serialised = lock.lock().await;
         let mut version = self.highest_claimed(series).await? + 1;
+        let mut record = ModelVersion {
+            kind: series.kind.clone(),
+            scope: series.scope.clone(),
+            version,
+            size_bytes: model.len() as u64,
+            crc32: crc32fast::hash(&model),
+            metadata,
+        };
         for _ in 0..MAX_CLAIM_ATTEMPTS {
-            // model.bin is the first object of a version: if it exists, another writer has
-            // claimed this number since we listed.
-            if self.store.exists(&series.model_key(version)).await? {
+            record.version = version;
+            let meta = serde_json::to_vec_pretty(&record)
+                .map_err(|e| Error::Invalid(format!("the metadata cannot be stored: {e}")))?;
+            // model.bin is the first object of a version, written only where none is: if one
+            // is, another writer has claimed this number since we listed.
+            if !self
+                .store
+                .put_new(&series.model_key(version), model.clone())
+                .await?
+            {
                 tracing::warn!(version, "model version already taken; trying the next one");
                 version += 1;
                 continue;
             }
-            let record = ModelVersion {
-                kind: series.kind.clone(),
-                scope: series.scope.clone(),
-                version,
-                size_bytes: model.len() as u64,
-                crc32: crc32fast::hash(&model),
-                metadata,
-            };
-            let meta = serde_json::to_vec_pretty(&record)
-                .map_err(|e| Error::Invalid(format!("the metadata cannot be stored: {e}")))?;
-            self.store.put(&series.model_key(version), model).await?;
             self.store
                 .put(&series.meta_key(version), Bytes::from(meta))
                 .await?;

@@ -147,6 +147,21 @@ impl ObjectStore for S3Objects {
             .map_err(storage("put", key))
     }
 
+    async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool> {
+        validate_key(key)?;
+        // `If-None-Match: *` (object_store's default conditional put, `etag`).
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .store
+            .put_opts(&path_of(key)?, PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(storage("put", key)(e)),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip(self))]
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         validate_key(key)?;

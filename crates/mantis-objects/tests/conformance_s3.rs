@@ -27,7 +27,10 @@ where
     }
 }
 
-mantis_objects::conformance_tests!(with_store);
+// moto checks `If-None-Match: *` but not atomically: of 8 writers racing for a key, two
+// stored in 1 round of 40 (measured 2026-12-07, moto 5.2.1). AWS S3 and MinIO refuse all but
+// one; the race is run on local disk and in memory only.
+mantis_objects::conformance_tests!(with_store, without_racing_new_objects);
 
 #[tokio::test]
 async fn connect_builds_the_s3_store_the_settings_name() {

@@ -66,18 +66,21 @@ impl Infra {
             // Redis down at start does not keep the service from starting (a restart loop
             // would back off for minutes once it is up again): the cache is unavailable,
             // which every caller falls back from, and readiness says so, until it answers.
-            Some(url) => Arc::new(match RedisCache::connect(url).await {
-                Ok(cache) => cache,
-                Err(mantis_cache::Error::Unavailable(why)) => {
-                    tracing::warn!(redis = %crate::redacted_url(url), error = %why, "Redis does not answer; starting without it and connecting when it does");
-                    RedisCache::lazy(url)
-                        .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?
-                }
-                Err(e) => {
-                    return Err(Error::Config(format!(
-                        "infra.redis_url {}: {e}",
-                        crate::redacted_url(url)
-                    )));
+            Some(url) => Arc::new({
+                let tls = settings.redis_tls.load()?;
+                match RedisCache::connect_with(url, &tls).await {
+                    Ok(cache) => cache,
+                    Err(mantis_cache::Error::Unavailable(why)) => {
+                        tracing::warn!(redis = %crate::redacted_url(url), error = %why, "Redis does not answer; starting without it and connecting when it does");
+                        RedisCache::lazy_with(url, &tls)
+                            .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?
+                    }
+                    Err(e) => {
+                        return Err(Error::Config(format!(
+                            "infra.redis_url {}: {e}",
+                            crate::redacted_url(url)
+                        )));
+                    }
                 }
             }),
             None => Arc::new(InProcessCache::new(IN_PROCESS_CACHE_ENTRIES)),

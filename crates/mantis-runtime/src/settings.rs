@@ -113,8 +113,10 @@ pub struct InfraSettings {
     pub database_max_connections: u32,
     /// URL of a Confluent-compatible schema registry; the embedded registry when absent.
     pub schema_registry_url: Option<String>,
-    /// Redis URL (cluster mode); checked by readiness when set.
+    /// Redis URL (cluster mode; `rediss://` over TLS); checked by readiness when set.
     pub redis_url: Option<String>,
+    /// TLS of a `rediss://` Redis beyond the system's CAs (`[infra.redis_tls]`).
+    pub redis_tls: RedisTlsSettings,
     /// Directory with `criticality.toml` and `routing.toml`; the built-in rules when absent.
     pub rules_dir: Option<PathBuf>,
     /// Object storage for the model registry (`[infra.objects]`). Default: local disk,
@@ -136,6 +138,7 @@ impl Default for InfraSettings {
             database_max_connections: mantis_store::postgres::MAX_CONNECTIONS,
             schema_registry_url: None,
             redis_url: None,
+            redis_tls: RedisTlsSettings::default(),
             rules_dir: None,
             objects: mantis_objects::ObjectStoreSettings::default(),
             retention: mantis_store::Retention::default(),
@@ -172,9 +175,15 @@ impl InfraSettings {
                 .check()
                 .map_err(|e| Error::Config(format!("infra.bus: {e}")))?;
         }
-        if let Some(url) = &self.redis_url {
-            mantis_cache::RedisCache::check_url(url)
-                .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?;
+        match &self.redis_url {
+            Some(url) => mantis_cache::RedisCache::check(url, &self.redis_tls.load()?)
+                .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?,
+            None if self.redis_tls != RedisTlsSettings::default() => {
+                return Err(Error::Config(
+                    "infra.redis_tls is set but infra.redis_url is not (a rediss:// URL)".into(),
+                ));
+            }
+            None => {}
         }
         if let Some(url) = &self.schema_registry_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -189,6 +198,52 @@ impl InfraSettings {
         self.retention
             .validate()
             .map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+/// TLS of the connection to Redis (`[infra.redis_tls]`, with a `rediss://` URL): PEM files, e.g.
+/// a cert-manager Secret's `ca.crt`, `tls.crt`, `tls.key` mounted in the pod. A `rediss://`
+/// URL without these trusts the system's CAs and gives no client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisTlsSettings {
+    /// The CAs to trust instead of the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// This client's certificate chain, for a Redis that asks for one (mutual TLS); with
+    /// `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl RedisTlsSettings {
+    /// Reads the files (the error names the key and the file).
+    pub fn load(&self) -> Result<mantis_cache::RedisTls> {
+        let read = |key: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| {
+                Error::Config(format!("infra.redis_tls.{key} `{}`: {e}", path.display()))
+            })
+        };
+        let client = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => Some((
+                read("client_cert_file", cert)?,
+                read("client_key_file", key)?,
+            )),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "infra.redis_tls: client_cert_file and client_key_file go together".into(),
+                ));
+            }
+        };
+        Ok(mantis_cache::RedisTls {
+            ca_pem: self
+                .ca_file
+                .as_ref()
+                .map(|f| read("ca_file", f))
+                .transpose()?,
+            client,
+        })
     }
 }
 
@@ -512,6 +567,64 @@ mod tests {
             assert_eq!(s3.endpoint.as_deref(), Some("http://minio:9000"));
             assert_eq!(s3.secret_access_key.as_deref(), Some("secret"));
             assert!(s3.allow_http);
+            Ok(())
+        });
+    }
+
+    /// `[infra.redis_tls]` from the environment (the chart's mounted Secret); checked: a
+    /// rediss:// URL, its files readable (named when not), a client certificate with its key.
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn redis_tls_is_configured_from_the_environment_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("ca.crt", "not a certificate")?;
+            jail.set_env("MANTIS_INFRA__REDIS_URL", "rediss://redis:6380/0");
+            jail.set_env("MANTIS_INFRA__REDIS_TLS__CA_FILE", "ca.crt");
+            let r: Root = load_settings(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                r.infra.redis_tls.ca_file.as_deref(),
+                Some(std::path::Path::new("ca.crt"))
+            );
+            let e = r
+                .infra
+                .check()
+                .expect_err("no certificate in it")
+                .to_string();
+            assert!(e.contains("holds no PEM certificate"), "{e}");
+
+            let mut missing = r.infra.clone();
+            missing.redis_tls.ca_file = Some("/nonexistent/ca.crt".into());
+            let e = missing.check().expect_err("missing").to_string();
+            assert!(
+                e.contains("infra.redis_tls.ca_file `/nonexistent/ca.crt`"),
+                "{e}"
+            );
+
+            let mut half = r.infra.clone();
+            half.redis_tls = RedisTlsSettings {
+                client_cert_file: Some("ca.crt".into()),
+                ..RedisTlsSettings::default()
+            };
+            let e = half.check().expect_err("no key").to_string();
+            assert!(e.contains("go together"), "{e}");
+
+            let mut plain = r.infra.clone();
+            plain.redis_url = Some("redis://redis:6379".into());
+            plain.redis_tls = RedisTlsSettings {
+                ca_file: None,
+                client_cert_file: Some("ca.crt".into()),
+                client_key_file: Some("ca.crt".into()),
+            };
+            assert!(plain.check().is_err(), "TLS settings need rediss://");
+
+            let mut no_url = r.infra.clone();
+            no_url.redis_url = None;
+            let e = no_url.check().expect_err("no URL").to_string();
+            assert!(e.contains("infra.redis_url is not"), "{e}");
+
+            let mut system = r.infra;
+            system.redis_tls = RedisTlsSettings::default();
+            system.check().map_err(|e| e.to_string())?;
             Ok(())
         });
     }

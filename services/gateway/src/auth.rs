@@ -66,7 +66,9 @@ pub struct AuthConfig {
     /// Requests allowed in a burst above the rate. Default 200.
     pub rate_limit_burst: u32,
     /// Failed logins per minute per address and username before 429 (and six times as many
-    /// per address whatever the username). Default 10.
+    /// per address whatever the username). Default 10. Counted by each gateway and, through
+    /// the cache (Redis in the cluster), across all of them: more replicas do not give more
+    /// guesses.
     pub login_attempts_per_minute: u32,
     /// Reverse proxies (addresses or networks: `10.0.0.0/8`, `fd00::/8`) whose
     /// `X-Forwarded-For` names the client: behind an ingress or a load balancer every login
@@ -305,6 +307,74 @@ impl RateLimiter {
     }
 }
 
+/// The window of the login counts shared by the gateway's replicas.
+const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Login attempts counted in the cache, which the gateway's replicas share (Redis in the
+/// cluster): per address and username, and per address whatever the username, in windows of
+/// a minute, with the limits of the local buckets. Each replica's own buckets still hold when
+/// the cache is away (the count is then per replica, as it was before).
+struct SharedLogins {
+    cache: Arc<dyn mantis_cache::Cache>,
+    per_minute: u32,
+}
+
+impl SharedLogins {
+    /// The cache keys of `client`'s attempts as `username` and of all its attempts, with
+    /// their limits. Digests: what was typed as a name may be a password typed in the wrong
+    /// field, not to be kept as it is.
+    fn keys(&self, client: &str, username: &str) -> [(String, u32, &'static str); 2] {
+        let user = sha256_hex(format!("{client}\u{0}{username}").as_bytes());
+        let address = sha256_hex(client.as_bytes());
+        [
+            (
+                format!("login:address:{}", address.get(..32).unwrap_or_default()),
+                self.per_minute.saturating_mul(6),
+                "too many logins from this address; wait before trying again",
+            ),
+            (
+                format!("login:user:{}", user.get(..32).unwrap_or_default()),
+                self.per_minute,
+                "too many failed logins; wait before trying again",
+            ),
+        ]
+    }
+
+    /// Counts an attempt: 429 when either count is over its limit; otherwise the keys counted
+    /// (to take back if the login succeeds). A cache that does not answer counts nothing.
+    async fn take(&self, client: &str, username: &str) -> Result<Vec<String>, Problem> {
+        let mut counted = Vec::new();
+        if self.per_minute == 0 {
+            return Ok(counted);
+        }
+        for (key, limit, detail) in self.keys(client, username) {
+            match self.cache.count(&key, 1, LOGIN_WINDOW).await {
+                Ok(count) if count.value > i64::from(limit) => {
+                    // This attempt does not run: what it counted is taken back.
+                    counted.push(key);
+                    self.refund(&counted).await;
+                    let wait = count.ends_in.as_secs_f64().ceil().max(1.0) as u64;
+                    return Err(too_many(wait, detail));
+                }
+                Ok(_) => counted.push(key),
+                Err(e) => {
+                    tracing::debug!(error = %e, "login attempts not counted across replicas");
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    /// Takes back an attempt that should not count (a successful login).
+    async fn refund(&self, keys: &[String]) {
+        for key in keys {
+            if let Err(e) = self.cache.count(key, -1, LOGIN_WINDOW).await {
+                tracing::debug!(error = %e, "login attempt not taken back across replicas");
+            }
+        }
+    }
+}
+
 /// Authenticates requests and issues tokens.
 pub(crate) struct Auth {
     store: Arc<dyn Store>,
@@ -317,6 +387,8 @@ pub(crate) struct Auth {
     logins: RateLimiter,
     /// Login attempts per client address, whatever the username.
     login_addresses: RateLimiter,
+    /// The same two counts shared by every replica of the gateway.
+    shared_logins: SharedLogins,
     /// Password verifications running at once (each takes ~19 MiB and a core for tens of ms).
     hashing: tokio::sync::Semaphore,
     /// A hash verified when the user does not exist, so that the answer takes as long.
@@ -422,6 +494,7 @@ impl Auth {
     /// the keys.
     pub(crate) async fn new(
         store: Arc<dyn Store>,
+        cache: Arc<dyn mantis_cache::Cache>,
         config: &AuthConfig,
     ) -> Result<(Self, Bootstrap), AuthError> {
         config.check()?;
@@ -460,6 +533,10 @@ impl Auth {
                     config.login_attempts_per_minute.saturating_mul(6),
                     config.login_attempts_per_minute.saturating_mul(6).max(1),
                 ),
+                shared_logins: SharedLogins {
+                    cache,
+                    per_minute: config.login_attempts_per_minute,
+                },
                 hashing: tokio::sync::Semaphore::new(4),
                 dummy_hash,
                 proxies,
@@ -506,6 +583,15 @@ impl Auth {
                 "too many failed logins; wait before trying again",
             ));
         }
+        // This gateway's buckets allow the attempt; the replicas' shared counts may not.
+        let counted = match self.shared_logins.take(client, username).await {
+            Ok(counted) => counted,
+            Err(refused) => {
+                self.logins.refund(&throttle_key);
+                self.login_addresses.refund(client);
+                return Err(refused);
+            }
+        };
         let user = self.store.get_user(username).await.map_err(Problem::from)?;
         let hash = user
             .as_ref()
@@ -551,6 +637,7 @@ impl Auth {
         // address (a plant's NAT) do not use up the address's budget.
         self.logins.refund(&throttle_key);
         self.login_addresses.refund(client);
+        self.shared_logins.refund(&counted).await;
         Ok(user)
     }
 

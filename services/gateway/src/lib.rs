@@ -177,7 +177,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
             .filter(|c| c.name() == "database")
             .collect(),
     );
-    let (auth, bootstrap) = auth::Auth::new(infra.store.clone(), &config.auth)
+    let (auth, bootstrap) = auth::Auth::new(infra.store.clone(), infra.cache.clone(), &config.auth)
         .await
         .map_err(|e| mantis_runtime::Error::Config(e.to_string()))?;
     let live = live::LiveHub::new(config.ws_buffer);

@@ -1083,6 +1083,74 @@ async fn callers_over_their_rate_get_429_with_retry_after_and_logins_are_throttl
     assert_problem(s, &v, 429);
 }
 
+/// Replicas of the gateway share the database and Redis: the login counts are theirs
+/// together, so three replicas do not give three times the guesses; successful logins still
+/// count nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_throttled_across_the_gateways_replicas() {
+    mantis_telemetry::init_test_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut infra = infra(dir.path()).await;
+    let redis =
+        std::env::var("MANTIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    infra.cache = Arc::new(
+        mantis_cache::RedisCache::connect(&redis)
+            .await
+            .expect("the machine's Redis"),
+    );
+    // A name of its own: Redis outlives the test, and its counts last a minute.
+    let username = format!("replicas-{}", uuid::Uuid::new_v4().simple());
+    let shutdown = CancellationToken::new();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let config = Config {
+            bind: "127.0.0.1:0".into(),
+            auth: AuthConfig {
+                admin_username: username.clone(),
+                admin_password: PASSWORD.into(),
+                login_attempts_per_minute: 3,
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
+        let app = mantis_gateway::build(infra.clone(), config)
+            .await
+            .expect("build");
+        replicas.push(format!("http://127.0.0.1:{}", app.port()));
+        tokio::spawn(app.run(shutdown.clone()));
+    }
+    let http = reqwest::Client::new();
+    let login = |url: &str, password: &str| {
+        let req = http
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}));
+        async move {
+            let r = req.send().await.expect("gateway reachable");
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            (r.status().as_u16(), retry)
+        }
+    };
+    for _ in 0..2 {
+        for url in &replicas {
+            assert_eq!(login(url, PASSWORD).await.0, 200, "successes count nothing");
+        }
+    }
+    // One failure on each replica: the minute's three together.
+    for url in &replicas {
+        assert_eq!(login(url, "wrong").await.0, 401);
+    }
+    for url in &replicas {
+        let (status, retry) = login(url, PASSWORD).await;
+        assert_eq!(status, 429, "{url} counts the others' failures");
+        assert!(retry.is_some_and(|s| (1..=60).contains(&s)), "{retry:?}");
+    }
+    shutdown.cancel();
+}
+
 /// Behind an ingress every login reaches the gateway from the proxy's address: with the proxy
 /// trusted, logins are throttled by the client its `X-Forwarded-For` names, so one client's
 /// failures do not lock the same user out from everywhere else; and successful logins do not

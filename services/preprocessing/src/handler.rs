@@ -64,11 +64,15 @@ const TICK: Duration = Duration::from_secs(1);
 /// Readings stored in one transaction at most.
 const STORE_BATCH: usize = 1000;
 
-/// A window's readings faster than this many times the registered rate are said to be.
+/// A window's readings faster, or slower, than this many times the registered rate are said
+/// to be.
 const RATE_MISMATCH: f64 = 1.5;
 /// Fewer readings than this in a window tell too little of their rate.
 const RATE_CHECK_MIN_READINGS: usize = 10;
-/// How often a sensor sending faster than registered is said to, at most.
+/// The same for a sensor slower than registered, which sends few readings per window (the
+/// median of their intervals is its rate: one gap does not make it slow).
+const SLOW_CHECK_MIN_READINGS: usize = 4;
+/// How often a sensor sending faster or slower than registered is said to, at most.
 const RATE_WARN_EVERY: Duration = Duration::from_secs(3600);
 
 /// How many `idle_close` periods a stretch of catching up on a backlog may hold windows back
@@ -189,18 +193,34 @@ impl WindowHandler {
     /// slower ones (aliasing) — the registration is to be corrected. Before saying so the
     /// registration is read again: corrected meanwhile, the sensor's next windows are
     /// conditioned at its new rate.
+    ///
+    /// Far slower (the median interval between readings, so that a gap does not count): they
+    /// are interpolated onto the registered grid, whose spectrum above the real rate is made
+    /// up, and intervals over ten registered periods split the window into pieces of which
+    /// only the longest is kept. Said the same way (a sensor reporting on change sends slower
+    /// while its value holds: there it is expected).
     async fn check_rate(&mut self, raw: &RawWindow, now: Instant) {
         let Some(&(nominal, warned)) = self.nominal_rates.get(&raw.sensor_id) else {
             return;
         };
-        if raw.t.len() < RATE_CHECK_MIN_READINGS {
-            return;
+        let mean = estimated_rate(raw);
+        let (seen, faster) =
+            if raw.t.len() >= RATE_CHECK_MIN_READINGS && mean > nominal * RATE_MISMATCH {
+                (mean, true)
+            } else if raw.t.len() >= SLOW_CHECK_MIN_READINGS
+                && mean * RATE_MISMATCH < nominal
+                && let Some(median) = median_rate(&raw.t)
+                && median * RATE_MISMATCH < nominal
+            {
+                (median, false)
+            } else {
+                return;
+            };
+        if faster {
+            metrics::counter!("mantis_windows_faster_than_registered_total").increment(1);
+        } else {
+            metrics::counter!("mantis_windows_slower_than_registered_total").increment(1);
         }
-        let seen = estimated_rate(raw);
-        if seen <= nominal * RATE_MISMATCH {
-            return;
-        }
-        metrics::counter!("mantis_windows_faster_than_registered_total").increment(1);
         if warned.is_some_and(|at| now.saturating_duration_since(at) < RATE_WARN_EVERY) {
             return;
         }
@@ -216,7 +236,11 @@ impl WindowHandler {
         }
         self.nominal_rates
             .insert(raw.sensor_id, (nominal, Some(now)));
-        tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
+        if faster {
+            tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
+        } else {
+            tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far slower than its registered sampling rate: its readings are interpolated onto the registered grid (its spectrum above its real rate made up; intervals over ten registered periods split its windows, of which the longest piece is kept); register its real rate, unless it reports on change only");
+        }
     }
 
     /// Conditions a closed window; `None` when nothing usable is left, `Err(())` when it could
@@ -463,6 +487,24 @@ fn estimated_rate(raw: &RawWindow) -> f64 {
         (Some(a), Some(b)) if b > a && raw.t.len() > 1 => (raw.t.len() - 1) as f64 / (b - a),
         _ => 1.0,
     }
+}
+
+/// The rate of the median interval between `t`'s distinct times (seconds), `None` with fewer
+/// than two intervals. Sorts a copy: called only for windows that look slow.
+fn median_rate(t: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = t.iter().copied().filter(|x| x.is_finite()).collect();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let mut intervals: Vec<f64> = sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .collect();
+    if intervals.len() < 2 {
+        return None;
+    }
+    let mid = intervals.len() / 2;
+    let (_, median, _) = intervals.select_nth_unstable_by(mid, f64::total_cmp);
+    Some(1.0 / *median)
 }
 
 /// The domain window of a conditioned signal: its longest gap-free piece.
@@ -1120,16 +1162,20 @@ mod tests {
     }
 
     /// A sensor registered at 1 Hz that sends at 10 Hz is resampled at 1 Hz (its window holds
-    /// 10 samples, not 100) and said to send faster than registered; one that sends at its
-    /// rate is not.
+    /// 10 samples, not 100) and said to send faster than registered; one registered at 10 Hz
+    /// that sends at 1 Hz is said to send slower; one that sends at its rate is not.
     #[tokio::test]
-    async fn a_sensor_sending_faster_than_registered_is_told() {
+    async fn a_sensor_sending_faster_or_slower_than_registered_is_told() {
         let dir = tempfile::tempdir().expect("tempdir");
         let infra = embedded(&dir).await;
         let asset = registered_motor(&infra).await;
         let registered = |code: &str| thermometer(&asset, code);
         let (fast, steady) = (registered("T1"), registered("T2"));
-        for s in [&fast, &steady] {
+        let slow = mantis_domain::Sensor {
+            sampling_rate_hz: 10.0,
+            ..registered("T3")
+        };
+        for s in [&fast, &steady, &slow] {
             infra.store.upsert_sensor(s).await.expect("sensor");
         }
         let config = Config {
@@ -1144,7 +1190,11 @@ mod tests {
             offset += 1;
             if ms % 1000 == 0 {
                 feed(&mut h, &reading(asset.id, steady.id, ms), offset).await;
-                offset += 1;
+                // Slow, with a gap of 3 s: the median interval is still 1 s.
+                if !(4000..7000).contains(&ms) {
+                    feed(&mut h, &reading(asset.id, slow.id, ms), offset + 1).await;
+                }
+                offset += 2;
             }
         }
         let windows = infra
@@ -1170,6 +1220,10 @@ mod tests {
             h.nominal_rates[&steady.id],
             (1.0, None),
             "the steady one is not"
+        );
+        assert!(
+            h.nominal_rates[&slow.id].1.is_some(),
+            "the slow one is said to be"
         );
         // Registered at its real rate: read again when it would be said next (an hour on;
         // here at once), and its next windows are conditioned at 10 Hz.
