@@ -202,6 +202,9 @@ class ChartTest(unittest.TestCase):
         # MANTIS_INFRA__REDIS_URL, through envFrom) is the one taken.
         r = render("--set", "secrets.existingSecret=plant-mantis", "--set", "infra.redisUrl=")
         validate_all(self, r)
+        err = render("--set", "secrets.existingSecret=plant-mantis", "--set", f"secrets.redisUrl={url}",
+                     expect_failure=True)
+        self.assertIn("put MANTIS_INFRA__REDIS_URL in your Secret", err)
         for s in SERVICES:
             self.assertNotIn("MANTIS_INFRA__REDIS_URL", {e["name"] for e in container(r.deployment(s))["env"]}, s)
 

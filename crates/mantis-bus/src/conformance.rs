@@ -545,6 +545,42 @@ pub async fn dead_letters_carry_reason_and_source<B: Bus>(bus: &B, ns: &str) {
     dlq_sub.close().await.expect("close");
 }
 
+/// The topics of a prefix are listed by name with each partition's retained offsets: what
+/// has been published, from where a reader from the earliest starts.
+pub async fn topics_are_listed_with_their_retained_offsets<B: Bus>(bus: &B, ns: &str) {
+    let (a, b) = (format!("{ns}.dlq.a"), format!("{ns}.dlq.b"));
+    bus.ensure_topics(&[spec(&b, 1), spec(&a, 2), spec(&format!("{ns}.other"), 1)])
+        .await
+        .expect("ensure_topics");
+    for i in 0..5 {
+        publish(bus, &a, Some(&format!("k{i}")), "x").await;
+    }
+    let listed = within("topic_offsets", bus.topic_offsets(&format!("{ns}.dlq."))).await;
+    let listed = listed.expect("topic_offsets");
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        [a.as_str(), b.as_str()],
+        "sorted, the prefix's only"
+    );
+    assert_eq!(
+        listed[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(listed[0].retained(), 5);
+    assert!(listed[0].partitions.iter().all(|p| p.earliest == 0));
+    assert_eq!(listed[1].retained(), 0);
+    let all = bus.topic_offsets("").await.expect("every topic");
+    assert!(all.iter().any(|t| t.name == a) && all.iter().any(|t| t.name == format!("{ns}.other")));
+    assert!(
+        all.iter().all(|t| !t.name.starts_with("__")),
+        "not the broker's own"
+    );
+}
+
 fn spec(name: &str, partitions: i32) -> TopicSpec {
     TopicSpec {
         name: name.to_owned(),

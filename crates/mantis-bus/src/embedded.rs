@@ -34,8 +34,8 @@
 //! beyond one batch and the offset index (the position of every 64th record).
 
 use crate::{
-    Bus, Delivery, Envelope, Error, Header, OutboundRecord, Position, Result, StartFrom,
-    SubscribeOptions, Subscription, TopicSpec,
+    Bus, Delivery, Envelope, Error, Header, OutboundRecord, PartitionOffsets, Position, Result,
+    StartFrom, SubscribeOptions, Subscription, TopicOffsets, TopicSpec,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -200,6 +200,33 @@ impl Bus for EmbeddedBus {
         let inner = self.inner.clone();
         let sub = blocking(move || Inner::join(&inner, options)).await?;
         Ok(Box::new(sub))
+    }
+
+    async fn topic_offsets(&self, prefix: &str) -> Result<Vec<TopicOffsets>> {
+        let inner = Arc::clone(&self.inner);
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let topics = inner.topics.read().unwrap_or_else(PoisonError::into_inner);
+            let mut found: Vec<TopicOffsets> = topics
+                .iter()
+                .filter(|(name, _)| name.starts_with(&prefix))
+                .map(|(name, topic)| TopicOffsets {
+                    name: name.clone(),
+                    partitions: topic
+                        .partitions
+                        .iter()
+                        .map(|p| PartitionOffsets {
+                            partition: p.id,
+                            earliest: p.log_start(),
+                            end: *p.end.borrow(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(found)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,8 +15,8 @@
 //!   `retention.ms`; it never relies on auto-creation or on DescribeConfigs.
 
 use crate::{
-    Bus, Delivery, Envelope, Error, OutboundRecord, Position, Result, StartFrom, SubscribeOptions,
-    Subscription, TopicSpec,
+    Bus, Delivery, Envelope, Error, OutboundRecord, PartitionOffsets, Position, Result, StartFrom,
+    SubscribeOptions, Subscription, TopicOffsets, TopicSpec,
 };
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -490,6 +490,44 @@ impl Bus for KafkaBus {
         Ok(Box::new(KafkaSubscription {
             consumer: Some(Arc::new(consumer)),
         }))
+    }
+
+    async fn topic_offsets(&self, prefix: &str) -> Result<Vec<TopicOffsets>> {
+        let (producer, timeout) = (self.producer(), self.config.request_timeout);
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let client = producer.client();
+            let metadata = client
+                .fetch_metadata(None, timeout)
+                .map_err(|e| map_err(e, ""))?;
+            let mut found = Vec::new();
+            for topic in metadata.topics() {
+                let name = topic.name();
+                // The broker's own (`__consumer_offsets`), unless asked for by name.
+                if !name.starts_with(&prefix) || (prefix.is_empty() && name.starts_with("__")) {
+                    continue;
+                }
+                let mut partitions = Vec::new();
+                for p in topic.partitions() {
+                    let (earliest, end) = client
+                        .fetch_watermarks(name, p.id(), timeout)
+                        .map_err(|e| map_err(e, name))?;
+                    partitions.push(PartitionOffsets {
+                        partition: p.id(),
+                        earliest,
+                        end,
+                    });
+                }
+                partitions.sort_by_key(|p| p.partition);
+                found.push(TopicOffsets {
+                    name: name.to_owned(),
+                    partitions,
+                });
+            }
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(found)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<()> {

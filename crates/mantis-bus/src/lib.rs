@@ -319,6 +319,36 @@ impl SubscribeOptions {
     }
 }
 
+/// The records a partition retains: offsets `earliest..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Partition.
+    pub partition: i32,
+    /// The oldest retained offset.
+    pub earliest: i64,
+    /// The offset the next record will get.
+    pub end: i64,
+}
+
+/// A topic and the retained offsets of each of its partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicOffsets {
+    /// Name.
+    pub name: String,
+    /// Its partitions, by number.
+    pub partitions: Vec<PartitionOffsets>,
+}
+
+impl TopicOffsets {
+    /// How many records the topic retains.
+    pub fn retained(&self) -> i64 {
+        self.partitions
+            .iter()
+            .map(|p| (p.end - p.earliest).max(0))
+            .sum()
+    }
+}
+
 /// Description of a topic to create when missing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -357,6 +387,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Joins a consumer group.
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Subscription>>;
+
+    /// The topics whose names start with `prefix` (every topic but the broker's internal ones
+    /// with `""`), sorted by name, each with the retained offsets of its partitions: what a
+    /// reader from the earliest record gets (the dead-letter tools count and read them so).
+    async fn topic_offsets(&self, prefix: &str) -> Result<Vec<TopicOffsets>>;
 
     /// Checks that the bus is reachable (readiness probes).
     async fn ping(&self) -> Result<()>;

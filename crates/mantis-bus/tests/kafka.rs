@@ -56,4 +56,5 @@ conformance_tests!(
     uncommitted_records_are_redelivered,
     latest_skips_older_records,
     dead_letters_carry_reason_and_source,
+    topics_are_listed_with_their_retained_offsets,
 );

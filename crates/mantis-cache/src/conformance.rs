@@ -123,6 +123,16 @@ pub async fn counters_count_within_their_window<C: Cache + ?Sized>(cache: &C, ns
     assert_eq!(cache.count(&key, -2, minute).await.expect("count").value, 2);
     assert_eq!(cache.count(&key, 0, minute).await.expect("read").value, 2);
     assert_eq!(cache.get(&key).await.expect("get"), Some(b"2".to_vec()));
+    // Taken back below zero: zero, in the same window.
+    let floored = cache.count(&key, -5, minute).await.expect("count");
+    assert_eq!(floored.value, 0);
+    assert!(floored.ends_in > Duration::from_secs(50), "{floored:?}");
+    assert_eq!(cache.count(&key, 1, minute).await.expect("count").value, 1);
+    // Taken back where there is none: none is started.
+    let absent = format!("{ns}:g-absent");
+    let none = cache.count(&absent, -1, minute).await.expect("count");
+    assert_eq!((none.value, none.ends_in), (0, Duration::ZERO));
+    assert_eq!(cache.get(&absent).await.expect("get"), None);
 }
 
 /// Once its window has passed, a counter starts again from zero with a new window.

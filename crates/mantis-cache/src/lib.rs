@@ -71,7 +71,9 @@ pub trait Cache: Send + Sync + 'static {
     /// Adds `delta` (negative to take back, zero to read) to the counter `key` and answers its
     /// new value and the time left of its window. A counter that does not exist starts at zero
     /// with a window of `window`, which later additions neither lengthen nor shorten: a
-    /// fixed-window count shared by every process using this cache. Atomic: concurrent
+    /// fixed-window count shared by every process using this cache. A negative addition (a
+    /// count taken back) never starts one (answering 0, no window left) and takes one no lower
+    /// than zero. Atomic: concurrent
     /// additions are all counted. The counter reads through [`Cache::get`] as its decimal
     /// digits. A key holding something else, or an addition past the range of `i64`, is
     /// [`Error::Invalid`]. Never sent twice (an addition is not idempotent): a connection lost
@@ -168,11 +170,18 @@ impl Cache for InProcessCache {
                     })?,
                 *expires,
             ),
+            _ if delta < 0 => {
+                return Ok(Count {
+                    value: 0,
+                    ends_in: Duration::ZERO,
+                });
+            }
             _ => (0, now + window),
         };
         let value = before.checked_add(delta).ok_or_else(|| {
             Error::Invalid(format!("`{key}`: the counter would pass the range of i64"))
         })?;
+        let value = if delta < 0 { value.max(0) } else { value };
         self.insert(&mut entries, key, value.to_string().into_bytes(), ends, now);
         Ok(Count {
             value,
@@ -229,7 +238,12 @@ impl InProcessCache {
 /// closed), never the cache for the rest of the process's life.
 #[derive(Clone)]
 pub struct RedisCache {
-    client: redis::Client,
+    /// The client connections are opened with: built again from `url` and `tls` before each
+    /// new connection when `tls` names files (a renewed certificate is taken then).
+    client: Arc<std::sync::Mutex<redis::Client>>,
+    /// The URL (never shown: it may carry a password) and the TLS files, to build it again.
+    url: Arc<str>,
+    tls: RedisTls,
     /// The connection and its number (how many were opened before it), `None` after it
     /// failed until a call opens another.
     conn: Arc<std::sync::Mutex<Held>>,
@@ -238,30 +252,26 @@ pub struct RedisCache {
 }
 
 /// TLS of a `rediss://` connection beyond the defaults (the system's trusted CAs, no client
-/// certificate).
-#[derive(Clone, Default)]
+/// certificate): PEM files, read again before each new connection, so that certificates
+/// renewed in place (a cert-manager Secret mounted in a pod) are taken without a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RedisTls {
-    /// PEM certificates of the CAs to trust instead of the system's (a private CA).
-    pub ca_pem: Option<Vec<u8>>,
-    /// PEM certificate chain and private key of this client, for a server that asks for one
+    /// The CAs to trust instead of the system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// This client's certificate chain and private key, for a server that asks for one
     /// (mutual TLS).
-    pub client: Option<(Vec<u8>, Vec<u8>)>,
+    pub client_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl RedisTls {
     fn is_default(&self) -> bool {
-        self.ca_pem.is_none() && self.client.is_none()
+        self.ca_file.is_none() && self.client_files.is_none()
     }
 }
 
-impl std::fmt::Debug for RedisTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the key.
-        f.debug_struct("RedisTls")
-            .field("ca", &self.ca_pem.is_some())
-            .field("client_certificate", &self.client.is_some())
-            .finish()
-    }
+fn read_pem(what: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Invalid(format!("Redis TLS: the {what} `{}`: {e}", path.display())))
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -282,10 +292,10 @@ fn redis_error(e: redis::RedisError) -> Error {
     let refused = matches!(
         e.kind(),
         redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
-    ) || matches!(
-        e.code(),
-        Some("NOAUTH" | "WRONGPASS" | "NOPERM" | NOT_A_COUNTER)
-    );
+    ) || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    if e.code() == Some(NOT_A_COUNTER) {
+        return Error::Invalid(format!("not a counter: {}", e.detail().unwrap_or_default()));
+    }
     if refused {
         Error::Invalid(format!("Redis refuses this client: {e}"))
     } else {
@@ -293,13 +303,27 @@ fn redis_error(e: redis::RedisError) -> Error {
     }
 }
 
-/// The TLS handshake's verdict on the server's certificate (not trusted, not for this host,
-/// expired), found in `e`'s causes: a configuration to mend (the CA, the URL's host), not an
-/// outage.
+/// The TLS handshake's verdict on the server's certificate when it is a configuration to mend
+/// (another CA signed it, it is not for the URL's host, not for a server), found in `e`'s
+/// causes. Not a certificate out of its validity (expired, not yet valid): a renewal mends
+/// that, which the cache takes at its next connection (an outage meanwhile, not a reason to
+/// stop a start).
 fn tls_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::CertificateError as Cert;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if let Some(rustls::Error::InvalidCertificate(why)) = as_rustls(c) {
+        if let Some(rustls::Error::InvalidCertificate(why)) = as_rustls(c)
+            && matches!(
+                why,
+                Cert::UnknownIssuer
+                    | Cert::BadSignature
+                    | Cert::BadEncoding
+                    | Cert::NotValidForName
+                    | Cert::NotValidForNameContext { .. }
+                    | Cert::InvalidPurpose
+                    | Cert::InvalidPurposeContext { .. }
+            )
+        {
             return Some(format!("the server's certificate is refused: {why:?}"));
         }
         cause = c.source();
@@ -335,9 +359,20 @@ const NOT_A_COUNTER: &str = "NOTCOUNTER";
 /// when the key had none (a new counter, or a value stored without a TTL). The value is
 /// answered as its digits (`GET`): Lua numbers are doubles, exact only to 2^53.
 const COUNT_SCRIPT: &str = r"
+local taking = string.sub(ARGV[1], 1, 1) == '-'
+if taking and redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'0', 0}
+end
 local n = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(n) == 'table' and n.err then
-  return redis.error_reply('NOTCOUNTER ' .. n.err)
+  if string.find(n.err, 'WRONGTYPE', 1, true) or string.find(n.err, 'not an integer', 1, true)
+      or string.find(n.err, 'overflow', 1, true) then
+    return redis.error_reply('NOTCOUNTER ' .. n.err)
+  end
+  return n
+end
+if taking and n < 0 then
+  redis.call('SET', KEYS[1], '0', 'KEEPTTL')
 end
 local left = redis.call('PTTL', KEYS[1])
 if left < 0 then
@@ -445,9 +480,30 @@ impl RedisCache {
         let client = Self::client(url, tls)?;
         Ok(Self {
             addr: client.get_connection_info().addr().to_string(),
-            client,
+            client: Arc::new(std::sync::Mutex::new(client)),
+            url: Arc::from(url),
+            tls: tls.clone(),
             conn: Arc::default(),
         })
+    }
+
+    /// The client to open a new connection with: built again from the TLS files when there
+    /// are some (a renewed certificate); the one before if they cannot be read now (a renewal
+    /// half done), said in the log.
+    fn fresh_client(&self) -> redis::Client {
+        let mut held = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.tls.is_default() {
+            match Self::client(&self.url, &self.tls) {
+                Ok(client) => *held = client,
+                Err(e) => {
+                    tracing::warn!(addr = %self.addr, error = %e, "the Redis TLS files cannot be read again; connecting with those read before");
+                }
+            }
+        }
+        held.clone()
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -485,11 +541,8 @@ impl RedisCache {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let opened = bounded(
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await;
+        let client = self.fresh_client();
+        let opened = bounded(client.get_multiplexed_async_connection_with_config(&config)).await;
         let mut held = self.held();
         match opened {
             Ok(c) => {
@@ -554,6 +607,16 @@ impl RedisCache {
     fn client(url: &str, tls: &RedisTls) -> Result<redis::Client> {
         let info = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|e| Error::Invalid(format!("Redis URL: {e}")))?;
+        if matches!(
+            info.addr(),
+            redis::ConnectionAddr::TcpTls { insecure: true, .. }
+        ) {
+            return Err(Error::Invalid(
+                "Redis URL: `#insecure` (no certificate check) is not supported; trust the \
+                 server's CA instead (infra.redis_tls.ca_file)"
+                    .into(),
+            ));
+        }
         let secure = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
         if secure {
             // The TLS client takes the process's crypto provider: ring, as everywhere in
@@ -569,23 +632,30 @@ impl RedisCache {
                 "a CA or a client certificate for Redis needs a rediss:// URL".into(),
             ));
         }
-        if let Some(pem) = &tls.ca_pem {
-            use rustls::pki_types::{CertificateDer, pem::PemObject};
-            if CertificateDer::pem_slice_iter(pem).next().is_none() {
-                return Err(Error::Invalid(
-                    "Redis TLS: the CA file holds no PEM certificate".into(),
-                ));
+        let root_cert = match &tls.ca_file {
+            Some(file) => {
+                use rustls::pki_types::{CertificateDer, pem::PemObject};
+                let pem = read_pem("CA file", file)?;
+                if CertificateDer::pem_slice_iter(&pem).next().is_none() {
+                    return Err(Error::Invalid(format!(
+                        "Redis TLS: the CA file `{}` holds no PEM certificate",
+                        file.display()
+                    )));
+                }
+                Some(pem)
             }
-        }
+            None => None,
+        };
+        let client_tls = match &tls.client_files {
+            Some((cert, key)) => Some(redis::ClientTlsConfig {
+                client_cert: read_pem("client certificate", cert)?,
+                client_key: read_pem("client key", key)?,
+            }),
+            None => None,
+        };
         let certificates = redis::TlsCertificates {
-            client_tls: tls
-                .client
-                .as_ref()
-                .map(|(cert, key)| redis::ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-            root_cert: tls.ca_pem.clone(),
+            client_tls,
+            root_cert,
         };
         redis::Client::build_with_tls(info, certificates)
             .map_err(|e| Error::Invalid(format!("Redis TLS: {e}")))

@@ -51,7 +51,12 @@ impl TlsRedis {
                     break; // the port was taken: another
                 }
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return TlsRedis { port, child };
+                    // Ours, not another process's that took the port first (ours exits then).
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(None) = child.try_wait() {
+                        return TlsRedis { port, child };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -73,10 +78,6 @@ impl Drop for TlsRedis {
     }
 }
 
-fn read(path: std::path::PathBuf) -> Vec<u8> {
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 async fn pki() -> (tempfile::TempDir, Pki) {
     let dir = tempfile::tempdir().expect("tempdir");
     let at = dir.path().to_owned();
@@ -91,8 +92,8 @@ async fn a_private_ca_is_trusted_and_a_client_certificate_given_where_asked() {
     let (_dir, pki) = pki().await;
     let redis = TlsRedis::start(&pki, true);
     let tls = RedisTls {
-        ca_pem: Some(read(pki.ca())),
-        client: Some((read(pki.client_cert()), read(pki.client_key()))),
+        ca_file: Some(pki.ca()),
+        client_files: Some((pki.client_cert(), pki.client_key())),
     };
     let cache = RedisCache::connect_with(&redis.url(), &tls)
         .await
@@ -116,13 +117,13 @@ async fn a_private_ca_is_trusted_and_a_client_certificate_given_where_asked() {
     assert_eq!(count.value, 2);
 
     // No client certificate, or one another CA signed: the server refuses the handshake.
-    for client in [
+    for client_files in [
         None,
-        Some((read(pki.rogue_client_cert()), read(pki.rogue_client_key()))),
+        Some((pki.rogue_client_cert(), pki.rogue_client_key())),
     ] {
         let tls = RedisTls {
-            ca_pem: Some(read(pki.ca())),
-            client,
+            ca_file: Some(pki.ca()),
+            client_files,
         };
         assert!(
             RedisCache::connect_with(&redis.url(), &tls).await.is_err(),
@@ -131,16 +132,47 @@ async fn a_private_ca_is_trusted_and_a_client_certificate_given_where_asked() {
     }
 }
 
+/// A client certificate renewed in place (a cert-manager Secret mounted in a pod) is taken at
+/// the next connection, without a new cache (a restart).
+#[tokio::test]
+async fn a_certificate_renewed_in_place_is_taken_at_the_next_connection() {
+    let (_dir, pki) = pki().await;
+    let redis = TlsRedis::start(&pki, true);
+    let mounted = pki.dir.join("mounted");
+    std::fs::create_dir(&mounted).expect("mkdir");
+    let (cert, key) = (mounted.join("tls.crt"), mounted.join("tls.key"));
+    // What is mounted at first is not accepted (lapsed, or from another CA).
+    std::fs::copy(pki.rogue_client_cert(), &cert).expect("copy");
+    std::fs::copy(pki.rogue_client_key(), &key).expect("copy");
+    let tls = RedisTls {
+        ca_file: Some(pki.ca()),
+        client_files: Some((cert.clone(), key.clone())),
+    };
+    let cache = RedisCache::lazy_with(&redis.url(), &tls).expect("valid settings");
+    assert!(
+        cache.ping().await.is_err(),
+        "refused with the old certificate"
+    );
+    std::fs::copy(pki.client_cert(), &cert).expect("renewed");
+    std::fs::copy(pki.client_key(), &key).expect("renewed");
+    // After the back-off of a failed connect (1 s), the next call connects with the new one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    cache
+        .ping()
+        .await
+        .expect("the renewed certificate is taken");
+}
+
 /// A server whose certificate the trusted CA did not sign (the system's CAs here, or another
 /// private CA) is refused: a configuration to mend, which stops a service's start.
 #[tokio::test]
 async fn a_server_the_trusted_cas_did_not_sign_is_invalid() {
     let (_dir, pki) = pki().await;
     let redis = TlsRedis::start(&pki, false);
-    for ca_pem in [None, Some(read(pki.rogue_ca()))] {
+    for ca_file in [None, Some(pki.rogue_ca())] {
         let tls = RedisTls {
-            ca_pem,
-            client: None,
+            ca_file,
+            client_files: None,
         };
         let e = RedisCache::connect_with(&redis.url(), &tls)
             .await
@@ -149,8 +181,8 @@ async fn a_server_the_trusted_cas_did_not_sign_is_invalid() {
     }
     // Without a client certificate where none is asked for: connects.
     let tls = RedisTls {
-        ca_pem: Some(read(pki.ca())),
-        client: None,
+        ca_file: Some(pki.ca()),
+        client_files: None,
     };
     RedisCache::connect_with(&redis.url(), &tls)
         .await
@@ -161,27 +193,40 @@ async fn a_server_the_trusted_cas_did_not_sign_is_invalid() {
 async fn tls_settings_need_a_rediss_url_and_readable_certificates() {
     let (_dir, pki) = pki().await;
     let tls = RedisTls {
-        ca_pem: Some(read(pki.ca())),
-        client: None,
+        ca_file: Some(pki.ca()),
+        client_files: None,
     };
     assert!(matches!(
         RedisCache::check("redis://127.0.0.1:6379/", &tls),
         Err(Error::Invalid(_))
     ));
-    let garbage = RedisTls {
-        ca_pem: Some(b"not a certificate".to_vec()),
-        client: None,
-    };
+    let not_pem = pki.dir.join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "not a certificate").expect("written");
+    for bad in [
+        RedisTls {
+            ca_file: Some(not_pem.clone()),
+            client_files: None,
+        },
+        RedisTls {
+            ca_file: Some(pki.dir.join("missing.pem")),
+            client_files: None,
+        },
+        RedisTls {
+            ca_file: None,
+            client_files: Some((pki.client_cert(), not_pem.clone())),
+        },
+    ] {
+        assert!(
+            matches!(
+                RedisCache::check("rediss://127.0.0.1:6379/", &bad),
+                Err(Error::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    // No certificate check at all is not offered.
     assert!(matches!(
-        RedisCache::check("rediss://127.0.0.1:6379/", &garbage),
-        Err(Error::Invalid(_))
-    ));
-    let no_key = RedisTls {
-        ca_pem: None,
-        client: Some((read(pki.client_cert()), b"not a key".to_vec())),
-    };
-    assert!(matches!(
-        RedisCache::check("rediss://127.0.0.1:6379/", &no_key),
+        RedisCache::check("rediss://127.0.0.1:6379/#insecure", &RedisTls::default()),
         Err(Error::Invalid(_))
     ));
     RedisCache::check("rediss://127.0.0.1:6379/", &RedisTls::default()).expect("the system's CAs");

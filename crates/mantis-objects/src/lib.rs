@@ -126,9 +126,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// gets the previous object or this one, never part of one.
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()>;
     /// Stores `bytes` under `key` only if no object is there: `true` when stored, `false`
-    /// (nothing written) when one was. Atomic across processes sharing the storage: of
-    /// writers racing for one key, exactly one stores (the model registry claims version
-    /// numbers so). An S3-compatible server that ignores `If-None-Match` would break this.
+    /// when one was (nothing of ours written, but for S3: a write whose answer was lost and
+    /// was retried may find itself there and answer `false`, leaving our object; the registry
+    /// then only skips a number). Atomic across processes sharing the storage: of writers
+    /// racing for one key, exactly one stores (the model registry claims version numbers so).
+    /// S3 needs conditional writes (`If-None-Match: *`: AWS S3, MinIO, Ceph RGW, R2 have
+    /// them); a server without them fails the call.
     async fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool>;
     /// The object under `key`, `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;

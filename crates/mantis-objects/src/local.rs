@@ -261,13 +261,24 @@ fn move_into_place(
             fs::rename(tmp, target)
         } else {
             match fs::hard_link(tmp, target) {
-                // A file system without hard links (FAT): no other process shares this store
-                // (the registry serialises its own writers), so looking first is enough.
+                // NFS may answer a retransmitted link "exists" once it made it: ours when the
+                // staging file has gained a link.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    use std::os::unix::fs::MetadataExt;
+                    if fs::metadata(tmp).is_ok_and(|m| m.nlink() > 1) {
+                        Ok(())
+                    } else {
+                        return Ok(false);
+                    }
+                }
+                // A file system without hard links (FAT; some FUSE and SMB mounts answer
+                // EOPNOTSUPP, 95 on Linux): looking first is enough where no other process
+                // shares the store (the registry serialises its own writers).
                 Err(e)
                     if matches!(
                         e.kind(),
                         ErrorKind::Unsupported | ErrorKind::PermissionDenied
-                    ) =>
+                    ) || e.raw_os_error() == Some(95) =>
                 {
                     if target.exists() {
                         return Ok(false);
@@ -279,7 +290,6 @@ fn move_into_place(
         };
         match moved {
             Ok(()) => break,
-            Err(e) if !replace && e.kind() == ErrorKind::AlreadyExists => return Ok(false),
             // A concurrent delete removed the directory it had emptied: make it again.
             Err(e) if e.kind() == ErrorKind::NotFound && attempt < 5 => continue,
             Err(e) => {

@@ -34,26 +34,7 @@ impl Infra {
     /// described by `settings`.
     pub async fn connect(settings: &InfraSettings) -> Result<Self> {
         settings.check()?;
-        let bus: Arc<dyn Bus> = match &settings.bus {
-            BusSettings::Embedded {
-                retention_bytes_per_partition,
-            } => {
-                let dir = settings.data_dir.join("log");
-                std::fs::create_dir_all(&dir)?;
-                let options = mantis_bus::embedded::EmbeddedOptions {
-                    retention_bytes: *retention_bytes_per_partition,
-                    ..Default::default()
-                };
-                Arc::new(EmbeddedBus::open_with(&dir, options).await?)
-            }
-            BusSettings::Kafka { brokers, .. } => {
-                let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
-                for (k, v) in settings.bus.kafka_properties()? {
-                    config = config.with(k, v);
-                }
-                Arc::new(mantis_bus::kafka::KafkaBus::new(config)?)
-            }
-        };
+        let bus = connect_bus(settings).await?;
         let store = connect_store(settings).await?;
         let codec = match &settings.schema_registry_url {
             Some(url) => {
@@ -165,6 +146,31 @@ const OBJECTS_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Entries the in-process cache of the embedded mode keeps at most.
 const IN_PROCESS_CACHE_ENTRIES: usize = 100_000;
+
+/// Connects to (or, in the embedded mode, opens) the bus `settings` describe, alone: for tools
+/// that need nothing else (`mantis dlq`). The embedded log is one process's at a time.
+pub async fn connect_bus(settings: &InfraSettings) -> Result<Arc<dyn Bus>> {
+    Ok(match &settings.bus {
+        BusSettings::Embedded {
+            retention_bytes_per_partition,
+        } => {
+            let dir = settings.data_dir.join("log");
+            std::fs::create_dir_all(&dir)?;
+            let options = mantis_bus::embedded::EmbeddedOptions {
+                retention_bytes: *retention_bytes_per_partition,
+                ..Default::default()
+            };
+            Arc::new(EmbeddedBus::open_with(&dir, options).await?)
+        }
+        BusSettings::Kafka { brokers, .. } => {
+            let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
+            for (k, v) in settings.bus.kafka_properties()? {
+                config = config.with(k, v);
+            }
+            Arc::new(mantis_bus::kafka::KafkaBus::new(config)?)
+        }
+    })
+}
 
 /// Connects to (or opens) the store `settings` describe, alone: for tools that need neither the
 /// bus nor the cache (`mantis train rul`, which may run beside a running platform).

@@ -42,7 +42,7 @@ pub use http::{
     FieldError, Problem, bind, json_bodies, method_not_allowed, no_such_route, parse_json,
     parse_json_object, problem_bodies, serve,
 };
-pub use infra::{Infra, connect_store};
+pub use infra::{Infra, connect_bus, connect_store};
 pub use lease::{lease_holder, note_time, noted_within, while_holding};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;

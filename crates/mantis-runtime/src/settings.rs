@@ -217,18 +217,23 @@ pub struct RedisTlsSettings {
 }
 
 impl RedisTlsSettings {
-    /// Reads the files (the error names the key and the file).
+    /// The files, each checked readable (the error names the key and the file); the cache
+    /// reads them again before each new connection (renewed certificates are taken).
     pub fn load(&self) -> Result<mantis_cache::RedisTls> {
-        let read = |key: &str, path: &PathBuf| {
-            std::fs::read(path).map_err(|e| {
+        let readable = |key: &str, path: &PathBuf| {
+            std::fs::File::open(path).map(drop).map_err(|e| {
                 Error::Config(format!("infra.redis_tls.{key} `{}`: {e}", path.display()))
             })
         };
-        let client = match (&self.client_cert_file, &self.client_key_file) {
-            (Some(cert), Some(key)) => Some((
-                read("client_cert_file", cert)?,
-                read("client_key_file", key)?,
-            )),
+        if let Some(ca) = &self.ca_file {
+            readable("ca_file", ca)?;
+        }
+        let client_files = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => {
+                readable("client_cert_file", cert)?;
+                readable("client_key_file", key)?;
+                Some((cert.clone(), key.clone()))
+            }
             (None, None) => None,
             _ => {
                 return Err(Error::Config(
@@ -237,12 +242,8 @@ impl RedisTlsSettings {
             }
         };
         Ok(mantis_cache::RedisTls {
-            ca_pem: self
-                .ca_file
-                .as_ref()
-                .map(|f| read("ca_file", f))
-                .transpose()?,
-            client,
+            ca_file: self.ca_file.clone(),
+            client_files,
         })
     }
 }

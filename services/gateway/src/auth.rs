@@ -317,23 +317,61 @@ const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 struct SharedLogins {
     cache: Arc<dyn mantis_cache::Cache>,
     per_minute: u32,
+    /// The key of the digests naming the counts: derived from the token signing secret, so
+    /// the replicas agree, another deployment sharing the Redis counts apart, and a digest
+    /// (of what may be a password typed as a name) cannot be checked against a dictionary.
+    digest_key: [u8; 32],
+    /// When the cache last failed to count (said once a minute at most).
+    warned: Mutex<Option<std::time::Instant>>,
 }
 
 impl SharedLogins {
+    fn new(cache: Arc<dyn mantis_cache::Cache>, per_minute: u32, secret: &str) -> Self {
+        let digest_key: [u8; 32] =
+            Sha256::digest([b"mantis login counts\0".as_slice(), secret.as_bytes()].concat())
+                .into();
+        Self {
+            cache,
+            per_minute,
+            digest_key,
+            warned: Mutex::new(None),
+        }
+    }
+
+    /// HMAC-SHA-256 of `parts` (joined by NUL) keyed with [`Self::digest_key`], hex, 128 bits.
+    fn digest(&self, parts: &[&str]) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(parts.join("\u{0}").as_bytes());
+        let full = hex(&mac.finalize().into_bytes());
+        full.get(..32).unwrap_or_default().to_owned()
+    }
+
+    /// Says (once a minute at most, and always in a metric) that the replicas' counts are not
+    /// kept: each replica's own buckets alone hold meanwhile.
+    fn unshared(&self, e: &mantis_cache::Error) {
+        metrics::counter!("mantis_login_counts_unshared_total").increment(1);
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(60)) {
+            *warned = Some(std::time::Instant::now());
+            tracing::warn!(error = %e, "login attempts are not counted across the gateway's replicas (the cache does not count): each replica's own limit holds meanwhile");
+        }
+    }
+
     /// The cache keys of `client`'s attempts as `username` and of all its attempts, with
-    /// their limits. Digests: what was typed as a name may be a password typed in the wrong
-    /// field, not to be kept as it is.
+    /// their limits.
     fn keys(&self, client: &str, username: &str) -> [(String, u32, &'static str); 2] {
-        let user = sha256_hex(format!("{client}\u{0}{username}").as_bytes());
-        let address = sha256_hex(client.as_bytes());
+        let user = self.digest(&[client, username]);
+        let address = self.digest(&[client]);
         [
             (
-                format!("login:address:{}", address.get(..32).unwrap_or_default()),
+                format!("login:address:{address}"),
                 self.per_minute.saturating_mul(6),
                 "too many logins from this address; wait before trying again",
             ),
             (
-                format!("login:user:{}", user.get(..32).unwrap_or_default()),
+                format!("login:user:{user}"),
                 self.per_minute,
                 "too many failed logins; wait before trying again",
             ),
@@ -357,9 +395,7 @@ impl SharedLogins {
                     return Err(too_many(wait, detail));
                 }
                 Ok(_) => counted.push(key),
-                Err(e) => {
-                    tracing::debug!(error = %e, "login attempts not counted across replicas");
-                }
+                Err(e) => self.unshared(&e),
             }
         }
         Ok(counted)
@@ -369,7 +405,7 @@ impl SharedLogins {
     async fn refund(&self, keys: &[String]) {
         for key in keys {
             if let Err(e) = self.cache.count(key, -1, LOGIN_WINDOW).await {
-                tracing::debug!(error = %e, "login attempt not taken back across replicas");
+                self.unshared(&e);
             }
         }
     }
@@ -533,10 +569,7 @@ impl Auth {
                     config.login_attempts_per_minute.saturating_mul(6),
                     config.login_attempts_per_minute.saturating_mul(6).max(1),
                 ),
-                shared_logins: SharedLogins {
-                    cache,
-                    per_minute: config.login_attempts_per_minute,
-                },
+                shared_logins: SharedLogins::new(cache, config.login_attempts_per_minute, &secret),
                 hashing: tokio::sync::Semaphore::new(4),
                 dummy_hash,
                 proxies,

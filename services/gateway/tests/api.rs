@@ -1090,32 +1090,38 @@ async fn callers_over_their_rate_get_429_with_retry_after_and_logins_are_throttl
 async fn logins_are_throttled_across_the_gateways_replicas() {
     mantis_telemetry::init_test_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut infra = infra(dir.path()).await;
+    let infra = infra(dir.path()).await;
     let redis =
         std::env::var("MANTIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    infra.cache = Arc::new(
-        mantis_cache::RedisCache::connect(&redis)
-            .await
-            .expect("the machine's Redis"),
-    );
-    // A name of its own: Redis outlives the test, and its counts last a minute.
+    // A name and a client address of their own: Redis outlives the test, and its counts
+    // last a minute.
     let username = format!("replicas-{}", uuid::Uuid::new_v4().simple());
+    let [a, b, c, _] = uuid::Uuid::new_v4().into_bytes()[..4] else {
+        unreachable!("16 bytes")
+    };
+    let client = format!("10.{a}.{b}.{}", c.max(1));
     let shutdown = CancellationToken::new();
     let mut replicas = Vec::new();
     for _ in 0..3 {
+        // Each replica a process of its own: its own connection to Redis.
+        let mut own = infra.clone();
+        own.cache = Arc::new(
+            mantis_cache::RedisCache::connect(&redis)
+                .await
+                .expect("the machine's Redis"),
+        );
         let config = Config {
             bind: "127.0.0.1:0".into(),
             auth: AuthConfig {
                 admin_username: username.clone(),
                 admin_password: PASSWORD.into(),
                 login_attempts_per_minute: 3,
+                trusted_proxies: vec!["127.0.0.1".into()],
                 ..AuthConfig::default()
             },
             ..Config::default()
         };
-        let app = mantis_gateway::build(infra.clone(), config)
-            .await
-            .expect("build");
+        let app = mantis_gateway::build(own, config).await.expect("build");
         replicas.push(format!("http://127.0.0.1:{}", app.port()));
         tokio::spawn(app.run(shutdown.clone()));
     }
@@ -1123,6 +1129,7 @@ async fn logins_are_throttled_across_the_gateways_replicas() {
     let login = |url: &str, password: &str| {
         let req = http
             .post(format!("{url}/api/v1/auth/login"))
+            .header("x-forwarded-for", &client)
             .json(&json!({"username": username, "password": password}));
         async move {
             let r = req.send().await.expect("gateway reachable");

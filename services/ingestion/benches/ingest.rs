@@ -58,6 +58,9 @@ impl Bus for SwitchedBus {
     async fn subscribe(&self, o: SubscribeOptions) -> mantis_bus::Result<Box<dyn Subscription>> {
         self.inner.subscribe(o).await
     }
+    async fn topic_offsets(&self, p: &str) -> mantis_bus::Result<Vec<mantis_bus::TopicOffsets>> {
+        self.inner.topic_offsets(p).await
+    }
     async fn ping(&self) -> mantis_bus::Result<()> {
         self.inner.ping().await
     }

@@ -128,6 +128,12 @@ impl Bus for SwitchedBus {
     ) -> mantis_bus::Result<Box<dyn Subscription>> {
         self.inner.subscribe(options).await
     }
+    async fn topic_offsets(
+        &self,
+        prefix: &str,
+    ) -> mantis_bus::Result<Vec<mantis_bus::TopicOffsets>> {
+        self.inner.topic_offsets(prefix).await
+    }
     async fn ping(&self) -> mantis_bus::Result<()> {
         if self.up.load(Ordering::SeqCst) {
             self.inner.ping().await

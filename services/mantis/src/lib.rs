@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod dlq;
 pub mod import;
 pub mod train;
 

@@ -66,6 +66,62 @@ enum Command {
         #[command(subcommand)]
         what: ConfigWhat,
     },
+    /// The dead-letter topics: what was set aside and why, and sending it again once the
+    /// cause is mended (embedded mode: with `mantis run` stopped).
+    Dlq {
+        #[command(subcommand)]
+        what: DlqWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqWhat {
+    /// Each dead-letter topic and how many records it retains.
+    List,
+    /// The dead letters of a topic (newest last): when, why, where from.
+    Show {
+        /// The topic, e.g. `dlq.preprocessing`.
+        topic: String,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publishes a topic's dead letters back to the topics they came from, for their consumers
+    /// to read again (a sensor since registered, a receiver since mended); the dead letters
+    /// stay. Device messages, which came from no topic, are not replayed.
+    Replay {
+        /// The topic, e.g. `dlq.preprocessing`.
+        topic: String,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Count what would be published; publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct DlqFilter {
+    /// Only those whose reason contains this (case-insensitive).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only those set aside since this time (RFC 3339), or this long ago (30m, 12h, 7d).
+    #[arg(long, value_parser = mantis::dlq::parse_since)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<DlqFilter> for mantis::dlq::Filter {
+    fn from(f: DlqFilter) -> Self {
+        Self {
+            reason: f.reason,
+            since: f.since,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -166,6 +222,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         return Ok(());
+    }
+    if let Command::Dlq { what } = cli.command {
+        let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        settings.infra.check()?;
+        let bus = mantis_runtime::connect_bus(&settings.infra).await?;
+        return dlq(bus.as_ref(), what).await;
     }
     if let Command::Import {
         source,
@@ -288,5 +350,84 @@ async fn main() -> anyhow::Result<()> {
         trigger.cancel();
     });
     mantis::run(settings, demo, shutdown).await?;
+    Ok(())
+}
+
+/// `mantis dlq …`: prints to stdout.
+async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
+    use mantis::dlq;
+    match what {
+        DlqWhat::List => {
+            let topics = dlq::list(bus).await?;
+            if topics.is_empty() {
+                println!("no dead-letter topic: nothing was ever set aside");
+            }
+            for t in topics {
+                println!(
+                    "{:<48} {:>9} records  ({} partitions)",
+                    t.name,
+                    t.retained(),
+                    t.partitions.len()
+                );
+            }
+        }
+        DlqWhat::Show {
+            topic,
+            filter,
+            limit,
+            json,
+        } => {
+            let letters = dlq::show(bus, &topic, &filter.into(), limit).await?;
+            if letters.is_empty() && !json {
+                println!("{topic}: no dead letter (of those asked for)");
+            }
+            for l in letters {
+                if json {
+                    println!("{}", serde_json::to_string(&l)?);
+                    continue;
+                }
+                println!(
+                    "{}  {}@{}  from {}  key {}  {} bytes\n    {}",
+                    l.at.as_deref().unwrap_or("(no time)"),
+                    l.partition,
+                    l.offset,
+                    l.source.as_deref().unwrap_or("a device"),
+                    l.key.as_deref().unwrap_or("-"),
+                    l.payload_bytes,
+                    l.reason
+                );
+                for (k, v) in &l.headers {
+                    println!("    {k}: {v}");
+                }
+            }
+        }
+        DlqWhat::Replay {
+            topic,
+            filter,
+            dry_run,
+        } => {
+            let done = dlq::replay(bus, &topic, &filter.into(), dry_run).await?;
+            let verb = if dry_run {
+                "would publish"
+            } else {
+                "published"
+            };
+            if done.published.is_empty() {
+                println!("{topic}: nothing to replay");
+            }
+            for (to, n) in &done.published {
+                println!("{verb} {n} to {to}");
+            }
+            if done.filtered > 0 {
+                println!("{} left by the filter", done.filtered);
+            }
+            if done.not_replayable > 0 {
+                println!(
+                    "{} not replayable (device messages, or their topic is gone)",
+                    done.not_replayable
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! <name>`), configured only by environment variables, over a Kafka-protocol broker (tansu,
 //! one per test), PostgreSQL (a fresh database per test) and Redis — a reading in over HTTP,
 //! an alert out over the WebSocket, a work order in PostgreSQL; a service killed mid-stream
-//! that loses and duplicates nothing; and a sensor falling silent mid-window, whose cut-short
-//! window must not be taken for a fault.
+//! that loses and duplicates nothing; a sensor falling silent mid-window, whose cut-short
+//! window must not be taken for a fault; and a record a service cannot read, dead-lettered,
+//! shown and replayed with `mantis dlq` over Kafka while the services run.
 //!
 //! Needs tansu (`cargo install tansu --locked --version 0.6.0 --features dynostore,libsql`), `psql`,
 //! PostgreSQL and Redis; see `common/cluster.rs` for the environment variables. When a test
@@ -431,5 +432,69 @@ async fn a_sensor_falling_silent_mid_window_raises_no_anomaly_for_the_cut_short_
         stored,
         vec![marker_start],
         "only the failing window is an anomaly; stored: {explained:#?}"
+    );
+}
+
+/// A record preprocessing cannot decode goes to `dlq.preprocessing`; `mantis dlq` (beside the
+/// running services, over Kafka) lists and shows it with its source, and replays it to
+/// `sensor.raw`, where preprocessing reads it again and sets it aside again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_shown_and_replayed_over_kafka_while_the_services_run() {
+    use mantis_bus::{Bus, OutboundRecord, TraceContext};
+    let cluster = start_cluster_closing_idle_windows_after(2).await;
+    let bus = mantis_bus::kafka::KafkaBus::new(mantis_bus::kafka::KafkaConfig::new(
+        cluster.brokers(),
+        "dlq-test",
+    ))
+    .expect("a Kafka client");
+    let at = bus
+        .publish(OutboundRecord::new(
+            "sensor.raw",
+            Some(b"not-a-sensor".to_vec()),
+            b"not an Avro record".to_vec(),
+            TraceContext::new_root(),
+        ))
+        .await
+        .expect("published");
+    let letters = |cluster: &Cluster| {
+        let (ok, out, err) = cluster.mantis(&["dlq", "show", "dlq.preprocessing", "--json"]);
+        assert!(ok, "{err}");
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON per line"))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + PIPELINE_TIMEOUT;
+    let mut shown = Vec::new();
+    while shown.is_empty() {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shown = letters(&cluster);
+    }
+    assert_eq!(
+        shown[0]["source"],
+        format!("sensor.raw/{}/{}", at.partition, at.offset)
+    );
+    assert_eq!(shown[0]["key"], "not-a-sensor");
+    let (ok, out, err) = cluster.mantis(&["dlq", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("dlq.preprocessing") && l.contains(" 1 records")),
+        "{out}"
+    );
+
+    let (ok, out, err) = cluster.mantis(&["dlq", "replay", "dlq.preprocessing"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("published 1 to sensor.raw"), "{out}");
+    // Read again by preprocessing, and set aside again.
+    while letters(&cluster).len() < 2 {
+        assert!(Instant::now() < deadline, "the replay was never read again");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let again = letters(&cluster);
+    assert_eq!(again[1]["key"], "not-a-sensor");
+    assert_ne!(
+        again[1]["source"], again[0]["source"],
+        "a new offset of sensor.raw"
     );
 }

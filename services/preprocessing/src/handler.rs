@@ -239,7 +239,13 @@ impl WindowHandler {
         if faster {
             tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far faster than its registered sampling rate: its readings are resampled onto the registered grid (most dropped, fast changes aliased); register its real rate");
         } else {
-            tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "the sensor sends far slower than its registered sampling rate: its readings are interpolated onto the registered grid (its spectrum above its real rate made up; intervals over ten registered periods split its windows, of which the longest piece is kept); register its real rate, unless it reports on change only");
+            const SLOWER: &str = "the sensor sends far slower than its registered sampling rate: its readings are interpolated onto the registered grid (its spectrum above its real rate made up; intervals over ten registered periods split its windows, of which the longest piece is kept); register its real rate, unless it reports on change only";
+            // Expected of a sensor reporting on change: a warning once, then at info level.
+            if warned.is_none() {
+                tracing::warn!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "{SLOWER}");
+            } else {
+                tracing::info!(sensor = %raw.sensor_id, asset = %raw.asset_id, registered_hz = nominal, seen_hz = seen, "{SLOWER}");
+            }
         }
     }
 

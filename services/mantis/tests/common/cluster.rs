@@ -657,6 +657,31 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs the `mantis` command line with `args` against this cluster (its environment):
+    /// success, standard output, standard error.
+    pub fn mantis(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_mantis"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("mantis runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The broker's address (`127.0.0.1:<port>`).
+    pub fn brokers(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "MANTIS_INFRA__BUS__BROKERS")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
     /// `http://127.0.0.1:<port>` of `service`.
     pub fn url(&self, service: &str) -> String {
         format!("http://127.0.0.1:{}", self.ports[service])
