@@ -573,7 +573,9 @@ pub async fn topics_are_listed_with_their_retained_offsets<B: Bus>(bus: &B, ns: 
     assert_eq!(listed[0].retained(), 5);
     assert!(listed[0].partitions.iter().all(|p| p.earliest == 0));
     assert_eq!(listed[1].retained(), 0);
-    let all = bus.topic_offsets("").await.expect("every topic");
+    let all = within("topic_offsets of every topic", bus.topic_offsets(""))
+        .await
+        .expect("every topic");
     assert!(all.iter().any(|t| t.name == a) && all.iter().any(|t| t.name == format!("{ns}.other")));
     assert!(
         all.iter().all(|t| !t.name.starts_with("__")),

@@ -507,11 +507,20 @@ impl Bus for KafkaBus {
                 if !name.starts_with(&prefix) || (prefix.is_empty() && name.starts_with("__")) {
                     continue;
                 }
+                // One being created or deleted, or denied: said, not a failure of the others.
+                if let Some(e) = topic.error() {
+                    warn!(topic = name, error = ?e, "topic left out of the listing");
+                    continue;
+                }
                 let mut partitions = Vec::new();
                 for p in topic.partitions() {
-                    let (earliest, end) = client
-                        .fetch_watermarks(name, p.id(), timeout)
-                        .map_err(|e| map_err(e, name))?;
+                    let (earliest, end) = match client.fetch_watermarks(name, p.id(), timeout) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            warn!(topic = name, partition = p.id(), error = %e, "partition left out of the listing (no leader?)");
+                            continue;
+                        }
+                    };
                     partitions.push(PartitionOffsets {
                         partition: p.id(),
                         earliest,

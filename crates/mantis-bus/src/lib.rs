@@ -53,6 +53,12 @@ pub const DLQ_SOURCE_TOPIC: &str = "mantis.dlq.source-topic";
 pub const DLQ_SOURCE_PARTITION: &str = "mantis.dlq.source-partition";
 /// Header naming the offset a dead-lettered record came from.
 pub const DLQ_SOURCE_OFFSET: &str = "mantis.dlq.source-offset";
+/// Header of a record replayed from a dead-letter topic: the consumers it is for (the name in
+/// `dlq.<name>`); the others of its topic pass over it.
+pub const REPLAY_FOR: &str = "mantis.replay.for";
+/// Header of a record replayed from a dead-letter topic: the letter it was
+/// (`<topic>/<partition>/<offset>`), so that a letter it becomes again is known for a copy.
+pub const REPLAY_OF: &str = "mantis.replay.of";
 /// Header naming the connector (source) whose device message yielded no reading.
 pub const DLQ_CONNECTOR: &str = "mantis.dlq.connector";
 /// Header naming the protocol of that connector (`MQTT`, `OPC_UA`, `MTCONNECT`...).

@@ -244,6 +244,8 @@ pub struct RedisCache {
     /// The URL (never shown: it may carry a password) and the TLS files, to build it again.
     url: Arc<str>,
     tls: RedisTls,
+    /// When the TLS files last could not be read again (said once a minute at most).
+    unreadable_since: Arc<std::sync::Mutex<Option<Instant>>>,
     /// The connection and its number (how many were opened before it), `None` after it
     /// failed until a call opens another.
     conn: Arc<std::sync::Mutex<Held>>,
@@ -483,6 +485,7 @@ impl RedisCache {
             client: Arc::new(std::sync::Mutex::new(client)),
             url: Arc::from(url),
             tls: tls.clone(),
+            unreadable_since: Arc::default(),
             conn: Arc::default(),
         })
     }
@@ -499,7 +502,14 @@ impl RedisCache {
             match Self::client(&self.url, &self.tls) {
                 Ok(client) => *held = client,
                 Err(e) => {
-                    tracing::warn!(addr = %self.addr, error = %e, "the Redis TLS files cannot be read again; connecting with those read before");
+                    let mut said = self
+                        .unreadable_since
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        *said = Some(Instant::now());
+                        tracing::warn!(addr = %self.addr, error = %e, "the Redis TLS files cannot be read again; connecting with those read before");
+                    }
                 }
             }
         }

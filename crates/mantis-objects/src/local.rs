@@ -265,7 +265,13 @@ fn move_into_place(
                 // staging file has gained a link.
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     use std::os::unix::fs::MetadataExt;
-                    if fs::metadata(tmp).is_ok_and(|m| m.nlink() > 1) {
+                    let same = match (fs::metadata(tmp), fs::metadata(target)) {
+                        (Ok(ours), Ok(there)) => {
+                            (ours.dev(), ours.ino()) == (there.dev(), there.ino())
+                        }
+                        _ => false,
+                    };
+                    if same {
                         Ok(())
                     } else {
                         return Ok(false);

@@ -236,6 +236,16 @@ pub async fn run_consumer_with<H: Handler>(
         owned.received(&env);
         metrics::counter!("mantis_records_consumed_total", "group" => group.to_owned(), "topic" => topic)
             .increment(1);
+        // Replayed from another consumer's dead letters (`mantis dlq replay`): theirs alone.
+        if env
+            .header(mantis_bus::REPLAY_FOR)
+            .is_some_and(|to| to != dead_letters.as_bytes())
+        {
+            if let Some(position) = handler.skipped(&env) {
+                owned.commit(&mut sub, &mut handler, &position);
+            }
+            continue;
+        }
         let input = loop {
             match infra.codec.decode::<H::Input>(&env.payload).await {
                 Ok(v) => break Some(v),

@@ -27,6 +27,7 @@
 
 mod app;
 mod consumer;
+pub mod dead_letters;
 mod http;
 mod infra;
 mod lease;

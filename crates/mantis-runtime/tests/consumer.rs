@@ -286,3 +286,69 @@ async fn a_dead_letter_never_commits_past_records_a_handler_still_holds() {
     );
     stop(shutdown, task).await;
 }
+
+/// Records `topic` retains, once they reach `n` (waits up to 30 s).
+async fn retained_reaches(infra: &Infra, topic: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = infra.bus.topic_offsets(topic).await.expect("offsets")[0].retained();
+        if held >= n {
+            assert_eq!(held, n, "{topic}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{topic}: {held} of {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A dead letter replayed (`mantis dlq replay`) reaches the consumers that set it aside alone
+/// (another group of the topic passes over it), and set aside again it is a copy: a second
+/// replay sends the letter once, not twice.
+#[tokio::test]
+async fn a_replayed_letter_reaches_its_own_consumers_alone_and_is_not_doubled() {
+    use mantis_runtime::dead_letters::{Filter, replay};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    let (_seen_a, stop_a, task_a) = spawn_recorder(&infra, "refuser", 0);
+    let (_seen_b, stop_b, task_b) = spawn_recorder(&infra, "bystander", 0);
+    publish_vector(&publisher, -5).await;
+    // Both refuse it (a negative RMS), each on its own dead-letter topic.
+    retained_reaches(&infra, "dlq.refuser", 1).await;
+    retained_reaches(&infra, "dlq.bystander", 1).await;
+
+    let done = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), false)
+        .await
+        .expect("replayed");
+    assert_eq!(done.published[topics::FEATURES_EXTRACTED], 1);
+    // The refuser reads it again (and refuses it again); the bystander passes over it.
+    retained_reaches(&infra, "dlq.refuser", 2).await;
+    let copy = dead_letters(&infra, "refuser", 2).await.remove(1);
+    assert_eq!(
+        copy.header(mantis_bus::REPLAY_OF),
+        Some(&b"dlq.refuser/0/0"[..])
+    );
+    // Replayed again: the letter once, its copy left.
+    let again = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), false)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        (again.published[topics::FEATURES_EXTRACTED], again.copies),
+        (1, 1)
+    );
+    retained_reaches(&infra, "dlq.refuser", 3).await;
+    // A publish the bystander handles still reaches it (it went on past the replays).
+    publish_vector(&publisher, -6).await;
+    retained_reaches(&infra, "dlq.bystander", 2).await;
+    let second = dead_letters(&infra, "bystander", 2).await.remove(1);
+    assert_eq!(
+        second.header(mantis_bus::REPLAY_OF),
+        None,
+        "the bystander's second letter is the new record's, not the replay's"
+    );
+    stop(stop_a, task_a).await;
+    stop(stop_b, task_b).await;
+}

@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub(crate) struct ApiState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) cache: Arc<dyn Cache>,
+    /// The bus: the dead-letter topics are read and replayed through it.
+    pub(crate) bus: Arc<dyn mantis_bus::Bus>,
     pub(crate) auth: Arc<Auth>,
     pub(crate) live: LiveHub,
     pub(crate) shifts: crate::kpi::Shifts,
@@ -61,6 +63,15 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(access::list_api_keys).post(access::create_api_key),
         )
         .route("/api/v1/api-keys/{id}", delete(access::revoke_api_key))
+        .route("/api/v1/dead-letters", get(crate::dead_letters::list))
+        .route(
+            "/api/v1/dead-letters/{topic}",
+            get(crate::dead_letters::show),
+        )
+        .route(
+            "/api/v1/dead-letters/{topic}/replay",
+            post(crate::dead_letters::replay),
+        )
         .route("/api/v1/overview", get(plant::overview))
         .route(
             "/api/v1/assets",

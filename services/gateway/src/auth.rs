@@ -1349,6 +1349,9 @@ pub const POLICY: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/api-keys", Role::Admin),
     ("POST", "/api/v1/api-keys", Role::Admin),
     ("DELETE", "/api/v1/api-keys/{id}", Role::Admin),
+    ("GET", "/api/v1/dead-letters", Role::Admin),
+    ("GET", "/api/v1/dead-letters/{topic}", Role::Admin),
+    ("POST", "/api/v1/dead-letters/{topic}/replay", Role::Admin),
     ("GET", "/ws", Role::Operator),
 ];
 

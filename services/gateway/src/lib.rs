@@ -19,6 +19,7 @@ mod api;
 mod auth;
 mod calendar;
 mod catalog;
+mod dead_letters;
 mod ingest;
 mod kpi;
 mod live;
@@ -184,6 +185,7 @@ pub async fn build_with_bootstrap(infra: Infra, config: Config) -> Result<(App, 
     let state = api::ApiState {
         store: infra.store.clone(),
         cache: infra.cache.clone(),
+        bus: infra.bus.clone(),
         auth: Arc::new(auth),
         live: live.clone(),
         shifts,

@@ -42,6 +42,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         crate::stores::list_parts, crate::stores::get_part, crate::stores::put_part,
         crate::stores::delete_part, crate::stores::record_movement, crate::stores::list_movements,
         crate::catalog::rules,
+        crate::dead_letters::list, crate::dead_letters::show, crate::dead_letters::replay,
     ),
     components(schemas(crate::operations::AlertStateParam, crate::api::Format, crate::ingest::ReadingIn)),
     modifiers(&Security),

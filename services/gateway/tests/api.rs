@@ -1991,7 +1991,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("Tested: 56"),
+        stdout.contains("Tested: 59"),
         "every operation was exercised:\n{stdout}"
     );
 }
@@ -5415,4 +5415,137 @@ async fn counts_with_an_ideal_cycle_time_give_oee_its_performance_less_downtime(
         assert!(c["performance"].is_null(), "{c:#}");
         assert!(close(&c["oee"], 1.0), "{c:#}");
     }
+}
+
+/// The dead letters over the API, while the (embedded) platform runs: listed, shown with
+/// their source, filtered, replayed to where they came from (a dry run first); a topic that
+/// is not a dead-letter one is 404, a bad filter 400, and another tenant's admin 403 (the
+/// letters hold every tenant's records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_shown_and_replayed_by_the_platforms_admins() {
+    use mantis_bus::{OutboundRecord, TraceContext};
+    let g = start(|_| {}).await;
+    let bus = g.infra.bus.clone();
+    let spec = |name: &str| mantis_bus::TopicSpec {
+        name: name.into(),
+        partitions: 1,
+        retention: Duration::from_secs(3600),
+    };
+    bus.ensure_topics(&[spec("sensor.raw"), spec("dlq.preprocessing")])
+        .await
+        .expect("topics");
+    let raw_before = bus.topic_offsets("sensor.raw").await.expect("offsets")[0].retained();
+    let record = OutboundRecord::new(
+        "sensor.raw",
+        Some(b"sensor-7".to_vec()),
+        b"a reading".to_vec(),
+        TraceContext::new_root(),
+    );
+    let at = bus.publish(record).await.expect("published");
+    let envelope = mantis_bus::Envelope {
+        topic: "sensor.raw".into(),
+        partition: at.partition,
+        offset: at.offset,
+        key: Some(b"sensor-7".to_vec()),
+        headers: Vec::new(),
+        timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        payload: b"a reading".to_vec(),
+    };
+    bus.publish(envelope.to_dead_letter("dlq.preprocessing", "unknown sensor sensor-7"))
+        .await
+        .expect("dead-lettered");
+    let admin = Auth::Key(KEY.into());
+
+    let (s, _, topics) = g.call("GET", "/api/v1/dead-letters", &admin, None).await;
+    assert_eq!(s, 200, "{topics:#}");
+    let listed = topics
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["topic"] == "dlq.preprocessing")
+        .cloned()
+        .expect("listed");
+    assert_eq!(listed["records"], 1);
+
+    let (s, _, letters) = g
+        .call(
+            "GET",
+            "/api/v1/dead-letters/dlq.preprocessing",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{letters:#}");
+    assert_eq!(letters[0]["reason"], "unknown sensor sensor-7");
+    assert_eq!(
+        letters[0]["source"],
+        format!("sensor.raw/{}/{}", at.partition, at.offset)
+    );
+    assert_eq!(letters[0]["payloadBytes"], 9);
+    let (_, _, none) = g
+        .call(
+            "GET",
+            "/api/v1/dead-letters/dlq.preprocessing?reason=timeout",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(none, json!([]));
+    let (s, _, v) = g
+        .call(
+            "GET",
+            "/api/v1/dead-letters/dlq.preprocessing?since=yesterday",
+            &admin,
+            None,
+        )
+        .await;
+    assert_problem(s, &v, 400);
+    assert_eq!(v["errors"][0]["pointer"], "/since", "{v:#}");
+    let (s, _, v) = g
+        .call("GET", "/api/v1/dead-letters/sensor.raw", &admin, None)
+        .await;
+    assert_problem(s, &v, 404);
+
+    let (s, _, dry) = g
+        .call(
+            "POST",
+            "/api/v1/dead-letters/dlq.preprocessing/replay",
+            &admin,
+            Some(json!({"dryRun": true, "reason": "UNKNOWN SENSOR"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{dry:#}");
+    assert_eq!(dry["published"]["sensor.raw"], 1);
+    let raw = || async { bus.topic_offsets("sensor.raw").await.expect("offsets")[0].retained() };
+    assert_eq!(raw().await, raw_before + 1, "a dry run publishes nothing");
+    let (s, _, done) = g
+        .call(
+            "POST",
+            "/api/v1/dead-letters/dlq.preprocessing/replay",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{done:#}");
+    assert_eq!(done["published"]["sensor.raw"], 1);
+    assert_eq!(raw().await, raw_before + 2, "published back");
+    let (s, _, v) = g
+        .call(
+            "POST",
+            "/api/v1/dead-letters/dlq.preprocessing/replay",
+            &admin,
+            Some(json!({"dryrun": true})),
+        )
+        .await;
+    assert_problem(s, &v, 400);
+
+    // An admin of another tenant: forbidden.
+    g.token_for("ada", "admin").await;
+    let mut ada: User = g.store.get_user("ada").await.expect("get").expect("exists");
+    ada.tenant_id = TenantId(uuid::Uuid::new_v4());
+    g.store.upsert_user(&ada).await.expect("move");
+    let (_, v) = g.login("ada", PASSWORD).await;
+    let ada = Auth::Bearer(v["token"].as_str().expect("token").to_owned());
+    let (s, _, v) = g.call("GET", "/api/v1/dead-letters", &ada, None).await;
+    assert_problem(s, &v, 403);
 }

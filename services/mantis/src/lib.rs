@@ -8,7 +8,6 @@
 
 pub mod check;
 pub mod demo;
-pub mod dlq;
 pub mod import;
 pub mod train;
 

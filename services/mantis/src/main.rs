@@ -111,11 +111,11 @@ struct DlqFilter {
     #[arg(long)]
     reason: Option<String>,
     /// Only those set aside since this time (RFC 3339), or this long ago (30m, 12h, 7d).
-    #[arg(long, value_parser = mantis::dlq::parse_since)]
+    #[arg(long, value_parser = mantis_runtime::dead_letters::parse_since)]
     since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<DlqFilter> for mantis::dlq::Filter {
+impl From<DlqFilter> for mantis_runtime::dead_letters::Filter {
     fn from(f: DlqFilter) -> Self {
         Self {
             reason: f.reason,
@@ -225,8 +225,19 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Command::Dlq { what } = cli.command {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
-        settings.infra.check()?;
-        let bus = mantis_runtime::connect_bus(&settings.infra).await?;
+        let bus = mantis_runtime::connect_bus(&settings.infra)
+            .await
+            .map_err(|e| match e {
+                mantis_runtime::Error::Bus(mantis_bus::Error::Unavailable(why))
+                    if why.contains("in use") =>
+                {
+                    anyhow::anyhow!(
+                        "{why}: the platform is running; stop `mantis run` first, or use the \
+                         gateway's /api/v1/dead-letters meanwhile"
+                    )
+                }
+                e => e.into(),
+            })?;
         return dlq(bus.as_ref(), what).await;
     }
     if let Command::Import {
@@ -355,7 +366,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// `mantis dlq …`: prints to stdout.
 async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
-    use mantis::dlq;
+    use mantis_runtime::dead_letters as dlq;
     match what {
         DlqWhat::List => {
             let topics = dlq::list(bus).await?;
@@ -421,10 +432,24 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
             if done.filtered > 0 {
                 println!("{} left by the filter", done.filtered);
             }
+            if done.copies > 0 {
+                println!(
+                    "{} copies of letters still held (replayed once, as those)",
+                    done.copies
+                );
+            }
             if done.not_replayable > 0 {
                 println!(
                     "{} not replayable (device messages, or their topic is gone)",
                     done.not_replayable
+                );
+            }
+            if done.refused > 0 {
+                println!("{} refused by the bus (see the log)", done.refused);
+            }
+            if let Some(why) = done.stopped {
+                anyhow::bail!(
+                    "stopped before the end: {why} (what is counted above was published; running again publishes it again)"
                 );
             }
         }

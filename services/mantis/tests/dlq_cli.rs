@@ -145,6 +145,33 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         out.contains("value is not a number") && !out.contains("unknown sensor"),
         "{out}"
     );
+    let (ok, out, _) = mantis(data.path(), &["show", "dlq.preprocessing", "--limit", "1"]);
+    assert!(ok);
+    assert!(
+        out.contains("value is not a number") && !out.contains("unknown sensor"),
+        "the newest: {out}"
+    );
+    let (ok, out, _) = mantis(
+        data.path(),
+        &[
+            "show",
+            "dlq.preprocessing",
+            "--since",
+            "2000-01-01T00:00:00Z",
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains("unknown sensor"), "{out}");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let (ok, out, _) = mantis(
+        data.path(),
+        &["show", "dlq.preprocessing", "--since", &future],
+    );
+    assert!(ok);
+    assert!(
+        out.contains("no dead letter"),
+        "none set aside since then: {out}"
+    );
     let (ok, out, _) = mantis(data.path(), &["show", "dlq.ingestion"]);
     assert!(ok);
     assert!(
@@ -184,6 +211,12 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
     assert!(err.contains("not a dead-letter topic"), "{err}");
     let (ok, _, err) = mantis(
         data.path(),
+        &["show", "dlq.preprocessing", "--since", "99999999999d"],
+    );
+    assert!(!ok, "an overflowing time is an error, not a panic");
+    assert!(err.contains("99999999999d"), "{err}");
+    let (ok, _, err) = mantis(
+        data.path(),
         &["show", "dlq.preprocessing", "--since", "yesterday"],
     );
     assert!(!ok);
@@ -199,6 +232,11 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         assert_eq!(again.payload, original.payload);
         assert_eq!(again.header("mantis.schema"), Some(&b"sensor.raw.v1"[..]));
         assert!(again.header(DLQ_REASON).is_none() && again.header(DLQ_SOURCE_TOPIC).is_none());
+        assert_eq!(
+            again.header(mantis_bus::REPLAY_FOR),
+            Some(&b"preprocessing"[..]),
+            "for the consumers that set it aside"
+        );
         assert_eq!(
             again.trace().trace_id,
             original.trace().trace_id,

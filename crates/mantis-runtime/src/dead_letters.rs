@@ -1,0 +1,497 @@
+//! The dead-letter topics of the platform — what was set aside, why, and sending it again once
+//! the cause is mended: `mantis dlq` on the command line, `/api/v1/dead-letters` in the
+//! gateway (which reaches them while the embedded platform runs).
+//!
+//! Every consumer sets aside what it cannot handle on `dlq.<its group>` (and ingestion the
+//! device messages that yielded no reading on `dlq.ingestion`), with the reason and, for a
+//! record a consumer read, the topic, partition and offset it came from (headers
+//! `mantis.dlq.*`). `list` counts what each topic retains, `show` prints its records (newest
+//! last), `replay` publishes the records that came from a topic back to it, unchanged but for
+//! the dead-letter headers and two of its own: `mantis.replay.for` names the consumers that
+//! set it aside, the only ones that read it (the others of the topic pass over it: another
+//! webhook, the live view), and `mantis.replay.of` the letter it was, so that, refused again
+//! and set aside again, its new letter is known for a copy and a later replay sends the
+//! letter once, not twice. A dead letter stays where it is (until its topic's retention).
+//! Device messages (no source topic) are shown, never replayed: they are what the device
+//! sent, not a record of the platform.
+//!
+//! `mantis dlq` runs in its own process over the configured infrastructure: Kafka in the
+//! cluster mode (while the services run); in the embedded mode the platform's log, which must
+//! not be in use by a running `mantis run` (the gateway's API reaches it then).
+
+use mantis_bus::{
+    Bus, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, Envelope,
+    OutboundRecord, REPLAY_FOR, REPLAY_OF, StartFrom, SubscribeOptions, Subscription, TopicOffsets,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// The prefix of every dead-letter topic.
+pub const PREFIX: &str = "dlq.";
+
+/// Why a dead-letter command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bus failed.
+    #[error(transparent)]
+    Bus(#[from] mantis_bus::Error),
+    /// The topic named is not a dead-letter topic of the platform.
+    #[error("`{0}` is not a dead-letter topic (`mantis dlq list` names them)")]
+    NotADeadLetterTopic(String),
+    /// A record the topic says it holds did not come.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A dead letter as shown.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Letter {
+    /// Partition and offset in the dead-letter topic.
+    pub partition: i32,
+    /// Offset in the dead-letter topic.
+    pub offset: i64,
+    /// When it was dead-lettered (RFC 3339), when the bus gives a time.
+    pub at: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Where it came from: `topic/partition/offset` of a record a consumer read, the topic
+    /// alone for a record refused before it was written, `None` for a device message.
+    pub source: Option<String>,
+    /// Its key, as text (lossy).
+    pub key: Option<String>,
+    /// Payload bytes.
+    pub payload_bytes: usize,
+    /// The other headers (`mantis.dlq.connector`, …), as text (lossy).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Letter {
+    fn of(e: &Envelope) -> Self {
+        let text = |name: &str| {
+            e.header(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let source = text(DLQ_SOURCE_TOPIC).map(|topic| {
+            match (text(DLQ_SOURCE_PARTITION), text(DLQ_SOURCE_OFFSET)) {
+                (Some(p), Some(o)) => format!("{topic}/{p}/{o}"),
+                _ => topic,
+            }
+        });
+        let shown = [
+            DLQ_REASON,
+            DLQ_SOURCE_TOPIC,
+            DLQ_SOURCE_PARTITION,
+            DLQ_SOURCE_OFFSET,
+            mantis_bus::TRACEPARENT,
+        ];
+        Letter {
+            partition: e.partition,
+            offset: e.offset,
+            at: (e.timestamp_ms > 0)
+                .then(|| chrono::DateTime::from_timestamp_millis(e.timestamp_ms))
+                .flatten()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            reason: text(DLQ_REASON).unwrap_or_default(),
+            source,
+            key: e
+                .key
+                .as_ref()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload_bytes: e.payload.len(),
+            headers: e
+                .headers
+                .iter()
+                .filter(|(k, _)| !shown.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// The dead-letter topics and how many records each retains.
+pub async fn list(bus: &dyn Bus) -> Result<Vec<TopicOffsets>, Error> {
+    Ok(bus.topic_offsets(PREFIX).await?)
+}
+
+/// Which dead letters a command takes.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only those whose reason contains this (case-insensitive).
+    pub reason: Option<String>,
+    /// Only those dead-lettered at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Filter {
+    fn takes(&self, e: &Envelope) -> bool {
+        let reason_ok = self.reason.as_ref().is_none_or(|wanted| {
+            e.header(DLQ_REASON).is_some_and(|r| {
+                String::from_utf8_lossy(r)
+                    .to_lowercase()
+                    .contains(&wanted.to_lowercase())
+            })
+        });
+        let time_ok = self
+            .since
+            .is_none_or(|since| e.timestamp_ms >= since.timestamp_millis());
+        reason_ok && time_ok
+    }
+}
+
+/// The last `limit` dead letters of `topic` that `filter` takes, oldest first (by the time
+/// they were set aside, then partition and offset).
+pub async fn show(
+    bus: &dyn Bus,
+    topic: &str,
+    filter: &Filter,
+    limit: usize,
+) -> Result<Vec<Letter>, Error> {
+    let mut reader = Reader::open(bus, topic).await?;
+    // The last `limit` of each partition: the last `limit` of all are among them.
+    let mut kept: BTreeMap<i32, VecDeque<Envelope>> = BTreeMap::new();
+    while let Some(e) = reader.next().await? {
+        if limit == 0 || !filter.takes(&e) {
+            continue;
+        }
+        let held = kept.entry(e.partition).or_default();
+        if held.len() == limit {
+            held.pop_front();
+        }
+        held.push_back(e);
+    }
+    reader.close().await;
+    let mut all: Vec<Envelope> = kept.into_values().flatten().collect();
+    all.sort_by_key(|e| (e.timestamp_ms, e.partition, e.offset));
+    let skip = all.len().saturating_sub(limit);
+    Ok(all.iter().skip(skip).map(Letter::of).collect())
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replayed {
+    /// Records published back to their source topic, per topic.
+    pub published: BTreeMap<String, u64>,
+    /// Dead letters the filter left.
+    pub filtered: u64,
+    /// Letters that are copies of a letter still held (a replayed record set aside again):
+    /// that letter is replayed instead.
+    pub copies: u64,
+    /// Device messages and records whose source topic no longer exists: not replayable.
+    pub not_replayable: u64,
+    /// Records the bus refused for good (too large, the topic's policy): the others went on.
+    pub refused: u64,
+    /// Why the replay stopped before the end (the bus went away): what is counted above was
+    /// published; running it again publishes that again.
+    pub stopped: Option<String>,
+}
+
+/// Records published at once.
+const CHUNK: usize = 500;
+
+/// Publishes the dead letters of `topic` that `filter` takes back to the topics they came
+/// from (with `dry_run`, counts what it would), each for the consumers that set it aside
+/// alone (header `mantis.replay.for`: the others of its topic pass over it) and marked with
+/// the letter it was (`mantis.replay.of`). A letter that is a copy of one still held is
+/// left (the held one is replayed), so that replaying again does not double what is sent.
+/// Publishes as it reads, in chunks; a record the bus refuses for good is counted and the
+/// others go on; a bus that goes away stops the replay (said in [`Replayed::stopped`]).
+pub async fn replay(
+    bus: &dyn Bus,
+    topic: &str,
+    filter: &Filter,
+    dry_run: bool,
+) -> Result<Replayed, Error> {
+    let mut outcome = Replayed::default();
+    let mut reader = Reader::open(bus, topic).await?;
+    let held_from = reader.earliest.clone();
+    let consumers = topic.strip_prefix(PREFIX).unwrap_or(topic).to_owned();
+    let mut sources: BTreeMap<String, bool> = BTreeMap::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let result = async {
+        while let Some(e) = reader.next().await? {
+            if !filter.takes(&e) {
+                outcome.filtered += 1;
+                continue;
+            }
+            if copy_of_held(&e, topic, &held_from) {
+                outcome.copies += 1;
+                continue;
+            }
+            let Some(record) = again(&e, topic, &consumers) else {
+                outcome.not_replayable += 1;
+                continue;
+            };
+            let exists = match sources.get(&record.topic) {
+                Some(known) => *known,
+                None => {
+                    let known = bus
+                        .topic_offsets(&record.topic)
+                        .await?
+                        .iter()
+                        .any(|t| t.name == record.topic);
+                    sources.insert(record.topic.clone(), known);
+                    known
+                }
+            };
+            if !exists {
+                outcome.not_replayable += 1;
+                continue;
+            }
+            chunk.push(record);
+            if chunk.len() == CHUNK && !publish(bus, &mut chunk, dry_run, &mut outcome).await {
+                return Ok(());
+            }
+        }
+        publish(bus, &mut chunk, dry_run, &mut outcome).await;
+        Ok(())
+    }
+    .await;
+    reader.close().await;
+    result.map(|()| outcome)
+}
+
+/// Publishes `chunk` (emptied), counting each record; `false` when the bus went away (said in
+/// `outcome.stopped`).
+async fn publish(
+    bus: &dyn Bus,
+    chunk: &mut Vec<OutboundRecord>,
+    dry_run: bool,
+    outcome: &mut Replayed,
+) -> bool {
+    let records = std::mem::take(chunk);
+    let mut rest: &[OutboundRecord] = &records;
+    while !rest.is_empty() {
+        let (sent, failed) = if dry_run {
+            (rest.len(), None)
+        } else {
+            bus.publish_all(rest).await
+        };
+        for record in &rest[..sent] {
+            *outcome.published.entry(record.topic.clone()).or_default() += 1;
+        }
+        match failed {
+            None => break,
+            Some(e) if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) => {
+                outcome.stopped = Some(e.to_string());
+                return false;
+            }
+            Some(e) => {
+                tracing::warn!(topic = %rest[sent].topic, error = %e, "a replayed record is refused by the bus; the others go on");
+                outcome.refused += 1;
+                rest = &rest[sent + 1..];
+            }
+        }
+    }
+    true
+}
+
+/// Whether `e` is a copy of a letter `topic` still holds (a replayed record set aside again).
+fn copy_of_held(e: &Envelope, topic: &str, held_from: &BTreeMap<i32, i64>) -> bool {
+    let Some(of) = e
+        .header(REPLAY_OF)
+        .and_then(|v| std::str::from_utf8(v).ok())
+    else {
+        return false;
+    };
+    let mut parts = of.rsplitn(3, '/');
+    let (Some(offset), Some(partition), Some(from)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (Ok(offset), Ok(partition)) = (offset.parse::<i64>(), partition.parse::<i32>()) else {
+        return false;
+    };
+    from == topic
+        && (e.partition, e.offset) != (partition, offset)
+        && held_from
+            .get(&partition)
+            .is_some_and(|start| offset >= *start)
+}
+
+/// The record a dead letter was, for its source topic: its key, payload, headers (less the
+/// dead-letter and replay ones) and trace, addressed to `consumers` and marked with the letter
+/// it was; `None` when it has no source topic (a device message) or its source is a
+/// dead-letter topic itself.
+fn again(e: &Envelope, topic: &str, consumers: &str) -> Option<OutboundRecord> {
+    let source = std::str::from_utf8(e.header(DLQ_SOURCE_TOPIC)?).ok()?;
+    if source.starts_with(PREFIX) || source.is_empty() {
+        return None;
+    }
+    let mut record = OutboundRecord::new(source, e.key.clone(), e.payload.clone(), e.trace());
+    record.headers = e
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("mantis.dlq.")
+                && !k.starts_with("mantis.replay.")
+                && k != mantis_bus::TRACEPARENT
+        })
+        .cloned()
+        .collect();
+    record
+        .headers
+        .push((REPLAY_FOR.into(), consumers.as_bytes().to_vec()));
+    record.headers.push((
+        REPLAY_OF.into(),
+        format!("{topic}/{}/{}", e.partition, e.offset).into_bytes(),
+    ));
+    Some(record)
+}
+
+/// How long a read waits for a record the topic's end says is there.
+const READ_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Every record a dead-letter topic held when opened, in order per partition, read by a group
+/// of its own that commits nothing (the services' groups are not touched).
+struct Reader<'a> {
+    bus: &'a dyn Bus,
+    topic: String,
+    sub: Option<Box<dyn Subscription>>,
+    /// Per partition still to read: the next offset expected and where it ended when opened.
+    left: BTreeMap<i32, (i64, i64)>,
+    /// Where each partition started when opened.
+    earliest: BTreeMap<i32, i64>,
+}
+
+impl<'a> Reader<'a> {
+    async fn open(bus: &'a dyn Bus, topic: &str) -> Result<Self, Error> {
+        if !topic.starts_with(PREFIX) {
+            return Err(Error::NotADeadLetterTopic(topic.to_owned()));
+        }
+        let offsets = bus
+            .topic_offsets(topic)
+            .await?
+            .into_iter()
+            .find(|t| t.name == topic)
+            .ok_or_else(|| Error::NotADeadLetterTopic(topic.to_owned()))?;
+        let earliest = offsets
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.earliest))
+            .collect();
+        // Where each partition ends now: records set aside meanwhile wait for the next run.
+        let left: BTreeMap<i32, (i64, i64)> = offsets
+            .partitions
+            .iter()
+            .filter(|p| p.end > p.earliest)
+            .map(|p| (p.partition, (p.earliest, p.end)))
+            .collect();
+        let sub = if left.is_empty() {
+            None
+        } else {
+            // A group no other reader has: this process, this moment, this call.
+            static READERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let group = format!(
+                "mantis.dlq.reader.{}.{}.{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_micros(),
+                READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            Some(
+                bus.subscribe(SubscribeOptions::new(group, [topic], StartFrom::Earliest))
+                    .await?,
+            )
+        };
+        Ok(Self {
+            bus,
+            topic: topic.to_owned(),
+            sub,
+            left,
+            earliest,
+        })
+    }
+
+    /// The next record, `None` once every partition is read to where it ended when opened. A
+    /// record delivered again (a rebalance of this reader's group, which commits nothing,
+    /// starts over) is passed over; a partition whose records were deleted meanwhile (its
+    /// retention) is done.
+    async fn next(&mut self) -> Result<Option<Envelope>, Error> {
+        while !self.left.is_empty() {
+            let Some(sub) = self.sub.as_mut() else {
+                return Ok(None);
+            };
+            let e = match tokio::time::timeout(READ_PATIENCE, sub.next()).await {
+                Ok(e) => e?,
+                Err(_) => {
+                    self.drop_deleted().await?;
+                    if self.left.is_empty() {
+                        return Ok(None);
+                    }
+                    return Err(Error::Unavailable(format!(
+                        "`{}`: no record within {} s although the topic holds more; try again",
+                        self.topic,
+                        READ_PATIENCE.as_secs()
+                    )));
+                }
+            };
+            let Some(&(expected, end)) = self.left.get(&e.partition) else {
+                continue;
+            };
+            if e.offset < expected {
+                continue;
+            }
+            if e.offset >= end {
+                self.left.remove(&e.partition);
+                continue;
+            }
+            if e.offset + 1 >= end {
+                self.left.remove(&e.partition);
+            } else {
+                self.left.insert(e.partition, (e.offset + 1, end));
+            }
+            return Ok(Some(e));
+        }
+        Ok(None)
+    }
+
+    /// Forgets the partitions whose remaining records are gone (deleted by retention).
+    async fn drop_deleted(&mut self) -> Result<(), Error> {
+        let now = self
+            .bus
+            .topic_offsets(&self.topic)
+            .await?
+            .into_iter()
+            .find(|t| t.name == self.topic);
+        let starts: BTreeMap<i32, i64> = now
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition, p.earliest))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.left
+            .retain(|p, (_, end)| starts.get(p).is_some_and(|earliest| earliest < end));
+        Ok(())
+    }
+
+    async fn close(mut self) {
+        if let Some(sub) = self.sub.take() {
+            let _ = sub.close().await;
+        }
+    }
+}
+
+/// Parses `--since`: RFC 3339, or a duration back from now (`30m`, `12h`, `7d`).
+pub fn parse_since(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let raw = raw.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let wrong = || format!("`{raw}`: a time (RFC 3339) or a duration such as 30m, 12h, 7d");
+    let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: i64 = number.parse().map_err(|_| wrong())?;
+    let back = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => None,
+    }
+    .ok_or_else(wrong)?;
+    chrono::Utc::now()
+        .checked_sub_signed(back)
+        .ok_or_else(|| format!("`{raw}`: too long ago"))
+}

@@ -1,0 +1,253 @@
+//! `/api/v1/dead-letters`: what the services set aside (`dlq.*` topics), why, and sending it
+//! again once the cause is mended — what `mantis dlq` does, reachable while the embedded
+//! platform runs (whose log the command line cannot open then). Admins of the installation's
+//! default tenant only: the letters hold every tenant's records.
+
+use crate::api::{ApiResult, ApiState, Params};
+use crate::auth::Principal;
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mantis_domain::TenantId;
+use mantis_runtime::Problem;
+use mantis_runtime::dead_letters::{self, Filter};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// Reads of dead-letter topics at once at most (each reads a whole topic).
+static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// A topic holding more than this is read with `mantis dlq`, not over HTTP.
+const MAX_RECORDS: i64 = 1_000_000;
+
+/// 403 for any but the default tenant's admins (the role is checked by the policy).
+fn platform_admin(who: &Principal) -> ApiResult<()> {
+    if who.tenant_id == TenantId::DEFAULT {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "dead letters hold every tenant's records: only the admins of the installation's \
+             default tenant see them",
+        ))
+    }
+}
+
+fn problem(e: dead_letters::Error) -> Problem {
+    match e {
+        dead_letters::Error::NotADeadLetterTopic(_) => Problem::not_found(e.to_string()),
+        dead_letters::Error::Bus(b) if !b.is_retryable() => Problem::internal(b),
+        e => Problem::unavailable(e.to_string()).with_retry_after(5),
+    }
+}
+
+/// A dead-letter topic (`GET /api/v1/dead-letters`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TopicView {
+    /// e.g. `dlq.preprocessing`.
+    topic: String,
+    /// Records it retains.
+    records: i64,
+    partitions: usize,
+}
+
+/// `GET /api/v1/dead-letters`: every dead-letter topic and how many records it retains.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "operations",
+    responses((status = 200, body = Vec<TopicView>)))]
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult<Response> {
+    platform_admin(&who)?;
+    let topics = dead_letters::list(s.bus.as_ref()).await.map_err(problem)?;
+    let views: Vec<TopicView> = topics
+        .iter()
+        .map(|t| TopicView {
+            topic: t.name.clone(),
+            records: t.retained(),
+            partitions: t.partitions.len(),
+        })
+        .collect();
+    Ok(Json(views).into_response())
+}
+
+/// Which letters (query of `GET /api/v1/dead-letters/{topic}`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads `Params`
+pub(crate) struct LetterQuery {
+    /// Only those whose reason contains this (case-insensitive).
+    #[param(max_length = 200)]
+    reason: Option<String>,
+    /// Only those set aside since: RFC 3339, or this long ago (`30m`, `12h`, `7d`).
+    since: Option<String>,
+    /// At most this many, the newest (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// A dead letter (for the OpenAPI document; the answer is `mantis_runtime::dead_letters::Letter`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct LetterView {
+    partition: i32,
+    offset: i64,
+    /// When it was set aside (RFC 3339).
+    at: Option<String>,
+    reason: String,
+    /// `topic/partition/offset` it came from; the topic alone for a record refused before it
+    /// was written; none for a device message.
+    source: Option<String>,
+    key: Option<String>,
+    payload_bytes: usize,
+    /// Its other headers (`mantis.dlq.connector`, …).
+    headers: BTreeMap<String, String>,
+}
+
+fn filter(reason: Option<&String>, since: Option<&String>) -> ApiResult<Filter> {
+    let reason = match reason.map(|r| r.trim()) {
+        Some(r) if r.chars().count() > 200 => {
+            return Err(Problem::bad_request("the reason filter is too long")
+                .with_field("/reason", "at most 200 characters"));
+        }
+        Some("") | None => None,
+        Some(r) => Some(r.to_owned()),
+    };
+    let since = match since {
+        Some(raw) => Some(
+            dead_letters::parse_since(raw)
+                .map_err(|e| Problem::bad_request(e.clone()).with_field("/since", e))?,
+        ),
+        None => None,
+    };
+    Ok(Filter { reason, since })
+}
+
+/// Refuses a topic too large to be read over HTTP, and a name that is not a dead-letter one.
+async fn readable(s: &ApiState, topic: &str) -> ApiResult<()> {
+    let held = dead_letters::list(s.bus.as_ref())
+        .await
+        .map_err(problem)?
+        .into_iter()
+        .find(|t| t.name == topic)
+        .ok_or_else(|| problem(dead_letters::Error::NotADeadLetterTopic(topic.to_owned())))?
+        .retained();
+    if held > MAX_RECORDS {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Too large",
+            format!(
+                "`{topic}` holds {held} records, more than {MAX_RECORDS} are read over HTTP: \
+                 use `mantis dlq` on the host"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/dead-letters/{topic}`: its letters, newest last.
+#[utoipa::path(get, path = "/api/v1/dead-letters/{topic}", tag = "operations",
+    params(("topic" = String, Path, description = "e.g. dlq.preprocessing"), LetterQuery),
+    responses((status = 200, body = Vec<LetterView>),
+        (status = 422, description = "The topic holds over a million records: read it with `mantis dlq`")))]
+pub(crate) async fn show(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(topic): Path<String>,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    platform_admin(&who)?;
+    let filter = filter(params.get("reason"), params.get("since"))?;
+    let limit = match params.get("limit") {
+        None => 50,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request("invalid limit").with_field("/limit", "1 to 1000")
+            })?,
+    };
+    let _reading = READS
+        .acquire()
+        .await
+        .map_err(|_| Problem::unavailable("shutting down"))?;
+    readable(&s, &topic).await?;
+    let letters = dead_letters::show(s.bus.as_ref(), &topic, &filter, limit)
+        .await
+        .map_err(problem)?;
+    Ok(Json(letters).into_response())
+}
+
+/// What to replay (`POST /api/v1/dead-letters/{topic}/replay`; no body: all of them).
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ReplayRequest {
+    /// Only those whose reason contains this (case-insensitive).
+    #[schema(max_length = 200)]
+    reason: Option<String>,
+    /// Only those set aside since: RFC 3339, or this long ago (`30m`, `12h`, `7d`).
+    since: Option<String>,
+    /// Count what would be published; publish nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// What a replay did (for the OpenAPI document).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct ReplayedView {
+    /// Records published back, per source topic.
+    published: BTreeMap<String, u64>,
+    /// Letters the filter left.
+    filtered: u64,
+    /// Copies of letters still held (a replayed record set aside again): replayed as those.
+    copies: u64,
+    /// Device messages, and records whose topic is gone.
+    not_replayable: u64,
+    /// Records the bus refused for good; the others went on.
+    refused: u64,
+    /// Why the replay stopped before the end (the bus went away): what is counted was
+    /// published.
+    stopped: Option<String>,
+}
+
+/// `POST /api/v1/dead-letters/{topic}/replay`: publishes its letters back to the topics they
+/// came from, for their consumers to read again (a sensor since registered, a receiver since
+/// mended); the letters stay. Device messages are not replayed.
+#[utoipa::path(post, path = "/api/v1/dead-letters/{topic}/replay", tag = "operations",
+    params(("topic" = String, Path, description = "e.g. dlq.preprocessing")),
+    request_body(content = Option<ReplayRequest>),
+    responses((status = 200, body = ReplayedView),
+        (status = 422, description = "The topic holds over a million records: replay it with `mantis dlq`")))]
+pub(crate) async fn replay(
+    State(s): State<ApiState>,
+    Extension(who): Extension<Principal>,
+    Path(topic): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    platform_admin(&who)?;
+    let trimmed = body.trim_ascii();
+    let request: ReplayRequest = if trimmed.is_empty() || trimmed == b"null" {
+        ReplayRequest::default()
+    } else {
+        mantis_runtime::parse_json_object(&body)?
+    };
+    let filter = filter(request.reason.as_ref(), request.since.as_ref())?;
+    let _reading = READS
+        .acquire()
+        .await
+        .map_err(|_| Problem::unavailable("shutting down"))?;
+    readable(&s, &topic).await?;
+    let done = dead_letters::replay(s.bus.as_ref(), &topic, &filter, request.dry_run)
+        .await
+        .map_err(problem)?;
+    tracing::info!(user = %who.username, %topic, dry_run = request.dry_run, published = ?done.published, filtered = done.filtered, not_replayable = done.not_replayable, "dead letters replayed");
+    Ok(Json(done).into_response())
+}
