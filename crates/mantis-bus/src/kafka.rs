@@ -514,13 +514,11 @@ impl Bus for KafkaBus {
                 }
                 let mut partitions = Vec::new();
                 for p in topic.partitions() {
-                    let (earliest, end) = match client.fetch_watermarks(name, p.id(), timeout) {
-                        Ok(w) => w,
-                        Err(e) => {
-                            warn!(topic = name, partition = p.id(), error = %e, "partition left out of the listing (no leader?)");
-                            continue;
-                        }
-                    };
+                    // A partition without a leader now (an election) fails the call: leaving it
+                    // out would read as empty.
+                    let (earliest, end) = client
+                        .fetch_watermarks(name, p.id(), timeout)
+                        .map_err(|e| map_err(e, name))?;
                     partitions.push(PartitionOffsets {
                         partition: p.id(),
                         earliest,

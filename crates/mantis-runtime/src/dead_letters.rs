@@ -148,23 +148,29 @@ pub async fn show(
     limit: usize,
 ) -> Result<Vec<Letter>, Error> {
     let mut reader = Reader::open(bus, topic).await?;
-    // The last `limit` of each partition: the last `limit` of all are among them.
-    let mut kept: BTreeMap<i32, VecDeque<Envelope>> = BTreeMap::new();
-    while let Some(e) = reader.next().await? {
-        if limit == 0 || !filter.takes(&e) {
-            continue;
+    // The last `limit` of each partition: the last `limit` of all are among them. Kept as
+    // shown (no payload), with the time they were set aside to order them.
+    let mut kept: BTreeMap<i32, VecDeque<(i64, Letter)>> = BTreeMap::new();
+    let read = async {
+        while let Some(e) = reader.next().await? {
+            if limit == 0 || !filter.takes(&e) {
+                continue;
+            }
+            let held = kept.entry(e.partition).or_default();
+            if held.len() == limit {
+                held.pop_front();
+            }
+            held.push_back((e.timestamp_ms, Letter::of(&e)));
         }
-        let held = kept.entry(e.partition).or_default();
-        if held.len() == limit {
-            held.pop_front();
-        }
-        held.push_back(e);
+        Ok::<(), Error>(())
     }
+    .await;
     reader.close().await;
-    let mut all: Vec<Envelope> = kept.into_values().flatten().collect();
-    all.sort_by_key(|e| (e.timestamp_ms, e.partition, e.offset));
+    read?;
+    let mut all: Vec<(i64, Letter)> = kept.into_values().flatten().collect();
+    all.sort_by_key(|(at, l)| (*at, l.partition, l.offset));
     let skip = all.len().saturating_sub(limit);
-    Ok(all.iter().skip(skip).map(Letter::of).collect())
+    Ok(all.into_iter().skip(skip).map(|(_, l)| l).collect())
 }
 
 /// What a replay did.
@@ -175,8 +181,8 @@ pub struct Replayed {
     pub published: BTreeMap<String, u64>,
     /// Dead letters the filter left.
     pub filtered: u64,
-    /// Letters that are copies of a letter still held (a replayed record set aside again):
-    /// that letter is replayed instead.
+    /// Letters that are copies of a letter this run replays (a replayed record set aside
+    /// again): left, so that the record is sent once.
     pub copies: u64,
     /// Device messages and records whose source topic no longer exists: not replayable.
     pub not_replayable: u64,
@@ -193,8 +199,8 @@ const CHUNK: usize = 500;
 /// Publishes the dead letters of `topic` that `filter` takes back to the topics they came
 /// from (with `dry_run`, counts what it would), each for the consumers that set it aside
 /// alone (header `mantis.replay.for`: the others of its topic pass over it) and marked with
-/// the letter it was (`mantis.replay.of`). A letter that is a copy of one still held is
-/// left (the held one is replayed), so that replaying again does not double what is sent.
+/// the letter it was (`mantis.replay.of`). A letter that is a copy of one this run replays is
+/// left, so that replaying again does not send the record twice.
 /// Publishes as it reads, in chunks; a record the bus refuses for good is counted and the
 /// others go on; a bus that goes away stops the replay (said in [`Replayed::stopped`]).
 pub async fn replay(
@@ -205,17 +211,20 @@ pub async fn replay(
 ) -> Result<Replayed, Error> {
     let mut outcome = Replayed::default();
     let mut reader = Reader::open(bus, topic).await?;
-    let held_from = reader.earliest.clone();
     let consumers = topic.strip_prefix(PREFIX).unwrap_or(topic).to_owned();
-    let mut sources: BTreeMap<String, bool> = BTreeMap::new();
+    // Source topics found to exist (a topic not found is looked for again: it may be a
+    // leader election, not a deletion).
+    let mut sources: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // The letters of this run that are replayed: a copy of one of them is left.
+    let mut taken: std::collections::HashSet<(i32, i64)> = std::collections::HashSet::new();
     let mut chunk = Vec::with_capacity(CHUNK);
-    let result = async {
+    let result: Result<(), Error> = async {
         while let Some(e) = reader.next().await? {
             if !filter.takes(&e) {
                 outcome.filtered += 1;
                 continue;
             }
-            if copy_of_held(&e, topic, &held_from) {
+            if copy_of(&e, topic).is_some_and(|of| taken.contains(&of)) {
                 outcome.copies += 1;
                 continue;
             }
@@ -223,22 +232,20 @@ pub async fn replay(
                 outcome.not_replayable += 1;
                 continue;
             };
-            let exists = match sources.get(&record.topic) {
-                Some(known) => *known,
-                None => {
-                    let known = bus
-                        .topic_offsets(&record.topic)
-                        .await?
-                        .iter()
-                        .any(|t| t.name == record.topic);
-                    sources.insert(record.topic.clone(), known);
-                    known
+            if !sources.contains(&record.topic) {
+                if bus
+                    .topic_offsets(&record.topic)
+                    .await?
+                    .iter()
+                    .any(|t| t.name == record.topic)
+                {
+                    sources.insert(record.topic.clone());
+                } else {
+                    outcome.not_replayable += 1;
+                    continue;
                 }
-            };
-            if !exists {
-                outcome.not_replayable += 1;
-                continue;
             }
+            taken.insert((e.partition, e.offset));
             chunk.push(record);
             if chunk.len() == CHUNK && !publish(bus, &mut chunk, dry_run, &mut outcome).await {
                 return Ok(());
@@ -249,11 +256,22 @@ pub async fn replay(
     }
     .await;
     reader.close().await;
-    result.map(|()| outcome)
+    match result {
+        Ok(()) => Ok(outcome),
+        // Stopped part way: what was published is said, not lost in the error (running again
+        // would publish it again).
+        Err(e) if !outcome.published.is_empty() => {
+            outcome.stopped = Some(e.to_string());
+            Ok(outcome)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Publishes `chunk` (emptied), counting each record; `false` when the bus went away (said in
-/// `outcome.stopped`).
+/// `outcome.stopped`). After a record the bus refuses for good, the rest of the chunk goes one
+/// by one (on Kafka the records sent after it with it may have been accepted already:
+/// publishing them again as a batch would send them twice).
 async fn publish(
     bus: &dyn Bus,
     chunk: &mut Vec<OutboundRecord>,
@@ -261,53 +279,49 @@ async fn publish(
     outcome: &mut Replayed,
 ) -> bool {
     let records = std::mem::take(chunk);
-    let mut rest: &[OutboundRecord] = &records;
-    while !rest.is_empty() {
-        let (sent, failed) = if dry_run {
-            (rest.len(), None)
-        } else {
-            bus.publish_all(rest).await
-        };
-        for record in &rest[..sent] {
+    if dry_run {
+        for record in &records {
             *outcome.published.entry(record.topic.clone()).or_default() += 1;
         }
-        match failed {
-            None => break,
-            Some(e) if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) => {
+        return true;
+    }
+    let (sent, failed) = bus.publish_all(&records).await;
+    for record in &records[..sent] {
+        *outcome.published.entry(record.topic.clone()).or_default() += 1;
+    }
+    let Some(first) = failed else {
+        return true;
+    };
+    let mut failure = Some(first);
+    for record in &records[sent..] {
+        let result = match failure.take() {
+            Some(e) => Err(e),
+            None => bus.publish(record.clone()).await.map(drop),
+        };
+        match result {
+            Ok(()) => {
+                *outcome.published.entry(record.topic.clone()).or_default() += 1;
+            }
+            Err(e) if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) => {
                 outcome.stopped = Some(e.to_string());
                 return false;
             }
-            Some(e) => {
-                tracing::warn!(topic = %rest[sent].topic, error = %e, "a replayed record is refused by the bus; the others go on");
+            Err(e) => {
+                tracing::warn!(topic = %record.topic, error = %e, "a replayed record is refused by the bus; the others go on");
                 outcome.refused += 1;
-                rest = &rest[sent + 1..];
             }
         }
     }
     true
 }
 
-/// Whether `e` is a copy of a letter `topic` still holds (a replayed record set aside again).
-fn copy_of_held(e: &Envelope, topic: &str, held_from: &BTreeMap<i32, i64>) -> bool {
-    let Some(of) = e
-        .header(REPLAY_OF)
-        .and_then(|v| std::str::from_utf8(v).ok())
-    else {
-        return false;
-    };
+/// The letter `e` is a copy of (a replayed record set aside again), when it is one of `topic`.
+fn copy_of(e: &Envelope, topic: &str) -> Option<(i32, i64)> {
+    let of = std::str::from_utf8(e.header(REPLAY_OF)?).ok()?;
     let mut parts = of.rsplitn(3, '/');
-    let (Some(offset), Some(partition), Some(from)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let (Ok(offset), Ok(partition)) = (offset.parse::<i64>(), partition.parse::<i32>()) else {
-        return false;
-    };
-    from == topic
-        && (e.partition, e.offset) != (partition, offset)
-        && held_from
-            .get(&partition)
-            .is_some_and(|start| offset >= *start)
+    let offset = parts.next()?.parse::<i64>().ok()?;
+    let partition = parts.next()?.parse::<i32>().ok()?;
+    (parts.next()? == topic).then_some((partition, offset))
 }
 
 /// The record a dead letter was, for its source topic: its key, payload, headers (less the
@@ -330,9 +344,13 @@ fn again(e: &Envelope, topic: &str, consumers: &str) -> Option<OutboundRecord> {
         })
         .cloned()
         .collect();
-    record
-        .headers
-        .push((REPLAY_FOR.into(), consumers.as_bytes().to_vec()));
+    // For the consumers that set it aside, when consumers did (a record read: its partition
+    // and offset are said); a record the bus refused before it was written is for them all.
+    if e.header(DLQ_SOURCE_OFFSET).is_some() {
+        record
+            .headers
+            .push((REPLAY_FOR.into(), consumers.as_bytes().to_vec()));
+    }
     record.headers.push((
         REPLAY_OF.into(),
         format!("{topic}/{}/{}", e.partition, e.offset).into_bytes(),
@@ -351,8 +369,6 @@ struct Reader<'a> {
     sub: Option<Box<dyn Subscription>>,
     /// Per partition still to read: the next offset expected and where it ended when opened.
     left: BTreeMap<i32, (i64, i64)>,
-    /// Where each partition started when opened.
-    earliest: BTreeMap<i32, i64>,
 }
 
 impl<'a> Reader<'a> {
@@ -366,11 +382,6 @@ impl<'a> Reader<'a> {
             .into_iter()
             .find(|t| t.name == topic)
             .ok_or_else(|| Error::NotADeadLetterTopic(topic.to_owned()))?;
-        let earliest = offsets
-            .partitions
-            .iter()
-            .map(|p| (p.partition, p.earliest))
-            .collect();
         // Where each partition ends now: records set aside meanwhile wait for the next run.
         let left: BTreeMap<i32, (i64, i64)> = offsets
             .partitions
@@ -399,7 +410,6 @@ impl<'a> Reader<'a> {
             topic: topic.to_owned(),
             sub,
             left,
-            earliest,
         })
     }
 
@@ -462,6 +472,11 @@ impl<'a> Reader<'a> {
                     .collect()
             })
             .unwrap_or_default();
+        // Gone only when the partition says so; one not answering now (no leader) is waited
+        // for by the caller's next try, not taken for empty.
+        if self.left.keys().any(|p| !starts.contains_key(p)) {
+            return Ok(());
+        }
         self.left
             .retain(|p, (_, end)| starts.get(p).is_some_and(|earliest| earliest < end));
         Ok(())

@@ -154,6 +154,21 @@ impl InfraSettings {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mantis.db").display()))
     }
 
+    /// Checks the bus settings alone (Kafka's brokers and client properties as librdkafka takes
+    /// them, those MANTIS sets itself refused): for tools that need only the bus (`mantis dlq`).
+    pub fn check_bus(&self) -> Result<()> {
+        if let BusSettings::Kafka { brokers, .. } = &self.bus {
+            let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
+            for (k, v) in self.bus.kafka_properties()? {
+                config = config.with(k, v);
+            }
+            config
+                .check()
+                .map_err(|e| Error::Config(format!("infra.bus: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Checks what can be checked without connecting to anything (what [`crate::Infra::connect`]
     /// checks first, and `mantis config check`): the database URL's scheme, the Kafka brokers
     /// and client properties (as librdkafka takes them), the Redis and schema registry URLs,
@@ -166,15 +181,7 @@ impl InfraSettings {
                 self.database_max_connections
             )));
         }
-        if let BusSettings::Kafka { brokers, .. } = &self.bus {
-            let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");
-            for (k, v) in self.bus.kafka_properties()? {
-                config = config.with(k, v);
-            }
-            config
-                .check()
-                .map_err(|e| Error::Config(format!("infra.bus: {e}")))?;
-        }
+        self.check_bus()?;
         match &self.redis_url {
             Some(url) => mantis_cache::RedisCache::check(url, &self.redis_tls.load()?)
                 .map_err(|e| Error::Config(format!("infra.redis_url: {e}")))?,

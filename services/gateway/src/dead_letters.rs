@@ -38,10 +38,25 @@ fn platform_admin(who: &Principal) -> ApiResult<()> {
 
 fn problem(e: dead_letters::Error) -> Problem {
     match e {
-        dead_letters::Error::NotADeadLetterTopic(_) => Problem::not_found(e.to_string()),
+        dead_letters::Error::NotADeadLetterTopic(topic) => Problem::not_found(format!(
+            "`{topic}` is not a dead-letter topic (GET /api/v1/dead-letters lists them)"
+        )),
+        // The gateway's credentials lack a right on the bus (read the topic, join a reader
+        // group, write a source topic): said, for the operator to grant.
+        dead_letters::Error::Bus(b @ mantis_bus::Error::Denied(_)) => {
+            Problem::unavailable(format!("{b} (the gateway's rights on the bus)"))
+        }
         dead_letters::Error::Bus(b) if !b.is_retryable() => Problem::internal(b),
         e => Problem::unavailable(e.to_string()).with_retry_after(5),
     }
+}
+
+/// One of the [`READS`] permits, or 503 at once when both are taken (a read may take minutes).
+fn permit() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    READS.try_acquire().map_err(|_| {
+        Problem::unavailable("dead-letter topics are being read by other requests; try again")
+            .with_retry_after(10)
+    })
 }
 
 /// A dead-letter topic (`GET /api/v1/dead-letters`).
@@ -173,10 +188,7 @@ pub(crate) async fn show(
                 Problem::bad_request("invalid limit").with_field("/limit", "1 to 1000")
             })?,
     };
-    let _reading = READS
-        .acquire()
-        .await
-        .map_err(|_| Problem::unavailable("shutting down"))?;
+    let _reading = permit()?;
     readable(&s, &topic).await?;
     let letters = dead_letters::show(s.bus.as_ref(), &topic, &filter, limit)
         .await
@@ -207,7 +219,7 @@ pub(crate) struct ReplayedView {
     published: BTreeMap<String, u64>,
     /// Letters the filter left.
     filtered: u64,
-    /// Copies of letters still held (a replayed record set aside again): replayed as those.
+    /// Copies of letters this replay sends (a replayed record set aside again): left.
     copies: u64,
     /// Device messages, and records whose topic is gone.
     not_replayable: u64,
@@ -240,14 +252,23 @@ pub(crate) async fn replay(
         mantis_runtime::parse_json_object(&body)?
     };
     let filter = filter(request.reason.as_ref(), request.since.as_ref())?;
-    let _reading = READS
-        .acquire()
-        .await
-        .map_err(|_| Problem::unavailable("shutting down"))?;
+    let reading = permit()?;
     readable(&s, &topic).await?;
-    let done = dead_letters::replay(s.bus.as_ref(), &topic, &filter, request.dry_run)
-        .await
-        .map_err(problem)?;
-    tracing::info!(user = %who.username, %topic, dry_run = request.dry_run, published = ?done.published, filtered = done.filtered, not_replayable = done.not_replayable, "dead letters replayed");
+    // To its end even when the caller goes away (a proxy's timeout): a replay cut short
+    // would be run again and publish twice what it had published; the outcome is logged.
+    let (bus, dry_run) = (s.bus.clone(), request.dry_run);
+    let user = who.username.clone();
+    let done = tokio::spawn(async move {
+        let _reading = reading;
+        let done = dead_letters::replay(bus.as_ref(), &topic, &filter, dry_run).await;
+        match &done {
+            Ok(d) => tracing::info!(%user, %topic, dry_run, published = ?d.published, filtered = d.filtered, copies = d.copies, not_replayable = d.not_replayable, refused = d.refused, stopped = ?d.stopped, "dead letters replayed"),
+            Err(e) => tracing::warn!(%user, %topic, dry_run, error = %e, "dead letters not replayed"),
+        }
+        done
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the replay task failed: {e}")))?
+    .map_err(problem)?;
     Ok(Json(done).into_response())
 }

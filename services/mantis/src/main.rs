@@ -225,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Command::Dlq { what } = cli.command {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
+        settings.infra.check_bus()?;
         let bus = mantis_runtime::connect_bus(&settings.infra)
             .await
             .map_err(|e| match e {
@@ -434,7 +435,7 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
             }
             if done.copies > 0 {
                 println!(
-                    "{} copies of letters still held (replayed once, as those)",
+                    "{} copies of letters replayed in this run (left)",
                     done.copies
                 );
             }

@@ -101,6 +101,17 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         .with_header(DLQ_REASON, "not JSON")
         .with_header("mantis.dlq.connector", "mqtt-line-3");
         bus.publish(device).await.expect("device letter");
+        // A reading the bus refused before it was written (ingestion's edge): read by no
+        // consumer yet, so for all of them when replayed.
+        let refused = OutboundRecord::new(
+            "sensor.raw",
+            Some(b"sensor-9".to_vec()),
+            b"reading 9".to_vec(),
+            TraceContext::new_root(),
+        );
+        bus.publish(refused.to_dead_letter("dlq.ingestion", "record too large"))
+            .await
+            .expect("refused letter");
 
         // The log in use (a running platform): said, nothing touched.
         let (ok, _, err) = mantis(data.path(), &["list"]);
@@ -117,7 +128,7 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
             .to_owned()
     };
     assert!(line("dlq.preprocessing").contains(" 2 records"), "{out}");
-    assert!(line("dlq.ingestion").contains(" 1 records"), "{out}");
+    assert!(line("dlq.ingestion").contains(" 2 records"), "{out}");
     assert!(
         !out.contains("sensor.raw"),
         "only dead-letter topics: {out}"
@@ -203,7 +214,10 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
     assert!(out.contains("published 2 to sensor.raw"), "{out}");
     let (ok, out, _) = mantis(data.path(), &["replay", "dlq.ingestion"]);
     assert!(ok);
-    assert!(out.contains("1 not replayable"), "{out}");
+    assert!(
+        out.contains("1 not replayable") && out.contains("published 1 to sensor.raw"),
+        "{out}"
+    );
 
     // Errors: a topic that is not a dead-letter one, a time that is not one.
     let (ok, _, err) = mantis(data.path(), &["show", "sensor.raw"]);
@@ -226,7 +240,17 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         .await
         .expect("log");
     let raw = records(&bus, "sensor.raw").await;
-    assert_eq!(raw.len(), 4, "the two readings and their replays");
+    assert_eq!(
+        raw.len(),
+        5,
+        "the two readings, their replays, the refused one"
+    );
+    assert_eq!(raw[4].key.as_deref(), Some(&b"sensor-9"[..]));
+    assert_eq!(
+        raw[4].header(mantis_bus::REPLAY_FOR),
+        None,
+        "refused before it was written: for every consumer"
+    );
     for (original, again) in [(&raw[0], &raw[2]), (&raw[1], &raw[3])] {
         assert_eq!(again.key, original.key);
         assert_eq!(again.payload, original.payload);
