@@ -513,17 +513,27 @@ impl Bus for KafkaBus {
                     continue;
                 }
                 let mut partitions = Vec::new();
+                let mut gone = false;
                 for p in topic.partitions() {
                     // A partition without a leader now (an election) fails the call: leaving it
-                    // out would read as empty.
-                    let (earliest, end) = client
-                        .fetch_watermarks(name, p.id(), timeout)
-                        .map_err(|e| map_err(e, name))?;
-                    partitions.push(PartitionOffsets {
-                        partition: p.id(),
-                        earliest,
-                        end,
-                    });
+                    // out would read as empty. A topic deleted meanwhile is left out.
+                    match client.fetch_watermarks(name, p.id(), timeout) {
+                        Ok((earliest, end)) => partitions.push(PartitionOffsets {
+                            partition: p.id(),
+                            earliest,
+                            end,
+                        }),
+                        Err(e) => match map_err(e, name) {
+                            Error::UnknownTopic(_) => {
+                                gone = true;
+                                break;
+                            }
+                            e => return Err(e),
+                        },
+                    }
+                }
+                if gone {
+                    continue;
                 }
                 partitions.sort_by_key(|p| p.partition);
                 found.push(TopicOffsets {

@@ -9,7 +9,8 @@
 //! last), `replay` publishes the records that came from a topic back to it, unchanged but for
 //! the dead-letter headers and two of its own: `mantis.replay.for` names the consumers that
 //! set it aside, the only ones that read it (the others of the topic pass over it: another
-//! webhook, the live view), and `mantis.replay.of` the letter it was, so that, refused again
+//! webhook, the live view; a record the bus refused before it was written has none: it is for
+//! every consumer), and `mantis.replay.of` the letter it was, so that, refused again
 //! and set aside again, its new letter is known for a copy and a later replay sends the
 //! letter once, not twice. A dead letter stays where it is (until its topic's retention).
 //! Device messages (no source topic) are shown, never replayed: they are what the device
@@ -186,10 +187,12 @@ pub struct Replayed {
     pub copies: u64,
     /// Device messages and records whose source topic no longer exists: not replayable.
     pub not_replayable: u64,
-    /// Records the bus refused for good (too large, the topic's policy): the others went on.
+    /// Records the bus refused for good (too large, the topic's policy): the replay stopped
+    /// there.
     pub refused: u64,
-    /// Why the replay stopped before the end (the bus went away): what is counted above was
-    /// published; running it again publishes that again.
+    /// Why the replay stopped before the end (the bus went away or refused a record, a read
+    /// failed): what is counted in `published` was published (in a dry run: would have been);
+    /// running it again publishes that again.
     pub stopped: Option<String>,
 }
 
@@ -198,11 +201,13 @@ const CHUNK: usize = 500;
 
 /// Publishes the dead letters of `topic` that `filter` takes back to the topics they came
 /// from (with `dry_run`, counts what it would), each for the consumers that set it aside
-/// alone (header `mantis.replay.for`: the others of its topic pass over it) and marked with
-/// the letter it was (`mantis.replay.of`). A letter that is a copy of one this run replays is
-/// left, so that replaying again does not send the record twice.
-/// Publishes as it reads, in chunks; a record the bus refuses for good is counted and the
-/// others go on; a bus that goes away stops the replay (said in [`Replayed::stopped`]).
+/// alone when consumers did (header `mantis.replay.for`: the others of its topic pass over
+/// it; a record refused before it was written is for all) and marked with the letter it was
+/// (`mantis.replay.of`). A letter that is a copy of one this run replays is left, so that
+/// replaying again does not send the record twice (dead-letter topics have one partition, so
+/// a letter is read before its copies). Publishes as it reads, in chunks; a bus that goes
+/// away or refuses a record for good stops the replay (said in [`Replayed::stopped`]).
+/// Keeps the position of each letter it sends (16 bytes each) to know copies.
 pub async fn replay(
     bus: &dyn Bus,
     topic: &str,
@@ -225,6 +230,8 @@ pub async fn replay(
                 continue;
             }
             if copy_of(&e, topic).is_some_and(|of| taken.contains(&of)) {
+                // A copy of a copy is one too.
+                taken.insert((e.partition, e.offset));
                 outcome.copies += 1;
                 continue;
             }
@@ -268,10 +275,10 @@ pub async fn replay(
     }
 }
 
-/// Publishes `chunk` (emptied), counting each record; `false` when the bus went away (said in
-/// `outcome.stopped`). After a record the bus refuses for good, the rest of the chunk goes one
-/// by one (on Kafka the records sent after it with it may have been accepted already:
-/// publishing them again as a batch would send them twice).
+/// Publishes `chunk` (emptied), counting each record; `false` when it stopped (said in
+/// `outcome.stopped`): the bus went away, or refused a record for good — then the records
+/// after it in the chunk may or may not be in already (Kafka sends a batch at once and
+/// answers its first failure), so they are not sent again, and the replay stops there.
 async fn publish(
     bus: &dyn Bus,
     chunk: &mut Vec<OutboundRecord>,
@@ -279,40 +286,30 @@ async fn publish(
     outcome: &mut Replayed,
 ) -> bool {
     let records = std::mem::take(chunk);
-    if dry_run {
-        for record in &records {
-            *outcome.published.entry(record.topic.clone()).or_default() += 1;
-        }
-        return true;
-    }
-    let (sent, failed) = bus.publish_all(&records).await;
+    let (sent, failed) = if dry_run {
+        (records.len(), None)
+    } else {
+        bus.publish_all(&records).await
+    };
     for record in &records[..sent] {
         *outcome.published.entry(record.topic.clone()).or_default() += 1;
     }
-    let Some(first) = failed else {
+    let Some(e) = failed else {
         return true;
     };
-    let mut failure = Some(first);
-    for record in &records[sent..] {
-        let result = match failure.take() {
-            Some(e) => Err(e),
-            None => bus.publish(record.clone()).await.map(drop),
-        };
-        match result {
-            Ok(()) => {
-                *outcome.published.entry(record.topic.clone()).or_default() += 1;
-            }
-            Err(e) if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) => {
-                outcome.stopped = Some(e.to_string());
-                return false;
-            }
-            Err(e) => {
-                tracing::warn!(topic = %record.topic, error = %e, "a replayed record is refused by the bus; the others go on");
-                outcome.refused += 1;
-            }
-        }
+    let after = records.len() - sent - 1;
+    if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) {
+        outcome.stopped = Some(e.to_string());
+    } else {
+        outcome.refused += 1;
+        let topic = records.get(sent).map_or("", |r| r.topic.as_str());
+        tracing::warn!(%topic, error = %e, "a replayed record is refused by the bus; the replay stops");
+        outcome.stopped = Some(format!(
+            "a record for `{topic}` was refused ({e}); the {after} sent after it with it may or \
+             may not be in: replay with --since or --reason to leave what is done"
+        ));
     }
-    true
+    false
 }
 
 /// The letter `e` is a copy of (a replayed record set aside again), when it is one of `topic`.
