@@ -603,13 +603,9 @@ impl RedisCache {
         }
     }
 
-    /// Checks `url` (`redis://host:port/db`, `rediss://…` over TLS, `unix:///path`) without
-    /// connecting. The error does not quote the URL, which may carry a password.
-    pub fn check_url(url: &str) -> Result<()> {
-        Self::check(url, &RedisTls::default())
-    }
-
-    /// Checks `url` with `tls` (parses its certificates and key) without connecting.
+    /// Checks `url` (`redis://host:port/db`, `rediss://…` over TLS, `unix:///path`) with `tls`
+    /// (reads and parses its certificates and key) without connecting. The error does not
+    /// quote the URL, which may carry a password.
     pub fn check(url: &str, tls: &RedisTls) -> Result<()> {
         Self::client(url, tls).map(drop)
     }
