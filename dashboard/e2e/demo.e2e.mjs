@@ -8,9 +8,12 @@
 // Steps: log in → overview tiles → wait (≤ 6 min, MANTIS_ALERT_TIMEOUT_S) for an alert pushed
 // over the WebSocket → acknowledge it → its asset page: charts drawn (canvas, data points > 0)
 // → work orders: one transition → KPIs → plan → stores → access (a password set) → account (a
-// password changed). A screenshot of each page goes to MANTIS_ARTIFACTS.
+// password changed) → dead letters (with MANTIS_WEBHOOK_PORT: the alerts a webhook's receiver
+// here refused, 422, are replayed from the page once it takes them, and it receives them). A
+// screenshot of each page goes to MANTIS_ARTIFACTS.
 // Exits 0 on success, 1 with a message naming the failed step otherwise.
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -21,6 +24,44 @@ const ARTIFACTS = resolve(process.env.MANTIS_ARTIFACTS ?? 'e2e/artifacts');
 const CHROMIUM = process.env.MANTIS_CHROMIUM ?? process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ALERT_TIMEOUT_MS = Number(process.env.MANTIS_ALERT_TIMEOUT_S ?? 360) * 1000;
 const STEP_TIMEOUT_MS = 30_000;
+// Where the demo's webhook `e2e` posts (`[orchestrator.webhooks.e2e]`); unset: no receiver here.
+const WEBHOOK_PORT = process.env.MANTIS_WEBHOOK_PORT ? Number(process.env.MANTIS_WEBHOOK_PORT) : null;
+const HOOK_TOPIC = 'dlq.orchestrator.webhook.e2e.alert';
+
+// The webhook's receiver: refuses the alerts (422: the event itself, dead-lettered by the
+// orchestrator) until the dead-letter step mends it, then takes them; takes everything else.
+const receiver = { refusing: true, refused: new Set(), accepted: new Set() };
+function startReceiver(port) {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const id = String(req.headers['x-mantis-delivery'] ?? '');
+      if (req.headers['x-mantis-event'] === 'alert') {
+        if (receiver.refusing) {
+          receiver.refused.add(id);
+          res.writeHead(422, { 'Content-Type': 'text/plain' });
+          res.end('e2e receiver: not taken yet');
+          return;
+        }
+        receiver.accepted.add(id);
+      }
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+async function until(what, check, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 
 let step = 'start';
 const log = (msg) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -33,6 +74,10 @@ async function shot(page, name) {
 
 async function run() {
   await mkdir(ARTIFACTS, { recursive: true });
+  if (WEBHOOK_PORT) {
+    step = `webhook receiver on 127.0.0.1:${WEBHOOK_PORT}`;
+    (await startReceiver(WEBHOOK_PORT)).unref();
+  }
   step = 'launch chromium';
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -331,6 +376,53 @@ async function run() {
     log('account: ana changed her password and works on with the new token');
     await anaContext.close();
 
+    // 8d. Dead letters: the alerts the webhook's receiver refused are shown with its answer;
+    // once it takes them, they are replayed from the page (a dry run, then for real) and it
+    // receives them, with the deliveries' ids it refused.
+    step = 'dead letters';
+    log(step);
+    await page.getByTestId('nav-dead-letters').click();
+    await page.getByTestId('dlq-topics').waitFor();
+    if (WEBHOOK_PORT) {
+      step = 'the receiver refused an alert';
+      await until(step, () => receiver.refused.size > 0, 120_000);
+      receiver.refusing = false;
+      step = `${HOOK_TOPIC} holds the refused alerts`;
+      const row = page.locator(`[data-testid="dlq-topic"][data-topic="${HOOK_TOPIC}"]`);
+      await until(
+        step,
+        async () => {
+          if ((await row.count()) > 0 && Number(await row.getByTestId('dlq-topic-records').innerText()) > 0) return true;
+          await page.getByTestId('dlq-refresh').click();
+          return false;
+        },
+        60_000,
+      );
+      await row.getByRole('link').click();
+      await page.locator(`[data-testid="dlq-letters"][data-topic="${HOOK_TOPIC}"] [data-testid="dlq-letter"]`).first().waitFor();
+      const reasons = await page.getByTestId('dlq-letter-reason').allInnerTexts();
+      if (!reasons.length || !reasons.every((r) => r.includes('422'))) throw new Error(`the letters' reasons: ${reasons.join(' | ')}`);
+      step = 'replay: dry run';
+      await page.getByTestId('dlq-preview').click();
+      const preview = await page.getByTestId('dlq-preview-result').innerText();
+      if (!preview.includes('Would publish')) throw new Error(`the dry run says: ${preview}`);
+      log(`${reasons.length} letters; dry run: ${preview.replace(/\s+/g, ' ')}`);
+      step = 'replay';
+      const [replayed] = await Promise.all([
+        page.waitForResponse((x) => x.url().includes(`/api/v1/dead-letters/${HOOK_TOPIC}/replay`) && x.request().method() === 'POST'),
+        page.getByTestId('dlq-confirm').click(),
+      ]);
+      if (!replayed.ok()) throw new Error(`the replay answered ${replayed.status()}: ${await replayed.text()}`);
+      const said = await page.getByTestId('dlq-replayed').innerText();
+      if (!said.includes('Published')) throw new Error(`the replay says: ${said}`);
+      step = 'the receiver gets the replayed alerts';
+      await until(step, () => [...receiver.refused].some((id) => receiver.accepted.has(id)), 60_000);
+      log(`replayed: ${said.replace(/\s+/g, ' ')}; the receiver took ${[...receiver.refused].filter((id) => receiver.accepted.has(id)).length} of the ${receiver.refused.size} it had refused`);
+    } else {
+      log('no MANTIS_WEBHOOK_PORT: the dead-letter topics are listed, no replay');
+    }
+    await shot(page, '09d-dead-letters');
+
     // 9. Kiosk view (screenshot only).
     step = 'kiosk';
     await page.goto(`${BASE}/#/kiosk`);
@@ -340,7 +432,7 @@ async function run() {
     await page.getByTestId('kiosk-toggle').click(); // leave kiosk mode as found
 
     if (consoleErrors.length) log(`browser console errors (not fatal):\n  ${consoleErrors.slice(0, 10).join('\n  ')}`);
-    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition, plan, stores, access, account');
+    log('PASS: login, overview, live alert, acknowledge, asset charts, work-order transition, plan, stores, access, account, dead letters');
     await browser.close();
     return 0;
   } catch (e) {

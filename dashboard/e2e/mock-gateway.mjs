@@ -17,7 +17,8 @@ const PORT = Number(process.env.MOCK_PORT ?? 8000);
 const HOST = process.env.MOCK_HOST ?? '127.0.0.1';
 const ALERT_EVERY_S = Number(process.env.MOCK_ALERT_EVERY_S ?? 20);
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url));
-const TENANT = '00000000-0000-0000-0000-000000000001';
+// The installation's default tenant (`TenantId::DEFAULT`): its admins see the dead letters.
+const TENANT = '6d616e74-6973-4000-8000-000000000001';
 
 const USERS = {
   admin: { password: 'admin', user: { username: 'admin', displayName: 'Admin', role: 'admin', tenantId: TENANT } },
@@ -123,6 +124,18 @@ const json = (res, body, status = 200) => {
 const spareParts = [
   { tenantId: 't1', partNumber: 'BRG-6204', description: 'Deep-groove ball bearing 6204-2RS', location: 'A-03', onHand: 6, reorderPoint: 4, onOrder: 0, expectedAt: null, updatedAt: new Date().toISOString(), reserved: 2, free: 4, reorder: false },
   { tenantId: 't1', partNumber: 'SEAL-12', description: 'Mechanical seal, 12 mm shaft', location: 'A-07', onHand: 2, reorderPoint: 2, onOrder: 4, expectedAt: new Date(Date.now() + 3 * 86400e3).toISOString(), updatedAt: new Date().toISOString(), reserved: 0, free: 2, reorder: false },
+];
+
+const letter = (offset, reason, source, over = {}) => ({
+  partition: 0, offset, at: iso(now() - (5 - offset) * 3600e3), reason, source, key: null, payloadBytes: 640 + offset, headers: {}, ...over,
+});
+const deadLetterTopics = [
+  { topic: 'dlq.features', letters: [] },
+  { topic: 'dlq.ingestion', letters: [letter(0, 'sensor `P-101-VIB-9` is not registered', null, { key: 'mqtt-line-1', headers: { 'mantis.dlq.connector': 'mqtt-line-1' } })] },
+  {
+    topic: 'dlq.orchestrator.webhook.cmms.alert',
+    letters: [1, 2].map((o) => letter(o, 'webhook cmms answered 422 Unprocessable Entity: unknown asset code', `alerts.critical/0/${40 + o}`)),
+  },
 ];
 
 const readBody = (req) =>
@@ -348,6 +361,28 @@ async function api(req, res, url) {
     part.reorder = part.reorderPoint > 0 && part.free + part.onOrder < part.reorderPoint;
     const movement = { partNumber: part.partNumber, kind: b.kind, delta: part.onHand - before, onHand: part.onHand, at: iso(now()), workOrderId: null, by: 'mock', note: b.note ?? '' };
     return json(res, { movement, part }, 201);
+  }
+  if (p.startsWith('/api/v1/dead-letters')) {
+    if (!need('admin')) return;
+    if (p === '/api/v1/dead-letters') return json(res, deadLetterTopics.map((t) => ({ topic: t.topic, records: t.letters.length, partitions: 1 })));
+    const [, name, action] = p.match(/^\/api\/v1\/dead-letters\/([^/]+)(\/replay)?$/) ?? [];
+    const t = deadLetterTopics.find((x) => x.topic === decodeURIComponent(name ?? ''));
+    if (!t) return problem(res, 404, 'Not Found', `\`${name}\` is not a dead-letter topic`);
+    const b = action ? await readBody(req) : null;
+    const reason = (action ? b?.reason : q.get('reason'))?.toLowerCase();
+    const sinceRaw = action ? b?.since : q.get('since');
+    const ago = /^(\d+)([mhd])$/.exec(sinceRaw ?? '');
+    const since = !sinceRaw ? -Infinity : ago ? now() - Number(ago[1]) * { m: 60e3, h: 3600e3, d: 86400e3 }[ago[2]] : Date.parse(sinceRaw);
+    if (Number.isNaN(since)) return problem(res, 400, 'Bad Request', `since: \`${sinceRaw}\` is neither RFC 3339 nor a duration`);
+    const taken = t.letters.filter((l) => (!reason || l.reason.toLowerCase().includes(reason)) && Date.parse(l.at) >= since);
+    if (!action) return json(res, taken.slice(-Number(q.get('limit') ?? 50)));
+    const published = {};
+    let notReplayable = 0;
+    for (const l of taken) {
+      if (!l.source) notReplayable += 1;
+      else published[l.source.split('/')[0]] = (published[l.source.split('/')[0]] ?? 0) + 1;
+    }
+    return json(res, { published, filtered: t.letters.length - taken.length, copies: 0, notReplayable, refused: 0, stopped: null });
   }
   if (p === '/api/v1/technicians') {
     return json(res, [{ tenantId: 't1', name: 'ana', skills: ['electrical'], shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '06:00', end: '14:00' }], utcOffsetMinutes: 0, active: true, updatedAt: iso(now()) }]);

@@ -7,13 +7,14 @@ import { AccessPage } from './pages/AccessPage';
 import { AccountPage } from './pages/AccountPage';
 import { AlertsPage } from './pages/AlertsPage';
 import { AssetPage } from './pages/AssetPage';
+import { DeadLettersPage } from './pages/DeadLettersPage';
 import { KioskPage } from './pages/KioskPage';
 import { KpiPage } from './pages/KpiPage';
 import { LoginPage } from './pages/LoginPage';
 import { OverviewPage } from './pages/OverviewPage';
 import { PlanPage } from './pages/PlanPage';
 import { StoresPage } from './pages/StoresPage';
-import { can } from './logic/roles';
+import { can, canSeeDeadLetters } from './logic/roles';
 import { WorkOrdersPage } from './pages/WorkOrdersPage';
 import { ServicesContext, useLiveStatus, useSession, type Services } from './services';
 import { loadKiosk, loadTheme, saveKiosk, saveTheme, ThemeContext, type Theme } from './theme';
@@ -113,6 +114,7 @@ function Shell({ services }: { services: Services }) {
                 {can(session.user.role, 'viewStores') && <NavLink route={route} to="stores" label="Stores" />}
                 <NavLink route={route} to="kpis" label="KPIs" />
                 {can(session.user.role, 'manageUsers') && <NavLink route={route} to="access" label="Access" />}
+                {canSeeDeadLetters(session.user) && <NavLink route={route} to="dead-letters" label="Dead letters" />}
               </>
             )}
           </nav>
@@ -140,14 +142,14 @@ function Shell({ services }: { services: Services }) {
         </header>
         <OfflineBanner />
         <main>
-          <PageBoundary resetKey={hash}>{renderPage(route, kiosk, can(session.user.role, 'manageUsers'))}</PageBoundary>
+          <PageBoundary resetKey={hash}>{renderPage(route, kiosk, can(session.user.role, 'manageUsers'), canSeeDeadLetters(session.user))}</PageBoundary>
         </main>
       </div>
     </ThemeContext.Provider>
   );
 }
 
-function renderPage(route: Route, kiosk: boolean, admin: boolean) {
+function renderPage(route: Route, kiosk: boolean, admin: boolean, deadLetters: boolean) {
   if (kiosk && !kioskAllows(route)) return <KioskPage />;
   switch (route.name) {
     case 'kiosk':
@@ -168,6 +170,12 @@ function renderPage(route: Route, kiosk: boolean, admin: boolean) {
       return <AccountPage />;
     case 'access':
       return admin ? <AccessPage /> : <p className="muted page">Only an admin manages users and API keys.</p>;
+    case 'dead-letters':
+      return deadLetters ? (
+        <DeadLettersPage topic={route.topic} />
+      ) : (
+        <p className="muted page">Dead letters hold every tenant&apos;s records: only the admins of the installation&apos;s default tenant see them.</p>
+      );
     default:
       return <OverviewPage compact={kiosk} />;
   }

@@ -104,13 +104,13 @@ export function mockFetch(routes: Record<string, Handler | unknown>): MockFetch 
   return m;
 }
 
-export function login(role: Role = 'manager', username = 'alice') {
+export function login(role: Role = 'manager', username = 'alice', tenantId = 't1') {
   sessionStorage.clear();
   resetSessionCache();
   setSession({
     token: 'tok-123',
     expiresAt: '2099-01-01T00:00:00.000Z',
-    user: { username, displayName: username.toUpperCase(), role, tenantId: 't1' },
+    user: { username, displayName: username.toUpperCase(), role, tenantId },
   });
 }
 

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use mantis_bus::{Envelope, Position, StartFrom, SubscribeOptions, TraceContext, topics};
 use mantis_codec::Record;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -114,7 +115,8 @@ pub trait Handler: Send + 'static {
 /// record, hands it to `handler`, commits what the handler reports done, retries transient
 /// failures with back-off (never skipping a record), and sends undecodable or unprocessable
 /// records to `dlq.<group>` with the reason in the `mantis.dlq.reason` header. On shutdown the
-/// record in flight is finished first, then the subscription is closed.
+/// record in flight is finished first, then the subscription is closed. How far behind the
+/// topic's end it is, is measured every [`LAG_EVERY`] (`mantis_consumer_lag_records`).
 pub async fn run_consumer<H: Handler>(
     infra: Infra,
     group: &str,
@@ -184,7 +186,18 @@ pub async fn run_consumer_with<H: Handler>(
         topic,
         away: HashSet::new(),
         pending: HashMap::new(),
+        next: Reading::default(),
     };
+    // Measured beside the loop: a handler retrying a record for minutes is when it matters.
+    let measuring = CancellationToken::new();
+    tokio::spawn(measure_lag(
+        infra.bus.clone(),
+        group.to_owned(),
+        topic,
+        owned.next.clone(),
+        measuring.clone(),
+    ));
+    let _stop_measuring = measuring.drop_guard();
     let mut flushing = tokio::time::interval(COMMIT_EVERY);
     flushing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticker = handler.tick_interval().map(|d| {
@@ -328,6 +341,70 @@ struct Ownership<'a> {
     /// the embedded log, bounded a consumer to a few thousand records a second). A crash
     /// redelivers what was handled since (every sink is idempotent).
     pending: HashMap<(String, i32), Position>,
+    /// The offset after the last record received from each partition still this consumer's.
+    next: Reading,
+}
+
+/// The offset after the last record a consumer received, per partition of its topic (shared
+/// with its lag measurement).
+#[derive(Clone, Default)]
+struct Reading(Arc<Mutex<HashMap<i32, i64>>>);
+
+impl Reading {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, i64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How often a consumer measures how far behind its topic's end it is.
+pub const LAG_EVERY: Duration = Duration::from_secs(15);
+
+/// Records of `ends` after what `next` says was received: the partitions received from alone
+/// (one not received from since the consumer started or was given it is not known, and not
+/// counted until its first record).
+fn behind(ends: &mantis_bus::TopicOffsets, next: &HashMap<i32, i64>) -> i64 {
+    ends.partitions
+        .iter()
+        .filter_map(|p| next.get(&p.partition).map(|n| (p.end - n).max(0)))
+        .sum()
+}
+
+/// Sets `mantis_consumer_lag_records{group, topic}` every [`LAG_EVERY`] until `stop`: the
+/// records of `topic` after those the consumer received (handled, or in its hands now). The
+/// bus's end offsets are asked for each time (the embedded log's are in memory; Kafka's are a
+/// metadata and a watermark request per partition); when it does not answer, the gauge keeps
+/// its last value and the next measurement tries again.
+async fn measure_lag(
+    bus: Arc<dyn mantis_bus::Bus>,
+    group: String,
+    topic: &'static str,
+    next: Reading,
+    stop: CancellationToken,
+) {
+    let gauge =
+        metrics::gauge!("mantis_consumer_lag_records", "group" => group.clone(), "topic" => topic);
+    let mut every = tokio::time::interval(LAG_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let listed = tokio::select! {
+            () = stop.cancelled() => return,
+            listed = bus.topic_offsets(topic) => listed,
+        };
+        match listed {
+            Ok(topics) => {
+                if let Some(ends) = topics.iter().find(|t| t.name == topic) {
+                    gauge.set(behind(ends, &next.lock()) as f64);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%group, topic, error = %e, "end offsets not read; lag measured again later");
+            }
+        }
+    }
 }
 
 /// How often a consumer commits what it handled.
@@ -356,6 +433,7 @@ impl Ownership<'_> {
                 .increment(revoked.len() as u64);
             tracing::info!(group = self.group, topic = self.topic, partitions = ?revoked, "partitions revoked");
             self.away.extend(&revoked);
+            self.next.lock().retain(|p, _| !revoked.contains(p));
             handler.revoked(&revoked);
         }
         revoked
@@ -364,6 +442,7 @@ impl Ownership<'_> {
     /// `env` was received: its partition is this consumer's (again).
     fn received(&mut self, env: &Envelope) {
         self.away.remove(&env.partition);
+        self.next.lock().insert(env.partition, env.offset + 1);
     }
 
     /// Commits `position` (with the next ones, at the next [`COMMIT_EVERY`]) unless its partition
@@ -440,5 +519,31 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,
         () = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mantis_bus::{PartitionOffsets, TopicOffsets};
+
+    #[test]
+    fn lag_counts_the_partitions_received_from_after_what_was_received() {
+        let ends = TopicOffsets {
+            name: "t".into(),
+            partitions: [(0, 10), (1, 7), (2, 5)]
+                .into_iter()
+                .map(|(partition, end)| PartitionOffsets {
+                    partition,
+                    earliest: 0,
+                    end,
+                })
+                .collect(),
+        };
+        // Partition 2 not received from: not known, not counted; 1 ahead of a truncated end
+        // (a topic recreated) is not negative.
+        let next = HashMap::from([(0, 4), (1, 9)]);
+        assert_eq!(behind(&ends, &next), 6);
+        assert_eq!(behind(&ends, &HashMap::new()), 0);
     }
 }

@@ -306,7 +306,7 @@ async fn publish(
         tracing::warn!(%topic, error = %e, "a replayed record is refused by the bus; the replay stops");
         outcome.stopped = Some(format!(
             "a record for `{topic}` was refused ({e}); the {after} sent after it with it may or \
-             may not be in: replay with --since or --reason to leave what is done"
+             may not be in: replay again filtered by time or reason to leave what is done"
         ));
     }
     false

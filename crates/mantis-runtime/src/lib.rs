@@ -37,7 +37,8 @@ mod settings;
 
 pub use app::App;
 pub use consumer::{
-    HandleError, Handler, RecordContext, run_consumer, run_consumer_from, run_consumer_with,
+    HandleError, Handler, LAG_EVERY, RecordContext, run_consumer, run_consumer_from,
+    run_consumer_with,
 };
 pub use http::{
     FieldError, Problem, bind, json_bodies, method_not_allowed, no_such_route, parse_json,

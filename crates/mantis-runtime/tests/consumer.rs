@@ -358,3 +358,79 @@ async fn a_replayed_letter_reaches_its_own_consumers_alone_and_is_not_doubled() 
     stop(stop_a, task_a).await;
     stop(stop_b, task_b).await;
 }
+
+/// Handles a record when let through (one permit each).
+struct Gate(Arc<tokio::sync::Semaphore>);
+
+#[async_trait]
+impl Handler for Gate {
+    type Input = FeatureVector;
+    async fn handle(
+        &mut self,
+        _fv: &FeatureVector,
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Position>, HandleError> {
+        self.0
+            .acquire()
+            .await
+            .map_err(|_| HandleError::Transient("gate closed".into()))?
+            .forget();
+        Ok(ctx.done())
+    }
+}
+
+/// `mantis_consumer_lag_records` of `group` as the Prometheus recorder renders it.
+fn lag_of(group: &str) -> Option<f64> {
+    let wanted = format!("group=\"{group}\"");
+    let rendered = mantis_telemetry::metrics_handle()
+        .expect("the Prometheus recorder")
+        .render();
+    rendered.lines().find_map(|line| {
+        let rest = line.strip_prefix("mantis_consumer_lag_records{")?;
+        let (labels, value) = rest.split_once("} ")?;
+        labels
+            .contains(&wanted)
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+async fn lag_becomes(group: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + mantis_runtime::LAG_EVERY * 3;
+    loop {
+        let lag = lag_of(group);
+        if lag == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lag of {group} stays {lag:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn how_far_a_consumer_is_behind_its_topic_is_measured() {
+    // Installed before the consumer's gauge is made.
+    mantis_telemetry::metrics_handle().expect("the Prometheus recorder");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
+    // One key: one partition, received from as soon as its first record is.
+    for n in 0..6 {
+        publish_vector(&publisher, n).await;
+    }
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_consumer(
+        infra.clone(),
+        "lag-measured",
+        Gate(gate.clone()),
+        shutdown.clone(),
+    ));
+    // The first record in the handler's hands (held: a handler retrying it), five after it.
+    lag_becomes("lag-measured", 5.0).await;
+    gate.add_permits(6);
+    lag_becomes("lag-measured", 0.0).await;
+    stop(shutdown, task).await;
+}

@@ -13,6 +13,9 @@ import type {
   CompleteResponse,
   CreatedKey,
   CrewMember,
+  DeadLetter,
+  DeadLetterFilter,
+  DeadLetterTopic,
   KpiReport,
   LoginResponse,
   MaintenanceEvent,
@@ -30,6 +33,7 @@ import type {
   Readings,
   RecordedMovement,
   ReliabilityReport,
+  Replayed,
   Role,
   RulPrediction,
   StockLevel,
@@ -228,6 +232,22 @@ export class ApiClient {
   }
   revokeApiKey(id: string): Promise<void> {
     return this.json('DELETE', `/api/v1/api-keys/${encodeURIComponent(id)}`);
+  }
+
+  // ---- Dead letters (admins of the default tenant) ----
+  deadLetterTopics(): Promise<DeadLetterTopic[]> {
+    return this.json('GET', '/api/v1/dead-letters');
+  }
+  /** The newest `limit` letters of `topic` the filter takes, oldest first. */
+  deadLetters(topic: string, q: DeadLetterFilter & { limit?: number } = {}): Promise<DeadLetter[]> {
+    return this.json('GET', `/api/v1/dead-letters/${encodeURIComponent(topic)}`, { query: { ...q } });
+  }
+  /** Publishes the letters the filter takes back to their source topics (`dryRun`: counts only). */
+  replayDeadLetters(topic: string, filter: DeadLetterFilter, dryRun: boolean): Promise<Replayed> {
+    const body: Record<string, unknown> = { dryRun };
+    if (filter.reason) body.reason = filter.reason;
+    if (filter.since) body.since = filter.since;
+    return this.json('POST', `/api/v1/dead-letters/${encodeURIComponent(topic)}/replay`, { body });
   }
 
   // ---- Plant ----

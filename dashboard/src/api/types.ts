@@ -583,3 +583,52 @@ export interface RecordedMovement {
   movement: StockMovement;
   part: StockLevel;
 }
+
+/** `GET /api/v1/dead-letters` (admins of the default tenant): a dead-letter topic. */
+export interface DeadLetterTopic {
+  /** `dlq.<consumer group>`, or `dlq.ingestion`. */
+  topic: string;
+  /** Records it retains. */
+  records: number;
+  partitions: number;
+}
+
+/** `GET /api/v1/dead-letters/{topic}`: a record set aside, with why. */
+export interface DeadLetter {
+  partition: number;
+  offset: number;
+  /** When it was set aside. */
+  at: Ts | null;
+  reason: string;
+  /** `topic/partition/offset` it came from; the topic alone for a record the bus refused
+   *  before it was written; none for a device message. */
+  source: string | null;
+  key: string | null;
+  payloadBytes: number;
+  /** Its other headers (`mantis.dlq.connector`, …). */
+  headers: Record<string, string>;
+}
+
+/** `POST /api/v1/dead-letters/{topic}/replay` `{reason?, since?, dryRun?}`. */
+export interface DeadLetterFilter {
+  /** Only those whose reason contains this (case-insensitive). */
+  reason?: string;
+  /** RFC 3339, or this long ago (`30m`, `12h`, `7d`). */
+  since?: string;
+}
+
+/** What a replay did (or, dry, would do). */
+export interface Replayed {
+  /** Records published back, per source topic. */
+  published: Record<string, number>;
+  /** Letters the filter left. */
+  filtered: number;
+  /** Copies of letters this replay sends (a replayed record set aside again): left. */
+  copies: number;
+  /** Device messages, and records whose topic is gone. */
+  notReplayable: number;
+  /** Records the bus refused for good. */
+  refused: number;
+  /** Why the replay stopped before the end: what is counted was published. */
+  stopped: string | null;
+}

@@ -16,6 +16,7 @@ export type Action =
   | 'planStops'
   | 'manageAssets'
   | 'manageUsers'
+  | 'viewDeadLetters'
   | 'viewPlan'
   | 'managePlan'
   | 'viewStores'
@@ -35,6 +36,7 @@ const MIN_ROLE: Record<Action, Role> = {
   planStops: 'manager',
   manageAssets: 'manager',
   manageUsers: 'admin',
+  viewDeadLetters: 'admin',
   viewPlan: 'technician',
   managePlan: 'manager',
   viewStores: 'technician',
@@ -46,4 +48,13 @@ const MIN_ROLE: Record<Action, Role> = {
 export function can(role: Role | string | null | undefined, action: Action): boolean {
   if (!role || !(role in ROLE_RANK)) return false;
   return ROLE_RANK[role as Role] >= ROLE_RANK[MIN_ROLE[action]];
+}
+
+/** The installation's default tenant (`TenantId::DEFAULT`, crates/mantis-domain/src/ids.rs):
+ *  dead letters hold every tenant's records, so only its admins see them. */
+export const DEFAULT_TENANT = '6d616e74-6973-4000-8000-000000000001';
+
+/** Whether the user may look at and replay dead letters (admins of the default tenant). */
+export function canSeeDeadLetters(user: { role: Role | string | null | undefined; tenantId?: string | null } | null | undefined): boolean {
+  return !!user && can(user.role, 'viewDeadLetters') && user.tenantId?.toLowerCase() === DEFAULT_TENANT;
 }

@@ -1,5 +1,5 @@
 // Hash routes: #/overview, #/alerts, #/assets/:id, #/work-orders, #/plan, #/stores, #/kpis, #/account,
-// #/access, #/login, #/kiosk.
+// #/access, #/dead-letters[/:topic], #/login, #/kiosk.
 
 export type Route =
   | { name: 'login' }
@@ -12,6 +12,7 @@ export type Route =
   | { name: 'kpis' }
   | { name: 'account' }
   | { name: 'access' }
+  | { name: 'dead-letters'; topic: string | null }
   | { name: 'kiosk' };
 
 /** `s` URI-decoded; as it is when it is not valid percent-encoding (a hand-typed `#/assets/%`). */
@@ -45,6 +46,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'account' };
     case 'access':
       return { name: 'access' };
+    case 'dead-letters':
+      return { name: 'dead-letters', topic: arg ? decoded(arg) : null };
     case 'kiosk':
       return { name: 'kiosk' };
     default:
@@ -53,7 +56,14 @@ export function parseRoute(hash: string): Route {
 }
 
 export function routeHash(r: Route): string {
-  return r.name === 'asset' ? `#/assets/${encodeURIComponent(r.id)}` : `#/${r.name}`;
+  if (r.name === 'asset') return `#/assets/${encodeURIComponent(r.id)}`;
+  if (r.name === 'dead-letters' && r.topic) return deadLettersHref(r.topic);
+  return `#/${r.name}`;
+}
+
+/** The dead letters of `topic`, or the topic list. */
+export function deadLettersHref(topic?: string | null): string {
+  return topic ? `#/dead-letters/${encodeURIComponent(topic)}` : '#/dead-letters';
 }
 
 export function assetHref(id: string): string {

@@ -1,8 +1,10 @@
 //! The dashboard end to end, in a real headless Chromium (Debian's, driven by playwright-core
 //! from `dashboard/e2e/demo.e2e.mjs`), against `mantis demo` started as a newcomer starts it:
 //! log in, see the plant overview, receive a live alert over the WebSocket, acknowledge it,
-//! open the asset page and see its charts drawn, move a work order on the board. Screenshots
-//! of every page are kept in `<target>/e2e-artifacts/`.
+//! open the asset page and see its charts drawn, move a work order on the board, … and replay
+//! from the dead-letter page the alerts a webhook's receiver (served by the browser test on
+//! `MANTIS_WEBHOOK_PORT`) refused with 422, once it takes them. Screenshots of every page are
+//! kept in `<target>/e2e-artifacts/`.
 //!
 //! Needs Node.js, the dashboard's npm packages (`npm ci` in `dashboard/`) and Chromium
 //! (`/usr/bin/chromium`, or `MANTIS_CHROMIUM`); `scripts/test.sh` installs them.
@@ -25,12 +27,13 @@ impl Drop for Demo {
     }
 }
 
-/// Starts `mantis demo` with its services on free ports and waits until the gateway listens;
-/// returns it, the gateway's port and the log's path.
+/// Starts `mantis demo` with its services on free ports, and a webhook `e2e` posting to
+/// `127.0.0.1:<webhook>`, and waits until the gateway listens; returns it, the gateway's port
+/// and the log's path.
 /// The ports are found free and then released, so another process may take one before the demo
 /// binds it: the demo then exits at once saying so, and is started again on other ports (in a
 /// fresh data directory), at most three times.
-fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
+fn start_demo(dir: &Path, webhook: u16) -> (Demo, u16, PathBuf) {
     for attempt in 1..=3 {
         let data = dir.join(format!("attempt-{attempt}"));
         std::fs::create_dir_all(&data).expect("data directory");
@@ -48,6 +51,15 @@ fn start_demo(dir: &Path) -> (Demo, u16, PathBuf) {
             .env("MANTIS_GATEWAY__WS_RECHECK_SECS", "2")
             // The test applies the plan itself (and moves a work order it picked meanwhile).
             .env("MANTIS_GATEWAY__PLANNING__AUTO_APPLY_SECS", "0")
+            // The browser test's receiver refuses the alerts (422) until it replays them.
+            .env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__E2E__URL",
+                format!("http://127.0.0.1:{webhook}/mantis"),
+            )
+            .env(
+                "MANTIS_ORCHESTRATOR__WEBHOOKS__E2E__SECRET",
+                "e2e-webhook-secret-0123456789",
+            )
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
@@ -122,7 +134,11 @@ fn the_dashboard_works_in_a_real_browser_against_the_demo() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_demo, gateway, log_path) = start_demo(dir.path());
+    // Found free and released: the browser test binds it a few seconds later (the demo only
+    // posts to it; its deliveries are retried until it listens). Another process's listener
+    // taking it meanwhile would fail the browser test at its start, saying EADDRINUSE.
+    let webhook = free_port();
+    let (_demo, gateway, log_path) = start_demo(dir.path(), webhook);
     let url = format!("http://127.0.0.1:{gateway}");
 
     let out = artifacts();
@@ -135,6 +151,7 @@ fn the_dashboard_works_in_a_real_browser_against_the_demo() {
         .env("MANTIS_PASSWORD", PASSWORD)
         .env("MANTIS_ARTIFACTS", &out)
         .env("MANTIS_CHROMIUM", &chromium)
+        .env("MANTIS_WEBHOOK_PORT", webhook.to_string())
         .status()
         .expect("node runs the browser test");
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -150,6 +167,7 @@ fn the_dashboard_works_in_a_real_browser_against_the_demo() {
         "03-alert-live",
         "05-asset",
         "07-work-order-moved",
+        "09d-dead-letters",
     ] {
         assert!(
             out.join(format!("{page}.png")).is_file(),
