@@ -30,7 +30,7 @@ const HOOK_TOPIC = 'dlq.orchestrator.webhook.e2e.alert';
 
 // The webhook's receiver: refuses the alerts (422: the event itself, dead-lettered by the
 // orchestrator) until the dead-letter step mends it, then takes them; takes everything else.
-const receiver = { refusing: true, refused: new Set(), accepted: new Set() };
+const receiver = { refusing: true, refused: new Set(), refusals: 0, accepted: new Set() };
 function startReceiver(port) {
   const server = createServer((req, res) => {
     req.resume();
@@ -39,6 +39,7 @@ function startReceiver(port) {
       if (req.headers['x-mantis-event'] === 'alert') {
         if (receiver.refusing) {
           receiver.refused.add(id);
+          receiver.refusals += 1;
           res.writeHead(422, { 'Content-Type': 'text/plain' });
           res.end('e2e receiver: not taken yet');
           return;
@@ -387,12 +388,14 @@ async function run() {
       step = 'the receiver refused an alert';
       await until(step, () => receiver.refused.size > 0, 120_000);
       receiver.refusing = false;
-      step = `${HOOK_TOPIC} holds the refused alerts`;
+      // Every refusal is a letter (one answered just before the switch is written a moment after).
+      const refusals = receiver.refusals;
+      step = `${HOOK_TOPIC} holds the ${refusals} refused alerts`;
       const row = page.locator(`[data-testid="dlq-topic"][data-topic="${HOOK_TOPIC}"]`);
       await until(
         step,
         async () => {
-          if ((await row.count()) > 0 && Number(await row.getByTestId('dlq-topic-records').innerText()) > 0) return true;
+          if ((await row.count()) > 0 && Number(await row.getByTestId('dlq-topic-records').innerText()) >= refusals) return true;
           await page.getByTestId('dlq-refresh').click();
           return false;
         },
@@ -415,8 +418,11 @@ async function run() {
       if (!replayed.ok()) throw new Error(`the replay answered ${replayed.status()}: ${await replayed.text()}`);
       const said = await page.getByTestId('dlq-replayed').innerText();
       if (!said.includes('Published')) throw new Error(`the replay says: ${said}`);
-      step = 'the receiver gets the replayed alerts';
-      await until(step, () => [...receiver.refused].some((id) => receiver.accepted.has(id)), 60_000);
+      // Shown replayed (read again after the replay); counted so by the next dry run.
+      step = 'the letters are shown replayed';
+      await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="dlq-letter-replayed"]')].some((c) => c.getAttribute('title')));
+      step = 'the receiver gets every alert it refused';
+      await until(step, () => [...receiver.refused].every((id) => receiver.accepted.has(id)), 60_000);
       log(`replayed: ${said.replace(/\s+/g, ' ')}; the receiver took ${[...receiver.refused].filter((id) => receiver.accepted.has(id)).length} of the ${receiver.refused.size} it had refused`);
     } else {
       log('no MANTIS_WEBHOOK_PORT: the dead-letter topics are listed, no replay');

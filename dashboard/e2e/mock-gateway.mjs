@@ -127,7 +127,7 @@ const spareParts = [
 ];
 
 const letter = (offset, reason, source, over = {}) => ({
-  partition: 0, offset, at: iso(now() - (5 - offset) * 3600e3), reason, source, key: null, payloadBytes: 640 + offset, headers: {}, ...over,
+  partition: 0, offset, at: iso(now() - (5 - offset) * 3600e3), reason, source, key: null, payloadBytes: 640 + offset, headers: {}, replayedAt: null, ...over,
 });
 const deadLetterTopics = [
   { topic: 'dlq.features', letters: [] },
@@ -378,11 +378,16 @@ async function api(req, res, url) {
     if (!action) return json(res, taken.slice(-Number(q.get('limit') ?? 50)));
     const published = {};
     let notReplayable = 0;
+    let alreadyReplayed = 0;
     for (const l of taken) {
       if (!l.source) notReplayable += 1;
-      else published[l.source.split('/')[0]] = (published[l.source.split('/')[0]] ?? 0) + 1;
+      else if (l.replayedAt && !b?.again) alreadyReplayed += 1;
+      else {
+        published[l.source.split('/')[0]] = (published[l.source.split('/')[0]] ?? 0) + 1;
+        if (!b?.dryRun) l.replayedAt ??= iso(now());
+      }
     }
-    return json(res, { published, filtered: t.letters.length - taken.length, copies: 0, notReplayable, refused: 0, stopped: null });
+    return json(res, { published, filtered: t.letters.length - taken.length, copies: 0, notReplayable, alreadyReplayed, refused: 0, stopped: null });
   }
   if (p === '/api/v1/technicians') {
     return json(res, [{ tenantId: 't1', name: 'ana', skills: ['electrical'], shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '06:00', end: '14:00' }], utcOffsetMinutes: 0, active: true, updatedAt: iso(now()) }]);

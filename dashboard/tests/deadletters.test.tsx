@@ -3,7 +3,8 @@ import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../src/App';
 import type { DeadLetter, DeadLetterTopic, Replayed } from '../src/api/types';
-import { describeReplay, describeTopic, formatBytes, payloadSize, sinceInstant } from '../src/logic/deadLetters';
+import { ApiError } from '../src/api/client';
+import { describeReplay, describeTopic, formatBytes, mayHaveRun, payloadSize } from '../src/logic/deadLetters';
 import { DEFAULT_TENANT, canSeeDeadLetters } from '../src/logic/roles';
 import { deadLettersHref, parseRoute, routeHash } from '../src/logic/route';
 import { DeadLettersPage } from '../src/pages/DeadLettersPage';
@@ -26,6 +27,7 @@ const letter = (offset: number, over: Partial<DeadLetter> = {}): DeadLetter => (
   key: null,
   payloadBytes: 812,
   headers: { 'mantis.dlq.group': 'orchestrator.webhook.cmms.alert' },
+  replayedAt: null,
   ...over,
 });
 
@@ -34,8 +36,10 @@ const replayed = (over: Partial<Replayed> = {}): Replayed => ({
   filtered: 0,
   copies: 0,
   notReplayable: 0,
+  alreadyReplayed: 0,
   refused: 0,
   stopped: null,
+  since: null,
   ...over,
 });
 
@@ -47,7 +51,9 @@ describe('dead letters, in words', () => {
     expect(describeTopic('dlq.someone.else')).toBe('Records the consumer group “someone.else” could not process');
     expect(describeReplay(replayed(), true)).toEqual(['Would publish 2 records: 2 to alerts.critical.']);
     expect(describeReplay(replayed({ published: { a: 1, b: 0 } }), false)).toEqual(['Published 1 record: 1 to a.']);
-    const partial = describeReplay(replayed({ published: {}, notReplayable: 1, copies: 2, refused: 1, filtered: 3, stopped: 'the bus is unavailable' }), false);
+    const partial = describeReplay(replayed({ published: {}, notReplayable: 1, copies: 2, refused: 1, filtered: 3, alreadyReplayed: 4, stopped: 'the bus is unavailable' }), false);
+    expect(partial.join(' ')).toContain('4 letters were sent by an earlier replay: left.');
+    expect(describeReplay(replayed({ alreadyReplayed: 1 }), true).join(' ')).toContain('1 letter was sent by an earlier replay: left (tick “again”');
     expect(partial[0]).toBe('Nothing was published.');
     expect(partial.join(' ')).toContain('1 letter is not replayable');
     expect(partial.join(' ')).toContain('2 letters are copies');
@@ -59,11 +65,16 @@ describe('dead letters, in words', () => {
     expect(formatBytes(2048)).toBe('2.0 KiB');
     expect(payloadSize(letter(1, { payloadBytes: 4096, headers: { 'mantis.dlq.payload-bytes': '70000' } }))).toEqual({ bytes: 70000, cut: true });
     expect(payloadSize(letter(1, { headers: { 'mantis.dlq.payload-bytes': 'junk' } }))).toEqual({ bytes: 812, cut: false });
-    const now = Date.parse('2026-12-07T12:00:00.000Z');
-    expect(sinceInstant('24h', now)).toBe('2026-12-06T12:00:00.000Z');
-    expect(sinceInstant('30m', now)).toBe('2026-12-07T11:30:00.000Z');
-    expect(sinceInstant('7d', now)).toBe('2026-11-30T12:00:00.000Z');
-    expect(sinceInstant('2026-12-01T00:00:00Z', now)).toBe('2026-12-01T00:00:00Z');
+    // A replay that failed may have published, unless the gateway refused it before it began.
+    const gateway = (status: number) => new ApiError({ type: 'about:blank', title: 'x', status });
+    expect(mayHaveRun(gateway(409))).toBe(false);
+    expect(mayHaveRun(gateway(400))).toBe(false);
+    expect(mayHaveRun(gateway(503))).toBe(false);
+    expect(mayHaveRun(new ApiError({ title: 'Service Unavailable', status: 503 }))).toBe(true);
+    expect(mayHaveRun(gateway(500))).toBe(true);
+    expect(mayHaveRun(gateway(504))).toBe(true);
+    expect(mayHaveRun(new ApiError({ title: 'Network error', status: 0 }))).toBe(true);
+    expect(mayHaveRun(new SyntaxError('Unexpected end of JSON input'))).toBe(true);
   });
 
   it('routes to a topic and back', () => {
@@ -88,7 +99,7 @@ describe('DeadLettersPage', () => {
   it('lists the topics, those holding letters first, and shows a topic’s letters newest first', async () => {
     const { services, mf } = setup({
       'GET /api/v1/dead-letters': topics,
-      [`GET /api/v1/dead-letters/${HOOK}`]: [letter(1), letter(2, { source: null, key: 'P-101', headers: {} })],
+      [`GET /api/v1/dead-letters/${HOOK}`]: [letter(1, { replayedAt: '2026-12-07T12:00:00.000Z' }), letter(2, { source: null, key: 'P-101', headers: {} })],
     });
     renderWith(services, <DeadLettersPage topic={HOOK} />);
     const rows = await screen.findAllByTestId('dlq-topic');
@@ -104,6 +115,8 @@ describe('DeadLettersPage', () => {
     expect(letters[0].textContent).toContain('P-101');
     expect(letters[1].textContent).toContain('alerts.critical/0/41');
     expect(letters[1].textContent).toContain('812 B');
+    expect(within(letters[1]).getByTestId('dlq-letter-replayed').getAttribute('title')).toBe('2026-12-07T12:00:00.000Z');
+    expect(within(letters[0]).getByTestId('dlq-letter-replayed').textContent).toBe('—');
     expect(within(letters[1]).getByText('1 header')).toBeTruthy();
     expect(within(letters[1]).getByText('mantis.dlq.group')).toBeTruthy();
     const asked = mf.calls.find((c) => c.url.pathname === `/api/v1/dead-letters/${HOOK}`)!;
@@ -122,7 +135,7 @@ describe('DeadLettersPage', () => {
       [`POST /api/v1/dead-letters/${HOOK}/replay`]: (req: { body: unknown }) => {
         const dry = (req.body as { dryRun: boolean }).dryRun;
         if (!dry) held = topics.map((t) => (t.topic === 'dlq.features' ? { ...t, records: 5 } : t));
-        return { body: replayed({ filtered: 1 }) };
+        return { body: replayed({ filtered: 1, since: '2026-12-06T21:00:00.000Z' }) };
       },
     });
     renderWith(services, <DeadLettersPage topic={HOOK} />);
@@ -148,24 +161,25 @@ describe('DeadLettersPage', () => {
     expect(screen.queryByTestId('dlq-preview-result')).toBeNull();
     await user.selectOptions(screen.getByTestId('dlq-since'), '24h');
 
-    const before = Date.now();
+    // Not offered for a filter not shown yet.
+    await user.type(screen.getByTestId('dlq-reason'), 'x');
+    expect((screen.getByTestId('dlq-preview') as HTMLButtonElement).disabled).toBe(true);
+    await user.type(screen.getByTestId('dlq-reason'), '{Backspace}');
     await user.click(screen.getByTestId('dlq-preview'));
     const preview = await screen.findByTestId('dlq-preview-result');
-    expect(preview.textContent).toContain('Letters whose reason contains “422” and set aside in the last 24 h:');
+    expect(preview.textContent).toContain('Letters whose reason contains “422” and set aside in the last 24 h, less those an earlier replay sent:');
     expect(preview.textContent).toContain('Would publish 2 records: 2 to alerts.critical.');
     expect(preview.textContent).toContain('1 letter left out by the filter.');
     expect(document.activeElement).toBe(screen.getByTestId('dlq-confirm'));
-    // The period is fixed when counted: the replay confirmed later covers the same one.
+    // The period as the gateway resolved it for the count: the replay covers the same one.
     const dry = mf.calls.at(-1)!.body as { dryRun: boolean; reason: string; since: string };
-    expect(dry.dryRun).toBe(true);
-    expect(dry.reason).toBe('422');
-    expect(Math.abs(Date.parse(dry.since) - (before - 24 * 3600e3))).toBeLessThan(60_000);
+    expect(dry).toEqual({ dryRun: true, reason: '422', since: '24h' });
 
     await user.click(screen.getByTestId('dlq-confirm'));
     const done = await screen.findByTestId('dlq-replayed');
     expect(done.textContent).toContain('Published 2 records: 2 to alerts.critical.');
     const replays = mf.calls.filter((c) => c.method === 'POST');
-    expect(replays.at(-1)!.body).toEqual({ ...dry, dryRun: false });
+    expect(replays.at(-1)!.body).toEqual({ dryRun: false, reason: '422', since: '2026-12-06T21:00:00.000Z' });
     expect(replays.filter((c) => !(c.body as { dryRun: boolean }).dryRun)).toHaveLength(1);
     // The topics are read again (the counts a replay set aside again show).
     await waitFor(() => expect(screen.getByTestId('dlq-held').textContent).toBe('8 letters held.'));
@@ -216,10 +230,37 @@ describe('DeadLettersPage', () => {
     await screen.findByTestId('dlq-confirm');
     lost = true;
     await user.click(screen.getByTestId('dlq-confirm'));
-    expect((await screen.findByTestId('dlq-notice')).textContent).toContain('the replay may have run');
+    const notice = await screen.findByTestId('dlq-notice');
+    expect(notice.textContent).toContain('The replay may have run');
+    await waitFor(() => expect(document.activeElement).toBe(notice));
     expect(screen.queryByTestId('dlq-confirm')).toBeNull();
     expect(screen.getByTestId('error').textContent).toContain('the proxy gave up');
     expect(mf.calls.filter((c) => c.method === 'POST')).toHaveLength(2);
+  });
+
+  it('sends again the letters an earlier replay sent when asked', async () => {
+    const user = userEvent.setup();
+    const { services, mf } = setup({
+      'GET /api/v1/dead-letters': topics,
+      [`GET /api/v1/dead-letters/${HOOK}`]: [letter(1, { replayedAt: '2026-12-07T12:00:00.000Z' })],
+      [`POST /api/v1/dead-letters/${HOOK}/replay`]: (req: { body: unknown }) =>
+        (req.body as { again?: boolean }).again ? { body: replayed({ published: { 'alerts.critical': 1 } }) } : { body: replayed({ published: {}, alreadyReplayed: 1 }) },
+    });
+    renderWith(services, <DeadLettersPage topic={HOOK} />);
+    await screen.findAllByTestId('dlq-letter');
+    await user.click(screen.getByTestId('dlq-preview'));
+    let preview = await screen.findByTestId('dlq-preview-result');
+    expect(preview.textContent).toContain('less those an earlier replay sent');
+    expect(preview.textContent).toContain('1 letter was sent by an earlier replay');
+    expect(screen.queryByTestId('dlq-confirm')).toBeNull();
+    await user.click(screen.getByTestId('dlq-cancel'));
+    await user.click(screen.getByTestId('dlq-again'));
+    await user.click(screen.getByTestId('dlq-preview'));
+    preview = await screen.findByTestId('dlq-preview-result');
+    expect(preview.textContent).toContain('those an earlier replay sent too');
+    await user.click(screen.getByTestId('dlq-confirm'));
+    await screen.findByTestId('dlq-replayed');
+    expect(mf.calls.filter((c) => c.method === 'POST').map((c) => (c.body as { again?: boolean }).again)).toEqual([undefined, true, true]);
   });
 
   it('says when the gateway refuses, and checks the reason’s length here', async () => {

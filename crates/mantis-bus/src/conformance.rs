@@ -573,6 +573,12 @@ pub async fn topics_are_listed_with_their_retained_offsets<B: Bus>(bus: &B, ns: 
     assert_eq!(listed[0].retained(), 5);
     assert!(listed[0].partitions.iter().all(|p| p.earliest == 0));
     assert_eq!(listed[1].retained(), 0);
+    // One topic asked about alone: the same offsets.
+    let one = within("offsets_of", bus.offsets_of(&a)).await;
+    assert_eq!(
+        one.expect("offsets_of").as_ref(),
+        Some(&listed[0].partitions)
+    );
     // Every topic of the broker: other bodies create theirs meanwhile, whose partitions may
     // have no leader for a moment (the call fails then, as it should): tried again.
     let mut all = Vec::new();

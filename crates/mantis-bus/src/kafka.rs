@@ -547,6 +547,41 @@ impl Bus for KafkaBus {
         .await
     }
 
+    async fn offsets_of(&self, topic: &str) -> Result<Option<Vec<PartitionOffsets>>> {
+        let (producer, timeout) = (self.producer(), self.config.request_timeout);
+        let name = topic.to_owned();
+        blocking(move || {
+            let client = producer.client();
+            // The metadata of this topic alone, not of the cluster's every topic.
+            let metadata = client
+                .fetch_metadata(Some(&name), timeout)
+                .map_err(|e| map_err(e, &name))?;
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == name) else {
+                return Ok(None);
+            };
+            if let Some(e) = found.error() {
+                return match map_err(KafkaError::MetadataFetch(e.into()), &name) {
+                    Error::UnknownTopic(_) => Ok(None),
+                    e => Err(e),
+                };
+            }
+            let mut partitions = Vec::with_capacity(found.partitions().len());
+            for p in found.partitions() {
+                let (earliest, end) = client
+                    .fetch_watermarks(&name, p.id(), timeout)
+                    .map_err(|e| map_err(e, &name))?;
+                partitions.push(PartitionOffsets {
+                    partition: p.id(),
+                    earliest,
+                    end,
+                });
+            }
+            partitions.sort_by_key(|p| p.partition);
+            Ok(Some(partitions))
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         let (producer, timeout) = (self.producer(), self.config.request_timeout);
         blocking(move || {

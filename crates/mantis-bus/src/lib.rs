@@ -399,6 +399,18 @@ pub trait Bus: Send + Sync + 'static {
     /// reader from the earliest record gets (the dead-letter tools count and read them so).
     async fn topic_offsets(&self, prefix: &str) -> Result<Vec<TopicOffsets>>;
 
+    /// The retained offsets of `topic`'s partitions (as [`Bus::topic_offsets`] gives them),
+    /// `None` when there is no such topic: asks about this topic alone (the consumers' lag
+    /// is measured with it every few seconds).
+    async fn offsets_of(&self, topic: &str) -> Result<Option<Vec<PartitionOffsets>>> {
+        Ok(self
+            .topic_offsets(topic)
+            .await?
+            .into_iter()
+            .find(|t| t.name == topic)
+            .map(|t| t.partitions))
+    }
+
     /// Checks that the bus is reachable (readiness probes).
     async fn ping(&self) -> Result<()>;
 }

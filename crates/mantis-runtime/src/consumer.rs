@@ -189,10 +189,12 @@ pub async fn run_consumer_with<H: Handler>(
         next: Reading::default(),
     };
     // Measured beside the loop: a handler retrying a record for minutes is when it matters.
+    // Labelled with the dead-letter name: the same across starts for a group named anew at
+    // each (the gateways' live view).
     let measuring = CancellationToken::new();
     tokio::spawn(measure_lag(
         infra.bus.clone(),
-        group.to_owned(),
+        dead_letters.to_owned(),
         topic,
         owned.next.clone(),
         measuring.clone(),
@@ -362,18 +364,18 @@ pub const LAG_EVERY: Duration = Duration::from_secs(15);
 /// Records of `ends` after what `next` says was received: the partitions received from alone
 /// (one not received from since the consumer started or was given it is not known, and not
 /// counted until its first record).
-fn behind(ends: &mantis_bus::TopicOffsets, next: &HashMap<i32, i64>) -> i64 {
-    ends.partitions
-        .iter()
+fn behind(ends: &[mantis_bus::PartitionOffsets], next: &HashMap<i32, i64>) -> i64 {
+    ends.iter()
         .filter_map(|p| next.get(&p.partition).map(|n| (p.end - n).max(0)))
         .sum()
 }
 
 /// Sets `mantis_consumer_lag_records{group, topic}` every [`LAG_EVERY`] until `stop`: the
 /// records of `topic` after those the consumer received (handled, or in its hands now). The
-/// bus's end offsets are asked for each time (the embedded log's are in memory; Kafka's are a
-/// metadata and a watermark request per partition); when it does not answer, the gauge keeps
-/// its last value and the next measurement tries again.
+/// bus's end offsets of the topic are asked for each time (the embedded log's are in memory;
+/// Kafka's are the topic's metadata and a watermark request per partition); when it does not
+/// answer, the gauge keeps its last value, `mantis_consumer_lag_failures_total` counts it
+/// and the first failure after a success is warned of.
 async fn measure_lag(
     bus: Arc<dyn mantis_bus::Bus>,
     group: String,
@@ -383,25 +385,31 @@ async fn measure_lag(
 ) {
     let gauge =
         metrics::gauge!("mantis_consumer_lag_records", "group" => group.clone(), "topic" => topic);
+    let failures = metrics::counter!("mantis_consumer_lag_failures_total", "group" => group.clone(), "topic" => topic);
     let mut every = tokio::time::interval(LAG_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let listed = tokio::select! {
+        let ends = tokio::select! {
             () = stop.cancelled() => return,
-            listed = bus.topic_offsets(topic) => listed,
+            ends = bus.offsets_of(topic) => ends,
         };
-        match listed {
-            Ok(topics) => {
-                if let Some(ends) = topics.iter().find(|t| t.name == topic) {
-                    gauge.set(behind(ends, &next.lock()) as f64);
-                }
+        match ends {
+            Ok(Some(ends)) => {
+                gauge.set(behind(&ends, &next.lock()) as f64);
+                failing = false;
             }
+            Ok(None) => {}
             Err(e) => {
-                tracing::debug!(%group, topic, error = %e, "end offsets not read; lag measured again later");
+                failures.increment(1);
+                if !failing {
+                    tracing::warn!(%group, topic, error = %e, "the consumer's lag is not measured (its last value stays); tried again every 15 s");
+                }
+                failing = true;
             }
         }
     }
@@ -525,21 +533,18 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mantis_bus::{PartitionOffsets, TopicOffsets};
+    use mantis_bus::PartitionOffsets;
 
     #[test]
     fn lag_counts_the_partitions_received_from_after_what_was_received() {
-        let ends = TopicOffsets {
-            name: "t".into(),
-            partitions: [(0, 10), (1, 7), (2, 5)]
-                .into_iter()
-                .map(|(partition, end)| PartitionOffsets {
-                    partition,
-                    earliest: 0,
-                    end,
-                })
-                .collect(),
-        };
+        let ends: Vec<PartitionOffsets> = [(0, 10), (1, 7), (2, 5)]
+            .into_iter()
+            .map(|(partition, end)| PartitionOffsets {
+                partition,
+                earliest: 0,
+                end,
+            })
+            .collect();
         // Partition 2 not received from: not known, not counted; 1 ahead of a truncated end
         // (a topic recreated) is not negative.
         let next = HashMap::from([(0, 4), (1, 9)]);

@@ -13,6 +13,10 @@
 //! every consumer), and `mantis.replay.of` the letter it was, so that, refused again
 //! and set aside again, its new letter is known for a copy and a later replay sends the
 //! letter once, not twice. A dead letter stays where it is (until its topic's retention).
+//! Each replay leaves on `dlq-replays` what it went through (the letters its filter took, up to
+//! an offset of each partition, and who ran it when): a later replay leaves the letters an
+//! earlier one sent, unless asked to send them again, and `show` says when a letter was
+//! replayed.
 //! Device messages (no source topic) are shown, never replayed: they are what the device
 //! sent, not a record of the platform.
 //!
@@ -20,15 +24,29 @@
 //! cluster mode (while the services run); in the embedded mode the platform's log, which must
 //! not be in use by a running `mantis run` (the gateway's API reaches it then).
 
+use chrono::{DateTime, Utc};
 use mantis_bus::{
     Bus, DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, Envelope,
     OutboundRecord, REPLAY_FOR, REPLAY_OF, StartFrom, SubscribeOptions, Subscription, TopicOffsets,
+    TopicSpec, TraceContext,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// The prefix of every dead-letter topic.
 pub const PREFIX: &str = "dlq.";
+
+/// Where each replay leaves what it went through (one partition; keyed by the dead-letter
+/// topic; kept as long as the letters are). Not a dead-letter topic itself.
+pub const REPLAYS: &str = "dlq-replays";
+
+fn replays_spec() -> TopicSpec {
+    TopicSpec {
+        name: REPLAYS.into(),
+        partitions: 1,
+        retention: Duration::from_secs(30 * 86_400),
+    }
+}
 
 /// Why a dead-letter command failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +83,8 @@ pub struct Letter {
     pub payload_bytes: usize,
     /// The other headers (`mantis.dlq.connector`, …), as text (lossy).
     pub headers: BTreeMap<String, String>,
+    /// When a replay first sent it again (RFC 3339), if one did.
+    pub replayed_at: Option<String>,
 }
 
 impl Letter {
@@ -106,8 +126,69 @@ impl Letter {
                 .filter(|(k, _)| !shown.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
                 .collect(),
+            replayed_at: None,
         }
     }
+}
+
+/// What a replay went through, as left on [`REPLAYS`]: every letter of `topic` its filter
+/// took, up to `through` in each partition, was sent again or found not replayable (or a copy).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Done {
+    topic: String,
+    at: DateTime<Utc>,
+    /// Who ran it: a user of the API, `mantis dlq` and its user on the host.
+    by: String,
+    reason: Option<String>,
+    since: Option<DateTime<Utc>>,
+    /// Per partition of the dead-letter topic, the offset it went through.
+    through: BTreeMap<i32, i64>,
+}
+
+impl Done {
+    fn covers(&self, e: &Envelope) -> bool {
+        self.through
+            .get(&e.partition)
+            .is_some_and(|t| e.offset <= *t)
+            && Filter {
+                reason: self.reason.clone(),
+                since: self.since,
+            }
+            .takes(e)
+    }
+}
+
+/// The replays of `topic` so far, oldest first (none when nothing was ever replayed). One
+/// that cannot be read (written by a later version) is left out, said in the log.
+async fn replays_of(bus: &dyn Bus, topic: &str) -> Result<Vec<Done>, Error> {
+    let Some(mut reader) = Reader::open_topic(bus, REPLAYS).await? else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    let read = async {
+        while let Some(e) = reader.next().await? {
+            if e.key.as_deref() != Some(topic.as_bytes()) {
+                continue;
+            }
+            match serde_json::from_slice::<Done>(&e.payload) {
+                Ok(done) if done.topic == topic => found.push(done),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(topic, offset = e.offset, error = %err, "a replay's record is not read")
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    reader.close().await;
+    read?;
+    Ok(found)
+}
+
+/// When the first of `replays` that went through `e` ran.
+fn replayed_at(replays: &[Done], e: &Envelope) -> Option<DateTime<Utc>> {
+    replays.iter().filter(|d| d.covers(e)).map(|d| d.at).min()
 }
 
 /// The dead-letter topics and how many records each retains.
@@ -149,6 +230,13 @@ pub async fn show(
     limit: usize,
 ) -> Result<Vec<Letter>, Error> {
     let mut reader = Reader::open(bus, topic).await?;
+    let replays = match replays_of(bus, topic).await {
+        Ok(r) => r,
+        Err(e) => {
+            reader.close().await;
+            return Err(e);
+        }
+    };
     // The last `limit` of each partition: the last `limit` of all are among them. Kept as
     // shown (no payload), with the time they were set aside to order them.
     let mut kept: BTreeMap<i32, VecDeque<(i64, Letter)>> = BTreeMap::new();
@@ -161,7 +249,10 @@ pub async fn show(
             if held.len() == limit {
                 held.pop_front();
             }
-            held.push_back((e.timestamp_ms, Letter::of(&e)));
+            let mut letter = Letter::of(&e);
+            letter.replayed_at = replayed_at(&replays, &e)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            held.push_back((e.timestamp_ms, letter));
         }
         Ok::<(), Error>(())
     }
@@ -187,6 +278,12 @@ pub struct Replayed {
     pub copies: u64,
     /// Device messages and records whose source topic no longer exists: not replayable.
     pub not_replayable: u64,
+    /// Letters an earlier replay sent: left (unless sent [`ReplayOptions::again`]).
+    pub already_replayed: u64,
+    /// The start of the period the filter took (RFC 3339; a duration such as `24h` resolved
+    /// on this host's clock): a replay confirmed after its dry run sends this back to cover
+    /// the same period.
+    pub since: Option<String>,
     /// Records the bus refused for good (too large, the topic's policy): the replay stopped
     /// there.
     pub refused: u64,
@@ -194,6 +291,17 @@ pub struct Replayed {
     /// failed): what is counted in `published` was published (in a dry run: would have been);
     /// running it again publishes that again.
     pub stopped: Option<String>,
+}
+
+/// How a replay runs.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayOptions {
+    /// Count what would be published; publish nothing (and leave no record of it).
+    pub dry_run: bool,
+    /// Send again the letters an earlier replay sent too.
+    pub again: bool,
+    /// Who runs it (kept with what it went through).
+    pub by: String,
 }
 
 /// Records published at once.
@@ -205,26 +313,56 @@ const CHUNK: usize = 500;
 /// it; a record refused before it was written is for all) and marked with the letter it was
 /// (`mantis.replay.of`). A letter that is a copy of one this run replays is left, so that
 /// replaying again does not send the record twice (dead-letter topics have one partition, so
-/// a letter is read before its copies). Publishes as it reads, in chunks; a bus that goes
-/// away or refuses a record for good stops the replay (said in [`Replayed::stopped`]).
-/// Keeps the position of each letter it sends (16 bytes each) to know copies.
+/// a letter is read before its copies), and so is a letter an earlier replay sent, unless
+/// [`ReplayOptions::again`]. Publishes as it reads, in chunks, leaving on [`REPLAYS`] after
+/// each what it went through; a bus that goes away or refuses a record for good stops the
+/// replay (said in [`Replayed::stopped`]). Keeps the position of each letter it sends
+/// (16 bytes each) to know copies.
 pub async fn replay(
     bus: &dyn Bus,
     topic: &str,
     filter: &Filter,
-    dry_run: bool,
+    options: &ReplayOptions,
 ) -> Result<Replayed, Error> {
-    let mut outcome = Replayed::default();
+    let mut outcome = Replayed {
+        since: filter
+            .since
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        ..Replayed::default()
+    };
     let mut reader = Reader::open(bus, topic).await?;
+    let earlier = match replays_of(bus, topic).await {
+        Ok(r) => r,
+        Err(e) => {
+            reader.close().await;
+            return Err(e);
+        }
+    };
+    let mut run = Run {
+        bus,
+        dry_run: options.dry_run,
+        done: Done {
+            topic: topic.to_owned(),
+            at: Utc::now(),
+            by: options.by.clone(),
+            reason: filter.reason.clone(),
+            since: filter.since,
+            through: BTreeMap::new(),
+        },
+        read: BTreeMap::new(),
+        chunk: Vec::with_capacity(CHUNK),
+        letters: Vec::with_capacity(CHUNK),
+        recorded: false,
+    };
     let consumers = topic.strip_prefix(PREFIX).unwrap_or(topic).to_owned();
     // Source topics found to exist (a topic not found is looked for again: it may be a
     // leader election, not a deletion).
     let mut sources: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // The letters of this run that are replayed: a copy of one of them is left.
     let mut taken: std::collections::HashSet<(i32, i64)> = std::collections::HashSet::new();
-    let mut chunk = Vec::with_capacity(CHUNK);
     let result: Result<(), Error> = async {
         while let Some(e) = reader.next().await? {
+            run.read.insert(e.partition, e.offset);
             if !filter.takes(&e) {
                 outcome.filtered += 1;
                 continue;
@@ -252,13 +390,18 @@ pub async fn replay(
                     continue;
                 }
             }
+            if !options.again && earlier.iter().any(|d| d.covers(&e)) {
+                outcome.already_replayed += 1;
+                continue;
+            }
             taken.insert((e.partition, e.offset));
-            chunk.push(record);
-            if chunk.len() == CHUNK && !publish(bus, &mut chunk, dry_run, &mut outcome).await {
+            run.chunk.push(record);
+            run.letters.push((e.partition, e.offset));
+            if run.chunk.len() == CHUNK && !run.flush(&mut outcome).await {
                 return Ok(());
             }
         }
-        publish(bus, &mut chunk, dry_run, &mut outcome).await;
+        run.flush(&mut outcome).await;
         Ok(())
     }
     .await;
@@ -275,8 +418,73 @@ pub async fn replay(
     }
 }
 
-/// Publishes `chunk` (emptied), counting each record; `false` when it stopped (said in
-/// `outcome.stopped`): the bus went away, or refused a record for good — then the records
+/// A replay under way: what it read, the chunk it is about to publish and what it will leave
+/// on [`REPLAYS`].
+struct Run<'a> {
+    bus: &'a dyn Bus,
+    dry_run: bool,
+    /// What it went through so far (left on [`REPLAYS`] after each chunk published).
+    done: Done,
+    /// The last offset read of each partition.
+    read: BTreeMap<i32, i64>,
+    chunk: Vec<OutboundRecord>,
+    /// The letter of each record of `chunk`.
+    letters: Vec<(i32, i64)>,
+    /// Whether [`REPLAYS`] was made sure of.
+    recorded: bool,
+}
+
+impl Run<'_> {
+    /// Publishes the chunk and leaves what the replay went through on [`REPLAYS`]; `false`
+    /// when it stopped (said in `outcome.stopped`).
+    async fn flush(&mut self, outcome: &mut Replayed) -> bool {
+        let letters = std::mem::take(&mut self.letters);
+        let (sent, went_on) = publish(self.bus, &mut self.chunk, self.dry_run, outcome).await;
+        if self.dry_run || sent == 0 {
+            return went_on;
+        }
+        if went_on {
+            // Every letter read so far was sent or left.
+            self.done.through = self.read.clone();
+        } else {
+            // The letters up to the last one sent, in each partition.
+            for &(partition, offset) in &letters[..sent] {
+                let through = self.done.through.entry(partition).or_insert(offset);
+                *through = (*through).max(offset);
+            }
+        }
+        match self.record().await {
+            Ok(()) => went_on,
+            Err(e) => {
+                tracing::warn!(topic = %self.done.topic, error = %e, "a replay's progress is not recorded; it stops");
+                outcome.stopped = Some(format!(
+                    "what was published is not recorded on `{REPLAYS}` ({e}): a later replay \
+                     sends it again unless filtered by time or reason"
+                ));
+                false
+            }
+        }
+    }
+
+    async fn record(&mut self) -> Result<(), mantis_bus::Error> {
+        if !self.recorded {
+            self.bus.ensure_topics(&[replays_spec()]).await?;
+            self.recorded = true;
+        }
+        let payload =
+            serde_json::to_vec(&self.done).map_err(|e| mantis_bus::Error::Other(e.to_string()))?;
+        let record = OutboundRecord::new(
+            REPLAYS,
+            Some(self.done.topic.as_bytes().to_vec()),
+            payload,
+            TraceContext::new_root(),
+        );
+        self.bus.publish(record).await.map(|_| ())
+    }
+}
+
+/// Publishes `chunk` (emptied), counting each record; answers how many were published and
+/// `false` when it stopped (said in `outcome.stopped`): the bus went away, or refused a record for good — then the records
 /// after it in the chunk may or may not be in already (Kafka sends a batch at once and
 /// answers its first failure), so they are not sent again, and the replay stops there.
 async fn publish(
@@ -284,7 +492,7 @@ async fn publish(
     chunk: &mut Vec<OutboundRecord>,
     dry_run: bool,
     outcome: &mut Replayed,
-) -> bool {
+) -> (usize, bool) {
     let records = std::mem::take(chunk);
     let (sent, failed) = if dry_run {
         (records.len(), None)
@@ -295,7 +503,7 @@ async fn publish(
         *outcome.published.entry(record.topic.clone()).or_default() += 1;
     }
     let Some(e) = failed else {
-        return true;
+        return (sent, true);
     };
     let after = records.len() - sent - 1;
     if e.is_retryable() || matches!(e, mantis_bus::Error::Denied(_)) {
@@ -309,7 +517,7 @@ async fn publish(
              may not be in: replay again filtered by time or reason to leave what is done"
         ));
     }
-    false
+    (sent, false)
 }
 
 /// The letter `e` is a copy of (a replayed record set aside again), when it is one of `topic`.
@@ -373,12 +581,21 @@ impl<'a> Reader<'a> {
         if !topic.starts_with(PREFIX) {
             return Err(Error::NotADeadLetterTopic(topic.to_owned()));
         }
-        let offsets = bus
+        Self::open_topic(bus, topic)
+            .await?
+            .ok_or_else(|| Error::NotADeadLetterTopic(topic.to_owned()))
+    }
+
+    /// A reader of any topic; `None` when there is no such topic.
+    async fn open_topic(bus: &'a dyn Bus, topic: &str) -> Result<Option<Self>, Error> {
+        let Some(offsets) = bus
             .topic_offsets(topic)
             .await?
             .into_iter()
             .find(|t| t.name == topic)
-            .ok_or_else(|| Error::NotADeadLetterTopic(topic.to_owned()))?;
+        else {
+            return Ok(None);
+        };
         // Where each partition ends now: records set aside meanwhile wait for the next run.
         let left: BTreeMap<i32, (i64, i64)> = offsets
             .partitions
@@ -402,12 +619,12 @@ impl<'a> Reader<'a> {
                     .await?,
             )
         };
-        Ok(Self {
+        Ok(Some(Self {
             bus,
             topic: topic.to_owned(),
             sub,
             left,
-        })
+        }))
     }
 
     /// The next record, `None` once every partition is read to where it ended when opened. A

@@ -311,11 +311,13 @@ async fn retained_reaches(infra: &Infra, topic: &str, n: i64) {
 }
 
 /// A dead letter replayed (`mantis dlq replay`) reaches the consumers that set it aside alone
-/// (another group of the topic passes over it), and set aside again it is a copy: a second
-/// replay sends the letter once, not twice.
+/// (another group of the topic passes over it); a second replay leaves it (sent already) and
+/// sends its copy (set aside again) instead; sent `again`, the letter goes once and its
+/// copies are left.
 #[tokio::test]
 async fn a_replayed_letter_reaches_its_own_consumers_alone_and_is_not_doubled() {
-    use mantis_runtime::dead_letters::{Filter, replay};
+    use mantis_runtime::dead_letters::{Filter, ReplayOptions, replay};
+    let once = ReplayOptions::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let infra = infra(dir.path()).await;
     let publisher = Publisher::new(infra.bus.clone(), infra.codec.clone(), "test");
@@ -326,7 +328,7 @@ async fn a_replayed_letter_reaches_its_own_consumers_alone_and_is_not_doubled() 
     retained_reaches(&infra, "dlq.refuser", 1).await;
     retained_reaches(&infra, "dlq.bystander", 1).await;
 
-    let done = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), false)
+    let done = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), &once)
         .await
         .expect("replayed");
     assert_eq!(done.published[topics::FEATURES_EXTRACTED], 1);
@@ -337,15 +339,49 @@ async fn a_replayed_letter_reaches_its_own_consumers_alone_and_is_not_doubled() 
         copy.header(mantis_bus::REPLAY_OF),
         Some(&b"dlq.refuser/0/0"[..])
     );
-    // Replayed again: the letter once, its copy left.
-    let again = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), false)
+    // Replayed again: the letter was sent, its copy is the record to send.
+    let twice = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), &once)
         .await
         .expect("replayed");
     assert_eq!(
-        (again.published[topics::FEATURES_EXTRACTED], again.copies),
-        (1, 1)
+        (
+            twice.published[topics::FEATURES_EXTRACTED],
+            twice.already_replayed,
+            twice.copies
+        ),
+        (1, 1, 0)
     );
     retained_reaches(&infra, "dlq.refuser", 3).await;
+    // Everything sent again when asked: the letter once, its copies (and their copies) left.
+    let again = ReplayOptions {
+        again: true,
+        ..ReplayOptions::default()
+    };
+    let all = replay(
+        infra.bus.as_ref(),
+        "dlq.refuser",
+        &Filter::default(),
+        &again,
+    )
+    .await
+    .expect("replayed");
+    assert_eq!(
+        (all.published[topics::FEATURES_EXTRACTED], all.copies),
+        (1, 2)
+    );
+    retained_reaches(&infra, "dlq.refuser", 4).await;
+    let none = replay(infra.bus.as_ref(), "dlq.refuser", &Filter::default(), &once)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        (
+            none.published.get(topics::FEATURES_EXTRACTED).copied(),
+            none.already_replayed,
+            none.copies
+        ),
+        (Some(1), 3, 0),
+        "the letters each replay went through are left; the copy the last one caused is sent"
+    );
     // A publish the bystander handles still reaches it (it went on past the replays).
     publish_vector(&publisher, -6).await;
     retained_reaches(&infra, "dlq.bystander", 2).await;

@@ -242,9 +242,11 @@ export class ApiClient {
   deadLetters(topic: string, q: DeadLetterFilter & { limit?: number } = {}): Promise<DeadLetter[]> {
     return this.json('GET', `/api/v1/dead-letters/${encodeURIComponent(topic)}`, { query: { ...q } });
   }
-  /** Publishes the letters the filter takes back to their source topics (`dryRun`: counts only). */
-  replayDeadLetters(topic: string, filter: DeadLetterFilter, dryRun: boolean): Promise<Replayed> {
+  /** Publishes the letters the filter takes back to their source topics (`dryRun`: counts
+   *  only; `again`: those an earlier replay sent too). */
+  replayDeadLetters(topic: string, filter: DeadLetterFilter, dryRun: boolean, again = false): Promise<Replayed> {
     const body: Record<string, unknown> = { dryRun };
+    if (again) body.again = true;
     if (filter.reason) body.reason = filter.reason;
     if (filter.since) body.since = filter.since;
     return this.json('POST', `/api/v1/dead-letters/${encodeURIComponent(topic)}/replay`, { body });

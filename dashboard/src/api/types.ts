@@ -607,9 +607,11 @@ export interface DeadLetter {
   payloadBytes: number;
   /** Its other headers (`mantis.dlq.connector`, …). */
   headers: Record<string, string>;
+  /** When a replay first sent it again, if one did. */
+  replayedAt: Ts | null;
 }
 
-/** `POST /api/v1/dead-letters/{topic}/replay` `{reason?, since?, dryRun?}`. */
+/** `POST /api/v1/dead-letters/{topic}/replay` `{reason?, since?, dryRun?, again?}`. */
 export interface DeadLetterFilter {
   /** Only those whose reason contains this (case-insensitive). */
   reason?: string;
@@ -627,8 +629,13 @@ export interface Replayed {
   copies: number;
   /** Device messages, and records whose topic is gone. */
   notReplayable: number;
+  /** Letters an earlier replay sent: left (unless `again`). */
+  alreadyReplayed: number;
   /** Records the bus refused for good. */
   refused: number;
   /** Why the replay stopped before the end: what is counted was published. */
   stopped: string | null;
+  /** The start of the period the filter took, resolved on the gateway's clock: sent back
+   *  with the replay a dry run counted. */
+  since: string | null;
 }

@@ -1,4 +1,5 @@
 // Dead letters: what each `dlq.*` topic holds, and what a replay did, in words.
+import { ApiError } from '../api/client';
 import type { DeadLetter, Replayed } from '../api/types';
 
 /** What the consumers of the platform set aside, by the group whose topic it is
@@ -51,6 +52,8 @@ export function describeReplay(r: Replayed, dry: boolean): string[] {
     lines.push(
       `${plural(r.notReplayable, 'letter is', 'letters are')} not replayable (device messages, or a source topic that is gone).`,
     );
+  if (r.alreadyReplayed > 0)
+    lines.push(`${plural(r.alreadyReplayed, 'letter was', 'letters were')} sent by an earlier replay: left${dry ? ' (tick “again” to send them once more)' : ''}.`);
   if (r.copies > 0)
     lines.push(`${plural(r.copies, 'letter is a copy', 'letters are copies')} of one sent in this run (a replayed record set aside again): left, so it is sent once.`);
   if (r.refused > 0) lines.push(`The bus refused ${plural(r.refused, 'record', 'records')} for good.`);
@@ -64,13 +67,17 @@ export function describeReplay(r: Replayed, dry: boolean): string[] {
   return lines;
 }
 
-const UNITS: Record<string, number> = { m: 60e3, h: 3600e3, d: 86400e3 };
+/** Statuses the gateway answers before a replay starts (a bad request, rights, no such
+ *  topic, another replay running, too large, throttled). */
+const NOT_STARTED = [400, 401, 403, 404, 409, 413, 415, 422, 429];
 
-/** `since` as an instant (RFC 3339): a duration (`30m`, `24h`, `7d`) counted back from `now`;
- *  anything else as it is. */
-export function sinceInstant(since: string, now: number): string {
-  const m = /^(\d+)([mhd])$/.exec(since.trim());
-  return m ? new Date(now - Number(m[1]) * UNITS[m[2]]).toISOString() : since;
+/** Whether a replay that failed with `e` may have published some of its records: anything but
+ *  the gateway's own refusal before it starts (a 503 with its problem body — busy, the bus
+ *  away — included; one from a proxy, without, is not known). */
+export function mayHaveRun(e: unknown): boolean {
+  if (!(e instanceof ApiError)) return true;
+  if (NOT_STARTED.includes(e.status)) return false;
+  return !(e.status === 503 && e.problem.type !== undefined);
 }
 
 /** A letter's payload size: the device message's whole size when ingestion kept only its

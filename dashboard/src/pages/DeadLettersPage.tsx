@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
-import { ApiError } from '../api/client';
+import type { ApiError } from '../api/client';
 import type { DeadLetter, DeadLetterFilter, DeadLetterTopic, Replayed } from '../api/types';
 import { ErrorBox } from '../components/ErrorBox';
-import { describeReplay, describeTopic, formatBytes, payloadSize, publishedCount, sinceInstant } from '../logic/deadLetters';
+import { describeReplay, describeTopic, formatBytes, mayHaveRun, payloadSize, publishedCount } from '../logic/deadLetters';
 import { formatDateTime } from '../logic/format';
 import { deadLettersHref } from '../logic/route';
 import { useResource, useServices } from '../services';
@@ -117,11 +117,12 @@ function scopeOf(filter: DeadLetterFilter): string {
     .join(' and ');
 }
 
-/** A replay's dry run (for the filter it was made with, `since` fixed to an instant so the
- *  replay covers the same period), then what the replay did. */
+/** A replay's dry run (for the filter it was made with, `since` as the gateway resolved it so
+ *  that the replay covers the same period), then what the replay did. */
 interface ReplayState {
   phase: 'preview' | 'done';
   filter: DeadLetterFilter;
+  again: boolean;
   scope: string;
   result: Replayed;
 }
@@ -136,27 +137,55 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
     [api, topic, shown, round],
   );
   const [replay, setReplay] = useState<ReplayState | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  // Also the letters an earlier replay sent.
+  const [again, setAgain] = useState(false);
+  const [busy, setBusy] = useState<'counting' | 'replaying' | null>(null);
+  const [error, setError] = useState<ApiError | Error | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const confirmRef = useRef<HTMLButtonElement>(null);
   const closeRef = useRef<HTMLButtonElement>(null);
+  const previewRef = useRef<HTMLButtonElement>(null);
+  const noticeRef = useRef<HTMLParagraphElement>(null);
+  // Bumped whenever what a dry run counted no longer stands (another filter, a refresh, the
+  // page left): its late answer is dropped.
+  const generation = useRef(0);
+  const busyRef = useRef(busy);
+  busyRef.current = busy;
 
-  // A preview is for the letters as they were shown: a refresh or another filter drops it.
-  useEffect(() => setReplay((r) => (r?.phase === 'preview' ? null : r)), [round]);
-  // The button pressed goes away: focus moves to what answers it.
+  // A preview is for the letters as they were shown: a refresh or another filter drops it
+  // (not while its replay runs).
   useEffect(() => {
-    if (replay?.phase === 'preview') (confirmRef.current ?? closeRef.current)?.focus();
-    else if (replay?.phase === 'done') closeRef.current?.focus();
-  }, [replay]);
+    generation.current += 1;
+    if (!busyRef.current) setReplay((r) => (r?.phase === 'preview' ? null : r));
+  }, [round]);
+  useEffect(
+    () => () => {
+      generation.current += 1;
+    },
+    [],
+  );
+  // The button pressed goes away: focus moves to what answers it, and back when it closes.
+  const phase = replay?.phase ?? null;
+  const lastPhase = useRef(phase);
+  useEffect(() => {
+    const was = lastPhase.current;
+    lastPhase.current = phase;
+    if (phase === was) return;
+    if (phase === 'preview') (confirmRef.current ?? closeRef.current)?.focus();
+    else if (phase === 'done') closeRef.current?.focus();
+    else if (notice) noticeRef.current?.focus();
+    else previewRef.current?.focus();
+  }, [phase, notice]);
 
   function setDraft(next: Shown) {
+    generation.current += 1;
     setDraftState(next);
     setReplay((r) => (r?.phase === 'preview' ? null : r));
   }
 
   function apply() {
     if (draft.reason.trim().length > 200) return;
+    generation.current += 1;
     setReplay(null);
     setError(null);
     setNotice(null);
@@ -164,45 +193,48 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
   }
 
   async function preview() {
-    setBusy(true);
+    const mine = ++generation.current;
+    setBusy('counting');
     setError(null);
     setNotice(null);
     const asked = filterOf(shown);
-    // `24h` is counted back from the server's clock at each request: fixed here, so the
-    // replay confirmed later covers the period the dry run counted.
-    const filter = { ...asked, since: asked.since ? sinceInstant(asked.since, Date.now()) : undefined };
     try {
-      const result = await api.replayDeadLetters(topic, filter, true);
-      setReplay({ phase: 'preview', filter, scope: scopeOf(asked), result });
+      const result = await api.replayDeadLetters(topic, asked, true, again);
+      if (mine !== generation.current) return;
+      // `24h` is counted back from the gateway's clock at each request: the replay sends the
+      // instant the dry run counted from.
+      const filter = { ...asked, since: result.since ?? asked.since };
+      setReplay({ phase: 'preview', filter, again, scope: scopeOf(asked), result });
     } catch (e) {
-      setError(e as ApiError);
+      if (mine === generation.current) setError(e as Error);
     } finally {
-      setBusy(false);
+      setBusy(null);
     }
   }
 
   async function confirm(state: ReplayState) {
-    setBusy(true);
+    setBusy('replaying');
     setError(null);
     try {
-      const result = await api.replayDeadLetters(topic, state.filter, false);
+      const result = await api.replayDeadLetters(topic, state.filter, false, state.again);
       setReplay({ ...state, phase: 'done', result });
       onReplayed();
       void letters.reload();
     } catch (e) {
-      const err = e as ApiError;
       // The gateway carries a replay on when its caller goes away: one whose answer was lost
-      // may have run, and running it again would send its records twice.
-      if (err instanceof ApiError && [0, 502, 504].includes(err.status)) {
+      // (or that failed part way) may have run, and running it again would send its records
+      // twice.
+      if (mayHaveRun(e)) {
         setReplay(null);
         setNotice(
-          'The answer was lost: the replay may have run (the gateway logs “dead letters replayed”). Look at the topic before running it again.',
+          'The replay may have run (its answer was lost, or it failed part way; the gateway logs “dead letters replayed”). Look at the topic before running it again.',
         );
         onReplayed();
+        void letters.reload();
       }
-      setError(err);
+      setError(e as Error);
     } finally {
-      setBusy(false);
+      setBusy(null);
     }
   }
 
@@ -210,6 +242,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
   const rows = current ? [...current].reverse() : [];
   const scope = scopeOf(filterOf(shown));
   const tooLong = draft.reason.trim().length > 200;
+  const unapplied = draft.reason.trim() !== shown.reason.trim() || draft.since !== shown.since;
 
   return (
     <section data-testid="dlq-letters" data-topic={topic}>
@@ -222,6 +255,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
           apply();
         }}
       >
+        <fieldset className="bare" disabled={busy !== null}>
         <label>
           Reason contains{' '}
           <input
@@ -261,6 +295,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
             At most 200 characters.
           </span>
         )}
+        </fieldset>
       </form>
       <ErrorBox error={letters.error} />
       {letters.loading && (
@@ -282,6 +317,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
               <th>From</th>
               <th>Key</th>
               <th className="num">Size</th>
+              <th>Replayed</th>
               <th>Headers</th>
             </tr>
           </thead>
@@ -300,6 +336,9 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
                   <td className="num" title={size.cut ? `the first ${formatBytes(l.payloadBytes)} are kept` : undefined}>
                     {formatBytes(size.bytes)}
                     {size.cut ? ' (cut)' : ''}
+                  </td>
+                  <td title={l.replayedAt ?? undefined} data-testid="dlq-letter-replayed">
+                    {l.replayedAt ? formatDateTime(l.replayedAt) : '—'}
                   </td>
                   <td>
                     {headers.length === 0 ? (
@@ -336,18 +375,34 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
         <h4>Send again</h4>
         <ErrorBox error={error} onDismiss={() => setError(null)} />
         {notice && (
-          <p className="warning" role="status" data-testid="dlq-notice">
+          <p className="warning" role="status" tabIndex={-1} ref={noticeRef} data-testid="dlq-notice">
             {notice}
           </p>
         )}
         {!replay && (
-          <button type="button" onClick={() => void preview()} disabled={busy || rows.length === 0} data-testid="dlq-preview">
-            {busy ? 'Counting…' : `Replay the letters ${scope || 'of this topic'}…`}
-          </button>
+          <div className="filters">
+            <button
+              type="button"
+              ref={previewRef}
+              onClick={() => void preview()}
+              disabled={busy !== null || rows.length === 0 || unapplied}
+              title={unapplied ? 'Show the letters of the filter first' : undefined}
+              data-testid="dlq-preview"
+            >
+              {busy === 'counting' ? 'Counting…' : `Replay the letters ${scope || 'of this topic'}…`}
+            </button>
+            <label className="inline-check">
+              <input type="checkbox" checked={again} onChange={(e) => setAgain(e.target.checked)} data-testid="dlq-again" /> again: also
+              those an earlier replay sent
+            </label>
+          </div>
         )}
         {replay?.phase === 'preview' && (
           <div role="status" data-testid="dlq-preview-result">
-            <p>Letters {replay.scope || 'of the whole topic'}:</p>
+            <p>
+              Letters {replay.scope || 'of the whole topic'}
+              {replay.again ? ', those an earlier replay sent too' : ', less those an earlier replay sent'}:
+            </p>
             {describeReplay(replay.result, true).map((line) => (
               <p key={line}>{line}</p>
             ))}
@@ -358,11 +413,20 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
               </p>
             )}
             {publishedCount(replay.result) > 0 && (
-              <button type="button" className="primary" ref={confirmRef} onClick={() => void confirm(replay)} disabled={busy} data-testid="dlq-confirm">
-                {busy ? 'Replaying…' : `Replay ${publishedCount(replay.result)}`}
+              <button
+                type="button"
+                className="primary"
+                ref={confirmRef}
+                onClick={() => {
+                  if (busy === null) void confirm(replay);
+                }}
+                aria-disabled={busy !== null}
+                data-testid="dlq-confirm"
+              >
+                {busy === 'replaying' ? 'Replaying…' : `Replay ${publishedCount(replay.result)}`}
               </button>
             )}{' '}
-            <button type="button" ref={closeRef} onClick={() => setReplay(null)} disabled={busy} data-testid="dlq-cancel">
+            <button type="button" ref={closeRef} onClick={() => setReplay(null)} disabled={busy !== null} data-testid="dlq-cancel">
               {publishedCount(replay.result) > 0 ? 'Cancel' : 'Close'}
             </button>
           </div>

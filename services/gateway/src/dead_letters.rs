@@ -19,6 +19,11 @@ use utoipa::{IntoParams, ToSchema};
 /// Reads of dead-letter topics at once at most (each reads a whole topic).
 static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// One replay at a time in a gateway: two at once would both send the letters neither had
+/// recorded yet. (Replicas of the gateway do not see each other's: `mantis dlq` or one
+/// replica's API at a time.)
+static REPLAYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// A topic holding more than this is read with `mantis dlq`, not over HTTP.
 const MAX_RECORDS: i64 = 1_000_000;
 
@@ -122,6 +127,8 @@ pub(crate) struct LetterView {
     payload_bytes: usize,
     /// Its other headers (`mantis.dlq.connector`, …).
     headers: BTreeMap<String, String>,
+    /// When a replay first sent it again (RFC 3339), if one did.
+    replayed_at: Option<String>,
 }
 
 fn filter(reason: Option<&String>, since: Option<&String>) -> ApiResult<Filter> {
@@ -208,6 +215,9 @@ pub(crate) struct ReplayRequest {
     /// Count what would be published; publish nothing.
     #[serde(default)]
     dry_run: bool,
+    /// Send again the letters an earlier replay sent too.
+    #[serde(default)]
+    again: bool,
 }
 
 /// What a replay did (for the OpenAPI document).
@@ -223,6 +233,11 @@ pub(crate) struct ReplayedView {
     copies: u64,
     /// Device messages, and records whose topic is gone.
     not_replayable: u64,
+    /// Letters an earlier replay sent: left (unless `again`).
+    already_replayed: u64,
+    /// The start of the period the filter took (RFC 3339, `since` resolved on the gateway's
+    /// clock): send it back with the replay a dry run counted, to cover the same period.
+    since: Option<String>,
     /// Records the bus refused for good; the others went on.
     refused: u64,
     /// Why the replay stopped before the end (the bus went away): what is counted was
@@ -232,11 +247,13 @@ pub(crate) struct ReplayedView {
 
 /// `POST /api/v1/dead-letters/{topic}/replay`: publishes its letters back to the topics they
 /// came from, for their consumers to read again (a sensor since registered, a receiver since
-/// mended); the letters stay. Device messages are not replayed.
+/// mended); the letters stay. Device messages are not replayed, nor letters an earlier replay
+/// sent (unless `again`); one replay runs at a time (409 while another does).
 #[utoipa::path(post, path = "/api/v1/dead-letters/{topic}/replay", tag = "operations",
     params(("topic" = String, Path, description = "e.g. dlq.preprocessing")),
     request_body(content = Option<ReplayRequest>),
     responses((status = 200, body = ReplayedView),
+        (status = 409, description = "Another replay is running in this gateway"),
         (status = 422, description = "The topic holds over a million records: replay it with `mantis dlq`")))]
 pub(crate) async fn replay(
     State(s): State<ApiState>,
@@ -252,17 +269,33 @@ pub(crate) async fn replay(
         mantis_runtime::parse_json_object(&body)?
     };
     let filter = filter(request.reason.as_ref(), request.since.as_ref())?;
+    let replaying = if request.dry_run {
+        None
+    } else {
+        Some(REPLAYING.try_acquire().map_err(|_| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                "another replay is running in this gateway: try again once it is done",
+            )
+        })?)
+    };
     let reading = permit()?;
     readable(&s, &topic).await?;
     // To its end even when the caller goes away (a proxy's timeout): a replay cut short
     // would be run again and publish twice what it had published; the outcome is logged.
     let (bus, dry_run) = (s.bus.clone(), request.dry_run);
     let user = who.username.clone();
+    let options = dead_letters::ReplayOptions {
+        dry_run,
+        again: request.again,
+        by: user.clone(),
+    };
     let done = tokio::spawn(async move {
-        let _reading = reading;
-        let done = dead_letters::replay(bus.as_ref(), &topic, &filter, dry_run).await;
+        let (_reading, _replaying) = (reading, replaying);
+        let done = dead_letters::replay(bus.as_ref(), &topic, &filter, &options).await;
         match &done {
-            Ok(d) => tracing::info!(%user, %topic, dry_run, published = ?d.published, filtered = d.filtered, copies = d.copies, not_replayable = d.not_replayable, refused = d.refused, stopped = ?d.stopped, "dead letters replayed"),
+            Ok(d) => tracing::info!(%user, %topic, dry_run, again = options.again, published = ?d.published, filtered = d.filtered, copies = d.copies, not_replayable = d.not_replayable, already_replayed = d.already_replayed, refused = d.refused, stopped = ?d.stopped, "dead letters replayed"),
             Err(e) => tracing::warn!(%user, %topic, dry_run, error = %e, "dead letters not replayed"),
         }
         done

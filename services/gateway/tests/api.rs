@@ -5506,37 +5506,46 @@ async fn dead_letters_are_listed_shown_and_replayed_by_the_platforms_admins() {
         .await;
     assert_problem(s, &v, 404);
 
-    let (s, _, dry) = g
-        .call(
-            "POST",
-            "/api/v1/dead-letters/dlq.preprocessing/replay",
-            &admin,
-            Some(json!({"dryRun": true, "reason": "UNKNOWN SENSOR"})),
-        )
-        .await;
+    let replay = async |body: Option<serde_json::Value>| {
+        let (s, _, v) = g
+            .call(
+                "POST",
+                "/api/v1/dead-letters/dlq.preprocessing/replay",
+                &admin,
+                body,
+            )
+            .await;
+        (s, v)
+    };
+    let (s, dry) = replay(Some(json!({"dryRun": true, "reason": "UNKNOWN SENSOR"}))).await;
     assert_eq!(s, 200, "{dry:#}");
     assert_eq!(dry["published"]["sensor.raw"], 1);
     let raw = || async { bus.topic_offsets("sensor.raw").await.expect("offsets")[0].retained() };
     assert_eq!(raw().await, raw_before + 1, "a dry run publishes nothing");
-    let (s, _, done) = g
+    let (s, done) = replay(None).await;
+    assert_eq!(s, 200, "{done:#}");
+    assert_eq!(done["published"]["sensor.raw"], 1);
+    assert_eq!(raw().await, raw_before + 2, "published back");
+    // Replayed, it is shown so, and a second replay leaves it unless asked `again`.
+    let (_, _, letters) = g
         .call(
-            "POST",
-            "/api/v1/dead-letters/dlq.preprocessing/replay",
+            "GET",
+            "/api/v1/dead-letters/dlq.preprocessing",
             &admin,
             None,
         )
         .await;
-    assert_eq!(s, 200, "{done:#}");
-    assert_eq!(done["published"]["sensor.raw"], 1);
-    assert_eq!(raw().await, raw_before + 2, "published back");
-    let (s, _, v) = g
-        .call(
-            "POST",
-            "/api/v1/dead-letters/dlq.preprocessing/replay",
-            &admin,
-            Some(json!({"dryrun": true})),
-        )
-        .await;
+    assert!(letters[0]["replayedAt"].is_string(), "{letters:#}");
+    let (s, twice) = replay(None).await;
+    assert_eq!(s, 200, "{twice:#}");
+    assert_eq!(twice["published"], json!({}));
+    assert_eq!(twice["alreadyReplayed"], 1);
+    assert_eq!(raw().await, raw_before + 2, "not sent twice");
+    let (s, again) = replay(Some(json!({"again": true}))).await;
+    assert_eq!(s, 200, "{again:#}");
+    assert_eq!(again["published"]["sensor.raw"], 1);
+    assert_eq!(raw().await, raw_before + 3, "sent again when asked");
+    let (s, v) = replay(Some(json!({"dryrun": true}))).await;
     assert_problem(s, &v, 400);
 
     // An admin of another tenant: forbidden.

@@ -93,7 +93,8 @@ enum DlqWhat {
     },
     /// Publishes a topic's dead letters back to the topics they came from, for their consumers
     /// to read again (a sensor since registered, a receiver since mended); the dead letters
-    /// stay. Device messages, which came from no topic, are not replayed.
+    /// stay. Device messages, which came from no topic, are not replayed, nor letters an
+    /// earlier replay sent (unless `--again`).
     Replay {
         /// The topic, e.g. `dlq.preprocessing`.
         topic: String,
@@ -102,6 +103,9 @@ enum DlqWhat {
         /// Count what would be published; publish nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Send again the letters an earlier replay sent too.
+        #[arg(long)]
+        again: bool,
     },
 }
 
@@ -399,13 +403,17 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
                     continue;
                 }
                 println!(
-                    "{}  {}@{}  from {}  key {}  {} bytes\n    {}",
+                    "{}  {}@{}  from {}  key {}  {} bytes{}\n    {}",
                     l.at.as_deref().unwrap_or("(no time)"),
                     l.partition,
                     l.offset,
                     l.source.as_deref().unwrap_or("a device"),
                     l.key.as_deref().unwrap_or("-"),
                     l.payload_bytes,
+                    l.replayed_at
+                        .as_deref()
+                        .map(|at| format!("  replayed {at}"))
+                        .unwrap_or_default(),
                     l.reason
                 );
                 for (k, v) in &l.headers {
@@ -417,8 +425,14 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
             topic,
             filter,
             dry_run,
+            again,
         } => {
-            let done = dlq::replay(bus, &topic, &filter.into(), dry_run).await?;
+            let by = format!(
+                "mantis dlq ({})",
+                std::env::var("USER").unwrap_or_else(|_| "?".into())
+            );
+            let options = dlq::ReplayOptions { dry_run, again, by };
+            let done = dlq::replay(bus, &topic, &filter.into(), &options).await?;
             let verb = if dry_run {
                 "would publish"
             } else {
@@ -443,6 +457,12 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
                 println!(
                     "{} not replayable (device messages, or their topic is gone)",
                     done.not_replayable
+                );
+            }
+            if done.already_replayed > 0 {
+                println!(
+                    "{} sent by an earlier replay (left; --again sends them once more)",
+                    done.already_replayed
                 );
             }
             if done.refused > 0 {

@@ -437,7 +437,8 @@ async fn a_sensor_falling_silent_mid_window_raises_no_anomaly_for_the_cut_short_
 
 /// A record preprocessing cannot decode goes to `dlq.preprocessing`; `mantis dlq` (beside the
 /// running services, over Kafka) lists and shows it with its source, and replays it to
-/// `sensor.raw`, where preprocessing reads it again and sets it aside again.
+/// `sensor.raw`, where preprocessing reads it again and sets it aside again; a second replay
+/// sends that new letter alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_is_shown_and_replayed_over_kafka_while_the_services_run() {
     use mantis_bus::{Bus, OutboundRecord, TraceContext};
@@ -496,5 +497,15 @@ async fn a_dead_letter_is_shown_and_replayed_over_kafka_while_the_services_run()
     assert_ne!(
         again[1]["source"], again[0]["source"],
         "a new offset of sensor.raw"
+    );
+    // The replay is recorded (on `dlq-replays`): the letter it sent is shown replayed and
+    // left by the next replay, which sends the new letter alone.
+    assert!(again[0]["replayedAt"].is_string(), "{again:?}");
+    assert!(again[1]["replayedAt"].is_null(), "{again:?}");
+    let (ok, out, err) = cluster.mantis(&["dlq", "replay", "dlq.preprocessing"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("published 1 to sensor.raw") && out.contains("1 sent by an earlier replay"),
+        "{out}"
     );
 }

@@ -37,7 +37,9 @@ fn start_demo(dir: &Path, webhook: u16) -> (Demo, u16, PathBuf) {
     for attempt in 1..=3 {
         let data = dir.join(format!("attempt-{attempt}"));
         std::fs::create_dir_all(&data).expect("data directory");
-        let gateway = free_port();
+        let gateway = std::iter::repeat_with(free_port)
+            .find(|p| *p != webhook)
+            .expect("a free port");
         let log_path = data.join("mantis.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mantis"));
@@ -69,9 +71,13 @@ fn start_demo(dir: &Path, webhook: u16) -> (Demo, u16, PathBuf) {
             .iter()
             .filter(|s| **s != "gateway")
         {
+            // Not the gateway's nor the webhook receiver's (found free too, not bound yet).
+            let port = std::iter::repeat_with(free_port)
+                .find(|p| *p != gateway && *p != webhook)
+                .expect("a free port");
             cmd.env(
                 format!("MANTIS_{}__BIND", service.to_uppercase()),
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{port}"),
             );
         }
         let mut demo = Demo(cmd.spawn().expect("mantis demo starts"));

@@ -212,6 +212,28 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("published 2 to sensor.raw"), "{out}");
+    // Replayed once: shown so, left by the next replay unless `--again`.
+    let (ok, out, _) = mantis(data.path(), &["show", "dlq.preprocessing"]);
+    assert!(ok);
+    assert_eq!(out.matches("  replayed 20").count(), 2, "{out}");
+    let (ok, out, err) = mantis(data.path(), &["replay", "dlq.preprocessing"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("nothing to replay") && out.contains("2 sent by an earlier replay"),
+        "{out}"
+    );
+    let (ok, out, err) = mantis(
+        data.path(),
+        &[
+            "replay",
+            "dlq.preprocessing",
+            "--reason",
+            "unknown",
+            "--again",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("published 1 to sensor.raw"), "{out}");
     let (ok, out, _) = mantis(data.path(), &["replay", "dlq.ingestion"]);
     assert!(ok);
     assert!(
@@ -242,12 +264,13 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
     let raw = records(&bus, "sensor.raw").await;
     assert_eq!(
         raw.len(),
-        5,
-        "the two readings, their replays, the refused one"
+        6,
+        "the two readings, their replays, the one sent again, the refused one"
     );
-    assert_eq!(raw[4].key.as_deref(), Some(&b"sensor-9"[..]));
+    assert_eq!(raw[4].key, raw[0].key, "sent again when asked");
+    assert_eq!(raw[5].key.as_deref(), Some(&b"sensor-9"[..]));
     assert_eq!(
-        raw[4].header(mantis_bus::REPLAY_FOR),
+        raw[5].header(mantis_bus::REPLAY_FOR),
         None,
         "refused before it was written: for every consumer"
     );
