@@ -387,7 +387,7 @@ async function api(req, res, url) {
         if (!b?.dryRun) l.replayedAt ??= iso(now());
       }
     }
-    return json(res, { published, filtered: t.letters.length - taken.length, copies: 0, notReplayable, alreadyReplayed, refused: 0, stopped: null });
+    return json(res, { published, filtered: t.letters.length - taken.length, copies: 0, notReplayable, alreadyReplayed, refused: 0, stopped: null, since: Number.isFinite(since) ? iso(since) : null });
   }
   if (p === '/api/v1/technicians') {
     return json(res, [{ tenantId: 't1', name: 'ana', skills: ['electrical'], shifts: [{ days: ['MON', 'TUE', 'WED', 'THU', 'FRI'], start: '06:00', end: '14:00' }], utcOffsetMinutes: 0, active: true, updatedAt: iso(now()) }]);

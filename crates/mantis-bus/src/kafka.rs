@@ -567,9 +567,14 @@ impl Bus for KafkaBus {
             }
             let mut partitions = Vec::with_capacity(found.partitions().len());
             for p in found.partitions() {
-                let (earliest, end) = client
-                    .fetch_watermarks(&name, p.id(), timeout)
-                    .map_err(|e| map_err(e, &name))?;
+                let (earliest, end) = match client.fetch_watermarks(&name, p.id(), timeout) {
+                    Ok(w) => w,
+                    // Deleted since its metadata came.
+                    Err(e) => match map_err(e, &name) {
+                        Error::UnknownTopic(_) => return Ok(None),
+                        e => return Err(e),
+                    },
+                };
                 partitions.push(PartitionOffsets {
                     partition: p.id(),
                     earliest,

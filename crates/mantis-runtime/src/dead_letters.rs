@@ -60,6 +60,12 @@ pub enum Error {
     /// A record the topic says it holds did not come.
     #[error("{0}")]
     Unavailable(String),
+    /// A replay cannot leave what it sends on [`REPLAYS`]: it sends nothing.
+    #[error(
+        "replays are recorded on `{REPLAYS}`, which cannot be written ({0}): grant the platform \
+         Create, Write and Read on it, or create it (1 partition); nothing was published"
+    )]
+    NotRecorded(mantis_bus::Error),
 }
 
 /// A dead letter as shown.
@@ -143,13 +149,21 @@ struct Done {
     since: Option<DateTime<Utc>>,
     /// Per partition of the dead-letter topic, the offset it went through.
     through: BTreeMap<i32, i64>,
+    /// Letters within `through` it did not send: their source topic was not found then (a
+    /// leader election, or deleted), so a later replay takes them.
+    #[serde(default)]
+    left: Vec<(i32, i64)>,
 }
 
 impl Done {
+    /// Whether this replay sent `e` (or found it a copy of one it sent): a letter set aside
+    /// after it ran is not (a topic deleted and made again starts its offsets over).
     fn covers(&self, e: &Envelope) -> bool {
         self.through
             .get(&e.partition)
             .is_some_and(|t| e.offset <= *t)
+            && e.timestamp_ms <= self.at.timestamp_millis()
+            && !self.left.contains(&(e.partition, e.offset))
             && Filter {
                 reason: self.reason.clone(),
                 since: self.since,
@@ -229,14 +243,13 @@ pub async fn show(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<Letter>, Error> {
-    let mut reader = Reader::open(bus, topic).await?;
-    let replays = match replays_of(bus, topic).await {
-        Ok(r) => r,
-        Err(e) => {
-            reader.close().await;
-            return Err(e);
-        }
-    };
+    let (reader, replays) = futures::join!(Reader::open(bus, topic), replays_of(bus, topic));
+    let mut reader = reader?;
+    // Without the record of the replays the letters are shown all the same.
+    let replays = replays.unwrap_or_else(|e| {
+        tracing::warn!(topic, error = %e, "the replays are not read: the letters are shown without when they were replayed");
+        Vec::new()
+    });
     // The last `limit` of each partition: the last `limit` of all are among them. Kept as
     // shown (no payload), with the time they were set aside to order them.
     let mut kept: BTreeMap<i32, VecDeque<(i64, Letter)>> = BTreeMap::new();
@@ -250,8 +263,11 @@ pub async fn show(
                 held.pop_front();
             }
             let mut letter = Letter::of(&e);
-            letter.replayed_at = replayed_at(&replays, &e)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            // A device message is never sent, whatever a replay went through.
+            if source_of(&e).is_some() {
+                letter.replayed_at = replayed_at(&replays, &e)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            }
             held.push_back((e.timestamp_ms, letter));
         }
         Ok::<(), Error>(())
@@ -288,8 +304,10 @@ pub struct Replayed {
     /// there.
     pub refused: u64,
     /// Why the replay stopped before the end (the bus went away or refused a record, a read
-    /// failed): what is counted in `published` was published (in a dry run: would have been);
-    /// running it again publishes that again.
+    /// failed, its progress could not be recorded): what is counted in `published` was
+    /// published (in a dry run: would have been). A later replay leaves what was recorded and
+    /// sends the rest — the records sent after a refused one included, as they may or may not
+    /// be in; a record refused for good is met again (filter past it by time).
     pub stopped: Option<String>,
 }
 
@@ -330,8 +348,9 @@ pub async fn replay(
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         ..Replayed::default()
     };
-    let mut reader = Reader::open(bus, topic).await?;
-    let earlier = match replays_of(bus, topic).await {
+    let (reader, earlier) = futures::join!(Reader::open(bus, topic), replays_of(bus, topic));
+    let mut reader = reader?;
+    let earlier = match earlier {
         Ok(r) => r,
         Err(e) => {
             reader.close().await;
@@ -348,12 +367,21 @@ pub async fn replay(
             reason: filter.reason.clone(),
             since: filter.since,
             through: BTreeMap::new(),
+            left: Vec::new(),
         },
         read: BTreeMap::new(),
         chunk: Vec::with_capacity(CHUNK),
         letters: Vec::with_capacity(CHUNK),
         recorded: false,
     };
+    // Made sure of before anything is sent (its opening record covers nothing): a replay that
+    // could not record what it sends would send it again at every run.
+    if !options.dry_run
+        && let Err(e) = run.record().await
+    {
+        reader.close().await;
+        return Err(Error::NotRecorded(e));
+    }
     let consumers = topic.strip_prefix(PREFIX).unwrap_or(topic).to_owned();
     // Source topics found to exist (a topic not found is looked for again: it may be a
     // leader election, not a deletion).
@@ -386,6 +414,8 @@ pub async fn replay(
                 {
                     sources.insert(record.topic.clone());
                 } else {
+                    // Not covered by this replay: a later one looks for the topic again.
+                    run.done.left.push((e.partition, e.offset));
                     outcome.not_replayable += 1;
                     continue;
                 }
@@ -457,10 +487,14 @@ impl Run<'_> {
             Ok(()) => went_on,
             Err(e) => {
                 tracing::warn!(topic = %self.done.topic, error = %e, "a replay's progress is not recorded; it stops");
-                outcome.stopped = Some(format!(
-                    "what was published is not recorded on `{REPLAYS}` ({e}): a later replay \
-                     sends it again unless filtered by time or reason"
-                ));
+                let unrecorded = format!(
+                    "the last records published are not recorded on `{REPLAYS}` ({e}): a later \
+                     replay sends them again unless filtered by time or reason"
+                );
+                outcome.stopped = Some(match outcome.stopped.take() {
+                    Some(why) => format!("{why}; {unrecorded}"),
+                    None => unrecorded,
+                });
                 false
             }
         }
@@ -529,15 +563,19 @@ fn copy_of(e: &Envelope, topic: &str) -> Option<(i32, i64)> {
     (parts.next()? == topic).then_some((partition, offset))
 }
 
+/// The topic the letter `e` came from, when it can be sent back there: none for a device
+/// message, or a letter of a dead-letter topic.
+fn source_of(e: &Envelope) -> Option<&str> {
+    let source = std::str::from_utf8(e.header(DLQ_SOURCE_TOPIC)?).ok()?;
+    (!source.starts_with(PREFIX) && !source.is_empty()).then_some(source)
+}
+
 /// The record a dead letter was, for its source topic: its key, payload, headers (less the
 /// dead-letter and replay ones) and trace, addressed to `consumers` and marked with the letter
 /// it was; `None` when it has no source topic (a device message) or its source is a
 /// dead-letter topic itself.
 fn again(e: &Envelope, topic: &str, consumers: &str) -> Option<OutboundRecord> {
-    let source = std::str::from_utf8(e.header(DLQ_SOURCE_TOPIC)?).ok()?;
-    if source.starts_with(PREFIX) || source.is_empty() {
-        return None;
-    }
+    let source = source_of(e)?;
     let mut record = OutboundRecord::new(source, e.key.clone(), e.payload.clone(), e.trace());
     record.headers = e
         .headers

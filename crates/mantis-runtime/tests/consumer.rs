@@ -470,3 +470,72 @@ async fn how_far_a_consumer_is_behind_its_topic_is_measured() {
     lag_becomes("lag-measured", 0.0).await;
     stop(shutdown, task).await;
 }
+
+/// A letter whose source topic is not there (deleted, or a leader election) is not replayable
+/// now, and is not taken for sent: once the topic is there, the next replay sends it, and
+/// leaves the one the first replay sent.
+#[tokio::test]
+async fn a_letter_whose_topic_was_missing_is_sent_by_a_later_replay() {
+    use mantis_runtime::dead_letters::{Filter, ReplayOptions, replay, show};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let spec = |name: &str| mantis_bus::TopicSpec {
+        name: name.into(),
+        partitions: 1,
+        retention: Duration::from_secs(3600),
+    };
+    infra
+        .bus
+        .ensure_topics(&[spec("dlq.later")])
+        .await
+        .expect("topics");
+    for source in ["later.topic", topics::FEATURES_EXTRACTED] {
+        let read = mantis_bus::Envelope {
+            topic: source.into(),
+            partition: 0,
+            offset: 7,
+            key: Some(b"k".to_vec()),
+            headers: Vec::new(),
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            payload: b"a record".to_vec(),
+        };
+        infra
+            .bus
+            .publish(read.to_dead_letter("dlq.later", "refused"))
+            .await
+            .expect("dead-lettered");
+    }
+    let once = ReplayOptions::default();
+    let first = replay(infra.bus.as_ref(), "dlq.later", &Filter::default(), &once)
+        .await
+        .expect("replayed");
+    assert_eq!(
+        (first.published.len(), first.not_replayable),
+        (1, 1),
+        "{first:?}"
+    );
+    infra
+        .bus
+        .ensure_topics(&[spec("later.topic")])
+        .await
+        .expect("the topic is back");
+    let shown = show(infra.bus.as_ref(), "dlq.later", &Filter::default(), 10)
+        .await
+        .expect("shown");
+    assert_eq!(
+        shown
+            .iter()
+            .map(|l| l.replayed_at.is_some())
+            .collect::<Vec<_>>(),
+        [false, true]
+    );
+    let second = replay(infra.bus.as_ref(), "dlq.later", &Filter::default(), &once)
+        .await
+        .expect("replayed");
+    assert_eq!(second.published.get("later.topic"), Some(&1), "{second:?}");
+    assert_eq!(
+        (second.published.len(), second.already_replayed),
+        (1, 1),
+        "{second:?}"
+    );
+}

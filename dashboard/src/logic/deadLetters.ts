@@ -62,7 +62,7 @@ export function describeReplay(r: Replayed, dry: boolean): string[] {
     lines.push(
       dry
         ? `The count stopped before the end: ${r.stopped}.`
-        : `Stopped before the end: ${r.stopped}. What is counted above was published; running it again publishes that again.`,
+        : `Stopped before the end: ${r.stopped}. What is counted above was published; a later replay leaves what was recorded.`,
     );
   return lines;
 }

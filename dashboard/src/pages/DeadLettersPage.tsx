@@ -177,6 +177,14 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
     else previewRef.current?.focus();
   }, [phase, notice]);
 
+  // A count dropped or refused leaves the preview button where it was: focus back on it.
+  const lastBusy = useRef(busy);
+  useEffect(() => {
+    const was = lastBusy.current;
+    lastBusy.current = busy;
+    if (was === 'counting' && busy === null && !replay) previewRef.current?.focus();
+  }, [busy, replay]);
+
   function setDraft(next: Shown) {
     generation.current += 1;
     setDraftState(next);
@@ -392,7 +400,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
               {busy === 'counting' ? 'Counting…' : `Replay the letters ${scope || 'of this topic'}…`}
             </button>
             <label className="inline-check">
-              <input type="checkbox" checked={again} onChange={(e) => setAgain(e.target.checked)} data-testid="dlq-again" /> again: also
+              <input type="checkbox" checked={again} disabled={busy !== null} onChange={(e) => setAgain(e.target.checked)} data-testid="dlq-again" /> again: also
               those an earlier replay sent
             </label>
           </div>
@@ -409,7 +417,7 @@ function TopicLetters({ topic, round, onReplayed }: { topic: string; round: numb
             {publishedCount(replay.result) > 0 && (
               <p className="muted small">
                 Their consumers read them once more: run it once the cause is mended. Letters set aside since this count
-                are sent too; running it again sends them again.
+                are sent too; {replay.again ? 'those an earlier replay sent go once more.' : 'a later replay leaves what this one sends.'}
               </p>
             )}
             {publishedCount(replay.result) > 0 && (

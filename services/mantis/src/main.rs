@@ -470,7 +470,7 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
             }
             if let Some(why) = done.stopped {
                 anyhow::bail!(
-                    "stopped before the end: {why} (what is counted above was published; running again publishes it again)"
+                    "stopped before the end: {why} (what is counted above was published; a later replay leaves what was recorded)"
                 );
             }
         }
