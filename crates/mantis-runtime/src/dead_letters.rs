@@ -62,8 +62,9 @@ pub enum Error {
     Unavailable(String),
     /// A replay cannot leave what it sends on [`REPLAYS`]: it sends nothing.
     #[error(
-        "replays are recorded on `{REPLAYS}`, which cannot be written ({0}): grant the platform \
-         Create, Write and Read on it, or create it (1 partition); nothing was published"
+        "replays are recorded on `{REPLAYS}`, which cannot be written ({0}): nothing was \
+         published (lacking the rights, grant the platform Create, Write and Read on it, or \
+         create it with 1 partition)"
     )]
     NotRecorded(mantis_bus::Error),
 }
@@ -149,10 +150,15 @@ struct Done {
     since: Option<DateTime<Utc>>,
     /// Per partition of the dead-letter topic, the offset it went through.
     through: BTreeMap<i32, i64>,
-    /// Letters within `through` it did not send: their source topic was not found then (a
-    /// leader election, or deleted), so a later replay takes them.
+    /// Per partition, the time the last letter it went through was set aside (the letters'
+    /// own clock): a letter set aside later is not one it sent, though its offset is below
+    /// `through` (a topic deleted and made again starts its offsets over).
     #[serde(default)]
-    left: Vec<(i32, i64)>,
+    through_ms: BTreeMap<i32, i64>,
+    /// Source topics it did not find (deleted, or a leader election): it sent none of their
+    /// letters, so a later replay takes them.
+    #[serde(default)]
+    missing: std::collections::BTreeSet<String>,
 }
 
 impl Done {
@@ -162,8 +168,13 @@ impl Done {
         self.through
             .get(&e.partition)
             .is_some_and(|t| e.offset <= *t)
-            && e.timestamp_ms <= self.at.timestamp_millis()
-            && !self.left.contains(&(e.partition, e.offset))
+            && e.timestamp_ms
+                <= self
+                    .through_ms
+                    .get(&e.partition)
+                    .copied()
+                    .unwrap_or_else(|| self.at.timestamp_millis())
+            && source_of(e).is_some_and(|s| !self.missing.contains(s))
             && Filter {
                 reason: self.reason.clone(),
                 since: self.since,
@@ -243,6 +254,9 @@ pub async fn show(
     filter: &Filter,
     limit: usize,
 ) -> Result<Vec<Letter>, Error> {
+    if !topic.starts_with(PREFIX) {
+        return Err(Error::NotADeadLetterTopic(topic.to_owned()));
+    }
     let (reader, replays) = futures::join!(Reader::open(bus, topic), replays_of(bus, topic));
     let mut reader = reader?;
     // Without the record of the replays the letters are shown all the same.
@@ -348,6 +362,9 @@ pub async fn replay(
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         ..Replayed::default()
     };
+    if !topic.starts_with(PREFIX) {
+        return Err(Error::NotADeadLetterTopic(topic.to_owned()));
+    }
     let (reader, earlier) = futures::join!(Reader::open(bus, topic), replays_of(bus, topic));
     let mut reader = reader?;
     let earlier = match earlier {
@@ -367,8 +384,10 @@ pub async fn replay(
             reason: filter.reason.clone(),
             since: filter.since,
             through: BTreeMap::new(),
-            left: Vec::new(),
+            through_ms: BTreeMap::new(),
+            missing: std::collections::BTreeSet::new(),
         },
+        read_ms: BTreeMap::new(),
         read: BTreeMap::new(),
         chunk: Vec::with_capacity(CHUNK),
         letters: Vec::with_capacity(CHUNK),
@@ -383,14 +402,16 @@ pub async fn replay(
         return Err(Error::NotRecorded(e));
     }
     let consumers = topic.strip_prefix(PREFIX).unwrap_or(topic).to_owned();
-    // Source topics found to exist (a topic not found is looked for again: it may be a
-    // leader election, not a deletion).
+    // Source topics found to exist (one not found is not looked for again in this run, and its
+    // letters are left for a later one).
     let mut sources: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     // The letters of this run that are replayed: a copy of one of them is left.
     let mut taken: std::collections::HashSet<(i32, i64)> = std::collections::HashSet::new();
     let result: Result<(), Error> = async {
         while let Some(e) = reader.next().await? {
             run.read.insert(e.partition, e.offset);
+            let at = run.read_ms.entry(e.partition).or_insert(e.timestamp_ms);
+            *at = (*at).max(e.timestamp_ms);
             if !filter.takes(&e) {
                 outcome.filtered += 1;
                 continue;
@@ -405,28 +426,27 @@ pub async fn replay(
                 outcome.not_replayable += 1;
                 continue;
             };
-            if !sources.contains(&record.topic) {
-                if bus
-                    .topic_offsets(&record.topic)
-                    .await?
-                    .iter()
-                    .any(|t| t.name == record.topic)
-                {
-                    sources.insert(record.topic.clone());
-                } else {
-                    // Not covered by this replay: a later one looks for the topic again.
-                    run.done.left.push((e.partition, e.offset));
-                    outcome.not_replayable += 1;
-                    continue;
-                }
-            }
             if !options.again && earlier.iter().any(|d| d.covers(&e)) {
                 outcome.already_replayed += 1;
                 continue;
             }
+            if run.done.missing.contains(&record.topic) {
+                outcome.not_replayable += 1;
+                continue;
+            }
+            if !sources.contains(&record.topic) {
+                if bus.offsets_of(&record.topic).await?.is_some() {
+                    sources.insert(record.topic.clone());
+                } else {
+                    // None of its letters is sent by this replay: a later one looks again.
+                    run.done.missing.insert(record.topic.clone());
+                    outcome.not_replayable += 1;
+                    continue;
+                }
+            }
             taken.insert((e.partition, e.offset));
             run.chunk.push(record);
-            run.letters.push((e.partition, e.offset));
+            run.letters.push((e.partition, e.offset, e.timestamp_ms));
             if run.chunk.len() == CHUNK && !run.flush(&mut outcome).await {
                 return Ok(());
             }
@@ -438,8 +458,8 @@ pub async fn replay(
     reader.close().await;
     match result {
         Ok(()) => Ok(outcome),
-        // Stopped part way: what was published is said, not lost in the error (running again
-        // would publish it again).
+        // Stopped part way: what was published is said, not lost in the error (a later replay
+        // leaves only what was recorded).
         Err(e) if !outcome.published.is_empty() => {
             outcome.stopped = Some(e.to_string());
             Ok(outcome)
@@ -457,9 +477,11 @@ struct Run<'a> {
     done: Done,
     /// The last offset read of each partition.
     read: BTreeMap<i32, i64>,
+    /// The latest time a letter read of each partition was set aside.
+    read_ms: BTreeMap<i32, i64>,
     chunk: Vec<OutboundRecord>,
-    /// The letter of each record of `chunk`.
-    letters: Vec<(i32, i64)>,
+    /// The letter of each record of `chunk`: partition, offset, when it was set aside.
+    letters: Vec<(i32, i64, i64)>,
     /// Whether [`REPLAYS`] was made sure of.
     recorded: bool,
 }
@@ -476,11 +498,14 @@ impl Run<'_> {
         if went_on {
             // Every letter read so far was sent or left.
             self.done.through = self.read.clone();
+            self.done.through_ms = self.read_ms.clone();
         } else {
             // The letters up to the last one sent, in each partition.
-            for &(partition, offset) in &letters[..sent] {
+            for &(partition, offset, at) in &letters[..sent] {
                 let through = self.done.through.entry(partition).or_insert(offset);
                 *through = (*through).max(offset);
+                let through_ms = self.done.through_ms.entry(partition).or_insert(at);
+                *through_ms = (*through_ms).max(at);
             }
         }
         match self.record().await {
@@ -489,7 +514,7 @@ impl Run<'_> {
                 tracing::warn!(topic = %self.done.topic, error = %e, "a replay's progress is not recorded; it stops");
                 let unrecorded = format!(
                     "the last records published are not recorded on `{REPLAYS}` ({e}): a later \
-                     replay sends them again unless filtered by time or reason"
+                     replay sends them again"
                 );
                 outcome.stopped = Some(match outcome.stopped.take() {
                     Some(why) => format!("{why}; {unrecorded}"),
@@ -548,7 +573,8 @@ async fn publish(
         tracing::warn!(%topic, error = %e, "a replayed record is refused by the bus; the replay stops");
         outcome.stopped = Some(format!(
             "a record for `{topic}` was refused ({e}); the {after} sent after it with it may or \
-             may not be in: replay again filtered by time or reason to leave what is done"
+             may not be in (a later replay sends them again); it stops every replay that \
+             reaches it: filter past it by time"
         ));
     }
     (sent, false)
@@ -761,4 +787,54 @@ pub fn parse_since(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::Utc::now()
         .checked_sub_signed(back)
         .ok_or_else(|| format!("`{raw}`: too long ago"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(offset: i64, set_aside_ms: i64, source: &str, reason: &str) -> Envelope {
+        Envelope {
+            topic: "dlq.x".into(),
+            partition: 0,
+            offset,
+            key: None,
+            headers: vec![
+                (DLQ_SOURCE_TOPIC.into(), source.as_bytes().to_vec()),
+                (DLQ_REASON.into(), reason.as_bytes().to_vec()),
+            ],
+            timestamp_ms: set_aside_ms,
+            payload: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_replay_covers_the_letters_it_went_through_and_took() {
+        let done = Done {
+            topic: "dlq.x".into(),
+            at: DateTime::from_timestamp_millis(5_000).expect("a time"),
+            by: "test".into(),
+            reason: Some("timeout".into()),
+            since: None,
+            through: BTreeMap::from([(0, 10)]),
+            through_ms: BTreeMap::from([(0, 2_000)]),
+            missing: ["gone".to_owned()].into(),
+        };
+        assert!(done.covers(&letter(3, 1_500, "sensor.raw", "a Timeout")));
+        assert!(done.covers(&letter(10, 2_000, "sensor.raw", "timeout")));
+        // Beyond where it went, left by its filter, of a topic it did not find, a device
+        // message, or set aside after it went through (a topic made again: offsets over).
+        assert!(!done.covers(&letter(11, 1_500, "sensor.raw", "timeout")));
+        assert!(!done.covers(&letter(3, 1_500, "sensor.raw", "not a number")));
+        assert!(!done.covers(&letter(3, 1_500, "gone", "timeout")));
+        assert!(!done.covers(&letter(3, 1_500, "", "timeout")));
+        assert!(!done.covers(&letter(3, 2_500, "sensor.raw", "timeout")));
+        // A record of an earlier version (no times per partition): the time it ran.
+        let older: Done = serde_json::from_str(
+            r#"{"topic":"dlq.x","at":"1970-01-01T00:00:05Z","by":"t","reason":null,"since":null,"through":{"0":10}}"#,
+        )
+        .expect("read");
+        assert!(older.covers(&letter(3, 4_000, "sensor.raw", "x")));
+        assert!(!older.covers(&letter(3, 6_000, "sensor.raw", "x")));
+    }
 }

@@ -52,6 +52,13 @@ fn problem(e: dead_letters::Error) -> Problem {
             Problem::unavailable(format!("{b} (the gateway's rights on the bus)"))
         }
         dead_letters::Error::Bus(b) if !b.is_retryable() => Problem::internal(b),
+        // Rights to grant: said, not an invitation to try again in 5 s.
+        e @ dead_letters::Error::NotRecorded(mantis_bus::Error::Denied(_)) => {
+            Problem::unavailable(e.to_string())
+        }
+        dead_letters::Error::NotRecorded(b) if !b.is_retryable() => {
+            Problem::internal(dead_letters::Error::NotRecorded(b))
+        }
         e => Problem::unavailable(e.to_string()).with_retry_after(5),
     }
 }
