@@ -155,7 +155,7 @@ struct Done {
     /// `through` (a topic deleted and made again starts its offsets over).
     #[serde(default)]
     through_ms: BTreeMap<i32, i64>,
-    /// Source topics it did not find (deleted, or a leader election): it sent none of their
+    /// Source topics it did not find (deleted): it sent none of their
     /// letters, so a later replay takes them.
     #[serde(default)]
     missing: std::collections::BTreeSet<String>,
@@ -392,6 +392,7 @@ pub async fn replay(
         chunk: Vec::with_capacity(CHUNK),
         letters: Vec::with_capacity(CHUNK),
         recorded: false,
+        sent_any: false,
     };
     // Made sure of before anything is sent (its opening record covers nothing): a replay that
     // could not record what it sends would send it again at every run.
@@ -446,7 +447,14 @@ pub async fn replay(
             }
             taken.insert((e.partition, e.offset));
             run.chunk.push(record);
-            run.letters.push((e.partition, e.offset, e.timestamp_ms));
+            // With the latest time read of its partition: the letters before it are covered
+            // with it (a copy set aside later than its original, left, included).
+            let latest = run
+                .read_ms
+                .get(&e.partition)
+                .copied()
+                .unwrap_or(e.timestamp_ms);
+            run.letters.push((e.partition, e.offset, latest));
             if run.chunk.len() == CHUNK && !run.flush(&mut outcome).await {
                 return Ok(());
             }
@@ -484,6 +492,8 @@ struct Run<'a> {
     letters: Vec<(i32, i64, i64)>,
     /// Whether [`REPLAYS`] was made sure of.
     recorded: bool,
+    /// Whether it published anything yet.
+    sent_any: bool,
 }
 
 impl Run<'_> {
@@ -492,7 +502,12 @@ impl Run<'_> {
     async fn flush(&mut self, outcome: &mut Replayed) -> bool {
         let letters = std::mem::take(&mut self.letters);
         let (sent, went_on) = publish(self.bus, &mut self.chunk, self.dry_run, outcome).await;
-        if self.dry_run || sent == 0 {
+        self.sent_any |= sent > 0;
+        // Nothing to record in a dry run, nor before anything was sent; a last chunk with
+        // nothing in it still records the letters read after the last one sent (copies left).
+        let moved =
+            went_on && (self.done.through != self.read || self.done.through_ms != self.read_ms);
+        if self.dry_run || !self.sent_any || (sent == 0 && !moved) {
             return went_on;
         }
         if went_on {
