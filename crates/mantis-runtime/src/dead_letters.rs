@@ -146,8 +146,9 @@ struct Done {
     at: DateTime<Utc>,
     /// Who ran it: a user of the API, `mantis dlq` and its user on the host.
     by: String,
-    reason: Option<String>,
-    since: Option<DateTime<Utc>>,
+    /// What it took (its `reason` and `since`).
+    #[serde(flatten)]
+    filter: Filter,
     /// Per partition of the dead-letter topic, the offset it went through.
     through: BTreeMap<i32, i64>,
     /// Per partition, the time the last letter it went through was set aside (the letters'
@@ -175,11 +176,7 @@ impl Done {
                     .copied()
                     .unwrap_or_else(|| self.at.timestamp_millis())
             && source_of(e).is_some_and(|s| !self.missing.contains(s))
-            && Filter {
-                reason: self.reason.clone(),
-                since: self.since,
-            }
-            .takes(e)
+            && self.filter.takes(e)
     }
 }
 
@@ -189,14 +186,17 @@ async fn replays_of(bus: &dyn Bus, topic: &str) -> Result<Vec<Done>, Error> {
     let Some(mut reader) = Reader::open_topic(bus, REPLAYS).await? else {
         return Ok(Vec::new());
     };
-    let mut found = Vec::new();
+    // A run records after each chunk, each record holding the ones before: its last is kept.
+    let mut found: BTreeMap<(DateTime<Utc>, String), Done> = BTreeMap::new();
     let read = async {
         while let Some(e) = reader.next().await? {
             if e.key.as_deref() != Some(topic.as_bytes()) {
                 continue;
             }
             match serde_json::from_slice::<Done>(&e.payload) {
-                Ok(done) if done.topic == topic => found.push(done),
+                Ok(done) if done.topic == topic => {
+                    found.insert((done.at, done.by.clone()), done);
+                }
                 Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(topic, offset = e.offset, error = %err, "a replay's record is not read")
@@ -208,7 +208,7 @@ async fn replays_of(bus: &dyn Bus, topic: &str) -> Result<Vec<Done>, Error> {
     .await;
     reader.close().await;
     read?;
-    Ok(found)
+    Ok(found.into_values().collect())
 }
 
 /// When the first of `replays` that went through `e` ran.
@@ -222,7 +222,7 @@ pub async fn list(bus: &dyn Bus) -> Result<Vec<TopicOffsets>, Error> {
 }
 
 /// Which dead letters a command takes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     /// Only those whose reason contains this (case-insensitive).
     pub reason: Option<String>,
@@ -381,8 +381,7 @@ pub async fn replay(
             topic: topic.to_owned(),
             at: Utc::now(),
             by: options.by.clone(),
-            reason: filter.reason.clone(),
-            since: filter.since,
+            filter: filter.clone(),
             through: BTreeMap::new(),
             through_ms: BTreeMap::new(),
             missing: std::collections::BTreeSet::new(),
@@ -829,8 +828,10 @@ mod tests {
             topic: "dlq.x".into(),
             at: DateTime::from_timestamp_millis(5_000).expect("a time"),
             by: "test".into(),
-            reason: Some("timeout".into()),
-            since: None,
+            filter: Filter {
+                reason: Some("timeout".into()),
+                since: None,
+            },
             through: BTreeMap::from([(0, 10)]),
             through_ms: BTreeMap::from([(0, 2_000)]),
             missing: ["gone".to_owned()].into(),
