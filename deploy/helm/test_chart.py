@@ -234,6 +234,49 @@ class ChartTest(unittest.TestCase):
         self.assertNotIn("volumeMounts", c)
         self.assertFalse([e for e in c["env"] if "REDIS_TLS" in e["name"]])
 
+    def test_a_schema_registry_is_named_with_its_credentials_in_a_secret_and_its_ca(self):
+        # None by default: the ids compiled into MANTIS.
+        c = container(render(*SECRETS).deployment("features"))
+        self.assertFalse([e for e in c["env"] if "SCHEMA_REGISTRY" in e["name"]])
+        # A registry without credentials: its URL as a value, in every service.
+        r = render(*SECRETS, "--set", "infra.schemaRegistryUrl=http://schema-registry:8081")
+        validate_all(self, r)
+        for s in SERVICES:
+            env = {e["name"]: e.get("value") for e in container(r.deployment(s))["env"]}
+            self.assertEqual(env["MANTIS_INFRA__SCHEMA_REGISTRY_URL"], "http://schema-registry:8081", s)
+        # With credentials (Confluent Cloud's key and secret): in the chart's Secret; shown in a
+        # pod's spec, refused.
+        url = "https://KEY:s3cr%2Bt@psrc-1.eu-west-1.aws.confluent.cloud"
+        r = render(*SECRETS, "--set", f"secrets.schemaRegistryUrl={url}")
+        validate_all(self, r)
+        self.assertEqual(r.of("Secret")["t-mantis"]["stringData"]["MANTIS_INFRA__SCHEMA_REGISTRY_URL"], url)
+        for s in SERVICES:
+            env = {e["name"]: e for e in container(r.deployment(s))["env"]}
+            self.assertEqual(env["MANTIS_INFRA__SCHEMA_REGISTRY_URL"]["valueFrom"],
+                             {"secretKeyRef": {"name": "t-mantis", "key": "MANTIS_INFRA__SCHEMA_REGISTRY_URL"}}, s)
+        self.assertNotIn("s3cr", yaml.safe_dump_all([o for o in r.objects if o["kind"] != "Secret"]))
+        err = render(*SECRETS, "--set", f"infra.schemaRegistryUrl={url}", expect_failure=True)
+        self.assertIn("infra.schemaRegistryUrl carries a credential", err)
+        err = render("--set", "secrets.existingSecret=plant-mantis", "--set", f"secrets.schemaRegistryUrl={url}",
+                     expect_failure=True)
+        self.assertIn("put MANTIS_INFRA__SCHEMA_REGISTRY_URL in your Secret", err)
+        # A private CA: its Secret mounted, the file named; with an http:// URL, refused.
+        tls = ["--set", "infra.schemaRegistryUrl=https://registry.plant:8081",
+               "--set", "infra.schemaRegistryTls.secret=registry-ca"]
+        r = render(*SECRETS, *tls)
+        validate_all(self, r)
+        for s in SERVICES:
+            c = container(r.deployment(s))
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            self.assertEqual(env["MANTIS_INFRA__SCHEMA_REGISTRY_CA_FILE"], "/etc/mantis/schema-registry-tls/ca.crt", s)
+            self.assertIn({"name": "schema-registry-tls", "mountPath": "/etc/mantis/schema-registry-tls",
+                           "readOnly": True}, c["volumeMounts"], s)
+            volumes = r.deployment(s)["spec"]["template"]["spec"]["volumes"]
+            self.assertIn({"name": "schema-registry-tls", "secret": {"secretName": "registry-ca"}}, volumes, s)
+        err = render(*SECRETS, "--set", "infra.schemaRegistryUrl=http://registry:8081",
+                     "--set", "infra.schemaRegistryTls.secret=registry-ca", expect_failure=True)
+        self.assertIn("not an https:// one", err)
+
     def test_extra_environment_reaches_every_service(self):
         r = render(*SECRETS, "--set", "env[0].name=KAFKA_PASSWORD",
                    "--set", "env[0].valueFrom.secretKeyRef.name=kafka-credentials",
@@ -314,7 +357,8 @@ class ChartTest(unittest.TestCase):
             self.skipTest("MANTIS_BIN (the mantis binary) not set")  # set by helm_chart.rs
         config = '[infra.bus.properties]\n"security.protocol" = "PLAINTEXT"\n\n[gateway]\nws_buffer = 512\n'
         production = ["-f", str(CHART / "values-production.yaml"), "--set-string", f"config={config}",
-                      "--set", "secrets.redisUrl=redis://:cache-pw@redis:6379/0"]
+                      "--set", "secrets.redisUrl=redis://:cache-pw@redis:6379/0",
+                      "--set", "secrets.schemaRegistryUrl=https://KEY:reg-pw@registry.example"]
         for values in ([], production):
             r = render(*SECRETS, *values)
             validate_all(self, r)
@@ -332,6 +376,9 @@ class ChartTest(unittest.TestCase):
                     self.assertIn("objects: S3 bucket `mantis`", out.stdout)
                     self.assertNotIn("pw@", out.stdout, "the database password is never shown")
                     self.assertNotIn("cache-pw", out.stdout + out.stderr)
+                    self.assertNotIn("reg-pw", out.stdout + out.stderr)
+                    schemas = "registry at https://KEY:…@registry.example" if values else "embedded"
+                    self.assertIn(f"schemas: {schemas}", out.stdout)
                     if s in RULES_READERS:
                         self.assertIn(f"rules: {tmp}/rules", out.stdout)
 
@@ -547,6 +594,7 @@ class ComposeTest(unittest.TestCase):
                                      env=env, capture_output=True, text=True, check=False, cwd=tmp)
                 self.assertEqual(out.returncode, 0, out.stderr)
                 self.assertIn("bus: Kafka at kafka:9092", out.stdout)
+                self.assertIn("schemas: registry at http://schema-registry:8081", out.stdout)
         self.assertEqual(seen, set(SERVICES))
 
 

@@ -355,6 +355,33 @@ fn new_producer(config: &KafkaConfig) -> Result<FutureProducer<Ctx>> {
         .map_err(|e| map_err(e, ""))
 }
 
+/// The offsets of each partition of `topic` (by partition), as its leaders have them; `None`
+/// when the topic was deleted since its metadata came. A partition without a leader now (an
+/// election) fails the call: leaving it out would read as empty.
+fn watermarks<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &rdkafka::metadata::MetadataTopic,
+    timeout: Duration,
+) -> Result<Option<Vec<PartitionOffsets>>> {
+    let name = topic.name();
+    let mut partitions = Vec::with_capacity(topic.partitions().len());
+    for p in topic.partitions() {
+        match client.fetch_watermarks(name, p.id(), timeout) {
+            Ok((earliest, end)) => partitions.push(PartitionOffsets {
+                partition: p.id(),
+                earliest,
+                end,
+            }),
+            Err(e) => match map_err(e, name) {
+                Error::UnknownTopic(_) => return Ok(None),
+                e => return Err(e),
+            },
+        }
+    }
+    partitions.sort_by_key(|p| p.partition);
+    Ok(Some(partitions))
+}
+
 #[async_trait]
 impl Bus for KafkaBus {
     async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<()> {
@@ -512,34 +539,13 @@ impl Bus for KafkaBus {
                     warn!(topic = name, error = ?e, "topic left out of the listing");
                     continue;
                 }
-                let mut partitions = Vec::new();
-                let mut gone = false;
-                for p in topic.partitions() {
-                    // A partition without a leader now (an election) fails the call: leaving it
-                    // out would read as empty. A topic deleted meanwhile is left out.
-                    match client.fetch_watermarks(name, p.id(), timeout) {
-                        Ok((earliest, end)) => partitions.push(PartitionOffsets {
-                            partition: p.id(),
-                            earliest,
-                            end,
-                        }),
-                        Err(e) => match map_err(e, name) {
-                            Error::UnknownTopic(_) => {
-                                gone = true;
-                                break;
-                            }
-                            e => return Err(e),
-                        },
-                    }
+                // A topic deleted meanwhile is left out.
+                if let Some(partitions) = watermarks(client, topic, timeout)? {
+                    found.push(TopicOffsets {
+                        name: name.to_owned(),
+                        partitions,
+                    });
                 }
-                if gone {
-                    continue;
-                }
-                partitions.sort_by_key(|p| p.partition);
-                found.push(TopicOffsets {
-                    name: name.to_owned(),
-                    partitions,
-                });
             }
             found.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(found)
@@ -565,24 +571,7 @@ impl Bus for KafkaBus {
                     e => Err(e),
                 };
             }
-            let mut partitions = Vec::with_capacity(found.partitions().len());
-            for p in found.partitions() {
-                let (earliest, end) = match client.fetch_watermarks(&name, p.id(), timeout) {
-                    Ok(w) => w,
-                    // Deleted since its metadata came.
-                    Err(e) => match map_err(e, &name) {
-                        Error::UnknownTopic(_) => return Ok(None),
-                        e => return Err(e),
-                    },
-                };
-                partitions.push(PartitionOffsets {
-                    partition: p.id(),
-                    earliest,
-                    end,
-                });
-            }
-            partitions.sort_by_key(|p| p.partition);
-            Ok(Some(partitions))
+            watermarks(client, found, timeout)
         })
         .await
     }

@@ -336,6 +336,13 @@ pub struct PartitionOffsets {
     pub end: i64,
 }
 
+impl PartitionOffsets {
+    /// How many records the partition retains.
+    pub fn retained(&self) -> i64 {
+        (self.end - self.earliest).max(0)
+    }
+}
+
 /// A topic and the retained offsets of each of its partitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicOffsets {
@@ -348,10 +355,7 @@ pub struct TopicOffsets {
 impl TopicOffsets {
     /// How many records the topic retains.
     pub fn retained(&self) -> i64 {
-        self.partitions
-            .iter()
-            .map(|p| (p.end - p.earliest).max(0))
-            .sum()
+        self.partitions.iter().map(PartitionOffsets::retained).sum()
     }
 }
 

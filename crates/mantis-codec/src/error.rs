@@ -88,6 +88,9 @@ pub enum Error {
         /// Whether trying again later may succeed (network failure, 5xx).
         retriable: bool,
     },
+    /// The registry's client cannot be made of what it was given (its URL, its CA).
+    #[error("schema registry: {0}")]
+    RegistrySettings(String),
 }
 
 impl Error {

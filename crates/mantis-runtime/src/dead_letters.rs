@@ -16,7 +16,8 @@
 //! Each replay leaves on `dlq-replays` what it went through (the letters its filter took, up to
 //! an offset of each partition, and who ran it when): a later replay leaves the letters an
 //! earlier one sent, unless asked to send them again, and `show` says when a letter was
-//! replayed.
+//! replayed. A replay holds a lease in the store while it runs ([`replay_alone`]): one replay
+//! of a topic at a time, across the processes sharing the store.
 //! Device messages (no source topic) are shown, never replayed: they are what the device
 //! sent, not a record of the platform.
 //!
@@ -67,6 +68,20 @@ pub enum Error {
          create it with 1 partition)"
     )]
     NotRecorded(mantis_bus::Error),
+    /// Another replay of the topic runs (in another process: a gateway replica, `mantis dlq`).
+    #[error(
+        "a replay of `{topic}` is running ({by}; its lease lapses at {until} unless renewed): \
+         try again once it is done"
+    )]
+    Busy {
+        topic: String,
+        /// Who runs it, on which host.
+        by: String,
+        until: DateTime<Utc>,
+    },
+    /// The store, where a replay takes its lease, failed: nothing was published.
+    #[error("replays take a lease in the store, which failed ({0}): nothing was published")]
+    Store(mantis_store::Error),
 }
 
 /// A dead letter as shown.
@@ -338,6 +353,47 @@ pub struct ReplayOptions {
 
 /// Records published at once.
 const CHUNK: usize = 500;
+
+/// How long a replay's lease lasts unless renewed (every third of it while the replay runs):
+/// how long a replay that died holds the next one back.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// The lease a replay of `topic` holds in the store while it runs.
+pub fn lease_of(topic: &str) -> String {
+    format!("dead-letters.replay.{topic}")
+}
+
+/// [`replay`] under a lease in `store` ([`lease_of`] the topic), so that two replays of one
+/// topic never run at once across processes sharing the store (gateway replicas, `mantis dlq`
+/// beside them): each would send what the other had not recorded yet. [`Error::Busy`] while
+/// another runs, [`Error::Store`] when the lease cannot be taken (nothing is published either
+/// way); a dry run takes none. `options.by` names the holder, with this host.
+pub async fn replay_alone(
+    store: &dyn mantis_store::Store,
+    bus: &dyn Bus,
+    topic: &str,
+    filter: &Filter,
+    options: &ReplayOptions,
+) -> Result<Replayed, Error> {
+    if options.dry_run {
+        return replay(bus, topic, filter, options).await;
+    }
+    if !topic.starts_with(PREFIX) {
+        return Err(Error::NotADeadLetterTopic(topic.to_owned()));
+    }
+    let name = format!("{} on {}", options.by, crate::host_name("an unnamed host"));
+    let holder = crate::lease_holder(Some(&name), "mantis");
+    let run = replay(bus, topic, filter, options);
+    match crate::hold(store, &lease_of(topic), &holder, LEASE, run).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(lease)) => Err(Error::Busy {
+            topic: topic.to_owned(),
+            by: crate::holder_name(&lease.holder).to_owned(),
+            until: lease.expires_at,
+        }),
+        Err(e) => Err(Error::Store(e)),
+    }
+}
 
 /// Publishes the dead letters of `topic` that `filter` takes back to the topics they came
 /// from (with `dry_run`, counts what it would), each for the consumers that set it aside

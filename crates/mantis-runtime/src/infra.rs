@@ -36,11 +36,8 @@ impl Infra {
         settings.check()?;
         let bus = connect_bus(settings).await?;
         let store = connect_store(settings).await?;
-        let codec = match &settings.schema_registry_url {
-            Some(url) => {
-                let registry = Arc::new(mantis_codec::HttpRegistry::new(url.clone())?);
-                Codec::new(registry).await?
-            }
+        let codec = match settings.schema_registry()? {
+            Some(registry) => Codec::new(Arc::new(registry)).await?,
             None => Codec::embedded(),
         };
         let cache: Arc<dyn Cache> = match &settings.redis_url {

@@ -14,24 +14,37 @@ use std::time::Duration;
 pub fn lease_holder(instance: Option<&str>, fallback: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let name = instance
-        .map(str::to_owned)
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
         .filter(|h| !h.trim().is_empty())
-        .unwrap_or_else(|| fallback.to_owned());
+        .map_or_else(|| host_name(fallback), str::to_owned);
     let suffix = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
     format!("{name}#{}.{:06x}", std::process::id(), suffix & 0xff_ffff)
 }
 
+/// This machine's name: the `HOSTNAME` variable (a pod's name in Kubernetes), else the host
+/// name, else `fallback`.
+pub fn host_name(fallback: &str) -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+/// What others show of `holder` (see [`lease_holder`]): its name, without the process id and
+/// suffix.
+pub fn holder_name(holder: &str) -> &str {
+    holder.rsplit_once('#').map_or(holder, |(name, _)| name)
+}
+
 /// Runs `work` while `holder` holds the lease `name`, renewed every third of `ttl` while it
 /// runs and given back when it ends; `Ok(None)` without running it when another holder has the
-/// lease. A lease that cannot be renewed (the store down, or lost to another holder after the
+/// lease ([`hold`] says which). A lease that cannot be renewed (the store down, or lost to another holder after the
 /// clocks drifted apart) is logged and `work` goes on: what it does must tolerate being done
 /// twice now and then (a second training of the same model, say), the lease only keeps the
 /// replicas from doing it twice as a rule.
@@ -42,11 +55,23 @@ pub async fn while_holding<T>(
     ttl: Duration,
     work: impl Future<Output = T>,
 ) -> Result<Option<T>, mantis_store::Error> {
+    Ok(hold(store, name, holder, ttl, work).await?.ok())
+}
+
+/// [`while_holding`], answering `Err` with the lease as another holder holds it when `work`
+/// did not run.
+pub async fn hold<T>(
+    store: &dyn Store,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+    work: impl Future<Output = T>,
+) -> Result<Result<T, mantis_store::Lease>, mantis_store::Error> {
     let lease = store
         .acquire_lease(name, holder, chrono::Utc::now(), ttl)
         .await?;
     if !lease.is_held_by(holder) {
-        return Ok(None);
+        return Ok(Err(lease));
     }
     let mut expires = lease.expires_at;
     let period = (ttl / 3).max(Duration::from_millis(10));
@@ -70,7 +95,7 @@ pub async fn while_holding<T>(
     if let Err(e) = store.release_lease(name, holder, Some(expires)).await {
         tracing::debug!(lease = name, error = %e, "lease not given back; it lapses");
     }
-    Ok(Some(out))
+    Ok(Ok(out))
 }
 
 /// Whether the time noted under `key` in the store's state ([`note_time`]) is less than
@@ -126,7 +151,7 @@ mod tests {
             lease_holder(Some("anomaly-0"), "anomaly"),
             lease_holder(Some("anomaly-0"), "anomaly"),
         );
-        assert_eq!(a.rsplit_once('#').map(|(n, _)| n), Some("anomaly-0"), "{a}");
+        assert_eq!(holder_name(&a), "anomaly-0", "{a}");
         assert_ne!(a, b, "a random suffix each");
         assert!(!lease_holder(None, "rul").is_empty());
     }

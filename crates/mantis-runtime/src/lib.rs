@@ -15,7 +15,8 @@
 //! - `http`: [`serve`], an axum server with graceful shutdown, and [`Problem`] bodies.
 //! - `app`: [`App`], a built service (bound listener, router, workers) run until shutdown.
 //! - `lease`: [`while_holding`], work that one replica does at a time (a lease in the store),
-//!   and [`lease_holder`], this process's name in the leases.
+//!   ([`hold`] says who holds it otherwise), and [`lease_holder`], this process's name in the
+//!   leases.
 //!
 //! ```no_run
 //! # async fn demo() -> mantis_runtime::Result<()> {
@@ -45,7 +46,9 @@ pub use http::{
     parse_json_object, problem_bodies, serve,
 };
 pub use infra::{Infra, connect_bus, connect_store};
-pub use lease::{lease_holder, note_time, noted_within, while_holding};
+pub use lease::{
+    hold, holder_name, host_name, lease_holder, note_time, noted_within, while_holding,
+};
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;
 pub use settings::{

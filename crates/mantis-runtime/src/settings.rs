@@ -111,8 +111,13 @@ pub struct InfraSettings {
     /// Every replica of every service has its own: together they must stay within the
     /// server's `max_connections`.
     pub database_max_connections: u32,
-    /// URL of a Confluent-compatible schema registry; the embedded registry when absent.
+    /// URL of a Confluent-compatible schema registry (`http://` or `https://`; credentials in
+    /// it, `https://<key>:<secret>@host`, are sent as basic authentication); the embedded
+    /// registry (the compiled-in ids) when absent.
     pub schema_registry_url: Option<String>,
+    /// PEM file of the CA that signed an `https://` registry's certificate, trusted beside the
+    /// system's.
+    pub schema_registry_ca_file: Option<PathBuf>,
     /// Redis URL (cluster mode; `rediss://` over TLS); checked by readiness when set.
     pub redis_url: Option<String>,
     /// TLS of a `rediss://` Redis beyond the system's CAs (`[infra.redis_tls]`).
@@ -137,6 +142,7 @@ impl Default for InfraSettings {
             database_url: None,
             database_max_connections: mantis_store::postgres::MAX_CONNECTIONS,
             schema_registry_url: None,
+            schema_registry_ca_file: None,
             redis_url: None,
             redis_tls: RedisTlsSettings::default(),
             rules_dir: None,
@@ -152,6 +158,31 @@ impl InfraSettings {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mantis.db").display()))
+    }
+
+    /// A client of the schema registry the settings name (none: the embedded registry), its CA
+    /// file read.
+    pub fn schema_registry(&self) -> Result<Option<mantis_codec::HttpRegistry>> {
+        let Some(url) = &self.schema_registry_url else {
+            return Ok(None);
+        };
+        let ca = match &self.schema_registry_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!(
+                    "infra.schema_registry_ca_file {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        mantis_codec::HttpRegistry::connect(url, ca.as_deref())
+            .map(Some)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "infra.schema_registry_url {}: {e}",
+                    redacted_url(url)
+                ))
+            })
     }
 
     /// Checks the bus settings alone (Kafka's brokers and client properties as librdkafka takes
@@ -200,6 +231,23 @@ impl InfraSettings {
                 redacted_url(url)
             )));
         }
+        match (&self.schema_registry_url, &self.schema_registry_ca_file) {
+            (Some(url), Some(_)) if !url.starts_with("https://") => {
+                return Err(Error::Config(
+                    "infra.schema_registry_ca_file is set but infra.schema_registry_url is not an \
+                     https:// URL"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "infra.schema_registry_ca_file is set but infra.schema_registry_url is not"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        self.schema_registry()?;
         mantis_objects::check(&self.objects)
             .map_err(|e| Error::Config(format!("infra.objects: {e}")))?;
         self.retention
@@ -483,6 +531,39 @@ mod tests {
             r.infra.check().map_err(|e| e.to_string())?;
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_schema_registrys_url_and_ca_are_checked_without_connecting() {
+        let with = |url: Option<&str>, ca: Option<&Path>| InfraSettings {
+            schema_registry_url: url.map(str::to_owned),
+            schema_registry_ca_file: ca.map(Path::to_path_buf),
+            ..InfraSettings::default()
+        };
+        let error = |s: InfraSettings| s.check().expect_err("refused").to_string();
+        assert!(with(None, None).check().is_ok());
+        assert!(
+            with(Some("https://key:secret@registry.example:443"), None)
+                .check()
+                .is_ok()
+        );
+        let e = error(with(Some("registry:8081"), None));
+        assert!(e.contains("http:// or https://"), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        let e = error(with(Some("http://registry:8081"), Some(&ca)));
+        assert!(e.contains("not an https:// URL"), "{e}");
+        let e = error(with(None, Some(&ca)));
+        assert!(e.contains("infra.schema_registry_url is not"), "{e}");
+        let e = error(with(Some("https://registry:8081"), Some(&ca)));
+        assert!(
+            e.contains("infra.schema_registry_ca_file") && e.contains("ca.pem"),
+            "{e}"
+        );
+        std::fs::write(&ca, "not a certificate").expect("written");
+        let e = error(with(Some("https://u:pw@registry:8081"), Some(&ca)));
+        assert!(e.contains("CA") && e.contains("u:…@registry"), "{e}");
+        assert!(!e.contains("pw"), "the password is never shown: {e}");
     }
 
     #[test]

@@ -310,6 +310,24 @@ async fn retained_reaches(infra: &Infra, topic: &str, n: i64) {
     }
 }
 
+/// Sets aside on `dlq` a record read from `source` (offset 7), refused.
+async fn set_aside(infra: &Infra, source: &str, dlq: &str) {
+    let read = mantis_bus::Envelope {
+        topic: source.into(),
+        partition: 0,
+        offset: 7,
+        key: Some(b"k".to_vec()),
+        headers: Vec::new(),
+        timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        payload: b"a record".to_vec(),
+    };
+    infra
+        .bus
+        .publish(read.to_dead_letter(dlq, "refused"))
+        .await
+        .expect("dead-lettered");
+}
+
 /// A dead letter replayed (`mantis dlq replay`) reaches the consumers that set it aside alone
 /// (another group of the topic passes over it); a second replay leaves it (sent already) and
 /// sends its copy (set aside again) instead; sent `again`, the letter goes once and its
@@ -490,20 +508,7 @@ async fn a_letter_whose_topic_was_missing_is_sent_by_a_later_replay() {
         .await
         .expect("topics");
     for source in ["later.topic", topics::FEATURES_EXTRACTED] {
-        let read = mantis_bus::Envelope {
-            topic: source.into(),
-            partition: 0,
-            offset: 7,
-            key: Some(b"k".to_vec()),
-            headers: Vec::new(),
-            timestamp_ms: chrono::Utc::now().timestamp_millis(),
-            payload: b"a record".to_vec(),
-        };
-        infra
-            .bus
-            .publish(read.to_dead_letter("dlq.later", "refused"))
-            .await
-            .expect("dead-lettered");
+        set_aside(&infra, source, "dlq.later").await;
     }
     let once = ReplayOptions::default();
     let first = replay(infra.bus.as_ref(), "dlq.later", &Filter::default(), &once)
@@ -537,5 +542,96 @@ async fn a_letter_whose_topic_was_missing_is_sent_by_a_later_replay() {
         (second.published.len(), second.already_replayed),
         (1, 1),
         "{second:?}"
+    );
+}
+
+/// A replay holds a lease in the store while it runs: another process's replay of the topic
+/// (a gateway replica, `mantis dlq`) holding it, nothing is published and the error says who
+/// runs it; a dry run is not held; once the other is done, the replay runs and gives the lease
+/// back at its end.
+#[tokio::test]
+async fn a_replay_runs_alone_across_the_processes_sharing_the_store() {
+    use mantis_runtime::dead_letters::{Error, Filter, ReplayOptions, lease_of, replay_alone};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let infra = infra(dir.path()).await;
+    let topic = "dlq.alone";
+    infra
+        .bus
+        .ensure_topics(&[mantis_bus::TopicSpec {
+            name: topic.into(),
+            partitions: 1,
+            retention: Duration::from_secs(3600),
+        }])
+        .await
+        .expect("topics");
+    set_aside(&infra, topics::FEATURES_EXTRACTED, topic).await;
+    let other = "admin on gateway-1#7.abcdef";
+    let (bus, store) = (infra.bus.as_ref(), infra.store.as_ref());
+    let take = async || {
+        store
+            .acquire_lease(
+                &lease_of(topic),
+                other,
+                chrono::Utc::now(),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("store")
+    };
+    let lease = take().await;
+    assert!(lease.is_held_by(other));
+
+    let options = ReplayOptions {
+        by: "mantis dlq (ops)".into(),
+        ..ReplayOptions::default()
+    };
+    let busy = replay_alone(store, bus, topic, &Filter::default(), &options)
+        .await
+        .expect_err("another replay runs");
+    match &busy {
+        Error::Busy {
+            topic: t,
+            by,
+            until,
+        } => {
+            assert_eq!((t.as_str(), by.as_str()), (topic, "admin on gateway-1"));
+            assert_eq!(*until, lease.expires_at);
+        }
+        e => panic!("not busy: {e}"),
+    }
+    assert!(busy.to_string().contains("admin on gateway-1"), "{busy}");
+    async fn sent(bus: &dyn mantis_bus::Bus) -> i64 {
+        bus.topic_offsets(topics::FEATURES_EXTRACTED)
+            .await
+            .expect("offsets")
+            .iter()
+            .map(mantis_bus::TopicOffsets::retained)
+            .sum()
+    }
+    assert_eq!(sent(bus).await, 0, "nothing published while another runs");
+
+    let dry = ReplayOptions {
+        dry_run: true,
+        ..options.clone()
+    };
+    let counted = replay_alone(store, bus, topic, &Filter::default(), &dry)
+        .await
+        .expect("a dry run is not held");
+    assert_eq!(counted.published[topics::FEATURES_EXTRACTED], 1);
+
+    assert!(
+        store
+            .release_lease(&lease_of(topic), other, None)
+            .await
+            .expect("store")
+    );
+    let done = replay_alone(store, bus, topic, &Filter::default(), &options)
+        .await
+        .expect("replayed");
+    assert_eq!(done.published[topics::FEATURES_EXTRACTED], 1);
+    assert_eq!(sent(bus).await, 1);
+    assert!(
+        take().await.is_held_by(other),
+        "given back at the replay's end"
     );
 }

@@ -19,9 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 /// Reads of dead-letter topics at once at most (each reads a whole topic).
 static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-/// One replay at a time in a gateway: two at once would both send the letters neither had
-/// recorded yet. (Replicas of the gateway do not see each other's: `mantis dlq` or one
-/// replica's API at a time.)
+/// One replay at a time in a gateway (each reads its topic whole). Two replays of one topic
+/// would both send the letters neither had recorded yet: a replay holds a lease in the store
+/// too, which keeps replicas of the gateway and `mantis dlq` apart.
 static REPLAYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// A topic holding more than this is read with `mantis dlq`, not over HTTP.
@@ -58,6 +58,9 @@ fn problem(e: dead_letters::Error) -> Problem {
         }
         dead_letters::Error::NotRecorded(b) if !b.is_retryable() => {
             Problem::internal(dead_letters::Error::NotRecorded(b))
+        }
+        e @ dead_letters::Error::Busy { .. } => {
+            Problem::new(StatusCode::CONFLICT, "Conflict", e.to_string())
         }
         e => Problem::unavailable(e.to_string()).with_retry_after(5),
     }
@@ -159,13 +162,19 @@ fn filter(reason: Option<&String>, since: Option<&String>) -> ApiResult<Filter> 
 
 /// Refuses a topic too large to be read over HTTP, and a name that is not a dead-letter one.
 async fn readable(s: &ApiState, topic: &str) -> ApiResult<()> {
-    let held = dead_letters::list(s.bus.as_ref())
+    let not_one = || problem(dead_letters::Error::NotADeadLetterTopic(topic.to_owned()));
+    if !topic.starts_with(dead_letters::PREFIX) {
+        return Err(not_one());
+    }
+    let held: i64 = s
+        .bus
+        .offsets_of(topic)
         .await
-        .map_err(problem)?
-        .into_iter()
-        .find(|t| t.name == topic)
-        .ok_or_else(|| problem(dead_letters::Error::NotADeadLetterTopic(topic.to_owned())))?
-        .retained();
+        .map_err(|e| problem(e.into()))?
+        .ok_or_else(not_one)?
+        .iter()
+        .map(mantis_bus::PartitionOffsets::retained)
+        .sum();
     if held > MAX_RECORDS {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -255,12 +264,13 @@ pub(crate) struct ReplayedView {
 /// `POST /api/v1/dead-letters/{topic}/replay`: publishes its letters back to the topics they
 /// came from, for their consumers to read again (a sensor since registered, a receiver since
 /// mended); the letters stay. Device messages are not replayed, nor letters an earlier replay
-/// sent (unless `again`); one replay runs at a time (409 while another does).
+/// sent (unless `again`); one replay runs at a time in a gateway, and one of a topic across
+/// the gateway's replicas and `mantis dlq` (409 while another does).
 #[utoipa::path(post, path = "/api/v1/dead-letters/{topic}/replay", tag = "operations",
     params(("topic" = String, Path, description = "e.g. dlq.preprocessing")),
     request_body(content = Option<ReplayRequest>),
     responses((status = 200, body = ReplayedView),
-        (status = 409, description = "Another replay is running in this gateway"),
+        (status = 409, description = "Another replay is running in this gateway, or one of the topic elsewhere (another replica, `mantis dlq`)"),
         (status = 422, description = "The topic holds over a million records: replay it with `mantis dlq`")))]
 pub(crate) async fn replay(
     State(s): State<ApiState>,
@@ -291,7 +301,7 @@ pub(crate) async fn replay(
     readable(&s, &topic).await?;
     // To its end even when the caller goes away (a proxy's timeout): a replay cut short
     // would be run again and publish twice what it had published; the outcome is logged.
-    let (bus, dry_run) = (s.bus.clone(), request.dry_run);
+    let (bus, store, dry_run) = (s.bus.clone(), s.store.clone(), request.dry_run);
     let user = who.username.clone();
     let options = dead_letters::ReplayOptions {
         dry_run,
@@ -300,7 +310,9 @@ pub(crate) async fn replay(
     };
     let done = tokio::spawn(async move {
         let (_reading, _replaying) = (reading, replaying);
-        let done = dead_letters::replay(bus.as_ref(), &topic, &filter, &options).await;
+        let done =
+            dead_letters::replay_alone(store.as_ref(), bus.as_ref(), &topic, &filter, &options)
+                .await;
         match &done {
             Ok(d) => tracing::info!(%user, %topic, dry_run, again = options.again, published = ?d.published, filtered = d.filtered, copies = d.copies, not_replayable = d.not_replayable, already_replayed = d.already_replayed, refused = d.refused, stopped = ?d.stopped, "dead letters replayed"),
             Err(e) => tracing::warn!(%user, %topic, dry_run, error = %e, "dead letters not replayed"),

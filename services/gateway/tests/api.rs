@@ -5419,8 +5419,8 @@ async fn counts_with_an_ideal_cycle_time_give_oee_its_performance_less_downtime(
 
 /// The dead letters over the API, while the (embedded) platform runs: listed, shown with
 /// their source, filtered, replayed to where they came from (a dry run first); a topic that
-/// is not a dead-letter one is 404, a bad filter 400, and another tenant's admin 403 (the
-/// letters hold every tenant's records).
+/// is not a dead-letter one is 404, a bad filter 400, a replay while another of the topic runs
+/// elsewhere 409, and another tenant's admin 403 (the letters hold every tenant's records).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_shown_and_replayed_by_the_platforms_admins() {
     use mantis_bus::{OutboundRecord, TraceContext};
@@ -5547,6 +5547,27 @@ async fn dead_letters_are_listed_shown_and_replayed_by_the_platforms_admins() {
     assert_eq!(raw().await, raw_before + 3, "sent again when asked");
     let (s, v) = replay(Some(json!({"dryrun": true}))).await;
     assert_problem(s, &v, 400);
+    // Another replay of the topic runs elsewhere (`mantis dlq`, another replica: its lease in
+    // the store): 409 saying who, nothing published.
+    let lease = mantis_runtime::dead_letters::lease_of("dlq.preprocessing");
+    let other = "mantis dlq (ops) on host-2#9.abcdef";
+    g.store
+        .acquire_lease(&lease, other, chrono::Utc::now(), Duration::from_secs(60))
+        .await
+        .expect("lease");
+    let (s, v) = replay(Some(json!({"again": true}))).await;
+    assert_problem(s, &v, 409);
+    assert!(
+        v["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("is running (mantis dlq (ops) on host-2;")),
+        "{v:#}"
+    );
+    assert_eq!(raw().await, raw_before + 3, "nothing published meanwhile");
+    g.store
+        .release_lease(&lease, other, None)
+        .await
+        .expect("released");
 
     // An admin of another tenant: forbidden.
     g.token_for("ada", "admin").await;

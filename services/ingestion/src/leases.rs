@@ -611,10 +611,7 @@ impl Leases {
                 if self.held.remove(&source).is_some() {
                     tracing::warn!(connector = %source, holder = %lease.holder, "lease lost to another replica");
                 }
-                let runs_on = lease
-                    .holder
-                    .rsplit_once('#')
-                    .map_or(lease.holder.as_str(), |(name, _)| name);
+                let runs_on = mantis_runtime::holder_name(&lease.holder);
                 self.connectors.stand_by(&source, Some(runs_on), None);
             }
             Err(e) => {

@@ -128,7 +128,11 @@ fn summary(scope: &str, infra: &InfraSettings) -> String {
         .rules_dir
         .as_ref()
         .map_or_else(|| "built in".to_owned(), |d| d.display().to_string());
+    let schemas = infra.schema_registry_url.as_deref().map_or_else(
+        || "embedded (compiled-in ids)".to_owned(),
+        |url| format!("registry at {}", mantis_runtime::redacted_url(url)),
+    );
     format!(
-        "configuration of {scope} is valid\n  bus: {bus}\n  database: {database}\n  objects: {objects}\n  rules: {rules}"
+        "configuration of {scope} is valid\n  bus: {bus}\n  schemas: {schemas}\n  database: {database}\n  objects: {objects}\n  rules: {rules}"
     )
 }

@@ -243,7 +243,15 @@ async fn main() -> anyhow::Result<()> {
                 }
                 e => e.into(),
             })?;
-        return dlq(bus.as_ref(), what).await;
+        // A replay holds a lease in the store, so that it runs alone (beside gateway replicas
+        // replaying over the API, another `mantis dlq`).
+        let store = match &what {
+            DlqWhat::Replay { dry_run: false, .. } => {
+                Some(mantis_runtime::connect_store(&settings.infra).await?)
+            }
+            _ => None,
+        };
+        return dlq(bus.as_ref(), store.as_deref(), what).await;
     }
     if let Command::Import {
         source,
@@ -370,7 +378,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `mantis dlq …`: prints to stdout.
-async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
+async fn dlq(
+    bus: &dyn mantis_bus::Bus,
+    store: Option<&dyn mantis_store::Store>,
+    what: DlqWhat,
+) -> anyhow::Result<()> {
     use mantis_runtime::dead_letters as dlq;
     match what {
         DlqWhat::List => {
@@ -432,7 +444,11 @@ async fn dlq(bus: &dyn mantis_bus::Bus, what: DlqWhat) -> anyhow::Result<()> {
                 std::env::var("USER").unwrap_or_else(|_| "?".into())
             );
             let options = dlq::ReplayOptions { dry_run, again, by };
-            let done = dlq::replay(bus, &topic, &filter.into(), &options).await?;
+            let filter = filter.into();
+            let done = match store {
+                Some(store) => dlq::replay_alone(store, bus, &topic, &filter, &options).await?,
+                None => dlq::replay(bus, &topic, &filter, &options).await?,
+            };
             let verb = if dry_run {
                 "would publish"
             } else {

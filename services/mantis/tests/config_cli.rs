@@ -33,6 +33,7 @@ fn the_platforms_configuration_is_checked_without_starting_anything() {
         "{out}"
     );
     assert!(out.contains("bus: embedded log in"), "{out}");
+    assert!(out.contains("schemas: embedded (compiled-in ids)"), "{out}");
     assert!(out.contains("rules: built in"), "{out}");
     assert!(!dir.path().join("data").exists(), "a check creates nothing");
     let (ok, out, _) = check(dir.path(), &["--demo"], &[]);

@@ -1,13 +1,15 @@
 //! `mantis dlq` on an embedded data directory: the dead-letter topics listed with what they
 //! hold, their letters shown (filtered by reason, as JSON), replayed to the topics they came
-//! from (a dry run first; device messages never), and clear errors for a topic that is not a
-//! dead-letter one and for a log in use by a running platform.
+//! from (a dry run first; device messages never; not while another replay of the topic holds
+//! its lease), and clear errors for a topic that is not a dead-letter one and for a log in use
+//! by a running platform.
 
 use mantis_bus::embedded::EmbeddedBus;
 use mantis_bus::{
     Bus, DLQ_REASON, DLQ_SOURCE_TOPIC, Envelope, OutboundRecord, StartFrom, SubscribeOptions,
     TopicSpec, TraceContext,
 };
+use mantis_store::Store as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -190,6 +192,25 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         "{out}"
     );
 
+    // Another replay of the topic running (a gateway over the same store, say: its lease),
+    // a replay publishes nothing and says who runs it; a dry run is not held.
+    let store = mantis_store::sqlite::SqliteStore::open(data.path().join("mantis.db"))
+        .await
+        .expect("the platform's store");
+    let lease = mantis_runtime::dead_letters::lease_of("dlq.preprocessing");
+    let other = "admin on gateway-1#7.abcdef";
+    let held = store
+        .acquire_lease(&lease, other, chrono::Utc::now(), Duration::from_secs(60))
+        .await
+        .expect("lease");
+    assert!(held.is_held_by(other));
+    let (ok, _, err) = mantis(data.path(), &["replay", "dlq.preprocessing"]);
+    assert!(!ok);
+    assert!(
+        err.contains("a replay of `dlq.preprocessing` is running (admin on gateway-1;"),
+        "{err}"
+    );
+
     // A dry run publishes nothing; the replay publishes both back as they were.
     let (ok, out, err) = mantis(
         data.path(),
@@ -205,6 +226,12 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
     assert!(
         out.contains("would publish 1 to sensor.raw") && out.contains("1 left by the filter"),
         "{out}"
+    );
+    assert!(
+        store
+            .release_lease(&lease, other, None)
+            .await
+            .expect("released")
     );
     let (ok, out, err) = mantis(
         data.path(),

@@ -5,7 +5,9 @@
 //! the client calls — `POST /subjects/{s}/versions`, `GET /subjects/{s}/versions/latest` and
 //! `GET /schemas/ids/{id}` — from a small axum app on 127.0.0.1, port 0, with its state in a
 //! Mutex. It answers the way Confluent does (`{"id":..}`, `{"schema":..}`, and error bodies with
-//! `error_code` 40401 / 40403 / 409), but checks no compatibility itself.
+//! `error_code` 40401 / 40403 / 409), but checks no compatibility itself. For `https://`, a TLS
+//! end made with rustls (a certificate of a throw-away CA made by `openssl`) passes the bytes
+//! on to it.
 
 use crate::fixtures::*;
 use axum::extract::{Path, State};
@@ -30,6 +32,8 @@ struct StandIn {
     subjects: BTreeMap<String, Vec<u32>>,
     /// How many times `GET /schemas/ids/{id}` was called.
     fetches_by_id: usize,
+    /// The `Authorization` headers of the requests (none: `None`).
+    authorizations: std::collections::BTreeSet<Option<String>>,
 }
 
 type Shared = Arc<Mutex<StandIn>>;
@@ -118,6 +122,23 @@ async fn latest(State(state): State<Shared>, Path(subject): Path<String>) -> Res
     }
 }
 
+async fn note_authorization(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let seen = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    state
+        .lock()
+        .expect("stand-in state")
+        .authorizations
+        .insert(seen);
+    next.run(request).await
+}
+
 /// Starts the stand-in; returns its base URL and its state.
 async fn spawn_stand_in() -> (String, Shared) {
     let state = Shared::default();
@@ -125,6 +146,10 @@ async fn spawn_stand_in() -> (String, Shared) {
         .route("/subjects/{subject}/versions", post(register))
         .route("/subjects/{subject}/versions/latest", get(latest))
         .route("/schemas/ids/{id}", get(by_id))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            note_authorization,
+        ))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -214,4 +239,82 @@ async fn an_unreachable_registry_is_a_retriable_error_not_a_dead_letter() {
     let err = Codec::new(registry).await.expect_err("nothing to talk to");
     assert!(matches!(err, Error::Registry { .. }), "{err}");
     assert!(err.is_retriable() && !err.is_dead_letter(), "{err}");
+}
+
+/// A TLS end in front of `plain` (`http://host:port`) with `pki`'s server certificate:
+/// answers its `https://127.0.0.1:<port>` address.
+async fn spawn_tls_end(pki: &crate::pki::Pki, plain: &str) -> String {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(pki.server_cert())
+        .expect("server certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM");
+    let key = PrivateKeyDer::from_pem_file(pki.server_key()).expect("server key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let plain = plain.trim_start_matches("http://").to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, plain) = (acceptor.clone(), plain.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends its handshake: nothing to pass on.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut inner) = tokio::net::TcpStream::connect(&plain).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
+                }
+            });
+        }
+    });
+    format!("127.0.0.1:{}", addr.port())
+}
+
+/// An `https://` registry whose certificate a private CA signed, with credentials in its URL
+/// (Confluent Cloud's API key and secret, percent-encoded): trusted through the CA given, the
+/// credentials sent as basic authentication; without the CA the registry is not trusted (a
+/// registry error, retried, never a dead letter); a CA that is not PEM is refused at once.
+#[tokio::test]
+async fn an_https_registry_is_trusted_through_its_ca_and_given_the_urls_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = crate::pki::Pki::generate(dir.path());
+    let (plain, state) = spawn_stand_in().await;
+    let tls = spawn_tls_end(&pki, &plain).await;
+    let ca = std::fs::read(pki.ca()).expect("CA");
+
+    let url = format!("https://mantis%40plant:s3cr+t%2Fx@{tls}/");
+    let registry = HttpRegistry::connect(&url, Some(&ca)).expect("a client");
+    let codec = Codec::new(Arc::new(registry))
+        .await
+        .expect("registers every topic over TLS");
+    every_record_round_trips(&codec).await;
+    let seen = state.lock().expect("state").authorizations.clone();
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [Some("Basic bWFudGlzQHBsYW50OnMzY3IrdC94".to_owned())],
+        "every request carries `mantis@plant:s3cr+t/x`"
+    );
+
+    let untrusted = HttpRegistry::connect(&format!("https://{tls}"), None).expect("a client");
+    let err = Codec::new(Arc::new(untrusted))
+        .await
+        .expect_err("a certificate of an unknown CA");
+    assert!(matches!(err, Error::Registry { .. }), "{err}");
+    assert!(err.is_retriable() && !err.is_dead_letter(), "{err}");
+
+    let err = HttpRegistry::connect(&url, Some(b"not a certificate")).expect_err("not PEM");
+    assert!(err.to_string().contains("CA"), "{err}");
+    let err = HttpRegistry::connect("ftp://registry", None).expect_err("not http");
+    assert!(err.to_string().contains("http:// or https://"), "{err}");
 }

@@ -5,4 +5,7 @@ mod compatibility;
 mod errors;
 mod fixtures;
 mod http_registry;
+#[path = "../../../mantis-connectors/tests/common/pki.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pki;
 mod round_trip;
