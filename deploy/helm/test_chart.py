@@ -229,6 +229,9 @@ class ChartTest(unittest.TestCase):
         validate_all(self, render(*SECRETS, *tls, "--set", "secrets.redisUrl=rediss://:pw@redis:6380"))
         err = render(*SECRETS, "--set", "infra.redisTls.secret=redis-tls", expect_failure=True)
         self.assertIn("not a rediss:// one", err)
+        err = render(*SECRETS, "--set", "infra.redisUrl=", "--set", "infra.redisTls.secret=redis-tls",
+                     expect_failure=True)
+        self.assertIn("no Redis URL is", err)
         # Without it: no mount, no variable.
         c = container(render(*SECRETS).deployment("features"))
         self.assertNotIn("volumeMounts", c)
@@ -276,6 +279,11 @@ class ChartTest(unittest.TestCase):
         err = render(*SECRETS, "--set", "infra.schemaRegistryUrl=http://registry:8081",
                      "--set", "infra.schemaRegistryTls.secret=registry-ca", expect_failure=True)
         self.assertIn("not an https:// one", err)
+        err = render(*SECRETS, "--set", "infra.schemaRegistryTls.secret=registry-ca", expect_failure=True)
+        self.assertIn("no schema registry is", err)
+        # Your Secret may hold the URL: the CA alone is taken then.
+        validate_all(self, render("--set", "secrets.existingSecret=plant-mantis",
+                                  "--set", "infra.schemaRegistryTls.secret=registry-ca"))
 
     def test_extra_environment_reaches_every_service(self):
         r = render(*SECRETS, "--set", "env[0].name=KAFKA_PASSWORD",

@@ -383,8 +383,8 @@ pub async fn replay_alone(
     }
     let name = format!("{} on {}", options.by, crate::host_name("an unnamed host"));
     let holder = crate::lease_holder(Some(&name), "mantis");
-    let run = replay(bus, topic, filter, options);
-    match crate::hold(store, &lease_of(topic), &holder, LEASE, run).await {
+    let run = |lease| replay_watched(bus, topic, filter, options, Some(lease));
+    match crate::hold_watched(store, &lease_of(topic), &holder, LEASE, run).await {
         Ok(Ok(done)) => done,
         Ok(Err(lease)) => Err(Error::Busy {
             topic: topic.to_owned(),
@@ -411,6 +411,17 @@ pub async fn replay(
     topic: &str,
     filter: &Filter,
     options: &ReplayOptions,
+) -> Result<Replayed, Error> {
+    replay_watched(bus, topic, filter, options, None).await
+}
+
+/// [`replay`], stopping before it publishes more once `lease` is lost.
+async fn replay_watched(
+    bus: &dyn Bus,
+    topic: &str,
+    filter: &Filter,
+    options: &ReplayOptions,
+    lease: Option<crate::LeaseWatch>,
 ) -> Result<Replayed, Error> {
     let mut outcome = Replayed {
         since: filter
@@ -448,6 +459,7 @@ pub async fn replay(
         letters: Vec::with_capacity(CHUNK),
         recorded: false,
         sent_any: false,
+        lease,
     };
     // Made sure of before anything is sent (its opening record covers nothing): a replay that
     // could not record what it sends would send it again at every run.
@@ -549,12 +561,26 @@ struct Run<'a> {
     recorded: bool,
     /// Whether it published anything yet.
     sent_any: bool,
+    /// The lease it runs under ([`replay_alone`]): lost, it publishes no more.
+    lease: Option<crate::LeaseWatch>,
 }
 
 impl Run<'_> {
     /// Publishes the chunk and leaves what the replay went through on [`REPLAYS`]; `false`
     /// when it stopped (said in `outcome.stopped`).
     async fn flush(&mut self, outcome: &mut Replayed) -> bool {
+        if !self.dry_run && self.lease.as_ref().is_some_and(crate::LeaseWatch::lost) {
+            tracing::warn!(topic = %self.done.topic, "a replay's lease is lost; it stops");
+            outcome.stopped = Some(
+                "its lease in the store was lost (the store did not answer in time, or another \
+                 replay took it): stopped before publishing more; a later replay goes on from \
+                 what this one recorded"
+                    .to_owned(),
+            );
+            self.chunk.clear();
+            self.letters.clear();
+            return false;
+        }
         let letters = std::mem::take(&mut self.letters);
         let (sent, went_on) = publish(self.bus, &mut self.chunk, self.dry_run, outcome).await;
         self.sent_any |= sent > 0;
@@ -908,5 +934,55 @@ mod tests {
         .expect("read");
         assert!(older.covers(&letter(3, 4_000, "sensor.raw", "x")));
         assert!(!older.covers(&letter(3, 6_000, "sensor.raw", "x")));
+    }
+
+    /// A replay whose lease is lost publishes nothing more and says why; a dry run counts on.
+    #[tokio::test]
+    async fn a_replay_whose_lease_is_lost_stops_before_publishing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = mantis_bus::embedded::EmbeddedBus::open(dir.path())
+            .await
+            .expect("log");
+        let spec = |name: &str| TopicSpec {
+            name: name.into(),
+            partitions: 1,
+            retention: Duration::from_secs(3600),
+        };
+        bus.ensure_topics(&[spec("dlq.x"), spec("source.topic")])
+            .await
+            .expect("topics");
+        let mut read = letter(3, Utc::now().timestamp_millis(), "", "");
+        read.topic = "source.topic".into();
+        read.headers.clear();
+        bus.publish(read.to_dead_letter("dlq.x", "refused"))
+            .await
+            .expect("dead-lettered");
+        let lost = crate::LeaseWatch::default();
+        lost.lose();
+        let options = ReplayOptions::default();
+        let done = replay_watched(
+            &bus,
+            "dlq.x",
+            &Filter::default(),
+            &options,
+            Some(lost.clone()),
+        )
+        .await
+        .expect("stopped, not failed");
+        assert!(done.published.is_empty(), "{done:?}");
+        assert!(
+            done.stopped.as_deref().is_some_and(|s| s.contains("lease")),
+            "{done:?}"
+        );
+        let sent = bus.topic_offsets("source.topic").await.expect("offsets")[0].retained();
+        assert_eq!(sent, 0);
+        let dry = ReplayOptions {
+            dry_run: true,
+            ..ReplayOptions::default()
+        };
+        let counted = replay_watched(&bus, "dlq.x", &Filter::default(), &dry, Some(lost))
+            .await
+            .expect("counted");
+        assert_eq!(counted.published.get("source.topic"), Some(&1));
     }
 }

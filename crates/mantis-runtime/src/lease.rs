@@ -4,6 +4,8 @@
 
 use mantis_store::Store;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// This process's name in the leases it holds, `<name>#<pid>.<random>`: `instance` (else the
@@ -67,6 +69,36 @@ pub async fn hold<T>(
     ttl: Duration,
     work: impl Future<Output = T>,
 ) -> Result<Result<T, mantis_store::Lease>, mantis_store::Error> {
+    hold_watched(store, name, holder, ttl, |_| work).await
+}
+
+/// Whether the lease of a [`hold_watched`] work may be another holder's now: taken by one, or
+/// not renewed in time (the store away) — it lapses before the next renewal.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseWatch(Arc<AtomicBool>);
+
+impl LeaseWatch {
+    /// Whether the lease is lost (for good: a work told so stops).
+    pub fn lost(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Says the lease is lost (tests).
+    #[cfg(test)]
+    pub(crate) fn lose(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// [`hold`], handing `work` a [`LeaseWatch`]: a work that must not run beside another holder's
+/// (each would do what the other has not recorded yet) stops once its lease is lost.
+pub async fn hold_watched<T, F: Future<Output = T>>(
+    store: &dyn Store,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+    work: impl FnOnce(LeaseWatch) -> F,
+) -> Result<Result<T, mantis_store::Lease>, mantis_store::Error> {
     let lease = store
         .acquire_lease(name, holder, chrono::Utc::now(), ttl)
         .await?;
@@ -77,15 +109,26 @@ pub async fn hold<T>(
     let period = (ttl / 3).max(Duration::from_millis(10));
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut work = std::pin::pin!(work);
+    let watch = LeaseWatch::default();
+    let mut work = std::pin::pin!(work(watch.clone()));
     let out = loop {
         tokio::select! {
             out = &mut work => break out,
             _ = renew.tick() => {
                 match store.acquire_lease(name, holder, chrono::Utc::now(), ttl).await {
                     Ok(l) if l.is_held_by(holder) => expires = l.expires_at,
-                    Ok(l) => tracing::warn!(lease = name, holder = %l.holder, "lease taken by another holder while its work runs"),
-                    Err(e) => tracing::warn!(lease = name, error = %e, "lease not renewed; its work goes on"),
+                    Ok(l) => {
+                        watch.0.store(true, Ordering::Relaxed);
+                        tracing::warn!(lease = name, holder = %l.holder, "lease taken by another holder while its work runs");
+                    }
+                    Err(e) => {
+                        // Lapsing before the next renewal: another holder may take it then.
+                        let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+                        if left <= period {
+                            watch.0.store(true, Ordering::Relaxed);
+                        }
+                        tracing::warn!(lease = name, error = %e, "lease not renewed; its work goes on");
+                    }
                 }
             }
         }
@@ -143,6 +186,50 @@ mod tests {
         assert!(noted_within(&store, key, Duration::from_secs(60)).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!noted_within(&store, key, Duration::from_millis(10)).await);
+    }
+
+    #[tokio::test]
+    async fn a_work_is_told_when_another_holder_takes_its_lease() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
+        let (first, second) = ("a#1.000001", "b#2.000002");
+        let task = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let ttl = Duration::from_millis(300);
+                hold_watched(store.as_ref(), "dlq.x", first, ttl, |watch| async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    while !watch.lost() {
+                        assert!(tokio::time::Instant::now() < deadline, "never told");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    "stopped"
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Taken from under it (its holder's clock drifted, say): told at its next renewal.
+        assert!(
+            store
+                .release_lease("dlq.x", first, None)
+                .await
+                .expect("store")
+        );
+        let taken = store
+            .acquire_lease("dlq.x", second, chrono::Utc::now(), Duration::from_secs(60))
+            .await
+            .expect("store");
+        assert!(taken.is_held_by(second));
+        let out = task.await.expect("joined").expect("store");
+        assert_eq!(out.ok(), Some("stopped"));
+        let still = store
+            .acquire_lease("dlq.x", first, chrono::Utc::now(), Duration::from_secs(60))
+            .await
+            .expect("store");
+        assert!(
+            still.is_held_by(second),
+            "its end gives back no lease of another"
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub use http::{
 };
 pub use infra::{Infra, connect_bus, connect_store};
 pub use lease::{
-    hold, holder_name, host_name, lease_holder, note_time, noted_within, while_holding,
+    LeaseWatch, hold, hold_watched, holder_name, host_name, lease_holder, note_time, noted_within,
+    while_holding,
 };
 pub use main_helper::{BusAtStart, run_service, run_service_with, service_main, service_main_with};
 pub use publish::Publisher;

@@ -186,7 +186,8 @@ impl InfraSettings {
     }
 
     /// Checks the bus settings alone (Kafka's brokers and client properties as librdkafka takes
-    /// them, those MANTIS sets itself refused): for tools that need only the bus (`mantis dlq`).
+    /// them, those MANTIS sets itself refused): for tools that need the bus above all
+    /// (`mantis dlq`, whose replays also take a lease in the database).
     pub fn check_bus(&self) -> Result<()> {
         if let BusSettings::Kafka { brokers, .. } = &self.bus {
             let mut config = mantis_bus::kafka::KafkaConfig::new(brokers.clone(), "mantis");

@@ -230,6 +230,22 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Dlq { what } = cli.command {
         let settings = mantis::Settings::load(cli.config.as_deref(), false)?;
         settings.infra.check_bus()?;
+        // A replay holds a lease in the store, so that it runs alone (beside gateway replicas
+        // replaying over the API, another `mantis dlq`).
+        let leased = matches!(what, DlqWhat::Replay { dry_run: false, .. });
+        if leased
+            && matches!(
+                settings.infra.bus,
+                mantis_runtime::BusSettings::Kafka { .. }
+            )
+            && settings.infra.database_url.is_none()
+        {
+            anyhow::bail!(
+                "a replay takes a lease in the database the services share, so that two replays \
+                 of a topic never run at once: set infra.database_url \
+                 (MANTIS_INFRA__DATABASE_URL) as the gateway has it (--dry-run needs none)"
+            );
+        }
         let bus = mantis_runtime::connect_bus(&settings.infra)
             .await
             .map_err(|e| match e {
@@ -243,13 +259,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 e => e.into(),
             })?;
-        // A replay holds a lease in the store, so that it runs alone (beside gateway replicas
-        // replaying over the API, another `mantis dlq`).
-        let store = match &what {
-            DlqWhat::Replay { dry_run: false, .. } => {
-                Some(mantis_runtime::connect_store(&settings.infra).await?)
-            }
-            _ => None,
+        let store = if leased {
+            Some(mantis_runtime::connect_store(&settings.infra).await?)
+        } else {
+            None
         };
         return dlq(bus.as_ref(), store.as_deref(), what).await;
     }

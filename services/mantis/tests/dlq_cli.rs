@@ -277,6 +277,18 @@ async fn dead_letters_are_listed_shown_and_replayed_to_where_they_came_from() {
         "{out}"
     );
 
+    // Over Kafka, a replay needs the database the services share (its lease); named at once.
+    let out = Command::new(env!("CARGO_BIN_EXE_mantis"))
+        .args(["dlq", "replay", "dlq.preprocessing"])
+        .env("MANTIS_INFRA__DATA_DIR", data.path())
+        .env("MANTIS_INFRA__BUS__KIND", "kafka")
+        .env("MANTIS_INFRA__BUS__BROKERS", "127.0.0.1:1")
+        .output()
+        .expect("mantis runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("set infra.database_url"), "{err}");
+
     // Errors: a topic that is not a dead-letter one, a time that is not one.
     let (ok, _, err) = mantis(data.path(), &["show", "sensor.raw"]);
     assert!(!ok);

@@ -57,13 +57,14 @@ impl HttpRegistry {
                     "the registry's CA file holds no certificate".into(),
                 ));
             }
-            for cert in certs {
-                client = client.add_root_certificate(cert);
-            }
+            client = client.tls_certs_merge(certs);
         }
         let mut builder = SrSettings::new_builder(parsed.as_str().trim_end_matches('/').into());
         builder.set_timeout(Duration::from_secs(10));
         if !user.is_empty() || password.is_some() {
+            if parsed.scheme() == "http" {
+                tracing::warn!(registry = %parsed, "the schema registry's credentials go in clear over http://: use https://");
+            }
             builder.set_basic_authorization(&user, password.as_deref());
         }
         let settings = builder.build_with(client).map_err(registry_error)?;
