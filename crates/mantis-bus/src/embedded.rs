@@ -229,6 +229,42 @@ impl Bus for EmbeddedBus {
         .await
     }
 
+    async fn group_positions(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>> {
+        let inner = Arc::clone(&self.inner);
+        let (group, topic, partitions) = (group.to_owned(), topic.to_owned(), partitions.to_vec());
+        blocking(move || {
+            let mut found = BTreeMap::new();
+            let groups = lock(&inner.groups);
+            if let Some(g) = groups.get(&group) {
+                for &p in &partitions {
+                    let tp = (topic.clone(), p);
+                    let at = g.committed.get(&topic).and_then(|c| c.get(&p));
+                    if let Some(&at) = at.or_else(|| g.initial.get(&tp)) {
+                        found.insert(p, at);
+                    }
+                }
+                return Ok(found);
+            }
+            drop(groups);
+            // A group no member of this process joined: what it committed, from its file.
+            let path = inner.group_path(&group);
+            let mut committed: BTreeMap<String, BTreeMap<i32, i64>> = match fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?,
+                Err(e) if e.kind() == ErrorKind::NotFound => BTreeMap::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let of_topic = committed.remove(&topic).unwrap_or_default();
+            found.extend(of_topic.into_iter().filter(|(p, _)| partitions.contains(p)));
+            Ok(found)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<()> {
         tokio::fs::metadata(&self.inner.root).await?;
         // A partition that stopped taking writes makes the bus unready (a restart scans it

@@ -166,6 +166,9 @@ pub struct KafkaBus {
     /// The producer in use; replaced when it fails for good (see [`KafkaBus::after_error`]).
     producer: RwLock<Arc<FutureProducer<Ctx>>>,
     admin: AdminClient<Ctx>,
+    /// A consumer per group whose positions are asked for ([`Bus::group_positions`]): given
+    /// the group's id, never subscribed (it asks for the group's commits, it joins nothing).
+    position_readers: std::sync::Mutex<std::collections::HashMap<String, Arc<BaseConsumer<Ctx>>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -190,7 +193,30 @@ impl KafkaBus {
             config,
             producer: RwLock::new(Arc::new(producer)),
             admin,
+            position_readers: std::sync::Mutex::default(),
         })
+    }
+
+    /// The consumer that asks for `group`'s commits, made at its first use.
+    fn position_reader(&self, group: &str) -> Result<Arc<BaseConsumer<Ctx>>> {
+        let mut readers = self
+            .position_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(reader) = readers.get(group) {
+            return Ok(Arc::clone(reader));
+        }
+        let reader: BaseConsumer<Ctx> = self
+            .config
+            .client(&[
+                ("group.id", group.to_owned()),
+                ("enable.auto.commit", "false".to_owned()),
+            ])
+            .create_with_context(Ctx::default())
+            .map_err(|e| map_err(e, ""))?;
+        let reader = Arc::new(reader);
+        readers.insert(group.to_owned(), Arc::clone(&reader));
+        Ok(reader)
     }
 
     /// The producer in use.
@@ -572,6 +598,37 @@ impl Bus for KafkaBus {
                 };
             }
             watermarks(client, found, timeout)
+        })
+        .await
+    }
+
+    async fn group_positions(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<std::collections::BTreeMap<i32, i64>> {
+        let reader = self.position_reader(group)?;
+        let timeout = self.config.request_timeout;
+        let mut asked = TopicPartitionList::new();
+        for &p in partitions {
+            asked.add_partition(topic, p);
+        }
+        let topic = topic.to_owned();
+        blocking(move || {
+            let committed = reader
+                .committed_offsets(asked, timeout)
+                .map_err(|e| map_err(e, &topic));
+            // Its client's events (logs, errors) are served here: it is never polled otherwise.
+            let _ = reader.poll(Duration::ZERO);
+            Ok(committed?
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(at) => Some((e.partition(), at)),
+                    _ => None,
+                })
+                .collect())
         })
         .await
     }

@@ -194,7 +194,10 @@ pub async fn run_consumer_with<H: Handler>(
     let measuring = CancellationToken::new();
     tokio::spawn(measure_lag(
         infra.bus.clone(),
-        dead_letters.to_owned(),
+        Groups {
+            id: group.to_owned(),
+            label: dead_letters.to_owned(),
+        },
         topic,
         owned.next.clone(),
         measuring.clone(),
@@ -361,30 +364,43 @@ impl Reading {
 /// How often a consumer measures how far behind its topic's end it is.
 pub const LAG_EVERY: Duration = Duration::from_secs(15);
 
-/// Records of `ends` after what `next` says was received: the partitions received from alone
-/// (one not received from since the consumer started or was given it is not known, and not
-/// counted until its first record).
-fn behind(ends: &[mantis_bus::PartitionOffsets], next: &HashMap<i32, i64>) -> i64 {
+/// Records of `ends` from `at` of each partition on: what `next` says was received (one not
+/// received from since the consumer started or was given it is not known, and not counted
+/// until its first record), or where the group reads on from (one it has no position in is
+/// not counted). None below 0 in a partition (a topic recreated).
+fn behind(ends: &[mantis_bus::PartitionOffsets], at: impl Fn(i32) -> Option<i64>) -> i64 {
     ends.iter()
-        .filter_map(|p| next.get(&p.partition).map(|n| (p.end - n).max(0)))
+        .filter_map(|p| at(p.partition).map(|n| (p.end - n).max(0)))
         .sum()
 }
 
-/// Sets `mantis_consumer_lag_records{group, topic}` every [`LAG_EVERY`] until `stop`: the
-/// records of `topic` after those the consumer received (handled, or in its hands now). The
-/// bus's end offsets of the topic are asked for each time (the embedded log's are in memory;
-/// Kafka's are the topic's metadata and a watermark request per partition); when it does not
-/// answer, the gauge keeps its last value, `mantis_consumer_lag_failures_total` counts it
-/// and the first failure after a success is warned of.
+/// A consumer group's id on the bus, and the name its metrics carry (its dead-letter name:
+/// the same across starts for a group named anew at each, the gateways' live view).
+struct Groups {
+    id: String,
+    label: String,
+}
+
+/// Sets, every [`LAG_EVERY`] until `stop`, `mantis_consumer_lag_records{group, topic}`: the
+/// records of `topic` after those this consumer received (handled, or in its hands now), and
+/// `mantis_consumer_group_lag_records{group, topic}`: those after where its group reads on
+/// from (its commits: every partition of the group, received from or not; the same in each
+/// replica). The bus's end offsets of the topic and the group's positions are asked for each
+/// time (the embedded log's are in memory; Kafka's are the topic's metadata, a watermark
+/// request per partition and an offset fetch); when it does not answer, the gauges keep their
+/// last value, `mantis_consumer_lag_failures_total` counts it and the first failure after a
+/// success is warned of.
 async fn measure_lag(
     bus: Arc<dyn mantis_bus::Bus>,
-    group: String,
+    groups: Groups,
     topic: &'static str,
     next: Reading,
     stop: CancellationToken,
 ) {
+    let Groups { id, label: group } = groups;
     let gauge =
         metrics::gauge!("mantis_consumer_lag_records", "group" => group.clone(), "topic" => topic);
+    let group_gauge = metrics::gauge!("mantis_consumer_group_lag_records", "group" => group.clone(), "topic" => topic);
     let failures = metrics::counter!("mantis_consumer_lag_failures_total", "group" => group.clone(), "topic" => topic);
     let mut every = tokio::time::interval(LAG_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -394,13 +410,28 @@ async fn measure_lag(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        let ends = tokio::select! {
-            () = stop.cancelled() => return,
-            ends = bus.offsets_of(topic) => ends,
+        let measured = async {
+            let Some(ends) = bus.offsets_of(topic).await? else {
+                return Ok(None);
+            };
+            let partitions: Vec<i32> = ends.iter().map(|p| p.partition).collect();
+            let at = bus.group_positions(&id, topic, &partitions).await?;
+            Ok::<_, mantis_bus::Error>(Some((ends, at)))
         };
-        match ends {
-            Ok(Some(ends)) => {
-                gauge.set(behind(&ends, &next.lock()) as f64);
+        let measured = tokio::select! {
+            () = stop.cancelled() => return,
+            measured = measured => measured,
+        };
+        match measured {
+            Ok(Some((ends, at))) => {
+                let received = {
+                    let next = next.lock();
+                    behind(&ends, |p| next.get(&p).copied())
+                };
+                gauge.set(received as f64);
+                if !at.is_empty() {
+                    group_gauge.set(behind(&ends, |p| at.get(&p).copied()) as f64);
+                }
                 failing = false;
             }
             Ok(None) => {}
@@ -548,7 +579,7 @@ mod tests {
         // Partition 2 not received from: not known, not counted; 1 ahead of a truncated end
         // (a topic recreated) is not negative.
         let next = HashMap::from([(0, 4), (1, 9)]);
-        assert_eq!(behind(&ends, &next), 6);
-        assert_eq!(behind(&ends, &HashMap::new()), 0);
+        assert_eq!(behind(&ends, |p| next.get(&p).copied()), 6);
+        assert_eq!(behind(&ends, |_| None), 0);
     }
 }

@@ -433,14 +433,14 @@ impl Handler for Gate {
     }
 }
 
-/// `mantis_consumer_lag_records` of `group` as the Prometheus recorder renders it.
-fn lag_of(group: &str) -> Option<f64> {
+/// The gauge `metric` of `group` as the Prometheus recorder renders it.
+fn lag_of(metric: &str, group: &str) -> Option<f64> {
     let wanted = format!("group=\"{group}\"");
     let rendered = mantis_telemetry::metrics_handle()
         .expect("the Prometheus recorder")
         .render();
     rendered.lines().find_map(|line| {
-        let rest = line.strip_prefix("mantis_consumer_lag_records{")?;
+        let rest = line.strip_prefix(metric)?.strip_prefix('{')?;
         let (labels, value) = rest.split_once("} ")?;
         labels
             .contains(&wanted)
@@ -448,16 +448,16 @@ fn lag_of(group: &str) -> Option<f64> {
     })
 }
 
-async fn lag_becomes(group: &str, want: f64) {
+async fn lag_becomes(metric: &str, group: &str, want: f64) {
     let deadline = tokio::time::Instant::now() + mantis_runtime::LAG_EVERY * 3;
     loop {
-        let lag = lag_of(group);
+        let lag = lag_of(metric, group);
         if lag == Some(want) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the lag of {group} stays {lag:?}, not {want}"
+            "{metric} of {group} stays {lag:?}, not {want}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -482,10 +482,17 @@ async fn how_far_a_consumer_is_behind_its_topic_is_measured() {
         Gate(gate.clone()),
         shutdown.clone(),
     ));
-    // The first record in the handler's hands (held: a handler retrying it), five after it.
-    lag_becomes("lag-measured", 5.0).await;
+    // The first record in the handler's hands (held: a handler retrying it), five after it;
+    // the group has handled none of the six (it reads on from the first).
+    let (received, group) = (
+        "mantis_consumer_lag_records",
+        "mantis_consumer_group_lag_records",
+    );
+    lag_becomes(received, "lag-measured", 5.0).await;
+    lag_becomes(group, "lag-measured", 6.0).await;
     gate.add_permits(6);
-    lag_becomes("lag-measured", 0.0).await;
+    lag_becomes(received, "lag-measured", 0.0).await;
+    lag_becomes(group, "lag-measured", 0.0).await;
     stop(shutdown, task).await;
 }
 
