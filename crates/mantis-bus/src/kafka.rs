@@ -206,12 +206,14 @@ impl KafkaBus {
         if let Some(reader) = readers.get(group) {
             return Ok(Arc::clone(reader));
         }
+        // Its client's own logs from warnings up: its events are served only when it is asked.
         let reader: BaseConsumer<Ctx> = self
             .config
             .client(&[
                 ("group.id", group.to_owned()),
                 ("enable.auto.commit", "false".to_owned()),
             ])
+            .set_log_level(RDKafkaLogLevel::Warning)
             .create_with_context(Ctx::default())
             .map_err(|e| map_err(e, ""))?;
         let reader = Arc::new(reader);
@@ -619,8 +621,9 @@ impl Bus for KafkaBus {
             let committed = reader
                 .committed_offsets(asked, timeout)
                 .map_err(|e| map_err(e, &topic));
-            // Its client's events (logs, errors) are served here: it is never polled otherwise.
-            let _ = reader.poll(Duration::ZERO);
+            // Its client's events (logs, errors) are served here, for a moment (a zero timeout
+            // serves one): it is never polled otherwise.
+            let _ = reader.poll(Duration::from_millis(50));
             Ok(committed?
                 .elements()
                 .iter()

@@ -420,7 +420,7 @@ pub trait Bus: Send + Sync + 'static {
     /// partition it has committed nothing of; a partition of neither is left out. What the
     /// group has not handled past is behind it: a consumer stuck on a record, however many
     /// partitions it has not received from since (the consumers' group lag is measured with
-    /// it every few seconds). Default: none known.
+    /// it every 15 s). Default: none known.
     async fn group_positions(
         &self,
         group: &str,

@@ -196,6 +196,7 @@ pub async fn run_consumer_with<H: Handler>(
         infra.bus.clone(),
         Groups {
             id: group.to_owned(),
+            start,
             label: dead_letters.to_owned(),
         },
         topic,
@@ -367,29 +368,34 @@ pub const LAG_EVERY: Duration = Duration::from_secs(15);
 /// Records of `ends` from `at` of each partition on: what `next` says was received (one not
 /// received from since the consumer started or was given it is not known, and not counted
 /// until its first record), or where the group reads on from (one it has no position in is
-/// not counted). None below 0 in a partition (a topic recreated).
+/// not counted). A position before the partition's earliest retained record counts from that
+/// record (retention took the rest), one past its end (a topic recreated) counts none.
 fn behind(ends: &[mantis_bus::PartitionOffsets], at: impl Fn(i32) -> Option<i64>) -> i64 {
     ends.iter()
-        .filter_map(|p| at(p.partition).map(|n| (p.end - n).max(0)))
+        .filter_map(|p| at(p.partition).map(|n| (p.end - n.max(p.earliest)).max(0)))
         .sum()
 }
 
-/// A consumer group's id on the bus, and the name its metrics carry (its dead-letter name:
-/// the same across starts for a group named anew at each, the gateways' live view).
+/// A consumer group's id on the bus, where it starts a partition it has no commit of, and the
+/// name its metrics carry (its dead-letter name: the same across starts for a group named anew
+/// at each, the gateways' live view).
 struct Groups {
     id: String,
+    start: StartFrom,
     label: String,
 }
 
 /// Sets, every [`LAG_EVERY`] until `stop`, `mantis_consumer_lag_records{group, topic}`: the
 /// records of `topic` after those this consumer received (handled, or in its hands now), and
 /// `mantis_consumer_group_lag_records{group, topic}`: those after where its group reads on
-/// from (its commits: every partition of the group, received from or not; the same in each
-/// replica). The bus's end offsets of the topic and the group's positions are asked for each
-/// time (the embedded log's are in memory; Kafka's are the topic's metadata, a watermark
-/// request per partition and an offset fetch); when it does not answer, the gauges keep their
-/// last value, `mantis_consumer_lag_failures_total` counts it and the first failure after a
-/// success is warned of.
+/// from (its commits; a partition without one, from the earliest record for a group that
+/// starts there; every partition of the group, received from or not; the same in each
+/// replica), set from its first measurement on. The bus's end offsets of the topic and the
+/// group's positions are asked for each time (the embedded log's are in memory; Kafka's are
+/// the topic's metadata, a watermark request per partition and an offset fetch); a gauge
+/// whose measurement the bus does not answer keeps its last value,
+/// `mantis_consumer_lag_failures_total` counts it and the first failure after a success is
+/// warned of.
 async fn measure_lag(
     bus: Arc<dyn mantis_bus::Bus>,
     groups: Groups,
@@ -397,10 +403,15 @@ async fn measure_lag(
     next: Reading,
     stop: CancellationToken,
 ) {
-    let Groups { id, label: group } = groups;
+    let Groups {
+        id,
+        start,
+        label: group,
+    } = groups;
     let gauge =
         metrics::gauge!("mantis_consumer_lag_records", "group" => group.clone(), "topic" => topic);
-    let group_gauge = metrics::gauge!("mantis_consumer_group_lag_records", "group" => group.clone(), "topic" => topic);
+    // Made at its first value: registered, it would read 0 meanwhile.
+    let mut group_gauge = None;
     let failures = metrics::counter!("mantis_consumer_lag_failures_total", "group" => group.clone(), "topic" => topic);
     let mut every = tokio::time::interval(LAG_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -412,29 +423,34 @@ async fn measure_lag(
         }
         let measured = async {
             let Some(ends) = bus.offsets_of(topic).await? else {
-                return Ok(None);
+                return Ok(());
             };
+            let received = {
+                let next = next.lock();
+                behind(&ends, |p| next.get(&p).copied())
+            };
+            gauge.set(received as f64);
             let partitions: Vec<i32> = ends.iter().map(|p| p.partition).collect();
             let at = bus.group_positions(&id, topic, &partitions).await?;
-            Ok::<_, mantis_bus::Error>(Some((ends, at)))
+            let from = |p: i32| {
+                at.get(&p).copied().or_else(|| {
+                    let earliest = ends.iter().find(|e| e.partition == p)?.earliest;
+                    matches!(start, StartFrom::Earliest).then_some(earliest)
+                })
+            };
+            if ends.iter().any(|p| from(p.partition).is_some()) {
+                group_gauge
+                    .get_or_insert_with(|| metrics::gauge!("mantis_consumer_group_lag_records", "group" => group.clone(), "topic" => topic))
+                    .set(behind(&ends, from) as f64);
+            }
+            Ok::<_, mantis_bus::Error>(())
         };
         let measured = tokio::select! {
             () = stop.cancelled() => return,
             measured = measured => measured,
         };
         match measured {
-            Ok(Some((ends, at))) => {
-                let received = {
-                    let next = next.lock();
-                    behind(&ends, |p| next.get(&p).copied())
-                };
-                gauge.set(received as f64);
-                if !at.is_empty() {
-                    group_gauge.set(behind(&ends, |p| at.get(&p).copied()) as f64);
-                }
-                failing = false;
-            }
-            Ok(None) => {}
+            Ok(()) => failing = false,
             Err(e) => {
                 failures.increment(1);
                 if !failing {
@@ -581,5 +597,12 @@ mod tests {
         let next = HashMap::from([(0, 4), (1, 9)]);
         assert_eq!(behind(&ends, |p| next.get(&p).copied()), 6);
         assert_eq!(behind(&ends, |_| None), 0);
+        // A position retention has passed counts from the earliest record retained.
+        let trimmed = [PartitionOffsets {
+            partition: 0,
+            earliest: 8,
+            end: 10,
+        }];
+        assert_eq!(behind(&trimmed, |_| Some(3)), 2);
     }
 }

@@ -570,6 +570,10 @@ impl Run<'_> {
     /// when it stopped (said in `outcome.stopped`).
     async fn flush(&mut self, outcome: &mut Replayed) -> bool {
         if !self.dry_run && self.lease.as_ref().is_some_and(crate::LeaseWatch::lost) {
+            // Nothing left to publish: done, without another record (the lease is not ours).
+            if self.chunk.is_empty() {
+                return true;
+            }
             tracing::warn!(topic = %self.done.topic, "a replay's lease is lost; it stops");
             outcome.stopped = Some(
                 "its lease in the store was lost (the store did not answer in time, or another \

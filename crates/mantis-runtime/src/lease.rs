@@ -116,7 +116,13 @@ pub async fn hold_watched<T, F: Future<Output = T>>(
             out = &mut work => break out,
             _ = renew.tick() => {
                 match store.acquire_lease(name, holder, chrono::Utc::now(), ttl).await {
-                    Ok(l) if l.is_held_by(holder) => expires = l.expires_at,
+                    Ok(l) if l.is_held_by(holder) => {
+                        // Taken afresh: it had lapsed, and another holder may have had it since.
+                        if l.acquired_at != lease.acquired_at {
+                            watch.0.store(true, Ordering::Relaxed);
+                        }
+                        expires = l.expires_at;
+                    }
                     Ok(l) => {
                         watch.0.store(true, Ordering::Relaxed);
                         tracing::warn!(lease = name, holder = %l.holder, "lease taken by another holder while its work runs");
@@ -192,11 +198,13 @@ mod tests {
     async fn a_work_is_told_when_another_holder_takes_its_lease() {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.expect("sqlite"));
         let (first, second) = ("a#1.000001", "b#2.000002");
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let task = {
             let store = store.clone();
             tokio::spawn(async move {
                 let ttl = Duration::from_millis(300);
                 hold_watched(store.as_ref(), "dlq.x", first, ttl, |watch| async move {
+                    let _ = started_tx.send(());
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                     while !watch.lost() {
                         assert!(tokio::time::Instant::now() < deadline, "never told");
@@ -207,7 +215,7 @@ mod tests {
                 .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        started_rx.await.expect("started under its lease");
         // Taken from under it (its holder's clock drifted, say): told at its next renewal.
         assert!(
             store
