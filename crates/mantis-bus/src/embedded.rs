@@ -234,7 +234,7 @@ impl Bus for EmbeddedBus {
         group: &str,
         topic: &str,
         partitions: &[i32],
-    ) -> Result<BTreeMap<i32, i64>> {
+    ) -> Result<Option<BTreeMap<i32, i64>>> {
         let inner = Arc::clone(&self.inner);
         let (group, topic, partitions) = (group.to_owned(), topic.to_owned(), partitions.to_vec());
         blocking(move || {
@@ -248,7 +248,7 @@ impl Bus for EmbeddedBus {
                         found.insert(p, at);
                     }
                 }
-                return Ok(found);
+                return Ok(Some(found));
             }
             drop(groups);
             // A group no member of this process joined: what it committed, from its file.
@@ -260,7 +260,7 @@ impl Bus for EmbeddedBus {
             };
             let of_topic = committed.remove(&topic).unwrap_or_default();
             found.extend(of_topic.into_iter().filter(|(p, _)| partitions.contains(p)));
-            Ok(found)
+            Ok(Some(found))
         })
         .await
     }

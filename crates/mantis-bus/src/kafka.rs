@@ -609,7 +609,7 @@ impl Bus for KafkaBus {
         group: &str,
         topic: &str,
         partitions: &[i32],
-    ) -> Result<std::collections::BTreeMap<i32, i64>> {
+    ) -> Result<Option<std::collections::BTreeMap<i32, i64>>> {
         let reader = self.position_reader(group)?;
         let timeout = self.config.request_timeout;
         let mut asked = TopicPartitionList::new();
@@ -624,14 +624,15 @@ impl Bus for KafkaBus {
             // Its client's events (logs, errors) are served here, for a moment (a zero timeout
             // serves one): it is never polled otherwise.
             let _ = reader.poll(Duration::from_millis(50));
-            Ok(committed?
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(at) => Some((e.partition(), at)),
-                    _ => None,
-                })
-                .collect())
+            let mut found = std::collections::BTreeMap::new();
+            for e in committed?.elements() {
+                // A partition's own error (its topic's rights, say) is not "no commit".
+                e.error().map_err(|err| map_err(err, &topic))?;
+                if let Offset::Offset(at) = e.offset() {
+                    found.insert(e.partition(), at);
+                }
+            }
+            Ok(Some(found))
         })
         .await
     }

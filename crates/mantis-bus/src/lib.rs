@@ -405,7 +405,7 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The retained offsets of `topic`'s partitions (as [`Bus::topic_offsets`] gives them),
     /// `None` when there is no such topic: asks about this topic alone (the consumers' lag
-    /// is measured with it every few seconds).
+    /// is measured with it every 15 s).
     async fn offsets_of(&self, topic: &str) -> Result<Option<Vec<PartitionOffsets>>> {
         Ok(self
             .topic_offsets(topic)
@@ -420,15 +420,15 @@ pub trait Bus: Send + Sync + 'static {
     /// partition it has committed nothing of; a partition of neither is left out. What the
     /// group has not handled past is behind it: a consumer stuck on a record, however many
     /// partitions it has not received from since (the consumers' group lag is measured with
-    /// it every 15 s). Default: none known.
+    /// it every 15 s). `None`: this bus does not know (the default).
     async fn group_positions(
         &self,
         group: &str,
         topic: &str,
         partitions: &[i32],
-    ) -> Result<std::collections::BTreeMap<i32, i64>> {
+    ) -> Result<Option<std::collections::BTreeMap<i32, i64>>> {
         let _ = (group, topic, partitions);
-        Ok(std::collections::BTreeMap::new())
+        Ok(None)
     }
 
     /// Checks that the bus is reachable (readiness probes).

@@ -422,7 +422,8 @@ async fn measure_lag(
             _ = every.tick() => {}
         }
         let measured = async {
-            let Some(ends) = bus.offsets_of(topic).await? else {
+            let lag = "the consumer's lag is not measured";
+            let Some(ends) = bus.offsets_of(topic).await.map_err(|e| (lag, e))? else {
                 return Ok(());
             };
             let received = {
@@ -431,7 +432,11 @@ async fn measure_lag(
             };
             gauge.set(received as f64);
             let partitions: Vec<i32> = ends.iter().map(|p| p.partition).collect();
-            let at = bus.group_positions(&id, topic, &partitions).await?;
+            let group_lag = "its group's lag is not measured";
+            let positions = bus.group_positions(&id, topic, &partitions).await;
+            let Some(at) = positions.map_err(|e| (group_lag, e))? else {
+                return Ok(());
+            };
             let from = |p: i32| {
                 at.get(&p).copied().or_else(|| {
                     let earliest = ends.iter().find(|e| e.partition == p)?.earliest;
@@ -443,7 +448,7 @@ async fn measure_lag(
                     .get_or_insert_with(|| metrics::gauge!("mantis_consumer_group_lag_records", "group" => group.clone(), "topic" => topic))
                     .set(behind(&ends, from) as f64);
             }
-            Ok::<_, mantis_bus::Error>(())
+            Ok::<_, (&str, mantis_bus::Error)>(())
         };
         let measured = tokio::select! {
             () = stop.cancelled() => return,
@@ -451,10 +456,10 @@ async fn measure_lag(
         };
         match measured {
             Ok(()) => failing = false,
-            Err(e) => {
+            Err((what, e)) => {
                 failures.increment(1);
                 if !failing {
-                    tracing::warn!(%group, topic, error = %e, "the consumer's lag is not measured (its last value stays); tried again every 15 s");
+                    tracing::warn!(%group, topic, error = %e, "{what} (its last value stays); tried again every 15 s");
                 }
                 failing = true;
             }

@@ -120,6 +120,7 @@ pub async fn hold_watched<T, F: Future<Output = T>>(
                         // Taken afresh: it had lapsed, and another holder may have had it since.
                         if l.acquired_at != lease.acquired_at {
                             watch.0.store(true, Ordering::Relaxed);
+                            tracing::warn!(lease = name, "lease lapsed and taken afresh while its work runs");
                         }
                         expires = l.expires_at;
                     }
